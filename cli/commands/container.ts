@@ -1,0 +1,261 @@
+/** `rkl container` (alias `c`): one subcommand per action, each one src/ call. */
+import type { Command } from "commander";
+import { loadContainer } from "../../src/spec/container.ts";
+import { formatWarning } from "../../src/spec/source.ts";
+import { formatBytes } from "../../src/spec/quantity.ts";
+import {
+  type ContainerRecord,
+  createContainer,
+  getContainer,
+  listContainers,
+  refresh,
+  removeContainer,
+  runContainer,
+  startContainer,
+  stopContainer,
+} from "../../src/workloads/container.ts";
+import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
+import { readExitCode } from "../../src/oci/conmon.ts";
+import { ConflictError, SpecError } from "../../src/errors.ts";
+import type { Host } from "../../src/workloads/host.ts";
+import { ago, table, write } from "../format.ts";
+import type { Context } from "../app.ts";
+
+function readSpecFile(file: string) {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (e) {
+    throw new SpecError({ file }, `Cannot read file: ${(e as Error).message.split(",")[0]}`, {
+      cause: e,
+    });
+  }
+  const abs = file.startsWith("/") ? file : `${Deno.cwd()}/${file}`;
+  return { text, baseDir: abs.slice(0, abs.lastIndexOf("/")) || "/" };
+}
+
+export function loadContainerFile(file: string, warn: (m: string) => void) {
+  const { text, baseDir } = readSpecFile(file);
+  const loaded = loadContainer(text, file, { baseDir });
+  for (const w of loaded.warnings) warn(formatWarning(w));
+  return loaded;
+}
+
+function networkOption(v: string | undefined): string | null {
+  return v === "none" ? null : v ?? "rkl0";
+}
+
+function statusText(r: ContainerRecord): string {
+  return r.status === "exited" ? `exited (${r.exitCode ?? "?"})` : r.status;
+}
+
+function portsText(r: ContainerRecord): string {
+  return (r.network?.portMappings ?? []).map((m) =>
+    `${m.hostIP ?? "0.0.0.0"}:${m.hostPort}->${m.containerPort}/${m.protocol}`
+  )
+    .join(", ");
+}
+
+/** The JSON shape of `state -o json` (stable; the record's internals are not part of it). */
+export function containerState(host: Host, r: ContainerRecord) {
+  const live = r.status === "running" || r.status === "created"
+    ? host.cgroups.read(r.cgroupPath)
+    : undefined;
+  return {
+    name: r.name,
+    id: r.id,
+    status: r.status,
+    pid: r.pid ?? null,
+    exitCode: r.exitCode ?? null,
+    ip: r.network?.ip ?? null,
+    network: r.network?.name ?? "none",
+    ports: r.network?.portMappings ?? [],
+    limits: {
+      cpuQuota: r.limits.cpuQuota ?? null,
+      cpuPeriod: r.limits.cpuPeriod ?? null,
+      cpuShares: r.limits.cpuShares ?? null,
+      memory: r.limits.memoryLimit ?? null,
+    },
+    cgroup: { path: r.cgroupPath, ...(live ? { live } : {}) },
+    created: r.createdAt,
+    started: r.startedAt ?? null,
+    finished: r.finishedAt ?? null,
+    image: r.image,
+    specFile: r.specFile,
+    runtime: r.runtime.name,
+    logPath: r.dirs.log,
+    labels: r.labels,
+  };
+}
+
+export function registerContainer(program: Command, ctx: Context): void {
+  const c = program.command("container").alias("c").description("run and manage single containers");
+
+  c.command("run").argument("<file>", "container YAML").description(
+    "create and start a container; prints its name",
+  )
+    .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
+    .action(async (file: string, o: { network?: string }) => {
+      const host = ctx.host();
+      const rec = await runContainer(host, loadContainerFile(file, ctx.warn), {
+        network: networkOption(o.network),
+      });
+      write(`${rec.name}\n`);
+    });
+
+  c.command("create").argument("<file>", "container YAML").description(
+    "create a container without starting it",
+  )
+    .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
+    .action(async (file: string, o: { network?: string }) => {
+      const host = ctx.host();
+      const rec = await createContainer(host, loadContainerFile(file, ctx.warn), {
+        network: networkOption(o.network),
+      });
+      write(`${rec.name}\n`);
+    });
+
+  c.command("start").argument("<name>").description("start a created container").action(
+    async (name: string) => {
+      const rec = await startContainer(ctx.host(), name);
+      write(`${rec.name}\n`);
+    },
+  );
+
+  c.command("stop").argument("<name>").description("SIGTERM, wait up to -t seconds, then SIGKILL")
+    .option("-t, --time <seconds>", "grace period", "10")
+    .action(async (name: string, o: { time: string }) => {
+      const t = Number(o.time);
+      if (!Number.isInteger(t) || t < 0) {
+        throw new SpecError(
+          { file: "--time" },
+          `${JSON.stringify(o.time)} must be a whole number of seconds`,
+        );
+      }
+      const rec = await stopContainer(ctx.host(), name, t);
+      write(`${rec.name}\n`);
+    });
+
+  c.command("rm").alias("delete").argument("<name>").description(
+    "remove a container and everything it holds",
+  )
+    .option("-f, --force", "stop it first when running")
+    .action(async (name: string, o: { force?: boolean }) => {
+      await removeContainer(ctx.host(), name, { force: o.force });
+      write(`${name}\n`);
+    });
+
+  c.command("list").alias("ls").description("list containers").option(
+    "-o, --output <format>",
+    "table or json",
+    "table",
+  )
+    .option("-q, --quiet", "names only")
+    .action(async (o: { output: string; quiet?: boolean }) => {
+      const host = ctx.host();
+      const recs = await listContainers(host);
+      if (o.output === "json") {
+        write(
+          JSON.stringify(await Promise.all(recs.map((r) => containerState(host, r))), null, 2) +
+            "\n",
+        );
+      } else if (o.quiet) {
+        write(recs.map((r) => `${r.name}\n`).join(""));
+      } else {
+        write(table(
+          ["NAME", "STATUS", "PID", "IP", "PORTS", "CREATED"],
+          recs.map((
+            r,
+          ) => [
+            r.name,
+            statusText(r),
+            r.pid ? String(r.pid) : "-",
+            r.network?.ip ?? "-",
+            portsText(r) || "-",
+            ago(r.createdAt),
+          ]),
+        ));
+      }
+    });
+
+  c.command("state").alias("inspect").argument("<name>").description("show a container's state")
+    .option("-o, --output <format>", "text or json", "text")
+    .action(async (name: string, o: { output: string }) => {
+      const host = ctx.host();
+      const s = containerState(host, await refresh(host, getContainer(host, name)));
+      if (o.output === "json") {
+        write(JSON.stringify(s, null, 2) + "\n");
+        return;
+      }
+      const lim = s.limits;
+      const lines = [
+        ["Name", s.name],
+        ["Status", s.status + (s.exitCode !== null ? ` (exit code ${s.exitCode})` : "")],
+        ["PID", s.pid ?? "-"],
+        ["IP", s.ip ?? "-"],
+        ["Network", s.network],
+        ["Ports", portsText(getContainer(host, name)) || "-"],
+        [
+          "CPU",
+          lim.cpuQuota
+            ? `${lim.cpuQuota}/${lim.cpuPeriod} µs (${
+              (lim.cpuQuota / (lim.cpuPeriod ?? 100000)).toFixed(2)
+            } cpu)`
+            : "unlimited",
+        ],
+        ["Memory", lim.memory ? formatBytes(lim.memory) : "unlimited"],
+        ["Cgroup", s.cgroup.path],
+        ["Created", s.created],
+        ["Started", s.started ?? "-"],
+        ["Finished", s.finished ?? "-"],
+        ["Image", s.image],
+        ["Runtime", s.runtime],
+        ["Log", s.logPath],
+      ];
+      write(lines.map(([k, v]) => `${(k + ":").padEnd(10)}${v}\n`).join(""));
+    });
+
+  c.command("exec").argument("<name>").argument("<command...>").description(
+    "run a command in a running container",
+  )
+    .option("-i, --interactive", "keep stdin open").option("-t, --tty", "allocate a terminal")
+    .action(
+      async (name: string, command: string[], o: { interactive?: boolean; tty?: boolean }) => {
+        const host = ctx.host();
+        const rec = await refresh(host, getContainer(host, name));
+        if (rec.status !== "running") {
+          throw new ConflictError(
+            `Cannot exec in container ${JSON.stringify(name)}: it is ${rec.status}`,
+          );
+        }
+        ctx.exitCode = await host.runtime.exec(rec.id, command, {
+          tty: o.tty ?? false,
+          interactive: o.interactive ?? false,
+        });
+      },
+    );
+
+  c.command("logs").argument("<name>").description("print a container's output")
+    .option("-f, --follow", "keep printing until the container exits")
+    .option("--tail <n>", "only the last n lines")
+    .option("--timestamps", "show each line's time")
+    .action(async (name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }) => {
+      const host = ctx.host();
+      const rec = getContainer(host, name);
+      const n = o.tail === undefined ? undefined : Number(o.tail);
+      if (n !== undefined && (!Number.isInteger(n) || n < 0)) {
+        throw new SpecError({ file: "--tail" }, `${JSON.stringify(o.tail)} must be a whole number`);
+      }
+      const enc = new TextEncoder();
+      await streamLog(rec.dirs.log, (e) => {
+        const bytes = enc.encode(formatEntry(e, { timestamps: o.timestamps }));
+        (e.stream === "stderr" ? Deno.stderr : Deno.stdout).writeSync(bytes);
+      }, {
+        tail: n,
+        follow: o.follow,
+        done: () =>
+          readExitCode(rec.dirs.exitDir, rec.id) !== undefined ||
+          !host.store.get("containers", name),
+      });
+    });
+}

@@ -1,0 +1,118 @@
+/** Builds the real Host: the only place real adapters are created. */
+import { CniClient } from "../src/net/cni.ts";
+import { resolveRuntime, RuncCliRuntime, which } from "../src/oci/runtime.ts";
+import { FsStore } from "../src/store/store.ts";
+import { detectCgroups } from "../src/sys/cgroups/detect.ts";
+import { DenoCommandRunner } from "../src/sys/command.ts";
+import { LinuxSyscalls } from "../src/sys/syscalls.ts";
+import type { Host, RklPaths } from "../src/workloads/host.ts";
+import { NotFoundError, RklError, SpecError } from "../src/errors.ts";
+import { DNS1123_LABEL } from "../src/spec/schema.ts";
+
+export interface GlobalOptions {
+  root?: string;
+  runRoot?: string;
+  runtime?: string;
+  debug?: boolean;
+}
+
+export const DEFAULT_ROOT = "/var/lib/rkl";
+export const DEFAULT_RUN_ROOT = "/run/rkl";
+
+function absolute(p: string): string {
+  return p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
+}
+
+export function resolvePaths(opts: GlobalOptions): RklPaths {
+  const root = absolute(opts.root ?? Deno.env.get("RKL_ROOT") ?? DEFAULT_ROOT).replace(/\/+$/, "");
+  const runRoot = absolute(opts.runRoot ?? Deno.env.get("RKL_RUN_ROOT") ?? DEFAULT_RUN_ROOT)
+    .replace(/\/+$/, "");
+  const logDir = Deno.env.get("RKL_LOG_DIR") ??
+    (root === DEFAULT_ROOT ? "/var/log/rkl" : `${root}/logs`);
+  const cniConfDir = Deno.env.get("RKL_CNI_CONF_DIR") ??
+    (root === DEFAULT_ROOT ? "/etc/rkl/net.d" : `${root}/net.d`);
+  for (const [flag, p] of [["--root", root], ["--run-root", runRoot]] as const) {
+    if (/[,:\s]/.test(p)) {
+      throw new SpecError(
+        { file: flag },
+        `path ${JSON.stringify(p)} must not contain ',', ':' or spaces`,
+      );
+    }
+  }
+  return { root, runRoot, logDir: absolute(logDir), cniConfDir: absolute(cniConfDir) };
+}
+
+/** Hard RLIMIT_NOFILE of this process, from /proc/self/limits. */
+export function nofileHard(): number {
+  const text = Deno.readTextFileSync("/proc/self/limits");
+  const line = text.split("\n").find((l) => l.startsWith("Max open files"));
+  const hard = line?.trim().split(/\s+/)[4];
+  return hard === undefined || hard === "unlimited" ? 1_048_576 : Number(hard);
+}
+
+/** Ports with a listening TCP socket or any bound UDP socket, from /proc/net. */
+export function boundPorts(protocol: "tcp" | "udp"): Set<number> {
+  const out = new Set<number>();
+  for (const file of [`/proc/net/${protocol}`, `/proc/net/${protocol}6`]) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(file);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4) continue;
+      if (protocol === "tcp" && f[3] !== "0A") continue; // LISTEN
+      out.add(parseInt(f[1].split(":")[1], 16));
+    }
+  }
+  return out;
+}
+
+export function requireRoot(): void {
+  if (Deno.uid() !== 0) {
+    throw new RklError("EPERM", "Cannot run: rkl needs root for namespaces, mounts and cgroups", {
+      hint: "run it with sudo",
+    });
+  }
+}
+
+export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host {
+  requireRoot();
+  const paths = resolvePaths(opts);
+  const cmd = new DenoCommandRunner();
+  const rt = resolveRuntime(opts.runtime ?? Deno.env.get("RKL_RUNTIME"));
+  const conmon = which("conmon");
+  if (!conmon) {
+    throw new NotFoundError("Cannot find conmon", {
+      hint: "run scripts/setup.sh (Debian package conmon)",
+    });
+  }
+  const cgroupParent = Deno.env.get("RKL_CGROUP_PARENT") ?? "rkl";
+  if (!cgroupParent.split("/").every((s) => DNS1123_LABEL.test(s))) {
+    throw new SpecError(
+      { file: "RKL_CGROUP_PARENT" },
+      `${JSON.stringify(cgroupParent)} must be DNS-1123 labels joined by '/'`,
+    );
+  }
+  const pluginDirs = (Deno.env.get("RKL_CNI_PATH") ?? "/opt/cni/bin:/usr/lib/cni:/usr/libexec/cni")
+    .split(":");
+  return {
+    sys: new LinuxSyscalls(),
+    cmd,
+    store: new FsStore(`${paths.root}/records`, `${paths.runRoot}/rkl.lock`),
+    cgroups: detectCgroups().manager,
+    runtime: new RuncCliRuntime(rt.name, rt.binary, `${paths.runRoot}/runtime/${rt.name}`, cmd),
+    cni: new CniClient(cmd, pluginDirs),
+    paths,
+    conmon,
+    cgroupParent,
+    nofileHard: nofileHard(),
+    subnet: Deno.env.get("RKL_SUBNET"),
+    portInUse: (port, protocol) => boundPorts(protocol).has(port),
+    warn,
+    now: () => new Date(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  };
+}

@@ -1,0 +1,14 @@
+/**
+ * rkl's entry point. `--version` answers before anything else is loaded, so
+ * it costs one module; everything else is imported on demand (a static
+ * specifier, so `deno compile` includes it).
+ */
+import { VERSION } from "./version.ts";
+
+const args = Deno.args;
+if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
+  console.log(`rkl ${VERSION}`);
+  Deno.exit(0);
+}
+const { main } = await import("./app.ts");
+Deno.exit(await main(args));

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs everything rkl needs on a Debian host, as root. Idempotent: each
+# step checks before it acts, so a second run only rebuilds the bundles.
+#
+#   bash scripts/setup.sh            # everything
+#   RKL_SKIP_YOUKI=1 bash scripts/setup.sh   # skip the (slow) youki build
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DENO_VERSION=2.9.6
+YOUKI_VERSION=0.7.0
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  log "run me as root (sudo bash scripts/setup.sh)"
+  exit 1
+fi
+
+# 1. Debian packages: the real parts rkl drives, plus youki's build deps.
+debs=(runc containernetworking-plugins iptables iproute2 busybox-static catatonit conmon
+  pkg-config libsystemd-dev libseccomp-dev libelf-dev libclang-dev libssl-dev build-essential
+  ca-certificates)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. Deno from npm (JSR and dl.deno.land are not reachable from these hosts).
+if ! command -v deno >/dev/null 2>&1 || ! deno --version | grep -q "^deno ${DENO_VERSION} "; then
+  command -v npm >/dev/null 2>&1 || {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  }
+  log "installing deno ${DENO_VERSION} from npm"
+  npm install -g "deno@${DENO_VERSION}" >/dev/null
+fi
+
+# 3. youki, the default OCI runtime, from crates.io with cgroup v1+v2 support.
+#    A plain `cargo install youki` builds it without any cgroup manager.
+if [ -z "${RKL_SKIP_YOUKI:-}" ]; then
+  cargo_bin=""
+  if command -v cargo >/dev/null 2>&1; then cargo_bin=$(command -v cargo);
+  elif [ -x "$HOME/.cargo/bin/cargo" ]; then cargo_bin="$HOME/.cargo/bin/cargo"; fi
+  if [ -x /usr/local/bin/youki ] && /usr/local/bin/youki --version 2>/dev/null | grep -q "${YOUKI_VERSION}"; then
+    :
+  elif [ -n "$cargo_bin" ]; then
+    log "building youki ${YOUKI_VERSION} (features systemd,v1,v2,seccomp); this takes several minutes"
+    "$cargo_bin" install --locked youki --version "${YOUKI_VERSION}" \
+      --features systemd,v1,v2,seccomp --root /usr/local >/dev/null
+  else
+    log "cargo not found: youki is not installed, rkl will use runc"
+  fi
+fi
+
+# 4. Bundles: rootfs trees built from the installed packages.
+bash "$here/bundles/build.sh" busybox "$here/bundles/busybox"
+bash "$here/bundles/build.sh" pause "$here/bundles/pause"
+
+# 5. Dependencies of the Deno code (npm packages, pinned by deno.lock).
+(cd "$here" && deno install --frozen >/dev/null)
+
+log "ok: deno $(deno --version | head -n1 | cut -d' ' -f2), runtimes: $(for r in youki runc crun; do command -v $r >/dev/null && printf '%s ' $r; done)"

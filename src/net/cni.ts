@@ -1,0 +1,161 @@
+/**
+ * A CNI 1.0 client: runs plugin binaries with the CNI_* environment and the
+ * network configuration on stdin, chains `prevResult` through a conflist on
+ * ADD, and walks it backwards on DEL (CNI spec, "Execution protocol" and
+ * "Attachment").
+ */
+import { NetworkError } from "../errors.ts";
+import type { CommandRunner } from "../sys/command.ts";
+
+export const CNI_PLUGIN_DIRS = ["/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"];
+
+export interface PluginConf {
+  type: string;
+  capabilities?: Record<string, boolean>;
+  [key: string]: unknown;
+}
+
+export interface NetConfList {
+  cniVersion: string;
+  name: string;
+  plugins: PluginConf[];
+  disableCheck?: boolean;
+}
+
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: "tcp" | "udp";
+  hostIP?: string;
+}
+
+export interface CniResult {
+  cniVersion?: string;
+  interfaces?: { name: string; mac?: string; sandbox?: string }[];
+  ips?: { address: string; gateway?: string; interface?: number }[];
+  routes?: { dst: string; gw?: string }[];
+  dns?: Record<string, unknown>;
+}
+
+export interface Attachment {
+  containerId: string;
+  netns: string;
+  ifName: string;
+  /** Runtime config offered to plugins that declare the capability. */
+  capabilityArgs?: { portMappings?: PortMapping[] };
+}
+
+const PLUGIN_TYPE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export class CniClient {
+  constructor(
+    private readonly cmd: CommandRunner,
+    readonly pluginDirs: string[] = CNI_PLUGIN_DIRS,
+  ) {}
+
+  /** Absolute path of a plugin binary. */
+  findPlugin(type: string): string {
+    if (!PLUGIN_TYPE.test(type)) {
+      throw new NetworkError(`Cannot use CNI plugin ${JSON.stringify(type)}: not a plugin name`);
+    }
+    for (const dir of this.pluginDirs) {
+      try {
+        if (Deno.statSync(`${dir}/${type}`).isFile) return `${dir}/${type}`;
+      } catch { /* next dir */ }
+    }
+    throw new NetworkError(
+      `Cannot find CNI plugin ${JSON.stringify(type)} in ${this.pluginDirs.join(", ")}`,
+    );
+  }
+
+  async #exec(
+    command: "ADD" | "DEL" | "CHECK",
+    list: NetConfList,
+    plugin: PluginConf,
+    att: Attachment,
+    prevResult: CniResult | undefined,
+  ): Promise<CniResult | undefined> {
+    const conf: Record<string, unknown> = {
+      ...plugin,
+      cniVersion: list.cniVersion,
+      name: list.name,
+    };
+    delete conf.capabilities;
+    const runtimeConfig: Record<string, unknown> = {};
+    for (const [cap, on] of Object.entries(plugin.capabilities ?? {})) {
+      const v = (att.capabilityArgs as Record<string, unknown> | undefined)?.[cap];
+      if (on && v !== undefined) runtimeConfig[cap] = v;
+    }
+    if (Object.keys(runtimeConfig).length > 0) conf.runtimeConfig = runtimeConfig;
+    if (prevResult) conf.prevResult = prevResult;
+    const bin = this.findPlugin(plugin.type);
+    const res = await this.cmd.run(bin, {
+      env: {
+        CNI_COMMAND: command,
+        CNI_CONTAINERID: att.containerId,
+        CNI_NETNS: att.netns,
+        CNI_IFNAME: att.ifName,
+        CNI_PATH: this.pluginDirs.join(":"),
+      },
+      stdin: JSON.stringify(conf),
+      timeoutMs: 60_000,
+    });
+    if (res.code !== 0) {
+      let msg = res.stderr.trim() || `exit code ${res.code}`;
+      try {
+        const e = JSON.parse(res.stdout) as { code?: number; msg?: string; details?: string };
+        if (e.msg) msg = `${e.msg}${e.details ? ` (${e.details})` : ""}`;
+      } catch { /* not JSON */ }
+      throw new NetworkError(
+        `Cannot ${command} network ${JSON.stringify(list.name)}: plugin ${plugin.type}: ${msg}`,
+      );
+    }
+    if (command !== "ADD") return undefined;
+    try {
+      return JSON.parse(res.stdout) as CniResult;
+    } catch {
+      throw new NetworkError(
+        `Cannot ADD network ${
+          JSON.stringify(list.name)
+        }: plugin ${plugin.type} printed no JSON result`,
+      );
+    }
+  }
+
+  /** ADD through the chain; the last plugin's result is the attachment's result. */
+  async add(list: NetConfList, att: Attachment): Promise<CniResult> {
+    let prev: CniResult | undefined;
+    for (const plugin of list.plugins) prev = await this.#exec("ADD", list, plugin, att, prev);
+    return prev ?? {};
+  }
+
+  /** DEL in reverse order. Every plugin is tried; the first error is thrown after all ran. */
+  async del(list: NetConfList, att: Attachment, prevResult?: CniResult): Promise<void> {
+    let first: unknown;
+    for (const plugin of [...list.plugins].reverse()) {
+      try {
+        await this.#exec("DEL", list, plugin, att, prevResult);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    if (first) throw first;
+  }
+
+  async check(list: NetConfList, att: Attachment, prevResult: CniResult): Promise<void> {
+    for (const plugin of list.plugins) await this.#exec("CHECK", list, plugin, att, prevResult);
+  }
+}
+
+/** The container's IPv4 address from an ADD result, without prefix length. */
+export function resultIPv4(r: CniResult): string | undefined {
+  const ip = r.ips?.find((i) => !i.address.includes(":"));
+  return ip?.address.split("/")[0];
+}
+
+/** The loopback attachment every sandbox gets (`lo`, no IPAM). */
+export const LOOPBACK: NetConfList = {
+  cniVersion: "1.0.0",
+  name: "lo",
+  plugins: [{ type: "loopback" }],
+};

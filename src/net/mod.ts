@@ -1,0 +1,3 @@
+export * from "./cni.ts";
+export * from "./network.ts";
+export * from "./portmap.ts";

@@ -1,0 +1,110 @@
+/**
+ * rkl's named networks: one conflist per network in the CNI config directory
+ * rkl owns. `rkl0` is written on first use with a bridge of the same name.
+ */
+import { NetworkError, SpecError } from "../errors.ts";
+import { DNS1123_LABEL } from "../spec/schema.ts";
+import type { NetConfList } from "./cni.ts";
+
+export const DEFAULT_NETWORK = "rkl0";
+export const DEFAULT_SUBNET = "10.89.0.0/24";
+
+export interface NetworkOptions {
+  /** Directory holding `<name>.conflist` files. */
+  confDir: string;
+  /** Where host-local keeps its leases. */
+  ipamDataDir: string;
+  subnet?: string;
+}
+
+const SUBNET = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+
+export function checkSubnet(subnet: string): void {
+  const m = SUBNET.exec(subnet);
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 30 || Number(m[5]) < 8) {
+    throw new SpecError(
+      { file: "RKL_SUBNET" },
+      `subnet ${JSON.stringify(subnet)} must be an IPv4 CIDR with a prefix from /8 to /30`,
+    );
+  }
+}
+
+/** The conflist rkl writes for a bridge network. */
+export function bridgeConflist(
+  name: string,
+  options: { subnet: string; ipamDataDir: string; bridge?: string },
+): NetConfList {
+  return {
+    cniVersion: "1.0.0",
+    name,
+    plugins: [
+      {
+        type: "bridge",
+        bridge: options.bridge ?? name,
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
+        ipam: {
+          type: "host-local",
+          ranges: [[{ subnet: options.subnet }]],
+          routes: [{ dst: "0.0.0.0/0" }],
+          dataDir: options.ipamDataDir,
+        },
+      },
+      { type: "portmap", capabilities: { portMappings: true }, snat: true },
+    ],
+  };
+}
+
+export function conflistPath(confDir: string, name: string): string {
+  return `${confDir}/${name}.conflist`;
+}
+
+/** Loads network `name`, writing the default conflist for `rkl0` when it is missing. */
+export function loadNetwork(name: string, options: NetworkOptions): NetConfList {
+  if (!DNS1123_LABEL.test(name) || name.length > 15) {
+    throw new NetworkError(
+      `Cannot use network ${
+        JSON.stringify(name)
+      }: a network name is a DNS-1123 label of at most 15 characters`,
+    );
+  }
+  const path = conflistPath(options.confDir, name);
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (name !== DEFAULT_NETWORK) {
+      throw new NetworkError(`Cannot find network ${JSON.stringify(name)}: no ${path}`);
+    }
+    const subnet = options.subnet ?? DEFAULT_SUBNET;
+    checkSubnet(subnet);
+    const list = bridgeConflist(name, { subnet, ipamDataDir: options.ipamDataDir });
+    Deno.mkdirSync(options.confDir, { recursive: true });
+    const tmp = `${path}.tmp-${Deno.pid}`;
+    Deno.writeTextFileSync(tmp, JSON.stringify(list, null, 2) + "\n");
+    Deno.renameSync(tmp, path);
+    return list;
+  }
+  let list: NetConfList;
+  try {
+    list = JSON.parse(text) as NetConfList;
+  } catch (e) {
+    throw new NetworkError(`Cannot parse ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  if (
+    typeof list.name !== "string" || !Array.isArray(list.plugins) ||
+    typeof list.cniVersion !== "string"
+  ) {
+    throw new NetworkError(`Cannot use ${path}: a conflist needs cniVersion, name and plugins`);
+  }
+  return list;
+}
+
+/** The bridge device a conflist creates, if its first plugin is `bridge`. */
+export function bridgeName(list: NetConfList): string | undefined {
+  const first = list.plugins[0];
+  if (first?.type !== "bridge") return undefined;
+  return typeof first.bridge === "string" ? first.bridge : "cni0";
+}

@@ -1,0 +1,166 @@
+/**
+ * Container creation through conmon, the per-container monitor podman and
+ * CRI-O use: it runs `<runtime> create`, holds the container's stdio, writes
+ * the CRI log file and the exit code, and outlives the rkl command.
+ *
+ * conmon reports the container's pid (or the runtime's error) as JSON on a
+ * "sync pipe" given as an inherited fd number. Deno cannot pass extra fds to a
+ * child, so the pipe is a FIFO that a fixed `sh` line opens as fd 3 before
+ * exec'ing conmon; no user string is part of that shell line.
+ */
+import { RuntimeError } from "../errors.ts";
+import type { Syscalls } from "../sys/syscalls.ts";
+import type { OciRuntime } from "./runtime.ts";
+
+export interface ConmonOptions {
+  conmon: string;
+  runtime: OciRuntime;
+  id: string;
+  /** Name shown in conmon's own logs. */
+  name: string;
+  bundle: string;
+  /** Directory for conmon's pid files, the FIFO and its stderr. */
+  workDir: string;
+  logPath: string;
+  exitDir: string;
+  socketDir: string;
+  logSizeMax?: number;
+  timeoutMs?: number;
+}
+
+export interface ConmonPaths {
+  pidFile: string;
+  conmonPidFile: string;
+  syncFifo: string;
+  stderrFile: string;
+}
+
+export function conmonPaths(workDir: string): ConmonPaths {
+  return {
+    pidFile: `${workDir}/pid`,
+    conmonPidFile: `${workDir}/conmon.pid`,
+    syncFifo: `${workDir}/sync`,
+    stderrFile: `${workDir}/conmon.err`,
+  };
+}
+
+export function conmonArgs(o: ConmonOptions): string[] {
+  const p = conmonPaths(o.workDir);
+  const args = [
+    "--api-version",
+    "1",
+    "-c",
+    o.id,
+    "-u",
+    o.id,
+    "-n",
+    o.name,
+    "-r",
+    o.runtime.binary,
+    "-b",
+    o.bundle,
+    "-p",
+    p.pidFile,
+    "-l",
+    `k8s-file:${o.logPath}`,
+    "--exit-dir",
+    o.exitDir,
+    "--conmon-pidfile",
+    p.conmonPidFile,
+    "--socket-dir-path",
+    o.socketDir,
+    "--syslog",
+    "--log-level",
+    "error",
+  ]; // deno-fmt-ignore
+  for (const a of o.runtime.globalArgs()) args.push("--runtime-arg", a);
+  if (o.logSizeMax) args.push("--log-size-max", String(o.logSizeMax));
+  return args;
+}
+
+const SHELL_LINE = 'exec 3>"$0" 2>>"$1"; shift; exec "$@"';
+
+/** Runs `runtime create` under conmon; resolves to the container's pid. */
+export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise<number> {
+  const p = conmonPaths(o.workDir);
+  Deno.mkdirSync(o.workDir, { recursive: true });
+  try {
+    Deno.removeSync(p.syncFifo);
+  } catch { /* not there */ }
+  sys.mkfifo(p.syncFifo, 0o600);
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-c", SHELL_LINE, p.syncFifo, p.stderrFile, o.conmon, ...conmonArgs(o)],
+    env: { _OCI_SYNCPIPE: "3" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const timeoutMs = o.timeoutMs ?? 60_000;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    // Unblock our reader: opening the write end ends a pending open of the read end.
+    try {
+      Deno.openSync(p.syncFifo, { write: true }).close();
+    } catch { /* reader already gone */ }
+  }, timeoutMs);
+  let text = "";
+  try {
+    const fifo = await Deno.open(p.syncFifo, { read: true });
+    try {
+      const buf = new Uint8Array(4096);
+      const dec = new TextDecoder();
+      while (!text.includes("}")) {
+        const n = await fifo.read(buf);
+        if (n === null) break;
+        text += dec.decode(buf.subarray(0, n), { stream: true });
+      }
+    } finally {
+      fifo.close();
+    }
+  } finally {
+    clearTimeout(timer);
+    await child.status;
+    try {
+      Deno.removeSync(p.syncFifo);
+    } catch { /* gone */ }
+  }
+  const argv = [o.conmon, ...conmonArgs(o)];
+  const line = text.split("\n").find((l) => l.trim().startsWith("{"));
+  if (!line) {
+    const stderr = readOr(p.stderrFile);
+    throw new RuntimeError(
+      timedOut
+        ? `Cannot create container: conmon gave no answer in ${timeoutMs} ms`
+        : "Cannot create container: conmon exited without reporting",
+      { argv, stderr, status: -1 },
+    );
+  }
+  const msg = JSON.parse(line) as { data: number; message?: string };
+  if (msg.data < 0) {
+    throw new RuntimeError(`Cannot create container: ${o.runtime.name} create failed`, {
+      argv,
+      stderr: msg.message ?? readOr(p.stderrFile),
+      status: msg.data,
+    });
+  }
+  return msg.data;
+}
+
+function readOr(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+/** The exit code conmon recorded for `id`, if the container has exited. */
+export function readExitCode(exitDir: string, id: string): number | undefined {
+  try {
+    const t = Deno.readTextFileSync(`${exitDir}/${id}`).trim();
+    return t === "" ? undefined : Number(t);
+  } catch {
+    return undefined;
+  }
+}

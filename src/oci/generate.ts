@@ -1,0 +1,289 @@
+/**
+ * ContainerSpec + host context → OCI config.json. Pure: every host fact it
+ * needs (rlimit ceilings, paths, namespace files) comes in through the context.
+ */
+import type { ContainerSpec } from "../spec/container.ts";
+import {
+  CPU_PERIOD_US,
+  milliCpuToQuota,
+  milliCpuToShares,
+  parseQuantity,
+  quantityMilli,
+  quantityValue,
+} from "../spec/quantity.ts";
+import type { OciConfig, OciMount, OciNamespace, OciResources } from "./spec.ts";
+
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** The capability set runc and docker give a container by default. */
+export const DEFAULT_CAPS = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_MKNOD",
+  "CAP_NET_RAW",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE",
+];
+
+/** Every capability up to CAP_CHECKPOINT_RESTORE (Linux 5.9), for privileged containers. */
+export const ALL_CAPS = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_DAC_READ_SEARCH",
+  "CAP_FOWNER",
+  "CAP_FSETID",
+  "CAP_KILL",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETPCAP",
+  "CAP_LINUX_IMMUTABLE",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_NET_BROADCAST",
+  "CAP_NET_ADMIN",
+  "CAP_NET_RAW",
+  "CAP_IPC_LOCK",
+  "CAP_IPC_OWNER",
+  "CAP_SYS_MODULE",
+  "CAP_SYS_RAWIO",
+  "CAP_SYS_CHROOT",
+  "CAP_SYS_PTRACE",
+  "CAP_SYS_PACCT",
+  "CAP_SYS_ADMIN",
+  "CAP_SYS_BOOT",
+  "CAP_SYS_NICE",
+  "CAP_SYS_RESOURCE",
+  "CAP_SYS_TIME",
+  "CAP_SYS_TTY_CONFIG",
+  "CAP_MKNOD",
+  "CAP_LEASE",
+  "CAP_AUDIT_WRITE",
+  "CAP_AUDIT_CONTROL",
+  "CAP_SETFCAP",
+  "CAP_MAC_OVERRIDE",
+  "CAP_MAC_ADMIN",
+  "CAP_SYSLOG",
+  "CAP_WAKE_ALARM",
+  "CAP_BLOCK_SUSPEND",
+  "CAP_AUDIT_READ",
+  "CAP_PERFMON",
+  "CAP_BPF",
+  "CAP_CHECKPOINT_RESTORE",
+]; // deno-fmt-ignore
+
+const MASKED_PATHS = [
+  "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+  "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+]; // deno-fmt-ignore
+const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/** What a bundle's own config.json may supply, like an image config. */
+export interface BundleDefaults {
+  args?: string[];
+  env?: string[];
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+}
+
+export interface GenerateContext {
+  /** Absolute path of the container's root filesystem (its overlay view). */
+  rootfs: string;
+  /** `cgroupsPath` for the runtime, e.g. `/rkl/web`. */
+  cgroupsPath: string;
+  hostname: string;
+  /** Files rkl wrote that are bind-mounted over the rootfs's. */
+  etcFiles: { hosts: string; hostname: string; resolvConf: string };
+  /** Namespace type → path to join; a type not listed gets a new namespace; `host` keeps the host's. */
+  joinNamespaces?: Partial<Record<OciNamespace["type"], string | "host">>;
+  /** Hard RLIMIT_NOFILE of this process: the container must not ask for more. */
+  nofileHard: number;
+  bundle: BundleDefaults;
+  annotations?: Record<string, string>;
+}
+
+/** Soft/hard NOFILE rkl asks for: 1048576 where the host allows, never above its hard limit. */
+export function nofileLimit(hostHard: number): number {
+  return Math.min(1_048_576, hostHard);
+}
+
+function normalizeCap(c: string): string {
+  const up = c.toUpperCase();
+  return up.startsWith("CAP_") ? up : `CAP_${up}`;
+}
+
+export function capabilitySet(sc: ContainerSpec["securityContext"]): string[] {
+  if (sc.privileged) return [...ALL_CAPS];
+  const drop = (sc.capabilities?.drop ?? []).map(normalizeCap);
+  const add = (sc.capabilities?.add ?? []).map(normalizeCap);
+  let caps = drop.includes("CAP_ALL") ? [] : DEFAULT_CAPS.filter((c) => !drop.includes(c));
+  if (add.includes("CAP_ALL")) caps = [...ALL_CAPS];
+  for (const c of add) if (c !== "CAP_ALL" && !caps.includes(c)) caps.push(c);
+  return caps;
+}
+
+/** The command line: `command` replaces the bundle's args; `args` alone replace them too. */
+export function processArgs(spec: ContainerSpec, bundle: BundleDefaults): string[] | undefined {
+  if (spec.command && spec.command.length > 0) return [...spec.command, ...(spec.args ?? [])];
+  if (spec.args && spec.args.length > 0) return [...spec.args];
+  return bundle.args && bundle.args.length > 0 ? [...bundle.args] : undefined;
+}
+
+/** Limits and requests → OCI linux.resources, the kubelet's way. */
+export function ociResources(r: ContainerSpec["resources"]): OciResources {
+  const out: OciResources = { devices: [{ allow: false, access: "rwm" }] };
+  const cpuLimit = r.limits?.cpu;
+  const cpuRequest = r.requests?.cpu ?? cpuLimit;
+  if (cpuLimit !== undefined || cpuRequest !== undefined) {
+    out.cpu = {};
+    if (cpuLimit !== undefined) {
+      const milli = Number(quantityMilli(parseQuantity(cpuLimit)));
+      if (milli > 0) {
+        out.cpu.quota = milliCpuToQuota(milli);
+        out.cpu.period = CPU_PERIOD_US;
+      }
+    }
+    if (cpuRequest !== undefined) {
+      out.cpu.shares = milliCpuToShares(Number(quantityMilli(parseQuantity(cpuRequest))));
+    }
+  }
+  const mem = r.limits?.memory;
+  if (mem !== undefined) {
+    const bytes = Number(quantityValue(parseQuantity(mem)));
+    if (bytes > 0) out.memory = { limit: bytes };
+  }
+  return out;
+}
+
+export function defaultMounts(privileged: boolean): OciMount[] {
+  return [
+    { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+    {
+      destination: "/dev",
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+    },
+    {
+      destination: "/dev/pts",
+      type: "devpts",
+      source: "devpts",
+      options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+    },
+    {
+      destination: "/dev/shm",
+      type: "tmpfs",
+      source: "shm",
+      options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    },
+    {
+      destination: "/dev/mqueue",
+      type: "mqueue",
+      source: "mqueue",
+      options: ["nosuid", "noexec", "nodev"],
+    },
+    {
+      destination: "/sys",
+      type: "sysfs",
+      source: "sysfs",
+      options: ["nosuid", "noexec", "nodev", privileged ? "rw" : "ro"],
+    },
+    {
+      destination: "/sys/fs/cgroup",
+      type: "cgroup",
+      source: "cgroup",
+      options: ["nosuid", "noexec", "nodev", "relatime", privileged ? "rw" : "ro"],
+    },
+  ];
+}
+
+export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciConfig {
+  const args = processArgs(spec, ctx.bundle);
+  if (!args) {
+    throw new TypeError(
+      "no command: the spec sets neither command nor args and the bundle has none",
+    );
+  }
+  const sc = spec.securityContext;
+  const envMap = new Map<string, string>();
+  for (const kv of ctx.bundle.env ?? [`PATH=${DEFAULT_PATH}`]) {
+    const i = kv.indexOf("=");
+    if (i > 0) envMap.set(kv.slice(0, i), kv.slice(i + 1));
+  }
+  if (!envMap.has("PATH")) envMap.set("PATH", DEFAULT_PATH);
+  envMap.set("HOSTNAME", ctx.hostname);
+  if (spec.tty) envMap.set("TERM", "xterm");
+  for (const e of spec.env) envMap.set(e.name, e.value ?? "");
+
+  const caps = capabilitySet(sc);
+  const nofile = nofileLimit(ctx.nofileHard);
+  const mounts = defaultMounts(sc.privileged ?? false);
+  const bind = (destination: string, source: string, ro: boolean): OciMount => ({
+    destination,
+    type: "bind",
+    source,
+    options: ["rbind", "rprivate", ro ? "ro" : "rw"],
+  });
+  mounts.push(bind("/etc/hosts", ctx.etcFiles.hosts, false));
+  mounts.push(bind("/etc/hostname", ctx.etcFiles.hostname, false));
+  mounts.push(bind("/etc/resolv.conf", ctx.etcFiles.resolvConf, false));
+  for (const m of spec.mounts) mounts.push(bind(m.destination, m.source, m.readOnly));
+
+  const order: OciNamespace["type"][] = ["pid", "network", "ipc", "uts", "mount"];
+  const namespaces: OciNamespace[] = [];
+  for (const type of order) {
+    const join = ctx.joinNamespaces?.[type];
+    if (join === "host") continue;
+    namespaces.push(join ? { type, path: join } : { type });
+  }
+
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: spec.tty,
+      user: {
+        uid: sc.runAsUser ?? ctx.bundle.uid ?? 0,
+        gid: sc.runAsGroup ?? ctx.bundle.gid ?? 0,
+      },
+      args,
+      env: [...envMap].map(([k, v]) => `${k}=${v}`),
+      cwd: spec.workingDir ?? ctx.bundle.cwd ?? "/",
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: nofile, soft: nofile }],
+      noNewPrivileges: sc.allowPrivilegeEscalation === false,
+    },
+    root: { path: ctx.rootfs, readonly: sc.readOnlyRootFilesystem ?? false },
+    hostname: ctx.joinNamespaces?.uts ? undefined : ctx.hostname,
+    mounts,
+    annotations: ctx.annotations,
+    linux: {
+      resources: ociResources(spec.resources),
+      cgroupsPath: ctx.cgroupsPath,
+      namespaces,
+      ...(sc.privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
+    },
+  };
+}
+
+/** Reads what matters from a bundle's own config.json (already parsed). */
+export function bundleDefaults(config: unknown): BundleDefaults {
+  const p = (config as { process?: Record<string, unknown> } | null)?.process;
+  if (!p || typeof p !== "object") return {};
+  const strings = (v: unknown) =>
+    Array.isArray(v) && v.every((s) => typeof s === "string") ? v as string[] : undefined;
+  const user = p.user as { uid?: unknown; gid?: unknown } | undefined;
+  return {
+    args: strings(p.args),
+    env: strings(p.env),
+    cwd: typeof p.cwd === "string" ? p.cwd : undefined,
+    uid: typeof user?.uid === "number" ? user.uid : undefined,
+    gid: typeof user?.gid === "number" ? user.gid : undefined,
+  };
+}

@@ -1,0 +1,4 @@
+export * from "./spec.ts";
+export * from "./generate.ts";
+export * from "./runtime.ts";
+export * from "./conmon.ts";

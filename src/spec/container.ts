@@ -1,0 +1,245 @@
+/**
+ * The single-container file (`rkl container run FILE`), rk8s's format: a
+ * Kubernetes Container at the top level, plus optional `volumes` and
+ * `restartPolicy`.
+ */
+import { z } from "zod";
+import { type SourceLocation, SpecError } from "../errors.ts";
+import {
+  parseYamlDocuments,
+  type PathSegment,
+  type SourceDoc,
+  specErrorAt,
+  validate,
+  type Warning,
+} from "./source.ts";
+import {
+  containerFields,
+  type ContainerPortSpec,
+  type EnvVarSpec,
+  hostPathVolume,
+  type ResourcesSpec,
+  type SecurityContextSpec,
+  type VolumeMountSpec,
+  type VolumeSpec,
+} from "./schema.ts";
+import { dirnameOf, joinPath } from "./paths.ts";
+
+const singleContainer = z.strictObject({
+  ...containerFields,
+  volumes: z.array(hostPathVolume).optional(),
+  restartPolicy: z.enum(["Always", "OnFailure", "Never"]).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+});
+
+/** A container as rkl runs it, with paths resolved against the YAML file. */
+export interface ContainerSpec {
+  name: string;
+  /** Absolute path of the bundle directory. */
+  image: string;
+  command?: string[];
+  args?: string[];
+  env: EnvVarSpec[];
+  workingDir?: string;
+  ports: ContainerPortSpec[];
+  resources: ResourcesSpec;
+  /** Mounts with their host source resolved (bind mounts only for single containers). */
+  mounts: ResolvedMount[];
+  securityContext: SecurityContextSpec;
+  tty: boolean;
+  labels: Record<string, string>;
+}
+
+export interface ResolvedMount {
+  /** Absolute host path; for emptyDir, empty until the workload creates it. */
+  source: string;
+  destination: string;
+  readOnly: boolean;
+  kind: "hostPath" | "emptyDir";
+  /** Volume name, for emptyDir (its directory is created per pod). */
+  volume?: string;
+}
+
+/** Where a workload came from: the file, and a way to locate any field in it. */
+export interface SpecSource {
+  file: string;
+  at(path: readonly PathSegment[]): SourceLocation & { path: string };
+}
+
+export interface LoadedContainer {
+  spec: ContainerSpec;
+  source: SpecSource;
+  warnings: Warning[];
+}
+
+export function sourceOf(src: SourceDoc, prefix: readonly PathSegment[] = []): SpecSource {
+  return {
+    file: src.file,
+    at(path) {
+      const err = specErrorAt(src, path, "", { pathPrefix: prefix });
+      return { file: err.file, line: err.line, column: err.column, path: err.path };
+    },
+  };
+}
+
+/**
+ * Resolves a container's volumeMounts against the declared volumes. Shared
+ * by single containers and pods.
+ */
+export function resolveMounts(
+  src: SourceDoc,
+  mounts: VolumeMountSpec[],
+  volumes: VolumeSpec[],
+  options: {
+    baseDir: string;
+    pathPrefix: readonly PathSegment[];
+    volumesPath: readonly PathSegment[];
+  },
+): ResolvedMount[] {
+  const out: ResolvedMount[] = [];
+  const seen = new Set<string>();
+  mounts.forEach((m, i) => {
+    const at = [...options.pathPrefix, "volumeMounts", i];
+    if (seen.has(m.mountPath)) {
+      throw specErrorAt(
+        src,
+        [...at, "mountPath"],
+        `${JSON.stringify(m.mountPath)} is mounted twice`,
+      );
+    }
+    seen.add(m.mountPath);
+    const readOnly = m.readOnly ?? false;
+    if (m.hostPath !== undefined) {
+      out.push({
+        source: joinPath(options.baseDir, m.hostPath),
+        destination: m.mountPath,
+        readOnly,
+        kind: "hostPath",
+      });
+      return;
+    }
+    if (m.name === undefined) {
+      throw specErrorAt(src, at, "a volume mount needs 'name' (a declared volume) or 'hostPath'");
+    }
+    const vol = volumes.find((v) => v.name === m.name);
+    if (!vol) {
+      throw specErrorAt(
+        src,
+        [...at, "name"],
+        `volume ${JSON.stringify(m.name)} is not declared in ${
+          options.volumesPath.map(String).join(".") || "volumes"
+        }`,
+      );
+    }
+    if (vol.hostPath) {
+      let source = joinPath(options.baseDir, vol.hostPath.path);
+      if (m.subPath) {
+        if (m.subPath.startsWith("/") || m.subPath.split("/").includes("..")) {
+          throw specErrorAt(src, [...at, "subPath"], "must be a relative path without '..'");
+        }
+        source = joinPath(source, m.subPath);
+      }
+      out.push({ source, destination: m.mountPath, readOnly, kind: "hostPath" });
+    } else if (vol.emptyDir) {
+      out.push({
+        source: "",
+        destination: m.mountPath,
+        readOnly,
+        kind: "emptyDir",
+        volume: vol.name,
+      });
+    } else {
+      throw specErrorAt(
+        src,
+        [...options.volumesPath, volumes.indexOf(vol)],
+        "volume needs 'hostPath' or 'emptyDir' (other volume types are not supported)",
+      );
+    }
+  });
+  return out;
+}
+
+export function checkUniqueVolumes(
+  src: SourceDoc,
+  volumes: VolumeSpec[],
+  at: readonly PathSegment[],
+): void {
+  const names = new Set<string>();
+  volumes.forEach((v, i) => {
+    if (names.has(v.name)) {
+      throw specErrorAt(
+        src,
+        [...at, i, "name"],
+        `volume ${JSON.stringify(v.name)} is declared twice`,
+      );
+    }
+    names.add(v.name);
+  });
+}
+
+/** Checks shared by containers in any workload: ports, resources. */
+export function checkContainer(
+  src: SourceDoc,
+  c: { ports?: ContainerPortSpec[]; resources?: ResourcesSpec },
+  at: readonly PathSegment[],
+): void {
+  const seen = new Set<string>();
+  (c.ports ?? []).forEach((p, i) => {
+    const proto = (p.protocol || "TCP").toUpperCase();
+    const key = `${p.containerPort}/${proto}`;
+    if (seen.has(key)) {
+      throw specErrorAt(src, [...at, "ports", i, "containerPort"], `port ${key} is listed twice`);
+    }
+    seen.add(key);
+  });
+}
+
+/** Loads a single-container YAML file. `text` is the file's content, `file` its path. */
+export function loadContainer(
+  text: string,
+  file: string,
+  options: { baseDir?: string } = {},
+): LoadedContainer {
+  const docs = parseYamlDocuments(text, file);
+  if (docs.length > 1) throw specErrorAt(docs[1], [], "a container file holds one YAML document");
+  const src = docs[0];
+  if (src.value === null || typeof src.value !== "object" || Array.isArray(src.value)) {
+    throw specErrorAt(src, [], "Cannot load container: the document must be a mapping");
+  }
+  const { data, warnings } = validate(src, singleContainer);
+  const baseDir = options.baseDir ?? dirnameOf(file);
+  const volumes = data.volumes ?? [];
+  checkUniqueVolumes(src, volumes, ["volumes"]);
+  checkContainer(src, data, []);
+  const mounts = resolveMounts(src, data.volumeMounts ?? [], volumes, {
+    baseDir,
+    pathPrefix: [],
+    volumesPath: ["volumes"],
+  });
+  const emptyDir = mounts.findIndex((m) => m.kind === "emptyDir");
+  if (emptyDir >= 0) {
+    // A lone container has nowhere to keep an emptyDir apart from its own rootfs.
+    throw specErrorAt(
+      src,
+      ["volumeMounts", emptyDir],
+      "emptyDir volumes need a pod; use hostPath here",
+    );
+  }
+  const spec: ContainerSpec = {
+    name: data.name,
+    image: joinPath(baseDir, data.image),
+    command: data.command,
+    args: data.args,
+    env: data.env ?? [],
+    workingDir: data.workingDir,
+    ports: data.ports ?? [],
+    resources: data.resources ?? {},
+    mounts,
+    securityContext: data.securityContext ?? {},
+    tty: data.tty ?? false,
+    labels: data.labels ?? {},
+  };
+  return { spec, source: sourceOf(src), warnings };
+}
+
+export { SpecError };

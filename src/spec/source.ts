@@ -1,0 +1,170 @@
+/**
+ * YAML text → plain JS value, keeping every node's position, and zod
+ * validation whose issues are reported as `file:line:col: path: message`.
+ *
+ * Unknown keys do not fail: schemas are strict, and each `unrecognized_keys`
+ * issue becomes a warning with the key's own line, after which the key is
+ * dropped and validation runs again.
+ */
+import { type Document, isMap, isScalar, LineCounter, parseAllDocuments, type YAMLMap } from "yaml";
+import type { z } from "zod";
+import { formatLocated, SpecError } from "../errors.ts";
+
+export type PathSegment = string | number;
+
+/** One parsed YAML document of a file, with what is needed to locate its nodes. */
+export interface SourceDoc {
+  file: string;
+  doc: Document;
+  lines: LineCounter;
+  value: unknown;
+}
+
+export interface Warning {
+  file: string;
+  line?: number;
+  column?: number;
+  path: string;
+  message: string;
+}
+
+export function formatWarning(w: Warning): string {
+  return formatLocated(w, w.path, w.message);
+}
+
+/** Parses every YAML document in `text`. Empty documents (a trailing `---`) are dropped. */
+export function parseYamlDocuments(text: string, file: string): SourceDoc[] {
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, {
+    lineCounter: lines,
+    uniqueKeys: true,
+    prettyErrors: false,
+  });
+  if (!Array.isArray(docs)) {
+    // An empty stream parses to an EmptyStream object.
+    throw new SpecError({ file }, "Cannot parse YAML: the file is empty");
+  }
+  const out: SourceDoc[] = [];
+  for (const doc of docs) {
+    const err = doc.errors[0];
+    if (err) {
+      const pos = lines.linePos(err.pos[0]);
+      const detail = err.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+      throw new SpecError(
+        { file, line: pos.line, column: pos.col },
+        `Cannot parse YAML: ${detail}`,
+      );
+    }
+    if (doc.contents === null) continue;
+    out.push({ file, doc, lines, value: doc.toJS({ maxAliasCount: 100 }) });
+  }
+  if (out.length === 0) throw new SpecError({ file }, "Cannot parse YAML: the file is empty");
+  return out;
+}
+
+/** `spec.containers[0].image` */
+export function formatPath(path: readonly PathSegment[]): string {
+  let out = "";
+  for (const seg of path) {
+    if (typeof seg === "number") out += `[${seg}]`;
+    else out += out ? `.${seg}` : seg;
+  }
+  return out;
+}
+
+/**
+ * Position of the node at `path`; with `key`, of the map key itself. A path
+ * with no node (a missing required field) is located at its nearest parent.
+ */
+export function locate(
+  src: SourceDoc,
+  path: readonly PathSegment[],
+  options: { key?: boolean } = {},
+): { line?: number; column?: number } {
+  for (let n = path.length; n >= 0; n--) {
+    const sub = path.slice(0, n);
+    let offset: number | undefined;
+    if (options.key && n === path.length && n > 0) {
+      const parent = src.doc.getIn(sub.slice(0, -1), true);
+      if (isMap(parent)) {
+        const pair = (parent as YAMLMap).items.find((p) =>
+          isScalar(p.key) && String(p.key.value) === String(sub[n - 1])
+        );
+        const k = pair?.key as { range?: [number, number, number] } | undefined;
+        offset = k?.range?.[0];
+      }
+    }
+    if (offset === undefined) {
+      const node = n === 0 ? src.doc.contents : src.doc.getIn(sub, true);
+      offset = (node as { range?: [number, number, number] } | undefined)?.range?.[0];
+    }
+    if (offset !== undefined) {
+      const pos = src.lines.linePos(offset);
+      return { line: pos.line, column: pos.col };
+    }
+  }
+  return {};
+}
+
+/** A SpecError located at `path` in `src`. */
+export function specErrorAt(
+  src: SourceDoc,
+  path: readonly PathSegment[],
+  detail: string,
+  options: { key?: boolean; pathPrefix?: readonly PathSegment[] } = {},
+): SpecError {
+  const full = [...(options.pathPrefix ?? []), ...path];
+  return new SpecError(
+    { file: src.file, ...locate(src, full, options), path: formatPath(full) },
+    detail,
+  );
+}
+
+function dropKey(value: unknown, path: readonly PathSegment[], key: string): void {
+  let cur: unknown = value;
+  for (const seg of path) {
+    if (cur === null || typeof cur !== "object") return;
+    cur = (cur as Record<string | number, unknown>)[seg];
+  }
+  if (cur && typeof cur === "object") delete (cur as Record<string, unknown>)[key];
+}
+
+/**
+ * Validates `value` (a node of `src` found at `prefix`) against `schema`.
+ * Returns the parsed data and the warnings for unknown keys; throws the first
+ * real issue as a located {@linkcode SpecError}.
+ */
+export function validate<S extends z.ZodType>(
+  src: SourceDoc,
+  schema: S,
+  options: { value?: unknown; prefix?: readonly PathSegment[] } = {},
+): { data: z.output<S>; warnings: Warning[] } {
+  const prefix = options.prefix ?? [];
+  const input = structuredClone(options.value ?? src.value);
+  const warnings: Warning[] = [];
+  for (let round = 0; round < 32; round++) {
+    const res = schema.safeParse(input);
+    if (res.success) return { data: res.data, warnings };
+    const real = res.error.issues.filter((i) => i.code !== "unrecognized_keys");
+    if (real.length > 0) {
+      const issue = real[0];
+      const path = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
+      throw specErrorAt(src, path, issue.message, { pathPrefix: prefix });
+    }
+    for (const issue of res.error.issues) {
+      if (issue.code !== "unrecognized_keys") continue;
+      const path = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
+      for (const key of issue.keys) {
+        const full = [...prefix, ...path, key];
+        warnings.push({
+          file: src.file,
+          ...locate(src, full, { key: true }),
+          path: formatPath(full),
+          message: "unknown field, ignored",
+        });
+        dropKey(input, path, key);
+      }
+    }
+  }
+  throw new SpecError({ file: src.file }, "Cannot validate: too many unknown fields");
+}

@@ -1,0 +1,200 @@
+/**
+ * rkl's state: one JSON record per object, in plain files. Every record has a
+ * `schemaVersion`; writes are atomic (temp file, fsync, rename, fsync dir);
+ * mutations hold an exclusive lock so parallel rkl commands are safe.
+ */
+import { StoreError } from "../errors.ts";
+import { DNS1123_LABEL } from "../spec/schema.ts";
+
+export const SCHEMA_VERSION = 1;
+
+export type RecordKind = "containers" | "pods" | "compose";
+
+export interface StoredRecord {
+  schemaVersion: number;
+  name: string;
+}
+
+export interface StateStore {
+  get<T extends StoredRecord>(kind: RecordKind, name: string): T | undefined;
+  list<T extends StoredRecord>(kind: RecordKind): T[];
+  put<T extends StoredRecord>(kind: RecordKind, record: T): void;
+  delete(kind: RecordKind, name: string): void;
+  /** Runs `fn` holding the store's exclusive lock. */
+  withLock<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** Record keys are names that went through validation; anything else is refused. */
+export function checkRecordName(name: string): void {
+  if (
+    !(DNS1123_LABEL.test(name) || /^[a-z0-9][a-z0-9-]*_[a-z0-9][a-z0-9-]*$/.test(name)) ||
+    name.length > 127
+  ) {
+    throw new StoreError(`Cannot use ${JSON.stringify(name)} as a record name`);
+  }
+}
+
+export class FsStore implements StateStore {
+  /** Depth of lock nesting in this process: the flock is taken once. */
+  #lockDepth = 0;
+  #lockFile?: Deno.FsFile;
+
+  constructor(readonly recordsDir: string, readonly lockPath: string) {}
+
+  #path(kind: RecordKind, name: string): string {
+    checkRecordName(name);
+    return `${this.recordsDir}/${kind}/${name}.json`;
+  }
+
+  get<T extends StoredRecord>(kind: RecordKind, name: string): T | undefined {
+    const path = this.#path(kind, name);
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw new StoreError(`Cannot read ${path}`, { cause: e });
+    }
+    return parseRecord<T>(path, text);
+  }
+
+  list<T extends StoredRecord>(kind: RecordKind): T[] {
+    const dir = `${this.recordsDir}/${kind}`;
+    const out: T[] = [];
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dir)];
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return [];
+      throw new StoreError(`Cannot list ${dir}`, { cause: e });
+    }
+    for (const e of entries) {
+      if (!e.isFile || !e.name.endsWith(".json")) continue;
+      try {
+        out.push(parseRecord<T>(`${dir}/${e.name}`, Deno.readTextFileSync(`${dir}/${e.name}`)));
+      } catch (err) {
+        // Removed between readDir and read: skip.
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  put<T extends StoredRecord>(kind: RecordKind, record: T): void {
+    const path = this.#path(kind, record.name);
+    const dir = `${this.recordsDir}/${kind}`;
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeAtomic(path, JSON.stringify({ ...record, schemaVersion: SCHEMA_VERSION }, null, 2) + "\n");
+  }
+
+  delete(kind: RecordKind, name: string): void {
+    try {
+      Deno.removeSync(this.#path(kind, name));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new StoreError(`Cannot delete record ${name}`, { cause: e });
+      }
+    }
+  }
+
+  async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#lockDepth === 0) {
+      const dir = this.lockPath.slice(0, this.lockPath.lastIndexOf("/"));
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const f = Deno.openSync(this.lockPath, { read: true, write: true, create: true });
+      // flock(LOCK_EX): released when the file is closed or the process dies.
+      await f.lock(true);
+      this.#lockFile = f;
+    }
+    this.#lockDepth++;
+    try {
+      return await fn();
+    } finally {
+      this.#lockDepth--;
+      if (this.#lockDepth === 0) {
+        this.#lockFile?.close();
+        this.#lockFile = undefined;
+      }
+    }
+  }
+}
+
+function parseRecord<T extends StoredRecord>(path: string, text: string): T {
+  let rec: T;
+  try {
+    rec = JSON.parse(text) as T;
+  } catch (e) {
+    throw new StoreError(`Cannot parse record ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  if (rec.schemaVersion !== SCHEMA_VERSION) {
+    throw new StoreError(
+      `Cannot read record ${path}: schema version ${rec.schemaVersion}, this rkl reads ${SCHEMA_VERSION}`,
+    );
+  }
+  return rec;
+}
+
+/** Writes `path` so that readers see the old or the new content, never a torn one. */
+export function writeAtomic(path: string, content: string | Uint8Array): void {
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
+  try {
+    const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
+    let off = 0;
+    while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
+    f.syncSync();
+  } catch (e) {
+    f.close();
+    Deno.removeSync(tmp);
+    throw e;
+  }
+  f.close();
+  Deno.renameSync(tmp, path);
+  const d = Deno.openSync(dir, { read: true });
+  try {
+    d.syncSync();
+  } finally {
+    d.close();
+  }
+}
+
+/** Keeps records in memory, for unit tests of the workloads. */
+export class MemoryStore implements StateStore {
+  readonly records = new Map<string, StoredRecord>();
+  #queue: Promise<unknown> = Promise.resolve();
+  #held = false;
+
+  get<T extends StoredRecord>(kind: RecordKind, name: string): T | undefined {
+    const r = this.records.get(`${kind}/${name}`);
+    return r ? structuredClone(r) as T : undefined;
+  }
+  list<T extends StoredRecord>(kind: RecordKind): T[] {
+    return [...this.records.entries()].filter(([k]) => k.startsWith(`${kind}/`)).map(([, v]) =>
+      structuredClone(v) as T
+    ).sort((a, b) => a.name.localeCompare(b.name));
+  }
+  put<T extends StoredRecord>(kind: RecordKind, record: T): void {
+    checkRecordName(record.name);
+    this.records.set(
+      `${kind}/${record.name}`,
+      structuredClone({ ...record, schemaVersion: SCHEMA_VERSION }),
+    );
+  }
+  delete(kind: RecordKind, name: string): void {
+    this.records.delete(`${kind}/${name}`);
+  }
+  withLock<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#held) return fn();
+    const run = this.#queue.then(async () => {
+      this.#held = true;
+      try {
+        return await fn();
+      } finally {
+        this.#held = false;
+      }
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * cgroupfs, written directly. The version is chosen once from the mount table
+ * ({@linkcode detectCgroups}); both managers take their root directories as
+ * arguments, so unit tests point them at a temporary tree.
+ *
+ * Paths handed to managers are relative to the hierarchy root, e.g.
+ * `rkl/web` or `rkl/pod-x/app`, and must come from validated names.
+ */
+
+export interface CgroupLimits {
+  /** CFS quota in µs per period; undefined or <= 0 means no limit. */
+  cpuQuota?: number;
+  cpuPeriod?: number;
+  /** cgroup v1 cpu.shares (converted to cpu.weight on v2). */
+  cpuShares?: number;
+  /** Bytes; undefined means no limit. */
+  memoryLimit?: number;
+  pidsLimit?: number;
+}
+
+export interface CgroupManager {
+  readonly version: 1 | 2;
+  /** Directories that exist for `rel` (one per v1 hierarchy, one on v2). */
+  dirs(rel: string): string[];
+  /** Creates `rel` (and its parents) and writes the limits given. */
+  apply(rel: string, limits: CgroupLimits): void;
+  /** Reads the limits in force for `rel`. */
+  read(rel: string): CgroupLimits;
+  /** Removes `rel` and any sub-cgroups, deepest first. A missing one is fine. */
+  remove(rel: string): void;
+  /** PIDs in `rel` (cgroup.procs). */
+  pids(rel: string): number[];
+}
+
+export function assertRelPath(rel: string): void {
+  if (rel.startsWith("/") || rel.split("/").some((s) => s === "" || s === "." || s === "..")) {
+    throw new TypeError(
+      `cgroup path ${JSON.stringify(rel)} must be relative with no empty, '.' or '..' parts`,
+    );
+  }
+}
+
+export function readNumber(path: string): number | undefined {
+  try {
+    const t = Deno.readTextFileSync(path).trim();
+    if (t === "max" || t === "") return undefined;
+    return Number(t);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}
+
+export function writeFile(path: string, value: string): void {
+  Deno.writeTextFileSync(path, value);
+}
+
+/** rmdir `dir` after its sub-directories, deepest first; cgroupfs only allows rmdir. */
+export function removeTree(dir: string): void {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  for (const e of entries) if (e.isDirectory) removeTree(`${dir}/${e.name}`);
+  try {
+    Deno.removeSync(dir);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+export function parseProcs(text: string): number[] {
+  return text.split("\n").filter(Boolean).map(Number);
+}

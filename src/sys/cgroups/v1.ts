@@ -1,0 +1,107 @@
+/** cgroup v1: one hierarchy per controller (cpu, memory, pids, ...). */
+import {
+  assertRelPath,
+  type CgroupLimits,
+  type CgroupManager,
+  parseProcs,
+  readNumber,
+  removeTree,
+  writeFile,
+} from "./mod.ts";
+
+/** The kernel's "no limit" for memory.limit_in_bytes (PAGE_COUNTER_MAX pages, rounded). */
+const V1_MEMORY_UNLIMITED = 9223372036854771712;
+
+export class CgroupV1Manager implements CgroupManager {
+  readonly version = 1 as const;
+
+  /** `mounts` maps a controller name (cpu, memory, pids, ...) to its hierarchy root. */
+  constructor(readonly mounts: Record<string, string>) {}
+
+  #dir(controller: string, rel: string): string | undefined {
+    const root = this.mounts[controller];
+    return root === undefined ? undefined : `${root}/${rel}`;
+  }
+
+  /** All distinct hierarchies (cpu and cpuacct may share one). */
+  #roots(): string[] {
+    return [...new Set(Object.values(this.mounts))];
+  }
+
+  dirs(rel: string): string[] {
+    assertRelPath(rel);
+    return this.#roots().map((r) => `${r}/${rel}`).filter((d) => {
+      try {
+        return Deno.statSync(d).isDirectory;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  apply(rel: string, limits: CgroupLimits): void {
+    assertRelPath(rel);
+    for (const c of ["cpu", "memory", "pids"]) {
+      const d = this.#dir(c, rel);
+      if (d) Deno.mkdirSync(d, { recursive: true });
+    }
+    const cpu = this.#dir("cpu", rel);
+    if (cpu) {
+      if (limits.cpuPeriod !== undefined) {
+        writeFile(`${cpu}/cpu.cfs_period_us`, String(limits.cpuPeriod));
+      }
+      if (limits.cpuQuota !== undefined) {
+        writeFile(`${cpu}/cpu.cfs_quota_us`, String(limits.cpuQuota > 0 ? limits.cpuQuota : -1));
+      }
+      if (limits.cpuShares !== undefined) writeFile(`${cpu}/cpu.shares`, String(limits.cpuShares));
+    }
+    const mem = this.#dir("memory", rel);
+    if (mem && limits.memoryLimit !== undefined) {
+      writeFile(
+        `${mem}/memory.limit_in_bytes`,
+        String(limits.memoryLimit > 0 ? limits.memoryLimit : -1),
+      );
+    }
+    const pids = this.#dir("pids", rel);
+    if (pids && limits.pidsLimit !== undefined) {
+      writeFile(`${pids}/pids.max`, limits.pidsLimit > 0 ? String(limits.pidsLimit) : "max");
+    }
+  }
+
+  read(rel: string): CgroupLimits {
+    assertRelPath(rel);
+    const out: CgroupLimits = {};
+    const cpu = this.#dir("cpu", rel);
+    if (cpu) {
+      const quota = readNumber(`${cpu}/cpu.cfs_quota_us`);
+      if (quota !== undefined && quota > 0) out.cpuQuota = quota;
+      out.cpuPeriod = readNumber(`${cpu}/cpu.cfs_period_us`);
+      out.cpuShares = readNumber(`${cpu}/cpu.shares`);
+    }
+    const mem = this.#dir("memory", rel);
+    if (mem) {
+      const m = readNumber(`${mem}/memory.limit_in_bytes`);
+      if (m !== undefined && m < V1_MEMORY_UNLIMITED) out.memoryLimit = m;
+    }
+    const pids = this.#dir("pids", rel);
+    if (pids) out.pidsLimit = readNumber(`${pids}/pids.max`);
+    return out;
+  }
+
+  remove(rel: string): void {
+    assertRelPath(rel);
+    for (const r of this.#roots()) removeTree(`${r}/${rel}`);
+  }
+
+  pids(rel: string): number[] {
+    assertRelPath(rel);
+    const d = this.#dir("pids", rel) ?? this.#dir("memory", rel);
+    if (!d) return [];
+    try {
+      return parseProcs(Deno.readTextFileSync(`${d}/cgroup.procs`));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return [];
+      throw e;
+    }
+  }
+}

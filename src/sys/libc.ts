@@ -1,0 +1,60 @@
+/**
+ * The one place rkl opens libc. Every symbol carries its C prototype; errno is
+ * read through `__errno_location()` straight after a failing call.
+ *
+ * Namespace calls are synchronous on purpose: setns/unshare act on the calling
+ * thread, and a synchronous FFI call runs on the JS thread that made it.
+ */
+
+const symbols = {
+  // int unshare(int flags);
+  unshare: { parameters: ["i32"], result: "i32" },
+  // int setns(int fd, int nstype);
+  setns: { parameters: ["i32", "i32"], result: "i32" },
+  // int open(const char *pathname, int flags, mode_t mode);
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  // int close(int fd);
+  close: { parameters: ["i32"], result: "i32" },
+  // int mount(const char *source, const char *target, const char *fstype,
+  //           unsigned long flags, const void *data);
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  // int umount2(const char *target, int flags);
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  // int prctl(int option, unsigned long arg2, unsigned long arg3,
+  //           unsigned long arg4, unsigned long arg5);
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  // pid_t gettid(void);
+  gettid: { parameters: [], result: "i32" },
+  // int mkfifo(const char *pathname, mode_t mode);
+  mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+  // int *__errno_location(void);
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export type LibcSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+
+/** Opens libc on first use (needs `--allow-ffi`). */
+export function libc(): LibcSymbols {
+  lib ??= Deno.dlopen("libc.so.6", symbols);
+  return lib.symbols;
+}
+
+/** errno of the last failed call on this thread. */
+export function errno(): number {
+  const p = libc().__errno_location();
+  if (p === null) return 0;
+  return new Deno.UnsafePointerView(p).getInt32();
+}
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated C string. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  if (s.includes("\0")) throw new TypeError(`string ${JSON.stringify(s)} contains NUL`);
+  const bytes = encoder.encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}

@@ -1,0 +1,51 @@
+/** Overlay root filesystems and mount-table queries. */
+import { SysError } from "../errors.ts";
+import { EINVAL, ENOENT, MNT_DETACH, type Syscalls } from "./syscalls.ts";
+
+export interface OverlayDirs {
+  lower: string;
+  upper: string;
+  work: string;
+  merged: string;
+}
+
+/** Mounts an overlay whose lower layer is a bundle's rootfs, left untouched. */
+export function mountOverlay(sys: Syscalls, d: OverlayDirs): void {
+  for (const p of [d.upper, d.work, d.merged]) {
+    if (/[,:]/.test(p) || /[,:]/.test(d.lower)) {
+      throw new SysError(
+        "mount",
+        EINVAL,
+        `overlay paths must not contain ',' or ':' (${JSON.stringify(p)})`,
+      );
+    }
+  }
+  sys.mount({
+    source: "overlay",
+    target: d.merged,
+    fstype: "overlay",
+    flags: 0,
+    data: `lowerdir=${d.lower},upperdir=${d.upper},workdir=${d.work}`,
+  });
+}
+
+/** Lazily unmounts `target`; a path that is not mounted is fine. */
+export function unmount(sys: Syscalls, target: string): void {
+  try {
+    sys.umount2(target, MNT_DETACH);
+  } catch (e) {
+    if (!(e instanceof SysError && (e.errno === EINVAL || e.errno === ENOENT))) throw e;
+  }
+}
+
+/** Mount points listed in a mountinfo text (fifth field, octal escapes decoded). */
+export function mountPoints(mountinfo: string): string[] {
+  return mountinfo.split("\n").filter(Boolean).map((line) =>
+    line.split(" ")[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))
+  );
+}
+
+export function isMounted(target: string, mountinfo?: string): boolean {
+  const text = mountinfo ?? Deno.readTextFileSync("/proc/self/mountinfo");
+  return mountPoints(text).includes(target);
+}

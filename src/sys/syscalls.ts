@@ -1,0 +1,169 @@
+/**
+ * The kernel calls rkl makes directly, behind an interface so that everything
+ * above it is tested with {@linkcode FakeSyscalls} and no root.
+ */
+import { SysError } from "../errors.ts";
+import { cstr, errno, libc } from "./libc.ts";
+
+export const CLONE_NEWNS = 0x00020000;
+export const CLONE_NEWUTS = 0x04000000;
+export const CLONE_NEWIPC = 0x08000000;
+export const CLONE_NEWPID = 0x20000000;
+export const CLONE_NEWNET = 0x40000000;
+
+export const MS_RDONLY = 0x1;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 1 << 18;
+
+export const MNT_DETACH = 0x2;
+
+export const O_RDONLY = 0;
+export const O_CLOEXEC = 0o2000000;
+
+export const PR_SET_CHILD_SUBREAPER = 36;
+
+export const EINVAL = 22;
+export const ENOENT = 2;
+export const EBUSY = 16;
+
+export interface MountArgs {
+  source: string;
+  target: string;
+  fstype?: string;
+  flags: number;
+  data?: string;
+}
+
+export interface Syscalls {
+  unshare(flags: number): void;
+  setns(fd: number, nstype: number): void;
+  open(path: string, flags: number): number;
+  close(fd: number): void;
+  mount(args: MountArgs): void;
+  umount2(target: string, flags: number): void;
+  setChildSubreaper(): void;
+  gettid(): number;
+  mkfifo(path: string, mode: number): void;
+}
+
+function check(name: string, rc: number, detail: string): number {
+  if (rc < 0) throw new SysError(name, errno(), detail);
+  return rc;
+}
+
+/** The real kernel, through libc FFI. */
+export class LinuxSyscalls implements Syscalls {
+  unshare(flags: number): void {
+    check("unshare", libc().unshare(flags), `0x${flags.toString(16)}`);
+  }
+  setns(fd: number, nstype: number): void {
+    check("setns", libc().setns(fd, nstype), `fd ${fd}`);
+  }
+  open(path: string, flags: number): number {
+    return check("open", libc().open(cstr(path), flags, 0), JSON.stringify(path));
+  }
+  close(fd: number): void {
+    check("close", libc().close(fd), `fd ${fd}`);
+  }
+  mount(m: MountArgs): void {
+    const rc = libc().mount(
+      cstr(m.source),
+      cstr(m.target),
+      m.fstype === undefined ? null : cstr(m.fstype),
+      BigInt(m.flags),
+      m.data === undefined ? null : cstr(m.data),
+    );
+    check("mount", rc, `${JSON.stringify(m.source)} on ${JSON.stringify(m.target)}`);
+  }
+  umount2(target: string, flags: number): void {
+    check("umount2", libc().umount2(cstr(target), flags), JSON.stringify(target));
+  }
+  setChildSubreaper(): void {
+    check("prctl", libc().prctl(PR_SET_CHILD_SUBREAPER, 1n, 0n, 0n, 0n), "PR_SET_CHILD_SUBREAPER");
+  }
+  gettid(): number {
+    return libc().gettid();
+  }
+  mkfifo(path: string, mode: number): void {
+    check("mkfifo", libc().mkfifo(cstr(path), mode), JSON.stringify(path));
+  }
+}
+
+export type SyscallCall =
+  | { name: "unshare"; flags: number }
+  | { name: "setns"; fd: number; nstype: number }
+  | { name: "open"; path: string; flags: number; fd: number }
+  | { name: "close"; fd: number }
+  | { name: "mount"; args: MountArgs }
+  | { name: "umount2"; target: string; flags: number }
+  | { name: "setChildSubreaper" }
+  | { name: "gettid" }
+  | { name: "mkfifo"; path: string; mode: number };
+
+/**
+ * Records every call and keeps a table of mounts; `failNext` makes the next
+ * call of one name fail with an errno, like youki's TestHelperSyscall.
+ */
+export class FakeSyscalls implements Syscalls {
+  readonly calls: SyscallCall[] = [];
+  /** target → source of every live mount. */
+  readonly mounts = new Map<string, MountArgs>();
+  readonly openFds = new Set<number>();
+  #nextFd = 100;
+  #failures = new Map<keyof Syscalls, number>();
+
+  failNext(name: keyof Syscalls, errnoValue: number): void {
+    this.#failures.set(name, errnoValue);
+  }
+
+  #maybeFail(name: keyof Syscalls, detail: string): void {
+    const e = this.#failures.get(name);
+    if (e !== undefined) {
+      this.#failures.delete(name);
+      throw new SysError(name, e, detail);
+    }
+  }
+
+  unshare(flags: number): void {
+    this.#maybeFail("unshare", "");
+    this.calls.push({ name: "unshare", flags });
+  }
+  setns(fd: number, nstype: number): void {
+    this.#maybeFail("setns", `fd ${fd}`);
+    this.calls.push({ name: "setns", fd, nstype });
+  }
+  open(path: string, flags: number): number {
+    this.#maybeFail("open", path);
+    const fd = this.#nextFd++;
+    this.openFds.add(fd);
+    this.calls.push({ name: "open", path, flags, fd });
+    return fd;
+  }
+  close(fd: number): void {
+    this.#maybeFail("close", `fd ${fd}`);
+    this.openFds.delete(fd);
+    this.calls.push({ name: "close", fd });
+  }
+  mount(args: MountArgs): void {
+    this.#maybeFail("mount", args.target);
+    this.mounts.set(args.target, args);
+    this.calls.push({ name: "mount", args });
+  }
+  umount2(target: string, flags: number): void {
+    this.#maybeFail("umount2", target);
+    if (!this.mounts.delete(target)) throw new SysError("umount2", EINVAL, JSON.stringify(target));
+    this.calls.push({ name: "umount2", target, flags });
+  }
+  setChildSubreaper(): void {
+    this.calls.push({ name: "setChildSubreaper" });
+  }
+  gettid(): number {
+    this.calls.push({ name: "gettid" });
+    return 4242;
+  }
+  mkfifo(path: string, mode: number): void {
+    this.#maybeFail("mkfifo", path);
+    this.calls.push({ name: "mkfifo", path, mode });
+  }
+}

@@ -1,0 +1,594 @@
+/**
+ * Single containers: plan (pure) → apply (side effects).
+ *
+ * Rollback design: the store record lists each resource *before* it is made
+ * (`resources`), and {@linkcode teardown} undoes exactly the listed ones,
+ * tolerating the ones that are already gone. The same function is the undo
+ * path of a failed create, the body of `rm`, and the cleanup after an rkl
+ * process that died half-way (`rm -f` of a "creating" record), so there is
+ * one rollback path to test instead of three.
+ */
+import { ConflictError, NotFoundError, RklError, SpecError } from "../errors.ts";
+import {
+  type CniResult,
+  LOOPBACK,
+  type NetConfList,
+  type PortMapping,
+  resultIPv4,
+} from "../net/cni.ts";
+import { bridgeName, loadNetwork } from "../net/network.ts";
+import { removeIdlePortmapChains } from "../net/portmap.ts";
+import { createWithConmon, readExitCode } from "../oci/conmon.ts";
+import {
+  type BundleDefaults,
+  bundleDefaults,
+  generateConfig,
+  processArgs,
+} from "../oci/generate.ts";
+import type { OciConfig } from "../oci/spec.ts";
+import type { LoadedContainer } from "../spec/container.ts";
+import type { StoredRecord } from "../store/store.ts";
+import { mountOverlay, unmount } from "../sys/mounts.ts";
+import { createNetns, removeNetns } from "../sys/netns.ts";
+import { writeAtomic } from "../store/store.ts";
+import { hostsFile, resolvConf } from "./etc_files.ts";
+import { type ContainerDirs, containerDirs, type Host } from "./host.ts";
+
+export type ContainerStatus = "creating" | "created" | "running" | "exited" | "unknown";
+
+export interface ContainerRecord extends StoredRecord {
+  kind: "container";
+  /** Runtime container id. */
+  id: string;
+  status: ContainerStatus;
+  specFile: string;
+  image: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  pid?: number;
+  runtime: { name: string; binary: string };
+  cgroupPath: string;
+  /** Limits asked for, as written to config.json. */
+  limits: { cpuQuota?: number; cpuPeriod?: number; cpuShares?: number; memoryLimit?: number };
+  network?: {
+    name: string;
+    netns: string;
+    ip?: string;
+    conflist: NetConfList;
+    result?: CniResult;
+    portMappings: PortMapping[];
+  };
+  labels: Record<string, string>;
+  /** What has been made so far; teardown undoes these. */
+  resources: {
+    dir?: boolean;
+    overlay?: boolean;
+    netns?: boolean;
+    cni?: boolean;
+    runtime?: boolean;
+  };
+  dirs: ContainerDirs;
+}
+
+export interface ContainerPlan {
+  name: string;
+  id: string;
+  network: string | null;
+  portMappings: PortMapping[];
+  dirs: ContainerDirs;
+  cgroupPath: string;
+  config: OciConfig;
+}
+
+export interface PlanOptions {
+  host: Pick<Host, "paths" | "cgroupParent" | "nofileHard">;
+  /** Network name, or null for a container with only loopback. */
+  network: string | null;
+  bundle: BundleDefaults;
+}
+
+/** Port mappings for portmap from the spec's ports (hostPort 0 is not published). */
+export function portMappings(ports: LoadedContainer["spec"]["ports"]): PortMapping[] {
+  return ports.filter((p) => (p.hostPort ?? 0) > 0).map((p) => ({
+    hostPort: p.hostPort!,
+    containerPort: p.containerPort,
+    protocol: (p.protocol || "TCP").toLowerCase() as "tcp" | "udp",
+    ...(p.hostIP ? { hostIP: p.hostIP } : {}),
+  }));
+}
+
+/** Pure: what the container will be, with no I/O. */
+export function planContainer(loaded: LoadedContainer, options: PlanOptions): ContainerPlan {
+  const { spec } = loaded;
+  const dirs = containerDirs(options.host.paths, spec.name);
+  const cgroupPath = `${options.host.cgroupParent}/${spec.name}`;
+  if (!processArgs(spec, options.bundle)) {
+    throw new SpecError(
+      loaded.source.at(["args"]),
+      "no command: set command or args (the bundle's config.json has no process.args)",
+    );
+  }
+  const config = generateConfig(spec, {
+    rootfs: dirs.rootfs,
+    cgroupsPath: `/${cgroupPath}`,
+    hostname: spec.name,
+    etcFiles: {
+      hosts: `${dirs.etc}/hosts`,
+      hostname: `${dirs.etc}/hostname`,
+      resolvConf: `${dirs.etc}/resolv.conf`,
+    },
+    joinNamespaces: { network: `${dirs.netns}` },
+    nofileHard: options.host.nofileHard,
+    bundle: options.bundle,
+    annotations: { "org.rkl.kind": "container", "org.rkl.name": spec.name },
+  });
+  return {
+    name: spec.name,
+    id: spec.name,
+    network: options.network,
+    portMappings: options.network ? portMappings(spec.ports) : [],
+    dirs,
+    cgroupPath,
+    config,
+  };
+}
+
+/** Reads the bundle's config.json (optional) and checks its rootfs exists. */
+export function readBundle(loaded: LoadedContainer): BundleDefaults {
+  const image = loaded.spec.image;
+  try {
+    if (!Deno.statSync(`${image}/rootfs`).isDirectory) throw new Error();
+  } catch {
+    throw new SpecError(
+      loaded.source.at(["image"]),
+      `bundle ${JSON.stringify(image)} has no rootfs/ directory`,
+    );
+  }
+  try {
+    return bundleDefaults(JSON.parse(Deno.readTextFileSync(`${image}/config.json`)));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    throw new SpecError(
+      loaded.source.at(["image"]),
+      `Cannot read ${image}/config.json: ${(e as Error).message}`,
+    );
+  }
+}
+
+const RESOLV = "/etc/resolv.conf";
+
+/** Creates the container (not started). On any failure everything made is undone. */
+export async function createContainer(
+  host: Host,
+  loaded: LoadedContainer,
+  options: { network: string | null },
+): Promise<ContainerRecord> {
+  const bundle = readBundle(loaded);
+  const plan = planContainer(loaded, { host, network: options.network, bundle });
+  const conflist = plan.network
+    ? loadNetwork(plan.network, {
+      confDir: host.paths.cniConfDir,
+      ipamDataDir: `${host.paths.root}/cni/networks`,
+      subnet: host.subnet,
+    })
+    : undefined;
+
+  const rec: ContainerRecord = await host.store.withLock(() => {
+    if (host.store.get("containers", plan.name)) {
+      throw new ConflictError(
+        `${locText(loaded, ["name"])}: Cannot create container: name ${
+          JSON.stringify(plan.name)
+        } is already in use`,
+      );
+    }
+    checkPorts(host, loaded, plan.portMappings);
+    const r: ContainerRecord = {
+      schemaVersion: 1,
+      kind: "container",
+      name: plan.name,
+      id: plan.id,
+      status: "creating",
+      specFile: loaded.source.file,
+      image: loaded.spec.image,
+      createdAt: host.now().toISOString(),
+      runtime: { name: host.runtime.name, binary: host.runtime.binary },
+      cgroupPath: plan.cgroupPath,
+      limits: {
+        cpuQuota: plan.config.linux.resources.cpu?.quota,
+        cpuPeriod: plan.config.linux.resources.cpu?.period,
+        cpuShares: plan.config.linux.resources.cpu?.shares,
+        memoryLimit: plan.config.linux.resources.memory?.limit,
+      },
+      network: conflist
+        ? { name: plan.network!, netns: plan.dirs.netns, conflist, portMappings: plan.portMappings }
+        : undefined,
+      labels: loaded.spec.labels,
+      resources: {},
+      dirs: plan.dirs,
+    };
+    host.store.put("containers", r);
+    return Promise.resolve(r);
+  });
+
+  const save = () => host.store.put("containers", rec);
+  try {
+    const d = plan.dirs;
+    rec.resources.dir = true;
+    save();
+    for (
+      const p of [
+        d.dir,
+        d.upper,
+        d.work,
+        d.rootfs,
+        d.etc,
+        d.exitDir,
+        d.socketDir,
+        host.paths.logDir,
+      ]
+    ) {
+      Deno.mkdirSync(p, { recursive: true, mode: 0o711 });
+    }
+    rec.resources.overlay = true;
+    save();
+    mountOverlay(host.sys, {
+      lower: `${loaded.spec.image}/rootfs`,
+      upper: d.upper,
+      work: d.work,
+      merged: d.rootfs,
+    });
+
+    Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
+    rec.resources.netns = true;
+    save();
+    createNetns(host.sys, d.netns);
+    rec.resources.cni = true;
+    save();
+    await host.cni.add(LOOPBACK, { containerId: plan.id, netns: d.netns, ifName: "lo" });
+    if (conflist && rec.network) {
+      const result = await host.cni.add(conflist, {
+        containerId: plan.id,
+        netns: d.netns,
+        ifName: "eth0",
+        capabilityArgs: { portMappings: plan.portMappings },
+      });
+      rec.network.result = result;
+      rec.network.ip = resultIPv4(result);
+      save();
+    }
+
+    Deno.writeTextFileSync(`${d.etc}/hosts`, hostsFile(plan.name, rec.network?.ip));
+    Deno.writeTextFileSync(`${d.etc}/hostname`, `${plan.name}\n`);
+    Deno.writeTextFileSync(`${d.etc}/resolv.conf`, resolvConf(readOr(RESOLV)));
+    writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n");
+
+    rec.resources.runtime = true;
+    save();
+    rec.pid = await createWithConmon(host.sys, {
+      conmon: host.conmon,
+      runtime: host.runtime,
+      id: plan.id,
+      name: plan.name,
+      bundle: d.bundle,
+      workDir: d.conmonDir,
+      logPath: d.log,
+      exitDir: d.exitDir,
+      socketDir: d.socketDir,
+    });
+    rec.status = "created";
+    save();
+    return rec;
+  } catch (e) {
+    await rollback(host, rec, e);
+    throw e;
+  }
+}
+
+async function rollback(host: Host, rec: ContainerRecord, cause: unknown): Promise<void> {
+  try {
+    await teardown(host, rec);
+  } catch (e) {
+    host.warn(
+      `Cannot roll back container ${JSON.stringify(rec.name)} after "${
+        (cause as Error).message
+      }": ${(e as Error).message}`,
+    );
+  }
+}
+
+function readOr(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+function locText(loaded: LoadedContainer, path: (string | number)[]): string {
+  const at = loaded.source.at(path);
+  return `${at.file}${at.line ? `:${at.line}:${at.column}` : ""}`;
+}
+
+/** hostPorts must be free: neither held by another rkl container nor bound on the host. */
+function checkPorts(host: Host, loaded: LoadedContainer, mappings: PortMapping[]): void {
+  const taken = new Set<string>();
+  for (const r of host.store.list<ContainerRecord>("containers")) {
+    for (const m of r.network?.portMappings ?? []) taken.add(`${m.hostPort}/${m.protocol}`);
+  }
+  for (const m of mappings) {
+    const i = loaded.spec.ports.findIndex((p) => p.hostPort === m.hostPort);
+    const where = locText(loaded, ["ports", i, "hostPort"]);
+    if (taken.has(`${m.hostPort}/${m.protocol}`)) {
+      throw new ConflictError(
+        `${where}: Cannot publish port ${m.hostPort}/${m.protocol}: another rkl container publishes it`,
+      );
+    }
+    if (host.portInUse(m.hostPort, m.protocol, m.hostIP ?? "0.0.0.0")) {
+      throw new ConflictError(
+        `${where}: Cannot publish port ${m.hostPort}/${m.protocol}: it is in use on the host`,
+      );
+    }
+  }
+}
+
+/** Undoes whatever `rec.resources` lists, newest first. Idempotent. */
+export async function teardown(host: Host, rec: ContainerRecord): Promise<void> {
+  const errors: unknown[] = [];
+  const step = async (fn: () => unknown | Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (e) {
+      errors.push(e);
+    }
+  };
+  const d = rec.dirs;
+  if (rec.resources.runtime) {
+    await step(async () => {
+      const st = await host.runtime.state(rec.id);
+      if (st) await host.runtime.delete(rec.id, { force: true });
+    });
+    await step(() => waitConmonGone(host, d.conmonDir));
+    await step(() => host.cgroups.remove(rec.cgroupPath));
+    await step(() => removeEmptyParent(host, rec.cgroupPath));
+  }
+  if (rec.resources.cni) {
+    if (rec.network) {
+      await step(() =>
+        host.cni.del(rec.network!.conflist, {
+          containerId: rec.id,
+          netns: d.netns,
+          ifName: "eth0",
+          capabilityArgs: { portMappings: rec.network!.portMappings },
+        }, rec.network!.result)
+      );
+    }
+    await step(() => host.cni.del(LOOPBACK, { containerId: rec.id, netns: d.netns, ifName: "lo" }));
+    if (rec.network) await step(() => releaseNetworkIfUnused(host, rec));
+  }
+  if (rec.resources.netns) await step(() => removeNetns(host.sys, d.netns));
+  if (rec.resources.overlay) await step(() => unmount(host.sys, d.rootfs));
+  if (rec.resources.dir) {
+    await step(() => removeAll(d.dir));
+    await step(() => removeAll(d.conmonDir));
+    await step(() => removeAll(`${d.exitDir}/${rec.id}`));
+    await step(() => removeAll(`${d.socketDir}/${rec.id}`));
+    await step(() => removeAll(d.log));
+  }
+  if (errors.length > 0) {
+    // Keep the record so that `rm -f` can try again.
+    host.store.put("containers", rec);
+    const first = errors[0] as Error;
+    throw new RklError(
+      "ETEARDOWN",
+      `Cannot remove everything of container ${JSON.stringify(rec.name)}: ${first.message}`,
+      { cause: first },
+    );
+  }
+  host.store.delete("containers", rec.name);
+}
+
+/**
+ * The bridge plugin creates its bridge on first ADD and never deletes it;
+ * like podman, rkl removes it when the last container on the network goes,
+ * together with portmap's shared chains once no mapping is left.
+ */
+async function releaseNetworkIfUnused(host: Host, rec: ContainerRecord): Promise<void> {
+  if (rec.network!.portMappings.length > 0) await removeIdlePortmapChains(host.cmd);
+  const bridge = bridgeName(rec.network!.conflist);
+  if (!bridge) return;
+  const others = host.store.list<ContainerRecord>("containers").filter((r) =>
+    r.name !== rec.name && r.network?.name === rec.network!.name
+  );
+  if (others.length > 0) return;
+  const res = await host.cmd.run("ip", { args: ["link", "delete", bridge, "type", "bridge"] });
+  if (res.code !== 0 && !/Cannot find device/.test(res.stderr)) {
+    throw new RklError(
+      "ENET",
+      `Cannot delete bridge ${JSON.stringify(bridge)}: ${res.stderr.trim()}`,
+    );
+  }
+}
+
+function removeAll(path: string): void {
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/** rmdir the `rkl` parent once the last container left it (a busy one stays). */
+function removeEmptyParent(host: Host, cgroupPath: string): void {
+  const parent = cgroupPath.split("/").slice(0, -1).join("/");
+  if (!parent) return;
+  for (const dir of host.cgroups.dirs(parent)) {
+    try {
+      Deno.removeSync(dir);
+    } catch { /* still in use */ }
+  }
+}
+
+/** conmon exits right after its container; wait for it so its files can go. */
+async function waitConmonGone(host: Host, conmonDir: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(Deno.readTextFileSync(`${conmonDir}/conmon.pid`).trim());
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100 && pid > 0 && processAlive(pid); i++) await host.sleep(20);
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // A zombie has exited already.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+export function getContainer(host: Host, name: string): ContainerRecord {
+  const rec = host.store.get<ContainerRecord>("containers", name);
+  if (!rec) {
+    throw new NotFoundError(`Cannot find container ${JSON.stringify(name)}`, {
+      hint: "rkl container list shows the names",
+    });
+  }
+  return rec;
+}
+
+/** The record with its status, pid and exit code brought up to date from the runtime. */
+export async function refresh(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
+  if (rec.status === "creating") return rec;
+  const st = await host.runtime.state(rec.id);
+  const exit = readExitCode(rec.dirs.exitDir, rec.id);
+  if (!st) {
+    rec.status = exit !== undefined ? "exited" : "unknown";
+    rec.exitCode = exit ?? rec.exitCode;
+    rec.pid = undefined;
+    return rec;
+  }
+  if (st.status === "stopped") {
+    rec.status = "exited";
+    rec.pid = undefined;
+    if (exit !== undefined) rec.exitCode = exit;
+    if (!rec.finishedAt) {
+      try {
+        rec.finishedAt = Deno.statSync(`${rec.dirs.exitDir}/${rec.id}`).mtime?.toISOString();
+      } catch { /* no exit file yet */ }
+    }
+  } else if (st.status === "running" || st.status === "paused") {
+    rec.status = "running";
+    rec.pid = st.pid;
+  } else if (st.status === "created") {
+    rec.status = "created";
+    rec.pid = st.pid;
+  }
+  return rec;
+}
+
+export async function startContainer(host: Host, name: string): Promise<ContainerRecord> {
+  return await host.store.withLock(async () => {
+    const rec = await refresh(host, getContainer(host, name));
+    if (rec.status !== "created") {
+      throw new ConflictError(
+        `Cannot start container ${JSON.stringify(name)}: it is ${rec.status}, not created`,
+        {
+          hint: rec.status === "exited" ? "remove it and run it again" : undefined,
+        },
+      );
+    }
+    await host.runtime.start(rec.id);
+    rec.status = "running";
+    rec.startedAt = host.now().toISOString();
+    host.store.put("containers", rec);
+    return rec;
+  });
+}
+
+/** create + start; a failed start removes what create made. */
+export async function runContainer(
+  host: Host,
+  loaded: LoadedContainer,
+  options: { network: string | null },
+): Promise<ContainerRecord> {
+  const rec = await createContainer(host, loaded, options);
+  try {
+    return await startContainer(host, rec.name);
+  } catch (e) {
+    await rollback(host, rec, e);
+    throw e;
+  }
+}
+
+/** SIGTERM, up to `timeoutSec` for the container to exit, then SIGKILL. */
+export async function stopContainer(
+  host: Host,
+  name: string,
+  timeoutSec = 10,
+): Promise<ContainerRecord> {
+  let rec = await refresh(host, getContainer(host, name));
+  if (rec.status !== "running" && rec.status !== "created") return rec;
+  await signal(host, rec, "SIGTERM");
+  const deadline = Date.now() + timeoutSec * 1000;
+  while (Date.now() < deadline) {
+    rec = await refresh(host, rec);
+    if (rec.status === "exited" || rec.status === "unknown") break;
+    await host.sleep(50);
+  }
+  if (rec.status === "running" || rec.status === "created") {
+    await signal(host, rec, "SIGKILL");
+    for (let i = 0; i < 200; i++) {
+      rec = await refresh(host, rec);
+      if (rec.status !== "running" && rec.status !== "created") break;
+      await host.sleep(25);
+    }
+  }
+  // conmon writes the exit code a moment after the runtime reports "stopped".
+  for (let i = 0; i < 100 && rec.exitCode === undefined && rec.resources.runtime; i++) {
+    await host.sleep(20);
+    rec = await refresh(host, rec);
+  }
+  rec.finishedAt ??= host.now().toISOString();
+  await host.store.withLock(() => Promise.resolve(host.store.put("containers", rec)));
+  return rec;
+}
+
+async function signal(host: Host, rec: ContainerRecord, sig: string): Promise<void> {
+  try {
+    await host.runtime.kill(rec.id, sig, { all: true });
+  } catch (e) {
+    // Exited between our look and the signal: not an error.
+    const now = await refresh(host, rec);
+    if (now.status === "running" || now.status === "created") throw e;
+  }
+}
+
+export async function removeContainer(
+  host: Host,
+  name: string,
+  options: { force?: boolean } = {},
+): Promise<void> {
+  let rec = await refresh(host, getContainer(host, name));
+  if ((rec.status === "running" || rec.status === "creating") && !options.force) {
+    throw new ConflictError(
+      `Cannot remove container ${JSON.stringify(name)}: it is ${rec.status}`,
+      {
+        hint: "stop it first, or use rm -f",
+      },
+    );
+  }
+  if (rec.status === "running" || rec.status === "created") {
+    rec = await stopContainer(host, name, 0);
+  }
+  await host.store.withLock(() => teardown(host, rec));
+}
+
+export async function listContainers(host: Host): Promise<ContainerRecord[]> {
+  const recs = host.store.list<ContainerRecord>("containers");
+  return await Promise.all(recs.map((r) => refresh(host, r)));
+}

@@ -1,0 +1,61 @@
+/** Everything with side effects that the workloads use, passed in explicitly. */
+import type { CniClient } from "../net/cni.ts";
+import type { OciRuntime } from "../oci/runtime.ts";
+import type { StateStore } from "../store/store.ts";
+import type { CgroupManager } from "../sys/cgroups/mod.ts";
+import type { CommandRunner } from "../sys/command.ts";
+import type { Syscalls } from "../sys/syscalls.ts";
+
+export interface RklPaths {
+  /** Persistent state: records, container dirs, exit codes (`--root`). */
+  root: string;
+  /** Volatile state: netns pins, runtime state, conmon files, lock (`--run-root`). */
+  runRoot: string;
+  /** Container log files. */
+  logDir: string;
+  /** CNI conflists rkl owns. */
+  cniConfDir: string;
+}
+
+export interface Host {
+  sys: Syscalls;
+  cmd: CommandRunner;
+  store: StateStore;
+  cgroups: CgroupManager;
+  runtime: OciRuntime;
+  cni: CniClient;
+  paths: RklPaths;
+  /** conmon binary. */
+  conmon: string;
+  /** Parent cgroup (relative) that holds every rkl container. */
+  cgroupParent: string;
+  /** This process's hard RLIMIT_NOFILE. */
+  nofileHard: number;
+  /** Subnet for the default network when rkl writes its conflist. */
+  subnet?: string;
+  /** True when something on the host already listens on the port. */
+  portInUse(port: number, protocol: "tcp" | "udp", hostIP: string): boolean;
+  warn(message: string): void;
+  now(): Date;
+  sleep(ms: number): Promise<void>;
+}
+
+export function containerDirs(paths: RklPaths, name: string) {
+  const dir = `${paths.root}/containers/${name}`;
+  return {
+    dir,
+    bundle: dir,
+    config: `${dir}/config.json`,
+    rootfs: `${dir}/rootfs`,
+    upper: `${dir}/upper`,
+    work: `${dir}/work`,
+    etc: `${dir}/etc`,
+    netns: `${paths.runRoot}/netns/${name}`,
+    conmonDir: `${paths.runRoot}/conmon/${name}`,
+    socketDir: `${paths.runRoot}/sock`,
+    exitDir: `${paths.root}/exits`,
+    log: `${paths.logDir}/${name}.log`,
+  };
+}
+
+export type ContainerDirs = ReturnType<typeof containerDirs>;
