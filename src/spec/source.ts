@@ -144,7 +144,10 @@ export function validate<S extends z.ZodType>(
   const warnings: Warning[] = [];
   for (let round = 0; round < 32; round++) {
     const res = schema.safeParse(input);
-    if (res.success) return { data: res.data, warnings };
+    if (res.success) {
+      warnings.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+      return { data: res.data, warnings };
+    }
     const real = res.error.issues.filter((i) => i.code !== "unrecognized_keys");
     if (real.length > 0) {
       const issue = real[0];

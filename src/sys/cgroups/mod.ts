@@ -13,6 +13,8 @@ export interface CgroupLimits {
   cpuPeriod?: number;
   /** cgroup v1 cpu.shares (converted to cpu.weight on v2). */
   cpuShares?: number;
+  /** cgroup v2 cpu.weight, as read back (the shares → weight mapping loses precision). */
+  cpuWeight?: number;
   /** Bytes; undefined means no limit. */
   memoryLimit?: number;
   pidsLimit?: number;

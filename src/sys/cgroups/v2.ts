@@ -78,11 +78,7 @@ export class CgroupV2Manager implements CgroupManager {
       if (q !== "max") out.cpuQuota = Number(q);
       out.cpuPeriod = Number(p);
     }
-    const weight = readNumber(`${d}/cpu.weight`);
-    if (weight !== undefined) {
-      // Inverse of sharesToWeight, rounded to the nearest share.
-      out.cpuShares = Math.round(2 + ((weight - 1) * 262_142) / 9999);
-    }
+    out.cpuWeight = readNumber(`${d}/cpu.weight`);
     out.memoryLimit = readNumber(`${d}/memory.max`);
     out.pidsLimit = readNumber(`${d}/pids.max`);
     return out;

@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { loadContainer } from "../spec/container.ts";
+import {
+  capabilitySet,
+  generateConfig,
+  type GenerateContext,
+  nofileLimit,
+  ociResources,
+} from "./generate.ts";
+
+const GOLDEN = new URL("../../tests/golden/", import.meta.url);
+
+const CTX: GenerateContext = {
+  rootfs: "/var/lib/rkl/containers/web/rootfs",
+  cgroupsPath: "/rkl/web",
+  hostname: "web",
+  etcFiles: { hosts: "/e/hosts", hostname: "/e/hostname", resolvConf: "/e/resolv.conf" },
+  joinNamespaces: { network: "/run/rkl/netns/web" },
+  nofileHard: 524288,
+  bundle: {},
+  annotations: { "org.rkl.name": "web" },
+};
+
+async function golden(name: string, actual: unknown): Promise<void> {
+  const url = new URL(`${name}.json`, GOLDEN);
+  const text = JSON.stringify(actual, null, 2) + "\n";
+  if (Deno.env.get("UPDATE_GOLDEN") === "1") {
+    await Deno.writeTextFile(url, text);
+    return;
+  }
+  assert.equal(
+    text,
+    await Deno.readTextFile(url),
+    `golden ${name}.json differs; UPDATE_GOLDEN=1 rewrites it`,
+  );
+}
+
+Deno.test("generateConfig() turns rk8s's single-container example into the golden config.json", async () => {
+  const { spec } = loadContainer(
+    await Deno.readTextFile(new URL("../../tests/fixtures/single.yaml", import.meta.url)),
+    "single.yaml",
+    { baseDir: "/srv" },
+  );
+  await golden("single-container", generateConfig(spec, CTX));
+});
+
+Deno.test("generateConfig() applies env, workingDir, user, read-only root and capabilities", async () => {
+  const { spec } = loadContainer(
+    await Deno.readTextFile(new URL("../../tests/fixtures/full.yaml", import.meta.url)),
+    "full.yaml",
+    { baseDir: "/srv" },
+  );
+  await golden(
+    "full-container",
+    generateConfig(spec, { ...CTX, bundle: { env: ["PATH=/bin", "LANG=C"], args: ["/init"] } }),
+  );
+});
+
+Deno.test("ociResources() maps resources.limits.cpu to a CFS quota and requests to shares", () => {
+  assert.deepEqual(ociResources({ limits: { cpu: "500m", memory: "233Mi" } }), {
+    devices: [{ allow: false, access: "rwm" }],
+    cpu: { quota: 50_000, period: 100_000, shares: 512 },
+    memory: { limit: 244_318_208 },
+  });
+  assert.deepEqual(ociResources({ requests: { cpu: "250m" } }).cpu, { shares: 256 });
+  assert.equal(ociResources({}).cpu, undefined);
+});
+
+Deno.test("nofileLimit() never asks for more than the host's hard limit", () => {
+  assert.equal(nofileLimit(4096), 4096);
+  assert.equal(nofileLimit(1 << 30), 1_048_576);
+});
+
+Deno.test("capabilitySet() adds, drops, and handles ALL and privileged", () => {
+  assert.ok(!capabilitySet({ capabilities: { drop: ["NET_RAW"] } }).includes("CAP_NET_RAW"));
+  assert.ok(capabilitySet({ capabilities: { add: ["net_admin"] } }).includes("CAP_NET_ADMIN"));
+  assert.deepEqual(capabilitySet({ capabilities: { drop: ["ALL"], add: ["CHOWN"] } }), [
+    "CAP_CHOWN",
+  ]);
+  assert.ok(capabilitySet({ privileged: true }).includes("CAP_SYS_ADMIN"));
+});
+
+Deno.test("generateConfig() refuses a container with no command anywhere", () => {
+  const { spec } = loadContainer("name: a\nimage: b\n", "a.yaml");
+  assert.throws(() => generateConfig(spec, CTX), /no command/);
+});

@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { SpecError } from "../errors.ts";
+import { loadContainer } from "./container.ts";
+
+const RK8S_EXAMPLE = `name: single-container-test
+image: ./bundles/busybox
+ports:
+  - containerPort: 80
+    protocol: ""
+    hostPort: 0
+    hostIP: ""
+args:
+  - sleep
+  - "100"
+resources:
+  limits:
+    cpu: 500m
+    memory: 233Mi
+`;
+
+function specError(text: string, file = "c.yaml"): SpecError {
+  try {
+    loadContainer(text, file, { baseDir: "/srv" });
+  } catch (e) {
+    if (e instanceof SpecError) return e;
+    throw e;
+  }
+  assert.fail("expected a SpecError");
+}
+
+Deno.test("loadContainer() accepts rk8s's example and resolves the bundle against the file's directory", () => {
+  const { spec, warnings } = loadContainer(RK8S_EXAMPLE, "single.yaml", { baseDir: "/srv/app" });
+  assert.equal(spec.name, "single-container-test");
+  assert.equal(spec.image, "/srv/app/bundles/busybox");
+  assert.deepEqual(spec.args, ["sleep", "100"]);
+  assert.equal(spec.resources.limits?.cpu, "500m");
+  assert.equal(spec.ports[0].containerPort, 80);
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("loadContainer() reports a wrong type at the value's line and column", () => {
+  const e = specError("name: web\nimage: 42\n");
+  assert.equal(e.message, "c.yaml:2:8: image: Invalid input: expected string, received number");
+  assert.equal(e.exitCode, 2);
+});
+
+Deno.test("loadContainer() locates a missing required field at its parent", () => {
+  const e = specError("name: web\nargs: [sh]\n");
+  assert.equal(e.line, 1);
+  assert.equal(e.path, "image");
+});
+
+Deno.test("loadContainer() rejects a name that is not a DNS-1123 label", () => {
+  const e = specError("name: Web_1\nimage: b\nargs: [sh]\n");
+  assert.match(e.message, /^c\.yaml:1:7: name: "Web_1" is not a DNS-1123 label/);
+  assert.match(specError(`name: ${"a".repeat(64)}\nimage: b\n`).message, /longer than 63/);
+});
+
+Deno.test("loadContainer() rejects a bad quantity with its path inside resources", () => {
+  const e = specError("name: web\nimage: b\nresources:\n  limits:\n    memory: 12XB\n");
+  assert.equal(e.path, "resources.limits.memory");
+  assert.equal(e.line, 5);
+  assert.equal(e.column, 13);
+  assert.match(e.detail, /Kubernetes quantity grammar/);
+});
+
+Deno.test("loadContainer() rejects a negative limit", () => {
+  assert.match(
+    specError("name: web\nimage: b\nresources:\n  limits:\n    cpu: -1\n").detail,
+    /must not be negative/,
+  );
+});
+
+Deno.test("loadContainer() warns about unknown fields with their own line and keeps going", () => {
+  const { spec, warnings } = loadContainer(
+    "name: web\nimage: b\nimagePullPolicy: Always\nports:\n  - containerPort: 80\n    bogus: 1\n",
+    "c.yaml",
+  );
+  assert.equal(spec.name, "web");
+  assert.deepEqual(warnings.map((w) => [w.path, w.line, w.column]), [["imagePullPolicy", 3, 1], [
+    "ports[0].bogus",
+    6,
+    5,
+  ]]);
+});
+
+Deno.test("loadContainer() reports YAML syntax errors with a position", () => {
+  const e = specError("name: web\nimage: [b\n");
+  assert.match(e.message, /^c\.yaml:\d+:\d+: Cannot parse YAML/);
+});
+
+Deno.test("loadContainer() rejects duplicate keys", () => {
+  assert.match(
+    specError("name: a\nname: b\nimage: x\n").message,
+    /^c\.yaml:2:1: Cannot parse YAML: Map keys must be unique/,
+  );
+});
+
+Deno.test("loadContainer() checks ports, paths and protocols", () => {
+  assert.equal(
+    specError("name: a\nimage: x\nports:\n  - containerPort: 70000\n").path,
+    "ports[0].containerPort",
+  );
+  assert.equal(
+    specError("name: a\nimage: x\nports:\n  - containerPort: 80\n    protocol: ICMP\n").path,
+    "ports[0].protocol",
+  );
+  assert.equal(
+    specError("name: a\nimage: x\nports:\n  - containerPort: 80\n    hostIP: 300.1.1.1\n").path,
+    "ports[0].hostIP",
+  );
+  assert.match(
+    specError("name: a\nimage: x\nports:\n  - containerPort: 80\n  - containerPort: 80\n").detail,
+    /listed twice/,
+  );
+  assert.match(specError("name: a\nimage: x\nworkingDir: rel/dir\n").detail, /must be absolute/);
+  assert.match(
+    specError("name: a\nimage: x\nargs: [sleep, 100]\n").message,
+    /args\[1\]: Invalid input: expected string, received number/,
+  );
+});
+
+Deno.test("loadContainer() resolves hostPath mounts and named hostPath volumes", () => {
+  const { spec } = loadContainer(
+    "name: a\nimage: x\nvolumes:\n  - name: data\n    hostPath: {path: ./data}\nvolumeMounts:\n  - {name: data, mountPath: /data, readOnly: true}\n  - {hostPath: /etc/ssl, mountPath: /etc/ssl}\n",
+    "c.yaml",
+    { baseDir: "/srv" },
+  );
+  assert.deepEqual(spec.mounts.map((m) => [m.source, m.destination, m.readOnly]), [
+    ["/srv/data", "/data", true],
+    ["/etc/ssl", "/etc/ssl", false],
+  ]);
+  assert.match(
+    specError("name: a\nimage: x\nvolumeMounts:\n  - {name: nope, mountPath: /d}\n").detail,
+    /not declared/,
+  );
+});
+
+Deno.test("loadContainer() rejects an empty file", () => {
+  assert.match(specError("").message, /^c\.yaml: Cannot parse YAML: the file is empty/);
+});

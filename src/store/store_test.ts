@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { StoreError } from "../errors.ts";
+import { FsStore, SCHEMA_VERSION, writeAtomic } from "./store.ts";
+
+async function tempStore(fn: (s: FsStore, dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(new FsStore(`${dir}/records`, `${dir}/run/rkl.lock`), dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("FsStore puts, gets, lists and deletes records with a schema version", async () => {
+  await tempStore(async (s) => {
+    s.put("containers", { schemaVersion: 0, name: "b", x: 1 } as never);
+    s.put("containers", { schemaVersion: 0, name: "a", x: 2 } as never);
+    assert.equal(
+      s.get<{ schemaVersion: number; name: string }>("containers", "a")?.schemaVersion,
+      SCHEMA_VERSION,
+    );
+    assert.deepEqual(s.list("containers").map((r) => r.name), ["a", "b"]);
+    s.delete("containers", "a");
+    s.delete("containers", "a");
+    assert.equal(s.get("containers", "a"), undefined);
+    await Promise.resolve();
+  });
+});
+
+Deno.test("FsStore refuses names that could escape its directory", async () => {
+  await tempStore(async (s) => {
+    assert.throws(() => s.get("containers", "../etc/passwd"), StoreError);
+    assert.throws(() => s.put("containers", { schemaVersion: 1, name: "a/b" }), StoreError);
+    await Promise.resolve();
+  });
+});
+
+Deno.test("FsStore refuses a record from another schema version", async () => {
+  await tempStore(async (s, dir) => {
+    await Deno.mkdir(`${dir}/records/containers`, { recursive: true });
+    await Deno.writeTextFile(
+      `${dir}/records/containers/old.json`,
+      JSON.stringify({ schemaVersion: 99, name: "old" }),
+    );
+    assert.throws(() => s.get("containers", "old"), /schema version 99/);
+  });
+});
+
+Deno.test("writeAtomic() replaces whole files and leaves no temp file behind", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/rec.json`;
+    const writes = Array.from(
+      { length: 50 },
+      (_, i) => JSON.stringify({ i, pad: "x".repeat(10_000 + i) }),
+    );
+    for (const w of writes) {
+      writeAtomic(path, w);
+      // Every read sees one complete document.
+      assert.equal(JSON.parse(await Deno.readTextFile(path)).i, writes.indexOf(w));
+    }
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["rec.json"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("FsStore.withLock() serialises two stores sharing a lock file", async () => {
+  await tempStore(async (a, dir) => {
+    const b = new FsStore(`${dir}/records`, `${dir}/run/rkl.lock`);
+    const events: string[] = [];
+    const slow = a.withLock(async () => {
+      events.push("a-in");
+      await new Promise((r) => setTimeout(r, 100));
+      events.push("a-out");
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    const fast = b.withLock(() => {
+      events.push("b-in");
+      return Promise.resolve();
+    });
+    await Promise.all([slow, fast]);
+    assert.deepEqual(events, ["a-in", "a-out", "b-in"]);
+  });
+});
+
+Deno.test("FsStore.withLock() is re-entrant within one store", async () => {
+  await tempStore(async (s) => {
+    const v = await s.withLock(() => s.withLock(() => Promise.resolve(7)));
+    assert.equal(v, 7);
+  });
+});

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { detectCgroupLayout, managerFor } from "./detect.ts";
+import { CgroupV1Manager } from "./v1.ts";
+import { CgroupV2Manager } from "./v2.ts";
+
+const HYBRID = `25 1 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
+27 25 0:24 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+30 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+31 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+32 25 0:29 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+`;
+const UNIFIED = `25 1 0:22 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n`;
+
+Deno.test("detectCgroupLayout() treats a hybrid host as v1 and a unified one as v2", () => {
+  const h = detectCgroupLayout(HYBRID);
+  assert.equal(h.version, 1);
+  assert.equal(h.controllers?.cpu, "/sys/fs/cgroup/cpu,cpuacct");
+  assert.equal(h.controllers?.memory, "/sys/fs/cgroup/memory");
+  assert.ok(h.hierarchies.includes("/sys/fs/cgroup/unified"));
+  assert.ok(managerFor(h) instanceof CgroupV1Manager);
+  const u = detectCgroupLayout(UNIFIED);
+  assert.deepEqual([u.version, u.root], [2, "/sys/fs/cgroup"]);
+  assert.ok(managerFor(u) instanceof CgroupV2Manager);
+  assert.throws(() => detectCgroupLayout(""), /Cannot find cgroupfs/);
+});
+
+/** A fake v2 root: the kernel's interface files at the root, plain files below. */
+async function fakeV2(fn: (root: string) => void): Promise<void> {
+  const root = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${root}/cgroup.controllers`, "cpuset cpu io memory pids\n");
+    await Deno.writeTextFile(`${root}/cgroup.subtree_control`, "");
+    fn(root);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+Deno.test("CgroupV2Manager.apply() enables controllers top-down and writes cpu.max, cpu.weight, memory.max", async () => {
+  await fakeV2((root) => {
+    // Child levels in a real cgroupfs list what their parent enabled.
+    Deno.mkdirSync(`${root}/rkl`);
+    Deno.writeTextFileSync(`${root}/rkl/cgroup.controllers`, "cpu memory pids\n");
+    const m = new CgroupV2Manager(root);
+    m.apply("rkl/web", {
+      cpuQuota: 50_000,
+      cpuPeriod: 100_000,
+      cpuShares: 1024,
+      memoryLimit: 244_318_208,
+      pidsLimit: 100,
+    });
+    assert.equal(Deno.readTextFileSync(`${root}/cgroup.subtree_control`), "+cpu +memory +pids");
+    assert.equal(Deno.readTextFileSync(`${root}/rkl/cgroup.subtree_control`), "+cpu +memory +pids");
+    assert.equal(Deno.readTextFileSync(`${root}/rkl/web/cpu.max`), "50000 100000");
+    assert.equal(Deno.readTextFileSync(`${root}/rkl/web/cpu.weight`), "39");
+    assert.equal(Deno.readTextFileSync(`${root}/rkl/web/memory.max`), "244318208");
+    assert.equal(Deno.readTextFileSync(`${root}/rkl/web/pids.max`), "100");
+    assert.deepEqual(m.read("rkl/web"), {
+      cpuQuota: 50_000,
+      cpuPeriod: 100_000,
+      cpuWeight: 39,
+      memoryLimit: 244_318_208,
+      pidsLimit: 100,
+    });
+    assert.deepEqual(m.dirs("rkl/web"), [`${root}/rkl/web`]);
+  });
+});
+
+Deno.test("CgroupV2Manager writes 'max' for no limit and removes trees deepest first", async () => {
+  await fakeV2((root) => {
+    const m = new CgroupV2Manager(root);
+    m.apply("rkl/pod/app", { cpuQuota: 0, memoryLimit: 0 });
+    assert.equal(Deno.readTextFileSync(`${root}/rkl/pod/app/cpu.max`), "max 100000");
+    assert.equal(Deno.readTextFileSync(`${root}/rkl/pod/app/memory.max`), "max");
+    assert.equal(m.read("rkl/pod/app").memoryLimit, undefined);
+    // Plain files stand in for interface files here; cgroupfs would have none to remove.
+    for (const f of ["cpu.max", "memory.max"]) Deno.removeSync(`${root}/rkl/pod/app/${f}`);
+    m.remove("rkl/pod");
+    assert.deepEqual(m.dirs("rkl/pod"), []);
+    m.remove("rkl/pod");
+  });
+});
+
+Deno.test("CgroupV1Manager writes each controller's files", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const m = new CgroupV1Manager({
+      cpu: `${root}/cpu,cpuacct`,
+      cpuacct: `${root}/cpu,cpuacct`,
+      memory: `${root}/memory`,
+      pids: `${root}/pids`,
+    });
+    m.apply("rkl/web", {
+      cpuQuota: 50_000,
+      cpuPeriod: 100_000,
+      cpuShares: 512,
+      memoryLimit: 1 << 20,
+    });
+    assert.equal(Deno.readTextFileSync(`${root}/cpu,cpuacct/rkl/web/cpu.cfs_quota_us`), "50000");
+    assert.equal(Deno.readTextFileSync(`${root}/cpu,cpuacct/rkl/web/cpu.shares`), "512");
+    assert.equal(Deno.readTextFileSync(`${root}/memory/rkl/web/memory.limit_in_bytes`), "1048576");
+    assert.equal(m.read("rkl/web").cpuQuota, 50_000);
+    assert.equal(m.dirs("rkl/web").length, 3);
+    assert.throws(() => m.apply("../escape", {}), /must be relative/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
