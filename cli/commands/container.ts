@@ -18,6 +18,8 @@ import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
 import { readExitCode } from "../../src/oci/conmon.ts";
 import { ConflictError, SpecError } from "../../src/errors.ts";
 import type { Host } from "../../src/workloads/host.ts";
+import type { OciConfig } from "../../src/oci/spec.ts";
+
 import { ago, table, write } from "../format.ts";
 import type { Context } from "../app.ts";
 
@@ -228,9 +230,12 @@ export function registerContainer(program: Command, ctx: Context): void {
             `Cannot exec in container ${JSON.stringify(name)}: it is ${rec.status}`,
           );
         }
+        const cfg = JSON.parse(Deno.readTextFileSync(rec.dirs.config)) as OciConfig;
         ctx.exitCode = await host.runtime.exec(rec.id, command, {
           tty: o.tty ?? false,
           interactive: o.interactive ?? false,
+          cwd: cfg.process.cwd,
+          env: cfg.process.env,
         });
       },
     );

@@ -22,11 +22,16 @@ export interface OciRuntime {
   kill(id: string, signal: string, options?: { all?: boolean }): Promise<void>;
   delete(id: string, options?: { force?: boolean }): Promise<void>;
   /** Runs a process in the container with this process's stdio; returns its exit code. */
-  exec(
-    id: string,
-    argv: string[],
-    options: { tty: boolean; interactive: boolean },
-  ): Promise<number>;
+  exec(id: string, argv: string[], options: ExecOptions): Promise<number>;
+}
+
+export interface ExecOptions {
+  tty: boolean;
+  interactive: boolean;
+  /** Working directory; runtimes differ on the default, so rkl always passes it. */
+  cwd?: string;
+  /** Extra environment on top of the container's. */
+  env?: string[];
 }
 
 export class RuncCliRuntime implements OciRuntime {
@@ -89,12 +94,12 @@ export class RuncCliRuntime implements OciRuntime {
     );
   }
 
-  exec(
-    id: string,
-    argv: string[],
-    options: { tty: boolean; interactive: boolean },
-  ): Promise<number> {
-    const args = [...this.globalArgs(), "exec", ...(options.tty ? ["--tty"] : []), id, ...argv];
+  exec(id: string, argv: string[], options: ExecOptions): Promise<number> {
+    const args = [...this.globalArgs(), "exec", ...(options.tty ? ["--tty"] : [])];
+    if (options.cwd) args.push("--cwd", options.cwd);
+    for (const e of options.env ?? []) args.push("--env", e);
+    args.push(id, ...argv);
+
     return this.cmd.runInteractive(this.binary, {
       args,
       stdin: options.interactive ? "inherit" : "null",

@@ -18,7 +18,13 @@ Deno.test("detectCgroupLayout() treats a hybrid host as v1 and a unified one as 
   assert.equal(h.controllers?.cpu, "/sys/fs/cgroup/cpu,cpuacct");
   assert.equal(h.controllers?.memory, "/sys/fs/cgroup/memory");
   assert.ok(h.hierarchies.includes("/sys/fs/cgroup/unified"));
-  assert.ok(managerFor(h) instanceof CgroupV1Manager);
+  const m = managerFor(h) as CgroupV1Manager;
+  assert.ok(m instanceof CgroupV1Manager);
+  assert.ok(
+    m.otherHierarchies.includes("/sys/fs/cgroup/systemd"),
+    "named hierarchies are cleaned too",
+  );
+
   const u = detectCgroupLayout(UNIFIED);
   assert.deepEqual([u.version, u.root], [2, "/sys/fs/cgroup"]);
   assert.ok(managerFor(u) instanceof CgroupV2Manager);

@@ -51,7 +51,7 @@ export function detectCgroupLayout(mountinfo: string): CgroupLayout {
 
 export function managerFor(layout: CgroupLayout): CgroupManager {
   return layout.version === 1
-    ? new CgroupV1Manager(layout.controllers ?? {})
+    ? new CgroupV1Manager(layout.controllers ?? {}, layout.hierarchies)
     : new CgroupV2Manager(layout.root!);
 }
 

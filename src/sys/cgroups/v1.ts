@@ -15,8 +15,12 @@ const V1_MEMORY_UNLIMITED = 9223372036854771712;
 export class CgroupV1Manager implements CgroupManager {
   readonly version = 1 as const;
 
-  /** `mounts` maps a controller name (cpu, memory, pids, ...) to its hierarchy root. */
-  constructor(readonly mounts: Record<string, string>) {}
+  /**
+   * `mounts` maps a controller name (cpu, memory, pids, ...) to its hierarchy
+   * root; `otherHierarchies` are the rest (name=systemd, a hybrid host's
+   * unified/), which runtimes also create directories in and rkl must clean.
+   */
+  constructor(readonly mounts: Record<string, string>, readonly otherHierarchies: string[] = []) {}
 
   #dir(controller: string, rel: string): string | undefined {
     const root = this.mounts[controller];
@@ -25,7 +29,7 @@ export class CgroupV1Manager implements CgroupManager {
 
   /** All distinct hierarchies (cpu and cpuacct may share one). */
   #roots(): string[] {
-    return [...new Set(Object.values(this.mounts))];
+    return [...new Set([...Object.values(this.mounts), ...this.otherHierarchies])];
   }
 
   dirs(rel: string): string[] {

@@ -1,0 +1,87 @@
+/**
+ * A census of what rkl can leave on a host: links, pinned netns files, nat
+ * rules and chains, cgroup directories, mounts, store records, IP leases.
+ * Two censuses taken before and after a test must be equal.
+ */
+
+export interface Census {
+  links: string[];
+  netns: string[];
+  nat: string[];
+  cgroups: string[];
+  mounts: string[];
+  records: string[];
+  leases: string[];
+  files: string[];
+}
+
+async function out(cmd: string, args: string[]): Promise<string> {
+  const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  return new TextDecoder().decode(r.stdout);
+}
+
+function walk(
+  dir: string,
+  depth: number,
+  pred: (path: string, isDir: boolean) => boolean,
+  acc: string[] = [],
+): string[] {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return acc;
+  }
+  for (const e of entries) {
+    const p = `${dir}/${e.name}`;
+    if (pred(p, e.isDirectory)) acc.push(p);
+    if (e.isDirectory && !e.isSymlink && depth > 0) walk(p, depth - 1, pred, acc);
+  }
+  return acc.sort();
+}
+
+export interface CensusScope {
+  root: string;
+  runRoot: string;
+  /** Cgroup parent name the test uses (RKL_CGROUP_PARENT). */
+  cgroupParent: string;
+}
+
+export async function census(scope: CensusScope): Promise<Census> {
+  const links = (await out("ip", ["-o", "link"])).split("\n").filter(Boolean).map((l) =>
+    l.split(": ")[1].split("@")[0]
+  ).sort();
+  const nat = (await out("iptables", ["-w", "5", "-t", "nat", "-S"])).split("\n").filter(Boolean)
+    .sort();
+  const cgroups = walk(
+    "/sys/fs/cgroup",
+    3,
+    (p, isDir) => isDir && p.includes(`/${scope.cgroupParent}`),
+  );
+  const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n").filter(Boolean).map((
+    l,
+  ) => l.split(" ")[4])
+    .filter((m) =>
+      m.startsWith(scope.root) || m.startsWith(scope.runRoot) || m.startsWith("/run/netns")
+    ).sort();
+  return {
+    links,
+    netns: [...walk(`${scope.runRoot}/netns`, 0, () => true), ...walk("/run/netns", 0, () => true)],
+    nat,
+    cgroups,
+    mounts,
+    records: walk(`${scope.root}/records`, 2, (_p, isDir) => !isDir),
+    leases: walk(
+      `${scope.root}/cni/networks`,
+      1,
+      (p, isDir) => !isDir && !/\/(lock|last_reserved_ip\.\d+)$/.test(p),
+    ),
+    files: [
+      ...walk(`${scope.root}/containers`, 0, () => true),
+      ...walk(`${scope.runRoot}/conmon`, 0, () => true),
+      ...walk(`${scope.runRoot}/sock`, 0, () => true),
+      ...walk(`${scope.root}/exits`, 0, () => true),
+      ...walk(`${scope.root}/logs`, 0, () => true),
+    ],
+  };
+}

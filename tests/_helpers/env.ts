@@ -1,0 +1,107 @@
+/** A private rkl environment per test file: root, run root, network, subnet, cgroup parent. */
+import { bridgeConflist, conflistPath } from "../../src/net/network.ts";
+import { type CensusScope } from "./census.ts";
+import { REPO } from "./requires.ts";
+
+export interface RklEnv extends CensusScope {
+  network: string;
+  subnet: string;
+  env: Record<string, string>;
+  dir: string;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let counter = 0;
+
+/** `third` picks the subnet 10.<200+third>.<n>.0/24 so test files never overlap. */
+export async function makeEnv(label: string, third: number): Promise<RklEnv> {
+  const dir = await Deno.makeTempDir({ prefix: `rkl-${label}-` });
+  const n = (Deno.pid + counter++) % 250;
+  const network = `rkt${third}x${n}`.slice(0, 15);
+  const subnet = `10.${200 + third}.${n}.0/24`;
+  const root = `${dir}/root`;
+  const runRoot = `${dir}/run`;
+  const cgroupParent = `rkltest-${label}-${n}`;
+  const confDir = `${root}/net.d`;
+  await Deno.mkdir(confDir, { recursive: true });
+  await Deno.writeTextFile(
+    conflistPath(confDir, network),
+    JSON.stringify(
+      bridgeConflist(network, { subnet, ipamDataDir: `${root}/cni/networks` }),
+      null,
+      2,
+    ),
+  );
+  return {
+    dir,
+    root,
+    runRoot,
+    cgroupParent,
+    network,
+    subnet,
+    env: { RKL_ROOT: root, RKL_RUN_ROOT: runRoot, RKL_CGROUP_PARENT: cgroupParent },
+  };
+}
+
+/** Runs the CLI as a user would, from source, with this env. */
+export async function rkl(
+  e: RklEnv,
+  args: string[],
+  options: { cwd?: string; stdin?: string } = {},
+): Promise<RunResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args],
+    env: e.env,
+    cwd: options.cwd,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(options.stdin));
+    await w.close();
+  }
+  const r = await child.output();
+  const dec = new TextDecoder();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+/** Runs rkl and fails with its stderr when it exits non-zero. */
+export async function rklOk(
+  e: RklEnv,
+  args: string[],
+  options: { cwd?: string } = {},
+): Promise<string> {
+  const r = await rkl(e, args, options);
+  if (r.code !== 0) throw new Error(`rkl ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Removes whatever a failed test left (best effort), then the temp dir. */
+export async function cleanupEnv(e: RklEnv): Promise<void> {
+  const list = await rkl(e, ["container", "list", "-q"]);
+  for (const name of list.stdout.split("\n").filter(Boolean)) {
+    await rkl(e, ["container", "rm", "-f", name]);
+  }
+  await new Deno.Command("ip", { args: ["link", "delete", e.network] }).output();
+  await Deno.remove(e.dir, { recursive: true }).catch(() => {});
+}
+
+export async function waitFor(
+  what: string,
+  fn: () => Promise<boolean> | boolean,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

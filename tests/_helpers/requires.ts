@@ -1,0 +1,73 @@
+/**
+ * Gates for tests that need real parts. On a developer machine a missing
+ * prerequisite skips the test (with the reason printed once); under CI=true it
+ * throws, so CI can never go green by skipping.
+ */
+import { which } from "../../src/oci/runtime.ts";
+import { CNI_PLUGIN_DIRS } from "../../src/net/cni.ts";
+
+export type Requirement =
+  | "root"
+  | "youki"
+  | "runc"
+  | "conmon"
+  | "cni"
+  | "iptables"
+  | "bundles"
+  | "ip";
+
+const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+
+function missing(req: Requirement): string | undefined {
+  switch (req) {
+    case "root":
+      return Deno.uid() === 0 ? undefined : "not running as root";
+    case "youki":
+    case "runc":
+    case "conmon":
+    case "iptables":
+    case "ip":
+      return which(req) ? undefined : `${req} is not installed (scripts/setup.sh installs it)`;
+    case "cni": {
+      for (const p of ["bridge", "host-local", "portmap", "loopback"]) {
+        const found = CNI_PLUGIN_DIRS.some((d) => {
+          try {
+            return Deno.statSync(`${d}/${p}`).isFile;
+          } catch {
+            return false;
+          }
+        });
+        if (!found) return `CNI plugin ${p} is not installed in ${CNI_PLUGIN_DIRS.join(" or ")}`;
+      }
+      return undefined;
+    }
+    case "bundles":
+      for (const b of ["busybox/rootfs/bin/busybox", "pause/rootfs/bin/catatonit"]) {
+        try {
+          Deno.statSync(`${ROOT_DIR}/bundles/${b}`);
+        } catch {
+          return `bundle file bundles/${b} is missing (scripts/setup.sh builds it)`;
+        }
+      }
+      return undefined;
+  }
+}
+
+const reported = new Set<string>();
+
+/** true when every requirement is met; false (skip) or a thrown Error under CI=true. */
+export function requires(...reqs: Requirement[]): boolean {
+  const problems = reqs.map(missing).filter((p): p is string => p !== undefined);
+  if (problems.length === 0) return true;
+  const msg = `missing prerequisite: ${problems.join("; ")}`;
+  if (Deno.env.get("CI") === "true") {
+    throw new Error(`${msg} (CI=true: failing instead of skipping)`);
+  }
+  if (!reported.has(msg)) {
+    reported.add(msg);
+    console.error(`skipping: ${msg}`);
+  }
+  return false;
+}
+
+export const REPO = ROOT_DIR;
