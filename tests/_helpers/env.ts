@@ -1,6 +1,6 @@
 /** A private rkl environment per test file: root, run root, network, subnet, cgroup parent. */
 import { bridgeConflist, conflistPath } from "../../src/net/network.ts";
-import { type CensusScope } from "./census.ts";
+import type { CensusScope } from "./census.ts";
 import { REPO } from "./requires.ts";
 
 export interface RklEnv extends CensusScope {
