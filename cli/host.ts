@@ -104,6 +104,8 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     store: new FsStore(`${paths.root}/records`, `${paths.runRoot}/rkl.lock`),
     cgroups: detectCgroups().manager,
     runtime: new RuncCliRuntime(rt.name, rt.binary, `${paths.runRoot}/runtime/${rt.name}`, cmd),
+    runtimeFor: (ref) => new RuncCliRuntime(ref.name, ref.binary, ref.root, cmd),
+
     cni: new CniClient(cmd, pluginDirs),
     paths,
     conmon,

@@ -231,7 +231,7 @@ export function registerContainer(program: Command, ctx: Context): void {
           );
         }
         const cfg = JSON.parse(Deno.readTextFileSync(rec.dirs.config)) as OciConfig;
-        ctx.exitCode = await host.runtime.exec(rec.id, command, {
+        ctx.exitCode = await host.runtimeFor(rec.runtime).exec(rec.id, command, {
           tty: o.tty ?? false,
           interactive: o.interactive ?? false,
           cwd: cfg.process.cwd,

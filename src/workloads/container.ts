@@ -32,7 +32,7 @@ import { mountOverlay, unmount } from "../sys/mounts.ts";
 import { createNetns, removeNetns } from "../sys/netns.ts";
 import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
-import { type ContainerDirs, containerDirs, type Host } from "./host.ts";
+import { type ContainerDirs, containerDirs, type Host, type RuntimeRef } from "./host.ts";
 
 export type ContainerStatus = "creating" | "created" | "running" | "exited" | "unknown";
 
@@ -48,7 +48,7 @@ export interface ContainerRecord extends StoredRecord {
   finishedAt?: string;
   exitCode?: number;
   pid?: number;
-  runtime: { name: string; binary: string };
+  runtime: RuntimeRef;
   cgroupPath: string;
   /** Limits asked for, as written to config.json. */
   limits: { cpuQuota?: number; cpuPeriod?: number; cpuShares?: number; memoryLimit?: number };
@@ -193,7 +193,7 @@ export async function createContainer(
       specFile: loaded.source.file,
       image: loaded.spec.image,
       createdAt: host.now().toISOString(),
-      runtime: { name: host.runtime.name, binary: host.runtime.binary },
+      runtime: { name: host.runtime.name, binary: host.runtime.binary, root: host.runtime.root },
       cgroupPath: plan.cgroupPath,
       limits: {
         cpuQuota: plan.config.linux.resources.cpu?.quota,
@@ -346,11 +346,12 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
   const d = rec.dirs;
   if (rec.resources.runtime) {
     await step(async () => {
-      const st = await host.runtime.state(rec.id);
-      if (st) await host.runtime.delete(rec.id, { force: true });
+      const rt = host.runtimeFor(rec.runtime);
+      const st = await rt.state(rec.id);
+      if (st) await rt.delete(rec.id, { force: true });
     });
     await step(() => waitConmonGone(host, d.conmonDir));
-    await step(() => host.cgroups.remove(rec.cgroupPath));
+    await step(() => removeCgroup(host, rec.cgroupPath));
     await step(() => removeEmptyParent(host, rec.cgroupPath));
   }
   if (rec.resources.cni) {
@@ -411,6 +412,22 @@ async function releaseNetworkIfUnused(host: Host, rec: ContainerRecord): Promise
   }
 }
 
+/**
+ * A killed container's tasks can still be exiting when the runtime already
+ * reports "stopped"; rmdir then fails with EBUSY until they are gone.
+ */
+async function removeCgroup(host: Host, path: string): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      host.cgroups.remove(path);
+      return;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.Busy) || attempt >= 100) throw e;
+      await host.sleep(20);
+    }
+  }
+}
+
 function removeAll(path: string): void {
   try {
     Deno.removeSync(path, { recursive: true });
@@ -464,7 +481,7 @@ export function getContainer(host: Host, name: string): ContainerRecord {
 /** The record with its status, pid and exit code brought up to date from the runtime. */
 export async function refresh(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
   if (rec.status === "creating") return rec;
-  const st = await host.runtime.state(rec.id);
+  const st = await host.runtimeFor(rec.runtime).state(rec.id);
   const exit = readExitCode(rec.dirs.exitDir, rec.id);
   if (!st) {
     rec.status = exit !== undefined ? "exited" : "unknown";
@@ -502,7 +519,7 @@ export async function startContainer(host: Host, name: string): Promise<Containe
         },
       );
     }
-    await host.runtime.start(rec.id);
+    await host.runtimeFor(rec.runtime).start(rec.id);
     rec.status = "running";
     rec.startedAt = host.now().toISOString();
     host.store.put("containers", rec);
@@ -560,7 +577,7 @@ export async function stopContainer(
 
 async function signal(host: Host, rec: ContainerRecord, sig: string): Promise<void> {
   try {
-    await host.runtime.kill(rec.id, sig, { all: true });
+    await host.runtimeFor(rec.runtime).kill(rec.id, sig, { all: true });
   } catch (e) {
     // Exited between our look and the signal: not an error.
     const now = await refresh(host, rec);

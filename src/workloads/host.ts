@@ -22,7 +22,10 @@ export interface Host {
   cmd: CommandRunner;
   store: StateStore;
   cgroups: CgroupManager;
+  /** The runtime for new containers. */
   runtime: OciRuntime;
+  /** The runtime a container was created with (it keeps using that one). */
+  runtimeFor(ref: RuntimeRef): OciRuntime;
   cni: CniClient;
   paths: RklPaths;
   /** conmon binary. */
@@ -40,7 +43,17 @@ export interface Host {
   sleep(ms: number): Promise<void>;
 }
 
-export function containerDirs(paths: RklPaths, name: string) {
+/** Which runtime, and which state dir, a record belongs to. */
+export interface RuntimeRef {
+  name: string;
+  binary: string;
+  root: string;
+}
+
+export function containerDirs(
+  paths: RklPaths,
+  name: string,
+) {
   const dir = `${paths.root}/containers/${name}`;
   return {
     dir,

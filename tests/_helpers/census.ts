@@ -82,6 +82,12 @@ export async function census(scope: CensusScope): Promise<Census> {
       ...walk(`${scope.runRoot}/sock`, 0, () => true),
       ...walk(`${scope.root}/exits`, 0, () => true),
       ...walk(`${scope.root}/logs`, 0, () => true),
+      // Containers the OCI runtimes still know (one dir per container in each --root).
+      ...walk(
+        `${scope.runRoot}/runtime`,
+        1,
+        (p) => p.split("/").length - scope.runRoot.split("/").length === 3,
+      ),
     ],
   };
 }

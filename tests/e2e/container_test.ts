@@ -225,6 +225,15 @@ test("the runc runtime works too (--runtime runc), with --network none", async (
   await assertCensusUnchanged();
 });
 
+test("a container keeps the runtime it was created with: runc container, later commands without --runtime", async () => {
+  const file = await specFile("keeprt", `command: [sleep, "600"]\n`);
+  await rklOk(env!, ["--runtime", "runc", "container", "run", "--network", env!.network, file]);
+  assert.equal((await state("keeprt")).status, "running");
+  assert.equal((await rkl(env!, ["container", "exec", "keeprt", "--", "true"])).code, 0);
+  await rklOk(env!, ["container", "rm", "-f", "keeprt"]);
+  await assertCensusUnchanged();
+});
+
 test("bad input: each gives one located error, exit code 2, and creates nothing", async () => {
   const cases: [string, string, RegExp][] = [
     ["syntax", "name: a\nimage: [x\n", /syntax\.yaml:\d+:\d+: Cannot parse YAML/],

@@ -1,0 +1,266 @@
+/**
+ * `deno task bench`: rkl side by side with the raw tools it drives, in one run.
+ * Prints a table and writes bench/results/latest.json. Needs root and the
+ * parts scripts/setup.sh installs. BENCH_RUNS sets the repetitions (default 10).
+ *
+ * Rows:
+ *   version      `rkl --version`                       vs `deno run` of a hello-world
+ *   run-nonet    `rkl container run --network none` (until rkl exits, container started)
+ *                                                      vs `<runtime> run -d` of a bundle doing the same
+ *   run-rm-net   `rkl container run` + `rkl container rm -f` on a bridge network
+ *                                                      vs the same runtime + CNI plugin calls made by hand
+ *   list-50      `rkl container list` with 50 containers vs `runc list` of the same
+ *
+ * rkl is run as a user runs it from source (`deno run -A cli/main.ts`), so
+ * every rkl figure includes Deno's start-up.
+ */
+import { bridgeConflist } from "../src/net/network.ts";
+import { CniClient, LOOPBACK, type NetConfList } from "../src/net/cni.ts";
+import { DenoCommandRunner } from "../src/sys/command.ts";
+import { which } from "../src/oci/runtime.ts";
+
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? "10");
+const BUSYBOX = `${REPO}/bundles/busybox`;
+
+if (Deno.uid() !== 0) {
+  console.error("bench: run me as root");
+  Deno.exit(1);
+}
+
+const dir = await Deno.makeTempDir({ prefix: "rkl-bench-" });
+const root = `${dir}/root`;
+const runRoot = `${dir}/run`;
+const network = "rklbench0";
+const subnet = "10.250.7.0/24";
+const env = { RKL_ROOT: root, RKL_RUN_ROOT: runRoot, RKL_CGROUP_PARENT: "rklbench" };
+await Deno.mkdir(`${root}/net.d`, { recursive: true });
+const conflist: NetConfList = bridgeConflist(network, {
+  subnet,
+  ipamDataDir: `${root}/cni/networks`,
+});
+await Deno.writeTextFile(`${root}/net.d/${network}.conflist`, JSON.stringify(conflist));
+
+/** Runs a command whose stdio a detached container inherits: no pipes to wait on. */
+async function detached(cmd: string, args: string[]): Promise<void> {
+  const r = await new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" })
+    .output();
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: exit ${r.code}`);
+}
+
+async function sh(
+  cmd: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<string> {
+  const r = await new Deno.Command(cmd, { args, env: extraEnv, stdout: "piped", stderr: "piped" })
+    .output();
+  const dec = new TextDecoder();
+  if (r.code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")}: exit ${r.code}: ${dec.decode(r.stderr)}`);
+  }
+  return dec.decode(r.stdout);
+}
+
+function rkl(args: string[]): Promise<string> {
+  return sh(Deno.execPath(), ["run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args], env);
+}
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+interface Stat {
+  median: number;
+  p95: number;
+  min: number;
+  runs: number;
+}
+
+function stat(xs: number[]): Stat {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
+  return { median: at(0.5), p95: at(0.95), min: s[0], runs: s.length };
+}
+
+/** Runs `setup` (untimed), `measured` (timed), `cleanup` (untimed), RUNS times. */
+async function series(
+  measured: (i: number) => Promise<unknown>,
+  hooks: { setup?: (i: number) => Promise<unknown>; cleanup?: (i: number) => Promise<unknown> } =
+    {},
+): Promise<Stat> {
+  const xs: number[] = [];
+  for (let i = 0; i < RUNS + 1; i++) {
+    await hooks.setup?.(i);
+    const t = await time(() => measured(i));
+    await hooks.cleanup?.(i);
+    if (i > 0) xs.push(t); // the first run warms caches
+  }
+  return stat(xs);
+}
+
+interface Row {
+  name: string;
+  rkl: Stat;
+  baseline: Stat;
+  baselineLabel: string;
+  goal?: number;
+}
+const rows: Row[] = [];
+
+async function specFile(name: string, body: string): Promise<string> {
+  const path = `${dir}/${name}.yaml`;
+  await Deno.writeTextFile(path, `name: ${name}\nimage: ${BUSYBOX}\n${body}`);
+  return path;
+}
+
+// A raw bundle for the runtimes: config.json as rkl would write it, but on the
+// bundle's rootfs directly (read-only, so it is never modified) and a fresh netns.
+async function rawBundle(): Promise<string> {
+  const b = `${dir}/rawbundle`;
+  await Deno.mkdir(b, { recursive: true });
+  await sh("sh", ["-c", `cd ${b} && rm -f config.json && runc spec`]);
+  const cfg = JSON.parse(await Deno.readTextFile(`${b}/config.json`));
+  cfg.root = { path: `${BUSYBOX}/rootfs`, readonly: true };
+  cfg.process.terminal = false;
+  cfg.process.args = ["sleep", "3600"];
+  cfg.process.rlimits = [];
+  cfg.linux.cgroupsPath = "/rklbench-raw/c";
+  await Deno.writeTextFile(`${b}/config.json`, JSON.stringify(cfg));
+  return b;
+}
+
+try {
+  const runtimes = ["youki", "runc"].filter((r) => which(r));
+  const raw = await rawBundle();
+
+  // 1. --version against a Deno hello-world.
+  const hello = `${dir}/hello.ts`;
+  await Deno.writeTextFile(hello, 'console.log("hello");\n');
+  rows.push({
+    name: "rkl --version",
+    rkl: await series(() =>
+      sh(Deno.execPath(), ["run", "-A", "--quiet", `${REPO}/cli/main.ts`, "--version"])
+    ),
+    baseline: await series(() => sh(Deno.execPath(), ["run", "--quiet", hello])),
+    baselineLabel: "deno run hello.ts",
+    goal: 1.5,
+  });
+
+  // 2. run without network, against `<runtime> run -d` of the same rootfs.
+  const nonet = await specFile("nonet", `command: [sleep, "3600"]\n`);
+  for (const rt of runtimes) {
+    const rtRoot = `${runRoot}/rawrt-${rt}`;
+    rows.push({
+      name: `run, no network (${rt})`,
+      rkl: await series(
+        () => rkl(["--runtime", rt, "container", "run", "--network", "none", nonet]),
+        {
+          cleanup: () => rkl(["container", "rm", "-f", "nonet"]),
+        },
+      ),
+      baseline: await series(
+        (i) => detached(rt, ["--root", rtRoot, "run", "-d", "--bundle", raw, `raw${i}`]),
+        { cleanup: (i) => sh(rt, ["--root", rtRoot, "delete", "--force", `raw${i}`]) },
+      ),
+      baselineLabel: `${rt} run -d`,
+      goal: 1.5,
+    });
+  }
+
+  // 3. run → rm on a bridge network, against the same calls made by hand.
+  const withNet = await specFile(
+    "withnet",
+    `command: [sleep, "3600"]\nports:\n  - containerPort: 80\n    hostPort: 18999\n`,
+  );
+  const cni = new CniClient(new DenoCommandRunner(), ["/opt/cni/bin", "/usr/lib/cni"]);
+  for (const rt of runtimes) {
+    const rtRoot = `${runRoot}/rawrt-${rt}`;
+    rows.push({
+      name: `run → rm, bridge + port (${rt})`,
+      rkl: await series(async () => {
+        await rkl(["--runtime", rt, "container", "run", "--network", network, withNet]);
+        await rkl(["container", "rm", "-f", "withnet"]);
+      }),
+      baseline: await series(async (i) => {
+        const id = `rawnet${i}`;
+        const ns = `rklbench${i}`;
+        const nsPath = `/run/netns/${ns}`;
+        await sh("ip", ["netns", "add", ns]);
+        const att = { containerId: id, netns: nsPath, ifName: "eth0" };
+        const pm = {
+          portMappings: [{ hostPort: 18999, containerPort: 80, protocol: "tcp" as const }],
+        };
+        await cni.add(LOOPBACK, { ...att, ifName: "lo" });
+        const result = await cni.add(conflist, { ...att, capabilityArgs: pm });
+        const cfg = JSON.parse(await Deno.readTextFile(`${raw}/config.json`));
+        cfg.linux.namespaces = cfg.linux.namespaces.map((n: { type: string }) =>
+          n.type === "network" ? { type: "network", path: nsPath } : n
+        );
+        const b = `${dir}/rawnet`;
+        await Deno.mkdir(b, { recursive: true });
+        await Deno.writeTextFile(`${b}/config.json`, JSON.stringify(cfg));
+        await detached(rt, ["--root", rtRoot, "run", "-d", "--bundle", b, id]);
+
+        await sh(rt, ["--root", rtRoot, "delete", "--force", id]);
+        await cni.del(conflist, { ...att, capabilityArgs: pm }, result);
+        await cni.del(LOOPBACK, { ...att, ifName: "lo" });
+        await sh("ip", ["netns", "delete", ns]);
+      }),
+      baselineLabel: `${rt} + CNI by hand`,
+      goal: 1.2,
+    });
+  }
+
+  // 4. list with 50 containers.
+  const fifty = await specFile("many", `command: [sleep, "3600"]\n`);
+  const text = await Deno.readTextFile(fifty);
+  for (let i = 0; i < 50; i++) {
+    const f = `${dir}/many${i}.yaml`;
+    await Deno.writeTextFile(f, text.replace("name: many", `name: many${i}`));
+    await rkl(["--runtime", "runc", "container", "run", "--network", "none", f]);
+  }
+  rows.push({
+    name: "container list, 50 containers",
+    rkl: await series(() => rkl(["container", "list"])),
+    baseline: await series(() => sh("runc", ["--root", `${runRoot}/runtime/runc`, "list"])),
+    baselineLabel: "runc list",
+  });
+  for (let i = 0; i < 50; i++) await rkl(["container", "rm", "-f", `many${i}`]);
+} finally {
+  await new Deno.Command("ip", { args: ["link", "delete", network] }).output();
+  for (const d of ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"]) {
+    await Deno.remove(`${d}/rklbench-raw/c`).catch(() => {});
+    await Deno.remove(`${d}/rklbench-raw`).catch(() => {});
+  }
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
+
+const ms = (x: number) => `${x.toFixed(0)} ms`;
+console.log(`runs per row: ${RUNS} (after one warm-up)\n`);
+const header = ["row", "rkl median", "rkl p95", "baseline", "baseline median", "ratio", "goal"];
+const table = rows.map((r) => {
+  const ratio = r.rkl.median / r.baseline.median;
+  return [
+    r.name,
+    ms(r.rkl.median),
+    ms(r.rkl.p95),
+    r.baselineLabel,
+    ms(r.baseline.median),
+    `${ratio.toFixed(2)}×`,
+    r.goal ? `≤ ${r.goal}× ${ratio <= r.goal ? "met" : "NOT met"}` : "-",
+  ];
+});
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
+for (const line of [header, ...table]) {
+  console.log(line.map((c, i) => c.padEnd(widths[i])).join("  "));
+}
+
+await Deno.mkdir(`${REPO}/bench/results`, { recursive: true });
+await Deno.writeTextFile(
+  `${REPO}/bench/results/latest.json`,
+  JSON.stringify({ date: new Date().toISOString(), runs: RUNS, rows }, null, 2) + "\n",
+);
+console.log(`\nwritten: bench/results/latest.json`);
