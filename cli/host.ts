@@ -7,7 +7,7 @@ import { DenoCommandRunner } from "../src/sys/command.ts";
 import { LinuxSyscalls } from "../src/sys/syscalls.ts";
 import type { Host, RklPaths } from "../src/workloads/host.ts";
 import { NotFoundError, RklError, SpecError } from "../src/errors.ts";
-import { DNS1123_LABEL } from "../src/spec/schema.ts";
+import { DNS1123_LABEL } from "../src/spec/names.ts";
 
 export interface GlobalOptions {
   root?: string;

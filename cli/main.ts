@@ -11,4 +11,5 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
   Deno.exit(0);
 }
 const { main } = await import("./app.ts");
+(await import("../src/trace.ts")).trace("modules loaded");
 Deno.exit(await main(args));

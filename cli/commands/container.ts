@@ -1,7 +1,7 @@
 /** `rkl container` (alias `c`): one subcommand per action, each one src/ call. */
 import type { Command } from "commander";
-import { loadContainer } from "../../src/spec/container.ts";
-import { formatWarning } from "../../src/spec/source.ts";
+import type { LoadedContainer } from "../../src/spec/container.ts";
+
 import { formatBytes } from "../../src/spec/quantity.ts";
 import {
   type ContainerRecord,
@@ -36,8 +36,19 @@ function readSpecFile(file: string) {
   return { text, baseDir: abs.slice(0, abs.lastIndexOf("/")) || "/" };
 }
 
-export function loadContainerFile(file: string, warn: (m: string) => void) {
+/**
+ * The spec parser (yaml + zod, ~45 ms to load) is imported only by commands
+ * that read a file; `ls`, `rm`, `state` and friends never pay for it.
+ */
+export async function loadContainerFile(
+  file: string,
+  warn: (m: string) => void,
+): Promise<LoadedContainer> {
   const { text, baseDir } = readSpecFile(file);
+  const [{ loadContainer }, { formatWarning }] = await Promise.all([
+    import("../../src/spec/container.ts"),
+    import("../../src/spec/source.ts"),
+  ]);
   const loaded = loadContainer(text, file, { baseDir });
   for (const w of loaded.warnings) warn(formatWarning(w));
   return loaded;
@@ -99,7 +110,7 @@ export function registerContainer(program: Command, ctx: Context): void {
     .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
     .action(async (file: string, o: { network?: string }) => {
       const host = ctx.host();
-      const rec = await runContainer(host, loadContainerFile(file, ctx.warn), {
+      const rec = await runContainer(host, await loadContainerFile(file, ctx.warn), {
         network: networkOption(o.network),
       });
       write(`${rec.name}\n`);
@@ -111,7 +122,7 @@ export function registerContainer(program: Command, ctx: Context): void {
     .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
     .action(async (file: string, o: { network?: string }) => {
       const host = ctx.host();
-      const rec = await createContainer(host, loadContainerFile(file, ctx.warn), {
+      const rec = await createContainer(host, await loadContainerFile(file, ctx.warn), {
         network: networkOption(o.network),
       });
       write(`${rec.name}\n`);

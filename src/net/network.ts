@@ -3,7 +3,7 @@
  * rkl owns. `rkl0` is written on first use with a bridge of the same name.
  */
 import { NetworkError, SpecError } from "../errors.ts";
-import { DNS1123_LABEL } from "../spec/schema.ts";
+import { DNS1123_LABEL } from "../spec/names.ts";
 import type { NetConfList } from "./cni.ts";
 
 export const DEFAULT_NETWORK = "rkl0";

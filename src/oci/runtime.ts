@@ -9,6 +9,9 @@ import type { OciState } from "./spec.ts";
 
 export const RUNTIME_PREFERENCE = ["youki", "runc", "crun"] as const;
 
+/** How youki, runc and crun say that they do not know a container. */
+const NOT_FOUND = /not exist|not found|no such/i;
+
 export interface OciRuntime {
   readonly name: string;
   readonly binary: string;
@@ -20,7 +23,9 @@ export interface OciRuntime {
   state(id: string): Promise<OciState | undefined>;
   start(id: string): Promise<void>;
   kill(id: string, signal: string, options?: { all?: boolean }): Promise<void>;
-  delete(id: string, options?: { force?: boolean }): Promise<void>;
+  /** With `missingOk`, a container the runtime does not know counts as deleted. */
+  delete(id: string, options?: { force?: boolean; missingOk?: boolean }): Promise<void>;
+
   /** Runs a process in the container with this process's stdio; returns its exit code. */
   exec(id: string, argv: string[], options: ExecOptions): Promise<number>;
 }
@@ -63,7 +68,7 @@ export class RuncCliRuntime implements OciRuntime {
     const argv = [...this.globalArgs(), "state", id];
     const res = await this.cmd.run(this.binary, { args: argv, timeoutMs: 30_000 });
     if (res.code !== 0) {
-      if (/not exist|not found|no such/i.test(res.stderr + res.stdout)) return undefined;
+      if (NOT_FOUND.test(res.stderr + res.stdout)) return undefined;
       throw new RuntimeError(
         `Cannot read state of ${JSON.stringify(id)}: ${this.name} exited with ${res.code}`,
         {
@@ -87,11 +92,21 @@ export class RuncCliRuntime implements OciRuntime {
     );
   }
 
-  async delete(id: string, options: { force?: boolean } = {}): Promise<void> {
-    await this.#run(
-      ["delete", ...(options.force ? ["--force"] : []), id],
-      `delete ${JSON.stringify(id)}`,
-    );
+  async delete(id: string, options: { force?: boolean; missingOk?: boolean } = {}): Promise<void> {
+    try {
+      await this.#run(
+        ["delete", ...(options.force ? ["--force"] : []), id],
+        `delete ${JSON.stringify(id)}`,
+      );
+    } catch (e) {
+      // "No such file" can have other causes: believe it only if state agrees.
+      if (
+        options.missingOk && e instanceof RuntimeError && NOT_FOUND.test(e.stderr) &&
+        (await this.state(id)) === undefined
+      ) return;
+
+      throw e;
+    }
   }
 
   exec(id: string, argv: string[], options: ExecOptions): Promise<number> {

@@ -6,7 +6,8 @@
 import { z } from "zod";
 import { isNegative, parseQuantity, QuantityError } from "./quantity.ts";
 
-export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+import { DNS1123_LABEL } from "./names.ts";
+export { DNS1123_LABEL };
 
 export const dnsLabel = z.string().superRefine((s, ctx) => {
   if (s.length === 0) ctx.addIssue({ code: "custom", message: "must not be empty" });

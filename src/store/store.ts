@@ -4,7 +4,7 @@
  * mutations hold an exclusive lock so parallel rkl commands are safe.
  */
 import { StoreError } from "../errors.ts";
-import { DNS1123_LABEL } from "../spec/schema.ts";
+import { DNS1123_LABEL } from "../spec/names.ts";
 
 export const SCHEMA_VERSION = 1;
 

@@ -32,6 +32,7 @@ import { mountOverlay, unmount } from "../sys/mounts.ts";
 import { createNetns, removeNetns } from "../sys/netns.ts";
 import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
+import { trace } from "../trace.ts";
 import { type ContainerDirs, containerDirs, type Host, type RuntimeRef } from "./host.ts";
 
 export type ContainerStatus = "creating" | "created" | "running" | "exited" | "unknown";
@@ -48,6 +49,9 @@ export interface ContainerRecord extends StoredRecord {
   finishedAt?: string;
   exitCode?: number;
   pid?: number;
+  /** Start time of `pid` (/proc/PID/stat field 22), to tell it from a reused pid. */
+  pidStart?: number;
+
   runtime: RuntimeRef;
   cgroupPath: string;
   /** Limits asked for, as written to config.json. */
@@ -165,6 +169,7 @@ export async function createContainer(
   loaded: LoadedContainer,
   options: { network: string | null },
 ): Promise<ContainerRecord> {
+  trace("create: begin");
   const bundle = readBundle(loaded);
   const plan = planContainer(loaded, { host, network: options.network, bundle });
   const conflist = plan.network
@@ -212,6 +217,7 @@ export async function createContainer(
     return Promise.resolve(r);
   });
 
+  trace("create: record reserved");
   const save = () => host.store.put("containers", rec);
   try {
     const d = plan.dirs;
@@ -240,20 +246,27 @@ export async function createContainer(
       merged: d.rootfs,
     });
 
+    trace("create: dirs + overlay");
     Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
     rec.resources.netns = true;
     save();
     createNetns(host.sys, d.netns);
+    trace("create: netns");
     rec.resources.cni = true;
     save();
-    await host.cni.add(LOOPBACK, { containerId: plan.id, netns: d.netns, ifName: "lo" });
-    if (conflist && rec.network) {
-      const result = await host.cni.add(conflist, {
-        containerId: plan.id,
-        netns: d.netns,
-        ifName: "eth0",
-        capabilityArgs: { portMappings: plan.portMappings },
-      });
+    // lo and eth0 are independent attachments: set them up side by side.
+    const [, result] = await Promise.all([
+      host.cni.add(LOOPBACK, { containerId: plan.id, netns: d.netns, ifName: "lo" }),
+      conflist
+        ? host.cni.add(conflist, {
+          containerId: plan.id,
+          netns: d.netns,
+          ifName: "eth0",
+          capabilityArgs: { portMappings: plan.portMappings },
+        })
+        : undefined,
+    ]);
+    if (result && rec.network) {
       rec.network.result = result;
       rec.network.ip = resultIPv4(result);
       save();
@@ -264,6 +277,7 @@ export async function createContainer(
     Deno.writeTextFileSync(`${d.etc}/resolv.conf`, resolvConf(readOr(RESOLV)));
     writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n");
 
+    trace("create: cni + etc files");
     rec.resources.runtime = true;
     save();
     rec.pid = await createWithConmon(host.sys, {
@@ -277,6 +291,8 @@ export async function createContainer(
       exitDir: d.exitDir,
       socketDir: d.socketDir,
     });
+    trace("create: conmon + runtime create");
+    rec.pidStart = procStat(rec.pid)?.startTime;
     rec.status = "created";
     save();
     return rec;
@@ -346,27 +362,32 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
   const d = rec.dirs;
   if (rec.resources.runtime) {
     await step(async () => {
-      const rt = host.runtimeFor(rec.runtime);
-      const st = await rt.state(rec.id);
-      if (st) await rt.delete(rec.id, { force: true });
+      await host.runtimeFor(rec.runtime).delete(rec.id, { force: true, missingOk: true });
     });
+    trace("teardown: runtime delete");
     await step(() => waitConmonGone(host, d.conmonDir));
+    trace("teardown: conmon gone");
     await step(() => removeCgroup(host, rec.cgroupPath));
     await step(() => removeEmptyParent(host, rec.cgroupPath));
   }
   if (rec.resources.cni) {
-    if (rec.network) {
-      await step(() =>
-        host.cni.del(rec.network!.conflist, {
-          containerId: rec.id,
-          netns: d.netns,
-          ifName: "eth0",
-          capabilityArgs: { portMappings: rec.network!.portMappings },
-        }, rec.network!.result)
-      );
-    }
-    await step(() => host.cni.del(LOOPBACK, { containerId: rec.id, netns: d.netns, ifName: "lo" }));
+    await Promise.all([
+      rec.network
+        ? step(() =>
+          host.cni.del(rec.network!.conflist, {
+            containerId: rec.id,
+            netns: d.netns,
+            ifName: "eth0",
+            capabilityArgs: { portMappings: rec.network!.portMappings },
+          }, rec.network!.result)
+        )
+        : undefined,
+      step(() => host.cni.del(LOOPBACK, { containerId: rec.id, netns: d.netns, ifName: "lo" })),
+    ]);
+
+    trace("teardown: cni del");
     if (rec.network) await step(() => releaseNetworkIfUnused(host, rec));
+    trace("teardown: release network");
   }
   if (rec.resources.netns) await step(() => removeNetns(host.sys, d.netns));
   if (rec.resources.overlay) await step(() => unmount(host.sys, d.rootfs));
@@ -458,14 +479,37 @@ async function waitConmonGone(host: Host, conmonDir: string): Promise<void> {
   for (let i = 0; i < 100 && pid > 0 && processAlive(pid); i++) await host.sleep(20);
 }
 
-export function processAlive(pid: number): boolean {
+/** State letter and start time (clock ticks after boot) of a process, from /proc/PID/stat. */
+export function procStat(pid: number): { state: string; startTime: number } | undefined {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // A zombie has exited already.
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: rest[0], startTime: Number(rest[19]) };
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+export function processAlive(pid: number): boolean {
+  const s = procStat(pid);
+  return s !== undefined && s.state !== "Z"; // a zombie has exited already
+}
+
+/**
+ * Status without asking the runtime: conmon's exit file, or the recorded pid
+ * still being the same process (same start time, so a reused pid is not
+ * mistaken for it). Anything unclear falls back to {@linkcode refresh}.
+ */
+export async function quickRefresh(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
+  if (rec.status === "creating" || rec.status === "exited") return rec;
+  const exit = readExitCode(rec.dirs.exitDir, rec.id);
+  if (exit !== undefined) return await refresh(host, rec);
+  if (rec.pid !== undefined && rec.pidStart !== undefined) {
+    const s = procStat(rec.pid);
+    if (s && s.state !== "Z" && s.startTime === rec.pidStart) return rec;
+  }
+  return await refresh(host, rec);
 }
 
 export function getContainer(host: Host, name: string): ContainerRecord {
@@ -498,12 +542,12 @@ export async function refresh(host: Host, rec: ContainerRecord): Promise<Contain
         rec.finishedAt = Deno.statSync(`${rec.dirs.exitDir}/${rec.id}`).mtime?.toISOString();
       } catch { /* no exit file yet */ }
     }
-  } else if (st.status === "running" || st.status === "paused") {
-    rec.status = "running";
-    rec.pid = st.pid;
-  } else if (st.status === "created") {
-    rec.status = "created";
-    rec.pid = st.pid;
+  } else if (st.status === "running" || st.status === "paused" || st.status === "created") {
+    rec.status = st.status === "created" ? "created" : "running";
+    if (rec.pid !== st.pid) {
+      rec.pid = st.pid;
+      rec.pidStart = st.pid ? procStat(st.pid)?.startTime : undefined;
+    }
   }
   return rec;
 }
@@ -511,20 +555,23 @@ export async function refresh(host: Host, rec: ContainerRecord): Promise<Contain
 export async function startContainer(host: Host, name: string): Promise<ContainerRecord> {
   return await host.store.withLock(async () => {
     const rec = await refresh(host, getContainer(host, name));
-    if (rec.status !== "created") {
-      throw new ConflictError(
-        `Cannot start container ${JSON.stringify(name)}: it is ${rec.status}, not created`,
-        {
-          hint: rec.status === "exited" ? "remove it and run it again" : undefined,
-        },
-      );
-    }
-    await host.runtimeFor(rec.runtime).start(rec.id);
-    rec.status = "running";
-    rec.startedAt = host.now().toISOString();
-    host.store.put("containers", rec);
-    return rec;
+    return await startCreated(host, rec);
   });
+}
+
+/** Starts a container known to be "created" (checked again here, without asking the runtime). */
+async function startCreated(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
+  if (rec.status !== "created") {
+    throw new ConflictError(
+      `Cannot start container ${JSON.stringify(rec.name)}: it is ${rec.status}, not created`,
+      { hint: rec.status === "exited" ? "remove it and run it again" : undefined },
+    );
+  }
+  await host.runtimeFor(rec.runtime).start(rec.id);
+  rec.status = "running";
+  rec.startedAt = host.now().toISOString();
+  host.store.put("containers", rec);
+  return rec;
 }
 
 /** create + start; a failed start removes what create made. */
@@ -535,7 +582,8 @@ export async function runContainer(
 ): Promise<ContainerRecord> {
   const rec = await createContainer(host, loaded, options);
   try {
-    return await startContainer(host, rec.name);
+    // Just created by us: no need to ask the runtime for its state first.
+    return await host.store.withLock(() => startCreated(host, rec));
   } catch (e) {
     await rollback(host, rec, e);
     throw e;
@@ -590,8 +638,16 @@ export async function removeContainer(
   name: string,
   options: { force?: boolean } = {},
 ): Promise<void> {
-  let rec = await refresh(host, getContainer(host, name));
-  if ((rec.status === "running" || rec.status === "creating") && !options.force) {
+  trace("rm: begin");
+  const rec = getContainer(host, name);
+  if (options.force) {
+    // `<runtime> delete --force` kills whatever still runs, so -f needs no stop step.
+    await host.store.withLock(() => teardown(host, rec));
+    trace("rm: teardown");
+    return;
+  }
+  await refresh(host, rec);
+  if (rec.status === "running" || rec.status === "creating") {
     throw new ConflictError(
       `Cannot remove container ${JSON.stringify(name)}: it is ${rec.status}`,
       {
@@ -599,13 +655,11 @@ export async function removeContainer(
       },
     );
   }
-  if (rec.status === "running" || rec.status === "created") {
-    rec = await stopContainer(host, name, 0);
-  }
   await host.store.withLock(() => teardown(host, rec));
+  trace("rm: teardown");
 }
 
 export async function listContainers(host: Host): Promise<ContainerRecord[]> {
   const recs = host.store.list<ContainerRecord>("containers");
-  return await Promise.all(recs.map((r) => refresh(host, r)));
+  return await Promise.all(recs.map((r) => quickRefresh(host, r)));
 }

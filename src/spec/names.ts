@@ -1,0 +1,8 @@
+/** Name rules, kept free of zod so that modules which only check names load fast. */
+
+/** A DNS-1123 label: at most 63 of [a-z0-9-], starting and ending alphanumeric. */
+export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function isDnsLabel(s: string): boolean {
+  return s.length <= 63 && DNS1123_LABEL.test(s);
+}
