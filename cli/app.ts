@@ -3,6 +3,8 @@ import { Command, CommanderError } from "commander";
 import { causeChain, RklError } from "../src/errors.ts";
 import type { Host } from "../src/workloads/host.ts";
 import { registerContainer } from "./commands/container.ts";
+import { registerPod } from "./commands/pod.ts";
+
 import { buildHost, type GlobalOptions } from "./host.ts";
 import { VERSION } from "./version.ts";
 
@@ -32,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     exitCode: 0,
   };
   registerContainer(program, ctx);
+  registerPod(program, ctx);
   for (const sub of program.commands) sub.exitOverride();
 
   try {

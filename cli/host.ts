@@ -109,6 +109,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     cni: new CniClient(cmd, pluginDirs),
     paths,
     conmon,
+    pauseBundle: Deno.env.get("RKL_PAUSE_BUNDLE") ?? `${paths.root}/bundles/pause`,
     cgroupParent,
     nofileHard: nofileHard(),
     subnet: Deno.env.get("RKL_SUBNET"),

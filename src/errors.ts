@@ -71,7 +71,18 @@ export function formatLocated(loc: SourceLocation, path: string, detail: string)
   return path ? `${where}: ${path}: ${detail}` : `${where}: ${detail}`;
 }
 
+/** A wrong flag or argument on the command line (no file involved). Exit code 2. */
+export class UsageError extends RklError {
+  override get exitCode(): number {
+    return 2;
+  }
+  constructor(message: string, options: RklErrorOptions = {}) {
+    super("EUSAGE", message, options);
+  }
+}
+
 /** An OCI runtime (youki, runc, crun) or another helper binary failed. */
+
 export class RuntimeError extends RklError {
   readonly argv: string[];
   readonly stderr: string;

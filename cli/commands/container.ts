@@ -14,27 +14,11 @@ import {
   startContainer,
   stopContainer,
 } from "../../src/workloads/container.ts";
-import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
-import { readExitCode } from "../../src/oci/conmon.ts";
-import { ConflictError, SpecError } from "../../src/errors.ts";
 import type { Host } from "../../src/workloads/host.ts";
-import type { OciConfig } from "../../src/oci/spec.ts";
 
 import { ago, table, write } from "../format.ts";
 import type { Context } from "../app.ts";
-
-function readSpecFile(file: string) {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(file);
-  } catch (e) {
-    throw new SpecError({ file }, `Cannot read file: ${(e as Error).message.split(",")[0]}`, {
-      cause: e,
-    });
-  }
-  const abs = file.startsWith("/") ? file : `${Deno.cwd()}/${file}`;
-  return { text, baseDir: abs.slice(0, abs.lastIndexOf("/")) || "/" };
-}
+import { execIn, networkOption, parseSeconds, printLogs, readSpecFile } from "./_shared.ts";
 
 /**
  * The spec parser (yaml + zod, ~45 ms to load) is imported only by commands
@@ -52,10 +36,6 @@ export async function loadContainerFile(
   const loaded = loadContainer(text, file, { baseDir });
   for (const w of loaded.warnings) warn(formatWarning(w));
   return loaded;
-}
-
-function networkOption(v: string | undefined): string | null {
-  return v === "none" ? null : v ?? "rkl0";
 }
 
 function statusText(r: ContainerRecord): string {
@@ -138,14 +118,7 @@ export function registerContainer(program: Command, ctx: Context): void {
   c.command("stop").argument("<name>").description("SIGTERM, wait up to -t seconds, then SIGKILL")
     .option("-t, --time <seconds>", "grace period", "10")
     .action(async (name: string, o: { time: string }) => {
-      const t = Number(o.time);
-      if (!Number.isInteger(t) || t < 0) {
-        throw new SpecError(
-          { file: "--time" },
-          `${JSON.stringify(o.time)} must be a whole number of seconds`,
-        );
-      }
-      const rec = await stopContainer(ctx.host(), name, t);
+      const rec = await stopContainer(ctx.host(), name, parseSeconds("--time", o.time));
       write(`${rec.name}\n`);
     });
 
@@ -235,19 +208,7 @@ export function registerContainer(program: Command, ctx: Context): void {
     .action(
       async (name: string, command: string[], o: { interactive?: boolean; tty?: boolean }) => {
         const host = ctx.host();
-        const rec = await refresh(host, getContainer(host, name));
-        if (rec.status !== "running") {
-          throw new ConflictError(
-            `Cannot exec in container ${JSON.stringify(name)}: it is ${rec.status}`,
-          );
-        }
-        const cfg = JSON.parse(Deno.readTextFileSync(rec.dirs.config)) as OciConfig;
-        ctx.exitCode = await host.runtimeFor(rec.runtime).exec(rec.id, command, {
-          tty: o.tty ?? false,
-          interactive: o.interactive ?? false,
-          cwd: cfg.process.cwd,
-          env: cfg.process.env,
-        });
+        ctx.exitCode = await execIn(host, getContainer(host, name), command, o);
       },
     );
 
@@ -257,21 +218,6 @@ export function registerContainer(program: Command, ctx: Context): void {
     .option("--timestamps", "show each line's time")
     .action(async (name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }) => {
       const host = ctx.host();
-      const rec = getContainer(host, name);
-      const n = o.tail === undefined ? undefined : Number(o.tail);
-      if (n !== undefined && (!Number.isInteger(n) || n < 0)) {
-        throw new SpecError({ file: "--tail" }, `${JSON.stringify(o.tail)} must be a whole number`);
-      }
-      const enc = new TextEncoder();
-      await streamLog(rec.dirs.log, (e) => {
-        const bytes = enc.encode(formatEntry(e, { timestamps: o.timestamps }));
-        (e.stream === "stderr" ? Deno.stderr : Deno.stdout).writeSync(bytes);
-      }, {
-        tail: n,
-        follow: o.follow,
-        done: () =>
-          readExitCode(rec.dirs.exitDir, rec.id) !== undefined ||
-          !host.store.get("containers", name),
-      });
+      await printLogs(host, getContainer(host, name), o);
     });
 }

@@ -26,10 +26,12 @@ export interface StateStore {
 
 /** Record keys are names that went through validation; anything else is refused. */
 export function checkRecordName(name: string): void {
-  if (
-    !(DNS1123_LABEL.test(name) || /^[a-z0-9][a-z0-9-]*_[a-z0-9][a-z0-9-]*$/.test(name)) ||
-    name.length > 127
-  ) {
+  // NAME, POD_CONTAINER, or POD__pause (the pod's pause container).
+  const [first, ...rest] = name.split("_");
+  const ok = DNS1123_LABEL.test(first) &&
+    (rest.length === 0 || (rest.length === 1 && DNS1123_LABEL.test(rest[0])) ||
+      (rest.length === 2 && rest[0] === "" && rest[1] === "pause"));
+  if (!ok || name.length > 127) {
     throw new StoreError(`Cannot use ${JSON.stringify(name)} as a record name`);
   }
 }

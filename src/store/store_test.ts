@@ -31,6 +31,12 @@ Deno.test("FsStore refuses names that could escape its directory", async () => {
   await tempStore(async (s) => {
     assert.throws(() => s.get("containers", "../etc/passwd"), StoreError);
     assert.throws(() => s.put("containers", { schemaVersion: 1, name: "a/b" }), StoreError);
+    for (const bad of ["", "A", "a_", "a__b", "a_b_c", "_a", "a/b", "a__pause__pause"]) {
+      assert.throws(() => s.get("containers", bad), StoreError, bad);
+    }
+    for (const good of ["web", "web_app", "web__pause"]) {
+      assert.equal(s.get("containers", good), undefined);
+    }
     await Promise.resolve();
   });
 });

@@ -23,16 +23,18 @@ import {
   type BundleDefaults,
   bundleDefaults,
   generateConfig,
+  type GenerateContext,
   processArgs,
 } from "../oci/generate.ts";
 import type { OciConfig } from "../oci/spec.ts";
-import type { LoadedContainer } from "../spec/container.ts";
+import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
 import type { StoredRecord } from "../store/store.ts";
 import { mountOverlay, unmount } from "../sys/mounts.ts";
 import { createNetns, removeNetns } from "../sys/netns.ts";
 import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
 import { trace } from "../trace.ts";
+import { portConflict } from "./ports.ts";
 import { type ContainerDirs, containerDirs, type Host, type RuntimeRef } from "./host.ts";
 
 export type ContainerStatus = "creating" | "created" | "running" | "exited" | "unknown";
@@ -65,7 +67,10 @@ export interface ContainerRecord extends StoredRecord {
     portMappings: PortMapping[];
   };
   labels: Record<string, string>;
+  /** The pod this container belongs to (its sandbox is the pod's). */
+  pod?: string;
   /** What has been made so far; teardown undoes these. */
+
   resources: {
     dir?: boolean;
     overlay?: boolean;
@@ -91,6 +96,31 @@ export interface PlanOptions {
   /** Network name, or null for a container with only loopback. */
   network: string | null;
   bundle: BundleDefaults;
+  /** A pod's sandbox to join instead of making one. */
+  sandbox?: Sandbox;
+}
+
+/** What a pod gives the containers that join it. */
+export interface Sandbox {
+  pod: string;
+  /** Store key and runtime id of the container (`pod_name`, `pod__pause`). */
+  recordName: string;
+  hostname: string;
+  /** Directory with the pod's hosts, hostname and resolv.conf. */
+  etcDir: string;
+  /** Namespaces to join (paths), or "host". */
+  join: NonNullable<GenerateContext["joinNamespaces"]>;
+  cgroupPath: string;
+  /** emptyDir name → host directory. */
+  emptyDirs: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+function withEmptyDirs(spec: ContainerSpec, dirs: Record<string, string>): ContainerSpec {
+  return {
+    ...spec,
+    mounts: spec.mounts.map((m) => m.kind === "emptyDir" ? { ...m, source: dirs[m.volume!] } : m),
+  };
 }
 
 /** Port mappings for portmap from the spec's ports (hostPort 0 is not published). */
@@ -105,9 +135,12 @@ export function portMappings(ports: LoadedContainer["spec"]["ports"]): PortMappi
 
 /** Pure: what the container will be, with no I/O. */
 export function planContainer(loaded: LoadedContainer, options: PlanOptions): ContainerPlan {
-  const { spec } = loaded;
-  const dirs = containerDirs(options.host.paths, spec.name);
-  const cgroupPath = `${options.host.cgroupParent}/${spec.name}`;
+  const sb = options.sandbox;
+  const spec = sb ? withEmptyDirs(loaded.spec, sb.emptyDirs) : loaded.spec;
+  const name = sb?.recordName ?? spec.name;
+  const dirs = containerDirs(options.host.paths, name);
+  const cgroupPath = sb?.cgroupPath ?? `${options.host.cgroupParent}/${spec.name}`;
+  const etc = sb?.etcDir ?? dirs.etc;
   if (!processArgs(spec, options.bundle)) {
     throw new SpecError(
       loaded.source.at(["args"]),
@@ -117,22 +150,25 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
   const config = generateConfig(spec, {
     rootfs: dirs.rootfs,
     cgroupsPath: `/${cgroupPath}`,
-    hostname: spec.name,
+    hostname: sb?.hostname ?? spec.name,
     etcFiles: {
-      hosts: `${dirs.etc}/hosts`,
-      hostname: `${dirs.etc}/hostname`,
-      resolvConf: `${dirs.etc}/resolv.conf`,
+      hosts: `${etc}/hosts`,
+      hostname: `${etc}/hostname`,
+      resolvConf: `${etc}/resolv.conf`,
     },
-    joinNamespaces: { network: `${dirs.netns}` },
+    joinNamespaces: sb?.join ?? { network: dirs.netns },
     nofileHard: options.host.nofileHard,
     bundle: options.bundle,
-    annotations: { "org.rkl.kind": "container", "org.rkl.name": spec.name },
+    annotations: sb
+      ? { "org.rkl.kind": "pod-container", "org.rkl.pod": sb.pod, "org.rkl.name": spec.name }
+      : { "org.rkl.kind": "container", "org.rkl.name": spec.name },
   });
   return {
-    name: spec.name,
-    id: spec.name,
-    network: options.network,
-    portMappings: options.network ? portMappings(spec.ports) : [],
+    name,
+    id: name,
+    network: sb ? null : options.network,
+    portMappings: !sb && options.network ? portMappings(spec.ports) : [],
+
     dirs,
     cgroupPath,
     config,
@@ -167,11 +203,12 @@ const RESOLV = "/etc/resolv.conf";
 export async function createContainer(
   host: Host,
   loaded: LoadedContainer,
-  options: { network: string | null },
+  options: { network: string | null; sandbox?: Sandbox },
 ): Promise<ContainerRecord> {
   trace("create: begin");
   const bundle = readBundle(loaded);
-  const plan = planContainer(loaded, { host, network: options.network, bundle });
+  const sandbox = options.sandbox;
+  const plan = planContainer(loaded, { host, network: options.network, bundle, sandbox });
   const conflist = plan.network
     ? loadNetwork(plan.network, {
       confDir: host.paths.cniConfDir,
@@ -182,6 +219,11 @@ export async function createContainer(
 
   const rec: ContainerRecord = await host.store.withLock(() => {
     if (host.store.get("containers", plan.name)) {
+      if (sandbox) {
+        throw new ConflictError(
+          `Cannot create container ${JSON.stringify(plan.name)}: a record with that name exists`,
+        );
+      }
       throw new ConflictError(
         `${locText(loaded, ["name"])}: Cannot create container: name ${
           JSON.stringify(plan.name)
@@ -209,7 +251,8 @@ export async function createContainer(
       network: conflist
         ? { name: plan.network!, netns: plan.dirs.netns, conflist, portMappings: plan.portMappings }
         : undefined,
-      labels: loaded.spec.labels,
+      labels: sandbox?.labels ?? loaded.spec.labels,
+      pod: sandbox?.pod,
       resources: {},
       dirs: plan.dirs,
     };
@@ -247,37 +290,9 @@ export async function createContainer(
     });
 
     trace("create: dirs + overlay");
-    Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
-    rec.resources.netns = true;
-    save();
-    createNetns(host.sys, d.netns);
-    trace("create: netns");
-    rec.resources.cni = true;
-    save();
-    // lo and eth0 are independent attachments: set them up side by side.
-    const [, result] = await Promise.all([
-      host.cni.add(LOOPBACK, { containerId: plan.id, netns: d.netns, ifName: "lo" }),
-      conflist
-        ? host.cni.add(conflist, {
-          containerId: plan.id,
-          netns: d.netns,
-          ifName: "eth0",
-          capabilityArgs: { portMappings: plan.portMappings },
-        })
-        : undefined,
-    ]);
-    if (result && rec.network) {
-      rec.network.result = result;
-      rec.network.ip = resultIPv4(result);
-      save();
-    }
-
-    Deno.writeTextFileSync(`${d.etc}/hosts`, hostsFile(plan.name, rec.network?.ip));
-    Deno.writeTextFileSync(`${d.etc}/hostname`, `${plan.name}\n`);
-    Deno.writeTextFileSync(`${d.etc}/resolv.conf`, resolvConf(readOr(RESOLV)));
+    if (!sandbox) await setUpOwnSandbox(host, rec, plan, conflist, save);
     writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n");
 
-    trace("create: cni + etc files");
     rec.resources.runtime = true;
     save();
     rec.pid = await createWithConmon(host.sys, {
@@ -302,6 +317,54 @@ export async function createContainer(
   }
 }
 
+/**
+ * CNI_CONTAINERID of a single container. Pods use `p_NAME`; the kind prefix
+ * (names cannot hold '_') keeps a container and a pod of one name apart.
+ */
+export function cniContainerId(rec: { id: string }): string {
+  return `c_${rec.id}`;
+}
+
+/** A single container's own network namespace, CNI attachments and /etc files. */
+async function setUpOwnSandbox(
+  host: Host,
+  rec: ContainerRecord,
+  plan: ContainerPlan,
+  conflist: NetConfList | undefined,
+  save: () => void,
+): Promise<void> {
+  const d = plan.dirs;
+  Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
+  rec.resources.netns = true;
+  save();
+  createNetns(host.sys, d.netns);
+  trace("create: netns");
+  rec.resources.cni = true;
+  save();
+  // lo and eth0 are independent attachments: set them up side by side.
+  const [, result] = await Promise.all([
+    host.cni.add(LOOPBACK, { containerId: cniContainerId(rec), netns: d.netns, ifName: "lo" }),
+    conflist
+      ? host.cni.add(conflist, {
+        containerId: cniContainerId(rec),
+        netns: d.netns,
+        ifName: "eth0",
+        capabilityArgs: { portMappings: plan.portMappings },
+      })
+      : undefined,
+  ]);
+  if (result && rec.network) {
+    rec.network.result = result;
+    rec.network.ip = resultIPv4(result);
+    save();
+  }
+
+  Deno.writeTextFileSync(`${d.etc}/hosts`, hostsFile(plan.name, rec.network?.ip));
+  Deno.writeTextFileSync(`${d.etc}/hostname`, `${plan.name}\n`);
+  Deno.writeTextFileSync(`${d.etc}/resolv.conf`, resolvConf(readOr(RESOLV)));
+  trace("create: cni + etc files");
+}
+
 async function rollback(host: Host, rec: ContainerRecord, cause: unknown): Promise<void> {
   try {
     await teardown(host, rec);
@@ -322,31 +385,21 @@ function readOr(path: string): string {
   }
 }
 
-function locText(loaded: LoadedContainer, path: (string | number)[]): string {
+export function locText(loaded: LoadedContainer, path: (string | number)[]): string {
   const at = loaded.source.at(path);
   return `${at.file}${at.line ? `:${at.line}:${at.column}` : ""}`;
 }
 
-/** hostPorts must be free: neither held by another rkl container nor bound on the host. */
+/** hostPorts must be free: neither published by another rkl workload nor bound on the host. */
 function checkPorts(host: Host, loaded: LoadedContainer, mappings: PortMapping[]): void {
-  const taken = new Set<string>();
-  for (const r of host.store.list<ContainerRecord>("containers")) {
-    for (const m of r.network?.portMappings ?? []) taken.add(`${m.hostPort}/${m.protocol}`);
-  }
-  for (const m of mappings) {
-    const i = loaded.spec.ports.findIndex((p) => p.hostPort === m.hostPort);
-    const where = locText(loaded, ["ports", i, "hostPort"]);
-    if (taken.has(`${m.hostPort}/${m.protocol}`)) {
-      throw new ConflictError(
-        `${where}: Cannot publish port ${m.hostPort}/${m.protocol}: another rkl container publishes it`,
-      );
-    }
-    if (host.portInUse(m.hostPort, m.protocol, m.hostIP ?? "0.0.0.0")) {
-      throw new ConflictError(
-        `${where}: Cannot publish port ${m.hostPort}/${m.protocol}: it is in use on the host`,
-      );
-    }
-  }
+  const c = portConflict(host, mappings);
+  if (!c) return;
+  const i = loaded.spec.ports.findIndex((p) => p.hostPort === c.mapping.hostPort);
+  throw new ConflictError(
+    `${
+      locText(loaded, ["ports", i, "hostPort"])
+    }: Cannot publish port ${c.mapping.hostPort}/${c.mapping.protocol}: ${c.reason}`,
+  );
 }
 
 /** Undoes whatever `rec.resources` lists, newest first. Idempotent. */
@@ -375,18 +428,24 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
       rec.network
         ? step(() =>
           host.cni.del(rec.network!.conflist, {
-            containerId: rec.id,
+            containerId: cniContainerId(rec),
             netns: d.netns,
             ifName: "eth0",
             capabilityArgs: { portMappings: rec.network!.portMappings },
           }, rec.network!.result)
         )
         : undefined,
-      step(() => host.cni.del(LOOPBACK, { containerId: rec.id, netns: d.netns, ifName: "lo" })),
+      step(() =>
+        host.cni.del(LOOPBACK, { containerId: cniContainerId(rec), netns: d.netns, ifName: "lo" })
+      ),
     ]);
 
     trace("teardown: cni del");
-    if (rec.network) await step(() => releaseNetworkIfUnused(host, rec));
+    if (rec.network) {
+      await step(() =>
+        releaseNetworkIfUnused(host, { kind: "containers", name: rec.name, network: rec.network! })
+      );
+    }
     trace("teardown: release network");
   }
   if (rec.resources.netns) await step(() => removeNetns(host.sys, d.netns));
@@ -416,14 +475,16 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
  * like podman, rkl removes it when the last container on the network goes,
  * together with portmap's shared chains once no mapping is left.
  */
-async function releaseNetworkIfUnused(host: Host, rec: ContainerRecord): Promise<void> {
-  if (rec.network!.portMappings.length > 0) await removeIdlePortmapChains(host.cmd);
-  const bridge = bridgeName(rec.network!.conflist);
+export async function releaseNetworkIfUnused(host: Host, user: NetworkUser): Promise<void> {
+  if (user.network.portMappings.length > 0) await removeIdlePortmapChains(host.cmd);
+  const bridge = bridgeName(user.network.conflist);
   if (!bridge) return;
-  const others = host.store.list<ContainerRecord>("containers").filter((r) =>
-    r.name !== rec.name && r.network?.name === rec.network!.name
-  );
-  if (others.length > 0) return;
+  for (const kind of ["containers", "pods"] as const) {
+    const others = host.store.list<StoredRecord & { network?: { name: string } }>(kind).filter((
+      r,
+    ) => !(kind === user.kind && r.name === user.name) && r.network?.name === user.network.name);
+    if (others.length > 0) return;
+  }
   const res = await host.cmd.run("ip", { args: ["link", "delete", bridge, "type", "bridge"] });
   if (res.code !== 0 && !/Cannot find device/.test(res.stderr)) {
     throw new RklError(
@@ -431,6 +492,13 @@ async function releaseNetworkIfUnused(host: Host, rec: ContainerRecord): Promise
       `Cannot delete bridge ${JSON.stringify(bridge)}: ${res.stderr.trim()}`,
     );
   }
+}
+
+/** A workload attached to a network, as far as releasing the network goes. */
+export interface NetworkUser {
+  kind: "containers" | "pods";
+  name: string;
+  network: { name: string; conflist: NetConfList; portMappings: PortMapping[] };
 }
 
 /**
@@ -560,7 +628,7 @@ export async function startContainer(host: Host, name: string): Promise<Containe
 }
 
 /** Starts a container known to be "created" (checked again here, without asking the runtime). */
-async function startCreated(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
+export async function startCreated(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
   if (rec.status !== "created") {
     throw new ConflictError(
       `Cannot start container ${JSON.stringify(rec.name)}: it is ${rec.status}, not created`,

@@ -28,6 +28,8 @@ export interface Host {
   runtimeFor(ref: RuntimeRef): OciRuntime;
   cni: CniClient;
   paths: RklPaths;
+  /** rkl's own pause bundle (built from catatonit on first use when missing). */
+  pauseBundle: string;
   /** conmon binary. */
   conmon: string;
   /** Parent cgroup (relative) that holds every rkl container. */
@@ -63,7 +65,8 @@ export function containerDirs(
     upper: `${dir}/upper`,
     work: `${dir}/work`,
     etc: `${dir}/etc`,
-    netns: `${paths.runRoot}/netns/${name}`,
+    netns: `${paths.runRoot}/netns/c_${name}`,
+
     conmonDir: `${paths.runRoot}/conmon/${name}`,
     socketDir: `${paths.runRoot}/sock`,
     exitDir: `${paths.root}/exits`,

@@ -105,3 +105,39 @@ export async function waitFor(
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/** Removes every pod and container of the env (after a failed test). */
+export async function removeAll(e: RklEnv): Promise<void> {
+  const pods = JSON.parse((await rkl(e, ["pod", "list", "-o", "json"])).stdout || "[]") as {
+    name: string;
+  }[];
+  for (const p of pods) await rkl(e, ["pod", "rm", "-f", p.name]);
+  const left = (await rkl(e, ["container", "list", "-q"])).stdout.split("\n").filter(Boolean);
+  for (const n of left) await rkl(e, ["container", "rm", "-f", n]);
+}
+
+/**
+ * A Deno.test that is skipped without its prerequisites (failing under
+ * CI=true, see requires()) and that removes whatever its body left behind,
+ * so that one failure does not fail the next test's census.
+ */
+export function envTest(
+  ready: boolean,
+  env: () => RklEnv,
+  name: string,
+  fn: () => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ignore: !ready,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      try {
+        await fn();
+      } finally {
+        await removeAll(env());
+      }
+    },
+  });
+}

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
-import { cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { cleanupEnv, envTest, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles") && requires("youki") &&
@@ -28,23 +28,7 @@ async function assertCensusUnchanged(): Promise<void> {
 }
 
 function test(name: string, fn: () => Promise<void>): void {
-  Deno.test({
-    name,
-    ignore: !ready,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: async () => {
-      try {
-        await fn();
-      } finally {
-        // A failed test must not leave containers that fail the next one's census.
-        const left = (await rkl(env!, ["container", "list", "-q"])).stdout.split("\n").filter(
-          Boolean,
-        );
-        for (const n of left) await rkl(env!, ["container", "rm", "-f", n]);
-      }
-    },
-  });
+  envTest(ready, () => env!, name, fn);
 }
 
 test("census baseline", async () => {

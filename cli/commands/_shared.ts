@@ -1,0 +1,91 @@
+/** Pieces the container and pod commands share: reading files, exec, logs. */
+import { ConflictError, SpecError, UsageError } from "../../src/errors.ts";
+import { readExitCode } from "../../src/oci/conmon.ts";
+import type { OciConfig } from "../../src/oci/spec.ts";
+import { type ContainerRecord, refresh } from "../../src/workloads/container.ts";
+import type { Host } from "../../src/workloads/host.ts";
+import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
+
+/** A spec file's text and the directory its relative paths resolve against. */
+export function readSpecFile(file: string): { text: string; baseDir: string } {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (e) {
+    throw new SpecError({ file }, `Cannot read file: ${(e as Error).message.split(",")[0]}`, {
+      cause: e,
+    });
+  }
+  const abs = file.startsWith("/") ? file : `${Deno.cwd()}/${file}`;
+  return { text, baseDir: abs.slice(0, abs.lastIndexOf("/")) || "/" };
+}
+
+export function networkOption(v: string | undefined): string | null {
+  return v === "none" ? null : v ?? "rkl0";
+}
+
+export function parseSeconds(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const t = Number(v);
+  if (!Number.isInteger(t) || t < 0) {
+    throw new UsageError(`${flag} ${JSON.stringify(v)} must be a whole number of seconds`);
+  }
+  return t;
+}
+
+export interface ExecFlags {
+  interactive?: boolean;
+  tty?: boolean;
+}
+
+/** Runs `command` in a running container with its cwd and env; returns the exit code. */
+export async function execIn(
+  host: Host,
+  rec: ContainerRecord,
+  command: string[],
+  o: ExecFlags,
+): Promise<number> {
+  const live = await refresh(host, rec);
+  if (live.status !== "running") {
+    throw new ConflictError(
+      `Cannot exec in container ${JSON.stringify(rec.name)}: it is ${live.status}`,
+    );
+  }
+  const cfg = JSON.parse(Deno.readTextFileSync(rec.dirs.config)) as OciConfig;
+  return await host.runtimeFor(rec.runtime).exec(rec.id, command, {
+    tty: o.tty ?? false,
+    interactive: o.interactive ?? false,
+    cwd: cfg.process.cwd,
+    env: cfg.process.env,
+  });
+}
+
+export interface LogFlags {
+  follow?: boolean;
+  tail?: string;
+  timestamps?: boolean;
+}
+
+/** Prints a container's log (stdout lines to stdout, stderr lines to stderr). */
+export async function printLogs(
+  host: Host,
+  rec: ContainerRecord,
+  o: LogFlags,
+  options: { prefix?: string } = {},
+): Promise<void> {
+  const n = o.tail === undefined ? undefined : Number(o.tail);
+  if (n !== undefined && (!Number.isInteger(n) || n < 0)) {
+    throw new UsageError(`--tail ${JSON.stringify(o.tail)} must be a whole number`);
+  }
+  const enc = new TextEncoder();
+  await streamLog(rec.dirs.log, (e) => {
+    const bytes = enc.encode(formatEntry(e, { timestamps: o.timestamps, prefix: options.prefix }));
+    (e.stream === "stderr" ? Deno.stderr : Deno.stdout).writeSync(bytes);
+  }, {
+    tail: n,
+    follow: o.follow,
+    done: () =>
+      readExitCode(rec.dirs.exitDir, rec.id) !== undefined ||
+      !host.store.get("containers", rec.name),
+  });
+}

@@ -1,0 +1,192 @@
+/** `rkl pod` (alias `p`): Kubernetes pods. */
+import type { Command } from "commander";
+import type { LoadedPod } from "../../src/spec/pod.ts";
+import { formatBytes } from "../../src/spec/quantity.ts";
+import {
+  createPod,
+  getPod,
+  listPods,
+  podMember,
+  type PodView,
+  podView,
+  removePod,
+  runPod,
+  startPod,
+  stopPod,
+} from "../../src/workloads/pod.ts";
+import type { Context } from "../app.ts";
+import { ago, table, write } from "../format.ts";
+import { execIn, networkOption, parseSeconds, printLogs, readSpecFile } from "./_shared.ts";
+
+/** Loads the pods of a manifest (yaml + zod loaded only here). */
+export async function loadPodFile(file: string, warn: (m: string) => void): Promise<LoadedPod[]> {
+  const { text, baseDir } = readSpecFile(file);
+  const [{ loadPods }, { formatWarning }] = await Promise.all([
+    import("../../src/spec/pod.ts"),
+    import("../../src/spec/source.ts"),
+  ]);
+  const pods = loadPods(text, file, { baseDir });
+  for (const p of pods) for (const w of p.warnings) warn(formatWarning(w));
+  return pods;
+}
+
+function ready(v: PodView): string {
+  const app = v.containers.filter((c) => !c.init);
+  return `${app.filter((c) => c.status === "running").length}/${app.length}`;
+}
+
+function printPod(v: PodView): void {
+  const lim = v.limits;
+  const lines: [string, string][] = [
+    ["Name", v.name],
+    ["Namespace", v.namespace],
+    ["Phase", v.phase],
+    ["IP", v.hostNetwork ? "host network" : v.ip ?? "-"],
+    [
+      "Ports",
+      v.ports.map((p) => `${p.hostIP ?? "0.0.0.0"}:${p.hostPort}->${p.containerPort}/${p.protocol}`)
+        .join(", ") || "-",
+    ],
+    ["Cgroup", v.cgroup],
+    ["Pod CPU", lim.cpuQuota ? `${lim.cpuQuota}/${lim.cpuPeriod} µs` : "unlimited"],
+    ["Pod memory", lim.memoryLimit ? formatBytes(lim.memoryLimit) : "unlimited"],
+    ["Created", v.created],
+    ["Started", v.started ?? "-"],
+    ["Runtime", v.runtime],
+  ];
+  write(lines.map(([k, val]) => `${(k + ":").padEnd(12)}${val}\n`).join(""));
+  write("Containers:\n");
+  write(table(
+    ["  NAME", "STATUS", "PID", "EXIT", "RESTARTS", "CPU", "MEMORY"],
+    v.containers.map((c) => [
+      `  ${c.name}${c.init ? " (init)" : ""}`,
+      c.status,
+      c.pid ? String(c.pid) : "-",
+      c.exitCode === null ? "-" : String(c.exitCode),
+      String(c.restarts),
+      c.limits.cpuQuota ? `${c.limits.cpuQuota / 100}m` : "-",
+      c.limits.memoryLimit ? formatBytes(c.limits.memoryLimit) : "-",
+    ]),
+  ));
+}
+
+export function registerPod(program: Command, ctx: Context): void {
+  const p = program.command("pod").alias("p").description("run and manage Kubernetes pods");
+
+  for (const verb of ["run", "create"] as const) {
+    p.command(verb).argument("<file>", "Pod YAML (one or more documents)")
+      .description(
+        verb === "run"
+          ? "create and start the pods in FILE"
+          : "create the pods in FILE without starting them",
+      )
+      .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
+      .action(async (file: string, o: { network?: string }) => {
+        const host = ctx.host();
+        const pods = await loadPodFile(file, ctx.warn);
+        const made: string[] = [];
+        try {
+          for (const pod of pods) {
+            const rec = verb === "run"
+              ? await runPod(host, pod, { network: networkOption(o.network) })
+              : await createPod(host, pod, { network: networkOption(o.network) });
+            made.push(rec.name);
+            write(`${rec.name}\n`);
+          }
+        } catch (e) {
+          // All or nothing for a file: the pods made before the failure go too.
+          for (const name of made.reverse()) {
+            await removePod(host, name, { force: true }).catch(() => {});
+          }
+          throw e;
+        }
+      });
+  }
+
+  p.command("start").argument("<name>").description("start a created pod").action(
+    async (name: string) => {
+      write(`${(await startPod(ctx.host(), name)).name}\n`);
+    },
+  );
+
+  p.command("stop").argument("<name>").description(
+    "stop every container (grace: -t or terminationGracePeriodSeconds)",
+  )
+    .option("-t, --time <seconds>", "grace period")
+    .action(async (name: string, o: { time?: string }) => {
+      write(`${(await stopPod(ctx.host(), name, parseSeconds("--time", o.time))).name}\n`);
+    });
+
+  p.command("rm").alias("delete").argument("<name>").description(
+    "remove a pod and everything it holds",
+  )
+    .option("-f, --force", "remove even when running")
+    .action(async (name: string, o: { force?: boolean }) => {
+      await removePod(ctx.host(), name, { force: o.force });
+      write(`${name}\n`);
+    });
+
+  p.command("list").alias("ls").description("list pods").option(
+    "-o, --output <format>",
+    "table or json",
+    "table",
+  )
+    .action(async (o: { output: string }) => {
+      const views = await listPods(ctx.host());
+      if (o.output === "json") return write(JSON.stringify(views, null, 2) + "\n");
+      write(table(
+        ["NAME", "READY", "PHASE", "IP", "RESTARTS", "CREATED"],
+        views.map((v) => [
+          v.name,
+          ready(v),
+          v.phase,
+          v.hostNetwork ? "host" : v.ip ?? "-",
+          String(v.containers.reduce((a, c) => a + c.restarts, 0)),
+          ago(v.created),
+        ]),
+      ));
+    });
+
+  p.command("state").alias("inspect").argument("<name>").description(
+    "show a pod and its containers",
+  )
+    .option("-o, --output <format>", "text or json", "text")
+    .action(async (name: string, o: { output: string }) => {
+      const host = ctx.host();
+      const v = await podView(host, getPod(host, name), { exact: true });
+      if (o.output === "json") write(JSON.stringify(v, null, 2) + "\n");
+      else printPod(v);
+    });
+
+  p.command("exec").argument("<pod>").argument("<container>").argument("<command...>")
+    .description("run a command in a pod's container")
+    .option("-i, --interactive", "keep stdin open").option("-t, --tty", "allocate a terminal")
+    .action(
+      async (
+        pod: string,
+        container: string,
+        command: string[],
+        o: { interactive?: boolean; tty?: boolean },
+      ) => {
+        const host = ctx.host();
+        ctx.exitCode = await execIn(host, podMember(host, pod, container), command, o);
+      },
+    );
+
+  p.command("logs").argument("<pod>").argument("[container]").description(
+    "print a pod container's output",
+  )
+    .option("-f, --follow", "keep printing until the container exits")
+    .option("--tail <n>", "only the last n lines")
+    .option("--timestamps", "show each line's time")
+    .action(
+      async (
+        pod: string,
+        container: string | undefined,
+        o: { follow?: boolean; tail?: string; timestamps?: boolean },
+      ) => {
+        const host = ctx.host();
+        await printLogs(host, podMember(host, pod, container), o);
+      },
+    );
+}

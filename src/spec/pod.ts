@@ -1,0 +1,211 @@
+/**
+ * Kubernetes Pod manifests (and rk8s's habit of naming the pause bundle in
+ * `metadata.labels.bundle`). A file may hold several documents (`---`); each
+ * must be `kind: Pod`. Every container is returned as a LoadedContainer whose
+ * locations point into the pod file (`spec.containers[1].image`).
+ */
+import { z } from "zod";
+import {
+  checkContainer,
+  checkUniqueVolumes,
+  type ContainerSpec,
+  type LoadedContainer,
+  resolveMounts,
+  sourceOf,
+  type SpecSource,
+} from "./container.ts";
+import { containerFields, dnsLabel, hostPathVolume } from "./schema.ts";
+import {
+  parseYamlDocuments,
+  type SourceDoc,
+  specErrorAt,
+  validate,
+  type Warning,
+} from "./source.ts";
+import { dirnameOf, joinPath } from "./paths.ts";
+import { SpecError } from "../errors.ts";
+
+const podContainer = z.strictObject({
+  ...containerFields,
+  imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional(),
+});
+
+const labelMap = z.record(z.string(), z.string());
+
+const podSchema = z.strictObject({
+  apiVersion: z.literal("v1"),
+  kind: z.literal("Pod"),
+  metadata: z.strictObject({
+    name: dnsLabel,
+    namespace: dnsLabel.optional(),
+    labels: labelMap.optional(),
+    annotations: labelMap.optional(),
+  }),
+  spec: z.strictObject({
+    containers: z.array(podContainer).min(1, "a pod needs at least one container"),
+    initContainers: z.array(podContainer).optional(),
+    volumes: z.array(hostPathVolume).optional(),
+    restartPolicy: z.enum(["Always", "OnFailure", "Never"]).optional(),
+    hostNetwork: z.boolean().optional(),
+    shareProcessNamespace: z.boolean().optional(),
+    hostname: dnsLabel.optional(),
+    subdomain: dnsLabel.optional(),
+    terminationGracePeriodSeconds: z.number().int().min(0).optional(),
+    securityContext: z.strictObject({
+      runAsUser: z.number().int().min(0).optional(),
+      runAsGroup: z.number().int().min(0).optional(),
+      runAsNonRoot: z.boolean().optional(),
+    }).optional(),
+  }),
+});
+
+export type RestartPolicy = "Always" | "OnFailure" | "Never";
+
+export interface PodSpec {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** Absolute path of the pause bundle when the manifest names one (label `bundle`). */
+  pauseBundle?: string;
+  containers: LoadedContainer[];
+  initContainers: LoadedContainer[];
+  restartPolicy: RestartPolicy;
+  hostNetwork: boolean;
+  shareProcessNamespace: boolean;
+  hostname: string;
+  subdomain?: string;
+  terminationGracePeriodSeconds: number;
+  /** emptyDir volume names used by some container. */
+  emptyDirs: string[];
+}
+
+export interface LoadedPod {
+  spec: PodSpec;
+  source: SpecSource;
+  warnings: Warning[];
+}
+
+function podFromDoc(src: SourceDoc, baseDir: string): LoadedPod {
+  if (src.value === null || typeof src.value !== "object" || Array.isArray(src.value)) {
+    throw specErrorAt(src, [], "Cannot load pod: the document must be a mapping");
+  }
+  const { data, warnings } = validate(src, podSchema);
+  const s = data.spec;
+  const volumes = s.volumes ?? [];
+  checkUniqueVolumes(src, volumes, ["spec", "volumes"]);
+  const names = new Map<string, string>();
+  const emptyDirs = new Set<string>();
+  const load = (kind: "containers" | "initContainers", list: z.output<typeof podContainer>[]) =>
+    list.map((c, i): LoadedContainer => {
+      const at = ["spec", kind, i];
+      const prev = names.get(c.name);
+      if (prev) {
+        throw specErrorAt(
+          src,
+          [...at, "name"],
+          `container name ${JSON.stringify(c.name)} is already used in spec.${prev}`,
+        );
+      }
+      names.set(c.name, `${kind}[${i}]`);
+      checkContainer(src, c, at);
+      const mounts = resolveMounts(src, c.volumeMounts ?? [], volumes, {
+        baseDir,
+        pathPrefix: at,
+        volumesPath: ["spec", "volumes"],
+      });
+      for (const m of mounts) if (m.kind === "emptyDir") emptyDirs.add(m.volume!);
+      const sc = { ...c.securityContext };
+      sc.runAsUser ??= s.securityContext?.runAsUser;
+      sc.runAsGroup ??= s.securityContext?.runAsGroup;
+      const spec: ContainerSpec = {
+        name: c.name,
+        image: joinPath(baseDir, c.image),
+        command: c.command,
+        args: c.args,
+        env: c.env ?? [],
+        workingDir: c.workingDir,
+        ports: c.ports ?? [],
+        resources: c.resources ?? {},
+        mounts,
+        securityContext: sc,
+        tty: c.tty ?? false,
+        labels: {},
+      };
+      return { spec, source: sourceOf(src, at), warnings: [] };
+    });
+  const initContainers = load("initContainers", s.initContainers ?? []);
+  const containers = load("containers", s.containers);
+  if (s.hostNetwork) {
+    const i = containers.findIndex((c) =>
+      c.spec.ports.some((p) => p.hostPort && p.hostPort !== p.containerPort)
+    );
+    if (i >= 0) {
+      throw specErrorAt(
+        src,
+        ["spec", "containers", i, "ports"],
+        "with hostNetwork, hostPort must equal containerPort",
+      );
+    }
+  }
+  const bundleLabel = data.metadata.labels?.bundle;
+  const hostPorts = new Map<string, string>();
+  containers.forEach((c, i) =>
+    c.spec.ports.forEach((p, j) => {
+      if (!p.hostPort) return;
+      const key = `${p.hostPort}/${(p.protocol || "TCP").toUpperCase()}`;
+      if (hostPorts.has(key)) {
+        throw specErrorAt(
+          src,
+          ["spec", "containers", i, "ports", j, "hostPort"],
+          `hostPort ${key} is already published by ${hostPorts.get(key)}`,
+        );
+      }
+      hostPorts.set(key, `spec.containers[${i}]`);
+    })
+  );
+  return {
+    spec: {
+      name: data.metadata.name,
+      namespace: data.metadata.namespace ?? "default",
+      labels: data.metadata.labels ?? {},
+      annotations: data.metadata.annotations ?? {},
+      pauseBundle: bundleLabel ? joinPath(baseDir, bundleLabel) : undefined,
+      containers,
+      initContainers,
+      restartPolicy: s.restartPolicy ?? "Always",
+      hostNetwork: s.hostNetwork ?? false,
+      shareProcessNamespace: s.shareProcessNamespace ?? false,
+      hostname: s.hostname ?? data.metadata.name,
+      subdomain: s.subdomain,
+      terminationGracePeriodSeconds: s.terminationGracePeriodSeconds ?? 30,
+      emptyDirs: [...emptyDirs],
+    },
+    source: sourceOf(src),
+    warnings,
+  };
+}
+
+/** Loads every Pod in a (possibly multi-document) YAML file. */
+export function loadPods(
+  text: string,
+  file: string,
+  options: { baseDir?: string } = {},
+): LoadedPod[] {
+  const baseDir = options.baseDir ?? dirnameOf(file);
+  const pods = parseYamlDocuments(text, file).map((d) => podFromDoc(d, baseDir));
+  const seen = new Map<string, number>();
+  for (const p of pods) {
+    const at = p.source.at(["metadata", "name"]);
+    const first = seen.get(p.spec.name);
+    if (first !== undefined) {
+      throw new SpecError(
+        at,
+        `pod ${JSON.stringify(p.spec.name)} is already defined on line ${first}`,
+      );
+    }
+    seen.set(p.spec.name, at.line ?? 0);
+  }
+
+  return pods;
+}

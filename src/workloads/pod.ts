@@ -1,0 +1,731 @@
+/**
+ * Kubernetes pods: a pause container (catatonit -P) holds the pod's network,
+ * IPC and UTS namespaces (and PID with shareProcessNamespace); the work
+ * containers join them by path. The pod owns the netns, the CNI attachment,
+ * the /etc files, the emptyDir volumes and a pod-level cgroup whose limits
+ * rkl writes itself; each container keeps its own limits below it.
+ *
+ * Rollback works as for containers: the pod record lists what has been made
+ * (`resources`, `members`) before it is made, and {@linkcode teardownPod}
+ * undoes exactly that, so a failed create, `pod rm` and the cleanup after a
+ * crash are one code path.
+ */
+import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
+import {
+  type CniResult,
+  LOOPBACK,
+  type NetConfList,
+  type PortMapping,
+  resultIPv4,
+} from "../net/cni.ts";
+import { loadNetwork } from "../net/network.ts";
+import { readExitCode } from "../oci/conmon.ts";
+import {
+  milliCpuToQuota,
+  milliCpuToShares,
+  parseQuantity,
+  quantityMilli,
+  quantityValue,
+} from "../spec/quantity.ts";
+import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
+import type { LoadedPod, RestartPolicy } from "../spec/pod.ts";
+import type { StoredRecord } from "../store/store.ts";
+import type { CgroupLimits } from "../sys/cgroups/mod.ts";
+import { createNetns, removeNetns } from "../sys/netns.ts";
+import { which } from "../oci/runtime.ts";
+import {
+  type ContainerRecord,
+  createContainer,
+  getContainer,
+  portMappings,
+  quickRefresh,
+  readBundle,
+  refresh,
+  releaseNetworkIfUnused,
+  type Sandbox,
+  startCreated,
+  stopContainer,
+  teardown,
+} from "./container.ts";
+import { hostsFile, resolvConf } from "./etc_files.ts";
+import type { Host, RuntimeRef } from "./host.ts";
+import { portConflict } from "./ports.ts";
+import { parseCriLog, tail as tailEntries } from "./logs.ts";
+
+export type PodPhase = "Creating" | "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown";
+
+export interface PodRecord extends StoredRecord {
+  kind: "pod";
+  specFile: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  createdAt: string;
+  startedAt?: string;
+  /** Set once the pod is fully created; until then it is being made. */
+  created: boolean;
+  restartPolicy: RestartPolicy;
+  hostNetwork: boolean;
+  shareProcessNamespace: boolean;
+  hostname: string;
+  terminationGracePeriodSeconds: number;
+  runtime: RuntimeRef;
+  cgroupPath: string;
+  limits: CgroupLimits;
+  netns?: string;
+  network?: {
+    name: string;
+    cniId: string;
+    conflist: NetConfList;
+    result?: CniResult;
+    ip?: string;
+    portMappings: PortMapping[];
+  };
+  /** Record names of the pause container, init containers and app containers, in creation order. */
+  pause?: string;
+  initContainers: string[];
+  containers: string[];
+  dirs: { dir: string; etc: string; volumes: string };
+  emptyDirs: Record<string, string>;
+  resources: { dir?: boolean; cgroup?: boolean; netns?: boolean; cni?: boolean };
+}
+
+export function podDirs(host: Host, name: string) {
+  const dir = `${host.paths.root}/pods/${name}`;
+  return { dir, etc: `${dir}/etc`, volumes: `${dir}/volumes` };
+}
+
+export function memberName(pod: string, container: string): string {
+  return `${pod}_${container}`;
+}
+
+/** The pause bundle: the manifest's `bundle` label, RKL_PAUSE_BUNDLE, or rkl's own, built on first use. */
+export function pauseBundle(host: Host, loaded: LoadedPod): string {
+  if (loaded.spec.pauseBundle) return loaded.spec.pauseBundle;
+  const dir = host.pauseBundle;
+  try {
+    Deno.statSync(`${dir}/rootfs/bin/catatonit`);
+    return dir;
+  } catch { /* build it */ }
+  buildPauseBundle(dir);
+  return dir;
+}
+
+/** `rkl`'s pause bundle: catatonit (static) in an otherwise empty rootfs. */
+export function buildPauseBundle(dir: string): void {
+  const bin = which("catatonit");
+  if (!bin) {
+    throw new NotFoundError("Cannot build the pause bundle: catatonit is not installed", {
+      hint:
+        "run scripts/setup.sh (Debian package catatonit) or name a bundle in metadata.labels.bundle",
+    });
+  }
+  const rootfs = `${dir}/rootfs`;
+  for (const d of ["bin", "proc", "sys", "dev", "etc", "tmp"]) {
+    Deno.mkdirSync(`${rootfs}/${d}`, { recursive: true });
+  }
+  const tmp = `${rootfs}/bin/.catatonit-${Deno.pid}`;
+  Deno.copyFileSync(bin, tmp);
+  Deno.chmodSync(tmp, 0o755);
+  Deno.renameSync(tmp, `${rootfs}/bin/catatonit`);
+}
+
+/** The pause container as a container spec; catatonit -P unless the bundle names its own process. */
+function pauseSpec(bundle: string, hasArgs: boolean): LoadedContainer {
+  const spec: ContainerSpec = {
+    name: "pause",
+    image: bundle,
+    command: hasArgs ? undefined : ["/bin/catatonit", "-P"],
+    env: [],
+    ports: [],
+    resources: {},
+    mounts: [],
+    securityContext: {},
+    tty: false,
+    labels: {},
+  };
+  return {
+    spec,
+    warnings: [],
+    source: { file: bundle, at: (path) => ({ file: bundle, path: path.join(".") }) },
+  };
+}
+
+/**
+ * Pod cgroup limits as the kubelet sets them: the sum of the containers'
+ * limits, for each resource that every container limits; shares from the sum
+ * of requests.
+ */
+export function podLimits(containers: ContainerSpec[]): CgroupLimits {
+  const out: CgroupLimits = {};
+  const milli = (q: string | number | undefined) =>
+    q === undefined ? undefined : Number(quantityMilli(parseQuantity(q)));
+  const bytes = (q: string | number | undefined) =>
+    q === undefined ? undefined : Number(quantityValue(parseQuantity(q)));
+  const cpu = containers.map((c) => milli(c.resources.limits?.cpu));
+  if (cpu.length > 0 && cpu.every((m) => m !== undefined && m > 0)) {
+    out.cpuQuota = milliCpuToQuota(cpu.reduce((a, b) => a! + b!, 0)!);
+    out.cpuPeriod = 100_000;
+  }
+  const mem = containers.map((c) => bytes(c.resources.limits?.memory));
+  if (mem.length > 0 && mem.every((m) => m !== undefined && m > 0)) {
+    out.memoryLimit = mem.reduce((a, b) => a! + b!, 0);
+  }
+  const req = containers.map((c) =>
+    milli(c.resources.requests?.cpu ?? c.resources.limits?.cpu) ?? 0
+  );
+  out.cpuShares = milliCpuToShares(req.reduce((a, b) => a + b, 0));
+  return out;
+}
+
+function podPortMappings(loaded: LoadedPod): PortMapping[] {
+  return loaded.spec.containers.flatMap((c) => portMappings(c.spec.ports));
+}
+
+export function getPod(host: Host, name: string): PodRecord {
+  const rec = host.store.get<PodRecord>("pods", name);
+  if (!rec) {
+    throw new NotFoundError(`Cannot find pod ${JSON.stringify(name)}`, {
+      hint: "rkl pod list shows the names",
+    });
+  }
+  return rec;
+}
+
+/**
+ * Creates the sandbox, starts the pause container, runs the init containers
+ * to completion and creates (not starts) the app containers.
+ */
+export async function createPod(
+  host: Host,
+  loaded: LoadedPod,
+  options: { network: string | null },
+): Promise<PodRecord> {
+  const spec = loaded.spec;
+  const name = spec.name;
+  // Everything that can fail on input fails here, before any side effect.
+  const pauseDir = pauseBundle(host, loaded);
+  let pauseDefaults;
+  try {
+    pauseDefaults = readBundle(pauseSpec(pauseDir, false));
+  } catch {
+    throw new SpecError(
+      spec.pauseBundle ? loaded.source.at(["metadata", "labels", "bundle"]) : { file: pauseDir },
+      `pause bundle ${JSON.stringify(pauseDir)} has no rootfs/ directory`,
+    );
+  }
+  for (const c of [...spec.initContainers, ...spec.containers]) readBundle(c);
+  const network = spec.hostNetwork ? null : options.network;
+  const conflist = network
+    ? loadNetwork(network, {
+      confDir: host.paths.cniConfDir,
+      ipamDataDir: `${host.paths.root}/cni/networks`,
+      subnet: host.subnet,
+    })
+    : undefined;
+  const mappings = spec.hostNetwork ? [] : podPortMappings(loaded);
+  const dirs = podDirs(host, name);
+
+  const rec: PodRecord = await host.store.withLock(() => {
+    if (host.store.get("pods", name)) {
+      throw new ConflictError(
+        `${locText(loaded, ["metadata", "name"])}: Cannot create pod: name ${
+          JSON.stringify(name)
+        } is already in use`,
+      );
+    }
+    const conflict = portConflict(host, mappings);
+    if (conflict) {
+      const where = findPort(loaded, conflict.mapping.hostPort);
+      throw new ConflictError(
+        `${
+          locText(loaded, where)
+        }: Cannot publish port ${conflict.mapping.hostPort}/${conflict.mapping.protocol}: ${conflict.reason}`,
+      );
+    }
+    const r: PodRecord = {
+      schemaVersion: 1,
+      kind: "pod",
+      name,
+      specFile: loaded.source.file,
+      namespace: spec.namespace,
+      labels: spec.labels,
+      annotations: spec.annotations,
+      createdAt: host.now().toISOString(),
+      created: false,
+      restartPolicy: spec.restartPolicy,
+      hostNetwork: spec.hostNetwork,
+      shareProcessNamespace: spec.shareProcessNamespace,
+      hostname: spec.hostname,
+      terminationGracePeriodSeconds: spec.terminationGracePeriodSeconds,
+      runtime: { name: host.runtime.name, binary: host.runtime.binary, root: host.runtime.root },
+      cgroupPath: `${host.cgroupParent}/pod-${name}`,
+      limits: podLimits(spec.containers.map((c) => c.spec)),
+      netns: spec.hostNetwork ? undefined : `${host.paths.runRoot}/netns/p_${name}`,
+      network: conflist
+        ? { name: network!, cniId: `p_${name}`, conflist, portMappings: mappings }
+        : undefined,
+      initContainers: [],
+      containers: [],
+      dirs,
+      emptyDirs: Object.fromEntries(spec.emptyDirs.map((v) => [v, `${dirs.volumes}/${v}`])),
+      resources: {},
+    };
+    host.store.put("pods", r);
+    return Promise.resolve(r);
+  });
+
+  const save = () => host.store.put("pods", rec);
+  try {
+    rec.resources.dir = true;
+    save();
+    for (const d of [dirs.dir, dirs.etc, dirs.volumes]) {
+      Deno.mkdirSync(d, { recursive: true, mode: 0o711 });
+    }
+    for (const v of Object.values(rec.emptyDirs)) {
+      Deno.mkdirSync(v, { recursive: true });
+      Deno.chmodSync(v, 0o777); // as the kubelet makes emptyDir
+    }
+
+    rec.resources.cgroup = true;
+    save();
+    host.cgroups.apply(rec.cgroupPath, rec.limits);
+
+    if (rec.netns) {
+      Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
+      rec.resources.netns = true;
+      save();
+      createNetns(host.sys, rec.netns);
+      rec.resources.cni = true;
+      save();
+      const [, result] = await Promise.all([
+        host.cni.add(LOOPBACK, { containerId: `p_${name}`, netns: rec.netns, ifName: "lo" }),
+        conflist
+          ? host.cni.add(conflist, {
+            containerId: `p_${name}`,
+            netns: rec.netns,
+            ifName: "eth0",
+            capabilityArgs: { portMappings: mappings },
+          })
+          : undefined,
+      ]);
+      if (result && rec.network) {
+        rec.network.result = result;
+        rec.network.ip = resultIPv4(result);
+        save();
+      }
+    }
+    writeEtcFiles(rec, spec.subdomain);
+
+    // The pause container, in the pod netns (or the host's), with new IPC/UTS/PID.
+    const pauseName = `${name}__pause`;
+    rec.pause = pauseName;
+    save();
+    const pauseRec = await createContainer(
+      host,
+      pauseSpec(pauseDir, (pauseDefaults.args ?? []).length > 0),
+      {
+        network: null,
+        sandbox: sandboxFor(rec, pauseName, {
+          network: rec.netns ?? "host",
+          ...(spec.hostNetwork ? { uts: "host" } : {}),
+        }, `${rec.cgroupPath}/_pause`),
+      },
+    );
+    await startCreated(host, pauseRec);
+    const pid = pauseRec.pid!;
+    const join = {
+      network: rec.netns ?? "host",
+      ipc: `/proc/${pid}/ns/ipc`,
+      uts: spec.hostNetwork ? "host" : `/proc/${pid}/ns/uts`,
+      ...(spec.shareProcessNamespace ? { pid: `/proc/${pid}/ns/pid` } : {}),
+    };
+
+    for (const c of spec.initContainers) {
+      const member = memberName(name, c.spec.name);
+      rec.initContainers.push(member);
+      save();
+      const r = await createContainer(host, c, {
+        network: null,
+        sandbox: sandboxFor(rec, member, join, `${rec.cgroupPath}/${c.spec.name}`),
+      });
+      await startCreated(host, r);
+      const done = await waitExited(host, r);
+      if (done.exitCode !== 0) {
+        throw new RklError(
+          "EINIT",
+          `${locText(c, ["name"])}: Cannot start pod ${JSON.stringify(name)}: init container ${
+            JSON.stringify(c.spec.name)
+          } exited with code ${done.exitCode}${lastLines(done)}`,
+        );
+      }
+    }
+    for (const c of spec.containers) {
+      const member = memberName(name, c.spec.name);
+      rec.containers.push(member);
+      save();
+      await createContainer(host, c, {
+        network: null,
+        sandbox: sandboxFor(rec, member, join, `${rec.cgroupPath}/${c.spec.name}`),
+      });
+    }
+    rec.created = true;
+    save();
+    return rec;
+  } catch (e) {
+    try {
+      await teardownPod(host, rec);
+    } catch (e2) {
+      host.warn(
+        `Cannot roll back pod ${JSON.stringify(name)} after "${(e as Error).message}": ${
+          (e2 as Error).message
+        }`,
+      );
+    }
+    throw e;
+  }
+}
+
+function sandboxFor(
+  rec: PodRecord,
+  recordName: string,
+  join: Sandbox["join"],
+  cgroupPath: string,
+): Sandbox {
+  return {
+    pod: rec.name,
+    recordName,
+    hostname: rec.hostname,
+    etcDir: rec.dirs.etc,
+    join,
+    cgroupPath,
+    emptyDirs: rec.emptyDirs,
+    labels: { "org.rkl.pod": rec.name },
+  };
+}
+
+function writeEtcFiles(rec: PodRecord, subdomain: string | undefined): void {
+  const names = subdomain
+    ? [`${rec.hostname}.${subdomain}.${rec.namespace}.svc.cluster.local`, rec.hostname]
+    : [rec.hostname];
+  if (rec.hostNetwork) {
+    for (const f of ["hosts", "hostname", "resolv.conf"]) {
+      Deno.copyFileSync(`/etc/${f}`, `${rec.dirs.etc}/${f}`);
+    }
+    return;
+  }
+  const hosts = hostsFile(names.join("\t"), rec.network?.ip);
+  Deno.writeTextFileSync(`${rec.dirs.etc}/hosts`, hosts);
+  Deno.writeTextFileSync(`${rec.dirs.etc}/hostname`, `${rec.hostname}\n`);
+  let resolv = "";
+  try {
+    resolv = Deno.readTextFileSync("/etc/resolv.conf");
+  } catch { /* none on the host */ }
+  Deno.writeTextFileSync(`${rec.dirs.etc}/resolv.conf`, resolvConf(resolv));
+}
+
+function findPort(loaded: LoadedPod, hostPort: number): (string | number)[] {
+  for (const [i, c] of loaded.spec.containers.entries()) {
+    const j = c.spec.ports.findIndex((p) => p.hostPort === hostPort);
+    if (j >= 0) return ["spec", "containers", i, "ports", j, "hostPort"];
+  }
+  return ["metadata", "name"];
+}
+
+function locText(
+  x: { source: { at(p: (string | number)[]): { file: string; line?: number; column?: number } } },
+  path: (string | number)[],
+): string {
+  const at = x.source.at(path);
+  return `${at.file}${at.line ? `:${at.line}:${at.column}` : ""}`;
+}
+
+/** Waits for a container to exit (init containers); no deadline, as in Kubernetes. */
+async function waitExited(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
+  for (let delay = 10;; delay = Math.min(delay * 2, 200)) {
+    const exit = readExitCode(rec.dirs.exitDir, rec.id);
+    if (exit !== undefined) return await refresh(host, rec);
+    await host.sleep(delay);
+  }
+}
+
+/** `: last output line` of a failed container, to put in its error. */
+function lastLines(rec: ContainerRecord): string {
+  try {
+    const { entries } = parseCriLog(Deno.readTextFileSync(rec.dirs.log));
+    const last = tailEntries(entries, 2).map((e) => e.content).join(" | ");
+    return last ? ` (last output: ${last})` : "";
+  } catch {
+    return "";
+  }
+}
+
+/** Starts the app containers of a created pod. */
+export async function startPod(host: Host, name: string): Promise<PodRecord> {
+  return await host.store.withLock(async () => {
+    const rec = getPod(host, name);
+    if (!rec.created) {
+      throw new ConflictError(
+        `Cannot start pod ${JSON.stringify(name)}: it is still being created`,
+      );
+    }
+    for (const member of rec.containers) {
+      const c = await refresh(host, getContainer(host, member));
+      if (c.status === "created") await startCreated(host, c);
+      else if (c.status !== "running") {
+        throw new ConflictError(
+          `Cannot start pod ${JSON.stringify(name)}: container ${
+            JSON.stringify(member)
+          } is ${c.status}`,
+          {
+            hint: "remove the pod and run it again",
+          },
+        );
+      }
+    }
+    rec.startedAt ??= host.now().toISOString();
+    host.store.put("pods", rec);
+    return rec;
+  });
+}
+
+export async function runPod(
+  host: Host,
+  loaded: LoadedPod,
+  options: { network: string | null },
+): Promise<PodRecord> {
+  const rec = await createPod(host, loaded, options);
+  try {
+    return await startPod(host, rec.name);
+  } catch (e) {
+    await host.store.withLock(() => teardownPod(host, rec)).catch((e2) =>
+      host.warn(`Cannot roll back pod ${JSON.stringify(rec.name)}: ${(e2 as Error).message}`)
+    );
+    throw e;
+  }
+}
+
+/** Stops the app containers (in parallel, each with the grace period), then the pause container. */
+export async function stopPod(host: Host, name: string, timeoutSec?: number): Promise<PodRecord> {
+  const rec = getPod(host, name);
+  const grace = timeoutSec ?? rec.terminationGracePeriodSeconds;
+  await Promise.all(
+    rec.containers.filter((m) => host.store.get("containers", m)).map((m) =>
+      stopContainer(host, m, grace)
+    ),
+  );
+  if (rec.pause && host.store.get("containers", rec.pause)) await stopContainer(host, rec.pause, 0);
+  return rec;
+}
+
+/** Undoes whatever the record lists, containers first. Idempotent. */
+export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
+  const errors: unknown[] = [];
+  const step = async (fn: () => unknown | Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (e) {
+      errors.push(e);
+    }
+  };
+  const members = [...rec.containers, ...rec.initContainers];
+  await Promise.all(members.map((m) =>
+    step(async () => {
+      const c = host.store.get<ContainerRecord>("containers", m);
+      if (c) await teardown(host, c);
+    })
+  ));
+  if (rec.pause) {
+    await step(async () => {
+      const c = host.store.get<ContainerRecord>("containers", rec.pause!);
+      if (c) await teardown(host, c);
+    });
+  }
+  if (rec.resources.cni && rec.netns) {
+    await Promise.all([
+      rec.network
+        ? step(() =>
+          host.cni.del(rec.network!.conflist, {
+            containerId: rec.network!.cniId,
+            netns: rec.netns!,
+            ifName: "eth0",
+            capabilityArgs: { portMappings: rec.network!.portMappings },
+          }, rec.network!.result)
+        )
+        : undefined,
+      step(() =>
+        host.cni.del(LOOPBACK, { containerId: `p_${rec.name}`, netns: rec.netns!, ifName: "lo" })
+      ),
+    ]);
+    if (rec.network) {
+      await step(() =>
+        releaseNetworkIfUnused(host, { kind: "pods", name: rec.name, network: rec.network! })
+      );
+    }
+  }
+  if (rec.resources.netns && rec.netns) await step(() => removeNetns(host.sys, rec.netns!));
+  if (rec.resources.cgroup) {
+    await step(async () => {
+      for (let i = 0;; i++) {
+        try {
+          host.cgroups.remove(rec.cgroupPath);
+          return;
+        } catch (e) {
+          if (!(e instanceof Deno.errors.Busy) || i >= 100) throw e;
+          await host.sleep(20);
+        }
+      }
+    });
+    await step(() => {
+      for (const d of host.cgroups.dirs(host.cgroupParent)) {
+        try {
+          Deno.removeSync(d);
+        } catch { /* still in use */ }
+      }
+    });
+  }
+  if (rec.resources.dir) {
+    await step(() => Deno.removeSync(rec.dirs.dir, { recursive: true }));
+  }
+  if (errors.length > 0) {
+    host.store.put("pods", rec);
+    const first = errors[0] as Error;
+    throw new RklError(
+      "ETEARDOWN",
+      `Cannot remove everything of pod ${JSON.stringify(rec.name)}: ${first.message}`,
+      { cause: first },
+    );
+  }
+  host.store.delete("pods", rec.name);
+}
+
+export async function removePod(
+  host: Host,
+  name: string,
+  options: { force?: boolean } = {},
+): Promise<void> {
+  const rec = getPod(host, name);
+  if (!options.force) {
+    const view = await podView(host, rec);
+    if (view.phase === "Running" || view.phase === "Creating") {
+      throw new ConflictError(
+        `Cannot remove pod ${JSON.stringify(name)}: it is ${view.phase.toLowerCase()}`,
+        {
+          hint: "stop it first, or use rm -f",
+        },
+      );
+    }
+  }
+  await host.store.withLock(() => teardownPod(host, rec));
+}
+
+export interface PodContainerView {
+  name: string;
+  init: boolean;
+  status: ContainerRecord["status"] | "missing";
+  pid: number | null;
+  exitCode: number | null;
+  restarts: number;
+  limits: ContainerRecord["limits"];
+}
+
+export interface PodView {
+  name: string;
+  namespace: string;
+  phase: PodPhase;
+  ip: string | null;
+  hostNetwork: boolean;
+  ports: PortMapping[];
+  pausePid: number | null;
+  cgroup: string;
+  limits: CgroupLimits;
+  created: string;
+  started: string | null;
+  specFile: string;
+  runtime: string;
+  labels: Record<string, string>;
+  containers: PodContainerView[];
+}
+
+/** The pod's phase, from its containers as Kubernetes defines it. */
+export function podPhase(created: boolean, app: PodContainerView["status"][]): PodPhase {
+  if (!created) return "Creating";
+  if (app.some((s) => s === "running")) return "Running";
+  if (app.every((s) => s === "created")) return "Pending";
+  if (app.every((s) => s === "exited")) return "Succeeded";
+  return "Unknown";
+}
+
+export async function podView(
+  host: Host,
+  rec: PodRecord,
+  options: { exact?: boolean } = {},
+): Promise<PodView> {
+  const look = async (m: string, init: boolean): Promise<PodContainerView> => {
+    const c = host.store.get<ContainerRecord>("containers", m);
+    const name = m.slice(rec.name.length + 1);
+    if (!c) {
+      return { name, init, status: "missing", pid: null, exitCode: null, restarts: 0, limits: {} };
+    }
+    const r = options.exact ? await refresh(host, c) : await quickRefresh(host, c);
+    return {
+      name,
+      init,
+      status: r.status,
+      pid: r.pid ?? null,
+      exitCode: r.exitCode ?? null,
+      restarts: 0,
+      limits: r.limits,
+    };
+  };
+  const inits = await Promise.all(rec.initContainers.map((m) => look(m, true)));
+  const apps = await Promise.all(rec.containers.map((m) => look(m, false)));
+  let phase = podPhase(rec.created, apps.map((a) => a.status));
+  if (phase === "Succeeded" && apps.some((a) => a.exitCode !== 0)) phase = "Failed";
+  if (phase === "Unknown" && apps.every((a) => a.status === "exited" || a.status === "missing")) {
+    phase = "Failed";
+  }
+  const pause = rec.pause ? host.store.get<ContainerRecord>("containers", rec.pause) : undefined;
+  return {
+    name: rec.name,
+    namespace: rec.namespace,
+    phase,
+    ip: rec.network?.ip ?? null,
+    hostNetwork: rec.hostNetwork,
+    ports: rec.network?.portMappings ?? [],
+    pausePid: pause?.pid ?? null,
+    cgroup: rec.cgroupPath,
+    limits: rec.limits,
+    created: rec.createdAt,
+    started: rec.startedAt ?? null,
+    specFile: rec.specFile,
+    runtime: rec.runtime.name,
+    labels: rec.labels,
+    containers: [...inits, ...apps],
+  };
+}
+
+export function listPods(host: Host): Promise<PodView[]> {
+  return Promise.all(host.store.list<PodRecord>("pods").map((r) => podView(host, r)));
+}
+
+/** The record name of a pod's container; with one app container the name may be left out. */
+export function podMember(host: Host, pod: string, container: string | undefined): ContainerRecord {
+  const rec = getPod(host, pod);
+  const names = [...rec.initContainers, ...rec.containers].map((m) => m.slice(pod.length + 1));
+  if (container === undefined) {
+    if (rec.containers.length === 1) return getContainer(host, rec.containers[0]);
+    throw new UsageError(
+      `pod ${JSON.stringify(pod)} has several containers: name one of ${names.join(", ")}`,
+    );
+  }
+  if (!names.includes(container)) {
+    throw new NotFoundError(
+      `Cannot find container ${JSON.stringify(container)} in pod ${JSON.stringify(pod)}`,
+      {
+        hint: `its containers: ${names.join(", ")}`,
+      },
+    );
+  }
+  return getContainer(host, memberName(pod, container));
+}
