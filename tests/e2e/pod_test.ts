@@ -375,7 +375,7 @@ test("bad pod specs each give one located error, exit 2, and create nothing", as
       "quantity",
       head +
       "    - name: a\n      image: ./bundles/busybox\n      args: [sh]\n      resources: {limits: {cpu: 1.5.0}}\n",
-      /quantity\.yaml:9:35: spec\.containers\[0\]\.resources\.limits\.cpu: quantity "1\.5\.0"/,
+      /quantity\.yaml:9:33: spec\.containers\[0\]\.resources\.limits\.cpu: quantity "1\.5\.0"/,
     ],
     [
       "podname",
