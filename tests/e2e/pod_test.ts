@@ -380,13 +380,13 @@ test("bad pod specs each give one located error, exit 2, and create nothing", as
     [
       "podname",
       "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad.Name}\nspec:\n  containers: [{name: a, image: x}]\n",
-      /podname\.yaml:3:19: metadata\.name: "Bad\.Name" is not a DNS-1123 label/,
+      /podname\.yaml:3:18: metadata\.name: "Bad\.Name" is not a DNS-1123 label/,
     ],
     [
       "bundle3",
       head +
       "    - {name: a, image: ./bundles/busybox, args: [sh]}\n    - {name: b, image: ./bundles/busybox, args: [sh]}\n    - {name: c, image: ./bundles/nope, args: [sh]}\n",
-      /bundle3\.yaml:8:23: spec\.containers\[2\]\.image: bundle ".*bundles\/nope" has no rootfs\/ directory/,
+      /bundle3\.yaml:8:24: spec\.containers\[2\]\.image: bundle ".*bundles\/nope" has no rootfs\/ directory/,
     ],
     [
       "empty",
