@@ -55,8 +55,11 @@ export function parseYamlDocuments(text: string, file: string): SourceDoc[] {
         `Cannot parse YAML: ${detail}`,
       );
     }
-    if (doc.contents === null) continue;
-    out.push({ file, doc, lines, value: doc.toJS({ maxAliasCount: 100 }) });
+    // An empty document (a trailing `---`, or only comments) holds nothing to run.
+    const value = doc.contents === null ? null : doc.toJS({ maxAliasCount: 100 });
+    if (value === null || value === undefined) continue;
+    out.push({ file, doc, lines, value });
+
   }
   if (out.length === 0) throw new SpecError({ file }, "Cannot parse YAML: the file is empty");
   return out;

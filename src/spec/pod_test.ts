@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { SpecError } from "../errors.ts";
+import { loadPods } from "./pod.ts";
+
+const RK8S = `apiVersion: v1
+kind: Pod
+metadata:
+  name: simple-container-task
+  labels:
+    app: my-app
+    bundle: ./bundles/pause
+spec:
+  containers:
+    - name: main-container1
+      image: ./bundles/busybox
+      args: ["dd", "if=/dev/zero", "of=/dev/null"]
+      ports:
+        - containerPort: 80
+      resources:
+        limits:
+          cpu: "500m"
+          memory: "512Mi"
+`;
+
+function err(text: string): SpecError {
+  try {
+    loadPods(text, "p.yaml", { baseDir: "/srv" });
+  } catch (e) {
+    if (e instanceof SpecError) return e;
+    throw e;
+  }
+  assert.fail("expected a SpecError");
+}
+
+Deno.test("loadPods() reads rk8s's example, with the pause bundle from metadata.labels.bundle", () => {
+  const [pod] = loadPods(RK8S, "pod.yaml", { baseDir: "/srv" });
+  assert.equal(pod.spec.name, "simple-container-task");
+  assert.equal(pod.spec.pauseBundle, "/srv/bundles/pause");
+  assert.equal(pod.spec.hostname, "simple-container-task");
+  assert.equal(pod.spec.restartPolicy, "Always");
+  assert.equal(pod.spec.containers[0].spec.image, "/srv/bundles/busybox");
+  assert.deepEqual(pod.warnings, []);
+});
+
+Deno.test("loadPods() locates container fields inside the pod file", () => {
+  const [pod] = loadPods(RK8S, "pod.yaml", { baseDir: "/srv" });
+  assert.deepEqual(pod.spec.containers[0].source.at(["image"]), {
+    file: "pod.yaml",
+    line: 11,
+    column: 14,
+    path: "spec.containers[0].image",
+  });
+});
+
+Deno.test("loadPods() reads every document of a multi-document file and refuses a repeated pod name", () => {
+  const doc = (n: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: ${n}}\nspec:\n  containers: [{name: a, image: b}]\n`;
+  assert.deepEqual(loadPods(`${doc("x")}---\n${doc("y")}---\n`, "p.yaml").map((p) => p.spec.name), [
+    "x",
+    "y",
+  ]);
+  const e = err(`${doc("x")}---\n${doc("x")}`);
+  assert.equal(e.line, 9);
+  assert.match(e.detail, /already defined on line 3/);
+});
+
+Deno.test("loadPods() warns about fields it does not apply and keeps going", () => {
+  const [pod] = loadPods(
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  nodeName: n1\n  containers:\n    - {name: a, image: b, livenessProbe: {}}\n",
+    "p.yaml",
+  );
+  assert.deepEqual(pod.warnings.map((w) => `${w.line}:${w.path}`), [
+    "5:spec.nodeName",
+    "7:spec.containers[0].livenessProbe",
+  ]);
+});
+
+Deno.test("loadPods() resolves emptyDir and hostPath volumes and checks names across init and app containers", () => {
+  const [pod] = loadPods(
+    `apiVersion: v1
+kind: Pod
+metadata: {name: x}
+spec:
+  securityContext: {runAsUser: 1000}
+  volumes:
+    - {name: cache, emptyDir: {}}
+    - {name: conf, hostPath: {path: /etc/app}}
+  initContainers:
+    - {name: init, image: b, volumeMounts: [{name: cache, mountPath: /c}]}
+  containers:
+    - {name: app, image: b, volumeMounts: [{name: conf, mountPath: /etc/app, readOnly: true}]}
+`,
+    "p.yaml",
+  );
+  assert.deepEqual(pod.spec.emptyDirs, ["cache"]);
+  assert.equal(pod.spec.initContainers[0].spec.mounts[0].kind, "emptyDir");
+  assert.deepEqual(pod.spec.containers[0].spec.mounts[0], {
+    source: "/etc/app",
+    destination: "/etc/app",
+    readOnly: true,
+    kind: "hostPath",
+  });
+  assert.equal(
+    pod.spec.containers[0].spec.securityContext.runAsUser,
+    1000,
+    "pod securityContext is the default",
+  );
+  assert.match(
+    err(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  initContainers: [{name: a, image: b}]\n  containers: [{name: a, image: b}]\n",
+    ).detail,
+    /already used in spec\.initContainers\[0\]/,
+  );
+});
+
+Deno.test("loadPods() refuses the same hostPort twice in a pod, and hostNetwork port remapping", () => {
+  const two = err(
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n    - {name: a, image: b, ports: [{containerPort: 80, hostPort: 8080}]}\n    - {name: c, image: b, ports: [{containerPort: 81, hostPort: 8080}]}\n",
+  );
+  assert.equal(two.path, "spec.containers[1].ports[0].hostPort");
+  const hn = err(
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  hostNetwork: true\n  containers:\n    - {name: a, image: b, ports: [{containerPort: 80, hostPort: 8080}]}\n",
+  );
+  assert.match(hn.detail, /hostPort must equal containerPort/);
+});
