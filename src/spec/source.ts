@@ -59,7 +59,6 @@ export function parseYamlDocuments(text: string, file: string): SourceDoc[] {
     const value = doc.contents === null ? null : doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue;
     out.push({ file, doc, lines, value });
-
   }
   if (out.length === 0) throw new SpecError({ file }, "Cannot parse YAML: the file is empty");
   return out;
