@@ -110,6 +110,155 @@ interface Row {
 }
 const rows: Row[] = [];
 
+/** Up and down measured in the same iteration, RUNS times after a warm-up. */
+async function upDown(
+  up: (i: number) => Promise<unknown>,
+  down: (i: number) => Promise<unknown>,
+): Promise<[Stat, Stat]> {
+  const u: number[] = [];
+  const d: number[] = [];
+  for (let i = 0; i < RUNS + 1; i++) {
+    const tu = await time(() => up(i));
+    const td = await time(() => down(i));
+    if (i > 0) {
+      u.push(tu);
+      d.push(td);
+    }
+  }
+  return [stat(u), stat(d)];
+}
+
+const POD_CONTAINERS = ["a", "b"];
+
+function podManifest(image: string, pauseLabel: string): string {
+  const ctrs = POD_CONTAINERS.map((n) =>
+    `    - name: ${n}\n      image: ${image}\n      command: ["sleep", "3600"]\n      resources: {limits: {cpu: 200m, memory: 64Mi}}\n`
+  ).join("");
+  return `apiVersion: v1\nkind: Pod\nmetadata:\n  name: benchpod\n${pauseLabel}spec:\n  containers:\n${ctrs}`;
+}
+
+async function podRows(runtimes: string[], rawBusybox: string): Promise<void> {
+  // rkl
+  const rklFile = `${dir}/benchpod.yaml`;
+  await Deno.writeTextFile(
+    rklFile,
+    podManifest(BUSYBOX, `  labels: {bundle: ${REPO}/bundles/pause}\n`),
+  );
+  const [rklUp, rklDown] = await upDown(
+    () => rkl(["pod", "run", "--network", network, rklFile]),
+    () => rkl(["pod", "rm", "-f", "benchpod"]),
+  );
+
+  // podman, configured the way these hosts need (rlimits below the hard limits, runc, cgroupfs)
+  let podman: [Stat, Stat] | undefined;
+  if (which("podman")) {
+    const conf = `${dir}/containers.conf`;
+    // Podman's defaults raise rlimits, which these hosts (no CAP_SYS_RESOURCE) refuse; even
+    // nproc one below the hard limit was refused through podman's process chain, 4096 is not.
+    await Deno.writeTextFile(
+      conf,
+      `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
+        `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
+    );
+    const penv = { CONTAINERS_CONF: conf };
+    await sh("sh", [
+      "-c",
+      `tar -C ${BUSYBOX}/rootfs -c . | podman import --change "ENV PATH=/bin:/sbin" - localhost/rkl-busybox:bench`,
+    ], penv);
+    const kube = `${dir}/kube.yaml`;
+    await Deno.writeTextFile(kube, podManifest("localhost/rkl-busybox:bench", ""));
+    podman = await upDown(
+      () => sh("podman", ["kube", "play", kube], penv),
+      () => sh("podman", ["kube", "down", kube], penv),
+    );
+    await sh("podman", ["rmi", "-f", "localhost/rkl-busybox:bench"], penv).catch(() => {});
+  }
+
+  // the raw calls rkl makes for the same pod, by hand
+  const rt = runtimes[0];
+  const rtRoot = `${runRoot}/rawrt-${rt}`;
+  const cni = new CniClient(new DenoCommandRunner(), ["/opt/cni/bin", "/usr/lib/cni"]);
+  const base = JSON.parse(await Deno.readTextFile(`${rawBusybox}/config.json`));
+  const bundleFor = async (
+    name: string,
+    rootfs: string,
+    args: string[],
+    ns: Record<string, string>,
+  ) => {
+    const cfg = structuredClone(base);
+    cfg.root = { path: rootfs, readonly: true };
+    cfg.process.args = args;
+    cfg.linux.cgroupsPath = `/rklbench-raw/${name}`;
+    cfg.linux.namespaces = cfg.linux.namespaces.map((n: { type: string }) =>
+      ns[n.type] ? { type: n.type, path: ns[n.type] } : n
+    );
+    const b = `${dir}/rawpod-${name}`;
+    await Deno.mkdir(b, { recursive: true });
+    await Deno.writeTextFile(`${b}/config.json`, JSON.stringify(cfg));
+    return b;
+  };
+  let result: Awaited<ReturnType<typeof cni.add>> | undefined;
+  const [rawUp, rawDown] = await upDown(
+    async (i) => {
+      const ns = `rklbenchpod${i}`;
+      await sh("ip", ["netns", "add", ns]);
+      const att = { containerId: `rawpod${i}`, netns: `/run/netns/${ns}`, ifName: "eth0" };
+      await cni.add(LOOPBACK, { ...att, ifName: "lo" });
+      result = await cni.add(conflist, att);
+      const pause = await bundleFor(`pause${i}`, `${REPO}/bundles/pause/rootfs`, [
+        "/bin/catatonit",
+        "-P",
+      ], { network: att.netns });
+      await detached(rt, ["--root", rtRoot, "run", "-d", "--bundle", pause, `rawpause${i}`]);
+      const pid = JSON.parse(await sh(rt, ["--root", rtRoot, "state", `rawpause${i}`])).pid;
+      for (const c of POD_CONTAINERS) {
+        const b = await bundleFor(`${c}${i}`, `${BUSYBOX}/rootfs`, ["sleep", "3600"], {
+          network: att.netns,
+          ipc: `/proc/${pid}/ns/ipc`,
+          uts: `/proc/${pid}/ns/uts`,
+        });
+        await detached(rt, ["--root", rtRoot, "run", "-d", "--bundle", b, `raw${c}${i}`]);
+      }
+    },
+    async (i) => {
+      for (const id of [...POD_CONTAINERS.map((c) => `raw${c}${i}`), `rawpause${i}`]) {
+        await sh(rt, ["--root", rtRoot, "delete", "--force", id]);
+      }
+      const att = {
+        containerId: `rawpod${i}`,
+        netns: `/run/netns/rklbenchpod${i}`,
+        ifName: "eth0",
+      };
+      await cni.del(conflist, att, result);
+      await cni.del(LOOPBACK, { ...att, ifName: "lo" });
+      await sh("ip", ["netns", "delete", `rklbenchpod${i}`]);
+    },
+  );
+  for (
+    const [label, r, p, w, goal] of [
+      ["pod up: pause + 2 + bridge", rklUp, podman?.[0], rawUp, "up"],
+      ["pod down", rklDown, podman?.[1], rawDown, "down"],
+    ] as const
+  ) {
+    if (p) {
+      rows.push({
+        name: `${label} (${rt})`,
+        rkl: r,
+        baseline: p,
+        baselineLabel: `podman kube ${goal === "up" ? "play" : "down"}`,
+        goal: 0.5,
+      });
+    }
+    rows.push({
+      name: `${label} (${rt})`,
+      rkl: r,
+      baseline: w,
+      baselineLabel: `${rt} + CNI by hand`,
+      goal: 1.2,
+    });
+  }
+}
+
 async function specFile(name: string, body: string): Promise<string> {
   const path = `${dir}/${name}.yaml`;
   await Deno.writeTextFile(path, `name: ${name}\nimage: ${BUSYBOX}\n${body}`);
@@ -214,6 +363,10 @@ try {
     });
   }
 
+  // 5. A pod: pause + 2 containers + bridge network, up and down, against
+  //    podman kube play/down of the same pod and the raw runtime + CNI calls.
+  await podRows(runtimes, raw);
+
   // 4. list with 50 containers.
   const fifty = await specFile("many", `command: [sleep, "3600"]\n`);
   const text = await Deno.readTextFile(fifty);
@@ -231,10 +384,17 @@ try {
   for (let i = 0; i < 50; i++) await rkl(["container", "rm", "-f", `many${i}`]);
 } finally {
   await new Deno.Command("ip", { args: ["link", "delete", network] }).output();
-  for (const d of ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"]) {
-    await Deno.remove(`${d}/rklbench-raw/c`).catch(() => {});
-    await Deno.remove(`${d}/rklbench-raw`).catch(() => {});
+  // The raw runs' cgroups (the runtimes leave the parent behind), in every hierarchy.
+  for (const h of Deno.readDirSync("/sys/fs/cgroup")) {
+    const parent = `/sys/fs/cgroup/${h.name}/rklbench-raw`;
+    try {
+      for (const c of Deno.readDirSync(parent)) {
+        if (c.isDirectory) await Deno.remove(`${parent}/${c.name}`).catch(() => {});
+      }
+      await Deno.remove(parent).catch(() => {});
+    } catch { /* not there */ }
   }
+
   await Deno.remove(dir, { recursive: true }).catch(() => {});
 }
 

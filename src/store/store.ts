@@ -3,7 +3,12 @@
  * `schemaVersion`; writes are atomic (temp file, fsync, rename, fsync dir);
  * mutations hold an exclusive lock so parallel rkl commands are safe.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { StoreError } from "../errors.ts";
+
+/** The store whose lock the current async task holds. */
+const held = new AsyncLocalStorage<FsStore>();
+const heldMemory = new AsyncLocalStorage<MemoryStore>();
 import { DNS1123_LABEL } from "../spec/names.ts";
 
 export const SCHEMA_VERSION = 1;
@@ -37,9 +42,8 @@ export function checkRecordName(name: string): void {
 }
 
 export class FsStore implements StateStore {
-  /** Depth of lock nesting in this process: the flock is taken once. */
-  #lockDepth = 0;
-  #lockFile?: Deno.FsFile;
+  /** Tail of the in-process queue of lock holders. */
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(readonly recordsDir: string, readonly lockPath: string) {}
 
@@ -100,23 +104,24 @@ export class FsStore implements StateStore {
   }
 
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#lockDepth === 0) {
+    // Re-entrant for the task that holds it (nested calls), exclusive for
+    // every other task, in this process (queue) and in others (flock).
+    if (held.getStore() === this) return await fn();
+    const previous = this.#queue;
+    let release!: () => void;
+    this.#queue = new Promise<void>((r) => release = r);
+    await previous;
+    let file: Deno.FsFile | undefined;
+    try {
       const dir = this.lockPath.slice(0, this.lockPath.lastIndexOf("/"));
       Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const f = Deno.openSync(this.lockPath, { read: true, write: true, create: true });
+      file = Deno.openSync(this.lockPath, { read: true, write: true, create: true });
       // flock(LOCK_EX): released when the file is closed or the process dies.
-      await f.lock(true);
-      this.#lockFile = f;
-    }
-    this.#lockDepth++;
-    try {
-      return await fn();
+      await file.lock(true);
+      return await held.run(this, fn);
     } finally {
-      this.#lockDepth--;
-      if (this.#lockDepth === 0) {
-        this.#lockFile?.close();
-        this.#lockFile = undefined;
-      }
+      file?.close();
+      release();
     }
   }
 }
@@ -165,7 +170,6 @@ export function writeAtomic(path: string, content: string | Uint8Array): void {
 export class MemoryStore implements StateStore {
   readonly records = new Map<string, StoredRecord>();
   #queue: Promise<unknown> = Promise.resolve();
-  #held = false;
 
   get<T extends StoredRecord>(kind: RecordKind, name: string): T | undefined {
     const r = this.records.get(`${kind}/${name}`);
@@ -187,15 +191,8 @@ export class MemoryStore implements StateStore {
     this.records.delete(`${kind}/${name}`);
   }
   withLock<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#held) return fn();
-    const run = this.#queue.then(async () => {
-      this.#held = true;
-      try {
-        return await fn();
-      } finally {
-        this.#held = false;
-      }
-    });
+    if (heldMemory.getStore() === this) return fn();
+    const run = this.#queue.then(() => heldMemory.run(this, fn));
     this.#queue = run.catch(() => {});
     return run;
   }

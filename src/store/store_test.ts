@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { StoreError } from "../errors.ts";
-import { FsStore, SCHEMA_VERSION, writeAtomic } from "./store.ts";
+import { FsStore, MemoryStore, SCHEMA_VERSION, writeAtomic } from "./store.ts";
 
 async function tempStore(fn: (s: FsStore, dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();
@@ -88,6 +88,37 @@ Deno.test("FsStore.withLock() serialises two stores sharing a lock file", async 
     await Promise.all([slow, fast]);
     assert.deepEqual(events, ["a-in", "a-out", "b-in"]);
   });
+});
+
+Deno.test("FsStore.withLock() serialises concurrent tasks of one process on one store", async () => {
+  await tempStore(async (s) => {
+    let inside = 0;
+    let most = 0;
+    await Promise.all(Array.from({ length: 5 }, () =>
+      s.withLock(async () => {
+        inside++;
+        most = Math.max(most, inside);
+        await new Promise((r) => setTimeout(r, 10));
+        inside--;
+      })));
+    assert.equal(most, 1);
+  });
+});
+
+Deno.test("MemoryStore.withLock() is exclusive across tasks and re-entrant within one", async () => {
+  const s = new MemoryStore();
+  let inside = 0;
+  let most = 0;
+  await Promise.all(Array.from({ length: 5 }, () =>
+    s.withLock(() =>
+      s.withLock(async () => {
+        inside++;
+        most = Math.max(most, inside);
+        await new Promise((r) => setTimeout(r, 5));
+        inside--;
+      })
+    )));
+  assert.equal(most, 1);
 });
 
 Deno.test("FsStore.withLock() is re-entrant within one store", async () => {

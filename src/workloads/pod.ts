@@ -360,15 +360,23 @@ export async function createPod(
         );
       }
     }
-    for (const c of spec.containers) {
-      const member = memberName(name, c.spec.name);
-      rec.containers.push(member);
-      save();
-      await createContainer(host, c, {
+    // App containers are independent once the pause process exists: create
+    // them side by side. All are recorded first, so a failure rolls back all.
+    for (const c of spec.containers) rec.containers.push(memberName(name, c.spec.name));
+    save();
+    const made = await Promise.allSettled(spec.containers.map((c) =>
+      createContainer(host, c, {
         network: null,
-        sandbox: sandboxFor(rec, member, join, `${rec.cgroupPath}/${c.spec.name}`),
-      });
-    }
+        sandbox: sandboxFor(
+          rec,
+          memberName(name, c.spec.name),
+          join,
+          `${rec.cgroupPath}/${c.spec.name}`,
+        ),
+      })
+    ));
+    const failed = made.find((m): m is PromiseRejectedResult => m.status === "rejected");
+    if (failed) throw failed.reason;
     rec.created = true;
     save();
     return rec;
@@ -469,20 +477,23 @@ export async function startPod(host: Host, name: string): Promise<PodRecord> {
         `Cannot start pod ${JSON.stringify(name)}: it is still being created`,
       );
     }
-    for (const member of rec.containers) {
-      const c = await refresh(host, getContainer(host, member));
-      if (c.status === "created") await startCreated(host, c);
-      else if (c.status !== "running") {
-        throw new ConflictError(
-          `Cannot start pod ${JSON.stringify(name)}: container ${
-            JSON.stringify(member)
-          } is ${c.status}`,
-          {
-            hint: "remove the pod and run it again",
-          },
-        );
-      }
+    const members = await Promise.all(
+      rec.containers.map((m) => refresh(host, getContainer(host, m))),
+    );
+    const bad = members.find((c) => c.status !== "created" && c.status !== "running");
+    if (bad) {
+      throw new ConflictError(
+        `Cannot start pod ${JSON.stringify(name)}: container ${
+          JSON.stringify(bad.name)
+        } is ${bad.status}`,
+        {
+          hint: "remove the pod and run it again",
+        },
+      );
     }
+    await Promise.all(
+      members.filter((c) => c.status === "created").map((c) => startCreated(host, c)),
+    );
     rec.startedAt ??= host.now().toISOString();
     host.store.put("pods", rec);
     return rec;
