@@ -50,6 +50,7 @@ import {
 import { hostsFile, resolvConf } from "./etc_files.ts";
 import type { Host, RuntimeRef } from "./host.ts";
 import { portConflict } from "./ports.ts";
+import { trace } from "../trace.ts";
 import { parseCriLog, tail as tailEntries } from "./logs.ts";
 
 export type PodPhase = "Creating" | "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown";
@@ -275,6 +276,7 @@ export async function createPod(
     return Promise.resolve(r);
   });
 
+  trace("pod: record reserved");
   const save = () => host.store.put("pods", rec);
   try {
     rec.resources.dir = true;
@@ -315,6 +317,7 @@ export async function createPod(
         save();
       }
     }
+    trace("pod: netns + cni");
     writeEtcFiles(rec, spec.subdomain);
 
     // The pause container, in the pod netns (or the host's), with new IPC/UTS/PID.
@@ -333,6 +336,7 @@ export async function createPod(
       },
     );
     await startCreated(host, pauseRec);
+    trace("pod: pause running");
     const pid = pauseRec.pid!;
     const join = {
       network: rec.netns ?? "host",
@@ -377,6 +381,7 @@ export async function createPod(
     ));
     const failed = made.find((m): m is PromiseRejectedResult => m.status === "rejected");
     if (failed) throw failed.reason;
+    trace("pod: app containers created");
     rec.created = true;
     save();
     return rec;

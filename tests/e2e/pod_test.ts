@@ -351,6 +351,28 @@ test("a multi-document file runs every pod; the default pause bundle is built wh
   await assertCensusUnchanged();
 });
 
+test("pod create leaves the app containers created (phase Pending); pod start runs them", async () => {
+  const file = await manifest(
+    "twostep",
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: twostep}\nspec:\n  containers:\n    - {name: main, image: ./bundles/busybox, command: [sleep, "3600"]}\n`,
+  );
+  assert.equal((await rkl(env!, ["pod", "create", "--network", env!.network, file])).code, 0);
+  let s = await podState("twostep");
+  assert.equal(s.phase, "Pending");
+  assert.equal(s.containers[0].status, "created");
+  await rklOk(env!, ["pod", "start", "twostep"]);
+  s = await podState("twostep");
+  assert.equal(s.phase, "Running");
+  const again = await rkl(env!, ["pod", "create", "--network", env!.network, file]);
+  assert.equal(again.code, 1);
+  assert.match(
+    again.stderr,
+    /twostep\.yaml:3:18: Cannot create pod: name "twostep" is already in use/,
+  );
+  await rklOk(env!, ["pod", "rm", "-f", "twostep"]);
+  await assertCensusUnchanged();
+});
+
 test("bad pod specs each give one located error, exit 2, and create nothing", async () => {
   const head = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n";
   const cases: [string, string, RegExp][] = [
