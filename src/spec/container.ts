@@ -194,6 +194,43 @@ export function checkContainer(
   });
 }
 
+/** The validated Kubernetes Container fields → the spec rkl runs. */
+export function toContainerSpec(
+  c: {
+    name: string;
+    image: string;
+    command?: string[];
+    args?: string[];
+    env?: ContainerSpec["env"];
+    workingDir?: string;
+    ports?: ContainerSpec["ports"];
+    resources?: ContainerSpec["resources"];
+    securityContext?: ContainerSpec["securityContext"];
+    tty?: boolean;
+  },
+  options: {
+    baseDir: string;
+    mounts: ResolvedMount[];
+    labels?: Record<string, string>;
+    securityContext?: ContainerSpec["securityContext"];
+  },
+): ContainerSpec {
+  return {
+    name: c.name,
+    image: joinPath(options.baseDir, c.image),
+    command: c.command,
+    args: c.args,
+    env: c.env ?? [],
+    workingDir: c.workingDir,
+    ports: c.ports ?? [],
+    resources: c.resources ?? {},
+    mounts: options.mounts,
+    securityContext: options.securityContext ?? c.securityContext ?? {},
+    tty: c.tty ?? false,
+    labels: options.labels ?? {},
+  };
+}
+
 /** Loads a single-container YAML file. `text` is the file's content, `file` its path. */
 export function loadContainer(
   text: string,
@@ -225,20 +262,7 @@ export function loadContainer(
       "emptyDir volumes need a pod; use hostPath here",
     );
   }
-  const spec: ContainerSpec = {
-    name: data.name,
-    image: joinPath(baseDir, data.image),
-    command: data.command,
-    args: data.args,
-    env: data.env ?? [],
-    workingDir: data.workingDir,
-    ports: data.ports ?? [],
-    resources: data.resources ?? {},
-    mounts,
-    securityContext: data.securityContext ?? {},
-    tty: data.tty ?? false,
-    labels: data.labels ?? {},
-  };
+  const spec = toContainerSpec(data, { baseDir, mounts, labels: data.labels ?? {} });
   return { spec, source: sourceOf(src), warnings };
 }
 

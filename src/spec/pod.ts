@@ -8,11 +8,11 @@ import { z } from "zod";
 import {
   checkContainer,
   checkUniqueVolumes,
-  type ContainerSpec,
   type LoadedContainer,
   resolveMounts,
   sourceOf,
   type SpecSource,
+  toContainerSpec,
 } from "./container.ts";
 import { containerFields, dnsLabel, hostPathVolume } from "./schema.ts";
 import {
@@ -118,20 +118,7 @@ function podFromDoc(src: SourceDoc, baseDir: string): LoadedPod {
       const sc = { ...c.securityContext };
       sc.runAsUser ??= s.securityContext?.runAsUser;
       sc.runAsGroup ??= s.securityContext?.runAsGroup;
-      const spec: ContainerSpec = {
-        name: c.name,
-        image: joinPath(baseDir, c.image),
-        command: c.command,
-        args: c.args,
-        env: c.env ?? [],
-        workingDir: c.workingDir,
-        ports: c.ports ?? [],
-        resources: c.resources ?? {},
-        mounts,
-        securityContext: sc,
-        tty: c.tty ?? false,
-        labels: {},
-      };
+      const spec = toContainerSpec(c, { baseDir, mounts, securityContext: sc });
       return { spec, source: sourceOf(src, at), warnings: [] };
     });
   const initContainers = load("initContainers", s.initContainers ?? []);

@@ -505,7 +505,7 @@ export interface NetworkUser {
  * A killed container's tasks can still be exiting when the runtime already
  * reports "stopped"; rmdir then fails with EBUSY until they are gone.
  */
-async function removeCgroup(host: Host, path: string): Promise<void> {
+export async function removeCgroup(host: Host, path: string): Promise<void> {
   for (let attempt = 0;; attempt++) {
     try {
       host.cgroups.remove(path);
@@ -526,7 +526,7 @@ function removeAll(path: string): void {
 }
 
 /** rmdir the `rkl` parent once the last container left it (a busy one stays). */
-function removeEmptyParent(host: Host, cgroupPath: string): void {
+export function removeEmptyParent(host: Host, cgroupPath: string): void {
   const parent = cgroupPath.split("/").slice(0, -1).join("/");
   if (!parent) return;
   for (const dir of host.cgroups.dirs(parent)) {

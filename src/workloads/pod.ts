@@ -42,6 +42,8 @@ import {
   readBundle,
   refresh,
   releaseNetworkIfUnused,
+  removeCgroup,
+  removeEmptyParent,
   type Sandbox,
   startCreated,
   stopContainer,
@@ -581,24 +583,8 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
   }
   if (rec.resources.netns && rec.netns) await step(() => removeNetns(host.sys, rec.netns!));
   if (rec.resources.cgroup) {
-    await step(async () => {
-      for (let i = 0;; i++) {
-        try {
-          host.cgroups.remove(rec.cgroupPath);
-          return;
-        } catch (e) {
-          if (!(e instanceof Deno.errors.Busy) || i >= 100) throw e;
-          await host.sleep(20);
-        }
-      }
-    });
-    await step(() => {
-      for (const d of host.cgroups.dirs(host.cgroupParent)) {
-        try {
-          Deno.removeSync(d);
-        } catch { /* still in use */ }
-      }
-    });
+    await step(() => removeCgroup(host, rec.cgroupPath));
+    await step(() => removeEmptyParent(host, rec.cgroupPath));
   }
   if (rec.resources.dir) {
     await step(() => Deno.removeSync(rec.dirs.dir, { recursive: true }));
