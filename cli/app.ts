@@ -4,6 +4,7 @@ import { causeChain, RklError } from "../src/errors.ts";
 import type { Host } from "../src/workloads/host.ts";
 import { registerContainer } from "./commands/container.ts";
 import { registerPod } from "./commands/pod.ts";
+import { registerCompose } from "./commands/compose.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
 import { VERSION } from "./version.ts";
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   registerContainer(program, ctx);
   registerPod(program, ctx);
+  registerCompose(program, ctx);
   for (const sub of program.commands) sub.exitOverride();
 
   try {

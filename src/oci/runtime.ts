@@ -28,6 +28,12 @@ export interface OciRuntime {
 
   /** Runs a process in the container with this process's stdio; returns its exit code. */
   exec(id: string, argv: string[], options: ExecOptions): Promise<number>;
+  /** Runs a process in the container capturing its output (healthchecks). */
+  execCapture(
+    id: string,
+    argv: string[],
+    options: { cwd?: string; env?: string[]; timeoutMs: number },
+  ): Promise<{ code: number; output: string }>;
 }
 
 export interface ExecOptions {
@@ -107,6 +113,19 @@ export class RuncCliRuntime implements OciRuntime {
 
       throw e;
     }
+  }
+
+  async execCapture(
+    id: string,
+    argv: string[],
+    options: { cwd?: string; env?: string[]; timeoutMs: number },
+  ): Promise<{ code: number; output: string }> {
+    const args = [...this.globalArgs(), "exec"];
+    if (options.cwd) args.push("--cwd", options.cwd);
+    for (const e of options.env ?? []) args.push("--env", e);
+    args.push(id, ...argv);
+    const res = await this.cmd.run(this.binary, { args, timeoutMs: options.timeoutMs });
+    return { code: res.code, output: (res.stdout + res.stderr).trim() };
   }
 
   exec(id: string, argv: string[], options: ExecOptions): Promise<number> {

@@ -30,7 +30,14 @@ export interface StateStore {
 }
 
 /** Record keys are names that went through validation; anything else is refused. */
-export function checkRecordName(name: string): void {
+export function checkRecordName(name: string, kind?: RecordKind): void {
+  if (kind === "compose") {
+    // Compose project names: [a-z0-9][a-z0-9_-]*, as docker compose normalises them.
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) {
+      throw new StoreError(`Cannot use ${JSON.stringify(name)} as a project name`);
+    }
+    return;
+  }
   // NAME, POD_CONTAINER, or POD__pause (the pod's pause container).
   const [first, ...rest] = name.split("_");
   const ok = DNS1123_LABEL.test(first) &&
@@ -48,7 +55,7 @@ export class FsStore implements StateStore {
   constructor(readonly recordsDir: string, readonly lockPath: string) {}
 
   #path(kind: RecordKind, name: string): string {
-    checkRecordName(name);
+    checkRecordName(name, kind);
     return `${this.recordsDir}/${kind}/${name}.json`;
   }
 
@@ -181,7 +188,7 @@ export class MemoryStore implements StateStore {
     ).sort((a, b) => a.name.localeCompare(b.name));
   }
   put<T extends StoredRecord>(kind: RecordKind, record: T): void {
-    checkRecordName(record.name);
+    checkRecordName(record.name, kind);
     this.records.set(
       `${kind}/${record.name}`,
       structuredClone({ ...record, schemaVersion: SCHEMA_VERSION }),

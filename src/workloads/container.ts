@@ -67,6 +67,8 @@ export interface ContainerRecord extends StoredRecord {
     portMappings: PortMapping[];
   };
   labels: Record<string, string>;
+  /** Further networks (compose services on several networks): eth1, eth2, ... */
+  extraNetworks?: ExtraNetwork[];
   /** The pod this container belongs to (its sandbox is the pod's). */
   pod?: string;
   /** What has been made so far; teardown undoes these. */
@@ -79,6 +81,14 @@ export interface ContainerRecord extends StoredRecord {
     runtime?: boolean;
   };
   dirs: ContainerDirs;
+}
+
+export interface ExtraNetwork {
+  name: string;
+  ifName: string;
+  conflist: NetConfList;
+  result?: CniResult;
+  ip?: string;
 }
 
 export interface ContainerPlan {
@@ -203,7 +213,7 @@ const RESOLV = "/etc/resolv.conf";
 export async function createContainer(
   host: Host,
   loaded: LoadedContainer,
-  options: { network: string | null; sandbox?: Sandbox },
+  options: { network: string | null; sandbox?: Sandbox; extraNetworks?: string[] },
 ): Promise<ContainerRecord> {
   trace("create: begin");
   const bundle = readBundle(loaded);
@@ -216,6 +226,15 @@ export async function createContainer(
       subnet: host.subnet,
     })
     : undefined;
+  const extra: ExtraNetwork[] = (sandbox ? [] : options.extraNetworks ?? []).map((n, k) => ({
+    name: n,
+    ifName: `eth${k + 1}`,
+    conflist: loadNetwork(n, {
+      confDir: host.paths.cniConfDir,
+      ipamDataDir: `${host.paths.root}/cni/networks`,
+      subnet: host.subnet,
+    }),
+  }));
 
   const rec: ContainerRecord = await host.store.withLock(() => {
     if (host.store.get("containers", plan.name)) {
@@ -253,6 +272,7 @@ export async function createContainer(
         : undefined,
       labels: sandbox?.labels ?? loaded.spec.labels,
       pod: sandbox?.pod,
+      extraNetworks: extra.length > 0 ? extra : undefined,
       resources: {},
       dirs: plan.dirs,
     };
@@ -358,6 +378,15 @@ async function setUpOwnSandbox(
     rec.network.ip = resultIPv4(result);
     save();
   }
+  for (const x of rec.extraNetworks ?? []) {
+    x.result = await host.cni.add(x.conflist, {
+      containerId: cniContainerId(rec),
+      netns: d.netns,
+      ifName: x.ifName,
+    });
+    x.ip = resultIPv4(x.result);
+    save();
+  }
 
   Deno.writeTextFileSync(`${d.etc}/hosts`, hostsFile(plan.name, rec.network?.ip));
   Deno.writeTextFileSync(`${d.etc}/hostname`, `${plan.name}\n`);
@@ -438,12 +467,30 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
       step(() =>
         host.cni.del(LOOPBACK, { containerId: cniContainerId(rec), netns: d.netns, ifName: "lo" })
       ),
+      ...(rec.extraNetworks ?? []).map((x) =>
+        step(() =>
+          host.cni.del(x.conflist, {
+            containerId: cniContainerId(rec),
+            netns: d.netns,
+            ifName: x.ifName,
+          }, x.result)
+        )
+      ),
     ]);
 
     trace("teardown: cni del");
     if (rec.network) {
       await step(() =>
         releaseNetworkIfUnused(host, { kind: "containers", name: rec.name, network: rec.network! })
+      );
+    }
+    for (const x of rec.extraNetworks ?? []) {
+      await step(() =>
+        releaseNetworkIfUnused(host, {
+          kind: "containers",
+          name: rec.name,
+          network: { name: x.name, conflist: x.conflist, portMappings: [] },
+        })
       );
     }
     trace("teardown: release network");
@@ -480,9 +527,14 @@ export async function releaseNetworkIfUnused(host: Host, user: NetworkUser): Pro
   const bridge = bridgeName(user.network.conflist);
   if (!bridge) return;
   for (const kind of ["containers", "pods"] as const) {
-    const others = host.store.list<StoredRecord & { network?: { name: string } }>(kind).filter((
-      r,
-    ) => !(kind === user.kind && r.name === user.name) && r.network?.name === user.network.name);
+    const others = host.store.list<
+      StoredRecord & { network?: { name: string }; extraNetworks?: { name: string }[] }
+    >(kind)
+      .filter((r) =>
+        !(kind === user.kind && r.name === user.name) &&
+        (r.network?.name === user.network.name ||
+          (r.extraNetworks ?? []).some((x) => x.name === user.network.name))
+      );
     if (others.length > 0) return;
   }
   const res = await host.cmd.run("ip", { args: ["link", "delete", bridge, "type", "bridge"] });

@@ -1,0 +1,307 @@
+/** `rkl compose`: compose-spec applications on rkl containers. */
+import type { Command } from "commander";
+import { SpecError, UsageError } from "../../src/errors.ts";
+import type { ComposeProject } from "../../src/spec/compose.ts";
+import { parseDotEnv } from "../../src/spec/interpolate.ts";
+import {
+  composeDown,
+  composeStop,
+  composeUp,
+  LABEL_NUMBER,
+  LABEL_SERVICE,
+  projectContainers,
+  requireProject,
+  serviceContainer,
+} from "../../src/workloads/compose.ts";
+import {
+  type ContainerRecord,
+  quickRefresh,
+  startContainer,
+} from "../../src/workloads/container.ts";
+import { readExitCode } from "../../src/oci/conmon.ts";
+import type { Host } from "../../src/workloads/host.ts";
+import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
+import type { Context } from "../app.ts";
+import { ago, table, write } from "../format.ts";
+import { execIn } from "./_shared.ts";
+
+const DEFAULT_FILES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+
+interface ComposeFlags {
+  file?: string[];
+  projectName?: string;
+  profile?: string[];
+}
+
+function abs(p: string): string {
+  return p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
+}
+
+/** Finds, reads and loads the compose files (yaml + zod loaded only here). */
+export async function loadProject(
+  flags: ComposeFlags,
+  warn: (m: string) => void,
+): Promise<ComposeProject> {
+  let files = flags.file ?? [];
+  if (files.length === 0) {
+    const found = DEFAULT_FILES.find((f) => {
+      try {
+        return Deno.statSync(f).isFile;
+      } catch {
+        return false;
+      }
+    });
+    if (!found) {
+      throw new UsageError(
+        `Cannot find a compose file: none of ${DEFAULT_FILES.join(", ")} in ${Deno.cwd()}`,
+      );
+    }
+    files = [found];
+  }
+  const texts = files.map((file) => {
+    try {
+      return { file, text: Deno.readTextFileSync(file) };
+    } catch (e) {
+      throw new SpecError({ file }, `Cannot read file: ${(e as Error).message.split(",")[0]}`);
+    }
+  });
+  const first = abs(files[0]);
+  const dir = first.slice(0, first.lastIndexOf("/")) || "/";
+  let dotenv: Record<string, string> = {};
+  try {
+    dotenv = parseDotEnv(Deno.readTextFileSync(`${dir}/.env`));
+  } catch { /* no .env */ }
+  const env = { ...dotenv, ...Deno.env.toObject() };
+  const profiles = flags.profile?.length
+    ? flags.profile
+    : (env.COMPOSE_PROFILES ?? "").split(",").filter(Boolean);
+  const [{ loadCompose }, { formatWarning }] = await Promise.all([
+    import("../../src/spec/compose.ts"),
+    import("../../src/spec/source.ts"),
+  ]);
+  const { project, warnings } = loadCompose(texts, {
+    env,
+    projectName: flags.projectName ?? env.COMPOSE_PROJECT_NAME,
+    dir,
+    profiles,
+  });
+  for (const w of warnings) warn(formatWarning(w));
+  return project;
+}
+
+function statusText(c: ContainerRecord, health?: string): string {
+  const s = c.status === "exited" ? `exited (${c.exitCode ?? "?"})` : c.status;
+  return health && c.status === "running" ? `${s} (${health})` : s;
+}
+
+function prefixOf(c: ContainerRecord, width: number): string {
+  return `${`${c.labels[LABEL_SERVICE]}-${c.labels[LABEL_NUMBER]}`.padEnd(width)} | `;
+}
+
+/** Prints the logs of several containers, prefixed by service, like compose. */
+async function followLogs(
+  host: Host,
+  members: ContainerRecord[],
+  o: { follow?: boolean; tail?: number },
+): Promise<void> {
+  const width = Math.max(
+    ...members.map((c) => `${c.labels[LABEL_SERVICE]}-${c.labels[LABEL_NUMBER]}`.length),
+  );
+  const enc = new TextEncoder();
+  await Promise.all(members.map((c) =>
+    streamLog(c.dirs.log, (e) => {
+      const bytes = enc.encode(formatEntry(e, { prefix: prefixOf(c, width) }));
+      (e.stream === "stderr" ? Deno.stderr : Deno.stdout).writeSync(bytes);
+    }, {
+      tail: o.tail,
+      follow: o.follow,
+      done: () =>
+        readExitCode(c.dirs.exitDir, c.id) !== undefined || !host.store.get("containers", c.name),
+    })
+  ));
+}
+
+export function registerCompose(program: Command, ctx: Context): void {
+  const c = program.command("compose").description("run compose applications")
+    .option(
+      "-f, --file <file>",
+      "compose file (repeatable; later ones override)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option("-p, --project-name <name>", "project name (default: the directory name)")
+    .option(
+      "--profile <name>",
+      "enable services of this profile (repeatable)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    );
+  const flags = () => c.opts<ComposeFlags>();
+
+  c.command("up").argument("[services...]").description("create and start the services")
+    .option("-d, --detach", "return once everything runs")
+    .option("--remove-orphans", "remove containers of services no longer in the files")
+    .action(async (services: string[], o: { detach?: boolean; removeOrphans?: boolean }) => {
+      const host = ctx.host();
+      const project = await loadProject(flags(), ctx.warn);
+      await composeUp(host, project, {
+        services,
+        removeOrphans: o.removeOrphans,
+        warn: ctx.warn,
+        log: (m) => console.error(m),
+      });
+      if (o.detach) return;
+      // Attached: print every service's output until they all exit; Ctrl-C stops them.
+      const stop = () => composeStop(host, project, []).then(() => Deno.exit(130));
+      Deno.addSignalListener("SIGINT", stop);
+      await followLogs(host, projectContainers(host, project.name), { follow: true });
+      Deno.removeSignalListener("SIGINT", stop);
+    });
+
+  c.command("down").description("stop and remove the containers and networks")
+    .option("-v, --volumes", "remove named volumes too")
+    .option("--remove-orphans", "remove containers of services no longer in the files")
+    .action(async (o: { volumes?: boolean; removeOrphans?: boolean }) => {
+      const host = ctx.host();
+      const project = await loadProject(flags(), ctx.warn);
+      for (const n of await composeDown(host, project, project.name, o)) {
+        console.error(`removed ${n}`);
+      }
+    });
+
+  c.command("ps").description("list the project's containers")
+    .option("-a, --all", "also stopped ones").option(
+      "-o, --output <format>",
+      "table or json",
+      "table",
+    )
+    .action(async (o: { all?: boolean; output: string }) => {
+      const host = ctx.host();
+      const project = await loadProject(flags(), ctx.warn);
+      const rec = host.store.get<
+        { health: Record<string, string>; schemaVersion: number; name: string }
+      >("compose", project.name);
+      const members = await Promise.all(
+        projectContainers(host, project.name).map((m) => quickRefresh(host, m)),
+      );
+      const shown = members.filter((m) => o.all || m.status === "running");
+      if (o.output === "json") {
+        return write(
+          JSON.stringify(
+            shown.map((m) => ({
+              name: m.name,
+              service: m.labels[LABEL_SERVICE],
+              status: m.status,
+              exitCode: m.exitCode ?? null,
+              health: rec?.health[m.name] ?? null,
+              ip: m.network?.ip ?? null,
+              ports: m.network?.portMappings ?? [],
+            })),
+            null,
+            2,
+          ) + "\n",
+        );
+      }
+      write(table(
+        ["NAME", "SERVICE", "STATUS", "IP", "PORTS", "CREATED"],
+        shown.map((m) => [
+          m.name,
+          m.labels[LABEL_SERVICE],
+          statusText(m, rec?.health[m.name]),
+          m.network?.ip ?? "-",
+          (m.network?.portMappings ?? []).map((p) =>
+            `${p.hostIP ?? "0.0.0.0"}:${p.hostPort}->${p.containerPort}/${p.protocol}`
+          ).join(", ") || "-",
+          ago(m.createdAt),
+        ]),
+      ));
+    });
+
+  c.command("logs").argument("[services...]").description(
+    "print the services' output, prefixed by service",
+  )
+    .option("-f, --follow", "keep printing until the containers exit").option(
+      "--tail <n>",
+      "only the last n lines of each",
+    )
+    .action(async (services: string[], o: { follow?: boolean; tail?: string }) => {
+      const host = ctx.host();
+      const project = await loadProject(flags(), ctx.warn);
+      const members = projectContainers(host, project.name).filter((m) =>
+        services.length === 0 || services.includes(m.labels[LABEL_SERVICE])
+      );
+      if (members.length === 0) return;
+      await followLogs(host, members, {
+        follow: o.follow,
+        tail: o.tail === undefined ? undefined : Number(o.tail),
+      });
+    });
+
+  c.command("config").description("print the resolved project").option(
+    "-o, --output <format>",
+    "yaml or json",
+    "yaml",
+  )
+    .action(async (o: { output: string }) => {
+      const project = await loadProject(flags(), ctx.warn);
+      if (o.output === "json") return write(JSON.stringify(project, null, 2) + "\n");
+      const { stringify } = await import("yaml");
+      write(stringify(project));
+    });
+
+  c.command("start").argument("[services...]").description("start existing containers").action(
+    async (services: string[]) => {
+      const host = ctx.host();
+      const project = await loadProject(flags(), ctx.warn);
+      requireProject(host, project.name);
+      for (const svc of project.services) {
+        if (services.length && !services.includes(svc.name)) continue;
+        for (
+          const m of projectContainers(host, project.name).filter((m) =>
+            m.labels[LABEL_SERVICE] === svc.name
+          )
+        ) {
+          const live = await quickRefresh(host, m);
+          if (live.status === "created") await startContainer(host, m.name);
+          else if (live.status === "exited") {
+            throw new UsageError(
+              `container ${m.name} has exited; run \`rkl compose up\` to recreate it`,
+            );
+          }
+        }
+      }
+    },
+  );
+
+  c.command("stop").argument("[services...]").description("stop the services").action(
+    async (services: string[]) => {
+      const host = ctx.host();
+      const project = await loadProject(flags(), ctx.warn);
+      for (const n of await composeStop(host, project, services)) console.error(`stopped ${n}`);
+    },
+  );
+
+  c.command("restart").argument("[services...]").description("stop and recreate the services")
+    .action(async (services: string[]) => {
+      const host = ctx.host();
+      const project = await loadProject(flags(), ctx.warn);
+      await composeStop(host, project, services);
+      // A stopped rkl container is recreated by up (same config, same names, fresh process).
+      await composeUp(host, project, { services, warn: ctx.warn, log: (m) => console.error(m) });
+    });
+
+  c.command("exec").argument("<service>").argument("<command...>").description(
+    "run a command in a service's first container",
+  )
+    .option("-i, --interactive", "keep stdin open").option("-t, --tty", "allocate a terminal")
+    .action(
+      async (service: string, command: string[], o: { interactive?: boolean; tty?: boolean }) => {
+        const host = ctx.host();
+        const project = await loadProject(flags(), ctx.warn);
+        ctx.exitCode = await execIn(
+          host,
+          serviceContainer(host, project.name, service),
+          command,
+          o,
+        );
+      },
+    );
+}

@@ -1,0 +1,883 @@
+/**
+ * compose-spec files → a normalised project model. Each file is parsed with
+ * positions, interpolated in place (so errors still point at the right
+ * line), validated on its own, then merged in order (later files override
+ * earlier ones, as `docker compose -f a -f b` does).
+ */
+import { type Scalar, visit } from "yaml";
+import { z } from "zod";
+import { type SourceLocation, SpecError } from "../errors.ts";
+import { interpolate, InterpolationError, shellSplit } from "./interpolate.ts";
+import { joinPath } from "./paths.ts";
+import { parseQuantity, QuantityError } from "./quantity.ts";
+import { DNS1123_LABEL } from "./names.ts";
+import {
+  formatPath,
+  locate,
+  parseYamlDocuments,
+  type PathSegment,
+  type SourceDoc,
+  validate,
+  type Warning,
+} from "./source.ts";
+
+const strOrList = z.union([z.string(), z.array(z.string())]);
+const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+const duration = z.union([z.string(), z.number()]);
+
+const portLong = z.strictObject({
+  target: z.number().int().min(1).max(65535),
+  published: z.union([z.string(), z.number()]).optional(),
+  host_ip: z.string().optional(),
+  protocol: z.enum(["tcp", "udp"]).optional(),
+  mode: z.string().optional(),
+  name: z.string().optional(),
+  app_protocol: z.string().optional(),
+});
+
+const volumeLong = z.strictObject({
+  type: z.enum(["bind", "volume", "tmpfs"]),
+  source: z.string().optional(),
+  target: z.string(),
+  read_only: z.boolean().optional(),
+  bind: z.strictObject({
+    create_host_path: z.boolean().optional(),
+    propagation: z.string().optional(),
+  }).optional(),
+  volume: z.strictObject({ nocopy: z.boolean().optional() }).optional(),
+  tmpfs: z.strictObject({ size: z.union([z.string(), z.number()]).optional() }).optional(),
+});
+
+const fileRef = z.union([
+  z.string(),
+  z.strictObject({
+    source: z.string(),
+    target: z.string().optional(),
+    uid: z.string().optional(),
+    gid: z.string().optional(),
+    mode: z.number().optional(),
+  }),
+]);
+
+const serviceSchema = z.strictObject({
+  image: z.string().optional(),
+  command: z.union([strOrList, z.null()]).optional(),
+  entrypoint: z.union([strOrList, z.null()]).optional(),
+  environment: z.union([z.record(z.string(), scalar), z.array(z.string())]).optional(),
+  env_file: z.union([
+    z.string(),
+    z.array(
+      z.union([z.string(), z.strictObject({ path: z.string(), required: z.boolean().optional() })]),
+    ),
+  ])
+    .optional(),
+  ports: z.array(z.union([z.string(), z.number(), portLong])).optional(),
+  expose: z.array(z.union([z.string(), z.number()])).optional(),
+  volumes: z.array(z.union([z.string(), volumeLong])).optional(),
+  networks: z.union([
+    z.array(z.string()),
+    z.record(
+      z.string(),
+      z.union([
+        z.null(),
+        z.strictObject({
+          aliases: z.array(z.string()).optional(),
+          ipv4_address: z.string().optional(),
+        }),
+      ]),
+    ),
+  ]).optional(),
+  depends_on: z.union([
+    z.array(z.string()),
+    z.record(
+      z.string(),
+      z.strictObject({
+        condition: z.enum(["service_started", "service_healthy", "service_completed_successfully"])
+          .optional(),
+        restart: z.boolean().optional(),
+        required: z.boolean().optional(),
+      }),
+    ),
+  ]).optional(),
+  healthcheck: z.strictObject({
+    test: strOrList.optional(),
+    interval: duration.optional(),
+    timeout: duration.optional(),
+    retries: z.number().int().min(0).optional(),
+    start_period: duration.optional(),
+    start_interval: duration.optional(),
+    disable: z.boolean().optional(),
+  }).optional(),
+  restart: z.string().regex(
+    /^(no|always|unless-stopped|on-failure(:\d+)?)$/,
+    'must be "no", "always", "on-failure" or "unless-stopped"',
+  )
+    .optional(),
+  container_name: z.string().optional(),
+  hostname: z.string().optional(),
+  working_dir: z.string().optional(),
+  user: z.union([z.string(), z.number()]).optional(),
+  cpus: z.union([z.number(), z.string()]).optional(),
+  mem_limit: z.union([z.number(), z.string()]).optional(),
+  deploy: z.strictObject({
+    replicas: z.number().int().min(0).optional(),
+    resources: z.strictObject({
+      limits: z.strictObject({
+        cpus: z.union([z.number(), z.string()]).optional(),
+        memory: z.union([z.number(), z.string()]).optional(),
+        pids: z.number().optional(),
+      })
+        .optional(),
+      reservations: z.strictObject({
+        cpus: z.union([z.number(), z.string()]).optional(),
+        memory: z.union([z.number(), z.string()]).optional(),
+      })
+        .optional(),
+    }).optional(),
+    restart_policy: z.strictObject({
+      condition: z.string().optional(),
+      max_attempts: z.number().optional(),
+    }).optional(),
+  }).optional(),
+  scale: z.number().int().min(0).optional(),
+  configs: z.array(fileRef).optional(),
+  secrets: z.array(fileRef).optional(),
+  profiles: z.array(z.string()).optional(),
+  labels: z.union([z.record(z.string(), scalar), z.array(z.string())]).optional(),
+  privileged: z.boolean().optional(),
+  cap_add: z.array(z.string()).optional(),
+  cap_drop: z.array(z.string()).optional(),
+  read_only: z.boolean().optional(),
+  stop_grace_period: duration.optional(),
+  tty: z.boolean().optional(),
+  stdin_open: z.boolean().optional(),
+});
+
+const projectSchema = z.strictObject({
+  version: z.union([z.string(), z.number()]).optional(),
+  name: z.string().optional(),
+  services: z.record(z.string(), z.union([serviceSchema, z.null()])).optional(),
+  networks: z.record(
+    z.string(),
+    z.union([
+      z.null(),
+      z.strictObject({
+        driver: z.string().optional(),
+        name: z.string().optional(),
+        external: z.boolean().optional(),
+        internal: z.boolean().optional(),
+        ipam: z.strictObject({
+          driver: z.string().optional(),
+          config: z.array(z.strictObject({ subnet: z.string().optional() })).optional(),
+        })
+          .optional(),
+        driver_opts: z.record(z.string(), z.string()).optional(),
+        labels: z.union([z.record(z.string(), z.string()), z.array(z.string())]).optional(),
+      }),
+    ]),
+  ).optional(),
+  volumes: z.record(
+    z.string(),
+    z.union([
+      z.null(),
+      z.strictObject({
+        driver: z.string().optional(),
+        name: z.string().optional(),
+        external: z.boolean().optional(),
+      }),
+    ]),
+  ).optional(),
+  configs: z.record(
+    z.string(),
+    z.strictObject({
+      file: z.string().optional(),
+      content: z.string().optional(),
+      environment: z.string().optional(),
+      external: z.boolean().optional(),
+    }),
+  )
+    .optional(),
+  secrets: z.record(
+    z.string(),
+    z.strictObject({
+      file: z.string().optional(),
+      environment: z.string().optional(),
+      external: z.boolean().optional(),
+    }),
+  )
+    .optional(),
+});
+
+type RawProject = z.output<typeof projectSchema>;
+type RawService = z.output<typeof serviceSchema>;
+
+export interface ComposePort {
+  hostIP?: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: "tcp" | "udp";
+}
+
+export interface ComposeMount {
+  kind: "bind" | "volume" | "anonymous" | "config" | "secret";
+  /** Absolute host path (bind, config, secret file) or volume name. */
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface ComposeHealthcheck {
+  /** argv run in the container. */
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+export type DependencyCondition =
+  | "service_started"
+  | "service_healthy"
+  | "service_completed_successfully";
+
+export interface ComposeService {
+  name: string;
+  image: string;
+  entrypoint?: string[];
+  command?: string[];
+  environment: Record<string, string>;
+  ports: ComposePort[];
+  mounts: ComposeMount[];
+  networks: { name: string; aliases: string[] }[];
+  dependsOn: { service: string; condition: DependencyCondition; required: boolean }[];
+  healthcheck?: ComposeHealthcheck;
+  restart: "no" | "always" | "on-failure" | "unless-stopped";
+  containerName?: string;
+  hostname?: string;
+  workingDir?: string;
+  user?: { uid: number; gid?: number };
+  /** Kubernetes quantities, for the container spec. */
+  cpus?: string;
+  memory?: string;
+  replicas: number;
+  labels: Record<string, string>;
+  privileged: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  readOnly: boolean;
+  stopGraceSec: number;
+  tty: boolean;
+}
+
+export interface ComposeProject {
+  name: string;
+  /** Directory relative paths resolve against (the first file's). */
+  dir: string;
+  files: string[];
+  /** Enabled services, in dependency order (dependencies first). */
+  services: ComposeService[];
+  networks: { name: string; external: boolean; subnet?: string }[];
+  volumes: { name: string; external: boolean }[];
+  configs: { name: string; file?: string; content?: string }[];
+  secrets: { name: string; file?: string; content?: string }[];
+}
+
+export interface ComposeFile {
+  file: string;
+  text: string;
+}
+
+export interface LoadComposeOptions {
+  /** Variables for interpolation (the process environment over `.env`). */
+  env: Record<string, string | undefined>;
+  /** `-p`, else the top-level `name`, else the directory name. */
+  projectName?: string;
+  /** Directory of the first file, absolute. */
+  dir: string;
+  profiles?: string[];
+}
+
+/** `my_App.1` → `my_app1`: the compose project-name rule `[a-z0-9][a-z0-9_-]*`. */
+export function normalizeProjectName(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9_-]/g, "").replace(/^[_-]+/, "");
+}
+
+/** Parses `1m30s`, `10s`, `500ms`, `2h`, or a number of seconds. */
+export function parseDuration(v: string | number): number {
+  if (typeof v === "number") return v * 1000;
+  const re = /(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)/g;
+  let total = 0;
+  let matched = "";
+  for (const m of v.matchAll(re)) {
+    const n = Number(m[1]);
+    total += n * { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, ns: 0.000001 }[m[2] as "h"];
+    matched += m[0];
+  }
+  if (matched !== v || v === "") {
+    throw new QuantityError(
+      `duration ${JSON.stringify(v)} must look like "1m30s", "10s" or "500ms"`,
+    );
+  }
+  return total;
+}
+
+/** Docker byte sizes: `512m`, `1g`, `1024`, `1.5GB` → a Kubernetes quantity string. */
+export function dockerBytes(v: string | number): string {
+  if (typeof v === "number") return String(v);
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$/i.exec(v.trim());
+  if (!m) {
+    throw new QuantityError(
+      `size ${JSON.stringify(v)} must look like "512m", "1g" or a number of bytes`,
+    );
+  }
+  const unit =
+    { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase() as "k"];
+  return String(Math.ceil(Number(m[1]) * unit));
+}
+
+function cpusQuantity(v: string | number): string {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new QuantityError(`cpus ${JSON.stringify(v)} must be a non-negative number`);
+  }
+  return `${Math.round(n * 1000)}m`;
+}
+
+/** Where a compose path is, searching the files last to first (the one that set it last wins). */
+interface Located {
+  srcs: SourceDoc[];
+  at(path: readonly PathSegment[]): SourceLocation & { path: string };
+  error(path: readonly PathSegment[], detail: string): SpecError;
+}
+
+function located(srcs: SourceDoc[]): Located {
+  const at = (path: readonly PathSegment[]) => {
+    for (let i = srcs.length - 1; i >= 0; i--) {
+      if (srcs[i].doc.hasIn(path as PathSegment[])) {
+        return { file: srcs[i].file, ...locate(srcs[i], path), path: formatPath(path) };
+      }
+    }
+    const last = srcs[srcs.length - 1];
+    return { file: last.file, ...locate(last, path), path: formatPath(path) };
+  };
+  return { srcs, at, error: (path, detail) => new SpecError(at(path), detail) };
+}
+
+/** Interpolates every string scalar of the document in place, keeping node positions. */
+function interpolateDoc(src: SourceDoc, env: Record<string, string | undefined>): void {
+  visit(src.doc, {
+    Scalar(key, node: Scalar) {
+      if (key === "key" || typeof node.value !== "string" || !node.value.includes("$")) return;
+      try {
+        node.value = interpolate(node.value, env);
+      } catch (e) {
+        if (!(e instanceof InterpolationError)) throw e;
+        const pos = node.range ? src.lines.linePos(node.range[0]) : undefined;
+        throw new SpecError({ file: src.file, line: pos?.line, column: pos?.col }, e.message);
+      }
+    },
+  });
+  src.value = src.doc.toJS({ maxAliasCount: 100 });
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === "object" && !Array.isArray(v);
+
+function envMap(v: RawService["environment"]): Record<string, string | null> {
+  if (!v) return {};
+  if (Array.isArray(v)) {
+    return Object.fromEntries(v.map((kv) => {
+      const i = kv.indexOf("=");
+      return i < 0 ? [kv, null] : [kv.slice(0, i), kv.slice(i + 1)];
+    }));
+  }
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, x === null ? null : String(x)]));
+}
+
+function networksMap(v: RawService["networks"]): Record<string, { aliases?: string[] } | null> {
+  if (!v) return {};
+  if (Array.isArray(v)) return Object.fromEntries(v.map((n) => [n, null]));
+  return v;
+}
+
+function dependsMap(
+  v: RawService["depends_on"],
+): Record<string, { condition?: DependencyCondition; required?: boolean }> {
+  if (!v) return {};
+  if (Array.isArray(v)) {
+    return Object.fromEntries(v.map((n) => [n, { condition: "service_started" as const }]));
+  }
+  return v;
+}
+
+/** Merges service definitions of several files, compose's way. */
+function mergeService(a: RawService, b: RawService): RawService {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    const prev = out[k];
+    if (k === "environment") {
+      out[k] = {
+        ...envMap(prev as RawService["environment"]),
+        ...envMap(v as RawService["environment"]),
+      };
+    } else if (k === "networks") {
+      out[k] = {
+        ...networksMap(prev as RawService["networks"]),
+        ...networksMap(v as RawService["networks"]),
+      };
+    } else if (k === "depends_on") {
+      out[k] = {
+        ...dependsMap(prev as RawService["depends_on"]),
+        ...dependsMap(v as RawService["depends_on"]),
+      };
+    } else if (
+      (k === "ports" || k === "expose" || k === "configs" || k === "secrets") && Array.isArray(prev)
+    ) {
+      out[k] = [...prev, ...(v as unknown[])];
+    } else if (k === "volumes" && Array.isArray(prev)) {
+      const target = (x: unknown) =>
+        typeof x === "string" ? x.split(":")[1] ?? x : (x as { target: string }).target;
+      const later = (v as unknown[]).map(target);
+      out[k] = [...prev.filter((x) => !later.includes(target(x))), ...(v as unknown[])];
+    } else if (isObj(prev) && isObj(v) && k !== "healthcheck") out[k] = { ...prev, ...v };
+    else out[k] = v;
+  }
+  return out as RawService;
+}
+
+function parsePorts(L: Located, svc: string, raw: NonNullable<RawService["ports"]>): ComposePort[] {
+  const out: ComposePort[] = [];
+  raw.forEach((p, i) => {
+    const where: PathSegment[] = ["services", svc, "ports", i];
+    if (typeof p === "object") {
+      if (p.published === undefined || p.published === "") return; // not published
+      const [lo, hi = lo] = String(p.published).split("-").map(Number);
+      if (!Number.isInteger(lo) || lo < 1 || hi > 65535 || hi < lo || hi !== lo) {
+        if (hi !== lo) {
+          throw L.error(
+            where,
+            "a published range needs a matching target range (use the short syntax)",
+          );
+        }
+        throw L.error(
+          [...where, "published"],
+          `published port ${JSON.stringify(p.published)} must be 1-65535`,
+        );
+      }
+      out.push({
+        hostIP: p.host_ip,
+        hostPort: lo,
+        containerPort: p.target,
+        protocol: p.protocol ?? "tcp",
+      });
+      return;
+    }
+    const s = String(p);
+    const m =
+      /^(?:(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?:(\d+)(?:-(\d+))?:)?(\d+)(?:-(\d+))?(?:\/(tcp|udp))?$/i
+        .exec(s);
+    if (!m) {
+      throw L.error(
+        where,
+        `port ${
+          JSON.stringify(s)
+        } must look like "8080:80", "127.0.0.1:8080:80/udp" or "9000-9001:80-81"`,
+      );
+    }
+    const [, ip, hlo, hhi, clo, chi, proto] = m;
+    const cLo = Number(clo), cHi = Number(chi ?? clo);
+    if (!hlo) return; // container port only: compose would pick a random host port; rkl publishes nothing
+    const hLo = Number(hlo), hHi = Number(hhi ?? hlo);
+    if (
+      hHi - hLo !== cHi - cLo || cHi < cLo || [hLo, hHi, cLo, cHi].some((n) => n < 1 || n > 65535)
+    ) {
+      throw L.error(
+        where,
+        `port range ${JSON.stringify(s)} must map ranges of the same length within 1-65535`,
+      );
+    }
+    for (let k = 0; k <= cHi - cLo; k++) {
+      out.push({
+        hostIP: ip,
+        hostPort: hLo + k,
+        containerPort: cLo + k,
+        protocol: (proto?.toLowerCase() ?? "tcp") as "tcp" | "udp",
+      });
+    }
+  });
+  return out;
+}
+
+function parseVolumes(
+  L: Located,
+  svc: string,
+  raw: NonNullable<RawService["volumes"]>,
+  dir: string,
+  declared: Set<string>,
+): ComposeMount[] {
+  return raw.map((v, i): ComposeMount => {
+    const where: PathSegment[] = ["services", svc, "volumes", i];
+    let source: string | undefined,
+      target: string,
+      readOnly = false,
+      type: "bind" | "volume" | "tmpfs" | undefined;
+    if (typeof v === "string") {
+      const parts = v.split(":");
+      if (parts.length === 1) [target] = parts;
+      else {
+        [source, target] = parts;
+        const mode = parts[2] ?? "";
+        if (parts.length > 3 || !/^(ro|rw|z|Z|ro,z|ro,Z|rw,z|rw,Z|)$/.test(mode)) {
+          throw L.error(where, `volume ${JSON.stringify(v)} must look like "SOURCE:TARGET[:ro]"`);
+        }
+        readOnly = mode.startsWith("ro");
+      }
+      type = source === undefined ? undefined : /^[./~]/.test(source) ? "bind" : "volume";
+    } else {
+      source = v.source;
+      target = v.target;
+      readOnly = v.read_only ?? false;
+      type = v.type;
+      if (type === "tmpfs") {
+        throw L.error([...where, "type"], "tmpfs mounts are not supported by rkl");
+      }
+    }
+    if (!target.startsWith("/")) {
+      throw L.error(where, `target ${JSON.stringify(target)} must be an absolute path`);
+    }
+    if (source === undefined) return { kind: "anonymous", source: "", target, readOnly };
+    if (type === "bind") {
+      const home = Deno.env.get("HOME") ?? "/root";
+      return {
+        kind: "bind",
+        source: joinPath(dir, source.startsWith("~") ? home + source.slice(1) : source),
+        target,
+        readOnly,
+      };
+    }
+    if (!declared.has(source)) {
+      throw L.error(
+        where,
+        `volume ${JSON.stringify(source)} is not declared in the top-level volumes`,
+      );
+    }
+    return { kind: "volume", source, target, readOnly };
+  });
+}
+
+function healthcheck(
+  L: Located,
+  svc: string,
+  h: RawService["healthcheck"],
+): ComposeHealthcheck | undefined {
+  if (!h || h.disable || h.test === undefined) return undefined;
+  const where: PathSegment[] = ["services", svc, "healthcheck"];
+  let test: string[];
+  if (typeof h.test === "string") test = ["/bin/sh", "-c", h.test];
+  else if (h.test[0] === "NONE") return undefined;
+  else if (h.test[0] === "CMD") test = h.test.slice(1);
+  else if (h.test[0] === "CMD-SHELL") test = ["/bin/sh", "-c", h.test.slice(1).join(" ")];
+  else throw L.error([...where, "test"], 'test must start with "CMD", "CMD-SHELL" or "NONE"');
+  if (test.length === 0) throw L.error([...where, "test"], "test has no command");
+  const dur = (k: "interval" | "timeout" | "start_period", def: number) => {
+    try {
+      return h[k] === undefined ? def : parseDuration(h[k]!);
+    } catch (e) {
+      throw L.error([...where, k], (e as Error).message);
+    }
+  };
+  return {
+    test,
+    intervalMs: dur("interval", 30_000),
+    timeoutMs: dur("timeout", 30_000),
+    retries: h.retries ?? 3,
+    startPeriodMs: dur("start_period", 0),
+  };
+}
+
+/** Loads, interpolates, validates and merges compose files into a project. */
+export function loadCompose(
+  files: ComposeFile[],
+  options: LoadComposeOptions,
+): { project: ComposeProject; warnings: Warning[] } {
+  const warnings: Warning[] = [];
+  const srcs: SourceDoc[] = [];
+  const raws: RawProject[] = [];
+  for (const f of files) {
+    const docs = parseYamlDocuments(f.text, f.file);
+    if (docs.length > 1) {
+      throw new SpecError({ file: f.file }, "a compose file holds one YAML document");
+    }
+    const src = docs[0];
+    interpolateDoc(src, options.env);
+    if (!isObj(src.value)) {
+      throw new SpecError({ file: f.file, line: 1, column: 1 }, "a compose file must be a mapping");
+    }
+    const res = validate(src, projectSchema);
+    warnings.push(...res.warnings);
+    if (res.data.version !== undefined) {
+      warnings.push({
+        file: f.file,
+        ...locate(src, ["version"], { key: true }),
+        path: "version",
+        message: "obsolete, ignored",
+      });
+    }
+    srcs.push(src);
+    raws.push(res.data);
+  }
+  const L = located(srcs);
+
+  // Merge.
+  const merged: RawProject = {};
+  const services: Record<string, RawService> = {};
+  for (const r of raws) {
+    if (r.name !== undefined) merged.name = r.name;
+    for (const [k, v] of Object.entries(r.services ?? {})) {
+      services[k] = services[k] ? mergeService(services[k], v ?? {}) : (v ?? {});
+    }
+    for (const key of ["networks", "volumes", "configs", "secrets"] as const) {
+      if (r[key]) merged[key] = { ...(merged[key] ?? {}), ...r[key] } as never;
+    }
+  }
+  if (Object.keys(services).length === 0) {
+    throw L.error(["services"], "the project defines no services");
+  }
+
+  const rawName = options.projectName ?? merged.name ??
+    options.dir.split("/").filter(Boolean).pop() ?? "default";
+  const name = normalizeProjectName(rawName);
+  if (!name) {
+    throw new SpecError(
+      options.projectName ? { file: "-p" } : L.at(["name"]),
+      `project name ${JSON.stringify(rawName)} has no usable characters`,
+    );
+  }
+
+  const declaredNets = new Set(Object.keys(merged.networks ?? {}));
+  const declaredVols = new Set(Object.keys(merged.volumes ?? {}));
+  const declaredConfigs = new Set(Object.keys(merged.configs ?? {}));
+  const declaredSecrets = new Set(Object.keys(merged.secrets ?? {}));
+  const profiles = new Set(options.profiles ?? []);
+  const enabled = Object.entries(services).filter(([, s]) =>
+    !s.profiles || s.profiles.some((p) => profiles.has(p))
+  );
+  const enabledNames = new Set(enabled.map(([n]) => n));
+  let usesDefault = false;
+
+  const out: ComposeService[] = enabled.map(([svc, s]) => {
+    const at = (...p: PathSegment[]) => ["services", svc, ...p];
+    if (!DNS1123_LABEL.test(svc) && !/^[a-z0-9][a-z0-9_.-]*$/.test(svc)) {
+      throw L.error(
+        ["services", svc],
+        `service name ${JSON.stringify(svc)} must use a-z, 0-9, '_', '.', '-'`,
+      );
+    }
+    if (!s.image) {
+      throw L.error(
+        ["services", svc],
+        "service needs 'image' (a bundle directory); 'build' is not supported",
+      );
+    }
+    const nets = networksMap(s.networks);
+    for (const n of Object.keys(nets)) {
+      if (!declaredNets.has(n) && n !== "default") {
+        throw L.error(
+          at("networks", n),
+          `network ${JSON.stringify(n)} is not declared in the top-level networks`,
+        );
+      }
+    }
+    if (Object.keys(nets).length === 0) {
+      nets.default = null;
+      usesDefault = true;
+    } else if ("default" in nets) usesDefault = true;
+    const deps = dependsMap(s.depends_on);
+    for (const d of Object.keys(deps)) {
+      if (!(d in services)) {
+        throw L.error(
+          at("depends_on", Array.isArray(s.depends_on) ? s.depends_on.indexOf(d) : d),
+          `service ${JSON.stringify(d)} is not defined`,
+        );
+      }
+    }
+    const refs = (kind: "configs" | "secrets", declared: Set<string>) =>
+      (s[kind] ?? []).map((r, i) => {
+        const source = typeof r === "string" ? r : r.source;
+        if (!declared.has(source)) {
+          throw L.error(
+            at(kind, i),
+            `${kind.slice(0, -1)} ${
+              JSON.stringify(source)
+            } is not declared in the top-level ${kind}`,
+          );
+        }
+        const target = typeof r === "string" || !r.target
+          ? (kind === "secrets" ? `/run/secrets/${source}` : `/${source}`)
+          : r.target;
+        return {
+          kind: kind.slice(0, -1) as "config" | "secret",
+          source,
+          target: target.startsWith("/") ? target : `/run/secrets/${target}`,
+          readOnly: true,
+        };
+      });
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(envMap(s.environment))) {
+      const value = v ?? options.env[k];
+      if (value !== undefined) env[k] = value;
+    }
+    let user: ComposeService["user"];
+    if (s.user !== undefined) {
+      const m = /^(\d+)(?::(\d+))?$/.exec(String(s.user));
+      if (!m) {
+        throw L.error(
+          at("user"),
+          `user ${
+            JSON.stringify(s.user)
+          } must be numeric "UID" or "UID:GID" (bundles have no user database rkl reads)`,
+        );
+      }
+      user = { uid: Number(m[1]), gid: m[2] === undefined ? undefined : Number(m[2]) };
+    }
+    const q = (p: PathSegment[], f: () => string) => {
+      try {
+        const v = f();
+        parseQuantity(v);
+        return v;
+      } catch (e) {
+        throw L.error(p, (e as Error).message);
+      }
+    };
+    const limits = s.deploy?.resources?.limits;
+    const cpusRaw = limits?.cpus ?? s.cpus;
+    const memRaw = limits?.memory ?? s.mem_limit;
+    const cmd = (v: string | string[] | null | undefined, p: PathSegment[]) => {
+      if (v === undefined || v === null) return undefined;
+      try {
+        return typeof v === "string" ? shellSplit(v) : v;
+      } catch (e) {
+        throw L.error(p, (e as Error).message);
+      }
+    };
+    let stopGraceSec = 10;
+    if (s.stop_grace_period !== undefined) {
+      try {
+        stopGraceSec = Math.ceil(parseDuration(s.stop_grace_period) / 1000);
+      } catch (e) {
+        throw L.error(at("stop_grace_period"), (e as Error).message);
+      }
+    }
+    return {
+      name: svc,
+      image: joinPath(options.dir, s.image),
+      entrypoint: cmd(s.entrypoint, at("entrypoint")),
+      command: cmd(s.command, at("command")),
+      environment: env,
+      ports: parsePorts(L, svc, s.ports ?? []),
+      mounts: [
+        ...parseVolumes(L, svc, s.volumes ?? [], options.dir, declaredVols),
+        ...refs("configs", declaredConfigs),
+        ...refs("secrets", declaredSecrets),
+      ],
+      networks: Object.entries(nets).map(([n, o]) => ({ name: n, aliases: o?.aliases ?? [] })),
+      dependsOn: Object.entries(deps).map(([d, o]) => ({
+        service: d,
+        condition: o.condition ?? "service_started",
+        required: o.required ?? true,
+      }))
+        .filter((d) => enabledNames.has(d.service) || d.required),
+      healthcheck: healthcheck(L, svc, s.healthcheck),
+      restart: (s.restart?.split(":")[0] ?? "no") as ComposeService["restart"],
+      containerName: s.container_name,
+      hostname: s.hostname,
+      workingDir: s.working_dir,
+      user,
+      cpus: cpusRaw === undefined
+        ? undefined
+        : q(at(limits?.cpus !== undefined ? "deploy" : "cpus"), () => cpusQuantity(cpusRaw)),
+      memory: memRaw === undefined
+        ? undefined
+        : q(at(limits?.memory !== undefined ? "deploy" : "mem_limit"), () => dockerBytes(memRaw)),
+      replicas: s.deploy?.replicas ?? s.scale ?? 1,
+      labels: Object.fromEntries(
+        Object.entries(Array.isArray(s.labels) ? envMap(s.labels) : s.labels ?? {}).map((
+          [k, v],
+        ) => [k, String(v ?? "")]),
+      ),
+      privileged: s.privileged ?? false,
+      capAdd: s.cap_add ?? [],
+      capDrop: s.cap_drop ?? [],
+      readOnly: s.read_only ?? false,
+      stopGraceSec,
+      tty: s.tty ?? false,
+    };
+  });
+
+  for (const s of out) {
+    for (const d of s.dependsOn) {
+      if (!enabledNames.has(d.service)) {
+        throw L.error(
+          ["services", s.name, "depends_on"],
+          `service ${JSON.stringify(d.service)} is required but not enabled (profiles)`,
+        );
+      }
+    }
+    if (s.containerName && s.replicas > 1) {
+      throw L.error(
+        ["services", s.name, "container_name"],
+        "container_name cannot be used with more than one replica",
+      );
+    }
+  }
+
+  // Dependency order, and cycles.
+  const order: ComposeService[] = [];
+  const state = new Map<string, "visiting" | "done">();
+  const byName = new Map(out.map((s) => [s.name, s]));
+  const visitSvc = (s: ComposeService, chain: string[]) => {
+    if (state.get(s.name) === "done") return;
+    if (state.get(s.name) === "visiting") {
+      const cycle = [...chain.slice(chain.indexOf(s.name)), s.name];
+      throw L.error(["services", s.name, "depends_on"], `dependency cycle: ${cycle.join(" -> ")}`);
+    }
+    state.set(s.name, "visiting");
+    for (const d of s.dependsOn) visitSvc(byName.get(d.service)!, [...chain, s.name]);
+    state.set(s.name, "done");
+    order.push(s);
+  };
+  for (const s of out) visitSvc(s, []);
+
+  const networks = Object.entries(merged.networks ?? {}).map(([n, o]) => ({
+    name: n,
+    external: o?.external ?? false,
+    subnet: o?.ipam?.config?.[0]?.subnet,
+  }));
+  if (usesDefault && !declaredNets.has("default")) {
+    networks.unshift({ name: "default", external: false, subnet: undefined });
+  }
+  const fileOf = (kind: "configs" | "secrets") =>
+    Object.entries(merged[kind] ?? {}).map(([n, o]) => ({
+      name: n,
+      file: o.file === undefined ? undefined : joinPath(options.dir, o.file),
+      content: (o as { content?: string }).content ??
+        (o.environment !== undefined ? options.env[o.environment] ?? "" : undefined),
+    }));
+  return {
+    project: {
+      name,
+      dir: options.dir,
+      files: files.map((f) => f.file),
+      services: order,
+      networks,
+      volumes: Object.entries(merged.volumes ?? {}).map(([n, o]) => ({
+        name: n,
+        external: o?.external ?? false,
+      })),
+      configs: fileOf("configs"),
+      secrets: fileOf("secrets"),
+    },
+    warnings,
+  };
+}

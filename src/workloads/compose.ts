@@ -1,0 +1,548 @@
+/**
+ * Compose is a translator: every service replica becomes an rkl container
+ * (labelled with project and service), every compose network an rkl CNI
+ * network with its own conflist, bridge and subnet, every named volume a
+ * directory under the store. Up, down and the rest then run on the same
+ * container code as `rkl container`.
+ *
+ * Name resolution uses managed /etc/hosts files: each container's hosts file
+ * (bind-mounted from outside its rootfs) lists every project container, by
+ * service name, container name and (on a shared network) aliases, with its
+ * address on a shared network when there is one, and is
+ * rewritten in place whenever a container of the project comes or goes. No
+ * resolver process has to stay up, nothing listens on the host, and a
+ * recreated service is found again as soon as `up` finishes. The cost: names
+ * are only updated by rkl commands (as with compose, that is when they change).
+ */
+import { NotFoundError, RklError } from "../errors.ts";
+import { bridgeConflist, conflistPath } from "../net/network.ts";
+import { readExitCode } from "../oci/conmon.ts";
+import type { ComposeProject, ComposeService } from "../spec/compose.ts";
+import type { LoadedContainer, ResolvedMount } from "../spec/container.ts";
+import type { StoredRecord } from "../store/store.ts";
+import {
+  type ContainerRecord,
+  createContainer,
+  refresh,
+  removeContainer,
+  startContainer,
+  stopContainer,
+} from "./container.ts";
+import { hostsFile } from "./etc_files.ts";
+import type { Host } from "./host.ts";
+
+export const LABEL_PROJECT = "com.docker.compose.project";
+export const LABEL_SERVICE = "com.docker.compose.service";
+export const LABEL_NUMBER = "com.docker.compose.container-number";
+export const LABEL_HASH = "org.rkl.compose.config-hash";
+
+export interface ComposeRecord extends StoredRecord {
+  kind: "compose";
+  dir: string;
+  files: string[];
+  /** Compose network → rkl network (conflist name, also the bridge). */
+  networks: Record<string, { rklName: string; subnet: string; external: boolean }>;
+  volumes: string[];
+  /** Service → config hash of what is running. */
+  services: Record<string, string>;
+  /** Container → last healthcheck result. */
+  health: Record<string, "starting" | "healthy" | "unhealthy">;
+  createdAt: string;
+}
+
+export function projectDir(host: Host, project: string): string {
+  return `${host.paths.root}/compose/${project}`;
+}
+
+function volumeDir(host: Host, project: string, volume: string): string {
+  return `${host.paths.root}/volumes/${project}_${volume}`;
+}
+
+/** A DNS-1123 label from a compose name (`my_app-web-1`). */
+export function containerName(project: string, svc: ComposeService, n: number): string {
+  const raw = svc.containerName ?? `${project}-${svc.name}-${n}`;
+  return raw.toLowerCase().replace(/[^a-z0-9-]/g, "-").replace(/^-+|-+$/g, "").slice(0, 63).replace(
+    /-+$/,
+    "",
+  );
+}
+
+async function sha(text: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The service's config hash: recreate on up only when this changes. */
+export function serviceHash(project: ComposeProject, svc: ComposeService): Promise<string> {
+  return sha(JSON.stringify({ svc, configs: project.configs, secrets: project.secrets }));
+}
+
+/** Members of a project, from the container store. */
+export function projectContainers(host: Host, project: string): ContainerRecord[] {
+  return host.store.list<ContainerRecord>("containers").filter((c) =>
+    c.labels[LABEL_PROJECT] === project
+  );
+}
+
+/** The subnets that conflists in the conf dir already use. */
+function usedSubnets(host: Host): Set<string> {
+  const out = new Set<string>();
+  try {
+    for (const e of Deno.readDirSync(host.paths.cniConfDir)) {
+      if (!e.name.endsWith(".conflist")) continue;
+      const text = Deno.readTextFileSync(`${host.paths.cniConfDir}/${e.name}`);
+      for (const m of text.matchAll(/"subnet":\s*"([^"]+)"/g)) out.add(m[1]);
+    }
+  } catch { /* no dir yet */ }
+  return out;
+}
+
+/** Writes the project's networks (conflists) that do not exist yet. */
+async function ensureNetworks(
+  host: Host,
+  project: ComposeProject,
+  rec: ComposeRecord,
+): Promise<void> {
+  const used = usedSubnets(host);
+  for (const n of project.networks) {
+    if (rec.networks[n.name]) continue;
+    const rklName = `cmp-${(await sha(`${project.name}/${n.name}`)).slice(0, 10)}`;
+    if (n.external) {
+      rec.networks[n.name] = { rklName: n.name, subnet: "", external: true };
+      continue;
+    }
+    let subnet = n.subnet;
+    for (let i = 0; !subnet && i < 256; i++) {
+      if (!used.has(`10.90.${i}.0/24`)) subnet = `10.90.${i}.0/24`;
+    }
+    if (!subnet) {
+      throw new RklError("ENET", "Cannot create network: no free /24 left in 10.90.0.0/16");
+    }
+    used.add(subnet);
+    Deno.mkdirSync(host.paths.cniConfDir, { recursive: true });
+    const list = bridgeConflist(rklName, {
+      subnet,
+      ipamDataDir: `${host.paths.root}/cni/networks`,
+    });
+    Deno.writeTextFileSync(
+      conflistPath(host.paths.cniConfDir, rklName),
+      JSON.stringify(list, null, 2) + "\n",
+    );
+    rec.networks[n.name] = { rklName, subnet, external: false };
+    host.store.put("compose", rec);
+  }
+}
+
+/** The container spec of one replica. */
+function replicaSpec(
+  host: Host,
+  project: ComposeProject,
+  svc: ComposeService,
+  name: string,
+  n: number,
+  hash: string,
+): LoadedContainer {
+  const mounts: ResolvedMount[] = svc.mounts.map((m, i) => {
+    switch (m.kind) {
+      case "bind":
+        return { source: m.source, destination: m.target, readOnly: m.readOnly, kind: "hostPath" };
+      case "volume":
+        return {
+          source: `${volumeDir(host, project.name, m.source)}/_data`,
+          destination: m.target,
+          readOnly: m.readOnly,
+          kind: "hostPath",
+        };
+      case "anonymous":
+        return {
+          source: `${projectDir(host, project.name)}/anon/${name}-${i}`,
+          destination: m.target,
+          readOnly: false,
+          kind: "hostPath",
+        };
+      default:
+        return {
+          source: `${projectDir(host, project.name)}/${m.kind}s/${m.source}`,
+          destination: m.target,
+          readOnly: true,
+          kind: "hostPath",
+        };
+    }
+  });
+  const limits: Record<string, string> = {};
+  if (svc.cpus) limits.cpu = svc.cpus;
+  if (svc.memory) limits.memory = svc.memory;
+  const file = project.files[0];
+  return {
+    spec: {
+      name,
+      image: svc.image,
+      command: svc.entrypoint,
+      args: svc.command,
+      env: Object.entries(svc.environment).map(([k, v]) => ({ name: k, value: v })),
+      workingDir: svc.workingDir,
+      ports: svc.ports.map((p) => ({
+        containerPort: p.containerPort,
+        hostPort: p.hostPort,
+        protocol: p.protocol.toUpperCase() as "TCP" | "UDP",
+        ...(p.hostIP ? { hostIP: p.hostIP } : {}),
+      })),
+      resources: Object.keys(limits).length > 0 ? { limits } : {},
+      mounts,
+      securityContext: {
+        privileged: svc.privileged,
+        capabilities: { add: svc.capAdd, drop: svc.capDrop },
+        runAsUser: svc.user?.uid,
+        runAsGroup: svc.user ? svc.user.gid ?? 0 : undefined,
+        readOnlyRootFilesystem: svc.readOnly,
+      },
+      tty: svc.tty,
+      labels: {
+        ...svc.labels,
+        [LABEL_PROJECT]: project.name,
+        [LABEL_SERVICE]: svc.name,
+        [LABEL_NUMBER]: String(n),
+        [LABEL_HASH]: hash,
+      },
+    },
+    warnings: [],
+    source: { file, at: (path) => ({ file, path: `services.${svc.name}.${path.join(".")}` }) },
+  };
+}
+
+/** Rewrites every project container's /etc/hosts in place (the files are bind-mounted). */
+export function writeProjectHosts(host: Host, project: string): void {
+  const members = projectContainers(host, project);
+  const ipsOf = (c: ContainerRecord) => {
+    const m = new Map<string, string>();
+    if (c.network?.ip) m.set(c.network.name, c.network.ip);
+    for (const x of c.extraNetworks ?? []) if (x.ip) m.set(x.name, x.ip);
+    return m;
+  };
+  for (const c of members) {
+    const mine = ipsOf(c);
+    const extra: { ip: string; names: string[] }[] = [];
+    for (const o of members) {
+      if (o.name === c.name) continue;
+      const theirs = ipsOf(o);
+      // An address on a network both share; else the other's first address
+      // (names are project-wide in rkl, traffic between networks is routed by the host).
+      const shared = [...theirs].find(([net]) => mine.has(net));
+      const [net, ip] = shared ?? [...theirs][0] ?? [];
+      if (!ip) continue;
+      const aliases = shared
+        ? (o.labels[`org.rkl.compose.aliases.${net}`] ?? "").split(",").filter(Boolean)
+        : [];
+      extra.push({ ip, names: [...new Set([o.labels[LABEL_SERVICE], o.name, ...aliases])] });
+    }
+    try {
+      // In place: truncating keeps the inode the container has bind-mounted.
+      Deno.writeTextFileSync(`${c.dirs.etc}/hosts`, hostsFile(c.name, c.network?.ip, extra));
+    } catch { /* container dir being removed */ }
+  }
+}
+
+export interface UpOptions {
+  services?: string[];
+  removeOrphans?: boolean;
+  warn(message: string): void;
+  log?(message: string): void;
+}
+
+/** Brings the project up: networks, volumes, then services in dependency order. */
+export async function composeUp(
+  host: Host,
+  project: ComposeProject,
+  options: UpOptions,
+): Promise<ComposeRecord> {
+  const rec: ComposeRecord = host.store.get<ComposeRecord>("compose", project.name) ?? {
+    schemaVersion: 1,
+    kind: "compose",
+    name: project.name,
+    dir: project.dir,
+    files: project.files,
+    networks: {},
+    volumes: [],
+    services: {},
+    health: {},
+    createdAt: host.now().toISOString(),
+  };
+  rec.files = project.files;
+  host.store.put("compose", rec);
+  await ensureNetworks(host, project, rec);
+  for (const v of project.volumes) {
+    if (v.external) continue;
+    Deno.mkdirSync(`${volumeDir(host, project.name, v.name)}/_data`, { recursive: true });
+    if (!rec.volumes.includes(v.name)) rec.volumes.push(v.name);
+  }
+  const pdir = projectDir(host, project.name);
+  for (const kind of ["configs", "secrets"] as const) {
+    for (const c of project[kind]) {
+      const path = `${pdir}/${kind}/${c.name}`;
+      Deno.mkdirSync(`${pdir}/${kind}`, { recursive: true });
+      if (c.file) Deno.copyFileSync(c.file, path);
+      else Deno.writeTextFileSync(path, c.content ?? "");
+      Deno.chmodSync(path, kind === "secrets" ? 0o400 : 0o444);
+    }
+  }
+  host.store.put("compose", rec);
+
+  // Orphans: services of this project no longer in the files.
+  const known = new Set(project.services.map((s) => s.name));
+  for (const c of projectContainers(host, project.name)) {
+    if (known.has(c.labels[LABEL_SERVICE])) continue;
+    if (options.removeOrphans) await removeContainer(host, c.name, { force: true });
+    else {options.warn(
+        `container ${c.name} belongs to service ${
+          JSON.stringify(c.labels[LABEL_SERVICE])
+        }, which is not in the files (use --remove-orphans)`,
+      );}
+  }
+
+  const wanted = options.services?.length
+    ? withDependencies(project, options.services)
+    : project.services;
+  for (const svc of wanted) {
+    for (const d of svc.dependsOn) await waitCondition(host, project, rec, d.service, d.condition);
+    const hash = await serviceHash(project, svc);
+    const existing = projectContainers(host, project.name).filter((c) =>
+      c.labels[LABEL_SERVICE] === svc.name
+    );
+    const stale = existing.filter((c) =>
+      c.labels[LABEL_HASH] !== hash || Number(c.labels[LABEL_NUMBER]) > svc.replicas
+    );
+    for (const c of stale) {
+      options.log?.(`recreating ${c.name}`);
+      await removeContainer(host, c.name, { force: true });
+      delete rec.health[c.name];
+    }
+    for (let n = 1; n <= svc.replicas; n++) {
+      const name = containerName(project.name, svc, n);
+      const have = host.store.get<ContainerRecord>("containers", name);
+      if (have && have.labels[LABEL_HASH] === hash) {
+        const live = await refresh(host, have);
+        if (live.status === "created") await startContainer(host, name);
+        else if (live.status === "exited") {
+          // compose up starts stopped containers again; ours are recreated (a new create is cheap and clean).
+          await removeContainer(host, name, { force: true });
+        } else continue;
+        if (live.status === "created") continue;
+      }
+      const spec = replicaSpec(host, project, svc, name, n, hash);
+      for (const m of spec.spec.mounts) {
+        if (m.source.includes("/anon/")) Deno.mkdirSync(m.source, { recursive: true });
+      }
+      for (const net of svc.networks) {
+        if (net.aliases.length > 0) {
+          spec.spec.labels[`org.rkl.compose.aliases.${rec.networks[net.name].rklName}`] = net
+            .aliases.join(",");
+        }
+      }
+      const nets = svc.networks.map((n) => rec.networks[n.name].rklName);
+      const c = await createContainer(host, spec, {
+        network: nets[0],
+        extraNetworks: nets.slice(1),
+      });
+      try {
+        await startContainer(host, c.name);
+      } catch (e) {
+        await removeContainer(host, c.name, { force: true }).catch(() => {});
+        throw e;
+      }
+      options.log?.(`started ${c.name}`);
+      writeProjectHosts(host, project.name);
+    }
+    rec.services[svc.name] = hash;
+    host.store.put("compose", rec);
+  }
+  writeProjectHosts(host, project.name);
+  return rec;
+}
+
+function withDependencies(project: ComposeProject, names: string[]): ComposeService[] {
+  const want = new Set<string>();
+  const byName = new Map(project.services.map((s) => [s.name, s]));
+  const add = (n: string) => {
+    const s = byName.get(n);
+    if (!s) {
+      throw new NotFoundError(
+        `Cannot find service ${JSON.stringify(n)} in project ${JSON.stringify(project.name)}`,
+      );
+    }
+    if (want.has(n)) return;
+    want.add(n);
+    for (const d of s.dependsOn) add(d.service);
+  };
+  names.forEach(add);
+  return project.services.filter((s) => want.has(s.name));
+}
+
+/** Waits until a dependency meets its depends_on condition, or fails `up`. */
+async function waitCondition(
+  host: Host,
+  project: ComposeProject,
+  rec: ComposeRecord,
+  service: string,
+  condition: string,
+): Promise<void> {
+  const members = projectContainers(host, project.name).filter((c) =>
+    c.labels[LABEL_SERVICE] === service
+  );
+  if (condition === "service_started") return;
+  const svc = project.services.find((s) => s.name === service)!;
+  for (const c of members) {
+    if (condition === "service_completed_successfully") {
+      for (let delay = 10;; delay = Math.min(delay * 2, 200)) {
+        const code = readExitCode(c.dirs.exitDir, c.id);
+        if (code !== undefined) {
+          if (code !== 0) {
+            throw new RklError(
+              "EDEPEND",
+              `Cannot start dependents of ${
+                JSON.stringify(service)
+              }: ${c.name} exited with code ${code}`,
+            );
+          }
+          break;
+        }
+        await host.sleep(delay);
+      }
+    } else if (condition === "service_healthy") {
+      if (!svc.healthcheck) {
+        throw new RklError(
+          "EDEPEND",
+          `Cannot wait for ${JSON.stringify(service)} to be healthy: it has no healthcheck`,
+        );
+      }
+      if (rec.health[c.name] === "healthy") continue;
+      rec.health[c.name] = await waitHealthy(host, c, svc);
+      host.store.put("compose", rec);
+      if (rec.health[c.name] !== "healthy") {
+        throw new RklError(
+          "EUNHEALTHY",
+          `Cannot start dependents of ${
+            JSON.stringify(service)
+          }: ${c.name} is unhealthy (healthcheck failed ${svc.healthcheck.retries} times)`,
+        );
+      }
+    }
+  }
+}
+
+/** Runs the healthcheck the way docker does: start period, interval, timeout, retries. */
+export async function waitHealthy(
+  host: Host,
+  c: ContainerRecord,
+  svc: ComposeService,
+): Promise<"healthy" | "unhealthy"> {
+  const h = svc.healthcheck!;
+  const started = Date.now();
+  const rt = host.runtimeFor(c.runtime);
+  const cfg = JSON.parse(Deno.readTextFileSync(c.dirs.config)) as {
+    process: { cwd: string; env: string[] };
+  };
+  let failures = 0;
+  for (;;) {
+    const live = await refresh(host, c);
+    if (live.status !== "running") return "unhealthy";
+    const res = await rt.execCapture(c.id, h.test, {
+      cwd: cfg.process.cwd,
+      env: cfg.process.env,
+      timeoutMs: h.timeoutMs,
+    });
+    if (res.code === 0) return "healthy";
+    if (Date.now() - started >= h.startPeriodMs && ++failures >= h.retries) return "unhealthy";
+    await host.sleep(Math.min(h.intervalMs, 60_000));
+  }
+}
+
+/** Removes the project's containers, networks and (with `volumes`) named volumes. */
+export async function composeDown(
+  host: Host,
+  project: ComposeProject | undefined,
+  name: string,
+  options: { volumes?: boolean; removeOrphans?: boolean },
+): Promise<string[]> {
+  const rec = host.store.get<ComposeRecord>("compose", name);
+  const known = project ? new Set(project.services.map((s) => s.name)) : undefined;
+  const members = projectContainers(host, name);
+  // Dependents first: the reverse of the dependency order.
+  const order = project ? [...project.services].reverse().map((s) => s.name) : [];
+  members.sort((a, b) =>
+    order.indexOf(a.labels[LABEL_SERVICE]) - order.indexOf(b.labels[LABEL_SERVICE])
+  );
+  const removed: string[] = [];
+  for (const c of members) {
+    if (known && !known.has(c.labels[LABEL_SERVICE]) && !options.removeOrphans) continue;
+    const grace = project?.services.find((s) => s.name === c.labels[LABEL_SERVICE])?.stopGraceSec ??
+      10;
+    await stopContainer(host, c.name, grace);
+    await removeContainer(host, c.name, { force: true });
+    removed.push(c.name);
+  }
+  if (!rec) return removed;
+  for (const n of Object.values(rec.networks)) {
+    if (n.external) continue;
+    try {
+      Deno.removeSync(conflistPath(host.paths.cniConfDir, n.rklName));
+    } catch { /* gone */ }
+    try {
+      Deno.removeSync(`${host.paths.root}/cni/networks/${n.rklName}`, { recursive: true });
+    } catch { /* gone */ }
+  }
+  try {
+    Deno.removeSync(projectDir(host, name), { recursive: true });
+  } catch { /* gone */ }
+  if (options.volumes) {
+    for (const v of rec.volumes) {
+      try {
+        Deno.removeSync(volumeDir(host, name, v), { recursive: true });
+      } catch { /* gone */ }
+    }
+  }
+  host.store.delete("compose", name);
+  return removed;
+}
+
+export async function composeStop(
+  host: Host,
+  project: ComposeProject,
+  services: string[],
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const svc of [...project.services].reverse()) {
+    if (services.length && !services.includes(svc.name)) continue;
+    for (
+      const c of projectContainers(host, project.name).filter((c) =>
+        c.labels[LABEL_SERVICE] === svc.name
+      )
+    ) {
+      await stopContainer(host, c.name, svc.stopGraceSec);
+      out.push(c.name);
+    }
+  }
+  return out;
+}
+
+export function requireProject(host: Host, name: string): ComposeRecord {
+  const rec = host.store.get<ComposeRecord>("compose", name);
+  if (!rec) {
+    throw new NotFoundError(`Cannot find compose project ${JSON.stringify(name)}`, {
+      hint: "run rkl compose up first",
+    });
+  }
+  return rec;
+}
+
+export function serviceContainer(host: Host, project: string, service: string): ContainerRecord {
+  const c = projectContainers(host, project).filter((c) => c.labels[LABEL_SERVICE] === service)
+    .sort((a, b) => Number(a.labels[LABEL_NUMBER]) - Number(b.labels[LABEL_NUMBER]))[0];
+  if (!c) {
+    throw new NotFoundError(
+      `Cannot find a container of service ${JSON.stringify(service)} in project ${
+        JSON.stringify(project)
+      }`,
+    );
+  }
+  return c;
+}
