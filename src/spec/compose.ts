@@ -515,6 +515,7 @@ function parseVolumes(
   raw: NonNullable<RawService["volumes"]>,
   dir: string,
   declared: Set<string>,
+  env: Record<string, string | undefined>,
 ): ComposeMount[] {
   return raw.map((v, i): ComposeMount => {
     const where: PathSegment[] = ["services", svc, "volumes", i];
@@ -548,7 +549,7 @@ function parseVolumes(
     }
     if (source === undefined) return { kind: "anonymous", source: "", target, readOnly };
     if (type === "bind") {
-      const home = Deno.env.get("HOME") ?? "/root";
+      const home = env.HOME ?? "/root";
       return {
         kind: "bind",
         source: joinPath(dir, source.startsWith("~") ? home + source.slice(1) : source),
@@ -777,7 +778,7 @@ export function loadCompose(
       environment: env,
       ports: parsePorts(L, svc, s.ports ?? []),
       mounts: [
-        ...parseVolumes(L, svc, s.volumes ?? [], options.dir, declaredVols),
+        ...parseVolumes(L, svc, s.volumes ?? [], options.dir, declaredVols, options.env),
         ...refs("configs", declaredConfigs),
         ...refs("secrets", declaredSecrets),
       ],
@@ -864,6 +865,9 @@ export function loadCompose(
       content: (o as { content?: string }).content ??
         (o.environment !== undefined ? options.env[o.environment] ?? "" : undefined),
     }));
+  const fileIndex = (f: string) => files.findIndex((x) => x.file === f);
+  warnings.sort((a, b) => fileIndex(a.file) - fileIndex(b.file) || (a.line ?? 0) - (b.line ?? 0));
+
   return {
     project: {
       name,

@@ -1,0 +1,204 @@
+import assert from "node:assert/strict";
+import { SpecError } from "../errors.ts";
+import { dockerBytes, loadCompose, normalizeProjectName, parseDuration } from "./compose.ts";
+
+const RK8S = `services:
+  backend:
+    container_name: back
+    image: ./bundles/busybox
+    command: ["sleep", "300"]
+    ports:
+      - "8080:8080"
+    networks:
+      - libra-net
+    volumes:
+      - ./tmp/mount/dir:/app/data
+  frontend:
+    container_name: front
+    command: ["sleep", "300"]
+    image: ./bundles/busybox
+    ports:
+      - "80:80"
+networks:
+  libra-net:
+    driver: bridge
+configs:
+  backend-config:
+    file: ./config.yaml
+`;
+
+const load = (
+  text: string,
+  extra: { env?: Record<string, string>; profiles?: string[]; more?: string } = {},
+) =>
+  loadCompose(
+    [
+      { file: "compose.yaml", text },
+      ...(extra.more ? [{ file: "override.yaml", text: extra.more }] : []),
+    ],
+    { env: extra.env ?? {}, dir: "/srv/My_App", profiles: extra.profiles },
+  );
+
+function err(text: string, extra: Parameters<typeof load>[1] = {}): SpecError {
+  try {
+    load(text, extra);
+  } catch (e) {
+    if (e instanceof SpecError) return e;
+    throw e;
+  }
+  assert.fail("expected a SpecError");
+}
+
+Deno.test("loadCompose() reads rk8s's example", () => {
+  const { project, warnings } = load(RK8S);
+  assert.equal(project.name, "my_app");
+  assert.deepEqual(project.services.map((s) => [s.name, s.containerName]), [["backend", "back"], [
+    "frontend",
+    "front",
+  ]]);
+  const back = project.services[0];
+  assert.equal(back.image, "/srv/My_App/bundles/busybox");
+  assert.deepEqual(back.ports, [{
+    hostIP: undefined,
+    hostPort: 8080,
+    containerPort: 8080,
+    protocol: "tcp",
+  }]);
+  assert.deepEqual(back.mounts, [{
+    kind: "bind",
+    source: "/srv/My_App/tmp/mount/dir",
+    target: "/app/data",
+    readOnly: false,
+  }]);
+  assert.deepEqual(back.networks, [{ name: "libra-net", aliases: [] }]);
+  assert.deepEqual(project.services[1].networks, [{ name: "default", aliases: [] }]);
+  assert.deepEqual(project.networks.map((n) => n.name), ["default", "libra-net"]);
+  assert.deepEqual(project.configs, [{
+    name: "backend-config",
+    file: "/srv/My_App/config.yaml",
+    content: undefined,
+  }]);
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("loadCompose() parses the port forms", () => {
+  const { project } = load(
+    `services:\n  s:\n    image: b\n    ports: ["127.0.0.1:8080:80/udp", "9000-9001:80-81", "3000", {target: 53, published: "5353", protocol: udp}]\n`,
+  );
+  assert.deepEqual(project.services[0].ports, [
+    { hostIP: "127.0.0.1", hostPort: 8080, containerPort: 80, protocol: "udp" },
+    { hostIP: undefined, hostPort: 9000, containerPort: 80, protocol: "tcp" },
+    { hostIP: undefined, hostPort: 9001, containerPort: 81, protocol: "tcp" },
+    { hostIP: undefined, hostPort: 5353, containerPort: 53, protocol: "udp" },
+  ]);
+  const bad = err(`services:\n  s:\n    image: b\n    ports:\n      - "80:80:80:80"\n`);
+  assert.equal(bad.line, 5);
+  assert.match(bad.detail, /must look like "8080:80"/);
+  assert.match(
+    err(`services:\n  s:\n    image: b\n    ports: ["9000-9002:80-81"]\n`).detail,
+    /same length/,
+  );
+});
+
+Deno.test("loadCompose() interpolates from the environment, with errors at the value's position", () => {
+  const { project } = load(
+    `services:\n  s:\n    image: b\n    environment:\n      A: \${A:-def}\n      B: $$literal\n    ports: ["\${PORT}:80"]\n`,
+    {
+      env: { PORT: "8081" },
+    },
+  );
+  assert.deepEqual(project.services[0].environment, { A: "def", B: "$literal" });
+  assert.equal(project.services[0].ports[0].hostPort, 8081);
+  const e = err(
+    `services:\n  s:\n    image: b\n    environment:\n      TOKEN: \${TOKEN:?TOKEN is needed}\n`,
+  );
+  assert.equal(e.message, "compose.yaml:5:14: required variable TOKEN is not set: TOKEN is needed");
+});
+
+Deno.test("loadCompose() merges a later file over an earlier one", () => {
+  const { project } = load(
+    `services:\n  s:\n    image: b\n    command: [a]\n    environment: {A: "1", B: "1"}\n    ports: ["80:80"]\n`,
+    {
+      more:
+        `services:\n  s:\n    command: [b]\n    environment: [B=2]\n    ports: ["81:81"]\n  t:\n    image: c\n`,
+    },
+  );
+  const s = project.services.find((x) => x.name === "s")!;
+  assert.deepEqual(s.command, ["b"]);
+  assert.deepEqual(s.environment, { A: "1", B: "2" });
+  assert.deepEqual(s.ports.map((p) => p.hostPort), [80, 81]);
+  assert.ok(project.services.some((x) => x.name === "t"));
+});
+
+Deno.test("loadCompose() orders services by depends_on and reports cycles and unknown services", () => {
+  const { project } = load(
+    `services:\n  web:\n    image: b\n    depends_on: {db: {condition: service_healthy}}\n  db:\n    image: b\n    healthcheck: {test: ["CMD", "true"], interval: 1s}\n`,
+  );
+  assert.deepEqual(project.services.map((s) => s.name), ["db", "web"]);
+  assert.deepEqual(project.services[0].healthcheck, {
+    test: ["true"],
+    intervalMs: 1000,
+    timeoutMs: 30000,
+    retries: 3,
+    startPeriodMs: 0,
+  });
+  const cycle = err(
+    `services:\n  a:\n    image: b\n    depends_on: [b]\n  b:\n    image: b\n    depends_on: [a]\n`,
+  );
+  assert.match(cycle.detail, /dependency cycle: a -> b -> a/);
+  const unknown = err(`services:\n  a:\n    image: b\n    depends_on: [nope]\n`);
+  assert.equal(
+    unknown.message,
+    'compose.yaml:4:18: services.a.depends_on[0]: service "nope" is not defined',
+  );
+});
+
+Deno.test("loadCompose() reports undefined networks and volumes, and warns on unknown keys", () => {
+  assert.match(
+    err(`services:\n  a:\n    image: b\n    networks: [front]\n`).detail,
+    /network "front" is not declared/,
+  );
+  assert.match(
+    err(`services:\n  a:\n    image: b\n    volumes: ["data:/data"]\n`).detail,
+    /volume "data" is not declared/,
+  );
+  const { warnings } = load(
+    `version: "3"\nservices:\n  a:\n    image: b\n    build: .\n    logging: {driver: none}\n`,
+  );
+  assert.deepEqual(warnings.map((w) => `${w.line}:${w.path}:${w.message}`), [
+    "1:version:obsolete, ignored",
+    "5:services.a.build:unknown field, ignored",
+    "6:services.a.logging:unknown field, ignored",
+  ]);
+});
+
+Deno.test("loadCompose() applies profiles, resources and user", () => {
+  const text =
+    `services:\n  a:\n    image: b\n    cpus: 0.5\n    mem_limit: 256m\n    user: "1000:1000"\n  debug:\n    image: b\n    profiles: [debug]\n`;
+  assert.deepEqual(load(text).project.services.map((s) => s.name), ["a"]);
+  assert.deepEqual(load(text, { profiles: ["debug"] }).project.services.map((s) => s.name), [
+    "a",
+    "debug",
+  ]);
+  const a = load(text).project.services[0];
+  assert.deepEqual([a.cpus, a.memory, a.user], ["500m", String(256 * 1024 * 1024), {
+    uid: 1000,
+    gid: 1000,
+  }]);
+  assert.match(
+    err(`services:\n  a:\n    image: b\n    user: www-data\n`).detail,
+    /must be numeric/,
+  );
+});
+
+Deno.test("helpers: durations, docker sizes, project names", () => {
+  assert.equal(parseDuration("1m30s"), 90_000);
+  assert.equal(parseDuration("500ms"), 500);
+  assert.equal(parseDuration(2), 2000);
+  assert.throws(() => parseDuration("5 minutes"));
+  assert.equal(dockerBytes("512m"), String(512 * 1024 * 1024));
+  assert.equal(dockerBytes("1g"), String(1024 ** 3));
+  assert.throws(() => dockerBytes("lots"));
+  assert.equal(normalizeProjectName("My App.v2"), "myappv2");
+  assert.equal(normalizeProjectName("_x_y-Z"), "x_y-z");
+});
