@@ -23,7 +23,7 @@ import type { Host } from "../../src/workloads/host.ts";
 import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
 import type { Context } from "../app.ts";
 import { ago, table, write } from "../format.ts";
-import { execIn } from "./_shared.ts";
+import { execIn, parseSeconds } from "./_shared.ts";
 
 const DEFAULT_FILES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
 
@@ -159,10 +159,12 @@ export function registerCompose(program: Command, ctx: Context): void {
   c.command("down").description("stop and remove the containers and networks")
     .option("-v, --volumes", "remove named volumes too")
     .option("--remove-orphans", "remove containers of services no longer in the files")
-    .action(async (o: { volumes?: boolean; removeOrphans?: boolean }) => {
+    .option("-t, --timeout <seconds>", "grace period before SIGKILL (default: stop_grace_period)")
+    .action(async (o: { volumes?: boolean; removeOrphans?: boolean; timeout?: string }) => {
       const host = ctx.host();
       const project = await loadProject(flags(), ctx.warn);
-      for (const n of await composeDown(host, project, project.name, o)) {
+      const timeoutSec = parseSeconds("--timeout", o.timeout);
+      for (const n of await composeDown(host, project, project.name, { ...o, timeoutSec })) {
         console.error(`removed ${n}`);
       }
     });
@@ -271,13 +273,16 @@ export function registerCompose(program: Command, ctx: Context): void {
     },
   );
 
-  c.command("stop").argument("[services...]").description("stop the services").action(
-    async (services: string[]) => {
+  c.command("stop").argument("[services...]").description("stop the services")
+    .option("-t, --timeout <seconds>", "grace period before SIGKILL (default: stop_grace_period)")
+    .action(async (services: string[], o: { timeout?: string }) => {
       const host = ctx.host();
       const project = await loadProject(flags(), ctx.warn);
-      for (const n of await composeStop(host, project, services)) console.error(`stopped ${n}`);
-    },
-  );
+      const timeoutSec = parseSeconds("--timeout", o.timeout);
+      for (const n of await composeStop(host, project, services, { timeoutSec })) {
+        console.error(`stopped ${n}`);
+      }
+    });
 
   c.command("restart").argument("[services...]").description("stop and recreate the services")
     .action(async (services: string[]) => {

@@ -84,9 +84,30 @@ export function projectContainers(host: Host, project: string): ContainerRecord[
   );
 }
 
-/** The subnets that conflists in the conf dir already use. */
+/** Subnets routed on the host (any bridge, any rkl root, anything else), from /proc/net/route. */
+export function routedSubnets(routeTable: string): Set<string> {
+  const out = new Set<string>();
+  for (const line of routeTable.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8 || f[1] === "00000000") continue;
+    const ip = (hex: string) =>
+      [3, 2, 1, 0].map((i) => parseInt(hex.slice(i * 2, i * 2 + 2), 16)).join(".");
+    const bits = [...ip(f[7]).split(".")].reduce(
+      (n, o) => n + Number(o).toString(2).replaceAll("0", "").length,
+      0,
+    );
+    out.add(`${ip(f[1])}/${bits}`);
+  }
+  return out;
+}
+
+/** The subnets that conflists in the conf dir, and routes on the host, already use. */
 function usedSubnets(host: Host): Set<string> {
   const out = new Set<string>();
+  try {
+    for (const s of routedSubnets(Deno.readTextFileSync("/proc/net/route"))) out.add(s);
+  } catch { /* no procfs */ }
+
   try {
     for (const e of Deno.readDirSync(host.paths.cniConfDir)) {
       if (!e.name.endsWith(".conflist")) continue;
@@ -461,7 +482,7 @@ export async function composeDown(
   host: Host,
   project: ComposeProject | undefined,
   name: string,
-  options: { volumes?: boolean; removeOrphans?: boolean },
+  options: { volumes?: boolean; removeOrphans?: boolean; timeoutSec?: number },
 ): Promise<string[]> {
   const rec = host.store.get<ComposeRecord>("compose", name);
   const known = project ? new Set(project.services.map((s) => s.name)) : undefined;
@@ -474,8 +495,8 @@ export async function composeDown(
   const removed: string[] = [];
   for (const c of members) {
     if (known && !known.has(c.labels[LABEL_SERVICE]) && !options.removeOrphans) continue;
-    const grace = project?.services.find((s) => s.name === c.labels[LABEL_SERVICE])?.stopGraceSec ??
-      10;
+    const grace = options.timeoutSec ??
+      project?.services.find((s) => s.name === c.labels[LABEL_SERVICE])?.stopGraceSec ?? 10;
     await stopContainer(host, c.name, grace);
     await removeContainer(host, c.name, { force: true });
     removed.push(c.name);
@@ -508,6 +529,7 @@ export async function composeStop(
   host: Host,
   project: ComposeProject,
   services: string[],
+  options: { timeoutSec?: number } = {},
 ): Promise<string[]> {
   const out: string[] = [];
   for (const svc of [...project.services].reverse()) {
@@ -517,7 +539,7 @@ export async function composeStop(
         c.labels[LABEL_SERVICE] === svc.name
       )
     ) {
-      await stopContainer(host, c.name, svc.stopGraceSec);
+      await stopContainer(host, c.name, options.timeoutSec ?? svc.stopGraceSec);
       out.push(c.name);
     }
   }

@@ -1,0 +1,328 @@
+/**
+ * `rkl compose` on real compose files, against the real runtime, conmon, CNI
+ * and iptables: rk8s's example, name resolution, published ports, healthy
+ * dependencies, .env interpolation, named volumes, re-up of changed services,
+ * bad files, and a host census left as it was.
+ */
+import assert from "node:assert/strict";
+import { type Census, census } from "../_helpers/census.ts";
+import { cleanupEnv, makeEnv, rkl, type RklEnv, type RunResult, waitFor } from "../_helpers/env.ts";
+import { REPO, requires } from "../_helpers/requires.ts";
+
+const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
+const env = ready ? await makeEnv("compose", 3) : undefined;
+const baseline: Census | undefined = env ? await census(env) : undefined;
+
+/** A project directory with a bundles/ link, as rk8s's example expects. */
+async function projectDir(name: string, files: Record<string, string>): Promise<string> {
+  const dir = `${env!.dir}/${name}`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.symlink(`${REPO}/bundles`, `${dir}/bundles`).catch(() => {});
+  for (const [f, text] of Object.entries(files)) {
+    await Deno.mkdir(`${dir}/${f}`.replace(/\/[^/]*$/, ""), { recursive: true });
+    await Deno.writeTextFile(`${dir}/${f}`, text);
+  }
+  return dir;
+}
+
+function compose(dir: string, args: string[]): Promise<RunResult> {
+  return rkl(env!, ["compose", ...args], { cwd: dir });
+}
+
+async function composeOk(dir: string, args: string[]): Promise<string> {
+  const r = await compose(dir, args);
+  if (r.code !== 0) throw new Error(`rkl compose ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function ps(
+  dir: string,
+): Promise<{ name: string; service: string; status: string; health: string | null; ip: string }[]> {
+  return JSON.parse(await composeOk(dir, ["ps", "-a", "-o", "json"]));
+}
+
+async function assertCensusUnchanged(): Promise<void> {
+  assert.deepEqual(await census(env!), baseline, "the host census changed");
+}
+
+/** Like envTest, but cleans up with `compose down -v` in the project dir first. */
+function test(name: string, fn: (dirs: string[]) => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: !ready,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const dirs: string[] = [];
+      try {
+        await fn(dirs);
+      } finally {
+        for (const d of dirs) await compose(d, ["down", "-v", "--remove-orphans", "-t", "0"]);
+        await removeLeftovers(env!);
+      }
+    },
+  });
+}
+
+async function removeLeftovers(e: RklEnv): Promise<void> {
+  const left = (await rkl(e, ["container", "list", "-q"])).stdout.split("\n").filter(Boolean);
+  for (const n of left) await rkl(e, ["container", "rm", "-f", n]);
+}
+
+const RK8S = `services:
+  backend:
+    container_name: back
+    image: ./bundles/busybox
+    command: ["sleep", "300"]
+    ports:
+      - "8080:8080"
+    networks:
+      - libra-net
+    volumes:
+      - ./tmp/mount/dir:/app/data
+  frontend:
+    container_name: front
+    command: ["sleep", "300"]
+    image: ./bundles/busybox
+    ports:
+      - "80:80"
+networks:
+  libra-net:
+    driver: bridge
+configs:
+  backend-config:
+    file: ./config.yaml
+`;
+
+test("rk8s's compose example: both run, front resolves back, the bind volume is visible", async (dirs) => {
+  const dir = await projectDir("rk8s", {
+    "compose.yaml": RK8S,
+    "config.yaml": "a: 1\n",
+    "tmp/mount/dir/hello.txt": "from the host\n",
+  });
+  dirs.push(dir);
+  const up = await compose(dir, ["up", "-d"]);
+  assert.equal(up.code, 0, up.stderr);
+  const list = await ps(dir);
+  assert.deepEqual(list.map((c) => [c.name, c.service, c.status]).sort(), [[
+    "back",
+    "backend",
+    "running",
+  ], ["front", "frontend", "running"]]);
+  const ping = await compose(dir, ["exec", "frontend", "--", "ping", "-c", "1", "-W", "2", "back"]);
+  assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+  assert.match(
+    ping.stdout,
+    new RegExp(`from ${list.find((c) => c.name === "back")!.ip.replaceAll(".", "\\.")}`),
+  );
+  assert.equal(
+    await composeOk(dir, ["exec", "backend", "--", "cat", "/app/data/hello.txt"]),
+    "from the host\n",
+  );
+  // Members are ordinary rkl containers, labelled with project and service.
+  const state = JSON.parse((await rkl(env!, ["container", "state", "back", "-o", "json"])).stdout);
+  assert.equal(state.labels["com.docker.compose.project"], "rk8s");
+  assert.equal(state.labels["com.docker.compose.service"], "backend");
+  const down = await compose(dir, ["down", "-t", "0"]);
+  assert.equal(down.code, 0, down.stderr);
+  await assertCensusUnchanged();
+});
+
+test("published ports answer from the host; logs are prefixed by service; .env interpolates", async (dirs) => {
+  const dir = await projectDir("webapp", {
+    ".env": "WEB_PORT=18701\nGREETING=hello from dotenv\n",
+    "compose.yaml": `services:
+  web:
+    image: ./bundles/busybox
+    command: ["sh", "-c", "mkdir -p /www; echo \\"$$GREETING\\" > /www/index.html; echo serving; exec httpd -f -p 80 -h /www"]
+    environment:
+      GREETING: \${GREETING:?GREETING must be set}
+    ports:
+      - "\${WEB_PORT:-8000}:80"
+`,
+  });
+  dirs.push(dir);
+  assert.equal((await compose(dir, ["up", "-d"])).code, 0);
+  let body = "";
+  await waitFor("httpd on 18701", async () => {
+    try {
+      body = await (await fetch("http://127.0.0.1:18701/")).text();
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  assert.equal(body, "hello from dotenv\n");
+  assert.equal((await compose(dir, ["logs"])).stdout, "web-1 | serving\n");
+  const config = await composeOk(dir, ["config", "-o", "json"]);
+  assert.equal(JSON.parse(config).services[0].ports[0].hostPort, 18701);
+  assert.equal((await compose(dir, ["down", "-t", "0"])).code, 0);
+  await assertCensusUnchanged();
+});
+
+test("depends_on service_healthy holds a service back until the healthcheck passes", async (dirs) => {
+  const dir = await projectDir("healthy", {
+    "compose.yaml": `services:
+  db:
+    image: ./bundles/busybox
+    command: ["sh", "-c", "sleep 1; echo ready > /shared/state; sleep 300"]
+    volumes: ["shared:/shared"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/shared/state"]
+      interval: 100ms
+      retries: 50
+  app:
+    image: ./bundles/busybox
+    command: ["sh", "-c", "cat /shared/state; sleep 300"]
+    volumes: ["shared:/shared"]
+    depends_on:
+      db:
+        condition: service_healthy
+volumes:
+  shared:
+`,
+  });
+  dirs.push(dir);
+  const up = await compose(dir, ["up", "-d"]);
+  assert.equal(up.code, 0, up.stderr);
+  // app started only after db wrote its state: its first line is that state.
+  await waitFor("app output", async () => (await compose(dir, ["logs", "app"])).stdout !== "");
+  assert.equal((await compose(dir, ["logs", "app"])).stdout, "app-1 | ready\n");
+  assert.equal((await ps(dir)).find((c) => c.service === "db")!.health, "healthy");
+  assert.equal((await compose(dir, ["down", "-v", "-t", "0"])).code, 0);
+  await assertCensusUnchanged();
+});
+
+test("up fails clearly when a dependency never becomes healthy", async (dirs) => {
+  const dir = await projectDir("unhealthy", {
+    "compose.yaml": `services:
+  db:
+    image: ./bundles/busybox
+    command: ["sleep", "300"]
+    healthcheck:
+      test: ["CMD-SHELL", "exit 1"]
+      interval: 50ms
+      retries: 3
+  app:
+    image: ./bundles/busybox
+    command: ["sleep", "300"]
+    depends_on:
+      db: {condition: service_healthy}
+`,
+  });
+  dirs.push(dir);
+  const up = await compose(dir, ["up", "-d"]);
+  assert.equal(up.code, 1);
+  assert.match(
+    up.stderr,
+    /Cannot start dependents of "db": unhealthy-db-1 is unhealthy \(healthcheck failed 3 times\)/,
+  );
+  assert.deepEqual((await ps(dir)).map((c) => c.service), ["db"], "app was never created");
+  assert.equal((await compose(dir, ["down", "-t", "0"])).code, 0);
+  await assertCensusUnchanged();
+});
+
+test("named volumes survive down + up and go with down -v; re-up recreates only changed services", async (dirs) => {
+  const file = (greeting: string) =>
+    `services:
+  store:
+    image: ./bundles/busybox
+    command: ["sleep", "300"]
+    volumes: ["data:/data"]
+  other:
+    image: ./bundles/busybox
+    command: ["sleep", "300"]
+    environment: {GREETING: ${greeting}}
+volumes:
+  data:
+`;
+  const dir = await projectDir("persist", { "compose.yaml": file("one") });
+  dirs.push(dir);
+  await composeOk(dir, ["up", "-d"]);
+  await composeOk(dir, ["exec", "store", "--", "sh", "-c", "echo kept > /data/f"]);
+  const pids = async () =>
+    Object.fromEntries(
+      await Promise.all(
+        ["persist-store-1", "persist-other-1"].map(async (
+          n,
+        ) => [
+          n,
+          JSON.parse((await rkl(env!, ["container", "state", n, "-o", "json"])).stdout).pid,
+        ]),
+      ),
+    );
+  const before = await pids();
+  await Deno.writeTextFile(`${dir}/compose.yaml`, file("two"));
+  await composeOk(dir, ["up", "-d"]);
+  const after = await pids();
+  assert.equal(
+    after["persist-store-1"],
+    before["persist-store-1"],
+    "unchanged service kept running",
+  );
+  assert.notEqual(after["persist-other-1"], before["persist-other-1"], "changed service recreated");
+  assert.equal(
+    await composeOk(dir, ["exec", "other", "--", "sh", "-c", "echo $GREETING"]),
+    "two\n",
+  );
+  await composeOk(dir, ["down", "-t", "0"]);
+  await composeOk(dir, ["up", "-d"]);
+  assert.equal(await composeOk(dir, ["exec", "store", "--", "cat", "/data/f"]), "kept\n");
+  await composeOk(dir, ["down", "-v", "-t", "0"]);
+  await composeOk(dir, ["up", "-d"]);
+  assert.equal(
+    (await compose(dir, ["exec", "store", "--", "cat", "/data/f"])).code,
+    1,
+    "down -v removed the volume",
+  );
+  await composeOk(dir, ["down", "-v", "-t", "0"]);
+  await assertCensusUnchanged();
+});
+
+test("bad compose files give one located error, exit 2, and create nothing", async () => {
+  const cases: [string, string, RegExp][] = [
+    ["yaml", "services:\n  a: [\n", /compose\.yaml:\d+:\d+: Cannot parse YAML/],
+    [
+      "undefined-dep",
+      "services:\n  a:\n    image: ./bundles/busybox\n    depends_on: [ghost]\n",
+      /compose\.yaml:4:18: services\.a\.depends_on\[0\]: service "ghost" is not defined/,
+    ],
+    [
+      "cycle",
+      "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n",
+      /dependency cycle: a -> b -> a/,
+    ],
+    [
+      "port",
+      'services:\n  a:\n    image: x\n    ports: ["80:80:80:80"]\n',
+      /compose\.yaml:4:13: services\.a\.ports\[0\]: port "80:80:80:80" must look like/,
+    ],
+    [
+      "network",
+      "services:\n  a:\n    image: x\n    networks: [nope]\n",
+      /services\.a\.networks\.nope: network "nope" is not declared/,
+    ],
+    [
+      "volume",
+      'services:\n  a:\n    image: x\n    volumes: ["nope:/d"]\n',
+      /services\.a\.volumes\[0\]: volume "nope" is not declared/,
+    ],
+    [
+      "required",
+      'services:\n  a:\n    image: x\n    environment: {T: "${UNSET_FOR_TEST:?needed}"}\n',
+      /compose\.yaml:4:22: required variable UNSET_FOR_TEST is not set: needed/,
+    ],
+  ];
+  for (const [label, text, want] of cases) {
+    const dir = await projectDir(`bad-${label}`, { "compose.yaml": text });
+    const r = await compose(dir, ["up", "-d"]);
+    assert.equal(r.code, 2, `${label}: ${r.stderr}`);
+    assert.match(r.stderr, want, label);
+    assert.equal(r.stderr.trim().split("\n").length, 1, `${label}: ${r.stderr}`);
+  }
+  await assertCensusUnchanged();
+});
+
+test("cleanup", async () => {
+  await cleanupEnv(env!);
+});
