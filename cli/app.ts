@@ -25,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
     .option("--runtime <name>", "OCI runtime: youki, runc, crun or a path (env RKL_RUNTIME)")
     .option("--debug", "print the cause chain of errors")
     .showHelpAfterError()
+    // Options belong to the command they follow: `compose -f FILE logs -f` means two things.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
 

@@ -123,6 +123,7 @@ async function followLogs(
 
 export function registerCompose(program: Command, ctx: Context): void {
   const c = program.command("compose").description("run compose applications")
+    .enablePositionalOptions()
     .option(
       "-f, --file <file>",
       "compose file (repeatable; later ones override)",

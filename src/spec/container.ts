@@ -48,6 +48,8 @@ export interface ContainerSpec {
   securityContext: SecurityContextSpec;
   tty: boolean;
   labels: Record<string, string>;
+  /** Hostname inside the container (default: the container name). */
+  hostname?: string;
 }
 
 export interface ResolvedMount {

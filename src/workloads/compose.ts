@@ -218,12 +218,15 @@ function replicaSpec(
         readOnlyRootFilesystem: svc.readOnly,
       },
       tty: svc.tty,
+      hostname: svc.hostname,
       labels: {
         ...svc.labels,
         [LABEL_PROJECT]: project.name,
         [LABEL_SERVICE]: svc.name,
         [LABEL_NUMBER]: String(n),
         [LABEL_HASH]: hash,
+        // For `rkl daemon`, which applies restart policies.
+        "org.rkl.restart": svc.restart,
       },
     },
     warnings: [],
@@ -258,7 +261,8 @@ export function writeProjectHosts(host: Host, project: string): void {
     }
     try {
       // In place: truncating keeps the inode the container has bind-mounted.
-      Deno.writeTextFileSync(`${c.dirs.etc}/hosts`, hostsFile(c.name, c.network?.ip, extra));
+      const own = Deno.readTextFileSync(`${c.dirs.etc}/hostname`).trim() || c.name;
+      Deno.writeTextFileSync(`${c.dirs.etc}/hosts`, hostsFile(own, c.network?.ip, extra));
     } catch { /* container dir being removed */ }
   }
 }

@@ -160,7 +160,7 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
   const config = generateConfig(spec, {
     rootfs: dirs.rootfs,
     cgroupsPath: `/${cgroupPath}`,
-    hostname: sb?.hostname ?? spec.name,
+    hostname: sb?.hostname ?? spec.hostname ?? spec.name,
     etcFiles: {
       hosts: `${etc}/hosts`,
       hostname: `${etc}/hostname`,
@@ -388,8 +388,11 @@ async function setUpOwnSandbox(
     save();
   }
 
-  Deno.writeTextFileSync(`${d.etc}/hosts`, hostsFile(plan.name, rec.network?.ip));
-  Deno.writeTextFileSync(`${d.etc}/hostname`, `${plan.name}\n`);
+  Deno.writeTextFileSync(
+    `${d.etc}/hosts`,
+    hostsFile(plan.config.hostname ?? plan.name, rec.network?.ip),
+  );
+  Deno.writeTextFileSync(`${d.etc}/hostname`, `${plan.config.hostname ?? plan.name}\n`);
   Deno.writeTextFileSync(`${d.etc}/resolv.conf`, resolvConf(readOr(RESOLV)));
   trace("create: cni + etc files");
 }

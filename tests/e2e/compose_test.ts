@@ -279,6 +279,67 @@ volumes:
   await assertCensusUnchanged();
 });
 
+test("configs and secrets are mounted read-only; replicas, hostname, stop/start/restart, logs -f", async (dirs) => {
+  const dir = await projectDir("extras", {
+    "app.conf": "setting=1\n",
+    "token.txt": "s3cret\n",
+    "compose.yaml": `services:
+  app:
+    image: ./bundles/busybox
+    hostname: apphost
+    command: ["sh", "-c", "cat /app.conf /run/secrets/token; hostname; exec sleep 300"]
+    configs: [{source: appconf, target: /app.conf}]
+    secrets: [token]
+    stop_grace_period: 1s
+  worker:
+    image: ./bundles/busybox
+    command: ["sh", "-c", "echo working; exec sleep 300"]
+    deploy: {replicas: 2}
+    stop_grace_period: 1s
+configs:
+  appconf: {file: ./app.conf}
+secrets:
+  token: {file: ./token.txt}
+`,
+  });
+  dirs.push(dir);
+  await composeOk(dir, ["up", "-d"]);
+  await waitFor(
+    "app output",
+    async () => (await compose(dir, ["logs", "app"])).stdout.split("\n").length > 3,
+  );
+  assert.equal(
+    (await compose(dir, ["logs", "app"])).stdout,
+    "app-1 | setting=1\napp-1 | s3cret\napp-1 | apphost\n",
+  );
+  const ro = await compose(dir, ["exec", "app", "--", "sh", "-c", "echo x >> /app.conf"]);
+  assert.notEqual(ro.code, 0, "configs are read-only");
+  assert.deepEqual((await ps(dir)).map((c) => c.name).sort(), [
+    "extras-app-1",
+    "extras-worker-1",
+    "extras-worker-2",
+  ]);
+  await composeOk(dir, ["stop", "worker"]);
+  assert.deepEqual((await ps(dir)).filter((c) => c.service === "worker").map((c) => c.status), [
+    "exited",
+    "exited",
+  ]);
+  // logs -f on exited containers prints and returns.
+  assert.equal(
+    (await compose(dir, ["logs", "-f", "worker"])).stdout.split("\n").filter(Boolean).sort().join(
+      ",",
+    ),
+    "worker-1 | working,worker-2 | working",
+  );
+  await composeOk(dir, ["restart", "worker"]);
+  assert.deepEqual((await ps(dir)).filter((c) => c.service === "worker").map((c) => c.status), [
+    "running",
+    "running",
+  ]);
+  await composeOk(dir, ["down", "-t", "0"]);
+  await assertCensusUnchanged();
+});
+
 test("bad compose files give one located error, exit 2, and create nothing", async () => {
   const cases: [string, string, RegExp][] = [
     ["yaml", "services:\n  a: [\n", /compose\.yaml:\d+:\d+: Cannot parse YAML/],
