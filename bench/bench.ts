@@ -18,6 +18,7 @@ import { bridgeConflist } from "../src/net/network.ts";
 import { CniClient, LOOPBACK, type NetConfList } from "../src/net/cni.ts";
 import { DenoCommandRunner } from "../src/sys/command.ts";
 import { which } from "../src/oci/runtime.ts";
+import { removeIdlePortmapChains } from "../src/net/portmap.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? "10");
@@ -135,6 +136,62 @@ function podManifest(image: string, pauseLabel: string): string {
     `    - name: ${n}\n      image: ${image}\n      command: ["sleep", "3600"]\n      resources: {limits: {cpu: 200m, memory: 64Mi}}\n`
   ).join("");
   return `apiVersion: v1\nkind: Pod\nmetadata:\n  name: benchpod\n${pauseLabel}spec:\n  containers:\n${ctrs}`;
+}
+
+const COMPOSE_SERVICES = ["web", "api", "worker", "cache", "db"];
+
+/** Five services on one network; each exits on SIGTERM so that neither tool waits out a stop timeout. */
+function composeFile(image: string): string {
+  const svc = (n: string) =>
+    `  ${n}:\n    image: ${image}\n    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]\n    networks: [app]\n`;
+  return `services:\n${COMPOSE_SERVICES.map(svc).join("")}networks:\n  app: {}\n`;
+}
+
+async function composeRows(): Promise<void> {
+  const rklDir = `${dir}/compose-rkl`;
+  await Deno.mkdir(rklDir, { recursive: true });
+  await Deno.writeTextFile(`${rklDir}/compose.yaml`, composeFile(`${BUSYBOX}`));
+  const rklCompose = (args: string[]) =>
+    sh(Deno.execPath(), [
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO}/cli/main.ts`,
+      "compose",
+      "-f",
+      `${rklDir}/compose.yaml`,
+      "-p",
+      "benchapp",
+      ...args,
+    ], env);
+  const [rklUp, rklDown] = await upDown(() => rklCompose(["up", "-d"]), () => rklCompose(["down"]));
+  if (!which("podman-compose")) return;
+  const pDir = `${dir}/compose-podman`;
+  await Deno.mkdir(pDir, { recursive: true });
+  await Deno.writeTextFile(`${pDir}/compose.yaml`, composeFile("localhost/rkl-busybox:bench"));
+  const penv = { CONTAINERS_CONF: `${dir}/containers.conf` };
+  await sh("sh", [
+    "-c",
+    `tar -C ${BUSYBOX}/rootfs -c . | podman import --change "ENV PATH=/bin:/sbin" - localhost/rkl-busybox:bench`,
+  ], penv);
+  const pc = (args: string[]) =>
+    sh("podman-compose", ["-f", `${pDir}/compose.yaml`, "-p", "benchapp", ...args], penv);
+  const [pUp, pDown] = await upDown(() => pc(["up", "-d"]), () => pc(["down"]));
+  await sh("podman", ["rmi", "-f", "localhost/rkl-busybox:bench"], penv).catch(() => {});
+  rows.push({
+    name: "compose up -d, 5 services",
+    rkl: rklUp,
+    baseline: pUp,
+    baselineLabel: "podman-compose up -d",
+    goal: 0.3,
+  });
+  rows.push({
+    name: "compose down, 5 services",
+    rkl: rklDown,
+    baseline: pDown,
+    baselineLabel: "podman-compose down",
+    goal: 0.3,
+  });
 }
 
 async function podRows(runtimes: string[], rawBusybox: string): Promise<void> {
@@ -367,6 +424,9 @@ try {
   //    podman kube play/down of the same pod and the raw runtime + CNI calls.
   await podRows(runtimes, raw);
 
+  // 6. A 5-service compose app on one network, up -d and down, against podman-compose.
+  await composeRows();
+
   // 4. list with 50 containers.
   const fifty = await specFile("many", `command: [sleep, "3600"]\n`);
   const text = await Deno.readTextFile(fifty);
@@ -384,6 +444,8 @@ try {
   for (let i = 0; i < 50; i++) await rkl(["container", "rm", "-f", `many${i}`]);
 } finally {
   await new Deno.Command("ip", { args: ["link", "delete", network] }).output();
+  // The by-hand runs used portmap too; leave its shared chains as rkl does.
+  await removeIdlePortmapChains(new DenoCommandRunner());
   // The raw runs' cgroups (the runtimes leave the parent behind), in every hierarchy.
   for (const h of Deno.readDirSync("/sys/fs/cgroup")) {
     const parent = `/sys/fs/cgroup/${h.name}/rklbench-raw`;

@@ -491,20 +491,29 @@ export async function composeDown(
   const rec = host.store.get<ComposeRecord>("compose", name);
   const known = project ? new Set(project.services.map((s) => s.name)) : undefined;
   const members = projectContainers(host, name);
-  // Dependents first: the reverse of the dependency order.
-  const order = project ? [...project.services].reverse().map((s) => s.name) : [];
-  members.sort((a, b) =>
-    order.indexOf(a.labels[LABEL_SERVICE]) - order.indexOf(b.labels[LABEL_SERVICE])
-  );
   const removed: string[] = [];
-  for (const c of members) {
-    if (known && !known.has(c.labels[LABEL_SERVICE]) && !options.removeOrphans) continue;
-    const grace = options.timeoutSec ??
-      project?.services.find((s) => s.name === c.labels[LABEL_SERVICE])?.stopGraceSec ?? 10;
-    await stopContainer(host, c.name, grace);
-    await removeContainer(host, c.name, { force: true });
-    removed.push(c.name);
+  const going = members.filter((c) =>
+    !(known && !known.has(c.labels[LABEL_SERVICE]) && !options.removeOrphans)
+  );
+  // Stop dependents before their dependencies, each level side by side; then remove all at once.
+  const depth = stopLevels(project);
+  const level = (c: ContainerRecord) => depth.get(c.labels[LABEL_SERVICE]) ?? 0;
+  const levels = [...new Set(going.map(level))].sort((a, b) => a - b);
+  for (const l of levels) {
+    await Promise.all(
+      going.filter((c) => level(c) === l).map((c) => {
+        const grace = options.timeoutSec ??
+          project?.services.find((s) => s.name === c.labels[LABEL_SERVICE])?.stopGraceSec ?? 10;
+        return stopContainer(host, c.name, grace);
+      }),
+    );
   }
+  const results = await Promise.allSettled(
+    going.map((c) => removeContainer(host, c.name, { force: true })),
+  );
+  results.forEach((r, i) => r.status === "fulfilled" && removed.push(going[i].name));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
   if (!rec) return removed;
   for (const n of Object.values(rec.networks)) {
     if (n.external) continue;
@@ -527,6 +536,27 @@ export async function composeDown(
   }
   host.store.delete("compose", name);
   return removed;
+}
+
+/**
+ * Stop order for down: 0 for services nothing depends on, and one more than
+ * the deepest dependent for the others, so each level can stop side by side.
+ */
+export function stopLevels(project: ComposeProject | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!project) return out;
+  const dependents = (name: string) =>
+    project.services.filter((s) => s.dependsOn.some((d) => d.service === name));
+  const depthOf = (name: string, seen: Set<string>): number => {
+    if (out.has(name)) return out.get(name)!;
+    if (seen.has(name)) return 0; // cycles are refused at load time
+    seen.add(name);
+    const d = Math.max(-1, ...dependents(name).map((s) => depthOf(s.name, seen))) + 1;
+    out.set(name, d);
+    return d;
+  };
+  for (const s of project.services) depthOf(s.name, new Set());
+  return out;
 }
 
 export async function composeStop(

@@ -482,21 +482,6 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
     ]);
 
     trace("teardown: cni del");
-    if (rec.network) {
-      await step(() =>
-        releaseNetworkIfUnused(host, { kind: "containers", name: rec.name, network: rec.network! })
-      );
-    }
-    for (const x of rec.extraNetworks ?? []) {
-      await step(() =>
-        releaseNetworkIfUnused(host, {
-          kind: "containers",
-          name: rec.name,
-          network: { name: x.name, conflist: x.conflist, portMappings: [] },
-        })
-      );
-    }
-    trace("teardown: release network");
   }
   if (rec.resources.netns) await step(() => removeNetns(host.sys, d.netns));
   if (rec.resources.overlay) await step(() => unmount(host.sys, d.rootfs));
@@ -517,7 +502,27 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
       { cause: first },
     );
   }
-  host.store.delete("containers", rec.name);
+  // Only this part needs the store lock: the record goes, and whether the
+  // network is now unused is decided against the records that remain (a
+  // create reserves its record under the same lock before its CNI ADD).
+  // Everything above touches this container's own resources only, so
+  // several teardowns can run side by side.
+  await host.store.withLock(async () => {
+    host.store.delete("containers", rec.name);
+    if (!rec.resources.cni) return;
+    const nets: NetworkUser["network"][] = [
+      ...(rec.network ? [rec.network] : []),
+      ...(rec.extraNetworks ?? []).map((x) => ({
+        name: x.name,
+        conflist: x.conflist,
+        portMappings: [],
+      })),
+    ];
+    for (const network of nets) {
+      await releaseNetworkIfUnused(host, { kind: "containers", name: rec.name, network });
+    }
+  });
+  trace("teardown: release network");
 }
 
 /**
@@ -765,7 +770,7 @@ export async function removeContainer(
   const rec = getContainer(host, name);
   if (options.force) {
     // `<runtime> delete --force` kills whatever still runs, so -f needs no stop step.
-    await host.store.withLock(() => teardown(host, rec));
+    await teardown(host, rec);
     trace("rm: teardown");
     return;
   }
@@ -778,7 +783,7 @@ export async function removeContainer(
       },
     );
   }
-  await host.store.withLock(() => teardown(host, rec));
+  await teardown(host, rec);
   trace("rm: teardown");
 }
 

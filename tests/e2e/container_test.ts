@@ -10,8 +10,11 @@ import { REPO, requires } from "../_helpers/requires.ts";
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles") && requires("youki") &&
   requires("runc");
 const env = ready ? await makeEnv("ctr", 1) : undefined;
-/** Taken before any test runs, so that a filtered run still has it. */
-const baseline: Census | undefined = env ? await census(env) : undefined;
+/**
+ * Taken when this file's first test starts (deno loads every test file before
+ * running any, so a load-time census would miss what earlier files changed).
+ */
+let baseline: Census | undefined;
 const BUSYBOX = `${REPO}/bundles/busybox`;
 
 async function specFile(name: string, body: string): Promise<string> {
@@ -29,7 +32,10 @@ async function assertCensusUnchanged(): Promise<void> {
 }
 
 function test(name: string, fn: () => Promise<void>): void {
-  envTest(ready, () => env!, name, fn);
+  envTest(ready, () => env!, name, async () => {
+    baseline ??= await census(env!);
+    await fn();
+  });
 }
 
 test("rkl container run: rk8s's example runs and its limits land in cgroupfs", async () => {

@@ -10,11 +10,17 @@ import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "runc");
 const env = ready ? await makeEnv("pod", 2) : undefined;
-/** Taken before any test runs, so that a filtered run still has it. */
-const baseline: Census | undefined = env ? await census(env) : undefined;
+/**
+ * Taken when this file's first test starts (deno loads every test file before
+ * running any, so a load-time census would miss what earlier files changed).
+ */
+let baseline: Census | undefined;
 
 function test(name: string, fn: () => Promise<void>): void {
-  envTest(ready, () => env!, name, fn);
+  envTest(ready, () => env!, name, async () => {
+    baseline ??= await census(env!);
+    await fn();
+  });
 }
 
 /** Writes a manifest next to symlinks to the repo's bundles, so `./bundles/...` works as in rk8s. */
