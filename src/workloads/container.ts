@@ -724,28 +724,22 @@ export async function stopContainer(
   name: string,
   timeoutSec = 10,
 ): Promise<ContainerRecord> {
-  let rec = await refresh(host, getContainer(host, name));
+  let rec = await quickRefresh(host, getContainer(host, name));
   if (rec.status !== "running" && rec.status !== "created") return rec;
+  // conmon writes the exit file the moment the container ends: watching it
+  // costs a stat, where asking the runtime costs a process.
+  const exited = () => readExitCode(rec.dirs.exitDir, rec.id) !== undefined;
+  const waitExit = async (ms: number) => {
+    const deadline = Date.now() + ms;
+    while (!exited() && Date.now() < deadline) await host.sleep(10);
+    return exited();
+  };
   await signal(host, rec, "SIGTERM");
-  const deadline = Date.now() + timeoutSec * 1000;
-  while (Date.now() < deadline) {
-    rec = await refresh(host, rec);
-    if (rec.status === "exited" || rec.status === "unknown") break;
-    await host.sleep(50);
-  }
-  if (rec.status === "running" || rec.status === "created") {
+  if (!(await waitExit(timeoutSec * 1000))) {
     await signal(host, rec, "SIGKILL");
-    for (let i = 0; i < 200; i++) {
-      rec = await refresh(host, rec);
-      if (rec.status !== "running" && rec.status !== "created") break;
-      await host.sleep(25);
-    }
+    await waitExit(5_000);
   }
-  // conmon writes the exit code a moment after the runtime reports "stopped".
-  for (let i = 0; i < 100 && rec.exitCode === undefined && rec.resources.runtime; i++) {
-    await host.sleep(20);
-    rec = await refresh(host, rec);
-  }
+  rec = await refresh(host, rec);
   rec.finishedAt ??= host.now().toISOString();
   await host.store.withLock(() => Promise.resolve(host.store.put("containers", rec)));
   return rec;
