@@ -84,6 +84,13 @@ export async function loadProject(
     projectName: flags.projectName ?? env.COMPOSE_PROJECT_NAME,
     dir,
     profiles,
+    readFile: (path) => {
+      try {
+        return Deno.readTextFileSync(path);
+      } catch {
+        return undefined;
+      }
+    },
   });
   for (const w of warnings) warn(formatWarning(w));
   return project;

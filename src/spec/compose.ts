@@ -7,7 +7,7 @@
 import { type Scalar, visit } from "yaml";
 import { z } from "zod";
 import { type SourceLocation, SpecError } from "../errors.ts";
-import { interpolate, InterpolationError, shellSplit } from "./interpolate.ts";
+import { interpolate, InterpolationError, parseDotEnv, shellSplit } from "./interpolate.ts";
 import { joinPath } from "./paths.ts";
 import { parseQuantity, QuantityError } from "./quantity.ts";
 import { DNS1123_LABEL } from "./names.ts";
@@ -295,6 +295,8 @@ export interface LoadComposeOptions {
   /** Directory of the first file, absolute. */
   dir: string;
   profiles?: string[];
+  /** Reads an `env_file` (absolute path); undefined when it does not exist. */
+  readFile?: (path: string) => string | undefined;
 }
 
 /** `my_App.1` → `my_app1`: the compose project-name rule `[a-z0-9][a-z0-9_-]*`. */
@@ -725,6 +727,26 @@ export function loadCompose(
         };
       });
     const env: Record<string, string> = {};
+    const envFiles = s.env_file === undefined
+      ? []
+      : Array.isArray(s.env_file)
+      ? s.env_file
+      : [s.env_file];
+    envFiles.forEach((f, i) => {
+      const path = joinPath(options.dir, typeof f === "string" ? f : f.path);
+      const required = typeof f === "string" ? true : f.required ?? true;
+      const text = options.readFile?.(path);
+      if (text === undefined) {
+        if (required) {
+          throw L.error(
+            at("env_file", ...(Array.isArray(s.env_file) ? [i] : [])),
+            `env_file ${JSON.stringify(path)} does not exist`,
+          );
+        }
+        return;
+      }
+      Object.assign(env, parseDotEnv(text));
+    });
     for (const [k, v] of Object.entries(envMap(s.environment))) {
       const value = v ?? options.env[k];
       if (value !== undefined) env[k] = value;

@@ -202,3 +202,24 @@ Deno.test("helpers: durations, docker sizes, project names", () => {
   assert.equal(normalizeProjectName("My App.v2"), "myappv2");
   assert.equal(normalizeProjectName("_x_y-Z"), "x_y-z");
 });
+
+Deno.test("loadCompose() reads env_file through the reader it is given; environment wins", () => {
+  const files: Record<string, string> = { "/srv/My_App/app.env": "A=from-file\nB=from-file\n" };
+  const { project } = loadCompose(
+    [{
+      file: "c.yaml",
+      text:
+        "services:\n  s:\n    image: b\n    env_file: [app.env, {path: opt.env, required: false}]\n    environment: {B: inline}\n",
+    }],
+    { env: {}, dir: "/srv/My_App", readFile: (p) => files[p] },
+  );
+  assert.deepEqual(project.services[0].environment, { A: "from-file", B: "inline" });
+  assert.throws(
+    () =>
+      loadCompose([{
+        file: "c.yaml",
+        text: "services:\n  s:\n    image: b\n    env_file: missing.env\n",
+      }], { env: {}, dir: "/d", readFile: () => undefined }),
+    /c\.yaml:4:15: services\.s\.env_file: env_file "\/d\/missing\.env" does not exist/,
+  );
+});
