@@ -5,6 +5,7 @@ import type { Host } from "../src/workloads/host.ts";
 import { registerContainer } from "./commands/container.ts";
 import { registerPod } from "./commands/pod.ts";
 import { registerCompose } from "./commands/compose.ts";
+import { registerDaemon } from "./commands/daemon.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
 import { VERSION } from "./version.ts";
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   registerContainer(program, ctx);
   registerPod(program, ctx);
   registerCompose(program, ctx);
+  registerDaemon(program, ctx);
   for (const sub of program.commands) sub.exitOverride();
 
   try {

@@ -91,6 +91,8 @@ export interface PodRecord extends StoredRecord {
   dirs: { dir: string; etc: string; volumes: string };
   emptyDirs: Record<string, string>;
   resources: { dir?: boolean; cgroup?: boolean; netns?: boolean; cni?: boolean };
+  /** Set for pods `rkl daemon` made from a manifest: the file and its content hash. */
+  static?: { file: string; hash: string };
 }
 
 export function podDirs(host: Host, name: string) {
@@ -202,7 +204,7 @@ export function getPod(host: Host, name: string): PodRecord {
 export async function createPod(
   host: Host,
   loaded: LoadedPod,
-  options: { network: string | null },
+  options: { network: string | null; static?: { file: string; hash: string } },
 ): Promise<PodRecord> {
   const spec = loaded.spec;
   const name = spec.name;
@@ -273,6 +275,7 @@ export async function createPod(
       dirs,
       emptyDirs: Object.fromEntries(spec.emptyDirs.map((v) => [v, `${dirs.volumes}/${v}`])),
       resources: {},
+      static: options.static,
     };
     host.store.put("pods", r);
     return Promise.resolve(r);
@@ -510,7 +513,7 @@ export async function startPod(host: Host, name: string): Promise<PodRecord> {
 export async function runPod(
   host: Host,
   loaded: LoadedPod,
-  options: { network: string | null },
+  options: { network: string | null; static?: { file: string; hash: string } },
 ): Promise<PodRecord> {
   const rec = await createPod(host, loaded, options);
   try {

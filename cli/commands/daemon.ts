@@ -1,0 +1,126 @@
+/** `rkl daemon` (alias `rkl pod daemon`): static pods from a manifests directory, and its install. */
+import type { Command } from "commander";
+import { DEFAULT_MANIFESTS, readStatus, runDaemon } from "../../src/daemon/daemon.ts";
+import { INSTALL_PATHS, preflight, tmpfilesEntry, unitFile } from "../../src/daemon/install.ts";
+import { listPods, type PodRecord } from "../../src/workloads/pod.ts";
+import { UsageError } from "../../src/errors.ts";
+import type { Context } from "../app.ts";
+import { table, write } from "../format.ts";
+import { networkOption } from "./_shared.ts";
+
+async function podLoader() {
+  const { loadPods } = await import("../../src/spec/pod.ts");
+  return (text: string, file: string) => loadPods(text, file);
+}
+
+function addRun(cmd: Command, ctx: Context): void {
+  cmd.option("--manifests <dir>", "static pod manifests", DEFAULT_MANIFESTS)
+    .option("--network <name>", "CNI network for the pods", "rkl0")
+    .option("--relist <seconds>", "full rescan interval", "5")
+    .action(async (o: { manifests: string; network?: string; relist: string }) => {
+      const host = ctx.host();
+      const ac = new AbortController();
+      for (const sig of ["SIGINT", "SIGTERM"] as const) {
+        Deno.addSignalListener(sig, () => ac.abort());
+      }
+      const manifests = o.manifests.startsWith("/") ? o.manifests : `${Deno.cwd()}/${o.manifests}`;
+      console.error(`rkl daemon: watching ${manifests}`);
+      await runDaemon(host, {
+        manifests,
+        network: networkOption(o.network),
+        loadPods: await podLoader(),
+        relistMs: Number(o.relist) * 1000,
+        signal: ac.signal,
+        log: (m) => console.error(`rkl daemon: ${m}`),
+      });
+    });
+}
+
+export function registerDaemon(program: Command, ctx: Context): void {
+  const d = program.command("daemon").description(
+    "keep the pods of a manifests directory running (static pods)",
+  )
+    .enablePositionalOptions();
+  addRun(d, ctx);
+  // rk8s spells it `rkl pod daemon`.
+  const pod = program.commands.find((c) => c.name() === "pod");
+  if (pod) addRun(pod.command("daemon").description("same as `rkl daemon`"), ctx);
+
+  d.command("status").description("the daemon's pods, their source files, hashes and errors")
+    .option("-o, --output <format>", "table or json", "table")
+    .action(async (o: { output: string }) => {
+      const host = ctx.host();
+      const st = readStatus(host);
+      const pods = await listPods(host);
+      const records = new Map(host.store.list<PodRecord>("pods").map((p) => [p.name, p]));
+      const rows = pods.filter((p) => records.get(p.name)?.static).map((p) => ({
+        name: p.name,
+        file: records.get(p.name)!.static!.file,
+        hash: records.get(p.name)!.static!.hash,
+        phase: p.phase,
+        restarts: p.containers.reduce((a, c) => a + c.restarts, 0),
+        lastError: st?.pods[p.name]?.lastError ?? null,
+      }));
+      if (o.output === "json") {
+        return write(JSON.stringify({ daemon: st ?? null, pods: rows }, null, 2) + "\n");
+      }
+      if (st) write(`daemon pid ${st.pid}, watching ${st.manifests}, last sync ${st.lastSync}\n`);
+      else write("daemon: no status (not running under this --run-root)\n");
+      write(
+        table(
+          ["POD", "FILE", "HASH", "PHASE", "RESTARTS", "LAST ERROR"],
+          rows.map((
+            r,
+          ) => [r.name, r.file, r.hash, r.phase, String(r.restarts), r.lastError ?? "-"]),
+        ),
+      );
+      // Each error already starts with FILE:LINE:COL.
+      for (const error of Object.values(st?.errors ?? {})) write(`error: ${error}\n`);
+    });
+
+  d.command("install").description(
+    "install the systemd unit, tmpfiles entry and manifests dir; run preflight checks",
+  )
+    .option("--bin <path>", "the rkl binary the unit runs", Deno.execPath())
+    .option("--manifests <dir>", "static pod manifests", DEFAULT_MANIFESTS)
+    .action((o: { bin: string; manifests: string }) => {
+      if (!o.bin.startsWith("/")) {
+        throw new UsageError(`--bin ${JSON.stringify(o.bin)} must be an absolute path`);
+      }
+      if (/\/deno$/.test(o.bin)) {
+        throw new UsageError(
+          "--bin points at deno: install a compiled rkl binary (deno task compile) and pass its path",
+        );
+      }
+      const host = ctx.host();
+      const checks = preflight(Deno.readTextFileSync("/proc/self/mountinfo"));
+      for (const c of checks) write(`${c.ok ? "ok     " : "MISSING"} ${c.name}: ${c.detail}\n`);
+      Deno.mkdirSync(o.manifests, { recursive: true });
+      Deno.mkdirSync(INSTALL_PATHS.unit.slice(0, INSTALL_PATHS.unit.lastIndexOf("/")), {
+        recursive: true,
+      });
+      Deno.writeTextFileSync(
+        INSTALL_PATHS.unit,
+        unitFile({ bin: o.bin, manifests: o.manifests, runRoot: host.paths.runRoot }),
+      );
+      Deno.mkdirSync(INSTALL_PATHS.tmpfiles.slice(0, INSTALL_PATHS.tmpfiles.lastIndexOf("/")), {
+        recursive: true,
+      });
+      Deno.writeTextFileSync(INSTALL_PATHS.tmpfiles, tmpfilesEntry(host.paths.runRoot));
+      write(
+        `wrote ${INSTALL_PATHS.unit} and ${INSTALL_PATHS.tmpfiles}; then: systemctl daemon-reload && systemctl enable --now rkl\n`,
+      );
+      if (checks.some((c) => !c.ok)) ctx.exitCode = 1;
+    });
+
+  d.command("uninstall").description("remove what install wrote (the manifests dir stays)").action(
+    () => {
+      for (const f of [INSTALL_PATHS.unit, INSTALL_PATHS.tmpfiles]) {
+        try {
+          Deno.removeSync(f);
+          write(`removed ${f}\n`);
+        } catch { /* not there */ }
+      }
+    },
+  );
+}
