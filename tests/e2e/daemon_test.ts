@@ -1,0 +1,191 @@
+/**
+ * `rkl daemon` as an operator runs it: a manifests directory, edits, a broken
+ * edit, removal, `kill -9` of the daemon and its adoption of what runs, and
+ * the systemd unit checked by systemd-analyze.
+ */
+import assert from "node:assert/strict";
+import { type Census, census } from "../_helpers/census.ts";
+import { cleanupEnv, envTest, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
+import { REPO, requires } from "../_helpers/requires.ts";
+import { unitFile } from "../../src/daemon/install.ts";
+
+const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
+const env = ready ? await makeEnv("daemon", 4) : undefined;
+let baseline: Census | undefined;
+
+function test(name: string, fn: () => Promise<void>): void {
+  envTest(ready, () => env!, name, async () => {
+    baseline ??= await census(env!);
+    await fn();
+  });
+}
+
+function startDaemon(manifests: string): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO}/cli/main.ts`,
+      "daemon",
+      "--manifests",
+      manifests,
+      "--network",
+      env!.network,
+      "--relist",
+      "1",
+    ],
+    env: env!.env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+async function stopDaemon(d: Deno.ChildProcess, signal: Deno.Signal = "SIGTERM"): Promise<void> {
+  try {
+    d.kill(signal);
+  } catch { /* gone */ }
+  await d.status;
+}
+
+async function podState(name: string) {
+  const r = await rkl(env!, ["pod", "state", name, "-o", "json"]);
+  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+}
+
+const manifest = (cmd: string) =>
+  `apiVersion: v1\nkind: Pod\nmetadata: {name: static-web}\nspec:\n  containers:\n    - {name: main, image: ${REPO}/bundles/busybox, command: [sh, -c, "${cmd}"]}\n`;
+
+test("a manifest dropped in runs; an edit recreates; a broken edit keeps the old pod; removal cleans up", async () => {
+  const dir = `${env!.dir}/manifests`;
+  await Deno.mkdir(dir, { recursive: true });
+  const daemon = startDaemon(dir);
+  try {
+    // Editor droppings are ignored.
+    await Deno.writeTextFile(`${dir}/.static-web.yaml.swp`, "not yaml [");
+    await Deno.writeTextFile(`${dir}/static-web.yaml`, manifest("echo v1; sleep 600"));
+    await waitFor(
+      "pod running",
+      async () => (await podState("static-web"))?.phase === "Running",
+      20_000,
+    );
+    const first = (await podState("static-web")).containers[0].pid;
+
+    await Deno.writeTextFile(`${dir}/static-web.yaml`, manifest("echo v2; sleep 600"));
+    await waitFor("recreated", async () => {
+      const s = await podState("static-web");
+      return s?.phase === "Running" && s.containers[0].pid !== first;
+    }, 20_000);
+    await waitFor(
+      "v2 output",
+      async () => (await rkl(env!, ["pod", "logs", "static-web"])).stdout === "v2\n",
+    );
+    const second = (await podState("static-web")).containers[0].pid;
+
+    await Deno.writeTextFile(
+      `${dir}/static-web.yaml`,
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: []}\n",
+    );
+    await waitFor("error in status", async () => {
+      const st = JSON.parse((await rkl(env!, ["daemon", "status", "-o", "json"])).stdout);
+      return Object.values(st.daemon?.errors ?? {}).some((e) =>
+        /static-web\.yaml:3:18: metadata\.name/.test(String(e))
+      );
+    }, 20_000);
+    const kept = await podState("static-web");
+    assert.equal(kept.phase, "Running");
+    assert.equal(kept.containers[0].pid, second, "the running pod was not touched");
+
+    const status = JSON.parse((await rkl(env!, ["daemon", "status", "-o", "json"])).stdout);
+    assert.equal(status.pods[0].file, `${dir}/static-web.yaml`);
+    assert.match(status.pods[0].hash, /^[0-9a-f]{16}$/);
+
+    await Deno.remove(`${dir}/static-web.yaml`);
+    await waitFor("pod gone", async () => (await podState("static-web")) === undefined, 20_000);
+    const events = (await Deno.readTextFile(`${env!.root}/daemon/events.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l).action);
+    assert.deepEqual(events.filter((a) => a !== "error"), [
+      "start",
+      "create",
+      "recreate",
+      "delete",
+    ]);
+  } finally {
+    await stopDaemon(daemon);
+  }
+  assert.deepEqual(await census(env!), baseline, "the host census changed");
+});
+
+test("kill -9 of the daemon leaves the containers running; the next daemon adopts them", async () => {
+  const dir = `${env!.dir}/manifests2`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/static-web.yaml`, manifest("sleep 600"));
+  let daemon = startDaemon(dir);
+  await waitFor(
+    "pod running",
+    async () => (await podState("static-web"))?.phase === "Running",
+    20_000,
+  );
+  const before = await podState("static-web");
+  await stopDaemon(daemon, "SIGKILL");
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(
+    (await podState("static-web")).containers[0].pid,
+    before.containers[0].pid,
+    "still running without the daemon",
+  );
+  daemon = startDaemon(dir);
+  try {
+    await waitFor("daemon synced", async () => {
+      const st = JSON.parse((await rkl(env!, ["daemon", "status", "-o", "json"])).stdout);
+      return st.daemon && st.daemon.pid !== undefined && st.daemon.lastSync > before.started;
+    }, 20_000);
+    await new Promise((r) => setTimeout(r, 1500)); // a relist or two
+    const after = await podState("static-web");
+    assert.equal(after.containers[0].pid, before.containers[0].pid, "adopted, not recreated");
+    assert.equal(after.created, before.created);
+    await Deno.remove(`${dir}/static-web.yaml`);
+    await waitFor("pod gone", async () => (await podState("static-web")) === undefined, 20_000);
+  } finally {
+    await stopDaemon(daemon);
+  }
+  assert.deepEqual(await census(env!), baseline, "the host census changed");
+});
+
+Deno.test({
+  name: "the systemd unit passes systemd-analyze verify",
+  ignore: !requires("root"),
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      // verify checks that ExecStart's binary exists: /bin/true stands in for the compiled rkl.
+      const unit = `${dir}/rkl.service`;
+      await Deno.writeTextFile(
+        unit,
+        unitFile({ bin: "/bin/true", manifests: "/etc/rk8s/manifests", runRoot: "/run/rkl" }),
+      );
+      const r = await new Deno.Command("systemd-analyze", {
+        args: ["verify", unit],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+      const text = await Deno.readTextFile(unit);
+      for (
+        const line of [
+          "Delegate=yes",
+          "KillMode=process",
+          "Restart=always",
+          "After=network-online.target",
+        ]
+      ) assert.ok(text.includes(line), line);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+test("cleanup", async () => {
+  await cleanupEnv(env!);
+});
