@@ -60,6 +60,7 @@ export function containerState(host: Host, r: ContainerRecord) {
     status: r.status,
     pid: r.pid ?? null,
     exitCode: r.exitCode ?? null,
+    restarts: r.restarts ?? 0,
     ip: r.network?.ip ?? null,
     network: r.network?.name ?? "none",
     ports: r.network?.portMappings ?? [],
@@ -118,7 +119,9 @@ export function registerContainer(program: Command, ctx: Context): void {
   c.command("stop").argument("<name>").description("SIGTERM, wait up to -t seconds, then SIGKILL")
     .option("-t, --time <seconds>", "grace period", "10")
     .action(async (name: string, o: { time: string }) => {
-      const rec = await stopContainer(ctx.host(), name, parseSeconds("--time", o.time));
+      const rec = await stopContainer(ctx.host(), name, parseSeconds("--time", o.time), {
+        byUser: true,
+      });
       write(`${rec.name}\n`);
     });
 

@@ -17,23 +17,43 @@ function addRun(cmd: Command, ctx: Context): void {
   cmd.option("--manifests <dir>", "static pod manifests", DEFAULT_MANIFESTS)
     .option("--network <name>", "CNI network for the pods", "rkl0")
     .option("--relist <seconds>", "full rescan interval", "5")
-    .action(async (o: { manifests: string; network?: string; relist: string }) => {
-      const host = ctx.host();
-      const ac = new AbortController();
-      for (const sig of ["SIGINT", "SIGTERM"] as const) {
-        Deno.addSignalListener(sig, () => ac.abort());
-      }
-      const manifests = o.manifests.startsWith("/") ? o.manifests : `${Deno.cwd()}/${o.manifests}`;
-      console.error(`rkl daemon: watching ${manifests}`);
-      await runDaemon(host, {
-        manifests,
-        network: networkOption(o.network),
-        loadPods: await podLoader(),
-        relistMs: Number(o.relist) * 1000,
-        signal: ac.signal,
-        log: (m) => console.error(`rkl daemon: ${m}`),
-      });
-    });
+    .option("--backoff <ms>", "first restart delay, doubled per restart (kubelet: 10 s)", "10000")
+    .option("--backoff-max <ms>", "longest restart delay (kubelet: 5 min)", "300000")
+    .action(
+      async (
+        o: {
+          manifests: string;
+          network?: string;
+          relist: string;
+          backoff: string;
+          backoffMax: string;
+        },
+      ) => {
+        const baseMs = Number(o.backoff);
+        const maxMs = Number(o.backoffMax);
+        if (!(baseMs >= 0) || !(maxMs >= baseMs)) {
+          throw new UsageError("--backoff and --backoff-max must be milliseconds, max >= base");
+        }
+        const host = ctx.host();
+        const ac = new AbortController();
+        for (const sig of ["SIGINT", "SIGTERM"] as const) {
+          Deno.addSignalListener(sig, () => ac.abort());
+        }
+        const manifests = o.manifests.startsWith("/")
+          ? o.manifests
+          : `${Deno.cwd()}/${o.manifests}`;
+        console.error(`rkl daemon: watching ${manifests}`);
+        await runDaemon(host, {
+          manifests,
+          network: networkOption(o.network),
+          loadPods: await podLoader(),
+          relistMs: Number(o.relist) * 1000,
+          backoff: { baseMs, maxMs },
+          signal: ac.signal,
+          log: (m) => console.error(`rkl daemon: ${m}`),
+        });
+      },
+    );
 }
 
 export function registerDaemon(program: Command, ctx: Context): void {

@@ -13,6 +13,8 @@
  */
 import type { LoadedPod } from "../spec/pod.ts";
 import { type PodRecord, removePod, runPod } from "../workloads/pod.ts";
+import { type ContainerRecord, quickRefresh, restartContainer } from "../workloads/container.ts";
+import { type Backoff, KUBELET_BACKOFF, restartAt, type RestartPolicy } from "./restart.ts";
 import type { Host } from "../workloads/host.ts";
 import {
   type Action,
@@ -76,7 +78,9 @@ export async function scanManifests(dir: string, loadPods: LoadPodsFn): Promise<
 
 export interface DaemonEvent {
   time: string;
-  action: Action["kind"] | "error" | "start" | "stop";
+  action: Action["kind"] | "error" | "start" | "stop" | "restart";
+  container?: string;
+  exitCode?: number;
   pod?: string;
   file?: string;
   hash?: string;
@@ -183,6 +187,54 @@ export function readStatus(host: Host): DaemonStatus | undefined {
   }
 }
 
+/**
+ * Restarts the exited containers whose policy says so and whose back-off
+ * has passed: app containers of static pods (the pod's restartPolicy) and
+ * containers with a compose restart policy. Returns when to look again.
+ */
+export async function restartExited(host: Host, backoff: Backoff): Promise<number | undefined> {
+  const candidates: { name: string; policy: RestartPolicy }[] = [];
+  for (const p of host.store.list<PodRecord>("pods")) {
+    if (p.static && p.created) {
+      for (const m of p.containers) candidates.push({ name: m, policy: p.restartPolicy });
+    }
+  }
+  for (const c of host.store.list<ContainerRecord>("containers")) {
+    const policy = c.labels["org.rkl.restart"] as RestartPolicy | undefined;
+    if (policy && policy !== "no") candidates.push({ name: c.name, policy });
+  }
+  let next: number | undefined;
+  for (const { name, policy } of candidates) {
+    const rec = host.store.get<ContainerRecord>("containers", name);
+    if (!rec) continue;
+    const live = await quickRefresh(host, rec);
+    if (live.status !== "exited") continue;
+    const at = restartAt({
+      policy,
+      exitCode: live.exitCode,
+      restarts: live.restarts ?? 0,
+      finishedAt: Date.parse(live.finishedAt ?? host.now().toISOString()),
+      stoppedByUser: live.stoppedByUser ?? false,
+    }, backoff);
+    if (at === null) continue;
+    if (at > host.now().getTime()) {
+      next = Math.min(next ?? at, at);
+      continue;
+    }
+    try {
+      await restartContainer(host, name);
+      appendEvent(host, { action: "restart", container: name, exitCode: live.exitCode });
+    } catch (e) {
+      appendEvent(host, {
+        action: "error",
+        container: name,
+        error: (e as Error).message.split("\n")[0],
+      });
+    }
+  }
+  return next;
+}
+
 /** Runs until `signal` aborts: sync on start, on every (debounced) change, and every `relistMs`. */
 export async function runDaemon(
   host: Host,
@@ -192,6 +244,7 @@ export async function runDaemon(
     loadPods: LoadPodsFn;
     relistMs?: number;
     debounceMs?: number;
+    backoff?: Backoff;
     signal: AbortSignal;
     log(message: string): void;
   },
@@ -234,10 +287,20 @@ export async function runDaemon(
     } catch (e) {
       options.log(`sync failed: ${(e as Error).message}`);
     }
+    let due: number | undefined;
+    try {
+      due = await restartExited(host, options.backoff ?? KUBELET_BACKOFF);
+    } catch (e) {
+      options.log(`restart check failed: ${(e as Error).message}`);
+    }
     if (options.signal.aborted) break;
+    const relist = options.relistMs ?? 5_000;
+    const wait = due === undefined
+      ? relist
+      : Math.max(10, Math.min(relist, due - host.now().getTime()));
     await new Promise<void>((resolve) => {
       wake = resolve;
-      timer = setTimeout(resolve, options.relistMs ?? 5_000);
+      timer = setTimeout(resolve, wait);
     });
     clearTimeout(timer);
   }

@@ -573,7 +573,7 @@ export async function composeStop(
         c.labels[LABEL_SERVICE] === svc.name
       )
     ) {
-      await stopContainer(host, c.name, options.timeoutSec ?? svc.stopGraceSec);
+      await stopContainer(host, c.name, options.timeoutSec ?? svc.stopGraceSec, { byUser: true });
       out.push(c.name);
     }
   }

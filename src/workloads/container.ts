@@ -53,6 +53,10 @@ export interface ContainerRecord extends StoredRecord {
   pid?: number;
   /** Start time of `pid` (/proc/PID/stat field 22), to tell it from a reused pid. */
   pidStart?: number;
+  /** How often rkl restarted it in place (restart policies, `rkl daemon`). */
+  restarts?: number;
+  /** Stopped by a user command: `unless-stopped` and `always` leave it stopped. */
+  stoppedByUser?: boolean;
 
   runtime: RuntimeRef;
   cgroupPath: string;
@@ -315,20 +319,8 @@ export async function createContainer(
 
     rec.resources.runtime = true;
     save();
-    rec.pid = await createWithConmon(host.sys, {
-      conmon: host.conmon,
-      runtime: host.runtime,
-      id: plan.id,
-      name: plan.name,
-      bundle: d.bundle,
-      workDir: d.conmonDir,
-      logPath: d.log,
-      exitDir: d.exitDir,
-      socketDir: d.socketDir,
-    });
+    await launch(host, rec);
     trace("create: conmon + runtime create");
-    rec.pidStart = procStat(rec.pid)?.startTime;
-    rec.status = "created";
     save();
     return rec;
   } catch (e) {
@@ -432,6 +424,45 @@ function checkPorts(host: Host, loaded: LoadedContainer, mappings: PortMapping[]
       locText(loaded, ["ports", i, "hostPort"])
     }: Cannot publish port ${c.mapping.hostPort}/${c.mapping.protocol}: ${c.reason}`,
   );
+}
+
+/** conmon + `runtime create` of the container's bundle; sets pid and status "created". */
+async function launch(host: Host, rec: ContainerRecord): Promise<void> {
+  const d = rec.dirs;
+  rec.pid = await createWithConmon(host.sys, {
+    conmon: host.conmon,
+    runtime: host.runtimeFor(rec.runtime),
+    id: rec.id,
+    name: rec.name,
+    bundle: d.bundle,
+    workDir: d.conmonDir,
+    logPath: d.log,
+    exitDir: d.exitDir,
+    socketDir: d.socketDir,
+  });
+  rec.pidStart = procStat(rec.pid)?.startTime;
+  rec.status = "created";
+}
+
+/**
+ * Restarts an exited container in place, as the kubelet does: same bundle,
+ * rootfs view, namespaces and cgroup path; a new process, log appended,
+ * `restarts` + 1.
+ */
+export async function restartContainer(host: Host, name: string): Promise<ContainerRecord> {
+  return await host.store.withLock(async () => {
+    const rec = getContainer(host, name);
+    await host.runtimeFor(rec.runtime).delete(rec.id, { force: true, missingOk: true });
+    await waitConmonGone(host, rec.dirs.conmonDir);
+    removeAll(`${rec.dirs.exitDir}/${rec.id}`);
+    await launch(host, rec);
+    rec.restarts = (rec.restarts ?? 0) + 1;
+    rec.exitCode = undefined;
+    rec.finishedAt = undefined;
+    rec.stoppedByUser = false;
+    host.store.put("containers", rec);
+    return await startCreated(host, rec);
+  });
 }
 
 /** Undoes whatever `rec.resources` lists, newest first. Idempotent. */
@@ -723,9 +754,16 @@ export async function stopContainer(
   host: Host,
   name: string,
   timeoutSec = 10,
+  options: { byUser?: boolean } = {},
 ): Promise<ContainerRecord> {
   let rec = await quickRefresh(host, getContainer(host, name));
-  if (rec.status !== "running" && rec.status !== "created") return rec;
+  if (rec.status !== "running" && rec.status !== "created") {
+    if (options.byUser && !rec.stoppedByUser) {
+      rec.stoppedByUser = true; // an exited container waiting for a restart stays stopped
+      await host.store.withLock(() => Promise.resolve(host.store.put("containers", rec)));
+    }
+    return rec;
+  }
   // conmon writes the exit file the moment the container ends: watching it
   // costs a stat, where asking the runtime costs a process.
   const exited = () => readExitCode(rec.dirs.exitDir, rec.id) !== undefined;
@@ -741,6 +779,7 @@ export async function stopContainer(
   }
   rec = await refresh(host, rec);
   rec.finishedAt ??= host.now().toISOString();
+  if (options.byUser) rec.stoppedByUser = true;
   await host.store.withLock(() => Promise.resolve(host.store.put("containers", rec)));
   return rec;
 }

@@ -532,7 +532,7 @@ export async function stopPod(host: Host, name: string, timeoutSec?: number): Pr
   const grace = timeoutSec ?? rec.terminationGracePeriodSeconds;
   await Promise.all(
     rec.containers.filter((m) => host.store.get("containers", m)).map((m) =>
-      stopContainer(host, m, grace)
+      stopContainer(host, m, grace, { byUser: true })
     ),
   );
   if (rec.pause && host.store.get("containers", rec.pause)) await stopContainer(host, rec.pause, 0);
@@ -679,7 +679,7 @@ export async function podView(
       status: r.status,
       pid: r.pid ?? null,
       exitCode: r.exitCode ?? null,
-      restarts: 0,
+      restarts: r.restarts ?? 0,
       limits: r.limits,
     };
   };

@@ -34,6 +34,11 @@ function startDaemon(manifests: string): Deno.ChildProcess {
       env!.network,
       "--relist",
       "1",
+      // Longer than the 1 s relist, so that the growing back-off shows in the restart times.
+      "--backoff",
+      "700",
+      "--backoff-max",
+      "5000",
     ],
     env: env!.env,
     stdin: "null",
@@ -149,6 +154,67 @@ test("kill -9 of the daemon leaves the containers running; the next daemon adopt
     await waitFor("pod gone", async () => (await podState("static-web")) === undefined, 20_000);
   } finally {
     await stopDaemon(daemon);
+  }
+  assert.deepEqual(await census(env!), baseline, "the host census changed");
+});
+
+test("a crashing container is restarted per restartPolicy with back-off; compose restart policies are served too", async () => {
+  const dir = `${env!.dir}/manifests3`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/crash.yaml`,
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: crashy}\nspec:\n  restartPolicy: OnFailure\n  containers:\n    - {name: main, image: ${REPO}/bundles/busybox, command: [sh, -c, "echo run; sleep 0.2; exit 3"]}\n    - {name: steady, image: ${REPO}/bundles/busybox, command: [sleep, "600"]}\n`,
+  );
+  // A compose service with restart: on-failure, started by `rkl compose up`.
+  const proj = `${env!.dir}/restartproj`;
+  await Deno.mkdir(proj, { recursive: true });
+  await Deno.writeTextFile(
+    `${proj}/compose.yaml`,
+    `services:\n  flaky:\n    image: ${REPO}/bundles/busybox\n    command: ["sh", "-c", "sleep 0.2; exit 1"]\n    restart: on-failure\n`,
+  );
+  assert.equal((await rkl(env!, ["compose", "up", "-d"], { cwd: proj })).code, 0);
+  const daemon = startDaemon(dir);
+  try {
+    await waitFor("three restarts", async () => {
+      const s = await podState("crashy");
+      return (s?.containers.find((c: { name: string }) => c.name === "main")?.restarts ?? 0) >= 3;
+    }, 30_000);
+    const s = await podState("crashy");
+    assert.equal(
+      s.containers.find((c: { name: string }) => c.name === "steady").restarts,
+      0,
+      "a running container is left alone",
+    );
+    // The log keeps every run's output.
+    const logs = (await rkl(env!, ["pod", "logs", "crashy", "main"])).stdout.split("\n").filter(
+      Boolean,
+    );
+    assert.ok(logs.length >= 3 && logs.every((l) => l === "run"), logs.join(","));
+    // Back-off: the gaps between restarts grow (700, 1400, 2800 ms after each exit).
+    const times = (await Deno.readTextFile(`${env!.root}/daemon/events.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.action === "restart" && e.container === "crashy_main").map((e) =>
+        Date.parse(e.time)
+      );
+    assert.ok(times[2] - times[1] > times[1] - times[0], `growing gaps: ${times.join(",")}`);
+    await waitFor("compose service restarted", async () => {
+      const r = await rkl(env!, ["container", "state", "restartproj-flaky-1", "-o", "json"]);
+      return r.code === 0 && JSON.parse(r.stdout).restarts >= 1;
+    }, 30_000);
+    // A user stop is final for the daemon.
+    await rkl(env!, ["compose", "stop", "-t", "0"], { cwd: proj });
+    const count = async () =>
+      JSON.parse(
+        (await rkl(env!, ["container", "state", "restartproj-flaky-1", "-o", "json"])).stdout,
+      ).restarts;
+    const before = await count();
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(await count(), before, "stopped by the user: not restarted");
+    await Deno.remove(`${dir}/crash.yaml`);
+    await waitFor("pod gone", async () => (await podState("crashy")) === undefined, 20_000);
+  } finally {
+    await stopDaemon(daemon);
+    await rkl(env!, ["compose", "down", "-t", "0"], { cwd: proj });
   }
   assert.deepEqual(await census(env!), baseline, "the host census changed");
 });

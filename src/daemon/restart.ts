@@ -1,0 +1,42 @@
+/**
+ * Whether and when an exited container is restarted, as a pure function.
+ * Kubernetes policies (Always, OnFailure, Never) and compose ones (always,
+ * on-failure, unless-stopped, no) side by side; back-off doubles with every
+ * restart from `baseMs` up to `maxMs`, like the kubelet's (10 s → 5 min).
+ */
+
+export type RestartPolicy =
+  | "Always"
+  | "OnFailure"
+  | "Never"
+  | "always"
+  | "on-failure"
+  | "unless-stopped"
+  | "no";
+
+export interface Backoff {
+  baseMs: number;
+  maxMs: number;
+}
+
+export const KUBELET_BACKOFF: Backoff = { baseMs: 10_000, maxMs: 300_000 };
+
+export interface ExitedContainer {
+  policy: RestartPolicy;
+  exitCode: number | undefined;
+  restarts: number;
+  /** When it exited, ms since the epoch. */
+  finishedAt: number;
+  stoppedByUser: boolean;
+}
+
+/** The time to restart at (ms since the epoch), or null: not to be restarted. */
+export function restartAt(c: ExitedContainer, backoff: Backoff): number | null {
+  if (c.stoppedByUser) return null; // `stop` means stop, for every policy
+  const failed = c.exitCode !== 0;
+  const restart = c.policy === "Always" || c.policy === "always" || c.policy === "unless-stopped" ||
+    ((c.policy === "OnFailure" || c.policy === "on-failure") && failed);
+  if (!restart) return null;
+  const delay = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(c.restarts, 30));
+  return c.finishedAt + delay;
+}

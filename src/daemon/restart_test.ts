@@ -1,0 +1,34 @@
+import assert from "node:assert/strict";
+import { type ExitedContainer, restartAt } from "./restart.ts";
+
+const B = { baseMs: 10_000, maxMs: 300_000 };
+const c = (over: Partial<ExitedContainer>): ExitedContainer => ({
+  policy: "Always",
+  exitCode: 0,
+  restarts: 0,
+  finishedAt: 1_000_000,
+  stoppedByUser: false,
+  ...over,
+});
+
+Deno.test("restartAt() follows the Kubernetes restart policies", () => {
+  assert.equal(restartAt(c({ policy: "Always", exitCode: 0 }), B), 1_010_000);
+  assert.equal(restartAt(c({ policy: "OnFailure", exitCode: 0 }), B), null);
+  assert.equal(restartAt(c({ policy: "OnFailure", exitCode: 1 }), B), 1_010_000);
+  assert.equal(restartAt(c({ policy: "Never", exitCode: 1 }), B), null);
+});
+
+Deno.test("restartAt() follows the compose restart policies, and stop means stop", () => {
+  assert.equal(restartAt(c({ policy: "no", exitCode: 1 }), B), null);
+  assert.equal(restartAt(c({ policy: "on-failure", exitCode: 137 }), B), 1_010_000);
+  assert.equal(restartAt(c({ policy: "unless-stopped" }), B), 1_010_000);
+  assert.equal(restartAt(c({ policy: "unless-stopped", stoppedByUser: true }), B), null);
+  assert.equal(restartAt(c({ policy: "always", stoppedByUser: true }), B), null);
+});
+
+Deno.test("restartAt() backs off exponentially up to the cap", () => {
+  const delays = [0, 1, 2, 3, 4, 5, 6, 40].map((restarts) =>
+    restartAt(c({ restarts }), B)! - 1_000_000
+  );
+  assert.deepEqual(delays, [10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000, 300_000]);
+});
