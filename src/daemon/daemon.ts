@@ -15,6 +15,15 @@ import type { LoadedPod } from "../spec/pod.ts";
 import { type PodRecord, removePod, runPod } from "../workloads/pod.ts";
 import { type ContainerRecord, quickRefresh, restartContainer } from "../workloads/container.ts";
 import { type Backoff, KUBELET_BACKOFF, restartAt, type RestartPolicy } from "./restart.ts";
+import {
+  initialState,
+  probeDue,
+  type ProbeKind,
+  type ProbeState,
+  recordResult,
+  runProbe,
+} from "./probes.ts";
+import { stopContainer } from "../workloads/container.ts";
 import type { Host } from "../workloads/host.ts";
 import {
   type Action,
@@ -78,7 +87,8 @@ export async function scanManifests(dir: string, loadPods: LoadPodsFn): Promise<
 
 export interface DaemonEvent {
   time: string;
-  action: Action["kind"] | "error" | "start" | "stop" | "restart";
+  action: Action["kind"] | "error" | "start" | "stop" | "restart" | "probe";
+  probe?: ProbeKind;
   container?: string;
   exitCode?: number;
   pod?: string;
@@ -93,7 +103,7 @@ export interface DaemonStatus {
   manifests: string;
   lastSync: string;
   errors: Record<string, string>;
-  pods: Record<string, { file: string; hash: string; lastError?: string }>;
+  pods: Record<string, { file: string; hash: string; lastError?: string; ready?: boolean }>;
 }
 
 export function daemonPaths(host: Host) {
@@ -129,7 +139,7 @@ export async function syncOnce(
     loadPods: LoadPodsFn;
     status: DaemonStatus;
   },
-): Promise<Action[]> {
+): Promise<{ actions: Action[]; scan: Scan }> {
   const scan = await scanManifests(options.manifests, options.loadPods);
   const actions = reconcile(scan.desired, actualPods(host), new Set(scan.errors.keys()));
   const st = options.status;
@@ -168,7 +178,108 @@ export async function syncOnce(
   }
   st.lastSync = host.now().toISOString();
   writeStatus(host, st);
-  return actions;
+  return { actions, scan };
+}
+
+/** Probe state per container process (`name@pid`): a restarted container starts afresh. */
+export type ProbeStates = Map<string, Partial<Record<ProbeKind, ProbeState>>>;
+
+/**
+ * Runs the probes that are due for the static pods' running containers. A
+ * failed startup or liveness probe stops the container; restartExited() then
+ * restarts it per the pod's policy, with back-off, as the kubelet does.
+ * Returns when the next probe is due.
+ */
+export async function runProbes(
+  host: Host,
+  scan: Scan,
+  states: ProbeStates,
+  status: DaemonStatus,
+): Promise<number | undefined> {
+  const now = host.now().getTime();
+  let next: number | undefined;
+  const seen = new Set<string>();
+  for (const want of scan.desired) {
+    const pod = host.store.get<PodRecord>("pods", want.name);
+    if (!pod?.created || pod.static?.hash !== want.hash) continue;
+    let ready = true;
+    for (const c of want.pod.spec.containers) {
+      const probes = c.spec.probes;
+      if (!probes) continue;
+      const rec = host.store.get<ContainerRecord>("containers", `${pod.name}_${c.spec.name}`);
+      if (!rec) continue;
+      const live = await quickRefresh(host, rec);
+      if (live.status !== "running" || !live.startedAt) {
+        if (probes.readiness) ready = false;
+        continue;
+      }
+      const key = `${live.name}@${live.pid}`;
+      seen.add(key);
+      const st = states.get(key) ?? {};
+      states.set(key, st);
+      const startedAt = Date.parse(live.startedAt);
+      const target = {
+        ip: pod.network?.ip ?? "127.0.0.1",
+        ports: c.spec.ports,
+        exec: async (argv: string[], timeoutMs: number) => {
+          const cfg = JSON.parse(Deno.readTextFileSync(live.dirs.config)) as {
+            process: { cwd: string; env: string[] };
+          };
+          return (await host.runtimeFor(live.runtime).execCapture(live.id, argv, {
+            cwd: cfg.process.cwd,
+            env: cfg.process.env,
+            timeoutMs,
+          })).code;
+        },
+      };
+      const step = async (kind: ProbeKind): Promise<boolean> => {
+        const p = probes[kind]!;
+        const s0 = st[kind] ??
+          (kind === "startup" ? { ...initialState(kind), ok: false } : initialState(kind));
+        st[kind] = s0;
+        if (!probeDue(p, s0, startedAt, now)) {
+          const due = Math.max(
+            startedAt + (p.initialDelaySeconds ?? 0) * 1000,
+            s0.lastAt + (p.periodSeconds ?? 10) * 1000,
+          );
+          next = Math.min(next ?? due, due);
+          return s0.ok;
+        }
+        const passed = await runProbe(p, target);
+        const { state, changed } = recordResult(p, s0, passed, now);
+        st[kind] = state;
+        next = Math.min(next ?? Infinity, now + (p.periodSeconds ?? 10) * 1000);
+        const gaveUp = (kind === "liveness" && changed && !state.ok) ||
+          (kind === "startup" && !state.ok && state.failures >= (p.failureThreshold ?? 3));
+        if (changed || gaveUp) {
+          appendEvent(host, {
+            action: "probe",
+            container: live.name,
+            probe: kind,
+            error: state.ok ? undefined : "failed",
+          });
+        }
+        if (gaveUp) {
+          await stopContainer(
+            host,
+            live.name,
+            p.terminationGracePeriodSeconds ?? pod.terminationGracePeriodSeconds,
+          );
+        }
+        return state.ok;
+      };
+      if (probes.startup && !(await step("startup"))) {
+        if (probes.readiness) ready = false;
+        continue;
+      }
+      if (probes.liveness) await step("liveness");
+      if (probes.readiness && !(await step("readiness"))) ready = false;
+    }
+    if (status.pods[pod.name]) status.pods[pod.name].ready = ready;
+  }
+  for (const k of states.keys()) if (!seen.has(k)) states.delete(k);
+  writeStatus(host, status);
+  return next;
 }
 
 function writeStatus(host: Host, st: DaemonStatus): void {
@@ -279,10 +390,13 @@ export async function runDaemon(
     watcher.close();
     wake?.();
   });
+  const probeStates: ProbeStates = new Map();
   while (!options.signal.aborted) {
+    let scan: Scan | undefined;
     try {
       const done = await syncOnce(host, { ...options, status });
-      for (const a of done) options.log(`${a.kind} ${a.name} (${a.file})`);
+      scan = done.scan;
+      for (const a of done.actions) options.log(`${a.kind} ${a.name} (${a.file})`);
       for (const error of Object.values(status.errors)) options.log(`error: ${error}`);
     } catch (e) {
       options.log(`sync failed: ${(e as Error).message}`);
@@ -290,8 +404,12 @@ export async function runDaemon(
     let due: number | undefined;
     try {
       due = await restartExited(host, options.backoff ?? KUBELET_BACKOFF);
+      if (scan) {
+        const probeDueAt = await runProbes(host, scan, probeStates, status);
+        if (probeDueAt !== undefined) due = Math.min(due ?? probeDueAt, probeDueAt);
+      }
     } catch (e) {
-      options.log(`restart check failed: ${(e as Error).message}`);
+      options.log(`restart/probe check failed: ${(e as Error).message}`);
     }
     if (options.signal.aborted) break;
     const relist = options.relistMs ?? 5_000;

@@ -18,6 +18,7 @@ import {
   type ContainerPortSpec,
   type EnvVarSpec,
   hostPathVolume,
+  type ProbeSpec,
   type ResourcesSpec,
   type SecurityContextSpec,
   type VolumeMountSpec,
@@ -50,6 +51,8 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   /** Hostname inside the container (default: the container name). */
   hostname?: string;
+  /** Kubernetes probes, run by `rkl daemon` for static pods. */
+  probes?: { liveness?: ProbeSpec; readiness?: ProbeSpec; startup?: ProbeSpec };
 }
 
 export interface ResolvedMount {
@@ -209,6 +212,9 @@ export function toContainerSpec(
     resources?: ContainerSpec["resources"];
     securityContext?: ContainerSpec["securityContext"];
     tty?: boolean;
+    livenessProbe?: ProbeSpec;
+    readinessProbe?: ProbeSpec;
+    startupProbe?: ProbeSpec;
   },
   options: {
     baseDir: string;
@@ -230,6 +236,9 @@ export function toContainerSpec(
     securityContext: options.securityContext ?? c.securityContext ?? {},
     tty: c.tty ?? false,
     labels: options.labels ?? {},
+    probes: c.livenessProbe || c.readinessProbe || c.startupProbe
+      ? { liveness: c.livenessProbe, readiness: c.readinessProbe, startup: c.startupProbe }
+      : undefined,
   };
 }
 

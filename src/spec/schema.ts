@@ -105,6 +105,29 @@ export const securityContext = z.strictObject({
 
 const argList = z.array(z.string());
 
+const probePort = z.union([z.number().int().min(1).max(65535), z.string().min(1)]);
+
+/** A Kubernetes Probe: one handler and its timing. */
+export const probe = z.strictObject({
+  exec: z.strictObject({ command: z.array(z.string()).min(1) }).optional(),
+  httpGet: z.strictObject({
+    path: z.string().optional(),
+    port: probePort,
+    host: z.string().optional(),
+    scheme: z.enum(["HTTP", "HTTPS"]).optional(),
+    httpHeaders: z.array(z.strictObject({ name: z.string(), value: z.string() })).optional(),
+  }).optional(),
+  tcpSocket: z.strictObject({ port: probePort, host: z.string().optional() }).optional(),
+  initialDelaySeconds: z.number().int().min(0).optional(),
+  periodSeconds: z.number().int().min(1).optional(),
+  timeoutSeconds: z.number().int().min(1).optional(),
+  successThreshold: z.number().int().min(1).optional(),
+  failureThreshold: z.number().int().min(1).optional(),
+  terminationGracePeriodSeconds: z.number().int().min(0).optional(),
+}).refine((p) => [p.exec, p.httpGet, p.tcpSocket].filter(Boolean).length === 1, {
+  message: "a probe needs exactly one of exec, httpGet, tcpSocket",
+});
+
 /** The Kubernetes Container fields rkl applies. */
 export const containerFields = {
   name: dnsLabel,
@@ -119,6 +142,9 @@ export const containerFields = {
   securityContext: securityContext.optional(),
   tty: z.boolean().optional(),
   stdin: z.boolean().optional(),
+  livenessProbe: probe.optional(),
+  readinessProbe: probe.optional(),
+  startupProbe: probe.optional(),
 };
 
 export const hostPathVolume = z.strictObject({
@@ -139,3 +165,4 @@ export type EnvVarSpec = z.output<typeof envVar>;
 export type VolumeMountSpec = z.output<typeof volumeMount>;
 export type SecurityContextSpec = z.output<typeof securityContext>;
 export type VolumeSpec = z.output<typeof hostPathVolume>;
+export type ProbeSpec = z.output<typeof probe>;

@@ -219,6 +219,64 @@ test("a crashing container is restarted per restartPolicy with back-off; compose
   assert.deepEqual(await census(env!), baseline, "the host census changed");
 });
 
+test("a failing liveness probe restarts the container; readiness shows in daemon status", async () => {
+  const dir = `${env!.dir}/manifests4`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/probed.yaml`,
+    `apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  restartPolicy: Always
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: web
+      image: ${REPO}/bundles/busybox
+      command: [sh, -c, "mkdir -p /www; echo ok > /www/healthz; exec httpd -f -p 8080 -h /www"]
+      ports: [{name: http, containerPort: 8080}]
+      livenessProbe:
+        httpGet: {path: /healthz, port: http}
+        periodSeconds: 1
+        failureThreshold: 2
+      readinessProbe:
+        tcpSocket: {port: 8080}
+        periodSeconds: 1
+`,
+  );
+  const daemon = startDaemon(dir);
+  try {
+    await waitFor("ready", async () => {
+      const st = JSON.parse((await rkl(env!, ["daemon", "status", "-o", "json"])).stdout);
+      return st.daemon?.pods?.probed?.ready === true;
+    }, 30_000);
+    const before = (await podState("probed")).containers[0];
+    assert.equal(before.restarts, 0);
+    // Break the liveness endpoint: two failed probes, then a restart that makes it healthy again.
+    await rkl(env!, ["pod", "exec", "probed", "web", "--", "rm", "/www/healthz"]);
+    await waitFor(
+      "restarted",
+      async () => (await podState("probed"))?.containers[0].restarts >= 1,
+      30_000,
+    );
+    const after = (await podState("probed")).containers[0];
+    assert.notEqual(after.pid, before.pid);
+    const events = (await Deno.readTextFile(`${env!.root}/daemon/events.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    assert.ok(
+      events.some((e) =>
+        e.action === "probe" && e.probe === "liveness" && e.container === "probed_web" &&
+        e.error === "failed"
+      ),
+    );
+    await Deno.remove(`${dir}/probed.yaml`);
+    await waitFor("pod gone", async () => (await podState("probed")) === undefined, 20_000);
+  } finally {
+    await stopDaemon(daemon);
+  }
+  assert.deepEqual(await census(env!), baseline, "the host census changed");
+});
+
 Deno.test({
   name: "the systemd unit passes systemd-analyze verify",
   ignore: !requires("root"),

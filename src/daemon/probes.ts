@@ -1,0 +1,106 @@
+/**
+ * Kubernetes probes for static pods. The state machine (when a probe is due,
+ * how results count against the thresholds) is pure; running a probe is the
+ * only I/O: `exec` through the runtime, `httpGet` and `tcpSocket` to the
+ * pod's IP from the host.
+ */
+import type { ProbeSpec } from "../spec/schema.ts";
+
+export type ProbeKind = "startup" | "liveness" | "readiness";
+
+export interface ProbeState {
+  /** When the probe last ran (ms), 0 for never. */
+  lastAt: number;
+  failures: number;
+  successes: number;
+  /** The probe's current verdict. Readiness starts false, the others true. */
+  ok: boolean;
+}
+
+export function initialState(kind: ProbeKind): ProbeState {
+  return { lastAt: 0, failures: 0, successes: 0, ok: kind !== "readiness" };
+}
+
+/** Due when the initial delay since the container started has passed and a period since the last run. */
+export function probeDue(p: ProbeSpec, st: ProbeState, startedAt: number, now: number): boolean {
+  if (now < startedAt + (p.initialDelaySeconds ?? 0) * 1000) return false;
+  return st.lastAt === 0 || now >= st.lastAt + (p.periodSeconds ?? 10) * 1000;
+}
+
+/** Folds one result into the state; `changed` says whether the verdict flipped. */
+export function recordResult(
+  p: ProbeSpec,
+  st: ProbeState,
+  passed: boolean,
+  now: number,
+): { state: ProbeState; changed: boolean } {
+  const next = { ...st, lastAt: now };
+  if (passed) {
+    next.successes = st.successes + 1;
+    next.failures = 0;
+    if (!st.ok && next.successes >= (p.successThreshold ?? 1)) next.ok = true;
+  } else {
+    next.failures = st.failures + 1;
+    next.successes = 0;
+    if (st.ok && next.failures >= (p.failureThreshold ?? 3)) next.ok = false;
+    // Readiness starts not-ok: a failure keeps it so without a flip.
+  }
+  return { state: next, changed: next.ok !== st.ok };
+}
+
+/** The port number of a probe (a named port is looked up among the container's ports). */
+export function probePort(
+  port: number | string,
+  ports: { name?: string; containerPort: number }[],
+): number | undefined {
+  if (typeof port === "number") return port;
+  if (/^\d+$/.test(port)) return Number(port);
+  return ports.find((p) => p.name === port)?.containerPort;
+}
+
+export interface ProbeTarget {
+  ip: string;
+  ports: { name?: string; containerPort: number }[];
+  exec(argv: string[], timeoutMs: number): Promise<number>;
+}
+
+/** Runs one probe: true when it passed. */
+export async function runProbe(p: ProbeSpec, t: ProbeTarget): Promise<boolean> {
+  const timeoutMs = (p.timeoutSeconds ?? 1) * 1000;
+  if (p.exec) return (await t.exec(p.exec.command, timeoutMs)) === 0;
+  const port = probePort((p.httpGet ?? p.tcpSocket)!.port, t.ports);
+  if (port === undefined) return false;
+  const host = (p.httpGet ?? p.tcpSocket)!.host ?? t.ip;
+  if (p.tcpSocket) {
+    try {
+      const conn = await withTimeout(Deno.connect({ hostname: host, port }), timeoutMs);
+      conn.close();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  const h = p.httpGet!;
+  try {
+    const res = await fetch(
+      `${(h.scheme ?? "HTTP").toLowerCase()}://${host}:${port}${h.path ?? "/"}`,
+      {
+        headers: Object.fromEntries((h.httpHeaders ?? []).map((x) => [x.name, x.value])),
+        signal: AbortSignal.timeout(timeoutMs),
+        redirect: "manual",
+      },
+    );
+    await res.body?.cancel();
+    return res.status >= 200 && res.status < 400; // the kubelet's rule
+  } catch {
+    return false;
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => timer = setTimeout(() => reject(new Error("timeout")), ms)),
+  ]);
+}
