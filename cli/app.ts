@@ -6,6 +6,7 @@ import { registerContainer } from "./commands/container.ts";
 import { registerPod } from "./commands/pod.ts";
 import { registerCompose } from "./commands/compose.ts";
 import { registerDaemon } from "./commands/daemon.ts";
+import { registerBundle } from "./commands/bundle.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
 import { VERSION } from "./version.ts";
@@ -41,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   registerPod(program, ctx);
   registerCompose(program, ctx);
   registerDaemon(program, ctx);
+  registerBundle(program, ctx);
   for (const sub of program.commands) sub.exitOverride();
 
   try {

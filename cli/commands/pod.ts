@@ -135,7 +135,7 @@ export function registerPod(program: Command, ctx: Context): void {
       const views = await listPods(ctx.host());
       if (o.output === "json") return write(JSON.stringify(views, null, 2) + "\n");
       write(table(
-        ["NAME", "READY", "PHASE", "IP", "RESTARTS", "CREATED"],
+        ["NAME", "READY", "PHASE", "IP", "RESTARTS", "CREATED", "SOURCE"],
         views.map((v) => [
           v.name,
           ready(v),
@@ -143,6 +143,7 @@ export function registerPod(program: Command, ctx: Context): void {
           v.hostNetwork ? "host" : v.ip ?? "-",
           String(v.containers.reduce((a, c) => a + c.restarts, 0)),
           ago(v.created),
+          v.static?.file ?? "-",
         ]),
       ));
     });

@@ -66,13 +66,29 @@ Deno.test("loadPods() reads every document of a multi-document file and refuses 
 
 Deno.test("loadPods() warns about fields it does not apply and keeps going", () => {
   const [pod] = loadPods(
-    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  nodeName: n1\n  containers:\n    - {name: a, image: b, livenessProbe: {}}\n",
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  nodeName: n1\n  containers:\n    - {name: a, image: b, lifecycle: {}}\n",
     "p.yaml",
   );
   assert.deepEqual(pod.warnings.map((w) => `${w.line}:${w.path}`), [
     "5:spec.nodeName",
-    "7:spec.containers[0].livenessProbe",
+    "7:spec.containers[0].lifecycle",
   ]);
+});
+
+Deno.test("loadPods() reads probes and refuses one without exactly one handler", () => {
+  const [pod] = loadPods(
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n    - name: a\n      image: b\n      livenessProbe: {httpGet: {path: /h, port: http}, periodSeconds: 2}\n",
+    "p.yaml",
+  );
+  assert.deepEqual(pod.spec.containers[0].spec.probes?.liveness, {
+    httpGet: { path: "/h", port: "http" },
+    periodSeconds: 2,
+  });
+  const e = err(
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n    - {name: a, image: b, readinessProbe: {exec: {command: [sh]}, tcpSocket: {port: 1}}}\n",
+  );
+  assert.equal(e.path, "spec.containers[0].readinessProbe");
+  assert.match(e.detail, /exactly one of exec, httpGet, tcpSocket/);
 });
 
 Deno.test("loadPods() resolves emptyDir and hostPath volumes and checks names across init and app containers", () => {

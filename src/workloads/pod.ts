@@ -649,6 +649,8 @@ export interface PodView {
   specFile: string;
   runtime: string;
   labels: Record<string, string>;
+  /** For pods made by `rkl daemon`: the manifest and its content hash. */
+  static: { file: string; hash: string } | null;
   containers: PodContainerView[];
 }
 
@@ -706,6 +708,7 @@ export async function podView(
     specFile: rec.specFile,
     runtime: rec.runtime.name,
     labels: rec.labels,
+    static: rec.static ?? null,
     containers: [...inits, ...apps],
   };
 }
