@@ -194,6 +194,122 @@ async function composeRows(): Promise<void> {
   });
 }
 
+interface DaemonFigures {
+  latency: Stat;
+  rssMb: number;
+  idleCpuSecPerMin: number;
+  pods: number;
+}
+let daemonFigures: DaemonFigures | undefined;
+
+/** Reads a record straight from the store (polling through the CLI would time the CLI). */
+function podRunning(name: string): boolean {
+  try {
+    const pod = JSON.parse(Deno.readTextFileSync(`${root}/records/pods/${name}.json`));
+    if (!pod.created) return false;
+    return pod.containers.every((c: string) =>
+      JSON.parse(Deno.readTextFileSync(`${root}/records/containers/${c}.json`)).status === "running"
+    );
+  } catch {
+    return false;
+  }
+}
+
+async function until(what: string, fn: () => boolean, ms = 60_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!fn()) {
+    if (performance.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function procFigures(pid: number): { rssKb: number; cpuTicks: number } {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return {
+    rssKb: Number(/VmRSS:\s+(\d+)/.exec(status)![1]),
+    cpuTicks: Number(f[11]) + Number(f[12]),
+  };
+}
+
+async function daemonRows(): Promise<void> {
+  const manifests = `${dir}/manifests`;
+  await Deno.mkdir(manifests, { recursive: true });
+  const daemon = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO}/cli/main.ts`,
+      "daemon",
+      "--manifests",
+      manifests,
+      "--network",
+      network,
+    ],
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const manifest = (name: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  containers:\n    - {name: main, image: ${BUSYBOX}, command: [sleep, "3600"]}\n`;
+  try {
+    await new Promise((r) => setTimeout(r, 1000)); // the daemon's start-up
+    const lat: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t0 = performance.now();
+      await Deno.writeTextFile(`${manifests}/lat.yaml`, manifest("lat"));
+      await until("lat running", () => podRunning("lat"));
+      lat.push(performance.now() - t0);
+      await Deno.remove(`${manifests}/lat.yaml`);
+      await until("lat gone", () => {
+        try {
+          Deno.statSync(`${root}/records/pods/lat.json`);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+    }
+    const N = 50;
+    for (let i = 0; i < N; i++) {
+      await Deno.writeTextFile(`${manifests}/p${i}.yaml`, manifest(`p${i}`));
+    }
+    await until(
+      "50 pods running",
+      () => Array.from({ length: N }, (_, i) => podRunning(`p${i}`)).every(Boolean),
+      300_000,
+    );
+    await new Promise((r) => setTimeout(r, 6000)); // settle: a relist or so
+    const a = procFigures(daemon.pid);
+    const idleMs = 30_000;
+    await new Promise((r) => setTimeout(r, idleMs));
+    const b = procFigures(daemon.pid);
+    const hz = 100; // USER_HZ on Linux
+    daemonFigures = {
+      latency: stat(lat),
+      rssMb: b.rssKb / 1024,
+      idleCpuSecPerMin: ((b.cpuTicks - a.cpuTicks) / hz) * (60_000 / idleMs),
+      pods: N,
+    };
+    for (let i = 0; i < N; i++) await Deno.remove(`${manifests}/p${i}.yaml`);
+    await until("50 pods gone", () => {
+      try {
+        return [...Deno.readDirSync(`${root}/records/pods`)].length === 0;
+      } catch {
+        return true;
+      }
+    }, 300_000);
+  } finally {
+    try {
+      daemon.kill("SIGTERM");
+    } catch { /* gone */ }
+    await daemon.status;
+  }
+}
+
 async function podRows(runtimes: string[], rawBusybox: string): Promise<void> {
   // rkl
   const rklFile = `${dir}/benchpod.yaml`;
@@ -427,6 +543,9 @@ try {
   // 6. A 5-service compose app on one network, up -d and down, against podman-compose.
   await composeRows();
 
+  // 7. The static-pod daemon: manifest → running latency, RSS with 50 pods, idle CPU.
+  await daemonRows();
+
   // 4. list with 50 containers.
   const fifty = await specFile("many", `command: [sleep, "3600"]\n`);
   const text = await Deno.readTextFile(fifty);
@@ -480,9 +599,33 @@ for (const line of [header, ...table]) {
   console.log(line.map((c, i) => c.padEnd(widths[i])).join("  "));
 }
 
+if (daemonFigures) {
+  const f = daemonFigures;
+  console.log(
+    `\nrkl daemon: manifest written → all containers running: p50 ${ms(f.latency.median)}, p95 ${
+      ms(f.latency.p95)
+    } ` +
+      `(20 runs; goal p95 ≤ 1 s: ${f.latency.p95 <= 1000 ? "met" : "NOT met"})`,
+  );
+  console.log(
+    `rkl daemon: RSS with ${f.pods} static pods: ${f.rssMb.toFixed(1)} MB (goal ≤ 80 MB: ${
+      f.rssMb <= 80 ? "met" : "NOT met"
+    })`,
+  );
+  console.log(
+    `rkl daemon: idle CPU with ${f.pods} pods: ${
+      f.idleCpuSecPerMin.toFixed(2)
+    } s per minute (goal ≤ 1 s: ${f.idleCpuSecPerMin <= 1 ? "met" : "NOT met"})`,
+  );
+}
+
 await Deno.mkdir(`${REPO}/bench/results`, { recursive: true });
 await Deno.writeTextFile(
   `${REPO}/bench/results/latest.json`,
-  JSON.stringify({ date: new Date().toISOString(), runs: RUNS, rows }, null, 2) + "\n",
+  JSON.stringify(
+    { date: new Date().toISOString(), runs: RUNS, rows, daemon: daemonFigures ?? null },
+    null,
+    2,
+  ) + "\n",
 );
 console.log(`\nwritten: bench/results/latest.json`);

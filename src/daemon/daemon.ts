@@ -48,8 +48,18 @@ async function sha256(text: string): Promise<string> {
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
 }
 
+/** Parsed manifests by path, reused while a file's mtime and size stay the same. */
+export type ScanCache = Map<
+  string,
+  { mtime: number; size: number; hash: string; pods?: LoadedPod[]; error?: string }
+>;
+
 /** Reads and validates every manifest. A pod named in two files is an error in the later one. */
-export async function scanManifests(dir: string, loadPods: LoadPodsFn): Promise<Scan> {
+export async function scanManifests(
+  dir: string,
+  loadPods: LoadPodsFn,
+  cache: ScanCache = new Map(),
+): Promise<Scan> {
   const scan: Scan = { desired: [], errors: new Map() };
   let names: string[] = [];
   try {
@@ -63,9 +73,22 @@ export async function scanManifests(dir: string, loadPods: LoadPodsFn): Promise<
   for (const name of names) {
     const file = `${dir}/${name}`;
     try {
-      const text = Deno.readTextFileSync(file);
-      const hash = await sha256(text);
-      const pods = loadPods(text, file);
+      const st = Deno.statSync(file);
+      const mtime = st.mtime?.getTime() ?? 0;
+      let hit = cache.get(file);
+      if (!hit || hit.mtime !== mtime || hit.size !== st.size) {
+        const text = Deno.readTextFileSync(file);
+        hit = { mtime, size: st.size, hash: await sha256(text) };
+        try {
+          hit.pods = loadPods(text, file);
+        } catch (e) {
+          hit.error = (e as Error).message.split("\n")[0];
+        }
+        cache.set(file, hit);
+      }
+      if (hit.error) throw new Error(hit.error);
+      const hash = hit.hash;
+      const pods = hit.pods!;
       for (const pod of pods) {
         const other = seen.get(pod.spec.name);
         if (other) {
@@ -82,6 +105,7 @@ export async function scanManifests(dir: string, loadPods: LoadPodsFn): Promise<
       scan.errors.set(file, (e as Error).message.split("\n")[0]);
     }
   }
+  for (const f of cache.keys()) if (!names.includes(f.slice(dir.length + 1))) cache.delete(f);
   return scan;
 }
 
@@ -138,9 +162,10 @@ export async function syncOnce(
     network: string | null;
     loadPods: LoadPodsFn;
     status: DaemonStatus;
+    cache?: ScanCache;
   },
 ): Promise<{ actions: Action[]; scan: Scan }> {
-  const scan = await scanManifests(options.manifests, options.loadPods);
+  const scan = await scanManifests(options.manifests, options.loadPods, options.cache);
   const actions = reconcile(scan.desired, actualPods(host), new Set(scan.errors.keys()));
   const st = options.status;
   for (const [file, error] of scan.errors) {
@@ -391,10 +416,11 @@ export async function runDaemon(
     wake?.();
   });
   const probeStates: ProbeStates = new Map();
+  const cache: ScanCache = new Map();
   while (!options.signal.aborted) {
     let scan: Scan | undefined;
     try {
-      const done = await syncOnce(host, { ...options, status });
+      const done = await syncOnce(host, { ...options, status, cache });
       scan = done.scan;
       for (const a of done.actions) options.log(`${a.kind} ${a.name} (${a.file})`);
       for (const error of Object.values(status.errors)) options.log(`error: ${error}`);
