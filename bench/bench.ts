@@ -19,6 +19,7 @@ import { CniClient, LOOPBACK, type NetConfList } from "../src/net/cni.ts";
 import { DenoCommandRunner } from "../src/sys/command.ts";
 import { which } from "../src/oci/runtime.ts";
 import { removeIdlePortmapChains } from "../src/net/portmap.ts";
+import { DAEMON_V8_FLAGS } from "../src/daemon/install.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? "10");
@@ -248,7 +249,7 @@ async function daemonRows(): Promise<void> {
       "--network",
       network,
     ],
-    env,
+    env: { ...env, DENO_V8_FLAGS: DAEMON_V8_FLAGS }, // as the systemd unit runs it
     stdin: "null",
     stdout: "null",
     stderr: "null",

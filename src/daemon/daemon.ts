@@ -48,6 +48,32 @@ async function sha256(text: string): Promise<string> {
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
 }
 
+/**
+ * The parsed pods without their YAML documents: locations (for the rare
+ * error that needs one) re-parse the text on demand. With 50 manifests this
+ * keeps the daemon's memory to the pods' plain data.
+ */
+function lighten(pods: LoadedPod[], text: string, file: string, loadPods: LoadPodsFn): LoadedPod[] {
+  let full: LoadedPod[] | undefined;
+  const again = () => full ??= loadPods(text, file);
+  type Path = Parameters<LoadedPod["source"]["at"]>[0];
+  return pods.map((p, i) => ({
+    ...p,
+    source: { file, at: (path: Path) => again()[i].source.at(path) },
+    spec: {
+      ...p.spec,
+      containers: p.spec.containers.map((c, j) => ({
+        ...c,
+        source: { file, at: (path: Path) => again()[i].spec.containers[j].source.at(path) },
+      })),
+      initContainers: p.spec.initContainers.map((c, j) => ({
+        ...c,
+        source: { file, at: (path: Path) => again()[i].spec.initContainers[j].source.at(path) },
+      })),
+    },
+  }));
+}
+
 /** Parsed manifests by path, reused while a file's mtime and size stay the same. */
 export type ScanCache = Map<
   string,
@@ -80,7 +106,7 @@ export async function scanManifests(
         const text = Deno.readTextFileSync(file);
         hit = { mtime, size: st.size, hash: await sha256(text) };
         try {
-          hit.pods = loadPods(text, file);
+          hit.pods = lighten(loadPods(text, file), text, file, loadPods);
         } catch (e) {
           hit.error = (e as Error).message.split("\n")[0];
         }
