@@ -1,12 +1,13 @@
 /** `rkl daemon` (alias `rkl pod daemon`): static pods from a manifests directory, and its install. */
 import type { Command } from "commander";
 import { DEFAULT_MANIFESTS, readStatus, runDaemon } from "../../src/daemon/daemon.ts";
-import { INSTALL_PATHS, preflight, tmpfilesEntry, unitFile } from "../../src/daemon/install.ts";
+import { installPaths, preflight, tmpfilesEntry, unitFile } from "../../src/daemon/install.ts";
 import { listPods, type PodRecord } from "../../src/workloads/pod.ts";
 import { UsageError } from "../../src/errors.ts";
 import type { Context } from "../app.ts";
 import { table, write } from "../format.ts";
 import { networkOption } from "./_shared.ts";
+import { selfArgv } from "../self.ts";
 
 async function podLoader() {
   const { loadPods } = await import("../../src/spec/pod.ts");
@@ -101,18 +102,18 @@ export function registerDaemon(program: Command, ctx: Context): void {
   d.command("install").description(
     "install the systemd unit, tmpfiles entry and manifests dir; run preflight checks",
   )
-    .option("--bin <path>", "the rkl binary the unit runs", Deno.execPath())
+    .option(
+      "--bin <path>",
+      "the rkl binary the unit runs (default: this rkl; from a checkout, deno run)",
+    )
     .option("--manifests <dir>", "static pod manifests", DEFAULT_MANIFESTS)
-    .action((o: { bin: string; manifests: string }) => {
-      if (!o.bin.startsWith("/")) {
+    .action((o: { bin?: string; manifests: string }) => {
+      if (o.bin !== undefined && !o.bin.startsWith("/")) {
         throw new UsageError(`--bin ${JSON.stringify(o.bin)} must be an absolute path`);
       }
-      if (/\/deno$/.test(o.bin)) {
-        throw new UsageError(
-          "--bin points at deno: install a compiled rkl binary (deno task compile) and pass its path",
-        );
-      }
+      const bin = o.bin ?? selfArgv();
       const host = ctx.host();
+      const INSTALL_PATHS = installPaths(Deno.env.get("RKL_INSTALL_ROOT"));
       const checks = preflight(Deno.readTextFileSync("/proc/self/mountinfo"));
       for (const c of checks) write(`${c.ok ? "ok     " : "MISSING"} ${c.name}: ${c.detail}\n`);
       Deno.mkdirSync(o.manifests, { recursive: true });
@@ -121,7 +122,7 @@ export function registerDaemon(program: Command, ctx: Context): void {
       });
       Deno.writeTextFileSync(
         INSTALL_PATHS.unit,
-        unitFile({ bin: o.bin, manifests: o.manifests, runRoot: host.paths.runRoot }),
+        unitFile({ bin, manifests: o.manifests, runRoot: host.paths.runRoot }),
       );
       Deno.mkdirSync(INSTALL_PATHS.tmpfiles.slice(0, INSTALL_PATHS.tmpfiles.lastIndexOf("/")), {
         recursive: true,
@@ -135,7 +136,8 @@ export function registerDaemon(program: Command, ctx: Context): void {
 
   d.command("uninstall").description("remove what install wrote (the manifests dir stays)").action(
     () => {
-      for (const f of [INSTALL_PATHS.unit, INSTALL_PATHS.tmpfiles]) {
+      const paths = installPaths(Deno.env.get("RKL_INSTALL_ROOT"));
+      for (const f of [paths.unit, paths.tmpfiles]) {
         try {
           Deno.removeSync(f);
           write(`removed ${f}\n`);

@@ -17,12 +17,24 @@ export const INSTALL_PATHS: InstallPaths = {
   manifests: "/etc/rk8s/manifests",
 };
 
+/** The install paths under `root` (RKL_INSTALL_ROOT, for packaging and tests). */
+export function installPaths(root = "/"): InstallPaths {
+  const r = root.replace(/\/+$/, "");
+  return {
+    unit: r + INSTALL_PATHS.unit,
+    tmpfiles: r + INSTALL_PATHS.tmpfiles,
+    manifests: r + INSTALL_PATHS.manifests,
+  };
+}
+
 /**
  * The unit. Delegate=yes hands the cgroup subtree to rkl; KillMode=process
  * stops only the daemon, never the containers (conmon and the containers
  * live on, and the next daemon adopts them).
  */
-export function unitFile(options: { bin: string; manifests: string; runRoot: string }): string {
+export function unitFile(
+  options: { bin: string | string[]; manifests: string; runRoot: string },
+): string {
   const q = (s: string) => /^[A-Za-z0-9_./-]+$/.test(s) ? s : JSON.stringify(s);
   return `[Unit]
 Description=rkl static pod daemon
@@ -32,7 +44,7 @@ After=network-online.target
 
 [Service]
 Type=simple
-ExecStart=${q(options.bin)} daemon --manifests ${q(options.manifests)}
+ExecStart=${[options.bin].flat().map(q).join(" ")} daemon --manifests ${q(options.manifests)}
 Restart=always
 RestartSec=2
 Delegate=yes

@@ -310,6 +310,43 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "daemon install writes a unit that passes systemd-analyze verify; uninstall removes it",
+  ignore: !ready,
+  fn: async () => {
+    const prefix = await Deno.makeTempDir();
+    try {
+      const e = { ...env!, env: { ...env!.env, RKL_INSTALL_ROOT: prefix } };
+      const r = await rkl(e, ["daemon", "install", "--manifests", `${prefix}/etc/rk8s/manifests`]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, /^ok +OCI runtime: /m);
+      assert.match(r.stdout, /^ok +CNI plugin portmap: /m);
+      const unit = `${prefix}/etc/systemd/system/rkl.service`;
+      const text = await Deno.readTextFile(unit);
+      // From a checkout the unit runs `deno run -A …/cli/main.ts daemon`.
+      assert.match(
+        text,
+        new RegExp(
+          `^ExecStart=${Deno.execPath()} run -A ${REPO}/cli/main.ts daemon --manifests `,
+          "m",
+        ),
+      );
+      const v = await new Deno.Command("systemd-analyze", {
+        args: ["verify", unit],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(v.code, 0, new TextDecoder().decode(v.stderr));
+      assert.ok(Deno.statSync(`${prefix}/etc/tmpfiles.d/rkl.conf`).isFile);
+      assert.ok(Deno.statSync(`${prefix}/etc/rk8s/manifests`).isDirectory);
+      assert.equal((await rkl(e, ["daemon", "uninstall"])).code, 0);
+      assert.throws(() => Deno.statSync(unit), Deno.errors.NotFound);
+    } finally {
+      await Deno.remove(prefix, { recursive: true });
+    }
+  },
+});
+
 test("cleanup", async () => {
   await cleanupEnv(env!);
 });
