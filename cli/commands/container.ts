@@ -42,6 +42,13 @@ function statusText(r: ContainerRecord): string {
   return r.status === "exited" ? `exited (${r.exitCode ?? "?"})` : r.status;
 }
 
+/** Who made it: a compose project's service, a pod, or nobody (a plain container). */
+function ownerText(r: ContainerRecord): string {
+  const project = r.labels["com.docker.compose.project"];
+  if (project) return `compose ${project}/${r.labels["com.docker.compose.service"]}`;
+  return r.pod ? `pod ${r.pod}` : "-";
+}
+
 function portsText(r: ContainerRecord): string {
   return (r.network?.portMappings ?? []).map((m) =>
     `${m.hostIP ?? "0.0.0.0"}:${m.hostPort}->${m.containerPort}/${m.protocol}`
@@ -152,16 +159,15 @@ export function registerContainer(program: Command, ctx: Context): void {
         write(recs.map((r) => `${r.name}\n`).join(""));
       } else {
         write(table(
-          ["NAME", "STATUS", "PID", "IP", "PORTS", "CREATED"],
-          recs.map((
-            r,
-          ) => [
+          ["NAME", "STATUS", "PID", "IP", "PORTS", "CREATED", "OWNER"],
+          recs.map((r) => [
             r.name,
             statusText(r),
             r.pid ? String(r.pid) : "-",
             r.network?.ip ?? "-",
             portsText(r) || "-",
             ago(r.createdAt),
+            ownerText(r),
           ]),
         ));
       }
