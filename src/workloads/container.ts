@@ -9,15 +9,10 @@
  * one rollback path to test instead of three.
  */
 import { ConflictError, NotFoundError, RklError, SpecError } from "../errors.ts";
-import {
-  type CniResult,
-  LOOPBACK,
-  type NetConfList,
-  type PortMapping,
-  resultIPv4,
-} from "../net/cni.ts";
+import { type CniResult, type NetConfList, type PortMapping, resultIPv4 } from "../net/cni.ts";
 import { bridgeName, loadNetwork } from "../net/network.ts";
 import { removeIdlePortmapChains } from "../net/portmap.ts";
+import { cniDown, cniUp } from "../net/attach.ts";
 import { createWithConmon, readExitCode } from "../oci/conmon.ts";
 import {
   type BundleDefaults,
@@ -353,18 +348,12 @@ async function setUpOwnSandbox(
   trace("create: netns");
   rec.resources.cni = true;
   save();
-  // lo and eth0 are independent attachments: set them up side by side.
-  const [, result] = await Promise.all([
-    host.cni.add(LOOPBACK, { containerId: cniContainerId(rec), netns: d.netns, ifName: "lo" }),
-    conflist
-      ? host.cni.add(conflist, {
-        containerId: cniContainerId(rec),
-        netns: d.netns,
-        ifName: "eth0",
-        capabilityArgs: { portMappings: plan.portMappings },
-      })
-      : undefined,
-  ]);
+  const result = await cniUp(host.cni, {
+    cniId: cniContainerId(rec),
+    netns: d.netns,
+    conflist,
+    portMappings: plan.portMappings,
+  });
   if (result && rec.network) {
     rec.network.result = result;
     rec.network.ip = resultIPv4(result);
@@ -487,21 +476,15 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
     await step(() => removeEmptyParent(host, rec.cgroupPath));
   }
   if (rec.resources.cni) {
-    await Promise.all([
-      rec.network
-        ? step(() =>
-          host.cni.del(rec.network!.conflist, {
-            containerId: cniContainerId(rec),
-            netns: d.netns,
-            ifName: "eth0",
-            capabilityArgs: { portMappings: rec.network!.portMappings },
-          }, rec.network!.result)
-        )
-        : undefined,
-      step(() =>
-        host.cni.del(LOOPBACK, { containerId: cniContainerId(rec), netns: d.netns, ifName: "lo" })
-      ),
-      ...(rec.extraNetworks ?? []).map((x) =>
+    await cniDown(host.cni, {
+      cniId: cniContainerId(rec),
+      netns: d.netns,
+      conflist: rec.network?.conflist,
+      portMappings: rec.network?.portMappings ?? [],
+      result: rec.network?.result,
+    }, (e) => errors.push(e));
+    await Promise.all(
+      (rec.extraNetworks ?? []).map((x) =>
         step(() =>
           host.cni.del(x.conflist, {
             containerId: cniContainerId(rec),
@@ -510,8 +493,7 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
           }, x.result)
         )
       ),
-    ]);
-
+    );
     trace("teardown: cni del");
   }
   if (rec.resources.netns) await step(() => removeNetns(host.sys, d.netns));

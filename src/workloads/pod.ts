@@ -11,13 +11,7 @@
  * crash are one code path.
  */
 import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
-import {
-  type CniResult,
-  LOOPBACK,
-  type NetConfList,
-  type PortMapping,
-  resultIPv4,
-} from "../net/cni.ts";
+import { type CniResult, type NetConfList, type PortMapping, resultIPv4 } from "../net/cni.ts";
 import { loadNetwork } from "../net/network.ts";
 import { readExitCode } from "../oci/conmon.ts";
 import {
@@ -52,6 +46,7 @@ import {
 import { hostsFile, resolvConf } from "./etc_files.ts";
 import type { Host, RuntimeRef } from "./host.ts";
 import { portConflict } from "./ports.ts";
+import { cniDown, cniUp } from "../net/attach.ts";
 import { trace } from "../trace.ts";
 import { parseCriLog, tail as tailEntries } from "./logs.ts";
 
@@ -305,17 +300,12 @@ export async function createPod(
       createNetns(host.sys, rec.netns);
       rec.resources.cni = true;
       save();
-      const [, result] = await Promise.all([
-        host.cni.add(LOOPBACK, { containerId: `p_${name}`, netns: rec.netns, ifName: "lo" }),
-        conflist
-          ? host.cni.add(conflist, {
-            containerId: `p_${name}`,
-            netns: rec.netns,
-            ifName: "eth0",
-            capabilityArgs: { portMappings: mappings },
-          })
-          : undefined,
-      ]);
+      const result = await cniUp(host.cni, {
+        cniId: `p_${name}`,
+        netns: rec.netns,
+        conflist,
+        portMappings: mappings,
+      });
       if (result && rec.network) {
         rec.network.result = result;
         rec.network.ip = resultIPv4(result);
@@ -563,21 +553,13 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
     });
   }
   if (rec.resources.cni && rec.netns) {
-    await Promise.all([
-      rec.network
-        ? step(() =>
-          host.cni.del(rec.network!.conflist, {
-            containerId: rec.network!.cniId,
-            netns: rec.netns!,
-            ifName: "eth0",
-            capabilityArgs: { portMappings: rec.network!.portMappings },
-          }, rec.network!.result)
-        )
-        : undefined,
-      step(() =>
-        host.cni.del(LOOPBACK, { containerId: `p_${rec.name}`, netns: rec.netns!, ifName: "lo" })
-      ),
-    ]);
+    await cniDown(host.cni, {
+      cniId: `p_${rec.name}`,
+      netns: rec.netns,
+      conflist: rec.network?.conflist,
+      portMappings: rec.network?.portMappings ?? [],
+      result: rec.network?.result,
+    }, (e) => errors.push(e));
     if (rec.network) {
       await step(() =>
         releaseNetworkIfUnused(host, { kind: "pods", name: rec.name, network: rec.network! })
