@@ -437,8 +437,19 @@ export async function runDaemon(
       }
     } catch { /* closed */ }
   })();
+  // conmon writes a container's exit code here when it ends: react at once
+  // (restart policies, back-off timers) instead of at the next relist.
+  const exitDir = `${host.paths.root}/exits`;
+  Deno.mkdirSync(exitDir, { recursive: true });
+  const exits = Deno.watchFs(exitDir, { recursive: false });
+  const exitPump = (async () => {
+    try {
+      for await (const ev of exits) if (ev.kind !== "access") poke(10);
+    } catch { /* closed */ }
+  })();
   options.signal.addEventListener("abort", () => {
     watcher.close();
+    exits.close();
     wake?.();
   });
   const probeStates: ProbeStates = new Map();
@@ -474,6 +485,6 @@ export async function runDaemon(
     });
     clearTimeout(timer);
   }
-  await pump;
+  await Promise.all([pump, exitPump]);
   appendEvent(host, { action: "stop" });
 }
