@@ -2,30 +2,9 @@ import assert from "node:assert/strict";
 import { SpecError } from "../errors.ts";
 import { dockerBytes, loadCompose, normalizeProjectName, parseDuration } from "./compose.ts";
 
-const RK8S = `services:
-  backend:
-    container_name: back
-    image: ./bundles/busybox
-    command: ["sleep", "300"]
-    ports:
-      - "8080:8080"
-    networks:
-      - libra-net
-    volumes:
-      - ./tmp/mount/dir:/app/data
-  frontend:
-    container_name: front
-    command: ["sleep", "300"]
-    image: ./bundles/busybox
-    ports:
-      - "80:80"
-networks:
-  libra-net:
-    driver: bridge
-configs:
-  backend-config:
-    file: ./config.yaml
-`;
+const RK8S = Deno.readTextFileSync(
+  new URL("../../tests/fixtures/rk8s-compose.yaml", import.meta.url),
+);
 
 const load = (
   text: string,

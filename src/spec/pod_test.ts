@@ -2,25 +2,7 @@ import assert from "node:assert/strict";
 import { SpecError } from "../errors.ts";
 import { loadPods } from "./pod.ts";
 
-const RK8S = `apiVersion: v1
-kind: Pod
-metadata:
-  name: simple-container-task
-  labels:
-    app: my-app
-    bundle: ./bundles/pause
-spec:
-  containers:
-    - name: main-container1
-      image: ./bundles/busybox
-      args: ["dd", "if=/dev/zero", "of=/dev/null"]
-      ports:
-        - containerPort: 80
-      resources:
-        limits:
-          cpu: "500m"
-          memory: "512Mi"
-`;
+const RK8S = Deno.readTextFileSync(new URL("../../tests/fixtures/rk8s-pod.yaml", import.meta.url));
 
 function err(text: string): SpecError {
   try {

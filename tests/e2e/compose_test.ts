@@ -71,30 +71,7 @@ async function removeLeftovers(e: RklEnv): Promise<void> {
   for (const n of left) await rkl(e, ["container", "rm", "-f", n]);
 }
 
-const RK8S = `services:
-  backend:
-    container_name: back
-    image: ./bundles/busybox
-    command: ["sleep", "300"]
-    ports:
-      - "8080:8080"
-    networks:
-      - libra-net
-    volumes:
-      - ./tmp/mount/dir:/app/data
-  frontend:
-    container_name: front
-    command: ["sleep", "300"]
-    image: ./bundles/busybox
-    ports:
-      - "80:80"
-networks:
-  libra-net:
-    driver: bridge
-configs:
-  backend-config:
-    file: ./config.yaml
-`;
+const RK8S = await Deno.readTextFile(`${REPO}/tests/fixtures/rk8s-compose.yaml`);
 
 test("rk8s's compose example: both run, front resolves back, the bind volume is visible", async (dirs) => {
   const dir = await projectDir("rk8s", {

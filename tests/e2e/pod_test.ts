@@ -51,25 +51,7 @@ function run(file: string, ...extra: string[]) {
 test("rk8s's pod example runs, and its container sees its limits in its cgroup", async () => {
   const file = await manifest(
     "rk8s",
-    `apiVersion: v1
-kind: Pod
-metadata:
-  name: simple-container-task
-  labels:
-    app: my-app
-    bundle: ./bundles/pause
-spec:
-  containers:
-    - name: main-container1
-      image: ./bundles/busybox
-      args: ["dd", "if=/dev/zero", "of=/dev/null"]
-      ports:
-        - containerPort: 80
-      resources:
-        limits:
-          cpu: "500m"
-          memory: "512Mi"
-`,
+    await Deno.readTextFile(`${REPO}/tests/fixtures/rk8s-pod.yaml`),
   );
   const r = await run(file);
   assert.equal(r.code, 0, r.stderr);
