@@ -141,3 +141,13 @@ export function envTest(
     },
   });
 }
+
+/** Bad input: exit code 2 and exactly one line of error, matching `want`. */
+export function assertRejected(label: string, r: RunResult, want: RegExp): void {
+  if (r.code !== 2) throw new Error(`${label}: exit code ${r.code}, want 2: ${r.stderr}`);
+  if (!want.test(r.stderr)) {
+    throw new Error(`${label}: ${JSON.stringify(r.stderr)} does not match ${want}`);
+  }
+  const lines = r.stderr.trim().split("\n").length;
+  if (lines !== 1) throw new Error(`${label}: one line of error, got ${lines}: ${r.stderr}`);
+}

@@ -6,7 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
-import { cleanupEnv, makeEnv, rkl, type RklEnv, type RunResult, waitFor } from "../_helpers/env.ts";
+import {
+  assertRejected,
+  cleanupEnv,
+  makeEnv,
+  removeAll,
+  rkl,
+  type RunResult,
+  waitFor,
+} from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
@@ -60,15 +68,10 @@ function test(name: string, fn: (dirs: string[]) => Promise<void>): void {
         await fn(dirs);
       } finally {
         for (const d of dirs) await compose(d, ["down", "-v", "--remove-orphans", "-t", "0"]);
-        await removeLeftovers(env!);
+        await removeAll(env!);
       }
     },
   });
-}
-
-async function removeLeftovers(e: RklEnv): Promise<void> {
-  const left = (await rkl(e, ["container", "list", "-q"])).stdout.split("\n").filter(Boolean);
-  for (const n of left) await rkl(e, ["container", "rm", "-f", n]);
 }
 
 const RK8S = await Deno.readTextFile(`${REPO}/tests/fixtures/rk8s-compose.yaml`);
@@ -355,10 +358,7 @@ test("bad compose files give one located error, exit 2, and create nothing", asy
   ];
   for (const [label, text, want] of cases) {
     const dir = await projectDir(`bad-${label}`, { "compose.yaml": text });
-    const r = await compose(dir, ["up", "-d"]);
-    assert.equal(r.code, 2, `${label}: ${r.stderr}`);
-    assert.match(r.stderr, want, label);
-    assert.equal(r.stderr.trim().split("\n").length, 1, `${label}: ${r.stderr}`);
+    assertRejected(label, await compose(dir, ["up", "-d"]), want);
   }
   await assertCensusUnchanged();
 });

@@ -4,7 +4,15 @@
  */
 import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
-import { cleanupEnv, envTest, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import {
+  assertRejected,
+  cleanupEnv,
+  envTest,
+  makeEnv,
+  rkl,
+  rklOk,
+  waitFor,
+} from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles") && requires("youki") &&
@@ -248,10 +256,11 @@ test("bad input: each gives one located error, exit code 2, and creates nothing"
   for (const [label, text, want] of cases) {
     const file = `${env!.dir}/${label}.yaml`;
     await Deno.writeTextFile(file, text);
-    const r = await rkl(env!, ["container", "run", "--network", env!.network, file]);
-    assert.equal(r.code, 2, `${label}: ${r.stderr}`);
-    assert.match(r.stderr, want);
-    assert.equal(r.stderr.trim().split("\n").length, 1, `${label}: one line, got ${r.stderr}`);
+    assertRejected(
+      label,
+      await rkl(env!, ["container", "run", "--network", env!.network, file]),
+      want,
+    );
   }
   const missing = await rkl(env!, ["container", "run", `${env!.dir}/nope.yaml`]);
   assert.equal(missing.code, 2);

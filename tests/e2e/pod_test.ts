@@ -5,7 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
-import { cleanupEnv, envTest, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import {
+  assertRejected,
+  cleanupEnv,
+  envTest,
+  makeEnv,
+  rkl,
+  rklOk,
+  waitFor,
+} from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "runc");
@@ -403,10 +411,7 @@ test("bad pod specs each give one located error, exit 2, and create nothing", as
   ];
   for (const [label, text, want] of cases) {
     const file = await manifest(label, text);
-    const r = await run(file);
-    assert.equal(r.code, 2, `${label}: ${r.stderr}`);
-    assert.match(r.stderr, want, label);
-    assert.equal(r.stderr.trim().split("\n").length, 1, `${label}: ${r.stderr}`);
+    assertRejected(label, await run(file), want);
   }
   await assertCensusUnchanged();
 });
