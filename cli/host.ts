@@ -39,7 +39,15 @@ export function resolvePaths(opts: GlobalOptions): RklPaths {
       );
     }
   }
-  return { root, runRoot, logDir: absolute(logDir), cniConfDir: absolute(cniConfDir) };
+  const seccompDir = Deno.env.get("RKL_SECCOMP_DIR") ??
+    (root === DEFAULT_ROOT ? "/etc/rkl/seccomp" : `${root}/seccomp`);
+  return {
+    root,
+    runRoot,
+    logDir: absolute(logDir),
+    cniConfDir: absolute(cniConfDir),
+    seccompDir: absolute(seccompDir),
+  };
 }
 
 /** Hard RLIMIT_NOFILE of this process, from /proc/self/limits. */

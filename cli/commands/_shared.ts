@@ -1,7 +1,7 @@
 /** Pieces the container and pod commands share: reading files, exec, logs. */
 import { ConflictError, SpecError, UsageError } from "../../src/errors.ts";
 import { readExitCode } from "../../src/oci/conmon.ts";
-import type { OciConfig } from "../../src/oci/spec.ts";
+import { execProcess } from "../../src/oci/runtime.ts";
 import { type ContainerRecord, refresh } from "../../src/workloads/container.ts";
 import type { Host } from "../../src/workloads/host.ts";
 import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
@@ -51,12 +51,10 @@ export async function execIn(
       `Cannot exec in container ${JSON.stringify(rec.name)}: it is ${live.status}`,
     );
   }
-  const cfg = JSON.parse(Deno.readTextFileSync(rec.dirs.config)) as OciConfig;
-  return await host.runtimeFor(rec.runtime).exec(rec.id, command, {
-    tty: o.tty ?? false,
+  const process = execProcess(rec.dirs.config, command, { tty: o.tty ?? false });
+  return await host.runtimeFor(rec.runtime).exec(rec.id, process, {
     interactive: o.interactive ?? false,
-    cwd: cfg.process.cwd,
-    env: cfg.process.env,
+    fileDir: rec.dirs.conmonDir,
   });
 }
 

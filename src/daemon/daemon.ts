@@ -25,6 +25,7 @@ import {
 } from "./probes.ts";
 import { stopContainer } from "../workloads/container.ts";
 import type { Host } from "../workloads/host.ts";
+import { execProcess } from "../oci/runtime.ts";
 import {
   type Action,
   type ActualPod,
@@ -273,13 +274,10 @@ export async function runProbes(
         ip: pod.network?.ip ?? "127.0.0.1",
         ports: c.spec.ports,
         exec: async (argv: string[], timeoutMs: number) => {
-          const cfg = JSON.parse(Deno.readTextFileSync(live.dirs.config)) as {
-            process: { cwd: string; env: string[] };
-          };
-          return (await host.runtimeFor(live.runtime).execCapture(live.id, argv, {
-            cwd: cfg.process.cwd,
-            env: cfg.process.env,
+          const process = execProcess(live.dirs.config, argv);
+          return (await host.runtimeFor(live.runtime).execCapture(live.id, process, {
             timeoutMs,
+            fileDir: live.dirs.conmonDir,
           })).code;
         },
       };

@@ -12,6 +12,10 @@ import {
   quantityValue,
 } from "../spec/quantity.ts";
 import type { OciConfig, OciMount, OciNamespace, OciResources } from "./spec.ts";
+import { defaultSeccompProfile, type SeccompProfile } from "./seccomp.ts";
+
+/** Tasks a container may have at once unless told otherwise (podman's default is 2048). */
+export const DEFAULT_PIDS_LIMIT = 4096;
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -107,6 +111,32 @@ export interface GenerateContext {
   nofileHard: number;
   bundle: BundleDefaults;
   annotations?: Record<string, string>;
+  /** The profile of a `Localhost` seccompProfile, read by the caller. */
+  localhostSeccomp?: SeccompProfile;
+  /** Architecture for the default seccomp profile (default: this one's). */
+  arch?: string;
+  /** linux.resources.pids.limit; 0 for none. Default {@linkcode DEFAULT_PIDS_LIMIT}. */
+  pidsLimit?: number;
+}
+
+/** The seccomp profile a container gets: none when privileged or Unconfined. */
+export function seccompFor(
+  sc: ContainerSpec["securityContext"],
+  caps: string[],
+  ctx: Pick<GenerateContext, "localhostSeccomp" | "arch">,
+): SeccompProfile | undefined {
+  if (sc.privileged) return undefined; // as docker: privileged means unconfined
+  switch (sc.seccompProfile?.type ?? "RuntimeDefault") {
+    case "Unconfined":
+      return undefined;
+    case "Localhost":
+      if (!ctx.localhostSeccomp) {
+        throw new TypeError("seccompProfile Localhost: the caller did not read the profile");
+      }
+      return ctx.localhostSeccomp;
+    default:
+      return defaultSeccompProfile(caps, ctx.arch);
+  }
 }
 
 /** Soft/hard NOFILE rkl asks for: 1048576 where the host allows, never above its hard limit. */
@@ -236,13 +266,19 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
   mounts.push(bind("/etc/resolv.conf", ctx.etcFiles.resolvConf, false));
   for (const m of spec.mounts) mounts.push(bind(m.destination, m.source, m.readOnly));
 
-  const order: OciNamespace["type"][] = ["pid", "network", "ipc", "uts", "mount"];
+  // cgroup: the container sees its own cgroup as the root of /sys/fs/cgroup.
+  const order: OciNamespace["type"][] = ["pid", "network", "ipc", "uts", "mount", "cgroup"];
   const namespaces: OciNamespace[] = [];
   for (const type of order) {
     const join = ctx.joinNamespaces?.[type];
     if (join === "host") continue;
     namespaces.push(join ? { type, path: join } : { type });
   }
+
+  const resources = ociResources(spec.resources);
+  const pids = ctx.pidsLimit ?? DEFAULT_PIDS_LIMIT;
+  if (pids > 0) resources.pids = { limit: pids };
+  const seccomp = seccompFor(sc, caps, ctx);
 
   return {
     ociVersion: "1.0.2",
@@ -257,16 +293,19 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
       cwd: spec.workingDir ?? ctx.bundle.cwd ?? "/",
       capabilities: { bounding: caps, effective: caps, permitted: caps },
       rlimits: [{ type: "RLIMIT_NOFILE", hard: nofile, soft: nofile }],
-      noNewPrivileges: sc.allowPrivilegeEscalation === false,
+      // Only when true: youki 0.7 reads an explicit `false` as set and then
+      // loads seccomp after dropping CAP_SYS_ADMIN, which the kernel refuses.
+      ...(sc.allowPrivilegeEscalation === false ? { noNewPrivileges: true } : {}),
     },
     root: { path: ctx.rootfs, readonly: sc.readOnlyRootFilesystem ?? false },
     hostname: ctx.joinNamespaces?.uts ? undefined : ctx.hostname,
     mounts,
     annotations: ctx.annotations,
     linux: {
-      resources: ociResources(spec.resources),
+      resources,
       cgroupsPath: ctx.cgroupsPath,
       namespaces,
+      ...(seccomp ? { seccomp } : {}),
       ...(sc.privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
     },
   };

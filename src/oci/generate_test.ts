@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { loadContainer } from "../spec/container.ts";
 import {
   capabilitySet,
+  DEFAULT_PIDS_LIMIT,
   generateConfig,
   type GenerateContext,
   nofileLimit,
@@ -19,6 +20,7 @@ const CTX: GenerateContext = {
   nofileHard: 524288,
   bundle: {},
   annotations: { "org.rkl.name": "web" },
+  arch: "x86_64",
 };
 
 async function golden(name: string, actual: unknown): Promise<void> {
@@ -83,4 +85,48 @@ Deno.test("capabilitySet() adds, drops, and handles ALL and privileged", () => {
 Deno.test("generateConfig() refuses a container with no command anywhere", () => {
   const { spec } = loadContainer("name: a\nimage: b\n", "a.yaml");
   assert.throws(() => generateConfig(spec, CTX), /no command/);
+});
+
+Deno.test("generateConfig() gives a cgroup namespace, a pids limit and the default seccomp profile", () => {
+  const { spec } = loadContainer("name: a\nimage: b\ncommand: [sh]\n", "a.yaml");
+  const c = generateConfig(spec, CTX);
+  assert.ok(c.linux.namespaces.some((n) => n.type === "cgroup" && !n.path));
+  assert.deepEqual(c.linux.resources.pids, { limit: DEFAULT_PIDS_LIMIT });
+  assert.equal(c.linux.seccomp?.defaultAction, "SCMP_ACT_ALLOW");
+  assert.ok(c.linux.seccomp?.syscalls[0].names.includes("mount"));
+  assert.equal(generateConfig(spec, { ...CTX, pidsLimit: 0 }).linux.resources.pids, undefined);
+});
+
+Deno.test("seccompProfile Unconfined and privileged run without seccomp; Localhost uses the file read", () => {
+  const load = (sc: string) =>
+    loadContainer(`name: a\nimage: b\ncommand: [sh]\nsecurityContext: ${sc}\n`, "a.yaml").spec;
+  assert.equal(
+    generateConfig(load("{seccompProfile: {type: Unconfined}}"), CTX).linux.seccomp,
+    undefined,
+  );
+  assert.equal(generateConfig(load("{privileged: true}"), CTX).linux.seccomp, undefined);
+  const own = { defaultAction: "SCMP_ACT_ERRNO" as const, architectures: [], syscalls: [] };
+  const local = load("{seccompProfile: {type: Localhost, localhostProfile: p.json}}");
+  assert.deepEqual(generateConfig(local, { ...CTX, localhostSeccomp: own }).linux.seccomp, own);
+  assert.throws(() => generateConfig(local, CTX), /did not read the profile/);
+});
+
+Deno.test("seccompProfile: Localhost needs a relative localhostProfile without '..'", () => {
+  for (
+    const [sc, msg] of [
+      ["{type: Localhost}", /needs localhostProfile/],
+      ["{type: Localhost, localhostProfile: ../x.json}", /relative path without/],
+      ["{type: Localhost, localhostProfile: /etc/x.json}", /relative path without/],
+      ["{type: RuntimeDefault, localhostProfile: x.json}", /goes with type Localhost/],
+    ] as const
+  ) {
+    assert.throws(
+      () =>
+        loadContainer(
+          `name: a\nimage: b\nsecurityContext:\n  seccompProfile: ${sc}\n`,
+          "a.yaml",
+        ),
+      (e: Error) => msg.test(e.message) && /a\.yaml:4/.test(e.message),
+    );
+  }
 });

@@ -5,7 +5,7 @@
  */
 import { NotFoundError, RuntimeError } from "../errors.ts";
 import type { CommandRunner } from "../sys/command.ts";
-import type { OciState } from "./spec.ts";
+import type { OciProcess, OciState } from "./spec.ts";
 
 export const RUNTIME_PREFERENCE = ["youki", "runc", "crun"] as const;
 
@@ -26,23 +26,40 @@ export interface OciRuntime {
   /** With `missingOk`, a container the runtime does not know counts as deleted. */
   delete(id: string, options?: { force?: boolean; missingOk?: boolean }): Promise<void>;
 
-  /** Runs a process in the container with this process's stdio; returns its exit code. */
-  exec(id: string, argv: string[], options: ExecOptions): Promise<number>;
-  /** Runs a process in the container capturing its output (healthchecks). */
+  /** Runs `process` in the container with this process's stdio; returns its exit code. */
+  exec(
+    id: string,
+    process: OciProcess,
+    options: { interactive: boolean; fileDir: string },
+  ): Promise<number>;
+  /** Runs `process` in the container capturing its output (probes, healthchecks). */
   execCapture(
     id: string,
-    argv: string[],
-    options: { cwd?: string; env?: string[]; timeoutMs: number },
+    process: OciProcess,
+    options: { timeoutMs: number; fileDir: string },
   ): Promise<{ code: number; output: string }>;
 }
 
-export interface ExecOptions {
-  tty: boolean;
-  interactive: boolean;
-  /** Working directory; runtimes differ on the default, so rkl always passes it. */
-  cwd?: string;
-  /** Extra environment on top of the container's. */
-  env?: string[];
+/**
+ * The process to exec in a container: the container's own (user, groups,
+ * capabilities, no_new_privs, rlimits, env, cwd) from its config.json, with
+ * `argv` as its command line, as docker and podman exec do.
+ */
+export function execProcess(
+  configPath: string,
+  argv: string[],
+  options: { tty?: boolean; env?: string[]; cwd?: string } = {},
+): OciProcess {
+  const cfg = JSON.parse(Deno.readTextFileSync(configPath)) as { process: OciProcess };
+  const env = new Map(cfg.process.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv]));
+  for (const kv of options.env ?? []) env.set(kv.slice(0, kv.indexOf("=")), kv);
+  return {
+    ...cfg.process,
+    terminal: options.tty ?? false,
+    args: argv,
+    env: [...env.values()],
+    cwd: options.cwd ?? cfg.process.cwd,
+  };
 }
 
 export class RuncCliRuntime implements OciRuntime {
@@ -115,28 +132,57 @@ export class RuncCliRuntime implements OciRuntime {
     }
   }
 
-  async execCapture(
-    id: string,
-    argv: string[],
-    options: { cwd?: string; env?: string[]; timeoutMs: number },
-  ): Promise<{ code: number; output: string }> {
-    const args = [...this.globalArgs(), "exec"];
-    if (options.cwd) args.push("--cwd", options.cwd);
-    for (const e of options.env ?? []) args.push("--env", e);
-    args.push(id, ...argv);
-    const res = await this.cmd.run(this.binary, { args, timeoutMs: options.timeoutMs });
-    return { code: res.code, output: (res.stdout + res.stderr).trim() };
+  /**
+   * The process goes to the runtime as a 0600 file (`exec --process`), never
+   * as `--env K=V` arguments that every local user could read in `ps`. It
+   * lives in `dir`, the container's own 0700 run directory, for the call.
+   */
+  async #withProcessFile<T>(
+    process: OciProcess,
+    dir: string,
+    fn: (path: string) => Promise<T>,
+  ): Promise<T> {
+    const path = `${dir}/exec-${crypto.randomUUID()}.json`;
+    Deno.writeTextFileSync(path, JSON.stringify(process), { createNew: true, mode: 0o600 });
+    try {
+      return await fn(path);
+    } finally {
+      try {
+        Deno.removeSync(path);
+      } catch { /* gone already */ }
+    }
   }
 
-  exec(id: string, argv: string[], options: ExecOptions): Promise<number> {
-    const args = [...this.globalArgs(), "exec", ...(options.tty ? ["--tty"] : [])];
-    if (options.cwd) args.push("--cwd", options.cwd);
-    for (const e of options.env ?? []) args.push("--env", e);
-    args.push(id, ...argv);
+  async execCapture(
+    id: string,
+    process: OciProcess,
+    options: { timeoutMs: number; fileDir: string },
+  ): Promise<{ code: number; output: string }> {
+    return await this.#withProcessFile(process, options.fileDir, async (file) => {
+      const args = [...this.globalArgs(), "exec", "--process", file, id];
+      const res = await this.cmd.run(this.binary, { args, timeoutMs: options.timeoutMs });
+      return { code: res.code, output: (res.stdout + res.stderr).trim() };
+    });
+  }
 
-    return this.cmd.runInteractive(this.binary, {
-      args,
-      stdin: options.interactive ? "inherit" : "null",
+  async exec(
+    id: string,
+    process: OciProcess,
+    options: { interactive: boolean; fileDir: string },
+  ): Promise<number> {
+    return await this.#withProcessFile(process, options.fileDir, (file) => {
+      const args = [
+        ...this.globalArgs(),
+        "exec",
+        ...(process.terminal ? ["--tty"] : []),
+        "--process",
+        file,
+        id,
+      ];
+      return this.cmd.runInteractive(this.binary, {
+        args,
+        stdin: options.interactive ? "inherit" : "null",
+      });
     });
   }
 }

@@ -1,4 +1,5 @@
 /** The parts of the OCI runtime-spec (config.json, v1.0.2) that rkl writes. */
+import type { SeccompProfile } from "./seccomp.ts";
 
 export interface OciMount {
   destination: string;
@@ -35,7 +36,7 @@ export interface OciProcess {
   cwd: string;
   capabilities: OciCapabilities;
   rlimits: { type: string; hard: number; soft: number }[];
-  noNewPrivileges: boolean;
+  noNewPrivileges?: boolean;
 }
 
 export interface OciConfig {
@@ -49,6 +50,7 @@ export interface OciConfig {
     resources: OciResources;
     cgroupsPath: string;
     namespaces: OciNamespace[];
+    seccomp?: SeccompProfile;
     maskedPaths?: string[];
     readonlyPaths?: string[];
   };

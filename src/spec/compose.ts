@@ -599,6 +599,9 @@ function healthcheck(
   };
 }
 
+/** Names of networks, volumes, configs and secrets (compose-spec, first character alphanumeric). */
+export const COMPOSE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
 /** Loads, interpolates, validates and merges compose files into a project. */
 export function loadCompose(
   files: ComposeFile[],
@@ -658,6 +661,20 @@ export function loadCompose(
     );
   }
 
+  // Top-level names become parts of host paths and interface names: the
+  // compose-spec's pattern, and no name made only of dots.
+  for (const kind of ["networks", "volumes", "configs", "secrets"] as const) {
+    for (const n of Object.keys(merged[kind] ?? {})) {
+      if (!COMPOSE_NAME.test(n)) {
+        throw L.error(
+          [kind, n],
+          `${kind.slice(0, -1)} name ${
+            JSON.stringify(n)
+          } must start with a letter or digit and use only a-z, A-Z, 0-9, '_', '.', '-'`,
+        );
+      }
+    }
+  }
   const declaredNets = new Set(Object.keys(merged.networks ?? {}));
   const declaredVols = new Set(Object.keys(merged.volumes ?? {}));
   const declaredConfigs = new Set(Object.keys(merged.configs ?? {}));
@@ -715,6 +732,19 @@ export function loadCompose(
               JSON.stringify(source)
             } is not declared in the top-level ${kind}`,
           );
+        }
+        if (typeof r !== "string") {
+          for (const k of ["uid", "gid", "mode"] as const) {
+            if (r[k] !== undefined) {
+              // One file per project is bind-mounted read-only into every service.
+              throw L.error(
+                [...at(kind, i), k],
+                `${k} is not supported: rkl mounts ${kind} read-only, owned by root, mode ${
+                  kind === "secrets" ? "0400" : "0444"
+                }`,
+              );
+            }
+          }
         }
         const target = typeof r === "string" || !r.target
           ? (kind === "secrets" ? `/run/secrets/${source}` : `/${source}`)
@@ -879,6 +909,23 @@ export function loadCompose(
   }));
   if (usesDefault && !declaredNets.has("default")) {
     networks.unshift({ name: "default", external: false, subnet: undefined });
+  }
+  for (const kind of ["configs", "secrets"] as const) {
+    for (const [n, o] of Object.entries(merged[kind] ?? {})) {
+      if (o.external) {
+        throw L.error([kind, n, "external"], `external ${kind} need a swarm; rkl has none`);
+      }
+      const sources = [o.file, (o as { content?: string }).content, o.environment]
+        .filter((x) => x !== undefined);
+      if (sources.length !== 1) {
+        throw L.error(
+          [kind, n],
+          `${kind.slice(0, -1)} ${JSON.stringify(n)} needs exactly one of file${
+            kind === "configs" ? ", content" : ""
+          } or environment`,
+        );
+      }
+    }
   }
   const fileOf = (kind: "configs" | "secrets") =>
     Object.entries(merged[kind] ?? {}).map(([n, o]) => ({

@@ -14,7 +14,7 @@ import {
   type SpecSource,
   toContainerSpec,
 } from "./container.ts";
-import { containerFields, dnsLabel, hostPathVolume } from "./schema.ts";
+import { containerFields, dnsLabel, hostPathVolume, seccompProfile } from "./schema.ts";
 import {
   parseYamlDocuments,
   type SourceDoc,
@@ -55,6 +55,7 @@ const podSchema = z.strictObject({
       runAsUser: z.number().int().min(0).optional(),
       runAsGroup: z.number().int().min(0).optional(),
       runAsNonRoot: z.boolean().optional(),
+      seccompProfile: seccompProfile.optional(),
     }).optional(),
   }),
 });
@@ -118,6 +119,8 @@ function podFromDoc(src: SourceDoc, baseDir: string): LoadedPod {
       const sc = { ...c.securityContext };
       sc.runAsUser ??= s.securityContext?.runAsUser;
       sc.runAsGroup ??= s.securityContext?.runAsGroup;
+      sc.runAsNonRoot ??= s.securityContext?.runAsNonRoot;
+      sc.seccompProfile ??= s.securityContext?.seccompProfile;
       const spec = toContainerSpec(c, { baseDir, mounts, securityContext: sc });
       return { spec, source: sourceOf(src, at), warnings: [] };
     });

@@ -90,6 +90,25 @@ const capability = z.string().regex(
   "must be a capability name such as NET_ADMIN",
 );
 
+export const seccompProfile = z.strictObject({
+  type: z.enum(["RuntimeDefault", "Unconfined", "Localhost"]),
+  localhostProfile: z.string().min(1).optional(),
+}).superRefine((p, ctx) => {
+  if (p.type === "Localhost" && !p.localhostProfile) {
+    ctx.addIssue({ code: "custom", message: "type Localhost needs localhostProfile" });
+  } else if (p.type !== "Localhost" && p.localhostProfile) {
+    ctx.addIssue({ code: "custom", message: "localhostProfile goes with type Localhost only" });
+  } else if (
+    p.localhostProfile &&
+    (p.localhostProfile.startsWith("/") || p.localhostProfile.split("/").includes(".."))
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      message: "localhostProfile must be a relative path without '..'",
+    });
+  }
+});
+
 export const securityContext = z.strictObject({
   privileged: z.boolean().optional(),
   capabilities: z.strictObject({
@@ -101,6 +120,7 @@ export const securityContext = z.strictObject({
   runAsNonRoot: z.boolean().optional(),
   readOnlyRootFilesystem: z.boolean().optional(),
   allowPrivilegeEscalation: z.boolean().optional(),
+  seccompProfile: seccompProfile.optional(),
 });
 
 const argList = z.array(z.string());

@@ -8,6 +8,7 @@ import {
   CLONE_NEWNET,
   EINVAL,
   ENOENT,
+  ESRCH,
   MNT_DETACH,
   MS_BIND,
   O_CLOEXEC,
@@ -39,7 +40,7 @@ export function createNetns(sys: Syscalls, path: string): void {
   }
 }
 
-/** Unpins and removes the namespace file. Idempotent: a missing one is fine. */
+/** Unpins and removes a namespace file. Idempotent: a missing one is fine. */
 export function removeNetns(sys: Syscalls, path: string): void {
   try {
     sys.umount2(path, MNT_DETACH);
@@ -50,5 +51,34 @@ export function removeNetns(sys: Syscalls, path: string): void {
     Deno.removeSync(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/**
+ * Pins namespace `type` (ipc, uts, pid, ...) of process `pid` at `path`, the
+ * way CRI-O's pinns keeps a pod's namespaces: a bind mount of
+ * /proc/PID/ns/TYPE. `startTime` is the process's start time as recorded when
+ * it was made; it is checked before and after the mount, so a pid that was
+ * reused by another process in between is never pinned (the mount is undone).
+ */
+export function pinNamespace(
+  sys: Syscalls,
+  o: { pid: number; startTime: number; type: string; path: string },
+  startTimeOf: (pid: number) => number | undefined,
+): void {
+  const same = () => startTimeOf(o.pid) === o.startTime;
+  if (!same()) {
+    throw new SysError("pin", ESRCH, `process ${o.pid} is not the one rkl started`);
+  }
+  Deno.writeFileSync(o.path, new Uint8Array(), { createNew: true, mode: 0o444 });
+  let ok = false;
+  try {
+    sys.mount({ source: `/proc/${o.pid}/ns/${o.type}`, target: o.path, flags: MS_BIND });
+    if (!same()) {
+      throw new SysError("pin", ESRCH, `process ${o.pid} exited while its ${o.type} was pinned`);
+    }
+    ok = true;
+  } finally {
+    if (!ok) removeNetns(sys, o.path);
   }
 }

@@ -26,6 +26,7 @@ export const PR_SET_CHILD_SUBREAPER = 36;
 export const EINVAL = 22;
 export const ENOENT = 2;
 export const EBUSY = 16;
+export const ESRCH = 3;
 
 export interface MountArgs {
   source: string;

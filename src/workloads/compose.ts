@@ -17,7 +17,9 @@
 import { NotFoundError, RklError } from "../errors.ts";
 import { bridgeConflist, conflistPath } from "../net/network.ts";
 import { readExitCode } from "../oci/conmon.ts";
-import type { ComposeProject, ComposeService } from "../spec/compose.ts";
+import { execProcess } from "../oci/runtime.ts";
+import { COMPOSE_NAME, type ComposeProject, type ComposeService } from "../spec/compose.ts";
+import { assertBelow, privateDir, removeBelow } from "../sys/fsutil.ts";
 import type { LoadedContainer, ResolvedMount } from "../spec/container.ts";
 import type { StoredRecord } from "../store/store.ts";
 import {
@@ -297,14 +299,18 @@ export async function composeUp(
   await ensureNetworks(host, project, rec);
   for (const v of project.volumes) {
     if (v.external) continue;
-    Deno.mkdirSync(`${volumeDir(host, project.name, v.name)}/_data`, { recursive: true });
+    const vdir = volumeDir(host, project.name, v.name);
+    assertBelow(`${host.paths.root}/volumes`, vdir, `volume ${v.name}`);
+    privateDir(`${host.paths.root}/volumes`);
+    Deno.mkdirSync(`${vdir}/_data`, { recursive: true });
     if (!rec.volumes.includes(v.name)) rec.volumes.push(v.name);
   }
   const pdir = projectDir(host, project.name);
   for (const kind of ["configs", "secrets"] as const) {
     for (const c of project[kind]) {
       const path = `${pdir}/${kind}/${c.name}`;
-      Deno.mkdirSync(`${pdir}/${kind}`, { recursive: true });
+      assertBelow(pdir, path, `${kind.slice(0, -1)} ${c.name}`);
+      privateDir(`${pdir}/${kind}`);
       if (c.file) Deno.copyFileSync(c.file, path);
       else Deno.writeTextFileSync(path, c.content ?? "");
       Deno.chmodSync(path, kind === "secrets" ? 0o400 : 0o444);
@@ -463,17 +469,14 @@ export async function waitHealthy(
   const h = svc.healthcheck!;
   const started = Date.now();
   const rt = host.runtimeFor(c.runtime);
-  const cfg = JSON.parse(Deno.readTextFileSync(c.dirs.config)) as {
-    process: { cwd: string; env: string[] };
-  };
+  const process = execProcess(c.dirs.config, h.test);
   let failures = 0;
   for (;;) {
     const live = await refresh(host, c);
     if (live.status !== "running") return "unhealthy";
-    const res = await rt.execCapture(c.id, h.test, {
-      cwd: cfg.process.cwd,
-      env: cfg.process.env,
+    const res = await rt.execCapture(c.id, process, {
       timeoutMs: h.timeoutMs,
+      fileDir: c.dirs.conmonDir,
     });
     if (res.code === 0) return "healthy";
     if (Date.now() - started >= h.startPeriodMs && ++failures >= h.retries) return "unhealthy";
@@ -517,21 +520,30 @@ export async function composeDown(
   if (!rec) return removed;
   for (const n of Object.values(rec.networks)) {
     if (n.external) continue;
+    // Names read back from the record are checked again before they reach a path.
+    const conf = conflistPath(host.paths.cniConfDir, n.rklName);
+    assertBelow(host.paths.cniConfDir, conf, `network ${n.rklName}`);
     try {
-      Deno.removeSync(conflistPath(host.paths.cniConfDir, n.rklName));
+      Deno.removeSync(conf);
     } catch { /* gone */ }
-    try {
-      Deno.removeSync(`${host.paths.root}/cni/networks/${n.rklName}`, { recursive: true });
-    } catch { /* gone */ }
+    removeBelow(
+      `${host.paths.root}/cni/networks`,
+      `${host.paths.root}/cni/networks/${n.rklName}`,
+      `network ${n.rklName}`,
+    );
   }
-  try {
-    Deno.removeSync(projectDir(host, name), { recursive: true });
-  } catch { /* gone */ }
+  removeBelow(`${host.paths.root}/compose`, projectDir(host, name), `project ${name}`);
   if (options.volumes) {
     for (const v of rec.volumes) {
-      try {
-        Deno.removeSync(volumeDir(host, name, v), { recursive: true });
-      } catch { /* gone */ }
+      if (!COMPOSE_NAME.test(v)) {
+        throw new RklError(
+          "EPATH",
+          `Refusing to remove volume ${JSON.stringify(v)} of project ${
+            JSON.stringify(name)
+          }: not a volume name`,
+        );
+      }
+      removeBelow(`${host.paths.root}/volumes`, volumeDir(host, name, v), `volume ${v}`);
     }
   }
   host.store.delete("compose", name);

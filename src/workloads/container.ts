@@ -22,6 +22,7 @@ import {
   processArgs,
 } from "../oci/generate.ts";
 import type { OciConfig } from "../oci/spec.ts";
+import { parseSeccompProfile, type SeccompProfile } from "../oci/seccomp.ts";
 import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
 import type { StoredRecord } from "../store/store.ts";
 import { mountOverlay, unmount } from "../sys/mounts.ts";
@@ -102,6 +103,8 @@ export interface ContainerPlan {
 
 export interface PlanOptions {
   host: Pick<Host, "paths" | "cgroupParent" | "nofileHard">;
+  /** The container's `Localhost` seccomp profile, already read. */
+  localhostSeccomp?: SeccompProfile;
   /** Network name, or null for a container with only loopback. */
   network: string | null;
   bundle: BundleDefaults;
@@ -171,7 +174,15 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
     annotations: sb
       ? { "org.rkl.kind": "pod-container", "org.rkl.pod": sb.pod, "org.rkl.name": spec.name }
       : { "org.rkl.kind": "container", "org.rkl.name": spec.name },
+    localhostSeccomp: options.localhostSeccomp,
   });
+  if (spec.securityContext.runAsNonRoot && config.process.user.uid === 0) {
+    // The kubelet's check: the uid the process will have, from the spec or the image.
+    throw new SpecError(
+      loaded.source.at(["securityContext", "runAsNonRoot"]),
+      "runAsNonRoot is set but the container would run as root (uid 0): set runAsUser to a non-zero uid",
+    );
+  }
   return {
     name,
     id: name,
@@ -208,6 +219,29 @@ export function readBundle(loaded: LoadedContainer): BundleDefaults {
 
 const RESOLV = "/etc/resolv.conf";
 
+/** Reads the profile a `seccompProfile: {type: Localhost}` names, from the seccomp dir. */
+export function readLocalhostSeccomp(
+  host: Pick<Host, "paths">,
+  loaded: LoadedContainer,
+): SeccompProfile | undefined {
+  const p = loaded.spec.securityContext.seccompProfile;
+  if (p?.type !== "Localhost" || !p.localhostProfile) return undefined;
+  const dir = host.paths.seccompDir ?? `${host.paths.root}/seccomp`;
+  const file = `${dir}/${p.localhostProfile}`;
+  const at = loaded.source.at(["securityContext", "seccompProfile", "localhostProfile"]);
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (e) {
+    throw new SpecError(at, `Cannot read seccomp profile ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return parseSeccompProfile(text, file);
+  } catch (e) {
+    throw new SpecError(at, (e as Error).message);
+  }
+}
+
 /** Creates the container (not started). On any failure everything made is undone. */
 export async function createContainer(
   host: Host,
@@ -217,7 +251,13 @@ export async function createContainer(
   trace("create: begin");
   const bundle = readBundle(loaded);
   const sandbox = options.sandbox;
-  const plan = planContainer(loaded, { host, network: options.network, bundle, sandbox });
+  const plan = planContainer(loaded, {
+    host,
+    network: options.network,
+    bundle,
+    sandbox,
+    localhostSeccomp: readLocalhostSeccomp(host, loaded),
+  });
   const conflist = plan.network
     ? loadNetwork(plan.network, {
       confDir: host.paths.cniConfDir,

@@ -15,6 +15,8 @@ export interface RklPaths {
   logDir: string;
   /** CNI conflists rkl owns. */
   cniConfDir: string;
+  /** Where `seccompProfile: {type: Localhost}` profiles are looked up. */
+  seccompDir?: string;
 }
 
 export interface Host {

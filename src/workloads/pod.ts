@@ -25,13 +25,15 @@ import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
 import type { LoadedPod, RestartPolicy } from "../spec/pod.ts";
 import type { StoredRecord } from "../store/store.ts";
 import type { CgroupLimits } from "../sys/cgroups/mod.ts";
-import { createNetns, removeNetns } from "../sys/netns.ts";
+import { createNetns, pinNamespace, removeNetns } from "../sys/netns.ts";
+import { privateDir, removeBelow } from "../sys/fsutil.ts";
 import { which } from "../oci/runtime.ts";
 import {
   type ContainerRecord,
   createContainer,
   getContainer,
   portMappings,
+  procStat,
   quickRefresh,
   readBundle,
   refresh,
@@ -85,7 +87,9 @@ export interface PodRecord extends StoredRecord {
   containers: string[];
   dirs: { dir: string; etc: string; volumes: string };
   emptyDirs: Record<string, string>;
-  resources: { dir?: boolean; cgroup?: boolean; netns?: boolean; cni?: boolean };
+  resources: { dir?: boolean; cgroup?: boolean; netns?: boolean; cni?: boolean; nsPins?: boolean };
+  /** Namespace type → pinned file that members join (ipc, uts, pid). */
+  nsPins?: Record<string, string>;
   /** Set for pods `rkl daemon` made from a manifest: the file and its content hash. */
   static?: { file: string; hash: string };
 }
@@ -93,6 +97,11 @@ export interface PodRecord extends StoredRecord {
 export function podDirs(host: Host, name: string) {
   const dir = `${host.paths.root}/pods/${name}`;
   return { dir, etc: `${dir}/etc`, volumes: `${dir}/volumes` };
+}
+
+/** Where a pod's shared namespaces are pinned (derived from the name, not read from the record). */
+export function nsDir(host: Host, name: string): string {
+  return `${host.paths.runRoot}/ns/p_${name}`;
 }
 
 export function memberName(pod: string, container: string): string {
@@ -332,12 +341,30 @@ export async function createPod(
     );
     await startCreated(host, pauseRec);
     trace("pod: pause running");
-    const pid = pauseRec.pid!;
+    // Members join pinned files, never /proc/PID/ns/*: a restart after the
+    // pause process died must not join whoever got its pid next.
+    const pinTypes = [
+      "ipc",
+      ...(spec.hostNetwork ? [] : ["uts"]),
+      ...(spec.shareProcessNamespace ? ["pid"] : []),
+    ];
+    rec.nsPins = Object.fromEntries(pinTypes.map((t) => [t, `${nsDir(host, name)}/${t}`]));
+    rec.resources.nsPins = true;
+    save();
+    privateDir(nsDir(host, name), 0o711);
+    for (const t of pinTypes) {
+      pinNamespace(host.sys, {
+        pid: pauseRec.pid!,
+        startTime: pauseRec.pidStart!,
+        type: t,
+        path: rec.nsPins[t],
+      }, (p) => procStat(p)?.startTime);
+    }
     const join = {
       network: rec.netns ?? "host",
-      ipc: `/proc/${pid}/ns/ipc`,
-      uts: spec.hostNetwork ? "host" : `/proc/${pid}/ns/uts`,
-      ...(spec.shareProcessNamespace ? { pid: `/proc/${pid}/ns/pid` } : {}),
+      ipc: rec.nsPins.ipc,
+      uts: spec.hostNetwork ? "host" : rec.nsPins.uts,
+      ...(spec.shareProcessNamespace ? { pid: rec.nsPins.pid } : {}),
     };
 
     for (const c of spec.initContainers) {
@@ -567,6 +594,11 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
     }
   }
   if (rec.resources.netns && rec.netns) await step(() => removeNetns(host.sys, rec.netns!));
+  if (rec.resources.nsPins) {
+    const dir = nsDir(host, rec.name);
+    for (const t of ["ipc", "uts", "pid"]) await step(() => removeNetns(host.sys, `${dir}/${t}`));
+    await step(() => removeBelow(`${host.paths.runRoot}/ns`, dir, `pod ${rec.name} namespaces`));
+  }
   if (rec.resources.cgroup) {
     await step(() => removeCgroup(host, rec.cgroupPath));
     await step(() => removeEmptyParent(host, rec.cgroupPath));

@@ -79,6 +79,8 @@ export async function census(scope: CensusScope): Promise<Census> {
     files: [
       ...walk(`${scope.root}/containers`, 0, () => true),
       ...walk(`${scope.runRoot}/conmon`, 0, () => true),
+      ...walk(`${scope.runRoot}/ns`, 1, () => true),
+      ...walk(`${scope.root}/pods`, 0, () => true),
       ...walk(`${scope.runRoot}/sock`, 0, () => true),
       ...walk(`${scope.root}/exits`, 0, () => true),
       ...walk(`${scope.root}/logs`, 0, () => true),

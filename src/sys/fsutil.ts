@@ -1,0 +1,79 @@
+/**
+ * Paths rkl makes and removes. Every directory below the state roots is
+ * root-only unless a container needs it otherwise, and every path rkl
+ * deletes recursively is first checked to lie inside the root it belongs to
+ * (a name from a YAML file or a record read back from disk is never trusted
+ * to be harmless once joined into a path).
+ */
+import { RklError } from "../errors.ts";
+
+/** mkdir -p, then the leaf gets exactly `mode` (mkdir's mode is cut by the umask). */
+export function privateDir(path: string, mode = 0o700): void {
+  Deno.mkdirSync(path, { recursive: true, mode });
+  Deno.chmodSync(path, mode);
+}
+
+/** Normalises an absolute path lexically ('.', '..', repeated '/'). */
+export function normalize(path: string): string {
+  if (!path.startsWith("/")) throw new TypeError(`path ${JSON.stringify(path)} is not absolute`);
+  const out: string[] = [];
+  for (const seg of path.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") out.pop();
+    else out.push(seg);
+  }
+  return "/" + out.join("/");
+}
+
+/** True when `path` is `root` itself or lies below it, lexically. */
+export function isWithin(root: string, path: string): boolean {
+  const r = normalize(root);
+  const p = normalize(path);
+  return p === r || p.startsWith(r === "/" ? "/" : `${r}/`);
+}
+
+/**
+ * Throws unless `path` lies strictly below `root`, with no symlink on the way
+ * from `root` (lexical check plus realpath of the deepest existing parent).
+ */
+export function assertBelow(root: string, path: string, what: string): void {
+  const r = normalize(root);
+  const p = normalize(path);
+  if (p === r || !isWithin(r, p)) {
+    throw new RklError(
+      "EPATH",
+      `Refusing to touch ${JSON.stringify(path)} (${what}): it is not inside ${r}`,
+    );
+  }
+  // The parent must resolve to where it says: a symlinked parent could lead out.
+  const parent = p.slice(0, p.lastIndexOf("/")) || "/";
+  let real: string;
+  try {
+    real = Deno.realPathSync(parent);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return; // nothing there to remove or follow
+    throw e;
+  }
+  let realRoot: string;
+  try {
+    realRoot = Deno.realPathSync(r);
+  } catch {
+    realRoot = r;
+  }
+  if (!isWithin(realRoot, real) || real !== normalize(parent).replace(r, realRoot)) {
+    throw new RklError(
+      "EPATH",
+      `Refusing to touch ${JSON.stringify(path)} (${what}): its parent resolves to ${real}`,
+    );
+  }
+}
+
+/** rm -rf of a path that must lie below `root`; a missing path is fine. */
+export function removeBelow(root: string, path: string, what: string): void {
+  assertBelow(root, path, what);
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
