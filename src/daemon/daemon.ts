@@ -166,9 +166,10 @@ export function daemonPaths(host: Host) {
 
 function appendEvent(host: Host, e: Omit<DaemonEvent, "time">): void {
   const p = daemonPaths(host).events;
-  Deno.mkdirSync(p.slice(0, p.lastIndexOf("/")), { recursive: true });
+  Deno.mkdirSync(p.slice(0, p.lastIndexOf("/")), { recursive: true, mode: 0o700 });
   Deno.writeTextFileSync(p, JSON.stringify({ time: host.now().toISOString(), ...e }) + "\n", {
     append: true,
+    mode: 0o600,
   });
 }
 
@@ -333,9 +334,9 @@ export async function runProbes(
 
 function writeStatus(host: Host, st: DaemonStatus): void {
   const p = daemonPaths(host).status;
-  Deno.mkdirSync(p.slice(0, p.lastIndexOf("/")), { recursive: true });
+  Deno.mkdirSync(p.slice(0, p.lastIndexOf("/")), { recursive: true, mode: 0o700 });
   const tmp = `${p}.tmp`;
-  Deno.writeTextFileSync(tmp, JSON.stringify(st, null, 2) + "\n");
+  Deno.writeTextFileSync(tmp, JSON.stringify(st, null, 2) + "\n", { mode: 0o600 });
   Deno.renameSync(tmp, p);
 }
 

@@ -83,7 +83,7 @@ const SHELL_LINE = 'exec 3>"$0" 2>>"$1"; shift; exec "$@"';
 /** Runs `runtime create` under conmon; resolves to the container's pid. */
 export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise<number> {
   const p = conmonPaths(o.workDir);
-  Deno.mkdirSync(o.workDir, { recursive: true });
+  Deno.mkdirSync(o.workDir, { recursive: true, mode: 0o700 });
   try {
     Deno.removeSync(p.syncFifo);
   } catch { /* not there */ }

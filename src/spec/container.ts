@@ -63,6 +63,11 @@ export interface ResolvedMount {
   kind: "hostPath" | "emptyDir";
   /** Volume name, for emptyDir (its directory is created per pod). */
   volume?: string;
+  /**
+   * Path below `source` to mount instead of the whole volume; resolved at
+   * every create and restart without following symlinks (sys/subpath.ts).
+   */
+  subPath?: string;
 }
 
 /** Where a workload came from: the file, and a way to locate any field in it. */
@@ -114,12 +119,22 @@ export function resolveMounts(
     }
     seen.add(m.mountPath);
     const readOnly = m.readOnly ?? false;
+    let subPath: string | undefined;
+    if (m.subPath !== undefined && m.subPath !== "") {
+      const parts = m.subPath.split("/");
+      if (m.subPath.startsWith("/") || parts.includes("..") || m.subPath.includes("\0")) {
+        throw specErrorAt(src, [...at, "subPath"], "must be a relative path without '..'");
+      }
+      subPath = parts.filter((p) => p !== "" && p !== ".").join("/") || undefined;
+    }
+    const sub = subPath ? { subPath } : {};
     if (m.hostPath !== undefined) {
       out.push({
         source: joinPath(options.baseDir, m.hostPath),
         destination: m.mountPath,
         readOnly,
         kind: "hostPath",
+        ...sub,
       });
       return;
     }
@@ -137,14 +152,8 @@ export function resolveMounts(
       );
     }
     if (vol.hostPath) {
-      let source = joinPath(options.baseDir, vol.hostPath.path);
-      if (m.subPath) {
-        if (m.subPath.startsWith("/") || m.subPath.split("/").includes("..")) {
-          throw specErrorAt(src, [...at, "subPath"], "must be a relative path without '..'");
-        }
-        source = joinPath(source, m.subPath);
-      }
-      out.push({ source, destination: m.mountPath, readOnly, kind: "hostPath" });
+      const source = joinPath(options.baseDir, vol.hostPath.path);
+      out.push({ source, destination: m.mountPath, readOnly, kind: "hostPath", ...sub });
     } else if (vol.emptyDir) {
       out.push({
         source: "",
@@ -152,6 +161,7 @@ export function resolveMounts(
         readOnly,
         kind: "emptyDir",
         volume: vol.name,
+        ...sub,
       });
     } else {
       throw specErrorAt(

@@ -20,12 +20,25 @@ export const MNT_DETACH = 0x2;
 
 export const O_RDONLY = 0;
 export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
+
+/** openat2(2) resolve flags. */
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+/** SYS_openat2: the same number on x86_64 and aarch64 (the unified syscall table). */
+export const SYS_OPENAT2 = 437;
 
 export const PR_SET_CHILD_SUBREAPER = 36;
 
 export const EINVAL = 22;
 export const ENOENT = 2;
 export const EBUSY = 16;
+export const EEXIST = 17;
+export const ELOOP = 40;
+export const EXDEV = 18;
+export const ENOTDIR = 20;
 export const ESRCH = 3;
 
 export interface MountArgs {
@@ -46,6 +59,9 @@ export interface Syscalls {
   setChildSubreaper(): void;
   gettid(): number;
   mkfifo(path: string, mode: number): void;
+  /** openat2(dirfd, path, {flags, resolve}); returns the new fd. */
+  openat2(dirfd: number, path: string, flags: number, resolve: number): number;
+  mkdirat(dirfd: number, path: string, mode: number): void;
 }
 
 function check(name: string, rc: number, detail: string): number {
@@ -89,6 +105,21 @@ export class LinuxSyscalls implements Syscalls {
   mkfifo(path: string, mode: number): void {
     check("mkfifo", libc().mkfifo(cstr(path), mode), JSON.stringify(path));
   }
+  openat2(dirfd: number, path: string, flags: number, resolve: number): number {
+    // struct open_how { u64 flags; u64 mode; u64 resolve; }
+    const how = new BigUint64Array([BigInt(flags), 0n, BigInt(resolve)]);
+    const rc = libc().syscall(
+      BigInt(SYS_OPENAT2),
+      BigInt(dirfd),
+      cstr(path),
+      new Uint8Array(how.buffer),
+      BigInt(how.byteLength),
+    );
+    return check("openat2", Number(rc), JSON.stringify(path));
+  }
+  mkdirat(dirfd: number, path: string, mode: number): void {
+    check("mkdirat", libc().mkdirat(dirfd, cstr(path), mode), JSON.stringify(path));
+  }
 }
 
 export type SyscallCall =
@@ -100,7 +131,9 @@ export type SyscallCall =
   | { name: "umount2"; target: string; flags: number }
   | { name: "setChildSubreaper" }
   | { name: "gettid" }
-  | { name: "mkfifo"; path: string; mode: number };
+  | { name: "mkfifo"; path: string; mode: number }
+  | { name: "openat2"; dirfd: number; path: string; flags: number; resolve: number; fd: number }
+  | { name: "mkdirat"; dirfd: number; path: string; mode: number };
 
 /**
  * Records every call and keeps a table of mounts; `failNext` makes the next
@@ -166,5 +199,16 @@ export class FakeSyscalls implements Syscalls {
   mkfifo(path: string, mode: number): void {
     this.#maybeFail("mkfifo", path);
     this.calls.push({ name: "mkfifo", path, mode });
+  }
+  openat2(dirfd: number, path: string, flags: number, resolve: number): number {
+    this.#maybeFail("openat2", path);
+    const fd = this.#nextFd++;
+    this.openFds.add(fd);
+    this.calls.push({ name: "openat2", dirfd, path, flags, resolve, fd });
+    return fd;
+  }
+  mkdirat(dirfd: number, path: string, mode: number): void {
+    this.#maybeFail("mkdirat", path);
+    this.calls.push({ name: "mkdirat", dirfd, path, mode });
   }
 }

@@ -25,7 +25,9 @@ import type { OciConfig } from "../oci/spec.ts";
 import { parseSeccompProfile, type SeccompProfile } from "../oci/seccomp.ts";
 import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
 import type { StoredRecord } from "../store/store.ts";
-import { mountOverlay, unmount } from "../sys/mounts.ts";
+import { mountOverlay, mountPoints, unmount } from "../sys/mounts.ts";
+import { stageSubPath, unstageSubPath } from "../sys/subpath.ts";
+import { privateDir } from "../sys/fsutil.ts";
 import { createNetns, removeNetns } from "../sys/netns.ts";
 import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
@@ -79,8 +81,19 @@ export interface ContainerRecord extends StoredRecord {
     netns?: boolean;
     cni?: boolean;
     runtime?: boolean;
+    subPaths?: boolean;
   };
   dirs: ContainerDirs;
+  /** Volume subPaths, staged on `target` at create and again at each restart. */
+  subPaths?: StagedSubPath[];
+}
+
+export interface StagedSubPath {
+  root: string;
+  subPath: string;
+  target: string;
+  /** Index in the spec's mounts, to locate errors. */
+  mount: number;
 }
 
 export interface ExtraNetwork {
@@ -94,6 +107,7 @@ export interface ExtraNetwork {
 export interface ContainerPlan {
   name: string;
   id: string;
+  subPaths: StagedSubPath[];
   network: string | null;
   portMappings: PortMapping[];
   dirs: ContainerDirs;
@@ -176,6 +190,15 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
       : { "org.rkl.kind": "container", "org.rkl.name": spec.name },
     localhostSeccomp: options.localhostSeccomp,
   });
+  // A subPath mount's source is its staging path, bind-mounted at create.
+  const subPaths: StagedSubPath[] = [];
+  spec.mounts.forEach((m, i) => {
+    if (!m.subPath) return;
+    const target = `${dirs.subPaths}/${i}`;
+    subPaths.push({ root: m.source, subPath: m.subPath, target, mount: i });
+    const cm = config.mounts.find((c) => c.destination === m.destination && c.type === "bind");
+    if (cm) cm.source = target;
+  });
   if (spec.securityContext.runAsNonRoot && config.process.user.uid === 0) {
     // The kubelet's check: the uid the process will have, from the spec or the image.
     throw new SpecError(
@@ -192,6 +215,7 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
     dirs,
     cgroupPath,
     config,
+    subPaths,
   };
 }
 
@@ -325,6 +349,10 @@ export async function createContainer(
     const d = plan.dirs;
     rec.resources.dir = true;
     save();
+    // Root-only: no host user may walk into a container's files or logs.
+    privateDir(`${host.paths.root}/containers`);
+    privateDir(host.paths.logDir);
+    privateDir(`${host.paths.runRoot}/conmon`);
     for (
       const p of [
         d.dir,
@@ -348,6 +376,12 @@ export async function createContainer(
       merged: d.rootfs,
     });
 
+    if (plan.subPaths.length > 0) {
+      rec.subPaths = plan.subPaths;
+      rec.resources.subPaths = true;
+      save();
+      stageSubPaths(host, rec, loaded);
+    }
     trace("create: dirs + overlay");
     if (!sandbox) await setUpOwnSandbox(host, rec, plan, conflist, save);
     writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n");
@@ -430,6 +464,26 @@ async function rollback(host: Host, rec: ContainerRecord, cause: unknown): Promi
   }
 }
 
+/** (Re)stages every subPath of the container; errors name the volumeMount. */
+function stageSubPaths(host: Host, rec: ContainerRecord, loaded?: LoadedContainer): void {
+  if (!rec.subPaths || rec.subPaths.length === 0) return;
+  privateDir(rec.dirs.subPaths);
+  for (const sp of rec.subPaths) {
+    try {
+      stageSubPath(host.sys, sp);
+    } catch (e) {
+      const where = loaded ? `${locText(loaded, ["volumeMounts", sp.mount, "subPath"])}: ` : "";
+      throw new RklError(
+        "ESUBPATH",
+        `${where}Cannot mount subPath of container ${JSON.stringify(rec.name)}: ${
+          (e as Error).message
+        }`,
+        { cause: e },
+      );
+    }
+  }
+}
+
 function readOr(path: string): string {
   try {
     return Deno.readTextFileSync(path);
@@ -484,6 +538,8 @@ export async function restartContainer(host: Host, name: string): Promise<Contai
     await host.runtimeFor(rec.runtime).delete(rec.id, { force: true, missingOk: true });
     await waitConmonGone(host, rec.dirs.conmonDir);
     removeAll(`${rec.dirs.exitDir}/${rec.id}`);
+    // Resolved again: the volume may have changed under the subPath since.
+    stageSubPaths(host, rec);
     await launch(host, rec);
     rec.restarts = (rec.restarts ?? 0) + 1;
     rec.exitCode = undefined;
@@ -537,9 +593,13 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
     trace("teardown: cni del");
   }
   if (rec.resources.netns) await step(() => removeNetns(host.sys, d.netns));
+  if (rec.resources.subPaths) {
+    for (const sp of rec.subPaths ?? []) await step(() => unstageSubPath(host.sys, sp.target));
+  }
   if (rec.resources.overlay) await step(() => unmount(host.sys, d.rootfs));
   if (rec.resources.dir) {
-    await step(() => removeAll(d.dir));
+    // Never recurse into a mount: a bind mount still there would be emptied.
+    await step(() => removeUnmounted(d.dir));
     await step(() => removeAll(d.conmonDir));
     await step(() => removeAll(`${d.exitDir}/${rec.id}`));
     await step(() => removeAll(`${d.socketDir}/${rec.id}`));
@@ -628,6 +688,21 @@ export async function removeCgroup(host: Host, path: string): Promise<void> {
       await host.sleep(20);
     }
   }
+}
+
+/** rm -rf of `path`, refused while anything is mounted on or below it. */
+export function removeUnmounted(path: string): void {
+  const below = mountPoints(Deno.readTextFileSync("/proc/self/mountinfo")).filter((m) =>
+    m === path || m.startsWith(`${path}/`)
+  );
+  if (below.length > 0) {
+    throw new RklError(
+      "EBUSY",
+      `Cannot remove ${path}: ${below[0]} is still mounted`,
+      { hint: "rkl rm -f tries the unmount again" },
+    );
+  }
+  removeAll(path);
 }
 
 function removeAll(path: string): void {

@@ -67,6 +67,7 @@ export function containerDirs(
     upper: `${dir}/upper`,
     work: `${dir}/work`,
     etc: `${dir}/etc`,
+    subPaths: `${dir}/subpaths`,
     netns: `${paths.runRoot}/netns/c_${name}`,
 
     conmonDir: `${paths.runRoot}/conmon/${name}`,

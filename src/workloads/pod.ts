@@ -290,6 +290,7 @@ export async function createPod(
   try {
     rec.resources.dir = true;
     save();
+    privateDir(`${host.paths.root}/pods`);
     for (const d of [dirs.dir, dirs.etc, dirs.volumes]) {
       Deno.mkdirSync(d, { recursive: true, mode: 0o711 });
     }
