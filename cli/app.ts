@@ -7,6 +7,7 @@ import { registerPod } from "./commands/pod.ts";
 import { registerCompose } from "./commands/compose.ts";
 import { registerDaemon } from "./commands/daemon.ts";
 import { registerBundle } from "./commands/bundle.ts";
+import { registerGc } from "./commands/gc.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
 import { VERSION } from "./version.ts";
@@ -43,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
   registerCompose(program, ctx);
   registerDaemon(program, ctx);
   registerBundle(program, ctx);
+  registerGc(program, ctx);
   for (const sub of program.commands) sub.exitOverride();
 
   try {

@@ -2,10 +2,11 @@
 import { CniClient } from "../src/net/cni.ts";
 import { resolveRuntime, RuncCliRuntime, which } from "../src/oci/runtime.ts";
 import { FsStore } from "../src/store/store.ts";
+import { recordValidators } from "../src/workloads/records.ts";
 import { detectCgroups } from "../src/sys/cgroups/detect.ts";
 import { DenoCommandRunner } from "../src/sys/command.ts";
 import { LinuxSyscalls } from "../src/sys/syscalls.ts";
-import type { Host, RklPaths } from "../src/workloads/host.ts";
+import { type Host, type RklPaths, shortHash } from "../src/workloads/host.ts";
 import { NotFoundError, RklError, SpecError } from "../src/errors.ts";
 import { DNS1123_LABEL } from "../src/spec/names.ts";
 
@@ -42,6 +43,7 @@ export function resolvePaths(opts: GlobalOptions): RklPaths {
   const seccompDir = Deno.env.get("RKL_SECCOMP_DIR") ??
     (root === DEFAULT_ROOT ? "/etc/rkl/seccomp" : `${root}/seccomp`);
   return {
+    tag: root === DEFAULT_ROOT ? "" : `r${shortHash(root)}-`,
     root,
     runRoot,
     logDir: absolute(logDir),
@@ -78,6 +80,19 @@ export function boundPorts(protocol: "tcp" | "udp"): Set<number> {
   return out;
 }
 
+/** The kubelet's containerLogMaxSize default, 10 MiB; RKL_LOG_SIZE_MAX in bytes overrides it. */
+export const DEFAULT_LOG_SIZE_MAX = 10 * 1024 * 1024;
+
+function logSizeMax(): number {
+  const v = Deno.env.get("RKL_LOG_SIZE_MAX");
+  if (v === undefined) return DEFAULT_LOG_SIZE_MAX;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new SpecError({ file: "RKL_LOG_SIZE_MAX" }, `${JSON.stringify(v)} must be a byte count`);
+  }
+  return n;
+}
+
 export function requireRoot(): void {
   if (Deno.uid() !== 0) {
     throw new RklError("EPERM", "Cannot run: rkl needs root for namespaces, mounts and cgroups", {
@@ -97,7 +112,9 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
       hint: "run scripts/setup.sh (Debian package conmon)",
     });
   }
-  const cgroupParent = Deno.env.get("RKL_CGROUP_PARENT") ?? "rkl";
+  // Another state root gets its own parent, so no two roots share a cgroup.
+  const cgroupParent = Deno.env.get("RKL_CGROUP_PARENT") ??
+    (paths.root === DEFAULT_ROOT ? "rkl" : `rkl-${shortHash(paths.root)}`);
   if (!cgroupParent.split("/").every((s) => DNS1123_LABEL.test(s))) {
     throw new SpecError(
       { file: "RKL_CGROUP_PARENT" },
@@ -109,7 +126,13 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
   return {
     sys: new LinuxSyscalls(),
     cmd,
-    store: new FsStore(`${paths.root}/records`, `${paths.runRoot}/rkl.lock`),
+    // The lock lives beside the records it guards: two commands with the same
+    // --root and different --run-roots still exclude each other.
+    store: new FsStore(
+      `${paths.root}/records`,
+      `${paths.root}/rkl.lock`,
+      recordValidators({ paths, cgroupParent }),
+    ),
     cgroups: detectCgroups().manager,
     runtime: new RuncCliRuntime(rt.name, rt.binary, `${paths.runRoot}/runtime/${rt.name}`, cmd),
     runtimeFor: (ref) => new RuncCliRuntime(ref.name, ref.binary, ref.root, cmd),
@@ -120,6 +143,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     pauseBundle: Deno.env.get("RKL_PAUSE_BUNDLE") ?? `${paths.root}/bundles/pause`,
     cgroupParent,
     nofileHard: nofileHard(),
+    logSizeMax: logSizeMax(),
     subnet: Deno.env.get("RKL_SUBNET"),
     portInUse: (port, protocol) => boundPorts(protocol).has(port),
     warn,

@@ -2,6 +2,7 @@
 import { ConflictError, SpecError, UsageError } from "../../src/errors.ts";
 import { readExitCode } from "../../src/oci/conmon.ts";
 import { execProcess } from "../../src/oci/runtime.ts";
+import { installCancelHandlers } from "../../src/cancel.ts";
 import { type ContainerRecord, refresh } from "../../src/workloads/container.ts";
 import type { Host } from "../../src/workloads/host.ts";
 import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
@@ -86,4 +87,17 @@ export async function printLogs(
       readExitCode(rec.dirs.exitDir, rec.id) !== undefined ||
       !host.store.get("containers", rec.name),
   });
+}
+
+/**
+ * Runs a command's create work with SIGINT/SIGTERM turned into a rollback
+ * (src/cancel.ts); the handlers are gone again once it returns.
+ */
+export async function whileCreating<T>(fn: () => Promise<T>): Promise<T> {
+  const uninstall = installCancelHandlers();
+  try {
+    return await fn();
+  } finally {
+    uninstall();
+  }
 }

@@ -23,7 +23,7 @@ import type { Host } from "../../src/workloads/host.ts";
 import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
 import type { Context } from "../app.ts";
 import { ago, table, write } from "../format.ts";
-import { execIn, parseSeconds } from "./_shared.ts";
+import { execIn, parseSeconds, whileCreating } from "./_shared.ts";
 
 const DEFAULT_FILES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
 
@@ -150,12 +150,14 @@ export function registerCompose(program: Command, ctx: Context): void {
     .action(async (services: string[], o: { detach?: boolean; removeOrphans?: boolean }) => {
       const host = ctx.host();
       const project = await loadProject(flags(), ctx.warn);
-      await composeUp(host, project, {
-        services,
-        removeOrphans: o.removeOrphans,
-        warn: ctx.warn,
-        log: (m) => console.error(m),
-      });
+      await whileCreating(() =>
+        composeUp(host, project, {
+          services,
+          removeOrphans: o.removeOrphans,
+          warn: ctx.warn,
+          log: (m) => console.error(m),
+        })
+      );
       if (o.detach) return;
       // Attached: print every service's output until they all exit; Ctrl-C stops them.
       const stop = () => composeStop(host, project, []).then(() => Deno.exit(130));

@@ -18,7 +18,14 @@ import type { Host } from "../../src/workloads/host.ts";
 
 import { ago, table, write } from "../format.ts";
 import type { Context } from "../app.ts";
-import { execIn, networkOption, parseSeconds, printLogs, readSpecFile } from "./_shared.ts";
+import {
+  execIn,
+  networkOption,
+  parseSeconds,
+  printLogs,
+  readSpecFile,
+  whileCreating,
+} from "./_shared.ts";
 
 /**
  * The spec parser (yaml + zod, ~45 ms to load) is imported only by commands
@@ -98,9 +105,10 @@ export function registerContainer(program: Command, ctx: Context): void {
     .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
     .action(async (file: string, o: { network?: string }) => {
       const host = ctx.host();
-      const rec = await runContainer(host, await loadContainerFile(file, ctx.warn), {
-        network: networkOption(o.network),
-      });
+      const spec = await loadContainerFile(file, ctx.warn);
+      const rec = await whileCreating(() =>
+        runContainer(host, spec, { network: networkOption(o.network) })
+      );
       write(`${rec.name}\n`);
     });
 
@@ -110,9 +118,10 @@ export function registerContainer(program: Command, ctx: Context): void {
     .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
     .action(async (file: string, o: { network?: string }) => {
       const host = ctx.host();
-      const rec = await createContainer(host, await loadContainerFile(file, ctx.warn), {
-        network: networkOption(o.network),
-      });
+      const spec = await loadContainerFile(file, ctx.warn);
+      const rec = await whileCreating(() =>
+        createContainer(host, spec, { network: networkOption(o.network) })
+      );
       write(`${rec.name}\n`);
     });
 
@@ -150,13 +159,14 @@ export function registerContainer(program: Command, ctx: Context): void {
     .action(async (o: { output: string; quiet?: boolean }) => {
       const host = ctx.host();
       const recs = await listContainers(host);
+      // Damaged records are listed, never fatal: `rm -f NAME` cleans them.
+      const damaged = host.store.damaged("containers");
       if (o.output === "json") {
-        write(
-          JSON.stringify(await Promise.all(recs.map((r) => containerState(host, r))), null, 2) +
-            "\n",
-        );
+        const states = await Promise.all(recs.map((r) => containerState(host, r)));
+        const bad = damaged.map((d) => ({ name: d.name, status: "unknown", damaged: d.reason }));
+        write(JSON.stringify([...states, ...bad], null, 2) + "\n");
       } else if (o.quiet) {
-        write(recs.map((r) => `${r.name}\n`).join(""));
+        write([...recs, ...damaged].map((r) => `${r.name}\n`).join(""));
       } else {
         write(table(
           ["NAME", "STATUS", "PID", "IP", "PORTS", "CREATED", "OWNER"],
@@ -168,7 +178,9 @@ export function registerContainer(program: Command, ctx: Context): void {
             portsText(r) || "-",
             ago(r.createdAt),
             ownerText(r),
-          ]),
+          ]).concat(
+            damaged.map((d) => [d.name, `unknown (damaged: ${d.reason})`, "-", "-", "-", "-", "-"]),
+          ),
         ));
       }
     });

@@ -17,6 +17,7 @@ import {
 import type { Context } from "../app.ts";
 import { ago, table, write } from "../format.ts";
 import { execIn, networkOption, parseSeconds, printLogs, readSpecFile } from "./_shared.ts";
+import { installCancelHandlers } from "../../src/cancel.ts";
 
 /** Loads the pods of a manifest (yaml + zod loaded only here). */
 export async function loadPodFile(file: string, warn: (m: string) => void): Promise<LoadedPod[]> {
@@ -85,6 +86,7 @@ export function registerPod(program: Command, ctx: Context): void {
         const host = ctx.host();
         const pods = await loadPodFile(file, ctx.warn);
         const made: string[] = [];
+        const uninstall = installCancelHandlers();
         try {
           for (const pod of pods) {
             const rec = verb === "run"
@@ -99,6 +101,8 @@ export function registerPod(program: Command, ctx: Context): void {
             await removePod(host, name, { force: true }).catch(() => {});
           }
           throw e;
+        } finally {
+          uninstall();
         }
       });
   }
@@ -131,9 +135,16 @@ export function registerPod(program: Command, ctx: Context): void {
     "table or json",
     "table",
   )
-    .action(async (o: { output: string }) => {
-      const views = await listPods(ctx.host());
-      if (o.output === "json") return write(JSON.stringify(views, null, 2) + "\n");
+    .option("-q, --quiet", "names only")
+    .action(async (o: { output: string; quiet?: boolean }) => {
+      const host = ctx.host();
+      const views = await listPods(host);
+      const damaged = host.store.damaged("pods");
+      if (o.output === "json") {
+        const bad = damaged.map((d) => ({ name: d.name, phase: "Unknown", damaged: d.reason }));
+        return write(JSON.stringify([...views, ...bad], null, 2) + "\n");
+      }
+      if (o.quiet) return write([...views, ...damaged].map((v) => `${v.name}\n`).join(""));
       write(table(
         ["NAME", "READY", "PHASE", "IP", "RESTARTS", "CREATED", "SOURCE"],
         views.map((v) => [
@@ -144,7 +155,9 @@ export function registerPod(program: Command, ctx: Context): void {
           String(v.containers.reduce((a, c) => a + c.restarts, 0)),
           ago(v.created),
           v.static?.file ?? "-",
-        ]),
+        ]).concat(
+          damaged.map((d) => [d.name, "-", `Unknown (damaged: ${d.reason})`, "-", "-", "-", "-"]),
+        ),
       ));
     });
 

@@ -33,7 +33,10 @@ export function portmapCleanupBatch(natDump: string): string | undefined {
     }
   }
   const present = CHAINS.filter((c) => declared.has(c));
-  for (const c of present) out.push(`-F ${c}`);
+  // CNI-HOSTPORT-DNAT is never flushed: this dump may be stale, and a rule a
+  // container added since must not be dropped. `-X` of a chain that is not
+  // empty fails, and iptables-restore then applies none of the batch.
+  for (const c of present) if (c !== "CNI-HOSTPORT-DNAT") out.push(`-F ${c}`);
   for (const c of present) out.push(`-X ${c}`);
   out.push("COMMIT", "");
   return out.join("\n");
@@ -46,5 +49,49 @@ export async function removeIdlePortmapChains(cmd: CommandRunner): Promise<boole
   if (!batch) return false;
   const res = await cmd.run("iptables-restore", { args: ["-w", "5", "--noflush"], stdin: batch });
   // Losing a race with another CNI user that just added a mapping is fine: the chains stay.
+  return res.code === 0;
+}
+
+/**
+ * The iptables-restore batch that removes every nat rule the CNI plugins
+ * tagged with container id `cniId` (portmap's DNAT jumps, bridge's
+ * masquerade jumps: their comments say `id: "ID"`) and the per-container
+ * chains those rules jump to; undefined when there are none. Used where the
+ * plugin's own DEL cannot run: a record lost or damaged.
+ */
+export function natCleanupForId(natDump: string, cniId: string): string | undefined {
+  const tag = `id: \\"${cniId}\\"`;
+  const lines = natDump.split("\n");
+  const tagged = lines.filter((l) => l.startsWith("-A ") && l.includes(tag));
+  if (tagged.length === 0) return undefined;
+  const chains = new Set<string>();
+  for (const r of tagged) {
+    const m = / -j (CNI-[A-Za-z0-9_-]+)/.exec(r);
+    if (m && !m[1].startsWith("CNI-HOSTPORT-")) chains.add(m[1]);
+  }
+  const declared = new Set(
+    lines.filter((l) => l.startsWith(":")).map((l) => l.slice(1).split(" ")[0]),
+  );
+  const out = ["*nat"];
+  for (const r of tagged) {
+    if (!chains.has(r.split(" ")[1])) out.push(`-D ${r.slice(3)}`);
+  }
+  // Jumps into the per-container chains from anywhere else go too.
+  for (const r of lines.filter((l) => l.startsWith("-A ") && !l.includes(tag))) {
+    const m = / -j (CNI-[A-Za-z0-9_-]+)$/.exec(r);
+    if (m && chains.has(m[1]) && !chains.has(r.split(" ")[1])) out.push(`-D ${r.slice(3)}`);
+  }
+  for (const c of chains) if (declared.has(c)) out.push(`-F ${c}`);
+  for (const c of chains) if (declared.has(c)) out.push(`-X ${c}`);
+  out.push("COMMIT", "");
+  return out.join("\n");
+}
+
+export async function removeNatRulesFor(cmd: CommandRunner, cniId: string): Promise<boolean> {
+  const dump = await cmd.run("iptables-save", { args: ["-t", "nat"] });
+  if (dump.code !== 0) return false;
+  const batch = natCleanupForId(dump.stdout, cniId);
+  if (!batch) return false;
+  const res = await cmd.run("iptables-restore", { args: ["-w", "5", "--noflush"], stdin: batch });
   return res.code === 0;
 }

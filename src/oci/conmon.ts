@@ -78,7 +78,14 @@ export function conmonArgs(o: ConmonOptions): string[] {
   return args;
 }
 
-const SHELL_LINE = 'exec 3>"$0" 2>>"$1"; shift; exec "$@"';
+/**
+ * The FIFO is opened read-write (`<>`): a write-only open would block until
+ * rkl opens the read end, and an rkl killed in between would leave this
+ * shell blocked forever. With both ends held, conmon always starts, and what
+ * it creates for a dead rkl is a "creating" record whose owner is gone,
+ * which `rkl gc` and `rm -f` clean up.
+ */
+const SHELL_LINE = 'exec 3<>"$0" 2>>"$1"; shift; exec "$@"';
 
 /** Runs `runtime create` under conmon; resolves to the container's pid. */
 export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise<number> {

@@ -20,9 +20,39 @@ export interface StoredRecord {
   name: string;
 }
 
+/** Per kind: the reason a parsed record is unusable, or undefined when it is fine. */
+export type RecordValidators = Partial<
+  Record<RecordKind, (value: unknown, name: string) => string | undefined>
+>;
+
+/** A record that exists but cannot be used: unreadable, not JSON, or the wrong shape. */
+export class DamagedRecordError extends StoreError {
+  constructor(
+    readonly kind: RecordKind,
+    readonly recordName: string,
+    readonly reason: string,
+    readonly path: string,
+  ) {
+    super(`Record ${path} is damaged: ${reason}`, {
+      hint: `rkl ${
+        kind === "containers" ? "container" : kind === "pods" ? "pod" : "compose"
+      } rm -f ${recordName} cleans up by what it finds on the host`,
+    });
+  }
+}
+
+export interface DamagedRecord {
+  name: string;
+  reason: string;
+}
+
 export interface StateStore {
+  /** The record, undefined when there is none; throws DamagedRecordError when unusable. */
   get<T extends StoredRecord>(kind: RecordKind, name: string): T | undefined;
+  /** Every usable record of a kind; damaged ones are left out (see `damaged`). */
   list<T extends StoredRecord>(kind: RecordKind): T[];
+  /** Records of a kind that exist but cannot be used, with the reason. */
+  damaged(kind: RecordKind): DamagedRecord[];
   put<T extends StoredRecord>(kind: RecordKind, record: T): void;
   delete(kind: RecordKind, name: string): void;
   /** Runs `fn` holding the store's exclusive lock. */
@@ -52,7 +82,11 @@ export class FsStore implements StateStore {
   /** Tail of the in-process queue of lock holders. */
   #queue: Promise<void> = Promise.resolve();
 
-  constructor(readonly recordsDir: string, readonly lockPath: string) {}
+  constructor(
+    readonly recordsDir: string,
+    readonly lockPath: string,
+    readonly validators: RecordValidators = {},
+  ) {}
 
   #path(kind: RecordKind, name: string): string {
     checkRecordName(name, kind);
@@ -66,31 +100,56 @@ export class FsStore implements StateStore {
       text = Deno.readTextFileSync(path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return undefined;
-      throw new StoreError(`Cannot read ${path}`, { cause: e });
+      throw new DamagedRecordError(kind, name, (e as Error).message, path);
     }
-    return parseRecord<T>(path, text);
+    return this.#parse<T>(kind, name, path, text);
   }
 
-  list<T extends StoredRecord>(kind: RecordKind): T[] {
+  #parse<T extends StoredRecord>(kind: RecordKind, name: string, path: string, text: string): T {
+    const reason = recordProblem(text, kind, name, this.validators);
+    if (typeof reason === "string") throw new DamagedRecordError(kind, name, reason, path);
+    return reason as T;
+  }
+
+  #scan<T extends StoredRecord>(kind: RecordKind): { ok: T[]; damaged: DamagedRecord[] } {
     const dir = `${this.recordsDir}/${kind}`;
-    const out: T[] = [];
+    const ok: T[] = [];
+    const damaged: DamagedRecord[] = [];
     let entries: Deno.DirEntry[];
     try {
       entries = [...Deno.readDirSync(dir)];
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return [];
+      if (e instanceof Deno.errors.NotFound) return { ok, damaged };
       throw new StoreError(`Cannot list ${dir}`, { cause: e });
     }
     for (const e of entries) {
-      if (!e.isFile || !e.name.endsWith(".json")) continue;
+      if (!e.name.endsWith(".json")) continue; // temp files of an interrupted write
+      const name = e.name.slice(0, -5);
       try {
-        out.push(parseRecord<T>(`${dir}/${e.name}`, Deno.readTextFileSync(`${dir}/${e.name}`)));
+        checkRecordName(name, kind);
+      } catch {
+        damaged.push({ name, reason: "not a record name rkl makes" });
+        continue;
+      }
+      try {
+        const rec = this.get<T>(kind, name);
+        if (rec) ok.push(rec); // else removed between readDir and read
       } catch (err) {
-        // Removed between readDir and read: skip.
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
+        if (!(err instanceof DamagedRecordError)) throw err;
+        damaged.push({ name, reason: err.reason });
       }
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    ok.sort((a, b) => a.name.localeCompare(b.name));
+    damaged.sort((a, b) => a.name.localeCompare(b.name));
+    return { ok, damaged };
+  }
+
+  list<T extends StoredRecord>(kind: RecordKind): T[] {
+    return this.#scan<T>(kind).ok;
+  }
+
+  damaged(kind: RecordKind): DamagedRecord[] {
+    return this.#scan(kind).damaged;
   }
 
   put<T extends StoredRecord>(kind: RecordKind, record: T): void {
@@ -133,19 +192,26 @@ export class FsStore implements StateStore {
   }
 }
 
-function parseRecord<T extends StoredRecord>(path: string, text: string): T {
-  let rec: T;
+/** The parsed record, or why it cannot be used. */
+export function recordProblem(
+  text: string,
+  kind: RecordKind,
+  name: string,
+  validators: RecordValidators,
+): StoredRecord | string {
+  if (text.trim() === "") return "empty file";
+  let rec: unknown;
   try {
-    rec = JSON.parse(text) as T;
+    rec = JSON.parse(text);
   } catch (e) {
-    throw new StoreError(`Cannot parse record ${path}: ${(e as Error).message}`, { cause: e });
+    return `not JSON (${(e as Error).message})`;
   }
-  if (rec.schemaVersion !== SCHEMA_VERSION) {
-    throw new StoreError(
-      `Cannot read record ${path}: schema version ${rec.schemaVersion}, this rkl reads ${SCHEMA_VERSION}`,
-    );
-  }
-  return rec;
+  if (typeof rec !== "object" || rec === null || Array.isArray(rec)) return "not a JSON object";
+  const v = (rec as { schemaVersion?: unknown }).schemaVersion;
+  if (v !== SCHEMA_VERSION) return `schema version ${v}, this rkl reads ${SCHEMA_VERSION}`;
+  const problem = validators[kind]?.(rec, name);
+  if (problem) return problem;
+  return rec as StoredRecord;
 }
 
 /** Writes `path` so that readers see the old or the new content, never a torn one. */
@@ -196,6 +262,9 @@ export class MemoryStore implements StateStore {
   }
   delete(kind: RecordKind, name: string): void {
     this.records.delete(`${kind}/${name}`);
+  }
+  damaged(_kind: RecordKind): DamagedRecord[] {
+    return [];
   }
   withLock<T>(fn: () => Promise<T>): Promise<T> {
     if (heldMemory.getStore() === this) return fn();

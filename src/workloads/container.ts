@@ -24,7 +24,8 @@ import {
 import type { OciConfig } from "../oci/spec.ts";
 import { parseSeccompProfile, type SeccompProfile } from "../oci/seccomp.ts";
 import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
-import type { StoredRecord } from "../store/store.ts";
+import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
+import { runtimesKnowing, scavengeContainer } from "./scavenge.ts";
 import { mountOverlay, mountPoints, unmount } from "../sys/mounts.ts";
 import { stageSubPath, unstageSubPath } from "../sys/subpath.ts";
 import { privateDir } from "../sys/fsutil.ts";
@@ -32,8 +33,9 @@ import { createNetns, removeNetns } from "../sys/netns.ts";
 import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
 import { trace } from "../trace.ts";
+import { cancellable, checkCancelled } from "../cancel.ts";
 import { portConflict } from "./ports.ts";
-import { type ContainerDirs, containerDirs, type Host, type RuntimeRef } from "./host.ts";
+import { cniIdFor, type ContainerDirs, containerDirs, type Host, type RuntimeRef } from "./host.ts";
 
 export type ContainerStatus = "creating" | "created" | "running" | "exited" | "unknown";
 
@@ -62,6 +64,8 @@ export interface ContainerRecord extends StoredRecord {
   limits: { cpuQuota?: number; cpuPeriod?: number; cpuShares?: number; memoryLimit?: number };
   network?: {
     name: string;
+    /** CNI_CONTAINERID used for every attachment (absent in older records: `c_ID`). */
+    cniId?: string;
     netns: string;
     ip?: string;
     conflist: NetConfList;
@@ -73,6 +77,8 @@ export interface ContainerRecord extends StoredRecord {
   extraNetworks?: ExtraNetwork[];
   /** The pod this container belongs to (its sandbox is the pod's). */
   pod?: string;
+  /** The process making it, while status is "creating": a dead owner means interrupted. */
+  owner?: Owner;
   /** What has been made so far; teardown undoes these. */
 
   resources: {
@@ -94,6 +100,24 @@ export interface StagedSubPath {
   target: string;
   /** Index in the spec's mounts, to locate errors. */
   mount: number;
+}
+
+/** A process, told from a later one with its pid by its start time. */
+export interface Owner {
+  pid: number;
+  start: number;
+}
+
+/** This process as an owner. */
+export function selfOwner(): Owner {
+  return { pid: Deno.pid, start: procStat(Deno.pid)?.startTime ?? 0 };
+}
+
+/** True when the record's owner is set and is no longer running. */
+export function ownerGone(owner: Owner | undefined): boolean {
+  if (!owner) return false;
+  const s = procStat(owner.pid);
+  return !s || s.state === "Z" || s.startTime !== owner.start;
 }
 
 export interface ExtraNetwork {
@@ -267,7 +291,15 @@ export function readLocalhostSeccomp(
 }
 
 /** Creates the container (not started). On any failure everything made is undone. */
-export async function createContainer(
+export function createContainer(
+  host: Host,
+  loaded: LoadedContainer,
+  options: { network: string | null; sandbox?: Sandbox; extraNetworks?: string[] },
+): Promise<ContainerRecord> {
+  return cancellable(() => createContainerNow(host, loaded, options));
+}
+
+async function createContainerNow(
   host: Host,
   loaded: LoadedContainer,
   options: { network: string | null; sandbox?: Sandbox; extraNetworks?: string[] },
@@ -312,6 +344,7 @@ export async function createContainer(
         } is already in use`,
       );
     }
+    refuseLeftovers(host, plan.name, "container");
     checkPorts(host, loaded, plan.portMappings);
     const r: ContainerRecord = {
       schemaVersion: 1,
@@ -331,20 +364,30 @@ export async function createContainer(
         memoryLimit: plan.config.linux.resources.memory?.limit,
       },
       network: conflist
-        ? { name: plan.network!, netns: plan.dirs.netns, conflist, portMappings: plan.portMappings }
+        ? {
+          name: plan.network!,
+          cniId: cniIdFor(host.paths, "c", plan.id),
+          netns: plan.dirs.netns,
+          conflist,
+          portMappings: plan.portMappings,
+        }
         : undefined,
       labels: sandbox?.labels ?? loaded.spec.labels,
       pod: sandbox?.pod,
       extraNetworks: extra.length > 0 ? extra : undefined,
       resources: {},
       dirs: plan.dirs,
+      owner: selfOwner(),
     };
     host.store.put("containers", r);
     return Promise.resolve(r);
   });
 
   trace("create: record reserved");
-  const save = () => host.store.put("containers", rec);
+  const save = () => {
+    host.store.put("containers", rec);
+    checkCancelled(); // every step starts with its record saved: a good place to stop
+  };
   try {
     const d = plan.dirs;
     rec.resources.dir = true;
@@ -353,9 +396,19 @@ export async function createContainer(
     privateDir(`${host.paths.root}/containers`);
     privateDir(host.paths.logDir);
     privateDir(`${host.paths.runRoot}/conmon`);
+    // Claimed exclusively: if it exists now, it is someone else's, and the
+    // rollback must not remove it.
+    try {
+      Deno.mkdirSync(d.dir, { mode: 0o711 });
+    } catch (e) {
+      rec.resources.dir = false;
+      save();
+      throw e instanceof Deno.errors.AlreadyExists
+        ? new ConflictError(`Cannot create container ${JSON.stringify(rec.name)}: ${d.dir} exists`)
+        : e;
+    }
     for (
       const p of [
-        d.dir,
         d.upper,
         d.work,
         d.rootfs,
@@ -390,6 +443,7 @@ export async function createContainer(
     save();
     await launch(host, rec);
     trace("create: conmon + runtime create");
+    rec.owner = undefined; // made: no longer anyone's half-done work
     save();
     return rec;
   } catch (e) {
@@ -402,8 +456,8 @@ export async function createContainer(
  * CNI_CONTAINERID of a single container. Pods use `p_NAME`; the kind prefix
  * (names cannot hold '_') keeps a container and a pod of one name apart.
  */
-export function cniContainerId(rec: { id: string }): string {
-  return `c_${rec.id}`;
+export function cniContainerId(rec: { id: string; network?: { cniId?: string } }): string {
+  return rec.network?.cniId ?? `c_${rec.id}`; // records made before ids carried the root's tag
 }
 
 /** A single container's own network namespace, CNI attachments and /etc files. */
@@ -418,7 +472,15 @@ async function setUpOwnSandbox(
   Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
   rec.resources.netns = true;
   save();
-  createNetns(host.sys, d.netns);
+  try {
+    createNetns(host.sys, d.netns);
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) {
+      rec.resources.netns = false; // not ours: never unpinned by our rollback
+      save();
+    }
+    throw e;
+  }
   trace("create: netns");
   rec.resources.cni = true;
   save();
@@ -497,6 +559,42 @@ export function locText(loaded: LoadedContainer, path: (string | number)[]): str
   return `${at.file}${at.line ? `:${at.line}:${at.column}` : ""}`;
 }
 
+/**
+ * Refuses a name whose resources are still on the host though no record
+ * owns them (a record deleted by hand, a crash before `rkl gc` ran): making
+ * the new object would share, and its rollback destroy, the old one's.
+ */
+export function refuseLeftovers(host: Host, name: string, what: "container" | "pod"): void {
+  const paths = what === "container"
+    ? (() => {
+      const d = containerDirs(host.paths, name);
+      return [d.dir, d.conmonDir, d.netns];
+    })()
+    : [
+      `${host.paths.root}/pods/${name}`,
+      `${host.paths.runRoot}/netns/p_${name}`,
+      `${host.paths.runRoot}/ns/p_${name}`,
+    ];
+  const exists = (p: string) => {
+    try {
+      Deno.lstatSync(p);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const known = what === "container" ? runtimesKnowing(host, name)[0] : undefined;
+  const found = paths.find(exists) ?? (known ? `${known[1]}/${name}` : undefined);
+  if (found) {
+    throw new ConflictError(
+      `Cannot create ${what} ${
+        JSON.stringify(name)
+      }: ${found} is left from an earlier ${what} of that name whose record is gone`,
+      { hint: "rkl gc removes what no record owns (rkl gc --dry-run shows it first)" },
+    );
+  }
+}
+
 /** hostPorts must be free: neither published by another rkl workload nor bound on the host. */
 function checkPorts(host: Host, loaded: LoadedContainer, mappings: PortMapping[]): void {
   const c = portConflict(host, mappings);
@@ -522,6 +620,7 @@ async function launch(host: Host, rec: ContainerRecord): Promise<void> {
     logPath: d.log,
     exitDir: d.exitDir,
     socketDir: d.socketDir,
+    logSizeMax: host.logSizeMax,
   });
   rec.pidStart = procStat(rec.pid)?.startTime;
   rec.status = "created";
@@ -562,9 +661,7 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
   };
   const d = rec.dirs;
   if (rec.resources.runtime) {
-    await step(async () => {
-      await host.runtimeFor(rec.runtime).delete(rec.id, { force: true, missingOk: true });
-    });
+    await step(() => deleteWithRetry(host, rec));
     trace("teardown: runtime delete");
     await step(() => waitConmonGone(host, d.conmonDir));
     trace("teardown: conmon gone");
@@ -639,6 +736,23 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
 }
 
 /**
+ * `delete --force`, tried again after a pause: under load a runtime's own
+ * cgroup removal can time out while the killed tasks are still exiting.
+ */
+async function deleteWithRetry(host: Host, rec: ContainerRecord): Promise<void> {
+  const rt = host.runtimeFor(rec.runtime);
+  for (let attempt = 1;; attempt++) {
+    try {
+      await rt.delete(rec.id, { force: true, missingOk: true });
+      return;
+    } catch (e) {
+      if (attempt >= 4) throw e;
+      await host.sleep(100 * attempt * attempt);
+    }
+  }
+}
+
+/**
  * The bridge plugin creates its bridge on first ADD and never deletes it;
  * like podman, rkl removes it when the last container on the network goes,
  * together with portmap's shared chains once no mapping is left.
@@ -648,6 +762,8 @@ export async function releaseNetworkIfUnused(host: Host, user: NetworkUser): Pro
   const bridge = bridgeName(user.network.conflist);
   if (!bridge) return;
   for (const kind of ["containers", "pods"] as const) {
+    // A damaged record may still be on this network: keep the bridge (gc removes it later).
+    if (host.store.damaged(kind).length > 0) return;
     const others = host.store.list<
       StoredRecord & { network?: { name: string }; extraNetworks?: { name: string }[] }
     >(kind)
@@ -725,7 +841,7 @@ export function removeEmptyParent(host: Host, cgroupPath: string): void {
 }
 
 /** conmon exits right after its container; wait for it so its files can go. */
-async function waitConmonGone(host: Host, conmonDir: string): Promise<void> {
+export async function waitConmonGone(host: Host, conmonDir: string): Promise<void> {
   let pid: number;
   try {
     pid = Number(Deno.readTextFileSync(`${conmonDir}/conmon.pid`).trim());
@@ -831,7 +947,15 @@ export async function startCreated(host: Host, rec: ContainerRecord): Promise<Co
 }
 
 /** create + start; a failed start removes what create made. */
-export async function runContainer(
+export function runContainer(
+  host: Host,
+  loaded: LoadedContainer,
+  options: { network: string | null },
+): Promise<ContainerRecord> {
+  return cancellable(() => runContainerNow(host, loaded, options));
+}
+
+async function runContainerNow(
   host: Host,
   loaded: LoadedContainer,
   options: { network: string | null },
@@ -897,7 +1021,16 @@ export async function removeContainer(
   options: { force?: boolean } = {},
 ): Promise<void> {
   trace("rm: begin");
-  const rec = getContainer(host, name);
+  let rec: ContainerRecord;
+  try {
+    rec = getContainer(host, name);
+  } catch (e) {
+    // A damaged record: clean by what the host holds under this name.
+    if (!(e instanceof DamagedRecordError) || !options.force) throw e;
+    host.warn(`${e.message}; removing what the host holds for ${JSON.stringify(name)}`);
+    await scavengeContainer(host, name);
+    return;
+  }
   if (options.force) {
     // `<runtime> delete --force` kills whatever still runs, so -f needs no stop step.
     await teardown(host, rec);
@@ -905,7 +1038,8 @@ export async function removeContainer(
     return;
   }
   await refresh(host, rec);
-  if (rec.status === "running" || rec.status === "creating") {
+  const interrupted = rec.status === "creating" && ownerGone(rec.owner);
+  if (rec.status === "running" || (rec.status === "creating" && !interrupted)) {
     throw new ConflictError(
       `Cannot remove container ${JSON.stringify(name)}: it is ${rec.status}`,
       {

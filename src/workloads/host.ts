@@ -17,6 +17,24 @@ export interface RklPaths {
   cniConfDir: string;
   /** Where `seccompProfile: {type: Localhost}` profiles are looked up. */
   seccompDir?: string;
+  /**
+   * Prefix that keeps this state root's host-wide names (CNI container ids,
+   * hence the plugins' nat chains) apart from another root's: "" for the
+   * default root, `rXXXXXXXX-` (a hash of the root) for any other.
+   */
+  tag?: string;
+}
+
+/** The CNI container id of a container ("c") or pod ("p") of this root. */
+export function cniIdFor(paths: Pick<RklPaths, "tag">, kind: "c" | "p", name: string): string {
+  return `${paths.tag ?? ""}${kind}_${name}`;
+}
+
+/** FNV-1a, 32 bits, as 8 hex digits: a short stable tag for a path. */
+export function shortHash(text: string): string {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(text)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
 }
 
 export interface Host {
@@ -38,6 +56,8 @@ export interface Host {
   cgroupParent: string;
   /** This process's hard RLIMIT_NOFILE. */
   nofileHard: number;
+  /** Largest size of a container's log before conmon starts it afresh (0: no limit). */
+  logSizeMax?: number;
   /** Subnet for the default network when rkl writes its conflist. */
   subnet?: string;
   /** True when something on the host already listens on the port. */

@@ -80,6 +80,10 @@ export async function streamLog(
     try {
       const size = (await f.stat()).size;
       if (size < offset) offset = 0; // rotated or truncated
+      if (first && options.tail !== undefined && options.tail >= 0) {
+        // --tail reads back from the end, never the whole file.
+        offset = await tailOffset(f, size, options.tail);
+      }
       if (size === offset) return;
       await f.seek(offset, Deno.SeekMode.Start);
       const buf = new Uint8Array(size - offset);
@@ -106,4 +110,54 @@ export async function streamLog(
     if (finished) return;
     await new Promise((r) => setTimeout(r, poll));
   }
+}
+
+/**
+ * Where the last `n` log entries of an open CRI log of `size` bytes begin,
+ * found by reading 64 KiB blocks backwards from the end. An entry ends with
+ * an `F` line (after any `P` lines), so the offset is always just after an
+ * `F` line, never inside an entry.
+ */
+export async function tailOffset(f: Deno.FsFile, size: number, n: number): Promise<number> {
+  if (n === 0) return size;
+  const block = 64 * 1024;
+  let pos = size;
+  let data = new Uint8Array(0);
+  while (pos > 0) {
+    const start = Math.max(0, pos - block);
+    const chunk = new Uint8Array(pos - start);
+    await f.seek(start, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < chunk.length) {
+      const r = await f.read(chunk.subarray(got));
+      if (r === null) break;
+      got += r;
+    }
+    const joined = new Uint8Array(chunk.length + data.length);
+    joined.set(chunk);
+    joined.set(data, chunk.length);
+    data = joined;
+    pos = start;
+    // Ends of complete lines, last first; a line counts once it is whole.
+    let ends = 0;
+    for (let i = data.length - 1; i >= 0; i--) {
+      if (data[i] !== 10 || i === data.length - 1) continue;
+      // The line ending at i: is it a full entry's last line?
+      let j = i - 1;
+      while (j >= 0 && data[j] !== 10) j--;
+      if (j < 0 && pos > 0) break; // its start is in a block not read yet
+      if (isFullLine(data.subarray(j + 1, i)) && ++ends === n) return pos + i + 1;
+    }
+  }
+  return 0;
+}
+
+/** True for a CRI log line tagged F (`TIME STREAM F content`). */
+function isFullLine(line: Uint8Array): boolean {
+  let spaces = 0;
+  for (let k = 0; k < line.length; k++) {
+    if (line[k] !== 32) continue;
+    if (++spaces === 2) return line[k + 1] === 70; // 'F'
+  }
+  return false;
 }

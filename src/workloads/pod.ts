@@ -23,7 +23,8 @@ import {
 } from "../spec/quantity.ts";
 import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
 import type { LoadedPod, RestartPolicy } from "../spec/pod.ts";
-import type { StoredRecord } from "../store/store.ts";
+import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
+import { scavengeContainer, scavengePod } from "./scavenge.ts";
 import type { CgroupLimits } from "../sys/cgroups/mod.ts";
 import { createNetns, pinNamespace, removeNetns } from "../sys/netns.ts";
 import { privateDir, removeBelow } from "../sys/fsutil.ts";
@@ -32,24 +33,30 @@ import {
   type ContainerRecord,
   createContainer,
   getContainer,
+  type Owner,
+  ownerGone,
   portMappings,
   procStat,
   quickRefresh,
   readBundle,
   refresh,
+  refuseLeftovers,
   releaseNetworkIfUnused,
   removeCgroup,
   removeEmptyParent,
+  removeUnmounted,
   type Sandbox,
+  selfOwner,
   startCreated,
   stopContainer,
   teardown,
 } from "./container.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
-import type { Host, RuntimeRef } from "./host.ts";
+import { cniIdFor, type Host, type RuntimeRef } from "./host.ts";
 import { portConflict } from "./ports.ts";
 import { cniDown, cniUp } from "../net/attach.ts";
 import { trace } from "../trace.ts";
+import { cancellable, checkCancelled } from "../cancel.ts";
 import { parseCriLog, tail as tailEntries } from "./logs.ts";
 
 export type PodPhase = "Creating" | "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown";
@@ -90,6 +97,8 @@ export interface PodRecord extends StoredRecord {
   resources: { dir?: boolean; cgroup?: boolean; netns?: boolean; cni?: boolean; nsPins?: boolean };
   /** Namespace type → pinned file that members join (ipc, uts, pid). */
   nsPins?: Record<string, string>;
+  /** The process making it, until `created`: a dead owner means interrupted. */
+  owner?: Owner;
   /** Set for pods `rkl daemon` made from a manifest: the file and its content hash. */
   static?: { file: string; hash: string };
 }
@@ -205,7 +214,15 @@ export function getPod(host: Host, name: string): PodRecord {
  * Creates the sandbox, starts the pause container, runs the init containers
  * to completion and creates (not starts) the app containers.
  */
-export async function createPod(
+export function createPod(
+  host: Host,
+  loaded: LoadedPod,
+  options: { network: string | null; static?: { file: string; hash: string } },
+): Promise<PodRecord> {
+  return cancellable(() => createPodNow(host, loaded, options));
+}
+
+async function createPodNow(
   host: Host,
   loaded: LoadedPod,
   options: { network: string | null; static?: { file: string; hash: string } },
@@ -243,6 +260,7 @@ export async function createPod(
         } is already in use`,
       );
     }
+    refuseLeftovers(host, name, "pod");
     const conflict = portConflict(host, mappings);
     if (conflict) {
       const where = findPort(loaded, conflict.mapping.hostPort);
@@ -272,7 +290,12 @@ export async function createPod(
       limits: podLimits(spec.containers.map((c) => c.spec)),
       netns: spec.hostNetwork ? undefined : `${host.paths.runRoot}/netns/p_${name}`,
       network: conflist
-        ? { name: network!, cniId: `p_${name}`, conflist, portMappings: mappings }
+        ? {
+          name: network!,
+          cniId: cniIdFor(host.paths, "p", name),
+          conflist,
+          portMappings: mappings,
+        }
         : undefined,
       initContainers: [],
       containers: [],
@@ -280,13 +303,17 @@ export async function createPod(
       emptyDirs: Object.fromEntries(spec.emptyDirs.map((v) => [v, `${dirs.volumes}/${v}`])),
       resources: {},
       static: options.static,
+      owner: selfOwner(),
     };
     host.store.put("pods", r);
     return Promise.resolve(r);
   });
 
   trace("pod: record reserved");
-  const save = () => host.store.put("pods", rec);
+  const save = () => {
+    host.store.put("pods", rec);
+    checkCancelled();
+  };
   try {
     rec.resources.dir = true;
     save();
@@ -311,7 +338,7 @@ export async function createPod(
       rec.resources.cni = true;
       save();
       const result = await cniUp(host.cni, {
-        cniId: `p_${name}`,
+        cniId: rec.network?.cniId ?? cniIdFor(host.paths, "p", name),
         netns: rec.netns,
         conflist,
         portMappings: mappings,
@@ -406,6 +433,7 @@ export async function createPod(
     if (failed) throw failed.reason;
     trace("pod: app containers created");
     rec.created = true;
+    rec.owner = undefined;
     save();
     return rec;
   } catch (e) {
@@ -481,6 +509,7 @@ async function waitExited(host: Host, rec: ContainerRecord): Promise<ContainerRe
   for (let delay = 10;; delay = Math.min(delay * 2, 200)) {
     const exit = readExitCode(rec.dirs.exitDir, rec.id);
     if (exit !== undefined) return await refresh(host, rec);
+    checkCancelled(); // an init container that never ends can still be interrupted
     await host.sleep(delay);
   }
 }
@@ -528,7 +557,15 @@ export async function startPod(host: Host, name: string): Promise<PodRecord> {
   });
 }
 
-export async function runPod(
+export function runPod(
+  host: Host,
+  loaded: LoadedPod,
+  options: { network: string | null; static?: { file: string; hash: string } },
+): Promise<PodRecord> {
+  return cancellable(() => runPodNow(host, loaded, options));
+}
+
+async function runPodNow(
   host: Host,
   loaded: LoadedPod,
   options: { network: string | null; static?: { file: string; hash: string } },
@@ -568,21 +605,22 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
     }
   };
   const members = [...rec.containers, ...rec.initContainers];
-  await Promise.all(members.map((m) =>
-    step(async () => {
-      const c = host.store.get<ContainerRecord>("containers", m);
-      if (c) await teardown(host, c);
-    })
-  ));
-  if (rec.pause) {
-    await step(async () => {
-      const c = host.store.get<ContainerRecord>("containers", rec.pause!);
-      if (c) await teardown(host, c);
-    });
-  }
+  const down = async (m: string) => {
+    let c: ContainerRecord | undefined;
+    try {
+      c = host.store.get<ContainerRecord>("containers", m);
+    } catch (e) {
+      if (!(e instanceof DamagedRecordError)) throw e;
+      await scavengeContainer(host, m);
+      return;
+    }
+    if (c) await teardown(host, c);
+  };
+  await Promise.all(members.map((m) => step(() => down(m))));
+  if (rec.pause) await step(() => down(rec.pause!));
   if (rec.resources.cni && rec.netns) {
     await cniDown(host.cni, {
-      cniId: `p_${rec.name}`,
+      cniId: rec.network?.cniId ?? `p_${rec.name}`,
       netns: rec.netns,
       conflist: rec.network?.conflist,
       portMappings: rec.network?.portMappings ?? [],
@@ -605,7 +643,8 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
     await step(() => removeEmptyParent(host, rec.cgroupPath));
   }
   if (rec.resources.dir) {
-    await step(() => Deno.removeSync(rec.dirs.dir, { recursive: true }));
+    // Tolerates a dir already gone (a teardown that failed later), refuses a mounted one.
+    await step(() => removeUnmounted(podDirs(host, rec.name).dir));
   }
   if (errors.length > 0) {
     host.store.put("pods", rec);
@@ -624,10 +663,19 @@ export async function removePod(
   name: string,
   options: { force?: boolean } = {},
 ): Promise<void> {
-  const rec = getPod(host, name);
+  let rec: PodRecord;
+  try {
+    rec = getPod(host, name);
+  } catch (e) {
+    if (!(e instanceof DamagedRecordError) || !options.force) throw e;
+    host.warn(`${e.message}; removing what the host holds for pod ${JSON.stringify(name)}`);
+    await scavengePod(host, name, podMembersOnHost(host, name));
+    return;
+  }
   if (!options.force) {
     const view = await podView(host, rec);
-    if (view.phase === "Running" || view.phase === "Creating") {
+    const interrupted = !rec.created && ownerGone(rec.owner);
+    if (view.phase === "Running" || (view.phase === "Creating" && !interrupted)) {
       throw new ConflictError(
         `Cannot remove pod ${JSON.stringify(name)}: it is ${view.phase.toLowerCase()}`,
         {
@@ -637,6 +685,17 @@ export async function removePod(
     }
   }
   await host.store.withLock(() => teardownPod(host, rec));
+}
+
+/** Record names of a pod's members, from records (usable or not) and container dirs. */
+export function podMembersOnHost(host: Host, pod: string): string[] {
+  const names = new Set<string>();
+  for (const r of host.store.list("containers")) names.add(r.name);
+  for (const d of host.store.damaged("containers")) names.add(d.name);
+  try {
+    for (const e of Deno.readDirSync(`${host.paths.root}/containers`)) names.add(e.name);
+  } catch { /* none */ }
+  return [...names].filter((n) => n.startsWith(`${pod}_`)).sort();
 }
 
 export interface PodContainerView {
@@ -684,8 +743,14 @@ export async function podView(
   options: { exact?: boolean } = {},
 ): Promise<PodView> {
   const look = async (m: string, init: boolean): Promise<PodContainerView> => {
-    const c = host.store.get<ContainerRecord>("containers", m);
     const name = m.slice(rec.name.length + 1);
+    let c: ContainerRecord | undefined;
+    try {
+      c = host.store.get<ContainerRecord>("containers", m);
+    } catch (e) {
+      if (!(e instanceof DamagedRecordError)) throw e;
+      return { name, init, status: "unknown", pid: null, exitCode: null, restarts: 0, limits: {} };
+    }
     if (!c) {
       return { name, init, status: "missing", pid: null, exitCode: null, restarts: 0, limits: {} };
     }
@@ -707,7 +772,10 @@ export async function podView(
   if (phase === "Unknown" && apps.every((a) => a.status === "exited" || a.status === "missing")) {
     phase = "Failed";
   }
-  const pause = rec.pause ? host.store.get<ContainerRecord>("containers", rec.pause) : undefined;
+  let pause: ContainerRecord | undefined;
+  try {
+    pause = rec.pause ? host.store.get<ContainerRecord>("containers", rec.pause) : undefined;
+  } catch { /* damaged: no pid to show */ }
   return {
     name: rec.name,
     namespace: rec.namespace,

@@ -1,0 +1,23 @@
+/** `rkl gc`: remove what no record owns, finish interrupted creates. */
+import type { Command } from "commander";
+import type { Context } from "../app.ts";
+import { write } from "../format.ts";
+
+export function registerGc(program: Command, ctx: Context): void {
+  program.command("gc").description(
+    "remove what no record owns (netns, mounts, cgroups, leases, nat rules, runtime state, files) and roll back interrupted creates",
+  )
+    .option("--dry-run", "only print what would be done")
+    .action(async (o: { dryRun?: boolean }) => {
+      const { gc } = await import("../../src/workloads/gc.ts");
+      const r = await gc(ctx.host(), { dryRun: o.dryRun });
+      if (o.dryRun) {
+        for (const f of r.findings) write(`would clean ${f.kind} ${f.name}: ${f.why}\n`);
+        if (r.findings.length === 0) write("nothing to clean\n");
+        return;
+      }
+      for (const f of r.findings) write(`${f.kind} ${f.name}: ${f.why}\n`);
+      for (const d of r.done) write(`  ${d}\n`);
+      if (r.findings.length === 0 && r.done.length === 0) write("nothing to clean\n");
+    });
+}

@@ -1,0 +1,286 @@
+/**
+ * `rkl gc`: finds what no usable record owns under this host's roots and
+ * removes it, and finishes what a dead rkl process left half made.
+ *
+ * - Objects by name: every place create puts something (container and pod
+ *   dirs, conmon dirs, netns and namespace pins, runtime state, exit files,
+ *   logs, cgroups below rkl's parent, IPAM leases) is listed, and each name
+ *   that has no usable record is cleaned up by what the host holds
+ *   (scavenge.ts). A damaged record counts as no record.
+ * - Interrupted creates: a "creating" container or a pod not yet created
+ *   whose owner process is gone is torn down from its record.
+ * - Records whose resources went away (a runtime that forgot the container)
+ *   get their status brought up to date.
+ * - Temp files of interrupted atomic writes; portmap chains no one uses.
+ *
+ * The whole pass holds the store lock, so a create in another process
+ * (which reserves its record under that lock before it makes anything) is
+ * never mistaken for garbage.
+ */
+import { removeIdlePortmapChains } from "../net/portmap.ts";
+import type { NetConfList } from "../net/cni.ts";
+import { bridgeName } from "../net/network.ts";
+import { checkRecordName } from "../store/store.ts";
+import {
+  type ContainerRecord,
+  ownerGone,
+  processAlive,
+  quickRefresh,
+  teardown,
+} from "./container.ts";
+import type { Host } from "./host.ts";
+import { podMembersOnHost, type PodRecord, teardownPod } from "./pod.ts";
+import { scavengeContainer, scavengePod } from "./scavenge.ts";
+
+export interface GcFinding {
+  kind: "container" | "pod" | "file" | "record";
+  name: string;
+  why: string;
+}
+
+export interface GcResult {
+  findings: GcFinding[];
+  /** What was removed or repaired (empty with dryRun). */
+  done: string[];
+}
+
+function entries(dir: string): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(dir)];
+  } catch {
+    return [];
+  }
+}
+
+function validName(name: string, kind: "containers" | "pods"): boolean {
+  try {
+    checkRecordName(name, kind);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Names of containers and pods that something on the host belongs to, with where it was seen. */
+export function namesOnHost(
+  host: Host,
+): { containers: Map<string, string>; pods: Map<string, string> } {
+  const containers = new Map<string, string>();
+  const pods = new Map<string, string>();
+  const seen = (m: Map<string, string>, name: string, where: string) => {
+    if (!m.has(name)) m.set(name, where);
+  };
+  const { root, runRoot, logDir } = host.paths;
+  for (const e of entries(`${root}/containers`)) seen(containers, e.name, `${root}/containers`);
+  for (const e of entries(`${runRoot}/conmon`)) seen(containers, e.name, `${runRoot}/conmon`);
+  for (const e of entries(`${root}/exits`)) seen(containers, e.name, `${root}/exits`);
+  for (const e of entries(logDir)) {
+    if (e.name.endsWith(".log")) seen(containers, e.name.slice(0, -4), logDir);
+  }
+  for (const rt of entries(`${runRoot}/runtime`)) {
+    for (const e of entries(`${runRoot}/runtime/${rt.name}`)) {
+      if (e.isDirectory) seen(containers, e.name, `${runRoot}/runtime/${rt.name}`);
+    }
+  }
+  for (const e of entries(`${runRoot}/netns`)) {
+    if (e.name.startsWith("c_")) seen(containers, e.name.slice(2), `${runRoot}/netns`);
+    if (e.name.startsWith("p_")) seen(pods, e.name.slice(2), `${runRoot}/netns`);
+  }
+  for (const e of entries(`${runRoot}/ns`)) {
+    if (e.name.startsWith("p_")) seen(pods, e.name.slice(2), `${runRoot}/ns`);
+  }
+  for (const e of entries(`${root}/pods`)) seen(pods, e.name, `${root}/pods`);
+  const cgroupDir = host.cgroups.dirs(host.cgroupParent)[0];
+  if (cgroupDir) {
+    for (const e of entries(cgroupDir)) {
+      if (!e.isDirectory) continue;
+      if (e.name.startsWith("pod-")) {
+        const pod = e.name.slice(4);
+        seen(pods, pod, cgroupDir);
+        for (const m of entries(`${cgroupDir}/${e.name}`)) {
+          if (m.isDirectory) seen(containers, `${pod}_${m.name}`, `${cgroupDir}/${e.name}`);
+        }
+      } else seen(containers, e.name, cgroupDir);
+    }
+  }
+  for (const net of entries(`${root}/cni/networks`)) {
+    for (const f of entries(`${root}/cni/networks/${net.name}`)) {
+      if (!f.isFile || f.name === "lock" || f.name.startsWith("last_reserved_ip")) continue;
+      try {
+        const id = Deno.readTextFileSync(`${root}/cni/networks/${net.name}/${f.name}`)
+          .split(/\r?\n/)[0].trim();
+        const tag = host.paths.tag ?? "";
+        const bare = id.startsWith(tag) ? id.slice(tag.length) : id;
+        if (bare.startsWith("c_")) seen(containers, bare.slice(2), `IP lease ${f.name}`);
+        if (bare.startsWith("p_")) seen(pods, bare.slice(2), `IP lease ${f.name}`);
+      } catch { /* released meanwhile */ }
+    }
+  }
+  for (const [m, kind] of [[containers, "containers"], [pods, "pods"]] as const) {
+    for (const n of [...m.keys()]) if (!validName(n, kind)) m.delete(n);
+  }
+  return { containers, pods };
+}
+
+/** Temp files of atomic writes whose writer (pid in the name) is gone. */
+function staleTempFiles(host: Host): string[] {
+  const out: string[] = [];
+  const dirs = [
+    `${host.paths.root}/records/containers`,
+    `${host.paths.root}/records/pods`,
+    `${host.paths.root}/records/compose`,
+  ]; // deno-fmt-ignore
+  for (const dir of dirs) {
+    for (const e of entries(dir)) {
+      const m = /\.tmp-(\d+)-[0-9a-f]+$/.exec(e.name);
+      if (m && !processAlive(Number(m[1]))) out.push(`${dir}/${e.name}`);
+    }
+  }
+  return out;
+}
+
+/** Bridges of rkl's own conflists that exist, have no port, and no record uses. */
+function idleBridges(host: Host): string[] {
+  const used = new Set<string>();
+  for (const kind of ["containers", "pods"] as const) {
+    for (
+      const r of host.store.list<
+        {
+          name: string;
+          schemaVersion: number;
+          network?: { name: string };
+          extraNetworks?: { name: string }[];
+        }
+      >(kind)
+    ) {
+      if (r.network) used.add(r.network.name);
+      for (const x of r.extraNetworks ?? []) used.add(x.name);
+    }
+  }
+  const out: string[] = [];
+  for (const e of entries(host.paths.cniConfDir)) {
+    if (!e.name.endsWith(".conflist")) continue;
+    let list: NetConfList;
+    try {
+      list = JSON.parse(Deno.readTextFileSync(`${host.paths.cniConfDir}/${e.name}`));
+    } catch {
+      continue;
+    }
+    const br = typeof list?.name === "string" && Array.isArray(list.plugins)
+      ? bridgeName(list)
+      : undefined;
+    if (!br || used.has(list.name) || !/^[A-Za-z0-9_.-]{1,15}$/.test(br)) continue;
+    if (entries(`/sys/class/net/${br}/brif`).length > 0) continue; // something is plugged in
+    try {
+      Deno.statSync(`/sys/class/net/${br}/bridge`);
+      out.push(br);
+    } catch { /* no such bridge */ }
+  }
+  return out;
+}
+
+export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promise<GcResult> {
+  return await host.store.withLock(async () => {
+    const findings: GcFinding[] = [];
+    const done: string[] = [];
+    const containers = host.store.list<ContainerRecord>("containers");
+    const pods = host.store.list<PodRecord>("pods");
+    const damagedC = host.store.damaged("containers");
+    const damagedP = host.store.damaged("pods");
+    const owned = new Set(containers.map((r) => r.name));
+    const ownedPods = new Set(pods.map((r) => r.name));
+    const onHost = namesOnHost(host);
+
+    // Pods first: a pod's scavenge takes its members with it.
+    const orphanPods = new Map<string, string>();
+    for (const [n, where] of onHost.pods) {
+      if (!ownedPods.has(n)) orphanPods.set(n, `in ${where}, no record`);
+    }
+    for (const d of damagedP) orphanPods.set(d.name, `damaged record: ${d.reason}`);
+    for (const [name, why] of orphanPods) {
+      findings.push({ kind: "pod", name, why });
+      if (!options.dryRun) {
+        // Members go with their pod, with or without records of their own.
+        const members = podMembersOnHost(host, name);
+        done.push(...(await scavengePod(host, name, members)).map((x) => `pod ${name}: ${x}`));
+      }
+    }
+    const orphanContainers = new Map<string, string>();
+    for (const [n, where] of onHost.containers) {
+      if (owned.has(n)) continue;
+      const pod = n.includes("_") ? n.slice(0, n.indexOf("_")) : undefined;
+      if (pod && orphanPods.has(pod) && !options.dryRun) continue; // went with its pod
+      orphanContainers.set(n, `in ${where}, no record`);
+    }
+    for (const d of damagedC) orphanContainers.set(d.name, `damaged record: ${d.reason}`);
+    for (const [name, why] of orphanContainers) {
+      findings.push({ kind: "container", name, why });
+      if (!options.dryRun) {
+        done.push(...(await scavengeContainer(host, name)).map((x) => `container ${name}: ${x}`));
+      }
+    }
+
+    // Creates whose process died half-way: undone from their records.
+    for (const p of pods) {
+      if (p.created || !ownerGone(p.owner)) continue;
+      findings.push({
+        kind: "pod",
+        name: p.name,
+        why: `creation interrupted (pid ${p.owner!.pid} gone)`,
+      });
+      if (!options.dryRun) {
+        await teardownPod(host, p);
+        done.push(`pod ${p.name}: interrupted create rolled back`);
+      }
+    }
+    for (const c of host.store.list<ContainerRecord>("containers")) {
+      if (c.status !== "creating" || !ownerGone(c.owner)) continue;
+      if (c.pod && host.store.get("pods", c.pod)) {
+        const pod = host.store.get<PodRecord>("pods", c.pod)!;
+        if (!pod.created && !ownerGone(pod.owner)) continue; // its pod's create goes on
+      }
+      findings.push({
+        kind: "container",
+        name: c.name,
+        why: `creation interrupted (pid ${c.owner!.pid} gone)`,
+      });
+      if (!options.dryRun) {
+        await teardown(host, c);
+        done.push(`container ${c.name}: interrupted create rolled back`);
+      }
+    }
+
+    // Records whose runtime state went away: status brought up to date.
+    for (const c of host.store.list<ContainerRecord>("containers")) {
+      if (c.status === "creating" || c.status === "exited") continue;
+      const before = c.status;
+      const now = await quickRefresh(host, structuredClone(c));
+      if (now.status !== before) {
+        findings.push({ kind: "record", name: c.name, why: `was ${before}, is ${now.status}` });
+        if (!options.dryRun) {
+          host.store.put("containers", now);
+          done.push(`container ${c.name}: status ${before} → ${now.status}`);
+        }
+      }
+    }
+
+    for (const f of staleTempFiles(host)) {
+      findings.push({ kind: "file", name: f, why: "temp file of an interrupted write" });
+      if (!options.dryRun) {
+        Deno.removeSync(f);
+        done.push(`removed ${f}`);
+      }
+    }
+    for (const br of idleBridges(host)) {
+      findings.push({ kind: "file", name: `bridge ${br}`, why: "rkl network with no user left" });
+      if (!options.dryRun) {
+        const res = await host.cmd.run("ip", { args: ["link", "delete", br, "type", "bridge"] });
+        if (res.code === 0) done.push(`deleted bridge ${br}`);
+      }
+    }
+    if (!options.dryRun && await removeIdlePortmapChains(host.cmd)) {
+      done.push("removed portmap's idle nat chains");
+    }
+    return { findings, done };
+  });
+}

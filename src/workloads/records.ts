@@ -1,0 +1,187 @@
+/**
+ * What a record read back from disk must look like before rkl acts on it.
+ * A record is as hostile as any input: a truncated write, a hand edit or an
+ * attacker with write access to the state root must not make rkl delete,
+ * unmount or signal anything that is not that object's own. So beyond its
+ * shape, every path a record holds must be the one rkl derives from the
+ * record's name under this host's roots, and every runtime it names must
+ * keep its state under this run root.
+ */
+import type { RecordValidators } from "../store/store.ts";
+import { containerDirs, type Host } from "./host.ts";
+
+// A small shape checker (zod would cost every command its module load).
+type Check = (v: unknown, at: string) => string | undefined;
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const str: Check = (v, at) => typeof v === "string" ? undefined : `${at}: must be a string`;
+const bool: Check = (v, at) => typeof v === "boolean" ? undefined : `${at}: must be a boolean`;
+const int: Check = (v, at) => Number.isInteger(v) ? undefined : `${at}: must be an integer`;
+const num: Check = (v, at) => typeof v === "number" ? undefined : `${at}: must be a number`;
+const oneOf = (...xs: string[]): Check => (v, at) =>
+  xs.includes(v as string) ? undefined : `${at}: must be one of ${xs.join(", ")}`;
+const opt = (c: Check): Check => (v, at) => v === undefined ? undefined : c(v, at);
+const arr = (c: Check): Check => (v, at) => {
+  if (!Array.isArray(v)) return `${at}: must be a list`;
+  for (const [i, x] of v.entries()) {
+    const e = c(x, `${at}.${i}`);
+    if (e) return e;
+  }
+  return undefined;
+};
+const map = (c: Check): Check => (v, at) => {
+  if (!isObj(v)) return `${at}: must be a mapping`;
+  for (const [k, x] of Object.entries(v)) {
+    const e = c(x, `${at}.${k}`);
+    if (e) return e;
+  }
+  return undefined;
+};
+const obj = (fields: Record<string, Check>): Check => (v, at) => {
+  if (!isObj(v)) return `${at}: must be a mapping`;
+  for (const [k, c] of Object.entries(fields)) {
+    const e = c(v[k], at ? `${at}.${k}` : k);
+    if (e) return e;
+  }
+  return undefined;
+};
+
+const runtimeRef = obj({ name: str, binary: str, root: str });
+const conflist = obj({ name: str, plugins: arr(obj({ type: str })) });
+const portMapping = obj({ hostPort: int, containerPort: int, protocol: oneOf("tcp", "udp") });
+
+const containerRecord = obj({
+  kind: oneOf("container"),
+  name: str,
+  id: str,
+  status: oneOf("creating", "created", "running", "exited", "unknown"),
+  createdAt: str,
+  pid: opt(int),
+  pidStart: opt(num),
+  runtime: runtimeRef,
+  cgroupPath: str,
+  limits: map(num),
+  network: opt(obj({ name: str, netns: str, conflist, portMappings: arr(portMapping) })),
+  labels: map(str),
+  extraNetworks: opt(arr(obj({ name: str, ifName: str, conflist }))),
+  pod: opt(str),
+  resources: map(bool),
+  dirs: map(str),
+  subPaths: opt(arr(obj({ root: str, subPath: str, target: str, mount: int }))),
+  owner: opt(obj({ pid: int, start: num })),
+});
+
+const podRecord = obj({
+  kind: oneOf("pod"),
+  name: str,
+  created: bool,
+  runtime: runtimeRef,
+  cgroupPath: str,
+  netns: opt(str),
+  network: opt(obj({ name: str, cniId: str, conflist, portMappings: arr(portMapping) })),
+  pause: opt(str),
+  initContainers: arr(str),
+  containers: arr(str),
+  dirs: obj({ dir: str, etc: str, volumes: str }),
+  emptyDirs: map(str),
+  resources: map(bool),
+  nsPins: opt(map(str)),
+  owner: opt(obj({ pid: int, start: num })),
+});
+
+const composeRecord = obj({
+  kind: oneOf("compose"),
+  name: str,
+  networks: map(obj({ rklName: str, subnet: str, external: bool })),
+  volumes: arr(str),
+  services: map(str),
+  health: map(str),
+});
+
+type Rec = Record<string, never>;
+
+/** Validators for the store: shape first, then the paths against this host's layout. */
+export function recordValidators(
+  host: Pick<Host, "paths" | "cgroupParent">,
+): RecordValidators {
+  const { root, runRoot } = host.paths;
+  const runtimeOk = (r: { root: string }) =>
+    r.root.startsWith(`${runRoot}/runtime/`) && !r.root.slice(runRoot.length).includes("..");
+  return {
+    containers(v, name) {
+      const bad = containerRecord(v, "");
+      if (bad) return bad;
+      const r = v as Rec & {
+        name: string;
+        id: string;
+        dirs: Record<string, string>;
+        runtime: { root: string };
+        cgroupPath: string;
+        network?: { netns: string };
+        subPaths?: { target: string }[];
+      };
+      if (r.name !== name || r.id !== name) {
+        return `name ${JSON.stringify(r.name)} is not the file's`;
+      }
+      const want = containerDirs(host.paths, name) as Record<string, string>;
+      for (const [k, path] of Object.entries(want)) {
+        if (r.dirs[k] !== path) return `dirs.${k} is not ${path}`;
+      }
+      if (!runtimeOk(r.runtime)) return `runtime.root ${r.runtime.root} is not under ${runRoot}`;
+      if (!r.cgroupPath.startsWith(`${host.cgroupParent}/`) || r.cgroupPath.includes("..")) {
+        return `cgroupPath ${r.cgroupPath} is not under ${host.cgroupParent}`;
+      }
+      if (r.network && r.network.netns !== want.netns) return "network.netns is not its own";
+      for (const sp of r.subPaths ?? []) {
+        if (!sp.target.startsWith(`${want.subPaths}/`)) return "subPaths target is not its own";
+      }
+      return undefined;
+    },
+    pods(v, name) {
+      const bad = podRecord(v, "");
+      if (bad) return bad;
+      const r = v as Rec & {
+        name: string;
+        dirs: { dir: string; etc: string; volumes: string };
+        netns?: string;
+        emptyDirs: Record<string, string>;
+        nsPins?: Record<string, string>;
+        runtime: { root: string };
+        cgroupPath: string;
+        initContainers: string[];
+        containers: string[];
+        pause?: string;
+      };
+      if (r.name !== name) return `name ${JSON.stringify(r.name)} is not the file's`;
+      const dir = `${root}/pods/${name}`;
+      if (
+        r.dirs.dir !== dir || r.dirs.etc !== `${dir}/etc` || r.dirs.volumes !== `${dir}/volumes`
+      ) {
+        return `dirs are not under ${dir}`;
+      }
+      if (r.netns !== undefined && r.netns !== `${runRoot}/netns/p_${name}`) {
+        return "netns is not its own";
+      }
+      for (const path of Object.values(r.emptyDirs)) {
+        if (!path.startsWith(`${dir}/volumes/`) || path.includes("/..")) {
+          return `emptyDir ${path} is not under ${dir}/volumes`;
+        }
+      }
+      for (const path of Object.values(r.nsPins ?? {})) {
+        if (!path.startsWith(`${runRoot}/ns/p_${name}/`)) return "nsPins are not its own";
+      }
+      if (!runtimeOk(r.runtime)) return `runtime.root ${r.runtime.root} is not under ${runRoot}`;
+      if (r.cgroupPath !== `${host.cgroupParent}/pod-${name}`) return "cgroupPath is not its own";
+      const members = [...r.initContainers, ...r.containers, ...(r.pause ? [r.pause] : [])];
+      if (members.some((m) => !m.startsWith(`${name}_`))) return "a member is not the pod's";
+      return undefined;
+    },
+    compose(v, name) {
+      const bad = composeRecord(v, "");
+      if (bad) return bad;
+      const r = v as Rec & { name: string };
+      if (r.name !== name) return `name ${JSON.stringify(r.name)} is not the file's`;
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * Cleaning up an object by what is on the host, when its record cannot be
+ * trusted (damaged, or gone): every resource is found from the object's
+ * name alone, through the same derivations create uses (containerDirs,
+ * podDirs, nsDir, the cgroup layout, the CNI container id), never through
+ * paths read from the record. Each step tolerates what is already gone, so
+ * running it twice is harmless. `rm -f` of a damaged record and `rkl gc` use
+ * it; ordinary teardown uses the record, which knows more (CNI results).
+ */
+import { removeNatRulesFor } from "../net/portmap.ts";
+import { unmount } from "../sys/mounts.ts";
+import { removeNetns } from "../sys/netns.ts";
+import { removeBelow } from "../sys/fsutil.ts";
+import { unstageSubPath } from "../sys/subpath.ts";
+import { which } from "../oci/runtime.ts";
+import { removeCgroup, removeEmptyParent, removeUnmounted, waitConmonGone } from "./container.ts";
+import { cniIdFor, containerDirs, type Host } from "./host.ts";
+
+/** The cgroup a container of this record name lives in (pod members below their pod's). */
+export function cgroupOfName(host: Pick<Host, "cgroupParent">, name: string): string {
+  const i = name.indexOf("_");
+  if (i < 0) return `${host.cgroupParent}/${name}`;
+  return `${host.cgroupParent}/pod-${name.slice(0, i)}/${name.slice(i + 1)}`;
+}
+
+/** Runtime state dirs under this run root that know container `id`: [name, root]. */
+export function runtimesKnowing(host: Host, id: string): [string, string][] {
+  const base = `${host.paths.runRoot}/runtime`;
+  const out: [string, string][] = [];
+  let entries: Deno.DirEntry[] = [];
+  try {
+    entries = [...Deno.readDirSync(base)];
+  } catch { /* no runtime used yet */ }
+  for (const e of entries) {
+    if (!e.isDirectory || !/^[a-z0-9-]+$/.test(e.name)) continue;
+    try {
+      Deno.statSync(`${base}/${e.name}/${id}`);
+      out.push([e.name, `${base}/${e.name}`]);
+    } catch { /* not this runtime's */ }
+  }
+  return out;
+}
+
+/** Removes host-local IPAM leases held by a CNI container id; returns the IPs freed. */
+export function removeLeases(host: Host, cniId: string): string[] {
+  const base = `${host.paths.root}/cni/networks`;
+  const freed: string[] = [];
+  let nets: Deno.DirEntry[] = [];
+  try {
+    nets = [...Deno.readDirSync(base)];
+  } catch { /* no leases */ }
+  for (const n of nets) {
+    if (!n.isDirectory) continue;
+    for (const f of Deno.readDirSync(`${base}/${n.name}`)) {
+      if (!f.isFile || f.name === "lock" || f.name.startsWith("last_reserved_ip")) continue;
+      const path = `${base}/${n.name}/${f.name}`;
+      try {
+        // host-local writes "ID\nIFNAME" into a file named by the address.
+        if (Deno.readTextFileSync(path).split(/\r?\n/)[0].trim() !== cniId) continue;
+        Deno.removeSync(path);
+        freed.push(f.name);
+      } catch { /* raced with a release */ }
+    }
+  }
+  return freed;
+}
+
+/** Everything a container of this name may hold on the host, removed; returns what was done. */
+export async function scavengeContainer(host: Host, name: string): Promise<string[]> {
+  const done: string[] = [];
+  const d = containerDirs(host.paths, name);
+  const errors: Error[] = [];
+  const step = async (what: string, fn: () => unknown) => {
+    try {
+      const r = await fn();
+      if (r !== false) done.push(what);
+    } catch (e) {
+      errors.push(e as Error);
+    }
+  };
+  for (const [rt, root] of runtimesKnowing(host, name)) {
+    const binary = which(rt);
+    if (!binary) {
+      errors.push(new Error(`runtime ${rt} knows ${name} but is not installed`));
+      continue;
+    }
+    await step(
+      `runtime ${rt}: delete --force ${name}`,
+      () =>
+        host.runtimeFor({ name: rt, binary, root }).delete(name, { force: true, missingOk: true }),
+    );
+  }
+  await step("conmon exited", () => waitConmonGone(host, d.conmonDir).then(() => false));
+  const cg = cgroupOfName(host, name);
+  await step(`cgroup ${cg}`, async () => {
+    if (host.cgroups.dirs(cg).every((p) => !exists(p))) return false;
+    await removeCgroup(host, cg);
+  });
+  const cniId = cniIdFor(host.paths, "c", name);
+  await step(`nat rules of ${cniId}`, () => removeNatRulesFor(host.cmd, cniId));
+  await step(`IP leases of ${cniId}`, () => removeLeases(host, cniId).length > 0);
+  let staged: Deno.DirEntry[] = [];
+  try {
+    staged = [...Deno.readDirSync(d.subPaths)];
+  } catch { /* none */ }
+  for (const s of staged) {
+    await step(`subPath ${s.name}`, () => unstageSubPath(host.sys, `${d.subPaths}/${s.name}`));
+  }
+  await step("rootfs unmounted", () => {
+    if (!exists(d.rootfs)) return false;
+    unmount(host.sys, d.rootfs);
+  });
+  await step(`netns ${d.netns}`, () => {
+    if (!exists(d.netns)) return false;
+    removeNetns(host.sys, d.netns);
+  });
+  for (
+    const [what, path, root] of [
+      ["container dir", d.dir, `${host.paths.root}/containers`],
+      ["conmon dir", d.conmonDir, `${host.paths.runRoot}/conmon`],
+      ["exit file", `${d.exitDir}/${name}`, d.exitDir],
+      ["attach socket dir", `${d.socketDir}/${name}`, d.socketDir],
+      ["log", d.log, host.paths.logDir],
+    ] as const
+  ) {
+    await step(`${what} ${path}`, () => {
+      if (!exists(path)) return false;
+      if (path === d.dir) removeUnmounted(path);
+      else removeBelow(root, path, what);
+    });
+  }
+  if (errors.length > 0) {
+    throw new Error(`Cannot clean up container ${JSON.stringify(name)}: ${errors[0].message}`, {
+      cause: errors[0],
+    });
+  }
+  await host.store.withLock(() => Promise.resolve(host.store.delete("containers", name)));
+  return done;
+}
+
+/** Everything a pod of this name may hold, its members included; returns what was done. */
+export async function scavengePod(
+  host: Host,
+  name: string,
+  members: string[],
+): Promise<string[]> {
+  const done: string[] = [];
+  for (const m of members) done.push(...await scavengeContainer(host, m));
+  const cniId = cniIdFor(host.paths, "p", name);
+  if (await removeNatRulesFor(host.cmd, cniId)) done.push(`nat rules of ${cniId}`);
+  if (removeLeases(host, cniId).length > 0) done.push(`IP leases of ${cniId}`);
+  const netns = `${host.paths.runRoot}/netns/p_${name}`;
+  if (exists(netns)) {
+    removeNetns(host.sys, netns);
+    done.push(`netns ${netns}`);
+  }
+  const ns = `${host.paths.runRoot}/ns/p_${name}`;
+  if (exists(ns)) {
+    for (const t of ["ipc", "uts", "pid"]) removeNetns(host.sys, `${ns}/${t}`);
+    removeBelow(`${host.paths.runRoot}/ns`, ns, `pod ${name} namespaces`);
+    done.push(`namespace pins ${ns}`);
+  }
+  const cg = `${host.cgroupParent}/pod-${name}`;
+  if (host.cgroups.dirs(cg).some(exists)) {
+    await removeCgroup(host, cg);
+    removeEmptyParent(host, cg);
+    done.push(`cgroup ${cg}`);
+  }
+  const dir = `${host.paths.root}/pods/${name}`;
+  if (exists(dir)) {
+    removeUnmounted(dir);
+    done.push(`pod dir ${dir}`);
+  }
+  await host.store.withLock(() => Promise.resolve(host.store.delete("pods", name)));
+  return done;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
