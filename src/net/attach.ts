@@ -10,6 +10,7 @@ import {
   type NetConfList,
   type PortMapping,
 } from "./cni.ts";
+import { withPortmapLock } from "./portmap.ts";
 
 export interface SandboxNet {
   cniId: string;
@@ -20,6 +21,13 @@ export interface SandboxNet {
 
 /** ADD of lo and eth0; the eth0 result, if any. */
 export async function cniUp(cni: CniClient, n: SandboxNet): Promise<CniResult | undefined> {
+  if (n.conflist && n.portMappings.length > 0) {
+    return await withPortmapLock(false, () => cniUpNow(cni, n));
+  }
+  return await cniUpNow(cni, n);
+}
+
+async function cniUpNow(cni: CniClient, n: SandboxNet): Promise<CniResult | undefined> {
   const [, result] = await Promise.all([
     cni.add(LOOPBACK, { containerId: n.cniId, netns: n.netns, ifName: "lo" }),
     n.conflist

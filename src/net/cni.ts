@@ -4,6 +4,7 @@
  * ADD, and walks it backwards on DEL (CNI spec, "Execution protocol" and
  * "Attachment").
  */
+import { callTimeoutMs } from "../timeouts.ts";
 import { NetworkError } from "../errors.ts";
 import type { CommandRunner } from "../sys/command.ts";
 
@@ -98,7 +99,7 @@ export class CniClient {
         CNI_PATH: this.pluginDirs.join(":"),
       },
       stdin: JSON.stringify(conf),
-      timeoutMs: 60_000,
+      timeoutMs: callTimeoutMs(60_000),
     });
     if (res.code !== 0) {
       let msg = res.stderr.trim() || `exit code ${res.code}`;

@@ -42,14 +42,42 @@ export function portmapCleanupBatch(natDump: string): string | undefined {
   return out.join("\n");
 }
 
+/**
+ * portmap's chains are host-wide, shared by every rkl state root: one
+ * host-wide lock orders their removal against ADDs that are setting them up
+ * (portmap makes the chains first and adds its DNAT rule after, and removing
+ * the chains in between fails that ADD). ADDs share it; the removal is alone.
+ */
+export const PORTMAP_LOCK = "/run/lock/rkl-portmap.lock";
+
+export async function withPortmapLock<T>(
+  exclusive: boolean,
+  fn: () => Promise<T>,
+  path = PORTMAP_LOCK,
+): Promise<T> {
+  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  const f = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+  try {
+    await f.lock(exclusive);
+    return await fn();
+  } finally {
+    f.close();
+  }
+}
+
 export async function removeIdlePortmapChains(cmd: CommandRunner): Promise<boolean> {
-  const dump = await cmd.run("iptables-save", { args: ["-t", "nat"] });
-  if (dump.code !== 0) return false;
-  const batch = portmapCleanupBatch(dump.stdout);
-  if (!batch) return false;
-  const res = await cmd.run("iptables-restore", { args: ["-w", "5", "--noflush"], stdin: batch });
-  // Losing a race with another CNI user that just added a mapping is fine: the chains stay.
-  return res.code === 0;
+  return await withPortmapLock(true, async () => {
+    const dump = await cmd.run("iptables-save", { args: ["-t", "nat"] });
+    if (dump.code !== 0) return false;
+    const batch = portmapCleanupBatch(dump.stdout);
+    if (!batch) return false;
+    const res = await cmd.run("iptables-restore", {
+      args: ["-w", "5", "--noflush"],
+      stdin: batch,
+    });
+    // A rule added by a CNI user outside rkl since the dump fails the batch: the chains stay.
+    return res.code === 0;
+  });
 }
 
 /**

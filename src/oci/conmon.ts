@@ -8,8 +8,10 @@
  * child, so the pipe is a FIFO that a fixed `sh` line opens as fd 3 before
  * exec'ing conmon; no user string is part of that shell line.
  */
+import { callTimeoutMs } from "../timeouts.ts";
+import { trace } from "../trace.ts";
 import { RuntimeError } from "../errors.ts";
-import type { Syscalls } from "../sys/syscalls.ts";
+import { O_CLOEXEC, O_NONBLOCK, O_WRONLY, type Syscalls } from "../sys/syscalls.ts";
 import type { OciRuntime } from "./runtime.ts";
 
 export interface ConmonOptions {
@@ -102,31 +104,46 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const timeoutMs = o.timeoutMs ?? 60_000;
+  trace("conmon: spawned");
+  const timeoutMs = o.timeoutMs ?? callTimeoutMs(60_000);
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    // Unblock our reader: opening the write end ends a pending open of the read end.
-    try {
-      Deno.openSync(p.syncFifo, { write: true }).close();
-    } catch { /* reader already gone */ }
-  }, timeoutMs);
   let text = "";
+  let fifo: Deno.FsFile | undefined;
+  const reading = (async () => {
+    fifo = await Deno.open(p.syncFifo, { read: true }); // waits for sh to open its end
+    const buf = new Uint8Array(4096);
+    const dec = new TextDecoder();
+    while (!text.includes("}")) {
+      const n = await fifo.read(buf);
+      if (n === null) break;
+      text += dec.decode(buf.subarray(0, n), { stream: true });
+    }
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      resolve();
+    }, timeoutMs);
+  });
   try {
-    const fifo = await Deno.open(p.syncFifo, { read: true });
-    try {
-      const buf = new Uint8Array(4096);
-      const dec = new TextDecoder();
-      while (!text.includes("}")) {
-        const n = await fifo.read(buf);
-        if (n === null) break;
-        text += dec.decode(buf.subarray(0, n), { stream: true });
-      }
-    } finally {
-      fifo.close();
+    await Promise.race([reading, expired]);
+    if (timedOut) {
+      // conmon (and the runtime call it waits on) holds the FIFO's write end:
+      // end its process group so the read sees EOF and nothing hangs on.
+      killConmonGroup(p.conmonPidFile);
+      // A reader still waiting in open() is released by a writer that comes
+      // and goes (non-blocking: with no reader at all this just fails).
+      try {
+        sys.close(sys.open(p.syncFifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+      } catch { /* no reader waiting */ }
+      await Promise.race([reading.catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
     }
   } finally {
     clearTimeout(timer);
+    try {
+      fifo?.close();
+    } catch { /* closed */ }
     await child.status;
     try {
       Deno.removeSync(p.syncFifo);
@@ -152,6 +169,15 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
     });
   }
   return msg.data;
+}
+
+/** SIGKILL to the process group of the conmon whose pid file this is (it leads its own). */
+export function killConmonGroup(conmonPidFile: string): void {
+  const pid = Number(readOr(conmonPidFile).trim());
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  try {
+    Deno.kill(-pid, "SIGKILL");
+  } catch { /* gone */ }
 }
 
 function readOr(path: string): string {

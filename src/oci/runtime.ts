@@ -3,6 +3,7 @@
  * take `--root DIR` before the subcommand and share create/start/state/kill/
  * delete/exec.
  */
+import { callTimeoutMs } from "../timeouts.ts";
 import { NotFoundError, RuntimeError } from "../errors.ts";
 import type { CommandRunner } from "../sys/command.ts";
 import type { OciProcess, OciState } from "./spec.ts";
@@ -76,7 +77,7 @@ export class RuncCliRuntime implements OciRuntime {
 
   async #run(args: string[], what: string): Promise<string> {
     const argv = [...this.globalArgs(), ...args];
-    const res = await this.cmd.run(this.binary, { args: argv, timeoutMs: 60_000 });
+    const res = await this.cmd.run(this.binary, { args: argv, timeoutMs: callTimeoutMs(60_000) });
     if (res.code !== 0) {
       throw new RuntimeError(`Cannot ${what}: ${this.name} exited with ${res.code}`, {
         argv: [this.binary, ...argv],
@@ -89,7 +90,7 @@ export class RuncCliRuntime implements OciRuntime {
 
   async state(id: string): Promise<OciState | undefined> {
     const argv = [...this.globalArgs(), "state", id];
-    const res = await this.cmd.run(this.binary, { args: argv, timeoutMs: 30_000 });
+    const res = await this.cmd.run(this.binary, { args: argv, timeoutMs: callTimeoutMs(30_000) });
     if (res.code !== 0) {
       if (NOT_FOUND.test(res.stderr + res.stdout)) return undefined;
       throw new RuntimeError(

@@ -51,12 +51,18 @@ export class DenoCommandRunner implements CommandRunner {
     try {
       if (options.stdin !== undefined) {
         const w = child.stdin.getWriter();
-        await w.write(
-          typeof options.stdin === "string"
-            ? new TextEncoder().encode(options.stdin)
-            : options.stdin,
-        );
-        await w.close();
+        try {
+          await w.write(
+            typeof options.stdin === "string"
+              ? new TextEncoder().encode(options.stdin)
+              : options.stdin,
+          );
+          await w.close();
+        } catch (e) {
+          // A program that exits without reading its input: its exit code
+          // and output say what happened, not our EPIPE.
+          if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+        }
       }
       const out = await child.output();
       return {

@@ -34,6 +34,7 @@ import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
 import { trace } from "../trace.ts";
 import { cancellable, checkCancelled } from "../cancel.ts";
+import { callTimeoutMs } from "../timeouts.ts";
 import { portConflict } from "./ports.ts";
 import { cniIdFor, type ContainerDirs, containerDirs, type Host, type RuntimeRef } from "./host.ts";
 
@@ -429,6 +430,7 @@ async function createContainerNow(
       merged: d.rootfs,
     });
 
+    trace("create: overlay mounted");
     if (plan.subPaths.length > 0) {
       rec.subPaths = plan.subPaths;
       rec.resources.subPaths = true;
@@ -438,7 +440,7 @@ async function createContainerNow(
     trace("create: dirs + overlay");
     if (!sandbox) await setUpOwnSandbox(host, rec, plan, conflist, save);
     writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n");
-
+    trace("create: config written");
     rec.resources.runtime = true;
     save();
     await launch(host, rec);
@@ -661,13 +663,17 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
   };
   const d = rec.dirs;
   if (rec.resources.runtime) {
+    // An interrupted create may still be running in conmon: let it finish,
+    // or the container it makes would appear after this teardown.
+    if (rec.status === "creating") await step(() => settleConmon(host, d.conmonDir));
     await step(() => deleteWithRetry(host, rec));
     trace("teardown: runtime delete");
-    await step(() => waitConmonGone(host, d.conmonDir));
+    await step(() => waitConmonGone(host, d.conmonDir, { kill: true }));
     trace("teardown: conmon gone");
     await step(() => removeCgroup(host, rec.cgroupPath));
     await step(() => removeEmptyParent(host, rec.cgroupPath));
   }
+  const beforeCni = errors.length;
   if (rec.resources.cni) {
     await cniDown(host.cni, {
       cniId: cniContainerId(rec),
@@ -689,7 +695,10 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
     );
     trace("teardown: cni del");
   }
-  if (rec.resources.netns) await step(() => removeNetns(host.sys, d.netns));
+  // A failed DEL is retried by the next rm -f, and the plugins need the
+  // netns for it (bridge removes its masquerade rules from inside it).
+  const cniFailed = errors.length > beforeCni;
+  if (rec.resources.netns && !cniFailed) await step(() => removeNetns(host.sys, d.netns));
   if (rec.resources.subPaths) {
     for (const sp of rec.subPaths ?? []) await step(() => unstageSubPath(host.sys, sp.target));
   }
@@ -840,15 +849,66 @@ export function removeEmptyParent(host: Host, cgroupPath: string): void {
   }
 }
 
-/** conmon exits right after its container; wait for it so its files can go. */
-export async function waitConmonGone(host: Host, conmonDir: string): Promise<void> {
-  let pid: number;
+/** conmon's pid from its pid file, if it wrote one. */
+function conmonPid(conmonDir: string): number | undefined {
   try {
-    pid = Number(Deno.readTextFileSync(`${conmonDir}/conmon.pid`).trim());
+    const pid = Number(Deno.readTextFileSync(`${conmonDir}/conmon.pid`).trim());
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
   } catch {
-    return;
+    return undefined;
   }
-  for (let i = 0; i < 100 && pid > 0 && processAlive(pid); i++) await host.sleep(20);
+}
+
+/**
+ * conmon exits right after its container; wait for it so its files can go.
+ * With `kill`, a conmon still there after the wait (its runtime call hung)
+ * is killed with its process group, which holds that runtime call.
+ */
+export async function waitConmonGone(
+  host: Host,
+  conmonDir: string,
+  options: { kill?: boolean } = {},
+): Promise<void> {
+  const pid = conmonPid(conmonDir);
+  if (pid === undefined) return;
+  const start = procStat(pid)?.startTime;
+  for (let i = 0; i < 100 && processAlive(pid); i++) await host.sleep(20);
+  if (!options.kill || !processAlive(pid) || procStat(pid)?.startTime !== start) return;
+  try {
+    Deno.kill(-pid, "SIGKILL"); // conmon leads its own session and process group
+  } catch { /* gone meanwhile */ }
+  for (let i = 0; i < 100 && processAlive(pid); i++) await host.sleep(20);
+}
+
+/**
+ * For a create that was interrupted: waits until the conmon it started has
+ * either made the container (its pid file) or exited, so that a teardown
+ * does not race with a runtime create still under way.
+ */
+async function settleConmon(host: Host, conmonDir: string): Promise<void> {
+  const deadline = Date.now() + callTimeoutMs(60_000);
+  // conmon writes its pid file at once; give a just-spawned one a moment.
+  for (let i = 0; i < 50 && conmonPid(conmonDir) === undefined; i++) {
+    if (!dirExists(conmonDir)) return;
+    await host.sleep(20);
+  }
+  const pid = conmonPid(conmonDir);
+  if (pid === undefined) return;
+  while (Date.now() < deadline && processAlive(pid)) {
+    try {
+      Deno.statSync(`${conmonDir}/pid`);
+      return; // the runtime created the container: delete can take it from here
+    } catch { /* not yet */ }
+    await host.sleep(20);
+  }
+}
+
+function dirExists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 /** State letter and start time (clock ticks after boot) of a process, from /proc/PID/stat. */

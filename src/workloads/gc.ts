@@ -17,9 +17,6 @@
  * (which reserves its record under that lock before it makes anything) is
  * never mistaken for garbage.
  */
-import { removeIdlePortmapChains } from "../net/portmap.ts";
-import type { NetConfList } from "../net/cni.ts";
-import { bridgeName } from "../net/network.ts";
 import { checkRecordName } from "../store/store.ts";
 import {
   type ContainerRecord,
@@ -30,7 +27,7 @@ import {
 } from "./container.ts";
 import type { Host } from "./host.ts";
 import { podMembersOnHost, type PodRecord, teardownPod } from "./pod.ts";
-import { scavengeContainer, scavengePod } from "./scavenge.ts";
+import { idleBridges, releaseIdleNetworks, scavengeContainer, scavengePod } from "./scavenge.ts";
 
 export interface GcFinding {
   kind: "container" | "pod" | "file" | "record";
@@ -139,46 +136,6 @@ function staleTempFiles(host: Host): string[] {
   return out;
 }
 
-/** Bridges of rkl's own conflists that exist, have no port, and no record uses. */
-function idleBridges(host: Host): string[] {
-  const used = new Set<string>();
-  for (const kind of ["containers", "pods"] as const) {
-    for (
-      const r of host.store.list<
-        {
-          name: string;
-          schemaVersion: number;
-          network?: { name: string };
-          extraNetworks?: { name: string }[];
-        }
-      >(kind)
-    ) {
-      if (r.network) used.add(r.network.name);
-      for (const x of r.extraNetworks ?? []) used.add(x.name);
-    }
-  }
-  const out: string[] = [];
-  for (const e of entries(host.paths.cniConfDir)) {
-    if (!e.name.endsWith(".conflist")) continue;
-    let list: NetConfList;
-    try {
-      list = JSON.parse(Deno.readTextFileSync(`${host.paths.cniConfDir}/${e.name}`));
-    } catch {
-      continue;
-    }
-    const br = typeof list?.name === "string" && Array.isArray(list.plugins)
-      ? bridgeName(list)
-      : undefined;
-    if (!br || used.has(list.name) || !/^[A-Za-z0-9_.-]{1,15}$/.test(br)) continue;
-    if (entries(`/sys/class/net/${br}/brif`).length > 0) continue; // something is plugged in
-    try {
-      Deno.statSync(`/sys/class/net/${br}/bridge`);
-      out.push(br);
-    } catch { /* no such bridge */ }
-  }
-  return out;
-}
-
 export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promise<GcResult> {
   return await host.store.withLock(async () => {
     const findings: GcFinding[] = [];
@@ -271,16 +228,11 @@ export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promis
         done.push(`removed ${f}`);
       }
     }
-    for (const br of idleBridges(host)) {
-      findings.push({ kind: "file", name: `bridge ${br}`, why: "rkl network with no user left" });
-      if (!options.dryRun) {
-        const res = await host.cmd.run("ip", { args: ["link", "delete", br, "type", "bridge"] });
-        if (res.code === 0) done.push(`deleted bridge ${br}`);
+    if (options.dryRun) {
+      for (const br of idleBridges(host)) {
+        findings.push({ kind: "file", name: `bridge ${br}`, why: "rkl network with no user left" });
       }
-    }
-    if (!options.dryRun && await removeIdlePortmapChains(host.cmd)) {
-      done.push("removed portmap's idle nat chains");
-    }
+    } else done.push(...await releaseIdleNetworks(host));
     return { findings, done };
   });
 }

@@ -326,9 +326,11 @@ async function createPodNow(
       Deno.chmodSync(v, 0o777); // as the kubelet makes emptyDir
     }
 
+    trace("pod: dirs");
     rec.resources.cgroup = true;
     save();
     host.cgroups.apply(rec.cgroupPath, rec.limits);
+    trace("pod: cgroup");
 
     if (rec.netns) {
       Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
@@ -388,6 +390,7 @@ async function createPodNow(
         path: rec.nsPins[t],
       }, (p) => procStat(p)?.startTime);
     }
+    trace("pod: namespaces pinned");
     const join = {
       network: rec.netns ?? "host",
       ipc: rec.nsPins.ipc,
@@ -405,6 +408,7 @@ async function createPodNow(
       });
       await startCreated(host, r);
       const done = await waitExited(host, r);
+      trace("pod: init container done");
       if (done.exitCode !== 0) {
         throw new RklError(
           "EINIT",
@@ -618,6 +622,7 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
   };
   await Promise.all(members.map((m) => step(() => down(m))));
   if (rec.pause) await step(() => down(rec.pause!));
+  const beforeCni = errors.length;
   if (rec.resources.cni && rec.netns) {
     await cniDown(host.cni, {
       cniId: rec.network?.cniId ?? `p_${rec.name}`,
@@ -626,13 +631,17 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
       portMappings: rec.network?.portMappings ?? [],
       result: rec.network?.result,
     }, (e) => errors.push(e));
-    if (rec.network) {
+    if (rec.network && errors.length === beforeCni) {
       await step(() =>
         releaseNetworkIfUnused(host, { kind: "pods", name: rec.name, network: rec.network! })
       );
     }
   }
-  if (rec.resources.netns && rec.netns) await step(() => removeNetns(host.sys, rec.netns!));
+  // Kept after a failed DEL: the retry needs it (see teardown in container.ts).
+  const cniFailed = errors.length > beforeCni;
+  if (rec.resources.netns && rec.netns && !cniFailed) {
+    await step(() => removeNetns(host.sys, rec.netns!));
+  }
   if (rec.resources.nsPins) {
     const dir = nsDir(host, rec.name);
     for (const t of ["ipc", "uts", "pid"]) await step(() => removeNetns(host.sys, `${dir}/${t}`));

@@ -7,7 +7,9 @@
  * running it twice is harmless. `rm -f` of a damaged record and `rkl gc` use
  * it; ordinary teardown uses the record, which knows more (CNI results).
  */
-import { removeNatRulesFor } from "../net/portmap.ts";
+import { removeIdlePortmapChains, removeNatRulesFor } from "../net/portmap.ts";
+import type { NetConfList } from "../net/cni.ts";
+import { bridgeName } from "../net/network.ts";
 import { unmount } from "../sys/mounts.ts";
 import { removeNetns } from "../sys/netns.ts";
 import { removeBelow } from "../sys/fsutil.ts";
@@ -90,7 +92,10 @@ export async function scavengeContainer(host: Host, name: string): Promise<strin
         host.runtimeFor({ name: rt, binary, root }).delete(name, { force: true, missingOk: true }),
     );
   }
-  await step("conmon exited", () => waitConmonGone(host, d.conmonDir).then(() => false));
+  await step(
+    "conmon exited",
+    () => waitConmonGone(host, d.conmonDir, { kill: true }).then(() => false),
+  );
   const cg = cgroupOfName(host, name);
   await step(`cgroup ${cg}`, async () => {
     if (host.cgroups.dirs(cg).every((p) => !exists(p))) return false;
@@ -134,7 +139,14 @@ export async function scavengeContainer(host: Host, name: string): Promise<strin
       cause: errors[0],
     });
   }
-  await host.store.withLock(() => Promise.resolve(host.store.delete("containers", name)));
+  await step(`cgroup parent of ${cg}`, () => {
+    removeEmptyParent(host, cg);
+    return false;
+  });
+  await host.store.withLock(async () => {
+    host.store.delete("containers", name);
+    done.push(...await releaseIdleNetworks(host));
+  });
   return done;
 }
 
@@ -163,15 +175,18 @@ export async function scavengePod(
   const cg = `${host.cgroupParent}/pod-${name}`;
   if (host.cgroups.dirs(cg).some(exists)) {
     await removeCgroup(host, cg);
-    removeEmptyParent(host, cg);
     done.push(`cgroup ${cg}`);
   }
+  removeEmptyParent(host, cg); // its members' removal may have taken the pod cgroup already
   const dir = `${host.paths.root}/pods/${name}`;
   if (exists(dir)) {
     removeUnmounted(dir);
     done.push(`pod dir ${dir}`);
   }
-  await host.store.withLock(() => Promise.resolve(host.store.delete("pods", name)));
+  await host.store.withLock(async () => {
+    host.store.delete("pods", name);
+    done.push(...await releaseIdleNetworks(host));
+  });
   return done;
 }
 
@@ -181,5 +196,69 @@ function exists(path: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Bridges of rkl's own conflists that exist, have no port, and no record uses. */
+export function idleBridges(host: Host): string[] {
+  const used = new Set<string>();
+  for (const kind of ["containers", "pods"] as const) {
+    for (
+      const r of host.store.list<
+        {
+          name: string;
+          schemaVersion: number;
+          network?: { name: string };
+          extraNetworks?: { name: string }[];
+        }
+      >(kind)
+    ) {
+      if (r.network) used.add(r.network.name);
+      for (const x of r.extraNetworks ?? []) used.add(x.name);
+    }
+  }
+  const out: string[] = [];
+  for (const e of readDirOr(host.paths.cniConfDir)) {
+    if (!e.name.endsWith(".conflist")) continue;
+    let list: NetConfList;
+    try {
+      list = JSON.parse(Deno.readTextFileSync(`${host.paths.cniConfDir}/${e.name}`));
+    } catch {
+      continue;
+    }
+    const br = typeof list?.name === "string" && Array.isArray(list.plugins)
+      ? bridgeName(list)
+      : undefined;
+    if (!br || used.has(list.name) || !/^[A-Za-z0-9_.-]{1,15}$/.test(br)) continue;
+    if (readDirOr(`/sys/class/net/${br}/brif`).length > 0) continue; // something is plugged in
+    try {
+      Deno.statSync(`/sys/class/net/${br}/bridge`);
+      out.push(br);
+    } catch { /* no such bridge */ }
+  }
+  return out;
+}
+
+/**
+ * After a scavenge or gc: bridges of rkl networks nobody uses any more and
+ * portmap's shared chains once no mapping is left. Nothing is released while
+ * a damaged record might still stand for a user.
+ */
+export async function releaseIdleNetworks(host: Host): Promise<string[]> {
+  if (host.store.damaged("containers").length + host.store.damaged("pods").length > 0) return [];
+  const done: string[] = [];
+  for (const br of idleBridges(host)) {
+    const res = await host.cmd.run("ip", { args: ["link", "delete", br, "type", "bridge"] });
+    if (res.code === 0) done.push(`deleted bridge ${br}`);
+  }
+  if (await removeIdlePortmapChains(host.cmd)) done.push("removed portmap's idle nat chains");
+  return done;
+}
+
+function readDirOr(dir: string): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(dir)];
+  } catch {
+    return [];
   }
 }
