@@ -6,7 +6,7 @@ import { recordValidators } from "../src/workloads/records.ts";
 import { detectCgroups } from "../src/sys/cgroups/detect.ts";
 import { DenoCommandRunner } from "../src/sys/command.ts";
 import { LinuxSyscalls } from "../src/sys/syscalls.ts";
-import { type Host, type RklPaths, shortHash } from "../src/workloads/host.ts";
+import { type Host, type RklPaths, runRootEpoch, shortHash } from "../src/workloads/host.ts";
 import { NotFoundError, RklError, SpecError } from "../src/errors.ts";
 import { DNS1123_LABEL } from "../src/spec/names.ts";
 
@@ -144,6 +144,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     cgroupParent,
     nofileHard: nofileHard(),
     logSizeMax: logSizeMax(),
+    epoch: runRootEpoch(paths.runRoot),
     subnet: Deno.env.get("RKL_SUBNET"),
     portInUse: (port, protocol) => boundPorts(protocol).has(port),
     warn,

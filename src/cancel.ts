@@ -5,6 +5,7 @@
  * signal, or a signal while nothing is being created, exits at once (and
  * whatever a dead process left is found by its owner pid: `rkl gc`).
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { RklError } from "./errors.ts";
 
 let inFlight = 0;
@@ -16,9 +17,14 @@ export class CancelledError extends RklError {
   }
 }
 
-/** Throws once a signal asked to stop; create paths call it between steps. */
+/** The abort signal of the operation this async task belongs to (the daemon's per-pod work). */
+const scope = new AsyncLocalStorage<AbortSignal>();
+
+/** Throws once a signal (or the operation's own abort) asked to stop; create paths call it between steps. */
 export function checkCancelled(): void {
   if (cancelled) throw new CancelledError(cancelled);
+  const own = scope.getStore();
+  if (own?.aborted) throw new CancelledError(String(own.reason ?? "abort"));
 }
 
 /** Runs `fn` as a create that a signal cancels (nested calls count once each). */
@@ -30,6 +36,11 @@ export async function cancellable<T>(fn: () => Promise<T>): Promise<T> {
   } finally {
     inFlight--;
   }
+}
+
+/** Runs `fn` so that aborting `signal` cancels the creates inside it, and only those. */
+export function withAbort<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  return scope.run(signal, fn);
 }
 
 /**

@@ -1,6 +1,6 @@
 /** `rkl daemon` (alias `rkl pod daemon`): static pods from a manifests directory, and its install. */
 import type { Command } from "commander";
-import { DEFAULT_MANIFESTS, readStatus, runDaemon } from "../../src/daemon/daemon.ts";
+import { daemonAlive, DEFAULT_MANIFESTS, readStatus, runDaemon } from "../../src/daemon/daemon.ts";
 import { installPaths, preflight, tmpfilesEntry, unitFile } from "../../src/daemon/install.ts";
 import { listPods, type PodRecord } from "../../src/workloads/pod.ts";
 import { UsageError } from "../../src/errors.ts";
@@ -81,18 +81,33 @@ export function registerDaemon(program: Command, ctx: Context): void {
         phase: p.phase,
         restarts: p.containers.reduce((a, c) => a + c.restarts, 0),
         lastError: st?.pods[p.name]?.lastError ?? null,
+        working: st?.pods[p.name]?.working ?? null,
       }));
+      // The status file outlives a daemon that was killed: believe it only while its pid is that daemon.
+      const alive = st !== undefined && daemonAlive(st.pid, st.pidStart);
       if (o.output === "json") {
-        return write(JSON.stringify({ daemon: st ?? null, pods: rows }, null, 2) + "\n");
+        return write(
+          JSON.stringify({ daemon: st ? { ...st, running: alive } : null, pods: rows }, null, 2) +
+            "\n",
+        );
       }
-      if (st) write(`daemon pid ${st.pid}, watching ${st.manifests}, last sync ${st.lastSync}\n`);
-      else write("daemon: no status (not running under this --run-root)\n");
+      if (st && alive) {
+        write(`daemon pid ${st.pid}, watching ${st.manifests}, last sync ${st.lastSync}\n`);
+      } else if (st) {
+        write(`daemon: not running (pid ${st.pid} is gone; its last sync was ${st.lastSync})\n`);
+      } else write("daemon: no status (not running under this --run-root)\n");
       write(
         table(
-          ["POD", "FILE", "HASH", "PHASE", "RESTARTS", "LAST ERROR"],
-          rows.map((
-            r,
-          ) => [r.name, r.file, r.hash, r.phase, String(r.restarts), r.lastError ?? "-"]),
+          ["POD", "FILE", "HASH", "PHASE", "RESTARTS", "WORKING", "LAST ERROR"],
+          rows.map((r) => [
+            r.name,
+            r.file,
+            r.hash,
+            r.phase,
+            String(r.restarts),
+            alive ? r.working ?? "-" : "-",
+            r.lastError ?? "-",
+          ]),
         ),
       );
       // Each error already starts with FILE:LINE:COL.

@@ -12,8 +12,16 @@
  * the store (same manifest hash → nothing to do).
  */
 import type { LoadedPod } from "../spec/pod.ts";
-import { type PodRecord, removePod, runPod } from "../workloads/pod.ts";
-import { type ContainerRecord, quickRefresh, restartContainer } from "../workloads/container.ts";
+import { type PodRecord, removePod, runPod, stopPod } from "../workloads/pod.ts";
+import {
+  type ContainerRecord,
+  procStat,
+  quickRefresh,
+  restartContainer,
+} from "../workloads/container.ts";
+import { gc } from "../workloads/gc.ts";
+import { withAbort } from "../cancel.ts";
+import { ConflictError } from "../errors.ts";
 import { type Backoff, KUBELET_BACKOFF, restartAt, type RestartPolicy } from "./restart.ts";
 import {
   initialState,
@@ -35,6 +43,8 @@ import {
 } from "./reconcile.ts";
 
 export const DEFAULT_MANIFESTS = "/etc/rk8s/manifests";
+/** Largest manifest the daemon reads. */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 export interface Scan {
   desired: (DesiredPod & { pod: LoadedPod })[];
@@ -103,6 +113,12 @@ export async function scanManifests(
       const st = Deno.statSync(file);
       const mtime = st.mtime?.getTime() ?? 0;
       let hit = cache.get(file);
+      if (st.size > MAX_MANIFEST_BYTES) {
+        // Never read: a huge file would cost memory on every relist.
+        throw new Error(
+          `${file}: ${st.size} bytes; rkl reads manifests up to ${MAX_MANIFEST_BYTES} bytes (1 MiB)`,
+        );
+      }
       if (!hit || hit.mtime !== mtime || hit.size !== st.size) {
         const text = Deno.readTextFileSync(file);
         hit = { mtime, size: st.size, hash: await sha256(text) };
@@ -150,11 +166,16 @@ export interface DaemonEvent {
 
 export interface DaemonStatus {
   pid: number;
+  /** Start time of `pid` (/proc/PID/stat), to tell a live daemon from a reused pid. */
+  pidStart?: number;
   startedAt: string;
   manifests: string;
   lastSync: string;
   errors: Record<string, string>;
-  pods: Record<string, { file: string; hash: string; lastError?: string; ready?: boolean }>;
+  pods: Record<
+    string,
+    { file: string; hash: string; lastError?: string; ready?: boolean; working?: string }
+  >;
 }
 
 export function daemonPaths(host: Host) {
@@ -173,16 +194,52 @@ function appendEvent(host: Host, e: Omit<DaemonEvent, "time">): void {
   });
 }
 
-/** Actual static pods, from the store. */
-export function actualPods(host: Host): ActualPod[] {
-  return host.store.list<PodRecord>("pods").map((p) => ({
-    name: p.name,
-    file: p.static?.file,
-    hash: p.static?.hash,
-  }));
+/**
+ * Actual static pods, from the store. A pod whose worker is busy counts as
+ * what that worker is making. A static pod left half made (its create was
+ * interrupted) or made before the run root was wiped (a reboot) counts as
+ * stale, hash "", so reconcile recreates it.
+ */
+export function actualPods(
+  host: Host,
+  workers: ReadonlyMap<string, PodWorker> = new Map(),
+): ActualPod[] {
+  return host.store.list<PodRecord>("pods").map((p) => {
+    const w = workers.get(p.name);
+    const stale = p.static && (!p.created || (host.epoch && p.epoch !== host.epoch));
+    return {
+      name: p.name,
+      file: p.static?.file,
+      hash: w ? w.hash : stale ? "" : p.static?.hash,
+    };
+  });
 }
 
-/** One pass: scan, reconcile, apply. Returns what it did. */
+/** One pod's work in progress: its own task, so a slow pod holds up no other. */
+export interface PodWorker {
+  /** The manifest hash it is making ("" for a delete). */
+  hash: string;
+  what: string;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+/** Failed attempts per pod or container, for back-off between retries. */
+export type Failures = Map<string, { count: number; retryAt: number; hash?: string }>;
+
+function failed(failures: Failures, key: string, now: number, backoff: Backoff): number {
+  const f = failures.get(key) ?? { count: 0, retryAt: 0 };
+  f.count++;
+  f.retryAt = now + Math.min(backoff.baseMs * 2 ** (f.count - 1), backoff.maxMs);
+  failures.set(key, f);
+  return f.retryAt;
+}
+
+/**
+ * One pass: scan, reconcile, and hand each action to its pod's worker.
+ * Returns what it started and when a back-off expires. Without `workers`
+ * (tests, one-shot use) each action is awaited before the next.
+ */
 export async function syncOnce(
   host: Host,
   options: {
@@ -191,19 +248,50 @@ export async function syncOnce(
     loadPods: LoadPodsFn;
     status: DaemonStatus;
     cache?: ScanCache;
+    workers?: Map<string, PodWorker>;
+    failures?: Failures;
+    backoff?: Backoff;
+    /** Called when a worker finishes, to look again at once. */
+    wake?: () => void;
   },
-): Promise<{ actions: Action[]; scan: Scan }> {
+): Promise<{ actions: Action[]; scan: Scan; due?: number }> {
   const scan = await scanManifests(options.manifests, options.loadPods, options.cache);
-  const actions = reconcile(scan.desired, actualPods(host), new Set(scan.errors.keys()));
+  const workers = options.workers ?? new Map<string, PodWorker>();
+  const failures = options.failures ?? new Map();
+  const backoff = options.backoff ?? KUBELET_BACKOFF;
+  const actions = reconcile(
+    scan.desired,
+    actualPods(host, workers),
+    new Set(scan.errors.keys()),
+  );
   const st = options.status;
   for (const [file, error] of scan.errors) {
     if (st.errors[file] !== error) appendEvent(host, { action: "error", file, error });
   }
   st.errors = Object.fromEntries(scan.errors);
+  const started: Action[] = [];
+  let due: number | undefined;
+  const now = host.now().getTime();
   for (const a of actions) {
+    const busy = workers.get(a.name);
+    if (busy) {
+      // Wanted something else meanwhile (an edit, a removal): stop that work;
+      // its end wakes the loop, and the next pass decides again.
+      if (!busy.abort.signal.aborted) busy.abort.abort("the manifest changed");
+      continue;
+    }
+    const f = failures.get(a.name);
+    if (f && a.kind !== "delete" && now < f.retryAt && f.hash === ("hash" in a ? a.hash : "")) {
+      due = Math.min(due ?? f.retryAt, f.retryAt);
+      continue;
+    }
     const want = scan.desired.find((d) => d.name === a.name);
-    try {
+    const abort = new AbortController();
+    const hash = "hash" in a ? a.hash : "";
+    const work = async () => {
       if (a.kind === "delete" || a.kind === "recreate") {
+        // As the kubelet does: SIGTERM, the pod's grace period, then SIGKILL.
+        if (host.store.get("pods", a.name)) await stopPod(host, a.name).catch(() => {});
         await removePod(host, a.name, { force: true });
       }
       if (a.kind === "create" || a.kind === "recreate") {
@@ -212,26 +300,41 @@ export async function syncOnce(
           static: { file: a.file, hash: a.hash },
         });
       }
-      appendEvent(host, {
-        action: a.kind,
-        pod: a.name,
-        file: a.file,
-        hash: "hash" in a ? a.hash : undefined,
-      });
-      if (a.kind === "delete") delete st.pods[a.name];
-      else st.pods[a.name] = { file: a.file, hash: a.hash };
-    } catch (e) {
-      const error = (e as Error).message.split("\n")[0];
-      appendEvent(host, { action: "error", pod: a.name, file: a.file, error });
-      st.pods[a.name] = { file: a.file, hash: "hash" in a ? a.hash : "", lastError: error };
-    }
+    };
+    st.pods[a.name] = { ...(st.pods[a.name] ?? { file: a.file, hash }), working: a.kind };
+    const done = withAbort(abort.signal, work).then(
+      () => {
+        failures.delete(a.name);
+        appendEvent(host, { action: a.kind, pod: a.name, file: a.file, hash: hash || undefined });
+        if (a.kind === "delete") delete st.pods[a.name];
+        else st.pods[a.name] = { file: a.file, hash };
+      },
+      (e) => {
+        const error = (e as Error).message.split("\n")[0];
+        const retryAt = failed(failures, a.name, host.now().getTime(), backoff);
+        failures.get(a.name)!.hash = hash;
+        appendEvent(host, { action: "error", pod: a.name, file: a.file, error });
+        st.pods[a.name] = {
+          file: a.file,
+          hash,
+          lastError: `${error} (next try ${new Date(retryAt).toISOString()})`,
+        };
+      },
+    ).finally(() => {
+      workers.delete(a.name);
+      writeStatus(host, st);
+      options.wake?.();
+    });
+    workers.set(a.name, { hash, what: a.kind, abort, done });
+    started.push(a);
+    if (!options.workers) await done;
   }
-  for (const p of actualPods(host)) {
+  for (const p of actualPods(host, workers)) {
     if (p.file && !st.pods[p.name]) st.pods[p.name] = { file: p.file, hash: p.hash ?? "" };
   }
   st.lastSync = host.now().toISOString();
   writeStatus(host, st);
-  return { actions, scan };
+  return { actions: started, scan, due };
 }
 
 /** Probe state per container process (`name@pid`): a restarted container starts afresh. */
@@ -353,9 +456,20 @@ export function readStatus(host: Host): DaemonStatus | undefined {
  * has passed: app containers of static pods (the pod's restartPolicy) and
  * containers with a compose restart policy. Returns when to look again.
  */
-export async function restartExited(host: Host, backoff: Backoff): Promise<number | undefined> {
+export async function restartExited(
+  host: Host,
+  backoff: Backoff,
+  options: {
+    failures?: Failures;
+    workers?: ReadonlyMap<string, PodWorker>;
+    status?: DaemonStatus;
+  } = {},
+): Promise<number | undefined> {
+  const failures = options.failures ?? new Map();
   const candidates: { name: string; policy: RestartPolicy }[] = [];
   for (const p of host.store.list<PodRecord>("pods")) {
+    if (options.workers?.has(p.name)) continue; // its worker is making or removing it
+    if (host.epoch && p.epoch !== host.epoch) continue; // from before a reboot: recreated instead
     if (p.static && p.created) {
       for (const m of p.containers) candidates.push({ name: m, policy: p.restartPolicy });
     }
@@ -378,41 +492,109 @@ export async function restartExited(host: Host, backoff: Backoff): Promise<numbe
       stoppedByUser: live.stoppedByUser ?? false,
     }, backoff);
     if (at === null) continue;
-    if (at > host.now().getTime()) {
-      next = Math.min(next ?? at, at);
+    const retry = failures.get(name)?.retryAt ?? 0;
+    const when = Math.max(at, retry);
+    if (when > host.now().getTime()) {
+      next = Math.min(next ?? when, when);
       continue;
     }
     try {
       await restartContainer(host, name);
+      failures.delete(name);
       appendEvent(host, { action: "restart", container: name, exitCode: live.exitCode });
     } catch (e) {
-      appendEvent(host, {
-        action: "error",
-        container: name,
-        error: (e as Error).message.split("\n")[0],
-      });
+      // A restart that fails waits its own back-off, not the next relist.
+      const error = (e as Error).message.split("\n")[0];
+      const retryAt = failed(failures, name, host.now().getTime(), backoff);
+      next = Math.min(next ?? retryAt, retryAt);
+      appendEvent(host, { action: "error", container: name, error });
+      const pod = live.pod && options.status?.pods[live.pod];
+      if (pod) pod.lastError = `restart of ${name}: ${error}`;
     }
   }
   return next;
 }
 
 /** Runs until `signal` aborts: sync on start, on every (debounced) change, and every `relistMs`. */
-export async function runDaemon(
-  host: Host,
-  options: {
-    manifests: string;
-    network: string | null;
-    loadPods: LoadPodsFn;
-    relistMs?: number;
-    debounceMs?: number;
-    backoff?: Backoff;
-    signal: AbortSignal;
-    log(message: string): void;
-  },
-): Promise<void> {
+export interface DaemonOptions {
+  manifests: string;
+  network: string | null;
+  loadPods: LoadPodsFn;
+  relistMs?: number;
+  debounceMs?: number;
+  backoff?: Backoff;
+  signal: AbortSignal;
+  log(message: string): void;
+}
+
+/**
+ * One daemon per run root: a pid file made with O_EXCL, holding the pid and
+ * its start time. A file left by a daemon that died is taken over.
+ */
+export function takeDaemonLock(host: Host): () => void {
+  const path = `${host.paths.runRoot}/daemon.pid`;
+  Deno.mkdirSync(host.paths.runRoot, { recursive: true, mode: 0o711 });
+  const me = `${Deno.pid} ${procStat(Deno.pid)?.startTime ?? 0}\n`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      Deno.writeTextFileSync(path, me, { createNew: true, mode: 0o600 });
+      return () => {
+        try {
+          if (Deno.readTextFileSync(path) === me) Deno.removeSync(path);
+        } catch { /* gone */ }
+      };
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    const [pid, start] = (readOr(path) ?? "").trim().split(" ").map(Number);
+    if (pid > 0 && daemonAlive(pid, start)) {
+      throw new ConflictError(
+        `Cannot start the daemon: pid ${pid} already runs one for ${host.paths.runRoot}`,
+        { hint: "stop it first (systemctl stop rkl), or use another --run-root" },
+      );
+    }
+    try {
+      Deno.removeSync(path); // a dead daemon's
+    } catch { /* another starter took it over first */ }
+  }
+  throw new ConflictError(`Cannot start the daemon: ${path} keeps coming back`);
+}
+
+/** True when `pid` is running and is the process that started at `start`. */
+export function daemonAlive(pid: number, start: number | undefined): boolean {
+  const s = procStat(pid);
+  return !!s && s.state !== "Z" && (start === undefined || s.startTime === start);
+}
+
+function readOr(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function runDaemon(host: Host, options: DaemonOptions): Promise<void> {
   Deno.mkdirSync(options.manifests, { recursive: true });
+  const release = takeDaemonLock(host);
+  try {
+    await runDaemonLocked(host, options);
+  } finally {
+    release();
+  }
+}
+
+async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void> {
+  // What a crash or a reboot left: no record owns it, or a create died half-way.
+  try {
+    const r = await gc(host);
+    for (const d of r.done) options.log(`gc: ${d}`);
+  } catch (e) {
+    options.log(`gc failed: ${(e as Error).message}`);
+  }
   const status: DaemonStatus = {
     pid: Deno.pid,
+    pidStart: procStat(Deno.pid)?.startTime,
     startedAt: host.now().toISOString(),
     manifests: options.manifests,
     lastSync: "",
@@ -423,9 +605,14 @@ export async function runDaemon(
   const watcher = Deno.watchFs(options.manifests, { recursive: false });
   let wake: (() => void) | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** Set by a poke that came while no wait was pending: the next wait returns at once. */
+  let poked = false;
   const poke = (delay: number) => {
     clearTimeout(timer);
-    timer = setTimeout(() => wake?.(), delay);
+    timer = setTimeout(() => {
+      if (wake) wake();
+      else poked = true;
+    }, delay);
   };
   const pump = (async () => {
     try {
@@ -453,19 +640,35 @@ export async function runDaemon(
   });
   const probeStates: ProbeStates = new Map();
   const cache: ScanCache = new Map();
+  const workers = new Map<string, PodWorker>();
+  const failures: Failures = new Map();
+  const wakeNow = () => poke(0);
   while (!options.signal.aborted) {
     let scan: Scan | undefined;
+    let due: number | undefined;
     try {
-      const done = await syncOnce(host, { ...options, status, cache });
+      const done = await syncOnce(host, {
+        ...options,
+        status,
+        cache,
+        workers,
+        failures,
+        wake: wakeNow,
+      });
       scan = done.scan;
+      due = done.due;
       for (const a of done.actions) options.log(`${a.kind} ${a.name} (${a.file})`);
       for (const error of Object.values(status.errors)) options.log(`error: ${error}`);
     } catch (e) {
       options.log(`sync failed: ${(e as Error).message}`);
     }
-    let due: number | undefined;
     try {
-      due = await restartExited(host, options.backoff ?? KUBELET_BACKOFF);
+      const restartDue = await restartExited(host, options.backoff ?? KUBELET_BACKOFF, {
+        failures,
+        workers,
+        status,
+      });
+      if (restartDue !== undefined) due = Math.min(due ?? restartDue, restartDue);
       if (scan) {
         const probeDueAt = await runProbes(host, scan, probeStates, status);
         if (probeDueAt !== undefined) due = Math.min(due ?? probeDueAt, probeDueAt);
@@ -478,12 +681,21 @@ export async function runDaemon(
     const wait = due === undefined
       ? relist
       : Math.max(10, Math.min(relist, due - host.now().getTime()));
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-      timer = setTimeout(resolve, wait);
-    });
-    clearTimeout(timer);
+    if (poked) poked = false;
+    else {
+      await new Promise<void>((resolve) => {
+        const relistTimer = setTimeout(resolve, wait);
+        wake = () => {
+          clearTimeout(relistTimer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
   }
+  // Stopping the daemon stops no pod: work in progress is rolled back, the rest runs on.
+  for (const w of workers.values()) w.abort.abort("the daemon is stopping");
+  await Promise.all([...workers.values()].map((w) => w.done));
   await Promise.all([pump, exitPump]);
   appendEvent(host, { action: "stop" });
 }

@@ -139,3 +139,19 @@ Deno.test("loadContainer() resolves hostPath mounts and named hostPath volumes",
 Deno.test("loadContainer() rejects an empty file", () => {
   assert.match(specError("").message, /^c\.yaml: Cannot parse YAML: the file is empty/);
 });
+
+Deno.test("a YAML alias bomb is refused with the file, a position and no expansion", () => {
+  let text = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (let i = 1; i < 9; i++) {
+    const p = String.fromCharCode(96 + i);
+    const n = String.fromCharCode(97 + i);
+    text += `${n}: &${n} [${Array(10).fill(`*${p}`).join(", ")}]\n`;
+  }
+  text += "name: bomb\nimage: x\n";
+  assert.throws(
+    () => loadContainer(text, "bomb.yaml"),
+    (e: Error) =>
+      e instanceof SpecError && /^bomb\.yaml:1:1: .*too many aliases/.test(e.message) &&
+      e.exitCode === 2,
+  );
+});

@@ -56,7 +56,21 @@ export function parseYamlDocuments(text: string, file: string): SourceDoc[] {
       );
     }
     // An empty document (a trailing `---`, or only comments) holds nothing to run.
-    const value = doc.contents === null ? null : doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.contents === null ? null : doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      // The yaml library refuses alias expansion that would blow up ("billion laughs").
+      const at = doc.contents?.range ? lines.linePos(doc.contents.range[0]) : undefined;
+      throw new SpecError(
+        { file, line: at?.line, column: at?.col },
+        `Cannot load YAML: ${
+          /alias/i.test((e as Error).message)
+            ? "too many aliases expand here (more than 100); write the values out"
+            : (e as Error).message
+        }`,
+      );
+    }
     if (value === null || value === undefined) continue;
     out.push({ file, doc, lines, value });
   }

@@ -11,7 +11,7 @@
 import { ConflictError, NotFoundError, RklError, SpecError } from "../errors.ts";
 import { type CniResult, type NetConfList, type PortMapping, resultIPv4 } from "../net/cni.ts";
 import { bridgeName, loadNetwork } from "../net/network.ts";
-import { removeIdlePortmapChains } from "../net/portmap.ts";
+import { removeIdlePortmapChains, removeNatRulesFor } from "../net/portmap.ts";
 import { cniDown, cniUp } from "../net/attach.ts";
 import { createWithConmon, readExitCode } from "../oci/conmon.ts";
 import {
@@ -80,6 +80,8 @@ export interface ContainerRecord extends StoredRecord {
   pod?: string;
   /** The process making it, while status is "creating": a dead owner means interrupted. */
   owner?: Owner;
+  /** The run root's epoch it was made in (host.ts); another one means a reboot came between. */
+  epoch?: string;
   /** What has been made so far; teardown undoes these. */
 
   resources: {
@@ -101,6 +103,41 @@ export interface StagedSubPath {
   target: string;
   /** Index in the spec's mounts, to locate errors. */
   mount: number;
+}
+
+/**
+ * Removing what another live process is still making would race with it
+ * (its next step would write the record back): refused, with who it is.
+ * An owner that died is no obstacle; that is what rm -f and gc are for.
+ */
+export function refuseWhileBeingMade(
+  name: string,
+  what: "container" | "pod",
+  owner: Owner | undefined,
+): void {
+  if (!owner || owner.pid === Deno.pid || ownerGone(owner)) return;
+  throw new ConflictError(
+    `Cannot remove ${what} ${JSON.stringify(name)}: process ${owner.pid} is still creating it`,
+    { hint: "wait for that command to finish, or interrupt it (it rolls back)" },
+  );
+}
+
+/**
+ * Read-modify-write of a container record under the store lock, on the
+ * record as it is now (not a copy read earlier); undefined when it is gone.
+ */
+export async function updateContainer(
+  host: Host,
+  name: string,
+  fn: (rec: ContainerRecord) => void,
+): Promise<ContainerRecord | undefined> {
+  return await host.store.withLock(() => {
+    const rec = host.store.get<ContainerRecord>("containers", name);
+    if (!rec) return Promise.resolve(undefined);
+    fn(rec);
+    host.store.put("containers", rec);
+    return Promise.resolve(rec);
+  });
 }
 
 /** A process, told from a later one with its pid by its start time. */
@@ -379,6 +416,7 @@ async function createContainerNow(
       resources: {},
       dirs: plan.dirs,
       owner: selfOwner(),
+      epoch: host.epoch,
     };
     host.store.put("containers", r);
     return Promise.resolve(r);
@@ -675,6 +713,7 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
   }
   const beforeCni = errors.length;
   if (rec.resources.cni) {
+    const netnsGone = !pathExists(d.netns);
     await cniDown(host.cni, {
       cniId: cniContainerId(rec),
       netns: d.netns,
@@ -682,6 +721,9 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
       portMappings: rec.network?.portMappings ?? [],
       result: rec.network?.result,
     }, (e) => errors.push(e));
+    // Without its netns (a reboot wiped /run) bridge's DEL cannot find the
+    // addresses its masquerade rules are for: remove them by container id.
+    if (netnsGone) await step(() => removeNatRulesFor(host.cmd, cniContainerId(rec)));
     await Promise.all(
       (rec.extraNetworks ?? []).map((x) =>
         step(() =>
@@ -903,6 +945,15 @@ async function settleConmon(host: Host, conmonDir: string): Promise<void> {
   }
 }
 
+export function pathExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function dirExists(path: string): boolean {
   try {
     return Deno.statSync(path).isDirectory;
@@ -1040,8 +1091,8 @@ export async function stopContainer(
   let rec = await quickRefresh(host, getContainer(host, name));
   if (rec.status !== "running" && rec.status !== "created") {
     if (options.byUser && !rec.stoppedByUser) {
-      rec.stoppedByUser = true; // an exited container waiting for a restart stays stopped
-      await host.store.withLock(() => Promise.resolve(host.store.put("containers", rec)));
+      // An exited container waiting for a restart stays stopped.
+      return await updateContainer(host, name, (r) => r.stoppedByUser = true) ?? rec;
     }
     return rec;
   }
@@ -1059,10 +1110,14 @@ export async function stopContainer(
     await waitExit(5_000);
   }
   rec = await refresh(host, rec);
-  rec.finishedAt ??= host.now().toISOString();
-  if (options.byUser) rec.stoppedByUser = true;
-  await host.store.withLock(() => Promise.resolve(host.store.put("containers", rec)));
-  return rec;
+  const finishedAt = rec.finishedAt ?? host.now().toISOString();
+  return await updateContainer(host, name, (r) => {
+    r.status = rec.status;
+    r.pid = rec.pid;
+    r.exitCode = rec.exitCode;
+    r.finishedAt ??= finishedAt;
+    if (options.byUser) r.stoppedByUser = true;
+  }) ?? rec;
 }
 
 async function signal(host: Host, rec: ContainerRecord, sig: string): Promise<void> {
@@ -1091,6 +1146,7 @@ export async function removeContainer(
     await scavengeContainer(host, name);
     return;
   }
+  refuseWhileBeingMade(rec.name, "container", rec.status === "creating" ? rec.owner : undefined);
   if (options.force) {
     // `<runtime> delete --force` kills whatever still runs, so -f needs no stop step.
     await teardown(host, rec);

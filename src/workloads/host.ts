@@ -56,6 +56,12 @@ export interface Host {
   cgroupParent: string;
   /** This process's hard RLIMIT_NOFILE. */
   nofileHard: number;
+  /**
+   * Identifies this run root's life: made anew when the run root is (after a
+   * reboot wiped /run). A record made under another epoch describes
+   * processes, mounts and namespaces that no longer exist.
+   */
+  epoch?: string;
   /** Largest size of a container's log before conmon starts it afresh (0: no limit). */
   logSizeMax?: number;
   /** Subnet for the default network when rkl writes its conflist. */
@@ -98,3 +104,26 @@ export function containerDirs(
 }
 
 export type ContainerDirs = ReturnType<typeof containerDirs>;
+
+/** The run root's epoch, made on first use (`boot_id` + a random part, so a wiped /run counts too). */
+export function runRootEpoch(runRoot: string): string {
+  const path = `${runRoot}/epoch`;
+  try {
+    return Deno.readTextFileSync(path).trim();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  let boot = "";
+  try {
+    boot = Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim().slice(0, 8);
+  } catch { /* not Linux /proc */ }
+  const epoch = `${boot}-${crypto.randomUUID().slice(0, 8)}`;
+  Deno.mkdirSync(runRoot, { recursive: true, mode: 0o711 });
+  try {
+    Deno.writeTextFileSync(path, `${epoch}\n`, { createNew: true, mode: 0o644 });
+    return epoch;
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) return Deno.readTextFileSync(path).trim();
+    throw e;
+  }
+}

@@ -13,6 +13,7 @@
 import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
 import { type CniResult, type NetConfList, type PortMapping, resultIPv4 } from "../net/cni.ts";
 import { loadNetwork } from "../net/network.ts";
+import { removeNatRulesFor } from "../net/portmap.ts";
 import { readExitCode } from "../oci/conmon.ts";
 import {
   milliCpuToQuota,
@@ -35,12 +36,14 @@ import {
   getContainer,
   type Owner,
   ownerGone,
+  pathExists,
   portMappings,
   procStat,
   quickRefresh,
   readBundle,
   refresh,
   refuseLeftovers,
+  refuseWhileBeingMade,
   releaseNetworkIfUnused,
   removeCgroup,
   removeEmptyParent,
@@ -99,6 +102,8 @@ export interface PodRecord extends StoredRecord {
   nsPins?: Record<string, string>;
   /** The process making it, until `created`: a dead owner means interrupted. */
   owner?: Owner;
+  /** The run root's epoch it was made in; another one means a reboot came between. */
+  epoch?: string;
   /** Set for pods `rkl daemon` made from a manifest: the file and its content hash. */
   static?: { file: string; hash: string };
 }
@@ -304,6 +309,7 @@ async function createPodNow(
       resources: {},
       static: options.static,
       owner: selfOwner(),
+      epoch: host.epoch,
     };
     host.store.put("pods", r);
     return Promise.resolve(r);
@@ -624,6 +630,9 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
   if (rec.pause) await step(() => down(rec.pause!));
   const beforeCni = errors.length;
   if (rec.resources.cni && rec.netns) {
+    const netnsGone = !pathExists(rec.netns);
+    const cniId = rec.network?.cniId ?? `p_${rec.name}`;
+    if (netnsGone) await step(() => removeNatRulesFor(host.cmd, cniId)); // see teardown()
     await cniDown(host.cni, {
       cniId: rec.network?.cniId ?? `p_${rec.name}`,
       netns: rec.netns,
@@ -681,6 +690,7 @@ export async function removePod(
     await scavengePod(host, name, podMembersOnHost(host, name));
     return;
   }
+  refuseWhileBeingMade(name, "pod", rec.created ? undefined : rec.owner);
   if (!options.force) {
     const view = await podView(host, rec);
     const interrupted = !rec.created && ownerGone(rec.owner);

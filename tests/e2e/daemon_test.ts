@@ -7,6 +7,11 @@ import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
 import { cleanupEnv, envTest, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
+import {
+  podState as podStateIn,
+  startDaemon as startDaemonIn,
+  stopDaemon,
+} from "../_helpers/daemon.ts";
 import { unitFile } from "../../src/daemon/install.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
@@ -20,47 +25,11 @@ function test(name: string, fn: () => Promise<void>): void {
   });
 }
 
-function startDaemon(manifests: string): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      `${REPO}/cli/main.ts`,
-      "daemon",
-      "--manifests",
-      manifests,
-      "--network",
-      env!.network,
-      "--relist",
-      "1",
-      // Longer than the 1 s relist, so that the growing back-off shows in the restart times.
-      "--backoff",
-      "700",
-      "--backoff-max",
-      "5000",
-    ],
-    env: env!.env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-}
-
-async function stopDaemon(d: Deno.ChildProcess, signal: Deno.Signal = "SIGTERM"): Promise<void> {
-  try {
-    d.kill(signal);
-  } catch { /* gone */ }
-  await d.status;
-}
-
-async function podState(name: string) {
-  const r = await rkl(env!, ["pod", "state", name, "-o", "json"]);
-  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
-}
+const startDaemon = (manifests: string) => startDaemonIn(env!, manifests);
+const podState = (name: string) => podStateIn(env!, name);
 
 const manifest = (cmd: string) =>
-  `apiVersion: v1\nkind: Pod\nmetadata: {name: static-web}\nspec:\n  containers:\n    - {name: main, image: ${REPO}/bundles/busybox, command: [sh, -c, "${cmd}"]}\n`;
+  `apiVersion: v1\nkind: Pod\nmetadata: {name: static-web}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n    - {name: main, image: ${REPO}/bundles/busybox, command: [sh, -c, "${cmd}"]}\n`;
 
 test("a manifest dropped in runs; an edit recreates; a broken edit keeps the old pod; removal cleans up", async () => {
   const dir = `${env!.dir}/manifests`;
@@ -163,7 +132,7 @@ test("a crashing container is restarted per restartPolicy with back-off; compose
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(
     `${dir}/crash.yaml`,
-    `apiVersion: v1\nkind: Pod\nmetadata: {name: crashy}\nspec:\n  restartPolicy: OnFailure\n  containers:\n    - {name: main, image: ${REPO}/bundles/busybox, command: [sh, -c, "echo run; sleep 0.2; exit 3"]}\n    - {name: steady, image: ${REPO}/bundles/busybox, command: [sleep, "600"]}\n`,
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: crashy}\nspec:\n  restartPolicy: OnFailure\n  terminationGracePeriodSeconds: 1\n  containers:\n    - {name: main, image: ${REPO}/bundles/busybox, command: [sh, -c, "echo run; sleep 0.2; exit 3"]}\n    - {name: steady, image: ${REPO}/bundles/busybox, command: [sleep, "600"]}\n`,
   );
   // A compose service with restart: on-failure, started by `rkl compose up`.
   const proj = `${env!.dir}/restartproj`;

@@ -1,0 +1,218 @@
+/**
+ * `rkl daemon` under faults: an init container that never ends, graceful
+ * removal, one daemon per run root, a dead daemon's status, an oversized
+ * manifest, a daemon killed half-way through a create, and a simulated
+ * reboot. Each ends with the host census unchanged.
+ */
+import assert from "node:assert/strict";
+import { type Census, census } from "../_helpers/census.ts";
+import { podState as podStateIn, startDaemon, stopDaemon } from "../_helpers/daemon.ts";
+import { cleanupEnv, envTest, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
+import { REPO, requires } from "../_helpers/requires.ts";
+
+const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
+const env = ready ? await makeEnv("dfault", 7) : undefined;
+let baseline: Census | undefined;
+
+function test(name: string, fn: () => Promise<void>): void {
+  envTest(ready, () => env!, name, async () => {
+    baseline ??= await census(env!);
+    await fn();
+    assert.deepEqual(await census(env!), baseline, "the host census changed");
+  });
+}
+
+const BUSYBOX = `${REPO}/bundles/busybox`;
+const podState = (name: string) => podStateIn(env!, name);
+const pod = (name: string, body: string) =>
+  `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  terminationGracePeriodSeconds: 5\n${body}`;
+const sleeper = (name: string) =>
+  pod(name, `  containers:\n    - {name: main, image: ${BUSYBOX}, command: [sleep, "600"]}\n`);
+
+async function daemonStatus() {
+  return JSON.parse((await rkl(env!, ["daemon", "status", "-o", "json"])).stdout);
+}
+
+async function manifests(name: string): Promise<string> {
+  const dir = `${env!.dir}/${name}`;
+  await Deno.mkdir(dir, { recursive: true });
+  return dir;
+}
+
+test("a pod whose init container never ends holds up no other pod; removing it rolls it back", async () => {
+  const dir = await manifests("m-hang");
+  await Deno.writeTextFile(
+    `${dir}/stuck.yaml`,
+    pod(
+      "stuck",
+      `  initContainers:\n    - {name: wait, image: ${BUSYBOX}, command: [sleep, "600"]}\n  containers:\n    - {name: main, image: ${BUSYBOX}, command: [sleep, "600"]}\n`,
+    ),
+  );
+  const daemon = startDaemon(env!, dir);
+  try {
+    await waitFor("stuck's init container runs", async () => {
+      const s = await podState("stuck");
+      return s?.containers?.some((c: { name: string; status: string }) =>
+        c.name === "wait" && c.status === "running"
+      );
+    }, 20_000);
+    // Dropped in while the other pod's create waits: it still comes up.
+    await Deno.writeTextFile(`${dir}/free.yaml`, sleeper("free"));
+    await waitFor(
+      "free running",
+      async () => (await podState("free"))?.phase === "Running",
+      20_000,
+    );
+    const st = await daemonStatus();
+    assert.equal(st.daemon.running, true);
+    assert.equal(st.pods.find((p: { name: string }) => p.name === "stuck")?.working, "create");
+    // The stuck pod's removal aborts its create: rolled back, nothing left.
+    await Deno.remove(`${dir}/stuck.yaml`);
+    await waitFor("stuck gone", async () => (await podState("stuck")) === undefined, 20_000);
+    assert.equal((await podState("free")).phase, "Running");
+    await Deno.remove(`${dir}/free.yaml`);
+    await waitFor("free gone", async () => (await podState("free")) === undefined, 20_000);
+  } finally {
+    await stopDaemon(daemon);
+  }
+});
+
+test("removing a manifest stops its pod gracefully: SIGTERM first, within the grace period", async () => {
+  const dir = await manifests("m-grace");
+  const out = `${env!.dir}/grace-out`;
+  await Deno.mkdir(out, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/graceful.yaml`,
+    pod(
+      "graceful",
+      `  volumes: [{name: out, hostPath: {path: ${out}}}]\n  containers:\n    - name: main\n      image: ${BUSYBOX}\n      command: [sh, -c, "trap 'echo got-term > /out/term; exit 0' TERM; while true; do sleep 0.1; done"]\n      volumeMounts: [{name: out, mountPath: /out}]\n`,
+    ),
+  );
+  const daemon = startDaemon(env!, dir);
+  try {
+    await waitFor(
+      "graceful running",
+      async () => (await podState("graceful"))?.phase === "Running",
+      20_000,
+    );
+    await new Promise((r) => setTimeout(r, 300)); // the trap is set
+    await Deno.remove(`${dir}/graceful.yaml`);
+    await waitFor("graceful gone", async () => (await podState("graceful")) === undefined, 20_000);
+    assert.equal(await Deno.readTextFile(`${out}/term`), "got-term\n");
+  } finally {
+    await stopDaemon(daemon);
+  }
+});
+
+test("one daemon per run root; a dead daemon's status says so; an oversized manifest is refused unread", async () => {
+  const dir = await manifests("m-one");
+  await Deno.writeTextFile(`${dir}/huge.yaml`, "# x\n".repeat(600_000)); // 2.4 MB
+  const first = startDaemon(env!, dir);
+  try {
+    await waitFor("status", async () => (await daemonStatus()).daemon?.running === true, 20_000);
+    const out = await startDaemon(env!, dir, { stderr: "piped" }).output();
+    assert.notEqual(out.code, 0);
+    assert.match(new TextDecoder().decode(out.stderr), /already runs one/);
+    await waitFor("error reported", async () => {
+      const errors = Object.values((await daemonStatus()).daemon.errors) as string[];
+      return errors.some((e) => /bytes; rkl reads manifests up to 1048576 bytes/.test(e));
+    }, 20_000);
+  } finally {
+    await stopDaemon(first, "SIGKILL");
+  }
+  const text = (await rkl(env!, ["daemon", "status"])).stdout;
+  assert.match(text, /daemon: not running \(pid \d+ is gone/);
+  // The next daemon takes over the dead one's lock.
+  const next = startDaemon(env!, dir);
+  try {
+    await waitFor(
+      "taken over",
+      async () => (await daemonStatus()).daemon?.running === true,
+      20_000,
+    );
+  } finally {
+    await stopDaemon(next);
+  }
+});
+
+test("a static pod interrupted by the daemon's death is rolled back and made again", async () => {
+  const dir = await manifests("m-int");
+  await Deno.writeTextFile(`${dir}/again.yaml`, sleeper("again"));
+  // Killed at the 9th trace point: inside the pod's create.
+  const dying = startDaemon(env!, dir, { env: { RKL_TEST_KILL_AT: "9" } });
+  assert.equal((await dying.status).signal, "SIGKILL");
+  assert.equal((await podState("again"))?.phase, "Creating", "left half made");
+  const daemon = startDaemon(env!, dir);
+  try {
+    await waitFor(
+      "again running",
+      async () => (await podState("again"))?.phase === "Running",
+      20_000,
+    );
+    await Deno.remove(`${dir}/again.yaml`);
+    await waitFor("again gone", async () => (await podState("again")) === undefined, 20_000);
+  } finally {
+    await stopDaemon(daemon);
+  }
+});
+
+test("after a simulated reboot (every process killed, the run root wiped) the daemon brings every static pod back", async () => {
+  const dir = await manifests("m-boot");
+  const names = ["boot-a", "boot-b"];
+  for (const n of names) await Deno.writeTextFile(`${dir}/${n}.yaml`, sleeper(n));
+  let daemon = startDaemon(env!, dir);
+  const before: Record<string, number> = {};
+  try {
+    for (const n of names) {
+      await waitFor(`${n} running`, async () => (await podState(n))?.phase === "Running", 20_000);
+      before[n] = (await podState(n)).containers[0].pid;
+    }
+  } finally {
+    await stopDaemon(daemon);
+  }
+  // The "reboot": this env's conmons and containers killed, its part of /run wiped.
+  const ps = await new Deno.Command("ps", { args: ["-eo", "pid=,args="], stdout: "piped" })
+    .output();
+  for (const line of new TextDecoder().decode(ps.stdout).split("\n")) {
+    const [pid, cmd, ...args] = line.trim().split(/\s+/);
+    if (cmd?.endsWith("conmon") && args.join(" ").includes(env!.runRoot)) {
+      try {
+        Deno.kill(-Number(pid), "SIGKILL");
+      } catch { /* gone */ }
+    }
+  }
+  const pause = (await Promise.all(names.map(podState))).map((s) => s.pausePid as number);
+  for (const pid of [...Object.values(before), ...pause]) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+  const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+    .map((l) => l.split(" ")[4]).filter((m) => m?.startsWith(env!.runRoot)).reverse();
+  for (const m of mounts) await new Deno.Command("umount", { args: ["-l", m] }).output();
+  await Deno.remove(env!.runRoot, { recursive: true });
+
+  daemon = startDaemon(env!, dir);
+  try {
+    for (const n of names) {
+      await waitFor(`${n} back`, async () => {
+        const s = await podState(n);
+        return s?.phase === "Running" && s.containers[0].pid !== before[n];
+      }, 30_000);
+    }
+    for (const n of names) await Deno.remove(`${dir}/${n}.yaml`);
+    for (const n of names) {
+      await waitFor(`${n} gone`, async () => (await podState(n)) === undefined, 20_000);
+    }
+  } finally {
+    await stopDaemon(daemon);
+  }
+});
+
+Deno.test({
+  name: "cleanup",
+  ignore: !ready,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => await cleanupEnv(env!),
+});
