@@ -3,6 +3,7 @@ import { CniClient } from "../src/net/cni.ts";
 import { resolveRuntime, RuncCliRuntime, which } from "../src/oci/runtime.ts";
 import { FsStore } from "../src/store/store.ts";
 import { recordValidators } from "../src/workloads/records.ts";
+import { KUBELET_LOG_ROTATION } from "../src/workloads/logrotate.ts";
 import { detectCgroups } from "../src/sys/cgroups/detect.ts";
 import { DenoCommandRunner } from "../src/sys/command.ts";
 import { LinuxSyscalls } from "../src/sys/syscalls.ts";
@@ -80,17 +81,24 @@ export function boundPorts(protocol: "tcp" | "udp"): Set<number> {
   return out;
 }
 
-/** The kubelet's containerLogMaxSize default, 10 MiB; RKL_LOG_SIZE_MAX in bytes overrides it. */
-export const DEFAULT_LOG_SIZE_MAX = 10 * 1024 * 1024;
-
-function logSizeMax(): number {
-  const v = Deno.env.get("RKL_LOG_SIZE_MAX");
-  if (v === undefined) return DEFAULT_LOG_SIZE_MAX;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new SpecError({ file: "RKL_LOG_SIZE_MAX" }, `${JSON.stringify(v)} must be a byte count`);
-  }
-  return n;
+/**
+ * Log limits: RKL_LOG_SIZE_MAX (bytes, the kubelet's containerLogMaxSize,
+ * default 10 MiB) and RKL_LOG_MAX_FILES (containerLogMaxFiles, default 5).
+ */
+function logRotation(): { maxBytes: number; maxFiles: number } {
+  const read = (name: string, def: number, min: number) => {
+    const v = Deno.env.get(name);
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) {
+      throw new SpecError({ file: name }, `${JSON.stringify(v)} must be a whole number >= ${min}`);
+    }
+    return n;
+  };
+  return {
+    maxBytes: read("RKL_LOG_SIZE_MAX", KUBELET_LOG_ROTATION.maxBytes, 1024),
+    maxFiles: read("RKL_LOG_MAX_FILES", KUBELET_LOG_ROTATION.maxFiles, 2),
+  };
 }
 
 export function requireRoot(): void {
@@ -121,6 +129,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
       `${JSON.stringify(cgroupParent)} must be DNS-1123 labels joined by '/'`,
     );
   }
+  const rotation = logRotation();
   const pluginDirs = (Deno.env.get("RKL_CNI_PATH") ?? "/opt/cni/bin:/usr/lib/cni:/usr/libexec/cni")
     .split(":");
   return {
@@ -143,7 +152,9 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     pauseBundle: Deno.env.get("RKL_PAUSE_BUNDLE") ?? `${paths.root}/bundles/pause`,
     cgroupParent,
     nofileHard: nofileHard(),
-    logSizeMax: logSizeMax(),
+    logRotation: rotation,
+    // conmon's own cap, for when no daemon rotates: twice the rotation size.
+    logSizeMax: rotation.maxBytes * 2,
     epoch: runRootEpoch(paths.runRoot),
     subnet: Deno.env.get("RKL_SUBNET"),
     portInUse: (port, protocol) => boundPorts(protocol).has(port),

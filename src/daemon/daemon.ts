@@ -20,6 +20,7 @@ import {
   restartContainer,
 } from "../workloads/container.ts";
 import { gc } from "../workloads/gc.ts";
+import { rotateIfLarge } from "../workloads/logrotate.ts";
 import { withAbort } from "../cancel.ts";
 import { ConflictError } from "../errors.ts";
 import { type Backoff, KUBELET_BACKOFF, restartAt, type RestartPolicy } from "./restart.ts";
@@ -41,6 +42,7 @@ import {
   isManifestName,
   reconcile,
 } from "./reconcile.ts";
+import { RESTART_LABEL } from "../spec/names.ts";
 
 export const DEFAULT_MANIFESTS = "/etc/rk8s/manifests";
 /** Largest manifest the daemon reads. */
@@ -475,7 +477,7 @@ export async function restartExited(
     }
   }
   for (const c of host.store.list<ContainerRecord>("containers")) {
-    const policy = c.labels["org.rkl.restart"] as RestartPolicy | undefined;
+    const policy = c.labels[RESTART_LABEL] as RestartPolicy | undefined;
     if (policy && policy !== "no") candidates.push({ name: c.name, policy });
   }
   let next: number | undefined;
@@ -513,6 +515,29 @@ export async function restartExited(
     }
   }
   return next;
+}
+
+/** Rotates the logs of every container whose conmon runs and whose log reached the limit. */
+export function rotateLogs(host: Host): number {
+  if (!host.logRotation) return 0;
+  let n = 0;
+  for (const c of host.store.list<ContainerRecord>("containers")) {
+    if (c.status !== "running" && c.status !== "created") continue;
+    try {
+      if (
+        rotateIfLarge(host.sys, { log: c.dirs.log, ctl: `${c.dirs.bundle}/ctl` }, host.logRotation)
+      ) {
+        n++;
+      }
+    } catch (e) {
+      appendEvent(host, {
+        action: "error",
+        container: c.name,
+        error: `log rotation: ${(e as Error).message}`,
+      });
+    }
+  }
+  return n;
 }
 
 /** Runs until `signal` aborts: sync on start, on every (debounced) change, and every `relistMs`. */
@@ -669,6 +694,7 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
         status,
       });
       if (restartDue !== undefined) due = Math.min(due ?? restartDue, restartDue);
+      rotateLogs(host);
       if (scan) {
         const probeDueAt = await runProbes(host, scan, probeStates, status);
         if (probeDueAt !== undefined) due = Math.min(due ?? probeDueAt, probeDueAt);

@@ -25,6 +25,7 @@ import {
   type VolumeSpec,
 } from "./schema.ts";
 import { dirnameOf, joinPath } from "./paths.ts";
+import { RESTART_LABEL } from "./names.ts";
 
 const singleContainer = z.strictObject({
   ...containerFields,
@@ -283,7 +284,13 @@ export function loadContainer(
       "emptyDir volumes need a pod; use hostPath here",
     );
   }
-  const spec = toContainerSpec(data, { baseDir, mounts, labels: data.labels ?? {} });
+  // restartPolicy is served by `rkl daemon`, which restarts labelled containers
+  // (the label compose's `restart` uses too).
+  const labels = {
+    ...data.labels,
+    ...(data.restartPolicy ? { [RESTART_LABEL]: data.restartPolicy } : {}),
+  };
+  const spec = toContainerSpec(data, { baseDir, mounts, labels });
   return { spec, source: sourceOf(src), warnings };
 }
 

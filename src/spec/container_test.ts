@@ -155,3 +155,12 @@ Deno.test("a YAML alias bomb is refused with the file, a position and no expansi
       e.exitCode === 2,
   );
 });
+
+Deno.test("a single container's restartPolicy becomes the label rkl daemon restarts by", () => {
+  const { spec } = loadContainer("name: a\nimage: b\nrestartPolicy: OnFailure\n", "a.yaml");
+  assert.equal(spec.labels["org.rkl.restart"], "OnFailure");
+  assert.equal(
+    loadContainer("name: a\nimage: b\n", "a.yaml").spec.labels["org.rkl.restart"],
+    undefined,
+  );
+});

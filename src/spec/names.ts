@@ -6,3 +6,6 @@ export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export function isDnsLabel(s: string): boolean {
   return s.length <= 63 && DNS1123_LABEL.test(s);
 }
+
+/** The label `rkl daemon` reads a container's restart policy from (single containers, compose). */
+export const RESTART_LABEL = "org.rkl.restart";

@@ -30,6 +30,8 @@ const symbols = {
   // long syscall(long number, ...); used as syscall(SYS_openat2, int dirfd,
   // const char *path, struct open_how *how, size_t size): glibc has no wrapper.
   syscall: { parameters: ["i64", "i64", "buffer", "buffer", "u64"], result: "i64" },
+  // ssize_t write(int fd, const void *buf, size_t count);
+  write: { parameters: ["i32", "buffer", "u64"], result: "i64" },
   // int mkdirat(int dirfd, const char *pathname, mode_t mode);
   mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   // int *__errno_location(void);

@@ -64,6 +64,8 @@ export interface Syscalls {
   /** openat2(dirfd, path, {flags, resolve}); returns the new fd. */
   openat2(dirfd: number, path: string, flags: number, resolve: number): number;
   mkdirat(dirfd: number, path: string, mode: number): void;
+  /** write(2) of all of `data` (short writes are retried). */
+  write(fd: number, data: Uint8Array): void;
 }
 
 function check(name: string, rc: number, detail: string): number {
@@ -122,6 +124,13 @@ export class LinuxSyscalls implements Syscalls {
   mkdirat(dirfd: number, path: string, mode: number): void {
     check("mkdirat", libc().mkdirat(dirfd, cstr(path), mode), JSON.stringify(path));
   }
+  write(fd: number, data: Uint8Array): void {
+    let off = 0;
+    while (off < data.length) {
+      const chunk = new Uint8Array(data.subarray(off));
+      off += check("write", Number(libc().write(fd, chunk, BigInt(chunk.length))), `fd ${fd}`);
+    }
+  }
 }
 
 export type SyscallCall =
@@ -135,7 +144,8 @@ export type SyscallCall =
   | { name: "gettid" }
   | { name: "mkfifo"; path: string; mode: number }
   | { name: "openat2"; dirfd: number; path: string; flags: number; resolve: number; fd: number }
-  | { name: "mkdirat"; dirfd: number; path: string; mode: number };
+  | { name: "mkdirat"; dirfd: number; path: string; mode: number }
+  | { name: "write"; fd: number; data: string };
 
 /**
  * Records every call and keeps a table of mounts; `failNext` makes the next
@@ -212,5 +222,9 @@ export class FakeSyscalls implements Syscalls {
   mkdirat(dirfd: number, path: string, mode: number): void {
     this.#maybeFail("mkdirat", path);
     this.calls.push({ name: "mkdirat", dirfd, path, mode });
+  }
+  write(fd: number, data: Uint8Array): void {
+    this.#maybeFail("write", `fd ${fd}`);
+    this.calls.push({ name: "write", fd, data: new TextDecoder().decode(data) });
   }
 }

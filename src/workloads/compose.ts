@@ -32,6 +32,7 @@ import {
 } from "./container.ts";
 import { hostsFile } from "./etc_files.ts";
 import type { Host } from "./host.ts";
+import { RESTART_LABEL } from "../spec/names.ts";
 
 export const LABEL_PROJECT = "com.docker.compose.project";
 export const LABEL_SERVICE = "com.docker.compose.service";
@@ -228,7 +229,7 @@ function replicaSpec(
         [LABEL_NUMBER]: String(n),
         [LABEL_HASH]: hash,
         // For `rkl daemon`, which applies restart policies.
-        "org.rkl.restart": svc.restart,
+        [RESTART_LABEL]: svc.restart,
       },
     },
     warnings: [],

@@ -29,6 +29,7 @@ import { runtimesKnowing, scavengeContainer } from "./scavenge.ts";
 import { mountOverlay, mountPoints, unmount } from "../sys/mounts.ts";
 import { stageSubPath, unstageSubPath } from "../sys/subpath.ts";
 import { privateDir } from "../sys/fsutil.ts";
+import { rotatedLogs } from "./logrotate.ts";
 import { createNetns, removeNetns } from "../sys/netns.ts";
 import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
@@ -752,6 +753,7 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
     await step(() => removeAll(`${d.exitDir}/${rec.id}`));
     await step(() => removeAll(`${d.socketDir}/${rec.id}`));
     await step(() => removeAll(d.log));
+    for (const old of rotatedLogs(d.log)) await step(() => removeAll(old));
   }
   if (errors.length > 0) {
     // Keep the record so that `rm -f` can try again.

@@ -72,7 +72,8 @@ export function namesOnHost(
   for (const e of entries(`${runRoot}/conmon`)) seen(containers, e.name, `${runRoot}/conmon`);
   for (const e of entries(`${root}/exits`)) seen(containers, e.name, `${root}/exits`);
   for (const e of entries(logDir)) {
-    if (e.name.endsWith(".log")) seen(containers, e.name.slice(0, -4), logDir);
+    const m = /^(.+)\.log(\.\d+)?$/.exec(e.name); // NAME.log and its rotated NAME.log.N
+    if (m) seen(containers, m[1], logDir);
   }
   for (const rt of entries(`${runRoot}/runtime`)) {
     for (const e of entries(`${runRoot}/runtime/${rt.name}`)) {

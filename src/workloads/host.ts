@@ -64,6 +64,8 @@ export interface Host {
   epoch?: string;
   /** Largest size of a container's log before conmon starts it afresh (0: no limit). */
   logSizeMax?: number;
+  /** When `rkl daemon` rotates logs, and how many files it keeps. */
+  logRotation?: { maxBytes: number; maxFiles: number };
   /** Subnet for the default network when rkl writes its conflist. */
   subnet?: string;
   /** True when something on the host already listens on the port. */

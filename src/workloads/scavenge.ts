@@ -17,6 +17,7 @@ import { unstageSubPath } from "../sys/subpath.ts";
 import { which } from "../oci/runtime.ts";
 import { removeCgroup, removeEmptyParent, removeUnmounted, waitConmonGone } from "./container.ts";
 import { cniIdFor, containerDirs, type Host } from "./host.ts";
+import { rotatedLogs } from "./logrotate.ts";
 
 /** The cgroup a container of this record name lives in (pod members below their pod's). */
 export function cgroupOfName(host: Pick<Host, "cgroupParent">, name: string): string {
@@ -133,6 +134,9 @@ export async function scavengeContainer(host: Host, name: string): Promise<strin
       if (path === d.dir) removeUnmounted(path);
       else removeBelow(root, path, what);
     });
+  }
+  for (const old of rotatedLogs(d.log)) {
+    await step(`log ${old}`, () => removeBelow(host.paths.logDir, old, "rotated log"));
   }
   if (errors.length > 0) {
     throw new Error(`Cannot clean up container ${JSON.stringify(name)}: ${errors[0].message}`, {

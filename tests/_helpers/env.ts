@@ -1,6 +1,7 @@
 /** A private rkl environment per test file: root, run root, network, subnet, cgroup parent. */
 import { bridgeConflist, conflistPath } from "../../src/net/network.ts";
-import type { CensusScope } from "./census.ts";
+import assert from "node:assert/strict";
+import { type Census, census, type CensusScope } from "./census.ts";
 import { REPO } from "./requires.ts";
 
 export interface RklEnv extends CensusScope {
@@ -150,4 +151,26 @@ export function assertRejected(label: string, r: RunResult, want: RegExp): void 
   }
   const lines = r.stderr.trim().split("\n").length;
   if (lines !== 1) throw new Error(`${label}: one line of error, got ${lines}: ${r.stderr}`);
+}
+
+/**
+ * `test(name, fn)` for a file whose every test must leave the host census as
+ * it was when the file's first test started (deno loads every test file
+ * before running any, so a census taken at load time would miss what earlier
+ * files changed); `baseline()` is that census, for checks inside a test.
+ */
+export function censusTests(
+  ready: boolean,
+  env: () => RklEnv,
+): { test(name: string, fn: () => Promise<void>): void; baseline(): Census } {
+  let baseline: Census | undefined;
+  return {
+    test: (name, fn) =>
+      envTest(ready, env, name, async () => {
+        baseline ??= await census(env());
+        await fn();
+        assert.deepEqual(await census(env()), baseline, "the host census changed");
+      }),
+    baseline: () => baseline!,
+  };
 }

@@ -5,22 +5,13 @@
  * reboot. Each ends with the host census unchanged.
  */
 import assert from "node:assert/strict";
-import { type Census, census } from "../_helpers/census.ts";
 import { podState as podStateIn, startDaemon, stopDaemon } from "../_helpers/daemon.ts";
-import { cleanupEnv, envTest, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupEnv, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
 const env = ready ? await makeEnv("dfault", 7) : undefined;
-let baseline: Census | undefined;
-
-function test(name: string, fn: () => Promise<void>): void {
-  envTest(ready, () => env!, name, async () => {
-    baseline ??= await census(env!);
-    await fn();
-    assert.deepEqual(await census(env!), baseline, "the host census changed");
-  });
-}
+const { test } = censusTests(ready, () => env!);
 
 const BUSYBOX = `${REPO}/bundles/busybox`;
 const podState = (name: string) => podStateIn(env!, name);
@@ -205,6 +196,51 @@ test("after a simulated reboot (every process killed, the run root wiped) the da
       await waitFor(`${n} gone`, async () => (await podState(n)) === undefined, 20_000);
     }
   } finally {
+    await stopDaemon(daemon);
+  }
+});
+
+test("the daemon rotates a chatty container's log at the size limit and keeps the file count", async () => {
+  const dir = await manifests("m-logs");
+  await Deno.writeTextFile(
+    `${dir}/chatty.yaml`,
+    pod(
+      "chatty",
+      `  containers:\n    - {name: main, image: ${BUSYBOX}, command: [sh, -c, "i=0; while true; do echo line-$i-padding-padding-padding; i=$((i+1)); sleep 0.002; done"]}\n`,
+    ),
+  );
+  const limits = { RKL_LOG_SIZE_MAX: "4096", RKL_LOG_MAX_FILES: "3" };
+  const daemon = startDaemon(env!, dir, { env: limits });
+  const log = `${env!.root}/logs/chatty_main.log`;
+  try {
+    await waitFor("two rotations", () => {
+      try {
+        return Deno.statSync(`${log}.2`).isFile;
+      } catch {
+        return false;
+      }
+    }, 30_000);
+    await new Promise((r) => setTimeout(r, 2500)); // more passes: the count must hold
+    const files = [...Deno.readDirSync(`${env!.root}/logs`)].map((e) => e.name)
+      .filter((n) => n.startsWith("chatty_main.log")).sort();
+    assert.deepEqual(files, ["chatty_main.log", "chatty_main.log.1", "chatty_main.log.2"]);
+    // Lines go on in the new file after each reopen, and the newest rotated one ends where it begins.
+    const last = (await Deno.readTextFile(`${log}.1`)).trim().split("\n").at(-1)!;
+    const lastN = Number(/line-(\d+)/.exec(last)![1]);
+    await waitFor("new lines", async () => {
+      const now = await rkl({ ...env!, env: { ...env!.env, ...limits } }, [
+        "pod",
+        "logs",
+        "chatty",
+        "main",
+        "--tail",
+        "1",
+      ]);
+      return Number(/line-(\d+)/.exec(now.stdout)?.[1] ?? -1) > lastN;
+    });
+  } finally {
+    await Deno.remove(`${dir}/chatty.yaml`);
+    await waitFor("chatty gone", async () => (await podState("chatty")) === undefined, 20_000);
     await stopDaemon(daemon);
   }
 });

@@ -6,22 +6,14 @@
  * the one taken before: nothing left, whatever broke.
  */
 import assert from "node:assert/strict";
-import { type Census, census } from "../_helpers/census.ts";
-import { cleanupEnv, envTest, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { census } from "../_helpers/census.ts";
+import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { makeFaults } from "../_helpers/faults.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "runc");
 const env = ready ? await makeEnv("fault", 6) : undefined;
-let baseline: Census | undefined;
-
-function test(name: string, fn: () => Promise<void>): void {
-  envTest(ready, () => env!, name, async () => {
-    baseline ??= await census(env!);
-    await fn();
-    assert.deepEqual(await census(env!), baseline, "the host census changed");
-  });
-}
+const { test, baseline } = censusTests(ready, () => env!);
 
 const BUSYBOX = `${REPO}/bundles/busybox`;
 /** Figures for the README: [tried, passed] per case. */
@@ -90,9 +82,9 @@ test("kill -9 at every point of a container and a pod create, then rm -f or gc, 
     const clean = useGc ? await rkl(env!, ["gc"]) : await rkl(env!, [kind, "rm", "-f", name]);
     assert.equal(clean.code, 0, `point ${point}, ${useGc ? "gc" : "rm -f"}: ${clean.stderr}`);
     const now = await census(env!);
-    const ok = JSON.stringify(now) === JSON.stringify(baseline);
+    const ok = JSON.stringify(now) === JSON.stringify(baseline());
     count(`kill -9 during ${kind} create (${useGc ? "gc" : "rm -f"})`, ok);
-    assert.deepEqual(now, baseline, `left after kill at ${kind} point ${point}`);
+    assert.deepEqual(now, baseline(), `left after kill at ${kind} point ${point}`);
   }
 });
 
@@ -123,9 +115,9 @@ test("a runtime that fails or hangs at create, start or delete: rollback or rm -
       assert.notEqual(r.code, 0, `${kind} ${step} ${mode} succeeded`);
       if (mode === "fail") assert.match(r.stderr, /injected failure/, r.stderr);
       assert.equal((await rklOk(env!, [kind, "list", "-q"])).trim(), "", `${kind} ${step} ${mode}`);
-      const ok = JSON.stringify(await census(env!)) === JSON.stringify(baseline);
+      const ok = JSON.stringify(await census(env!)) === JSON.stringify(baseline());
       count(`runtime ${step} ${mode} (${kind})`, ok);
-      assert.deepEqual(await census(env!), baseline, `${kind}: runtime ${step} ${mode}`);
+      assert.deepEqual(await census(env!), baseline(), `${kind}: runtime ${step} ${mode}`);
     }
     // delete fails: rm -f reports it and keeps the record; once delete works, rm -f finishes.
     await faults.set();
@@ -152,7 +144,7 @@ test("a CNI plugin that fails at ADD or DEL: rollback or a second rm -f leaves n
     await faults.set();
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /injected failure at ADD/, r.stderr);
-    assert.deepEqual(await census(env!), baseline, `${kind}: CNI ADD fail`);
+    assert.deepEqual(await census(env!), baseline(), `${kind}: CNI ADD fail`);
     count(`CNI ADD fail (${kind})`, true);
 
     await rklOk(e, [kind, "run", "--network", env!.network, file]);
@@ -161,7 +153,7 @@ test("a CNI plugin that fails at ADD or DEL: rollback or a second rm -f leaves n
     await faults.set();
     assert.notEqual(rm1.code, 0, "a failed CNI DEL is reported");
     await rklOk(e, [kind, "rm", "-f", name]);
-    assert.deepEqual(await census(env!), baseline, `${kind}: CNI DEL fail, then rm -f`);
+    assert.deepEqual(await census(env!), baseline(), `${kind}: CNI DEL fail, then rm -f`);
     count(`CNI DEL fail, then rm -f (${kind})`, true);
   }
 });
@@ -191,9 +183,9 @@ test("damaged records of each kind are listed, never fatal, and rm -f cleans the
     assert.notEqual((await rkl(env!, ["container", "rm", "victim"])).code, 0, "plain rm refuses");
     await rklOk(env!, ["container", "rm", "-f", "healthy"]);
     await rklOk(env!, ["container", "rm", "-f", "victim"]);
-    const ok = JSON.stringify(await census(env!)) === JSON.stringify(baseline);
+    const ok = JSON.stringify(await census(env!)) === JSON.stringify(baseline());
     count(`damaged container record: ${what}`, ok);
-    assert.deepEqual(await census(env!), baseline, `damaged record: ${what}`);
+    assert.deepEqual(await census(env!), baseline(), `damaged record: ${what}`);
     // /etc was never touched.
     assert.ok((await Deno.stat("/etc/passwd")).isFile);
   }
@@ -204,7 +196,7 @@ test("damaged records of each kind are listed, never fatal, and rm -f cleans the
   await Deno.writeTextFile(`${env!.root}/records/containers/dp_app.json`, "");
   assert.match(await rklOk(env!, ["pod", "list"]), /dp\s+-\s+Unknown \(damaged: /);
   await rklOk(env!, ["pod", "rm", "-f", "dp"]);
-  assert.deepEqual(await census(env!), baseline, "damaged pod record");
+  assert.deepEqual(await census(env!), baseline(), "damaged pod record");
   count("damaged pod record", true);
 });
 
@@ -245,7 +237,7 @@ test("20 parallel runs and 20 parallel rm -f, five times, with no failure", asyn
     );
     for (const r of rms) count("parallel rm -f", r.code === 0);
     rms.forEach((r, i) => assert.equal(r.code, 0, `rm ${i}: ${r.stderr}`));
-    assert.deepEqual(await census(env!), baseline, `round ${round}`);
+    assert.deepEqual(await census(env!), baseline(), `round ${round}`);
   }
 });
 
@@ -270,7 +262,7 @@ test("SIGINT during a pod create (init container still running) rolls everything
   assert.notEqual(out.code, 0);
   assert.match(stderr, /Cancelled by SIGINT/, stderr);
   assert.ok(Date.now() - t0 < 10_000, "the rollback did not wait for the init container");
-  assert.deepEqual(await census(env!), baseline, "SIGINT rollback");
+  assert.deepEqual(await census(env!), baseline(), "SIGINT rollback");
   count("SIGINT during pod create", true);
 });
 

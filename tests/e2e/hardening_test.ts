@@ -5,21 +5,12 @@
  * runAsNonRoot, file modes. Each ends with the host census unchanged.
  */
 import assert from "node:assert/strict";
-import { type Census, census } from "../_helpers/census.ts";
-import { assertRejected, cleanupEnv, envTest, makeEnv, rkl, rklOk } from "../_helpers/env.ts";
+import { assertRejected, censusTests, cleanupEnv, makeEnv, rkl, rklOk } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "runc");
 const env = ready ? await makeEnv("hard", 5) : undefined;
-let baseline: Census | undefined;
-
-function test(name: string, fn: () => Promise<void>): void {
-  envTest(ready, () => env!, name, async () => {
-    baseline ??= await census(env!);
-    await fn();
-    assert.deepEqual(await census(env!), baseline, "the host census changed");
-  });
-}
+const { test } = censusTests(ready, () => env!);
 
 const BUSYBOX = `${REPO}/bundles/busybox`;
 

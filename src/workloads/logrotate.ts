@@ -1,0 +1,78 @@
+/**
+ * Container log rotation the kubelet's way (containerLogMaxSize,
+ * containerLogMaxFiles): once a log reaches the limit it becomes `NAME.log.1`
+ * (older ones shift to .2 … and the oldest beyond the count goes), and
+ * conmon is asked to reopen its log through its `ctl` FIFO (message
+ * "2 0 0": reopen), so it writes a fresh file without losing a line.
+ *
+ * `rkl daemon` rotates on each pass. conmon's own --log-size-max is set to
+ * twice the limit, the backstop when no daemon runs: conmon then starts the
+ * file afresh rather than fill the disk.
+ */
+import { O_CLOEXEC, O_NONBLOCK, O_WRONLY, type Syscalls } from "../sys/syscalls.ts";
+
+export interface LogRotation {
+  /** Rotate once the current file is this large. */
+  maxBytes: number;
+  /** Files kept per container, the current one included (at least 2). */
+  maxFiles: number;
+}
+
+/** The kubelet's defaults: 10 MiB, 5 files. */
+export const KUBELET_LOG_ROTATION: LogRotation = { maxBytes: 10 * 1024 * 1024, maxFiles: 5 };
+
+/** Rotated files of a log that exist, `.1` first. */
+export function rotatedLogs(log: string): string[] {
+  const dir = log.slice(0, log.lastIndexOf("/"));
+  const base = log.slice(dir.length + 1);
+  const out: { n: number; path: string }[] = [];
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      const m = /^(.*)\.(\d+)$/.exec(e.name);
+      if (m && m[1] === base) out.push({ n: Number(m[2]), path: `${dir}/${e.name}` });
+    }
+  } catch { /* no dir */ }
+  return out.sort((a, b) => a.n - b.n).map((x) => x.path);
+}
+
+/**
+ * Rotates `log` when it has grown to the limit; `ctl` is conmon's control
+ * FIFO. Returns true when it rotated. A conmon that is gone (nobody reads
+ * the FIFO) leaves the file as it is.
+ */
+export function rotateIfLarge(
+  sys: Syscalls,
+  o: { log: string; ctl: string },
+  rot: LogRotation,
+): boolean {
+  let size: number;
+  try {
+    size = Deno.statSync(o.log).size;
+  } catch {
+    return false;
+  }
+  if (size < rot.maxBytes || rot.maxFiles < 2) return false;
+  // Non-blocking open of the FIFO's write end: fails (ENXIO) when conmon is not reading.
+  let fd: number;
+  try {
+    fd = sys.open(o.ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  } catch {
+    return false;
+  }
+  try {
+    for (const old of rotatedLogs(o.log)) {
+      const n = Number(old.slice(old.lastIndexOf(".") + 1));
+      if (n >= rot.maxFiles - 1) Deno.removeSync(old);
+    }
+    for (let n = rot.maxFiles - 2; n >= 1; n--) {
+      try {
+        Deno.renameSync(`${o.log}.${n}`, `${o.log}.${n + 1}`);
+      } catch { /* no such generation */ }
+    }
+    Deno.renameSync(o.log, `${o.log}.1`);
+    sys.write(fd, new TextEncoder().encode("2 0 0\n"));
+  } finally {
+    sys.close(fd);
+  }
+  return true;
+}
