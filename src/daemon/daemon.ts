@@ -15,6 +15,7 @@ import type { LoadedPod } from "../spec/pod.ts";
 import { type PodRecord, removePod, runPod, stopPod } from "../workloads/pod.ts";
 import {
   type ContainerRecord,
+  fromEarlierBoot,
   procStat,
   quickRefresh,
   restartContainer,
@@ -477,6 +478,8 @@ export async function restartExited(
     }
   }
   for (const c of host.store.list<ContainerRecord>("containers")) {
+    // Not restarted in place after a reboot: its netns and pins are gone (recreate it).
+    if (fromEarlierBoot(host, c)) continue;
     const policy = c.labels[RESTART_LABEL] as RestartPolicy | undefined;
     if (policy && policy !== "no") candidates.push({ name: c.name, policy });
   }

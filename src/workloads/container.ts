@@ -988,6 +988,7 @@ export function processAlive(pid: number): boolean {
  */
 export async function quickRefresh(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
   if (rec.status === "creating" || rec.status === "exited") return rec;
+  if (fromEarlierBoot(host, rec)) return markBootLost(host, rec);
   const exit = readExitCode(rec.dirs.exitDir, rec.id);
   if (exit !== undefined) return await refresh(host, rec);
   if (rec.pid !== undefined && rec.pidStart !== undefined) {
@@ -995,6 +996,21 @@ export async function quickRefresh(host: Host, rec: ContainerRecord): Promise<Co
     if (s && s.state !== "Z" && s.startTime === rec.pidStart) return rec;
   }
   return await refresh(host, rec);
+}
+
+/** Made under another run-root epoch: its processes died with the reboot that came between. */
+export function fromEarlierBoot(host: Host, rec: { epoch?: string }): boolean {
+  return host.epoch !== undefined && rec.epoch !== undefined && rec.epoch !== host.epoch;
+}
+
+/** A container a reboot ended: exited (no exit code is known), as podman shows it. */
+function markBootLost(host: Host, rec: ContainerRecord): ContainerRecord {
+  if (rec.status !== "exited") {
+    rec.status = "exited";
+    rec.pid = undefined;
+    rec.finishedAt ??= host.now().toISOString();
+  }
+  return rec;
 }
 
 export function getContainer(host: Host, name: string): ContainerRecord {
@@ -1010,6 +1026,7 @@ export function getContainer(host: Host, name: string): ContainerRecord {
 /** The record with its status, pid and exit code brought up to date from the runtime. */
 export async function refresh(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
   if (rec.status === "creating") return rec;
+  if (fromEarlierBoot(host, rec)) return markBootLost(host, rec);
   const st = await host.runtimeFor(rec.runtime).state(rec.id);
   const exit = readExitCode(rec.dirs.exitDir, rec.id);
   if (!st) {

@@ -245,6 +245,44 @@ test("the daemon rotates a chatty container's log at the size limit and keeps th
   }
 });
 
+test("after the pause process dies, a restarted member joins the pod's pinned namespaces, not a pid's", async () => {
+  const dir = await manifests("m-pins");
+  await Deno.writeTextFile(
+    `${dir}/pinned.yaml`,
+    pod(
+      "pinned",
+      `  restartPolicy: Always\n  containers:\n    - {name: main, image: ${BUSYBOX}, command: [sh, -c, "sleep 1; exit 1"]}\n`,
+    ),
+  );
+  const daemon = startDaemon(env!, dir);
+  try {
+    await waitFor(
+      "pinned running",
+      async () => (await podState("pinned"))?.phase === "Running",
+      20_000,
+    );
+    const pins = `${env!.runRoot}/ns/p_pinned`;
+    const pinned = { ipc: Deno.statSync(`${pins}/ipc`).ino, uts: Deno.statSync(`${pins}/uts`).ino };
+    const pause = (await podState("pinned")).pausePid as number;
+    Deno.kill(pause, "SIGKILL");
+    const restartsBefore = (await podState("pinned")).containers[0].restarts as number;
+    let member = 0;
+    await waitFor("a restart after the pause died", async () => {
+      const s = await podState("pinned");
+      const c = s?.containers[0];
+      if (c?.status === "running" && c.restarts > restartsBefore) member = c.pid;
+      return member > 0;
+    }, 30_000);
+    for (const t of ["ipc", "uts"] as const) {
+      assert.equal(Deno.statSync(`/proc/${member}/ns/${t}`).ino, pinned[t], `${t} is the pod's`);
+    }
+    await Deno.remove(`${dir}/pinned.yaml`);
+    await waitFor("pinned gone", async () => (await podState("pinned")) === undefined, 20_000);
+  } finally {
+    await stopDaemon(daemon);
+  }
+});
+
 Deno.test({
   name: "cleanup",
   ignore: !ready,

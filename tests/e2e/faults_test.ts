@@ -119,42 +119,52 @@ test("a runtime that fails or hangs at create, start or delete: rollback or rm -
       count(`runtime ${step} ${mode} (${kind})`, ok);
       assert.deepEqual(await census(env!), baseline(), `${kind}: runtime ${step} ${mode}`);
     }
-    // delete fails: rm -f reports it and keeps the record; once delete works, rm -f finishes.
-    await faults.set();
-    assert.equal((await run(file, kind)).code, 0);
-    await faults.set("delete", "fail");
-    const rm1 = await rkl(env!, [kind, "rm", "-f", name]);
-    assert.notEqual(rm1.code, 0);
-    assert.match(rm1.stderr, /injected failure at delete|Cannot remove everything/);
-    assert.ok((await rklOk(env!, [kind, "list", "-q"])).includes(name), "record kept for retry");
-    await faults.set();
-    await rklOk(env!, [kind, "rm", "-f", name]);
-    count(`runtime delete fail, then rm -f (${kind})`, true);
+    // delete fails or hangs: rm -f reports it and keeps the record; once delete works, rm -f finishes.
+    for (const mode of ["fail", "hang"] as const) {
+      await faults.set();
+      assert.equal((await run(file, kind)).code, 0);
+      await faults.set("delete", mode);
+      const rm1 = await rkl(
+        { ...env!, env: { ...env!.env, RKL_CALL_TIMEOUT_MS: "1500" } },
+        [kind, "rm", "-f", name],
+      );
+      await faults.set();
+      assert.notEqual(rm1.code, 0, `${kind}: rm -f with delete ${mode} succeeded`);
+      assert.match(rm1.stderr, /injected failure at delete|Cannot remove everything|exited with/);
+      assert.ok((await rklOk(env!, [kind, "list", "-q"])).includes(name), "record kept for retry");
+      await rklOk(env!, [kind, "rm", "-f", name]);
+      const ok = JSON.stringify(await census(env!)) === JSON.stringify(baseline());
+      count(`runtime delete ${mode}, then rm -f (${kind})`, ok);
+      assert.deepEqual(await census(env!), baseline(), `${kind}: delete ${mode}, then rm -f`);
+    }
   }
 });
 
-test("a CNI plugin that fails at ADD or DEL: rollback or a second rm -f leaves nothing", async () => {
+test("a CNI plugin that fails or hangs at ADD or DEL: rollback or a second rm -f leaves nothing", async () => {
   const faults = await makeFaults(env!.dir);
   const e = { ...env!, env: { ...env!.env, RKL_CNI_PATH: faults.cniPath } };
   const cfile = await write("n.yaml", containerFile("n", 18195));
   const pfile = await write("np.yaml", podFile("np", 18196));
+  const slow = { ...e, env: { ...e.env, RKL_CALL_TIMEOUT_MS: "2000" } };
   for (const [kind, file, name] of [["container", cfile, "n"], ["pod", pfile, "np"]] as const) {
-    await faults.set("ADD", "fail");
-    const r = await rkl(e, [kind, "run", "--network", env!.network, file]);
-    await faults.set();
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /injected failure at ADD/, r.stderr);
-    assert.deepEqual(await census(env!), baseline(), `${kind}: CNI ADD fail`);
-    count(`CNI ADD fail (${kind})`, true);
+    for (const mode of ["fail", "hang"] as const) {
+      await faults.set("ADD", mode);
+      const r = await rkl(slow, [kind, "run", "--network", env!.network, file]);
+      await faults.set();
+      assert.notEqual(r.code, 0);
+      if (mode === "fail") assert.match(r.stderr, /injected failure at ADD/, r.stderr);
+      assert.deepEqual(await census(env!), baseline(), `${kind}: CNI ADD ${mode}`);
+      count(`CNI ADD ${mode} (${kind})`, true);
 
-    await rklOk(e, [kind, "run", "--network", env!.network, file]);
-    await faults.set("DEL", "fail");
-    const rm1 = await rkl(e, [kind, "rm", "-f", name]);
-    await faults.set();
-    assert.notEqual(rm1.code, 0, "a failed CNI DEL is reported");
-    await rklOk(e, [kind, "rm", "-f", name]);
-    assert.deepEqual(await census(env!), baseline(), `${kind}: CNI DEL fail, then rm -f`);
-    count(`CNI DEL fail, then rm -f (${kind})`, true);
+      await rklOk(e, [kind, "run", "--network", env!.network, file]);
+      await faults.set("DEL", mode);
+      const rm1 = await rkl(slow, [kind, "rm", "-f", name]);
+      await faults.set();
+      assert.notEqual(rm1.code, 0, `a CNI DEL that ${mode}s is reported`);
+      await rklOk(e, [kind, "rm", "-f", name]);
+      assert.deepEqual(await census(env!), baseline(), `${kind}: CNI DEL ${mode}, then rm -f`);
+      count(`CNI DEL ${mode}, then rm -f (${kind})`, true);
+    }
   }
 });
 
