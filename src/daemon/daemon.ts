@@ -475,6 +475,7 @@ export async function restartExited(
     if (host.epoch && p.epoch !== host.epoch) continue; // from before a reboot: recreated instead
     if (p.static && p.created) {
       for (const m of p.containers) candidates.push({ name: m, policy: p.restartPolicy });
+      for (const m of p.sidecars ?? []) candidates.push({ name: m, policy: "Always" });
     }
   }
   for (const c of host.store.list<ContainerRecord>("containers")) {

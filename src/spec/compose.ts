@@ -475,7 +475,8 @@ function parsePorts(L: Located, svc: string, raw: NonNullable<RawService["ports"
       });
       return;
     }
-    const s = String(p);
+    // ":2283:2283": an empty host IP means every address, as docker reads it.
+    const s = /^:[^:]+:[^:]+$/.test(String(p)) ? String(p).slice(1) : String(p);
     const m =
       /^(?:(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?:(\d+)(?:-(\d+))?:)?(\d+)(?:-(\d+))?(?:\/(tcp|udp))?$/i
         .exec(s);
@@ -620,7 +621,8 @@ export function loadCompose(
     if (!isObj(src.value)) {
       throw new SpecError({ file: f.file, line: 1, column: 1 }, "a compose file must be a mapping");
     }
-    const res = validate(src, projectSchema);
+    // The compose spec: keys starting with x- are extensions, ignored silently.
+    const res = validate(src, projectSchema, { silent: (key) => key.startsWith("x-") });
     warnings.push(...res.warnings);
     if (res.data.version !== undefined) {
       warnings.push({
@@ -876,6 +878,14 @@ export function loadCompose(
           `service ${JSON.stringify(d.service)} is required but not enabled (profiles)`,
         );
       }
+    }
+    if (s.containerName && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(s.containerName)) {
+      throw L.error(
+        ["services", s.name, "container_name"],
+        `container_name ${
+          JSON.stringify(s.containerName)
+        } must start with a letter or digit and use only a-z, A-Z, 0-9, '_', '.', '-' (63 at most)`,
+      );
     }
     if (s.containerName && s.replicas > 1) {
       throw L.error(

@@ -202,3 +202,47 @@ Deno.test("loadCompose() reads env_file through the reader it is given; environm
     /c\.yaml:4:15: services\.s\.env_file: env_file "\/d\/missing\.env" does not exist/,
   );
 });
+
+Deno.test("x- extensions are ignored silently and their anchors merge with <<", () => {
+  const { project, warnings } = load(`x-common: &common
+  restart: always
+  environment:
+    TZ: UTC
+  labels: {team: web}
+services:
+  web:
+    <<: *common
+    image: ./b
+    x-note: for humans
+    environment:
+      MODE: prod
+  db:
+    <<: *common
+    image: ./b
+`);
+  assert.deepEqual(warnings, []);
+  const [web, db] = [
+    project.services.find((s) => s.name === "web")!,
+    project.services.find((s) => s.name === "db")!,
+  ];
+  assert.equal(web.restart, "always");
+  assert.equal(db.restart, "always");
+  // A key written in the service wins over the merged one, as YAML merge says.
+  assert.deepEqual(web.environment, { MODE: "prod" });
+  assert.deepEqual(db.environment, { TZ: "UTC" });
+  assert.deepEqual(db.labels, { team: "web" });
+});
+
+Deno.test('a port with an empty host IP (":2283:2283") publishes on every address', () => {
+  const { project } = load(`services:\n  app: {image: ./b, ports: [":2283:2283"]}\n`);
+  assert.deepEqual(project.services[0].ports, [
+    { hostIP: undefined, hostPort: 2283, containerPort: 2283, protocol: "tcp" },
+  ]);
+});
+
+Deno.test("container_name keeps underscores and dots; anything else is refused at its line", () => {
+  const { project } = load(`services:\n  app: {image: ./b, container_name: my_app.db}\n`);
+  assert.equal(project.services[0].containerName, "my_app.db");
+  const e = err(`services:\n  app: {image: ./b, container_name: "a/b"}\n`);
+  assert.match(e.message, /^compose\.yaml:2:\d+: .*container_name "a\/b" must start/);
+});

@@ -52,6 +52,8 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   /** Hostname inside the container (default: the container name). */
   hostname?: string;
+  /** A native sidecar: an init container with restartPolicy Always, started and left running. */
+  sidecar?: boolean;
   /** Kubernetes probes, run by `rkl daemon` for static pods. */
   probes?: { liveness?: ProbeSpec; readiness?: ProbeSpec; startup?: ProbeSpec };
 }

@@ -28,6 +28,8 @@ import { SpecError } from "../errors.ts";
 const podContainer = z.strictObject({
   ...containerFields,
   imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional(),
+  /** On an init container, `Always` makes it a native sidecar (Kubernetes 1.29+). */
+  restartPolicy: z.literal("Always").optional(),
 });
 
 const labelMap = z.record(z.string(), z.string());
@@ -62,6 +64,16 @@ const podSchema = z.strictObject({
 
 export type RestartPolicy = "Always" | "OnFailure" | "Never";
 
+/** metadata fields only the API server writes. */
+const SERVER_SET = new Set([
+  "creationTimestamp",
+  "uid",
+  "resourceVersion",
+  "generation",
+  "managedFields",
+  "selfLink",
+]);
+
 export interface PodSpec {
   name: string;
   namespace: string;
@@ -91,7 +103,13 @@ function podFromDoc(src: SourceDoc, baseDir: string): LoadedPod {
   if (src.value === null || typeof src.value !== "object" || Array.isArray(src.value)) {
     throw specErrorAt(src, [], "Cannot load pod: the document must be a mapping");
   }
-  const { data, warnings } = validate(src, podSchema);
+  // Fields the API server sets, which `kubectl get -o yaml` and `podman generate kube`
+  // write out: read-only, so ignored without a word, as the kubelet does.
+  const { data, warnings } = validate(src, podSchema, {
+    silent: (key, path) =>
+      (path.length === 0 && key === "status") ||
+      (path.length === 1 && path[0] === "metadata" && SERVER_SET.has(key)),
+  });
   const s = data.spec;
   const volumes = s.volumes ?? [];
   checkUniqueVolumes(src, volumes, ["spec", "volumes"]);
@@ -109,6 +127,13 @@ function podFromDoc(src: SourceDoc, baseDir: string): LoadedPod {
         );
       }
       names.set(c.name, `${kind}[${i}]`);
+      if (kind === "containers" && c.restartPolicy !== undefined) {
+        throw specErrorAt(
+          src,
+          [...at, "restartPolicy"],
+          "restartPolicy on a container is for init containers (sidecars); use spec.restartPolicy",
+        );
+      }
       checkContainer(src, c, at);
       const mounts = resolveMounts(src, c.volumeMounts ?? [], volumes, {
         baseDir,
@@ -122,6 +147,7 @@ function podFromDoc(src: SourceDoc, baseDir: string): LoadedPod {
       sc.runAsNonRoot ??= s.securityContext?.runAsNonRoot;
       sc.seccompProfile ??= s.securityContext?.seccompProfile;
       const spec = toContainerSpec(c, { baseDir, mounts, securityContext: sc });
+      if (c.restartPolicy === "Always") spec.sidecar = true;
       return { spec, source: sourceOf(src, at), warnings: [] };
     });
   const initContainers = load("initContainers", s.initContainers ?? []);

@@ -121,3 +121,49 @@ Deno.test("loadPods() refuses the same hostPort twice in a pod, and hostNetwork 
   );
   assert.match(hn.detail, /hostPort must equal containerPort/);
 });
+
+Deno.test("fields the API server writes (status, creationTimestamp, uid) are ignored without a warning", () => {
+  const [pod] = loadPods(
+    `apiVersion: v1
+kind: Pod
+metadata:
+  name: gen
+  creationTimestamp: "2024-01-01T00:00:00Z"
+  uid: 1f2e
+spec:
+  containers: [{name: a, image: b, command: [sh]}]
+status: {}
+`,
+    "gen.yaml",
+  );
+  assert.deepEqual(pod.warnings, []);
+  assert.equal(pod.spec.name, "gen");
+});
+
+Deno.test("an init container with restartPolicy Always is a native sidecar; on an app container it is refused", () => {
+  const [pod] = loadPods(
+    `apiVersion: v1
+kind: Pod
+metadata: {name: sc}
+spec:
+  initContainers:
+    - {name: log-shipper, image: b, command: [sleep, "600"], restartPolicy: Always}
+    - {name: setup, image: b, command: ["true"]}
+  containers: [{name: app, image: b, command: [sh]}]
+`,
+    "sc.yaml",
+  );
+  assert.deepEqual(pod.spec.initContainers.map((c) => [c.spec.name, c.spec.sidecar ?? false]), [
+    ["log-shipper", true],
+    ["setup", false],
+  ]);
+  assert.throws(
+    () =>
+      loadPods(
+        `apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n    - {name: a, image: b, restartPolicy: Always}\n`,
+        "x.yaml",
+      ),
+    (e: Error) =>
+      e instanceof SpecError && /^x\.yaml:6:\d+: .*restartPolicy on a container/.test(e.message),
+  );
+});

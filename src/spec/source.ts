@@ -39,6 +39,8 @@ export function parseYamlDocuments(text: string, file: string): SourceDoc[] {
     lineCounter: lines,
     uniqueKeys: true,
     prettyErrors: false,
+    // `<<: *anchor` merge keys (YAML 1.1), which compose files' `x-` anchors rely on.
+    merge: true,
   });
   if (!Array.isArray(docs)) {
     // An empty stream parses to an EmptyStream object.
@@ -153,7 +155,12 @@ function dropKey(value: unknown, path: readonly PathSegment[], key: string): voi
 export function validate<S extends z.ZodType>(
   src: SourceDoc,
   schema: S,
-  options: { value?: unknown; prefix?: readonly PathSegment[] } = {},
+  options: {
+    value?: unknown;
+    prefix?: readonly PathSegment[];
+    /** Unknown keys dropped without a warning (compose's `x-*`, server-set Kubernetes fields). */
+    silent?: (key: string, path: readonly PathSegment[]) => boolean;
+  } = {},
 ): { data: z.output<S>; warnings: Warning[] } {
   const prefix = options.prefix ?? [];
   const input = structuredClone(options.value ?? src.value);
@@ -175,6 +182,10 @@ export function validate<S extends z.ZodType>(
       const path = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
       for (const key of issue.keys) {
         const full = [...prefix, ...path, key];
+        if (options.silent?.(key, path)) {
+          dropKey(input, path, key);
+          continue;
+        }
         warnings.push({
           file: src.file,
           ...locate(src, full, { key: true }),

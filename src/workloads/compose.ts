@@ -38,6 +38,7 @@ export const LABEL_PROJECT = "com.docker.compose.project";
 export const LABEL_SERVICE = "com.docker.compose.service";
 export const LABEL_NUMBER = "com.docker.compose.container-number";
 export const LABEL_HASH = "org.rkl.compose.config-hash";
+export const LABEL_CONTAINER_NAME = "org.rkl.compose.container-name";
 
 export interface ComposeRecord extends StoredRecord {
   kind: "compose";
@@ -228,6 +229,10 @@ function replicaSpec(
         [LABEL_SERVICE]: svc.name,
         [LABEL_NUMBER]: String(n),
         [LABEL_HASH]: hash,
+        // The name as written, when the record's had to change (container names are DNS labels).
+        ...(svc.containerName && svc.containerName !== name
+          ? { [LABEL_CONTAINER_NAME]: svc.containerName }
+          : {}),
         // For `rkl daemon`, which applies restart policies.
         [RESTART_LABEL]: svc.restart,
       },
@@ -260,7 +265,13 @@ export function writeProjectHosts(host: Host, project: string): void {
       const aliases = shared
         ? (o.labels[`org.rkl.compose.aliases.${net}`] ?? "").split(",").filter(Boolean)
         : [];
-      extra.push({ ip, names: [...new Set([o.labels[LABEL_SERVICE], o.name, ...aliases])] });
+      const written = o.labels[LABEL_CONTAINER_NAME];
+      extra.push({
+        ip,
+        names: [
+          ...new Set([o.labels[LABEL_SERVICE], o.name, ...(written ? [written] : []), ...aliases]),
+        ],
+      });
     }
     try {
       // In place: truncating keeps the inode the container has bind-mounted.

@@ -98,6 +98,8 @@ export interface PodRecord extends StoredRecord {
   dirs: { dir: string; etc: string; volumes: string };
   emptyDirs: Record<string, string>;
   resources: { dir?: boolean; cgroup?: boolean; netns?: boolean; cni?: boolean; nsPins?: boolean };
+  /** The init containers that are native sidecars (restartPolicy Always): they keep running. */
+  sidecars?: string[];
   /** Namespace type → pinned file that members join (ipc, uts, pid). */
   nsPins?: Record<string, string>;
   /** The process making it, until `created`: a dead owner means interrupted. */
@@ -413,6 +415,13 @@ async function createPodNow(
         sandbox: sandboxFor(rec, member, join, `${rec.cgroupPath}/${c.spec.name}`),
       });
       await startCreated(host, r);
+      if (c.spec.sidecar) {
+        // A native sidecar: started, then the next init container goes on, as the
+        // kubelet does; it runs for the pod's life and restarts Always.
+        (rec.sidecars ??= []).push(member);
+        save();
+        continue;
+      }
       const done = await waitExited(host, r);
       trace("pod: init container done");
       if (done.exitCode !== 0) {
@@ -600,6 +609,10 @@ export async function stopPod(host: Host, name: string, timeoutSec?: number): Pr
       stopContainer(host, m, grace, { byUser: true })
     ),
   );
+  // Sidecars outlive the app containers they serve, and stop after them (the kubelet's order).
+  for (const m of [...(rec.sidecars ?? [])].reverse()) {
+    if (host.store.get("containers", m)) await stopContainer(host, m, grace, { byUser: true });
+  }
   if (rec.pause && host.store.get("containers", rec.pause)) await stopContainer(host, rec.pause, 0);
   return rec;
 }

@@ -86,6 +86,7 @@ const podRecord = obj({
   emptyDirs: map(str),
   resources: map(bool),
   nsPins: opt(map(str)),
+  sidecars: opt(arr(str)),
   owner: opt(obj({ pid: int, start: num })),
 });
 

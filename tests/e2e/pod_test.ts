@@ -216,6 +216,45 @@ spec:
   await assertCensusUnchanged();
 });
 
+test("a native sidecar (init container with restartPolicy Always) starts, keeps running, and the pod goes on", async () => {
+  const file = await manifest(
+    "sidecar",
+    `apiVersion: v1
+kind: Pod
+metadata: {name: sidecar}
+spec:
+  terminationGracePeriodSeconds: 2
+  volumes: [{name: logs, emptyDir: {}}]
+  initContainers:
+    - name: shipper
+      image: ./bundles/busybox
+      restartPolicy: Always
+      command: [sh, -c, "touch /logs/app.log; tail -f /logs/app.log"]
+      volumeMounts: [{name: logs, mountPath: /logs}]
+    - {name: setup, image: ./bundles/busybox, command: [sh, -c, "echo ready > /logs/app.log"], volumeMounts: [{name: logs, mountPath: /logs}]}
+  containers:
+    - {name: app, image: ./bundles/busybox, command: [sh, -c, "echo hello >> /logs/app.log; sleep 3600"], volumeMounts: [{name: logs, mountPath: /logs}]}
+`,
+  );
+  const r = await run(file);
+  assert.equal(r.code, 0, r.stderr);
+  await waitFor(
+    "the sidecar ships the app's line",
+    async () => (await rkl(env!, ["pod", "logs", "sidecar", "shipper"])).stdout.includes("hello"),
+  );
+  const s = await podState("sidecar");
+  assert.equal(s.phase, "Running");
+  assert.deepEqual(
+    s.containers.map((c: { name: string; status: string }) => [c.name, c.status]),
+    [["shipper", "running"], ["setup", "exited"], ["app", "running"]],
+  );
+  await rklOk(env!, ["pod", "stop", "sidecar"]);
+  const stopped = await podState("sidecar");
+  assert.ok(stopped.containers.every((c: { status: string }) => c.status === "exited"));
+  await rklOk(env!, ["pod", "rm", "-f", "sidecar"]);
+  await assertCensusUnchanged();
+});
+
 test("a failing init container fails the pod with a clear error and leaves nothing", async () => {
   const file = await manifest(
     "badinit",
