@@ -61,6 +61,37 @@ export function nofileHard(): number {
   return hard === undefined || hard === "unlimited" ? 1_048_576 : Number(hard);
 }
 
+/** /proc/self/limits rows → RLIMIT_* name → hard value (Infinity for unlimited). */
+const LIMIT_ROWS: Record<string, string> = {
+  "Max cpu time": "RLIMIT_CPU",
+  "Max file size": "RLIMIT_FSIZE",
+  "Max data size": "RLIMIT_DATA",
+  "Max stack size": "RLIMIT_STACK",
+  "Max core file size": "RLIMIT_CORE",
+  "Max resident set": "RLIMIT_RSS",
+  "Max processes": "RLIMIT_NPROC",
+  "Max open files": "RLIMIT_NOFILE",
+  "Max locked memory": "RLIMIT_MEMLOCK",
+  "Max address space": "RLIMIT_AS",
+  "Max file locks": "RLIMIT_LOCKS",
+  "Max pending signals": "RLIMIT_SIGPENDING",
+  "Max msgqueue size": "RLIMIT_MSGQUEUE",
+  "Max nice priority": "RLIMIT_NICE",
+  "Max realtime priority": "RLIMIT_RTPRIO",
+  "Max realtime timeout": "RLIMIT_RTTIME",
+}; // deno-fmt-ignore
+
+export function hardLimits(text = Deno.readTextFileSync("/proc/self/limits")): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split("\n").slice(1)) {
+    const row = Object.keys(LIMIT_ROWS).find((k) => line.startsWith(k));
+    if (!row) continue;
+    const hard = line.slice(row.length).trim().split(/\s+/)[1];
+    out[LIMIT_ROWS[row]] = hard === "unlimited" ? Infinity : Number(hard);
+  }
+  return out;
+}
+
 /** Ports with a listening TCP socket or any bound UDP socket, from /proc/net. */
 export function boundPorts(protocol: "tcp" | "udp"): Set<number> {
   const out = new Set<number>();
@@ -152,6 +183,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     pauseBundle: Deno.env.get("RKL_PAUSE_BUNDLE") ?? `${paths.root}/bundles/pause`,
     cgroupParent,
     nofileHard: nofileHard(),
+    hardLimits: hardLimits(),
     logRotation: rotation,
     // conmon's own cap, for when no daemon rotates: twice the rotation size.
     logSizeMax: rotation.maxBytes * 2,

@@ -174,7 +174,7 @@ export function registerContainer(program: Command, ctx: Context): void {
             r.name,
             statusText(r),
             r.pid ? String(r.pid) : "-",
-            r.network?.ip ?? "-",
+            r.network?.ip ?? (r.hostNetwork ? "host" : "-"),
             portsText(r) || "-",
             ago(r.createdAt),
             ownerText(r),

@@ -192,7 +192,7 @@ export function ociResources(r: ContainerSpec["resources"]): OciResources {
   return out;
 }
 
-export function defaultMounts(privileged: boolean): OciMount[] {
+export function defaultMounts(privileged: boolean, shmBytes = 64 * 1024 * 1024): OciMount[] {
   return [
     { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
     {
@@ -211,7 +211,7 @@ export function defaultMounts(privileged: boolean): OciMount[] {
       destination: "/dev/shm",
       type: "tmpfs",
       source: "shm",
-      options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+      options: ["nosuid", "noexec", "nodev", "mode=1777", `size=${Math.ceil(shmBytes / 1024)}k`],
     },
     {
       destination: "/dev/mqueue",
@@ -254,7 +254,7 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
 
   const caps = capabilitySet(sc);
   const nofile = nofileLimit(ctx.nofileHard);
-  const mounts = defaultMounts(sc.privileged ?? false);
+  const mounts = defaultMounts(sc.privileged ?? false, spec.shmSize);
   const bind = (destination: string, source: string, ro: boolean): OciMount => ({
     destination,
     type: "bind",
@@ -292,7 +292,7 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
       env: [...envMap].map(([k, v]) => `${k}=${v}`),
       cwd: spec.workingDir ?? ctx.bundle.cwd ?? "/",
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      rlimits: [{ type: "RLIMIT_NOFILE", hard: nofile, soft: nofile }],
+      rlimits: rlimits(spec, nofile),
       // Only when true: youki 0.7 reads an explicit `false` as set and then
       // loads seccomp after dropping CAP_SYS_ADMIN, which the kernel refuses.
       ...(sc.allowPrivilegeEscalation === false ? { noNewPrivileges: true } : {}),
@@ -306,9 +306,20 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
       cgroupsPath: ctx.cgroupsPath,
       namespaces,
       ...(seccomp ? { seccomp } : {}),
+      ...(spec.sysctls && Object.keys(spec.sysctls).length > 0 ? { sysctl: spec.sysctls } : {}),
       ...(sc.privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
     },
   };
+}
+
+/** rkl's NOFILE default, replaced or joined by the spec's own ulimits. */
+function rlimits(
+  spec: ContainerSpec,
+  nofile: number,
+): { type: string; hard: number; soft: number }[] {
+  const out = new Map([["RLIMIT_NOFILE", { type: "RLIMIT_NOFILE", hard: nofile, soft: nofile }]]);
+  for (const u of spec.ulimits ?? []) out.set(u.type, { type: u.type, hard: u.hard, soft: u.soft });
+  return [...out.values()];
 }
 
 /** Reads what matters from a bundle's own config.json (already parsed). */

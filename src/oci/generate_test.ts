@@ -130,3 +130,23 @@ Deno.test("seccompProfile: Localhost needs a relative localhostProfile without '
     );
   }
 });
+
+Deno.test("generateConfig() applies shm size, sysctls and ulimits next to rkl's NOFILE", () => {
+  const { spec } = loadContainer("name: a\nimage: b\ncommand: [sh]\n", "a.yaml");
+  const c = generateConfig({
+    ...spec,
+    shmSize: 128 * 1024 * 1024,
+    sysctls: { "net.core.somaxconn": "1024" },
+    ulimits: [{ type: "RLIMIT_NPROC", soft: 100, hard: 200 }, {
+      type: "RLIMIT_NOFILE",
+      soft: 10,
+      hard: 20,
+    }],
+  }, CTX);
+  assert.ok(c.mounts.find((m) => m.destination === "/dev/shm")!.options!.includes("size=131072k"));
+  assert.deepEqual(c.linux.sysctl, { "net.core.somaxconn": "1024" });
+  assert.deepEqual(c.process.rlimits, [
+    { type: "RLIMIT_NOFILE", hard: 20, soft: 10 },
+    { type: "RLIMIT_NPROC", hard: 200, soft: 100 },
+  ]);
+});

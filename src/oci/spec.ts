@@ -51,6 +51,7 @@ export interface OciConfig {
     cgroupsPath: string;
     namespaces: OciNamespace[];
     seccomp?: SeccompProfile;
+    sysctl?: Record<string, string>;
     maskedPaths?: string[];
     readonlyPaths?: string[];
   };

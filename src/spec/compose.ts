@@ -151,6 +151,18 @@ const serviceSchema = z.strictObject({
   stop_grace_period: duration.optional(),
   tty: z.boolean().optional(),
   stdin_open: z.boolean().optional(),
+  network_mode: z.string().optional(),
+  stop_signal: z.string().regex(/^(SIG)?[A-Z0-9+-]+$|^\d+$/i, "must be a signal such as SIGINT")
+    .optional(),
+  shm_size: z.union([z.number(), z.string()]).optional(),
+  sysctls: z.union([z.record(z.string(), scalar), z.array(z.string())]).optional(),
+  ulimits: z.record(
+    z.string(),
+    z.union([
+      z.number().int(),
+      z.strictObject({ soft: z.number().int(), hard: z.number().int() }),
+    ]),
+  ).optional(),
 });
 
 const projectSchema = z.strictObject({
@@ -267,6 +279,15 @@ export interface ComposeService {
   readOnly: boolean;
   stopGraceSec: number;
   tty: boolean;
+  /** `network_mode`: the host's network namespace, or loopback only. */
+  networkMode?: "host" | "none";
+  /** `stop_signal`, as SIGNAME. */
+  stopSignal?: string;
+  /** `shm_size` in bytes. */
+  shmSize?: number;
+  sysctls: Record<string, string>;
+  /** `ulimits`, as RLIMIT_* with soft and hard values. */
+  ulimits: { type: string; soft: number; hard: number }[];
 }
 
 export interface ComposeProject {
@@ -603,6 +624,71 @@ function healthcheck(
 /** Names of networks, volumes, configs and secrets (compose-spec, first character alphanumeric). */
 export const COMPOSE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
+/** compose ulimit names → RLIMIT_* (setrlimit(2)). */
+const ULIMITS: Record<string, string> = {
+  core: "RLIMIT_CORE",
+  cpu: "RLIMIT_CPU",
+  data: "RLIMIT_DATA",
+  fsize: "RLIMIT_FSIZE",
+  locks: "RLIMIT_LOCKS",
+  memlock: "RLIMIT_MEMLOCK",
+  msgqueue: "RLIMIT_MSGQUEUE",
+  nice: "RLIMIT_NICE",
+  nofile: "RLIMIT_NOFILE",
+  nproc: "RLIMIT_NPROC",
+  rss: "RLIMIT_RSS",
+  rtprio: "RLIMIT_RTPRIO",
+  rttime: "RLIMIT_RTTIME",
+  sigpending: "RLIMIT_SIGPENDING",
+  stack: "RLIMIT_STACK",
+  as: "RLIMIT_AS",
+}; // deno-fmt-ignore
+
+/** "int" → "SIGINT", "SIGUSR1" stays, numbers stay. */
+export function signalName(s: string): string {
+  const up = s.toUpperCase();
+  return /^\d+$/.test(up) || up.startsWith("SIG") ? up : `SIG${up}`;
+}
+
+/**
+ * Sysctls a container may set: those the kernel keeps per namespace
+ * (docker's and the kubelet's "safe" set); net.* not with the host's network.
+ */
+export function sysctlAllowed(name: string, hostNetwork: boolean): boolean {
+  if (name.startsWith("net.")) return !hostNetwork;
+  return /^(kernel\.(shm_rmid_forced|shmmax|shmall|shmmni|msgmax|msgmnb|msgmni|sem)|fs\.mqueue\.[a-z_]+)$/
+    .test(name);
+}
+
+function sysctlMap(
+  L: Located,
+  svc: string,
+  raw: RawService["sysctls"],
+  hostNetwork: boolean,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  const entries = Array.isArray(raw)
+    ? raw.map((kv) =>
+      [
+        kv.slice(0, kv.indexOf("=") < 0 ? kv.length : kv.indexOf("=")),
+        kv.slice(kv.indexOf("=") + 1),
+      ] as const
+    )
+    : Object.entries(raw ?? {}).map(([k, v]) => [k, String(v ?? "")] as const);
+  for (const [k, v] of entries) {
+    if (!/^[a-z0-9_.]+$/.test(k) || !sysctlAllowed(k, hostNetwork)) {
+      throw L.error(
+        ["services", svc, "sysctls"],
+        `sysctl ${JSON.stringify(k)} is not one a container may set (net.*${
+          hostNetwork ? " is not allowed with network_mode host" : ""
+        }, kernel.shm*/msg*/sem, fs.mqueue.*)`,
+      );
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
 /** Loads, interpolates, validates and merges compose files into a project. */
 export function loadCompose(
   files: ComposeFile[],
@@ -703,6 +789,23 @@ export function loadCompose(
       );
     }
     const nets = networksMap(s.networks);
+    let networkMode: ComposeService["networkMode"];
+    if (
+      s.network_mode !== undefined && s.network_mode !== "bridge" && s.network_mode !== "default"
+    ) {
+      if (s.network_mode !== "host" && s.network_mode !== "none") {
+        throw L.error(
+          at("network_mode"),
+          `network_mode ${
+            JSON.stringify(s.network_mode)
+          } (sharing another service's or container's network) is not supported: put the services in one pod (rkl pod) or on one network`,
+        );
+      }
+      if (s.networks !== undefined) {
+        throw L.error(at("network_mode"), "network_mode cannot be combined with networks");
+      }
+      networkMode = s.network_mode;
+    }
     for (const n of Object.keys(nets)) {
       if (!declaredNets.has(n) && n !== "default") {
         throw L.error(
@@ -711,7 +814,9 @@ export function loadCompose(
         );
       }
     }
-    if (Object.keys(nets).length === 0) {
+    if (networkMode) {
+      // No CNI network: the host's namespace, or loopback only.
+    } else if (Object.keys(nets).length === 0) {
       nets.default = null;
       usesDefault = true;
     } else if ("default" in nets) usesDefault = true;
@@ -830,7 +935,7 @@ export function loadCompose(
       entrypoint: cmd(s.entrypoint, at("entrypoint")),
       command: cmd(s.command, at("command")),
       environment: env,
-      ports: parsePorts(L, svc, s.ports ?? []),
+      ports: networkMode ? [] : parsePorts(L, svc, s.ports ?? []),
       mounts: [
         ...parseVolumes(L, svc, s.volumes ?? [], options.dir, declaredVols, options.env),
         ...refs("configs", declaredConfigs),
@@ -867,6 +972,27 @@ export function loadCompose(
       readOnly: s.read_only ?? false,
       stopGraceSec,
       tty: s.tty ?? false,
+      networkMode,
+      stopSignal: s.stop_signal === undefined ? undefined : signalName(s.stop_signal),
+      shmSize: s.shm_size === undefined
+        ? undefined
+        : Number(q(at("shm_size"), () => dockerBytes(s.shm_size!))),
+      sysctls: sysctlMap(L, svc, s.sysctls, networkMode === "host"),
+      ulimits: Object.entries(s.ulimits ?? {}).map(([k, v]) => {
+        const type = ULIMITS[k];
+        if (!type) {
+          throw L.error(
+            at("ulimits", k),
+            `unknown ulimit ${JSON.stringify(k)} (one of ${Object.keys(ULIMITS).join(", ")})`,
+          );
+        }
+        const soft = typeof v === "number" ? v : v.soft;
+        const hard = typeof v === "number" ? v : v.hard;
+        if (soft < 0 || hard < soft) {
+          throw L.error(at("ulimits", k), "soft must be at most hard, both not negative");
+        }
+        return { type, soft, hard };
+      }),
     };
   });
 

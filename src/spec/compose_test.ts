@@ -246,3 +246,59 @@ Deno.test("container_name keeps underscores and dots; anything else is refused a
   const e = err(`services:\n  app: {image: ./b, container_name: "a/b"}\n`);
   assert.match(e.message, /^compose\.yaml:2:\d+: .*container_name "a\/b" must start/);
 });
+
+Deno.test("network_mode, stop_signal, shm_size, sysctls and ulimits are read, not dropped", () => {
+  const { project, warnings } = load(`services:
+  edge:
+    image: ./b
+    network_mode: host
+    stop_signal: usr1
+    shm_size: 128m
+    sysctls: [kernel.shmmax=1000000]
+    ulimits:
+      nproc: 512
+      nofile: {soft: 1024, hard: 2048}
+  app:
+    image: ./b
+    sysctls: {net.core.somaxconn: 1024}
+`);
+  assert.deepEqual(warnings, []);
+  const edge = project.services.find((s) => s.name === "edge")!;
+  assert.equal(edge.networkMode, "host");
+  assert.deepEqual(edge.networks, []);
+  assert.equal(edge.stopSignal, "SIGUSR1");
+  assert.equal(edge.shmSize, 128 * 1024 * 1024);
+  assert.deepEqual(edge.sysctls, { "kernel.shmmax": "1000000" });
+  assert.deepEqual(edge.ulimits, [
+    { type: "RLIMIT_NPROC", soft: 512, hard: 512 },
+    { type: "RLIMIT_NOFILE", soft: 1024, hard: 2048 },
+  ]);
+  const app = project.services.find((s) => s.name === "app")!;
+  assert.deepEqual(app.sysctls, { "net.core.somaxconn": "1024" });
+  // Only app uses the default network.
+  assert.deepEqual(project.networks.map((n) => n.name), ["default"]);
+});
+
+Deno.test("network_mode sharing another service, host-only sysctls and bad ulimits are refused at their line", () => {
+  for (
+    const [svc, want] of [
+      ["network_mode: service:db", /:4:\d+: .*network_mode "service:db" .*not supported/],
+      ["network_mode: host\n    networks: [default]", /:4:\d+: .*cannot be combined with networks/],
+      ["sysctls: {kernel.hostname: x}", /:4:\d+: .*sysctl "kernel.hostname" is not one/],
+      [
+        "network_mode: host\n    sysctls: {net.core.somaxconn: 1}",
+        /not allowed with network_mode host/,
+      ],
+      ["ulimits: {nofile: {soft: 9, hard: 1}}", /:4:\d+: .*soft must be at most hard/],
+      ["ulimits: {bogus: 1}", /:4:\d+: .*unknown ulimit "bogus"/],
+    ] as const
+  ) {
+    const e = err(
+      `services:\n  web:\n    image: ./b\n    ${svc}\n`.replace(
+        "image: ./b\n    ",
+        "image: ./b\n    ",
+      ),
+    );
+    assert.match(e.message, want, svc);
+  }
+});

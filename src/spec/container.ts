@@ -52,6 +52,14 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   /** Hostname inside the container (default: the container name). */
   hostname?: string;
+  /** Signal that asks the process to stop (compose `stop_signal`; default SIGTERM). */
+  stopSignal?: string;
+  /** Size of /dev/shm in bytes (compose `shm_size`; default 64 MiB). */
+  shmSize?: number;
+  /** Namespaced sysctls the runtime sets in the container. */
+  sysctls?: Record<string, string>;
+  /** rlimits beyond rkl's NOFILE default (compose `ulimits`). */
+  ulimits?: { type: string; soft: number; hard: number }[];
   /** A native sidecar: an init container with restartPolicy Always, started and left running. */
   sidecar?: boolean;
   /** Kubernetes probes, run by `rkl daemon` for static pods. */

@@ -223,6 +223,10 @@ function replicaSpec(
       },
       tty: svc.tty,
       hostname: svc.hostname,
+      stopSignal: svc.stopSignal,
+      shmSize: svc.shmSize,
+      sysctls: svc.sysctls,
+      ulimits: svc.ulimits,
       labels: {
         ...svc.labels,
         [LABEL_PROJECT]: project.name,
@@ -252,6 +256,7 @@ export function writeProjectHosts(host: Host, project: string): void {
     return m;
   };
   for (const c of members) {
+    if (c.hostNetwork) continue; // keeps the host's own /etc/hosts, as docker's host mode does
     const mine = ipsOf(c);
     const extra: { ip: string; names: string[] }[] = [];
     for (const o of members) {
@@ -381,10 +386,11 @@ export async function composeUp(
             .aliases.join(",");
         }
       }
-      const nets = svc.networks.map((n) => rec.networks[n.name].rklName);
+      const nets = svc.networkMode ? [] : svc.networks.map((n) => rec.networks[n.name].rklName);
       const c = await createContainer(host, spec, {
-        network: nets[0],
+        network: nets[0] ?? null,
         extraNetworks: nets.slice(1),
+        hostNetwork: svc.networkMode === "host",
       });
       try {
         await startContainer(host, c.name);

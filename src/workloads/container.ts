@@ -77,6 +77,10 @@ export interface ContainerRecord extends StoredRecord {
   labels: Record<string, string>;
   /** Further networks (compose services on several networks): eth1, eth2, ... */
   extraNetworks?: ExtraNetwork[];
+  /** In the host's network namespace (compose `network_mode: host`). */
+  hostNetwork?: boolean;
+  /** Signal `stop` sends first (default SIGTERM). */
+  stopSignal?: string;
   /** The pod this container belongs to (its sandbox is the pod's). */
   pod?: string;
   /** The process making it, while status is "creating": a dead owner means interrupted. */
@@ -179,7 +183,9 @@ export interface ContainerPlan {
 }
 
 export interface PlanOptions {
-  host: Pick<Host, "paths" | "cgroupParent" | "nofileHard">;
+  host: Pick<Host, "paths" | "cgroupParent" | "nofileHard" | "hardLimits">;
+  /** Run in the host's network namespace (compose `network_mode: host`). */
+  hostNetwork?: boolean;
   /** The container's `Localhost` seccomp profile, already read. */
   localhostSeccomp?: SeccompProfile;
   /** Network name, or null for a container with only loopback. */
@@ -245,7 +251,7 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
       hostname: `${etc}/hostname`,
       resolvConf: `${etc}/resolv.conf`,
     },
-    joinNamespaces: sb?.join ?? { network: dirs.netns },
+    joinNamespaces: sb?.join ?? { network: options.hostNetwork ? "host" : dirs.netns },
     nofileHard: options.host.nofileHard,
     bundle: options.bundle,
     annotations: sb
@@ -262,6 +268,17 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
     const cm = config.mounts.find((c) => c.destination === m.destination && c.type === "bind");
     if (cm) cm.source = target;
   });
+  for (const [i, u] of (spec.ulimits ?? []).entries()) {
+    // Without CAP_SYS_RESOURCE nothing may raise a hard limit above this process's own.
+    const ceiling = options.host.hardLimits?.[u.type];
+    if (ceiling !== undefined && u.hard > ceiling) {
+      const at = loaded.source.at(["ulimits", i]);
+      throw new SpecError(
+        at,
+        `${u.type.slice(7).toLowerCase()} hard limit ${u.hard} is above this host's ${ceiling}`,
+      );
+    }
+  }
   if (spec.securityContext.runAsNonRoot && config.process.user.uid === 0) {
     // The kubelet's check: the uid the process will have, from the spec or the image.
     throw new SpecError(
@@ -333,22 +350,31 @@ export function readLocalhostSeccomp(
 export function createContainer(
   host: Host,
   loaded: LoadedContainer,
-  options: { network: string | null; sandbox?: Sandbox; extraNetworks?: string[] },
+  options: CreateOptions,
 ): Promise<ContainerRecord> {
   return cancellable(() => createContainerNow(host, loaded, options));
+}
+
+export interface CreateOptions {
+  network: string | null;
+  sandbox?: Sandbox;
+  extraNetworks?: string[];
+  /** The host's network namespace: no netns, no CNI, the host's /etc files. */
+  hostNetwork?: boolean;
 }
 
 async function createContainerNow(
   host: Host,
   loaded: LoadedContainer,
-  options: { network: string | null; sandbox?: Sandbox; extraNetworks?: string[] },
+  options: CreateOptions,
 ): Promise<ContainerRecord> {
   trace("create: begin");
   const bundle = readBundle(loaded);
   const sandbox = options.sandbox;
   const plan = planContainer(loaded, {
     host,
-    network: options.network,
+    network: options.hostNetwork ? null : options.network,
+    hostNetwork: options.hostNetwork,
     bundle,
     sandbox,
     localhostSeccomp: readLocalhostSeccomp(host, loaded),
@@ -360,15 +386,16 @@ async function createContainerNow(
       subnet: host.subnet,
     })
     : undefined;
-  const extra: ExtraNetwork[] = (sandbox ? [] : options.extraNetworks ?? []).map((n, k) => ({
-    name: n,
-    ifName: `eth${k + 1}`,
-    conflist: loadNetwork(n, {
-      confDir: host.paths.cniConfDir,
-      ipamDataDir: `${host.paths.root}/cni/networks`,
-      subnet: host.subnet,
-    }),
-  }));
+  const extra: ExtraNetwork[] = (sandbox || options.hostNetwork ? [] : options.extraNetworks ?? [])
+    .map((n, k) => ({
+      name: n,
+      ifName: `eth${k + 1}`,
+      conflist: loadNetwork(n, {
+        confDir: host.paths.cniConfDir,
+        ipamDataDir: `${host.paths.root}/cni/networks`,
+        subnet: host.subnet,
+      }),
+    }));
 
   const rec: ContainerRecord = await host.store.withLock(() => {
     if (host.store.get("containers", plan.name)) {
@@ -414,6 +441,8 @@ async function createContainerNow(
       labels: sandbox?.labels ?? loaded.spec.labels,
       pod: sandbox?.pod,
       extraNetworks: extra.length > 0 ? extra : undefined,
+      hostNetwork: options.hostNetwork || undefined,
+      stopSignal: loaded.spec.stopSignal,
       resources: {},
       dirs: plan.dirs,
       owner: selfOwner(),
@@ -477,7 +506,11 @@ async function createContainerNow(
       stageSubPaths(host, rec, loaded);
     }
     trace("create: dirs + overlay");
-    if (!sandbox) await setUpOwnSandbox(host, rec, plan, conflist, save);
+    if (options.hostNetwork) {
+      for (const f of ["hosts", "hostname", "resolv.conf"]) {
+        Deno.writeTextFileSync(`${d.etc}/${f}`, readOr(`/etc/${f}`));
+      }
+    } else if (!sandbox) await setUpOwnSandbox(host, rec, plan, conflist, save);
     writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n");
     trace("create: config written");
     rec.resources.runtime = true;
@@ -1123,7 +1156,7 @@ export async function stopContainer(
     while (!exited() && Date.now() < deadline) await host.sleep(10);
     return exited();
   };
-  await signal(host, rec, "SIGTERM");
+  await signal(host, rec, rec.stopSignal ?? "SIGTERM");
   if (!(await waitExit(timeoutSec * 1000))) {
     await signal(host, rec, "SIGKILL");
     await waitExit(5_000);

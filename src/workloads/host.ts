@@ -56,6 +56,8 @@ export interface Host {
   cgroupParent: string;
   /** This process's hard RLIMIT_NOFILE. */
   nofileHard: number;
+  /** This process's hard limits by RLIMIT_* name (Infinity: unlimited), the ceiling for ulimits. */
+  hardLimits?: Record<string, number>;
   /**
    * Identifies this run root's life: made anew when the run root is (after a
    * reboot wiped /run). A record made under another epoch describes

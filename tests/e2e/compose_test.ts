@@ -110,6 +110,52 @@ test("rk8s's compose example: both run, front resolves back, the bind volume is 
   await assertCensusUnchanged();
 });
 
+test("network_mode host and none, stop_signal, shm_size, sysctls and ulimits reach the containers", async (dirs) => {
+  const probe =
+    "readlink /proc/self/ns/net; df -k /dev/shm | tail -1; cat /proc/sys/net/core/somaxconn; ulimit -n; ulimit -u";
+  const dir = await projectDir("knobs", {
+    "compose.yaml": `services:
+  edge:
+    image: ./bundles/busybox
+    network_mode: host
+    command: ["sh", "-c", "${probe}; sleep 600"]
+  app:
+    image: ./bundles/busybox
+    stop_signal: SIGUSR1
+    shm_size: 32m
+    sysctls: {net.core.somaxconn: 777}
+    ulimits: {nofile: {soft: 500, hard: 600}, nproc: 300}
+    command: ["sh", "-c", "trap 'echo got-usr1; exit 0' USR1; ${probe}; while true; do sleep 0.1; done"]
+  alone:
+    image: ./bundles/busybox
+    network_mode: none
+    command: ["sh", "-c", "ip -o link | wc -l; sleep 600"]
+`,
+  });
+  dirs.push(dir);
+  assert.equal((await compose(dir, ["up", "-d"])).code, 0);
+  const hostNet = await Deno.readLink("/proc/self/ns/net");
+  await waitFor(
+    "probes",
+    async () => (await compose(dir, ["logs"])).stdout.split("\n").length > 10,
+  );
+  const logs = (await compose(dir, ["logs"])).stdout;
+  // Prefixes are padded to the longest service name, as compose does.
+  const of = (svc: string) =>
+    logs.split("\n").map((l) => /^(\S+)-1 +\| (.*)$/.exec(l)).filter((m) => m?.[1] === svc)
+      .map((m) => m![2]);
+  assert.equal(of("edge")[0], hostNet, "edge is in the host's network namespace");
+  const app = of("app");
+  assert.notEqual(app[0], hostNet);
+  assert.match(app[1], /\s32768\s/, `shm: ${app[1]}`);
+  assert.deepEqual(app.slice(2, 5), ["777", "500", "300"]);
+  assert.deepEqual(of("alone"), ["1"], "loopback only");
+  await composeOk(dir, ["stop", "-t", "5", "app"]);
+  assert.ok((await compose(dir, ["logs", "app"])).stdout.includes("got-usr1"), "stop_signal sent");
+  assert.equal((await compose(dir, ["down", "-t", "0"])).code, 0);
+  await assertCensusUnchanged();
+});
+
 test("published ports answer from the host; logs are prefixed by service; .env interpolates", async (dirs) => {
   const dir = await projectDir("webapp", {
     ".env": "WEB_PORT=18701\nGREETING=hello from dotenv\n",
