@@ -93,12 +93,30 @@ export class RuntimeError extends RklError {
     details: { argv: string[]; stderr: string; status: number },
     options: RklErrorOptions = {},
   ) {
-    const tail = details.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ");
+    const tail = runtimeErrorLine(details.stderr);
     super("ERUNTIME", tail ? `${message}: ${tail}` : message, options);
     this.argv = details.argv;
     this.stderr = details.stderr;
     this.status = details.status;
   }
+}
+
+/**
+ * The line of a runtime's stderr that says what went wrong: runc's `msg="…"`,
+ * youki's final `Error: …`; never a Rust backtrace frame (RUST_BACKTRACE=1
+ * makes youki end its stderr with them).
+ */
+export function runtimeErrorLine(stderr: string): string {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter((l) =>
+    l !== "" && !/^\d+: /.test(l) && !/^at /.test(l) && l !== "Stack backtrace:" &&
+    !/^note: run with `RUST_BACKTRACE/.test(l)
+  );
+  const runc = [...lines].reverse().map((l) => /level=error msg="((?:[^"\\]|\\.)*)"/.exec(l))
+    .find(Boolean);
+  if (runc) return runc[1].replace(/\\"/g, '"');
+  const youki = [...lines].reverse().find((l) => l.startsWith("Error: "));
+  if (youki) return youki.slice(7);
+  return lines.slice(-3).join("; ");
 }
 
 /** A libc call failed. */

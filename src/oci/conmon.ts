@@ -99,7 +99,8 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
   sys.mkfifo(p.syncFifo, 0o600);
   const child = new Deno.Command("/bin/sh", {
     args: ["-c", SHELL_LINE, p.syncFifo, p.stderrFile, o.conmon, ...conmonArgs(o)],
-    env: { _OCI_SYNCPIPE: "3" },
+    // RUST_BACKTRACE=0: youki's errors are then one line, not a backtrace.
+    env: { _OCI_SYNCPIPE: "3", RUST_BACKTRACE: "0" },
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -162,11 +163,14 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
   }
   const msg = JSON.parse(line) as { data: number; message?: string };
   if (msg.data < 0) {
-    throw new RuntimeError(`Cannot create container: ${o.runtime.name} create failed`, {
-      argv,
-      stderr: msg.message ?? readOr(p.stderrFile),
-      status: msg.data,
-    });
+    throw new RuntimeError(
+      `Cannot create container ${JSON.stringify(o.name)}: ${o.runtime.name} create failed`,
+      {
+        argv,
+        stderr: msg.message ?? readOr(p.stderrFile),
+        status: msg.data,
+      },
+    );
   }
   return msg.data;
 }

@@ -10,6 +10,9 @@ import type { OciProcess, OciState } from "./spec.ts";
 
 export const RUNTIME_PREFERENCE = ["youki", "runc", "crun"] as const;
 
+/** youki's errors as one line, not ended by a Rust backtrace. */
+const QUIET = { RUST_BACKTRACE: "0" };
+
 /** How youki, runc and crun say that they do not know a container. */
 const NOT_FOUND = /not exist|not found|no such/i;
 
@@ -77,7 +80,11 @@ export class RuncCliRuntime implements OciRuntime {
 
   async #run(args: string[], what: string): Promise<string> {
     const argv = [...this.globalArgs(), ...args];
-    const res = await this.cmd.run(this.binary, { args: argv, timeoutMs: callTimeoutMs(60_000) });
+    const res = await this.cmd.run(this.binary, {
+      args: argv,
+      env: QUIET,
+      timeoutMs: callTimeoutMs(60_000),
+    });
     if (res.code !== 0) {
       throw new RuntimeError(`Cannot ${what}: ${this.name} exited with ${res.code}`, {
         argv: [this.binary, ...argv],
@@ -90,7 +97,11 @@ export class RuncCliRuntime implements OciRuntime {
 
   async state(id: string): Promise<OciState | undefined> {
     const argv = [...this.globalArgs(), "state", id];
-    const res = await this.cmd.run(this.binary, { args: argv, timeoutMs: callTimeoutMs(30_000) });
+    const res = await this.cmd.run(this.binary, {
+      args: argv,
+      env: QUIET,
+      timeoutMs: callTimeoutMs(30_000),
+    });
     if (res.code !== 0) {
       if (NOT_FOUND.test(res.stderr + res.stdout)) return undefined;
       throw new RuntimeError(
@@ -161,7 +172,11 @@ export class RuncCliRuntime implements OciRuntime {
   ): Promise<{ code: number; output: string }> {
     return await this.#withProcessFile(process, options.fileDir, async (file) => {
       const args = [...this.globalArgs(), "exec", "--process", file, id];
-      const res = await this.cmd.run(this.binary, { args, timeoutMs: options.timeoutMs });
+      const res = await this.cmd.run(this.binary, {
+        args,
+        env: QUIET,
+        timeoutMs: options.timeoutMs,
+      });
       return { code: res.code, output: (res.stdout + res.stderr).trim() };
     });
   }

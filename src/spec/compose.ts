@@ -236,6 +236,10 @@ export interface ComposeMount {
   source: string;
   target: string;
   readOnly: boolean;
+  /** A bind source that is missing is made as a directory (short syntax, `create_host_path`). */
+  createHostPath?: boolean;
+  /** Where the mount is written, for errors found when the service is made. */
+  loc?: SourceLocation;
 }
 
 export interface ComposeHealthcheck {
@@ -546,6 +550,7 @@ function parseVolumes(
     let source: string | undefined,
       target: string,
       readOnly = false,
+      createHostPath = true, // docker compose makes a missing bind source for the short syntax
       type: "bind" | "volume" | "tmpfs" | undefined;
     if (typeof v === "string") {
       const parts = v.split(":");
@@ -564,6 +569,7 @@ function parseVolumes(
       target = v.target;
       readOnly = v.read_only ?? false;
       type = v.type;
+      createHostPath = v.bind?.create_host_path ?? false;
       if (type === "tmpfs") {
         throw L.error([...where, "type"], "tmpfs mounts are not supported by rkl");
       }
@@ -579,6 +585,8 @@ function parseVolumes(
         source: joinPath(dir, source.startsWith("~") ? home + source.slice(1) : source),
         target,
         readOnly,
+        createHostPath,
+        loc: L.at(where),
       };
     }
     if (!declared.has(source)) {

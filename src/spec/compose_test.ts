@@ -45,6 +45,8 @@ Deno.test("loadCompose() reads rk8s's example", () => {
   }]);
   assert.deepEqual(back.mounts, [{
     kind: "bind",
+    createHostPath: true,
+    loc: { file: "compose.yaml", line: 11, column: 9, path: "services.backend.volumes[0]" },
     source: "/srv/My_App/tmp/mount/dir",
     target: "/app/data",
     readOnly: false,

@@ -79,7 +79,24 @@ export interface ResolvedMount {
    * every create and restart without following symlinks (sys/subpath.ts).
    */
   subPath?: string;
+  /** Kubernetes hostPath.type, checked (and for *OrCreate applied) at create. */
+  hostPathType?: HostPathType;
+  /** Where the mount's source is in the file, for errors found at create. */
+  loc?: SourceLocation & { path?: string };
 }
+
+/** Kubernetes hostPath types; "" checks nothing before the mount. */
+export const HOST_PATH_TYPES = [
+  "",
+  "DirectoryOrCreate",
+  "Directory",
+  "FileOrCreate",
+  "File",
+  "Socket",
+  "CharDevice",
+  "BlockDevice",
+] as const;
+export type HostPathType = typeof HOST_PATH_TYPES[number];
 
 /** Where a workload came from: the file, and a way to locate any field in it. */
 export interface SpecSource {
@@ -145,6 +162,7 @@ export function resolveMounts(
         destination: m.mountPath,
         readOnly,
         kind: "hostPath",
+        loc: locOf(src, [...at, "hostPath"]),
         ...sub,
       });
       return;
@@ -164,7 +182,26 @@ export function resolveMounts(
     }
     if (vol.hostPath) {
       const source = joinPath(options.baseDir, vol.hostPath.path);
-      out.push({ source, destination: m.mountPath, readOnly, kind: "hostPath", ...sub });
+      const vi = volumes.indexOf(vol);
+      const type = vol.hostPath.type ?? "";
+      if (!(HOST_PATH_TYPES as readonly string[]).includes(type)) {
+        throw specErrorAt(
+          src,
+          [...options.volumesPath, vi, "hostPath", "type"],
+          `hostPath type ${JSON.stringify(type)} must be one of ${
+            HOST_PATH_TYPES.filter(Boolean).join(", ")
+          } or ""`,
+        );
+      }
+      out.push({
+        source,
+        destination: m.mountPath,
+        readOnly,
+        kind: "hostPath",
+        hostPathType: type as HostPathType,
+        loc: locOf(src, [...options.volumesPath, vi, "hostPath", "path"]),
+        ...sub,
+      });
     } else if (vol.emptyDir) {
       out.push({
         source: "",
@@ -183,6 +220,11 @@ export function resolveMounts(
     }
   });
   return out;
+}
+
+function locOf(src: SourceDoc, path: readonly PathSegment[]): SourceLocation & { path: string } {
+  const e = specErrorAt(src, path, "");
+  return { file: e.file, line: e.line, column: e.column, path: e.path };
 }
 
 export function checkUniqueVolumes(

@@ -97,6 +97,8 @@ spec:
     destination: "/etc/app",
     readOnly: true,
     kind: "hostPath",
+    hostPathType: "",
+    loc: { file: "p.yaml", line: 8, column: 37, path: "spec.volumes[1].hostPath.path" },
   });
   assert.equal(
     pod.spec.containers[0].spec.securityContext.runAsUser,
@@ -165,5 +167,17 @@ spec:
       ),
     (e: Error) =>
       e instanceof SpecError && /^x\.yaml:6:\d+: .*restartPolicy on a container/.test(e.message),
+  );
+});
+
+Deno.test("hostPath.type is one of Kubernetes' types, checked at its line", () => {
+  const pod = (type: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: h}\nspec:\n  volumes:\n    - name: d\n      hostPath: {path: /srv/d, type: ${type}}\n  containers:\n    - {name: a, image: b, command: [sh], volumeMounts: [{name: d, mountPath: /d}]}\n`;
+  const [ok] = loadPods(pod("DirectoryOrCreate"), "h.yaml");
+  assert.equal(ok.spec.containers[0].spec.mounts[0].hostPathType, "DirectoryOrCreate");
+  assert.equal(ok.spec.containers[0].spec.mounts[0].loc?.line, 7);
+  assert.throws(
+    () => loadPods(pod("Dir"), "h.yaml"),
+    (e: Error) => /^h\.yaml:7:\d+: .*hostPath type "Dir" must be one of/.test(e.message),
   );
 });

@@ -78,7 +78,11 @@ async function sha(text: string): Promise<string> {
 
 /** The service's config hash: recreate on up only when this changes. */
 export function serviceHash(project: ComposeProject, svc: ComposeService): Promise<string> {
-  return sha(JSON.stringify({ svc, configs: project.configs, secrets: project.secrets }));
+  // Where things are written (`loc`) is not configuration: moving a line recreates nothing.
+  return sha(JSON.stringify(
+    { svc, configs: project.configs, secrets: project.secrets },
+    (k, v) => k === "loc" ? undefined : v,
+  ));
 }
 
 /** Members of a project, from the container store. */
@@ -170,7 +174,16 @@ function replicaSpec(
   const mounts: ResolvedMount[] = svc.mounts.map((m, i) => {
     switch (m.kind) {
       case "bind":
-        return { source: m.source, destination: m.target, readOnly: m.readOnly, kind: "hostPath" };
+        return {
+          source: m.source,
+          destination: m.target,
+          readOnly: m.readOnly,
+          kind: "hostPath",
+          hostPathType: m.createHostPath ? "DirectoryOrCreate" : "",
+          loc: m.loc
+            ? { ...m.loc, path: `services.${svc.name}.volumes[${i}]` }
+            : { file: project.files[0], path: `services.${svc.name}.volumes[${i}]` },
+        };
       case "volume":
         return {
           source: `${volumeDir(host, project.name, m.source)}/_data`,

@@ -323,6 +323,59 @@ export function readBundle(loaded: LoadedContainer): BundleDefaults {
 
 const RESOLV = "/etc/resolv.conf";
 
+/**
+ * Checks each hostPath against its Kubernetes `type` (making it for the
+ * *OrCreate ones, as the kubelet does) before anything else is made, so a
+ * missing or wrong source is an error at its line instead of the runtime's
+ * "failed to prepare rootfs" that names no path.
+ */
+export function prepareHostPaths(loaded: LoadedContainer): void {
+  for (const m of loaded.spec.mounts) {
+    if (m.kind !== "hostPath" || !m.loc) continue;
+    const type = m.hostPathType ?? "";
+    const fail = (why: string): never => {
+      throw new SpecError(m.loc!, `hostPath ${JSON.stringify(m.source)} ${why}`);
+    };
+    let st: Deno.FileInfo | undefined;
+    try {
+      st = Deno.statSync(m.source);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) fail(`cannot be read: ${(e as Error).message}`);
+    }
+    if (!st) {
+      if (type === "DirectoryOrCreate") {
+        Deno.mkdirSync(m.source, { recursive: true, mode: 0o755 });
+        continue;
+      }
+      if (type === "FileOrCreate") {
+        try {
+          Deno.writeFileSync(m.source, new Uint8Array(), { createNew: true, mode: 0o644 });
+        } catch (e) {
+          if (!(e instanceof Deno.errors.AlreadyExists)) {
+            fail(`cannot be created: ${(e as Error).message}`);
+          }
+        }
+        continue;
+      }
+      fail(
+        type === ""
+          ? "does not exist (type DirectoryOrCreate or FileOrCreate would create it)"
+          : `does not exist (type ${type})`,
+      );
+    }
+    const is: Record<string, boolean> = {
+      DirectoryOrCreate: st!.isDirectory,
+      Directory: st!.isDirectory,
+      FileOrCreate: st!.isFile,
+      File: st!.isFile,
+      Socket: st!.isSocket === true,
+      CharDevice: st!.isCharDevice === true,
+      BlockDevice: st!.isBlockDevice === true,
+    };
+    if (type !== "" && !is[type]) fail(`is not what type ${type} asks for`);
+  }
+}
+
 /** Reads the profile a `seccompProfile: {type: Localhost}` names, from the seccomp dir. */
 export function readLocalhostSeccomp(
   host: Pick<Host, "paths">,
@@ -370,6 +423,7 @@ async function createContainerNow(
 ): Promise<ContainerRecord> {
   trace("create: begin");
   const bundle = readBundle(loaded);
+  prepareHostPaths(loaded);
   const sandbox = options.sandbox;
   const plan = planContainer(loaded, {
     host,

@@ -38,6 +38,7 @@ import {
   ownerGone,
   pathExists,
   portMappings,
+  prepareHostPaths,
   procStat,
   quickRefresh,
   readBundle,
@@ -247,7 +248,10 @@ async function createPodNow(
       `pause bundle ${JSON.stringify(pauseDir)} has no rootfs/ directory`,
     );
   }
-  for (const c of [...spec.initContainers, ...spec.containers]) readBundle(c);
+  for (const c of [...spec.initContainers, ...spec.containers]) {
+    readBundle(c);
+    prepareHostPaths(c);
+  }
   const network = spec.hostNetwork ? null : options.network;
   const conflist = network
     ? loadNetwork(network, {

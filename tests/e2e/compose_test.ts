@@ -156,6 +156,39 @@ test("network_mode host and none, stop_signal, shm_size, sysctls and ulimits rea
   await assertCensusUnchanged();
 });
 
+test("a missing bind source is made for the short syntax, refused at its line for the long one", async (dirs) => {
+  const dir = await projectDir("binds", {
+    "compose.yaml": `services:
+  app:
+    image: ./bundles/busybox
+    command: ["sh", "-c", "echo hi > /data/x; sleep 600"]
+    volumes: ["./not-yet/data:/data"]
+`,
+  });
+  dirs.push(dir);
+  assert.equal((await compose(dir, ["up", "-d"])).code, 0);
+  await waitFor("written through the bind", () => {
+    try {
+      return Deno.readTextFileSync(`${dir}/not-yet/data/x`) === "hi\n";
+    } catch {
+      return false;
+    }
+  });
+  assert.equal((await compose(dir, ["down", "-t", "0"])).code, 0);
+  await Deno.writeTextFile(
+    `${dir}/compose.yaml`,
+    `services:\n  app:\n    image: ./bundles/busybox\n    command: ["sleep", "600"]\n    volumes:\n      - {type: bind, source: ./absent, target: /data}\n`,
+  );
+  const r = await compose(dir, ["up", "-d"]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(
+    r.stderr,
+    /compose\.yaml:6:\d+: services\.app\.volumes\[0\]: hostPath ".*\/absent" does not exist/,
+  );
+  assert.equal((await compose(dir, ["down", "-t", "0"])).code, 0);
+  await assertCensusUnchanged();
+});
+
 test("published ports answer from the host; logs are prefixed by service; .env interpolates", async (dirs) => {
   const dir = await projectDir("webapp", {
     ".env": "WEB_PORT=18701\nGREETING=hello from dotenv\n",

@@ -255,6 +255,52 @@ spec:
   await assertCensusUnchanged();
 });
 
+test("hostPath types: DirectoryOrCreate and FileOrCreate make the path; Directory and a missing source fail at their line", async () => {
+  const made = `${env!.dir}/made/dir`;
+  const file = `${env!.dir}/made-file`;
+  const ok = await manifest(
+    "hptypes",
+    `apiVersion: v1
+kind: Pod
+metadata: {name: hptypes}
+spec:
+  volumes:
+    - {name: d, hostPath: {path: ${made}, type: DirectoryOrCreate}}
+    - {name: f, hostPath: {path: ${file}, type: FileOrCreate}}
+  containers:
+    - {name: app, image: ./bundles/busybox, command: [sh, -c, "echo hi > /d/x; sleep 3600"], volumeMounts: [{name: d, mountPath: /d}, {name: f, mountPath: /f}]}
+`,
+  );
+  assert.equal((await run(ok)).code, 0);
+  await waitFor("written through", () => {
+    try {
+      return Deno.readTextFileSync(`${made}/x`) === "hi\n";
+    } catch {
+      return false;
+    }
+  });
+  assert.ok(Deno.statSync(file).isFile);
+  await rklOk(env!, ["pod", "rm", "-f", "hptypes"]);
+  for (
+    const [type, want] of [
+      ["Directory", /bad-hp\.yaml:6:\d+: .*does not exist \(type Directory\)/],
+      ["File", /bad-hp\.yaml:6:\d+: .*is not what type File asks for/],
+      [
+        '""',
+        /bad-hp\.yaml:6:\d+: .*does not exist \(type DirectoryOrCreate or FileOrCreate would create it\)/,
+      ],
+    ] as const
+  ) {
+    const path = type === "File" ? made : `${env!.dir}/missing-${type.length}`;
+    const bad = await manifest(
+      "bad-hp",
+      `apiVersion: v1\nkind: Pod\nmetadata: {name: badhp}\nspec:\n  volumes:\n    - {name: d, hostPath: {path: ${path}, type: ${type}}}\n  containers:\n    - {name: app, image: ./bundles/busybox, command: [sleep, "1"], volumeMounts: [{name: d, mountPath: /d}]}\n`,
+    );
+    assertRejected(`hostPath type ${type}`, await run(bad), want);
+  }
+  await assertCensusUnchanged();
+});
+
 test("a failing init container fails the pod with a clear error and leaves nothing", async () => {
   const file = await manifest(
     "badinit",
@@ -296,7 +342,10 @@ spec:
   );
   const r = await run(file);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /Cannot create container: youki create failed/);
+  assert.match(
+    r.stderr,
+    /Cannot create container "third_c": youki create failed: .*\/no\/such\/program/,
+  );
   await assertCensusUnchanged();
 });
 
