@@ -271,7 +271,8 @@ export interface ComposeService {
   containerName?: string;
   hostname?: string;
   workingDir?: string;
-  user?: { uid: number; gid?: number };
+  /** Numbers, or names that the bundle's /etc/passwd and /etc/group resolve at create. */
+  user?: { uid?: number; gid?: number; name?: string; group?: string; loc?: SourceLocation };
   /** Kubernetes quantities, for the container spec. */
   cpus?: string;
   memory?: string;
@@ -898,16 +899,23 @@ export function loadCompose(
     }
     let user: ComposeService["user"];
     if (s.user !== undefined) {
-      const m = /^(\d+)(?::(\d+))?$/.exec(String(s.user));
+      // "uid", "uid:gid", "name", "name:group": names are resolved against the
+      // bundle's /etc/passwd and /etc/group when the container is made.
+      const m = /^([a-z_][a-z0-9_.-]*\$?|\d+)(?::([a-z_][a-z0-9_.-]*|\d+))?$/i.exec(String(s.user));
       if (!m) {
         throw L.error(
           at("user"),
-          `user ${
-            JSON.stringify(s.user)
-          } must be numeric "UID" or "UID:GID" (bundles have no user database rkl reads)`,
+          `user ${JSON.stringify(s.user)} must be "UID", "UID:GID", "NAME" or "NAME:GROUP"`,
         );
       }
-      user = { uid: Number(m[1]), gid: m[2] === undefined ? undefined : Number(m[2]) };
+      const num = (x: string | undefined) => x !== undefined && /^\d+$/.test(x);
+      user = {
+        uid: num(m[1]) ? Number(m[1]) : undefined,
+        gid: num(m[2]) ? Number(m[2]) : undefined,
+        name: num(m[1]) ? undefined : m[1],
+        group: m[2] !== undefined && !num(m[2]) ? m[2] : undefined,
+        loc: L.at(at("user")),
+      };
     }
     const q = (p: PathSegment[], f: () => string) => {
       try {

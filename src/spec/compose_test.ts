@@ -162,13 +162,16 @@ Deno.test("loadCompose() applies profiles, resources and user", () => {
     "debug",
   ]);
   const a = load(text).project.services[0];
-  assert.deepEqual([a.cpus, a.memory, a.user], ["500m", String(256 * 1024 * 1024), {
-    uid: 1000,
-    gid: 1000,
-  }]);
-  assert.match(
-    err(`services:\n  a:\n    image: b\n    user: www-data\n`).detail,
-    /must be numeric/,
+  assert.deepEqual([a.cpus, a.memory, a.user?.uid, a.user?.gid], [
+    "500m",
+    String(256 * 1024 * 1024),
+    1000,
+    1000,
+  ]);
+  // A name is kept for create time, where the bundle's /etc/passwd resolves it.
+  assert.equal(
+    load(`services:\n  a:\n    image: b\n    user: www-data\n`).project.services[0].user?.name,
+    "www-data",
   );
 });
 
@@ -303,4 +306,22 @@ Deno.test("network_mode sharing another service, host-only sysctls and bad ulimi
     );
     assert.match(e.message, want, svc);
   }
+});
+
+Deno.test("user takes UID, UID:GID, NAME and NAME:GROUP; names are left for create time", () => {
+  const users = (u: string) =>
+    load(`services:\n  a: {image: ./b, user: "${u}"}\n`).project.services[0].user;
+  assert.deepEqual({ ...users("1000:50"), loc: undefined }, {
+    uid: 1000,
+    gid: 50,
+    name: undefined,
+    group: undefined,
+    loc: undefined,
+  });
+  const named = users("app:staff")!;
+  assert.equal(named.name, "app");
+  assert.equal(named.group, "staff");
+  assert.equal(named.uid, undefined);
+  assert.equal(named.loc?.line, 2);
+  assert.match(err(`services:\n  a: {image: ./b, user: "a b"}\n`).message, /must be "UID"/);
 });

@@ -52,6 +52,8 @@ export interface ContainerSpec {
   labels: Record<string, string>;
   /** Hostname inside the container (default: the container name). */
   hostname?: string;
+  /** A user and/or group given by name (compose `user: app:staff`), resolved in the rootfs at create. */
+  userNames?: { user?: string; group?: string; loc?: SourceLocation };
   /** Signal that asks the process to stop (compose `stop_signal`; default SIGTERM). */
   stopSignal?: string;
   /** Size of /dev/shm in bytes (compose `shm_size`; default 64 MiB). */

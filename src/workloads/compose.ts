@@ -231,11 +231,15 @@ function replicaSpec(
         privileged: svc.privileged,
         capabilities: { add: svc.capAdd, drop: svc.capDrop },
         runAsUser: svc.user?.uid,
-        runAsGroup: svc.user ? svc.user.gid ?? 0 : undefined,
+        runAsGroup: svc.user?.gid ??
+          (svc.user?.uid !== undefined && !svc.user.name ? 0 : undefined),
         readOnlyRootFilesystem: svc.readOnly,
       },
       tty: svc.tty,
       hostname: svc.hostname,
+      userNames: svc.user && (svc.user.name || svc.user.group)
+        ? { user: svc.user.name, group: svc.user.group, loc: svc.user.loc }
+        : undefined,
       stopSignal: svc.stopSignal,
       shmSize: svc.shmSize,
       sysctls: svc.sysctls,

@@ -30,6 +30,7 @@ import { mountOverlay, mountPoints, unmount } from "../sys/mounts.ts";
 import { stageSubPath, unstageSubPath } from "../sys/subpath.ts";
 import { privateDir } from "../sys/fsutil.ts";
 import { rotatedLogs } from "./logrotate.ts";
+import { readUserFiles, resolveNames } from "./users.ts";
 import { createNetns, removeNetns } from "../sys/netns.ts";
 import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
@@ -376,6 +377,25 @@ export function prepareHostPaths(loaded: LoadedContainer): void {
   }
 }
 
+/** The spec with user/group names turned into ids from the bundle's own files. */
+export function withResolvedUser(
+  host: Pick<Host, "sys">,
+  loaded: LoadedContainer,
+): LoadedContainer {
+  const names = loaded.spec.userNames;
+  if (!names) return loaded;
+  const rootfs = `${loaded.spec.image}/rootfs`;
+  const sc = loaded.spec.securityContext;
+  const ids = resolveNames(names, { uid: sc.runAsUser, gid: sc.runAsGroup }, {
+    ...readUserFiles(host.sys, rootfs),
+    where: rootfs,
+  });
+  return {
+    ...loaded,
+    spec: { ...loaded.spec, securityContext: { ...sc, runAsUser: ids.uid, runAsGroup: ids.gid } },
+  };
+}
+
 /** Reads the profile a `seccompProfile: {type: Localhost}` names, from the seccomp dir. */
 export function readLocalhostSeccomp(
   host: Pick<Host, "paths">,
@@ -424,6 +444,7 @@ async function createContainerNow(
   trace("create: begin");
   const bundle = readBundle(loaded);
   prepareHostPaths(loaded);
+  loaded = withResolvedUser(host, loaded);
   const sandbox = options.sandbox;
   const plan = planContainer(loaded, {
     host,

@@ -189,6 +189,40 @@ test("a missing bind source is made for the short syntax, refused at its line fo
   await assertCensusUnchanged();
 });
 
+test("user by name and group resolves through the bundle's /etc/passwd and /etc/group", async (dirs) => {
+  const dir = await projectDir("users", {
+    "compose.yaml": `services:
+  a:
+    image: ./bundles/busybox
+    user: nobody
+    command: ["sh", "-c", "echo $$(id -u):$$(id -g); sleep 600"]
+  b:
+    image: ./bundles/busybox
+    user: "nobody:root"
+    command: ["sh", "-c", "echo $$(id -u):$$(id -g); sleep 600"]
+`,
+  });
+  dirs.push(dir);
+  assert.equal((await compose(dir, ["up", "-d"])).code, 0);
+  await waitFor("ids", async () => (await compose(dir, ["logs"])).stdout.split("\n").length > 2);
+  const logs = (await compose(dir, ["logs"])).stdout;
+  assert.match(logs, /a-1 +\| 65534:65534/);
+  assert.match(logs, /b-1 +\| 65534:0/);
+  assert.equal((await compose(dir, ["down", "-t", "0"])).code, 0);
+  await Deno.writeTextFile(
+    `${dir}/compose.yaml`,
+    `services:\n  a:\n    image: ./bundles/busybox\n    user: ghost\n    command: ["sleep", "600"]\n`,
+  );
+  const r = await compose(dir, ["up", "-d"]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(
+    r.stderr,
+    /compose\.yaml:4:\d+: services\.a\.user: user "ghost" is not in .*\/rootfs\/etc\/passwd/,
+  );
+  assert.equal((await compose(dir, ["down", "-t", "0"])).code, 0);
+  await assertCensusUnchanged();
+});
+
 test("published ports answer from the host; logs are prefixed by service; .env interpolates", async (dirs) => {
   const dir = await projectDir("webapp", {
     ".env": "WEB_PORT=18701\nGREETING=hello from dotenv\n",

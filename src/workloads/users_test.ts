@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { SpecError } from "../errors.ts";
+import { parseGroup, parsePasswd, resolveNames } from "./users.ts";
+
+const PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\nbroken:x:y:z\n";
+const GROUP = "root:x:0:\nstaff:x:50:app\napp:x:1001:\n";
+
+Deno.test("parsePasswd() and parseGroup() read the entries and skip malformed lines", () => {
+  assert.deepEqual(parsePasswd(PASSWD), [
+    { name: "root", uid: 0, gid: 0 },
+    { name: "app", uid: 1000, gid: 1001 },
+  ]);
+  assert.deepEqual(parseGroup(GROUP).map((g) => g.name), ["root", "staff", "app"]);
+});
+
+Deno.test("resolveNames() follows docker: the user's primary group unless a group is named", () => {
+  const files = { passwd: PASSWD, group: GROUP, where: "/b/rootfs" };
+  assert.deepEqual(resolveNames({ user: "app" }, {}, files), { uid: 1000, gid: 1001 });
+  assert.deepEqual(resolveNames({ user: "app", group: "staff" }, {}, files), {
+    uid: 1000,
+    gid: 50,
+  });
+  assert.deepEqual(resolveNames({ group: "staff" }, { uid: 7 }, files), { uid: 7, gid: 50 });
+  assert.deepEqual(resolveNames({ user: "app" }, { gid: 9 }, files), { uid: 1000, gid: 9 });
+  assert.throws(
+    () => resolveNames({ user: "ghost", loc: { file: "c.yaml", line: 3, column: 11 } }, {}, files),
+    (e: Error) =>
+      e instanceof SpecError &&
+      e.message === 'c.yaml:3:11: user "ghost" is not in /b/rootfs/etc/passwd',
+  );
+  assert.throws(() => resolveNames({ group: "nope" }, {}, files), /group "nope" is not in/);
+  assert.throws(() => resolveNames({ user: "app" }, {}, { where: "/b/rootfs" }), /not in/);
+});
