@@ -28,6 +28,8 @@ export interface ConmonOptions {
   socketDir: string;
   logSizeMax?: number;
   timeoutMs?: number;
+  /** process.terminal: conmon makes the console socket, holds the pty and logs what it shows. */
+  terminal?: boolean;
 }
 
 export interface ConmonPaths {
@@ -77,6 +79,7 @@ export function conmonArgs(o: ConmonOptions): string[] {
   ]; // deno-fmt-ignore
   for (const a of o.runtime.globalArgs()) args.push("--runtime-arg", a);
   if (o.logSizeMax) args.push("--log-size-max", String(o.logSizeMax));
+  if (o.terminal) args.push("--terminal");
   return args;
 }
 

@@ -392,12 +392,27 @@ function located(srcs: SourceDoc[]): Located {
 }
 
 /** Interpolates every string scalar of the document in place, keeping node positions. */
-function interpolateDoc(src: SourceDoc, env: Record<string, string | undefined>): void {
+/** Interpolates every value in place; returns a warning for each unset variable (once each). */
+function interpolateDoc(src: SourceDoc, env: Record<string, string | undefined>): Warning[] {
+  const warned = new Set<string>();
+  const warnings: Warning[] = [];
   visit(src.doc, {
     Scalar(key, node: Scalar) {
       if (key === "key" || typeof node.value !== "string" || !node.value.includes("$")) return;
+      const unset = (name: string) => {
+        if (warned.has(name)) return;
+        warned.add(name);
+        const pos = node.range ? src.lines.linePos(node.range[0]) : undefined;
+        warnings.push({
+          file: src.file,
+          line: pos?.line,
+          column: pos?.col,
+          path: "",
+          message: `variable ${name} is not set, using an empty string`,
+        });
+      };
       try {
-        node.value = interpolate(node.value, env);
+        node.value = interpolate(node.value, env, unset);
       } catch (e) {
         if (!(e instanceof InterpolationError)) throw e;
         const pos = node.range ? src.lines.linePos(node.range[0]) : undefined;
@@ -406,6 +421,7 @@ function interpolateDoc(src: SourceDoc, env: Record<string, string | undefined>)
     },
   });
   src.value = src.doc.toJS({ maxAliasCount: 100 });
+  return warnings;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> =>
@@ -712,7 +728,7 @@ export function loadCompose(
       throw new SpecError({ file: f.file }, "a compose file holds one YAML document");
     }
     const src = docs[0];
-    interpolateDoc(src, options.env);
+    warnings.push(...interpolateDoc(src, options.env));
     if (!isObj(src.value)) {
       throw new SpecError({ file: f.file, line: 1, column: 1 }, "a compose file must be a mapping");
     }

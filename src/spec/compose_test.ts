@@ -325,3 +325,14 @@ Deno.test("user takes UID, UID:GID, NAME and NAME:GROUP; names are left for crea
   assert.equal(named.loc?.line, 2);
   assert.match(err(`services:\n  a: {image: ./b, user: "a b"}\n`).message, /must be "UID"/);
 });
+
+Deno.test("an unset variable without a default warns once, at its line, and becomes empty", () => {
+  const { project, warnings } = load(
+    `services:\n  a:\n    image: ./b\n    environment: {A: "$MISSING", B: "\${MISSING}", C: "\${SET:-x}", D: "\${OTHER:-}"}\n`,
+    { env: { SET: "y" } },
+  );
+  assert.deepEqual(project.services[0].environment, { A: "", B: "", C: "y", D: "" });
+  assert.deepEqual(warnings.map((w) => [w.line, w.message]), [
+    [4, "variable MISSING is not set, using an empty string"],
+  ]);
+});

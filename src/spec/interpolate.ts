@@ -9,7 +9,15 @@ export class InterpolationError extends Error {}
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
 
-export function interpolate(text: string, env: Record<string, string | undefined>): string {
+/**
+ * `onUnset` hears of every variable used without a default that is not set
+ * (docker compose warns about those and uses "").
+ */
+export function interpolate(
+  text: string,
+  env: Record<string, string | undefined>,
+  onUnset?: (name: string) => void,
+): string {
   let out = "";
   let i = 0;
   while (i < text.length) {
@@ -28,12 +36,13 @@ export function interpolate(text: string, env: Record<string, string | undefined
     if (next === "{") {
       const end = matchingBrace(text, i + 1);
       if (end < 0) throw new InterpolationError(`unclosed "\${" in ${JSON.stringify(text)}`);
-      out += expand(text.slice(i + 2, end), env);
+      out += expand(text.slice(i + 2, end), env, onUnset);
       i = end + 1;
       continue;
     }
     const m = NAME.exec(text.slice(i + 1));
     if (m) {
+      if (env[m[0]] === undefined) onUnset?.(m[0]);
       out += env[m[0]] ?? "";
       i += 1 + m[0].length;
       continue;
@@ -54,13 +63,20 @@ function matchingBrace(text: string, open: number): number {
   return -1;
 }
 
-function expand(body: string, env: Record<string, string | undefined>): string {
+function expand(
+  body: string,
+  env: Record<string, string | undefined>,
+  onUnset?: (name: string) => void,
+): string {
   const m = NAME.exec(body);
   if (!m) throw new InterpolationError(`invalid variable name in "\${${body}}"`);
   const name = m[0];
   const rest = body.slice(name.length);
   const value = env[name];
-  if (rest === "") return value ?? "";
+  if (rest === "") {
+    if (value === undefined) onUnset?.(name);
+    return value ?? "";
+  }
   const op = /^(:?[-?+])/.exec(rest)?.[1];
   if (!op) throw new InterpolationError(`invalid interpolation "\${${body}}"`);
   const arg = rest.slice(op.length);
@@ -68,7 +84,7 @@ function expand(body: string, env: Record<string, string | undefined>): string {
   switch (op) {
     case ":-":
     case "-":
-      return unsetOrEmpty ? interpolate(arg, env) : value!;
+      return unsetOrEmpty ? interpolate(arg, env, onUnset) : value!;
     case ":?":
     case "?":
       if (unsetOrEmpty) {
@@ -80,7 +96,7 @@ function expand(body: string, env: Record<string, string | undefined>): string {
       }
       return value!;
     default: // ":+" and "+"
-      return unsetOrEmpty ? "" : interpolate(arg, env);
+      return unsetOrEmpty ? "" : interpolate(arg, env, onUnset);
   }
 }
 

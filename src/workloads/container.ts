@@ -80,6 +80,8 @@ export interface ContainerRecord extends StoredRecord {
   extraNetworks?: ExtraNetwork[];
   /** In the host's network namespace (compose `network_mode: host`). */
   hostNetwork?: boolean;
+  /** process.terminal (`tty: true`): conmon holds the pty. */
+  terminal?: boolean;
   /** Signal `stop` sends first (default SIGTERM). */
   stopSignal?: string;
   /** The pod this container belongs to (its sandbox is the pod's). */
@@ -517,6 +519,7 @@ async function createContainerNow(
       pod: sandbox?.pod,
       extraNetworks: extra.length > 0 ? extra : undefined,
       hostNetwork: options.hostNetwork || undefined,
+      terminal: plan.config.process.terminal || undefined,
       stopSignal: loaded.spec.stopSignal,
       resources: {},
       dirs: plan.dirs,
@@ -770,6 +773,7 @@ async function launch(host: Host, rec: ContainerRecord): Promise<void> {
     exitDir: d.exitDir,
     socketDir: d.socketDir,
     logSizeMax: host.logSizeMax,
+    terminal: rec.terminal,
   });
   rec.pidStart = procStat(rec.pid)?.startTime;
   rec.status = "created";

@@ -10,7 +10,8 @@ export interface LogEntry {
   content: string;
 }
 
-const LINE = /^(\S+) (stdout|stderr) ([PF])(?: (.*))?$/;
+// `[^\n]*`, not `.*`: a terminal's output (tty: true) ends its lines with \r.
+const LINE = /^(\S+) (stdout|stderr) ([PF])(?: ([^\n]*))?$/;
 
 /** Parses complete CRI lines; a trailing partial without its `F` is held back. */
 export function parseCriLog(text: string): { entries: LogEntry[]; rest: string } {
@@ -27,7 +28,7 @@ export function parseCriLog(text: string): { entries: LogEntry[]; rest: string }
       pending = { time, stream: stream as LogEntry["stream"], parts: [] };
       pendingRaw = [];
     }
-    pending.parts.push(content);
+    pending.parts.push(tag === "F" ? content.replace(/\r$/, "") : content);
     pendingRaw.push(line);
     if (tag === "F") {
       entries.push({ time: pending.time, stream: pending.stream, content: pending.parts.join("") });

@@ -78,3 +78,10 @@ Deno.test("tailOffset() finds the last n entries from the end, whole entries onl
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("parseCriLog() reads a terminal's lines (ending in \\r) without the \\r", () => {
+  const { entries } = parseCriLog(
+    "2026-01-01T00:00:00.1+00:00 stdout F /dev/pts/0\r\n2026-01-01T00:00:00.2+00:00 stdout F hello\r\n",
+  );
+  assert.deepEqual(entries.map((e) => e.content), ["/dev/pts/0", "hello"]);
+});

@@ -118,6 +118,26 @@ test("a busybox httpd answers on its published hostPort from the host", async ()
   await assertCensusUnchanged();
 });
 
+test("tty: true runs on a terminal conmon holds, and its output reaches the log", async () => {
+  for (const runtime of ["youki", "runc"]) {
+    const file = await specFile(
+      "tty",
+      `tty: true\ncommand: [sh, -c, "tty; echo hello; sleep 60"]\n`,
+    );
+    await rklOk(env!, ["--runtime", runtime, "container", "run", "--network", "none", file]);
+    await waitFor(
+      "terminal output",
+      async () => (await rkl(env!, ["container", "logs", "tty"])).stdout.includes("hello"),
+    );
+    assert.match(
+      (await rkl(env!, ["container", "logs", "tty"])).stdout,
+      /^\/dev\/pts\/\d+\nhello\n$/,
+    );
+    await rklOk(env!, ["container", "rm", "-f", "tty"]);
+  }
+  await assertCensusUnchanged();
+});
+
 test("exec passes the command's exit code through and sees the container's env and workingDir", async () => {
   const file = await specFile(
     "ex",
