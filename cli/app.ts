@@ -16,6 +16,8 @@ export interface Context {
   /** The Host, built on first use (commands like --help never need one). */
   host(): Host;
   warn(message: string): void;
+  /** The global flags (--root, --run-root, --runtime), for commands that need no Host. */
+  options(): GlobalOptions;
   exitCode: number;
 }
 
@@ -37,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
   const ctx: Context = {
     host: () => cached ??= buildHost(program.opts<GlobalOptions>(), ctx.warn),
     warn: (m) => console.error(`warning: ${m}`),
+    options: () => program.opts<GlobalOptions>(),
     exitCode: 0,
   };
   registerContainer(program, ctx);

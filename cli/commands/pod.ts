@@ -107,6 +107,14 @@ export function registerPod(program: Command, ctx: Context): void {
       });
   }
 
+  p.command("validate").argument("<file>", "Pod YAML (one or more documents)").description(
+    "load, check and plan every pod in FILE without creating anything",
+  )
+    .action(async (file: string) => {
+      const { validatePods } = await import("../validate.ts");
+      write(await validatePods(file, ctx));
+    });
+
   p.command("start").argument("<name>").description("start a created pod").action(
     async (name: string) => {
       write(`${(await startPod(ctx.host(), name)).name}\n`);

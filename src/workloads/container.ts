@@ -332,7 +332,11 @@ const RESOLV = "/etc/resolv.conf";
  * missing or wrong source is an error at its line instead of the runtime's
  * "failed to prepare rootfs" that names no path.
  */
-export function prepareHostPaths(loaded: LoadedContainer): void {
+export function prepareHostPaths(
+  loaded: LoadedContainer,
+  options: { dryRun?: boolean } = {},
+): string[] {
+  const notes: string[] = [];
   for (const m of loaded.spec.mounts) {
     if (m.kind !== "hostPath" || !m.loc) continue;
     const type = m.hostPathType ?? "";
@@ -346,6 +350,10 @@ export function prepareHostPaths(loaded: LoadedContainer): void {
       if (!(e instanceof Deno.errors.NotFound)) fail(`cannot be read: ${(e as Error).message}`);
     }
     if (!st) {
+      if (options.dryRun && (type === "DirectoryOrCreate" || type === "FileOrCreate")) {
+        notes.push(`hostPath ${m.source} will be created (${type})`);
+        continue;
+      }
       if (type === "DirectoryOrCreate") {
         Deno.mkdirSync(m.source, { recursive: true, mode: 0o755 });
         continue;
@@ -377,6 +385,7 @@ export function prepareHostPaths(loaded: LoadedContainer): void {
     };
     if (type !== "" && !is[type]) fail(`is not what type ${type} asks for`);
   }
+  return notes;
 }
 
 /** The spec with user/group names turned into ids from the bundle's own files. */

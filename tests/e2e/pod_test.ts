@@ -301,6 +301,42 @@ spec:
   await assertCensusUnchanged();
 });
 
+test("pod validate checks and plans a file without creating anything", async () => {
+  const missing = `${env!.dir}/validate-would-make`;
+  const file = await manifest(
+    "validate",
+    `apiVersion: v1
+kind: Pod
+metadata: {name: val, creationTimestamp: null}
+spec:
+  volumes: [{name: d, hostPath: {path: ${missing}, type: DirectoryOrCreate}}]
+  initContainers:
+    - {name: side, image: ./bundles/busybox, restartPolicy: Always, command: [sleep, "60"]}
+  containers:
+    - {name: app, image: ./bundles/busybox, command: [sleep, "60"], ports: [{containerPort: 80, hostPort: 18610}], volumeMounts: [{name: d, mountPath: /d}]}
+status: {}
+`,
+  );
+  const r = await rkl(env!, ["pod", "validate", file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stdout,
+    `pod val: ok (1 container, 0 init, 1 sidecar; ports 18610->80/tcp)\n  hostPath ${missing} will be created (DirectoryOrCreate)\n`,
+  );
+  assert.equal(r.stderr, "");
+  assert.throws(() => Deno.statSync(missing), Deno.errors.NotFound);
+  const bad = await manifest(
+    "validate-bad",
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: val}\nspec:\n  securityContext: {runAsNonRoot: true}\n  containers: [{name: a, image: ./bundles/busybox, command: [sh]}]\n`,
+  );
+  assertRejected(
+    "validate runAsNonRoot",
+    await rkl(env!, ["pod", "validate", bad]),
+    /validate-bad\.yaml:6:\d+: .*runAsNonRoot is set but the container would run as root/,
+  );
+  await assertCensusUnchanged();
+});
+
 test("a failing init container fails the pod with a clear error and leaves nothing", async () => {
   const file = await manifest(
     "badinit",

@@ -1,0 +1,64 @@
+/**
+ * `rkl pod validate FILE`: everything `pod run` checks before it makes
+ * anything (the YAML, bundles, hostPath types, seccomp profiles, users,
+ * runAsNonRoot, limits against this host), and nothing it makes. Warnings go
+ * to stderr as they would for `run`; a refusal is the same one-line error
+ * with exit 2. It needs no root: the host facts it uses are read-only.
+ */
+import {
+  planContainer,
+  prepareHostPaths,
+  readBundle,
+  readLocalhostSeccomp,
+  withResolvedUser,
+} from "../src/workloads/container.ts";
+import { LinuxSyscalls } from "../src/sys/syscalls.ts";
+import type { Context } from "./app.ts";
+import { hardLimits, nofileHard, resolvePaths } from "./host.ts";
+import { loadPodFile } from "./commands/pod.ts";
+
+export async function validatePods(file: string, ctx: Context): Promise<string> {
+  const pods = await loadPodFile(file, ctx.warn);
+  const paths = resolvePaths(ctx.options());
+  const host = {
+    paths,
+    cgroupParent: "rkl",
+    nofileHard: nofileHard(),
+    hardLimits: hardLimits(),
+    sys: new LinuxSyscalls(),
+  };
+  const out: string[] = [];
+  for (const pod of pods) {
+    const s = pod.spec;
+    const notes: string[] = [];
+    for (const c of [...s.initContainers, ...s.containers]) {
+      const bundle = readBundle(c);
+      notes.push(...prepareHostPaths(c, { dryRun: true }));
+      const loaded = withResolvedUser(host, c);
+      planContainer(loaded, {
+        host,
+        network: null,
+        bundle,
+        localhostSeccomp: readLocalhostSeccomp(host, loaded),
+      });
+    }
+    const kinds = [
+      `${s.containers.length} container${s.containers.length === 1 ? "" : "s"}`,
+      ...(s.initContainers.length > 0
+        ? [`${s.initContainers.filter((c) => !c.spec.sidecar).length} init`]
+        : []),
+      ...(s.initContainers.some((c) => c.spec.sidecar)
+        ? [`${s.initContainers.filter((c) => c.spec.sidecar).length} sidecar`]
+        : []),
+    ];
+    const ports = s.containers.flatMap((c) => c.spec.ports.filter((p) => p.hostPort))
+      .map((p) => `${p.hostPort}->${p.containerPort}/${(p.protocol || "TCP").toLowerCase()}`);
+    out.push(
+      `pod ${s.name}: ok (${kinds.join(", ")}${ports.length ? `; ports ${ports.join(", ")}` : ""}${
+        s.hostNetwork ? "; host network" : ""
+      })\n`,
+    );
+    for (const n of notes) out.push(`  ${n}\n`);
+  }
+  return out.join("");
+}
