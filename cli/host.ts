@@ -53,12 +53,10 @@ export function resolvePaths(opts: GlobalOptions): RklPaths {
   };
 }
 
-/** Hard RLIMIT_NOFILE of this process, from /proc/self/limits. */
-export function nofileHard(): number {
-  const text = Deno.readTextFileSync("/proc/self/limits");
-  const line = text.split("\n").find((l) => l.startsWith("Max open files"));
-  const hard = line?.trim().split(/\s+/)[4];
-  return hard === undefined || hard === "unlimited" ? 1_048_576 : Number(hard);
+/** Hard RLIMIT_NOFILE from hardLimits(); unlimited counts as 1048576, what rkl asks for at most. */
+export function nofileHard(limits: Record<string, number>): number {
+  const n = limits.RLIMIT_NOFILE;
+  return n === undefined || !Number.isFinite(n) ? 1_048_576 : n;
 }
 
 /** /proc/self/limits rows → RLIMIT_* name → hard value (Infinity for unlimited). */
@@ -161,6 +159,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     );
   }
   const rotation = logRotation();
+  const limits = hardLimits(); // one read of /proc/self/limits per command
   const pluginDirs = (Deno.env.get("RKL_CNI_PATH") ?? "/opt/cni/bin:/usr/lib/cni:/usr/libexec/cni")
     .split(":");
   return {
@@ -182,8 +181,8 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     conmon,
     pauseBundle: Deno.env.get("RKL_PAUSE_BUNDLE") ?? `${paths.root}/bundles/pause`,
     cgroupParent,
-    nofileHard: nofileHard(),
-    hardLimits: hardLimits(),
+    nofileHard: nofileHard(limits),
+    hardLimits: limits,
     logRotation: rotation,
     // conmon's own cap, for when no daemon rotates: twice the rotation size.
     logSizeMax: rotation.maxBytes * 2,

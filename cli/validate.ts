@@ -20,11 +20,12 @@ import { loadPodFile } from "./commands/pod.ts";
 export async function validatePods(file: string, ctx: Context): Promise<string> {
   const pods = await loadPodFile(file, ctx.warn);
   const paths = resolvePaths(ctx.options());
+  const limits = hardLimits();
   const host = {
     paths,
     cgroupParent: "rkl",
-    nofileHard: nofileHard(),
-    hardLimits: hardLimits(),
+    nofileHard: nofileHard(limits),
+    hardLimits: limits,
     sys: new LinuxSyscalls(),
   };
   const out: string[] = [];

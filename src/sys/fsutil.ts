@@ -77,3 +77,22 @@ export function removeBelow(root: string, path: string, what: string): void {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
 }
+
+/** True when something (anything, a dangling link too) is at `path`. */
+export function pathExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The entries of `dir`, or none when it cannot be read (absent). */
+export function readDirOr(dir: string): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(dir)];
+  } catch {
+    return [];
+  }
+}

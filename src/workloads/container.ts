@@ -13,7 +13,7 @@ import { type CniResult, type NetConfList, type PortMapping, resultIPv4 } from "
 import { bridgeName, loadNetwork } from "../net/network.ts";
 import { removeIdlePortmapChains, removeNatRulesFor } from "../net/portmap.ts";
 import { cniDown, cniUp } from "../net/attach.ts";
-import { createWithConmon, readExitCode } from "../oci/conmon.ts";
+import { createWithConmon, killConmonGroup, readExitCode } from "../oci/conmon.ts";
 import {
   type BundleDefaults,
   bundleDefaults,
@@ -28,7 +28,7 @@ import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
 import { runtimesKnowing, scavengeContainer } from "./scavenge.ts";
 import { mountOverlay, mountPoints, unmount } from "../sys/mounts.ts";
 import { stageSubPath, unstageSubPath } from "../sys/subpath.ts";
-import { privateDir } from "../sys/fsutil.ts";
+import { pathExists, privateDir } from "../sys/fsutil.ts";
 import { rotatedLogs } from "./logrotate.ts";
 import { readUserFiles, resolveNames } from "./users.ts";
 import { createNetns, removeNetns } from "../sys/netns.ts";
@@ -736,16 +736,8 @@ export function refuseLeftovers(host: Host, name: string, what: "container" | "p
       `${host.paths.runRoot}/netns/p_${name}`,
       `${host.paths.runRoot}/ns/p_${name}`,
     ];
-  const exists = (p: string) => {
-    try {
-      Deno.lstatSync(p);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   const known = what === "container" ? runtimesKnowing(host, name)[0] : undefined;
-  const found = paths.find(exists) ?? (known ? `${known[1]}/${name}` : undefined);
+  const found = paths.find(pathExists) ?? (known ? `${known[1]}/${name}` : undefined);
   if (found) {
     throw new ConflictError(
       `Cannot create ${what} ${
@@ -1039,9 +1031,7 @@ export async function waitConmonGone(
   const start = procStat(pid)?.startTime;
   for (let i = 0; i < 100 && processAlive(pid); i++) await host.sleep(20);
   if (!options.kill || !processAlive(pid) || procStat(pid)?.startTime !== start) return;
-  try {
-    Deno.kill(-pid, "SIGKILL"); // conmon leads its own session and process group
-  } catch { /* gone meanwhile */ }
+  killConmonGroup(`${conmonDir}/conmon.pid`);
   for (let i = 0; i < 100 && processAlive(pid); i++) await host.sleep(20);
 }
 
@@ -1065,15 +1055,6 @@ async function settleConmon(host: Host, conmonDir: string): Promise<void> {
       return; // the runtime created the container: delete can take it from here
     } catch { /* not yet */ }
     await host.sleep(20);
-  }
-}
-
-export function pathExists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -18,6 +18,7 @@
  * never mistaken for garbage.
  */
 import { checkRecordName } from "../store/store.ts";
+import { readDirOr } from "../sys/fsutil.ts";
 import {
   type ContainerRecord,
   ownerGone,
@@ -41,14 +42,6 @@ export interface GcResult {
   done: string[];
 }
 
-function entries(dir: string): Deno.DirEntry[] {
-  try {
-    return [...Deno.readDirSync(dir)];
-  } catch {
-    return [];
-  }
-}
-
 function validName(name: string, kind: "containers" | "pods"): boolean {
   try {
     checkRecordName(name, kind);
@@ -68,41 +61,41 @@ export function namesOnHost(
     if (!m.has(name)) m.set(name, where);
   };
   const { root, runRoot, logDir } = host.paths;
-  for (const e of entries(`${root}/containers`)) seen(containers, e.name, `${root}/containers`);
-  for (const e of entries(`${runRoot}/conmon`)) seen(containers, e.name, `${runRoot}/conmon`);
-  for (const e of entries(`${root}/exits`)) seen(containers, e.name, `${root}/exits`);
-  for (const e of entries(logDir)) {
+  for (const e of readDirOr(`${root}/containers`)) seen(containers, e.name, `${root}/containers`);
+  for (const e of readDirOr(`${runRoot}/conmon`)) seen(containers, e.name, `${runRoot}/conmon`);
+  for (const e of readDirOr(`${root}/exits`)) seen(containers, e.name, `${root}/exits`);
+  for (const e of readDirOr(logDir)) {
     const m = /^(.+)\.log(\.\d+)?$/.exec(e.name); // NAME.log and its rotated NAME.log.N
     if (m) seen(containers, m[1], logDir);
   }
-  for (const rt of entries(`${runRoot}/runtime`)) {
-    for (const e of entries(`${runRoot}/runtime/${rt.name}`)) {
+  for (const rt of readDirOr(`${runRoot}/runtime`)) {
+    for (const e of readDirOr(`${runRoot}/runtime/${rt.name}`)) {
       if (e.isDirectory) seen(containers, e.name, `${runRoot}/runtime/${rt.name}`);
     }
   }
-  for (const e of entries(`${runRoot}/netns`)) {
+  for (const e of readDirOr(`${runRoot}/netns`)) {
     if (e.name.startsWith("c_")) seen(containers, e.name.slice(2), `${runRoot}/netns`);
     if (e.name.startsWith("p_")) seen(pods, e.name.slice(2), `${runRoot}/netns`);
   }
-  for (const e of entries(`${runRoot}/ns`)) {
+  for (const e of readDirOr(`${runRoot}/ns`)) {
     if (e.name.startsWith("p_")) seen(pods, e.name.slice(2), `${runRoot}/ns`);
   }
-  for (const e of entries(`${root}/pods`)) seen(pods, e.name, `${root}/pods`);
+  for (const e of readDirOr(`${root}/pods`)) seen(pods, e.name, `${root}/pods`);
   const cgroupDir = host.cgroups.dirs(host.cgroupParent)[0];
   if (cgroupDir) {
-    for (const e of entries(cgroupDir)) {
+    for (const e of readDirOr(cgroupDir)) {
       if (!e.isDirectory) continue;
       if (e.name.startsWith("pod-")) {
         const pod = e.name.slice(4);
         seen(pods, pod, cgroupDir);
-        for (const m of entries(`${cgroupDir}/${e.name}`)) {
+        for (const m of readDirOr(`${cgroupDir}/${e.name}`)) {
           if (m.isDirectory) seen(containers, `${pod}_${m.name}`, `${cgroupDir}/${e.name}`);
         }
       } else seen(containers, e.name, cgroupDir);
     }
   }
-  for (const net of entries(`${root}/cni/networks`)) {
-    for (const f of entries(`${root}/cni/networks/${net.name}`)) {
+  for (const net of readDirOr(`${root}/cni/networks`)) {
+    for (const f of readDirOr(`${root}/cni/networks/${net.name}`)) {
       if (!f.isFile || f.name === "lock" || f.name.startsWith("last_reserved_ip")) continue;
       try {
         const id = Deno.readTextFileSync(`${root}/cni/networks/${net.name}/${f.name}`)
@@ -129,7 +122,7 @@ function staleTempFiles(host: Host): string[] {
     `${host.paths.root}/records/compose`,
   ]; // deno-fmt-ignore
   for (const dir of dirs) {
-    for (const e of entries(dir)) {
+    for (const e of readDirOr(dir)) {
       const m = /\.tmp-(\d+)-[0-9a-f]+$/.exec(e.name);
       if (m && !processAlive(Number(m[1]))) out.push(`${dir}/${e.name}`);
     }
@@ -174,7 +167,8 @@ export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promis
     for (const [name, why] of orphanContainers) {
       findings.push({ kind: "container", name, why });
       if (!options.dryRun) {
-        done.push(...(await scavengeContainer(host, name)).map((x) => `container ${name}: ${x}`));
+        const made = await scavengeContainer(host, name, { releaseNetworks: false });
+        done.push(...made.map((x) => `container ${name}: ${x}`));
       }
     }
 

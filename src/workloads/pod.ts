@@ -28,7 +28,7 @@ import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
 import { scavengeContainer, scavengePod } from "./scavenge.ts";
 import type { CgroupLimits } from "../sys/cgroups/mod.ts";
 import { createNetns, pinNamespace, removeNetns } from "../sys/netns.ts";
-import { privateDir, removeBelow } from "../sys/fsutil.ts";
+import { pathExists, privateDir, removeBelow } from "../sys/fsutil.ts";
 import { which } from "../oci/runtime.ts";
 import {
   type ContainerRecord,
@@ -36,7 +36,6 @@ import {
   getContainer,
   type Owner,
   ownerGone,
-  pathExists,
   portMappings,
   prepareHostPaths,
   procStat,

@@ -12,7 +12,7 @@ import type { NetConfList } from "../net/cni.ts";
 import { bridgeName } from "../net/network.ts";
 import { unmount } from "../sys/mounts.ts";
 import { removeNetns } from "../sys/netns.ts";
-import { removeBelow } from "../sys/fsutil.ts";
+import { pathExists, readDirOr, removeBelow } from "../sys/fsutil.ts";
 import { unstageSubPath } from "../sys/subpath.ts";
 import { which } from "../oci/runtime.ts";
 import { removeCgroup, removeEmptyParent, removeUnmounted, waitConmonGone } from "./container.ts";
@@ -69,7 +69,11 @@ export function removeLeases(host: Host, cniId: string): string[] {
 }
 
 /** Everything a container of this name may hold on the host, removed; returns what was done. */
-export async function scavengeContainer(host: Host, name: string): Promise<string[]> {
+export async function scavengeContainer(
+  host: Host,
+  name: string,
+  options: { releaseNetworks?: boolean } = {},
+): Promise<string[]> {
   const done: string[] = [];
   const d = containerDirs(host.paths, name);
   const errors: Error[] = [];
@@ -99,7 +103,7 @@ export async function scavengeContainer(host: Host, name: string): Promise<strin
   );
   const cg = cgroupOfName(host, name);
   await step(`cgroup ${cg}`, async () => {
-    if (host.cgroups.dirs(cg).every((p) => !exists(p))) return false;
+    if (host.cgroups.dirs(cg).every((p) => !pathExists(p))) return false;
     await removeCgroup(host, cg);
   });
   const cniId = cniIdFor(host.paths, "c", name);
@@ -113,11 +117,11 @@ export async function scavengeContainer(host: Host, name: string): Promise<strin
     await step(`subPath ${s.name}`, () => unstageSubPath(host.sys, `${d.subPaths}/${s.name}`));
   }
   await step("rootfs unmounted", () => {
-    if (!exists(d.rootfs)) return false;
+    if (!pathExists(d.rootfs)) return false;
     unmount(host.sys, d.rootfs);
   });
   await step(`netns ${d.netns}`, () => {
-    if (!exists(d.netns)) return false;
+    if (!pathExists(d.netns)) return false;
     removeNetns(host.sys, d.netns);
   });
   for (
@@ -130,7 +134,7 @@ export async function scavengeContainer(host: Host, name: string): Promise<strin
     ] as const
   ) {
     await step(`${what} ${path}`, () => {
-      if (!exists(path)) return false;
+      if (!pathExists(path)) return false;
       if (path === d.dir) removeUnmounted(path);
       else removeBelow(root, path, what);
     });
@@ -149,7 +153,8 @@ export async function scavengeContainer(host: Host, name: string): Promise<strin
   });
   await host.store.withLock(async () => {
     host.store.delete("containers", name);
-    done.push(...await releaseIdleNetworks(host));
+    // A pod's or gc's pass releases once, after all of its members.
+    if (options.releaseNetworks ?? true) done.push(...await releaseIdleNetworks(host));
   });
   return done;
 }
@@ -161,29 +166,31 @@ export async function scavengePod(
   members: string[],
 ): Promise<string[]> {
   const done: string[] = [];
-  for (const m of members) done.push(...await scavengeContainer(host, m));
+  for (const m of members) {
+    done.push(...await scavengeContainer(host, m, { releaseNetworks: false }));
+  }
   const cniId = cniIdFor(host.paths, "p", name);
   if (await removeNatRulesFor(host.cmd, cniId)) done.push(`nat rules of ${cniId}`);
   if (removeLeases(host, cniId).length > 0) done.push(`IP leases of ${cniId}`);
   const netns = `${host.paths.runRoot}/netns/p_${name}`;
-  if (exists(netns)) {
+  if (pathExists(netns)) {
     removeNetns(host.sys, netns);
     done.push(`netns ${netns}`);
   }
   const ns = `${host.paths.runRoot}/ns/p_${name}`;
-  if (exists(ns)) {
+  if (pathExists(ns)) {
     for (const t of ["ipc", "uts", "pid"]) removeNetns(host.sys, `${ns}/${t}`);
     removeBelow(`${host.paths.runRoot}/ns`, ns, `pod ${name} namespaces`);
     done.push(`namespace pins ${ns}`);
   }
   const cg = `${host.cgroupParent}/pod-${name}`;
-  if (host.cgroups.dirs(cg).some(exists)) {
+  if (host.cgroups.dirs(cg).some(pathExists)) {
     await removeCgroup(host, cg);
     done.push(`cgroup ${cg}`);
   }
   removeEmptyParent(host, cg); // its members' removal may have taken the pod cgroup already
   const dir = `${host.paths.root}/pods/${name}`;
-  if (exists(dir)) {
+  if (pathExists(dir)) {
     removeUnmounted(dir);
     done.push(`pod dir ${dir}`);
   }
@@ -192,15 +199,6 @@ export async function scavengePod(
     done.push(...await releaseIdleNetworks(host));
   });
   return done;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Bridges of rkl's own conflists that exist, have no port, and no record uses. */
@@ -257,12 +255,4 @@ export async function releaseIdleNetworks(host: Host): Promise<string[]> {
   }
   if (await removeIdlePortmapChains(host.cmd)) done.push("removed portmap's idle nat chains");
   return done;
-}
-
-function readDirOr(dir: string): Deno.DirEntry[] {
-  try {
-    return [...Deno.readDirSync(dir)];
-  } catch {
-    return [];
-  }
 }
