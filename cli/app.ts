@@ -8,6 +8,7 @@ import { registerCompose } from "./commands/compose.ts";
 import { registerDaemon } from "./commands/daemon.ts";
 import { registerBundle } from "./commands/bundle.ts";
 import { registerGc } from "./commands/gc.ts";
+import { registerVolume } from "./commands/volume.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
 import { VERSION } from "./version.ts";
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDaemon(program, ctx);
   registerBundle(program, ctx);
   registerGc(program, ctx);
+  registerVolume(program, ctx);
   for (const sub of program.commands) sub.exitOverride();
 
   try {

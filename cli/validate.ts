@@ -17,8 +17,12 @@ import type { Context } from "./app.ts";
 import { hardLimits, nofileHard, resolvePaths } from "./host.ts";
 import { loadPodFile } from "./commands/pod.ts";
 
-export async function validatePods(file: string, ctx: Context): Promise<string> {
-  const pods = await loadPodFile(file, ctx.warn);
+export async function validatePods(
+  file: string,
+  ctx: Context,
+  configmaps: string[] = [],
+): Promise<string> {
+  const pods = await loadPodFile(file, ctx.warn, configmaps);
   const paths = resolvePaths(ctx.options());
   const limits = hardLimits();
   const host = {
@@ -41,6 +45,17 @@ export async function validatePods(file: string, ctx: Context): Promise<string> 
         network: null,
         bundle,
         localhostSeccomp: readLocalhostSeccomp(host, loaded),
+        podInfo: {
+          name: s.name,
+          namespace: s.namespace,
+          uid: "(made at create)",
+          labels: s.labels,
+          annotations: s.annotations,
+          nodeName: "(this host)",
+          serviceAccountName: "default",
+          hostIP: "(this host's)",
+          podIP: "(assigned at create)",
+        },
       });
     }
     const kinds = [

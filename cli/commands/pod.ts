@@ -20,13 +20,20 @@ import { execIn, networkOption, parseSeconds, printLogs, readSpecFile } from "./
 import { installCancelHandlers } from "../../src/cancel.ts";
 
 /** Loads the pods of a manifest (yaml + zod loaded only here). */
-export async function loadPodFile(file: string, warn: (m: string) => void): Promise<LoadedPod[]> {
+export async function loadPodFile(
+  file: string,
+  warn: (m: string) => void,
+  configmaps: string[] = [],
+): Promise<LoadedPod[]> {
   const { text, baseDir } = readSpecFile(file);
-  const [{ loadPods }, { formatWarning }] = await Promise.all([
+  const [{ loadPods, loadObjects }, { formatWarning }, { emptyObjects }] = await Promise.all([
     import("../../src/spec/pod.ts"),
     import("../../src/spec/source.ts"),
+    import("../../src/spec/objects.ts"),
   ]);
-  const pods = loadPods(text, file, { baseDir });
+  const objects = emptyObjects();
+  for (const f of configmaps) loadObjects(readSpecFile(f).text, f, objects);
+  const pods = loadPods(text, file, { baseDir, objects });
   for (const p of pods) for (const w of p.warnings) warn(formatWarning(w));
   return pods;
 }
@@ -71,6 +78,14 @@ function printPod(v: PodView): void {
   ));
 }
 
+/** `--configmap FILE`, repeatable: ConfigMaps, Secrets and claims the pods refer to. */
+const CONFIGMAP_OPTION = [
+  "--configmap <file>",
+  "YAML with ConfigMap/Secret documents the pods use (repeatable)",
+  (v: string, prev: string[]) => [...prev, v],
+  [] as string[],
+] as const;
+
 export function registerPod(program: Command, ctx: Context): void {
   const p = program.command("pod").alias("p").description("run and manage Kubernetes pods");
 
@@ -82,9 +97,10 @@ export function registerPod(program: Command, ctx: Context): void {
           : "create the pods in FILE without starting them",
       )
       .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
-      .action(async (file: string, o: { network?: string }) => {
+      .option(...CONFIGMAP_OPTION)
+      .action(async (file: string, o: { network?: string; configmap: string[] }) => {
         const host = ctx.host();
-        const pods = await loadPodFile(file, ctx.warn);
+        const pods = await loadPodFile(file, ctx.warn, o.configmap);
         const made: string[] = [];
         const uninstall = installCancelHandlers();
         try {
@@ -110,9 +126,10 @@ export function registerPod(program: Command, ctx: Context): void {
   p.command("validate").argument("<file>", "Pod YAML (one or more documents)").description(
     "load, check and plan every pod in FILE without creating anything",
   )
-    .action(async (file: string) => {
+    .option(...CONFIGMAP_OPTION)
+    .action(async (file: string, o: { configmap: string[] }) => {
       const { validatePods } = await import("../validate.ts");
-      write(await validatePods(file, ctx));
+      write(await validatePods(file, ctx, o.configmap));
     });
 
   p.command("start").argument("<name>").description("start a created pod").action(

@@ -1,10 +1,11 @@
 /**
  * Kubernetes probes for static pods. The state machine (when a probe is due,
  * how results count against the thresholds) is pure; running a probe is the
- * only I/O: `exec` through the runtime, `httpGet` and `tcpSocket` to the
- * pod's IP from the host.
+ * only I/O: `exec` through the runtime, `httpGet`, `tcpSocket` and `grpc`
+ * to the pod's IP from the host.
  */
 import type { ProbeSpec } from "../spec/schema.ts";
+import { grpcHealthCheck } from "../net/grpc_health.ts";
 
 export type ProbeKind = "startup" | "liveness" | "readiness";
 
@@ -65,13 +66,26 @@ export interface ProbeTarget {
 }
 
 /** Runs one probe: true when it passed. */
-export async function runProbe(p: ProbeSpec, t: ProbeTarget): Promise<boolean> {
-  const timeoutMs = (p.timeoutSeconds ?? 1) * 1000;
-  if (p.exec) return (await t.exec(p.exec.command, timeoutMs)) === 0;
-  const port = probePort((p.httpGet ?? p.tcpSocket)!.port, t.ports);
+export function runProbe(p: ProbeSpec, t: ProbeTarget): Promise<boolean> {
+  return runAction(p, t, (p.timeoutSeconds ?? 1) * 1000);
+}
+
+/** A probe's or a lifecycle hook's handler. */
+export interface Action {
+  exec?: { command: string[] };
+  httpGet?: NonNullable<ProbeSpec["httpGet"]>;
+  tcpSocket?: NonNullable<ProbeSpec["tcpSocket"]>;
+  grpc?: { port: number; service?: string };
+}
+
+/** Runs one handler against the container: true when it passed. */
+export async function runAction(a: Action, t: ProbeTarget, timeoutMs: number): Promise<boolean> {
+  if (a.exec) return (await t.exec(a.exec.command, timeoutMs)) === 0;
+  if (a.grpc) return await grpcHealthCheck(t.ip, a.grpc.port, a.grpc.service ?? "", timeoutMs);
+  const port = probePort((a.httpGet ?? a.tcpSocket)!.port, t.ports);
   if (port === undefined) return false;
-  const host = (p.httpGet ?? p.tcpSocket)!.host ?? t.ip;
-  if (p.tcpSocket) {
+  const host = (a.httpGet ?? a.tcpSocket)!.host ?? t.ip;
+  if (a.tcpSocket) {
     try {
       const conn = await withTimeout(Deno.connect({ hostname: host, port }), timeoutMs);
       conn.close();
@@ -80,7 +94,7 @@ export async function runProbe(p: ProbeSpec, t: ProbeTarget): Promise<boolean> {
       return false;
     }
   }
-  const h = p.httpGet!;
+  const h = a.httpGet!;
   try {
     const res = await fetch(
       `${(h.scheme ?? "HTTP").toLowerCase()}://${host}:${port}${h.path ?? "/"}`,

@@ -13,6 +13,7 @@ import {
 } from "../spec/quantity.ts";
 import type { OciConfig, OciMount, OciNamespace, OciResources } from "./spec.ts";
 import { defaultSeccompProfile, type SeccompProfile } from "./seccomp.ts";
+import { expandRefs, fieldValue, type PodInfo } from "../spec/downward.ts";
 
 /** Tasks a container may have at once unless told otherwise (podman's default is 2048). */
 export const DEFAULT_PIDS_LIMIT = 4096;
@@ -117,6 +118,8 @@ export interface GenerateContext {
   arch?: string;
   /** linux.resources.pids.limit; 0 for none. Default {@linkcode DEFAULT_PIDS_LIMIT}. */
   pidsLimit?: number;
+  /** The pod's downward-API fields, for env entries with a fieldRef. */
+  podInfo?: PodInfo;
 }
 
 /** The seccomp profile a container gets: none when privileged or Unconfined. */
@@ -235,7 +238,7 @@ export function defaultMounts(privileged: boolean, shmBytes = 64 * 1024 * 1024):
 }
 
 export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciConfig {
-  const args = processArgs(spec, ctx.bundle);
+  let args = processArgs(spec, ctx.bundle);
   if (!args) {
     throw new TypeError(
       "no command: the spec sets neither command nor args and the bundle has none",
@@ -250,7 +253,20 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
   if (!envMap.has("PATH")) envMap.set("PATH", DEFAULT_PATH);
   envMap.set("HOSTNAME", ctx.hostname);
   if (spec.tty) envMap.set("TERM", "xterm");
-  for (const e of spec.env) envMap.set(e.name, e.value ?? "");
+  // The spec's own variables, in order: `$(VAR)` sees those defined before it.
+  const specVars = new Map<string, string>();
+  for (const e of spec.env) {
+    let v: string;
+    if (e.fieldRef !== undefined) {
+      if (!ctx.podInfo) throw new TypeError(`env ${e.name}: fieldRef outside a pod`);
+      v = fieldValue(e.fieldRef, ctx.podInfo);
+    } else v = e.expand ? expandRefs(e.value ?? "", specVars) : e.value ?? "";
+    specVars.set(e.name, v);
+    envMap.set(e.name, v);
+  }
+  if (spec.expandArgs && (spec.command?.length || spec.args?.length)) {
+    args = args.map((a) => expandRefs(a, specVars));
+  }
 
   const caps = capabilitySet(sc);
   const nofile = nofileLimit(ctx.nofileHard);
@@ -287,6 +303,9 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
       user: {
         uid: sc.runAsUser ?? ctx.bundle.uid ?? 0,
         gid: sc.runAsGroup ?? ctx.bundle.gid ?? 0,
+        ...(spec.supplementalGroups?.length
+          ? { additionalGids: [...spec.supplementalGroups] }
+          : {}),
       },
       args,
       env: [...envMap].map(([k, v]) => `${k}=${v}`),

@@ -722,6 +722,7 @@ export function loadCompose(
   const warnings: Warning[] = [];
   const srcs: SourceDoc[] = [];
   const raws: RawProject[] = [];
+  let warnedVersion = false;
   for (const f of files) {
     const docs = parseYamlDocuments(f.text, f.file);
     if (docs.length > 1) {
@@ -735,12 +736,14 @@ export function loadCompose(
     // The compose spec: keys starting with x- are extensions, ignored silently.
     const res = validate(src, projectSchema, { silent: (key) => key.startsWith("x-") });
     warnings.push(...res.warnings);
-    if (res.data.version !== undefined) {
+    if (res.data.version !== undefined && !warnedVersion) {
+      // Once per project, as docker compose says it.
+      warnedVersion = true;
       warnings.push({
         file: f.file,
         ...locate(src, ["version"], { key: true }),
         path: "version",
-        message: "obsolete, ignored",
+        message: "the attribute `version` is obsolete and ignored; remove it",
       });
     }
     srcs.push(src);

@@ -147,7 +147,7 @@ Deno.test("loadCompose() reports undefined networks and volumes, and warns on un
     `version: "3"\nservices:\n  a:\n    image: b\n    build: .\n    logging: {driver: none}\n`,
   );
   assert.deepEqual(warnings.map((w) => `${w.line}:${w.path}:${w.message}`), [
-    "1:version:obsolete, ignored",
+    "1:version:the attribute `version` is obsolete and ignored; remove it",
     "5:services.a.build:unknown field, ignored",
     "6:services.a.logging:unknown field, ignored",
   ]);
@@ -334,5 +334,14 @@ Deno.test("an unset variable without a default warns once, at its line, and beco
   assert.deepEqual(project.services[0].environment, { A: "", B: "", C: "y", D: "" });
   assert.deepEqual(warnings.map((w) => [w.line, w.message]), [
     [4, "variable MISSING is not set, using an empty string"],
+  ]);
+});
+
+Deno.test("`version` is called obsolete once per project, not once per file", () => {
+  const { warnings } = load(`version: "3.8"\nservices:\n  a: {image: b}\n`, {
+    more: `version: "3.8"\nservices:\n  a: {environment: {X: "1"}}\n`,
+  });
+  assert.deepEqual(warnings.map((w) => `${w.file}:${w.line}:${w.path}`), [
+    "compose.yaml:1:version",
   ]);
 });

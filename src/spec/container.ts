@@ -16,11 +16,12 @@ import {
 import {
   containerFields,
   type ContainerPortSpec,
-  type EnvVarSpec,
   hostPathVolume,
+  type LifecycleSpec,
   type ProbeSpec,
   type ResourcesSpec,
   type SecurityContextSpec,
+  VOLUME_SOURCES,
   type VolumeMountSpec,
   type VolumeSpec,
 } from "./schema.ts";
@@ -41,7 +42,9 @@ export interface ContainerSpec {
   image: string;
   command?: string[];
   args?: string[];
-  env: EnvVarSpec[];
+  env: EnvEntry[];
+  /** Kubernetes files: `$(VAR)` in command and args is expanded from env (compose: not). */
+  expandArgs?: boolean;
   workingDir?: string;
   ports: ContainerPortSpec[];
   resources: ResourcesSpec;
@@ -64,8 +67,23 @@ export interface ContainerSpec {
   ulimits?: { type: string; soft: number; hard: number }[];
   /** A native sidecar: an init container with restartPolicy Always, started and left running. */
   sidecar?: boolean;
+  /** postStart and preStop hooks, run around start and before the stop signal. */
+  lifecycle?: LifecycleSpec;
+  /** Extra groups of the process (pod securityContext supplementalGroups and fsGroup). */
+  supplementalGroups?: number[];
   /** Kubernetes probes, run by `rkl daemon` for static pods. */
   probes?: { liveness?: ProbeSpec; readiness?: ProbeSpec; startup?: ProbeSpec };
+}
+
+/**
+ * One environment variable: a literal value (with `$(VAR)` references when
+ * `expand`), or a downward-API field known only at create (the pod's uid, IP).
+ */
+export interface EnvEntry {
+  name: string;
+  value?: string;
+  fieldRef?: string;
+  expand?: boolean;
 }
 
 export interface ResolvedMount {
@@ -73,8 +91,12 @@ export interface ResolvedMount {
   source: string;
   destination: string;
   readOnly: boolean;
-  kind: "hostPath" | "emptyDir";
-  /** Volume name, for emptyDir (its directory is created per pod). */
+  /**
+   * emptyDir and files (configMap, secret, downwardAPI, projected) live in the
+   * pod's volumes dir; a claim is a named volume that outlives the pod.
+   */
+  kind: "hostPath" | "emptyDir" | "files" | "claim";
+  /** Volume name (emptyDir, files: a dir per pod), or the claim's name. */
   volume?: string;
   /**
    * Path below `source` to mount instead of the whole volume; resolved at
@@ -134,6 +156,8 @@ export function resolveMounts(
     baseDir: string;
     pathPrefix: readonly PathSegment[];
     volumesPath: readonly PathSegment[];
+    /** Pods take every volume source; a single container hostPath only. */
+    pod?: boolean;
   },
 ): ResolvedMount[] {
   const out: ResolvedMount[] = [];
@@ -204,7 +228,36 @@ export function resolveMounts(
         loc: locOf(src, [...options.volumesPath, vi, "hostPath", "path"]),
         ...sub,
       });
-    } else if (vol.emptyDir) {
+    } else if (vol.persistentVolumeClaim) {
+      if (!options.pod) throw needsPod(src, options.volumesPath, volumes.indexOf(vol));
+      out.push({
+        source: "",
+        destination: m.mountPath,
+        readOnly: readOnly || (vol.persistentVolumeClaim.readOnly ?? false),
+        kind: "claim",
+        volume: vol.persistentVolumeClaim.claimName,
+        ...sub,
+      });
+    } else if (vol.configMap || vol.secret || vol.downwardAPI || vol.projected) {
+      if (!options.pod) throw needsPod(src, options.volumesPath, volumes.indexOf(vol));
+      // Read-only always, as the kubelet mounts them.
+      out.push({
+        source: "",
+        destination: m.mountPath,
+        readOnly: true,
+        kind: "files",
+        volume: vol.name,
+        ...sub,
+      });
+    } else {
+      // A volume with no source is an emptyDir, as the API server defaults it.
+      if (!vol.emptyDir && !options.pod) {
+        throw specErrorAt(
+          src,
+          [...options.volumesPath, volumes.indexOf(vol)],
+          "volume needs 'hostPath' (other volume types need a pod)",
+        );
+      }
       out.push({
         source: "",
         destination: m.mountPath,
@@ -213,15 +266,17 @@ export function resolveMounts(
         volume: vol.name,
         ...sub,
       });
-    } else {
-      throw specErrorAt(
-        src,
-        [...options.volumesPath, volumes.indexOf(vol)],
-        "volume needs 'hostPath' or 'emptyDir' (other volume types are not supported)",
-      );
     }
   });
   return out;
+}
+
+function needsPod(src: SourceDoc, at: readonly PathSegment[], i: number): SpecError {
+  return specErrorAt(
+    src,
+    [...at, i],
+    "configMap, secret, downwardAPI, projected and persistentVolumeClaim volumes need a pod (rkl pod run); a single container takes hostPath",
+  );
 }
 
 function locOf(src: SourceDoc, path: readonly PathSegment[]): SourceLocation & { path: string } {
@@ -244,6 +299,31 @@ export function checkUniqueVolumes(
       );
     }
     names.add(v.name);
+  });
+}
+
+/**
+ * Refuses volume types rkl cannot make (nfs, csi, …): validate() only warns
+ * about unknown keys, and a volume left without its source would silently
+ * become an emptyDir.
+ */
+export function checkVolumeSources(src: SourceDoc, at: readonly PathSegment[]): void {
+  let list: unknown = src.value;
+  for (const seg of at) list = (list as Record<string | number, unknown> | undefined)?.[seg];
+  if (!Array.isArray(list)) return;
+  list.forEach((v, i) => {
+    if (v === null || typeof v !== "object") return;
+    for (const k of Object.keys(v)) {
+      if (k === "name" || VOLUME_SOURCES.includes(k)) continue;
+      throw specErrorAt(
+        src,
+        [...at, i, k],
+        `volume type ${JSON.stringify(k)} is not supported on a single host (use ${
+          VOLUME_SOURCES.join(", ")
+        })`,
+        { key: true },
+      );
+    }
   });
 }
 
@@ -271,7 +351,7 @@ export function toContainerSpec(
     image: string;
     command?: string[];
     args?: string[];
-    env?: ContainerSpec["env"];
+    env?: { name: string; value?: string }[];
     workingDir?: string;
     ports?: ContainerSpec["ports"];
     resources?: ContainerSpec["resources"];
@@ -280,12 +360,15 @@ export function toContainerSpec(
     livenessProbe?: ProbeSpec;
     readinessProbe?: ProbeSpec;
     startupProbe?: ProbeSpec;
+    lifecycle?: LifecycleSpec;
   },
   options: {
     baseDir: string;
     mounts: ResolvedMount[];
     labels?: Record<string, string>;
     securityContext?: ContainerSpec["securityContext"];
+    /** The env already resolved (pods: envFrom and valueFrom). */
+    env?: EnvEntry[];
   },
 ): ContainerSpec {
   return {
@@ -293,7 +376,9 @@ export function toContainerSpec(
     image: joinPath(options.baseDir, c.image),
     command: c.command,
     args: c.args,
-    env: c.env ?? [],
+    env: options.env ??
+      (c.env ?? []).map((e) => ({ name: e.name, value: e.value ?? "", expand: true })),
+    expandArgs: true,
     workingDir: c.workingDir,
     ports: c.ports ?? [],
     resources: c.resources ?? {},
@@ -301,6 +386,8 @@ export function toContainerSpec(
     securityContext: options.securityContext ?? c.securityContext ?? {},
     tty: c.tty ?? false,
     labels: options.labels ?? {},
+    ...(c.lifecycle ? { lifecycle: c.lifecycle } : {}),
+    ...(c.lifecycle?.stopSignal ? { stopSignal: c.lifecycle.stopSignal } : {}),
     probes: c.livenessProbe || c.readinessProbe || c.startupProbe
       ? { liveness: c.livenessProbe, readiness: c.readinessProbe, startup: c.startupProbe }
       : undefined,
@@ -324,6 +411,15 @@ export function loadContainer(
   const volumes = data.volumes ?? [];
   checkUniqueVolumes(src, volumes, ["volumes"]);
   checkContainer(src, data, []);
+  checkVolumeSources(src, ["volumes"]);
+  const fromIdx = (data.env ?? []).findIndex((e) => e.valueFrom !== undefined);
+  if (fromIdx >= 0 || data.envFrom) {
+    throw specErrorAt(
+      src,
+      data.envFrom ? ["envFrom"] : ["env", fromIdx, "valueFrom"],
+      "envFrom and valueFrom need a pod (rkl pod run) with its ConfigMaps and Secrets",
+    );
+  }
   const mounts = resolveMounts(src, data.volumeMounts ?? [], volumes, {
     baseDir,
     pathPrefix: [],

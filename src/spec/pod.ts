@@ -14,14 +14,27 @@ import {
   type SpecSource,
   toContainerSpec,
 } from "./container.ts";
-import { containerFields, dnsLabel, hostPathVolume, seccompProfile } from "./schema.ts";
+import {
+  containerFields,
+  dnsLabel,
+  podVolume,
+  resources,
+  seccompProfile,
+  type VolumeSpec,
+} from "./schema.ts";
 import {
   parseYamlDocuments,
+  type PathSegment,
+  scalarSource,
   type SourceDoc,
   specErrorAt,
   validate,
   type Warning,
 } from "./source.ts";
+import { addObject, emptyObjects, type KubeObjects, OBJECT_KINDS, whereToPut } from "./objects.ts";
+import { fieldPathError, type NodeCapacity, resourceValue } from "./downward.ts";
+import type { EnvEntry } from "./container.ts";
+import { checkVolumeSources } from "./container.ts";
 import { dirnameOf, joinPath } from "./paths.ts";
 import { SpecError } from "../errors.ts";
 
@@ -46,7 +59,18 @@ const podSchema = z.strictObject({
   spec: z.strictObject({
     containers: z.array(podContainer).min(1, "a pod needs at least one container"),
     initContainers: z.array(podContainer).optional(),
-    volumes: z.array(hostPathVolume).optional(),
+    volumes: z.array(podVolume).optional(),
+    hostAliases: z.array(z.strictObject({
+      ip: z.union([z.ipv4(), z.ipv6()]),
+      hostnames: z.array(
+        z.string().regex(/^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/, {
+          message: "must be a host name",
+        }),
+      ).min(1),
+    })).optional(),
+    /** Pod-level limits (Kubernetes 1.32+ PodLevelResources): the pod cgroup's own. */
+    resources: resources.optional(),
+    serviceAccountName: z.string().optional(),
     restartPolicy: z.enum(["Always", "OnFailure", "Never"]).optional(),
     hostNetwork: z.boolean().optional(),
     shareProcessNamespace: z.boolean().optional(),
@@ -58,6 +82,9 @@ const podSchema = z.strictObject({
       runAsGroup: z.number().int().min(0).optional(),
       runAsNonRoot: z.boolean().optional(),
       seccompProfile: seccompProfile.optional(),
+      fsGroup: z.number().int().min(0).max(2 ** 32 - 2).optional(),
+      fsGroupChangePolicy: z.enum(["Always", "OnRootMismatch"]).optional(),
+      supplementalGroups: z.array(z.number().int().min(0).max(2 ** 32 - 2)).optional(),
     }).optional(),
   }),
 });
@@ -91,6 +118,26 @@ export interface PodSpec {
   terminationGracePeriodSeconds: number;
   /** emptyDir volume names used by some container. */
   emptyDirs: string[];
+  /** configMap, secret, downwardAPI and projected volumes: name → the files to write. */
+  fileVolumes: Record<string, VolumeFile[]>;
+  /** PersistentVolumeClaims mounted by some container (named local volumes). */
+  claims: string[];
+  hostAliases: { ip: string; hostnames: string[] }[];
+  /** Group that owns the pod's volumes (securityContext.fsGroup). */
+  fsGroup?: number;
+  /** Pod-level resources: the pod cgroup's limits instead of the sum of its containers'. */
+  resources?: z.output<typeof resources>;
+}
+
+/** One file of a configMap/secret/downwardAPI/projected volume. */
+export interface VolumeFile {
+  /** Relative path inside the volume. */
+  path: string;
+  /** Content, base64 (binary-safe) … */
+  data?: string;
+  /** … or a downward-API field resolved at create (metadata.uid). */
+  fieldRef?: string;
+  mode: number;
 }
 
 export interface LoadedPod {
@@ -99,7 +146,291 @@ export interface LoadedPod {
   warnings: Warning[];
 }
 
-function podFromDoc(src: SourceDoc, baseDir: string): LoadedPod {
+interface LoadCtx {
+  src: SourceDoc;
+  objects: KubeObjects;
+  node: NodeCapacity;
+}
+
+type RawContainer = z.output<typeof podContainer>;
+
+function lookup(
+  ctx: LoadCtx,
+  kind: "ConfigMap" | "Secret",
+  name: string,
+  at: readonly PathSegment[],
+  optional: boolean | undefined,
+) {
+  const o = (kind === "ConfigMap" ? ctx.objects.configMaps : ctx.objects.secrets).get(name);
+  if (!o && !optional) {
+    throw specErrorAt(
+      ctx.src,
+      at,
+      `${kind} ${JSON.stringify(name)} is not defined (${whereToPut(kind)})`,
+    );
+  }
+  return o;
+}
+
+function envText(ctx: LoadCtx, bytes: Uint8Array, at: readonly PathSegment[]): string {
+  const text = new TextDecoder().decode(bytes);
+  if (text.includes("\0")) {
+    throw specErrorAt(ctx.src, at, "the value holds a NUL byte, which no environment can carry");
+  }
+  return text;
+}
+
+function findContainer(
+  ctx: LoadCtx,
+  all: RawContainer[],
+  name: string,
+  at: readonly PathSegment[],
+): RawContainer {
+  const c = all.find((x) => x.name === name);
+  if (!c) {
+    throw specErrorAt(ctx.src, at, `no container ${JSON.stringify(name)} in this pod`);
+  }
+  return c;
+}
+
+/** envFrom then env, as the kubelet builds a container's environment. */
+function resolveEnv(
+  ctx: LoadCtx,
+  c: RawContainer,
+  at: readonly PathSegment[],
+  all: RawContainer[],
+  warnings: Warning[],
+): EnvEntry[] {
+  const out: EnvEntry[] = [];
+  (c.envFrom ?? []).forEach((f, i) => {
+    const field = f.configMapRef ? "configMapRef" : "secretRef";
+    const ref = f.configMapRef ?? f.secretRef!;
+    const kind = f.configMapRef ? "ConfigMap" : "Secret";
+    const o = lookup(ctx, kind, ref.name, [...at, "envFrom", i, field, "name"], ref.optional);
+    if (!o) return;
+    const prefix = f.prefix ?? "";
+    if (prefix.includes("=") || prefix.includes("\0")) {
+      throw specErrorAt(ctx.src, [...at, "envFrom", i, "prefix"], "must not contain '=' or NUL");
+    }
+    for (const [k, v] of o.data) {
+      const value = new TextDecoder().decode(v);
+      if (value.includes("\0")) {
+        const loc = specErrorAt(ctx.src, [...at, "envFrom", i], "");
+        warnings.push({
+          file: loc.file,
+          line: loc.line,
+          column: loc.column,
+          path: loc.path,
+          message: `key ${JSON.stringify(k)} of ${kind} ${o.name} holds a NUL byte; skipped`,
+        });
+        continue;
+      }
+      out.push({ name: prefix + k, value });
+    }
+  });
+  (c.env ?? []).forEach((e, i) => {
+    const vf = e.valueFrom;
+    if (!vf) {
+      out.push({ name: e.name, value: e.value ?? "", expand: true });
+      return;
+    }
+    const vat = [...at, "env", i, "valueFrom"];
+    if (vf.configMapKeyRef || vf.secretKeyRef) {
+      const field = vf.configMapKeyRef ? "configMapKeyRef" : "secretKeyRef";
+      const kind = vf.configMapKeyRef ? "ConfigMap" : "Secret";
+      const ref = vf.configMapKeyRef ?? vf.secretKeyRef!;
+      const o = lookup(ctx, kind, ref.name, [...vat, field, "name"], ref.optional);
+      if (!o) return;
+      const v = o.data.get(ref.key);
+      if (v === undefined) {
+        if (ref.optional) return;
+        throw specErrorAt(
+          ctx.src,
+          [...vat, field, "key"],
+          `${kind} ${JSON.stringify(o.name)} (line ${o.loc.line}) has no key ${
+            JSON.stringify(ref.key)
+          }`,
+        );
+      }
+      out.push({ name: e.name, value: envText(ctx, v, [...vat, field, "key"]) });
+    } else if (vf.fieldRef) {
+      const err = fieldPathError(vf.fieldRef.fieldPath, "env");
+      if (err) throw specErrorAt(ctx.src, [...vat, "fieldRef", "fieldPath"], err);
+      out.push({ name: e.name, fieldRef: vf.fieldRef.fieldPath });
+    } else {
+      const r = vf.resourceFieldRef!;
+      const target = r.containerName
+        ? findContainer(ctx, all, r.containerName, [...vat, "resourceFieldRef", "containerName"])
+        : c;
+      out.push({ name: e.name, value: resourceValue(r, target.resources ?? {}, ctx.node) });
+    }
+  });
+  return out;
+}
+
+/** A mode as kubectl reads it: `0644` is octal (YAML 1.1), `420` decimal. */
+function readMode(ctx: LoadCtx, path: readonly PathSegment[], value: number): number {
+  const text = scalarSource(ctx.src, path);
+  const mode = text && /^0[0-7]+$/.test(text) ? parseInt(text, 8) : value;
+  if (mode > 0o777) {
+    throw specErrorAt(
+      ctx.src,
+      path,
+      `mode ${
+        text ?? value
+      } is not a file mode: write it in octal with a leading 0 (0644) or in decimal (420)`,
+    );
+  }
+  return mode;
+}
+
+/** The files of a configMap, secret, downwardAPI or projected volume. */
+function volumeFiles(
+  ctx: LoadCtx,
+  vol: VolumeSpec,
+  vi: number,
+  all: RawContainer[],
+): VolumeFile[] {
+  const at: PathSegment[] = ["spec", "volumes", vi];
+  const files: VolumeFile[] = [];
+  const seen = new Map<string, string>();
+  const add = (f: VolumeFile, where: readonly PathSegment[]) => {
+    const parts = f.path.split("/");
+    if (f.path.startsWith("/") || parts.includes("..") || f.path.includes("\0")) {
+      throw specErrorAt(ctx.src, where, "must be a relative path without '..'");
+    }
+    const clean = parts.filter((p) => p !== "" && p !== ".").join("/");
+    if (!clean || clean.startsWith("..")) {
+      throw specErrorAt(ctx.src, where, `${JSON.stringify(f.path)} is not a file name`);
+    }
+    if (seen.has(clean)) {
+      throw specErrorAt(ctx.src, where, `${clean} is also written by ${seen.get(clean)}`);
+    }
+    seen.set(clean, where.map(String).join("."));
+    files.push({ ...f, path: clean });
+  };
+  const b64 = (v: Uint8Array) => btoa(String.fromCharCode(...v));
+  const fromObject = (
+    kind: "ConfigMap" | "Secret",
+    ref: {
+      name: string;
+      items?: { key: string; path: string; mode?: number }[];
+      optional?: boolean;
+    },
+    defaultMode: number,
+    where: PathSegment[],
+    nameField: string,
+  ) => {
+    const o = lookup(ctx, kind, ref.name, [...where, nameField], ref.optional);
+    if (!o) return;
+    if (!ref.items) {
+      for (const [k, v] of o.data) add({ path: k, data: b64(v), mode: defaultMode }, where);
+      return;
+    }
+    ref.items.forEach((it, j) => {
+      const iat = [...where, "items", j];
+      const v = o.data.get(it.key);
+      if (v === undefined) {
+        if (ref.optional) return;
+        throw specErrorAt(
+          ctx.src,
+          [...iat, "key"],
+          `${kind} ${JSON.stringify(o.name)} (line ${o.loc.line}) has no key ${
+            JSON.stringify(it.key)
+          }`,
+        );
+      }
+      const mode = it.mode === undefined ? defaultMode : readMode(ctx, [...iat, "mode"], it.mode);
+      add({ path: it.path, data: b64(v), mode }, [...iat, "path"]);
+    });
+  };
+  const fromDownward = (
+    items: NonNullable<NonNullable<VolumeSpec["downwardAPI"]>["items"]>,
+    defaultMode: number,
+    where: PathSegment[],
+  ) =>
+    items.forEach((it, j) => {
+      const iat = [...where, "items", j];
+      const mode = it.mode === undefined ? defaultMode : readMode(ctx, [...iat, "mode"], it.mode);
+      if (it.fieldRef) {
+        const err = fieldPathError(it.fieldRef.fieldPath, "volume");
+        if (err) throw specErrorAt(ctx.src, [...iat, "fieldRef", "fieldPath"], err);
+        add({ path: it.path, fieldRef: it.fieldRef.fieldPath, mode }, [...iat, "path"]);
+        return;
+      }
+      const r = it.resourceFieldRef!;
+      if (!r.containerName) {
+        throw specErrorAt(
+          ctx.src,
+          [...iat, "resourceFieldRef"],
+          "resourceFieldRef in a volume needs containerName",
+        );
+      }
+      const c = findContainer(ctx, all, r.containerName, [
+        ...iat,
+        "resourceFieldRef",
+        "containerName",
+      ]);
+      const value = resourceValue(r, c.resources ?? {}, ctx.node);
+      add({ path: it.path, data: btoa(value), mode }, [...iat, "path"]);
+    });
+  const dm = (v: { defaultMode?: number }, field: string) =>
+    v.defaultMode === undefined
+      ? 0o644
+      : readMode(ctx, [...at, field, "defaultMode"], v.defaultMode);
+  if (vol.configMap) {
+    fromObject(
+      "ConfigMap",
+      vol.configMap,
+      dm(vol.configMap, "configMap"),
+      [...at, "configMap"],
+      "name",
+    );
+  } else if (vol.secret) {
+    fromObject(
+      "Secret",
+      { ...vol.secret, name: vol.secret.secretName },
+      dm(vol.secret, "secret"),
+      [...at, "secret"],
+      "secretName",
+    );
+  } else if (vol.downwardAPI) {
+    fromDownward(vol.downwardAPI.items ?? [], dm(vol.downwardAPI, "downwardAPI"), [
+      ...at,
+      "downwardAPI",
+    ]);
+  } else if (vol.projected) {
+    const mode = dm(vol.projected, "projected");
+    vol.projected.sources.forEach((p, j) => {
+      const pat: PathSegment[] = [...at, "projected", "sources", j];
+      if (p.configMap) fromObject("ConfigMap", p.configMap, mode, [...pat, "configMap"], "name");
+      else if (p.secret) fromObject("Secret", p.secret, mode, [...pat, "secret"], "name");
+      else if (p.downwardAPI) {
+        fromDownward(p.downwardAPI.items ?? [], mode, [...pat, "downwardAPI"]);
+      } else if (p.serviceAccountToken || p.clusterTrustBundle) {
+        throw specErrorAt(
+          ctx.src,
+          [...pat, p.serviceAccountToken ? "serviceAccountToken" : "clusterTrustBundle"],
+          "needs a Kubernetes API server, which a standalone pod has none of: drop this source (or mount the data from a Secret)",
+        );
+      } else {
+        throw specErrorAt(
+          ctx.src,
+          pat,
+          "a projected source needs configMap, secret or downwardAPI",
+        );
+      }
+    });
+  }
+  return files;
+}
+
+function podFromDoc(
+  src: SourceDoc,
+  baseDir: string,
+  objects: KubeObjects,
+  node: NodeCapacity,
+): LoadedPod {
   if (src.value === null || typeof src.value !== "object" || Array.isArray(src.value)) {
     throw specErrorAt(src, [], "Cannot load pod: the document must be a mapping");
   }
@@ -111,8 +442,22 @@ function podFromDoc(src: SourceDoc, baseDir: string): LoadedPod {
       (path.length === 1 && path[0] === "metadata" && SERVER_SET.has(key)),
   });
   const s = data.spec;
+  const ctx: LoadCtx = { src, objects, node };
+  checkVolumeSources(src, ["spec", "volumes"]);
   const volumes = s.volumes ?? [];
   checkUniqueVolumes(src, volumes, ["spec", "volumes"]);
+  const all = [...(s.initContainers ?? []), ...s.containers];
+  const claims = new Set<string>();
+  const fileVolumes: Record<string, VolumeFile[]> = {};
+  volumes.forEach((v, i) => {
+    if (v.configMap || v.secret || v.downwardAPI || v.projected) {
+      fileVolumes[v.name] = volumeFiles(ctx, v, i, all);
+    }
+  });
+  const groups = [
+    ...(s.securityContext?.supplementalGroups ?? []),
+    ...(s.securityContext?.fsGroup !== undefined ? [s.securityContext.fsGroup] : []),
+  ];
   const names = new Map<string, string>();
   const emptyDirs = new Set<string>();
   const load = (kind: "containers" | "initContainers", list: z.output<typeof podContainer>[]) =>
@@ -139,15 +484,21 @@ function podFromDoc(src: SourceDoc, baseDir: string): LoadedPod {
         baseDir,
         pathPrefix: at,
         volumesPath: ["spec", "volumes"],
+        pod: true,
       });
-      for (const m of mounts) if (m.kind === "emptyDir") emptyDirs.add(m.volume!);
+      for (const m of mounts) {
+        if (m.kind === "emptyDir") emptyDirs.add(m.volume!);
+        if (m.kind === "claim") claims.add(m.volume!);
+      }
+      const env = resolveEnv(ctx, c, at, all, warnings);
       const sc = { ...c.securityContext };
       sc.runAsUser ??= s.securityContext?.runAsUser;
       sc.runAsGroup ??= s.securityContext?.runAsGroup;
       sc.runAsNonRoot ??= s.securityContext?.runAsNonRoot;
       sc.seccompProfile ??= s.securityContext?.seccompProfile;
-      const spec = toContainerSpec(c, { baseDir, mounts, securityContext: sc });
+      const spec = toContainerSpec(c, { baseDir, mounts, securityContext: sc, env });
       if (c.restartPolicy === "Always") spec.sidecar = true;
+      if (groups.length > 0) spec.supplementalGroups = [...new Set(groups)];
       return { spec, source: sourceOf(src, at), warnings: [] };
     });
   const initContainers = load("initContainers", s.initContainers ?? []);
@@ -196,20 +547,63 @@ function podFromDoc(src: SourceDoc, baseDir: string): LoadedPod {
       subdomain: s.subdomain,
       terminationGracePeriodSeconds: s.terminationGracePeriodSeconds ?? 30,
       emptyDirs: [...emptyDirs],
+      fileVolumes,
+      claims: [...claims],
+      hostAliases: s.hostAliases ?? [],
+      fsGroup: s.securityContext?.fsGroup,
+      resources: s.resources,
     },
     source: sourceOf(src),
     warnings,
   };
 }
 
-/** Loads every Pod in a (possibly multi-document) YAML file. */
+/** The node's capacity, for resourceFieldRef without a limit. */
+export function nodeCapacity(): NodeCapacity {
+  let memoryBytes = 0;
+  try {
+    memoryBytes = Deno.systemMemoryInfo().total;
+  } catch { /* not on Linux */ }
+  return { cpus: navigator.hardwareConcurrency || 1, memoryBytes };
+}
+
+/**
+ * Loads every Pod in a (possibly multi-document) YAML file, with the
+ * ConfigMaps, Secrets and PersistentVolumeClaims it carries next to them
+ * and those of `objects` (files given with `--configmap`).
+ */
 export function loadPods(
   text: string,
   file: string,
-  options: { baseDir?: string } = {},
+  options: { baseDir?: string; objects?: KubeObjects; node?: NodeCapacity } = {},
 ): LoadedPod[] {
   const baseDir = options.baseDir ?? dirnameOf(file);
-  const pods = parseYamlDocuments(text, file).map((d) => podFromDoc(d, baseDir));
+  const docs = parseYamlDocuments(text, file);
+  const objects = options.objects ? cloneObjects(options.objects) : emptyObjects();
+  const objectWarnings: Warning[] = [];
+  const podDocs: SourceDoc[] = [];
+  for (const d of docs) {
+    const kind = isMapping(d.value) ? d.value.kind : undefined;
+    if (typeof kind === "string" && OBJECT_KINDS.includes(kind)) {
+      objectWarnings.push(...addObject(d, objects));
+    } else if (kind === undefined || kind === "Pod") {
+      podDocs.push(d);
+    } else {
+      throw specErrorAt(
+        d,
+        ["kind"],
+        `kind ${JSON.stringify(kind)} is not run here: a pod file holds Pod, ${
+          OBJECT_KINDS.join(", ")
+        } documents`,
+      );
+    }
+  }
+  if (podDocs.length === 0) {
+    throw new SpecError({ file }, "no Pod in this file (only ConfigMaps, Secrets or claims)");
+  }
+  const node = options.node ?? nodeCapacity();
+  const pods = podDocs.map((d) => podFromDoc(d, baseDir, objects, node));
+  if (objectWarnings.length > 0) pods[0].warnings.unshift(...objectWarnings);
   const seen = new Map<string, number>();
   for (const p of pods) {
     const at = p.source.at(["metadata", "name"]);
@@ -224,4 +618,32 @@ export function loadPods(
   }
 
   return pods;
+}
+
+/** Reads a `--configmap` file: ConfigMaps, Secrets and claims only. */
+export function loadObjects(text: string, file: string, into = emptyObjects()): KubeObjects {
+  for (const d of parseYamlDocuments(text, file)) {
+    const kind = isMapping(d.value) ? d.value.kind : undefined;
+    if (typeof kind !== "string" || !OBJECT_KINDS.includes(kind)) {
+      throw specErrorAt(
+        d,
+        ["kind"],
+        `a --configmap file holds ${OBJECT_KINDS.join(", ")} documents`,
+      );
+    }
+    addObject(d, into);
+  }
+  return into;
+}
+
+function cloneObjects(o: KubeObjects): KubeObjects {
+  return {
+    configMaps: new Map(o.configMaps),
+    secrets: new Map(o.secrets),
+    claims: new Set(o.claims),
+  };
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }

@@ -48,12 +48,12 @@ Deno.test("loadPods() reads every document of a multi-document file and refuses 
 
 Deno.test("loadPods() warns about fields it does not apply and keeps going", () => {
   const [pod] = loadPods(
-    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  nodeName: n1\n  containers:\n    - {name: a, image: b, lifecycle: {}}\n",
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  nodeName: n1\n  containers:\n    - {name: a, image: b, stdinOnce: true}\n",
     "p.yaml",
   );
   assert.deepEqual(pod.warnings.map((w) => `${w.line}:${w.path}`), [
     "5:spec.nodeName",
-    "7:spec.containers[0].lifecycle",
+    "7:spec.containers[0].stdinOnce",
   ]);
 });
 
@@ -180,4 +180,189 @@ Deno.test("hostPath.type is one of Kubernetes' types, checked at its line", () =
     () => loadPods(pod("Dir"), "h.yaml"),
     (e: Error) => /^h\.yaml:7:\d+: .*hostPath type "Dir" must be one of/.test(e.message),
   );
+});
+
+const OBJECTS = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: app-config, creationTimestamp: null}
+data:
+  LOG_LEVEL: debug
+  app.conf: |
+    listen 80
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+type: Opaque
+data:
+  password: aHVudGVyMg==
+stringData:
+  user: admin
+---
+`;
+
+const NODE = { cpus: 2, memoryBytes: 2 ** 30 };
+
+function pod(spec: string): string {
+  return `${OBJECTS}apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: x}}\nspec:\n${spec}`;
+}
+
+Deno.test("loadPods() resolves envFrom and valueFrom from the file's ConfigMaps and Secrets", () => {
+  const [p] = loadPods(
+    pod(`  containers:
+    - name: a
+      image: b
+      envFrom:
+        - configMapRef: {name: app-config}
+          prefix: CFG_
+      env:
+        - {name: PW, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+        - {name: USER, valueFrom: {secretKeyRef: {name: creds, key: user}}}
+        - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+        - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+        - {name: GONE, valueFrom: {configMapKeyRef: {name: nope, key: k, optional: true}}}
+        - {name: URL, value: "http://$(USER)@host/$(IP)"}
+      resources: {limits: {memory: 128Mi}}
+`),
+    "p.yaml",
+    { node: NODE },
+  );
+  const env = p.spec.containers[0].spec.env;
+  assert.deepEqual(env, [
+    { name: "CFG_LOG_LEVEL", value: "debug" },
+    { name: "CFG_app.conf", value: "listen 80\n" },
+    { name: "PW", value: "hunter2" },
+    { name: "USER", value: "admin" },
+    { name: "IP", fieldRef: "status.podIP" },
+    { name: "MEM", value: "128" },
+    { name: "URL", value: "http://$(USER)@host/$(IP)", expand: true },
+  ]);
+  assert.deepEqual(p.warnings, []);
+});
+
+Deno.test("loadPods() names the line of a ConfigMap, Secret or key that is not there", () => {
+  let e = err(pod(`  containers:
+    - name: a
+      image: b
+      env: [{name: X, valueFrom: {configMapKeyRef: {name: missing, key: k}}}]
+`));
+  assert.equal(e.line, 25);
+  assert.equal(e.path, "spec.containers[0].env[0].valueFrom.configMapKeyRef.name");
+  assert.match(e.detail, /ConfigMap "missing" is not defined \(add a kind: ConfigMap document/);
+  e = err(pod(`  containers:
+    - name: a
+      image: b
+      envFrom: [{secretRef: {name: creds}}]
+      env: [{name: X, valueFrom: {secretKeyRef: {name: creds, key: nokey}}}]
+`));
+  assert.match(e.detail, /Secret "creds" \(line 11\) has no key "nokey"/);
+  e = err(pod(`  containers:
+    - name: a
+      image: b
+      env: [{name: X, valueFrom: {fieldRef: {fieldPath: metadata.labels}}}]
+`));
+  assert.match(e.detail, /downwardAPI volumes only/);
+});
+
+Deno.test("loadPods() makes configMap, secret, downwardAPI and projected volumes; 0400 is octal", () => {
+  const [p] = loadPods(
+    pod(`  securityContext: {fsGroup: 2000}
+  containers:
+    - name: a
+      image: b
+      volumeMounts:
+        - {name: cfg, mountPath: /etc/app}
+        - {name: sec, mountPath: /run/secret}
+        - {name: info, mountPath: /etc/podinfo}
+        - {name: all, mountPath: /all}
+        - {name: data, mountPath: /data}
+  volumes:
+    - name: cfg
+      configMap: {name: app-config, items: [{key: app.conf, path: conf/app.conf}]}
+    - name: sec
+      secret: {secretName: creds, defaultMode: 0400}
+    - name: info
+      downwardAPI:
+        items:
+          - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+          - {path: cpu, resourceFieldRef: {containerName: a, resource: limits.cpu}}
+    - name: all
+      projected:
+        sources:
+          - configMap: {name: app-config}
+          - downwardAPI: {items: [{path: uid, fieldRef: {fieldPath: metadata.uid}, mode: 256}]}
+    - name: data
+      persistentVolumeClaim: {claimName: my-data}
+`),
+    "p.yaml",
+    { node: NODE },
+  );
+  const fv = p.spec.fileVolumes;
+  assert.deepEqual(fv.cfg, [{ path: "conf/app.conf", data: btoa("listen 80\n"), mode: 0o644 }]);
+  assert.deepEqual(fv.sec.map((f) => [f.path, atob(f.data!), f.mode]), [
+    ["password", "hunter2", 0o400],
+    ["user", "admin", 0o400],
+  ]);
+  assert.deepEqual(fv.info, [
+    { path: "labels", fieldRef: "metadata.labels", mode: 0o644 },
+    { path: "cpu", data: btoa("2"), mode: 0o644 },
+  ]);
+  assert.deepEqual(fv.all.map((f) => f.path), ["LOG_LEVEL", "app.conf", "uid"]);
+  assert.equal(fv.all[2].mode, 256);
+  assert.deepEqual(p.spec.claims, ["my-data"]);
+  assert.equal(p.spec.fsGroup, 2000);
+  const mounts = p.spec.containers[0].spec.mounts;
+  assert.deepEqual(mounts.map((m) => [m.kind, m.readOnly]), [
+    ["files", true],
+    ["files", true],
+    ["files", true],
+    ["files", true],
+    ["claim", false],
+  ]);
+  assert.deepEqual(p.spec.containers[0].spec.supplementalGroups, [2000]);
+});
+
+Deno.test("loadPods() refuses what a single host cannot make, at its line", () => {
+  let e = err(pod(`  containers: [{name: a, image: b}]
+  volumes:
+    - name: n
+      nfs: {server: x, path: /}
+`));
+  assert.equal(e.line, 25);
+  assert.match(e.detail, /volume type "nfs" is not supported/);
+  e = err(pod(`  containers: [{name: a, image: b}]
+  volumes:
+    - name: t
+      projected: {sources: [{serviceAccountToken: {path: token}}]}
+`));
+  assert.match(e.detail, /needs a Kubernetes API server/);
+  e = err(pod(`  containers: [{name: a, image: b}]
+  volumes:
+    - name: s
+      secret: {secretName: creds, items: [{key: user, path: ../escape}]}
+`));
+  assert.match(e.detail, /relative path without '\.\.'/);
+  e = err(pod(`  containers: [{name: a, image: b}]
+  volumes:
+    - name: s
+      secret: {secretName: creds, defaultMode: 0999}
+`));
+  assert.match(e.detail, /not a file mode/);
+  e = err(
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {}\n",
+  );
+  assert.equal(e.line, 2);
+  assert.match(e.detail, /kind "Deployment" is not run here/);
+});
+
+Deno.test("loadPods() reads hostAliases and pod-level resources", () => {
+  const [p] = loadPods(
+    pod(`  hostAliases: [{ip: 10.1.2.3, hostnames: [foo.local, bar.local]}]
+  resources: {limits: {cpu: "1", memory: 256Mi}}
+  containers: [{name: a, image: b}]
+`),
+    "p.yaml",
+  );
+  assert.deepEqual(p.spec.hostAliases, [{ ip: "10.1.2.3", hostnames: ["foo.local", "bar.local"] }]);
+  assert.deepEqual(p.spec.resources, { limits: { cpu: "1", memory: "256Mi" } });
 });

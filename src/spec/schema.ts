@@ -69,11 +69,65 @@ export const resources = z.strictObject({
   requests: resourceList.optional(),
 });
 
+const objectName = z.string().min(1);
+
+const keyRef = z.strictObject({
+  name: objectName,
+  key: z.string().min(1),
+  optional: z.boolean().optional(),
+});
+
+export const fieldRef = z.strictObject({
+  apiVersion: z.string().optional(),
+  fieldPath: z.string().min(1),
+});
+
+export const resourceFieldRef = z.strictObject({
+  containerName: z.string().optional(),
+  resource: z.enum([
+    "limits.cpu",
+    "limits.memory",
+    "limits.ephemeral-storage",
+    "requests.cpu",
+    "requests.memory",
+    "requests.ephemeral-storage",
+  ]),
+  divisor: quantity.optional(),
+});
+
+/** A refinement: exactly one of `keys` is set. */
+const exactlyOne =
+  (what: string, keys: string[]) => (v: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    if (keys.filter((k) => v[k] !== undefined).length !== 1) {
+      ctx.addIssue({ code: "custom", message: `${what} needs exactly one of ${keys.join(", ")}` });
+    }
+  };
+
 export const envVar = z.strictObject({
   name: z.string().min(1).refine((s) => !s.includes("=") && !s.includes("\0"), {
     message: "must not contain '=' or NUL",
   }),
   value: z.union([z.string(), z.number(), z.boolean()]).transform(String).optional(),
+  valueFrom: z.strictObject({
+    configMapKeyRef: keyRef.optional(),
+    secretKeyRef: keyRef.optional(),
+    fieldRef: fieldRef.optional(),
+    resourceFieldRef: resourceFieldRef.optional(),
+  }).superRefine(
+    exactlyOne("valueFrom", ["configMapKeyRef", "secretKeyRef", "fieldRef", "resourceFieldRef"]),
+  ).optional(),
+}).refine((e) => e.value === undefined || e.valueFrom === undefined, {
+  message: "set value or valueFrom, not both",
+});
+
+const refName = z.strictObject({ name: objectName, optional: z.boolean().optional() });
+
+export const envFromSource = z.strictObject({
+  prefix: z.string().optional(),
+  configMapRef: refName.optional(),
+  secretRef: refName.optional(),
+}).refine((e) => (e.configMapRef === undefined) !== (e.secretRef === undefined), {
+  message: "envFrom needs exactly one of configMapRef, secretRef",
 });
 
 export const volumeMount = z.strictObject({
@@ -127,25 +181,46 @@ const argList = z.array(z.string());
 
 const probePort = z.union([z.number().int().min(1).max(65535), z.string().min(1)]);
 
+const httpGetAction = z.strictObject({
+  path: z.string().optional(),
+  port: probePort,
+  host: z.string().optional(),
+  scheme: z.enum(["HTTP", "HTTPS"]).optional(),
+  httpHeaders: z.array(z.strictObject({ name: z.string(), value: z.string() })).optional(),
+});
+const tcpSocketAction = z.strictObject({ port: probePort, host: z.string().optional() });
+const execAction = z.strictObject({ command: z.array(z.string()).min(1) });
+
 /** A Kubernetes Probe: one handler and its timing. */
 export const probe = z.strictObject({
-  exec: z.strictObject({ command: z.array(z.string()).min(1) }).optional(),
-  httpGet: z.strictObject({
-    path: z.string().optional(),
-    port: probePort,
-    host: z.string().optional(),
-    scheme: z.enum(["HTTP", "HTTPS"]).optional(),
-    httpHeaders: z.array(z.strictObject({ name: z.string(), value: z.string() })).optional(),
+  exec: execAction.optional(),
+  httpGet: httpGetAction.optional(),
+  tcpSocket: tcpSocketAction.optional(),
+  grpc: z.strictObject({
+    port: z.number().int().min(1).max(65535),
+    service: z.string().optional(),
   }).optional(),
-  tcpSocket: z.strictObject({ port: probePort, host: z.string().optional() }).optional(),
   initialDelaySeconds: z.number().int().min(0).optional(),
   periodSeconds: z.number().int().min(1).optional(),
   timeoutSeconds: z.number().int().min(1).optional(),
   successThreshold: z.number().int().min(1).optional(),
   failureThreshold: z.number().int().min(1).optional(),
   terminationGracePeriodSeconds: z.number().int().min(0).optional(),
-}).refine((p) => [p.exec, p.httpGet, p.tcpSocket].filter(Boolean).length === 1, {
-  message: "a probe needs exactly one of exec, httpGet, tcpSocket",
+}).superRefine(exactlyOne("a probe", ["exec", "httpGet", "tcpSocket", "grpc"]));
+
+/** A postStart or preStop hook. */
+export const lifecycleHandler = z.strictObject({
+  exec: execAction.optional(),
+  httpGet: httpGetAction.optional(),
+  tcpSocket: tcpSocketAction.optional(),
+  sleep: z.strictObject({ seconds: z.number().int().min(0) }).optional(),
+}).superRefine(exactlyOne("a lifecycle handler", ["exec", "httpGet", "tcpSocket", "sleep"]));
+
+export const lifecycle = z.strictObject({
+  postStart: lifecycleHandler.optional(),
+  preStop: lifecycleHandler.optional(),
+  stopSignal: z.string().regex(/^SIG[A-Z0-9+-]+$/, "must be a signal name such as SIGTERM")
+    .optional(),
 });
 
 /** The Kubernetes Container fields rkl applies. */
@@ -155,6 +230,7 @@ export const containerFields = {
   command: argList.optional(),
   args: argList.optional(),
   env: z.array(envVar).optional(),
+  envFrom: z.array(envFromSource).optional(),
   workingDir: absolutePath.optional(),
   ports: z.array(containerPort).optional(),
   resources: resources.optional(),
@@ -165,9 +241,53 @@ export const containerFields = {
   livenessProbe: probe.optional(),
   readinessProbe: probe.optional(),
   startupProbe: probe.optional(),
+  lifecycle: lifecycle.optional(),
+  terminationMessagePath: absolutePath.optional(),
+  terminationMessagePolicy: z.enum(["File", "FallbackToLogsOnError"]).optional(),
 };
 
-export const hostPathVolume = z.strictObject({
+/** A file mode; pod.ts reads `0644` as octal, as kubectl's YAML 1.1 does, and checks the range. */
+const fileMode = z.number().int().min(0);
+
+const keyToPath = z.strictObject({
+  key: z.string().min(1),
+  path: z.string().min(1),
+  mode: fileMode.optional(),
+});
+
+const configMapProjection = z.strictObject({
+  name: objectName,
+  items: z.array(keyToPath).optional(),
+  optional: z.boolean().optional(),
+});
+
+const secretProjection = z.strictObject({
+  name: objectName,
+  items: z.array(keyToPath).optional(),
+  optional: z.boolean().optional(),
+});
+
+const downwardItem = z.strictObject({
+  path: z.string().min(1),
+  fieldRef: fieldRef.optional(),
+  resourceFieldRef: resourceFieldRef.optional(),
+  mode: fileMode.optional(),
+}).superRefine(exactlyOne("a downwardAPI item", ["fieldRef", "resourceFieldRef"]));
+
+const downwardAPIProjection = z.strictObject({ items: z.array(downwardItem).optional() });
+
+/** The volume sources rkl makes on one host. */
+export const VOLUME_SOURCES = [
+  "hostPath",
+  "emptyDir",
+  "configMap",
+  "secret",
+  "downwardAPI",
+  "projected",
+  "persistentVolumeClaim",
+];
+
+export const podVolume = z.strictObject({
   name: dnsLabel,
   hostPath: z.strictObject({
     path: z.string().min(1),
@@ -177,12 +297,54 @@ export const hostPathVolume = z.strictObject({
     medium: z.enum(["", "Memory"]).optional(),
     sizeLimit: quantity.optional(),
   }).optional(),
+  configMap: configMapProjection.extend({ defaultMode: fileMode.optional() }).optional(),
+  secret: z.strictObject({
+    secretName: objectName,
+    items: z.array(keyToPath).optional(),
+    optional: z.boolean().optional(),
+    defaultMode: fileMode.optional(),
+  }).optional(),
+  downwardAPI: downwardAPIProjection.extend({ defaultMode: fileMode.optional() }).optional(),
+  projected: z.strictObject({
+    defaultMode: fileMode.optional(),
+    sources: z.array(z.strictObject({
+      configMap: configMapProjection.optional(),
+      secret: secretProjection.optional(),
+      downwardAPI: downwardAPIProjection.optional(),
+      serviceAccountToken: z.strictObject({
+        audience: z.string().optional(),
+        expirationSeconds: z.number().int().optional(),
+        path: z.string(),
+      }).optional(),
+      clusterTrustBundle: z.record(z.string(), z.unknown()).optional(),
+    })).min(1, "a projected volume needs at least one source"),
+  }).optional(),
+  persistentVolumeClaim: z.strictObject({
+    claimName: dnsLabel,
+    readOnly: z.boolean().optional(),
+  }).optional(),
+}).superRefine((v, ctx) => {
+  const set = VOLUME_SOURCES.filter((k) => (v as Record<string, unknown>)[k] !== undefined);
+  if (set.length > 1) {
+    ctx.addIssue({
+      code: "custom",
+      message: `a volume has one source; this one has ${set.join(" and ")}`,
+    });
+  }
 });
+
+/** A single container's volumes: the same shape; resolveMounts refuses what needs a pod. */
+export const hostPathVolume = podVolume;
 
 export type ContainerPortSpec = z.output<typeof containerPort>;
 export type ResourcesSpec = z.output<typeof resources>;
 export type EnvVarSpec = z.output<typeof envVar>;
 export type VolumeMountSpec = z.output<typeof volumeMount>;
 export type SecurityContextSpec = z.output<typeof securityContext>;
-export type VolumeSpec = z.output<typeof hostPathVolume>;
+export type VolumeSpec = z.output<typeof podVolume>;
 export type ProbeSpec = z.output<typeof probe>;
+export type EnvFromSpec = z.output<typeof envFromSource>;
+export type FieldRefSpec = z.output<typeof fieldRef>;
+export type ResourceFieldRefSpec = z.output<typeof resourceFieldRef>;
+export type LifecycleHandlerSpec = z.output<typeof lifecycleHandler>;
+export type LifecycleSpec = z.output<typeof lifecycle>;

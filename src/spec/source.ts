@@ -198,3 +198,9 @@ export function validate<S extends z.ZodType>(
   }
   throw new SpecError({ file: src.file }, "Cannot validate: too many unknown fields");
 }
+
+/** The text a scalar was written as (`0644`, not 644), for fields YAML 1.1 reads differently. */
+export function scalarSource(src: SourceDoc, path: readonly PathSegment[]): string | undefined {
+  const node = src.doc.getIn(path, true) as { source?: unknown } | undefined;
+  return isScalar(node) && typeof node.source === "string" ? node.source : undefined;
+}

@@ -34,11 +34,21 @@ import { readUserFiles, resolveNames } from "./users.ts";
 import { createNetns, removeNetns } from "../sys/netns.ts";
 import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
+import type { PodInfo } from "../spec/downward.ts";
+import { runHook, type StoredHooks, storedHooks } from "./hooks.ts";
 import { trace } from "../trace.ts";
 import { cancellable, checkCancelled } from "../cancel.ts";
 import { callTimeoutMs } from "../timeouts.ts";
 import { portConflict } from "./ports.ts";
-import { cniIdFor, type ContainerDirs, containerDirs, type Host, type RuntimeRef } from "./host.ts";
+import {
+  claimDir,
+  cniIdFor,
+  type ContainerDirs,
+  containerDirs,
+  type Host,
+  type RklPaths,
+  type RuntimeRef,
+} from "./host.ts";
 
 export type ContainerStatus = "creating" | "created" | "running" | "exited" | "unknown";
 
@@ -84,6 +94,8 @@ export interface ContainerRecord extends StoredRecord {
   terminal?: boolean;
   /** Signal `stop` sends first (default SIGTERM). */
   stopSignal?: string;
+  /** Kubernetes lifecycle hooks, run at every start (postStart) and stop (preStop). */
+  hooks?: StoredHooks;
   /** The pod this container belongs to (its sandbox is the pod's). */
   pod?: string;
   /** The process making it, while status is "creating": a dead owner means interrupted. */
@@ -196,6 +208,8 @@ export interface PlanOptions {
   bundle: BundleDefaults;
   /** A pod's sandbox to join instead of making one. */
   sandbox?: Sandbox;
+  /** Downward-API fields without a sandbox (`pod validate` shows placeholders). */
+  podInfo?: PodInfo;
 }
 
 /** What a pod gives the containers that join it. */
@@ -209,15 +223,22 @@ export interface Sandbox {
   /** Namespaces to join (paths), or "host". */
   join: NonNullable<GenerateContext["joinNamespaces"]>;
   cgroupPath: string;
-  /** emptyDir name → host directory. */
+  /** emptyDir and files volume name → host directory. */
   emptyDirs: Record<string, string>;
   labels: Record<string, string>;
+  /** The pod's fields for env entries with a fieldRef. */
+  podInfo?: PodInfo;
 }
 
-function withEmptyDirs(spec: ContainerSpec, dirs: Record<string, string>): ContainerSpec {
+/** The pod's volumes as host paths: per-pod dirs, and claims under the volumes dir. */
+function withPodVolumes(spec: ContainerSpec, dirs: Record<string, string>, paths: RklPaths) {
   return {
     ...spec,
-    mounts: spec.mounts.map((m) => m.kind === "emptyDir" ? { ...m, source: dirs[m.volume!] } : m),
+    mounts: spec.mounts.map((m) => {
+      if (m.kind === "emptyDir" || m.kind === "files") return { ...m, source: dirs[m.volume!] };
+      if (m.kind === "claim") return { ...m, source: claimDir(paths, m.volume!) };
+      return m;
+    }),
   };
 }
 
@@ -234,7 +255,7 @@ export function portMappings(ports: LoadedContainer["spec"]["ports"]): PortMappi
 /** Pure: what the container will be, with no I/O. */
 export function planContainer(loaded: LoadedContainer, options: PlanOptions): ContainerPlan {
   const sb = options.sandbox;
-  const spec = sb ? withEmptyDirs(loaded.spec, sb.emptyDirs) : loaded.spec;
+  const spec = sb ? withPodVolumes(loaded.spec, sb.emptyDirs, options.host.paths) : loaded.spec;
   const name = sb?.recordName ?? spec.name;
   const dirs = containerDirs(options.host.paths, name);
   const cgroupPath = sb?.cgroupPath ?? `${options.host.cgroupParent}/${spec.name}`;
@@ -261,6 +282,7 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
       ? { "org.rkl.kind": "pod-container", "org.rkl.pod": sb.pod, "org.rkl.name": spec.name }
       : { "org.rkl.kind": "container", "org.rkl.name": spec.name },
     localhostSeccomp: options.localhostSeccomp,
+    podInfo: sb?.podInfo ?? options.podInfo,
   });
   // A subPath mount's source is its staging path, bind-mounted at create.
   const subPaths: StagedSubPath[] = [];
@@ -530,6 +552,7 @@ async function createContainerNow(
       hostNetwork: options.hostNetwork || undefined,
       terminal: plan.config.process.terminal || undefined,
       stopSignal: loaded.spec.stopSignal,
+      hooks: storedHooks(loaded.spec.lifecycle, loaded.spec.ports),
       resources: {},
       dirs: plan.dirs,
       owner: selfOwner(),
@@ -1175,7 +1198,33 @@ export async function startCreated(host: Host, rec: ContainerRecord): Promise<Co
   rec.status = "running";
   rec.startedAt = host.now().toISOString();
   host.store.put("containers", rec);
+  const hook = rec.hooks?.postStart;
+  if (hook) {
+    const why = await runHook(host, hookTarget(host, rec), hook, HOOK_TIMEOUT_MS);
+    if (why !== undefined) {
+      // As the kubelet: a failed postStart kills the container; the start failed.
+      await signal(host, rec, "SIGKILL");
+      throw new RklError(
+        "EHOOK",
+        `Cannot start container ${JSON.stringify(rec.name)}: its postStart hook failed: ${why}`,
+      );
+    }
+  }
   return rec;
+}
+
+/** postStart has no timeout in Kubernetes; here it may not hold a command forever. */
+const HOOK_TIMEOUT_MS = 120_000;
+
+function hookTarget(host: Host, rec: ContainerRecord) {
+  let ip = rec.network?.ip;
+  if (!ip && rec.pod && !rec.hostNetwork) {
+    try {
+      ip = host.store.get<{ network?: { ip?: string } } & StoredRecord>("pods", rec.pod)?.network
+        ?.ip;
+    } catch { /* a damaged pod record: exec hooks still work */ }
+  }
+  return { ...rec, ip };
 }
 
 /** create + start; a failed start removes what create made. */
@@ -1225,8 +1274,20 @@ export async function stopContainer(
     while (!exited() && Date.now() < deadline) await host.sleep(10);
     return exited();
   };
+  let graceMs = timeoutSec * 1000;
+  const preStop = rec.hooks?.preStop;
+  if (preStop && rec.status === "running") {
+    // Within the grace period; what is left of it (at least 2 s, as the
+    // kubelet gives) is the signal's.
+    const t0 = Date.now();
+    const why = await runHook(host, hookTarget(host, rec), preStop, graceMs);
+    if (why !== undefined) {
+      host.warn(`container ${JSON.stringify(rec.name)}: preStop hook failed: ${why}`);
+    }
+    graceMs = Math.max(2_000, graceMs - (Date.now() - t0));
+  }
   await signal(host, rec, rec.stopSignal ?? "SIGTERM");
-  if (!(await waitExit(timeoutSec * 1000))) {
+  if (!(await waitExit(graceMs))) {
     await signal(host, rec, "SIGKILL");
     await waitExit(5_000);
   }

@@ -84,6 +84,11 @@ export interface RuntimeRef {
   root: string;
 }
 
+/** Where a PersistentVolumeClaim's data lives: a named volume that outlives its pods. */
+export function claimDir(paths: RklPaths, claim: string): string {
+  return `${paths.root}/volumes/pvc-${claim}`;
+}
+
 export function containerDirs(
   paths: RklPaths,
   name: string,

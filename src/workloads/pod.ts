@@ -23,7 +23,8 @@ import {
   quantityValue,
 } from "../spec/quantity.ts";
 import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
-import type { LoadedPod, RestartPolicy } from "../spec/pod.ts";
+import type { LoadedPod, RestartPolicy, VolumeFile } from "../spec/pod.ts";
+import { fieldValue, type PodInfo } from "../spec/downward.ts";
 import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
 import { scavengeContainer, scavengePod } from "./scavenge.ts";
 import type { CgroupLimits } from "../sys/cgroups/mod.ts";
@@ -55,7 +56,7 @@ import {
   teardown,
 } from "./container.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
-import { cniIdFor, type Host, type RuntimeRef } from "./host.ts";
+import { claimDir, cniIdFor, type Host, type RuntimeRef } from "./host.ts";
 import { portConflict } from "./ports.ts";
 import { cniDown, cniUp } from "../net/attach.ts";
 import { trace } from "../trace.ts";
@@ -108,6 +109,10 @@ export interface PodRecord extends StoredRecord {
   epoch?: string;
   /** Set for pods `rkl daemon` made from a manifest: the file and its content hash. */
   static?: { file: string; hash: string };
+  /** metadata.uid, made at create (the downward API shows it). */
+  uid?: string;
+  /** PersistentVolumeClaims it mounts: `rkl volume rm` refuses them while the pod exists. */
+  claims?: string[];
 }
 
 export function podDirs(host: Host, name: string) {
@@ -297,7 +302,9 @@ async function createPodNow(
       terminationGracePeriodSeconds: spec.terminationGracePeriodSeconds,
       runtime: { name: host.runtime.name, binary: host.runtime.binary, root: host.runtime.root },
       cgroupPath: `${host.cgroupParent}/pod-${name}`,
-      limits: podLimits(spec.containers.map((c) => c.spec)),
+      limits: spec.resources
+        ? podLimits([{ resources: spec.resources } as ContainerSpec])
+        : podLimits(spec.containers.map((c) => c.spec)),
       netns: spec.hostNetwork ? undefined : `${host.paths.runRoot}/netns/p_${name}`,
       network: conflist
         ? {
@@ -310,9 +317,15 @@ async function createPodNow(
       initContainers: [],
       containers: [],
       dirs,
-      emptyDirs: Object.fromEntries(spec.emptyDirs.map((v) => [v, `${dirs.volumes}/${v}`])),
+      emptyDirs: Object.fromEntries(
+        [...spec.emptyDirs, ...Object.keys(spec.fileVolumes)].map((
+          v,
+        ) => [v, `${dirs.volumes}/${v}`]),
+      ),
       resources: {},
       static: options.static,
+      uid: crypto.randomUUID(),
+      claims: spec.claims.length > 0 ? spec.claims : undefined,
       owner: selfOwner(),
       epoch: host.epoch,
     };
@@ -332,10 +345,13 @@ async function createPodNow(
     for (const d of [dirs.dir, dirs.etc, dirs.volumes]) {
       Deno.mkdirSync(d, { recursive: true, mode: 0o711 });
     }
-    for (const v of Object.values(rec.emptyDirs)) {
-      Deno.mkdirSync(v, { recursive: true });
-      Deno.chmodSync(v, 0o777); // as the kubelet makes emptyDir
+    for (const v of spec.emptyDirs) {
+      const dir = rec.emptyDirs[v];
+      Deno.mkdirSync(dir, { recursive: true });
+      Deno.chmodSync(dir, 0o777); // as the kubelet makes emptyDir
+      if (spec.fsGroup !== undefined) setGroup(dir, spec.fsGroup, 0o2777);
     }
+    for (const claim of spec.claims) makeClaim(host, claim, spec.fsGroup);
 
     trace("pod: dirs");
     rec.resources.cgroup = true;
@@ -363,7 +379,11 @@ async function createPodNow(
       }
     }
     trace("pod: netns + cni");
-    writeEtcFiles(rec, spec.subdomain);
+    writeEtcFiles(rec, spec.subdomain, spec.hostAliases);
+    const info = podInfoOf(rec);
+    for (const [v, files] of Object.entries(spec.fileVolumes)) {
+      writeVolumeFiles(rec.emptyDirs[v], files, info, spec.fsGroup);
+    }
 
     // The pause container, in the pod netns (or the host's), with new IPC/UTS/PID.
     const pauseName = `${name}__pause`;
@@ -487,10 +507,105 @@ function sandboxFor(
     cgroupPath,
     emptyDirs: rec.emptyDirs,
     labels: { "org.rkl.pod": rec.name },
+    podInfo: podInfoOf(rec),
   };
 }
 
-function writeEtcFiles(rec: PodRecord, subdomain: string | undefined): void {
+/** The pod's own fields for the downward API. */
+export function podInfoOf(rec: PodRecord): PodInfo {
+  const hostIP = hostIPv4();
+  return {
+    name: rec.name,
+    namespace: rec.namespace,
+    uid: rec.uid ?? "",
+    labels: rec.labels,
+    annotations: rec.annotations,
+    nodeName: nodeName(),
+    serviceAccountName: "default",
+    hostIP,
+    podIP: rec.hostNetwork ? hostIP : rec.network?.ip ?? "",
+  };
+}
+
+/** The node name a kubelet would register: the host name, lower case. */
+function nodeName(): string {
+  try {
+    return Deno.hostname().toLowerCase();
+  } catch {
+    return "localhost";
+  }
+}
+
+/** The host's first non-loopback IPv4 address, or 127.0.0.1. */
+function hostIPv4(): string {
+  try {
+    for (const i of Deno.networkInterfaces()) {
+      if (i.family === "IPv4" && !i.address.startsWith("127.") && !/^(veth|cni|rkl)/.test(i.name)) {
+        return i.address;
+      }
+    }
+  } catch { /* no interfaces visible */ }
+  return "127.0.0.1";
+}
+
+function setGroup(path: string, gid: number, mode: number): void {
+  Deno.chownSync(path, 0, gid);
+  Deno.chmodSync(path, mode);
+}
+
+function makeClaim(host: Host, claim: string, fsGroup: number | undefined): void {
+  const dir = claimDir(host.paths, claim);
+  privateDir(`${host.paths.root}/volumes`);
+  try {
+    const st = Deno.lstatSync(dir);
+    if (!st.isDirectory) throw new RklError("ECLAIM", `volume ${dir} is not a directory`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    Deno.mkdirSync(dir, { mode: 0o755 });
+    Deno.chmodSync(dir, 0o777);
+  }
+  if (fsGroup !== undefined) setGroup(dir, fsGroup, 0o2777);
+}
+
+/**
+ * Writes a configMap/secret/downwardAPI/projected volume into its fresh
+ * directory (made by this pod, so nothing in it can be a planted link); the
+ * paths were checked relative and free of `..` when the file was read.
+ */
+function writeVolumeFiles(
+  dir: string,
+  files: VolumeFile[],
+  info: PodInfo,
+  fsGroup: number | undefined,
+): void {
+  Deno.mkdirSync(dir, { mode: 0o755 });
+  Deno.chmodSync(dir, 0o755);
+  if (fsGroup !== undefined) setGroup(dir, fsGroup, 0o2755);
+  for (const f of files) {
+    const path = `${dir}/${f.path}`;
+    const parent = path.slice(0, path.lastIndexOf("/"));
+    if (parent !== dir) Deno.mkdirSync(parent, { recursive: true, mode: 0o755 });
+    const bytes = f.fieldRef !== undefined
+      ? new TextEncoder().encode(fieldValue(f.fieldRef, info))
+      : Uint8Array.from(atob(f.data ?? ""), (c) => c.charCodeAt(0));
+    // With fsGroup the group may read, as the kubelet's volume ownership does.
+    const mode = fsGroup !== undefined ? f.mode | 0o440 : f.mode;
+    Deno.writeFileSync(path, bytes, { mode, createNew: true });
+    Deno.chmodSync(path, mode); // past the umask
+    if (fsGroup !== undefined) Deno.chownSync(path, 0, fsGroup);
+  }
+}
+
+function writeEtcFiles(
+  rec: PodRecord,
+  subdomain: string | undefined,
+  aliases: { ip: string; hostnames: string[] }[] = [],
+): void {
+  const extra = aliases.length > 0
+    ? `\n# Entries added by HostAliases.\n${
+      aliases.map((a) => `${a.ip}\t${a.hostnames.join("\t")}\n`).join("")
+    }`
+    : "";
   const names = subdomain
     ? [`${rec.hostname}.${subdomain}.${rec.namespace}.svc.cluster.local`, rec.hostname]
     : [rec.hostname];
@@ -498,10 +613,11 @@ function writeEtcFiles(rec: PodRecord, subdomain: string | undefined): void {
     for (const f of ["hosts", "hostname", "resolv.conf"]) {
       Deno.copyFileSync(`/etc/${f}`, `${rec.dirs.etc}/${f}`);
     }
+    if (extra) Deno.writeTextFileSync(`${rec.dirs.etc}/hosts`, extra, { append: true });
     return;
   }
   const hosts = hostsFile(names.join("\t"), rec.network?.ip);
-  Deno.writeTextFileSync(`${rec.dirs.etc}/hosts`, hosts);
+  Deno.writeTextFileSync(`${rec.dirs.etc}/hosts`, hosts + extra);
   Deno.writeTextFileSync(`${rec.dirs.etc}/hostname`, `${rec.hostname}\n`);
   let resolv = "";
   try {
@@ -570,9 +686,11 @@ export async function startPod(host: Host, name: string): Promise<PodRecord> {
         },
       );
     }
-    await Promise.all(
-      members.filter((c) => c.status === "created").map((c) => startCreated(host, c)),
-    );
+    const toStart = members.filter((c) => c.status === "created");
+    if (toStart.some((c) => c.hooks?.postStart)) {
+      // As the kubelet: in order, each postStart done before the next starts.
+      for (const c of toStart) await startCreated(host, c);
+    } else await Promise.all(toStart.map((c) => startCreated(host, c)));
     rec.startedAt ??= host.now().toISOString();
     host.store.put("pods", rec);
     return rec;

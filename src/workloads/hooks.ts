@@ -1,0 +1,85 @@
+/**
+ * Kubernetes lifecycle hooks. postStart runs right after the container
+ * starts (a failure kills it: the start failed, as the kubelet counts it);
+ * preStop runs before the stop signal, within the grace period. Handlers are
+ * those of probes (exec in the container, httpGet/tcpSocket to its IP from
+ * the host) plus `sleep`, which waits here, as the kubelet does.
+ */
+import type { LifecycleHandlerSpec, LifecycleSpec } from "../spec/schema.ts";
+import { runAction } from "../daemon/probes.ts";
+import { execProcess } from "../oci/runtime.ts";
+import type { Host } from "./host.ts";
+
+/** The hooks as a record keeps them: named ports already turned into numbers. */
+export interface StoredHooks {
+  postStart?: LifecycleHandlerSpec;
+  preStop?: LifecycleHandlerSpec;
+}
+
+export function storedHooks(
+  l: LifecycleSpec | undefined,
+  ports: { name?: string; containerPort: number }[],
+): StoredHooks | undefined {
+  if (!l?.postStart && !l?.preStop) return undefined;
+  const fix = (h: LifecycleHandlerSpec | undefined): LifecycleHandlerSpec | undefined => {
+    if (!h) return undefined;
+    const a = h.httpGet ?? h.tcpSocket;
+    if (!a || typeof a.port === "number" || /^\d+$/.test(a.port)) return h;
+    const n = ports.find((p) => p.name === a.port)?.containerPort;
+    if (n === undefined) return h; // runAction reports the port as failed
+    return h.httpGet ? { ...h, httpGet: { ...h.httpGet, port: n } } : {
+      ...h,
+      tcpSocket: { ...h.tcpSocket!, port: n },
+    };
+  };
+  return { postStart: fix(l.postStart), preStop: fix(l.preStop) };
+}
+
+interface HookTarget {
+  id: string;
+  name: string;
+  runtime: { name: string; binary: string; root: string };
+  dirs: { config: string; conmonDir: string };
+  ip?: string;
+}
+
+/** Runs one hook; returns why it failed, or undefined. */
+export async function runHook(
+  host: Host,
+  c: HookTarget,
+  h: LifecycleHandlerSpec,
+  timeoutMs: number,
+): Promise<string | undefined> {
+  if (h.sleep) {
+    await host.sleep(Math.min(h.sleep.seconds * 1000, timeoutMs));
+    return undefined;
+  }
+  let output = "";
+  let code = 0;
+  const ok = await runAction(h, {
+    ip: c.ip ?? "127.0.0.1",
+    ports: [],
+    exec: async (argv, ms) => {
+      const res = await host.runtimeFor(c.runtime).execCapture(
+        c.id,
+        execProcess(c.dirs.config, argv),
+        {
+          timeoutMs: ms,
+          fileDir: c.dirs.conmonDir,
+        },
+      );
+      output = res.output;
+      code = res.code;
+      return res.code;
+    },
+  }, timeoutMs);
+  if (ok) return undefined;
+  if (h.exec) {
+    const last = output.split("\n").filter(Boolean).pop();
+    return `${JSON.stringify(h.exec.command.join(" "))} exited with code ${code}${
+      last ? `: ${last}` : ""
+    }`;
+  }
+  const a = (h.httpGet ?? h.tcpSocket)!;
+  return `${h.httpGet ? `GET ${h.httpGet.path ?? "/"} on` : "connect to"} port ${a.port} failed`;
+}
