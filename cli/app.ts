@@ -7,7 +7,7 @@ import { registerPod } from "./commands/pod.ts";
 import { registerCompose } from "./commands/compose.ts";
 import { registerDaemon } from "./commands/daemon.ts";
 import { registerBundle } from "./commands/bundle.ts";
-import { registerGc } from "./commands/gc.ts";
+import { registerGc, registerHealthMonitor } from "./commands/gc.ts";
 import { registerVolume } from "./commands/volume.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
@@ -50,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
   registerBundle(program, ctx);
   registerGc(program, ctx);
   registerVolume(program, ctx);
+  registerHealthMonitor(program, ctx);
   for (const sub of program.commands) sub.exitOverride();
 
   try {

@@ -1,4 +1,5 @@
 /** Builds the real Host: the only place real adapters are created. */
+import { selfArgv } from "./self.ts";
 import { CniClient } from "../src/net/cni.ts";
 import { resolveRuntime, RuncCliRuntime, which } from "../src/oci/runtime.ts";
 import { FsStore } from "../src/store/store.ts";
@@ -190,6 +191,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     subnet: Deno.env.get("RKL_SUBNET"),
     portInUse: (port, protocol) => boundPorts(protocol).has(port),
     warn,
+    selfArgv: selfArgv(),
     now: () => new Date(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
   };

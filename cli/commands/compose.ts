@@ -188,9 +188,9 @@ export function registerCompose(program: Command, ctx: Context): void {
     .action(async (o: { all?: boolean; output: string }) => {
       const host = ctx.host();
       const project = await loadProject(flags(), ctx.warn);
-      const rec = host.store.get<
-        { health: Record<string, string>; schemaVersion: number; name: string }
-      >("compose", project.name);
+      const { readHealth } = await import("../../src/workloads/health.ts");
+      const health = (m: ContainerRecord) =>
+        m.healthcheck && m.status === "running" ? readHealth(host, m).status : undefined;
       const members = await Promise.all(
         projectContainers(host, project.name).map((m) => quickRefresh(host, m)),
       );
@@ -203,7 +203,7 @@ export function registerCompose(program: Command, ctx: Context): void {
               service: m.labels[LABEL_SERVICE],
               status: m.status,
               exitCode: m.exitCode ?? null,
-              health: rec?.health[m.name] ?? null,
+              health: health(m) ?? null,
               ip: m.network?.ip ?? null,
               ports: m.network?.portMappings ?? [],
             })),
@@ -217,7 +217,7 @@ export function registerCompose(program: Command, ctx: Context): void {
         shown.map((m) => [
           m.name,
           m.labels[LABEL_SERVICE],
-          statusText(m, rec?.health[m.name]),
+          statusText(m, health(m)),
           m.network?.ip ?? "-",
           (m.network?.portMappings ?? []).map((p) =>
             `${p.hostIP ?? "0.0.0.0"}:${p.hostPort}->${p.containerPort}/${p.protocol}`

@@ -21,3 +21,16 @@ export function registerGc(program: Command, ctx: Context): void {
       if (r.findings.length === 0 && r.done.length === 0) write("nothing to clean\n");
     });
 }
+
+/** `rkl __health-monitor`: the compose healthcheck monitor (started by rkl itself). */
+export function registerHealthMonitor(program: Command, ctx: Context): void {
+  program.command("__health-monitor", { hidden: true }).action(async () => {
+    const { runHealthMonitor } = await import("../../src/workloads/health.ts");
+    const stop = new AbortController();
+    for (const sig of ["SIGTERM", "SIGINT"] as const) {
+      Deno.addSignalListener(sig, () => stop.abort());
+    }
+    await runHealthMonitor(ctx.host(), { signal: stop.signal });
+    Deno.exit(0);
+  });
+}

@@ -24,6 +24,7 @@ import { gc } from "../workloads/gc.ts";
 import { rotateIfLarge } from "../workloads/logrotate.ts";
 import { withAbort } from "../cancel.ts";
 import { ConflictError } from "../errors.ts";
+import { processAlive, takePidLock } from "../sys/pidlock.ts";
 import { type Backoff, KUBELET_BACKOFF, restartAt, type RestartPolicy } from "./restart.ts";
 import {
   initialState,
@@ -561,47 +562,15 @@ export interface DaemonOptions {
  * its start time. A file left by a daemon that died is taken over.
  */
 export function takeDaemonLock(host: Host): () => void {
-  const path = `${host.paths.runRoot}/daemon.pid`;
   Deno.mkdirSync(host.paths.runRoot, { recursive: true, mode: 0o711 });
-  const me = `${Deno.pid} ${procStat(Deno.pid)?.startTime ?? 0}\n`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      Deno.writeTextFileSync(path, me, { createNew: true, mode: 0o600 });
-      return () => {
-        try {
-          if (Deno.readTextFileSync(path) === me) Deno.removeSync(path);
-        } catch { /* gone */ }
-      };
-    } catch (e) {
-      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-    }
-    const [pid, start] = (readOr(path) ?? "").trim().split(" ").map(Number);
-    if (pid > 0 && daemonAlive(pid, start)) {
-      throw new ConflictError(
-        `Cannot start the daemon: pid ${pid} already runs one for ${host.paths.runRoot}`,
-        { hint: "stop it first (systemctl stop rkl), or use another --run-root" },
-      );
-    }
-    try {
-      Deno.removeSync(path); // a dead daemon's
-    } catch { /* another starter took it over first */ }
-  }
-  throw new ConflictError(`Cannot start the daemon: ${path} keeps coming back`);
+  return takePidLock(`${host.paths.runRoot}/daemon.pid`, (pid) =>
+    new ConflictError(
+      `Cannot start the daemon: pid ${pid} already runs one for ${host.paths.runRoot}`,
+      { hint: "stop it first (systemctl stop rkl), or use another --run-root" },
+    ));
 }
 
-/** True when `pid` is running and is the process that started at `start`. */
-export function daemonAlive(pid: number, start: number | undefined): boolean {
-  const s = procStat(pid);
-  return !!s && s.state !== "Z" && (start === undefined || s.startTime === start);
-}
-
-function readOr(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
-}
+export const daemonAlive = processAlive;
 
 export async function runDaemon(host: Host, options: DaemonOptions): Promise<void> {
   Deno.mkdirSync(options.manifests, { recursive: true });

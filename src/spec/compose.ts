@@ -249,6 +249,8 @@ export interface ComposeHealthcheck {
   timeoutMs: number;
   retries: number;
   startPeriodMs: number;
+  /** How often to check during the start period (compose `start_interval`, default 5 s). */
+  startIntervalMs: number;
 }
 
 export type DependencyCondition =
@@ -630,7 +632,7 @@ function healthcheck(
   else if (h.test[0] === "CMD-SHELL") test = ["/bin/sh", "-c", h.test.slice(1).join(" ")];
   else throw L.error([...where, "test"], 'test must start with "CMD", "CMD-SHELL" or "NONE"');
   if (test.length === 0) throw L.error([...where, "test"], "test has no command");
-  const dur = (k: "interval" | "timeout" | "start_period", def: number) => {
+  const dur = (k: "interval" | "timeout" | "start_period" | "start_interval", def: number) => {
     try {
       return h[k] === undefined ? def : parseDuration(h[k]!);
     } catch (e) {
@@ -643,6 +645,7 @@ function healthcheck(
     timeoutMs: dur("timeout", 30_000),
     retries: h.retries ?? 3,
     startPeriodMs: dur("start_period", 0),
+    startIntervalMs: dur("start_interval", 5_000),
   };
 }
 

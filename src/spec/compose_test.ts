@@ -122,6 +122,7 @@ Deno.test("loadCompose() orders services by depends_on and reports cycles and un
     timeoutMs: 30000,
     retries: 3,
     startPeriodMs: 0,
+    startIntervalMs: 5000,
   });
   const cycle = err(
     `services:\n  a:\n    image: b\n    depends_on: [b]\n  b:\n    image: b\n    depends_on: [a]\n`,

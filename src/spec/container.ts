@@ -27,6 +27,7 @@ import {
 } from "./schema.ts";
 import { dirnameOf, joinPath } from "./paths.ts";
 import { RESTART_LABEL } from "./names.ts";
+import type { ComposeHealthcheck } from "./compose.ts";
 
 const singleContainer = z.strictObject({
   ...containerFields,
@@ -71,6 +72,8 @@ export interface ContainerSpec {
   lifecycle?: LifecycleSpec;
   /** Extra groups of the process (pod securityContext supplementalGroups and fsGroup). */
   supplementalGroups?: number[];
+  /** A compose healthcheck, run for as long as the container runs (workloads/health.ts). */
+  healthcheck?: ComposeHealthcheck;
   /** Kubernetes probes, run by `rkl daemon` for static pods. */
   probes?: { liveness?: ProbeSpec; readiness?: ProbeSpec; startup?: ProbeSpec };
 }

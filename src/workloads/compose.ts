@@ -17,7 +17,6 @@
 import { NotFoundError, RklError } from "../errors.ts";
 import { bridgeConflist, conflistPath } from "../net/network.ts";
 import { readExitCode } from "../oci/conmon.ts";
-import { execProcess } from "../oci/runtime.ts";
 import { COMPOSE_NAME, type ComposeProject, type ComposeService } from "../spec/compose.ts";
 import { assertBelow, privateDir, removeBelow } from "../sys/fsutil.ts";
 import type { LoadedContainer, ResolvedMount } from "../spec/container.ts";
@@ -31,6 +30,7 @@ import {
   stopContainer,
 } from "./container.ts";
 import { hostsFile } from "./etc_files.ts";
+import { ensureHealthMonitor, waitForHealth } from "./health.ts";
 import type { Host } from "./host.ts";
 import { RESTART_LABEL } from "../spec/names.ts";
 
@@ -49,8 +49,8 @@ export interface ComposeRecord extends StoredRecord {
   volumes: string[];
   /** Service → config hash of what is running. */
   services: Record<string, string>;
-  /** Container → last healthcheck result. */
-  health: Record<string, "starting" | "healthy" | "unhealthy">;
+  /** Older records kept the last healthcheck result here; now RUN_ROOT/health has it. */
+  health?: Record<string, string>;
   createdAt: string;
 }
 
@@ -241,6 +241,7 @@ function replicaSpec(
         ? { user: svc.user.name, group: svc.user.group, loc: svc.user.loc }
         : undefined,
       stopSignal: svc.stopSignal,
+      healthcheck: svc.healthcheck,
       shmSize: svc.shmSize,
       sysctls: svc.sysctls,
       ulimits: svc.ulimits,
@@ -325,7 +326,6 @@ export async function composeUp(
     networks: {},
     volumes: [],
     services: {},
-    health: {},
     createdAt: host.now().toISOString(),
   };
   rec.files = project.files;
@@ -368,7 +368,7 @@ export async function composeUp(
     ? withDependencies(project, options.services)
     : project.services;
   for (const svc of wanted) {
-    for (const d of svc.dependsOn) await waitCondition(host, project, rec, d.service, d.condition);
+    for (const d of svc.dependsOn) await waitCondition(host, project, d.service, d.condition);
     const hash = await serviceHash(project, svc);
     const existing = projectContainers(host, project.name).filter((c) =>
       c.labels[LABEL_SERVICE] === svc.name
@@ -379,7 +379,6 @@ export async function composeUp(
     for (const c of stale) {
       options.log?.(`recreating ${c.name}`);
       await removeContainer(host, c.name, { force: true });
-      delete rec.health[c.name];
     }
     for (let n = 1; n <= svc.replicas; n++) {
       const name = containerName(project.name, svc, n);
@@ -447,7 +446,6 @@ function withDependencies(project: ComposeProject, names: string[]): ComposeServ
 async function waitCondition(
   host: Host,
   project: ComposeProject,
-  rec: ComposeRecord,
   service: string,
   condition: string,
 ): Promise<void> {
@@ -480,10 +478,8 @@ async function waitCondition(
           `Cannot wait for ${JSON.stringify(service)} to be healthy: it has no healthcheck`,
         );
       }
-      if (rec.health[c.name] === "healthy") continue;
-      rec.health[c.name] = await waitHealthy(host, c, svc);
-      host.store.put("compose", rec);
-      if (rec.health[c.name] !== "healthy") {
+      ensureHealthMonitor(host);
+      if (await waitForHealth(host, c) !== "healthy") {
         throw new RklError(
           "EUNHEALTHY",
           `Cannot start dependents of ${
@@ -492,30 +488,6 @@ async function waitCondition(
         );
       }
     }
-  }
-}
-
-/** Runs the healthcheck the way docker does: start period, interval, timeout, retries. */
-export async function waitHealthy(
-  host: Host,
-  c: ContainerRecord,
-  svc: ComposeService,
-): Promise<"healthy" | "unhealthy"> {
-  const h = svc.healthcheck!;
-  const started = Date.now();
-  const rt = host.runtimeFor(c.runtime);
-  const process = execProcess(c.dirs.config, h.test);
-  let failures = 0;
-  for (;;) {
-    const live = await refresh(host, c);
-    if (live.status !== "running") return "unhealthy";
-    const res = await rt.execCapture(c.id, process, {
-      timeoutMs: h.timeoutMs,
-      fileDir: c.dirs.conmonDir,
-    });
-    if (res.code === 0) return "healthy";
-    if (Date.now() - started >= h.startPeriodMs && ++failures >= h.retries) return "unhealthy";
-    await host.sleep(Math.min(h.intervalMs, 60_000));
   }
 }
 

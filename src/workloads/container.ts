@@ -35,7 +35,11 @@ import { createNetns, removeNetns } from "../sys/netns.ts";
 import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
 import type { PodInfo } from "../spec/downward.ts";
+import type { ComposeHealthcheck } from "../spec/compose.ts";
 import { runHook, type StoredHooks, storedHooks } from "./hooks.ts";
+import { procStat } from "../sys/procstat.ts";
+import { ensureHealthMonitor, healthFile } from "./health_spawn.ts";
+export { procStat };
 import { trace } from "../trace.ts";
 import { cancellable, checkCancelled } from "../cancel.ts";
 import { callTimeoutMs } from "../timeouts.ts";
@@ -96,6 +100,8 @@ export interface ContainerRecord extends StoredRecord {
   stopSignal?: string;
   /** Kubernetes lifecycle hooks, run at every start (postStart) and stop (preStop). */
   hooks?: StoredHooks;
+  /** A compose healthcheck the health monitor runs while the container runs. */
+  healthcheck?: ComposeHealthcheck;
   /** The pod this container belongs to (its sandbox is the pod's). */
   pod?: string;
   /** The process making it, while status is "creating": a dead owner means interrupted. */
@@ -553,6 +559,7 @@ async function createContainerNow(
       terminal: plan.config.process.terminal || undefined,
       stopSignal: loaded.spec.stopSignal,
       hooks: storedHooks(loaded.spec.lifecycle, loaded.spec.ports),
+      healthcheck: loaded.spec.healthcheck,
       resources: {},
       dirs: plan.dirs,
       owner: selfOwner(),
@@ -891,6 +898,7 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
     await step(() => removeAll(d.log));
     for (const old of rotatedLogs(d.log)) await step(() => removeAll(old));
   }
+  if (rec.healthcheck) await step(() => removeAll(healthFile(host, rec.name)));
   if (errors.length > 0) {
     // Keep the record so that `rm -f` can try again.
     host.store.put("containers", rec);
@@ -1089,18 +1097,6 @@ function dirExists(path: string): boolean {
   }
 }
 
-/** State letter and start time (clock ticks after boot) of a process, from /proc/PID/stat. */
-export function procStat(pid: number): { state: string; startTime: number } | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { state: rest[0], startTime: Number(rest[19]) };
-  } catch {
-    return undefined;
-  }
-}
-
 export function processAlive(pid: number): boolean {
   const s = procStat(pid);
   return s !== undefined && s.state !== "Z"; // a zombie has exited already
@@ -1198,6 +1194,7 @@ export async function startCreated(host: Host, rec: ContainerRecord): Promise<Co
   rec.status = "running";
   rec.startedAt = host.now().toISOString();
   host.store.put("containers", rec);
+  if (rec.healthcheck && host.selfArgv) ensureHealthMonitor(host);
   const hook = rec.hooks?.postStart;
   if (hook) {
     const why = await runHook(host, hookTarget(host, rec), hook, HOOK_TIMEOUT_MS);

@@ -19,6 +19,7 @@
  */
 import { checkRecordName } from "../store/store.ts";
 import { readDirOr } from "../sys/fsutil.ts";
+import { healthDir } from "./health_spawn.ts";
 import {
   type ContainerRecord,
   ownerGone,
@@ -111,6 +112,20 @@ export function namesOnHost(
     for (const n of [...m.keys()]) if (!validName(n, kind)) m.delete(n);
   }
   return { containers, pods };
+}
+
+/** RUN_ROOT/health/NAME.json (and its temp files) without a container record. */
+function orphanHealthFiles(host: Host): string[] {
+  const dir = healthDir(host);
+  return readDirOr(dir).filter((e) => {
+    const m = /^(.+)\.json(\.\d+\.tmp)?$/.exec(e.name);
+    if (!m) return false;
+    try {
+      return host.store.get("containers", m[1]) === undefined;
+    } catch {
+      return false; // a damaged record is gc's other business
+    }
+  }).map((e) => `${dir}/${e.name}`);
 }
 
 /** Temp files of atomic writes whose writer (pid in the name) is gone. */
@@ -216,6 +231,13 @@ export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promis
       }
     }
 
+    for (const f of orphanHealthFiles(host)) {
+      findings.push({ kind: "file", name: f, why: "health state of a container that is gone" });
+      if (!options.dryRun) {
+        Deno.removeSync(f);
+        done.push(`removed ${f}`);
+      }
+    }
     for (const f of staleTempFiles(host)) {
       findings.push({ kind: "file", name: f, why: "temp file of an interrupted write" });
       if (!options.dryRun) {

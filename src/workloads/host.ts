@@ -70,6 +70,8 @@ export interface Host {
   logRotation?: { maxBytes: number; maxFiles: number };
   /** Subnet for the default network when rkl writes its conflist. */
   subnet?: string;
+  /** How to run this rkl again (helper processes such as the health monitor). */
+  selfArgv?: string[];
   /** True when something on the host already listens on the port. */
   portInUse(port: number, protocol: "tcp" | "udp", hostIP: string): boolean;
   warn(message: string): void;

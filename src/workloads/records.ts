@@ -96,7 +96,7 @@ const composeRecord = obj({
   networks: map(obj({ rklName: str, subnet: str, external: bool })),
   volumes: arr(str),
   services: map(str),
-  health: map(str),
+  health: opt(map(str)),
 });
 
 type Rec = Record<string, never>;

@@ -84,6 +84,9 @@ export async function census(scope: CensusScope): Promise<Census> {
       ...walk(`${scope.runRoot}/sock`, 0, () => true),
       ...walk(`${scope.root}/exits`, 0, () => true),
       ...walk(`${scope.root}/logs`, 0, () => true),
+      ...walk(`${scope.root}/volumes`, 0, () => true),
+      // Health states; not the monitor's pid file (it exits on its own a little later).
+      ...walk(`${scope.runRoot}/health`, 0, (p) => !p.endsWith("/monitor.pid")),
       // Containers the OCI runtimes still know (one dir per container in each --root).
       ...walk(
         `${scope.runRoot}/runtime`,

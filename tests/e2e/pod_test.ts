@@ -496,7 +496,7 @@ test("bad pod specs each give one located error, exit 2, and create nothing", as
     [
       "kind",
       "apiVersion: v1\nkind: Deployment\nmetadata: {name: x}\nspec: {containers: []}\n",
-      /kind\.yaml:2:7: kind: Invalid input: expected "Pod"/,
+      /kind\.yaml:2:7: kind: kind "Deployment" is not run here: a pod file holds Pod, ConfigMap, Secret, PersistentVolumeClaim documents/,
     ],
     [
       "dupname",
