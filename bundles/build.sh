@@ -19,6 +19,24 @@ case "$kind" in
       [ "$applet" = busybox ] && continue
       ln -sf busybox "$rootfs/bin/$applet"
     done
+    if [ ! -e "$rootfs/bin/printenv" ]; then
+      cat >"$rootfs/bin/printenv" <<'SH'
+#!/bin/sh
+# printenv for bundles whose busybox lacks the applet (Debian's busybox-static;
+# the busybox image on Docker Hub has it): prints the named variables, or all.
+# It reads its own starting environment, which also holds names such as
+# `discovery.type` that the shell itself does not pass on.
+[ $# -eq 0 ] && exec tr '\0' '\n' </proc/$$/environ
+rc=0
+for v in "$@"; do
+  tr '\0' '\n' </proc/$$/environ |
+    awk -v n="$v=" 'index($0, n) == 1 { print substr($0, length(n) + 1); f = 1; exit } END { exit !f }' ||
+    rc=1
+done
+exit $rc
+SH
+      chmod 755 "$rootfs/bin/printenv"
+    fi
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
     printf 'root:x:0:\nnobody:x:65534:\n' >"$rootfs/etc/group"
     ;;

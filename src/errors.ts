@@ -26,6 +26,16 @@ export class RklError extends Error {
   }
 }
 
+/** A command that cannot run in a container: exit code 127, as a shell (and podman exec) gives. */
+export class NoExecutableError extends RklError {
+  override get exitCode(): number {
+    return 127;
+  }
+  constructor(message: string) {
+    super("ENOEXEC", message);
+  }
+}
+
 /** A location inside a user's file. Lines and columns are 1-based. */
 export interface SourceLocation {
   file: string;

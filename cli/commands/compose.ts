@@ -306,6 +306,8 @@ export function registerCompose(program: Command, ctx: Context): void {
   c.command("exec").argument("<service>").argument("<command...>").description(
     "run a command in a service's first container",
   )
+    // As docker compose: everything after the service is the command, `-c` included.
+    .passThroughOptions()
     .option("-i, --interactive", "keep stdin open").option("-t, --tty", "allocate a terminal")
     .action(
       async (service: string, command: string[], o: { interactive?: boolean; tty?: boolean }) => {

@@ -97,7 +97,8 @@ export function containerState(host: Host, r: ContainerRecord) {
 }
 
 export function registerContainer(program: Command, ctx: Context): void {
-  const c = program.command("container").alias("c").description("run and manage single containers");
+  const c = program.command("container").alias("c").description("run and manage single containers")
+    .enablePositionalOptions();
 
   c.command("run").argument("<file>", "container YAML").description(
     "create and start a container; prints its name",
@@ -226,6 +227,7 @@ export function registerContainer(program: Command, ctx: Context): void {
     "run a command in a running container",
   )
     .option("-i, --interactive", "keep stdin open").option("-t, --tty", "allocate a terminal")
+    .passThroughOptions()
     .action(
       async (name: string, command: string[], o: { interactive?: boolean; tty?: boolean }) => {
         const host = ctx.host();

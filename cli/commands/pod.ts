@@ -35,6 +35,19 @@ export async function loadPodFile(
   for (const f of configmaps) loadObjects(readSpecFile(f).text, f, objects);
   const pods = loadPods(text, file, { baseDir, objects });
   for (const p of pods) for (const w of p.warnings) warn(formatWarning(w));
+  // Probes need something that watches the pod for its whole life: the daemon.
+  for (const p of pods) {
+    for (const c of [...p.spec.initContainers, ...p.spec.containers]) {
+      for (const kind of ["liveness", "readiness", "startup"] as const) {
+        if (!c.spec.probes?.[kind]) continue;
+        const at = c.source.at([`${kind}Probe`]);
+        warn(formatWarning({
+          ...at,
+          message: `run by \`rkl daemon\` for static pods; \`rkl pod run\` does not probe`,
+        }));
+      }
+    }
+  }
   return pods;
 }
 
@@ -87,7 +100,8 @@ const CONFIGMAP_OPTION = [
 ] as const;
 
 export function registerPod(program: Command, ctx: Context): void {
-  const p = program.command("pod").alias("p").description("run and manage Kubernetes pods");
+  const p = program.command("pod").alias("p").description("run and manage Kubernetes pods")
+    .enablePositionalOptions();
 
   for (const verb of ["run", "create"] as const) {
     p.command(verb).argument("<file>", "Pod YAML (one or more documents)")
@@ -200,6 +214,7 @@ export function registerPod(program: Command, ctx: Context): void {
   p.command("exec").argument("<pod>").argument("<container>").argument("<command...>")
     .description("run a command in a pod's container")
     .option("-i, --interactive", "keep stdin open").option("-t, --tty", "allocate a terminal")
+    .passThroughOptions()
     .action(
       async (
         pod: string,

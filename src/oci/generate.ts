@@ -264,7 +264,7 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
     specVars.set(e.name, v);
     envMap.set(e.name, v);
   }
-  if (spec.expandArgs && (spec.command?.length || spec.args?.length)) {
+  if (spec.kubernetes && (spec.command?.length || spec.args?.length)) {
     args = args.map((a) => expandRefs(a, specVars));
   }
 
@@ -292,6 +292,10 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
   }
 
   const resources = ociResources(spec.resources);
+  // The kubelet's minimum: a container without a CPU request gets 2 shares.
+  if (spec.kubernetes && resources.cpu?.shares === undefined) {
+    resources.cpu = { ...resources.cpu, shares: 2 };
+  }
   const pids = ctx.pidsLimit ?? DEFAULT_PIDS_LIMIT;
   if (pids > 0) resources.pids = { limit: pids };
   const seccomp = seccompFor(sc, caps, ctx);

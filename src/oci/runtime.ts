@@ -197,6 +197,7 @@ export class RuncCliRuntime implements OciRuntime {
       ];
       return this.cmd.runInteractive(this.binary, {
         args,
+        env: QUIET,
         stdin: options.interactive ? "inherit" : "null",
       });
     });

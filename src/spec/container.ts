@@ -44,8 +44,12 @@ export interface ContainerSpec {
   command?: string[];
   args?: string[];
   env: EnvEntry[];
-  /** Kubernetes files: `$(VAR)` in command and args is expanded from env (compose: not). */
-  expandArgs?: boolean;
+  /**
+   * From a Kubernetes file, with the kubelet's semantics: `$(VAR)` in command
+   * and args is expanded from env, and no CPU request means cpu.shares 2.
+   * Compose services have docker's (neither).
+   */
+  kubernetes?: boolean;
   workingDir?: string;
   ports: ContainerPortSpec[];
   resources: ResourcesSpec;
@@ -108,6 +112,8 @@ export interface ResolvedMount {
   subPath?: string;
   /** Kubernetes hostPath.type, checked (and for *OrCreate applied) at create. */
   hostPathType?: HostPathType;
+  /** Compose binds: a missing source becomes a directory; an existing one of any type is used. */
+  createMissingDir?: boolean;
   /** Where the mount's source is in the file, for errors found at create. */
   loc?: SourceLocation & { path?: string };
 }
@@ -381,7 +387,7 @@ export function toContainerSpec(
     args: c.args,
     env: options.env ??
       (c.env ?? []).map((e) => ({ name: e.name, value: e.value ?? "", expand: true })),
-    expandArgs: true,
+    kubernetes: true,
     workingDir: c.workingDir,
     ports: c.ports ?? [],
     resources: c.resources ?? {},

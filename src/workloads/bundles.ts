@@ -7,6 +7,7 @@
 import { NotFoundError } from "../errors.ts";
 import { which } from "../oci/runtime.ts";
 import { buildPauseBundle } from "./pod.ts";
+import { pathExists } from "../sys/fsutil.ts";
 
 export const BUNDLE_KINDS = ["pause", "busybox"] as const;
 export type BundleKind = typeof BUNDLE_KINDS[number];
@@ -38,9 +39,29 @@ export async function buildBundle(kind: BundleKind, dir: string): Promise<void> 
       if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
     }
   }
+  if (!pathExists(`${rootfs}/bin/printenv`)) {
+    Deno.writeTextFileSync(`${rootfs}/bin/printenv`, PRINTENV, { mode: 0o755 });
+    Deno.chmodSync(`${rootfs}/bin/printenv`, 0o755);
+  }
   Deno.writeTextFileSync(
     `${rootfs}/etc/passwd`,
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
   );
   Deno.writeTextFileSync(`${rootfs}/etc/group`, "root:x:0:\nnobody:x:65534:\n");
 }
+
+/** bundles/build.sh writes the same script. */
+const PRINTENV = `#!/bin/sh
+# printenv for bundles whose busybox lacks the applet (Debian's busybox-static;
+# the busybox image on Docker Hub has it): prints the named variables, or all.
+# It reads its own starting environment, which also holds names such as
+# \`discovery.type\` that the shell itself does not pass on.
+[ $# -eq 0 ] && exec tr '\\0' '\\n' </proc/$$/environ
+rc=0
+for v in "$@"; do
+  tr '\\0' '\\n' </proc/$$/environ |
+    awk -v n="$v=" 'index($0, n) == 1 { print substr($0, length(n) + 1); f = 1; exit } END { exit !f }' ||
+    rc=1
+done
+exit $rc
+`;

@@ -179,7 +179,9 @@ function replicaSpec(
           destination: m.target,
           readOnly: m.readOnly,
           kind: "hostPath",
-          hostPathType: m.createHostPath ? "DirectoryOrCreate" : "",
+          hostPathType: "",
+          // docker compose makes a missing source a directory, and takes whatever exists.
+          ...(m.createHostPath ? { createMissingDir: true } : {}),
           loc: m.loc
             ? { ...m.loc, path: `services.${svc.name}.volumes[${i}]` }
             : { file: project.files[0], path: `services.${svc.name}.volumes[${i}]` },

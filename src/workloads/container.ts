@@ -378,11 +378,12 @@ export function prepareHostPaths(
       if (!(e instanceof Deno.errors.NotFound)) fail(`cannot be read: ${(e as Error).message}`);
     }
     if (!st) {
-      if (options.dryRun && (type === "DirectoryOrCreate" || type === "FileOrCreate")) {
-        notes.push(`hostPath ${m.source} will be created (${type})`);
+      const dirType = type === "DirectoryOrCreate" || m.createMissingDir;
+      if (options.dryRun && (dirType || type === "FileOrCreate")) {
+        notes.push(`hostPath ${m.source} will be created (${type || "a directory"})`);
         continue;
       }
-      if (type === "DirectoryOrCreate") {
+      if (dirType) {
         Deno.mkdirSync(m.source, { recursive: true, mode: 0o755 });
         continue;
       }

@@ -8,13 +8,21 @@ export interface LogEntry {
   stream: "stdout" | "stderr";
   /** Full line content (partials joined), without the newline. */
   content: string;
+  /** Output that ended without a newline (the file's last `P` lines, flushed at the end). */
+  partial?: boolean;
 }
 
 // `[^\n]*`, not `.*`: a terminal's output (tty: true) ends its lines with \r.
 const LINE = /^(\S+) (stdout|stderr) ([PF])(?: ([^\n]*))?$/;
 
-/** Parses complete CRI lines; a trailing partial without its `F` is held back. */
-export function parseCriLog(text: string): { entries: LogEntry[]; rest: string } {
+/**
+ * Parses complete CRI lines; a trailing partial without its `F` is held
+ * back, or with `flush` (the end of what will be read) returned as a partial entry.
+ */
+export function parseCriLog(
+  text: string,
+  options: { flush?: boolean } = {},
+): { entries: LogEntry[]; rest: string } {
   const entries: LogEntry[] = [];
   const lines = text.split("\n");
   const rest = lines.pop() ?? "";
@@ -35,6 +43,15 @@ export function parseCriLog(text: string): { entries: LogEntry[]; rest: string }
       pending = undefined;
     }
   }
+  if (pending && options.flush) {
+    entries.push({
+      time: pending.time,
+      stream: pending.stream,
+      content: pending.parts.join(""),
+      partial: true,
+    });
+    return { entries, rest };
+  }
   const held = pending ? pendingRaw.join("\n") + "\n" : "";
   return { entries, rest: held + rest };
 }
@@ -43,7 +60,9 @@ export function formatEntry(
   e: LogEntry,
   options: { timestamps?: boolean; prefix?: string } = {},
 ): string {
-  return `${options.prefix ?? ""}${options.timestamps ? `${e.time} ` : ""}${e.content}\n`;
+  return `${options.prefix ?? ""}${options.timestamps ? `${e.time} ` : ""}${e.content}${
+    e.partial ? "" : "\n"
+  }`;
 }
 
 /** The last `n` entries (all when n is undefined or negative). */
@@ -70,7 +89,7 @@ export async function streamLog(
   let offset = 0;
   let carry = "";
   const dec = new TextDecoder();
-  const readNew = async (first: boolean): Promise<void> => {
+  const readNew = async (first: boolean, final: boolean): Promise<void> => {
     let f: Deno.FsFile;
     try {
       f = await Deno.open(path, { read: true });
@@ -85,7 +104,13 @@ export async function streamLog(
         // --tail reads back from the end, never the whole file.
         offset = await tailOffset(f, size, options.tail);
       }
-      if (size === offset) return;
+      if (size === offset) {
+        if (final && carry) {
+          for (const e of parseCriLog(carry, { flush: true }).entries) out(e);
+          carry = "";
+        }
+        return;
+      }
       await f.seek(offset, Deno.SeekMode.Start);
       const buf = new Uint8Array(size - offset);
       let got = 0;
@@ -95,19 +120,21 @@ export async function streamLog(
         got += n;
       }
       offset += got;
-      const { entries, rest } = parseCriLog(carry + dec.decode(buf.subarray(0, got)));
+      const { entries, rest } = parseCriLog(carry + dec.decode(buf.subarray(0, got)), {
+        flush: final,
+      });
       carry = rest;
       for (const e of first ? tail(entries, options.tail) : entries) out(e);
     } finally {
       f.close();
     }
   };
-  await readNew(true);
+  await readNew(true, !options.follow);
   if (!options.follow) return;
   const poll = options.pollMs ?? 100;
   while (!options.signal?.aborted) {
     const finished = options.done ? await options.done() : false;
-    await readNew(false);
+    await readNew(false, finished);
     if (finished) return;
     await new Promise((r) => setTimeout(r, poll));
   }
