@@ -8,6 +8,7 @@ import { registerCompose } from "./commands/compose.ts";
 import { registerDaemon } from "./commands/daemon.ts";
 import { registerBundle } from "./commands/bundle.ts";
 import { registerGc, registerHealthMonitor } from "./commands/gc.ts";
+import { registerGenerate } from "./commands/generate.ts";
 import { registerVolume } from "./commands/volume.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
@@ -51,6 +52,7 @@ export async function main(argv: string[]): Promise<number> {
   registerGc(program, ctx);
   registerVolume(program, ctx);
   registerHealthMonitor(program, ctx);
+  registerGenerate(program, ctx);
   for (const sub of program.commands) sub.exitOverride();
 
   try {

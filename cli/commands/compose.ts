@@ -303,6 +303,42 @@ export function registerCompose(program: Command, ctx: Context): void {
       await composeUp(host, project, { services, warn: ctx.warn, log: (m) => console.error(m) });
     });
 
+  c.command("convert").description(
+    "write the project as Kubernetes YAML: a Pod per service replica (or Deployments, Services and claims)",
+  )
+    .option("-o, --output <dir|->", "a directory (one FILE per service) or - for stdout", "-")
+    .option("--workloads", "Deployment + Service + PersistentVolumeClaim, for a cluster")
+    .action(async (o: { output: string; workloads?: boolean }) => {
+      const host = ctx.host();
+      const project = await loadProject(flags(), ctx.warn);
+      const [{ convertProject }, { stringify }, { formatWarning }] = await Promise.all([
+        import("../../src/workloads/convert.ts"),
+        import("yaml"),
+        import("../../src/spec/source.ts"),
+      ]);
+      const { services, warnings } = convertProject(project, {
+        volumesDir: `${host.paths.root}/volumes`,
+        workloads: o.workloads,
+        readFile: (path) => Deno.readFileSync(path),
+      });
+      for (const w of warnings) ctx.warn(formatWarning(w));
+      const text = (docs: Record<string, unknown>[]) =>
+        docs.map((d) => stringify(d, { lineWidth: 0 })).join("---\n");
+      const header = `# From ${
+        project.files.join(", ")
+      } by rkl compose convert (project ${project.name})\n`;
+      if (o.output === "-") {
+        write(header + text(services.flatMap((x) => x.docs)));
+        return;
+      }
+      Deno.mkdirSync(o.output, { recursive: true });
+      for (const x of services) {
+        const file = `${o.output}/${x.name.replace(/[^A-Za-z0-9_.-]/g, "_")}.yaml`;
+        Deno.writeTextFileSync(file, header + text(x.docs));
+        write(`${file}\n`);
+      }
+    });
+
   c.command("exec").argument("<service>").argument("<command...>").description(
     "run a command in a service's first container",
   )

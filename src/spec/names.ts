@@ -9,3 +9,8 @@ export function isDnsLabel(s: string): boolean {
 
 /** The label `rkl daemon` reads a container's restart policy from (single containers, compose). */
 export const RESTART_LABEL = "org.rkl.restart";
+
+/** Pods of one group (a converted compose project) see each other by name in /etc/hosts. */
+export const HOSTS_GROUP = "org.rkl.hosts-group";
+/** The names (comma-separated) a pod answers to in its group; its hostname always. */
+export const HOSTS_NAMES = "org.rkl.hosts-names";

@@ -25,6 +25,7 @@ import {
 import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
 import type { LoadedPod, RestartPolicy, VolumeFile } from "../spec/pod.ts";
 import { fieldValue, type PodInfo } from "../spec/downward.ts";
+import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
 import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
 import { scavengeContainer, scavengePod } from "./scavenge.ts";
 import type { CgroupLimits } from "../sys/cgroups/mod.ts";
@@ -380,6 +381,7 @@ async function createPodNow(
     }
     trace("pod: netns + cni");
     writeEtcFiles(rec, spec.subdomain, spec.hostAliases);
+    if (spec.annotations[HOSTS_GROUP]) writeGroupHosts(host, spec.annotations[HOSTS_GROUP]);
     const info = podInfoOf(rec);
     for (const [v, files] of Object.entries(spec.fileVolumes)) {
       writeVolumeFiles(rec.emptyDirs[v], files, info, spec.fsGroup);
@@ -808,6 +810,41 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
     );
   }
   host.store.delete("pods", rec.name);
+  const group = rec.annotations?.[HOSTS_GROUP];
+  if (group) writeGroupHosts(host, group);
+}
+
+/**
+ * Pods that share the annotation {@linkcode HOSTS_GROUP} (a converted
+ * compose project) find each other by name: each one's /etc/hosts ends with
+ * the others' addresses and names, rewritten in place (same inode, so running
+ * containers see it) whenever a pod of the group comes or goes.
+ */
+export function writeGroupHosts(host: Host, group: string): void {
+  const MARK = "# rkl hosts group";
+  const members = host.store.list<PodRecord>("pods").filter((p) =>
+    p.annotations?.[HOSTS_GROUP] === group
+  );
+  const entries = members.filter((p) => p.network?.ip && !p.hostNetwork).map((p) => ({
+    pod: p.name,
+    line: `${p.network!.ip}\t${
+      [...new Set([p.hostname, ...(p.annotations[HOSTS_NAMES] ?? "").split(",")])]
+        .filter((n) => /^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$/.test(n)).join(" ")
+    }`,
+  }));
+  for (const p of members) {
+    if (p.hostNetwork) continue;
+    const path = `${p.dirs.etc}/hosts`;
+    try {
+      const text = Deno.readTextFileSync(path);
+      const base = text.includes(`\n${MARK}`) ? text.slice(0, text.indexOf(`\n${MARK}`) + 1) : text;
+      const others = entries.filter((e) => e.pod !== p.name).map((e) => e.line);
+      Deno.writeTextFileSync(
+        path,
+        others.length > 0 ? `${base}${MARK} ${group}\n${others.join("\n")}\n` : base,
+      );
+    } catch { /* a pod being made or removed */ }
+  }
 }
 
 export async function removePod(
