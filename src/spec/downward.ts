@@ -19,20 +19,6 @@ export interface PodInfo {
   podIP: string;
 }
 
-const SIMPLE = new Set([
-  "metadata.name",
-  "metadata.namespace",
-  "metadata.uid",
-  "spec.nodeName",
-  "spec.serviceAccountName",
-  "status.hostIP",
-  "status.hostIPs",
-  "status.podIP",
-  "status.podIPs",
-]);
-const SUBSCRIPT = /^metadata\.(labels|annotations)\['([^']+)'\]$/;
-/** Only in downwardAPI volumes, as in Kubernetes. */
-const VOLUME_ONLY = new Set(["metadata.labels", "metadata.annotations"]);
 /** Not in downwardAPI volumes: they can change, and files are written once. */
 const ENV_ONLY = new Set([
   "spec.nodeName",
@@ -42,6 +28,10 @@ const ENV_ONLY = new Set([
   "status.podIP",
   "status.podIPs",
 ]);
+const SIMPLE = new Set(["metadata.name", "metadata.namespace", "metadata.uid", ...ENV_ONLY]);
+const SUBSCRIPT = /^metadata\.(labels|annotations)\['([^']+)'\]$/;
+/** Only in downwardAPI volumes, as in Kubernetes. */
+const VOLUME_ONLY = new Set(["metadata.labels", "metadata.annotations"]);
 
 /** Why `path` cannot be used here, or undefined when it can. */
 export function fieldPathError(path: string, where: "env" | "volume"): string | undefined {

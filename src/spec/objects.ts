@@ -76,7 +76,8 @@ export function emptyObjects(): KubeObjects {
 /** The kinds this module reads; a Pod file may carry them next to its pods. */
 export const OBJECT_KINDS = ["ConfigMap", "Secret", "PersistentVolumeClaim"];
 
-const SERVER_SET = new Set([
+/** metadata fields only the API server writes (`kubectl get -o yaml` shows them). */
+export const SERVER_SET = new Set([
   "creationTimestamp",
   "uid",
   "resourceVersion",

@@ -31,7 +31,14 @@ import {
   validate,
   type Warning,
 } from "./source.ts";
-import { addObject, emptyObjects, type KubeObjects, OBJECT_KINDS, whereToPut } from "./objects.ts";
+import {
+  addObject,
+  emptyObjects,
+  type KubeObjects,
+  OBJECT_KINDS,
+  SERVER_SET,
+  whereToPut,
+} from "./objects.ts";
 import { fieldPathError, type NodeCapacity, resourceValue } from "./downward.ts";
 import type { EnvEntry } from "./container.ts";
 import { checkVolumeSources } from "./container.ts";
@@ -90,16 +97,6 @@ const podSchema = z.strictObject({
 });
 
 export type RestartPolicy = "Always" | "OnFailure" | "Never";
-
-/** metadata fields only the API server writes. */
-const SERVER_SET = new Set([
-  "creationTimestamp",
-  "uid",
-  "resourceVersion",
-  "generation",
-  "managedFields",
-  "selfLink",
-]);
 
 export interface PodSpec {
   name: string;

@@ -118,67 +118,154 @@ async function behaves(exec: (svc: string, sh: string) => Promise<string>): Prom
   assert.equal(await exec("worker", "id -u; id -g"), "1000\n1000\n");
 }
 
-test("compose up and pod run of `compose convert` give the same processes, ports, names and files", async () => {
-  const dir = await project("rich", {
-    "compose.yaml": RICH,
-    "db.env": "LEVEL=debug\n",
-    "db_pw.txt": "s3cret\n",
-  });
+/**
+ * The round trip: `compose up`, observe and check; `down`; `convert`; `pod
+ * run`; observe and check again. `replicas` maps compose container names to
+ * the converted pod's container record.
+ */
+async function roundTrip(
+  name: string,
+  files: Record<string, string>,
+  replicas: Record<string, string>,
+  checks: (exec: (replica: string, sh: string) => Promise<string>) => Promise<void>,
+): Promise<string> {
+  const dir = await project(name, files);
   const compose = (...a: string[]) => rklOk(env!, ["compose", ...a], { cwd: dir });
   await compose("up", "-d");
-  const services = ["db", "web", "worker"];
-  const viaCompose = Object.fromEntries(
-    await Promise.all(services.map(async (s) => [s, await observe(`rich-${s}-1`)])),
-  );
-  await behaves((svc, sh) => compose("exec", svc, "sh", "-c", sh));
-  await rklOk(env!, ["compose", "exec", "db", "sh", "-c", "echo kept > /var/lib/data/f"], {
-    cwd: dir,
-  });
-  await compose("down", "-t", "1");
-
+  const seen = async (pick: (composeName: string, podRecord: string) => string) =>
+    Object.fromEntries(
+      await Promise.all(
+        Object.entries(replicas).map(async ([c, p]) => [c, await observe(pick(c, p))]),
+      ),
+    );
+  const viaCompose = await seen((c) => c);
+  const containerOf = (replica: string) => replicas[replica].slice(replica.length + 1);
+  try {
+    await checks((replica, sh) => rklOk(env!, ["container", "exec", replica, "sh", "-c", sh]));
+  } finally {
+    await compose("down", "-t", "1");
+  }
   const yaml = await compose("convert");
+  await Deno.writeTextFile(`${dir}/k8s.yaml`, yaml);
+  await rklOk(env!, ["pod", "run", "--network", env!.network, `${dir}/k8s.yaml`]);
+  try {
+    assert.deepEqual(await seen((_c, p) => p), viaCompose);
+    await checks((replica, sh) =>
+      rklOk(env!, ["pod", "exec", replica, containerOf(replica), "sh", "-c", sh])
+    );
+  } finally {
+    for (const pod of Object.keys(replicas).reverse()) {
+      await rkl(env!, ["pod", "rm", "-f", pod]);
+    }
+  }
+  return yaml;
+}
+
+test("compose up and pod run of `compose convert` give the same processes, ports, names and files", async () => {
+  let volume = "";
+  const yaml = await roundTrip(
+    "rich",
+    { "compose.yaml": RICH, "db.env": "LEVEL=debug\n", "db_pw.txt": "s3cret\n" },
+    {
+      "rich-db-1": "rich-db-1_db",
+      "rich-web-1": "rich-web-1_web",
+      "rich-worker-1": "rich-worker-1_worker",
+    },
+    async (exec) => {
+      await behaves((svc, sh) => exec(`rich-${svc}-1`, sh));
+      // The named volume is one directory for both: what compose wrote, the pod reads.
+      if (!volume) await exec("rich-db-1", "echo kept > /var/lib/data/f");
+      volume = await exec("rich-db-1", "cat /var/lib/data/f");
+    },
+  );
+  assert.equal(volume, "kept\n");
   assert.match(yaml, /kind: Secret/);
   assert.match(yaml, /kind: ConfigMap/);
   assert.match(yaml, /name: wait-for-db/);
   assert.match(yaml, /readinessProbe:/);
-  await Deno.writeTextFile(`${dir}/k8s.yaml`, yaml);
-  await rklOk(env!, ["pod", "run", "--network", env!.network, `${dir}/k8s.yaml`]);
-  const viaPods = Object.fromEntries(
-    await Promise.all(services.map(async (s) => [s, await observe(`rich-${s}-1_${s}`)])),
-  );
-  assert.deepEqual(viaPods, viaCompose);
-  await behaves((svc, sh) => rklOk(env!, ["pod", "exec", `rich-${svc}-1`, svc, "sh", "-c", sh]));
-  // The named volume is the same directory for both.
-  assert.equal(
-    await rklOk(env!, ["pod", "exec", "rich-db-1", "db", "cat", "/var/lib/data/f"]),
-    "kept\n",
-  );
-  for (const s of ["worker", "web", "db"]) await rklOk(env!, ["pod", "rm", "-f", `rich-${s}-1`]);
   await rklOk(env!, ["volume", "rm", "rich_dbdata"]);
 });
 
-test("rk8s's compose example converts, and front still reaches back by name", async () => {
-  const dir = await project("rk8s", {
-    "compose.yaml": await Deno.readTextFile(`${REPO}/tests/fixtures/rk8s-compose.yaml`),
-    "config.yaml": "a: 1\n",
+test("replicas, anonymous volumes, x- anchors, env_file and labels round-trip too", async () => {
+  await roundTrip(
+    "stack",
+    {
+      "compose.yaml": `x-base: &base
+  image: ./bundles/busybox
+  labels: {tier: app, "com.example/desc": "a value, with spaces"}
+services:
+  cache:
+    <<: *base
+    command: ["sh", "-c", "exec nc -ll -p 6379 -e echo +PONG"]
+  app:
+    <<: *base
+    command: ["sh", "-c", "mkdir -p /w && hostname > /w/index.html && exec httpd -f -p 80 -h /w"]
+    deploy: {replicas: 2}
+    env_file: ./app.env
+    volumes: ["/scratch"]
+    depends_on: [cache]
+`,
+      "app.env": "MODE=prod\nGREETING=hi there\n",
+    },
+    {
+      "stack-cache-1": "stack-cache-1_cache",
+      "stack-app-1": "stack-app-1_app",
+      "stack-app-2": "stack-app-2_app",
+    },
+    async (exec) => {
+      const retry = (c: string) =>
+        `for i in $(seq 1 25); do ${c} && exit 0; sleep 0.2; done; exit 1`;
+      assert.equal(
+        await exec("stack-cache-1", retry("wget -qO- http://stack-app-2/")),
+        "stack-app-2\n",
+      );
+      assert.equal(await exec("stack-app-1", retry("echo PING | nc -w 1 cache 6379")), "+PONG\n");
+      assert.equal(
+        await exec("stack-app-2", 'echo "$MODE/$GREETING"; touch /scratch/x && echo rw'),
+        "prod/hi there\nrw\n",
+      );
+    },
+  );
+});
+
+test("rk8s's compose example round-trips, and front still reaches back by name", async () => {
+  await roundTrip(
+    "rk8s",
+    {
+      "compose.yaml": await Deno.readTextFile(`${REPO}/tests/fixtures/rk8s-compose.yaml`),
+      "config.yaml": "a: 1\n",
+    },
+    { back: "back_backend", front: "front_frontend" },
+    async (exec) => {
+      for (const [from, to] of [["front", "back"], ["front", "backend"], ["back", "front"]]) {
+        assert.match(await exec(from, `ping -c 1 -W 2 ${to}`), /1 packets received/);
+      }
+      assert.equal(await exec("back", "touch /app/data/x && echo ok"), "ok\n");
+    },
+  );
+  await Deno.remove(`${env!.dir}/rk8s/tmp`, { recursive: true });
+});
+
+test("a pod that leaves its hosts group leaves the others' /etc/hosts", async () => {
+  const dir = await project("group", {
+    "compose.yaml": `services:
+  a: {image: ./bundles/busybox, command: ["sleep", "300"]}
+  b: {image: ./bundles/busybox, command: ["sleep", "300"]}
+`,
   });
   const yaml = await rklOk(env!, ["compose", "convert"], { cwd: dir });
   await Deno.writeTextFile(`${dir}/k8s.yaml`, yaml);
-  const out = await rklOk(env!, ["pod", "run", "--network", env!.network, `${dir}/k8s.yaml`]);
-  assert.equal(out, "back\nfront\n");
-  const ping = (from: string, c: string, to: string) =>
-    rklOk(env!, ["pod", "exec", from, c, "ping", "-c", "1", "-W", "2", to]);
-  assert.match(await ping("front", "frontend", "back"), /1 packets received/);
-  assert.match(await ping("front", "frontend", "backend"), /1 packets received/);
-  assert.match(await ping("back", "backend", "front"), /1 packets received/);
-  await rklOk(env!, ["pod", "rm", "-f", "front"]);
-  // A pod that goes leaves the others' /etc/hosts.
-  assert.doesNotMatch(
-    await rklOk(env!, ["pod", "exec", "back", "backend", "cat", "/etc/hosts"]),
-    /front/,
+  await rklOk(env!, ["pod", "run", "--network", env!.network, `${dir}/k8s.yaml`]);
+  assert.match(
+    await rklOk(env!, ["pod", "exec", "group-a-1", "a", "cat", "/etc/hosts"]),
+    /\tgroup-b-1 b\n/,
   );
-  await rklOk(env!, ["pod", "rm", "-f", "back"]);
-  await Deno.remove(`${dir}/tmp`, { recursive: true });
+  await rklOk(env!, ["pod", "rm", "-f", "group-b-1"]);
+  assert.doesNotMatch(
+    await rklOk(env!, ["pod", "exec", "group-a-1", "a", "cat", "/etc/hosts"]),
+    /group-b-1/,
+  );
+  await rklOk(env!, ["pod", "rm", "-f", "group-a-1"]);
 });
 
 test("a compose file that cannot be a Pod is one line naming the file, line and key", async () => {
