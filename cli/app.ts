@@ -9,6 +9,7 @@ import { registerDaemon } from "./commands/daemon.ts";
 import { registerBundle } from "./commands/bundle.ts";
 import { registerGc, registerHealthMonitor } from "./commands/gc.ts";
 import { registerGenerate } from "./commands/generate.ts";
+import { registerHostTools } from "./commands/host_tools.ts";
 import { registerVolume } from "./commands/volume.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
@@ -53,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   registerVolume(program, ctx);
   registerHealthMonitor(program, ctx);
   registerGenerate(program, ctx);
+  registerHostTools(program, ctx);
   for (const sub of program.commands) sub.exitOverride();
 
   try {

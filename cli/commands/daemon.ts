@@ -1,7 +1,13 @@
 /** `rkl daemon` (alias `rkl pod daemon`): static pods from a manifests directory, and its install. */
 import type { Command } from "commander";
 import { daemonAlive, DEFAULT_MANIFESTS, readStatus, runDaemon } from "../../src/daemon/daemon.ts";
-import { installPaths, preflight, tmpfilesEntry, unitFile } from "../../src/daemon/install.ts";
+import {
+  formatCheck,
+  installPaths,
+  preflight,
+  tmpfilesEntry,
+  unitFile,
+} from "../../src/daemon/install.ts";
 import { listPods, type PodRecord } from "../../src/workloads/pod.ts";
 import { UsageError } from "../../src/errors.ts";
 import type { Context } from "../app.ts";
@@ -43,6 +49,10 @@ function addRun(cmd: Command, ctx: Context): void {
         const manifests = o.manifests.startsWith("/")
           ? o.manifests
           : `${Deno.cwd()}/${o.manifests}`;
+        // The same checks as `rkl doctor`: what is missing is said once, at start.
+        for (const c of preflight()) {
+          if (!c.ok) console.error(`rkl daemon: preflight: ${formatCheck(c)}`);
+        }
         console.error(`rkl daemon: watching ${manifests}`);
         await runDaemon(host, {
           manifests,
@@ -129,8 +139,8 @@ export function registerDaemon(program: Command, ctx: Context): void {
       const bin = o.bin ?? selfArgv();
       const host = ctx.host();
       const INSTALL_PATHS = installPaths(Deno.env.get("RKL_INSTALL_ROOT"));
-      const checks = preflight(Deno.readTextFileSync("/proc/self/mountinfo"));
-      for (const c of checks) write(`${c.ok ? "ok     " : "MISSING"} ${c.name}: ${c.detail}\n`);
+      const checks = preflight();
+      for (const c of checks) write(`${formatCheck(c)}\n`);
       Deno.mkdirSync(o.manifests, { recursive: true });
       Deno.mkdirSync(INSTALL_PATHS.unit.slice(0, INSTALL_PATHS.unit.lastIndexOf("/")), {
         recursive: true,
@@ -146,7 +156,7 @@ export function registerDaemon(program: Command, ctx: Context): void {
       write(
         `wrote ${INSTALL_PATHS.unit} and ${INSTALL_PATHS.tmpfiles}; then: systemctl daemon-reload && systemctl enable --now rkl\n`,
       );
-      if (checks.some((c) => !c.ok)) ctx.exitCode = 1;
+      if (checks.some((c) => c.required && !c.ok)) ctx.exitCode = 1;
     });
 
   d.command("uninstall").description("remove what install wrote (the manifests dir stays)").action(

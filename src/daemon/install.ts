@@ -1,6 +1,4 @@
 /** `rkl daemon install`: a systemd unit, a tmpfiles.d entry, the manifests dir, and preflight checks. */
-import { CNI_PLUGIN_DIRS } from "../net/cni.ts";
-import { RUNTIME_PREFERENCE, which } from "../oci/runtime.ts";
 
 /** V8 flags for the daemon: smaller young generation, size over speed. */
 export const DAEMON_V8_FLAGS = "--optimize-for-size,--max-semi-space-size=1";
@@ -62,49 +60,4 @@ export function tmpfilesEntry(runRoot: string): string {
   return `# rkl's volatile state (netns pins, runtime state, locks)\nd ${runRoot} 0700 root root -\n`;
 }
 
-export interface Preflight {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
-
-/** What rkl needs on this host, each with what was found or what is missing. */
-export function preflight(mountinfo: string): Preflight[] {
-  const out: Preflight[] = [];
-  const rt = RUNTIME_PREFERENCE.map((r) => which(r)).find(Boolean);
-  out.push({
-    name: "OCI runtime",
-    ok: !!rt,
-    detail: rt ?? `none of ${RUNTIME_PREFERENCE.join(", ")} on PATH`,
-  });
-  const conmon = which("conmon");
-  out.push({
-    name: "conmon",
-    ok: !!conmon,
-    detail: conmon ?? "not on PATH (Debian package conmon)",
-  });
-  for (const p of ["bridge", "host-local", "portmap", "loopback"]) {
-    const dir = CNI_PLUGIN_DIRS.find((d) => {
-      try {
-        return Deno.statSync(`${d}/${p}`).isFile;
-      } catch {
-        return false;
-      }
-    });
-    out.push({
-      name: `CNI plugin ${p}`,
-      ok: !!dir,
-      detail: dir ? `${dir}/${p}` : `not in ${CNI_PLUGIN_DIRS.join(", ")}`,
-    });
-  }
-  const ipt = which("iptables");
-  out.push({ name: "iptables", ok: !!ipt, detail: ipt ?? "not on PATH (portmap needs it)" });
-  const v2 = /- cgroup2 /.test(mountinfo) && !/- cgroup /.test(mountinfo);
-  const v1 = /- cgroup /.test(mountinfo);
-  out.push({
-    name: "cgroups",
-    ok: v1 || v2,
-    detail: v2 ? "v2 (unified)" : v1 ? "v1 (hybrid or legacy)" : "no cgroup filesystem mounted",
-  });
-  return out;
-}
+export { formatCheck, hostChecks as preflight } from "../doctor.ts";

@@ -1,0 +1,63 @@
+/** `rkl doctor`, `rkl version` and `rkl completion`: about rkl and this host. */
+import type { Command } from "commander";
+import type { Context } from "../app.ts";
+import { write } from "../format.ts";
+import { VERSION } from "../version.ts";
+import { UsageError } from "../../src/errors.ts";
+
+export function registerHostTools(program: Command, ctx: Context): void {
+  program.command("doctor").description(
+    "check what rkl needs on this host; print what to install for anything missing",
+  ).action(async () => {
+    const { hostChecks, formatCheck } = await import("../../src/doctor.ts");
+    const checks = hostChecks();
+    for (const c of checks) write(`${formatCheck(c)}\n`);
+    const missing = checks.filter((c) => c.required && !c.ok).length;
+    write(missing ? `${missing} required part(s) missing\n` : "this host can run rkl\n");
+    if (missing) ctx.exitCode = 1;
+  });
+
+  program.command("version").description(
+    "rkl's version and commit, Deno's, and the runtime, conmon and CNI plugins found",
+  ).option("-o, --output <format>", "text or json", "text").action(
+    async (o: { output: string }) => {
+      const { componentVersions } = await import("../../src/versions.ts");
+      const v = await componentVersions(VERSION);
+      if (o.output === "json") return write(`${JSON.stringify(v, null, 2)}\n`);
+      const rows: [string, string][] = [
+        ["rkl", `${v.rkl.version} (commit ${v.rkl.commit})`],
+        ["deno", `${v.deno.deno} (v8 ${v.deno.v8}, typescript ${v.deno.typescript})`],
+        ...v.runtimes.map((r): [string, string] => [r.name, `${r.version} (${r.path})`]),
+        ["conmon", v.conmon ? `${v.conmon.version} (${v.conmon.path})` : "not found"],
+        ...v.cni.map((p): [string, string] => [
+          `cni ${p.name}`,
+          `${p.version}; protocol ${p.protocols} (${p.path})`,
+        ]),
+      ];
+      write(rows.map(([k, val]) => `${k.padEnd(16)}${val}\n`).join(""));
+    },
+  );
+
+  program.command("completion").argument("<shell>", "bash, zsh or fish").description(
+    "print a completion script: commands, flags, and names of containers, pods and projects",
+  ).action(async (shell: string) => {
+    const { completionScript } = await import("../completion.ts");
+    if (!["bash", "zsh", "fish"].includes(shell)) {
+      throw new UsageError(`completion: ${JSON.stringify(shell)} is not bash, zsh or fish`);
+    }
+    write(completionScript(program, shell as "bash" | "zsh" | "fish"));
+  });
+
+  // What the completion scripts call for names (hidden).
+  program.command("__complete", { hidden: true }).argument("<kind>").action(
+    (kind: string) => {
+      const host = ctx.host();
+      const store = { containers: "containers", pods: "pods", projects: "compose" } as const;
+      const k = store[kind as keyof typeof store];
+      if (!k) return;
+      try {
+        for (const r of host.store.list(k)) write(`${r.name}\n`);
+      } catch { /* no state yet */ }
+    },
+  );
+}
