@@ -14,7 +14,9 @@ export type Requirement =
   | "cni"
   | "iptables"
   | "bundles"
-  | "ip";
+  | "ip"
+  | "qemu-aarch64"
+  | "npm";
 
 const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -28,6 +30,16 @@ function missing(req: Requirement): string | undefined {
     case "iptables":
     case "ip":
       return which(req) ? undefined : `${req} is not installed (scripts/setup.sh installs it)`;
+    case "qemu-aarch64":
+      if (!which("qemu-aarch64-static")) return "qemu-user-static is not installed (scripts/setup.sh)";
+      try {
+        Deno.statSync("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1");
+      } catch {
+        return "libc6-arm64-cross is not installed (scripts/setup.sh)";
+      }
+      return undefined;
+    case "npm":
+      return which("npm") ? undefined : "npm is not installed (scripts/setup.sh)";
     case "cni": {
       for (const p of ["bridge", "host-local", "portmap", "loopback"]) {
         const found = CNI_PLUGIN_DIRS.some((d) => {
