@@ -31,7 +31,9 @@ function missing(req: Requirement): string | undefined {
     case "ip":
       return which(req) ? undefined : `${req} is not installed (scripts/setup.sh installs it)`;
     case "qemu-aarch64":
-      if (!which("qemu-aarch64-static")) return "qemu-user-static is not installed (scripts/setup.sh)";
+      if (!which("qemu-aarch64-static")) {
+        return "qemu-user-static is not installed (scripts/setup.sh)";
+      }
       try {
         Deno.statSync("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1");
       } catch {
