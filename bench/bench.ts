@@ -111,6 +111,7 @@ interface Row {
   goal?: number;
 }
 const rows: Row[] = [];
+let unpackMs: number | undefined;
 
 /** Up and down measured in the same iteration, RUNS times after a warm-up. */
 async function upDown(
@@ -562,6 +563,19 @@ try {
     baselineLabel: "runc list",
   });
   for (let i = 0; i < 50; i++) await rkl(["container", "rm", "-f", `many${i}`]);
+
+  // The artifact a user copies (scripts/dist.sh): start-up after its first run, which unpacks.
+  await sh("bash", [`${REPO}/scripts/dist.sh`, `${dir}/dist`]);
+  const artifact = `${dir}/dist/rkl-x86_64-linux`;
+  unpackMs = await time(() => sh(artifact, ["--version"], env));
+  await Deno.writeTextFile(`${dir}/hello.ts`, 'console.log("hello");\n');
+  rows.push({
+    name: "artifact --version (unpacked)",
+    rkl: await series(() => sh(artifact, ["--version"], env)),
+    baseline: await series(() => sh(Deno.execPath(), ["run", `${dir}/hello.ts`])),
+    baselineLabel: "deno run hello.ts",
+    goal: 1.5,
+  });
 } finally {
   await new Deno.Command("ip", { args: ["link", "delete", network] }).output();
   // The by-hand runs used portmap too; leave its shared chains as rkl does.
@@ -581,6 +595,7 @@ try {
 }
 
 const ms = (x: number) => `${x.toFixed(0)} ms`;
+if (unpackMs !== undefined) console.log(`artifact first run (unpack + --version): ${ms(unpackMs)}`);
 console.log(`runs per row: ${RUNS} (after one warm-up)\n`);
 const header = ["row", "rkl median", "rkl p95", "baseline", "baseline median", "ratio", "goal"];
 const table = rows.map((r) => {
