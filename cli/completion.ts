@@ -76,10 +76,12 @@ _rkl() {
     if [[ " \${_rkl_sub[\${path:-/}]} " == *" $w "* ]]; then path=$next; fi
   done
   local words="\${_rkl_sub[\${path:-/}]} \${_rkl_flags[\${path:-/}]}"
-  case "\${_rkl_names[$path]}" in
+  local names=\${_rkl_names[$path]}
+  case "$cur" in -*) names="" ;; esac
+  case "$names" in
     files) COMPREPLY=($(compgen -f -- "$cur")) ;;
     containers | pods | projects)
-      COMPREPLY=($(compgen -W "$words $(rkl __complete "\${_rkl_names[$path]}" 2>/dev/null)" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "$words $(rkl __complete "$names" 2>/dev/null)" -- "$cur")) ;;
     *) COMPREPLY=($(compgen -W "$words" -- "$cur")) ;;
   esac
 }

@@ -1,0 +1,80 @@
+/**
+ * The CLI's self-description: completion scripts that a real bash loads and
+ * answers with, and `rkl version`'s JSON.
+ */
+import assert from "node:assert/strict";
+
+const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
+
+async function rkl(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  return new TextDecoder().decode(r.stdout);
+}
+
+/** What bash offers for the words typed so far (the last one being completed). */
+async function complete(script: string, words: string[]): Promise<string[]> {
+  const probe = `${script}
+COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")})
+COMP_CWORD=${words.length - 1}
+_rkl
+printf '%s\\n' "\${COMPREPLY[@]}"
+`;
+  const r = await new Deno.Command("bash", {
+    args: ["-c", probe],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  return new TextDecoder().decode(r.stdout).split("\n").filter(Boolean).sort();
+}
+
+Deno.test("bash completion offers subcommands, aliases' subcommands, flags and names", async () => {
+  const script = await rkl(["completion", "bash"]);
+  assert.deepEqual(await complete(script, ["rkl", "co"]), ["completion", "compose", "container"]);
+  assert.deepEqual(await complete(script, ["rkl", "c", "ex"]), ["exec"]);
+  assert.deepEqual(await complete(script, ["rkl", "pod", "run", "--net"]), ["--network"]);
+  // Names come from the store at completion time.
+  const dir = await Deno.makeTempDir();
+  const env = { RKL_ROOT: `${dir}/root`, RKL_RUN_ROOT: `${dir}/run`, RKL_CGROUP_PARENT: "rklcomp" };
+  const self = `${Deno.execPath()} run -A --quiet ${MAIN}`;
+  const withRoot = script.replaceAll(
+    "rkl __complete",
+    `RKL_ROOT=${env.RKL_ROOT} RKL_RUN_ROOT=${env.RKL_RUN_ROOT} RKL_CGROUP_PARENT=rklcomp ${self} __complete`,
+  );
+  try {
+    assert.deepEqual(await complete(withRoot, ["rkl", "container", "rm", "comp"]), []);
+    await Deno.writeTextFile(
+      `${dir}/c.yaml`,
+      `name: completion-demo\nimage: ${
+        new URL("../../bundles/busybox", import.meta.url).pathname
+      }\nargs: [sleep, "60"]\n`,
+    );
+    await rkl(["container", "create", "--network", "none", `${dir}/c.yaml`], env);
+    assert.deepEqual(await complete(withRoot, ["rkl", "container", "rm", "comp"]), [
+      "completion-demo",
+    ]);
+    assert.deepEqual(await complete(withRoot, ["rkl", "c", "state", "comp"]), ["completion-demo"]);
+  } finally {
+    await rkl(["container", "rm", "-f", "completion-demo"], env).catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+  const fish = await rkl(["completion", "fish"]);
+  assert.match(
+    fish,
+    /complete -c rkl -n '__fish_seen_subcommand_from rm' -a '\(rkl __complete containers 2>\/dev\/null\)'/,
+  );
+  assert.match(await rkl(["completion", "zsh"]), /^#compdef rkl\n/);
+});
+
+Deno.test("rkl version -o json names rkl's commit and Deno's version", async () => {
+  const v = JSON.parse(await rkl(["version", "-o", "json"]));
+  assert.equal(v.rkl.version, "0.1.0");
+  assert.match(v.rkl.commit, /^[0-9a-f]{7,}/);
+  assert.equal(v.deno.deno, Deno.version.deno);
+});
