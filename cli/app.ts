@@ -11,6 +11,7 @@ import { registerGc, registerHealthMonitor } from "./commands/gc.ts";
 import { registerGenerate } from "./commands/generate.ts";
 import { registerHostTools } from "./commands/host_tools.ts";
 import { registerVolume } from "./commands/volume.ts";
+import { registerImage } from "./commands/image.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
 import { VERSION } from "./version.ts";
@@ -52,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
   registerBundle(program, ctx);
   registerGc(program, ctx);
   registerVolume(program, ctx);
+  registerImage(program, ctx);
   registerHealthMonitor(program, ctx);
   registerGenerate(program, ctx);
   registerHostTools(program, ctx);

@@ -1,4 +1,6 @@
 /** Builds the real Host: the only place real adapters are created. */
+import { ImageService } from "../src/image/service.ts";
+import { progressFor } from "./progress.ts";
 import { selfArgv } from "./self.ts";
 import { CniClient } from "../src/net/cni.ts";
 import { resolveRuntime, RuncCliRuntime, which } from "../src/oci/runtime.ts";
@@ -178,6 +180,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     runtimeFor: (ref) => new RuncCliRuntime(ref.name, ref.binary, ref.root, cmd),
 
     cni: new CniClient(cmd, pluginDirs),
+    images: new ImageService({ root: `${paths.root}/images`, progress: progressFor }),
     paths,
     conmon,
     pauseBundle: Deno.env.get("RKL_PAUSE_BUNDLE") ?? `${paths.root}/bundles/pause`,

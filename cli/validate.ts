@@ -8,10 +8,11 @@
 import {
   planContainer,
   prepareHostPaths,
-  readBundle,
   readLocalhostSeccomp,
+  rootSource,
   withResolvedUser,
 } from "../src/workloads/container.ts";
+import { ImageService } from "../src/image/service.ts";
 import { LinuxSyscalls } from "../src/sys/syscalls.ts";
 import type { Context } from "./app.ts";
 import { hardLimits, nofileHard, resolvePaths } from "./host.ts";
@@ -27,6 +28,7 @@ export async function validatePods(
   const limits = hardLimits();
   const host = {
     paths,
+    images: new ImageService({ root: `${paths.root}/images` }),
     cgroupParent: "rkl",
     nofileHard: nofileHard(limits),
     hardLimits: limits,
@@ -37,9 +39,11 @@ export async function validatePods(
     const s = pod.spec;
     const notes: string[] = [];
     for (const c of [...s.initContainers, ...s.containers]) {
-      const bundle = readBundle(c);
+      const source = await rootSource(host, c, { pull: false });
+      const bundle = source.defaults;
+      if (source.lowers.length === 0) notes.push(`image ${c.spec.image} will be pulled`);
       notes.push(...prepareHostPaths(c, { dryRun: true }));
-      const loaded = withResolvedUser(host, c);
+      const loaded = source.lowers.length === 0 ? c : withResolvedUser(host, c, source);
       planContainer(loaded, {
         host,
         network: null,

@@ -21,7 +21,8 @@ fi
 debs=(runc containernetworking-plugins iptables iproute2 busybox-static catatonit conmon
   pkg-config libsystemd-dev libseccomp-dev libelf-dev libclang-dev libssl-dev build-essential
   ca-certificates util-linux systemd
-  qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross)
+  qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
+  docker-registry skopeo umoci)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

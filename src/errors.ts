@@ -151,6 +151,13 @@ export class NetworkError extends RklError {
   }
 }
 
+/** Pulling, unpacking or finding an image failed (registry, digest, layer, store). */
+export class ImageError extends RklError {
+  constructor(message: string, options: RklErrorOptions = {}) {
+    super("EIMAGE", message, options);
+  }
+}
+
 export class StoreError extends RklError {
   constructor(message: string, options: RklErrorOptions = {}) {
     super("ESTORE", message, options);

@@ -91,7 +91,11 @@ const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/pro
 
 /** What a bundle's own config.json may supply, like an image config. */
 export interface BundleDefaults {
+  /** An image's Entrypoint (bundles have none: their args are the whole command). */
+  entrypoint?: string[];
+  /** The bundle's process.args, or an image's Cmd. */
   args?: string[];
+  stopSignal?: string;
   env?: string[];
   cwd?: string;
   uid?: number;
@@ -165,8 +169,11 @@ export function capabilitySet(sc: ContainerSpec["securityContext"]): string[] {
 /** The command line: `command` replaces the bundle's args; `args` alone replace them too. */
 export function processArgs(spec: ContainerSpec, bundle: BundleDefaults): string[] | undefined {
   if (spec.command && spec.command.length > 0) return [...spec.command, ...(spec.args ?? [])];
-  if (spec.args && spec.args.length > 0) return [...spec.args];
-  return bundle.args && bundle.args.length > 0 ? [...bundle.args] : undefined;
+  // Kubernetes' rules: args alone keep the image's Entrypoint and replace its Cmd.
+  const entrypoint = bundle.entrypoint ?? [];
+  if (spec.args && spec.args.length > 0) return [...entrypoint, ...spec.args];
+  const all = [...entrypoint, ...(bundle.args ?? [])];
+  return all.length > 0 ? all : undefined;
 }
 
 /** Limits and requests → OCI linux.resources, the kubelet's way. */

@@ -4,6 +4,7 @@
  * line), validated on its own, then merged in order (later files override
  * earlier ones, as `docker compose -f a -f b` does).
  */
+import { isBundlePath } from "../image/reference.ts";
 import { type Scalar, visit } from "yaml";
 import { z } from "zod";
 import { type SourceLocation, SpecError } from "../errors.ts";
@@ -61,6 +62,7 @@ const fileRef = z.union([
 
 const serviceSchema = z.strictObject({
   image: z.string().optional(),
+  pull_policy: z.string().optional(),
   command: z.union([strOrList, z.null()]).optional(),
   entrypoint: z.union([strOrList, z.null()]).optional(),
   environment: z.union([z.record(z.string(), scalar), z.array(z.string())]).optional(),
@@ -260,7 +262,9 @@ export type DependencyCondition =
 
 export interface ComposeService {
   name: string;
+  /** A bundle directory (absolute) or an image reference. */
   image: string;
+  pullPolicy?: "Always" | "IfNotPresent" | "Never";
   entrypoint?: string[];
   command?: string[];
   environment: Record<string, string>;
@@ -490,6 +494,36 @@ function mergeService(a: RawService, b: RawService): RawService {
     else out[k] = v;
   }
   return out as RawService;
+}
+
+/**
+ * compose `pull_policy` → the Kubernetes policy rkl applies. `daily`,
+ * `weekly` and `every_<duration>` pull when the image is missing (rkl keeps
+ * no pull times); `build` needs a builder rkl does not have.
+ */
+function composePullPolicy(
+  L: Located,
+  v: string | undefined,
+  path: readonly PathSegment[],
+): "Always" | "IfNotPresent" | "Never" | undefined {
+  if (v === undefined) return undefined;
+  if (v === "always") return "Always";
+  if (v === "never") return "Never";
+  if (
+    v === "missing" || v === "if_not_present" || v === "daily" || v === "weekly" ||
+    /^every_\w+$/.test(v)
+  ) {
+    return "IfNotPresent";
+  }
+  if (v === "build") {
+    throw L.error(path, "pull_policy build is not supported (rkl does not build images)");
+  }
+  throw L.error(
+    path,
+    `pull_policy ${
+      JSON.stringify(v)
+    } must be always, never, missing, if_not_present, daily, weekly or every_<duration>`,
+  );
 }
 
 function parsePorts(L: Located, svc: string, raw: NonNullable<RawService["ports"]>): ComposePort[] {
@@ -816,7 +850,7 @@ export function loadCompose(
     if (!s.image) {
       throw L.error(
         ["services", svc],
-        "service needs 'image' (a bundle directory); 'build' is not supported",
+        "service needs 'image' (an image or a bundle directory); 'build' is not supported",
       );
     }
     const nets = networksMap(s.networks);
@@ -969,7 +1003,8 @@ export function loadCompose(
     }
     return {
       name: svc,
-      image: joinPath(options.dir, s.image),
+      image: isBundlePath(s.image) ? joinPath(options.dir, s.image) : s.image,
+      pullPolicy: composePullPolicy(L, s.pull_policy, at("pull_policy")),
       entrypoint: cmd(s.entrypoint, at("entrypoint")),
       command: cmd(s.command, at("command")),
       environment: env,

@@ -3,6 +3,7 @@
  * Kubernetes Container at the top level, plus optional `volumes` and
  * `restartPolicy`.
  */
+import { isBundlePath } from "../image/reference.ts";
 import { z } from "zod";
 import { type SourceLocation, SpecError } from "../errors.ts";
 import {
@@ -39,8 +40,10 @@ const singleContainer = z.strictObject({
 /** A container as rkl runs it, with paths resolved against the YAML file. */
 export interface ContainerSpec {
   name: string;
-  /** Absolute path of the bundle directory. */
+  /** Absolute path of a bundle directory, or an image reference (never starts with '/'). */
   image: string;
+  /** For a reference: when to pull (default: Always for `:latest`, else IfNotPresent). */
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   command?: string[];
   args?: string[];
   env: EnvEntry[];
@@ -358,6 +361,7 @@ export function toContainerSpec(
   c: {
     name: string;
     image: string;
+    imagePullPolicy?: ContainerSpec["imagePullPolicy"];
     command?: string[];
     args?: string[];
     env?: { name: string; value?: string }[];
@@ -382,7 +386,8 @@ export function toContainerSpec(
 ): ContainerSpec {
   return {
     name: c.name,
-    image: joinPath(options.baseDir, c.image),
+    image: isBundlePath(c.image) ? joinPath(options.baseDir, c.image) : c.image,
+    imagePullPolicy: c.imagePullPolicy,
     command: c.command,
     args: c.args,
     env: options.env ??

@@ -73,11 +73,11 @@ Deno.test("loadContainer() rejects a negative limit", () => {
 
 Deno.test("loadContainer() warns about unknown fields with their own line and keeps going", () => {
   const { spec, warnings } = loadContainer(
-    "name: web\nimage: b\nimagePullPolicy: Always\nports:\n  - containerPort: 80\n    bogus: 1\n",
+    "name: web\nimage: b\ncolour: blue\nports:\n  - containerPort: 80\n    bogus: 1\n",
     "c.yaml",
   );
   assert.equal(spec.name, "web");
-  assert.deepEqual(warnings.map((w) => [w.path, w.line, w.column]), [["imagePullPolicy", 3, 1], [
+  assert.deepEqual(warnings.map((w) => [w.path, w.line, w.column]), [["colour", 3, 1], [
     "ports[0].bogus",
     6,
     5,
@@ -163,4 +163,13 @@ Deno.test("a single container's restartPolicy becomes the label rkl daemon resta
     loadContainer("name: a\nimage: b\n", "a.yaml").spec.labels["org.rkl.restart"],
     undefined,
   );
+});
+
+Deno.test("loadContainer(): a path is a bundle (made absolute), anything else an image reference", () => {
+  const bundle = loadContainer("name: a\nimage: ./bundles/busybox\n", "/w/c.yaml").spec;
+  assert.equal(bundle.image, "/w/bundles/busybox");
+  const ref = loadContainer("name: a\nimage: busybox:1.36\nimagePullPolicy: Never\n", "/w/c.yaml")
+    .spec;
+  assert.equal(ref.image, "busybox:1.36");
+  assert.equal(ref.imagePullPolicy, "Never");
 });

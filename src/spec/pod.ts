@@ -47,7 +47,6 @@ import { SpecError } from "../errors.ts";
 
 const podContainer = z.strictObject({
   ...containerFields,
-  imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional(),
   /** On an init container, `Always` makes it a native sidecar (Kubernetes 1.29+). */
   restartPolicy: z.literal("Always").optional(),
 });

@@ -226,7 +226,8 @@ export const lifecycle = z.strictObject({
 /** The Kubernetes Container fields rkl applies. */
 export const containerFields = {
   name: dnsLabel,
-  image: z.string().min(1, "must name a bundle directory"),
+  image: z.string().min(1, "must name an image or a bundle directory"),
+  imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional(),
   command: argList.optional(),
   args: argList.optional(),
   env: z.array(envVar).optional(),

@@ -34,6 +34,16 @@ const symbols = {
   write: { parameters: ["i32", "buffer", "u64"], result: "i64" },
   // int mkdirat(int dirfd, const char *pathname, mode_t mode);
   mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int mknod(const char *pathname, mode_t mode, dev_t dev);
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  // int lchown(const char *pathname, uid_t owner, gid_t group);
+  lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  // int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags);
+  lsetxattr: { parameters: ["buffer", "buffer", "buffer", "u64", "i32"], result: "i32" },
+  // ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size);
+  lgetxattr: { parameters: ["buffer", "buffer", "buffer", "u64"], result: "i64" },
+  // int utimensat(int dirfd, const char *pathname, const struct timespec times[2], int flags);
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   // int *__errno_location(void);
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

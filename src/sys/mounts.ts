@@ -3,16 +3,18 @@ import { SysError } from "../errors.ts";
 import { EINVAL, ENOENT, MNT_DETACH, type Syscalls } from "./syscalls.ts";
 
 export interface OverlayDirs {
-  lower: string;
+  /** Lower dirs, topmost first: a bundle's rootfs, or an image's layers. */
+  lower: string[];
   upper: string;
   work: string;
   merged: string;
 }
 
-/** Mounts an overlay whose lower layer is a bundle's rootfs, left untouched. */
+/** Mounts an overlay over read-only lower dirs (left untouched) with the container's own upper dir. */
 export function mountOverlay(sys: Syscalls, d: OverlayDirs): void {
-  for (const p of [d.upper, d.work, d.merged]) {
-    if (/[,:]/.test(p) || /[,:]/.test(d.lower)) {
+  if (d.lower.length === 0) throw new SysError("mount", EINVAL, "overlay needs a lower dir");
+  for (const p of [d.upper, d.work, d.merged, ...d.lower]) {
+    if (/[,:]/.test(p)) {
       throw new SysError(
         "mount",
         EINVAL,
@@ -25,7 +27,7 @@ export function mountOverlay(sys: Syscalls, d: OverlayDirs): void {
     target: d.merged,
     fstype: "overlay",
     flags: 0,
-    data: `lowerdir=${d.lower},upperdir=${d.upper},workdir=${d.work}`,
+    data: `lowerdir=${d.lower.join(":")},upperdir=${d.upper},workdir=${d.work}`,
   });
 }
 

@@ -82,7 +82,7 @@ Deno.test("removeNetns() unmounts lazily and is idempotent", async () => {
 Deno.test("mountOverlay() passes lower/upper/work and refuses separators in paths", () => {
   const sys = new FakeSyscalls();
   mountOverlay(sys, {
-    lower: "/b/rootfs",
+    lower: ["/b/rootfs"],
     upper: "/c/upper",
     work: "/c/work",
     merged: "/c/rootfs",
@@ -92,7 +92,7 @@ Deno.test("mountOverlay() passes lower/upper/work and refuses separators in path
     "lowerdir=/b/rootfs,upperdir=/c/upper,workdir=/c/work",
   );
   assert.throws(
-    () => mountOverlay(sys, { lower: "/b,x", upper: "/u", work: "/w", merged: "/m" }),
+    () => mountOverlay(sys, { lower: ["/b,x"], upper: "/u", work: "/w", merged: "/m" }),
     SysError,
   );
   unmount(sys, "/c/rootfs");

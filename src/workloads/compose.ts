@@ -217,6 +217,7 @@ function replicaSpec(
     spec: {
       name,
       image: svc.image,
+      imagePullPolicy: svc.pullPolicy ?? "IfNotPresent", // compose's default: pull when missing
       command: svc.entrypoint,
       args: svc.command,
       env: Object.entries(svc.environment).map(([k, v]) => ({ name: k, value: v })),

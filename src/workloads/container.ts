@@ -31,6 +31,8 @@ import { stageSubPath, unstageSubPath } from "../sys/subpath.ts";
 import { pathExists, privateDir } from "../sys/fsutil.ts";
 import { rotatedLogs } from "./logrotate.ts";
 import { readUserFiles, resolveNames } from "./users.ts";
+import { layeredUserFiles } from "../image/service.ts";
+import { defaultPullPolicy } from "../image/reference.ts";
 import { createNetns, removeNetns } from "../sys/netns.ts";
 import { writeAtomic } from "../store/store.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
@@ -63,6 +65,10 @@ export interface ContainerRecord extends StoredRecord {
   status: ContainerStatus;
   specFile: string;
   image: string;
+  /** The image's id when the rootfs is made of an image's layers. */
+  imageId?: string;
+  /** Those layers' dirs as mounted (kept by `image rm -f` while the container exists). */
+  lowerDirs?: string[];
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
@@ -417,18 +423,71 @@ export function prepareHostPaths(
   return notes;
 }
 
-/** The spec with user/group names turned into ids from the bundle's own files. */
+/** What a container's root filesystem is made of: a bundle's rootfs or an image's layers. */
+export interface RootSource {
+  /** overlayfs lower dirs, topmost first. */
+  lowers: string[];
+  defaults: BundleDefaults;
+  /** The image's id when the rootfs is an image. */
+  imageId?: string;
+  /** The /etc/passwd and /etc/group the container will see. */
+  userFiles(): { passwd?: string; group?: string };
+  /** How messages name it. */
+  where: string;
+}
+
+/**
+ * The container's root filesystem source. A bundle (an absolute path once
+ * parsed) is read as it is; an image reference is pulled as its policy says
+ * (default: Always for `:latest`, else IfNotPresent), or with `pull: false`
+ * only looked up (undefined lowers when absent: a dry run).
+ */
+export async function rootSource(
+  host: Pick<Host, "sys" | "images">,
+  loaded: LoadedContainer,
+  options: { pull?: boolean } = {},
+): Promise<RootSource> {
+  const image = loaded.spec.image;
+  if (image.startsWith("/")) {
+    const defaults = readBundle(loaded);
+    const rootfs = `${image}/rootfs`;
+    return {
+      lowers: [rootfs],
+      defaults,
+      userFiles: () => readUserFiles(host.sys, rootfs),
+      where: rootfs,
+    };
+  }
+  const at = loaded.source.at(["image"]);
+  if (!host.images) throw new SpecError(at, `image ${JSON.stringify(image)}: no image store here`);
+  const policy = loaded.spec.imagePullPolicy ?? defaultPullPolicy(image);
+  const rec = options.pull === false
+    ? host.images.store.find(image)
+    : await host.images.ensure(image, policy, at);
+  if (!rec) return { lowers: [], defaults: {}, userFiles: () => ({}), where: `image ${image}` };
+  const view = host.images.view(host.sys, rec, at);
+  return {
+    lowers: view.lowers,
+    defaults: view.defaults,
+    imageId: rec.id,
+    userFiles: () => layeredUserFiles(host.sys, view.lowers),
+    where: `image ${image}`,
+  };
+}
+
+/** The spec with user/group names turned into ids from the rootfs's own files. */
 export function withResolvedUser(
   host: Pick<Host, "sys">,
   loaded: LoadedContainer,
+  source?: RootSource,
 ): LoadedContainer {
   const names = loaded.spec.userNames;
   if (!names) return loaded;
   const rootfs = `${loaded.spec.image}/rootfs`;
   const sc = loaded.spec.securityContext;
   const ids = resolveNames(names, { uid: sc.runAsUser, gid: sc.runAsGroup }, {
-    ...readUserFiles(host.sys, rootfs),
-    where: rootfs,
+    ...(source ? source.userFiles() : readUserFiles(host.sys, rootfs)),
+    where: source?.where ?? rootfs,
   });
   return {
     ...loaded,
@@ -482,9 +541,10 @@ async function createContainerNow(
   options: CreateOptions,
 ): Promise<ContainerRecord> {
   trace("create: begin");
-  const bundle = readBundle(loaded);
+  const source = await rootSource(host, loaded);
+  const bundle = source.defaults;
   prepareHostPaths(loaded);
-  loaded = withResolvedUser(host, loaded);
+  loaded = withResolvedUser(host, loaded, source);
   const sandbox = options.sandbox;
   const plan = planContainer(loaded, {
     host,
@@ -535,6 +595,8 @@ async function createContainerNow(
       status: "creating",
       specFile: loaded.source.file,
       image: loaded.spec.image,
+      imageId: source.imageId,
+      lowerDirs: source.imageId ? source.lowers : undefined,
       createdAt: host.now().toISOString(),
       runtime: { name: host.runtime.name, binary: host.runtime.binary, root: host.runtime.root },
       cgroupPath: plan.cgroupPath,
@@ -610,7 +672,7 @@ async function createContainerNow(
     rec.resources.overlay = true;
     save();
     mountOverlay(host.sys, {
-      lower: `${loaded.spec.image}/rootfs`,
+      lower: source.lowers,
       upper: d.upper,
       work: d.work,
       merged: d.rootfs,

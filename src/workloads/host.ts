@@ -5,6 +5,7 @@ import type { StateStore } from "../store/store.ts";
 import type { CgroupManager } from "../sys/cgroups/mod.ts";
 import type { CommandRunner } from "../sys/command.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
+import type { ImageService } from "../image/service.ts";
 
 export interface RklPaths {
   /** Persistent state: records, container dirs, exit codes (`--root`). */
@@ -47,6 +48,8 @@ export interface Host {
   /** The runtime a container was created with (it keeps using that one). */
   runtimeFor(ref: RuntimeRef): OciRuntime;
   cni: CniClient;
+  /** The image store (ROOT/images) and pulls; absent in fakes that use bundles only. */
+  images?: ImageService;
   paths: RklPaths;
   /** rkl's own pause bundle (built from catatonit on first use when missing). */
   pauseBundle: string;

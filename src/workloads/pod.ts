@@ -50,6 +50,7 @@ import {
   removeCgroup,
   removeEmptyParent,
   removeUnmounted,
+  rootSource,
   type Sandbox,
   selfOwner,
   startCreated,
@@ -253,8 +254,9 @@ async function createPodNow(
       `pause bundle ${JSON.stringify(pauseDir)} has no rootfs/ directory`,
     );
   }
+  // Images are pulled (as each container's policy says) before anything is made.
   for (const c of [...spec.initContainers, ...spec.containers]) {
-    readBundle(c);
+    await rootSource(host, c);
     prepareHostPaths(c);
   }
   const network = spec.hostNetwork ? null : options.network;

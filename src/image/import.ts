@@ -1,0 +1,312 @@
+/**
+ * `rkl image import`: a `docker save` tarball (manifest.json + config +
+ * layer tars) or an OCI image layout tarball (oci-layout, index.json,
+ * blobs/sha256/…). The archive is read with the same tar reader and the same
+ * path rules as a layer; every blob is checked against its digest.
+ */
+import { createHash } from "node:crypto";
+import { ImageError } from "../errors.ts";
+import { choosePlatform, hostPlatform } from "./pull.ts";
+import { parseReference, tagName } from "./reference.ts";
+import {
+  type Descriptor,
+  digestHex,
+  type ImageConfig,
+  type ImageRecord,
+  type ImageStore,
+  sha256Hex,
+} from "./store.ts";
+import { ByteSource, readTar, TarError } from "./tar.ts";
+import { memberPath } from "./unpack.ts";
+import { unpackInto } from "./pull.ts";
+
+interface Staged {
+  dir: string;
+  files: Set<string>;
+  links: Map<string, string>;
+}
+
+async function stage(archive: string, dir: string): Promise<Staged> {
+  const files = new Set<string>();
+  const links = new Map<string, string>();
+  const f = await Deno.open(archive);
+  let stream = f.readable as ReadableStream<Uint8Array>;
+  const head = new Uint8Array(2);
+  const g = Deno.openSync(archive);
+  const n = g.readSync(head);
+  g.close();
+  if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) {
+    stream = f.readable.pipeThrough(new DecompressionStream("gzip"));
+  }
+  const src = new ByteSource(stream);
+  for await (const e of readTar(src)) {
+    const parts = memberPath(e.header.name);
+    const rel = parts.join("/");
+    if (e.header.type === "dir" || rel === "") continue;
+    if (e.header.type === "symlink") {
+      const target = e.header.linkname.startsWith("/")
+        ? e.header.linkname
+        : [...parts.slice(0, -1), e.header.linkname].join("/");
+      links.set(rel, memberPath(target).join("/"));
+      continue;
+    }
+    if (e.header.type === "link") {
+      links.set(rel, memberPath(e.header.linkname).join("/"));
+      continue;
+    }
+    if (e.header.type !== "file") continue;
+    // Staged flat, by a hash of the name: no member decides a path on disk.
+    const out = Deno.openSync(`${dir}/${sha256Hex(new TextEncoder().encode(rel))}`, {
+      write: true,
+      createNew: true,
+      mode: 0o600,
+    });
+    try {
+      await e.body((c) => {
+        let off = 0;
+        while (off < c.length) off += out.writeSync(c.subarray(off));
+      });
+    } finally {
+      out.close();
+    }
+    files.add(rel);
+  }
+  return { dir, files, links };
+}
+
+function resolve(s: Staged, name: string): string {
+  let rel = memberPath(name).join("/");
+  for (let hops = 0; s.links.has(rel); hops++) {
+    if (hops > 16) throw new ImageError(`archive member ${name}: too many links`);
+    rel = s.links.get(rel)!;
+  }
+  if (!s.files.has(rel)) throw new ImageError(`the archive has no ${JSON.stringify(name)}`);
+  return `${s.dir}/${sha256Hex(new TextEncoder().encode(rel))}`;
+}
+
+function fileDigest(path: string): string {
+  const h = createHash("sha256");
+  const f = Deno.openSync(path);
+  const buf = new Uint8Array(1 << 20);
+  try {
+    for (let n = f.readSync(buf); n !== null && n > 0; n = f.readSync(buf)) {
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    f.close();
+  }
+  return `sha256:${h.digest("hex")}`;
+}
+
+interface Parsed {
+  configBytes: Uint8Array;
+  configDigest: string;
+  layers: { path: string; digest: string; mediaType: string; size: number }[];
+  manifestBytes: Uint8Array;
+  tags: string[];
+  repoDigests: string[];
+}
+
+async function register(store: ImageStore, p: Parsed): Promise<ImageRecord> {
+  const cfg = JSON.parse(new TextDecoder().decode(p.configBytes)) as {
+    architecture?: string;
+    os?: string;
+    created?: string;
+    config?: ImageConfig;
+    rootfs?: { diff_ids?: string[] };
+  };
+  const diffIds = cfg.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== p.layers.length) {
+    throw new ImageError(
+      `the config lists ${diffIds.length} diff IDs for ${p.layers.length} layers`,
+    );
+  }
+  store.putBlob(p.configDigest, p.configBytes);
+  let size = 0;
+  for (const [i, l] of p.layers.entries()) {
+    await store.withLock(`blob-${digestHex(l.digest)}`, () => {
+      if (!store.hasBlob(l.digest)) {
+        if (fileDigest(l.path) !== l.digest) {
+          throw new ImageError(`layer ${l.digest}: digest mismatch`);
+        }
+        Deno.renameSync(l.path, store.blobPath(l.digest));
+      }
+      return Promise.resolve();
+    });
+    const info = await store.withLock(`layer-${digestHex(diffIds[i])}`, async () => {
+      const have = store.layer(diffIds[i]);
+      if (have) return have;
+      const tmp = `${store.layers}/.tmp-${digestHex(diffIds[i])}`;
+      try {
+        Deno.removeSync(tmp, { recursive: true });
+      } catch { /* none */ }
+      return await unpackInto(store, l as Descriptor, diffIds[i], tmp, store.layerDir(diffIds[i]));
+    });
+    size += info.size;
+  }
+  const manifestDigest = `sha256:${sha256Hex(p.manifestBytes)}`;
+  store.putBlob(manifestDigest, p.manifestBytes);
+  const rec: ImageRecord = {
+    schemaVersion: 1,
+    id: p.configDigest,
+    manifestDigest,
+    repoDigests: p.repoDigests,
+    layers: p.layers.map((l, i) => ({
+      digest: l.digest,
+      diffId: diffIds[i],
+      mediaType: l.mediaType,
+      size: l.size,
+    })),
+    size,
+    created: cfg.created,
+    os: cfg.os ?? "linux",
+    architecture: cfg.architecture ?? "",
+    config: cfg.config ?? {},
+    pulledAt: new Date().toISOString(),
+  };
+  store.putImage(rec);
+  for (const t of p.tags) store.setTag(t, rec.id, manifestDigest);
+  return store.image(rec.id) ?? rec;
+}
+
+function normaliseTag(text: string): string {
+  const name = tagName(parseReference(text));
+  if (!name) throw new ImageError(`${JSON.stringify(text)} is not a name with a tag`);
+  return name;
+}
+
+/** Imports every image of the archive; `name` tags the images that carry no name of their own. */
+export async function importArchive(
+  store: ImageStore,
+  archive: string,
+  name?: string,
+): Promise<ImageRecord[]> {
+  store.init();
+  const dir = `${store.root}/.import-${Deno.pid}-${Date.now()}`;
+  Deno.mkdirSync(dir, { mode: 0o700 });
+  try {
+    return await store.withGcLock(false, async () => {
+      let s: Staged;
+      try {
+        s = await stage(archive, dir);
+      } catch (e) {
+        if (e instanceof TarError) throw new ImageError(`Cannot import ${archive}: ${e.message}`);
+        if (e instanceof Deno.errors.NotFound) {
+          throw new ImageError(`Cannot import ${archive}: no such file`);
+        }
+        throw e;
+      }
+      const read = (n: string) => Deno.readFileSync(resolve(s, n));
+      const out: ImageRecord[] = [];
+      if (s.files.has("index.json")) {
+        const index = JSON.parse(new TextDecoder().decode(read("index.json"))) as {
+          manifests?: Descriptor[];
+        };
+        const blob = (d: Descriptor) => {
+          const bytes = read(`blobs/sha256/${digestHex(d.digest)}`);
+          if (sha256Hex(bytes) !== digestHex(d.digest)) {
+            throw new ImageError(`blob ${d.digest}: digest mismatch`);
+          }
+          return bytes;
+        };
+        for (const top of index.manifests ?? []) {
+          let d = top;
+          let bytes = blob(d);
+          let doc = JSON.parse(new TextDecoder().decode(bytes)) as {
+            manifests?: Descriptor[];
+            config?: Descriptor;
+            layers?: Descriptor[];
+          };
+          if (doc.manifests) {
+            const chosen = choosePlatform(doc.manifests, hostPlatform());
+            if (!chosen) {
+              throw new ImageError(`Cannot import ${archive}: no manifest for ${hostPlatform()}`);
+            }
+            d = chosen;
+            bytes = blob(d);
+            doc = JSON.parse(new TextDecoder().decode(bytes));
+          }
+          if (!doc.config || !doc.layers) {
+            throw new ImageError(
+              `Cannot import ${archive}: manifest ${d.digest} has no config or layers`,
+            );
+          }
+          const refName = top.annotations?.["io.containerd.image.name"] ??
+            top.annotations?.["org.opencontainers.image.ref.name"];
+          const tags: string[] = [];
+          if (refName && /[/:]/.test(refName)) tags.push(normaliseTag(refName));
+          else if (name) {
+            tags.push(normaliseTag(refName && !name.includes(":") ? `${name}:${refName}` : name));
+          }
+          out.push(
+            await register(store, {
+              configBytes: blob(doc.config),
+              configDigest: doc.config.digest,
+              layers: doc.layers.map((l) => ({
+                path: resolve(s, `blobs/sha256/${digestHex(l.digest)}`),
+                digest: l.digest,
+                mediaType: l.mediaType,
+                size: l.size,
+              })),
+              manifestBytes: bytes,
+              tags,
+              repoDigests: [],
+            }),
+          );
+        }
+      } else if (s.files.has("manifest.json")) {
+        const list = JSON.parse(new TextDecoder().decode(read("manifest.json"))) as {
+          Config: string;
+          RepoTags?: string[] | null;
+          Layers: string[];
+        }[];
+        for (const m of list) {
+          const configBytes = read(m.Config);
+          const configDigest = `sha256:${sha256Hex(configBytes)}`;
+          const layers = m.Layers.map((l) => {
+            const path = resolve(s, l);
+            const head = Deno.readFileSync(path).subarray(0, 2);
+            const gz = head[0] === 0x1f && head[1] === 0x8b;
+            return {
+              path,
+              digest: fileDigest(path),
+              mediaType: gz
+                ? "application/vnd.docker.image.rootfs.diff.tar.gzip"
+                : "application/vnd.docker.image.rootfs.diff.tar",
+              size: Deno.statSync(path).size,
+            };
+          });
+          const manifest = {
+            schemaVersion: 2,
+            mediaType: "application/vnd.oci.image.manifest.v1+json",
+            config: {
+              mediaType: "application/vnd.oci.image.config.v1+json",
+              digest: configDigest,
+              size: configBytes.length,
+            },
+            layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+          };
+          const tags = (m.RepoTags ?? []).map(normaliseTag);
+          if (tags.length === 0 && name) tags.push(normaliseTag(name));
+          out.push(
+            await register(store, {
+              configBytes,
+              configDigest,
+              layers,
+              manifestBytes: new TextEncoder().encode(JSON.stringify(manifest)),
+              tags,
+              repoDigests: [],
+            }),
+          );
+        }
+      } else {
+        throw new ImageError(
+          `Cannot import ${archive}: neither an OCI layout (index.json) nor a docker save archive (manifest.json)`,
+        );
+      }
+      return out;
+    });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}

@@ -1,0 +1,503 @@
+/**
+ * `rkl image pull`: manifest (an index chooses this host's platform), config,
+ * then every layer fetched and unpacked at once (three at a time), each blob
+ * checked against its digest before it is stored and each layer's
+ * uncompressed stream against the config's diff ID before its directory is
+ * renamed into place. A failure leaves no record, tag, blob or layer behind
+ * except a `.partial` download, which the next pull of that blob resumes.
+ */
+import { createHash } from "node:crypto";
+import { ImageError } from "../errors.ts";
+import { EndpointError, MANIFEST_TYPES, RegistryClient } from "./registry.ts";
+import {
+  type Credentials,
+  type Endpoint,
+  endpointsFor,
+  type RegistriesConfig,
+} from "./registries.ts";
+import { formatReference, type ImageRef, parseReference, repoName, tagName } from "./reference.ts";
+import {
+  type Descriptor,
+  digestHex,
+  type ImageConfig,
+  type ImageRecord,
+  type ImageStore,
+  type LayerInfo,
+  type LayerRef,
+  sha256Hex,
+} from "./store.ts";
+import { unpackLayer } from "./unpack.ts";
+import { writeAtomic } from "../store/store.ts";
+
+export interface Progress {
+  begin(id: string, label: string, total: number): void;
+  advance(id: string, bytes: number): void;
+  end(id: string, note: string): void;
+  close(): void;
+}
+
+export const silentProgress: Progress = {
+  begin() {},
+  advance() {},
+  end() {},
+  close() {},
+};
+
+export interface PullContext {
+  store: ImageStore;
+  registries: RegistriesConfig;
+  auths: Record<string, Credentials>;
+  timeoutMs: number;
+  /** `os/arch[/variant]`, default this host's. */
+  platform?: string;
+  progress?: Progress;
+}
+
+const INDEX_TYPES = new Set([
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+]);
+const MANIFEST_ONE = new Set([
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+]);
+const LAYER_TYPES = new Set([
+  "application/vnd.oci.image.layer.v1.tar",
+  "application/vnd.oci.image.layer.v1.tar+gzip",
+  "application/vnd.oci.image.layer.v1.tar+zstd",
+  "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  "application/vnd.docker.image.rootfs.diff.tar",
+]);
+const MAX_MANIFEST = 4 << 20;
+
+export function hostPlatform(): string {
+  return Deno.build.arch === "aarch64" ? "linux/arm64" : "linux/amd64";
+}
+
+interface Manifest {
+  schemaVersion?: number;
+  mediaType?: string;
+  manifests?: Descriptor[];
+  config?: Descriptor;
+  layers?: Descriptor[];
+}
+
+interface ConfigBlob {
+  architecture?: string;
+  os?: string;
+  created?: string;
+  config?: ImageConfig;
+  rootfs?: { type?: string; diff_ids?: string[] };
+}
+
+/** Chooses the manifest for `platform` from an index's entries. */
+export function choosePlatform(entries: Descriptor[], platform: string): Descriptor | undefined {
+  const [os, arch, variant] = platform.split("/");
+  const fit = entries.filter((d) =>
+    d.platform?.os === os && d.platform?.architecture === arch &&
+    (variant === undefined || d.platform?.variant === undefined || d.platform.variant === variant)
+  );
+  // arm64's variant is v8 when named; an entry without one fits as well
+  return fit.find((d) => d.platform?.variant === variant) ?? fit[0];
+}
+
+function describe(ep: Endpoint): string {
+  return ep.mirror ? `mirror ${ep.url}` : ep.url;
+}
+
+export class Puller {
+  #client: RegistryClient;
+  constructor(private ctx: PullContext) {
+    this.#client = new RegistryClient({
+      timeoutMs: ctx.timeoutMs,
+      credentials: (host) => ctx.registries.configs[host]?.auth ?? ctx.auths[host],
+    });
+  }
+
+  get #progress(): Progress {
+    return this.ctx.progress ?? silentProgress;
+  }
+
+  /** Fetches a manifest (by tag or digest) from the first endpoint that has it. */
+  async #manifest(
+    eps: Endpoint[],
+    repo: string,
+    reference: string,
+    want?: string,
+  ): Promise<{ ep: Endpoint; body: Uint8Array; digest: string; mediaType: string }> {
+    const why: string[] = [];
+    for (const ep of eps) {
+      try {
+        const res = await this.#client.get(ep, repo, `/v2/${repo}/manifests/${reference}`, {
+          accept: MANIFEST_TYPES.join(", "),
+        });
+        if (!res.ok) {
+          await res.body?.cancel();
+          const what = res.status === 404 ? "manifest unknown" : `answered ${res.status}`;
+          throw new EndpointError(`${describe(ep)}: ${what}`, res.status);
+        }
+        const len = Number(res.headers.get("content-length") ?? "0");
+        if (len > MAX_MANIFEST) throw new ImageError(`${describe(ep)}: manifest larger than 4 MiB`);
+        const parts: Uint8Array[] = [];
+        let total = 0;
+        for await (const c of this.#client.chunks(res, describe(ep))) {
+          total += c.length;
+          if (total > MAX_MANIFEST) {
+            throw new ImageError(`${describe(ep)}: manifest larger than 4 MiB`);
+          }
+          parts.push(c);
+        }
+        const body = new Uint8Array(total);
+        let off = 0;
+        for (const p of parts) {
+          body.set(p, off);
+          off += p.length;
+        }
+        const digest = `sha256:${sha256Hex(body)}`;
+        if (want && digest !== want) {
+          throw new ImageError(
+            `${describe(ep)}: manifest digest mismatch (asked ${want}, got ${digest})`,
+          );
+        }
+        const header = res.headers.get("docker-content-digest");
+        if (!want && header && header.startsWith("sha256:") && header !== digest) {
+          throw new ImageError(
+            `${
+              describe(ep)
+            }: manifest digest mismatch (registry says ${header}, content is ${digest})`,
+          );
+        }
+        let parsed: Manifest;
+        try {
+          parsed = JSON.parse(new TextDecoder().decode(body));
+        } catch {
+          throw new ImageError(`${describe(ep)}: the manifest is not JSON`);
+        }
+        const mediaType = parsed.mediaType ?? res.headers.get("content-type")?.split(";")[0] ?? "";
+        return { ep, body, digest, mediaType };
+      } catch (e) {
+        if (e instanceof EndpointError) {
+          why.push(e.message);
+          continue;
+        }
+        throw e;
+      }
+    }
+    throw new ImageError(why.join("; ") || "no endpoint to pull from");
+  }
+
+  /**
+   * Downloads a blob into the store unless it is there, under the blob's
+   * lock (a second pull of it waits and then finds it). Resumes a
+   * `.partial` left by an interrupted pull with an HTTP range request.
+   */
+  async #blob(eps: Endpoint[], repo: string, d: Descriptor, label: string): Promise<void> {
+    const store = this.ctx.store;
+    const hex = digestHex(d.digest);
+    if (!Number.isSafeInteger(d.size) || d.size < 0) {
+      throw new ImageError(`blob ${d.digest}: bad size`);
+    }
+    await store.withLock(`blob-${hex}`, async () => {
+      if (store.hasBlob(d.digest)) {
+        this.#progress.begin(hex, label, d.size);
+        this.#progress.end(hex, "already here");
+        return;
+      }
+      const partial = `${store.blobs}/.partial-${hex}`;
+      const why: string[] = [];
+      for (const ep of eps) {
+        try {
+          await this.#download(ep, repo, d, partial, label);
+          Deno.renameSync(partial, store.blobPath(d.digest));
+          return;
+        } catch (e) {
+          if (e instanceof EndpointError) {
+            why.push(e.message);
+            continue;
+          }
+          if (e instanceof ImageError) {
+            try {
+              Deno.removeSync(partial);
+            } catch { /* gone */ }
+          }
+          throw e;
+        }
+      }
+      throw new ImageError(`blob ${d.digest.slice(0, 19)}: ${why.join("; ")}`);
+    });
+  }
+
+  async #download(
+    ep: Endpoint,
+    repo: string,
+    d: Descriptor,
+    partial: string,
+    label: string,
+  ): Promise<void> {
+    const hash = createHash("sha256");
+    let have = 0;
+    try {
+      const f = Deno.openSync(partial, { read: true });
+      try {
+        for await (const c of f.readable) {
+          hash.update(c);
+          have += c.length;
+        }
+      } catch { /* closed by readable */ }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    if (have > d.size) {
+      Deno.removeSync(partial);
+      return this.#download(ep, repo, d, partial, label);
+    }
+    const headers: Record<string, string> = {};
+    if (have > 0 && have < d.size) headers.range = `bytes=${have}-`;
+    const res = have === d.size && have > 0
+      ? undefined
+      : await this.#client.get(ep, repo, `/v2/${repo}/blobs/${d.digest}`, headers);
+    let append = have > 0;
+    if (res) {
+      if (res.status === 200) {
+        append = false;
+      } else if (res.status !== 206) {
+        await res.body?.cancel();
+        throw new EndpointError(
+          `${describe(ep)}: blob ${d.digest.slice(7, 19)} ${
+            res.status === 404 ? "unknown" : `answered ${res.status}`
+          }`,
+          res.status,
+        );
+      }
+    }
+    let h = hash;
+    if (!append) {
+      h = createHash("sha256");
+      have = 0;
+    }
+    this.#progress.begin(digestHex(d.digest), label, d.size);
+    this.#progress.advance(digestHex(d.digest), have);
+    if (res) {
+      const f = Deno.openSync(partial, {
+        write: true,
+        create: true,
+        append,
+        truncate: !append,
+        mode: 0o600,
+      });
+      try {
+        for await (
+          const c of this.#client.chunks(res, `${describe(ep)} blob ${d.digest.slice(7, 19)}`)
+        ) {
+          have += c.length;
+          if (have > d.size) {
+            throw new ImageError(`blob ${d.digest}: larger than its descriptor's ${d.size} bytes`);
+          }
+          h.update(c);
+          let off = 0;
+          while (off < c.length) off += f.writeSync(c.subarray(off));
+          this.#progress.advance(digestHex(d.digest), c.length);
+        }
+        f.syncSync();
+      } finally {
+        f.close();
+      }
+    }
+    if (have !== d.size) {
+      throw new EndpointError(
+        `${describe(ep)}: blob ${d.digest.slice(7, 19)} ended after ${have} of ${d.size} bytes`,
+      );
+    }
+    const got = `sha256:${h.digest("hex")}`;
+    if (got !== d.digest) {
+      throw new ImageError(
+        `blob ${d.digest}: digest mismatch (the content hashes to ${got}); nothing stored`,
+      );
+    }
+    this.#progress.end(digestHex(d.digest), "done");
+  }
+
+  /** Unpacks a stored layer blob into its directory unless that is there. */
+  async unpack(d: Descriptor, diffId: string): Promise<LayerInfo> {
+    const store = this.ctx.store;
+    const hex = digestHex(diffId);
+    return await store.withLock(`layer-${hex}`, async () => {
+      const have = store.layer(diffId);
+      if (have) return have;
+      const dir = store.layerDir(diffId);
+      const tmp = `${store.layers}/.tmp-${hex}`;
+      try {
+        Deno.removeSync(tmp, { recursive: true }); // an interrupted unpack's: discarded
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
+      return await unpackInto(store, d, diffId, tmp, dir);
+    });
+  }
+
+  async pull(text: string): Promise<ImageRecord> {
+    const ref = parseReference(text);
+    const store = this.ctx.store;
+    const eps = endpointsFor(this.ctx.registries, ref.registry);
+    if (eps.length === 0) {
+      throw new ImageError(
+        `no endpoint for ${ref.registry} (its mirrors list none and fallback is off)`,
+      );
+    }
+    const name = formatReference(ref);
+    try {
+      return await store.withGcLock(false, () => this.#pull(ref, eps));
+    } catch (e) {
+      if (e instanceof ImageError) throw new ImageError(`Cannot pull ${name}: ${e.message}`);
+      throw e;
+    } finally {
+      this.#progress.close();
+    }
+  }
+
+  async #pull(ref: ImageRef, eps: Endpoint[]): Promise<ImageRecord> {
+    const store = this.ctx.store;
+    store.init();
+    const repo = ref.repository;
+    const platform = this.ctx.platform ?? hostPlatform();
+    let m = await this.#manifest(eps, repo, ref.digest ?? ref.tag!, ref.digest);
+    const nameDigest = m.digest; // what `name@digest` refers to (an index, for a multi-arch image)
+    const blobs: [string, Uint8Array][] = [[m.digest, m.body]];
+    if (
+      INDEX_TYPES.has(m.mediaType) ||
+      (JSON.parse(new TextDecoder().decode(m.body)) as Manifest).manifests
+    ) {
+      const index = JSON.parse(new TextDecoder().decode(m.body)) as Manifest;
+      const chosen = choosePlatform(index.manifests ?? [], platform);
+      if (!chosen) {
+        const offered = (index.manifests ?? []).map((d) =>
+          `${d.platform?.os}/${d.platform?.architecture}`
+        ).join(", ");
+        throw new ImageError(`no manifest for ${platform} (the index offers ${offered || "none"})`);
+      }
+      m = await this.#manifest(
+        [m.ep, ...eps.filter((e) => e !== m.ep)],
+        repo,
+        chosen.digest,
+        chosen.digest,
+      );
+      blobs.push([m.digest, m.body]);
+    }
+    const man = JSON.parse(new TextDecoder().decode(m.body)) as Manifest;
+    if (
+      man.schemaVersion === 1 ||
+      m.mediaType.startsWith("application/vnd.docker.distribution.manifest.v1")
+    ) {
+      throw new ImageError(
+        "Docker schema 1 manifests are not supported (push the image again with a current client)",
+      );
+    }
+    if (!MANIFEST_ONE.has(m.mediaType) && !(man.config && man.layers)) {
+      throw new ImageError(`unsupported manifest type ${JSON.stringify(m.mediaType)}`);
+    }
+    if (!man.config || !Array.isArray(man.layers)) {
+      throw new ImageError("the manifest has no config or layers");
+    }
+    const order = [m.ep, ...eps.filter((e) => e !== m.ep)];
+    await this.#blob(order, repo, man.config, "config");
+    const cfgBytes = store.readBlob(man.config.digest);
+    if (sha256Hex(cfgBytes) !== digestHex(man.config.digest)) {
+      throw new ImageError("config digest mismatch");
+    }
+    let cfg: ConfigBlob;
+    try {
+      cfg = JSON.parse(new TextDecoder().decode(cfgBytes));
+    } catch {
+      throw new ImageError("the image config is not JSON");
+    }
+    const diffIds = cfg.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== man.layers.length) {
+      throw new ImageError(
+        `the config lists ${diffIds.length} diff IDs for ${man.layers.length} layers`,
+      );
+    }
+    for (const l of man.layers) {
+      if (!LAYER_TYPES.has(l.mediaType)) {
+        throw new ImageError(
+          `layer ${l.digest.slice(0, 19)} has unsupported media type ${
+            JSON.stringify(l.mediaType)
+          }`,
+        );
+      }
+    }
+    const layers: LayerRef[] = [];
+    let size = 0;
+    const queue = man.layers.map((l, i) => ({ l, i }));
+    const results: LayerInfo[] = [];
+    const worker = async () => {
+      for (let job = queue.shift(); job; job = queue.shift()) {
+        const { l, i } = job;
+        if (!store.layer(diffIds[i])) {
+          await this.#blob(order, repo, l, `layer ${i + 1}/${man.layers!.length}`);
+        }
+        results[i] = await this.unpack(l, diffIds[i]);
+      }
+    };
+    await Promise.all([worker(), worker(), worker()]);
+    man.layers.forEach((l, i) => {
+      layers.push({ digest: l.digest, diffId: diffIds[i], mediaType: l.mediaType, size: l.size });
+      size += results[i].size;
+    });
+    for (const [d, b] of blobs) store.putBlob(d, b);
+    const rec: ImageRecord = {
+      schemaVersion: 1,
+      id: man.config.digest,
+      manifestDigest: m.digest,
+      repoDigests: [`${repoName(ref)}@${nameDigest}`],
+      layers,
+      size,
+      created: cfg.created,
+      os: cfg.os ?? "linux",
+      architecture: cfg.architecture ?? "",
+      config: cfg.config ?? {},
+      pulledAt: new Date().toISOString(),
+    };
+    store.putImage(rec);
+    const tag = tagName(ref);
+    if (tag) store.setTag(tag, rec.id, m.digest);
+    return store.image(rec.id) ?? rec;
+  }
+}
+
+/** Unpacks `d`'s blob into `tmp`, checks the diff ID, and renames it to `dir`. */
+export async function unpackInto(
+  store: ImageStore,
+  d: Descriptor,
+  diffId: string,
+  tmp: string,
+  dir: string,
+): Promise<LayerInfo> {
+  Deno.mkdirSync(`${tmp}/fs`, { recursive: true, mode: 0o755 });
+  try {
+    const r = await unpackLayer(store.blobPath(d.digest), `${tmp}/fs`);
+    if (r.diffId !== diffId) {
+      throw new ImageError(
+        `layer ${
+          d.digest.slice(0, 19)
+        }: its content hashes to ${r.diffId}, the config says ${diffId}`,
+      );
+    }
+    const info: LayerInfo = {
+      diffId,
+      digest: d.digest,
+      size: r.size,
+      unpackedAt: new Date().toISOString(),
+    };
+    writeAtomic(`${tmp}/layer.json`, JSON.stringify(info) + "\n");
+    Deno.renameSync(tmp, dir);
+    return info;
+  } catch (e) {
+    Deno.removeSync(tmp, { recursive: true });
+    if (!(e instanceof ImageError)) {
+      throw new ImageError(
+        `layer ${d.digest.slice(0, 19)}: ${(e as Error).message.split("\n")[0]}`,
+      );
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * The image store as the workloads see it: pull by policy, and turn an image
+ * into what a container is made of (overlay lower dirs and the process
+ * defaults its config sets: Entrypoint/Cmd, Env, WorkingDir, User).
+ */
+import { ImageError, SpecError } from "../errors.ts";
+import type { SourceLocation } from "../errors.ts";
+import type { BundleDefaults } from "../oci/generate.ts";
+import { lgetxattr } from "../sys/fileattr.ts";
+import type { Syscalls } from "../sys/syscalls.ts";
+import { parsePasswd, readUserFiles, resolveNames } from "../workloads/users.ts";
+import { type Progress, Puller } from "./pull.ts";
+import { parseReference } from "./reference.ts";
+import {
+  authFilePath,
+  DEFAULT_REGISTRIES_FILE,
+  loadRegistries,
+  readAuthFile,
+  type RegistriesConfig,
+} from "./registries.ts";
+import { type ImageRecord, ImageStore, notFound } from "./store.ts";
+
+export type PullPolicy = "Always" | "IfNotPresent" | "Never";
+
+export interface ImageServiceOptions {
+  root: string;
+  registriesFile?: string;
+  timeoutMs?: number;
+  progress?: () => Progress | undefined;
+}
+
+export interface ImageView {
+  record: ImageRecord;
+  lowers: string[];
+  defaults: BundleDefaults;
+}
+
+export class ImageService {
+  readonly store: ImageStore;
+  #registries?: RegistriesConfig;
+  constructor(private opts: ImageServiceOptions) {
+    this.store = new ImageStore(opts.root);
+  }
+
+  get registriesFile(): string {
+    return this.opts.registriesFile ?? Deno.env.get("RKL_REGISTRIES_CONFIG") ??
+      DEFAULT_REGISTRIES_FILE;
+  }
+
+  registries(): RegistriesConfig {
+    return this.#registries ??= loadRegistries(this.registriesFile);
+  }
+
+  timeoutMs(): number {
+    const s = Number(Deno.env.get("RKL_PULL_TIMEOUT") ?? "30");
+    return this.opts.timeoutMs ?? (Number.isFinite(s) && s > 0 ? s * 1000 : 30000);
+  }
+
+  async pull(ref: string, o: { platform?: string; quiet?: boolean } = {}): Promise<ImageRecord> {
+    const puller = new Puller({
+      store: this.store,
+      registries: this.registries(),
+      auths: readAuthFile(authFilePath()),
+      timeoutMs: this.timeoutMs(),
+      platform: o.platform,
+      progress: o.quiet ? undefined : this.opts.progress?.(),
+    });
+    return await puller.pull(ref);
+  }
+
+  /** The image for `ref` under `policy` (pulling when it says so), or an error at `loc`. */
+  async ensure(ref: string, policy: PullPolicy, loc: SourceLocation): Promise<ImageRecord> {
+    try {
+      parseReference(ref);
+    } catch (e) {
+      throw new SpecError(loc, (e as Error).message);
+    }
+    const have = this.store.find(ref);
+    if (policy === "Never") {
+      if (!have) {
+        throw new SpecError(
+          loc,
+          `image ${JSON.stringify(ref)} is not in the store and imagePullPolicy is Never`,
+        );
+      }
+      return have;
+    }
+    if (have && policy === "IfNotPresent") return have;
+    try {
+      return await this.pull(ref, { quiet: true });
+    } catch (e) {
+      if (e instanceof ImageError) throw new SpecError(loc, e.message);
+      throw e;
+    }
+  }
+
+  /** What a container of this image is made of. */
+  view(sys: Syscalls, rec: ImageRecord, loc: SourceLocation): ImageView {
+    const lowers = this.store.lowerDirs(rec);
+    const c = rec.config ?? {};
+    const env = [...(c.Env ?? [])];
+    if (!env.some((e) => e.startsWith("PATH="))) {
+      env.unshift("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    }
+    const defaults: BundleDefaults = {
+      entrypoint: c.Entrypoint ?? undefined,
+      args: c.Cmd ?? undefined,
+      env,
+      cwd: c.WorkingDir || undefined,
+      stopSignal: c.StopSignal,
+    };
+    if (c.User) Object.assign(defaults, imageUser(sys, c.User, lowers, loc, rec));
+    return { record: rec, lowers, defaults };
+  }
+}
+
+/** The image's /etc/passwd and /etc/group as the merged view shows them. */
+export function layeredUserFiles(
+  sys: Syscalls,
+  lowers: string[],
+): { passwd?: string; group?: string } {
+  const out: { passwd?: string; group?: string } = {};
+  const seen = new Set<string>();
+  for (const dir of lowers) {
+    const files = readUserFiles(sys, dir);
+    for (const k of ["passwd", "group"] as const) {
+      if (seen.has(k)) continue;
+      let st: Deno.FileInfo | undefined;
+      try {
+        st = Deno.lstatSync(`${dir}/etc/${k}`);
+      } catch { /* not in this layer */ }
+      if (st) {
+        seen.add(k);
+        if (files[k] !== undefined) out[k] = files[k];
+      }
+    }
+    let opaque = false;
+    try {
+      opaque = lgetxattr(`${dir}/etc`, "trusted.overlay.opaque")?.[0] === 0x79;
+    } catch { /* no etc here */ }
+    if (opaque || seen.size === 2) break;
+  }
+  return out;
+}
+
+/** `User` of an image config (`uid`, `uid:gid`, `name`, `name:group`) → ids. */
+export function imageUser(
+  sys: Syscalls,
+  user: string,
+  lowers: string[],
+  loc: SourceLocation,
+  rec: ImageRecord,
+): { uid: number; gid: number } {
+  const [u, g] = user.split(":", 2);
+  const files = layeredUserFiles(sys, lowers);
+  const where = `image ${rec.id.slice(7, 19)}`;
+  try {
+    if (/^\d+$/.test(u) && (g === undefined || /^\d+$/.test(g))) {
+      const uid = Number(u);
+      const gid = g !== undefined
+        ? Number(g)
+        : parsePasswd(files.passwd ?? "").find((e) => e.uid === uid)?.gid ?? 0;
+      return { uid, gid };
+    }
+    const names = {
+      user: /^\d+$/.test(u) ? undefined : u,
+      group: g === undefined || /^\d+$/.test(g) ? undefined : g,
+      loc,
+    };
+    const ids = resolveNames(names, {
+      uid: /^\d+$/.test(u) ? Number(u) : undefined,
+      gid: g !== undefined && /^\d+$/.test(g) ? Number(g) : undefined,
+    }, { ...files, where });
+    return ids;
+  } catch (e) {
+    if (e instanceof SpecError) {
+      throw new SpecError(loc, `the image's User ${JSON.stringify(user)}: ${e.detail}`);
+    }
+    throw e;
+  }
+}
+
+export { notFound };

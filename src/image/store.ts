@@ -1,0 +1,386 @@
+/**
+ * The image store under `ROOT/images`, containerd's content store plus an
+ * overlayfs snapshotter in plain files:
+ *
+ *   blobs/sha256/HEX       manifests, configs and layer blobs, by digest (verified)
+ *   layers/HEX/fs          one unpacked directory per layer, by diff ID, shared
+ *   layers/HEX/layer.json  written before the directory is renamed into place
+ *   images/HEX.json        one record per image (HEX: its config digest)
+ *   tags/NAME.json         `registry/repo:tag` → image id (NAME URI-encoded)
+ *   locks/                 one lock per blob or layer: a pull of it happens once
+ *   gc.lock                shared by pulls and imports, exclusive for rm and prune
+ *
+ * Everything is written to a temporary name and renamed, so a crash leaves
+ * either the old state or the new one plus temporaries that the next pull of
+ * the same blob resumes (a `.partial` download) or discards.
+ */
+import { createHash } from "node:crypto";
+import { ConflictError, ImageError, NotFoundError } from "../errors.ts";
+import { writeAtomic } from "../store/store.ts";
+import { type ImageRef, parseReference, repoName, tagName } from "./reference.ts";
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: { os?: string; architecture?: string; variant?: string };
+  annotations?: Record<string, string>;
+}
+
+/** The parts of an OCI image config rkl uses. */
+export interface ImageConfig {
+  User?: string;
+  Env?: string[];
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  WorkingDir?: string;
+  ExposedPorts?: Record<string, unknown>;
+  Labels?: Record<string, string> | null;
+  StopSignal?: string;
+}
+
+export interface LayerRef {
+  /** Digest of the blob as stored (compressed or not). */
+  digest: string;
+  diffId: string;
+  mediaType: string;
+  size: number;
+}
+
+export interface ImageRecord {
+  schemaVersion: 1;
+  /** `sha256:…` of the config blob: the image id. */
+  id: string;
+  manifestDigest: string;
+  repoDigests: string[];
+  layers: LayerRef[];
+  /** Bytes of the unpacked layers (uncompressed tar sizes). */
+  size: number;
+  created?: string;
+  os: string;
+  architecture: string;
+  config: ImageConfig;
+  pulledAt: string;
+}
+
+export interface TagRecord {
+  name: string;
+  id: string;
+  manifestDigest: string;
+}
+
+export interface LayerInfo {
+  diffId: string;
+  digest: string;
+  size: number;
+  unpackedAt: string;
+}
+
+const HEX = /^sha256:([a-f0-9]{64})$/;
+
+export function digestHex(digest: string): string {
+  const m = HEX.exec(digest);
+  if (!m) throw new ImageError(`unsupported or malformed digest ${JSON.stringify(digest)}`);
+  return m[1];
+}
+
+export function sha256Hex(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(Deno.readTextFileSync(path)) as T;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied) {
+      return undefined;
+    }
+    if (e instanceof SyntaxError) return undefined; // damaged: treated as absent, rewritten by a pull
+    throw e;
+  }
+}
+
+function exists(p: string): boolean {
+  try {
+    Deno.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class ImageStore {
+  readonly blobs: string;
+  readonly layers: string;
+  readonly images: string;
+  readonly tags: string;
+  readonly locks: string;
+  constructor(readonly root: string) {
+    this.blobs = `${root}/blobs/sha256`;
+    this.layers = `${root}/layers`;
+    this.images = `${root}/images`;
+    this.tags = `${root}/tags`;
+    this.locks = `${root}/locks`;
+  }
+
+  init(): void {
+    for (const d of [this.root, this.blobs, this.layers, this.images, this.tags, this.locks]) {
+      Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
+    }
+  }
+
+  /** Runs `fn` holding `name`'s lock (exclusive), in this process and across processes. */
+  async withLock<T>(name: string, fn: () => Promise<T>, shared = false): Promise<T> {
+    this.init();
+    const f = Deno.openSync(`${this.locks}/${name}`, { read: true, write: true, create: true });
+    try {
+      await f.lock(!shared);
+      return await fn();
+    } finally {
+      f.close();
+    }
+  }
+
+  /** Pulls and imports share this; rm and prune take it alone. */
+  withGcLock<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    return this.withLock("gc", fn, !exclusive);
+  }
+
+  blobPath(digest: string): string {
+    return `${this.blobs}/${digestHex(digest)}`;
+  }
+
+  hasBlob(digest: string): boolean {
+    return exists(this.blobPath(digest));
+  }
+
+  /** Stores small bytes (a manifest, a config) after checking them against `digest`. */
+  putBlob(digest: string, data: Uint8Array): void {
+    const hex = digestHex(digest);
+    if (sha256Hex(data) !== hex) throw new ImageError(`blob ${digest}: digest mismatch`);
+    if (!this.hasBlob(digest)) writeAtomic(this.blobPath(digest), data);
+  }
+
+  readBlob(digest: string): Uint8Array {
+    return Deno.readFileSync(this.blobPath(digest));
+  }
+
+  layerDir(diffId: string): string {
+    return `${this.layers}/${digestHex(diffId)}`;
+  }
+
+  /** The unpacked layer's `fs` directory, or undefined while it is not (fully) there. */
+  layer(diffId: string): LayerInfo | undefined {
+    return readJson<LayerInfo>(`${this.layerDir(diffId)}/layer.json`);
+  }
+
+  image(id: string): ImageRecord | undefined {
+    const rec = readJson<ImageRecord>(`${this.images}/${digestHex(id)}.json`);
+    return rec && rec.id === id && Array.isArray(rec.layers) ? rec : undefined;
+  }
+
+  putImage(rec: ImageRecord): void {
+    const old = this.image(rec.id);
+    if (old) rec.repoDigests = [...new Set([...old.repoDigests, ...rec.repoDigests])];
+    writeAtomic(`${this.images}/${digestHex(rec.id)}.json`, JSON.stringify(rec, null, 2) + "\n");
+  }
+
+  listImages(): ImageRecord[] {
+    const out: ImageRecord[] = [];
+    try {
+      for (const e of Deno.readDirSync(this.images)) {
+        const m = /^([a-f0-9]{64})\.json$/.exec(e.name);
+        if (!m) continue;
+        const rec = this.image(`sha256:${m[1]}`);
+        if (rec) out.push(rec);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied)) {
+        throw e;
+      }
+    }
+    return out.sort((a, b) => (b.pulledAt ?? "").localeCompare(a.pulledAt ?? ""));
+  }
+
+  #tagFile(name: string): string {
+    return `${this.tags}/${encodeURIComponent(name)}.json`;
+  }
+
+  setTag(name: string, id: string, manifestDigest: string): void {
+    this.init();
+    writeAtomic(this.#tagFile(name), JSON.stringify({ name, id, manifestDigest }) + "\n");
+  }
+
+  tag(name: string): TagRecord | undefined {
+    const t = readJson<TagRecord>(this.#tagFile(name));
+    return t && t.name === name && HEX.test(t.id) ? t : undefined;
+  }
+
+  removeTag(name: string): boolean {
+    try {
+      Deno.removeSync(this.#tagFile(name));
+      return true;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return false;
+      throw e;
+    }
+  }
+
+  listTags(): TagRecord[] {
+    const out: TagRecord[] = [];
+    try {
+      for (const e of Deno.readDirSync(this.tags)) {
+        if (!e.name.endsWith(".json")) continue;
+        let name: string;
+        try {
+          name = decodeURIComponent(e.name.slice(0, -5));
+        } catch {
+          continue;
+        }
+        const t = this.tag(name);
+        if (t) out.push(t);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied)) {
+        throw e;
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  tagsOf(id: string): string[] {
+    return this.listTags().filter((t) => t.id === id).map((t) => t.name);
+  }
+
+  /**
+   * The local image `text` names: a tag (`busybox:1.36`, normalised), a
+   * digest reference (`name@sha256:…`), an id (`sha256:…`) or a unique id
+   * prefix of at least 4 hex digits.
+   */
+  find(text: string): ImageRecord | undefined {
+    const m = /^(?:sha256:)?([a-f0-9]{4,64})$/.exec(text);
+    if (m) {
+      const hits = this.listImages().filter((i) => digestHex(i.id).startsWith(m[1]));
+      if (hits.length === 1) return hits[0];
+      if (hits.length > 1) throw new ConflictError(`image id prefix ${m[1]} is ambiguous`);
+      if (text.startsWith("sha256:")) return undefined;
+    }
+    let ref: ImageRef;
+    try {
+      ref = parseReference(text);
+    } catch {
+      return undefined;
+    }
+    return this.findRef(ref);
+  }
+
+  findRef(ref: ImageRef): ImageRecord | undefined {
+    if (ref.digest) {
+      const want = `${repoName(ref)}@${ref.digest}`;
+      return this.listImages().find((i) =>
+        i.repoDigests.includes(want) ||
+        i.manifestDigest === ref.digest &&
+          i.repoDigests.some((d) => d.startsWith(`${repoName(ref)}@`))
+      );
+    }
+    const t = this.tag(tagName(ref)!);
+    return t ? this.image(t.id) : undefined;
+  }
+
+  /** Lower directories for overlayfs, topmost first; refuses an image whose layers went missing. */
+  lowerDirs(rec: ImageRecord): string[] {
+    const out: string[] = [];
+    for (const l of rec.layers) {
+      if (!this.layer(l.diffId)) {
+        throw new ImageError(
+          `image ${rec.id.slice(7, 19)}: layer ${
+            l.diffId.slice(7, 19)
+          } is missing from the store (pull the image again)`,
+        );
+      }
+      out.push(`${this.layerDir(l.diffId)}/fs`);
+    }
+    return out.reverse();
+  }
+
+  /** Removes an image record (its tags first); blobs and layers go at prune. */
+  removeImage(rec: ImageRecord): string[] {
+    const tags = this.tagsOf(rec.id);
+    for (const t of tags) this.removeTag(t);
+    try {
+      Deno.removeSync(`${this.images}/${digestHex(rec.id)}.json`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return tags;
+  }
+
+  /**
+   * Deletes blobs and layers no image references, and temporaries no pull
+   * holds (call with the gc lock held exclusively). Answers what was freed.
+   */
+  sweep(alsoKeep: Set<string> = new Set()): { blobs: number; layers: number; bytes: number } {
+    const keepBlobs = new Set<string>();
+    const keepLayers = new Set<string>(alsoKeep);
+    for (const i of this.listImages()) {
+      keepBlobs.add(digestHex(i.id));
+      keepBlobs.add(digestHex(i.manifestDigest));
+      for (const d of i.repoDigests) {
+        const at = d.indexOf("@");
+        if (at > 0) keepBlobs.add(digestHex(d.slice(at + 1))); // the index a name@digest points at
+      }
+      for (const l of i.layers) {
+        keepBlobs.add(digestHex(l.digest));
+        keepLayers.add(digestHex(l.diffId));
+      }
+    }
+    const out = { blobs: 0, layers: 0, bytes: 0 };
+    const list = (d: string) => {
+      try {
+        return [...Deno.readDirSync(d)];
+      } catch {
+        return [];
+      }
+    };
+    for (const e of list(this.blobs)) {
+      if (keepBlobs.has(e.name)) continue;
+      const p = `${this.blobs}/${e.name}`;
+      try {
+        out.bytes += Deno.lstatSync(p).size;
+        Deno.removeSync(p, { recursive: true });
+        out.blobs++;
+      } catch { /* already gone */ }
+    }
+    for (const e of list(this.layers)) {
+      if (keepLayers.has(e.name)) continue;
+      const p = `${this.layers}/${e.name}`;
+      const info = readJson<LayerInfo>(`${p}/layer.json`);
+      out.bytes += info?.size ?? 0;
+      Deno.removeSync(p, { recursive: true });
+      out.layers++;
+    }
+    for (const e of list(this.locks)) {
+      if (e.name !== "gc") {
+        try {
+          Deno.removeSync(`${this.locks}/${e.name}`);
+        } catch { /* held or gone */ }
+      }
+    }
+    return out;
+  }
+}
+
+/** An image in use by a container cannot be removed without force. */
+export function refuseInUse(rec: ImageRecord, users: string[], force: boolean): void {
+  if (users.length > 0 && !force) {
+    throw new ConflictError(
+      `image ${rec.id.slice(7, 19)} is in use by ${users.join(", ")} (remove them first, or rm -f)`,
+    );
+  }
+}
+
+export function notFound(text: string): NotFoundError {
+  return new NotFoundError(
+    `image ${JSON.stringify(text)} is not in the store (rkl image pull ${text})`,
+  );
+}

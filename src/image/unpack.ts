@@ -1,0 +1,288 @@
+/**
+ * Unpacks one layer (a tar, gzip- or zstd-compressed or plain) into a fresh
+ * directory in the form overlayfs reads as a lower layer:
+ *
+ * - `.wh.NAME` becomes a whiteout: a character device 0:0 named NAME;
+ * - `.wh..wh..opq` marks its directory opaque (`trusted.overlay.opaque=y`);
+ * - owners, modes (set-id bits too), xattrs, mtimes and hard links are kept.
+ *
+ * The layer is hostile until proven otherwise: a member whose name is absolute
+ * or climbs with `..`, one whose parent is a symlink (so that writing it would
+ * land outside the directory), a hard link to outside, a device node other
+ * than the whiteout form, or `trusted.overlay.*` xattrs (overlayfs's own
+ * control data) make the whole layer fail. The uncompressed stream is hashed
+ * on the way, so the caller checks the diff ID without reading it twice.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
+import { createZstdDecompress } from "node:zlib";
+import { ImageError, SysError } from "../errors.ts";
+import { lchown, lsetxattr, lutimes, mknod, S_IFCHR } from "../sys/fileattr.ts";
+import { ByteSource, readTar, TarError, type TarHeader } from "./tar.ts";
+
+export interface UnpackResult {
+  /** sha256 of the uncompressed tar: what the image config's rootfs.diff_ids lists. */
+  diffId: string;
+  /** Bytes of the uncompressed tar. */
+  size: number;
+  entries: number;
+}
+
+export class LayerError extends ImageError {}
+
+const WHITEOUT = ".wh.";
+const OPAQUE = ".wh..wh..opq";
+
+/** The blob's bytes, decompressed according to its first bytes (not its claimed media type). */
+export async function decompressed(path: string): Promise<ReadableStream<Uint8Array>> {
+  const head = new Uint8Array(4);
+  const f = await Deno.open(path);
+  let n: number | null;
+  try {
+    n = await f.read(head);
+  } finally {
+    f.close();
+  }
+  const file = await Deno.open(path);
+  const raw = file.readable;
+  if (n !== null && n >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
+    return raw.pipeThrough(new DecompressionStream("gzip"));
+  }
+  if (n === 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) {
+    await raw.cancel();
+    const node = createReadStream(path).pipe(createZstdDecompress());
+    return Readable.toWeb(node) as unknown as ReadableStream<Uint8Array>;
+  }
+  return raw;
+}
+
+function lstatOrUndefined(p: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.lstatSync(p);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}
+
+/** The member's path split into clean components; throws for absolute or climbing names. */
+export function memberPath(name: string): string[] {
+  if (name.startsWith("/")) {
+    throw new TarError(`member ${JSON.stringify(name)} has an absolute path`);
+  }
+  const parts = name.split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes("..")) {
+    throw new TarError(`member ${JSON.stringify(name)} climbs out of the layer with '..'`);
+  }
+  return parts;
+}
+
+class Extractor {
+  /** Directories known to be real directories (not symlinks) made or checked here. */
+  #dirs = new Set<string>([""]);
+  #dirTimes: [string, number][] = [];
+  entries = 0;
+  constructor(private root: string) {}
+
+  #abs(rel: string): string {
+    return rel === "" ? this.root : `${this.root}/${rel}`;
+  }
+
+  /** Makes (or checks) every parent of `parts`, refusing a symlink or non-directory on the way. */
+  #parents(parts: string[], create: boolean): string {
+    let rel = "";
+    for (let i = 0; i < parts.length - 1; i++) {
+      rel = rel === "" ? parts[i] : `${rel}/${parts[i]}`;
+      if (this.#dirs.has(rel)) continue;
+      const st = lstatOrUndefined(this.#abs(rel));
+      if (!st) {
+        if (!create) throw new TarError(`${JSON.stringify(rel)} does not exist in the layer`);
+        Deno.mkdirSync(this.#abs(rel), { mode: 0o755 });
+        Deno.chmodSync(this.#abs(rel), 0o755);
+      } else if (st.isSymlink) {
+        throw new TarError(
+          `${JSON.stringify(parts.join("/"))} would be written through the symlink ${
+            JSON.stringify(rel)
+          }`,
+        );
+      } else if (!st.isDirectory) {
+        throw new TarError(
+          `${JSON.stringify(parts.join("/"))} has a parent that is not a directory`,
+        );
+      }
+      this.#dirs.add(rel);
+    }
+    return parts.join("/");
+  }
+
+  /** Removes whatever is at `rel` (a directory with its contents). */
+  #clear(rel: string, keepDir: boolean): void {
+    const st = lstatOrUndefined(this.#abs(rel));
+    if (!st) return;
+    if (st.isDirectory && keepDir) return;
+    Deno.removeSync(this.#abs(rel), { recursive: st.isDirectory });
+    for (const d of [...this.#dirs]) {
+      if (d === rel || d.startsWith(`${rel}/`)) this.#dirs.delete(d);
+    }
+  }
+
+  #meta(rel: string, h: TarHeader, symlink: boolean): void {
+    const p = this.#abs(rel);
+    lchown(p, h.uid, h.gid);
+    if (!symlink) Deno.chmodSync(p, h.mode); // after chown, which clears set-id bits
+    for (const [k, v] of h.xattrs) {
+      if (k.startsWith("trusted.overlay.")) {
+        throw new TarError(`member ${JSON.stringify(h.name)} carries overlayfs's own xattr ${k}`);
+      }
+      try {
+        lsetxattr(p, k, v);
+      } catch (e) {
+        // user.* xattrs cannot be set on symlinks; nothing else is skipped
+        if (!(symlink && e instanceof SysError && e.errno === 1)) throw e;
+      }
+    }
+  }
+
+  async add(h: TarHeader, body: (sink: (c: Uint8Array) => void) => Promise<void>): Promise<void> {
+    this.entries++;
+    const parts = memberPath(h.name);
+    const base = parts[parts.length - 1] ?? "";
+    if (base === OPAQUE) {
+      const dir = this.#parents(parts, true).split("/").slice(0, -1).join("/");
+      lsetxattr(this.#abs(dir), "trusted.overlay.opaque", new TextEncoder().encode("y"));
+      return;
+    }
+    if (base.startsWith(WHITEOUT)) {
+      const hidden = base.slice(WHITEOUT.length);
+      if (hidden === "" || hidden === "." || hidden === "..") {
+        throw new TarError(`whiteout ${JSON.stringify(h.name)} names nothing`);
+      }
+      const rel = this.#parents([...parts.slice(0, -1), hidden], true);
+      this.#clear(rel, false);
+      mknod(this.#abs(rel), S_IFCHR, 0, 0);
+      return;
+    }
+    if (parts.length === 0) {
+      if (h.type !== "dir") {
+        throw new TarError(`member ${JSON.stringify(h.name)} replaces the layer root`);
+      }
+      this.#meta("", h, false);
+      this.#dirTimes.push(["", h.mtime]);
+      return;
+    }
+    const rel = this.#parents(parts, true);
+    const p = this.#abs(rel);
+    switch (h.type) {
+      case "dir": {
+        this.#clear(rel, true);
+        if (!lstatOrUndefined(p)) Deno.mkdirSync(p, { mode: 0o700 });
+        this.#dirs.add(rel);
+        this.#meta(rel, h, false);
+        this.#dirTimes.push([rel, h.mtime]);
+        return;
+      }
+      case "file": {
+        this.#clear(rel, false);
+        const f = Deno.openSync(p, { write: true, createNew: true, mode: 0o600 });
+        try {
+          await body((chunk) => {
+            let off = 0;
+            while (off < chunk.length) off += f.writeSync(chunk.subarray(off));
+          });
+        } finally {
+          f.close();
+        }
+        break;
+      }
+      case "symlink": {
+        this.#clear(rel, false);
+        Deno.symlinkSync(h.linkname, p);
+        this.#meta(rel, h, true);
+        lutimes(p, h.mtime);
+        return;
+      }
+      case "link": {
+        const target = memberPath(h.linkname);
+        if (target.length === 0) {
+          throw new TarError(`hard link ${JSON.stringify(h.name)} to the layer root`);
+        }
+        const t = this.#parents(target, false);
+        const st = lstatOrUndefined(this.#abs(t));
+        if (!st) {
+          throw new TarError(
+            `hard link ${JSON.stringify(h.name)} to ${
+              JSON.stringify(h.linkname)
+            }, which the layer does not hold`,
+          );
+        }
+        if (st.isDirectory) {
+          throw new TarError(`hard link ${JSON.stringify(h.name)} to a directory`);
+        }
+        if (t === rel) return;
+        this.#clear(rel, false);
+        Deno.linkSync(this.#abs(t), p);
+        return; // a link shares its target's metadata
+      }
+      case "fifo": {
+        this.#clear(rel, false);
+        mknodFifo(p);
+        break;
+      }
+      case "char":
+      case "block": {
+        if (h.type === "char" && h.devmajor === 0 && h.devminor === 0) {
+          this.#clear(rel, false);
+          mknod(p, S_IFCHR, 0, 0); // already in overlayfs's whiteout form
+          return;
+        }
+        throw new TarError(
+          `member ${
+            JSON.stringify(h.name)
+          } is a device node (${h.type} ${h.devmajor}:${h.devminor}); layers may not create devices`,
+        );
+      }
+    }
+    this.#meta(rel, h, false);
+    lutimes(p, h.mtime);
+  }
+
+  finish(): void {
+    for (const [rel, t] of this.#dirTimes.reverse()) {
+      if (this.#dirs.has(rel)) lutimes(this.#abs(rel), t);
+    }
+  }
+}
+
+function mknodFifo(p: string): void {
+  mknod(p, 0o010000 | 0o600, 0, 0); // S_IFIFO
+}
+
+/**
+ * Unpacks `blobPath` into `dest` (an empty directory). Throws LayerError
+ * naming the member for anything hostile or damaged; the caller removes `dest`.
+ */
+export async function unpackLayer(blobPath: string, dest: string): Promise<UnpackResult> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const src = new ByteSource(await decompressed(blobPath), (c) => {
+    hash.update(c);
+    size += c.length;
+  });
+  const x = new Extractor(dest);
+  try {
+    for await (const entry of readTar(src)) await x.add(entry.header, entry.body);
+    x.finish();
+  } catch (e) {
+    await src.cancel();
+    if (e instanceof TarError) throw new LayerError(`layer ${blobPath}: ${e.message}`);
+    if (e instanceof TypeError && /NUL/.test(e.message)) {
+      throw new LayerError(`layer ${blobPath}: a member's name contains NUL`);
+    }
+    if (e instanceof Error && /corrupt|invalid|incorrect header|unexpected end/i.test(e.message)) {
+      throw new LayerError(`layer ${blobPath}: the compressed data is damaged (${e.message})`);
+    }
+    throw e;
+  }
+  return { diffId: `sha256:${hash.digest("hex")}`, size, entries: x.entries };
+}

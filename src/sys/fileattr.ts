@@ -1,0 +1,56 @@
+/**
+ * File metadata calls Deno has no API for, or only one that follows symlinks:
+ * mknod, lchown, lsetxattr/lgetxattr, utimensat(AT_SYMLINK_NOFOLLOW).
+ * Used to unpack image layers exactly as the tar describes them.
+ */
+import { SysError } from "../errors.ts";
+import { cstr, errno, libc } from "./libc.ts";
+
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+
+function check(name: string, rc: number | bigint, path: string): void {
+  if (Number(rc) < 0) throw new SysError(name, errno(), JSON.stringify(path));
+}
+
+export function mknod(path: string, mode: number, major: number, minor: number): void {
+  // glibc's makedev
+  const dev = (BigInt(major & 0xfff) << 8n) | BigInt(minor & 0xff) |
+    (BigInt(minor & ~0xff) << 12n) | (BigInt(major & ~0xfff) << 32n);
+  check("mknod", libc().mknod(cstr(path), mode, dev), path);
+}
+
+export function lchown(path: string, uid: number, gid: number): void {
+  check("lchown", libc().lchown(cstr(path), uid >>> 0, gid >>> 0), path);
+}
+
+export function lsetxattr(path: string, name: string, value: Uint8Array): void {
+  const v = new Uint8Array(value); // own buffer for FFI
+  check("lsetxattr", libc().lsetxattr(cstr(path), cstr(name), v, BigInt(v.length), 0), path);
+}
+
+/** The attribute's value, or undefined when it is not set. */
+export function lgetxattr(path: string, name: string): Uint8Array | undefined {
+  const buf = new Uint8Array(65536);
+  const n = Number(libc().lgetxattr(cstr(path), cstr(name), buf, BigInt(buf.length)));
+  if (n < 0) {
+    const e = errno();
+    if (e === 61) return undefined; // ENODATA
+    throw new SysError("lgetxattr", e, JSON.stringify(path));
+  }
+  return buf.slice(0, n);
+}
+
+/** Sets atime and mtime (seconds, fractional) without following a final symlink. */
+export function lutimes(path: string, seconds: number): void {
+  const s = Math.floor(seconds);
+  const ns = Math.round((seconds - s) * 1e9);
+  const ts = new BigInt64Array([BigInt(s), BigInt(ns), BigInt(s), BigInt(ns)]);
+  check(
+    "utimensat",
+    libc().utimensat(AT_FDCWD, cstr(path), new Uint8Array(ts.buffer), AT_SYMLINK_NOFOLLOW),
+    path,
+  );
+}
