@@ -44,14 +44,12 @@ async function stage(archive: string, dir: string): Promise<Staged> {
     const rel = parts.join("/");
     if (e.header.type === "dir" || rel === "") continue;
     if (e.header.type === "symlink") {
-      const target = e.header.linkname.startsWith("/")
-        ? e.header.linkname
-        : [...parts.slice(0, -1), e.header.linkname].join("/");
-      links.set(rel, memberPath(target).join("/"));
+      const base = e.header.linkname.startsWith("/") ? [] : parts.slice(0, -1);
+      links.set(rel, withinArchive(base, e.header.linkname));
       continue;
     }
     if (e.header.type === "link") {
-      links.set(rel, memberPath(e.header.linkname).join("/"));
+      links.set(rel, withinArchive([], e.header.linkname));
       continue;
     }
     if (e.header.type !== "file") continue;
@@ -72,6 +70,21 @@ async function stage(archive: string, dir: string): Promise<Staged> {
     files.add(rel);
   }
   return { dir, files, links };
+}
+
+/** A link target as a member name; refused when it leaves the archive. */
+function withinArchive(base: string[], target: string): string {
+  const out = [...base];
+  for (const p of target.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") {
+      if (out.length === 0) {
+        throw new TarError(`link target ${JSON.stringify(target)} leaves the archive`);
+      }
+      out.pop();
+    } else out.push(p);
+  }
+  return out.join("/");
 }
 
 function resolve(s: Staged, name: string): string {

@@ -107,6 +107,10 @@ function describe(ep: Endpoint): string {
 
 export class Puller {
   #client: RegistryClient;
+  /** Blobs this pull stored: removed again if the pull fails and no image uses them. */
+  #fetched: string[] = [];
+  /** Layers this pull unpacked, likewise. */
+  #unpacked: string[] = [];
   constructor(private ctx: PullContext) {
     this.#client = new RegistryClient({
       timeoutMs: ctx.timeoutMs,
@@ -209,6 +213,7 @@ export class Puller {
         try {
           await this.#download(ep, repo, d, partial, label);
           Deno.renameSync(partial, store.blobPath(d.digest));
+          this.#fetched.push(d.digest);
           return;
         } catch (e) {
           if (e instanceof EndpointError) {
@@ -331,7 +336,9 @@ export class Puller {
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       }
-      return await unpackInto(store, d, diffId, tmp, dir);
+      const info = await unpackInto(store, d, diffId, tmp, dir);
+      this.#unpacked.push(diffId);
+      return info;
     });
   }
 
@@ -346,12 +353,50 @@ export class Puller {
     }
     const name = formatReference(ref);
     try {
-      return await store.withGcLock(false, () => this.#pull(ref, eps));
+      return await store.withGcLock(false, async () => {
+        try {
+          return await this.#pull(ref, eps);
+        } catch (e) {
+          await this.#discard();
+          throw e;
+        }
+      });
     } catch (e) {
       if (e instanceof ImageError) throw new ImageError(`Cannot pull ${name}: ${e.message}`);
       throw e;
     } finally {
       this.#progress.close();
+    }
+  }
+
+  /** Removes the blobs this failed pull stored that no image references. */
+  async #discard(): Promise<void> {
+    const store = this.ctx.store;
+    const used = new Set<string>();
+    for (const i of store.listImages()) {
+      used.add(i.id);
+      for (const l of i.layers) {
+        used.add(l.digest);
+        used.add(l.diffId);
+      }
+    }
+    for (const l of this.#unpacked) {
+      if (used.has(l)) continue;
+      await store.withLock(`layer-${digestHex(l)}`, () => {
+        try {
+          Deno.removeSync(store.layerDir(l), { recursive: true });
+        } catch { /* gone */ }
+        return Promise.resolve();
+      });
+    }
+    for (const d of this.#fetched) {
+      if (used.has(d)) continue;
+      await store.withLock(`blob-${digestHex(d)}`, () => {
+        try {
+          Deno.removeSync(store.blobPath(d));
+        } catch { /* gone */ }
+        return Promise.resolve();
+      });
     }
   }
 

@@ -85,6 +85,12 @@ export async function census(scope: CensusScope): Promise<Census> {
       ...walk(`${scope.root}/exits`, 0, () => true),
       ...walk(`${scope.root}/logs`, 0, () => true),
       ...walk(`${scope.root}/volumes`, 0, () => true),
+      // The image store: blobs, unpacked layers, image and tag records, temporaries.
+      ...walk(`${scope.root}/images/blobs/sha256`, 0, () => true),
+      ...walk(`${scope.root}/images/layers`, 0, () => true),
+      ...walk(`${scope.root}/images/images`, 0, () => true),
+      ...walk(`${scope.root}/images/tags`, 0, () => true),
+      ...walk(`${scope.root}/images`, 0, (p) => /\/\.import-/.test(p)),
       // Health states; not the monitor's pid file (it exits on its own a little later).
       ...walk(`${scope.runRoot}/health`, 0, (p) => !p.endsWith("/monitor.pid")),
       // Containers the OCI runtimes still know (one dir per container in each --root).

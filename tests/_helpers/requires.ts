@@ -16,7 +16,8 @@ export type Requirement =
   | "bundles"
   | "ip"
   | "qemu-aarch64"
-  | "npm";
+  | "npm"
+  | "registry";
 
 const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -38,6 +39,11 @@ function missing(req: Requirement): string | undefined {
         Deno.statSync("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1");
       } catch {
         return "libc6-arm64-cross is not installed (scripts/setup.sh)";
+      }
+      return undefined;
+    case "registry":
+      for (const t of ["docker-registry", "skopeo", "tar"]) {
+        if (!which(t)) return `${t} is not installed (scripts/setup.sh installs it)`;
       }
       return undefined;
     case "npm":
