@@ -59,7 +59,7 @@ Deno.test({
       for (const d of ["lower", "upper", "work", "merged"]) await Deno.mkdir(`${dir}/${d}`);
       await Deno.writeTextFile(`${dir}/lower/base.txt`, "base\n");
       mountOverlay(sys, {
-        lower: `${dir}/lower`,
+        lower: [`${dir}/lower`],
         upper: `${dir}/upper`,
         work: `${dir}/work`,
         merged: `${dir}/merged`,
