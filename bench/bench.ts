@@ -10,6 +10,8 @@
  *   run-rm-net   `rkl container run` + `rkl container rm -f` on a bridge network
  *                                                      vs the same runtime + CNI plugin calls made by hand
  *   list-50      `rkl container list` with 50 containers vs `runc list` of the same
+ *   images       `rkl image pull` of a 2-layer image vs skopeo + umoci and vs podman pull;
+ *                `container run` of it vs the same spec from the bundle dir and vs podman run
  *
  * rkl is run as a user runs it from source (`deno run -A cli/main.ts`), so
  * every rkl figure includes Deno's start-up.
@@ -456,9 +458,131 @@ async function rawBundle(): Promise<string> {
   return b;
 }
 
+/**
+ * Images: a two-layer image in a local docker-registry, pulled by rkl (through
+ * a docker.io mirror entry), by skopeo + umoci and by podman; then a container
+ * of it started by rkl (image vs the same spec from the bundle dir) and by podman.
+ */
+class Done extends Error {}
+
+async function imageRows(): Promise<void> {
+  const { dirTar, pushImage, startRegistry, tarBytes } = await import("../tests/_helpers/oci.ts");
+  const reg = await startRegistry(`${dir}/registry`);
+  try {
+    const top = tarBytes([{ name: "etc/motd", data: "bench\n" }, { name: "bin/.wh.vi" }]);
+    await pushImage(reg.url, "library/benchimg", "1", {
+      layers: [await dirTar(`${BUSYBOX}/rootfs`), top],
+      config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sleep", "3600"] },
+    });
+    await Deno.writeTextFile(
+      `${dir}/registries.yaml`,
+      `mirrors:\n  docker.io:\n    endpoint: ["${reg.url}"]\n    fallback: false\n`,
+    );
+    Object.assign(env, { RKL_REGISTRIES_CONFIG: `${dir}/registries.yaml` });
+    const pull = await series(() => rkl(["image", "pull", "-q", "docker.io/library/benchimg:1"]), {
+      cleanup: () => rkl(["image", "prune", "-a"]),
+    });
+    const oci = `${dir}/oci`;
+    rows.push({
+      name: "image pull, 2 layers (local registry)",
+      rkl: pull,
+      baseline: await series(async () => {
+        await sh("skopeo", [
+          "copy",
+          "--src-tls-verify=false",
+          `docker://${reg.host}/library/benchimg:1`,
+          `oci:${oci}:1`,
+        ]);
+        await sh("umoci", ["unpack", "--image", `${oci}:1`, `${dir}/umoci-bundle`]);
+      }, {
+        cleanup: () =>
+          Deno.remove(`${dir}/umoci-bundle`, { recursive: true }).then(() =>
+            Deno.remove(oci, { recursive: true })
+          ),
+      }),
+      baselineLabel: "skopeo copy + umoci unpack",
+    });
+    const penv = { CONTAINERS_CONF: `${dir}/containers.conf` };
+    if (which("podman")) {
+      await Deno.writeTextFile(
+        penv.CONTAINERS_CONF,
+        `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
+          `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
+      );
+      rows.push({
+        name: "image pull, 2 layers (local registry)",
+        rkl: pull,
+        baseline: await series(
+          () =>
+            sh(
+              "podman",
+              ["pull", "-q", "--tls-verify=false", `${reg.host}/library/benchimg:1`],
+              penv,
+            ),
+          { cleanup: () => sh("podman", ["rmi", "-f", `${reg.host}/library/benchimg:1`], penv) },
+        ),
+        baselineLabel: "podman pull",
+        goal: 0.5,
+      });
+    }
+    await rkl(["image", "pull", "-q", "docker.io/library/benchimg:1"]);
+    const fromImage = await specFile("fromimg", `command: [sleep, "3600"]\n`);
+    await Deno.writeTextFile(
+      fromImage,
+      (await Deno.readTextFile(fromImage)).replace(/image: .*/, "image: benchimg:1"),
+    );
+    const fromBundle = await specFile("frombundle", `command: [sleep, "3600"]\n`);
+    const runOnce = (f: string, name: string) =>
+      series(() => rkl(["container", "run", "--network", "none", f]), {
+        cleanup: () => rkl(["container", "rm", "-f", name]),
+      });
+    const img = await runOnce(fromImage, "fromimg");
+    rows.push({
+      name: "container run --network none, from an image",
+      rkl: img,
+      baseline: await runOnce(fromBundle, "frombundle"),
+      baselineLabel: "rkl, same spec from the bundle dir",
+      goal: 1.2,
+    });
+    if (which("podman")) {
+      await sh(
+        "podman",
+        ["pull", "-q", "--tls-verify=false", `${reg.host}/library/benchimg:1`],
+        penv,
+      );
+      rows.push({
+        name: "container run --network none, from an image",
+        rkl: img,
+        baseline: await series(
+          () =>
+            sh("podman", [
+              "run",
+              "-d",
+              "--network",
+              "none",
+              "--name",
+              "pbench",
+              `${reg.host}/library/benchimg:1`,
+            ], penv),
+          { cleanup: () => sh("podman", ["rm", "-f", "-t", "0", "pbench"], penv) },
+        ),
+        baselineLabel: "podman run -d",
+      });
+      await sh("podman", ["rmi", "-f", `${reg.host}/library/benchimg:1`], penv).catch(() => {});
+    }
+    await rkl(["image", "prune", "-a"]);
+  } finally {
+    await reg.stop();
+  }
+}
+
 try {
   const runtimes = ["youki", "runc"].filter((r) => which(r));
   const raw = await rawBundle();
+  // BENCH_ONLY=images runs just the image rows.
+  const only = Deno.env.get("BENCH_ONLY");
+  await imageRows();
+  if (only === "images") throw new Done();
 
   // 1. --version against a Deno hello-world.
   const hello = `${dir}/hello.ts`;
@@ -576,6 +700,8 @@ try {
     baselineLabel: "deno run hello.ts",
     goal: 1.5,
   });
+} catch (e) {
+  if (!(e instanceof Done)) throw e;
 } finally {
   await new Deno.Command("ip", { args: ["link", "delete", network] }).output();
   // The by-hand runs used portmap too; leave its shared chains as rkl does.
