@@ -91,7 +91,7 @@ test("kill -9 at every point of a container and a pod create, then rm -f or gc, 
 test("a runtime that fails or hangs at create, start or delete: rollback or rm -f leaves nothing", async () => {
   const faults = await makeFaults(env!.dir);
   const run = (file: string, kind: "container" | "pod") =>
-    rkl({ ...env!, env: { ...env!.env, RKL_CALL_TIMEOUT_MS: "3000" } }, [
+    rkl({ ...env!, env: { ...env!.env, RKL_CALL_TIMEOUT_MS: "6000" } }, [
       "--runtime",
       faults.runtime,
       kind,
