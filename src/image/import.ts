@@ -6,19 +6,17 @@
  */
 import { createHash } from "node:crypto";
 import { ImageError } from "../errors.ts";
-import { choosePlatform, hostPlatform } from "./pull.ts";
 import { parseReference, tagName } from "./reference.ts";
 import {
   type Descriptor,
   digestHex,
-  type ImageConfig,
   type ImageRecord,
   type ImageStore,
   sha256Hex,
 } from "./store.ts";
 import { ByteSource, readTar, TarError } from "./tar.ts";
 import { memberPath } from "./unpack.ts";
-import { unpackInto } from "./pull.ts";
+import { choosePlatform, type ConfigBlob, hostPlatform, imageRecord, unpackOnce } from "./pull.ts";
 
 interface Staged {
   dir: string;
@@ -121,13 +119,7 @@ interface Parsed {
 }
 
 async function register(store: ImageStore, p: Parsed): Promise<ImageRecord> {
-  const cfg = JSON.parse(new TextDecoder().decode(p.configBytes)) as {
-    architecture?: string;
-    os?: string;
-    created?: string;
-    config?: ImageConfig;
-    rootfs?: { diff_ids?: string[] };
-  };
+  const cfg = JSON.parse(new TextDecoder().decode(p.configBytes)) as ConfigBlob;
   const diffIds = cfg.rootfs?.diff_ids ?? [];
   if (diffIds.length !== p.layers.length) {
     throw new ImageError(
@@ -146,21 +138,12 @@ async function register(store: ImageStore, p: Parsed): Promise<ImageRecord> {
       }
       return Promise.resolve();
     });
-    const info = await store.withLock(`layer-${digestHex(diffIds[i])}`, async () => {
-      const have = store.layer(diffIds[i]);
-      if (have) return have;
-      const tmp = `${store.layers}/.tmp-${digestHex(diffIds[i])}`;
-      try {
-        Deno.removeSync(tmp, { recursive: true });
-      } catch { /* none */ }
-      return await unpackInto(store, l as Descriptor, diffIds[i], tmp, store.layerDir(diffIds[i]));
-    });
+    const { info } = await unpackOnce(store, l as Descriptor, diffIds[i]);
     size += info.size;
   }
   const manifestDigest = `sha256:${sha256Hex(p.manifestBytes)}`;
   store.putBlob(manifestDigest, p.manifestBytes);
-  const rec: ImageRecord = {
-    schemaVersion: 1,
+  const rec = imageRecord(cfg, {
     id: p.configDigest,
     manifestDigest,
     repoDigests: p.repoDigests,
@@ -171,12 +154,7 @@ async function register(store: ImageStore, p: Parsed): Promise<ImageRecord> {
       size: l.size,
     })),
     size,
-    created: cfg.created,
-    os: cfg.os ?? "linux",
-    architecture: cfg.architecture ?? "",
-    config: cfg.config ?? {},
-    pulledAt: new Date().toISOString(),
-  };
+  });
   store.putImage(rec);
   for (const t of p.tags) store.setTag(t, rec.id, manifestDigest);
   return store.image(rec.id) ?? rec;

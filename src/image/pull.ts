@@ -82,7 +82,23 @@ interface Manifest {
   layers?: Descriptor[];
 }
 
-interface ConfigBlob {
+/** An image record from its config blob and what the pull or import found. */
+export function imageRecord(
+  cfg: ConfigBlob,
+  found: Pick<ImageRecord, "id" | "manifestDigest" | "repoDigests" | "layers" | "size">,
+): ImageRecord {
+  return {
+    schemaVersion: 1,
+    ...found,
+    created: cfg.created,
+    os: cfg.os ?? "linux",
+    architecture: cfg.architecture ?? "",
+    config: cfg.config ?? {},
+    pulledAt: new Date().toISOString(),
+  };
+}
+
+export interface ConfigBlob {
   architecture?: string;
   os?: string;
   created?: string;
@@ -324,22 +340,9 @@ export class Puller {
 
   /** Unpacks a stored layer blob into its directory unless that is there. */
   async unpack(d: Descriptor, diffId: string): Promise<LayerInfo> {
-    const store = this.ctx.store;
-    const hex = digestHex(diffId);
-    return await store.withLock(`layer-${hex}`, async () => {
-      const have = store.layer(diffId);
-      if (have) return have;
-      const dir = store.layerDir(diffId);
-      const tmp = `${store.layers}/.tmp-${hex}`;
-      try {
-        Deno.removeSync(tmp, { recursive: true }); // an interrupted unpack's: discarded
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      }
-      const info = await unpackInto(store, d, diffId, tmp, dir);
-      this.#unpacked.push(diffId);
-      return info;
-    });
+    const { info, made } = await unpackOnce(this.ctx.store, d, diffId);
+    if (made) this.#unpacked.push(diffId);
+    return info;
   }
 
   async pull(text: string): Promise<ImageRecord> {
@@ -408,11 +411,9 @@ export class Puller {
     let m = await this.#manifest(eps, repo, ref.digest ?? ref.tag!, ref.digest);
     const nameDigest = m.digest; // what `name@digest` refers to (an index, for a multi-arch image)
     const blobs: [string, Uint8Array][] = [[m.digest, m.body]];
-    if (
-      INDEX_TYPES.has(m.mediaType) ||
-      (JSON.parse(new TextDecoder().decode(m.body)) as Manifest).manifests
-    ) {
-      const index = JSON.parse(new TextDecoder().decode(m.body)) as Manifest;
+    const top = JSON.parse(new TextDecoder().decode(m.body)) as Manifest;
+    if (INDEX_TYPES.has(m.mediaType) || top.manifests) {
+      const index = top;
       const chosen = choosePlatform(index.manifests ?? [], platform);
       if (!chosen) {
         const offered = (index.manifests ?? []).map((d) =>
@@ -489,24 +490,42 @@ export class Puller {
       size += results[i].size;
     });
     for (const [d, b] of blobs) store.putBlob(d, b);
-    const rec: ImageRecord = {
-      schemaVersion: 1,
+    const rec = imageRecord(cfg, {
       id: man.config.digest,
       manifestDigest: m.digest,
       repoDigests: [`${repoName(ref)}@${nameDigest}`],
       layers,
       size,
-      created: cfg.created,
-      os: cfg.os ?? "linux",
-      architecture: cfg.architecture ?? "",
-      config: cfg.config ?? {},
-      pulledAt: new Date().toISOString(),
-    };
+    });
     store.putImage(rec);
     const tag = tagName(ref);
     if (tag) store.setTag(tag, rec.id, m.digest);
     return store.image(rec.id) ?? rec;
   }
+}
+
+/**
+ * The layer's directory, unpacked from its stored blob unless it is there,
+ * under the layer's lock (a second unpack of it waits, then finds it).
+ * `made`: this call unpacked it.
+ */
+export async function unpackOnce(
+  store: ImageStore,
+  d: Descriptor,
+  diffId: string,
+): Promise<{ info: LayerInfo; made: boolean }> {
+  const hex = digestHex(diffId);
+  return await store.withLock(`layer-${hex}`, async () => {
+    const have = store.layer(diffId);
+    if (have) return { info: have, made: false };
+    const tmp = `${store.layers}/.tmp-${hex}`;
+    try {
+      Deno.removeSync(tmp, { recursive: true }); // an interrupted unpack's: discarded
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return { info: await unpackInto(store, d, diffId, tmp, store.layerDir(diffId)), made: true };
+  });
 }
 
 /** Unpacks `d`'s blob into `tmp`, checks the diff ID, and renames it to `dir`. */

@@ -9,7 +9,8 @@ import type { BundleDefaults } from "../oci/generate.ts";
 import { lgetxattr } from "../sys/fileattr.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
 import { parsePasswd, readUserFiles, resolveNames } from "../workloads/users.ts";
-import { type Progress, Puller } from "./pull.ts";
+// The puller (registry client, tar reader, zlib) loads only when a pull happens.
+import type { Progress } from "./pull.ts";
 import { parseReference } from "./reference.ts";
 import {
   authFilePath,
@@ -57,6 +58,7 @@ export class ImageService {
   }
 
   async pull(ref: string, o: { platform?: string; quiet?: boolean } = {}): Promise<ImageRecord> {
+    const { Puller } = await import("./pull.ts");
     const puller = new Puller({
       store: this.store,
       registries: this.registries(),
