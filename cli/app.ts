@@ -2,16 +2,6 @@
 import { Command, CommanderError } from "commander";
 import { causeChain, RklError } from "../src/errors.ts";
 import type { Host } from "../src/workloads/host.ts";
-import { registerContainer } from "./commands/container.ts";
-import { registerPod } from "./commands/pod.ts";
-import { registerCompose } from "./commands/compose.ts";
-import { registerDaemon } from "./commands/daemon.ts";
-import { registerBundle } from "./commands/bundle.ts";
-import { registerGc, registerHealthMonitor } from "./commands/gc.ts";
-import { registerGenerate } from "./commands/generate.ts";
-import { registerHostTools } from "./commands/host_tools.ts";
-import { registerVolume } from "./commands/volume.ts";
-import { registerImage } from "./commands/image.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
 import { VERSION } from "./version.ts";
@@ -23,6 +13,162 @@ export interface Context {
   /** The global flags (--root, --run-root, --runtime), for commands that need no Host. */
   options(): GlobalOptions;
   exitCode: number;
+}
+
+type Register = (program: Command, ctx: Context) => void;
+
+/**
+ * The top-level commands, in help order, and the module that defines each.
+ * Only the module of the command being run is loaded (a static specifier
+ * each, so `deno compile` includes them all): `image ls` never evaluates the
+ * compose parser. The others are registered from this table by name and
+ * description alone, so usage errors can still suggest them; `--help`,
+ * `help`, `completion` and an unknown word load everything.
+ * cli/app_test.ts checks this table against what the modules register.
+ */
+export const COMMANDS: {
+  name: string;
+  alias?: string;
+  description: string;
+  hidden?: true;
+  module: keyof typeof MODULES;
+}[] = [
+  {
+    name: "container",
+    alias: "c",
+    description: "run and manage single containers",
+    module: "container",
+  },
+  { name: "pod", alias: "p", description: "run and manage Kubernetes pods", module: "pod" },
+  { name: "compose", description: "run compose applications", module: "compose" },
+  {
+    name: "daemon",
+    description: "keep the pods of a manifests directory running (static pods)",
+    module: "daemon",
+  },
+  {
+    name: "bundle",
+    description: "OCI bundles rkl can build from the host's packages",
+    module: "bundle",
+  },
+  {
+    name: "gc",
+    description:
+      "remove what no record owns (netns, mounts, cgroups, leases, nat rules, runtime state, files) and roll back interrupted creates",
+    module: "gc",
+  },
+  { name: "__health-monitor", description: "", hidden: true, module: "gc" },
+  {
+    name: "volume",
+    description: "named volumes: compose volumes and PersistentVolumeClaims",
+    module: "volume",
+  },
+  {
+    name: "image",
+    description: "OCI images: pull, list, inspect, tag, remove, prune, import",
+    module: "image",
+  },
+  {
+    name: "login",
+    description:
+      "store credentials for a registry in the auth file ($REGISTRY_AUTH_FILE, default /etc/rkl/auth.json)",
+    module: "image",
+  },
+  {
+    name: "logout",
+    description: "remove a registry's credentials from the auth file",
+    module: "image",
+  },
+  { name: "generate", description: "write Kubernetes YAML for what runs", module: "generate" },
+  {
+    name: "doctor",
+    description: "check what rkl needs on this host; print what to install for anything missing",
+    module: "host_tools",
+  },
+  {
+    name: "version",
+    description: "rkl's version and commit, Deno's, and the runtime, conmon and CNI plugins found",
+    module: "host_tools",
+  },
+  {
+    name: "completion",
+    description:
+      "print a completion script: commands, flags, and names of containers, pods and projects",
+    module: "host_tools",
+  },
+  { name: "__complete", description: "", hidden: true, module: "host_tools" },
+];
+
+const MODULES = {
+  container: async (): Promise<Register[]> => [
+    (await import("./commands/container.ts")).registerContainer,
+  ],
+  pod: async (): Promise<Register[]> => [(await import("./commands/pod.ts")).registerPod],
+  compose: async (): Promise<Register[]> => [
+    (await import("./commands/compose.ts")).registerCompose,
+  ],
+  daemon: async (): Promise<Register[]> => [
+    (await import("./commands/daemon.ts")).registerDaemon,
+  ],
+  bundle: async (): Promise<Register[]> => [
+    (await import("./commands/bundle.ts")).registerBundle,
+  ],
+  gc: async (): Promise<Register[]> => {
+    const m = await import("./commands/gc.ts");
+    return [m.registerGc, m.registerHealthMonitor];
+  },
+  volume: async (): Promise<Register[]> => [
+    (await import("./commands/volume.ts")).registerVolume,
+  ],
+  image: async (): Promise<Register[]> => [(await import("./commands/image.ts")).registerImage],
+  generate: async (): Promise<Register[]> => [
+    (await import("./commands/generate.ts")).registerGenerate,
+  ],
+  host_tools: async (): Promise<Register[]> => [
+    (await import("./commands/host_tools.ts")).registerHostTools,
+  ],
+};
+
+/** Global options that take a value (so the word after them is not the command). */
+const VALUE_OPTIONS = new Set(["--root", "--run-root", "--runtime"]);
+
+/** The command word of argv, or undefined when help is asked for before one. */
+export function commandWord(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") return argv[i + 1];
+    if (a === "-h" || a === "--help") return undefined;
+    if (VALUE_OPTIONS.has(a)) {
+      i++;
+      continue;
+    }
+    if (a.startsWith("-")) continue;
+    return a;
+  }
+  return undefined;
+}
+
+/** Registers every command: the real definitions of `word`'s module, a stub for the rest. */
+export async function registerCommands(
+  program: Command,
+  ctx: Context,
+  word: string | undefined,
+): Promise<void> {
+  const hit = COMMANDS.find((c) => c.name === word || c.alias === word);
+  const all = !hit || hit.name === "completion" || hit.name === "__complete";
+  const done = new Set<string>();
+  for (const c of COMMANDS) {
+    if (done.has(c.module)) continue;
+    if (all || c.module === hit.module) {
+      done.add(c.module);
+      for (const register of await MODULES[c.module]()) register(program, ctx);
+      continue;
+    }
+    const stub = program.command(c.name, c.hidden ? { hidden: true } : {}).description(
+      c.description,
+    );
+    if (c.alias) stub.alias(c.alias);
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -46,17 +192,7 @@ export async function main(argv: string[]): Promise<number> {
     options: () => program.opts<GlobalOptions>(),
     exitCode: 0,
   };
-  registerContainer(program, ctx);
-  registerPod(program, ctx);
-  registerCompose(program, ctx);
-  registerDaemon(program, ctx);
-  registerBundle(program, ctx);
-  registerGc(program, ctx);
-  registerVolume(program, ctx);
-  registerImage(program, ctx);
-  registerHealthMonitor(program, ctx);
-  registerGenerate(program, ctx);
-  registerHostTools(program, ctx);
+  await registerCommands(program, ctx, commandWord(argv));
   for (const sub of program.commands) sub.exitOverride();
 
   try {

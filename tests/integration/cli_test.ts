@@ -78,3 +78,51 @@ Deno.test("rkl version -o json names rkl's commit and Deno's version", async () 
   assert.match(v.rkl.commit, /^[0-9a-f]{7,}/);
   assert.equal(v.deno.deno, Deno.version.deno);
 });
+
+Deno.test("the lazy command table matches what each command module registers", async () => {
+  const { Command } = await import("commander");
+  const { COMMANDS, registerCommands } = await import("../../cli/app.ts");
+  const ctx = {
+    host: () => {
+      throw new Error("no host in this test");
+    },
+    warn: () => {},
+    options: () => ({}),
+    exitCode: 0,
+  };
+  const shape = (p: InstanceType<typeof Command>) =>
+    p.commands.map((c) => ({
+      name: c.name(),
+      alias: c.alias(),
+      description: c.description(),
+      hidden: (c as unknown as { _hidden: boolean })._hidden,
+    }));
+  const full = new Command("rkl");
+  await registerCommands(full, ctx, undefined);
+  assert.deepEqual(
+    shape(full),
+    COMMANDS.map((c) => ({
+      name: c.name,
+      alias: c.alias,
+      description: c.hidden ? "" : c.description,
+      hidden: c.hidden ?? false,
+    })),
+  );
+  // Registering one module's commands for real and the rest as stubs gives the same list.
+  for (const c of COMMANDS) {
+    const one = new Command("rkl");
+    await registerCommands(one, ctx, c.alias ?? c.name);
+    assert.deepEqual(shape(one).map((s) => s.name), shape(full).map((s) => s.name), c.name);
+    const real = one.commands.find((x) => x.name() === c.name)!;
+    assert.equal(real.description(), c.hidden ? "" : c.description, c.name);
+  }
+});
+
+Deno.test("commandWord() skips global options and their values", async () => {
+  const { commandWord } = await import("../../cli/app.ts");
+  assert.equal(commandWord(["--root", "/x", "--debug", "image", "ls"]), "image");
+  assert.equal(commandWord(["--runtime", "runc", "c", "run", "f"]), "c");
+  assert.equal(commandWord(["--root=/x", "pod", "list"]), "pod");
+  assert.equal(commandWord(["--help", "pod"]), undefined);
+  assert.equal(commandWord([]), undefined);
+});
