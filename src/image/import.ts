@@ -4,16 +4,10 @@
  * blobs/sha256/…). The archive is read with the same tar reader and the same
  * path rules as a layer; every blob is checked against its digest.
  */
-import { createHash } from "node:crypto";
+import { createHash, sha256Hex } from "./digest.ts";
 import { ImageError } from "../errors.ts";
 import { parseReference, tagName } from "./reference.ts";
-import {
-  type Descriptor,
-  digestHex,
-  type ImageRecord,
-  type ImageStore,
-  sha256Hex,
-} from "./store.ts";
+import { type Descriptor, digestHex, type ImageRecord, type ImageStore } from "./store.ts";
 import { ByteSource, readTar, TarError } from "./tar.ts";
 import { memberPath } from "./unpack.ts";
 import { choosePlatform, type ConfigBlob, hostPlatform, imageRecord, unpackOnce } from "./pull.ts";
@@ -126,7 +120,7 @@ async function register(store: ImageStore, p: Parsed): Promise<ImageRecord> {
       `the config lists ${diffIds.length} diff IDs for ${p.layers.length} layers`,
     );
   }
-  store.putBlob(p.configDigest, p.configBytes);
+  await store.putBlob(p.configDigest, p.configBytes);
   let size = 0;
   for (const [i, l] of p.layers.entries()) {
     await store.withLock(`blob-${digestHex(l.digest)}`, () => {
@@ -142,7 +136,7 @@ async function register(store: ImageStore, p: Parsed): Promise<ImageRecord> {
     size += info.size;
   }
   const manifestDigest = `sha256:${sha256Hex(p.manifestBytes)}`;
-  store.putBlob(manifestDigest, p.manifestBytes);
+  await store.putBlob(manifestDigest, p.manifestBytes);
   const rec = imageRecord(cfg, {
     id: p.configDigest,
     manifestDigest,

@@ -103,7 +103,7 @@ export async function login(
   creds: Credentials,
 ): Promise<void> {
   const host = registry.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
-  const cfg = images.registries();
+  const cfg = await images.registries();
   const eps = endpointsFor(
     { ...cfg, mirrors: {} },
     host === "index.docker.io" ? "docker.io" : host,

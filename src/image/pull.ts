@@ -6,7 +6,7 @@
  * renamed into place. A failure leaves no record, tag, blob or layer behind
  * except a `.partial` download, which the next pull of that blob resumes.
  */
-import { createHash } from "node:crypto";
+import { createHash, sha256Hex } from "./digest.ts";
 import { ImageError } from "../errors.ts";
 import { EndpointError, MANIFEST_TYPES, RegistryClient } from "./registry.ts";
 import {
@@ -24,10 +24,10 @@ import {
   type ImageStore,
   type LayerInfo,
   type LayerRef,
-  sha256Hex,
 } from "./store.ts";
 import { unpackLayer } from "./unpack.ts";
 import { writeAtomic } from "../store/store.ts";
+import { trace } from "../trace.ts";
 
 export interface Progress {
   begin(id: string, label: string, total: number): void;
@@ -409,6 +409,7 @@ export class Puller {
     const repo = ref.repository;
     const platform = this.ctx.platform ?? hostPlatform();
     let m = await this.#manifest(eps, repo, ref.digest ?? ref.tag!, ref.digest);
+    trace("pull: manifest");
     const nameDigest = m.digest; // what `name@digest` refers to (an index, for a multi-arch image)
     const blobs: [string, Uint8Array][] = [[m.digest, m.body]];
     const top = JSON.parse(new TextDecoder().decode(m.body)) as Manifest;
@@ -446,6 +447,7 @@ export class Puller {
     }
     const order = [m.ep, ...eps.filter((e) => e !== m.ep)];
     await this.#blob(order, repo, man.config, "config");
+    trace("pull: config");
     const cfgBytes = store.readBlob(man.config.digest);
     if (sha256Hex(cfgBytes) !== digestHex(man.config.digest)) {
       throw new ImageError("config digest mismatch");
@@ -481,7 +483,9 @@ export class Puller {
         if (!store.layer(diffIds[i])) {
           await this.#blob(order, repo, l, `layer ${i + 1}/${man.layers!.length}`);
         }
+        trace(`pull: blob ${i}`);
         results[i] = await this.unpack(l, diffIds[i]);
+        trace(`pull: unpacked ${i}`);
       }
     };
     await Promise.all([worker(), worker(), worker()]);
@@ -489,7 +493,7 @@ export class Puller {
       layers.push({ digest: l.digest, diffId: diffIds[i], mediaType: l.mediaType, size: l.size });
       size += results[i].size;
     });
-    for (const [d, b] of blobs) store.putBlob(d, b);
+    for (const [d, b] of blobs) await store.putBlob(d, b);
     const rec = imageRecord(cfg, {
       id: man.config.digest,
       manifestDigest: m.digest,
@@ -498,6 +502,7 @@ export class Puller {
       size,
     });
     store.putImage(rec);
+    trace("pull: record");
     const tag = tagName(ref);
     if (tag) store.setTag(tag, rec.id, m.digest);
     return store.image(rec.id) ?? rec;

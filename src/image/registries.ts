@@ -17,7 +17,8 @@
  * Credentials also come from a docker-style auth.json (`rkl login`).
  * Plain HTTP is used only for loopback hosts and hosts marked insecure.
  */
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type YAMLMap } from "yaml";
+// yaml loads only when a registries file exists: most commands never read one.
+import type { YAMLMap } from "yaml";
 import { SpecError } from "../errors.ts";
 import { DOCKER_HUB } from "./reference.ts";
 
@@ -50,7 +51,7 @@ export function emptyRegistries(): RegistriesConfig {
 }
 
 /** Reads the file; an absent file is an empty config, a bad one an error at its line. */
-export function loadRegistries(file: string): RegistriesConfig {
+export async function loadRegistries(file: string): Promise<RegistriesConfig> {
   let text: string;
   try {
     text = Deno.readTextFileSync(file);
@@ -58,10 +59,11 @@ export function loadRegistries(file: string): RegistriesConfig {
     if (e instanceof Deno.errors.NotFound) return { ...emptyRegistries(), file };
     throw new SpecError({ file }, `Cannot read registries config: ${(e as Error).message}`);
   }
-  return parseRegistries(text, file);
+  return await parseRegistries(text, file);
 }
 
-export function parseRegistries(text: string, file: string): RegistriesConfig {
+export async function parseRegistries(text: string, file: string): Promise<RegistriesConfig> {
+  const { isMap, isScalar, isSeq, LineCounter, parseDocument } = await import("yaml");
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc });
   const at = (node: unknown) => {

@@ -3,8 +3,8 @@ import { SpecError } from "../errors.ts";
 import { endpointsFor, parseRegistries } from "./registries.ts";
 import { parseChallenge } from "./registry.ts";
 
-Deno.test("parseRegistries() reads mirrors and configs; endpointsFor() puts mirrors first", () => {
-  const cfg = parseRegistries(
+Deno.test("parseRegistries() reads mirrors and configs; endpointsFor() puts mirrors first", async () => {
+  const cfg = await parseRegistries(
     [
       "mirrors:",
       "  docker.io:",
@@ -31,11 +31,11 @@ Deno.test("parseRegistries() reads mirrors and configs; endpointsFor() puts mirr
   assert.deepEqual(cfg.configs["reg.example"].auth, { username: "u", password: "p" });
 });
 
-Deno.test("parseRegistries() names the file and line of a bad entry", () => {
-  const bad = (text: string, re: RegExp) => {
-    const e = (() => {
+Deno.test("parseRegistries() names the file and line of a bad entry", async () => {
+  const bad = async (text: string, re: RegExp) => {
+    const e = await (async () => {
       try {
-        parseRegistries(text, "r.yaml");
+        await parseRegistries(text, "r.yaml");
       } catch (e) {
         return e;
       }
@@ -43,9 +43,12 @@ Deno.test("parseRegistries() names the file and line of a bad entry", () => {
     assert.ok(e instanceof SpecError, text);
     assert.match(e.message, re);
   };
-  bad("mirrors:\n  docker.io:\n    endpoint: [ftp://x]\n", /^r\.yaml:3:\d+: .*must be http\(s\)/);
-  bad("mirrors:\n  docker.io:\n    endpoints: []\n", /^r\.yaml:3:5: unknown key "endpoints"/);
-  bad(
+  await bad(
+    "mirrors:\n  docker.io:\n    endpoint: [ftp://x]\n",
+    /^r\.yaml:3:\d+: .*must be http\(s\)/,
+  );
+  await bad("mirrors:\n  docker.io:\n    endpoints: []\n", /^r\.yaml:3:5: unknown key "endpoints"/);
+  await bad(
     "configs:\n  x:\n    insecure: yes please\n",
     /^r\.yaml:3:\d+: insecure must be true or false/,
   );

@@ -12,6 +12,7 @@ import { parsePasswd, readUserFiles, resolveNames } from "../workloads/users.ts"
 // The puller (registry client, tar reader, zlib) loads only when a pull happens.
 import type { Progress } from "./pull.ts";
 import { parseReference } from "./reference.ts";
+import { trace } from "../trace.ts";
 import {
   authFilePath,
   DEFAULT_REGISTRIES_FILE,
@@ -48,8 +49,8 @@ export class ImageService {
       DEFAULT_REGISTRIES_FILE;
   }
 
-  registries(): RegistriesConfig {
-    return this.#registries ??= loadRegistries(this.registriesFile);
+  async registries(): Promise<RegistriesConfig> {
+    return this.#registries ??= await loadRegistries(this.registriesFile);
   }
 
   timeoutMs(): number {
@@ -59,9 +60,12 @@ export class ImageService {
 
   async pull(ref: string, o: { platform?: string; quiet?: boolean } = {}): Promise<ImageRecord> {
     const { Puller } = await import("./pull.ts");
+    trace("pull: puller loaded");
+    const registries = await this.registries();
+    trace("pull: registries read");
     const puller = new Puller({
       store: this.store,
-      registries: this.registries(),
+      registries,
       auths: readAuthFile(authFilePath()),
       timeoutMs: this.timeoutMs(),
       platform: o.platform,

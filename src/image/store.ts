@@ -14,7 +14,6 @@
  * either the old state or the new one plus temporaries that the next pull of
  * the same blob resumes (a `.partial` download) or discards.
  */
-import { createHash } from "node:crypto";
 import { ConflictError, ImageError, NotFoundError } from "../errors.ts";
 import { writeAtomic } from "../store/store.ts";
 import { type ImageRef, parseReference, repoName, tagName } from "./reference.ts";
@@ -84,8 +83,10 @@ export function digestHex(digest: string): string {
   return m[1];
 }
 
-export function sha256Hex(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
+/** sha256 of `data` in hex, by WebCrypto: the store itself never loads node:crypto. */
+export async function sha256HexAsync(data: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(data)));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function readJson<T>(path: string): T | undefined {
@@ -155,9 +156,11 @@ export class ImageStore {
   }
 
   /** Stores small bytes (a manifest, a config) after checking them against `digest`. */
-  putBlob(digest: string, data: Uint8Array): void {
+  async putBlob(digest: string, data: Uint8Array): Promise<void> {
     const hex = digestHex(digest);
-    if (sha256Hex(data) !== hex) throw new ImageError(`blob ${digest}: digest mismatch`);
+    if (await sha256HexAsync(data) !== hex) {
+      throw new ImageError(`blob ${digest}: digest mismatch`);
+    }
     if (!this.hasBlob(digest)) writeAtomic(this.blobPath(digest), data);
   }
 

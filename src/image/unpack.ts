@@ -81,6 +81,12 @@ export function memberPath(name: string): string[] {
 class Extractor {
   /** Directories known to be real directories (not symlinks) made or checked here. */
   #dirs = new Set<string>([""]);
+  /**
+   * Every path this extractor has made and not removed. The destination
+   * starts empty and nothing else writes to it, so a path not in here does
+   * not exist: no lstat (and no NotFound error built) per member.
+   */
+  #made = new Set<string>([""]);
   #dirTimes: [string, number][] = [];
   entries = 0;
   constructor(private root: string) {}
@@ -95,11 +101,12 @@ class Extractor {
     for (let i = 0; i < parts.length - 1; i++) {
       rel = rel === "" ? parts[i] : `${rel}/${parts[i]}`;
       if (this.#dirs.has(rel)) continue;
-      const st = lstatOrUndefined(this.#abs(rel));
+      const st = this.#made.has(rel) ? lstatOrUndefined(this.#abs(rel)) : undefined;
       if (!st) {
         if (!create) throw new TarError(`${JSON.stringify(rel)} does not exist in the layer`);
         Deno.mkdirSync(this.#abs(rel), { mode: 0o755 });
         Deno.chmodSync(this.#abs(rel), 0o755);
+        this.#made.add(rel);
       } else if (st.isSymlink) {
         throw new TarError(
           `${JSON.stringify(parts.join("/"))} would be written through the symlink ${
@@ -118,13 +125,21 @@ class Extractor {
 
   /** Removes whatever is at `rel` (a directory with its contents). */
   #clear(rel: string, keepDir: boolean): void {
+    if (!this.#made.has(rel)) return;
     const st = lstatOrUndefined(this.#abs(rel));
     if (!st) return;
     if (st.isDirectory && keepDir) return;
     Deno.removeSync(this.#abs(rel), { recursive: st.isDirectory });
-    for (const d of [...this.#dirs]) {
-      if (d === rel || d.startsWith(`${rel}/`)) this.#dirs.delete(d);
+    for (const set of [this.#dirs, this.#made]) {
+      for (const d of [...set]) {
+        if (d === rel || d.startsWith(`${rel}/`)) set.delete(d);
+      }
     }
+  }
+
+  /** Records that `rel` now exists (after the call that made it). */
+  #mark(rel: string): void {
+    this.#made.add(rel);
   }
 
   #meta(rel: string, h: TarHeader, symlink: boolean): void {
@@ -161,6 +176,7 @@ class Extractor {
       const rel = this.#parents([...parts.slice(0, -1), hidden], true);
       this.#clear(rel, false);
       mknod(this.#abs(rel), S_IFCHR, 0, 0);
+      this.#mark(rel);
       return;
     }
     if (parts.length === 0) {
@@ -176,7 +192,8 @@ class Extractor {
     switch (h.type) {
       case "dir": {
         this.#clear(rel, true);
-        if (!lstatOrUndefined(p)) Deno.mkdirSync(p, { mode: 0o700 });
+        if (!this.#made.has(rel)) Deno.mkdirSync(p, { mode: 0o700 });
+        this.#mark(rel);
         this.#dirs.add(rel);
         this.#meta(rel, h, false);
         this.#dirTimes.push([rel, h.mtime]);
@@ -185,6 +202,7 @@ class Extractor {
       case "file": {
         this.#clear(rel, false);
         const f = Deno.openSync(p, { write: true, createNew: true, mode: 0o600 });
+        this.#mark(rel);
         try {
           await body((chunk) => {
             let off = 0;
@@ -198,6 +216,7 @@ class Extractor {
       case "symlink": {
         this.#clear(rel, false);
         Deno.symlinkSync(h.linkname, p);
+        this.#mark(rel);
         this.#meta(rel, h, true);
         lutimes(p, h.mtime);
         return;
@@ -208,7 +227,7 @@ class Extractor {
           throw new TarError(`hard link ${JSON.stringify(h.name)} to the layer root`);
         }
         const t = this.#parents(target, false);
-        const st = lstatOrUndefined(this.#abs(t));
+        const st = this.#made.has(t) ? lstatOrUndefined(this.#abs(t)) : undefined;
         if (!st) {
           throw new TarError(
             `hard link ${JSON.stringify(h.name)} to ${
@@ -222,11 +241,13 @@ class Extractor {
         if (t === rel) return;
         this.#clear(rel, false);
         Deno.linkSync(this.#abs(t), p);
+        this.#mark(rel);
         return; // a link shares its target's metadata
       }
       case "fifo": {
         this.#clear(rel, false);
         mknodFifo(p);
+        this.#mark(rel);
         break;
       }
       case "char":
@@ -234,6 +255,7 @@ class Extractor {
         if (h.type === "char" && h.devmajor === 0 && h.devminor === 0) {
           this.#clear(rel, false);
           mknod(p, S_IFCHR, 0, 0); // already in overlayfs's whiteout form
+          this.#mark(rel);
           return;
         }
         throw new TarError(
@@ -269,6 +291,9 @@ export async function unpackLayer(blobPath: string, dest: string): Promise<Unpac
     hash.update(c);
     size += c.length;
   });
+  for (const _ of Deno.readDirSync(dest)) {
+    throw new LayerError(`layer ${blobPath}: ${dest} is not empty`); // the Extractor relies on it
+  }
   const x = new Extractor(dest);
   try {
     for await (const entry of readTar(src)) await x.add(entry.header, entry.body);
