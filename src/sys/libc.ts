@@ -25,6 +25,8 @@ const symbols = {
   prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
   // pid_t gettid(void);
   gettid: { parameters: [], result: "i32" },
+  // int sethostname(const char *name, size_t len);
+  sethostname: { parameters: ["buffer", "u64"], result: "i32" },
   // int mkfifo(const char *pathname, mode_t mode);
   mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
   // long syscall(long number, ...); used as syscall(SYS_openat2, int dirfd,

@@ -5,7 +5,9 @@
  */
 import { SysError } from "../errors.ts";
 import {
+  CLONE_NEWIPC,
   CLONE_NEWNET,
+  CLONE_NEWUTS,
   EINVAL,
   ENOENT,
   ESRCH,
@@ -18,25 +20,67 @@ import {
 
 /** Creates a new network namespace pinned at `path` (the file must not exist). */
 export function createNetns(sys: Syscalls, path: string): void {
-  Deno.writeFileSync(path, new Uint8Array(), { createNew: true, mode: 0o444 });
-  let pinned = false;
+  createNamespaces(sys, { net: path });
+}
+
+const FLAGS = { net: CLONE_NEWNET, ipc: CLONE_NEWIPC, uts: CLONE_NEWUTS } as const;
+export type PinnableType = keyof typeof FLAGS;
+
+/**
+ * New namespaces of the given types, each pinned at its path (files that
+ * must not exist), with no process to hold them: what CRI-O's pinns does for
+ * a pod that shares no PID namespace. One unshare on this thread, the
+ * hostname set in the new UTS namespace, a bind mount of each of the
+ * thread's namespace files, then setns back to every original. On any
+ * failure nothing stays: pinned files are unmounted and removed.
+ */
+export function createNamespaces(
+  sys: Syscalls,
+  pins: Partial<Record<PinnableType, string>>,
+  hostname?: string,
+): void {
+  const types = (Object.keys(pins) as PinnableType[]).filter((t) => pins[t] !== undefined);
+  if (types.length === 0) return;
+  if (hostname !== undefined && !types.includes("uts")) {
+    throw new SysError("sethostname", EINVAL, "a hostname needs a new UTS namespace");
+  }
+  const made: string[] = [];
+  const pinned: string[] = [];
+  const originals: [PinnableType, number][] = [];
   try {
-    const original = sys.open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    for (const t of types) {
+      Deno.writeFileSync(pins[t]!, new Uint8Array(), { createNew: true, mode: 0o444 });
+      made.push(pins[t]!);
+    }
+    for (const t of types) {
+      originals.push([t, sys.open(`/proc/thread-self/ns/${t}`, O_RDONLY | O_CLOEXEC)]);
+    }
+    sys.unshare(types.reduce((f, t) => f | FLAGS[t], 0));
     try {
-      sys.unshare(CLONE_NEWNET);
-      try {
-        const tid = sys.gettid();
-        sys.mount({ source: `/proc/self/task/${tid}/ns/net`, target: path, flags: MS_BIND });
-        pinned = true;
-      } finally {
-        // Back to the host namespace before anything else runs on this thread.
-        sys.setns(original, CLONE_NEWNET);
+      if (hostname !== undefined) sys.sethostname(hostname);
+      const tid = sys.gettid();
+      for (const t of types) {
+        sys.mount({ source: `/proc/self/task/${tid}/ns/${t}`, target: pins[t]!, flags: MS_BIND });
+        pinned.push(pins[t]!);
       }
     } finally {
-      sys.close(original);
+      // Back to the host's namespaces before anything else runs on this thread.
+      for (const [t, fd] of originals) sys.setns(fd, FLAGS[t]);
     }
+  } catch (e) {
+    for (const p of pinned) {
+      try {
+        sys.umount2(p, MNT_DETACH);
+      } catch { /* best effort: the file is removed below either way */ }
+    }
+    for (const p of made) {
+      try {
+        Deno.removeSync(p);
+      } catch { /* gone */ }
+    }
+    throw e;
   } finally {
-    if (!pinned) Deno.removeSync(path);
+    for (const [, fd] of originals) sys.close(fd);
   }
 }
 

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { SysError } from "../errors.ts";
-import { createNetns, removeNetns } from "./netns.ts";
-import { CLONE_NEWNET, FakeSyscalls, MNT_DETACH, MS_BIND } from "./syscalls.ts";
+import { createNamespaces, createNetns, removeNetns } from "./netns.ts";
+import {
+  CLONE_NEWIPC,
+  CLONE_NEWNET,
+  CLONE_NEWUTS,
+  FakeSyscalls,
+  MNT_DETACH,
+  MS_BIND,
+} from "./syscalls.ts";
 import { mountOverlay, mountPoints, unmount } from "./mounts.ts";
 
 async function inTemp(fn: (dir: string) => void | Promise<void>): Promise<void> {
@@ -103,4 +110,56 @@ Deno.test("mountOverlay() passes lower/upper/work and refuses separators in path
 Deno.test("mountPoints() decodes mountinfo escapes", () => {
   const info = "36 35 98:0 / /mnt/with\\040space rw,noatime master:1 - ext3 /dev/root rw\n";
   assert.deepEqual(mountPoints(info), ["/mnt/with space"]);
+});
+
+Deno.test("createNamespaces() pins IPC and UTS with one unshare, names the host, and goes back to both", async () => {
+  await inTemp((dir) => {
+    const sys = new FakeSyscalls();
+    createNamespaces(sys, { ipc: `${dir}/ipc`, uts: `${dir}/uts` }, "web-0");
+    assert.deepEqual(sys.calls.map((c) => c.name), [
+      "open",
+      "open",
+      "unshare",
+      "sethostname",
+      "gettid",
+      "mount",
+      "mount",
+      "setns",
+      "setns",
+      "close",
+      "close",
+    ]);
+    assert.deepEqual(sys.calls[2], { name: "unshare", flags: CLONE_NEWIPC | CLONE_NEWUTS });
+    assert.deepEqual(sys.calls[3], { name: "sethostname", hostname: "web-0" });
+    assert.equal(sys.mounts.get(`${dir}/uts`)?.source, "/proc/self/task/4242/ns/uts");
+    const back = sys.calls.filter((c) => c.name === "setns").map((c) => c.nstype);
+    assert.deepEqual(back, [CLONE_NEWIPC, CLONE_NEWUTS]);
+    assert.equal(sys.openFds.size, 0);
+  });
+});
+
+Deno.test("createNamespaces() undoes every pin when a later step fails", async () => {
+  await inTemp((dir) => {
+    const sys = new FakeSyscalls();
+    sys.failNext("sethostname", 22);
+    assert.throws(
+      () => createNamespaces(sys, { ipc: `${dir}/ipc`, uts: `${dir}/uts` }, "x"),
+      /Cannot sethostname x: EINVAL/,
+    );
+    assert.equal(sys.calls.filter((c) => c.name === "setns").length, 2);
+    assert.equal(sys.openFds.size, 0);
+    assert.equal(sys.mounts.size, 0);
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+    // A mount that fails half-way: the first pin is unmounted again.
+    const sys2 = new FakeSyscalls();
+    let n = 0;
+    const mount = sys2.mount.bind(sys2);
+    sys2.mount = (a) => {
+      if (++n === 2) throw new SysError("mount", 1, a.target);
+      mount(a);
+    };
+    assert.throws(() => createNamespaces(sys2, { ipc: `${dir}/ipc`, uts: `${dir}/uts` }));
+    assert.equal(sys2.mounts.size, 0);
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  });
 });

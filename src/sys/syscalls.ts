@@ -60,6 +60,8 @@ export interface Syscalls {
   umount2(target: string, flags: number): void;
   setChildSubreaper(): void;
   gettid(): number;
+  /** sethostname(2): in the calling thread's UTS namespace. */
+  sethostname(name: string): void;
   mkfifo(path: string, mode: number): void;
   /** openat2(dirfd, path, {flags, resolve}); returns the new fd. */
   openat2(dirfd: number, path: string, flags: number, resolve: number): number;
@@ -106,6 +108,10 @@ export class LinuxSyscalls implements Syscalls {
   gettid(): number {
     return libc().gettid();
   }
+  sethostname(name: string): void {
+    const b = new TextEncoder().encode(name);
+    check("sethostname", libc().sethostname(b, BigInt(b.length)), JSON.stringify(name));
+  }
   mkfifo(path: string, mode: number): void {
     check("mkfifo", libc().mkfifo(cstr(path), mode), JSON.stringify(path));
   }
@@ -142,6 +148,7 @@ export type SyscallCall =
   | { name: "umount2"; target: string; flags: number }
   | { name: "setChildSubreaper" }
   | { name: "gettid" }
+  | { name: "sethostname"; hostname: string }
   | { name: "mkfifo"; path: string; mode: number }
   | { name: "openat2"; dirfd: number; path: string; flags: number; resolve: number; fd: number }
   | { name: "mkdirat"; dirfd: number; path: string; mode: number }
@@ -207,6 +214,10 @@ export class FakeSyscalls implements Syscalls {
   gettid(): number {
     this.calls.push({ name: "gettid" });
     return 4242;
+  }
+  sethostname(hostname: string): void {
+    this.#maybeFail("sethostname", hostname);
+    this.calls.push({ name: "sethostname", hostname });
   }
   mkfifo(path: string, mode: number): void {
     this.#maybeFail("mkfifo", path);

@@ -1,7 +1,8 @@
 /**
- * Kubernetes pods: a pause container (catatonit -P) holds the pod's network,
- * IPC and UTS namespaces (and PID with shareProcessNamespace); the work
- * containers join them by path. The pod owns the netns, the CNI attachment,
+ * Kubernetes pods: the pod's network, IPC and UTS namespaces are pinned as
+ * files under the run root with no process holding them; only a pod with
+ * shareProcessNamespace gets a pause container (catatonit -P) to be PID 1 of
+ * the shared PID namespace. The work containers join them all by path. The pod owns the netns, the CNI attachment,
  * the /etc files, the emptyDir volumes and a pod-level cgroup whose limits
  * rkl writes itself; each container keeps its own limits below it.
  *
@@ -29,7 +30,7 @@ import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
 import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
 import { scavengeContainer, scavengePod } from "./scavenge.ts";
 import type { CgroupLimits } from "../sys/cgroups/mod.ts";
-import { createNetns, pinNamespace, removeNetns } from "../sys/netns.ts";
+import { createNamespaces, createNetns, pinNamespace, removeNetns } from "../sys/netns.ts";
 import { pathExists, privateDir, removeBelow } from "../sys/fsutil.ts";
 import { which } from "../oci/runtime.ts";
 import {
@@ -225,7 +226,7 @@ export function getPod(host: Host, name: string): PodRecord {
 }
 
 /**
- * Creates the sandbox, starts the pause container, runs the init containers
+ * Creates the sandbox (and the pause container where one is needed), runs the init containers
  * to completion and creates (not starts) the app containers.
  */
 export function createPod(
@@ -244,15 +245,22 @@ async function createPodNow(
   const spec = loaded.spec;
   const name = spec.name;
   // Everything that can fail on input fails here, before any side effect.
-  const pauseDir = pauseBundle(host, loaded);
+  // A pause process only where something needs it: PID 1 of a shared PID
+  // namespace. Otherwise the namespaces are pinned as files with no process
+  // holding them (CRI-O's pinns without an infra container).
+  const withPause = spec.shareProcessNamespace;
+  let pauseDir = "";
   let pauseDefaults;
-  try {
-    pauseDefaults = readBundle(pauseSpec(pauseDir, false));
-  } catch {
-    throw new SpecError(
-      spec.pauseBundle ? loaded.source.at(["metadata", "labels", "bundle"]) : { file: pauseDir },
-      `pause bundle ${JSON.stringify(pauseDir)} has no rootfs/ directory`,
-    );
+  if (withPause) {
+    pauseDir = pauseBundle(host, loaded);
+    try {
+      pauseDefaults = readBundle(pauseSpec(pauseDir, false));
+    } catch {
+      throw new SpecError(
+        spec.pauseBundle ? loaded.source.at(["metadata", "labels", "bundle"]) : { file: pauseDir },
+        `pause bundle ${JSON.stringify(pauseDir)} has no rootfs/ directory`,
+      );
+    }
   }
   // Images are pulled (as each container's policy says) before anything is made.
   for (const c of [...spec.initContainers, ...spec.containers]) {
@@ -389,41 +397,54 @@ async function createPodNow(
       writeVolumeFiles(rec.emptyDirs[v], files, info, spec.fsGroup);
     }
 
-    // The pause container, in the pod netns (or the host's), with new IPC/UTS/PID.
-    const pauseName = `${name}__pause`;
-    rec.pause = pauseName;
-    save();
-    const pauseRec = await createContainer(
-      host,
-      pauseSpec(pauseDir, (pauseDefaults.args ?? []).length > 0),
-      {
-        network: null,
-        sandbox: sandboxFor(rec, pauseName, {
-          network: rec.netns ?? "host",
-          ...(spec.hostNetwork ? { uts: "host" } : {}),
-        }, `${rec.cgroupPath}/_pause`),
-      },
-    );
-    await startCreated(host, pauseRec);
-    trace("pod: pause running");
     // Members join pinned files, never /proc/PID/ns/*: a restart after the
     // pause process died must not join whoever got its pid next.
     const pinTypes = [
       "ipc",
       ...(spec.hostNetwork ? [] : ["uts"]),
-      ...(spec.shareProcessNamespace ? ["pid"] : []),
+      ...(withPause ? ["pid"] : []),
     ];
-    rec.nsPins = Object.fromEntries(pinTypes.map((t) => [t, `${nsDir(host, name)}/${t}`]));
-    rec.resources.nsPins = true;
-    save();
-    privateDir(nsDir(host, name), 0o711);
-    for (const t of pinTypes) {
-      pinNamespace(host.sys, {
-        pid: pauseRec.pid!,
-        startTime: pauseRec.pidStart!,
-        type: t,
-        path: rec.nsPins[t],
-      }, (p) => procStat(p)?.startTime);
+    const pins = Object.fromEntries(pinTypes.map((t) => [t, `${nsDir(host, name)}/${t}`]));
+    if (withPause) {
+      // The pause container, in the pod netns (or the host's), with new IPC/UTS/PID.
+      const pauseName = `${name}__pause`;
+      rec.pause = pauseName;
+      save();
+      const pauseRec = await createContainer(
+        host,
+        pauseSpec(pauseDir, (pauseDefaults!.args ?? []).length > 0),
+        {
+          network: null,
+          sandbox: sandboxFor(rec, pauseName, {
+            network: rec.netns ?? "host",
+            ...(spec.hostNetwork ? { uts: "host" } : {}),
+          }, `${rec.cgroupPath}/_pause`),
+        },
+      );
+      await startCreated(host, pauseRec);
+      trace("pod: pause running");
+      rec.nsPins = pins;
+      rec.resources.nsPins = true;
+      save();
+      privateDir(nsDir(host, name), 0o711);
+      for (const t of pinTypes) {
+        pinNamespace(host.sys, {
+          pid: pauseRec.pid!,
+          startTime: pauseRec.pidStart!,
+          type: t,
+          path: pins[t],
+        }, (p) => procStat(p)?.startTime);
+      }
+    } else {
+      rec.nsPins = pins;
+      rec.resources.nsPins = true;
+      save();
+      privateDir(nsDir(host, name), 0o711);
+      createNamespaces(
+        host.sys,
+        { ipc: pins.ipc, ...(spec.hostNetwork ? {} : { uts: pins.uts }) },
+        spec.hostNetwork ? undefined : rec.hostname,
+      );
     }
     trace("pod: namespaces pinned");
     const join = {
@@ -460,7 +481,7 @@ async function createPodNow(
         );
       }
     }
-    // App containers are independent once the pause process exists: create
+    // App containers are independent once the namespaces exist: create
     // them side by side. All are recorded first, so a failure rolls back all.
     for (const c of spec.containers) rec.containers.push(memberName(name, c.spec.name));
     save();

@@ -435,7 +435,7 @@ spec:
   await assertCensusUnchanged();
 });
 
-test("a multi-document file runs every pod; the default pause bundle is built when none is named", async () => {
+test("a multi-document file runs every pod; with no shared PID namespace there is no pause process, only pinned namespaces", async () => {
   const doc = (n: string) =>
     `apiVersion: v1\nkind: Pod\nmetadata: {name: ${n}}\nspec:\n  containers:\n    - {name: main, image: ./bundles/busybox, command: [sleep, "3600"]}\n`;
   const file = await manifest("multi", `${doc("one")}---\n${doc("two")}`);
@@ -447,6 +447,19 @@ test("a multi-document file runs every pod; the default pause bundle is built wh
     "one",
     "Running",
   ], ["two", "Running"]]);
+  // No pause container: the members join IPC and UTS namespaces pinned as files.
+  const one = await podState("one");
+  assert.equal(one.pausePid, null);
+  const names = JSON.parse(await rklOk(env!, ["container", "list", "-o", "json"]))
+    .map((c: { name: string }) => c.name);
+  assert.ok(!names.some((n: string) => n.endsWith("__pause")), names.join(" "));
+  for (const t of ["ipc", "uts"]) {
+    const pin = Deno.statSync(`${env!.runRoot}/ns/p_one/${t}`).ino;
+    assert.equal(Deno.statSync(`/proc/${one.containers[0].pid}/ns/${t}`).ino, pin, t);
+    assert.notEqual(Deno.statSync(`/proc/self/ns/${t}`).ino, pin, `${t} is not the host's`);
+  }
+  const hn = await rkl(env!, ["pod", "exec", "one", "main", "--", "hostname"]);
+  assert.equal(hn.stdout.trim(), "one");
   // Two pods on one network reach each other by IP.
   const two = await podState("two");
   const ping = await rkl(env!, [
