@@ -137,11 +137,6 @@ class Extractor {
     }
   }
 
-  /** Records that `rel` now exists (after the call that made it). */
-  #mark(rel: string): void {
-    this.#made.add(rel);
-  }
-
   #meta(rel: string, h: TarHeader, symlink: boolean): void {
     const p = this.#abs(rel);
     lchown(p, h.uid, h.gid);
@@ -176,7 +171,7 @@ class Extractor {
       const rel = this.#parents([...parts.slice(0, -1), hidden], true);
       this.#clear(rel, false);
       mknod(this.#abs(rel), S_IFCHR, 0, 0);
-      this.#mark(rel);
+      this.#made.add(rel);
       return;
     }
     if (parts.length === 0) {
@@ -193,7 +188,7 @@ class Extractor {
       case "dir": {
         this.#clear(rel, true);
         if (!this.#made.has(rel)) Deno.mkdirSync(p, { mode: 0o700 });
-        this.#mark(rel);
+        this.#made.add(rel);
         this.#dirs.add(rel);
         this.#meta(rel, h, false);
         this.#dirTimes.push([rel, h.mtime]);
@@ -202,7 +197,7 @@ class Extractor {
       case "file": {
         this.#clear(rel, false);
         const f = Deno.openSync(p, { write: true, createNew: true, mode: 0o600 });
-        this.#mark(rel);
+        this.#made.add(rel);
         try {
           await body((chunk) => {
             let off = 0;
@@ -216,7 +211,7 @@ class Extractor {
       case "symlink": {
         this.#clear(rel, false);
         Deno.symlinkSync(h.linkname, p);
-        this.#mark(rel);
+        this.#made.add(rel);
         this.#meta(rel, h, true);
         lutimes(p, h.mtime);
         return;
@@ -241,13 +236,13 @@ class Extractor {
         if (t === rel) return;
         this.#clear(rel, false);
         Deno.linkSync(this.#abs(t), p);
-        this.#mark(rel);
+        this.#made.add(rel);
         return; // a link shares its target's metadata
       }
       case "fifo": {
         this.#clear(rel, false);
         mknodFifo(p);
-        this.#mark(rel);
+        this.#made.add(rel);
         break;
       }
       case "char":
@@ -255,7 +250,7 @@ class Extractor {
         if (h.type === "char" && h.devmajor === 0 && h.devminor === 0) {
           this.#clear(rel, false);
           mknod(p, S_IFCHR, 0, 0); // already in overlayfs's whiteout form
-          this.#mark(rel);
+          this.#made.add(rel);
           return;
         }
         throw new TarError(

@@ -405,6 +405,13 @@ async function createPodNow(
       ...(withPause ? ["pid"] : []),
     ];
     const pins = Object.fromEntries(pinTypes.map((t) => [t, `${nsDir(host, name)}/${t}`]));
+    // Recorded before any pin is made, so a failure or a crash after it is undone.
+    const recordPins = () => {
+      rec.nsPins = pins;
+      rec.resources.nsPins = true;
+      save();
+      privateDir(nsDir(host, name), 0o711);
+    };
     if (withPause) {
       // The pause container, in the pod netns (or the host's), with new IPC/UTS/PID.
       const pauseName = `${name}__pause`;
@@ -423,10 +430,7 @@ async function createPodNow(
       );
       await startCreated(host, pauseRec);
       trace("pod: pause running");
-      rec.nsPins = pins;
-      rec.resources.nsPins = true;
-      save();
-      privateDir(nsDir(host, name), 0o711);
+      recordPins();
       for (const t of pinTypes) {
         pinNamespace(host.sys, {
           pid: pauseRec.pid!,
@@ -436,10 +440,7 @@ async function createPodNow(
         }, (p) => procStat(p)?.startTime);
       }
     } else {
-      rec.nsPins = pins;
-      rec.resources.nsPins = true;
-      save();
-      privateDir(nsDir(host, name), 0o711);
+      recordPins();
       createNamespaces(
         host.sys,
         { ipc: pins.ipc, ...(spec.hostNetwork ? {} : { uts: pins.uts }) },
@@ -449,9 +450,9 @@ async function createPodNow(
     trace("pod: namespaces pinned");
     const join = {
       network: rec.netns ?? "host",
-      ipc: rec.nsPins.ipc,
-      uts: spec.hostNetwork ? "host" : rec.nsPins.uts,
-      ...(spec.shareProcessNamespace ? { pid: rec.nsPins.pid } : {}),
+      ipc: pins.ipc,
+      uts: spec.hostNetwork ? "host" : pins.uts,
+      ...(spec.shareProcessNamespace ? { pid: pins.pid } : {}),
     };
 
     for (const c of spec.initContainers) {
