@@ -76,12 +76,14 @@ export class ImageService {
 
   /** The image for `ref` under `policy` (pulling when it says so), or an error at `loc`. */
   async ensure(ref: string, policy: PullPolicy, loc: SourceLocation): Promise<ImageRecord> {
+    // An image id (the CRI names images by id) is found, never pulled.
+    const have = this.store.find(ref);
+    if (have && policy !== "Always") return have;
     try {
       parseReference(ref);
     } catch (e) {
       throw new SpecError(loc, (e as Error).message);
     }
-    const have = this.store.find(ref);
     if (policy === "Never") {
       if (!have) {
         throw new SpecError(

@@ -278,16 +278,23 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
   const caps = capabilitySet(sc);
   const nofile = nofileLimit(ctx.nofileHard);
   const mounts = defaultMounts(sc.privileged ?? false, spec.shmSize);
-  const bind = (destination: string, source: string, ro: boolean): OciMount => ({
+  const bind = (
+    destination: string,
+    source: string,
+    ro: boolean,
+    propagation = "rprivate",
+  ): OciMount => ({
     destination,
     type: "bind",
     source,
-    options: ["rbind", "rprivate", ro ? "ro" : "rw"],
+    options: ["rbind", propagation, ro ? "ro" : "rw"],
   });
   mounts.push(bind("/etc/hosts", ctx.etcFiles.hosts, false));
   mounts.push(bind("/etc/hostname", ctx.etcFiles.hostname, false));
   mounts.push(bind("/etc/resolv.conf", ctx.etcFiles.resolvConf, false));
-  for (const m of spec.mounts) mounts.push(bind(m.destination, m.source, m.readOnly));
+  for (const m of spec.mounts) {
+    mounts.push(bind(m.destination, m.source, m.readOnly, m.propagation));
+  }
 
   // cgroup: the container sees its own cgroup as the root of /sys/fs/cgroup.
   const order: OciNamespace["type"][] = ["pid", "network", "ipc", "uts", "mount", "cgroup"];
@@ -337,7 +344,10 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
       namespaces,
       ...(seccomp ? { seccomp } : {}),
       ...(spec.sysctls && Object.keys(spec.sysctls).length > 0 ? { sysctl: spec.sysctls } : {}),
-      ...(sc.privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
+      ...(sc.privileged ? {} : {
+        maskedPaths: spec.maskedPaths ?? MASKED_PATHS,
+        readonlyPaths: spec.readonlyPaths ?? READONLY_PATHS,
+      }),
     },
   };
 }

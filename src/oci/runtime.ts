@@ -41,7 +41,7 @@ export interface OciRuntime {
     id: string,
     process: OciProcess,
     options: { timeoutMs: number; fileDir: string },
-  ): Promise<{ code: number; output: string }>;
+  ): Promise<{ code: number; output: string; stdout: string; stderr: string }>;
 }
 
 /**
@@ -169,7 +169,7 @@ export class RuncCliRuntime implements OciRuntime {
     id: string,
     process: OciProcess,
     options: { timeoutMs: number; fileDir: string },
-  ): Promise<{ code: number; output: string }> {
+  ): Promise<{ code: number; output: string; stdout: string; stderr: string }> {
     return await this.#withProcessFile(process, options.fileDir, async (file) => {
       const args = [...this.globalArgs(), "exec", "--process", file, id];
       const res = await this.cmd.run(this.binary, {
@@ -177,7 +177,12 @@ export class RuncCliRuntime implements OciRuntime {
         env: QUIET,
         timeoutMs: options.timeoutMs,
       });
-      return { code: res.code, output: (res.stdout + res.stderr).trim() };
+      return {
+        code: res.code,
+        output: (res.stdout + res.stderr).trim(),
+        stdout: res.stdout,
+        stderr: res.stderr,
+      };
     });
   }
 

@@ -83,6 +83,9 @@ export interface ContainerSpec {
   healthcheck?: ComposeHealthcheck;
   /** Kubernetes probes, run by `rkl daemon` for static pods. */
   probes?: { liveness?: ProbeSpec; readiness?: ProbeSpec; startup?: ProbeSpec };
+  /** Paths masked and made read-only instead of rkl's defaults (the CRI gives its own). */
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
 }
 
 /**
@@ -119,6 +122,8 @@ export interface ResolvedMount {
   createMissingDir?: boolean;
   /** Where the mount's source is in the file, for errors found at create. */
   loc?: SourceLocation & { path?: string };
+  /** Mount propagation (the CRI's): rprivate unless given. */
+  propagation?: "rprivate" | "rslave" | "rshared";
 }
 
 /** Kubernetes hostPath types; "" checks nothing before the mount. */

@@ -5,6 +5,7 @@
  * locations point into the pod file (`spec.containers[1].image`).
  */
 import { z } from "zod";
+import type { PortMapping } from "../net/cni.ts";
 import {
   checkContainer,
   checkUniqueVolumes,
@@ -123,6 +124,20 @@ export interface PodSpec {
   fsGroup?: number;
   /** Pod-level resources: the pod cgroup's limits instead of the sum of its containers'. */
   resources?: z.output<typeof resources>;
+  /** metadata.uid as given (the CRI's sandbox metadata); made at create otherwise. */
+  uid?: string;
+  /** resolv.conf's content instead of the host's (the CRI's DNSConfig). */
+  dns?: PodDns;
+  /** Host ports to publish, given as such (the CRI's port mappings) instead of from containers. */
+  portMappings?: PortMapping[];
+  /** The pod cgroup's path below the cgroup root, as given (the CRI's cgroup_parent). */
+  cgroupParent?: string;
+}
+
+export interface PodDns {
+  servers: string[];
+  searches: string[];
+  options: string[];
 }
 
 /** One file of a configMap/secret/downwardAPI/projected volume. */

@@ -68,6 +68,8 @@ export function checkRecordName(name: string, kind?: RecordKind): void {
     }
     return;
   }
+  // A CRI object's id: 64 lowercase hex digits, as containerd and CRI-O make them.
+  if (/^[0-9a-f]{64}$/.test(name)) return;
   // NAME, POD_CONTAINER, or POD__pause (the pod's pause container).
   const [first, ...rest] = name.split("_");
   const ok = DNS1123_LABEL.test(first) &&

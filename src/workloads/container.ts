@@ -127,6 +127,19 @@ export interface ContainerRecord extends StoredRecord {
   dirs: ContainerDirs;
   /** Volume subPaths, staged on `target` at create and again at each restart. */
   subPaths?: StagedSubPath[];
+  /** Made through the CRI (CreateContainer): its metadata; the record name is its id. */
+  cri?: CriContainerInfo;
+}
+
+/** What the CRI asked for a container, kept for its status and list calls. */
+export interface CriContainerInfo {
+  sandboxId: string;
+  name: string;
+  attempt: number;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** The image as the request named it (a reference or an image id). */
+  image: string;
 }
 
 export interface StagedSubPath {
@@ -533,6 +546,10 @@ export interface CreateOptions {
   extraNetworks?: string[];
   /** The host's network namespace: no netns, no CNI, the host's /etc files. */
   hostNetwork?: boolean;
+  /** Made through the CRI: kept on the record. */
+  cri?: CriContainerInfo;
+  /** Where conmon writes the log instead of the log dir (the CRI's log_directory/log_path). */
+  logPath?: string;
 }
 
 async function createContainerNow(
@@ -554,6 +571,7 @@ async function createContainerNow(
     sandbox,
     localhostSeccomp: readLocalhostSeccomp(host, loaded),
   });
+  if (options.logPath) plan.dirs.log = options.logPath;
   const conflist = plan.network
     ? loadNetwork(plan.network, {
       confDir: host.paths.cniConfDir,
@@ -623,6 +641,7 @@ async function createContainerNow(
       stopSignal: loaded.spec.stopSignal,
       hooks: storedHooks(loaded.spec.lifecycle, loaded.spec.ports),
       healthcheck: loaded.spec.healthcheck,
+      cri: options.cri,
       resources: {},
       dirs: plan.dirs,
       owner: selfOwner(),
@@ -665,6 +684,7 @@ async function createContainerNow(
         d.exitDir,
         d.socketDir,
         host.paths.logDir,
+        d.log.slice(0, d.log.lastIndexOf("/")),
       ]
     ) {
       Deno.mkdirSync(p, { recursive: true, mode: 0o711 });
@@ -958,8 +978,11 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
     await step(() => removeAll(d.conmonDir));
     await step(() => removeAll(`${d.exitDir}/${rec.id}`));
     await step(() => removeAll(`${d.socketDir}/${rec.id}`));
-    await step(() => removeAll(d.log));
-    for (const old of rotatedLogs(d.log)) await step(() => removeAll(old));
+    // A CRI container's log is the kubelet's file (it removes it with the pod).
+    if (!rec.cri) {
+      await step(() => removeAll(d.log));
+      for (const old of rotatedLogs(d.log)) await step(() => removeAll(old));
+    }
   }
   if (rec.healthcheck) await step(() => removeAll(healthFile(host, rec.name)));
   if (errors.length > 0) {

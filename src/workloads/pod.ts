@@ -24,7 +24,7 @@ import {
   quantityValue,
 } from "../spec/quantity.ts";
 import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
-import type { LoadedPod, RestartPolicy, VolumeFile } from "../spec/pod.ts";
+import type { LoadedPod, PodDns, RestartPolicy, VolumeFile } from "../spec/pod.ts";
 import { fieldValue, type PodInfo } from "../spec/downward.ts";
 import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
 import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
@@ -36,6 +36,7 @@ import { which } from "../oci/runtime.ts";
 import {
   type ContainerRecord,
   createContainer,
+  type CreateOptions,
   getContainer,
   type Owner,
   ownerGone,
@@ -116,6 +117,22 @@ export interface PodRecord extends StoredRecord {
   uid?: string;
   /** PersistentVolumeClaims it mounts: `rkl volume rm` refuses them while the pod exists. */
   claims?: string[];
+  /** Made through the CRI (RunPodSandbox): its metadata; the record name is its id. */
+  cri?: CriSandboxInfo;
+}
+
+/** What the CRI asked for a sandbox, kept for its status and list calls. */
+export interface CriSandboxInfo {
+  name: string;
+  uid: string;
+  namespace: string;
+  attempt: number;
+  logDirectory: string;
+  runtimeHandler: string;
+  /** False once StopPodSandbox ran: containers stopped, network released. */
+  ready: boolean;
+  /** Namespaced sysctls the sandbox asked for, set in every container of it. */
+  sysctls?: Record<string, string>;
 }
 
 export function podDirs(host: Host, name: string) {
@@ -229,10 +246,16 @@ export function getPod(host: Host, name: string): PodRecord {
  * Creates the sandbox (and the pause container where one is needed), runs the init containers
  * to completion and creates (not starts) the app containers.
  */
+export interface CreatePodOptions {
+  network: string | null;
+  static?: { file: string; hash: string };
+  cri?: CriSandboxInfo;
+}
+
 export function createPod(
   host: Host,
   loaded: LoadedPod,
-  options: { network: string | null; static?: { file: string; hash: string } },
+  options: CreatePodOptions,
 ): Promise<PodRecord> {
   return cancellable(() => createPodNow(host, loaded, options));
 }
@@ -240,7 +263,7 @@ export function createPod(
 async function createPodNow(
   host: Host,
   loaded: LoadedPod,
-  options: { network: string | null; static?: { file: string; hash: string } },
+  options: CreatePodOptions,
 ): Promise<PodRecord> {
   const spec = loaded.spec;
   const name = spec.name;
@@ -275,7 +298,7 @@ async function createPodNow(
       subnet: host.subnet,
     })
     : undefined;
-  const mappings = spec.hostNetwork ? [] : podPortMappings(loaded);
+  const mappings = spec.hostNetwork ? [] : spec.portMappings ?? podPortMappings(loaded);
   const dirs = podDirs(host, name);
 
   const rec: PodRecord = await host.store.withLock(() => {
@@ -312,7 +335,7 @@ async function createPodNow(
       hostname: spec.hostname,
       terminationGracePeriodSeconds: spec.terminationGracePeriodSeconds,
       runtime: { name: host.runtime.name, binary: host.runtime.binary, root: host.runtime.root },
-      cgroupPath: `${host.cgroupParent}/pod-${name}`,
+      cgroupPath: spec.cgroupParent ?? `${host.cgroupParent}/pod-${name}`,
       limits: spec.resources
         ? podLimits([{ resources: spec.resources } as ContainerSpec])
         : podLimits(spec.containers.map((c) => c.spec)),
@@ -335,7 +358,8 @@ async function createPodNow(
       ),
       resources: {},
       static: options.static,
-      uid: crypto.randomUUID(),
+      cri: options.cri,
+      uid: spec.uid ?? crypto.randomUUID(),
       claims: spec.claims.length > 0 ? spec.claims : undefined,
       owner: selfOwner(),
       epoch: host.epoch,
@@ -390,7 +414,7 @@ async function createPodNow(
       }
     }
     trace("pod: netns + cni");
-    writeEtcFiles(rec, spec.subdomain, spec.hostAliases);
+    writeEtcFiles(rec, spec.subdomain, spec.hostAliases, spec.dns);
     if (spec.annotations[HOSTS_GROUP]) writeGroupHosts(host, spec.annotations[HOSTS_GROUP]);
     const info = podInfoOf(rec);
     for (const [v, files] of Object.entries(spec.fileVolumes)) {
@@ -448,12 +472,7 @@ async function createPodNow(
       );
     }
     trace("pod: namespaces pinned");
-    const join = {
-      network: rec.netns ?? "host",
-      ipc: pins.ipc,
-      uts: spec.hostNetwork ? "host" : pins.uts,
-      ...(spec.shareProcessNamespace ? { pid: pins.pid } : {}),
-    };
+    const join = podJoin(rec);
 
     for (const c of spec.initContainers) {
       const member = memberName(name, c.spec.name);
@@ -518,7 +537,67 @@ async function createPodNow(
   }
 }
 
-function sandboxFor(
+/**
+ * Creates one more container in a pod that is made (the CRI's
+ * CreateContainer). It is listed in the pod before it is made, and dropped
+ * from it again when the create fails, so the pod's teardown always finds it.
+ */
+export async function addPodContainer(
+  host: Host,
+  pod: string,
+  loaded: LoadedContainer,
+  options: Pick<CreateOptions, "cri" | "logPath"> & { recordName: string },
+): Promise<ContainerRecord> {
+  const member = options.recordName;
+  const rec = await host.store.withLock(() => {
+    const r = getPod(host, pod);
+    if (!r.created) {
+      throw new ConflictError(`Cannot add to pod ${JSON.stringify(pod)}: it is being made`);
+    }
+    if (r.containers.includes(member)) {
+      throw new ConflictError(`Cannot add ${JSON.stringify(member)}: pod ${pod} holds it already`);
+    }
+    r.containers.push(member);
+    host.store.put("pods", r);
+    return Promise.resolve(r);
+  });
+  try {
+    return await createContainer(host, loaded, {
+      network: null,
+      sandbox: sandboxFor(rec, member, podJoin(rec), `${rec.cgroupPath}/${member}`),
+      cri: options.cri,
+      logPath: options.logPath,
+    });
+  } catch (e) {
+    await forgetPodContainer(host, pod, member);
+    throw e;
+  }
+}
+
+/** Drops a removed container from its pod's list (the CRI's RemoveContainer). */
+export function forgetPodContainer(host: Host, pod: string, member: string): Promise<void> {
+  return host.store.withLock(() => {
+    const r = host.store.get<PodRecord>("pods", pod);
+    if (r && r.containers.includes(member)) {
+      r.containers = r.containers.filter((m) => m !== member);
+      host.store.put("pods", r);
+    }
+    return Promise.resolve();
+  });
+}
+
+/** The namespaces a member of the pod joins: pinned files, or the host's. */
+export function podJoin(rec: PodRecord): Sandbox["join"] {
+  const pins = rec.nsPins ?? {};
+  return {
+    network: rec.netns ?? "host",
+    ipc: pins.ipc,
+    uts: rec.hostNetwork ? "host" : pins.uts,
+    ...(rec.shareProcessNamespace ? { pid: pins.pid } : {}),
+  };
+}
+
+export function sandboxFor(
   rec: PodRecord,
   recordName: string,
   join: Sandbox["join"],
@@ -626,6 +705,7 @@ function writeEtcFiles(
   rec: PodRecord,
   subdomain: string | undefined,
   aliases: { ip: string; hostnames: string[] }[] = [],
+  dns?: PodDns,
 ): void {
   const extra = aliases.length > 0
     ? `\n# Entries added by HostAliases.\n${
@@ -645,11 +725,25 @@ function writeEtcFiles(
   const hosts = hostsFile(names.join("\t"), rec.network?.ip);
   Deno.writeTextFileSync(`${rec.dirs.etc}/hosts`, hosts + extra);
   Deno.writeTextFileSync(`${rec.dirs.etc}/hostname`, `${rec.hostname}\n`);
+  if (dns) {
+    Deno.writeTextFileSync(`${rec.dirs.etc}/resolv.conf`, dnsResolvConf(dns));
+    return;
+  }
   let resolv = "";
   try {
     resolv = Deno.readTextFileSync("/etc/resolv.conf");
   } catch { /* none on the host */ }
   Deno.writeTextFileSync(`${rec.dirs.etc}/resolv.conf`, resolvConf(resolv));
+}
+
+/** resolv.conf from a DNS config (the CRI's DNSConfig), as the kubelet writes it. */
+export function dnsResolvConf(dns: PodDns): string {
+  const lines = [
+    ...(dns.searches.length > 0 ? [`search ${dns.searches.join(" ")}`] : []),
+    ...dns.servers.map((s) => `nameserver ${s}`),
+    ...(dns.options.length > 0 ? [`options ${dns.options.join(" ")}`] : []),
+  ];
+  return lines.join("\n") + "\n";
 }
 
 function findPort(loaded: LoadedPod, hostPort: number): (string | number)[] {
@@ -788,6 +882,50 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
   };
   await Promise.all(members.map((m) => step(() => down(m))));
   if (rec.pause) await step(() => down(rec.pause!));
+  await downPodNetwork(host, rec, errors);
+  if (rec.resources.nsPins) {
+    const dir = nsDir(host, rec.name);
+    for (const t of ["ipc", "uts", "pid"]) await step(() => removeNetns(host.sys, `${dir}/${t}`));
+    await step(() => removeBelow(`${host.paths.runRoot}/ns`, dir, `pod ${rec.name} namespaces`));
+  }
+  if (rec.resources.cgroup) {
+    await step(() => removeCgroup(host, rec.cgroupPath));
+    // A parent the CRI gave is the kubelet's (its pod cgroup): not ours to remove.
+    if (rec.cgroupPath === `${host.cgroupParent}/pod-${rec.name}`) {
+      await step(() => removeEmptyParent(host, rec.cgroupPath));
+    }
+  }
+  if (rec.resources.dir) {
+    // Tolerates a dir already gone (a teardown that failed later), refuses a mounted one.
+    await step(() => removeUnmounted(podDirs(host, rec.name).dir));
+  }
+  if (errors.length > 0) {
+    host.store.put("pods", rec);
+    const first = errors[0] as Error;
+    throw new RklError(
+      "ETEARDOWN",
+      `Cannot remove everything of pod ${JSON.stringify(rec.name)}: ${first.message}`,
+      { cause: first },
+    );
+  }
+  host.store.delete("pods", rec.name);
+  const group = rec.annotations?.[HOSTS_GROUP];
+  if (group) writeGroupHosts(host, group);
+}
+
+/**
+ * CNI DEL (the IP lease and port rules go with it) and the netns, as far as
+ * the record lists them; errors are collected, not thrown. A failed DEL
+ * keeps the netns: the retry needs it (see teardown in container.ts).
+ */
+async function downPodNetwork(host: Host, rec: PodRecord, errors: unknown[]): Promise<void> {
+  const step = async (fn: () => unknown | Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (e) {
+      errors.push(e);
+    }
+  };
   const beforeCni = errors.length;
   if (rec.resources.cni && rec.netns) {
     const netnsGone = !pathExists(rec.netns);
@@ -806,36 +944,31 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
       );
     }
   }
-  // Kept after a failed DEL: the retry needs it (see teardown in container.ts).
   const cniFailed = errors.length > beforeCni;
   if (rec.resources.netns && rec.netns && !cniFailed) {
     await step(() => removeNetns(host.sys, rec.netns!));
   }
-  if (rec.resources.nsPins) {
-    const dir = nsDir(host, rec.name);
-    for (const t of ["ipc", "uts", "pid"]) await step(() => removeNetns(host.sys, `${dir}/${t}`));
-    await step(() => removeBelow(`${host.paths.runRoot}/ns`, dir, `pod ${rec.name} namespaces`));
-  }
-  if (rec.resources.cgroup) {
-    await step(() => removeCgroup(host, rec.cgroupPath));
-    await step(() => removeEmptyParent(host, rec.cgroupPath));
-  }
-  if (rec.resources.dir) {
-    // Tolerates a dir already gone (a teardown that failed later), refuses a mounted one.
-    await step(() => removeUnmounted(podDirs(host, rec.name).dir));
-  }
+}
+
+/**
+ * Releases the pod's network and keeps the rest (the CRI's StopPodSandbox):
+ * afterwards the record lists no CNI attachment and no netns.
+ */
+export async function releasePodNetwork(host: Host, rec: PodRecord): Promise<void> {
+  const errors: unknown[] = [];
+  await downPodNetwork(host, rec, errors);
   if (errors.length > 0) {
     host.store.put("pods", rec);
     const first = errors[0] as Error;
     throw new RklError(
       "ETEARDOWN",
-      `Cannot remove everything of pod ${JSON.stringify(rec.name)}: ${first.message}`,
+      `Cannot release the network of pod ${JSON.stringify(rec.name)}: ${first.message}`,
       { cause: first },
     );
   }
-  host.store.delete("pods", rec.name);
-  const group = rec.annotations?.[HOSTS_GROUP];
-  if (group) writeGroupHosts(host, group);
+  rec.resources.cni = false;
+  rec.resources.netns = false;
+  host.store.put("pods", rec);
 }
 
 /**
@@ -939,6 +1072,8 @@ export interface PodView {
   labels: Record<string, string>;
   /** For pods made by `rkl daemon`: the manifest and its content hash. */
   static: { file: string; hash: string } | null;
+  /** For sandboxes made through the CRI: the Kubernetes pod it is. */
+  cri: { namespace: string; name: string; uid: string; ready: boolean } | null;
   containers: PodContainerView[];
 }
 
@@ -1006,6 +1141,9 @@ export async function podView(
     runtime: rec.runtime.name,
     labels: rec.labels,
     static: rec.static ?? null,
+    cri: rec.cri
+      ? { namespace: rec.cri.namespace, name: rec.cri.name, uid: rec.cri.uid, ready: rec.cri.ready }
+      : null,
     containers: [...inits, ...apps],
   };
 }

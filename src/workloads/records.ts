@@ -101,6 +101,18 @@ const composeRecord = obj({
 
 type Rec = Record<string, never>;
 
+const CRI_ID = /^[0-9a-f]{64}$/;
+
+function cleanAbsolute(path: unknown): boolean {
+  return typeof path === "string" && path.startsWith("/") && !path.split("/").includes("..");
+}
+
+/** A CRI object's cgroup: relative, plain segments, ending in the object's own id. */
+function criCgroup(path: string, name: string): boolean {
+  return /^[A-Za-z0-9_.:@-]+(\/[A-Za-z0-9_.:@-]+)*$/.test(path) &&
+    !path.split("/").some((p) => p === "." || p === "..") && path.endsWith(`/${name}`);
+}
+
 /** Validators for the store: shape first, then the paths against this host's layout. */
 export function recordValidators(
   host: Pick<Host, "paths" | "cgroupParent">,
@@ -120,16 +132,27 @@ export function recordValidators(
         cgroupPath: string;
         network?: { netns: string };
         subPaths?: { target: string }[];
+        cri?: unknown;
       };
       if (r.name !== name || r.id !== name) {
         return `name ${JSON.stringify(r.name)} is not the file's`;
       }
       const want = containerDirs(host.paths, name) as Record<string, string>;
       for (const [k, path] of Object.entries(want)) {
+        // A CRI container logs where the kubelet said (teardown never removes that file).
+        if (k === "log" && r.cri !== undefined) {
+          if (!cleanAbsolute(r.dirs.log)) return `dirs.log ${r.dirs.log} is not a clean path`;
+          continue;
+        }
         if (r.dirs[k] !== path) return `dirs.${k} is not ${path}`;
       }
       if (!runtimeOk(r.runtime)) return `runtime.root ${r.runtime.root} is not under ${runRoot}`;
-      if (!r.cgroupPath.startsWith(`${host.cgroupParent}/`) || r.cgroupPath.includes("..")) {
+      if (r.cri !== undefined) {
+        // Below its sandbox's cgroup, which may sit under the kubelet's pod cgroup.
+        if (!criCgroup(r.cgroupPath, name)) return `cgroupPath ${r.cgroupPath} is not its own`;
+      } else if (
+        !r.cgroupPath.startsWith(`${host.cgroupParent}/`) || r.cgroupPath.includes("..")
+      ) {
         return `cgroupPath ${r.cgroupPath} is not under ${host.cgroupParent}`;
       }
       if (r.network && r.network.netns !== want.netns) return "network.netns is not its own";
@@ -152,6 +175,7 @@ export function recordValidators(
         initContainers: string[];
         containers: string[];
         pause?: string;
+        cri?: unknown;
       };
       if (r.name !== name) return `name ${JSON.stringify(r.name)} is not the file's`;
       const dir = `${root}/pods/${name}`;
@@ -172,8 +196,18 @@ export function recordValidators(
         if (!path.startsWith(`${runRoot}/ns/p_${name}/`)) return "nsPins are not its own";
       }
       if (!runtimeOk(r.runtime)) return `runtime.root ${r.runtime.root} is not under ${runRoot}`;
-      if (r.cgroupPath !== `${host.cgroupParent}/pod-${name}`) return "cgroupPath is not its own";
       const members = [...r.initContainers, ...r.containers, ...(r.pause ? [r.pause] : [])];
+      if (r.cri !== undefined) {
+        // A CRI sandbox: its cgroup may sit under the kubelet's; its members are CRI ids.
+        if (r.cgroupPath !== `${host.cgroupParent}/pod-${name}` && !criCgroup(r.cgroupPath, name)) {
+          return "cgroupPath is not its own";
+        }
+        if (members.some((m) => !CRI_ID.test(m) && !m.startsWith(`${name}_`))) {
+          return "a member is not the pod's";
+        }
+        return undefined;
+      }
+      if (r.cgroupPath !== `${host.cgroupParent}/pod-${name}`) return "cgroupPath is not its own";
       if (members.some((m) => !m.startsWith(`${name}_`))) return "a member is not the pod's";
       return undefined;
     },
