@@ -63,7 +63,29 @@ fi
 bash "$here/bundles/build.sh" busybox "$here/bundles/busybox"
 bash "$here/bundles/build.sh" pause "$here/bundles/pause"
 
-# 5. Dependencies of the Deno code (npm packages, pinned by deno.lock).
+# 5. crictl and critest (cri-tools v1.36.0): no registry here serves them, so
+#    they come from the workplace's shared tools dir (built from the upstream
+#    tag; see its README), checked against the sha256 sums pinned here.
+cri_tools=""
+for d in "${RKL_CRI_TOOLS:-}" "$here/../shared/cri-tools" /work/shared/cri-tools; do
+  if [ -n "$d" ] && [ -x "$d/crictl" ]; then cri_tools=$d; break; fi
+done
+if [ -n "$cri_tools" ]; then
+  while read -r sum tool; do
+    if [ "$(sha256sum "$cri_tools/$tool" | cut -d' ' -f1)" != "$sum" ]; then
+      echo "setup: $cri_tools/$tool does not match its pinned sha256" >&2
+      exit 1
+    fi
+    install -m 0755 "$cri_tools/$tool" "/usr/local/bin/$tool"
+  done <<'SUMS'
+1d57261bc3a2240b27f1a56bb6c8a22a20a02ac8e7ff4c63ba4a606d75fc437c crictl
+61b882c117edac0d269bb2e31a628f5b8ded05932e311b9222267efcc30311cd critest
+SUMS
+else
+  log "cri-tools not found (set RKL_CRI_TOOLS): the CRI tests need crictl and critest"
+fi
+
+# 6. Dependencies of the Deno code (npm packages, pinned by deno.lock).
 (cd "$here" && deno install --frozen >/dev/null)
 
 log "ok: deno $(deno --version | head -n1 | cut -d' ' -f2), runtimes: $(for r in youki runc crun; do command -v $r >/dev/null && printf '%s ' $r; done)"

@@ -14,10 +14,21 @@ import type { Context } from "../app.ts";
 import { table, write } from "../format.ts";
 import { networkOption } from "./_shared.ts";
 import { selfArgv } from "../self.ts";
+import { VERSION } from "../version.ts";
 
 async function podLoader() {
   const { loadPods } = await import("../../src/spec/pod.ts");
   return (text: string, file: string) => loadPods(text, file);
+}
+
+/** The CRI socket: `--cri-socket` (absolute, or `unix://` + absolute), else in the run root. */
+export function criSocketPath(flag: string | undefined, runRoot: string): string {
+  if (flag === undefined) return `${runRoot}/rkl.sock`;
+  const path = flag.replace(/^unix:\/\//, "");
+  if (!path.startsWith("/") || path.split("/").includes("..")) {
+    throw new UsageError(`--cri-socket ${JSON.stringify(flag)}: give an absolute path`);
+  }
+  return path;
 }
 
 function addRun(cmd: Command, ctx: Context): void {
@@ -26,6 +37,8 @@ function addRun(cmd: Command, ctx: Context): void {
     .option("--relist <seconds>", "full rescan interval", "5")
     .option("--backoff <ms>", "first restart delay, doubled per restart (kubelet: 10 s)", "10000")
     .option("--backoff-max <ms>", "longest restart delay (kubelet: 5 min)", "300000")
+    .option("--cri-socket <path>", "serve the CRI on this unix socket (default: RUN_ROOT/rkl.sock)")
+    .option("--no-cri", "do not serve the CRI")
     .action(
       async (
         o: {
@@ -34,6 +47,8 @@ function addRun(cmd: Command, ctx: Context): void {
           relist: string;
           backoff: string;
           backoffMax: string;
+          criSocket?: string;
+          cri: boolean;
         },
       ) => {
         const baseMs = Number(o.backoff);
@@ -62,6 +77,8 @@ function addRun(cmd: Command, ctx: Context): void {
           backoff: { baseMs, maxMs },
           signal: ac.signal,
           log: (m) => console.error(`rkl daemon: ${m}`),
+          criSocket: o.cri ? criSocketPath(o.criSocket, host.paths.runRoot) : undefined,
+          version: VERSION,
         });
       },
     );

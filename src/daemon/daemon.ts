@@ -528,6 +528,7 @@ export function rotateLogs(host: Host): number {
   let n = 0;
   for (const c of host.store.list<ContainerRecord>("containers")) {
     if (c.status !== "running" && c.status !== "created") continue;
+    if (c.cri) continue; // the kubelet rotates its own logs (ReopenContainerLog)
     try {
       if (
         rotateIfLarge(host.sys, { log: c.dirs.log, ctl: `${c.dirs.bundle}/ctl` }, host.logRotation)
@@ -555,6 +556,10 @@ export interface DaemonOptions {
   backoff?: Backoff;
   signal: AbortSignal;
   log(message: string): void;
+  /** Serve the CRI (runtime.v1) on this unix socket while the daemon runs. */
+  criSocket?: string;
+  /** rkl's version, as the CRI's Version reports it. */
+  version?: string;
 }
 
 /**
@@ -636,6 +641,20 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
     exits.close();
     wake?.();
   });
+  // The CRI: loaded only when asked for (grpc-js and the proto parser cost
+  // start-up time and memory a static-pod-only daemon need not pay).
+  let cri: { close(): Promise<void> } | undefined;
+  if (options.criSocket) {
+    const [{ serveCri }, { criHandlers }] = await Promise.all([
+      import("../cri/grpc.ts"),
+      import("../cri/service.ts"),
+    ]);
+    cri = await serveCri(
+      criHandlers(host, { network: options.network, version: options.version ?? "" }),
+      { socket: options.criSocket, log: options.log },
+    );
+    options.log(`CRI serving on unix://${options.criSocket}`);
+  }
   const probeStates: ProbeStates = new Map();
   const cache: ScanCache = new Map();
   const workers = new Map<string, PodWorker>();
@@ -696,5 +715,6 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
   for (const w of workers.values()) w.abort.abort("the daemon is stopping");
   await Promise.all([...workers.values()].map((w) => w.done));
   await Promise.all([pump, exitPump]);
+  await cri?.close();
   appendEvent(host, { action: "stop" });
 }

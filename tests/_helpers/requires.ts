@@ -17,7 +17,8 @@ export type Requirement =
   | "ip"
   | "qemu-aarch64"
   | "npm"
-  | "registry";
+  | "registry"
+  | "crictl";
 
 const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -46,6 +47,8 @@ function missing(req: Requirement): string | undefined {
         if (!which(t)) return `${t} is not installed (scripts/setup.sh installs it)`;
       }
       return undefined;
+    case "crictl":
+      return which("crictl") ? undefined : "crictl is not installed (scripts/setup.sh installs it)";
     case "npm":
       return which("npm") ? undefined : "npm is not installed (scripts/setup.sh)";
     case "cni": {

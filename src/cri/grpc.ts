@@ -1,0 +1,181 @@
+/**
+ * The CRI's gRPC plumbing: the two services of the vendored `runtime.v1`
+ * api.proto (src/cri/proto/source.json says where it came from), served by
+ * grpc-js on a unix socket. Messages are coded by protobufjs from the parsed
+ * proto, so no generated code is kept: a request arrives as a plain object
+ * with proto field names (snake_case), int64 as decimal strings and enums as
+ * their names; a handler answers the same shape.
+ */
+import * as grpc from "@grpc/grpc-js";
+import protobuf from "protobufjs";
+import protoText from "./proto/api.proto" with { type: "text" };
+import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
+
+// deno-lint-ignore no-explicit-any
+export type Message = Record<string, any>;
+export type Handler = (request: Message, call: { cancelled(): boolean }) => Promise<Message>;
+
+/** An answer with a gRPC status other than OK. */
+export class CriError extends Error {
+  constructor(readonly code: grpc.status, message: string) {
+    super(message);
+    this.name = "CriError";
+  }
+}
+
+export const Status = grpc.status;
+
+export const invalid = (msg: string) => new CriError(grpc.status.INVALID_ARGUMENT, msg);
+export const notFound = (msg: string) => new CriError(grpc.status.NOT_FOUND, msg);
+export const precondition = (msg: string) => new CriError(grpc.status.FAILED_PRECONDITION, msg);
+
+/** The gRPC status an error from rkl's core answers with. */
+export function statusOf(e: unknown): { code: grpc.status; details: string } {
+  if (e instanceof CriError) return { code: e.code, details: e.message };
+  const details = e instanceof Error ? e.message : String(e);
+  if (e instanceof NotFoundError) return { code: grpc.status.NOT_FOUND, details };
+  if (e instanceof ConflictError) return { code: grpc.status.ALREADY_EXISTS, details };
+  if (e instanceof SpecError || e instanceof UsageError) {
+    return { code: grpc.status.INVALID_ARGUMENT, details };
+  }
+  if (e instanceof RklError) return { code: grpc.status.UNKNOWN, details };
+  return { code: grpc.status.INTERNAL, details };
+}
+
+const DECODE: protobuf.IConversionOptions = {
+  longs: String,
+  enums: String,
+  bytes: Uint8Array as unknown as protobuf.IConversionOptions["bytes"],
+  defaults: true,
+  arrays: true,
+  objects: true,
+};
+
+let parsed: protobuf.Root | undefined;
+
+/** The parsed proto (parsed once; about 20 ms). */
+export function criRoot(): protobuf.Root {
+  return parsed ??= protobuf.parse(protoText, { keepCase: true }).root;
+}
+
+/** A service of the proto as grpc-js wants it: path and codec per method. */
+export function serviceDefinition(service: "RuntimeService" | "ImageService") {
+  const root = criRoot();
+  const svc = root.lookupService(`runtime.v1.${service}`);
+  const def: Record<string, grpc.MethodDefinition<Message, Message>> = {};
+  for (const [name, m] of Object.entries(svc.methods)) {
+    const req = root.lookupType(m.requestType);
+    const res = root.lookupType(m.responseType);
+    def[name] = {
+      path: `/runtime.v1.${service}/${name}`,
+      requestStream: !!m.requestStream,
+      responseStream: !!m.responseStream,
+      requestSerialize: (o: Message) => Buffer.from(req.encode(req.fromObject(o)).finish()),
+      requestDeserialize: (b: Uint8Array) => req.toObject(req.decode(b), DECODE),
+      responseSerialize: (o: Message) => Buffer.from(res.encode(res.fromObject(o)).finish()),
+      responseDeserialize: (b: Uint8Array) => res.toObject(res.decode(b), DECODE),
+    };
+  }
+  return def as grpc.ServiceDefinition;
+}
+
+export interface CriHandlers {
+  runtime: Record<string, Handler>;
+  image: Record<string, Handler>;
+}
+
+export interface ServeOptions {
+  socket: string;
+  /** One line per failed call (method and status). */
+  log?: (line: string) => void;
+  /** Largest request accepted, in bytes (grpc-js's default is 4 MiB). */
+  maxMessageBytes?: number;
+}
+
+export interface CriServer {
+  socket: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves both services on `socket` (made 0600: the CRI is root's alone).
+ * Every method the handlers lack answers UNIMPLEMENTED; a handler that throws
+ * answers the status its error maps to, never bringing the server down.
+ */
+export async function serveCri(handlers: CriHandlers, options: ServeOptions): Promise<CriServer> {
+  const max = options.maxMessageBytes ?? 16 * 1024 * 1024;
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": max,
+    "grpc.max_send_message_length": max,
+  });
+  for (
+    const [service, table] of [["RuntimeService", handlers.runtime], [
+      "ImageService",
+      handlers.image,
+    ]] as const
+  ) {
+    const def = serviceDefinition(service);
+    const impl: grpc.UntypedServiceImplementation = {};
+    for (const [name, m] of Object.entries(def)) {
+      const h = table[name];
+      if (m.responseStream) {
+        impl[name] = (call: grpc.ServerWritableStream<Message, Message>) => {
+          call.emit("error", {
+            code: grpc.status.UNIMPLEMENTED,
+            details: `${name} is not implemented by rkl`,
+          });
+        };
+        continue;
+      }
+      impl[name] = (
+        call: grpc.ServerUnaryCall<Message, Message>,
+        cb: grpc.sendUnaryData<Message>,
+      ) => {
+        if (!h) {
+          cb({ code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented by rkl` });
+          return;
+        }
+        // Through a promise, so a handler that throws before its first await
+        // answers its own status too.
+        Promise.resolve().then(() => h(call.request, { cancelled: () => call.cancelled })).then(
+          (res) => cb(null, res),
+          (e) => {
+            const st = statusOf(e);
+            options.log?.(`cri: ${name}: ${grpc.status[st.code]}: ${st.details}`);
+            cb(st);
+          },
+        );
+      };
+    }
+    server.addService(def, impl);
+  }
+  try {
+    Deno.removeSync(options.socket);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const dir = options.socket.slice(0, options.socket.lastIndexOf("/")) || "/";
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Made private before anyone can connect: bind under a umask-like mode
+  // by chmod right after; the directory is 0700 for the window between.
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(
+      `unix://${options.socket}`,
+      grpc.ServerCredentials.createInsecure(),
+      (err) => err ? reject(err) : resolve(),
+    )
+  );
+  Deno.chmodSync(options.socket, 0o600);
+  return {
+    socket: options.socket,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.tryShutdown(() => {
+          try {
+            Deno.removeSync(options.socket);
+          } catch { /* already gone */ }
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,521 @@
+/**
+ * The CRI's RuntimeService and ImageService over rkl's core: sandboxes are
+ * pod records and containers are container records, both named by a 64-hex
+ * id and marked with `cri`, so `rkl pod list` shows them while the CRI lists
+ * only its own (a kubelet never sees, or garbage-collects, a user's pods).
+ */
+import type { Host } from "../workloads/host.ts";
+import {
+  addPodContainer,
+  createPod,
+  forgetPodContainer,
+  type PodRecord,
+  releasePodNetwork,
+  stopPod,
+  teardownPod,
+} from "../workloads/pod.ts";
+import {
+  type ContainerRecord,
+  quickRefresh,
+  removeContainer,
+  startCreated,
+  stopContainer,
+} from "../workloads/container.ts";
+import { execProcess } from "../oci/runtime.ts";
+import { removeImages } from "../image/manage.ts";
+import type { ImageRecord } from "../image/store.ts";
+import { NotFoundError } from "../errors.ts";
+import {
+  CriError,
+  type CriHandlers,
+  type Handler,
+  invalid,
+  notFound,
+  precondition,
+  Status,
+} from "./grpc.ts";
+import { containerRequest, NS, sandboxPod } from "./translate.ts";
+
+export interface CriOptions {
+  /** The CNI network sandboxes join (rkl's default network). */
+  network: string | null;
+  /** rkl's version, for Version. */
+  version: string;
+}
+
+/** A fresh object id: 64 hex digits from 32 random bytes. */
+export function newId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** Nanoseconds since the epoch, as the int64 string the proto codec takes. */
+export function nanos(iso: string | undefined): string {
+  if (!iso) return "0";
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) ? (BigInt(ms) * 1_000_000n).toString() : "0";
+}
+
+function criPods(host: Host): PodRecord[] {
+  return host.store.list<PodRecord>("pods").filter((p) => p.cri);
+}
+
+function criContainers(host: Host): ContainerRecord[] {
+  return host.store.list<ContainerRecord>("containers").filter((c) => c.cri);
+}
+
+/** The one CRI object whose id is `id` or starts with it (crictl's prefixes). */
+function byId<T extends { name: string }>(all: T[], id: string, what: string): T | undefined {
+  if (!id) throw invalid(`${what} id must be set`);
+  const exact = all.find((r) => r.name === id);
+  if (exact) return exact;
+  const hits = all.filter((r) => r.name.startsWith(id));
+  if (hits.length > 1) throw invalid(`${what} id prefix ${id} is ambiguous`);
+  return hits[0];
+}
+
+function sandbox(host: Host, id: string): PodRecord {
+  const p = byId(criPods(host), id, "sandbox");
+  if (!p) throw notFound(`sandbox ${id} is not found`);
+  return p;
+}
+
+function container(host: Host, id: string): ContainerRecord {
+  const c = byId(criContainers(host), id, "container");
+  if (!c) throw notFound(`container ${id} is not found`);
+  return c;
+}
+
+function ready(p: PodRecord): boolean {
+  return p.created && p.cri!.ready;
+}
+
+function labelsMatch(labels: Record<string, string>, selector: Record<string, string> | null) {
+  return Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
+}
+
+function sandboxMetadata(p: PodRecord) {
+  const c = p.cri!;
+  return { name: c.name, uid: c.uid, namespace: c.namespace, attempt: c.attempt };
+}
+
+const STATE: Record<string, string> = {
+  creating: "CONTAINER_UNKNOWN",
+  created: "CONTAINER_CREATED",
+  running: "CONTAINER_RUNNING",
+  exited: "CONTAINER_EXITED",
+  unknown: "CONTAINER_UNKNOWN",
+};
+
+function containerBrief(c: ContainerRecord) {
+  return {
+    id: c.name,
+    pod_sandbox_id: c.cri!.sandboxId,
+    metadata: { name: c.cri!.name, attempt: c.cri!.attempt },
+    image: { image: c.cri!.image },
+    image_ref: c.imageId ?? c.image,
+    state: STATE[c.status] ?? "CONTAINER_UNKNOWN",
+    created_at: nanos(c.createdAt),
+    labels: c.cri!.labels,
+    annotations: c.cri!.annotations,
+  };
+}
+
+function imageMessage(host: Host, rec: ImageRecord) {
+  const tags = host.images!.store.tagsOf(rec.id);
+  const user = rec.config?.User ?? "";
+  const name = user.split(":")[0];
+  const uid = /^\d+$/.test(name) ? { uid: { value: name } } : name ? { username: name } : {};
+  return {
+    id: rec.id,
+    repo_tags: tags,
+    repo_digests: rec.repoDigests,
+    size: String(rec.size),
+    ...uid,
+    spec: { image: rec.id },
+    pinned: false,
+  };
+}
+
+export function criHandlers(host: Host, options: CriOptions): CriHandlers {
+  const images = () => {
+    if (!host.images) throw precondition("this host has no image store");
+    return host.images;
+  };
+  const runtime: Record<string, Handler> = {
+    Version: () =>
+      Promise.resolve({
+        version: "0.1.0",
+        runtime_name: "rkl",
+        runtime_version: options.version,
+        runtime_api_version: "v1",
+      }),
+
+    Status: () =>
+      Promise.resolve({
+        status: {
+          conditions: [
+            { type: "RuntimeReady", status: true, reason: "", message: "" },
+            {
+              type: "NetworkReady",
+              status: true,
+              reason: "",
+              message: options.network ? `CNI network ${options.network}` : "host network only",
+            },
+          ],
+        },
+        info: {},
+      }),
+
+    RuntimeConfig: () => Promise.resolve({ linux: { cgroup_driver: "CGROUPFS" } }),
+
+    // The pod CIDR the kubelet may push: rkl's networks carry their own subnets.
+    UpdateRuntimeConfig: () => Promise.resolve({}),
+
+    RunPodSandbox: async (req) => {
+      const config = req.config ?? {};
+      if (req.runtime_handler && req.runtime_handler !== "rkl") {
+        throw notFound(`runtime handler ${JSON.stringify(req.runtime_handler)} is not configured`);
+      }
+      const id = newId();
+      const loaded = sandboxPod(id, config);
+      const md = config.metadata;
+      const dup = criPods(host).find((p) =>
+        p.cri!.name === md.name && p.cri!.namespace === md.namespace &&
+        p.cri!.uid === md.uid && p.cri!.attempt === (md.attempt ?? 0)
+      );
+      if (dup) {
+        throw new CriError(
+          Status.ALREADY_EXISTS,
+          `sandbox ${md.namespace}/${md.name} (uid ${md.uid}, attempt ${md.attempt}) exists: ${dup.name}`,
+        );
+      }
+      const sysctls = config.linux?.sysctls ?? {};
+      const rec = await createPod(host, loaded, {
+        network: loaded.spec.hostNetwork ? null : options.network,
+        cri: {
+          name: md.name,
+          uid: md.uid,
+          namespace: md.namespace,
+          attempt: md.attempt ?? 0,
+          logDirectory: config.log_directory ?? "",
+          runtimeHandler: req.runtime_handler ?? "",
+          ready: true,
+          sysctls: Object.keys(sysctls).length > 0 ? { ...sysctls } : undefined,
+        },
+      });
+      return { pod_sandbox_id: rec.name };
+    },
+
+    StopPodSandbox: async (req) => {
+      let p: PodRecord;
+      try {
+        p = sandbox(host, req.pod_sandbox_id);
+      } catch (e) {
+        // Stopping what is gone is done (the kubelet retries it).
+        if (e instanceof CriError && e.code === Status.NOT_FOUND) return {};
+        throw e;
+      }
+      await stopPod(host, p.name, 0);
+      await host.store.withLock(async () => {
+        const now = host.store.get<PodRecord>("pods", p.name);
+        if (!now) return;
+        await releasePodNetwork(host, now);
+        now.cri!.ready = false;
+        host.store.put("pods", now);
+      });
+      return {};
+    },
+
+    RemovePodSandbox: async (req) => {
+      let p: PodRecord;
+      try {
+        p = sandbox(host, req.pod_sandbox_id);
+      } catch (e) {
+        if (e instanceof CriError && e.code === Status.NOT_FOUND) return {};
+        throw e;
+      }
+      // Containers still running are removed by force, as the CRI says.
+      await host.store.withLock(() => teardownPod(host, p));
+      return {};
+    },
+
+    PodSandboxStatus: (req) => {
+      const p = sandbox(host, req.pod_sandbox_id);
+      const status = {
+        id: p.name,
+        metadata: sandboxMetadata(p),
+        state: ready(p) ? "SANDBOX_READY" : "SANDBOX_NOTREADY",
+        created_at: nanos(p.createdAt),
+        network: { ip: ready(p) ? p.network?.ip ?? "" : "", additional_ips: [] },
+        linux: {
+          namespaces: {
+            options: {
+              network: p.hostNetwork ? NS.NODE : NS.POD,
+              pid: p.shareProcessNamespace ? NS.POD : NS.CONTAINER,
+              ipc: NS.POD,
+            },
+          },
+        },
+        labels: p.labels,
+        annotations: p.annotations,
+        runtime_handler: p.cri!.runtimeHandler,
+      };
+      const info = req.verbose
+        ? {
+          info: JSON.stringify({
+            netns: p.netns ?? "",
+            cgroupPath: p.cgroupPath,
+            nsPins: p.nsPins ?? {},
+            containers: p.containers,
+          }),
+        }
+        : {};
+      return Promise.resolve({ status, info, containers_statuses: [], timestamp: "0" });
+    },
+
+    ListPodSandbox: (req) => {
+      const f = req.filter ?? {};
+      const items = criPods(host).filter((p) =>
+        (!f.id || p.name.startsWith(f.id)) &&
+        (!f.state || (f.state.state === "SANDBOX_READY") === ready(p)) &&
+        labelsMatch(p.labels, f.label_selector)
+      ).map((p) => ({
+        id: p.name,
+        metadata: sandboxMetadata(p),
+        state: ready(p) ? "SANDBOX_READY" : "SANDBOX_NOTREADY",
+        created_at: nanos(p.createdAt),
+        labels: p.labels,
+        annotations: p.annotations,
+        runtime_handler: p.cri!.runtimeHandler,
+      }));
+      return Promise.resolve({ items });
+    },
+
+    CreateContainer: async (req) => {
+      const p = sandbox(host, req.pod_sandbox_id);
+      if (!ready(p)) throw precondition(`sandbox ${p.name} is not ready`);
+      const config = req.config ?? {};
+      const imageText: string = config.image?.image ?? "";
+      if (!imageText) throw invalid("config.image.image: must be set");
+      const img = images().store.find(imageText);
+      if (!img) throw notFound(`image ${JSON.stringify(imageText)} is not present`);
+      const { loaded, logPath } = containerRequest(config, {
+        image: img.id,
+        logDirectory: p.cri!.logDirectory,
+        sysctls: p.cri!.sysctls,
+      });
+      const md = config.metadata;
+      const taken = criContainers(host).find((c) =>
+        c.cri!.sandboxId === p.name && c.cri!.name === md.name &&
+        c.cri!.attempt === (md.attempt ?? 0)
+      );
+      if (taken) {
+        throw new CriError(
+          Status.ALREADY_EXISTS,
+          `container ${md.name} (attempt ${
+            md.attempt ?? 0
+          }) exists in sandbox ${p.name}: ${taken.name}`,
+        );
+      }
+      const id = newId();
+      await addPodContainer(host, p.name, loaded, {
+        recordName: id,
+        logPath,
+        cri: {
+          sandboxId: p.name,
+          name: md.name,
+          attempt: md.attempt ?? 0,
+          labels: { ...config.labels },
+          annotations: { ...config.annotations },
+          image: imageText,
+        },
+      });
+      return { container_id: id };
+    },
+
+    StartContainer: async (req) => {
+      const c = container(host, req.container_id);
+      await host.store.withLock(async () => {
+        const now = await quickRefresh(host, c);
+        if (now.status !== "created") {
+          throw precondition(`container ${c.name} is ${now.status}, not created`);
+        }
+        await startCreated(host, now);
+      });
+      return {};
+    },
+
+    StopContainer: async (req) => {
+      const c = container(host, req.container_id);
+      await stopContainer(host, c.name, Math.max(0, Number(req.timeout ?? 0)));
+      return {};
+    },
+
+    RemoveContainer: async (req) => {
+      let c: ContainerRecord;
+      try {
+        c = container(host, req.container_id);
+      } catch (e) {
+        if (e instanceof CriError && e.code === Status.NOT_FOUND) return {};
+        throw e;
+      }
+      await removeContainer(host, c.name, { force: true });
+      await forgetPodContainer(host, c.cri!.sandboxId, c.name);
+      return {};
+    },
+
+    ListContainers: async (req) => {
+      const f = req.filter ?? {};
+      const all = await Promise.all(
+        criContainers(host).filter((c) =>
+          (!f.id || c.name.startsWith(f.id)) &&
+          (!f.pod_sandbox_id || c.cri!.sandboxId.startsWith(f.pod_sandbox_id)) &&
+          labelsMatch(c.cri!.labels, f.label_selector)
+        ).map((c) => quickRefresh(host, c)),
+      );
+      const containers = all.map(containerBrief).filter((c) =>
+        !f.state || c.state === f.state.state
+      );
+      return { containers };
+    },
+
+    ContainerStatus: async (req) => {
+      const c = await quickRefresh(host, container(host, req.container_id));
+      const exited = c.status === "exited";
+      const status = {
+        ...containerBrief(c),
+        started_at: nanos(c.startedAt),
+        finished_at: exited ? nanos(c.finishedAt) : "0",
+        exit_code: exited ? c.exitCode ?? 0 : 0,
+        reason: exited ? (c.exitCode === 0 ? "Completed" : "Error") : "",
+        message: "",
+        mounts: [],
+        log_path: c.dirs.log,
+      };
+      const info = req.verbose
+        ? {
+          info: JSON.stringify({ pid: c.pid ?? 0, runtime: c.runtime.name, bundle: c.dirs.bundle }),
+        }
+        : {};
+      return { status, info };
+    },
+
+    ExecSync: async (req) => {
+      const c = await quickRefresh(host, container(host, req.container_id));
+      if (c.status !== "running") {
+        throw precondition(`container ${c.name} is ${c.status}, not running`);
+      }
+      const cmd: string[] = req.cmd ?? [];
+      if (cmd.length === 0) throw invalid("cmd: must not be empty");
+      const timeoutS = Number(req.timeout ?? 0);
+      const timeoutMs = timeoutS > 0 ? timeoutS * 1000 : 24 * 3600 * 1000;
+      const t0 = Date.now();
+      const res = await host.runtimeFor(c.runtime).execCapture(
+        c.id,
+        execProcess(c.dirs.config, cmd),
+        {
+          timeoutMs,
+          fileDir: c.dirs.conmonDir,
+        },
+      );
+      if (timeoutS > 0 && Date.now() - t0 >= timeoutMs) {
+        throw new CriError(
+          Status.DEADLINE_EXCEEDED,
+          `command ${JSON.stringify(cmd)} timed out after ${timeoutS}s`,
+        );
+      }
+      const enc = new TextEncoder();
+      return {
+        stdout: enc.encode(res.stdout),
+        stderr: enc.encode(res.stderr),
+        exit_code: res.code,
+      };
+    },
+  };
+
+  const image: Record<string, Handler> = {
+    ListImages: (req) => {
+      const want: string = req.filter?.image?.image ?? "";
+      const store = images().store;
+      const recs = want
+        ? [store.find(want)].filter((r): r is ImageRecord => !!r)
+        : store.listImages();
+      return Promise.resolve({ images: recs.map((r) => imageMessage(host, r)) });
+    },
+
+    ImageStatus: (req) => {
+      const text: string = req.image?.image ?? "";
+      if (!text) throw invalid("image.image: must be set");
+      const rec = images().store.find(text);
+      if (!rec) return Promise.resolve({ image: null, info: {} });
+      const info = req.verbose
+        ? {
+          info: JSON.stringify({
+            config: rec.config,
+            layers: rec.layers.length,
+            os: rec.os,
+            architecture: rec.architecture,
+          }),
+        }
+        : {};
+      return Promise.resolve({ image: imageMessage(host, rec), info });
+    },
+
+    PullImage: async (req) => {
+      const text: string = req.image?.image ?? "";
+      if (!text) throw invalid("image.image: must be set");
+      const a = req.auth;
+      if (a && (a.username || a.password || a.auth || a.identity_token || a.registry_token)) {
+        throw new CriError(
+          Status.UNIMPLEMENTED,
+          "credentials in PullImage are not supported yet; use rkl login",
+        );
+      }
+      try {
+        const rec = await images().pull(text, { quiet: true });
+        return { image_ref: rec.id };
+      } catch (e) {
+        if (e instanceof NotFoundError) throw notFound((e as Error).message);
+        throw e;
+      }
+    },
+
+    RemoveImage: async (req) => {
+      const text: string = req.image?.image ?? "";
+      if (!text) throw invalid("image.image: must be set");
+      const rec = images().store.find(text);
+      if (!rec) return {}; // removing what is gone is done
+      await removeImages(host, [rec.id], false);
+      return {};
+    },
+
+    ImageFsInfo: () => {
+      const root = images().store.root;
+      let used = 0;
+      let inodes = 0;
+      const walk = (dir: string) => {
+        for (const e of Deno.readDirSync(dir)) {
+          const p = `${dir}/${e.name}`;
+          inodes++;
+          if (e.isDirectory) walk(p);
+          else if (e.isFile) used += Deno.lstatSync(p).size;
+        }
+      };
+      try {
+        walk(root);
+      } catch { /* a store being changed: what was counted */ }
+      const now = (BigInt(Date.now()) * 1_000_000n).toString();
+      return Promise.resolve({
+        image_filesystems: [{
+          timestamp: now,
+          fs_id: { mountpoint: root },
+          used_bytes: { value: String(used) },
+          inodes_used: { value: String(inodes) },
+        }],
+        container_filesystems: [],
+      });
+    },
+  };
+  return { runtime, image };
+}

@@ -1,0 +1,278 @@
+/**
+ * CRI requests → rkl's core request types. Pure: no I/O, so every rule is
+ * unit-tested. A bad field becomes INVALID_ARGUMENT naming the field by its
+ * proto path (`config.mounts[1].host_path`), the gRPC counterpart of the
+ * file:line the YAML front end gives.
+ */
+import type { ContainerSpec, LoadedContainer, ResolvedMount } from "../spec/container.ts";
+import type { LoadedPod, PodSpec } from "../spec/pod.ts";
+import type { PortMapping } from "../net/cni.ts";
+import { invalid, type Message } from "./grpc.ts";
+
+/** A source whose locations name the request's fields. */
+export function requestSource(call: string, prefix: string) {
+  return {
+    file: call,
+    at: (path: readonly (string | number)[]) => ({
+      file: call,
+      path: [prefix, ...path].map((p) => typeof p === "number" ? `[${p}]` : p).join(".")
+        .replaceAll(".[", "["),
+    }),
+  };
+}
+
+/** The CRI's NamespaceMode. */
+export const NS = { POD: "POD", CONTAINER: "CONTAINER", NODE: "NODE", TARGET: "TARGET" };
+
+const SEGMENT = /^[A-Za-z0-9_.:@-]+$/;
+
+/** A cgroup parent as the kubelet's cgroupfs driver gives it (`/kubepods/besteffort/podUID`). */
+export function cgroupParentOf(text: string, field: string): string | undefined {
+  if (!text) return undefined;
+  const parts = text.split("/").filter((p) => p !== "");
+  if (parts.length === 0 || parts.some((p) => p === "." || p === ".." || !SEGMENT.test(p))) {
+    throw invalid(`${field}: ${JSON.stringify(text)} is not a cgroup path`);
+  }
+  if (parts.some((p) => p.endsWith(".slice"))) {
+    throw invalid(`${field}: ${JSON.stringify(text)} is a systemd slice; rkl's driver is cgroupfs`);
+  }
+  return parts.join("/");
+}
+
+function ports(list: Message[]): PortMapping[] {
+  return list.map((p, i) => {
+    const at = `config.port_mappings[${i}]`;
+    if (p.protocol === "SCTP") throw invalid(`${at}.protocol: SCTP is not supported`);
+    const hostPort = Number(p.host_port);
+    const containerPort = Number(p.container_port);
+    if (!(containerPort >= 1 && containerPort <= 65535)) {
+      throw invalid(`${at}.container_port: ${p.container_port} is not a port`);
+    }
+    if (!(hostPort >= 0 && hostPort <= 65535)) {
+      throw invalid(`${at}.host_port: ${p.host_port} is not a port`);
+    }
+    return {
+      hostPort,
+      containerPort,
+      protocol: p.protocol === "UDP" ? "udp" : "tcp",
+      ...(p.host_ip ? { hostIP: p.host_ip } : {}),
+    } as PortMapping;
+  }).filter((m) => m.hostPort > 0);
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** A DNS label made of a name: lower case, other characters as '-', at most 63. */
+export function labelFrom(name: string): string {
+  const l = name.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63).replace(/^-+|-+$/g, "");
+  return l || "pod";
+}
+
+/** RunPodSandbox's config → a pod with no containers yet (they come by CreateContainer). */
+export function sandboxPod(id: string, config: Message): LoadedPod {
+  const md = config.metadata;
+  if (!md || !md.name) throw invalid("config.metadata.name: must be set");
+  if (!md.namespace) throw invalid("config.metadata.namespace: must be set");
+  if (!md.uid) throw invalid("config.metadata.uid: must be set");
+  const linux = config.linux ?? {};
+  const sc = linux.security_context ?? {};
+  const nso = sc.namespace_options ?? {};
+  const hostNetwork = nso.network === NS.NODE;
+  if (nso.pid === NS.NODE) {
+    throw invalid("config.linux.security_context.namespace_options.pid: NODE is not supported");
+  }
+  if (nso.ipc === NS.NODE) {
+    throw invalid("config.linux.security_context.namespace_options.ipc: NODE is not supported");
+  }
+  // A hostname given must be a DNS label; without one the pod's name is made
+  // into one. On the host network the UTS namespace is the host's anyway.
+  const hostname = config.hostname || labelFrom(md.name);
+  if (hostname.length > 63 || !DNS_LABEL.test(hostname)) {
+    throw invalid(`config.hostname: ${JSON.stringify(hostname)} is not a DNS label`);
+  }
+  const dns = config.dns_config;
+  const parent = cgroupParentOf(linux.cgroup_parent ?? "", "config.linux.cgroup_parent");
+  const spec: PodSpec = {
+    name: id,
+    namespace: md.namespace,
+    labels: { ...config.labels },
+    annotations: { ...config.annotations },
+    containers: [],
+    initContainers: [],
+    // The kubelet restarts containers itself: rkl must not.
+    restartPolicy: "Never",
+    hostNetwork,
+    shareProcessNamespace: nso.pid === NS.POD,
+    hostname,
+    terminationGracePeriodSeconds: 0,
+    emptyDirs: [],
+    fileVolumes: {},
+    claims: [],
+    hostAliases: [],
+    uid: md.uid,
+    dns: dns && (dns.servers.length + dns.searches.length + dns.options.length > 0)
+      ? { servers: dns.servers, searches: dns.searches, options: dns.options }
+      : undefined,
+    portMappings: hostNetwork ? [] : ports(config.port_mappings ?? []),
+    cgroupParent: parent ? `${parent}/${id}` : undefined,
+  };
+  return { spec, source: requestSource("RunPodSandbox", "config"), warnings: [] };
+}
+
+function int(v: unknown): number | undefined {
+  if (v === null || v === undefined || v === "") return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** The kubelet's CPU period when it sets none (100 ms). */
+const CPU_PERIOD = 100_000;
+
+/** LinuxContainerResources → the spec's limits/requests (as quantities the generator reads). */
+export function resourcesOf(r: Message | null | undefined): ContainerSpec["resources"] {
+  if (!r) return {};
+  const quota = int(r.cpu_quota) ?? 0;
+  const period = int(r.cpu_period) || CPU_PERIOD;
+  const shares = int(r.cpu_shares) ?? 0;
+  const memory = int(r.memory_limit_in_bytes) ?? 0;
+  const limits: Record<string, string> = {};
+  const requests: Record<string, string> = {};
+  if (quota > 0) limits.cpu = `${Math.max(1, Math.round((quota * 1000) / period))}m`;
+  if (memory > 0) limits.memory = String(memory);
+  // shares = milli * 1024 / 1000, the kubelet's conversion, inverted.
+  if (shares > 0) requests.cpu = `${Math.max(1, Math.round((shares * 1000) / 1024))}m`;
+  return {
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    ...(Object.keys(requests).length > 0 ? { requests } : {}),
+  };
+}
+
+const PROPAGATION: Record<string, ResolvedMount["propagation"]> = {
+  PROPAGATION_PRIVATE: "rprivate",
+  PROPAGATION_HOST_TO_CONTAINER: "rslave",
+  PROPAGATION_BIDIRECTIONAL: "rshared",
+};
+
+function absolute(path: string, field: string): string {
+  if (!path.startsWith("/")) throw invalid(`${field}: ${JSON.stringify(path)} is not absolute`);
+  if (path.split("/").includes("..")) throw invalid(`${field}: ${JSON.stringify(path)} has ".."`);
+  return path;
+}
+
+function seccompOf(sc: Message, field: string) {
+  const s = sc.seccomp;
+  if (s && s.profile_type) {
+    if (s.profile_type === "RuntimeDefault") return { type: "RuntimeDefault" as const };
+    if (s.profile_type === "Unconfined") return { type: "Unconfined" as const };
+    if (s.profile_type === "Localhost") {
+      return {
+        type: "Localhost" as const,
+        localhostProfile: absolute(s.localhost_ref ?? "", `${field}.seccomp.localhost_ref`),
+      };
+    }
+  }
+  // The deprecated string form: "", "unconfined", "runtime/default", "localhost/PATH".
+  const p: string = sc.seccomp_profile_path ?? "";
+  if (p === "" || p === "unconfined") return { type: "Unconfined" as const };
+  if (p === "runtime/default" || p === "docker/default") return { type: "RuntimeDefault" as const };
+  if (p.startsWith("localhost/")) {
+    return {
+      type: "Localhost" as const,
+      localhostProfile: absolute(p.slice(10), `${field}.seccomp_profile_path`),
+    };
+  }
+  throw invalid(`${field}.seccomp_profile_path: ${JSON.stringify(p)} is not a profile`);
+}
+
+export interface ContainerRequest {
+  loaded: LoadedContainer;
+  /** Absolute log file, or undefined for rkl's own log dir. */
+  logPath?: string;
+}
+
+/**
+ * CreateContainer's config → a container spec for the core. `image` is what
+ * the image store resolved (an image id); `sysctls` come from the sandbox.
+ */
+export function containerRequest(
+  config: Message,
+  options: { image: string; logDirectory: string; sysctls?: Record<string, string> },
+): ContainerRequest {
+  const md = config.metadata;
+  if (!md || !md.name) throw invalid("config.metadata.name: must be set");
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/.test(md.name)) {
+    throw invalid(`config.metadata.name: ${JSON.stringify(md.name)} is not a container name`);
+  }
+  const linux = config.linux ?? {};
+  const sc = linux.security_context ?? {};
+  const field = "config.linux.security_context";
+  const nso = sc.namespace_options ?? {};
+  if (nso.pid === NS.NODE || nso.pid === NS.TARGET) {
+    throw invalid(`${field}.namespace_options.pid: ${nso.pid} is not supported`);
+  }
+  const mounts: ResolvedMount[] = (config.mounts ?? []).map((m: Message, i: number) => ({
+    source: absolute(m.host_path ?? "", `config.mounts[${i}].host_path`),
+    destination: absolute(m.container_path ?? "", `config.mounts[${i}].container_path`),
+    readOnly: !!m.readonly,
+    kind: "hostPath" as const,
+    hostPathType: "" as const,
+    propagation: PROPAGATION[m.propagation] ?? "rprivate",
+    loc: { file: "CreateContainer", path: `config.mounts[${i}].host_path` },
+  }));
+  if ((config.devices ?? []).length > 0) {
+    throw invalid("config.devices: devices are not supported yet");
+  }
+  const caps = sc.capabilities ?? {};
+  const uid = sc.run_as_user ? int(sc.run_as_user.value) : undefined;
+  const gid = sc.run_as_group ? int(sc.run_as_group.value) : undefined;
+  const env = (config.envs ?? []).map((e: Message, i: number) => {
+    if (!e.key) throw invalid(`config.envs[${i}].key: must be set`);
+    return { name: e.key, value: e.value ?? "" };
+  });
+  let logPath: string | undefined;
+  if (config.log_path) {
+    if (!options.logDirectory) {
+      throw invalid("config.log_path: the sandbox has no log_directory");
+    }
+    const rel: string = config.log_path;
+    if (rel.startsWith("/") || rel.split("/").some((p) => p === ".." || p === "")) {
+      throw invalid(`config.log_path: ${JSON.stringify(rel)} must be relative, with no ".."`);
+    }
+    logPath = `${options.logDirectory.replace(/\/+$/, "")}/${rel}`;
+  }
+  const spec: ContainerSpec = {
+    name: md.name,
+    image: options.image,
+    imagePullPolicy: "Never",
+    command: config.command?.length ? [...config.command] : undefined,
+    args: config.args?.length ? [...config.args] : undefined,
+    env,
+    workingDir: config.working_dir || undefined,
+    ports: [],
+    resources: resourcesOf(linux.resources),
+    mounts,
+    securityContext: {
+      privileged: !!sc.privileged || undefined,
+      capabilities: (caps.add_capabilities?.length || caps.drop_capabilities?.length)
+        ? { add: [...caps.add_capabilities], drop: [...caps.drop_capabilities] }
+        : undefined,
+      runAsUser: uid,
+      runAsGroup: gid,
+      readOnlyRootFilesystem: !!sc.readonly_rootfs || undefined,
+      allowPrivilegeEscalation: sc.no_new_privs ? false : undefined,
+      seccompProfile: sc.privileged ? undefined : seccompOf(sc, field),
+    },
+    tty: !!config.tty,
+    labels: {},
+    userNames: sc.run_as_username ? { user: sc.run_as_username } : undefined,
+    supplementalGroups: (sc.supplemental_groups ?? []).map(Number),
+    sysctls: options.sysctls,
+    // None given: rkl's defaults, never nothing (the safe reading of an empty list).
+    maskedPaths: sc.masked_paths?.length ? [...sc.masked_paths] : undefined,
+    readonlyPaths: sc.readonly_paths?.length ? [...sc.readonly_paths] : undefined,
+  };
+  return {
+    loaded: { spec, source: requestSource("CreateContainer", "config"), warnings: [] },
+    logPath,
+  };
+}

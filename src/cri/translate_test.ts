@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { cgroupParentOf, containerRequest, resourcesOf, sandboxPod } from "./translate.ts";
+import { CriError } from "./grpc.ts";
+import { dnsResolvConf } from "../workloads/pod.ts";
+import { ociResources } from "../oci/generate.ts";
+
+const ID = "a".repeat(64);
+const POD = {
+  metadata: { name: "web", namespace: "default", uid: "u-1", attempt: 0 },
+  hostname: "",
+  labels: { app: "web" },
+  annotations: {},
+  port_mappings: [
+    { protocol: "TCP", container_port: 80, host_port: 8080, host_ip: "" },
+    { protocol: "UDP", container_port: 53, host_port: 0, host_ip: "" },
+  ],
+  dns_config: { servers: ["10.96.0.10"], searches: ["ns.svc.cluster.local"], options: ["ndots:5"] },
+  linux: { cgroup_parent: "/kubepods/besteffort/podu-1", security_context: null },
+};
+
+function rejects(fn: () => unknown, want: RegExp) {
+  assert.throws(fn, (e) => e instanceof CriError && want.test(e.message));
+}
+
+Deno.test("a sandbox config becomes a pod with no containers, named by its id", () => {
+  const p = sandboxPod(ID, POD).spec;
+  assert.equal(p.name, ID);
+  assert.equal(p.hostname, "web"); // metadata.name when no hostname is given
+  assert.equal(p.uid, "u-1");
+  assert.equal(p.restartPolicy, "Never"); // the kubelet restarts, not rkl
+  assert.deepEqual(p.containers, []);
+  assert.deepEqual(p.portMappings, [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }]);
+  assert.equal(p.cgroupParent, `kubepods/besteffort/podu-1/${ID}`);
+  assert.equal(
+    dnsResolvConf(p.dns!),
+    "search ns.svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n",
+  );
+  const host = sandboxPod(ID, {
+    ...POD,
+    linux: { security_context: { namespace_options: { network: "NODE", pid: "POD" } } },
+  }).spec;
+  assert.equal(host.hostNetwork, true);
+  assert.equal(host.shareProcessNamespace, true);
+  assert.deepEqual(host.portMappings, []);
+});
+
+Deno.test("bad sandbox configs name their field", () => {
+  rejects(
+    () => sandboxPod(ID, { ...POD, metadata: { ...POD.metadata, uid: "" } }),
+    /metadata\.uid/,
+  );
+  rejects(() => sandboxPod(ID, { ...POD, hostname: "Not_A_Label" }), /config\.hostname/);
+  rejects(
+    () =>
+      sandboxPod(ID, {
+        ...POD,
+        port_mappings: [{ protocol: "SCTP", container_port: 1, host_port: 1 }],
+      }),
+    /port_mappings\[0\]\.protocol/,
+  );
+  rejects(() => cgroupParentOf("/kubepods/../etc", "f"), /not a cgroup path/);
+  rejects(() => cgroupParentOf("kubepods.slice", "f"), /systemd slice/);
+});
+
+const CTR = {
+  metadata: { name: "app", attempt: 1 },
+  image: { image: "busybox:1.36" },
+  command: ["/bin/sh"],
+  args: ["-c", "echo hi"],
+  envs: [{ key: "A", value: "1" }],
+  working_dir: "/srv",
+  mounts: [{
+    host_path: "/data",
+    container_path: "/mnt",
+    readonly: true,
+    propagation: "PROPAGATION_HOST_TO_CONTAINER",
+  }],
+  log_path: "app/1.log",
+  tty: false,
+  linux: {
+    resources: {
+      cpu_period: "100000",
+      cpu_quota: "50000",
+      cpu_shares: "512",
+      memory_limit_in_bytes: "67108864",
+    },
+    security_context: {
+      run_as_user: { value: "1000" },
+      run_as_group: { value: "1000" },
+      supplemental_groups: ["5", "6"],
+      no_new_privs: true,
+      readonly_rootfs: true,
+      capabilities: { add_capabilities: ["NET_ADMIN"], drop_capabilities: ["ALL"] },
+      seccomp: { profile_type: "RuntimeDefault" },
+      masked_paths: ["/proc/kcore"],
+      readonly_paths: [],
+    },
+  },
+};
+
+Deno.test("a container config becomes a spec the generator reads as the kubelet meant it", () => {
+  const { loaded, logPath } = containerRequest(CTR, {
+    image: "sha256:" + "b".repeat(64),
+    logDirectory: "/var/log/pods/default_web_u-1/",
+    sysctls: { "net.core.somaxconn": "1024" },
+  });
+  const s = loaded.spec;
+  assert.equal(logPath, "/var/log/pods/default_web_u-1/app/1.log");
+  assert.equal(s.imagePullPolicy, "Never");
+  assert.deepEqual([s.command, s.args], [["/bin/sh"], ["-c", "echo hi"]]);
+  assert.equal(s.kubernetes, undefined); // the kubelet expanded $(VAR) already
+  assert.equal(s.mounts[0].propagation, "rslave");
+  assert.equal(s.mounts[0].readOnly, true);
+  assert.equal(s.securityContext.runAsUser, 1000);
+  assert.equal(s.securityContext.allowPrivilegeEscalation, false);
+  assert.deepEqual(s.supplementalGroups, [5, 6]);
+  assert.deepEqual(s.maskedPaths, ["/proc/kcore"]);
+  assert.equal(s.readonlyPaths, undefined); // none given: rkl's defaults
+  assert.deepEqual(s.sysctls, { "net.core.somaxconn": "1024" });
+  // The cgroup values come back out as they went in.
+  const r = ociResources(s.resources);
+  assert.deepEqual([r.cpu?.quota, r.cpu?.period, r.cpu?.shares, r.memory?.limit], [
+    50000,
+    100000,
+    512,
+    67108864,
+  ]);
+  assert.deepEqual(resourcesOf(null), {});
+});
+
+Deno.test("bad container configs name their field", () => {
+  const opts = { image: "x", logDirectory: "/logs" };
+  rejects(
+    () => containerRequest({ ...CTR, mounts: [{ host_path: "rel", container_path: "/m" }] }, opts),
+    /config\.mounts\[0\]\.host_path/,
+  );
+  rejects(
+    () =>
+      containerRequest({ ...CTR, mounts: [{ host_path: "/a/../b", container_path: "/m" }] }, opts),
+    /has "\.\."/,
+  );
+  rejects(() => containerRequest({ ...CTR, log_path: "../../etc/x" }, opts), /log_path/);
+  rejects(() => containerRequest({ ...CTR, log_path: "/abs" }, opts), /log_path/);
+  rejects(
+    () => containerRequest(CTR, { image: "x", logDirectory: "" }),
+    /no log_directory/,
+  );
+  rejects(() => containerRequest({ ...CTR, metadata: { name: "" } }, opts), /metadata\.name/);
+  rejects(
+    () =>
+      containerRequest({
+        ...CTR,
+        linux: { security_context: { seccomp: { profile_type: "Localhost", localhost_ref: "p" } } },
+      }, opts),
+    /localhost_ref/,
+  );
+});

@@ -1,0 +1,161 @@
+/**
+ * `deno task test:cri`: Kubernetes' CRI conformance suite (critest v1.36.0)
+ * against `rkl daemon`'s CRI, on a private socket, state root, network and
+ * cgroup parent. The images critest pulls are rebuilt locally
+ * (tests/cri/images.ts) and served by a docker-registry on 127.0.0.1 behind
+ * mirror entries for registry.k8s.io, k8s.gcr.io and gcr.io. Prints passed /
+ * failed / skipped per group and exits non-zero when any spec fails.
+ *
+ *   deno task test:cri                     # every group, SPDY streaming
+ *   deno task test:cri --websocket         # streaming over WebSocket too
+ *   deno task test:cri --focus 'PodSandbox'
+ */
+import { cleanupEnv, makeEnv, waitFor } from "../_helpers/env.ts";
+import { REPO, requires } from "../_helpers/requires.ts";
+import { startRegistry } from "../_helpers/oci.ts";
+import { pushCriTestImages } from "./images.ts";
+import { which } from "../../src/oci/runtime.ts";
+
+const args = [...Deno.args];
+const flag = (name: string) => {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+};
+const websocket = args.includes("--websocket");
+const focus = flag("--focus");
+const skip = flag("--skip");
+
+if (!requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "registry")) {
+  Deno.exit(1);
+}
+const critest = which("critest");
+if (!critest) {
+  console.error("critest is not installed (scripts/setup.sh installs it)");
+  Deno.exit(1);
+}
+
+const env = await makeEnv("critest", 14);
+const registry = await startRegistry(`${env.dir}/registry`);
+let daemon: Deno.ChildProcess | undefined;
+let code = 1;
+try {
+  const pushed = await pushCriTestImages(registry.url);
+  console.error(`critest: ${pushed.length} images in ${registry.url}`);
+  const mirrors = ["registry.k8s.io", "k8s.gcr.io", "gcr.io"].map((r) =>
+    `  ${r}:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`
+  ).join("");
+  Deno.writeTextFileSync(`${env.dir}/registries.yaml`, `mirrors:\n${mirrors}`);
+  const sock = `${env.dir}/cri/rkl.sock`;
+  Deno.mkdirSync(`${env.dir}/manifests`, { recursive: true });
+  daemon = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO}/cli/main.ts`,
+      "daemon",
+      "--manifests",
+      `${env.dir}/manifests`,
+      "--network",
+      env.network,
+      "--cri-socket",
+      sock,
+    ],
+    env: { ...env.env, RKL_REGISTRIES_CONFIG: `${env.dir}/registries.yaml` },
+    stdin: "null",
+    stdout: "null",
+    stderr: Deno.env.get("RKL_CRITEST_LOG") ? "inherit" : "null",
+  }).spawn();
+  await waitFor("the CRI socket", () => {
+    try {
+      return Deno.statSync(sock).isSocket === true;
+    } catch {
+      return false;
+    }
+  }, 30_000);
+  const report = `${env.dir}/critest.xml`;
+  const run = await new Deno.Command(critest, {
+    args: [
+      `-runtime-endpoint=unix://${sock}`,
+      `-image-endpoint=unix://${sock}`,
+      `-ginkgo.junit-report=${report}`,
+      "-ginkgo.no-color",
+      ...(focus ? [`-ginkgo.focus=${focus}`] : []),
+      ...(skip ? [`-ginkgo.skip=${skip}`] : []),
+      ...(websocket ? ["-websocket-exec", "-websocket-attach", "-websocket-portforward"] : []),
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  Deno.writeTextFileSync(`${REPO}/critest.log`, dec.decode(run.stdout) + dec.decode(run.stderr));
+  const groups = summarize(Deno.readTextFileSync(report));
+  let failed = 0;
+  console.log("group\tpassed\tfailed\tskipped");
+  for (const [g, c] of [...groups].sort()) {
+    console.log(`${g}\t${c.passed}\t${c.failed}\t${c.skipped}`);
+    failed += c.failed;
+  }
+  for (const [g, c] of groups) for (const f of c.failures) console.log(`FAILED [${g}] ${f}`);
+  console.error(`critest: exit ${run.code}; full output in critest.log`);
+  code = failed > 0 || run.code !== 0 ? 1 : 0;
+} finally {
+  if (daemon) {
+    try {
+      daemon.kill("SIGTERM");
+    } catch { /* gone */ }
+    await daemon.status;
+  }
+  await registry.stop();
+  await cleanupEnv(env);
+}
+Deno.exit(code);
+
+/** passed/failed/skipped per group (the first words after `[k8s.io]`) from a JUnit report. */
+function summarize(xml: string) {
+  const out = new Map<
+    string,
+    { passed: number; failed: number; skipped: number; failures: string[] }
+  >();
+  for (const m of xml.matchAll(/<testcase name="([^"]*)"[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g)) {
+    const name = m[1].replaceAll("&#34;", '"').replaceAll("&#39;", "'").replaceAll("&amp;", "&");
+    if (!name.startsWith("[k8s.io]")) continue; // suite set-up nodes
+    const g = groupOf(name);
+    const c = out.get(g) ?? { passed: 0, failed: 0, skipped: 0, failures: [] };
+    const body = m[3] ?? "";
+    if (/<skipped/.test(body)) c.skipped++;
+    else if (/<failure|<error/.test(body)) {
+      c.failed++;
+      c.failures.push(name.replace(/^\[k8s\.io\] /, ""));
+    } else c.passed++;
+    out.set(g, c);
+  }
+  return out;
+}
+
+function groupOf(name: string): string {
+  const rest = name.replace(/^\[k8s\.io\] /, "");
+  const groups = [
+    "Container Mount Propagation",
+    "Container Mount Readonly",
+    "Container OOM",
+    "Image Consistency",
+    "Image Identifier Consistency",
+    "Image Manager",
+    "Multiple Containers",
+    "Runtime info",
+    "Security Context",
+    "AppArmor",
+    "Idempotence",
+    "Networking",
+    "Streaming",
+    "PodSandbox",
+    "Container",
+  ];
+  return groups.find((g) => rest.startsWith(g)) ?? rest.split(" ")[0];
+}

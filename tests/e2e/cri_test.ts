@@ -1,0 +1,285 @@
+/**
+ * The CRI served by `rkl daemon`, driven by the Kubernetes project's own
+ * client, crictl v1.36.0 (scripts/setup.sh installs it from cri-tools). The
+ * image comes from a local docker-registry behind a docker.io mirror entry,
+ * so the name stays `busybox:1.36`. Every test ends with the host census as
+ * before: sandbox, containers, IP lease, netns, cgroups, mounts all gone.
+ */
+import assert from "node:assert/strict";
+import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { REPO, requires } from "../_helpers/requires.ts";
+import { stopDaemon } from "../_helpers/daemon.ts";
+import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+
+const ready = requires(
+  "root",
+  "conmon",
+  "cni",
+  "iptables",
+  "ip",
+  "bundles",
+  "youki",
+  "registry",
+  "crictl",
+);
+const env = ready ? await makeEnv("cri", 13) : undefined;
+const { test } = censusTests(ready, () => env!);
+
+let registry: Registry | undefined;
+let daemon: Deno.ChildProcess | undefined;
+const sock = () => `${env!.dir}/cri/rkl.sock`;
+
+function startCriDaemon(): Deno.ChildProcess {
+  Deno.mkdirSync(`${env!.dir}/manifests`, { recursive: true });
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO}/cli/main.ts`,
+      "daemon",
+      "--manifests",
+      `${env!.dir}/manifests`,
+      "--network",
+      env!.network,
+      "--cri-socket",
+      sock(),
+    ],
+    env: env!.env,
+    stdin: "null",
+    stdout: "null",
+    stderr: Deno.env.get("RKL_TEST_DAEMON_LOG") ? "inherit" : "null",
+  }).spawn();
+}
+
+async function waitSocket(): Promise<void> {
+  await waitFor("the CRI socket", async () => {
+    const r = await crictl(["version"]);
+    return r.code === 0;
+  }, 30_000);
+}
+
+async function setUp(): Promise<void> {
+  if (registry) return;
+  registry = await startRegistry(`${env!.dir}/registry`);
+  await pushImage(registry.url, "library/busybox", "1.36", {
+    layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
+    config: { Env: ["PATH=/bin:/sbin", "FROM_IMAGE=yes"], Cmd: ["sh"] },
+  });
+  Deno.writeTextFileSync(
+    `${env!.dir}/registries.yaml`,
+    `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
+  );
+  env!.env.RKL_REGISTRIES_CONFIG = `${env!.dir}/registries.yaml`;
+  Deno.writeTextFileSync(`${env!.dir}/crictl.yaml`, "debug: false\n");
+  daemon = startCriDaemon();
+  await waitSocket();
+}
+
+async function crictl(args: string[]) {
+  const out = await new Deno.Command("crictl", {
+    args: [
+      "--config",
+      `${env!.dir}/crictl.yaml`,
+      "--runtime-endpoint",
+      `unix://${sock()}`,
+      "--image-endpoint",
+      `unix://${sock()}`,
+      "--timeout",
+      "60s",
+      ...args,
+    ],
+    stdin: "null",
+    env: { RUST_BACKTRACE: "0" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+async function crictlOk(args: string[]): Promise<string> {
+  const r = await crictl(args);
+  if (r.code !== 0) throw new Error(`crictl ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+function writeJson(name: string, v: unknown): string {
+  const p = `${env!.dir}/${name}`;
+  Deno.writeTextFileSync(p, JSON.stringify(v));
+  return p;
+}
+
+function podConfig(name: string, uid: string) {
+  return writeJson(`${name}-pod.json`, {
+    metadata: { name, namespace: "default", uid, attempt: 0 },
+    hostname: name,
+    log_directory: `${env!.dir}/logs/${name}`,
+    dns_config: {
+      servers: ["10.96.0.10"],
+      searches: ["default.svc.cluster.local"],
+      options: ["ndots:5"],
+    },
+    labels: { app: name },
+    linux: {},
+  });
+}
+
+const APP = {
+  metadata: { name: "app" },
+  image: { image: "busybox:1.36" },
+  command: ["/bin/sh", "-c", "echo hello-cri; exec sleep 300"],
+  envs: [{ key: "FROM_SPEC", value: "yes" }],
+  log_path: "app/0.log",
+  labels: { tier: "web" },
+  linux: { resources: { memory_limit_in_bytes: 64 * 1024 * 1024 } },
+};
+
+test("crictl drives a pod's whole life over rkl's CRI; the host is as before", async () => {
+  await setUp();
+  const info = JSON.parse(await crictlOk(["info"]));
+  assert.equal(info.status.conditions[0].type, "RuntimeReady");
+  assert.equal(info.status.conditions[0].status, true);
+  assert.match(await crictlOk(["version"]), /RuntimeName:\s+rkl/);
+
+  const imageId = await crictlOk(["pull", "busybox:1.36"]);
+  assert.match(imageId, /sha256:[0-9a-f]{64}/);
+  const imgs = JSON.parse(await crictlOk(["images", "-o", "json"]));
+  assert.ok(
+    imgs.images.some((i: { repoTags: string[] }) =>
+      i.repoTags.includes("docker.io/library/busybox:1.36")
+    ),
+  );
+
+  const podFile = podConfig("web", "uid-web-1");
+  const ctrFile = writeJson("app.json", APP);
+  const pod = await crictlOk(["runp", podFile]);
+  assert.match(pod, /^[0-9a-f]{64}$/);
+  const ctr = await crictlOk(["create", pod, ctrFile, podFile]);
+  assert.match(ctr, /^[0-9a-f]{64}$/);
+  await crictlOk(["start", ctr.slice(0, 12)]); // crictl's prefix matching
+  assert.equal(await crictlOk(["ps", "-q"]), ctr);
+  assert.equal(await crictlOk(["pods", "-q"]), pod);
+
+  const st = JSON.parse(await crictlOk(["inspect", ctr]));
+  assert.equal(st.status.state, "CONTAINER_RUNNING");
+  assert.equal(st.status.metadata.name, "app");
+  assert.equal(st.status.logPath, `${env!.dir}/logs/web/app/0.log`);
+  const sp = JSON.parse(await crictlOk(["inspectp", pod]));
+  assert.equal(sp.status.state, "SANDBOX_READY");
+  assert.ok(sp.status.network.ip.startsWith(env!.subnet.split(".").slice(0, 3).join(".")));
+
+  // ExecSync: the container's env, hostname, the sandbox's DNS config, its memory limit.
+  assert.equal(
+    await crictlOk(["exec", "-s", ctr, "sh", "-c", "echo $FROM_SPEC $FROM_IMAGE"]),
+    "yes yes",
+  );
+  assert.equal(await crictlOk(["exec", "-s", ctr, "hostname"]), "web");
+  const resolv = await crictlOk(["exec", "-s", ctr, "cat", "/etc/resolv.conf"]);
+  assert.match(resolv, /nameserver 10\.96\.0\.10/);
+  assert.match(resolv, /options ndots:5/);
+  await waitFor(
+    "the log line",
+    async () => (await crictl(["logs", ctr])).stdout.includes("hello-cri"),
+  );
+  const exit3 = await crictl(["exec", "-s", ctr, "sh", "-c", "exit 3"]);
+  assert.match(exit3.stderr, /exited with 3/); // crictl reports the code and exits 1
+
+  // The CLI sees the sandbox with its source; the CRI does not see a CLI pod.
+  const cliList = await rklOk(env!, ["pod", "list"]);
+  assert.match(cliList, new RegExp(`${pod}.*cri default/web`));
+  Deno.writeTextFileSync(
+    `${env!.dir}/cli.yaml`,
+    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: clipod\nspec:\n  containers:\n  - name: c\n    image: ${REPO}/bundles/busybox\n    command: ["sleep", "300"]\n`,
+  );
+  await rklOk(env!, ["pod", "run", `${env!.dir}/cli.yaml`, "--network", env!.network]);
+  assert.equal(await crictlOk(["pods", "-q"]), pod);
+  await rklOk(env!, ["pod", "rm", "-f", "clipod"]);
+
+  await crictlOk(["stop", "-t", "2", ctr]);
+  const stopped = JSON.parse(await crictlOk(["inspect", ctr]));
+  assert.equal(stopped.status.state, "CONTAINER_EXITED");
+  assert.equal(stopped.status.reason, "Error");
+  assert.notEqual(stopped.status.exitCode, 0);
+  await crictlOk(["rm", ctr]);
+  assert.equal(await crictlOk(["ps", "-a", "-q"]), "");
+  await crictlOk(["stopp", pod]);
+  assert.equal(JSON.parse(await crictlOk(["inspectp", pod])).status.state, "SANDBOX_NOTREADY");
+  await crictlOk(["rmp", pod]);
+  assert.equal(await crictlOk(["pods", "-q"]), "");
+  await crictlOk(["rmi", "busybox:1.36"]);
+  assert.equal(await crictlOk(["images", "-q"]), "");
+});
+
+test("bad CRI requests get their gRPC status and leave nothing half-made", async () => {
+  await setUp();
+  await crictlOk(["pull", "busybox:1.36"]);
+  const podFile = podConfig("bad", "uid-bad-1");
+  const ctrFile = writeJson("app.json", APP);
+  const unknown = await crictl(["create", "f".repeat(64), ctrFile, podFile]);
+  assert.notEqual(unknown.code, 0);
+  assert.match(unknown.stderr, /NotFound/);
+
+  const pod = await crictlOk(["runp", podFile]);
+  const again = await crictl(["runp", podFile]);
+  assert.notEqual(again.code, 0);
+  assert.match(again.stderr, /AlreadyExists/);
+
+  const noImage = writeJson("noimg.json", { ...APP, image: { image: "busybox:9.99" } });
+  const missing = await crictl(["create", "--no-pull", pod, noImage, podFile]);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /NotFound.*busybox:9\.99/);
+
+  const badMount = writeJson("badmount.json", {
+    ...APP,
+    mounts: [{ host_path: `${env!.dir}/no-such-dir`, container_path: "/data" }],
+  });
+  const mount = await crictl(["create", pod, badMount, podFile]);
+  assert.notEqual(mount.code, 0);
+  assert.match(mount.stderr, /no-such-dir/);
+  const rel = writeJson("relmount.json", {
+    ...APP,
+    mounts: [{ host_path: "../etc", container_path: "/data" }],
+  });
+  const relative = await crictl(["create", pod, rel, podFile]);
+  assert.match(relative.stderr, /InvalidArgument.*config\.mounts\[0\]\.host_path/);
+  assert.equal(await crictlOk(["ps", "-a", "-q"]), "");
+
+  await crictlOk(["stopp", pod]);
+  const late = await crictl(["create", pod, ctrFile, podFile]);
+  assert.match(late.stderr, /FailedPrecondition/);
+  await crictlOk(["rmp", pod]);
+  const gone = await crictl(["rmp", pod]);
+  assert.match(gone.stderr, /NotFound/);
+  await crictlOk(["rmi", "busybox:1.36"]);
+});
+
+test("kill -9 of the daemon stops no CRI pod; the next one answers with the same ids", async () => {
+  await setUp();
+  await crictlOk(["pull", "busybox:1.36"]);
+  const podFile = podConfig("keep", "uid-keep-1");
+  const pod = await crictlOk(["runp", podFile]);
+  const ctr = await crictlOk(["create", pod, writeJson("app.json", APP), podFile]);
+  await crictlOk(["start", ctr]);
+  await stopDaemon(daemon!, "SIGKILL");
+  daemon = startCriDaemon();
+  await waitSocket();
+  assert.equal(await crictlOk(["pods", "-q", "--state", "ready"]), pod);
+  assert.equal(await crictlOk(["ps", "-q", "--state", "running"]), ctr);
+  assert.equal(await crictlOk(["exec", "-s", ctr, "echo", "alive"]), "alive");
+  await crictlOk(["rmp", "-f", pod]);
+  assert.equal(await crictlOk(["ps", "-a", "-q"]), "");
+  await crictlOk(["rmi", "busybox:1.36"]);
+});
+
+Deno.test({
+  name: "cri: stop the daemon and the registry",
+  ignore: !ready,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    if (daemon) await stopDaemon(daemon);
+    await registry?.stop();
+    const left = await rkl(env!, ["pod", "list", "-q"]);
+    assert.equal(left.stdout.trim(), "");
+    await cleanupEnv(env!);
+  },
+});
