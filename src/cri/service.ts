@@ -5,6 +5,7 @@
  * only its own (a kubelet never sees, or garbage-collects, a user's pods).
  */
 import type { Host } from "../workloads/host.ts";
+import type { CgroupUsage } from "../sys/cgroups/mod.ts";
 import {
   addPodContainer,
   createPod,
@@ -25,6 +26,7 @@ import { execProcess } from "../oci/runtime.ts";
 import { removeImages } from "../image/manage.ts";
 import type { ImageRecord } from "../image/store.ts";
 import { NotFoundError } from "../errors.ts";
+import { reopenLog } from "../workloads/logrotate.ts";
 import {
   CriError,
   type CriHandlers,
@@ -137,7 +139,143 @@ function imageMessage(host: Host, rec: ImageRecord) {
   };
 }
 
+/** OOMKilled when the kernel killed it for memory (its cgroup's oom_kill count), else by the code. */
+function exitReason(host: Host, c: ContainerRecord): string {
+  if (c.exitCode === 0) return "Completed";
+  if (c.exitCode === 137 && (host.cgroups.usage(c.cgroupPath)?.oomKills ?? 0) > 0) {
+    return "OOMKilled";
+  }
+  return "Error";
+}
+
+const wrap = (v: number | undefined) => v === undefined ? null : { value: String(v) };
+
+/** Bytes and inodes under `dir`, not following links (a writable layer's use). */
+function diskUse(dir: string): { bytes: number; inodes: number } {
+  let bytes = 0;
+  let inodes = 0;
+  const walk = (d: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(d)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      inodes++;
+      const p = `${d}/${e.name}`;
+      if (e.isDirectory) walk(p);
+      else {
+        try {
+          bytes += Deno.lstatSync(p).size;
+        } catch { /* gone */ }
+      }
+    }
+  };
+  walk(dir);
+  return { bytes, inodes };
+}
+
+/**
+ * Container and sandbox stats from cgroupfs. usage_nano_cores needs two
+ * samples: the previous one per object is kept (and dropped once the object
+ * is gone), as the kubelet's cAdvisor does.
+ */
+function statsReader(host: Host) {
+  const last = new Map<string, { ns: number; at: bigint }>();
+  const cpu = (key: string, rel: string, now: bigint) => {
+    const u = host.cgroups.usage(rel);
+    const ns = u?.cpuNs;
+    let nanoCores: number | undefined;
+    const prev = last.get(key);
+    if (ns !== undefined) {
+      if (prev && now > prev.at && ns >= prev.ns) {
+        nanoCores = Math.round((ns - prev.ns) * 1e9 / Number(now - prev.at));
+      }
+      last.set(key, { ns, at: now });
+    }
+    return {
+      u,
+      cpu: {
+        timestamp: now.toString(),
+        usage_core_nano_seconds: wrap(ns),
+        usage_nano_cores: wrap(nanoCores),
+      },
+    };
+  };
+  const memory = (u: CgroupUsage | undefined, now: bigint) => ({
+    timestamp: now.toString(),
+    working_set_bytes: wrap(u?.workingSetBytes),
+    available_bytes: wrap(
+      u?.memoryLimit !== undefined && u.workingSetBytes !== undefined
+        ? Math.max(0, u.memoryLimit - u.workingSetBytes)
+        : undefined,
+    ),
+    usage_bytes: wrap(u?.memoryBytes),
+    rss_bytes: wrap(u?.rssBytes),
+    page_faults: wrap(u?.pageFaults),
+    major_page_faults: wrap(u?.majorPageFaults),
+  });
+  const forgetGone = () => {
+    if (last.size < 256) return;
+    const live = new Set([
+      ...criContainers(host).map((c) => c.name),
+      ...criPods(host).map((p) => p.name),
+    ]);
+    for (const k of last.keys()) if (!live.has(k)) last.delete(k);
+  };
+  const container = (c: ContainerRecord) => {
+    forgetGone();
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const { u, cpu: c1 } = cpu(c.name, c.cgroupPath, now);
+    const disk = diskUse(c.dirs.upper);
+    return {
+      attributes: {
+        id: c.name,
+        metadata: { name: c.cri!.name, attempt: c.cri!.attempt },
+        labels: c.cri!.labels,
+        annotations: c.cri!.annotations,
+      },
+      cpu: c1,
+      memory: memory(u, now),
+      writable_layer: {
+        timestamp: now.toString(),
+        fs_id: { mountpoint: c.dirs.upper },
+        used_bytes: { value: String(disk.bytes) },
+        inodes_used: { value: String(disk.inodes) },
+      },
+    };
+  };
+  const sandbox = (p: PodRecord) => {
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const { u, cpu: c1 } = cpu(p.name, p.cgroupPath, now);
+    const members = criContainers(host).filter((c) => c.cri!.sandboxId === p.name);
+    return {
+      attributes: {
+        id: p.name,
+        metadata: sandboxMetadata(p),
+        labels: p.labels,
+        annotations: p.annotations,
+      },
+      linux: {
+        cpu: c1,
+        memory: memory(u, now),
+        process: {
+          timestamp: now.toString(),
+          // The pod's processes live in its members' cgroups, below its own.
+          process_count: wrap(
+            u ? members.reduce((n, c) => n + host.cgroups.pids(c.cgroupPath).length, 0) : undefined,
+          ),
+        },
+        containers: members.map(container),
+      },
+    };
+  };
+  return { container, sandbox };
+}
+
 export function criHandlers(host: Host, options: CriOptions): CriHandlers {
+  const stats = statsReader(host);
   const images = () => {
     if (!host.images) throw precondition("this host has no image store");
     return host.images;
@@ -252,8 +390,8 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
           namespaces: {
             options: {
               network: p.hostNetwork ? NS.NODE : NS.POD,
-              pid: p.shareProcessNamespace ? NS.POD : NS.CONTAINER,
-              ipc: NS.POD,
+              pid: p.hostPID ? NS.NODE : p.shareProcessNamespace ? NS.POD : NS.CONTAINER,
+              ipc: p.hostIPC ? NS.NODE : NS.POD,
             },
           },
         },
@@ -300,7 +438,7 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       if (!imageText) throw invalid("config.image.image: must be set");
       const img = images().store.find(imageText);
       if (!img) throw notFound(`image ${JSON.stringify(imageText)} is not present`);
-      const { loaded, logPath } = containerRequest(config, {
+      const { loaded, logPath, mounts } = containerRequest(config, {
         image: img.id,
         logDirectory: p.cri!.logDirectory,
         sysctls: p.cri!.sysctls,
@@ -329,6 +467,7 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
           labels: { ...config.labels },
           annotations: { ...config.annotations },
           image: imageText,
+          mounts,
         },
       });
       return { container_id: id };
@@ -347,7 +486,14 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
     },
 
     StopContainer: async (req) => {
-      const c = container(host, req.container_id);
+      let c: ContainerRecord;
+      try {
+        c = container(host, req.container_id);
+      } catch (e) {
+        // Stopping what is gone is done (critest's idempotence specs, the kubelet's retries).
+        if (e instanceof CriError && e.code === Status.NOT_FOUND) return {};
+        throw e;
+      }
       await stopContainer(host, c.name, Math.max(0, Number(req.timeout ?? 0)));
       return {};
     },
@@ -388,10 +534,18 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
         started_at: nanos(c.startedAt),
         finished_at: exited ? nanos(c.finishedAt) : "0",
         exit_code: exited ? c.exitCode ?? 0 : 0,
-        reason: exited ? (c.exitCode === 0 ? "Completed" : "Error") : "",
+        reason: exited ? exitReason(host, c) : "",
         message: "",
-        mounts: [],
+        mounts: c.cri!.mounts ?? [],
         log_path: c.dirs.log,
+        resources: {
+          linux: {
+            cpu_period: String(c.limits.cpuPeriod ?? 0),
+            cpu_quota: String(c.limits.cpuQuota ?? 0),
+            cpu_shares: String(c.limits.cpuShares ?? 0),
+            memory_limit_in_bytes: String(c.limits.memoryLimit ?? 0),
+          },
+        },
       };
       const info = req.verbose
         ? {
@@ -399,6 +553,51 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
         }
         : {};
       return { status, info };
+    },
+
+    ReopenContainerLog: async (req) => {
+      const c = await quickRefresh(host, container(host, req.container_id));
+      if (c.status !== "running") {
+        throw precondition(`container ${c.name} is ${c.status}, not running`);
+      }
+      if (!reopenLog(host.sys, `${c.dirs.bundle}/ctl`)) {
+        throw new CriError(Status.UNAVAILABLE, `container ${c.name}: its conmon does not answer`);
+      }
+      return {};
+    },
+
+    ContainerStats: async (req) => {
+      const c = await quickRefresh(host, container(host, req.container_id));
+      return { stats: stats.container(c) };
+    },
+
+    ListContainerStats: async (req) => {
+      const f = req.filter ?? {};
+      const all = await Promise.all(
+        criContainers(host).filter((c) =>
+          (!f.id || c.name.startsWith(f.id)) &&
+          (!f.pod_sandbox_id || c.cri!.sandboxId.startsWith(f.pod_sandbox_id)) &&
+          labelsMatch(c.cri!.labels, f.label_selector)
+        ).map((c) => quickRefresh(host, c)),
+      );
+      // Like containerd: the containers that have a cgroup (created or running).
+      return {
+        stats: all.filter((c) => c.status === "running" || c.status === "created")
+          .map((c) => stats.container(c)),
+      };
+    },
+
+    PodSandboxStats: (req) => {
+      const p = sandbox(host, req.pod_sandbox_id);
+      return Promise.resolve({ stats: stats.sandbox(p) });
+    },
+
+    ListPodSandboxStats: (req) => {
+      const f = req.filter ?? {};
+      const items = criPods(host).filter((p) =>
+        (!f.id || p.name.startsWith(f.id)) && labelsMatch(p.labels, f.label_selector)
+      );
+      return Promise.resolve({ stats: items.map((p) => stats.sandbox(p)) });
     },
 
     ExecSync: async (req) => {
@@ -410,7 +609,6 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       if (cmd.length === 0) throw invalid("cmd: must not be empty");
       const timeoutS = Number(req.timeout ?? 0);
       const timeoutMs = timeoutS > 0 ? timeoutS * 1000 : 24 * 3600 * 1000;
-      const t0 = Date.now();
       const res = await host.runtimeFor(c.runtime).execCapture(
         c.id,
         execProcess(c.dirs.config, cmd),
@@ -419,7 +617,7 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
           fileDir: c.dirs.conmonDir,
         },
       );
-      if (timeoutS > 0 && Date.now() - t0 >= timeoutMs) {
+      if (res.timedOut) {
         throw new CriError(
           Status.DEADLINE_EXCEEDED,
           `command ${JSON.stringify(cmd)} timed out after ${timeoutS}s`,
@@ -486,7 +684,12 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       if (!text) throw invalid("image.image: must be set");
       const rec = images().store.find(text);
       if (!rec) return {}; // removing what is gone is done
-      await removeImages(host, [rec.id], false);
+      try {
+        await removeImages(host, [rec.id], false);
+      } catch (e) {
+        // Another RemoveImage got there first.
+        if (!(e instanceof NotFoundError)) throw e;
+      }
       return {};
     },
 

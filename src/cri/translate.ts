@@ -5,6 +5,7 @@
  * file:line the YAML front end gives.
  */
 import type { ContainerSpec, LoadedContainer, ResolvedMount } from "../spec/container.ts";
+import type { CriMount } from "../workloads/container.ts";
 import type { LoadedPod, PodSpec } from "../spec/pod.ts";
 import type { PortMapping } from "../net/cni.ts";
 import { invalid, type Message } from "./grpc.ts";
@@ -78,12 +79,6 @@ export function sandboxPod(id: string, config: Message): LoadedPod {
   const sc = linux.security_context ?? {};
   const nso = sc.namespace_options ?? {};
   const hostNetwork = nso.network === NS.NODE;
-  if (nso.pid === NS.NODE) {
-    throw invalid("config.linux.security_context.namespace_options.pid: NODE is not supported");
-  }
-  if (nso.ipc === NS.NODE) {
-    throw invalid("config.linux.security_context.namespace_options.ipc: NODE is not supported");
-  }
   // A hostname given must be a DNS label; without one the pod's name is made
   // into one. On the host network the UTS namespace is the host's anyway.
   const hostname = config.hostname || labelFrom(md.name);
@@ -103,6 +98,8 @@ export function sandboxPod(id: string, config: Message): LoadedPod {
     restartPolicy: "Never",
     hostNetwork,
     shareProcessNamespace: nso.pid === NS.POD,
+    hostPID: nso.pid === NS.NODE,
+    hostIPC: nso.ipc === NS.NODE,
     hostname,
     terminationGracePeriodSeconds: 0,
     emptyDirs: [],
@@ -188,6 +185,8 @@ export interface ContainerRequest {
   loaded: LoadedContainer;
   /** Absolute log file, or undefined for rkl's own log dir. */
   logPath?: string;
+  /** The mounts as asked for (ContainerStatus reports them). */
+  mounts: CriMount[];
 }
 
 /**
@@ -207,7 +206,8 @@ export function containerRequest(
   const sc = linux.security_context ?? {};
   const field = "config.linux.security_context";
   const nso = sc.namespace_options ?? {};
-  if (nso.pid === NS.NODE || nso.pid === NS.TARGET) {
+  // The sandbox decides POD/NODE; a container's own TARGET (ephemeral containers) is not done.
+  if (nso.pid === NS.TARGET) {
     throw invalid(`${field}.namespace_options.pid: ${nso.pid} is not supported`);
   }
   const mounts: ResolvedMount[] = (config.mounts ?? []).map((m: Message, i: number) => ({
@@ -223,6 +223,9 @@ export function containerRequest(
     throw invalid("config.devices: devices are not supported yet");
   }
   const caps = sc.capabilities ?? {};
+  if (sc.run_as_group && !sc.run_as_user && !sc.run_as_username) {
+    throw invalid(`${field}.run_as_group: needs run_as_user or run_as_username`);
+  }
   const uid = sc.run_as_user ? int(sc.run_as_user.value) : undefined;
   const gid = sc.run_as_group ? int(sc.run_as_group.value) : undefined;
   const env = (config.envs ?? []).map((e: Message, i: number) => {
@@ -274,5 +277,12 @@ export function containerRequest(
   return {
     loaded: { spec, source: requestSource("CreateContainer", "config"), warnings: [] },
     logPath,
+    mounts: (config.mounts ?? []).map((m: Message) => ({
+      container_path: m.container_path,
+      host_path: m.host_path,
+      readonly: !!m.readonly,
+      propagation: m.propagation ?? "PROPAGATION_PRIVATE",
+      ...(m.recursive_read_only ? { recursive_read_only: true } : {}),
+    })),
   };
 }

@@ -20,7 +20,9 @@ Deno.test("the health request and response frames are protobuf in gRPC framing",
 /** A real HTTP/2 server speaking the health protocol: "" and "db" SERVING, "cache" NOT_SERVING. */
 async function withServer(fn: (port: number) => Promise<void>): Promise<void> {
   const server = http2.createServer();
-  server.on("stream", (stream, headers) => {
+  server.on("stream", (s, headers) => {
+    // @types/node (as grpc-js brings it) types the event's stream as the base class.
+    const stream = s as http2.ServerHttp2Stream;
     const chunks: Uint8Array[] = [];
     stream.on("data", (c: Uint8Array) => chunks.push(c));
     stream.on("end", () => {

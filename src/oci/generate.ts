@@ -124,6 +124,27 @@ export interface GenerateContext {
   pidsLimit?: number;
   /** The pod's downward-API fields, for env entries with a fieldRef. */
   podInfo?: PodInfo;
+  /** What privileged and `add: [ALL]` mean (default: this process's bounding set). */
+  availableCaps?: readonly string[];
+}
+
+let bounding: readonly string[] | undefined;
+
+/**
+ * The capabilities this process can hand on: its bounding set (CapBnd in
+ * /proc/self/status). A container asking for one outside it fails capset,
+ * so "all" means these (a host without CAP_SYS_RESOURCE, say).
+ */
+export function hostBoundingCaps(): readonly string[] {
+  if (bounding) return bounding;
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(Deno.readTextFileSync("/proc/self/status"));
+    if (m) {
+      const mask = BigInt(`0x${m[1]}`);
+      return bounding = ALL_CAPS.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
+    }
+  } catch { /* not Linux, or no /proc */ }
+  return bounding = ALL_CAPS;
 }
 
 /** The seccomp profile a container gets: none when privileged or Unconfined. */
@@ -156,12 +177,15 @@ function normalizeCap(c: string): string {
   return up.startsWith("CAP_") ? up : `CAP_${up}`;
 }
 
-export function capabilitySet(sc: ContainerSpec["securityContext"]): string[] {
-  if (sc.privileged) return [...ALL_CAPS];
+export function capabilitySet(
+  sc: ContainerSpec["securityContext"],
+  available: readonly string[] = ALL_CAPS,
+): string[] {
+  if (sc.privileged) return [...available];
   const drop = (sc.capabilities?.drop ?? []).map(normalizeCap);
   const add = (sc.capabilities?.add ?? []).map(normalizeCap);
   let caps = drop.includes("CAP_ALL") ? [] : DEFAULT_CAPS.filter((c) => !drop.includes(c));
-  if (add.includes("CAP_ALL")) caps = [...ALL_CAPS];
+  if (add.includes("CAP_ALL")) caps = [...available];
   for (const c of add) if (c !== "CAP_ALL" && !caps.includes(c)) caps.push(c);
   return caps;
 }
@@ -275,7 +299,7 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
     args = args.map((a) => expandRefs(a, specVars));
   }
 
-  const caps = capabilitySet(sc);
+  const caps = capabilitySet(sc, ctx.availableCaps ?? hostBoundingCaps());
   const nofile = nofileLimit(ctx.nofileHard);
   const mounts = defaultMounts(sc.privileged ?? false, spec.shmSize);
   const bind = (

@@ -41,7 +41,42 @@ export interface OciRuntime {
     id: string,
     process: OciProcess,
     options: { timeoutMs: number; fileDir: string },
-  ): Promise<{ code: number; output: string; stdout: string; stderr: string }>;
+  ): Promise<ExecCaptured>;
+}
+
+export interface ExecCaptured {
+  code: number;
+  /** stdout and stderr together, trimmed (probes, healthchecks). */
+  output: string;
+  stdout: string;
+  stderr: string;
+  /** Killed at the time limit. */
+  timedOut: boolean;
+}
+
+/** SIGKILL to the process a pid file names and to its descendants (/proc/PID/task/PID/children). */
+function killTree(pidFile: string): void {
+  let pid: number;
+  try {
+    pid = Number(Deno.readTextFileSync(pidFile).trim());
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  const all: number[] = [];
+  const walk = (p: number) => {
+    all.push(p);
+    try {
+      const kids = Deno.readTextFileSync(`/proc/${p}/task/${p}/children`).trim();
+      for (const k of kids.split(/\s+/).filter(Boolean)) walk(Number(k));
+    } catch { /* gone */ }
+  };
+  walk(pid);
+  for (const p of all) {
+    try {
+      Deno.kill(p, "SIGKILL");
+    } catch { /* gone */ }
+  }
 }
 
 /**
@@ -169,20 +204,37 @@ export class RuncCliRuntime implements OciRuntime {
     id: string,
     process: OciProcess,
     options: { timeoutMs: number; fileDir: string },
-  ): Promise<{ code: number; output: string; stdout: string; stderr: string }> {
+  ): Promise<ExecCaptured> {
     return await this.#withProcessFile(process, options.fileDir, async (file) => {
-      const args = [...this.globalArgs(), "exec", "--process", file, id];
-      const res = await this.cmd.run(this.binary, {
-        args,
-        env: QUIET,
-        timeoutMs: options.timeoutMs,
-      });
-      return {
-        code: res.code,
-        output: (res.stdout + res.stderr).trim(),
-        stdout: res.stdout,
-        stderr: res.stderr,
-      };
+      // The exec'd process holds our pipes: killing the runtime alone would
+      // leave us waiting for it. At the time limit it is killed by its pid
+      // (the runtime writes it), with what it started.
+      const pidFile = `${file}.pid`;
+      const args = [...this.globalArgs(), "exec", "--pid-file", pidFile, "--process", file, id];
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        killTree(pidFile);
+      }, options.timeoutMs);
+      try {
+        const res = await this.cmd.run(this.binary, {
+          args,
+          env: QUIET,
+          timeoutMs: options.timeoutMs + 1_000,
+        });
+        return {
+          code: res.code,
+          output: (res.stdout + res.stderr).trim(),
+          stdout: res.stdout,
+          stderr: res.stderr,
+          timedOut,
+        };
+      } finally {
+        clearTimeout(timer);
+        try {
+          Deno.removeSync(pidFile);
+        } catch { /* never written */ }
+      }
     });
   }
 

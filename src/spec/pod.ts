@@ -124,6 +124,9 @@ export interface PodSpec {
   fsGroup?: number;
   /** Pod-level resources: the pod cgroup's limits instead of the sum of its containers'. */
   resources?: z.output<typeof resources>;
+  /** The host's PID / IPC namespace (the CRI's NamespaceMode NODE). */
+  hostPID?: boolean;
+  hostIPC?: boolean;
   /** metadata.uid as given (the CRI's sandbox metadata); made at create otherwise. */
   uid?: string;
   /** resolv.conf's content instead of the host's (the CRI's DNSConfig). */

@@ -140,6 +140,16 @@ export interface CriContainerInfo {
   annotations: Record<string, string>;
   /** The image as the request named it (a reference or an image id). */
   image: string;
+  /** The mounts as asked for, for ContainerStatus. */
+  mounts?: CriMount[];
+}
+
+export interface CriMount {
+  container_path: string;
+  host_path: string;
+  readonly: boolean;
+  propagation: string;
+  recursive_read_only?: boolean;
 }
 
 export interface StagedSubPath {
@@ -516,7 +526,10 @@ export function readLocalhostSeccomp(
   const p = loaded.spec.securityContext.seccompProfile;
   if (p?.type !== "Localhost" || !p.localhostProfile) return undefined;
   const dir = host.paths.seccompDir ?? `${host.paths.root}/seccomp`;
-  const file = `${dir}/${p.localhostProfile}`;
+  // The CRI names profiles by absolute path; the YAML schema allows only relative ones.
+  const file = p.localhostProfile.startsWith("/")
+    ? p.localhostProfile
+    : `${dir}/${p.localhostProfile}`;
   const at = loaded.source.at(["securityContext", "seccompProfile", "localhostProfile"]);
   let text: string;
   try {

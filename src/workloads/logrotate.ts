@@ -52,13 +52,8 @@ export function rotateIfLarge(
     return false;
   }
   if (size < rot.maxBytes || rot.maxFiles < 2) return false;
-  // Non-blocking open of the FIFO's write end: fails (ENXIO) when conmon is not reading.
-  let fd: number;
-  try {
-    fd = sys.open(o.ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  } catch {
-    return false;
-  }
+  const fd = openCtl(sys, o.ctl);
+  if (fd === undefined) return false;
   try {
     for (const old of rotatedLogs(o.log)) {
       const n = Number(old.slice(old.lastIndexOf(".") + 1));
@@ -70,7 +65,33 @@ export function rotateIfLarge(
       } catch { /* no such generation */ }
     }
     Deno.renameSync(o.log, `${o.log}.1`);
-    sys.write(fd, new TextEncoder().encode("2 0 0\n"));
+    sys.write(fd, REOPEN);
+  } finally {
+    sys.close(fd);
+  }
+  return true;
+}
+
+const REOPEN = new TextEncoder().encode("2 0 0\n");
+
+/** Non-blocking open of the FIFO's write end: undefined (ENXIO) when conmon is not reading. */
+function openCtl(sys: Syscalls, ctl: string): number | undefined {
+  try {
+    return sys.open(ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Asks conmon to reopen its log file (the CRI's ReopenContainerLog, after the
+ * kubelet renamed it). False when no conmon reads the FIFO.
+ */
+export function reopenLog(sys: Syscalls, ctl: string): boolean {
+  const fd = openCtl(sys, ctl);
+  if (fd === undefined) return false;
+  try {
+    sys.write(fd, REOPEN);
   } finally {
     sys.close(fd);
   }

@@ -82,6 +82,9 @@ export interface PodRecord extends StoredRecord {
   restartPolicy: RestartPolicy;
   hostNetwork: boolean;
   shareProcessNamespace: boolean;
+  /** The host's PID / IPC namespace (the CRI's NamespaceMode NODE). */
+  hostPID?: boolean;
+  hostIPC?: boolean;
   hostname: string;
   terminationGracePeriodSeconds: number;
   runtime: RuntimeRef;
@@ -332,6 +335,8 @@ async function createPodNow(
       restartPolicy: spec.restartPolicy,
       hostNetwork: spec.hostNetwork,
       shareProcessNamespace: spec.shareProcessNamespace,
+      hostPID: spec.hostPID || undefined,
+      hostIPC: spec.hostIPC || undefined,
       hostname: spec.hostname,
       terminationGracePeriodSeconds: spec.terminationGracePeriodSeconds,
       runtime: { name: host.runtime.name, binary: host.runtime.binary, root: host.runtime.root },
@@ -424,7 +429,7 @@ async function createPodNow(
     // Members join pinned files, never /proc/PID/ns/*: a restart after the
     // pause process died must not join whoever got its pid next.
     const pinTypes = [
-      "ipc",
+      ...(spec.hostIPC ? [] : ["ipc"]),
       ...(spec.hostNetwork ? [] : ["uts"]),
       ...(withPause ? ["pid"] : []),
     ];
@@ -449,6 +454,7 @@ async function createPodNow(
           sandbox: sandboxFor(rec, pauseName, {
             network: rec.netns ?? "host",
             ...(spec.hostNetwork ? { uts: "host" } : {}),
+            ...(spec.hostIPC ? { ipc: "host" } : {}),
           }, `${rec.cgroupPath}/_pause`),
         },
       );
@@ -465,11 +471,13 @@ async function createPodNow(
       }
     } else {
       recordPins();
-      createNamespaces(
-        host.sys,
-        { ipc: pins.ipc, ...(spec.hostNetwork ? {} : { uts: pins.uts }) },
-        spec.hostNetwork ? undefined : rec.hostname,
-      );
+      if (pins.ipc || pins.uts) {
+        createNamespaces(
+          host.sys,
+          { ipc: pins.ipc, uts: pins.uts },
+          spec.hostNetwork ? undefined : rec.hostname,
+        );
+      }
     }
     trace("pod: namespaces pinned");
     const join = podJoin(rec);
@@ -591,9 +599,9 @@ export function podJoin(rec: PodRecord): Sandbox["join"] {
   const pins = rec.nsPins ?? {};
   return {
     network: rec.netns ?? "host",
-    ipc: pins.ipc,
+    ipc: rec.hostIPC ? "host" : pins.ipc,
     uts: rec.hostNetwork ? "host" : pins.uts,
-    ...(rec.shareProcessNamespace ? { pid: pins.pid } : {}),
+    ...(rec.hostPID ? { pid: "host" } : rec.shareProcessNamespace ? { pid: pins.pid } : {}),
   };
 }
 

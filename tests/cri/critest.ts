@@ -9,12 +9,15 @@
  *   deno task test:cri                     # every group, SPDY streaming
  *   deno task test:cri --websocket         # streaming over WebSocket too
  *   deno task test:cri --focus 'PodSandbox'
+ *   deno task test:cri --serve             # only the registry and daemon, for crictl; ^C ends
  */
 import { cleanupEnv, makeEnv, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { startRegistry } from "../_helpers/oci.ts";
 import { pushCriTestImages } from "./images.ts";
 import { which } from "../../src/oci/runtime.ts";
+
+class Done extends Error {}
 
 const args = [...Deno.args];
 const flag = (name: string) => {
@@ -25,6 +28,8 @@ const flag = (name: string) => {
   return v;
 };
 const websocket = args.includes("--websocket");
+const serve = args.includes("--serve");
+for (const f of ["--websocket", "--serve"]) if (args.includes(f)) args.splice(args.indexOf(f), 1);
 const focus = flag("--focus");
 const skip = flag("--skip");
 
@@ -42,7 +47,7 @@ const registry = await startRegistry(`${env.dir}/registry`);
 let daemon: Deno.ChildProcess | undefined;
 let code = 1;
 try {
-  const pushed = await pushCriTestImages(registry.url);
+  const pushed = await pushCriTestImages(registry.url, env.dir);
   console.error(`critest: ${pushed.length} images in ${registry.url}`);
   const mirrors = ["registry.k8s.io", "k8s.gcr.io", "gcr.io"].map((r) =>
     `  ${r}:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`
@@ -76,6 +81,15 @@ try {
       return false;
     }
   }, 30_000);
+  if (serve) {
+    console.log(`export CONTAINER_RUNTIME_ENDPOINT=unix://${sock}`);
+    console.log(`export IMAGE_SERVICE_ENDPOINT=unix://${sock}`);
+    const stop = Promise.withResolvers<void>();
+    Deno.addSignalListener("SIGINT", () => stop.resolve());
+    await stop.promise;
+    await cleanupCri(sock);
+    throw new Done();
+  }
   const report = `${env.dir}/critest.xml`;
   const run = await new Deno.Command(critest, {
     args: [
@@ -94,6 +108,7 @@ try {
   }).output();
   const dec = new TextDecoder();
   Deno.writeTextFileSync(`${REPO}/critest.log`, dec.decode(run.stdout) + dec.decode(run.stderr));
+  Deno.copyFileSync(report, `${REPO}/critest.xml`);
   const groups = summarize(Deno.readTextFileSync(report));
   let failed = 0;
   console.log("group\tpassed\tfailed\tskipped");
@@ -104,6 +119,9 @@ try {
   for (const [g, c] of groups) for (const f of c.failures) console.log(`FAILED [${g}] ${f}`);
   console.error(`critest: exit ${run.code}; full output in critest.log`);
   code = failed > 0 || run.code !== 0 ? 1 : 0;
+} catch (e) {
+  if (!(e instanceof Done)) throw e;
+  code = 0;
 } finally {
   if (daemon) {
     try {
@@ -116,6 +134,14 @@ try {
 }
 Deno.exit(code);
 
+/** Removes what was made through the socket (a `--serve` session's pods), as crictl would. */
+async function cleanupCri(sock: string): Promise<void> {
+  const run = (a: string[]) =>
+    new Deno.Command("crictl", { args: ["-r", `unix://${sock}`, ...a], stderr: "null" }).output();
+  const pods = new TextDecoder().decode((await run(["pods", "-q"])).stdout).split("\n");
+  for (const p of pods.filter(Boolean)) await run(["rmp", "-f", p]);
+}
+
 /** passed/failed/skipped per group (the first words after `[k8s.io]`) from a JUnit report. */
 function summarize(xml: string) {
   const out = new Map<
@@ -123,8 +149,9 @@ function summarize(xml: string) {
     { passed: number; failed: number; skipped: number; failures: string[] }
   >();
   for (const m of xml.matchAll(/<testcase name="([^"]*)"[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g)) {
-    const name = m[1].replaceAll("&#34;", '"').replaceAll("&#39;", "'").replaceAll("&amp;", "&");
-    if (!name.startsWith("[k8s.io]")) continue; // suite set-up nodes
+    const name = m[1].replaceAll("&#34;", '"').replaceAll("&#39;", "'").replaceAll("&amp;", "&")
+      .replace(/^\[It\] /, "");
+    if (!name.startsWith("[k8s.io]")) continue; // suite set-up nodes ([BeforeSuite], ...)
     const g = groupOf(name);
     const c = out.get(g) ?? { passed: 0, failed: 0, skipped: 0, failures: [] };
     const body = m[3] ?? "";

@@ -4,7 +4,8 @@
  * repository paths into a local registry, so a mirror entry keeps their
  * names. What each holds follows the upstream Dockerfiles' facts (see the
  * cri-tools README): a file added per test image, USER settings, a web
- * server on port 80 (busybox httpd stands in for nginx and httpd).
+ * server on port 80 (tests/cri/src/nginx.c stands in for nginx and httpd),
+ * a setuid program for no_new_privs and an ipcs (Debian's busybox has none).
  */
 import { dirTar, type Member, pushImage, tarBytes } from "../_helpers/oci.ts";
 import { REPO } from "../_helpers/requires.ts";
@@ -29,24 +30,54 @@ const USERS: Member[] = [
   ),
 ];
 
-function web(port: number): Member[] {
-  return [
-    { name: "var/", type: "dir" },
-    { name: "var/www/", type: "dir" },
-    file("var/www/index.html", "<html><body><h1>Welcome to nginx!</h1></body></html>\n"),
-    { name: "etc/", type: "dir" },
-    file("etc/rkl-web-port", `${port}\n`),
-  ];
-}
-
 export interface PushedImage {
   ref: string;
   digest: string;
 }
 
+/** Builds the stand-in programs (tests/cri/src/*.c) static with gcc. */
+async function buildPrograms(dir: string): Promise<Record<string, Uint8Array>> {
+  const out: Record<string, Uint8Array> = {};
+  for (const name of ["nginx", "nonewprivs", "ipcs"]) {
+    const bin = `${dir}/${name}`;
+    const r = await new Deno.Command("gcc", {
+      args: ["-static", "-O2", "-o", bin, `${REPO}/tests/cri/src/${name}.c`],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (r.code !== 0) {
+      throw new Error(`gcc ${name}.c: ${new TextDecoder().decode(r.stderr)}`);
+    }
+    out[name] = Deno.readFileSync(bin);
+  }
+  return out;
+}
+
+/**
+ * busybox's applets as hard links to one binary (as the upstream busybox
+ * image has them, where the bundle has symlinks: masking /bin/ls must mask
+ * ls, not busybox), plus an ipcs.
+ */
+function appletLayer(programs: Record<string, Uint8Array>): Uint8Array {
+  const root = `${REPO}/bundles/busybox/rootfs`;
+  const members: Member[] = [
+    { name: "bin/", type: "dir" },
+    { name: "bin/busybox", data: Deno.readFileSync(`${root}/bin/busybox`), mode: 0o755 },
+  ];
+  for (const e of Deno.readDirSync(`${root}/bin`)) {
+    if (e.isSymlink && Deno.readLinkSync(`${root}/bin/${e.name}`) === "busybox") {
+      members.push({ name: `bin/${e.name}`, type: "link", linkname: "bin/busybox" });
+    }
+  }
+  members.push({ name: "bin/ipcs", data: programs.ipcs, mode: 0o755 });
+  return tarBytes(members);
+}
+
 /** Pushes every critest image to `url`; answers what was pushed. */
-export async function pushCriTestImages(url: string): Promise<PushedImage[]> {
+export async function pushCriTestImages(url: string, workDir: string): Promise<PushedImage[]> {
+  const programs = await buildPrograms(workDir);
   const base = await dirTar(`${REPO}/bundles/busybox/rootfs`);
+  const applets = appletLayer(programs);
   const users = tarBytes(USERS);
   const out: PushedImage[] = [];
   const push = async (
@@ -56,7 +87,7 @@ export async function pushCriTestImages(url: string): Promise<PushedImage[]> {
   ) => {
     const [repoPath, tag] = ref.split(":");
     const repo = repoPath.slice(repoPath.indexOf("/") + 1);
-    const layers = [base, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
+    const layers = [base, applets, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
     const r = await pushImage(url, repo, tag, {
       layers,
       config: { Env: [PATH], Cmd: ["sh"], ...config },
@@ -66,25 +97,30 @@ export async function pushCriTestImages(url: string): Promise<PushedImage[]> {
   const e2e = "registry.k8s.io/e2e-test-images";
   const staging = "gcr.io/k8s-staging-cri-tools";
   await push(`${e2e}/busybox:1.29-2`, []);
-  const httpd = (port: number) => ({
-    Cmd: ["httpd", "-f", "-p", String(port), "-h", "/var/www"],
-    ExposedPorts: { [`${port}/tcp`]: {} },
-  });
-  await push(`${e2e}/nginx:1.14-2`, web(80), httpd(80));
-  await push(`${e2e}/httpd:2.4.39-4`, web(80), httpd(80));
-  await push(`${staging}/hostnet-nginx-amd64:latest`, web(12003), httpd(12003));
-  // nonewprivs: a setuid-root program printing the effective uid; busybox
-  // as setuid root keeps its euid for `id -u` only with suid applets, so
-  // the image carries a copy that the test checks with no_new_privs on/off.
+  const web = (port: number): [Member[], Record<string, unknown>] => [
+    [
+      { name: "usr/", type: "dir" },
+      { name: "usr/sbin/", type: "dir" },
+      { name: "usr/sbin/nginx", data: programs.nginx, mode: 0o755 },
+    ],
+    {
+      Env: [PATH, `PORT=${port}`],
+      Cmd: ["/usr/sbin/nginx"],
+      ExposedPorts: { [`${port}/tcp`]: {} },
+    },
+  ];
+  await push(`${e2e}/nginx:1.14-2`, ...web(80));
+  await push(`${e2e}/httpd:2.4.39-4`, ...web(80));
+  await push(`${staging}/hostnet-nginx-amd64:latest`, ...web(12003));
   await push(`${e2e}/nonewprivs:1.3`, [
     { name: "usr/", type: "dir" },
     { name: "usr/local/", type: "dir" },
     { name: "usr/local/bin/", type: "dir" },
-    file("usr/local/bin/nnp", "#!/bin/sh\nid -u\n", 0o4755),
+    { name: "usr/local/bin/nnp", data: programs.nonewprivs, mode: 0o4755 },
   ], { Cmd: ["/usr/local/bin/nnp"] });
   await push("registry.k8s.io/pause:3.9", [], { Cmd: ["sleep", "infinity"] });
   await push("k8s.gcr.io/pause:3.9", [], { Cmd: ["sleep", "infinity"] });
-  const marked = (name: string) => [file(`${name.replace(/[:/]/g, "_")}`, `${name}\n`)];
+  const marked = (name: string) => [{ name: name.replace(/[:/]/g, "_"), data: `${name}\n` }];
   for (const t of ["test-image-latest:latest", "test-image-tag:test", "test-image-tag:all"]) {
     await push(`${staging}/${t}`, marked(t));
   }
@@ -94,7 +130,9 @@ export async function pushCriTestImages(url: string): Promise<PushedImage[]> {
   await push(`${staging}/test-image-user-uid:latest`, [], { User: "1002" });
   await push(`${staging}/test-image-user-username:latest`, [], { User: "www-data" });
   await push(`${staging}/test-image-user-uid-group:latest`, [], { User: "1003:1003" });
-  await push(`${staging}/test-image-user-username-group:latest`, [], { User: "www-data:www-data" });
+  await push(`${staging}/test-image-user-username-group:latest`, [], {
+    User: "www-data:www-data",
+  });
   await push(`${staging}/test-image-predefined-group:latest`, [], { User: "1000" });
   return out;
 }

@@ -113,3 +113,44 @@ Deno.test("CgroupV1Manager writes each controller's files", async () => {
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("usage() reads CPU, memory, working set and OOM kills on v2 and v1 fake trees", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const v2 = `${root}/unified/rkl/c`;
+    Deno.mkdirSync(v2, { recursive: true });
+    Deno.writeTextFileSync(`${v2}/cpu.stat`, "usage_usec 1500\nuser_usec 1000\n");
+    Deno.writeTextFileSync(`${v2}/memory.current`, "10000\n");
+    Deno.writeTextFileSync(`${v2}/memory.stat`, "anon 4000\ninactive_file 3000\npgfault 7\n");
+    Deno.writeTextFileSync(`${v2}/memory.max`, "max\n");
+    Deno.writeTextFileSync(`${v2}/memory.events`, "oom 1\noom_kill 1\n");
+    const u2 = new CgroupV2Manager(`${root}/unified`).usage("rkl/c")!;
+    assert.equal(u2.cpuNs, 1_500_000);
+    assert.equal(u2.workingSetBytes, 7000);
+    assert.equal(u2.rssBytes, 4000);
+    assert.equal(u2.memoryLimit, undefined);
+    assert.equal(u2.oomKills, 1);
+    assert.equal(new CgroupV2Manager(`${root}/unified`).usage("rkl/none"), undefined);
+
+    const cpu = `${root}/cpu,cpuacct/rkl/c`;
+    const mem = `${root}/memory/rkl/c`;
+    for (const d of [cpu, mem]) Deno.mkdirSync(d, { recursive: true });
+    Deno.writeTextFileSync(`${cpu}/cpuacct.usage`, "42\n");
+    Deno.writeTextFileSync(`${mem}/memory.usage_in_bytes`, "100\n");
+    Deno.writeTextFileSync(`${mem}/memory.stat`, "total_inactive_file 150\ntotal_rss 60\n");
+    Deno.writeTextFileSync(`${mem}/memory.limit_in_bytes`, "9223372036854771712\n");
+    Deno.writeTextFileSync(`${mem}/memory.oom_control`, "oom_kill_disable 0\noom_kill 0\n");
+    const u1 = new CgroupV1Manager({
+      cpu: `${root}/cpu,cpuacct`,
+      cpuacct: `${root}/cpu,cpuacct`,
+      memory: `${root}/memory`,
+    }).usage("rkl/c")!;
+    assert.equal(u1.cpuNs, 42);
+    assert.equal(u1.workingSetBytes, 0); // never below zero
+    assert.equal(u1.rssBytes, 60);
+    assert.equal(u1.memoryLimit, undefined); // v1's "unlimited"
+    assert.equal(u1.oomKills, 0);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -32,6 +32,48 @@ export interface CgroupManager {
   remove(rel: string): void;
   /** PIDs in `rel` (cgroup.procs). */
   pids(rel: string): number[];
+  /** What `rel` has used so far (the CRI's stats), or undefined when it does not exist. */
+  usage(rel: string): CgroupUsage | undefined;
+}
+
+/** Usage counters read from cgroupfs; each absent where the controller is not mounted. */
+export interface CgroupUsage {
+  /** CPU time used, nanoseconds. */
+  cpuNs?: number;
+  /** Memory charged, bytes. */
+  memoryBytes?: number;
+  /** Memory minus inactive file pages (what the kubelet evicts on). */
+  workingSetBytes?: number;
+  rssBytes?: number;
+  pageFaults?: number;
+  majorPageFaults?: number;
+  memoryLimit?: number;
+  /** Times the OOM killer killed a process of it. */
+  oomKills?: number;
+}
+
+/** `key value` lines (memory.stat, cpu.stat, memory.events) as numbers. */
+export function parseKeyValues(text: string | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of (text ?? "").split("\n")) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (k && v !== undefined && /^\d+$/.test(v)) out.set(k, Number(v));
+  }
+  return out;
+}
+
+/** Working set as cAdvisor counts it: usage less inactive file pages, never below 0. */
+export function workingSet(usage: number | undefined, inactiveFile: number | undefined) {
+  if (usage === undefined) return undefined;
+  return Math.max(0, usage - (inactiveFile ?? 0));
+}
+
+export function readOptional(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 export function assertRelPath(rel: string): void {

@@ -3,9 +3,13 @@ import {
   assertRelPath,
   type CgroupLimits,
   type CgroupManager,
+  type CgroupUsage,
+  parseKeyValues,
   parseProcs,
   readNumber,
+  readOptional,
   removeTree,
+  workingSet,
   writeFile,
 } from "./mod.ts";
 
@@ -95,6 +99,27 @@ export class CgroupV1Manager implements CgroupManager {
   remove(rel: string): void {
     assertRelPath(rel);
     for (const r of this.#roots()) removeTree(`${r}/${rel}`);
+  }
+
+  usage(rel: string): CgroupUsage | undefined {
+    assertRelPath(rel);
+    if (this.dirs(rel).length === 0) return undefined;
+    const out: CgroupUsage = {};
+    const acct = this.#dir("cpuacct", rel);
+    if (acct) out.cpuNs = readNumber(`${acct}/cpuacct.usage`);
+    const mem = this.#dir("memory", rel);
+    if (mem) {
+      out.memoryBytes = readNumber(`${mem}/memory.usage_in_bytes`);
+      const stat = parseKeyValues(readOptional(`${mem}/memory.stat`));
+      out.workingSetBytes = workingSet(out.memoryBytes, stat.get("total_inactive_file"));
+      out.rssBytes = stat.get("total_rss");
+      out.pageFaults = stat.get("total_pgfault");
+      out.majorPageFaults = stat.get("total_pgmajfault");
+      const limit = readNumber(`${mem}/memory.limit_in_bytes`);
+      if (limit !== undefined && limit < V1_MEMORY_UNLIMITED) out.memoryLimit = limit;
+      out.oomKills = parseKeyValues(readOptional(`${mem}/memory.oom_control`)).get("oom_kill");
+    }
+    return out;
   }
 
   pids(rel: string): number[] {

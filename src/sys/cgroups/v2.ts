@@ -4,9 +4,12 @@ import {
   assertRelPath,
   type CgroupLimits,
   type CgroupManager,
+  type CgroupUsage,
+  parseKeyValues,
   parseProcs,
   readNumber,
   removeTree,
+  workingSet,
   writeFile,
 } from "./mod.ts";
 
@@ -87,6 +90,26 @@ export class CgroupV2Manager implements CgroupManager {
   remove(rel: string): void {
     assertRelPath(rel);
     removeTree(`${this.root}/${rel}`);
+  }
+
+  usage(rel: string): CgroupUsage | undefined {
+    assertRelPath(rel);
+    if (this.dirs(rel).length === 0) return undefined;
+    const d = `${this.root}/${rel}`;
+    const cpu = parseKeyValues(readText(`${d}/cpu.stat`));
+    const stat = parseKeyValues(readText(`${d}/memory.stat`));
+    const memoryBytes = readNumber(`${d}/memory.current`);
+    const usec = cpu.get("usage_usec");
+    return {
+      cpuNs: usec === undefined ? undefined : usec * 1000,
+      memoryBytes,
+      workingSetBytes: workingSet(memoryBytes, stat.get("inactive_file")),
+      rssBytes: stat.get("anon"),
+      pageFaults: stat.get("pgfault"),
+      majorPageFaults: stat.get("pgmajfault"),
+      memoryLimit: readNumber(`${d}/memory.max`),
+      oomKills: parseKeyValues(readText(`${d}/memory.events`)).get("oom_kill"),
+    };
   }
 
   pids(rel: string): number[] {
