@@ -32,6 +32,7 @@ import {
   type CriHandlers,
   type Handler,
   invalid,
+  type Message,
   notFound,
   precondition,
   Status,
@@ -86,6 +87,27 @@ function container(host: Host, id: string): ContainerRecord {
   const c = byId(criContainers(host), id, "container");
   if (!c) throw notFound(`container ${id} is not found`);
   return c;
+}
+
+/** `find()`'s object, or undefined when it answers NOT_FOUND. */
+function ifExists<T>(find: () => T): T | undefined {
+  try {
+    return find();
+  } catch (e) {
+    if (e instanceof CriError && e.code === Status.NOT_FOUND) return undefined;
+    throw e;
+  }
+}
+
+/** The CRI containers a ContainerFilter / ContainerStatsFilter selects (state aside), refreshed. */
+function filteredContainers(host: Host, f: Message): Promise<ContainerRecord[]> {
+  return Promise.all(
+    criContainers(host).filter((c) =>
+      (!f.id || c.name.startsWith(f.id)) &&
+      (!f.pod_sandbox_id || c.cri!.sandboxId.startsWith(f.pod_sandbox_id)) &&
+      labelsMatch(c.cri!.labels, f.label_selector)
+    ).map((c) => quickRefresh(host, c)),
+  );
 }
 
 function ready(p: PodRecord): boolean {
@@ -346,14 +368,9 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
     },
 
     StopPodSandbox: async (req) => {
-      let p: PodRecord;
-      try {
-        p = sandbox(host, req.pod_sandbox_id);
-      } catch (e) {
-        // Stopping what is gone is done (the kubelet retries it).
-        if (e instanceof CriError && e.code === Status.NOT_FOUND) return {};
-        throw e;
-      }
+      // Gone already: done (the kubelet retries; critest's idempotence specs).
+      const p = ifExists(() => sandbox(host, req.pod_sandbox_id));
+      if (!p) return {};
       await stopPod(host, p.name, 0);
       await host.store.withLock(async () => {
         const now = host.store.get<PodRecord>("pods", p.name);
@@ -366,13 +383,9 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
     },
 
     RemovePodSandbox: async (req) => {
-      let p: PodRecord;
-      try {
-        p = sandbox(host, req.pod_sandbox_id);
-      } catch (e) {
-        if (e instanceof CriError && e.code === Status.NOT_FOUND) return {};
-        throw e;
-      }
+      // Gone already: done (the kubelet retries; critest's idempotence specs).
+      const p = ifExists(() => sandbox(host, req.pod_sandbox_id));
+      if (!p) return {};
       // Containers still running are removed by force, as the CRI says.
       await host.store.withLock(() => teardownPod(host, p));
       return {};
@@ -486,26 +499,17 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
     },
 
     StopContainer: async (req) => {
-      let c: ContainerRecord;
-      try {
-        c = container(host, req.container_id);
-      } catch (e) {
-        // Stopping what is gone is done (critest's idempotence specs, the kubelet's retries).
-        if (e instanceof CriError && e.code === Status.NOT_FOUND) return {};
-        throw e;
-      }
+      // Gone already: done (the kubelet retries; critest's idempotence specs).
+      const c = ifExists(() => container(host, req.container_id));
+      if (!c) return {};
       await stopContainer(host, c.name, Math.max(0, Number(req.timeout ?? 0)));
       return {};
     },
 
     RemoveContainer: async (req) => {
-      let c: ContainerRecord;
-      try {
-        c = container(host, req.container_id);
-      } catch (e) {
-        if (e instanceof CriError && e.code === Status.NOT_FOUND) return {};
-        throw e;
-      }
+      // Gone already: done (the kubelet retries; critest's idempotence specs).
+      const c = ifExists(() => container(host, req.container_id));
+      if (!c) return {};
       await removeContainer(host, c.name, { force: true });
       await forgetPodContainer(host, c.cri!.sandboxId, c.name);
       return {};
@@ -513,13 +517,7 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
 
     ListContainers: async (req) => {
       const f = req.filter ?? {};
-      const all = await Promise.all(
-        criContainers(host).filter((c) =>
-          (!f.id || c.name.startsWith(f.id)) &&
-          (!f.pod_sandbox_id || c.cri!.sandboxId.startsWith(f.pod_sandbox_id)) &&
-          labelsMatch(c.cri!.labels, f.label_selector)
-        ).map((c) => quickRefresh(host, c)),
-      );
+      const all = await filteredContainers(host, f);
       const containers = all.map(containerBrief).filter((c) =>
         !f.state || c.state === f.state.state
       );
@@ -573,13 +571,7 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
 
     ListContainerStats: async (req) => {
       const f = req.filter ?? {};
-      const all = await Promise.all(
-        criContainers(host).filter((c) =>
-          (!f.id || c.name.startsWith(f.id)) &&
-          (!f.pod_sandbox_id || c.cri!.sandboxId.startsWith(f.pod_sandbox_id)) &&
-          labelsMatch(c.cri!.labels, f.label_selector)
-        ).map((c) => quickRefresh(host, c)),
-      );
+      const all = await filteredContainers(host, f);
       // Like containerd: the containers that have a cgroup (created or running).
       return {
         stats: all.filter((c) => c.status === "running" || c.status === "created")
@@ -695,26 +687,14 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
 
     ImageFsInfo: () => {
       const root = images().store.root;
-      let used = 0;
-      let inodes = 0;
-      const walk = (dir: string) => {
-        for (const e of Deno.readDirSync(dir)) {
-          const p = `${dir}/${e.name}`;
-          inodes++;
-          if (e.isDirectory) walk(p);
-          else if (e.isFile) used += Deno.lstatSync(p).size;
-        }
-      };
-      try {
-        walk(root);
-      } catch { /* a store being changed: what was counted */ }
+      const use = diskUse(root);
       const now = (BigInt(Date.now()) * 1_000_000n).toString();
       return Promise.resolve({
         image_filesystems: [{
           timestamp: now,
           fs_id: { mountpoint: root },
-          used_bytes: { value: String(used) },
-          inodes_used: { value: String(inodes) },
+          used_bytes: { value: String(use.bytes) },
+          inodes_used: { value: String(use.inodes) },
         }],
         container_filesystems: [],
       });

@@ -5,7 +5,12 @@ import { REPO } from "./requires.ts";
 export function startDaemon(
   env: RklEnv,
   manifests: string,
-  options: { env?: Record<string, string>; stderr?: "null" | "piped" } = {},
+  options: {
+    env?: Record<string, string>;
+    stderr?: "null" | "piped" | "inherit";
+    /** More flags (`--cri-socket PATH`). */
+    args?: string[];
+  } = {},
 ): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: [
@@ -25,6 +30,7 @@ export function startDaemon(
       "700",
       "--backoff-max",
       "5000",
+      ...(options.args ?? []),
     ],
     env: { ...env.env, ...options.env },
     stdin: "null",

@@ -14,6 +14,7 @@
 import { cleanupEnv, makeEnv, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { startRegistry } from "../_helpers/oci.ts";
+import { startDaemon } from "../_helpers/daemon.ts";
 import { pushCriTestImages } from "./images.ts";
 import { which } from "../../src/oci/runtime.ts";
 
@@ -55,25 +56,14 @@ try {
   Deno.writeTextFileSync(`${env.dir}/registries.yaml`, `mirrors:\n${mirrors}`);
   const sock = `${env.dir}/cri/rkl.sock`;
   Deno.mkdirSync(`${env.dir}/manifests`, { recursive: true });
-  daemon = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      `${REPO}/cli/main.ts`,
-      "daemon",
-      "--manifests",
-      `${env.dir}/manifests`,
-      "--network",
-      env.network,
-      "--cri-socket",
-      sock,
-    ],
-    env: { ...env.env, RKL_REGISTRIES_CONFIG: `${env.dir}/registries.yaml` },
-    stdin: "null",
-    stdout: "null",
-    stderr: Deno.env.get("RKL_CRITEST_LOG") ? "inherit" : "null",
-  }).spawn();
+  daemon = startDaemon(
+    { ...env, env: { ...env.env, RKL_REGISTRIES_CONFIG: `${env.dir}/registries.yaml` } },
+    `${env.dir}/manifests`,
+    {
+      args: ["--cri-socket", sock],
+      stderr: Deno.env.get("RKL_CRITEST_LOG") ? "inherit" : "null",
+    },
+  );
   await waitFor("the CRI socket", () => {
     try {
       return Deno.statSync(sock).isSocket === true;

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
-import { stopDaemon } from "../_helpers/daemon.ts";
+import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
 import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
 
 const ready = requires(
@@ -31,25 +31,10 @@ const sock = () => `${env!.dir}/cri/rkl.sock`;
 
 function startCriDaemon(): Deno.ChildProcess {
   Deno.mkdirSync(`${env!.dir}/manifests`, { recursive: true });
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      `${REPO}/cli/main.ts`,
-      "daemon",
-      "--manifests",
-      `${env!.dir}/manifests`,
-      "--network",
-      env!.network,
-      "--cri-socket",
-      sock(),
-    ],
-    env: env!.env,
-    stdin: "null",
-    stdout: "null",
+  return startDaemon(env!, `${env!.dir}/manifests`, {
+    args: ["--cri-socket", sock()],
     stderr: Deno.env.get("RKL_TEST_DAEMON_LOG") ? "inherit" : "null",
-  }).spawn();
+  });
 }
 
 async function waitSocket(): Promise<void> {
