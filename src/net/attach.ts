@@ -8,9 +8,10 @@ import {
   type CniResult,
   LOOPBACK,
   type NetConfList,
+  type PluginConf,
   type PortMapping,
 } from "./cni.ts";
-import { withPortmapLock } from "./portmap.ts";
+import { PORTMAP_ADD_LOCK, withPortmapLock } from "./portmap.ts";
 
 export interface SandboxNet {
   cniId: string;
@@ -36,10 +37,20 @@ async function cniUpNow(cni: CniClient, n: SandboxNet): Promise<CniResult | unde
         netns: n.netns,
         ifName: "eth0",
         capabilityArgs: { portMappings: n.portMappings },
-      })
+      }, oneAtATime)
       : undefined,
   ]);
   return result;
+}
+
+/**
+ * portmap makes its shared chains with a check then a create, so two ADDs
+ * side by side can both see a chain missing and the second fails with
+ * "File exists". rkl runs one portmap ADD at a time on the host; the other
+ * plugins of the chain still run side by side.
+ */
+function oneAtATime<T>(plugin: PluginConf, run: () => Promise<T>): Promise<T> {
+  return plugin.type === "portmap" ? withPortmapLock(true, run, PORTMAP_ADD_LOCK) : run();
 }
 
 /** DEL of eth0 (with its ADD result) and lo. Both are tried; errors go to `onError`. */

@@ -123,10 +123,20 @@ export class CniClient {
     }
   }
 
-  /** ADD through the chain; the last plugin's result is the attachment's result. */
-  async add(list: NetConfList, att: Attachment): Promise<CniResult> {
+  /**
+   * ADD through the chain; the last plugin's result is the attachment's
+   * result. `around` wraps each plugin's run (to hold a lock while it runs).
+   */
+  async add(
+    list: NetConfList,
+    att: Attachment,
+    around?: <T>(plugin: PluginConf, run: () => Promise<T>) => Promise<T>,
+  ): Promise<CniResult> {
     let prev: CniResult | undefined;
-    for (const plugin of list.plugins) prev = await this.#exec("ADD", list, plugin, att, prev);
+    for (const plugin of list.plugins) {
+      const run = () => this.#exec("ADD", list, plugin, att, prev);
+      prev = around ? await around(plugin, run) : await run();
+    }
     return prev ?? {};
   }
 

@@ -49,6 +49,8 @@ export function portmapCleanupBatch(natDump: string): string | undefined {
  * the chains in between fails that ADD). ADDs share it; the removal is alone.
  */
 export const PORTMAP_LOCK = "/run/lock/rkl-portmap.lock";
+/** Held alone around each portmap plugin ADD (see attach.ts). */
+export const PORTMAP_ADD_LOCK = "/run/lock/rkl-portmap-add.lock";
 
 export async function withPortmapLock<T>(
   exclusive: boolean,
