@@ -10,6 +10,10 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
   console.log(`rkl ${VERSION}`);
   Deno.exit(0);
 }
+if (args[0] === "__netns-connect") {
+  // A port forward's per-connection helper: loads one small module.
+  await (await import("../src/sys/netns_connect.ts")).netnsConnect(args.slice(1));
+}
 const { main } = await import("./app.ts");
 (await import("../src/trace.ts")).trace("modules loaded");
 Deno.exit(await main(args));

@@ -82,6 +82,8 @@ export function serviceDefinition(service: "RuntimeService" | "ImageService") {
 export interface CriHandlers {
   runtime: Record<string, Handler>;
   image: Record<string, Handler>;
+  /** Releases what the handlers hold (the streaming server), after the gRPC server stopped. */
+  close?: () => Promise<void>;
 }
 
 export interface ServeOptions {
@@ -174,7 +176,7 @@ export async function serveCri(handlers: CriHandlers, options: ServeOptions): Pr
           try {
             Deno.removeSync(options.socket);
           } catch { /* already gone */ }
-          resolve();
+          void (handlers.close?.() ?? Promise.resolve()).finally(resolve);
         });
       }),
   };

@@ -38,10 +38,14 @@ import {
   Status,
 } from "./grpc.ts";
 import { containerRequest, NS, sandboxPod } from "./translate.ts";
+import { StreamError, StreamingServer } from "./streaming/server.ts";
+import { streamBackend } from "./streams.ts";
 
 export interface CriOptions {
   /** The CNI network sandboxes join (rkl's default network). */
   network: string | null;
+  /** The streaming server's port on 127.0.0.1 (default: one the kernel picks). */
+  streamingPort?: number;
   /** rkl's version, for Version. */
   version: string;
 }
@@ -298,6 +302,44 @@ function statsReader(host: Host) {
 
 export function criHandlers(host: Host, options: CriOptions): CriHandlers {
   const stats = statsReader(host);
+  // The streaming server listens from the first Exec, Attach or PortForward on.
+  let streaming: StreamingServer | undefined;
+  const streams = () =>
+    streaming ??= StreamingServer.start(
+      streamBackend(host, {
+        container: async (id) => {
+          let c: ContainerRecord;
+          try {
+            c = await quickRefresh(host, container(host, id));
+          } catch (e) {
+            throw new StreamError((e as Error).message, "NotFound");
+          }
+          if (c.status !== "running") {
+            throw new StreamError(`container ${c.name} is ${c.status}, not running`, "BadRequest");
+          }
+          return c;
+        },
+        sandbox: (id) => {
+          try {
+            return sandbox(host, id);
+          } catch (e) {
+            throw new StreamError((e as Error).message, "NotFound");
+          }
+        },
+      }),
+      options.streamingPort ?? 0,
+    );
+  /** The running container an Exec or Attach names, checked before a URL is given out. */
+  const streamTarget = async (req: Message) => {
+    const c = await quickRefresh(host, container(host, req.container_id));
+    if (c.status !== "running") {
+      throw precondition(`container ${c.name} is ${c.status}, not running`);
+    }
+    if (!req.stdin && !req.stdout && !req.stderr) {
+      throw invalid("one of stdin, stdout and stderr must be set");
+    }
+    return c;
+  };
   const images = () => {
     if (!host.images) throw precondition("this host has no image store");
     return host.images;
@@ -624,6 +666,51 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
     },
   };
 
+  Object.assign(
+    runtime,
+    {
+      Exec: async (req: Message) => {
+        const c = await streamTarget(req);
+        const cmd: string[] = req.cmd ?? [];
+        if (cmd.length === 0) throw invalid("cmd: must not be empty");
+        return {
+          url: streams().exec({
+            containerId: c.name,
+            cmd,
+            tty: !!req.tty,
+            stdin: !!req.stdin,
+            stdout: !!req.stdout,
+            stderr: !!req.stderr,
+          }),
+        };
+      },
+      Attach: async (req: Message) => {
+        const c = await streamTarget(req);
+        if (!!req.tty !== !!c.terminal) {
+          throw invalid(`tty: container ${c.name} was created with tty ${!!c.terminal}`);
+        }
+        return {
+          url: streams().attach({
+            containerId: c.name,
+            tty: !!req.tty,
+            stdin: !!req.stdin,
+            stdout: !!req.stdout,
+            stderr: !!req.stderr,
+          }),
+        };
+      },
+      PortForward: (req: Message) => {
+        const p = sandbox(host, req.pod_sandbox_id);
+        if (!ready(p)) throw precondition(`sandbox ${p.name} is not ready`);
+        const ports = (req.port ?? []).map(Number);
+        if (ports.some((n: number) => !Number.isInteger(n) || n < 1 || n > 65535)) {
+          throw invalid("port: every port must be from 1 to 65535");
+        }
+        return Promise.resolve({ url: streams().portForward({ sandboxId: p.name, ports }) });
+      },
+    } satisfies Record<string, Handler>,
+  );
+
   const image: Record<string, Handler> = {
     ListImages: (req) => {
       const want: string = req.filter?.image?.image ?? "";
@@ -700,5 +787,5 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       });
     },
   };
-  return { runtime, image };
+  return { runtime, image, close: async () => await streaming?.close() };
 }

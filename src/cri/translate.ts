@@ -266,6 +266,7 @@ export function containerRequest(
       seccompProfile: sc.privileged ? undefined : seccompOf(sc, field),
     },
     tty: !!config.tty,
+    ...(config.stdin ? { stdin: true, stdinOnce: !!config.stdin_once } : {}),
     labels: {},
     userNames: sc.run_as_username ? { user: sc.run_as_username } : undefined,
     supplementalGroups: (sc.supplemental_groups ?? []).map(Number),

@@ -30,6 +30,8 @@ export interface ConmonOptions {
   timeoutMs?: number;
   /** process.terminal: conmon makes the console socket, holds the pty and logs what it shows. */
   terminal?: boolean;
+  /** A stdin pipe attach can write to; "once": closed when the first attach ends. */
+  stdin?: "open" | "once";
 }
 
 export interface ConmonPaths {
@@ -80,6 +82,8 @@ export function conmonArgs(o: ConmonOptions): string[] {
   for (const a of o.runtime.globalArgs()) args.push("--runtime-arg", a);
   if (o.logSizeMax) args.push("--log-size-max", String(o.logSizeMax));
   if (o.terminal) args.push("--terminal");
+  if (o.stdin) args.push("--stdin");
+  if (o.stdin === "open") args.push("--leave-stdin-open");
   return args;
 }
 

@@ -55,7 +55,7 @@ export interface ExecCaptured {
 }
 
 /** SIGKILL to the process a pid file names and to its descendants (/proc/PID/task/PID/children). */
-function killTree(pidFile: string): void {
+export function killTree(pidFile: string): void {
   let pid: number;
   try {
     pid = Number(Deno.readTextFileSync(pidFile).trim());

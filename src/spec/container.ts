@@ -60,6 +60,9 @@ export interface ContainerSpec {
   mounts: ResolvedMount[];
   securityContext: SecurityContextSpec;
   tty: boolean;
+  /** Keep the process's stdin open for attach (Kubernetes `stdin`); `stdinOnce` closes it after the first attach. */
+  stdin?: boolean;
+  stdinOnce?: boolean;
   labels: Record<string, string>;
   /** Hostname inside the container (default: the container name). */
   hostname?: string;
@@ -375,6 +378,8 @@ export function toContainerSpec(
     resources?: ContainerSpec["resources"];
     securityContext?: ContainerSpec["securityContext"];
     tty?: boolean;
+    stdin?: boolean;
+    stdinOnce?: boolean;
     livenessProbe?: ProbeSpec;
     readinessProbe?: ProbeSpec;
     startupProbe?: ProbeSpec;
@@ -404,6 +409,7 @@ export function toContainerSpec(
     mounts: options.mounts,
     securityContext: options.securityContext ?? c.securityContext ?? {},
     tty: c.tty ?? false,
+    ...(c.stdin ? { stdin: true, stdinOnce: c.stdinOnce ?? false } : {}),
     labels: options.labels ?? {},
     ...(c.lifecycle ? { lifecycle: c.lifecycle } : {}),
     ...(c.lifecycle?.stopSignal ? { stopSignal: c.lifecycle.stopSignal } : {}),

@@ -239,6 +239,7 @@ export const containerFields = {
   securityContext: securityContext.optional(),
   tty: z.boolean().optional(),
   stdin: z.boolean().optional(),
+  stdinOnce: z.boolean().optional(),
   livenessProbe: probe.optional(),
   readinessProbe: probe.optional(),
   startupProbe: probe.optional(),

@@ -46,6 +46,26 @@ const symbols = {
   lgetxattr: { parameters: ["buffer", "buffer", "buffer", "u64"], result: "i64" },
   // int utimensat(int dirfd, const char *pathname, const struct timespec times[2], int flags);
   utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  // int socket(int domain, int type, int protocol);
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // int connect(int fd, const struct sockaddr *addr, socklen_t len);
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int shutdown(int fd, int how);
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  // ssize_t read(int fd, void *buf, size_t count), on a worker thread: it may block.
+  read_blocking: {
+    name: "read",
+    parameters: ["i32", "buffer", "u64"],
+    result: "i64",
+    nonblocking: true,
+  },
+  // ssize_t write(int fd, const void *buf, size_t count), on a worker thread: it may block.
+  write_blocking: {
+    name: "write",
+    parameters: ["i32", "buffer", "u64"],
+    result: "i64",
+    nonblocking: true,
+  },
   // int *__errno_location(void);
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -102,6 +102,8 @@ export interface ContainerRecord extends StoredRecord {
   hostNetwork?: boolean;
   /** process.terminal (`tty: true`): conmon holds the pty. */
   terminal?: boolean;
+  /** conmon keeps a stdin pipe for attach; "once": closed when the first attach ends. */
+  stdin?: "open" | "once";
   /** Signal `stop` sends first (default SIGTERM). */
   stopSignal?: string;
   /** Kubernetes lifecycle hooks, run at every start (postStart) and stop (preStop). */
@@ -651,6 +653,7 @@ async function createContainerNow(
       extraNetworks: extra.length > 0 ? extra : undefined,
       hostNetwork: options.hostNetwork || undefined,
       terminal: plan.config.process.terminal || undefined,
+      stdin: loaded.spec.stdin ? (loaded.spec.stdinOnce ? "once" : "open") : undefined,
       stopSignal: loaded.spec.stopSignal,
       hooks: storedHooks(loaded.spec.lifecycle, loaded.spec.ports),
       healthcheck: loaded.spec.healthcheck,
@@ -901,6 +904,7 @@ async function launch(host: Host, rec: ContainerRecord): Promise<void> {
     socketDir: d.socketDir,
     logSizeMax: host.logSizeMax,
     terminal: rec.terminal,
+    stdin: rec.stdin,
   });
   rec.pidStart = procStat(rec.pid)?.startTime;
   rec.status = "created";
