@@ -237,6 +237,151 @@ test("bad CRI requests get their gRPC status and leave nothing half-made", async
   await crictlOk(["rmi", "busybox:1.36"]);
 });
 
+/** crictl with `input` on its stdin; with `tty`, under script(1) so that crictl has a terminal. */
+async function crictlIn(args: string[], input: string, o: { tty?: boolean; holdMs?: number } = {}) {
+  const base = [
+    "--config",
+    `${env!.dir}/crictl.yaml`,
+    "--runtime-endpoint",
+    `unix://${sock()}`,
+    "--image-endpoint",
+    `unix://${sock()}`,
+  ]; // deno-fmt-ignore
+  // script(1) takes one shell line: every word goes in single quotes.
+  const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
+  const [cmd, argv] = o.tty
+    ? ["script", ["-qec", ["crictl", ...base, ...args].map(quote).join(" "), "/dev/null"]]
+    : ["crictl", [...base, ...args]];
+  const child = new Deno.Command(cmd, {
+    args: argv,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { RUST_BACKTRACE: "0" },
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await new Promise((r) => setTimeout(r, o.tty ? 500 : 0));
+  await w.write(new TextEncoder().encode(input));
+  await new Promise((r) => setTimeout(r, o.holdMs ?? 0));
+  await w.close();
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+test("crictl streams: exec -it and -i, attach, logs -f, port-forward over SPDY and WebSocket", async () => {
+  await setUp();
+  await crictlOk(["pull", "busybox:1.36"]);
+  const podFile = podConfig("streams", "uid-streams-1");
+  const pod = await crictlOk(["runp", podFile]);
+  const app = await crictlOk([
+    "create",
+    pod,
+    writeJson("web.json", {
+      ...APP,
+      // A server bound to the pod's loopback only: port-forward must reach it inside the netns.
+      command: [
+        "/bin/sh",
+        "-c",
+        "mkdir -p /www && echo page-from-pod > /www/index.html && httpd -p 127.0.0.1:8080 -h /www && echo up && exec sleep 300",
+      ],
+    }),
+    podFile,
+  ]); // deno-fmt-ignore
+  await crictlOk(["start", app]);
+  const shell = await crictlOk([
+    "create",
+    pod,
+    writeJson("shell.json", {
+      metadata: { name: "shell" },
+      image: { image: "busybox:1.36" },
+      command: ["/bin/sh"],
+      stdin: true,
+      stdin_once: false,
+      log_path: "shell/0.log",
+      linux: {},
+    }),
+    podFile,
+  ]); // deno-fmt-ignore
+  await crictlOk(["start", shell]);
+  await waitFor("the server", async () => (await crictl(["logs", app])).stdout.includes("up"));
+
+  for (const transport of ["spdy", "websocket"]) {
+    // A terminal: the process sees one, its exit code comes back through crictl.
+    const tty = await crictlIn(
+      ["exec", "-it", "-r", transport, app, "sh", "-c", "tty;exit 4"],
+      "",
+      { tty: true },
+    );
+    assert.match(tty.stdout, /\/dev\/pts\/\d+/, transport);
+    assert.match(tty.stdout + tty.stderr, /exit code 4/, transport);
+    // No terminal: stdin in, stdout out, exit 0.
+    const cat = await crictlIn(["exec", "-i", "-r", transport, app, "cat"], `cat-${transport}\n`);
+    assert.equal(cat.code, 0, cat.stderr);
+    assert.equal(cat.stdout, `cat-${transport}\n`);
+    // Attach to the shell's stdin; it keeps running after (stdin_once false).
+    const att = await crictlIn(
+      ["attach", "-i", "-r", transport, shell],
+      `echo attached-${transport}-$((6*7))\n`,
+      { holdMs: 1_000 },
+    );
+    assert.equal(att.code, 0, att.stderr);
+    assert.equal(att.stdout, `attached-${transport}-42\n`);
+    // Port forward to 127.0.0.1:8080 inside the sandbox.
+    const port = transport === "spdy" ? 18471 : 18472;
+    const pf = new Deno.Command("crictl", {
+      args: [
+        "--config",
+        `${env!.dir}/crictl.yaml`,
+        "--runtime-endpoint",
+        `unix://${sock()}`,
+        "port-forward",
+        "-r",
+        transport,
+        pod,
+        `${port}:8080`,
+      ], // deno-fmt-ignore
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    try {
+      let page = "";
+      await waitFor(`port-forward over ${transport}`, async () => {
+        const r = await new Deno.Command("timeout", {
+          args: ["5", "wget", "-qO-", `http://127.0.0.1:${port}/`],
+          stdout: "piped",
+          stderr: "null",
+        }).output();
+        page = new TextDecoder().decode(r.stdout);
+        return r.code === 0;
+      });
+      assert.equal(page, "page-from-pod\n");
+    } finally {
+      pf.kill("SIGTERM");
+      await pf.output();
+    }
+  }
+  const st = JSON.parse(await crictlOk(["inspect", shell]));
+  assert.equal(st.status.state, "CONTAINER_RUNNING");
+  // logs -f follows: the attach's output is in the shell's log.
+  const follow = new Deno.Command("timeout", {
+    args: ["3", "crictl", "--runtime-endpoint", `unix://${sock()}`, "logs", "-f", shell],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert.match(
+    new TextDecoder().decode((await follow).stdout),
+    /attached-spdy-42\nattached-websocket-42/,
+  );
+  const stats = JSON.parse(await crictlOk(["stats", "-o", "json", app]));
+  assert.ok(Number(stats.stats[0].memory.workingSetBytes.value) > 0);
+
+  await crictlOk(["rmp", "-f", pod]);
+  assert.equal(await crictlOk(["ps", "-a", "-q"]), "");
+  await crictlOk(["rmi", "busybox:1.36"]);
+});
+
 test("kill -9 of the daemon stops no CRI pod; the next one answers with the same ids", async () => {
   await setUp();
   await crictlOk(["pull", "busybox:1.36"]);

@@ -123,7 +123,7 @@ export function spdyDictionary(): Uint8Array {
 }
 
 /** One direction's header compression: a zlib stream kept open for the session. */
-class HeaderZ {
+export class HeaderZ {
   #z: zlib.Inflate | zlib.Deflate;
   #out: Buffer[] = [];
   #err?: Error;
@@ -217,7 +217,7 @@ export function encodeHeaderBlock(h: SpdyHeaders): Uint8Array {
   return out;
 }
 
-function controlFrame(type: number, flags: number, payload: Uint8Array): Uint8Array {
+export function controlFrame(type: number, flags: number, payload: Uint8Array): Uint8Array {
   const f = new Uint8Array(8 + payload.length);
   const v = new DataView(f.buffer);
   v.setUint16(0, 0x8000 | VERSION);
@@ -227,7 +227,7 @@ function controlFrame(type: number, flags: number, payload: Uint8Array): Uint8Ar
   return f;
 }
 
-function dataFrame(streamId: number, flags: number, data: Uint8Array): Uint8Array {
+export function dataFrame(streamId: number, flags: number, data: Uint8Array): Uint8Array {
   const f = new Uint8Array(8 + data.length);
   const v = new DataView(f.buffer);
   v.setUint32(0, streamId & 0x7fffffff);
@@ -236,7 +236,7 @@ function dataFrame(streamId: number, flags: number, data: Uint8Array): Uint8Arra
   return f;
 }
 
-function u32s(...ns: number[]): Uint8Array {
+export function u32s(...ns: number[]): Uint8Array {
   const b = new Uint8Array(4 * ns.length);
   const v = new DataView(b.buffer);
   ns.forEach((n, i) => v.setUint32(4 * i, n >>> 0));
