@@ -20,7 +20,7 @@ fi
 # 1. Debian packages: the real parts rkl drives, plus youki's build deps.
 debs=(runc containernetworking-plugins iptables iproute2 busybox-static catatonit conmon
   pkg-config libsystemd-dev libseccomp-dev libelf-dev libclang-dev libssl-dev build-essential
-  ca-certificates util-linux systemd
+  ca-certificates util-linux systemd patch
   qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
   docker-registry skopeo umoci)
 missing=()
@@ -48,12 +48,19 @@ if [ -z "${RKL_SKIP_YOUKI:-}" ]; then
   cargo_bin=""
   if command -v cargo >/dev/null 2>&1; then cargo_bin=$(command -v cargo);
   elif [ -x "$HOME/.cargo/bin/cargo" ]; then cargo_bin="$HOME/.cargo/bin/cargo"; fi
-  if [ -x /usr/local/bin/youki ] && /usr/local/bin/youki --version 2>/dev/null | grep -q "${YOUKI_VERSION}"; then
+  # rkl's patches (scripts/youki/) are part of what is installed: a youki
+  # built without them is rebuilt. The marker names the patches' checksum.
+  patches_sum=$(cat "$here"/scripts/youki/*.patch "$here"/scripts/youki/build.sh | sha256sum | cut -c1-16)
+  marker="/usr/local/share/rkl/youki-${YOUKI_VERSION}-${patches_sum}"
+  if [ -x /usr/local/bin/youki ] && /usr/local/bin/youki --version 2>/dev/null | grep -q "${YOUKI_VERSION}" \
+    && [ -f "$marker" ]; then
     :
   elif [ -n "$cargo_bin" ]; then
-    log "building youki ${YOUKI_VERSION} (features systemd,v1,v2,seccomp); this takes several minutes"
-    "$cargo_bin" install --locked youki --version "${YOUKI_VERSION}" \
-      --features systemd,v1,v2,seccomp --root /usr/local >/dev/null
+    log "building youki ${YOUKI_VERSION} with rkl's patches (features systemd,v1,v2,seccomp); this takes a few minutes"
+    CARGO="$cargo_bin" bash "$here/scripts/youki/build.sh" "${YOUKI_VERSION}" /usr/local/bin/youki
+    mkdir -p "$(dirname "$marker")"
+    rm -f /usr/local/share/rkl/youki-*
+    : >"$marker"
   else
     log "cargo not found: youki is not installed, rkl will use runc"
   fi
@@ -85,7 +92,24 @@ else
   log "cri-tools not found (set RKL_CRI_TOOLS): the CRI tests need crictl and critest"
 fi
 
-# 6. Dependencies of the Deno code (npm packages, pinned by deno.lock).
+# 6. kubelet v1.36.3 (static), the real CRI client of tests/e2e/kubelet_test.ts:
+#    also from the shared tools dir, checked against its pinned sha256.
+kubelet_dir=""
+for d in "${RKL_KUBELET_DIR:-}" "$here/../shared/kubelet" /work/shared/kubelet; do
+  if [ -n "$d" ] && [ -x "$d/kubelet" ]; then kubelet_dir=$d; break; fi
+done
+if [ -n "$kubelet_dir" ]; then
+  if [ "$(sha256sum "$kubelet_dir/kubelet" | cut -d' ' -f1)" != \
+    863e5f32844b794cfc673682fb215a133e5cbef1a6bd718d3e0a109612d4a5aa ]; then
+    echo "setup: $kubelet_dir/kubelet does not match its pinned sha256" >&2
+    exit 1
+  fi
+  install -m 0755 "$kubelet_dir/kubelet" /usr/local/bin/kubelet
+else
+  log "kubelet not found (set RKL_KUBELET_DIR): the kubelet test needs it"
+fi
+
+# 7. Dependencies of the Deno code (npm packages, pinned by deno.lock).
 (cd "$here" && deno install --frozen >/dev/null)
 
 log "ok: deno $(deno --version | head -n1 | cut -d' ' -f2), runtimes: $(for r in youki runc crun; do command -v $r >/dev/null && printf '%s ' $r; done)"

@@ -17,7 +17,7 @@
  * A terminal's size goes to conmon's `ctl` FIFO as "1 HEIGHT WIDTH".
  */
 import type { Host } from "../workloads/host.ts";
-import { type ContainerRecord, quickRefresh } from "../workloads/container.ts";
+import { type ContainerRecord, quickRefresh, removeAttachLinks } from "../workloads/container.ts";
 import type { PodRecord } from "../workloads/pod.ts";
 import { execProcess, killTree } from "../oci/runtime.ts";
 import { SeqPacketSocket } from "../sys/seqpacket.ts";
@@ -196,7 +196,6 @@ async function execTerminal(
   const sid = crypto.randomUUID().replaceAll("-", "");
   const dir = `${c.dirs.conmonDir}/exec-${sid}`;
   Deno.mkdirSync(dir, { mode: 0o700 });
-  const socketLink = `${c.dirs.socketDir}/${sid}`;
   const [syncFifo, startFifo, attachFifo] = ["sync", "start", "attached"].map((n) =>
     `${dir}/${n}.fifo`
   );
@@ -313,11 +312,10 @@ async function execTerminal(
         Deno.kill(conmonPid, "SIGKILL");
       } catch { /* gone */ }
     }
-    for (const path of [socketLink, dir]) {
-      try {
-        Deno.removeSync(path, { recursive: true });
-      } catch { /* gone */ }
-    }
+    removeAttachLinks(c.dirs.socketDir, sid, dir);
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* gone */ }
   }
 }
 

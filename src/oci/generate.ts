@@ -366,6 +366,13 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
       resources,
       cgroupsPath: ctx.cgroupsPath,
       namespaces,
+      // A mount that propagates back to the host (rshared) needs the whole
+      // tree shared (the runtime makes it recursive): a slave copy of the
+      // host's mount would start a peer group of its own. The OCI values
+      // are "shared", "slave", "private", "unbindable".
+      ...(spec.mounts.some((m) => m.propagation === "rshared")
+        ? { rootfsPropagation: "shared" as const }
+        : {}),
       ...(seccomp ? { seccomp } : {}),
       ...(spec.sysctls && Object.keys(spec.sysctls).length > 0 ? { sysctl: spec.sysctls } : {}),
       ...(sc.privileged ? {} : {

@@ -52,6 +52,7 @@ export interface OciConfig {
     namespaces: OciNamespace[];
     seccomp?: SeccompProfile;
     sysctl?: Record<string, string>;
+    rootfsPropagation?: "shared" | "slave" | "private" | "unbindable";
     maskedPaths?: string[];
     readonlyPaths?: string[];
   };

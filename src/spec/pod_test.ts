@@ -48,12 +48,12 @@ Deno.test("loadPods() reads every document of a multi-document file and refuses 
 
 Deno.test("loadPods() warns about fields it does not apply and keeps going", () => {
   const [pod] = loadPods(
-    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  nodeName: n1\n  containers:\n    - {name: a, image: b, stdinOnce: true}\n",
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  nodeName: n1\n  containers:\n    - {name: a, image: b, resizePolicy: []}\n",
     "p.yaml",
   );
   assert.deepEqual(pod.warnings.map((w) => `${w.line}:${w.path}`), [
     "5:spec.nodeName",
-    "7:spec.containers[0].stdinOnce",
+    "7:spec.containers[0].resizePolicy",
   ]);
 });
 

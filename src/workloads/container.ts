@@ -994,7 +994,7 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
     await step(() => removeUnmounted(d.dir));
     await step(() => removeAll(d.conmonDir));
     await step(() => removeAll(`${d.exitDir}/${rec.id}`));
-    await step(() => removeAll(`${d.socketDir}/${rec.id}`));
+    await step(() => removeAttachLinks(d.socketDir, rec.id, d.bundle));
     // A CRI container's log is the kubelet's file (it removes it with the pod).
     if (!rec.cri) {
       await step(() => removeAll(d.log));
@@ -1119,6 +1119,42 @@ export function removeUnmounted(path: string): void {
     );
   }
   removeAll(path);
+}
+
+/**
+ * conmon's link to a bundle in the socket dir is named by the container id,
+ * cut short when SOCKET_DIR/ID/attach would not fit in a socket address:
+ * removes the link under its full name and any such shortened one (a link
+ * of at least 32 characters that `id` starts with and that points at
+ * `bundle`, so another container's link is never taken).
+ */
+export function removeAttachLinks(socketDir: string, id: string, bundle: string): number {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(socketDir)];
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const e of entries) {
+    if (
+      e.name === id ||
+      (e.isSymlink && e.name.length >= 32 && id.startsWith(e.name) &&
+        readLinkOr(`${socketDir}/${e.name}`) === bundle)
+    ) {
+      removeAll(`${socketDir}/${e.name}`);
+      removed++;
+    }
+  }
+  return removed;
+}
+
+function readLinkOr(path: string): string | undefined {
+  try {
+    return Deno.readLinkSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 function removeAll(path: string): void {

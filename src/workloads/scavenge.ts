@@ -15,7 +15,13 @@ import { removeNetns } from "../sys/netns.ts";
 import { pathExists, readDirOr, removeBelow } from "../sys/fsutil.ts";
 import { unstageSubPath } from "../sys/subpath.ts";
 import { which } from "../oci/runtime.ts";
-import { removeCgroup, removeEmptyParent, removeUnmounted, waitConmonGone } from "./container.ts";
+import {
+  removeAttachLinks,
+  removeCgroup,
+  removeEmptyParent,
+  removeUnmounted,
+  waitConmonGone,
+} from "./container.ts";
 import { cniIdFor, containerDirs, type Host } from "./host.ts";
 import { rotatedLogs } from "./logrotate.ts";
 
@@ -129,7 +135,6 @@ export async function scavengeContainer(
       ["container dir", d.dir, `${host.paths.root}/containers`],
       ["conmon dir", d.conmonDir, `${host.paths.runRoot}/conmon`],
       ["exit file", `${d.exitDir}/${name}`, d.exitDir],
-      ["attach socket dir", `${d.socketDir}/${name}`, d.socketDir],
       ["log", d.log, host.paths.logDir],
     ] as const
   ) {
@@ -139,6 +144,10 @@ export async function scavengeContainer(
       else removeBelow(root, path, what);
     });
   }
+  await step(
+    `attach socket links of ${name}`,
+    () => removeAttachLinks(d.socketDir, name, d.bundle) > 0,
+  );
   for (const old of rotatedLogs(d.log)) {
     await step(`log ${old}`, () => removeBelow(host.paths.logDir, old, "rotated log"));
   }

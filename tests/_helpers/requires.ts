@@ -18,7 +18,8 @@ export type Requirement =
   | "qemu-aarch64"
   | "npm"
   | "registry"
-  | "crictl";
+  | "crictl"
+  | "kubelet";
 
 const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -49,6 +50,8 @@ function missing(req: Requirement): string | undefined {
       return undefined;
     case "crictl":
       return which("crictl") ? undefined : "crictl is not installed (scripts/setup.sh installs it)";
+    case "kubelet":
+      return which("kubelet") ? undefined : "kubelet is not installed (scripts/setup.sh installs it)";
     case "npm":
       return which("npm") ? undefined : "npm is not installed (scripts/setup.sh)";
     case "cni": {

@@ -38,7 +38,7 @@ export interface PushedImage {
 /** Builds the stand-in programs (tests/cri/src/*.c) static with gcc. */
 async function buildPrograms(dir: string): Promise<Record<string, Uint8Array>> {
   const out: Record<string, Uint8Array> = {};
-  for (const name of ["nginx", "nonewprivs", "ipcs"]) {
+  for (const name of ["nginx", "nonewprivs", "ipcs", "pgrep"]) {
     const bin = `${dir}/${name}`;
     const r = await new Deno.Command("gcc", {
       args: ["-static", "-O2", "-o", bin, `${REPO}/tests/cri/src/${name}.c`],
@@ -56,7 +56,7 @@ async function buildPrograms(dir: string): Promise<Record<string, Uint8Array>> {
 /**
  * busybox's applets as hard links to one binary (as the upstream busybox
  * image has them, where the bundle has symlinks: masking /bin/ls must mask
- * ls, not busybox), plus an ipcs.
+ * ls, not busybox), plus an ipcs and a pgrep.
  */
 function appletLayer(programs: Record<string, Uint8Array>): Uint8Array {
   const root = `${REPO}/bundles/busybox/rootfs`;
@@ -70,6 +70,7 @@ function appletLayer(programs: Record<string, Uint8Array>): Uint8Array {
     }
   }
   members.push({ name: "bin/ipcs", data: programs.ipcs, mode: 0o755 });
+  members.push({ name: "bin/pgrep", data: programs.pgrep, mode: 0o755 });
   return tarBytes(members);
 }
 
@@ -110,7 +111,17 @@ export async function pushCriTestImages(url: string, workDir: string): Promise<P
     },
   ];
   await push(`${e2e}/nginx:1.14-2`, ...web(80));
-  await push(`${e2e}/httpd:2.4.39-4`, ...web(80));
+  await push(`${e2e}/httpd:2.4.39-4`, [
+    { name: "usr/", type: "dir" },
+    { name: "usr/local/", type: "dir" },
+    { name: "usr/local/apache2/", type: "dir" },
+    { name: "usr/local/apache2/bin/", type: "dir" },
+    { name: "usr/local/apache2/bin/httpd", data: programs.nginx, mode: 0o755 },
+  ], {
+    Env: [`PATH=/usr/local/apache2/bin:/bin:/sbin:/usr/bin:/usr/sbin`, "PORT=80"],
+    Cmd: ["httpd", "-D", "FOREGROUND"],
+    ExposedPorts: { "80/tcp": {} },
+  });
   await push(`${staging}/hostnet-nginx-amd64:latest`, ...web(12003));
   await push(`${e2e}/nonewprivs:1.3`, [
     { name: "usr/", type: "dir" },

@@ -1,8 +1,10 @@
 /*
- * A stand-in for the nginx and httpd test images critest uses: named
- * "nginx" (its comm), with "nginx: master process" in its command line as
- * the real one shows, answering every HTTP request with a 200 and a small
- * page on $PORT (default 80). Built static by tests/cri/images.ts.
+ * A stand-in for the nginx and httpd test images critest uses. As nginx:
+ * named "nginx" (its comm), with "nginx: master process" in its command
+ * line as the real one shows. As httpd (started by that name): its command
+ * line in the log as Apache's AH00094 line has it. Either way answering every HTTP request with a 200 and a small
+ * page on $PORT (default 80), its pid in /var/run/nginx.pid as the real one
+ * writes it. Built static by tests/cri/images.ts.
  */
 #include <netinet/in.h>
 #include <signal.h>
@@ -10,19 +12,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char page[] = "<html><body><h1>Welcome to nginx!</h1></body></html>\n";
 
 int main(int argc, char **argv) {
-  (void)argc;
-  if (strstr(argv[0], "master process") == NULL) {
+  const char *base = strrchr(argv[0], '/');
+  base = base ? base + 1 : argv[0];
+  if (strcmp(base, "httpd") == 0) {
+    printf("AH00094: Command line: '");
+    for (int i = 0; i < argc; i++) printf(i ? " %s" : "%s", argv[i]);
+    printf("'\n");
+  } else if (strstr(argv[0], "master process") == NULL) {
     char *again[] = {"nginx: master process nginx -g daemon off;", NULL};
     execv("/usr/sbin/nginx", again);
     perror("execv /usr/sbin/nginx");
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
+  mkdir("/var", 0755);
+  mkdir("/var/run", 0755);
+  FILE *pf = fopen("/var/run/nginx.pid", "w");
+  if (pf) {
+    fprintf(pf, "%d\n", (int)getpid());
+    fclose(pf);
+  }
   const char *p = getenv("PORT");
   int port = p ? atoi(p) : 80;
   int s = socket(AF_INET, SOCK_STREAM, 0);

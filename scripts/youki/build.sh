@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds youki $1 from crates.io with rkl's patches to its libcontainer
+# (scripts/youki/*.patch) and installs it as $2 (default /usr/local/bin/youki).
+#
+# Why patched: youki 0.7.0 rebuilds the spec of an exec'd process ("tenant")
+# from the namespaces, cgroup path, personality and time offsets only, so a
+# process started by `youki exec` runs without the container's seccomp
+# profile (Seccomp: 0 in its /proc/self/status), where runc applies it. The
+# patch gives the tenant the container's profile; a notify profile (which
+# needs the container's state, which a tenant lacks) is the only case left
+# as before. Everything else is youki as published.
+set -euo pipefail
+version="$1"
+dest="${2:-/usr/local/bin/youki}"
+features="systemd,v1,v2,seccomp"
+here="$(cd "$(dirname "$0")" && pwd)"
+cargo_bin="${CARGO:-cargo}"
+work="$(mktemp -d /var/tmp/rkl-youki.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+
+# Fetch the published crates (a bin-only crate can still be fetched as a dependency).
+mkdir -p "$work/fetch/src"
+cat >"$work/fetch/Cargo.toml" <<TOML
+[package]
+name = "rkl-youki-fetch"
+version = "0.0.0"
+edition = "2021"
+[dependencies]
+youki = "=${version}"
+libcontainer = "=${version}"
+TOML
+echo 'fn main() {}' >"$work/fetch/src/main.rs"
+(cd "$work/fetch" && "$cargo_bin" fetch --quiet)
+cache="${CARGO_HOME:-$HOME/.cargo}/registry/cache"
+crate() { find "$cache" -name "$1-${version}.crate" | head -n1; }
+tar xzf "$(crate youki)" -C "$work"
+tar xzf "$(crate libcontainer)" -C "$work"
+for p in "$here"/libcontainer-*.patch; do
+  patch -d "$work/libcontainer-${version}" -p1 --quiet --forward <"$p"
+done
+printf '\n[patch.crates-io]\nlibcontainer = { path = "../libcontainer-%s" }\n' "$version" \
+  >>"$work/youki-${version}/Cargo.toml"
+(cd "$work/youki-${version}" && "$cargo_bin" build --quiet --release --features "$features")
+install -m 0755 "$work/youki-${version}/target/release/youki" "$dest"
