@@ -51,7 +51,9 @@ function missing(req: Requirement): string | undefined {
     case "crictl":
       return which("crictl") ? undefined : "crictl is not installed (scripts/setup.sh installs it)";
     case "kubelet":
-      return which("kubelet") ? undefined : "kubelet is not installed (scripts/setup.sh installs it)";
+      return which("kubelet")
+        ? undefined
+        : "kubelet is not installed (scripts/setup.sh installs it)";
     case "npm":
       return which("npm") ? undefined : "npm is not installed (scripts/setup.sh)";
     case "cni": {
