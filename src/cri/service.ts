@@ -24,6 +24,7 @@ import {
 } from "../workloads/container.ts";
 import { execProcess } from "../oci/runtime.ts";
 import { removeImages } from "../image/manage.ts";
+import { parseReference } from "../image/reference.ts";
 import type { ImageRecord } from "../image/store.ts";
 import { NotFoundError } from "../errors.ts";
 import { reopenLog } from "../workloads/logrotate.ts";
@@ -48,6 +49,50 @@ export interface CriOptions {
   streamingPort?: number;
   /** rkl's version, for Version. */
   version: string;
+}
+
+/**
+ * PullImage's AuthConfig as credentials for this pull, keyed by the
+ * image's own registry (never a mirror's host: they were given for the
+ * registry). username/password, or `auth` as base64 "user:password".
+ */
+export function pullAuths(
+  image: string,
+  a: Message | null | undefined,
+): Record<string, { username: string; password: string }> | undefined {
+  if (!a || !(a.username || a.password || a.auth || a.identity_token || a.registry_token)) {
+    return undefined;
+  }
+  if (a.identity_token || a.registry_token) {
+    throw new CriError(
+      Status.UNIMPLEMENTED,
+      "auth.identity_token and auth.registry_token are not supported; give username and password",
+    );
+  }
+  let username: string = a.username ?? "", password: string = a.password ?? "";
+  if (a.auth) {
+    let plain: string;
+    try {
+      plain = new TextDecoder("utf-8", { fatal: true }).decode(
+        Uint8Array.from(atob(a.auth), (c) => c.charCodeAt(0)),
+      );
+    } catch {
+      throw invalid("auth.auth: not base64");
+    }
+    const i = plain.indexOf(":");
+    if (i <= 0) throw invalid('auth.auth: not base64 of "user:password"');
+    username = plain.slice(0, i);
+    password = plain.slice(i + 1);
+  }
+  if (!username) throw invalid("auth: a username is needed");
+  let registry: string;
+  try {
+    registry = parseReference(image).registry;
+  } catch (e) {
+    throw invalid(`image.image: ${(e as Error).message}`);
+  }
+  const hosts = registry === "docker.io" ? ["docker.io", "registry-1.docker.io"] : [registry];
+  return Object.fromEntries(hosts.map((h) => [h, { username, password }]));
 }
 
 /** A fresh object id: 64 hex digits from 32 random bytes. */
@@ -528,6 +573,46 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       return { container_id: id };
     },
 
+    UpdateContainerResources: async (req) => {
+      const c = container(host, req.container_id);
+      const r: Message = req.linux ?? {};
+      const num = (v: unknown) => {
+        const n = Number(v ?? 0);
+        if (!Number.isSafeInteger(n) || n < 0) throw invalid(`linux: ${String(v)} is not a count`);
+        return n;
+      };
+      const quota = num(r.cpu_quota), period = num(r.cpu_period), shares = num(r.cpu_shares);
+      const memory = num(r.memory_limit_in_bytes);
+      if (period > 0 && (period < 1000 || period > 1_000_000)) {
+        throw invalid("linux.cpu_period: must be from 1000 to 1000000 µs");
+      }
+      if (memory > 0 && memory < 4 * 1024 * 1024) {
+        throw invalid("linux.memory_limit_in_bytes: must be at least 4 MiB");
+      }
+      await host.store.withLock(async () => {
+        const now = await quickRefresh(host, c);
+        if (now.status === "exited") {
+          throw precondition(`container ${c.name} has exited`);
+        }
+        // 0 leaves a setting as it is, as the kubelet means it.
+        const limits = {
+          ...now.limits,
+          ...(period > 0 ? { cpuPeriod: period } : {}),
+          ...(quota > 0 ? { cpuQuota: quota } : {}),
+          ...(shares > 0 ? { cpuShares: shares } : {}),
+          ...(memory > 0 ? { memoryLimit: memory } : {}),
+        };
+        host.cgroups.apply(now.cgroupPath, {
+          ...(period > 0 ? { cpuPeriod: period } : {}),
+          ...(quota > 0 ? { cpuQuota: quota } : {}),
+          ...(shares > 0 ? { cpuShares: shares } : {}),
+          ...(memory > 0 ? { memoryLimit: memory } : {}),
+        });
+        host.store.put("containers", { ...now, limits });
+      });
+      return {};
+    },
+
     StartContainer: async (req) => {
       const c = container(host, req.container_id);
       await host.store.withLock(async () => {
@@ -602,6 +687,20 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       }
       if (!reopenLog(host.sys, `${c.dirs.bundle}/ctl`)) {
         throw new CriError(Status.UNAVAILABLE, `container ${c.name}: its conmon does not answer`);
+      }
+      // conmon reopens when it reads the FIFO: answer once the new file is there,
+      // as the kubelet (which rotates the old one away first) expects.
+      const until = Date.now() + 2_000;
+      for (;;) {
+        try {
+          Deno.statSync(c.dirs.log);
+          break;
+        } catch {
+          if (Date.now() > until) {
+            throw new CriError(Status.UNAVAILABLE, `container ${c.name}: its log was not reopened`);
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
       }
       return {};
     },
@@ -742,15 +841,9 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
     PullImage: async (req) => {
       const text: string = req.image?.image ?? "";
       if (!text) throw invalid("image.image: must be set");
-      const a = req.auth;
-      if (a && (a.username || a.password || a.auth || a.identity_token || a.registry_token)) {
-        throw new CriError(
-          Status.UNIMPLEMENTED,
-          "credentials in PullImage are not supported yet; use rkl login",
-        );
-      }
+      const auths = pullAuths(text, req.auth);
       try {
-        const rec = await images().pull(text, { quiet: true });
+        const rec = await images().pull(text, { quiet: true, auths });
         return { image_ref: rec.id };
       } catch (e) {
         if (e instanceof NotFoundError) throw notFound((e as Error).message);

@@ -51,6 +51,8 @@ export interface PullContext {
   /** `os/arch[/variant]`, default this host's. */
   platform?: string;
   progress?: Progress;
+  /** Credentials for this pull only (the CRI's PullImage auth), by registry host; first choice. */
+  pullAuths?: Record<string, Credentials>;
 }
 
 const INDEX_TYPES = new Set([
@@ -130,7 +132,8 @@ export class Puller {
   constructor(private ctx: PullContext) {
     this.#client = new RegistryClient({
       timeoutMs: ctx.timeoutMs,
-      credentials: (host) => ctx.registries.configs[host]?.auth ?? ctx.auths[host],
+      credentials: (host) =>
+        ctx.pullAuths?.[host] ?? ctx.registries.configs[host]?.auth ?? ctx.auths[host],
     });
   }
 

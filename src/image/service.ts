@@ -15,6 +15,7 @@ import { parseReference } from "./reference.ts";
 import { trace } from "../trace.ts";
 import {
   authFilePath,
+  type Credentials,
   DEFAULT_REGISTRIES_FILE,
   loadRegistries,
   readAuthFile,
@@ -58,7 +59,10 @@ export class ImageService {
     return this.opts.timeoutMs ?? (Number.isFinite(s) && s > 0 ? s * 1000 : 30000);
   }
 
-  async pull(ref: string, o: { platform?: string; quiet?: boolean } = {}): Promise<ImageRecord> {
+  async pull(
+    ref: string,
+    o: { platform?: string; quiet?: boolean; auths?: Record<string, Credentials> } = {},
+  ): Promise<ImageRecord> {
     const { Puller } = await import("./pull.ts");
     trace("pull: puller loaded");
     const registries = await this.registries();
@@ -70,6 +74,7 @@ export class ImageService {
       timeoutMs: this.timeoutMs(),
       platform: o.platform,
       progress: o.quiet ? undefined : this.opts.progress?.(),
+      pullAuths: o.auths,
     });
     return await puller.pull(ref);
   }

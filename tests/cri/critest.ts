@@ -6,8 +6,8 @@
  * mirror entries for registry.k8s.io, k8s.gcr.io and gcr.io. Prints passed /
  * failed / skipped per group and exits non-zero when any spec fails.
  *
- *   deno task test:cri                     # every group, SPDY streaming
- *   deno task test:cri --websocket         # streaming over WebSocket too
+ *   deno task test:cri                     # every group over SPDY, then Streaming over WebSocket
+ *   deno task test:cri --websocket         # one pass, streaming over WebSocket
  *   deno task test:cri --focus 'PodSandbox'
  *   deno task test:cri --serve             # only the registry and daemon, for crictl; ^C ends
  */
@@ -19,6 +19,30 @@ import { pushCriTestImages } from "./images.ts";
 import { which } from "../../src/oci/runtime.ts";
 
 class Done extends Error {}
+
+interface Pass {
+  label: string;
+  focus?: string;
+  skip?: string;
+  websocket?: boolean;
+}
+
+/**
+ * Specs the default run leaves out, each for a reason that is not rkl's:
+ * they cannot pass with images rebuilt here. Everything else must pass.
+ */
+const KNOWN = [
+  {
+    spec: "public image with digest should be pulled and removed",
+    why:
+      "it pulls test-image-digest by the upstream image's digest, which a rebuilt image cannot have",
+  },
+  {
+    spec: "runtime should support MaskedPaths",
+    why:
+      "it expects `sh -c ls` to exec the masked /bin/ls; Debian's busybox sh runs its applets in-process (masking itself: tests/e2e/cri_test.ts)",
+  },
+];
 
 const args = [...Deno.args];
 const flag = (name: string) => {
@@ -80,35 +104,60 @@ try {
     await cleanupCri(sock);
     throw new Done();
   }
-  const report = `${env.dir}/critest.xml`;
-  const run = await new Deno.Command(critest, {
-    args: [
-      `-runtime-endpoint=unix://${sock}`,
-      `-image-endpoint=unix://${sock}`,
-      `-ginkgo.junit-report=${report}`,
-      "-ginkgo.no-color",
-      ...(focus ? [`-ginkgo.focus=${focus}`] : []),
-      ...(skip ? [`-ginkgo.skip=${skip}`] : []),
-      ...(websocket ? ["-websocket-exec", "-websocket-attach", "-websocket-portforward"] : []),
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  Deno.writeTextFileSync(`${REPO}/critest.log`, dec.decode(run.stdout) + dec.decode(run.stderr));
-  Deno.copyFileSync(report, `${REPO}/critest.xml`);
-  const groups = summarize(Deno.readTextFileSync(report));
+  // The default run is two passes: every group over SPDY, then the
+  // streaming specs again over WebSocket (the -websocket-* flags change
+  // nothing else). --focus/--skip/--websocket give one pass as asked.
+  const passes: Pass[] = focus || skip || websocket
+    ? [{ label: websocket ? "websocket" : "spdy", focus, skip, websocket }]
+    : [
+      { label: "spdy", skip: KNOWN.map((k) => k.spec).join("|") },
+      { label: "websocket", focus: "Streaming", websocket: true },
+    ];
   let failed = 0;
-  console.log("group\tpassed\tfailed\tskipped");
-  for (const [g, c] of [...groups].sort()) {
-    console.log(`${g}\t${c.passed}\t${c.failed}\t${c.skipped}`);
-    failed += c.failed;
+  let exitBad = false;
+  let log = "";
+  for (const pass of passes) {
+    const report = `${env.dir}/critest-${pass.label}.xml`;
+    const run = await new Deno.Command(critest, {
+      args: [
+        `-runtime-endpoint=unix://${sock}`,
+        `-image-endpoint=unix://${sock}`,
+        `-ginkgo.junit-report=${report}`,
+        "-ginkgo.no-color",
+        ...(pass.focus ? [`-ginkgo.focus=${pass.focus}`] : []),
+        ...(pass.skip ? [`-ginkgo.skip=${pass.skip}`] : []),
+        ...(pass.websocket
+          ? ["-websocket-exec", "-websocket-attach", "-websocket-portforward"]
+          : []),
+        ...args,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    log += `=== ${pass.label}\n${dec.decode(run.stdout)}${dec.decode(run.stderr)}`;
+    Deno.copyFileSync(report, `${REPO}/critest-${pass.label}.xml`);
+    const groups = summarize(Deno.readTextFileSync(report));
+    console.log(`${pass.label}: group\tpassed\tfailed\tskipped`);
+    for (const [g, c] of [...groups].sort()) {
+      if (c.passed + c.failed > 0 || pass.label === "spdy") {
+        console.log(`${pass.label}: ${g}\t${c.passed}\t${c.failed}\t${c.skipped}`);
+      }
+      failed += c.failed;
+    }
+    for (const [g, c] of groups) {
+      for (const f of c.failures) console.log(`FAILED [${pass.label}] [${g}] ${f}`);
+    }
+    console.error(`critest (${pass.label}): exit ${run.code}`);
+    if (run.code !== 0) exitBad = true;
   }
-  for (const [g, c] of groups) for (const f of c.failures) console.log(`FAILED [${g}] ${f}`);
-  console.error(`critest: exit ${run.code}; full output in critest.log`);
-  code = failed > 0 || run.code !== 0 ? 1 : 0;
+  Deno.writeTextFileSync(`${REPO}/critest.log`, log);
+  if (passes.length > 1) {
+    for (const k of KNOWN) console.log(`not run: ${k.spec}: ${k.why}`);
+  }
+  console.error("critest: full output in critest.log");
+  code = failed > 0 || exitBad ? 1 : 0;
 } catch (e) {
   if (!(e instanceof Done)) throw e;
   code = 0;

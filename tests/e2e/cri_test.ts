@@ -165,6 +165,17 @@ test("crictl drives a pod's whole life over rkl's CRI; the host is as before", a
     "the log line",
     async () => (await crictl(["logs", ctr])).stdout.includes("hello-cri"),
   );
+  // UpdateContainerResources: the new memory limit is in force in the container's cgroup.
+  await crictlOk(["update", "--memory", String(96 * 1024 * 1024), ctr]);
+  const limit = await crictlOk([
+    "exec",
+    "-s",
+    ctr,
+    "sh",
+    "-c",
+    "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+  ]); // deno-fmt-ignore
+  assert.equal(limit, String(96 * 1024 * 1024));
   const exit3 = await crictl(["exec", "-s", ctr, "sh", "-c", "exit 3"]);
   assert.match(exit3.stderr, /exited with 3/); // crictl reports the code and exits 1
 
@@ -379,6 +390,31 @@ test("crictl streams: exec -it and -i, attach, logs -f, port-forward over SPDY a
 
   await crictlOk(["rmp", "-f", pod]);
   assert.equal(await crictlOk(["ps", "-a", "-q"]), "");
+  await crictlOk(["rmi", "busybox:1.36"]);
+});
+
+test("masked and read-only paths: the masked file reads empty and does not run; /tmp is read-only", async () => {
+  await setUp();
+  await crictlOk(["pull", "busybox:1.36"]);
+  const podFile = podConfig("masks", "uid-masks-1");
+  const pod = await crictlOk(["runp", podFile]);
+  const ctr = await crictlOk([
+    "create",
+    pod,
+    writeJson("masked.json", {
+      ...APP,
+      linux: { security_context: { masked_paths: ["/bin/ls"], readonly_paths: ["/tmp"] } },
+    }),
+    podFile,
+  ]); // deno-fmt-ignore
+  await crictlOk(["start", ctr]);
+  assert.equal(await crictlOk(["exec", "-s", ctr, "sh", "-c", "wc -c < /bin/ls"]), "0");
+  const run = await crictl(["exec", "-s", ctr, "/bin/ls", "/"]);
+  assert.notEqual(run.code, 0, "a masked program must not run");
+  const touch = await crictl(["exec", "-s", ctr, "touch", "/tmp/x"]);
+  assert.notEqual(touch.code, 0);
+  assert.match(touch.stdout + touch.stderr, /Read-only file system/);
+  await crictlOk(["rmp", "-f", pod]);
   await crictlOk(["rmi", "busybox:1.36"]);
 });
 
