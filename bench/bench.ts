@@ -12,6 +12,12 @@
  *   list-50      `rkl container list` with 50 containers vs `runc list` of the same
  *   images       `rkl image pull` of a 2-layer image vs skopeo + umoci and vs podman pull;
  *                `container run` of it vs the same spec from the bundle dir and vs podman run
+ *   rk8s         `rkl pod run` + `pod rm -f` of the seed pod (one busybox container, bridge
+ *                network) vs rk8s's own RKL (../shared/anchors/rk8s-rkl) `pod run` + `pod delete`
+ *                of the same pod; /etc/cni/net.d and /opt/cni/bin are set up for it and put back
+ *   cri          `crictl runp` + `create` + `start` of one busybox container vs `rkl pod run` of
+ *                the same pod (image from the store); ListContainers with 100 containers (gRPC,
+ *                p95); the daemon's RSS with 50 CRI pods
  *
  * rkl is run as a user runs it from source (`deno run -A cli/main.ts`), so
  * every rkl figure includes Deno's start-up.
@@ -465,6 +471,288 @@ async function rawBundle(): Promise<string> {
  */
 class Done extends Error {}
 
+interface CriFigures {
+  listP50: number;
+  listP95: number;
+  containers: number;
+  rssMb: number;
+  pods: number;
+}
+let criFigures: CriFigures | undefined;
+
+/**
+ * rkl vs rk8s's RKL on the seed pod's whole life. RKL reads the first file
+ * of /etc/cni/net.d and plugins from /opt/cni/bin: both are made for the
+ * row (only where absent or empty, so nothing of the host's is touched) and
+ * removed after, with the bridge and the leases the plugins left.
+ */
+async function rk8sRows(): Promise<void> {
+  const anchor = [`${REPO}/../shared/anchors/rk8s-rkl`, "/work/shared/anchors/rk8s-rkl"]
+    .find((p) => {
+      try {
+        return Deno.statSync(p).isFile;
+      } catch {
+        return false;
+      }
+    });
+  if (!anchor) {
+    console.error("bench: rk8s-rkl not found (../shared/anchors): the rk8s row is left out");
+    return;
+  }
+  const netd = "/etc/cni/net.d";
+  const cniBin = "/opt/cni/bin";
+  const exists = (p: string) => {
+    try {
+      Deno.statSync(p);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const empty = (p: string) => !exists(p) || [...Deno.readDirSync(p)].length === 0;
+  if (!empty(netd) || !empty(cniBin)) {
+    console.error(`bench: ${netd} or ${cniBin} is not empty: the rk8s row is left out`);
+    return;
+  }
+  const madeNetd = !exists(netd), madeBin = !exists(cniBin);
+  const bridge = "rk8sbench0";
+  const rk8sNet = "rk8sbench";
+  const leases = `${dir}/rk8s-leases`;
+  Deno.mkdirSync(netd, { recursive: true });
+  Deno.mkdirSync(cniBin, { recursive: true });
+  const links: string[] = [];
+  try {
+    for (const e of Deno.readDirSync("/usr/lib/cni")) {
+      Deno.symlinkSync(`/usr/lib/cni/${e.name}`, `${cniBin}/${e.name}`);
+      links.push(`${cniBin}/${e.name}`);
+    }
+    const list = bridgeConflist(rk8sNet, {
+      subnet: "10.250.9.0/24",
+      ipamDataDir: leases,
+      bridge,
+    });
+    // RKL passes no port mappings: the chain is bridge alone.
+    await Deno.writeTextFile(
+      `${netd}/10-rk8sbench.conflist`,
+      JSON.stringify({ ...list, plugins: [list.plugins[0]] }),
+    );
+    // Its own copies: RKL rewrites the bundles' config.json.
+    const busy = `${dir}/rk8s-busybox`, pause = `${dir}/rk8s-pause`;
+    await sh("cp", ["-a", BUSYBOX, busy]);
+    await sh("cp", ["-a", `${REPO}/bundles/pause`, pause]);
+    await Deno.copyFile(
+      anchor.replace(/rk8s-rkl$/, "rk8s-pause-config.json"),
+      `${pause}/config.json`,
+    );
+    const seed = (image: string, pauseLabel: string) =>
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: seed\n${pauseLabel}spec:\n  containers:\n` +
+      `    - name: app\n      image: ${image}\n      command: ["sleep", "3600"]\n`;
+    const rk8sFile = `${dir}/rk8s-seed.yaml`;
+    await Deno.writeTextFile(rk8sFile, seed(busy, `  labels: {bundle: ${pause}}\n`));
+    const rk8s = await series(async () => {
+      await sh(anchor, ["pod", "run", rk8sFile]);
+      await sh(anchor, ["pod", "delete", "seed"]);
+    });
+    const rklFile = `${dir}/rkl-seed.yaml`;
+    await Deno.writeTextFile(rklFile, seed(BUSYBOX, ""));
+    const ours = await series(async () => {
+      await rkl(["pod", "run", "--network", network, rklFile]);
+      await rkl(["pod", "rm", "-f", "seed"]);
+    });
+    rows.push({
+      name: "seed pod run + removal",
+      rkl: ours,
+      baseline: rk8s,
+      baselineLabel: "rk8s RKL pod run + delete",
+      goal: 1.5,
+    });
+  } finally {
+    await new Deno.Command(anchor, {
+      args: ["pod", "delete", "seed"],
+      stdout: "null",
+      stderr: "null",
+    })
+      .output().catch(() => {});
+    for (const l of links) await Deno.remove(l).catch(() => {});
+    await Deno.remove(`${netd}/10-rk8sbench.conflist`).catch(() => {});
+    if (madeBin) await Deno.remove(cniBin).catch(() => {});
+    if (madeNetd) await Deno.remove(netd).catch(() => {});
+    await new Deno.Command("ip", { args: ["link", "delete", bridge], stderr: "null" }).output();
+  }
+}
+
+/** The CRI rows: a daemon serving the CRI, crictl and a grpc-js client against it. */
+async function criRows(): Promise<void> {
+  const { dirTar, pushImage, startRegistry } = await import("../tests/_helpers/oci.ts");
+  const grpc = await import("@grpc/grpc-js");
+  const { serviceDefinition } = await import("../src/cri/grpc.ts");
+  const reg = await startRegistry(`${dir}/cri-registry`);
+  const sock = `${dir}/cri/rkl.sock`;
+  const cenv = { ...env, RKL_REGISTRIES_CONFIG: `${dir}/cri-registries.yaml` };
+  await pushImage(reg.url, "library/busybox", "1.36", {
+    layers: [await dirTar(`${BUSYBOX}/rootfs`)],
+    config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
+  });
+  await Deno.writeTextFile(
+    cenv.RKL_REGISTRIES_CONFIG,
+    `mirrors:\n  docker.io:\n    endpoint: ["${reg.url}"]\n    fallback: false\n`,
+  );
+  await Deno.mkdir(`${dir}/cri-manifests`, { recursive: true });
+  const daemon = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO}/cli/main.ts`,
+      "daemon",
+      "--manifests",
+      `${dir}/cri-manifests`,
+      "--network",
+      network,
+      "--cri-socket",
+      sock,
+    ], // deno-fmt-ignore
+    env: { ...cenv, DENO_V8_FLAGS: DAEMON_V8_FLAGS },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const crictl = (args: string[]) =>
+    sh("crictl", [
+      "--runtime-endpoint",
+      `unix://${sock}`,
+      "--image-endpoint",
+      `unix://${sock}`,
+      ...args,
+    ]);
+  try {
+    await until("the CRI socket", () => {
+      try {
+        return Deno.statSync(sock).isSocket === true;
+      } catch {
+        return false;
+      }
+    });
+    await crictl(["pull", "busybox:1.36"]);
+    const podJson = (name: string) => ({
+      metadata: { name, namespace: "bench", uid: `uid-${name}`, attempt: 0 },
+      log_directory: `${dir}/cri-logs/${name}`,
+      linux: {},
+    });
+    const ctrJson = (name: string) => ({
+      metadata: { name },
+      image: { image: "busybox:1.36" },
+      command: ["sleep", "3600"],
+      log_path: `${name}.log`,
+      linux: {},
+    });
+    await Deno.writeTextFile(`${dir}/cri-pod.json`, JSON.stringify(podJson("one")));
+    await Deno.writeTextFile(`${dir}/cri-ctr.json`, JSON.stringify(ctrJson("app")));
+    const cri = await series(async () => {
+      const pod = (await crictl(["runp", `${dir}/cri-pod.json`])).trim();
+      const ctr = (await crictl(["create", pod, `${dir}/cri-ctr.json`, `${dir}/cri-pod.json`]))
+        .trim();
+      await crictl(["start", ctr]);
+    }, {
+      cleanup: async () => {
+        for (const p of (await crictl(["pods", "-q"])).split("\n").filter(Boolean)) {
+          await crictl(["rmp", "-f", p]);
+        }
+      },
+    });
+    const podFile = `${dir}/cri-same.yaml`;
+    await Deno.writeTextFile(
+      podFile,
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: one}\nspec:\n  containers:\n" +
+        "    - {name: app, image: 'busybox:1.36', imagePullPolicy: IfNotPresent, command: [sleep, '3600']}\n",
+    );
+    const cli = await series(() => rkl(["pod", "run", "--network", network, podFile]), {
+      cleanup: () => rkl(["pod", "rm", "-f", "one"]),
+    });
+    rows.push({
+      name: "CRI runp + create + start (crictl)",
+      rkl: cri,
+      baseline: cli,
+      baselineLabel: "rkl pod run (same pod)",
+      goal: 1,
+    });
+
+    // ListContainers with 100 containers (10 sandboxes of 10), straight over gRPC.
+    const Client = grpc.makeGenericClientConstructor(serviceDefinition("RuntimeService"), "rt");
+    const client = new Client(`unix://${sock}`, grpc.credentials.createInsecure());
+    const call = (m: string, req: unknown) =>
+      new Promise<Record<string, unknown>>((resolve, reject) =>
+        // deno-lint-ignore no-explicit-any
+        (client as any)[m](req, (err: Error | null, res: Record<string, unknown>) =>
+          err ? reject(err) : resolve(res))
+      );
+    const sandboxes: string[] = [];
+    for (let p = 0; p < 10; p++) {
+      const config = podJson(`many${p}`);
+      const { pod_sandbox_id } = await call("RunPodSandbox", { config }) as {
+        pod_sandbox_id: string;
+      };
+      sandboxes.push(pod_sandbox_id);
+      for (let c = 0; c < 10; c++) {
+        const { container_id } = await call("CreateContainer", {
+          pod_sandbox_id,
+          config: ctrJson(`c${c}`),
+          sandbox_config: config,
+        }) as { container_id: string };
+        await call("StartContainer", { container_id });
+      }
+    }
+    const lat: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const t0 = performance.now();
+      const res = await call("ListContainers", {}) as { containers: unknown[] };
+      lat.push(performance.now() - t0);
+      if (res.containers.length !== 100) {
+        throw new Error(`${res.containers.length} containers listed`);
+      }
+    }
+    const l = stat(lat.slice(5));
+    // RSS with 50 CRI pods (one container each): 40 more sandboxes beside the 10 above.
+    for (const p of sandboxes) {
+      await call("RemovePodSandbox", { pod_sandbox_id: p }).catch(() => {});
+    }
+    for (let p = 0; p < 50; p++) {
+      const config = podJson(`rss${p}`);
+      const { pod_sandbox_id } = await call("RunPodSandbox", { config }) as {
+        pod_sandbox_id: string;
+      };
+      const { container_id } = await call("CreateContainer", {
+        pod_sandbox_id,
+        config: ctrJson("app"),
+        sandbox_config: config,
+      }) as { container_id: string };
+      await call("StartContainer", { container_id });
+    }
+    for (let i = 0; i < 5; i++) await call("ListPodSandbox", {});
+    await new Promise((r) => setTimeout(r, 3000));
+    criFigures = {
+      listP50: l.median,
+      listP95: l.p95,
+      containers: 100,
+      rssMb: procFigures(daemon.pid).rssKb / 1024,
+      pods: 50,
+    };
+    const all = await call("ListPodSandbox", {}) as { items: { id: string }[] };
+    for (const p of all.items) await call("RemovePodSandbox", { pod_sandbox_id: p.id });
+    client.close();
+  } finally {
+    for (const p of (await crictl(["pods", "-q"]).catch(() => "")).split("\n").filter(Boolean)) {
+      await crictl(["rmp", "-f", p]).catch(() => {});
+    }
+    await crictl(["rmi", "busybox:1.36"]).catch(() => {});
+    try {
+      daemon.kill("SIGTERM");
+    } catch { /* gone */ }
+    await daemon.status;
+    await reg.stop();
+  }
+}
+
 async function imageRows(): Promise<void> {
   const { dirTar, pushImage, startRegistry, tarBytes } = await import("../tests/_helpers/oci.ts");
   const reg = await startRegistry(`${dir}/registry`);
@@ -581,8 +869,14 @@ try {
   const raw = await rawBundle();
   // BENCH_ONLY=images runs just the image rows.
   const only = Deno.env.get("BENCH_ONLY");
-  await imageRows();
+  if (!only || only === "images") await imageRows();
   if (only === "images") throw new Done();
+  // BENCH_ONLY=rk8s runs just the row against rk8s's RKL.
+  if (only === "rk8s" || !only) await rk8sRows();
+  if (only === "rk8s") throw new Done();
+  // BENCH_ONLY=cri runs just the CRI rows.
+  await criRows();
+  if (only === "cri") throw new Done();
 
   // 1. --version against a Deno hello-world.
   const hello = `${dir}/hello.ts`;
@@ -741,6 +1035,20 @@ for (const line of [header, ...table]) {
   console.log(line.map((c, i) => c.padEnd(widths[i])).join("  "));
 }
 
+if (criFigures) {
+  const f = criFigures;
+  console.log(
+    `\nCRI ListContainers with ${f.containers} containers: p50 ${ms(f.listP50)}, p95 ${
+      ms(f.listP95)
+    } (45 calls over gRPC; goal p95 ≤ 20 ms: ${f.listP95 <= 20 ? "met" : "NOT met"})`,
+  );
+  console.log(
+    `CRI daemon RSS with ${f.pods} CRI pods: ${f.rssMb.toFixed(1)} MB (goal ≤ 100 MB: ${
+      f.rssMb <= 100 ? "met" : "NOT met"
+    })`,
+  );
+}
+
 if (daemonFigures) {
   const f = daemonFigures;
   console.log(
@@ -765,7 +1073,13 @@ await Deno.mkdir(`${REPO}/bench/results`, { recursive: true });
 await Deno.writeTextFile(
   `${REPO}/bench/results/latest.json`,
   JSON.stringify(
-    { date: new Date().toISOString(), runs: RUNS, rows, daemon: daemonFigures ?? null },
+    {
+      date: new Date().toISOString(),
+      runs: RUNS,
+      rows,
+      daemon: daemonFigures ?? null,
+      cri: criFigures ?? null,
+    },
     null,
     2,
   ) + "\n",

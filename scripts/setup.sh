@@ -25,7 +25,7 @@ debs=(runc containernetworking-plugins iptables iproute2 busybox-static catatoni
   docker-registry skopeo umoci)
 missing=()
 for p in "${debs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
@@ -34,7 +34,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # 2. Deno from npm (JSR and dl.deno.land are not reachable from these hosts).
-if ! command -v deno >/dev/null 2>&1 || ! deno --version | grep -q "^deno ${DENO_VERSION} "; then
+if ! command -v deno >/dev/null 2>&1 || ! deno --version | grep "^deno ${DENO_VERSION} " >/dev/null; then
   command -v npm >/dev/null 2>&1 || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
   }
@@ -52,7 +52,7 @@ if [ -z "${RKL_SKIP_YOUKI:-}" ]; then
   # built without them is rebuilt. The marker names the patches' checksum.
   patches_sum=$(cat "$here"/scripts/youki/*.patch "$here"/scripts/youki/build.sh | sha256sum | cut -c1-16)
   marker="/usr/local/share/rkl/youki-${YOUKI_VERSION}-${patches_sum}"
-  if [ -x /usr/local/bin/youki ] && /usr/local/bin/youki --version 2>/dev/null | grep -q "${YOUKI_VERSION}" \
+  if [ -x /usr/local/bin/youki ] && /usr/local/bin/youki --version 2>/dev/null | grep "${YOUKI_VERSION}" >/dev/null \
     && [ -f "$marker" ]; then
     :
   elif [ -n "$cargo_bin" ]; then

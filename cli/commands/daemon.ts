@@ -39,6 +39,11 @@ function addRun(cmd: Command, ctx: Context): void {
     .option("--backoff-max <ms>", "longest restart delay (kubelet: 5 min)", "300000")
     .option("--cri-socket <path>", "serve the CRI on this unix socket (default: RUN_ROOT/rkl.sock)")
     .option("--no-cri", "do not serve the CRI")
+    .option(
+      "--pause-image <ref>",
+      "the CRI sandboxes' pause image, pulled once (\"\": rkl's built-in pause)",
+      "registry.k8s.io/pause:3.10",
+    )
     .action(
       async (
         o: {
@@ -49,6 +54,7 @@ function addRun(cmd: Command, ctx: Context): void {
           backoffMax: string;
           criSocket?: string;
           cri: boolean;
+          pauseImage: string;
         },
       ) => {
         const baseMs = Number(o.backoff);
@@ -78,6 +84,7 @@ function addRun(cmd: Command, ctx: Context): void {
           signal: ac.signal,
           log: (m) => console.error(`rkl daemon: ${m}`),
           criSocket: o.cri ? criSocketPath(o.criSocket, host.paths.runRoot) : undefined,
+          pauseImage: o.pauseImage,
           version: VERSION,
         });
       },

@@ -15,6 +15,13 @@ import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from ".
 export type Message = Record<string, any>;
 export type Handler = (request: Message, call: { cancelled(): boolean }) => Promise<Message>;
 
+/** A server-streaming call: `send` each answer; resolve to end the stream, until `signal` aborts. */
+export type StreamHandler = (
+  request: Message,
+  send: (m: Message) => void,
+  signal: AbortSignal,
+) => Promise<void>;
+
 /** An answer with a gRPC status other than OK. */
 export class CriError extends Error {
   constructor(readonly code: grpc.status, message: string) {
@@ -82,6 +89,8 @@ export function serviceDefinition(service: "RuntimeService" | "ImageService") {
 export interface CriHandlers {
   runtime: Record<string, Handler>;
   image: Record<string, Handler>;
+  /** Server-streaming methods, by name (GetContainerEvents). */
+  streams?: Record<string, StreamHandler>;
   /** Releases what the handlers hold (the streaming server), after the gRPC server stopped. */
   close?: () => Promise<void>;
 }
@@ -106,6 +115,8 @@ export interface CriServer {
  */
 export async function serveCri(handlers: CriHandlers, options: ServeOptions): Promise<CriServer> {
   const max = options.maxMessageBytes ?? 16 * 1024 * 1024;
+  /** Open server-streaming calls: ended first at close, or shutdown would wait on them. */
+  const streaming = new Set<AbortController>();
   const server = new grpc.Server({
     "grpc.max_receive_message_length": max,
     "grpc.max_send_message_length": max,
@@ -121,11 +132,29 @@ export async function serveCri(handlers: CriHandlers, options: ServeOptions): Pr
     for (const [name, m] of Object.entries(def)) {
       const h = table[name];
       if (m.responseStream) {
+        const sh = handlers.streams?.[name];
         impl[name] = (call: grpc.ServerWritableStream<Message, Message>) => {
-          call.emit("error", {
-            code: grpc.status.UNIMPLEMENTED,
-            details: `${name} is not implemented by rkl`,
-          });
+          if (!sh) {
+            call.emit("error", {
+              code: grpc.status.UNIMPLEMENTED,
+              details: `${name} is not implemented by rkl`,
+            });
+            return;
+          }
+          const stop = new AbortController();
+          streaming.add(stop);
+          stop.signal.addEventListener("abort", () => streaming.delete(stop), { once: true });
+          call.on("cancelled", () => stop.abort());
+          call.on("close", () => stop.abort());
+          Promise.resolve().then(() => sh(call.request, (msg) => call.write(msg), stop.signal))
+            .then(
+              () => call.end(),
+              (e) => {
+                const st = statusOf(e);
+                options.log?.(`cri: ${name}: ${grpc.status[st.code]}: ${st.details}`);
+                call.emit("error", st);
+              },
+            );
         };
         continue;
       }
@@ -172,6 +201,7 @@ export async function serveCri(handlers: CriHandlers, options: ServeOptions): Pr
     socket: options.socket,
     close: () =>
       new Promise<void>((resolve) => {
+        for (const s of [...streaming]) s.abort();
         server.tryShutdown(() => {
           try {
             Deno.removeSync(options.socket);

@@ -37,6 +37,7 @@ import {
   notFound,
   precondition,
   Status,
+  type StreamHandler,
 } from "./grpc.ts";
 import { containerRequest, NS, sandboxPod } from "./translate.ts";
 import { StreamError, StreamingServer } from "./streaming/server.ts";
@@ -47,8 +48,15 @@ export interface CriOptions {
   network: string | null;
   /** The streaming server's port on 127.0.0.1 (default: one the kernel picks). */
   streamingPort?: number;
+  /**
+   * The pause image for sandboxes that share a PID namespace (default
+   * registry.k8s.io/pause:3.10; "" for rkl's built-in pause bundle).
+   */
+  pauseImage?: string;
   /** rkl's version, for Version. */
   version: string;
+  /** Where notes go (the daemon's log). */
+  log?: (line: string) => void;
 }
 
 /**
@@ -94,6 +102,8 @@ export function pullAuths(
   const hosts = registry === "docker.io" ? ["docker.io", "registry-1.docker.io"] : [registry];
   return Object.fromEntries(hosts.map((h) => [h, { username, password }]));
 }
+
+export const DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.10";
 
 /** A fresh object id: 64 hex digits from 32 random bytes. */
 export function newId(): string {
@@ -374,6 +384,26 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       }),
       options.streamingPort ?? 0,
     );
+  // The pause image, from the store (pulled once); when it cannot be had, rkl's
+  // own pause bundle, and no new try for five minutes (a registry out of
+  // reach must not slow every sandbox down).
+  const pauseRef = options.pauseImage ?? DEFAULT_PAUSE_IMAGE;
+  let pauseFailedAt = 0;
+  const pauseImage = async (): Promise<string | undefined> => {
+    if (!pauseRef || !host.images) return undefined;
+    if (host.images.store.find(pauseRef)) return pauseRef;
+    if (Date.now() - pauseFailedAt < 5 * 60_000) return undefined;
+    try {
+      await host.images.pull(pauseRef, { quiet: true });
+      return pauseRef;
+    } catch (e) {
+      pauseFailedAt = Date.now();
+      options.log?.(
+        `cri: pause image ${pauseRef}: ${(e as Error).message}; using the built-in pause`,
+      );
+      return undefined;
+    }
+  };
   /** The running container an Exec or Attach names, checked before a URL is given out. */
   const streamTarget = async (req: Message) => {
     const c = await quickRefresh(host, container(host, req.container_id));
@@ -426,6 +456,10 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       }
       const id = newId();
       const loaded = sandboxPod(id, config);
+      if (loaded.spec.shareProcessNamespace) {
+        const image = await pauseImage();
+        if (image) loaded.spec.pauseImage = image;
+      }
       const md = config.metadata;
       const dup = criPods(host).find((p) =>
         p.cri!.name === md.name && p.cri!.namespace === md.namespace &&
@@ -810,6 +844,87 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
     } satisfies Record<string, Handler>,
   );
 
+  // GetContainerEvents: what the CRI's own calls do, and exits seen in the
+  // exit dir (conmon writes a container's exit code there when it ends).
+  const subscribers = new Set<(e: Message) => void>();
+  let exitWatch: Deno.FsWatcher | undefined;
+  const never = { cancelled: () => false };
+  const eventFor = async (type: string, id: string, sandboxId: string): Promise<Message> => {
+    let podStatus: Message | null = null;
+    try {
+      podStatus = (await runtime.PodSandboxStatus({ pod_sandbox_id: sandboxId }, never)).status;
+    } catch { /* the sandbox is gone too */ }
+    const statuses: Message[] = [];
+    for (const c of criContainers(host).filter((c) => c.cri!.sandboxId === sandboxId)) {
+      try {
+        statuses.push((await runtime.ContainerStatus({ container_id: c.name }, never)).status);
+      } catch { /* removed meanwhile */ }
+    }
+    return {
+      container_id: id,
+      container_event_type: type,
+      created_at: (BigInt(Date.now()) * 1_000_000n).toString(),
+      pod_sandbox_status: podStatus,
+      containers_statuses: statuses,
+    };
+  };
+  const publish = (type: string, id: string, sandboxId: string) => {
+    if (subscribers.size === 0) return;
+    void eventFor(type, id, sandboxId).then((e) => {
+      for (const s of subscribers) s(e);
+    }).catch(() => {});
+  };
+  const watchExits = () => {
+    if (exitWatch) return;
+    const dir = `${host.paths.root}/exits`;
+    Deno.mkdirSync(dir, { recursive: true });
+    const w = exitWatch = Deno.watchFs(dir, { recursive: false });
+    void (async () => {
+      for await (const ev of w) {
+        if (ev.kind !== "create" && ev.kind !== "modify") continue;
+        for (const path of ev.paths) {
+          const id = path.slice(path.lastIndexOf("/") + 1);
+          const c = criContainers(host).find((c) => c.id === id);
+          if (c) publish("CONTAINER_STOPPED_EVENT", c.name, c.cri!.sandboxId);
+        }
+      }
+    })().catch(() => {});
+  };
+  const withEvent = (name: string, type: string) => {
+    const h = runtime[name];
+    runtime[name] = async (req, call) => {
+      const before = subscribers.size > 0 && name !== "CreateContainer"
+        ? ifExists(() => container(host, req.container_id))
+        : undefined;
+      const res = await h(req, call);
+      const c = name === "CreateContainer"
+        ? (subscribers.size > 0 ? ifExists(() => container(host, res.container_id)) : undefined)
+        : before;
+      if (c) publish(type, c.name, c.cri!.sandboxId);
+      return res;
+    };
+  };
+  withEvent("CreateContainer", "CONTAINER_CREATED_EVENT");
+  withEvent("StartContainer", "CONTAINER_STARTED_EVENT");
+  withEvent("StopContainer", "CONTAINER_STOPPED_EVENT");
+  withEvent("RemoveContainer", "CONTAINER_DELETED_EVENT");
+  const streamsTable: Record<string, StreamHandler> = {
+    GetContainerEvents: (_req, send, signal) =>
+      new Promise<void>((resolve) => {
+        const sub = (e: Message) => send(e);
+        subscribers.add(sub);
+        watchExits();
+        signal.addEventListener("abort", () => {
+          subscribers.delete(sub);
+          if (subscribers.size === 0) {
+            exitWatch?.close();
+            exitWatch = undefined;
+          }
+          resolve();
+        }, { once: true });
+      }),
+  };
+
   const image: Record<string, Handler> = {
     ListImages: (req) => {
       const want: string = req.filter?.image?.image ?? "";
@@ -880,5 +995,14 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       });
     },
   };
-  return { runtime, image, close: async () => await streaming?.close() };
+  return {
+    runtime,
+    image,
+    streams: streamsTable,
+    close: async () => {
+      exitWatch?.close();
+      exitWatch = undefined;
+      await streaming?.close();
+    },
+  };
 }

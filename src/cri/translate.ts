@@ -4,7 +4,12 @@
  * proto path (`config.mounts[1].host_path`), the gRPC counterpart of the
  * file:line the YAML front end gives.
  */
-import type { ContainerSpec, LoadedContainer, ResolvedMount } from "../spec/container.ts";
+import type {
+  ContainerSpec,
+  DeviceSpec,
+  LoadedContainer,
+  ResolvedMount,
+} from "../spec/container.ts";
 import type { CriMount } from "../workloads/container.ts";
 import type { LoadedPod, PodSpec } from "../spec/pod.ts";
 import type { PortMapping } from "../net/cni.ts";
@@ -150,6 +155,42 @@ const PROPAGATION: Record<string, ResolvedMount["propagation"]> = {
   PROPAGATION_BIDIRECTIONAL: "rshared",
 };
 
+/**
+ * A CRI Device: the host path must name a character or block device (a
+ * symlink to one is followed, as /dev/disk/by-id names are); the node is
+ * made at container_path with the host node's type, numbers and mode.
+ */
+export function deviceOf(d: Message, i: number): DeviceSpec {
+  const field = `config.devices[${i}]`;
+  const host = absolute(d.host_path ?? "", `${field}.host_path`);
+  const path = absolute(d.container_path ?? "", `${field}.container_path`);
+  const access = d.permissions || "rwm";
+  if (!/^[rwm]{1,3}$/.test(access) || new Set(access).size !== access.length) {
+    throw invalid(`${field}.permissions: ${JSON.stringify(access)} is not some of "rwm"`);
+  }
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(host);
+  } catch {
+    throw invalid(`${field}.host_path: ${host} does not exist`);
+  }
+  if (!st.isCharDevice && !st.isBlockDevice) {
+    throw invalid(`${field}.host_path: ${host} is not a device`);
+  }
+  const rdev = BigInt(st.rdev ?? 0);
+  // glibc's gnu_dev_major/minor.
+  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+  return {
+    path,
+    type: st.isCharDevice ? "c" : "b",
+    major,
+    minor,
+    fileMode: (st.mode ?? 0o666) & 0o777,
+    access,
+  };
+}
+
 function absolute(path: string, field: string): string {
   if (!path.startsWith("/")) throw invalid(`${field}: ${JSON.stringify(path)} is not absolute`);
   if (path.split("/").includes("..")) throw invalid(`${field}: ${JSON.stringify(path)} has ".."`);
@@ -219,9 +260,7 @@ export function containerRequest(
     propagation: PROPAGATION[m.propagation] ?? "rprivate",
     loc: { file: "CreateContainer", path: `config.mounts[${i}].host_path` },
   }));
-  if ((config.devices ?? []).length > 0) {
-    throw invalid("config.devices: devices are not supported yet");
-  }
+  const devices = (config.devices ?? []).map((d: Message, i: number) => deviceOf(d, i));
   const caps = sc.capabilities ?? {};
   if (sc.run_as_group && !sc.run_as_user && !sc.run_as_username) {
     throw invalid(`${field}.run_as_group: needs run_as_user or run_as_username`);
@@ -266,6 +305,7 @@ export function containerRequest(
       seccompProfile: sc.privileged ? undefined : seccompOf(sc, field),
     },
     tty: !!config.tty,
+    ...(devices.length > 0 ? { devices } : {}),
     ...(config.stdin ? { stdin: true, stdinOnce: !!config.stdin_once } : {}),
     labels: {},
     userNames: sc.run_as_username ? { user: sc.run_as_username } : undefined,

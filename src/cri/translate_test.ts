@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { cgroupParentOf, containerRequest, resourcesOf, sandboxPod } from "./translate.ts";
+import {
+  cgroupParentOf,
+  containerRequest,
+  deviceOf,
+  resourcesOf,
+  sandboxPod,
+} from "./translate.ts";
 import { CriError } from "./grpc.ts";
 import { dnsResolvConf } from "../workloads/pod.ts";
 import { ociResources } from "../oci/generate.ts";
@@ -153,5 +159,36 @@ Deno.test("bad container configs name their field", () => {
         linux: { security_context: { seccomp: { profile_type: "Localhost", localhost_ref: "p" } } },
       }, opts),
     /localhost_ref/,
+  );
+});
+
+Deno.test("deviceOf(): a host device node's type, numbers and mode; anything else refused", () => {
+  const d = deviceOf(
+    { host_path: "/dev/null", container_path: "/dev/xnull", permissions: "rw" },
+    0,
+  );
+  assert.deepEqual(d, {
+    path: "/dev/xnull",
+    type: "c",
+    major: 1,
+    minor: 3,
+    fileMode: 0o666,
+    access: "rw",
+  });
+  assert.throws(
+    () => deviceOf({ host_path: "/etc/passwd", container_path: "/dev/x" }, 1),
+    /config\.devices\[1\]\.host_path: \/etc\/passwd is not a device/,
+  );
+  assert.throws(
+    () => deviceOf({ host_path: "/dev/null", container_path: "/dev/x", permissions: "rwx" }, 0),
+    /permissions/,
+  );
+  assert.throws(
+    () => deviceOf({ host_path: "/dev/null", container_path: "dev/x" }, 0),
+    /container_path/,
+  );
+  assert.throws(
+    () => deviceOf({ host_path: "/dev/../dev/null", container_path: "/dev/x" }, 0),
+    /host_path/,
   );
 });

@@ -560,6 +560,8 @@ export interface DaemonOptions {
   criSocket?: string;
   /** rkl's version, as the CRI's Version reports it. */
   version?: string;
+  /** The CRI sandboxes' pause image ("" for the built-in pause bundle). */
+  pauseImage?: string;
 }
 
 /**
@@ -650,7 +652,12 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
       import("../cri/service.ts"),
     ]);
     cri = await serveCri(
-      criHandlers(host, { network: options.network, version: options.version ?? "" }),
+      criHandlers(host, {
+        network: options.network,
+        version: options.version ?? "",
+        pauseImage: options.pauseImage,
+        log: options.log,
+      }),
       { socket: options.criSocket, log: options.log },
     );
     options.log(`CRI serving on unix://${options.criSocket}`);

@@ -334,6 +334,15 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
   if (spec.kubernetes && resources.cpu?.shares === undefined) {
     resources.cpu = { ...resources.cpu, shares: 2 };
   }
+  for (const d of spec.devices ?? []) {
+    resources.devices!.push({
+      allow: true,
+      type: d.type,
+      major: d.major,
+      minor: d.minor,
+      access: d.access,
+    });
+  }
   const pids = ctx.pidsLimit ?? DEFAULT_PIDS_LIMIT;
   if (pids > 0) resources.pids = { limit: pids };
   const seccomp = seccompFor(sc, caps, ctx);
@@ -372,6 +381,19 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
       // are "shared", "slave", "private", "unbindable".
       ...(spec.mounts.some((m) => m.propagation === "rshared")
         ? { rootfsPropagation: "shared" as const }
+        : {}),
+      ...(spec.devices?.length
+        ? {
+          devices: spec.devices.map((d) => ({
+            path: d.path,
+            type: d.type,
+            major: d.major,
+            minor: d.minor,
+            fileMode: d.fileMode,
+            uid: 0,
+            gid: 0,
+          })),
+        }
         : {}),
       ...(seccomp ? { seccomp } : {}),
       ...(spec.sysctls && Object.keys(spec.sysctls).length > 0 ? { sysctl: spec.sysctls } : {}),

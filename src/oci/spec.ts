@@ -53,6 +53,15 @@ export interface OciConfig {
     seccomp?: SeccompProfile;
     sysctl?: Record<string, string>;
     rootfsPropagation?: "shared" | "slave" | "private" | "unbindable";
+    devices?: {
+      path: string;
+      type: string;
+      major: number;
+      minor: number;
+      fileMode?: number;
+      uid?: number;
+      gid?: number;
+    }[];
     maskedPaths?: string[];
     readonlyPaths?: string[];
   };

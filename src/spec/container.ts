@@ -38,6 +38,17 @@ const singleContainer = z.strictObject({
 });
 
 /** A container as rkl runs it, with paths resolved against the YAML file. */
+export interface DeviceSpec {
+  /** Where the node is made in the container. */
+  path: string;
+  type: "c" | "b";
+  major: number;
+  minor: number;
+  fileMode: number;
+  /** Device cgroup access: some of r, w, m. */
+  access: string;
+}
+
 export interface ContainerSpec {
   name: string;
   /** Absolute path of a bundle directory, or an image reference (never starts with '/'). */
@@ -60,6 +71,8 @@ export interface ContainerSpec {
   mounts: ResolvedMount[];
   securityContext: SecurityContextSpec;
   tty: boolean;
+  /** Host device nodes made in the container and allowed by its device cgroup (the CRI's devices). */
+  devices?: DeviceSpec[];
   /** Keep the process's stdin open for attach (Kubernetes `stdin`); `stdinOnce` closes it after the first attach. */
   stdin?: boolean;
   stdinOnce?: boolean;

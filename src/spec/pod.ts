@@ -105,6 +105,8 @@ export interface PodSpec {
   annotations: Record<string, string>;
   /** Absolute path of the pause bundle when the manifest names one (label `bundle`). */
   pauseBundle?: string;
+  /** The pause process's image (a reference already in the image store); else the bundle. */
+  pauseImage?: string;
   containers: LoadedContainer[];
   initContainers: LoadedContainer[];
   restartPolicy: RestartPolicy;

@@ -183,12 +183,17 @@ export function buildPauseBundle(dir: string): void {
   Deno.renameSync(tmp, `${rootfs}/bin/catatonit`);
 }
 
-/** The pause container as a container spec; catatonit -P unless the bundle names its own process. */
-function pauseSpec(bundle: string, hasArgs: boolean): LoadedContainer {
+/**
+ * The pause container as a container spec: from a bundle, catatonit -P
+ * unless the bundle names its own process; from an image (already in the
+ * store), the image's own entrypoint.
+ */
+function pauseSpec(bundle: string, hasArgs: boolean, image?: string): LoadedContainer {
   const spec: ContainerSpec = {
     name: "pause",
-    image: bundle,
-    command: hasArgs ? undefined : ["/bin/catatonit", "-P"],
+    image: image ?? bundle,
+    ...(image ? { imagePullPolicy: "Never" as const } : {}),
+    command: hasArgs || image ? undefined : ["/bin/catatonit", "-P"],
     env: [],
     ports: [],
     resources: {},
@@ -277,7 +282,7 @@ async function createPodNow(
   const withPause = spec.shareProcessNamespace;
   let pauseDir = "";
   let pauseDefaults;
-  if (withPause) {
+  if (withPause && !spec.pauseImage) {
     pauseDir = pauseBundle(host, loaded);
     try {
       pauseDefaults = readBundle(pauseSpec(pauseDir, false));
@@ -448,7 +453,7 @@ async function createPodNow(
       save();
       const pauseRec = await createContainer(
         host,
-        pauseSpec(pauseDir, (pauseDefaults!.args ?? []).length > 0),
+        pauseSpec(pauseDir, (pauseDefaults?.args ?? []).length > 0, spec.pauseImage),
         {
           network: null,
           sandbox: sandboxFor(rec, pauseName, {

@@ -9,6 +9,7 @@
  */
 import { dirTar, type Member, pushImage, tarBytes } from "../_helpers/oci.ts";
 import { REPO } from "../_helpers/requires.ts";
+import { which } from "../../src/oci/runtime.ts";
 
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -131,6 +132,12 @@ export async function pushCriTestImages(url: string, workDir: string): Promise<P
   ], { Cmd: ["/usr/local/bin/nnp"] });
   await push("registry.k8s.io/pause:3.9", [], { Cmd: ["sleep", "infinity"] });
   await push("k8s.gcr.io/pause:3.9", [], { Cmd: ["sleep", "infinity"] });
+  // The sandboxes' pause image (rkl's default): catatonit in pause mode as /pause.
+  const catatonit = which("catatonit");
+  if (!catatonit) throw new Error("catatonit is not installed (scripts/setup.sh installs it)");
+  await push("registry.k8s.io/pause:3.10", [
+    { name: "pause", data: Deno.readFileSync(catatonit), mode: 0o755 },
+  ], { Entrypoint: ["/pause", "-P"], Cmd: [] });
   const marked = (name: string) => [{ name: name.replace(/[:/]/g, "_"), data: `${name}\n` }];
   for (const t of ["test-image-latest:latest", "test-image-tag:test", "test-image-tag:all"]) {
     await push(`${staging}/${t}`, marked(t));

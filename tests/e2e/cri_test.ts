@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
-import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+import { dirTar, pushImage, type Registry, startRegistry, tarBytes } from "../_helpers/oci.ts";
 
 const ready = requires(
   "root",
@@ -53,7 +53,9 @@ async function setUp(): Promise<void> {
   });
   Deno.writeTextFileSync(
     `${env!.dir}/registries.yaml`,
-    `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
+    // registry.k8s.io too: the pause image comes from there (never from the internet here).
+    `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n` +
+      `  registry.k8s.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
   );
   env!.env.RKL_REGISTRIES_CONFIG = `${env!.dir}/registries.yaml`;
   Deno.writeTextFileSync(`${env!.dir}/crictl.yaml`, "debug: false\n");
@@ -393,7 +395,7 @@ test("crictl streams: exec -it and -i, attach, logs -f, port-forward over SPDY a
   await crictlOk(["rmi", "busybox:1.36"]);
 });
 
-test("masked and read-only paths: the masked file reads empty and does not run; /tmp is read-only", async () => {
+test("masked and read-only paths, devices: the masked file reads empty and does not run; /tmp is read-only; /dev/null as /dev/xnull", async () => {
   await setUp();
   await crictlOk(["pull", "busybox:1.36"]);
   const podFile = podConfig("masks", "uid-masks-1");
@@ -404,6 +406,7 @@ test("masked and read-only paths: the masked file reads empty and does not run; 
     writeJson("masked.json", {
       ...APP,
       linux: { security_context: { masked_paths: ["/bin/ls"], readonly_paths: ["/tmp"] } },
+      devices: [{ host_path: "/dev/null", container_path: "/dev/xnull", permissions: "rw" }],
     }),
     podFile,
   ]); // deno-fmt-ignore
@@ -411,11 +414,119 @@ test("masked and read-only paths: the masked file reads empty and does not run; 
   assert.equal(await crictlOk(["exec", "-s", ctr, "sh", "-c", "wc -c < /bin/ls"]), "0");
   const run = await crictl(["exec", "-s", ctr, "/bin/ls", "/"]);
   assert.notEqual(run.code, 0, "a masked program must not run");
+  // A device given: made in the container (same numbers) and usable.
+  assert.equal(
+    await crictlOk([
+      "exec",
+      "-s",
+      ctr,
+      "sh",
+      "-c",
+      "stat -c '%t:%T' /dev/xnull; echo x > /dev/xnull && echo written",
+    ]),
+    "1:3\nwritten",
+  );
   const touch = await crictl(["exec", "-s", ctr, "touch", "/tmp/x"]);
   assert.notEqual(touch.code, 0);
   assert.match(touch.stdout + touch.stderr, /Read-only file system/);
   await crictlOk(["rmp", "-f", pod]);
   await crictlOk(["rmi", "busybox:1.36"]);
+});
+
+test("GetContainerEvents: crictl events sees a container created, started, stopped and deleted", async () => {
+  await setUp();
+  await crictlOk(["pull", "busybox:1.36"]);
+  const podFile = podConfig("events", "uid-events-1");
+  const pod = await crictlOk(["runp", podFile]);
+  const events = new Deno.Command("crictl", {
+    args: ["--runtime-endpoint", `unix://${sock()}`, "events", "-o", "json"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const seen: { containerId: string; containerEventType: string }[] = [];
+  const reading = (async () => {
+    let text = "";
+    for await (const chunk of events.stdout.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      // crictl prints one JSON object per event, pretty-printed: split at top-level braces.
+      for (;;) {
+        const end = text.indexOf("\n}");
+        if (end < 0) break;
+        seen.push(JSON.parse(text.slice(text.indexOf("{"), end + 2)));
+        text = text.slice(end + 2);
+      }
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 500)); // the stream is open
+  const ctr = await crictlOk(["create", pod, writeJson("ev.json", APP), podFile]);
+  await crictlOk(["start", ctr]);
+  await crictlOk(["stop", "-t", "1", ctr]);
+  await crictlOk(["rm", ctr]);
+  await waitFor("four events", () => seen.filter((e) => e.containerId === ctr).length >= 4, 10_000);
+  events.kill("SIGTERM");
+  await reading.catch(() => {});
+  await events.status;
+  const types = seen.filter((e) => e.containerId === ctr).map((e) => e.containerEventType);
+  for (
+    const t of [
+      "CONTAINER_CREATED_EVENT",
+      "CONTAINER_STARTED_EVENT",
+      "CONTAINER_STOPPED_EVENT",
+      "CONTAINER_DELETED_EVENT",
+    ]
+  ) {
+    assert.ok(types.includes(t), `${t} in ${types.join(", ")}`);
+  }
+  assert.equal(types.at(-1), "CONTAINER_DELETED_EVENT");
+  await crictlOk(["rmp", "-f", pod]);
+  await crictlOk(["rmi", "busybox:1.36"]);
+});
+
+test("a shared-PID sandbox's pause comes from registry.k8s.io/pause:3.10, else from rkl's bundle", async () => {
+  await setUp();
+  await crictlOk(["pull", "busybox:1.36"]);
+  const shared = (name: string) =>
+    writeJson(`${name}-pod.json`, {
+      metadata: { name, namespace: "default", uid: `uid-${name}`, attempt: 0 },
+      log_directory: `${env!.dir}/logs/${name}`,
+      linux: { security_context: { namespace_options: { pid: 0 } } }, // POD
+    });
+  const pauseOf = async (pod: string) => {
+    const all = JSON.parse(await rklOk(env!, ["container", "list", "-o", "json"]));
+    return all.find((c: { name: string }) => c.name === `${pod}__pause`);
+  };
+  // Not in the registry yet: the pull fails at once and the bundle stands in.
+  const before = shared("pidpod1");
+  const pod1 = await crictlOk(["runp", before]);
+  const ctr1 = await crictlOk(["create", pod1, writeJson("pp1.json", APP), before]);
+  await crictlOk(["start", ctr1]);
+  assert.ok(!(await pauseOf(pod1)).image.startsWith("registry.k8s.io"), "the bundle stood in");
+  // The app shares PID 1 with the pause process.
+  assert.match(await crictlOk(["exec", "-s", ctr1, "cat", "/proc/1/cmdline"]), /catatonit/);
+  await crictlOk(["rmp", "-f", pod1]);
+
+  // With the image in the registry (and a daemon whose last failure is forgotten): the image.
+  const catatonit = new TextDecoder().decode(
+    (await new Deno.Command("sh", { args: ["-c", "command -v catatonit"], stdout: "piped" })
+      .output()).stdout,
+  ).trim();
+  await pushImage(registry!.url, "pause", "3.10", {
+    layers: [tarBytes([{ name: "pause", data: Deno.readFileSync(catatonit), mode: 0o755 }])],
+    config: { Entrypoint: ["/pause", "-P"] },
+  });
+  await stopDaemon(daemon!);
+  daemon = startCriDaemon();
+  await waitSocket();
+  const after = shared("pidpod2");
+  const pod2 = await crictlOk(["runp", after]);
+  const ctr2 = await crictlOk(["create", pod2, writeJson("pp2.json", APP), after]);
+  await crictlOk(["start", ctr2]);
+  assert.equal((await pauseOf(pod2))?.image, "registry.k8s.io/pause:3.10");
+  assert.match(await crictlOk(["exec", "-s", ctr2, "cat", "/proc/1/cmdline"]), /pause/);
+  await crictlOk(["rmp", "-f", pod2]);
+  await crictlOk(["rmi", "busybox:1.36"]);
+  await crictlOk(["rmi", "registry.k8s.io/pause:3.10"]);
 });
 
 test("kill -9 of the daemon stops no CRI pod; the next one answers with the same ids", async () => {
