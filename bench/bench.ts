@@ -52,9 +52,18 @@ const conflist: NetConfList = bridgeConflist(network, {
 await Deno.writeTextFile(`${root}/net.d/${network}.conflist`, JSON.stringify(conflist));
 
 /** Runs a command whose stdio a detached container inherits: no pipes to wait on. */
-async function detached(cmd: string, args: string[]): Promise<void> {
-  const r = await new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" })
-    .output();
+async function detached(
+  cmd: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<void> {
+  const r = await new Deno.Command(cmd, {
+    args,
+    env: extraEnv,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: exit ${r.code}`);
 }
 
@@ -482,9 +491,10 @@ let criFigures: CriFigures | undefined;
 
 /**
  * rkl vs rk8s's RKL on the seed pod's whole life. RKL reads the first file
- * of /etc/cni/net.d and plugins from /opt/cni/bin: both are made for the
- * row (only where absent or empty, so nothing of the host's is touched) and
- * removed after, with the bridge and the leases the plugins left.
+ * of /etc/cni/net.d and plugins from /opt/cni/bin: for the row, the files
+ * in /etc/cni/net.d are moved aside (and put back after) so that RKL's
+ * conflist is the only one, and missing plugins are linked from
+ * /usr/lib/cni into /opt/cni/bin (the links removed after).
  */
 async function rk8sRows(): Promise<void> {
   const anchor = [`${REPO}/../shared/anchors/rk8s-rkl`, "/work/shared/anchors/rk8s-rkl"]
@@ -509,12 +519,9 @@ async function rk8sRows(): Promise<void> {
       return false;
     }
   };
-  const empty = (p: string) => !exists(p) || [...Deno.readDirSync(p)].length === 0;
-  if (!empty(netd) || !empty(cniBin)) {
-    console.error(`bench: ${netd} or ${cniBin} is not empty: the rk8s row is left out`);
-    return;
-  }
-  const madeNetd = !exists(netd), madeBin = !exists(cniBin);
+  const madeNetd = !exists(netd), madeBin = !exists(cniBin), madeOpt = !exists("/opt/cni");
+  const aside = `${dir}/net.d-aside`;
+  const moved: string[] = [];
   const bridge = "rk8sbench0";
   const rk8sNet = "rk8sbench";
   const leases = `${dir}/rk8s-leases`;
@@ -522,7 +529,13 @@ async function rk8sRows(): Promise<void> {
   Deno.mkdirSync(cniBin, { recursive: true });
   const links: string[] = [];
   try {
+    Deno.mkdirSync(aside);
+    for (const e of [...Deno.readDirSync(netd)]) {
+      await sh("mv", [`${netd}/${e.name}`, `${aside}/${e.name}`]);
+      moved.push(e.name);
+    }
     for (const e of Deno.readDirSync("/usr/lib/cni")) {
+      if (exists(`${cniBin}/${e.name}`)) continue;
       Deno.symlinkSync(`/usr/lib/cni/${e.name}`, `${cniBin}/${e.name}`);
       links.push(`${cniBin}/${e.name}`);
     }
@@ -544,17 +557,21 @@ async function rk8sRows(): Promise<void> {
       anchor.replace(/rk8s-rkl$/, "rk8s-pause-config.json"),
       `${pause}/config.json`,
     );
-    const seed = (image: string, pauseLabel: string) =>
-      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: seed\n${pauseLabel}spec:\n  containers:\n` +
-      `    - name: app\n      image: ${image}\n      command: ["sleep", "3600"]\n`;
+    // RKL reads `args` (not `command`); for a bundle with no entrypoint the
+    // two mean the same to rkl, so both tools get the same file but for the
+    // bundle copy. RKL's containers keep its stdio: it runs detached.
+    const seed = (image: string) =>
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: seed\n  labels: {bundle: ${pause}}\n` +
+      `spec:\n  containers:\n    - name: app\n      image: ${image}\n      args: ["sleep", "3600"]\n`;
     const rk8sFile = `${dir}/rk8s-seed.yaml`;
-    await Deno.writeTextFile(rk8sFile, seed(busy, `  labels: {bundle: ${pause}}\n`));
+    await Deno.writeTextFile(rk8sFile, seed(busy));
+    const quiet = { RUST_BACKTRACE: "0" };
     const rk8s = await series(async () => {
-      await sh(anchor, ["pod", "run", rk8sFile]);
-      await sh(anchor, ["pod", "delete", "seed"]);
+      await detached(anchor, ["pod", "run", rk8sFile], quiet);
+      await detached(anchor, ["pod", "delete", "seed"], quiet);
     });
     const rklFile = `${dir}/rkl-seed.yaml`;
-    await Deno.writeTextFile(rklFile, seed(BUSYBOX, ""));
+    await Deno.writeTextFile(rklFile, seed(BUSYBOX));
     const ours = await series(async () => {
       await rkl(["pod", "run", "--network", network, rklFile]);
       await rkl(["pod", "rm", "-f", "seed"]);
@@ -575,7 +592,9 @@ async function rk8sRows(): Promise<void> {
       .output().catch(() => {});
     for (const l of links) await Deno.remove(l).catch(() => {});
     await Deno.remove(`${netd}/10-rk8sbench.conflist`).catch(() => {});
+    for (const name of moved) await sh("mv", [`${aside}/${name}`, `${netd}/${name}`]);
     if (madeBin) await Deno.remove(cniBin).catch(() => {});
+    if (madeOpt) await Deno.remove("/opt/cni").catch(() => {});
     if (madeNetd) await Deno.remove(netd).catch(() => {});
     await new Deno.Command("ip", { args: ["link", "delete", bridge], stderr: "null" }).output();
   }

@@ -239,6 +239,17 @@ test("bad CRI requests get their gRPC status and leave nothing half-made", async
   });
   const relative = await crictl(["create", pod, rel, podFile]);
   assert.match(relative.stderr, /InvalidArgument.*config\.mounts\[0\]\.host_path/);
+  const noProfile = writeJson("noprofile.json", {
+    ...APP,
+    linux: {
+      security_context: {
+        seccomp: { profile_type: 2, localhost_ref: `${env!.dir}/no-such-profile.json` },
+      },
+    },
+  });
+  const prof = await crictl(["create", pod, noProfile, podFile]);
+  assert.notEqual(prof.code, 0);
+  assert.match(prof.stderr, /no-such-profile\.json/);
   assert.equal(await crictlOk(["ps", "-a", "-q"]), "");
 
   await crictlOk(["stopp", pod]);

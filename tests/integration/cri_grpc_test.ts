@@ -40,6 +40,16 @@ Deno.test({
       const u = await call("ListPodSandbox");
       assert.equal(u.err?.code, grpc.status.UNIMPLEMENTED);
       assert.equal((await call("Version")).err, null); // still serving
+      // An oversized message is refused with RESOURCE_EXHAUSTED, and the server stays up.
+      const big = await new Promise<grpc.ServiceError | null>((resolve) =>
+        // deno-lint-ignore no-explicit-any
+        (client as any).Version(
+          { version: "x".repeat(17 * 1024 * 1024) },
+          (err: grpc.ServiceError | null) => resolve(err),
+        )
+      );
+      assert.equal(big?.code, grpc.status.RESOURCE_EXHAUSTED);
+      assert.equal((await call("Version")).err, null);
       client.close();
     } finally {
       await server.close();
