@@ -485,6 +485,8 @@ interface CriFigures {
   listP95: number;
   containers: number;
   rssMb: number;
+  /** 3 s after the last pod started. */
+  busyRssMb: number;
   pods: number;
 }
 let criFigures: CriFigures | undefined;
@@ -749,11 +751,20 @@ async function criRows(): Promise<void> {
     }
     for (let i = 0; i < 5; i++) await call("ListPodSandbox", {});
     await new Promise((r) => setTimeout(r, 3000));
+    const busyRss = procFigures(daemon.pid).rssKb / 1024;
+    // Steady state, as the static-pod daemon row measures it: 30 s later, with the kubelet's
+    // relist (ListPodSandbox + ListContainers every second) going on.
+    for (let i = 0; i < 30; i++) {
+      await call("ListPodSandbox", {});
+      await call("ListContainers", {});
+      await new Promise((r) => setTimeout(r, 1000));
+    }
     criFigures = {
       listP50: l.median,
       listP95: l.p95,
       containers: 100,
       rssMb: procFigures(daemon.pid).rssKb / 1024,
+      busyRssMb: busyRss,
       pods: 50,
     };
     const all = await call("ListPodSandbox", {}) as { items: { id: string }[] };
@@ -1062,9 +1073,9 @@ if (criFigures) {
     } (45 calls over gRPC; goal p95 ≤ 20 ms: ${f.listP95 <= 20 ? "met" : "NOT met"})`,
   );
   console.log(
-    `CRI daemon RSS with ${f.pods} CRI pods: ${f.rssMb.toFixed(1)} MB (goal ≤ 100 MB: ${
-      f.rssMb <= 100 ? "met" : "NOT met"
-    })`,
+    `CRI daemon RSS with ${f.pods} CRI pods: ${f.rssMb.toFixed(1)} MB after 30 s of relists, ${
+      f.busyRssMb.toFixed(1)
+    } MB right after the last start (goal ≤ 100 MB: ${f.rssMb <= 100 ? "met" : "NOT met"})`,
   );
 }
 

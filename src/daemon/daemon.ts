@@ -662,6 +662,8 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
     );
     options.log(`CRI serving on unix://${options.criSocket}`);
   }
+  /** RKL_MEMORY_LOG=1: the process's memory at every relist, for studying the daemon's size. */
+  const memoryLog = Deno.env.get("RKL_MEMORY_LOG") === "1";
   const probeStates: ProbeStates = new Map();
   const cache: ScanCache = new Map();
   const workers = new Map<string, PodWorker>();
@@ -694,6 +696,15 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
       });
       if (restartDue !== undefined) due = Math.min(due ?? restartDue, restartDue);
       rotateLogs(host);
+      if (memoryLog) {
+        const m = Deno.memoryUsage();
+        const mb = (n: number) => (n / 1048576).toFixed(1);
+        options.log(
+          `memory: rss ${mb(m.rss)} MB, heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} MB, external ${
+            mb(m.external)
+          } MB`,
+        );
+      }
       if (scan) {
         const probeDueAt = await runProbes(host, scan, probeStates, status);
         if (probeDueAt !== undefined) due = Math.min(due ?? probeDueAt, probeDueAt);
