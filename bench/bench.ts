@@ -222,6 +222,32 @@ interface DaemonFigures {
 let daemonFigures: DaemonFigures | undefined;
 
 /** Reads a record straight from the store (polling through the CLI would time the CLI). */
+/** `rkl daemon` on the bench's network, with the V8 flags the systemd unit gives it. */
+function spawnDaemon(
+  manifests: string,
+  extra: string[],
+  daemonEnv: Record<string, string>,
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO}/cli/main.ts`,
+      "daemon",
+      "--manifests",
+      manifests,
+      "--network",
+      network,
+      ...extra,
+    ], // deno-fmt-ignore
+    env: { ...daemonEnv, DENO_V8_FLAGS: DAEMON_V8_FLAGS },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
 function podRunning(name: string): boolean {
   try {
     const pod = JSON.parse(Deno.readTextFileSync(`${root}/records/pods/${name}.json`));
@@ -255,23 +281,7 @@ function procFigures(pid: number): { rssKb: number; cpuTicks: number } {
 async function daemonRows(): Promise<void> {
   const manifests = `${dir}/manifests`;
   await Deno.mkdir(manifests, { recursive: true });
-  const daemon = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      `${REPO}/cli/main.ts`,
-      "daemon",
-      "--manifests",
-      manifests,
-      "--network",
-      network,
-    ],
-    env: { ...env, DENO_V8_FLAGS: DAEMON_V8_FLAGS }, // as the systemd unit runs it
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const daemon = spawnDaemon(manifests, [], env);
   const manifest = (name: string) =>
     `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}}\nspec:\n  containers:\n    - {name: main, image: ${BUSYBOX}, command: [sleep, "3600"]}\n`;
   try {
@@ -619,25 +629,7 @@ async function criRows(): Promise<void> {
     `mirrors:\n  docker.io:\n    endpoint: ["${reg.url}"]\n    fallback: false\n`,
   );
   await Deno.mkdir(`${dir}/cri-manifests`, { recursive: true });
-  const daemon = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      `${REPO}/cli/main.ts`,
-      "daemon",
-      "--manifests",
-      `${dir}/cri-manifests`,
-      "--network",
-      network,
-      "--cri-socket",
-      sock,
-    ], // deno-fmt-ignore
-    env: { ...cenv, DENO_V8_FLAGS: DAEMON_V8_FLAGS },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const daemon = spawnDaemon(`${dir}/cri-manifests`, ["--cri-socket", sock], cenv);
   const crictl = (args: string[]) =>
     sh("crictl", [
       "--runtime-endpoint",

@@ -159,7 +159,7 @@ export function hostChecks(h: HostView = REAL_HOST): Check[] {
     required: true,
     fix: pkg("conmon", "conmon"),
   });
-  for (const p of ["bridge", "host-local", "portmap", "loopback"]) {
+  for (const p of ["bridge", "host-local", "portmap"]) {
     const dir = CNI_PLUGIN_DIRS.find((d) => h.exists(`${d}/${p}`));
     add({
       name: `CNI plugin ${p}`,

@@ -44,7 +44,7 @@ export async function componentVersions(rklVersion: string) {
     }
     : undefined;
   const cni = [];
-  for (const name of ["bridge", "host-local", "portmap", "loopback"]) {
+  for (const name of ["bridge", "host-local", "portmap"]) {
     const dir = CNI_PLUGIN_DIRS.find((d) => {
       try {
         return Deno.statSync(`${d}/${name}`).isFile;

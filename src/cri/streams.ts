@@ -21,7 +21,7 @@ import { type ContainerRecord, quickRefresh, removeAttachLinks } from "../worklo
 import type { PodRecord } from "../workloads/pod.ts";
 import { execProcess, killTree } from "../oci/runtime.ts";
 import { SeqPacketSocket } from "../sys/seqpacket.ts";
-import type { Duplex } from "./streaming/bytes.ts";
+import { connDuplex, type Duplex } from "./streaming/bytes.ts";
 import {
   type AttachParams,
   type ExecParams,
@@ -369,28 +369,9 @@ function waitEnded(io: ProcessIO): Promise<void> {
   });
 }
 
-function dialHost(port: number): Promise<Duplex & { closeWrite(): Promise<void> }> {
-  return Deno.connect({ hostname: "127.0.0.1", port }).then((conn) => ({
-    async read() {
-      const buf = new Uint8Array(32 * 1024);
-      try {
-        const n = await conn.read(buf);
-        return n === null ? null : buf.subarray(0, n);
-      } catch {
-        return null;
-      }
-    },
-    async write(b) {
-      let off = 0;
-      while (off < b.length) off += await conn.write(b.subarray(off));
-    },
-    closeWrite: () => conn.closeWrite(),
-    close() {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    },
-  }));
+async function dialHost(port: number): Promise<Duplex & { closeWrite(): Promise<void> }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  return { ...connDuplex(conn), closeWrite: () => conn.closeWrite() };
 }
 
 /** A connection to 127.0.0.1:port in `netns`, through the `__netns-connect` helper. */

@@ -1,16 +1,9 @@
 /**
- * A sandbox's CNI attachments: `lo` through the loopback plugin, and `eth0`
- * through the network's conflist when there is one. The two are independent,
- * so ADD and DEL run them side by side. Shared by single containers and pods.
+ * A sandbox's CNI attachment: `eth0` through the network's conflist when
+ * there is one. `lo` needs no plugin: it is set up when the namespace is
+ * made (sys/netns.ts). Shared by single containers and pods.
  */
-import {
-  type CniClient,
-  type CniResult,
-  LOOPBACK,
-  type NetConfList,
-  type PluginConf,
-  type PortMapping,
-} from "./cni.ts";
+import type { CniClient, CniResult, NetConfList, PluginConf, PortMapping } from "./cni.ts";
 import { PORTMAP_ADD_LOCK, withPortmapLock } from "./portmap.ts";
 
 export interface SandboxNet {
@@ -20,7 +13,7 @@ export interface SandboxNet {
   portMappings: PortMapping[];
 }
 
-/** ADD of lo and eth0; the eth0 result, if any. */
+/** ADD of eth0; its result, if any. */
 export async function cniUp(cni: CniClient, n: SandboxNet): Promise<CniResult | undefined> {
   if (n.conflist && n.portMappings.length > 0) {
     return await withPortmapLock(false, () => cniUpNow(cni, n));
@@ -29,18 +22,13 @@ export async function cniUp(cni: CniClient, n: SandboxNet): Promise<CniResult | 
 }
 
 async function cniUpNow(cni: CniClient, n: SandboxNet): Promise<CniResult | undefined> {
-  const [, result] = await Promise.all([
-    cni.add(LOOPBACK, { containerId: n.cniId, netns: n.netns, ifName: "lo" }),
-    n.conflist
-      ? cni.add(n.conflist, {
-        containerId: n.cniId,
-        netns: n.netns,
-        ifName: "eth0",
-        capabilityArgs: { portMappings: n.portMappings },
-      }, oneAtATime)
-      : undefined,
-  ]);
-  return result;
+  if (!n.conflist) return undefined;
+  return await cni.add(n.conflist, {
+    containerId: n.cniId,
+    netns: n.netns,
+    ifName: "eth0",
+    capabilityArgs: { portMappings: n.portMappings },
+  }, oneAtATime);
 }
 
 /**
@@ -53,21 +41,17 @@ function oneAtATime<T>(plugin: PluginConf, run: () => Promise<T>): Promise<T> {
   return plugin.type === "portmap" ? withPortmapLock(true, run, PORTMAP_ADD_LOCK) : run();
 }
 
-/** DEL of eth0 (with its ADD result) and lo. Both are tried; errors go to `onError`. */
+/** DEL of eth0 (with its ADD result); an error goes to `onError`. */
 export async function cniDown(
   cni: CniClient,
   n: SandboxNet & { result?: CniResult },
   onError: (e: unknown) => void,
 ): Promise<void> {
-  await Promise.all([
-    n.conflist
-      ? cni.del(n.conflist, {
-        containerId: n.cniId,
-        netns: n.netns,
-        ifName: "eth0",
-        capabilityArgs: { portMappings: n.portMappings },
-      }, n.result).catch(onError)
-      : undefined,
-    cni.del(LOOPBACK, { containerId: n.cniId, netns: n.netns, ifName: "lo" }).catch(onError),
-  ]);
+  if (!n.conflist) return;
+  await cni.del(n.conflist, {
+    containerId: n.cniId,
+    netns: n.netns,
+    ifName: "eth0",
+    capabilityArgs: { portMappings: n.portMappings },
+  }, n.result).catch(onError);
 }

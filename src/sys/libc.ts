@@ -66,6 +66,9 @@ const symbols = {
     result: "i64",
     nonblocking: true,
   },
+  // int ioctl(int fd, unsigned long request, void *arg); (variadic; an int, a long and a
+  // pointer go in registers as for a plain call on x86_64 and aarch64 Linux)
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   // int *__errno_location(void);
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

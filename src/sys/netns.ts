@@ -30,7 +30,7 @@ export type PinnableType = keyof typeof FLAGS;
  * New namespaces of the given types, each pinned at its path (files that
  * must not exist), with no process to hold them: what CRI-O's pinns does for
  * a pod that shares no PID namespace. One unshare on this thread, the
- * hostname set in the new UTS namespace, a bind mount of each of the
+ * hostname set in the new UTS namespace, `lo` up in the new network one, a bind mount of each of the
  * thread's namespace files, then setns back to every original. On any
  * failure nothing stays: pinned files are unmounted and removed.
  */
@@ -58,6 +58,9 @@ export function createNamespaces(
     sys.unshare(types.reduce((f, t) => f | FLAGS[t], 0));
     try {
       if (hostname !== undefined) sys.sethostname(hostname);
+      // A new network namespace has `lo` down: up it here, one ioctl, where
+      // the loopback CNI plugin would cost a process at ADD and at DEL.
+      if (types.includes("net")) sys.loopbackUp();
       const tid = sys.gettid();
       for (const t of types) {
         sys.mount({ source: `/proc/self/task/${tid}/ns/${t}`, target: pins[t]!, flags: MS_BIND });

@@ -34,6 +34,12 @@ export const SYS_OPENAT2 = 437;
 
 export const PR_SET_CHILD_SUBREAPER = 36;
 
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const SIOCGIFFLAGS = 0x8913;
+const SIOCSIFFLAGS = 0x8914;
+const IFF_UP = 0x1;
+
 export const EINVAL = 22;
 export const ENOENT = 2;
 export const EBUSY = 16;
@@ -68,6 +74,8 @@ export interface Syscalls {
   mkdirat(dirfd: number, path: string, mode: number): void;
   /** write(2) of all of `data` (short writes are retried). */
   write(fd: number, data: Uint8Array): void;
+  /** Sets `lo` up in the calling thread's network namespace (SIOCSIFFLAGS). */
+  loopbackUp(): void;
 }
 
 function check(name: string, rc: number, detail: string): number {
@@ -130,6 +138,21 @@ export class LinuxSyscalls implements Syscalls {
   mkdirat(dirfd: number, path: string, mode: number): void {
     check("mkdirat", libc().mkdirat(dirfd, cstr(path), mode), JSON.stringify(path));
   }
+  loopbackUp(): void {
+    const L = libc();
+    const fd = check("socket", L.socket(AF_INET, SOCK_DGRAM | O_CLOEXEC, 0), "AF_INET");
+    try {
+      // struct ifreq: char ifr_name[16]; then the union, here short ifr_flags.
+      const req = new Uint8Array(40);
+      req.set(new TextEncoder().encode("lo"));
+      check("ioctl", L.ioctl(fd, BigInt(SIOCGIFFLAGS), req), "SIOCGIFFLAGS lo");
+      const v = new DataView(req.buffer);
+      v.setInt16(16, v.getInt16(16, true) | IFF_UP, true);
+      check("ioctl", L.ioctl(fd, BigInt(SIOCSIFFLAGS), req), "SIOCSIFFLAGS lo");
+    } finally {
+      L.close(fd);
+    }
+  }
   write(fd: number, data: Uint8Array): void {
     let off = 0;
     while (off < data.length) {
@@ -152,7 +175,8 @@ export type SyscallCall =
   | { name: "mkfifo"; path: string; mode: number }
   | { name: "openat2"; dirfd: number; path: string; flags: number; resolve: number; fd: number }
   | { name: "mkdirat"; dirfd: number; path: string; mode: number }
-  | { name: "write"; fd: number; data: string };
+  | { name: "write"; fd: number; data: string }
+  | { name: "loopbackUp" };
 
 /**
  * Records every call and keeps a table of mounts; `failNext` makes the next
@@ -233,6 +257,10 @@ export class FakeSyscalls implements Syscalls {
   mkdirat(dirfd: number, path: string, mode: number): void {
     this.#maybeFail("mkdirat", path);
     this.calls.push({ name: "mkdirat", dirfd, path, mode });
+  }
+  loopbackUp(): void {
+    this.#maybeFail("loopbackUp", "lo");
+    this.calls.push({ name: "loopbackUp" });
   }
   write(fd: number, data: Uint8Array): void {
     this.#maybeFail("write", `fd ${fd}`);

@@ -57,7 +57,7 @@ function missing(req: Requirement): string | undefined {
     case "npm":
       return which("npm") ? undefined : "npm is not installed (scripts/setup.sh)";
     case "cni": {
-      for (const p of ["bridge", "host-local", "portmap", "loopback"]) {
+      for (const p of ["bridge", "host-local", "portmap"]) {
         const found = CNI_PLUGIN_DIRS.some((d) => {
           try {
             return Deno.statSync(`${d}/${p}`).isFile;

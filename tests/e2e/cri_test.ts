@@ -95,6 +95,16 @@ function writeJson(name: string, v: unknown): string {
   return p;
 }
 
+/** busybox pulled, a sandbox `name` and one started container made from `ctr`. */
+async function podWith(name: string, ctr: Record<string, unknown>) {
+  await crictlOk(["pull", "busybox:1.36"]);
+  const podFile = podConfig(name, `uid-${name}-1`);
+  const pod = await crictlOk(["runp", podFile]);
+  const id = await crictlOk(["create", pod, writeJson(`${name}-ctr.json`, ctr), podFile]);
+  await crictlOk(["start", id]);
+  return { pod, ctr: id, podFile };
+}
+
 function podConfig(name: string, uid: string) {
   return writeJson(`${name}-pod.json`, {
     metadata: { name, namespace: "default", uid, attempt: 0 },
@@ -295,24 +305,15 @@ async function crictlIn(args: string[], input: string, o: { tty?: boolean; holdM
 
 test("crictl streams: exec -it and -i, attach, logs -f, port-forward over SPDY and WebSocket", async () => {
   await setUp();
-  await crictlOk(["pull", "busybox:1.36"]);
-  const podFile = podConfig("streams", "uid-streams-1");
-  const pod = await crictlOk(["runp", podFile]);
-  const app = await crictlOk([
-    "create",
-    pod,
-    writeJson("web.json", {
-      ...APP,
-      // A server bound to the pod's loopback only: port-forward must reach it inside the netns.
-      command: [
-        "/bin/sh",
-        "-c",
-        "mkdir -p /www && echo page-from-pod > /www/index.html && httpd -p 127.0.0.1:8080 -h /www && echo up && exec sleep 300",
-      ],
-    }),
-    podFile,
-  ]); // deno-fmt-ignore
-  await crictlOk(["start", app]);
+  const { pod, ctr: app, podFile } = await podWith("streams", {
+    ...APP,
+    // A server bound to the pod's loopback only: port-forward must reach it inside the netns.
+    command: [
+      "/bin/sh",
+      "-c",
+      "mkdir -p /www && echo page-from-pod > /www/index.html && httpd -p 127.0.0.1:8080 -h /www && echo up && exec sleep 300",
+    ],
+  });
   const shell = await crictlOk([
     "create",
     pod,
@@ -408,20 +409,11 @@ test("crictl streams: exec -it and -i, attach, logs -f, port-forward over SPDY a
 
 test("masked and read-only paths, devices: the masked file reads empty and does not run; /tmp is read-only; /dev/null as /dev/xnull", async () => {
   await setUp();
-  await crictlOk(["pull", "busybox:1.36"]);
-  const podFile = podConfig("masks", "uid-masks-1");
-  const pod = await crictlOk(["runp", podFile]);
-  const ctr = await crictlOk([
-    "create",
-    pod,
-    writeJson("masked.json", {
-      ...APP,
-      linux: { security_context: { masked_paths: ["/bin/ls"], readonly_paths: ["/tmp"] } },
-      devices: [{ host_path: "/dev/null", container_path: "/dev/xnull", permissions: "rw" }],
-    }),
-    podFile,
-  ]); // deno-fmt-ignore
-  await crictlOk(["start", ctr]);
+  const { pod, ctr } = await podWith("masks", {
+    ...APP,
+    linux: { security_context: { masked_paths: ["/bin/ls"], readonly_paths: ["/tmp"] } },
+    devices: [{ host_path: "/dev/null", container_path: "/dev/xnull", permissions: "rw" }],
+  });
   assert.equal(await crictlOk(["exec", "-s", ctr, "sh", "-c", "wc -c < /bin/ls"]), "0");
   const run = await crictl(["exec", "-s", ctr, "/bin/ls", "/"]);
   assert.notEqual(run.code, 0, "a masked program must not run");

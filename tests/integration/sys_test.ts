@@ -42,6 +42,12 @@ Deno.test({
         const links = new TextDecoder().decode(inside.stdout).trim().split("\n");
         assert.equal(links.length, 1);
         assert.match(links[0], /: lo:/);
+        // ... and lo is up, with 127.0.0.1 on it (no loopback plugin ran).
+        assert.match(links[0], /<LOOPBACK,UP,LOWER_UP>/);
+        const addrs = await new Deno.Command("nsenter", {
+          args: [`--net=${path}`, "ip", "-o", "-4", "addr", "show", "dev", "lo"],
+        }).output();
+        assert.match(new TextDecoder().decode(addrs.stdout), /inet 127\.0\.0\.1\/8/);
       } finally {
         removeNetns(sys, path);
       }

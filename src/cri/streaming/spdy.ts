@@ -13,7 +13,7 @@
  */
 import zlib from "node:zlib";
 import { Buffer } from "node:buffer";
-import { ChunkQueue, type Duplex, ExactReader, SerialWriter } from "./bytes.ts";
+import { ChunkQueue, concat, type Duplex, ExactReader, SerialWriter } from "./bytes.ts";
 
 const VERSION = 3;
 const SYN_STREAM = 1;
@@ -206,15 +206,7 @@ export function encodeHeaderBlock(h: SpdyHeaders): Uint8Array {
     u32(val.length);
     parts.push(val);
   }
-  let len = 0;
-  for (const p of parts) len += p.length;
-  const out = new Uint8Array(len);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 export function controlFrame(type: number, flags: number, payload: Uint8Array): Uint8Array {
