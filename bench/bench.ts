@@ -27,7 +27,7 @@ import { CniClient, LOOPBACK, type NetConfList } from "../src/net/cni.ts";
 import { DenoCommandRunner } from "../src/sys/command.ts";
 import { which } from "../src/oci/runtime.ts";
 import { removeIdlePortmapChains } from "../src/net/portmap.ts";
-import { DAEMON_V8_FLAGS } from "../src/daemon/install.ts";
+import { DAEMON_ENV } from "../src/daemon/install.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? "10");
@@ -241,7 +241,7 @@ function spawnDaemon(
       network,
       ...extra,
     ], // deno-fmt-ignore
-    env: { ...daemonEnv, DENO_V8_FLAGS: DAEMON_V8_FLAGS },
+    env: { ...daemonEnv, ...DAEMON_ENV }, // as the systemd unit runs it
     stdin: "null",
     stdout: "null",
     stderr: "null",

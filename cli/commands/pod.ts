@@ -18,6 +18,7 @@ import type { Context } from "../app.ts";
 import { ago, table, write } from "../format.ts";
 import { execIn, networkOption, parseSeconds, printLogs, readSpecFile } from "./_shared.ts";
 import { installCancelHandlers } from "../../src/cancel.ts";
+import { trace } from "../../src/trace.ts";
 
 /** Loads the pods of a manifest (yaml + zod loaded only here). */
 export async function loadPodFile(
@@ -31,9 +32,11 @@ export async function loadPodFile(
     import("../../src/spec/source.ts"),
     import("../../src/spec/objects.ts"),
   ]);
+  trace("pod: spec modules loaded");
   const objects = emptyObjects();
   for (const f of configmaps) loadObjects(readSpecFile(f).text, f, objects);
   const pods = loadPods(text, file, { baseDir, objects });
+  trace("pod: parsed");
   for (const p of pods) for (const w of p.warnings) warn(formatWarning(w));
   // Probes need something that watches the pod for its whole life: the daemon.
   for (const p of pods) {
