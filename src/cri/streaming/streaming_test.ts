@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ChunkQueue, concat, type Duplex, ExactReader } from "./bytes.ts";
+import { ChunkQueue, concat, connDuplex, type Duplex, ExactReader } from "./bytes.ts";
 import {
   controlFrame,
   dataFrame,
@@ -270,26 +270,6 @@ async function readHead(conn: Deno.Conn): Promise<[string, Uint8Array]> {
   return [text, rest];
 }
 
-function connDuplexOf(conn: Deno.Conn, first: Uint8Array): Duplex {
-  let pending: Uint8Array | undefined = first.length ? first : undefined;
-  return {
-    async read() {
-      if (pending) {
-        const b = pending;
-        pending = undefined;
-        return b;
-      }
-      const buf = new Uint8Array(8192);
-      const n = await conn.read(buf).catch(() => null);
-      return n === null ? null : buf.subarray(0, n);
-    },
-    async write(b) {
-      await conn.write(b);
-    },
-    close: () => conn.close(),
-  };
-}
-
 Deno.test("exec over SPDY: streams by streamtype, stdin to the process, a v4 status with the exit code", async () => {
   const server = StreamingServer.start(fakeBackend);
   try {
@@ -309,7 +289,7 @@ Deno.test("exec over SPDY: streams by streamtype, stdin to the process, a v4 sta
     const [head, rest] = await readHead(conn);
     assert.match(head, /^HTTP\/1\.1 101 /);
     assert.match(head, /X-Stream-Protocol-Version: v4\.channel\.k8s\.io/);
-    const d = connDuplexOf(conn, rest);
+    const d = connDuplex(conn, rest);
     const z = new HeaderZ("deflate", spdyDictionary());
     const frames = new FrameReader(d);
     let id = 1;
@@ -364,7 +344,7 @@ Deno.test("exec over a WebSocket (v5): channels, the close signal ends stdin, st
     assert.match(head, /^HTTP\/1\.1 101 /);
     assert.match(head, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/);
     assert.match(head, /Sec-WebSocket-Protocol: v5\.channel\.k8s\.io/);
-    const d = connDuplexOf(conn, rest);
+    const d = connDuplex(conn, rest);
     await d.write(masked(OP.BINARY, new Uint8Array([0, ...enc.encode("hi")])));
     await d.write(masked(OP.BINARY, new Uint8Array([255, 0])));
     const r = new ExactReader(d);
