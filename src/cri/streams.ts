@@ -366,15 +366,8 @@ async function attach(c: ContainerRecord, p: AttachParams, io: ProcessIO): Promi
   }
   if (c.terminal) io.onResize(resizer(`${c.dirs.bundle}/ctl`));
   // Attach ends when the client's stdin does (kubelet), or with the container's output.
-  const stdinDone = io.stdin ? waitEnded(io) : new Promise<void>(() => {});
+  const stdinDone = io.stdin ? io.stdin.whenEnded : new Promise<void>(() => {});
   await joinSocket(sock, io, stdinDone);
-}
-
-function waitEnded(io: ProcessIO): Promise<void> {
-  return new Promise((resolve) => {
-    const poll = () => io.stdin!.ended ? resolve() : setTimeout(poll, 50);
-    poll();
-  });
 }
 
 async function dialHost(port: number): Promise<Duplex & { closeWrite(): Promise<void> }> {
@@ -390,6 +383,11 @@ async function dialInNetns(
 ): Promise<Duplex & { closeWrite(): Promise<void> }> {
   const argv = host.selfArgv;
   if (!argv) throw new StreamError("this host cannot start helper processes");
+  // The path comes from a record on disk: only a pin rkl makes is entered.
+  const pins = `${host.paths.runRoot}/netns/`;
+  if (!netns.startsWith(pins) || netns.slice(pins.length).includes("/")) {
+    throw new StreamError(`sandbox netns ${JSON.stringify(netns)} is not under ${pins}`);
+  }
   const child = new Deno.Command(argv[0], {
     args: [...argv.slice(1), "__netns-connect", netns, String(port)],
     stdin: "piped",

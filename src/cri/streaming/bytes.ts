@@ -101,6 +101,7 @@ export class ChunkQueue {
   #chunks: Uint8Array[] = [];
   #ended = false;
   #waiter?: () => void;
+  #whenEnded = Promise.withResolvers<void>();
 
   push(b: Uint8Array): void {
     if (this.#ended || b.length === 0) return;
@@ -110,7 +111,13 @@ export class ChunkQueue {
 
   end(): void {
     this.#ended = true;
+    this.#whenEnded.resolve();
     this.#wake();
+  }
+
+  /** Settles at `end()`. */
+  get whenEnded(): Promise<void> {
+    return this.#whenEnded.promise;
   }
 
   get ended(): boolean {
