@@ -14,7 +14,8 @@
  *                `container run` of it vs the same spec from the bundle dir and vs podman run
  *   rk8s         `rkl pod run` + `pod rm -f` of the seed pod (one busybox container, bridge
  *                network) vs rk8s's own RKL (../shared/anchors/rk8s-rkl) `pod run` + `pod delete`
- *                of the same pod; /etc/cni/net.d and /opt/cni/bin are set up for it and put back
+ *                of the same pod; /etc/cni/net.d and /opt/cni/bin are set up for it and put back;
+ *                a second row times the same while `rkl daemon` runs and serves the commands
  *   cri          `crictl runp` + `create` + `start` of one busybox container vs `rkl pod run` of
  *                the same pod (image from the store); ListContainers with 100 containers (gRPC,
  *                p95); the daemon's RSS with 50 CRI pods
@@ -595,6 +596,29 @@ async function rk8sRows(): Promise<void> {
       baselineLabel: "rk8s RKL pod run + delete",
       goal: 1.5,
     });
+    // The same two commands while `rkl daemon` runs: thin clients it serves (cli/remote.ts).
+    const manifests = `${dir}/rk8s-manifests`;
+    Deno.mkdirSync(manifests, { recursive: true });
+    const daemon = spawnDaemon(manifests, ["--no-cri"], env);
+    try {
+      const sock = `${runRoot}/cli.sock`;
+      for (let i = 0; i < 200 && !exists(sock); i++) await new Promise((r) => setTimeout(r, 50));
+      if (!exists(sock)) throw new Error("bench: the daemon made no cli.sock");
+      const served = await series(async () => {
+        await rkl(["pod", "run", "--network", network, rklFile]);
+        await rkl(["pod", "rm", "-f", "seed"]);
+      });
+      rows.push({
+        name: "seed pod run + removal, daemon running",
+        rkl: served,
+        baseline: rk8s,
+        baselineLabel: "rk8s RKL pod run + delete",
+        goal: 1.5,
+      });
+    } finally {
+      daemon.kill("SIGTERM");
+      await daemon.status;
+    }
   } finally {
     await new Deno.Command(anchor, {
       args: ["pod", "delete", "seed"],

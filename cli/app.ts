@@ -5,6 +5,7 @@ import type { Host } from "../src/workloads/host.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
 import { VERSION } from "./version.ts";
+import { stderr, stdout } from "./io.ts";
 
 export interface Context {
   /** The Host, built on first use (commands like --help never need one). */
@@ -171,7 +172,12 @@ export async function registerCommands(
   }
 }
 
-export async function main(argv: string[]): Promise<number> {
+export interface MainOptions {
+  /** The Host to use instead of building one (a daemon serving a thin client). */
+  host?: (warn: (m: string) => void) => Host;
+}
+
+export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
   const program = new Command("rkl")
     .description("run containers, Kubernetes pods and compose apps on one Linux host")
     .version(`rkl ${VERSION}`, "-V, --version")
@@ -183,12 +189,13 @@ export async function main(argv: string[]): Promise<number> {
     // Options belong to the command they follow: `compose -f FILE logs -f` means two things.
     .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
+    .configureOutput({ writeErr: stderr, writeOut: stdout });
 
   let cached: Host | undefined;
   const ctx: Context = {
-    host: () => cached ??= buildHost(program.opts<GlobalOptions>(), ctx.warn),
-    warn: (m) => console.error(`warning: ${m}`),
+    host: () =>
+      cached ??= options.host?.(ctx.warn) ?? buildHost(program.opts<GlobalOptions>(), ctx.warn),
+    warn: (m) => stderr(`warning: ${m}\n`),
     options: () => program.opts<GlobalOptions>(),
     exitCode: 0,
   };
@@ -205,13 +212,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     const debug = program.opts<GlobalOptions>().debug || Deno.env.get("RKL_DEBUG") === "1";
     if (e instanceof RklError) {
-      console.error(`rkl: ${e.message}`);
-      if (e.hint) console.error(`hint: ${e.hint}`);
-      if (debug) { for (const c of causeChain(e).slice(1)) console.error(`  caused by: ${c}`); }
+      stderr(`rkl: ${e.message}\n`);
+      if (e.hint) stderr(`hint: ${e.hint}\n`);
+      if (debug) { for (const c of causeChain(e).slice(1)) stderr(`  caused by: ${c}\n`); }
       return e.exitCode;
     }
-    console.error(`rkl: ${(e as Error)?.message ?? String(e)}`);
-    if (debug) console.error((e as Error)?.stack ?? "");
+    stderr(`rkl: ${(e as Error)?.message ?? String(e)}\n`);
+    if (debug) stderr(`${(e as Error)?.stack ?? ""}\n`);
     return 1;
   }
 }

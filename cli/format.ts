@@ -1,3 +1,5 @@
+import { stdout } from "./io.ts";
+
 /** Tables and durations for human output. */
 
 export function table(headers: string[], rows: string[][]): string {
@@ -17,7 +19,5 @@ export function ago(iso: string | undefined, now = Date.now()): string {
 }
 
 export function write(text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+  stdout(text);
 }

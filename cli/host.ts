@@ -13,6 +13,7 @@ import { LinuxSyscalls } from "../src/sys/syscalls.ts";
 import { type Host, type RklPaths, runRootEpoch, shortHash } from "../src/workloads/host.ts";
 import { NotFoundError, RklError, SpecError } from "../src/errors.ts";
 import { DNS1123_LABEL } from "../src/spec/names.ts";
+import { absolute } from "./io.ts";
 
 export interface GlobalOptions {
   root?: string;
@@ -23,10 +24,6 @@ export interface GlobalOptions {
 
 export const DEFAULT_ROOT = "/var/lib/rkl";
 export const DEFAULT_RUN_ROOT = "/run/rkl";
-
-function absolute(p: string): string {
-  return p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
-}
 
 export function resolvePaths(opts: GlobalOptions): RklPaths {
   const root = absolute(opts.root ?? Deno.env.get("RKL_ROOT") ?? DEFAULT_ROOT).replace(/\/+$/, "");

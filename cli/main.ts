@@ -14,6 +14,15 @@ if (args[0] === "__netns-connect") {
   // A port forward's per-connection helper: loads one small module.
   await (await import("../src/sys/netns_connect.ts")).netnsConnect(args.slice(1));
 }
+{
+  // A running daemon serves the commonest commands (cli/remote.ts).
+  const [{ runRemote }, { COMMIT }] = await Promise.all([
+    import("./remote.ts"),
+    import("./build_info.ts"),
+  ]);
+  const code = await runRemote(args, `${VERSION}+${COMMIT}`);
+  if (code !== undefined) Deno.exit(code);
+}
 const { main } = await import("./app.ts");
 (await import("../src/trace.ts")).trace("modules loaded");
 Deno.exit(await main(args));

@@ -3,6 +3,7 @@ import { ConflictError, NoExecutableError, SpecError, UsageError } from "../../s
 import { readExitCode } from "../../src/oci/conmon.ts";
 import { execProcess } from "../../src/oci/runtime.ts";
 import { installCancelHandlers } from "../../src/cancel.ts";
+import { absolute, served } from "../io.ts";
 import { type ContainerRecord, refresh } from "../../src/workloads/container.ts";
 import type { Host } from "../../src/workloads/host.ts";
 import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
@@ -11,13 +12,13 @@ import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
 export function readSpecFile(file: string): { text: string; baseDir: string } {
   let text: string;
   try {
-    text = Deno.readTextFileSync(file);
+    text = Deno.readTextFileSync(absolute(file));
   } catch (e) {
     throw new SpecError({ file }, `Cannot read file: ${(e as Error).message.split(",")[0]}`, {
       cause: e,
     });
   }
-  const abs = file.startsWith("/") ? file : `${Deno.cwd()}/${file}`;
+  const abs = absolute(file);
   return { text, baseDir: abs.slice(0, abs.lastIndexOf("/")) || "/" };
 }
 
@@ -142,7 +143,7 @@ export async function printLogs(
  * (src/cancel.ts); the handlers are gone again once it returns.
  */
 export async function whileCreating<T>(fn: () => Promise<T>): Promise<T> {
-  const uninstall = installCancelHandlers();
+  const uninstall = served() ? () => {} : installCancelHandlers();
   try {
     return await fn();
   } finally {

@@ -24,6 +24,7 @@ import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
 import type { Context } from "../app.ts";
 import { ago, table, write } from "../format.ts";
 import { execIn, parseSeconds, whileCreating } from "./_shared.ts";
+import { absolute, cwd, stderr } from "../io.ts";
 
 const DEFAULT_FILES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
 
@@ -31,10 +32,6 @@ interface ComposeFlags {
   file?: string[];
   projectName?: string;
   profile?: string[];
-}
-
-function abs(p: string): string {
-  return p.startsWith("/") ? p : `${Deno.cwd()}/${p}`;
 }
 
 /** Finds, reads and loads the compose files (yaml + zod loaded only here). */
@@ -46,26 +43,26 @@ export async function loadProject(
   if (files.length === 0) {
     const found = DEFAULT_FILES.find((f) => {
       try {
-        return Deno.statSync(f).isFile;
+        return Deno.statSync(absolute(f)).isFile;
       } catch {
         return false;
       }
     });
     if (!found) {
       throw new UsageError(
-        `Cannot find a compose file: none of ${DEFAULT_FILES.join(", ")} in ${Deno.cwd()}`,
+        `Cannot find a compose file: none of ${DEFAULT_FILES.join(", ")} in ${cwd()}`,
       );
     }
     files = [found];
   }
   const texts = files.map((file) => {
     try {
-      return { file, text: Deno.readTextFileSync(file) };
+      return { file, text: Deno.readTextFileSync(absolute(file)) };
     } catch (e) {
       throw new SpecError({ file }, `Cannot read file: ${(e as Error).message.split(",")[0]}`);
     }
   });
-  const first = abs(files[0]);
+  const first = absolute(files[0]);
   const dir = first.slice(0, first.lastIndexOf("/")) || "/";
   let dotenv: Record<string, string> = {};
   try {
@@ -155,7 +152,7 @@ export function registerCompose(program: Command, ctx: Context): void {
           services,
           removeOrphans: o.removeOrphans,
           warn: ctx.warn,
-          log: (m) => console.error(m),
+          log: (m) => stderr(`${m}\n`),
         })
       );
       if (o.detach) return;
@@ -175,7 +172,7 @@ export function registerCompose(program: Command, ctx: Context): void {
       const project = await loadProject(flags(), ctx.warn);
       const timeoutSec = parseSeconds("--timeout", o.timeout);
       for (const n of await composeDown(host, project, project.name, { ...o, timeoutSec })) {
-        console.error(`removed ${n}`);
+        stderr(`removed ${n}\n`);
       }
     });
 
@@ -290,7 +287,7 @@ export function registerCompose(program: Command, ctx: Context): void {
       const project = await loadProject(flags(), ctx.warn);
       const timeoutSec = parseSeconds("--timeout", o.timeout);
       for (const n of await composeStop(host, project, services, { timeoutSec })) {
-        console.error(`stopped ${n}`);
+        stderr(`stopped ${n}\n`);
       }
     });
 
@@ -300,7 +297,7 @@ export function registerCompose(program: Command, ctx: Context): void {
       const project = await loadProject(flags(), ctx.warn);
       await composeStop(host, project, services);
       // A stopped rkl container is recreated by up (same config, same names, fresh process).
-      await composeUp(host, project, { services, warn: ctx.warn, log: (m) => console.error(m) });
+      await composeUp(host, project, { services, warn: ctx.warn, log: (m) => stderr(`${m}\n`) });
     });
 
   c.command("convert").description(

@@ -15,6 +15,7 @@ import { table, write } from "../format.ts";
 import { networkOption } from "./_shared.ts";
 import { selfArgv } from "../self.ts";
 import { VERSION } from "../version.ts";
+import { COMMIT } from "../build_info.ts";
 
 async function podLoader() {
   const { loadPods } = await import("../../src/spec/pod.ts");
@@ -39,6 +40,7 @@ function addRun(cmd: Command, ctx: Context): void {
     .option("--backoff-max <ms>", "longest restart delay (kubelet: 5 min)", "300000")
     .option("--cri-socket <path>", "serve the CRI on this unix socket (default: RUN_ROOT/rkl.sock)")
     .option("--no-cri", "do not serve the CRI")
+    .option("--no-cli", "do not serve CLI commands on RUN_ROOT/cli.sock (thin clients)")
     .option(
       "--pause-image <ref>",
       "the CRI sandboxes' pause image, pulled once (\"\": rkl's built-in pause)",
@@ -54,6 +56,7 @@ function addRun(cmd: Command, ctx: Context): void {
           backoffMax: string;
           criSocket?: string;
           cri: boolean;
+          cli: boolean;
           pauseImage: string;
         },
       ) => {
@@ -86,6 +89,14 @@ function addRun(cmd: Command, ctx: Context): void {
           criSocket: o.cri ? criSocketPath(o.criSocket, host.paths.runRoot) : undefined,
           pauseImage: o.pauseImage,
           version: VERSION,
+          serveCli: o.cli
+            ? async () =>
+              (await import("../serve.ts")).serveCli(host, {
+                build: `${VERSION}+${COMMIT}`,
+                runtimeFlag: ctx.options().runtime,
+                log: (m) => console.error(`rkl daemon: ${m}`),
+              })
+            : undefined,
         });
       },
     );

@@ -19,6 +19,7 @@ import { ago, table, write } from "../format.ts";
 import { execIn, networkOption, parseSeconds, printLogs, readSpecFile } from "./_shared.ts";
 import { installCancelHandlers } from "../../src/cancel.ts";
 import { trace } from "../../src/trace.ts";
+import { served } from "../io.ts";
 
 /** Loads the pods of a manifest (yaml + zod loaded only here). */
 export async function loadPodFile(
@@ -119,7 +120,7 @@ export function registerPod(program: Command, ctx: Context): void {
         const host = ctx.host();
         const pods = await loadPodFile(file, ctx.warn, o.configmap);
         const made: string[] = [];
-        const uninstall = installCancelHandlers();
+        const uninstall = served() ? () => {} : installCancelHandlers();
         try {
           for (const pod of pods) {
             const rec = verb === "run"

@@ -562,6 +562,11 @@ export interface DaemonOptions {
   version?: string;
   /** The CRI sandboxes' pause image ("" for the built-in pause bundle). */
   pauseImage?: string;
+  /**
+   * Starts serving CLI commands for thin clients (cli/serve.ts), once this
+   * daemon holds the run root; what it returns is closed when the daemon stops.
+   */
+  serveCli?: () => Promise<{ close(): Promise<void> }>;
 }
 
 /**
@@ -662,6 +667,7 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
     );
     options.log(`CRI serving on unix://${options.criSocket}`);
   }
+  const cliServer = await options.serveCli?.();
   /** RKL_MEMORY_LOG=1: the process's memory at every relist, for studying the daemon's size. */
   const memoryLog = Deno.env.get("RKL_MEMORY_LOG") === "1";
   const probeStates: ProbeStates = new Map();
@@ -733,6 +739,7 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
   for (const w of workers.values()) w.abort.abort("the daemon is stopping");
   await Promise.all([...workers.values()].map((w) => w.done));
   await Promise.all([pump, exitPump]);
+  await cliServer?.close();
   await cri?.close();
   appendEvent(host, { action: "stop" });
 }

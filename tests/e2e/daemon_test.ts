@@ -319,3 +319,71 @@ Deno.test({
 test("cleanup", async () => {
   await cleanupEnv(env!);
 });
+
+test("a running daemon serves CLI commands for thin clients with the same results; others run in-process", async () => {
+  const dir = `${env!.dir}/manifests-thin`;
+  const work = `${env!.dir}/thin`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.mkdir(work, { recursive: true });
+  // A relative file and a relative bundle path: both resolve against the client's cwd.
+  await Deno.symlink(`${REPO}/bundles`, `${work}/bundles`);
+  await Deno.writeTextFile(
+    `${work}/pod.yaml`,
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: thin}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n    - {name: main, image: ./bundles/busybox, command: [sleep, '600']}\n",
+  );
+  const daemon = startDaemonIn(env!, dir, { stderr: "piped", args: ["--no-cri"] });
+  const log = new Response(daemon.stderr).text();
+  const sock = `${env!.runRoot}/cli.sock`;
+  const socketUp = async () => {
+    try {
+      return (await Deno.lstat(sock)).isSocket === true;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    await waitFor("cli socket", socketUp, 20_000);
+    assert.equal((await Deno.stat(sock)).mode! & 0o777, 0o600);
+
+    const run = await rkl(env!, ["pod", "run", "pod.yaml"], { cwd: work });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, "thin\n");
+    assert.equal((await podState("thin"))?.phase, "Running");
+
+    // Errors: the same line and exit code as in-process.
+    const local = { ...env!, env: { ...env!.env, RKL_NO_DAEMON: "1" } };
+    for (const args of [["pod", "run", "missing.yaml"], ["pod", "rm", "nosuchpod"]]) {
+      const served = await rkl(env!, args, { cwd: work });
+      const inProcess = await rkl(local, args, { cwd: work });
+      assert.notEqual(served.code, 0);
+      assert.deepEqual(served, inProcess, `${args.join(" ")}: served and in-process differ`);
+    }
+
+    // Another environment is not the daemon's: that client does the work itself.
+    const other = { ...env!, env: { ...env!.env, RKL_PULL_TIMEOUT: "77" } };
+    const list = await rkl(other, ["pod", "list", "-q"]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^thin$/m);
+
+    const rm = await rkl(env!, ["pod", "rm", "-f", "thin"]);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.equal(await podState("thin"), undefined);
+  } finally {
+    await stopDaemon(daemon);
+  }
+  const text = await log;
+  assert.match(text, /cli: served pod run \(exit 0\)/);
+  assert.match(text, /cli: served pod rm \(exit 0\)/);
+  assert.match(text, /cli: served pod run \(exit 2\)/);
+  assert.match(text, /cli: not served \(another environment\)/);
+  await assert.rejects(Deno.lstat(sock), Deno.errors.NotFound, "the daemon removes its socket");
+
+  // A socket left by a daemon killed with -9: clients run in-process.
+  const again = startDaemonIn(env!, dir, { args: ["--no-cri"] });
+  await waitFor("cli socket", socketUp, 20_000);
+  await stopDaemon(again, "SIGKILL");
+  const after = await rkl(env!, ["pod", "list", "-q"]);
+  assert.equal(after.code, 0, after.stderr);
+  await Deno.remove(sock);
+  assert.deepEqual(await census(env!), baseline, "the host census changed");
+});

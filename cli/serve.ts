@@ -1,0 +1,209 @@
+/**
+ * The daemon's side of the thin client (cli/remote.ts): RUN_ROOT/cli.sock,
+ * mode 0600, made once the daemon holds the run root. Each connection
+ * carries one command; it runs through the same `main` as in-process, with
+ * the daemon's Host (one store, one lock queue shared with the static-pod
+ * work) and its output and working directory taken from the request. A
+ * client that goes away cancels the command's creates (they roll back, as
+ * after ^C in-process).
+ *
+ * The request is hostile until checked: its shape and sizes, the build, the
+ * state roots recomputed from its own argv/env/cwd, and the environment that
+ * decides what rkl does. Anything that differs gets `fallback`, and the
+ * client does the work itself.
+ */
+import { RklError } from "../src/errors.ts";
+import { withAbort } from "../src/cancel.ts";
+import type { Host } from "../src/workloads/host.ts";
+import { type Io, withIo } from "./io.ts";
+import { MAX_REQUEST, PROTOCOL, relevantEnv, rootsOf, servable, socketPath } from "./remote.ts";
+
+/** Commands served at once; beyond that, clients do the work themselves. */
+const MAX_SERVED = 32;
+/** How long a client may take to send its request line. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+export interface ServeOptions {
+  /** `VERSION+COMMIT` of this rkl; a client of another build is not served. */
+  build: string;
+  /** The daemon's own `--runtime` flag. */
+  runtimeFlag?: string;
+  log(message: string): void;
+}
+
+interface Request {
+  argv: string[];
+  cwd: string;
+  root: string;
+  runRoot: string;
+  env: Record<string, string>;
+}
+
+/** Why the request must not be served here, or undefined when it may be. */
+export function refusal(
+  raw: unknown,
+  host: Pick<Host, "paths">,
+  o: Pick<ServeOptions, "build" | "runtimeFlag">,
+  ownEnv: Record<string, string>,
+): string | undefined {
+  const r = raw as Partial<Request & { v: unknown; build: unknown }>;
+  if (typeof r !== "object" || r === null) return "a request that is not an object";
+  if (r.v !== PROTOCOL) return `protocol ${JSON.stringify(r.v)}`;
+  if (r.build !== o.build) return `another rkl build (${JSON.stringify(r.build)})`;
+  const strings = (xs: unknown): xs is string[] =>
+    Array.isArray(xs) && xs.every((x) => typeof x === "string" && !x.includes("\0"));
+  if (!strings(r.argv) || r.argv.length > 1000) return "argv";
+  if (typeof r.cwd !== "string" || !r.cwd.startsWith("/") || r.cwd.includes("\0")) return "cwd";
+  if (typeof r.env !== "object" || r.env === null || Array.isArray(r.env)) return "env";
+  if (!strings(Object.values(r.env))) return "env";
+  const plan = servable(r.argv);
+  if (!plan) return "a command the daemon does not serve";
+  const roots = rootsOf(plan.globals, r.env, r.cwd);
+  if (roots.root !== host.paths.root || roots.runRoot !== host.paths.runRoot) {
+    return "other state roots";
+  }
+  if (JSON.stringify(relevantEnv(r.env)) !== JSON.stringify(relevantEnv(ownEnv))) {
+    return "another environment";
+  }
+  const theirs = plan.globals.runtime ?? r.env.RKL_RUNTIME;
+  const ours = o.runtimeFlag ?? ownEnv.RKL_RUNTIME;
+  if (theirs !== ours) return "another runtime";
+  return undefined;
+}
+
+/** Reads one line (without its newline), at most `max` bytes; undefined at EOF or when too long. */
+async function readLine(conn: Deno.Conn, max: number): Promise<string | undefined> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const buf = new Uint8Array(16 * 1024);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) return undefined;
+    const nl = buf.subarray(0, n).indexOf(10);
+    const part = buf.slice(0, nl >= 0 ? nl : n);
+    chunks.push(part);
+    size += part.length;
+    if (size > max) return undefined;
+    if (nl >= 0) {
+      // The protocol has nothing after the request line; more bytes are ignored.
+      const all = new Uint8Array(size);
+      let off = 0;
+      for (const c of chunks) {
+        all.set(c, off);
+        off += c.length;
+      }
+      return new TextDecoder().decode(all);
+    }
+  }
+}
+
+export async function serveCli(host: Host, o: ServeOptions): Promise<{ close(): Promise<void> }> {
+  const path = socketPath(host.paths.runRoot);
+  try {
+    // The daemon lock is held: a socket here is a dead daemon's. Anything else is not ours.
+    if (!Deno.lstatSync(path).isSocket) {
+      throw new RklError("EEXIST", `Cannot serve CLI commands: ${path} exists and is no socket`);
+    }
+    Deno.removeSync(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const listener = Deno.listen({ transport: "unix", path });
+  Deno.chmodSync(path, 0o600);
+  const { main } = await import("./app.ts");
+  const active = new Set<Promise<void>>();
+
+  const serve = async (conn: Deno.UnixConn) => {
+    const enc = new TextEncoder();
+    let sending = Promise.resolve();
+    let gone = false;
+    const send = (msg: Record<string, unknown>) => {
+      const bytes = enc.encode(JSON.stringify(msg) + "\n");
+      sending = sending.then(async () => {
+        if (gone) return;
+        try {
+          for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+        } catch {
+          gone = true;
+        }
+      });
+    };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const line = await Promise.race([
+        readLine(conn, MAX_REQUEST),
+        new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), REQUEST_TIMEOUT_MS)),
+      ]);
+      clearTimeout(timer);
+      if (line === undefined) return;
+      let raw: unknown;
+      try {
+        raw = JSON.parse(line);
+      } catch {
+        raw = undefined;
+      }
+      const why = active.size > MAX_SERVED ? "busy" : refusal(raw, host, o, Deno.env.toObject());
+      if (why) {
+        o.log(`cli: not served (${why}); the client runs it`);
+        send({ fallback: why });
+        return;
+      }
+      const req = raw as Request;
+      // The client sends nothing more: EOF means it went away (^C): cancel the creates.
+      // Only while the command runs: a context that outlives it must not see an abort.
+      const ac = new AbortController();
+      const io: Io = { stdout: (t) => send({ o: t }), stderr: (t) => send({ e: t }), cwd: req.cwd };
+      (async () => {
+        const b = new Uint8Array(512);
+        try {
+          while ((await conn.read(b)) !== null) { /* ignored */ }
+        } catch { /* reset */ }
+        if (!io.closed) ac.abort("the client went away");
+      })();
+      let code: number;
+      try {
+        code = await withIo(
+          io,
+          () => withAbort(ac.signal, () => main(req.argv, { host: (warn) => ({ ...host, warn }) })),
+        );
+      } finally {
+        io.closed = true;
+      }
+      send({ exit: code });
+      const plan = servable(req.argv)!;
+      o.log(`cli: served ${plan.command} ${plan.verb} (exit ${code})`);
+    } catch (e) {
+      o.log(`cli: ${(e as Error).message}`);
+      send({ e: `rkl: ${(e as Error).message}\n` });
+      send({ exit: 1 });
+    } finally {
+      clearTimeout(timer);
+      await sending;
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  };
+
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        const p = serve(conn).finally(() => active.delete(p));
+        active.add(p);
+      }
+    } catch { /* closed */ }
+  })();
+
+  return {
+    async close() {
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      await accepting;
+      await Promise.all(active);
+      try {
+        Deno.removeSync(path);
+      } catch { /* gone */ }
+    },
+  };
+}
