@@ -10,6 +10,8 @@
  *   run-rm-net   `rkl container run` + `rkl container rm -f` on a bridge network
  *                                                      vs the same runtime + CNI plugin calls made by hand
  *   list-50      `rkl container list` with 50 containers vs `runc list` of the same
+ *   (served)     run-nonet (first runtime), list-50 and rk8s once more while `rkl daemon`
+ *                runs and serves the commands to thin clients (cli/remote.ts)
  *   images       `rkl image pull` of a 2-layer image vs skopeo + umoci and vs podman pull;
  *                `container run` of it vs the same spec from the bundle dir and vs podman run
  *   rk8s         `rkl pod run` + `pod rm -f` of the seed pod (one busybox container, bridge
@@ -247,6 +249,28 @@ function spawnDaemon(
     stdout: "null",
     stderr: "null",
   }).spawn();
+}
+
+/** Runs `fn` while a `rkl daemon` (no CRI) serves this root's CLI commands on RUN_ROOT/cli.sock. */
+async function whileServing<T>(fn: () => Promise<T>): Promise<T> {
+  const manifests = `${dir}/serving-manifests`;
+  Deno.mkdirSync(manifests, { recursive: true });
+  const daemon = spawnDaemon(manifests, ["--no-cri"], env);
+  try {
+    const up = () => {
+      try {
+        return Deno.lstatSync(`${runRoot}/cli.sock`).isSocket === true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 200 && !up(); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!up()) throw new Error("bench: the daemon made no cli.sock");
+    return await fn();
+  } finally {
+    daemon.kill("SIGTERM");
+    await daemon.status;
+  }
 }
 
 function podRunning(name: string): boolean {
@@ -597,28 +621,19 @@ async function rk8sRows(): Promise<void> {
       goal: 1.5,
     });
     // The same two commands while `rkl daemon` runs: thin clients it serves (cli/remote.ts).
-    const manifests = `${dir}/rk8s-manifests`;
-    Deno.mkdirSync(manifests, { recursive: true });
-    const daemon = spawnDaemon(manifests, ["--no-cri"], env);
-    try {
-      const sock = `${runRoot}/cli.sock`;
-      for (let i = 0; i < 200 && !exists(sock); i++) await new Promise((r) => setTimeout(r, 50));
-      if (!exists(sock)) throw new Error("bench: the daemon made no cli.sock");
-      const served = await series(async () => {
+    const served = await whileServing(() =>
+      series(async () => {
         await rkl(["pod", "run", "--network", network, rklFile]);
         await rkl(["pod", "rm", "-f", "seed"]);
-      });
-      rows.push({
-        name: "seed pod run + removal, daemon running",
-        rkl: served,
-        baseline: rk8s,
-        baselineLabel: "rk8s RKL pod run + delete",
-        goal: 1.5,
-      });
-    } finally {
-      daemon.kill("SIGTERM");
-      await daemon.status;
-    }
+      })
+    );
+    rows.push({
+      name: "seed pod run + removal, daemon running",
+      rkl: served,
+      baseline: rk8s,
+      baselineLabel: "rk8s RKL pod run + delete",
+      goal: 1.5,
+    });
   } finally {
     await new Deno.Command(anchor, {
       args: ["pod", "delete", "seed"],
@@ -843,18 +858,30 @@ async function imageRows(): Promise<void> {
         `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
           `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
       );
+      const podmanPull = await series(
+        () =>
+          sh(
+            "podman",
+            ["pull", "-q", "--tls-verify=false", `${reg.host}/library/benchimg:1`],
+            penv,
+          ),
+        { cleanup: () => sh("podman", ["rmi", "-f", `${reg.host}/library/benchimg:1`], penv) },
+      );
       rows.push({
         name: "image pull, 2 layers (local registry)",
         rkl: pull,
-        baseline: await series(
-          () =>
-            sh(
-              "podman",
-              ["pull", "-q", "--tls-verify=false", `${reg.host}/library/benchimg:1`],
-              penv,
-            ),
-          { cleanup: () => sh("podman", ["rmi", "-f", `${reg.host}/library/benchimg:1`], penv) },
+        baseline: podmanPull,
+        baselineLabel: "podman pull",
+        goal: 0.5,
+      });
+      rows.push({
+        name: "image pull, 2 layers, daemon running",
+        rkl: await whileServing(() =>
+          series(() => rkl(["image", "pull", "-q", "docker.io/library/benchimg:1"]), {
+            cleanup: () => rkl(["image", "prune", "-a"]),
+          })
         ),
+        baseline: podmanPull,
         baselineLabel: "podman pull",
         goal: 0.5,
       });
@@ -957,6 +984,25 @@ try {
       goal: 1.5,
     });
   }
+  {
+    const rt = runtimes[0];
+    const rtRoot = `${runRoot}/rawrt-${rt}`;
+    rows.push({
+      name: `run, no network (${rt}), daemon running`,
+      rkl: await whileServing(() =>
+        series(
+          () => rkl(["--runtime", rt, "container", "run", "--network", "none", nonet]),
+          { cleanup: () => rkl(["container", "rm", "-f", "nonet"]) },
+        )
+      ),
+      baseline: await series(
+        (i) => detached(rt, ["--root", rtRoot, "run", "-d", "--bundle", raw, `raw${i}`]),
+        { cleanup: (i) => sh(rt, ["--root", rtRoot, "delete", "--force", `raw${i}`]) },
+      ),
+      baselineLabel: `${rt} run -d`,
+      goal: 3,
+    });
+  }
 
   // 3. run → rm on a bridge network, against the same calls made by hand.
   const withNet = await specFile(
@@ -1025,6 +1071,13 @@ try {
     rkl: await series(() => rkl(["container", "list"])),
     baseline: await series(() => sh("runc", ["--root", `${runRoot}/runtime/runc`, "list"])),
     baselineLabel: "runc list",
+  });
+  rows.push({
+    name: "container list, 50 containers, daemon running",
+    rkl: await whileServing(() => series(() => rkl(["container", "list"]))),
+    baseline: await series(() => sh("runc", ["--root", `${runRoot}/runtime/runc`, "list"])),
+    baselineLabel: "runc list",
+    goal: 2,
   });
   for (let i = 0; i < 50; i++) await rkl(["container", "rm", "-f", `many${i}`]);
 

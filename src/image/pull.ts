@@ -491,7 +491,18 @@ export class Puller {
         trace(`pull: unpacked ${i}`);
       }
     };
-    await Promise.all([worker(), worker(), worker()]);
+    // A failed layer stops new work, and the error waits for the layers in
+    // flight: each removes its own half-unpacked directory before rkl exits.
+    const settled = await Promise.allSettled(
+      [worker(), worker(), worker()].map((w) =>
+        w.catch((e) => {
+          queue.length = 0;
+          throw e;
+        })
+      ),
+    );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
     man.layers.forEach((l, i) => {
       layers.push({ digest: l.digest, diffId: diffIds[i], mediaType: l.mediaType, size: l.size });
       size += results[i].size;

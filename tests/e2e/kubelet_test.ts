@@ -3,7 +3,8 @@
  * a static pod whose image comes from a local registry (behind a docker.io
  * mirror entry) runs and logs, and goes away when its manifest does. The
  * kubelet rewrites some kernel settings at start; they are saved before and
- * written back after. The host census is as before at the end.
+ * written back after, and so are the iptables chains and rules it adds. The
+ * host census is as before at the end.
  */
 import assert from "node:assert/strict";
 import { censusTests, cleanupEnv, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
@@ -74,6 +75,40 @@ resolvConf: /etc/resolv.conf
 `;
 }
 
+/** The kubelet's own iptables chains and rules (canaries, KUBE-FIREWALL), per family and table. */
+async function kubeRules(): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const bin of ["iptables", "ip6tables"]) {
+    for (const table of ["mangle", "nat", "filter"]) {
+      const r = await new Deno.Command(bin, { args: ["-t", table, "-S"], stderr: "null" }).output();
+      if (!r.success) continue;
+      const lines = new TextDecoder().decode(r.stdout).split("\n").filter((l) => /KUBE-/.test(l));
+      out.set(`${bin} ${table}`, lines);
+    }
+  }
+  return out;
+}
+
+/** Removes what the kubelet added to iptables since `before`: its rules, then its chains. */
+async function removeKubeRules(before: Map<string, string[]>): Promise<void> {
+  for (const [key, lines] of await kubeRules()) {
+    const [bin, table] = key.split(" ");
+    const had = new Set(before.get(key) ?? []);
+    const added = lines.filter((l) => !had.has(l));
+    const sh = (args: string) =>
+      new Deno.Command("sh", { args: ["-c", `${bin} -t ${table} ${args}`], stderr: "null" })
+        .output();
+    // `-S` prints rules quoted for a shell: `-A CHAIN ...` is deleted as `-D CHAIN ...`.
+    for (const l of added.filter((l) => l.startsWith("-A ")).reverse()) {
+      await sh(`-D ${l.slice(3)}`);
+    }
+    for (const l of added.filter((l) => l.startsWith("-N "))) {
+      await sh(`-F ${l.slice(3)}`);
+      await sh(`-X ${l.slice(3)}`);
+    }
+  }
+}
+
 test("a kubelet runs a static pod through rkl's CRI, and removes it with its manifest", async () => {
   const dir = `${env!.dir}/kubelet`;
   for (const d of ["manifests", "root", "pki", "pod-logs", "volume-plugins"]) {
@@ -81,6 +116,7 @@ test("a kubelet runs a static pod through rkl's CRI, and removes it with its man
   }
   const registry = await startRegistry(`${env!.dir}/registry`);
   const before = new Map(SYSCTLS.map((s) => [s, Deno.readTextFileSync(sysctlPath(s)).trim()]));
+  const rulesBefore = await kubeRules();
   const hadKubeletDir = (() => {
     try {
       Deno.statSync("/var/lib/kubelet");
@@ -186,6 +222,8 @@ spec:
         kubelet.kill("SIGTERM");
       } catch { /* gone */ }
       await kubelet.status;
+      // Its canary chains and KUBE-FIREWALL (a DROP rule for 127/8) go with it.
+      await removeKubeRules(rulesBefore);
     }
     for (const [s, v] of before) Deno.writeTextFileSync(sysctlPath(s), `${v}\n`);
     if (daemon) {
