@@ -893,15 +893,9 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
     }
     if (c) await teardown(host, c);
   };
-  // The network goes while the members go: the netns is a pinned file, so
-  // CNI DEL does not need their processes, and neither waits for the other.
-  await Promise.all([
-    (async () => {
-      await Promise.all(members.map((m) => step(() => down(m))));
-      if (rec.pause) await step(() => down(rec.pause!));
-    })(),
-    downPodNetwork(host, rec, errors),
-  ]);
+  await Promise.all(members.map((m) => step(() => down(m))));
+  if (rec.pause) await step(() => down(rec.pause!));
+  await downPodNetwork(host, rec, errors);
   if (rec.resources.nsPins) {
     const dir = nsDir(host, rec.name);
     for (const t of ["ipc", "uts", "pid"]) await step(() => removeNetns(host.sys, `${dir}/${t}`));
