@@ -609,31 +609,22 @@ async function rk8sRows(): Promise<void> {
     });
     const rklFile = `${dir}/rkl-seed.yaml`;
     await Deno.writeTextFile(rklFile, seed(BUSYBOX));
-    const ours = await series(async () => {
-      await rkl(["pod", "run", "--network", network, rklFile]);
-      await rkl(["pod", "rm", "-f", "seed"]);
-    });
-    rows.push({
-      name: "seed pod run + removal",
-      rkl: ours,
-      baseline: rk8s,
-      baselineLabel: "rk8s RKL pod run + delete",
-      goal: 1.5,
-    });
-    // The same two commands while `rkl daemon` runs: thin clients it serves (cli/remote.ts).
-    const served = await whileServing(() =>
+    const life = () =>
       series(async () => {
         await rkl(["pod", "run", "--network", network, rklFile]);
         await rkl(["pod", "rm", "-f", "seed"]);
-      })
-    );
-    rows.push({
-      name: "seed pod run + removal, daemon running",
-      rkl: served,
-      baseline: rk8s,
-      baselineLabel: "rk8s RKL pod run + delete",
-      goal: 1.5,
-    });
+      });
+    const row = (name: string, ours: Stat) =>
+      rows.push({
+        name,
+        rkl: ours,
+        baseline: rk8s,
+        baselineLabel: "rk8s RKL pod run + delete",
+        goal: 1.5,
+      });
+    row("seed pod run + removal", await life());
+    // The same two commands while `rkl daemon` runs: thin clients it serves (cli/remote.ts).
+    row("seed pod run + removal, daemon running", await whileServing(life));
   } finally {
     await new Deno.Command(anchor, {
       args: ["pod", "delete", "seed"],

@@ -13,7 +13,8 @@ import { LinuxSyscalls } from "../src/sys/syscalls.ts";
 import { type Host, type RklPaths, runRootEpoch, shortHash } from "../src/workloads/host.ts";
 import { NotFoundError, RklError, SpecError } from "../src/errors.ts";
 import { DNS1123_LABEL } from "../src/spec/names.ts";
-import { absolute } from "./io.ts";
+import { absolute, cwd } from "./io.ts";
+import { DEFAULT_ROOT, rootsOf } from "./remote.ts";
 
 export interface GlobalOptions {
   root?: string;
@@ -22,13 +23,14 @@ export interface GlobalOptions {
   debug?: boolean;
 }
 
-export const DEFAULT_ROOT = "/var/lib/rkl";
-export const DEFAULT_RUN_ROOT = "/run/rkl";
+export { DEFAULT_ROOT, DEFAULT_RUN_ROOT } from "./remote.ts";
 
 export function resolvePaths(opts: GlobalOptions): RklPaths {
-  const root = absolute(opts.root ?? Deno.env.get("RKL_ROOT") ?? DEFAULT_ROOT).replace(/\/+$/, "");
-  const runRoot = absolute(opts.runRoot ?? Deno.env.get("RKL_RUN_ROOT") ?? DEFAULT_RUN_ROOT)
-    .replace(/\/+$/, "");
+  // The thin client finds the daemon's socket by the same rule.
+  const { root, runRoot } = rootsOf(opts, {
+    RKL_ROOT: Deno.env.get("RKL_ROOT"),
+    RKL_RUN_ROOT: Deno.env.get("RKL_RUN_ROOT"),
+  }, cwd());
   const logDir = Deno.env.get("RKL_LOG_DIR") ??
     (root === DEFAULT_ROOT ? "/var/log/rkl" : `${root}/logs`);
   const cniConfDir = Deno.env.get("RKL_CNI_CONF_DIR") ??

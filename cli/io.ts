@@ -7,6 +7,7 @@
  * (AsyncLocalStorage), so requests served at the same time never mix.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import { writeAll } from "./remote.ts";
 
 export interface Io {
   stdout(text: string): void;
@@ -37,12 +38,6 @@ export function withIo<T>(io: Io, fn: () => Promise<T>): Promise<T> {
 /** True while serving a thin client: no signal handlers, no TTY of our own. */
 export function served(): boolean {
   return current.getStore() !== undefined;
-}
-
-function writeAll(file: typeof Deno.stdout, text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  let off = 0;
-  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
 }
 
 export function stdout(text: string): void {

@@ -21,8 +21,8 @@ export const PROTOCOL = 1;
 /** Largest request line the daemon reads. */
 export const MAX_REQUEST = 1 << 20;
 
-const DEFAULT_ROOT = "/var/lib/rkl";
-const DEFAULT_RUN_ROOT = "/run/rkl";
+export const DEFAULT_ROOT = "/var/lib/rkl";
+export const DEFAULT_RUN_ROOT = "/run/rkl";
 const GLOBAL_VALUE = ["--root", "--run-root", "--runtime"];
 
 /** The verbs a daemon serves: none reads stdin, needs a TTY or streams for long. */
@@ -138,7 +138,7 @@ export async function runRemote(argv: string[], build: string): Promise<number |
   }
 }
 
-function writeAll(file: typeof Deno.stdout, text: string): void {
+export function writeAll(file: typeof Deno.stdout, text: string): void {
   const bytes = new TextEncoder().encode(text);
   for (let off = 0; off < bytes.length;) off += file.writeSync(bytes.subarray(off));
 }
