@@ -73,6 +73,9 @@ export function servable(argv: string[]): Plan | undefined {
 export function relevantEnv(env: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of Object.keys(env).sort()) {
+    // RKL_TRACE only says where the trace goes: a client with it runs in-process
+    // (its user wants the trace), a daemon with it traces what it serves.
+    if (k === "RKL_TRACE") continue;
     if (k.startsWith("RKL_") || k === "PATH" || k === "REGISTRY_AUTH_FILE") out[k] = env[k];
   }
   return out;

@@ -1059,21 +1059,42 @@ async function deleteWithRetry(host: Host, rec: ContainerRecord): Promise<void> 
  */
 export async function releaseNetworkIfUnused(host: Host, user: NetworkUser): Promise<void> {
   if (user.network.portMappings.length > 0) await removeIdlePortmapChains(host.cmd);
+  const bridge = unusedBridge(host, user);
+  if (bridge) await deleteBridge(host, bridge);
+}
+
+/**
+ * The bridge of `user`'s network when no other record is on that network
+ * (asked under the store lock, so no create can join it meanwhile). A
+ * damaged record may still be on it and keeps it (gc removes it later),
+ * unless `going` names it: records being removed with `user` (a pod's members).
+ */
+export function unusedBridge(
+  host: Host,
+  user: NetworkUser,
+  going: ReadonlySet<string> = new Set(),
+): string | undefined {
   const bridge = bridgeName(user.network.conflist);
-  if (!bridge) return;
+  if (!bridge) return undefined;
   for (const kind of ["containers", "pods"] as const) {
-    // A damaged record may still be on this network: keep the bridge (gc removes it later).
-    if (host.store.damaged(kind).length > 0) return;
+    if (host.store.damaged(kind).some((d) => !(kind === "containers" && going.has(d.name)))) {
+      return undefined;
+    }
     const others = host.store.list<
       StoredRecord & { network?: { name: string }; extraNetworks?: { name: string }[] }
     >(kind)
       .filter((r) =>
         !(kind === user.kind && r.name === user.name) &&
+        !(kind === "containers" && going.has(r.name)) &&
         (r.network?.name === user.network.name ||
           (r.extraNetworks ?? []).some((x) => x.name === user.network.name))
       );
-    if (others.length > 0) return;
+    if (others.length > 0) return undefined;
   }
+  return bridge;
+}
+
+export async function deleteBridge(host: Host, bridge: string): Promise<void> {
   const res = await host.cmd.run("ip", { args: ["link", "delete", bridge, "type", "bridge"] });
   if (res.code !== 0 && !/Cannot find device/.test(res.stderr)) {
     throw new RklError(

@@ -14,7 +14,7 @@
 import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
 import { type CniResult, type NetConfList, type PortMapping, resultIPv4 } from "../net/cni.ts";
 import { loadNetwork } from "../net/network.ts";
-import { removeNatRulesFor } from "../net/portmap.ts";
+import { removeIdlePortmapChains, removeNatRulesFor } from "../net/portmap.ts";
 import { readExitCode } from "../oci/conmon.ts";
 import {
   milliCpuToQuota,
@@ -24,7 +24,7 @@ import {
   quantityValue,
 } from "../spec/quantity.ts";
 import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
-import type { LoadedPod, PodDns, RestartPolicy, VolumeFile } from "../spec/pod.ts";
+import type { LoadedPod, PodDns, PodSpec, RestartPolicy, VolumeFile } from "../spec/pod.ts";
 import { fieldValue, type PodInfo } from "../spec/downward.ts";
 import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
 import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
@@ -37,6 +37,7 @@ import {
   type ContainerRecord,
   createContainer,
   type CreateOptions,
+  deleteBridge,
   getContainer,
   type Owner,
   ownerGone,
@@ -58,6 +59,7 @@ import {
   startCreated,
   stopContainer,
   teardown,
+  unusedBridge,
 } from "./container.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
 import { claimDir, cniIdFor, type Host, type RuntimeRef } from "./host.ts";
@@ -379,6 +381,7 @@ async function createPodNow(
   });
 
   trace("pod: record reserved");
+  let netUp: Promise<void> | undefined;
   const save = () => {
     host.store.put("pods", rec);
     checkCancelled();
@@ -404,6 +407,10 @@ async function createPodNow(
     host.cgroups.apply(rec.cgroupPath, rec.limits);
     trace("pod: cgroup");
 
+    // CNI ADD runs while the first containers are created: they need the
+    // netns file, not the address. /etc/hosts is written again, in place (the
+    // members bind the inode), once the address is known; a pod that puts its
+    // IP in an env var or a file waits for it before anything is created.
     if (rec.netns) {
       Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
       rec.resources.netns = true;
@@ -411,21 +418,35 @@ async function createPodNow(
       createNetns(host.sys, rec.netns);
       rec.resources.cni = true;
       save();
-      const result = await cniUp(host.cni, {
+      netUp = cniUp(host.cni, {
         cniId: rec.network?.cniId ?? cniIdFor(host.paths, "p", name),
         netns: rec.netns,
         conflist,
         portMappings: mappings,
+      }).then((result) => {
+        if (result && rec.network) {
+          rec.network.result = result;
+          rec.network.ip = resultIPv4(result);
+          save();
+        }
+        trace("pod: netns + cni");
       });
-      if (result && rec.network) {
-        rec.network.result = result;
-        rec.network.ip = resultIPv4(result);
-        save();
-      }
+      netUp.catch(() => {}); // awaited below, or before the rollback
+      if (usesPodIP(spec)) await netUp;
     }
-    trace("pod: netns + cni");
-    writeEtcFiles(rec, spec.subdomain, spec.hostAliases, spec.dns);
-    if (spec.annotations[HOSTS_GROUP]) writeGroupHosts(host, spec.annotations[HOSTS_GROUP]);
+    const etcFiles = () => {
+      writeEtcFiles(rec, spec.subdomain, spec.hostAliases, spec.dns);
+      if (spec.annotations[HOSTS_GROUP]) writeGroupHosts(host, spec.annotations[HOSTS_GROUP]);
+    };
+    etcFiles();
+    // Awaited before the first start; the IP then goes into /etc/hosts.
+    let networked = !netUp;
+    const networkReady = async () => {
+      if (networked) return;
+      await netUp;
+      networked = true;
+      etcFiles();
+    };
     const info = podInfoOf(rec);
     for (const [v, files] of Object.entries(spec.fileVolumes)) {
       writeVolumeFiles(rec.emptyDirs[v], files, info, spec.fsGroup);
@@ -463,6 +484,7 @@ async function createPodNow(
           }, `${rec.cgroupPath}/_pause`),
         },
       );
+      await networkReady();
       await startCreated(host, pauseRec);
       trace("pod: pause running");
       recordPins();
@@ -487,6 +509,7 @@ async function createPodNow(
     trace("pod: namespaces pinned");
     const join = podJoin(rec);
 
+    if (spec.initContainers.length > 0) await networkReady();
     for (const c of spec.initContainers) {
       const member = memberName(name, c.spec.name);
       rec.initContainers.push(member);
@@ -518,17 +541,20 @@ async function createPodNow(
     // them side by side. All are recorded first, so a failure rolls back all.
     for (const c of spec.containers) rec.containers.push(memberName(name, c.spec.name));
     save();
-    const made = await Promise.allSettled(spec.containers.map((c) =>
-      createContainer(host, c, {
-        network: null,
-        sandbox: sandboxFor(
-          rec,
-          memberName(name, c.spec.name),
-          join,
-          `${rec.cgroupPath}/${c.spec.name}`,
-        ),
-      })
-    ));
+    const made = await Promise.allSettled([
+      ...spec.containers.map((c) =>
+        createContainer(host, c, {
+          network: null,
+          sandbox: sandboxFor(
+            rec,
+            memberName(name, c.spec.name),
+            join,
+            `${rec.cgroupPath}/${c.spec.name}`,
+          ),
+        })
+      ),
+      networkReady(),
+    ]);
     const failed = made.find((m): m is PromiseRejectedResult => m.status === "rejected");
     if (failed) throw failed.reason;
     trace("pod: app containers created");
@@ -537,6 +563,8 @@ async function createPodNow(
     save();
     return rec;
   } catch (e) {
+    // A CNI ADD still running would attach after the rollback's DEL.
+    await netUp?.catch(() => {});
     try {
       await teardownPod(host, rec);
     } catch (e2) {
@@ -597,6 +625,14 @@ export function forgetPodContainer(host: Host, pod: string, member: string): Pro
     }
     return Promise.resolve();
   });
+}
+
+/** Whether the pod's IP goes into an env var or a volume file (downward API). */
+function usesPodIP(spec: PodSpec): boolean {
+  const ip = (ref: string | undefined) => ref === "status.podIP" || ref === "status.podIPs";
+  return [...spec.initContainers, ...spec.containers].some((c) =>
+    c.spec.env.some((e) => ip(e.fieldRef))
+  ) || Object.values(spec.fileVolumes).some((files) => files.some((f) => ip(f.fieldRef)));
 }
 
 /** The namespaces a member of the pod joins: pinned files, or the host's. */
@@ -797,7 +833,11 @@ function lastLines(rec: ContainerRecord): string {
 }
 
 /** Starts the app containers of a created pod. */
-export async function startPod(host: Host, name: string): Promise<PodRecord> {
+export async function startPod(
+  host: Host,
+  name: string,
+  options: { justCreated?: boolean } = {},
+): Promise<PodRecord> {
   return await host.store.withLock(async () => {
     const rec = getPod(host, name);
     if (!rec.created) {
@@ -805,8 +845,12 @@ export async function startPod(host: Host, name: string): Promise<PodRecord> {
         `Cannot start pod ${JSON.stringify(name)}: it is still being created`,
       );
     }
+    // Members this command has just created need no runtime state call: the
+    // records say "created" (or "running" if someone started them meanwhile).
     const members = await Promise.all(
-      rec.containers.map((m) => refresh(host, getContainer(host, m))),
+      rec.containers.map((m) =>
+        options.justCreated ? getContainer(host, m) : refresh(host, getContainer(host, m))
+      ),
     );
     const bad = members.find((c) => c.status !== "created" && c.status !== "running");
     if (bad) {
@@ -826,6 +870,7 @@ export async function startPod(host: Host, name: string): Promise<PodRecord> {
     } else await Promise.all(toStart.map((c) => startCreated(host, c)));
     rec.startedAt ??= host.now().toISOString();
     host.store.put("pods", rec);
+    trace("pod: started");
     return rec;
   });
 }
@@ -845,7 +890,7 @@ async function runPodNow(
 ): Promise<PodRecord> {
   const rec = await createPod(host, loaded, options);
   try {
-    return await startPod(host, rec.name);
+    return await startPod(host, rec.name, { justCreated: true });
   } catch (e) {
     await host.store.withLock(() => teardownPod(host, rec)).catch((e2) =>
       host.warn(`Cannot roll back pod ${JSON.stringify(rec.name)}: ${(e2 as Error).message}`)
@@ -871,8 +916,16 @@ export async function stopPod(host: Host, name: string, timeoutSec?: number): Pr
   return rec;
 }
 
-/** Undoes whatever the record lists, containers first. Idempotent. */
-export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
+/**
+ * Undoes whatever the record lists, containers first. Idempotent. Runs under
+ * the store lock (taken here if the caller has not), so whether the network
+ * is left unused cannot change while it runs.
+ */
+export function teardownPod(host: Host, rec: PodRecord): Promise<void> {
+  return host.store.withLock(() => teardownPodLocked(host, rec));
+}
+
+async function teardownPodLocked(host: Host, rec: PodRecord): Promise<void> {
   const errors: unknown[] = [];
   const step = async (fn: () => unknown | Promise<unknown>) => {
     try {
@@ -893,9 +946,30 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
     }
     if (c) await teardown(host, c);
   };
-  await Promise.all(members.map((m) => step(() => down(m))));
-  if (rec.pause) await step(() => down(rec.pause!));
-  await downPodNetwork(host, rec, errors);
+  // The members, CNI DEL and the idle bridge go side by side: the netns is a
+  // pinned file, so DEL needs none of the members' processes, and neither
+  // DEL nor the members need the bridge. Whether the bridge is idle is known
+  // now: only this pod and its members (damaged records too) are going.
+  const user = rec.resources.cni && rec.netns && rec.network
+    ? { kind: "pods" as const, name: rec.name, network: rec.network }
+    : undefined;
+  const bridge = user
+    ? unusedBridge(host, user, new Set([...members, ...(rec.pause ? [rec.pause] : [])]))
+    : undefined;
+  const cniErrors: unknown[] = [];
+  const [, cniDone] = await Promise.all([
+    (async () => {
+      await Promise.all(members.map((m) => step(() => down(m))));
+      if (rec.pause) await step(() => down(rec.pause!));
+    })(),
+    delPodNetwork(host, rec, cniErrors),
+    bridge ? step(() => deleteBridge(host, bridge)) : undefined,
+  ]);
+  errors.push(...cniErrors);
+  trace("pod teardown: members, cni del, bridge");
+  await finishPodNetwork(host, rec, cniDone && cniErrors.length === 0, errors, {
+    bridgeDone: true,
+  });
   if (rec.resources.nsPins) {
     const dir = nsDir(host, rec.name);
     for (const t of ["ipc", "uts", "pid"]) await step(() => removeNetns(host.sys, `${dir}/${t}`));
@@ -922,6 +996,7 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
     );
   }
   host.store.delete("pods", rec.name);
+  trace("pod teardown: done");
   const group = rec.annotations?.[HOSTS_GROUP];
   if (group) writeGroupHosts(host, group);
 }
@@ -932,34 +1007,63 @@ export async function teardownPod(host: Host, rec: PodRecord): Promise<void> {
  * keeps the netns: the retry needs it (see teardown in container.ts).
  */
 async function downPodNetwork(host: Host, rec: PodRecord, errors: unknown[]): Promise<void> {
-  const step = async (fn: () => unknown | Promise<unknown>) => {
+  const before = errors.length;
+  const ran = await delPodNetwork(host, rec, errors);
+  await finishPodNetwork(host, rec, ran && errors.length === before, errors);
+}
+
+/** CNI DEL of the pod's attachment; true when there was one to delete. */
+async function delPodNetwork(host: Host, rec: PodRecord, errors: unknown[]): Promise<boolean> {
+  if (!rec.resources.cni || !rec.netns) return false;
+  const cniId = rec.network?.cniId ?? `p_${rec.name}`;
+  if (!pathExists(rec.netns)) {
     try {
-      await fn();
+      await removeNatRulesFor(host.cmd, cniId); // see teardown()
     } catch (e) {
       errors.push(e);
     }
-  };
-  const beforeCni = errors.length;
-  if (rec.resources.cni && rec.netns) {
-    const netnsGone = !pathExists(rec.netns);
-    const cniId = rec.network?.cniId ?? `p_${rec.name}`;
-    if (netnsGone) await step(() => removeNatRulesFor(host.cmd, cniId)); // see teardown()
-    await cniDown(host.cni, {
-      cniId: rec.network?.cniId ?? `p_${rec.name}`,
-      netns: rec.netns,
-      conflist: rec.network?.conflist,
-      portMappings: rec.network?.portMappings ?? [],
-      result: rec.network?.result,
-    }, (e) => errors.push(e));
-    if (rec.network && errors.length === beforeCni) {
-      await step(() =>
-        releaseNetworkIfUnused(host, { kind: "pods", name: rec.name, network: rec.network! })
-      );
+  }
+  await cniDown(host.cni, {
+    cniId,
+    netns: rec.netns,
+    conflist: rec.network?.conflist,
+    portMappings: rec.network?.portMappings ?? [],
+    result: rec.network?.result,
+  }, (e) => errors.push(e));
+  return true;
+}
+
+/**
+ * After a DEL: portmap's idle chains and the bridge when no one else uses
+ * them (`released` says the DEL ran and succeeded; `bridgeDone`, that the
+ * bridge was dealt with already), then the netns, unless an error so far
+ * says a retry still needs it.
+ */
+async function finishPodNetwork(
+  host: Host,
+  rec: PodRecord,
+  released: boolean,
+  errors: unknown[],
+  options: { bridgeDone?: boolean } = {},
+): Promise<void> {
+  const before = errors.length;
+  if (released && rec.network) {
+    try {
+      const user = { kind: "pods" as const, name: rec.name, network: rec.network };
+      if (options.bridgeDone) {
+        if (rec.network.portMappings.length > 0) await removeIdlePortmapChains(host.cmd);
+      } else await releaseNetworkIfUnused(host, user);
+    } catch (e) {
+      errors.push(e);
     }
   }
-  const cniFailed = errors.length > beforeCni;
-  if (rec.resources.netns && rec.netns && !cniFailed) {
-    await step(() => removeNetns(host.sys, rec.netns!));
+  const cniFailed = rec.resources.cni && !released && !!rec.netns;
+  if (rec.resources.netns && rec.netns && !cniFailed && errors.length === before) {
+    try {
+      removeNetns(host.sys, rec.netns);
+    } catch (e) {
+      errors.push(e);
+    }
   }
 }
 
@@ -1031,6 +1135,7 @@ export async function removePod(
     await scavengePod(host, name, podMembersOnHost(host, name));
     return;
   }
+  trace("pod rm: begin");
   refuseWhileBeingMade(name, "pod", rec.created ? undefined : rec.owner);
   if (!options.force) {
     const view = await podView(host, rec);
