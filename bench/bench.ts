@@ -247,7 +247,8 @@ function spawnDaemon(
     env: { ...daemonEnv, ...DAEMON_ENV }, // as the systemd unit runs it
     stdin: "null",
     stdout: "null",
-    stderr: "null",
+    // BENCH_DAEMON_LOG=1 (with RKL_MEMORY_LOG=1, RKL_TRACE=1 …): the daemons' logs, in the run's output.
+    stderr: Deno.env.get("BENCH_DAEMON_LOG") === "1" ? "inherit" : "null",
   }).spawn();
 }
 

@@ -13,6 +13,7 @@
  * client does the work itself.
  */
 import { RklError } from "../src/errors.ts";
+import { resolveRuntime } from "../src/oci/runtime.ts";
 import { withAbort } from "../src/cancel.ts";
 import type { Host } from "../src/workloads/host.ts";
 import { type Io, withIo } from "./io.ts";
@@ -26,8 +27,6 @@ const REQUEST_TIMEOUT_MS = 10_000;
 export interface ServeOptions {
   /** `VERSION+COMMIT` of this rkl; a client of another build is not served. */
   build: string;
-  /** The daemon's own `--runtime` flag. */
-  runtimeFlag?: string;
   log(message: string): void;
 }
 
@@ -42,8 +41,8 @@ interface Request {
 /** Why the request must not be served here, or undefined when it may be. */
 export function refusal(
   raw: unknown,
-  host: Pick<Host, "paths">,
-  o: Pick<ServeOptions, "build" | "runtimeFlag">,
+  host: Pick<Host, "paths" | "runtime">,
+  o: Pick<ServeOptions, "build">,
   ownEnv: Record<string, string>,
 ): string | undefined {
   const r = raw as Partial<Request & { v: unknown; build: unknown }>;
@@ -65,9 +64,17 @@ export function refusal(
   if (JSON.stringify(relevantEnv(r.env)) !== JSON.stringify(relevantEnv(ownEnv))) {
     return "another environment";
   }
+  // The runtime the client would pick, resolved here (same PATH, checked
+  // above): `--runtime youki` is served by a daemon that runs youki anyway.
   const theirs = plan.globals.runtime ?? r.env.RKL_RUNTIME;
-  const ours = o.runtimeFlag ?? ownEnv.RKL_RUNTIME;
-  if (theirs !== ours) return "another runtime";
+  if (theirs?.includes("/") && !theirs.startsWith("/")) return "a relative runtime path";
+  let rt: { name: string; binary: string };
+  try {
+    rt = resolveRuntime(theirs);
+  } catch {
+    return "another runtime"; // the client says why, in-process
+  }
+  if (rt.name !== host.runtime.name || rt.binary !== host.runtime.binary) return "another runtime";
   return undefined;
 }
 

@@ -93,7 +93,6 @@ function addRun(cmd: Command, ctx: Context): void {
             ? async () =>
               (await import("../serve.ts")).serveCli(host, {
                 build: `${VERSION}+${COMMIT}`,
-                runtimeFlag: ctx.options().runtime,
                 log: (m) => console.error(`rkl daemon: ${m}`),
               })
             : undefined,

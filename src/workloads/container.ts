@@ -1448,7 +1448,17 @@ export async function stopContainer(
     await signal(host, rec, "SIGKILL");
     await waitExit(5_000);
   }
-  rec = await refresh(host, rec);
+  // conmon wrote the exit file after it reaped the container: it is stopped,
+  // no runtime call needed to say so. Without the file, ask the runtime.
+  const code = readExitCode(rec.dirs.exitDir, rec.id);
+  if (code !== undefined) {
+    rec.status = "exited";
+    rec.pid = undefined;
+    rec.exitCode = code;
+    try {
+      rec.finishedAt ??= Deno.statSync(`${rec.dirs.exitDir}/${rec.id}`).mtime?.toISOString();
+    } catch { /* gone meanwhile */ }
+  } else rec = await refresh(host, rec);
   const finishedAt = rec.finishedAt ?? host.now().toISOString();
   return await updateContainer(host, name, (r) => {
     r.status = rec.status;

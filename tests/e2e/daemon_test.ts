@@ -365,6 +365,14 @@ test("a running daemon serves CLI commands for thin clients with the same result
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /^thin$/m);
 
+    // `--runtime youki` names the daemon's own runtime (the default here): served.
+    // runc is another runtime: that client does the work itself.
+    for (const rt of ["youki", "runc"]) {
+      const r = await rkl(env!, ["--runtime", rt, "pod", "list", "-q"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^thin$/m);
+    }
+
     const rm = await rkl(env!, ["pod", "rm", "-f", "thin"]);
     assert.equal(rm.code, 0, rm.stderr);
     assert.equal(await podState("thin"), undefined);
@@ -376,6 +384,8 @@ test("a running daemon serves CLI commands for thin clients with the same result
   assert.match(text, /cli: served pod rm \(exit 0\)/);
   assert.match(text, /cli: served pod run \(exit 2\)/);
   assert.match(text, /cli: not served \(another environment\)/);
+  assert.match(text, /cli: served pod list \(exit 0\)/);
+  assert.match(text, /cli: not served \(another runtime\)/);
   await assert.rejects(Deno.lstat(sock), Deno.errors.NotFound, "the daemon removes its socket");
 
   // A socket left by a daemon killed with -9: clients run in-process.
