@@ -14,6 +14,8 @@ export interface Io {
   stderr(text: string): void;
   /** The directory relative paths in argv are relative to (absolute). */
   cwd: string;
+  /** The client's whole environment, where a command reads it (compose's interpolation). */
+  env?: Record<string, string>;
   /**
    * Set once the request is answered. A context can outlive its request
    * (Deno carries it into async work the request happened to start, such as
@@ -54,6 +56,11 @@ export function stderr(text: string): void {
 
 export function cwd(): string {
   return current.getStore()?.cwd ?? Deno.cwd();
+}
+
+/** The environment a command reads: the client's when served, else this process's. */
+export function environment(): Record<string, string> {
+  return current.getStore()?.env ?? Deno.env.toObject();
 }
 
 /** `p` made absolute against {@linkcode cwd}. */

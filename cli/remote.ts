@@ -12,8 +12,9 @@
  * RKL_NO_DAEMON=1, everything runs in-process as before.
  *
  * Wire format, one JSON object per line. Request:
- * `{"v":1,"build":…,"argv":[…],"cwd":"/…","root":"/…","runRoot":"/…","env":{…}}`;
- * replies: `{"o":TEXT}` (stdout), `{"e":TEXT}` (stderr), then either
+ * `{"v":1,"build":…,"argv":[…],"cwd":"/…","root":"/…","runRoot":"/…","env":{…}}`,
+ * plus `"composeEnv":{…}` (the whole environment: compose files interpolate
+ * it) for compose commands; replies: `{"o":TEXT}` (stdout), `{"e":TEXT}` (stderr), then either
  * `{"exit":N}` or, before any output, `{"fallback":WHY}`.
  */
 
@@ -30,7 +31,11 @@ const SERVED: Record<string, string[]> = {
   pod: ["run", "create", "start", "stop", "rm", "delete", "list", "ls", "state", "inspect"],
   container: ["run", "create", "start", "stop", "rm", "delete", "list", "ls", "state", "inspect"],
   image: ["ls", "list", "inspect", "pull", "tag", "rm", "remove", "prune"],
+  // `up` only with -d: attached, it follows logs until ^C.
+  compose: ["up", "down", "ps"],
 };
+/** compose's own options (before its verb), each with a value. */
+const COMPOSE_VALUE = ["-f", "--file", "-p", "--project-name", "--profile"];
 const ALIASES: Record<string, string> = { p: "pod", c: "container" };
 
 export interface Plan {
@@ -62,8 +67,21 @@ export function servable(argv: string[]): Plan | undefined {
     break;
   }
   const command = ALIASES[argv[i]] ?? argv[i];
-  const verb = argv[i + 1];
+  let v = i + 1;
+  if (command === "compose") {
+    for (; v < argv.length; v++) {
+      const a = argv[v];
+      if (COMPOSE_VALUE.some((o) => a.startsWith(`${o}=`))) continue;
+      if (!COMPOSE_VALUE.includes(a)) break;
+      if (++v >= argv.length) return undefined;
+    }
+  }
+  const verb = argv[v];
   if (!SERVED[command]?.includes(verb)) return undefined;
+  const rest = argv.slice(v + 1);
+  if (command === "compose" && verb === "up" && !rest.some((a) => a === "-d" || a === "--detach")) {
+    return undefined;
+  }
   // Help is printed here; `--` could hide a help flag from the check above.
   if (argv.some((a) => a === "-h" || a === "--help" || a === "--")) return undefined;
   return { globals, command, verb };
@@ -129,7 +147,16 @@ export async function runRemote(argv: string[], build: string): Promise<number |
     return undefined; // no daemon (or a stale socket of a dead one)
   }
   try {
-    const request = { v: PROTOCOL, build, argv, cwd, root, runRoot, env: relevantEnv(env) };
+    const request = {
+      v: PROTOCOL,
+      build,
+      argv,
+      cwd,
+      root,
+      runRoot,
+      env: relevantEnv(env),
+      ...(plan.command === "compose" ? { composeEnv: env } : {}),
+    };
     const enc = new TextEncoder();
     const bytes = enc.encode(JSON.stringify(request) + "\n");
     for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));

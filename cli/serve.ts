@@ -36,6 +36,8 @@ interface Request {
   root: string;
   runRoot: string;
   env: Record<string, string>;
+  /** compose commands only: the client's whole environment. */
+  composeEnv?: Record<string, string>;
 }
 
 /** Why the request must not be served here, or undefined when it may be. */
@@ -56,6 +58,13 @@ export function refusal(
   if (typeof r.env !== "object" || r.env === null || Array.isArray(r.env)) return "env";
   if (!strings(Object.values(r.env))) return "env";
   const plan = servable(r.argv);
+  if (plan?.command === "compose") {
+    const ce = r.composeEnv;
+    if (typeof ce !== "object" || ce === null || Array.isArray(ce)) return "composeEnv";
+    if (!strings(Object.values(ce))) return "composeEnv";
+    // The same variables the daemon compares, or the interpolation would differ from them.
+    if (JSON.stringify(relevantEnv(ce)) !== JSON.stringify(relevantEnv(r.env))) return "composeEnv";
+  }
   if (!plan) return "a command the daemon does not serve";
   const roots = rootsOf(plan.globals, r.env, r.cwd);
   if (roots.root !== host.paths.root || roots.runRoot !== host.paths.runRoot) {
@@ -159,7 +168,12 @@ export async function serveCli(host: Host, o: ServeOptions): Promise<{ close(): 
       // The client sends nothing more: EOF means it went away (^C): cancel the creates.
       // Only while the command runs: a context that outlives it must not see an abort.
       const ac = new AbortController();
-      const io: Io = { stdout: (t) => send({ o: t }), stderr: (t) => send({ e: t }), cwd: req.cwd };
+      const io: Io = {
+        stdout: (t) => send({ o: t }),
+        stderr: (t) => send({ e: t }),
+        cwd: req.cwd,
+        env: req.composeEnv,
+      };
       (async () => {
         const b = new Uint8Array(512);
         try {

@@ -24,7 +24,7 @@ import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
 import type { Context } from "../app.ts";
 import { ago, table, write } from "../format.ts";
 import { execIn, parseSeconds, whileCreating } from "./_shared.ts";
-import { absolute, cwd, stderr } from "../io.ts";
+import { absolute, cwd, environment, stderr } from "../io.ts";
 
 const DEFAULT_FILES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
 
@@ -68,7 +68,7 @@ export async function loadProject(
   try {
     dotenv = parseDotEnv(Deno.readTextFileSync(`${dir}/.env`));
   } catch { /* no .env */ }
-  const env = { ...dotenv, ...Deno.env.toObject() };
+  const env = { ...dotenv, ...environment() };
   const profiles = flags.profile?.length
     ? flags.profile
     : (env.COMPOSE_PROFILES ?? "").split(",").filter(Boolean);

@@ -373,6 +373,33 @@ test("a running daemon serves CLI commands for thin clients with the same result
       assert.match(r.stdout, /^thin$/m);
     }
 
+    // compose up -d / ps / down are served too; the file interpolates the client's env.
+    await Deno.mkdir(`${work}/app`);
+    await Deno.writeTextFile(
+      `${work}/app/compose.yaml`,
+      "services:\n  web:\n    image: ../bundles/busybox\n    command: [sleep, '600']\n" +
+        '    environment: {G: "${THIN_GREETING}"}\n    network_mode: none\n    stop_grace_period: 1s\n',
+    );
+    const withGreeting = { ...env!, env: { ...env!.env, THIN_GREETING: "hello from the client" } };
+    const app = `${work}/app`;
+    const up = await rkl(withGreeting, ["compose", "up", "-d"], { cwd: app });
+    assert.equal(up.code, 0, up.stderr);
+    const ps = await rkl(withGreeting, ["compose", "ps"], { cwd: app });
+    assert.equal(ps.code, 0, ps.stderr);
+    assert.match(ps.stdout, /app-web-1/);
+    const g = await rkl(withGreeting, [
+      "container",
+      "exec",
+      "app-web-1",
+      "--",
+      "sh",
+      "-c",
+      "echo $G",
+    ]);
+    assert.equal(g.stdout, "hello from the client\n", g.stderr);
+    const down = await rkl(withGreeting, ["compose", "down"], { cwd: app });
+    assert.equal(down.code, 0, down.stderr);
+
     const rm = await rkl(env!, ["pod", "rm", "-f", "thin"]);
     assert.equal(rm.code, 0, rm.stderr);
     assert.equal(await podState("thin"), undefined);
@@ -386,6 +413,9 @@ test("a running daemon serves CLI commands for thin clients with the same result
   assert.match(text, /cli: not served \(another environment\)/);
   assert.match(text, /cli: served pod list \(exit 0\)/);
   assert.match(text, /cli: not served \(another runtime\)/);
+  for (const verb of ["up", "ps", "down"]) {
+    assert.match(text, new RegExp(`cli: served compose ${verb} \\(exit 0\\)`));
+  }
   await assert.rejects(Deno.lstat(sock), Deno.errors.NotFound, "the daemon removes its socket");
 
   // A socket left by a daemon killed with -9: clients run in-process.

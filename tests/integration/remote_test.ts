@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { relevantEnv, servable } from "../../cli/remote.ts";
+
+Deno.test("servable(): the verbs a daemon serves, after global and compose options", () => {
+  assert.deepEqual(servable(["pod", "run", "x.yaml"]), {
+    globals: {},
+    command: "pod",
+    verb: "run",
+  });
+  assert.deepEqual(servable(["--runtime", "runc", "--root=/r", "c", "ls"]), {
+    globals: { runtime: "runc", root: "/r" },
+    command: "container",
+    verb: "ls",
+  });
+  for (
+    const argv of [
+      ["compose", "down"],
+      ["compose", "-f", "a.yaml", "-p", "x", "down", "-v"],
+      ["compose", "--file=a.yaml", "--profile", "dev", "up", "-d"],
+      ["compose", "up", "web", "--detach"],
+      ["compose", "--project-name", "x", "ps", "-a"],
+    ]
+  ) {
+    assert.equal(servable(argv)?.command, "compose", argv.join(" "));
+  }
+});
+
+Deno.test("servable(): what needs this process's terminal or streams stays in-process", () => {
+  for (
+    const argv of [
+      ["compose", "up"], // follows logs until ^C
+      ["compose", "-f", "up", "up"], // "-f up" is the file; the verb is up, without -d
+      ["compose", "logs", "-f"],
+      ["compose", "exec", "web", "sh"],
+      ["compose", "-p"], // a value missing
+      ["pod", "exec", "p", "c", "sh"],
+      ["pod", "run", "x.yaml", "--help"],
+      ["pod", "run", "--", "x.yaml"],
+      ["--root"],
+      [],
+    ]
+  ) {
+    assert.equal(servable(argv), undefined, argv.join(" "));
+  }
+});
+
+Deno.test("relevantEnv(): RKL_* but RKL_TRACE, PATH and REGISTRY_AUTH_FILE, sorted", () => {
+  assert.deepEqual(
+    Object.entries(relevantEnv({
+      RKL_ROOT: "/r",
+      HOME: "/root",
+      RKL_TRACE: "1",
+      PATH: "/bin",
+      REGISTRY_AUTH_FILE: "/a",
+      GREETING: "hi",
+    })),
+    [["PATH", "/bin"], ["REGISTRY_AUTH_FILE", "/a"], ["RKL_ROOT", "/r"]],
+  );
+});
