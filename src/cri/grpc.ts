@@ -7,6 +7,7 @@
  * their names; a handler answers the same shape.
  */
 import * as grpc from "@grpc/grpc-js";
+import type { Duplex } from "node:stream";
 import protobuf from "protobufjs";
 import protoText from "./proto/api.proto" with { type: "text" };
 import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
@@ -114,6 +115,58 @@ export interface CriServer {
  * answers the status its error maps to, never bringing the server down.
  */
 export async function serveCri(handlers: CriHandlers, options: ServeOptions): Promise<CriServer> {
+  const { server, close } = criServer(handlers, options);
+  try {
+    Deno.removeSync(options.socket);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const dir = options.socket.slice(0, options.socket.lastIndexOf("/")) || "/";
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Made private before anyone can connect: bind under a umask-like mode
+  // by chmod right after; the directory is 0700 for the window between.
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(
+      `unix://${options.socket}`,
+      grpc.ServerCredentials.createInsecure(),
+      (err) => err ? reject(err) : resolve(),
+    )
+  );
+  Deno.chmodSync(options.socket, 0o600);
+  return {
+    socket: options.socket,
+    close: async () => {
+      await close();
+      try {
+        Deno.removeSync(options.socket);
+      } catch { /* already gone */ }
+    },
+  };
+}
+
+/**
+ * The CRI's gRPC server for connections accepted elsewhere (src/cri/lazy.ts
+ * listens and loads this module on the first one): `inject` hands it one.
+ */
+export function criInjector(
+  handlers: CriHandlers,
+  options: Omit<ServeOptions, "socket">,
+): { inject(connection: Duplex): void; close(): Promise<void> } {
+  const { server, close } = criServer(handlers, options);
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  return {
+    inject: (c) => injector.injectConnection(c),
+    close: async () => {
+      injector.destroy();
+      await close();
+    },
+  };
+}
+
+function criServer(
+  handlers: CriHandlers,
+  options: Omit<ServeOptions, "socket">,
+): { server: grpc.Server; close(): Promise<void> } {
   const max = options.maxMessageBytes ?? 16 * 1024 * 1024;
   /** Open server-streaming calls: ended first at close, or shutdown would wait on them. */
   const streaming = new Set<AbortController>();
@@ -180,32 +233,12 @@ export async function serveCri(handlers: CriHandlers, options: ServeOptions): Pr
     }
     server.addService(def, impl);
   }
-  try {
-    Deno.removeSync(options.socket);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  const dir = options.socket.slice(0, options.socket.lastIndexOf("/")) || "/";
-  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // Made private before anyone can connect: bind under a umask-like mode
-  // by chmod right after; the directory is 0700 for the window between.
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(
-      `unix://${options.socket}`,
-      grpc.ServerCredentials.createInsecure(),
-      (err) => err ? reject(err) : resolve(),
-    )
-  );
-  Deno.chmodSync(options.socket, 0o600);
   return {
-    socket: options.socket,
+    server,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of [...streaming]) s.abort();
         server.tryShutdown(() => {
-          try {
-            Deno.removeSync(options.socket);
-          } catch { /* already gone */ }
           void (handlers.close?.() ?? Promise.resolve()).finally(resolve);
         });
       }),

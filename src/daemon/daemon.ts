@@ -648,23 +648,29 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
     exits.close();
     wake?.();
   });
-  // The CRI: loaded only when asked for (grpc-js and the proto parser cost
-  // start-up time and memory a static-pod-only daemon need not pay).
+  // The CRI: its socket now, its code at the first connection (src/cri/lazy.ts):
+  // grpc-js and the proto parser cost start-up time and memory that a
+  // static-pod-only daemon need not pay.
   let cri: { close(): Promise<void> } | undefined;
   if (options.criSocket) {
-    const [{ serveCri }, { criHandlers }] = await Promise.all([
-      import("../cri/grpc.ts"),
-      import("../cri/service.ts"),
-    ]);
-    cri = await serveCri(
-      criHandlers(host, {
-        network: options.network,
-        version: options.version ?? "",
-        pauseImage: options.pauseImage,
-        log: options.log,
-      }),
-      { socket: options.criSocket, log: options.log },
-    );
+    const { serveCriOnDemand } = await import("../cri/lazy.ts");
+    cri = await serveCriOnDemand(options.criSocket, async () => {
+      const [{ criInjector }, { criHandlers }] = await Promise.all([
+        import("../cri/grpc.ts"),
+        import("../cri/service.ts"),
+      ]);
+      const served = criInjector(
+        criHandlers(host, {
+          network: options.network,
+          version: options.version ?? "",
+          pauseImage: options.pauseImage,
+          log: options.log,
+        }),
+        { log: options.log },
+      );
+      options.log("CRI: gRPC server loaded (first connection)");
+      return served;
+    }, options.log);
     options.log(`CRI serving on unix://${options.criSocket}`);
   }
   const cliServer = await options.serveCli?.();
