@@ -25,6 +25,7 @@ import {
 import { execProcess } from "../oci/runtime.ts";
 import { removeImages } from "../image/manage.ts";
 import { parseReference } from "../image/reference.ts";
+import { decodeBasicAuth } from "../image/registries.ts";
 import type { ImageRecord } from "../image/store.ts";
 import { NotFoundError } from "../errors.ts";
 import { reopenLog } from "../workloads/logrotate.ts";
@@ -79,18 +80,9 @@ export function pullAuths(
   }
   let username: string = a.username ?? "", password: string = a.password ?? "";
   if (a.auth) {
-    let plain: string;
-    try {
-      plain = new TextDecoder("utf-8", { fatal: true }).decode(
-        Uint8Array.from(atob(a.auth), (c) => c.charCodeAt(0)),
-      );
-    } catch {
-      throw invalid("auth.auth: not base64");
-    }
-    const i = plain.indexOf(":");
-    if (i <= 0) throw invalid('auth.auth: not base64 of "user:password"');
-    username = plain.slice(0, i);
-    password = plain.slice(i + 1);
+    const c = decodeBasicAuth(a.auth);
+    if (!c) throw invalid('auth.auth: not base64 of "user:password"');
+    ({ username, password } = c);
   }
   if (!username) throw invalid("auth: a username is needed");
   let registry: string;

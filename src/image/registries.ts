@@ -210,6 +210,20 @@ export function authFilePath(): string {
 }
 
 /** The `auths` of a docker-style auth.json (missing file: none). */
+/** `auth` of auth.json and the CRI's AuthConfig: base64 of "user:password" (UTF-8). */
+export function decodeBasicAuth(b64: string): Credentials | undefined {
+  let plain: string;
+  try {
+    plain = new TextDecoder("utf-8", { fatal: true }).decode(
+      Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)),
+    );
+  } catch {
+    return undefined;
+  }
+  const i = plain.indexOf(":");
+  return i > 0 ? { username: plain.slice(0, i), password: plain.slice(i + 1) } : undefined;
+}
+
 export function readAuthFile(file: string): Record<string, Credentials> {
   let text: string;
   try {
@@ -227,14 +241,9 @@ export function readAuthFile(file: string): Record<string, Credentials> {
   const out: Record<string, Credentials> = {};
   for (const [host, v] of Object.entries(doc?.auths ?? {})) {
     if (typeof v?.auth === "string" && v.auth !== "") {
-      const plain = new TextDecoder().decode(Uint8Array.from(atob(v.auth), (c) => c.charCodeAt(0)));
-      const i = plain.indexOf(":");
-      if (i > 0) {
-        out[host.replace(/^https?:\/\//, "").replace(/\/.*$/, "")] = {
-          username: plain.slice(0, i),
-          password: plain.slice(i + 1),
-        };
-      }
+      // An entry that is not base64 of "user:password" is skipped, as docker does.
+      const c = decodeBasicAuth(v.auth);
+      if (c) out[host.replace(/^https?:\/\//, "").replace(/\/.*$/, "")] = c;
     } else if (typeof v?.username === "string" && typeof v?.password === "string") {
       out[host] = { username: v.username, password: v.password };
     }

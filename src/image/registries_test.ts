@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { SpecError } from "../errors.ts";
-import { endpointsFor, parseRegistries } from "./registries.ts";
+import { endpointsFor, parseRegistries, readAuthFile } from "./registries.ts";
 import { parseChallenge } from "./registry.ts";
 
 Deno.test("parseRegistries() reads mirrors and configs; endpointsFor() puts mirrors first", async () => {
@@ -72,4 +72,30 @@ Deno.test("parseChallenge() reads Bearer and Basic challenges", () => {
     scheme: "basic",
     params: { realm: "Registry Realm" },
   });
+});
+
+Deno.test("readAuthFile() skips an auth that is not base64 of user:password", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rkl-auth-test-" });
+  try {
+    const file = `${dir}/auth.json`;
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        auths: {
+          "good.example": { auth: btoa("me:pa:ss") },
+          "https://url.example/v1/": { auth: btoa("u:p") },
+          "notbase64.example": { auth: "%%%" },
+          "nocolon.example": { auth: btoa("nocolon") },
+          "plain.example": { username: "a", password: "b" },
+        },
+      }),
+    );
+    assert.deepEqual(readAuthFile(file), {
+      "good.example": { username: "me", password: "pa:ss" },
+      "url.example": { username: "u", password: "p" },
+      "plain.example": { username: "a", password: "b" },
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
