@@ -42,6 +42,16 @@ if (Deno.uid() !== 0) {
 }
 
 const dir = await Deno.makeTempDir({ prefix: "rkl-bench-" });
+// podman, seeing a CNI config in /etc/cni/net.d, leaves its lock file there: removed after, if new.
+const PODMAN_CNI_LOCK = "/etc/cni/net.d/cni.lock";
+const hadCniLock = (() => {
+  try {
+    Deno.lstatSync(PODMAN_CNI_LOCK);
+    return true;
+  } catch {
+    return false;
+  }
+})();
 const root = `${dir}/root`;
 const runRoot = `${dir}/run`;
 const network = "rklbench0";
@@ -1114,6 +1124,7 @@ try {
 } catch (e) {
   if (!(e instanceof Done)) throw e;
 } finally {
+  if (!hadCniLock) await Deno.remove(PODMAN_CNI_LOCK).catch(() => {});
   await new Deno.Command("ip", { args: ["link", "delete", network] }).output();
   // The by-hand runs used portmap too; leave its shared chains as rkl does.
   await removeIdlePortmapChains(new DenoCommandRunner());
