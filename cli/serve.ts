@@ -17,7 +17,15 @@ import { resolveRuntime } from "../src/oci/runtime.ts";
 import { withAbort } from "../src/cancel.ts";
 import type { Host } from "../src/workloads/host.ts";
 import { type Io, withIo } from "./io.ts";
-import { MAX_REQUEST, PROTOCOL, relevantEnv, rootsOf, servable, socketPath } from "./remote.ts";
+import {
+  MAX_REQUEST,
+  type Plan,
+  PROTOCOL,
+  relevantEnv,
+  rootsOf,
+  servable,
+  socketPath,
+} from "./remote.ts";
 
 /** Commands served at once; beyond that, clients do the work themselves. */
 const MAX_SERVED = 32;
@@ -40,51 +48,55 @@ interface Request {
   composeEnv?: Record<string, string>;
 }
 
-/** Why the request must not be served here, or undefined when it may be. */
-export function refusal(
+/** The request's plan when it may be served here, or why it may not. */
+export function admit(
   raw: unknown,
   host: Pick<Host, "paths" | "runtime">,
   o: Pick<ServeOptions, "build">,
   ownEnv: Record<string, string>,
-): string | undefined {
+): { plan: Plan } | { why: string } {
+  const no = (why: string) => ({ why });
   const r = raw as Partial<Request & { v: unknown; build: unknown }>;
-  if (typeof r !== "object" || r === null) return "a request that is not an object";
-  if (r.v !== PROTOCOL) return `protocol ${JSON.stringify(r.v)}`;
-  if (r.build !== o.build) return `another rkl build (${JSON.stringify(r.build)})`;
+  if (typeof r !== "object" || r === null) return no("a request that is not an object");
+  if (r.v !== PROTOCOL) return no(`protocol ${JSON.stringify(r.v)}`);
+  if (r.build !== o.build) return no(`another rkl build (${JSON.stringify(r.build)})`);
   const strings = (xs: unknown): xs is string[] =>
     Array.isArray(xs) && xs.every((x) => typeof x === "string" && !x.includes("\0"));
-  if (!strings(r.argv) || r.argv.length > 1000) return "argv";
-  if (typeof r.cwd !== "string" || !r.cwd.startsWith("/") || r.cwd.includes("\0")) return "cwd";
-  if (typeof r.env !== "object" || r.env === null || Array.isArray(r.env)) return "env";
-  if (!strings(Object.values(r.env))) return "env";
+  const stringMap = (m: unknown): m is Record<string, string> =>
+    typeof m === "object" && m !== null && !Array.isArray(m) && strings(Object.values(m));
+  if (!strings(r.argv) || r.argv.length > 1000) return no("argv");
+  if (typeof r.cwd !== "string" || !r.cwd.startsWith("/") || r.cwd.includes("\0")) return no("cwd");
+  if (!stringMap(r.env)) return no("env");
   const plan = servable(r.argv);
-  if (plan?.command === "compose") {
-    const ce = r.composeEnv;
-    if (typeof ce !== "object" || ce === null || Array.isArray(ce)) return "composeEnv";
-    if (!strings(Object.values(ce))) return "composeEnv";
+  if (!plan) return no("a command the daemon does not serve");
+  if (plan.command === "compose") {
+    if (!stringMap(r.composeEnv)) return no("composeEnv");
     // The same variables the daemon compares, or the interpolation would differ from them.
-    if (JSON.stringify(relevantEnv(ce)) !== JSON.stringify(relevantEnv(r.env))) return "composeEnv";
+    if (JSON.stringify(relevantEnv(r.composeEnv)) !== JSON.stringify(relevantEnv(r.env))) {
+      return no("composeEnv");
+    }
   }
-  if (!plan) return "a command the daemon does not serve";
   const roots = rootsOf(plan.globals, r.env, r.cwd);
   if (roots.root !== host.paths.root || roots.runRoot !== host.paths.runRoot) {
-    return "other state roots";
+    return no("other state roots");
   }
   if (JSON.stringify(relevantEnv(r.env)) !== JSON.stringify(relevantEnv(ownEnv))) {
-    return "another environment";
+    return no("another environment");
   }
   // The runtime the client would pick, resolved here (same PATH, checked
   // above): `--runtime youki` is served by a daemon that runs youki anyway.
   const theirs = plan.globals.runtime ?? r.env.RKL_RUNTIME;
-  if (theirs?.includes("/") && !theirs.startsWith("/")) return "a relative runtime path";
+  if (theirs?.includes("/") && !theirs.startsWith("/")) return no("a relative runtime path");
   let rt: { name: string; binary: string };
   try {
     rt = resolveRuntime(theirs);
   } catch {
-    return "another runtime"; // the client says why, in-process
+    return no("another runtime"); // the client says why, in-process
   }
-  if (rt.name !== host.runtime.name || rt.binary !== host.runtime.binary) return "another runtime";
-  return undefined;
+  if (rt.name !== host.runtime.name || rt.binary !== host.runtime.binary) {
+    return no("another runtime");
+  }
+  return { plan };
 }
 
 /** Reads one line (without its newline), at most `max` bytes; undefined at EOF or when too long. */
@@ -158,12 +170,15 @@ export async function serveCli(host: Host, o: ServeOptions): Promise<{ close(): 
       } catch {
         raw = undefined;
       }
-      const why = active.size > MAX_SERVED ? "busy" : refusal(raw, host, o, Deno.env.toObject());
-      if (why) {
-        o.log(`cli: not served (${why}); the client runs it`);
-        send({ fallback: why });
+      const admitted = active.size > MAX_SERVED
+        ? { why: "busy" }
+        : admit(raw, host, o, Deno.env.toObject());
+      if ("why" in admitted) {
+        o.log(`cli: not served (${admitted.why}); the client runs it`);
+        send({ fallback: admitted.why });
         return;
       }
+      const { plan } = admitted;
       const req = raw as Request;
       // The client sends nothing more: EOF means it went away (^C): cancel the creates.
       // Only while the command runs: a context that outlives it must not see an abort.
@@ -191,7 +206,6 @@ export async function serveCli(host: Host, o: ServeOptions): Promise<{ close(): 
         io.closed = true;
       }
       send({ exit: code });
-      const plan = servable(req.argv)!;
       o.log(`cli: served ${plan.command} ${plan.verb} (exit ${code})`);
     } catch (e) {
       o.log(`cli: ${(e as Error).message}`);

@@ -8,6 +8,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Duplex } from "node:stream";
+import { serveCriOnDemand } from "./lazy.ts";
 import protobuf from "protobufjs";
 import protoText from "./proto/api.proto" with { type: "text" };
 import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
@@ -115,33 +116,13 @@ export interface CriServer {
  * answers the status its error maps to, never bringing the server down.
  */
 export async function serveCri(handlers: CriHandlers, options: ServeOptions): Promise<CriServer> {
-  const { server, close } = criServer(handlers, options);
-  try {
-    Deno.removeSync(options.socket);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  const dir = options.socket.slice(0, options.socket.lastIndexOf("/")) || "/";
-  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // Made private before anyone can connect: bind under a umask-like mode
-  // by chmod right after; the directory is 0700 for the window between.
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(
-      `unix://${options.socket}`,
-      grpc.ServerCredentials.createInsecure(),
-      (err) => err ? reject(err) : resolve(),
-    )
+  // The daemon's own path (src/cri/lazy.ts), with the server made up front.
+  const served = criInjector(handlers, options);
+  return await serveCriOnDemand(
+    options.socket,
+    () => Promise.resolve(served),
+    options.log ?? (() => {}),
   );
-  Deno.chmodSync(options.socket, 0o600);
-  return {
-    socket: options.socket,
-    close: async () => {
-      await close();
-      try {
-        Deno.removeSync(options.socket);
-      } catch { /* already gone */ }
-    },
-  };
 }
 
 /**

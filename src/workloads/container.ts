@@ -1305,6 +1305,18 @@ export function getContainer(host: Host, name: string): ContainerRecord {
 }
 
 /** The record with its status, pid and exit code brought up to date from the runtime. */
+/** A stopped container: its exit code (if conmon wrote one) and when its exit file was written. */
+function markExited(rec: ContainerRecord, exitCode: number | undefined): void {
+  rec.status = "exited";
+  rec.pid = undefined;
+  if (exitCode !== undefined) rec.exitCode = exitCode;
+  if (!rec.finishedAt) {
+    try {
+      rec.finishedAt = Deno.statSync(`${rec.dirs.exitDir}/${rec.id}`).mtime?.toISOString();
+    } catch { /* no exit file yet */ }
+  }
+}
+
 export async function refresh(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
   if (rec.status === "creating") return rec;
   if (fromEarlierBoot(host, rec)) return markBootLost(host, rec);
@@ -1317,14 +1329,7 @@ export async function refresh(host: Host, rec: ContainerRecord): Promise<Contain
     return rec;
   }
   if (st.status === "stopped") {
-    rec.status = "exited";
-    rec.pid = undefined;
-    if (exit !== undefined) rec.exitCode = exit;
-    if (!rec.finishedAt) {
-      try {
-        rec.finishedAt = Deno.statSync(`${rec.dirs.exitDir}/${rec.id}`).mtime?.toISOString();
-      } catch { /* no exit file yet */ }
-    }
+    markExited(rec, exit);
   } else if (st.status === "running" || st.status === "paused" || st.status === "created") {
     rec.status = st.status === "created" ? "created" : "running";
     if (rec.pid !== st.pid) {
@@ -1451,14 +1456,8 @@ export async function stopContainer(
   // conmon wrote the exit file after it reaped the container: it is stopped,
   // no runtime call needed to say so. Without the file, ask the runtime.
   const code = readExitCode(rec.dirs.exitDir, rec.id);
-  if (code !== undefined) {
-    rec.status = "exited";
-    rec.pid = undefined;
-    rec.exitCode = code;
-    try {
-      rec.finishedAt ??= Deno.statSync(`${rec.dirs.exitDir}/${rec.id}`).mtime?.toISOString();
-    } catch { /* gone meanwhile */ }
-  } else rec = await refresh(host, rec);
+  if (code !== undefined) markExited(rec, code);
+  else rec = await refresh(host, rec);
   const finishedAt = rec.finishedAt ?? host.now().toISOString();
   return await updateContainer(host, name, (r) => {
     r.status = rec.status;
