@@ -95,7 +95,7 @@ async function execPiped(
     mode: 0o600,
   });
   try {
-    const child = new Deno.Command(runtime.binary, {
+    const child = new Deno.Command(runtime.exe, {
       args: [...runtime.globalArgs(), "exec", "--pid-file", pidFile, "--process", file, c.id],
       env: QUIET,
       stdin: io.stdin ? "piped" : "null",
@@ -216,7 +216,7 @@ async function execTerminal(
       "-n",
       c.name,
       "-r",
-      runtime.binary,
+      runtime.exe,
       "-b",
       dir,
       "-p",

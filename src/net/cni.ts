@@ -48,6 +48,17 @@ export interface Attachment {
 
 const PLUGIN_TYPE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
+/**
+ * The plugins that take part in one attachment. portmap is left out when the
+ * attachment maps no ports: its ADD then hands prevResult on untouched, and
+ * its DEL only deletes the per-container chains that ADD never made, at the
+ * cost of a process and several iptables runs. Every other plugin runs.
+ */
+export function chainFor(list: NetConfList, att: Attachment): PluginConf[] {
+  const maps = att.capabilityArgs?.portMappings?.length ?? 0;
+  return list.plugins.filter((p) => p.type !== "portmap" || maps > 0);
+}
+
 export class CniClient {
   constructor(
     private readonly cmd: CommandRunner,
@@ -133,7 +144,7 @@ export class CniClient {
     around?: <T>(plugin: PluginConf, run: () => Promise<T>) => Promise<T>,
   ): Promise<CniResult> {
     let prev: CniResult | undefined;
-    for (const plugin of list.plugins) {
+    for (const plugin of chainFor(list, att)) {
       const run = () => this.#exec("ADD", list, plugin, att, prev);
       prev = around ? await around(plugin, run) : await run();
     }
@@ -143,7 +154,7 @@ export class CniClient {
   /** DEL in reverse order. Every plugin is tried; the first error is thrown after all ran. */
   async del(list: NetConfList, att: Attachment, prevResult?: CniResult): Promise<void> {
     let first: unknown;
-    for (const plugin of [...list.plugins].reverse()) {
+    for (const plugin of chainFor(list, att).reverse()) {
       try {
         await this.#exec("DEL", list, plugin, att, prevResult);
       } catch (e) {
@@ -154,7 +165,9 @@ export class CniClient {
   }
 
   async check(list: NetConfList, att: Attachment, prevResult: CniResult): Promise<void> {
-    for (const plugin of list.plugins) await this.#exec("CHECK", list, plugin, att, prevResult);
+    for (const plugin of chainFor(list, att)) {
+      await this.#exec("CHECK", list, plugin, att, prevResult);
+    }
   }
 }
 
@@ -162,6 +175,15 @@ export class CniClient {
 export function resultIPv4(r: CniResult): string | undefined {
   const ip = r.ips?.find((i) => !i.address.includes(":"));
   return ip?.address.split("/")[0];
+}
+
+/**
+ * The host end of the veth a bridge-style plugin made: the result's one
+ * interface outside the sandbox that is not the bridge itself.
+ */
+export function hostVeth(r: CniResult | undefined, bridge: string): string | undefined {
+  const host = (r?.interfaces ?? []).filter((i) => !i.sandbox && i.name !== bridge);
+  return host.length === 1 ? host[0].name : undefined;
 }
 
 /** The loopback attachment every sandbox gets (`lo`, no IPAM). */

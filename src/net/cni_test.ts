@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { NetworkError } from "../errors.ts";
 import { FakeCommandRunner } from "../sys/command.ts";
-import { CniClient, type NetConfList, resultIPv4 } from "./cni.ts";
+import { CniClient, hostVeth, type NetConfList, resultIPv4 } from "./cni.ts";
 import { bridgeConflist } from "./network.ts";
 
 async function withPluginDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -89,6 +89,32 @@ Deno.test("CniClient.del() walks the chain backwards and tries every plugin", as
   });
 });
 
+Deno.test("CniClient leaves portmap out of ADD, CHECK and DEL of an attachment that maps no ports", async () => {
+  await withPluginDir(async (dir) => {
+    const bridgeResult = { cniVersion: "1.0.0", ips: [{ address: "10.99.0.3/24" }] };
+    const cmd = new FakeCommandRunner(() => ({
+      code: 0,
+      stdout: JSON.stringify(bridgeResult),
+      stderr: "",
+    }));
+    const client = new CniClient(cmd, [dir]);
+    for (const capabilityArgs of [undefined, { portMappings: [] }]) {
+      const att = { ...ATT, capabilityArgs };
+      assert.deepEqual(await client.add(LIST, att), bridgeResult);
+      await client.check(LIST, att, bridgeResult);
+      await client.del(LIST, att, bridgeResult);
+    }
+    assert.deepEqual(
+      cmd.calls.map((c) => `${c.env!.CNI_COMMAND} ${c.cmd.split("/").pop()}`),
+      ["ADD bridge", "CHECK bridge", "DEL bridge", "ADD bridge", "CHECK bridge", "DEL bridge"],
+    );
+    cmd.calls.length = 0;
+    const other = { ...LIST, plugins: [...LIST.plugins, { type: "loopback" }] };
+    await client.del(other, { ...ATT, capabilityArgs: undefined });
+    assert.deepEqual(cmd.calls.map((c) => c.cmd.split("/").pop()), ["loopback", "bridge"]);
+  });
+});
+
 Deno.test("CniClient refuses plugin types that are not plain names and reports missing plugins", async () => {
   await withPluginDir(async (dir) => {
     const client = new CniClient(new FakeCommandRunner(), [dir]);
@@ -99,4 +125,22 @@ Deno.test("CniClient refuses plugin types that are not plain names and reports m
       NetworkError,
     );
   });
+});
+
+Deno.test("hostVeth() finds the host end of a bridge result's veth, and nothing when unsure", () => {
+  const result = {
+    interfaces: [
+      { name: "rkl0", mac: "aa" },
+      { name: "veth0a1b2c3d", mac: "bb" },
+      { name: "eth0", mac: "cc", sandbox: "/run/rkl/netns/p" },
+    ],
+  };
+  assert.equal(hostVeth(result, "rkl0"), "veth0a1b2c3d");
+  assert.equal(hostVeth(undefined, "rkl0"), undefined);
+  assert.equal(hostVeth({ interfaces: [{ name: "rkl0" }] }, "rkl0"), undefined);
+  assert.equal(
+    hostVeth({ interfaces: [{ name: "a" }, { name: "b" }] }, "rkl0"),
+    undefined,
+    "two candidates: none is trusted",
+  );
 });

@@ -62,7 +62,7 @@ export function conmonArgs(o: ConmonOptions): string[] {
     "-n",
     o.name,
     "-r",
-    o.runtime.binary,
+    o.runtime.exe,
     "-b",
     o.bundle,
     "-p",

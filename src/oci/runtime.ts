@@ -7,6 +7,7 @@ import { callTimeoutMs } from "../timeouts.ts";
 import { NotFoundError, RuntimeError } from "../errors.ts";
 import type { CommandRunner } from "../sys/command.ts";
 import type { OciProcess, OciState } from "./spec.ts";
+import { sealedExecutable } from "./sealed.ts";
 
 export const RUNTIME_PREFERENCE = ["youki", "runc", "crun"] as const;
 
@@ -19,6 +20,8 @@ const NOT_FOUND = /not exist|not found|no such/i;
 export interface OciRuntime {
   readonly name: string;
   readonly binary: string;
+  /** What to execute for `binary`: its sealed copy when there is one (sealed.ts). */
+  readonly exe: string;
   /** The runtime's state directory (`--root`). */
   readonly root: string;
   /** Arguments that go before every subcommand. */
@@ -109,13 +112,17 @@ export class RuncCliRuntime implements OciRuntime {
     private readonly cmd: CommandRunner,
   ) {}
 
+  get exe(): string {
+    return sealedExecutable(this.binary);
+  }
+
   globalArgs(): string[] {
     return ["--root", this.root];
   }
 
   async #run(args: string[], what: string): Promise<string> {
     const argv = [...this.globalArgs(), ...args];
-    const res = await this.cmd.run(this.binary, {
+    const res = await this.cmd.run(this.exe, {
       args: argv,
       env: QUIET,
       timeoutMs: callTimeoutMs(60_000),
@@ -132,7 +139,7 @@ export class RuncCliRuntime implements OciRuntime {
 
   async state(id: string): Promise<OciState | undefined> {
     const argv = [...this.globalArgs(), "state", id];
-    const res = await this.cmd.run(this.binary, {
+    const res = await this.cmd.run(this.exe, {
       args: argv,
       env: QUIET,
       timeoutMs: callTimeoutMs(30_000),
@@ -217,7 +224,7 @@ export class RuncCliRuntime implements OciRuntime {
         killTree(pidFile);
       }, options.timeoutMs);
       try {
-        const res = await this.cmd.run(this.binary, {
+        const res = await this.cmd.run(this.exe, {
           args,
           env: QUIET,
           timeoutMs: options.timeoutMs + 1_000,
@@ -252,7 +259,7 @@ export class RuncCliRuntime implements OciRuntime {
         file,
         id,
       ];
-      return this.cmd.runInteractive(this.binary, {
+      return this.cmd.runInteractive(this.exe, {
         args,
         env: QUIET,
         stdin: options.interactive ? "inherit" : "null",

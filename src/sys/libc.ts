@@ -50,6 +50,10 @@ const symbols = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   // int connect(int fd, const struct sockaddr *addr, socklen_t len);
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int bind(int fd, const struct sockaddr *addr, socklen_t len);
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   // int shutdown(int fd, int how);
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   // ssize_t read(int fd, void *buf, size_t count), on a worker thread: it may block.
@@ -69,6 +73,13 @@ const symbols = {
   // int ioctl(int fd, unsigned long request, void *arg); (variadic; an int, a long and a
   // pointer go in registers as for a plain call on x86_64 and aarch64 Linux)
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  // int memfd_create(const char *name, unsigned int flags);
+  memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
+  // ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
+  sendfile: { parameters: ["i32", "i32", "pointer", "u64"], result: "i64" },
+  // int fcntl(int fd, int cmd, ...); (variadic, used with one int argument: in a
+  // register as for a plain call on x86_64 and aarch64 Linux)
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   // int *__errno_location(void);
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -4,6 +4,9 @@ import { createNetns, removeNetns } from "../../src/sys/netns.ts";
 import { isMounted, mountOverlay, unmount } from "../../src/sys/mounts.ts";
 import { LinuxSyscalls } from "../../src/sys/syscalls.ts";
 import { SysError } from "../../src/errors.ts";
+import { linkGone } from "../../src/sys/linkwatch.ts";
+import { ALL_SEALS, sealedExecutable } from "../../src/oci/sealed.ts";
+import { cstr, libc } from "../../src/sys/libc.ts";
 import { requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "ip");
@@ -95,3 +98,91 @@ Deno.test({
     assert.throws(() => sys.open("/no/such/file", 0), /Cannot open "\/no\/such\/file": ENOENT/);
   },
 });
+
+Deno.test({
+  name: "linkGone() ends when the device is deleted, at once when it is missing, and when told to",
+  ignore: !ready,
+  fn: async () => {
+    const name = `rkltw${Deno.pid % 100000}`;
+    const ip = async (...args: string[]) => {
+      const r = await new Deno.Command("ip", { args, stderr: "piped" }).output();
+      assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    };
+    await ip("link", "add", name, "type", "bridge");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const never = new Promise<void>((r) => timer = setTimeout(r, 10_000));
+      let done = false;
+      const gone = linkGone(name, never).then(() => done = true);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(done, false, "still waiting while the device exists");
+      const t0 = performance.now();
+      await ip("link", "delete", name);
+      await gone;
+      assert.ok(performance.now() - t0 < 2_000, "told long before `until`");
+      assert.throws(() => Deno.lstatSync(`/sys/class/net/${name}`), Deno.errors.NotFound);
+
+      // A device that is not there: at once.
+      await linkGone(name, never);
+
+      // `until` settling ends the wait for a device that stays.
+      await ip("link", "add", name, "type", "bridge");
+      let release!: () => void;
+      const until = new Promise<void>((r) => release = r);
+      const waiting = linkGone(name, until);
+      release();
+      await waiting;
+      assert.ok(Deno.lstatSync(`/sys/class/net/${name}`));
+    } finally {
+      clearTimeout(timer);
+      await new Deno.Command("ip", { args: ["link", "delete", name], stderr: "null" }).output();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "sealedExecutable() runs a binary from a sealed memfd copy, made again when the binary changes",
+  ignore: !ready,
+  fn: () =>
+    inTemp(async (dir) => {
+      const bin = `${dir}/echo`;
+      Deno.copyFileSync(which("echo"), bin);
+      Deno.chmodSync(bin, 0o755);
+      const path = sealedExecutable(bin);
+      assert.match(path, new RegExp(`^/proc/${Deno.pid}/fd/\\d+$`));
+      assert.match(Deno.readLinkSync(path), /^\/memfd:rkl-sealed:echo/);
+      assert.equal(sealedExecutable(bin), path, "one copy while the binary stays");
+      assert.deepEqual(Deno.readFileSync(path), Deno.readFileSync(bin));
+      const out = await new Deno.Command(path, { args: ["sealed"] }).output();
+      assert.equal(new TextDecoder().decode(out.stdout), "sealed\n");
+      // Nobody can change it: every write is refused, and the seals are all there.
+      assert.throws(
+        () => Deno.writeFileSync(path, new Uint8Array([0x7f])),
+        /denied|not permitted/i,
+      );
+      const fd = libc().open(cstr(path), 0, 0);
+      assert.ok(fd >= 0);
+      try {
+        assert.equal(libc().fcntl(fd, 1034, /* F_GET_SEALS */ 0), ALL_SEALS);
+      } finally {
+        libc().close(fd);
+      }
+      // An upgrade on disk gets a copy of its own.
+      Deno.writeFileSync(bin, new TextEncoder().encode("#!/bin/sh\necho new\n"));
+      const again = sealedExecutable(bin);
+      assert.notEqual(again, path);
+      const out2 = await new Deno.Command(again).output();
+      assert.equal(new TextDecoder().decode(out2.stdout), "new\n");
+      assert.equal(sealedExecutable(`${dir}/missing`), `${dir}/missing`);
+    }),
+});
+
+function which(name: string): string {
+  for (const d of ["/usr/bin", "/bin"]) {
+    try {
+      if (Deno.statSync(`${d}/${name}`).isFile) return `${d}/${name}`;
+    } catch { /* next */ }
+  }
+  throw new Error(`no ${name}`);
+}
