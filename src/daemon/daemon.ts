@@ -45,6 +45,7 @@ import {
   reconcile,
 } from "./reconcile.ts";
 import { RESTART_LABEL } from "../spec/names.ts";
+import { IdleCollector } from "./memory.ts";
 
 export const DEFAULT_MANIFESTS = "/etc/rk8s/manifests";
 /** Largest manifest the daemon reads. */
@@ -681,7 +682,14 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
   const workers = new Map<string, PodWorker>();
   const failures: Failures = new Map();
   const wakeNow = () => poke(0);
+  const collector = new IdleCollector();
+  let quiet = false;
   while (!options.signal.aborted) {
+    // Woken by the relist timer: nothing happened for a while.
+    if (quiet && collector.maybeCollect() && memoryLog) {
+      options.log(`memory: collected (${collector.collections} so far)`);
+    }
+    quiet = false;
     let scan: Scan | undefined;
     let due: number | undefined;
     try {
@@ -732,7 +740,10 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
     if (poked) poked = false;
     else {
       await new Promise<void>((resolve) => {
-        const relistTimer = setTimeout(resolve, wait);
+        const relistTimer = setTimeout(() => {
+          quiet = true;
+          resolve();
+        }, wait);
         wake = () => {
           clearTimeout(relistTimer);
           resolve();

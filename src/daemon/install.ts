@@ -1,7 +1,10 @@
 /** `rkl daemon install`: a systemd unit, a tmpfiles.d entry, the manifests dir, and preflight checks. */
 
-/** V8 flags for the daemon: smaller young generation, size over speed. */
-export const DAEMON_V8_FLAGS = "--optimize-for-size,--max-semi-space-size=1";
+/**
+ * V8 flags for the daemon: smaller young generation, size over speed, and
+ * `gc()` for collecting when quiet (src/daemon/memory.ts).
+ */
+export const DAEMON_V8_FLAGS = "--optimize-for-size,--max-semi-space-size=1,--expose-gc";
 
 /**
  * The daemon's environment beyond RKL_RUN_ROOT. glibc's malloc: two arenas

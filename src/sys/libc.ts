@@ -80,6 +80,8 @@ const symbols = {
   // int fcntl(int fd, int cmd, ...); (variadic, used with one int argument: in a
   // register as for a plain call on x86_64 and aarch64 Linux)
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // int malloc_trim(size_t pad);
+  malloc_trim: { parameters: ["u64"], result: "i32" },
   // int *__errno_location(void);
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
