@@ -17,6 +17,7 @@ import {
 } from "../workloads/pod.ts";
 import {
   type ContainerRecord,
+  listExitFiles,
   quickRefresh,
   removeContainer,
   startCreated,
@@ -152,13 +153,13 @@ function ifExists<T>(find: () => T): T | undefined {
 
 /** The CRI containers a ContainerFilter / ContainerStatsFilter selects (state aside), refreshed. */
 function filteredContainers(host: Host, f: Message): Promise<ContainerRecord[]> {
-  return Promise.all(
-    criContainers(host).filter((c) =>
-      (!f.id || c.name.startsWith(f.id)) &&
-      (!f.pod_sandbox_id || c.cri!.sandboxId.startsWith(f.pod_sandbox_id)) &&
-      labelsMatch(c.cri!.labels, f.label_selector)
-    ).map((c) => quickRefresh(host, c)),
+  const hits = criContainers(host).filter((c) =>
+    (!f.id || c.name.startsWith(f.id)) &&
+    (!f.pod_sandbox_id || c.cri!.sandboxId.startsWith(f.pod_sandbox_id)) &&
+    labelsMatch(c.cri!.labels, f.label_selector)
   );
+  const exits = listExitFiles(hits.map((c) => c.dirs.exitDir));
+  return Promise.all(hits.map((c) => quickRefresh(host, c, exits)));
 }
 
 function ready(p: PodRecord): boolean {

@@ -1,10 +1,13 @@
 /** `rkl daemon install`: a systemd unit, a tmpfiles.d entry, the manifests dir, and preflight checks. */
 
 /**
- * V8 flags for the daemon: smaller young generation, size over speed, and
- * `gc()` for collecting when quiet (src/daemon/memory.ts).
+ * V8 flags for the daemon: smaller young generation, size over speed, no
+ * optimising compilers (--lite-mode: 5-9 MB less with 50 pods; served
+ * commands measured no slower, CRI ListContainers of 100 p95 11-15 ms instead
+ * of 10-12), and `gc()` for collecting when quiet (src/daemon/memory.ts).
  */
-export const DAEMON_V8_FLAGS = "--optimize-for-size,--max-semi-space-size=1,--expose-gc";
+export const DAEMON_V8_FLAGS =
+  "--optimize-for-size,--max-semi-space-size=1,--expose-gc,--lite-mode";
 
 /**
  * The daemon's environment beyond RKL_RUN_ROOT. glibc's malloc: two arenas

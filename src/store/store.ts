@@ -83,6 +83,13 @@ export function checkRecordName(name: string, kind?: RecordKind): void {
 export class FsStore implements StateStore {
   /** Tail of the in-process queue of lock holders. */
   #queue: Promise<void> = Promise.resolve();
+  /**
+   * The text of each record file that last passed the checks, by path. A
+   * long-lived process (the daemon, the CRI's lists) reads the same records
+   * over and over; an identical text needs no second check. Forgotten when
+   * the record is deleted or its text fails.
+   */
+  #checked = new Map<string, string>();
 
   constructor(
     readonly recordsDir: string,
@@ -101,15 +108,24 @@ export class FsStore implements StateStore {
     try {
       text = Deno.readTextFileSync(path);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return undefined;
+      if (e instanceof Deno.errors.NotFound) {
+        this.#checked.delete(path);
+        return undefined;
+      }
       throw new DamagedRecordError(kind, name, (e as Error).message, path);
     }
     return this.#parse<T>(kind, name, path, text);
   }
 
   #parse<T extends StoredRecord>(kind: RecordKind, name: string, path: string, text: string): T {
+    // The same bytes passed the checks before: a fresh object, unchecked.
+    if (this.#checked.get(path) === text) return JSON.parse(text) as T;
     const reason = recordProblem(text, kind, name, this.validators);
-    if (typeof reason === "string") throw new DamagedRecordError(kind, name, reason, path);
+    if (typeof reason === "string") {
+      this.#checked.delete(path);
+      throw new DamagedRecordError(kind, name, reason, path);
+    }
+    this.#checked.set(path, text);
     return reason as T;
   }
 
@@ -141,6 +157,12 @@ export class FsStore implements StateStore {
         damaged.push({ name, reason: err.reason });
       }
     }
+    // Records another process removed are forgotten here too.
+    const prefix = `${dir}/`;
+    const listed = new Set(entries.map((e) => `${prefix}${e.name}`));
+    for (const path of this.#checked.keys()) {
+      if (path.startsWith(prefix) && !listed.has(path)) this.#checked.delete(path);
+    }
     ok.sort((a, b) => a.name.localeCompare(b.name));
     damaged.sort((a, b) => a.name.localeCompare(b.name));
     return { ok, damaged };
@@ -162,6 +184,7 @@ export class FsStore implements StateStore {
   }
 
   delete(kind: RecordKind, name: string): void {
+    this.#checked.delete(this.#path(kind, name));
     try {
       Deno.removeSync(this.#path(kind, name));
     } catch (e) {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { StoreError } from "../errors.ts";
-import { FsStore, MemoryStore, SCHEMA_VERSION, writeAtomic } from "./store.ts";
+import { FsStore, MemoryStore, SCHEMA_VERSION, type StoredRecord, writeAtomic } from "./store.ts";
 
 async function tempStore(fn: (s: FsStore, dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();
@@ -126,4 +126,38 @@ Deno.test("FsStore.withLock() is re-entrant within one store", async () => {
     const v = await s.withLock(() => s.withLock(() => Promise.resolve(7)));
     assert.equal(v, 7);
   });
+});
+
+Deno.test("FsStore checks a record's text once, and again whenever the file changes", async () => {
+  type X = StoredRecord & { x: number };
+  const dir = await Deno.makeTempDir();
+  try {
+    const checked: string[] = [];
+    const s = new FsStore(`${dir}/records`, `${dir}/rkl.lock`, {
+      containers: (v) => {
+        const r = v as { name: string; x: number };
+        checked.push(`${r.name}:${r.x}`);
+        return r.x < 0 ? "x must not be negative" : undefined;
+      },
+    });
+    s.put("containers", { name: "a", x: 1 } as never);
+    const first = s.get<X>("containers", "a")!;
+    first.x = 99; // callers mutate what they get: the next get is a fresh object
+    assert.equal(s.get<X>("containers", "a")!.x, 1);
+    assert.deepEqual(s.list("containers").map((r) => r.name), ["a"]);
+    assert.deepEqual(checked, ["a:1"], "unchanged bytes are not checked again");
+
+    // An edit behind rkl's back (same name, damaging content) is checked and refused.
+    const path = `${dir}/records/containers/a.json`;
+    const text = Deno.readTextFileSync(path);
+    Deno.writeTextFileSync(path, text.replace('"x": 1', '"x": -1'));
+    assert.throws(() => s.get("containers", "a"), /x must not be negative/);
+    assert.deepEqual(s.damaged("containers").map((d) => d.reason), ["x must not be negative"]);
+    // Put back as it was: checked again, since the failure forgot it.
+    Deno.writeTextFileSync(path, text);
+    assert.equal(s.get<X>("containers", "a")!.x, 1);
+    assert.deepEqual(checked, ["a:1", "a:-1", "a:-1", "a:1"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

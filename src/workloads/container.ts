@@ -1267,16 +1267,41 @@ export function processAlive(pid: number): boolean {
  * still being the same process (same start time, so a reused pid is not
  * mistaken for it). Anything unclear falls back to {@linkcode refresh}.
  */
-export async function quickRefresh(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
+export async function quickRefresh(
+  host: Host,
+  rec: ContainerRecord,
+  exits?: ExitFiles,
+): Promise<ContainerRecord> {
   if (rec.status === "creating" || rec.status === "exited") return rec;
   if (fromEarlierBoot(host, rec)) return markBootLost(host, rec);
-  const exit = readExitCode(rec.dirs.exitDir, rec.id);
-  if (exit !== undefined) return await refresh(host, rec);
+  const known = exits?.get(rec.dirs.exitDir);
+  if (known === undefined || known.has(rec.id)) {
+    const exit = readExitCode(rec.dirs.exitDir, rec.id);
+    if (exit !== undefined) return await refresh(host, rec);
+  }
   if (rec.pid !== undefined && rec.pidStart !== undefined) {
     const s = procStat(rec.pid);
     if (s && s.state !== "Z" && s.startTime === rec.pidStart) return rec;
   }
   return await refresh(host, rec);
+}
+
+/**
+ * The names in exit directories, listed once for a refresh of many records:
+ * a running container has no exit file, and a failed read (an exception per
+ * container) costs more than one listing. A file that appears after the
+ * listing is still seen: the process check below falls back to `refresh()`.
+ */
+export type ExitFiles = Map<string, ReadonlySet<string>>;
+
+export function listExitFiles(dirs: Iterable<string>): ExitFiles {
+  const out: ExitFiles = new Map();
+  for (const dir of new Set(dirs)) {
+    try {
+      out.set(dir, new Set([...Deno.readDirSync(dir)].map((e) => e.name)));
+    } catch { /* unreadable: each record reads its own file */ }
+  }
+  return out;
 }
 
 /** Made under another run-root epoch: its processes died with the reboot that came between. */
