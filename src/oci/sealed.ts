@@ -94,8 +94,16 @@ export function sealCopy(binary: string, size: number): string | undefined {
     if (copied !== size) return undefined;
     if (c.fcntl(fd, F_ADD_SEALS, ALL_SEALS) < 0) return undefined;
     if (c.fcntl(fd, F_GET_SEALS, 0) !== ALL_SEALS) return undefined;
+    // /proc may belong to another pid namespace than this process: use the
+    // path only if it leads back to this very memfd.
+    const path = `/proc/${Deno.pid}/fd/${fd}`;
+    try {
+      if (!Deno.readLinkSync(path).startsWith("/memfd:rkl-sealed:")) return undefined;
+    } catch {
+      return undefined;
+    }
     ok = true;
-    return `/proc/${Deno.pid}/fd/${fd}`;
+    return path;
   } finally {
     if (src >= 0) c.close(src);
     if (!ok) c.close(fd);
