@@ -26,6 +26,7 @@ export interface CollectorDeps {
 
 export class IdleCollector {
   #after: number;
+  #trimDue = false;
   collections = 0;
 
   constructor(
@@ -38,6 +39,13 @@ export class IdleCollector {
   /** Collects when grown enough since the last time; true when it did. */
   maybeCollect(): boolean {
     if (!this.deps.gc) return false;
+    if (this.#trimDue) {
+      // What the collection freed: backing stores and native objects go
+      // while V8 sweeps, after gc() returns, so the trim waits for the next call.
+      this.#trimDue = false;
+      this.deps.trim?.();
+      this.#after = Math.min(this.#after, this.deps.rss());
+    }
     const now = this.deps.rss();
     if (now - this.#after < this.growthBytes) {
       // Shrunk on its own (V8 collected): measure growth from there.
@@ -45,7 +53,7 @@ export class IdleCollector {
       return false;
     }
     this.deps.gc();
-    this.deps.trim?.();
+    this.#trimDue = true;
     this.#after = this.deps.rss();
     this.collections++;
     return true;
