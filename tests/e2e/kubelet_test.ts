@@ -224,6 +224,8 @@ spec:
       await kubelet.status;
       // Its canary chains and KUBE-FIREWALL (a DROP rule for 127/8) go with it.
       await removeKubeRules(rulesBefore);
+      // It bind-mounts its root dir onto itself (and volumes below it); that stays after it exits.
+      await new Deno.Command("umount", { args: ["-R", `${dir}/root`], stderr: "null" }).output();
     }
     for (const [s, v] of before) Deno.writeTextFileSync(sysctlPath(s), `${v}\n`);
     if (daemon) {
@@ -247,6 +249,10 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     assert.equal((await rkl(env!, ["pod", "list", "-q"])).stdout.trim(), "");
+    const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+      .map((l) => l.split(" ")[4]).filter((m) => m?.startsWith(`${env!.dir}/`));
+    assert.deepEqual(mounts, [], "nothing stays mounted under the test's directory");
     await cleanupEnv(env!);
+    assert.throws(() => Deno.lstatSync(env!.dir), Deno.errors.NotFound);
   },
 });
