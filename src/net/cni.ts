@@ -177,13 +177,16 @@ export function resultIPv4(r: CniResult): string | undefined {
   return ip?.address.split("/")[0];
 }
 
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
 /**
  * The host end of the veth a bridge-style plugin made: the result's one
  * interface outside the sandbox that is not the bridge itself.
  */
 export function hostVeth(r: CniResult | undefined, bridge: string): string | undefined {
   const host = (r?.interfaces ?? []).filter((i) => !i.sandbox && i.name !== bridge);
-  return host.length === 1 ? host[0].name : undefined;
+  // Read back from a record: only a plain interface name (IFNAMSIZ) reaches /sys paths.
+  return host.length === 1 && IFNAME.test(host[0].name) ? host[0].name : undefined;
 }
 
 /** The loopback attachment every sandbox gets (`lo`, no IPAM). */

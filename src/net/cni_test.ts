@@ -143,4 +143,5 @@ Deno.test("hostVeth() finds the host end of a bridge result's veth, and nothing 
     undefined,
     "two candidates: none is trusted",
   );
+  assert.equal(hostVeth({ interfaces: [{ name: "../../etc" }] }, "rkl0"), undefined);
 });

@@ -6,6 +6,7 @@
  * wait can also end when the caller no longer needs it.
  */
 import { libc } from "./libc.ts";
+import { pathExists } from "./fsutil.ts";
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -21,14 +22,8 @@ const IFINFOMSG_LEN = 16;
 /** How long one read waits before looking at `until` again. */
 const READ_TIMEOUT_US = 20_000;
 
-function exists(name: string): boolean {
-  try {
-    Deno.lstatSync(`/sys/class/net/${name}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const exists = (name: string) => pathExists(`/sys/class/net/${name}`);
+const decoder = new TextDecoder();
 
 /** The names of the links an rtnetlink datagram reports deleted. */
 export function deletedLinks(buf: Uint8Array, length: number): string[] {
@@ -44,7 +39,7 @@ export function deletedLinks(buf: Uint8Array, length: number): string[] {
         if (view.getUint16(a + 2, true) === IFLA_IFNAME) {
           const raw = buf.subarray(a + 4, a + alen);
           const nul = raw.indexOf(0);
-          names.push(new TextDecoder().decode(nul < 0 ? raw : raw.subarray(0, nul)));
+          names.push(decoder.decode(nul < 0 ? raw : raw.subarray(0, nul)));
         }
         a += (alen + 3) & ~3;
       }

@@ -7,6 +7,7 @@ import { SysError } from "../../src/errors.ts";
 import { linkGone } from "../../src/sys/linkwatch.ts";
 import { ALL_SEALS, sealedExecutable } from "../../src/oci/sealed.ts";
 import { cstr, libc } from "../../src/sys/libc.ts";
+import { which } from "../../src/oci/runtime.ts";
 import { requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "ip");
@@ -147,7 +148,7 @@ Deno.test({
   fn: () =>
     inTemp(async (dir) => {
       const bin = `${dir}/echo`;
-      Deno.copyFileSync(which("echo"), bin);
+      Deno.copyFileSync(which("echo")!, bin);
       Deno.chmodSync(bin, 0o755);
       const path = sealedExecutable(bin);
       assert.match(path, new RegExp(`^/proc/${Deno.pid}/fd/\\d+$`));
@@ -177,12 +178,3 @@ Deno.test({
       assert.equal(sealedExecutable(`${dir}/missing`), `${dir}/missing`);
     }),
 });
-
-function which(name: string): string {
-  for (const d of ["/usr/bin", "/bin"]) {
-    try {
-      if (Deno.statSync(`${d}/${name}`).isFile) return `${d}/${name}`;
-    } catch { /* next */ }
-  }
-  throw new Error(`no ${name}`);
-}
