@@ -27,6 +27,7 @@ import {
 } from "./store.ts";
 import { unpackLayer } from "./unpack.ts";
 import { writeAtomic } from "../store/store.ts";
+import { pathExists } from "../sys/fsutil.ts";
 import { trace } from "../trace.ts";
 
 export interface Progress {
@@ -341,6 +342,118 @@ export class Puller {
     this.#progress.end(digestHex(d.digest), "done");
   }
 
+  /**
+   * Downloads a layer's blob and unpacks it in the same pass: the bytes go to
+   * the `.partial` file, the blob's hash and the unpacker as they arrive, so
+   * the unpack overlaps the download and the blob is never read back. The
+   * unpacked directory is renamed into place only after the blob's size and
+   * digest are checked and the blob is stored (under both locks: a second
+   * pull of either waits, then finds them).
+   *
+   * undefined: not done this way (the blob or a `.partial` is there already,
+   * the endpoint did not answer 200, or the download or the unpack failed);
+   * the caller then takes the two-step path, which resumes the `.partial`,
+   * reports a digest mismatch as such and unpacks from the stored blob.
+   */
+  async #streamed(
+    ep: Endpoint,
+    repo: string,
+    d: Descriptor,
+    diffId: string,
+    label: string,
+  ): Promise<LayerInfo | undefined> {
+    const store = this.ctx.store;
+    const hex = digestHex(d.digest);
+    const lhex = digestHex(diffId);
+    if (!Number.isSafeInteger(d.size) || d.size < 0) {
+      throw new ImageError(`blob ${d.digest}: bad size`);
+    }
+    const partial = `${store.blobs}/.partial-${hex}`;
+    return await store.withLock(`blob-${hex}`, () =>
+      store.withLock(`layer-${lhex}`, async () => {
+        const have = store.layer(diffId);
+        if (have) return have;
+        if (store.hasBlob(d.digest) || pathExists(partial)) return undefined;
+        let res: Response;
+        try {
+          res = await this.#client.get(ep, repo, `/v2/${repo}/blobs/${d.digest}`, {});
+        } catch {
+          return undefined; // the two-step path tries every endpoint and says why
+        }
+        if (res.status !== 200) {
+          await res.body?.cancel();
+          return undefined;
+        }
+        const tmp = `${store.layers}/.tmp-${lhex}`;
+        try {
+          Deno.removeSync(tmp, { recursive: true }); // an interrupted unpack's: discarded
+        } catch (e) {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+        }
+        const hash = createHash("sha256");
+        let got = 0;
+        const f = Deno.openSync(partial, { write: true, createNew: true, mode: 0o600 });
+        let open = true;
+        const close = () => {
+          if (open) f.close();
+          open = false;
+        };
+        const progress = this.#progress;
+        progress.begin(hex, label, d.size);
+        const what = `${describe(ep)} blob ${d.digest.slice(7, 19)}`;
+        const client = this.#client;
+        async function* tee(): AsyncGenerator<Uint8Array> {
+          for await (const c of client.chunks(res, what)) {
+            got += c.length;
+            if (got > d.size) {
+              throw new ImageError(
+                `blob ${d.digest}: larger than its descriptor's ${d.size} bytes`,
+              );
+            }
+            hash.update(c);
+            let off = 0;
+            while (off < c.length) off += f.writeSync(c.subarray(off));
+            progress.advance(hex, c.length);
+            yield c;
+          }
+        }
+        let mismatch = false;
+        try {
+          const info = await unpackInto(store, d, diffId, tmp, store.layerDir(diffId), {
+            chunks: tee(),
+            beforeCommit: () => {
+              if (got !== d.size) {
+                throw new EndpointError(`${what} ended after ${got} of ${d.size} bytes`);
+              }
+              const sum = `sha256:${hash.digest("hex")}`;
+              if (sum !== d.digest) {
+                mismatch = true;
+                throw new ImageError(
+                  `blob ${d.digest}: digest mismatch (the content hashes to ${sum}); nothing stored`,
+                );
+              }
+              f.syncSync();
+              close();
+              Deno.renameSync(partial, store.blobPath(d.digest));
+              this.#fetched.push(d.digest);
+            },
+          });
+          this.#unpacked.push(diffId);
+          progress.end(hex, "done");
+          return info;
+        } catch (e) {
+          close();
+          if (mismatch) {
+            Deno.removeSync(partial);
+            throw e;
+          }
+          // what arrived stays in the .partial for the two-step path to resume
+          trace(`pull: streamed layer given up (${(e as Error).message.split("\n")[0]})`);
+          return undefined;
+        }
+      }));
+  }
+
   /** Unpacks a stored layer blob into its directory unless that is there. */
   async unpack(d: Descriptor, diffId: string): Promise<LayerInfo> {
     const { info, made } = await unpackOnce(this.ctx.store, d, diffId);
@@ -483,9 +596,14 @@ export class Puller {
     const worker = async () => {
       for (let job = queue.shift(); job; job = queue.shift()) {
         const { l, i } = job;
-        if (!store.layer(diffIds[i])) {
-          await this.#blob(order, repo, l, `layer ${i + 1}/${man.layers!.length}`);
+        const label = `layer ${i + 1}/${man.layers!.length}`;
+        const streamed = await this.#streamed(order[0], repo, l, diffIds[i], label);
+        if (streamed) {
+          results[i] = streamed;
+          trace(`pull: streamed ${i}`);
+          continue;
         }
+        if (!store.layer(diffIds[i])) await this.#blob(order, repo, l, label);
         trace(`pull: blob ${i}`);
         results[i] = await this.unpack(l, diffIds[i]);
         trace(`pull: unpacked ${i}`);
@@ -547,17 +665,25 @@ export async function unpackOnce(
   });
 }
 
-/** Unpacks `d`'s blob into `tmp`, checks the diff ID, and renames it to `dir`. */
+/**
+ * Unpacks `d`'s blob into `tmp`, checks the diff ID, and renames it to
+ * `dir`. The blob comes from the store unless `from` gives its bytes as they
+ * arrive; `beforeCommit` runs after the diff ID is checked and before the
+ * rename (a streamed blob is checked and stored there), and may throw.
+ */
 export async function unpackInto(
   store: ImageStore,
   d: Descriptor,
   diffId: string,
   tmp: string,
   dir: string,
+  from?: { chunks: AsyncIterable<Uint8Array>; beforeCommit: () => void },
 ): Promise<LayerInfo> {
   Deno.mkdirSync(`${tmp}/fs`, { recursive: true, mode: 0o755 });
   try {
-    const r = await unpackLayer(store.blobPath(d.digest), `${tmp}/fs`);
+    const r = from
+      ? await unpackLayer(from.chunks, `${tmp}/fs`, d.digest.slice(0, 19))
+      : await unpackLayer(store.blobPath(d.digest), `${tmp}/fs`);
     if (r.diffId !== diffId) {
       throw new ImageError(
         `layer ${
@@ -565,6 +691,7 @@ export async function unpackInto(
         }: its content hashes to ${r.diffId}, the config says ${diffId}`,
       );
     }
+    from?.beforeCommit();
     const info: LayerInfo = {
       diffId,
       digest: d.digest,

@@ -32,17 +32,20 @@ const decoder = new TextDecoder();
 
 /** Pulls exact byte counts out of a stream; `onData` sees every byte read from it. */
 export class ByteSource {
-  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #it: AsyncIterator<Uint8Array>;
   #buf: Uint8Array = new Uint8Array(0);
   #off = 0;
   #done = false;
-  constructor(stream: ReadableStream<Uint8Array>, private onData?: (chunk: Uint8Array) => void) {
-    this.#reader = stream.getReader();
+  constructor(
+    stream: AsyncIterable<Uint8Array>,
+    private onData?: (chunk: Uint8Array) => void,
+  ) {
+    this.#it = stream[Symbol.asyncIterator]();
   }
 
   async #fill(): Promise<boolean> {
     if (this.#done) return false;
-    const { value, done } = await this.#reader.read();
+    const { value, done } = await this.#it.next();
     if (done) {
       this.#done = true;
       return false;
@@ -93,8 +96,9 @@ export class ByteSource {
     while (await this.#fill()) this.#off = this.#buf.length;
   }
 
-  cancel(): Promise<void> {
-    return this.#reader.cancel().catch(() => {});
+  async cancel(): Promise<void> {
+    this.#done = true;
+    await this.#it.return?.().catch(() => {});
   }
 }
 
@@ -120,16 +124,41 @@ function numeric(b: Uint8Array, field: string): number {
   return parseInt(s, 8);
 }
 
-function checksumOk(h: Uint8Array): boolean {
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 32 : h[i];
-    unsigned += c;
-    signed += c > 127 ? c - 256 : c;
+// One aligned copy of the header being checked: read as 32-bit words, the
+// sums below take 128 steps instead of 512 (what counts without an
+// optimising compiler, as in the daemon's lite mode).
+const scratch = new Uint8Array(BLOCK);
+const words = new Uint32Array(scratch.buffer);
+
+/**
+ * Checks a header block: "end" for the end-of-archive marker (512 zero
+ * bytes), else whether its checksum holds: the sum of its bytes with the
+ * checksum field (148..155) counted as spaces, unsigned as POSIX says, or
+ * signed as some old tars wrote it. Each 32-bit word adds its bytes in two
+ * 16-bit lanes (0x00ff00ff masks); 128 words cannot overflow a lane.
+ */
+function checkBlock(h: Uint8Array): "end" | boolean {
+  scratch.set(h);
+  let or = 0;
+  let lanes = 0;
+  let high = 0; // bytes > 127, for the signed sum
+  for (let i = 0; i < 128; i++) {
+    const w = words[i];
+    or |= w;
+    lanes += (w & 0x00ff00ff) + ((w >>> 8) & 0x00ff00ff);
+    if (w & 0x80808080) {
+      high += ((w >>> 7) & 1) + ((w >>> 15) & 1) + ((w >>> 23) & 1) + (w >>> 31);
+    }
+  }
+  if (or === 0) return "end";
+  let unsigned = (lanes & 0xffff) + (lanes >>> 16);
+  // the checksum field's own 8 bytes count as spaces (0x20 each)
+  for (let i = 148; i < 156; i++) {
+    unsigned += 32 - h[i];
+    if (h[i] > 127) high--;
   }
   const stored = numeric(h.subarray(148, 156), "checksum");
-  return stored === unsigned || stored === signed;
+  return stored === unsigned || stored === unsigned - 256 * high;
 }
 
 /** pax records: "LEN key=value\n" repeated. */
@@ -182,11 +211,12 @@ export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
   for (;;) {
     const h = await src.read(BLOCK);
     if (!h) throw new TarError("the archive ends without its end-of-archive blocks");
-    if (h.every((b) => b === 0)) {
+    const check = checkBlock(h);
+    if (check === "end") {
       await src.drain(); // the second zero block and any padding after it
       return;
     }
-    if (!checksumOk(h)) {
+    if (!check) {
       throw new TarError("a header's checksum does not match (not a tar, or damaged)");
     }
     const flag = String.fromCharCode(h[156]);

@@ -58,3 +58,30 @@ Deno.test("memberPath() refuses absolute and climbing names", () => {
   assert.throws(() => memberPath("/etc/passwd"), /absolute/);
   assert.throws(() => memberPath("a/../../x"), /climbs/);
 });
+
+Deno.test("readTar() takes unsigned and signed checksums of headers with bytes over 127", async () => {
+  const name = "d/\u00e9t\u00e9-\u00fc"; // UTF-8: bytes over 127 in the name field
+  const t = tarBytes([{ name, data: "x" }]);
+  assert.equal((await read(t))[0].h.name, name); // tarBytes writes the unsigned (POSIX) sum
+  // the same header with the sum some old tars wrote: bytes taken as signed
+  const signed = t.slice();
+  let sum = 0;
+  for (let i = 0; i < 512; i++) {
+    const c = i >= 148 && i < 156 ? 32 : signed[i];
+    sum += c > 127 ? c - 256 : c;
+  }
+  signed.set(new TextEncoder().encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
+  assert.equal((await read(signed))[0].h.name, name);
+  // off by one in either form is refused
+  signed.set(new TextEncoder().encode((sum + 1).toString(8).padStart(6, "0") + "\0 "), 148);
+  await assert.rejects(read(signed), /checksum/);
+});
+
+Deno.test("readTar() needs the end-of-archive block of zeros, and a header of zeros but one byte is not it", async () => {
+  const t = tarBytes([{ name: "f", data: "y" }]);
+  const end = t.length - 1024;
+  await assert.rejects(read(t.slice(0, end)), /end-of-archive/);
+  const almost = t.slice();
+  almost[end + 511] = 1; // not all zeros: a header, whose checksum fails
+  await assert.rejects(read(almost), /checksum/);
+});

@@ -40,6 +40,12 @@ const TOP: Member[] = [
   { name: "srv/", type: "dir", uid: 1000, gid: 1000, mode: 0o775 },
   { name: "srv/data.txt", data: "data\n", uid: 1000, gid: 1000, mode: 0o640 },
   { name: "srv/hard", type: "link", linkname: "srv/data.txt" },
+  // a set-group-ID directory: what is made in it takes its group unless chowned
+  { name: "shared/", type: "dir", gid: 1000, mode: 0o2775 },
+  { name: "shared/root-owned", data: "r\n" },
+  { name: "shared/link", type: "symlink", linkname: "root-owned" },
+  { name: "shared/sub/", type: "dir" },
+  { name: "shared/sub/deep", data: "d\n" },
 ];
 const CONFIG = {
   User: "app",
@@ -146,6 +152,13 @@ test("pull through a docker.io mirror: layers, whiteouts, opaque dirs, owners, l
   assert.deepEqual(lgetxattr(`${top}/usr/share`, "trusted.overlay.opaque"), new Uint8Array([0x79]));
   const data = Deno.statSync(`${top}/srv/data.txt`);
   assert.deepEqual([data.uid, data.gid, data.mode! & 0o7777, data.nlink], [1000, 1000, 0o640, 2]);
+  const shared = Deno.statSync(`${top}/shared`);
+  assert.deepEqual([shared.gid, shared.mode! & 0o7777], [1000, 0o2775]);
+  for (const p of ["shared/root-owned", "shared/sub", "shared/sub/deep"]) {
+    const st = Deno.statSync(`${top}/${p}`);
+    assert.deepEqual([st.uid, st.gid], [0, 0], `${p} is 0:0 as the layer says`);
+  }
+  assert.equal(Deno.lstatSync(`${top}/shared/link`).gid, 0);
   // A second pull of the same image finds every blob and layer there.
   assert.equal((await rklOk(env!, ["image", "pull", "-q", "busybox:1.36"])).trim(), id);
   assert.equal(storeEntries("layers").filter((n) => !n.startsWith(".")).length, 2);
@@ -301,6 +314,48 @@ test("bad references, unknown tags, hostile layers, a lying or silent registry: 
     await liar.shutdown();
     silent.close();
     for (const c of held) c.close();
+  }
+  // A layer whose bytes are a good tar.gz but not the one its digest names:
+  // unpacked as it arrives, then refused, with no blob, .partial or layer left.
+  const { gzipSync } = await import("node:zlib");
+  const tar = tarBytes([{ name: "etc/", type: "dir" }, { name: "etc/swapped", data: "x\n" }]);
+  const served = new Uint8Array(gzipSync(tar));
+  const claimed = new Uint8Array(gzipSync(tarBytes([{ name: "other", data: "y\n" }])));
+  const lcfg = new TextEncoder().encode(JSON.stringify({ rootfs: { diff_ids: [sha(tar)] } }));
+  const lmanifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: {
+      mediaType: "application/vnd.oci.image.config.v1+json",
+      digest: sha(lcfg),
+      size: lcfg.length,
+    },
+    layers: [{
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+      digest: sha(claimed),
+      size: served.length,
+    }],
+  });
+  const swapper = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const u = new URL(req.url);
+    if (u.pathname.includes("/manifests/")) {
+      return new Response(lmanifest, {
+        headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
+      });
+    }
+    if (u.pathname.endsWith(sha(lcfg))) return new Response(lcfg);
+    if (u.pathname.includes("/blobs/")) return new Response(served);
+    return new Response("{}");
+  });
+  try {
+    await fails(
+      ["image", "pull", `127.0.0.1:${swapper.addr.port}/x/swapped:1`],
+      new RegExp(`blob ${sha(claimed)}: digest mismatch`),
+    );
+    assert.deepEqual(storeEntries("blobs/sha256"), []);
+    assert.deepEqual(storeEntries("layers"), []);
+  } finally {
+    await swapper.shutdown();
   }
   // A spec naming a missing image: the error is at the image line, nothing made.
   const c = await write("bad.yaml", "name: badimg\nimage: busybox:nope\n");

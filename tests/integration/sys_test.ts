@@ -9,6 +9,8 @@ import { ALL_SEALS, sealedExecutable } from "../../src/oci/sealed.ts";
 import { cstr, libc } from "../../src/sys/libc.ts";
 import { which } from "../../src/oci/runtime.ts";
 import { requires } from "../_helpers/requires.ts";
+import { gunzipChunks, InflateError } from "../../src/sys/zlib.ts";
+import { gzipSync } from "node:zlib";
 
 const ready = requires("root", "ip");
 const sys = new LinuxSyscalls();
@@ -177,4 +179,45 @@ Deno.test({
       assert.equal(new TextDecoder().decode(out2.stdout), "new\n");
       assert.equal(sealedExecutable(`${dir}/missing`), `${dir}/missing`);
     }),
+});
+
+async function* chunked(b: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let off = 0; off < b.length; off += size) yield b.slice(off, off + size);
+}
+
+async function gunzipAll(b: Uint8Array, size = 4099): Promise<Uint8Array> {
+  const it = gunzipChunks(chunked(b, size));
+  assert.ok(it, "libz.so.1 opens through FFI");
+  const parts: Uint8Array[] = [];
+  for await (const c of it) parts.push(c);
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+Deno.test("gunzipChunks() inflates through libz across chunk edges, members and padding", async () => {
+  // 3 MB of text that compresses, so several output buffers of 256 KiB each
+  const text = new TextEncoder().encode(
+    Array.from({ length: 60_000 }, (_, i) => `line ${i} ${i * 7919 % 1000}\n`).join(""),
+  );
+  const a = gzipSync(text);
+  assert.deepEqual(await gunzipAll(a), text);
+  assert.deepEqual(await gunzipAll(a, 7), text, "7-byte input chunks");
+  // two members read as one stream (gzip(1), Go's reader), zero padding after the last
+  const b = gzipSync(new TextEncoder().encode("tail\n"));
+  const both = new Uint8Array([...a, ...b, ...new Uint8Array(512)]);
+  assert.equal(
+    new TextDecoder().decode((await gunzipAll(both)).subarray(text.length)),
+    "tail\n",
+  );
+  // damaged and cut-short data are errors, never short output
+  const bad = a.slice();
+  bad[a.length >> 1] ^= 0xff;
+  await assert.rejects(gunzipAll(bad), InflateError);
+  await assert.rejects(gunzipAll(a.slice(0, a.length - 100)), /unexpected end/);
+  await assert.rejects(gunzipAll(new TextEncoder().encode("not gzip at all")), InflateError);
 });
