@@ -30,7 +30,7 @@ import { CniClient, LOOPBACK, type NetConfList } from "../src/net/cni.ts";
 import { DenoCommandRunner } from "../src/sys/command.ts";
 import { which } from "../src/oci/runtime.ts";
 import { removeIdlePortmapChains } from "../src/net/portmap.ts";
-import { DAEMON_ENV } from "../src/daemon/install.ts";
+import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? "10");
@@ -261,6 +261,7 @@ function spawnDaemon(
   return new Deno.Command(Deno.execPath(), {
     args: [
       "run",
+      ...DAEMON_DENO_FLAGS, // as the systemd unit runs it
       "-A",
       "--quiet",
       `${REPO}/cli/main.ts`,
@@ -975,6 +976,11 @@ try {
   // BENCH_ONLY=rk8s runs just the row against rk8s's RKL.
   if (only === "rk8s" || !only) await rk8sRows();
   if (only === "rk8s") throw new Done();
+  // BENCH_ONLY=daemon runs just the static-pod daemon's rows (latency, RSS with 50 pods).
+  if (only === "daemon") {
+    await daemonRows();
+    throw new Done();
+  }
   // BENCH_ONLY=cri runs just the CRI rows.
   await criRows();
   if (only === "cri") throw new Done();

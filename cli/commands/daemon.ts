@@ -60,6 +60,8 @@ function addRun(cmd: Command, ctx: Context): void {
           pauseImage: string;
         },
       ) => {
+        // The unit's note to the launcher: not for the helpers this daemon starts.
+        Deno.env.delete("RKL_DAEMON_DENO_FLAGS");
         const baseMs = Number(o.backoff);
         const maxMs = Number(o.backoffMax);
         if (!(baseMs >= 0) || !(maxMs >= baseMs)) {

@@ -292,14 +292,15 @@ Deno.test({
       assert.match(r.stdout, /^ok +CNI plugin portmap: /m);
       const unit = `${prefix}/etc/systemd/system/rkl.service`;
       const text = await Deno.readTextFile(unit);
-      // From a checkout the unit runs `deno run -A …/cli/main.ts daemon`.
+      // From a checkout the unit runs `deno run --no-code-cache -A …/cli/main.ts daemon`.
       assert.match(
         text,
         new RegExp(
-          `^ExecStart=${Deno.execPath()} run -A ${REPO}/cli/main.ts daemon --manifests `,
+          `^ExecStart=${Deno.execPath()} run --no-code-cache -A ${REPO}/cli/main.ts daemon --manifests `,
           "m",
         ),
       );
+      assert.match(text, /^Environment=RKL_DAEMON_DENO_FLAGS=1$/m);
       const v = await new Deno.Command("systemd-analyze", {
         args: ["verify", unit],
         stdout: "piped",

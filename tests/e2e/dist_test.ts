@@ -92,6 +92,10 @@ test("the x86_64 artifact runs on a host without deno: version, doctor, the seed
   const v = await bare([`${dir}/rkl`, "--version"]);
   assert.equal(v.code, 0, v.stderr);
   assert.equal(v.stdout, "rkl 0.1.0\n");
+  // what the daemon's unit sets: the launcher adds the daemon's deno flags
+  const vd = await bare([`${dir}/rkl`, "--version"], { RKL_DAEMON_DENO_FLAGS: "1" });
+  assert.equal(vd.code, 0, vd.stderr);
+  assert.equal(vd.stdout, "rkl 0.1.0\n");
   const unpacked = [...Deno.readDirSync(`${env!.root}/dist`)].map((e) => e.name);
   assert.equal(unpacked.length, 1);
   assert.match(unpacked[0], /^0\.1\.0-[0-9a-f]{12}$/);
