@@ -215,7 +215,13 @@ export class Puller {
    * lock (a second pull of it waits and then finds it). Resumes a
    * `.partial` left by an interrupted pull with an HTTP range request.
    */
-  async #blob(eps: Endpoint[], repo: string, d: Descriptor, label: string): Promise<void> {
+  async #blob(
+    eps: Endpoint[],
+    repo: string,
+    d: Descriptor,
+    label: string,
+    tried: string[] = [],
+  ): Promise<void> {
     const store = this.ctx.store;
     const hex = digestHex(d.digest);
     if (!Number.isSafeInteger(d.size) || d.size < 0) {
@@ -228,7 +234,7 @@ export class Puller {
         return;
       }
       const partial = `${store.blobs}/.partial-${hex}`;
-      const why: string[] = [];
+      const why: string[] = [...tried];
       for (const ep of eps) {
         try {
           await this.#download(ep, repo, d, partial, label);
@@ -353,7 +359,9 @@ export class Puller {
    * undefined: not done this way (the blob or a `.partial` is there already,
    * the endpoint did not answer 200, or the download or the unpack failed);
    * the caller then takes the two-step path, which resumes the `.partial`,
-   * reports a digest mismatch as such and unpacks from the stored blob.
+   * reports a digest mismatch as such and unpacks from the stored blob. An
+   * EndpointError: `ep` gave no answer (refused, timed out); the two-step
+   * path tries the other endpoints, so a silent one is not waited for twice.
    */
   async #streamed(
     ep: Endpoint,
@@ -361,7 +369,7 @@ export class Puller {
     d: Descriptor,
     diffId: string,
     label: string,
-  ): Promise<LayerInfo | undefined> {
+  ): Promise<LayerInfo | EndpointError | undefined> {
     const store = this.ctx.store;
     const hex = digestHex(d.digest);
     const lhex = digestHex(diffId);
@@ -377,8 +385,9 @@ export class Puller {
         let res: Response;
         try {
           res = await this.#client.get(ep, repo, `/v2/${repo}/blobs/${d.digest}`, {});
-        } catch {
-          return undefined; // the two-step path tries every endpoint and says why
+        } catch (e) {
+          // the two-step path tries the other endpoints and says why
+          return e instanceof EndpointError ? e : undefined;
         }
         if (res.status !== 200) {
           await res.body?.cancel();
@@ -598,12 +607,15 @@ export class Puller {
         const { l, i } = job;
         const label = `layer ${i + 1}/${man.layers!.length}`;
         const streamed = await this.#streamed(order[0], repo, l, diffIds[i], label);
-        if (streamed) {
+        if (streamed && !(streamed instanceof EndpointError)) {
           results[i] = streamed;
           trace(`pull: streamed ${i}`);
           continue;
         }
-        if (!store.layer(diffIds[i])) await this.#blob(order, repo, l, label);
+        if (!store.layer(diffIds[i])) {
+          if (streamed) await this.#blob(order.slice(1), repo, l, label, [streamed.message]);
+          else await this.#blob(order, repo, l, label);
+        }
         trace(`pull: blob ${i}`);
         results[i] = await this.unpack(l, diffIds[i]);
         trace(`pull: unpacked ${i}`);

@@ -357,6 +357,36 @@ test("bad references, unknown tags, hostile layers, a lying or silent registry: 
   } finally {
     await swapper.shutdown();
   }
+  // A registry that answers for the manifest and config but never for the layer:
+  // the one-pass download gives up after the time limit and the layer is not
+  // asked for again from the same endpoint.
+  let layerAsks = 0;
+  const hold = Promise.withResolvers<void>();
+  const mute = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const u = new URL(req.url);
+    if (u.pathname.includes("/manifests/")) {
+      return new Response(lmanifest, {
+        headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" },
+      });
+    }
+    if (u.pathname.endsWith(sha(lcfg))) return new Response(lcfg);
+    if (u.pathname.includes("/blobs/")) {
+      layerAsks++;
+      await hold.promise;
+      return new Response("late", { status: 503 });
+    }
+    return new Response("{}");
+  });
+  try {
+    await fails(
+      ["image", "pull", `127.0.0.1:${mute.addr.port}/x/mute:1`],
+      /blob sha256:[0-9a-f]{12}: .*no answer within 3 s/,
+    );
+    assert.equal(layerAsks, 1, "the silent endpoint is not waited for twice");
+  } finally {
+    hold.resolve();
+    await mute.shutdown();
+  }
   // A spec naming a missing image: the error is at the image line, nothing made.
   const c = await write("bad.yaml", "name: badimg\nimage: busybox:nope\n");
   const r = await rkl(env!, ["container", "run", "--network", env!.network, c]);
