@@ -686,9 +686,8 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
   let quiet = false;
   while (!options.signal.aborted) {
     // Woken by the relist timer (nothing happened for a while), or no pod is
-    // being made or removed: relists woken early (a watcher's event, a
-    // back-off coming due) count too, else a daemon relisting often with 50
-    // pods grew 78 → 90 MB between collections (bench).
+    // being made or removed: a relist woken early (a watcher's event, a
+    // back-off coming due) is quiet enough then too.
     if ((quiet || workers.size === 0) && collector.maybeCollect() && memoryLog) {
       options.log(`memory: collected (${collector.collections} so far)`);
     }

@@ -6,7 +6,7 @@
  * renamed into place. A failure leaves no record, tag, blob or layer behind
  * except a `.partial` download, which the next pull of that blob resumes.
  */
-import { createHash, sha256Hex } from "./digest.ts";
+import { createHash, type Hash, sha256Hex } from "./digest.ts";
 import { ImageError } from "../errors.ts";
 import { EndpointError, MANIFEST_TYPES, RegistryClient } from "./registry.ts";
 import {
@@ -124,6 +124,60 @@ function describe(ep: Endpoint): string {
   return ep.mirror ? `mirror ${ep.url}` : ep.url;
 }
 
+/** A digest mismatch: the blob is not what its descriptor names; nothing of it is kept. */
+class DigestMismatch extends ImageError {}
+
+/** A descriptor's size, checked before anything is fetched. */
+function blobSize(d: Descriptor): number {
+  if (!Number.isSafeInteger(d.size) || d.size < 0) {
+    throw new ImageError(`blob ${d.digest}: bad size`);
+  }
+  return d.size;
+}
+
+/**
+ * Takes a blob's bytes as they arrive (a resumed download starts with what
+ * the `.partial` held): the descriptor's size as a limit, the hash, the
+ * file, the progress; then the size and the digest once they have all come.
+ */
+class BlobSink {
+  readonly #hex: string;
+  constructor(
+    private readonly d: Descriptor,
+    private readonly progress: Progress,
+    private readonly hash: Hash = createHash("sha256"),
+    public have = 0,
+  ) {
+    this.#hex = digestHex(d.digest);
+  }
+
+  write(f: Deno.FsFile, c: Uint8Array): void {
+    this.have += c.length;
+    if (this.have > this.d.size) {
+      throw new ImageError(
+        `blob ${this.d.digest}: larger than its descriptor's ${this.d.size} bytes`,
+      );
+    }
+    this.hash.update(c);
+    let off = 0;
+    while (off < c.length) off += f.writeSync(c.subarray(off));
+    this.progress.advance(this.#hex, c.length);
+  }
+
+  /** EndpointError when `what` (the endpoint and blob) ended early, DigestMismatch when it is not the blob. */
+  check(what: string): void {
+    if (this.have !== this.d.size) {
+      throw new EndpointError(`${what} ended after ${this.have} of ${this.d.size} bytes`);
+    }
+    const got = `sha256:${this.hash.digest("hex")}`;
+    if (got !== this.d.digest) {
+      throw new DigestMismatch(
+        `blob ${this.d.digest}: digest mismatch (the content hashes to ${got}); nothing stored`,
+      );
+    }
+  }
+}
+
 export class Puller {
   #client: RegistryClient;
   /** Blobs this pull stored: removed again if the pull fails and no image uses them. */
@@ -224,9 +278,7 @@ export class Puller {
   ): Promise<void> {
     const store = this.ctx.store;
     const hex = digestHex(d.digest);
-    if (!Number.isSafeInteger(d.size) || d.size < 0) {
-      throw new ImageError(`blob ${d.digest}: bad size`);
-    }
+    blobSize(d);
     await store.withLock(`blob-${hex}`, async () => {
       if (store.hasBlob(d.digest)) {
         this.#progress.begin(hex, label, d.size);
@@ -301,13 +353,13 @@ export class Puller {
         );
       }
     }
-    let h = hash;
-    if (!append) {
-      h = createHash("sha256");
-      have = 0;
-    }
-    this.#progress.begin(digestHex(d.digest), label, d.size);
-    this.#progress.advance(digestHex(d.digest), have);
+    const sink = append
+      ? new BlobSink(d, this.#progress, hash, have)
+      : new BlobSink(d, this.#progress);
+    const hex = digestHex(d.digest);
+    this.#progress.begin(hex, label, d.size);
+    this.#progress.advance(hex, sink.have);
+    const what = `${describe(ep)}: blob ${d.digest.slice(7, 19)}`;
     if (res) {
       const f = Deno.openSync(partial, {
         write: true,
@@ -317,35 +369,14 @@ export class Puller {
         mode: 0o600,
       });
       try {
-        for await (
-          const c of this.#client.chunks(res, `${describe(ep)} blob ${d.digest.slice(7, 19)}`)
-        ) {
-          have += c.length;
-          if (have > d.size) {
-            throw new ImageError(`blob ${d.digest}: larger than its descriptor's ${d.size} bytes`);
-          }
-          h.update(c);
-          let off = 0;
-          while (off < c.length) off += f.writeSync(c.subarray(off));
-          this.#progress.advance(digestHex(d.digest), c.length);
-        }
+        for await (const c of this.#client.chunks(res, what)) sink.write(f, c);
         f.syncSync();
       } finally {
         f.close();
       }
     }
-    if (have !== d.size) {
-      throw new EndpointError(
-        `${describe(ep)}: blob ${d.digest.slice(7, 19)} ended after ${have} of ${d.size} bytes`,
-      );
-    }
-    const got = `sha256:${h.digest("hex")}`;
-    if (got !== d.digest) {
-      throw new ImageError(
-        `blob ${d.digest}: digest mismatch (the content hashes to ${got}); nothing stored`,
-      );
-    }
-    this.#progress.end(digestHex(d.digest), "done");
+    sink.check(what);
+    this.#progress.end(hex, "done");
   }
 
   /**
@@ -373,9 +404,7 @@ export class Puller {
     const store = this.ctx.store;
     const hex = digestHex(d.digest);
     const lhex = digestHex(diffId);
-    if (!Number.isSafeInteger(d.size) || d.size < 0) {
-      throw new ImageError(`blob ${d.digest}: bad size`);
-    }
+    blobSize(d);
     const partial = `${store.blobs}/.partial-${hex}`;
     return await store.withLock(`blob-${hex}`, () =>
       store.withLock(`layer-${lhex}`, async () => {
@@ -399,60 +428,32 @@ export class Puller {
         } catch (e) {
           if (!(e instanceof Deno.errors.NotFound)) throw e;
         }
-        const hash = createHash("sha256");
-        let got = 0;
-        const f = Deno.openSync(partial, { write: true, createNew: true, mode: 0o600 });
-        let open = true;
-        const close = () => {
-          if (open) f.close();
-          open = false;
-        };
-        const progress = this.#progress;
-        progress.begin(hex, label, d.size);
-        const what = `${describe(ep)} blob ${d.digest.slice(7, 19)}`;
+        using f = Deno.openSync(partial, { write: true, createNew: true, mode: 0o600 });
+        const sink = new BlobSink(d, this.#progress);
+        this.#progress.begin(hex, label, d.size);
+        const what = `${describe(ep)}: blob ${d.digest.slice(7, 19)}`;
         const client = this.#client;
         async function* tee(): AsyncGenerator<Uint8Array> {
           for await (const c of client.chunks(res, what)) {
-            got += c.length;
-            if (got > d.size) {
-              throw new ImageError(
-                `blob ${d.digest}: larger than its descriptor's ${d.size} bytes`,
-              );
-            }
-            hash.update(c);
-            let off = 0;
-            while (off < c.length) off += f.writeSync(c.subarray(off));
-            progress.advance(hex, c.length);
+            sink.write(f, c);
             yield c;
           }
         }
-        let mismatch = false;
         try {
           const info = await unpackInto(store, d, diffId, tmp, store.layerDir(diffId), {
             chunks: tee(),
             beforeCommit: () => {
-              if (got !== d.size) {
-                throw new EndpointError(`${what} ended after ${got} of ${d.size} bytes`);
-              }
-              const sum = `sha256:${hash.digest("hex")}`;
-              if (sum !== d.digest) {
-                mismatch = true;
-                throw new ImageError(
-                  `blob ${d.digest}: digest mismatch (the content hashes to ${sum}); nothing stored`,
-                );
-              }
+              sink.check(what);
               f.syncSync();
-              close();
               Deno.renameSync(partial, store.blobPath(d.digest));
               this.#fetched.push(d.digest);
             },
           });
           this.#unpacked.push(diffId);
-          progress.end(hex, "done");
+          this.#progress.end(hex, "done");
           return info;
         } catch (e) {
-          close();
-          if (mismatch) {
+          if (e instanceof DigestMismatch) {
             Deno.removeSync(partial);
             throw e;
           }

@@ -34,17 +34,6 @@ export class LayerError extends ImageError {}
 const WHITEOUT = ".wh.";
 const OPAQUE = ".wh..wh..opq";
 
-/** A file's bytes in chunks of `size`, read on Deno's I/O threads. */
-async function* fileChunks(path: string, size = 512 * 1024): AsyncGenerator<Uint8Array> {
-  using f = await Deno.open(path);
-  for (;;) {
-    const buf = new Uint8Array(size);
-    const n = await f.read(buf);
-    if (n === null) return;
-    yield buf.subarray(0, n);
-  }
-}
-
 /**
  * The blob's bytes, decompressed according to its first bytes (not its
  * claimed media type). gzip is inflated by libz on a worker thread where FFI
@@ -342,7 +331,7 @@ export async function unpackLayer(
     throw new LayerError(`layer ${name}: ${dest} is not empty`); // the Extractor relies on it
   }
   const src = new ByteSource(
-    await decompressed(typeof blob === "string" ? fileChunks(blob) : blob),
+    await decompressed(typeof blob === "string" ? (await Deno.open(blob)).readable : blob),
     (c) => {
       hash.update(c);
       size += c.length;

@@ -66,7 +66,6 @@ export function gunzipChunks(
 interface Step {
   out: Uint8Array;
   n: number;
-  end: boolean;
   /** The input is used up. */
   done?: boolean;
 }
@@ -86,24 +85,20 @@ async function* run(z: Lib, input: AsyncIterable<Uint8Array>): AsyncGenerator<Ui
   /** Feeds input if libz has none left, then inflates into the next buffer. */
   const step = async (): Promise<Step> => {
     const out = new Uint8Array(OUT);
-    if (ended && availIn() > 0) {
-      z.inflateReset(strm); // a further member in the same input chunk
-      ended = false;
-    }
     while (availIn() === 0) {
       const next = await it.next();
       if (next.done) {
         if (!ended) throw new InflateError("unexpected end of the compressed data");
-        return { out, n: 0, end: true, done: true };
+        return { out, n: 0, done: true };
       }
       if (next.value.length === 0) continue;
       chunk = next.value;
-      if (ended) {
-        z.inflateReset(strm); // a further member
-        ended = false;
-      }
       view.setBigUint64(NEXT_IN, ptr(chunk), true);
       view.setUint32(AVAIL_IN, chunk.length, true);
+    }
+    if (ended) {
+      z.inflateReset(strm); // input after a member's end: a further member
+      ended = false;
     }
     view.setBigUint64(NEXT_OUT, ptr(out), true);
     view.setUint32(AVAIL_OUT, out.length, true);
@@ -123,7 +118,7 @@ async function* run(z: Lib, input: AsyncIterable<Uint8Array>): AsyncGenerator<Ui
         : Deno.UnsafePointerView.getCString(Deno.UnsafePointer.create(msg)!);
       throw new InflateError(`the compressed data is damaged (${text})`);
     }
-    return { out, n, end: r === Z_STREAM_END };
+    return { out, n };
   };
 
   let pending: Promise<Step> | undefined = step();
