@@ -26,6 +26,7 @@ import {
   createContainer,
   refresh,
   removeContainer,
+  removeContainers,
   startContainer,
   stopContainer,
 } from "./container.ts";
@@ -504,7 +505,6 @@ export async function composeDown(
   const rec = host.store.get<ComposeRecord>("compose", name);
   const known = project ? new Set(project.services.map((s) => s.name)) : undefined;
   const members = projectContainers(host, name);
-  const removed: string[] = [];
   const going = members.filter((c) =>
     !(known && !known.has(c.labels[LABEL_SERVICE]) && !options.removeOrphans)
   );
@@ -521,12 +521,8 @@ export async function composeDown(
       }),
     );
   }
-  const results = await Promise.allSettled(
-    going.map((c) => removeContainer(host, c.name, { force: true })),
-  );
-  results.forEach((r, i) => r.status === "fulfilled" && removed.push(going[i].name));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed) throw failed.reason;
+  // Removed side by side; an idle project bridge goes beside the DELs.
+  const removed = await removeContainers(host, going.map((c) => c.name));
   if (!rec) return removed;
   for (const n of Object.values(rec.networks)) {
     if (n.external) continue;

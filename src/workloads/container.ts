@@ -9,7 +9,13 @@
  * one rollback path to test instead of three.
  */
 import { ConflictError, NotFoundError, RklError, SpecError } from "../errors.ts";
-import { type CniResult, type NetConfList, type PortMapping, resultIPv4 } from "../net/cni.ts";
+import {
+  type CniResult,
+  hostVeth,
+  type NetConfList,
+  type PortMapping,
+  resultIPv4,
+} from "../net/cni.ts";
 import { bridgeName, loadNetwork } from "../net/network.ts";
 import { removeIdlePortmapChains, removeNatRulesFor } from "../net/portmap.ts";
 import { cniDown, cniUp } from "../net/attach.ts";
@@ -43,6 +49,7 @@ import { procStat } from "../sys/procstat.ts";
 import { ensureHealthMonitor, healthFile } from "./health_spawn.ts";
 export { procStat };
 import { trace } from "../trace.ts";
+import { linkGone } from "../sys/linkwatch.ts";
 import { cancellable, checkCancelled } from "../cancel.ts";
 import { callTimeoutMs } from "../timeouts.ts";
 import { portConflict } from "./ports.ts";
@@ -933,8 +940,16 @@ export async function restartContainer(host: Host, name: string): Promise<Contai
   });
 }
 
-/** Undoes whatever `rec.resources` lists, newest first. Idempotent. */
-export async function teardown(host: Host, rec: ContainerRecord): Promise<void> {
+/**
+ * Undoes whatever `rec.resources` lists, newest first. Idempotent.
+ * `keepBridges`: bridges whose removal the caller has taken over (compose
+ * down deletes a project's bridge beside the DELs, as pod teardown does).
+ */
+export async function teardown(
+  host: Host,
+  rec: ContainerRecord,
+  options: { keepBridges?: ReadonlySet<string> } = {},
+): Promise<void> {
   const errors: unknown[] = [];
   const step = async (fn: () => unknown | Promise<unknown>) => {
     try {
@@ -944,7 +959,8 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
     }
   };
   const d = rec.dirs;
-  if (rec.resources.runtime) {
+  const runtimeDown = async () => {
+    if (!rec.resources.runtime) return;
     // An interrupted create may still be running in conmon: let it finish,
     // or the container it makes would appear after this teardown.
     if (rec.status === "creating") await step(() => settleConmon(host, d.conmonDir));
@@ -954,36 +970,23 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
     trace("teardown: conmon gone");
     await step(() => removeCgroup(host, rec.cgroupPath));
     await step(() => removeEmptyParent(host, rec.cgroupPath));
+  };
+  const cniErrors: unknown[] = [];
+  const networkDown = async () => {
+    if (rec.resources.cni) await cniDel(host, rec, cniErrors);
+  };
+  // In its own pinned netns, DEL needs none of the container's processes:
+  // it runs beside the runtime's delete (bridge's DEL is mostly iptables
+  // commits, 40-70 ms). Any other netns keeps the old order.
+  if (rec.resources.netns) await Promise.all([runtimeDown(), networkDown()]);
+  else {
+    await runtimeDown();
+    await networkDown();
   }
-  const beforeCni = errors.length;
-  if (rec.resources.cni) {
-    const netnsGone = !pathExists(d.netns);
-    await cniDown(host.cni, {
-      cniId: cniContainerId(rec),
-      netns: d.netns,
-      conflist: rec.network?.conflist,
-      portMappings: rec.network?.portMappings ?? [],
-      result: rec.network?.result,
-    }, (e) => errors.push(e));
-    // Without its netns (a reboot wiped /run) bridge's DEL cannot find the
-    // addresses its masquerade rules are for: remove them by container id.
-    if (netnsGone) await step(() => removeNatRulesFor(host.cmd, cniContainerId(rec)));
-    await Promise.all(
-      (rec.extraNetworks ?? []).map((x) =>
-        step(() =>
-          host.cni.del(x.conflist, {
-            containerId: cniContainerId(rec),
-            netns: d.netns,
-            ifName: x.ifName,
-          }, x.result)
-        )
-      ),
-    );
-    trace("teardown: cni del");
-  }
+  errors.push(...cniErrors);
   // A failed DEL is retried by the next rm -f, and the plugins need the
   // netns for it (bridge removes its masquerade rules from inside it).
-  const cniFailed = errors.length > beforeCni;
+  const cniFailed = cniErrors.length > 0;
   if (rec.resources.netns && !cniFailed) await step(() => removeNetns(host.sys, d.netns));
   if (rec.resources.subPaths) {
     for (const sp of rec.subPaths ?? []) await step(() => unstageSubPath(host.sys, sp.target));
@@ -1029,10 +1032,49 @@ export async function teardown(host: Host, rec: ContainerRecord): Promise<void> 
       })),
     ];
     for (const network of nets) {
-      await releaseNetworkIfUnused(host, { kind: "containers", name: rec.name, network });
+      await releaseNetworkIfUnused(
+        host,
+        { kind: "containers", name: rec.name, network },
+        options.keepBridges,
+      );
     }
   });
   trace("teardown: release network");
+}
+
+/** CNI DEL on every network the container is on; errors go to `errors`. */
+async function cniDel(host: Host, rec: ContainerRecord, errors: unknown[]): Promise<void> {
+  const d = rec.dirs;
+  const netnsGone = !pathExists(d.netns);
+  await cniDown(host.cni, {
+    cniId: cniContainerId(rec),
+    netns: d.netns,
+    conflist: rec.network?.conflist,
+    portMappings: rec.network?.portMappings ?? [],
+    result: rec.network?.result,
+  }, (e) => errors.push(e));
+  const step = async (fn: () => unknown | Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (e) {
+      errors.push(e);
+    }
+  };
+  // Without its netns (a reboot wiped /run) bridge's DEL cannot find the
+  // addresses its masquerade rules are for: remove them by container id.
+  if (netnsGone) await step(() => removeNatRulesFor(host.cmd, cniContainerId(rec)));
+  await Promise.all(
+    (rec.extraNetworks ?? []).map((x) =>
+      step(() =>
+        host.cni.del(x.conflist, {
+          containerId: cniContainerId(rec),
+          netns: d.netns,
+          ifName: x.ifName,
+        }, x.result)
+      )
+    ),
+  );
+  trace("teardown: cni del");
 }
 
 /**
@@ -1057,10 +1099,14 @@ async function deleteWithRetry(host: Host, rec: ContainerRecord): Promise<void> 
  * like podman, rkl removes it when the last container on the network goes,
  * together with portmap's shared chains once no mapping is left.
  */
-export async function releaseNetworkIfUnused(host: Host, user: NetworkUser): Promise<void> {
+export async function releaseNetworkIfUnused(
+  host: Host,
+  user: NetworkUser,
+  keepBridges?: ReadonlySet<string>,
+): Promise<void> {
   if (user.network.portMappings.length > 0) await removeIdlePortmapChains(host.cmd);
   const bridge = unusedBridge(host, user);
-  if (bridge) await deleteBridge(host, bridge);
+  if (bridge && !keepBridges?.has(bridge)) await deleteBridge(host, bridge);
 }
 
 /**
@@ -1431,7 +1477,9 @@ async function runContainerNow(
   const rec = await createContainer(host, loaded, options);
   try {
     // Just created by us: no need to ask the runtime for its state first.
-    return await host.store.withLock(() => startCreated(host, rec));
+    const started = await host.store.withLock(() => startCreated(host, rec));
+    trace("run: started");
+    return started;
   } catch (e) {
     await rollback(host, rec, e);
     throw e;
@@ -1506,7 +1554,7 @@ async function signal(host: Host, rec: ContainerRecord, sig: string): Promise<vo
 export async function removeContainer(
   host: Host,
   name: string,
-  options: { force?: boolean } = {},
+  options: { force?: boolean; keepBridges?: ReadonlySet<string> } = {},
 ): Promise<void> {
   trace("rm: begin");
   let rec: ContainerRecord;
@@ -1522,7 +1570,7 @@ export async function removeContainer(
   refuseWhileBeingMade(rec.name, "container", rec.status === "creating" ? rec.owner : undefined);
   if (options.force) {
     // `<runtime> delete --force` kills whatever still runs, so -f needs no stop step.
-    await teardown(host, rec);
+    await teardown(host, rec, options);
     trace("rm: teardown");
     return;
   }
@@ -1536,8 +1584,79 @@ export async function removeContainer(
       },
     );
   }
-  await teardown(host, rec);
+  await teardown(host, rec, options);
   trace("rm: teardown");
+}
+
+/**
+ * `rm -f` of several containers side by side (compose down). A bridge that
+ * none but them uses is deleted as soon as their DELs have deleted its
+ * veths, beside the rest of the DELs (their iptables work), not after the
+ * last one: the bridge's own deletion takes 35-50 ms of the kernel's rtnl
+ * lock, which the veth deletions need too. Runs under the store lock, so no
+ * create joins such a network meanwhile. Returns the names removed; throws
+ * the first error once every removal has ended.
+ */
+export async function removeContainers(host: Host, names: string[]): Promise<string[]> {
+  return await host.store.withLock(async () => {
+    const going = new Set(names);
+    const idle = new Map<string, { user: NetworkUser; veths: string[] }>();
+    const unsure = new Set<string>();
+    for (const name of names) {
+      let rec: ContainerRecord | undefined;
+      try {
+        rec = host.store.get<ContainerRecord>("containers", name);
+      } catch {
+        continue; // damaged: its removal scavenges, and the bridge waits for the last DEL
+      }
+      if (!rec?.resources.cni) continue;
+      const attachments = [
+        ...(rec.network ? [{ network: rec.network, result: rec.network.result }] : []),
+        ...(rec.extraNetworks ?? []).map((x) => ({
+          network: { name: x.name, conflist: x.conflist, portMappings: [] },
+          result: x.result,
+        })),
+      ];
+      for (const { network, result } of attachments) {
+        const user: NetworkUser = { kind: "containers", name: rec.name, network };
+        const bridge = unusedBridge(host, user, going);
+        if (!bridge) continue;
+        const entry = idle.get(bridge) ?? { user, veths: [] };
+        idle.set(bridge, entry);
+        const veth = hostVeth(result, bridge);
+        if (veth) entry.veths.push(veth);
+        else unsure.add(bridge); // a veth not known by name: the old way, after the last DEL
+      }
+    }
+    for (const b of unsure) idle.delete(b);
+    let ended!: () => void;
+    const allEnded = new Promise<void>((r) => ended = r);
+    // Subscribed before any DEL starts, so no deletion is missed.
+    const watches = [...idle].map(([bridge, e]) => ({
+      bridge,
+      user: e.user,
+      gone: Promise.all(e.veths.map((v) => linkGone(v, allEnded))).then(() =>
+        e.veths.every((v) => !pathExists(`/sys/class/net/${v}`))
+      ),
+    }));
+    const keepBridges = new Set(idle.keys());
+    const removals = Promise.allSettled(
+      names.map((n) => removeContainer(host, n, { force: true, keepBridges })),
+    ).finally(ended);
+    const bridgeResults = await Promise.allSettled(watches.map(async (w) => {
+      if (await w.gone) return await deleteBridge(host, w.bridge);
+      // A veth is still there (its DEL failed): decide once the records are
+      // gone, as a single rm would.
+      await removals;
+      if (unusedBridge(host, w.user)) await deleteBridge(host, w.bridge);
+    }));
+    const results = await removals;
+    const failed = [...results, ...bridgeResults].find((r): r is PromiseRejectedResult =>
+      r.status === "rejected"
+    );
+    if (failed) throw failed.reason;
+    return names;
+  });
 }
 
 export async function listContainers(host: Host): Promise<ContainerRecord[]> {

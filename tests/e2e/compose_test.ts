@@ -435,6 +435,45 @@ secrets:
   await assertCensusUnchanged();
 });
 
+test("down deletes a project's bridges and keeps one that a container outside it still uses", async (dirs) => {
+  const svc = (nets: string) =>
+    `    image: ${REPO}/bundles/busybox\n    command: ["sleep", "3600"]\n    networks: [${nets}]\n`;
+  const dir = await projectDir("bridges", {
+    "compose.yaml": `services:\n  a:\n${svc("front, back")}  b:\n${
+      svc("back")
+    }networks:\n  front: {}\n  back: {}\n`,
+  });
+  dirs.push(dir);
+  await composeOk(dir, ["up", "-d"]);
+  const bridges = async () => {
+    const out = await new Deno.Command("ip", { args: ["-o", "link"], stdout: "piped" }).output();
+    return new TextDecoder().decode(out.stdout).split("\n")
+      .map((l) => l.split(": ")[1]?.split("@")[0])
+      .filter((n): n is string => !!n && n.startsWith("cmp-"))
+      .sort();
+  };
+  assert.equal((await bridges()).length, 2);
+  const hash = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode("bridges/back")),
+  );
+  const back = `cmp-${[...hash].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 10)}`;
+  assert.ok((await bridges()).includes(back));
+  // A container outside the project on the project's "back" network.
+  const guest = `${env!.dir}/guest.yaml`;
+  await Deno.writeTextFile(
+    guest,
+    `name: guest\nimage: ${REPO}/bundles/busybox\nargs: ["sleep", "3600"]\n`,
+  );
+  const run = await rkl(env!, ["container", "run", "--network", back, guest]);
+  assert.equal(run.code, 0, run.stderr);
+  await composeOk(dir, ["down", "-t", "0"]);
+  assert.deepEqual(await bridges(), [back]);
+  const rm = await rkl(env!, ["container", "rm", "-f", "guest"]);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.deepEqual(await bridges(), []);
+  await assertCensusUnchanged();
+});
+
 test("bad compose files give one located error, exit 2, and create nothing", async () => {
   const cases: [string, string, RegExp][] = [
     ["yaml", "services:\n  a: [\n", /compose\.yaml:\d+:\d+: Cannot parse YAML/],
