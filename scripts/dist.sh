@@ -47,7 +47,7 @@ for arch in x86_64 aarch64; do
   artifact="$out/rkl-$arch-linux"
   if [ -n "${DENORT_BIN:-}" ] && [ "$(uname -m)" = "$arch" ]; then
     log "$artifact: deno compile (DENORT_BIN=$DENORT_BIN)"
-    (cd "$app" && deno compile -A --frozen --target "$target" -o "$artifact" cli/main.ts)
+    bash "$here/scripts/compile.sh" "$app" "$target" "$artifact" --frozen
     continue
   fi
   # 3. The Deno runtime for that architecture, from npm (cached between builds).

@@ -126,3 +126,52 @@ Deno.test("commandWord() skips global options and their values", async () => {
   assert.equal(commandWord(["--help", "pod"]), undefined);
   assert.equal(commandWord([]), undefined);
 });
+
+Deno.test("deno.json loads import() lazily under deno run; compile reads it without that flag", async () => {
+  const repo = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+  const conf = JSON.parse(await Deno.readTextFile(`${repo}/deno.json`));
+  assert.ok(conf.unstable?.includes("lazy-dynamic-imports"));
+  // scripts/compile.sh with a `deno` whose compile only records what it was given.
+  const dir = await Deno.makeTempDir({ prefix: "rkl-compile-" });
+  try {
+    const real = Deno.execPath();
+    await Deno.writeTextFile(
+      `${dir}/deno`,
+      `#!/bin/sh\nif [ "$1" = compile ]; then\n` +
+        `  printf '%s\\n' "$@" > "${dir}/argv"\n` +
+        `  while [ $# -gt 0 ]; do [ "$1" = --config ] && cp "$2" "${dir}/config.json"; shift; done\n` +
+        `  exit 0\nfi\nexec "${real}" "$@"\n`,
+    );
+    await Deno.chmod(`${dir}/deno`, 0o755);
+    const r = await new Deno.Command("bash", {
+      args: [
+        `${repo}/scripts/compile.sh`,
+        repo,
+        "x86_64-unknown-linux-gnu",
+        `${dir}/out`,
+        "--frozen",
+      ],
+      env: { PATH: `${dir}:${Deno.env.get("PATH")}` },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    const argv = (await Deno.readTextFile(`${dir}/argv`)).trim().split("\n");
+    assert.deepEqual(argv.slice(-6), [
+      "--frozen",
+      "--target",
+      "x86_64-unknown-linux-gnu",
+      "-o",
+      `${dir}/out`,
+      "cli/main.ts",
+    ]);
+    const compiled = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+    const { unstable: _, ...rest } = conf;
+    const others = (conf.unstable as string[]).filter((f) => f !== "lazy-dynamic-imports");
+    assert.deepEqual(compiled, others.length > 0 ? { ...rest, unstable: others } : rest);
+    // The copy beside deno.json is gone again.
+    assert.throws(() => Deno.statSync(`${repo}/.deno.compile.json`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
