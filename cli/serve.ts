@@ -15,6 +15,7 @@
 import { RklError } from "../src/errors.ts";
 import { resolveRuntime } from "../src/oci/runtime.ts";
 import { withAbort } from "../src/cancel.ts";
+import { trace } from "../src/trace.ts";
 import type { Host } from "../src/workloads/host.ts";
 import { type Io, withIo } from "./io.ts";
 import {
@@ -164,6 +165,7 @@ export async function serveCli(host: Host, o: ServeOptions): Promise<{ close(): 
       ]);
       clearTimeout(timer);
       if (line === undefined) return;
+      trace("serve: request read");
       let raw: unknown;
       try {
         raw = JSON.parse(line);
@@ -206,6 +208,7 @@ export async function serveCli(host: Host, o: ServeOptions): Promise<{ close(): 
         io.closed = true;
       }
       send({ exit: code });
+      trace("serve: command done");
       o.log(`cli: served ${plan.command} ${plan.verb} (exit ${code})`);
     } catch (e) {
       o.log(`cli: ${(e as Error).message}`);
