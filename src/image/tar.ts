@@ -116,12 +116,31 @@ function numeric(b: Uint8Array, field: string): number {
     if (!Number.isSafeInteger(v)) throw new TarError(`${field} too large`);
     return v;
   }
-  const s = cString(b).trim();
-  if (s === "") return 0;
-  if (!/^[0-7]+$/.test(s)) {
-    throw new TarError(`${field} is not an octal number (${JSON.stringify(s)})`);
+  // Octal digits up to the first NUL, with blanks around them: read from
+  // the bytes, no string made (a header has six such fields).
+  let end = b.indexOf(0);
+  if (end < 0) end = b.length;
+  let start = 0;
+  while (start < end && isBlank(b[start])) start++;
+  while (end > start && isBlank(b[end - 1])) end--;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 7) {
+      throw new TarError(
+        `${field} is not an octal number (${
+          JSON.stringify(decoder.decode(b.subarray(start, end)))
+        })`,
+      );
+    }
+    v = v * 8 + d;
   }
-  return parseInt(s, 8);
+  return v;
+}
+
+/** Space, tab, LF, VT, FF or CR. */
+function isBlank(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
 }
 
 // One aligned copy of the header being checked: read as 32-bit words, the
@@ -180,6 +199,9 @@ export function parsePax(data: Uint8Array): Map<string, Uint8Array> {
   }
   return out;
 }
+
+/** A member's pax records when it has none (only read). */
+const NO_RECORDS: ReadonlyMap<string, Uint8Array> = new Map();
 
 const TYPES: Record<string, EntryType> = {
   "0": "file",
@@ -247,7 +269,7 @@ export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
           : `unknown member type ${JSON.stringify(flag)}`,
       );
     }
-    const recs = new Map([...global, ...(pax ?? [])]);
+    const recs = global.size === 0 ? pax ?? NO_RECORDS : new Map([...global, ...(pax ?? [])]);
     const text = (k: string) => {
       const v = recs.get(k);
       return v === undefined ? undefined : decoder.decode(v);
