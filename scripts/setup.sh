@@ -22,7 +22,7 @@ debs=(runc containernetworking-plugins iptables iproute2 busybox-static catatoni
   pkg-config libsystemd-dev libseccomp-dev libelf-dev libclang-dev libssl-dev build-essential
   ca-certificates util-linux systemd patch
   qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
-  docker-registry skopeo umoci)
+  docker-registry skopeo umoci libdeflate0)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")

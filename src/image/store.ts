@@ -16,6 +16,7 @@
  */
 import { ConflictError, ImageError, NotFoundError } from "../errors.ts";
 import { writeAtomic } from "../store/store.ts";
+import { markTopDir } from "../sys/fileattr.ts";
 import { type ImageRef, parseReference, repoName, tagName } from "./reference.ts";
 
 export interface Descriptor {
@@ -124,9 +125,17 @@ export class ImageStore {
     this.locks = `${root}/locks`;
   }
 
+  #marked = false;
+
   init(): void {
     for (const d of [this.root, this.blobs, this.layers, this.images, this.tags, this.locks]) {
       Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
+    }
+    if (!this.#marked) {
+      // Layers are unrelated trees: each starts in a block group of its own
+      // (chattr +T; see markTopDir for what that saves).
+      markTopDir(this.layers);
+      this.#marked = true;
     }
   }
 

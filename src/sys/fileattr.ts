@@ -54,3 +54,42 @@ export function lutimes(path: string, seconds: number): void {
     path,
   );
 }
+
+const FS_IOC_GETFLAGS = 0x80086601n;
+const FS_IOC_SETFLAGS = 0x40086602n;
+/** chattr +T: the top of unrelated directory trees, for ext2/3/4's Orlov allocator. */
+const FS_TOPDIR_FL = 0x00020000;
+const O_DIRECTORY = 0o200000;
+
+/**
+ * Marks `dir` as a top of directory hierarchies (`chattr +T`) where the
+ * file system has such a flag (ext2/3/4); elsewhere nothing happens. Each
+ * directory made in it then starts in a block group of its own, with free
+ * inodes, instead of beside its siblings. For image layers this matters
+ * on ext4 without a journal: it does not reuse an inode freed in the last
+ * minute (or five, until written back), so a layer unpacked right after
+ * another was deleted near it searches past every inode that one held.
+ * Measured here (busybox's tree, the previous one deleted first): 268
+ * symlinks took 29.5 ms in a plain directory, 1.7 ms under a +T one.
+ * Returns whether the flag is set.
+ */
+export function markTopDir(dir: string): boolean {
+  let c: ReturnType<typeof libc>;
+  try {
+    c = libc();
+  } catch {
+    return false; // no FFI: a hint only
+  }
+  const fd = c.open(cstr(dir), O_DIRECTORY | 0o2000000, 0); // O_RDONLY | O_CLOEXEC
+  if (fd < 0) return false;
+  try {
+    const flags = new Int32Array(2); // the kernel reads and writes an int
+    const buf = new Uint8Array(flags.buffer);
+    if (c.ioctl(fd, FS_IOC_GETFLAGS, buf) < 0) return false; // ENOTTY: no such flags here
+    if (flags[0] & FS_TOPDIR_FL) return true;
+    flags[0] |= FS_TOPDIR_FL;
+    return c.ioctl(fd, FS_IOC_SETFLAGS, buf) === 0;
+  } finally {
+    c.close(fd);
+  }
+}

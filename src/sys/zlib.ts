@@ -11,6 +11,15 @@
  * are read as one stream, as gzip(1) and Go's reader do. Returns undefined
  * when libz cannot be opened (no FFI permission, no libz.so.1): the caller
  * then uses DecompressionStream.
+ *
+ * A small stream (most base layers: busybox's is 1 MB) is inflated in one
+ * call by libdeflate, where the host has it: about 2.5 times as fast as
+ * libz here (busybox's layer: 6 ms instead of 15), so the unpack waits less
+ * for its bytes. Whole-buffer only, so it is used when the compressed
+ * stream ends within WHOLE_IN bytes and its trailer says the output is at
+ * most WHOLE_OUT; anything else it cannot finish (several gzip members, a
+ * size that lies, damage) goes through libz's stream as before, which also
+ * words the errors.
  */
 
 const Z_OK = 0;
@@ -45,6 +54,76 @@ function libz(): Lib | null {
   return lib;
 }
 
+const deflateSymbols = {
+  libdeflate_alloc_decompressor: { parameters: [], result: "pointer" },
+  libdeflate_free_decompressor: { parameters: ["pointer"], result: "void" },
+  // enum libdeflate_result libdeflate_gzip_decompress_ex(d, in, in_nbytes, out,
+  //   out_nbytes_avail, size_t *actual_in_nbytes_ret, size_t *actual_out_nbytes_ret);
+  libdeflate_gzip_decompress_ex: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+} as const;
+
+type Deflate = Deno.DynamicLibrary<typeof deflateSymbols>["symbols"];
+let deflate: Deflate | null | undefined;
+
+function libdeflate(): Deflate | null {
+  if (deflate !== undefined) return deflate;
+  try {
+    deflate = Deno.dlopen("libdeflate.so.0", deflateSymbols).symbols;
+  } catch {
+    deflate = null;
+  }
+  return deflate;
+}
+
+/** Compressed bytes read ahead in the hope that the stream ends (then: one libdeflate call). */
+export const WHOLE_IN = 8 << 20;
+/** Largest output made in one piece. */
+export const WHOLE_OUT = 32 << 20;
+
+/**
+ * The gzip stream `data` (all of it, one member) inflated by libdeflate in
+ * one call on a worker thread; undefined when libdeflate is not to be had or
+ * does not give the whole answer (the caller then uses libz's stream).
+ */
+export async function gunzipWhole(data: Uint8Array): Promise<Uint8Array | undefined> {
+  const d = libdeflate();
+  if (!d || data.length < 18) return undefined; // 18: a header and a trailer
+  // ISIZE: the uncompressed size mod 2^32, the member's last 4 bytes.
+  const isize = new DataView(data.buffer, data.byteOffset, data.length).getUint32(
+    data.length - 4,
+    true,
+  );
+  if (isize === 0 || isize > WHOLE_OUT) return undefined; // padded, empty, or large
+  const out = new Uint8Array(isize);
+  const sizes = new BigUint64Array(2); // actual_in, actual_out
+  const view = new Uint8Array(sizes.buffer);
+  const dec = d.libdeflate_alloc_decompressor();
+  if (dec === null) return undefined;
+  try {
+    const rc = await d.libdeflate_gzip_decompress_ex(
+      dec,
+      data,
+      BigInt(data.length),
+      out,
+      BigInt(out.length),
+      view.subarray(0, 8),
+      view.subarray(8, 16),
+    );
+    // 0: success. Anything else, or a second member after the first, or
+    // fewer bytes than the trailer said: libz's stream decides and words it.
+    if (rc !== 0 || sizes[0] !== BigInt(data.length) || sizes[1] !== BigInt(isize)) {
+      return undefined;
+    }
+    return out;
+  } finally {
+    d.libdeflate_free_decompressor(dec);
+  }
+}
+
 export class InflateError extends Error {
   override name = "InflateError";
 }
@@ -57,10 +136,58 @@ const OUT = 256 * 1024;
  */
 export function gunzipChunks(
   input: AsyncIterable<Uint8Array>,
+  options: { whole?: boolean } = {},
 ): AsyncGenerator<Uint8Array> | undefined {
   const z = libz();
   if (!z) return undefined;
-  return run(z, input);
+  return options.whole !== false && libdeflate() ? wholeOrStream(z, input) : run(z, input);
+}
+
+/** libdeflate in one call when the stream is small, libz's stream otherwise. */
+async function* wholeOrStream(
+  z: Lib,
+  input: AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const it = input[Symbol.asyncIterator]();
+  const held: Uint8Array[] = [];
+  let have = 0;
+  let ended = false;
+  try {
+    while (have <= WHOLE_IN) {
+      const r = await it.next();
+      if (r.done) {
+        ended = true;
+        break;
+      }
+      held.push(r.value);
+      have += r.value.length;
+    }
+    if (ended) {
+      const data = held.length === 1 ? held[0] : new Uint8Array(have);
+      if (held.length !== 1) {
+        let off = 0;
+        for (const c of held) {
+          data.set(c, off);
+          off += c.length;
+        }
+      }
+      const out = await gunzipWhole(data);
+      if (out) {
+        yield out;
+        return;
+      }
+      held.length = 0;
+      held.push(data);
+    }
+    const rest = async function* (): AsyncGenerator<Uint8Array> {
+      yield* held;
+      if (ended) return;
+      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+    };
+    yield* run(z, rest());
+  } finally {
+    await it.return?.();
+  }
 }
 
 interface Step {

@@ -159,6 +159,17 @@ test("pull through a docker.io mirror: layers, whiteouts, opaque dirs, owners, l
     assert.deepEqual([st.uid, st.gid], [0, 0], `${p} is 0:0 as the layer says`);
   }
   assert.equal(Deno.lstatSync(`${top}/shared/link`).gid, 0);
+  // Layers start in block groups of their own on ext2/3/4 (chattr +T, see markTopDir).
+  const layers = `${env!.root}/images/layers`;
+  const fsType = new TextDecoder().decode(
+    (await new Deno.Command("stat", { args: ["-f", "-c", "%T", layers], stdout: "piped" }).output())
+      .stdout,
+  );
+  if (fsType.startsWith("ext")) {
+    const lsattr = await new Deno.Command("lsattr", { args: ["-d", layers], stdout: "piped" })
+      .output();
+    assert.match(new TextDecoder().decode(lsattr.stdout).split(" ")[0], /T/);
+  }
   // A second pull of the same image finds every blob and layer there.
   assert.equal((await rklOk(env!, ["image", "pull", "-q", "busybox:1.36"])).trim(), id);
   assert.equal(storeEntries("layers").filter((n) => !n.startsWith(".")).length, 2);

@@ -9,8 +9,15 @@ import { ALL_SEALS, sealedExecutable } from "../../src/oci/sealed.ts";
 import { cstr, libc } from "../../src/sys/libc.ts";
 import { which } from "../../src/oci/runtime.ts";
 import { requires } from "../_helpers/requires.ts";
-import { gunzipChunks, InflateError } from "../../src/sys/zlib.ts";
+import {
+  gunzipChunks,
+  gunzipWhole,
+  InflateError,
+  WHOLE_IN,
+  WHOLE_OUT,
+} from "../../src/sys/zlib.ts";
 import { gzipSync } from "node:zlib";
+import { markTopDir } from "../../src/sys/fileattr.ts";
 
 const ready = requires("root", "ip");
 const sys = new LinuxSyscalls();
@@ -185,8 +192,8 @@ async function* chunked(b: Uint8Array, size: number): AsyncGenerator<Uint8Array>
   for (let off = 0; off < b.length; off += size) yield b.slice(off, off + size);
 }
 
-async function gunzipAll(b: Uint8Array, size = 4099): Promise<Uint8Array> {
-  const it = gunzipChunks(chunked(b, size));
+async function gunzipAll(b: Uint8Array, size = 4099, whole = true): Promise<Uint8Array> {
+  const it = gunzipChunks(chunked(b, size), { whole });
   assert.ok(it, "libz.so.1 opens through FFI");
   const parts: Uint8Array[] = [];
   for await (const c of it) parts.push(c);
@@ -199,25 +206,96 @@ async function gunzipAll(b: Uint8Array, size = 4099): Promise<Uint8Array> {
   return out;
 }
 
-Deno.test("gunzipChunks() inflates through libz across chunk edges, members and padding", async () => {
-  // 3 MB of text that compresses, so several output buffers of 256 KiB each
-  const text = new TextEncoder().encode(
-    Array.from({ length: 60_000 }, (_, i) => `line ${i} ${i * 7919 % 1000}\n`).join(""),
+for (const whole of [false, true]) {
+  Deno.test(
+    `gunzipChunks() inflates across chunk edges, members and padding (${
+      whole ? "libdeflate for small streams" : "libz's stream only"
+    })`,
+    async () => {
+      // 3 MB of text that compresses, so several output buffers of 256 KiB each
+      const text = new TextEncoder().encode(
+        Array.from({ length: 60_000 }, (_, i) => `line ${i} ${i * 7919 % 1000}\n`).join(""),
+      );
+      const a = gzipSync(text);
+      assert.deepEqual(await gunzipAll(a, 4099, whole), text);
+      assert.deepEqual(await gunzipAll(a, 7, whole), text, "7-byte input chunks");
+      // two members read as one stream (gzip(1), Go's reader), zero padding after the last
+      const b = gzipSync(new TextEncoder().encode("tail\n"));
+      const both = new Uint8Array([...a, ...b, ...new Uint8Array(512)]);
+      assert.equal(
+        new TextDecoder().decode((await gunzipAll(both, 4099, whole)).subarray(text.length)),
+        "tail\n",
+      );
+      const ab = new Uint8Array(a.length + b.length);
+      ab.set(a);
+      ab.set(b, a.length);
+      const twoMembers = await gunzipAll(ab, 4099, whole);
+      assert.deepEqual(twoMembers.subarray(0, text.length), text);
+      assert.equal(new TextDecoder().decode(twoMembers.subarray(text.length)), "tail\n");
+      // damaged and cut-short data are errors, never short output
+      const bad = a.slice();
+      bad[a.length >> 1] ^= 0xff;
+      await assert.rejects(gunzipAll(bad, 4099, whole), InflateError);
+      await assert.rejects(gunzipAll(a.slice(0, a.length - 100), 4099, whole), /unexpected end/);
+      await assert.rejects(
+        gunzipAll(new TextEncoder().encode("not gzip at all"), 4099, whole),
+        InflateError,
+      );
+    },
   );
+}
+
+Deno.test("gunzipWhole(): libdeflate's one call answers only for one whole member it can finish", async () => {
+  const text = new TextEncoder().encode("x".repeat(100_000) + "end\n");
   const a = gzipSync(text);
-  assert.deepEqual(await gunzipAll(a), text);
-  assert.deepEqual(await gunzipAll(a, 7), text, "7-byte input chunks");
-  // two members read as one stream (gzip(1), Go's reader), zero padding after the last
+  const out = await gunzipWhole(a);
+  assert.ok(out, "libdeflate.so.0 opens through FFI (scripts/setup.sh installs libdeflate0)");
+  assert.deepEqual(out, text);
   const b = gzipSync(new TextEncoder().encode("tail\n"));
-  const both = new Uint8Array([...a, ...b, ...new Uint8Array(512)]);
-  assert.equal(
-    new TextDecoder().decode((await gunzipAll(both)).subarray(text.length)),
-    "tail\n",
-  );
-  // damaged and cut-short data are errors, never short output
+  assert.equal(await gunzipWhole(new Uint8Array([...a, ...b])), undefined, "two members");
+  assert.equal(await gunzipWhole(new Uint8Array([...a, 0, 0, 0, 0])), undefined, "padding");
   const bad = a.slice();
   bad[a.length >> 1] ^= 0xff;
-  await assert.rejects(gunzipAll(bad), InflateError);
-  await assert.rejects(gunzipAll(a.slice(0, a.length - 100)), /unexpected end/);
-  await assert.rejects(gunzipAll(new TextEncoder().encode("not gzip at all")), InflateError);
+  assert.equal(await gunzipWhole(bad), undefined, "damaged");
+  assert.equal(await gunzipWhole(a.slice(0, a.length - 10)), undefined, "cut short");
+  // A trailer that claims less than the data holds, or more than WHOLE_OUT.
+  const lying = a.slice();
+  new DataView(lying.buffer).setUint32(lying.length - 4, 1000, true);
+  assert.equal(await gunzipWhole(lying), undefined, "trailer too small");
+  new DataView(lying.buffer).setUint32(lying.length - 4, WHOLE_OUT + 1, true);
+  assert.equal(await gunzipWhole(lying), undefined, "trailer over WHOLE_OUT");
+  // A stream longer than WHOLE_IN goes through libz's stream and still comes out whole.
+  const noise = crypto.getRandomValues(new Uint8Array(65536));
+  const big = new Uint8Array(WHOLE_IN + (1 << 20));
+  for (let off = 0; off < big.length; off += noise.length) {
+    big.set(noise.subarray(0, Math.min(noise.length, big.length - off)), off);
+    noise[0]++; // no two blocks alike, so that it does not compress below WHOLE_IN
+  }
+  const bigGz = gzipSync(big, { level: 1 });
+  assert.ok(bigGz.length > WHOLE_IN);
+  assert.deepEqual(await gunzipAll(bigGz, 65536), big);
+});
+
+Deno.test("markTopDir() sets chattr +T on ext4, says false where there is no such flag", async () => {
+  const out = async (cmd: string, args: string[]) =>
+    new TextDecoder().decode(
+      (await new Deno.Command(cmd, { args, stdout: "piped" }).output()).stdout,
+    )
+      .trim();
+  const attrs = async (d: string) => (await out("lsattr", ["-d", d])).split(" ")[0];
+  // /var/tmp: a disk file system on these hosts (ext4 here); /dev/shm: tmpfs.
+  for (const base of ["/var/tmp", "/dev/shm"]) {
+    const dir = await Deno.makeTempDir({ dir: base, prefix: "rkl-topdir-" });
+    try {
+      const fs = await out("stat", ["-f", "-c", "%T", dir]);
+      const set = markTopDir(dir);
+      if (fs.startsWith("ext")) assert.ok(set, `${fs} at ${base} has the flag`);
+      if (fs === "tmpfs") assert.equal(set, false);
+      assert.equal(set, set && (await attrs(dir)).includes("T"));
+      assert.equal(markTopDir(dir), set, "idempotent");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+  assert.equal(markTopDir("/nonexistent/rkl-topdir"), false);
 });
