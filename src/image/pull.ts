@@ -206,31 +206,14 @@ export class Puller {
     const why: string[] = [];
     for (const ep of eps) {
       try {
-        const res = await this.#client.get(ep, repo, `/v2/${repo}/manifests/${reference}`, {
-          accept: MANIFEST_TYPES.join(", "),
-        });
-        if (!res.ok) {
-          await res.body?.cancel();
-          const what = res.status === 404 ? "manifest unknown" : `answered ${res.status}`;
-          throw new EndpointError(`${describe(ep)}: ${what}`, res.status);
-        }
-        const len = Number(res.headers.get("content-length") ?? "0");
-        if (len > MAX_MANIFEST) throw new ImageError(`${describe(ep)}: manifest larger than 4 MiB`);
-        const parts: Uint8Array[] = [];
-        let total = 0;
-        for await (const c of this.#client.chunks(res, describe(ep))) {
-          total += c.length;
-          if (total > MAX_MANIFEST) {
-            throw new ImageError(`${describe(ep)}: manifest larger than 4 MiB`);
-          }
-          parts.push(c);
-        }
-        const body = new Uint8Array(total);
-        let off = 0;
-        for (const p of parts) {
-          body.set(p, off);
-          off += p.length;
-        }
+        const { res, body } = await this.#whole(
+          ep,
+          repo,
+          `/v2/${repo}/manifests/${reference}`,
+          { accept: MANIFEST_TYPES.join(", ") },
+          MAX_MANIFEST,
+          { unknown: "manifest unknown", tooLarge: "manifest larger than 4 MiB" },
+        );
         const digest = `sha256:${sha256Hex(body)}`;
         if (want && digest !== want) {
           throw new ImageError(
@@ -262,6 +245,100 @@ export class Puller {
       }
     }
     throw new ImageError(why.join("; ") || "no endpoint to pull from");
+  }
+
+  /**
+   * GETs `path` from `ep` into memory, at most `limit` bytes (ImageError
+   * beyond). EndpointError for an answer other than 200, so that the caller
+   * tries the next endpoint.
+   */
+  async #whole(
+    ep: Endpoint,
+    repo: string,
+    path: string,
+    headers: Record<string, string>,
+    limit: number,
+    say: { unknown: string; tooLarge: string },
+  ): Promise<{ res: Response; body: Uint8Array }> {
+    const res = await this.#client.get(ep, repo, path, headers);
+    if (!res.ok) {
+      await res.body?.cancel();
+      const what = res.status === 404 ? say.unknown : `answered ${res.status}`;
+      throw new EndpointError(`${describe(ep)}: ${what}`, res.status);
+    }
+    const tooLarge = () => new ImageError(`${describe(ep)}: ${say.tooLarge}`);
+    if (Number(res.headers.get("content-length") ?? "0") > limit) {
+      await res.body?.cancel();
+      throw tooLarge();
+    }
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for await (const c of this.#client.chunks(res, describe(ep))) {
+      total += c.length;
+      if (total > limit) throw tooLarge();
+      parts.push(c);
+    }
+    const body = new Uint8Array(total);
+    let off = 0;
+    for (const p of parts) {
+      body.set(p, off);
+      off += p.length;
+    }
+    return { res, body };
+  }
+
+  /**
+   * The image config's bytes, checked against its descriptor. A config the
+   * store lacks is read into memory (configs are small) and `stored` is
+   * false: the caller stores it with the manifests once the layers are
+   * there, so the layers need not wait for a file and its fsync. One over
+   * 4 MiB goes through the store like a layer blob.
+   */
+  async #config(
+    eps: Endpoint[],
+    repo: string,
+    d: Descriptor,
+  ): Promise<{ bytes: Uint8Array; stored: boolean }> {
+    const store = this.ctx.store;
+    blobSize(d);
+    if (store.hasBlob(d.digest) || d.size > MAX_MANIFEST) {
+      await this.#blob(eps, repo, d, "config");
+      return { bytes: store.readBlob(d.digest), stored: true };
+    }
+    const hex = digestHex(d.digest);
+    const why: string[] = [];
+    for (const ep of eps) {
+      try {
+        this.#progress.begin(hex, "config", d.size);
+        const { body } = await this.#whole(ep, repo, `/v2/${repo}/blobs/${d.digest}`, {}, d.size, {
+          unknown: `blob ${d.digest.slice(7, 19)} unknown`,
+          tooLarge: `blob ${d.digest}: larger than its descriptor's ${d.size} bytes`,
+        });
+        if (body.length !== d.size) {
+          throw new EndpointError(
+            `${describe(ep)}: blob ${
+              d.digest.slice(7, 19)
+            } ended after ${body.length} of ${d.size} bytes`,
+          );
+        }
+        const got = sha256Hex(body);
+        if (got !== hex) {
+          throw new ImageError(
+            `blob ${d.digest}: digest mismatch (the content hashes to sha256:${got}); nothing stored`,
+          );
+        }
+        this.#progress.advance(hex, body.length);
+        this.#progress.end(hex, "done");
+        return { bytes: body, stored: false };
+      } catch (e) {
+        if (e instanceof EndpointError) {
+          why.push(e.message);
+          continue;
+        }
+        throw e;
+      }
+    }
+    throw new ImageError(`blob ${d.digest.slice(0, 19)}: ${why.join("; ")}`);
   }
 
   /**
@@ -572,12 +649,13 @@ export class Puller {
       throw new ImageError("the manifest has no config or layers");
     }
     const order = [m.ep, ...eps.filter((e) => e !== m.ep)];
-    await this.#blob(order, repo, man.config, "config");
+    const { bytes: cfgBytes, stored } = await this.#config(order, repo, man.config);
     trace("pull: config");
-    const cfgBytes = store.readBlob(man.config.digest);
-    if (sha256Hex(cfgBytes) !== digestHex(man.config.digest)) {
+    // A stored blob is read back from disk: checked again.
+    if (stored && sha256Hex(cfgBytes) !== digestHex(man.config.digest)) {
       throw new ImageError("config digest mismatch");
     }
+    if (!stored) blobs.push([man.config.digest, cfgBytes]);
     let cfg: ConfigBlob;
     try {
       cfg = JSON.parse(new TextDecoder().decode(cfgBytes));
