@@ -72,6 +72,8 @@ const LAYER_TYPES = new Set([
   "application/vnd.docker.image.rootfs.diff.tar",
 ]);
 const MAX_MANIFEST = 4 << 20;
+/** Layers fetched and unpacked at once. */
+const WORKERS = 3;
 
 export function hostPlatform(): string {
   return Deno.build.arch === "aarch64" ? "linux/arm64" : "linux/amd64";
@@ -176,6 +178,13 @@ class BlobSink {
       );
     }
   }
+}
+
+/** Lets go of a response not wanted after all (its GET was made ahead), whatever came of it. */
+async function dropResponse(res: Promise<Response>): Promise<void> {
+  try {
+    await (await res).body?.cancel();
+  } catch { /* failed or gone: nothing held */ }
 }
 
 export class Puller {
@@ -477,6 +486,26 @@ export class Puller {
     d: Descriptor,
     diffId: string,
     label: string,
+    early?: Promise<Response>,
+  ): Promise<LayerInfo | EndpointError | undefined> {
+    let used = false;
+    try {
+      return await this.#streamedLocked(ep, d, diffId, label, () => {
+        used = true;
+        return early ?? this.#client.get(ep, repo, `/v2/${repo}/blobs/${d.digest}`, {});
+      });
+    } finally {
+      if (early && !used) await dropResponse(early);
+    }
+  }
+
+  /** #streamed under the blob's and the layer's locks; `get` asks for the blob. */
+  async #streamedLocked(
+    ep: Endpoint,
+    d: Descriptor,
+    diffId: string,
+    label: string,
+    get: () => Promise<Response>,
   ): Promise<LayerInfo | EndpointError | undefined> {
     const store = this.ctx.store;
     const hex = digestHex(d.digest);
@@ -490,7 +519,7 @@ export class Puller {
         if (store.hasBlob(d.digest) || pathExists(partial)) return undefined;
         let res: Response;
         try {
-          res = await this.#client.get(ep, repo, `/v2/${repo}/blobs/${d.digest}`, {});
+          res = await get();
         } catch (e) {
           // the two-step path tries the other endpoints and says why
           return e instanceof EndpointError ? e : undefined;
@@ -499,12 +528,7 @@ export class Puller {
           await res.body?.cancel();
           return undefined;
         }
-        const tmp = `${store.layers}/.tmp-${lhex}`;
-        try {
-          Deno.removeSync(tmp, { recursive: true }); // an interrupted unpack's: discarded
-        } catch (e) {
-          if (!(e instanceof Deno.errors.NotFound)) throw e;
-        }
+        const tmp = layerTmp(store, lhex);
         using f = Deno.openSync(partial, { write: true, createNew: true, mode: 0o600 });
         const sink = new BlobSink(d, this.#progress);
         this.#progress.begin(hex, label, d.size);
@@ -649,6 +673,37 @@ export class Puller {
       throw new ImageError("the manifest has no config or layers");
     }
     const order = [m.ep, ...eps.filter((e) => e !== m.ep)];
+    // The first layers' GETs go out beside the config's: the registry's
+    // answer time overlaps. A layer whose blob is here (or half here) is
+    // not asked; an answer not used is let go (see #streamed).
+    const early = new Map<string, Promise<Response>>();
+    for (const l of man.layers.slice(0, WORKERS)) {
+      const hex = /^sha256:[a-f0-9]{64}$/.test(l.digest) ? digestHex(l.digest) : undefined;
+      if (!hex || early.has(l.digest) || store.hasBlob(l.digest)) continue;
+      if (pathExists(`${store.blobs}/.partial-${hex}`)) continue;
+      const res = this.#client.get(order[0], repo, `/v2/${repo}/blobs/${l.digest}`, {});
+      res.catch(() => {}); // looked at where it is used
+      early.set(l.digest, res);
+    }
+    try {
+      const checked = { ...man, config: man.config, layers: man.layers };
+      return await this.#layersAndRecord(ref, m, nameDigest, blobs, checked, order, early);
+    } finally {
+      for (const res of early.values()) await dropResponse(res);
+    }
+  }
+
+  async #layersAndRecord(
+    ref: ImageRef,
+    m: { digest: string },
+    nameDigest: string,
+    blobs: [string, Uint8Array][],
+    man: Manifest & { config: Descriptor; layers: Descriptor[] },
+    order: Endpoint[],
+    early: Map<string, Promise<Response>>,
+  ): Promise<ImageRecord> {
+    const store = this.ctx.store;
+    const repo = ref.repository;
     const { bytes: cfgBytes, stored } = await this.#config(order, repo, man.config);
     trace("pull: config");
     // A stored blob is read back from disk: checked again.
@@ -685,7 +740,9 @@ export class Puller {
       for (let job = queue.shift(); job; job = queue.shift()) {
         const { l, i } = job;
         const label = `layer ${i + 1}/${man.layers!.length}`;
-        const streamed = await this.#streamed(order[0], repo, l, diffIds[i], label);
+        const ahead = early.get(l.digest);
+        early.delete(l.digest);
+        const streamed = await this.#streamed(order[0], repo, l, diffIds[i], label, ahead);
         if (streamed && !(streamed instanceof EndpointError)) {
           results[i] = streamed;
           trace(`pull: streamed ${i}`);
@@ -703,7 +760,7 @@ export class Puller {
     // A failed layer stops new work, and the error waits for the layers in
     // flight: each removes its own half-unpacked directory before rkl exits.
     const settled = await Promise.allSettled(
-      [worker(), worker(), worker()].map((w) =>
+      Array.from({ length: WORKERS }, worker).map((w) =>
         w.catch((e) => {
           queue.length = 0;
           throw e;
@@ -746,14 +803,25 @@ export async function unpackOnce(
   return await store.withLock(`layer-${hex}`, async () => {
     const have = store.layer(diffId);
     if (have) return { info: have, made: false };
-    const tmp = `${store.layers}/.tmp-${hex}`;
-    try {
-      Deno.removeSync(tmp, { recursive: true }); // an interrupted unpack's: discarded
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
+    const tmp = layerTmp(store, hex);
     return { info: await unpackInto(store, d, diffId, tmp, store.layerDir(diffId)), made: true };
   });
+}
+
+/**
+ * A fresh name to unpack layer `hex` under, after removing what an
+ * interrupted unpack of it left (call with the layer's lock held). The name
+ * differs each time: ext4 places a directory made under a +T one (the
+ * layers dir, see markTopDir) by a hash of its name, and the same name
+ * would land the new tree among the inodes of the copy just deleted.
+ */
+function layerTmp(store: ImageStore, hex: string): string {
+  for (const e of Deno.readDirSync(store.layers)) {
+    if (e.name.startsWith(`.tmp-${hex}`)) {
+      Deno.removeSync(`${store.layers}/${e.name}`, { recursive: true }); // discarded
+    }
+  }
+  return `${store.layers}/.tmp-${hex}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
 /**
