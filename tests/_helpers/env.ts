@@ -107,8 +107,17 @@ export async function waitFor(
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** Removes every pod and container of the env (after a failed test). */
+/**
+ * Removes every pod and container of the env (after a failed test). Nothing
+ * to do once cleanupEnv removed the env's dir: an rkl call would make its
+ * run root (its epoch file) again and leave that behind.
+ */
 export async function removeAll(e: RklEnv): Promise<void> {
+  try {
+    Deno.statSync(e.dir);
+  } catch {
+    return;
+  }
   const pods = JSON.parse((await rkl(e, ["pod", "list", "-o", "json"])).stdout || "[]") as {
     name: string;
   }[];

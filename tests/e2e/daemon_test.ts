@@ -317,10 +317,6 @@ Deno.test({
   },
 });
 
-test("cleanup", async () => {
-  await cleanupEnv(env!);
-});
-
 test("a running daemon serves CLI commands for thin clients with the same results; others run in-process", async () => {
   const dir = `${env!.dir}/manifests-thin`;
   const work = `${env!.dir}/thin`;
@@ -427,4 +423,8 @@ test("a running daemon serves CLI commands for thin clients with the same result
   assert.equal(after.code, 0, after.stderr);
   await Deno.remove(sock);
   assert.deepEqual(await census(env!), baseline, "the host census changed");
+});
+
+test("cleanup", async () => {
+  await cleanupEnv(env!);
 });
