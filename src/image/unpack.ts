@@ -36,8 +36,9 @@ const OPAQUE = ".wh..wh..opq";
 
 /**
  * The blob's bytes, decompressed according to its first bytes (not its
- * claimed media type). gzip is inflated by libz on a worker thread where FFI
- * is allowed (src/sys/zlib.ts), by DecompressionStream otherwise.
+ * claimed media type). gzip is inflated on a worker thread by libdeflate or
+ * libz where FFI is allowed (src/sys/zlib.ts), by DecompressionStream
+ * otherwise.
  */
 export async function decompressed(
   blob: AsyncIterable<Uint8Array>,

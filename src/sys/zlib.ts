@@ -41,18 +41,26 @@ const symbols = {
   inflateEnd: { parameters: ["buffer"], result: "i32" },
 } as const;
 
-type Lib = Deno.DynamicLibrary<typeof symbols>["symbols"];
-let lib: Lib | null | undefined;
-
-function libz(): Lib | null {
-  if (lib !== undefined) return lib;
-  try {
-    lib = Deno.dlopen("libz.so.1", symbols).symbols;
-  } catch {
-    lib = null;
-  }
-  return lib;
+/** A library's symbols, opened on first use; null where it cannot be (no FFI, not installed). */
+function lazyLibrary<S extends Deno.ForeignLibraryInterface>(
+  name: string,
+  syms: S,
+): () => Deno.DynamicLibrary<S>["symbols"] | null {
+  let lib: Deno.DynamicLibrary<S>["symbols"] | null | undefined;
+  return () => {
+    if (lib === undefined) {
+      try {
+        lib = Deno.dlopen(name, syms).symbols;
+      } catch {
+        lib = null;
+      }
+    }
+    return lib;
+  };
 }
+
+type Lib = Deno.DynamicLibrary<typeof symbols>["symbols"];
+const libz = lazyLibrary("libz.so.1", symbols);
 
 const deflateSymbols = {
   libdeflate_alloc_decompressor: { parameters: [], result: "pointer" },
@@ -66,18 +74,7 @@ const deflateSymbols = {
   },
 } as const;
 
-type Deflate = Deno.DynamicLibrary<typeof deflateSymbols>["symbols"];
-let deflate: Deflate | null | undefined;
-
-function libdeflate(): Deflate | null {
-  if (deflate !== undefined) return deflate;
-  try {
-    deflate = Deno.dlopen("libdeflate.so.0", deflateSymbols).symbols;
-  } catch {
-    deflate = null;
-  }
-  return deflate;
-}
+const libdeflate = lazyLibrary("libdeflate.so.0", deflateSymbols);
 
 /** Compressed bytes read ahead in the hope that the stream ends (then: one libdeflate call). */
 export const WHOLE_IN = 8 << 20;

@@ -1053,25 +1053,17 @@ async function cniDel(host: Host, rec: ContainerRecord, errors: unknown[]): Prom
     portMappings: rec.network?.portMappings ?? [],
     result: rec.network?.result,
   }, (e) => errors.push(e));
-  const step = async (fn: () => unknown | Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (e) {
-      errors.push(e);
-    }
-  };
+  const collect = (e: unknown) => void errors.push(e);
   // Without its netns (a reboot wiped /run) bridge's DEL cannot find the
   // addresses its masquerade rules are for: remove them by container id.
-  if (netnsGone) await step(() => removeNatRulesFor(host.cmd, cniContainerId(rec)));
+  if (netnsGone) await removeNatRulesFor(host.cmd, cniContainerId(rec)).catch(collect);
   await Promise.all(
     (rec.extraNetworks ?? []).map((x) =>
-      step(() =>
-        host.cni.del(x.conflist, {
-          containerId: cniContainerId(rec),
-          netns: d.netns,
-          ifName: x.ifName,
-        }, x.result)
-      )
+      host.cni.del(x.conflist, {
+        containerId: cniContainerId(rec),
+        netns: d.netns,
+        ifName: x.ifName,
+      }, x.result).catch(collect)
     ),
   );
   trace("teardown: cni del");
