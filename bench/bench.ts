@@ -982,7 +982,7 @@ try {
     throw new Done();
   }
   // BENCH_ONLY=cri runs just the CRI rows.
-  await criRows();
+  if (only !== "run") await criRows();
   if (only === "cri") throw new Done();
 
   // 1. --version against a Deno hello-world.
@@ -1037,6 +1037,8 @@ try {
       goal: 3,
     });
   }
+  // BENCH_ONLY=run runs just --version and the run-without-network rows.
+  if (only === "run") throw new Done();
 
   // 3. run → rm on a bridge network, against the same calls made by hand.
   const withNet = await specFile(

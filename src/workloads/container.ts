@@ -46,6 +46,7 @@ import type { PodInfo } from "../spec/downward.ts";
 import type { ComposeHealthcheck } from "../spec/compose.ts";
 import { runHook, type StoredHooks, storedHooks } from "./hooks.ts";
 import { procStat } from "../sys/procstat.ts";
+import { primeAttach } from "../sys/cgroups/mod.ts";
 import { ensureHealthMonitor, healthFile } from "./health_spawn.ts";
 export { procStat };
 import { trace } from "../trace.ts";
@@ -580,6 +581,8 @@ async function createContainerNow(
   options: CreateOptions,
 ): Promise<ContainerRecord> {
   trace("create: begin");
+  // The runtime's cgroup attach, 10-30 ms from now, then waits little (see primeAttach).
+  void primeAttach(host.cgroups);
   const source = await rootSource(host, loaded);
   const bundle = source.defaults;
   prepareHostPaths(loaded);
@@ -899,6 +902,8 @@ function checkPorts(host: Host, loaded: LoadedContainer, mappings: PortMapping[]
 /** conmon + `runtime create` of the container's bundle; sets pid and status "created". */
 async function launch(host: Host, rec: ContainerRecord): Promise<void> {
   const d = rec.dirs;
+  // Again, in case the wait primed at "create: begin" is over by now.
+  void primeAttach(host.cgroups);
   rec.pid = await createWithConmon(host.sys, {
     conmon: host.conmon,
     runtime: host.runtimeFor(rec.runtime),

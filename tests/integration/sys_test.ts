@@ -18,6 +18,8 @@ import {
 } from "../../src/sys/zlib.ts";
 import { gzipSync } from "node:zlib";
 import { markTopDir } from "../../src/sys/fileattr.ts";
+import { detectCgroups } from "../../src/sys/cgroups/detect.ts";
+import { primeAttach } from "../../src/sys/cgroups/mod.ts";
 
 const ready = requires("root", "ip");
 const sys = new LinuxSyscalls();
@@ -298,4 +300,21 @@ Deno.test("markTopDir() sets chattr +T on ext4, says false where there is no suc
     }
   }
   assert.equal(markTopDir("/nonexistent/rkl-topdir"), false);
+});
+
+Deno.test({
+  name:
+    "primeAttach() on this host writes to the cgroup.procs this process is in and moves nothing",
+  ignore: !ready,
+  fn: async () => {
+    const { manager } = detectCgroups();
+    const before = Deno.readTextFileSync("/proc/self/cgroup");
+    const file = manager.ownProcsFile(before);
+    assert.ok(file, `no cgroup.procs found for:\n${before}`);
+    assert.ok(Deno.statSync(file).isFile, `${file} exists`);
+    await primeAttach(manager);
+    assert.equal(Deno.readTextFileSync("/proc/self/cgroup"), before);
+    const pids = Deno.readTextFileSync(file).split("\n").map(Number);
+    assert.ok(pids.includes(Deno.pid), `${file} lists this process`);
+  },
 });

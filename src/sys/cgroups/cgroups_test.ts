@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { detectCgroupLayout, managerFor } from "./detect.ts";
 import { CgroupV1Manager } from "./v1.ts";
 import { CgroupV2Manager } from "./v2.ts";
+import { primeAttach } from "./mod.ts";
+import { pathExists } from "../fsutil.ts";
 
 const HYBRID = `25 1 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
 26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
@@ -150,6 +152,44 @@ Deno.test("usage() reads CPU, memory, working set and OOM kills on v2 and v1 fak
     assert.equal(u1.rssBytes, 60);
     assert.equal(u1.memoryLimit, undefined); // v1's "unlimited"
     assert.equal(u1.oomKills, 0);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("primeAttach() writes this pid to its own cgroup.procs, and nowhere else", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const procs = (dir: string) => {
+      Deno.mkdirSync(dir, { recursive: true });
+      Deno.writeTextFileSync(`${dir}/cgroup.procs`, "");
+      return `${dir}/cgroup.procs`;
+    };
+    const v1Own = procs(`${root}/pids/system.slice/rkl.service`);
+    const v1Root = procs(`${root}/pids`);
+    const v1 = new CgroupV1Manager({ pids: `${root}/pids`, memory: `${root}/memory` });
+    const self = "12:memory:/other\n9:pids:/system.slice/rkl.service\n0::/x\n";
+    assert.equal(v1.ownProcsFile(self), `${root}/memory/other/cgroup.procs`, "the first hierarchy");
+    await primeAttach(v1, "9:pids:/system.slice/rkl.service\n1:name=systemd:/\n");
+    assert.equal(Deno.readTextFileSync(v1Own), String(Deno.pid));
+    assert.equal(Deno.readTextFileSync(v1Root), "", "the root cgroup is not touched");
+
+    const v2Own = procs(`${root}/unified/user.slice/s`);
+    const v2 = new CgroupV2Manager(`${root}/unified`);
+    await primeAttach(v2, "1:name=systemd:/user.slice\n0::/user.slice/s\n");
+    assert.equal(Deno.readTextFileSync(v2Own), String(Deno.pid));
+    assert.equal(v2.ownProcsFile("0::/\n"), `${root}/unified/cgroup.procs`);
+
+    // Paths that climb (outside a cgroup namespace's root), relative paths and
+    // hierarchies not managed here give no file; a missing file is no error.
+    assert.equal(v2.ownProcsFile("0::/../../etc\n"), undefined);
+    assert.equal(v1.ownProcsFile("9:pids:/a/../../b\n"), undefined);
+    assert.equal(v1.ownProcsFile("9:pids:relative\n"), undefined);
+    assert.equal(v1.ownProcsFile("3:cpuset:/x\n1:name=systemd:/\n"), undefined);
+    assert.equal(v2.ownProcsFile("9:pids:/x\n"), undefined);
+    await primeAttach(v2, "0::/gone\n");
+    assert.equal(pathExists(`${root}/unified/gone/cgroup.procs`), false, "never created");
+    await primeAttach(v2, undefined);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

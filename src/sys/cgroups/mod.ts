@@ -34,6 +34,12 @@ export interface CgroupManager {
   pids(rel: string): number[];
   /** What `rel` has used so far (the CRI's stats), or undefined when it does not exist. */
   usage(rel: string): CgroupUsage | undefined;
+  /**
+   * The `cgroup.procs` file of the cgroup this process is in, in one of the
+   * hierarchies managed here, from the text of /proc/self/cgroup; undefined
+   * when no line names one or its path is not plainly below the mount.
+   */
+  ownProcsFile(procSelfCgroup: string): string | undefined;
 }
 
 /** Usage counters read from cgroupfs; each absent where the controller is not mounted. */
@@ -114,6 +120,59 @@ export function removeTree(dir: string): void {
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
+}
+
+/**
+ * Starts the wait that the runtime's first move of a process into a cgroup
+ * would otherwise sit out itself, while rkl is still preparing the container.
+ *
+ * Every write to a `cgroup.procs` file (v1 or v2) takes the kernel's one
+ * host-wide cgroup_threadgroup_rwsem for writing. That lock's fast path for
+ * readers (fork, exit) is switched off first, which waits for a full RCU
+ * grace period when the lock has been idle; the switch then stays off for one
+ * more grace period after the writer leaves, and a writer arriving meanwhile
+ * does not wait again. Here that wait was 10–30 ms of each `youki create`, the
+ * largest part of it. Writing this process's pid to the cgroup it is already
+ * in takes the lock and moves nothing; done on a pool thread (the promise is
+ * not awaited), its wait overlaps with the record, overlay, namespaces,
+ * config and conmon's start, and the runtime's own attach then finds the
+ * switch still off. Hosts mounted with `favordynmods` keep it off anyway, and
+ * the write is then just a no-op.
+ *
+ * Best effort: any failure (a read-only cgroupfs, a cgroup removed under us)
+ * only means the runtime waits as it would have. The promise never rejects.
+ */
+export function primeAttach(
+  manager: CgroupManager,
+  procSelfCgroup: string | undefined = readOptional("/proc/self/cgroup"),
+): Promise<void> {
+  const file = procSelfCgroup === undefined ? undefined : manager.ownProcsFile(procSelfCgroup);
+  if (file === undefined) return Promise.resolve();
+  return Deno.writeTextFile(file, String(Deno.pid), { create: false }).catch(() => {});
+}
+
+/**
+ * `root` joined with a path read from /proc/self/cgroup, or undefined when
+ * the path is not absolute or climbs (a process outside its cgroup
+ * namespace's root sees `/..` there).
+ */
+export function underMount(root: string, path: string): string | undefined {
+  if (!path.startsWith("/") || path.split("/").some((s) => s === "." || s === "..")) {
+    return undefined;
+  }
+  return `${root}${path.replace(/\/+$/, "")}/cgroup.procs`;
+}
+
+/** The lines of /proc/self/cgroup as [hierarchy id, controller list, path]. */
+export function cgroupLines(procSelfCgroup: string): [string, string[], string][] {
+  const out: [string, string[], string][] = [];
+  for (const line of procSelfCgroup.split("\n")) {
+    const a = line.indexOf(":");
+    const b = line.indexOf(":", a + 1);
+    if (a < 0 || b < 0) continue;
+    out.push([line.slice(0, a), line.slice(a + 1, b).split(","), line.slice(b + 1)]);
+  }
+  return out;
 }
 
 export function parseProcs(text: string): number[] {

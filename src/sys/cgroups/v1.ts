@@ -2,6 +2,7 @@
 import {
   assertRelPath,
   type CgroupLimits,
+  cgroupLines,
   type CgroupManager,
   type CgroupUsage,
   parseKeyValues,
@@ -9,6 +10,7 @@ import {
   readNumber,
   readOptional,
   removeTree,
+  underMount,
   workingSet,
   writeFile,
 } from "./mod.ts";
@@ -120,6 +122,15 @@ export class CgroupV1Manager implements CgroupManager {
       out.oomKills = parseKeyValues(readOptional(`${mem}/memory.oom_control`)).get("oom_kill");
     }
     return out;
+  }
+
+  ownProcsFile(procSelfCgroup: string): string | undefined {
+    // Any controller hierarchy will do: the lock a move takes is host-wide.
+    for (const [, controllers, path] of cgroupLines(procSelfCgroup)) {
+      const root = controllers.map((c) => this.mounts[c]).find((r) => r !== undefined);
+      if (root !== undefined) return underMount(root, path);
+    }
+    return undefined;
   }
 
   pids(rel: string): number[] {

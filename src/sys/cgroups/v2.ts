@@ -3,12 +3,14 @@ import { sharesToWeight } from "../../spec/quantity.ts";
 import {
   assertRelPath,
   type CgroupLimits,
+  cgroupLines,
   type CgroupManager,
   type CgroupUsage,
   parseKeyValues,
   parseProcs,
   readNumber,
   removeTree,
+  underMount,
   workingSet,
   writeFile,
 } from "./mod.ts";
@@ -110,6 +112,11 @@ export class CgroupV2Manager implements CgroupManager {
       memoryLimit: readNumber(`${d}/memory.max`),
       oomKills: parseKeyValues(readText(`${d}/memory.events`)).get("oom_kill"),
     };
+  }
+
+  ownProcsFile(procSelfCgroup: string): string | undefined {
+    const line = cgroupLines(procSelfCgroup).find(([id, c]) => id === "0" && c.join() === "");
+    return line ? underMount(this.root, line[2]) : undefined;
   }
 
   pids(rel: string): number[] {
