@@ -573,6 +573,8 @@ export interface CreateOptions {
   cri?: CriContainerInfo;
   /** Where conmon writes the log instead of the log dir (the CRI's log_directory/log_path). */
   logPath?: string;
+  /** The caller starts it at once and saves it then (run): no save as "created" between. */
+  thenStart?: boolean;
 }
 
 async function createContainerNow(
@@ -615,6 +617,23 @@ async function createContainerNow(
       }),
     }));
 
+  // Everything this create is going to make. The reservation stores it all
+  // (synced) before any of it exists, so an rkl that dies midway leaves a
+  // record naming every part, and teardown takes a missing part as removed:
+  // refuseLeftovers() has just found none of these paths, and the name is
+  // ours from then on. In memory, `resources` says what has been started
+  // (this process's own rollback undoes just that); a part found not to be
+  // ours is set false there, and every save stores the plan with those
+  // changes on top. One synced write instead of one per step.
+  const ownSandbox = !options.hostNetwork && !sandbox;
+  const planned: ContainerRecord["resources"] = {
+    dir: true,
+    overlay: true,
+    subPaths: plan.subPaths.length > 0 || undefined,
+    netns: ownSandbox || undefined,
+    cni: ownSandbox || undefined,
+    runtime: true,
+  };
   const rec: ContainerRecord = await host.store.withLock(() => {
     if (host.store.get("containers", plan.name)) {
       if (sandbox) {
@@ -668,24 +687,25 @@ async function createContainerNow(
       hooks: storedHooks(loaded.spec.lifecycle, loaded.spec.ports),
       healthcheck: loaded.spec.healthcheck,
       cri: options.cri,
-      resources: {},
+      resources: planned,
+      subPaths: plan.subPaths.length > 0 ? plan.subPaths : undefined,
       dirs: plan.dirs,
       owner: selfOwner(),
       epoch: host.epoch,
     };
     host.store.put("containers", r);
-    return Promise.resolve(r);
+    return Promise.resolve({ ...r, resources: {} });
   });
 
   trace("create: record reserved");
   const save = () => {
-    host.store.put("containers", rec);
-    checkCancelled(); // every step starts with its record saved: a good place to stop
+    host.store.put("containers", { ...rec, resources: { ...planned, ...rec.resources } });
+    checkCancelled();
   };
   try {
     const d = plan.dirs;
     rec.resources.dir = true;
-    save();
+    checkCancelled(); // every step starts here: a good place to stop
     // Root-only: no host user may walk into a container's files or logs.
     privateDir(`${host.paths.root}/containers`);
     privateDir(host.paths.logDir);
@@ -695,8 +715,11 @@ async function createContainerNow(
     try {
       Deno.mkdirSync(d.dir, { mode: 0o711 });
     } catch (e) {
-      rec.resources.dir = false;
-      save();
+      if (e instanceof Deno.errors.AlreadyExists) {
+        // Someone else's: nothing of this create may be undone in or under it.
+        for (const k of Object.keys(planned) as (keyof typeof planned)[]) rec.resources[k] = false;
+        save();
+      } else rec.resources.dir = false;
       throw e instanceof Deno.errors.AlreadyExists
         ? new ConflictError(`Cannot create container ${JSON.stringify(rec.name)}: ${d.dir} exists`)
         : e;
@@ -716,7 +739,7 @@ async function createContainerNow(
       Deno.mkdirSync(p, { recursive: true, mode: 0o711 });
     }
     rec.resources.overlay = true;
-    save();
+    checkCancelled();
     mountOverlay(host.sys, {
       lower: source.lowers,
       upper: d.upper,
@@ -728,7 +751,7 @@ async function createContainerNow(
     if (plan.subPaths.length > 0) {
       rec.subPaths = plan.subPaths;
       rec.resources.subPaths = true;
-      save();
+      checkCancelled();
       stageSubPaths(host, rec, loaded);
     }
     trace("create: dirs + overlay");
@@ -740,11 +763,13 @@ async function createContainerNow(
     writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n");
     trace("create: config written");
     rec.resources.runtime = true;
-    save();
+    checkCancelled();
     await launch(host, rec);
     trace("create: conmon + runtime create");
     rec.owner = undefined; // made: no longer anyone's half-done work
-    save();
+    // A run saves it once, started; until then it stays "creating", ours.
+    if (!options.thenStart) save();
+    else checkCancelled();
     return rec;
   } catch (e) {
     await rollback(host, rec, e);
@@ -771,19 +796,20 @@ async function setUpOwnSandbox(
   const d = plan.dirs;
   Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
   rec.resources.netns = true;
-  save();
+  checkCancelled();
   try {
     createNetns(host.sys, d.netns);
   } catch (e) {
     if (e instanceof Deno.errors.AlreadyExists) {
-      rec.resources.netns = false; // not ours: never unpinned by our rollback
+      // Not ours: never unpinned, and no DEL or runtime delete in it either.
+      Object.assign(rec.resources, { netns: false, cni: false, runtime: false });
       save();
     }
     throw e;
   }
   trace("create: netns");
   rec.resources.cni = true;
-  save();
+  checkCancelled();
   const result = await cniUp(host.cni, {
     cniId: cniContainerId(rec),
     netns: d.netns,
@@ -1471,7 +1497,7 @@ async function runContainerNow(
   loaded: LoadedContainer,
   options: { network: string | null },
 ): Promise<ContainerRecord> {
-  const rec = await createContainer(host, loaded, options);
+  const rec = await createContainer(host, loaded, { ...options, thenStart: true });
   try {
     // Just created by us: no need to ask the runtime for its state first.
     const started = await host.store.withLock(() => startCreated(host, rec));
