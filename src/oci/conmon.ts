@@ -4,14 +4,15 @@
  * the CRI log file and the exit code, and outlives the rkl command.
  *
  * conmon reports the container's pid (or the runtime's error) as JSON on a
- * "sync pipe" given as an inherited fd number. Deno cannot pass extra fds to a
- * child, so the pipe is a FIFO that a fixed `sh` line opens as fd 3 before
- * exec'ing conmon; no user string is part of that shell line.
+ * "sync pipe" given as an inherited fd number. Deno hands a child only its
+ * stdio and opens every fd of its own close-on-exec, so the pipe is a FIFO
+ * that rkl opens through libc without that flag just for the spawn (see
+ * createWithConmon).
  */
 import { callTimeoutMs } from "../timeouts.ts";
 import { trace } from "../trace.ts";
 import { RuntimeError } from "../errors.ts";
-import { O_CLOEXEC, O_NONBLOCK, O_WRONLY, type Syscalls } from "../sys/syscalls.ts";
+import { O_RDWR, type Syscalls } from "../sys/syscalls.ts";
 import type { OciRuntime } from "./runtime.ts";
 
 export interface ConmonOptions {
@@ -38,7 +39,6 @@ export interface ConmonPaths {
   pidFile: string;
   conmonPidFile: string;
   syncFifo: string;
-  stderrFile: string;
 }
 
 export function conmonPaths(workDir: string): ConmonPaths {
@@ -46,7 +46,6 @@ export function conmonPaths(workDir: string): ConmonPaths {
     pidFile: `${workDir}/pid`,
     conmonPidFile: `${workDir}/conmon.pid`,
     syncFifo: `${workDir}/sync`,
-    stderrFile: `${workDir}/conmon.err`,
   };
 }
 
@@ -87,15 +86,6 @@ export function conmonArgs(o: ConmonOptions): string[] {
   return args;
 }
 
-/**
- * The FIFO is opened read-write (`<>`): a write-only open would block until
- * rkl opens the read end, and an rkl killed in between would leave this
- * shell blocked forever. With both ends held, conmon always starts, and what
- * it creates for a dead rkl is a "creating" record whose owner is gone,
- * which `rkl gc` and `rm -f` clean up.
- */
-const SHELL_LINE = 'exec 3<>"$0" 2>>"$1"; shift; exec "$@"';
-
 /** Runs `runtime create` under conmon; resolves to the container's pid. */
 export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise<number> {
   const p = conmonPaths(o.workDir);
@@ -104,21 +94,38 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
     Deno.removeSync(p.syncFifo);
   } catch { /* not there */ }
   sys.mkfifo(p.syncFifo, 0o600);
-  const child = new Deno.Command("/bin/sh", {
-    args: ["-c", SHELL_LINE, p.syncFifo, p.stderrFile, o.conmon, ...conmonArgs(o)],
-    // RUST_BACKTRACE=0: youki's errors are then one line, not a backtrace.
-    env: { _OCI_SYNCPIPE: "3", RUST_BACKTRACE: "0" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  // The write end conmon inherits: opened without O_CLOEXEC, and closed here
+  // right after the spawn, with no await between, so no other child of this
+  // process can be started while it is open and take it along. Read-write, so
+  // that neither this open nor the read end's below waits for the other side.
+  // conmon itself closes the fds it does not know of.
+  const inherited = sys.open(p.syncFifo, O_RDWR);
+  let fifo: Deno.FsFile | undefined;
+  let child: Deno.ChildProcess;
+  try {
+    fifo = Deno.openSync(p.syncFifo, { read: true });
+    child = new Deno.Command(o.conmon, {
+      args: conmonArgs(o),
+      // RUST_BACKTRACE=0: youki's errors are then one line, not a backtrace.
+      env: { _OCI_SYNCPIPE: String(inherited), RUST_BACKTRACE: "0" },
+      stdin: "null",
+      stdout: "null",
+      // conmon's own complaints (bad options, a runtime it cannot run), said
+      // before it forks away from this pipe and points its stdio at /dev/null.
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    fifo?.close();
+    throw e;
+  } finally {
+    sys.close(inherited);
+  }
   trace("conmon: spawned");
+  const stderrText = new Response(child.stderr).text().catch(() => "");
   const timeoutMs = o.timeoutMs ?? callTimeoutMs(60_000);
   let timedOut = false;
   let text = "";
-  let fifo: Deno.FsFile | undefined;
   const reading = (async () => {
-    fifo = await Deno.open(p.syncFifo, { read: true }); // waits for sh to open its end
     const buf = new Uint8Array(4096);
     const dec = new TextDecoder();
     while (!text.includes("}")) {
@@ -134,25 +141,29 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
       resolve();
     }, timeoutMs);
   });
+  let stderr = "";
   try {
     await Promise.race([reading, expired]);
     if (timedOut) {
       // conmon (and the runtime call it waits on) holds the FIFO's write end:
       // end its process group so the read sees EOF and nothing hangs on.
       killConmonGroup(p.conmonPidFile);
-      // A reader still waiting in open() is released by a writer that comes
-      // and goes (non-blocking: with no reader at all this just fails).
-      try {
-        sys.close(sys.open(p.syncFifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-      } catch { /* no reader waiting */ }
       await Promise.race([reading.catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
     }
   } finally {
     clearTimeout(timer);
     try {
-      fifo?.close();
+      fifo.close();
     } catch { /* closed */ }
     await child.status;
+    // The pipe ends when conmon's daemonised half points its stderr at
+    // /dev/null, just after its fork; never waited on for long.
+    let late: ReturnType<typeof setTimeout> | undefined;
+    stderr = await Promise.race([
+      stderrText,
+      new Promise<string>((r) => late = setTimeout(() => r(""), 1_000)),
+    ]);
+    clearTimeout(late);
     try {
       Deno.removeSync(p.syncFifo);
     } catch { /* gone */ }
@@ -160,7 +171,6 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
   const argv = [o.conmon, ...conmonArgs(o)];
   const line = text.split("\n").find((l) => l.trim().startsWith("{"));
   if (!line) {
-    const stderr = readOr(p.stderrFile);
     throw new RuntimeError(
       timedOut
         ? `Cannot create container: conmon gave no answer in ${timeoutMs} ms`
@@ -174,7 +184,7 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
       `Cannot create container ${JSON.stringify(o.name)}: ${o.runtime.name} create failed`,
       {
         argv,
-        stderr: msg.message ?? readOr(p.stderrFile),
+        stderr: msg.message ?? stderr,
         status: msg.data,
       },
     );

@@ -20,6 +20,7 @@ export const MNT_DETACH = 0x2;
 
 export const O_RDONLY = 0;
 export const O_WRONLY = 1;
+export const O_RDWR = 2;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 export const O_PATH = 0o10000000;
