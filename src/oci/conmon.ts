@@ -98,7 +98,6 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
   // right after the spawn, with no await between, so no other child of this
   // process can be started while it is open and take it along. Read-write, so
   // that neither this open nor the read end's below waits for the other side.
-  // conmon itself closes the fds it does not know of.
   const inherited = sys.open(p.syncFifo, O_RDWR);
   let fifo: Deno.FsFile | undefined;
   let child: Deno.ChildProcess;
