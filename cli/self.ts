@@ -1,3 +1,5 @@
+import { isDenoExe } from "../src/daemon/install.ts";
+
 /**
  * How to start this same rkl again: the self-extracting artifact (RKL_SELF,
  * set by its launcher), the binary itself when compiled (`deno compile`), or
@@ -14,8 +16,7 @@ export function selfArgv(): string[] {
     } catch { /* gone: fall back */ }
   }
   const exe = Deno.execPath();
-  const underDeno = /(^|\/)deno$/.test(exe);
-  if (!underDeno) return [exe];
+  if (!isDenoExe(exe)) return [exe];
   const main = new URL("./main.ts", import.meta.url);
   if (main.protocol !== "file:") return [exe];
   return [exe, "run", "-A", main.pathname];

@@ -39,9 +39,14 @@ export const DAEMON_ENV: Record<string, string> = {
  */
 export const DAEMON_DENO_FLAGS = ["--no-code-cache"];
 
+/** Whether `exe` is a deno binary (rkl run from source), not rkl compiled or its artifact. */
+export function isDenoExe(exe: string): boolean {
+  return /(^|\/)deno$/.test(exe);
+}
+
 /** `bin` with the daemon's deno flags when it is a `deno run …` command line. */
 export function withDaemonFlags(bin: string[]): string[] {
-  if (bin.length > 1 && /(^|\/)deno$/.test(bin[0]) && bin[1] === "run") {
+  if (bin.length > 1 && isDenoExe(bin[0]) && bin[1] === "run") {
     return [bin[0], "run", ...DAEMON_DENO_FLAGS, ...bin.slice(2)];
   }
   return bin;
