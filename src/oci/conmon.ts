@@ -120,7 +120,7 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
     sys.close(inherited);
   }
   trace("conmon: spawned");
-  const stderrText = new Response(child.stderr).text().catch(() => "");
+  const stderrText = readAll(child.stderr);
   const timeoutMs = o.timeoutMs ?? callTimeoutMs(60_000);
   let timedOut = false;
   let text = "";
@@ -198,6 +198,16 @@ export function killConmonGroup(conmonPidFile: string): void {
   try {
     Deno.kill(-pid, "SIGKILL");
   } catch { /* gone */ }
+}
+
+/** A stream's text to its end ("" if it breaks off). */
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const dec = new TextDecoder();
+  let text = "";
+  try {
+    for await (const chunk of stream) text += dec.decode(chunk, { stream: true });
+  } catch { /* cut off: what came so far */ }
+  return text + dec.decode();
 }
 
 function readOr(path: string): string {
