@@ -749,8 +749,7 @@ async function createContainerNow(
 
     trace("create: overlay mounted");
     if (plan.subPaths.length > 0) {
-      rec.subPaths = plan.subPaths;
-      rec.resources.subPaths = true;
+      rec.resources.subPaths = true; // rec.subPaths: in the reservation
       checkCancelled();
       stageSubPaths(host, rec, loaded);
     }

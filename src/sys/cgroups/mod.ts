@@ -152,11 +152,11 @@ export function primeAttach(
 }
 
 /**
- * `root` joined with a path read from /proc/self/cgroup, or undefined when
- * the path is not absolute or climbs (a process outside its cgroup
- * namespace's root sees `/..` there).
+ * The cgroup.procs file of `path` (read from /proc/self/cgroup) below the
+ * hierarchy mounted at `root`, or undefined when the path is not absolute or
+ * climbs (a process outside its cgroup namespace's root sees `/..` there).
  */
-export function underMount(root: string, path: string): string | undefined {
+export function procsFileBelow(root: string, path: string): string | undefined {
   if (!path.startsWith("/") || path.split("/").some((s) => s === "." || s === "..")) {
     return undefined;
   }

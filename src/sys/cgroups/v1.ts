@@ -7,10 +7,10 @@ import {
   type CgroupUsage,
   parseKeyValues,
   parseProcs,
+  procsFileBelow,
   readNumber,
   readOptional,
   removeTree,
-  underMount,
   workingSet,
   writeFile,
 } from "./mod.ts";
@@ -128,7 +128,7 @@ export class CgroupV1Manager implements CgroupManager {
     // Any controller hierarchy will do: the lock a move takes is host-wide.
     for (const [, controllers, path] of cgroupLines(procSelfCgroup)) {
       const root = controllers.map((c) => this.mounts[c]).find((r) => r !== undefined);
-      if (root !== undefined) return underMount(root, path);
+      if (root !== undefined) return procsFileBelow(root, path);
     }
     return undefined;
   }

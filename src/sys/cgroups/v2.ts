@@ -8,9 +8,9 @@ import {
   type CgroupUsage,
   parseKeyValues,
   parseProcs,
+  procsFileBelow,
   readNumber,
   removeTree,
-  underMount,
   workingSet,
   writeFile,
 } from "./mod.ts";
@@ -116,7 +116,7 @@ export class CgroupV2Manager implements CgroupManager {
 
   ownProcsFile(procSelfCgroup: string): string | undefined {
     const line = cgroupLines(procSelfCgroup).find(([id, c]) => id === "0" && c.join() === "");
-    return line ? underMount(this.root, line[2]) : undefined;
+    return line ? procsFileBelow(this.root, line[2]) : undefined;
   }
 
   pids(rel: string): number[] {
