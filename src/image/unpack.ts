@@ -466,6 +466,12 @@ export function copyUpParents(fs: string, lowers: string[], dirs: ImplicitDir[])
   /** gid of each directory here that took a set-group-ID mode from below. */
   const setgid = new Map<string, number>();
   for (const d of dirs) { // in the order they were made: parents first
+    // read back from the store: only a clean path inside the layer is taken
+    if (typeof d.path !== "string" || d.path === "" || memberPath(d.path).join("/") !== d.path) {
+      throw new LayerError(
+        `${fs}: a recorded parent directory ${JSON.stringify(d.path)} is not a clean path`,
+      );
+    }
     const from = lowerDir(lowers, d.path);
     const p = `${fs}/${d.path}`;
     if (!lstatOrUndefined(p)?.isDirectory) continue;
