@@ -342,9 +342,10 @@ class Extractor {
         if (target.length === 0) {
           throw new TarError(`hard link ${JSON.stringify(h.name)} to the layer root`);
         }
-        const t = this.#parents(target, false);
+        const t = target.join("/");
         const st = this.#made.has(t) ? lstatOrUndefined(this.#abs(t)) : undefined;
-        if (!st) {
+        if (st) this.#parents(target, false); // not through a symlink
+        else {
           throw new TarError(
             `hard link ${JSON.stringify(h.name)} to ${
               JSON.stringify(h.linkname)

@@ -39,7 +39,8 @@ const TOP: Member[] = [
   { name: "usr/share/only", data: "opaque\n" },
   { name: "srv/", type: "dir", uid: 1000, gid: 1000, mode: 0o775 },
   { name: "srv/data.txt", data: "data\n", uid: 1000, gid: 1000, mode: 0o640 },
-  { name: "srv/hard", type: "link", linkname: "srv/data.txt" },
+  // a hard link member's metadata goes to the inode (as in containerd): the same here
+  { name: "srv/hard", type: "link", linkname: "srv/data.txt", uid: 1000, gid: 1000, mode: 0o640 },
   // a set-group-ID directory: what is made in it takes its group unless chowned
   { name: "shared/", type: "dir", gid: 1000, mode: 0o2775 },
   { name: "shared/root-owned", data: "r\n" },
