@@ -22,7 +22,8 @@ debs=(runc containernetworking-plugins iptables iproute2 busybox-static catatoni
   pkg-config libsystemd-dev libseccomp-dev libelf-dev libclang-dev libssl-dev build-essential
   ca-certificates util-linux systemd patch
   qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
-  docker-registry skopeo umoci libdeflate0)
+  docker-registry skopeo umoci libdeflate0
+  containerd buildah attr zstd)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
@@ -31,6 +32,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # containerd is here for the unpack differential test, which runs its own
+  # on a private root and socket: the packaged service is not wanted.
+  if [[ " ${missing[*]} " == *" containerd "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now containerd >/dev/null 2>&1 || true
+  fi
 fi
 
 # 2. Deno from npm (JSR and dl.deno.land are not reachable from these hosts).

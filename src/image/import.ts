@@ -10,7 +10,14 @@ import { parseReference, tagName } from "./reference.ts";
 import { type Descriptor, digestHex, type ImageRecord, type ImageStore } from "./store.ts";
 import { ByteSource, readTar, TarError } from "./tar.ts";
 import { memberPath } from "./unpack.ts";
-import { choosePlatform, type ConfigBlob, hostPlatform, imageRecord, unpackOnce } from "./pull.ts";
+import {
+  choosePlatform,
+  type ConfigBlob,
+  hostPlatform,
+  imageRecord,
+  settleParents,
+  unpackOnce,
+} from "./pull.ts";
 
 interface Staged {
   dir: string;
@@ -135,6 +142,7 @@ async function register(store: ImageStore, p: Parsed): Promise<ImageRecord> {
     const { info } = await unpackOnce(store, l as Descriptor, diffIds[i]);
     size += info.size;
   }
+  await settleParents(store, diffIds);
   const manifestDigest = `sha256:${sha256Hex(p.manifestBytes)}`;
   await store.putBlob(manifestDigest, p.manifestBytes);
   const rec = imageRecord(cfg, {

@@ -25,7 +25,7 @@ import {
   type LayerInfo,
   type LayerRef,
 } from "./store.ts";
-import { unpackLayer } from "./unpack.ts";
+import { copyUpParents, type ImplicitDir, unpackLayer } from "./unpack.ts";
 import { writeAtomic } from "../store/store.ts";
 import { pathExists } from "../sys/fsutil.ts";
 import { trace } from "../trace.ts";
@@ -768,6 +768,7 @@ export class Puller {
       layers.push({ digest: l.digest, diffId: diffIds[i], mediaType: l.mediaType, size: l.size });
       size += results[i].size;
     });
+    await settleParents(store, diffIds);
     for (const [d, b] of blobs) await store.putBlob(d, b);
     const rec = imageRecord(cfg, {
       id: man.config.digest,
@@ -781,6 +782,34 @@ export class Puller {
     const tag = tagName(ref);
     if (tag) store.setTag(tag, rec.id, m.digest);
     return store.image(rec.id) ?? rec;
+  }
+}
+
+/** In a layer's dir: the directories its members needed but did not list, until settled. */
+const PARENTS = "parents.json";
+
+/**
+ * Gives the directories each layer needed but did not list the metadata the
+ * layers below have for them (copyUpParents(), as containerd does), once all
+ * of the image's layers (`diffIds`, bottom first) are there. A layer shared
+ * by images takes it from the first image that settles it.
+ */
+export async function settleParents(store: ImageStore, diffIds: string[]): Promise<void> {
+  for (let i = 0; i < diffIds.length; i++) {
+    const dir = store.layerDir(diffIds[i]);
+    if (!pathExists(`${dir}/${PARENTS}`)) continue;
+    await store.withLock(`layer-${digestHex(diffIds[i])}`, () => {
+      let dirs: ImplicitDir[];
+      try {
+        dirs = JSON.parse(Deno.readTextFileSync(`${dir}/${PARENTS}`));
+      } catch {
+        return Promise.resolve(); // settled meanwhile
+      }
+      const lowers = diffIds.slice(0, i).reverse().map((d) => `${store.layerDir(d)}/fs`);
+      copyUpParents(`${dir}/fs`, lowers, dirs);
+      Deno.removeSync(`${dir}/${PARENTS}`);
+      return Promise.resolve();
+    });
   }
 }
 
@@ -852,6 +881,9 @@ export async function unpackInto(
       size: r.size,
       unpackedAt: new Date().toISOString(),
     };
+    if (r.implicit.length > 0) {
+      writeAtomic(`${tmp}/${PARENTS}`, JSON.stringify(r.implicit) + "\n");
+    }
     writeAtomic(`${tmp}/layer.json`, JSON.stringify(info) + "\n");
     Deno.renameSync(tmp, dir);
     return info;

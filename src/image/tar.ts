@@ -1,6 +1,11 @@
 /**
- * A streaming tar reader: ustar, POSIX pax (`x` and `g` headers) and GNU long
- * names (`L`, `K`). Sparse and multi-volume members are refused. Nothing here
+ * A streaming tar reader: ustar, POSIX pax and GNU long names (`L`, `K`),
+ * GNU sparse files in pax form (0.0, 0.1 and 1.0). It reads members the way
+ * Go's archive/tar does (what containerd and docker unpack with): a GNU long
+ * name wins over a pax `path`, an empty pax value keeps the header's, a pax
+ * global header (`g`) applies to nothing, only ustar/pax headers have a name
+ * prefix, and only regular files carry data. Old GNU sparse (`S`) and
+ * multi-volume members are refused (containerd refuses `S` too). Nothing here
  * touches the file system; `unpack.ts` decides what an entry may do.
  */
 
@@ -14,8 +19,10 @@ export interface TarHeader {
   uid: number;
   gid: number;
   size: number;
-  /** Seconds since the epoch (fractional from pax). */
+  /** Whole seconds since the epoch. */
   mtime: number;
+  /** Nanoseconds past `mtime` (from a pax mtime), 0..999999999. */
+  mtimeNsec: number;
   linkname: string;
   devmajor: number;
   devminor: number;
@@ -180,9 +187,14 @@ function checkBlock(h: Uint8Array): "end" | boolean {
   return stored === unsigned || stored === unsigned - 256 * high;
 }
 
-/** pax records: "LEN key=value\n" repeated. */
+/**
+ * pax records: "LEN key=value\n" repeated. GNU sparse 0.0's repeated
+ * `GNU.sparse.offset`/`GNU.sparse.numbytes` pairs are joined into one
+ * `GNU.sparse.map` record, as 0.1 writes it.
+ */
 export function parsePax(data: Uint8Array): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
+  const sparse: string[] = [];
   let i = 0;
   while (i < data.length) {
     const sp = data.indexOf(0x20, i);
@@ -194,10 +206,47 @@ export function parsePax(data: Uint8Array): Map<string, Uint8Array> {
     const rec = data.subarray(sp + 1, i + len - 1); // without the trailing \n
     const eq = rec.indexOf(0x3d);
     if (eq < 0) throw new TarError("malformed pax record");
-    out.set(decoder.decode(rec.subarray(0, eq)), rec.slice(eq + 1));
+    const key = decoder.decode(rec.subarray(0, eq));
+    if (key === "GNU.sparse.offset" || key === "GNU.sparse.numbytes") {
+      // they alternate, offset first
+      if ((sparse.length % 2 === 0) !== (key === "GNU.sparse.offset")) {
+        throw new TarError("malformed GNU sparse map in a pax header");
+      }
+      sparse.push(decoder.decode(rec.subarray(eq + 1)));
+    } else out.set(key, rec.slice(eq + 1));
     i += len;
   }
+  if (sparse.length > 0) out.set("GNU.sparse.map", new TextEncoder().encode(sparse.join(",")));
   return out;
+}
+
+/** One stretch of a sparse file's data: `length` bytes at `offset`. */
+interface Fragment {
+  offset: number;
+  length: number;
+}
+
+function sparseNumbers(text: string, what: string): number[] {
+  if (text === "") return [];
+  return text.split(",").map((v) => {
+    const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n)) {
+      throw new TarError(`${what}: ${JSON.stringify(v)} is not a number`);
+    }
+    return n;
+  });
+}
+
+/** Fragments in order, inside `size`, not overlapping (as Go checks them). */
+function checkFragments(frags: Fragment[], size: number): Fragment[] {
+  let end = 0;
+  for (const f of frags) {
+    if (f.offset < end || f.offset + f.length > size) {
+      throw new TarError("a sparse member's map is out of order or past its size");
+    }
+    end = f.offset + f.length;
+  }
+  return frags;
 }
 
 /** A member's pax records when it has none (only read). */
@@ -217,22 +266,31 @@ const TYPES: Record<string, EntryType> = {
 
 export interface TarEntry {
   header: TarHeader;
-  /** Streams the body to `sink`; an entry whose body is not read is skipped. */
-  body(sink: (chunk: Uint8Array) => void | Promise<void>): Promise<void>;
+  /**
+   * Streams the body to `sink`; an entry whose body is not read is skipped.
+   * A sparse file's holes go to `hole` (their length) when it is given, else
+   * to `sink` as zeros.
+   */
+  body(
+    sink: (chunk: Uint8Array) => void | Promise<void>,
+    hole?: (length: number) => void | Promise<void>,
+  ): Promise<void>;
 }
 
 /**
- * The members of a tar stream, in order. Stops at the end-of-archive blocks,
+ * The members of a tar stream, in order. Stops at the end-of-archive blocks
+ * (or a clean end of the stream where a header would start),
  * then reads the stream to its end so that `onData` has seen every byte.
  */
 export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
-  let global = new Map<string, Uint8Array>();
   let pax: Map<string, Uint8Array> | undefined;
   let longName: string | undefined;
   let longLink: string | undefined;
   for (;;) {
     const h = await src.read(BLOCK);
-    if (!h) throw new TarError("the archive ends without its end-of-archive blocks");
+    // A stream that ends where a header would start ends the archive, with
+    // or without its blocks of zeros (umoci writes none; Go reads it so).
+    if (!h) return;
     const check = checkBlock(h);
     if (check === "end") {
       await src.drain(); // the second zero block and any padding after it
@@ -249,10 +307,17 @@ export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
       const data = size === 0 ? new Uint8Array(0) : (await src.read(padded))!;
       return data.slice(0, size);
     };
-    if (flag === "x" || flag === "g") {
-      const recs = parsePax(await readMeta());
-      if (flag === "g") global = new Map([...global, ...recs]);
-      else pax = recs;
+    if (flag === "x") {
+      pax = parsePax(await readMeta());
+      continue;
+    }
+    if (flag === "g") {
+      // Go's reader hands a global header over as a member of its own and
+      // applies it to nothing; containerd then ignores it
+      parsePax(await readMeta());
+      pax = undefined;
+      longName = undefined;
+      longLink = undefined;
       continue;
     }
     if (flag === "L" || flag === "K") {
@@ -261,7 +326,7 @@ export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
       else longLink = v;
       continue;
     }
-    const type = TYPES[flag];
+    let type = TYPES[flag];
     if (!type) {
       throw new TarError(
         flag === "S"
@@ -269,27 +334,52 @@ export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
           : `unknown member type ${JSON.stringify(flag)}`,
       );
     }
-    const recs = global.size === 0 ? pax ?? NO_RECORDS : new Map([...global, ...(pax ?? [])]);
+    const recs = pax ?? NO_RECORDS;
+    /** A pax record's text; an empty value keeps the header's (as Go reads it). */
     const text = (k: string) => {
       const v = recs.get(k);
-      return v === undefined ? undefined : decoder.decode(v);
+      return v === undefined || v.length === 0 ? undefined : decoder.decode(v);
     };
-    const magic = decoder.decode(h.subarray(257, 262));
+    // the magic "ustar\0" is ustar/pax (star's: "tar\0" at the block's end),
+    // with a name prefix; GNU's "ustar " keeps times where ustar has it
+    const ustar = h[257] === 0x75 && decoder.decode(h.subarray(257, 263)) === "ustar\0";
+    const star = ustar && h[508] === 0x74 && h[509] === 0x61 && h[510] === 0x72 && h[511] === 0;
     let name = cString(h.subarray(0, 100));
-    const prefix = magic === "ustar" ? cString(h.subarray(345, 500)) : "";
+    const prefix = ustar ? cString(h.subarray(345, star ? 476 : 500)) : "";
     if (prefix) name = `${prefix}/${name}`;
-    name = text("path") ?? longName ?? name;
-    const linkname = text("linkpath") ?? longLink ?? cString(h.subarray(157, 257));
+    name = longName ?? text("path") ?? name;
+    const linkname = longLink ?? text("linkpath") ?? cString(h.subarray(157, 257));
     const num = (k: string, fallback: number) => {
       const v = text(k);
       if (v === undefined) return fallback;
       const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) {
+      if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n)) {
         throw new TarError(`pax ${k} ${JSON.stringify(v)} is not a number`);
       }
       return n;
     };
     size = num("size", size);
+    // a legacy regular file whose name ends in "/" is a directory
+    if (flag === "\0" && name.endsWith("/")) type = "dir";
+    let mtime = numeric(h.subarray(136, 148), "mtime");
+    let mtimeNsec = 0;
+    const paxMtime = text("mtime");
+    if (paxMtime !== undefined) [mtime, mtimeNsec] = paxTime(paxMtime);
+    // GNU sparse files in pax form (0.0 and 0.1: map in the header; 1.0: at the data's start)
+    const major = text("GNU.sparse.major");
+    const minor = text("GNU.sparse.minor");
+    let sparse: "map" | "1.0" | undefined;
+    if (major === "0" && (minor === "0" || minor === "1")) sparse = "map";
+    else if (major === "1" && minor === "0") sparse = "1.0";
+    else if (major === undefined && minor === undefined && text("GNU.sparse.map")) sparse = "map";
+    let realSize = size;
+    if (sparse) {
+      if (type !== "file") {
+        throw new TarError(`a sparse member ${JSON.stringify(name)} is not a file`);
+      }
+      name = text("GNU.sparse.name") ?? name;
+      realSize = num("GNU.sparse.size", num("GNU.sparse.realsize", size));
+    }
     const xattrs = new Map<string, Uint8Array>();
     for (const [k, v] of recs) {
       if (k.startsWith("SCHILY.xattr.")) xattrs.set(k.slice("SCHILY.xattr.".length), v);
@@ -300,8 +390,9 @@ export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
       mode: numeric(h.subarray(100, 108), "mode") & 0o7777,
       uid: num("uid", numeric(h.subarray(108, 116), "uid")),
       gid: num("gid", numeric(h.subarray(116, 124), "gid")),
-      size: type === "file" ? size : 0,
-      mtime: num("mtime", numeric(h.subarray(136, 148), "mtime")),
+      size: type === "file" ? realSize : 0,
+      mtime,
+      mtimeNsec,
       linkname,
       devmajor: type === "char" || type === "block" ? numeric(h.subarray(329, 337), "devmajor") : 0,
       devminor: type === "char" || type === "block" ? numeric(h.subarray(337, 345), "devminor") : 0,
@@ -310,18 +401,98 @@ export async function* readTar(src: ByteSource): AsyncGenerator<TarEntry> {
     pax = undefined;
     longName = undefined;
     longLink = undefined;
-    // Only regular files carry data; any other member's stated size is skipped.
-    const bodySize = size;
+    // Only regular files carry data: another member's stated size is not
+    // data in the archive (Go reads none for it either).
+    let bodySize = type === "file" ? size : 0;
+    let frags: Fragment[] | undefined;
+    if (sparse === "map") {
+      const nums = sparseNumbers(text("GNU.sparse.map") ?? "", "GNU.sparse.map");
+      const count = text("GNU.sparse.numblocks");
+      if (nums.length % 2 !== 0 || (count !== undefined && Number(count) * 2 !== nums.length)) {
+        throw new TarError(
+          `sparse member ${JSON.stringify(name)}: its map does not match its count`,
+        );
+      }
+      frags = [];
+      for (let i = 0; i < nums.length; i += 2) frags.push({ offset: nums[i], length: nums[i + 1] });
+    } else if (sparse === "1.0") {
+      // decimal lines: the count, then offset and length per fragment; padded to a block
+      const lines: number[] = [];
+      let want = 1;
+      let partial = "";
+      let used = 0;
+      while (lines.length < want) {
+        if (used + BLOCK > bodySize) {
+          throw new TarError(`sparse member ${JSON.stringify(name)}: truncated map`);
+        }
+        const blk = (await src.read(BLOCK))!;
+        used += BLOCK;
+        const parts = (partial + decoder.decode(blk)).split("\n");
+        partial = parts.pop()!;
+        for (const p of parts) {
+          if (lines.length >= want) break;
+          const n = /^[0-9]+$/.test(p) ? Number(p) : NaN;
+          if (!Number.isSafeInteger(n)) {
+            throw new TarError(`sparse member ${JSON.stringify(name)}: bad map`);
+          }
+          lines.push(n);
+          if (lines.length === 1) want = 1 + 2 * n;
+        }
+        if (lines.length < want && partial.length > 64) {
+          throw new TarError(`sparse member ${JSON.stringify(name)}: bad map`);
+        }
+      }
+      frags = [];
+      for (let i = 1; i < lines.length; i += 2) {
+        frags.push({ offset: lines[i], length: lines[i + 1] });
+      }
+      bodySize -= used; // the rest starts on the block after the map
+    }
+    if (frags) {
+      checkFragments(frags, realSize);
+      if (frags.reduce((n, f) => n + f.length, 0) !== bodySize) {
+        throw new TarError(
+          `sparse member ${JSON.stringify(name)}: its map does not match its data`,
+        );
+      }
+    }
+    const stored = bodySize;
+    const fragments = frags;
     let consumed = false;
     yield {
       header,
-      body: async (sink) => {
+      body: async (sink, hole) => {
         consumed = true;
-        await src.pipe(header.type === "file" ? bodySize : 0, sink);
-        if (header.type !== "file") await src.pipe(bodySize, () => {});
-        await src.pipe(Math.ceil(bodySize / BLOCK) * BLOCK - bodySize, () => {});
+        if (!fragments) await src.pipe(stored, sink);
+        else {
+          const gap = async (n: number) => {
+            if (n <= 0) return;
+            if (hole) return await hole(n);
+            const zeros = new Uint8Array(Math.min(n, 1 << 16));
+            for (let left = n; left > 0; left -= zeros.length) {
+              await sink(zeros.subarray(0, Math.min(left, zeros.length)));
+            }
+          };
+          let at = 0;
+          for (const f of fragments) {
+            await gap(f.offset - at);
+            await src.pipe(f.length, sink);
+            at = f.offset + f.length;
+          }
+          await gap(realSize - at);
+        }
+        await src.pipe(Math.ceil(stored / BLOCK) * BLOCK - stored, () => {});
       },
     };
-    if (!consumed) await src.pipe(Math.ceil(bodySize / BLOCK) * BLOCK, () => {});
+    if (!consumed) await src.pipe(Math.ceil(stored / BLOCK) * BLOCK, () => {});
   }
+}
+
+/** A pax time, "SECONDS[.FRACTION]", as whole seconds and nanoseconds (extra digits cut). */
+function paxTime(v: string): [number, number] {
+  const m = /^([0-9]+)(?:\.([0-9]*))?$/.exec(v);
+  if (!m || !Number.isSafeInteger(Number(m[1]))) {
+    throw new TarError(`pax mtime ${JSON.stringify(v)} is not a time`);
+  }
+  return [Number(m[1]), Number((m[2] ?? "").slice(0, 9).padEnd(9, "0"))];
 }

@@ -1,23 +1,44 @@
 /**
  * Unpacks one layer (a tar, gzip- or zstd-compressed or plain) into a fresh
- * directory in the form overlayfs reads as a lower layer:
+ * directory in the form overlayfs reads as a lower layer, the way
+ * containerd's archive.Apply does it for its overlayfs snapshotter:
  *
- * - `.wh.NAME` becomes a whiteout: a character device 0:0 named NAME;
- * - `.wh..wh..opq` marks its directory opaque (`trusted.overlay.opaque=y`);
- * - owners, modes (set-id bits too), xattrs, mtimes and hard links are kept.
+ * - names are rooted in the layer: a leading `/`, `.` and empty components
+ *   are dropped, `..` is resolved by name and stops at the layer root, and a
+ *   member that resolves to the root itself is skipped;
+ * - `.wh.NAME` becomes a whiteout: a character device 0:0 named NAME, owned
+ *   as the member says; `.wh..wh..opq` marks its directory opaque
+ *   (`trusted.overlay.opaque=y`);
+ * - owners, modes (set-id bits too), xattrs, mtimes (to the nanosecond),
+ *   device nodes, fifos and hard links are kept; a hard link's own owner,
+ *   mode, xattrs and mtime are applied to the file it links (the inode they
+ *   share); `trusted.*` xattrs are dropped, as are `user.*` ones on what
+ *   cannot carry them (neither a file nor a directory);
+ * - a member replaces whatever is at its path, unless both are directories:
+ *   then the directory takes the member's metadata and keeps its contents.
  *
- * The layer is hostile until proven otherwise: a member whose name is absolute
- * or climbs with `..`, one whose parent is a symlink (so that writing it would
- * land outside the directory), a hard link to outside, a device node other
- * than the whiteout form, or `trusted.overlay.*` xattrs (overlayfs's own
- * control data) make the whole layer fail. The uncompressed stream is hashed
- * on the way, so the caller checks the diff ID without reading it twice.
+ * The layer is hostile until proven otherwise: nothing is written outside
+ * `dest`; a member whose parent is a symlink (so that writing it would
+ * follow the link) or not a directory, or a hard link to what the layer does
+ * not hold or to a directory, makes the whole layer fail. The uncompressed
+ * stream is hashed on the way, so the caller checks the diff ID without
+ * reading it twice.
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { createZstdDecompress } from "node:zlib";
 import { ImageError, SysError } from "../errors.ts";
-import { lchown, lsetxattr, lutimes, mknod, S_IFCHR } from "../sys/fileattr.ts";
+import {
+  lchown,
+  lgetxattr,
+  llistxattr,
+  lmtime,
+  lsetxattr,
+  lutimes,
+  mknod,
+  S_IFBLK,
+  S_IFCHR,
+} from "../sys/fileattr.ts";
 import { gunzipChunks, InflateError } from "../sys/zlib.ts";
 import { ByteSource, readTar, TarError, type TarHeader } from "./tar.ts";
 
@@ -27,6 +48,17 @@ export interface UnpackResult {
   /** Bytes of the uncompressed tar. */
   size: number;
   entries: number;
+  /** Directories the layer's members needed but did not all list; see copyUpParents(). */
+  implicit: ImplicitDir[];
+}
+
+/** A directory made because a member below it needed it (0755, root's). */
+export interface ImplicitDir {
+  path: string;
+  /** A member named it after all: its owner, mode and mtime are that member's. */
+  listed: boolean;
+  /** Something was made or removed in it after it was made: its mtime is the unpack's. */
+  touched: boolean;
 }
 
 export class LayerError extends ImageError {}
@@ -87,16 +119,20 @@ function lstatOrUndefined(p: string): Deno.FileInfo | undefined {
   }
 }
 
-/** The member's path split into clean components; throws for absolute or climbing names. */
+/**
+ * The member's path as clean components, rooted in the layer: empty and `.`
+ * components are dropped (so is a leading `/`), and `..` takes the previous
+ * one away, never going above the root (containerd and docker clean names
+ * the same way). An empty list is the layer root.
+ */
 export function memberPath(name: string): string[] {
-  if (name.startsWith("/")) {
-    throw new TarError(`member ${JSON.stringify(name)} has an absolute path`);
+  const out: string[] = [];
+  for (const p of name.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") out.pop();
+    else out.push(p);
   }
-  const parts = name.split("/").filter((p) => p !== "" && p !== ".");
-  if (parts.includes("..")) {
-    throw new TarError(`member ${JSON.stringify(name)} climbs out of the layer with '..'`);
-  }
-  return parts;
+  return out;
 }
 
 /** Files this process makes are owned by 0:0 (false where that cannot be asked). */
@@ -119,7 +155,8 @@ class Extractor {
    * not exist: no lstat (and no NotFound error built) per member.
    */
   #made = new Set<string>([""]);
-  #dirTimes: [string, number][] = [];
+  #dirTimes: [string, number, number][] = [];
+  #implicit = new Map<string, ImplicitDir>();
   entries = 0;
   constructor(private root: string) {}
 
@@ -138,7 +175,8 @@ class Extractor {
         if (!create) throw new TarError(`${JSON.stringify(rel)} does not exist in the layer`);
         Deno.mkdirSync(this.#abs(rel), { mode: 0o755 });
         Deno.chmodSync(this.#abs(rel), 0o755);
-        this.#made.add(rel);
+        this.#created(rel);
+        this.#implicit.set(rel, { path: rel, listed: false, touched: false });
       } else if (st.isSymlink) {
         throw new TarError(
           `${JSON.stringify(parts.join("/"))} would be written through the symlink ${
@@ -167,38 +205,78 @@ class Extractor {
         if (d === rel || d.startsWith(`${rel}/`)) set.delete(d);
       }
     }
+    for (const d of [...this.#implicit.keys()]) {
+      if (d === rel || d.startsWith(`${rel}/`)) this.#implicit.delete(d);
+    }
+    this.#touch(rel);
   }
 
-  #meta(rel: string, h: TarHeader, symlink: boolean): void {
+  /** `rel` was just made. */
+  #created(rel: string): void {
+    this.#made.add(rel);
+    this.#touch(rel);
+  }
+
+  /** Something at `rel` was made or removed: its directory's mtime changed. */
+  #touch(rel: string): void {
+    const i = rel.lastIndexOf("/");
+    const d = i < 0 ? undefined : this.#implicit.get(rel.slice(0, i));
+    if (d) d.touched = true;
+  }
+
+  get implicit(): ImplicitDir[] {
+    return [...this.#implicit.values()];
+  }
+
+  /**
+   * The member's owner, xattrs, mode and times, in containerd's order (a
+   * chown clears set-id bits and file capabilities; the xattrs and mode come
+   * after it). `fresh`: this member just made the path, so it is root's
+   * when made by root outside a set-group-ID directory.
+   */
+  #meta(rel: string, h: TarHeader, kind: "dir" | "symlink" | "other", fresh: boolean): void {
     const p = this.#abs(rel);
-    // What root makes is root's (0:0) unless its directory is set-group-ID:
-    // then no lchown is needed for a 0:0 member (one FFI call fewer per member).
     const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
-    if (!(asRoot && h.uid === 0 && h.gid === 0 && !this.#setgid.has(parent))) {
+    if (!(fresh && asRoot && h.uid === 0 && h.gid === 0 && !this.#setgid.has(parent))) {
       lchown(p, h.uid, h.gid);
     }
-    if (!symlink) Deno.chmodSync(p, h.mode); // after chown, which clears set-id bits
-    if (h.type === "dir") {
-      if (h.mode & 0o2000) this.#setgid.add(rel);
-      else this.#setgid.delete(rel);
-    }
     for (const [k, v] of h.xattrs) {
-      if (k.startsWith("trusted.overlay.")) {
-        throw new TarError(`member ${JSON.stringify(h.name)} carries overlayfs's own xattr ${k}`);
-      }
+      // containerd sets no trusted.* xattr (overlayfs keeps its own data there)
+      if (k.startsWith("trusted.")) continue;
       try {
         lsetxattr(p, k, v);
       } catch (e) {
-        // user.* xattrs cannot be set on symlinks; nothing else is skipped
-        if (!(symlink && e instanceof SysError && e.errno === 1)) throw e;
+        if (!(e instanceof SysError)) throw e;
+        if (e.errno === ENOTSUP) continue; // what the file system cannot hold
+        // user.* xattrs can be set only on files and directories
+        if (e.errno === EPERM && k.startsWith("user.") && !this.#fileOrDir(rel)) continue;
+        throw e;
       }
     }
+    if (kind !== "symlink") Deno.chmodSync(p, h.mode);
+    if (kind === "dir") {
+      if (h.mode & 0o2000) this.#setgid.add(rel);
+      else this.#setgid.delete(rel);
+    }
+    lutimes(p, h.mtime, h.mtimeNsec);
   }
 
-  async add(h: TarHeader, body: (sink: (c: Uint8Array) => void) => Promise<void>): Promise<void> {
+  #fileOrDir(rel: string): boolean {
+    const st = lstatOrUndefined(this.#abs(rel));
+    return !!st && (st.isFile || st.isDirectory);
+  }
+
+  async add(
+    h: TarHeader,
+    body: (
+      sink: (c: Uint8Array) => void,
+      hole?: (n: number) => void,
+    ) => Promise<void>,
+  ): Promise<void> {
     this.entries++;
     const parts = memberPath(h.name);
-    const base = parts[parts.length - 1] ?? "";
+    if (parts.length === 0) return; // the layer root: containerd skips it too
+    const base = parts[parts.length - 1];
     if (base === OPAQUE) {
       const dir = this.#parents(parts, true).split("/").slice(0, -1).join("/");
       lsetxattr(this.#abs(dir), "trusted.overlay.opaque", new TextEncoder().encode("y"));
@@ -212,15 +290,8 @@ class Extractor {
       const rel = this.#parents([...parts.slice(0, -1), hidden], true);
       this.#clear(rel, false);
       mknod(this.#abs(rel), S_IFCHR, 0, 0);
-      this.#made.add(rel);
-      return;
-    }
-    if (parts.length === 0) {
-      if (h.type !== "dir") {
-        throw new TarError(`member ${JSON.stringify(h.name)} replaces the layer root`);
-      }
-      this.#meta("", h, false);
-      this.#dirTimes.push(["", h.mtime]);
+      this.#created(rel);
+      lchown(this.#abs(rel), h.uid, h.gid); // as containerd does
       return;
     }
     const rel = this.#parents(parts, true);
@@ -228,22 +299,32 @@ class Extractor {
     switch (h.type) {
       case "dir": {
         this.#clear(rel, true);
-        if (!this.#made.has(rel)) Deno.mkdirSync(p, { mode: 0o700 });
-        this.#made.add(rel);
+        const fresh = !this.#made.has(rel);
+        if (fresh) {
+          Deno.mkdirSync(p, { mode: 0o700 });
+          this.#created(rel);
+        }
+        const made = this.#implicit.get(rel);
+        if (made) made.listed = true;
         this.#dirs.add(rel);
-        this.#meta(rel, h, false);
-        this.#dirTimes.push([rel, h.mtime]);
+        this.#meta(rel, h, "dir", fresh);
+        this.#dirTimes.push([rel, h.mtime, h.mtimeNsec]);
         return;
       }
       case "file": {
         this.#clear(rel, false);
         const f = Deno.openSync(p, { write: true, createNew: true, mode: 0o600 });
-        this.#made.add(rel);
+        this.#created(rel);
         try {
+          let holes = false;
           await body((chunk) => {
             let off = 0;
             while (off < chunk.length) off += f.writeSync(chunk.subarray(off));
+          }, (n) => {
+            holes = true;
+            f.seekSync(n, Deno.SeekMode.Current);
           });
+          if (holes) f.truncateSync(h.size); // a hole at the end
         } finally {
           f.close();
         }
@@ -252,9 +333,8 @@ class Extractor {
       case "symlink": {
         this.#clear(rel, false);
         Deno.symlinkSync(h.linkname, p);
-        this.#made.add(rel);
-        this.#meta(rel, h, true);
-        lutimes(p, h.mtime);
+        this.#created(rel);
+        this.#meta(rel, h, "symlink", true);
         return;
       }
       case "link": {
@@ -262,9 +342,10 @@ class Extractor {
         if (target.length === 0) {
           throw new TarError(`hard link ${JSON.stringify(h.name)} to the layer root`);
         }
-        const t = this.#parents(target, false);
+        const t = target.join("/");
         const st = this.#made.has(t) ? lstatOrUndefined(this.#abs(t)) : undefined;
-        if (!st) {
+        if (st) this.#parents(target, false); // not through a symlink
+        else {
           throw new TarError(
             `hard link ${JSON.stringify(h.name)} to ${
               JSON.stringify(h.linkname)
@@ -274,47 +355,39 @@ class Extractor {
         if (st.isDirectory) {
           throw new TarError(`hard link ${JSON.stringify(h.name)} to a directory`);
         }
-        if (t === rel) return;
-        this.#clear(rel, false);
-        Deno.linkSync(this.#abs(t), p);
-        this.#made.add(rel);
-        return; // a link shares its target's metadata
+        if (t !== rel) {
+          this.#clear(rel, false);
+          Deno.linkSync(this.#abs(t), p);
+          this.#created(rel);
+        }
+        // the link member's metadata goes to the inode both names share
+        this.#meta(rel, h, st.isSymlink ? "symlink" : "other", false);
+        return;
       }
-      case "fifo": {
-        this.#clear(rel, false);
-        mknodFifo(p);
-        this.#made.add(rel);
-        break;
-      }
+      case "fifo":
       case "char":
       case "block": {
-        if (h.type === "char" && h.devmajor === 0 && h.devminor === 0) {
-          this.#clear(rel, false);
-          mknod(p, S_IFCHR, 0, 0); // already in overlayfs's whiteout form
-          this.#made.add(rel);
-          return;
-        }
-        throw new TarError(
-          `member ${
-            JSON.stringify(h.name)
-          } is a device node (${h.type} ${h.devmajor}:${h.devminor}); layers may not create devices`,
-        );
+        this.#clear(rel, false);
+        const kind = h.type === "fifo" ? S_IFIFO : h.type === "char" ? S_IFCHR : S_IFBLK;
+        mknod(p, kind | (h.mode & 0o7777), h.devmajor, h.devminor);
+        this.#created(rel);
+        break;
       }
     }
-    this.#meta(rel, h, false);
-    lutimes(p, h.mtime);
+    this.#meta(rel, h, "other", true);
   }
 
+  /** Directory times again, in member order: adding to a directory changed its mtime. */
   finish(): void {
-    for (const [rel, t] of this.#dirTimes.reverse()) {
-      if (this.#dirs.has(rel)) lutimes(this.#abs(rel), t);
+    for (const [rel, s, ns] of this.#dirTimes) {
+      if (this.#dirs.has(rel)) lutimes(this.#abs(rel), s, ns);
     }
   }
 }
 
-function mknodFifo(p: string): void {
-  mknod(p, 0o010000 | 0o600, 0, 0); // S_IFIFO
-}
+const S_IFIFO = 0o010000;
+const EPERM = 1;
+const ENOTSUP = 95;
 
 /**
  * Unpacks a layer blob (a stored file's path, or its bytes as they arrive)
@@ -355,5 +428,74 @@ export async function unpackLayer(
     }
     throw e;
   }
-  return { diffId: `sha256:${hash.digest("hex")}`, size, entries: x.entries };
+  return {
+    diffId: `sha256:${hash.digest("hex")}`,
+    size,
+    entries: x.entries,
+    implicit: x.implicit,
+  };
+}
+
+/** `rel` in the topmost of `lowers` that has it: a directory there, or undefined. */
+function lowerDir(lowers: string[], rel: string): string | undefined {
+  const parts = rel.split("/");
+  next: for (const lower of lowers) {
+    let p = lower;
+    for (let i = 0; i < parts.length; i++) {
+      p = `${p}/${parts[i]}`;
+      const st = lstatOrUndefined(p);
+      if (!st) continue next; // not in this layer: look below it
+      if (!st.isDirectory) return undefined; // replaced there: 0755 it stays
+    }
+    return p;
+  }
+  return undefined;
+}
+
+/**
+ * What containerd's overlayfs unpack gives a directory a layer needed but
+ * did not list: the metadata of that directory in the topmost lower layer
+ * that has it (owner, mode, mtime unless something was made in it later,
+ * and its xattrs but trusted.* ones, not replacing the member's own). A
+ * lower that has something else there, or none that has it: 0755, root's.
+ * A directory made in one that took a set-group-ID mode from below takes
+ * its group, as it would have when made there. `lowers` are the layers'
+ * `fs` dirs, topmost first. Layers unpack in
+ * parallel, so this runs once all of an image's layers are there.
+ */
+export function copyUpParents(fs: string, lowers: string[], dirs: ImplicitDir[]): void {
+  /** gid of each directory here that took a set-group-ID mode from below. */
+  const setgid = new Map<string, number>();
+  for (const d of dirs) { // in the order they were made: parents first
+    // read back from the store: only a clean path inside the layer is taken
+    if (typeof d.path !== "string" || d.path === "" || memberPath(d.path).join("/") !== d.path) {
+      throw new LayerError(
+        `${fs}: a recorded parent directory ${JSON.stringify(d.path)} is not a clean path`,
+      );
+    }
+    const from = lowerDir(lowers, d.path);
+    const p = `${fs}/${d.path}`;
+    if (!lstatOrUndefined(p)?.isDirectory) continue;
+    if (!from) {
+      // made in a directory that was set-group-ID by then: its group
+      const gid = setgid.get(d.path.slice(0, Math.max(0, d.path.lastIndexOf("/"))));
+      if (!d.listed && gid !== undefined) lchown(p, -1, gid);
+      continue;
+    }
+    if (!d.listed) {
+      const st = Deno.lstatSync(from);
+      if (st.mode! & 0o2000) setgid.set(d.path, st.gid!);
+      lchown(p, st.uid!, st.gid!);
+      Deno.chmodSync(p, st.mode! & 0o7777);
+      if (!d.touched) {
+        const [s, ns] = lmtime(from);
+        lutimes(p, s, ns);
+      }
+    }
+    for (const k of llistxattr(from)) {
+      if (k.startsWith("trusted.") || lgetxattr(p, k) !== undefined) continue;
+      const v = lgetxattr(from, k);
+      if (v !== undefined) lsetxattr(p, k, v);
+    }
+  }
 }

@@ -1,6 +1,7 @@
 /**
  * File metadata calls Deno has no API for, or only one that follows symlinks:
- * mknod, lchown, lsetxattr/lgetxattr, utimensat(AT_SYMLINK_NOFOLLOW).
+ * mknod, lchown, lsetxattr/lgetxattr/llistxattr, utimensat(AT_SYMLINK_NOFOLLOW),
+ * statx (for nanosecond times).
  * Used to unpack image layers exactly as the tar describes them.
  */
 import { SysError } from "../errors.ts";
@@ -43,10 +44,33 @@ export function lgetxattr(path: string, name: string): Uint8Array | undefined {
   return buf.slice(0, n);
 }
 
-/** Sets atime and mtime (seconds, fractional) without following a final symlink. */
-export function lutimes(path: string, seconds: number): void {
+/** The names of a path's xattrs (a final symlink not followed). */
+export function llistxattr(path: string): string[] {
+  const buf = new Uint8Array(65536);
+  const n = Number(libc().llistxattr(cstr(path), buf, BigInt(buf.length)));
+  if (n < 0) {
+    const e = errno();
+    if (e === 95) return []; // ENOTSUP: the file system has none
+    throw new SysError("llistxattr", e, JSON.stringify(path));
+  }
+  return new TextDecoder().decode(buf.subarray(0, n)).split("\0").filter(Boolean);
+}
+
+/** A path's mtime as whole seconds and nanoseconds (statx, a final symlink not followed). */
+export function lmtime(path: string): [number, number] {
+  const buf = new Uint8Array(256); // struct statx: the same layout on every architecture
+  check("statx", libc().statx(AT_FDCWD, cstr(path), AT_SYMLINK_NOFOLLOW, 0x7ff, buf), path);
+  const v = new DataView(buf.buffer);
+  return [Number(v.getBigInt64(112, true)), v.getUint32(120, true)]; // stx_mtime
+}
+
+/**
+ * Sets atime and mtime without following a final symlink: `seconds`
+ * (fractional), or whole seconds and `nsec` nanoseconds when that is given.
+ */
+export function lutimes(path: string, seconds: number, nsec?: number): void {
   const s = Math.floor(seconds);
-  const ns = Math.round((seconds - s) * 1e9);
+  const ns = nsec ?? Math.round((seconds - s) * 1e9);
   const ts = new BigInt64Array([BigInt(s), BigInt(ns), BigInt(s), BigInt(ns)]);
   check(
     "utimensat",

@@ -46,6 +46,10 @@ const symbols = {
   lgetxattr: { parameters: ["buffer", "buffer", "buffer", "u64"], result: "i64" },
   // int utimensat(int dirfd, const char *pathname, const struct timespec times[2], int flags);
   utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  // ssize_t llistxattr(const char *path, char *list, size_t size);
+  llistxattr: { parameters: ["buffer", "buffer", "u64"], result: "i64" },
+  // int statx(int dirfd, const char *pathname, int flags, unsigned int mask, struct statx *buf);
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   // int socket(int domain, int type, int protocol);
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   // int connect(int fd, const struct sockaddr *addr, socklen_t len);

@@ -17,6 +17,14 @@ export interface Member {
   major?: number;
   minor?: number;
   xattrs?: Record<string, string>;
+  /** More pax records for this member, written as given (a list may repeat a key). */
+  pax?: Record<string, string> | [string, string][];
+  /** The type flag as written, instead of the one `type` names. */
+  flag?: string;
+  /** A pax global header ("g") with these records, written before this member. */
+  global?: Record<string, string>;
+  /** A GNU long name ("L") written before this member. */
+  gnuLongName?: string;
 }
 
 const enc = new TextEncoder();
@@ -62,18 +70,33 @@ export function tarBytes(members: Member[]): Uint8Array {
     const pax: string[] = [];
     if (m.name.length > 99) pax.push(`path=${m.name}`);
     for (const [k, v] of Object.entries(m.xattrs ?? {})) pax.push(`SCHILY.xattr.${k}=${v}`);
-    if (pax.length > 0) {
-      const body = enc.encode(
-        pax.map((r) => {
+    for (const [k, v] of Array.isArray(m.pax) ? m.pax : Object.entries(m.pax ?? {})) {
+      pax.push(`${k}=${v}`);
+    }
+    const records = (recs: string[]) =>
+      enc.encode(
+        recs.map((r) => {
           let len = r.length + 3;
           while (`${len} ${r}\n`.length !== len) len = `${len} ${r}\n`.length;
           return `${len} ${r}\n`;
         }).join(""),
       );
+    if (m.global) {
+      const body = records(Object.entries(m.global).map(([k, v]) => `${k}=${v}`));
+      out.push(header("GlobalHead", "g", {}, body.length), body, pad(body.length));
+    }
+    if (m.gnuLongName !== undefined) {
+      const body = enc.encode(m.gnuLongName + "\0");
+      out.push(header("././@LongLink", "L", {}, body.length), body, pad(body.length));
+    }
+    if (pax.length > 0) {
+      const body = records(pax);
       out.push(header("PaxHeader", "x", {}, body.length), body, pad(body.length));
     }
     const t = m.type ?? "file";
-    out.push(header(m.name.slice(0, 99), flags[t], m, t === "file" ? data.length : 0));
+    out.push(
+      header(m.name.slice(0, 99), m.flag ?? flags[t], m, t === "file" ? data.length : 0),
+    );
     if (t === "file") out.push(data, pad(data.length));
   }
   out.push(new Uint8Array(1024));

@@ -19,7 +19,8 @@ export type Requirement =
   | "npm"
   | "registry"
   | "crictl"
-  | "kubelet";
+  | "kubelet"
+  | "containerd";
 
 const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -45,6 +46,12 @@ function missing(req: Requirement): string | undefined {
       return undefined;
     case "registry":
       for (const t of ["docker-registry", "skopeo", "tar"]) {
+        if (!which(t)) return `${t} is not installed (scripts/setup.sh installs it)`;
+      }
+      return undefined;
+    case "containerd":
+      // containerd 1.6 and the image builders the unpack differential test uses
+      for (const t of ["containerd", "ctr", "buildah", "umoci", "skopeo", "getfattr", "tar"]) {
         if (!which(t)) return `${t} is not installed (scripts/setup.sh installs it)`;
       }
       return undefined;

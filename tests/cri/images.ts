@@ -67,7 +67,8 @@ function appletLayer(programs: Record<string, Uint8Array>): Uint8Array {
   ];
   for (const e of Deno.readDirSync(`${root}/bin`)) {
     if (e.isSymlink && Deno.readLinkSync(`${root}/bin/${e.name}`) === "busybox") {
-      members.push({ name: `bin/${e.name}`, type: "link", linkname: "bin/busybox" });
+      // a link member's mode goes to the file it links (as in containerd): busybox's
+      members.push({ name: `bin/${e.name}`, type: "link", linkname: "bin/busybox", mode: 0o755 });
     }
   }
   members.push({ name: "bin/ipcs", data: programs.ipcs, mode: 0o755 });
