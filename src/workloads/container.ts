@@ -1190,6 +1190,24 @@ export interface NetworkUser {
 }
 
 /**
+ * Why an exited container ended, in the CRI's words: `Completed` (code 0),
+ * `OOMKilled` (code 137 and its memory cgroup counted an OOM kill, read
+ * while the cgroup is still there: until the container is removed or
+ * restarted) or `Error`; undefined unless it has exited.
+ */
+export function exitReason(
+  host: Pick<Host, "cgroups">,
+  c: Pick<ContainerRecord, "status" | "exitCode" | "cgroupPath">,
+): "Completed" | "OOMKilled" | "Error" | undefined {
+  if (c.status !== "exited") return undefined;
+  if (c.exitCode === 0) return "Completed";
+  if (c.exitCode === 137 && (host.cgroups.usage(c.cgroupPath)?.oomKills ?? 0) > 0) {
+    return "OOMKilled";
+  }
+  return "Error";
+}
+
+/**
  * A killed container's tasks can still be exiting when the runtime already
  * reports "stopped"; rmdir then fails with EBUSY until they are gone.
  */
