@@ -6,6 +6,7 @@ import { formatBytes } from "../../src/spec/quantity.ts";
 import {
   type ContainerRecord,
   createContainer,
+  exitReason,
   getContainer,
   listContainers,
   refresh,
@@ -74,6 +75,8 @@ export function containerState(host: Host, r: ContainerRecord) {
     status: r.status,
     pid: r.pid ?? null,
     exitCode: r.exitCode ?? null,
+    /** Why it exited, as the CRI says it (`OOMKilled`, `Completed`, `Error`); null unless exited. */
+    reason: exitReason(host, r) ?? null,
     restarts: r.restarts ?? 0,
     ip: r.network?.ip ?? null,
     network: r.network?.name ?? "none",
@@ -198,7 +201,13 @@ export function registerContainer(program: Command, ctx: Context): void {
       const lim = s.limits;
       const lines = [
         ["Name", s.name],
-        ["Status", s.status + (s.exitCode !== null ? ` (exit code ${s.exitCode})` : "")],
+        [
+          "Status",
+          s.status +
+          (s.exitCode !== null
+            ? ` (exit code ${s.exitCode}${s.reason ? `, ${s.reason}` : ""})`
+            : ""),
+        ],
         ["PID", s.pid ?? "-"],
         ["IP", s.ip ?? "-"],
         ["Network", s.network],

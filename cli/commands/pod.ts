@@ -82,12 +82,13 @@ function printPod(v: PodView): void {
   write(lines.map(([k, val]) => `${(k + ":").padEnd(12)}${val}\n`).join(""));
   write("Containers:\n");
   write(table(
-    ["  NAME", "STATUS", "PID", "EXIT", "RESTARTS", "CPU", "MEMORY"],
+    ["  NAME", "STATUS", "PID", "EXIT", "REASON", "RESTARTS", "CPU", "MEMORY"],
     v.containers.map((c) => [
       `  ${c.name}${c.init ? " (init)" : ""}`,
       c.status,
       c.pid ? String(c.pid) : "-",
       c.exitCode === null ? "-" : String(c.exitCode),
+      c.reason ?? "-",
       String(c.restarts),
       c.limits.cpuQuota ? `${c.limits.cpuQuota / 100}m` : "-",
       c.limits.memoryLimit ? formatBytes(c.limits.memoryLimit) : "-",

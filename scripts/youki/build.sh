@@ -8,7 +8,12 @@
 # profile (Seccomp: 0 in its /proc/self/status), where runc applies it. The
 # patch gives the tenant the container's profile; a notify profile (which
 # needs the container's state, which a tenant lacks) is the only case left
-# as before. Everything else is youki as published.
+# as before (libcontainer-exec-seccomp.patch). And on a cgroup v1 or hybrid
+# host youki 0.7.0 mounts every hierarchy (and the tmpfs holding them)
+# read-write inside the container whatever the cgroup mount's options say,
+# so a container could raise its own limits; with "ro" they are read-only,
+# as under runc (libcontainer-cgroup-ro.patch). Everything else is youki as
+# published.
 set -euo pipefail
 version="$1"
 dest="${2:-/usr/local/bin/youki}"

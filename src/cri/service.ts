@@ -17,6 +17,7 @@ import {
 } from "../workloads/pod.ts";
 import {
   type ContainerRecord,
+  exitReason,
   listExitFiles,
   quickRefresh,
   removeContainer,
@@ -211,15 +212,6 @@ function imageMessage(host: Host, rec: ImageRecord) {
     spec: { image: rec.id },
     pinned: false,
   };
-}
-
-/** OOMKilled when the kernel killed it for memory (its cgroup's oom_kill count), else by the code. */
-function exitReason(host: Host, c: ContainerRecord): string {
-  if (c.exitCode === 0) return "Completed";
-  if (c.exitCode === 137 && (host.cgroups.usage(c.cgroupPath)?.oomKills ?? 0) > 0) {
-    return "OOMKilled";
-  }
-  return "Error";
 }
 
 const wrap = (v: number | undefined) => v === undefined ? null : { value: String(v) };
@@ -686,7 +678,7 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
         started_at: nanos(c.startedAt),
         finished_at: exited ? nanos(c.finishedAt) : "0",
         exit_code: exited ? c.exitCode ?? 0 : 0,
-        reason: exited ? exitReason(host, c) : "",
+        reason: exitReason(host, c) ?? "",
         message: "",
         mounts: c.cri!.mounts ?? [],
         log_path: c.dirs.log,

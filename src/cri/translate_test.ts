@@ -8,7 +8,7 @@ import {
 } from "./translate.ts";
 import { CriError } from "./grpc.ts";
 import { dnsResolvConf } from "../workloads/pod.ts";
-import { ociResources } from "../oci/generate.ts";
+import { generateConfig, ociResources } from "../oci/generate.ts";
 
 const ID = "a".repeat(64);
 const POD = {
@@ -132,6 +132,32 @@ Deno.test("a container config becomes a spec the generator reads as the kubelet 
     67108864,
   ]);
   assert.deepEqual(resourcesOf(null), {});
+});
+
+Deno.test("a CRI container gets cgroupfs read-only from the generator unless privileged", () => {
+  const cgroupMount = (privileged: boolean) => {
+    const sc = { ...CTR.linux.security_context, privileged };
+    const { loaded } = containerRequest({ ...CTR, linux: { ...CTR.linux, security_context: sc } }, {
+      image: "sha256:" + "b".repeat(64),
+      logDirectory: "/var/log/pods/default_web_u-1/",
+    });
+    const config = generateConfig(loaded.spec, {
+      rootfs: "/r",
+      cgroupsPath: "/kubepods/x/app",
+      hostname: "web",
+      etcFiles: { hosts: "/e/h", hostname: "/e/n", resolvConf: "/e/r" },
+      nofileHard: 1024,
+      bundle: {},
+      arch: "x86_64",
+    });
+    const m = config.mounts.filter((m) => m.destination === "/sys/fs/cgroup");
+    assert.equal(m.length, 1);
+    assert.equal(m[0].type, "cgroup");
+    return m[0].options ?? [];
+  };
+  assert.ok(cgroupMount(false).includes("ro"));
+  assert.ok(!cgroupMount(false).includes("rw"));
+  assert.ok(cgroupMount(true).includes("rw"));
 });
 
 Deno.test("bad container configs name their field", () => {

@@ -955,7 +955,7 @@ async function launch(host: Host, rec: ContainerRecord): Promise<void> {
 export async function restartContainer(host: Host, name: string): Promise<ContainerRecord> {
   return await host.store.withLock(async () => {
     const rec = getContainer(host, name);
-    await host.runtimeFor(rec.runtime).delete(rec.id, { force: true, missingOk: true });
+    await deleteWithRetry(host, rec);
     await waitConmonGone(host, rec.dirs.conmonDir);
     removeAll(`${rec.dirs.exitDir}/${rec.id}`);
     // Resolved again: the volume may have changed under the subPath since.
@@ -1102,10 +1102,20 @@ async function cniDel(host: Host, rec: ContainerRecord, errors: unknown[]): Prom
 /**
  * `delete --force`, tried again after a pause: under load a runtime's own
  * cgroup removal can time out while the killed tasks are still exiting.
+ * Sub-cgroups the container made (a privileged one can) go first and again
+ * before each retry: youki rmdirs the container's cgroup alone, which fails
+ * while a child is there (its kill reaches the child's tasks, so the child
+ * can go once they have exited).
  */
-async function deleteWithRetry(host: Host, rec: ContainerRecord): Promise<void> {
+export async function deleteWithRetry(
+  host: Pick<Host, "cgroups" | "runtimeFor" | "sleep">,
+  rec: Pick<ContainerRecord, "id" | "runtime" | "cgroupPath">,
+): Promise<void> {
   const rt = host.runtimeFor(rec.runtime);
   for (let attempt = 1;; attempt++) {
+    try {
+      host.cgroups.removeChildren(rec.cgroupPath);
+    } catch { /* a child still has tasks: the runtime's kill comes first */ }
     try {
       await rt.delete(rec.id, { force: true, missingOk: true });
       return;
@@ -1177,6 +1187,24 @@ export interface NetworkUser {
   kind: "containers" | "pods";
   name: string;
   network: { name: string; conflist: NetConfList; portMappings: PortMapping[] };
+}
+
+/**
+ * Why an exited container ended, in the CRI's words: `Completed` (code 0),
+ * `OOMKilled` (code 137 and its memory cgroup counted an OOM kill, read
+ * while the cgroup is still there: until the container is removed or
+ * restarted) or `Error`; undefined unless it has exited.
+ */
+export function exitReason(
+  host: Pick<Host, "cgroups">,
+  c: Pick<ContainerRecord, "status" | "exitCode" | "cgroupPath">,
+): "Completed" | "OOMKilled" | "Error" | undefined {
+  if (c.status !== "exited") return undefined;
+  if (c.exitCode === 0) return "Completed";
+  if (c.exitCode === 137 && (host.cgroups.usage(c.cgroupPath)?.oomKills ?? 0) > 0) {
+    return "OOMKilled";
+  }
+  return "Error";
 }
 
 /**

@@ -45,6 +45,7 @@ import {
   createContainer,
   type CreateOptions,
   deleteBridge,
+  exitReason,
   getContainer,
   type Owner,
   ownerGone,
@@ -1188,6 +1189,8 @@ export interface PodContainerView {
   status: ContainerRecord["status"] | "missing";
   pid: number | null;
   exitCode: number | null;
+  /** Why it exited, as the CRI says it (`OOMKilled`, `Completed`, `Error`); null unless exited. */
+  reason: string | null;
   restarts: number;
   limits: ContainerRecord["limits"];
 }
@@ -1235,10 +1238,28 @@ export async function podView(
       c = host.store.get<ContainerRecord>("containers", m);
     } catch (e) {
       if (!(e instanceof DamagedRecordError)) throw e;
-      return { name, init, status: "unknown", pid: null, exitCode: null, restarts: 0, limits: {} };
+      return {
+        name,
+        init,
+        status: "unknown",
+        pid: null,
+        exitCode: null,
+        reason: null,
+        restarts: 0,
+        limits: {},
+      };
     }
     if (!c) {
-      return { name, init, status: "missing", pid: null, exitCode: null, restarts: 0, limits: {} };
+      return {
+        name,
+        init,
+        status: "missing",
+        pid: null,
+        exitCode: null,
+        reason: null,
+        restarts: 0,
+        limits: {},
+      };
     }
     const r = options.exact ? await refresh(host, c) : await quickRefresh(host, c);
     return {
@@ -1247,6 +1268,7 @@ export async function podView(
       status: r.status,
       pid: r.pid ?? null,
       exitCode: r.exitCode ?? null,
+      reason: exitReason(host, r) ?? null,
       restarts: r.restarts ?? 0,
       limits: r.limits,
     };

@@ -16,6 +16,7 @@ import { pathExists, readDirOr, removeBelow } from "../sys/fsutil.ts";
 import { unstageSubPath } from "../sys/subpath.ts";
 import { which } from "../oci/runtime.ts";
 import {
+  deleteWithRetry,
   removeAttachLinks,
   removeCgroup,
   removeEmptyParent,
@@ -91,6 +92,7 @@ export async function scavengeContainer(
       errors.push(e as Error);
     }
   };
+  const cg = cgroupOfName(host, name);
   for (const [rt, root] of runtimesKnowing(host, name)) {
     const binary = which(rt);
     if (!binary) {
@@ -100,14 +102,13 @@ export async function scavengeContainer(
     await step(
       `runtime ${rt}: delete --force ${name}`,
       () =>
-        host.runtimeFor({ name: rt, binary, root }).delete(name, { force: true, missingOk: true }),
+        deleteWithRetry(host, { id: name, runtime: { name: rt, binary, root }, cgroupPath: cg }),
     );
   }
   await step(
     "conmon exited",
     () => waitConmonGone(host, d.conmonDir, { kill: true }).then(() => false),
   );
-  const cg = cgroupOfName(host, name);
   await step(`cgroup ${cg}`, async () => {
     if (host.cgroups.dirs(cg).every((p) => !pathExists(p))) return false;
     await removeCgroup(host, cg);

@@ -194,3 +194,34 @@ Deno.test("primeAttach() writes this pid to its own cgroup.procs, and nowhere el
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("removeChildren() removes the sub-cgroups a container made, deepest first, and keeps its own (v2 and v1)", async () => {
+  await fakeV2((root) => {
+    const m = new CgroupV2Manager(root);
+    m.apply("rkl/web", {});
+    for (const d of ["a/b/c", "a/d", "e"]) {
+      Deno.mkdirSync(`${root}/rkl/web/${d}`, { recursive: true });
+    }
+    m.removeChildren("rkl/web");
+    assert.deepEqual(m.dirs("rkl/web"), [`${root}/rkl/web`]);
+    assert.deepEqual([...Deno.readDirSync(`${root}/rkl/web`)].filter((e) => e.isDirectory), []);
+    m.removeChildren("rkl/gone");
+    assert.throws(() => m.removeChildren("rkl/../.."), /must be relative/);
+  });
+  const root = await Deno.makeTempDir();
+  try {
+    const m = new CgroupV1Manager({ memory: `${root}/memory`, pids: `${root}/pids` }, [
+      `${root}/systemd`,
+    ]);
+    for (const h of ["memory", "pids", "systemd"]) {
+      Deno.mkdirSync(`${root}/${h}/rkl/web/child/grandchild`, { recursive: true });
+    }
+    m.removeChildren("rkl/web");
+    for (const h of ["memory", "pids", "systemd"]) {
+      assert.ok(pathExists(`${root}/${h}/rkl/web`), h);
+      assert.ok(!pathExists(`${root}/${h}/rkl/web/child`), h);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

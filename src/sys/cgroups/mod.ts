@@ -30,6 +30,11 @@ export interface CgroupManager {
   read(rel: string): CgroupLimits;
   /** Removes `rel` and any sub-cgroups, deepest first. A missing one is fine. */
   remove(rel: string): void;
+  /**
+   * Removes the sub-cgroups below `rel` (ones its processes made), deepest
+   * first, in every hierarchy, and keeps `rel` itself. A missing one is fine.
+   */
+  removeChildren(rel: string): void;
   /** PIDs in `rel` (cgroup.procs). */
   pids(rel: string): number[];
   /** What `rel` has used so far (the CRI's stats), or undefined when it does not exist. */
@@ -105,8 +110,11 @@ export function writeFile(path: string, value: string): void {
   Deno.writeTextFileSync(path, value);
 }
 
-/** rmdir `dir` after its sub-directories, deepest first; cgroupfs only allows rmdir. */
-export function removeTree(dir: string): void {
+/**
+ * rmdir `dir` after its sub-directories, deepest first; cgroupfs only allows
+ * rmdir. With `keepRoot`, only the sub-directories go.
+ */
+export function removeTree(dir: string, options: { keepRoot?: boolean } = {}): void {
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(dir)];
@@ -115,6 +123,7 @@ export function removeTree(dir: string): void {
     throw e;
   }
   for (const e of entries) if (e.isDirectory) removeTree(`${dir}/${e.name}`);
+  if (options.keepRoot) return;
   try {
     Deno.removeSync(dir);
   } catch (e) {

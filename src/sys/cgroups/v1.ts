@@ -103,6 +103,11 @@ export class CgroupV1Manager implements CgroupManager {
     for (const r of this.#roots()) removeTree(`${r}/${rel}`);
   }
 
+  removeChildren(rel: string): void {
+    assertRelPath(rel);
+    for (const r of this.#roots()) removeTree(`${r}/${rel}`, { keepRoot: true });
+  }
+
   usage(rel: string): CgroupUsage | undefined {
     assertRelPath(rel);
     if (this.dirs(rel).length === 0) return undefined;

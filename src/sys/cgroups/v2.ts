@@ -94,6 +94,11 @@ export class CgroupV2Manager implements CgroupManager {
     removeTree(`${this.root}/${rel}`);
   }
 
+  removeChildren(rel: string): void {
+    assertRelPath(rel);
+    removeTree(`${this.root}/${rel}`, { keepRoot: true });
+  }
+
   usage(rel: string): CgroupUsage | undefined {
     assertRelPath(rel);
     if (this.dirs(rel).length === 0) return undefined;
