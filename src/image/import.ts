@@ -10,7 +10,16 @@ import { parseReference, tagName } from "./reference.ts";
 import { type Descriptor, digestHex, type ImageRecord, type ImageStore } from "./store.ts";
 import { ByteSource, readTar, TarError } from "./tar.ts";
 import { memberPath } from "./unpack.ts";
-import { choosePlatform, type ConfigBlob, hostPlatform, imageRecord, unpackOnce } from "./pull.ts";
+import {
+  choosePlatform,
+  type ConfigBlob,
+  hostPlatform,
+  imageRecord,
+  MAX_CONFIG,
+  MAX_MANIFEST,
+  unpackOnce,
+} from "./pull.ts";
+import { FileReadError, openRegularFile, readBounded } from "../sys/readfile.ts";
 
 interface Staged {
   dir: string;
@@ -21,12 +30,18 @@ interface Staged {
 async function stage(archive: string, dir: string): Promise<Staged> {
   const files = new Set<string>();
   const links = new Map<string, string>();
-  const f = await Deno.open(archive);
-  let stream = f.readable as ReadableStream<Uint8Array>;
+  // A regular file only: a FIFO nobody writes would hang the import, /dev/zero never end.
+  const f = openRegularFile(archive);
   const head = new Uint8Array(2);
-  const g = Deno.openSync(archive);
-  const n = g.readSync(head);
-  g.close();
+  let n: number | null;
+  try {
+    n = f.readSync(head);
+    f.seekSync(0, Deno.SeekMode.Start);
+  } catch (e) {
+    f.close();
+    throw e;
+  }
+  let stream = f.readable as ReadableStream<Uint8Array>;
   if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) {
     stream = f.readable.pipeThrough(new DecompressionStream("gzip"));
   }
@@ -176,19 +191,35 @@ export async function importArchive(
         s = await stage(archive, dir);
       } catch (e) {
         if (e instanceof TarError) throw new ImageError(`Cannot import ${archive}: ${e.message}`);
-        if (e instanceof Deno.errors.NotFound) {
-          throw new ImageError(`Cannot import ${archive}: no such file`);
+        if (e instanceof FileReadError) {
+          throw new ImageError(`Cannot import ${archive}: ${e.reason}`, { cause: e });
         }
         throw e;
       }
-      const read = (n: string) => Deno.readFileSync(resolve(s, n));
+      // Manifests, indexes and configs are read into memory: 4 MiB each at most, as in a pull.
+      const read = (n: string, max = MAX_MANIFEST) => {
+        try {
+          return readBounded(resolve(s, n), { max });
+        } catch (e) {
+          if (!(e instanceof FileReadError)) throw e;
+          throw new ImageError(`Cannot import ${archive}: member ${n} is ${e.reason}`, {
+            cause: e,
+          });
+        }
+      };
       const out: ImageRecord[] = [];
       if (s.files.has("index.json")) {
         const index = JSON.parse(new TextDecoder().decode(read("index.json"))) as {
           manifests?: Descriptor[];
         };
-        const blob = (d: Descriptor) => {
-          const bytes = read(`blobs/sha256/${digestHex(d.digest)}`);
+        const blob = (d: Descriptor, what: "manifest" | "image config" = "manifest") => {
+          const max = what === "manifest" ? MAX_MANIFEST : MAX_CONFIG;
+          if (Number.isSafeInteger(d.size) && d.size > max) {
+            throw new ImageError(
+              `Cannot import ${archive}: ${what} ${d.digest} is ${d.size} bytes; rkl reads ${what}s up to ${max} bytes (4 MiB)`,
+            );
+          }
+          const bytes = read(`blobs/sha256/${digestHex(d.digest)}`, max);
           if (sha256Hex(bytes) !== digestHex(d.digest)) {
             throw new ImageError(`blob ${d.digest}: digest mismatch`);
           }
@@ -225,7 +256,7 @@ export async function importArchive(
           }
           out.push(
             await register(store, {
-              configBytes: blob(doc.config),
+              configBytes: blob(doc.config, "image config"),
               configDigest: doc.config.digest,
               layers: doc.layers.map((l) => ({
                 path: resolve(s, `blobs/sha256/${digestHex(l.digest)}`),
@@ -246,11 +277,17 @@ export async function importArchive(
           Layers: string[];
         }[];
         for (const m of list) {
-          const configBytes = read(m.Config);
+          const configBytes = read(m.Config, MAX_CONFIG);
           const configDigest = `sha256:${sha256Hex(configBytes)}`;
           const layers = m.Layers.map((l) => {
             const path = resolve(s, l);
-            const head = Deno.readFileSync(path).subarray(0, 2);
+            const head = new Uint8Array(2);
+            const lf = Deno.openSync(path);
+            try {
+              lf.readSync(head);
+            } finally {
+              lf.close();
+            }
             const gz = head[0] === 0x1f && head[1] === 0x8b;
             return {
               path,
