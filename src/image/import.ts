@@ -5,7 +5,7 @@
  * path rules as a layer; every blob is checked against its digest.
  */
 import { createHash, sha256Hex } from "./digest.ts";
-import { ImageError } from "../errors.ts";
+import { ImageError, UsageError } from "../errors.ts";
 import { parseReference, tagName } from "./reference.ts";
 import { type Descriptor, digestHex, type ImageRecord, type ImageStore } from "./store.ts";
 import { ByteSource, readTar, TarError } from "./tar.ts";
@@ -27,11 +27,9 @@ interface Staged {
   links: Map<string, string>;
 }
 
-async function stage(archive: string, dir: string): Promise<Staged> {
+async function stage(f: Deno.FsFile, dir: string): Promise<Staged> {
   const files = new Set<string>();
   const links = new Map<string, string>();
-  // A regular file only: a FIFO nobody writes would hang the import, /dev/zero never end.
-  const f = openRegularFile(archive);
   const head = new Uint8Array(2);
   let n: number | null;
   try {
@@ -181,20 +179,36 @@ export async function importArchive(
   archive: string,
   name?: string,
 ): Promise<ImageRecord[]> {
-  store.init();
+  // A regular file only, opened before anything is made: a FIFO nobody
+  // writes would hang the import, /dev/zero would never end.
+  let f: Deno.FsFile;
+  try {
+    f = openRegularFile(archive);
+  } catch (e) {
+    if (!(e instanceof FileReadError)) throw e;
+    // The argument names no regular file: a user error (exit 2).
+    throw new UsageError(`Cannot import ${archive}: ${e.reason}`, { cause: e });
+  }
+  try {
+    store.init();
+  } catch (e) {
+    f.close();
+    throw e;
+  }
   const dir = `${store.root}/.import-${Deno.pid}-${Date.now()}`;
   Deno.mkdirSync(dir, { mode: 0o700 });
   try {
     return await store.withGcLock(false, async () => {
       let s: Staged;
       try {
-        s = await stage(archive, dir);
+        s = await stage(f, dir);
       } catch (e) {
         if (e instanceof TarError) throw new ImageError(`Cannot import ${archive}: ${e.message}`);
-        if (e instanceof FileReadError) {
-          throw new ImageError(`Cannot import ${archive}: ${e.reason}`, { cause: e });
-        }
         throw e;
+      } finally {
+        try {
+          f.close();
+        } catch { /* closed when its stream ended */ }
       }
       // Manifests, indexes and configs are read into memory: 4 MiB each at most, as in a pull.
       const read = (n: string, max = MAX_MANIFEST) => {
