@@ -7,19 +7,27 @@ import { absolute, served } from "../io.ts";
 import { type ContainerRecord, refresh } from "../../src/workloads/container.ts";
 import type { Host } from "../../src/workloads/host.ts";
 import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
+import { FileReadError, MAX_INPUT_BYTES, readTextBounded } from "../../src/sys/readfile.ts";
 
 /** A spec file's text and the directory its relative paths resolve against. */
 export function readSpecFile(file: string): { text: string; baseDir: string } {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(absolute(file));
-  } catch (e) {
-    throw new SpecError({ file }, `Cannot read file: ${(e as Error).message.split(",")[0]}`, {
-      cause: e,
-    });
-  }
   const abs = absolute(file);
-  return { text, baseDir: abs.slice(0, abs.lastIndexOf("/")) || "/" };
+  return { text: readInput(file, abs), baseDir: abs.slice(0, abs.lastIndexOf("/")) || "/" };
+}
+
+/**
+ * A file the user named on the command line, as text: a regular file of at
+ * most 1 MiB (src/sys/readfile.ts), else a SpecError naming it (exit 2).
+ */
+export function readInput(file: string, abs = absolute(file)): string {
+  try {
+    return readTextBounded(abs, { max: MAX_INPUT_BYTES });
+  } catch (e) {
+    if (e instanceof FileReadError) {
+      throw new SpecError({ file }, `Cannot read file: ${e.reason}`, { cause: e });
+    }
+    throw e;
+  }
 }
 
 export function networkOption(v: string | undefined): string | null {

@@ -23,7 +23,13 @@ import type { Host } from "../../src/workloads/host.ts";
 import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
 import type { Context } from "../app.ts";
 import { ago, table, write } from "../format.ts";
-import { execIn, parseSeconds, whileCreating } from "./_shared.ts";
+import { execIn, parseSeconds, readInput, whileCreating } from "./_shared.ts";
+import {
+  FileReadError,
+  MAX_INPUT_BYTES,
+  readBounded,
+  readTextBounded,
+} from "../../src/sys/readfile.ts";
 import { absolute, cwd, environment, stderr } from "../io.ts";
 
 const DEFAULT_FILES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
@@ -55,19 +61,17 @@ export async function loadProject(
     }
     files = [found];
   }
-  const texts = files.map((file) => {
-    try {
-      return { file, text: Deno.readTextFileSync(absolute(file)) };
-    } catch (e) {
-      throw new SpecError({ file }, `Cannot read file: ${(e as Error).message.split(",")[0]}`);
-    }
-  });
+  const texts = files.map((file) => ({ file, text: readInput(file) }));
   const first = absolute(files[0]);
   const dir = first.slice(0, first.lastIndexOf("/")) || "/";
   let dotenv: Record<string, string> = {};
   try {
-    dotenv = parseDotEnv(Deno.readTextFileSync(`${dir}/.env`));
-  } catch { /* no .env */ }
+    dotenv = parseDotEnv(readTextBounded(`${dir}/.env`, { max: MAX_INPUT_BYTES }));
+  } catch (e) {
+    // No .env is fine; one that cannot be read (a FIFO, /dev/zero, too big) is not.
+    if (!(e instanceof FileReadError)) throw e;
+    if (!e.notFound) throw new SpecError({ file: e.path }, `Cannot read file: ${e.reason}`);
+  }
   const env = { ...dotenv, ...environment() };
   const profiles = flags.profile?.length
     ? flags.profile
@@ -81,11 +85,14 @@ export async function loadProject(
     projectName: flags.projectName ?? env.COMPOSE_PROJECT_NAME,
     dir,
     profiles,
+    // An env_file: undefined when missing; FileReadError when it is not a
+    // regular file of at most 1 MiB (the loader names the line that asks for it).
     readFile: (path) => {
       try {
-        return Deno.readTextFileSync(path);
-      } catch {
-        return undefined;
+        return readTextBounded(path, { max: MAX_INPUT_BYTES });
+      } catch (e) {
+        if (e instanceof FileReadError && e.notFound) return undefined;
+        throw e;
       }
     },
   });
@@ -316,7 +323,14 @@ export function registerCompose(program: Command, ctx: Context): void {
       const { services, warnings } = convertProject(project, {
         volumesDir: `${host.paths.root}/volumes`,
         workloads: o.workloads,
-        readFile: (path) => Deno.readFileSync(path),
+        readFile: (path) => {
+          try {
+            return readBounded(path, { max: MAX_INPUT_BYTES });
+          } catch (e) {
+            if (!(e instanceof FileReadError)) throw e;
+            throw new SpecError({ file: path }, `Cannot read file: ${e.reason}`, { cause: e });
+          }
+        },
       });
       for (const w of warnings) ctx.warn(formatWarning(w));
       const text = (docs: Record<string, unknown>[]) =>

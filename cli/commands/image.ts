@@ -206,7 +206,13 @@ export function registerImage(program: Command, ctx: Context): void {
         const { login } = await import("../../src/image/manage.ts");
         let password = o.password;
         if (password === undefined) {
-          password = (await new Response(Deno.stdin.readable).text()).replace(/\r?\n$/, "");
+          const { readStreamBounded } = await import("../../src/sys/readfile.ts");
+          // A password, not a stream: `< /dev/zero` must not fill memory.
+          const bytes = await readStreamBounded(Deno.stdin.readable, 64 * 1024);
+          if (!bytes) {
+            throw new UsageError("Cannot read the password: stdin holds more than 64 KiB");
+          }
+          password = new TextDecoder().decode(bytes).replace(/\r?\n$/, "");
         }
         if (!password) throw new UsageError("no password given");
         await login(ctx.host().images!, registry, { username: o.username, password });

@@ -25,6 +25,7 @@ import { rotateIfLarge } from "../workloads/logrotate.ts";
 import { withAbort } from "../cancel.ts";
 import { ConflictError } from "../errors.ts";
 import { processAlive, takePidLock } from "../sys/pidlock.ts";
+import { FileReadError, MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 import { type Backoff, KUBELET_BACKOFF, restartAt, type RestartPolicy } from "./restart.ts";
 import {
   initialState,
@@ -49,7 +50,16 @@ import { IdleCollector } from "./memory.ts";
 
 export const DEFAULT_MANIFESTS = "/etc/rk8s/manifests";
 /** Largest manifest the daemon reads. */
-export const MAX_MANIFEST_BYTES = 1024 * 1024;
+export const MAX_MANIFEST_BYTES = MAX_INPUT_BYTES;
+
+function readManifest(file: string): string {
+  try {
+    return readTextBounded(file, { max: MAX_MANIFEST_BYTES, follow: false });
+  } catch (e) {
+    if (e instanceof FileReadError) throw new Error(`${file}: ${e.reason}`);
+    throw e;
+  }
+}
 
 export interface Scan {
   desired: (DesiredPod & { pod: LoadedPod })[];
@@ -125,7 +135,9 @@ export async function scanManifests(
         );
       }
       if (!hit || hit.mtime !== mtime || hit.size !== st.size) {
-        const text = Deno.readTextFileSync(file);
+        // Opened without following a symlink and without waiting on a FIFO
+        // put there since the listing; refused unless a regular file, read up to the cap.
+        const text = readManifest(file);
         hit = { mtime, size: st.size, hash: await sha256(text) };
         try {
           hit.pods = lighten(loadPods(text, file), text, file, loadPods);

@@ -5,7 +5,7 @@
  * path rules as a layer; every blob is checked against its digest.
  */
 import { createHash, sha256Hex } from "./digest.ts";
-import { ImageError } from "../errors.ts";
+import { ImageError, UsageError } from "../errors.ts";
 import { parseReference, tagName } from "./reference.ts";
 import { type Descriptor, digestHex, type ImageRecord, type ImageStore } from "./store.ts";
 import { ByteSource, readTar, TarError } from "./tar.ts";
@@ -15,9 +15,12 @@ import {
   type ConfigBlob,
   hostPlatform,
   imageRecord,
+  MAX_CONFIG,
+  MAX_MANIFEST,
   settleParents,
   unpackOnce,
 } from "./pull.ts";
+import { FileReadError, openRegularFile, readBounded } from "../sys/readfile.ts";
 
 interface Staged {
   dir: string;
@@ -25,15 +28,19 @@ interface Staged {
   links: Map<string, string>;
 }
 
-async function stage(archive: string, dir: string): Promise<Staged> {
+async function stage(f: Deno.FsFile, dir: string): Promise<Staged> {
   const files = new Set<string>();
   const links = new Map<string, string>();
-  const f = await Deno.open(archive);
-  let stream = f.readable as ReadableStream<Uint8Array>;
   const head = new Uint8Array(2);
-  const g = Deno.openSync(archive);
-  const n = g.readSync(head);
-  g.close();
+  let n: number | null;
+  try {
+    n = f.readSync(head);
+    f.seekSync(0, Deno.SeekMode.Start);
+  } catch (e) {
+    f.close();
+    throw e;
+  }
+  let stream = f.readable as ReadableStream<Uint8Array>;
   if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) {
     stream = f.readable.pipeThrough(new DecompressionStream("gzip"));
   }
@@ -174,29 +181,61 @@ export async function importArchive(
   archive: string,
   name?: string,
 ): Promise<ImageRecord[]> {
-  store.init();
+  // A regular file only, opened before anything is made: a FIFO nobody
+  // writes would hang the import, /dev/zero would never end.
+  let f: Deno.FsFile;
+  try {
+    f = openRegularFile(archive);
+  } catch (e) {
+    if (!(e instanceof FileReadError)) throw e;
+    // The argument names no regular file: a user error (exit 2).
+    throw new UsageError(`Cannot import ${archive}: ${e.reason}`, { cause: e });
+  }
+  try {
+    store.init();
+  } catch (e) {
+    f.close();
+    throw e;
+  }
   const dir = `${store.root}/.import-${Deno.pid}-${Date.now()}`;
   Deno.mkdirSync(dir, { mode: 0o700 });
   try {
     return await store.withGcLock(false, async () => {
       let s: Staged;
       try {
-        s = await stage(archive, dir);
+        s = await stage(f, dir);
       } catch (e) {
         if (e instanceof TarError) throw new ImageError(`Cannot import ${archive}: ${e.message}`);
-        if (e instanceof Deno.errors.NotFound) {
-          throw new ImageError(`Cannot import ${archive}: no such file`);
-        }
         throw e;
+      } finally {
+        try {
+          f.close();
+        } catch { /* closed when its stream ended */ }
       }
-      const read = (n: string) => Deno.readFileSync(resolve(s, n));
+      // Manifests, indexes and configs are read into memory: 4 MiB each at most, as in a pull.
+      const read = (n: string, max = MAX_MANIFEST) => {
+        try {
+          return readBounded(resolve(s, n), { max });
+        } catch (e) {
+          if (!(e instanceof FileReadError)) throw e;
+          throw new ImageError(`Cannot import ${archive}: member ${n} is ${e.reason}`, {
+            cause: e,
+          });
+        }
+      };
       const out: ImageRecord[] = [];
       if (s.files.has("index.json")) {
         const index = JSON.parse(new TextDecoder().decode(read("index.json"))) as {
           manifests?: Descriptor[];
         };
-        const blob = (d: Descriptor) => {
-          const bytes = read(`blobs/sha256/${digestHex(d.digest)}`);
+        const blob = (d: Descriptor, what: "manifest" | "image config" = "manifest") => {
+          const max = what === "manifest" ? MAX_MANIFEST : MAX_CONFIG;
+          if (Number.isSafeInteger(d.size) && d.size > max) {
+            throw new ImageError(
+              `Cannot import ${archive}: ${what} ${d.digest} is ${d.size} bytes; rkl reads ${what}s up to ${max} bytes (4 MiB)`,
+            );
+          }
+          const bytes = read(`blobs/sha256/${digestHex(d.digest)}`, max);
           if (sha256Hex(bytes) !== digestHex(d.digest)) {
             throw new ImageError(`blob ${d.digest}: digest mismatch`);
           }
@@ -233,7 +272,7 @@ export async function importArchive(
           }
           out.push(
             await register(store, {
-              configBytes: blob(doc.config),
+              configBytes: blob(doc.config, "image config"),
               configDigest: doc.config.digest,
               layers: doc.layers.map((l) => ({
                 path: resolve(s, `blobs/sha256/${digestHex(l.digest)}`),
@@ -254,11 +293,17 @@ export async function importArchive(
           Layers: string[];
         }[];
         for (const m of list) {
-          const configBytes = read(m.Config);
+          const configBytes = read(m.Config, MAX_CONFIG);
           const configDigest = `sha256:${sha256Hex(configBytes)}`;
           const layers = m.Layers.map((l) => {
             const path = resolve(s, l);
-            const head = Deno.readFileSync(path).subarray(0, 2);
+            const head = new Uint8Array(2);
+            const lf = Deno.openSync(path);
+            try {
+              lf.readSync(head);
+            } finally {
+              lf.close();
+            }
             const gz = head[0] === 0x1f && head[1] === 0x8b;
             return {
               path,

@@ -5,7 +5,7 @@ import { parseReference, tagName } from "./reference.ts";
 import { RegistryClient } from "./registry.ts";
 import { authFilePath, type Credentials, endpointsFor, writeAuthEntry } from "./registries.ts";
 import type { ImageService } from "./service.ts";
-import { type ImageRecord, notFound, refuseInUse } from "./store.ts";
+import { type ImageRecord, notFound, OversizedRecord, refuseInUse } from "./store.ts";
 
 /** Names of the containers whose rootfs is made of image `id`. */
 export function imageUsers(host: Host, id: string): string[] {
@@ -25,7 +25,21 @@ export async function removeImages(host: Host, names: string[], force: boolean):
   return await store.withGcLock(true, async () => {
     const out: string[] = [];
     for (const n of names) {
-      const rec = store.find(n);
+      let rec: ImageRecord | undefined;
+      try {
+        rec = store.find(n);
+      } catch (e) {
+        if (!(e instanceof OversizedRecord)) throw e;
+        // A record too large to read (pulled before configs were capped): removed unread.
+        const id = e.id;
+        await host.store.withLock(() => {
+          refuseInUse({ id } as ImageRecord, imageUsers(host, id), force);
+          for (const t of store.removeImage({ id } as ImageRecord)) out.push(`Untagged: ${t}`);
+          return Promise.resolve();
+        });
+        out.push(`Deleted: ${id}`);
+        continue;
+      }
       if (!rec) throw notFound(n);
       const byId = /^(?:sha256:)?[a-f0-9]{4,64}$/.test(n) &&
         rec.id.slice(7).startsWith(n.replace(/^sha256:/, ""));

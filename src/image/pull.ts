@@ -71,7 +71,15 @@ const LAYER_TYPES = new Set([
   "application/vnd.docker.image.rootfs.diff.tar.gzip",
   "application/vnd.docker.image.rootfs.diff.tar",
 ]);
-const MAX_MANIFEST = 4 << 20;
+/**
+ * Manifests, indexes and image configs are read into memory: each is capped
+ * at 4 MiB, as containers/image caps them (iolimits MaxManifestBodySize,
+ * MaxConfigBodySize) and the distribution registry caps manifests. A
+ * descriptor that names a larger one is refused with its digest before a
+ * byte is fetched; a body that turns out larger is cut off at the cap.
+ */
+export const MAX_MANIFEST = 4 << 20;
+export const MAX_CONFIG = 4 << 20;
 /** Layers fetched and unpacked at once. */
 const WORKERS = 3;
 
@@ -128,6 +136,17 @@ function describe(ep: Endpoint): string {
 
 /** A digest mismatch: the blob is not what its descriptor names; nothing of it is kept. */
 class DigestMismatch extends ImageError {}
+
+/** Refuses a manifest or config whose descriptor says it is larger than `max`. */
+function refuseLarger(d: Descriptor, max: number, what: string): void {
+  if (blobSize(d) > max) {
+    throw new ImageError(
+      `${what} ${d.digest} is ${d.size} bytes; rkl reads ${what}s up to ${max} bytes (${
+        max / (1 << 20)
+      } MiB)`,
+    );
+  }
+}
 
 /** A descriptor's size, checked before anything is fetched. */
 function blobSize(d: Descriptor): number {
@@ -222,7 +241,12 @@ export class Puller {
           `/v2/${repo}/manifests/${reference}`,
           { accept: MANIFEST_TYPES.join(", ") },
           MAX_MANIFEST,
-          { unknown: "manifest unknown", tooLarge: "manifest larger than 4 MiB" },
+          {
+            unknown: "manifest unknown",
+            tooLarge: `manifest ${
+              want ?? `for ${reference}`
+            } is larger than ${MAX_MANIFEST} bytes (4 MiB)`,
+          },
         );
         const digest = `sha256:${sha256Hex(body)}`;
         if (want && digest !== want) {
@@ -299,10 +323,10 @@ export class Puller {
 
   /**
    * The image config's bytes, checked against its descriptor. A config the
-   * store lacks is read into memory (configs are small) and `stored` is
+   * store lacks is read into memory (at most 4 MiB) and `stored` is
    * false: the caller stores it with the manifests once the layers are
-   * there, so the layers need not wait for a file and its fsync. One over
-   * 4 MiB goes through the store like a layer blob.
+   * there, so the layers need not wait for a file and its fsync. A larger
+   * one is refused before it is fetched.
    */
   async #config(
     eps: Endpoint[],
@@ -310,10 +334,9 @@ export class Puller {
     d: Descriptor,
   ): Promise<{ bytes: Uint8Array; stored: boolean }> {
     const store = this.ctx.store;
-    blobSize(d);
-    if (store.hasBlob(d.digest) || d.size > MAX_MANIFEST) {
-      await this.#blob(eps, repo, d, "config");
-      return { bytes: store.readBlob(d.digest), stored: true };
+    refuseLarger(d, MAX_CONFIG, "image config");
+    if (store.hasBlob(d.digest)) {
+      return { bytes: store.readBlob(d.digest, MAX_CONFIG), stored: true };
     }
     const hex = digestHex(d.digest);
     const why: string[] = [];
@@ -639,6 +662,7 @@ export class Puller {
         ).join(", ");
         throw new ImageError(`no manifest for ${platform} (the index offers ${offered || "none"})`);
       }
+      refuseLarger(chosen, MAX_MANIFEST, "manifest");
       m = await this.#manifest(
         [m.ep, ...eps.filter((e) => e !== m.ep)],
         repo,

@@ -21,6 +21,7 @@
 import type { YAMLMap } from "yaml";
 import { SpecError } from "../errors.ts";
 import { DOCKER_HUB } from "./reference.ts";
+import { FileReadError, MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 
 export interface Credentials {
   username: string;
@@ -44,6 +45,15 @@ export interface Endpoint {
   httpFallback: boolean;
 }
 
+/** registries.yaml and auth.json: regular files of at most 1 MiB (src/sys/readfile.ts). */
+function readConfigFile(file: string): string {
+  return readTextBounded(file, { max: MAX_INPUT_BYTES });
+}
+
+function reasonOf(e: unknown): string {
+  return e instanceof FileReadError ? e.reason : (e as Error).message;
+}
+
 export const DEFAULT_REGISTRIES_FILE = "/etc/rkl/registries.yaml";
 
 export function emptyRegistries(): RegistriesConfig {
@@ -54,10 +64,10 @@ export function emptyRegistries(): RegistriesConfig {
 export async function loadRegistries(file: string): Promise<RegistriesConfig> {
   let text: string;
   try {
-    text = Deno.readTextFileSync(file);
+    text = readConfigFile(file);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return { ...emptyRegistries(), file };
-    throw new SpecError({ file }, `Cannot read registries config: ${(e as Error).message}`);
+    if (e instanceof FileReadError && e.notFound) return { ...emptyRegistries(), file };
+    throw new SpecError({ file }, `Cannot read registries config: ${reasonOf(e)}`, { cause: e });
   }
   return await parseRegistries(text, file);
 }
@@ -227,10 +237,10 @@ export function decodeBasicAuth(b64: string): Credentials | undefined {
 export function readAuthFile(file: string): Record<string, Credentials> {
   let text: string;
   try {
-    text = Deno.readTextFileSync(file);
+    text = readConfigFile(file);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return {};
-    throw new SpecError({ file }, `Cannot read auth file: ${(e as Error).message}`);
+    if (e instanceof FileReadError && e.notFound) return {};
+    throw new SpecError({ file }, `Cannot read auth file: ${reasonOf(e)}`, { cause: e });
   }
   let doc: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
   try {
@@ -259,10 +269,10 @@ export function writeAuthEntry(
 ): boolean {
   let doc: { auths?: Record<string, unknown> } = {};
   try {
-    doc = JSON.parse(Deno.readTextFileSync(file));
+    doc = JSON.parse(readConfigFile(file));
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
-      throw new SpecError({ file }, `Cannot read auth file: ${(e as Error).message}`);
+    if (!(e instanceof FileReadError && e.notFound)) {
+      throw new SpecError({ file }, `Cannot read auth file: ${reasonOf(e)}`, { cause: e });
     }
   }
   doc.auths ??= {};

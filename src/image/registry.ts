@@ -17,6 +17,9 @@ export const MANIFEST_TYPES = [
   "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
+/** A token answer is read into memory: 1 MiB at most (containers/image: MaxAuthTokenBodySize). */
+const MAX_TOKEN_BODY = 1 << 20;
+
 export interface Challenge {
   scheme: string;
   params: Record<string, string>;
@@ -95,7 +98,12 @@ export class RegistryClient {
         res.status === 401 || res.status === 403 ? 401 : res.status,
       );
     }
-    const body = await res.json().catch(() => ({})) as { token?: string; access_token?: string };
+    let body: { token?: string; access_token?: string } = {};
+    try {
+      body = JSON.parse(await this.#text(res, MAX_TOKEN_BODY, `token from ${u.origin}`));
+    } catch (e) {
+      if (e instanceof ImageError) throw e;
+    }
     const token = body.token ?? body.access_token;
     if (!token) throw new EndpointError(`${ep.host}: the token service answered no token`);
     return token;
@@ -158,6 +166,28 @@ export class RegistryClient {
       throw new EndpointError(`${ep.host}: access to ${repo} denied (${res.status})`, 401);
     }
     return res;
+  }
+
+  /** A small body as text, at most `max` bytes (EndpointError beyond: containers/image's ReadAtMost). */
+  async #text(res: Response, max: number, what: string): Promise<string> {
+    if (Number(res.headers.get("content-length") ?? "0") > max) {
+      await res.body?.cancel();
+      throw new EndpointError(`${what}: the answer is larger than ${max} bytes`);
+    }
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for await (const c of this.chunks(res, what)) {
+      total += c.length;
+      if (total > max) throw new EndpointError(`${what}: the answer is larger than ${max} bytes`);
+      parts.push(c);
+    }
+    const all = new Uint8Array(total);
+    let off = 0;
+    for (const p of parts) {
+      all.set(p, off);
+      off += p.length;
+    }
+    return new TextDecoder().decode(all);
   }
 
   /** `GET /v2/` with auth: for `rkl login` to check credentials. */

@@ -16,6 +16,7 @@
  */
 import { ConflictError, ImageError, NotFoundError } from "../errors.ts";
 import { writeAtomic } from "../store/store.ts";
+import { FileReadError, readBounded, readTextBounded } from "../sys/readfile.ts";
 import { markTopDir } from "../sys/fileattr.ts";
 import { type ImageRef, parseReference, repoName, tagName } from "./reference.ts";
 
@@ -90,12 +91,32 @@ export async function sha256HexAsync(data: Uint8Array): Promise<string> {
   return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * The largest record read back. An image record holds its config's `config`
+ * object, and configs are capped at 4 MiB at pull and import; pretty-printed
+ * that stays well below this. A larger record comes from a pull before the
+ * cap (a 200 MB config once made `image inspect` take 1.07 GB): refused.
+ */
+export const MAX_RECORD = 16 << 20;
+
+/** An image record larger than {@linkcode MAX_RECORD}: never read. */
+export class OversizedRecord extends ImageError {
+  constructor(readonly id: string, options: { cause?: unknown } = {}) {
+    super(
+      `Cannot read image ${id}: its record is larger than ${MAX_RECORD} bytes (16 MiB; ` +
+        `\`rkl image rm ${id.slice(7, 19)}\` removes it)`,
+      options,
+    );
+  }
+}
+
 function readJson<T>(path: string): T | undefined {
   try {
-    return JSON.parse(Deno.readTextFileSync(path)) as T;
+    return JSON.parse(readTextBounded(path, { max: MAX_RECORD })) as T;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied) {
-      return undefined;
+    if (e instanceof FileReadError) {
+      if (e.notFound || e.errno === "EACCES" || e.errno === "EPERM") return undefined;
+      throw new ImageError(e.message, { cause: e });
     }
     if (e instanceof SyntaxError) return undefined; // damaged: treated as absent, rewritten by a pull
     throw e;
@@ -173,8 +194,16 @@ export class ImageStore {
     if (!this.hasBlob(digest)) writeAtomic(this.blobPath(digest), data);
   }
 
-  readBlob(digest: string): Uint8Array {
-    return Deno.readFileSync(this.blobPath(digest));
+  /** A stored blob read into memory (a manifest, a config): refused when larger than `max`. */
+  readBlob(digest: string, max: number): Uint8Array {
+    try {
+      return readBounded(this.blobPath(digest), { max });
+    } catch (e) {
+      if (e instanceof FileReadError && !e.notFound) {
+        throw new ImageError(`Cannot read blob ${digest}: ${e.reason}`, { cause: e });
+      }
+      throw e;
+    }
   }
 
   layerDir(diffId: string): string {
@@ -186,9 +215,36 @@ export class ImageStore {
     return readJson<LayerInfo>(`${this.layerDir(diffId)}/layer.json`);
   }
 
+  /** The record of image `id`; OversizedRecord when it is too large to read. */
   image(id: string): ImageRecord | undefined {
-    const rec = readJson<ImageRecord>(`${this.images}/${digestHex(id)}.json`);
+    const path = `${this.images}/${digestHex(id)}.json`;
+    let rec: ImageRecord | undefined;
+    try {
+      rec = readJson<ImageRecord>(path);
+    } catch (e) {
+      const reason = (e as { cause?: unknown }).cause;
+      if (reason instanceof FileReadError && reason.reason.startsWith("larger than")) {
+        throw new OversizedRecord(id, { cause: e });
+      }
+      throw e;
+    }
     return rec && rec.id === id && Array.isArray(rec.layers) ? rec : undefined;
+  }
+
+  /** Ids of the image records on disk, read or not. */
+  #ids(): string[] {
+    const out: string[] = [];
+    try {
+      for (const e of Deno.readDirSync(this.images)) {
+        const m = /^([a-f0-9]{64})\.json$/.exec(e.name);
+        if (m) out.push(`sha256:${m[1]}`);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied)) {
+        throw e;
+      }
+    }
+    return out;
   }
 
   putImage(rec: ImageRecord): void {
@@ -197,18 +253,15 @@ export class ImageStore {
     writeAtomic(`${this.images}/${digestHex(rec.id)}.json`, JSON.stringify(rec, null, 2) + "\n");
   }
 
+  /** Every image record that can be read; an oversized one is left out (see OversizedRecord). */
   listImages(): ImageRecord[] {
     const out: ImageRecord[] = [];
-    try {
-      for (const e of Deno.readDirSync(this.images)) {
-        const m = /^([a-f0-9]{64})\.json$/.exec(e.name);
-        if (!m) continue;
-        const rec = this.image(`sha256:${m[1]}`);
+    for (const id of this.#ids()) {
+      try {
+        const rec = this.image(id);
         if (rec) out.push(rec);
-      }
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied)) {
-        throw e;
+      } catch (e) {
+        if (!(e instanceof OversizedRecord)) throw e;
       }
     }
     return out.sort((a, b) => (b.pulledAt ?? "").localeCompare(a.pulledAt ?? ""));
@@ -272,8 +325,12 @@ export class ImageStore {
   find(text: string): ImageRecord | undefined {
     const m = /^(?:sha256:)?([a-f0-9]{4,64})$/.exec(text);
     if (m) {
-      const hits = this.listImages().filter((i) => digestHex(i.id).startsWith(m[1]));
-      if (hits.length === 1) return hits[0];
+      // By the record files, so that an oversized record is named (OversizedRecord), not missed.
+      const hits = this.#ids().filter((id) => digestHex(id).startsWith(m[1]));
+      if (hits.length === 1) {
+        const rec = this.image(hits[0]);
+        if (rec || text.startsWith("sha256:")) return rec;
+      }
       if (hits.length > 1) throw new ConflictError(`image id prefix ${m[1]} is ambiguous`);
       if (text.startsWith("sha256:")) return undefined;
     }

@@ -5,6 +5,7 @@
 import { NetworkError, SpecError } from "../errors.ts";
 import { DNS1123_LABEL } from "../spec/names.ts";
 import type { NetConfList } from "./cni.ts";
+import { FileReadError, MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 
 export const DEFAULT_NETWORK = "rkl0";
 export const DEFAULT_SUBNET = "10.89.0.0/24";
@@ -72,9 +73,12 @@ export function loadNetwork(name: string, options: NetworkOptions): NetConfList 
   const path = conflistPath(options.confDir, name);
   let text: string;
   try {
-    text = Deno.readTextFileSync(path);
+    text = readTextBounded(path, { max: MAX_INPUT_BYTES });
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (!(e instanceof FileReadError)) throw e;
+    if (!e.notFound) {
+      throw new NetworkError(`Cannot load network ${JSON.stringify(name)}: ${e.message}`);
+    }
     if (name !== DEFAULT_NETWORK) {
       throw new NetworkError(`Cannot find network ${JSON.stringify(name)}: no ${path}`);
     }

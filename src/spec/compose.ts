@@ -327,7 +327,11 @@ export interface LoadComposeOptions {
   /** Directory of the first file, absolute. */
   dir: string;
   profiles?: string[];
-  /** Reads an `env_file` (absolute path); undefined when it does not exist. */
+  /**
+   * Reads an `env_file` (absolute path); undefined when it does not exist. It
+   * throws when the file cannot be read (not a regular file, too big): the
+   * error becomes a SpecError at the `env_file` line.
+   */
   readFile?: (path: string) => string | undefined;
 }
 
@@ -937,7 +941,16 @@ export function loadCompose(
     envFiles.forEach((f, i) => {
       const path = joinPath(options.dir, typeof f === "string" ? f : f.path);
       const required = typeof f === "string" ? true : f.required ?? true;
-      const text = options.readFile?.(path);
+      let text: string | undefined;
+      try {
+        text = options.readFile?.(path);
+      } catch (e) {
+        // Not a regular file, too big, unreadable: `Cannot read PATH: why`, at the line naming it.
+        throw L.error(
+          at("env_file", ...(Array.isArray(s.env_file) ? [i] : [])),
+          (e as Error).message.split("\n")[0],
+        );
+      }
       if (text === undefined) {
         if (required) {
           throw L.error(

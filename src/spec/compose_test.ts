@@ -209,6 +209,23 @@ Deno.test("loadCompose() reads env_file through the reader it is given; environm
   );
 });
 
+Deno.test("loadCompose() puts an env_file the reader refuses (a FIFO, too big) at its line", () => {
+  const refuse = (p: string): string => {
+    throw new Error(`Cannot read ${p}: not a regular file (a FIFO)`);
+  };
+  assert.throws(
+    () =>
+      loadCompose([{
+        file: "c.yaml",
+        text: "services:\n  s:\n    image: b\n    env_file: [ok.env, fifo.env]\n",
+      }], { env: {}, dir: "/d", readFile: (p) => p.endsWith("ok.env") ? "A=1\n" : refuse(p) }),
+    (e: Error) =>
+      e instanceof SpecError && !e.message.includes("\n") &&
+      /^c\.yaml:4:\d+: services\.s\.env_file\[1\]: Cannot read \/d\/fifo\.env: not a regular file \(a FIFO\)$/
+        .test(e.message),
+  );
+});
+
 Deno.test("x- extensions are ignored silently and their anchors merge with <<", () => {
   const { project, warnings } = load(`x-common: &common
   restart: always

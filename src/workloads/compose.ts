@@ -14,11 +14,12 @@
  * recreated service is found again as soon as `up` finishes. The cost: names
  * are only updated by rkl commands (as with compose, that is when they change).
  */
-import { NotFoundError, RklError } from "../errors.ts";
+import { NotFoundError, RklError, SpecError } from "../errors.ts";
 import { bridgeConflist, conflistPath } from "../net/network.ts";
 import { readExitCode } from "../oci/conmon.ts";
 import { COMPOSE_NAME, type ComposeProject, type ComposeService } from "../spec/compose.ts";
 import { assertBelow, privateDir, removeBelow } from "../sys/fsutil.ts";
+import { FileReadError, MAX_INPUT_BYTES, readBounded } from "../sys/readfile.ts";
 import type { LoadedContainer, ResolvedMount } from "../spec/container.ts";
 import type { StoredRecord } from "../store/store.ts";
 import {
@@ -308,6 +309,34 @@ export function writeProjectHosts(host: Host, project: string): void {
   }
 }
 
+/**
+ * The bytes of every config and secret, by `KIND/NAME`: a `file:` is read
+ * here (a regular file of at most 1 MiB, the size of a Kubernetes ConfigMap
+ * or Secret); anything else is a SpecError naming the file (exit 2).
+ */
+export function configContents(project: ComposeProject): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  for (const kind of ["configs", "secrets"] as const) {
+    for (const c of project[kind]) {
+      if (!c.file) {
+        out.set(`${kind}/${c.name}`, new TextEncoder().encode(c.content ?? ""));
+        continue;
+      }
+      try {
+        out.set(`${kind}/${c.name}`, readBounded(c.file, { max: MAX_INPUT_BYTES }));
+      } catch (e) {
+        if (!(e instanceof FileReadError)) throw e;
+        throw new SpecError(
+          { file: project.files[0] ?? project.dir, path: `${kind}.${c.name}.file` },
+          e.message,
+          { cause: e },
+        );
+      }
+    }
+  }
+  return out;
+}
+
 export interface UpOptions {
   services?: string[];
   removeOrphans?: boolean;
@@ -321,6 +350,8 @@ export async function composeUp(
   project: ComposeProject,
   options: UpOptions,
 ): Promise<ComposeRecord> {
+  // Config and secret files are read before anything is made: each a regular file of at most 1 MiB.
+  const contents = configContents(project);
   const rec: ComposeRecord = host.store.get<ComposeRecord>("compose", project.name) ?? {
     schemaVersion: 1,
     kind: "compose",
@@ -349,8 +380,7 @@ export async function composeUp(
       const path = `${pdir}/${kind}/${c.name}`;
       assertBelow(pdir, path, `${kind.slice(0, -1)} ${c.name}`);
       privateDir(`${pdir}/${kind}`);
-      if (c.file) Deno.copyFileSync(c.file, path);
-      else Deno.writeTextFileSync(path, c.content ?? "");
+      Deno.writeFileSync(path, contents.get(`${kind}/${c.name}`)!);
       Deno.chmodSync(path, kind === "secrets" ? 0o400 : 0o444);
     }
   }

@@ -35,6 +35,7 @@ import { runtimesKnowing, scavengeContainer } from "./scavenge.ts";
 import { mountOverlay, mountPoints, unmount } from "../sys/mounts.ts";
 import { stageSubPath, unstageSubPath } from "../sys/subpath.ts";
 import { pathExists, privateDir } from "../sys/fsutil.ts";
+import { FileReadError, MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 import { rotatedLogs } from "./logrotate.ts";
 import { readUserFiles, resolveNames } from "./users.ts";
 import { layeredUserFiles } from "../image/service.ts";
@@ -543,9 +544,10 @@ export function readLocalhostSeccomp(
   const at = loaded.source.at(["securityContext", "seccompProfile", "localhostProfile"]);
   let text: string;
   try {
-    text = Deno.readTextFileSync(file);
+    text = readTextBounded(file, { max: MAX_INPUT_BYTES });
   } catch (e) {
-    throw new SpecError(at, `Cannot read seccomp profile ${file}: ${(e as Error).message}`);
+    const why = e instanceof FileReadError ? e.reason : (e as Error).message;
+    throw new SpecError(at, `Cannot read seccomp profile ${file}: ${why}`, { cause: e });
   }
   try {
     return parseSeccompProfile(text, file);

@@ -19,6 +19,7 @@ import type { ComposeMount, ComposeProject, ComposeService } from "../spec/compo
 import { locate, parseYamlDocuments, type SourceDoc, type Warning } from "../spec/source.ts";
 import { containerName } from "./compose.ts";
 import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
+import { MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 
 export { HOSTS_GROUP, HOSTS_NAMES };
 
@@ -44,7 +45,7 @@ function locator(files: string[]): (svc: string, key: string[]) => SourceDoc | u
   const docs: SourceDoc[] = [];
   for (const f of files) {
     try {
-      docs.push(...parseYamlDocuments(Deno.readTextFileSync(f), f));
+      docs.push(...parseYamlDocuments(readTextBounded(f, { max: MAX_INPUT_BYTES }), f));
     } catch { /* already loaded once; locations are a courtesy */ }
   }
   return (svc, key) =>
