@@ -19,7 +19,8 @@ export type Requirement =
   | "npm"
   | "registry"
   | "crictl"
-  | "kubelet";
+  | "kubelet"
+  | "cc";
 
 const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -54,6 +55,10 @@ function missing(req: Requirement): string | undefined {
       return which("kubelet")
         ? undefined
         : "kubelet is not installed (scripts/setup.sh installs it)";
+    case "cc":
+      return which("cc")
+        ? undefined
+        : "cc is not installed (scripts/setup.sh installs build-essential)";
     case "npm":
       return which("npm") ? undefined : "npm is not installed (scripts/setup.sh)";
     case "cni": {
