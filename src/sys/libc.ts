@@ -15,6 +15,8 @@ const symbols = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   // int close(int fd);
   close: { parameters: ["i32"], result: "i32" },
+  // int flock(int fd, int operation);
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   // int mount(const char *source, const char *target, const char *fstype,
   //           unsigned long flags, const void *data);
   mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
