@@ -23,6 +23,9 @@ if (args[0] === "__netns-connect") {
   const code = await runRemote(args, `${VERSION}+${COMMIT}`);
   if (code !== undefined) Deno.exit(code);
 }
+// Before anything is spawned: the caller's fds (a flock, a pipe) must not
+// live on in conmon, the daemon or a monitor (src/sys/cloexec.ts).
+(await import("../src/sys/cloexec.ts")).cloexecInheritedFds();
 const { main } = await import("./app.ts");
 (await import("../src/trace.ts")).trace("modules loaded");
 Deno.exit(await main(args));

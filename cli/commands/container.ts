@@ -17,7 +17,7 @@ import {
 } from "../../src/workloads/container.ts";
 import type { Host } from "../../src/workloads/host.ts";
 
-import { ago, table, write } from "../format.ts";
+import { ago, keyValues, table, write } from "../format.ts";
 import type { Context } from "../app.ts";
 import {
   execIn,
@@ -199,7 +199,7 @@ export function registerContainer(program: Command, ctx: Context): void {
         return;
       }
       const lim = s.limits;
-      const lines = [
+      const lines: [string, unknown][] = [
         ["Name", s.name],
         [
           "Status",
@@ -229,7 +229,7 @@ export function registerContainer(program: Command, ctx: Context): void {
         ["Runtime", s.runtime],
         ["Log", s.logPath],
       ];
-      write(lines.map(([k, v]) => `${(k + ":").padEnd(10)}${v}\n`).join(""));
+      write(keyValues(lines, 10));
     });
 
   c.command("exec").argument("<name>").argument("<command...>").description(

@@ -15,7 +15,7 @@ import {
   stopPod,
 } from "../../src/workloads/pod.ts";
 import type { Context } from "../app.ts";
-import { ago, table, write } from "../format.ts";
+import { ago, keyValues, table, write } from "../format.ts";
 import { execIn, networkOption, parseSeconds, printLogs, readSpecFile } from "./_shared.ts";
 import { installCancelHandlers } from "../../src/cancel.ts";
 import { trace } from "../../src/trace.ts";
@@ -79,7 +79,7 @@ function printPod(v: PodView): void {
     ["Started", v.started ?? "-"],
     ["Runtime", v.runtime],
   ];
-  write(lines.map(([k, val]) => `${(k + ":").padEnd(12)}${val}\n`).join(""));
+  write(keyValues(lines, 12));
   write("Containers:\n");
   write(table(
     ["  NAME", "STATUS", "PID", "EXIT", "REASON", "RESTARTS", "CPU", "MEMORY"],

@@ -14,6 +14,14 @@ import type { CriMount } from "../workloads/container.ts";
 import type { LoadedPod, PodSpec } from "../spec/pod.ts";
 import type { PortMapping } from "../net/cni.ts";
 import { invalid, type Message } from "./grpc.ts";
+import {
+  CONTROL_CHARS,
+  DNS1123_LABEL,
+  DNS1123_SUBDOMAIN,
+  envNameError,
+  escapeControl,
+  qualifiedNameError,
+} from "../spec/names.ts";
 
 /** A source whose locations name the request's fields. */
 export function requestSource(call: string, prefix: string) {
@@ -74,12 +82,53 @@ export function labelFrom(name: string): string {
   return l || "pod";
 }
 
+/**
+ * A CRI name or namespace, checked as the API server checks a pod's (a
+ * DNS-1123 subdomain, a namespace a DNS-1123 label), except that upper case
+ * passes: critest names its sandboxes "NamespaceOption-PodSandbox-…". What
+ * matters here is that no newline or escape reaches a record or a table.
+ */
+function criName(field: string, s: string, max: 63 | 253): void {
+  const rule = max === 63 ? DNS1123_LABEL : DNS1123_SUBDOMAIN;
+  if (s.length <= max && rule.test(s.toLowerCase())) return;
+  throw invalid(
+    `${field}: ${escapeControl(JSON.stringify(s))} is not a DNS-1123 ${
+      max === 63 ? "label" : "subdomain"
+    } (letters, digits, '-'${
+      max === 63 ? "" : " and '.'"
+    }, starting and ending with a letter or digit, at most ${max} characters)`,
+  );
+}
+
+/**
+ * Labels and annotations as the kubelet sends them: keys are qualified names,
+ * label values hold no control character (the kubelet adds values longer than
+ * a label's 63, such as pod names), annotation values are free.
+ */
+function criMetadataMaps(config: Message): void {
+  for (const [kind, map] of [["labels", config.labels], ["annotations", config.annotations]]) {
+    for (const [k, v] of Object.entries((map ?? {}) as Record<string, string>)) {
+      const bad = qualifiedNameError(kind === "labels" ? k : k.toLowerCase()) ??
+        (kind === "labels" && CONTROL_CHARS.test(v)
+          ? `value ${escapeControl(JSON.stringify(v))} has control characters`
+          : undefined);
+      if (bad) throw invalid(`config.${kind}[${escapeControl(JSON.stringify(k))}]: ${bad}`);
+    }
+  }
+}
+
 /** RunPodSandbox's config → a pod with no containers yet (they come by CreateContainer). */
 export function sandboxPod(id: string, config: Message): LoadedPod {
   const md = config.metadata;
   if (!md || !md.name) throw invalid("config.metadata.name: must be set");
   if (!md.namespace) throw invalid("config.metadata.namespace: must be set");
   if (!md.uid) throw invalid("config.metadata.uid: must be set");
+  criName("config.metadata.name", md.name, 253);
+  criName("config.metadata.namespace", md.namespace, 63);
+  if (md.uid.length > 253 || CONTROL_CHARS.test(md.uid)) {
+    throw invalid(`config.metadata.uid: ${escapeControl(JSON.stringify(md.uid))} is not a uid`);
+  }
+  criMetadataMaps(config);
   const linux = config.linux ?? {};
   const sc = linux.security_context ?? {};
   const nso = sc.namespace_options ?? {};
@@ -241,8 +290,11 @@ export function containerRequest(
   const md = config.metadata;
   if (!md || !md.name) throw invalid("config.metadata.name: must be set");
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/.test(md.name)) {
-    throw invalid(`config.metadata.name: ${JSON.stringify(md.name)} is not a container name`);
+    throw invalid(
+      `config.metadata.name: ${escapeControl(JSON.stringify(md.name))} is not a container name`,
+    );
   }
+  criMetadataMaps(config);
   const linux = config.linux ?? {};
   const sc = linux.security_context ?? {};
   const field = "config.linux.security_context";
@@ -269,6 +321,8 @@ export function containerRequest(
   const gid = sc.run_as_group ? int(sc.run_as_group.value) : undefined;
   const env = (config.envs ?? []).map((e: Message, i: number) => {
     if (!e.key) throw invalid(`config.envs[${i}].key: must be set`);
+    const bad = envNameError(e.key);
+    if (bad) throw invalid(`config.envs[${i}].key: ${bad}`);
     return { name: e.key, value: e.value ?? "" };
   });
   let logPath: string | undefined;

@@ -218,3 +218,53 @@ Deno.test("deviceOf(): a host device node's type, numbers and mode; anything els
     /host_path/,
   );
 });
+
+Deno.test("forged sandbox names, namespaces, uids, labels and env names are INVALID_ARGUMENT, escaped in the message", () => {
+  const md = POD.metadata;
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [
+      { metadata: { ...md, name: "web\nFORGED   1/1   Running" } },
+      /^config\.metadata\.name: "web\\nFORGED {3}1\/1 {3}Running" is not a DNS-1123 subdomain/,
+    ],
+    [
+      { metadata: { ...md, name: "web\x1b[2J" } },
+      /config\.metadata\.name: "web\\u001b\[2J" is not/,
+    ],
+    [{ metadata: { ...md, name: "a".repeat(254) } }, /config\.metadata\.name: .* at most 253/],
+    [
+      { metadata: { ...md, namespace: "default\r\nx" } },
+      /^config\.metadata\.namespace: "default\\r\\nx" is not a DNS-1123 label/,
+    ],
+    [{ metadata: { ...md, namespace: "a.b" } }, /config\.metadata\.namespace/],
+    [{ metadata: { ...md, uid: "u\n1" } }, /^config\.metadata\.uid: "u\\n1" is not a uid/],
+    [
+      { labels: { "a\nb": "x" } },
+      /^config\.labels\["a\\nb"\]: key "a\\nb" is not a qualified name/,
+    ],
+    [
+      { labels: { app: "x\x9b31m" } },
+      /^config\.labels\["app"\]: value "x\\x9b31m" has control characters/,
+    ],
+    [{ annotations: { "\x1b": "x" } }, /^config\.annotations\["\\u001b"\]/],
+  ];
+  for (const [over, want] of cases) rejects(() => sandboxPod(ID, { ...POD, ...over }), want);
+  // What critest and the kubelet send passes: upper case names, long label values, free annotation values.
+  const ok = sandboxPod(ID, {
+    ...POD,
+    metadata: { ...md, name: "NamespaceOption-PodSandbox-0c1f", namespace: "cri-test-namespace1" },
+    labels: { "io.kubernetes.pod.name": "p".repeat(200) },
+    annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{\n}\n" },
+  }).spec;
+  assert.equal(ok.namespace, "cri-test-namespace1");
+  const ctr = (envs: unknown[]) =>
+    containerRequest({ metadata: { name: "c" }, envs }, { image: "i", logDirectory: "" });
+  rejects(
+    () => ctr([{ key: "A\nB", value: "x" }]),
+    /^config\.envs\[0\]\.key: environment variable name "A\\nB" must consist only of printable ASCII/,
+  );
+  rejects(() => ctr([{ key: "A=B", value: "x" }]), /other than '='/);
+  assert.deepEqual(ctr([{ key: "my.env-name", value: "x" }]).loaded.spec.env, [{
+    name: "my.env-name",
+    value: "x",
+  }]);
+}); // deno-fmt-ignore

@@ -18,6 +18,7 @@ import { ConflictError, ImageError, NotFoundError } from "../errors.ts";
 import { writeAtomic } from "../store/store.ts";
 import { FileReadError, readBounded, readTextBounded } from "../sys/readfile.ts";
 import { markTopDir } from "../sys/fileattr.ts";
+import { tryLockExclusive } from "../sys/trylock.ts";
 import { type ImageRef, parseReference, repoName, tagName } from "./reference.ts";
 
 export interface Descriptor {
@@ -175,6 +176,48 @@ export class ImageStore {
   /** Pulls and imports share this; rm and prune take it alone. */
   withGcLock<T>(exclusive: boolean, fn: () => Promise<T>): Promise<T> {
     return this.withLock("gc", fn, !exclusive);
+  }
+
+  /**
+   * What interrupted pulls and imports left: `layers/.tmp-*` unpack dirs,
+   * `blobs/.partial-*` downloads, temp files of atomic writes, `.import-*`
+   * dirs. Listed (and with `remove`, removed) only while no pull or import
+   * runs, i.e. when the gc lock can be had alone at once; undefined when it
+   * cannot (what is there may be a running pull's).
+   */
+  sweepTemporaries(options: { remove: boolean }): string[] | undefined {
+    try {
+      Deno.statSync(this.locks);
+    } catch {
+      return []; // no store yet
+    }
+    const release = tryLockExclusive(`${this.locks}/gc`);
+    if (!release) return undefined;
+    try {
+      const found: string[] = [];
+      const temp: [string, RegExp][] = [
+        [this.layers, /^\.tmp-/],
+        [this.blobs, /^\.partial-|\.tmp-/],
+        [this.images, /\.tmp-/],
+        [this.tags, /\.tmp-/],
+        [this.root, /^\.import-/],
+      ];
+      for (const [dir, re] of temp) {
+        let entries: Deno.DirEntry[] = [];
+        try {
+          entries = [...Deno.readDirSync(dir)];
+        } catch { /* not made yet */ }
+        for (const e of entries) {
+          if (!re.test(e.name)) continue;
+          const path = `${dir}/${e.name}`;
+          found.push(path);
+          if (options.remove) Deno.removeSync(path, { recursive: true });
+        }
+      }
+      return found;
+    } finally {
+      release();
+    }
   }
 
   blobPath(digest: string): string {

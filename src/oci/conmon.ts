@@ -13,6 +13,7 @@ import { callTimeoutMs } from "../timeouts.ts";
 import { trace } from "../trace.ts";
 import { RuntimeError } from "../errors.ts";
 import { O_RDWR, type Syscalls } from "../sys/syscalls.ts";
+import { cloexecInheritedFds } from "../sys/cloexec.ts";
 import type { OciRuntime } from "./runtime.ts";
 
 export interface ConmonOptions {
@@ -89,6 +90,9 @@ export function conmonArgs(o: ConmonOptions): string[] {
 /** Runs `runtime create` under conmon; resolves to the container's pid. */
 export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise<number> {
   const p = conmonPaths(o.workDir);
+  // conmon lives as long as the container: it must take no fd of this
+  // process's caller along (done once per process; cli/main.ts did it already).
+  cloexecInheritedFds();
   Deno.mkdirSync(o.workDir, { recursive: true, mode: 0o700 });
   try {
     Deno.removeSync(p.syncFifo);

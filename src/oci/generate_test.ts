@@ -92,8 +92,9 @@ Deno.test("generateConfig() gives a cgroup namespace, a pids limit and the defau
   const c = generateConfig(spec, CTX);
   assert.ok(c.linux.namespaces.some((n) => n.type === "cgroup" && !n.path));
   assert.deepEqual(c.linux.resources.pids, { limit: DEFAULT_PIDS_LIMIT });
-  assert.equal(c.linux.seccomp?.defaultAction, "SCMP_ACT_ALLOW");
-  assert.ok(c.linux.seccomp?.syscalls[0].names.includes("mount"));
+  assert.equal(c.linux.seccomp?.defaultAction, "SCMP_ACT_ERRNO");
+  assert.ok(c.linux.seccomp?.syscalls[0].names.includes("read"));
+  assert.ok(!c.linux.seccomp?.syscalls.some((r) => r.names.includes("mount")));
   assert.equal(generateConfig(spec, { ...CTX, pidsLimit: 0 }).linux.resources.pids, undefined);
 });
 

@@ -11,7 +11,7 @@ import { type SourceLocation, SpecError } from "../errors.ts";
 import { interpolate, InterpolationError, parseDotEnv, shellSplit } from "./interpolate.ts";
 import { joinPath } from "./paths.ts";
 import { parseQuantity, QuantityError } from "./quantity.ts";
-import { DNS1123_LABEL } from "./names.ts";
+import { DNS1123_LABEL, envNameError } from "./names.ts";
 import {
   formatPath,
   locate,
@@ -965,6 +965,12 @@ export function loadCompose(
     for (const [k, v] of Object.entries(envMap(s.environment))) {
       const value = v ?? options.env[k];
       if (value !== undefined) env[k] = value;
+    }
+    // Kubernetes' rule for names (printable ASCII but '='): a newline in a
+    // name would forge a line of the container's environment.
+    for (const k of Object.keys(env)) {
+      const bad = envNameError(k);
+      if (bad) throw L.error(at("environment"), bad);
     }
     let user: ComposeService["user"];
     if (s.user !== undefined) {

@@ -363,3 +363,21 @@ Deno.test("`version` is called obsolete once per project, not once per file", ()
     "compose.yaml:1:version",
   ]);
 });
+
+Deno.test("loadCompose() refuses an environment name with a newline or '=', in both forms", () => {
+  for (
+    const env of [
+      'environment: {"A\\nFORGED": x}',
+      'environment: ["A\\nFORGED=x"]',
+      'environment: {"A\\u001b[2J": x}',
+    ]
+  ) {
+    const e = err(`services:\n  web:\n    image: busybox\n    ${env}\n`);
+    assert.match(
+      e.message,
+      /^compose\.yaml:4:\d+: services\.web\.environment: environment variable name ".*" must consist only of printable ASCII characters other than '='$/,
+    );
+  }
+  const ok = load('services:\n  web:\n    image: busybox\n    environment: {"my.env-name": x}\n');
+  assert.equal(ok.project.services[0].environment["my.env-name"], "x");
+});

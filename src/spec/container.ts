@@ -18,6 +18,7 @@ import {
   containerFields,
   type ContainerPortSpec,
   hostPathVolume,
+  labelMap,
   type LifecycleSpec,
   type ProbeSpec,
   type ResourcesSpec,
@@ -34,7 +35,7 @@ const singleContainer = z.strictObject({
   ...containerFields,
   volumes: z.array(hostPathVolume).optional(),
   restartPolicy: z.enum(["Always", "OnFailure", "Never"]).optional(),
-  labels: z.record(z.string(), z.string()).optional(),
+  labels: labelMap.optional(),
 });
 
 /** A container as rkl runs it, with paths resolved against the YAML file. */

@@ -16,8 +16,10 @@ import {
   toContainerSpec,
 } from "./container.ts";
 import {
+  annotationMap,
   containerFields,
   dnsLabel,
+  labelMap,
   podVolume,
   resources,
   seccompProfile,
@@ -52,8 +54,6 @@ const podContainer = z.strictObject({
   restartPolicy: z.literal("Always").optional(),
 });
 
-const labelMap = z.record(z.string(), z.string());
-
 const podSchema = z.strictObject({
   apiVersion: z.literal("v1"),
   kind: z.literal("Pod"),
@@ -61,7 +61,7 @@ const podSchema = z.strictObject({
     name: dnsLabel,
     namespace: dnsLabel.optional(),
     labels: labelMap.optional(),
-    annotations: labelMap.optional(),
+    annotations: annotationMap.optional(),
   }),
   spec: z.strictObject({
     containers: z.array(podContainer).min(1, "a pod needs at least one container"),

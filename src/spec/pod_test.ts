@@ -366,3 +366,36 @@ Deno.test("loadPods() reads hostAliases and pod-level resources", () => {
   assert.deepEqual(p.spec.hostAliases, [{ ip: "10.1.2.3", hostnames: ["foo.local", "bar.local"] }]);
   assert.deepEqual(p.spec.resources, { limits: { cpu: "1", memory: "256Mi" } });
 });
+
+Deno.test("loadPods() refuses forged label keys and values, annotation keys and env names, at their line", () => {
+  const pod = (metadata: string, env = "") =>
+    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n${metadata}spec:\n  containers:\n    - name: c\n      image: i\n      command: [sh]\n${env}`;
+  const cases: [string, RegExp][] = [
+    [
+      pod('  labels: {"a\\nb": x}\n'),
+      /^p\.yaml:5:\d+: metadata\.labels\.a\\nb: key "a\\nb" is not a qualified name/,
+    ],
+    [
+      pod('  labels: {app: "x\\r\\nFORGED"}\n'),
+      /p\.yaml:5:\d+: metadata\.labels\.app: value "x\\r\\nFORGED" is not a label value/,
+    ],
+    [pod(`  labels: {app: ${"v".repeat(64)}}\n`), /longer than 63/],
+    [
+      pod('  annotations: {"\\e[2Jk": v}\n'),
+      /^p\.yaml:5:\d+: metadata\.annotations\.\\x1b\[2Jk: key "\\u001b\[2jk" is not a qualified name/,
+    ],
+    [
+      pod("", '      env: [{name: "A\\nB", value: x}]\n'),
+      /^p\.yaml:10:\d+: spec\.containers\[0\]\.env\[0\]\.name: environment variable name "A\\nB" must consist only of printable ASCII characters other than '='/,
+    ],
+    [pod("", '      env: [{name: "A=B", value: x}]\n'), /other than '='/],
+  ];
+  for (const [text, want] of cases) assert.match(err(text).message, want);
+  // Kubernetes' own forms pass: prefixed keys, empty values, annotation values with newlines.
+  const ok = pod(
+    '  labels: {example.com/tier: "", app.kubernetes.io/name: web}\n  annotations: {Example.com/Note: "line 1\\nline 2"}\n',
+    '      env: [{name: "my.env-name", value: x}]\n',
+  );
+  const [p] = loadPods(ok, "p.yaml", { baseDir: "/srv" });
+  assert.equal(p.spec.annotations["Example.com/Note"], "line 1\nline 2");
+}); // deno-fmt-ignore

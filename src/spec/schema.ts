@@ -6,8 +6,45 @@
 import { z } from "zod";
 import { isNegative, parseQuantity, QuantityError } from "./quantity.ts";
 
-import { DNS1123_LABEL } from "./names.ts";
+import {
+  CONTROL_CHARS,
+  DNS1123_LABEL,
+  envNameError,
+  labelValueError,
+  qualifiedNameError,
+} from "./names.ts";
 export { DNS1123_LABEL };
+
+/** A string checked by one of names.ts's rules (which return what is wrong). */
+function checked(rule: (s: string) => string | undefined) {
+  return z.string().superRefine((s, ctx) => {
+    const bad = rule(s);
+    if (bad) ctx.addIssue({ code: "custom", message: bad });
+  });
+}
+
+/**
+ * metadata.labels (and rkl's container labels): qualified-name keys and label
+ * values. rk8s's `bundle` label holds a path (the pause bundle), so its value
+ * is only kept free of control characters.
+ */
+export const labelMap = z.record(z.string(), z.string()).superRefine((m, ctx) => {
+  for (const [k, v] of Object.entries(m)) {
+    const bad = qualifiedNameError(k) ??
+      (k === "bundle"
+        ? (CONTROL_CHARS.test(v) ? `value ${JSON.stringify(v)} has control characters` : undefined)
+        : labelValueError(v));
+    if (bad) ctx.addIssue({ code: "custom", message: bad, path: [k] });
+  }
+});
+
+/** metadata.annotations: qualified-name keys (any case, as the API server checks them), any value. */
+export const annotationMap = z.record(z.string(), z.string()).superRefine((m, ctx) => {
+  for (const k of Object.keys(m)) {
+    const bad = qualifiedNameError(k.toLowerCase());
+    if (bad) ctx.addIssue({ code: "custom", message: bad, path: [k] });
+  }
+});
 
 export const dnsLabel = z.string().superRefine((s, ctx) => {
   if (s.length === 0) ctx.addIssue({ code: "custom", message: "must not be empty" });
@@ -104,9 +141,7 @@ const exactlyOne =
   };
 
 export const envVar = z.strictObject({
-  name: z.string().min(1).refine((s) => !s.includes("=") && !s.includes("\0"), {
-    message: "must not contain '=' or NUL",
-  }),
+  name: checked(envNameError),
   value: z.union([z.string(), z.number(), z.boolean()]).transform(String).optional(),
   valueFrom: z.strictObject({
     configMapKeyRef: keyRef.optional(),

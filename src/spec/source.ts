@@ -9,6 +9,7 @@
 import { type Document, isMap, isScalar, LineCounter, parseAllDocuments, type YAMLMap } from "yaml";
 import type { z } from "zod";
 import { formatLocated, SpecError } from "../errors.ts";
+import { escapeControl } from "./names.ts";
 
 export type PathSegment = string | number;
 
@@ -85,7 +86,7 @@ export function formatPath(path: readonly PathSegment[]): string {
   let out = "";
   for (const seg of path) {
     if (typeof seg === "number") out += `[${seg}]`;
-    else out += out ? `.${seg}` : seg;
+    else out += out ? `.${escapeControl(seg)}` : escapeControl(seg);
   }
   return out;
 }

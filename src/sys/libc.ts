@@ -15,6 +15,8 @@ const symbols = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   // int close(int fd);
   close: { parameters: ["i32"], result: "i32" },
+  // int flock(int fd, int operation);
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   // int mount(const char *source, const char *target, const char *fstype,
   //           unsigned long flags, const void *data);
   mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
@@ -98,6 +100,31 @@ let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
 export function libc(): LibcSymbols {
   lib ??= Deno.dlopen("libc.so.6", symbols);
   return lib.symbols;
+}
+
+/**
+ * The two calls that mark inherited fds close-on-exec (cloexec.ts), in a table
+ * of their own: rkl does this at start, before it knows whether it needs the
+ * rest, and opening the full table costs some milliseconds where this one
+ * costs one. close_range is optional: glibc has it from 2.34.
+ */
+const fdSymbols = {
+  // int close_range(unsigned int first, unsigned int last, int flags);
+  close_range: { parameters: ["u32", "u32", "i32"], result: "i32", optional: true },
+  // int fcntl(int fd, int cmd, ...); (one int argument, see above)
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // int *__errno_location(void);
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export type LibcFdSymbols = Deno.DynamicLibrary<typeof fdSymbols>["symbols"];
+
+let fdLib: Deno.DynamicLibrary<typeof fdSymbols> | undefined;
+
+/** The fd calls alone (needs `--allow-ffi`). */
+export function libcFds(): LibcFdSymbols {
+  fdLib ??= Deno.dlopen("libc.so.6", fdSymbols);
+  return fdLib.symbols;
 }
 
 /** errno of the last failed call on this thread. */

@@ -12,6 +12,8 @@
  * - Records whose resources went away (a runtime that forgot the container)
  *   get their status brought up to date.
  * - Temp files of interrupted atomic writes; portmap chains no one uses.
+ * - The image store's temporaries (unpack dirs, partial downloads) when no
+ *   pull or import runs.
  *
  * The whole pass holds the store lock, so a create in another process
  * (which reserves its record under that lock before it makes anything) is
@@ -244,6 +246,20 @@ export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promis
         Deno.removeSync(f);
         done.push(`removed ${f}`);
       }
+    }
+    // The image store's temporaries, when no pull or import runs (a pull
+    // killed with -9 leaves its unpack dir and download behind).
+    const temps = host.images?.store.sweepTemporaries({ remove: !options.dryRun });
+    if (temps === undefined) {
+      done.push("image store: a pull or import is running; its temporaries left for the next gc");
+    }
+    for (const f of temps ?? []) {
+      findings.push({
+        kind: "file",
+        name: f,
+        why: "temporary of an interrupted image pull or import",
+      });
+      if (!options.dryRun) done.push(`removed ${f}`);
     }
     if (options.dryRun) {
       for (const br of idleBridges(host)) {

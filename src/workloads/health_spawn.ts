@@ -4,6 +4,7 @@
  * the monitor itself.
  */
 import { pidLockOwner } from "../sys/pidlock.ts";
+import { cloexecInheritedFds } from "../sys/cloexec.ts";
 import type { Host } from "./host.ts";
 
 export function healthDir(host: Pick<Host, "paths">): string {
@@ -21,6 +22,8 @@ export function ensureHealthMonitor(host: Host): void {
   if (!argv) throw new TypeError("this host cannot start helper processes (no selfArgv)");
   Deno.mkdirSync(healthDir(host), { recursive: true, mode: 0o700 });
   if (pidLockOwner(`${healthDir(host)}/monitor.pid`) !== undefined) return;
+  // It outlives this command: no fd of this process's caller goes along.
+  cloexecInheritedFds();
   // Its own session (setsid), so the terminal's ^C for `up` does not reach it.
   const child = new Deno.Command("setsid", {
     args: [

@@ -20,7 +20,8 @@ export type Requirement =
   | "registry"
   | "crictl"
   | "kubelet"
-  | "containerd";
+  | "containerd"
+  | "cc";
 
 const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -61,6 +62,10 @@ function missing(req: Requirement): string | undefined {
       return which("kubelet")
         ? undefined
         : "kubelet is not installed (scripts/setup.sh installs it)";
+    case "cc":
+      return which("cc")
+        ? undefined
+        : "cc is not installed (scripts/setup.sh installs build-essential)";
     case "npm":
       return which("npm") ? undefined : "npm is not installed (scripts/setup.sh)";
     case "cni": {
