@@ -427,6 +427,10 @@ export function forwardedBy(
 
 /** The nat table as `iptables-save` prints it ("" when it cannot be read). */
 export async function natTable(cmd: CommandRunner): Promise<string> {
-  const res = await cmd.run("iptables-save", { args: ["-t", "nat"] });
-  return res.code === 0 ? res.stdout : "";
+  try {
+    const res = await cmd.run("iptables-save", { args: ["-t", "nat"] });
+    return res.code === 0 ? res.stdout : "";
+  } catch {
+    return ""; // no iptables-save: portmap cannot have forwarded anything either
+  }
 }

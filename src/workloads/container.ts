@@ -589,6 +589,12 @@ async function createContainerNow(
   trace("create: begin");
   // The runtime's cgroup attach, 10-30 ms from now, then waits little (see primeAttach).
   void primeAttach(host.cgroups);
+  // Host ports other roots and other forwarders hold (the nat table), read
+  // while the create is planned: an iptables-save of 2-3 ms, off the path.
+  const natRead = !options.hostNetwork && !options.sandbox && options.network &&
+      portMappings(loaded.spec.ports).length > 0
+    ? natTable(host.cmd)
+    : undefined;
   const source = await rootSource(host, loaded);
   const bundle = source.defaults;
   prepareHostPaths(loaded);
@@ -610,8 +616,7 @@ async function createContainerNow(
   for (const [k, n] of extraNames.entries()) {
     extra.push({ name: n, ifName: `eth${k + 1}`, conflist: await loadNetwork(n, netOptions) });
   }
-  // Host ports other roots and other forwarders hold: read before the lock.
-  const nat = plan.portMappings.length > 0 ? await natTable(host.cmd) : "";
+  const nat = plan.portMappings.length > 0 ? await (natRead ?? natTable(host.cmd)) : "";
 
   // Everything this create is going to make. The reservation stores it all
   // (synced) before any of it exists, so an rkl that dies midway leaves a

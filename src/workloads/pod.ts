@@ -304,6 +304,12 @@ async function createPodNow(
       );
     }
   }
+  const mappings = spec.hostNetwork ? [] : spec.portMappings ?? podPortMappings(loaded);
+  // Host ports other roots and other forwarders hold (the nat table), read
+  // meanwhile: checked at the reservation below.
+  const natRead = mappings.length > 0 && !spec.hostNetwork && options.network
+    ? natTable(host.cmd)
+    : undefined;
   // Images are pulled (as each container's policy says) before anything is made.
   for (const c of [...spec.initContainers, ...spec.containers]) {
     await rootSource(host, c);
@@ -311,9 +317,7 @@ async function createPodNow(
   }
   const network = spec.hostNetwork ? null : options.network;
   const conflist = network ? await loadNetwork(network, networkOptions(host)) : undefined;
-  const mappings = spec.hostNetwork ? [] : spec.portMappings ?? podPortMappings(loaded);
-  // Host ports other roots and other forwarders hold: read before the lock.
-  const nat = mappings.length > 0 ? await natTable(host.cmd) : "";
+  const nat = conflist && mappings.length > 0 ? await (natRead ?? natTable(host.cmd)) : "";
   const dirs = podDirs(host, name);
 
   const rec: PodRecord = await host.store.withLock(() => {
