@@ -210,6 +210,52 @@ rootsTest(
 );
 
 rootsTest(
+  "two roots: pods of the same name; the same hostPort is refused, and one's last pod leaves the other's gateway",
+  bare,
+  async ([a, b], [brA, brB]) => {
+    const pod = (port?: number) =>
+      `apiVersion: v1\nkind: Pod\nmetadata: {name: db}\nspec:\n  containers:\n` +
+      `    - name: main\n      image: ${BUSYBOX}\n      command: [sleep, "3600"]\n` +
+      (port ? `      ports: [{containerPort: 80, hostPort: ${port}}]\n` : "");
+    const write = async (e: RklEnv, body: string) => {
+      await Deno.writeTextFile(`${e.dir}/pod.yaml`, body);
+      return `${e.dir}/pod.yaml`;
+    };
+    await rklOk(a, ["pod", "run", await write(a, pod(PORT))]);
+    assertRefused(
+      "same port",
+      await rkl(b, ["pod", "run", await write(b, pod(PORT))]),
+      new RegExp(`pod\\.yaml:\\d+:\\d+: Cannot publish port ${PORT}/tcp: a nat rule forwards it`),
+    );
+    await rklOk(b, ["pod", "run", await write(b, pod())]);
+    const ip = async (e: RklEnv) =>
+      (JSON.parse(await rklOk(e, ["pod", "state", "db", "-o", "json"])) as { ip: string }).ip;
+    const [ipA, ipB] = [await ip(a), await ip(b)];
+    assert.notEqual(net24(ipA), net24(ipB), "two roots' pods share a subnet");
+    await rklOk(a, ["pod", "rm", "-f", "db"]);
+    const names = await links();
+    assert.ok(!names.includes(brA), "A's idle bridge stays");
+    assert.ok(names.includes(brB), "B's bridge was deleted under its pod");
+    const ping = await rkl(b, [
+      "pod",
+      "exec",
+      "db",
+      "main",
+      "--",
+      "ping",
+      "-c",
+      "1",
+      "-W",
+      "2",
+      `${net24(ipB)}.1`,
+    ]);
+    assert.equal(ping.code, 0, `B's pod lost its gateway: ${ping.stdout}${ping.stderr}`);
+    await rklOk(b, ["pod", "rm", "-f", "db"]);
+    assert.ok(!(await links()).includes(brB), "B's idle bridge stays");
+  },
+);
+
+rootsTest(
   "two roots: compose projects of the same name both come up, on bridges and subnets of their own",
   bare,
   async ([a, b]) => {
