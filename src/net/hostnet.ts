@@ -24,6 +24,7 @@
  */
 import { NetworkError } from "../errors.ts";
 import type { CommandRunner } from "../sys/command.ts";
+import { MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 import type { NetConfList } from "./cni.ts";
 
 /** Held shared by each bridge plugin ADD, alone to choose a subnet or delete a bridge. */
@@ -142,9 +143,10 @@ export function conflistSubnets(list: unknown): string[] {
   return out;
 }
 
+/** A conflist's JSON, or undefined; a FIFO or a huge file in a conf dir is never waited on. */
 function readJson(path: string): unknown {
   try {
-    return JSON.parse(Deno.readTextFileSync(path));
+    return JSON.parse(readTextBounded(path, { max: MAX_INPUT_BYTES }));
   } catch {
     return undefined;
   }
