@@ -5,12 +5,18 @@
  */
 import type { CniClient, CniResult, NetConfList, PluginConf, PortMapping } from "./cni.ts";
 import { PORTMAP_ADD_LOCK, withPortmapLock } from "./portmap.ts";
+import { HOST_NET_LOCK, withHostLock } from "./hostnet.ts";
 
 export interface SandboxNet {
   cniId: string;
   netns: string;
   conflist?: NetConfList;
   portMappings: PortMapping[];
+  /**
+   * Throws when a host port is taken by then: run right before portmap's
+   * ADD, inside the host-wide lock that runs one such ADD at a time.
+   */
+  portsFree?: () => Promise<void>;
 }
 
 /** ADD of eth0; its result, if any. */
@@ -28,17 +34,34 @@ async function cniUpNow(cni: CniClient, n: SandboxNet): Promise<CniResult | unde
     netns: n.netns,
     ifName: "eth0",
     capabilityArgs: { portMappings: n.portMappings },
-  }, oneAtATime);
+  }, hostLocks(n.portsFree));
 }
 
 /**
- * portmap makes its shared chains with a check then a create, so two ADDs
- * side by side can both see a chain missing and the second fails with
- * "File exists". rkl runs one portmap ADD at a time on the host; the other
- * plugins of the chain still run side by side.
+ * The host-wide locks around a plugin's ADD:
+ * - portmap makes its shared chains with a check then a create, so two ADDs
+ *   side by side can both see a chain missing and the second fails with
+ *   "File exists". rkl runs one portmap ADD at a time on the host, and checks
+ *   in it that no one forwards the ports by now (`portsFree`);
+ * - bridge attaches a veth to a bridge that another root's teardown may be
+ *   deleting once it has no port: its ADD holds the host network lock shared,
+ *   and that deletion holds it alone (hostnet.ts).
+ * The other plugins of the chain, and ADDs of other containers, still run
+ * side by side.
  */
-function oneAtATime<T>(plugin: PluginConf, run: () => Promise<T>): Promise<T> {
-  return plugin.type === "portmap" ? withPortmapLock(true, run, PORTMAP_ADD_LOCK) : run();
+export function hostLocks(
+  portsFree?: () => Promise<void>,
+): <T>(plugin: PluginConf, run: () => Promise<T>) => Promise<T> {
+  return <T>(plugin: PluginConf, run: () => Promise<T>): Promise<T> => {
+    if (plugin.type === "portmap") {
+      return withPortmapLock(true, async () => {
+        await portsFree?.();
+        return await run();
+      }, PORTMAP_ADD_LOCK);
+    }
+    if (plugin.type === "bridge") return withHostLock(HOST_NET_LOCK, false, run);
+    return run();
+  };
 }
 
 /** DEL of eth0 (with its ADD result); an error goes to `onError`. */

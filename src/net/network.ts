@@ -1,21 +1,34 @@
 /**
  * rkl's named networks: one conflist per network in the CNI config directory
- * rkl owns. `rkl0` is written on first use with a bridge of the same name.
+ * rkl owns. `rkl0` is written on first use: in the default root with a
+ * bridge of the same name and 10.89.0.0/24, as always; in any other root
+ * with a bridge named after the root and a subnet no one else on the host
+ * uses (see hostnet.ts).
  */
 import { NetworkError, SpecError } from "../errors.ts";
 import { DNS1123_LABEL } from "../spec/names.ts";
 import type { NetConfList } from "./cni.ts";
 import { FileReadError, MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
+import { type HostNetOptions, writeBridgeNetwork } from "./hostnet.ts";
 
 export const DEFAULT_NETWORK = "rkl0";
 export const DEFAULT_SUBNET = "10.89.0.0/24";
+/** The default root's conflist dir. */
+export const DEFAULT_CONF_DIR = "/etc/rkl/net.d";
 
 export interface NetworkOptions {
   /** Directory holding `<name>.conflist` files. */
   confDir: string;
   /** Where host-local keeps its leases. */
   ipamDataDir: string;
+  /** The default network's subnet, when given (RKL_SUBNET, or the default root's). */
   subnet?: string;
+  /** The default network's bridge (default: the network's name). */
+  bridge?: string;
+  /** Where the default network's subnet is chosen from when none is given. */
+  candidates?: Iterable<string>;
+  /** The host-wide view the default network's subnet is chosen against. */
+  hostNet?: HostNetOptions;
 }
 
 const SUBNET = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
@@ -62,7 +75,7 @@ export function conflistPath(confDir: string, name: string): string {
 }
 
 /** Loads network `name`, writing the default conflist for `rkl0` when it is missing. */
-export function loadNetwork(name: string, options: NetworkOptions): NetConfList {
+export async function loadNetwork(name: string, options: NetworkOptions): Promise<NetConfList> {
   if (!DNS1123_LABEL.test(name) || name.length > 15) {
     throw new NetworkError(
       `Cannot use network ${
@@ -82,14 +95,25 @@ export function loadNetwork(name: string, options: NetworkOptions): NetConfList 
     if (name !== DEFAULT_NETWORK) {
       throw new NetworkError(`Cannot find network ${JSON.stringify(name)}: no ${path}`);
     }
-    const subnet = options.subnet ?? DEFAULT_SUBNET;
-    checkSubnet(subnet);
-    const list = bridgeConflist(name, { subnet, ipamDataDir: options.ipamDataDir });
-    Deno.mkdirSync(options.confDir, { recursive: true });
-    const tmp = `${path}.tmp-${Deno.pid}`;
-    Deno.writeTextFileSync(tmp, JSON.stringify(list, null, 2) + "\n");
-    Deno.renameSync(tmp, path);
-    return list;
+    const given = options.subnet ?? (options.candidates ? undefined : DEFAULT_SUBNET);
+    if (given) checkSubnet(given);
+    const make = (subnet: string) =>
+      bridgeConflist(name, { subnet, ipamDataDir: options.ipamDataDir, bridge: options.bridge });
+    if (!options.hostNet) {
+      const list = make(given ?? DEFAULT_SUBNET);
+      Deno.mkdirSync(options.confDir, { recursive: true });
+      const tmp = `${path}.tmp-${Deno.pid}`;
+      Deno.writeTextFileSync(tmp, JSON.stringify(list, null, 2) + "\n");
+      Deno.renameSync(tmp, path);
+      return list;
+    }
+    return await writeBridgeNetwork({
+      path,
+      make,
+      bridge: options.bridge ?? name,
+      subnet: given,
+      candidates: options.candidates,
+    }, options.hostNet);
   }
   let list: NetConfList;
   try {

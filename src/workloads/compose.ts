@@ -16,6 +16,13 @@
  */
 import { NotFoundError, RklError, SpecError } from "../errors.ts";
 import { bridgeConflist, conflistPath } from "../net/network.ts";
+import {
+  conflistSubnets,
+  kernelRoutes,
+  releaseSubnetClaims,
+  slash24s,
+  writeBridgeNetwork,
+} from "../net/hostnet.ts";
 import { readExitCode } from "../oci/conmon.ts";
 import { COMPOSE_NAME, type ComposeProject, type ComposeService } from "../spec/compose.ts";
 import { assertBelow, privateDir, removeBelow } from "../sys/fsutil.ts";
@@ -33,7 +40,7 @@ import {
 } from "./container.ts";
 import { hostsFile } from "./etc_files.ts";
 import { ensureHealthMonitor, waitForHealth } from "./health.ts";
-import type { Host } from "./host.ts";
+import { type Host, networkOptions, type RklPaths } from "./host.ts";
 import { RESTART_LABEL } from "../spec/names.ts";
 
 export const LABEL_PROJECT = "com.docker.compose.project";
@@ -96,69 +103,49 @@ export function projectContainers(host: Host, project: string): ContainerRecord[
 
 /** Subnets routed on the host (any bridge, any rkl root, anything else), from /proc/net/route. */
 export function routedSubnets(routeTable: string): Set<string> {
-  const out = new Set<string>();
-  for (const line of routeTable.split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 8 || f[1] === "00000000") continue;
-    const ip = (hex: string) =>
-      [3, 2, 1, 0].map((i) => parseInt(hex.slice(i * 2, i * 2 + 2), 16)).join(".");
-    const bits = [...ip(f[7]).split(".")].reduce(
-      (n, o) => n + Number(o).toString(2).replaceAll("0", "").length,
-      0,
-    );
-    out.add(`${ip(f[1])}/${bits}`);
-  }
-  return out;
+  return new Set(kernelRoutes(routeTable).map((r) => r.subnet));
 }
 
-/** The subnets that conflists in the conf dir, and routes on the host, already use. */
-function usedSubnets(host: Host): Set<string> {
-  const out = new Set<string>();
-  try {
-    for (const s of routedSubnets(Deno.readTextFileSync("/proc/net/route"))) out.add(s);
-  } catch { /* no procfs */ }
-
-  try {
-    for (const e of Deno.readDirSync(host.paths.cniConfDir)) {
-      if (!e.name.endsWith(".conflist")) continue;
-      const text = Deno.readTextFileSync(`${host.paths.cniConfDir}/${e.name}`);
-      for (const m of text.matchAll(/"subnet":\s*"([^"]+)"/g)) out.add(m[1]);
-    }
-  } catch { /* no dir yet */ }
-  return out;
+/**
+ * The bridge (and conflist) name of a project's network. A root other than
+ * the default one puts its tag in the hash: the same project name in two
+ * roots gets two bridges.
+ */
+export async function projectNetworkName(
+  paths: Pick<RklPaths, "tag">,
+  project: string,
+  network: string,
+): Promise<string> {
+  return `cmp-${(await sha(`${paths.tag ?? ""}${project}/${network}`)).slice(0, 10)}`;
 }
 
-/** Writes the project's networks (conflists) that do not exist yet. */
+/**
+ * Writes the project's networks (conflists) that do not exist yet, each with
+ * a subnet nothing on the host uses: chosen under the host-wide lock against
+ * the kernel's routes and addresses and every root's networks (hostnet.ts).
+ */
 async function ensureNetworks(
   host: Host,
   project: ComposeProject,
   rec: ComposeRecord,
 ): Promise<void> {
-  const used = usedSubnets(host);
   for (const n of project.networks) {
     if (rec.networks[n.name]) continue;
-    const rklName = `cmp-${(await sha(`${project.name}/${n.name}`)).slice(0, 10)}`;
     if (n.external) {
       rec.networks[n.name] = { rklName: n.name, subnet: "", external: true };
       continue;
     }
-    let subnet = n.subnet;
-    for (let i = 0; !subnet && i < 256; i++) {
-      if (!used.has(`10.90.${i}.0/24`)) subnet = `10.90.${i}.0/24`;
-    }
-    if (!subnet) {
-      throw new RklError("ENET", "Cannot create network: no free /24 left in 10.90.0.0/16");
-    }
-    used.add(subnet);
-    Deno.mkdirSync(host.paths.cniConfDir, { recursive: true });
-    const list = bridgeConflist(rklName, {
-      subnet,
-      ipamDataDir: `${host.paths.root}/cni/networks`,
-    });
-    Deno.writeTextFileSync(
-      conflistPath(host.paths.cniConfDir, rklName),
-      JSON.stringify(list, null, 2) + "\n",
-    );
+    const rklName = await projectNetworkName(host.paths, project.name, n.name);
+    const path = conflistPath(host.paths.cniConfDir, rklName);
+    const list = await writeBridgeNetwork({
+      path,
+      bridge: rklName,
+      subnet: n.subnet,
+      candidates: slash24s("10.90"),
+      make: (subnet) =>
+        bridgeConflist(rklName, { subnet, ipamDataDir: `${host.paths.root}/cni/networks` }),
+    }, networkOptions(host).hostNet!);
+    const subnet = conflistSubnets(list)[0] ?? n.subnet ?? "";
     rec.networks[n.name] = { rklName, subnet, external: false };
     host.store.put("compose", rec);
   }
@@ -562,6 +549,7 @@ export async function composeDown(
     try {
       Deno.removeSync(conf);
     } catch { /* gone */ }
+    await releaseSubnetClaims(conf);
     removeBelow(
       `${host.paths.root}/cni/networks`,
       `${host.paths.root}/cni/networks/${n.rklName}`,

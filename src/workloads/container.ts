@@ -18,7 +18,8 @@ import {
 } from "../net/cni.ts";
 import { bridgeName, loadNetwork } from "../net/network.ts";
 import { removeIdlePortmapChains, removeNatRulesFor } from "../net/portmap.ts";
-import { cniDown, cniUp } from "../net/attach.ts";
+import { cniDown, cniUp, hostLocks } from "../net/attach.ts";
+import { deleteIdleBridge, natTable } from "../net/hostnet.ts";
 import { createWithConmon, killConmonGroup, readExitCode } from "../oci/conmon.ts";
 import {
   type BundleDefaults,
@@ -54,13 +55,14 @@ import { trace } from "../trace.ts";
 import { linkGone } from "../sys/linkwatch.ts";
 import { cancellable, checkCancelled } from "../cancel.ts";
 import { callTimeoutMs } from "../timeouts.ts";
-import { portConflict } from "./ports.ts";
+import { assertPortsFree, portConflict } from "./ports.ts";
 import {
   claimDir,
   cniIdFor,
   type ContainerDirs,
   containerDirs,
   type Host,
+  networkOptions,
   type RklPaths,
   type RuntimeRef,
 } from "./host.ts";
@@ -587,6 +589,12 @@ async function createContainerNow(
   trace("create: begin");
   // The runtime's cgroup attach, 10-30 ms from now, then waits little (see primeAttach).
   void primeAttach(host.cgroups);
+  // Host ports other roots and other forwarders hold (the nat table), read
+  // while the create is planned: an iptables-save of 2-3 ms, off the path.
+  const natRead = !options.hostNetwork && !options.sandbox && options.network &&
+      portMappings(loaded.spec.ports).length > 0
+    ? natTable(host.cmd)
+    : undefined;
   const source = await rootSource(host, loaded);
   const bundle = source.defaults;
   prepareHostPaths(loaded);
@@ -601,23 +609,14 @@ async function createContainerNow(
     localhostSeccomp: readLocalhostSeccomp(host, loaded),
   });
   if (options.logPath) plan.dirs.log = options.logPath;
-  const conflist = plan.network
-    ? loadNetwork(plan.network, {
-      confDir: host.paths.cniConfDir,
-      ipamDataDir: `${host.paths.root}/cni/networks`,
-      subnet: host.subnet,
-    })
-    : undefined;
-  const extra: ExtraNetwork[] = (sandbox || options.hostNetwork ? [] : options.extraNetworks ?? [])
-    .map((n, k) => ({
-      name: n,
-      ifName: `eth${k + 1}`,
-      conflist: loadNetwork(n, {
-        confDir: host.paths.cniConfDir,
-        ipamDataDir: `${host.paths.root}/cni/networks`,
-        subnet: host.subnet,
-      }),
-    }));
+  const netOptions = networkOptions(host);
+  const conflist = plan.network ? await loadNetwork(plan.network, netOptions) : undefined;
+  const extra: ExtraNetwork[] = [];
+  const extraNames = sandbox || options.hostNetwork ? [] : options.extraNetworks ?? [];
+  for (const [k, n] of extraNames.entries()) {
+    extra.push({ name: n, ifName: `eth${k + 1}`, conflist: await loadNetwork(n, netOptions) });
+  }
+  const nat = plan.portMappings.length > 0 ? await (natRead ?? natTable(host.cmd)) : "";
 
   // Everything this create is going to make. The reservation stores it all
   // (synced) before any of it exists, so an rkl that dies midway leaves a
@@ -650,7 +649,7 @@ async function createContainerNow(
       );
     }
     refuseLeftovers(host, plan.name, "container");
-    checkPorts(host, loaded, plan.portMappings);
+    checkPorts(host, loaded, plan.portMappings, nat);
     const r: ContainerRecord = {
       schemaVersion: 1,
       kind: "container",
@@ -816,6 +815,7 @@ async function setUpOwnSandbox(
     netns: d.netns,
     conflist,
     portMappings: plan.portMappings,
+    portsFree: () => assertPortsFree(host, plan.portMappings, cniContainerId(rec)),
   });
   if (result && rec.network) {
     rec.network.result = result;
@@ -827,7 +827,7 @@ async function setUpOwnSandbox(
       containerId: cniContainerId(rec),
       netns: d.netns,
       ifName: x.ifName,
-    });
+    }, hostLocks());
     x.ip = resultIPv4(x.result);
     save();
   }
@@ -915,8 +915,13 @@ export function refuseLeftovers(host: Host, name: string, what: "container" | "p
 }
 
 /** hostPorts must be free: neither published by another rkl workload nor bound on the host. */
-function checkPorts(host: Host, loaded: LoadedContainer, mappings: PortMapping[]): void {
-  const c = portConflict(host, mappings);
+function checkPorts(
+  host: Host,
+  loaded: LoadedContainer,
+  mappings: PortMapping[],
+  nat: string,
+): void {
+  const c = portConflict(host, mappings, { nat });
   if (!c) return;
   const i = loaded.spec.ports.findIndex((p) => p.hostPort === c.mapping.hostPort);
   throw new ConflictError(
@@ -1174,14 +1179,13 @@ export function unusedBridge(
   return bridge;
 }
 
+/**
+ * Deletes a bridge this root no longer uses, unless an interface of anyone
+ * (another root sharing it through its own conflist, another CNI user) is
+ * still attached: checked under the host-wide lock (see net/hostnet.ts).
+ */
 export async function deleteBridge(host: Host, bridge: string): Promise<void> {
-  const res = await host.cmd.run("ip", { args: ["link", "delete", bridge, "type", "bridge"] });
-  if (res.code !== 0 && !/Cannot find device/.test(res.stderr)) {
-    throw new RklError(
-      "ENET",
-      `Cannot delete bridge ${JSON.stringify(bridge)}: ${res.stderr.trim()}`,
-    );
-  }
+  await deleteIdleBridge(host.cmd, bridge);
 }
 
 /** A workload attached to a network, as far as releasing the network goes. */

@@ -6,6 +6,8 @@ import type { CgroupManager } from "../sys/cgroups/mod.ts";
 import type { CommandRunner } from "../sys/command.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
 import type { ImageService } from "../image/service.ts";
+import { DEFAULT_CONF_DIR, type NetworkOptions } from "../net/network.ts";
+import { slash24s } from "../net/hostnet.ts";
 
 export interface RklPaths {
   /** Persistent state: records, container dirs, exit codes (`--root`). */
@@ -29,6 +31,35 @@ export interface RklPaths {
 /** The CNI container id of a container ("c") or pod ("p") of this root. */
 export function cniIdFor(paths: Pick<RklPaths, "tag">, kind: "c" | "p", name: string): string {
   return `${paths.tag ?? ""}${kind}_${name}`;
+}
+
+/** The hash in this root's tag ("" for the default root). */
+export function rootHash(paths: Pick<RklPaths, "tag">): string {
+  return /^r([0-9a-f]{8})-$/.exec(paths.tag ?? "")?.[1] ?? "";
+}
+
+/**
+ * How this root loads its networks. The default root's `rkl0` keeps its
+ * bridge `rkl0` and 10.89.0.0/24 (what every earlier rkl made); any other
+ * root's is bridge `rkl0-HASH` with the first /24 of 10.89.1.0-10.89.255.0
+ * that nothing on the host uses (RKL_SUBNET, when set, is taken as given and
+ * checked). Names derived from the root keep two roots off each other's
+ * bridges, as CNI ids keep them off each other's nat rules; subnets cannot be
+ * derived without a chance of collision, so they are chosen host-wide.
+ */
+export function networkOptions(host: Pick<Host, "paths" | "subnet" | "cmd">): NetworkOptions {
+  const hash = rootHash(host.paths);
+  return {
+    confDir: host.paths.cniConfDir,
+    ipamDataDir: `${host.paths.root}/cni/networks`,
+    subnet: host.subnet,
+    bridge: hash ? `rkl0-${hash}` : undefined,
+    candidates: hash ? slash24s("10.89", 1) : undefined,
+    hostNet: {
+      cmd: host.cmd,
+      confDirs: [...new Set([host.paths.cniConfDir, DEFAULT_CONF_DIR])],
+    },
+  };
 }
 
 /** FNV-1a, 32 bits, as 8 hex digits: a short stable tag for a path. */

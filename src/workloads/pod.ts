@@ -70,8 +70,9 @@ import {
   unusedBridge,
 } from "./container.ts";
 import { hostsFile, resolvConf } from "./etc_files.ts";
-import { claimDir, cniIdFor, type Host, type RuntimeRef } from "./host.ts";
-import { portConflict } from "./ports.ts";
+import { claimDir, cniIdFor, type Host, networkOptions, type RuntimeRef } from "./host.ts";
+import { assertPortsFree, portConflict } from "./ports.ts";
+import { natTable } from "../net/hostnet.ts";
 import { cniDown, cniUp } from "../net/attach.ts";
 import { trace } from "../trace.ts";
 import { cancellable, checkCancelled } from "../cancel.ts";
@@ -303,20 +304,20 @@ async function createPodNow(
       );
     }
   }
+  const mappings = spec.hostNetwork ? [] : spec.portMappings ?? podPortMappings(loaded);
+  // Host ports other roots and other forwarders hold (the nat table), read
+  // meanwhile: checked at the reservation below.
+  const natRead = mappings.length > 0 && !spec.hostNetwork && options.network
+    ? natTable(host.cmd)
+    : undefined;
   // Images are pulled (as each container's policy says) before anything is made.
   for (const c of [...spec.initContainers, ...spec.containers]) {
     await rootSource(host, c);
     prepareHostPaths(c);
   }
   const network = spec.hostNetwork ? null : options.network;
-  const conflist = network
-    ? loadNetwork(network, {
-      confDir: host.paths.cniConfDir,
-      ipamDataDir: `${host.paths.root}/cni/networks`,
-      subnet: host.subnet,
-    })
-    : undefined;
-  const mappings = spec.hostNetwork ? [] : spec.portMappings ?? podPortMappings(loaded);
+  const conflist = network ? await loadNetwork(network, networkOptions(host)) : undefined;
+  const nat = conflist && mappings.length > 0 ? await (natRead ?? natTable(host.cmd)) : "";
   const dirs = podDirs(host, name);
 
   const rec: PodRecord = await host.store.withLock(() => {
@@ -328,7 +329,7 @@ async function createPodNow(
       );
     }
     refuseLeftovers(host, name, "pod");
-    const conflict = portConflict(host, mappings);
+    const conflict = portConflict(host, mappings, { nat });
     if (conflict) {
       const where = findPort(loaded, conflict.mapping.hostPort);
       throw new ConflictError(
@@ -426,11 +427,13 @@ async function createPodNow(
       createNetns(host.sys, rec.netns);
       rec.resources.cni = true;
       save();
+      const cniId = rec.network?.cniId ?? cniIdFor(host.paths, "p", name);
       netUp = cniUp(host.cni, {
-        cniId: rec.network?.cniId ?? cniIdFor(host.paths, "p", name),
+        cniId,
         netns: rec.netns,
         conflist,
         portMappings: mappings,
+        portsFree: () => assertPortsFree(host, mappings, cniId),
       }).then((result) => {
         if (result && rec.network) {
           rec.network.result = result;
@@ -980,7 +983,9 @@ async function teardownPodLocked(host: Host, rec: PodRecord): Promise<void> {
     delPodNetwork(host, rec, cniErrors).finally(delDone),
     bridge
       ? (async () => {
-        await vethGone;
+        // A veth not known by name: after the DEL, which deletes it (the
+        // bridge is deleted only once no port of anyone is attached).
+        await (vethGone ?? delEnded);
         await step(() => deleteBridge(host, bridge));
       })()
       : undefined,

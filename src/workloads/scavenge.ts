@@ -10,6 +10,7 @@
 import { removeIdlePortmapChains, removeNatRulesFor } from "../net/portmap.ts";
 import type { NetConfList } from "../net/cni.ts";
 import { bridgeName } from "../net/network.ts";
+import { deleteIdleBridge } from "../net/hostnet.ts";
 import { unmount } from "../sys/mounts.ts";
 import { removeNetns } from "../sys/netns.ts";
 import { pathExists, readDirOr, removeBelow } from "../sys/fsutil.ts";
@@ -260,8 +261,8 @@ export async function releaseIdleNetworks(host: Host): Promise<string[]> {
   if (host.store.damaged("containers").length + host.store.damaged("pods").length > 0) return [];
   const done: string[] = [];
   for (const br of idleBridges(host)) {
-    const res = await host.cmd.run("ip", { args: ["link", "delete", br, "type", "bridge"] });
-    if (res.code === 0) done.push(`deleted bridge ${br}`);
+    // Checked again under the host-wide lock: another root may have attached to it since.
+    if (await deleteIdleBridge(host.cmd, br).catch(() => false)) done.push(`deleted bridge ${br}`);
   }
   if (await removeIdlePortmapChains(host.cmd)) done.push("removed portmap's idle nat chains");
   return done;

@@ -16,6 +16,8 @@ import {
   waitFor,
 } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
+import { projectNetworkName } from "../../src/workloads/compose.ts";
+import { shortHash } from "../../src/workloads/host.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
 const env = ready ? await makeEnv("compose", 3) : undefined;
@@ -453,10 +455,8 @@ test("down deletes a project's bridges and keeps one that a container outside it
       .sort();
   };
   assert.equal((await bridges()).length, 2);
-  const hash = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode("bridges/back")),
-  );
-  const back = `cmp-${[...hash].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 10)}`;
+  // The bridge's name carries a hash of the project, network and (outside the default root) root.
+  const back = await projectNetworkName({ tag: `r${shortHash(env!.root)}-` }, "bridges", "back");
   assert.ok((await bridges()).includes(back));
   // A container outside the project on the project's "back" network.
   const guest = `${env!.dir}/guest.yaml`;
