@@ -10,10 +10,11 @@
  */
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { censusTests, cleanupEnv, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupEnv, makeEnv, type RunResult, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
-import { podState, startDaemon, stopDaemon } from "../_helpers/daemon.ts";
+import { stopDaemon } from "../_helpers/daemon.ts";
 import { serviceDefinition } from "../../src/cri/grpc.ts";
+import { DAEMON_NOFILE, unitFile } from "../../src/daemon/install.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "crictl");
 const env = ready ? await makeEnv("sdos", 19) : undefined;
@@ -137,6 +138,34 @@ function flood(port: number, home: string): Deno.ChildProcess {
   }).spawn();
 }
 
+/**
+ * rkl as a user runs it, killed after `ms`: a thin client whose daemon
+ * never accepts its connection waits for good (as on main before the fix).
+ */
+async function rklWithin(args: string[], ms = 5_000): Promise<RunResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args],
+    env: env!.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), ms);
+  const r = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return {
+    code: r.signal === "SIGKILL" ? -1 : r.code,
+    stdout: dec.decode(r.stdout),
+    stderr: r.signal === "SIGKILL" ? `no answer in ${ms} ms` : dec.decode(r.stderr),
+  };
+}
+
+async function podState(name: string) {
+  const r = await rklWithin(["pod", "state", name, "-o", "json"]);
+  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+}
+
 function fdCount(pid: number): number {
   let n = 0;
   for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) n++;
@@ -150,11 +179,34 @@ test("a descriptor flood on the streaming port from an unprivileged user leaves 
   const home = await Deno.makeTempDir({ prefix: "rkl-sdos-nobody-" });
   await Deno.chown(home, 65534, 65534);
   await Deno.chmod(home, 0o700);
-  const daemon = startDaemon(env!, manifests, {
-    // The built-in pause: no registry needed.
-    args: ["--cri-socket", sock(), "--pause-image", ""],
+  // Started under the low limit (a limit lowered later would leave the daemon's idea of its
+  // hard limit, which the containers' NOFILE comes from, above the real one).
+  const daemon = new Deno.Command("prlimit", {
+    args: [
+      `--nofile=${NOFILE}:${NOFILE}`,
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO}/cli/main.ts`,
+      "daemon",
+      "--manifests",
+      manifests,
+      "--network",
+      env!.network,
+      "--relist",
+      "1",
+      "--cri-socket",
+      sock(),
+      // The built-in pause: no registry needed.
+      "--pause-image",
+      "",
+    ],
+    env: env!.env,
+    stdin: "null",
+    stdout: "null",
     stderr: "piped",
-  });
+  }).spawn();
   let log = "";
   const logging = (async () => {
     const dec = new TextDecoder();
@@ -165,10 +217,11 @@ test("a descriptor flood on the streaming port from an unprivileged user leaves 
   let sandbox = "";
   try {
     await waitFor("the CRI socket", async () => (await crictl(["version"])).code === 0, 30_000);
-    const lim = await new Deno.Command("prlimit", {
-      args: ["--pid", String(daemon.pid), `--nofile=${NOFILE}:${NOFILE}`],
-    }).output();
-    assert.equal(lim.code, 0, new TextDecoder().decode(lim.stderr));
+    // prlimit execs the daemon: same pid.
+    assert.match(
+      Deno.readTextFileSync(`/proc/${daemon.pid}/limits`),
+      new RegExp(`^Max open files +${NOFILE} +${NOFILE} `, "m"),
+    );
     Deno.writeTextFileSync(
       `${env!.dir}/pod.json`,
       JSON.stringify({
@@ -207,13 +260,14 @@ test("a descriptor flood on the streaming port from an unprivileged user leaves 
       `apiVersion: v1\nkind: Pod\nmetadata: {name: sdos-web}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n    - {name: main, image: ${REPO}/bundles/busybox, command: [sleep, "600"]}\n`,
     );
     const started = Date.now();
+    let phase: unknown;
     report.staticPodDuring = await waitFor(
       "the static pod",
-      async () => (await podState(env!, "sdos-web"))?.phase === "Running",
+      async () => (phase = (await podState("sdos-web"))?.phase) === "Running",
       8_000,
-    ).then(() => `running after ${Date.now() - started} ms`, (e) => (e as Error).message);
+    ).then(() => `running after ${Date.now() - started} ms`, () => `phase ${phase} after 8 s`);
     const before = served();
-    const list = await rkl(env!, ["pod", "list", "-q"]);
+    const list = await rklWithin(["pod", "list", "-q"]);
     await new Promise((r) => setTimeout(r, 200)); // the daemon's log line
     report.cliDuring = list.code === 0 && served() > before
       ? "served"
@@ -230,7 +284,7 @@ test("a descriptor flood on the streaming port from an unprivileged user leaves 
     const after = await crictl(["version"]);
     report.criAfter = after.code === 0 ? "ok" : after.stderr.trim();
     const before2 = served();
-    const list2 = await rkl(env!, ["pod", "list", "-q"]);
+    const list2 = await rklWithin(["pod", "list", "-q"]);
     await new Promise((r) => setTimeout(r, 200));
     report.cliAfter = list2.code === 0 && served() > before2
       ? "served"
@@ -259,6 +313,7 @@ test("a descriptor flood on the streaming port from an unprivileged user leaves 
       allClosed: true,
       withinDeadline: true,
       fdsBounded: true,
+      noEmfile: true,
     };
     assert.deepEqual({
       criDuring: report.criDuring,
@@ -270,24 +325,59 @@ test("a descriptor flood on the streaming port from an unprivileged user leaves 
       uid: f?.uid,
       allClosed: f?.opened === FLOOD && f.closedByServer === f.opened && f.stillOpen === 0 ||
         `${f?.closedByServer} of ${f?.opened} closed, ${f?.stillOpen} still open`,
-      withinDeadline: (f?.longestMs ?? Infinity) <= 11_500 || `longest ${f?.longestMs} ms`,
+      // The last 128 waited for the 10 s header deadline (not closed any sooner).
+      withinDeadline: (f?.longestMs ?? 0) >= 9_500 && f.longestMs < HOLD_MS ||
+        `longest ${f?.longestMs} ms`,
       fdsBounded: maxFds < NOFILE - 32 || `${maxFds} descriptors at most`,
+      // The daemon never ran out: no accept and no other call failed with EMFILE.
+      noEmfile: !/Too many open files/.test(log) ||
+        log.split("\n").filter((l) => /Too many open files/.test(l)).slice(0, 3).join("\n"),
     }, want);
   } finally {
     if (sandbox) {
-      await crictl(["stopp", sandbox], "30s");
-      await crictl(["rmp", sandbox], "30s");
+      await crictl(["rmp", "-f", sandbox], "20s");
     }
     try {
       Deno.removeSync(`${manifests}/sdos-web.yaml`);
     } catch { /* not made */ }
-    await waitFor("the static pod gone", async () => !(await podState(env!, "sdos-web")), 20_000)
+    await waitFor("the static pod gone", async () => !(await podState("sdos-web")), 20_000)
       .catch(() => {});
     await stopDaemon(daemon);
     await logging;
     await Deno.remove(home, { recursive: true });
     if (Deno.env.get("RKL_TEST_DAEMON_LOG")) console.error(log);
   }
+});
+
+Deno.test({
+  name: "the unit `daemon install` writes sets LimitNOFILE, and systemd-analyze verify takes it",
+  ignore: !ready,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      // verify checks that ExecStart's binary exists: /bin/true stands in for rkl.
+      const unit = `${dir}/rkl.service`;
+      await Deno.writeTextFile(
+        unit,
+        unitFile({ bin: "/bin/true", manifests: "/etc/rk8s/manifests", runRoot: "/run/rkl" }),
+      );
+      assert.match(
+        await Deno.readTextFile(unit),
+        new RegExp(`^LimitNOFILE=${DAEMON_NOFILE}$`, "m"),
+      );
+      const r = await new Deno.Command("systemd-analyze", {
+        args: ["verify", unit],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      // verify exits 0 on a value it cannot parse, with a line on stderr: that line counts too.
+      const err = new TextDecoder().decode(r.stderr);
+      assert.equal(r.code, 0, err);
+      assert.doesNotMatch(err, /rkl\.service/, err);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
 
 Deno.test({
