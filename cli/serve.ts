@@ -16,6 +16,7 @@ import { RklError } from "../src/errors.ts";
 import { resolveRuntime } from "../src/oci/runtime.ts";
 import { withAbort } from "../src/cancel.ts";
 import { trace } from "../src/trace.ts";
+import { acceptLoop } from "../src/sys/accept.ts";
 import type { Host } from "../src/workloads/host.ts";
 import { type Io, withIo } from "./io.ts";
 import {
@@ -223,14 +224,11 @@ export async function serveCli(host: Host, o: ServeOptions): Promise<{ close(): 
     }
   };
 
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const p = serve(conn).finally(() => active.delete(p));
-        active.add(p);
-      }
-    } catch { /* closed */ }
-  })();
+  // Out of descriptors (EMFILE), the loop waits and tries again: the socket keeps serving.
+  const accepting = acceptLoop(listener, (conn) => {
+    const p = serve(conn).finally(() => active.delete(p));
+    active.add(p);
+  }, { label: "cli", log: o.log });
 
   return {
     async close() {

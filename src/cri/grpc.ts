@@ -7,8 +7,8 @@
  * their names; a handler answers the same shape.
  */
 import * as grpc from "@grpc/grpc-js";
-import type { Duplex } from "node:stream";
 import { serveCriOnDemand } from "./lazy.ts";
+import { connStream } from "./conn_stream.ts";
 import protobuf from "protobufjs";
 import protoText from "./proto/api.proto" with { type: "text" };
 import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
@@ -132,11 +132,11 @@ export async function serveCri(handlers: CriHandlers, options: ServeOptions): Pr
 export function criInjector(
   handlers: CriHandlers,
   options: Omit<ServeOptions, "socket">,
-): { inject(connection: Duplex): void; close(): Promise<void> } {
+): { inject(connection: Deno.Conn): void; close(): Promise<void> } {
   const { server, close } = criServer(handlers, options);
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   return {
-    inject: (c) => injector.injectConnection(c),
+    inject: (c) => injector.injectConnection(connStream(c)),
     close: async () => {
       injector.destroy();
       await close();

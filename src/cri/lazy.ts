@@ -5,11 +5,17 @@
  * kubelet talks to pays them once, at its first call. The socket is listened on
  * here (mode 0600 from the start, as before), and each connection is handed to
  * grpc-js's server through its connection injector, so nothing is proxied.
+ *
+ * Connections are accepted by src/sys/accept.ts's loop, which outlives a full
+ * descriptor table (EMFILE: it waits and tries again). node:net's server is
+ * not used: under Deno 2.9 it stops accepting for good after one failed
+ * accept (src/cri/conn_stream.ts).
  */
-import { createServer, type Socket } from "node:net";
+import { acceptLoop } from "../sys/accept.ts";
 
 export interface Loaded {
-  inject(connection: Socket): void;
+  /** Serves one accepted connection (its owner from now on). */
+  inject(connection: Deno.UnixConn): void;
   close(): Promise<void>;
 }
 
@@ -20,7 +26,7 @@ export interface LazyCri {
   close(): Promise<void>;
 }
 
-export async function serveCriOnDemand(
+export function serveCriOnDemand(
   socket: string,
   load: () => Promise<Loaded>,
   log: (line: string) => void,
@@ -33,37 +39,35 @@ export async function serveCriOnDemand(
   const dir = socket.slice(0, socket.lastIndexOf("/")) || "/";
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
   let loading: Promise<Loaded | undefined> | undefined;
-  const server = createServer({ pauseOnConnect: true }, (conn) => {
+  // The directory is 0700 until the socket is made 0600.
+  const listener = Deno.listen({ transport: "unix", path: socket });
+  Deno.chmodSync(socket, 0o600);
+  const accepting = acceptLoop(listener, (conn) => {
     loading ??= load().catch((e) => {
       log(`CRI: cannot load the gRPC server: ${(e as Error).message}`);
       loading = undefined; // the next connection tries again
       return undefined;
     });
     loading.then((l) => {
-      if (!l) return conn.destroy();
-      l.inject(conn);
-      conn.resume();
+      if (l) return l.inject(conn);
+      try {
+        conn.close();
+      } catch { /* closed */ }
     });
-  });
-  // The directory is 0700 until the socket is made 0600.
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(socket, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  Deno.chmodSync(socket, 0o600);
-  return {
+  }, { label: "CRI", log });
+  return Promise.resolve({
     socket,
     loaded: () => loading !== undefined,
     close: async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      await accepting;
       const l = await loading;
       await l?.close();
       try {
         Deno.removeSync(socket);
       } catch { /* already gone */ }
     },
-  };
+  });
 }

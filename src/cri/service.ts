@@ -367,7 +367,7 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
           }
         },
       }),
-      options.streamingPort ?? 0,
+      { port: options.streamingPort ?? 0, log: options.log },
     );
   // The pause image, from the store (pulled once); when it cannot be had, rkl's
   // own pause bundle, and no new try for five minutes (a registry out of

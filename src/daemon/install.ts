@@ -75,6 +75,14 @@ export function installPaths(root = "/"): InstallPaths {
 }
 
 /**
+ * The daemon's descriptor limit (soft and hard). systemd's default is 1024
+ * soft (524288 hard); `deno run` raises its soft limit to the hard one, but a
+ * compiled rkl does not, and every pod, CRI connection and stream holds
+ * descriptors. Containers get their own NOFILE limit from the spec.
+ */
+export const DAEMON_NOFILE = 1_048_576;
+
+/**
  * The unit. Delegate=yes hands the cgroup subtree to rkl; KillMode=process
  * stops only the daemon, never the containers (conmon and the containers
  * live on, and the next daemon adopts them).
@@ -98,6 +106,7 @@ Restart=always
 RestartSec=2
 Delegate=yes
 KillMode=process
+LimitNOFILE=${DAEMON_NOFILE}
 Environment=RKL_RUN_ROOT=${q(options.runRoot)}
 # A long-lived daemon: trade a little speed for memory (V8's flags, then glibc malloc's).
 ${Object.entries(DAEMON_ENV).map(([k, v]) => `Environment=${k}=${v}`).join("\n")}

@@ -15,10 +15,23 @@
  *
  * What runs behind a stream (the runtime's exec, conmon's attach socket,
  * a connection inside the sandbox's network namespace) is the backend's.
+ *
+ * Any local user can connect to 127.0.0.1, so a connection that has not
+ * shown a valid token yet is held to limits: it has 10 s to send its whole
+ * request head (Go's ReadHeaderTimeout, absolute: bytes trickled in do not
+ * extend it), and at most 128 connections wait for theirs; the 129th closes
+ * the oldest waiting one. A client that sends its request as soon as
+ * it connects (every Kubernetes client does) is then only put off by a
+ * flood of 128 new connections within that moment, and the descriptors the
+ * whole flood holds stay at 128, whatever the daemon's limit. Upgraded
+ * connections (a token was used) end after 4 h with no byte either way, the
+ * kubelet's --streaming-connection-idle-timeout default. Accepting never
+ * stops on EMFILE (src/sys/accept.ts).
  */
 import { ChunkQueue, connDuplex, type Duplex } from "./bytes.ts";
 import { RST, SpdySession, type SpdyStream } from "./spdy.ts";
 import { messageDuplex, upgradeResponse, WebSocketConn } from "./websocket.ts";
+import { acceptLoop } from "../../sys/accept.ts";
 
 export interface TermSize {
   width: number;
@@ -82,6 +95,42 @@ const TOKEN_TTL_MS = 60_000;
 const STREAM_CREATION_MS = 30_000;
 const MAX_HEAD = 16 * 1024;
 
+/** Limits on connections (the defaults are what the daemon uses; tests shorten them). */
+export interface StreamingLimits {
+  /** How long a connection has to send its whole request head (ms). */
+  headerTimeoutMs: number;
+  /** Connections waiting for their request head at once; a new one closes the oldest. */
+  maxUnauthenticated: number;
+  /** An upgraded connection with no byte read or written for this long is closed (ms). */
+  idleTimeoutMs: number;
+}
+
+export const STREAMING_LIMITS: StreamingLimits = {
+  headerTimeoutMs: 10_000,
+  maxUnauthenticated: 128,
+  idleTimeoutMs: 4 * 3600_000,
+};
+
+export interface StreamingOptions extends Partial<StreamingLimits> {
+  /** 127.0.0.1's port (0, the default: the kernel picks one). */
+  port?: number;
+  log?: (line: string) => void;
+}
+
+/** What the server did to connections that showed no valid request (for tests and logs). */
+export interface StreamingStats {
+  /** Connections accepted in all. */
+  accepted: number;
+  /** Connections waiting for their request head now. */
+  waiting: number;
+  /** Closed to make room for a newer one. */
+  evicted: number;
+  /** Closed at the header deadline. */
+  headerTimeouts: number;
+  /** Upgraded connections closed for being idle. */
+  idleTimeouts: number;
+}
+
 const REMOTECOMMAND_SPDY = [
   "v4.channel.k8s.io",
   "v3.channel.k8s.io",
@@ -136,6 +185,12 @@ async function readHead(conn: Deno.Conn): Promise<{ head?: Head; rest: Uint8Arra
     }
     if (len === MAX_HEAD) return { rest: new Uint8Array(0) };
   }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed */ }
 }
 
 async function respond(conn: Deno.Conn, code: number, reason: string, body: string) {
@@ -204,15 +259,47 @@ export class StreamingServer {
   readonly #listener: Deno.TcpListener;
   readonly #serving: Promise<void>;
   readonly #conns = new Set<Deno.Conn>();
+  /** Connections that have not shown a valid request yet, oldest first, with their deadline. */
+  readonly #waiting = new Map<Deno.Conn, ReturnType<typeof setTimeout>>();
+  readonly #limits: StreamingLimits;
+  readonly #stats: Omit<StreamingStats, "waiting"> = {
+    accepted: 0,
+    evicted: 0,
+    headerTimeouts: 0,
+    idleTimeouts: 0,
+  };
 
-  private constructor(private readonly backend: StreamBackend, listener: Deno.TcpListener) {
+  private constructor(
+    private readonly backend: StreamBackend,
+    listener: Deno.TcpListener,
+    options: StreamingOptions,
+  ) {
     this.#listener = listener;
-    this.#serving = this.#accept();
+    this.#limits = {
+      headerTimeoutMs: options.headerTimeoutMs ?? STREAMING_LIMITS.headerTimeoutMs,
+      maxUnauthenticated: Math.max(
+        1,
+        options.maxUnauthenticated ?? STREAMING_LIMITS.maxUnauthenticated,
+      ),
+      idleTimeoutMs: options.idleTimeoutMs ?? STREAMING_LIMITS.idleTimeoutMs,
+    };
+    this.#serving = acceptLoop(listener, (conn) => this.#admit(conn), {
+      label: "CRI streaming",
+      log: options.log,
+    });
   }
 
   /** Listens on 127.0.0.1 (port 0: the kernel picks one). */
-  static start(backend: StreamBackend, port = 0): StreamingServer {
-    return new StreamingServer(backend, Deno.listen({ hostname: "127.0.0.1", port }));
+  static start(backend: StreamBackend, options: StreamingOptions = {}): StreamingServer {
+    return new StreamingServer(
+      backend,
+      Deno.listen({ hostname: "127.0.0.1", port: options.port ?? 0 }),
+      options,
+    );
+  }
+
+  stats(): StreamingStats {
+    return { ...this.#stats, waiting: this.#waiting.size };
   }
 
   get address(): string {
@@ -241,22 +328,83 @@ export class StreamingServer {
     return this.#register("portforward", p);
   }
 
-  async #accept(): Promise<void> {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await this.#listener.accept();
-      } catch {
-        return; // closed
-      }
-      this.#conns.add(conn);
-      this.#handle(conn).catch(() => {}).finally(() => {
-        this.#conns.delete(conn);
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      });
+  /** Serves `conn`; a promise when it closed another one, to be awaited before the next accept. */
+  #admit(conn: Deno.Conn): Promise<void> | undefined {
+    this.#stats.accepted++;
+    let evicted = false;
+    if (this.#waiting.size >= this.#limits.maxUnauthenticated) {
+      const [oldest] = this.#waiting.keys();
+      this.#stats.evicted++;
+      this.#drop(oldest);
+      evicted = true;
     }
+    this.#waiting.set(
+      conn,
+      setTimeout(() => {
+        this.#stats.headerTimeouts++;
+        this.#drop(conn);
+      }, this.#limits.headerTimeoutMs),
+    );
+    this.#conns.add(conn);
+    this.#handle(conn).catch(() => {}).finally(() => {
+      this.#admitted(conn);
+      this.#conns.delete(conn);
+      closeQuietly(conn);
+    });
+    // A flood accepted back to back never returns to the event loop, and the evicted
+    // sockets' descriptors stay taken until it does (measured: EMFILE at a 200 limit
+    // with 128 waiting; none with this).
+    return evicted ? new Promise((r) => setTimeout(r, 0)) : undefined;
+  }
+
+  /** `conn` showed a valid request (or is done): no header deadline, no eviction. */
+  #admitted(conn: Deno.Conn): void {
+    clearTimeout(this.#waiting.get(conn));
+    this.#waiting.delete(conn);
+  }
+
+  /** Ends a connection that is still waiting for its request head (its reader then fails). */
+  #drop(conn: Deno.Conn): void {
+    this.#admitted(conn);
+    closeQuietly(conn);
+  }
+
+  /**
+   * `conn` after its upgrade, closed once no byte went either way for the idle
+   * timeout. `stop` ends the watch.
+   */
+  #watched(conn: Deno.Conn, rest: Uint8Array): { d: Duplex; stop(): void } {
+    const inner = connDuplex(conn, rest);
+    const idle = this.#limits.idleTimeoutMs;
+    let last = Date.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const check = () => {
+      const left = last + idle - Date.now();
+      if (left > 0) {
+        timer = setTimeout(check, left);
+        return;
+      }
+      this.#stats.idleTimeouts++;
+      inner.close();
+    };
+    timer = setTimeout(check, idle);
+    const touch = () => last = Date.now();
+    return {
+      d: {
+        read: async () => {
+          const b = await inner.read();
+          touch();
+          return b;
+        },
+        write: async (b) => {
+          touch();
+          await inner.write(b);
+          touch();
+        },
+        close: () => inner.close(),
+      },
+      stop: () => clearTimeout(timer),
+    };
   }
 
   async #handle(conn: Deno.Conn): Promise<void> {
@@ -268,6 +416,17 @@ export class StreamingServer {
       return await respond(conn, 404, "Not Found", "unknown or expired streaming request");
     }
     this.#pending.delete(m[2]); // one use
+    this.#admitted(conn);
+    const watch = this.#watched(conn, rest);
+    try {
+      return await this.#serveUpgrade(conn, head, watch.d, pending);
+    } finally {
+      watch.stop();
+    }
+  }
+
+  /** A request with a valid token: the upgrade and the protocol over it, on `d`. */
+  async #serveUpgrade(conn: Deno.Conn, head: Head, d: Duplex, pending: Pending): Promise<void> {
     const upgrade = header(head, "upgrade").toLowerCase();
     const ws = upgrade === "websocket";
     if (!ws && upgrade !== "spdy/3.1") {
@@ -288,7 +447,7 @@ export class StreamingServer {
             `port forward over a WebSocket needs protocol ${PORTFORWARD_TUNNEL}`,
           );
         }
-        const w = await this.#acceptWebSocket(conn, head, rest, PORTFORWARD_TUNNEL);
+        const w = await this.#acceptWebSocket(conn, head, d, PORTFORWARD_TUNNEL);
         if (!w) return;
         return await this.#portForward(messageDuplex(w), pending.params);
       }
@@ -301,10 +460,10 @@ export class StreamingServer {
           `unsupported protocol ${version.join(", ") || "(none)"}; supports ${PORTFORWARD}`,
         );
       }
-      await connDuplex(conn).write(new TextEncoder().encode(
+      await d.write(new TextEncoder().encode(
         `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: ${PORTFORWARD}\r\n\r\n`,
       ));
-      return await this.#portForward(connDuplex(conn, rest), pending.params);
+      return await this.#portForward(d, pending.params);
     }
     const params = pending.params;
     const run = (io: ProcessIO) =>
@@ -324,7 +483,7 @@ export class StreamingServer {
           }`,
         );
       }
-      const w = await this.#acceptWebSocket(conn, head, rest, protocol);
+      const w = await this.#acceptWebSocket(conn, head, d, protocol);
       if (!w) return;
       return await wsRemoteCommand(w, protocol, params, run);
     }
@@ -339,16 +498,16 @@ export class StreamingServer {
         `unsupported protocol(s) ${offered.join(", ")}; supports ${REMOTECOMMAND_SPDY.join(", ")}`,
       );
     }
-    await connDuplex(conn).write(new TextEncoder().encode(
+    await d.write(new TextEncoder().encode(
       `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: ${version}\r\n\r\n`,
     ));
-    await spdyRemoteCommand(connDuplex(conn, rest), version, params, run);
+    await spdyRemoteCommand(d, version, params, run);
   }
 
   async #acceptWebSocket(
     conn: Deno.Conn,
     head: Head,
-    rest: Uint8Array,
+    d: Duplex,
     protocol: string,
   ): Promise<WebSocketConn | undefined> {
     const key = header(head, "sec-websocket-key");
@@ -356,7 +515,6 @@ export class StreamingServer {
       await respond(conn, 400, "Bad Request", "not a WebSocket version 13 handshake");
       return undefined;
     }
-    const d = connDuplex(conn, rest);
     await d.write(new TextEncoder().encode(upgradeResponse(key, protocol)));
     return new WebSocketConn(d);
   }
@@ -445,9 +603,8 @@ export class StreamingServer {
       this.#listener.close();
     } catch { /* closed */ }
     for (const c of this.#conns) {
-      try {
-        c.close();
-      } catch { /* closed */ }
+      this.#admitted(c);
+      closeQuietly(c);
     }
     await this.#serving;
   }
