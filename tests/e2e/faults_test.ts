@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { census } from "../_helpers/census.ts";
-import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { makeFaults } from "../_helpers/faults.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
@@ -276,14 +276,7 @@ test("SIGINT during a pod create (init container still running) rolls everything
   count("SIGINT during pod create", true);
 });
 
-Deno.test({
-  name: "cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const rows = [...tally].map(([k, [t, p]]) => `${k}: ${t} tried, ${p} passed`);
-    if (rows.length > 0) console.log(`fault-injection tally:\n  ${rows.join("\n  ")}`);
-    await cleanupEnv(env!);
-  },
+cleanupAfterAll(env, () => {
+  const rows = [...tally].map(([k, [t, p]]) => `${k}: ${t} tried, ${p} passed`);
+  if (rows.length > 0) console.log(`fault-injection tally:\n  ${rows.join("\n  ")}`);
 });
