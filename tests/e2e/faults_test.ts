@@ -16,7 +16,7 @@ const env = ready ? await makeEnv("fault", 6) : undefined;
 const { test, baseline } = censusTests(ready, () => env!);
 
 const BUSYBOX = `${REPO}/bundles/busybox`;
-/** Figures for the README: [tried, passed] per case. */
+/** Figures for docs/security.md: [tried, passed] per case. */
 const tally = new Map<string, [number, number]>();
 function count(what: string, ok: boolean): void {
   const [t, p] = tally.get(what) ?? [0, 0];
