@@ -94,6 +94,37 @@ export async function cleanupEnv(e: RklEnv): Promise<void> {
   await Deno.remove(e.dir, { recursive: true }).catch(() => {});
 }
 
+/**
+ * Registers the file's clean-up as a `Deno.test.afterAll` hook instead of a
+ * last "test": it runs once the file's tests are done, whatever their order,
+ * also when some failed or all were filtered out. `checks` (that nothing was
+ * left behind) run first; the env is removed whether or not they pass, and a
+ * failed check, or a temp dir that could not be removed (something still
+ * mounted below it), then fails the file. Nothing to do when the file's
+ * prerequisites were missing (no env was made).
+ */
+export function cleanupAfterAll(
+  env: RklEnv | undefined,
+  checks?: () => Promise<void> | void,
+): void {
+  Deno.test.afterAll(async () => {
+    if (env === undefined) return;
+    try {
+      await checks?.();
+    } finally {
+      await cleanupEnv(env);
+    }
+    let left = true;
+    try {
+      Deno.lstatSync(env.dir);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      left = false;
+    }
+    if (left) throw new Error(`clean-up could not remove ${env.dir}`);
+  });
+}
+
 export async function waitFor(
   what: string,
   fn: () => Promise<boolean> | boolean,

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
 import {
   assertRejected,
-  cleanupEnv,
+  cleanupAfterAll,
   makeEnv,
   removeAll,
   rkl,
@@ -515,6 +515,4 @@ test("bad compose files give one located error, exit 2, and create nothing", asy
   await assertCensusUnchanged();
 });
 
-test("cleanup", async () => {
-  await cleanupEnv(env!);
-});
+cleanupAfterAll(env);

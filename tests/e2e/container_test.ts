@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
 import {
   assertRejected,
-  cleanupEnv,
+  cleanupAfterAll,
   envTest,
   makeEnv,
   rkl,
@@ -320,6 +320,4 @@ test("a second container with the same name is refused with the file and line", 
   await assertCensusUnchanged();
 });
 
-test("cleanup", async () => {
-  await cleanupEnv(env!);
-});
+cleanupAfterAll(env);

@@ -7,7 +7,7 @@
  * host census as it found it.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
@@ -380,9 +380,4 @@ configs:
   for (const p of ["genc-cli-1", "genc-api-1"]) await rklOk(env!, ["pod", "rm", "-f", p]);
 });
 
-Deno.test({
-  name: "convert: cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  fn: () => cleanupEnv(env!),
-});
+cleanupAfterAll(env);

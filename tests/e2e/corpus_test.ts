@@ -7,7 +7,14 @@
  * the figures and holds the goal: at least 95% of the files come up fully.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, type RunResult } from "../_helpers/env.ts";
+import {
+  censusTests,
+  cleanupAfterAll,
+  makeEnv,
+  rkl,
+  rklOk,
+  type RunResult,
+} from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 interface Check {
@@ -221,9 +228,4 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "corpus: cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  fn: () => cleanupEnv(env!),
-});
+cleanupAfterAll(env);

@@ -6,7 +6,7 @@
  * before: sandbox, containers, IP lease, netns, cgroups, mounts all gone.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
 import { dirTar, pushImage, type Registry, startRegistry, tarBytes } from "../_helpers/oci.ts";
@@ -550,16 +550,9 @@ test("kill -9 of the daemon stops no CRI pod; the next one answers with the same
   await crictlOk(["rmi", "busybox:1.36"]);
 });
 
-Deno.test({
-  name: "cri: stop the daemon and the registry",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    if (daemon) await stopDaemon(daemon);
-    await registry?.stop();
-    const left = await rkl(env!, ["pod", "list", "-q"]);
-    assert.equal(left.stdout.trim(), "");
-    await cleanupEnv(env!);
-  },
+cleanupAfterAll(env, async () => {
+  if (daemon) await stopDaemon(daemon);
+  await registry?.stop();
+  const left = await rkl(env!, ["pod", "list", "-q"]);
+  assert.equal(left.stdout.trim(), "", "no CRI sandbox is left once the tests are done");
 });

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { podState as podStateIn, startDaemon, stopDaemon } from "../_helpers/daemon.ts";
-import { censusTests, cleanupEnv, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
@@ -285,10 +285,4 @@ test("with no pause process, a restarted member joins the pod's pinned namespace
   }
 });
 
-Deno.test({
-  name: "cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => await cleanupEnv(env!),
-});
+cleanupAfterAll(env);

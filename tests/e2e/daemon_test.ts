@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
-import { cleanupEnv, envTest, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
+import { cleanupAfterAll, envTest, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import {
   podState as podStateIn,
@@ -425,6 +425,4 @@ test("a running daemon serves CLI commands for thin clients with the same result
   assert.deepEqual(await census(env!), baseline, "the host census changed");
 });
 
-test("cleanup", async () => {
-  await cleanupEnv(env!);
-});
+cleanupAfterAll(env);

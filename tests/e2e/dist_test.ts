@@ -7,7 +7,7 @@
  * answers --version under qemu-user.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupEnv, makeEnv } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "npm");
@@ -196,9 +196,4 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "dist: cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  fn: () => cleanupEnv(env!),
-});
+cleanupAfterAll(env);

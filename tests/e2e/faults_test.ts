@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { census } from "../_helpers/census.ts";
-import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { makeFaults } from "../_helpers/faults.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
@@ -16,7 +16,7 @@ const env = ready ? await makeEnv("fault", 6) : undefined;
 const { test, baseline } = censusTests(ready, () => env!);
 
 const BUSYBOX = `${REPO}/bundles/busybox`;
-/** Figures for the README: [tried, passed] per case. */
+/** Figures for docs/security.md: [tried, passed] per case. */
 const tally = new Map<string, [number, number]>();
 function count(what: string, ok: boolean): void {
   const [t, p] = tally.get(what) ?? [0, 0];
@@ -276,14 +276,7 @@ test("SIGINT during a pod create (init container still running) rolls everything
   count("SIGINT during pod create", true);
 });
 
-Deno.test({
-  name: "cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const rows = [...tally].map(([k, [t, p]]) => `${k}: ${t} tried, ${p} passed`);
-    if (rows.length > 0) console.log(`fault-injection tally:\n  ${rows.join("\n  ")}`);
-    await cleanupEnv(env!);
-  },
+cleanupAfterAll(env, () => {
+  const rows = [...tally].map(([k, [t, p]]) => `${k}: ${t} tried, ${p} passed`);
+  if (rows.length > 0) console.log(`fault-injection tally:\n  ${rows.join("\n  ")}`);
 });

@@ -5,7 +5,14 @@
  * runAsNonRoot, file modes. Each ends with the host census unchanged.
  */
 import assert from "node:assert/strict";
-import { assertRejected, censusTests, cleanupEnv, makeEnv, rkl, rklOk } from "../_helpers/env.ts";
+import {
+  assertRejected,
+  censusTests,
+  cleanupAfterAll,
+  makeEnv,
+  rkl,
+  rklOk,
+} from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "runc");
@@ -298,10 +305,4 @@ test("state directories and daemon files are root-only", async () => {
   await rklOk(env!, ["container", "rm", "-f", "m"]);
 });
 
-Deno.test({
-  name: "cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => await cleanupEnv(env!),
-});
+cleanupAfterAll(env);

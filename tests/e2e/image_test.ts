@@ -8,7 +8,7 @@
  * layers. Every test ends with `rm` + `image prune` and the census as before.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { lgetxattr } from "../../src/sys/fileattr.ts";
 import {
@@ -491,13 +491,6 @@ test("import of an OCI archive and a docker-archive made by skopeo", async () =>
   await pruneAll();
 });
 
-Deno.test({
-  name: "image tests: stop the registry, remove the env",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await registry?.stop();
-    await cleanupEnv(env!);
-  },
+cleanupAfterAll(env, async () => {
+  await registry?.stop();
 });

@@ -7,7 +7,7 @@
  * host census is as before at the end.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupEnv, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
 import { dirTar, pushImage, startRegistry } from "../_helpers/oci.ts";
@@ -242,17 +242,9 @@ spec:
   for (const [s, v] of before) assert.equal(Deno.readTextFileSync(sysctlPath(s)).trim(), v, s);
 });
 
-Deno.test({
-  name: "kubelet: clean up",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    assert.equal((await rkl(env!, ["pod", "list", "-q"])).stdout.trim(), "");
-    const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
-      .map((l) => l.split(" ")[4]).filter((m) => m?.startsWith(`${env!.dir}/`));
-    assert.deepEqual(mounts, [], "nothing stays mounted under the test's directory");
-    await cleanupEnv(env!);
-    assert.throws(() => Deno.lstatSync(env!.dir), Deno.errors.NotFound);
-  },
+cleanupAfterAll(env, async () => {
+  assert.equal((await rkl(env!, ["pod", "list", "-q"])).stdout.trim(), "");
+  const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+    .map((l) => l.split(" ")[4]).filter((m) => m?.startsWith(`${env!.dir}/`));
+  assert.deepEqual(mounts, [], "nothing stays mounted under the test's directory");
 });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
 import {
   assertRejected,
-  cleanupEnv,
+  cleanupAfterAll,
   envTest,
   makeEnv,
   rkl,
@@ -553,6 +553,4 @@ test("bad pod specs each give one located error, exit 2, and create nothing", as
   await assertCensusUnchanged();
 });
 
-test("cleanup", async () => {
-  await cleanupEnv(env!);
-});
+cleanupAfterAll(env);

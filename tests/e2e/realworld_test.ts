@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import {
   assertRejected,
   censusTests,
-  cleanupEnv,
+  cleanupAfterAll,
   makeEnv,
   rkl,
   rklOk,
@@ -314,9 +314,4 @@ networks:
   }, 10_000);
 });
 
-Deno.test({
-  name: "realworld: cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  fn: () => cleanupEnv(env!),
-});
+cleanupAfterAll(env);
