@@ -155,7 +155,9 @@ export async function registerCommands(
   ctx: Context,
   word: string | undefined,
 ): Promise<void> {
-  const hit = COMMANDS.find((c) => c.name === word || c.alias === word);
+  const hit = word === undefined
+    ? undefined
+    : COMMANDS.find((c) => c.name === word || c.alias === word);
   const all = !hit || hit.name === "completion" || hit.name === "__complete";
   const done = new Set<string>();
   for (const c of COMMANDS) {
