@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import {
   assertRejected,
   censusTests,
-  cleanupEnv,
+  cleanupAfterAll,
   makeEnv,
   type RunResult,
   waitFor,
@@ -639,12 +639,4 @@ async function rklOkQuiet(args: string[], cwd?: string): Promise<void> {
   await rklQuiet(args, cwd);
 }
 
-Deno.test({
-  name: "cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await cleanupEnv(env!);
-  },
-});
+cleanupAfterAll(env);

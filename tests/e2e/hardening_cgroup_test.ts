@@ -6,7 +6,7 @@
  * in `container state` and `pod state`. Each ends with the host census unchanged.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "runc");
@@ -250,10 +250,4 @@ spec:
   await rklOk(env!, ["pod", "rm", "-f", "oompod"]);
 });
 
-Deno.test({
-  name: "cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => await cleanupEnv(env!),
-});
+cleanupAfterAll(env);

@@ -14,7 +14,14 @@
  * timeout.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupEnv, makeEnv, rkl, type RklEnv, waitFor } from "../_helpers/env.ts";
+import {
+  censusTests,
+  cleanupAfterAll,
+  makeEnv,
+  rkl,
+  type RklEnv,
+  waitFor,
+} from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const MEMCG = "/sys/fs/cgroup/memory";
@@ -567,12 +574,4 @@ test("a 200 MB image config is refused with its digest before it is fetched; so 
   assert.deepEqual([...Deno.readDirSync(`${store}/tags`)], []);
 });
 
-Deno.test({
-  name: "inputs: cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await cleanupEnv(env!);
-  },
-});
+cleanupAfterAll(env);

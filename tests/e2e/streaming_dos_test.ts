@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { censusTests, cleanupEnv, makeEnv, type RunResult, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, type RunResult, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { stopDaemon } from "../_helpers/daemon.ts";
 import { serviceDefinition } from "../../src/cri/grpc.ts";
@@ -380,10 +380,4 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "streaming dos: cleanup",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: () => cleanupEnv(env!),
-});
+cleanupAfterAll(env);

@@ -16,7 +16,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { censusTests, cleanupEnv, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import {
   dirTar,
@@ -737,15 +737,8 @@ test("rkl unpacks every image as containerd 1.6 does: per layer and merged, entr
   assert.ok(compared >= 10 && entries > 5000, `${compared} images, ${entries} entries`);
 });
 
-Deno.test({
-  name: "unpack diff: stop containerd and the registry, remove the env",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await containerd?.stop();
-    await registry?.stop();
-    if (work) await unmountUnder(work);
-    await cleanupEnv(env!);
-  },
+cleanupAfterAll(env, async () => {
+  await containerd?.stop();
+  await registry?.stop();
+  if (work) await unmountUnder(work);
 });
