@@ -152,15 +152,19 @@ function readJson(path: string): unknown {
   }
 }
 
+/** The entries of `dir`, none when it cannot be read (not made yet). */
+function dirEntries(dir: string): Deno.DirEntry[] {
+  try {
+    return [...Deno.readDirSync(dir)];
+  } catch {
+    return [];
+  }
+}
+
 /** Subnets of the conflists in `dir` (other than `except`). */
 export function confDirSubnets(dir: string, except?: string): SubnetUse[] {
   const out: SubnetUse[] = [];
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(dir)];
-  } catch {
-    return out;
-  }
+  const entries = dirEntries(dir);
   for (const e of entries) {
     const path = `${dir}/${e.name}`;
     if (!e.name.endsWith(".conflist") || path === except) continue;
@@ -182,12 +186,7 @@ const claimFile = (subnet: string) => subnet.replace("/", "_");
  */
 export function readClaims(dir: string, prune = false): SubnetUse[] {
   const out: SubnetUse[] = [];
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(dir)];
-  } catch {
-    return out;
-  }
+  const entries = dirEntries(dir);
   for (const e of entries) {
     const m = CLAIM_NAME.exec(e.name);
     if (!m || !e.isFile) continue;

@@ -8,6 +8,7 @@
  * applies the whole removal atomically: 2 execs instead of 13.
  */
 import type { CommandRunner } from "../sys/command.ts";
+import { withHostLock } from "./hostnet.ts";
 
 const CHAINS = ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"];
 const BUILTIN = new Set(["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
@@ -52,19 +53,12 @@ export const PORTMAP_LOCK = "/run/lock/rkl-portmap.lock";
 /** Held alone around each portmap plugin ADD (see attach.ts). */
 export const PORTMAP_ADD_LOCK = "/run/lock/rkl-portmap-add.lock";
 
-export async function withPortmapLock<T>(
+export function withPortmapLock<T>(
   exclusive: boolean,
   fn: () => Promise<T>,
   path = PORTMAP_LOCK,
 ): Promise<T> {
-  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  const f = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
-  try {
-    await f.lock(exclusive);
-    return await fn();
-  } finally {
-    f.close();
-  }
+  return withHostLock(path, exclusive, fn);
 }
 
 export async function removeIdlePortmapChains(cmd: CommandRunner): Promise<boolean> {
