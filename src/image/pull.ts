@@ -29,6 +29,7 @@ import { copyUpParents, type ImplicitDir, unpackLayer } from "./unpack.ts";
 import { writeAtomic } from "../store/store.ts";
 import { pathExists } from "../sys/fsutil.ts";
 import { trace } from "../trace.ts";
+import { concat } from "../bytes.ts";
 
 export interface Progress {
   begin(id: string, label: string, total: number): void;
@@ -312,13 +313,7 @@ export class Puller {
       if (total > limit) throw tooLarge();
       parts.push(c);
     }
-    const body = new Uint8Array(total);
-    let off = 0;
-    for (const p of parts) {
-      body.set(p, off);
-      off += p.length;
-    }
-    return { res, body };
+    return { res, body: concat(parts) };
   }
 
   /**

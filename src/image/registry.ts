@@ -9,6 +9,7 @@
  */
 import { ImageError } from "../errors.ts";
 import type { Credentials, Endpoint } from "./registries.ts";
+import { concat } from "../bytes.ts";
 
 export const MANIFEST_TYPES = [
   "application/vnd.oci.image.index.v1+json",
@@ -181,13 +182,7 @@ export class RegistryClient {
       if (total > max) throw new EndpointError(`${what}: the answer is larger than ${max} bytes`);
       parts.push(c);
     }
-    const all = new Uint8Array(total);
-    let off = 0;
-    for (const p of parts) {
-      all.set(p, off);
-      off += p.length;
-    }
-    return new TextDecoder().decode(all);
+    return new TextDecoder().decode(concat(parts));
   }
 
   /** `GET /v2/` with auth: for `rkl login` to check credentials. */

@@ -18,6 +18,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { RklError } from "../errors.ts";
+import { concat } from "../bytes.ts";
 
 export const KiB = 1 << 10;
 export const MiB = 1 << 20;
@@ -181,11 +182,5 @@ export async function readStreamBounded(
   } finally {
     await reader.cancel().catch(() => {});
   }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concat(parts);
 }

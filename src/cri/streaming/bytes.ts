@@ -3,6 +3,7 @@
  * byte counts from a connection, a writer that never interleaves two frames,
  * and an unbounded in-order queue of chunks with an end.
  */
+import { concat } from "../../bytes.ts";
 
 /** A byte connection: a TCP socket, or the payloads of a WebSocket's messages. */
 export interface Duplex {
@@ -84,17 +85,7 @@ export class SerialWriter {
   }
 }
 
-export function concat(parts: Uint8Array[]): Uint8Array {
-  let len = 0;
-  for (const p of parts) len += p.length;
-  const out = new Uint8Array(len);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
+export { concat };
 
 /** Chunks in arrival order; `next()` waits for one, null after `end()`. */
 export class ChunkQueue {
