@@ -6,7 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
-import { cleanupEnv, makeEnv, removeAll, rkl, type RunResult, waitFor } from "../_helpers/env.ts";
+import {
+  cleanupAfterAll,
+  makeEnv,
+  removeAll,
+  rkl,
+  type RunResult,
+  waitFor,
+} from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
@@ -185,6 +192,4 @@ test("service tmpfs: /run is a tmpfs of the given size and mode, not the rootfs"
   await downAndCensus(dir);
 });
 
-test("cleanup", async () => {
-  if (env) await cleanupEnv(env);
-});
+cleanupAfterAll(env);
