@@ -1030,6 +1030,9 @@ function resolveExtends(
         }
         if (text === undefined) throw fail(`file ${JSON.stringify(path)} does not exist`);
         other = prepareFile(parseOne(text, path), dirnameOf(path), env, warnings);
+        for (const svc of Object.values(other.raw.services ?? {})) {
+          if (svc) absolutePaths(svc, other.dir);
+        }
         loaded.set(path, other);
       }
       base = other;
@@ -1050,6 +1053,32 @@ function resolveExtends(
   return Object.fromEntries(
     Object.entries(file.raw.services ?? {}).map(([n, v]) => [n, v ? resolve(file, n, []) : v]),
   );
+}
+
+/**
+ * Relative paths of a service from a file that `extends.file` names are
+ * relative to that file (compose's rule): bind sources, `env_file`, and a
+ * bundle directory as `image`. Made absolute here, in place.
+ */
+function absolutePaths(s: RawService, dir: string): void {
+  const rel = (p: string) => p.startsWith(".") ? joinPath(dir, p) : p;
+  if (s.image !== undefined && isBundlePath(s.image) && s.image.startsWith(".")) {
+    s.image = joinPath(dir, s.image);
+  }
+  s.volumes = s.volumes?.map((v) => {
+    if (typeof v !== "string") {
+      return v.type === "bind" && v.source !== undefined ? { ...v, source: rel(v.source) } : v;
+    }
+    const parts = v.split(":");
+    if (parts.length > 1 && parts[0].startsWith(".")) parts[0] = rel(parts[0]);
+    return parts.join(":");
+  });
+  if (typeof s.env_file === "string") s.env_file = rel(s.env_file);
+  else if (Array.isArray(s.env_file)) {
+    s.env_file = s.env_file.map((f) =>
+      typeof f === "string" ? rel(f) : { ...f, path: rel(f.path) }
+    );
+  }
 }
 
 /** Loads, interpolates, validates and merges compose files into a project. */

@@ -168,7 +168,7 @@ Deno.test("extends within the file: inherited, overridden, !reset", () => {
   assert.equal(svc([text], "base").ports.length, 1);
 });
 
-Deno.test("extends another file, read through the reader, paths against the extending file", () => {
+Deno.test("extends another file, read through the reader, its relative paths against its own directory", () => {
   const s = svc(
     [
       `services:\n  s:\n    extends: {file: common/base.yaml, service: web}\n    ports: !override ["9000:90"]\n`,
@@ -178,13 +178,18 @@ Deno.test("extends another file, read through the reader, paths against the exte
       others: {
         "/srv/app/common/base.yaml":
           `services:\n  web:\n    extends: {file: more.yaml, service: root}\n    ports: ["8080:80"]\n`,
-        "/srv/app/common/more.yaml": `services:\n  root:\n    image: img\n    tmpfs: /run\n`,
+        "/srv/app/common/more.yaml":
+          `services:\n  root:\n    image: ./bundles/busybox\n    tmpfs: /run\n    volumes: ["./data:/data", "../top:/top"]\n`,
       },
     },
   );
-  assert.equal(s.image, "img");
+  assert.equal(s.image, "/srv/app/common/bundles/busybox");
   assert.deepEqual(s.ports.map((p) => p.hostPort), [9000]);
-  assert.deepEqual(s.mounts.map((m) => [m.kind, m.target]), [["tmpfs", "/run"]]);
+  assert.deepEqual(s.mounts.map((m) => [m.kind, m.source, m.target]), [
+    ["bind", "/srv/app/common/data", "/data"],
+    ["bind", "/srv/app/top", "/top"],
+    ["tmpfs", "", "/run"],
+  ]);
 });
 
 Deno.test("extends that cannot be resolved says so, at the extends line", () => {
@@ -277,4 +282,50 @@ Deno.test("tmpfs: service string or list with options, long volume syntax, bad o
     err([`services:\n  s:\n    image: b\n    tmpfs: "/run:size=lots"\n`]).message,
     /^compose\.yaml:4:12: services\.s\.tmpfs: size "lots"/,
   );
+});
+
+Deno.test("a compose tmpfs becomes an OCI tmpfs mount, and a Memory emptyDir in kube output", async () => {
+  const { generateConfig } = await import("../oci/generate.ts");
+  const { loadContainer } = await import("./container.ts");
+  const { convertProject } = await import("../workloads/convert.ts");
+  const { spec } = loadContainer(
+    `name: t\nimage: /b\ncommand: ["sleep", "1"]\n`,
+    "c.yaml",
+    { baseDir: "/srv" },
+  );
+  spec.mounts.push({
+    source: "tmpfs",
+    destination: "/run",
+    readOnly: false,
+    kind: "tmpfs",
+    tmpfsOptions: ["noexec", "nosuid", "nodev", "size=8388608"],
+  });
+  const cfg = generateConfig(spec, {
+    rootfs: "/r",
+    cgroupsPath: "/rkl/t",
+    hostname: "t",
+    etcFiles: { hosts: "/e/hosts", hostname: "/e/hostname", resolvConf: "/e/resolv.conf" },
+    nofileHard: 1024,
+    bundle: {},
+    annotations: {},
+    arch: "x86_64",
+  });
+  assert.deepEqual(cfg.mounts.find((m) => m.destination === "/run"), {
+    destination: "/run",
+    type: "tmpfs",
+    source: "tmpfs",
+    options: ["noexec", "nosuid", "nodev", "size=8388608", "rw"],
+  });
+  const { project } = load([`services:\n  s:\n    image: /b\n    tmpfs: ["/run:size=8m"]\n`]);
+  const { services } = convertProject(project, {
+    volumesDir: "/v",
+    workloads: false,
+    readFile: () => new Uint8Array(),
+  });
+  // deno-lint-ignore no-explicit-any
+  const pod = services[0].docs[0] as any;
+  assert.deepEqual(pod.spec.volumes, [
+    { name: "vol-0", emptyDir: { medium: "Memory", sizeLimit: "8388608" } },
+  ]);
+  assert.deepEqual(pod.spec.containers[0].volumeMounts, [{ name: "vol-0", mountPath: "/run" }]);
 });
