@@ -40,39 +40,77 @@ interface ComposeFlags {
   profile?: string[];
 }
 
-/** Finds, reads and loads the compose files (yaml + zod loaded only here). */
+const OVERRIDE_FILES = [
+  "compose.override.yaml",
+  "compose.override.yml",
+  "docker-compose.override.yaml",
+  "docker-compose.override.yml",
+];
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** `KEY=VALUE` lines of DIR/.env; {} when there is none, an error when it cannot be read. */
+function readDotEnv(dir: string): Record<string, string> {
+  try {
+    return parseDotEnv(readTextBounded(`${dir}/.env`, { max: MAX_INPUT_BYTES }));
+  } catch (e) {
+    // No .env is fine; one that cannot be read (a FIFO, /dev/zero, too big) is not.
+    if (!(e instanceof FileReadError)) throw e;
+    if (!e.notFound) throw new SpecError({ file: e.path }, `Cannot read file: ${e.reason}`);
+    return {};
+  }
+}
+
+/**
+ * Finds, reads and loads the compose files (yaml + zod loaded only here), as
+ * docker compose does: `-f` files; else COMPOSE_FILE (split on
+ * COMPOSE_PATH_SEPARATOR, default ':'); else the first of compose.yaml, ... in
+ * the working directory with its compose.override.yaml (or .yml, or
+ * docker-compose.override.*) after it. COMPOSE_* variables come from the
+ * environment, else from the project directory's `.env`.
+ */
 export async function loadProject(
   flags: ComposeFlags,
   warn: (m: string) => void,
 ): Promise<ComposeProject> {
   let files = flags.file ?? [];
+  // Without -f the project directory is the working directory: its .env may name the files.
+  let dotenv = files.length === 0 ? readDotEnv(cwd()) : {};
+  const outer = environment();
   if (files.length === 0) {
-    const found = DEFAULT_FILES.find((f) => {
-      try {
-        return Deno.statSync(absolute(f)).isFile;
-      } catch {
-        return false;
+    const listed = outer.COMPOSE_FILE ?? dotenv.COMPOSE_FILE;
+    if (listed) {
+      const sep = outer.COMPOSE_PATH_SEPARATOR ?? dotenv.COMPOSE_PATH_SEPARATOR ?? ":";
+      files = listed.split(sep || ":").filter(Boolean);
+      for (const f of files) {
+        if (!isFile(absolute(f))) {
+          throw new UsageError(`Cannot find a compose file: COMPOSE_FILE names ${absolute(f)}`);
+        }
       }
-    });
-    if (!found) {
-      throw new UsageError(
-        `Cannot find a compose file: none of ${DEFAULT_FILES.join(", ")} in ${cwd()}`,
-      );
+    } else {
+      const found = DEFAULT_FILES.find((f) => isFile(absolute(f)));
+      if (!found) {
+        throw new UsageError(
+          `Cannot find a compose file: none of ${DEFAULT_FILES.join(", ")} in ${cwd()}`,
+        );
+      }
+      const override = OVERRIDE_FILES.find((f) => isFile(absolute(f)));
+      files = override ? [found, override] : [found];
     }
-    files = [found];
   }
-  const texts = files.map((file) => ({ file, text: readInput(file) }));
-  const first = absolute(files[0]);
-  const dir = first.slice(0, first.lastIndexOf("/")) || "/";
-  let dotenv: Record<string, string> = {};
-  try {
-    dotenv = parseDotEnv(readTextBounded(`${dir}/.env`, { max: MAX_INPUT_BYTES }));
-  } catch (e) {
-    // No .env is fine; one that cannot be read (a FIFO, /dev/zero, too big) is not.
-    if (!(e instanceof FileReadError)) throw e;
-    if (!e.notFound) throw new SpecError({ file: e.path }, `Cannot read file: ${e.reason}`);
-  }
-  const env = { ...dotenv, ...environment() };
+  const texts = files.map((file) => {
+    const abs = absolute(file);
+    return { file, text: readInput(file), dir: abs.slice(0, abs.lastIndexOf("/")) || "/" };
+  });
+  const dir = texts[0].dir;
+  if (flags.file?.length) dotenv = readDotEnv(dir);
+  const env = { ...dotenv, ...outer };
   const profiles = flags.profile?.length
     ? flags.profile
     : (env.COMPOSE_PROFILES ?? "").split(",").filter(Boolean);

@@ -317,7 +317,14 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
   mounts.push(bind("/etc/hostname", ctx.etcFiles.hostname, false));
   mounts.push(bind("/etc/resolv.conf", ctx.etcFiles.resolvConf, false));
   for (const m of spec.mounts) {
-    mounts.push(bind(m.destination, m.source, m.readOnly, m.propagation));
+    if (m.kind === "tmpfs") {
+      mounts.push({
+        destination: m.destination,
+        type: "tmpfs",
+        source: "tmpfs",
+        options: [...(m.tmpfsOptions ?? []), m.readOnly ? "ro" : "rw"],
+      });
+    } else mounts.push(bind(m.destination, m.source, m.readOnly, m.propagation));
   }
 
   // cgroup: the container sees its own cgroup as the root of /sys/fs/cgroup.

@@ -5,11 +5,11 @@
  * earlier ones, as `docker compose -f a -f b` does).
  */
 import { isBundlePath } from "../image/reference.ts";
-import { type Scalar, visit } from "yaml";
+import { isMap, isScalar, isSeq, type Scalar, visit } from "yaml";
 import { z } from "zod";
 import { type SourceLocation, SpecError } from "../errors.ts";
 import { interpolate, InterpolationError, parseDotEnv, shellSplit } from "./interpolate.ts";
-import { joinPath } from "./paths.ts";
+import { dirnameOf, joinPath } from "./paths.ts";
 import { parseQuantity, QuantityError } from "./quantity.ts";
 import { DNS1123_LABEL, envNameError } from "./names.ts";
 import {
@@ -46,7 +46,10 @@ const volumeLong = z.strictObject({
     propagation: z.string().optional(),
   }).optional(),
   volume: z.strictObject({ nocopy: z.boolean().optional() }).optional(),
-  tmpfs: z.strictObject({ size: z.union([z.string(), z.number()]).optional() }).optional(),
+  tmpfs: z.strictObject({
+    size: z.union([z.string(), z.number()]).optional(),
+    mode: z.number().int().min(0).max(0o7777).optional(),
+  }).optional(),
 });
 
 const fileRef = z.union([
@@ -61,7 +64,12 @@ const fileRef = z.union([
 ]);
 
 const serviceSchema = z.strictObject({
+  extends: z.union([
+    z.string(),
+    z.strictObject({ service: z.string(), file: z.string().optional() }),
+  ]).optional(),
   image: z.string().optional(),
+  tmpfs: strOrList.optional(),
   pull_policy: z.string().optional(),
   command: z.union([strOrList, z.null()]).optional(),
   entrypoint: z.union([strOrList, z.null()]).optional(),
@@ -122,6 +130,8 @@ const serviceSchema = z.strictObject({
   cpus: z.union([z.number(), z.string()]).optional(),
   mem_limit: z.union([z.number(), z.string()]).optional(),
   deploy: z.strictObject({
+    // One host is one node: `global` runs one replica.
+    mode: z.enum(["replicated", "global"]).optional(),
     replicas: z.number().int().min(0).optional(),
     resources: z.strictObject({
       limits: z.strictObject({
@@ -233,7 +243,7 @@ export interface ComposePort {
 }
 
 export interface ComposeMount {
-  kind: "bind" | "volume" | "anonymous" | "config" | "secret";
+  kind: "bind" | "volume" | "anonymous" | "config" | "secret" | "tmpfs";
   /** Absolute host path (bind, config, secret file) or volume name. */
   source: string;
   target: string;
@@ -242,6 +252,8 @@ export interface ComposeMount {
   createHostPath?: boolean;
   /** Where the mount is written, for errors found when the service is made. */
   loc?: SourceLocation;
+  /** tmpfs mount options (size=BYTES, mode=OCTAL, uid=, gid=, and flags such as noexec). */
+  options?: string[];
 }
 
 export interface ComposeHealthcheck {
@@ -317,6 +329,8 @@ export interface ComposeProject {
 export interface ComposeFile {
   file: string;
   text: string;
+  /** Directory the file's `extends.file` paths resolve against (absolute); default `dir`. */
+  dir?: string;
 }
 
 export interface LoadComposeOptions {
@@ -333,6 +347,20 @@ export interface LoadComposeOptions {
    * error becomes a SpecError at the `env_file` line.
    */
   readFile?: (path: string) => string | undefined;
+}
+
+/** Paths (from the document root) of the values a file tags `!reset` or `!override`. */
+interface Tags {
+  reset: PathSegment[][];
+  override: PathSegment[][];
+}
+
+/** One compose file parsed, interpolated, its tags collected and its schema checked. */
+interface Prepared {
+  src: SourceDoc;
+  raw: RawProject;
+  tags: Tags;
+  dir: string;
 }
 
 /** `my_App.1` → `my_app1`: the compose project-name rule `[a-z0-9][a-z0-9_-]*`. */
@@ -464,40 +492,155 @@ function dependsMap(
   return v;
 }
 
-/** Merges service definitions of several files, compose's way. */
-function mergeService(a: RawService, b: RawService): RawService {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    if (v === undefined) continue;
-    const prev = out[k];
-    if (k === "environment") {
-      out[k] = {
-        ...envMap(prev as RawService["environment"]),
-        ...envMap(v as RawService["environment"]),
-      };
-    } else if (k === "networks") {
-      out[k] = {
-        ...networksMap(prev as RawService["networks"]),
-        ...networksMap(v as RawService["networks"]),
-      };
-    } else if (k === "depends_on") {
-      out[k] = {
-        ...dependsMap(prev as RawService["depends_on"]),
-        ...dependsMap(v as RawService["depends_on"]),
-      };
-    } else if (
-      (k === "ports" || k === "expose" || k === "configs" || k === "secrets") && Array.isArray(prev)
-    ) {
-      out[k] = [...prev, ...(v as unknown[])];
-    } else if (k === "volumes" && Array.isArray(prev)) {
-      const target = (x: unknown) =>
-        typeof x === "string" ? x.split(":")[1] ?? x : (x as { target: string }).target;
-      const later = (v as unknown[]).map(target);
-      out[k] = [...prev.filter((x) => !later.includes(target(x))), ...(v as unknown[])];
-    } else if (isObj(prev) && isObj(v) && k !== "healthcheck") out[k] = { ...prev, ...v };
-    else out[k] = v;
+/**
+ * Collects the `!reset` and `!override` tags of a document (compose's merge
+ * tags) and drops the `!reset` values from its plain value: the value given
+ * there is ignored, the key goes back to its default.
+ */
+function collectTags(src: SourceDoc): Tags {
+  const tags: Tags = { reset: [], override: [] };
+  const walk = (node: unknown, path: PathSegment[]) => {
+    if (!node || typeof node !== "object") return;
+    const tag = (node as { tag?: string }).tag;
+    if (tag === "!reset") {
+      tags.reset.push(path);
+      return;
+    }
+    if (tag === "!override") tags.override.push(path);
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (isScalar(pair.key)) walk(pair.value, [...path, String(pair.key.value)]);
+      }
+    } else if (isSeq(node)) node.items.forEach((it, i) => walk(it, [...path, i]));
+  };
+  walk(src.doc.contents, []);
+  // Last first, so that list indexes stay right while elements are removed.
+  for (const p of [...tags.reset].reverse()) deleteIn(src.value, p);
+  return tags;
+}
+
+/** Removes the value at `path` (a map key or a list element), if there is one. */
+function deleteIn(root: unknown, path: readonly PathSegment[]): void {
+  if (path.length === 0) return;
+  let node = root;
+  for (const seg of path.slice(0, -1)) {
+    if (!node || typeof node !== "object") return;
+    node = (node as Record<string, unknown>)[seg as string];
   }
-  return out as RawService;
+  const last = path[path.length - 1];
+  if (Array.isArray(node) && typeof last === "number") node.splice(last, 1);
+  else if (isObj(node)) delete node[String(last)];
+}
+
+/** The tags below `prefix`, with paths relative to it. */
+function tagsUnder(tags: Tags, prefix: readonly PathSegment[]): Tags {
+  const under = (ps: PathSegment[][]) =>
+    ps.filter((p) => p.length > prefix.length && prefix.every((x, i) => p[i] === x))
+      .map((p) => p.slice(prefix.length));
+  return { reset: under(tags.reset), override: under(tags.override) };
+}
+
+/** Lists merged by a unique key (compose's merge rules): a later entry replaces an earlier one. */
+function portKey(p: unknown): string {
+  if (isObj(p)) {
+    return `${p.host_ip ?? ""}|${p.published ?? ""}|${p.target}|${p.protocol ?? "tcp"}`;
+  }
+  const [main, proto = "tcp"] = String(p).split("/");
+  const parts = main.split(":");
+  const target = parts.pop();
+  const published = parts.pop() ?? "";
+  return `${parts.join(":")}|${published}|${target}|${proto}`;
+}
+
+function volumeKey(x: unknown): string {
+  if (isObj(x)) return String(x.target);
+  const parts = String(x).split(":");
+  return parts.length === 1 ? parts[0] : parts[1];
+}
+
+function fileRefKey(kind: "secrets" | "configs") {
+  return (x: unknown): string => {
+    const source = isObj(x) ? String(x.source) : String(x);
+    const target = isObj(x) && x.target !== undefined ? String(x.target) : undefined;
+    // As the mount is made: a relative target is below /run/secrets.
+    if (target !== undefined) return target.startsWith("/") ? target : `/run/secrets/${target}`;
+    return kind === "secrets" ? `/run/secrets/${source}` : `/${source}`;
+  };
+}
+
+function tmpfsKey(x: unknown): string {
+  return String(x).split(":")[0];
+}
+
+function mergeByKey(a: unknown[], b: unknown[], key: (x: unknown) => string): unknown[] {
+  const later = new Set(b.map(key));
+  return [...a.filter((x) => !later.has(key(x))), ...b];
+}
+
+const BY_KEY: Record<string, (x: unknown) => string> = {
+  ports: portKey,
+  volumes: volumeKey,
+  secrets: fileRefKey("secrets"),
+  configs: fileRefKey("configs"),
+  tmpfs: tmpfsKey,
+};
+
+/** Keys whose list form is `KEY=VALUE` (or a bare name) and whose map form merges by key. */
+const MAP_LIKE = new Set(["environment", "labels", "sysctls"]);
+
+/** A sequence or mapping value of a service that merges by key, as a mapping. */
+function normalizeKey(k: string, v: unknown): unknown {
+  if (MAP_LIKE.has(k) && Array.isArray(v)) return envMap(v as string[]);
+  if (k === "networks" && Array.isArray(v)) return networksMap(v as string[]);
+  if (k === "depends_on" && Array.isArray(v)) return dependsMap(v as string[]);
+  return v;
+}
+
+/** Values that the later file replaces whole (compose: shell commands, healthcheck test). */
+const REPLACED = new Set(["command", "entrypoint", "healthcheck.test", "extends"]);
+
+/** compose's merge of two values at `path` (below a service or a top-level resource). */
+function mergeValue(path: string, a: unknown, b: unknown): unknown {
+  if (b === undefined) return a;
+  if (REPLACED.has(path)) return b;
+  if (isObj(a) && isObj(b)) {
+    const out: Record<string, unknown> = { ...a };
+    for (const [k, v] of Object.entries(b)) {
+      out[k] = k in out ? mergeValue(path ? `${path}.${k}` : k, out[k], v) : v;
+    }
+    return out;
+  }
+  if (Array.isArray(a) && Array.isArray(b)) {
+    const key = BY_KEY[path];
+    if (key) return mergeByKey(a, b, key);
+    // Other sequences append, without repeating a scalar already there.
+    return [...a, ...b.filter((x) => isObj(x) || Array.isArray(x) || !a.includes(x))];
+  }
+  return b;
+}
+
+/**
+ * Merges a service definition over another, compose's way (a later file over
+ * an earlier one, a service over the one it `extends`): mappings merge by
+ * key, ports/volumes/secrets/configs by their unique key, other sequences
+ * append, command/entrypoint/healthcheck.test are replaced. The later one's
+ * `!reset` and `!override` paths (relative to the service) drop the earlier
+ * value first.
+ */
+function mergeService(a: RawService, b: RawService, tags: Tags = { reset: [], override: [] }) {
+  const base: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(structuredClone(a))) base[k] = normalizeKey(k, v);
+  for (const p of [...tags.reset, ...tags.override]) {
+    if (typeof p[0] === "string" && p.length > 1) {
+      base[p[0]] = normalizeKey(p[0], base[p[0]]);
+    }
+    deleteIn(base, p);
+  }
+  const later: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(b)) {
+    if (v !== undefined) later[k] = k in base ? normalizeKey(k, v) : v;
+  }
+  return mergeValue("", base, later) as RawService;
 }
 
 /**
@@ -628,7 +771,15 @@ function parseVolumes(
       type = v.type;
       createHostPath = v.bind?.create_host_path ?? false;
       if (type === "tmpfs") {
-        throw L.error([...where, "type"], "tmpfs mounts are not supported by rkl");
+        if (!v.target.startsWith("/")) {
+          throw L.error(where, `target ${JSON.stringify(v.target)} must be an absolute path`);
+        }
+        const options = ["nosuid", "nodev"];
+        if (v.tmpfs?.size !== undefined) {
+          options.push(`size=${tmpfsBytes(L, [...where, "tmpfs", "size"], v.tmpfs.size)}`);
+        }
+        if (v.tmpfs?.mode !== undefined) options.push(`mode=${v.tmpfs.mode.toString(8)}`);
+        return { kind: "tmpfs", source: "", target: v.target, readOnly, options };
       }
     }
     if (!target.startsWith("/")) {
@@ -653,6 +804,61 @@ function parseVolumes(
       );
     }
     return { kind: "volume", source, target, readOnly };
+  });
+}
+
+/** A tmpfs size (`64m`, `1g`, bytes) as a number of bytes, at least 1. */
+function tmpfsBytes(L: Located, where: PathSegment[], v: string | number): string {
+  let bytes: string;
+  try {
+    bytes = dockerBytes(v);
+  } catch (e) {
+    throw L.error(where, (e as Error).message);
+  }
+  if (!/^[1-9]\d*$/.test(bytes)) throw L.error(where, `size ${JSON.stringify(v)} must be above 0`);
+  return bytes;
+}
+
+/**
+ * Service `tmpfs`: `PATH` or `PATH:OPTIONS` (docker's `--tmpfs`), mounted
+ * rw,noexec,nosuid,nodev unless the options say otherwise. Options are a
+ * fixed set: they become mount(2) data, never free text.
+ */
+function parseTmpfs(L: Located, svc: string, raw: string | string[] | undefined): ComposeMount[] {
+  if (raw === undefined) return [];
+  const list = Array.isArray(raw) ? raw : [raw];
+  return list.map((entry, i): ComposeMount => {
+    const where: PathSegment[] = ["services", svc, "tmpfs", ...(Array.isArray(raw) ? [i] : [])];
+    const colon = entry.indexOf(":");
+    const target = colon < 0 ? entry : entry.slice(0, colon);
+    const opts = colon < 0 ? [] : entry.slice(colon + 1).split(",").filter(Boolean);
+    if (!target.startsWith("/") || target.split("/").includes("..")) {
+      throw L.error(where, `tmpfs target ${JSON.stringify(target)} must be an absolute path`);
+    }
+    const flags = new Map([["exec", "noexec"], ["suid", "nosuid"], ["dev", "nodev"]]);
+    const set = new Set(["noexec", "nosuid", "nodev"]);
+    const values: string[] = [];
+    let readOnly = false;
+    for (const o of opts) {
+      const [k, v] = o.includes("=")
+        ? [o.slice(0, o.indexOf("=")), o.slice(o.indexOf("=") + 1)]
+        : [o];
+      if (v === undefined && flags.has(k)) set.delete(flags.get(k)!);
+      else if (v === undefined && [...flags.values()].includes(k)) set.add(k);
+      else if (v === undefined && (k === "ro" || k === "rw")) readOnly = k === "ro";
+      else if (k === "size" && v) values.push(`size=${tmpfsBytes(L, where, v)}`);
+      else if (k === "mode" && v && /^[0-7]{1,4}$/.test(v)) values.push(`mode=${v}`);
+      else if ((k === "uid" || k === "gid") && v && /^\d{1,10}$/.test(v)) values.push(`${k}=${v}`);
+      else {
+        throw L.error(
+          where,
+          `tmpfs option ${
+            JSON.stringify(o)
+          } must be size=SIZE, mode=OCTAL, uid=N, gid=N, ro, rw, exec, noexec, suid, nosuid, dev or nodev`,
+        );
+      }
+    }
+    return { kind: "tmpfs", source: "", target, readOnly, options: [...set, ...values] };
   });
 }
 
@@ -755,60 +961,149 @@ function sysctlMap(
   return out;
 }
 
+/** Interpolates, collects tags and validates one parsed file. */
+function prepareFile(
+  src: SourceDoc,
+  dir: string,
+  env: Record<string, string | undefined>,
+  warnings: Warning[],
+): Prepared {
+  warnings.push(...interpolateDoc(src, env));
+  if (!isObj(src.value)) {
+    throw new SpecError({ file: src.file, line: 1, column: 1 }, "a compose file must be a mapping");
+  }
+  const tags = collectTags(src);
+  // The compose spec: keys starting with x- are extensions, ignored silently.
+  const res = validate(src, projectSchema, { silent: (key) => key.startsWith("x-") });
+  warnings.push(...res.warnings);
+  return { src, raw: res.data, tags, dir };
+}
+
+function parseOne(text: string, file: string): SourceDoc {
+  const docs = parseYamlDocuments(text, file);
+  if (docs.length > 1) {
+    throw new SpecError({ file }, "a compose file holds one YAML document");
+  }
+  return docs[0];
+}
+
+/**
+ * The services of a file with their `extends` resolved: the base service (in
+ * this file, or in `extends.file`, read with `readFile`) merged under the
+ * extending one with compose's merge rules, `!reset`/`!override` included.
+ */
+function resolveExtends(
+  file: Prepared,
+  env: Record<string, string | undefined>,
+  readFile: LoadComposeOptions["readFile"],
+  warnings: Warning[],
+  loaded: Map<string, Prepared>,
+): Record<string, RawService | null> {
+  const done = new Map<string, RawService>();
+  const resolve = (pf: Prepared, name: string, chain: string[]): RawService => {
+    const key = `${pf.src.file}\0${name}`;
+    const cached = done.get(key);
+    if (cached) return cached;
+    const s = pf.raw.services?.[name] ?? {};
+    if (s.extends === undefined) return s;
+    const where: PathSegment[] = ["services", name, "extends"];
+    const fail = (detail: string) =>
+      new SpecError(
+        { file: pf.src.file, ...locate(pf.src, where) },
+        `extends cannot be resolved: ${detail}`,
+      );
+    if (chain.includes(key)) {
+      const names = [...chain.slice(chain.indexOf(key)), key].map((k) => k.split("\0")[1]);
+      throw fail(`extends cycle: ${names.join(" -> ")}`);
+    }
+    const ext = typeof s.extends === "string" ? { service: s.extends, file: undefined } : s.extends;
+    let base = pf;
+    if (ext.file !== undefined) {
+      const path = joinPath(pf.dir, ext.file);
+      let other = loaded.get(path);
+      if (!other) {
+        let text: string | undefined;
+        try {
+          text = readFile?.(path);
+        } catch (e) {
+          throw fail((e as Error).message.split("\n")[0]);
+        }
+        if (text === undefined) throw fail(`file ${JSON.stringify(path)} does not exist`);
+        other = prepareFile(parseOne(text, path), dirnameOf(path), env, warnings);
+        for (const svc of Object.values(other.raw.services ?? {})) {
+          if (svc) absolutePaths(svc, other.dir);
+        }
+        loaded.set(path, other);
+      }
+      base = other;
+    }
+    if (!base.raw.services || !(ext.service in base.raw.services)) {
+      throw fail(
+        `service ${JSON.stringify(ext.service)} is not defined in ${
+          base === pf ? "this file" : base.src.file
+        }`,
+      );
+    }
+    const parent = resolve(base, ext.service, [...chain, key]);
+    const { extends: _, ...own } = s;
+    const out = mergeService(parent, own, tagsUnder(pf.tags, ["services", name]));
+    done.set(key, out);
+    return out;
+  };
+  return Object.fromEntries(
+    Object.entries(file.raw.services ?? {}).map(([n, v]) => [n, v ? resolve(file, n, []) : v]),
+  );
+}
+
+/**
+ * Relative paths of a service from a file that `extends.file` names are
+ * relative to that file (compose's rule): bind sources, `env_file`, and a
+ * bundle directory as `image`. Made absolute here, in place.
+ */
+function absolutePaths(s: RawService, dir: string): void {
+  const rel = (p: string) => p.startsWith(".") ? joinPath(dir, p) : p;
+  if (s.image !== undefined && isBundlePath(s.image) && s.image.startsWith(".")) {
+    s.image = joinPath(dir, s.image);
+  }
+  s.volumes = s.volumes?.map((v) => {
+    if (typeof v !== "string") {
+      return v.type === "bind" && v.source !== undefined ? { ...v, source: rel(v.source) } : v;
+    }
+    const parts = v.split(":");
+    if (parts.length > 1 && parts[0].startsWith(".")) parts[0] = rel(parts[0]);
+    return parts.join(":");
+  });
+  if (typeof s.env_file === "string") s.env_file = rel(s.env_file);
+  else if (Array.isArray(s.env_file)) {
+    s.env_file = s.env_file.map((f) =>
+      typeof f === "string" ? rel(f) : { ...f, path: rel(f.path) }
+    );
+  }
+}
+
 /** Loads, interpolates, validates and merges compose files into a project. */
 export function loadCompose(
   files: ComposeFile[],
   options: LoadComposeOptions,
 ): { project: ComposeProject; warnings: Warning[] } {
   const warnings: Warning[] = [];
-  const srcs: SourceDoc[] = [];
-  const raws: RawProject[] = [];
-  let warnedVersion = false;
-  for (const f of files) {
-    const docs = parseYamlDocuments(f.text, f.file);
-    if (docs.length > 1) {
-      throw new SpecError({ file: f.file }, "a compose file holds one YAML document");
-    }
-    const src = docs[0];
-    warnings.push(...interpolateDoc(src, options.env));
-    if (!isObj(src.value)) {
-      throw new SpecError({ file: f.file, line: 1, column: 1 }, "a compose file must be a mapping");
-    }
-    // The compose spec: keys starting with x- are extensions, ignored silently.
-    const res = validate(src, projectSchema, { silent: (key) => key.startsWith("x-") });
-    warnings.push(...res.warnings);
-    if (res.data.version !== undefined && !warnedVersion) {
-      // Once per project, as docker compose says it.
-      warnedVersion = true;
-      warnings.push({
-        file: f.file,
-        ...locate(src, ["version"], { key: true }),
-        path: "version",
-        message: "the attribute `version` is obsolete and ignored; remove it",
-      });
-    }
-    srcs.push(src);
-    raws.push(res.data);
-  }
+  const srcs = files.map((f) => parseOne(f.text, f.file));
   const L = located(srcs);
 
-  // Merge.
-  const merged: RawProject = {};
-  const services: Record<string, RawService> = {};
-  for (const r of raws) {
-    if (r.name !== undefined) merged.name = r.name;
-    for (const [k, v] of Object.entries(r.services ?? {})) {
-      services[k] = services[k] ? mergeService(services[k], v ?? {}) : (v ?? {});
-    }
-    for (const key of ["networks", "volumes", "configs", "secrets"] as const) {
-      if (r[key]) merged[key] = { ...(merged[key] ?? {}), ...r[key] } as never;
+  // The project name comes first: `${COMPOSE_PROJECT_NAME}` interpolates to it.
+  let topName: string | undefined;
+  for (const src of srcs) {
+    const node = isMap(src.doc.contents) ? src.doc.contents.get("name", true) : undefined;
+    if (isScalar(node) && typeof node.value === "string") {
+      try {
+        topName = interpolate(node.value, options.env);
+      } catch (e) {
+        if (!(e instanceof InterpolationError)) throw e;
+        throw L.error(["name"], e.message);
+      }
     }
   }
-  if (Object.keys(services).length === 0) {
-    throw L.error(["services"], "the project defines no services");
-  }
-
-  const rawName = options.projectName ?? merged.name ??
+  const rawName = options.projectName ?? topName ??
     options.dir.split("/").filter(Boolean).pop() ?? "default";
   const name = normalizeProjectName(rawName);
   if (!name) {
@@ -816,6 +1111,50 @@ export function loadCompose(
       options.projectName ? { file: "-p" } : L.at(["name"]),
       `project name ${JSON.stringify(rawName)} has no usable characters`,
     );
+  }
+  const env = { ...options.env, COMPOSE_PROJECT_NAME: name };
+
+  const prepared: Prepared[] = [];
+  let warnedVersion = false;
+  files.forEach((f, i) => {
+    const p = prepareFile(srcs[i], f.dir ?? options.dir, env, warnings);
+    if (p.raw.version !== undefined && !warnedVersion) {
+      // Once per project, as docker compose says it.
+      warnedVersion = true;
+      warnings.push({
+        file: f.file,
+        ...locate(p.src, ["version"], { key: true }),
+        path: "version",
+        message: "the attribute `version` is obsolete and ignored; remove it",
+      });
+    }
+    prepared.push(p);
+  });
+
+  // Merge: each file's `extends` first (within the file and across files),
+  // then the files in order, a later file's `!reset`/`!override` dropping
+  // what the earlier ones set at that path.
+  const merged: RawProject = {};
+  const services: Record<string, RawService> = {};
+  const loaded = new Map<string, Prepared>();
+  for (const p of prepared) {
+    const own = resolveExtends(p, env, options.readFile, warnings, loaded);
+    for (const path of [...p.tags.reset, ...p.tags.override]) {
+      if (path[0] === "services" && path.length === 2) delete services[String(path[1])];
+      else if (path[0] !== "services") deleteIn(merged, path);
+    }
+    if (p.raw.name !== undefined) merged.name = p.raw.name;
+    for (const [k, v] of Object.entries(own)) {
+      services[k] = services[k]
+        ? mergeService(services[k], v ?? {}, tagsUnder(p.tags, ["services", k]))
+        : (v ?? {});
+    }
+    for (const key of ["networks", "volumes", "configs", "secrets"] as const) {
+      if (p.raw[key]) merged[key] = mergeValue("", merged[key] ?? {}, p.raw[key]) as never;
+    }
+  }
+  if (Object.keys(services).length === 0) {
+    throw L.error(["services"], "the project defines no services");
   }
 
   // Top-level names become parts of host paths and interface names: the
@@ -1030,6 +1369,7 @@ export function loadCompose(
       ports: networkMode ? [] : parsePorts(L, svc, s.ports ?? []),
       mounts: [
         ...parseVolumes(L, svc, s.volumes ?? [], options.dir, declaredVols, options.env),
+        ...parseTmpfs(L, svc, s.tmpfs),
         ...refs("configs", declaredConfigs),
         ...refs("secrets", declaredSecrets),
       ],
@@ -1052,7 +1392,7 @@ export function loadCompose(
       memory: memRaw === undefined
         ? undefined
         : q(at(limits?.memory !== undefined ? "deploy" : "mem_limit"), () => dockerBytes(memRaw)),
-      replicas: s.deploy?.replicas ?? s.scale ?? 1,
+      replicas: s.deploy?.mode === "global" ? 1 : s.deploy?.replicas ?? s.scale ?? 1,
       labels: Object.fromEntries(
         Object.entries(Array.isArray(s.labels) ? envMap(s.labels) : s.labels ?? {}).map((
           [k, v],

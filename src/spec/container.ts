@@ -125,7 +125,9 @@ export interface ResolvedMount {
    * emptyDir and files (configMap, secret, downwardAPI, projected) live in the
    * pod's volumes dir; a claim is a named volume that outlives the pod.
    */
-  kind: "hostPath" | "emptyDir" | "files" | "claim";
+  kind: "hostPath" | "emptyDir" | "files" | "claim" | "tmpfs";
+  /** tmpfs: the mount(2) options (compose `tmpfs`, checked against a fixed set when loaded). */
+  tmpfsOptions?: string[];
   /** Volume name (emptyDir, files: a dir per pod), or the claim's name. */
   volume?: string;
   /**

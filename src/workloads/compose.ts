@@ -182,6 +182,14 @@ function replicaSpec(
           readOnly: m.readOnly,
           kind: "hostPath",
         };
+      case "tmpfs":
+        return {
+          source: "tmpfs",
+          destination: m.target,
+          readOnly: m.readOnly,
+          kind: "tmpfs",
+          tmpfsOptions: m.options ?? [],
+        };
       case "anonymous":
         return {
           source: `${projectDir(host, project.name)}/anon/${name}-${i}`,

@@ -185,6 +185,15 @@ function convertService(
       case "anonymous":
         volumes.push({ name: vol, emptyDir: {} });
         break;
+      case "tmpfs": {
+        // A memory-backed emptyDir; its size, if any, is the limit.
+        const size = m.options?.find((o) => o.startsWith("size="))?.slice(5);
+        volumes.push({
+          name: vol,
+          emptyDir: { medium: "Memory", ...(size ? { sizeLimit: size } : {}) },
+        });
+        break;
+      }
       default:
         addObject(m.kind === "config" ? "configs" : "secrets", m, i);
         return;

@@ -154,6 +154,17 @@ function containerYaml(
     "/sys/fs/cgroup",
   ]);
   cfg.mounts.forEach((m, i) => {
+    if (m.type === "tmpfs" && !defaults.has(m.destination)) {
+      // A compose tmpfs: a memory-backed emptyDir, its size the limit.
+      const size = m.options?.find((o) => o.startsWith("size="))?.slice(5);
+      const vol = `vol-${vols.volumes.length}`;
+      vols.volumes.push({
+        name: vol,
+        emptyDir: { medium: "Memory", ...(size ? { sizeLimit: size } : {}) },
+      });
+      mounts.push({ name: vol, mountPath: m.destination });
+      return;
+    }
     if (m.type !== "bind" || ETC.has(m.destination) || defaults.has(m.destination)) return;
     const staged = rec.subPaths?.find((s) => s.mount === i - firstSpecMount(cfg));
     const source = staged ? staged.root : m.source ?? "";
