@@ -17,7 +17,7 @@ import { parse } from "yaml";
 import {
   assertRejected,
   censusTests,
-  cleanupEnv,
+  cleanupAfterAll,
   makeEnv,
   rkl,
   type RklEnv,
@@ -524,16 +524,8 @@ test("the node e2e suite's stand-in images are pulled through rkl's CRI and beha
   }
 });
 
-Deno.test({
-  name: "node: clean up",
-  ignore: !ready,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    if (daemon) await stopDaemon(daemon);
-    await registryStop?.();
-    assert.equal((await rkl(env!, ["pod", "list", "-q"])).stdout.trim(), "");
-    await cleanupEnv(env!);
-    assert.throws(() => Deno.lstatSync(env!.dir), Deno.errors.NotFound);
-  },
+cleanupAfterAll(env, async () => {
+  if (daemon) await stopDaemon(daemon);
+  await registryStop?.();
+  assert.equal((await rkl(env!, ["pod", "list", "-q"])).stdout.trim(), "");
 });
