@@ -48,6 +48,11 @@ export const COMMANDS: {
     module: "daemon",
   },
   {
+    name: "node",
+    description: "make this host a Kubernetes node with rkl as the kubelet's runtime",
+    module: "node",
+  },
+  {
     name: "bundle",
     description: "OCI bundles rkl can build from the host's packages",
     module: "bundle",
@@ -83,7 +88,8 @@ export const COMMANDS: {
   { name: "generate", description: "write Kubernetes YAML for what runs", module: "generate" },
   {
     name: "doctor",
-    description: "check what rkl needs on this host; print what to install for anything missing",
+    description:
+      "check what rkl needs on this host, and what a Kubernetes node still lacks; print what to install",
     module: "host_tools",
   },
   {
@@ -111,6 +117,7 @@ const MODULES = {
   daemon: async (): Promise<Register[]> => [
     (await import("./commands/daemon.ts")).registerDaemon,
   ],
+  node: async (): Promise<Register[]> => [(await import("./commands/node.ts")).registerNode],
   bundle: async (): Promise<Register[]> => [
     (await import("./commands/bundle.ts")).registerBundle,
   ],

@@ -24,6 +24,8 @@ export interface HostView {
   exists(path: string): boolean;
   which(name: string): string | undefined;
   kernelRelease(): string;
+  /** A program's standard output (undefined when it cannot run or fails); for versions. */
+  output?(argv: string[]): string | undefined;
 }
 
 export const REAL_HOST: HostView = {
@@ -44,6 +46,15 @@ export const REAL_HOST: HostView = {
   },
   which: (name) => which(name),
   kernelRelease: () => Deno.osRelease(),
+  output(argv) {
+    try {
+      const r = new Deno.Command(argv[0], { args: argv.slice(1), stdout: "piped", stderr: "null" })
+        .outputSync();
+      return r.success ? new TextDecoder().decode(r.stdout) : undefined;
+    } catch {
+      return undefined;
+    }
+  },
 };
 
 const pkg = (apt: string, dnf: string) => `apt-get install ${apt}  |  dnf install ${dnf}`;
@@ -201,4 +212,110 @@ export function hostChecks(h: HostView = REAL_HOST): Check[] {
 export function formatCheck(c: Check): string {
   const tag = c.ok ? "ok     " : c.required ? "MISSING" : "warning";
   return `${tag} ${c.name}: ${c.detail}${!c.ok && c.fix ? `; install: ${c.fix}` : ""}`;
+}
+
+/** The oldest kubelet that speaks only CRI runtime.v1, which is all rkl serves. */
+const KUBELET_MIN = [1, 26];
+
+/**
+ * What this host still lacks to be a Kubernetes node with rkl as its
+ * runtime (beyond what hostChecks() asks for rkl itself): a kubelet, swap
+ * off or allowed, the sysctls kube-proxy's iptables mode and pod traffic
+ * need, and `rkl node install`'s files. kube-proxy v1.32 and later clears
+ * conntrack entries through netlink, so the conntrack tool is not asked for.
+ */
+export function nodeChecks(
+  h: HostView = REAL_HOST,
+  installed: { config: string; unit: string } = {
+    config: "/var/lib/kubelet/config.yaml",
+    unit: "/etc/systemd/system/kubelet.service",
+  },
+): Check[] {
+  const out: Check[] = [];
+  const kubelet = h.which("kubelet");
+  const version = kubelet ? h.output?.([kubelet, "--version"])?.trim() : undefined;
+  const m = version?.match(/v(\d+)\.(\d+)\./);
+  const oldKubelet = m !== undefined && m !== null &&
+    (Number(m[1]) < KUBELET_MIN[0] ||
+      (Number(m[1]) === KUBELET_MIN[0] && Number(m[2]) < KUBELET_MIN[1]));
+  out.push({
+    name: "kubelet",
+    ok: !!kubelet && !!version && !oldKubelet,
+    detail: !kubelet
+      ? "not on PATH"
+      : `${kubelet}: ${version ?? "its version is unknown (--version failed)"}${
+        oldKubelet ? ` (older than v${KUBELET_MIN.join(".")}, which has CRI v1 only)` : ""
+      }`,
+    required: false,
+    fix:
+      "the kubelet binary of your cluster's version (kubernetes' release, or your distribution's kubelet package)",
+  });
+  const swaps = (h.read("/proc/swaps") ?? "").trim().split("\n").slice(1).filter(Boolean);
+  out.push({
+    name: "swap",
+    ok: swaps.length === 0,
+    detail: swaps.length === 0
+      ? "off"
+      : `on (${
+        swaps.map((l) => l.split(/\s+/)[0]).join(", ")
+      }): the kubelet refuses to start unless failSwapOn is false (rkl node install writes that, with swapBehavior NoSwap)`,
+    required: false,
+    fix: "swapoff -a, and remove swap from /etc/fstab",
+  });
+  const sysctl = (name: string) => h.read(`/proc/sys/${name.replaceAll(".", "/")}`)?.trim();
+  const bnf = sysctl("net.bridge.bridge-nf-call-iptables");
+  out.push({
+    name: "br_netfilter",
+    ok: bnf === "1",
+    detail: bnf === undefined
+      ? "not loaded: bridged pod traffic skips iptables, so Services (kube-proxy) are not reached from pods"
+      : bnf === "1"
+      ? "net.bridge.bridge-nf-call-iptables = 1"
+      : `net.bridge.bridge-nf-call-iptables = ${bnf}: Services are not reached from pods on the bridge`,
+    required: false,
+    fix: bnf === undefined
+      ? "modprobe br_netfilter (and list it in /etc/modules-load.d/)"
+      : "sysctl -w net.bridge.bridge-nf-call-iptables=1 (and in /etc/sysctl.d/)",
+  });
+  const fwd = sysctl("net.ipv4.ip_forward");
+  out.push({
+    name: "ip_forward",
+    ok: fwd === "1",
+    detail: `net.ipv4.ip_forward = ${fwd ?? "unknown"}${
+      fwd === "1" ? "" : ": pods reach nothing beyond the node"
+    }`,
+    required: false,
+    fix: "sysctl -w net.ipv4.ip_forward=1 (and in /etc/sysctl.d/)",
+  });
+  const ct = sysctl("net.netfilter.nf_conntrack_max");
+  out.push({
+    name: "nf_conntrack",
+    ok: ct !== undefined,
+    detail: ct !== undefined
+      ? `nf_conntrack_max = ${ct}`
+      : "not loaded (kube-proxy sets its limits and Services' NAT needs it)",
+    required: false,
+    fix: "modprobe nf_conntrack",
+  });
+  const have = [installed.config, installed.unit].filter((p) => h.exists(p));
+  out.push({
+    name: "kubelet config",
+    ok: have.length === 2,
+    detail: have.length === 2
+      ? `${installed.config}, ${installed.unit}`
+      : `${
+        [installed.config, installed.unit].filter((p) => !have.includes(p)).join(", ")
+      } not there`,
+    required: false,
+    fix:
+      "rkl node install --kubeconfig FILE (or --server URL --token TOKEN --certificate-authority FILE)",
+  });
+  return out;
+}
+
+/** `ok     name: detail`, or `lacks  name: detail; fix: …` (what a node still lacks). */
+export function formatNodeCheck(c: Check): string {
+  return `${c.ok ? "ok     " : "lacks  "} ${c.name}: ${c.detail}${
+    !c.ok && c.fix ? `; fix: ${c.fix}` : ""
+  }`;
 }

@@ -7,13 +7,27 @@ import { UsageError } from "../../src/errors.ts";
 
 export function registerHostTools(program: Command, ctx: Context): void {
   program.command("doctor").description(
-    "check what rkl needs on this host; print what to install for anything missing",
+    "check what rkl needs on this host, and what a Kubernetes node still lacks; print what to install",
   ).action(async () => {
-    const { hostChecks, formatCheck } = await import("../../src/doctor.ts");
+    const { hostChecks, formatCheck, nodeChecks, formatNodeCheck } = await import(
+      "../../src/doctor.ts"
+    );
+    const { nodePaths } = await import("../../src/node/install.ts");
     const checks = hostChecks();
     for (const c of checks) write(`${formatCheck(c)}\n`);
     const missing = checks.filter((c) => c.required && !c.ok).length;
     write(missing ? `${missing} required part(s) missing\n` : "this host can run rkl\n");
+    // A Kubernetes node needs more; what it lacks is said, and is no failure of rkl's.
+    const paths = nodePaths(Deno.env.get("RKL_INSTALL_ROOT"));
+    const node = nodeChecks(undefined, { config: paths.config, unit: paths.unit });
+    write("as a Kubernetes node (kubelet on rkl's CRI):\n");
+    for (const c of node) write(`${formatNodeCheck(c)}\n`);
+    const lacks = node.filter((c) => !c.ok).map((c) => c.name);
+    write(
+      lacks.length
+        ? `a Kubernetes node still lacks: ${lacks.join(", ")}\n`
+        : "this host has what a Kubernetes node needs\n",
+    );
     if (missing) ctx.exitCode = 1;
   });
 

@@ -243,6 +243,27 @@ function diskUse(dir: string): { bytes: number; inodes: number } {
 }
 
 /**
+ * ImageFsInfo's answer: the image store's use, under a mountpoint that
+ * exists. The store's root is made on the first pull; the kubelet stats the
+ * mountpoint it is given (cadvisor's GetDirFsInfo) and, for one that is not
+ * there, logs "Image garbage collection failed" at every GC period until a
+ * pull makes it. So the root is made here (mode 0700, as the store makes it).
+ */
+export function imageFsInfo(root: string, nowMs: number) {
+  Deno.mkdirSync(root, { recursive: true, mode: 0o700 });
+  const use = diskUse(root);
+  return {
+    image_filesystems: [{
+      timestamp: (BigInt(nowMs) * 1_000_000n).toString(),
+      fs_id: { mountpoint: root },
+      used_bytes: { value: String(use.bytes) },
+      inodes_used: { value: String(use.inodes) },
+    }],
+    container_filesystems: [],
+  };
+}
+
+/**
  * Container and sandbox stats from cgroupfs. usage_nano_cores needs two
  * samples: the previous one per object is kept (and dropped once the object
  * is gone), as the kubelet's cAdvisor does.
@@ -965,20 +986,7 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       return {};
     },
 
-    ImageFsInfo: () => {
-      const root = images().store.root;
-      const use = diskUse(root);
-      const now = (BigInt(Date.now()) * 1_000_000n).toString();
-      return Promise.resolve({
-        image_filesystems: [{
-          timestamp: now,
-          fs_id: { mountpoint: root },
-          used_bytes: { value: String(use.bytes) },
-          inodes_used: { value: String(use.inodes) },
-        }],
-        container_filesystems: [],
-      });
-    },
+    ImageFsInfo: () => Promise.resolve(imageFsInfo(images().store.root, Date.now())),
   };
   return {
     runtime,

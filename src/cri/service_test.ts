@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { pullAuths } from "./service.ts";
+import { imageFsInfo, pullAuths } from "./service.ts";
 import { CriError, Status } from "./grpc.ts";
 
 Deno.test("PullImage auth: credentials for the image's own registry only", () => {
@@ -30,4 +30,26 @@ Deno.test("PullImage auth: bad auth is InvalidArgument, tokens are UNIMPLEMENTED
   );
   assert.equal(code(() => pullAuths("busybox", { password: "p" })), Status.INVALID_ARGUMENT);
   assert.equal(code(() => pullAuths("busybox", { registry_token: "t" })), Status.UNIMPLEMENTED);
+});
+
+Deno.test("ImageFsInfo names a mountpoint that exists before any pull, and counts what is there", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "rkl-imagefs-" });
+  try {
+    const root = `${dir}/root/images`;
+    const a = imageFsInfo(root, 1_700_000_000_000);
+    const fs = a.image_filesystems[0];
+    assert.equal(fs.fs_id.mountpoint, root);
+    // The kubelet stats this path: it must be a directory now, not after the first pull.
+    assert.ok(Deno.statSync(fs.fs_id.mountpoint).isDirectory);
+    assert.equal(Deno.statSync(root).mode! & 0o777, 0o700);
+    assert.equal(fs.timestamp, "1700000000000000000");
+    assert.deepEqual([fs.used_bytes.value, fs.inodes_used.value], ["0", "0"]);
+    Deno.mkdirSync(`${root}/blobs`);
+    Deno.writeTextFileSync(`${root}/blobs/x`, "12345");
+    const b = imageFsInfo(root, 1_700_000_000_000).image_filesystems[0];
+    assert.deepEqual([b.used_bytes.value, b.inodes_used.value], ["5", "2"]);
+    assert.deepEqual(a.container_filesystems, []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

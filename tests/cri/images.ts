@@ -18,7 +18,7 @@ function file(name: string, data: string, mode = 0o644): Member {
 }
 
 /** /etc/passwd and /etc/group with the users the user-images name. */
-const USERS: Member[] = [
+export const USERS: Member[] = [
   { name: "etc/", type: "dir" },
   file(
     "etc/passwd",
@@ -37,9 +37,12 @@ export interface PushedImage {
 }
 
 /** Builds the stand-in programs (tests/cri/src/*.c) static with gcc. */
-async function buildPrograms(dir: string): Promise<Record<string, Uint8Array>> {
+export async function buildPrograms(
+  dir: string,
+  names = ["nginx", "nonewprivs", "ipcs", "pgrep"],
+): Promise<Record<string, Uint8Array>> {
   const out: Record<string, Uint8Array> = {};
-  for (const name of ["nginx", "nonewprivs", "ipcs", "pgrep"]) {
+  for (const name of names) {
     const bin = `${dir}/${name}`;
     const r = await new Deno.Command("gcc", {
       args: ["-static", "-O2", "-o", bin, `${REPO}/tests/cri/src/${name}.c`],
@@ -59,7 +62,7 @@ async function buildPrograms(dir: string): Promise<Record<string, Uint8Array>> {
  * image has them, where the bundle has symlinks: masking /bin/ls must mask
  * ls, not busybox), plus an ipcs and a pgrep.
  */
-function appletLayer(programs: Record<string, Uint8Array>): Uint8Array {
+export function appletLayer(programs: Record<string, Uint8Array>): Uint8Array {
   const root = `${REPO}/bundles/busybox/rootfs`;
   const members: Member[] = [
     { name: "bin/", type: "dir" },

@@ -1,0 +1,147 @@
+/**
+ * Stand-ins for the images the node e2e suite (e2e_node.test, [NodeConformance])
+ * pulls, with the upstream names, users and entrypoints (facts from
+ * kubernetes' test/images/*\/Dockerfile), built from the busybox bundle's
+ * rootfs as tests/cri/images.ts builds critest's, and pushed to a local
+ * registry under their registry.k8s.io paths (a mirror entry keeps the names):
+ *
+ * - e2e-test-images/busybox:1.37.0-1: busybox, its applets as hard links, `sh`.
+ * - e2e-test-images/agnhost:2.63.0: the real agnhost (../shared/k8s, v1.36.3's
+ *   test/images/agnhost) as /agnhost, /agnhost-2 linking to it, /uploads,
+ *   ENTRYPOINT ["/agnhost"], CMD ["pause"], ports 80 8080 8081 9376. Upstream's
+ *   Alpine tools are stood in for by busybox applets (nc, ip, wget, nslookup)
+ *   and a small curl (tests/cri/src/curl.c); see NODE_IMAGE_GAPS.
+ * - e2e-test-images/nginx:1.15-4: tests/cri/src/nginx.c on port 80, CMD
+ *   ["nginx", "-g", "daemon off;"], as the nginx:1.15-alpine it mirrors.
+ * - e2e-test-images/nonroot:1.5: busybox with USER 1234.
+ * - e2e-test-images/nonewprivs:1.4: busybox with a setuid-root
+ *   /usr/local/bin/nnp printing `Effective uid: N`, CMD ["nnp"].
+ * - pause:3.10.2: catatonit in pause mode as /pause, USER 65535:65535.
+ */
+import { appletLayer, buildPrograms, USERS } from "../cri/images.ts";
+import { dirTar, type Member, pushImage, tarBytes } from "./oci.ts";
+import { REPO } from "./requires.ts";
+import { which } from "../../src/oci/runtime.ts";
+
+const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const E2E = "registry.k8s.io/e2e-test-images";
+
+export const NODE_IMAGES = {
+  busybox: `${E2E}/busybox:1.37.0-1`,
+  agnhost: `${E2E}/agnhost:2.63.0`,
+  nginx: `${E2E}/nginx:1.15-4`,
+  nonroot: `${E2E}/nonroot:1.5`,
+  nonewprivs: `${E2E}/nonewprivs:1.4`,
+  pause: "registry.k8s.io/pause:3.10.2",
+} as const;
+
+/** What the stand-ins lack against upstream's images, for the docs and a conformance run's skips. */
+export const NODE_IMAGE_GAPS = [
+  "agnhost: no bash, dig, iperf, coredns, ss, netcat-openbsd (busybox nc has no -u/-z/-v); curl is a stand-in for http:// to IP addresses only (no TLS, no DNS names)",
+  "agnhost: no porter TLS files (/localhost.crt, /localhost.key)",
+  "nginx: one static server answering every request with a small page (no nginx.conf, no /usr/share/nginx/html)",
+  "busybox: Debian's busybox 1.35 applets, not upstream's 1.37.0 (wget -T segfaults: use timeout N wget)",
+];
+
+/** Where ../shared/k8s is: RKL_K8S_SHARED, beside the checkout, or the workplace's. */
+export function sharedK8sDir(): string | undefined {
+  for (
+    const d of [Deno.env.get("RKL_K8S_SHARED"), `${REPO}/../shared/k8s`, "/work/shared/k8s"]
+  ) {
+    if (!d) continue;
+    try {
+      if (Deno.statSync(`${d}/unpack.sh`).isFile) return d;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+/**
+ * The unpacked agnhost: shared/ is read-only in CI and holds it xz-packed,
+ * so its unpack.sh checks and unpacks it into RKL_K8S_CACHE
+ * (/var/cache/rkl-k8s), once; a lock keeps concurrent runs apart.
+ */
+export async function agnhostBinary(): Promise<string> {
+  const shared = sharedK8sDir();
+  if (!shared) throw new Error("../shared/k8s (agnhost.xz, unpack.sh) is not there");
+  const cache = Deno.env.get("RKL_K8S_CACHE") ?? "/var/cache/rkl-k8s";
+  const r = await new Deno.Command("flock", {
+    args: ["/tmp/rkl-k8s-unpack.lock", `${shared}/unpack.sh`, cache],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`unpack.sh: ${new TextDecoder().decode(r.stderr)}`);
+  return `${cache}/agnhost`;
+}
+
+const dirs = (...names: string[]): Member[] => names.map((name) => ({ name, type: "dir" }));
+
+export interface Pushed {
+  ref: string;
+  digest: string;
+}
+
+/** Builds and pushes every stand-in to the registry at `url`; `workDir` takes the compiled programs. */
+export async function pushNodeImages(url: string, workDir: string): Promise<Pushed[]> {
+  const programs = await buildPrograms(workDir, ["nginx", "nonewprivs", "ipcs", "pgrep", "curl"]);
+  const base = await dirTar(`${REPO}/bundles/busybox/rootfs`);
+  const applets = appletLayer(programs);
+  const users = tarBytes(USERS);
+  const out: Pushed[] = [];
+  const push = async (ref: string, extra: Member[], config: Record<string, unknown>) => {
+    const [repoPath, tag] = ref.split(/:(?=[^:]+$)/);
+    const repo = repoPath.slice(repoPath.indexOf("/") + 1);
+    const layers = [base, applets, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
+    const r = await pushImage(url, repo, tag, {
+      layers,
+      config: { Env: [PATH], Cmd: ["sh"], ...config },
+    });
+    out.push({ ref, digest: r.digest });
+  };
+  await push(NODE_IMAGES.busybox, [], {});
+  await push(NODE_IMAGES.nonroot, [], { User: "1234" });
+  await push(NODE_IMAGES.nonewprivs, [
+    ...dirs("usr/", "usr/local/", "usr/local/bin/"),
+    { name: "usr/local/bin/nnp", data: programs.nonewprivs, mode: 0o6755 },
+  ], { Cmd: ["nnp"] });
+  await push(NODE_IMAGES.nginx, [
+    ...dirs("usr/", "usr/sbin/", "var/", "var/run/"),
+    { name: "usr/sbin/nginx", data: programs.nginx, mode: 0o755 },
+  ], {
+    Env: [PATH, "NGINX_VERSION=1.15.12"],
+    Cmd: ["nginx", "-g", "daemon off;"],
+    ExposedPorts: { "80/tcp": {} },
+    StopSignal: "SIGTERM",
+  });
+  await push(NODE_IMAGES.agnhost, [
+    { name: "agnhost", data: Deno.readFileSync(await agnhostBinary()), mode: 0o755 },
+    { name: "agnhost-2", type: "symlink", linkname: "agnhost" },
+    ...dirs("uploads/", "usr/", "usr/bin/"),
+    { name: "usr/bin/curl", data: programs.curl, mode: 0o755 },
+  ], {
+    Entrypoint: ["/agnhost"],
+    Cmd: ["pause"],
+    ExposedPorts: { "80/tcp": {}, "8080/tcp": {}, "8081/tcp": {}, "9376/tcp": {} },
+  });
+  const catatonit = which("catatonit");
+  if (!catatonit) throw new Error("catatonit is not installed (scripts/setup.sh installs it)");
+  await push(NODE_IMAGES.pause, [
+    { name: "pause", data: Deno.readFileSync(catatonit), mode: 0o755 },
+  ], { Entrypoint: ["/pause", "-P"], Cmd: [], User: "65535:65535" });
+  return out;
+}
+
+/** `deno run -A tests/_helpers/node_images.ts REGISTRY_URL`: push them to a registry already running. */
+if (import.meta.main) {
+  const url = Deno.args[0];
+  if (!url?.startsWith("http")) {
+    console.error("usage: node_images.ts http://127.0.0.1:PORT");
+    Deno.exit(2);
+  }
+  const dir = await Deno.makeTempDir({ prefix: "rkl-node-images-" });
+  try {
+    for (const p of await pushNodeImages(url, dir)) console.log(`${p.ref}\t${p.digest}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
