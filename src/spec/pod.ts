@@ -441,6 +441,47 @@ function volumeFiles(
   return files;
 }
 
+/** Pod-level resources the API server accepts (PodLevelResources): cpu, memory, hugepages-<size>. */
+const POD_LEVEL_RESOURCE = /^(cpu|memory|hugepages-.+)$/;
+
+/**
+ * What the API server refuses when a pod is created, refused here at its line
+ * rather than warned about and dropped: `spec.ephemeralContainers` (added to a
+ * running pod only through its ephemeralcontainers subresource, `kubectl debug`)
+ * and pod-level resources other than cpu, memory and hugepages.
+ */
+function refuseAtCreate(src: SourceDoc): void {
+  const spec = (src.value as Record<string, unknown>).spec;
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) return;
+  const s = spec as Record<string, unknown>;
+  if ("ephemeralContainers" in s) {
+    throw specErrorAt(
+      src,
+      ["spec", "ephemeralContainers"],
+      "ephemeral containers cannot be set when a pod is created (the API server refuses them too); " +
+        "remove them; use `rkl pod exec` or add a container to the pod instead",
+      { key: true },
+    );
+  }
+  const res = s.resources;
+  if (res === null || typeof res !== "object" || Array.isArray(res)) return;
+  for (const kind of ["limits", "requests"]) {
+    const list = (res as Record<string, unknown>)[kind];
+    if (list === null || typeof list !== "object" || Array.isArray(list)) continue;
+    for (const name of Object.keys(list)) {
+      if (POD_LEVEL_RESOURCE.test(name)) continue;
+      throw specErrorAt(
+        src,
+        ["spec", "resources", kind, name],
+        `pod-level resources may only be cpu, memory and hugepages-<size> (the API server refuses ${
+          JSON.stringify(name)
+        }); set it on a container instead`,
+        { key: true },
+      );
+    }
+  }
+}
+
 function podFromDoc(
   src: SourceDoc,
   baseDir: string,
@@ -450,6 +491,7 @@ function podFromDoc(
   if (src.value === null || typeof src.value !== "object" || Array.isArray(src.value)) {
     throw specErrorAt(src, [], "Cannot load pod: the document must be a mapping");
   }
+  refuseAtCreate(src);
   // Fields the API server sets, which `kubectl get -o yaml` and `podman generate kube`
   // write out: read-only, so ignored without a word, as the kubelet does.
   const { data, warnings } = validate(src, podSchema, {

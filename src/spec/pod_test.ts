@@ -399,3 +399,26 @@ Deno.test("loadPods() refuses forged label keys and values, annotation keys and 
   const [p] = loadPods(ok, "p.yaml", { baseDir: "/srv" });
   assert.equal(p.spec.annotations["Example.com/Note"], "line 1\nline 2");
 }); // deno-fmt-ignore
+
+Deno.test("spec.ephemeralContainers is refused at its line, as the API server refuses it at create", () => {
+  const e = err(
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: b}]\n  ephemeralContainers:\n    - {name: dbg, image: busybox}\n",
+  );
+  assert.match(e.message, /^p\.yaml:6:3: spec\.ephemeralContainers: ephemeral containers cannot be set/);
+});
+
+Deno.test("pod-level resources other than cpu, memory and hugepages are refused at their line", () => {
+  const doc = (res: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: b}]\n  resources:\n    ${res}\n`;
+  assert.match(
+    err(doc(`requests: {cpu: "1", ephemeral-storage: 1Gi}`)).message,
+    /^p\.yaml:7:26: spec\.resources\.requests\.ephemeral-storage: pod-level resources may only be cpu, memory and hugepages/,
+  );
+  assert.match(
+    err(doc(`limits:\n      nvidia.com/gpu: 1`)).message,
+    /^p\.yaml:8:7: spec\.resources\.limits\.nvidia\.com\/gpu: pod-level/,
+  );
+  // cpu and memory are applied; hugepages are accepted by the API server (rkl warns it ignores them).
+  const [p] = loadPods(doc(`limits: {cpu: "1", memory: 1Gi}`), "p.yaml");
+  assert.deepEqual(p.spec.resources, { limits: { cpu: "1", memory: "1Gi" } });
+});
