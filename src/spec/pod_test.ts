@@ -98,6 +98,7 @@ spec:
     readOnly: true,
     kind: "hostPath",
     hostPathType: "",
+    createMissingDir: true,
     loc: { file: "p.yaml", line: 8, column: 37, path: "spec.volumes[1].hostPath.path" },
   });
   assert.equal(
