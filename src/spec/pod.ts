@@ -25,7 +25,9 @@ import {
   seccompProfile,
   type VolumeSpec,
 } from "./schema.ts";
+import { dnsSubdomainError } from "./names.ts";
 import {
+  locate,
   parseYamlDocuments,
   type PathSegment,
   scalarSource,
@@ -47,6 +49,11 @@ import type { EnvEntry } from "./container.ts";
 import { checkVolumeSources } from "./container.ts";
 import { dirnameOf, joinPath } from "./paths.ts";
 import { SpecError } from "../errors.ts";
+
+/** Limits of a pod's resolv.conf (the API server's and kubelet's, ExpandedDNSConfig). */
+export const MAX_NAMESERVERS = 3;
+export const MAX_SEARCHES = 32;
+export const MAX_SEARCH_CHARS = 2048;
 
 const podContainer = z.strictObject({
   ...containerFields,
@@ -75,6 +82,27 @@ const podSchema = z.strictObject({
         }),
       ).min(1),
     })).optional(),
+    dnsPolicy: z.enum(["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]).optional(),
+    dnsConfig: z.strictObject({
+      nameservers: z.array(z.union([z.ipv4(), z.ipv6()], { message: "must be an IP address" }))
+        .max(MAX_NAMESERVERS, `at most ${MAX_NAMESERVERS} nameservers (the API server's limit)`)
+        .optional(),
+      searches: z.array(
+        z.string().superRefine((d, ctx) => {
+          const bad = d === "." ? undefined : dnsSubdomainError(d.replace(/\.$/, ""));
+          if (bad) ctx.addIssue({ code: "custom", message: bad });
+        }),
+      ).max(MAX_SEARCHES, `at most ${MAX_SEARCHES} search domains (the API server's limit)`)
+        .refine((l) => l.join(" ").length <= MAX_SEARCH_CHARS, {
+          message:
+            `the search list is longer than ${MAX_SEARCH_CHARS} characters (the API server's limit)`,
+        }).optional(),
+      options: z.array(z.strictObject({
+        // Written into resolv.conf as `name[:value]`: no blank, no ':' in the name.
+        name: z.string().regex(/^[^\s:]+$/, { message: "must be a word with no ':' or blank" }),
+        value: z.string().regex(/^\S*$/, { message: "must have no blank" }).optional(),
+      })).optional(),
+    }).optional(),
     /** Pod-level limits (Kubernetes 1.32+ PodLevelResources): the pod cgroup's own. */
     resources: resources.optional(),
     serviceAccountName: z.string().optional(),
@@ -133,6 +161,11 @@ export interface PodSpec {
   uid?: string;
   /** resolv.conf's content instead of the host's (the CRI's DNSConfig). */
   dns?: PodDns;
+  /**
+   * dnsPolicy None, or a dnsConfig: resolv.conf is the host's ("host", loopback servers dropped
+   * off hostNetwork) or nothing ("none"), with these appended as the kubelet appends them.
+   */
+  resolv?: PodResolv;
   /** Host ports to publish, given as such (the CRI's port mappings) instead of from containers. */
   portMappings?: PortMapping[];
   /** The pod cgroup's path below the cgroup root, as given (the CRI's cgroup_parent). */
@@ -143,6 +176,14 @@ export interface PodDns {
   servers: string[];
   searches: string[];
   options: string[];
+}
+
+/** A Pod's dnsPolicy and dnsConfig, for the resolv.conf made at create. */
+export interface PodResolv {
+  base: "host" | "none";
+  nameservers: string[];
+  searches: string[];
+  options: { name: string; value?: string }[];
 }
 
 /** One file of a configMap/secret/downwardAPI/projected volume. */
@@ -441,6 +482,58 @@ function volumeFiles(
   return files;
 }
 
+/**
+ * dnsPolicy and dnsConfig as a kubelet with no cluster DNS applies them:
+ * ClusterFirst (the default) and ClusterFirstWithHostNet fall back to Default,
+ * the host's resolv.conf (the kubelet's MissingClusterDNS event is a warning
+ * here when the policy is written out); None starts from nothing and needs
+ * dnsConfig with a nameserver (the API server's rule).
+ */
+function podResolv(
+  src: SourceDoc,
+  s: {
+    dnsPolicy?: string;
+    dnsConfig?: {
+      nameservers?: string[];
+      searches?: string[];
+      options?: { name: string; value?: string }[];
+    };
+  },
+  warnings: Warning[],
+): PodResolv | undefined {
+  const policy = s.dnsPolicy ?? "ClusterFirst";
+  if (policy === "None" && !s.dnsConfig) {
+    throw specErrorAt(
+      src,
+      ["spec", "dnsPolicy"],
+      "dnsPolicy None needs a dnsConfig with nameservers",
+    );
+  }
+  if (policy === "None" && (s.dnsConfig?.nameservers ?? []).length === 0) {
+    throw specErrorAt(
+      src,
+      ["spec", "dnsConfig"],
+      "dnsPolicy None needs at least one dnsConfig.nameservers entry",
+    );
+  }
+  if (s.dnsPolicy === "ClusterFirst" || s.dnsPolicy === "ClusterFirstWithHostNet") {
+    warnings.push({
+      file: src.file,
+      ...locate(src, ["spec", "dnsPolicy"]),
+      path: "spec.dnsPolicy",
+      message:
+        `no cluster DNS on one host: ${s.dnsPolicy} falls back to Default (the host's resolv.conf), as a kubelet without --cluster-dns does`,
+    });
+  }
+  if (!s.dnsConfig && policy !== "None") return undefined;
+  return {
+    base: policy === "None" ? "none" : "host",
+    nameservers: s.dnsConfig?.nameservers ?? [],
+    searches: s.dnsConfig?.searches ?? [],
+    options: s.dnsConfig?.options ?? [],
+  };
+}
+
 /** Pod-level resources the API server accepts (PodLevelResources): cpu, memory, hugepages-<size>. */
 const POD_LEVEL_RESOURCE = /^(cpu|memory|hugepages-.+)$/;
 
@@ -610,6 +703,7 @@ function podFromDoc(
       hostAliases: s.hostAliases ?? [],
       fsGroup: s.securityContext?.fsGroup,
       resources: s.resources,
+      resolv: podResolv(src, s, warnings),
     },
     source: sourceOf(src),
     warnings,

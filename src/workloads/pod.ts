@@ -30,7 +30,15 @@ import {
   quantityValue,
 } from "../spec/quantity.ts";
 import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
-import type { LoadedPod, PodDns, PodSpec, RestartPolicy, VolumeFile } from "../spec/pod.ts";
+import type {
+  LoadedPod,
+  PodDns,
+  PodResolv,
+  PodSpec,
+  RestartPolicy,
+  VolumeFile,
+} from "../spec/pod.ts";
+import { podResolvConf } from "./dns.ts";
 import { fieldValue, type PodInfo } from "../spec/downward.ts";
 import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
 import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
@@ -446,7 +454,14 @@ async function createPodNow(
       if (usesPodIP(spec)) await netUp;
     }
     const etcFiles = () => {
-      writeEtcFiles(rec, spec.subdomain, spec.hostAliases, spec.dns);
+      writeEtcFiles(
+        rec,
+        spec.subdomain,
+        spec.hostAliases,
+        spec.dns,
+        spec.resolv,
+        (note) => host.warn(`pod ${JSON.stringify(rec.name)}: resolv.conf: ${note}`),
+      );
       if (spec.annotations[HOSTS_GROUP]) writeGroupHosts(host, spec.annotations[HOSTS_GROUP]);
     };
     etcFiles();
@@ -766,6 +781,8 @@ function writeEtcFiles(
   subdomain: string | undefined,
   aliases: { ip: string; hostnames: string[] }[] = [],
   dns?: PodDns,
+  podResolv?: PodResolv,
+  warn: (note: string) => void = () => {},
 ): void {
   const extra = aliases.length > 0
     ? `\n# Entries added by HostAliases.\n${
@@ -775,10 +792,23 @@ function writeEtcFiles(
   const names = subdomain
     ? [`${rec.hostname}.${subdomain}.${rec.namespace}.svc.cluster.local`, rec.hostname]
     : [rec.hostname];
+  if (!dns && podResolv) {
+    // dnsPolicy None or a dnsConfig, on the pod's network or the host's.
+    let hostText = "";
+    try {
+      if (podResolv.base === "host") hostText = Deno.readTextFileSync("/etc/resolv.conf");
+    } catch { /* none on the host */ }
+    const made = podResolvConf(podResolv, hostText, rec.hostNetwork);
+    made.notes.forEach(warn);
+    dns = made.dns;
+  }
   if (rec.hostNetwork) {
-    for (const f of ["hosts", "hostname", "resolv.conf"]) {
+    // The host's files, but a manifest's dnsPolicy None or dnsConfig still shapes resolv.conf.
+    const own = podResolv ? dns : undefined;
+    for (const f of ["hosts", "hostname", ...(own ? [] : ["resolv.conf"])]) {
       Deno.copyFileSync(`/etc/${f}`, `${rec.dirs.etc}/${f}`);
     }
+    if (own) Deno.writeTextFileSync(`${rec.dirs.etc}/resolv.conf`, dnsResolvConf(own));
     if (extra) Deno.writeTextFileSync(`${rec.dirs.etc}/hosts`, extra, { append: true });
     return;
   }
