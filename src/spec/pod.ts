@@ -26,6 +26,7 @@ import {
   type VolumeSpec,
 } from "./schema.ts";
 import { dnsSubdomainError } from "./names.ts";
+import { parseQuantity, quantityValue } from "./quantity.ts";
 import {
   locate,
   parseYamlDocuments,
@@ -145,6 +146,11 @@ export interface PodSpec {
   terminationGracePeriodSeconds: number;
   /** emptyDir volume names used by some container. */
   emptyDirs: string[];
+  /**
+   * The emptyDirs with `medium: Memory`: a tmpfs each, sized by sizeLimit in bytes (undefined:
+   * none given) and, as the kubelet sizes it, never past the pod's memory limit or the node's.
+   */
+  memoryDirs?: Record<string, number | undefined>;
   /** configMap, secret, downwardAPI and projected volumes: name → the files to write. */
   fileVolumes: Record<string, VolumeFile[]>;
   /** PersistentVolumeClaims mounted by some container (named local volumes). */
@@ -534,6 +540,38 @@ function podResolv(
   };
 }
 
+/**
+ * `emptyDir.medium: Memory` volumes in use, with their sizeLimit in bytes. A
+ * sizeLimit on a disk emptyDir is not enforced here (the kubelet evicts the pod
+ * past it): a warning at its line says so.
+ */
+function memoryDirs(
+  src: SourceDoc,
+  volumes: VolumeSpec[],
+  used: Set<string>,
+  warnings: Warning[],
+): Record<string, number | undefined> | undefined {
+  const out: Record<string, number | undefined> = {};
+  volumes.forEach((v, i) => {
+    if (!v.emptyDir || !used.has(v.name)) return;
+    const limit = v.emptyDir.sizeLimit;
+    const bytes = limit === undefined ? undefined : Number(quantityValue(parseQuantity(limit)));
+    if (v.emptyDir.medium === "Memory") {
+      out[v.name] = bytes && bytes > 0 ? bytes : undefined;
+    } else if (bytes) {
+      const path = ["spec", "volumes", i, "emptyDir", "sizeLimit"];
+      warnings.push({
+        file: src.file,
+        ...locate(src, path),
+        path: `spec.volumes[${i}].emptyDir.sizeLimit`,
+        message:
+          "not enforced on a disk emptyDir (the kubelet evicts the pod past it); medium: Memory makes it a tmpfs of that size",
+      });
+    }
+  });
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 /** Pod-level resources the API server accepts (PodLevelResources): cpu, memory, hugepages-<size>. */
 const POD_LEVEL_RESOURCE = /^(cpu|memory|hugepages-.+)$/;
 
@@ -698,6 +736,7 @@ function podFromDoc(
       subdomain: s.subdomain,
       terminationGracePeriodSeconds: s.terminationGracePeriodSeconds ?? 30,
       emptyDirs: [...emptyDirs],
+      memoryDirs: memoryDirs(src, volumes, emptyDirs, warnings),
       fileVolumes,
       claims: [...claims],
       hostAliases: s.hostAliases ?? [],

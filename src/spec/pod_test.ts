@@ -477,3 +477,15 @@ Deno.test("dnsPolicy and dnsConfig: None needs nameservers, the API server's lim
   );
   assert.match(err(doc(`  dnsPolicy: Cluster\n`)).message, /^p\.yaml:6:14: spec\.dnsPolicy: /);
 });
+
+Deno.test("emptyDir medium Memory is a sized tmpfs; sizeLimit on a disk emptyDir is warned", () => {
+  const [p] = loadPods(
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  volumes:\n    - {name: shm, emptyDir: {medium: Memory, sizeLimit: 64Mi}}\n    - {name: mem, emptyDir: {medium: Memory}}\n    - {name: disk, emptyDir: {sizeLimit: 1Gi}}\n    - {name: unused, emptyDir: {medium: Memory}}\n  containers:\n    - {name: a, image: b, volumeMounts: [{name: shm, mountPath: /dev/shm}, {name: mem, mountPath: /m}, {name: disk, mountPath: /d}]}\n`,
+    "p.yaml",
+  );
+  assert.deepEqual(p.spec.memoryDirs, { shm: 64 * 2 ** 20, mem: undefined });
+  assert.deepEqual(p.warnings.map((w) => `${w.line}:${w.path}`), [
+    "8:spec.volumes[2].emptyDir.sizeLimit",
+  ]);
+  assert.match(p.warnings[0].message, /not enforced on a disk emptyDir/);
+});

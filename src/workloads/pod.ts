@@ -38,6 +38,8 @@ import type {
   RestartPolicy,
   VolumeFile,
 } from "../spec/pod.ts";
+import { nodeCapacity } from "../spec/pod.ts";
+import { unmount } from "../sys/mounts.ts";
 import { podResolvConf } from "./dns.ts";
 import { fieldValue, type PodInfo } from "../spec/downward.ts";
 import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
@@ -124,6 +126,8 @@ export interface PodRecord extends StoredRecord {
   containers: string[];
   dirs: { dir: string; etc: string; volumes: string };
   emptyDirs: Record<string, string>;
+  /** emptyDir paths with a tmpfs on them (medium: Memory), recorded before the mount. */
+  memoryDirs?: string[];
   resources: { dir?: boolean; cgroup?: boolean; netns?: boolean; cni?: boolean; nsPins?: boolean };
   /** The init containers that are native sidecars (restartPolicy Always): they keep running. */
   sidecars?: string[];
@@ -413,6 +417,11 @@ async function createPodNow(
     for (const v of spec.emptyDirs) {
       const dir = rec.emptyDirs[v];
       Deno.mkdirSync(dir, { recursive: true });
+      if (spec.memoryDirs && v in spec.memoryDirs) {
+        rec.memoryDirs = [...(rec.memoryDirs ?? []), dir];
+        save();
+        mountMemoryDir(host, dir, spec.memoryDirs[v], rec.limits.memoryLimit);
+      }
       Deno.chmodSync(dir, 0o777); // as the kubelet makes emptyDir
       if (spec.fsGroup !== undefined) setGroup(dir, spec.fsGroup, 0o2777);
     }
@@ -776,6 +785,32 @@ function writeVolumeFiles(
   }
 }
 
+/**
+ * A tmpfs for an `emptyDir.medium: Memory`, sized as the kubelet sizes it: the
+ * sizeLimit, but never more than the pod's memory limit, or the node's memory
+ * when the pod has none. Its pages are charged to the memory cgroup of whoever
+ * writes them.
+ */
+const MS_NOSUID = 0x2;
+const MS_NODEV = 0x4;
+
+function mountMemoryDir(
+  host: Host,
+  dir: string,
+  sizeLimit: number | undefined,
+  podMemory: number | undefined,
+): void {
+  const cap = podMemory ?? nodeCapacity().memoryBytes;
+  const size = sizeLimit !== undefined && (cap <= 0 || sizeLimit < cap) ? sizeLimit : cap;
+  host.sys.mount({
+    source: "tmpfs",
+    target: dir,
+    fstype: "tmpfs",
+    flags: MS_NOSUID | MS_NODEV,
+    data: `mode=0777${size > 0 ? `,size=${size}` : ""}`,
+  });
+}
+
 function writeEtcFiles(
   rec: PodRecord,
   subdomain: string | undefined,
@@ -1037,6 +1072,7 @@ async function teardownPodLocked(host: Host, rec: PodRecord): Promise<void> {
       await step(() => removeEmptyParent(host, rec.cgroupPath));
     }
   }
+  for (const dir of rec.memoryDirs ?? []) await step(() => unmount(host.sys, dir));
   if (rec.resources.dir) {
     // Tolerates a dir already gone (a teardown that failed later), refuses a mounted one.
     await step(() => removeUnmounted(podDirs(host, rec.name).dir));
