@@ -309,6 +309,8 @@ export function containerRequest(
     readOnly: !!m.readonly,
     kind: "hostPath" as const,
     hostPathType: "" as const,
+    // containerd's CRI makes a missing host path a directory (MkdirAll, 0755) before the mount.
+    createMissingDir: true,
     propagation: PROPAGATION[m.propagation] ?? "rprivate",
     loc: { file: "CreateContainer", path: `config.mounts[${i}].host_path` },
   }));

@@ -137,7 +137,10 @@ export interface ResolvedMount {
   subPath?: string;
   /** Kubernetes hostPath.type, checked (and for *OrCreate applied) at create. */
   hostPathType?: HostPathType;
-  /** Compose binds: a missing source becomes a directory; an existing one of any type is used. */
+  /**
+   * A missing source becomes a directory; an existing one of any type is used (compose's
+   * short binds, a hostPath with no type, CRI mounts: what docker and containerd do).
+   */
   createMissingDir?: boolean;
   /** Where the mount's source is in the file, for errors found at create. */
   loc?: SourceLocation & { path?: string };
@@ -261,6 +264,9 @@ export function resolveMounts(
         readOnly,
         kind: "hostPath",
         hostPathType: type as HostPathType,
+        // No type: the kubelet checks nothing and containerd's CRI (like docker's -v) makes a
+        // missing source a directory (MkdirAll, 0755); the checked types still refuse.
+        ...(type === "" ? { createMissingDir: true } : {}),
         loc: locOf(src, [...options.volumesPath, vi, "hostPath", "path"]),
         ...sub,
       });

@@ -25,7 +25,10 @@ import {
   seccompProfile,
   type VolumeSpec,
 } from "./schema.ts";
+import { dnsSubdomainError } from "./names.ts";
+import { parseQuantity, quantityValue } from "./quantity.ts";
 import {
+  locate,
   parseYamlDocuments,
   type PathSegment,
   scalarSource,
@@ -47,6 +50,11 @@ import type { EnvEntry } from "./container.ts";
 import { checkVolumeSources } from "./container.ts";
 import { dirnameOf, joinPath } from "./paths.ts";
 import { SpecError } from "../errors.ts";
+
+/** Limits of a pod's resolv.conf (the API server's and kubelet's, ExpandedDNSConfig). */
+export const MAX_NAMESERVERS = 3;
+export const MAX_SEARCHES = 32;
+export const MAX_SEARCH_CHARS = 2048;
 
 const podContainer = z.strictObject({
   ...containerFields,
@@ -75,6 +83,27 @@ const podSchema = z.strictObject({
         }),
       ).min(1),
     })).optional(),
+    dnsPolicy: z.enum(["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]).optional(),
+    dnsConfig: z.strictObject({
+      nameservers: z.array(z.union([z.ipv4(), z.ipv6()], { message: "must be an IP address" }))
+        .max(MAX_NAMESERVERS, `at most ${MAX_NAMESERVERS} nameservers (the API server's limit)`)
+        .optional(),
+      searches: z.array(
+        z.string().superRefine((d, ctx) => {
+          const bad = d === "." ? undefined : dnsSubdomainError(d.replace(/\.$/, ""));
+          if (bad) ctx.addIssue({ code: "custom", message: bad });
+        }),
+      ).max(MAX_SEARCHES, `at most ${MAX_SEARCHES} search domains (the API server's limit)`)
+        .refine((l) => l.join(" ").length <= MAX_SEARCH_CHARS, {
+          message:
+            `the search list is longer than ${MAX_SEARCH_CHARS} characters (the API server's limit)`,
+        }).optional(),
+      options: z.array(z.strictObject({
+        // Written into resolv.conf as `name[:value]`: no blank, no ':' in the name.
+        name: z.string().regex(/^[^\s:]+$/, { message: "must be a word with no ':' or blank" }),
+        value: z.string().regex(/^\S*$/, { message: "must have no blank" }).optional(),
+      })).optional(),
+    }).optional(),
     /** Pod-level limits (Kubernetes 1.32+ PodLevelResources): the pod cgroup's own. */
     resources: resources.optional(),
     serviceAccountName: z.string().optional(),
@@ -117,6 +146,11 @@ export interface PodSpec {
   terminationGracePeriodSeconds: number;
   /** emptyDir volume names used by some container. */
   emptyDirs: string[];
+  /**
+   * The emptyDirs with `medium: Memory`: a tmpfs each, sized by sizeLimit in bytes (undefined:
+   * none given) and, as the kubelet sizes it, never past the pod's memory limit or the node's.
+   */
+  memoryDirs?: Record<string, number | undefined>;
   /** configMap, secret, downwardAPI and projected volumes: name → the files to write. */
   fileVolumes: Record<string, VolumeFile[]>;
   /** PersistentVolumeClaims mounted by some container (named local volumes). */
@@ -133,6 +167,11 @@ export interface PodSpec {
   uid?: string;
   /** resolv.conf's content instead of the host's (the CRI's DNSConfig). */
   dns?: PodDns;
+  /**
+   * dnsPolicy None, or a dnsConfig: resolv.conf is the host's ("host", loopback servers dropped
+   * off hostNetwork) or nothing ("none"), with these appended as the kubelet appends them.
+   */
+  resolv?: PodResolv;
   /** Host ports to publish, given as such (the CRI's port mappings) instead of from containers. */
   portMappings?: PortMapping[];
   /** The pod cgroup's path below the cgroup root, as given (the CRI's cgroup_parent). */
@@ -143,6 +182,14 @@ export interface PodDns {
   servers: string[];
   searches: string[];
   options: string[];
+}
+
+/** A Pod's dnsPolicy and dnsConfig, for the resolv.conf made at create. */
+export interface PodResolv {
+  base: "host" | "none";
+  nameservers: string[];
+  searches: string[];
+  options: { name: string; value?: string }[];
 }
 
 /** One file of a configMap/secret/downwardAPI/projected volume. */
@@ -441,6 +488,131 @@ function volumeFiles(
   return files;
 }
 
+/**
+ * dnsPolicy and dnsConfig as a kubelet with no cluster DNS applies them:
+ * ClusterFirst (the default) and ClusterFirstWithHostNet fall back to Default,
+ * the host's resolv.conf (the kubelet's MissingClusterDNS event is a warning
+ * here when the policy is written out); None starts from nothing and needs
+ * dnsConfig with a nameserver (the API server's rule).
+ */
+function podResolv(
+  src: SourceDoc,
+  s: {
+    dnsPolicy?: string;
+    dnsConfig?: {
+      nameservers?: string[];
+      searches?: string[];
+      options?: { name: string; value?: string }[];
+    };
+  },
+  warnings: Warning[],
+): PodResolv | undefined {
+  const policy = s.dnsPolicy ?? "ClusterFirst";
+  if (policy === "None" && !s.dnsConfig) {
+    throw specErrorAt(
+      src,
+      ["spec", "dnsPolicy"],
+      "dnsPolicy None needs a dnsConfig with nameservers",
+    );
+  }
+  if (policy === "None" && (s.dnsConfig?.nameservers ?? []).length === 0) {
+    throw specErrorAt(
+      src,
+      ["spec", "dnsConfig"],
+      "dnsPolicy None needs at least one dnsConfig.nameservers entry",
+    );
+  }
+  if (s.dnsPolicy === "ClusterFirst" || s.dnsPolicy === "ClusterFirstWithHostNet") {
+    warnings.push({
+      file: src.file,
+      ...locate(src, ["spec", "dnsPolicy"]),
+      path: "spec.dnsPolicy",
+      message:
+        `no cluster DNS on one host: ${s.dnsPolicy} falls back to Default (the host's resolv.conf), as a kubelet without --cluster-dns does`,
+    });
+  }
+  if (!s.dnsConfig && policy !== "None") return undefined;
+  return {
+    base: policy === "None" ? "none" : "host",
+    nameservers: s.dnsConfig?.nameservers ?? [],
+    searches: s.dnsConfig?.searches ?? [],
+    options: s.dnsConfig?.options ?? [],
+  };
+}
+
+/**
+ * `emptyDir.medium: Memory` volumes in use, with their sizeLimit in bytes. A
+ * sizeLimit on a disk emptyDir is not enforced here (the kubelet evicts the pod
+ * past it): a warning at its line says so.
+ */
+function memoryDirs(
+  src: SourceDoc,
+  volumes: VolumeSpec[],
+  used: Set<string>,
+  warnings: Warning[],
+): Record<string, number | undefined> | undefined {
+  const out: Record<string, number | undefined> = {};
+  volumes.forEach((v, i) => {
+    if (!v.emptyDir || !used.has(v.name)) return;
+    const limit = v.emptyDir.sizeLimit;
+    const bytes = limit === undefined ? undefined : Number(quantityValue(parseQuantity(limit)));
+    if (v.emptyDir.medium === "Memory") {
+      out[v.name] = bytes && bytes > 0 ? bytes : undefined;
+    } else if (bytes) {
+      const path = ["spec", "volumes", i, "emptyDir", "sizeLimit"];
+      warnings.push({
+        file: src.file,
+        ...locate(src, path),
+        path: `spec.volumes[${i}].emptyDir.sizeLimit`,
+        message:
+          "not enforced on a disk emptyDir (the kubelet evicts the pod past it); medium: Memory makes it a tmpfs of that size",
+      });
+    }
+  });
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** Pod-level resources the API server accepts (PodLevelResources): cpu, memory, hugepages-<size>. */
+const POD_LEVEL_RESOURCE = /^(cpu|memory|hugepages-.+)$/;
+
+/**
+ * What the API server refuses when a pod is created, refused here at its line
+ * rather than warned about and dropped: `spec.ephemeralContainers` (added to a
+ * running pod only through its ephemeralcontainers subresource, `kubectl debug`)
+ * and pod-level resources other than cpu, memory and hugepages.
+ */
+function refuseAtCreate(src: SourceDoc): void {
+  const spec = (src.value as Record<string, unknown>).spec;
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) return;
+  const s = spec as Record<string, unknown>;
+  if ("ephemeralContainers" in s) {
+    throw specErrorAt(
+      src,
+      ["spec", "ephemeralContainers"],
+      "ephemeral containers cannot be set when a pod is created (the API server refuses them too); " +
+        "remove them; use `rkl pod exec` or add a container to the pod instead",
+      { key: true },
+    );
+  }
+  const res = s.resources;
+  if (res === null || typeof res !== "object" || Array.isArray(res)) return;
+  for (const kind of ["limits", "requests"]) {
+    const list = (res as Record<string, unknown>)[kind];
+    if (list === null || typeof list !== "object" || Array.isArray(list)) continue;
+    for (const name of Object.keys(list)) {
+      if (POD_LEVEL_RESOURCE.test(name)) continue;
+      throw specErrorAt(
+        src,
+        ["spec", "resources", kind, name],
+        `pod-level resources may only be cpu, memory and hugepages-<size> (the API server refuses ${
+          JSON.stringify(name)
+        }); set it on a container instead`,
+        { key: true },
+      );
+    }
+  }
+}
+
 function podFromDoc(
   src: SourceDoc,
   baseDir: string,
@@ -450,6 +622,7 @@ function podFromDoc(
   if (src.value === null || typeof src.value !== "object" || Array.isArray(src.value)) {
     throw specErrorAt(src, [], "Cannot load pod: the document must be a mapping");
   }
+  refuseAtCreate(src);
   // Fields the API server sets, which `kubectl get -o yaml` and `podman generate kube`
   // write out: read-only, so ignored without a word, as the kubelet does.
   const { data, warnings } = validate(src, podSchema, {
@@ -563,11 +736,13 @@ function podFromDoc(
       subdomain: s.subdomain,
       terminationGracePeriodSeconds: s.terminationGracePeriodSeconds ?? 30,
       emptyDirs: [...emptyDirs],
+      memoryDirs: memoryDirs(src, volumes, emptyDirs, warnings),
       fileVolumes,
       claims: [...claims],
       hostAliases: s.hostAliases ?? [],
       fsGroup: s.securityContext?.fsGroup,
       resources: s.resources,
+      resolv: podResolv(src, s, warnings),
     },
     source: sourceOf(src),
     warnings,

@@ -98,6 +98,7 @@ spec:
     readOnly: true,
     kind: "hostPath",
     hostPathType: "",
+    createMissingDir: true,
     loc: { file: "p.yaml", line: 8, column: 37, path: "spec.volumes[1].hostPath.path" },
   });
   assert.equal(
@@ -399,3 +400,92 @@ Deno.test("loadPods() refuses forged label keys and values, annotation keys and 
   const [p] = loadPods(ok, "p.yaml", { baseDir: "/srv" });
   assert.equal(p.spec.annotations["Example.com/Note"], "line 1\nline 2");
 }); // deno-fmt-ignore
+
+Deno.test("spec.ephemeralContainers is refused at its line, as the API server refuses it at create", () => {
+  const e = err(
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: b}]\n  ephemeralContainers:\n    - {name: dbg, image: busybox}\n",
+  );
+  assert.match(e.message, /^p\.yaml:6:3: spec\.ephemeralContainers: ephemeral containers cannot be set/);
+});
+
+Deno.test("pod-level resources other than cpu, memory and hugepages are refused at their line", () => {
+  const doc = (res: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: b}]\n  resources:\n    ${res}\n`;
+  assert.match(
+    err(doc(`requests: {cpu: "1", ephemeral-storage: 1Gi}`)).message,
+    /^p\.yaml:7:26: spec\.resources\.requests\.ephemeral-storage: pod-level resources may only be cpu, memory and hugepages/,
+  );
+  assert.match(
+    err(doc(`limits:\n      nvidia.com/gpu: 1`)).message,
+    /^p\.yaml:8:7: spec\.resources\.limits\.nvidia\.com\/gpu: pod-level/,
+  );
+  // cpu and memory are applied; hugepages are accepted by the API server (rkl warns it ignores them).
+  const [p] = loadPods(doc(`limits: {cpu: "1", memory: 1Gi}`), "p.yaml");
+  assert.deepEqual(p.spec.resources, { limits: { cpu: "1", memory: "1Gi" } });
+});
+
+Deno.test("dnsPolicy and dnsConfig: None needs nameservers, the API server's limits at their line", () => {
+  const doc = (dns: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: b}]\n${dns}`;
+  const [none] = loadPods(
+    doc(
+      `  dnsPolicy: None\n  dnsConfig:\n    nameservers: [192.0.2.1]\n    searches: [ns1.svc.cluster-domain.example, my.dns.search.suffix]\n    options: [{name: ndots, value: "2"}, {name: edns0}]\n`,
+    ),
+    "p.yaml",
+  );
+  assert.deepEqual(none.spec.resolv, {
+    base: "none",
+    nameservers: ["192.0.2.1"],
+    searches: ["ns1.svc.cluster-domain.example", "my.dns.search.suffix"],
+    options: [{ name: "ndots", value: "2" }, { name: "edns0" }],
+  });
+  assert.deepEqual(none.warnings, []);
+  const [plain] = loadPods(doc(""), "p.yaml");
+  assert.equal(plain.spec.resolv, undefined);
+  assert.deepEqual(plain.warnings, []);
+  // Written out, ClusterFirst falls back to Default with a warning (the kubelet's event).
+  const [cf] = loadPods(
+    doc(`  dnsPolicy: ClusterFirst\n  dnsConfig: {searches: [a.example]}\n`),
+    "p.yaml",
+  );
+  assert.equal(cf.spec.resolv?.base, "host");
+  assert.deepEqual(cf.warnings.map((w) => `${w.line}:${w.path}`), ["6:spec.dnsPolicy"]);
+  assert.match(
+    err(doc(`  dnsPolicy: None\n`)).message,
+    /^p\.yaml:6:14: spec\.dnsPolicy: dnsPolicy None needs a dnsConfig/,
+  );
+  assert.match(
+    err(doc(`  dnsPolicy: None\n  dnsConfig: {searches: [a.example]}\n`)).message,
+    /^p\.yaml:7:14: spec\.dnsConfig: dnsPolicy None needs at least one/,
+  );
+  assert.match(
+    err(doc(`  dnsConfig:\n    nameservers: [192.0.2.1, 192.0.2.2, 192.0.2.3, 192.0.2.4]\n`))
+      .message,
+    /^p\.yaml:7:18: spec\.dnsConfig\.nameservers: at most 3 nameservers/,
+  );
+  assert.match(
+    err(doc(`  dnsConfig:\n    nameservers: [dns.example]\n`)).message,
+    /^p\.yaml:7:19: spec\.dnsConfig\.nameservers\[0\]: must be an IP address/,
+  );
+  assert.match(
+    err(doc(`  dnsConfig:\n    searches: [Bad_Domain]\n`)).message,
+    /^p\.yaml:7:16: spec\.dnsConfig\.searches\[0\]: .*DNS-1123 subdomain/,
+  );
+  assert.match(
+    err(doc(`  dnsConfig:\n    options: [{name: "ndots\\nnameserver 6.6.6.6"}]\n`)).message,
+    /^p\.yaml:7:\d+: spec\.dnsConfig\.options\[0\]\.name: must be a word/,
+  );
+  assert.match(err(doc(`  dnsPolicy: Cluster\n`)).message, /^p\.yaml:6:14: spec\.dnsPolicy: /);
+});
+
+Deno.test("emptyDir medium Memory is a sized tmpfs; sizeLimit on a disk emptyDir is warned", () => {
+  const [p] = loadPods(
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  volumes:\n    - {name: shm, emptyDir: {medium: Memory, sizeLimit: 64Mi}}\n    - {name: mem, emptyDir: {medium: Memory}}\n    - {name: disk, emptyDir: {sizeLimit: 1Gi}}\n    - {name: unused, emptyDir: {medium: Memory}}\n  containers:\n    - {name: a, image: b, volumeMounts: [{name: shm, mountPath: /dev/shm}, {name: mem, mountPath: /m}, {name: disk, mountPath: /d}]}\n`,
+    "p.yaml",
+  );
+  assert.deepEqual(p.spec.memoryDirs, { shm: 64 * 2 ** 20, mem: undefined });
+  assert.deepEqual(p.warnings.map((w) => `${w.line}:${w.path}`), [
+    "8:spec.volumes[2].emptyDir.sizeLimit",
+  ]);
+  assert.match(p.warnings[0].message, /not enforced on a disk emptyDir/);
+});

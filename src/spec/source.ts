@@ -6,7 +6,17 @@
  * issue becomes a warning with the key's own line, after which the key is
  * dropped and validation runs again.
  */
-import { type Document, isMap, isScalar, LineCounter, parseAllDocuments, type YAMLMap } from "yaml";
+import {
+  type Document,
+  isMap,
+  isScalar,
+  LineCounter,
+  parseAllDocuments,
+  parseDocument,
+  Scalar,
+  visit,
+  type YAMLMap,
+} from "yaml";
 import type { z } from "zod";
 import { formatLocated, SpecError } from "../errors.ts";
 import { escapeControl } from "./names.ts";
@@ -49,6 +59,7 @@ export function parseYamlDocuments(text: string, file: string): SourceDoc[] {
   }
   const out: SourceDoc[] = [];
   for (const doc of docs) {
+    acceptEscapedApostrophe(doc, text);
     const err = doc.errors[0];
     if (err) {
       const pos = lines.linePos(err.pos[0]);
@@ -79,6 +90,40 @@ export function parseYamlDocuments(text: string, file: string): SourceDoc[] {
   }
   if (out.length === 0) throw new SpecError({ file }, "Cannot parse YAML: the file is empty");
   return out;
+}
+
+/**
+ * `\'` inside a double-quoted scalar is not a YAML 1.2 escape, but libyaml and
+ * go-yaml (v2 under sigs.k8s.io/yaml, so the API server and kubectl; v3 under
+ * compose-go) read it as `'`, and manifests published on kubernetes.io use it.
+ * Accept exactly that one escape the same way: drop its BAD_DQ_ESCAPE errors
+ * and decode the scalars again with `\'` written as `\x27`. Every other bad
+ * escape stays an error.
+ */
+function acceptEscapedApostrophe(doc: Document, text: string): void {
+  const isApostrophe = (e: { code: string; pos: [number, number] }) =>
+    e.code === "BAD_DQ_ESCAPE" && text.slice(e.pos[0], e.pos[0] + 2) === "\\'";
+  const at = doc.errors.filter(isApostrophe).map((e) => e.pos[0]);
+  if (at.length === 0) return;
+  const fixed: [number, number][] = [];
+  visit(doc, {
+    Scalar(_key, node) {
+      if (node.type !== Scalar.QUOTE_DOUBLE || !node.range) return;
+      const [start, end] = node.range;
+      if (!at.some((p) => p >= start && p < end)) return;
+      // Re-decode the scalar's own text; `\\` pairs are skipped so `\\'` stays `\` + `'`.
+      const raw = text.slice(start, end).replace(/\\(.)/gs, (m, c) => c === "'" ? "\\x27" : m);
+      const again = parseDocument(raw);
+      const value = again.contents;
+      if (again.errors.length === 0 && isScalar(value) && typeof value.value === "string") {
+        node.value = value.value;
+        fixed.push([start, end]);
+      }
+    },
+  });
+  doc.errors = doc.errors.filter((e) =>
+    !(isApostrophe(e) && fixed.some(([s, t]) => e.pos[0] >= s && e.pos[0] < t))
+  );
 }
 
 /** `spec.containers[0].image` */

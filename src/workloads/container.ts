@@ -441,7 +441,7 @@ export function prepareHostPaths(
       }
       fail(
         type === ""
-          ? "does not exist (type DirectoryOrCreate or FileOrCreate would create it)"
+          ? "does not exist (the bind's create_host_path is false)"
           : `does not exist (type ${type})`,
       );
     }

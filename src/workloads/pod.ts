@@ -30,7 +30,17 @@ import {
   quantityValue,
 } from "../spec/quantity.ts";
 import type { ContainerSpec, LoadedContainer } from "../spec/container.ts";
-import type { LoadedPod, PodDns, PodSpec, RestartPolicy, VolumeFile } from "../spec/pod.ts";
+import type {
+  LoadedPod,
+  PodDns,
+  PodResolv,
+  PodSpec,
+  RestartPolicy,
+  VolumeFile,
+} from "../spec/pod.ts";
+import { nodeCapacity } from "../spec/pod.ts";
+import { unmount } from "../sys/mounts.ts";
+import { podResolvConf } from "./dns.ts";
 import { fieldValue, type PodInfo } from "../spec/downward.ts";
 import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
 import { DamagedRecordError, type StoredRecord } from "../store/store.ts";
@@ -116,6 +126,8 @@ export interface PodRecord extends StoredRecord {
   containers: string[];
   dirs: { dir: string; etc: string; volumes: string };
   emptyDirs: Record<string, string>;
+  /** emptyDir paths with a tmpfs on them (medium: Memory), recorded before the mount. */
+  memoryDirs?: string[];
   resources: { dir?: boolean; cgroup?: boolean; netns?: boolean; cni?: boolean; nsPins?: boolean };
   /** The init containers that are native sidecars (restartPolicy Always): they keep running. */
   sidecars?: string[];
@@ -405,6 +417,11 @@ async function createPodNow(
     for (const v of spec.emptyDirs) {
       const dir = rec.emptyDirs[v];
       Deno.mkdirSync(dir, { recursive: true });
+      if (spec.memoryDirs && v in spec.memoryDirs) {
+        rec.memoryDirs = [...(rec.memoryDirs ?? []), dir];
+        save();
+        mountMemoryDir(host, dir, spec.memoryDirs[v], rec.limits.memoryLimit);
+      }
       Deno.chmodSync(dir, 0o777); // as the kubelet makes emptyDir
       if (spec.fsGroup !== undefined) setGroup(dir, spec.fsGroup, 0o2777);
     }
@@ -446,7 +463,14 @@ async function createPodNow(
       if (usesPodIP(spec)) await netUp;
     }
     const etcFiles = () => {
-      writeEtcFiles(rec, spec.subdomain, spec.hostAliases, spec.dns);
+      writeEtcFiles(
+        rec,
+        spec.subdomain,
+        spec.hostAliases,
+        spec.dns,
+        spec.resolv,
+        (note) => host.warn(`pod ${JSON.stringify(rec.name)}: resolv.conf: ${note}`),
+      );
       if (spec.annotations[HOSTS_GROUP]) writeGroupHosts(host, spec.annotations[HOSTS_GROUP]);
     };
     etcFiles();
@@ -761,11 +785,39 @@ function writeVolumeFiles(
   }
 }
 
+/**
+ * A tmpfs for an `emptyDir.medium: Memory`, sized as the kubelet sizes it: the
+ * sizeLimit, but never more than the pod's memory limit, or the node's memory
+ * when the pod has none. Its pages are charged to the memory cgroup of whoever
+ * writes them.
+ */
+const MS_NOSUID = 0x2;
+const MS_NODEV = 0x4;
+
+function mountMemoryDir(
+  host: Host,
+  dir: string,
+  sizeLimit: number | undefined,
+  podMemory: number | undefined,
+): void {
+  const cap = podMemory ?? nodeCapacity().memoryBytes;
+  const size = sizeLimit !== undefined && (cap <= 0 || sizeLimit < cap) ? sizeLimit : cap;
+  host.sys.mount({
+    source: "tmpfs",
+    target: dir,
+    fstype: "tmpfs",
+    flags: MS_NOSUID | MS_NODEV,
+    data: `mode=0777${size > 0 ? `,size=${size}` : ""}`,
+  });
+}
+
 function writeEtcFiles(
   rec: PodRecord,
   subdomain: string | undefined,
   aliases: { ip: string; hostnames: string[] }[] = [],
   dns?: PodDns,
+  podResolv?: PodResolv,
+  warn: (note: string) => void = () => {},
 ): void {
   const extra = aliases.length > 0
     ? `\n# Entries added by HostAliases.\n${
@@ -775,10 +827,23 @@ function writeEtcFiles(
   const names = subdomain
     ? [`${rec.hostname}.${subdomain}.${rec.namespace}.svc.cluster.local`, rec.hostname]
     : [rec.hostname];
+  if (!dns && podResolv) {
+    // dnsPolicy None or a dnsConfig, on the pod's network or the host's.
+    let hostText = "";
+    try {
+      if (podResolv.base === "host") hostText = Deno.readTextFileSync("/etc/resolv.conf");
+    } catch { /* none on the host */ }
+    const made = podResolvConf(podResolv, hostText, rec.hostNetwork);
+    made.notes.forEach(warn);
+    dns = made.dns;
+  }
   if (rec.hostNetwork) {
-    for (const f of ["hosts", "hostname", "resolv.conf"]) {
+    // The host's files, but a manifest's dnsPolicy None or dnsConfig still shapes resolv.conf.
+    const own = podResolv ? dns : undefined;
+    for (const f of ["hosts", "hostname", ...(own ? [] : ["resolv.conf"])]) {
       Deno.copyFileSync(`/etc/${f}`, `${rec.dirs.etc}/${f}`);
     }
+    if (own) Deno.writeTextFileSync(`${rec.dirs.etc}/resolv.conf`, dnsResolvConf(own));
     if (extra) Deno.writeTextFileSync(`${rec.dirs.etc}/hosts`, extra, { append: true });
     return;
   }
@@ -1007,6 +1072,7 @@ async function teardownPodLocked(host: Host, rec: PodRecord): Promise<void> {
       await step(() => removeEmptyParent(host, rec.cgroupPath));
     }
   }
+  for (const dir of rec.memoryDirs ?? []) await step(() => unmount(host.sys, dir));
   if (rec.resources.dir) {
     // Tolerates a dir already gone (a teardown that failed later), refuses a mounted one.
     await step(() => removeUnmounted(podDirs(host, rec.name).dir));

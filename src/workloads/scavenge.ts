@@ -202,6 +202,10 @@ export async function scavengePod(
   removeEmptyParent(host, cg); // its members' removal may have taken the pod cgroup already
   const dir = `${host.paths.root}/pods/${name}`;
   if (pathExists(dir)) {
+    // A medium: Memory emptyDir is the only mount rkl puts under a pod's volumes dir.
+    for (const v of readDirOr(`${dir}/volumes`)) {
+      if (v.isDirectory) unmount(host.sys, `${dir}/volumes/${v.name}`); // never a symlink
+    }
     removeUnmounted(dir);
     done.push(`pod dir ${dir}`);
   }

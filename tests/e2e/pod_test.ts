@@ -285,10 +285,6 @@ spec:
     const [type, want] of [
       ["Directory", /bad-hp\.yaml:6:\d+: .*does not exist \(type Directory\)/],
       ["File", /bad-hp\.yaml:6:\d+: .*is not what type File asks for/],
-      [
-        '""',
-        /bad-hp\.yaml:6:\d+: .*does not exist \(type DirectoryOrCreate or FileOrCreate would create it\)/,
-      ],
     ] as const
   ) {
     const path = type === "File" ? made : `${env!.dir}/missing-${type.length}`;
