@@ -13,6 +13,7 @@ import {
   withResolvedUser,
 } from "../src/workloads/container.ts";
 import { ImageService } from "../src/image/service.ts";
+import { cachedReader, checkUnpulled } from "../src/workloads/unpulled.ts";
 import { LinuxSyscalls } from "../src/sys/syscalls.ts";
 import type { Context } from "./app.ts";
 import { hardLimits, nofileHard, resolvePaths } from "./host.ts";
@@ -34,16 +35,23 @@ export async function validatePods(
     hardLimits: limits,
     sys: new LinuxSyscalls(),
   };
+  // An image not pulled yet: its config from the registry, once per reference.
+  const readConfig = cachedReader((ref) => host.images.inspect(ref));
   const out: string[] = [];
   for (const pod of pods) {
     const s = pod.spec;
     const notes: string[] = [];
     for (const c of [...s.initContainers, ...s.containers]) {
       const source = await rootSource(host, c, { pull: false });
-      const bundle = source.defaults;
-      if (source.lowers.length === 0) notes.push(`image ${c.spec.image} will be pulled`);
+      let bundle = source.defaults;
+      let loaded = c;
+      if (source.lowers.length === 0) {
+        const u = await checkUnpulled(readConfig, c);
+        ({ bundle, loaded } = u);
+        notes.push(...u.notes);
+        if (u.warning) ctx.warn(u.warning);
+      } else loaded = withResolvedUser(host, c, source);
       notes.push(...prepareHostPaths(c, { dryRun: true }));
-      const loaded = source.lowers.length === 0 ? c : withResolvedUser(host, c, source);
       planContainer(loaded, {
         host,
         network: null,
