@@ -13,6 +13,8 @@ import {
   withResolvedUser,
 } from "../src/workloads/container.ts";
 import { ImageService } from "../src/image/service.ts";
+import { defaultPullPolicy, parseReference } from "../src/image/reference.ts";
+import { SpecError } from "../src/errors.ts";
 import { cachedReader, checkUnpulled } from "../src/workloads/unpulled.ts";
 import { LinuxSyscalls } from "../src/sys/syscalls.ts";
 import type { Context } from "./app.ts";
@@ -69,6 +71,21 @@ export async function validatePods(
           podIP: "(assigned at create)",
         },
       });
+    }
+    for (const [v, iv] of Object.entries(s.imageVolumes ?? {})) {
+      if (host.images.store.find(iv.reference)) continue;
+      if ((iv.pullPolicy ?? defaultPullPolicy(iv.reference)) === "Never") {
+        throw new SpecError(
+          iv.loc,
+          `image ${JSON.stringify(iv.reference)} is not in the store and pullPolicy is Never`,
+        );
+      }
+      try {
+        parseReference(iv.reference);
+      } catch (e) {
+        throw new SpecError(iv.loc, (e as Error).message);
+      }
+      notes.push(`image volume ${v}: image ${iv.reference} will be pulled`);
     }
     const kinds = [
       `${s.containers.length} container${s.containers.length === 1 ? "" : "s"}`,

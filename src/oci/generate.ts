@@ -317,7 +317,10 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
   mounts.push(bind("/etc/hostname", ctx.etcFiles.hostname, false));
   mounts.push(bind("/etc/resolv.conf", ctx.etcFiles.resolvConf, false));
   for (const m of spec.mounts) {
-    mounts.push(bind(m.destination, m.source, m.readOnly, m.propagation));
+    const b = bind(m.destination, m.source, m.readOnly, m.propagation);
+    // An image volume is read-only and noexec, as the kubelet mounts it.
+    if (m.kind === "image") b.options!.push("nosuid", "nodev", "noexec");
+    mounts.push(b);
   }
 
   // cgroup: the container sees its own cgroup as the root of /sys/fs/cgroup.

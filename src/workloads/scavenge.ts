@@ -11,7 +11,7 @@ import { removeIdlePortmapChains, removeNatRulesFor } from "../net/portmap.ts";
 import type { NetConfList } from "../net/cni.ts";
 import { bridgeName } from "../net/network.ts";
 import { deleteIdleBridge } from "../net/hostnet.ts";
-import { unmount } from "../sys/mounts.ts";
+import { mountPoints, unmount } from "../sys/mounts.ts";
 import { removeNetns } from "../sys/netns.ts";
 import { pathExists, readDirOr, removeBelow } from "../sys/fsutil.ts";
 import { unstageSubPath } from "../sys/subpath.ts";
@@ -201,6 +201,13 @@ export async function scavengePod(
   }
   removeEmptyParent(host, cg); // its members' removal may have taken the pod cgroup already
   const dir = `${host.paths.root}/pods/${name}`;
+  // Its image volumes' mounts (pods/NAME/volumes/VOLUME), the only mounts a pod dir holds.
+  const volumes = `${dir}/volumes/`;
+  for (const m of mountPoints(Deno.readTextFileSync("/proc/self/mountinfo"))) {
+    if (!m.startsWith(volumes) || m.slice(volumes.length).includes("/")) continue;
+    unmount(host.sys, m);
+    done.push(`image volume ${m}`);
+  }
   if (pathExists(dir)) {
     removeUnmounted(dir);
     done.push(`pod dir ${dir}`);
