@@ -437,6 +437,7 @@ async function createPodNow(
       rec.resources.imageVolumes = true;
       save();
       mountImageVolumes(host, rec);
+      trace("pod: image volumes");
     }
 
     trace("pod: dirs");

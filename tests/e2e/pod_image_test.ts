@@ -270,3 +270,40 @@ test("image volumes: a failure after the mount rolls back; Never with no image i
 cleanupAfterAll(env, async () => {
   await registry?.stop();
 });
+
+test("image volumes: kill -9 at every point of the create, then rm -f, gc, or gc without a record, leaves nothing", async () => {
+  await setUp();
+  const file = await write("kill.yaml", podOf("kv", VOLUMES));
+  const args = ["pod", "run", "--network", env!.network, file];
+  // Pulled first: the points counted are those of a create whose images are here.
+  await rklOk(env!, args);
+  await rklOk(env!, ["pod", "rm", "-f", "kv"]);
+  const traced = await rkl({ ...env!, env: { ...env!.env, RKL_TRACE: "1" } }, args);
+  assert.equal(traced.code, 0, traced.stderr);
+  const points = traced.stderr.split("\n").filter((l) => l.startsWith("trace: "));
+  const mounted = points.findIndex((l) => l.includes("pod: image volumes")) + 1;
+  assert.ok(mounted > 0, `no image volumes trace point in ${points}`);
+  await rklOk(env!, ["pod", "rm", "-f", "kv"]);
+  for (let point = 1; point <= points.length; point++) {
+    const killed = await rkl(
+      { ...env!, env: { ...env!.env, RKL_TEST_KILL_AT: String(point) } },
+      args,
+    );
+    assert.equal(killed.code, 137, `point ${point}: ${killed.stderr}`);
+    if (point === mounted) {
+      // The record lost too: gc finds the pod's dir and unmounts its volumes.
+      assert.equal(mountsUnder(`${env!.root}/pods/kv/volumes/`).length, 2);
+      Deno.removeSync(`${env!.root}/records/pods/kv.json`);
+    }
+    const hasRecord = (await rklOk(env!, ["pod", "list", "-q"])).split("\n").includes("kv");
+    const useGc = point % 2 === 0 || !hasRecord;
+    const clean = useGc ? await rkl(env!, ["gc"]) : await rkl(env!, ["pod", "rm", "-f", "kv"]);
+    assert.equal(clean.code, 0, `point ${point}: ${clean.stderr}`);
+    // Killed once the pod was made: gc keeps a whole pod; rm -f takes it.
+    if ((await rklOk(env!, ["pod", "list", "-q"])).split("\n").includes("kv")) {
+      await rklOk(env!, ["pod", "rm", "-f", "kv"]);
+    }
+    assert.deepEqual(mountsUnder(`${env!.root}/pods/`), [], `mounts left after point ${point}`);
+  }
+  await rklOk(env!, ["image", "prune", "-a"]);
+});
