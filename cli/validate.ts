@@ -13,6 +13,9 @@ import {
   withResolvedUser,
 } from "../src/workloads/container.ts";
 import { ImageService } from "../src/image/service.ts";
+import { defaultPullPolicy, parseReference } from "../src/image/reference.ts";
+import { SpecError } from "../src/errors.ts";
+import { cachedReader, checkUnpulled } from "../src/workloads/unpulled.ts";
 import { LinuxSyscalls } from "../src/sys/syscalls.ts";
 import type { Context } from "./app.ts";
 import { hardLimits, nofileHard, resolvePaths } from "./host.ts";
@@ -34,16 +37,23 @@ export async function validatePods(
     hardLimits: limits,
     sys: new LinuxSyscalls(),
   };
+  // An image not pulled yet: its config from the registry, once per reference.
+  const readConfig = cachedReader((ref) => host.images.inspect(ref));
   const out: string[] = [];
   for (const pod of pods) {
     const s = pod.spec;
     const notes: string[] = [];
     for (const c of [...s.initContainers, ...s.containers]) {
       const source = await rootSource(host, c, { pull: false });
-      const bundle = source.defaults;
-      if (source.lowers.length === 0) notes.push(`image ${c.spec.image} will be pulled`);
+      let bundle = source.defaults;
+      let loaded = c;
+      if (source.lowers.length === 0) {
+        const u = await checkUnpulled(readConfig, c);
+        ({ bundle, loaded } = u);
+        notes.push(...u.notes);
+        if (u.warning) ctx.warn(u.warning);
+      } else loaded = withResolvedUser(host, c, source);
       notes.push(...prepareHostPaths(c, { dryRun: true }));
-      const loaded = source.lowers.length === 0 ? c : withResolvedUser(host, c, source);
       planContainer(loaded, {
         host,
         network: null,
@@ -61,6 +71,21 @@ export async function validatePods(
           podIP: "(assigned at create)",
         },
       });
+    }
+    for (const [v, iv] of Object.entries(s.imageVolumes ?? {})) {
+      if (host.images.store.find(iv.reference)) continue;
+      if ((iv.pullPolicy ?? defaultPullPolicy(iv.reference)) === "Never") {
+        throw new SpecError(
+          iv.loc,
+          `image ${JSON.stringify(iv.reference)} is not in the store and pullPolicy is Never`,
+        );
+      }
+      try {
+        parseReference(iv.reference);
+      } catch (e) {
+        throw new SpecError(iv.loc, (e as Error).message);
+      }
+      notes.push(`image volume ${v}: image ${iv.reference} will be pulled`);
     }
     const kinds = [
       `${s.containers.length} container${s.containers.length === 1 ? "" : "s"}`,

@@ -7,10 +7,17 @@ import { authFilePath, type Credentials, endpointsFor, writeAuthEntry } from "./
 import type { ImageService } from "./service.ts";
 import { type ImageRecord, notFound, OversizedRecord, refuseInUse } from "./store.ts";
 
-/** Names of the containers whose rootfs is made of image `id`. */
+/** Names of the containers whose rootfs is made of image `id`, and of the pods it is a volume of. */
 export function imageUsers(host: Host, id: string): string[] {
-  return host.store.list<{ name: string; schemaVersion: number; imageId?: string }>("containers")
-    .filter((c) => c.imageId === id).map((c) => c.name);
+  const pods = host.store.list<
+    { name: string; schemaVersion: number; imageVolumes?: Record<string, { imageId: string }> }
+  >("pods").filter((p) => Object.values(p.imageVolumes ?? {}).some((v) => v.imageId === id))
+    .map((p) => `pod ${p.name}`);
+  return [
+    ...host.store.list<{ name: string; schemaVersion: number; imageId?: string }>("containers")
+      .filter((c) => c.imageId === id).map((c) => c.name),
+    ...pods,
+  ];
 }
 
 /**

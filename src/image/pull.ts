@@ -638,9 +638,49 @@ export class Puller {
     }
   }
 
-  async #pull(ref: ImageRef, eps: Endpoint[]): Promise<ImageRecord> {
-    const store = this.ctx.store;
-    store.init();
+  /**
+   * The image's config as the registry serves it, read without storing
+   * anything and without a layer: the manifest (through an index for this
+   * platform) and the config blob, each under its 4 MiB cap and checked
+   * against its digest. `pod validate` reads an image not pulled yet so.
+   */
+  async inspect(text: string): Promise<ConfigBlob> {
+    const ref = parseReference(text);
+    const eps = endpointsFor(this.ctx.registries, ref.registry);
+    if (eps.length === 0) {
+      throw new ImageError(
+        `no endpoint for ${ref.registry} (its mirrors list none and fallback is off)`,
+      );
+    }
+    try {
+      const { m, man } = await this.#resolve(ref, eps);
+      const order = [m.ep, ...eps.filter((e) => e !== m.ep)];
+      const { bytes } = await this.#config(order, ref.repository, man.config);
+      if (sha256Hex(bytes) !== digestHex(man.config.digest)) {
+        throw new ImageError("config digest mismatch");
+      }
+      try {
+        return JSON.parse(new TextDecoder().decode(bytes)) as ConfigBlob;
+      } catch {
+        throw new ImageError("the image config is not JSON");
+      }
+    } catch (e) {
+      if (e instanceof ImageError) {
+        throw new ImageError(`Cannot read ${formatReference(ref)}'s config: ${e.message}`);
+      }
+      throw e;
+    } finally {
+      this.#progress.close();
+    }
+  }
+
+  /** The image's manifest for this platform (through an index), and every manifest read. */
+  async #resolve(ref: ImageRef, eps: Endpoint[]): Promise<{
+    m: { ep: Endpoint; body: Uint8Array; digest: string; mediaType: string };
+    nameDigest: string;
+    blobs: [string, Uint8Array][];
+    man: Manifest & { config: Descriptor; layers: Descriptor[] };
+  }> {
     const repo = ref.repository;
     const platform = this.ctx.platform ?? hostPlatform();
     let m = await this.#manifest(eps, repo, ref.digest ?? ref.tag!, ref.digest);
@@ -681,6 +721,14 @@ export class Puller {
     if (!man.config || !Array.isArray(man.layers)) {
       throw new ImageError("the manifest has no config or layers");
     }
+    return { m, nameDigest, blobs, man: { ...man, config: man.config, layers: man.layers } };
+  }
+
+  async #pull(ref: ImageRef, eps: Endpoint[]): Promise<ImageRecord> {
+    const store = this.ctx.store;
+    store.init();
+    const repo = ref.repository;
+    const { m, nameDigest, blobs, man } = await this.#resolve(ref, eps);
     const order = [m.ep, ...eps.filter((e) => e !== m.ep)];
     // The first layers' GETs go out beside the config's: the registry's
     // answer time overlaps. A layer whose blob is here (or half here) is
@@ -700,8 +748,7 @@ export class Puller {
       early.set(l.digest, res);
     }
     try {
-      const checked = { ...man, config: man.config, layers: man.layers };
-      return await this.#layersAndRecord(ref, m, nameDigest, blobs, checked, order, early);
+      return await this.#layersAndRecord(ref, m, nameDigest, blobs, man, order, early);
     } finally {
       for (const res of early.values()) await dropResponse(res);
     }

@@ -21,7 +21,7 @@ import {
   readAuthFile,
   type RegistriesConfig,
 } from "./registries.ts";
-import { type ImageRecord, ImageStore, notFound } from "./store.ts";
+import { type ImageConfig, type ImageRecord, ImageStore, notFound } from "./store.ts";
 
 export type PullPolicy = "Always" | "IfNotPresent" | "Never";
 
@@ -107,24 +107,45 @@ export class ImageService {
     }
   }
 
+  /**
+   * The config of an image not in the store, read from its registry (the
+   * mirrors, auth and 4 MiB caps of a pull) without storing anything and
+   * without a layer: see Puller.inspect.
+   */
+  async inspect(ref: string): Promise<ImageConfig> {
+    const { Puller } = await import("./pull.ts");
+    const puller = new Puller({
+      store: this.store,
+      registries: await this.registries(),
+      auths: readAuthFile(authFilePath()),
+      timeoutMs: this.timeoutMs(),
+    });
+    return (await puller.inspect(ref)).config ?? {};
+  }
+
   /** What a container of this image is made of. */
   view(sys: Syscalls, rec: ImageRecord, loc: SourceLocation): ImageView {
     const lowers = this.store.lowerDirs(rec);
     const c = rec.config ?? {};
-    const env = [...(c.Env ?? [])];
-    if (!env.some((e) => e.startsWith("PATH="))) {
-      env.unshift("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    }
-    const defaults: BundleDefaults = {
-      entrypoint: c.Entrypoint ?? undefined,
-      args: c.Cmd ?? undefined,
-      env,
-      cwd: c.WorkingDir || undefined,
-      stopSignal: c.StopSignal,
-    };
+    const defaults = configDefaults(c);
     if (c.User) Object.assign(defaults, imageUser(sys, c.User, lowers, loc, rec));
     return { record: rec, lowers, defaults };
   }
+}
+
+/** The process defaults an image config sets, but its User (which needs the layers' files). */
+export function configDefaults(c: ImageConfig): BundleDefaults {
+  const env = [...(c.Env ?? [])];
+  if (!env.some((e) => e.startsWith("PATH="))) {
+    env.unshift("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  }
+  return {
+    entrypoint: c.Entrypoint ?? undefined,
+    args: c.Cmd ?? undefined,
+    env,
+    cwd: c.WorkingDir || undefined,
+    stopSignal: c.StopSignal,
+  };
 }
 
 /** The image's /etc/passwd and /etc/group as the merged view shows them. */

@@ -324,7 +324,12 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
         source: "tmpfs",
         options: [...(m.tmpfsOptions ?? []), m.readOnly ? "ro" : "rw"],
       });
-    } else mounts.push(bind(m.destination, m.source, m.readOnly, m.propagation));
+      continue;
+    }
+    const b = bind(m.destination, m.source, m.readOnly, m.propagation);
+    // An image volume is read-only and noexec, as the kubelet mounts it.
+    if (m.kind === "image") b.options!.push("nosuid", "nodev", "noexec");
+    mounts.push(b);
   }
 
   // cgroup: the container sees its own cgroup as the root of /sys/fs/cgroup.

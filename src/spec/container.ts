@@ -125,7 +125,7 @@ export interface ResolvedMount {
    * emptyDir and files (configMap, secret, downwardAPI, projected) live in the
    * pod's volumes dir; a claim is a named volume that outlives the pod.
    */
-  kind: "hostPath" | "emptyDir" | "files" | "claim" | "tmpfs";
+  kind: "hostPath" | "emptyDir" | "files" | "claim" | "tmpfs" | "image";
   /** tmpfs: the mount(2) options (compose `tmpfs`, checked against a fixed set when loaded). */
   tmpfsOptions?: string[];
   /** Volume name (emptyDir, files: a dir per pod), or the claim's name. */
@@ -280,6 +280,17 @@ export function resolveMounts(
         volume: vol.persistentVolumeClaim.claimName,
         ...sub,
       });
+    } else if (vol.image) {
+      if (!options.pod) throw needsPod(src, options.volumesPath, volumes.indexOf(vol));
+      // Read-only and noexec always, as the kubelet mounts an image volume.
+      out.push({
+        source: "",
+        destination: m.mountPath,
+        readOnly: true,
+        kind: "image",
+        volume: vol.name,
+        ...sub,
+      });
     } else if (vol.configMap || vol.secret || vol.downwardAPI || vol.projected) {
       if (!options.pod) throw needsPod(src, options.volumesPath, volumes.indexOf(vol));
       // Read-only always, as the kubelet mounts them.
@@ -317,7 +328,7 @@ function needsPod(src: SourceDoc, at: readonly PathSegment[], i: number): SpecEr
   return specErrorAt(
     src,
     [...at, i],
-    "configMap, secret, downwardAPI, projected and persistentVolumeClaim volumes need a pod (rkl pod run); a single container takes hostPath",
+    "configMap, secret, downwardAPI, projected, persistentVolumeClaim and image volumes need a pod (rkl pod run); a single container takes hostPath",
   );
 }
 

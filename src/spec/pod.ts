@@ -49,7 +49,7 @@ import { fieldPathError, type NodeCapacity, resourceValue } from "./downward.ts"
 import type { EnvEntry } from "./container.ts";
 import { checkVolumeSources } from "./container.ts";
 import { dirnameOf, joinPath } from "./paths.ts";
-import { SpecError } from "../errors.ts";
+import { type SourceLocation, SpecError } from "../errors.ts";
 
 /** Limits of a pod's resolv.conf (the API server's and kubelet's, ExpandedDNSConfig). */
 export const MAX_NAMESERVERS = 3;
@@ -155,6 +155,8 @@ export interface PodSpec {
   fileVolumes: Record<string, VolumeFile[]>;
   /** PersistentVolumeClaims mounted by some container (named local volumes). */
   claims: string[];
+  /** Image volumes: name → the image, pulled by its policy and mounted read-only. */
+  imageVolumes?: Record<string, ImageVolume>;
   hostAliases: { ip: string; hostnames: string[] }[];
   /** Group that owns the pod's volumes (securityContext.fsGroup). */
   fsGroup?: number;
@@ -638,9 +640,17 @@ function podFromDoc(
   const all = [...(s.initContainers ?? []), ...s.containers];
   const claims = new Set<string>();
   const fileVolumes: Record<string, VolumeFile[]> = {};
+  const imageVolumes: Record<string, ImageVolume> = {};
   volumes.forEach((v, i) => {
     if (v.configMap || v.secret || v.downwardAPI || v.projected) {
       fileVolumes[v.name] = volumeFiles(ctx, v, i, all);
+    }
+    if (v.image) {
+      const e = specErrorAt(src, ["spec", "volumes", i, "image", "reference"], "");
+      imageVolumes[v.name] = {
+        ...v.image,
+        loc: { file: e.file, line: e.line, column: e.column, path: e.path },
+      };
     }
   });
   const groups = [
@@ -739,6 +749,7 @@ function podFromDoc(
       memoryDirs: memoryDirs(src, volumes, emptyDirs, warnings),
       fileVolumes,
       claims: [...claims],
+      ...(Object.keys(imageVolumes).length > 0 ? { imageVolumes } : {}),
       hostAliases: s.hostAliases ?? [],
       fsGroup: s.securityContext?.fsGroup,
       resources: s.resources,
@@ -809,6 +820,13 @@ export function loadPods(
   }
 
   return pods;
+}
+
+/** A `volumes[].image`: the reference, its pull policy, and where it is in the file. */
+export interface ImageVolume {
+  reference: string;
+  pullPolicy?: "Always" | "IfNotPresent" | "Never";
+  loc: SourceLocation & { path: string };
 }
 
 /** Reads a `--configmap` file: ConfigMaps, Secrets and claims only. */

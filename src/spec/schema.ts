@@ -322,6 +322,7 @@ export const VOLUME_SOURCES = [
   "downwardAPI",
   "projected",
   "persistentVolumeClaim",
+  "image",
 ];
 
 export const podVolume = z.strictObject({
@@ -359,6 +360,11 @@ export const podVolume = z.strictObject({
   persistentVolumeClaim: z.strictObject({
     claimName: dnsLabel,
     readOnly: z.boolean().optional(),
+  }).optional(),
+  /** An image's layers, read-only (Kubernetes 1.33+ image volumes). */
+  image: z.strictObject({
+    reference: z.string().min(1, "must name an image"),
+    pullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).optional(),
   }).optional(),
 }).superRefine((v, ctx) => {
   const set = VOLUME_SOURCES.filter((k) => (v as Record<string, unknown>)[k] !== undefined);

@@ -1,6 +1,6 @@
 /** Overlay root filesystems and mount-table queries. */
 import { SysError } from "../errors.ts";
-import { EINVAL, ENOENT, MNT_DETACH, type Syscalls } from "./syscalls.ts";
+import { EINVAL, ENOENT, MNT_DETACH, MS_RDONLY, type Syscalls } from "./syscalls.ts";
 
 export interface OverlayDirs {
   /** Lower dirs, topmost first: a bundle's rootfs, or an image's layers. */
@@ -28,6 +28,40 @@ export function mountOverlay(sys: Syscalls, d: OverlayDirs): void {
     fstype: "overlay",
     flags: 0,
     data: `lowerdir=${d.lower.join(":")},upperdir=${d.upper},workdir=${d.work}`,
+  });
+}
+
+const MS_NOSUID = 0x2;
+const MS_NODEV = 0x4;
+const MS_NOEXEC = 0x8;
+
+/**
+ * Mounts an image's layers at `target` read-only, noexec, nosuid and nodev:
+ * an overlay of lower dirs only (topmost first), which overlayfs takes
+ * read-only. It needs two lowers without an upper dir: `empty` (an empty
+ * dir) goes below a single layer.
+ */
+export function mountImageLayers(
+  sys: Syscalls,
+  d: { lower: string[]; empty: string; target: string },
+): void {
+  if (d.lower.length === 0) throw new SysError("mount", EINVAL, "an image volume needs a layer");
+  const lower = d.lower.length === 1 ? [...d.lower, d.empty] : d.lower;
+  for (const p of [d.target, ...lower]) {
+    if (/[,:]/.test(p)) {
+      throw new SysError(
+        "mount",
+        EINVAL,
+        `overlay paths must not contain ',' or ':' (${JSON.stringify(p)})`,
+      );
+    }
+  }
+  sys.mount({
+    source: "overlay",
+    target: d.target,
+    fstype: "overlay",
+    flags: MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+    data: `lowerdir=${lower.join(":")}`,
   });
 }
 

@@ -283,7 +283,9 @@ function withPodVolumes(spec: ContainerSpec, dirs: Record<string, string>, paths
   return {
     ...spec,
     mounts: spec.mounts.map((m) => {
-      if (m.kind === "emptyDir" || m.kind === "files") return { ...m, source: dirs[m.volume!] };
+      if (m.kind === "emptyDir" || m.kind === "files" || m.kind === "image") {
+        return { ...m, source: dirs[m.volume!] };
+      }
       if (m.kind === "claim") return { ...m, source: claimDir(paths, m.volume!) };
       return m;
     }),

@@ -39,7 +39,6 @@ import type {
   VolumeFile,
 } from "../spec/pod.ts";
 import { nodeCapacity } from "../spec/pod.ts";
-import { unmount } from "../sys/mounts.ts";
 import { podResolvConf } from "./dns.ts";
 import { fieldValue, type PodInfo } from "../spec/downward.ts";
 import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
@@ -49,6 +48,8 @@ import type { CgroupLimits } from "../sys/cgroups/mod.ts";
 import { createNamespaces, createNetns, pinNamespace, removeNetns } from "../sys/netns.ts";
 import { linkGone } from "../sys/linkwatch.ts";
 import { pathExists, privateDir, removeBelow } from "../sys/fsutil.ts";
+import { mountImageLayers, unmount } from "../sys/mounts.ts";
+import { defaultPullPolicy } from "../image/reference.ts";
 import { which } from "../oci/runtime.ts";
 import {
   type ContainerRecord,
@@ -128,7 +129,15 @@ export interface PodRecord extends StoredRecord {
   emptyDirs: Record<string, string>;
   /** emptyDir paths with a tmpfs on them (medium: Memory), recorded before the mount. */
   memoryDirs?: string[];
-  resources: { dir?: boolean; cgroup?: boolean; netns?: boolean; cni?: boolean; nsPins?: boolean };
+  resources: {
+    dir?: boolean;
+    cgroup?: boolean;
+    netns?: boolean;
+    cni?: boolean;
+    nsPins?: boolean;
+    /** Image volumes mounted under the pod's volumes dir. */
+    imageVolumes?: boolean;
+  };
   /** The init containers that are native sidecars (restartPolicy Always): they keep running. */
   sidecars?: string[];
   /** Namespace type → pinned file that members join (ipc, uts, pid). */
@@ -143,6 +152,8 @@ export interface PodRecord extends StoredRecord {
   uid?: string;
   /** PersistentVolumeClaims it mounts: `rkl volume rm` refuses them while the pod exists. */
   claims?: string[];
+  /** Image volumes: name → the image (`rkl image rm` refuses it while the pod exists). */
+  imageVolumes?: Record<string, { imageId: string; dir: string }>;
   /** Made through the CRI (RunPodSandbox): its metadata; the record name is its id. */
   cri?: CriSandboxInfo;
 }
@@ -327,10 +338,21 @@ async function createPodNow(
     await rootSource(host, c);
     prepareHostPaths(c);
   }
+  const dirs = podDirs(host, name);
+  // Image volumes too, as their pullPolicy says (default as for a container's image).
+  const imageVolumes: NonNullable<PodRecord["imageVolumes"]> = {};
+  for (const [v, iv] of Object.entries(spec.imageVolumes ?? {})) {
+    if (!host.images) throw new SpecError(iv.loc, "an image volume needs the image store");
+    const image = await host.images.ensure(
+      iv.reference,
+      iv.pullPolicy ?? defaultPullPolicy(iv.reference),
+      iv.loc,
+    );
+    imageVolumes[v] = { imageId: image.id, dir: `${dirs.volumes}/${v}` };
+  }
   const network = spec.hostNetwork ? null : options.network;
   const conflist = network ? await loadNetwork(network, networkOptions(host)) : undefined;
   const nat = conflist && mappings.length > 0 ? await (natRead ?? natTable(host.cmd)) : "";
-  const dirs = podDirs(host, name);
 
   const rec: PodRecord = await host.store.withLock(() => {
     if (host.store.get("pods", name)) {
@@ -385,10 +407,11 @@ async function createPodNow(
       containers: [],
       dirs,
       emptyDirs: Object.fromEntries(
-        [...spec.emptyDirs, ...Object.keys(spec.fileVolumes)].map((
+        [...spec.emptyDirs, ...Object.keys(spec.fileVolumes), ...Object.keys(imageVolumes)].map((
           v,
         ) => [v, `${dirs.volumes}/${v}`]),
       ),
+      imageVolumes: Object.keys(imageVolumes).length > 0 ? imageVolumes : undefined,
       resources: {},
       static: options.static,
       cri: options.cri,
@@ -426,6 +449,12 @@ async function createPodNow(
       if (spec.fsGroup !== undefined) setGroup(dir, spec.fsGroup, 0o2777);
     }
     for (const claim of spec.claims) makeClaim(host, claim, spec.fsGroup);
+    if (rec.imageVolumes) {
+      rec.resources.imageVolumes = true;
+      save();
+      mountImageVolumes(host, rec);
+      trace("pod: image volumes");
+    }
 
     trace("pod: dirs");
     rec.resources.cgroup = true;
@@ -668,6 +697,34 @@ function usesPodIP(spec: PodSpec): boolean {
   return [...spec.initContainers, ...spec.containers].some((c) =>
     c.spec.env.some((e) => ip(e.fieldRef))
   ) || Object.values(spec.fileVolumes).some((files) => files.some((f) => ip(f.fieldRef)));
+}
+
+/**
+ * Mounts each image volume's layers on its dir under the pod's volumes dir,
+ * read-only and noexec (the members bind that mount); an image gone since
+ * the pull (removed meanwhile) is an error at its volume.
+ */
+function mountImageVolumes(host: Host, rec: PodRecord): void {
+  const dirs = podDirs(host, rec.name);
+  const empty = `${dirs.dir}/image-volume-empty`;
+  Deno.mkdirSync(empty, { mode: 0o755 });
+  for (const [v, iv] of Object.entries(rec.imageVolumes ?? {})) {
+    const image = host.images!.store.find(iv.imageId);
+    if (!image) {
+      throw new RklError(
+        "EIMAGE",
+        `Cannot mount image volume ${JSON.stringify(v)}: image ${
+          iv.imageId.slice(7, 19)
+        } was removed`,
+      );
+    }
+    Deno.mkdirSync(iv.dir, { mode: 0o755 });
+    mountImageLayers(host.sys, {
+      lower: host.images!.store.lowerDirs(image),
+      empty,
+      target: iv.dir,
+    });
+  }
 }
 
 /** The namespaces a member of the pod joins: pinned files, or the host's. */
@@ -1073,6 +1130,11 @@ async function teardownPodLocked(host: Host, rec: PodRecord): Promise<void> {
     }
   }
   for (const dir of rec.memoryDirs ?? []) await step(() => unmount(host.sys, dir));
+  if (rec.resources.imageVolumes) {
+    for (const iv of Object.values(rec.imageVolumes ?? {})) {
+      await step(() => unmount(host.sys, iv.dir));
+    }
+  }
   if (rec.resources.dir) {
     // Tolerates a dir already gone (a teardown that failed later), refuses a mounted one.
     await step(() => removeUnmounted(podDirs(host, rec.name).dir));

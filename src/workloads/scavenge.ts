@@ -11,7 +11,7 @@ import { removeIdlePortmapChains, removeNatRulesFor } from "../net/portmap.ts";
 import type { NetConfList } from "../net/cni.ts";
 import { bridgeName } from "../net/network.ts";
 import { deleteIdleBridge } from "../net/hostnet.ts";
-import { unmount } from "../sys/mounts.ts";
+import { mountPoints, unmount } from "../sys/mounts.ts";
 import { removeNetns } from "../sys/netns.ts";
 import { pathExists, readDirOr, removeBelow } from "../sys/fsutil.ts";
 import { unstageSubPath } from "../sys/subpath.ts";
@@ -201,11 +201,15 @@ export async function scavengePod(
   }
   removeEmptyParent(host, cg); // its members' removal may have taken the pod cgroup already
   const dir = `${host.paths.root}/pods/${name}`;
+  // The only mounts a pod dir holds sit on pods/NAME/volumes/VOLUME: image
+  // volumes and medium: Memory emptyDirs. The kernel's table names them.
+  const volumes = `${dir}/volumes/`;
+  for (const m of mountPoints(Deno.readTextFileSync("/proc/self/mountinfo"))) {
+    if (!m.startsWith(volumes) || m.slice(volumes.length).includes("/")) continue;
+    unmount(host.sys, m);
+    done.push(`volume mount ${m}`);
+  }
   if (pathExists(dir)) {
-    // A medium: Memory emptyDir is the only mount rkl puts under a pod's volumes dir.
-    for (const v of readDirOr(`${dir}/volumes`)) {
-      if (v.isDirectory) unmount(host.sys, `${dir}/volumes/${v.name}`); // never a symlink
-    }
     removeUnmounted(dir);
     done.push(`pod dir ${dir}`);
   }
