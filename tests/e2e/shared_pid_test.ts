@@ -186,13 +186,12 @@ test("20 creates in a shared-PID pod succeed, each container mounted with its ow
     assert.deepEqual(failures, [], `${failures.length}/20 creates went wrong`);
   } finally {
     await crictl(["rmp", "-f", pod]);
+    // The image is part of the census: it goes too.
+    await crictl(["rmi", "busybox:1.36"]);
   }
 });
 
 cleanupAfterAll(env, async () => {
-  if (daemon) {
-    await crictl(["rmi", "busybox:1.36"]);
-    await stopDaemon(daemon);
-  }
+  if (daemon) await stopDaemon(daemon);
   await registry?.stop();
 });
