@@ -12,8 +12,11 @@
 # host youki 0.7.0 mounts every hierarchy (and the tmpfs holding them)
 # read-write inside the container whatever the cgroup mount's options say,
 # so a container could raise its own limits; with "ro" they are read-only,
-# as under runc (libcontainer-cgroup-ro.patch). Everything else is youki as
-# published.
+# as under runc (libcontainer-cgroup-ro.patch). And a container joining a
+# shared PID namespace (a pod's) on cgroup v1 had youki read the runtime's
+# /proc/<its pid inside the pod>: a missing host pid failed the create, an
+# existing one lent its cgroup path (libcontainer-cgroup-v1-joined-pidns.patch).
+# Everything else is youki as published.
 set -euo pipefail
 version="$1"
 dest="${2:-/usr/local/bin/youki}"
