@@ -11,7 +11,7 @@ import { type SourceLocation, SpecError } from "../errors.ts";
 import { interpolate, InterpolationError, parseDotEnv, shellSplit } from "./interpolate.ts";
 import { joinPath } from "./paths.ts";
 import { parseQuantity, QuantityError } from "./quantity.ts";
-import { DNS1123_LABEL, envNameError } from "./names.ts";
+import { envNameError } from "./names.ts";
 import {
   formatPath,
   locate,
@@ -152,6 +152,7 @@ const serviceSchema = z.strictObject({
   read_only: z.boolean().optional(),
   stop_grace_period: duration.optional(),
   tty: z.boolean().optional(),
+  init: z.boolean().optional(),
   stdin_open: z.boolean().optional(),
   network_mode: z.string().optional(),
   stop_signal: z.string().regex(/^(SIG)?[A-Z0-9+-]+$|^\d+$/i, "must be a signal such as SIGINT")
@@ -228,6 +229,8 @@ type RawService = z.output<typeof serviceSchema>;
 export interface ComposePort {
   hostIP?: string;
   hostPort: number;
+  /** `"6005-6015:80"`: the first port of hostPort..hostPortEnd free when the container is made. */
+  hostPortEnd?: number;
   containerPort: number;
   protocol: "tcp" | "udp";
 }
@@ -290,8 +293,14 @@ export interface ComposeService {
   readOnly: boolean;
   stopGraceSec: number;
   tty: boolean;
-  /** `network_mode`: the host's network namespace, or loopback only. */
-  networkMode?: "host" | "none";
+  /** `init: true`: catatonit runs as PID 1 in front of the process (docker's `--init`). */
+  init: boolean;
+  /**
+   * `network_mode`: the host's network namespace, loopback only, or another
+   * service's (its first replica's) or rkl container's, named by `networkTarget`.
+   */
+  networkMode?: "host" | "none" | "service" | "container";
+  networkTarget?: string;
   /** `stop_signal`, as SIGNAME. */
   stopSignal?: string;
   /** `shm_size` in bytes. */
@@ -537,13 +546,7 @@ function parsePorts(L: Located, svc: string, raw: NonNullable<RawService["ports"
     if (typeof p === "object") {
       if (p.published === undefined || p.published === "") return; // not published
       const [lo, hi = lo] = String(p.published).split("-").map(Number);
-      if (!Number.isInteger(lo) || lo < 1 || hi > 65535 || hi < lo || hi !== lo) {
-        if (hi !== lo) {
-          throw L.error(
-            where,
-            "a published range needs a matching target range (use the short syntax)",
-          );
-        }
+      if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 1 || hi > 65535 || hi < lo) {
         throw L.error(
           [...where, "published"],
           `published port ${JSON.stringify(p.published)} must be 1-65535`,
@@ -552,6 +555,7 @@ function parsePorts(L: Located, svc: string, raw: NonNullable<RawService["ports"
       out.push({
         hostIP: p.host_ip,
         hostPort: lo,
+        ...(hi > lo ? { hostPortEnd: hi } : {}),
         containerPort: p.target,
         protocol: p.protocol ?? "tcp",
       });
@@ -574,6 +578,17 @@ function parsePorts(L: Located, svc: string, raw: NonNullable<RawService["ports"
     const cLo = Number(clo), cHi = Number(chi ?? clo);
     if (!hlo) return; // container port only: compose would pick a random host port; rkl publishes nothing
     const hLo = Number(hlo), hHi = Number(hhi ?? hlo);
+    if (hHi > hLo && chi === undefined && hHi <= 65535 && cLo >= 1 && cLo <= 65535) {
+      // A host range to one container port: docker takes the first free port of the range.
+      out.push({
+        hostIP: ip,
+        hostPort: hLo,
+        hostPortEnd: hHi,
+        containerPort: cLo,
+        protocol: (proto?.toLowerCase() ?? "tcp") as "tcp" | "udp",
+      });
+      return;
+    }
     if (
       hHi - hLo !== cHi - cLo || cHi < cLo || [hLo, hHi, cLo, cHi].some((n) => n < 1 || n > 65535)
     ) {
@@ -845,10 +860,12 @@ export function loadCompose(
 
   const out: ComposeService[] = enabled.map(([svc, s]) => {
     const at = (...p: PathSegment[]) => ["services", svc, ...p];
-    if (!DNS1123_LABEL.test(svc) && !/^[a-z0-9][a-z0-9_.-]*$/.test(svc)) {
+    // The compose spec's `[a-zA-Z0-9._-]+`, with a letter or digit in it (a
+    // container name is derived from it, lower-cased, see containerName()).
+    if (!/^[a-zA-Z0-9._-]+$/.test(svc) || !/[a-zA-Z0-9]/.test(svc)) {
       throw L.error(
         ["services", svc],
-        `service name ${JSON.stringify(svc)} must use a-z, 0-9, '_', '.', '-'`,
+        `service name ${JSON.stringify(svc)} must use a-z, A-Z, 0-9, '_', '.', '-'`,
       );
     }
     if (!s.image) {
@@ -859,21 +876,47 @@ export function loadCompose(
     }
     const nets = networksMap(s.networks);
     let networkMode: ComposeService["networkMode"];
+    let networkTarget: string | undefined;
     if (
       s.network_mode !== undefined && s.network_mode !== "bridge" && s.network_mode !== "default"
     ) {
-      if (s.network_mode !== "host" && s.network_mode !== "none") {
+      const join = /^(service|container):(.+)$/.exec(s.network_mode);
+      if (s.network_mode !== "host" && s.network_mode !== "none" && !join) {
         throw L.error(
           at("network_mode"),
           `network_mode ${
             JSON.stringify(s.network_mode)
-          } (sharing another service's or container's network) is not supported: put the services in one pod (rkl pod) or on one network`,
+          } must be bridge, host, none, service:NAME or container:NAME`,
         );
       }
       if (s.networks !== undefined) {
         throw L.error(at("network_mode"), "network_mode cannot be combined with networks");
       }
-      networkMode = s.network_mode;
+      if (join) {
+        // docker refuses these with another container's network namespace.
+        for (const k of ["ports", "hostname", "mac_address"] as const) {
+          if ((s as Record<string, unknown>)[k] !== undefined) {
+            throw L.error(
+              at(k),
+              `${k} cannot be combined with network_mode ${s.network_mode}: set it on ${join[2]}`,
+            );
+          }
+        }
+        if (join[1] === "service" && !(join[2] in services)) {
+          throw L.error(at("network_mode"), `service ${JSON.stringify(join[2])} is not defined`);
+        }
+        if (join[1] === "service" && join[2] === svc) {
+          throw L.error(at("network_mode"), "a service cannot join its own network namespace");
+        }
+        if (join[1] === "container" && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(join[2])) {
+          throw L.error(
+            at("network_mode"),
+            `container name ${JSON.stringify(join[2])} must use a-z, A-Z, 0-9, '_', '.', '-'`,
+          );
+        }
+        networkMode = join[1] as "service" | "container";
+        networkTarget = join[2];
+      } else networkMode = s.network_mode as "host" | "none";
     }
     for (const n of Object.keys(nets)) {
       if (!declaredNets.has(n) && n !== "default") {
@@ -889,7 +932,11 @@ export function loadCompose(
       nets.default = null;
       usesDefault = true;
     } else if ("default" in nets) usesDefault = true;
-    const deps = dependsMap(s.depends_on);
+    const deps = { ...dependsMap(s.depends_on) };
+    // The joined service starts first and stops last, as docker compose orders them.
+    if (networkMode === "service" && !(networkTarget! in deps)) {
+      deps[networkTarget!] = { condition: "service_started" };
+    }
     for (const d of Object.keys(deps)) {
       if (!(d in services)) {
         throw L.error(
@@ -1064,7 +1111,9 @@ export function loadCompose(
       readOnly: s.read_only ?? false,
       stopGraceSec,
       tty: s.tty ?? false,
+      init: s.init ?? false,
       networkMode,
+      ...(networkTarget !== undefined ? { networkTarget } : {}),
       stopSignal: s.stop_signal === undefined ? undefined : signalName(s.stop_signal),
       shmSize: s.shm_size === undefined
         ? undefined
@@ -1088,6 +1137,23 @@ export function loadCompose(
     };
   });
 
+  // Container names are DNS labels (lower case, '_' and '.' become '-'): two
+  // services that differ only there would share their containers' names.
+  const derived = new Map<string, string>();
+  for (const s of out) {
+    if (s.containerName) continue;
+    const key = s.name.toLowerCase().replace(/[^a-z0-9-]/g, "-");
+    const other = derived.get(key);
+    if (other !== undefined) {
+      throw L.error(
+        ["services", s.name],
+        `service name ${JSON.stringify(s.name)} gives the same container names as ${
+          JSON.stringify(other)
+        } (names are lower-cased, '_' and '.' become '-'): rename one or set container_name`,
+      );
+    }
+    derived.set(key, s.name);
+  }
   for (const s of out) {
     for (const d of s.dependsOn) {
       if (!enabledNames.has(d.service)) {

@@ -14,11 +14,12 @@
  * recreated service is found again as soon as `up` finishes. The cost: names
  * are only updated by rkl commands (as with compose, that is when they change).
  */
-import { NotFoundError, RklError, SpecError } from "../errors.ts";
+import { ConflictError, NotFoundError, RklError, SpecError } from "../errors.ts";
 import { bridgeConflist, conflistPath } from "../net/network.ts";
 import {
   conflistSubnets,
   kernelRoutes,
+  natTable,
   releaseSubnetClaims,
   slash24s,
   writeBridgeNetwork,
@@ -32,6 +33,7 @@ import type { StoredRecord } from "../store/store.ts";
 import {
   type ContainerRecord,
   createContainer,
+  type JoinNetwork,
   refresh,
   removeContainer,
   removeContainers,
@@ -42,6 +44,8 @@ import { hostsFile } from "./etc_files.ts";
 import { ensureHealthMonitor, waitForHealth } from "./health.ts";
 import { type Host, networkOptions, type RklPaths } from "./host.ts";
 import { RESTART_LABEL } from "../spec/names.ts";
+import { which } from "../oci/runtime.ts";
+import { portConflict } from "./ports.ts";
 
 export const LABEL_PROJECT = "com.docker.compose.project";
 export const LABEL_SERVICE = "com.docker.compose.service";
@@ -151,6 +155,109 @@ async function ensureNetworks(
   }
 }
 
+/** Label naming the container (id@createdAt) whose network namespace a replica joined. */
+export const LABEL_NETNS_OF = "org.rkl.compose.netns-of";
+
+/**
+ * `network_mode: service:X` (X's first replica) or `container:X` (an rkl
+ * container of this root): that container's pinned netns and /etc files.
+ * It must be running; a pod's member or a container in the host's
+ * namespace is refused (or, for the latter, joined as the host's).
+ */
+function networkToJoin(
+  host: Host,
+  project: ComposeProject,
+  svc: ComposeService,
+): { join?: JoinNetwork; id?: string; hostNetwork?: boolean } {
+  if (svc.networkMode !== "service" && svc.networkMode !== "container") return {};
+  const target = svc.networkMode === "service"
+    ? containerName(project.name, project.services.find((s) => s.name === svc.networkTarget)!, 1)
+    : svc.networkTarget!;
+  const what = `network_mode ${svc.networkMode}:${svc.networkTarget} of service ${
+    JSON.stringify(svc.name)
+  }`;
+  const rec = host.store.get<ContainerRecord>("containers", target);
+  if (!rec || rec.status !== "running") {
+    throw new ConflictError(
+      `Cannot join the network of container ${JSON.stringify(target)} (${what}): ${
+        rec ? `it is ${rec.status}` : "there is no such container"
+      }`,
+    );
+  }
+  if (rec.pod) {
+    throw new ConflictError(
+      `Cannot join the network of container ${
+        JSON.stringify(target)
+      } (${what}): it belongs to pod ${
+        JSON.stringify(rec.pod)
+      }; add the container to that pod instead`,
+    );
+  }
+  // Its id is derived from its name: the creation time tells a recreated one apart.
+  const id = `${rec.id}@${rec.createdAt}`;
+  if (rec.hostNetwork) return { hostNetwork: true, id };
+  let hostname = rec.name;
+  try {
+    hostname = Deno.readTextFileSync(`${rec.dirs.etc}/hostname`).trim() || rec.name;
+  } catch { /* the container's name */ }
+  return {
+    join: { container: rec.name, netns: rec.dirs.netns, etcDir: rec.dirs.etc, hostname },
+    id,
+  };
+}
+
+/** The host's catatonit, which `init: true` runs in front of the service's process. */
+function initBinary(svc: ComposeService): string | undefined {
+  if (!svc.init) return undefined;
+  const bin = which("catatonit");
+  if (!bin) {
+    throw new NotFoundError(
+      `Cannot run service ${JSON.stringify(svc.name)} with init: true: catatonit is not installed`,
+      { hint: "run scripts/setup.sh (Debian package catatonit), or remove init: true" },
+    );
+  }
+  return bin;
+}
+
+/**
+ * The ports of one replica: a host range mapped to one container port
+ * (`"6005-6015:80"`) takes the first port of the range that no workload
+ * publishes, no process holds and no nat rule forwards, as docker does.
+ */
+async function replicaPorts(host: Host, svc: ComposeService): Promise<ComposeService["ports"]> {
+  if (!svc.ports.some((p) => p.hostPortEnd !== undefined)) return svc.ports;
+  const nat = await natTable(host.cmd);
+  const chosen: ComposeService["ports"] = [];
+  for (const p of svc.ports) {
+    if (p.hostPortEnd === undefined) {
+      chosen.push(p);
+      continue;
+    }
+    let pick: number | undefined;
+    for (let port = p.hostPort; port <= p.hostPortEnd && pick === undefined; port++) {
+      if (chosen.some((c) => c.hostPort === port && c.protocol === p.protocol)) continue;
+      const m = { hostPort: port, containerPort: p.containerPort, protocol: p.protocol };
+      if (!portConflict(host, [{ ...m, ...(p.hostIP ? { hostIP: p.hostIP } : {}) }], { nat })) {
+        pick = port;
+      }
+    }
+    if (pick === undefined) {
+      throw new ConflictError(
+        `Cannot publish port ${p.containerPort}/${p.protocol} of service ${
+          JSON.stringify(svc.name)
+        }: every host port of ${p.hostPort}-${p.hostPortEnd} is taken`,
+      );
+    }
+    chosen.push({
+      hostIP: p.hostIP,
+      hostPort: pick,
+      containerPort: p.containerPort,
+      protocol: p.protocol,
+    });
+  }
+  return chosen;
+}
+
 /** The container spec of one replica. */
 function replicaSpec(
   host: Host,
@@ -159,6 +266,7 @@ function replicaSpec(
   name: string,
   n: number,
   hash: string,
+  ports: ComposeService["ports"] = svc.ports,
 ): LoadedContainer {
   const mounts: ResolvedMount[] = svc.mounts.map((m, i) => {
     switch (m.kind) {
@@ -211,7 +319,7 @@ function replicaSpec(
       args: svc.command,
       env: Object.entries(svc.environment).map(([k, v]) => ({ name: k, value: v })),
       workingDir: svc.workingDir,
-      ports: svc.ports.map((p) => ({
+      ports: ports.map((p) => ({
         containerPort: p.containerPort,
         hostPort: p.hostPort,
         protocol: p.protocol.toUpperCase() as "TCP" | "UDP",
@@ -228,6 +336,7 @@ function replicaSpec(
         readOnlyRootFilesystem: svc.readOnly,
       },
       tty: svc.tty,
+      init: initBinary(svc),
       hostname: svc.hostname,
       userNames: svc.user && (svc.user.name || svc.user.group)
         ? { user: svc.user.name, group: svc.user.group, loc: svc.user.loc }
@@ -394,8 +503,11 @@ export async function composeUp(
     const existing = projectContainers(host, project.name).filter((c) =>
       c.labels[LABEL_SERVICE] === svc.name
     );
+    // A replica in another container's network namespace goes with that container.
+    const joined = networkToJoin(host, project, svc);
     const stale = existing.filter((c) =>
-      c.labels[LABEL_HASH] !== hash || Number(c.labels[LABEL_NUMBER]) > svc.replicas
+      c.labels[LABEL_HASH] !== hash || Number(c.labels[LABEL_NUMBER]) > svc.replicas ||
+      (joined.id !== undefined && c.labels[LABEL_NETNS_OF] !== joined.id)
     );
     for (const c of stale) {
       options.log?.(`recreating ${c.name}`);
@@ -413,7 +525,7 @@ export async function composeUp(
         } else continue;
         if (live.status === "created") continue;
       }
-      const spec = replicaSpec(host, project, svc, name, n, hash);
+      const spec = replicaSpec(host, project, svc, name, n, hash, await replicaPorts(host, svc));
       for (const m of spec.spec.mounts) {
         if (m.source.includes("/anon/")) Deno.mkdirSync(m.source, { recursive: true });
       }
@@ -423,11 +535,13 @@ export async function composeUp(
             .aliases.join(",");
         }
       }
+      if (joined.id !== undefined) spec.spec.labels[LABEL_NETNS_OF] = joined.id;
       const nets = svc.networkMode ? [] : svc.networks.map((n) => rec.networks[n.name].rklName);
       const c = await createContainer(host, spec, {
         network: nets[0] ?? null,
         extraNetworks: nets.slice(1),
-        hostNetwork: svc.networkMode === "host",
+        hostNetwork: svc.networkMode === "host" || joined.hostNetwork,
+        joinNetwork: joined.join,
       });
       try {
         await startContainer(host, c.name);

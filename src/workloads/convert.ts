@@ -112,6 +112,13 @@ function convertService(
       "network_mode none has no Pod equivalent: drop it and run the converted pod with `rkl pod run --network none`",
     );
   }
+  if (svc.networkMode === "service" || svc.networkMode === "container") {
+    fail(
+      s,
+      ["network_mode"],
+      `network_mode ${svc.networkMode}:${svc.networkTarget} has no Pod equivalent across pods: put both containers in one Pod (they share its network namespace)`,
+    );
+  }
   const objects: Obj[] = [];
   const volumes: Obj[] = [];
   const mounts: Obj[] = [];
@@ -261,6 +268,18 @@ function convertService(
       warn(s, [key], why);
     }
   }
+  if (svc.init) {
+    warn(s, ["init"], "no Pod field runs an init in front of the process; dropped");
+  }
+  svc.ports.forEach((p) => {
+    if (p.hostPortEnd !== undefined) {
+      warn(
+        s,
+        ["ports"],
+        `host port range ${p.hostPort}-${p.hostPortEnd}: a Pod names one hostPort; ${p.hostPort} is used`,
+      );
+    }
+  });
   if (Object.keys(svc.sysctls).length > 0) {
     warn(s, ["sysctls"], "moved to spec.securityContext.sysctls, which rkl pods do not apply");
   }

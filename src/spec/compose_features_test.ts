@@ -1,0 +1,145 @@
+/** Compose features of issue 32 that docker compose honours: names, init, port ranges, network_mode. */
+import assert from "node:assert/strict";
+import { SpecError } from "../errors.ts";
+import { loadCompose } from "./compose.ts";
+
+const load = (text: string) =>
+  loadCompose([{ file: "compose.yaml", text }], { env: {}, dir: "/srv/app" });
+
+function err(text: string): SpecError {
+  try {
+    load(text);
+  } catch (e) {
+    if (e instanceof SpecError) return e;
+    throw e;
+  }
+  assert.fail("expected a SpecError");
+}
+
+Deno.test("loadCompose() accepts service names with upper-case letters, as the compose spec does", () => {
+  const { project } = load(`services:
+  WebApp:
+    image: busybox
+    depends_on: [My.DB]
+  My.DB:
+    image: busybox
+`);
+  assert.deepEqual(project.services.map((s) => s.name), ["My.DB", "WebApp"]);
+});
+
+Deno.test("loadCompose() refuses two services whose container names would be the same", () => {
+  const e = err(`services:
+  web:
+    image: busybox
+  Web:
+    image: busybox
+`);
+  assert.equal(e.line, 5); // the service's body
+  assert.match(e.message, /"Web" gives the same container names as "web"/);
+  // container_name keeps them apart.
+  load(`services:
+  web:
+    image: busybox
+  Web:
+    image: busybox
+    container_name: web2
+`);
+});
+
+Deno.test("loadCompose() still refuses service names outside [a-zA-Z0-9._-]", () => {
+  for (const bad of ['"a/b"', '"a b"', '"..."', '"é"']) {
+    const e = err(`services:\n  ${bad}:\n    image: busybox\n`);
+    assert.match(e.message, /service name .* must use a-z, A-Z, 0-9/);
+    assert.equal(e.line, 3);
+  }
+});
+
+Deno.test("loadCompose() reads init: true", () => {
+  const { project } = load(`services:
+  a: {image: busybox, init: true}
+  b: {image: busybox}
+`);
+  assert.deepEqual(project.services.map((s) => [s.name, s.init]), [["a", true], ["b", false]]);
+  assert.equal(err(`services:\n  a: {image: busybox, init: "yes"}\n`).line, 2);
+});
+
+Deno.test("loadCompose() maps a host port range to one container port as a range to pick from", () => {
+  const { project } = load(`services:
+  a:
+    image: busybox
+    ports:
+      - "6005-6015:80"
+      - "127.0.0.1:7000-7001:81/udp"
+      - "9000-9001:80-81"
+      - target: 82
+        published: "7100-7110"
+`);
+  assert.deepEqual(project.services[0].ports, [
+    { hostIP: undefined, hostPort: 6005, hostPortEnd: 6015, containerPort: 80, protocol: "tcp" },
+    { hostIP: "127.0.0.1", hostPort: 7000, hostPortEnd: 7001, containerPort: 81, protocol: "udp" },
+    { hostIP: undefined, hostPort: 9000, containerPort: 80, protocol: "tcp" },
+    { hostIP: undefined, hostPort: 9001, containerPort: 81, protocol: "tcp" },
+    { hostIP: undefined, hostPort: 7100, hostPortEnd: 7110, containerPort: 82, protocol: "tcp" },
+  ]);
+  // Ranges of different lengths, and ranges past 65535, stay refused.
+  assert.match(
+    err(`services:\n  a:\n    image: busybox\n    ports: ["9000-9002:80-81"]\n`).message,
+    /same length/,
+  );
+  assert.match(
+    err(`services:\n  a:\n    image: busybox\n    ports: ["65535-65536:80"]\n`).message,
+    /1-65535/,
+  );
+});
+
+Deno.test("loadCompose() reads network_mode service:NAME as an implicit dependency, and container:NAME", () => {
+  const { project } = load(`services:
+  side:
+    image: busybox
+    network_mode: service:app
+  app:
+    image: busybox
+  other:
+    image: busybox
+    network_mode: "container:some_box"
+`);
+  const side = project.services.find((s) => s.name === "side")!;
+  assert.equal(side.networkMode, "service");
+  assert.equal(side.networkTarget, "app");
+  assert.deepEqual(side.networks, []);
+  assert.deepEqual(side.dependsOn, [{
+    service: "app",
+    condition: "service_started",
+    required: true,
+  }]);
+  // app starts first (and so stops last).
+  assert.ok(
+    project.services.findIndex((s) => s.name === "app") <
+      project.services.findIndex((s) => s.name === "side"),
+  );
+  const other = project.services.find((s) => s.name === "other")!;
+  assert.deepEqual([other.networkMode, other.networkTarget], ["container", "some_box"]);
+});
+
+Deno.test("loadCompose() refuses what docker refuses with network_mode service:NAME", () => {
+  const base =
+    "services:\n  app: {image: busybox}\n  side:\n    image: busybox\n    network_mode: service:";
+  assert.match(err(`${base}ghost\n`).message, /service "ghost" is not defined/);
+  assert.match(err(`${base}side\n`).message, /its own network namespace/);
+  const ports = err(`${base}app\n    ports: ["80:80"]\n`);
+  assert.equal(ports.line, 6);
+  assert.match(ports.message, /ports cannot be combined with network_mode service:app/);
+  assert.match(err(`${base}app\n    hostname: x\n`).message, /hostname cannot be combined/);
+  assert.match(
+    err(`${base}app\n    networks: [default]\n`).message,
+    /cannot be combined with networks/,
+  );
+  assert.match(
+    err("services:\n  a:\n    image: busybox\n    network_mode: container:../x\n").message,
+    /container name "..\/x" must use/,
+  );
+  assert.match(
+    err("services:\n  a:\n    image: busybox\n    network_mode: wat\n").message,
+    /must be bridge, host, none, service:NAME or container:NAME/,
+  );
+});
