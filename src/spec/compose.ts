@@ -153,6 +153,8 @@ const serviceSchema = z.strictObject({
   stop_grace_period: duration.optional(),
   tty: z.boolean().optional(),
   init: z.boolean().optional(),
+  links: z.array(z.string()).optional(),
+  security_opt: z.array(z.string()).optional(),
   stdin_open: z.boolean().optional(),
   network_mode: z.string().optional(),
   stop_signal: z.string().regex(/^(SIG)?[A-Z0-9+-]+$|^\d+$/i, "must be a signal such as SIGINT")
@@ -293,6 +295,10 @@ export interface ComposeService {
   readOnly: boolean;
   stopGraceSec: number;
   tty: boolean;
+  /** `links`: SERVICE → extra names it resolves by in this service's /etc/hosts. */
+  links: { service: string; alias: string }[];
+  /** `security_opt` that rkl applies (docker's `--security-opt`). */
+  securityOpt: ComposeSecurityOpt;
   /** `init: true`: catatonit runs as PID 1 in front of the process (docker's `--init`). */
   init: boolean;
   /**
@@ -308,6 +314,65 @@ export interface ComposeService {
   sysctls: Record<string, string>;
   /** `ulimits`, as RLIMIT_* with soft and hard values. */
   ulimits: { type: string; soft: number; hard: number }[];
+}
+
+export interface ComposeSecurityOpt {
+  /** `no-new-privileges[:true]`. */
+  noNewPrivileges?: boolean;
+  /** `seccomp=unconfined`, `seccomp=builtin`, or `seccomp=FILE` (absolute, a Localhost profile). */
+  seccomp?: { type: "Unconfined" | "RuntimeDefault" } | { type: "Localhost"; file: string };
+  /** `systempaths=unconfined`: no masked or read-only /proc and /sys paths. */
+  systemPathsUnconfined?: boolean;
+}
+
+/**
+ * docker's `--security-opt` values: `KEY=VALUE` or `KEY:VALUE`. rkl applies
+ * no SELinux labels and no AppArmor profiles, so `label=disable` and
+ * `apparmor=unconfined` describe what it does; any other label or profile
+ * is refused, as is every other key.
+ */
+function securityOpts(
+  L: Located,
+  svc: string,
+  raw: string[] | undefined,
+  dir: string,
+): ComposeSecurityOpt {
+  const out: ComposeSecurityOpt = {};
+  (raw ?? []).forEach((opt, i) => {
+    const where: PathSegment[] = ["services", svc, "security_opt", i];
+    const m = /^([a-z-]+)(?:[=:](.*))?$/.exec(opt);
+    const [key, value] = m ? [m[1], m[2]] : ["", undefined];
+    if (key === "no-new-privileges" && (value === undefined || /^(true|false)$/.test(value))) {
+      out.noNewPrivileges = value !== "false";
+    } else if (key === "seccomp" && value) {
+      out.seccomp = value === "unconfined"
+        ? { type: "Unconfined" }
+        : value === "builtin"
+        ? { type: "RuntimeDefault" }
+        : { type: "Localhost", file: joinPath(dir, value) };
+    } else if (key === "systempaths" && value === "unconfined") {
+      out.systemPathsUnconfined = true;
+    } else if (key === "label" && (value === "disable" || value === "disabled")) {
+      // rkl sets no SELinux labels: nothing to disable.
+    } else if (key === "apparmor" && value === "unconfined") {
+      // rkl loads no AppArmor profile: containers are unconfined already.
+    } else if (key === "label" || key === "apparmor") {
+      throw L.error(
+        where,
+        `security_opt ${JSON.stringify(opt)}: rkl applies no ${
+          key === "label" ? "SELinux labels" : "AppArmor profiles"
+        }; remove it (or use ${key}=${key === "label" ? "disable" : "unconfined"})`,
+      );
+    } else {
+      throw L.error(
+        where,
+        `security_opt ${
+          JSON.stringify(opt)
+        } is not supported: use no-new-privileges, seccomp=unconfined|builtin|FILE, systempaths=unconfined, label=disable or apparmor=unconfined`,
+      );
+    }
+  });
+  return out;
 }
 
 export interface ComposeProject {
@@ -933,6 +998,22 @@ export function loadCompose(
       usesDefault = true;
     } else if ("default" in nets) usesDefault = true;
     const deps = { ...dependsMap(s.depends_on) };
+    // links: SERVICE[:ALIAS]; compose starts linked services first.
+    const links = (s.links ?? []).map((l, i) => {
+      const [service, alias = service, ...rest] = l.split(":");
+      if (
+        rest.length > 0 || !(service in services) || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(alias)
+      ) {
+        throw L.error(
+          at("links", i),
+          service in services || rest.length > 0
+            ? `link ${JSON.stringify(l)} must look like "SERVICE" or "SERVICE:ALIAS"`
+            : `service ${JSON.stringify(service)} is not defined`,
+        );
+      }
+      if (!(service in deps)) deps[service] = { condition: "service_started" };
+      return [service, alias] as const;
+    });
     // The joined service starts first and stops last, as docker compose orders them.
     if (networkMode === "service" && !(networkTarget! in deps)) {
       deps[networkTarget!] = { condition: "service_started" };
@@ -1112,6 +1193,8 @@ export function loadCompose(
       stopGraceSec,
       tty: s.tty ?? false,
       init: s.init ?? false,
+      links: links.map(([service, alias]) => ({ service, alias })),
+      securityOpt: securityOpts(L, svc, s.security_opt, options.dir),
       networkMode,
       ...(networkTarget !== undefined ? { networkTarget } : {}),
       stopSignal: s.stop_signal === undefined ? undefined : signalName(s.stop_signal),

@@ -143,3 +143,66 @@ Deno.test("loadCompose() refuses what docker refuses with network_mode service:N
     /must be bridge, host, none, service:NAME or container:NAME/,
   );
 });
+
+Deno.test("loadCompose() reads links as aliases and dependencies", () => {
+  const { project } = load(`services:
+  web:
+    image: busybox
+    links: [db, "db:database", cache]
+  db: {image: busybox}
+  cache: {image: busybox}
+`);
+  const web = project.services.find((s) => s.name === "web")!;
+  assert.deepEqual(web.links, [
+    { service: "db", alias: "db" },
+    { service: "db", alias: "database" },
+    { service: "cache", alias: "cache" },
+  ]);
+  assert.deepEqual(web.dependsOn.map((d) => d.service).sort(), ["cache", "db"]);
+  assert.equal(project.services.at(-1)!.name, "web");
+  const e = err("services:\n  web:\n    image: busybox\n    links: [ghost]\n");
+  assert.equal(e.line, 4);
+  assert.match(e.message, /service "ghost" is not defined/);
+  assert.match(
+    err('services:\n  db: {image: busybox}\n  web:\n    image: busybox\n    links: ["db:a:b"]\n')
+      .message,
+    /must look like "SERVICE" or "SERVICE:ALIAS"/,
+  );
+});
+
+Deno.test("loadCompose() applies security_opt and refuses what rkl cannot honour at its line", () => {
+  const { project } = load(`services:
+  a:
+    image: busybox
+    security_opt:
+      - no-new-privileges:true
+      - seccomp=./profile.json
+      - label:disable
+      - apparmor=unconfined
+      - systempaths=unconfined
+  b:
+    image: busybox
+    security_opt: ["seccomp:unconfined", "no-new-privileges=false"]
+`);
+  assert.deepEqual(project.services[0].securityOpt, {
+    noNewPrivileges: true,
+    seccomp: { type: "Localhost", file: "/srv/app/profile.json" },
+    systemPathsUnconfined: true,
+  });
+  assert.deepEqual(project.services[1].securityOpt, {
+    noNewPrivileges: false,
+    seccomp: { type: "Unconfined" },
+  });
+  for (
+    const [opt, want] of [
+      ["label:type:svirt_t", /rkl applies no SELinux labels/],
+      ["apparmor=docker-default", /rkl applies no AppArmor profiles/],
+      ["credentialspec=file://x", /is not supported: use no-new-privileges/],
+      ["no-new-privileges:maybe", /is not supported/],
+    ] as const
+  ) {
+    const e = err(`services:\n  a:\n    image: busybox\n    security_opt:\n      - "${opt}"\n`);
+    assert.equal(e.line, 5, opt);
+    assert.match(e.message, want, opt);
+  }
+});

@@ -155,6 +155,9 @@ async function ensureNetworks(
   }
 }
 
+/** Label listing a service's `links` as SERVICE:ALIAS,… for its /etc/hosts. */
+export const LABEL_LINKS = "org.rkl.compose.links";
+
 /** Label naming the container (id@createdAt) whose network namespace a replica joined. */
 export const LABEL_NETNS_OF = "org.rkl.compose.netns-of";
 
@@ -334,7 +337,16 @@ function replicaSpec(
         runAsGroup: svc.user?.gid ??
           (svc.user?.uid !== undefined && !svc.user.name ? 0 : undefined),
         readOnlyRootFilesystem: svc.readOnly,
+        ...(svc.securityOpt.noNewPrivileges ? { allowPrivilegeEscalation: false } : {}),
+        ...(svc.securityOpt.seccomp
+          ? {
+            seccompProfile: svc.securityOpt.seccomp.type === "Localhost"
+              ? { type: "Localhost" as const, localhostProfile: svc.securityOpt.seccomp.file }
+              : { type: svc.securityOpt.seccomp.type },
+          }
+          : {}),
       },
+      ...(svc.securityOpt.systemPathsUnconfined ? { maskedPaths: [], readonlyPaths: [] } : {}),
       tty: svc.tty,
       init: initBinary(svc),
       hostname: svc.hostname,
@@ -358,6 +370,9 @@ function replicaSpec(
           : {}),
         // For `rkl daemon`, which applies restart policies.
         [RESTART_LABEL]: svc.restart,
+        ...(svc.links.length > 0
+          ? { [LABEL_LINKS]: svc.links.map((l) => `${l.service}:${l.alias}`).join(",") }
+          : {}),
       },
     },
     warnings: [],
@@ -378,6 +393,12 @@ export function writeProjectHosts(host: Host, project: string): void {
     if (c.hostNetwork) continue; // keeps the host's own /etc/hosts, as docker's host mode does
     const mine = ipsOf(c);
     const extra: { ip: string; names: string[] }[] = [];
+    // links: more names for a service, in this container's file only.
+    const linked = new Map<string, string[]>();
+    for (const l of (c.labels[LABEL_LINKS] ?? "").split(",").filter(Boolean)) {
+      const [svc, alias] = l.split(":");
+      linked.set(svc, [...(linked.get(svc) ?? []), alias]);
+    }
     for (const o of members) {
       if (o.name === c.name) continue;
       const theirs = ipsOf(o);
@@ -393,7 +414,15 @@ export function writeProjectHosts(host: Host, project: string): void {
       extra.push({
         ip,
         names: [
-          ...new Set([o.labels[LABEL_SERVICE], o.name, ...(written ? [written] : []), ...aliases]),
+          ...new Set([
+            o.labels[LABEL_SERVICE],
+            o.name,
+            ...(written ? [written] : []),
+            ...aliases,
+            ...(Number(o.labels[LABEL_NUMBER]) === 1
+              ? linked.get(o.labels[LABEL_SERVICE]) ?? []
+              : []),
+          ]),
         ],
       });
     }

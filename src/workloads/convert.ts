@@ -268,6 +268,16 @@ function convertService(
       warn(s, [key], why);
     }
   }
+  if (svc.links.some((l) => l.alias !== l.service)) {
+    warn(
+      s,
+      ["links"],
+      "link aliases have no Pod equivalent (service names still resolve); dropped",
+    );
+  }
+  if (Object.keys(svc.securityOpt).length > 0) {
+    warn(s, ["security_opt"], "not carried into the Pod's securityContext; dropped");
+  }
   if (svc.init) {
     warn(s, ["init"], "no Pod field runs an init in front of the process; dropped");
   }

@@ -205,4 +205,65 @@ command: ["sleep", "600"]
   await composeOk(dir, ["down", "-t", "0"]);
 });
 
+test("links add names to the linking service's hosts file; security_opt reaches the process", async (dirs) => {
+  const dir = await projectDir("links", {
+    "compose.yaml": `services:
+  web:
+    image: ./bundles/busybox
+    links: ["db:database"]
+    security_opt: [no-new-privileges, "seccomp=unconfined", systempaths=unconfined]
+    command: ["sleep", "600"]
+  db:
+    image: ./bundles/busybox
+    command: ["sleep", "600"]
+  plain:
+    image: ./bundles/busybox
+    command: ["sleep", "600"]
+`,
+  });
+  dirs.push(dir);
+  await composeOk(dir, ["up", "-d"]);
+  const list = JSON.parse(await composeOk(dir, ["ps", "-a", "-o", "json"]));
+  const db = list.find((c: { service: string }) => c.service === "db");
+  const ping = await compose(dir, ["exec", "web", "--", "ping", "-c", "1", "-W", "2", "database"]);
+  assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+  assert.match(ping.stdout, new RegExp(`from ${db.ip.replaceAll(".", "\\.")}`));
+  // The alias is the linking service's own: another service does not have it.
+  const other = await compose(dir, [
+    "exec",
+    "plain",
+    "--",
+    "grep",
+    "-cw",
+    "database",
+    "/etc/hosts",
+  ]);
+  assert.equal(other.stdout.trim(), "0");
+  const status = async (svc: string) =>
+    await composeOk(dir, [
+      "exec",
+      svc,
+      "--",
+      "grep",
+      "-E",
+      "^(NoNewPrivs|Seccomp):",
+      "/proc/self/status",
+    ]);
+  assert.equal(await status("web"), "NoNewPrivs:\t1\nSeccomp:\t0\n");
+  assert.equal(await status("plain"), "NoNewPrivs:\t0\nSeccomp:\t2\n");
+  // systempaths=unconfined: /proc/sys is not remounted read-only.
+  const masked = async (svc: string) =>
+    (await composeOk(dir, [
+      "exec",
+      svc,
+      "--",
+      "sh",
+      "-c",
+      "grep -c ' /proc/sys ' /proc/self/mountinfo || true",
+    ])).trim();
+  assert.equal(await masked("web"), "0");
+  assert.equal(await masked("plain"), "1");
+  await composeOk(dir, ["down", "-t", "0"]);
+});
+
 cleanupAfterAll(env);
