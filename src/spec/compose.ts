@@ -54,9 +54,9 @@ const fileRef = z.union([
   z.strictObject({
     source: z.string(),
     target: z.string().optional(),
-    uid: z.string().optional(),
-    gid: z.string().optional(),
-    mode: z.number().optional(),
+    uid: z.union([z.string(), z.number()]).optional(),
+    gid: z.union([z.string(), z.number()]).optional(),
+    mode: z.union([z.number(), z.string()]).optional(),
   }),
 ]);
 
@@ -85,6 +85,8 @@ const serviceSchema = z.strictObject({
         z.strictObject({
           aliases: z.array(z.string()).optional(),
           ipv4_address: z.string().optional(),
+          ipv6_address: z.string().optional(),
+          mac_address: z.string().optional(),
         }),
       ]),
     ),
@@ -153,6 +155,7 @@ const serviceSchema = z.strictObject({
   stop_grace_period: duration.optional(),
   tty: z.boolean().optional(),
   init: z.boolean().optional(),
+  mac_address: z.string().optional(),
   links: z.array(z.string()).optional(),
   security_opt: z.array(z.string()).optional(),
   stdin_open: z.boolean().optional(),
@@ -247,6 +250,8 @@ export interface ComposeMount {
   createHostPath?: boolean;
   /** Where the mount is written, for errors found when the service is made. */
   loc?: SourceLocation;
+  /** A config's or secret's own copy: owner and mode (`uid`, `gid`, `mode`). */
+  owner?: { uid: number; gid: number; mode: number };
 }
 
 export interface ComposeHealthcheck {
@@ -983,6 +988,23 @@ export function loadCompose(
         networkTarget = join[2];
       } else networkMode = s.network_mode as "host" | "none";
     }
+    // Fixed addresses: rkl's CNI networks hand out addresses from their range (host-local).
+    const fixed: PathSegment[][] = [
+      ...(s.mac_address !== undefined ? [at("mac_address")] : []),
+      ...Object.entries(nets).flatMap(([n, o]) =>
+        (["ipv4_address", "ipv6_address", "mac_address"] as const)
+          .filter((k) => (o as Record<string, unknown> | null)?.[k] !== undefined)
+          .map((k) => at("networks", n, k))
+      ),
+    ];
+    for (const p of fixed) {
+      warnings.push({
+        ...L.at(p),
+        message: `${
+          p[p.length - 1]
+        } is not applied: rkl assigns addresses and MACs from the network's range; reach the service by its name instead`,
+      });
+    }
     for (const n of Object.keys(nets)) {
       if (!declaredNets.has(n) && n !== "default") {
         throw L.error(
@@ -1037,18 +1059,37 @@ export function loadCompose(
             } is not declared in the top-level ${kind}`,
           );
         }
-        if (typeof r !== "string") {
-          for (const k of ["uid", "gid", "mode"] as const) {
-            if (r[k] !== undefined) {
-              // One file per project is bind-mounted read-only into every service.
+        let owner: ComposeMount["owner"];
+        if (typeof r !== "string" && (r.uid ?? r.gid ?? r.mode) !== undefined) {
+          // The service gets its own copy, owned and moded as asked (read-only all the same).
+          const id = (k: "uid" | "gid") => {
+            const v = r[k];
+            if (v === undefined) return 0;
+            if (!/^\d{1,10}$/.test(String(v)) || Number(v) > 4294967294) {
+              throw L.error([...at(kind, i), k], `${k} ${JSON.stringify(v)} must be a number`);
+            }
+            return Number(v);
+          };
+          let mode = kind === "secrets" ? 0o400 : 0o444;
+          if (r.mode !== undefined) {
+            // "0440" (YAML 1.1 octal, as compose reads it), 0o440, or a string of octal digits.
+            const src = L.srcs.findLast((x) => x.doc.hasIn([...at(kind, i), "mode"]));
+            const node = src?.doc.getIn([...at(kind, i), "mode"], true) as Scalar | undefined;
+            const text = typeof r.mode === "string" ? r.mode : node?.source ?? String(r.mode);
+            const m = /^0?o?([0-7]{1,4})$/.exec(text);
+            mode = m && (text.startsWith("0") || typeof r.mode === "string")
+              ? parseInt(m[1], 8)
+              : typeof r.mode === "number"
+              ? r.mode
+              : NaN;
+            if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
               throw L.error(
-                [...at(kind, i), k],
-                `${k} is not supported: rkl mounts ${kind} read-only, owned by root, mode ${
-                  kind === "secrets" ? "0400" : "0444"
-                }`,
+                [...at(kind, i), "mode"],
+                `mode ${JSON.stringify(text)} must be a file mode such as 0440 (at most 0777)`,
               );
             }
           }
+          owner = { uid: id("uid"), gid: id("gid"), mode };
         }
         const target = typeof r === "string" || !r.target
           ? (kind === "secrets" ? `/run/secrets/${source}` : `/${source}`)
@@ -1058,6 +1099,7 @@ export function loadCompose(
           source,
           target: target.startsWith("/") ? target : `/run/secrets/${target}`,
           readOnly: true,
+          ...(owner ? { owner } : {}),
         };
       });
     const env: Record<string, string> = {};

@@ -206,3 +206,58 @@ Deno.test("loadCompose() applies security_opt and refuses what rkl cannot honour
     assert.match(e.message, want, opt);
   }
 });
+
+Deno.test("loadCompose() reads configs and secrets with uid, gid and mode (octal as compose reads it)", () => {
+  const { project } = load(`services:
+  a:
+    image: busybox
+    configs:
+      - {source: c, uid: "1000", gid: "1001", mode: 0440}
+      - {source: c, target: /c2, mode: "0600"}
+      - {source: c, target: /c3, mode: 0o640}
+      - {source: c, target: /c4}
+    secrets:
+      - {source: s, uid: "33"}
+configs:
+  c: {content: hello}
+secrets:
+  s: {file: ./s.txt}
+`);
+  const owners = project.services[0].mounts.map((m) => [m.target, m.owner]);
+  assert.deepEqual(owners, [
+    ["/c", { uid: 1000, gid: 1001, mode: 0o440 }],
+    ["/c2", { uid: 0, gid: 0, mode: 0o600 }],
+    ["/c3", { uid: 0, gid: 0, mode: 0o640 }],
+    ["/c4", undefined],
+    ["/run/secrets/s", { uid: 33, gid: 0, mode: 0o400 }],
+  ]);
+  const bad = (field: string) =>
+    err(
+      `services:\n  a:\n    image: busybox\n    configs:\n      - {source: c, ${field}}\nconfigs:\n  c: {content: x}\n`,
+    );
+  assert.match(bad('uid: "root"').message, /uid "root" must be a number/);
+  assert.match(bad("mode: 01777").message, /must be a file mode such as 0440/);
+  assert.equal(bad('mode: "rw"').line, 5);
+});
+
+Deno.test("loadCompose() warns, with its line, for fixed addresses and MACs it does not apply", () => {
+  const { warnings } = load(`services:
+  a:
+    image: busybox
+    mac_address: "02:42:ac:11:00:02"
+    networks:
+      front:
+        ipv4_address: 172.16.238.10
+        ipv6_address: 2001:3984:3989::10
+networks:
+  front: {}
+`);
+  assert.deepEqual(
+    warnings.map((w) => [w.line, w.path, w.message.split(":")[0]]),
+    [
+      [4, "services.a.mac_address", "mac_address is not applied"],
+      [7, "services.a.networks.front.ipv4_address", "ipv4_address is not applied"],
+      [8, "services.a.networks.front.ipv6_address", "ipv6_address is not applied"],
+    ],
+  );
+});

@@ -261,6 +261,13 @@ async function replicaPorts(host: Host, svc: ComposeService): Promise<ComposeSer
   return chosen;
 }
 
+/** Where a config or secret is kept: one per project, or a copy per owner and mode. */
+function configPath(host: Host, project: string, m: ComposeService["mounts"][number]): string {
+  const dir = `${projectDir(host, project)}/${m.kind}s`;
+  if (!m.owner) return `${dir}/${m.source}`;
+  return `${dir}/.owned/${m.owner.uid}.${m.owner.gid}.${m.owner.mode.toString(8)}/${m.source}`;
+}
+
 /** The container spec of one replica. */
 function replicaSpec(
   host: Host,
@@ -302,7 +309,7 @@ function replicaSpec(
         };
       default:
         return {
-          source: `${projectDir(host, project.name)}/${m.kind}s/${m.source}`,
+          source: configPath(host, project.name, m),
           destination: m.target,
           readOnly: true,
           kind: "hostPath",
@@ -507,6 +514,19 @@ export async function composeUp(
       privateDir(`${pdir}/${kind}`);
       Deno.writeFileSync(path, contents.get(`${kind}/${c.name}`)!);
       Deno.chmodSync(path, kind === "secrets" ? 0o400 : 0o444);
+    }
+  }
+  // Copies with the owner and mode a service asked for (`uid`, `gid`, `mode`).
+  for (const svc of project.services) {
+    for (const m of svc.mounts) {
+      if (!m.owner || (m.kind !== "config" && m.kind !== "secret")) continue;
+      const path = configPath(host, project.name, m);
+      assertBelow(pdir, path, `${m.kind} ${m.source}`);
+      privateDir(`${pdir}/${m.kind}s/.owned`);
+      Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+      Deno.writeFileSync(path, contents.get(`${m.kind}s/${m.source}`)!);
+      Deno.chownSync(path, m.owner.uid, m.owner.gid);
+      Deno.chmodSync(path, m.owner.mode);
     }
   }
   host.store.put("compose", rec);

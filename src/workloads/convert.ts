@@ -278,6 +278,9 @@ function convertService(
   if (Object.keys(svc.securityOpt).length > 0) {
     warn(s, ["security_opt"], "not carried into the Pod's securityContext; dropped");
   }
+  if (svc.mounts.some((m) => m.owner)) {
+    warn(s, [], "configs/secrets uid, gid and mode are not carried into the Pod; dropped");
+  }
   if (svc.init) {
     warn(s, ["init"], "no Pod field runs an init in front of the process; dropped");
   }

@@ -266,4 +266,48 @@ test("links add names to the linking service's hosts file; security_opt reaches 
   await composeOk(dir, ["down", "-t", "0"]);
 });
 
+test("configs and secrets with uid, gid and mode are mounted as that owner and mode", async (dirs) => {
+  const dir = await projectDir("owned", {
+    "compose.yaml": `services:
+  app:
+    image: ./bundles/busybox
+    user: "1000:1000"
+    command: ["sleep", "600"]
+    configs:
+      - {source: conf, target: /etc/app.conf, uid: "1000", gid: "1000", mode: 0440}
+      - {source: conf, target: /etc/plain.conf}
+    secrets:
+      - {source: token, uid: "1000", mode: 0400}
+configs:
+  conf: {content: "key: value"}
+secrets:
+  token: {file: ./token.txt}
+`,
+    "token.txt": "s3cret\n",
+  });
+  dirs.push(dir);
+  await composeOk(dir, ["up", "-d"]);
+  const stat = await composeOk(dir, [
+    "exec",
+    "app",
+    "--",
+    "stat",
+    "-c",
+    "%n %u %g %a",
+    "/etc/app.conf",
+    "/etc/plain.conf",
+    "/run/secrets/token",
+  ]);
+  assert.equal(
+    stat,
+    "/etc/app.conf 1000 1000 440\n/etc/plain.conf 0 0 444\n/run/secrets/token 1000 0 400\n",
+  );
+  // uid 1000 reads its secret (root's 0400 default would refuse it).
+  assert.equal(
+    await composeOk(dir, ["exec", "app", "--", "cat", "/run/secrets/token"]),
+    "s3cret\n",
+  );
+  await composeOk(dir, ["down", "-t", "0"]);
+});
+
 cleanupAfterAll(env);
