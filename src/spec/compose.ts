@@ -202,6 +202,7 @@ const projectSchema = z.strictObject({
       z.null(),
       z.strictObject({
         driver: z.string().optional(),
+        driver_opts: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
         name: z.string().optional(),
         external: z.boolean().optional(),
       }),
@@ -388,7 +389,8 @@ export interface ComposeProject {
   /** Enabled services, in dependency order (dependencies first). */
   services: ComposeService[];
   networks: { name: string; external: boolean; subnet?: string }[];
-  volumes: { name: string; external: boolean }[];
+  /** `device`: the local driver's bind (`driver_opts` type none, o bind): this host directory. */
+  volumes: { name: string; external: boolean; device?: string }[];
   configs: { name: string; file?: string; content?: string }[];
   secrets: { name: string; file?: string; content?: string }[];
 }
@@ -838,6 +840,70 @@ function sysctlMap(
     out[k] = v;
   }
   return out;
+}
+
+/**
+ * A named volume's driver: `local` only. Its `driver_opts` as docker's local
+ * driver reads them for a bind (`type: none`, `o: bind`, `device`: an
+ * absolute host directory); a tmpfs or a device mount is refused at its line.
+ */
+function volumeDriver(
+  L: Located,
+  name: string,
+  o: NonNullable<RawProject["volumes"]>[string],
+): { device?: string } {
+  if (!o) return {};
+  if (o.driver !== undefined && o.driver !== "local") {
+    throw L.error(
+      ["volumes", name, "driver"],
+      `volume driver ${JSON.stringify(o.driver)} is not supported: rkl has the local driver only`,
+    );
+  }
+  const opts = o.driver_opts;
+  if (!opts) return {};
+  for (const k of Object.keys(opts)) {
+    if (!["type", "o", "device"].includes(k)) {
+      throw L.error(
+        ["volumes", name, "driver_opts", k],
+        `driver_opts ${JSON.stringify(k)} is not one of the local driver's type, o, device`,
+      );
+    }
+  }
+  const type = String(opts.type ?? "");
+  const mountOpts = String(opts.o ?? "").split(",").filter(Boolean);
+  if (type === "tmpfs") {
+    throw L.error(
+      ["volumes", name, "driver_opts", "type"],
+      "a tmpfs volume is not supported: give the service a tmpfs mount instead (volumes type tmpfs or tmpfs:)",
+    );
+  }
+  if (
+    (type !== "none" && type !== "") || !mountOpts.includes("bind") || opts.device === undefined
+  ) {
+    throw L.error(
+      ["volumes", name, "driver_opts"],
+      "driver_opts must be a bind ({type: none, o: bind, device: /abs/dir}); rkl mounts no devices or network filesystems",
+    );
+  }
+  const bad = mountOpts.find((x) => x !== "bind" && x !== "rbind");
+  if (bad) {
+    throw L.error(
+      ["volumes", name, "driver_opts", "o"],
+      `mount option ${
+        JSON.stringify(bad)
+      } is not supported with a bind volume (use :ro on the service's mount)`,
+    );
+  }
+  const device = String(opts.device);
+  if (!device.startsWith("/") || device.split("/").includes("..")) {
+    throw L.error(
+      ["volumes", name, "driver_opts", "device"],
+      `device ${
+        JSON.stringify(device)
+      } must be an absolute path without '..' (docker passes it to mount as it is)`,
+    );
+  }
+  return { device };
 }
 
 /** Loads, interpolates, validates and merges compose files into a project. */
@@ -1366,6 +1432,7 @@ export function loadCompose(
       volumes: Object.entries(merged.volumes ?? {}).map(([n, o]) => ({
         name: n,
         external: o?.external ?? false,
+        ...volumeDriver(L, n, o),
       })),
       configs: fileOf("configs"),
       secrets: fileOf("secrets"),

@@ -261,3 +261,43 @@ networks:
     ],
   );
 });
+
+Deno.test("loadCompose() reads a local volume's bind driver_opts and refuses the rest at their line", () => {
+  const { project } = load(`services:
+  a:
+    image: busybox
+    volumes: ["data:/data"]
+volumes:
+  data:
+    driver: local
+    driver_opts: {type: none, o: bind, device: /srv/data}
+  plain: {}
+`);
+  assert.deepEqual(project.volumes, [
+    { name: "data", external: false, device: "/srv/data" },
+    { name: "plain", external: false },
+  ]);
+  const bad = (v: string) => err(`services:\n  a: {image: busybox}\nvolumes:\n  v:\n    ${v}\n`);
+  for (
+    const [v, line, want] of [
+      ["driver: nfs", 5, /volume driver "nfs" is not supported/],
+      [
+        "driver_opts: {type: tmpfs, device: tmpfs, o: size=100m}",
+        5,
+        /tmpfs volume is not supported/,
+      ],
+      ["driver_opts: {type: nfs, o: addr=1.2.3.4, device: :/x}", 5, /must be a bind/],
+      ["driver_opts: {type: none, o: bind, device: ./rel}", 5, /must be an absolute path/],
+      ["driver_opts: {type: none, o: 'bind,uid=1', device: /x}", 5, /mount option "uid=1"/],
+      [
+        "driver_opts: {type: none, o: bind, device: /x, size: 1}",
+        5,
+        /not one of the local driver's/,
+      ],
+    ] as const
+  ) {
+    const e = bad(v);
+    assert.equal(e.line, line, v);
+    assert.match(e.message, want, v);
+  }
+});

@@ -293,13 +293,25 @@ function replicaSpec(
             ? { ...m.loc, path: `services.${svc.name}.volumes[${i}]` }
             : { file: project.files[0], path: `services.${svc.name}.volumes[${i}]` },
         };
-      case "volume":
-        return {
-          source: `${volumeDir(host, project.name, m.source)}/_data`,
-          destination: m.target,
-          readOnly: m.readOnly,
-          kind: "hostPath",
-        };
+      case "volume": {
+        // driver_opts bind: the directory named by device, which must exist (as docker's local driver).
+        const device = project.volumes.find((v) => v.name === m.source)?.device;
+        return device
+          ? {
+            source: device,
+            destination: m.target,
+            readOnly: m.readOnly,
+            kind: "hostPath",
+            hostPathType: "Directory",
+            loc: { file: project.files[0], path: `volumes.${m.source}.driver_opts.device` },
+          }
+          : {
+            source: `${volumeDir(host, project.name, m.source)}/_data`,
+            destination: m.target,
+            readOnly: m.readOnly,
+            kind: "hostPath",
+          };
+      }
       case "anonymous":
         return {
           source: `${projectDir(host, project.name)}/anon/${name}-${i}`,
@@ -499,7 +511,7 @@ export async function composeUp(
   host.store.put("compose", rec);
   await ensureNetworks(host, project, rec);
   for (const v of project.volumes) {
-    if (v.external) continue;
+    if (v.external || v.device) continue;
     const vdir = volumeDir(host, project.name, v.name);
     assertBelow(`${host.paths.root}/volumes`, vdir, `volume ${v.name}`);
     privateDir(`${host.paths.root}/volumes`);

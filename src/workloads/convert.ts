@@ -180,9 +180,10 @@ function convertService(
           claims.push(claim);
           volumes.push({ name: vol, persistentVolumeClaim: { claimName: claim } });
         } else {
+          const device = project.volumes.find((v) => v.name === m.source)?.device;
           volumes.push({
             name: vol,
-            hostPath: {
+            hostPath: device ? { path: device, type: "Directory" } : {
               path: `${options.volumesDir}/${project.name}_${m.source}/_data`,
               type: "DirectoryOrCreate",
             },

@@ -310,4 +310,39 @@ secrets:
   await composeOk(dir, ["down", "-t", "0"]);
 });
 
+test("a local volume with bind driver_opts mounts its device; down -v leaves that directory alone", async (dirs) => {
+  const device = `${env!.dir}/device-data`;
+  await Deno.mkdir(device, { recursive: true });
+  await Deno.writeTextFile(`${device}/seed.txt`, "seeded\n");
+  const dir = await projectDir("drvopts", {
+    "compose.yaml": `services:
+  app:
+    image: ./bundles/busybox
+    volumes: ["data:/data"]
+    command: ["sh", "-c", "cat /data/seed.txt; echo written > /data/out.txt; sleep 600"]
+volumes:
+  data:
+    driver: local
+    driver_opts: {type: none, o: bind, device: ${device}}
+`,
+  });
+  dirs.push(dir);
+  await composeOk(dir, ["up", "-d"]);
+  await waitFor("out.txt on the device", async () => {
+    try {
+      return (await Deno.readTextFile(`${device}/out.txt`)) === "written\n";
+    } catch {
+      return false;
+    }
+  });
+  assert.equal(await composeOk(dir, ["exec", "app", "--", "cat", "/data/seed.txt"]), "seeded\n");
+  await composeOk(dir, ["down", "-v", "-t", "0"]);
+  assert.equal(await Deno.readTextFile(`${device}/seed.txt`), "seeded\n");
+  // A missing device is refused at create, naming the field.
+  await Deno.remove(device, { recursive: true });
+  const r = await compose(dir, ["up", "-d"]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /volumes\.data\.driver_opts\.device/);
+});
+
 cleanupAfterAll(env);
