@@ -60,6 +60,14 @@ const fileRef = z.union([
   }),
 ]);
 
+const serviceHook = z.strictObject({
+  command: strOrList,
+  user: z.union([z.string(), z.number()]).optional(),
+  privileged: z.boolean().optional(),
+  working_dir: z.string().optional(),
+  environment: z.union([z.record(z.string(), scalar), z.array(z.string())]).optional(),
+});
+
 const serviceSchema = z.strictObject({
   image: z.string().optional(),
   pull_policy: z.string().optional(),
@@ -155,6 +163,8 @@ const serviceSchema = z.strictObject({
   stop_grace_period: duration.optional(),
   tty: z.boolean().optional(),
   init: z.boolean().optional(),
+  post_start: z.array(serviceHook).optional(),
+  pre_stop: z.array(serviceHook).optional(),
   mac_address: z.string().optional(),
   links: z.array(z.string()).optional(),
   security_opt: z.array(z.string()).optional(),
@@ -305,6 +315,8 @@ export interface ComposeService {
   links: { service: string; alias: string }[];
   /** `security_opt` that rkl applies (docker's `--security-opt`). */
   securityOpt: ComposeSecurityOpt;
+  /** `post_start`, `pre_stop`: a command run in the container after start, before the stop signal. */
+  hooks: { postStart?: string[]; preStop?: string[] };
   /** `init: true`: catatonit runs as PID 1 in front of the process (docker's `--init`). */
   init: boolean;
   /**
@@ -1248,6 +1260,26 @@ export function loadCompose(
         throw L.error(p, (e as Error).message);
       }
     };
+    // One hook per kind, its command only: rkl runs it as the container's own process runs.
+    const hook = (k: "post_start" | "pre_stop", list: NonNullable<RawService["post_start"]>) => {
+      if (list.length !== 1) {
+        throw L.error(
+          at(k),
+          `${k} with ${list.length} hooks is not supported: give one hook (chain commands with sh -c)`,
+        );
+      }
+      for (const f of ["user", "privileged", "working_dir", "environment"] as const) {
+        if (list[0][f] !== undefined) {
+          throw L.error(
+            at(k, 0, f),
+            `${k} ${f} is not supported: hooks run as the service's process does (use sh -c "cd DIR && VAR=x CMD")`,
+          );
+        }
+      }
+      const argv = cmd(list[0].command, at(k, 0, "command"))!;
+      if (argv.length === 0) throw L.error(at(k, 0, "command"), `${k} command is empty`);
+      return argv;
+    };
     let stopGraceSec = 10;
     if (s.stop_grace_period !== undefined) {
       try {
@@ -1301,6 +1333,10 @@ export function loadCompose(
       stopGraceSec,
       tty: s.tty ?? false,
       init: s.init ?? false,
+      hooks: {
+        ...(s.post_start ? { postStart: hook("post_start", s.post_start) } : {}),
+        ...(s.pre_stop ? { preStop: hook("pre_stop", s.pre_stop) } : {}),
+      },
       links: links.map(([service, alias]) => ({ service, alias })),
       securityOpt: securityOpts(L, svc, s.security_opt, options.dir),
       networkMode,

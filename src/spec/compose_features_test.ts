@@ -301,3 +301,27 @@ volumes:
     assert.match(e.message, want, v);
   }
 });
+
+Deno.test("loadCompose() reads post_start and pre_stop, and refuses what it cannot run at its line", () => {
+  const { project } = load(`services:
+  a:
+    image: busybox
+    post_start:
+      - command: touch /tmp/started
+    pre_stop:
+      - command: ["sh", "-c", "echo bye > /tmp/stopping"]
+`);
+  assert.deepEqual(project.services[0].hooks, {
+    postStart: ["touch", "/tmp/started"],
+    preStop: ["sh", "-c", "echo bye > /tmp/stopping"],
+  });
+  const two = err(
+    "services:\n  a:\n    image: busybox\n    post_start:\n      - command: a\n      - command: b\n",
+  );
+  assert.match(two.message, /post_start with 2 hooks is not supported/);
+  const user = err(
+    "services:\n  a:\n    image: busybox\n    pre_stop:\n      - command: a\n        user: root\n",
+  );
+  assert.equal(user.line, 6);
+  assert.match(user.message, /pre_stop user is not supported/);
+});

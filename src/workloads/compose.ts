@@ -368,6 +368,16 @@ function replicaSpec(
       ...(svc.securityOpt.systemPathsUnconfined ? { maskedPaths: [], readonlyPaths: [] } : {}),
       tty: svc.tty,
       init: initBinary(svc),
+      ...(svc.hooks.postStart || svc.hooks.preStop
+        ? {
+          lifecycle: {
+            ...(svc.hooks.postStart
+              ? { postStart: { exec: { command: svc.hooks.postStart } } }
+              : {}),
+            ...(svc.hooks.preStop ? { preStop: { exec: { command: svc.hooks.preStop } } } : {}),
+          },
+        }
+        : {}),
       hostname: svc.hostname,
       userNames: svc.user && (svc.user.name || svc.user.group)
         ? { user: svc.user.name, group: svc.user.group, loc: svc.user.loc }

@@ -282,6 +282,12 @@ function convertService(
   if (svc.mounts.some((m) => m.owner)) {
     warn(s, [], "configs/secrets uid, gid and mode are not carried into the Pod; dropped");
   }
+  if (svc.hooks.postStart || svc.hooks.preStop) {
+    container.lifecycle = {
+      ...(svc.hooks.postStart ? { postStart: { exec: { command: svc.hooks.postStart } } } : {}),
+      ...(svc.hooks.preStop ? { preStop: { exec: { command: svc.hooks.preStop } } } : {}),
+    };
+  }
   if (svc.init) {
     warn(s, ["init"], "no Pod field runs an init in front of the process; dropped");
   }

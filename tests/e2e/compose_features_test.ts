@@ -345,4 +345,27 @@ volumes:
   assert.match(r.stderr, /volumes\.data\.driver_opts\.device/);
 });
 
+test("post_start runs in the container after start; pre_stop before the stop signal", async (dirs) => {
+  const out = `${env!.dir}/hooks-out`;
+  await Deno.mkdir(out, { recursive: true });
+  const dir = await projectDir("hooks", {
+    "compose.yaml": `services:
+  app:
+    image: ./bundles/busybox
+    volumes: ["${out}:/out"]
+    command: ["sh", "-c", "trap 'echo term >> /out/log; exit 0' TERM; while true; do sleep 0.1; done"]
+    post_start:
+      - command: ["sh", "-c", "echo post_start >> /out/log"]
+    pre_stop:
+      - command: ["sh", "-c", "echo pre_stop >> /out/log"]
+`,
+  });
+  dirs.push(dir);
+  await composeOk(dir, ["up", "-d"]);
+  assert.equal(await Deno.readTextFile(`${out}/log`), "post_start\n");
+  await composeOk(dir, ["stop", "-t", "5"]);
+  assert.equal(await Deno.readTextFile(`${out}/log`), "post_start\npre_stop\nterm\n");
+  await composeOk(dir, ["down", "-t", "0"]);
+});
+
 cleanupAfterAll(env);
