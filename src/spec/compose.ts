@@ -186,6 +186,7 @@ const serviceSchema = z.strictObject({
 const projectSchema = z.strictObject({
   version: z.union([z.string(), z.number()]).optional(),
   name: z.string().optional(),
+  include: z.unknown().optional(),
   services: z.record(z.string(), z.union([serviceSchema, z.null()])).optional(),
   networks: z.record(
     z.string(),
@@ -949,6 +950,13 @@ export function loadCompose(
         path: "version",
         message: "the attribute `version` is obsolete and ignored; remove it",
       });
+    }
+    if (res.data.include !== undefined) {
+      // Dropping it would drop whole services without a word.
+      throw new SpecError(
+        { file: f.file, ...locate(src, ["include"], { key: true }), path: "include" },
+        "include is not supported yet: pass the included files with -f before this one (their relative paths then resolve against the first file's directory)",
+      );
     }
     srcs.push(src);
     raws.push(res.data);

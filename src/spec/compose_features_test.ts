@@ -325,3 +325,9 @@ Deno.test("loadCompose() reads post_start and pre_stop, and refuses what it cann
   assert.equal(user.line, 6);
   assert.match(user.message, /pre_stop user is not supported/);
 });
+
+Deno.test("loadCompose() refuses include: at its line rather than dropping its services", () => {
+  const e = err("name: x\ninclude:\n  - other.yaml\nservices:\n  a: {image: busybox}\n");
+  assert.equal(e.line, 2);
+  assert.match(e.message, /include is not supported yet: pass the included files with -f/);
+});
