@@ -292,7 +292,8 @@ export interface ComposeService {
   environment: Record<string, string>;
   ports: ComposePort[];
   mounts: ComposeMount[];
-  networks: { name: string; aliases: string[] }[];
+  /** `ipv4Address`, `macAddress`: fixed ones (CNI host-local `ips`, bridge `mac`). */
+  networks: { name: string; aliases: string[]; ipv4Address?: string; macAddress?: string }[];
   dependsOn: { service: string; condition: DependencyCondition; required: boolean }[];
   healthcheck?: ComposeHealthcheck;
   restart: "no" | "always" | "on-failure" | "unless-stopped";
@@ -1048,6 +1049,12 @@ export function loadCompose(
       if (s.networks !== undefined) {
         throw L.error(at("network_mode"), "network_mode cannot be combined with networks");
       }
+      if (s.mac_address !== undefined) {
+        throw L.error(
+          at("mac_address"),
+          `mac_address cannot be combined with network_mode ${s.network_mode}: the service has no interface of its own`,
+        );
+      }
       if (join) {
         // docker refuses these with another container's network namespace.
         for (const k of ["ports", "hostname", "mac_address"] as const) {
@@ -1074,22 +1081,47 @@ export function loadCompose(
         networkTarget = join[2];
       } else networkMode = s.network_mode as "host" | "none";
     }
-    // Fixed addresses: rkl's CNI networks hand out addresses from their range (host-local).
-    const fixed: PathSegment[][] = [
-      ...(s.mac_address !== undefined ? [at("mac_address")] : []),
-      ...Object.entries(nets).flatMap(([n, o]) =>
-        (["ipv4_address", "ipv6_address", "mac_address"] as const)
-          .filter((k) => (o as Record<string, unknown> | null)?.[k] !== undefined)
-          .map((k) => at("networks", n, k))
-      ),
-    ];
-    for (const p of fixed) {
-      warnings.push({
-        ...L.at(p),
-        message: `${
-          p[p.length - 1]
-        } is not applied: rkl assigns addresses and MACs from the network's range; reach the service by its name instead`,
-      });
+    // Fixed addresses and MACs: given to CNI (host-local's `ips`, bridge's `mac`).
+    type NetOpts = { ipv4_address?: string; ipv6_address?: string; mac_address?: string };
+    const fixedCount = (s.mac_address !== undefined ? 1 : 0) +
+      Object.values(nets).filter((o) => {
+        const x = o as NetOpts | null;
+        return x?.ipv4_address !== undefined || x?.mac_address !== undefined;
+      }).length;
+    if (fixedCount > 0 && (s.deploy?.replicas ?? s.scale ?? 1) > 1) {
+      throw L.error(
+        at(s.mac_address !== undefined ? "mac_address" : "networks"),
+        "a fixed address or MAC cannot be given to more than one replica",
+      );
+    }
+    const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+    if (s.mac_address !== undefined && !MAC.test(s.mac_address)) {
+      throw L.error(
+        at("mac_address"),
+        `mac_address ${JSON.stringify(s.mac_address)} must look like "02:42:ac:11:00:02"`,
+      );
+    }
+    for (const [n, o] of Object.entries(nets)) {
+      const x = o as NetOpts | null;
+      if (x?.ipv4_address !== undefined && !/^(\d{1,3})(\.\d{1,3}){3}$/.test(x.ipv4_address)) {
+        throw L.error(
+          at("networks", n, "ipv4_address"),
+          `ipv4_address ${JSON.stringify(x.ipv4_address)} must be an IPv4 address`,
+        );
+      }
+      if (x?.mac_address !== undefined && !MAC.test(x.mac_address)) {
+        throw L.error(
+          at("networks", n, "mac_address"),
+          `mac_address ${JSON.stringify(x.mac_address)} must look like "02:42:ac:11:00:02"`,
+        );
+      }
+      if (x?.ipv6_address !== undefined) {
+        warnings.push({
+          ...L.at(at("networks", n, "ipv6_address")),
+          message:
+            "ipv6_address is not applied: rkl's compose networks are IPv4 only; reach the service by its name instead",
+        });
+      }
     }
     for (const n of Object.keys(nets)) {
       if (!declaredNets.has(n) && n !== "default") {
@@ -1309,7 +1341,17 @@ export function loadCompose(
         ...refs("configs", declaredConfigs),
         ...refs("secrets", declaredSecrets),
       ],
-      networks: Object.entries(nets).map(([n, o]) => ({ name: n, aliases: o?.aliases ?? [] })),
+      networks: Object.entries(nets).map(([n, o], i) => {
+        const x = o as { ipv4_address?: string; mac_address?: string } | null;
+        // A service-level mac_address is its first network's, as docker gives it.
+        const mac = x?.mac_address ?? (i === 0 ? s.mac_address : undefined);
+        return {
+          name: n,
+          aliases: o?.aliases ?? [],
+          ...(x?.ipv4_address !== undefined ? { ipv4Address: x.ipv4_address } : {}),
+          ...(mac !== undefined ? { macAddress: mac } : {}),
+        };
+      }),
       dependsOn: Object.entries(deps).map(([d, o]) => ({
         service: d,
         condition: o.condition ?? "service_started",

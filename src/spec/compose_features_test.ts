@@ -240,8 +240,8 @@ secrets:
   assert.equal(bad('mode: "rw"').line, 5);
 });
 
-Deno.test("loadCompose() warns, with its line, for fixed addresses and MACs it does not apply", () => {
-  const { warnings } = load(`services:
+Deno.test("loadCompose() reads fixed addresses and MACs, and warns for ipv6_address at its line", () => {
+  const { project, warnings } = load(`services:
   a:
     image: busybox
     mac_address: "02:42:ac:11:00:02"
@@ -249,16 +249,30 @@ Deno.test("loadCompose() warns, with its line, for fixed addresses and MACs it d
       front:
         ipv4_address: 172.16.238.10
         ipv6_address: 2001:3984:3989::10
+      back:
+        mac_address: "02:42:ac:11:00:03"
 networks:
   front: {}
+  back: {}
 `);
+  assert.deepEqual(project.services[0].networks, [
+    { name: "front", aliases: [], ipv4Address: "172.16.238.10", macAddress: "02:42:ac:11:00:02" },
+    { name: "back", aliases: [], macAddress: "02:42:ac:11:00:03" },
+  ]);
   assert.deepEqual(
     warnings.map((w) => [w.line, w.path, w.message.split(":")[0]]),
-    [
-      [4, "services.a.mac_address", "mac_address is not applied"],
-      [7, "services.a.networks.front.ipv4_address", "ipv4_address is not applied"],
-      [8, "services.a.networks.front.ipv6_address", "ipv6_address is not applied"],
-    ],
+    [[8, "services.a.networks.front.ipv6_address", "ipv6_address is not applied"]],
+  );
+  const bad = (extra: string) =>
+    err(`services:\n  a:\n    image: busybox\n${extra}networks:\n  n: {}\n`);
+  assert.match(
+    bad("    networks:\n      n: {ipv4_address: 10.0.0.300.1}\n").message,
+    /must be an IPv4 address/,
+  );
+  assert.match(bad('    mac_address: "zz"\n').message, /must look like "02:42:ac:11:00:02"/);
+  assert.match(
+    bad("    scale: 2\n    networks:\n      n: {ipv4_address: 10.0.0.5}\n").message,
+    /more than one replica/,
   );
 });
 

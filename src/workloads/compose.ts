@@ -15,7 +15,7 @@
  * are only updated by rkl commands (as with compose, that is when they change).
  */
 import { ConflictError, NotFoundError, RklError, SpecError } from "../errors.ts";
-import { bridgeConflist, conflistPath } from "../net/network.ts";
+import { bridgeConflist, conflistPath, loadNetwork } from "../net/network.ts";
 import {
   conflistSubnets,
   kernelRoutes,
@@ -147,7 +147,11 @@ async function ensureNetworks(
       subnet: n.subnet,
       candidates: slash24s("10.90"),
       make: (subnet) =>
-        bridgeConflist(rklName, { subnet, ipamDataDir: `${host.paths.root}/cni/networks` }),
+        bridgeConflist(rklName, {
+          subnet,
+          ipamDataDir: `${host.paths.root}/cni/networks`,
+          staticAddresses: true,
+        }),
     }, networkOptions(host).hostNet!);
     const subnet = conflistSubnets(list)[0] ?? n.subnet ?? "";
     rec.networks[n.name] = { rklName, subnet, external: false };
@@ -608,11 +612,35 @@ export async function composeUp(
       }
       if (joined.id !== undefined) spec.spec.labels[LABEL_NETNS_OF] = joined.id;
       const nets = svc.networkMode ? [] : svc.networks.map((n) => rec.networks[n.name].rklName);
+      const fixed = Object.fromEntries(
+        svc.networks.filter((n) => n.ipv4Address || n.macAddress).map((n) => [
+          rec.networks[n.name].rklName,
+          {
+            ...(n.ipv4Address ? { ips: [n.ipv4Address] } : {}),
+            ...(n.macAddress ? { mac: n.macAddress } : {}),
+          },
+        ]),
+      );
+      for (const [net, want] of Object.entries(fixed)) {
+        // A network made by an older rkl, or an external one, may not offer them.
+        const list = await loadNetwork(net, networkOptions(host));
+        const caps = list.plugins.find((p) => p.type === "bridge")?.capabilities ?? {};
+        for (const [k, cap] of [["ips", "ips"], ["mac", "mac"]] as const) {
+          if (want[k] !== undefined && !caps[cap]) {
+            throw new ConflictError(
+              `Cannot give service ${JSON.stringify(svc.name)} a fixed ${
+                k === "ips" ? "address" : "MAC"
+              } on network ${net}: its conflist does not offer the "${cap}" capability (run compose down and up to remake it)`,
+            );
+          }
+        }
+      }
       const c = await createContainer(host, spec, {
         network: nets[0] ?? null,
         extraNetworks: nets.slice(1),
         hostNetwork: svc.networkMode === "host" || joined.hostNetwork,
         joinNetwork: joined.join,
+        fixed,
       });
       try {
         await startContainer(host, c.name);

@@ -590,6 +590,8 @@ export interface CreateOptions {
   hostNetwork?: boolean;
   /** Another container's network namespace and /etc files: no netns or CNI of its own. */
   joinNetwork?: JoinNetwork;
+  /** Fixed addresses and MACs by network name (compose `ipv4_address`, `mac_address`). */
+  fixed?: Record<string, { ips?: string[]; mac?: string }>;
   /** Made through the CRI: kept on the record. */
   cri?: CriContainerInfo;
   /** Where conmon writes the log instead of the log dir (the CRI's log_directory/log_path). */
@@ -781,7 +783,7 @@ async function createContainerNow(
         Deno.writeTextFileSync(`${d.etc}/${f}`, readOr(`/etc/${f}`));
       }
     } else if (!sandbox && !options.joinNetwork) {
-      await setUpOwnSandbox(host, rec, plan, conflist, save);
+      await setUpOwnSandbox(host, rec, plan, conflist, save, options.fixed);
     }
     writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n");
     trace("create: config written");
@@ -815,6 +817,7 @@ async function setUpOwnSandbox(
   plan: ContainerPlan,
   conflist: NetConfList | undefined,
   save: () => void,
+  fixed?: CreateOptions["fixed"],
 ): Promise<void> {
   const d = plan.dirs;
   Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
@@ -838,6 +841,7 @@ async function setUpOwnSandbox(
     netns: d.netns,
     conflist,
     portMappings: plan.portMappings,
+    fixed: rec.network ? fixed?.[rec.network.name] : undefined,
     portsFree: () => assertPortsFree(host, plan.portMappings, cniContainerId(rec)),
   });
   if (result && rec.network) {
@@ -850,6 +854,7 @@ async function setUpOwnSandbox(
       containerId: cniContainerId(rec),
       netns: d.netns,
       ifName: x.ifName,
+      ...(fixed?.[x.name] ? { capabilityArgs: fixed[x.name] } : {}),
     }, hostLocks());
     x.ip = resultIPv4(x.result);
     save();

@@ -368,4 +368,41 @@ test("post_start runs in the container after start; pre_stop before the stop sig
   await composeOk(dir, ["down", "-t", "0"]);
 });
 
+test("ipv4_address and mac_address reach the interface through CNI; others resolve the fixed address", async (dirs) => {
+  const dir = await projectDir("fixed", {
+    "compose.yaml": `services:
+  a:
+    image: ./bundles/busybox
+    mac_address: "02:42:ac:11:00:99"
+    networks:
+      net:
+        ipv4_address: 10.227.77.50
+    command: ["sleep", "600"]
+  b:
+    image: ./bundles/busybox
+    networks: [net]
+    command: ["sleep", "600"]
+networks:
+  net:
+    ipam:
+      config: [{subnet: 10.227.77.0/24}]
+`,
+  });
+  dirs.push(dir);
+  await composeOk(dir, ["up", "-d"]);
+  const addr = await composeOk(dir, [
+    "exec",
+    "a",
+    "--",
+    "sh",
+    "-c",
+    "ip -o -4 addr show eth0 | awk '{print $4}'; cat /sys/class/net/eth0/address",
+  ]);
+  assert.equal(addr, "10.227.77.50/24\n02:42:ac:11:00:99\n");
+  const ping = await compose(dir, ["exec", "b", "--", "ping", "-c", "1", "-W", "2", "a"]);
+  assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+  assert.match(ping.stdout, /from 10\.227\.77\.50/);
+  await composeOk(dir, ["down", "-t", "0"]);
+});
+
 cleanupAfterAll(env);
