@@ -12,6 +12,8 @@ export interface SandboxNet {
   netns: string;
   conflist?: NetConfList;
   portMappings: PortMapping[];
+  /** A fixed address and MAC for eth0 (plugins that declare `ips` / `mac`). */
+  fixed?: { ips?: string[]; mac?: string };
   /**
    * Throws when a host port is taken by then: run right before portmap's
    * ADD, inside the host-wide lock that runs one such ADD at a time.
@@ -33,7 +35,7 @@ async function cniUpNow(cni: CniClient, n: SandboxNet): Promise<CniResult | unde
     containerId: n.cniId,
     netns: n.netns,
     ifName: "eth0",
-    capabilityArgs: { portMappings: n.portMappings },
+    capabilityArgs: { portMappings: n.portMappings, ...n.fixed },
   }, hostLocks(n.portsFree));
 }
 

@@ -43,7 +43,7 @@ export interface Attachment {
   netns: string;
   ifName: string;
   /** Runtime config offered to plugins that declare the capability. */
-  capabilityArgs?: { portMappings?: PortMapping[] };
+  capabilityArgs?: { portMappings?: PortMapping[]; ips?: string[]; mac?: string };
 }
 
 const PLUGIN_TYPE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;

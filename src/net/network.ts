@@ -46,7 +46,13 @@ export function checkSubnet(subnet: string): void {
 /** The conflist rkl writes for a bridge network. */
 export function bridgeConflist(
   name: string,
-  options: { subnet: string; ipamDataDir: string; bridge?: string },
+  options: {
+    subnet: string;
+    ipamDataDir: string;
+    bridge?: string;
+    /** Offer `ips` (host-local) and `mac` (bridge) as runtime config: fixed addresses per container. */
+    staticAddresses?: boolean;
+  },
 ): NetConfList {
   return {
     cniVersion: "1.0.0",
@@ -58,6 +64,7 @@ export function bridgeConflist(
         isGateway: true,
         ipMasq: true,
         hairpinMode: true,
+        ...(options.staticAddresses ? { capabilities: { ips: true, mac: true } } : {}),
         ipam: {
           type: "host-local",
           ranges: [[{ subnet: options.subnet }]],

@@ -268,6 +268,9 @@ export function defaultMounts(privileged: boolean, shmBytes = 64 * 1024 * 1024):
   ];
 }
 
+/** Where `init` is mounted: docker's path for its own init, so scripts that look for it find it. */
+export const INIT_PATH = "/sbin/docker-init";
+
 export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciConfig {
   let args = processArgs(spec, ctx.bundle);
   if (!args) {
@@ -298,6 +301,8 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
   if (spec.kubernetes && (spec.command?.length || spec.args?.length)) {
     args = args.map((a) => expandRefs(a, specVars));
   }
+  // docker --init: the init reaps zombies and forwards signals to the process.
+  if (spec.init) args = [INIT_PATH, "--", ...args];
 
   const caps = capabilitySet(sc, ctx.availableCaps ?? hostBoundingCaps());
   const nofile = nofileLimit(ctx.nofileHard);
@@ -331,6 +336,7 @@ export function generateConfig(spec: ContainerSpec, ctx: GenerateContext): OciCo
     if (m.kind === "image") b.options!.push("nosuid", "nodev", "noexec");
     mounts.push(b);
   }
+  if (spec.init) mounts.push(bind(INIT_PATH, spec.init, true));
 
   // cgroup: the container sees its own cgroup as the root of /sys/fs/cgroup.
   const order: OciNamespace["type"][] = ["pid", "network", "ipc", "uts", "mount", "cgroup"];

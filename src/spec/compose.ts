@@ -11,7 +11,7 @@ import { type SourceLocation, SpecError } from "../errors.ts";
 import { interpolate, InterpolationError, parseDotEnv, shellSplit } from "./interpolate.ts";
 import { dirnameOf, joinPath } from "./paths.ts";
 import { parseQuantity, QuantityError } from "./quantity.ts";
-import { DNS1123_LABEL, envNameError } from "./names.ts";
+import { envNameError } from "./names.ts";
 import {
   formatPath,
   locate,
@@ -57,11 +57,19 @@ const fileRef = z.union([
   z.strictObject({
     source: z.string(),
     target: z.string().optional(),
-    uid: z.string().optional(),
-    gid: z.string().optional(),
-    mode: z.number().optional(),
+    uid: z.union([z.string(), z.number()]).optional(),
+    gid: z.union([z.string(), z.number()]).optional(),
+    mode: z.union([z.number(), z.string()]).optional(),
   }),
 ]);
+
+const serviceHook = z.strictObject({
+  command: strOrList,
+  user: z.union([z.string(), z.number()]).optional(),
+  privileged: z.boolean().optional(),
+  working_dir: z.string().optional(),
+  environment: z.union([z.record(z.string(), scalar), z.array(z.string())]).optional(),
+});
 
 const serviceSchema = z.strictObject({
   extends: z.union([
@@ -93,6 +101,8 @@ const serviceSchema = z.strictObject({
         z.strictObject({
           aliases: z.array(z.string()).optional(),
           ipv4_address: z.string().optional(),
+          ipv6_address: z.string().optional(),
+          mac_address: z.string().optional(),
         }),
       ]),
     ),
@@ -162,6 +172,12 @@ const serviceSchema = z.strictObject({
   read_only: z.boolean().optional(),
   stop_grace_period: duration.optional(),
   tty: z.boolean().optional(),
+  init: z.boolean().optional(),
+  post_start: z.array(serviceHook).optional(),
+  pre_stop: z.array(serviceHook).optional(),
+  mac_address: z.string().optional(),
+  links: z.array(z.string()).optional(),
+  security_opt: z.array(z.string()).optional(),
   stdin_open: z.boolean().optional(),
   network_mode: z.string().optional(),
   stop_signal: z.string().regex(/^(SIG)?[A-Z0-9+-]+$|^\d+$/i, "must be a signal such as SIGINT")
@@ -180,6 +196,7 @@ const serviceSchema = z.strictObject({
 const projectSchema = z.strictObject({
   version: z.union([z.string(), z.number()]).optional(),
   name: z.string().optional(),
+  include: z.unknown().optional(),
   services: z.record(z.string(), z.union([serviceSchema, z.null()])).optional(),
   networks: z.record(
     z.string(),
@@ -206,6 +223,7 @@ const projectSchema = z.strictObject({
       z.null(),
       z.strictObject({
         driver: z.string().optional(),
+        driver_opts: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
         name: z.string().optional(),
         external: z.boolean().optional(),
       }),
@@ -238,6 +256,8 @@ type RawService = z.output<typeof serviceSchema>;
 export interface ComposePort {
   hostIP?: string;
   hostPort: number;
+  /** `"6005-6015:80"`: the first port of hostPort..hostPortEnd free when the container is made. */
+  hostPortEnd?: number;
   containerPort: number;
   protocol: "tcp" | "udp";
 }
@@ -254,6 +274,8 @@ export interface ComposeMount {
   loc?: SourceLocation;
   /** tmpfs mount options (size=BYTES, mode=OCTAL, uid=, gid=, and flags such as noexec). */
   options?: string[];
+  /** A config's or secret's own copy: owner and mode (`uid`, `gid`, `mode`). */
+  owner?: { uid: number; gid: number; mode: number };
 }
 
 export interface ComposeHealthcheck {
@@ -282,7 +304,8 @@ export interface ComposeService {
   environment: Record<string, string>;
   ports: ComposePort[];
   mounts: ComposeMount[];
-  networks: { name: string; aliases: string[] }[];
+  /** `ipv4Address`, `macAddress`: fixed ones (CNI host-local `ips`, bridge `mac`). */
+  networks: { name: string; aliases: string[]; ipv4Address?: string; macAddress?: string }[];
   dependsOn: { service: string; condition: DependencyCondition; required: boolean }[];
   healthcheck?: ComposeHealthcheck;
   restart: "no" | "always" | "on-failure" | "unless-stopped";
@@ -302,8 +325,20 @@ export interface ComposeService {
   readOnly: boolean;
   stopGraceSec: number;
   tty: boolean;
-  /** `network_mode`: the host's network namespace, or loopback only. */
-  networkMode?: "host" | "none";
+  /** `links`: SERVICE → extra names it resolves by in this service's /etc/hosts. */
+  links: { service: string; alias: string }[];
+  /** `security_opt` that rkl applies (docker's `--security-opt`). */
+  securityOpt: ComposeSecurityOpt;
+  /** `post_start`, `pre_stop`: a command run in the container after start, before the stop signal. */
+  hooks: { postStart?: string[]; preStop?: string[] };
+  /** `init: true`: catatonit runs as PID 1 in front of the process (docker's `--init`). */
+  init: boolean;
+  /**
+   * `network_mode`: the host's network namespace, loopback only, or another
+   * service's (its first replica's) or rkl container's, named by `networkTarget`.
+   */
+  networkMode?: "host" | "none" | "service" | "container";
+  networkTarget?: string;
   /** `stop_signal`, as SIGNAME. */
   stopSignal?: string;
   /** `shm_size` in bytes. */
@@ -311,6 +346,65 @@ export interface ComposeService {
   sysctls: Record<string, string>;
   /** `ulimits`, as RLIMIT_* with soft and hard values. */
   ulimits: { type: string; soft: number; hard: number }[];
+}
+
+export interface ComposeSecurityOpt {
+  /** `no-new-privileges[:true]`. */
+  noNewPrivileges?: boolean;
+  /** `seccomp=unconfined`, `seccomp=builtin`, or `seccomp=FILE` (absolute, a Localhost profile). */
+  seccomp?: { type: "Unconfined" | "RuntimeDefault" } | { type: "Localhost"; file: string };
+  /** `systempaths=unconfined`: no masked or read-only /proc and /sys paths. */
+  systemPathsUnconfined?: boolean;
+}
+
+/**
+ * docker's `--security-opt` values: `KEY=VALUE` or `KEY:VALUE`. rkl applies
+ * no SELinux labels and no AppArmor profiles, so `label=disable` and
+ * `apparmor=unconfined` describe what it does; any other label or profile
+ * is refused, as is every other key.
+ */
+function securityOpts(
+  L: Located,
+  svc: string,
+  raw: string[] | undefined,
+  dir: string,
+): ComposeSecurityOpt {
+  const out: ComposeSecurityOpt = {};
+  (raw ?? []).forEach((opt, i) => {
+    const where: PathSegment[] = ["services", svc, "security_opt", i];
+    const m = /^([a-z-]+)(?:[=:](.*))?$/.exec(opt);
+    const [key, value] = m ? [m[1], m[2]] : ["", undefined];
+    if (key === "no-new-privileges" && (value === undefined || /^(true|false)$/.test(value))) {
+      out.noNewPrivileges = value !== "false";
+    } else if (key === "seccomp" && value) {
+      out.seccomp = value === "unconfined"
+        ? { type: "Unconfined" }
+        : value === "builtin"
+        ? { type: "RuntimeDefault" }
+        : { type: "Localhost", file: joinPath(dir, value) };
+    } else if (key === "systempaths" && value === "unconfined") {
+      out.systemPathsUnconfined = true;
+    } else if (key === "label" && (value === "disable" || value === "disabled")) {
+      // rkl sets no SELinux labels: nothing to disable.
+    } else if (key === "apparmor" && value === "unconfined") {
+      // rkl loads no AppArmor profile: containers are unconfined already.
+    } else if (key === "label" || key === "apparmor") {
+      throw L.error(
+        where,
+        `security_opt ${JSON.stringify(opt)}: rkl applies no ${
+          key === "label" ? "SELinux labels" : "AppArmor profiles"
+        }; remove it (or use ${key}=${key === "label" ? "disable" : "unconfined"})`,
+      );
+    } else {
+      throw L.error(
+        where,
+        `security_opt ${
+          JSON.stringify(opt)
+        } is not supported: use no-new-privileges, seccomp=unconfined|builtin|FILE, systempaths=unconfined, label=disable or apparmor=unconfined`,
+      );
+    }
+  });
+  return out;
 }
 
 export interface ComposeProject {
@@ -321,7 +415,8 @@ export interface ComposeProject {
   /** Enabled services, in dependency order (dependencies first). */
   services: ComposeService[];
   networks: { name: string; external: boolean; subnet?: string }[];
-  volumes: { name: string; external: boolean }[];
+  /** `device`: the local driver's bind (`driver_opts` type none, o bind): this host directory. */
+  volumes: { name: string; external: boolean; device?: string }[];
   configs: { name: string; file?: string; content?: string }[];
   secrets: { name: string; file?: string; content?: string }[];
 }
@@ -680,13 +775,7 @@ function parsePorts(L: Located, svc: string, raw: NonNullable<RawService["ports"
     if (typeof p === "object") {
       if (p.published === undefined || p.published === "") return; // not published
       const [lo, hi = lo] = String(p.published).split("-").map(Number);
-      if (!Number.isInteger(lo) || lo < 1 || hi > 65535 || hi < lo || hi !== lo) {
-        if (hi !== lo) {
-          throw L.error(
-            where,
-            "a published range needs a matching target range (use the short syntax)",
-          );
-        }
+      if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 1 || hi > 65535 || hi < lo) {
         throw L.error(
           [...where, "published"],
           `published port ${JSON.stringify(p.published)} must be 1-65535`,
@@ -695,6 +784,7 @@ function parsePorts(L: Located, svc: string, raw: NonNullable<RawService["ports"
       out.push({
         hostIP: p.host_ip,
         hostPort: lo,
+        ...(hi > lo ? { hostPortEnd: hi } : {}),
         containerPort: p.target,
         protocol: p.protocol ?? "tcp",
       });
@@ -717,6 +807,17 @@ function parsePorts(L: Located, svc: string, raw: NonNullable<RawService["ports"
     const cLo = Number(clo), cHi = Number(chi ?? clo);
     if (!hlo) return; // container port only: compose would pick a random host port; rkl publishes nothing
     const hLo = Number(hlo), hHi = Number(hhi ?? hlo);
+    if (hHi > hLo && chi === undefined && hHi <= 65535 && cLo >= 1 && cLo <= 65535) {
+      // A host range to one container port: docker takes the first free port of the range.
+      out.push({
+        hostIP: ip,
+        hostPort: hLo,
+        hostPortEnd: hHi,
+        containerPort: cLo,
+        protocol: (proto?.toLowerCase() ?? "tcp") as "tcp" | "udp",
+      });
+      return;
+    }
     if (
       hHi - hLo !== cHi - cLo || cHi < cLo || [hLo, hHi, cLo, cHi].some((n) => n < 1 || n > 65535)
     ) {
@@ -1081,6 +1182,70 @@ function absolutePaths(s: RawService, dir: string): void {
   }
 }
 
+/**
+ * A named volume's driver: `local` only. Its `driver_opts` as docker's local
+ * driver reads them for a bind (`type: none`, `o: bind`, `device`: an
+ * absolute host directory); a tmpfs or a device mount is refused at its line.
+ */
+function volumeDriver(
+  L: Located,
+  name: string,
+  o: NonNullable<RawProject["volumes"]>[string],
+): { device?: string } {
+  if (!o) return {};
+  if (o.driver !== undefined && o.driver !== "local") {
+    throw L.error(
+      ["volumes", name, "driver"],
+      `volume driver ${JSON.stringify(o.driver)} is not supported: rkl has the local driver only`,
+    );
+  }
+  const opts = o.driver_opts;
+  if (!opts) return {};
+  for (const k of Object.keys(opts)) {
+    if (!["type", "o", "device"].includes(k)) {
+      throw L.error(
+        ["volumes", name, "driver_opts", k],
+        `driver_opts ${JSON.stringify(k)} is not one of the local driver's type, o, device`,
+      );
+    }
+  }
+  const type = String(opts.type ?? "");
+  const mountOpts = String(opts.o ?? "").split(",").filter(Boolean);
+  if (type === "tmpfs") {
+    throw L.error(
+      ["volumes", name, "driver_opts", "type"],
+      "a tmpfs volume is not supported: give the service a tmpfs mount instead (volumes type tmpfs or tmpfs:)",
+    );
+  }
+  if (
+    (type !== "none" && type !== "") || !mountOpts.includes("bind") || opts.device === undefined
+  ) {
+    throw L.error(
+      ["volumes", name, "driver_opts"],
+      "driver_opts must be a bind ({type: none, o: bind, device: /abs/dir}); rkl mounts no devices or network filesystems",
+    );
+  }
+  const bad = mountOpts.find((x) => x !== "bind" && x !== "rbind");
+  if (bad) {
+    throw L.error(
+      ["volumes", name, "driver_opts", "o"],
+      `mount option ${
+        JSON.stringify(bad)
+      } is not supported with a bind volume (use :ro on the service's mount)`,
+    );
+  }
+  const device = String(opts.device);
+  if (!device.startsWith("/") || device.split("/").includes("..")) {
+    throw L.error(
+      ["volumes", name, "driver_opts", "device"],
+      `device ${
+        JSON.stringify(device)
+      } must be an absolute path without '..' (docker passes it to mount as it is)`,
+    );
+  }
+  return { device };
+}
+
 /** Loads, interpolates, validates and merges compose files into a project. */
 export function loadCompose(
   files: ComposeFile[],
@@ -1127,6 +1292,13 @@ export function loadCompose(
         path: "version",
         message: "the attribute `version` is obsolete and ignored; remove it",
       });
+    }
+    if (p.raw.include !== undefined) {
+      // Dropping it would drop whole services without a word.
+      throw new SpecError(
+        { file: f.file, ...locate(p.src, ["include"], { key: true }), path: "include" },
+        "include is not supported yet: pass the included files with -f before this one (their relative paths then resolve against the first file's directory)",
+      );
     }
     prepared.push(p);
   });
@@ -1184,10 +1356,12 @@ export function loadCompose(
 
   const out: ComposeService[] = enabled.map(([svc, s]) => {
     const at = (...p: PathSegment[]) => ["services", svc, ...p];
-    if (!DNS1123_LABEL.test(svc) && !/^[a-z0-9][a-z0-9_.-]*$/.test(svc)) {
+    // The compose spec's `[a-zA-Z0-9._-]+`, with a letter or digit in it (a
+    // container name is derived from it, lower-cased, see containerName()).
+    if (!/^[a-zA-Z0-9._-]+$/.test(svc) || !/[a-zA-Z0-9]/.test(svc)) {
       throw L.error(
         ["services", svc],
-        `service name ${JSON.stringify(svc)} must use a-z, 0-9, '_', '.', '-'`,
+        `service name ${JSON.stringify(svc)} must use a-z, A-Z, 0-9, '_', '.', '-'`,
       );
     }
     if (!s.image) {
@@ -1198,21 +1372,95 @@ export function loadCompose(
     }
     const nets = networksMap(s.networks);
     let networkMode: ComposeService["networkMode"];
+    let networkTarget: string | undefined;
     if (
       s.network_mode !== undefined && s.network_mode !== "bridge" && s.network_mode !== "default"
     ) {
-      if (s.network_mode !== "host" && s.network_mode !== "none") {
+      const join = /^(service|container):(.+)$/.exec(s.network_mode);
+      if (s.network_mode !== "host" && s.network_mode !== "none" && !join) {
         throw L.error(
           at("network_mode"),
           `network_mode ${
             JSON.stringify(s.network_mode)
-          } (sharing another service's or container's network) is not supported: put the services in one pod (rkl pod) or on one network`,
+          } must be bridge, host, none, service:NAME or container:NAME`,
         );
       }
       if (s.networks !== undefined) {
         throw L.error(at("network_mode"), "network_mode cannot be combined with networks");
       }
-      networkMode = s.network_mode;
+      if (s.mac_address !== undefined) {
+        throw L.error(
+          at("mac_address"),
+          `mac_address cannot be combined with network_mode ${s.network_mode}: the service has no interface of its own`,
+        );
+      }
+      if (join) {
+        // docker refuses these with another container's network namespace.
+        for (const k of ["ports", "hostname", "mac_address"] as const) {
+          if ((s as Record<string, unknown>)[k] !== undefined) {
+            throw L.error(
+              at(k),
+              `${k} cannot be combined with network_mode ${s.network_mode}: set it on ${join[2]}`,
+            );
+          }
+        }
+        if (join[1] === "service" && !(join[2] in services)) {
+          throw L.error(at("network_mode"), `service ${JSON.stringify(join[2])} is not defined`);
+        }
+        if (join[1] === "service" && join[2] === svc) {
+          throw L.error(at("network_mode"), "a service cannot join its own network namespace");
+        }
+        if (join[1] === "container" && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(join[2])) {
+          throw L.error(
+            at("network_mode"),
+            `container name ${JSON.stringify(join[2])} must use a-z, A-Z, 0-9, '_', '.', '-'`,
+          );
+        }
+        networkMode = join[1] as "service" | "container";
+        networkTarget = join[2];
+      } else networkMode = s.network_mode as "host" | "none";
+    }
+    // Fixed addresses and MACs: given to CNI (host-local's `ips`, bridge's `mac`).
+    type NetOpts = { ipv4_address?: string; ipv6_address?: string; mac_address?: string };
+    const fixedCount = (s.mac_address !== undefined ? 1 : 0) +
+      Object.values(nets).filter((o) => {
+        const x = o as NetOpts | null;
+        return x?.ipv4_address !== undefined || x?.mac_address !== undefined;
+      }).length;
+    if (fixedCount > 0 && (s.deploy?.replicas ?? s.scale ?? 1) > 1) {
+      throw L.error(
+        at(s.mac_address !== undefined ? "mac_address" : "networks"),
+        "a fixed address or MAC cannot be given to more than one replica",
+      );
+    }
+    const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+    if (s.mac_address !== undefined && !MAC.test(s.mac_address)) {
+      throw L.error(
+        at("mac_address"),
+        `mac_address ${JSON.stringify(s.mac_address)} must look like "02:42:ac:11:00:02"`,
+      );
+    }
+    for (const [n, o] of Object.entries(nets)) {
+      const x = o as NetOpts | null;
+      if (x?.ipv4_address !== undefined && !/^(\d{1,3})(\.\d{1,3}){3}$/.test(x.ipv4_address)) {
+        throw L.error(
+          at("networks", n, "ipv4_address"),
+          `ipv4_address ${JSON.stringify(x.ipv4_address)} must be an IPv4 address`,
+        );
+      }
+      if (x?.mac_address !== undefined && !MAC.test(x.mac_address)) {
+        throw L.error(
+          at("networks", n, "mac_address"),
+          `mac_address ${JSON.stringify(x.mac_address)} must look like "02:42:ac:11:00:02"`,
+        );
+      }
+      if (x?.ipv6_address !== undefined) {
+        warnings.push({
+          ...L.at(at("networks", n, "ipv6_address")),
+          message:
+            "ipv6_address is not applied: rkl's compose networks are IPv4 only; reach the service by its name instead",
+        });
+      }
     }
     for (const n of Object.keys(nets)) {
       if (!declaredNets.has(n) && n !== "default") {
@@ -1228,7 +1476,27 @@ export function loadCompose(
       nets.default = null;
       usesDefault = true;
     } else if ("default" in nets) usesDefault = true;
-    const deps = dependsMap(s.depends_on);
+    const deps = { ...dependsMap(s.depends_on) };
+    // links: SERVICE[:ALIAS]; compose starts linked services first.
+    const links = (s.links ?? []).map((l, i) => {
+      const [service, alias = service, ...rest] = l.split(":");
+      if (
+        rest.length > 0 || !(service in services) || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(alias)
+      ) {
+        throw L.error(
+          at("links", i),
+          service in services || rest.length > 0
+            ? `link ${JSON.stringify(l)} must look like "SERVICE" or "SERVICE:ALIAS"`
+            : `service ${JSON.stringify(service)} is not defined`,
+        );
+      }
+      if (!(service in deps)) deps[service] = { condition: "service_started" };
+      return [service, alias] as const;
+    });
+    // The joined service starts first and stops last, as docker compose orders them.
+    if (networkMode === "service" && !(networkTarget! in deps)) {
+      deps[networkTarget!] = { condition: "service_started" };
+    }
     for (const d of Object.keys(deps)) {
       if (!(d in services)) {
         throw L.error(
@@ -1248,18 +1516,37 @@ export function loadCompose(
             } is not declared in the top-level ${kind}`,
           );
         }
-        if (typeof r !== "string") {
-          for (const k of ["uid", "gid", "mode"] as const) {
-            if (r[k] !== undefined) {
-              // One file per project is bind-mounted read-only into every service.
+        let owner: ComposeMount["owner"];
+        if (typeof r !== "string" && (r.uid ?? r.gid ?? r.mode) !== undefined) {
+          // The service gets its own copy, owned and moded as asked (read-only all the same).
+          const id = (k: "uid" | "gid") => {
+            const v = r[k];
+            if (v === undefined) return 0;
+            if (!/^\d{1,10}$/.test(String(v)) || Number(v) > 4294967294) {
+              throw L.error([...at(kind, i), k], `${k} ${JSON.stringify(v)} must be a number`);
+            }
+            return Number(v);
+          };
+          let mode = kind === "secrets" ? 0o400 : 0o444;
+          if (r.mode !== undefined) {
+            // "0440" (YAML 1.1 octal, as compose reads it), 0o440, or a string of octal digits.
+            const src = L.srcs.findLast((x) => x.doc.hasIn([...at(kind, i), "mode"]));
+            const node = src?.doc.getIn([...at(kind, i), "mode"], true) as Scalar | undefined;
+            const text = typeof r.mode === "string" ? r.mode : node?.source ?? String(r.mode);
+            const m = /^0?o?([0-7]{1,4})$/.exec(text);
+            mode = m && (text.startsWith("0") || typeof r.mode === "string")
+              ? parseInt(m[1], 8)
+              : typeof r.mode === "number"
+              ? r.mode
+              : NaN;
+            if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
               throw L.error(
-                [...at(kind, i), k],
-                `${k} is not supported: rkl mounts ${kind} read-only, owned by root, mode ${
-                  kind === "secrets" ? "0400" : "0444"
-                }`,
+                [...at(kind, i), "mode"],
+                `mode ${JSON.stringify(text)} must be a file mode such as 0440 (at most 0777)`,
               );
             }
           }
+          owner = { uid: id("uid"), gid: id("gid"), mode };
         }
         const target = typeof r === "string" || !r.target
           ? (kind === "secrets" ? `/run/secrets/${source}` : `/${source}`)
@@ -1269,6 +1556,7 @@ export function loadCompose(
           source,
           target: target.startsWith("/") ? target : `/run/secrets/${target}`,
           readOnly: true,
+          ...(owner ? { owner } : {}),
         };
       });
     const env: Record<string, string> = {};
@@ -1351,6 +1639,26 @@ export function loadCompose(
         throw L.error(p, (e as Error).message);
       }
     };
+    // One hook per kind, its command only: rkl runs it as the container's own process runs.
+    const hook = (k: "post_start" | "pre_stop", list: NonNullable<RawService["post_start"]>) => {
+      if (list.length !== 1) {
+        throw L.error(
+          at(k),
+          `${k} with ${list.length} hooks is not supported: give one hook (chain commands with sh -c)`,
+        );
+      }
+      for (const f of ["user", "privileged", "working_dir", "environment"] as const) {
+        if (list[0][f] !== undefined) {
+          throw L.error(
+            at(k, 0, f),
+            `${k} ${f} is not supported: hooks run as the service's process does (use sh -c "cd DIR && VAR=x CMD")`,
+          );
+        }
+      }
+      const argv = cmd(list[0].command, at(k, 0, "command"))!;
+      if (argv.length === 0) throw L.error(at(k, 0, "command"), `${k} command is empty`);
+      return argv;
+    };
     let stopGraceSec = 10;
     if (s.stop_grace_period !== undefined) {
       try {
@@ -1373,7 +1681,17 @@ export function loadCompose(
         ...refs("configs", declaredConfigs),
         ...refs("secrets", declaredSecrets),
       ],
-      networks: Object.entries(nets).map(([n, o]) => ({ name: n, aliases: o?.aliases ?? [] })),
+      networks: Object.entries(nets).map(([n, o], i) => {
+        const x = o as { ipv4_address?: string; mac_address?: string } | null;
+        // A service-level mac_address is its first network's, as docker gives it.
+        const mac = x?.mac_address ?? (i === 0 ? s.mac_address : undefined);
+        return {
+          name: n,
+          aliases: o?.aliases ?? [],
+          ...(x?.ipv4_address !== undefined ? { ipv4Address: x.ipv4_address } : {}),
+          ...(mac !== undefined ? { macAddress: mac } : {}),
+        };
+      }),
       dependsOn: Object.entries(deps).map(([d, o]) => ({
         service: d,
         condition: o.condition ?? "service_started",
@@ -1404,7 +1722,15 @@ export function loadCompose(
       readOnly: s.read_only ?? false,
       stopGraceSec,
       tty: s.tty ?? false,
+      init: s.init ?? false,
+      hooks: {
+        ...(s.post_start ? { postStart: hook("post_start", s.post_start) } : {}),
+        ...(s.pre_stop ? { preStop: hook("pre_stop", s.pre_stop) } : {}),
+      },
+      links: links.map(([service, alias]) => ({ service, alias })),
+      securityOpt: securityOpts(L, svc, s.security_opt, options.dir),
       networkMode,
+      ...(networkTarget !== undefined ? { networkTarget } : {}),
       stopSignal: s.stop_signal === undefined ? undefined : signalName(s.stop_signal),
       shmSize: s.shm_size === undefined
         ? undefined
@@ -1428,6 +1754,23 @@ export function loadCompose(
     };
   });
 
+  // Container names are DNS labels (lower case, '_' and '.' become '-'): two
+  // services that differ only there would share their containers' names.
+  const derived = new Map<string, string>();
+  for (const s of out) {
+    if (s.containerName) continue;
+    const key = s.name.toLowerCase().replace(/[^a-z0-9-]/g, "-");
+    const other = derived.get(key);
+    if (other !== undefined) {
+      throw L.error(
+        ["services", s.name],
+        `service name ${JSON.stringify(s.name)} gives the same container names as ${
+          JSON.stringify(other)
+        } (names are lower-cased, '_' and '.' become '-'): rename one or set container_name`,
+      );
+    }
+    derived.set(key, s.name);
+  }
   for (const s of out) {
     for (const d of s.dependsOn) {
       if (!enabledNames.has(d.service)) {
@@ -1515,6 +1858,7 @@ export function loadCompose(
       volumes: Object.entries(merged.volumes ?? {}).map(([n, o]) => ({
         name: n,
         external: o?.external ?? false,
+        ...volumeDriver(L, n, o),
       })),
       configs: fileOf("configs"),
       secrets: fileOf("secrets"),

@@ -302,10 +302,10 @@ Deno.test("network_mode, stop_signal, shm_size, sysctls and ulimits are read, no
   assert.deepEqual(project.networks.map((n) => n.name), ["default"]);
 });
 
-Deno.test("network_mode sharing another service, host-only sysctls and bad ulimits are refused at their line", () => {
+Deno.test("network_mode sharing an undefined service, host-only sysctls and bad ulimits are refused at their line", () => {
   for (
     const [svc, want] of [
-      ["network_mode: service:db", /:4:\d+: .*network_mode "service:db" .*not supported/],
+      ["network_mode: service:db", /:4:\d+: .*service "db" is not defined/],
       ["network_mode: host\n    networks: [default]", /:4:\d+: .*cannot be combined with networks/],
       ["sysctls: {kernel.hostname: x}", /:4:\d+: .*sysctl "kernel.hostname" is not one/],
       [

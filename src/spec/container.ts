@@ -84,6 +84,12 @@ export interface ContainerSpec {
   userNames?: { user?: string; group?: string; loc?: SourceLocation };
   /** Signal that asks the process to stop (compose `stop_signal`; default SIGTERM). */
   stopSignal?: string;
+  /**
+   * Host path of a static init (catatonit) bind-mounted read-only at
+   * /sbin/docker-init and run as PID 1 in front of the process, as docker's
+   * `--init` does with tini (compose `init: true`).
+   */
+  init?: string;
   /** Size of /dev/shm in bytes (compose `shm_size`; default 64 MiB). */
   shmSize?: number;
   /** Namespaced sysctls the runtime sets in the container. */

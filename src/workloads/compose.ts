@@ -14,11 +14,12 @@
  * recreated service is found again as soon as `up` finishes. The cost: names
  * are only updated by rkl commands (as with compose, that is when they change).
  */
-import { NotFoundError, RklError, SpecError } from "../errors.ts";
-import { bridgeConflist, conflistPath } from "../net/network.ts";
+import { ConflictError, NotFoundError, RklError, SpecError } from "../errors.ts";
+import { bridgeConflist, conflistPath, loadNetwork } from "../net/network.ts";
 import {
   conflistSubnets,
   kernelRoutes,
+  natTable,
   releaseSubnetClaims,
   slash24s,
   writeBridgeNetwork,
@@ -32,6 +33,7 @@ import type { StoredRecord } from "../store/store.ts";
 import {
   type ContainerRecord,
   createContainer,
+  type JoinNetwork,
   refresh,
   removeContainer,
   removeContainers,
@@ -42,6 +44,8 @@ import { hostsFile } from "./etc_files.ts";
 import { ensureHealthMonitor, waitForHealth } from "./health.ts";
 import { type Host, networkOptions, type RklPaths } from "./host.ts";
 import { RESTART_LABEL } from "../spec/names.ts";
+import { which } from "../oci/runtime.ts";
+import { portConflict } from "./ports.ts";
 
 export const LABEL_PROJECT = "com.docker.compose.project";
 export const LABEL_SERVICE = "com.docker.compose.service";
@@ -143,12 +147,129 @@ async function ensureNetworks(
       subnet: n.subnet,
       candidates: slash24s("10.90"),
       make: (subnet) =>
-        bridgeConflist(rklName, { subnet, ipamDataDir: `${host.paths.root}/cni/networks` }),
+        bridgeConflist(rklName, {
+          subnet,
+          ipamDataDir: `${host.paths.root}/cni/networks`,
+          staticAddresses: true,
+        }),
     }, networkOptions(host).hostNet!);
     const subnet = conflistSubnets(list)[0] ?? n.subnet ?? "";
     rec.networks[n.name] = { rklName, subnet, external: false };
     host.store.put("compose", rec);
   }
+}
+
+/** Label listing a service's `links` as SERVICE:ALIAS,… for its /etc/hosts. */
+export const LABEL_LINKS = "org.rkl.compose.links";
+
+/** Label naming the container (id@createdAt) whose network namespace a replica joined. */
+export const LABEL_NETNS_OF = "org.rkl.compose.netns-of";
+
+/**
+ * `network_mode: service:X` (X's first replica) or `container:X` (an rkl
+ * container of this root): that container's pinned netns and /etc files.
+ * It must be running; a pod's member or a container in the host's
+ * namespace is refused (or, for the latter, joined as the host's).
+ */
+function networkToJoin(
+  host: Host,
+  project: ComposeProject,
+  svc: ComposeService,
+): { join?: JoinNetwork; id?: string; hostNetwork?: boolean } {
+  if (svc.networkMode !== "service" && svc.networkMode !== "container") return {};
+  const target = svc.networkMode === "service"
+    ? containerName(project.name, project.services.find((s) => s.name === svc.networkTarget)!, 1)
+    : svc.networkTarget!;
+  const what = `network_mode ${svc.networkMode}:${svc.networkTarget} of service ${
+    JSON.stringify(svc.name)
+  }`;
+  const rec = host.store.get<ContainerRecord>("containers", target);
+  if (!rec || rec.status !== "running") {
+    throw new ConflictError(
+      `Cannot join the network of container ${JSON.stringify(target)} (${what}): ${
+        rec ? `it is ${rec.status}` : "there is no such container"
+      }`,
+    );
+  }
+  if (rec.pod) {
+    throw new ConflictError(
+      `Cannot join the network of container ${
+        JSON.stringify(target)
+      } (${what}): it belongs to pod ${
+        JSON.stringify(rec.pod)
+      }; add the container to that pod instead`,
+    );
+  }
+  // Its id is derived from its name: the creation time tells a recreated one apart.
+  const id = `${rec.id}@${rec.createdAt}`;
+  if (rec.hostNetwork) return { hostNetwork: true, id };
+  let hostname = rec.name;
+  try {
+    hostname = Deno.readTextFileSync(`${rec.dirs.etc}/hostname`).trim() || rec.name;
+  } catch { /* the container's name */ }
+  return {
+    join: { container: rec.name, netns: rec.dirs.netns, etcDir: rec.dirs.etc, hostname },
+    id,
+  };
+}
+
+/** The host's catatonit, which `init: true` runs in front of the service's process. */
+function initBinary(svc: ComposeService): string | undefined {
+  if (!svc.init) return undefined;
+  const bin = which("catatonit");
+  if (!bin) {
+    throw new NotFoundError(
+      `Cannot run service ${JSON.stringify(svc.name)} with init: true: catatonit is not installed`,
+      { hint: "run scripts/setup.sh (Debian package catatonit), or remove init: true" },
+    );
+  }
+  return bin;
+}
+
+/**
+ * The ports of one replica: a host range mapped to one container port
+ * (`"6005-6015:80"`) takes the first port of the range that no workload
+ * publishes, no process holds and no nat rule forwards, as docker does.
+ */
+async function replicaPorts(host: Host, svc: ComposeService): Promise<ComposeService["ports"]> {
+  if (!svc.ports.some((p) => p.hostPortEnd !== undefined)) return svc.ports;
+  const nat = await natTable(host.cmd);
+  const chosen: ComposeService["ports"] = [];
+  for (const p of svc.ports) {
+    if (p.hostPortEnd === undefined) {
+      chosen.push(p);
+      continue;
+    }
+    let pick: number | undefined;
+    for (let port = p.hostPort; port <= p.hostPortEnd && pick === undefined; port++) {
+      if (chosen.some((c) => c.hostPort === port && c.protocol === p.protocol)) continue;
+      const m = { hostPort: port, containerPort: p.containerPort, protocol: p.protocol };
+      if (!portConflict(host, [{ ...m, ...(p.hostIP ? { hostIP: p.hostIP } : {}) }], { nat })) {
+        pick = port;
+      }
+    }
+    if (pick === undefined) {
+      throw new ConflictError(
+        `Cannot publish port ${p.containerPort}/${p.protocol} of service ${
+          JSON.stringify(svc.name)
+        }: every host port of ${p.hostPort}-${p.hostPortEnd} is taken`,
+      );
+    }
+    chosen.push({
+      hostIP: p.hostIP,
+      hostPort: pick,
+      containerPort: p.containerPort,
+      protocol: p.protocol,
+    });
+  }
+  return chosen;
+}
+
+/** Where a config or secret is kept: one per project, or a copy per owner and mode. */
+function configPath(host: Host, project: string, m: ComposeService["mounts"][number]): string {
+  const dir = `${projectDir(host, project)}/${m.kind}s`;
+  if (!m.owner) return `${dir}/${m.source}`;
+  return `${dir}/.owned/${m.owner.uid}.${m.owner.gid}.${m.owner.mode.toString(8)}/${m.source}`;
 }
 
 /** The container spec of one replica. */
@@ -159,6 +280,7 @@ function replicaSpec(
   name: string,
   n: number,
   hash: string,
+  ports: ComposeService["ports"] = svc.ports,
 ): LoadedContainer {
   const mounts: ResolvedMount[] = svc.mounts.map((m, i) => {
     switch (m.kind) {
@@ -175,13 +297,25 @@ function replicaSpec(
             ? { ...m.loc, path: `services.${svc.name}.volumes[${i}]` }
             : { file: project.files[0], path: `services.${svc.name}.volumes[${i}]` },
         };
-      case "volume":
-        return {
-          source: `${volumeDir(host, project.name, m.source)}/_data`,
-          destination: m.target,
-          readOnly: m.readOnly,
-          kind: "hostPath",
-        };
+      case "volume": {
+        // driver_opts bind: the directory named by device, which must exist (as docker's local driver).
+        const device = project.volumes.find((v) => v.name === m.source)?.device;
+        return device
+          ? {
+            source: device,
+            destination: m.target,
+            readOnly: m.readOnly,
+            kind: "hostPath",
+            hostPathType: "Directory",
+            loc: { file: project.files[0], path: `volumes.${m.source}.driver_opts.device` },
+          }
+          : {
+            source: `${volumeDir(host, project.name, m.source)}/_data`,
+            destination: m.target,
+            readOnly: m.readOnly,
+            kind: "hostPath",
+          };
+      }
       case "tmpfs":
         return {
           source: "tmpfs",
@@ -199,7 +333,7 @@ function replicaSpec(
         };
       default:
         return {
-          source: `${projectDir(host, project.name)}/${m.kind}s/${m.source}`,
+          source: configPath(host, project.name, m),
           destination: m.target,
           readOnly: true,
           kind: "hostPath",
@@ -219,7 +353,7 @@ function replicaSpec(
       args: svc.command,
       env: Object.entries(svc.environment).map(([k, v]) => ({ name: k, value: v })),
       workingDir: svc.workingDir,
-      ports: svc.ports.map((p) => ({
+      ports: ports.map((p) => ({
         containerPort: p.containerPort,
         hostPort: p.hostPort,
         protocol: p.protocol.toUpperCase() as "TCP" | "UDP",
@@ -234,8 +368,28 @@ function replicaSpec(
         runAsGroup: svc.user?.gid ??
           (svc.user?.uid !== undefined && !svc.user.name ? 0 : undefined),
         readOnlyRootFilesystem: svc.readOnly,
+        ...(svc.securityOpt.noNewPrivileges ? { allowPrivilegeEscalation: false } : {}),
+        ...(svc.securityOpt.seccomp
+          ? {
+            seccompProfile: svc.securityOpt.seccomp.type === "Localhost"
+              ? { type: "Localhost" as const, localhostProfile: svc.securityOpt.seccomp.file }
+              : { type: svc.securityOpt.seccomp.type },
+          }
+          : {}),
       },
+      ...(svc.securityOpt.systemPathsUnconfined ? { maskedPaths: [], readonlyPaths: [] } : {}),
       tty: svc.tty,
+      init: initBinary(svc),
+      ...(svc.hooks.postStart || svc.hooks.preStop
+        ? {
+          lifecycle: {
+            ...(svc.hooks.postStart
+              ? { postStart: { exec: { command: svc.hooks.postStart } } }
+              : {}),
+            ...(svc.hooks.preStop ? { preStop: { exec: { command: svc.hooks.preStop } } } : {}),
+          },
+        }
+        : {}),
       hostname: svc.hostname,
       userNames: svc.user && (svc.user.name || svc.user.group)
         ? { user: svc.user.name, group: svc.user.group, loc: svc.user.loc }
@@ -257,6 +411,9 @@ function replicaSpec(
           : {}),
         // For `rkl daemon`, which applies restart policies.
         [RESTART_LABEL]: svc.restart,
+        ...(svc.links.length > 0
+          ? { [LABEL_LINKS]: svc.links.map((l) => `${l.service}:${l.alias}`).join(",") }
+          : {}),
       },
     },
     warnings: [],
@@ -277,6 +434,12 @@ export function writeProjectHosts(host: Host, project: string): void {
     if (c.hostNetwork) continue; // keeps the host's own /etc/hosts, as docker's host mode does
     const mine = ipsOf(c);
     const extra: { ip: string; names: string[] }[] = [];
+    // links: more names for a service, in this container's file only.
+    const linked = new Map<string, string[]>();
+    for (const l of (c.labels[LABEL_LINKS] ?? "").split(",").filter(Boolean)) {
+      const [svc, alias] = l.split(":");
+      linked.set(svc, [...(linked.get(svc) ?? []), alias]);
+    }
     for (const o of members) {
       if (o.name === c.name) continue;
       const theirs = ipsOf(o);
@@ -292,7 +455,15 @@ export function writeProjectHosts(host: Host, project: string): void {
       extra.push({
         ip,
         names: [
-          ...new Set([o.labels[LABEL_SERVICE], o.name, ...(written ? [written] : []), ...aliases]),
+          ...new Set([
+            o.labels[LABEL_SERVICE],
+            o.name,
+            ...(written ? [written] : []),
+            ...aliases,
+            ...(Number(o.labels[LABEL_NUMBER]) === 1
+              ? linked.get(o.labels[LABEL_SERVICE]) ?? []
+              : []),
+          ]),
         ],
       });
     }
@@ -362,7 +533,7 @@ export async function composeUp(
   host.store.put("compose", rec);
   await ensureNetworks(host, project, rec);
   for (const v of project.volumes) {
-    if (v.external) continue;
+    if (v.external || v.device) continue;
     const vdir = volumeDir(host, project.name, v.name);
     assertBelow(`${host.paths.root}/volumes`, vdir, `volume ${v.name}`);
     privateDir(`${host.paths.root}/volumes`);
@@ -377,6 +548,19 @@ export async function composeUp(
       privateDir(`${pdir}/${kind}`);
       Deno.writeFileSync(path, contents.get(`${kind}/${c.name}`)!);
       Deno.chmodSync(path, kind === "secrets" ? 0o400 : 0o444);
+    }
+  }
+  // Copies with the owner and mode a service asked for (`uid`, `gid`, `mode`).
+  for (const svc of project.services) {
+    for (const m of svc.mounts) {
+      if (!m.owner || (m.kind !== "config" && m.kind !== "secret")) continue;
+      const path = configPath(host, project.name, m);
+      assertBelow(pdir, path, `${m.kind} ${m.source}`);
+      privateDir(`${pdir}/${m.kind}s/.owned`);
+      Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+      Deno.writeFileSync(path, contents.get(`${m.kind}s/${m.source}`)!);
+      Deno.chownSync(path, m.owner.uid, m.owner.gid);
+      Deno.chmodSync(path, m.owner.mode);
     }
   }
   host.store.put("compose", rec);
@@ -402,8 +586,11 @@ export async function composeUp(
     const existing = projectContainers(host, project.name).filter((c) =>
       c.labels[LABEL_SERVICE] === svc.name
     );
+    // A replica in another container's network namespace goes with that container.
+    const joined = networkToJoin(host, project, svc);
     const stale = existing.filter((c) =>
-      c.labels[LABEL_HASH] !== hash || Number(c.labels[LABEL_NUMBER]) > svc.replicas
+      c.labels[LABEL_HASH] !== hash || Number(c.labels[LABEL_NUMBER]) > svc.replicas ||
+      (joined.id !== undefined && c.labels[LABEL_NETNS_OF] !== joined.id)
     );
     for (const c of stale) {
       options.log?.(`recreating ${c.name}`);
@@ -421,7 +608,7 @@ export async function composeUp(
         } else continue;
         if (live.status === "created") continue;
       }
-      const spec = replicaSpec(host, project, svc, name, n, hash);
+      const spec = replicaSpec(host, project, svc, name, n, hash, await replicaPorts(host, svc));
       for (const m of spec.spec.mounts) {
         if (m.source.includes("/anon/")) Deno.mkdirSync(m.source, { recursive: true });
       }
@@ -431,11 +618,37 @@ export async function composeUp(
             .aliases.join(",");
         }
       }
+      if (joined.id !== undefined) spec.spec.labels[LABEL_NETNS_OF] = joined.id;
       const nets = svc.networkMode ? [] : svc.networks.map((n) => rec.networks[n.name].rklName);
+      const fixed = Object.fromEntries(
+        svc.networks.filter((n) => n.ipv4Address || n.macAddress).map((n) => [
+          rec.networks[n.name].rklName,
+          {
+            ...(n.ipv4Address ? { ips: [n.ipv4Address] } : {}),
+            ...(n.macAddress ? { mac: n.macAddress } : {}),
+          },
+        ]),
+      );
+      for (const [net, want] of Object.entries(fixed)) {
+        // A network made by an older rkl, or an external one, may not offer them.
+        const list = await loadNetwork(net, networkOptions(host));
+        const caps = list.plugins.find((p) => p.type === "bridge")?.capabilities ?? {};
+        for (const [k, cap] of [["ips", "ips"], ["mac", "mac"]] as const) {
+          if (want[k] !== undefined && !caps[cap]) {
+            throw new ConflictError(
+              `Cannot give service ${JSON.stringify(svc.name)} a fixed ${
+                k === "ips" ? "address" : "MAC"
+              } on network ${net}: its conflist does not offer the "${cap}" capability (run compose down and up to remake it)`,
+            );
+          }
+        }
+      }
       const c = await createContainer(host, spec, {
         network: nets[0] ?? null,
         extraNetworks: nets.slice(1),
-        hostNetwork: svc.networkMode === "host",
+        hostNetwork: svc.networkMode === "host" || joined.hostNetwork,
+        joinNetwork: joined.join,
+        fixed,
       });
       try {
         await startContainer(host, c.name);

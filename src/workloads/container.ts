@@ -111,6 +111,8 @@ export interface ContainerRecord extends StoredRecord {
   extraNetworks?: ExtraNetwork[];
   /** In the host's network namespace (compose `network_mode: host`). */
   hostNetwork?: boolean;
+  /** In this other container's network namespace (compose `network_mode: service:X`). */
+  netnsOf?: string;
   /** process.terminal (`tty: true`): conmon holds the pty. */
   terminal?: boolean;
   /** conmon keeps a stdin pipe for attach; "once": closed when the first attach ends. */
@@ -245,6 +247,15 @@ export interface ContainerPlan {
   config: OciConfig;
 }
 
+/** Another container's network namespace (a pinned netns file) and its hosts, hostname, resolv.conf. */
+export interface JoinNetwork {
+  /** The container whose namespace this is, for messages. */
+  container: string;
+  netns: string;
+  etcDir: string;
+  hostname: string;
+}
+
 export interface PlanOptions {
   host: Pick<Host, "paths" | "cgroupParent" | "nofileHard" | "hardLimits">;
   /** Run in the host's network namespace (compose `network_mode: host`). */
@@ -256,6 +267,8 @@ export interface PlanOptions {
   bundle: BundleDefaults;
   /** A pod's sandbox to join instead of making one. */
   sandbox?: Sandbox;
+  /** Another container's network namespace and /etc files to use (compose `network_mode: service:X`). */
+  joinNetwork?: JoinNetwork;
   /** Downward-API fields without a sandbox (`pod validate` shows placeholders). */
   podInfo?: PodInfo;
 }
@@ -309,7 +322,8 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
   const name = sb?.recordName ?? spec.name;
   const dirs = containerDirs(options.host.paths, name);
   const cgroupPath = sb?.cgroupPath ?? `${options.host.cgroupParent}/${spec.name}`;
-  const etc = sb?.etcDir ?? dirs.etc;
+  const join = options.joinNetwork;
+  const etc = sb?.etcDir ?? join?.etcDir ?? dirs.etc;
   if (!processArgs(spec, options.bundle)) {
     throw new SpecError(
       loaded.source.at(["args"]),
@@ -319,13 +333,14 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
   const config = generateConfig(spec, {
     rootfs: dirs.rootfs,
     cgroupsPath: `/${cgroupPath}`,
-    hostname: sb?.hostname ?? spec.hostname ?? spec.name,
+    hostname: sb?.hostname ?? join?.hostname ?? spec.hostname ?? spec.name,
     etcFiles: {
       hosts: `${etc}/hosts`,
       hostname: `${etc}/hostname`,
       resolvConf: `${etc}/resolv.conf`,
     },
-    joinNamespaces: sb?.join ?? { network: options.hostNetwork ? "host" : dirs.netns },
+    joinNamespaces: sb?.join ??
+      { network: options.hostNetwork ? "host" : join?.netns ?? dirs.netns },
     nofileHard: options.host.nofileHard,
     bundle: options.bundle,
     annotations: sb
@@ -575,6 +590,10 @@ export interface CreateOptions {
   extraNetworks?: string[];
   /** The host's network namespace: no netns, no CNI, the host's /etc files. */
   hostNetwork?: boolean;
+  /** Another container's network namespace and /etc files: no netns or CNI of its own. */
+  joinNetwork?: JoinNetwork;
+  /** Fixed addresses and MACs by network name (compose `ipv4_address`, `mac_address`). */
+  fixed?: Record<string, { ips?: string[]; mac?: string }>;
   /** Made through the CRI: kept on the record. */
   cri?: CriContainerInfo;
   /** Where conmon writes the log instead of the log dir (the CRI's log_directory/log_path). */
@@ -604,8 +623,9 @@ async function createContainerNow(
   const sandbox = options.sandbox;
   const plan = planContainer(loaded, {
     host,
-    network: options.hostNetwork ? null : options.network,
+    network: options.hostNetwork || options.joinNetwork ? null : options.network,
     hostNetwork: options.hostNetwork,
+    joinNetwork: options.joinNetwork,
     bundle,
     sandbox,
     localhostSeccomp: readLocalhostSeccomp(host, loaded),
@@ -614,7 +634,9 @@ async function createContainerNow(
   const netOptions = networkOptions(host);
   const conflist = plan.network ? await loadNetwork(plan.network, netOptions) : undefined;
   const extra: ExtraNetwork[] = [];
-  const extraNames = sandbox || options.hostNetwork ? [] : options.extraNetworks ?? [];
+  const extraNames = sandbox || options.hostNetwork || options.joinNetwork
+    ? []
+    : options.extraNetworks ?? [];
   for (const [k, n] of extraNames.entries()) {
     extra.push({ name: n, ifName: `eth${k + 1}`, conflist: await loadNetwork(n, netOptions) });
   }
@@ -628,7 +650,7 @@ async function createContainerNow(
   // (this process's own rollback undoes just that); a part found not to be
   // ours is set false there, and every save stores the plan with those
   // changes on top. One synced write instead of one per step.
-  const ownSandbox = !options.hostNetwork && !sandbox;
+  const ownSandbox = !options.hostNetwork && !sandbox && !options.joinNetwork;
   const planned: ContainerRecord["resources"] = {
     dir: true,
     overlay: true,
@@ -684,6 +706,7 @@ async function createContainerNow(
       pod: sandbox?.pod,
       extraNetworks: extra.length > 0 ? extra : undefined,
       hostNetwork: options.hostNetwork || undefined,
+      netnsOf: options.joinNetwork?.container,
       terminal: plan.config.process.terminal || undefined,
       stdin: loaded.spec.stdin ? (loaded.spec.stdinOnce ? "once" : "open") : undefined,
       stopSignal: loaded.spec.stopSignal,
@@ -761,7 +784,9 @@ async function createContainerNow(
       for (const f of ["hosts", "hostname", "resolv.conf"]) {
         Deno.writeTextFileSync(`${d.etc}/${f}`, readOr(`/etc/${f}`));
       }
-    } else if (!sandbox) await setUpOwnSandbox(host, rec, plan, conflist, save);
+    } else if (!sandbox && !options.joinNetwork) {
+      await setUpOwnSandbox(host, rec, plan, conflist, save, options.fixed);
+    }
     writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n");
     trace("create: config written");
     rec.resources.runtime = true;
@@ -794,6 +819,7 @@ async function setUpOwnSandbox(
   plan: ContainerPlan,
   conflist: NetConfList | undefined,
   save: () => void,
+  fixed?: CreateOptions["fixed"],
 ): Promise<void> {
   const d = plan.dirs;
   Deno.mkdirSync(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
@@ -817,6 +843,7 @@ async function setUpOwnSandbox(
     netns: d.netns,
     conflist,
     portMappings: plan.portMappings,
+    fixed: rec.network ? fixed?.[rec.network.name] : undefined,
     portsFree: () => assertPortsFree(host, plan.portMappings, cniContainerId(rec)),
   });
   if (result && rec.network) {
@@ -829,6 +856,7 @@ async function setUpOwnSandbox(
       containerId: cniContainerId(rec),
       netns: d.netns,
       ifName: x.ifName,
+      ...(fixed?.[x.name] ? { capabilityArgs: fixed[x.name] } : {}),
     }, hostLocks());
     x.ip = resultIPv4(x.result);
     save();

@@ -112,6 +112,13 @@ function convertService(
       "network_mode none has no Pod equivalent: drop it and run the converted pod with `rkl pod run --network none`",
     );
   }
+  if (svc.networkMode === "service" || svc.networkMode === "container") {
+    fail(
+      s,
+      ["network_mode"],
+      `network_mode ${svc.networkMode}:${svc.networkTarget} has no Pod equivalent across pods: put both containers in one Pod (they share its network namespace)`,
+    );
+  }
   const objects: Obj[] = [];
   const volumes: Obj[] = [];
   const mounts: Obj[] = [];
@@ -173,9 +180,10 @@ function convertService(
           claims.push(claim);
           volumes.push({ name: vol, persistentVolumeClaim: { claimName: claim } });
         } else {
+          const device = project.volumes.find((v) => v.name === m.source)?.device;
           volumes.push({
             name: vol,
-            hostPath: {
+            hostPath: device ? { path: device, type: "Directory" } : {
               path: `${options.volumesDir}/${project.name}_${m.source}/_data`,
               type: "DirectoryOrCreate",
             },
@@ -270,6 +278,37 @@ function convertService(
       warn(s, [key], why);
     }
   }
+  if (svc.links.some((l) => l.alias !== l.service)) {
+    warn(
+      s,
+      ["links"],
+      "link aliases have no Pod equivalent (service names still resolve); dropped",
+    );
+  }
+  if (Object.keys(svc.securityOpt).length > 0) {
+    warn(s, ["security_opt"], "not carried into the Pod's securityContext; dropped");
+  }
+  if (svc.mounts.some((m) => m.owner)) {
+    warn(s, [], "configs/secrets uid, gid and mode are not carried into the Pod; dropped");
+  }
+  if (svc.hooks.postStart || svc.hooks.preStop) {
+    container.lifecycle = {
+      ...(svc.hooks.postStart ? { postStart: { exec: { command: svc.hooks.postStart } } } : {}),
+      ...(svc.hooks.preStop ? { preStop: { exec: { command: svc.hooks.preStop } } } : {}),
+    };
+  }
+  if (svc.init) {
+    warn(s, ["init"], "no Pod field runs an init in front of the process; dropped");
+  }
+  svc.ports.forEach((p) => {
+    if (p.hostPortEnd !== undefined) {
+      warn(
+        s,
+        ["ports"],
+        `host port range ${p.hostPort}-${p.hostPortEnd}: a Pod names one hostPort; ${p.hostPort} is used`,
+      );
+    }
+  });
   if (Object.keys(svc.sysctls).length > 0) {
     warn(s, ["sysctls"], "moved to spec.securityContext.sysctls, which rkl pods do not apply");
   }
