@@ -10,10 +10,9 @@ export interface OverlayDirs {
   merged: string;
 }
 
-/** Mounts an overlay over read-only lower dirs (left untouched) with the container's own upper dir. */
-export function mountOverlay(sys: Syscalls, d: OverlayDirs): void {
-  if (d.lower.length === 0) throw new SysError("mount", EINVAL, "overlay needs a lower dir");
-  for (const p of [d.upper, d.work, d.merged, ...d.lower]) {
+/** overlayfs splits its options at ',' and its lower dirs at ':'. */
+function checkOverlayPaths(paths: string[]): void {
+  for (const p of paths) {
     if (/[,:]/.test(p)) {
       throw new SysError(
         "mount",
@@ -22,6 +21,12 @@ export function mountOverlay(sys: Syscalls, d: OverlayDirs): void {
       );
     }
   }
+}
+
+/** Mounts an overlay over read-only lower dirs (left untouched) with the container's own upper dir. */
+export function mountOverlay(sys: Syscalls, d: OverlayDirs): void {
+  if (d.lower.length === 0) throw new SysError("mount", EINVAL, "overlay needs a lower dir");
+  checkOverlayPaths([d.upper, d.work, d.merged, ...d.lower]);
   sys.mount({
     source: "overlay",
     target: d.merged,
@@ -47,15 +52,7 @@ export function mountImageLayers(
 ): void {
   if (d.lower.length === 0) throw new SysError("mount", EINVAL, "an image volume needs a layer");
   const lower = d.lower.length === 1 ? [...d.lower, d.empty] : d.lower;
-  for (const p of [d.target, ...lower]) {
-    if (/[,:]/.test(p)) {
-      throw new SysError(
-        "mount",
-        EINVAL,
-        `overlay paths must not contain ',' or ':' (${JSON.stringify(p)})`,
-      );
-    }
-  }
+  checkOverlayPaths([d.target, ...lower]);
   sys.mount({
     source: "overlay",
     target: d.target,
