@@ -236,13 +236,24 @@ test("bad CRI requests get their gRPC status and leave nothing half-made", async
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /NotFound.*busybox:9\.99/);
 
+  // A missing host path is made as a directory, as containerd's CRI does; one
+  // that cannot be made (its parent is a file) fails, naming it.
   const badMount = writeJson("badmount.json", {
     ...APP,
-    mounts: [{ host_path: `${env!.dir}/no-such-dir`, container_path: "/data" }],
+    mounts: [{ host_path: `${ctrFile}/no-such-dir`, container_path: "/data" }],
   });
   const mount = await crictl(["create", pod, badMount, podFile]);
   assert.notEqual(mount.code, 0);
   assert.match(mount.stderr, /no-such-dir/);
+  const madeDir = `${env!.dir}/made-by-create`;
+  const newMount = writeJson("newmount.json", {
+    ...APP,
+    metadata: { name: "newmount" },
+    mounts: [{ host_path: madeDir, container_path: "/data" }],
+  });
+  const made = await crictlOk(["create", pod, newMount, podFile]);
+  assert.ok(Deno.statSync(madeDir).isDirectory, "the missing host path was not made");
+  await crictlOk(["rm", made]);
   const rel = writeJson("relmount.json", {
     ...APP,
     mounts: [{ host_path: "../etc", container_path: "/data" }],
