@@ -6,40 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
-import {
-  cleanupAfterAll,
-  makeEnv,
-  removeAll,
-  rkl,
-  type RunResult,
-  waitFor,
-} from "../_helpers/env.ts";
-import { REPO, requires } from "../_helpers/requires.ts";
+import { cleanupAfterAll, makeEnv, removeAll, rkl, waitFor } from "../_helpers/env.ts";
+import { requires } from "../_helpers/requires.ts";
+import { composeTools } from "../_helpers/compose.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
 const env = ready ? await makeEnv("compload", 26) : undefined;
+const { projectDir, compose, composeResult: composeOk } = composeTools(() => env!);
 let baseline: Census | undefined;
-
-async function projectDir(name: string, files: Record<string, string>): Promise<string> {
-  const dir = `${env!.dir}/${name}`;
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.symlink(`${REPO}/bundles`, `${dir}/bundles`).catch(() => {});
-  for (const [f, text] of Object.entries(files)) {
-    await Deno.mkdir(`${dir}/${f}`.replace(/\/[^/]*$/, ""), { recursive: true });
-    await Deno.writeTextFile(`${dir}/${f}`, text);
-  }
-  return dir;
-}
-
-function compose(dir: string, args: string[]): Promise<RunResult> {
-  return rkl(env!, ["compose", ...args], { cwd: dir });
-}
-
-async function composeOk(dir: string, args: string[]): Promise<RunResult> {
-  const r = await compose(dir, args);
-  if (r.code !== 0) throw new Error(`rkl compose ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
 
 async function get(url: string): Promise<string | undefined> {
   try {

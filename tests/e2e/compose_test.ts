@@ -12,39 +12,18 @@ import {
   makeEnv,
   removeAll,
   rkl,
-  type RunResult,
   waitFor,
 } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
+import { composeTools } from "../_helpers/compose.ts";
 import { projectNetworkName } from "../../src/workloads/compose.ts";
 import { shortHash } from "../../src/workloads/host.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
 const env = ready ? await makeEnv("compose", 3) : undefined;
+const { projectDir, compose, composeOk } = composeTools(() => env!);
 /** Taken when this file's first test starts (deno loads every test file before running any). */
 let baseline: Census | undefined;
-
-/** A project directory with a bundles/ link, as rk8s's example expects. */
-async function projectDir(name: string, files: Record<string, string>): Promise<string> {
-  const dir = `${env!.dir}/${name}`;
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.symlink(`${REPO}/bundles`, `${dir}/bundles`).catch(() => {});
-  for (const [f, text] of Object.entries(files)) {
-    await Deno.mkdir(`${dir}/${f}`.replace(/\/[^/]*$/, ""), { recursive: true });
-    await Deno.writeTextFile(`${dir}/${f}`, text);
-  }
-  return dir;
-}
-
-function compose(dir: string, args: string[]): Promise<RunResult> {
-  return rkl(env!, ["compose", ...args], { cwd: dir });
-}
-
-async function composeOk(dir: string, args: string[]): Promise<string> {
-  const r = await compose(dir, args);
-  if (r.code !== 0) throw new Error(`rkl compose ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 async function ps(
   dir: string,
