@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { crictlTools } from "../_helpers/crictl.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
 import { dirTar, pushImage, type Registry, startRegistry, tarBytes } from "../_helpers/oci.ts";
@@ -28,6 +29,7 @@ const { test } = censusTests(ready, () => env!);
 let registry: Registry | undefined;
 let daemon: Deno.ChildProcess | undefined;
 const sock = () => `${env!.dir}/cri/rkl.sock`;
+const { crictl, crictlOk } = crictlTools(() => env!, sock);
 
 function startCriDaemon(): Deno.ChildProcess {
   Deno.mkdirSync(`${env!.dir}/manifests`, { recursive: true });
@@ -61,32 +63,6 @@ async function setUp(): Promise<void> {
   Deno.writeTextFileSync(`${env!.dir}/crictl.yaml`, "debug: false\n");
   daemon = startCriDaemon();
   await waitSocket();
-}
-
-async function crictl(args: string[]) {
-  const out = await new Deno.Command("crictl", {
-    args: [
-      "--config",
-      `${env!.dir}/crictl.yaml`,
-      "--runtime-endpoint",
-      `unix://${sock()}`,
-      "--image-endpoint",
-      `unix://${sock()}`,
-      "--timeout",
-      "60s",
-      ...args,
-    ],
-    stdin: "null",
-    env: { RUST_BACKTRACE: "0" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-async function crictlOk(args: string[]): Promise<string> {
-  const r = await crictl(args);
-  if (r.code !== 0) throw new Error(`crictl ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
-  return r.stdout.trim();
 }
 
 function writeJson(name: string, v: unknown): string {

@@ -23,6 +23,7 @@ import {
   type RklEnv,
   waitFor,
 } from "../_helpers/env.ts";
+import { crictlTools } from "../_helpers/crictl.ts";
 import { requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
 import { startRegistry } from "../_helpers/oci.ts";
@@ -319,33 +320,7 @@ Deno.test({
 let daemon: Deno.ChildProcess | undefined;
 let registryStop: (() => Promise<void>) | undefined;
 const sock = () => `${env!.dir}/cri/rkl.sock`;
-
-async function crictl(args: string[]) {
-  const out = await new Deno.Command("crictl", {
-    args: [
-      "--config",
-      `${env!.dir}/crictl.yaml`,
-      "--runtime-endpoint",
-      `unix://${sock()}`,
-      "--image-endpoint",
-      `unix://${sock()}`,
-      "--timeout",
-      "60s",
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-async function crictlOk(args: string[]): Promise<string> {
-  const r = await crictl(args);
-  if (r.code !== 0) throw new Error(`crictl ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
-  return r.stdout.trim();
-}
+const { crictl, crictlOk } = crictlTools(() => env!, sock);
 
 function json(name: string, v: unknown): string {
   const p = `${env!.dir}/${name}.json`;

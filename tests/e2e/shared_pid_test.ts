@@ -14,6 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, waitFor } from "../_helpers/env.ts";
+import { crictlTools } from "../_helpers/crictl.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
 import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
@@ -35,30 +36,8 @@ const { test } = censusTests(ready, () => env!);
 let registry: Registry | undefined;
 let daemon: Deno.ChildProcess | undefined;
 const sock = () => `${env!.dir}/cri/rkl.sock`;
+const { crictl, crictlOk } = crictlTools(() => env!, sock);
 const dec = new TextDecoder();
-
-async function crictl(args: string[]) {
-  const out = await new Deno.Command("crictl", {
-    args: [
-      "--runtime-endpoint",
-      `unix://${sock()}`,
-      "--image-endpoint",
-      `unix://${sock()}`,
-      "--timeout",
-      "60s",
-      ...args,
-    ],
-    stdin: "null",
-    env: { RUST_BACKTRACE: "0" },
-  }).output();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-async function crictlOk(args: string[]): Promise<string> {
-  const r = await crictl(args);
-  if (r.code !== 0) throw new Error(`crictl ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
-  return r.stdout.trim();
-}
 
 function writeJson(name: string, v: unknown): string {
   const p = `${env!.dir}/${name}`;

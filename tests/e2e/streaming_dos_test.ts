@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { censusTests, cleanupAfterAll, makeEnv, type RunResult, waitFor } from "../_helpers/env.ts";
+import { crictlTools } from "../_helpers/crictl.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { stopDaemon } from "../_helpers/daemon.ts";
 import { serviceDefinition } from "../../src/cri/grpc.ts";
@@ -25,27 +26,7 @@ const FLOOD = 400;
 const HOLD_MS = 12_000;
 
 const sock = () => `${env!.dir}/cri/rkl.sock`;
-
-async function crictl(args: string[], timeout = "5s") {
-  const out = await new Deno.Command("crictl", {
-    args: [
-      "--config",
-      `${env!.dir}/crictl.yaml`,
-      "--runtime-endpoint",
-      `unix://${sock()}`,
-      "--image-endpoint",
-      `unix://${sock()}`,
-      "--timeout",
-      timeout,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout).trim(), stderr: dec.decode(out.stderr) };
-}
+const { crictl } = crictlTools(() => env!, sock, "5s");
 
 /** The streaming server's port: PortForward's URL for `sandbox` (the server starts at the first). */
 async function streamingPort(sandbox: string): Promise<number> {
@@ -233,7 +214,7 @@ test("a descriptor flood on the streaming port from an unprivileged user leaves 
     );
     const runp = await crictl(["runp", `${env!.dir}/pod.json`], "30s");
     assert.equal(runp.code, 0, runp.stderr);
-    sandbox = runp.stdout;
+    sandbox = runp.stdout.trim();
     const port = await streamingPort(sandbox);
     report.fdsBefore = fdCount(daemon.pid);
 
