@@ -193,7 +193,8 @@ export function readClaims(dir: string, prune = false): SubnetUse[] {
     const subnet = `${m[1]}/${m[2]}`;
     let conflist = "";
     try {
-      conflist = Deno.readTextFileSync(`${dir}/${e.name}`).trim();
+      // A claim names a conflist path: a few hundred bytes at most.
+      conflist = readTextBounded(`${dir}/${e.name}`, { max: 4096, follow: false }).trim();
     } catch { /* gone meanwhile */ }
     const list = conflist.startsWith("/") ? readJson(conflist) as { name?: unknown } : undefined;
     if (list && conflistSubnets(list).includes(subnet)) {
