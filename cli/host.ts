@@ -1,4 +1,5 @@
 /** Builds the real Host: the only place real adapters are created. */
+import { realFs } from "../src/sys/fs.ts";
 import { ImageService } from "../src/image/service.ts";
 import { progressFor } from "./progress.ts";
 import { selfArgv } from "./self.ts";
@@ -166,6 +167,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     .split(":");
   return {
     sys: new LinuxSyscalls(),
+    fs: realFs,
     cmd,
     // The lock lives beside the records it guards: two commands with the same
     // --root and different --run-roots still exclude each other.

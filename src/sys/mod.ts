@@ -6,3 +6,4 @@ export * from "./cgroups/mod.ts";
 export * from "./cgroups/v1.ts";
 export * from "./cgroups/v2.ts";
 export * from "./cgroups/detect.ts";
+export * from "./fs.ts";

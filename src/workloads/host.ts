@@ -5,6 +5,7 @@ import type { StateStore } from "../store/store.ts";
 import type { CgroupManager } from "../sys/cgroups/mod.ts";
 import type { CommandRunner } from "../sys/command.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
+import type { HostFs } from "../sys/fs.ts";
 import type { ImageService } from "../image/service.ts";
 import { DEFAULT_CONF_DIR, type NetworkOptions } from "../net/network.ts";
 import { slash24s } from "../net/hostnet.ts";
@@ -71,6 +72,8 @@ export function shortHash(text: string): string {
 
 export interface Host {
   sys: Syscalls;
+  /** Files under the state roots, /proc and /sys (an in-memory tree in tests). */
+  fs: HostFs;
   cmd: CommandRunner;
   store: StateStore;
   cgroups: CgroupManager;
