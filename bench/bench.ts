@@ -21,6 +21,8 @@
  *   cri          `crictl runp` + `create` + `start` of one busybox container vs `rkl pod run` of
  *                the same pod (image from the store); ListContainers with 100 containers (gRPC,
  *                p95); the daemon's RSS with 50 CRI pods
+ *   containerd   rkl's CRI vs containerd 1.6's, call by call over one pod's life, lists with
+ *                20 pods running, and the node's memory (PSS) with them (bench/containerd.ts)
  *
  * rkl is run as a user runs it from source (`deno run -A cli/main.ts`), so
  * every rkl figure includes Deno's start-up.
@@ -31,6 +33,7 @@ import { DenoCommandRunner } from "../src/sys/command.ts";
 import { which } from "../src/oci/runtime.ts";
 import { removeIdlePortmapChains } from "../src/net/portmap.ts";
 import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
+import { containerdRows, type PeerFigures, printPeerFigures } from "./containerd.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? "10");
@@ -563,6 +566,7 @@ interface CriFigures {
   pods: number;
 }
 let criFigures: CriFigures | undefined;
+let peerFigures: PeerFigures | undefined;
 
 /**
  * rkl vs rk8s's RKL on the seed pod's whole life. RKL reads the first file
@@ -981,6 +985,9 @@ try {
     await daemonRows();
     throw new Done();
   }
+  // BENCH_ONLY=containerd runs just the CRI rows against containerd 1.6 (bench/containerd.ts).
+  if (!only || only === "containerd") peerFigures = await containerdRows({ runs: RUNS });
+  if (only === "containerd") throw new Done();
   // BENCH_ONLY=cri runs just the CRI rows.
   if (only !== "run") await criRows();
   if (only === "cri") throw new Done();
@@ -1185,6 +1192,11 @@ if (criFigures) {
   );
 }
 
+if (peerFigures) {
+  console.log("\nrkl's CRI vs containerd 1.6's CRI (same runc, CNI plugins, images, gRPC client):");
+  printPeerFigures(peerFigures);
+}
+
 if (daemonFigures) {
   const f = daemonFigures;
   console.log(
@@ -1215,6 +1227,7 @@ await Deno.writeTextFile(
       rows,
       daemon: daemonFigures ?? null,
       cri: criFigures ?? null,
+      containerd: peerFigures ?? null,
     },
     null,
     2,
