@@ -1,7 +1,6 @@
 /** The versions `rkl version` reports: rkl, Deno, and the parts rkl drives on this host. */
 import { CNI_PLUGIN_DIRS } from "./net/cni.ts";
 import { RUNTIME_PREFERENCE, which } from "./oci/runtime.ts";
-import { COMMIT } from "../cli/build_info.ts";
 
 async function firstLine(cmd: string, args: string[], env?: Record<string, string>) {
   try {
@@ -20,15 +19,17 @@ async function firstLine(cmd: string, args: string[], env?: Record<string, strin
   }
 }
 
-async function commit(): Promise<string> {
-  if (COMMIT !== "dev") return COMMIT;
+/** `built` is the commit a packed copy was made from (cli/build_info.ts), "dev" in a checkout. */
+async function commitOf(built: string): Promise<string> {
+  if (built !== "dev") return built;
   const dir = new URL("..", import.meta.url);
   if (dir.protocol !== "file:") return "unknown";
   const line = await firstLine("git", ["-C", dir.pathname, "rev-parse", "--short", "HEAD"]);
   return /^[0-9a-f]{4,}$/.test(line) ? `${line} (checkout)` : "unknown";
 }
 
-export async function componentVersions(rklVersion: string) {
+/** `commit`: cli/build_info.ts's COMMIT, passed in by the cli (src/ imports nothing from cli/). */
+export async function componentVersions(rklVersion: string, commit: string) {
   const runtimes = [];
   for (const name of RUNTIME_PREFERENCE) {
     const path = which(name);
@@ -69,7 +70,7 @@ export async function componentVersions(rklVersion: string) {
     });
   }
   return {
-    rkl: { version: rklVersion, commit: await commit() },
+    rkl: { version: rklVersion, commit: await commitOf(commit) },
     deno: Deno.version,
     runtimes,
     conmon,

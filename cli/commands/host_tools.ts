@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import type { Context } from "../app.ts";
 import { write } from "../format.ts";
 import { VERSION } from "../version.ts";
+import { COMMIT } from "../build_info.ts";
 import { UsageError } from "../../src/errors.ts";
 
 export function registerHostTools(program: Command, ctx: Context): void {
@@ -36,7 +37,7 @@ export function registerHostTools(program: Command, ctx: Context): void {
   ).option("-o, --output <format>", "text or json", "text").action(
     async (o: { output: string }) => {
       const { componentVersions } = await import("../../src/versions.ts");
-      const v = await componentVersions(VERSION);
+      const v = await componentVersions(VERSION, COMMIT);
       if (o.output === "json") return write(`${JSON.stringify(v, null, 2)}\n`);
       const rows: [string, string][] = [
         ["rkl", `${v.rkl.version} (commit ${v.rkl.commit})`],

@@ -1,14 +1,23 @@
 /** Image removal, pruning and login: the parts that look at containers too. */
 import { ImageError, NotFoundError } from "../errors.ts";
-import type { Host } from "../workloads/host.ts";
+import type { StateStore } from "../store/store.ts";
 import { parseReference, tagName } from "./reference.ts";
 import { RegistryClient } from "./registry.ts";
 import { authFilePath, type Credentials, endpointsFor, writeAuthEntry } from "./registries.ts";
 import type { ImageService } from "./service.ts";
 import { type ImageRecord, notFound, OversizedRecord, refuseInUse } from "./store.ts";
 
+/**
+ * What removal and pruning need of the workloads' Host: the state store (its records and lock)
+ * and the image service. Declared here so image/ needs nothing from workloads/; a Host is one.
+ */
+export interface ImageHost {
+  store: StateStore;
+  images?: ImageService;
+}
+
 /** Names of the containers whose rootfs is made of image `id`, and of the pods it is a volume of. */
-export function imageUsers(host: Host, id: string): string[] {
+export function imageUsers(host: ImageHost, id: string): string[] {
   const pods = host.store.list<
     { name: string; schemaVersion: number; imageVolumes?: Record<string, { imageId: string }> }
   >("pods").filter((p) => Object.values(p.imageVolumes ?? {}).some((v) => v.imageId === id))
@@ -26,7 +35,11 @@ export function imageUsers(host: Host, id: string): string[] {
  * the image unless forced. Blobs and layers go at once when nothing else
  * uses them.
  */
-export async function removeImages(host: Host, names: string[], force: boolean): Promise<string[]> {
+export async function removeImages(
+  host: ImageHost,
+  names: string[],
+  force: boolean,
+): Promise<string[]> {
   const images = host.images!;
   const store = images.store;
   return await store.withGcLock(true, async () => {
@@ -78,12 +91,12 @@ export async function removeImages(host: Host, names: string[], force: boolean):
 }
 
 /** Removes blobs and layers of no image, keeping layers a container still mounts. */
-function sweepUnused(host: Host): { blobs: number; layers: number; bytes: number } {
+function sweepUnused(host: ImageHost): { blobs: number; layers: number; bytes: number } {
   return host.images!.store.sweep(usedLayerDirs(host));
 }
 
 /** Layer directories that a container's overlay names (kept even after a forced rm). */
-function usedLayerDirs(host: Host): Set<string> {
+function usedLayerDirs(host: ImageHost): Set<string> {
   const out = new Set<string>();
   for (
     const c of host.store.list<{ name: string; schemaVersion: number; lowerDirs?: string[] }>(
@@ -97,7 +110,7 @@ function usedLayerDirs(host: Host): Set<string> {
 
 /** `rkl image prune`: untagged images (all unused with `all`), then unreferenced blobs and layers. */
 export async function pruneImages(
-  host: Host,
+  host: ImageHost,
   all: boolean,
 ): Promise<{ images: string[]; blobs: number; layers: number; bytes: number }> {
   const store = host.images!.store;

@@ -93,14 +93,8 @@ export function tagName(ref: ImageRef): string | undefined {
   return ref.tag ? `${repoName(ref)}:${ref.tag}` : undefined;
 }
 
-/**
- * Whether an `image:` value names a bundle directory rather than an image:
- * a path (`/abs`, `./rel`, `../rel`, `.`, `~/dir`). Everything else is a reference.
- */
-export function isBundlePath(image: string): boolean {
-  return image.startsWith("/") || image.startsWith("./") || image.startsWith("../") ||
-    image === "." || image === ".." || image.startsWith("~/");
-}
+/** The spec's rule for an `image:` value, kept in spec/ (which imports nothing from image/). */
+export { isBundlePath } from "../spec/paths.ts";
 
 /** The Kubernetes default pull policy: Always for `:latest` or no tag, else IfNotPresent. */
 export function defaultPullPolicy(text: string): "Always" | "IfNotPresent" {

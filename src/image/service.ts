@@ -8,7 +8,7 @@ import type { SourceLocation } from "../errors.ts";
 import type { BundleDefaults } from "../oci/generate.ts";
 import { lgetxattr } from "../sys/fileattr.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
-import { parsePasswd, readUserFiles, resolveNames } from "../workloads/users.ts";
+import { parsePasswd, readUserFiles, resolveNames } from "./users.ts";
 // The puller (registry client, tar reader, zlib) loads only when a pull happens.
 import type { Progress } from "./pull.ts";
 import { parseReference } from "./reference.ts";

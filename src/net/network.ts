@@ -6,7 +6,7 @@
  * uses (see hostnet.ts).
  */
 import { NetworkError, SpecError } from "../errors.ts";
-import { DNS1123_LABEL } from "../spec/names.ts";
+import { DNS1123_LABEL } from "../base/names.ts";
 import type { NetConfList } from "./cni.ts";
 import { FileReadError, MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 import { type HostNetOptions, writeBridgeNetwork } from "./hostnet.ts";

@@ -4,7 +4,7 @@
  * line), validated on its own, then merged in order (later files override
  * earlier ones, as `docker compose -f a -f b` does).
  */
-import { isBundlePath } from "../image/reference.ts";
+import { isBundlePath } from "./paths.ts";
 import { isMap, isScalar, isSeq, type Scalar, visit } from "yaml";
 import { z } from "zod";
 import { type SourceLocation, SpecError } from "../errors.ts";

@@ -3,7 +3,6 @@
  * Kubernetes Container at the top level, plus optional `volumes` and
  * `restartPolicy`.
  */
-import { isBundlePath } from "../image/reference.ts";
 import { z } from "zod";
 import { type SourceLocation, SpecError } from "../errors.ts";
 import {
@@ -27,7 +26,7 @@ import {
   type VolumeMountSpec,
   type VolumeSpec,
 } from "./schema.ts";
-import { dirnameOf, joinPath } from "./paths.ts";
+import { dirnameOf, isBundlePath, joinPath } from "./paths.ts";
 import { RESTART_LABEL } from "./names.ts";
 import type { ComposeHealthcheck } from "./compose.ts";
 

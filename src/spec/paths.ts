@@ -27,3 +27,12 @@ export function dirnameOf(p: string): string {
   if (i === 0) return "/";
   return p.slice(0, i);
 }
+
+/**
+ * Whether an `image:` value names a bundle directory rather than an image:
+ * a path (`/abs`, `./rel`, `../rel`, `.`, `~/dir`). Everything else is a reference.
+ */
+export function isBundlePath(image: string): boolean {
+  return image.startsWith("/") || image.startsWith("./") || image.startsWith("../") ||
+    image === "." || image === ".." || image.startsWith("~/");
+}

@@ -5,7 +5,6 @@
  * locations point into the pod file (`spec.containers[1].image`).
  */
 import { z } from "zod";
-import type { PortMapping } from "../net/cni.ts";
 import {
   checkContainer,
   checkUniqueVolumes,
@@ -175,9 +174,20 @@ export interface PodSpec {
    */
   resolv?: PodResolv;
   /** Host ports to publish, given as such (the CRI's port mappings) instead of from containers. */
-  portMappings?: PortMapping[];
+  portMappings?: HostPortMapping[];
   /** The pod cgroup's path below the cgroup root, as given (the CRI's cgroup_parent). */
   cgroupParent?: string;
+}
+
+/**
+ * One published host port. The same shape as net/cni.ts's PortMapping (CNI's `portMappings`
+ * capability), which the workloads hand it to; spec keeps its own so it needs nothing from net.
+ */
+export interface HostPortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: "tcp" | "udp";
+  hostIP?: string;
 }
 
 export interface PodDns {

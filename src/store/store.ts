@@ -9,7 +9,7 @@ import { StoreError } from "../errors.ts";
 /** The store whose lock the current async task holds. */
 const held = new AsyncLocalStorage<FsStore>();
 const heldMemory = new AsyncLocalStorage<MemoryStore>();
-import { DNS1123_LABEL } from "../spec/names.ts";
+import { DNS1123_LABEL } from "../base/names.ts";
 
 export const SCHEMA_VERSION = 1;
 

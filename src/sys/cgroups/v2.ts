@@ -1,5 +1,5 @@
 /** cgroup v2: one unified hierarchy, controllers enabled top-down. */
-import { sharesToWeight } from "../../spec/quantity.ts";
+import { sharesToWeight } from "../../base/quantity.ts";
 import {
   assertRelPath,
   type CgroupLimits,
