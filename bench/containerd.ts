@@ -467,7 +467,9 @@ export async function containerdRows(opts: PeerOptions = {}): Promise<PeerFigure
     await sh("ip", ["link", "del", "rklbcri0"]).catch(() => {});
     await sh("ip", ["link", "del", "ctrdbcri0"]).catch(() => {});
     // BENCH_KEEP=1 keeps the state dirs and logs to look at.
-    if (Deno.env.get("BENCH_KEEP") !== "1") await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (Deno.env.get("BENCH_KEEP") !== "1") {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
   }
 }
 
