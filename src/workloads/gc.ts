@@ -64,44 +64,48 @@ export function namesOnHost(
     if (!m.has(name)) m.set(name, where);
   };
   const { root, runRoot, logDir } = host.paths;
-  for (const e of readDirOr(`${root}/containers`)) seen(containers, e.name, `${root}/containers`);
-  for (const e of readDirOr(`${runRoot}/conmon`)) seen(containers, e.name, `${runRoot}/conmon`);
-  for (const e of readDirOr(`${root}/exits`)) seen(containers, e.name, `${root}/exits`);
-  for (const e of readDirOr(logDir)) {
+  for (const e of readDirOr(`${root}/containers`, host.fs)) {
+    seen(containers, e.name, `${root}/containers`);
+  }
+  for (const e of readDirOr(`${runRoot}/conmon`, host.fs)) {
+    seen(containers, e.name, `${runRoot}/conmon`);
+  }
+  for (const e of readDirOr(`${root}/exits`, host.fs)) seen(containers, e.name, `${root}/exits`);
+  for (const e of readDirOr(logDir, host.fs)) {
     const m = /^(.+)\.log(\.\d+)?$/.exec(e.name); // NAME.log and its rotated NAME.log.N
     if (m) seen(containers, m[1], logDir);
   }
-  for (const rt of readDirOr(`${runRoot}/runtime`)) {
-    for (const e of readDirOr(`${runRoot}/runtime/${rt.name}`)) {
+  for (const rt of readDirOr(`${runRoot}/runtime`, host.fs)) {
+    for (const e of readDirOr(`${runRoot}/runtime/${rt.name}`, host.fs)) {
       if (e.isDirectory) seen(containers, e.name, `${runRoot}/runtime/${rt.name}`);
     }
   }
-  for (const e of readDirOr(`${runRoot}/netns`)) {
+  for (const e of readDirOr(`${runRoot}/netns`, host.fs)) {
     if (e.name.startsWith("c_")) seen(containers, e.name.slice(2), `${runRoot}/netns`);
     if (e.name.startsWith("p_")) seen(pods, e.name.slice(2), `${runRoot}/netns`);
   }
-  for (const e of readDirOr(`${runRoot}/ns`)) {
+  for (const e of readDirOr(`${runRoot}/ns`, host.fs)) {
     if (e.name.startsWith("p_")) seen(pods, e.name.slice(2), `${runRoot}/ns`);
   }
-  for (const e of readDirOr(`${root}/pods`)) seen(pods, e.name, `${root}/pods`);
+  for (const e of readDirOr(`${root}/pods`, host.fs)) seen(pods, e.name, `${root}/pods`);
   const cgroupDir = host.cgroups.dirs(host.cgroupParent)[0];
   if (cgroupDir) {
-    for (const e of readDirOr(cgroupDir)) {
+    for (const e of readDirOr(cgroupDir, host.fs)) {
       if (!e.isDirectory) continue;
       if (e.name.startsWith("pod-")) {
         const pod = e.name.slice(4);
         seen(pods, pod, cgroupDir);
-        for (const m of readDirOr(`${cgroupDir}/${e.name}`)) {
+        for (const m of readDirOr(`${cgroupDir}/${e.name}`, host.fs)) {
           if (m.isDirectory) seen(containers, `${pod}_${m.name}`, `${cgroupDir}/${e.name}`);
         }
       } else seen(containers, e.name, cgroupDir);
     }
   }
-  for (const net of readDirOr(`${root}/cni/networks`)) {
-    for (const f of readDirOr(`${root}/cni/networks/${net.name}`)) {
+  for (const net of readDirOr(`${root}/cni/networks`, host.fs)) {
+    for (const f of readDirOr(`${root}/cni/networks/${net.name}`, host.fs)) {
       if (!f.isFile || f.name === "lock" || f.name.startsWith("last_reserved_ip")) continue;
       try {
-        const id = Deno.readTextFileSync(`${root}/cni/networks/${net.name}/${f.name}`)
+        const id = host.fs.readTextFile(`${root}/cni/networks/${net.name}/${f.name}`)
           .split(/\r?\n/)[0].trim();
         const tag = host.paths.tag ?? "";
         const bare = id.startsWith(tag) ? id.slice(tag.length) : id;
@@ -119,7 +123,7 @@ export function namesOnHost(
 /** RUN_ROOT/health/NAME.json (and its temp files) without a container record. */
 function orphanHealthFiles(host: Host): string[] {
   const dir = healthDir(host);
-  return readDirOr(dir).filter((e) => {
+  return readDirOr(dir, host.fs).filter((e) => {
     const m = /^(.+)\.json(\.\d+\.tmp)?$/.exec(e.name);
     if (!m) return false;
     try {
@@ -139,9 +143,9 @@ function staleTempFiles(host: Host): string[] {
     `${host.paths.root}/records/compose`,
   ]; // deno-fmt-ignore
   for (const dir of dirs) {
-    for (const e of readDirOr(dir)) {
+    for (const e of readDirOr(dir, host.fs)) {
       const m = /\.tmp-(\d+)-[0-9a-f]+$/.exec(e.name);
-      if (m && !processAlive(Number(m[1]))) out.push(`${dir}/${e.name}`);
+      if (m && !processAlive(host, Number(m[1]))) out.push(`${dir}/${e.name}`);
     }
   }
   return out;
@@ -191,7 +195,7 @@ export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promis
 
     // Creates whose process died half-way: undone from their records.
     for (const p of pods) {
-      if (p.created || !ownerGone(p.owner)) continue;
+      if (p.created || !ownerGone(host, p.owner)) continue;
       findings.push({
         kind: "pod",
         name: p.name,
@@ -203,10 +207,10 @@ export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promis
       }
     }
     for (const c of host.store.list<ContainerRecord>("containers")) {
-      if (c.status !== "creating" || !ownerGone(c.owner)) continue;
+      if (c.status !== "creating" || !ownerGone(host, c.owner)) continue;
       if (c.pod && host.store.get("pods", c.pod)) {
         const pod = host.store.get<PodRecord>("pods", c.pod)!;
-        if (!pod.created && !ownerGone(pod.owner)) continue; // its pod's create goes on
+        if (!pod.created && !ownerGone(host, pod.owner)) continue; // its pod's create goes on
       }
       findings.push({
         kind: "container",
@@ -236,14 +240,14 @@ export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promis
     for (const f of orphanHealthFiles(host)) {
       findings.push({ kind: "file", name: f, why: "health state of a container that is gone" });
       if (!options.dryRun) {
-        Deno.removeSync(f);
+        host.fs.remove(f);
         done.push(`removed ${f}`);
       }
     }
     for (const f of staleTempFiles(host)) {
       findings.push({ kind: "file", name: f, why: "temp file of an interrupted write" });
       if (!options.dryRun) {
-        Deno.removeSync(f);
+        host.fs.remove(f);
         done.push(`removed ${f}`);
       }
     }
