@@ -7,8 +7,13 @@
  * garbage-collects, a user's pods).
  */
 import type { Host } from "../../workloads/host.ts";
-import type { PodRecord } from "../../workloads/pod.ts";
-import { type ContainerRecord, listExitFiles, quickRefresh } from "../../workloads/container.ts";
+import type { CriSandboxInfo, PodRecord } from "../../workloads/pod.ts";
+import {
+  type ContainerRecord,
+  type CriContainerInfo,
+  listExitFiles,
+  quickRefresh,
+} from "../../workloads/container.ts";
 import { CriError, invalid, type Message, notFound, Status } from "../grpc.ts";
 
 export interface CriOptions {
@@ -42,10 +47,22 @@ export function nanos(iso: string | undefined): string {
   return Number.isFinite(ms) ? (BigInt(ms) * 1_000_000n).toString() : "0";
 }
 
+/** What RunPodSandbox asked for, kept on the pod record (the CRI's own, opaque to the core). */
+export function sandboxInfo(p: PodRecord): CriSandboxInfo {
+  return p.cri!;
+}
+
+/** What CreateContainer asked for, kept on the container record. */
+export function containerInfo(c: ContainerRecord): CriContainerInfo {
+  return c.cri!;
+}
+
+/** The pod records that are CRI sandboxes (not a user's pods). */
 export function criPods(host: Host): PodRecord[] {
   return host.store.list<PodRecord>("pods").filter((p) => p.cri);
 }
 
+/** The container records the CRI made. */
 export function criContainers(host: Host): ContainerRecord[] {
   return host.store.list<ContainerRecord>("containers").filter((c) => c.cri);
 }
@@ -86,18 +103,19 @@ export function ifExists<T>(find: () => T): T | undefined {
 
 /** The CRI containers a ContainerFilter / ContainerStatsFilter selects (state aside), refreshed. */
 export function filteredContainers(host: Host, f: Message): Promise<ContainerRecord[]> {
-  const hits = criContainers(host).filter((c) =>
-    (!f.id || c.name.startsWith(f.id)) &&
-    (!f.pod_sandbox_id || c.cri!.sandboxId.startsWith(f.pod_sandbox_id)) &&
-    labelsMatch(c.cri!.labels, f.label_selector)
-  );
+  const hits = criContainers(host).filter((c) => {
+    const m = containerInfo(c);
+    return (!f.id || c.name.startsWith(f.id)) &&
+      (!f.pod_sandbox_id || m.sandboxId.startsWith(f.pod_sandbox_id)) &&
+      labelsMatch(m.labels, f.label_selector);
+  });
   const exits = listExitFiles(hits.map((c) => c.dirs.exitDir));
   return Promise.all(hits.map((c) => quickRefresh(host, c, exits)));
 }
 
 /** A sandbox is ready from its creation until StopPodSandbox. */
 export function ready(p: PodRecord): boolean {
-  return p.created && p.cri!.ready;
+  return p.created && sandboxInfo(p).ready;
 }
 
 export function labelsMatch(
@@ -108,7 +126,7 @@ export function labelsMatch(
 }
 
 export function sandboxMetadata(p: PodRecord) {
-  const c = p.cri!;
+  const c = sandboxInfo(p);
   return { name: c.name, uid: c.uid, namespace: c.namespace, attempt: c.attempt };
 }
 
@@ -122,16 +140,17 @@ const STATE: Record<string, string> = {
 
 /** A container as ListContainers shows it (ContainerStatus adds to it). */
 export function containerBrief(c: ContainerRecord) {
+  const m = containerInfo(c);
   return {
     id: c.name,
-    pod_sandbox_id: c.cri!.sandboxId,
-    metadata: { name: c.cri!.name, attempt: c.cri!.attempt },
-    image: { image: c.cri!.image },
+    pod_sandbox_id: m.sandboxId,
+    metadata: { name: m.name, attempt: m.attempt },
+    image: { image: m.image },
     image_ref: c.imageId ?? c.image,
     state: STATE[c.status] ?? "CONTAINER_UNKNOWN",
     created_at: nanos(c.createdAt),
-    labels: c.cri!.labels,
-    annotations: c.cri!.annotations,
+    labels: m.labels,
+    annotations: m.annotations,
   };
 }
 

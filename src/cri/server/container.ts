@@ -28,6 +28,7 @@ import {
 import { containerRequest } from "../translate.ts";
 import {
   containerBrief,
+  containerInfo,
   criContainers,
   filteredContainers,
   findContainer,
@@ -36,6 +37,7 @@ import {
   nanos,
   newId,
   ready,
+  sandboxInfo,
 } from "./_common.ts";
 import { imageStore } from "./image.ts";
 
@@ -69,16 +71,17 @@ export function containerHandlers(host: Host): Record<string, Handler> {
       if (!imageText) throw invalid("config.image.image: must be set");
       const img = imageStore(host).store.find(imageText);
       if (!img) throw notFound(`image ${JSON.stringify(imageText)} is not present`);
+      const sb = sandboxInfo(p);
       const { loaded, logPath, mounts } = containerRequest(config, {
         image: img.id,
-        logDirectory: p.cri!.logDirectory,
-        sysctls: p.cri!.sysctls,
+        logDirectory: sb.logDirectory,
+        sysctls: sb.sysctls,
       });
       const md = config.metadata;
-      const taken = criContainers(host).find((c) =>
-        c.cri!.sandboxId === p.name && c.cri!.name === md.name &&
-        c.cri!.attempt === (md.attempt ?? 0)
-      );
+      const taken = criContainers(host).find((c) => {
+        const m = containerInfo(c);
+        return m.sandboxId === p.name && m.name === md.name && m.attempt === (md.attempt ?? 0);
+      });
       if (taken) {
         throw new CriError(
           Status.ALREADY_EXISTS,
@@ -146,7 +149,7 @@ export function containerHandlers(host: Host): Record<string, Handler> {
       const c = ifExists(() => findContainer(host, req.container_id));
       if (!c) return {};
       await removeContainer(host, c.name, { force: true });
-      await forgetPodContainer(host, c.cri!.sandboxId, c.name);
+      await forgetPodContainer(host, containerInfo(c).sandboxId, c.name);
       return {};
     },
 
@@ -169,7 +172,7 @@ export function containerHandlers(host: Host): Record<string, Handler> {
         exit_code: exited ? c.exitCode ?? 0 : 0,
         reason: exitReason(host, c) ?? "",
         message: "",
-        mounts: c.cri!.mounts ?? [],
+        mounts: containerInfo(c).mounts ?? [],
         log_path: c.dirs.log,
         resources: {
           linux: {

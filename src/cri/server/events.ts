@@ -6,7 +6,7 @@
  */
 import type { Host } from "../../workloads/host.ts";
 import type { Handler, Message, StreamHandler } from "../grpc.ts";
-import { criContainers, findContainer, ifExists } from "./_common.ts";
+import { containerInfo, criContainers, findContainer, ifExists } from "./_common.ts";
 
 export interface EventsGroup {
   streams: Record<string, StreamHandler>;
@@ -37,7 +37,7 @@ export function containerEvents(host: Host, runtime: Record<string, Handler>): E
       podStatus = (await runtime.PodSandboxStatus({ pod_sandbox_id: sandboxId }, never)).status;
     } catch { /* the sandbox is gone too */ }
     const statuses: Message[] = [];
-    for (const c of criContainers(host).filter((c) => c.cri!.sandboxId === sandboxId)) {
+    for (const c of criContainers(host).filter((c) => containerInfo(c).sandboxId === sandboxId)) {
       try {
         statuses.push((await runtime.ContainerStatus({ container_id: c.name }, never)).status);
       } catch { /* removed meanwhile */ }
@@ -67,7 +67,7 @@ export function containerEvents(host: Host, runtime: Record<string, Handler>): E
         for (const path of ev.paths) {
           const id = path.slice(path.lastIndexOf("/") + 1);
           const c = criContainers(host).find((c) => c.id === id);
-          if (c) publish("CONTAINER_STOPPED_EVENT", c.name, c.cri!.sandboxId);
+          if (c) publish("CONTAINER_STOPPED_EVENT", c.name, containerInfo(c).sandboxId);
         }
       }
     })().catch(() => {});
@@ -82,7 +82,7 @@ export function containerEvents(host: Host, runtime: Record<string, Handler>): E
       const c = name === "CreateContainer"
         ? (subscribers.size > 0 ? ifExists(() => findContainer(host, res.container_id)) : undefined)
         : before;
-      if (c) publish(type, c.name, c.cri!.sandboxId);
+      if (c) publish(type, c.name, containerInfo(c).sandboxId);
       return res;
     };
   }

@@ -18,6 +18,7 @@ import {
   nanos,
   newId,
   ready,
+  sandboxInfo,
   sandboxMetadata,
 } from "./_common.ts";
 
@@ -64,10 +65,11 @@ export function sandboxHandlers(host: Host, options: CriOptions): Record<string,
         if (image) loaded.spec.pauseImage = image;
       }
       const md = config.metadata;
-      const dup = criPods(host).find((p) =>
-        p.cri!.name === md.name && p.cri!.namespace === md.namespace &&
-        p.cri!.uid === md.uid && p.cri!.attempt === (md.attempt ?? 0)
-      );
+      const dup = criPods(host).find((p) => {
+        const s = sandboxInfo(p);
+        return s.name === md.name && s.namespace === md.namespace && s.uid === md.uid &&
+          s.attempt === (md.attempt ?? 0);
+      });
       if (dup) {
         throw new CriError(
           Status.ALREADY_EXISTS,
@@ -132,7 +134,7 @@ export function sandboxHandlers(host: Host, options: CriOptions): Record<string,
         },
         labels: p.labels,
         annotations: p.annotations,
-        runtime_handler: p.cri!.runtimeHandler,
+        runtime_handler: sandboxInfo(p).runtimeHandler,
       };
       const info = req.verbose
         ? {
@@ -160,7 +162,7 @@ export function sandboxHandlers(host: Host, options: CriOptions): Record<string,
         created_at: nanos(p.createdAt),
         labels: p.labels,
         annotations: p.annotations,
-        runtime_handler: p.cri!.runtimeHandler,
+        runtime_handler: sandboxInfo(p).runtimeHandler,
       }));
       return Promise.resolve({ items });
     },

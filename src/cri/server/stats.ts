@@ -8,6 +8,7 @@ import { type ContainerRecord, quickRefresh } from "../../workloads/container.ts
 import type { CgroupUsage } from "../../sys/cgroups/mod.ts";
 import type { Handler } from "../grpc.ts";
 import {
+  containerInfo,
   criContainers,
   criPods,
   diskUse,
@@ -76,12 +77,13 @@ export function statsReader(
     const now = nowNs();
     const { u, cpu: c1 } = cpu(c.name, c.cgroupPath, now);
     const disk = diskUse(c.dirs.upper);
+    const m = containerInfo(c);
     return {
       attributes: {
         id: c.name,
-        metadata: { name: c.cri!.name, attempt: c.cri!.attempt },
-        labels: c.cri!.labels,
-        annotations: c.cri!.annotations,
+        metadata: { name: m.name, attempt: m.attempt },
+        labels: m.labels,
+        annotations: m.annotations,
       },
       cpu: c1,
       memory: memory(u, now),
@@ -96,7 +98,7 @@ export function statsReader(
   const sandbox = (p: PodRecord) => {
     const now = nowNs();
     const { u, cpu: c1 } = cpu(p.name, p.cgroupPath, now);
-    const members = criContainers(host).filter((c) => c.cri!.sandboxId === p.name);
+    const members = criContainers(host).filter((c) => containerInfo(c).sandboxId === p.name);
     return {
       attributes: {
         id: p.name,
