@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { imageFsInfo, pullAuths } from "./service.ts";
-import { CriError, Status } from "./grpc.ts";
+import { imageFsInfo, pullAuths } from "./image.ts";
+import { CriError, Status } from "../grpc.ts";
 
 Deno.test("PullImage auth: credentials for the image's own registry only", () => {
   assert.equal(pullAuths("busybox", null), undefined);

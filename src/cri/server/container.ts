@@ -1,0 +1,219 @@
+/**
+ * The RuntimeService's container calls: CreateContainer, StartContainer,
+ * StopContainer, RemoveContainer, ContainerStatus, ListContainers,
+ * UpdateContainerResources, ReopenContainerLog. A container is a member of
+ * its sandbox's pod record.
+ */
+import type { Host } from "../../workloads/host.ts";
+import { addPodContainer, forgetPodContainer } from "../../workloads/pod.ts";
+import {
+  exitReason,
+  quickRefresh,
+  removeContainer,
+  startCreated,
+  stopContainer,
+} from "../../workloads/container.ts";
+import { type ResourceUpdate, updateContainerResources } from "../../workloads/update_resources.ts";
+import { reopenLog } from "../../workloads/logrotate.ts";
+import { ConflictError, SpecError } from "../../errors.ts";
+import {
+  CriError,
+  type Handler,
+  invalid,
+  type Message,
+  notFound,
+  precondition,
+  Status,
+} from "../grpc.ts";
+import { containerRequest } from "../translate.ts";
+import {
+  containerBrief,
+  containerInfo,
+  criContainers,
+  filteredContainers,
+  findContainer,
+  findSandbox,
+  ifExists,
+  nanos,
+  newId,
+  ready,
+  sandboxInfo,
+} from "./_common.ts";
+import { imageStore } from "./image.ts";
+
+/** LinuxContainerResources' fields by the core's name for them. */
+const RESOURCE_FIELDS: Record<keyof ResourceUpdate, string> = {
+  cpuPeriod: "linux.cpu_period",
+  cpuQuota: "linux.cpu_quota",
+  cpuShares: "linux.cpu_shares",
+  memoryLimit: "linux.memory_limit_in_bytes",
+};
+
+/** UpdateContainerResources' `linux` as the core's update: 0 leaves a setting as it is. */
+export function resourceUpdateOf(r: Message | null | undefined): ResourceUpdate {
+  const out: ResourceUpdate = {};
+  for (const [k, field] of Object.entries(RESOURCE_FIELDS) as [keyof ResourceUpdate, string][]) {
+    const v = r?.[field.slice("linux.".length)];
+    const n = Number(v ?? 0);
+    if (!Number.isSafeInteger(n) || n < 0) throw invalid(`linux: ${String(v)} is not a count`);
+    if (n > 0) out[k] = n;
+  }
+  return out;
+}
+
+export function containerHandlers(host: Host): Record<string, Handler> {
+  return {
+    CreateContainer: async (req) => {
+      const p = findSandbox(host, req.pod_sandbox_id);
+      if (!ready(p)) throw precondition(`sandbox ${p.name} is not ready`);
+      const config = req.config ?? {};
+      const imageText: string = config.image?.image ?? "";
+      if (!imageText) throw invalid("config.image.image: must be set");
+      const img = imageStore(host).store.find(imageText);
+      if (!img) throw notFound(`image ${JSON.stringify(imageText)} is not present`);
+      const sb = sandboxInfo(p);
+      const { loaded, logPath, mounts } = containerRequest(config, {
+        image: img.id,
+        logDirectory: sb.logDirectory,
+        sysctls: sb.sysctls,
+      });
+      const md = config.metadata;
+      const taken = criContainers(host).find((c) => {
+        const m = containerInfo(c);
+        return m.sandboxId === p.name && m.name === md.name && m.attempt === (md.attempt ?? 0);
+      });
+      if (taken) {
+        throw new CriError(
+          Status.ALREADY_EXISTS,
+          `container ${md.name} (attempt ${
+            md.attempt ?? 0
+          }) exists in sandbox ${p.name}: ${taken.name}`,
+        );
+      }
+      const id = newId();
+      await addPodContainer(host, p.name, loaded, {
+        recordName: id,
+        logPath,
+        cri: {
+          sandboxId: p.name,
+          name: md.name,
+          attempt: md.attempt ?? 0,
+          labels: { ...config.labels },
+          annotations: { ...config.annotations },
+          image: imageText,
+          mounts,
+        },
+      });
+      return { container_id: id };
+    },
+
+    UpdateContainerResources: async (req) => {
+      const c = findContainer(host, req.container_id);
+      const update = resourceUpdateOf(req.linux);
+      try {
+        await updateContainerResources(host, c.name, update);
+      } catch (e) {
+        if (e instanceof SpecError) {
+          throw invalid(
+            `${RESOURCE_FIELDS[e.path as keyof ResourceUpdate] ?? "linux"}: ${e.detail}`,
+          );
+        }
+        if (e instanceof ConflictError) throw precondition(`container ${c.name} has exited`);
+        throw e;
+      }
+      return {};
+    },
+
+    StartContainer: async (req) => {
+      const c = findContainer(host, req.container_id);
+      await host.store.withLock(async () => {
+        const now = await quickRefresh(host, c);
+        if (now.status !== "created") {
+          throw precondition(`container ${c.name} is ${now.status}, not created`);
+        }
+        await startCreated(host, now);
+      });
+      return {};
+    },
+
+    StopContainer: async (req) => {
+      // Gone already: done (the kubelet retries; critest's idempotence specs).
+      const c = ifExists(() => findContainer(host, req.container_id));
+      if (!c) return {};
+      await stopContainer(host, c.name, Math.max(0, Number(req.timeout ?? 0)));
+      return {};
+    },
+
+    RemoveContainer: async (req) => {
+      // Gone already: done (the kubelet retries; critest's idempotence specs).
+      const c = ifExists(() => findContainer(host, req.container_id));
+      if (!c) return {};
+      await removeContainer(host, c.name, { force: true });
+      await forgetPodContainer(host, containerInfo(c).sandboxId, c.name);
+      return {};
+    },
+
+    ListContainers: async (req) => {
+      const f = req.filter ?? {};
+      const all = await filteredContainers(host, f);
+      const containers = all.map(containerBrief).filter((c) =>
+        !f.state || c.state === f.state.state
+      );
+      return { containers };
+    },
+
+    ContainerStatus: async (req) => {
+      const c = await quickRefresh(host, findContainer(host, req.container_id));
+      const exited = c.status === "exited";
+      const status = {
+        ...containerBrief(c),
+        started_at: nanos(c.startedAt),
+        finished_at: exited ? nanos(c.finishedAt) : "0",
+        exit_code: exited ? c.exitCode ?? 0 : 0,
+        reason: exitReason(host, c) ?? "",
+        message: "",
+        mounts: containerInfo(c).mounts ?? [],
+        log_path: c.dirs.log,
+        resources: {
+          linux: {
+            cpu_period: String(c.limits.cpuPeriod ?? 0),
+            cpu_quota: String(c.limits.cpuQuota ?? 0),
+            cpu_shares: String(c.limits.cpuShares ?? 0),
+            memory_limit_in_bytes: String(c.limits.memoryLimit ?? 0),
+          },
+        },
+      };
+      const info = req.verbose
+        ? {
+          info: JSON.stringify({ pid: c.pid ?? 0, runtime: c.runtime.name, bundle: c.dirs.bundle }),
+        }
+        : {};
+      return { status, info };
+    },
+
+    ReopenContainerLog: async (req) => {
+      const c = await quickRefresh(host, findContainer(host, req.container_id));
+      if (c.status !== "running") {
+        throw precondition(`container ${c.name} is ${c.status}, not running`);
+      }
+      if (!reopenLog(host.sys, `${c.dirs.bundle}/ctl`)) {
+        throw new CriError(Status.UNAVAILABLE, `container ${c.name}: its conmon does not answer`);
+      }
+      // conmon reopens when it reads the FIFO: answer once the new file is there,
+      // as the kubelet (which rotates the old one away first) expects.
+      const until = Date.now() + 2_000;
+      for (;;) {
+        try {
+          Deno.statSync(c.dirs.log);
+          break;
+        } catch {
+          if (Date.now() > until) {
+            throw new CriError(Status.UNAVAILABLE, `container ${c.name}: its log was not reopened`);
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+      return {};
+    },
+  };
+}
