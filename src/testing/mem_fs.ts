@@ -99,8 +99,9 @@ export class MemFs implements HostFs {
   #uid: number;
   #gid: number;
   #now: () => Date;
-  /** Called before every operation: a test's fault plan throws from here. */
+  /** Called before every HostFs operation: a test's fault plan throws from here. */
   before: (op: string, path: string) => void = () => {};
+  #quiet = 0;
   /** True for a mount point (remove and rename then fail with EBUSY). */
   busy: (realPath: string) => boolean = () => false;
 
@@ -110,6 +111,23 @@ export class MemFs implements HostFs {
     this.#gid = options.gid ?? 0;
     this.#now = options.now ?? (() => new Date(0));
     this.root = this.#dir(0o755);
+  }
+
+  /**
+   * Runs `fn` without calling `before`: for the fakes that change the tree
+   * as the kernel or another program would (their own fault points count).
+   */
+  quietly<T>(fn: () => T): T {
+    this.#quiet++;
+    try {
+      return fn();
+    } finally {
+      this.#quiet--;
+    }
+  }
+
+  #hook(op: string, path: string): void {
+    if (this.#quiet === 0) this.before(op, path);
   }
 
   #base(mode: number): Inode {
@@ -213,7 +231,7 @@ export class MemFs implements HostFs {
   }
 
   readFile(path: string): Uint8Array {
-    this.before("readFile", path);
+    this.#hook("readFile", path);
     const n = this.#existing(path, true, "readfile");
     if (n.kind === "dir") throw fsError(21, "readfile", path);
     if (n.kind !== "file") return new Uint8Array(); // a FIFO with no writer: EOF
@@ -221,7 +239,7 @@ export class MemFs implements HostFs {
   }
 
   readTextFile(path: string): string {
-    this.before("readTextFile", path);
+    this.#hook("readTextFile", path);
     return new TextDecoder().decode(this.#readNoHook(path));
   }
 
@@ -232,12 +250,12 @@ export class MemFs implements HostFs {
   }
 
   writeFile(path: string, data: Uint8Array, options: WriteOptions = {}): void {
-    this.before("writeFile", path);
+    this.#hook("writeFile", path);
     this.#write(path, data, options);
   }
 
   writeTextFile(path: string, data: string, options: WriteOptions = {}): void {
-    this.before("writeTextFile", path);
+    this.#hook("writeTextFile", path);
     this.#write(path, new TextEncoder().encode(data), options);
   }
 
@@ -261,7 +279,7 @@ export class MemFs implements HostFs {
   }
 
   mkdir(path: string, options: { recursive?: boolean; mode?: number } = {}): void {
-    this.before("mkdir", path);
+    this.#hook("mkdir", path);
     const mode = (options.mode ?? 0o777) & ~this.umask & 0o7777;
     if (!options.recursive) {
       const r = this.#resolve(path, false, "mkdir");
@@ -288,7 +306,7 @@ export class MemFs implements HostFs {
   }
 
   remove(path: string, options: { recursive?: boolean } = {}): void {
-    this.before("remove", path);
+    this.#hook("remove", path);
     const r = this.#resolve(path, false, "remove");
     if (!r.node) throw fsError(2, "remove", path);
     if (r.name === "") throw fsError(16, "remove", path);
@@ -317,17 +335,17 @@ export class MemFs implements HostFs {
   }
 
   stat(path: string): FsInfo {
-    this.before("stat", path);
+    this.#hook("stat", path);
     return this.#info(this.#existing(path, true, "stat"));
   }
 
   lstat(path: string): FsInfo {
-    this.before("lstat", path);
+    this.#hook("lstat", path);
     return this.#info(this.#existing(path, false, "lstat"));
   }
 
   readDir(path: string): FsEntry[] {
-    this.before("readDir", path);
+    this.#hook("readDir", path);
     const n = this.#existing(path, true, "readdir");
     if (n.kind !== "dir") throw fsError(20, "readdir", path);
     return [...n.entries].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([name, c]) => ({
@@ -339,14 +357,14 @@ export class MemFs implements HostFs {
   }
 
   readLink(path: string): string {
-    this.before("readLink", path);
+    this.#hook("readLink", path);
     const n = this.#existing(path, false, "readlink");
     if (n.kind !== "symlink") throw fsError(22, "readlink", path);
     return n.target;
   }
 
   symlink(target: string, path: string): void {
-    this.before("symlink", path);
+    this.#hook("symlink", path);
     const r = this.#resolve(path, false, "symlink");
     if (r.node || r.name === "") throw fsError(17, "symlink", target, path);
     r.parent.entries.set(r.name, { ...this.#base(0o777), kind: "symlink", target });
@@ -354,7 +372,7 @@ export class MemFs implements HostFs {
   }
 
   link(existing: string, path: string): void {
-    this.before("link", path);
+    this.#hook("link", path);
     const src = this.#resolve(existing, false, "link", existing);
     if (!src.node) throw fsError(2, "link", existing, path);
     if (src.node.kind === "dir") throw fsError(1, "link", existing, path);
@@ -365,7 +383,7 @@ export class MemFs implements HostFs {
   }
 
   rename(from: string, to: string): void {
-    this.before("rename", from);
+    this.#hook("rename", from);
     const op = "rename";
     let a: Resolved, b: Resolved;
     try {
@@ -398,7 +416,7 @@ export class MemFs implements HostFs {
   }
 
   copyFile(from: string, to: string): void {
-    this.before("copyFile", to);
+    this.#hook("copyFile", to);
     const op = "copy";
     let src: Node | undefined;
     try {
@@ -432,19 +450,19 @@ export class MemFs implements HostFs {
   }
 
   chmod(path: string, mode: number): void {
-    this.before("chmod", path);
+    this.#hook("chmod", path);
     this.#existing(path, true, "chmod").mode = mode & 0o7777;
   }
 
   chown(path: string, uid: number | null, gid: number | null): void {
-    this.before("chown", path);
+    this.#hook("chown", path);
     const n = this.#existing(path, true, "chown");
     if (uid !== null) n.uid = uid;
     if (gid !== null) n.gid = gid;
   }
 
   realPath(path: string): string {
-    this.before("realPath", path);
+    this.#hook("realPath", path);
     const r = this.#resolve(path, true, "realpath");
     if (!r.node) throw fsError(2, "realpath", path);
     return this.#real(r);
@@ -452,7 +470,6 @@ export class MemFs implements HostFs {
 
   /** Makes a FIFO (mkfifo(3)): EEXIST when anything is at `path`. */
   mkfifo(path: string, mode: number): void {
-    this.before("mkfifo", path);
     const r = this.#resolve(path, false, "mkfifo");
     if (r.node) throw fsError(17, "mkfifo", path);
     r.parent.entries.set(r.name, { ...this.#base(mode & ~this.umask & 0o7777), kind: "fifo" });
