@@ -299,7 +299,7 @@ export function writeAtomic(path: string, content: string | Uint8Array, fs = rea
       }
       throw e;
     }
-    fs.rename(tmp, path);
+    renameOrDrop(fs, tmp, path);
     return;
   }
   const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
@@ -314,12 +314,24 @@ export function writeAtomic(path: string, content: string | Uint8Array, fs = rea
     throw e;
   }
   f.close();
-  Deno.renameSync(tmp, path);
+  renameOrDrop(realFs, tmp, path);
   const d = Deno.openSync(dir, { read: true });
   try {
     d.syncSync();
   } finally {
     d.close();
+  }
+}
+
+/** Renames the temp file into place; if that fails, the temp file goes, not to pile up. */
+function renameOrDrop(fs: HostFs, tmp: string, path: string): void {
+  try {
+    fs.rename(tmp, path);
+  } catch (e) {
+    try {
+      fs.remove(tmp);
+    } catch { /* gone already */ }
+    throw e;
   }
 }
 
