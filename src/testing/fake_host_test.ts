@@ -172,6 +172,14 @@ Deno.test("FakeRuntime + fakeConmon: create, start, kill, delete, with the runti
     ["rkl"],
     "youki removes the container's cgroup, not its parent",
   );
+  // rmdir on cgroupfs: an empty cgroup goes with its control files; one with a child is EBUSY.
+  host.cgroups.attach("rkl/a/b", 7);
+  assert.throws(() => host.fs.remove("/fake/sys/fs/cgroup/rkl/a"), Deno.errors.Busy);
+  assert.throws(() => host.fs.remove("/fake/sys/fs/cgroup/rkl/a/b"), Deno.errors.Busy, "a task");
+  host.cgroups.detach("rkl/a/b", 7);
+  host.fs.remove("/fake/sys/fs/cgroup/rkl/a/b");
+  host.fs.remove("/fake/sys/fs/cgroup/rkl/a");
+  assert.deepEqual(host.cgroups.list(), ["rkl"]);
   await rt.delete("web", { missingOk: true });
   await assert.rejects(rt.delete("web"), /does not exist/);
   assert.throws(() => host.proc.kill(pid, "SIGKILL"), Deno.errors.NotFound);

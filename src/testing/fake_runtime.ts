@@ -360,6 +360,17 @@ export class FakeCgroups implements CgroupManager {
     readonly root = "/fake/sys/fs/cgroup",
   ) {
     fs.quietly(() => fs.mkdir(root, { recursive: true }));
+    // rmdir(2) on cgroupfs: a cgroup with tasks or child cgroups is EBUSY;
+    // otherwise it goes, control files and all.
+    fs.rmdirRule = (p) => {
+      if (!p.startsWith(`${root}/`)) return undefined;
+      const rel = p.slice(root.length + 1);
+      const kids = fs.quietly(() => fs.readDir(p));
+      if (kids.some((e) => e.isDirectory) || this.pids(rel).length > 0) {
+        return fsError(16, "remove", p);
+      }
+      return "empty";
+    };
   }
 
   #dir(rel: string): string {
@@ -449,7 +460,7 @@ export class FakeCgroups implements CgroupManager {
     if (entries.some((e) => e.isDirectory) || this.pids(rel).length > 0) {
       throw fsError(16, "remove", d);
     }
-    this.fs.quietly(() => this.fs.remove(d, { recursive: true }));
+    this.fs.quietly(() => this.fs.remove(d));
   }
 
   #removeTree(rel: string, keepRoot: boolean): void {

@@ -104,6 +104,12 @@ export class MemFs implements HostFs {
   #quiet = 0;
   /** True for a mount point (remove and rename then fail with EBUSY). */
   busy: (realPath: string) => boolean = () => false;
+  /**
+   * For a pseudo file system's directories (cgroupfs): what a plain rmdir of
+   * `realPath` does there: undefined for the ordinary rule, "empty" when it
+   * goes with the files in it (control files), or the error it fails with.
+   */
+  rmdirRule: (realPath: string) => "empty" | Error | undefined = () => undefined;
 
   constructor(options: MemFsOptions = {}) {
     this.umask = options.umask ?? 0o022;
@@ -313,7 +319,9 @@ export class MemFs implements HostFs {
     const real = this.#real(r);
     if (r.node.kind === "dir") {
       if (this.busy(real)) throw fsError(16, "remove", path);
-      if (r.node.entries.size > 0) {
+      const rule = options.recursive ? undefined : this.rmdirRule(real);
+      if (rule instanceof Error) throw rule;
+      if (r.node.entries.size > 0 && rule !== "empty") {
         if (!options.recursive) throw fsError(39, "remove", path);
         this.#empty(r.node, real, path);
       }

@@ -83,9 +83,9 @@ export async function sweep(
   const steps = host.faults.steps();
   const made = diffSnapshots(before, host.snapshot());
   if (made.length === 0) problems.push("the create made nothing");
-  const mark = host.faults.seen.length;
+  host.faults.reset(); // the teardown's steps count from its start, as in the runs below
   await s.teardown(host);
-  const teardownSteps = host.faults.steps(mark);
+  const teardownSteps = host.faults.steps();
   for (const d of diffSnapshots(before, host.snapshot())) problems.push(`after teardown: ${d}`);
 
   for (const step of steps) {
