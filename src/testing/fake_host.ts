@@ -284,6 +284,15 @@ export class FakeHost implements Host {
     return path;
   }
 
+  /** rkl's pause bundle (catatonit in an empty rootfs) where `host.pauseBundle` names it. */
+  addPauseBundle(): string {
+    this.addBundle(this.pauseBundle, ["/bin/catatonit", "-P"]);
+    this.fs.quietly(() =>
+      this.fs.writeTextFile(`${this.pauseBundle}/rootfs/bin/catatonit`, "", { mode: 0o755 })
+    );
+    return this.pauseBundle;
+  }
+
   snapshot(): Snapshot {
     const files = new Map<string, string>();
     const skip = [this.cgroups.root, "/proc"];

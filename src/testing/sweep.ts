@@ -11,6 +11,11 @@
  * - with `teardownSweep`, each step of that teardown failing in turn leaves
  *   a teardown that throws, and a second one (`rm -f` again) finishes it.
  *
+ * With `downAfterFailedCreate` (compose up, which like docker compose keeps
+ * the services that came up before the failing one), a failed create may
+ * leave whole objects but no half-made one (no record still "creating"),
+ * and its teardown must then leave what was there before.
+ *
  * A fault the create survives (a best-effort step: it caught the error) is
  * no failure when the create then works and its teardown still leaves the
  * host as it was; `tolerated` lists those.
@@ -69,7 +74,7 @@ async function fresh(s: Scenario): Promise<FakeHost> {
 
 export async function sweep(
   s: Scenario,
-  options: { teardownSweep?: boolean } = {},
+  options: { teardownSweep?: boolean; downAfterFailedCreate?: boolean } = {},
 ): Promise<SweepResult> {
   const t0 = performance.now();
   const problems: string[] = [];
@@ -118,7 +123,21 @@ export async function sweep(
     if (msg.trim() === "" || msg.includes("\n")) {
       problems.push(`${name(step)}: the error is not one clear line: ${JSON.stringify(msg)}`);
     }
-    for (const d of diffSnapshots(was, h.snapshot())) problems.push(`${name(step)}: left ${d}`);
+    if (!options.downAfterFailedCreate) {
+      for (const d of diffSnapshots(was, h.snapshot())) problems.push(`${name(step)}: left ${d}`);
+      continue;
+    }
+    for (const d of diffSnapshots(was, h.snapshot())) {
+      if (/^\+ records \S+ creating$/.test(d)) problems.push(`${name(step)}: left half-made ${d}`);
+    }
+    try {
+      await s.teardown(h);
+    } catch (e) {
+      problems.push(`${name(step)}: the teardown after it failed: ${(e as Error).message}`);
+    }
+    for (const d of diffSnapshots(was, h.snapshot())) {
+      problems.push(`${name(step)}, after teardown: left ${d}`);
+    }
   }
 
   if (options.teardownSweep) {

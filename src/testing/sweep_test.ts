@@ -77,3 +77,46 @@ Deno.test("sweep() reports a teardown that takes an unrelated object along", asy
     r.problems.join("\n"),
   );
 });
+
+Deno.test("sweep() with downAfterFailedCreate: whole parts may stay until the teardown, a half-made record may not", async () => {
+  const two = (halfMade: boolean): Scenario => ({
+    setup: (host: FakeHost) => host.store.put("containers", { schemaVersion: 1, name: "other" }),
+    create: (host: FakeHost) => {
+      // Each part whole or not at all (unless halfMade); a part made stays when a later one fails.
+      for (const n of ["a", "b"]) {
+        host.store.put("containers", { schemaVersion: 1, name: n, status: "creating" } as never);
+        try {
+          host.fs.mkdir(`/fake/${n}`);
+          host.store.put("containers", { schemaVersion: 1, name: n, status: "running" } as never);
+        } catch (e) {
+          if (!halfMade) {
+            if (host.fs.exists(`/fake/${n}`)) host.fs.remove(`/fake/${n}`);
+            host.store.delete("containers", n);
+          }
+          return Promise.reject(e);
+        }
+      }
+      return Promise.resolve();
+    },
+    teardown: (host: FakeHost) => {
+      for (const n of ["a", "b"]) {
+        if (host.fs.exists(`/fake/${n}`)) host.fs.remove(`/fake/${n}`);
+        host.store.delete("containers", n);
+      }
+      return Promise.resolve();
+    },
+  });
+  const good = await sweep(two(false), { downAfterFailedCreate: true });
+  assert.deepEqual(good.problems, []);
+  const bad = await sweep(two(true), { downAfterFailedCreate: true });
+  assert.ok(
+    bad.problems.some((p) => p.includes("left half-made + records containers/a creating")),
+    bad.problems.join("\n"),
+  );
+  // Without the option, what a failed create leaves is a problem.
+  const strict = await sweep(two(false));
+  assert.ok(
+    strict.problems.some((p) => p.includes(": left + files /fake/a")),
+    strict.problems.join("\n"),
+  );
+});
