@@ -1,5 +1,7 @@
 /** Builds the real Host: the only place real adapters are created. */
 import { realFs } from "../src/sys/fs.ts";
+import { createWithConmon } from "../src/oci/conmon.ts";
+import { procStat } from "../src/sys/procstat.ts";
 import { ImageService } from "../src/image/service.ts";
 import { progressFor } from "./progress.ts";
 import { selfArgv } from "./self.ts";
@@ -10,8 +12,14 @@ import { recordValidators } from "../src/workloads/records.ts";
 import { KUBELET_LOG_ROTATION } from "../src/workloads/logrotate.ts";
 import { detectCgroups } from "../src/sys/cgroups/detect.ts";
 import { DenoCommandRunner } from "../src/sys/command.ts";
-import { LinuxSyscalls } from "../src/sys/syscalls.ts";
-import { type Host, type RklPaths, runRootEpoch, shortHash } from "../src/workloads/host.ts";
+import { LinuxSyscalls, type Syscalls } from "../src/sys/syscalls.ts";
+import {
+  type Host,
+  type HostProc,
+  type RklPaths,
+  runRootEpoch,
+  shortHash,
+} from "../src/workloads/host.ts";
 import { NotFoundError, RklError, SpecError } from "../src/errors.ts";
 import { DNS1123_LABEL } from "../src/spec/names.ts";
 import { absolute, cwd } from "./io.ts";
@@ -133,6 +141,16 @@ function logRotation(): { maxBytes: number; maxFiles: number } {
   };
 }
 
+/** The real process port: /proc, kill(2), and conmon spawned for real. */
+export function realProc(sys: Syscalls): HostProc {
+  return {
+    self: Deno.pid,
+    stat: procStat,
+    kill: (pid, signal) => Deno.kill(pid, signal),
+    createWithConmon: (o) => createWithConmon(sys, o),
+  };
+}
+
 export function requireRoot(): void {
   if (Deno.uid() !== 0) {
     throw new RklError("EPERM", "Cannot run: rkl needs root for namespaces, mounts and cgroups", {
@@ -165,9 +183,11 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
   const limits = hardLimits(); // one read of /proc/self/limits per command
   const pluginDirs = (Deno.env.get("RKL_CNI_PATH") ?? "/opt/cni/bin:/usr/lib/cni:/usr/libexec/cni")
     .split(":");
+  const sys = new LinuxSyscalls();
   return {
-    sys: new LinuxSyscalls(),
+    sys,
     fs: realFs,
+    proc: realProc(sys),
     cmd,
     // The lock lives beside the records it guards: two commands with the same
     // --root and different --run-roots still exclude each other.

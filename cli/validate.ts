@@ -17,6 +17,7 @@ import { defaultPullPolicy, parseReference } from "../src/image/reference.ts";
 import { SpecError } from "../src/errors.ts";
 import { cachedReader, checkUnpulled } from "../src/workloads/unpulled.ts";
 import { LinuxSyscalls } from "../src/sys/syscalls.ts";
+import { realFs } from "../src/sys/fs.ts";
 import type { Context } from "./app.ts";
 import { hardLimits, nofileHard, resolvePaths } from "./host.ts";
 import { loadPodFile } from "./commands/pod.ts";
@@ -36,6 +37,7 @@ export async function validatePods(
     nofileHard: nofileHard(limits),
     hardLimits: limits,
     sys: new LinuxSyscalls(),
+    fs: realFs,
   };
   // An image not pulled yet: its config from the registry, once per reference.
   const readConfig = cachedReader((ref) => host.images.inspect(ref));
@@ -53,7 +55,7 @@ export async function validatePods(
         notes.push(...u.notes);
         if (u.warning) ctx.warn(u.warning);
       } else loaded = withResolvedUser(host, c, source);
-      notes.push(...prepareHostPaths(c, { dryRun: true }));
+      notes.push(...prepareHostPaths(host, c, { dryRun: true }));
       planContainer(loaded, {
         host,
         network: null,

@@ -2,6 +2,8 @@
 import type { Command } from "commander";
 import { UsageError } from "../../src/errors.ts";
 import { buildBundle, BUNDLE_KINDS, type BundleKind } from "../../src/workloads/bundles.ts";
+import { realFs } from "../../src/sys/fs.ts";
+import { DenoCommandRunner } from "../../src/sys/command.ts";
 import type { Context } from "../app.ts";
 import { write } from "../format.ts";
 
@@ -17,7 +19,8 @@ export function registerBundle(program: Command, _ctx: Context): void {
           `bundle kind ${JSON.stringify(kind)} must be one of ${BUNDLE_KINDS.join(", ")}`,
         );
       }
-      await buildBundle(kind as BundleKind, dir);
+      // No Host: building a bundle needs neither root nor conmon.
+      await buildBundle({ fs: realFs, cmd: new DenoCommandRunner() }, kind as BundleKind, dir);
       write(`${dir}\n`);
     });
 }

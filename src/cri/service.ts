@@ -159,7 +159,7 @@ function filteredContainers(host: Host, f: Message): Promise<ContainerRecord[]> 
     (!f.pod_sandbox_id || c.cri!.sandboxId.startsWith(f.pod_sandbox_id)) &&
     labelsMatch(c.cri!.labels, f.label_selector)
   );
-  const exits = listExitFiles(hits.map((c) => c.dirs.exitDir));
+  const exits = listExitFiles(host, hits.map((c) => c.dirs.exitDir));
   return Promise.all(hits.map((c) => quickRefresh(host, c, exits)));
 }
 

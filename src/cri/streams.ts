@@ -312,7 +312,7 @@ async function execTerminal(
         Deno.kill(conmonPid, "SIGKILL");
       } catch { /* gone */ }
     }
-    removeAttachLinks(c.dirs.socketDir, sid, dir);
+    removeAttachLinks(host, c.dirs.socketDir, sid, dir);
     try {
       Deno.removeSync(dir, { recursive: true });
     } catch { /* gone */ }

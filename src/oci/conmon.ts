@@ -14,6 +14,7 @@ import { trace } from "../trace.ts";
 import { RuntimeError } from "../errors.ts";
 import { O_RDWR, type Syscalls } from "../sys/syscalls.ts";
 import { cloexecInheritedFds } from "../sys/cloexec.ts";
+import { type HostFs, realFs } from "../sys/fs.ts";
 import type { OciRuntime } from "./runtime.ts";
 
 export interface ConmonOptions {
@@ -223,9 +224,13 @@ function readOr(path: string): string {
 }
 
 /** The exit code conmon recorded for `id`, if the container has exited. */
-export function readExitCode(exitDir: string, id: string): number | undefined {
+export function readExitCode(
+  exitDir: string,
+  id: string,
+  fs: Pick<HostFs, "readTextFile"> = realFs,
+): number | undefined {
   try {
-    const t = Deno.readTextFileSync(`${exitDir}/${id}`).trim();
+    const t = fs.readTextFile(`${exitDir}/${id}`).trim();
     return t === "" ? undefined : Number(t);
   } catch {
     return undefined;

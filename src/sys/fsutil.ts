@@ -6,11 +6,12 @@
  * to be harmless once joined into a path).
  */
 import { RklError } from "../errors.ts";
+import { type FsEntry, type HostFs, realFs } from "./fs.ts";
 
 /** mkdir -p, then the leaf gets exactly `mode` (mkdir's mode is cut by the umask). */
-export function privateDir(path: string, mode = 0o700): void {
-  Deno.mkdirSync(path, { recursive: true, mode });
-  Deno.chmodSync(path, mode);
+export function privateDir(path: string, mode = 0o700, fs: HostFs = realFs): void {
+  fs.mkdir(path, { recursive: true, mode });
+  fs.chmod(path, mode);
 }
 
 /** Normalises an absolute path lexically ('.', '..', repeated '/'). */
@@ -36,7 +37,12 @@ export function isWithin(root: string, path: string): boolean {
  * Throws unless `path` lies strictly below `root`, with no symlink on the way
  * from `root` (lexical check plus realpath of the deepest existing parent).
  */
-export function assertBelow(root: string, path: string, what: string): void {
+export function assertBelow(
+  root: string,
+  path: string,
+  what: string,
+  fs: HostFs = realFs,
+): void {
   const r = normalize(root);
   const p = normalize(path);
   if (p === r || !isWithin(r, p)) {
@@ -49,14 +55,14 @@ export function assertBelow(root: string, path: string, what: string): void {
   const parent = p.slice(0, p.lastIndexOf("/")) || "/";
   let real: string;
   try {
-    real = Deno.realPathSync(parent);
+    real = fs.realPath(parent);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return; // nothing there to remove or follow
     throw e;
   }
   let realRoot: string;
   try {
-    realRoot = Deno.realPathSync(r);
+    realRoot = fs.realPath(r);
   } catch {
     realRoot = r;
   }
@@ -69,19 +75,24 @@ export function assertBelow(root: string, path: string, what: string): void {
 }
 
 /** rm -rf of a path that must lie below `root`; a missing path is fine. */
-export function removeBelow(root: string, path: string, what: string): void {
-  assertBelow(root, path, what);
+export function removeBelow(
+  root: string,
+  path: string,
+  what: string,
+  fs: HostFs = realFs,
+): void {
+  assertBelow(root, path, what, fs);
   try {
-    Deno.removeSync(path, { recursive: true });
+    fs.remove(path, { recursive: true });
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
 }
 
 /** True when something (anything, a dangling link too) is at `path`. */
-export function pathExists(path: string): boolean {
+export function pathExists(path: string, fs: HostFs = realFs): boolean {
   try {
-    Deno.lstatSync(path);
+    fs.lstat(path);
     return true;
   } catch {
     return false;
@@ -89,9 +100,9 @@ export function pathExists(path: string): boolean {
 }
 
 /** The entries of `dir`, or none when it cannot be read (absent). */
-export function readDirOr(dir: string): Deno.DirEntry[] {
+export function readDirOr(dir: string, fs: HostFs = realFs): FsEntry[] {
   try {
-    return [...Deno.readDirSync(dir)];
+    return fs.readDir(dir);
   } catch {
     return [];
   }

@@ -8,11 +8,17 @@ import { NotFoundError } from "../errors.ts";
 import { which } from "../oci/runtime.ts";
 import { buildPauseBundle } from "./pod.ts";
 import { pathExists } from "../sys/fsutil.ts";
+import type { Host } from "./host.ts";
 
 export const BUNDLE_KINDS = ["pause", "busybox"] as const;
 export type BundleKind = typeof BUNDLE_KINDS[number];
 
-export async function buildBundle(kind: BundleKind, dir: string): Promise<void> {
+/** Builds bundle `kind` in `dir`, through the host's file and command ports. */
+export async function buildBundle(
+  host: Pick<Host, "fs" | "cmd">,
+  kind: BundleKind,
+  dir: string,
+): Promise<void> {
   if (kind === "pause") return buildPauseBundle(dir);
   const busybox = which("busybox");
   if (!busybox) {
@@ -22,32 +28,29 @@ export async function buildBundle(kind: BundleKind, dir: string): Promise<void> 
   }
   const rootfs = `${dir}/rootfs`;
   for (const d of ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "var/www", "root", "run"]) {
-    Deno.mkdirSync(`${rootfs}/${d}`, { recursive: true });
+    host.fs.mkdir(`${rootfs}/${d}`, { recursive: true });
   }
-  Deno.chmodSync(`${rootfs}/tmp`, 0o1777);
-  Deno.copyFileSync(busybox, `${rootfs}/bin/busybox`);
-  Deno.chmodSync(`${rootfs}/bin/busybox`, 0o755);
-  const list = await new Deno.Command(`${rootfs}/bin/busybox`, {
-    args: ["--list"],
-    stdout: "piped",
-  }).output();
-  for (const applet of new TextDecoder().decode(list.stdout).split("\n").filter(Boolean)) {
+  host.fs.chmod(`${rootfs}/tmp`, 0o1777);
+  host.fs.copyFile(busybox, `${rootfs}/bin/busybox`);
+  host.fs.chmod(`${rootfs}/bin/busybox`, 0o755);
+  const list = await host.cmd.run(`${rootfs}/bin/busybox`, { args: ["--list"] });
+  for (const applet of list.stdout.split("\n").filter(Boolean)) {
     if (applet === "busybox") continue;
     try {
-      Deno.symlinkSync("busybox", `${rootfs}/bin/${applet}`);
+      host.fs.symlink("busybox", `${rootfs}/bin/${applet}`);
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
     }
   }
-  if (!pathExists(`${rootfs}/bin/printenv`)) {
-    Deno.writeTextFileSync(`${rootfs}/bin/printenv`, PRINTENV, { mode: 0o755 });
-    Deno.chmodSync(`${rootfs}/bin/printenv`, 0o755);
+  if (!pathExists(`${rootfs}/bin/printenv`, host.fs)) {
+    host.fs.writeTextFile(`${rootfs}/bin/printenv`, PRINTENV, { mode: 0o755 });
+    host.fs.chmod(`${rootfs}/bin/printenv`, 0o755);
   }
-  Deno.writeTextFileSync(
+  host.fs.writeTextFile(
     `${rootfs}/etc/passwd`,
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
   );
-  Deno.writeTextFileSync(`${rootfs}/etc/group`, "root:x:0:\nnobody:x:65534:\n");
+  host.fs.writeTextFile(`${rootfs}/etc/group`, "root:x:0:\nnobody:x:65534:\n");
 }
 
 /** bundles/build.sh writes the same script. */

@@ -64,44 +64,48 @@ export function namesOnHost(
     if (!m.has(name)) m.set(name, where);
   };
   const { root, runRoot, logDir } = host.paths;
-  for (const e of readDirOr(`${root}/containers`)) seen(containers, e.name, `${root}/containers`);
-  for (const e of readDirOr(`${runRoot}/conmon`)) seen(containers, e.name, `${runRoot}/conmon`);
-  for (const e of readDirOr(`${root}/exits`)) seen(containers, e.name, `${root}/exits`);
-  for (const e of readDirOr(logDir)) {
+  for (const e of readDirOr(`${root}/containers`, host.fs)) {
+    seen(containers, e.name, `${root}/containers`);
+  }
+  for (const e of readDirOr(`${runRoot}/conmon`, host.fs)) {
+    seen(containers, e.name, `${runRoot}/conmon`);
+  }
+  for (const e of readDirOr(`${root}/exits`, host.fs)) seen(containers, e.name, `${root}/exits`);
+  for (const e of readDirOr(logDir, host.fs)) {
     const m = /^(.+)\.log(\.\d+)?$/.exec(e.name); // NAME.log and its rotated NAME.log.N
     if (m) seen(containers, m[1], logDir);
   }
-  for (const rt of readDirOr(`${runRoot}/runtime`)) {
-    for (const e of readDirOr(`${runRoot}/runtime/${rt.name}`)) {
+  for (const rt of readDirOr(`${runRoot}/runtime`, host.fs)) {
+    for (const e of readDirOr(`${runRoot}/runtime/${rt.name}`, host.fs)) {
       if (e.isDirectory) seen(containers, e.name, `${runRoot}/runtime/${rt.name}`);
     }
   }
-  for (const e of readDirOr(`${runRoot}/netns`)) {
+  for (const e of readDirOr(`${runRoot}/netns`, host.fs)) {
     if (e.name.startsWith("c_")) seen(containers, e.name.slice(2), `${runRoot}/netns`);
     if (e.name.startsWith("p_")) seen(pods, e.name.slice(2), `${runRoot}/netns`);
   }
-  for (const e of readDirOr(`${runRoot}/ns`)) {
+  for (const e of readDirOr(`${runRoot}/ns`, host.fs)) {
     if (e.name.startsWith("p_")) seen(pods, e.name.slice(2), `${runRoot}/ns`);
   }
-  for (const e of readDirOr(`${root}/pods`)) seen(pods, e.name, `${root}/pods`);
+  for (const e of readDirOr(`${root}/pods`, host.fs)) seen(pods, e.name, `${root}/pods`);
   const cgroupDir = host.cgroups.dirs(host.cgroupParent)[0];
   if (cgroupDir) {
-    for (const e of readDirOr(cgroupDir)) {
+    for (const e of readDirOr(cgroupDir, host.fs)) {
       if (!e.isDirectory) continue;
       if (e.name.startsWith("pod-")) {
         const pod = e.name.slice(4);
         seen(pods, pod, cgroupDir);
-        for (const m of readDirOr(`${cgroupDir}/${e.name}`)) {
+        for (const m of readDirOr(`${cgroupDir}/${e.name}`, host.fs)) {
           if (m.isDirectory) seen(containers, `${pod}_${m.name}`, `${cgroupDir}/${e.name}`);
         }
       } else seen(containers, e.name, cgroupDir);
     }
   }
-  for (const net of readDirOr(`${root}/cni/networks`)) {
-    for (const f of readDirOr(`${root}/cni/networks/${net.name}`)) {
+  for (const net of readDirOr(`${root}/cni/networks`, host.fs)) {
+    for (const f of readDirOr(`${root}/cni/networks/${net.name}`, host.fs)) {
       if (!f.isFile || f.name === "lock" || f.name.startsWith("last_reserved_ip")) continue;
       try {
-        const id = Deno.readTextFileSync(`${root}/cni/networks/${net.name}/${f.name}`)
+        const id = host.fs.readTextFile(`${root}/cni/networks/${net.name}/${f.name}`)
           .split(/\r?\n/)[0].trim();
         const tag = host.paths.tag ?? "";
         const bare = id.startsWith(tag) ? id.slice(tag.length) : id;
@@ -119,7 +123,7 @@ export function namesOnHost(
 /** RUN_ROOT/health/NAME.json (and its temp files) without a container record. */
 function orphanHealthFiles(host: Host): string[] {
   const dir = healthDir(host);
-  return readDirOr(dir).filter((e) => {
+  return readDirOr(dir, host.fs).filter((e) => {
     const m = /^(.+)\.json(\.\d+\.tmp)?$/.exec(e.name);
     if (!m) return false;
     try {
@@ -139,133 +143,166 @@ function staleTempFiles(host: Host): string[] {
     `${host.paths.root}/records/compose`,
   ]; // deno-fmt-ignore
   for (const dir of dirs) {
-    for (const e of readDirOr(dir)) {
+    for (const e of readDirOr(dir, host.fs)) {
       const m = /\.tmp-(\d+)-[0-9a-f]+$/.exec(e.name);
-      if (m && !processAlive(Number(m[1]))) out.push(`${dir}/${e.name}`);
+      if (m && !processAlive(host, Number(m[1]))) out.push(`${dir}/${e.name}`);
     }
   }
   return out;
 }
 
+/** What a gc pass collects as it goes: what it found, and what it did about it. */
+interface Pass {
+  host: Host;
+  dryRun: boolean;
+  findings: GcFinding[];
+  done: string[];
+  /** The pod records as the pass began. */
+  pods: PodRecord[];
+}
+
 export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promise<GcResult> {
   return await host.store.withLock(async () => {
-    const findings: GcFinding[] = [];
-    const done: string[] = [];
-    const containers = host.store.list<ContainerRecord>("containers");
-    const pods = host.store.list<PodRecord>("pods");
-    const damagedC = host.store.damaged("containers");
-    const damagedP = host.store.damaged("pods");
-    const owned = new Set(containers.map((r) => r.name));
-    const ownedPods = new Set(pods.map((r) => r.name));
-    const onHost = namesOnHost(host);
-
-    // Pods first: a pod's scavenge takes its members with it.
-    const orphanPods = new Map<string, string>();
-    for (const [n, where] of onHost.pods) {
-      if (!ownedPods.has(n)) orphanPods.set(n, `in ${where}, no record`);
-    }
-    for (const d of damagedP) orphanPods.set(d.name, `damaged record: ${d.reason}`);
-    for (const [name, why] of orphanPods) {
-      findings.push({ kind: "pod", name, why });
-      if (!options.dryRun) {
-        // Members go with their pod, with or without records of their own.
-        const members = podMembersOnHost(host, name);
-        done.push(...(await scavengePod(host, name, members)).map((x) => `pod ${name}: ${x}`));
-      }
-    }
-    const orphanContainers = new Map<string, string>();
-    for (const [n, where] of onHost.containers) {
-      if (owned.has(n)) continue;
-      const pod = n.includes("_") ? n.slice(0, n.indexOf("_")) : undefined;
-      if (pod && orphanPods.has(pod) && !options.dryRun) continue; // went with its pod
-      orphanContainers.set(n, `in ${where}, no record`);
-    }
-    for (const d of damagedC) orphanContainers.set(d.name, `damaged record: ${d.reason}`);
-    for (const [name, why] of orphanContainers) {
-      findings.push({ kind: "container", name, why });
-      if (!options.dryRun) {
-        const made = await scavengeContainer(host, name, { releaseNetworks: false });
-        done.push(...made.map((x) => `container ${name}: ${x}`));
-      }
-    }
-
-    // Creates whose process died half-way: undone from their records.
-    for (const p of pods) {
-      if (p.created || !ownerGone(p.owner)) continue;
-      findings.push({
-        kind: "pod",
-        name: p.name,
-        why: `creation interrupted (pid ${p.owner!.pid} gone)`,
-      });
-      if (!options.dryRun) {
-        await teardownPod(host, p);
-        done.push(`pod ${p.name}: interrupted create rolled back`);
-      }
-    }
-    for (const c of host.store.list<ContainerRecord>("containers")) {
-      if (c.status !== "creating" || !ownerGone(c.owner)) continue;
-      if (c.pod && host.store.get("pods", c.pod)) {
-        const pod = host.store.get<PodRecord>("pods", c.pod)!;
-        if (!pod.created && !ownerGone(pod.owner)) continue; // its pod's create goes on
-      }
-      findings.push({
-        kind: "container",
-        name: c.name,
-        why: `creation interrupted (pid ${c.owner!.pid} gone)`,
-      });
-      if (!options.dryRun) {
-        await teardown(host, c);
-        done.push(`container ${c.name}: interrupted create rolled back`);
-      }
-    }
-
-    // Records whose runtime state went away: status brought up to date.
-    for (const c of host.store.list<ContainerRecord>("containers")) {
-      if (c.status === "creating" || c.status === "exited") continue;
-      const before = c.status;
-      const now = await quickRefresh(host, structuredClone(c));
-      if (now.status !== before) {
-        findings.push({ kind: "record", name: c.name, why: `was ${before}, is ${now.status}` });
-        if (!options.dryRun) {
-          host.store.put("containers", now);
-          done.push(`container ${c.name}: status ${before} → ${now.status}`);
-        }
-      }
-    }
-
-    for (const f of orphanHealthFiles(host)) {
-      findings.push({ kind: "file", name: f, why: "health state of a container that is gone" });
-      if (!options.dryRun) {
-        Deno.removeSync(f);
-        done.push(`removed ${f}`);
-      }
-    }
-    for (const f of staleTempFiles(host)) {
-      findings.push({ kind: "file", name: f, why: "temp file of an interrupted write" });
-      if (!options.dryRun) {
-        Deno.removeSync(f);
-        done.push(`removed ${f}`);
-      }
-    }
-    // The image store's temporaries, when no pull or import runs (a pull
-    // killed with -9 leaves its unpack dir and download behind).
-    const temps = host.images?.store.sweepTemporaries({ remove: !options.dryRun });
-    if (temps === undefined) {
-      done.push("image store: a pull or import is running; its temporaries left for the next gc");
-    }
-    for (const f of temps ?? []) {
-      findings.push({
-        kind: "file",
-        name: f,
-        why: "temporary of an interrupted image pull or import",
-      });
-      if (!options.dryRun) done.push(`removed ${f}`);
-    }
-    if (options.dryRun) {
+    const pass: Pass = {
+      host,
+      dryRun: options.dryRun ?? false,
+      findings: [],
+      done: [],
+      pods: host.store.list<PodRecord>("pods"),
+    };
+    await orphans(pass);
+    await interruptedCreates(pass);
+    await staleStatuses(pass);
+    strayFiles(pass);
+    if (pass.dryRun) {
       for (const br of idleBridges(host)) {
-        findings.push({ kind: "file", name: `bridge ${br}`, why: "rkl network with no user left" });
+        pass.findings.push({
+          kind: "file",
+          name: `bridge ${br}`,
+          why: "rkl network with no user left",
+        });
       }
-    } else done.push(...await releaseIdleNetworks(host));
-    return { findings, done };
+    } else pass.done.push(...await releaseIdleNetworks(host));
+    return { findings: pass.findings, done: pass.done };
   });
+}
+
+/** Names on the host with no usable record (or a damaged one), cleaned up by what the host holds. */
+async function orphans({ host, dryRun, findings, done, pods }: Pass): Promise<void> {
+  const containers = host.store.list<ContainerRecord>("containers");
+  const damagedC = host.store.damaged("containers");
+  const damagedP = host.store.damaged("pods");
+  const owned = new Set(containers.map((r) => r.name));
+  const ownedPods = new Set(pods.map((r) => r.name));
+  const onHost = namesOnHost(host);
+
+  // Pods first: a pod's scavenge takes its members with it.
+  const orphanPods = new Map<string, string>();
+  for (const [n, where] of onHost.pods) {
+    if (!ownedPods.has(n)) orphanPods.set(n, `in ${where}, no record`);
+  }
+  for (const d of damagedP) orphanPods.set(d.name, `damaged record: ${d.reason}`);
+  for (const [name, why] of orphanPods) {
+    findings.push({ kind: "pod", name, why });
+    if (!dryRun) {
+      // Members go with their pod, with or without records of their own.
+      const members = podMembersOnHost(host, name);
+      done.push(...(await scavengePod(host, name, members)).map((x) => `pod ${name}: ${x}`));
+    }
+  }
+  const orphanContainers = new Map<string, string>();
+  for (const [n, where] of onHost.containers) {
+    if (owned.has(n)) continue;
+    const pod = n.includes("_") ? n.slice(0, n.indexOf("_")) : undefined;
+    if (pod && orphanPods.has(pod) && !dryRun) continue; // went with its pod
+    orphanContainers.set(n, `in ${where}, no record`);
+  }
+  for (const d of damagedC) orphanContainers.set(d.name, `damaged record: ${d.reason}`);
+  for (const [name, why] of orphanContainers) {
+    findings.push({ kind: "container", name, why });
+    if (!dryRun) {
+      const made = await scavengeContainer(host, name, { releaseNetworks: false });
+      done.push(...made.map((x) => `container ${name}: ${x}`));
+    }
+  }
+}
+
+/** Creates whose process died half-way: undone from their records. */
+async function interruptedCreates({ host, dryRun, findings, done, pods }: Pass): Promise<void> {
+  for (const p of pods) {
+    if (p.created || !ownerGone(host, p.owner)) continue;
+    findings.push({
+      kind: "pod",
+      name: p.name,
+      why: `creation interrupted (pid ${p.owner!.pid} gone)`,
+    });
+    if (!dryRun) {
+      await teardownPod(host, p);
+      done.push(`pod ${p.name}: interrupted create rolled back`);
+    }
+  }
+  for (const c of host.store.list<ContainerRecord>("containers")) {
+    if (c.status !== "creating" || !ownerGone(host, c.owner)) continue;
+    if (c.pod && host.store.get("pods", c.pod)) {
+      const pod = host.store.get<PodRecord>("pods", c.pod)!;
+      if (!pod.created && !ownerGone(host, pod.owner)) continue; // its pod's create goes on
+    }
+    findings.push({
+      kind: "container",
+      name: c.name,
+      why: `creation interrupted (pid ${c.owner!.pid} gone)`,
+    });
+    if (!dryRun) {
+      await teardown(host, c);
+      done.push(`container ${c.name}: interrupted create rolled back`);
+    }
+  }
+}
+
+/** Records whose runtime state went away: status brought up to date. */
+async function staleStatuses({ host, dryRun, findings, done }: Pass): Promise<void> {
+  for (const c of host.store.list<ContainerRecord>("containers")) {
+    if (c.status === "creating" || c.status === "exited") continue;
+    const before = c.status;
+    const now = await quickRefresh(host, structuredClone(c));
+    if (now.status !== before) {
+      findings.push({ kind: "record", name: c.name, why: `was ${before}, is ${now.status}` });
+      if (!dryRun) {
+        host.store.put("containers", now);
+        done.push(`container ${c.name}: status ${before} → ${now.status}`);
+      }
+    }
+  }
+}
+
+/** Health files of gone containers, temp files of dead writers, the image store's temporaries. */
+function strayFiles({ host, dryRun, findings, done }: Pass): void {
+  for (const f of orphanHealthFiles(host)) {
+    findings.push({ kind: "file", name: f, why: "health state of a container that is gone" });
+    if (!dryRun) {
+      host.fs.remove(f);
+      done.push(`removed ${f}`);
+    }
+  }
+  for (const f of staleTempFiles(host)) {
+    findings.push({ kind: "file", name: f, why: "temp file of an interrupted write" });
+    if (!dryRun) {
+      host.fs.remove(f);
+      done.push(`removed ${f}`);
+    }
+  }
+  // The image store's temporaries, when no pull or import runs (a pull
+  // killed with -9 leaves its unpack dir and download behind).
+  const temps = host.images?.store.sweepTemporaries({ remove: !dryRun });
+  if (temps === undefined) {
+    done.push("image store: a pull or import is running; its temporaries left for the next gc");
+  }
+  for (const f of temps ?? []) {
+    findings.push({
+      kind: "file",
+      name: f,
+      why: "temporary of an interrupted image pull or import",
+    });
+    if (!dryRun) done.push(`removed ${f}`);
+  }
 }

@@ -6,6 +6,7 @@ import type { CgroupManager } from "../sys/cgroups/mod.ts";
 import type { CommandRunner } from "../sys/command.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
 import type { HostFs } from "../sys/fs.ts";
+import type { ConmonOptions } from "../oci/conmon.ts";
 import type { ImageService } from "../image/service.ts";
 import { DEFAULT_CONF_DIR, type NetworkOptions } from "../net/network.ts";
 import { slash24s } from "../net/hostnet.ts";
@@ -74,6 +75,8 @@ export interface Host {
   sys: Syscalls;
   /** Files under the state roots, /proc and /sys (an in-memory tree in tests). */
   fs: HostFs;
+  /** Processes: this one, others' liveness, signals, and conmon's spawn. */
+  proc: HostProc;
   cmd: CommandRunner;
   store: StateStore;
   cgroups: CgroupManager;
@@ -114,6 +117,21 @@ export interface Host {
   warn(message: string): void;
   now(): Date;
   sleep(ms: number): Promise<void>;
+}
+
+/**
+ * The process port: what the core asks of processes, so that a test can
+ * answer from a table of pids and record the signals and spawns instead.
+ */
+export interface HostProc {
+  /** This process's pid. */
+  readonly self: number;
+  /** State letter and start time of a process (/proc/PID/stat); undefined once it is gone. */
+  stat(pid: number): { state: string; startTime: number } | undefined;
+  /** kill(2): a negative pid signals that process group; throws when there is no such process. */
+  kill(pid: number, signal: Deno.Signal): void;
+  /** conmon + `runtime create` of a bundle (oci/conmon.ts); resolves to the container's pid. */
+  createWithConmon(options: ConmonOptions): Promise<number>;
 }
 
 /** Which runtime, and which state dir, a record belongs to. */

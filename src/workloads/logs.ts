@@ -92,6 +92,7 @@ export async function streamLog(
   const readNew = async (first: boolean, final: boolean): Promise<void> => {
     let f: Deno.FsFile;
     try {
+      // Direct: a follow reads on from an offset; the fs port has whole-file calls only.
       f = await Deno.open(path, { read: true });
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return;

@@ -319,7 +319,7 @@ async function createPodNow(
   if (withPause && !spec.pauseImage) {
     pauseDir = pauseBundle(host, loaded);
     try {
-      pauseDefaults = readBundle(pauseSpec(pauseDir, false));
+      pauseDefaults = readBundle(host, pauseSpec(pauseDir, false));
     } catch {
       throw new SpecError(
         spec.pauseBundle ? loaded.source.at(["metadata", "labels", "bundle"]) : { file: pauseDir },
@@ -336,7 +336,7 @@ async function createPodNow(
   // Images are pulled (as each container's policy says) before anything is made.
   for (const c of [...spec.initContainers, ...spec.containers]) {
     await rootSource(host, c);
-    prepareHostPaths(c);
+    prepareHostPaths(host, c);
   }
   const dirs = podDirs(host, name);
   // Image volumes too, as their pullPolicy says (default as for a container's image).
@@ -417,7 +417,7 @@ async function createPodNow(
       cri: options.cri,
       uid: spec.uid ?? crypto.randomUUID(),
       claims: spec.claims.length > 0 ? spec.claims : undefined,
-      owner: selfOwner(),
+      owner: selfOwner(host),
       epoch: host.epoch,
     };
     host.store.put("pods", r);
@@ -1137,7 +1137,7 @@ async function teardownPodLocked(host: Host, rec: PodRecord): Promise<void> {
   }
   if (rec.resources.dir) {
     // Tolerates a dir already gone (a teardown that failed later), refuses a mounted one.
-    await step(() => removeUnmounted(podDirs(host, rec.name).dir));
+    await step(() => removeUnmounted(host, podDirs(host, rec.name).dir));
   }
   if (errors.length > 0) {
     host.store.put("pods", rec);
@@ -1289,10 +1289,10 @@ export async function removePod(
     return;
   }
   trace("pod rm: begin");
-  refuseWhileBeingMade(name, "pod", rec.created ? undefined : rec.owner);
+  refuseWhileBeingMade(host, name, "pod", rec.created ? undefined : rec.owner);
   if (!options.force) {
     const view = await podView(host, rec);
-    const interrupted = !rec.created && ownerGone(rec.owner);
+    const interrupted = !rec.created && ownerGone(host, rec.owner);
     if (view.phase === "Running" || (view.phase === "Creating" && !interrupted)) {
       throw new ConflictError(
         `Cannot remove pod ${JSON.stringify(name)}: it is ${view.phase.toLowerCase()}`,

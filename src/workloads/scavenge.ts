@@ -14,6 +14,7 @@ import { deleteIdleBridge } from "../net/hostnet.ts";
 import { mountPoints, unmount } from "../sys/mounts.ts";
 import { removeNetns } from "../sys/netns.ts";
 import { pathExists, readDirOr, removeBelow } from "../sys/fsutil.ts";
+import type { FsEntry } from "../sys/fs.ts";
 import { unstageSubPath } from "../sys/subpath.ts";
 import { which } from "../oci/runtime.ts";
 import {
@@ -22,8 +23,8 @@ import {
   removeCgroup,
   removeEmptyParent,
   removeUnmounted,
-  waitConmonGone,
-} from "./container.ts";
+} from "./container/teardown.ts";
+import { waitConmonGone } from "./container/conmon.ts";
 import { cniIdFor, containerDirs, type Host } from "./host.ts";
 import { rotatedLogs } from "./logrotate.ts";
 
@@ -38,14 +39,14 @@ export function cgroupOfName(host: Pick<Host, "cgroupParent">, name: string): st
 export function runtimesKnowing(host: Host, id: string): [string, string][] {
   const base = `${host.paths.runRoot}/runtime`;
   const out: [string, string][] = [];
-  let entries: Deno.DirEntry[] = [];
+  let entries: FsEntry[] = [];
   try {
-    entries = [...Deno.readDirSync(base)];
+    entries = host.fs.readDir(base);
   } catch { /* no runtime used yet */ }
   for (const e of entries) {
     if (!e.isDirectory || !/^[a-z0-9-]+$/.test(e.name)) continue;
     try {
-      Deno.statSync(`${base}/${e.name}/${id}`);
+      host.fs.stat(`${base}/${e.name}/${id}`);
       out.push([e.name, `${base}/${e.name}`]);
     } catch { /* not this runtime's */ }
   }
@@ -56,19 +57,19 @@ export function runtimesKnowing(host: Host, id: string): [string, string][] {
 export function removeLeases(host: Host, cniId: string): string[] {
   const base = `${host.paths.root}/cni/networks`;
   const freed: string[] = [];
-  let nets: Deno.DirEntry[] = [];
+  let nets: FsEntry[] = [];
   try {
-    nets = [...Deno.readDirSync(base)];
+    nets = host.fs.readDir(base);
   } catch { /* no leases */ }
   for (const n of nets) {
     if (!n.isDirectory) continue;
-    for (const f of Deno.readDirSync(`${base}/${n.name}`)) {
+    for (const f of host.fs.readDir(`${base}/${n.name}`)) {
       if (!f.isFile || f.name === "lock" || f.name.startsWith("last_reserved_ip")) continue;
       const path = `${base}/${n.name}/${f.name}`;
       try {
         // host-local writes "ID\nIFNAME" into a file named by the address.
-        if (Deno.readTextFileSync(path).split(/\r?\n/)[0].trim() !== cniId) continue;
-        Deno.removeSync(path);
+        if (host.fs.readTextFile(path).split(/\r?\n/)[0].trim() !== cniId) continue;
+        host.fs.remove(path);
         freed.push(f.name);
       } catch { /* raced with a release */ }
     }
@@ -111,25 +112,25 @@ export async function scavengeContainer(
     () => waitConmonGone(host, d.conmonDir, { kill: true }).then(() => false),
   );
   await step(`cgroup ${cg}`, async () => {
-    if (host.cgroups.dirs(cg).every((p) => !pathExists(p))) return false;
+    if (host.cgroups.dirs(cg).every((p) => !pathExists(p, host.fs))) return false;
     await removeCgroup(host, cg);
   });
   const cniId = cniIdFor(host.paths, "c", name);
   await step(`nat rules of ${cniId}`, () => removeNatRulesFor(host.cmd, cniId));
   await step(`IP leases of ${cniId}`, () => removeLeases(host, cniId).length > 0);
-  let staged: Deno.DirEntry[] = [];
+  let staged: FsEntry[] = [];
   try {
-    staged = [...Deno.readDirSync(d.subPaths)];
+    staged = host.fs.readDir(d.subPaths);
   } catch { /* none */ }
   for (const s of staged) {
     await step(`subPath ${s.name}`, () => unstageSubPath(host.sys, `${d.subPaths}/${s.name}`));
   }
   await step("rootfs unmounted", () => {
-    if (!pathExists(d.rootfs)) return false;
+    if (!pathExists(d.rootfs, host.fs)) return false;
     unmount(host.sys, d.rootfs);
   });
   await step(`netns ${d.netns}`, () => {
-    if (!pathExists(d.netns)) return false;
+    if (!pathExists(d.netns, host.fs)) return false;
     removeNetns(host.sys, d.netns);
   });
   for (
@@ -141,17 +142,17 @@ export async function scavengeContainer(
     ] as const
   ) {
     await step(`${what} ${path}`, () => {
-      if (!pathExists(path)) return false;
-      if (path === d.dir) removeUnmounted(path);
-      else removeBelow(root, path, what);
+      if (!pathExists(path, host.fs)) return false;
+      if (path === d.dir) removeUnmounted(host, path);
+      else removeBelow(root, path, what, host.fs);
     });
   }
   await step(
     `attach socket links of ${name}`,
-    () => removeAttachLinks(d.socketDir, name, d.bundle) > 0,
+    () => removeAttachLinks(host, d.socketDir, name, d.bundle) > 0,
   );
   for (const old of rotatedLogs(d.log)) {
-    await step(`log ${old}`, () => removeBelow(host.paths.logDir, old, "rotated log"));
+    await step(`log ${old}`, () => removeBelow(host.paths.logDir, old, "rotated log", host.fs));
   }
   if (errors.length > 0) {
     throw new Error(`Cannot clean up container ${JSON.stringify(name)}: ${errors[0].message}`, {
@@ -184,18 +185,18 @@ export async function scavengePod(
   if (await removeNatRulesFor(host.cmd, cniId)) done.push(`nat rules of ${cniId}`);
   if (removeLeases(host, cniId).length > 0) done.push(`IP leases of ${cniId}`);
   const netns = `${host.paths.runRoot}/netns/p_${name}`;
-  if (pathExists(netns)) {
+  if (pathExists(netns, host.fs)) {
     removeNetns(host.sys, netns);
     done.push(`netns ${netns}`);
   }
   const ns = `${host.paths.runRoot}/ns/p_${name}`;
-  if (pathExists(ns)) {
+  if (pathExists(ns, host.fs)) {
     for (const t of ["ipc", "uts", "pid"]) removeNetns(host.sys, `${ns}/${t}`);
-    removeBelow(`${host.paths.runRoot}/ns`, ns, `pod ${name} namespaces`);
+    removeBelow(`${host.paths.runRoot}/ns`, ns, `pod ${name} namespaces`, host.fs);
     done.push(`namespace pins ${ns}`);
   }
   const cg = `${host.cgroupParent}/pod-${name}`;
-  if (host.cgroups.dirs(cg).some(pathExists)) {
+  if (host.cgroups.dirs(cg).some((p) => pathExists(p, host.fs))) {
     await removeCgroup(host, cg);
     done.push(`cgroup ${cg}`);
   }
@@ -204,13 +205,13 @@ export async function scavengePod(
   // The only mounts a pod dir holds sit on pods/NAME/volumes/VOLUME: image
   // volumes and medium: Memory emptyDirs. The kernel's table names them.
   const volumes = `${dir}/volumes/`;
-  for (const m of mountPoints(Deno.readTextFileSync("/proc/self/mountinfo"))) {
+  for (const m of mountPoints(host.fs.readTextFile("/proc/self/mountinfo"))) {
     if (!m.startsWith(volumes) || m.slice(volumes.length).includes("/")) continue;
     unmount(host.sys, m);
     done.push(`volume mount ${m}`);
   }
-  if (pathExists(dir)) {
-    removeUnmounted(dir);
+  if (pathExists(dir, host.fs)) {
+    removeUnmounted(host, dir);
     done.push(`pod dir ${dir}`);
   }
   await host.store.withLock(async () => {
@@ -239,11 +240,11 @@ export function idleBridges(host: Host): string[] {
     }
   }
   const out: string[] = [];
-  for (const e of readDirOr(host.paths.cniConfDir)) {
+  for (const e of readDirOr(host.paths.cniConfDir, host.fs)) {
     if (!e.name.endsWith(".conflist")) continue;
     let list: NetConfList;
     try {
-      list = JSON.parse(Deno.readTextFileSync(`${host.paths.cniConfDir}/${e.name}`));
+      list = JSON.parse(host.fs.readTextFile(`${host.paths.cniConfDir}/${e.name}`));
     } catch {
       continue;
     }
@@ -251,9 +252,9 @@ export function idleBridges(host: Host): string[] {
       ? bridgeName(list)
       : undefined;
     if (!br || used.has(list.name) || !/^[A-Za-z0-9_.-]{1,15}$/.test(br)) continue;
-    if (readDirOr(`/sys/class/net/${br}/brif`).length > 0) continue; // something is plugged in
+    if (readDirOr(`/sys/class/net/${br}/brif`, host.fs).length > 0) continue; // something is plugged in
     try {
-      Deno.statSync(`/sys/class/net/${br}/bridge`);
+      host.fs.stat(`/sys/class/net/${br}/bridge`);
       out.push(br);
     } catch { /* no such bridge */ }
   }

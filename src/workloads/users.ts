@@ -72,6 +72,7 @@ export function readUserFiles(sys: Syscalls, rootfs: string): { passwd?: string;
       return undefined;
     }
     try {
+      // Direct: the fd is this process's own, opened through FFI (openat beneath the rootfs).
       return Deno.readTextFileSync(`/proc/self/fd/${fd}`);
     } catch {
       return undefined;

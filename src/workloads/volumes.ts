@@ -31,7 +31,7 @@ function users(host: Host): Map<string, string[]> {
 export function listVolumes(host: Host): VolumeView[] {
   const dir = `${host.paths.root}/volumes`;
   const used = users(host);
-  return readDirOr(dir).filter((e) => e.isDirectory).map((e) => ({
+  return readDirOr(dir, host.fs).filter((e) => e.isDirectory).map((e) => ({
     name: e.name,
     kind: e.name.startsWith("pvc-") && !e.name.includes("_")
       ? "claim" as const
@@ -56,5 +56,5 @@ export function removeVolume(host: Host, name: string): void {
       `Cannot remove volume ${JSON.stringify(name)}: in use by ${v.users.join(", ")}`,
     );
   }
-  removeBelow(`${host.paths.root}/volumes`, v.path, `volume ${name}`);
+  removeBelow(`${host.paths.root}/volumes`, v.path, `volume ${name}`, host.fs);
 }
