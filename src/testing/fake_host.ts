@@ -185,7 +185,7 @@ export class FakeHost implements Host {
       }
     };
     this.sys = new FakeKernel(this.fs, this.faults);
-    this.procs = new FakeProcs(this.faults);
+    this.procs = new FakeProcs(this.faults, this.fs);
     this.cgroups = new FakeCgroups(this.fs, this.faults);
     this.#world = { fs: this.fs, faults: this.faults, procs: this.procs, cgroups: this.cgroups };
     this.cmd = new FaultyCommands(

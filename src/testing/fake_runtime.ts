@@ -48,12 +48,19 @@ export class FakeProcs {
   #next = 2000;
   #ticks = 5000;
 
-  constructor(private readonly faults: Faults) {}
+  constructor(private readonly faults: Faults, private readonly fs?: MemFs) {}
 
+  /** A new process, with its /proc/PID/ns/* files (what a pin bind-mounts). */
   spawn(name: string, o: Partial<Pick<FakeProcess, "pgid" | "onSignal" | "onExit">> = {}) {
     const pid = this.#next++;
     const p: FakeProcess = { pid, name, startTime: this.#ticks++, pgid: o.pgid ?? pid, ...o };
     this.table.set(pid, p);
+    this.fs?.quietly(() => {
+      this.fs!.mkdir(`/proc/${pid}/ns`, { recursive: true });
+      for (const t of ["net", "ipc", "uts", "pid", "mnt", "cgroup"]) {
+        this.fs!.writeTextFile(`/proc/${pid}/ns/${t}`, "");
+      }
+    });
     return p;
   }
 
@@ -62,6 +69,7 @@ export class FakeProcs {
     const p = this.table.get(pid);
     if (!p) return;
     this.table.delete(pid);
+    this.fs?.quietly(() => this.fs!.remove(`/proc/${pid}`, { recursive: true }));
     p.onExit?.(code);
   }
 
