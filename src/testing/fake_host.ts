@@ -19,7 +19,6 @@
  * that still goes to the real file system instead of `host.fs` fails under
  * the unit permissions (or finds nothing), instead of touching real state.
  */
-import type { ConmonOptions } from "../oci/conmon.ts";
 import type { OciRuntime } from "../oci/runtime.ts";
 import {
   type FileLock,
@@ -35,7 +34,7 @@ import {
   FakeCommandRunner,
   type RecordedCommand,
 } from "../sys/command.ts";
-import type { Host, RklPaths, RuntimeRef } from "../workloads/host.ts";
+import type { Host, HostProc, RklPaths, RuntimeRef } from "../workloads/host.ts";
 import { Faults } from "./faults.ts";
 import { FakeKernel } from "./fake_kernel.ts";
 import {
@@ -169,13 +168,8 @@ export class FakeHost implements Host {
   readonly #runtimes = new Map<string, FakeRuntime>();
   readonly #world: RuntimeWorld;
 
-  /** The process port (Host.proc): this process, /proc/PID/stat, kill(2), conmon's spawn. */
-  readonly proc: {
-    readonly self: number;
-    stat(pid: number): { state: string; startTime: number } | undefined;
-    kill(pid: number, signal: Deno.Signal): void;
-    createWithConmon(options: ConmonOptions): Promise<number>;
-  };
+  /** The process port: this process, /proc/PID/stat, kill(2), conmon's spawn. */
+  readonly proc: HostProc;
 
   constructor(options: FakeHostOptions = {}) {
     this.fs = new MemFs({ now: () => new Date(this.clock) });
