@@ -71,6 +71,13 @@ const FS_MUTATIONS = new Set([
   "chown",
 ]);
 
+/** How Deno's error messages name an operation ("writefile '/x'"). */
+const DENO_OP: Record<string, string> = {
+  writeTextFile: "writefile",
+  readTextFile: "readfile",
+  copyFile: "copy",
+};
+
 /** A store that counts puts and deletes as steps ("store.put", "store.delete") and can fail them. */
 class FaultyStore implements StateStore {
   constructor(readonly inner: FsStore, private readonly faults: Faults) {}
@@ -175,7 +182,7 @@ export class FakeHost implements Host {
     this.fs = new MemFs({ now: () => new Date(this.clock) });
     this.fs.before = (op, path) => {
       if (this.faults.hit(`fs.${op}`, path, FS_MUTATIONS.has(op))) {
-        throw fsError(5, op.toLowerCase(), path);
+        throw fsError(5, DENO_OP[op] ?? op.toLowerCase(), path);
       }
     };
     this.sys = new FakeKernel(this.fs, this.faults);
