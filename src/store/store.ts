@@ -5,6 +5,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { StoreError } from "../errors.ts";
+import { type HostFs, realFs } from "../sys/fs.ts";
 
 /** The store whose lock the current async task holds. */
 const held = new AsyncLocalStorage<FsStore>();
@@ -80,6 +81,35 @@ export function checkRecordName(name: string, kind?: RecordKind): void {
   }
 }
 
+/**
+ * The lock that keeps rkl processes apart: `acquire` resolves once the lock
+ * at `path` is held and returns its release.
+ */
+export interface FileLock {
+  acquire(path: string): Promise<() => void>;
+}
+
+/** flock(LOCK_EX) on the file, made if missing: released when closed or when the process dies. */
+export const flockLock: FileLock = {
+  async acquire(path: string): Promise<() => void> {
+    const file = Deno.openSync(path, { read: true, write: true, create: true });
+    try {
+      await file.lock(true);
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+    return () => file.close();
+  },
+};
+
+export interface FsStoreOptions {
+  /** Where the records live (default: the real file system). */
+  fs?: HostFs;
+  /** How other processes are kept out (default: flock on `lockPath`). */
+  lock?: FileLock;
+}
+
 export class FsStore implements StateStore {
   /** Tail of the in-process queue of lock holders. */
   #queue: Promise<void> = Promise.resolve();
@@ -91,11 +121,18 @@ export class FsStore implements StateStore {
    */
   #checked = new Map<string, string>();
 
+  readonly fs: HostFs;
+  readonly #lock: FileLock;
+
   constructor(
     readonly recordsDir: string,
     readonly lockPath: string,
     readonly validators: RecordValidators = {},
-  ) {}
+    options: FsStoreOptions = {},
+  ) {
+    this.fs = options.fs ?? realFs;
+    this.#lock = options.lock ?? flockLock;
+  }
 
   #path(kind: RecordKind, name: string): string {
     checkRecordName(name, kind);
@@ -106,7 +143,7 @@ export class FsStore implements StateStore {
     const path = this.#path(kind, name);
     let text: string;
     try {
-      text = Deno.readTextFileSync(path);
+      text = this.fs.readTextFile(path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         this.#checked.delete(path);
@@ -133,9 +170,9 @@ export class FsStore implements StateStore {
     const dir = `${this.recordsDir}/${kind}`;
     const ok: T[] = [];
     const damaged: DamagedRecord[] = [];
-    let entries: Deno.DirEntry[];
+    let entries: { name: string }[];
     try {
-      entries = [...Deno.readDirSync(dir)];
+      entries = this.fs.readDir(dir);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return { ok, damaged };
       throw new StoreError(`Cannot list ${dir}`, { cause: e });
@@ -179,14 +216,18 @@ export class FsStore implements StateStore {
   put<T extends StoredRecord>(kind: RecordKind, record: T): void {
     const path = this.#path(kind, record.name);
     const dir = `${this.recordsDir}/${kind}`;
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeAtomic(path, JSON.stringify({ ...record, schemaVersion: SCHEMA_VERSION }, null, 2) + "\n");
+    this.fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    writeAtomic(
+      path,
+      JSON.stringify({ ...record, schemaVersion: SCHEMA_VERSION }, null, 2) + "\n",
+      this.fs,
+    );
   }
 
   delete(kind: RecordKind, name: string): void {
     this.#checked.delete(this.#path(kind, name));
     try {
-      Deno.removeSync(this.#path(kind, name));
+      this.fs.remove(this.#path(kind, name));
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) {
         throw new StoreError(`Cannot delete record ${name}`, { cause: e });
@@ -202,16 +243,14 @@ export class FsStore implements StateStore {
     let release!: () => void;
     this.#queue = new Promise<void>((r) => release = r);
     await previous;
-    let file: Deno.FsFile | undefined;
+    let unlock: (() => void) | undefined;
     try {
       const dir = this.lockPath.slice(0, this.lockPath.lastIndexOf("/"));
-      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      file = Deno.openSync(this.lockPath, { read: true, write: true, create: true });
-      // flock(LOCK_EX): released when the file is closed or the process dies.
-      await file.lock(true);
+      this.fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      unlock = await this.#lock.acquire(this.lockPath);
       return await held.run(this, fn);
     } finally {
-      file?.close();
+      unlock?.();
       release();
     }
   }
@@ -239,10 +278,30 @@ export function recordProblem(
   return rec as StoredRecord;
 }
 
-/** Writes `path` so that readers see the old or the new content, never a torn one. */
-export function writeAtomic(path: string, content: string | Uint8Array): void {
+/**
+ * Writes `path` so that readers see the old or the new content, never a torn
+ * one. On the real file system the temp file and the directory are synced;
+ * another `fs` (an in-memory tree in tests) gets the same create, write and
+ * rename, with nothing to sync.
+ */
+export function writeAtomic(path: string, content: string | Uint8Array, fs = realFs): void {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  if (fs !== realFs) {
+    const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
+    try {
+      fs.writeFile(tmp, bytes, { createNew: true, mode: 0o600 });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) {
+        try {
+          fs.remove(tmp);
+        } catch { /* never made */ }
+      }
+      throw e;
+    }
+    renameOrDrop(fs, tmp, path);
+    return;
+  }
   const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
   try {
     const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
@@ -255,12 +314,24 @@ export function writeAtomic(path: string, content: string | Uint8Array): void {
     throw e;
   }
   f.close();
-  Deno.renameSync(tmp, path);
+  renameOrDrop(realFs, tmp, path);
   const d = Deno.openSync(dir, { read: true });
   try {
     d.syncSync();
   } finally {
     d.close();
+  }
+}
+
+/** Renames the temp file into place; if that fails, the temp file goes, not to pile up. */
+function renameOrDrop(fs: HostFs, tmp: string, path: string): void {
+  try {
+    fs.rename(tmp, path);
+  } catch (e) {
+    try {
+      fs.remove(tmp);
+    } catch { /* gone already */ }
+    throw e;
   }
 }
 

@@ -161,3 +161,14 @@ Deno.test("FsStore checks a record's text once, and again whenever the file chan
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("writeAtomic() removes its temp file when the rename fails (here: a directory in the way)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    Deno.mkdirSync(`${dir}/rec.json/sub`, { recursive: true });
+    assert.throws(() => writeAtomic(`${dir}/rec.json`, "{}\n"), Deno.errors.IsADirectory);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["rec.json"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

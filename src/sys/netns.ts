@@ -4,6 +4,7 @@
  * thread's namespace file onto a file under the run root, setns back.
  */
 import { SysError } from "../errors.ts";
+import { type HostFs, realFs } from "./fs.ts";
 import {
   CLONE_NEWIPC,
   CLONE_NEWNET,
@@ -19,8 +20,8 @@ import {
 } from "./syscalls.ts";
 
 /** Creates a new network namespace pinned at `path` (the file must not exist). */
-export function createNetns(sys: Syscalls, path: string): void {
-  createNamespaces(sys, { net: path });
+export function createNetns(sys: Syscalls, path: string, fs: HostFs = realFs): void {
+  createNamespaces(sys, { net: path }, undefined, fs);
 }
 
 const FLAGS = { net: CLONE_NEWNET, ipc: CLONE_NEWIPC, uts: CLONE_NEWUTS } as const;
@@ -38,6 +39,7 @@ export function createNamespaces(
   sys: Syscalls,
   pins: Partial<Record<PinnableType, string>>,
   hostname?: string,
+  fs: HostFs = realFs,
 ): void {
   const types = (Object.keys(pins) as PinnableType[]).filter((t) => pins[t] !== undefined);
   if (types.length === 0) return;
@@ -49,7 +51,7 @@ export function createNamespaces(
   const originals: [PinnableType, number][] = [];
   try {
     for (const t of types) {
-      Deno.writeFileSync(pins[t]!, new Uint8Array(), { createNew: true, mode: 0o444 });
+      fs.writeFile(pins[t]!, new Uint8Array(), { createNew: true, mode: 0o444 });
       made.push(pins[t]!);
     }
     for (const t of types) {
@@ -78,7 +80,7 @@ export function createNamespaces(
     }
     for (const p of made) {
       try {
-        Deno.removeSync(p);
+        fs.remove(p);
       } catch { /* gone */ }
     }
     throw e;
@@ -88,14 +90,14 @@ export function createNamespaces(
 }
 
 /** Unpins and removes a namespace file. Idempotent: a missing one is fine. */
-export function removeNetns(sys: Syscalls, path: string): void {
+export function removeNetns(sys: Syscalls, path: string, fs: HostFs = realFs): void {
   try {
     sys.umount2(path, MNT_DETACH);
   } catch (e) {
     if (!(e instanceof SysError && (e.errno === EINVAL || e.errno === ENOENT))) throw e;
   }
   try {
-    Deno.removeSync(path);
+    fs.remove(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
@@ -112,12 +114,13 @@ export function pinNamespace(
   sys: Syscalls,
   o: { pid: number; startTime: number; type: string; path: string },
   startTimeOf: (pid: number) => number | undefined,
+  fs: HostFs = realFs,
 ): void {
   const same = () => startTimeOf(o.pid) === o.startTime;
   if (!same()) {
     throw new SysError("pin", ESRCH, `process ${o.pid} is not the one rkl started`);
   }
-  Deno.writeFileSync(o.path, new Uint8Array(), { createNew: true, mode: 0o444 });
+  fs.writeFile(o.path, new Uint8Array(), { createNew: true, mode: 0o444 });
   let ok = false;
   try {
     sys.mount({ source: `/proc/${o.pid}/ns/${o.type}`, target: o.path, flags: MS_BIND });
@@ -126,6 +129,6 @@ export function pinNamespace(
     }
     ok = true;
   } finally {
-    if (!ok) removeNetns(sys, o.path);
+    if (!ok) removeNetns(sys, o.path, fs);
   }
 }

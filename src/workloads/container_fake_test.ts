@@ -1,0 +1,125 @@
+/**
+ * Single containers end to end on the FakeHost: create and teardown without
+ * root, each step of the create failed in turn (and each step of rm -f),
+ * with the host's census checked after each (src/testing/sweep.ts).
+ */
+import assert from "node:assert/strict";
+import { loadContainer } from "../spec/container.ts";
+import { diffSnapshots, FakeHost } from "../testing/fake_host.ts";
+import { type Scenario, sweep, type SweepResult } from "../testing/sweep.ts";
+import {
+  createContainer,
+  removeContainer,
+  runContainer,
+  startContainer,
+  stopContainer,
+} from "./container.ts";
+
+const BUNDLE = "/fake/bundles/busybox";
+
+function yaml(name: string, extra = ""): string {
+  return `name: ${name}\nimage: ${BUNDLE}\nargs: ["sleep", "1000"]\n${extra}`;
+}
+
+const load = (name: string, extra = "") => loadContainer(yaml(name, extra), `/fake/${name}.yaml`);
+
+/**
+ * A bundle and an unrelated container "other", created the same way and
+ * running, that must survive. It also makes the directories every container
+ * of its kind shares and no teardown removes (containers/, exits/, netns/…).
+ */
+async function withOther(host: FakeHost, options: { hostNetwork?: boolean } = {}): Promise<void> {
+  host.addBundle(BUNDLE);
+  const rec = await createContainer(host, load("other"), { network: null, ...options });
+  await startContainer(host, rec.name);
+}
+
+function report(what: string, r: SweepResult): void {
+  console.log(
+    `${what}: ${r.steps.length} create steps failed in turn (${r.tolerated.length} survived), ` +
+      `${r.teardownSteps.length} teardown steps (${r.teardownTolerated.length} survived), ${r.ms} ms`,
+  );
+  if (r.tolerated.length) console.log(`  create survived: ${r.tolerated.join(", ")}`);
+  if (r.teardownTolerated.length) {
+    console.log(`  teardown survived: ${r.teardownTolerated.join(", ")}`);
+  }
+}
+
+Deno.test("createContainer() + rm -f on the FakeHost: rm undoes exactly what create made", async () => {
+  const host = new FakeHost();
+  await withOther(host);
+  const before = host.snapshot();
+  const rec = await createContainer(host, load("web"), { network: null });
+  assert.equal(rec.status, "created");
+  const made = diffSnapshots(before, host.snapshot());
+  for (
+    const want of [
+      "+ records containers/web created",
+      "+ runtime fakert/web created",
+      "+ processes container web",
+      "+ processes conmon web",
+    ]
+  ) assert.ok(made.includes(want), `${want}\n${made.join("\n")}`);
+  for (const part of ["mounts", "cgroups"]) {
+    assert.ok(
+      made.some((d) => d.startsWith(`+ ${part} `)),
+      `a ${part} line in\n${made.join("\n")}`,
+    );
+  }
+  await removeContainer(host, "web", { force: true });
+  assert.deepEqual(diffSnapshots(before, host.snapshot()), []);
+});
+
+Deno.test("run, stop, rm on the FakeHost: each step of the life cycle, and rm leaves the host as it was", async () => {
+  const host = new FakeHost();
+  await withOther(host);
+  const before = host.snapshot();
+  const rec = await runContainer(host, load("web"), { network: null });
+  assert.equal(rec.status, "running");
+  await assert.rejects(removeContainer(host, "web"), /it is running/);
+  const stopped = await stopContainer(host, "web", 1);
+  assert.equal(stopped.status, "exited");
+  assert.equal(stopped.exitCode, 143);
+  await startContainer(host, "web").catch(() => {}); // an exited container may be started again or refused
+  await stopContainer(host, "web", 1);
+  await removeContainer(host, "web");
+  assert.deepEqual(diffSnapshots(before, host.snapshot()), []);
+});
+
+const single: Scenario = {
+  setup: withOther,
+  create: (host) => createContainer(host, load("web"), { network: null }),
+  teardown: (host) => removeContainer(host, "web", { force: true }),
+};
+
+Deno.test("createContainer(): each step failed in turn leaves nothing; each step of rm -f failed leaves a retry that finishes", async () => {
+  const r = await sweep(single, { teardownSweep: true });
+  report("container create (own netns, no network)", r);
+  assert.deepEqual(r.problems, []);
+  assert.ok(r.steps.length >= 10, `${r.steps.length} steps: ${r.steps.map((p) => p.op).join(" ")}`);
+});
+
+Deno.test("runContainer(): each step of create + start failed in turn leaves nothing", async () => {
+  const r = await sweep({
+    setup: withOther,
+    create: (host) => runContainer(host, load("web"), { network: null }),
+    teardown: (host) => removeContainer(host, "web", { force: true }),
+  }, { teardownSweep: true });
+  report("container run", r);
+  assert.deepEqual(r.problems, []);
+  assert.ok(r.steps.some((p) => p.op === "runtime.start"));
+});
+
+Deno.test("createContainer() with hostNetwork: each step failed in turn leaves nothing", async () => {
+  const r = await sweep({
+    setup: (host) => {
+      host.fs.mkdir("/etc"); // the host's /etc files a host-network container copies
+      host.fs.writeTextFile("/etc/hosts", "127.0.0.1 localhost\n");
+      return withOther(host, { hostNetwork: true });
+    },
+    create: (host) => createContainer(host, load("web"), { network: null, hostNetwork: true }),
+    teardown: (host) => removeContainer(host, "web", { force: true }),
+  }, { teardownSweep: true });
+  report("container create (host network)", r);
+  assert.deepEqual(r.problems, []);
+});
