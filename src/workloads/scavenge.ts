@@ -131,7 +131,7 @@ export async function scavengeContainer(
   });
   await step(`netns ${d.netns}`, () => {
     if (!pathExists(d.netns, host.fs)) return false;
-    removeNetns(host.sys, d.netns);
+    removeNetns(host.sys, d.netns, host.fs);
   });
   for (
     const [what, path, root] of [
@@ -186,12 +186,12 @@ export async function scavengePod(
   if (removeLeases(host, cniId).length > 0) done.push(`IP leases of ${cniId}`);
   const netns = `${host.paths.runRoot}/netns/p_${name}`;
   if (pathExists(netns, host.fs)) {
-    removeNetns(host.sys, netns);
+    removeNetns(host.sys, netns, host.fs);
     done.push(`netns ${netns}`);
   }
   const ns = `${host.paths.runRoot}/ns/p_${name}`;
   if (pathExists(ns, host.fs)) {
-    for (const t of ["ipc", "uts", "pid"]) removeNetns(host.sys, `${ns}/${t}`);
+    for (const t of ["ipc", "uts", "pid"]) removeNetns(host.sys, `${ns}/${t}`, host.fs);
     removeBelow(`${host.paths.runRoot}/ns`, ns, `pod ${name} namespaces`, host.fs);
     done.push(`namespace pins ${ns}`);
   }

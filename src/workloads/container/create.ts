@@ -275,7 +275,7 @@ async function makeParts(
     await setUpOwnSandbox(host, rec, plan, inputs.conflist, steps.save, options.fixed);
   }
   // The store's atomic write (tmp, fsync, rename): the fs port has no fsync.
-  writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n");
+  writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n", host.fs);
   trace("create: config written");
   rec.resources.runtime = true;
   checkCancelled();

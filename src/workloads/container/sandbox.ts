@@ -27,7 +27,7 @@ export async function setUpOwnSandbox(
   rec.resources.netns = true;
   checkCancelled();
   try {
-    createNetns(host.sys, d.netns);
+    createNetns(host.sys, d.netns, host.fs);
   } catch (e) {
     if (e instanceof Deno.errors.AlreadyExists) {
       // Not ours: never unpinned, and no DEL or runtime delete in it either.

@@ -68,7 +68,7 @@ export async function teardown(
   // A failed DEL is retried by the next rm -f, and the plugins need the
   // netns for it (bridge removes its masquerade rules from inside it).
   const cniFailed = cniErrors.length > 0;
-  if (rec.resources.netns && !cniFailed) await step(() => removeNetns(host.sys, d.netns));
+  if (rec.resources.netns && !cniFailed) await step(() => removeNetns(host.sys, d.netns, host.fs));
   if (rec.resources.subPaths) {
     for (const sp of rec.subPaths ?? []) await step(() => unstageSubPath(host.sys, sp.target));
   }
