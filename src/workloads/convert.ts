@@ -19,6 +19,7 @@ import type { ComposeMount, ComposeProject, ComposeService } from "../spec/compo
 import { locate, parseYamlDocuments, type SourceDoc, type Warning } from "../spec/source.ts";
 import { containerName } from "./compose.ts";
 import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
+import type { HostFs } from "../sys/fs.ts";
 import { MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 
 export { HOSTS_GROUP, HOSTS_NAMES };
@@ -30,6 +31,8 @@ export interface ConvertOptions {
   workloads?: boolean;
   /** Reads a config/secret file (absolute path). */
   readFile(path: string): Uint8Array;
+  /** The host's files: whether a bind mount's source exists. */
+  fs: Pick<HostFs, "stat">;
 }
 
 export interface Converted {
@@ -167,7 +170,7 @@ function convertService(
       case "bind": {
         let type = "";
         try {
-          Deno.statSync(m.source);
+          options.fs.stat(m.source);
         } catch {
           if (m.createHostPath) type = "DirectoryOrCreate";
         }
