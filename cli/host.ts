@@ -203,6 +203,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     cni: new CniClient(cmd, pluginDirs),
     images: new ImageService({ root: `${paths.root}/images`, progress: progressFor }),
     paths,
+    node: { hostname: () => Deno.hostname(), networkInterfaces: () => Deno.networkInterfaces() },
     conmon,
     pauseBundle: Deno.env.get("RKL_PAUSE_BUNDLE") ?? `${paths.root}/bundles/pause`,
     cgroupParent,

@@ -361,6 +361,7 @@ export function registerCompose(program: Command, ctx: Context): void {
       const { services, warnings } = convertProject(project, {
         volumesDir: `${host.paths.root}/volumes`,
         workloads: o.workloads,
+        fs: host.fs,
         readFile: (path) => {
           try {
             return readBounded(path, { max: MAX_INPUT_BYTES });

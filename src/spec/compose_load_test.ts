@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { SpecError } from "../errors.ts";
 import { type ComposeFile, loadCompose } from "./compose.ts";
+import { realFs } from "../sys/fs.ts";
 
 const files = (...texts: string[]): ComposeFile[] =>
   texts.map((text, i) => ({ file: i === 0 ? "compose.yaml" : `override${i}.yaml`, text }));
@@ -321,6 +322,7 @@ Deno.test("a compose tmpfs becomes an OCI tmpfs mount, and a Memory emptyDir in 
     volumesDir: "/v",
     workloads: false,
     readFile: () => new Uint8Array(),
+    fs: realFs,
   });
   // deno-lint-ignore no-explicit-any
   const pod = services[0].docs[0] as any;

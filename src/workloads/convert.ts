@@ -19,6 +19,7 @@ import type { ComposeMount, ComposeProject, ComposeService } from "../spec/compo
 import { locate, parseYamlDocuments, type SourceDoc, type Warning } from "../spec/source.ts";
 import { containerName } from "./compose.ts";
 import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
+import type { HostFs } from "../sys/fs.ts";
 import { MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 
 export { HOSTS_GROUP, HOSTS_NAMES };
@@ -30,6 +31,8 @@ export interface ConvertOptions {
   workloads?: boolean;
   /** Reads a config/secret file (absolute path). */
   readFile(path: string): Uint8Array;
+  /** The host's files: whether a bind mount's source exists. */
+  fs: Pick<HostFs, "stat">;
 }
 
 export interface Converted {
@@ -96,6 +99,17 @@ export function convertProject(project: ComposeProject, options: ConvertOptions)
   return { services: out, warnings };
 }
 
+/** What a service converts with: its project, every service by name, the options, where to warn or fail. */
+interface ServiceConversion {
+  project: ComposeProject;
+  svc: ComposeService;
+  byName: Map<string, ComposeService>;
+  options: ConvertOptions;
+  warn: (svc: string, key: string[], message: string) => void;
+  fail: (svc: string, key: string[], message: string) => never;
+}
+
+/** The objects of one service: Pods (one per replica), or a Deployment, Service and claims. */
 function convertService(
   project: ComposeProject,
   svc: ComposeService,
@@ -104,6 +118,7 @@ function convertService(
   warn: (svc: string, key: string[], message: string) => void,
   fail: (svc: string, key: string[], message: string) => never,
 ): Obj[] {
+  const cv: ServiceConversion = { project, svc, byName, options, warn, fail };
   const s = svc.name;
   if (svc.networkMode === "none") {
     fail(
@@ -119,6 +134,35 @@ function convertService(
       `network_mode ${svc.networkMode}:${svc.networkTarget} has no Pod equivalent across pods: put both containers in one Pod (they share its network namespace)`,
     );
   }
+  const { objects, volumes, mounts, claims } = convertMounts(cv);
+  const container = convertContainer(cv, mounts);
+  warnDropped(cv);
+  const inits = waitInits(cv);
+  const restartPolicy = { no: "Never", always: "Always", "on-failure": "OnFailure" }[
+    svc.restart as "no"
+  ] ?? "Always";
+  const { labels, annotations } = labelsOf(cv);
+  const podSpec = (hostname: string): Obj => ({
+    ...(svc.networkMode === "host" ? { hostNetwork: true } : {}),
+    ...(svc.hostname ? { hostname: dnsName(svc.hostname) } : { hostname }),
+    ...(inits.length > 0 ? { initContainers: inits } : {}),
+    containers: [container],
+    restartPolicy: options.workloads ? "Always" : restartPolicy,
+    terminationGracePeriodSeconds: svc.stopGraceSec,
+    ...(volumes.length > 0 ? { volumes } : {}),
+  });
+  if (options.workloads) {
+    if (restartPolicy !== "Always") {
+      warn(s, ["restart"], "a Deployment's pods always restart; the restart policy is dropped");
+    }
+    return [...objects, ...workloadObjects(cv, { labels, annotations, claims, podSpec })];
+  }
+  return [...objects, ...podObjects(cv, { labels, annotations, podSpec })];
+}
+
+/** Volumes and mounts; configs and secrets become ConfigMaps and Secrets (`objects`). */
+function convertMounts(cv: ServiceConversion) {
+  const { project, svc, options } = cv;
   const objects: Obj[] = [];
   const volumes: Obj[] = [];
   const mounts: Obj[] = [];
@@ -167,7 +211,7 @@ function convertService(
       case "bind": {
         let type = "";
         try {
-          Deno.statSync(m.source);
+          options.fs.stat(m.source);
         } catch {
           if (m.createHostPath) type = "DirectoryOrCreate";
         }
@@ -208,7 +252,13 @@ function convertService(
     }
     mounts.push({ name: vol, mountPath: m.target, ...(m.readOnly ? { readOnly: true } : {}) });
   });
+  return { objects, volumes, mounts, claims };
+}
 
+/** The container: command, environment, ports, limits, securityContext, probes, hooks. */
+function convertContainer(cv: ServiceConversion, mounts: Obj[]): Obj {
+  const { svc, options, fail } = cv;
+  const s = svc.name;
   const container: Obj = { name: dnsName(s), image: svc.image };
   if (svc.entrypoint) container.command = svc.entrypoint.map(literal);
   if (svc.command) container.args = svc.command.map(literal);
@@ -268,6 +318,19 @@ function convertService(
     container.livenessProbe = probe;
   }
   if (mounts.length > 0) container.volumeMounts = mounts;
+  if (svc.hooks.postStart || svc.hooks.preStop) {
+    container.lifecycle = {
+      ...(svc.hooks.postStart ? { postStart: { exec: { command: svc.hooks.postStart } } } : {}),
+      ...(svc.hooks.preStop ? { preStop: { exec: { command: svc.hooks.preStop } } } : {}),
+    };
+  }
+  return container;
+}
+
+/** Warnings for what a Pod cannot carry. */
+function warnDropped(cv: ServiceConversion): void {
+  const { svc, warn } = cv;
+  const s = svc.name;
   for (
     const [key, why] of [
       ["shm_size", "no Pod field sets /dev/shm's size; dropped"],
@@ -291,12 +354,6 @@ function convertService(
   if (svc.mounts.some((m) => m.owner)) {
     warn(s, [], "configs/secrets uid, gid and mode are not carried into the Pod; dropped");
   }
-  if (svc.hooks.postStart || svc.hooks.preStop) {
-    container.lifecycle = {
-      ...(svc.hooks.postStart ? { postStart: { exec: { command: svc.hooks.postStart } } } : {}),
-      ...(svc.hooks.preStop ? { preStop: { exec: { command: svc.hooks.preStop } } } : {}),
-    };
-  }
   if (svc.init) {
     warn(s, ["init"], "no Pod field runs an init in front of the process; dropped");
   }
@@ -312,8 +369,12 @@ function convertService(
   if (Object.keys(svc.sysctls).length > 0) {
     warn(s, ["sysctls"], "moved to spec.securityContext.sysctls, which rkl pods do not apply");
   }
+}
 
-  // depends_on: init containers that wait for the dependency's name (and port).
+/** depends_on: init containers that wait for the dependency's name (and port). */
+function waitInits(cv: ServiceConversion): Obj[] {
+  const { svc, byName, warn } = cv;
+  const s = svc.name;
   const inits: Obj[] = [];
   svc.dependsOn.forEach((d, i) => {
     const dep = byName.get(d.service);
@@ -342,9 +403,13 @@ function convertService(
     void i;
   });
 
-  const restartPolicy = { no: "Never", always: "Always", "on-failure": "OnFailure" }[
-    svc.restart as "no"
-  ] ?? "Always";
+  return inits;
+}
+
+/** Labels Kubernetes takes as labels; the others as annotations. */
+function labelsOf(cv: ServiceConversion): { labels: Obj; annotations: Obj } {
+  const { project, svc } = cv;
+  const s = svc.name;
   const labels: Obj = {
     "com.docker.compose.project": dnsName(project.name),
     "com.docker.compose.service": dnsName(s),
@@ -354,15 +419,71 @@ function convertService(
     if (LABEL_KEY.test(k) && LABEL_VALUE.test(v) && v.length <= 63) labels[k] = v;
     else annotations[k] = v;
   }
-  const podSpec = (hostname: string): Obj => ({
-    ...(svc.networkMode === "host" ? { hostNetwork: true } : {}),
-    ...(svc.hostname ? { hostname: dnsName(svc.hostname) } : { hostname }),
-    ...(inits.length > 0 ? { initContainers: inits } : {}),
-    containers: [container],
-    restartPolicy: options.workloads ? "Always" : restartPolicy,
-    terminationGracePeriodSeconds: svc.stopGraceSec,
-    ...(volumes.length > 0 ? { volumes } : {}),
+  return { labels, annotations };
+}
+
+/** --workloads: claims, a Deployment and (with ports) a Service. */
+function workloadObjects(
+  cv: ServiceConversion,
+  p: { labels: Obj; annotations: Obj; claims: string[]; podSpec: (hostname: string) => Obj },
+): Obj[] {
+  const { svc } = cv;
+  const { labels, annotations, claims, podSpec } = p;
+  const s = svc.name;
+  const objects: Obj[] = [];
+  const selector = {
+    "com.docker.compose.project": labels["com.docker.compose.project"],
+    "com.docker.compose.service": labels["com.docker.compose.service"],
+  };
+  for (const claim of claims) {
+    objects.push({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: claim },
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+    });
+  }
+  objects.push({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: dnsName(s), labels },
+    spec: {
+      replicas: svc.replicas,
+      selector: { matchLabels: selector },
+      template: {
+        metadata: { labels, ...(Object.keys(annotations).length ? { annotations } : {}) },
+        spec: podSpec(dnsName(s)),
+      },
+    },
   });
+  if (svc.ports.length > 0) {
+    objects.push({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: dnsName(s), labels },
+      spec: {
+        selector,
+        ports: svc.ports.map((p) => ({
+          name: `${p.protocol}-${p.containerPort}`,
+          port: p.hostPort || p.containerPort,
+          targetPort: p.containerPort,
+          ...(p.protocol === "udp" ? { protocol: "UDP" } : {}),
+        })),
+      },
+    });
+  }
+  return objects;
+}
+
+/** One Pod per replica, each in the project's hosts group. */
+function podObjects(
+  cv: ServiceConversion,
+  p: { labels: Obj; annotations: Obj; podSpec: (hostname: string) => Obj },
+): Obj[] {
+  const { project, svc, fail } = cv;
+  const { labels, annotations, podSpec } = p;
+  const s = svc.name;
+  const objects: Obj[] = [];
   const names = (pod: string) =>
     [
       ...new Set([
@@ -373,53 +494,6 @@ function convertService(
       ]),
     ].join(",");
 
-  if (options.workloads) {
-    if (options.workloads && restartPolicy !== "Always") {
-      warn(s, ["restart"], "a Deployment's pods always restart; the restart policy is dropped");
-    }
-    const selector = {
-      "com.docker.compose.project": labels["com.docker.compose.project"],
-      "com.docker.compose.service": labels["com.docker.compose.service"],
-    };
-    for (const claim of claims) {
-      objects.push({
-        apiVersion: "v1",
-        kind: "PersistentVolumeClaim",
-        metadata: { name: claim },
-        spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
-      });
-    }
-    objects.push({
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name: dnsName(s), labels },
-      spec: {
-        replicas: svc.replicas,
-        selector: { matchLabels: selector },
-        template: {
-          metadata: { labels, ...(Object.keys(annotations).length ? { annotations } : {}) },
-          spec: podSpec(dnsName(s)),
-        },
-      },
-    });
-    if (svc.ports.length > 0) {
-      objects.push({
-        apiVersion: "v1",
-        kind: "Service",
-        metadata: { name: dnsName(s), labels },
-        spec: {
-          selector,
-          ports: svc.ports.map((p) => ({
-            name: `${p.protocol}-${p.containerPort}`,
-            port: p.hostPort || p.containerPort,
-            targetPort: p.containerPort,
-            ...(p.protocol === "udp" ? { protocol: "UDP" } : {}),
-          })),
-        },
-      });
-    }
-    return objects;
-  }
   for (let n = 1; n <= svc.replicas; n++) {
     const pod = containerName(project.name, svc, n);
     if (n > 1 && svc.ports.some((p) => p.hostPort)) {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { loadCompose } from "../spec/compose.ts";
 import { convertProject } from "./convert.ts";
+import { realFs } from "../sys/fs.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
@@ -14,6 +15,7 @@ function convert(text: string, workloads = false) {
     volumesDir: "/var/lib/rkl/volumes",
     workloads,
     readFile: () => new TextEncoder().encode("x"),
+    fs: realFs,
   });
   Deno.removeSync(dir, { recursive: true });
   return out;

@@ -12,6 +12,7 @@ import { NotFoundError } from "../errors.ts";
 import type { OciConfig } from "../oci/spec.ts";
 import { DEFAULT_CAPS } from "../oci/generate.ts";
 import { type ContainerRecord, getContainer } from "./container.ts";
+import type { HostFs } from "../sys/fs.ts";
 import { claimDir, type Host } from "./host.ts";
 import type { PodRecord } from "./pod.ts";
 import { HOSTS_GROUP, HOSTS_NAMES } from "../spec/names.ts";
@@ -22,8 +23,8 @@ type Obj = Record<string, unknown>;
 /** Files rkl bind-mounts into every container. */
 const ETC = new Set(["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]);
 
-function readConfig(rec: ContainerRecord): OciConfig {
-  return JSON.parse(Deno.readTextFileSync(rec.dirs.config)) as OciConfig;
+function readConfig(host: Host, rec: ContainerRecord): OciConfig {
+  return JSON.parse(host.fs.readTextFile(rec.dirs.config)) as OciConfig;
 }
 
 interface VolumeCollector {
@@ -32,13 +33,17 @@ interface VolumeCollector {
   byPath: Map<string, string>;
 }
 
-function listFiles(dir: string, prefix = ""): { path: string; full: string; mode: number }[] {
+function listFiles(
+  fs: HostFs,
+  dir: string,
+  prefix = "",
+): { path: string; full: string; mode: number }[] {
   const out: { path: string; full: string; mode: number }[] = [];
-  for (const e of Deno.readDirSync(dir)) {
+  for (const e of fs.readDir(dir)) {
     const full = `${dir}/${e.name}`;
-    if (e.isDirectory) out.push(...listFiles(full, `${prefix}${e.name}/`));
+    if (e.isDirectory) out.push(...listFiles(fs, full, `${prefix}${e.name}/`));
     else if (e.isFile) {
-      out.push({ path: `${prefix}${e.name}`, full, mode: Deno.statSync(full).mode! & 0o777 });
+      out.push({ path: `${prefix}${e.name}`, full, mode: fs.stat(full).mode! & 0o777 });
     }
   }
   return out.sort((a, b) => a.path.localeCompare(b.path));
@@ -63,18 +68,18 @@ function volumeFor(
     c.volumes.push({ name, persistentVolumeClaim: { claimName: claim } });
   } else if (podVolume && pod) {
     // An emptyDir is world-writable (0777); a files volume is what rkl wrote.
-    const mode = Deno.statSync(source).mode! & 0o777;
+    const mode = host.fs.stat(source).mode! & 0o777;
     if (mode === 0o777) c.volumes.push({ name, emptyDir: {} });
     else {
       const cm = `${pod.name}-${podVolume}`.slice(0, 63).replace(/-+$/, "");
-      const files = listFiles(source);
+      const files = listFiles(host.fs, source);
       const key = (p: string) => p.replace(/[^-._a-zA-Z0-9]/g, "_");
       c.objects.push({
         apiVersion: "v1",
         kind: "ConfigMap",
         metadata: { name: cm },
         binaryData: Object.fromEntries(
-          files.map((f) => [key(f.path), btoa(String.fromCharCode(...Deno.readFileSync(f.full)))]),
+          files.map((f) => [key(f.path), btoa(String.fromCharCode(...host.fs.readFile(f.full)))]),
         ),
       });
       c.volumes.push({
@@ -98,7 +103,7 @@ function containerYaml(
   pod: PodRecord | undefined,
   vols: VolumeCollector,
 ): Obj {
-  const cfg = readConfig(rec);
+  const cfg = readConfig(host, rec);
   const p = cfg.process;
   // Written as run: `$` doubled so that Kubernetes' `$(VAR)` expansion leaves it as it is.
   const out: Obj = { name, image: rec.image, command: p.args.map((a) => a.split("$").join("$$")) };
@@ -189,10 +194,10 @@ function containerYaml(
           apiVersion: "v1",
           kind: "ConfigMap",
           metadata: { name: cm },
-          binaryData: { [key]: btoa(String.fromCharCode(...Deno.readFileSync(source))) },
+          binaryData: { [key]: btoa(String.fromCharCode(...host.fs.readFile(source))) },
         });
       }
-      const mode = Deno.statSync(source).mode! & 0o777;
+      const mode = host.fs.stat(source).mode! & 0o777;
       vols.volumes.push({ name: vol, configMap: { name: cm, items: [{ key, path: key, mode }] } });
       mounts.push({ name: vol, mountPath: m.destination, subPath: key, readOnly: true });
       return;
@@ -227,10 +232,10 @@ function firstSpecMount(cfg: OciConfig): number {
 }
 
 /** The hostAliases section rkl wrote into a pod's /etc/hosts. */
-function hostAliasesOf(path: string): { ip: string; hostnames: string[] }[] {
+function hostAliasesOf(host: Host, path: string): { ip: string; hostnames: string[] }[] {
   let text = "";
   try {
-    text = Deno.readTextFileSync(path);
+    text = host.fs.readTextFile(path);
   } catch {
     return [];
   }
@@ -268,7 +273,7 @@ function podYaml(host: Host, pod: PodRecord): Obj[] {
   // Pod-level fields the members carry.
   const groups = new Set<number>();
   for (const m of [...pod.initContainers, ...pod.containers]) {
-    for (const g of readConfig(getContainer(host, m)).process.user.additionalGids ?? []) {
+    for (const g of readConfig(host, getContainer(host, m)).process.user.additionalGids ?? []) {
       groups.add(g);
     }
   }
@@ -276,7 +281,7 @@ function podYaml(host: Host, pod: PodRecord): Obj[] {
   let fsGroup: number | undefined;
   for (const dir of Object.values(pod.emptyDirs)) {
     try {
-      const gid = Deno.statSync(dir).gid;
+      const gid = host.fs.stat(dir).gid;
       if (gid) fsGroup = gid;
     } catch { /* gone */ }
   }
@@ -285,7 +290,7 @@ function podYaml(host: Host, pod: PodRecord): Obj[] {
     ...(fsGroup !== undefined ? { fsGroup } : {}),
     ...(groups.size ? { supplementalGroups: [...groups] } : {}),
   };
-  const aliases = hostAliasesOf(`${pod.dirs.etc}/hosts`);
+  const aliases = hostAliasesOf(host, `${pod.dirs.etc}/hosts`);
   const sum = (k: "cpuQuota" | "memoryLimit") =>
     pod.containers.reduce((n, m) => n + (getContainer(host, m).limits[k] ?? NaN), 0);
   const podResources: Obj = {};
@@ -325,7 +330,7 @@ function podYaml(host: Host, pod: PodRecord): Obj[] {
 function containerPod(host: Host, rec: ContainerRecord, group?: string): Obj[] {
   const vols: VolumeCollector = { volumes: [], objects: [], byPath: new Map() };
   const c = containerYaml(host, rec, rec.name.replace(/[^a-z0-9-]/g, "-"), undefined, vols);
-  const hostname = readConfig(rec).hostname ?? rec.name;
+  const hostname = readConfig(host, rec).hostname ?? rec.name;
   const annotations: Obj = group
     ? {
       [HOSTS_GROUP]: group,

@@ -71,6 +71,12 @@ export function shortHash(text: string): string {
   return h.toString(16).padStart(8, "0");
 }
 
+/** What the node says of itself: the downward API's nodeName and hostIP come from it. */
+export interface HostNode {
+  hostname(): string;
+  networkInterfaces(): { name: string; family: "IPv4" | "IPv6"; address: string }[];
+}
+
 export interface Host {
   sys: Syscalls;
   /** Files under the state roots, /proc and /sys (an in-memory tree in tests). */
@@ -88,6 +94,8 @@ export interface Host {
   /** The image store (ROOT/images) and pulls; absent in fakes that use bundles only. */
   images?: ImageService;
   paths: RklPaths;
+  /** The node's name and addresses; absent in fakes (nodeName "localhost", hostIP 127.0.0.1). */
+  node?: HostNode;
   /** rkl's own pause bundle (built from catatonit on first use when missing). */
   pauseBundle: string;
   /** conmon binary. */

@@ -1,0 +1,198 @@
+/**
+ * compose-spec files → a normalised project model, in steps: parse each
+ * file, settle the project name, prepare each file (files.ts), merge them
+ * (extends, then the files in order), check the top-level names, convert
+ * each enabled service (service.ts), check across services and order them,
+ * then the top-level networks, volumes, configs and secrets.
+ */
+import { isMap, isScalar } from "yaml";
+import { SpecError } from "../../errors.ts";
+import { interpolate, InterpolationError } from "../interpolate.ts";
+import { locate, type SourceDoc, type Warning } from "../source.ts";
+import { resolveExtends } from "./extends.ts";
+import { parseOne, prepareFile } from "./files.ts";
+import { type Located, located } from "./located.ts";
+import { deleteIn, mergeService, mergeValue, tagsUnder } from "./merge.ts";
+import { checkServices, dependencyOrder } from "./project.ts";
+import type { RawProject, RawService } from "./schema.ts";
+import { toService } from "./service.ts";
+import {
+  checkConfigsSecrets,
+  checkTopLevelNames,
+  fileSources,
+  projectNetworks,
+  volumeDriver,
+} from "./top_level.ts";
+import type {
+  ComposeFile,
+  ComposeProject,
+  ComposeService,
+  LoadComposeOptions,
+  Prepared,
+  ServiceContext,
+} from "./types.ts";
+import { normalizeProjectName } from "./values.ts";
+
+/** Loads, interpolates, validates and merges compose files into a project. */
+export function loadCompose(
+  files: ComposeFile[],
+  options: LoadComposeOptions,
+): { project: ComposeProject; warnings: Warning[] } {
+  const warnings: Warning[] = [];
+  const srcs = files.map((f) => parseOne(f.text, f.file));
+  const L = located(srcs);
+  const name = projectName(L, srcs, options);
+  const env = { ...options.env, COMPOSE_PROJECT_NAME: name };
+  const prepared = prepareFiles(files, srcs, { dir: options.dir, env, warnings });
+  const { merged, services } = mergeFiles(prepared, { env, readFile: options.readFile, warnings });
+  if (Object.keys(services).length === 0) {
+    throw L.error(["services"], "the project defines no services");
+  }
+  checkTopLevelNames(L, merged);
+  const declaredNets = new Set(Object.keys(merged.networks ?? {}));
+  const profiles = new Set(options.profiles ?? []);
+  const enabled = Object.entries(services).filter(([, s]) =>
+    !s.profiles || s.profiles.some((p) => profiles.has(p))
+  );
+  const ctx: ServiceContext = {
+    L,
+    options,
+    warnings,
+    services,
+    declared: {
+      networks: declaredNets,
+      volumes: new Set(Object.keys(merged.volumes ?? {})),
+      configs: new Set(Object.keys(merged.configs ?? {})),
+      secrets: new Set(Object.keys(merged.secrets ?? {})),
+    },
+    enabledNames: new Set(enabled.map(([n]) => n)),
+  };
+  let usesDefault = false;
+  const out: ComposeService[] = enabled.map(([svc, s]) => {
+    const r = toService(ctx, svc, s);
+    if (r.usesDefault) usesDefault = true;
+    return r.service;
+  });
+  checkServices(L, out, ctx.enabledNames);
+  const order = dependencyOrder(L, out);
+  const networks = projectNetworks(merged, usesDefault, declaredNets);
+  checkConfigsSecrets(L, merged);
+  const configs = fileSources(merged, "configs", options);
+  const secrets = fileSources(merged, "secrets", options);
+  const fileIndex = (f: string) => files.findIndex((x) => x.file === f);
+  warnings.sort((a, b) => fileIndex(a.file) - fileIndex(b.file) || (a.line ?? 0) - (b.line ?? 0));
+
+  return {
+    project: {
+      name,
+      dir: options.dir,
+      files: files.map((f) => f.file),
+      services: order,
+      networks,
+      volumes: Object.entries(merged.volumes ?? {}).map(([n, o]) => ({
+        name: n,
+        external: o?.external ?? false,
+        ...volumeDriver(L, n, o),
+      })),
+      configs,
+      secrets,
+    },
+    warnings,
+  };
+}
+
+/**
+ * The project name comes first: `${COMPOSE_PROJECT_NAME}` interpolates to it.
+ * `-p`, else the top-level `name` (the last file's), else the directory's.
+ */
+function projectName(L: Located, srcs: SourceDoc[], options: LoadComposeOptions): string {
+  let topName: string | undefined;
+  for (const src of srcs) {
+    const node = isMap(src.doc.contents) ? src.doc.contents.get("name", true) : undefined;
+    if (isScalar(node) && typeof node.value === "string") {
+      try {
+        topName = interpolate(node.value, options.env);
+      } catch (e) {
+        if (!(e instanceof InterpolationError)) throw e;
+        throw L.error(["name"], e.message);
+      }
+    }
+  }
+  const rawName = options.projectName ?? topName ??
+    options.dir.split("/").filter(Boolean).pop() ?? "default";
+  const name = normalizeProjectName(rawName);
+  if (!name) {
+    throw new SpecError(
+      options.projectName ? { file: "-p" } : L.at(["name"]),
+      `project name ${JSON.stringify(rawName)} has no usable characters`,
+    );
+  }
+  return name;
+}
+
+/** Each file prepared on its own; `version` warned about once, `include` refused. */
+function prepareFiles(
+  files: ComposeFile[],
+  srcs: SourceDoc[],
+  o: { dir: string; env: Record<string, string | undefined>; warnings: Warning[] },
+): Prepared[] {
+  const prepared: Prepared[] = [];
+  let warnedVersion = false;
+  files.forEach((f, i) => {
+    const p = prepareFile(srcs[i], f.dir ?? o.dir, o.env, o.warnings);
+    if (p.raw.version !== undefined && !warnedVersion) {
+      // Once per project, as docker compose says it.
+      warnedVersion = true;
+      o.warnings.push({
+        file: f.file,
+        ...locate(p.src, ["version"], { key: true }),
+        path: "version",
+        message: "the attribute `version` is obsolete and ignored; remove it",
+      });
+    }
+    if (p.raw.include !== undefined) {
+      // Dropping it would drop whole services without a word.
+      throw new SpecError(
+        { file: f.file, ...locate(p.src, ["include"], { key: true }), path: "include" },
+        "include is not supported yet: pass the included files with -f before this one (their relative paths then resolve against the first file's directory)",
+      );
+    }
+    prepared.push(p);
+  });
+  return prepared;
+}
+
+/**
+ * Merge: each file's `extends` first (within the file and across files),
+ * then the files in order, a later file's `!reset`/`!override` dropping
+ * what the earlier ones set at that path.
+ */
+function mergeFiles(
+  prepared: Prepared[],
+  o: {
+    env: Record<string, string | undefined>;
+    readFile: LoadComposeOptions["readFile"];
+    warnings: Warning[];
+  },
+): { merged: RawProject; services: Record<string, RawService> } {
+  const merged: RawProject = {};
+  const services: Record<string, RawService> = {};
+  const loaded = new Map<string, Prepared>();
+  for (const p of prepared) {
+    const own = resolveExtends(p, o.env, o.readFile, o.warnings, loaded);
+    for (const path of [...p.tags.reset, ...p.tags.override]) {
+      if (path[0] === "services" && path.length === 2) delete services[String(path[1])];
+      else if (path[0] !== "services") deleteIn(merged, path);
+    }
+    if (p.raw.name !== undefined) merged.name = p.raw.name;
+    for (const [k, v] of Object.entries(own)) {
+      services[k] = services[k]
+        ? mergeService(services[k], v ?? {}, tagsUnder(p.tags, ["services", k]))
+        : (v ?? {});
+    }
+    for (const key of ["networks", "volumes", "configs", "secrets"] as const) {
+      if (p.raw[key]) merged[key] = mergeValue("", merged[key] ?? {}, p.raw[key]) as never;
+    }
+  }
+  return { merged, services };
+}

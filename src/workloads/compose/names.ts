@@ -1,0 +1,93 @@
+/** A compose project's record, its labels, and the names derived from the project's. */
+import { NotFoundError } from "../../errors.ts";
+import type { ComposeProject, ComposeService } from "../../spec/compose.ts";
+import type { StoredRecord } from "../../store/store.ts";
+import type { ContainerRecord } from "../container.ts";
+import type { Host } from "../host.ts";
+
+export const LABEL_PROJECT = "com.docker.compose.project";
+export const LABEL_SERVICE = "com.docker.compose.service";
+export const LABEL_NUMBER = "com.docker.compose.container-number";
+export const LABEL_HASH = "org.rkl.compose.config-hash";
+export const LABEL_CONTAINER_NAME = "org.rkl.compose.container-name";
+
+export interface ComposeRecord extends StoredRecord {
+  kind: "compose";
+  dir: string;
+  files: string[];
+  /** Compose network → rkl network (conflist name, also the bridge). */
+  networks: Record<string, { rklName: string; subnet: string; external: boolean }>;
+  volumes: string[];
+  /** Service → config hash of what is running. */
+  services: Record<string, string>;
+  /** Older records kept the last healthcheck result here; now RUN_ROOT/health has it. */
+  health?: Record<string, string>;
+  createdAt: string;
+}
+
+export function projectDir(host: Host, project: string): string {
+  return `${host.paths.root}/compose/${project}`;
+}
+
+export function volumeDir(host: Host, project: string, volume: string): string {
+  return `${host.paths.root}/volumes/${project}_${volume}`;
+}
+
+/** A DNS-1123 label from a compose name (`my_app-web-1`). */
+export function containerName(project: string, svc: ComposeService, n: number): string {
+  const raw = svc.containerName ?? `${project}-${svc.name}-${n}`;
+  return raw.toLowerCase().replace(/[^a-z0-9-]/g, "-").replace(/^-+|-+$/g, "").slice(0, 63).replace(
+    /-+$/,
+    "",
+  );
+}
+
+export async function sha(text: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The service's config hash: recreate on up only when this changes. */
+export function serviceHash(project: ComposeProject, svc: ComposeService): Promise<string> {
+  // Where things are written (`loc`) is not configuration: moving a line recreates nothing.
+  return sha(JSON.stringify(
+    { svc, configs: project.configs, secrets: project.secrets },
+    (k, v) => k === "loc" ? undefined : v,
+  ));
+}
+
+/** Members of a project, from the container store. */
+export function projectContainers(host: Host, project: string): ContainerRecord[] {
+  return host.store.list<ContainerRecord>("containers").filter((c) =>
+    c.labels[LABEL_PROJECT] === project
+  );
+}
+
+/** Label listing a service's `links` as SERVICE:ALIAS,… for its /etc/hosts. */
+export const LABEL_LINKS = "org.rkl.compose.links";
+
+/** Label naming the container (id@createdAt) whose network namespace a replica joined. */
+export const LABEL_NETNS_OF = "org.rkl.compose.netns-of";
+
+export function requireProject(host: Host, name: string): ComposeRecord {
+  const rec = host.store.get<ComposeRecord>("compose", name);
+  if (!rec) {
+    throw new NotFoundError(`Cannot find compose project ${JSON.stringify(name)}`, {
+      hint: "run rkl compose up first",
+    });
+  }
+  return rec;
+}
+
+export function serviceContainer(host: Host, project: string, service: string): ContainerRecord {
+  const c = projectContainers(host, project).filter((c) => c.labels[LABEL_SERVICE] === service)
+    .sort((a, b) => Number(a.labels[LABEL_NUMBER]) - Number(b.labels[LABEL_NUMBER]))[0];
+  if (!c) {
+    throw new NotFoundError(
+      `Cannot find a container of service ${JSON.stringify(service)} in project ${
+        JSON.stringify(project)
+      }`,
+    );
+  }
+  return c;
+}

@@ -1,0 +1,135 @@
+/** A made pod's life: start, run (create and start), stop and remove. */
+import { ConflictError } from "../../errors.ts";
+import type { LoadedPod } from "../../spec/pod.ts";
+import { DamagedRecordError } from "../../store/store.ts";
+import { trace } from "../../trace.ts";
+import { cancellable } from "../../cancel.ts";
+import {
+  getContainer,
+  ownerGone,
+  refresh,
+  refuseWhileBeingMade,
+  startCreated,
+  stopContainer,
+} from "../container.ts";
+import type { Host } from "../host.ts";
+import { scavengePod } from "../scavenge.ts";
+import { createPod } from "./create.ts";
+import { podMembersOnHost, podView } from "./status.ts";
+import { teardownPod } from "./teardown.ts";
+import { getPod, type PodRecord } from "./types.ts";
+
+/** Starts the app containers of a created pod. */
+export async function startPod(
+  host: Host,
+  name: string,
+  options: { justCreated?: boolean } = {},
+): Promise<PodRecord> {
+  return await host.store.withLock(async () => {
+    const rec = getPod(host, name);
+    if (!rec.created) {
+      throw new ConflictError(
+        `Cannot start pod ${JSON.stringify(name)}: it is still being created`,
+      );
+    }
+    // Members this command has just created need no runtime state call: the
+    // records say "created" (or "running" if someone started them meanwhile).
+    const members = await Promise.all(
+      rec.containers.map((m) =>
+        options.justCreated ? getContainer(host, m) : refresh(host, getContainer(host, m))
+      ),
+    );
+    const bad = members.find((c) => c.status !== "created" && c.status !== "running");
+    if (bad) {
+      throw new ConflictError(
+        `Cannot start pod ${JSON.stringify(name)}: container ${
+          JSON.stringify(bad.name)
+        } is ${bad.status}`,
+        {
+          hint: "remove the pod and run it again",
+        },
+      );
+    }
+    const toStart = members.filter((c) => c.status === "created");
+    if (toStart.some((c) => c.hooks?.postStart)) {
+      // As the kubelet: in order, each postStart done before the next starts.
+      for (const c of toStart) await startCreated(host, c);
+    } else await Promise.all(toStart.map((c) => startCreated(host, c)));
+    rec.startedAt ??= host.now().toISOString();
+    host.store.put("pods", rec);
+    trace("pod: started");
+    return rec;
+  });
+}
+
+export function runPod(
+  host: Host,
+  loaded: LoadedPod,
+  options: { network: string | null; static?: { file: string; hash: string } },
+): Promise<PodRecord> {
+  return cancellable(() => runPodNow(host, loaded, options));
+}
+
+async function runPodNow(
+  host: Host,
+  loaded: LoadedPod,
+  options: { network: string | null; static?: { file: string; hash: string } },
+): Promise<PodRecord> {
+  const rec = await createPod(host, loaded, options);
+  try {
+    return await startPod(host, rec.name, { justCreated: true });
+  } catch (e) {
+    await host.store.withLock(() => teardownPod(host, rec)).catch((e2) =>
+      host.warn(`Cannot roll back pod ${JSON.stringify(rec.name)}: ${(e2 as Error).message}`)
+    );
+    throw e;
+  }
+}
+
+/** Stops the app containers (in parallel, each with the grace period), then the pause container. */
+export async function stopPod(host: Host, name: string, timeoutSec?: number): Promise<PodRecord> {
+  const rec = getPod(host, name);
+  const grace = timeoutSec ?? rec.terminationGracePeriodSeconds;
+  await Promise.all(
+    rec.containers.filter((m) => host.store.get("containers", m)).map((m) =>
+      stopContainer(host, m, grace, { byUser: true })
+    ),
+  );
+  // Sidecars outlive the app containers they serve, and stop after them (the kubelet's order).
+  for (const m of [...(rec.sidecars ?? [])].reverse()) {
+    if (host.store.get("containers", m)) await stopContainer(host, m, grace, { byUser: true });
+  }
+  if (rec.pause && host.store.get("containers", rec.pause)) await stopContainer(host, rec.pause, 0);
+  return rec;
+}
+
+export async function removePod(
+  host: Host,
+  name: string,
+  options: { force?: boolean } = {},
+): Promise<void> {
+  let rec: PodRecord;
+  try {
+    rec = getPod(host, name);
+  } catch (e) {
+    if (!(e instanceof DamagedRecordError) || !options.force) throw e;
+    host.warn(`${e.message}; removing what the host holds for pod ${JSON.stringify(name)}`);
+    await scavengePod(host, name, podMembersOnHost(host, name));
+    return;
+  }
+  trace("pod rm: begin");
+  refuseWhileBeingMade(name, "pod", rec.created ? undefined : rec.owner);
+  if (!options.force) {
+    const view = await podView(host, rec);
+    const interrupted = !rec.created && ownerGone(rec.owner);
+    if (view.phase === "Running" || (view.phase === "Creating" && !interrupted)) {
+      throw new ConflictError(
+        `Cannot remove pod ${JSON.stringify(name)}: it is ${view.phase.toLowerCase()}`,
+        {
+          hint: "stop it first, or use rm -f",
+        },
+      );
+    }
+  }
+  await host.store.withLock(() => teardownPod(host, rec));
+}

@@ -1,0 +1,159 @@
+/** A pod's record, the views of it, and the names and places derived from its name. */
+import { NotFoundError } from "../../errors.ts";
+import type { CniResult, NetConfList, PortMapping } from "../../net/cni.ts";
+import type { RestartPolicy } from "../../spec/pod.ts";
+import type { StoredRecord } from "../../store/store.ts";
+import type { CgroupLimits } from "../../sys/cgroups/mod.ts";
+import type { ContainerRecord, Owner } from "../container.ts";
+import type { Host, RuntimeRef } from "../host.ts";
+
+export type PodPhase = "Creating" | "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown";
+
+export interface PodRecord extends StoredRecord {
+  kind: "pod";
+  specFile: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  createdAt: string;
+  startedAt?: string;
+  /** Set once the pod is fully created; until then it is being made. */
+  created: boolean;
+  restartPolicy: RestartPolicy;
+  hostNetwork: boolean;
+  shareProcessNamespace: boolean;
+  /** The host's PID / IPC namespace (the CRI's NamespaceMode NODE). */
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  hostname: string;
+  terminationGracePeriodSeconds: number;
+  runtime: RuntimeRef;
+  cgroupPath: string;
+  limits: CgroupLimits;
+  netns?: string;
+  network?: {
+    name: string;
+    cniId: string;
+    conflist: NetConfList;
+    result?: CniResult;
+    ip?: string;
+    portMappings: PortMapping[];
+  };
+  /** Record names of the pause container, init containers and app containers, in creation order. */
+  pause?: string;
+  initContainers: string[];
+  containers: string[];
+  dirs: { dir: string; etc: string; volumes: string };
+  emptyDirs: Record<string, string>;
+  /** emptyDir paths with a tmpfs on them (medium: Memory), recorded before the mount. */
+  memoryDirs?: string[];
+  resources: {
+    dir?: boolean;
+    cgroup?: boolean;
+    netns?: boolean;
+    cni?: boolean;
+    nsPins?: boolean;
+    /** Image volumes mounted under the pod's volumes dir. */
+    imageVolumes?: boolean;
+  };
+  /** The init containers that are native sidecars (restartPolicy Always): they keep running. */
+  sidecars?: string[];
+  /** Namespace type → pinned file that members join (ipc, uts, pid). */
+  nsPins?: Record<string, string>;
+  /** The process making it, until `created`: a dead owner means interrupted. */
+  owner?: Owner;
+  /** The run root's epoch it was made in; another one means a reboot came between. */
+  epoch?: string;
+  /** Set for pods `rkl daemon` made from a manifest: the file and its content hash. */
+  static?: { file: string; hash: string };
+  /** metadata.uid, made at create (the downward API shows it). */
+  uid?: string;
+  /** PersistentVolumeClaims it mounts: `rkl volume rm` refuses them while the pod exists. */
+  claims?: string[];
+  /** Image volumes: name → the image (`rkl image rm` refuses it while the pod exists). */
+  imageVolumes?: Record<string, { imageId: string; dir: string }>;
+  /** Made through the CRI (RunPodSandbox): its metadata; the record name is its id. */
+  cri?: CriSandboxInfo;
+}
+
+/** What the CRI asked for a sandbox, kept for its status and list calls. */
+export interface CriSandboxInfo {
+  name: string;
+  uid: string;
+  namespace: string;
+  attempt: number;
+  logDirectory: string;
+  runtimeHandler: string;
+  /** False once StopPodSandbox ran: containers stopped, network released. */
+  ready: boolean;
+  /** Namespaced sysctls the sandbox asked for, set in every container of it. */
+  sysctls?: Record<string, string>;
+}
+
+export function podDirs(host: Host, name: string) {
+  const dir = `${host.paths.root}/pods/${name}`;
+  return { dir, etc: `${dir}/etc`, volumes: `${dir}/volumes` };
+}
+
+/** Where a pod's shared namespaces are pinned (derived from the name, not read from the record). */
+export function nsDir(host: Host, name: string): string {
+  return `${host.paths.runRoot}/ns/p_${name}`;
+}
+
+export function memberName(pod: string, container: string): string {
+  return `${pod}_${container}`;
+}
+
+/**
+ * Creates the sandbox (and the pause container where one is needed), runs the init containers
+ * to completion and creates (not starts) the app containers.
+ */
+export interface CreatePodOptions {
+  network: string | null;
+  static?: { file: string; hash: string };
+  cri?: CriSandboxInfo;
+}
+
+export function getPod(host: Host, name: string): PodRecord {
+  const rec = host.store.get<PodRecord>("pods", name);
+  if (!rec) {
+    throw new NotFoundError(`Cannot find pod ${JSON.stringify(name)}`, {
+      hint: "rkl pod list shows the names",
+    });
+  }
+  return rec;
+}
+
+export interface PodContainerView {
+  name: string;
+  init: boolean;
+  status: ContainerRecord["status"] | "missing";
+  pid: number | null;
+  exitCode: number | null;
+  /** Why it exited, as the CRI says it (`OOMKilled`, `Completed`, `Error`); null unless exited. */
+  reason: string | null;
+  restarts: number;
+  limits: ContainerRecord["limits"];
+}
+
+export interface PodView {
+  name: string;
+  namespace: string;
+  phase: PodPhase;
+  ip: string | null;
+  hostNetwork: boolean;
+  ports: PortMapping[];
+  pausePid: number | null;
+  cgroup: string;
+  limits: CgroupLimits;
+  created: string;
+  started: string | null;
+  specFile: string;
+  runtime: string;
+  labels: Record<string, string>;
+  /** For pods made by `rkl daemon`: the manifest and its content hash. */
+  static: { file: string; hash: string } | null;
+  /** For sandboxes made through the CRI: the Kubernetes pod it is. */
+  cri: { namespace: string; name: string; uid: string; ready: boolean } | null;
+  containers: PodContainerView[];
+}
