@@ -47,7 +47,7 @@ export async function composeDown(
     if (n.external) continue;
     // Names read back from the record are checked again before they reach a path.
     const conf = conflistPath(host.paths.cniConfDir, n.rklName);
-    assertBelow(host.paths.cniConfDir, conf, `network ${n.rklName}`);
+    assertBelow(host.paths.cniConfDir, conf, `network ${n.rklName}`, host.fs);
     try {
       host.fs.remove(conf);
     } catch { /* gone */ }
@@ -56,9 +56,10 @@ export async function composeDown(
       `${host.paths.root}/cni/networks`,
       `${host.paths.root}/cni/networks/${n.rklName}`,
       `network ${n.rklName}`,
+      host.fs,
     );
   }
-  removeBelow(`${host.paths.root}/compose`, projectDir(host, name), `project ${name}`);
+  removeBelow(`${host.paths.root}/compose`, projectDir(host, name), `project ${name}`, host.fs);
   if (options.volumes) {
     for (const v of rec.volumes) {
       if (!COMPOSE_NAME.test(v)) {
@@ -69,7 +70,7 @@ export async function composeDown(
           }: not a volume name`,
         );
       }
-      removeBelow(`${host.paths.root}/volumes`, volumeDir(host, name, v), `volume ${v}`);
+      removeBelow(`${host.paths.root}/volumes`, volumeDir(host, name, v), `volume ${v}`, host.fs);
     }
   }
   host.store.delete("compose", name);

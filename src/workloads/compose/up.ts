@@ -111,8 +111,8 @@ function writeProjectFiles(
   for (const v of project.volumes) {
     if (v.external || v.device) continue;
     const vdir = volumeDir(host, project.name, v.name);
-    assertBelow(`${host.paths.root}/volumes`, vdir, `volume ${v.name}`);
-    privateDir(`${host.paths.root}/volumes`);
+    assertBelow(`${host.paths.root}/volumes`, vdir, `volume ${v.name}`, host.fs);
+    privateDir(`${host.paths.root}/volumes`, 0o700, host.fs);
     host.fs.mkdir(`${vdir}/_data`, { recursive: true });
     if (!rec.volumes.includes(v.name)) rec.volumes.push(v.name);
   }
@@ -120,8 +120,8 @@ function writeProjectFiles(
   for (const kind of ["configs", "secrets"] as const) {
     for (const c of project[kind]) {
       const path = `${pdir}/${kind}/${c.name}`;
-      assertBelow(pdir, path, `${kind.slice(0, -1)} ${c.name}`);
-      privateDir(`${pdir}/${kind}`);
+      assertBelow(pdir, path, `${kind.slice(0, -1)} ${c.name}`, host.fs);
+      privateDir(`${pdir}/${kind}`, 0o700, host.fs);
       host.fs.writeFile(path, contents.get(`${kind}/${c.name}`)!);
       host.fs.chmod(path, kind === "secrets" ? 0o400 : 0o444);
     }
@@ -131,8 +131,8 @@ function writeProjectFiles(
     for (const m of svc.mounts) {
       if (!m.owner || (m.kind !== "config" && m.kind !== "secret")) continue;
       const path = configPath(host, project.name, m);
-      assertBelow(pdir, path, `${m.kind} ${m.source}`);
-      privateDir(`${pdir}/${m.kind}s/.owned`);
+      assertBelow(pdir, path, `${m.kind} ${m.source}`, host.fs);
+      privateDir(`${pdir}/${m.kind}s/.owned`, 0o700, host.fs);
       host.fs.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true, mode: 0o700 });
       host.fs.writeFile(path, contents.get(`${m.kind}s/${m.source}`)!);
       host.fs.chown(path, m.owner.uid, m.owner.gid);

@@ -19,7 +19,6 @@ import {
   type ContainerRecord,
   createContainer,
   type CreateOptions,
-  procStat,
   refresh,
   refuseLeftovers,
   type Sandbox,
@@ -226,7 +225,7 @@ function newPodRecord(
     cri: options.cri,
     uid: spec.uid ?? crypto.randomUUID(),
     claims: spec.claims.length > 0 ? spec.claims : undefined,
-    owner: selfOwner(),
+    owner: selfOwner(host),
     epoch: host.epoch,
   };
 }
@@ -282,7 +281,7 @@ async function pinNamespaces(b: PodBuild): Promise<Sandbox["join"]> {
     rec.nsPins = pins;
     rec.resources.nsPins = true;
     b.save();
-    privateDir(nsDir(host, name), 0o711);
+    privateDir(nsDir(host, name), 0o711, host.fs);
   };
   if (inputs.withPause) {
     // The pause container, in the pod netns (or the host's), with new IPC/UTS/PID.
@@ -306,12 +305,17 @@ async function pinNamespaces(b: PodBuild): Promise<Sandbox["join"]> {
     trace("pod: pause running");
     recordPins();
     for (const t of pinTypes) {
-      pinNamespace(host.sys, {
-        pid: pauseRec.pid!,
-        startTime: pauseRec.pidStart!,
-        type: t,
-        path: pins[t],
-      }, (p) => procStat(p)?.startTime);
+      pinNamespace(
+        host.sys,
+        {
+          pid: pauseRec.pid!,
+          startTime: pauseRec.pidStart!,
+          type: t,
+          path: pins[t],
+        },
+        (p) => host.proc.stat(p)?.startTime,
+        host.fs,
+      );
     }
   } else {
     recordPins();
@@ -320,6 +324,7 @@ async function pinNamespaces(b: PodBuild): Promise<Sandbox["join"]> {
         host.sys,
         { ipc: pins.ipc, uts: pins.uts },
         spec.hostNetwork ? undefined : rec.hostname,
+        host.fs,
       );
     }
   }

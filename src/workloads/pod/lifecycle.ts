@@ -118,10 +118,10 @@ export async function removePod(
     return;
   }
   trace("pod rm: begin");
-  refuseWhileBeingMade(name, "pod", rec.created ? undefined : rec.owner);
+  refuseWhileBeingMade(host, name, "pod", rec.created ? undefined : rec.owner);
   if (!options.force) {
     const view = await podView(host, rec);
-    const interrupted = !rec.created && ownerGone(rec.owner);
+    const interrupted = !rec.created && ownerGone(host, rec.owner);
     if (view.phase === "Running" || (view.phase === "Creating" && !interrupted)) {
       throw new ConflictError(
         `Cannot remove pod ${JSON.stringify(name)}: it is ${view.phase.toLowerCase()}`,

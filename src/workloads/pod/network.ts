@@ -25,7 +25,7 @@ export function startPodNetwork(
   host.fs.mkdir(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
   rec.resources.netns = true;
   net.save();
-  createNetns(host.sys, net.netns);
+  createNetns(host.sys, net.netns, host.fs);
   rec.resources.cni = true;
   net.save();
   const cniId = rec.network?.cniId ?? cniIdFor(host.paths, "p", rec.name);
@@ -66,7 +66,7 @@ export async function delPodNetwork(
 ): Promise<boolean> {
   if (!rec.resources.cni || !rec.netns) return false;
   const cniId = rec.network?.cniId ?? `p_${rec.name}`;
-  if (!pathExists(rec.netns)) {
+  if (!pathExists(rec.netns, host.fs)) {
     try {
       await removeNatRulesFor(host.cmd, cniId); // see teardown()
     } catch (e) {
@@ -110,7 +110,7 @@ export async function finishPodNetwork(
   const cniFailed = rec.resources.cni && !released && !!rec.netns;
   if (rec.resources.netns && rec.netns && !cniFailed && errors.length === before) {
     try {
-      removeNetns(host.sys, rec.netns);
+      removeNetns(host.sys, rec.netns, host.fs);
     } catch (e) {
       errors.push(e);
     }

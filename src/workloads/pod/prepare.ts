@@ -46,7 +46,7 @@ export async function preparePod(
   if (withPause && !spec.pauseImage) {
     pauseDir = pauseBundle(host, loaded);
     try {
-      pauseHasArgs = (readBundle(pauseSpec(pauseDir, false)).args ?? []).length > 0;
+      pauseHasArgs = (readBundle(host, pauseSpec(pauseDir, false)).args ?? []).length > 0;
     } catch {
       throw new SpecError(
         spec.pauseBundle ? loaded.source.at(["metadata", "labels", "bundle"]) : { file: pauseDir },
@@ -63,7 +63,7 @@ export async function preparePod(
   // Images are pulled (as each container's policy says) before anything is made.
   for (const c of [...spec.initContainers, ...spec.containers]) {
     await rootSource(host, c);
-    prepareHostPaths(c);
+    prepareHostPaths(host, c);
   }
   const dirs = podDirs(host, spec.name);
   // Image volumes too, as their pullPolicy says (default as for a container's image).

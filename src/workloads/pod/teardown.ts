@@ -96,8 +96,12 @@ async function teardownPodLocked(host: Host, rec: PodRecord): Promise<void> {
   });
   if (rec.resources.nsPins) {
     const dir = nsDir(host, rec.name);
-    for (const t of ["ipc", "uts", "pid"]) await step(() => removeNetns(host.sys, `${dir}/${t}`));
-    await step(() => removeBelow(`${host.paths.runRoot}/ns`, dir, `pod ${rec.name} namespaces`));
+    for (const t of ["ipc", "uts", "pid"]) {
+      await step(() => removeNetns(host.sys, `${dir}/${t}`, host.fs));
+    }
+    await step(() =>
+      removeBelow(`${host.paths.runRoot}/ns`, dir, `pod ${rec.name} namespaces`, host.fs)
+    );
   }
   if (rec.resources.cgroup) {
     await step(() => removeCgroup(host, rec.cgroupPath));
@@ -114,7 +118,7 @@ async function teardownPodLocked(host: Host, rec: PodRecord): Promise<void> {
   }
   if (rec.resources.dir) {
     // Tolerates a dir already gone (a teardown that failed later), refuses a mounted one.
-    await step(() => removeUnmounted(podDirs(host, rec.name).dir));
+    await step(() => removeUnmounted(host, podDirs(host, rec.name).dir));
   }
   if (errors.length > 0) {
     host.store.put("pods", rec);

@@ -19,7 +19,7 @@ import { podDirs, type PodRecord } from "./types.ts";
  * made, so a rollback undoes it.
  */
 export function makePodVolumes(host: Host, spec: PodSpec, rec: PodRecord, save: () => void): void {
-  privateDir(`${host.paths.root}/pods`);
+  privateDir(`${host.paths.root}/pods`, 0o700, host.fs);
   for (const d of [rec.dirs.dir, rec.dirs.etc, rec.dirs.volumes]) {
     host.fs.mkdir(d, { recursive: true, mode: 0o711 });
   }
@@ -78,7 +78,7 @@ function setGroup(fs: HostFs, path: string, gid: number, mode: number): void {
 
 function makeClaim(host: Host, claim: string, fsGroup: number | undefined): void {
   const dir = claimDir(host.paths, claim);
-  privateDir(`${host.paths.root}/volumes`);
+  privateDir(`${host.paths.root}/volumes`, 0o700, host.fs);
   try {
     const st = host.fs.lstat(dir);
     if (!st.isDirectory) throw new RklError("ECLAIM", `volume ${dir} is not a directory`);
