@@ -15,7 +15,10 @@ import assert from "node:assert/strict";
  * lower layer; units of one layer never import each other.
  */
 const LAYERS: { units: string[]; what: string }[] = [
-  { units: ["cli"], what: "argv, the real Host, printing, exit codes" },
+  {
+    units: ["cli", "testing"],
+    what: "argv, the real Host, printing, exit codes; the FakeHost for unit tests",
+  },
   { units: ["daemon"], what: "static-pod daemon; starts the CRI server on demand" },
   { units: ["cri"], what: "CRI gRPC server and streaming" },
   { units: ["workloads"], what: "containers, pods, compose: plan and apply through a Host" },
