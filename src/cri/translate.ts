@@ -11,7 +11,7 @@ import type {
   ResolvedMount,
   SpecSource,
 } from "../spec/container.ts";
-import type { CriMount } from "../workloads/container.ts";
+import type { CriMount } from "./metadata.ts";
 import type { LoadedPod, PodSpec } from "../spec/pod.ts";
 import type { PortMapping } from "../net/cni.ts";
 import { invalid, type Message } from "./grpc.ts";
