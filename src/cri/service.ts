@@ -24,7 +24,7 @@ import {
   startCreated,
   stopContainer,
 } from "../workloads/container.ts";
-import { execProcess } from "../oci/runtime.ts";
+import { execSync } from "../workloads/exec.ts";
 import { removeImages } from "../image/manage.ts";
 import { parseReference } from "../image/reference.ts";
 import { decodeBasicAuth } from "../image/registries.ts";
@@ -781,15 +781,11 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
       const cmd: string[] = req.cmd ?? [];
       if (cmd.length === 0) throw invalid("cmd: must not be empty");
       const timeoutS = Number(req.timeout ?? 0);
-      const timeoutMs = timeoutS > 0 ? timeoutS * 1000 : 24 * 3600 * 1000;
-      const res = await host.runtimeFor(c.runtime).execCapture(
-        c.id,
-        execProcess(c.dirs.config, cmd),
-        {
-          timeoutMs,
-          fileDir: c.dirs.conmonDir,
-        },
-      );
+      const res = await execSync(host, {
+        container: c,
+        argv: cmd,
+        timeoutMs: timeoutS > 0 ? timeoutS * 1000 : undefined, // 0: no limit
+      });
       if (res.timedOut) {
         throw new CriError(
           Status.DEADLINE_EXCEEDED,

@@ -28,6 +28,7 @@ import { processAlive, takePidLock } from "../sys/pidlock.ts";
 import { FileReadError, MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 import { type Backoff, KUBELET_BACKOFF, restartAt, type RestartPolicy } from "./restart.ts";
 import {
+  containerTarget,
   initialState,
   probeDue,
   type ProbeKind,
@@ -37,7 +38,6 @@ import {
 } from "./probes.ts";
 import { stopContainer } from "../workloads/container.ts";
 import type { Host } from "../workloads/host.ts";
-import { execProcess } from "../oci/runtime.ts";
 import {
   type Action,
   type ActualPod,
@@ -391,17 +391,10 @@ export async function runProbes(
       const st = states.get(key) ?? {};
       states.set(key, st);
       const startedAt = Date.parse(live.startedAt);
-      const target = {
+      const target = containerTarget(host, live, {
         ip: pod.network?.ip ?? "127.0.0.1",
         ports: c.spec.ports,
-        exec: async (argv: string[], timeoutMs: number) => {
-          const process = execProcess(live.dirs.config, argv);
-          return (await host.runtimeFor(live.runtime).execCapture(live.id, process, {
-            timeoutMs,
-            fileDir: live.dirs.conmonDir,
-          })).code;
-        },
-      };
+      });
       const step = async (kind: ProbeKind): Promise<boolean> => {
         const p = probes[kind]!;
         const s0 = st[kind] ??
