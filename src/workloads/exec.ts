@@ -22,7 +22,7 @@
  * A terminal's size goes to conmon's `ctl` FIFO as "1 HEIGHT WIDTH".
  */
 import { ConflictError, NoExecutableError, NotFoundError, RklError } from "../errors.ts";
-import { execConmonSession } from "../oci/conmon.ts";
+import { execConmonSession } from "../oci/conmon_exec.ts";
 import { type ExecCaptured, execProcess, killTree } from "../oci/runtime.ts";
 import type { OciProcess } from "../oci/spec.ts";
 import { SeqPacketSocket } from "../sys/seqpacket.ts";

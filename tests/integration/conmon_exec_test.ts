@@ -5,7 +5,7 @@
  * none of them left open in this process, and each report is read in turn.
  */
 import assert from "node:assert/strict";
-import { execConmonSession } from "../../src/oci/conmon.ts";
+import { execConmonSession } from "../../src/oci/conmon_exec.ts";
 import type { OciRuntime } from "../../src/oci/runtime.ts";
 import { LinuxSyscalls } from "../../src/sys/syscalls.ts";
 import { requires } from "../_helpers/requires.ts";
