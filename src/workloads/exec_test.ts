@@ -163,13 +163,16 @@ Deno.test('readConmonMessage() reads report by report; a "}" in a message does n
     path,
     '{"data": -1, "message": "bad config {\\"a\\": 1}"}\n{"data": 42}\n{"data": 0, "mess',
   );
-  using f = Deno.openSync(path, { read: true });
-  const carry = { text: "" };
-  assert.deepEqual(await readConmonMessage(f, carry), {
-    data: -1,
-    message: 'bad config {"a": 1}',
-  });
-  assert.deepEqual(await readConmonMessage(f, carry), { data: 42 });
-  assert.equal(await readConmonMessage(f, carry), undefined, "cut off at the end: no report");
-  Deno.removeSync(path);
+  try {
+    using f = Deno.openSync(path, { read: true });
+    const carry = { text: "" };
+    assert.deepEqual(await readConmonMessage(f, carry), {
+      data: -1,
+      message: 'bad config {"a": 1}',
+    });
+    assert.deepEqual(await readConmonMessage(f, carry), { data: 42 });
+    assert.equal(await readConmonMessage(f, carry), undefined, "cut off at the end: no report");
+  } finally {
+    Deno.removeSync(path);
+  }
 });
