@@ -8,12 +8,18 @@ import type { OciConfig } from "../../oci/spec.ts";
 import type { SeccompProfile } from "../../oci/seccomp.ts";
 import type { StoredRecord } from "../../store/store.ts";
 import type { PodInfo } from "../../spec/downward.ts";
+import type { LifecycleHandlerSpec } from "../../spec/schema.ts";
 import type { ComposeHealthcheck } from "../../spec/compose.ts";
-import type { StoredHooks } from "../hooks.ts";
 import type { ContainerDirs, Host, RuntimeRef } from "../host.ts";
 import type { RecordSource } from "../record_source.ts";
 
 export type ContainerStatus = "creating" | "created" | "running" | "exited" | "unknown";
+
+/** A container's lifecycle hooks as its record keeps them (named ports resolved). */
+export interface StoredHooks {
+  postStart?: LifecycleHandlerSpec;
+  preStop?: LifecycleHandlerSpec;
+}
 
 export interface ContainerRecord extends StoredRecord {
   kind: "container";
