@@ -11,7 +11,7 @@ import {
   restartContainer,
 } from "../workloads/container.ts";
 import { rotateIfLarge } from "../workloads/logrotate.ts";
-import type { Host } from "../workloads/host.ts";
+import { containerDirs, type Host } from "../workloads/host.ts";
 import { RESTART_LABEL } from "../spec/names.ts";
 import { type Backoff, failed, type Failures, restartAt, type RestartPolicy } from "./restart.ts";
 import type { PodWorker } from "./sync.ts";
@@ -90,7 +90,8 @@ export function rotateLogs(host: Host): number {
   let n = 0;
   for (const c of host.store.list<ContainerRecord>("containers")) {
     if (c.status !== "running" && c.status !== "created") continue;
-    if (c.cri) continue; // the kubelet rotates its own logs (ReopenContainerLog)
+    // A log a front end placed is rotated by it (the kubelet: ReopenContainerLog).
+    if (c.dirs.log !== containerDirs(host.paths, c.name).log) continue;
     try {
       if (
         rotateIfLarge(host.sys, { log: c.dirs.log, ctl: `${c.dirs.bundle}/ctl` }, host.logRotation)

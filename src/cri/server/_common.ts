@@ -7,13 +7,11 @@
  * garbage-collects, a user's pods).
  */
 import type { Host } from "../../workloads/host.ts";
-import type { CriSandboxInfo, PodRecord } from "../../workloads/pod.ts";
-import {
-  type ContainerRecord,
-  type CriContainerInfo,
-  listExitFiles,
-  quickRefresh,
-} from "../../workloads/container.ts";
+import type { PodRecord } from "../../workloads/pod.ts";
+import { type ContainerRecord, listExitFiles, quickRefresh } from "../../workloads/container.ts";
+import { containerInfo, isCri, sandboxInfo } from "../metadata.ts";
+
+export { containerInfo, sandboxInfo };
 import { CriError, invalid, type Message, notFound, Status } from "../grpc.ts";
 
 export interface CriOptions {
@@ -47,24 +45,14 @@ export function nanos(iso: string | undefined): string {
   return Number.isFinite(ms) ? (BigInt(ms) * 1_000_000n).toString() : "0";
 }
 
-/** What RunPodSandbox asked for, kept on the pod record (the CRI's own, opaque to the core). */
-export function sandboxInfo(p: PodRecord): CriSandboxInfo {
-  return p.cri!;
-}
-
-/** What CreateContainer asked for, kept on the container record. */
-export function containerInfo(c: ContainerRecord): CriContainerInfo {
-  return c.cri!;
-}
-
 /** The pod records that are CRI sandboxes (not a user's pods). */
 export function criPods(host: Host): PodRecord[] {
-  return host.store.list<PodRecord>("pods").filter((p) => p.cri);
+  return host.store.list<PodRecord>("pods").filter(isCri);
 }
 
 /** The container records the CRI made. */
 export function criContainers(host: Host): ContainerRecord[] {
-  return host.store.list<ContainerRecord>("containers").filter((c) => c.cri);
+  return host.store.list<ContainerRecord>("containers").filter(isCri);
 }
 
 /** The one CRI object whose id is `id` or starts with it (crictl's prefixes). */

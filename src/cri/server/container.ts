@@ -26,6 +26,7 @@ import {
   Status,
 } from "../grpc.ts";
 import { containerRequest } from "../translate.ts";
+import { containerSource } from "../metadata.ts";
 import {
   containerBrief,
   containerInfo,
@@ -94,7 +95,7 @@ export function containerHandlers(host: Host): Record<string, Handler> {
       await addPodContainer(host, p.name, loaded, {
         recordName: id,
         logPath,
-        cri: {
+        source: containerSource({
           sandboxId: p.name,
           name: md.name,
           attempt: md.attempt ?? 0,
@@ -102,7 +103,7 @@ export function containerHandlers(host: Host): Record<string, Handler> {
           annotations: { ...config.annotations },
           image: imageText,
           mounts,
-        },
+        }),
       });
       return { container_id: id };
     },

@@ -8,6 +8,7 @@ import { createPod, teardownPod } from "../../workloads/pod.ts";
 import { stopSandbox } from "../../workloads/sandbox_ops.ts";
 import { CriError, type Handler, notFound, Status } from "../grpc.ts";
 import { NS, sandboxPod } from "../translate.ts";
+import { markNotReady, sandboxSource } from "../metadata.ts";
 import {
   type CriOptions,
   criPods,
@@ -79,7 +80,7 @@ export function sandboxHandlers(host: Host, options: CriOptions): Record<string,
       const sysctls = config.linux?.sysctls ?? {};
       const rec = await createPod(host, loaded, {
         network: loaded.spec.hostNetwork ? null : options.network,
-        cri: {
+        source: sandboxSource({
           name: md.name,
           uid: md.uid,
           namespace: md.namespace,
@@ -88,7 +89,7 @@ export function sandboxHandlers(host: Host, options: CriOptions): Record<string,
           runtimeHandler: req.runtime_handler ?? "",
           ready: true,
           sysctls: Object.keys(sysctls).length > 0 ? { ...sysctls } : undefined,
-        },
+        }),
       });
       return { pod_sandbox_id: rec.name };
     },
@@ -99,9 +100,7 @@ export function sandboxHandlers(host: Host, options: CriOptions): Record<string,
       if (!p) return {};
       await stopSandbox(host, p.name, {
         timeoutS: 0,
-        mark: (rec) => {
-          rec.cri!.ready = false;
-        },
+        mark: markNotReady,
       });
       return {};
     },
