@@ -51,7 +51,7 @@ export async function composeDown(
     try {
       host.fs.remove(conf);
     } catch { /* gone */ }
-    await releaseSubnetClaims(conf);
+    await releaseSubnetClaims(conf, { fs: host.fs, lock: host.lock });
     removeBelow(
       `${host.paths.root}/cni/networks`,
       `${host.paths.root}/cni/networks/${n.rklName}`,

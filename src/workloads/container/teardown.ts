@@ -70,7 +70,9 @@ export async function teardown(
   const cniFailed = cniErrors.length > 0;
   if (rec.resources.netns && !cniFailed) await step(() => removeNetns(host.sys, d.netns, host.fs));
   if (rec.resources.subPaths) {
-    for (const sp of rec.subPaths ?? []) await step(() => unstageSubPath(host.sys, sp.target));
+    for (const sp of rec.subPaths ?? []) {
+      await step(() => unstageSubPath(host.sys, sp.target, host.fs));
+    }
   }
   if (rec.resources.overlay) await step(() => unmount(host.sys, d.rootfs));
   if (rec.resources.dir) {
@@ -82,7 +84,7 @@ export async function teardown(
     // A CRI container's log is the kubelet's file (it removes it with the pod).
     if (!rec.cri) {
       await step(() => removeAll(host.fs, d.log));
-      for (const old of rotatedLogs(d.log)) await step(() => removeAll(host.fs, old));
+      for (const old of rotatedLogs(d.log, host.fs)) await step(() => removeAll(host.fs, old));
     }
   }
   if (rec.healthcheck) await step(() => removeAll(host.fs, healthFile(host, rec.name)));
