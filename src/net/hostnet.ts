@@ -343,8 +343,15 @@ export async function writeBridgeNetwork(
     fs.mkdir(claims, { recursive: true, mode: 0o700 });
     const claim = `${claims}/${claimFile(subnet)}`;
     writeRenamed(fs, claim, `${net.path}\n`, 0o600);
-    fs.mkdir(dir, { recursive: true });
-    writeRenamed(fs, net.path, JSON.stringify(list, null, 2) + "\n");
+    try {
+      fs.mkdir(dir, { recursive: true });
+      writeRenamed(fs, net.path, JSON.stringify(list, null, 2) + "\n");
+    } catch (e) {
+      try {
+        fs.remove(claim);
+      } catch { /* the next choice prunes it */ }
+      throw e;
+    }
     return list;
   }, options.lock);
 }
@@ -378,7 +385,10 @@ export async function releaseSubnetClaims(
       if (!CLAIM_NAME.test(e.name)) continue;
       try {
         if (fs.readTextFile(`${dir}/${e.name}`).trim() === path) fs.remove(`${dir}/${e.name}`);
-      } catch { /* gone */ }
+      } catch (err) {
+        // Gone meanwhile is fine; a claim that stays would keep its subnet taken.
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
     }
     return Promise.resolve();
   }, options.lock);

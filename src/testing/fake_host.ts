@@ -230,7 +230,9 @@ export class FakeHost implements Host {
       createWithConmon: (o) => fakeConmon(this.#world, o),
     };
     this.fs.quietly(() => {
-      for (const d of ["/fake/etc", "/fake/bundles"]) this.fs.mkdir(d, { recursive: true });
+      for (const d of ["/fake/etc", "/fake/bundles", "/sys/class/net"]) {
+        this.fs.mkdir(d, { recursive: true });
+      }
       this.fs.writeTextFile("/proc/self/cgroup", "0::/\n");
     });
   }

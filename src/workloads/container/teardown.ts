@@ -98,15 +98,14 @@ export async function teardown(
       { cause: first },
     );
   }
-  // Only this part needs the store lock: the record goes, and whether the
-  // network is now unused is decided against the records that remain (a
-  // create reserves its record under the same lock before its CNI ADD).
-  // Everything above touches this container's own resources only, so
-  // several teardowns can run side by side.
+  // Only this part needs the store lock: whether the network is now unused
+  // is decided against the other records (a create reserves its record
+  // under the same lock before its CNI ADD), then the record goes. The
+  // record goes last: should the bridge's release fail, it is still there
+  // for the next rm -f to finish with. Everything above touches this
+  // container's own resources only, so several teardowns can run side by side.
   await host.store.withLock(async () => {
-    host.store.delete("containers", rec.name);
-    if (!rec.resources.cni) return;
-    const nets: NetworkUser["network"][] = [
+    const nets: NetworkUser["network"][] = !rec.resources.cni ? [] : [
       ...(rec.network ? [rec.network] : []),
       ...(rec.extraNetworks ?? []).map((x) => ({
         name: x.name,
@@ -121,6 +120,7 @@ export async function teardown(
         options.keepBridges,
       );
     }
+    host.store.delete("containers", rec.name);
   });
   trace("teardown: release network");
 }
