@@ -249,3 +249,40 @@ Deno.test("compose up with two networks and a volume: each step failed in turn l
   assert.ok(r.steps.some((p) => p.op === "store.put" && p.detail === "compose/app"));
   assert.ok(r.steps.filter((p) => p.op === "cni.add").length >= 3);
 });
+
+Deno.test("another root's rkl0 gets its own bridge and the first subnet nothing on the host uses: a route, another root's claim; a stale claim is pruned", async () => {
+  const host = new FakeHost();
+  host.paths.tag = "rdeadbeef-";
+  await withOther(host);
+  host.fs.mkdir("/proc/net", { recursive: true });
+  host.fs.writeTextFile(
+    "/proc/net/route",
+    "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n" +
+      "eth9\t0001590A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n",
+  );
+  host.fs.mkdir("/srv/b/net.d", { recursive: true });
+  host.fs.writeTextFile(
+    "/srv/b/net.d/rkl0.conflist",
+    JSON.stringify({
+      name: "rkl0",
+      plugins: [{ ipam: { ranges: [[{ subnet: "10.89.2.0/24" }]] } }],
+    }),
+  );
+  host.fs.mkdir(CLAIMS, { recursive: true });
+  host.fs.writeTextFile(`${CLAIMS}/10.89.2.0_24`, "/srv/b/net.d/rkl0.conflist\n");
+  host.fs.writeTextFile(`${CLAIMS}/10.89.3.0_24`, "/srv/gone/net.d/rkl0.conflist\n");
+  const rec = await createContainer(host, container("web"), { network: "rkl0" });
+  assert.equal(rec.network?.ip, "10.89.3.2");
+  assert.ok(host.fs.exists("/sys/class/net/rkl0-deadbeef/brif"));
+  assert.deepEqual(host.fs.readDir(CLAIMS).map((e) => e.name).sort(), [
+    "10.89.2.0_24",
+    "10.89.3.0_24",
+  ]);
+  assert.equal(
+    host.fs.readTextFile(`${CLAIMS}/10.89.3.0_24`),
+    "/fake/etc/rkl/net.d/rkl0.conflist\n",
+  );
+  assert.deepEqual(host.cni.list(), ["rkl0 10.89.3.2 rdeadbeef-c_web/eth0"]);
+  await removeContainer(host, "web", { force: true });
+  assert.ok(!host.fs.exists("/sys/class/net/rkl0-deadbeef"));
+});
