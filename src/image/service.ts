@@ -8,6 +8,7 @@ import type { SourceLocation } from "../errors.ts";
 import type { BundleDefaults } from "../oci/generate.ts";
 import { lgetxattr } from "../sys/fileattr.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
+import { type HostFs, realFs } from "../sys/fs.ts";
 import { parsePasswd, readUserFiles, resolveNames } from "./users.ts";
 // The puller (registry client, tar reader, zlib) loads only when a pull happens.
 import type { Progress } from "./pull.ts";
@@ -152,16 +153,17 @@ export function configDefaults(c: ImageConfig): BundleDefaults {
 export function layeredUserFiles(
   sys: Syscalls,
   lowers: string[],
+  fs: HostFs = realFs,
 ): { passwd?: string; group?: string } {
   const out: { passwd?: string; group?: string } = {};
   const seen = new Set<string>();
   for (const dir of lowers) {
-    const files = readUserFiles(sys, dir);
+    const files = readUserFiles(sys, dir, fs);
     for (const k of ["passwd", "group"] as const) {
       if (seen.has(k)) continue;
-      let st: Deno.FileInfo | undefined;
+      let st: unknown;
       try {
-        st = Deno.lstatSync(`${dir}/etc/${k}`);
+        st = fs.lstat(`${dir}/etc/${k}`);
       } catch { /* not in this layer */ }
       if (st) {
         seen.add(k);
@@ -184,9 +186,10 @@ export function imageUser(
   lowers: string[],
   loc: SourceLocation,
   rec: ImageRecord,
+  fs: HostFs = realFs,
 ): { uid: number; gid: number } {
   const [u, g] = user.split(":", 2);
-  const files = layeredUserFiles(sys, lowers);
+  const files = layeredUserFiles(sys, lowers, fs);
   const where = `image ${rec.id.slice(7, 19)}`;
   try {
     if (/^\d+$/.test(u) && (g === undefined || /^\d+$/.test(g))) {

@@ -8,6 +8,7 @@ import { SpecError } from "../errors.ts";
 import type { ContainerSpec } from "../spec/container.ts";
 import { openBeneath } from "../sys/subpath.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
+import { type HostFs, realFs } from "../sys/fs.ts";
 
 export interface PasswdEntry {
   name: string;
@@ -63,7 +64,11 @@ export function resolveNames(
 }
 
 /** Reads etc/passwd and etc/group beneath `rootfs` (undefined where absent or a link). */
-export function readUserFiles(sys: Syscalls, rootfs: string): { passwd?: string; group?: string } {
+export function readUserFiles(
+  sys: Syscalls,
+  rootfs: string,
+  fs: HostFs = realFs,
+): { passwd?: string; group?: string } {
   const read = (rel: string) => {
     let fd: number;
     try {
@@ -72,8 +77,8 @@ export function readUserFiles(sys: Syscalls, rootfs: string): { passwd?: string;
       return undefined;
     }
     try {
-      // Direct: the fd is this process's own, opened through FFI (openat beneath the rootfs).
-      return Deno.readTextFileSync(`/proc/self/fd/${fd}`);
+      // The fd is this process's own, opened through FFI (openat beneath the rootfs).
+      return fs.readTextFile(`/proc/self/fd/${fd}`);
     } catch {
       return undefined;
     } finally {

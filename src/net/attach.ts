@@ -5,7 +5,7 @@
  */
 import type { CniClient, CniResult, NetConfList, PluginConf, PortMapping } from "./cni.ts";
 import { PORTMAP_ADD_LOCK, withPortmapLock } from "./portmap.ts";
-import { HOST_NET_LOCK, withHostLock } from "./hostnet.ts";
+import { HOST_NET_LOCK, type HostLock, withHostLock } from "./hostnet.ts";
 
 export interface SandboxNet {
   cniId: string;
@@ -19,12 +19,14 @@ export interface SandboxNet {
    * ADD, inside the host-wide lock that runs one such ADD at a time.
    */
   portsFree?: () => Promise<void>;
+  /** The host-wide locks (default: flock on files under /run/lock). */
+  lock?: HostLock;
 }
 
 /** ADD of eth0; its result, if any. */
 export async function cniUp(cni: CniClient, n: SandboxNet): Promise<CniResult | undefined> {
   if (n.conflist && n.portMappings.length > 0) {
-    return await withPortmapLock(false, () => cniUpNow(cni, n));
+    return await withPortmapLock(false, () => cniUpNow(cni, n), undefined, n.lock);
   }
   return await cniUpNow(cni, n);
 }
@@ -36,7 +38,7 @@ async function cniUpNow(cni: CniClient, n: SandboxNet): Promise<CniResult | unde
     netns: n.netns,
     ifName: "eth0",
     capabilityArgs: { portMappings: n.portMappings, ...n.fixed },
-  }, hostLocks(n.portsFree));
+  }, hostLocks(n.portsFree, n.lock));
 }
 
 /**
@@ -53,15 +55,21 @@ async function cniUpNow(cni: CniClient, n: SandboxNet): Promise<CniResult | unde
  */
 export function hostLocks(
   portsFree?: () => Promise<void>,
+  lock?: HostLock,
 ): <T>(plugin: PluginConf, run: () => Promise<T>) => Promise<T> {
   return <T>(plugin: PluginConf, run: () => Promise<T>): Promise<T> => {
     if (plugin.type === "portmap") {
-      return withPortmapLock(true, async () => {
-        await portsFree?.();
-        return await run();
-      }, PORTMAP_ADD_LOCK);
+      return withPortmapLock(
+        true,
+        async () => {
+          await portsFree?.();
+          return await run();
+        },
+        PORTMAP_ADD_LOCK,
+        lock,
+      );
     }
-    if (plugin.type === "bridge") return withHostLock(HOST_NET_LOCK, false, run);
+    if (plugin.type === "bridge") return withHostLock(HOST_NET_LOCK, false, run, lock);
     return run();
   };
 }

@@ -24,27 +24,46 @@
  */
 import { NetworkError } from "../errors.ts";
 import type { CommandRunner } from "../sys/command.ts";
-import { MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
+import { type FsEntry, type HostFs, realFs } from "../sys/fs.ts";
+import { MAX_INPUT_BYTES } from "../sys/readfile.ts";
 import type { NetConfList } from "./cni.ts";
+import { readTextBoundedOn } from "./bounded.ts";
 
 /** Held shared by each bridge plugin ADD, alone to choose a subnet or delete a bridge. */
 export const HOST_NET_LOCK = "/run/lock/rkl-net.lock";
 /** Subnet claims of every state root: persistent, as the conflists they stand for. */
 export const SUBNET_CLAIMS_DIR = "/var/lib/rkl-subnets";
 
-export async function withHostLock<T>(
+/**
+ * The host-wide lock port: flock(2) on a file under /run/lock, shared or
+ * alone, held while `fn` runs. An fd call, so not part of HostFs; a
+ * FakeHost answers it from a table of held locks.
+ */
+export interface HostLock {
+  hold<T>(path: string, exclusive: boolean, fn: () => Promise<T>): Promise<T>;
+}
+
+/** The real one: the lock file is made when missing (and left, as lock files are). */
+export const flockHostLock: HostLock = {
+  async hold<T>(path: string, exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+    Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    const f = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+    try {
+      await f.lock(exclusive);
+      return await fn();
+    } finally {
+      f.close();
+    }
+  },
+};
+
+export function withHostLock<T>(
   path: string,
   exclusive: boolean,
   fn: () => Promise<T>,
+  lock: HostLock = flockHostLock,
 ): Promise<T> {
-  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  const f = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
-  try {
-    await f.lock(exclusive);
-    return await fn();
-  } finally {
-    f.close();
-  }
+  return lock.hold(path, exclusive, fn);
 }
 
 const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
@@ -144,31 +163,31 @@ export function conflistSubnets(list: unknown): string[] {
 }
 
 /** A conflist's JSON, or undefined; a FIFO or a huge file in a conf dir is never waited on. */
-function readJson(path: string): unknown {
+function readJson(path: string, fs: HostFs): unknown {
   try {
-    return JSON.parse(readTextBounded(path, { max: MAX_INPUT_BYTES }));
+    return JSON.parse(readTextBoundedOn(fs, path, { max: MAX_INPUT_BYTES }));
   } catch {
     return undefined;
   }
 }
 
 /** The entries of `dir`, none when it cannot be read (not made yet). */
-function dirEntries(dir: string): Deno.DirEntry[] {
+function dirEntries(dir: string, fs: HostFs): FsEntry[] {
   try {
-    return [...Deno.readDirSync(dir)];
+    return fs.readDir(dir);
   } catch {
     return [];
   }
 }
 
 /** Subnets of the conflists in `dir` (other than `except`). */
-export function confDirSubnets(dir: string, except?: string): SubnetUse[] {
+export function confDirSubnets(dir: string, except?: string, fs: HostFs = realFs): SubnetUse[] {
   const out: SubnetUse[] = [];
-  const entries = dirEntries(dir);
+  const entries = dirEntries(dir, fs);
   for (const e of entries) {
     const path = `${dir}/${e.name}`;
     if (!e.name.endsWith(".conflist") || path === except) continue;
-    const list = readJson(path) as { name?: unknown } | undefined;
+    const list = readJson(path, fs) as { name?: unknown } | undefined;
     for (const subnet of conflistSubnets(list)) {
       out.push({ subnet, by: `network ${JSON.stringify(list?.name)} (${path})`, conflist: path });
     }
@@ -184,9 +203,9 @@ const claimFile = (subnet: string) => subnet.replace("/", "_");
  * and still uses its subnet. With `prune` (the caller holds the lock) stale
  * ones are removed.
  */
-export function readClaims(dir: string, prune = false): SubnetUse[] {
+export function readClaims(dir: string, prune = false, fs: HostFs = realFs): SubnetUse[] {
   const out: SubnetUse[] = [];
-  const entries = dirEntries(dir);
+  const entries = dirEntries(dir, fs);
   for (const e of entries) {
     const m = CLAIM_NAME.exec(e.name);
     if (!m || !e.isFile) continue;
@@ -194,9 +213,11 @@ export function readClaims(dir: string, prune = false): SubnetUse[] {
     let conflist = "";
     try {
       // A claim names a conflist path: a few hundred bytes at most.
-      conflist = readTextBounded(`${dir}/${e.name}`, { max: 4096, follow: false }).trim();
+      conflist = readTextBoundedOn(fs, `${dir}/${e.name}`, { max: 4096, follow: false }).trim();
     } catch { /* gone meanwhile */ }
-    const list = conflist.startsWith("/") ? readJson(conflist) as { name?: unknown } : undefined;
+    const list = conflist.startsWith("/")
+      ? readJson(conflist, fs) as { name?: unknown }
+      : undefined;
     if (list && conflistSubnets(list).includes(subnet)) {
       out.push({
         subnet,
@@ -205,7 +226,7 @@ export function readClaims(dir: string, prune = false): SubnetUse[] {
       });
     } else if (prune) {
       try {
-        Deno.removeSync(`${dir}/${e.name}`);
+        fs.remove(`${dir}/${e.name}`);
       } catch { /* gone */ }
     }
   }
@@ -239,6 +260,10 @@ export interface HostNetOptions {
   confDirs?: string[];
   /** Test hooks: the route table and `ip -o -4 addr` text. */
   routeTable?: string;
+  /** Claims, conflists, /proc/net/route (default: the real file system). */
+  fs?: HostFs;
+  /** The host-wide lock (default: flock). */
+  lock?: HostLock;
 }
 
 /** Everything on the host that uses a subnet, but the bridge `own` and the conflist `path`. */
@@ -246,10 +271,11 @@ async function hostSubnets(
   options: HostNetOptions,
   own: { bridge: string; path: string },
 ): Promise<SubnetUse[]> {
+  const fs = options.fs ?? realFs;
   let routes = options.routeTable;
   if (routes === undefined) {
     try {
-      routes = Deno.readTextFileSync("/proc/net/route");
+      routes = fs.readTextFile("/proc/net/route");
     } catch {
       routes = "";
     }
@@ -259,8 +285,8 @@ async function hostSubnets(
     u.dev !== own.bridge
   );
   const files = [
-    ...readClaims(options.claimsDir ?? SUBNET_CLAIMS_DIR, true),
-    ...(options.confDirs ?? []).flatMap((d) => confDirSubnets(d, own.path)),
+    ...readClaims(options.claimsDir ?? SUBNET_CLAIMS_DIR, true, fs),
+    ...(options.confDirs ?? []).flatMap((d) => confDirSubnets(d, own.path, fs)),
   ].filter((u) => u.conflist !== own.path);
   return [...kernel, ...files];
 }
@@ -287,8 +313,9 @@ export async function writeBridgeNetwork(
   options: HostNetOptions,
 ): Promise<NetConfList> {
   const claims = options.claimsDir ?? SUBNET_CLAIMS_DIR;
+  const fs = options.fs ?? realFs;
   return await withHostLock(options.lockPath ?? HOST_NET_LOCK, true, async () => {
-    const existing = readJson(net.path) as NetConfList | undefined;
+    const existing = readJson(net.path, fs) as NetConfList | undefined;
     if (existing) return existing;
     const taken = await hostSubnets(options, net);
     let subnet = net.subnet;
@@ -310,48 +337,74 @@ export async function writeBridgeNetwork(
     }
     const list = net.make(subnet);
     const dir = net.path.slice(0, net.path.lastIndexOf("/"));
-    Deno.mkdirSync(dir, { recursive: true });
-    const tmp = `${net.path}.tmp-${Deno.pid}`;
-    Deno.writeTextFileSync(tmp, JSON.stringify(list, null, 2) + "\n");
-    Deno.renameSync(tmp, net.path);
-    Deno.mkdirSync(claims, { recursive: true, mode: 0o700 });
+    // The claim first: a conflist without its claim would be a network no
+    // other root sees when choosing a subnet; a claim without its conflist is
+    // stale and pruned by the next choice.
+    fs.mkdir(claims, { recursive: true, mode: 0o700 });
     const claim = `${claims}/${claimFile(subnet)}`;
-    Deno.writeTextFileSync(`${claim}.tmp-${Deno.pid}`, `${net.path}\n`, { mode: 0o600 });
-    Deno.renameSync(`${claim}.tmp-${Deno.pid}`, claim);
+    writeRenamed(fs, claim, `${net.path}\n`, 0o600);
+    try {
+      fs.mkdir(dir, { recursive: true });
+      writeRenamed(fs, net.path, JSON.stringify(list, null, 2) + "\n");
+    } catch (e) {
+      try {
+        fs.remove(claim);
+      } catch { /* the next choice prunes it */ }
+      throw e;
+    }
     return list;
-  });
+  }, options.lock);
+}
+
+/**
+ * Writes `path` through a temp file beside it and a rename, so a reader sees
+ * all of it or nothing; the temp file goes when the write or rename fails.
+ */
+function writeRenamed(fs: HostFs, path: string, text: string, mode?: number): void {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  try {
+    fs.writeTextFile(tmp, text, mode === undefined ? {} : { mode });
+    fs.rename(tmp, path);
+  } catch (e) {
+    try {
+      fs.remove(tmp);
+    } catch { /* not made */ }
+    throw e;
+  }
 }
 
 /** Removes the claims of conflist `path` (after the conflist itself is gone). */
 export async function releaseSubnetClaims(
   path: string,
-  options: { claimsDir?: string; lockPath?: string } = {},
+  options: { claimsDir?: string; lockPath?: string; fs?: HostFs; lock?: HostLock } = {},
 ): Promise<void> {
   const dir = options.claimsDir ?? SUBNET_CLAIMS_DIR;
+  const fs = options.fs ?? realFs;
   await withHostLock(options.lockPath ?? HOST_NET_LOCK, true, () => {
-    let entries: Deno.DirEntry[] = [];
-    try {
-      entries = [...Deno.readDirSync(dir)];
-    } catch { /* none */ }
-    for (const e of entries) {
+    for (const e of dirEntries(dir, fs)) {
       if (!CLAIM_NAME.test(e.name)) continue;
       try {
-        if (Deno.readTextFileSync(`${dir}/${e.name}`).trim() === path) {
-          Deno.removeSync(`${dir}/${e.name}`);
-        }
-      } catch { /* gone */ }
+        if (fs.readTextFile(`${dir}/${e.name}`).trim() === path) fs.remove(`${dir}/${e.name}`);
+      } catch (err) {
+        // Gone meanwhile is fine; a claim that stays would keep its subnet taken.
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
     }
     return Promise.resolve();
-  });
+  }, options.lock);
 }
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /** The interfaces attached to bridge `bridge` (any root's, anyone's). */
-export function bridgePorts(bridge: string, sysClassNet = "/sys/class/net"): string[] {
+export function bridgePorts(
+  bridge: string,
+  sysClassNet = "/sys/class/net",
+  fs: HostFs = realFs,
+): string[] {
   if (!IFNAME.test(bridge) || bridge === "." || bridge === "..") return [];
   try {
-    return [...Deno.readDirSync(`${sysClassNet}/${bridge}/brif`)].map((e) => e.name);
+    return fs.readDir(`${sysClassNet}/${bridge}/brif`).map((e) => e.name);
   } catch {
     return [];
   }
@@ -365,18 +418,18 @@ export function bridgePorts(bridge: string, sysClassNet = "/sys/class/net"): str
 export async function deleteIdleBridge(
   cmd: CommandRunner,
   bridge: string,
-  options: { lockPath?: string; sysClassNet?: string } = {},
+  options: { lockPath?: string; sysClassNet?: string; fs?: HostFs; lock?: HostLock } = {},
 ): Promise<boolean> {
   if (!IFNAME.test(bridge)) {
     throw new NetworkError(`Cannot delete bridge ${JSON.stringify(bridge)}: not a device name`);
   }
   return await withHostLock(options.lockPath ?? HOST_NET_LOCK, true, async () => {
-    if (bridgePorts(bridge, options.sysClassNet).length > 0) return false;
+    if (bridgePorts(bridge, options.sysClassNet, options.fs).length > 0) return false;
     const res = await cmd.run("ip", { args: ["link", "delete", bridge, "type", "bridge"] });
     if (res.code === 0) return true;
     if (/Cannot find device/.test(res.stderr)) return false;
     throw new NetworkError(`Cannot delete bridge ${JSON.stringify(bridge)}: ${res.stderr.trim()}`);
-  });
+  }, options.lock);
 }
 
 /**

@@ -8,8 +8,10 @@
 import { NetworkError, SpecError } from "../errors.ts";
 import { DNS1123_LABEL } from "../base/names.ts";
 import type { NetConfList } from "./cni.ts";
-import { FileReadError, MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
+import { FileReadError, MAX_INPUT_BYTES } from "../sys/readfile.ts";
+import { type HostFs, realFs } from "../sys/fs.ts";
 import { type HostNetOptions, writeBridgeNetwork } from "./hostnet.ts";
+import { readTextBoundedOn } from "./bounded.ts";
 
 export const DEFAULT_NETWORK = "rkl0";
 export const DEFAULT_SUBNET = "10.89.0.0/24";
@@ -29,6 +31,8 @@ export interface NetworkOptions {
   candidates?: Iterable<string>;
   /** The host-wide view the default network's subnet is chosen against. */
   hostNet?: HostNetOptions;
+  /** Where the conflists are read and written (default: hostNet's, else the real file system). */
+  fs?: HostFs;
 }
 
 const SUBNET = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
@@ -91,9 +95,10 @@ export async function loadNetwork(name: string, options: NetworkOptions): Promis
     );
   }
   const path = conflistPath(options.confDir, name);
+  const fs = options.fs ?? options.hostNet?.fs ?? realFs;
   let text: string;
   try {
-    text = readTextBounded(path, { max: MAX_INPUT_BYTES });
+    text = readTextBoundedOn(fs, path, { max: MAX_INPUT_BYTES });
   } catch (e) {
     if (!(e instanceof FileReadError)) throw e;
     if (!e.notFound) {
@@ -108,10 +113,10 @@ export async function loadNetwork(name: string, options: NetworkOptions): Promis
       bridgeConflist(name, { subnet, ipamDataDir: options.ipamDataDir, bridge: options.bridge });
     if (!options.hostNet) {
       const list = make(given ?? DEFAULT_SUBNET);
-      Deno.mkdirSync(options.confDir, { recursive: true });
+      fs.mkdir(options.confDir, { recursive: true });
       const tmp = `${path}.tmp-${Deno.pid}`;
-      Deno.writeTextFileSync(tmp, JSON.stringify(list, null, 2) + "\n");
-      Deno.renameSync(tmp, path);
+      fs.writeTextFile(tmp, JSON.stringify(list, null, 2) + "\n");
+      fs.rename(tmp, path);
       return list;
     }
     return await writeBridgeNetwork({
@@ -120,7 +125,7 @@ export async function loadNetwork(name: string, options: NetworkOptions): Promis
       bridge: options.bridge ?? name,
       subnet: given,
       candidates: options.candidates,
-    }, options.hostNet);
+    }, { fs, ...options.hostNet });
   }
   let list: NetConfList;
   try {

@@ -8,7 +8,7 @@
  * applies the whole removal atomically: 2 execs instead of 13.
  */
 import type { CommandRunner } from "../sys/command.ts";
-import { withHostLock } from "./hostnet.ts";
+import { type HostLock, withHostLock } from "./hostnet.ts";
 
 const CHAINS = ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"];
 const BUILTIN = new Set(["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
@@ -57,23 +57,32 @@ export function withPortmapLock<T>(
   exclusive: boolean,
   fn: () => Promise<T>,
   path = PORTMAP_LOCK,
+  lock?: HostLock,
 ): Promise<T> {
-  return withHostLock(path, exclusive, fn);
+  return withHostLock(path, exclusive, fn, lock);
 }
 
-export async function removeIdlePortmapChains(cmd: CommandRunner): Promise<boolean> {
-  return await withPortmapLock(true, async () => {
-    const dump = await cmd.run("iptables-save", { args: ["-t", "nat"] });
-    if (dump.code !== 0) return false;
-    const batch = portmapCleanupBatch(dump.stdout);
-    if (!batch) return false;
-    const res = await cmd.run("iptables-restore", {
-      args: ["-w", "5", "--noflush"],
-      stdin: batch,
-    });
-    // A rule added by a CNI user outside rkl since the dump fails the batch: the chains stay.
-    return res.code === 0;
-  });
+export async function removeIdlePortmapChains(
+  cmd: CommandRunner,
+  lock?: HostLock,
+): Promise<boolean> {
+  return await withPortmapLock(
+    true,
+    async () => {
+      const dump = await cmd.run("iptables-save", { args: ["-t", "nat"] });
+      if (dump.code !== 0) return false;
+      const batch = portmapCleanupBatch(dump.stdout);
+      if (!batch) return false;
+      const res = await cmd.run("iptables-restore", {
+        args: ["-w", "5", "--noflush"],
+        stdin: batch,
+      });
+      // A rule added by a CNI user outside rkl since the dump fails the batch: the chains stay.
+      return res.code === 0;
+    },
+    PORTMAP_LOCK,
+    lock,
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 /** Overlay root filesystems and mount-table queries. */
 import { SysError } from "../errors.ts";
 import { EINVAL, ENOENT, MNT_DETACH, MS_RDONLY, type Syscalls } from "./syscalls.ts";
+import { type HostFs, realFs } from "./fs.ts";
 
 export interface OverlayDirs {
   /** Lower dirs, topmost first: a bundle's rootfs, or an image's layers. */
@@ -78,7 +79,7 @@ export function mountPoints(mountinfo: string): string[] {
   );
 }
 
-export function isMounted(target: string, mountinfo?: string): boolean {
-  const text = mountinfo ?? Deno.readTextFileSync("/proc/self/mountinfo");
+export function isMounted(target: string, mountinfo?: string, fs: HostFs = realFs): boolean {
+  const text = mountinfo ?? fs.readTextFile("/proc/self/mountinfo");
   return mountPoints(text).includes(target);
 }

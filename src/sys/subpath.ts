@@ -14,6 +14,7 @@
  */
 import { RklError, SysError } from "../errors.ts";
 import { removeNetns } from "./netns.ts";
+import { type HostFs, realFs } from "./fs.ts";
 import {
   EEXIST,
   ELOOP,
@@ -103,13 +104,14 @@ export function openBeneath(
 export function stageSubPath(
   sys: Syscalls,
   o: { root: string; subPath: string; target: string },
+  fs: HostFs = realFs,
 ): void {
   const fd = openBeneath(sys, o.root, o.subPath, { create: true });
   try {
-    const isDir = Deno.statSync(`/proc/self/fd/${fd}`).isDirectory;
-    removeNetns(sys, o.target); // unmount + remove a stale target; fine when absent
-    if (isDir) Deno.mkdirSync(o.target, { mode: 0o700 });
-    else Deno.writeFileSync(o.target, new Uint8Array(), { createNew: true, mode: 0o600 });
+    const isDir = fs.stat(`/proc/self/fd/${fd}`).isDirectory;
+    removeNetns(sys, o.target, fs); // unmount + remove a stale target; fine when absent
+    if (isDir) fs.mkdir(o.target, { mode: 0o700 });
+    else fs.writeFile(o.target, new Uint8Array(), { createNew: true, mode: 0o600 });
     sys.mount({ source: `/proc/self/fd/${fd}`, target: o.target, flags: MS_BIND });
   } finally {
     sys.close(fd);
@@ -117,6 +119,6 @@ export function stageSubPath(
 }
 
 /** Unmounts and removes a staged subPath; idempotent. */
-export function unstageSubPath(sys: Syscalls, target: string): void {
-  removeNetns(sys, target);
+export function unstageSubPath(sys: Syscalls, target: string, fs: HostFs = realFs): void {
+  removeNetns(sys, target, fs);
 }

@@ -46,6 +46,8 @@ import {
   type RuntimeWorld,
 } from "./fake_runtime.ts";
 import { fsError, MemFs } from "./mem_fs.ts";
+import { FakeHostLock, FakeLinks } from "./fake_net.ts";
+import { FakeImages } from "./fake_images.ts";
 import { StoreError } from "../errors.ts";
 
 /** The state roots of every FakeHost. */
@@ -144,6 +146,10 @@ export interface Snapshot {
   runtime: string[];
   processes: string[];
   fds: string[];
+  /** Host-wide locks held (none between operations). */
+  locks: string[];
+  /** Images in the store (`name id`). */
+  images: string[];
 }
 
 export interface FakeHostOptions {
@@ -162,6 +168,11 @@ export class FakeHost implements Host {
   readonly cgroups: FakeCgroups;
   readonly runtime: FakeRuntime;
   readonly cni: FakeCni;
+  readonly lock: FakeHostLock;
+  /** Bridges in /sys/class/net: made by the bridge plugin's ADD, deleted by `ip link delete`. */
+  readonly links: FakeLinks;
+  /** An image store with pulls from a table of images (see addImage). */
+  readonly images: FakeImages;
   readonly paths: RklPaths = { ...FAKE_PATHS };
   readonly pauseBundle = "/fake/bundles/pause";
   readonly conmon = "/fake/usr/bin/conmon";
@@ -189,10 +200,10 @@ export class FakeHost implements Host {
     this.procs = new FakeProcs(this.faults, this.fs);
     this.cgroups = new FakeCgroups(this.fs, this.faults);
     this.#world = { fs: this.fs, faults: this.faults, procs: this.procs, cgroups: this.cgroups };
-    this.cmd = new FaultyCommands(
-      this.faults,
-      options.commands ?? (() => ({ code: 0, stdout: "", stderr: "" })),
-    );
+    this.links = new FakeLinks(this.fs);
+    this.lock = new FakeHostLock(this.faults);
+    const answer = options.commands ?? (() => ({ code: 0, stdout: "", stderr: "" }));
+    this.cmd = new FaultyCommands(this.faults, (c) => this.links.answer(c) ?? answer(c));
     // The lock file is opened (made when missing) as flock's open would; no other process to keep out.
     const lock: FileLock = {
       acquire: (path) => {
@@ -210,7 +221,8 @@ export class FakeHost implements Host {
       binary: "/fake/usr/bin/fakert",
       root: `${this.paths.runRoot}/runtime/fakert`,
     });
-    this.cni = new FakeCni(this.fs, this.faults);
+    this.cni = new FakeCni(this.fs, this.faults, this.links);
+    this.images = new FakeImages(this.fs, this.faults, this.paths);
     this.proc = {
       self: this.procs.self,
       stat: (pid) => this.procs.stat(pid),
@@ -218,7 +230,9 @@ export class FakeHost implements Host {
       createWithConmon: (o) => fakeConmon(this.#world, o),
     };
     this.fs.quietly(() => {
-      for (const d of ["/fake/etc", "/fake/bundles"]) this.fs.mkdir(d, { recursive: true });
+      for (const d of ["/fake/etc", "/fake/bundles", "/sys/class/net"]) {
+        this.fs.mkdir(d, { recursive: true });
+      }
       this.fs.writeTextFile("/proc/self/cgroup", "0::/\n");
     });
   }
@@ -319,6 +333,8 @@ export class FakeHost implements Host {
       runtime: [...this.#runtimes.values()].flatMap((r) => r.list()).sort(),
       processes: this.procs.live(),
       fds: [...this.sys.fds.values()].sort(),
+      locks: this.lock.list(),
+      images: this.images.list(),
     };
   }
 }
@@ -337,7 +353,17 @@ export function diffSnapshots(a: Snapshot, b: Snapshot): string[] {
   }
   for (const [p, line] of a.files) if (!b.files.has(p)) out.push(`- files ${p}: ${line}`);
   for (
-    const part of ["mounts", "cgroups", "leases", "records", "runtime", "processes", "fds"] as const
+    const part of [
+      "mounts",
+      "cgroups",
+      "leases",
+      "records",
+      "runtime",
+      "processes",
+      "fds",
+      "locks",
+      "images",
+    ] as const
   ) {
     const left = [...a[part]];
     for (const x of b[part]) {

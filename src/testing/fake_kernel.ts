@@ -103,12 +103,21 @@ export class FakeKernel implements Syscalls {
     this.#fail("open", JSON.stringify(path), false);
     this.#mustExist("open", path, JSON.stringify(path));
     const fd = this.#nextFd++;
-    this.fds.set(fd, this.fs.quietly(() => this.fs.realPath(path)));
+    this.#setFd(fd, this.fs.quietly(() => this.fs.realPath(path)));
     this.calls.push({ name: "open", path, flags, fd });
     return fd;
   }
+  /** An open fd, and its /proc/self/fd/N link (what a stat or read through it follows). */
+  #setFd(fd: number, real: string): void {
+    this.fds.set(fd, real);
+    this.fs.quietly(() => {
+      this.fs.mkdir("/proc/self/fd", { recursive: true });
+      this.fs.symlink(real, `/proc/self/fd/${fd}`);
+    });
+  }
   close(fd: number): void {
     if (!this.fds.delete(fd)) throw new SysError("close", EBADF, `fd ${fd}`);
+    this.fs.quietly(() => this.fs.remove(`/proc/self/fd/${fd}`));
     this.calls.push({ name: "close", fd });
   }
   mount(args: MountArgs): void {
@@ -204,7 +213,7 @@ export class FakeKernel implements Syscalls {
       throw new SysError("openat2", EXDEV, detail);
     }
     const fd = this.#nextFd++;
-    this.fds.set(fd, real);
+    this.#setFd(fd, real);
     this.calls.push({ name: "openat2", dirfd, path, flags, resolve, fd });
     return fd;
   }

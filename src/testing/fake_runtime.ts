@@ -20,7 +20,16 @@ import type { ExecCaptured, OciRuntime } from "../oci/runtime.ts";
 import type { OciState } from "../oci/spec.ts";
 import type { CgroupLimits, CgroupManager, CgroupUsage } from "../sys/cgroups/mod.ts";
 import { assertRelPath } from "../sys/cgroups/mod.ts";
-import { type Attachment, CniClient, type CniResult, type NetConfList } from "../net/cni.ts";
+import {
+  type Attachment,
+  chainFor,
+  CniClient,
+  type CniResult,
+  type NetConfList,
+  type PluginConf,
+} from "../net/cni.ts";
+import { bridgeName } from "../net/network.ts";
+import type { FakeLinks } from "./fake_net.ts";
 import { FakeCommandRunner } from "../sys/command.ts";
 import type { Faults } from "./faults.ts";
 import { fsError, type MemFs } from "./mem_fs.ts";
@@ -527,6 +536,10 @@ interface Lease {
   ip: string;
   containerId: string;
   ifName: string;
+  /** The bridge and veth the bridge plugin attached, when the list has one. */
+  link?: { bridge: string; port: string };
+  /** Host ports portmap forwards (`8080:80/tcp`). */
+  ports: string[];
 }
 
 /**
@@ -540,7 +553,11 @@ export class FakeCni extends CniClient {
   readonly leases: Lease[] = [];
   readonly calls: string[] = [];
 
-  constructor(private readonly fs: MemFs, private readonly faults: Faults) {
+  constructor(
+    private readonly fs: MemFs,
+    private readonly faults: Faults,
+    private readonly links?: FakeLinks,
+  ) {
     super(new FakeCommandRunner(), ["/fake/opt/cni/bin"]);
   }
 
@@ -562,7 +579,25 @@ export class FakeCni extends CniClient {
     return { subnet: "10.88.0.0/24" };
   }
 
-  override add(list: NetConfList, att: Attachment): Promise<CniResult> {
+  /** ADD of the whole chain, each plugin inside the host-wide locks `around` takes for it. */
+  override async add(
+    list: NetConfList,
+    att: Attachment,
+    around?: <T>(plugin: PluginConf, run: () => Promise<T>) => Promise<T>,
+  ): Promise<CniResult> {
+    if (!around) return await this.#add(list, att);
+    // The locks are taken as the real client takes them (bridge's shared, portmap's alone);
+    // the bookkeeping below stands for the whole chain and runs inside the first plugin's.
+    let result: CniResult | undefined;
+    for (const plugin of chainFor(list, att)) {
+      await around(plugin, async () => {
+        result ??= await this.#add(list, att);
+      });
+    }
+    return result ?? await this.#add(list, att);
+  }
+
+  #add(list: NetConfList, att: Attachment): Promise<CniResult> {
     this.calls.push(`ADD ${list.name} ${att.containerId} ${att.ifName}`);
     if (this.faults.hit("cni.add", `${list.name} ${att.containerId}`)) {
       return Promise.reject(
@@ -613,7 +648,21 @@ export class FakeCni extends CniClient {
         ),
       );
     }
-    this.leases.push({ network: list.name, ip, containerId: att.containerId, ifName: att.ifName });
+    const host = `veth${att.containerId.slice(-6)}${att.ifName.slice(-1)}`;
+    const bridge = bridgeName(list);
+    const link = bridge ? { bridge, port: host } : undefined;
+    if (link) this.links?.attach(link.bridge, link.port);
+    const ports = (att.capabilityArgs?.portMappings ?? []).map((m) =>
+      `${m.hostPort}:${m.containerPort}/${m.protocol ?? "tcp"}`
+    );
+    this.leases.push({
+      network: list.name,
+      ip,
+      containerId: att.containerId,
+      ifName: att.ifName,
+      link,
+      ports,
+    });
     if (dataDir) {
       this.fs.quietly(() => {
         this.fs.mkdir(`${dataDir}/${list.name}`, { recursive: true });
@@ -623,7 +672,6 @@ export class FakeCni extends CniClient {
         );
       });
     }
-    const host = `veth${att.containerId.slice(-6)}${att.ifName.slice(-1)}`;
     return Promise.resolve({
       cniVersion: list.cniVersion,
       interfaces: [{ name: host, mac: "02:00:00:00:00:01" }, {
@@ -651,6 +699,7 @@ export class FakeCni extends CniClient {
         continue;
       }
       this.leases.splice(i, 1);
+      if (l.link) this.links?.detach(l.link.bridge, l.link.port);
       if (dataDir) this.fs.quietly(() => this.fs.remove(`${dataDir}/${list.name}/${l.ip}`));
     }
     return Promise.resolve();
@@ -668,6 +717,10 @@ export class FakeCni extends CniClient {
 
   /** `network ip containerId/ifName` of each lease, for a snapshot. */
   list(): string[] {
-    return this.leases.map((l) => `${l.network} ${l.ip} ${l.containerId}/${l.ifName}`).sort();
+    return this.leases.map((l) =>
+      `${l.network} ${l.ip} ${l.containerId}/${l.ifName}${
+        l.ports.length ? ` ports ${l.ports.join(",")}` : ""
+      }`
+    ).sort();
   }
 }

@@ -76,15 +76,8 @@ const scenario: Scenario = {
 Deno.test("composeUp(): each step failed in turn leaves nothing behind once down ran; each step of down failed leaves a retry that finishes", async () => {
   const r = await sweep(scenario, { teardownSweep: true, downAfterFailedCreate: true });
   report("compose up (2 services, a volume)", r);
-  // Known bug, left to the compose code's owner: a named volume's directory
-  // is made before the project record that lists it is saved (composeUp:
-  // the volumes' mkdir, then store.put), so when that save fails, or rkl
-  // dies between the two, `down -v` does not know the volume and leaves its
-  // directory. Saving the record that lists the volume first fixes it; this
-  // test then fails until KNOWN goes.
-  const KNOWN = (p: string) =>
-    / after teardown: left \+ files \/fake\/var\/lib\/rkl\/volumes\/app_data(\/_data)?: /.test(p);
-  assert.deepEqual(r.problems.filter((p) => !KNOWN(p)), []);
-  assert.ok(r.problems.some(KNOWN), "the volume leak is fixed: remove KNOWN");
+  // A named volume is listed in the project record before its directory is
+  // made, so a failed save (or rkl dying) in between leaves `down -v` knowing it.
+  assert.deepEqual(r.problems, []);
   assert.ok(r.steps.length >= 20, `${r.steps.length} steps`);
 });

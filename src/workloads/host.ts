@@ -9,7 +9,7 @@ import type { HostFs } from "../sys/fs.ts";
 import type { ConmonOptions } from "../oci/conmon.ts";
 import type { ImageService } from "../image/service.ts";
 import { DEFAULT_CONF_DIR, type NetworkOptions } from "../net/network.ts";
-import { slash24s } from "../net/hostnet.ts";
+import { type HostLock, slash24s } from "../net/hostnet.ts";
 
 export interface RklPaths {
   /** Persistent state: records, container dirs, exit codes (`--root`). */
@@ -49,7 +49,9 @@ export function rootHash(paths: Pick<RklPaths, "tag">): string {
  * bridges, as CNI ids keep them off each other's nat rules; subnets cannot be
  * derived without a chance of collision, so they are chosen host-wide.
  */
-export function networkOptions(host: Pick<Host, "paths" | "subnet" | "cmd">): NetworkOptions {
+export function networkOptions(
+  host: Pick<Host, "paths" | "subnet" | "cmd"> & Partial<Pick<Host, "fs" | "lock">>,
+): NetworkOptions {
   const hash = rootHash(host.paths);
   return {
     confDir: host.paths.cniConfDir,
@@ -60,6 +62,8 @@ export function networkOptions(host: Pick<Host, "paths" | "subnet" | "cmd">): Ne
     hostNet: {
       cmd: host.cmd,
       confDirs: [...new Set([host.paths.cniConfDir, DEFAULT_CONF_DIR])],
+      fs: host.fs,
+      lock: host.lock,
     },
   };
 }
@@ -91,6 +95,8 @@ export interface Host {
   /** The runtime a container was created with (it keeps using that one). */
   runtimeFor(ref: RuntimeRef): OciRuntime;
   cni: CniClient;
+  /** The host-wide locks under /run/lock (default: flock); a table of held locks in fakes. */
+  lock?: HostLock;
   /** The image store (ROOT/images) and pulls; absent in fakes that use bundles only. */
   images?: ImageService;
   paths: RklPaths;

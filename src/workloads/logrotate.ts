@@ -10,6 +10,7 @@
  * file afresh rather than fill the disk.
  */
 import { O_CLOEXEC, O_NONBLOCK, O_WRONLY, type Syscalls } from "../sys/syscalls.ts";
+import { type HostFs, realFs } from "../sys/fs.ts";
 
 export interface LogRotation {
   /** Rotate once the current file is this large. */
@@ -22,12 +23,12 @@ export interface LogRotation {
 export const KUBELET_LOG_ROTATION: LogRotation = { maxBytes: 10 * 1024 * 1024, maxFiles: 5 };
 
 /** Rotated files of a log that exist, `.1` first. */
-export function rotatedLogs(log: string): string[] {
+export function rotatedLogs(log: string, fs: HostFs = realFs): string[] {
   const dir = log.slice(0, log.lastIndexOf("/"));
   const base = log.slice(dir.length + 1);
   const out: { n: number; path: string }[] = [];
   try {
-    for (const e of Deno.readDirSync(dir)) {
+    for (const e of fs.readDir(dir)) {
       const m = /^(.*)\.(\d+)$/.exec(e.name);
       if (m && m[1] === base) out.push({ n: Number(m[2]), path: `${dir}/${e.name}` });
     }
@@ -42,12 +43,13 @@ export function rotatedLogs(log: string): string[] {
  */
 export function rotateIfLarge(
   sys: Syscalls,
-  o: { log: string; ctl: string },
+  o: { log: string; ctl: string; fs?: HostFs },
   rot: LogRotation,
 ): boolean {
+  const fs = o.fs ?? realFs;
   let size: number;
   try {
-    size = Deno.statSync(o.log).size;
+    size = fs.stat(o.log).size;
   } catch {
     return false;
   }
@@ -55,16 +57,16 @@ export function rotateIfLarge(
   const fd = openCtl(sys, o.ctl);
   if (fd === undefined) return false;
   try {
-    for (const old of rotatedLogs(o.log)) {
+    for (const old of rotatedLogs(o.log, fs)) {
       const n = Number(old.slice(old.lastIndexOf(".") + 1));
-      if (n >= rot.maxFiles - 1) Deno.removeSync(old);
+      if (n >= rot.maxFiles - 1) fs.remove(old);
     }
     for (let n = rot.maxFiles - 2; n >= 1; n--) {
       try {
-        Deno.renameSync(`${o.log}.${n}`, `${o.log}.${n + 1}`);
+        fs.rename(`${o.log}.${n}`, `${o.log}.${n + 1}`);
       } catch { /* no such generation */ }
     }
-    Deno.renameSync(o.log, `${o.log}.1`);
+    fs.rename(o.log, `${o.log}.1`);
     sys.write(fd, REOPEN);
   } finally {
     sys.close(fd);

@@ -2,6 +2,56 @@
  * Reading CRI log files (`<RFC3339Nano> <stream> <P|F> <content>`), as
  * written by conmon. `P` lines are partial and joined with what follows.
  */
+import type { HostFs } from "../sys/fs.ts";
+
+/** What a log reader needs of an open file (a Deno.FsFile has it). */
+export interface LogFile {
+  stat(): Promise<{ size: number }>;
+  seek(offset: number, whence: Deno.SeekMode): Promise<number>;
+  read(p: Uint8Array): Promise<number | null>;
+  close(): void;
+}
+
+/** Opens a log for reading; Deno.errors.NotFound when there is none. */
+export type OpenLog = (path: string) => Promise<LogFile>;
+
+/**
+ * The real opener. Direct by design: a follow reads on from an offset, and
+ * the fs port has whole-file calls only.
+ */
+export const openRealLog: OpenLog = (path) => Deno.open(path, { read: true });
+
+/** An opener over a HostFs (a FakeHost's tree): the file as it is when opened. */
+export function fsLogOpener(fs: HostFs): OpenLog {
+  return (path) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = fs.readFile(path);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    let pos = 0;
+    return Promise.resolve({
+      stat: () => Promise.resolve({ size: bytes.length }),
+      seek: (offset: number, whence: Deno.SeekMode) => {
+        pos = whence === Deno.SeekMode.Start
+          ? offset
+          : whence === Deno.SeekMode.End
+          ? bytes.length + offset
+          : pos + offset;
+        return Promise.resolve(pos);
+      },
+      read: (p: Uint8Array) => {
+        if (pos >= bytes.length) return Promise.resolve(null);
+        const n = Math.min(p.length, bytes.length - pos);
+        p.set(bytes.subarray(pos, pos + n));
+        pos += n;
+        return Promise.resolve(n);
+      },
+      close: () => {},
+    });
+  };
+}
 
 export interface LogEntry {
   time: string;
@@ -84,16 +134,18 @@ export async function streamLog(
     done?: () => boolean | Promise<boolean>;
     pollMs?: number;
     signal?: AbortSignal;
+    /** How the log is opened (default: the real file system). */
+    open?: OpenLog;
   },
 ): Promise<void> {
+  const open = options.open ?? openRealLog;
   let offset = 0;
   let carry = "";
   const dec = new TextDecoder();
   const readNew = async (first: boolean, final: boolean): Promise<void> => {
-    let f: Deno.FsFile;
+    let f: LogFile;
     try {
-      // Direct: a follow reads on from an offset; the fs port has whole-file calls only.
-      f = await Deno.open(path, { read: true });
+      f = await open(path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return;
       throw e;
@@ -147,7 +199,7 @@ export async function streamLog(
  * an `F` line (after any `P` lines), so the offset is always just after an
  * `F` line, never inside an entry.
  */
-export async function tailOffset(f: Deno.FsFile, size: number, n: number): Promise<number> {
+export async function tailOffset(f: LogFile, size: number, n: number): Promise<number> {
   if (n === 0) return size;
   const block = 64 * 1024;
   let pos = size;

@@ -123,7 +123,10 @@ export async function scavengeContainer(
     staged = host.fs.readDir(d.subPaths);
   } catch { /* none */ }
   for (const s of staged) {
-    await step(`subPath ${s.name}`, () => unstageSubPath(host.sys, `${d.subPaths}/${s.name}`));
+    await step(
+      `subPath ${s.name}`,
+      () => unstageSubPath(host.sys, `${d.subPaths}/${s.name}`, host.fs),
+    );
   }
   await step("rootfs unmounted", () => {
     if (!pathExists(d.rootfs, host.fs)) return false;
@@ -151,7 +154,7 @@ export async function scavengeContainer(
     `attach socket links of ${name}`,
     () => removeAttachLinks(host, d.socketDir, name, d.bundle) > 0,
   );
-  for (const old of rotatedLogs(d.log)) {
+  for (const old of rotatedLogs(d.log, host.fs)) {
     await step(`log ${old}`, () => removeBelow(host.paths.logDir, old, "rotated log", host.fs));
   }
   if (errors.length > 0) {
@@ -271,8 +274,12 @@ export async function releaseIdleNetworks(host: Host): Promise<string[]> {
   const done: string[] = [];
   for (const br of idleBridges(host)) {
     // Checked again under the host-wide lock: another root may have attached to it since.
-    if (await deleteIdleBridge(host.cmd, br).catch(() => false)) done.push(`deleted bridge ${br}`);
+    if (await deleteIdleBridge(host.cmd, br, { fs: host.fs, lock: host.lock }).catch(() => false)) {
+      done.push(`deleted bridge ${br}`);
+    }
   }
-  if (await removeIdlePortmapChains(host.cmd)) done.push("removed portmap's idle nat chains");
+  if (await removeIdlePortmapChains(host.cmd, host.lock)) {
+    done.push("removed portmap's idle nat chains");
+  }
   return done;
 }

@@ -3,8 +3,13 @@ import { RklError } from "../../errors.ts";
 import { conflistPath } from "../../net/network.ts";
 import { releaseSubnetClaims } from "../../net/hostnet.ts";
 import { COMPOSE_NAME, type ComposeProject } from "../../spec/compose.ts";
-import { assertBelow, removeBelow } from "../../sys/fsutil.ts";
-import { type ContainerRecord, removeContainers, stopContainer } from "../container.ts";
+import { assertBelow, pathExists, removeBelow } from "../../sys/fsutil.ts";
+import {
+  type ContainerRecord,
+  deleteBridge,
+  removeContainers,
+  stopContainer,
+} from "../container.ts";
 import type { Host } from "../host.ts";
 import {
   type ComposeRecord,
@@ -47,11 +52,15 @@ export async function composeDown(
     if (n.external) continue;
     // Names read back from the record are checked again before they reach a path.
     const conf = conflistPath(host.paths.cniConfDir, n.rklName);
+    // Its bridge, when a failed earlier down left it (else gone with the last container).
+    if (pathExists(`/sys/class/net/${n.rklName}`, host.fs)) await deleteBridge(host, n.rklName);
     assertBelow(host.paths.cniConfDir, conf, `network ${n.rklName}`, host.fs);
     try {
       host.fs.remove(conf);
-    } catch { /* gone */ }
-    await releaseSubnetClaims(conf);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    await releaseSubnetClaims(conf, { fs: host.fs, lock: host.lock });
     removeBelow(
       `${host.paths.root}/cni/networks`,
       `${host.paths.root}/cni/networks/${n.rklName}`,

@@ -40,13 +40,19 @@ export async function ensureNetworks(
   rec: ComposeRecord,
 ): Promise<void> {
   for (const n of project.networks) {
-    if (rec.networks[n.name]) continue;
+    // A network listed without a subnet was being made when an earlier up stopped: made now.
+    const have = rec.networks[n.name];
+    if (have && (have.external || have.subnet)) continue;
     if (n.external) {
       rec.networks[n.name] = { rklName: n.name, subnet: "", external: true };
       continue;
     }
     const rklName = await projectNetworkName(host.paths, project.name, n.name);
     const path = conflistPath(host.paths.cniConfDir, rklName);
+    // Listed before its conflist and claim exist, so that `down` removes them
+    // even when the save after them fails or rkl dies in between.
+    rec.networks[n.name] = { rklName, subnet: "", external: false };
+    host.store.put("compose", rec);
     const list = await writeBridgeNetwork({
       path,
       bridge: rklName,

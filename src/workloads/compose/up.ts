@@ -108,13 +108,21 @@ function writeProjectFiles(
   rec: ComposeRecord,
   contents: Map<string, Uint8Array>,
 ): void {
-  for (const v of project.volumes) {
-    if (v.external || v.device) continue;
+  const named = project.volumes.filter((v) => !v.external && !v.device).map((v) => {
     const vdir = volumeDir(host, project.name, v.name);
     assertBelow(`${host.paths.root}/volumes`, vdir, `volume ${v.name}`, host.fs);
+    return { name: v.name, vdir };
+  });
+  // The record lists a volume before its directory exists: should the save
+  // fail, or rkl die, after the mkdir, `down -v` still knows what to remove.
+  const unlisted = named.filter((v) => !rec.volumes.includes(v.name));
+  if (unlisted.length > 0) {
+    rec.volumes.push(...unlisted.map((v) => v.name));
+    host.store.put("compose", rec);
+  }
+  for (const v of named) {
     privateDir(`${host.paths.root}/volumes`, 0o700, host.fs);
-    host.fs.mkdir(`${vdir}/_data`, { recursive: true });
-    if (!rec.volumes.includes(v.name)) rec.volumes.push(v.name);
+    host.fs.mkdir(`${v.vdir}/_data`, { recursive: true });
   }
   const pdir = projectDir(host, project.name);
   for (const kind of ["configs", "secrets"] as const) {

@@ -328,7 +328,7 @@ export function stageSubPaths(host: Host, rec: ContainerRecord, loaded?: LoadedC
   privateDir(rec.dirs.subPaths, 0o700, host.fs);
   for (const sp of rec.subPaths) {
     try {
-      stageSubPath(host.sys, sp);
+      stageSubPath(host.sys, sp, host.fs);
     } catch (e) {
       const where = loaded ? `${locText(loaded, ["volumeMounts", sp.mount, "subPath"])}: ` : "";
       throw new RklError(

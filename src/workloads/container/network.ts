@@ -20,7 +20,7 @@ export async function releaseNetworkIfUnused(
   user: NetworkUser,
   keepBridges?: ReadonlySet<string>,
 ): Promise<void> {
-  if (user.network.portMappings.length > 0) await removeIdlePortmapChains(host.cmd);
+  if (user.network.portMappings.length > 0) await removeIdlePortmapChains(host.cmd, host.lock);
   const bridge = unusedBridge(host, user);
   if (bridge && !keepBridges?.has(bridge)) await deleteBridge(host, bridge);
 }
@@ -62,5 +62,5 @@ export function unusedBridge(
  * still attached: checked under the host-wide lock (see net/hostnet.ts).
  */
 export async function deleteBridge(host: Host, bridge: string): Promise<void> {
-  await deleteIdleBridge(host.cmd, bridge);
+  await deleteIdleBridge(host.cmd, bridge, { fs: host.fs, lock: host.lock });
 }

@@ -126,7 +126,7 @@ export async function rootSource(
     return {
       lowers: [rootfs],
       defaults,
-      userFiles: () => readUserFiles(host.sys, rootfs),
+      userFiles: () => readUserFiles(host.sys, rootfs, host.fs),
       where: rootfs,
     };
   }
@@ -142,14 +142,14 @@ export async function rootSource(
     lowers: view.lowers,
     defaults: view.defaults,
     imageId: rec.id,
-    userFiles: () => layeredUserFiles(host.sys, view.lowers),
+    userFiles: () => layeredUserFiles(host.sys, view.lowers, host.fs),
     where: `image ${image}`,
   };
 }
 
 /** The spec with user/group names turned into ids from the rootfs's own files. */
 export function withResolvedUser(
-  host: Pick<Host, "sys">,
+  host: Pick<Host, "sys"> & Partial<Pick<Host, "fs">>,
   loaded: LoadedContainer,
   source?: RootSource,
 ): LoadedContainer {
@@ -158,7 +158,7 @@ export function withResolvedUser(
   const rootfs = `${loaded.spec.image}/rootfs`;
   const sc = loaded.spec.securityContext;
   const ids = resolveNames(names, { uid: sc.runAsUser, gid: sc.runAsGroup }, {
-    ...(source ? source.userFiles() : readUserFiles(host.sys, rootfs)),
+    ...(source ? source.userFiles() : readUserFiles(host.sys, rootfs, host.fs)),
     where: source?.where ?? rootfs,
   });
   return {

@@ -46,6 +46,7 @@ export async function setUpOwnSandbox(
     portMappings: plan.portMappings,
     fixed: rec.network ? fixed?.[rec.network.name] : undefined,
     portsFree: () => assertPortsFree(host, plan.portMappings, cniContainerId(rec)),
+    lock: host.lock,
   });
   if (result && rec.network) {
     rec.network.result = result;
@@ -58,7 +59,7 @@ export async function setUpOwnSandbox(
       netns: d.netns,
       ifName: x.ifName,
       ...(fixed?.[x.name] ? { capabilityArgs: fixed[x.name] } : {}),
-    }, hostLocks());
+    }, hostLocks(undefined, host.lock));
     x.ip = resultIPv4(x.result);
     save();
   }

@@ -70,7 +70,9 @@ export async function teardown(
   const cniFailed = cniErrors.length > 0;
   if (rec.resources.netns && !cniFailed) await step(() => removeNetns(host.sys, d.netns, host.fs));
   if (rec.resources.subPaths) {
-    for (const sp of rec.subPaths ?? []) await step(() => unstageSubPath(host.sys, sp.target));
+    for (const sp of rec.subPaths ?? []) {
+      await step(() => unstageSubPath(host.sys, sp.target, host.fs));
+    }
   }
   if (rec.resources.overlay) await step(() => unmount(host.sys, d.rootfs));
   if (rec.resources.dir) {
@@ -83,7 +85,7 @@ export async function teardown(
     // kubelet's log directory) is that front end's file: only rkl's own log dir is cleaned.
     if (d.log === containerDirs(host.paths, rec.name).log) {
       await step(() => removeAll(host.fs, d.log));
-      for (const old of rotatedLogs(d.log)) await step(() => removeAll(host.fs, old));
+      for (const old of rotatedLogs(d.log, host.fs)) await step(() => removeAll(host.fs, old));
     }
   }
   if (rec.healthcheck) await step(() => removeAll(host.fs, healthFile(host, rec.name)));
@@ -97,15 +99,14 @@ export async function teardown(
       { cause: first },
     );
   }
-  // Only this part needs the store lock: the record goes, and whether the
-  // network is now unused is decided against the records that remain (a
-  // create reserves its record under the same lock before its CNI ADD).
-  // Everything above touches this container's own resources only, so
-  // several teardowns can run side by side.
+  // Only this part needs the store lock: whether the network is now unused
+  // is decided against the other records (a create reserves its record
+  // under the same lock before its CNI ADD), then the record goes. The
+  // record goes last: should the bridge's release fail, it is still there
+  // for the next rm -f to finish with. Everything above touches this
+  // container's own resources only, so several teardowns can run side by side.
   await host.store.withLock(async () => {
-    host.store.delete("containers", rec.name);
-    if (!rec.resources.cni) return;
-    const nets: NetworkUser["network"][] = [
+    const nets: NetworkUser["network"][] = !rec.resources.cni ? [] : [
       ...(rec.network ? [rec.network] : []),
       ...(rec.extraNetworks ?? []).map((x) => ({
         name: x.name,
@@ -120,6 +121,7 @@ export async function teardown(
         options.keepBridges,
       );
     }
+    host.store.delete("containers", rec.name);
   });
   trace("teardown: release network");
 }

@@ -35,6 +35,7 @@ export function startPodNetwork(
     conflist: net.conflist,
     portMappings: net.mappings,
     portsFree: () => assertPortsFree(host, net.mappings, cniId),
+    lock: host.lock,
   }).then((result) => {
     if (result && rec.network) {
       rec.network.result = result;
@@ -101,7 +102,7 @@ export async function finishPodNetwork(
     try {
       const user = { kind: "pods" as const, name: rec.name, network: rec.network };
       if (options.bridgeDone) {
-        if (rec.network.portMappings.length > 0) await removeIdlePortmapChains(host.cmd);
+        if (rec.network.portMappings.length > 0) await removeIdlePortmapChains(host.cmd, host.lock);
       } else await releaseNetworkIfUnused(host, user);
     } catch (e) {
       errors.push(e);
