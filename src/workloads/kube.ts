@@ -266,12 +266,16 @@ export async function playKube(
     }
     const w = want.find((x) => x.pod.spec.name === name);
     if (!wanted.has(name) || rec.annotations?.[HASH_ANNOTATION] !== w?.hash) {
-      await removePod(host, name, { force: true });
       report.removed.push(name);
     } else {
       report.kept.push(name);
     }
   }
+  await Promise.all(
+    report.removed.filter((n) => mine.has(n) && host.store.get("pods", n)).map((n) =>
+      removePod(host, n, { force: true })
+    ),
+  );
   for (const st of listJobs(host)) {
     if (st.file === file && !jobNames.has(st.name)) {
       report.removed.push(...await removeJob(host, st.name, file));
@@ -279,13 +283,17 @@ export async function playKube(
   }
   const kept = new Set(report.kept);
   try {
-    for (const { pod, hash } of want) {
-      if (kept.has(pod.spec.name)) continue;
+    // The pods are made side by side (the store's lock and CNI's serialize what must be).
+    const todo = want.filter(({ pod }) => !kept.has(pod.spec.name));
+    const results = await Promise.allSettled(todo.map(({ pod, hash }) => {
       const a = annotated(pod, file, pod.owner, hash);
-      if (options.start) await runPod(host, a, { network });
-      else await createPod(host, a, { network });
-      report.made.push(pod.spec.name);
-    }
+      return options.start ? runPod(host, a, { network }) : createPod(host, a, { network });
+    }));
+    results.forEach((r, i) => {
+      if (r.status === "fulfilled") report.made.push(todo[i].pod.spec.name);
+    });
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
     for (const job of kube.jobs) {
       const hash = await jobHash(job, network);
       const old = readJob(host, job.name);
@@ -344,11 +352,15 @@ export async function downKube(host: Host, file: string): Promise<string[]> {
   for (const st of listJobs(host)) {
     if (st.file === file) removed.push(...await removeJob(host, st.name, file));
   }
-  for (const p of podsOfFile(host, file)) {
-    if (!host.store.get("pods", p.name)) continue;
-    await removePod(host, p.name, { force: true });
-    removed.push(p.name);
-  }
+  const left = podsOfFile(host, file).filter((p) => host.store.get("pods", p.name));
+  const results = await Promise.allSettled(
+    left.map((p) => removePod(host, p.name, { force: true })),
+  );
+  results.forEach((r, i) => {
+    if (r.status === "fulfilled") removed.push(left[i].name);
+  });
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
   return removed;
 }
 
