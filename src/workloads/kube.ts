@@ -403,6 +403,58 @@ async function outcome(host: Host, name: string): Promise<"running" | "succeeded
   return app.every((c) => c.status === "exited" && c.exitCode === 0) ? "succeeded" : "failed";
 }
 
+/** The delay before the pod after the `failed`-th failure: 10 s, 20 s, 40 s … at most 6 min. */
+export function jobBackoffMs(st: Pick<JobStatus, "backoffSeconds">, failed: number): number {
+  return Math.min(st.backoffSeconds * 2 ** Math.max(failed - 1, 0), JOB_BACKOFF_MAX_SECONDS) *
+    1000;
+}
+
+/**
+ * One step of a Job, pure (the Job controller's rules on one host): the pods
+ * that `ended` (and how) leave the active list and count as succeeded or
+ * failed (a failure delays the next pod); then the job is complete, out of
+ * backoffLimit or past its deadline (its active pods are to be stopped), or
+ * may start one more pod now. Returns the new status, when the next pod may
+ * start, whether to start one, and the pods to stop.
+ */
+export function foldJob(
+  prev: JobStatus,
+  ended: Record<string, "succeeded" | "failed">,
+  now: number,
+  notBefore: number,
+): { st: JobStatus; notBefore: number; start: boolean; stop: string[] } {
+  const st: JobStatus = structuredClone(prev);
+  for (const [pod, how] of Object.entries(ended)) {
+    if (!st.active.includes(pod)) continue;
+    st.active = st.active.filter((x) => x !== pod);
+    if (how === "succeeded") st.succeeded++;
+    else {
+      st.failed++;
+      notBefore = now + jobBackoffMs(st, st.failed);
+    }
+  }
+  if (st.condition !== "Running") return { st, notBefore, start: false, stop: [] };
+  const end = (condition: "Complete" | "Failed", reason?: string) => {
+    const stop = st.active;
+    st.condition = condition;
+    if (reason) st.reason = reason;
+    st.completedAt = new Date(now).toISOString();
+    st.active = [];
+    return { st, notBefore, start: false, stop };
+  };
+  if (st.succeeded >= st.completions) return end("Complete");
+  if (st.failed > st.backoffLimit) return end("Failed", "BackoffLimitExceeded");
+  if (
+    st.activeDeadlineSeconds !== undefined &&
+    now - Date.parse(st.startedAt) >= st.activeDeadlineSeconds * 1000
+  ) return end("Failed", "DeadlineExceeded");
+  const room = Math.min(
+    st.parallelism - st.active.length,
+    st.completions - st.succeeded - st.active.length,
+  );
+  return { st, notBefore, start: room > 0 && now >= notBefore, stop: [] };
+}
+
 /**
  * The job monitor's loop (run by `rkl __job-monitor NAME`): `job` is the Job
  * as loaded from its file now; if the file no longer holds it as it was
@@ -428,87 +480,53 @@ export async function runJobMonitor(
   try {
     let st = readJob(host, name);
     if (!st || st.condition !== "Running") return;
-    const save = () => writeJob(host, st!);
     if (!job || await jobHash(job, st.network) !== st.hash) {
       st.condition = "Failed";
       st.reason = "FileChanged";
       st.completedAt = host.now().toISOString();
-      return save();
+      return writeJob(host, st);
     }
-    const started = Date.parse(st.startedAt);
-    let nextStart = 0;
+    const hash = await podHash(job.template, st.network);
+    let notBefore = 0;
+    let ended: Record<string, "succeeded" | "failed"> = {};
     while (!options.signal?.aborted) {
-      const now = host.now().getTime();
-      for (const p of [...st.active]) {
+      for (const p of st.active) {
         const o = await outcome(host, p);
-        if (o === "running") continue;
-        st.active = st.active.filter((x) => x !== p);
-        if (o === "succeeded") st.succeeded++;
-        else {
-          st.failed++;
-          const delay = Math.min(
-            st.backoffSeconds * 2 ** (st.failed - 1),
-            JOB_BACKOFF_MAX_SECONDS,
-          );
-          nextStart = now + delay * 1000;
-        }
-        save();
+        if (o !== "running") ended[p] = o;
       }
-      const end = (condition: "Complete" | "Failed", reason?: string) => {
-        st!.condition = condition;
-        if (reason) st!.reason = reason;
-        st!.completedAt = host.now().toISOString();
-      };
-      if (st.succeeded >= st.completions) end("Complete");
-      else if (st.failed > st.backoffLimit) end("Failed", "BackoffLimitExceeded");
-      else if (
-        st.activeDeadlineSeconds !== undefined &&
-        now - started >= st.activeDeadlineSeconds * 1000
-      ) end("Failed", "DeadlineExceeded");
-      if (st.condition !== "Running") {
-        // What still runs is stopped, as the Job controller deletes its active pods.
-        for (const p of st.active) await stopPod(host, p, 0).catch(() => {});
-        st.active = [];
-        save();
-        break;
-      }
-      const room = Math.min(
-        st.parallelism - st.active.length,
-        st.completions - st.succeeded - st.active.length,
-      );
-      if (room > 0 && now >= nextStart) {
-        const pod = `${name}-pod-${st.pods.length}`;
-        st.pods.push(pod);
-        st.active.push(pod);
-        save();
-        try {
-          const hash = await podHash(job.template, st.network);
-          await runPod(
-            host,
-            annotated(job.template, st.file, { kind: "Job", name }, hash, pod),
-            { network: st.network },
-          );
-        } catch {
-          // Could not even start (an init container failed, a port is taken): a failed pod.
-          st.active = st.active.filter((x) => x !== pod);
-          st.failed++;
-          nextStart = now + Math.min(
-                st.backoffSeconds * 2 ** (st.failed - 1),
-                JOB_BACKOFF_MAX_SECONDS,
-              ) * 1000;
-          if (!host.store.get("pods", pod)) st.pods = st.pods.filter((x) => x !== pod);
-          save();
-        }
+      const step = foldJob(st, ended, host.now().getTime(), notBefore);
+      ended = {};
+      const changed = JSON.stringify(step.st) !== JSON.stringify(st);
+      ({ st, notBefore } = step);
+      if (changed) writeJob(host, st);
+      // What still runs is stopped, as the Job controller deletes its active pods.
+      for (const p of step.stop) await stopPod(host, p, 0).catch(() => {});
+      if (st.condition !== "Running") break;
+      if (!step.start) {
+        await host.sleep(options.tickMs ?? 200);
         continue;
       }
-      await host.sleep(options.tickMs ?? 200);
+      const pod = `${name}-pod-${st.pods.length}`;
+      st.pods.push(pod);
+      st.active.push(pod);
+      writeJob(host, st);
+      try {
+        await runPod(
+          host,
+          annotated(job.template, st.file, { kind: "Job", name }, hash, pod),
+          { network: st.network },
+        );
+      } catch {
+        // Could not even start (an init container failed, a port is taken): a failed pod.
+        if (!host.store.get("pods", pod)) st.pods = st.pods.filter((x) => x !== pod);
+        ended[pod] = "failed";
+      }
     }
     // ttlSecondsAfterFinished: the finished job and its pods go after that many seconds.
     if (st.condition !== "Running" && st.ttlSecondsAfterFinished !== undefined) {
       const until = host.now().getTime() + st.ttlSecondsAfterFinished * 1000;
       while (!options.signal?.aborted && host.now().getTime() < until) await host.sleep(200);
       if (!options.signal?.aborted) {
-        st = readJob(host, name) ?? st;
         for (const p of st.pods) {
           if (host.store.get("pods", p)) await removePod(host, p, { force: true }).catch(() => {});
         }
