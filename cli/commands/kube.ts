@@ -61,12 +61,15 @@ export interface PlayOptions {
   jobBackoff?: string;
 }
 
-/** `kube play` / `pod run` (start) and `pod create`: prints what was made. */
+/**
+ * `kube play` (start, replace) / `pod run` (start) and `pod create`: prints what was made.
+ * `pod run|create` refuse a name in use, as before and as `podman kube play` without --replace.
+ */
 export async function playFile(
   ctx: Context,
   file: string,
   o: PlayOptions,
-  start: boolean,
+  mode: { start: boolean; replace: boolean },
 ): Promise<void> {
   const host = ctx.host();
   const kube = await loadKubeFile(file, ctx.warn, o.configmap);
@@ -76,7 +79,7 @@ export async function playFile(
     const r = await playKube(host, kube, {
       file: absolute(file),
       network: networkOption(o.network),
-      start,
+      ...mode,
       configmaps: o.configmap.map((f) => absolute(f)),
       jobBackoffSeconds: parseSeconds("--job-backoff", o.jobBackoff),
     });
@@ -114,7 +117,9 @@ export function registerKube(program: Command, ctx: Context): void {
     .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
     .option(...CONFIGMAP_OPTION)
     .option(...JOB_BACKOFF_OPTION)
-    .action((file: string, o: PlayOptions) => playFile(ctx, file, o, true));
+    .action((file: string, o: PlayOptions) =>
+      playFile(ctx, file, o, { start: true, replace: true })
+    );
 
   k.command("down").argument("<file>", "the file given to play (it may have changed since)")
     .description("remove every pod and job FILE made")

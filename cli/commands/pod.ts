@@ -94,10 +94,10 @@ export function registerPod(program: Command, ctx: Context): void {
       .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
       .option(...CONFIGMAP_OPTION)
       .option(...JOB_BACKOFF_OPTION)
-      // The same code as `rkl kube play` (all or nothing; a second run replaces what changed).
+      // The same code as `rkl kube play` (all or nothing), but a name in use is refused.
       .action(async (file: string, o: PlayOptions) => {
         const { playFile } = await import("./kube.ts");
-        await playFile(ctx, file, o, verb === "run");
+        await playFile(ctx, file, o, { start: verb === "run", replace: false });
       });
   }
 

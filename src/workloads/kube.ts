@@ -231,19 +231,25 @@ export async function playKube(
     file: string;
     network: string | null;
     start: boolean;
+    /** `kube play`: replace what changed, keep the rest; else a name in use is refused. */
+    replace?: boolean;
     configmaps?: string[];
     jobBackoffSeconds?: number;
   },
 ): Promise<PlayReport> {
   const { file, network } = options;
   const report: PlayReport = { made: [], kept: [], removed: [], jobs: [] };
-  const mine = new Map(podsOfFile(host, file).map((p) => [p.name, p]));
+  // Without replace (`pod run|create`), nothing made before is touched: a name in use is refused
+  // by createPod at its line, as `podman kube play` without --replace refuses it.
+  const mine = new Map(
+    options.replace ? podsOfFile(host, file).map((p) => [p.name, p] as const) : [],
+  );
   const want = await Promise.all(kube.pods.map(async (p) => ({
     pod: p,
     hash: await podHash(p, network),
   })));
   // Refuse before anything changes: a name taken by a pod this file did not make.
-  for (const { pod } of want) {
+  for (const { pod } of options.replace ? want : []) {
     if (!mine.has(pod.spec.name) && host.store.get("pods", pod.spec.name)) {
       throw new ConflictError(
         `Cannot make pod ${
@@ -276,7 +282,7 @@ export async function playKube(
       removePod(host, n, { force: true })
     ),
   );
-  for (const st of listJobs(host)) {
+  for (const st of options.replace ? listJobs(host) : []) {
     if (st.file === file && !jobNames.has(st.name)) {
       report.removed.push(...await removeJob(host, st.name, file));
     }
@@ -301,6 +307,15 @@ export async function playKube(
         throw new ConflictError(
           `Cannot start job ${JSON.stringify(job.name)}: ${old.file} runs a job of that name`,
           { hint: `rkl kube down ${old.file}` },
+        );
+      }
+      if (old && !options.replace) {
+        throw new ConflictError(
+          `Cannot start job ${JSON.stringify(job.name)}: it was started already`,
+          {
+            hint:
+              `rkl kube play ${file} replaces it if it changed; rkl kube down ${file} removes it`,
+          },
         );
       }
       if (old && old.hash === hash) {
