@@ -538,10 +538,14 @@ function deploymentFile(image: string): string {
 async function kubeRows(): Promise<void> {
   const rklFile = `${dir}/benchdeploy.yaml`;
   await Deno.writeTextFile(rklFile, deploymentFile(BUSYBOX));
-  const [up, down] = await upDown(
-    () => rkl(["kube", "play", "--network", network, rklFile]),
-    () => rkl(["kube", "down", rklFile]),
-  );
+  const rklUpDown = () =>
+    upDown(
+      () => rkl(["kube", "play", "--network", network, rklFile]),
+      () => rkl(["kube", "down", rklFile]),
+    );
+  const [up, down] = await rklUpDown();
+  // The same two commands while `rkl daemon` runs: thin clients it serves.
+  const [servedUp, servedDown] = await whileServing(rklUpDown);
   if (!which("podman")) {
     console.error("bench: no podman: the kube rows are skipped");
     return;
@@ -570,20 +574,14 @@ async function kubeRows(): Promise<void> {
       () => sh("podman", [...p, "kube", "play", kube], penv),
       () => sh("podman", [...p, "kube", "down", kube], penv),
     );
-    rows.push({
-      name: "kube play, 3-replica Deployment",
-      rkl: up,
-      baseline: pUp,
-      baselineLabel: "podman kube play",
-      goal: 0.5,
-    });
-    rows.push({
-      name: "kube down, 3-replica Deployment",
-      rkl: down,
-      baseline: pDown,
-      baselineLabel: "podman kube down",
-      goal: 0.5,
-    });
+    for (
+      const [name, ours, theirs, label] of [
+        ["kube play, 3-replica Deployment", up, pUp, "podman kube play"],
+        ["kube play, 3-replica Deployment, daemon running", servedUp, pUp, "podman kube play"],
+        ["kube down, 3-replica Deployment", down, pDown, "podman kube down"],
+        ["kube down, 3-replica Deployment, daemon running", servedDown, pDown, "podman kube down"],
+      ] as const
+    ) rows.push({ name, rkl: ours, baseline: theirs, baselineLabel: label, goal: 0.5 });
   } finally {
     // Its storage's mounts and files go with it.
     await sh("podman", [...p, "system", "reset", "--force"], penv).catch(() => {});
