@@ -319,6 +319,10 @@ export async function playKube(
         );
       }
       if (old && old.hash === hash) {
+        // A running job whose monitor is gone (a reboot, a kill) gets its monitor back.
+        if (old.condition === "Running" && !jobMonitorAlive(host, job.name)) {
+          startJobMonitor(host, job.name);
+        }
         report.kept.push(`job/${job.name}`);
         continue;
       }
