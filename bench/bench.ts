@@ -18,6 +18,9 @@
  *                network) vs rk8s's own RKL (../shared/anchors/rk8s-rkl) `pod run` + `pod delete`
  *                of the same pod; /etc/cni/net.d and /opt/cni/bin are set up for it and put back;
  *                a second row times the same while `rkl daemon` runs and serves the commands
+ *   kube         `rkl kube play` of a 3-replica Deployment (bridge network) vs `podman kube play` of
+ *                the same file (podman with a private --root/--runroot), and `kube down` vs
+ *                `podman kube down` (BENCH_ONLY=kube runs just these two rows)
  *   cri          `crictl runp` + `create` + `start` of one busybox container vs `rkl pod run` of
  *                the same pod (image from the store); ListContainers with 100 containers (gRPC,
  *                p95); the daemon's RSS with 50 CRI pods
@@ -527,6 +530,67 @@ async function podRows(runtimes: string[], rawBusybox: string): Promise<void> {
   }
 }
 
+/** A 3-replica Deployment of one busybox container each, as `kube play` benchmarks it. */
+function deploymentFile(image: string): string {
+  return `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: benchweb\nspec:\n  replicas: 3\n` +
+    `  selector:\n    matchLabels: {app: benchweb}\n  template:\n    metadata:\n      labels: {app: benchweb}\n` +
+    `    spec:\n      containers:\n      - name: web\n        image: ${image}\n        command: ["sleep", "3600"]\n`;
+}
+
+/** `rkl kube play`/`down` of a 3-replica Deployment vs podman's, podman in a state dir of its own. */
+async function kubeRows(): Promise<void> {
+  const rklFile = `${dir}/benchdeploy.yaml`;
+  await Deno.writeTextFile(rklFile, deploymentFile(BUSYBOX));
+  const rklUpDown = () =>
+    upDown(
+      () => rkl(["kube", "play", "--network", network, rklFile]),
+      () => rkl(["kube", "down", rklFile]),
+    );
+  const [up, down] = await rklUpDown();
+  // The same two commands while `rkl daemon` runs: thin clients it serves.
+  const [servedUp, servedDown] = await whileServing(rklUpDown);
+  if (!which("podman")) {
+    console.error("bench: no podman: the kube rows are skipped");
+    return;
+  }
+  const pdir = `${dir}/podman-kube`;
+  await Deno.mkdir(pdir, { recursive: true });
+  const conf = `${pdir}/containers.conf`;
+  // As in podRows: rlimits below the hard limits, runc, cgroupfs, events to a file.
+  await Deno.writeTextFile(
+    conf,
+    `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
+      `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
+  );
+  const penv = { CONTAINERS_CONF: conf };
+  const p = ["--root", `${pdir}/root`, "--runroot", `${pdir}/run`];
+  await sh("sh", [
+    "-c",
+    `tar -C ${BUSYBOX}/rootfs -c . | podman ${
+      p.join(" ")
+    } import --change "ENV PATH=/bin:/sbin" - localhost/rkl-busybox:bench`,
+  ], penv);
+  const kube = `${pdir}/deploy.yaml`;
+  await Deno.writeTextFile(kube, deploymentFile("localhost/rkl-busybox:bench"));
+  try {
+    const [pUp, pDown] = await upDown(
+      () => sh("podman", [...p, "kube", "play", kube], penv),
+      () => sh("podman", [...p, "kube", "down", kube], penv),
+    );
+    for (
+      const [name, ours, theirs, label] of [
+        ["kube play, 3-replica Deployment", up, pUp, "podman kube play"],
+        ["kube play, 3-replica Deployment, daemon running", servedUp, pUp, "podman kube play"],
+        ["kube down, 3-replica Deployment", down, pDown, "podman kube down"],
+        ["kube down, 3-replica Deployment, daemon running", servedDown, pDown, "podman kube down"],
+      ] as const
+    ) rows.push({ name, rkl: ours, baseline: theirs, baselineLabel: label, goal: 0.5 });
+  } finally {
+    // Its storage's mounts and files go with it.
+    await sh("podman", [...p, "system", "reset", "--force"], penv).catch(() => {});
+  }
+}
+
 async function specFile(name: string, body: string): Promise<string> {
   const path = `${dir}/${name}.yaml`;
   await Deno.writeTextFile(path, `name: ${name}\nimage: ${BUSYBOX}\n${body}`);
@@ -980,6 +1044,11 @@ try {
   // BENCH_ONLY=rk8s runs just the row against rk8s's RKL.
   if (only === "rk8s" || !only) await rk8sRows();
   if (only === "rk8s") throw new Done();
+  // BENCH_ONLY=kube runs just kube play/down of a Deployment against podman's.
+  if (only === "kube") {
+    await kubeRows();
+    throw new Done();
+  }
   // BENCH_ONLY=daemon runs just the static-pod daemon's rows (latency, RSS with 50 pods).
   if (only === "daemon") {
     await daemonRows();
@@ -1094,6 +1163,9 @@ try {
   // 5. A pod: pause + 2 containers + bridge network, up and down, against
   //    podman kube play/down of the same pod and the raw runtime + CNI calls.
   await podRows(runtimes, raw);
+
+  // 5b. kube play/down of a 3-replica Deployment, against podman's.
+  await kubeRows();
 
   // 6. A 5-service compose app on one network, up -d and down, against podman-compose.
   await composeRows();

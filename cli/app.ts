@@ -43,6 +43,12 @@ export const COMMANDS: {
   { name: "pod", alias: "p", description: "run and manage Kubernetes pods", module: "pod" },
   { name: "compose", description: "run compose applications", module: "compose" },
   {
+    name: "kube",
+    description: "play and tear down Kubernetes files (Deployments, Jobs, Services…), as podman",
+    module: "kube",
+  },
+  { name: "__job-monitor", description: "", hidden: true, module: "kube" },
+  {
     name: "daemon",
     description: "keep the pods of a manifests directory running (static pods)",
     module: "daemon",
@@ -111,6 +117,10 @@ const MODULES = {
     (await import("./commands/container.ts")).registerContainer,
   ],
   pod: async (): Promise<Register[]> => [(await import("./commands/pod.ts")).registerPod],
+  kube: async (): Promise<Register[]> => {
+    const m = await import("./commands/kube.ts");
+    return [m.registerKube, m.registerJobMonitor];
+  },
   compose: async (): Promise<Register[]> => [
     (await import("./commands/compose.ts")).registerCompose,
   ],

@@ -33,6 +33,7 @@ const SERVED: Record<string, string[]> = {
   image: ["ls", "list", "inspect", "pull", "tag", "rm", "remove", "prune"],
   // `up` only with -d: attached, it follows logs until ^C.
   compose: ["up", "down", "ps"],
+  kube: ["play", "down", "status"],
 };
 /** compose's own options (before its verb), each with a value. */
 const COMPOSE_VALUE = ["-f", "--file", "-p", "--project-name", "--profile"];

@@ -3,56 +3,32 @@ import type { Command } from "commander";
 import type { LoadedPod } from "../../src/spec/pod.ts";
 import { formatBytes } from "../../src/spec/quantity.ts";
 import {
-  createPod,
   getPod,
   listPods,
   podMember,
   type PodView,
   podView,
   removePod,
-  runPod,
   startPod,
   stopPod,
 } from "../../src/workloads/pod.ts";
 import type { Context } from "../app.ts";
 import { ago, keyValues, table, write } from "../format.ts";
-import { execIn, networkOption, parseSeconds, printLogs, readSpecFile } from "./_shared.ts";
-import { installCancelHandlers } from "../../src/cancel.ts";
-import { trace } from "../../src/trace.ts";
-import { served } from "../io.ts";
+import { execIn, parseSeconds, printLogs } from "./_shared.ts";
+import { JOB_BACKOFF_OPTION, type PlayOptions } from "./kube.ts";
 
-/** Loads the pods of a manifest (yaml + zod loaded only here). */
+/**
+ * Loads the pods of a manifest (yaml + zod loaded only here): its Pods, the
+ * pods of its Deployments and DaemonSets, and its Jobs' templates (for validate).
+ */
 export async function loadPodFile(
   file: string,
   warn: (m: string) => void,
   configmaps: string[] = [],
 ): Promise<LoadedPod[]> {
-  const { text, baseDir } = readSpecFile(file);
-  const [{ loadPods, loadObjects }, { formatWarning }, { emptyObjects }] = await Promise.all([
-    import("../../src/spec/pod.ts"),
-    import("../../src/spec/source.ts"),
-    import("../../src/spec/objects.ts"),
-  ]);
-  trace("pod: spec modules loaded");
-  const objects = emptyObjects();
-  for (const f of configmaps) loadObjects(readSpecFile(f).text, f, objects);
-  const pods = loadPods(text, file, { baseDir, objects });
-  trace("pod: parsed");
-  for (const p of pods) for (const w of p.warnings) warn(formatWarning(w));
-  // Probes need something that watches the pod for its whole life: the daemon.
-  for (const p of pods) {
-    for (const c of [...p.spec.initContainers, ...p.spec.containers]) {
-      for (const kind of ["liveness", "readiness", "startup"] as const) {
-        if (!c.spec.probes?.[kind]) continue;
-        const at = c.source.at([`${kind}Probe`]);
-        warn(formatWarning({
-          ...at,
-          message: `run by \`rkl daemon\` for static pods; \`rkl pod run\` does not probe`,
-        }));
-      }
-    }
-  }
-  return pods;
+  const { loadKubeFile } = await import("./kube.ts");
+  const kube = await loadKubeFile(file, warn, configmaps);
+  return [...kube.pods, ...kube.jobs.map((j) => j.template)];
 }
 
 function ready(v: PodView): string {
@@ -117,28 +93,11 @@ export function registerPod(program: Command, ctx: Context): void {
       )
       .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
       .option(...CONFIGMAP_OPTION)
-      .action(async (file: string, o: { network?: string; configmap: string[] }) => {
-        const host = ctx.host();
-        const pods = await loadPodFile(file, ctx.warn, o.configmap);
-        const made: string[] = [];
-        const uninstall = served() ? () => {} : installCancelHandlers();
-        try {
-          for (const pod of pods) {
-            const rec = verb === "run"
-              ? await runPod(host, pod, { network: networkOption(o.network) })
-              : await createPod(host, pod, { network: networkOption(o.network) });
-            made.push(rec.name);
-            write(`${rec.name}\n`);
-          }
-        } catch (e) {
-          // All or nothing for a file: the pods made before the failure go too.
-          for (const name of made.reverse()) {
-            await removePod(host, name, { force: true }).catch(() => {});
-          }
-          throw e;
-        } finally {
-          uninstall();
-        }
+      .option(...JOB_BACKOFF_OPTION)
+      // The same code as `rkl kube play` (all or nothing), but a name in use is refused.
+      .action(async (file: string, o: PlayOptions) => {
+        const { playFile } = await import("./kube.ts");
+        await playFile(ctx, file, o, { start: verb === "run", replace: false });
       });
   }
 

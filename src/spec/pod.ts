@@ -16,6 +16,7 @@ import {
 } from "./container.ts";
 import {
   annotationMap,
+  appArmorProfile,
   containerFields,
   dnsLabel,
   labelMap,
@@ -61,6 +62,35 @@ const podContainer = z.strictObject({
   restartPolicy: z.literal("Always").optional(),
 });
 
+/**
+ * PodSpec fields that steer a cluster (its scheduler, its API server's service
+ * accounts, its admission) and mean nothing on one host: accepted without a
+ * word, as this host is the one node that everything is scheduled on.
+ * docs/kube.md lists them.
+ */
+const ONE_HOST_FIELDS = {
+  nodeSelector: z.record(z.string(), z.string()).optional(),
+  nodeName: z.string().optional(),
+  affinity: z.record(z.string(), z.unknown()).optional(),
+  tolerations: z.array(z.unknown()).optional(),
+  schedulingGates: z.array(z.unknown()).optional(),
+  schedulerName: z.string().optional(),
+  priorityClassName: z.string().optional(),
+  priority: z.number().int().optional(),
+  preemptionPolicy: z.string().optional(),
+  topologySpreadConstraints: z.array(z.unknown()).optional(),
+  overhead: z.record(z.string(), z.unknown()).optional(),
+  readinessGates: z.array(z.unknown()).optional(),
+  serviceAccountName: z.string().optional(),
+  serviceAccount: z.string().optional(),
+  automountServiceAccountToken: z.boolean().optional(),
+  enableServiceLinks: z.boolean().optional(),
+  /** Kubernetes 1.36 (alpha): gang scheduling's group. */
+  schedulingGroup: z.unknown().optional(),
+  /** Kubernetes 1.35 (alpha): gang scheduling's workload. */
+  workloadRef: z.unknown().optional(),
+};
+
 const podSchema = z.strictObject({
   apiVersion: z.literal("v1"),
   kind: z.literal("Pod"),
@@ -73,6 +103,8 @@ const podSchema = z.strictObject({
   spec: z.strictObject({
     containers: z.array(podContainer).min(1, "a pod needs at least one container"),
     initContainers: z.array(podContainer).optional(),
+    /** Refused at its line before validation (refuseAtCreate). */
+    ephemeralContainers: z.unknown().optional(),
     volumes: z.array(podVolume).optional(),
     hostAliases: z.array(z.strictObject({
       ip: z.union([z.ipv4(), z.ipv6()]),
@@ -105,13 +137,26 @@ const podSchema = z.strictObject({
     }).optional(),
     /** Pod-level limits (Kubernetes 1.32+ PodLevelResources): the pod cgroup's own. */
     resources: resources.optional(),
-    serviceAccountName: z.string().optional(),
     restartPolicy: z.enum(["Always", "OnFailure", "Never"]).optional(),
     hostNetwork: z.boolean().optional(),
+    hostPID: z.boolean().optional(),
+    hostIPC: z.boolean().optional(),
     shareProcessNamespace: z.boolean().optional(),
     hostname: dnsLabel.optional(),
+    /** Kubernetes 1.34+: the pod's hostname instead of hostname/subdomain. */
+    hostnameOverride: z.string().min(1).max(64).regex(
+      /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+      "must be a DNS-1123 subdomain of at most 64 characters",
+    ).optional(),
     subdomain: dnsLabel.optional(),
+    setHostnameAsFQDN: z.boolean().optional(),
     terminationGracePeriodSeconds: z.number().int().min(0).optional(),
+    activeDeadlineSeconds: z.number().int().min(1).optional(),
+    os: z.strictObject({ name: z.string() }).optional(),
+    hostUsers: z.boolean().optional(),
+    runtimeClassName: z.string().optional(),
+    imagePullSecrets: z.array(z.strictObject({ name: z.string().optional() })).optional(),
+    resourceClaims: z.array(z.unknown()).optional(),
     securityContext: z.strictObject({
       runAsUser: z.number().int().min(0).optional(),
       runAsGroup: z.number().int().min(0).optional(),
@@ -120,9 +165,37 @@ const podSchema = z.strictObject({
       fsGroup: z.number().int().min(0).max(2 ** 32 - 2).optional(),
       fsGroupChangePolicy: z.enum(["Always", "OnRootMismatch"]).optional(),
       supplementalGroups: z.array(z.number().int().min(0).max(2 ** 32 - 2)).optional(),
+      supplementalGroupsPolicy: z.enum(["Merge", "Strict"]).optional(),
+      sysctls: z.array(z.strictObject({
+        name: z.string().regex(
+          /^[a-z0-9]([-_a-z0-9]*[a-z0-9])?([./][a-z0-9]([-_a-z0-9]*[a-z0-9])?)*$/,
+          {
+            message: "must be a sysctl name such as net.ipv4.ip_unprivileged_port_start",
+          },
+        ),
+        value: z.string(),
+      })).optional(),
+      seLinuxOptions: z.record(z.string(), z.string()).optional(),
+      seLinuxChangePolicy: z.enum(["MountOption", "Recursive"]).optional(),
+      windowsOptions: z.record(z.string(), z.unknown()).optional(),
+      appArmorProfile: appArmorProfile.optional(),
     }).optional(),
+    ...ONE_HOST_FIELDS,
   }),
 });
+
+/** Every PodSpec key the schema knows (honoured, refused at its line, or accepted silently). */
+export const POD_SPEC_KEYS: readonly string[] = Object.keys(
+  (podSchema.shape.spec as unknown as { shape: Record<string, unknown> }).shape,
+);
+/** Every PodSecurityContext key the schema knows. */
+export const POD_SECURITY_KEYS: readonly string[] = Object.keys(
+  (podSchema.shape.spec.shape.securityContext.unwrap() as unknown as {
+    shape: Record<string, unknown>;
+  }).shape,
+);
+/** Every Container key the schema knows. */
+export const CONTAINER_KEYS: readonly string[] = Object.keys(podContainer.shape);
 
 export type RestartPolicy = "Always" | "OnFailure" | "Never";
 
@@ -534,15 +607,9 @@ function podResolv(
       "dnsPolicy None needs at least one dnsConfig.nameservers entry",
     );
   }
-  if (s.dnsPolicy === "ClusterFirst" || s.dnsPolicy === "ClusterFirstWithHostNet") {
-    warnings.push({
-      file: src.file,
-      ...locate(src, ["spec", "dnsPolicy"]),
-      path: "spec.dnsPolicy",
-      message:
-        `no cluster DNS on one host: ${s.dnsPolicy} falls back to Default (the host's resolv.conf), as a kubelet without --cluster-dns does`,
-    });
-  }
+  // ClusterFirst (kubectl writes it out) and ClusterFirstWithHostNet fall back to
+  // Default without a word: no cluster DNS exists on one host (docs/kube.md).
+  void warnings;
   if (!s.dnsConfig && policy !== "None") return undefined;
   return {
     base: policy === "None" ? "none" : "host",
@@ -625,7 +692,148 @@ function refuseAtCreate(src: SourceDoc): void {
   }
 }
 
-function podFromDoc(
+/** A refusal at `path` (a key), with what to do instead. */
+function refuse(src: SourceDoc, path: PathSegment[], message: string): never {
+  throw specErrorAt(src, path, message, { key: true });
+}
+
+/**
+ * PodSpec fields rkl reads but cannot do on one host: refused at their line
+ * with what to do instead (or, for two that change nothing here but a
+ * cluster's plumbing, a warning naming what rkl uses).
+ */
+function refusePodFields(
+  src: SourceDoc,
+  s: z.output<typeof podSchema>["spec"],
+  warnings: Warning[],
+): void {
+  const at = (k: string) => ["spec", k];
+  if (s.activeDeadlineSeconds !== undefined) {
+    refuse(
+      src,
+      at("activeDeadlineSeconds"),
+      "not enforced on a pod: run it as a Job (kind: Job) with spec.activeDeadlineSeconds, which rkl enforces",
+    );
+  }
+  if (s.os && s.os.name !== "linux") {
+    throw specErrorAt(
+      src,
+      ["spec", "os", "name"],
+      `this host runs linux pods, not ${JSON.stringify(s.os.name)}`,
+    );
+  }
+  if (s.hostUsers === false) {
+    refuse(src, at("hostUsers"), "user namespaces are not supported: remove hostUsers: false");
+  }
+  if (s.setHostnameAsFQDN) {
+    refuse(
+      src,
+      at("setHostnameAsFQDN"),
+      "not supported (no cluster domain here): write the name you want in hostnameOverride",
+    );
+  }
+  if ((s.resourceClaims ?? []).length > 0) {
+    refuse(
+      src,
+      at("resourceClaims"),
+      "dynamic resource claims need a DRA driver, which one host has none of: remove them",
+    );
+  }
+  if (s.hostNetwork && s.hostnameOverride) {
+    refuse(
+      src,
+      at("hostnameOverride"),
+      "cannot be set with hostNetwork (the API server's rule): the pod has the host's name",
+    );
+  }
+  const sc = s.securityContext;
+  // supplementalGroupsPolicy: rkl gives the process fsGroup and supplementalGroups and never
+  // adds the image's /etc/group memberships, which is what Strict asks; Merge is read the same
+  // (docs/kube.md).
+  if (sc?.appArmorProfile?.type === "Localhost") {
+    throw specErrorAt(
+      src,
+      ["spec", "securityContext", "appArmorProfile", "type"],
+      "rkl loads no AppArmor profile: use RuntimeDefault or Unconfined",
+    );
+  }
+  const note = (k: string, message: string) =>
+    warnings.push({ file: src.file, ...locate(src, at(k)), path: `spec.${k}`, message });
+  if (s.imagePullSecrets) {
+    note("imagePullSecrets", "ignored: rkl pulls with the credentials `rkl login` stored");
+  }
+  if (s.runtimeClassName) {
+    note("runtimeClassName", "ignored: every pod runs with rkl's --runtime (RKL_RUNTIME)");
+  }
+}
+
+/** Container fields rkl reads but cannot do: refused at their line with what to do instead. */
+function refuseContainerFields(
+  src: SourceDoc,
+  c: RawContainer,
+  at: readonly PathSegment[],
+): void {
+  if (c.restartPolicyRules) {
+    refuse(src, [...at, "restartPolicyRules"], "not supported: use the pod's restartPolicy");
+  }
+  if (c.volumeDevices) {
+    refuse(
+      src,
+      [...at, "volumeDevices"],
+      "raw block devices are not supported: mount the claim with volumeMounts",
+    );
+  }
+  if ((c.resources?.claims ?? []).length > 0) {
+    refuse(
+      src,
+      [...at, "resources", "claims"],
+      "dynamic resource claims need a DRA driver: remove them",
+    );
+  }
+  const sc = c.securityContext;
+  if (sc?.procMount === "Unmasked") {
+    refuse(
+      src,
+      [...at, "securityContext", "procMount"],
+      "Unmasked needs a user namespace, which rkl does not make: remove it",
+    );
+  }
+  if (sc?.appArmorProfile?.type === "Localhost") {
+    throw specErrorAt(
+      src,
+      [...at, "securityContext", "appArmorProfile", "type"],
+      "rkl loads no AppArmor profile: use RuntimeDefault or Unconfined",
+    );
+  }
+  (c.env ?? []).forEach((e, i) => {
+    if (e.valueFrom?.fileKeyRef) {
+      refuse(
+        src,
+        [...at, "env", i, "valueFrom", "fileKeyRef"],
+        "not supported: read the file from the process, or use a ConfigMap key",
+      );
+    }
+  });
+  (c.volumeMounts ?? []).forEach((m, i) => {
+    const mat = [...at, "volumeMounts", i];
+    if (m.subPathExpr !== undefined) {
+      refuse(src, [...mat, "subPathExpr"], "not supported: use subPath with the path written out");
+    }
+    if (m.mountPropagation && m.mountPropagation !== "None") {
+      refuse(src, [...mat, "mountPropagation"], "mounts are private here (None): remove it");
+    }
+    if (m.recursiveReadOnly === "Enabled") {
+      refuse(
+        src,
+        [...mat, "recursiveReadOnly"],
+        "not supported: use IfPossible or readOnly (submounts stay writable)",
+      );
+    }
+  });
+}
+
+/** One Pod document (or a workload's template made into one, kinds.ts) → a loaded pod. */
+export function podFromDoc(
   src: SourceDoc,
   baseDir: string,
   objects: KubeObjects,
@@ -643,6 +851,7 @@ function podFromDoc(
       (path.length === 1 && path[0] === "metadata" && SERVER_SET.has(key)),
   });
   const s = data.spec;
+  refusePodFields(src, s, warnings);
   const ctx: LoadCtx = { src, objects, node };
   checkVolumeSources(src, ["spec", "volumes"]);
   const volumes = s.volumes ?? [];
@@ -667,6 +876,9 @@ function podFromDoc(
     ...(s.securityContext?.supplementalGroups ?? []),
     ...(s.securityContext?.fsGroup !== undefined ? [s.securityContext.fsGroup] : []),
   ];
+  const sysctls = s.securityContext?.sysctls
+    ? Object.fromEntries(s.securityContext.sysctls.map((x) => [x.name, x.value]))
+    : undefined;
   const names = new Map<string, string>();
   const emptyDirs = new Set<string>();
   const load = (kind: "containers" | "initContainers", list: z.output<typeof podContainer>[]) =>
@@ -688,6 +900,7 @@ function podFromDoc(
           "restartPolicy on a container is for init containers (sidecars); use spec.restartPolicy",
         );
       }
+      refuseContainerFields(src, c, at);
       checkContainer(src, c, at);
       const mounts = resolveMounts(src, c.volumeMounts ?? [], volumes, {
         baseDir,
@@ -708,6 +921,7 @@ function podFromDoc(
       const spec = toContainerSpec(c, { baseDir, mounts, securityContext: sc, env });
       if (c.restartPolicy === "Always") spec.sidecar = true;
       if (groups.length > 0) spec.supplementalGroups = [...new Set(groups)];
+      if (sysctls) spec.sysctls = { ...sysctls, ...spec.sysctls };
       return { spec, source: sourceOf(src, at), warnings: [] };
     });
   const initContainers = load("initContainers", s.initContainers ?? []);
@@ -751,8 +965,10 @@ function podFromDoc(
       initContainers,
       restartPolicy: s.restartPolicy ?? "Always",
       hostNetwork: s.hostNetwork ?? false,
+      ...(s.hostPID ? { hostPID: true } : {}),
+      ...(s.hostIPC ? { hostIPC: true } : {}),
       shareProcessNamespace: s.shareProcessNamespace ?? false,
-      hostname: s.hostname ?? data.metadata.name,
+      hostname: s.hostnameOverride ?? s.hostname ?? data.metadata.name,
       subdomain: s.subdomain,
       terminationGracePeriodSeconds: s.terminationGracePeriodSeconds ?? 30,
       emptyDirs: [...emptyDirs],

@@ -104,6 +104,8 @@ const resourceList = z.strictObject({
 export const resources = z.strictObject({
   limits: resourceList.optional(),
   requests: resourceList.optional(),
+  /** Dynamic resource claims: refused by pod.ts (no DRA driver on one host). */
+  claims: z.array(z.record(z.string(), z.unknown())).optional(),
 });
 
 const objectName = z.string().min(1);
@@ -148,8 +150,16 @@ export const envVar = z.strictObject({
     secretKeyRef: keyRef.optional(),
     fieldRef: fieldRef.optional(),
     resourceFieldRef: resourceFieldRef.optional(),
+    /** Kubernetes 1.34+: a key of a file in an emptyDir; refused by pod.ts. */
+    fileKeyRef: z.record(z.string(), z.unknown()).optional(),
   }).superRefine(
-    exactlyOne("valueFrom", ["configMapKeyRef", "secretKeyRef", "fieldRef", "resourceFieldRef"]),
+    exactlyOne("valueFrom", [
+      "configMapKeyRef",
+      "secretKeyRef",
+      "fieldRef",
+      "resourceFieldRef",
+      "fileKeyRef",
+    ]),
   ).optional(),
 }).refine((e) => e.value === undefined || e.valueFrom === undefined, {
   message: "set value or valueFrom, not both",
@@ -170,6 +180,12 @@ export const volumeMount = z.strictObject({
   mountPath: absolutePath,
   readOnly: z.boolean().optional(),
   subPath: z.string().optional(),
+  /** Checked by pod.ts: Disabled and IfPossible (as readOnly) are honoured, Enabled refused. */
+  recursiveReadOnly: z.enum(["Disabled", "IfPossible", "Enabled"]).optional(),
+  /** Checked by pod.ts: None (the default) only. */
+  mountPropagation: z.enum(["None", "HostToContainer", "Bidirectional"]).optional(),
+  /** Refused by pod.ts (use subPath). */
+  subPathExpr: z.string().optional(),
   /** rkl extension for single containers: mount this host path directly. */
   hostPath: z.string().min(1).optional(),
 });
@@ -198,6 +214,12 @@ export const seccompProfile = z.strictObject({
   }
 });
 
+/** AppArmor: rkl loads no profile, so Localhost is refused (pod.ts); the others mean what rkl does. */
+export const appArmorProfile = z.strictObject({
+  type: z.enum(["RuntimeDefault", "Unconfined", "Localhost"]),
+  localhostProfile: z.string().optional(),
+});
+
 export const securityContext = z.strictObject({
   privileged: z.boolean().optional(),
   capabilities: z.strictObject({
@@ -210,6 +232,13 @@ export const securityContext = z.strictObject({
   readOnlyRootFilesystem: z.boolean().optional(),
   allowPrivilegeEscalation: z.boolean().optional(),
   seccompProfile: seccompProfile.optional(),
+  /** Ignored as containerd ignores it on a host without SELinux (this one). */
+  seLinuxOptions: z.record(z.string(), z.string()).optional(),
+  /** Windows only: ignored on Linux, as the kubelet does. */
+  windowsOptions: z.record(z.string(), z.unknown()).optional(),
+  /** Default only (pod.ts refuses Unmasked). */
+  procMount: z.enum(["Default", "Unmasked"]).optional(),
+  appArmorProfile: appArmorProfile.optional(),
 });
 
 const argList = z.array(z.string());
@@ -281,6 +310,15 @@ export const containerFields = {
   lifecycle: lifecycle.optional(),
   terminationMessagePath: absolutePath.optional(),
   terminationMessagePolicy: z.enum(["File", "FallbackToLogsOnError"]).optional(),
+  /** In-place resize policy: nothing resizes a pod here, so it has nothing to steer. */
+  resizePolicy: z.array(z.strictObject({
+    resourceName: z.string(),
+    restartPolicy: z.enum(["NotRequired", "RestartContainer"]),
+  })).optional(),
+  /** Refused by pod.ts (Kubernetes 1.34 alpha): per-exit-code restart rules. */
+  restartPolicyRules: z.array(z.unknown()).optional(),
+  /** Refused by pod.ts: raw block devices from a claim. */
+  volumeDevices: z.array(z.unknown()).optional(),
 };
 
 /** A file mode; pod.ts reads `0644` as octal, as kubectl's YAML 1.1 does, and checks the range. */
@@ -325,8 +363,27 @@ export const VOLUME_SOURCES = [
   "image",
 ];
 
+/**
+ * A pod volume's name: a DNS-1123 label, or a name as `podman kube generate`
+ * writes it for a named volume (`mariadb_data-pvc`), which podman plays: it
+ * names the volume inside the pod only.
+ */
+export const volumeName = z.string().superRefine((s, ctx) => {
+  if (s.length === 0 || s.length > 63 || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(s)) {
+    ctx.addIssue({
+      code: "custom",
+      message: `${
+        JSON.stringify(s)
+      } is not a volume name (letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63)`,
+    });
+  }
+});
+
+/** A claim: a DNS-1123 label, or a podman volume name (`mariadb_data`) as podman generates it. */
+const claimName = volumeName;
+
 export const podVolume = z.strictObject({
-  name: dnsLabel,
+  name: volumeName,
   hostPath: z.strictObject({
     path: z.string().min(1),
     type: z.string().optional(),
@@ -358,7 +415,7 @@ export const podVolume = z.strictObject({
     })).min(1, "a projected volume needs at least one source"),
   }).optional(),
   persistentVolumeClaim: z.strictObject({
-    claimName: dnsLabel,
+    claimName,
     readOnly: z.boolean().optional(),
   }).optional(),
   /** An image's layers, read-only (Kubernetes 1.33+ image volumes). */

@@ -4,7 +4,6 @@
  */
 import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
 import { readDirOr, removeBelow } from "../sys/fsutil.ts";
-import { isDnsLabel } from "../spec/names.ts";
 import type { Host } from "./host.ts";
 import type { StoredRecord } from "../store/store.ts";
 
@@ -33,7 +32,7 @@ export function listVolumes(host: Host): VolumeView[] {
   const used = users(host);
   return readDirOr(dir, host.fs).filter((e) => e.isDirectory).map((e) => ({
     name: e.name,
-    kind: e.name.startsWith("pvc-") && !e.name.includes("_")
+    kind: e.name.startsWith("pvc-") && (!e.name.includes("_") || used.has(e.name))
       ? "claim" as const
       : "compose" as const,
     path: `${dir}/${e.name}`,
@@ -43,10 +42,9 @@ export function listVolumes(host: Host): VolumeView[] {
 
 /** Removes a volume no pod or project names. `name` is as `volume ls` shows it. */
 export function removeVolume(host: Host, name: string): void {
-  const plain = name.replace(/^pvc-/, "");
-  if (
-    !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name) || (name.startsWith("pvc-") && !isDnsLabel(plain))
-  ) {
+  // A claim's name is a DNS-1123 label or a podman volume name (`mariadb_data`, as
+  // `podman kube generate` writes it): both fit this pattern.
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) {
     throw new UsageError(`${JSON.stringify(name)} is not a volume name`);
   }
   const v = listVolumes(host).find((x) => x.name === name);

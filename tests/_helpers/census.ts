@@ -85,6 +85,8 @@ export async function census(scope: CensusScope): Promise<Census> {
       ...walk(`${scope.root}/exits`, 0, () => true),
       ...walk(`${scope.root}/logs`, 0, () => true),
       ...walk(`${scope.root}/volumes`, 0, () => true),
+      // Job statuses and their monitors' pid files (kube play of a Job).
+      ...walk(`${scope.root}/kube/jobs`, 0, () => true),
       // The image store: blobs, unpacked layers, image and tag records, temporaries.
       ...walk(`${scope.root}/images/blobs/sha256`, 0, () => true),
       ...walk(`${scope.root}/images/layers`, 0, () => true),

@@ -504,8 +504,8 @@ test("bad pod specs each give one located error, exit 2, and create nothing", as
   const cases: [string, string, RegExp][] = [
     [
       "kind",
-      "apiVersion: v1\nkind: Deployment\nmetadata: {name: x}\nspec: {containers: []}\n",
-      /kind\.yaml:2:7: kind: kind "Deployment" is not run here: a pod file holds Pod, ConfigMap, Secret, PersistentVolumeClaim documents/,
+      "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: x}\nspec: {}\n",
+      /kind\.yaml:2:7: kind: StatefulSet is not run by rkl: run it as a Deployment/,
     ],
     [
       "dupname",
