@@ -46,6 +46,12 @@ export function parseSeconds(flag: string, v: string | undefined): number | unde
 export interface ExecFlags {
   interactive?: boolean;
   tty?: boolean;
+  /** `NAME=VALUE` entries over the container's env (docker exec -e). */
+  env?: string[];
+  /** Working directory instead of the container's (docker exec -w). */
+  cwd?: string;
+  /** User and group ids instead of the container's (docker exec -u). */
+  user?: { uid: number; gid: number };
 }
 
 /** Runs `command` in a running container with its cwd and env; returns the exit code. */
@@ -105,7 +111,12 @@ export async function execIn(
   }
   if (command[0] === "--") command = command.slice(1); // `exec NAME -- CMD`, as kubectl writes it
   if (command.length === 0) throw new UsageError("exec needs a command");
-  const process = execProcess(rec.dirs.config, command, { tty: o.tty ?? false });
+  const process = execProcess(rec.dirs.config, command, {
+    tty: o.tty ?? false,
+    env: o.env,
+    cwd: o.cwd,
+  });
+  if (o.user) process.user = { uid: o.user.uid, gid: o.user.gid };
   const missing = missingExecutable(rec.dirs.rootfs, rec.dirs.config, process);
   if (missing) {
     throw new NoExecutableError(`Cannot exec in container ${JSON.stringify(rec.name)}: ${missing}`);
