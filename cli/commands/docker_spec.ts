@@ -494,8 +494,10 @@ export function runSpec(
     },
     ...(sec.unconfinedPaths ? { maskedPaths: [], readonlyPaths: [] } : {}),
     tty: f.tty ?? false,
-    // -i: conmon keeps a stdin pipe that outlives each attach (docker's OpenStdin).
-    ...(f.interactive ? { stdin: true, stdinOnce: false } : {}),
+    // -i: conmon keeps a stdin pipe (docker's OpenStdin). docker's StdinOnce: a
+    // foreground run without a terminal closes it when the input ends (`echo x | run -i`);
+    // with -t or -d it outlives each attach.
+    ...(f.interactive ? { stdin: true, stdinOnce: !f.tty && !f.detach } : {}),
     labels: labels(f),
     ...(f.hostname !== undefined ? { hostname: f.hostname } : {}),
     ...(user.userNames ? { userNames: user.userNames } : {}),

@@ -116,10 +116,14 @@ function openIn(s: Side, dir: number, rel: string, flags: number, resolve: numbe
 }
 
 /** The parent directory of `parts` resolved in the root (an O_PATH fd), and the last name. */
-function resolveParent(s: Side, parts: string[], where: string): { dir: number; name?: string } {
+function resolveParent(
+  s: Side,
+  parts: string[],
+  where: string,
+): { root: number; dir: number; name?: string } {
   const rootFd = s.sys.open(containerRoot(s.rec), O_PATH | O_DIRECTORY | O_CLOEXEC);
   s.opened.push(rootFd);
-  if (parts.length === 0) return { dir: rootFd };
+  if (parts.length === 0) return { root: rootFd, dir: rootFd };
   const parent = parts.slice(0, -1).join("/") || ".";
   const dir = openIn(
     s,
@@ -129,7 +133,7 @@ function resolveParent(s: Side, parts: string[], where: string): { dir: number; 
     RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
     where,
   );
-  return { dir, name: parts[parts.length - 1] };
+  return { root: rootFd, dir, name: parts[parts.length - 1] };
 }
 
 function lstatOr(path: string): Deno.FileInfo | undefined {
@@ -187,10 +191,18 @@ export function copyFromContainer(
   const parts = containerPath(options.path);
   const where = `/${parts.join("/")}`;
   try {
-    const { dir, name } = resolveParent(s, parts, where);
+    const { root, dir, name } = resolveParent(s, parts, where);
     let top: { dir: number; name?: string } = { dir, name };
     if (name !== undefined && options.followLink) {
-      const fd = openIn(s, dir, name, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, where);
+      // The whole path from the root: a relative link is resolved where it lies.
+      const fd = openIn(
+        s,
+        root,
+        parts.join("/"),
+        O_PATH,
+        RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        where,
+      );
       top = { dir: fd };
     }
     const topInfo = top.name === undefined
@@ -270,13 +282,14 @@ export function copyToContainer(
   const where = `/${parts.join("/")}`;
   const base = options.src.replace(/\/+$/, "").split("/").pop() || "root";
   try {
-    let { dir, name } = resolveParent(s, parts, where);
+    const parent = resolveParent(s, parts, where);
+    let { dir, name } = parent;
     // An existing directory (a symlink to one resolved in the root): copy into it.
     const target = name === undefined ? dir : (() => {
       try {
         const fd = sys.openat2(
-          dir,
-          name,
+          parent.root,
+          parts.join("/"),
           O_PATH | O_DIRECTORY | O_CLOEXEC,
           RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         );
