@@ -12,7 +12,8 @@ import {
   type ContainerRecord,
   createContainer,
   getContainer,
-  listContainers,
+  listExitFiles,
+  quickRefresh,
   refresh,
   removeContainer,
   restartContainer,
@@ -25,6 +26,7 @@ import { readExitCode } from "../../src/oci/conmon.ts";
 import { which } from "../../src/oci/runtime.ts";
 import { cloexecInheritedFds } from "../../src/sys/cloexec.ts";
 import { escapeControl } from "../../src/spec/names.ts";
+import { trace } from "../../src/trace.ts";
 import { table, write } from "../format.ts";
 import { cwd, environment, stderr } from "../io.ts";
 import { execIn, parseSeconds, printLogs, readInput, whileCreating } from "./_shared.ts";
@@ -249,12 +251,17 @@ function commandOf(r: ContainerRecord): string {
 }
 
 /** The fields `ps --format` knows, by docker's names. */
-export function psFields(r: ContainerRecord, now = Date.now()): Record<string, string> {
+export function psFields(
+  r: ContainerRecord,
+  now = Date.now(),
+  options: { command?: boolean } = {},
+): Record<string, string> {
   return {
     ID: r.id,
     Names: r.name,
     Image: r.image,
-    Command: commandOf(r),
+    // config.json read only when shown (a file per container).
+    Command: options.command === false ? "" : commandOf(r),
     CreatedAt: r.createdAt,
     RunningFor: dockerStatus({ ...r, status: "running", startedAt: r.createdAt }, now).slice(3) +
       " ago",
@@ -576,18 +583,29 @@ export function registerDocker(program: Command, ctx: Context): void {
       const host = ctx.host();
       const keep = psFilter(o.filter);
       const explicitStatus = o.filter.some((f) => f.startsWith("status="));
-      let recs = (await listContainers(host))
+      trace("ps: host");
+      // One listing of the exit directory for all records (listContainers reads a file each).
+      const stored = host.store.list<ContainerRecord>("containers");
+      const exits = listExitFiles(stored.map((r) => r.dirs.exitDir));
+      trace("ps: records read");
+      let recs = (await Promise.all(stored.map((r) => quickRefresh(host, r, exits))))
         .filter((r) => o.all || explicitStatus || r.status === "running")
         .filter(keep)
         .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       if (o.last !== undefined) recs = recs.slice(0, Number(o.last) || 0);
+      trace("ps: refreshed");
       if (o.quiet) {
         write(recs.map((r) => `${r.name}\n`).join(""));
         return;
       }
       const now = Date.now();
       if (o.format) {
-        write(renderFormat(o.format, recs.map((r) => psFields(r, now)), recs.map((r) => r.labels)));
+        const command = o.format === "json" || o.format.includes(".Command");
+        write(renderFormat(
+          o.format,
+          recs.map((r) => psFields(r, now, { command })),
+          recs.map((r) => r.labels),
+        ));
         return;
       }
       write(table(

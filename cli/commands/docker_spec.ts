@@ -463,7 +463,9 @@ export function runSpec(
   if (f.entrypoint !== undefined && f.entrypoint.includes("\0")) {
     throw usage("--entrypoint", f.entrypoint, "must not contain NUL");
   }
-  const img = isBundlePath(image) && !image.startsWith("/") ? `${inputs.cwd}/${image}` : image;
+  const img = isBundlePath(image) && !image.startsWith("/")
+    ? `${inputs.cwd}/${image.replace(/^\.\//, "")}`
+    : image;
   const spec: ContainerSpec = {
     name: inputs.name,
     image: img,
