@@ -15,9 +15,27 @@ interface Node {
   names?: "containers" | "pods" | "projects" | "files";
 }
 
+/** The top-level docker verbs whose arguments are container names (cli/commands/docker.ts). */
+const CONTAINER_VERBS = new Set([
+  "start",
+  "stop",
+  "restart",
+  "rm",
+  "logs",
+  "exec",
+  "attach",
+  "inspect",
+  "kill",
+  "wait",
+  "port",
+  "rename",
+  "top",
+]); // deno-fmt-ignore
+
 function namesFor(path: string, args: string[]): Node["names"] {
   const a = args[0] ?? "";
   if (a === "file" || a === "FILE") return "files";
+  if (CONTAINER_VERBS.has(path)) return "containers";
   if (path.startsWith("container/") && a === "name") return "containers";
   if (path.startsWith("pod/") && (a === "name" || a === "pod")) return "pods";
   if (path === "generate/kube") return "pods";

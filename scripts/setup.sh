@@ -23,7 +23,8 @@ debs=(runc containernetworking-plugins iptables iproute2 busybox-static catatoni
   ca-certificates util-linux systemd patch
   qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
   docker-registry skopeo umoci libdeflate0
-  containerd buildah attr zstd xz-utils openssl)
+  containerd buildah attr zstd xz-utils openssl
+  tmux)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")

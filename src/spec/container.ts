@@ -91,6 +91,8 @@ export interface ContainerSpec {
   init?: string;
   /** Size of /dev/shm in bytes (compose `shm_size`; default 64 MiB). */
   shmSize?: number;
+  /** linux.resources.pids.limit (docker `--pids-limit`); 0 for none; default generate.ts's. */
+  pidsLimit?: number;
   /** Namespaced sysctls the runtime sets in the container. */
   sysctls?: Record<string, string>;
   /** rlimits beyond rkl's NOFILE default (compose `ulimits`). */
