@@ -1088,6 +1088,20 @@ async function dockerRows(): Promise<void> {
         baselineLabel: "podman run -d",
         goal: 0.5,
       });
+      // The same while `rkl daemon` runs: it serves a detached run to the thin client.
+      rows.push({
+        name: "run -d busybox sleep (--network none), daemon running",
+        rkl: await whileServing(() =>
+          series(
+            () =>
+              rkl(["run", "-d", "--name", "drun", "--network", "none", "busybox", "sleep", "3600"]),
+            { cleanup: () => rkl(["rm", "-f", "drun"]) },
+          )
+        ),
+        baseline: rows[rows.length - 1].baseline,
+        baselineLabel: "podman run -d",
+        goal: 0.5,
+      });
     }
     for (let i = 0; i < N; i++) {
       await rkl(["run", "-d", "--name", `ps${i}`, "--network", "none", "busybox", "sleep", "3600"]);
@@ -1101,6 +1115,13 @@ async function dockerRows(): Promise<void> {
         name: `ps with ${N} running containers`,
         rkl: rklPs,
         baseline: await series(() => podman(["ps"])),
+        baselineLabel: "podman ps",
+        goal: 0.5,
+      });
+      rows.push({
+        name: `ps with ${N} running containers, daemon running`,
+        rkl: await whileServing(() => series(() => rkl(["ps"]))),
+        baseline: rows[rows.length - 1].baseline,
         baselineLabel: "podman ps",
         goal: 0.5,
       });
