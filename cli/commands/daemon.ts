@@ -10,6 +10,7 @@ import {
 } from "../../src/daemon/install.ts";
 import { listPods, type PodRecord } from "../../src/workloads/pod.ts";
 import { UsageError } from "../../src/errors.ts";
+import { DaemonMetrics, parseMetricsAddress, serveMetrics } from "../../src/daemon/metrics.ts";
 import type { Context } from "../app.ts";
 import { table, write } from "../format.ts";
 import { networkOption } from "./_shared.ts";
@@ -46,6 +47,11 @@ function addRun(cmd: Command, ctx: Context): void {
       "the CRI sandboxes' pause image, pulled once (\"\": rkl's built-in pause)",
       "registry.k8s.io/pause:3.10",
     )
+    .option(
+      "--metrics <addr>",
+      "serve Prometheus metrics on HOST:PORT (or PORT: 127.0.0.1:PORT); off by default",
+    )
+    .option("--metrics-allow-remote", "let --metrics listen on an address that is not loopback")
     .action(
       async (
         o: {
@@ -58,6 +64,8 @@ function addRun(cmd: Command, ctx: Context): void {
           cri: boolean;
           cli: boolean;
           pauseImage: string;
+          metrics?: string;
+          metricsAllowRemote?: boolean;
         },
       ) => {
         // The unit's note to the launcher: not for the helpers this daemon starts.
@@ -67,6 +75,9 @@ function addRun(cmd: Command, ctx: Context): void {
         if (!(baseMs >= 0) || !(maxMs >= baseMs)) {
           throw new UsageError("--backoff and --backoff-max must be milliseconds, max >= base");
         }
+        const metricsAddr = o.metrics === undefined
+          ? undefined
+          : parseMetricsAddress(o.metrics, o.metricsAllowRemote);
         const host = ctx.host();
         const ac = new AbortController();
         for (const sig of ["SIGINT", "SIGTERM"] as const) {
@@ -80,25 +91,47 @@ function addRun(cmd: Command, ctx: Context): void {
           if (!c.ok) console.error(`rkl daemon: preflight: ${formatCheck(c)}`);
         }
         console.error(`rkl daemon: watching ${manifests}`);
-        await runDaemon(host, {
-          manifests,
-          network: networkOption(o.network),
-          loadPods: await podLoader(),
-          relistMs: Number(o.relist) * 1000,
-          backoff: { baseMs, maxMs },
-          signal: ac.signal,
-          log: (m) => console.error(`rkl daemon: ${m}`),
-          criSocket: o.cri ? criSocketPath(o.criSocket, host.paths.runRoot) : undefined,
-          pauseImage: o.pauseImage,
-          version: VERSION,
-          serveCli: o.cli
-            ? async () =>
-              (await import("../serve.ts")).serveCli(host, {
-                build: `${VERSION}+${COMMIT}`,
-                log: (m) => console.error(`rkl daemon: ${m}`),
-              })
-            : undefined,
-        });
+        const metrics = metricsAddr ? new DaemonMetrics() : undefined;
+        if (metrics && host.images) metrics.instrument(host.images);
+        const metricsServer = metricsAddr && metrics
+          ? serveMetrics(host, metrics, {
+            ...metricsAddr,
+            version: VERSION,
+            log: (m) => console.error(`rkl daemon: ${m}`),
+          })
+          : undefined;
+        if (metricsServer) {
+          const a = metricsServer.addr;
+          console.error(
+            `rkl daemon: metrics on http://${
+              a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname
+            }:${a.port}/metrics`,
+          );
+        }
+        try {
+          await runDaemon(host, {
+            onCriCall: metrics?.observeCri,
+            manifests,
+            network: networkOption(o.network),
+            loadPods: await podLoader(),
+            relistMs: Number(o.relist) * 1000,
+            backoff: { baseMs, maxMs },
+            signal: ac.signal,
+            log: (m) => console.error(`rkl daemon: ${m}`),
+            criSocket: o.cri ? criSocketPath(o.criSocket, host.paths.runRoot) : undefined,
+            pauseImage: o.pauseImage,
+            version: VERSION,
+            serveCli: o.cli
+              ? async () =>
+                (await import("../serve.ts")).serveCli(host, {
+                  build: `${VERSION}+${COMMIT}`,
+                  log: (m) => console.error(`rkl daemon: ${m}`),
+                })
+              : undefined,
+          });
+        } finally {
+          await metricsServer?.close();
+        }
       },
     );
 }

@@ -580,6 +580,8 @@ export interface DaemonOptions {
    * daemon holds the run root; what it returns is closed when the daemon stops.
    */
   serveCli?: () => Promise<{ close(): Promise<void> }>;
+  /** Told of every CRI call once answered (`--metrics`, src/daemon/metrics.ts). */
+  onCriCall?: (method: string, code: string, seconds: number) => void;
 }
 
 /**
@@ -679,7 +681,7 @@ async function runDaemonLocked(host: Host, options: DaemonOptions): Promise<void
           pauseImage: options.pauseImage,
           log: options.log,
         }),
-        { log: options.log },
+        { log: options.log, onCall: options.onCriCall },
       );
       options.log("CRI: gRPC server loaded (first connection)");
       return served;

@@ -1,0 +1,133 @@
+/** `rkl stats`: a live table of what containers use, as `docker stats` shows it. */
+import type { Command } from "commander";
+import { NotFoundError, UsageError } from "../../src/errors.ts";
+import {
+  type ContainerRecord,
+  listContainers,
+  quickRefresh,
+} from "../../src/workloads/container.ts";
+import type { Host } from "../../src/workloads/host.ts";
+import {
+  applyTemplate,
+  checkTemplate,
+  type ContainerSample,
+  layoutOf,
+  rowFields,
+  sampleContainers,
+  statsRow,
+  TABLE_COLUMNS,
+} from "../../src/workloads/stats.ts";
+import type { Context } from "../app.ts";
+import { table, write } from "../format.ts";
+
+/** How far apart `--no-stream`'s two samples are (CPU % needs a delta). */
+export const NO_STREAM_WINDOW_MS = 200;
+/** How often the live table is redrawn. */
+export const REFRESH_MS = 1000;
+
+interface StatsFlags {
+  stream: boolean;
+  format?: string;
+  all?: boolean;
+}
+
+/** The containers to show: the named ones (each must exist), else the running ones (-a: all). */
+async function chosen(host: Host, names: string[], all: boolean): Promise<ContainerRecord[]> {
+  if (names.length > 0) {
+    return await Promise.all(names.map((n) => {
+      const r = host.store.get<ContainerRecord>("containers", n);
+      if (!r) {
+        throw new NotFoundError(`Cannot show stats: no container ${JSON.stringify(n)}`, {
+          hint: "`rkl container ls -a` lists them",
+        });
+      }
+      return quickRefresh(host, r);
+    }));
+  }
+  const recs = await listContainers(host);
+  return recs.filter((r) => all || r.status === "running")
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The text of one frame in the chosen format. */
+export function renderFrame(
+  rows: Record<string, string>[],
+  format: string | undefined,
+): string {
+  if (format === undefined || format === "table") {
+    return table(
+      TABLE_COLUMNS.map(([, h]) => h),
+      rows.map((r) => TABLE_COLUMNS.map(([k]) => r[k])),
+    );
+  }
+  if (format === "json") return rows.map((r) => JSON.stringify(r) + "\n").join("");
+  const tmpl = format.startsWith("table ") ? format.slice(6) : format;
+  const lines = rows.map((r) => applyTemplate(tmpl, r) + "\n").join("");
+  if (!format.startsWith("table ")) return lines;
+  // `table {{.Name}}\t{{.CPUPerc}}`: a header of the column names, as docker prints it.
+  const header = applyTemplate(
+    tmpl,
+    Object.fromEntries(
+      TABLE_COLUMNS.map(([k, h]) => [k, h]).concat([["Container", "CONTAINER"]]),
+    ),
+  );
+  return header + "\n" + lines;
+}
+
+export function registerStats(program: Command, ctx: Context): void {
+  program.command("stats").argument("[names...]", "containers (default: every running one)")
+    .description(
+      "a live table of CPU %, memory, network and block I/O and pids per container, as docker stats",
+    )
+    .option("--no-stream", "print one table and exit")
+    .option(
+      "--format <format>",
+      "table, json (a JSON object per line), or a template such as '{{.Name}} {{.CPUPerc}}'",
+    )
+    .option("-a, --all", "also containers that are not running")
+    .action(async (names: string[], o: StatsFlags) => {
+      if (o.format !== undefined && o.format !== "table" && o.format !== "json") {
+        try {
+          checkTemplate(o.format.startsWith("table ") ? o.format.slice(6) : o.format);
+        } catch (e) {
+          throw new UsageError(`--format: ${(e as Error).message}`);
+        }
+      }
+      const host = ctx.host();
+      const layout = layoutOf(host.cgroups);
+      let prev = new Map<string, ContainerSample>();
+      const take = async () => {
+        const recs = await chosen(host, names, !!o.all);
+        return { recs, ...sampleContainers(recs, { layout }) };
+      };
+      for (const s of (await take()).samples) prev.set(s.name, s);
+      await host.sleep(NO_STREAM_WINDOW_MS);
+      const interactive = o.stream && Deno.stdout.isTerminal();
+      const stop = new AbortController();
+      const onInt = () => stop.abort();
+      if (o.stream) Deno.addSignalListener("SIGINT", onInt);
+      try {
+        while (true) {
+          const now = await take();
+          const rows = now.samples.map((s) =>
+            rowFields(statsRow(prev.get(s.name), s, now.hostMemory))
+          );
+          const frame = renderFrame(rows, o.format);
+          // A terminal gets the screen redrawn in place; a pipe gets frame after frame.
+          write(interactive ? `\x1b[2J\x1b[H${frame}` : frame);
+          if (!o.stream || stop.signal.aborted) return;
+          prev = new Map(now.samples.map((s) => [s.name, s]));
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, REFRESH_MS);
+            stop.signal.addEventListener("abort", () => {
+              clearTimeout(t);
+              resolve();
+            }, { once: true });
+          });
+          if (stop.signal.aborted) return;
+        }
+      } finally {
+        if (o.stream) Deno.removeSignalListener("SIGINT", onInt);
+      }
+    });
+}
