@@ -310,8 +310,9 @@ export function parseMetricsAddress(
   }
   if (!isLoopback(hostname) && !allowRemote) {
     throw new UsageError(
-      `--metrics ${JSON.stringify(v)}: ${hostname} is not a loopback address`,
-      { hint: "add --metrics-allow-remote to serve metrics to the network" },
+      `--metrics ${
+        JSON.stringify(v)
+      }: ${hostname} is not a loopback address (add --metrics-allow-remote to serve metrics to the network)`,
     );
   }
   return { hostname, port: p };
