@@ -49,9 +49,11 @@ export const LABEL_ONEOFF_SERVICE = "org.rkl.compose.oneoff-service";
 function findService(project: ComposeProject, name: string): ComposeService {
   const svc = project.services.find((s) => s.name === name);
   if (!svc) {
-    throw new NotFoundError(
-      `Cannot find service ${JSON.stringify(name)} in project ${JSON.stringify(project.name)}`,
-      { hint: `the services are ${project.services.map((s) => s.name).join(", ")}` },
+    // A name the user typed: bad input (exit 2), with what would have been right.
+    throw new UsageError(
+      `Cannot find service ${JSON.stringify(name)} in project ${
+        JSON.stringify(project.name)
+      } (its services: ${project.services.map((s) => s.name).join(", ")})`,
     );
   }
   return svc;
