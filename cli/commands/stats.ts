@@ -1,29 +1,46 @@
 /** `rkl stats`: a live table of what containers use, as `docker stats` shows it. */
 import type { Command } from "commander";
 import { NotFoundError, UsageError } from "../../src/errors.ts";
-import {
-  type ContainerRecord,
-  listContainers,
-  quickRefresh,
-} from "../../src/workloads/container.ts";
+import type { ContainerRecord } from "../../src/workloads/container/types.ts";
+import { listContainers, quickRefresh } from "../../src/workloads/container/status.ts";
 import type { Host } from "../../src/workloads/host.ts";
 import {
   applyTemplate,
   checkTemplate,
-  type ContainerSample,
   layoutOf,
+  parseCache,
+  previousFromCache,
+  readTextOrUndefined,
   rowFields,
   sampleContainers,
+  type StatsCache,
   statsRow,
   TABLE_COLUMNS,
+  toCache,
 } from "../../src/workloads/stats.ts";
 import type { Context } from "../app.ts";
 import { table, write } from "../format.ts";
 
-/** How far apart `--no-stream`'s two samples are (CPU % needs a delta). */
-export const NO_STREAM_WINDOW_MS = 200;
+/**
+ * How far apart the first two readings are when no recent one was kept
+ * (CPU % needs a delta; /proc/stat counts in 10 ms ticks per CPU).
+ */
+export const NO_STREAM_WINDOW_MS = 100;
 /** How often the live table is redrawn. */
 export const REFRESH_MS = 1000;
+
+/** Keeps this reading for the next `rkl stats` (best effort: a read-only run root just waits). */
+function saveCache(path: string, cache: StatsCache): void {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  try {
+    Deno.writeTextFileSync(tmp, JSON.stringify(cache), { mode: 0o600 });
+    Deno.renameSync(tmp, path);
+  } catch {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never made */ }
+  }
+}
 
 interface StatsFlags {
   stream: boolean;
@@ -95,20 +112,33 @@ export function registerStats(program: Command, ctx: Context): void {
       }
       const host = ctx.host();
       const layout = layoutOf(host.cgroups);
-      let prev = new Map<string, ContainerSample>();
       const take = async () => {
         const recs = await chosen(host, names, !!o.all);
-        return { recs, ...sampleContainers(recs, { layout }) };
+        return { recs, ...sampleContainers(recs, { layout }), at: Date.now() };
       };
-      for (const s of (await take()).samples) prev.set(s.name, s);
-      await host.sleep(NO_STREAM_WINDOW_MS);
+      // CPU % needs an earlier reading: the one the last `rkl stats` kept, when it is
+      // recent and covers these containers, else a second one after a short wait.
+      const cachePath = `${host.paths.runRoot}/stats.json`;
+      let first: Awaited<ReturnType<typeof take>> | undefined = await take();
+      const cached = previousFromCache(
+        parseCache(readTextOrUndefined(cachePath)),
+        first.samples,
+        first.at,
+      );
+      let prev = cached ?? new Map(first.samples.map((s) => [s.name, s]));
+      if (!cached) {
+        first = undefined;
+        await host.sleep(NO_STREAM_WINDOW_MS);
+      }
       const interactive = o.stream && Deno.stdout.isTerminal();
       const stop = new AbortController();
       const onInt = () => stop.abort();
       if (o.stream) Deno.addSignalListener("SIGINT", onInt);
       try {
         while (true) {
-          const now = await take();
+          const now = first ?? await take();
+          first = undefined;
+          saveCache(cachePath, toCache(now.samples, now.at));
           const rows = now.samples.map((s) =>
             rowFields(statsRow(prev.get(s.name), s, now.hostMemory))
           );

@@ -207,6 +207,8 @@ export function parseMemTotal(text: string | undefined): number | undefined {
 export interface ContainerSample {
   name: string;
   id: string;
+  /** The init process's start time: a restart in between makes an earlier sample useless. */
+  pidStart?: number;
   cgroup?: CgroupSample;
   net?: { rx: number; tx: number };
   /** The host's CPU time and online CPUs when it was read. */
@@ -287,7 +289,7 @@ export interface SampleSource {
 
 /** Reads every container of `recs` (running ones have a pid for their network). */
 export function sampleContainers(
-  recs: Pick<ContainerRecord, "name" | "id" | "cgroupPath" | "pid" | "status">[],
+  recs: Pick<ContainerRecord, "name" | "id" | "cgroupPath" | "pid" | "pidStart" | "status">[],
   source: SampleSource,
 ): { samples: ContainerSample[]; hostMemory: number } {
   const read = source.read ?? readTextOrUndefined;
@@ -302,9 +304,83 @@ export function sampleContainers(
     const net = r.status === "running" && r.pid && r.pid > 0
       ? parseNetDev(read(`${proc}/${r.pid}/net/dev`))
       : undefined;
-    return { name: r.name, id: r.id, cgroup, net, systemNs, onlineCpus };
+    return { name: r.name, id: r.id, pidStart: r.pidStart, cgroup, net, systemNs, onlineCpus };
   });
   return { samples, hostMemory };
+}
+
+// ------------------------------------------------------- the previous sample
+
+/**
+ * The last reading `rkl stats` took, kept in the run root (`stats.json`) so
+ * that the next `--no-stream` has the earlier CPU reading it needs without
+ * waiting for one, as docker's daemon keeps the previous reading for its
+ * `precpu_stats`. Only what CPU % needs is kept.
+ */
+export interface StatsCache {
+  /** When it was read, ms since the epoch. */
+  at: number;
+  systemNs: number;
+  containers: Record<string, { cpuNs: number; pidStart?: number }>;
+}
+
+/** A reading is used from this old (a shorter delta is all noise)... */
+export const CACHE_MIN_AGE_MS = 100;
+/** ...to this old (docker's daemon reads every second: its precpu is about 1 s old). */
+export const CACHE_MAX_AGE_MS = 2_000;
+
+export function toCache(samples: ContainerSample[], at: number): StatsCache {
+  const containers: StatsCache["containers"] = {};
+  for (const s of samples) {
+    if (s.cgroup?.cpuNs !== undefined) {
+      containers[s.id] = { cpuNs: s.cgroup.cpuNs, pidStart: s.pidStart };
+    }
+  }
+  return { at, systemNs: samples[0]?.systemNs ?? 0, containers };
+}
+
+/** The cache file's text, checked field by field; undefined when it is not one. */
+export function parseCache(text: string | undefined): StatsCache | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text ?? "");
+  } catch {
+    return undefined;
+  }
+  const c = v as StatsCache;
+  const finite = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n >= 0;
+  if (typeof c !== "object" || c === null || !finite(c.at) || !finite(c.systemNs)) return undefined;
+  if (typeof c.containers !== "object" || c.containers === null) return undefined;
+  const containers: StatsCache["containers"] = {};
+  for (const [id, e] of Object.entries(c.containers)) {
+    if (typeof e !== "object" || e === null || !finite(e.cpuNs)) continue;
+    containers[id] = { cpuNs: e.cpuNs, pidStart: finite(e.pidStart) ? e.pidStart : undefined };
+  }
+  return { at: c.at, systemNs: c.systemNs, containers };
+}
+
+/**
+ * Earlier samples for `samples` from the cache, by name, when it is between
+ * {@linkcode CACHE_MIN_AGE_MS} and {@linkcode CACHE_MAX_AGE_MS} old and
+ * holds every container that has a CPU reading now, with the same init
+ * process; else undefined (the caller then takes a second reading).
+ */
+export function previousFromCache(
+  cache: StatsCache | undefined,
+  samples: ContainerSample[],
+  now: number,
+): Map<string, ContainerSample> | undefined {
+  if (!cache) return undefined;
+  const age = now - cache.at;
+  if (age < CACHE_MIN_AGE_MS || age > CACHE_MAX_AGE_MS) return undefined;
+  const out = new Map<string, ContainerSample>();
+  for (const s of samples) {
+    if (s.cgroup?.cpuNs === undefined) continue;
+    const e = cache.containers[s.id];
+    if (!e || e.pidStart !== s.pidStart || e.cpuNs > s.cgroup.cpuNs) return undefined;
+    out.set(s.name, { ...s, systemNs: cache.systemNs, cgroup: { cpuNs: e.cpuNs } });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- formatting

@@ -5,12 +5,15 @@ import {
   checkTemplate,
   cpuPercent,
   humanSize,
+  parseCache,
   parseNetDev,
   parseProcStat,
+  previousFromCache,
   readCgroupSample,
   rowFields,
   sampleContainers,
   statsRow,
+  toCache,
 } from "./stats.ts";
 
 /** Writes `files` (path → text) under a temp dir and runs `fn` with it. */
@@ -189,4 +192,33 @@ Deno.test("sampleContainers() reads /proc/stat, meminfo and each running contain
     assert.equal(samples[1].cgroup, undefined);
     assert.equal(samples[1].net, undefined);
   });
+});
+
+Deno.test("previousFromCache() gives the kept reading only when 100 ms to 2 s old and covering every container with the same init", () => {
+  const s = (id: string, cpuNs: number, pidStart = 7) => ({
+    name: id,
+    id,
+    pidStart,
+    systemNs: 50e9,
+    onlineCpus: 2,
+    cgroup: { cpuNs },
+  });
+  const now = [s("a", 3e9), s("b", 1e9)];
+  const cache = parseCache(JSON.stringify(toCache([s("a", 2e9), s("b", 1e9)], 1000)))!;
+  assert.equal(cache.at, 1000);
+  const prev = previousFromCache(cache, now, 1500)!;
+  assert.equal(prev.get("a")?.cgroup?.cpuNs, 2e9);
+  assert.equal(prev.get("a")?.systemNs, 50e9);
+  assert.equal(previousFromCache(cache, now, 1050), undefined, "too recent: all noise");
+  assert.equal(previousFromCache(cache, now, 20_000), undefined, "too old");
+  assert.equal(previousFromCache(cache, [...now, s("c", 1)], 1500), undefined, "c is new");
+  assert.equal(previousFromCache(cache, [s("a", 3e9, 8)], 1500), undefined, "a restarted");
+  assert.equal(previousFromCache(cache, [s("a", 1e9)], 1500), undefined, "counter went back");
+  for (const bad of ["", "[]", "null", '{"at":-1,"systemNs":0,"containers":{}}', '{"at":1}']) {
+    assert.equal(parseCache(bad), undefined, bad);
+  }
+  assert.deepEqual(
+    parseCache('{"at":1,"systemNs":2,"containers":{"x":{"cpuNs":"9"},"y":{"cpuNs":3}}}'),
+    { at: 1, systemNs: 2, containers: { y: { cpuNs: 3, pidStart: undefined } } },
+  );
 });

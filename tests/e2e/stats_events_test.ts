@@ -173,12 +173,15 @@ test("rkl stats streams a frame a second until ^C; pause freezes the container, 
   assert.equal(await rklOk(env!, ["container", "pause", "spin"]), "spin\n");
   const ls = await rklOk(env!, ["container", "ls"]);
   assert.match(ls, /^spin\s+paused\s/m);
+  // Past the 2 s a kept reading is used for: CPU % over a window that is all frozen.
+  await new Promise((r) => setTimeout(r, 2_100));
   const frozenCpu = parseFloat((await statsJson("spin"))[0].CPUPerc);
   assert.ok(frozenCpu < 5, `a frozen container uses no CPU: ${frozenCpu}`);
   const twice = await rkl(env!, ["container", "pause", "spin"]);
   assert.equal(twice.code, 1, "a state conflict, as docker's");
   assert.match(twice.stderr, /^rkl: Cannot pause "spin": it is already paused\n$/);
   await rklOk(env!, ["container", "unpause", "spin"]);
+  await new Promise((r) => setTimeout(r, 2_100));
   assert.ok(parseFloat((await statsJson("spin"))[0].CPUPerc) > 40, "thawed, it spins again");
   // A paused container still stops (stop thaws it first).
   await rklOk(env!, ["container", "pause", "spin"]);
