@@ -33,6 +33,7 @@ const SERVED: Record<string, string[]> = {
   image: ["ls", "list", "inspect", "pull", "tag", "rm", "remove", "prune"],
   // `up` only with -d: attached, it follows logs until ^C.
   compose: ["up", "down", "ps"],
+  // and `stats --no-stream` (servable() decides: it has no verb)
 };
 /** compose's own options (before its verb), each with a value. */
 const COMPOSE_VALUE = ["-f", "--file", "-p", "--project-name", "--profile"];
@@ -67,6 +68,13 @@ export function servable(argv: string[]): Plan | undefined {
     break;
   }
   const command = ALIASES[argv[i]] ?? argv[i];
+  // `stats --no-stream` prints once and ends (the live table streams: in-process).
+  if (command === "stats") {
+    const rest = argv.slice(i + 1);
+    const ok = rest.includes("--no-stream") &&
+      !rest.some((a) => ["-h", "--help", "--"].includes(a));
+    return ok ? { globals, command, verb: "--no-stream" } : undefined;
+  }
   let v = i + 1;
   if (command === "compose") {
     for (; v < argv.length; v++) {
