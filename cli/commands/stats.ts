@@ -6,6 +6,7 @@ import { listContainers, quickRefresh } from "../../src/workloads/container/stat
 import type { Host } from "../../src/workloads/host.ts";
 import {
   applyTemplate,
+  CACHE_MIN_AGE_MS,
   checkTemplate,
   layoutOf,
   parseCache,
@@ -119,12 +120,15 @@ export function registerStats(program: Command, ctx: Context): void {
       // CPU % needs an earlier reading: the one the last `rkl stats` kept, when it is
       // recent and covers these containers, else a second one after a short wait.
       const cachePath = `${host.paths.runRoot}/stats.json`;
+      const kept = parseCache(readTextOrUndefined(cachePath));
       let first: Awaited<ReturnType<typeof take>> | undefined = await take();
-      const cached = previousFromCache(
-        parseCache(readTextOrUndefined(cachePath)),
-        first.samples,
-        first.at,
-      );
+      const young = kept ? CACHE_MIN_AGE_MS - (first.at - kept.at) : 0;
+      if (young > 0 && young <= CACHE_MIN_AGE_MS) {
+        // Kept a moment ago: wait only until it is old enough to compare with.
+        await host.sleep(young);
+        first = await take();
+      }
+      const cached = previousFromCache(kept, first.samples, first.at);
       let prev = cached ?? new Map(first.samples.map((s) => [s.name, s]));
       if (!cached) {
         first = undefined;
