@@ -19,6 +19,17 @@ import { quickRefresh } from "./container/status.ts";
 import type { Host } from "./host.ts";
 import { type CgroupLayout, layoutOf, type ReadText, readTextOrUndefined } from "./stats.ts";
 
+/** Reads through the host's file port (cgroupfs on a real host, a MemFs in tests). */
+function reader(host: Host): ReadText {
+  return (path) => {
+    try {
+      return host.fs.readTextFile(path);
+    } catch {
+      return undefined;
+    }
+  };
+}
+
 /** The file that freezes `rel`, and what it reads when frozen and thawed. */
 export function freezerFile(
   layout: CgroupLayout,
@@ -48,7 +59,7 @@ export function frozen(layout: CgroupLayout, rel: string, read: ReadText = readT
 export function isPaused(host: Host, rec: Pick<ContainerRecord, "status" | "cgroupPath">): boolean {
   if (rec.status !== "running") return false;
   try {
-    return frozen(layoutOf(host.cgroups), rec.cgroupPath);
+    return frozen(layoutOf(host.cgroups), rec.cgroupPath, reader(host));
   } catch {
     return false;
   }
@@ -63,17 +74,18 @@ async function setFrozen(host: Host, rec: ContainerRecord, on: boolean): Promise
       }: no freezer controller is mounted`,
     );
   }
-  Deno.writeTextFileSync(f.file, on ? f.freeze : f.thaw);
+  const read = reader(host);
+  host.fs.writeTextFile(f.file, on ? f.freeze : f.thaw);
   // Wait until the kernel says it is done (v1 FREEZING → FROZEN; v2 cgroup.events frozen).
   const deadline = Date.now() + 5_000;
   while (Date.now() < deadline) {
     if (f.done !== undefined) {
-      const ev = /^frozen (\d)$/m.exec(readTextOrUndefined(f.done) ?? "");
+      const ev = /^frozen (\d)$/m.exec(read(f.done) ?? "");
       if (!ev || ev[1] === (on ? "1" : "0")) return;
     } else {
-      const t = readTextOrUndefined(f.file)?.trim();
+      const t = read(f.file)?.trim();
       if (t === (on ? f.freeze : f.thaw)) return;
-      if (on && t === "THAWED") Deno.writeTextFileSync(f.file, f.freeze);
+      if (on && t === "THAWED") host.fs.writeTextFile(f.file, f.freeze);
     }
     await host.sleep(10);
   }
