@@ -21,6 +21,7 @@ import {
 } from "../../src/workloads/stats.ts";
 import type { Context } from "../app.ts";
 import { table, write } from "../format.ts";
+import { served } from "../io.ts";
 
 /**
  * How far apart the first two readings are when no recent one was kept
@@ -41,6 +42,49 @@ function saveCache(path: string, cache: StatsCache): void {
       Deno.removeSync(tmp);
     } catch { /* never made */ }
   }
+}
+
+/**
+ * In `rkl daemon`, serving thin clients: readings of every container taken
+ * every 250 ms for as long as someone asked for stats in the last 10 s, as
+ * docker's daemon samples every second while a stats client is
+ * subscribed. A served `--no-stream` then finds one 100 ms old or more and
+ * needs no wait. Nothing runs while nobody asks.
+ */
+const SAMPLE_EVERY_MS = 250;
+const SAMPLE_FOR_MS = 10_000;
+let sampler:
+  | { readings: StatsCache[]; asked: number; timer: number }
+  | undefined;
+
+/** The newest daemon reading at least CACHE_MIN_AGE_MS old (starting the sampler if idle). */
+function daemonReading(host: Host, layout: ReturnType<typeof layoutOf>): StatsCache | undefined {
+  const now = Date.now();
+  const take = () => {
+    const recs = host.store.list<ContainerRecord>("containers");
+    return toCache(sampleContainers(recs, { layout }).samples, Date.now());
+  };
+  let s = sampler;
+  if (!s) {
+    const timer = setInterval(() => {
+      const cur = sampler;
+      if (!cur) return;
+      if (Date.now() - cur.asked > SAMPLE_FOR_MS) {
+        clearInterval(cur.timer);
+        sampler = undefined;
+        return;
+      }
+      try {
+        cur.readings = [...cur.readings.slice(-7), take()];
+      } catch { /* a record removed meanwhile: the next tick */ }
+    }, SAMPLE_EVERY_MS) as unknown as number;
+    // The daemon's own life decides when it ends, never this timer.
+    Deno.unrefTimer(timer);
+    s = sampler = { readings: [take()], asked: now, timer };
+  }
+  s.asked = now;
+  const old = s.readings.filter((r) => now - r.at >= CACHE_MIN_AGE_MS);
+  return old.at(-1) ?? s.readings.at(-1);
 }
 
 interface StatsFlags {
@@ -120,7 +164,9 @@ export function registerStats(program: Command, ctx: Context): void {
       // CPU % needs an earlier reading: the one the last `rkl stats` kept, when it is
       // recent and covers these containers, else a second one after a short wait.
       const cachePath = `${host.paths.runRoot}/stats.json`;
-      const kept = parseCache(readTextOrUndefined(cachePath));
+      const kept = served()
+        ? daemonReading(host, layout)
+        : parseCache(readTextOrUndefined(cachePath));
       let first: Awaited<ReturnType<typeof take>> | undefined = await take();
       const young = kept ? CACHE_MIN_AGE_MS - (first.at - kept.at) : 0;
       if (young > 0 && young <= CACHE_MIN_AGE_MS) {

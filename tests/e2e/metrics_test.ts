@@ -165,6 +165,13 @@ envTest(
         'rkl_cri_request_duration_seconds_bucket{method="Version",le="+Inf"}',
       );
       assert.ok(hist[0][1] >= 1);
+      // `stats --no-stream` while the daemon runs (it serves it): the same numbers, twice.
+      for (let i = 0; i < 2; i++) {
+        const st = await rkl(env!, ["stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}}"]);
+        assert.equal(st.code, 0, st.stderr);
+        const line = st.stdout.split("\n").find((l) => l.startsWith("spin_main "));
+        assert.ok(line && parseFloat(line.split(" ")[1]) > 30, `spin_main spins: ${st.stdout}`);
+      }
     } finally {
       if (prom) {
         try {
