@@ -119,18 +119,6 @@ export async function unpauseContainer(host: Host, name: string): Promise<Contai
   return rec;
 }
 
-/**
- * Thaws `rec` if it is frozen, before it is signalled: a frozen process
- * takes no signal (not even SIGKILL on cgroup v1) until it is thawed.
- * Best effort.
- */
-export async function thawForStop(host: Host, rec: ContainerRecord): Promise<void> {
-  if (!isPaused(host, rec)) return;
-  try {
-    await setFrozen(host, rec, false);
-  } catch { /* the signal then waits as it would have */ }
-}
-
 /** The status as shown: "paused" for a running container whose cgroup is frozen. */
 export function shownStatus(host: Host, rec: ContainerRecord): string {
   return isPaused(host, rec) ? "paused" : rec.status;

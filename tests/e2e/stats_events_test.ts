@@ -187,8 +187,8 @@ test("rkl stats streams a frame a second until ^C; pause freezes the container, 
   await rklOk(env!, ["container", "unpause", "spin"]);
   await new Promise((r) => setTimeout(r, 2_100));
   assert.ok(parseFloat((await statsJson("spin"))[0].CPUPerc) > 40, "thawed, it spins again");
-  // A paused container stops gracefully: stop thaws it first, so its TERM trap runs
-  // (frozen, the TERM would wait, and the SIGKILL after the grace period end it: 137).
+  // A paused container stops gracefully: its TERM trap runs (the runtime's `kill --all`
+  // freezes, signals and thaws), no grace period is sat out.
   await rklOk(env!, ["container", "pause", "spin"]);
   const t0 = Date.now();
   await rklOk(env!, ["container", "stop", "-t", "5", "spin"]);

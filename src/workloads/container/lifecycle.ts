@@ -1,5 +1,4 @@
 /** A container's life after create: start, run (create + start), stop, restart in place. */
-import { thawForStop } from "../pause.ts";
 import { ConflictError, RklError } from "../../errors.ts";
 import { readExitCode } from "../../oci/conmon.ts";
 import type { LoadedContainer } from "../../spec/container.ts";
@@ -151,8 +150,6 @@ export async function stopContainer(
     }
     graceMs = Math.max(2_000, graceMs - (Date.now() - t0));
   }
-  // A paused (frozen) container takes no signal until it is thawed (src/workloads/pause.ts).
-  await thawForStop(host, rec);
   await signal(host, rec, rec.stopSignal ?? "SIGTERM");
   if (!(await waitExit(graceMs))) {
     await signal(host, rec, "SIGKILL");
