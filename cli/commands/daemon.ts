@@ -10,7 +10,7 @@ import {
 } from "../../src/daemon/install.ts";
 import { listPods, type PodRecord } from "../../src/workloads/pod.ts";
 import { UsageError } from "../../src/errors.ts";
-import { DaemonMetrics, parseMetricsAddress, serveMetrics } from "../../src/daemon/metrics.ts";
+import { parseMetricsAddress, startMetrics } from "../../src/daemon/metrics.ts";
 import type { Context } from "../app.ts";
 import { table, write } from "../format.ts";
 import { networkOption } from "./_shared.ts";
@@ -49,7 +49,7 @@ function addRun(cmd: Command, ctx: Context): void {
     )
     .option(
       "--metrics <addr>",
-      "serve Prometheus metrics on HOST:PORT (or PORT: 127.0.0.1:PORT); off by default",
+      "serve Prometheus metrics on HOST:PORT (PORT: 127.0.0.1); off by default",
     )
     .option("--metrics-allow-remote", "let --metrics listen on an address that is not loopback")
     .action(
@@ -75,7 +75,7 @@ function addRun(cmd: Command, ctx: Context): void {
         if (!(baseMs >= 0) || !(maxMs >= baseMs)) {
           throw new UsageError("--backoff and --backoff-max must be milliseconds, max >= base");
         }
-        const metricsAddr = o.metrics === undefined
+        const metricsAt = o.metrics === undefined
           ? undefined
           : parseMetricsAddress(o.metrics, o.metricsAllowRemote);
         const host = ctx.host();
@@ -91,47 +91,31 @@ function addRun(cmd: Command, ctx: Context): void {
           if (!c.ok) console.error(`rkl daemon: preflight: ${formatCheck(c)}`);
         }
         console.error(`rkl daemon: watching ${manifests}`);
-        const metrics = metricsAddr ? new DaemonMetrics() : undefined;
-        if (metrics && host.images) metrics.instrument(host.images);
-        const metricsServer = metricsAddr && metrics
-          ? serveMetrics(host, metrics, {
-            ...metricsAddr,
+        const metrics = metricsAt &&
+          startMetrics(host, metricsAt, {
             version: VERSION,
             log: (m) => console.error(`rkl daemon: ${m}`),
-          })
-          : undefined;
-        if (metricsServer) {
-          const a = metricsServer.addr;
-          console.error(
-            `rkl daemon: metrics on http://${
-              a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname
-            }:${a.port}/metrics`,
-          );
-        }
-        try {
-          await runDaemon(host, {
-            onCriCall: metrics?.observeCri,
-            manifests,
-            network: networkOption(o.network),
-            loadPods: await podLoader(),
-            relistMs: Number(o.relist) * 1000,
-            backoff: { baseMs, maxMs },
-            signal: ac.signal,
-            log: (m) => console.error(`rkl daemon: ${m}`),
-            criSocket: o.cri ? criSocketPath(o.criSocket, host.paths.runRoot) : undefined,
-            pauseImage: o.pauseImage,
-            version: VERSION,
-            serveCli: o.cli
-              ? async () =>
-                (await import("../serve.ts")).serveCli(host, {
-                  build: `${VERSION}+${COMMIT}`,
-                  log: (m) => console.error(`rkl daemon: ${m}`),
-                })
-              : undefined,
           });
-        } finally {
-          await metricsServer?.close();
-        }
+        await runDaemon(host, {
+          onCriCall: metrics?.onCriCall,
+          manifests,
+          network: networkOption(o.network),
+          loadPods: await podLoader(),
+          relistMs: Number(o.relist) * 1000,
+          backoff: { baseMs, maxMs },
+          signal: ac.signal,
+          log: (m) => console.error(`rkl daemon: ${m}`),
+          criSocket: o.cri ? criSocketPath(o.criSocket, host.paths.runRoot) : undefined,
+          pauseImage: o.pauseImage,
+          version: VERSION,
+          serveCli: o.cli
+            ? async () =>
+              (await import("../serve.ts")).serveCli(host, {
+                build: `${VERSION}+${COMMIT}`,
+                log: (m) => console.error(`rkl daemon: ${m}`),
+              })
+            : undefined,
+        }).finally(() => metrics?.close());
       },
     );
 }

@@ -356,3 +356,24 @@ export function serveMetrics(
     },
   };
 }
+
+/**
+ * `rkl daemon --metrics`: counts this daemon's image pulls and CRI calls
+ * (hand `onCriCall` to the daemon) and serves the exposition until closed.
+ */
+export function startMetrics(
+  host: Host,
+  at: { hostname: string; port: number },
+  options: { version?: string; log: (m: string) => void },
+): { onCriCall: DaemonMetrics["observeCri"]; close(): Promise<void> } {
+  const metrics = new DaemonMetrics();
+  if (host.images) metrics.instrument(host.images);
+  const server = serveMetrics(host, metrics, { ...at, ...options });
+  const a = server.addr;
+  options.log(
+    `metrics on http://${
+      a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname
+    }:${a.port}/metrics`,
+  );
+  return { onCriCall: metrics.observeCri, close: () => server.close() };
+}
