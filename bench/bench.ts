@@ -26,6 +26,7 @@
  *                p95); the daemon's RSS with 50 CRI pods
  *   containerd   rkl's CRI vs containerd 1.6's, call by call over one pod's life, lists with
  *                20 pods running, and the node's memory (PSS) with them (bench/containerd.ts)
+ *   stats        `rkl stats --no-stream` vs `podman stats --no-stream`, 20 containers each
  *
  * rkl is run as a user runs it from source (`deno run -A cli/main.ts`), so
  * every rkl figure includes Deno's start-up.
@@ -1140,11 +1141,96 @@ async function dockerRows(): Promise<void> {
   }
 }
 
+/**
+ * `rkl stats --no-stream` with 20 running containers against `podman stats
+ * --no-stream` with 20 (podman on a private --root/--runroot with the vfs
+ * driver, so nothing of the host's podman is touched and nothing is mounted).
+ */
+async function statsRows(): Promise<void> {
+  const N = 20;
+  const names = Array.from({ length: N }, (_, i) => `st${i}`);
+  for (const n of names) {
+    await rkl([
+      "container",
+      "run",
+      "--network",
+      "none",
+      await specFile(n, `command: [sleep, "3600"]\n`),
+    ]);
+  }
+  let rklStats: Stat;
+  let servedStats: Stat;
+  try {
+    rklStats = await series(() => rkl(["stats", "--no-stream"]));
+    // The same while `rkl daemon` runs: a thin client it serves.
+    servedStats = await whileServing(() => series(() => rkl(["stats", "--no-stream"])));
+  } finally {
+    for (const n of names) await rkl(["container", "rm", "-f", n]).catch(() => {});
+  }
+  if (!which("podman")) return;
+  const conf = `${dir}/containers.conf`;
+  await Deno.writeTextFile(
+    conf,
+    `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
+      `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
+  );
+  const penv = { CONTAINERS_CONF: conf };
+  const P = [
+    "--root",
+    `${dir}/podman-root`,
+    "--runroot",
+    `${dir}/podman-run`,
+    "--storage-driver",
+    "vfs",
+  ];
+  await sh("sh", [
+    "-c",
+    `tar -C ${BUSYBOX}/rootfs -c . | podman ${
+      P.join(" ")
+    } import --change "ENV PATH=/bin:/sbin" - localhost/rkl-busybox:bench`,
+  ], penv);
+  try {
+    for (const n of names) {
+      await sh("podman", [
+        ...P,
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        `p${n}`,
+        "localhost/rkl-busybox:bench",
+        "sleep",
+        "3600",
+      ], penv);
+    }
+    const podmanStats = await series(() => sh("podman", [...P, "stats", "--no-stream"], penv));
+    rows.push({
+      name: `stats --no-stream, ${N} containers, daemon running`,
+      rkl: servedStats,
+      baseline: podmanStats,
+      baselineLabel: "podman stats --no-stream",
+      goal: 0.5,
+    }, {
+      name: `stats --no-stream, ${N} containers, in-process`,
+      rkl: rklStats,
+      baseline: podmanStats,
+      baselineLabel: "podman stats --no-stream",
+    });
+  } finally {
+    await sh("podman", [...P, "rm", "-a", "-f", "-t", "0"], penv).catch(() => {});
+    await sh("podman", [...P, "rmi", "-a", "-f"], penv).catch(() => {});
+  }
+}
+
 try {
   const runtimes = ["youki", "runc"].filter((r) => which(r));
   const raw = await rawBundle();
   // BENCH_ONLY=images runs just the image rows.
   const only = Deno.env.get("BENCH_ONLY");
+  // BENCH_ONLY=stats runs just `rkl stats --no-stream` vs `podman stats --no-stream`.
+  if (!only || only === "stats") await statsRows();
+  if (only === "stats") throw new Done();
   // BENCH_ONLY=docker runs just the docker-style rows (run -d, ps with 50 containers).
   if (only === "docker") {
     await dockerRows();

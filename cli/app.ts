@@ -123,6 +123,16 @@ export const COMMANDS: {
   },
   { name: "generate", description: "write Kubernetes YAML for what runs", module: "generate" },
   {
+    name: "stats",
+    description: "a live table of what containers use (CPU, memory, network, block I/O, pids)",
+    module: "stats",
+  },
+  {
+    name: "events",
+    description: "what happened, from the event log; -f style streaming",
+    module: "events",
+  },
+  {
     name: "doctor",
     description:
       "check what rkl needs on this host, and what a Kubernetes node still lacks; print what to install",
@@ -175,6 +185,8 @@ const MODULES = {
   generate: async (): Promise<Register[]> => [
     (await import("./commands/generate.ts")).registerGenerate,
   ],
+  stats: async (): Promise<Register[]> => [(await import("./commands/stats.ts")).registerStats],
+  events: async (): Promise<Register[]> => [(await import("./commands/events.ts")).registerEvents],
   host_tools: async (): Promise<Register[]> => [
     (await import("./commands/host_tools.ts")).registerHostTools,
   ],

@@ -36,7 +36,8 @@ function namesFor(path: string, args: string[]): Node["names"] {
   const a = args[0] ?? "";
   if (a === "file" || a === "FILE") return "files";
   if (CONTAINER_VERBS.has(path)) return "containers";
-  if (path.startsWith("container/") && a === "name") return "containers";
+  if (path.startsWith("container/") && (a === "name" || a === "names")) return "containers";
+  if (path === "stats" && a === "names") return "containers";
   if (path.startsWith("pod/") && (a === "name" || a === "pod")) return "pods";
   if (path === "generate/kube") return "pods";
   return undefined;

@@ -34,6 +34,7 @@ const SERVED: Record<string, string[]> = {
   // `up` only with -d: attached, it follows logs until ^C.
   compose: ["up", "down", "ps"],
   kube: ["play", "down", "status"],
+  // and `stats --no-stream`, `ps`, `run -d` (servable() decides: they have no verb)
 };
 /** compose's own options (before its verb), each with a value. */
 const COMPOSE_VALUE = ["-f", "--file", "-p", "--project-name", "--profile"];
@@ -126,6 +127,13 @@ export function servable(argv: string[]): Plan | undefined {
     break;
   }
   const command = ALIASES[argv[i]] ?? argv[i];
+  // `stats --no-stream` prints once and ends (the live table streams: in-process).
+  if (command === "stats") {
+    const rest = argv.slice(i + 1);
+    const ok = rest.includes("--no-stream") &&
+      !rest.some((a) => ["-h", "--help", "--"].includes(a));
+    return ok ? { globals, command, verb: "--no-stream" } : undefined;
+  }
   // docker's top-level verbs: `ps` (it only reads), and `run -d`.
   if (command === "ps" || (command === "run" && servableRun(argv.slice(i + 1)))) {
     if (argv.some((a) => a === "-h" || a === "--help" || a === "--")) return undefined;
