@@ -62,9 +62,9 @@ export function criPods(host: Host): PodRecord[] {
   return host.store.list<PodRecord>("pods").filter((p) => p.cri);
 }
 
-/** The container records the CRI made. */
+/** The container records the CRI made, but those being removed (server/removals.ts). */
 export function criContainers(host: Host): ContainerRecord[] {
-  return host.store.list<ContainerRecord>("containers").filter((c) => c.cri);
+  return host.store.list<ContainerRecord>("containers").filter((c) => c.cri && !c.removing);
 }
 
 /** The one CRI object whose id is `id` or starts with it (crictl's prefixes). */
