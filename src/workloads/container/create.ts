@@ -68,8 +68,9 @@ async function createContainerNow(
   options: CreateOptions,
 ): Promise<ContainerRecord> {
   trace("create: begin");
-  // The runtime's cgroup attach, 10-30 ms from now, then waits little (see primeAttach).
-  void primeAttach(host.cgroups);
+  // The runtime's cgroup attach, 10-30 ms from now, then waits little (see
+  // primeAttach); a deferred launch primes at its start instead.
+  if (!options.deferLaunch) void primeAttach(host.cgroups);
   const inputs = await gatherInputs(host, loaded, options);
   // Everything this create is going to make. The reservation stores it all
   // (synced) before any of it exists, so an rkl that dies midway leaves a
@@ -315,6 +316,8 @@ export async function launchDeferred(host: Host, rec: ContainerRecord): Promise<
         `layers of the image store`,
     );
   }
+  // The runtime's cgroup attach then waits little (see primeAttach).
+  void primeAttach(host.cgroups);
   rec.deferred = undefined;
   rec.owner = selfOwner(host);
   host.store.put("containers", rec);
