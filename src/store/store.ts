@@ -343,8 +343,17 @@ export function recordProblem(
  * one. On the real file system the temp file and the directory are synced;
  * another `fs` (an in-memory tree in tests) gets the same create, write and
  * rename, with nothing to sync.
+ *
+ * `durable: false` leaves out both syncs: the file is still whole or absent
+ * for any process, also one that reads it after its writer was killed, but
+ * not after a power loss. For files nothing reads after a reboot.
  */
-export function writeAtomic(path: string, content: string | Uint8Array, fs = realFs): void {
+export function writeAtomic(
+  path: string,
+  content: string | Uint8Array,
+  fs = realFs,
+  options: { durable?: boolean } = {},
+): void {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   if (fs !== realFs) {
@@ -367,7 +376,7 @@ export function writeAtomic(path: string, content: string | Uint8Array, fs = rea
     const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
     let off = 0;
     while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
-    f.syncSync();
+    if (options.durable !== false) f.syncSync();
   } catch (e) {
     f.close();
     Deno.removeSync(tmp);
@@ -375,6 +384,7 @@ export function writeAtomic(path: string, content: string | Uint8Array, fs = rea
   }
   f.close();
   renameOrDrop(realFs, tmp, path);
+  if (options.durable === false) return;
   const d = Deno.openSync(dir, { read: true });
   try {
     d.syncSync();

@@ -279,8 +279,12 @@ async function makeParts(
   } else if (!options.sandbox && !options.joinNetwork) {
     await setUpOwnSandbox(host, rec, plan, inputs.conflist, steps.save, options.fixed);
   }
-  // The store's atomic write (tmp, fsync, rename): the fs port has no fsync.
-  writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n", host.fs);
+  // The store's atomic write (tmp, rename), not synced: nothing reads a
+  // container's config.json after a reboot (a container from an earlier boot
+  // is exited and never started in place), and a killed rkl leaves it whole or absent.
+  writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n", host.fs, {
+    durable: false,
+  });
   trace("create: config written");
   if (deferred) {
     // The rest is the start's (launchDeferred): nothing runs until then.
