@@ -44,10 +44,7 @@ interface Pending {
   to: string;
   owner: string;
 }
-const PENDING: Pending[] = [
-  // Lifecycle hooks run probes' runAction(); the one exec path replaces it.
-  { from: "src/workloads/hooks.ts", to: "src/daemon/probes.ts", owner: "h-exec" },
-];
+const PENDING: Pending[] = [];
 
 /** File cycles in src/ that other branches remove (same rule as PENDING). */
 const PENDING_FILE_CYCLES: { files: string[]; owner: string }[] = [];

@@ -1,7 +1,7 @@
 /** Pieces the container and pod commands share: reading files, exec, logs. */
-import { ConflictError, NoExecutableError, SpecError, UsageError } from "../../src/errors.ts";
+import { ConflictError, SpecError, UsageError } from "../../src/errors.ts";
 import { readExitCode } from "../../src/oci/conmon.ts";
-import { execProcess } from "../../src/oci/runtime.ts";
+import { execAttached } from "../../src/workloads/exec.ts";
 import { installCancelHandlers } from "../../src/cancel.ts";
 import { absolute, served } from "../io.ts";
 import { type ContainerRecord, refresh } from "../../src/workloads/container.ts";
@@ -49,48 +49,6 @@ export interface ExecFlags {
 }
 
 /** Runs `command` in a running container with its cwd and env; returns the exit code. */
-/**
- * Why the runtime could not start `process.args[0]`, looked up as the
- * runtime will (PATH of the process env) in the container's rootfs, or
- * undefined when it may be there. Paths under a mount are not judged.
- */
-function missingExecutable(
-  rootfs: string,
-  configPath: string,
-  process: { args: string[]; env?: string[] },
-): string | undefined {
-  const cmd = process.args[0];
-  let mounts: string[] = [];
-  try {
-    const cfg = JSON.parse(Deno.readTextFileSync(configPath)) as {
-      mounts?: { destination?: string }[];
-    };
-    mounts = (cfg.mounts ?? []).map((m) => m.destination ?? "").filter((d) => d !== "/dev");
-  } catch {
-    return undefined; // the runtime will say
-  }
-  const underMount = (p: string) => mounts.some((m) => p === m || p.startsWith(`${m}/`));
-  const exists = (p: string) => {
-    if (underMount(p)) return true;
-    try {
-      Deno.lstatSync(`${rootfs}${p}`);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (cmd.includes("/")) {
-    if (!cmd.startsWith("/") || exists(cmd) || !exists("/bin")) return undefined;
-    return `${cmd}: no such file in the container's root filesystem`;
-  }
-  const path = (process.env ?? []).find((e) => e.startsWith("PATH="))?.slice(5) ??
-    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  const dirs = path.split(":").filter((d) => d.startsWith("/"));
-  if (!exists("/bin") && !exists("/usr")) return undefined; // not a view of the rootfs
-  if (dirs.some((d) => exists(`${d}/${cmd}`))) return undefined;
-  return `executable ${JSON.stringify(cmd)} is not found in the container's PATH (${path})`;
-}
-
 export async function execIn(
   host: Host,
   rec: ContainerRecord,
@@ -105,14 +63,11 @@ export async function execIn(
   }
   if (command[0] === "--") command = command.slice(1); // `exec NAME -- CMD`, as kubectl writes it
   if (command.length === 0) throw new UsageError("exec needs a command");
-  const process = execProcess(rec.dirs.config, command, { tty: o.tty ?? false });
-  const missing = missingExecutable(rec.dirs.rootfs, rec.dirs.config, process);
-  if (missing) {
-    throw new NoExecutableError(`Cannot exec in container ${JSON.stringify(rec.name)}: ${missing}`);
-  }
-  return await host.runtimeFor(rec.runtime).exec(rec.id, process, {
-    interactive: o.interactive ?? false,
-    fileDir: rec.dirs.conmonDir,
+  return await execAttached(host, {
+    container: rec,
+    argv: command,
+    tty: o.tty ?? false,
+    stdin: o.interactive ?? false,
   });
 }
 

@@ -198,7 +198,7 @@ export function registerPod(program: Command, ctx: Context): void {
           v.hostNetwork ? "host" : v.ip ?? "-",
           String(v.containers.reduce((a, c) => a + c.restarts, 0)),
           ago(v.created),
-          v.static?.file ?? (v.cri ? `cri ${v.cri.namespace}/${v.cri.name}` : "-"),
+          v.static?.file ?? (v.source ? `${v.source.kind} ${v.source.name}` : "-"),
         ]).concat(
           damaged.map((d) => [d.name, "-", `Unknown (damaged: ${d.reason})`, "-", "-", "-", "-"]),
         ),

@@ -1,12 +1,9 @@
 import assert from "node:assert/strict";
 import {
   cgroupParentOf,
-  CONTAINER_FIELDS,
   containerRequest,
   deviceOf,
-  fieldPath,
   resourcesOf,
-  SANDBOX_FIELDS,
   sandboxPod,
 } from "./translate.ts";
 import { SpecError } from "../errors.ts";
@@ -272,27 +269,6 @@ Deno.test("forged sandbox names, namespaces, uids, labels and env names are INVA
     value: "x",
   }]);
 }); // deno-fmt-ignore
-
-Deno.test("fieldPath() gives the proto field a workload path came from, indices carried over", () => {
-  const at = (p: (string | number)[]) => fieldPath(CONTAINER_FIELDS, "config", p);
-  assert.equal(at(["image"]), "config.image.image");
-  assert.equal(at(["args"]), "config.args");
-  assert.equal(at(["env", 2, "name"]), "config.envs[2].key");
-  assert.equal(at(["mounts", 1, "source"]), "config.mounts[1].host_path");
-  assert.equal(
-    at(["securityContext", "seccompProfile", "localhostProfile"]),
-    "config.linux.security_context.seccomp.localhost_ref",
-  );
-  // Below a known field: that field, the deepest one the request has.
-  assert.equal(at(["env", 2, "valueFrom", "fieldRef"]), "config.envs[2]");
-  assert.equal(at(["securityContext", "runAsNonRoot"]), "config.linux.security_context");
-  // No request field (rkl's own, or nothing the CRI can set): the root, never a made-up name.
-  assert.equal(at(["ulimits", 0]), "config");
-  assert.equal(at(["volumeMounts", 0, "subPath"]), "config");
-  assert.equal(at(["env", "x"]), "config"); // "#" matches an index only
-  assert.equal(fieldPath(SANDBOX_FIELDS, "config", ["metadata", "name"]), "config");
-  assert.equal(fieldPath(SANDBOX_FIELDS, "config", ["metadata", "labels", "bundle"]), "config.labels");
-});
 
 Deno.test("an error the core locates in a CRI request names the RPC and the proto field", () => {
   const { loaded } = containerRequest(

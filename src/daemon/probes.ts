@@ -1,120 +1,112 @@
 /**
- * Kubernetes probes for static pods. The state machine (when a probe is due,
- * how results count against the thresholds) is pure; running a probe is the
- * only I/O: `exec` through the runtime, `httpGet`, `tcpSocket` and `grpc`
- * to the pod's IP from the host.
+ * The daemon's probes: runs the due probes of the static pods' running
+ * containers. The probe logic itself lives in the core
+ * (workloads/probes.ts, re-exported here), where lifecycle hooks share it.
  */
-import type { ProbeSpec } from "../spec/schema.ts";
-import { grpcHealthCheck } from "../net/grpc_health.ts";
+import type { PodRecord } from "../workloads/pod.ts";
+import { type ContainerRecord, quickRefresh, stopContainer } from "../workloads/container.ts";
+import {
+  containerTarget,
+  initialState,
+  probeDue,
+  type ProbeKind,
+  type ProbeState,
+  recordResult,
+  runProbe,
+} from "../workloads/probes.ts";
+import type { Host } from "../workloads/host.ts";
+import type { Scan } from "./scan.ts";
+import { appendEvent, type DaemonStatus, writeStatus } from "./status.ts";
 
-export type ProbeKind = "startup" | "liveness" | "readiness";
+export * from "../workloads/probes.ts";
 
-export interface ProbeState {
-  /** When the probe last ran (ms), 0 for never. */
-  lastAt: number;
-  failures: number;
-  successes: number;
-  /** The probe's current verdict. Readiness starts false, the others true. */
-  ok: boolean;
-}
+/** Probe state per container process (`name@pid`): a restarted container starts afresh. */
+export type ProbeStates = Map<string, Partial<Record<ProbeKind, ProbeState>>>;
 
-export function initialState(kind: ProbeKind): ProbeState {
-  return { lastAt: 0, failures: 0, successes: 0, ok: kind !== "readiness" };
-}
-
-/** Due when the initial delay since the container started has passed and a period since the last run. */
-export function probeDue(p: ProbeSpec, st: ProbeState, startedAt: number, now: number): boolean {
-  if (now < startedAt + (p.initialDelaySeconds ?? 0) * 1000) return false;
-  return st.lastAt === 0 || now >= st.lastAt + (p.periodSeconds ?? 10) * 1000;
-}
-
-/** Folds one result into the state; `changed` says whether the verdict flipped. */
-export function recordResult(
-  p: ProbeSpec,
-  st: ProbeState,
-  passed: boolean,
-  now: number,
-): { state: ProbeState; changed: boolean } {
-  const next = { ...st, lastAt: now };
-  if (passed) {
-    next.successes = st.successes + 1;
-    next.failures = 0;
-    if (!st.ok && next.successes >= (p.successThreshold ?? 1)) next.ok = true;
-  } else {
-    next.failures = st.failures + 1;
-    next.successes = 0;
-    if (st.ok && next.failures >= (p.failureThreshold ?? 3)) next.ok = false;
-    // Readiness starts not-ok: a failure keeps it so without a flip.
-  }
-  return { state: next, changed: next.ok !== st.ok };
-}
-
-/** The port number of a probe (a named port is looked up among the container's ports). */
-export function probePort(
-  port: number | string,
-  ports: { name?: string; containerPort: number }[],
-): number | undefined {
-  if (typeof port === "number") return port;
-  if (/^\d+$/.test(port)) return Number(port);
-  return ports.find((p) => p.name === port)?.containerPort;
-}
-
-export interface ProbeTarget {
-  ip: string;
-  ports: { name?: string; containerPort: number }[];
-  exec(argv: string[], timeoutMs: number): Promise<number>;
-}
-
-/** Runs one probe: true when it passed. */
-export function runProbe(p: ProbeSpec, t: ProbeTarget): Promise<boolean> {
-  return runAction(p, t, (p.timeoutSeconds ?? 1) * 1000);
-}
-
-/** A probe's or a lifecycle hook's handler. */
-export interface Action {
-  exec?: { command: string[] };
-  httpGet?: NonNullable<ProbeSpec["httpGet"]>;
-  tcpSocket?: NonNullable<ProbeSpec["tcpSocket"]>;
-  grpc?: { port: number; service?: string };
-}
-
-/** Runs one handler against the container: true when it passed. */
-export async function runAction(a: Action, t: ProbeTarget, timeoutMs: number): Promise<boolean> {
-  if (a.exec) return (await t.exec(a.exec.command, timeoutMs)) === 0;
-  if (a.grpc) return await grpcHealthCheck(t.ip, a.grpc.port, a.grpc.service ?? "", timeoutMs);
-  const port = probePort((a.httpGet ?? a.tcpSocket)!.port, t.ports);
-  if (port === undefined) return false;
-  const host = (a.httpGet ?? a.tcpSocket)!.host ?? t.ip;
-  if (a.tcpSocket) {
-    try {
-      const conn = await withTimeout(Deno.connect({ hostname: host, port }), timeoutMs);
-      conn.close();
-      return true;
-    } catch {
-      return false;
+/**
+ * Runs the probes that are due for the static pods' running containers. A
+ * failed startup or liveness probe stops the container; restartExited() then
+ * restarts it per the pod's policy, with back-off, as the kubelet does.
+ * Returns when the next probe is due.
+ */
+export async function runProbes(
+  host: Host,
+  scan: Scan,
+  states: ProbeStates,
+  status: DaemonStatus,
+): Promise<number | undefined> {
+  const now = host.now().getTime();
+  let next: number | undefined;
+  const seen = new Set<string>();
+  for (const want of scan.desired) {
+    const pod = host.store.get<PodRecord>("pods", want.name);
+    if (!pod?.created || pod.static?.hash !== want.hash) continue;
+    let ready = true;
+    for (const c of want.pod.spec.containers) {
+      const probes = c.spec.probes;
+      if (!probes) continue;
+      const rec = host.store.get<ContainerRecord>("containers", `${pod.name}_${c.spec.name}`);
+      if (!rec) continue;
+      const live = await quickRefresh(host, rec);
+      if (live.status !== "running" || !live.startedAt) {
+        if (probes.readiness) ready = false;
+        continue;
+      }
+      const key = `${live.name}@${live.pid}`;
+      seen.add(key);
+      const st = states.get(key) ?? {};
+      states.set(key, st);
+      const startedAt = Date.parse(live.startedAt);
+      const target = containerTarget(host, live, {
+        ip: pod.network?.ip ?? "127.0.0.1",
+        ports: c.spec.ports,
+      });
+      const step = async (kind: ProbeKind): Promise<boolean> => {
+        const p = probes[kind]!;
+        const s0 = st[kind] ??
+          (kind === "startup" ? { ...initialState(kind), ok: false } : initialState(kind));
+        st[kind] = s0;
+        if (!probeDue(p, s0, startedAt, now)) {
+          const due = Math.max(
+            startedAt + (p.initialDelaySeconds ?? 0) * 1000,
+            s0.lastAt + (p.periodSeconds ?? 10) * 1000,
+          );
+          next = Math.min(next ?? due, due);
+          return s0.ok;
+        }
+        const passed = await runProbe(p, target);
+        const { state, changed } = recordResult(p, s0, passed, now);
+        st[kind] = state;
+        next = Math.min(next ?? Infinity, now + (p.periodSeconds ?? 10) * 1000);
+        const gaveUp = (kind === "liveness" && changed && !state.ok) ||
+          (kind === "startup" && !state.ok && state.failures >= (p.failureThreshold ?? 3));
+        if (changed || gaveUp) {
+          appendEvent(host, {
+            action: "probe",
+            container: live.name,
+            probe: kind,
+            error: state.ok ? undefined : "failed",
+          });
+        }
+        if (gaveUp) {
+          await stopContainer(
+            host,
+            live.name,
+            p.terminationGracePeriodSeconds ?? pod.terminationGracePeriodSeconds,
+          );
+        }
+        return state.ok;
+      };
+      if (probes.startup && !(await step("startup"))) {
+        if (probes.readiness) ready = false;
+        continue;
+      }
+      if (probes.liveness) await step("liveness");
+      if (probes.readiness && !(await step("readiness"))) ready = false;
     }
+    if (status.pods[pod.name]) status.pods[pod.name].ready = ready;
   }
-  const h = a.httpGet!;
-  try {
-    const res = await fetch(
-      `${(h.scheme ?? "HTTP").toLowerCase()}://${host}:${port}${h.path ?? "/"}`,
-      {
-        headers: Object.fromEntries((h.httpHeaders ?? []).map((x) => [x.name, x.value])),
-        signal: AbortSignal.timeout(timeoutMs),
-        redirect: "manual",
-      },
-    );
-    await res.body?.cancel();
-    return res.status >= 200 && res.status < 400; // the kubelet's rule
-  } catch {
-    return false;
-  }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => timer = setTimeout(() => reject(new Error("timeout")), ms)),
-  ]);
+  for (const k of states.keys()) if (!seen.has(k)) states.delete(k);
+  writeStatus(host, status);
+  return next;
 }

@@ -40,3 +40,15 @@ export function restartAt(c: ExitedContainer, backoff: Backoff): number | null {
   const delay = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(c.restarts, 30));
   return c.finishedAt + delay;
 }
+
+/** Failed attempts per pod or container, for back-off between retries. */
+export type Failures = Map<string, { count: number; retryAt: number; hash?: string }>;
+
+/** Counts one more failure of `key`; returns when it may be tried again. */
+export function failed(failures: Failures, key: string, now: number, backoff: Backoff): number {
+  const f = failures.get(key) ?? { count: 0, retryAt: 0 };
+  f.count++;
+  f.retryAt = now + Math.min(backoff.baseMs * 2 ** (f.count - 1), backoff.maxMs);
+  failures.set(key, f);
+  return f.retryAt;
+}

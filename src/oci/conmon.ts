@@ -6,8 +6,9 @@
  * conmon reports the container's pid (or the runtime's error) as JSON on a
  * "sync pipe" given as an inherited fd number. Deno hands a child only its
  * stdio and opens every fd of its own close-on-exec, so the pipe is a FIFO
- * that rkl opens through libc without that flag just for the spawn (see
- * createWithConmon).
+ * that rkl opens through libc without that flag just for the spawn.
+ * spawnConmon() is the one place that does it, for a container's create
+ * (createWithConmon) and for an exec session (conmon_exec.ts) alike.
  */
 import { callTimeoutMs } from "../timeouts.ts";
 import { trace } from "../trace.ts";
@@ -88,56 +89,171 @@ export function conmonArgs(o: ConmonOptions): string[] {
   return args;
 }
 
-/** Runs `runtime create` under conmon; resolves to the container's pid. */
-export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise<number> {
-  const p = conmonPaths(o.workDir);
+/** The FIFOs conmon takes as inherited fds: what it reports, and when it may go on. */
+export type ConmonPipe = "sync" | "start" | "attach";
+
+const PIPE_ENV: Record<ConmonPipe, string> = {
+  sync: "_OCI_SYNCPIPE",
+  start: "_OCI_STARTPIPE",
+  attach: "_OCI_ATTACHPIPE",
+};
+
+/** A spawned conmon: rkl's ends of its FIFOs, and its stderr until it forks away. */
+export interface ConmonChild {
+  child: Deno.ChildProcess;
+  /** sync and attach are read here; start is written ("0" lets conmon go on). */
+  pipes: Partial<Record<ConmonPipe, Deno.FsFile>>;
+  /** conmon's own complaints, said before its daemonised half drops its stderr. */
+  stderr(): Promise<string>;
+  /** Closes rkl's ends of the FIFOs and removes them. */
+  close(): void;
+}
+
+/**
+ * The one way rkl starts conmon, for a container's create and for an exec
+ * session alike. Each FIFO in `fifos` is made afresh and reaches conmon as an
+ * inherited fd named by its `_OCI_*PIPE` variable: opened through libc
+ * without O_CLOEXEC just for the spawn and closed here right after it, with
+ * no await between, so no other child of this process can take it along.
+ * Both sides open read-write-safe, so no open waits for the other side.
+ */
+export function spawnConmon(
+  sys: Syscalls,
+  o: {
+    conmon: string;
+    args: string[];
+    fifos: Partial<Record<ConmonPipe, string>>;
+    cwd?: string;
+  },
+): ConmonChild {
   // conmon lives as long as the container: it must take no fd of this
   // process's caller along (done once per process; cli/main.ts did it already).
   cloexecInheritedFds();
-  Deno.mkdirSync(o.workDir, { recursive: true, mode: 0o700 });
-  try {
-    Deno.removeSync(p.syncFifo);
-  } catch { /* not there */ }
-  sys.mkfifo(p.syncFifo, 0o600);
-  // The write end conmon inherits: opened without O_CLOEXEC, and closed here
-  // right after the spawn, with no await between, so no other child of this
-  // process can be started while it is open and take it along. Read-write, so
-  // that neither this open nor the read end's below waits for the other side.
-  const inherited = sys.open(p.syncFifo, O_RDWR);
-  let fifo: Deno.FsFile | undefined;
+  const names = Object.keys(o.fifos) as ConmonPipe[];
+  for (const n of names) {
+    try {
+      Deno.removeSync(o.fifos[n]!);
+    } catch { /* not there */ }
+    sys.mkfifo(o.fifos[n]!, 0o600);
+  }
+  const inherited: number[] = [];
+  const pipes: Partial<Record<ConmonPipe, Deno.FsFile>> = {};
+  const closeOurs = () => {
+    for (const f of Object.values(pipes)) {
+      try {
+        f.close();
+      } catch { /* closed */ }
+    }
+  };
+  const env: Record<string, string> = { RUST_BACKTRACE: "0" };
   let child: Deno.ChildProcess;
   try {
-    fifo = Deno.openSync(p.syncFifo, { read: true });
+    for (const n of names) {
+      const fd = sys.open(o.fifos[n]!, O_RDWR);
+      inherited.push(fd);
+      env[PIPE_ENV[n]] = String(fd);
+    }
+    for (const n of names) {
+      pipes[n] = Deno.openSync(o.fifos[n]!, n === "start" ? { write: true } : { read: true });
+    }
     child = new Deno.Command(o.conmon, {
-      args: conmonArgs(o),
+      args: o.args,
       // RUST_BACKTRACE=0: youki's errors are then one line, not a backtrace.
-      env: { _OCI_SYNCPIPE: String(inherited), RUST_BACKTRACE: "0" },
+      env,
+      cwd: o.cwd,
       stdin: "null",
       stdout: "null",
-      // conmon's own complaints (bad options, a runtime it cannot run), said
-      // before it forks away from this pipe and points its stdio at /dev/null.
       stderr: "piped",
     }).spawn();
   } catch (e) {
-    fifo?.close();
+    closeOurs();
     throw e;
   } finally {
-    sys.close(inherited);
+    for (const fd of inherited) sys.close(fd);
   }
   trace("conmon: spawned");
   const stderrText = readAll(child.stderr);
+  return {
+    child,
+    pipes,
+    async stderr() {
+      // The pipe ends when conmon's daemonised half points its stderr at
+      // /dev/null, just after its fork; never waited on for long.
+      let late: ReturnType<typeof setTimeout> | undefined;
+      const text = await Promise.race([
+        stderrText,
+        new Promise<string>((r) => late = setTimeout(() => r(""), 1_000)),
+      ]);
+      clearTimeout(late);
+      return text;
+    },
+    close() {
+      closeOurs();
+      for (const n of names) {
+        try {
+          Deno.removeSync(o.fifos[n]!);
+        } catch { /* gone */ }
+      }
+    },
+  };
+}
+
+/** A `{"data": N, "message": "…"}` report conmon writes on its sync or attach pipe. */
+export interface ConmonMessage {
+  data: number;
+  message?: string;
+}
+
+/**
+ * Reads the next report from a conmon pipe; undefined at its end. A "}"
+ * inside the message (a runtime's error text) does not cut it short: the
+ * report ends at the first "}" after which the text parses. `carry` keeps
+ * what was read past it.
+ */
+export async function readConmonMessage(
+  f: Deno.FsFile,
+  carry: { text: string } = { text: "" },
+): Promise<ConmonMessage | undefined> {
+  const buf = new Uint8Array(4096);
+  const dec = new TextDecoder();
+  let from = 0;
+  for (;;) {
+    const open = carry.text.indexOf("{");
+    for (let end = carry.text.indexOf("}", Math.max(from, open)); open >= 0 && end >= 0;) {
+      try {
+        const msg = JSON.parse(carry.text.slice(open, end + 1));
+        carry.text = carry.text.slice(end + 1);
+        return msg;
+      } catch {
+        from = end + 1;
+        end = carry.text.indexOf("}", from);
+      }
+    }
+    const n = await f.read(buf);
+    if (n === null) return undefined;
+    carry.text += dec.decode(buf.subarray(0, n), { stream: true });
+  }
+}
+
+/** Runs `runtime create` under conmon; resolves to the container's pid. */
+export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise<number> {
+  const p = conmonPaths(o.workDir);
+  Deno.mkdirSync(o.workDir, { recursive: true, mode: 0o700 });
+  const spawned = spawnConmon(sys, {
+    conmon: o.conmon,
+    args: conmonArgs(o),
+    fifos: { sync: p.syncFifo },
+  });
+  const fifo = spawned.pipes.sync!;
   const timeoutMs = o.timeoutMs ?? callTimeoutMs(60_000);
   let timedOut = false;
-  let text = "";
+  let msg: ConmonMessage | undefined;
+  let answered = false;
   const reading = (async () => {
-    const buf = new Uint8Array(4096);
-    const dec = new TextDecoder();
-    while (!text.includes("}")) {
-      const n = await fifo.read(buf);
-      if (n === null) break;
-      text += dec.decode(buf.subarray(0, n), { stream: true });
-    }
+    msg = await readConmonMessage(fifo);
+    answered = true;
   })();
+  reading.catch(() => {}); // a read cut off by the close below
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expired = new Promise<void>((resolve) => {
     timer = setTimeout(() => {
@@ -148,7 +264,7 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
   let stderr = "";
   try {
     await Promise.race([reading, expired]);
-    if (timedOut) {
+    if (timedOut && !answered) {
       // conmon (and the runtime call it waits on) holds the FIFO's write end:
       // end its process group so the read sees EOF and nothing hangs on.
       killConmonGroup(p.conmonPidFile);
@@ -156,25 +272,12 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
     }
   } finally {
     clearTimeout(timer);
-    try {
-      fifo.close();
-    } catch { /* closed */ }
-    await child.status;
-    // The pipe ends when conmon's daemonised half points its stderr at
-    // /dev/null, just after its fork; never waited on for long.
-    let late: ReturnType<typeof setTimeout> | undefined;
-    stderr = await Promise.race([
-      stderrText,
-      new Promise<string>((r) => late = setTimeout(() => r(""), 1_000)),
-    ]);
-    clearTimeout(late);
-    try {
-      Deno.removeSync(p.syncFifo);
-    } catch { /* gone */ }
+    spawned.close();
+    await spawned.child.status;
+    stderr = await spawned.stderr();
   }
   const argv = [o.conmon, ...conmonArgs(o)];
-  const line = text.split("\n").find((l) => l.trim().startsWith("{"));
-  if (!line) {
+  if (!msg) {
     throw new RuntimeError(
       timedOut
         ? `Cannot create container: conmon gave no answer in ${timeoutMs} ms`
@@ -182,18 +285,18 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
       { argv, stderr, status: -1 },
     );
   }
-  const msg = JSON.parse(line) as { data: number; message?: string };
-  if (msg.data < 0) {
+  const m = msg as ConmonMessage;
+  if (m.data < 0) {
     throw new RuntimeError(
       `Cannot create container ${JSON.stringify(o.name)}: ${o.runtime.name} create failed`,
       {
         argv,
-        stderr: msg.message ?? stderr,
-        status: msg.data,
+        stderr: m.message ?? stderr,
+        status: m.data,
       },
     );
   }
-  return msg.data;
+  return m.data;
 }
 
 /** SIGKILL to the process group of the conmon whose pid file this is (it leads its own). */

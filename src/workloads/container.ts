@@ -11,8 +11,6 @@ export {
   type ContainerRecord,
   type ContainerStatus,
   type CreateOptions,
-  type CriContainerInfo,
-  type CriMount,
   type ExitFiles,
   type ExtraNetwork,
   type JoinNetwork,

@@ -11,7 +11,7 @@
  * `retries` failures in a row make the container unhealthy. The first check
  * runs right after start, so `up` need not wait a whole interval.
  */
-import { execProcess } from "../oci/runtime.ts";
+import { execSync } from "./exec.ts";
 import { ConflictError } from "../errors.ts";
 import { takePidLock } from "../sys/pidlock.ts";
 import { ensureHealthMonitor, healthDir, healthFile } from "./health_spawn.ts";
@@ -101,11 +101,7 @@ async function checkOnce(host: Host, rec: ContainerRecord): Promise<void> {
   let exitCode = 1;
   let output = "";
   try {
-    const res = await host.runtimeFor(rec.runtime).execCapture(
-      rec.id,
-      execProcess(rec.dirs.config, h.test),
-      { timeoutMs: h.timeoutMs, fileDir: rec.dirs.conmonDir },
-    );
+    const res = await execSync(host, { container: rec, argv: h.test, timeoutMs: h.timeoutMs });
     exitCode = res.code;
     output = res.output;
   } catch (e) {

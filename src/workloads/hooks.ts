@@ -6,15 +6,14 @@
  * the host) plus `sleep`, which waits here, as the kubelet does.
  */
 import type { LifecycleHandlerSpec, LifecycleSpec } from "../spec/schema.ts";
-import { runAction } from "../daemon/probes.ts";
-import { execProcess } from "../oci/runtime.ts";
+import { containerTarget, runAction } from "./probes.ts";
+import type { ExecTarget } from "./exec.ts";
 import type { Host } from "./host.ts";
 
 /** The hooks as a record keeps them: named ports already turned into numbers. */
-export interface StoredHooks {
-  postStart?: LifecycleHandlerSpec;
-  preStop?: LifecycleHandlerSpec;
-}
+/** The record keeps them (container/types.ts defines the shape, so the record imports no exec code). */
+export type { StoredHooks } from "./container/types.ts";
+import type { StoredHooks } from "./container/types.ts";
 
 export function storedHooks(
   l: LifecycleSpec | undefined,
@@ -35,13 +34,7 @@ export function storedHooks(
   return { postStart: fix(l.postStart), preStop: fix(l.preStop) };
 }
 
-interface HookTarget {
-  id: string;
-  name: string;
-  runtime: { name: string; binary: string; root: string };
-  dirs: { config: string; conmonDir: string };
-  ip?: string;
-}
+type HookTarget = ExecTarget & { ip?: string };
 
 /** Runs one hook; returns why it failed, or undefined. */
 export async function runHook(
@@ -56,23 +49,18 @@ export async function runHook(
   }
   let output = "";
   let code = 0;
-  const ok = await runAction(h, {
-    ip: c.ip ?? "127.0.0.1",
-    ports: [],
-    exec: async (argv, ms) => {
-      const res = await host.runtimeFor(c.runtime).execCapture(
-        c.id,
-        execProcess(c.dirs.config, argv),
-        {
-          timeoutMs: ms,
-          fileDir: c.dirs.conmonDir,
-        },
-      );
-      output = res.output;
-      code = res.code;
-      return res.code;
-    },
-  }, timeoutMs);
+  const ok = await runAction(
+    h,
+    containerTarget(host, c, {
+      ip: c.ip ?? "127.0.0.1",
+      ports: [],
+      seen: (r) => {
+        output = r.output;
+        code = r.code;
+      },
+    }),
+    timeoutMs,
+  );
   if (ok) return undefined;
   if (h.exec) {
     const last = output.split("\n").filter(Boolean).pop();

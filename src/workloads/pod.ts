@@ -16,7 +16,6 @@
  */
 export type {
   CreatePodOptions,
-  CriSandboxInfo,
   PodContainerView,
   PodPhase,
   PodRecord,

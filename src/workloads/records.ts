@@ -9,6 +9,7 @@
  */
 import type { RecordValidators } from "../store/store.ts";
 import { containerDirs, type Host } from "./host.ts";
+import { type RecordSource, recordSource as sourceOf } from "./record_source.ts";
 
 // A small shape checker (zod would cost every command its module load).
 type Check = (v: unknown, at: string) => string | undefined;
@@ -50,6 +51,13 @@ const runtimeRef = obj({ name: str, binary: str, root: str });
 const conflist = obj({ name: str, plugins: arr(obj({ type: str })) });
 const portMapping = obj({ hostPort: int, containerPort: int, protocol: oneOf("tcp", "udp") });
 
+/** Which front end made a record (RecordSource): `meta` is the front end's, any mapping. */
+const recordSource = obj({
+  kind: oneOf("cri", "yaml", "compose"),
+  name: opt(str),
+  meta: opt(obj({})),
+});
+
 const containerRecord = obj({
   kind: oneOf("container"),
   name: str,
@@ -69,6 +77,7 @@ const containerRecord = obj({
   dirs: map(str),
   subPaths: opt(arr(obj({ root: str, subPath: str, target: str, mount: int }))),
   owner: opt(obj({ pid: int, start: num })),
+  source: opt(recordSource),
 });
 
 const podRecord = obj({
@@ -88,6 +97,7 @@ const podRecord = obj({
   nsPins: opt(map(str)),
   sidecars: opt(arr(str)),
   owner: opt(obj({ pid: int, start: num })),
+  source: opt(recordSource),
 });
 
 const composeRecord = obj({
@@ -132,22 +142,25 @@ export function recordValidators(
         cgroupPath: string;
         network?: { netns: string };
         subPaths?: { target: string }[];
+        source?: RecordSource;
         cri?: unknown;
       };
+      // Made through the CRI: its log and cgroup are where the kubelet said.
+      const viaCri = sourceOf(r)?.kind === "cri";
       if (r.name !== name || r.id !== name) {
         return `name ${JSON.stringify(r.name)} is not the file's`;
       }
       const want = containerDirs(host.paths, name) as Record<string, string>;
       for (const [k, path] of Object.entries(want)) {
         // A CRI container logs where the kubelet said (teardown never removes that file).
-        if (k === "log" && r.cri !== undefined) {
+        if (k === "log" && viaCri) {
           if (!cleanAbsolute(r.dirs.log)) return `dirs.log ${r.dirs.log} is not a clean path`;
           continue;
         }
         if (r.dirs[k] !== path) return `dirs.${k} is not ${path}`;
       }
       if (!runtimeOk(r.runtime)) return `runtime.root ${r.runtime.root} is not under ${runRoot}`;
-      if (r.cri !== undefined) {
+      if (viaCri) {
         // Below its sandbox's cgroup, which may sit under the kubelet's pod cgroup.
         if (!criCgroup(r.cgroupPath, name)) return `cgroupPath ${r.cgroupPath} is not its own`;
       } else if (
@@ -175,6 +188,7 @@ export function recordValidators(
         initContainers: string[];
         containers: string[];
         pause?: string;
+        source?: RecordSource;
         cri?: unknown;
       };
       if (r.name !== name) return `name ${JSON.stringify(r.name)} is not the file's`;
@@ -197,7 +211,7 @@ export function recordValidators(
       }
       if (!runtimeOk(r.runtime)) return `runtime.root ${r.runtime.root} is not under ${runRoot}`;
       const members = [...r.initContainers, ...r.containers, ...(r.pause ? [r.pause] : [])];
-      if (r.cri !== undefined) {
+      if (sourceOf(r)?.kind === "cri") {
         // A CRI sandbox: its cgroup may sit under the kubelet's; its members are CRI ids.
         if (r.cgroupPath !== `${host.cgroupParent}/pod-${name}` && !criCgroup(r.cgroupPath, name)) {
           return "cgroupPath is not its own";

@@ -7,13 +7,12 @@
  * garbage-collects, a user's pods).
  */
 import type { Host } from "../../workloads/host.ts";
-import type { CriSandboxInfo, PodRecord } from "../../workloads/pod.ts";
-import {
-  type ContainerRecord,
-  type CriContainerInfo,
-  listExitFiles,
-  quickRefresh,
-} from "../../workloads/container.ts";
+import type { PodRecord } from "../../workloads/pod.ts";
+import { type ContainerRecord, listExitFiles, quickRefresh } from "../../workloads/container.ts";
+import { containerInfo, isCri, sandboxInfo } from "../metadata.ts";
+import type { RecordSource } from "../../workloads/record_source.ts";
+
+export { containerInfo, sandboxInfo };
 import { CriError, invalid, type Message, notFound, Status } from "../grpc.ts";
 import { DamagedRecordError } from "../../store/store.ts";
 
@@ -48,24 +47,14 @@ export function nanos(iso: string | undefined): string {
   return Number.isFinite(ms) ? (BigInt(ms) * 1_000_000n).toString() : "0";
 }
 
-/** What RunPodSandbox asked for, kept on the pod record (the CRI's own, opaque to the core). */
-export function sandboxInfo(p: PodRecord): CriSandboxInfo {
-  return p.cri!;
-}
-
-/** What CreateContainer asked for, kept on the container record. */
-export function containerInfo(c: ContainerRecord): CriContainerInfo {
-  return c.cri!;
-}
-
 /** The pod records that are CRI sandboxes (not a user's pods). */
 export function criPods(host: Host): PodRecord[] {
-  return host.store.list<PodRecord>("pods").filter((p) => p.cri);
+  return host.store.list<PodRecord>("pods").filter(isCri);
 }
 
 /** The container records the CRI made, but those being removed (server/removals.ts). */
 export function criContainers(host: Host): ContainerRecord[] {
-  return host.store.list<ContainerRecord>("containers").filter((c) => c.cri && !c.removing);
+  return host.store.list<ContainerRecord>("containers").filter((c) => isCri(c) && !c.removing);
 }
 
 /** The one CRI object whose id is `id` or starts with it (crictl's prefixes). */
@@ -85,7 +74,7 @@ const FULL_ID = /^[0-9a-f]{64}$/;
  * ids: no list of every record for it); undefined when there is none, or it
  * is damaged, or not the CRI's (as a list would leave it out).
  */
-function byFullId<T extends { cri?: unknown; removing?: boolean }>(
+function byFullId<T extends { source?: RecordSource; cri?: unknown; removing?: boolean }>(
   host: Host,
   kind: "pods" | "containers",
   id: string,
@@ -97,7 +86,7 @@ function byFullId<T extends { cri?: unknown; removing?: boolean }>(
     if (e instanceof DamagedRecordError) return undefined;
     throw e;
   }
-  return r?.cri && !r.removing ? r : undefined;
+  return r && isCri(r) && !r.removing ? r : undefined;
 }
 
 /** The CRI sandbox `id` names; NOT_FOUND when there is none. */

@@ -9,6 +9,13 @@ import type { ContainerRecord } from "../../workloads/container.ts";
 import type { PodRecord } from "../../workloads/pod.ts";
 import type { CgroupLimits, CgroupUsage } from "../../sys/cgroups/mod.ts";
 import { MemoryStore } from "../../store/store.ts";
+import {
+  containerSource,
+  type CriContainerInfo,
+  type CriMount,
+  type CriSandboxInfo,
+  sandboxSource,
+} from "../metadata.ts";
 
 export const never = { cancelled: () => false };
 
@@ -78,8 +85,24 @@ export function testHost(): TestHost {
   return t;
 }
 
-/** A ready CRI sandbox record named `id`. */
-export function criSandbox(id: string, over: Partial<PodRecord> = {}): PodRecord {
+/**
+ * A CRI sandbox record named `id`, ready unless `ready: false`; `legacy`
+ * writes the CRI's metadata as an rkl from before record sources did (`cri`).
+ */
+export function criSandbox(
+  id: string,
+  over: Partial<PodRecord> = {},
+  options: { ready?: boolean; legacy?: boolean } = {},
+): PodRecord {
+  const info: CriSandboxInfo = {
+    name: `pod-${id.slice(0, 4)}`,
+    uid: `uid-${id.slice(0, 4)}`,
+    namespace: "default",
+    attempt: 0,
+    logDirectory: "/var/log/pods/x",
+    runtimeHandler: "",
+    ready: options.ready ?? true,
+  };
   return {
     schemaVersion: 1,
     kind: "pod",
@@ -103,15 +126,7 @@ export function criSandbox(id: string, over: Partial<PodRecord> = {}): PodRecord
     dirs: { dir: `/x/pods/${id}`, etc: `/x/pods/${id}/etc`, volumes: `/x/pods/${id}/volumes` },
     emptyDirs: {},
     resources: {},
-    cri: {
-      name: `pod-${id.slice(0, 4)}`,
-      uid: `uid-${id.slice(0, 4)}`,
-      namespace: "default",
-      attempt: 0,
-      logDirectory: "/var/log/pods/x",
-      runtimeHandler: "",
-      ready: true,
-    },
+    ...(options.legacy ? { cri: { ...info } } : { source: sandboxSource(info) }),
     ...over,
   } as PodRecord;
 }
@@ -124,9 +139,25 @@ export function criSandbox(id: string, over: Partial<PodRecord> = {}): PodRecord
 export function criContainer(
   t: TestHost,
   id: string,
-  options: { sandboxId: string; status: ContainerRecord["status"]; name?: string },
+  options: {
+    sandboxId: string;
+    status: ContainerRecord["status"];
+    name?: string;
+    labels?: Record<string, string>;
+    mounts?: CriMount[];
+    legacy?: boolean;
+  },
   over: Partial<ContainerRecord> = {},
 ): ContainerRecord {
+  const info: CriContainerInfo = {
+    sandboxId: options.sandboxId,
+    name: options.name ?? `c-${id.slice(0, 4)}`,
+    attempt: 0,
+    labels: options.labels ?? { tier: "front" },
+    annotations: { note: "x" },
+    image: "busybox",
+    mounts: options.mounts ?? [],
+  };
   if (options.status === "running" || options.status === "created") {
     t.states.set(id, options.status);
   }
@@ -162,15 +193,7 @@ export function criContainer(
       exitDir: `${t.root}/root/exits`,
       log: `${t.root}/logs/${id}.log`,
     },
-    cri: {
-      sandboxId: options.sandboxId,
-      name: options.name ?? `c-${id.slice(0, 4)}`,
-      attempt: 0,
-      labels: { tier: "front" },
-      annotations: { note: "x" },
-      image: "busybox",
-      mounts: [],
-    },
+    ...(options.legacy ? { cri: { ...info } } : { source: containerSource(info) }),
     ...over,
   } as ContainerRecord;
 }

@@ -26,6 +26,7 @@ import {
   Status,
 } from "../grpc.ts";
 import { containerRequest } from "../translate.ts";
+import { containerSource } from "../metadata.ts";
 import {
   containerBrief,
   containerInfo,
@@ -100,7 +101,7 @@ export function containerHandlers(
         // As containerd: the rootfs mount, conmon and the runtime's create
         // are StartContainer's (a created container runs nothing either way).
         deferLaunch: true,
-        cri: {
+        source: containerSource({
           sandboxId: p.name,
           name: md.name,
           attempt: md.attempt ?? 0,
@@ -108,7 +109,7 @@ export function containerHandlers(
           annotations: { ...config.annotations },
           image: imageText,
           mounts,
-        },
+        }),
       });
       return { container_id: id };
     },

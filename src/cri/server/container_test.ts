@@ -18,16 +18,11 @@ Deno.test("ListContainers filters by id prefix, sandbox, state and labels; user 
     );
     t.store.put(
       "containers",
-      criContainer(t, id64("3"), { sandboxId: id64("a"), status: "created" }, {
-        cri: {
-          ...criContainer(t, "x", { sandboxId: id64("a"), status: "exited" }).cri!,
-          labels: {},
-        },
-      }),
+      criContainer(t, id64("3"), { sandboxId: id64("a"), status: "created", labels: {} }),
     );
     t.store.put("containers", {
       ...criContainer(t, "mine", { sandboxId: "", status: "exited" }),
-      cri: undefined,
+      source: undefined,
     });
     const h = containerHandlers(t.host);
     const ids = async (filter: unknown) =>
@@ -52,10 +47,9 @@ Deno.test("ContainerStatus reports exit code, times, limits and the mounts as as
       readonly: true,
       propagation: "PROPAGATION_PRIVATE",
     }];
-    const rec = criContainer(t, id64("1"), { sandboxId: id64("a"), status: "exited" }, {
+    const rec = criContainer(t, id64("1"), { sandboxId: id64("a"), status: "exited", mounts }, {
       limits: { cpuQuota: 50_000, cpuPeriod: 100_000, memoryLimit: 64 << 20 },
     });
-    rec.cri!.mounts = mounts;
     t.store.put("containers", rec);
     const h = containerHandlers(t.host);
     const { status, info } = await h.ContainerStatus({ container_id: "111" }, never);
@@ -171,9 +165,7 @@ Deno.test("resourceUpdateOf() maps LinuxContainerResources to the core's update,
 Deno.test("CreateContainer: a sandbox not ready, no image, a missing image or a taken name is refused first", async () => {
   const t = testHost();
   try {
-    const stopped = criSandbox(id64("a"));
-    stopped.cri!.ready = false;
-    t.store.put("pods", stopped);
+    t.store.put("pods", criSandbox(id64("a"), {}, { ready: false }));
     t.store.put("pods", criSandbox(id64("b")));
     t.store.put(
       "containers",

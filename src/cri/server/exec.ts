@@ -5,7 +5,7 @@
  */
 import type { Host } from "../../workloads/host.ts";
 import { type ContainerRecord, quickRefresh } from "../../workloads/container.ts";
-import { execProcess } from "../../oci/runtime.ts";
+import { execSync } from "../../workloads/exec.ts";
 import { CriError, type Handler, invalid, type Message, precondition, Status } from "../grpc.ts";
 import { StreamError, StreamingServer } from "../streaming/server.ts";
 import { streamBackend } from "../streams.ts";
@@ -68,15 +68,11 @@ export function execHandlers(
       const cmd: string[] = req.cmd ?? [];
       if (cmd.length === 0) throw invalid("cmd: must not be empty");
       const timeoutS = Number(req.timeout ?? 0);
-      const timeoutMs = timeoutS > 0 ? timeoutS * 1000 : 24 * 3600 * 1000;
-      const res = await host.runtimeFor(c.runtime).execCapture(
-        c.id,
-        execProcess(c.dirs.config, cmd),
-        {
-          timeoutMs,
-          fileDir: c.dirs.conmonDir,
-        },
-      );
+      const res = await execSync(host, {
+        container: c,
+        argv: cmd,
+        timeoutMs: timeoutS > 0 ? timeoutS * 1000 : undefined, // 0: no limit
+      });
       if (res.timedOut) {
         throw new CriError(
           Status.DEADLINE_EXCEEDED,

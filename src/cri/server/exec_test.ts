@@ -85,9 +85,7 @@ Deno.test("PortForward needs a ready sandbox and ports from 1 to 65535", async (
   const t = testHost();
   const exec = execHandlers(t.host, {});
   try {
-    const stopped = criSandbox(id64("a"));
-    stopped.cri!.ready = false;
-    t.store.put("pods", stopped);
+    t.store.put("pods", criSandbox(id64("a"), {}, { ready: false }));
     t.store.put("pods", criSandbox(id64("b")));
     await failsWith(
       () => exec.handlers.PortForward({ pod_sandbox_id: id64("a"), port: [80] }, never),

@@ -11,6 +11,7 @@
 import type { Host } from "../../workloads/host.ts";
 import { type ContainerRecord, removeContainer } from "../../workloads/container.ts";
 import { forgetPodContainer } from "../../workloads/pod.ts";
+import { containerInfo, isCri } from "../metadata.ts";
 
 export class Removals {
   readonly #pending = new Map<string, { sandboxId: string; done: Promise<void> }>();
@@ -70,7 +71,7 @@ export class Removals {
       return;
     }
     for (const c of recs) {
-      if (c.cri && c.removing) this.#start(c.name, c.cri.sandboxId);
+      if (isCri(c) && c.removing) this.#start(c.name, containerInfo(c).sandboxId);
     }
   }
 }

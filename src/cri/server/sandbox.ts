@@ -9,6 +9,7 @@ import { stopSandbox } from "../../workloads/sandbox_ops.ts";
 import { CriError, type Handler, notFound, Status } from "../grpc.ts";
 import { NS, sandboxPod } from "../translate.ts";
 import { Removals } from "./removals.ts";
+import { markNotReady, sandboxSource } from "../metadata.ts";
 import {
   type CriOptions,
   criPods,
@@ -84,7 +85,7 @@ export function sandboxHandlers(
       const sysctls = config.linux?.sysctls ?? {};
       const rec = await createPod(host, loaded, {
         network: loaded.spec.hostNetwork ? null : options.network,
-        cri: {
+        source: sandboxSource({
           name: md.name,
           uid: md.uid,
           namespace: md.namespace,
@@ -93,7 +94,7 @@ export function sandboxHandlers(
           runtimeHandler: req.runtime_handler ?? "",
           ready: true,
           sysctls: Object.keys(sysctls).length > 0 ? { ...sysctls } : undefined,
-        },
+        }),
       });
       return { pod_sandbox_id: rec.name };
     },
@@ -104,9 +105,7 @@ export function sandboxHandlers(
       if (!p) return {};
       await stopSandbox(host, p.name, {
         timeoutS: 0,
-        mark: (rec) => {
-          rec.cri!.ready = false;
-        },
+        mark: markNotReady,
       });
       return {};
     },

@@ -3,6 +3,7 @@ import { sandboxHandlers } from "./sandbox.ts";
 import { criContainer, criSandbox, failsWith, id64, never, testHost } from "./_testing.ts";
 import { Status } from "../grpc.ts";
 import type { PodRecord } from "../../workloads/pod.ts";
+import { sandboxInfo } from "../metadata.ts";
 
 const OPTIONS = { network: "rkl0", version: "x", pauseImage: "" };
 
@@ -11,10 +12,8 @@ Deno.test("ListPodSandbox lists only CRI sandboxes, by id prefix, state and labe
   try {
     t.store.put("pods", criSandbox(id64("a")));
     t.store.put("pods", criSandbox(id64("b"), { labels: { app: "db" } }));
-    const stopped = criSandbox(id64("c"));
-    stopped.cri!.ready = false;
-    t.store.put("pods", stopped);
-    t.store.put("pods", { ...criSandbox("mine"), cri: undefined }); // a user's pod
+    t.store.put("pods", criSandbox(id64("c"), {}, { ready: false }));
+    t.store.put("pods", { ...criSandbox("mine"), source: undefined }); // a user's pod
     const h = sandboxHandlers(t.host, OPTIONS);
     const ids = async (filter: unknown) =>
       (await h.ListPodSandbox({ filter }, never)).items.map((i: { id: string }) => i.id[0]);
@@ -107,7 +106,7 @@ Deno.test("StopPodSandbox stops the members, marks the sandbox not ready and kee
     const h = sandboxHandlers(t.host, OPTIONS);
     assert.deepEqual(await h.StopPodSandbox({ pod_sandbox_id: id }, never), {});
     const rec = t.store.get<PodRecord>("pods", id)!;
-    assert.equal(rec.cri!.ready, false);
+    assert.equal(sandboxInfo(rec).ready, false);
     assert.equal(
       (await h.PodSandboxStatus({ pod_sandbox_id: id }, never)).status.state,
       "SANDBOX_NOTREADY",
@@ -130,7 +129,7 @@ Deno.test("StopPodSandbox leaves other sandboxes' containers alone", async () =>
       criContainer(t, id64("d"), { sandboxId: id64("b"), status: "running" }),
     );
     await sandboxHandlers(t.host, OPTIONS).StopPodSandbox({ pod_sandbox_id: id64("a") }, never);
-    assert.equal(t.store.get<PodRecord>("pods", id64("b"))!.cri!.ready, true);
+    assert.equal(sandboxInfo(t.store.get<PodRecord>("pods", id64("b"))!).ready, true);
   } finally {
     t.cleanup();
   }

@@ -228,7 +228,7 @@ function newRecord(
     stopSignal: loaded.spec.stopSignal,
     hooks: storedHooks(loaded.spec.lifecycle, loaded.spec.ports),
     healthcheck: loaded.spec.healthcheck,
-    cri: options.cri,
+    source: options.source,
     resources: planned,
     subPaths: plan.subPaths.length > 0 ? plan.subPaths : undefined,
     dirs: plan.dirs,

@@ -14,7 +14,7 @@ import { removeNetns } from "../../sys/netns.ts";
 import { trace } from "../../trace.ts";
 import { rotatedLogs } from "../logrotate.ts";
 import { healthFile } from "../health_spawn.ts";
-import type { Host } from "../host.ts";
+import { containerDirs, type Host } from "../host.ts";
 import { readLinkOr, removeAll } from "./_fs.ts";
 import { settleConmon, waitConmonGone } from "./conmon.ts";
 import { releaseNetworkIfUnused } from "./network.ts";
@@ -83,8 +83,9 @@ export async function teardown(
     await step(() => removeAll(host.fs, d.conmonDir));
     await step(() => removeAll(host.fs, `${d.exitDir}/${rec.id}`));
     await step(() => removeAttachLinks(host, d.socketDir, rec.id, d.bundle));
-    // A CRI container's log is the kubelet's file (it removes it with the pod).
-    if (!rec.cri) {
+    // A log placed elsewhere by the front end (CreateOptions.logPath; the CRI's, under the
+    // kubelet's log directory) is that front end's file: only rkl's own log dir is cleaned.
+    if (d.log === containerDirs(host.paths, rec.name).log) {
       await step(() => removeAll(host.fs, d.log));
       for (const old of rotatedLogs(d.log)) await step(() => removeAll(host.fs, old));
     }

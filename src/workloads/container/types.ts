@@ -8,11 +8,18 @@ import type { OciConfig } from "../../oci/spec.ts";
 import type { SeccompProfile } from "../../oci/seccomp.ts";
 import type { StoredRecord } from "../../store/store.ts";
 import type { PodInfo } from "../../spec/downward.ts";
+import type { LifecycleHandlerSpec } from "../../spec/schema.ts";
 import type { ComposeHealthcheck } from "../../spec/compose.ts";
-import type { StoredHooks } from "../hooks.ts";
 import type { ContainerDirs, Host, RuntimeRef } from "../host.ts";
+import type { RecordSource } from "../record_source.ts";
 
 export type ContainerStatus = "creating" | "created" | "running" | "exited" | "unknown";
+
+/** A container's lifecycle hooks as its record keeps them (named ports resolved). */
+export interface StoredHooks {
+  postStart?: LifecycleHandlerSpec;
+  preStop?: LifecycleHandlerSpec;
+}
 
 export interface ContainerRecord extends StoredRecord {
   kind: "container";
@@ -100,29 +107,13 @@ export interface ContainerRecord extends StoredRecord {
   dirs: ContainerDirs;
   /** Volume subPaths, staged on `target` at create and again at each restart. */
   subPaths?: StagedSubPath[];
-  /** Made through the CRI (CreateContainer): its metadata; the record name is its id. */
-  cri?: CriContainerInfo;
-}
-
-/** What the CRI asked for a container, kept for its status and list calls. */
-export interface CriContainerInfo {
-  sandboxId: string;
-  name: string;
-  attempt: number;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  /** The image as the request named it (a reference or an image id). */
-  image: string;
-  /** The mounts as asked for, for ContainerStatus. */
-  mounts?: CriMount[];
-}
-
-export interface CriMount {
-  container_path: string;
-  host_path: string;
-  readonly: boolean;
-  propagation: string;
-  recursive_read_only?: boolean;
+  /** The front end that made it and what it keeps here (opaque to the core). */
+  source?: RecordSource;
+  /**
+   * Records written before `source`: the CRI's metadata. Read through
+   * recordSource() (as a "cri" source), never written any more.
+   */
+  cri?: Record<string, unknown>;
 }
 
 export interface StagedSubPath {
@@ -225,8 +216,8 @@ export interface CreateOptions {
   joinNetwork?: JoinNetwork;
   /** Fixed addresses and MACs by network name (compose `ipv4_address`, `mac_address`). */
   fixed?: Record<string, { ips?: string[]; mac?: string }>;
-  /** Made through the CRI: kept on the record. */
-  cri?: CriContainerInfo;
+  /** The front end that makes it, kept on the record as given. */
+  source?: RecordSource;
   /** Where conmon writes the log instead of the log dir (the CRI's log_directory/log_path). */
   logPath?: string;
   /** The caller starts it at once and saves it then (run): no save as "created" between. */

@@ -222,7 +222,7 @@ function newPodRecord(
     imageVolumes: Object.keys(imageVolumes).length > 0 ? imageVolumes : undefined,
     resources: {},
     static: options.static,
-    cri: options.cri,
+    source: options.source,
     uid: spec.uid ?? crypto.randomUUID(),
     claims: spec.claims.length > 0 ? spec.claims : undefined,
     owner: selfOwner(host),
@@ -404,7 +404,7 @@ export async function addPodContainer(
   host: Host,
   pod: string,
   loaded: LoadedContainer,
-  options: Pick<CreateOptions, "cri" | "logPath" | "deferLaunch"> & { recordName: string },
+  options: Pick<CreateOptions, "source" | "logPath" | "deferLaunch"> & { recordName: string },
 ): Promise<ContainerRecord> {
   const member = options.recordName;
   const rec = await host.store.withLock(() => {
@@ -423,7 +423,7 @@ export async function addPodContainer(
     return await createContainer(host, loaded, {
       network: null,
       sandbox: sandboxFor(host, rec, member, podJoin(rec), `${rec.cgroupPath}/${member}`),
-      cri: options.cri,
+      source: options.source,
       logPath: options.logPath,
       deferLaunch: options.deferLaunch,
     });

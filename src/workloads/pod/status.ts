@@ -9,6 +9,7 @@ import {
   refresh,
 } from "../container.ts";
 import type { Host } from "../host.ts";
+import { recordSource } from "../record_source.ts";
 import {
   getPod,
   memberName,
@@ -36,6 +37,12 @@ export function podPhase(created: boolean, app: PodContainerView["status"][]): P
   if (app.every((s) => s === "created")) return "Pending";
   if (app.every((s) => s === "exited")) return "Succeeded";
   return "Unknown";
+}
+
+/** The pod's source as listings show it: which front end, and its name for the pod. */
+function sourceView(rec: PodRecord): PodView["source"] {
+  const s = recordSource(rec);
+  return s ? { kind: s.kind, name: s.name ?? "" } : null;
 }
 
 export async function podView(
@@ -112,9 +119,7 @@ export async function podView(
     runtime: rec.runtime.name,
     labels: rec.labels,
     static: rec.static ?? null,
-    cri: rec.cri
-      ? { namespace: rec.cri.namespace, name: rec.cri.name, uid: rec.cri.uid, ready: rec.cri.ready }
-      : null,
+    source: sourceView(rec),
     containers: [...inits, ...apps],
   };
 }

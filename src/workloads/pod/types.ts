@@ -6,6 +6,7 @@ import type { StoredRecord } from "../../store/store.ts";
 import type { CgroupLimits } from "../../sys/cgroups/mod.ts";
 import type { ContainerRecord, Owner } from "../container.ts";
 import type { Host, RuntimeRef } from "../host.ts";
+import type { RecordSource } from "../record_source.ts";
 
 export type PodPhase = "Creating" | "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown";
 
@@ -72,22 +73,13 @@ export interface PodRecord extends StoredRecord {
   claims?: string[];
   /** Image volumes: name → the image (`rkl image rm` refuses it while the pod exists). */
   imageVolumes?: Record<string, { imageId: string; dir: string }>;
-  /** Made through the CRI (RunPodSandbox): its metadata; the record name is its id. */
-  cri?: CriSandboxInfo;
-}
-
-/** What the CRI asked for a sandbox, kept for its status and list calls. */
-export interface CriSandboxInfo {
-  name: string;
-  uid: string;
-  namespace: string;
-  attempt: number;
-  logDirectory: string;
-  runtimeHandler: string;
-  /** False once StopPodSandbox ran: containers stopped, network released. */
-  ready: boolean;
-  /** Namespaced sysctls the sandbox asked for, set in every container of it. */
-  sysctls?: Record<string, string>;
+  /** The front end that made it and what it keeps here (opaque to the core). */
+  source?: RecordSource;
+  /**
+   * Records written before `source`: the CRI's metadata. Read through
+   * recordSource() (as a "cri" source), never written any more.
+   */
+  cri?: Record<string, unknown>;
 }
 
 export function podDirs(host: Host, name: string) {
@@ -111,7 +103,8 @@ export function memberName(pod: string, container: string): string {
 export interface CreatePodOptions {
   network: string | null;
   static?: { file: string; hash: string };
-  cri?: CriSandboxInfo;
+  /** The front end that makes it, kept on the record as given. */
+  source?: RecordSource;
 }
 
 export function getPod(host: Host, name: string): PodRecord {
@@ -153,7 +146,7 @@ export interface PodView {
   labels: Record<string, string>;
   /** For pods made by `rkl daemon`: the manifest and its content hash. */
   static: { file: string; hash: string } | null;
-  /** For sandboxes made through the CRI: the Kubernetes pod it is. */
-  cri: { namespace: string; name: string; uid: string; ready: boolean } | null;
+  /** The front end that made it and its name for the pod (the CRI: NAMESPACE/NAME). */
+  source: { kind: RecordSource["kind"]; name: string } | null;
   containers: PodContainerView[];
 }

@@ -1,0 +1,396 @@
+/**
+ * The one exec path of the core. Every process rkl runs in a running
+ * container is built (execProcessFor) and started here, whoever asks: the
+ * CLI's `exec`, the CRI's ExecSync, Exec and Attach, the daemon's probes,
+ * lifecycle hooks and compose healthchecks.
+ *
+ * - execSync: the runtime's exec with pipes, to its end or its time limit;
+ *   the exit code and the output. A process past its limit is killed with
+ *   what it started (the runtime adapter holds its pid file).
+ * - execAttached: the runtime's exec with this process's own stdio (CLI).
+ * - execStream: the process joined to a client's streams. Without a
+ *   terminal, the runtime's exec with pipes; with one, conmon in exec mode
+ *   (`--exec --exec-attach -t`), as podman does, because youki gives a
+ *   terminal only to a detached exec with a console socket: conmon takes the
+ *   pty from the runtime, waits for the process as its subreaper, reports
+ *   the exit code on its sync pipe, and the client joins the session through
+ *   conmon's attach socket. A client that goes away takes the process along.
+ * - attachStream: the container's main process, through its conmon's attach
+ *   socket (SOCK_SEQPACKET: each packet is a byte naming the pipe, 2 stdout
+ *   or 3 stderr, then the data; what is written goes to its stdin).
+ *
+ * A terminal's size goes to conmon's `ctl` FIFO as "1 HEIGHT WIDTH".
+ */
+import { ConflictError, NoExecutableError, NotFoundError, RklError } from "../errors.ts";
+import { execConmonSession } from "../oci/conmon_exec.ts";
+import { type ExecCaptured, execProcess, killTree } from "../oci/runtime.ts";
+import type { OciProcess } from "../oci/spec.ts";
+import { SeqPacketSocket } from "../sys/seqpacket.ts";
+import type { ContainerRecord } from "./container/types.ts";
+import type { Host } from "./host.ts";
+
+export interface TermSize {
+  width: number;
+  height: number;
+}
+
+/** The container an exec joins: a record, or as much of one as exec reads. */
+export type ExecTarget = Pick<ContainerRecord, "id" | "name" | "runtime"> & {
+  dirs: Pick<ContainerRecord["dirs"], "config" | "conmonDir">;
+};
+
+/** What to run: the command, and how it differs from the container's own process. */
+export interface ExecRequest {
+  /** The container: its name (looked up in the store) or its record. */
+  container: string | ExecTarget;
+  argv: string[];
+  /** KEY=VALUE entries over the container's environment. */
+  env?: string[];
+  /** Working directory; the container's by default. */
+  cwd?: string;
+  /** User; the container's by default. */
+  user?: OciProcess["user"];
+  tty?: boolean;
+  /** The process reads stdin (attached and streaming forms). */
+  stdin?: boolean;
+  /** Sync form: the process is killed after this long; absent for no limit. */
+  timeoutMs?: number;
+  /** With `tty`: the terminal's first size. */
+  size?: TermSize;
+}
+
+export type ExecResult = ExecCaptured;
+
+/** A client's side of a streaming exec or attach (the CRI's streaming server gives one). */
+export interface ExecStreams {
+  /** Bytes for the process's stdin, in order; null at the client's EOF. Absent: no stdin. */
+  stdin?: { next(): Promise<Uint8Array | null>; end(): void; readonly whenEnded: Promise<void> };
+  stdout?: (b: Uint8Array) => Promise<void>;
+  stderr?: (b: Uint8Array) => Promise<void>;
+  /** Terminal sizes the client sends. */
+  onResize(listener: (s: TermSize) => void): void;
+  /** Settles when the client has gone away. */
+  gone: Promise<void>;
+}
+
+/** "No limit" for a sync exec: a day (the CRI's ExecSync with timeout 0). */
+export const NO_EXEC_LIMIT_MS = 24 * 3600 * 1000;
+
+const QUIET = { RUST_BACKTRACE: "0" };
+const STDOUT_PIPE = 2;
+const STDERR_PIPE = 3;
+
+function targetOf(host: Host, c: string | ExecTarget): ExecTarget {
+  if (typeof c !== "string") return c;
+  const rec = host.store.get<ContainerRecord>("containers", c);
+  if (!rec) throw new NotFoundError(`Cannot exec: no container ${JSON.stringify(c)}`);
+  return rec;
+}
+
+/**
+ * The process an exec runs: the container's own (user, groups,
+ * capabilities, no_new_privs, rlimits, env, cwd) from its config.json, with
+ * the request's command line and overrides, as docker and podman exec do.
+ */
+export function execProcessFor(
+  t: Pick<ExecTarget, "dirs">,
+  req: Omit<ExecRequest, "container">,
+): OciProcess & { consoleSize?: TermSize } {
+  const p: OciProcess & { consoleSize?: TermSize } = execProcess(t.dirs.config, req.argv, {
+    tty: req.tty ?? false,
+    env: req.env,
+    cwd: req.cwd,
+  });
+  if (req.user) p.user = req.user;
+  if (req.tty && req.size) p.consoleSize = { height: req.size.height, width: req.size.width };
+  return p;
+}
+
+/** Runs the command to its end (or its time limit): exit code and output. */
+export async function execSync(host: Host, req: ExecRequest): Promise<ExecResult> {
+  const t = targetOf(host, req.container);
+  const timeoutMs = req.timeoutMs ?? NO_EXEC_LIMIT_MS;
+  return await host.runtimeFor(t.runtime).execCapture(t.id, execProcessFor(t, req), {
+    timeoutMs,
+    fileDir: t.dirs.conmonDir,
+  });
+}
+
+/**
+ * Runs the command with this process's stdio (stdin only with `req.stdin`);
+ * returns its exit code. A command that is not in the container's root
+ * filesystem is refused before the runtime is called, with why.
+ */
+export async function execAttached(
+  host: Host,
+  req: ExecRequest & { container: string | ContainerRecord },
+): Promise<number> {
+  const t = targetOf(host, req.container) as ContainerRecord;
+  const process = execProcessFor(t, req);
+  const missing = missingExecutable(t.dirs.rootfs, t.dirs.config, process);
+  if (missing) {
+    throw new NoExecutableError(`Cannot exec in container ${JSON.stringify(t.name)}: ${missing}`);
+  }
+  return await host.runtimeFor(t.runtime).exec(t.id, process, {
+    interactive: req.stdin ?? false,
+    fileDir: t.dirs.conmonDir,
+  });
+}
+
+/**
+ * Why the runtime could not start `process.args[0]`, looked up as the
+ * runtime will (PATH of the process env) in the container's rootfs, or
+ * undefined when it may be there. Paths under a mount are not judged.
+ */
+function missingExecutable(
+  rootfs: string,
+  configPath: string,
+  process: { args: string[]; env?: string[] },
+): string | undefined {
+  const cmd = process.args[0];
+  let mounts: string[] = [];
+  try {
+    const cfg = JSON.parse(Deno.readTextFileSync(configPath)) as {
+      mounts?: { destination?: string }[];
+    };
+    mounts = (cfg.mounts ?? []).map((m) => m.destination ?? "").filter((d) => d !== "/dev");
+  } catch {
+    return undefined; // the runtime will say
+  }
+  const underMount = (p: string) => mounts.some((m) => p === m || p.startsWith(`${m}/`));
+  const exists = (p: string) => {
+    if (underMount(p)) return true;
+    try {
+      Deno.lstatSync(`${rootfs}${p}`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (cmd.includes("/")) {
+    if (!cmd.startsWith("/") || exists(cmd) || !exists("/bin")) return undefined;
+    return `${cmd}: no such file in the container's root filesystem`;
+  }
+  const path = (process.env ?? []).find((e) => e.startsWith("PATH="))?.slice(5) ??
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  const dirs = path.split(":").filter((d) => d.startsWith("/"));
+  if (!exists("/bin") && !exists("/usr")) return undefined; // not a view of the rootfs
+  if (dirs.some((d) => exists(`${d}/${cmd}`))) return undefined;
+  return `executable ${JSON.stringify(cmd)} is not found in the container's PATH (${path})`;
+}
+
+/** Runs the command joined to a client's streams; resolves to its exit code. */
+export async function execStream(
+  host: Host,
+  req: ExecRequest & { container: string | ContainerRecord },
+  io: ExecStreams,
+): Promise<number> {
+  const c = targetOf(host, req.container) as ContainerRecord;
+  return req.tty ? await execTerminal(host, c, req, io) : await execPiped(host, c, req, io);
+}
+
+/** A running exec's process, killed (with what it started) when its client goes. */
+function killExec(p: { pidFile?: string; pid?: number }): void {
+  if (p.pidFile) killTree(p.pidFile);
+  if (p.pid) {
+    try {
+      Deno.kill(p.pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
+/** Copies the client's stdin into `write`, then calls `end` at its EOF. */
+async function pumpStdin(
+  io: ExecStreams,
+  write: (b: Uint8Array) => Promise<unknown>,
+  end: () => unknown,
+): Promise<void> {
+  if (!io.stdin) return;
+  try {
+    for (;;) {
+      const b = await io.stdin.next();
+      if (b === null) break;
+      await write(b);
+    }
+  } catch { /* the process went away */ }
+  await end();
+}
+
+async function pumpOut(r: ReadableStream<Uint8Array>, to?: (b: Uint8Array) => Promise<void>) {
+  for await (const b of r) if (to) await to(b);
+}
+
+/** `runtime exec` with pipes; its exit code. */
+async function execPiped(
+  host: Host,
+  c: ContainerRecord,
+  req: ExecRequest,
+  io: ExecStreams,
+): Promise<number> {
+  const runtime = host.runtimeFor(c.runtime);
+  const file = `${c.dirs.conmonDir}/exec-${crypto.randomUUID()}.json`;
+  const pidFile = `${file}.pid`;
+  // The process goes as a 0600 file, never as --env arguments `ps` shows.
+  Deno.writeTextFileSync(file, JSON.stringify(execProcessFor(c, { ...req, tty: false })), {
+    createNew: true,
+    mode: 0o600,
+  });
+  try {
+    const child = new Deno.Command(runtime.exe, {
+      args: [...runtime.globalArgs(), "exec", "--pid-file", pidFile, "--process", file, c.id],
+      env: QUIET,
+      stdin: io.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let done = false;
+    void io.gone.then(() => {
+      if (!done) killExec({ pidFile }); // the client left: so does the process
+    });
+    const w = io.stdin ? child.stdin.getWriter() : undefined;
+    const stdin = w
+      ? pumpStdin(io, (b) => w.write(b), () => w.close().catch(() => {}))
+      : Promise.resolve();
+    const [status] = await Promise.all([
+      child.status,
+      pumpOut(child.stdout, io.stdout),
+      pumpOut(child.stderr, io.stderr),
+    ]);
+    done = true;
+    io.stdin?.end();
+    await stdin;
+    return status.code;
+  } finally {
+    for (const f of [file, pidFile]) {
+      try {
+        Deno.removeSync(f);
+      } catch { /* gone */ }
+    }
+  }
+}
+
+/** Sends terminal sizes to a conmon control FIFO. */
+function resizer(ctlPath: string): (s: TermSize) => void {
+  let ctl: Promise<Deno.FsFile | undefined> | undefined;
+  return (s) => {
+    ctl ??= Deno.open(ctlPath, { write: true }).catch(() => undefined);
+    const h = Math.min(s.height, 1000), w = Math.min(s.width, 1000);
+    void ctl.then((f) => f?.write(new TextEncoder().encode(`1 ${h} ${w}\n`))).catch(() => {});
+  };
+}
+
+/** The client's output and input through an attach socket, until `until` settles or it ends. */
+async function joinSocket(
+  sock: SeqPacketSocket,
+  io: ExecStreams,
+  until: Promise<unknown>,
+): Promise<void> {
+  const output = (async () => {
+    for (;;) {
+      const pkt = await sock.read();
+      if (pkt === null) return;
+      if (pkt.length < 2) continue;
+      const data = pkt.slice(1);
+      if (pkt[0] === STDOUT_PIPE) await io.stdout?.(data);
+      else if (pkt[0] === STDERR_PIPE) await (io.stderr ?? io.stdout)?.(data);
+    }
+  })();
+  const input = pumpStdin(io, (b) => sock.write(b), () => sock.shutdownWrite());
+  await Promise.race([output, until, io.gone]);
+  sock.close();
+  io.stdin?.end();
+  await Promise.allSettled([output, input]);
+}
+
+/** exec with a terminal through conmon; its exit code. */
+async function execTerminal(
+  host: Host,
+  c: ContainerRecord,
+  req: ExecRequest,
+  io: ExecStreams,
+): Promise<number> {
+  const sid = crypto.randomUUID().replaceAll("-", "");
+  const dir = `${c.dirs.conmonDir}/exec-${sid}`;
+  Deno.mkdirSync(dir, { mode: 0o700 });
+  try {
+    const processFile = `${dir}/process.json`;
+    Deno.writeTextFileSync(
+      processFile,
+      JSON.stringify(execProcessFor(c, { ...req, tty: true })),
+      { mode: 0o600 },
+    );
+    const session = await execConmonSession(host.sys, {
+      conmon: host.conmon,
+      runtime: host.runtimeFor(c.runtime),
+      id: c.id,
+      name: c.name,
+      sessionId: sid,
+      dir,
+      socketDir: c.dirs.socketDir,
+      processFile,
+      stdin: req.stdin ?? false,
+    });
+    try {
+      const sock = SeqPacketSocket.connect(session.attachSocket);
+      let pid: number;
+      try {
+        pid = await session.start();
+      } catch (e) {
+        sock.close();
+        throw new RklError(
+          "EEXEC",
+          `cannot exec ${JSON.stringify(req.argv)} in container ${c.name}: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      io.onResize(resizer(session.ctl));
+      const exited = session.exited();
+      await joinSocket(sock, io, exited);
+      // The client may have gone first: the process goes with it.
+      const gone = await Promise.race([exited.then(() => false), io.gone.then(() => true)]);
+      if (gone) killExec({ pid });
+      const code = await exited;
+      if (code === undefined) {
+        throw new RklError(
+          "EEXEC",
+          `the exec session in container ${c.name} ended without an exit code`,
+        );
+      }
+      return code;
+    } finally {
+      await session.close();
+    }
+  } finally {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* gone */ }
+  }
+}
+
+/** Joins the container's main process through its conmon (what CRI Attach streams). */
+export async function attachStream(
+  c: ContainerRecord,
+  req: { tty: boolean },
+  io: ExecStreams,
+): Promise<void> {
+  if (c.status !== "running") {
+    throw new ConflictError(`container ${c.name} is ${c.status}, not running`);
+  }
+  if (req.tty !== !!c.terminal) {
+    throw new ConflictError(
+      `container ${c.name} was created with tty ${!!c.terminal}; attach asked for tty ${req.tty}`,
+    );
+  }
+  let sock: SeqPacketSocket;
+  try {
+    sock = SeqPacketSocket.connect(`${c.dirs.bundle}/attach`);
+  } catch (e) {
+    throw new RklError("EEXEC", `cannot attach to container ${c.name}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  if (c.terminal) io.onResize(resizer(`${c.dirs.bundle}/ctl`));
+  // Attach ends when the client's stdin does (kubelet), or with the container's output.
+  const stdinDone = io.stdin ? io.stdin.whenEnded : new Promise<void>(() => {});
+  await joinSocket(sock, io, stdinDone);
+}
