@@ -41,7 +41,14 @@ async function setUp(): Promise<void> {
     stderr: Deno.env.get("RKL_TEST_DAEMON_LOG") ? "inherit" : "null",
   });
   await waitFor("the CRI socket", async () => (await crictl(["version"])).code === 0, 30_000);
+}
+
+/** The image, pulled for one test (the census counts the image store too: rmi at the end). */
+async function withImage(fn: () => Promise<void>): Promise<void> {
+  await setUp();
   await crictlOk(["pull", "busybox:1.36"]);
+  await fn();
+  await crictlOk(["rmi", "busybox:1.36"]);
 }
 
 function writeJson(name: string, v: unknown): string {
@@ -91,63 +98,64 @@ const exists = (path: string) => {
 
 const state = async (id: string) => JSON.parse(await crictlOk(["inspect", id])).status.state;
 
-test("CreateContainer runs and mounts nothing until StartContainer; a limit set between reaches the cgroup", async () => {
-  await setUp();
-  const pf = podFile("lazy");
-  const pod = await crictlOk(["runp", pf]);
-  const id = await crictlOk(["create", pod, ctrFile("app"), pf]);
-  const rec = record(id);
-  assert.equal(await state(id), "CONTAINER_CREATED");
-  assert.ok(!mounted(rec.dirs.rootfs), "no rootfs mounted before the start");
-  assert.ok(!exists(`${rec.runtime.root}/${rec.id}`), "no runtime container before the start");
-  assert.ok(!exists(`${rec.dirs.conmonDir}/conmon.pid`), "no conmon before the start");
-  // Not launched: the limit goes to config.json, and from there to the cgroup at the start.
-  await crictlOk(["update", "--memory", String(96 * 1024 * 1024), id]);
-  await crictlOk(["start", id]);
-  assert.equal(await state(id), "CONTAINER_RUNNING");
-  assert.ok(mounted(rec.dirs.rootfs));
-  const limit = Deno.readTextFileSync(
-    `/sys/fs/cgroup/memory/${rec.cgroupPath}/memory.limit_in_bytes`,
-  ).trim();
-  assert.equal(limit, String(96 * 1024 * 1024));
-  assert.equal((await crictlOk(["exec", "-s", id, "echo", "up"])).trim(), "up");
-  // A second one never started: StopPodSandbox ends it, RemovePodSandbox takes it all.
-  const idle = await crictlOk(["create", pod, ctrFile("idle"), pf]);
-  await crictlOk(["stopp", pod]);
-  assert.equal(await state(idle), "CONTAINER_EXITED");
-  assert.equal(await state(id), "CONTAINER_EXITED");
-  await crictlOk(["rmp", pod]);
-});
-
-test("a created container removed without a start leaves nothing", async () => {
-  await setUp();
-  const pf = podFile("never");
-  const pod = await crictlOk(["runp", pf]);
-  const id = await crictlOk(["create", pod, ctrFile("app"), pf]);
-  const rec = record(id);
-  await crictlOk(["rm", id]);
-  assert.ok(!exists(`${env!.root}/containers/${rec.id}`), "its dir is gone");
-  await crictlOk(["rmp", "-f", pod]);
-});
-
-test("RemoveContainer: gone from every later call at once, its sandbox's removal right after leaves nothing", async () => {
-  await setUp();
-  for (let i = 0; i < 3; i++) {
-    const pf = podFile(`gone${i}`);
+test("CreateContainer runs and mounts nothing until StartContainer; a limit set between reaches the cgroup", () =>
+  withImage(async () => {
+    const pf = podFile("lazy");
     const pod = await crictlOk(["runp", pf]);
     const id = await crictlOk(["create", pod, ctrFile("app"), pf]);
+    const rec = record(id);
+    assert.equal(await state(id), "CONTAINER_CREATED");
+    assert.ok(!mounted(rec.dirs.rootfs), "no rootfs mounted before the start");
+    assert.ok(!exists(`${rec.runtime.root}/${rec.id}`), "no runtime container before the start");
+    assert.ok(!exists(`${rec.dirs.conmonDir}/conmon.pid`), "no conmon before the start");
+    // Not launched: the limit goes to config.json, and from there to the cgroup at the start.
+    await crictlOk(["update", "--memory", String(96 * 1024 * 1024), id]);
     await crictlOk(["start", id]);
-    await crictlOk(["stop", "-t", "0", id]);
-    await crictlOk(["rm", id]);
-    // Asked at once, while its teardown may still run.
-    assert.equal((await crictlOk(["ps", "-a", "-q"])).trim(), "");
-    assert.notEqual((await crictl(["inspect", id])).code, 0);
-    await crictlOk(["rm", id]); // removing what is gone is done
+    assert.equal(await state(id), "CONTAINER_RUNNING");
+    assert.ok(mounted(rec.dirs.rootfs));
+    const limit = Deno.readTextFileSync(
+      `/sys/fs/cgroup/memory/${rec.cgroupPath}/memory.limit_in_bytes`,
+    ).trim();
+    assert.equal(limit, String(96 * 1024 * 1024));
+    assert.equal((await crictlOk(["exec", "-s", id, "echo", "up"])).trim(), "up");
+    // A second one never started: StopPodSandbox ends it, RemovePodSandbox takes it all.
+    const idle = await crictlOk(["create", pod, ctrFile("idle"), pf]);
     await crictlOk(["stopp", pod]);
+    assert.equal(await state(idle), "CONTAINER_EXITED");
+    assert.equal(await state(id), "CONTAINER_EXITED");
     await crictlOk(["rmp", pod]);
-    assert.equal((await crictlOk(["pods", "-q"])).trim(), "");
-  }
-});
+  }));
+
+test("a created container removed without a start leaves nothing", () =>
+  withImage(async () => {
+    const pf = podFile("never");
+    const pod = await crictlOk(["runp", pf]);
+    const id = await crictlOk(["create", pod, ctrFile("app"), pf]);
+    const rec = record(id);
+    await crictlOk(["rm", id]);
+    assert.equal((await crictlOk(["ps", "-a", "-q"])).trim(), "");
+    // The removal of its sandbox waits for its own.
+    await crictlOk(["rmp", "-f", pod]);
+    assert.ok(!exists(`${env!.root}/containers/${rec.id}`), "its dir is gone");
+  }));
+
+test("RemoveContainer: gone from every later call at once, its sandbox's removal right after leaves nothing", () =>
+  withImage(async () => {
+    for (let i = 0; i < 3; i++) {
+      const pf = podFile(`gone${i}`);
+      const pod = await crictlOk(["runp", pf]);
+      const id = await crictlOk(["create", pod, ctrFile("app"), pf]);
+      await crictlOk(["start", id]);
+      await crictlOk(["stop", "-t", "0", id]);
+      await crictlOk(["rm", id]);
+      // Asked at once, while its teardown may still run.
+      assert.equal((await crictlOk(["ps", "-a", "-q"])).trim(), "");
+      assert.notEqual((await crictl(["inspect", id])).code, 0);
+      await crictlOk(["stopp", pod]);
+      await crictlOk(["rmp", pod]);
+      assert.equal((await crictlOk(["pods", "-q"])).trim(), "");
+    }
+  }));
 
 cleanupAfterAll(env, async () => {
   if (daemon) await stopDaemon(daemon);
