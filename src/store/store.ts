@@ -57,7 +57,16 @@ export interface StateStore {
   list<T extends StoredRecord>(kind: RecordKind): T[];
   /** Records of a kind that exist but cannot be used, with the reason. */
   damaged(kind: RecordKind): DamagedRecord[];
-  put<T extends StoredRecord>(kind: RecordKind, record: T): void;
+  /**
+   * Writes the record whole (atomically). `durable: false` leaves out the
+   * syncs (see writeAtomic): for a change whose loss in a power cut leaves a
+   * record that is still right, as the one before it.
+   */
+  put<T extends StoredRecord>(
+    kind: RecordKind,
+    record: T,
+    options?: { durable?: boolean },
+  ): void;
   delete(kind: RecordKind, name: string): void;
   /** Runs `fn` holding the store's exclusive lock. */
   withLock<T>(fn: () => Promise<T>): Promise<T>;
@@ -269,7 +278,11 @@ export class FsStore implements StateStore {
     return this.#scan(kind).damaged;
   }
 
-  put<T extends StoredRecord>(kind: RecordKind, record: T): void {
+  put<T extends StoredRecord>(
+    kind: RecordKind,
+    record: T,
+    options: { durable?: boolean } = {},
+  ): void {
     const path = this.#path(kind, record.name);
     // Our own writes move the directory's mtime too; dropping the scan here
     // also covers one made within RACY_MS before it.
@@ -280,6 +293,7 @@ export class FsStore implements StateStore {
       path,
       JSON.stringify({ ...record, schemaVersion: SCHEMA_VERSION }, null, 2) + "\n",
       this.fs,
+      options,
     );
   }
 

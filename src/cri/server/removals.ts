@@ -29,7 +29,12 @@ export class Removals {
     const marked = await this.host.store.withLock(() => {
       const now = this.host.store.get<ContainerRecord>("containers", name);
       if (!now) return Promise.resolve(false);
-      if (!now.removing) this.host.store.put("containers", { ...now, removing: true });
+      // Not synced: a kill leaves the mark in the page cache, and a power cut
+      // that loses it leaves an exited container of an earlier boot, which
+      // the kubelet removes again.
+      if (!now.removing) {
+        this.host.store.put("containers", { ...now, removing: true }, { durable: false });
+      }
       return Promise.resolve(true);
     });
     if (marked) this.#start(name, sandboxId);
