@@ -2,17 +2,16 @@
 
 /**
  * V8 flags for the daemon: smaller young generation, size over speed, no
- * TurboFan (its code and the memory it works in are most of what a full V8
- * adds with 50 pods), and `gc()` for collecting when quiet
- * (src/daemon/memory.ts). The interpreter keeps its inline caches and the
- * baseline compiler (Sparkplug): --lite-mode drops both and saved no more
- * memory (50 static pods: 78.1 MB without Maglev, 77.8-78.2 with
- * --lite-mode, 80.6 with Maglev), but unpacking busybox's layer took 34 ms
- * in it against 25. Maglev stays: the CRI's gRPC and protobuf coding runs
- * 1.5-2.5× slower without it (a ContainerStatus 1.0-1.3 ms against 0.7, a
- * ListContainers of 20 1.7-2.1 ms against 0.8, measured from another process).
+ * optimising compilers (TurboFan and Maglev: their code and the memory they
+ * work in are what a full V8 adds with 50 pods), and `gc()` for collecting
+ * when quiet (src/daemon/memory.ts). The interpreter keeps its inline
+ * caches and the baseline compiler (Sparkplug): --lite-mode drops both and
+ * saved no more memory (50 static pods: 78.1 MB with these flags, 77.8-78.2
+ * with --lite-mode, 80.6 with Maglev too), but unpacking busybox's layer
+ * took 34 ms in it against 25 here.
  */
-export const DAEMON_V8_FLAGS = "--optimize-for-size,--max-semi-space-size=1,--expose-gc,--no-opt";
+export const DAEMON_V8_FLAGS =
+  "--optimize-for-size,--max-semi-space-size=1,--expose-gc,--no-opt,--no-maglev";
 
 /**
  * The daemon's environment beyond RKL_RUN_ROOT. glibc's malloc: two arenas
