@@ -156,6 +156,8 @@ function criServer(
   const server = new grpc.Server({
     "grpc.max_receive_message_length": max,
     "grpc.max_send_message_length": max,
+    // Channelz's per-call counters and traces, read by no one here.
+    "grpc.enable_channelz": 0,
   });
   for (
     const [service, table] of [["RuntimeService", handlers.runtime], [
