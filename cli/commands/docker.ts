@@ -864,11 +864,11 @@ export function registerDocker(program: Command, ctx: Context): void {
           path: a.path,
           dest: abs(b.path),
           followLink: o.followLink,
-        })
+        }, host.fs)
         : copyToContainer(host.sys, await refresh(host, getContainer(host, b.container!)), {
           src: abs(a.path),
           path: b.path,
-        });
+        }, host.fs);
       for (const s of r.skipped) stderr(`warning: skipped ${s}: not a file, directory or link\n`);
     });
 

@@ -27,6 +27,7 @@ import {
   type Syscalls,
 } from "../sys/syscalls.ts";
 import { procStat } from "../sys/procstat.ts";
+import { type FsInfo, type HostFs, realFs } from "../sys/fs.ts";
 import type { ContainerRecord } from "./container.ts";
 
 /** openat2's RESOLVE_IN_ROOT: the dirfd is `/` for the whole lookup (Linux 5.6). */
@@ -58,6 +59,9 @@ export function containerPath(p: string): string[] {
 }
 
 const fdPath = (fd: number, name?: string) => `/proc/self/fd/${fd}${name ? `/${name}` : ""}`;
+
+// Direct: /proc/self/fd/N names an fd this process opened with openat2; only the real fs has it.
+const fdFs: HostFs = realFs;
 
 /** Where the container's `/` is on the host: /proc/PID/root while it runs, else its rootfs view. */
 export function containerRoot(rec: ContainerRecord): string {
@@ -136,9 +140,9 @@ function resolveParent(
   return { root: rootFd, dir, name: parts[parts.length - 1] };
 }
 
-function lstatOr(path: string): Deno.FileInfo | undefined {
+function lstatOr(fs: HostFs, path: string): FsInfo | undefined {
   try {
-    return Deno.lstatSync(path);
+    return fs.lstat(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
@@ -160,6 +164,7 @@ export interface CopyResult {
 }
 
 function copyStream(from: string, to: string, mode: number, r: CopyResult): void {
+  // Direct: one side is an openat2 fd's path, and a file goes in 64 KiB pieces, not whole.
   const src = Deno.openSync(from, { read: true });
   try {
     const dst = Deno.openSync(to, { write: true, createNew: true, mode });
@@ -185,6 +190,7 @@ export function copyFromContainer(
   sys: Syscalls,
   rec: ContainerRecord,
   options: { path: string; dest: string; followLink?: boolean },
+  fs: HostFs,
 ): CopyResult {
   const s: Side = { sys, rec, opened: [] };
   const r: CopyResult = { files: 0, bytes: 0, skipped: [] };
@@ -206,25 +212,25 @@ export function copyFromContainer(
       top = { dir: fd };
     }
     const topInfo = top.name === undefined
-      ? Deno.statSync(fdPath(top.dir))
-      : lstatOr(fdPath(top.dir, top.name));
+      ? fdFs.stat(fdPath(top.dir))
+      : lstatOr(fdFs, fdPath(top.dir, top.name));
     if (!topInfo) explain(new SysError("openat2", ENOENT, where), where, rec.name);
     let dest = options.dest;
-    const d = lstatOr(dest);
-    if (d && Deno.statSync(dest).isDirectory) dest = `${dest}/${parts[parts.length - 1] ?? "."}`;
+    const d = lstatOr(fs, dest);
+    if (d && fs.stat(dest).isDirectory) dest = `${dest}/${parts[parts.length - 1] ?? "."}`;
     else if (!d && !options.dest.endsWith("/")) { /* made as dest */ }
     else if (!d) {
       throw new UsageError(`Cannot copy: directory ${JSON.stringify(dest)} does not exist`);
     } else if (topInfo.isDirectory) {
       throw new UsageError(`Cannot copy a directory onto file ${JSON.stringify(dest)}`);
     }
-    const one = (dir: number, name: string | undefined, info: Deno.FileInfo, to: string) => {
+    const one = (dir: number, name: string | undefined, info: FsInfo, to: string) => {
       const shown = name ?? ".";
       if (info.isSymlink) {
         try {
-          Deno.removeSync(to);
+          fs.remove(to);
         } catch { /* none */ }
-        Deno.symlinkSync(Deno.readLinkSync(fdPath(dir, name)), to);
+        fs.symlink(fdFs.readLink(fdPath(dir, name)), to);
         return;
       }
       if (info.isDirectory) {
@@ -232,14 +238,14 @@ export function copyFromContainer(
           ? dir
           : openIn(s, dir, name, O_PATH | O_DIRECTORY, STEP, shown);
         try {
-          Deno.mkdirSync(to, { mode: (info.mode ?? 0o755) & 0o7777 });
+          fs.mkdir(to, { mode: (info.mode ?? 0o755) & 0o7777 });
         } catch (e) {
           if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
         }
         for (
-          const e of [...Deno.readDirSync(fdPath(sub))].sort((a, b) => a.name < b.name ? -1 : 1)
+          const e of fdFs.readDir(fdPath(sub)).sort((a, b) => a.name < b.name ? -1 : 1)
         ) {
-          const ci = lstatOr(fdPath(sub, e.name));
+          const ci = lstatOr(fdFs, fdPath(sub, e.name));
           if (ci) one(sub, e.name, ci, `${to}/${e.name}`);
         }
         return;
@@ -252,12 +258,12 @@ export function copyFromContainer(
       const fd = name === undefined
         ? dir
         : openIn(s, dir, name, O_NONBLOCK | O_NOFOLLOW, STEP, shown);
-      if (!Deno.statSync(fdPath(fd)).isFile) {
+      if (!fdFs.stat(fdPath(fd)).isFile) {
         r.skipped.push(to);
         return;
       }
       try {
-        Deno.removeSync(to);
+        fs.remove(to);
       } catch { /* none */ }
       copyStream(fdPath(fd), to, (info.mode ?? 0o644) & 0o777, r);
     };
@@ -273,10 +279,11 @@ export function copyToContainer(
   sys: Syscalls,
   rec: ContainerRecord,
   options: { src: string; path: string },
+  fs: HostFs,
 ): CopyResult {
   const s: Side = { sys, rec, opened: [] };
   const r: CopyResult = { files: 0, bytes: 0, skipped: [] };
-  const srcInfo = lstatOr(options.src);
+  const srcInfo = lstatOr(fs, options.src);
   if (!srcInfo) throw new UsageError(`Cannot copy: ${JSON.stringify(options.src)} does not exist`);
   const parts = containerPath(options.path);
   const where = `/${parts.join("/")}`;
@@ -310,17 +317,17 @@ export function copyToContainer(
         }`,
       );
     }
-    const one = (from: string, info: Deno.FileInfo, dir: number, name: string) => {
+    const one = (from: string, info: FsInfo, dir: number, name: string) => {
       const to = fdPath(dir, name);
-      const there = lstatOr(to);
+      const there = lstatOr(fdFs, to);
       if (info.isDirectory) {
-        if (there && !there.isDirectory) Deno.removeSync(to);
+        if (there && !there.isDirectory) fdFs.remove(to);
         if (!there || !there.isDirectory) {
-          Deno.mkdirSync(to, { mode: (info.mode ?? 0o755) & 0o7777 });
+          fdFs.mkdir(to, { mode: (info.mode ?? 0o755) & 0o7777 });
         }
         const sub = openIn(s, dir, name, O_PATH | O_DIRECTORY, STEP, name);
-        for (const e of Deno.readDirSync(from)) {
-          const ci = lstatOr(`${from}/${e.name}`);
+        for (const e of fs.readDir(from)) {
+          const ci = lstatOr(fs, `${from}/${e.name}`);
           if (ci) one(`${from}/${e.name}`, ci, sub, e.name);
         }
         return;
@@ -334,9 +341,9 @@ export function copyToContainer(
           }`,
         );
       }
-      if (there) Deno.removeSync(to);
+      if (there) fdFs.remove(to);
       if (info.isSymlink) {
-        Deno.symlinkSync(Deno.readLinkSync(from), to);
+        fdFs.symlink(fs.readLink(from), to);
         return;
       }
       if (!info.isFile) {

@@ -18,6 +18,7 @@
  * at a fake cgroupfs tree of either version.
  */
 import type { CgroupManager } from "../sys/cgroups/mod.ts";
+import { type HostFs, realFs } from "../sys/fs.ts";
 import type { ContainerRecord } from "./container/types.ts";
 
 /** Where the controllers are: a v1 controller → mount map, or the v2 root. */
@@ -35,13 +36,19 @@ export function layoutOf(m: CgroupManager): CgroupLayout {
 /** A file's text, or undefined when it cannot be read. */
 export type ReadText = (path: string) => string | undefined;
 
-export const readTextOrUndefined: ReadText = (path) => {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
-};
+/** A reader over a file-system port (a FakeHost's tree, or the real one). */
+export function readTextFrom(fs: Pick<HostFs, "readTextFile">): ReadText {
+  return (path) => {
+    try {
+      return fs.readTextFile(path);
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/** The reader of the real file system (the default where no host is at hand). */
+export const readTextOrUndefined: ReadText = readTextFrom(realFs);
 
 /** One reading of one cgroup. Each field absent where the controller is not there. */
 export interface CgroupSample {
