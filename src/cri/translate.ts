@@ -301,7 +301,7 @@ export function containerRequest(
     // containerd's CRI makes a missing host path a directory (MkdirAll, 0755) before the mount.
     createMissingDir: true,
     propagation: PROPAGATION[m.propagation] ?? "rprivate",
-    loc: { file: "CreateContainer", path: `config.mounts[${i}].host_path` },
+    path: ["mounts", i, "source"], // CONTAINER_FIELDS: config.mounts[i].host_path
   }));
   const devices = (config.devices ?? []).map((d: Message, i: number) => deviceOf(d, i));
   const caps = sc.capabilities ?? {};

@@ -80,7 +80,8 @@ export interface ContainerSpec {
   /** Hostname inside the container (default: the container name). */
   hostname?: string;
   /** A user and/or group given by name (compose `user: app:staff`), resolved in the rootfs at create. */
-  userNames?: { user?: string; group?: string; loc?: SourceLocation };
+  /** `path`: where the names are, relative to the request's root (for errors; see FieldError). */
+  userNames?: { user?: string; group?: string; path?: PathSegment[] };
   /** Signal that asks the process to stop (compose `stop_signal`; default SIGTERM). */
   stopSignal?: string;
   /**
@@ -149,8 +150,11 @@ export interface ResolvedMount {
    * short binds, a hostPath with no type, CRI mounts: what docker and containerd do).
    */
   createMissingDir?: boolean;
-  /** Where the mount's source is in the file, for errors found at create. */
-  loc?: SourceLocation & { path?: string };
+  /**
+   * A hostPath checked at create (prepareHostPaths): the field path of its
+   * source, relative to the request's root, that an error found then names.
+   */
+  path?: PathSegment[];
   /** Mount propagation (the CRI's): rprivate unless given. */
   propagation?: "rprivate" | "rslave" | "rshared";
 }
@@ -234,7 +238,7 @@ export function resolveMounts(
         destination: m.mountPath,
         readOnly,
         kind: "hostPath",
-        loc: locOf(src, [...at, "hostPath"]),
+        path: [...at, "hostPath"],
         ...sub,
       });
       return;
@@ -274,7 +278,7 @@ export function resolveMounts(
         // No type: the kubelet checks nothing and containerd's CRI (like docker's -v) makes a
         // missing source a directory (MkdirAll, 0755); the checked types still refuse.
         ...(type === "" ? { createMissingDir: true } : {}),
-        loc: locOf(src, [...options.volumesPath, vi, "hostPath", "path"]),
+        path: [...options.volumesPath, vi, "hostPath", "path"],
         ...sub,
       });
     } else if (vol.persistentVolumeClaim) {
@@ -337,11 +341,6 @@ function needsPod(src: SourceDoc, at: readonly PathSegment[], i: number): SpecEr
     [...at, i],
     "configMap, secret, downwardAPI, projected, persistentVolumeClaim and image volumes need a pod (rkl pod run); a single container takes hostPath",
   );
-}
-
-function locOf(src: SourceDoc, path: readonly PathSegment[]): SourceLocation & { path: string } {
-  const e = specErrorAt(src, path, "");
-  return { file: e.file, line: e.line, column: e.column, path: e.path };
 }
 
 export function checkUniqueVolumes(
