@@ -353,7 +353,9 @@ export function containerRequest(
     ...(devices.length > 0 ? { devices } : {}),
     ...(config.stdin ? { stdin: true, stdinOnce: !!config.stdin_once } : {}),
     labels: {},
-    userNames: sc.run_as_username ? { user: sc.run_as_username } : undefined,
+    userNames: sc.run_as_username
+      ? { user: sc.run_as_username, path: ["userNames"] } // CONTAINER_FIELDS: run_as_username
+      : undefined,
     supplementalGroups: (sc.supplemental_groups ?? []).map(Number),
     sysctls: options.sysctls,
     // None given: rkl's defaults, never nothing (the safe reading of an empty list).
