@@ -14,7 +14,7 @@ import {
 } from "../src/workloads/container.ts";
 import { ImageService } from "../src/image/service.ts";
 import { defaultPullPolicy, parseReference } from "../src/image/reference.ts";
-import { SpecError } from "../src/errors.ts";
+import { locateFieldError, SpecError } from "../src/errors.ts";
 import { cachedReader, checkUnpulled } from "../src/workloads/unpulled.ts";
 import { LinuxSyscalls } from "../src/sys/syscalls.ts";
 import { realFs } from "../src/sys/fs.ts";
@@ -45,6 +45,14 @@ export async function validatePods(
   for (const pod of pods) {
     const s = pod.spec;
     const notes: string[] = [];
+    // A FieldError's path is the pod's: located through the pod file's source, as pod run does.
+    const located = <T>(f: () => T): T => {
+      try {
+        return f();
+      } catch (e) {
+        throw locateFieldError(e, pod.source);
+      }
+    };
     for (const c of [...s.initContainers, ...s.containers]) {
       const source = await rootSource(host, c, { pull: false });
       let bundle = source.defaults;
@@ -54,8 +62,8 @@ export async function validatePods(
         ({ bundle, loaded } = u);
         notes.push(...u.notes);
         if (u.warning) ctx.warn(u.warning);
-      } else loaded = withResolvedUser(host, c, source);
-      notes.push(...prepareHostPaths(host, c, { dryRun: true }));
+      } else loaded = located(() => withResolvedUser(host, c, source));
+      notes.push(...located(() => prepareHostPaths(host, c, { dryRun: true })));
       planContainer(loaded, {
         host,
         network: null,
@@ -78,14 +86,14 @@ export async function validatePods(
       if (host.images.store.find(iv.reference)) continue;
       if ((iv.pullPolicy ?? defaultPullPolicy(iv.reference)) === "Never") {
         throw new SpecError(
-          iv.loc,
+          pod.source.at(iv.path),
           `image ${JSON.stringify(iv.reference)} is not in the store and pullPolicy is Never`,
         );
       }
       try {
         parseReference(iv.reference);
       } catch (e) {
-        throw new SpecError(iv.loc, (e as Error).message);
+        throw new SpecError(pod.source.at(iv.path), (e as Error).message);
       }
       notes.push(`image volume ${v}: image ${iv.reference} will be pulled`);
     }

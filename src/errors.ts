@@ -71,6 +71,51 @@ export class SpecError extends RklError {
   }
 }
 
+/** One step of a field path: a key or a list index (`["volumeMounts", 0, "hostPath"]`). */
+export type FieldPathSegment = string | number;
+
+/**
+ * Bad input found by the core, named by its field path relative to the
+ * request's root, with no position: the front end's locator (a request's
+ * `source.at`) turns it into a {@linkcode SpecError} at its own place, the
+ * file:line:col of a YAML file, a CRI request's proto field, a compose key
+ * or a command-line flag (see {@linkcode locateFieldError}). Exit code 2.
+ */
+export class FieldError extends RklError {
+  readonly path: readonly FieldPathSegment[];
+  readonly detail: string;
+
+  override get exitCode(): number {
+    return 2;
+  }
+
+  constructor(path: readonly FieldPathSegment[], detail: string, options: RklErrorOptions = {}) {
+    super("EFIELD", path.length > 0 ? `${path.join(".")}: ${detail}` : detail, options);
+    this.path = path;
+    this.detail = detail;
+  }
+}
+
+/** Where a request's front end puts a field path: `source.at` of a request. */
+export interface FieldLocator {
+  at(path: readonly FieldPathSegment[]): SourceLocation & { path?: string };
+}
+
+/** A FieldError as a SpecError at the locator's place for its path; any other error unchanged. */
+export function locateFieldError(e: unknown, locator: FieldLocator): unknown {
+  if (!(e instanceof FieldError)) return e;
+  return new SpecError(locator.at(e.path), e.detail, { cause: e });
+}
+
+/** Runs `fn`, turning a FieldError it throws into a SpecError through `locator`. */
+export async function locatingFields<T>(locator: FieldLocator, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw locateFieldError(e, locator);
+  }
+}
+
 /** `file:line:col: path: detail`, leaving out the parts that are unknown. */
 export function formatLocated(loc: SourceLocation, path: string, detail: string): string {
   let where = loc.file;

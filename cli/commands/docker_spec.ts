@@ -197,7 +197,7 @@ export function parseVolume(v: string, cwd: string): ResolvedMount {
     kind: "hostPath",
     hostPathType: "",
     createMissingDir: true, // docker's -v makes a missing source a directory
-    loc: { file: "-v", path: v },
+    path: ["-v", v], // the flag and its value: located at `-v: VALUE` (runSpec's source)
   };
 }
 
@@ -270,7 +270,7 @@ export function userFields(
   const userName = num(u) ? undefined : u;
   const groupName = g !== undefined && !num(g) ? g : undefined;
   if (userName || groupName) {
-    out.userNames = { user: userName, group: groupName, loc: { file: "-u" } };
+    out.userNames = { user: userName, group: groupName, path: ["-u"] };
   }
   return out;
 }
@@ -510,6 +510,13 @@ export function runSpec(
   return {
     spec,
     warnings: [],
-    source: { file, at: (path) => ({ file, path: path.join(".") }) },
+    // A path that starts with a flag (`["-v", VALUE]`, `["-u"]`) is located at that flag.
+    source: {
+      file,
+      at: (path) =>
+        typeof path[0] === "string" && path[0].startsWith("-")
+          ? { file: path[0], path: path.slice(1).join(".") }
+          : { file, path: path.join(".") },
+    },
   };
 }

@@ -301,7 +301,7 @@ export function containerRequest(
     // containerd's CRI makes a missing host path a directory (MkdirAll, 0755) before the mount.
     createMissingDir: true,
     propagation: PROPAGATION[m.propagation] ?? "rprivate",
-    loc: { file: "CreateContainer", path: `config.mounts[${i}].host_path` },
+    path: ["mounts", i, "source"], // CONTAINER_FIELDS: config.mounts[i].host_path
   }));
   const devices = (config.devices ?? []).map((d: Message, i: number) => deviceOf(d, i));
   const caps = sc.capabilities ?? {};
@@ -353,7 +353,9 @@ export function containerRequest(
     ...(devices.length > 0 ? { devices } : {}),
     ...(config.stdin ? { stdin: true, stdinOnce: !!config.stdin_once } : {}),
     labels: {},
-    userNames: sc.run_as_username ? { user: sc.run_as_username } : undefined,
+    userNames: sc.run_as_username
+      ? { user: sc.run_as_username, path: ["userNames"] } // CONTAINER_FIELDS: run_as_username
+      : undefined,
     supplementalGroups: (sc.supplemental_groups ?? []).map(Number),
     sysctls: options.sysctls,
     // None given: rkl's defaults, never nothing (the safe reading of an empty list).

@@ -3,7 +3,7 @@
  * into what a container is made of (overlay lower dirs and the process
  * defaults its config sets: Entrypoint/Cmd, Env, WorkingDir, User).
  */
-import { ImageError, SpecError } from "../errors.ts";
+import { FieldError, ImageError, SpecError } from "../errors.ts";
 import type { SourceLocation } from "../errors.ts";
 import type { BundleDefaults } from "../oci/generate.ts";
 import { lgetxattr } from "../sys/fileattr.ts";
@@ -202,7 +202,6 @@ export function imageUser(
     const names = {
       user: /^\d+$/.test(u) ? undefined : u,
       group: g === undefined || /^\d+$/.test(g) ? undefined : g,
-      loc,
     };
     const ids = resolveNames(names, {
       uid: /^\d+$/.test(u) ? Number(u) : undefined,
@@ -210,7 +209,7 @@ export function imageUser(
     }, { ...files, where });
     return ids;
   } catch (e) {
-    if (e instanceof SpecError) {
+    if (e instanceof FieldError) {
       throw new SpecError(loc, `the image's User ${JSON.stringify(user)}: ${e.detail}`);
     }
     throw e;

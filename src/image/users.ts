@@ -4,7 +4,7 @@
  * host's. The files are opened beneath the bundle's rootfs without following
  * any symlink (a bundle's /etc/passwd linking to the host's is not read).
  */
-import { SpecError } from "../errors.ts";
+import { FieldError } from "../errors.ts";
 import type { ContainerSpec } from "../spec/container.ts";
 import { openBeneath } from "../sys/subpath.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
@@ -30,20 +30,23 @@ export function parseGroup(text: string): { name: string; gid: number }[] {
   ).map((f) => ({ name: f[0], gid: Number(f[2]) }));
 }
 
-/** uid/gid for names; a name that the files do not hold is an error at its line. */
+/**
+ * uid/gid for names; a name that the files do not hold is a FieldError at
+ * the names' field path (the request's root when they give none).
+ */
 export function resolveNames(
   names: NonNullable<ContainerSpec["userNames"]>,
   given: { uid?: number; gid?: number },
   files: { passwd?: string; group?: string; where: string },
 ): { uid: number; gid: number } {
-  const loc = names.loc ?? { file: files.where };
+  const path = names.path ?? [];
   let uid = given.uid ?? 0;
   let gid = given.gid;
   if (names.user !== undefined) {
     const u = parsePasswd(files.passwd ?? "").find((e) => e.name === names.user);
     if (!u) {
-      throw new SpecError(
-        loc,
+      throw new FieldError(
+        path,
         `user ${JSON.stringify(names.user)} is not in ${files.where}/etc/passwd`,
       );
     }
@@ -53,8 +56,8 @@ export function resolveNames(
   if (names.group !== undefined) {
     const g = parseGroup(files.group ?? "").find((e) => e.name === names.group);
     if (!g) {
-      throw new SpecError(
-        loc,
+      throw new FieldError(
+        path,
         `group ${JSON.stringify(names.group)} is not in ${files.where}/etc/group`,
       );
     }

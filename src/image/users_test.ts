@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SpecError } from "../errors.ts";
+import { FieldError, locateFieldError, SpecError } from "../errors.ts";
 import { parseGroup, parsePasswd, resolveNames } from "./users.ts";
 
 const PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\nbroken:x:y:z\n";
@@ -22,11 +22,22 @@ Deno.test("resolveNames() follows docker: the user's primary group unless a grou
   });
   assert.deepEqual(resolveNames({ group: "staff" }, { uid: 7 }, files), { uid: 7, gid: 50 });
   assert.deepEqual(resolveNames({ user: "app" }, { gid: 9 }, files), { uid: 1000, gid: 9 });
-  assert.throws(
-    () => resolveNames({ user: "ghost", loc: { file: "c.yaml", line: 3, column: 11 } }, {}, files),
-    (e: Error) =>
-      e instanceof SpecError &&
-      e.message === 'c.yaml:3:11: user "ghost" is not in /b/rootfs/etc/passwd',
+  // A FieldError names the field path; the front end's locator places it (here at c.yaml:3:11).
+  let err: unknown;
+  try {
+    resolveNames({ user: "ghost", path: ["securityContext", "user"] }, {}, files);
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof FieldError);
+  assert.deepEqual(err.path, ["securityContext", "user"]);
+  const located = locateFieldError(err, {
+    at: (path) => ({ file: "c.yaml", line: 3, column: 11, path: path.join(".") }),
+  });
+  assert.ok(located instanceof SpecError);
+  assert.equal(
+    located.message,
+    'c.yaml:3:11: securityContext.user: user "ghost" is not in /b/rootfs/etc/passwd',
   );
   assert.throws(() => resolveNames({ group: "nope" }, {}, files), /group "nope" is not in/);
   assert.throws(() => resolveNames({ user: "app" }, {}, { where: "/b/rootfs" }), /not in/);

@@ -53,7 +53,8 @@ export interface ContainerSpec {
   /** Hostname inside the container (default: the container name). */
   hostname?: string;
   /** A user and/or group given by name (compose `user: app:staff`), resolved in the rootfs at create. */
-  userNames?: { user?: string; group?: string; loc?: SourceLocation };
+  /** `path`: where the names are, relative to the request's root (for errors; see FieldError). */
+  userNames?: { user?: string; group?: string; path?: PathSegment[] };
   /** Signal that asks the process to stop (compose `stop_signal`; default SIGTERM). */
   stopSignal?: string;
   /**
@@ -122,8 +123,11 @@ export interface ResolvedMount {
    * short binds, a hostPath with no type, CRI mounts: what docker and containerd do).
    */
   createMissingDir?: boolean;
-  /** Where the mount's source is in the file, for errors found at create. */
-  loc?: SourceLocation & { path?: string };
+  /**
+   * A hostPath checked at create (prepareHostPaths): the field path of its
+   * source, relative to the request's root, that an error found then names.
+   */
+  path?: PathSegment[];
   /** Mount propagation (the CRI's): rprivate unless given. */
   propagation?: "rprivate" | "rslave" | "rshared";
 }

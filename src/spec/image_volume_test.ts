@@ -37,8 +37,14 @@ Deno.test("an image volume is a read-only mount of kind image, its reference kep
     tools: {
       reference: "quay.io/crio/artifact:v2",
       pullPolicy: "IfNotPresent",
-      loc: { file: "/srv/p.yaml", line: 19, column: 18, path: "spec.volumes[0].image.reference" },
+      path: ["spec", "volumes", 0, "image", "reference"],
     },
+  });
+  assert.deepEqual(pod.source.at(pod.spec.imageVolumes!.tools.path), {
+    file: "/srv/p.yaml",
+    line: 19,
+    column: 18,
+    path: "spec.volumes[0].image.reference",
   });
   // the OCI bind is ro, nosuid, nodev and noexec, as the kubelet mounts an image volume
   const spec = {

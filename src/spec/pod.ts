@@ -49,7 +49,7 @@ import { fieldPathError, type NodeCapacity, resourceValue } from "./downward.ts"
 import type { EnvEntry } from "./container.ts";
 import { checkVolumeSources } from "./container.ts";
 import { dirnameOf, joinPath } from "./paths.ts";
-import { type SourceLocation, SpecError } from "../errors.ts";
+import { SpecError } from "../errors.ts";
 
 /** Limits of a pod's resolv.conf (the API server's and kubelet's, ExpandedDNSConfig). */
 export const MAX_NAMESERVERS = 3;
@@ -865,11 +865,7 @@ export function podFromDoc(
       fileVolumes[v.name] = volumeFiles(ctx, v, i, all);
     }
     if (v.image) {
-      const e = specErrorAt(src, ["spec", "volumes", i, "image", "reference"], "");
-      imageVolumes[v.name] = {
-        ...v.image,
-        loc: { file: e.file, line: e.line, column: e.column, path: e.path },
-      };
+      imageVolumes[v.name] = { ...v.image, path: ["spec", "volumes", i, "image", "reference"] };
     }
   });
   const groups = [
@@ -1048,11 +1044,11 @@ export function loadPods(
   return pods;
 }
 
-/** A `volumes[].image`: the reference, its pull policy, and where it is in the file. */
+/** A `volumes[].image`: the reference, its pull policy, and its field path in the pod. */
 export interface ImageVolume {
   reference: string;
   pullPolicy?: "Always" | "IfNotPresent" | "Never";
-  loc: SourceLocation & { path: string };
+  path: PathSegment[];
 }
 
 /** Reads a `--configmap` file: ConfigMaps, Secrets and claims only. */

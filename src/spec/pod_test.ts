@@ -99,7 +99,14 @@ spec:
     kind: "hostPath",
     hostPathType: "",
     createMissingDir: true,
-    loc: { file: "p.yaml", line: 8, column: 37, path: "spec.volumes[1].hostPath.path" },
+    path: ["spec", "volumes", 1, "hostPath", "path"],
+  });
+  // The field path is position-free; the pod's source locates it in the file.
+  assert.deepEqual(pod.source.at(["spec", "volumes", 1, "hostPath", "path"]), {
+    file: "p.yaml",
+    line: 8,
+    column: 37,
+    path: "spec.volumes[1].hostPath.path",
   });
   assert.equal(
     pod.spec.containers[0].spec.securityContext.runAsUser,
@@ -176,7 +183,7 @@ Deno.test("hostPath.type is one of Kubernetes' types, checked at its line", () =
     `apiVersion: v1\nkind: Pod\nmetadata: {name: h}\nspec:\n  volumes:\n    - name: d\n      hostPath: {path: /srv/d, type: ${type}}\n  containers:\n    - {name: a, image: b, command: [sh], volumeMounts: [{name: d, mountPath: /d}]}\n`;
   const [ok] = loadPods(pod("DirectoryOrCreate"), "h.yaml");
   assert.equal(ok.spec.containers[0].spec.mounts[0].hostPathType, "DirectoryOrCreate");
-  assert.equal(ok.spec.containers[0].spec.mounts[0].loc?.line, 7);
+  assert.equal(ok.source.at(ok.spec.containers[0].spec.mounts[0].path!).line, 7);
   assert.throws(
     () => loadPods(pod("Dir"), "h.yaml"),
     (e: Error) => /^h\.yaml:7:\d+: .*hostPath type "Dir" must be one of/.test(e.message),

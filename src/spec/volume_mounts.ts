@@ -1,5 +1,5 @@
 /** volumeMounts resolved against the declared volumes, and the checks on volumes. */
-import type { SourceLocation, SpecError } from "../errors.ts";
+import type { SpecError } from "../errors.ts";
 import { type PathSegment, type SourceDoc, specErrorAt } from "./source.ts";
 import { VOLUME_SOURCES, type VolumeMountSpec, type VolumeSpec } from "./schema.ts";
 import { joinPath } from "./paths.ts";
@@ -49,7 +49,7 @@ export function resolveMounts(
         destination: m.mountPath,
         readOnly,
         kind: "hostPath",
-        loc: locOf(src, [...at, "hostPath"]),
+        path: [...at, "hostPath"],
         ...sub,
       });
       return;
@@ -89,7 +89,7 @@ export function resolveMounts(
         // No type: the kubelet checks nothing and containerd's CRI (like docker's -v) makes a
         // missing source a directory (MkdirAll, 0755); the checked types still refuse.
         ...(type === "" ? { createMissingDir: true } : {}),
-        loc: locOf(src, [...options.volumesPath, vi, "hostPath", "path"]),
+        path: [...options.volumesPath, vi, "hostPath", "path"],
         ...sub,
       });
     } else if (vol.persistentVolumeClaim) {
@@ -152,11 +152,6 @@ function needsPod(src: SourceDoc, at: readonly PathSegment[], i: number): SpecEr
     [...at, i],
     "configMap, secret, downwardAPI, projected, persistentVolumeClaim and image volumes need a pod (rkl pod run); a single container takes hostPath",
   );
-}
-
-function locOf(src: SourceDoc, path: readonly PathSegment[]): SourceLocation & { path: string } {
-  const e = specErrorAt(src, path, "");
-  return { file: e.file, line: e.line, column: e.column, path: e.path };
 }
 
 export function checkUniqueVolumes(

@@ -1,17 +1,18 @@
 import assert from "node:assert/strict";
+import { FieldError, locateFieldError } from "../errors.ts";
 import { loadPods } from "../spec/pod.ts";
 import { prepareHostPaths } from "./container.ts";
 import { realFs } from "../sys/fs.ts";
 
 const host = { fs: realFs };
 
-function podWith(path: string, type?: string) {
+function podYaml(path: string, type?: string): string {
   const t = type === undefined ? "" : `, type: ${type}`;
-  const [p] = loadPods(
-    `apiVersion: v1\nkind: Pod\nmetadata: {name: h}\nspec:\n  volumes:\n    - {name: d, hostPath: {path: ${path}${t}}}\n  containers:\n    - {name: a, image: b, command: [sh], volumeMounts: [{name: d, mountPath: /d}]}\n`,
-    "h.yaml",
-  );
-  return p.spec.containers[0];
+  return `apiVersion: v1\nkind: Pod\nmetadata: {name: h}\nspec:\n  volumes:\n    - {name: d, hostPath: {path: ${path}${t}}}\n  containers:\n    - {name: a, image: b, command: [sh], volumeMounts: [{name: d, mountPath: /d}]}\n`;
+}
+
+function podWith(path: string, type?: string) {
+  return loadPods(podYaml(path, type), "h.yaml")[0].spec.containers[0];
 }
 
 Deno.test("a hostPath with no type whose path is missing becomes a directory, as containerd's CRI makes it", () => {
@@ -40,10 +41,22 @@ Deno.test("the checked hostPath types still refuse a missing path at its line", 
   const dir = Deno.makeTempDirSync({ prefix: "rkl-hostpath-" });
   try {
     for (const type of ["Directory", "File", "Socket", "CharDevice", "BlockDevice"]) {
-      assert.throws(
-        () => prepareHostPaths(host, podWith(`${dir}/missing`, type)),
-        (e: Error) =>
-          new RegExp(`^h\\.yaml:6:\\d+: .*does not exist \\(type ${type}\\)`).test(e.message),
+      // The core names the field (the pod's path); the pod's source places it in the file.
+      const [pod] = loadPods(podYaml(`${dir}/missing`, type), "h.yaml");
+      let err: unknown;
+      try {
+        prepareHostPaths(host, pod.spec.containers[0]);
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(err instanceof FieldError);
+      assert.deepEqual(err.path, ["spec", "volumes", 0, "hostPath", "path"]);
+      const located = locateFieldError(err, pod.source) as Error;
+      assert.match(
+        located.message,
+        new RegExp(
+          `^h\\.yaml:6:\\d+: spec\\.volumes\\[0\\]\\.hostPath\\.path: hostPath .*does not exist \\(type ${type}\\)$`,
+        ),
       );
     }
     assert.throws(() => Deno.statSync(`${dir}/missing`), Deno.errors.NotFound);

@@ -1,9 +1,10 @@
 /** One service replica as a container spec: its mounts, ports, security settings and labels. */
-import { ConflictError, NotFoundError } from "../../errors.ts";
+import { ConflictError, NotFoundError, type SourceLocation } from "../../errors.ts";
 import { natTable } from "../../net/hostnet.ts";
 import { which } from "../../oci/runtime.ts";
 import type { ComposeProject, ComposeService } from "../../spec/compose.ts";
 import type { LoadedContainer, ResolvedMount } from "../../spec/container.ts";
+import type { PathSegment } from "../../spec/source.ts";
 import { RESTART_LABEL } from "../../spec/names.ts";
 import type { Host } from "../host.ts";
 import { portConflict } from "../ports.ts";
@@ -84,12 +85,17 @@ export function configPath(
   return `${dir}/.owned/${m.owner.uid}.${m.owner.gid}.${m.owner.mode.toString(8)}/${m.source}`;
 }
 
-/** The mounts of one replica: binds, named volumes, tmpfs, anonymous volumes, configs and secrets. */
+/**
+ * The mounts of one replica: binds, named volumes, tmpfs, anonymous volumes,
+ * configs and secrets. A checked hostPath has the field path `["volumes", i]`,
+ * which `places` maps to its compose key and line.
+ */
 function replicaMounts(
   host: Host,
   project: ComposeProject,
   svc: ComposeService,
   name: string,
+  places: Places,
 ): ResolvedMount[] {
   return svc.mounts.map((m, i) => {
     switch (m.kind) {
@@ -102,9 +108,10 @@ function replicaMounts(
           hostPathType: "",
           // docker compose makes a missing source a directory, and takes whatever exists.
           ...(m.createHostPath ? { createMissingDir: true } : {}),
-          loc: m.loc
-            ? { ...m.loc, path: `services.${svc.name}.volumes[${i}]` }
-            : { file: project.files[0], path: `services.${svc.name}.volumes[${i}]` },
+          path: places.put(["volumes", i], {
+            ...(m.loc ?? { file: project.files[0] }),
+            path: `services.${svc.name}.volumes[${i}]`,
+          }),
         };
       case "volume": {
         // driver_opts bind: the directory named by device, which must exist (as docker's local driver).
@@ -116,7 +123,10 @@ function replicaMounts(
             readOnly: m.readOnly,
             kind: "hostPath",
             hostPathType: "Directory",
-            loc: { file: project.files[0], path: `volumes.${m.source}.driver_opts.device` },
+            path: places.put(["volumes", i], {
+              file: project.files[0],
+              path: `volumes.${m.source}.driver_opts.device`,
+            }),
           }
           : {
             source: `${volumeDir(host, project.name, m.source)}/_data`,
@@ -161,7 +171,8 @@ export function replicaSpec(
   hash: string,
   ports: ComposeService["ports"] = svc.ports,
 ): LoadedContainer {
-  const mounts = replicaMounts(host, project, svc, name);
+  const places = new Places();
+  const mounts = replicaMounts(host, project, svc, name, places);
   const limits: Record<string, string> = {};
   if (svc.cpus) limits.cpu = svc.cpus;
   if (svc.memory) limits.memory = svc.memory;
@@ -214,7 +225,11 @@ export function replicaSpec(
         : {}),
       hostname: svc.hostname,
       userNames: svc.user && (svc.user.name || svc.user.group)
-        ? { user: svc.user.name, group: svc.user.group, loc: svc.user.loc }
+        ? {
+          user: svc.user.name,
+          group: svc.user.group,
+          ...(svc.user.loc ? { path: places.put(["user"], { path: "", ...svc.user.loc }) } : {}),
+        }
         : undefined,
       stopSignal: svc.stopSignal,
       healthcheck: svc.healthcheck,
@@ -239,6 +254,23 @@ export function replicaSpec(
       },
     },
     warnings: [],
-    source: { file, at: (path) => ({ file, path: `services.${svc.name}.${path.join(".")}` }) },
+    // The compose front end's locator: a field the replica names by path is at its compose
+    // key (and line, where the file gives one).
+    source: {
+      file,
+      at: (path) => places.get(path) ?? { file, path: `services.${svc.name}.${path.join(".")}` },
+    },
   };
+}
+
+/** Field paths of a replica's request and where each is in the compose files. */
+class Places {
+  #at = new Map<string, SourceLocation & { path: string }>();
+  put(path: PathSegment[], where: SourceLocation & { path: string }): PathSegment[] {
+    this.#at.set(JSON.stringify(path), where);
+    return path;
+  }
+  get(path: readonly PathSegment[]): (SourceLocation & { path: string }) | undefined {
+    return this.#at.get(JSON.stringify(path));
+  }
 }

@@ -8,7 +8,7 @@
  * process that died half-way (`rm -f` of a "creating" record), so there is
  * one rollback path to test instead of three.
  */
-import { ConflictError, RklError } from "../../errors.ts";
+import { ConflictError, locatingFields, RklError } from "../../errors.ts";
 import type { NetConfList, PortMapping } from "../../net/cni.ts";
 import { loadNetwork } from "../../net/network.ts";
 import { natTable } from "../../net/hostnet.ts";
@@ -39,8 +39,25 @@ import type {
   RootSource,
 } from "./types.ts";
 
-/** Creates the container (not started). On any failure everything made is undone. */
+/**
+ * Creates the container (not started). On any failure everything made is
+ * undone. A FieldError raised under it (its path is the container's) becomes
+ * a SpecError at the place the request's source (its front end's locator)
+ * gives that path.
+ */
 export function createContainer(
+  host: Host,
+  loaded: LoadedContainer,
+  options: CreateOptions,
+): Promise<ContainerRecord> {
+  return locatingFields(loaded.source, () => createPodMember(host, loaded, options));
+}
+
+/**
+ * createContainer for a pod's own create, which locates a FieldError itself:
+ * a pod container's field paths are the pod's (its hostPath volumes are).
+ */
+export function createPodMember(
   host: Host,
   loaded: LoadedContainer,
   options: CreateOptions,

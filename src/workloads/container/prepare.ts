@@ -3,7 +3,7 @@
  * bundle or image its root filesystem comes from (pulled when its policy
  * says so), its hostPaths, its user names and its Localhost seccomp profile.
  */
-import { SpecError } from "../../errors.ts";
+import { FieldError, SpecError } from "../../errors.ts";
 import { type BundleDefaults, bundleDefaults } from "../../oci/generate.ts";
 import { parseSeccompProfile, type SeccompProfile } from "../../oci/seccomp.ts";
 import type { LoadedContainer } from "../../spec/container.ts";
@@ -47,7 +47,10 @@ export function readBundle(host: Pick<Host, "fs">, loaded: LoadedContainer): Bun
  * Checks each hostPath against its Kubernetes `type` (making it for the
  * *OrCreate ones, as the kubelet does) before anything else is made, so a
  * missing or wrong source is an error at its line instead of the runtime's
- * "failed to prepare rootfs" that names no path.
+ * "failed to prepare rootfs" that names no path. Only mounts with a field
+ * `path` are checked; an error is a FieldError naming it (relative to the
+ * request's root: the pod's for a pod's container), which the create's entry
+ * (or validate) locates through the request's source.
  */
 export function prepareHostPaths(
   host: Pick<Host, "fs">,
@@ -56,10 +59,11 @@ export function prepareHostPaths(
 ): string[] {
   const notes: string[] = [];
   for (const m of loaded.spec.mounts) {
-    if (m.kind !== "hostPath" || !m.loc) continue;
+    if (m.kind !== "hostPath" || !m.path) continue;
+    const path = m.path;
     const type = m.hostPathType ?? "";
     const fail = (why: string): never => {
-      throw new SpecError(m.loc!, `hostPath ${JSON.stringify(m.source)} ${why}`);
+      throw new FieldError(path, `hostPath ${JSON.stringify(m.source)} ${why}`);
     };
     let st: FsInfo | undefined;
     try {

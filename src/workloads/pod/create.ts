@@ -6,7 +6,7 @@
  * in the record before it is made; a failure at any step tears down exactly
  * what the record lists.
  */
-import { ConflictError, RklError } from "../../errors.ts";
+import { ConflictError, locatingFields, RklError } from "../../errors.ts";
 import type { ContainerSpec, LoadedContainer } from "../../spec/container.ts";
 import type { LoadedPod } from "../../spec/pod.ts";
 import { HOSTS_GROUP } from "../../spec/names.ts";
@@ -26,6 +26,7 @@ import {
   startCreated,
 } from "../container.ts";
 import { cniIdFor, type Host } from "../host.ts";
+import { createPodMember } from "../container/create.ts";
 import { parseCriLog, tail as tailEntries } from "../logs.ts";
 import { portConflict } from "../ports.ts";
 import { writeEtcFiles, writeGroupHosts } from "./etc.ts";
@@ -50,7 +51,11 @@ export function createPod(
   loaded: LoadedPod,
   options: CreatePodOptions,
 ): Promise<PodRecord> {
-  return cancellable(() => createPodNow(host, loaded, options));
+  // A FieldError (its path is the pod's) is located through the request's source.
+  return locatingFields(
+    loaded.source,
+    () => cancellable(() => createPodNow(host, loaded, options)),
+  );
 }
 
 /** One create under way: what every step reads, and the CNI ADD while it runs. */
@@ -288,7 +293,7 @@ async function pinNamespaces(b: PodBuild): Promise<Sandbox["join"]> {
     const pauseName = `${name}__pause`;
     rec.pause = pauseName;
     b.save();
-    const pauseRec = await createContainer(
+    const pauseRec = await createPodMember(
       host,
       pauseSpec(inputs.pauseDir, inputs.pauseHasArgs, spec.pauseImage),
       {
@@ -341,7 +346,7 @@ async function runInitContainers(b: PodBuild, join: Sandbox["join"]): Promise<vo
     const member = memberName(rec.name, c.spec.name);
     rec.initContainers.push(member);
     b.save();
-    const r = await createContainer(host, c, {
+    const r = await createPodMember(host, c, {
       network: null,
       sandbox: sandboxFor(host, rec, member, join, `${rec.cgroupPath}/${c.spec.name}`),
     });
@@ -377,7 +382,7 @@ async function createAppContainers(b: PodBuild, join: Sandbox["join"]): Promise<
   b.save();
   const made = await Promise.allSettled([
     ...spec.containers.map((c) =>
-      createContainer(host, c, {
+      createPodMember(host, c, {
         network: null,
         sandbox: sandboxFor(
           host,

@@ -69,11 +69,13 @@ export async function preparePod(
   // Image volumes too, as their pullPolicy says (default as for a container's image).
   const imageVolumes: PodInputs["imageVolumes"] = {};
   for (const [v, iv] of Object.entries(spec.imageVolumes ?? {})) {
-    if (!host.images) throw new SpecError(iv.loc, "an image volume needs the image store");
+    // The request's own locator (its front end's) places the volume's field.
+    const at = loaded.source.at(iv.path);
+    if (!host.images) throw new SpecError(at, "an image volume needs the image store");
     const image = await host.images.ensure(
       iv.reference,
       iv.pullPolicy ?? defaultPullPolicy(iv.reference),
-      iv.loc,
+      at,
     );
     imageVolumes[v] = { imageId: image.id, dir: `${dirs.volumes}/${v}` };
   }
