@@ -1,0 +1,199 @@
+/** start, stop, restart, rm, kill, wait and rename, docker's way. */
+import type { Command } from "commander";
+import type { Context } from "../../app.ts";
+import { ConflictError, UsageError } from "../../../src/errors.ts";
+import {
+  getContainer,
+  refresh,
+  removeContainer,
+  restartContainer,
+  startContainer,
+  stopContainer,
+} from "../../../src/workloads/container.ts";
+import { write } from "../../format.ts";
+import { parseSeconds } from "../_shared.ts";
+import { attachTo, each, names, type Verb, waitExit } from "./shared.ts";
+
+const SIGNALS = [
+  "HUP",
+  "INT",
+  "QUIT",
+  "ILL",
+  "TRAP",
+  "ABRT",
+  "BUS",
+  "FPE",
+  "KILL",
+  "USR1",
+  "SEGV",
+  "USR2",
+  "PIPE",
+  "ALRM",
+  "TERM",
+  "STKFLT",
+  "CHLD",
+  "CONT",
+  "STOP",
+  "TSTP",
+  "TTIN",
+  "TTOU",
+  "URG",
+  "XCPU",
+  "XFSZ",
+  "VTALRM",
+  "PROF",
+  "WINCH",
+  "IO",
+  "PWR",
+  "SYS",
+]; // deno-fmt-ignore
+
+/** A signal by name (`KILL`, `SIGKILL`, `RTMIN+1`) or number 1-64, as the runtime takes it. */
+export function signalArg(s: string): string {
+  if (/^\d{1,2}$/.test(s) && Number(s) >= 1 && Number(s) <= 64) return s;
+  const name = s.toUpperCase().replace(/^SIG/, "");
+  const rt = /^RTM(IN|AX)([+-]\d{1,2})?$/.exec(name);
+  if (!SIGNALS.includes(name) && !(rt && Math.abs(Number(rt[2] ?? 0)) <= 30)) {
+    throw new UsageError(`-s ${JSON.stringify(s)} is not a signal (a name such as TERM, or 1-64)`);
+  }
+  return `SIG${name}`;
+}
+
+/** start, stop, restart, rm, kill, wait, rename, by name. */
+export const LIFECYCLE_VERBS: Record<string, Verb> = {
+  start(program: Command, ctx: Context): void {
+    program.command("start").argument("<names...>").description(
+      "start created or exited containers",
+    ).option("-a, --attach", "attach to its output (one container)")
+      .option("-i, --interactive", "attach stdin too")
+      .action(async (list: string[], o: { attach?: boolean; interactive?: boolean }) => {
+        const host = ctx.host();
+        const startOne = async (n: string) => {
+          const rec = await refresh(host, getContainer(host, n));
+          if (rec.status === "running") return rec;
+          if (rec.status === "exited" || rec.status === "unknown") {
+            return await restartContainer(host, n);
+          }
+          return await startContainer(host, n);
+        };
+        if ((o.attach || o.interactive) && list.length === 1) {
+          const rec = await refresh(host, getContainer(host, list[0]));
+          if (rec.status === "created") {
+            const r = await attachTo(host, rec, {
+              stdin: !!o.interactive && rec.stdin !== undefined,
+              then: () => startContainer(host, rec.name),
+            });
+            if (r !== "detached") ctx.exitCode = r;
+            return;
+          }
+          const started = await startOne(list[0]);
+          const r = await attachTo(host, started, {
+            stdin: !!o.interactive && started.stdin !== undefined,
+          });
+          if (r !== "detached") ctx.exitCode = r;
+          return;
+        }
+        await each(ctx, names(list), async (n) => {
+          await startOne(n);
+          write(`${n}\n`);
+        });
+      });
+  },
+  stop(program: Command, ctx: Context): void {
+    program.command("stop").argument("<names...>").description(
+      "stop containers: the stop signal, then SIGKILL after -t seconds",
+    ).option("-t, --time <seconds>", "grace period", "10")
+      .action(async (list: string[], o: { time: string }) => {
+        const t = parseSeconds("--time", o.time);
+        await each(ctx, names(list), async (n) => {
+          await stopContainer(ctx.host(), n, t, { byUser: true });
+          write(`${n}\n`);
+        });
+      });
+  },
+  restart(program: Command, ctx: Context): void {
+    program.command("restart").argument("<names...>").description(
+      "stop (if running) and start containers again",
+    ).option("-t, --time <seconds>", "grace period", "10")
+      .action(async (list: string[], o: { time: string }) => {
+        const t = parseSeconds("--time", o.time);
+        const host = ctx.host();
+        await each(ctx, names(list), async (n) => {
+          const rec = await refresh(host, getContainer(host, n));
+          if (rec.status === "created") await startContainer(host, n);
+          else {
+            if (rec.status === "running") await stopContainer(host, n, t, { byUser: true });
+            await restartContainer(host, n);
+          }
+          write(`${n}\n`);
+        });
+      });
+  },
+  rm(program: Command, ctx: Context): void {
+    program.command("rm").argument("<names...>").description("remove containers")
+      .option("-f, --force", "kill and remove running ones too")
+      .action(async (list: string[], o: { force?: boolean }) => {
+        await each(ctx, names(list), async (n) => {
+          await removeContainer(ctx.host(), n, { force: o.force });
+          write(`${n}\n`);
+        });
+      });
+  },
+  kill(program: Command, ctx: Context): void {
+    program.command("kill").argument("<names...>").description(
+      "send a signal (default SIGKILL) to containers' main process",
+    ).option("-s, --signal <sig>", "signal name or number", "KILL")
+      .action(async (list: string[], o: { signal: string }) => {
+        const host = ctx.host();
+        const sig = signalArg(o.signal);
+        await each(ctx, names(list), async (n) => {
+          const rec = await refresh(host, getContainer(host, n));
+          if (rec.status !== "running") {
+            throw new ConflictError(
+              `Cannot kill container ${JSON.stringify(n)}: it is not running`,
+            );
+          }
+          await host.runtimeFor(rec.runtime).kill(rec.id, sig);
+          write(`${n}\n`);
+        });
+      });
+  },
+  wait(program: Command, ctx: Context): void {
+    program.command("wait").argument("<names...>").description(
+      "wait for containers to exit; print each exit code",
+    ).action(async (list: string[]) => {
+      const host = ctx.host();
+      await each(ctx, names(list), async (n) => {
+        const rec = await refresh(host, getContainer(host, n));
+        if (rec.status === "created") {
+          // docker waits for a created container to run and exit; so does this.
+          while ((await refresh(host, getContainer(host, n))).status === "created") {
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        write(`${await waitExit(host, n)}\n`);
+      });
+    });
+  },
+  rename(program: Command, ctx: Context): void {
+    program.command("rename").argument("<old>").argument("<new>").description(
+      "rename a container (refused: see the message)",
+    ).action(async (old: string, next: string) => {
+      const host = ctx.host();
+      const rec = await refresh(host, getContainer(host, old));
+      const { checkName } = await import("../docker_spec.ts");
+      checkName(next);
+      if (host.store.get("containers", next)) {
+        throw new ConflictError(
+          `Cannot rename container ${JSON.stringify(old)}: name ${JSON.stringify(next)} is in use`,
+        );
+      }
+      throw new ConflictError(
+        `Cannot rename container ${
+          JSON.stringify(old)
+        } (${rec.status}): rkl keys a container's directories, runtime id, cgroup, network namespace and log by its name, and cannot move them safely`,
+        { hint: `remove it and run it again with --name ${next}` },
+      );
+    });
+  },
+};
