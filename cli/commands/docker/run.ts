@@ -11,7 +11,6 @@ import {
 } from "../../../src/workloads/container.ts";
 import type { Host } from "../../../src/workloads/host.ts";
 import { which } from "../../../src/oci/runtime.ts";
-import { cloexecInheritedFds } from "../../../src/sys/cloexec.ts";
 import { write } from "../../format.ts";
 import { cwd, environment, stderr } from "../../io.ts";
 import { readInput, whileCreating } from "../_shared.ts";
@@ -90,26 +89,17 @@ function buildSpec(host: Host, f: RunFlags, image: string, command: string[]) {
 /** `--rm` of a container rkl does not watch: a helper in its own session removes it at exit. */
 function removeOnExit(host: Host, rec: ContainerRecord): void {
   const argv = host.selfArgv;
-  if (!argv) return;
-  cloexecInheritedFds();
-  const child = new Deno.Command("setsid", {
-    args: [
-      ...argv,
-      "--root",
-      host.paths.root,
-      "--run-root",
-      host.paths.runRoot,
-      "__rm-on-exit",
-      rec.name,
-      rec.createdAt,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    env: { RUST_BACKTRACE: "0" },
-  }).spawn();
-  child.unref();
-  child.status.catch(() => {});
+  if (!argv || !host.proc.spawnDetached) return;
+  host.proc.spawnDetached([
+    ...argv,
+    "--root",
+    host.paths.root,
+    "--run-root",
+    host.paths.runRoot,
+    "__rm-on-exit",
+    rec.name,
+    rec.createdAt,
+  ]);
 }
 
 /** `run`, `create`, and the hidden helper behind `run --rm -d`, by name. */
