@@ -70,15 +70,9 @@ export interface UpOptions {
   noStart?: boolean;
 }
 
-/** Brings the project up: networks, volumes, then services in dependency order. */
-export async function composeUp(
-  host: Host,
-  project: ComposeProject,
-  options: UpOptions,
-): Promise<ComposeRecord> {
-  // Config and secret files are read before anything is made: each a regular file of at most 1 MiB.
-  const contents = configContents(project);
-  const rec: ComposeRecord = host.store.get<ComposeRecord>("compose", project.name) ?? {
+/** The project's record as stored, or a new one (not saved). */
+export function projectRecord(host: Host, project: ComposeProject): ComposeRecord {
+  return host.store.get<ComposeRecord>("compose", project.name) ?? {
     schemaVersion: 1,
     kind: "compose",
     name: project.name,
@@ -89,6 +83,17 @@ export async function composeUp(
     services: {},
     createdAt: host.now().toISOString(),
   };
+}
+
+/** Brings the project up: networks, volumes, then services in dependency order. */
+export async function composeUp(
+  host: Host,
+  project: ComposeProject,
+  options: UpOptions,
+): Promise<ComposeRecord> {
+  // Config and secret files are read before anything is made: each a regular file of at most 1 MiB.
+  const contents = configContents(project);
+  const rec = projectRecord(host, project);
   rec.files = project.files;
   host.store.put("compose", rec);
   await ensureNetworks(host, project, rec);

@@ -29,7 +29,6 @@ import { ensureHealthMonitor, readHealth } from "../health.ts";
 import type { Host } from "../host.ts";
 import { isPaused, pauseContainer, unpauseContainer } from "../pause.ts";
 import {
-  type ComposeRecord,
   LABEL_CONTAINER_NAME,
   LABEL_HASH,
   LABEL_NUMBER,
@@ -40,7 +39,7 @@ import {
 } from "./names.ts";
 import { ensureNetworks, networkToJoin } from "./networks.ts";
 import { replicaSpec } from "./replica.ts";
-import { composeUp, configContents, writeProjectFiles } from "./up.ts";
+import { composeUp, configContents, projectRecord, writeProjectFiles } from "./up.ts";
 
 export const LABEL_ONEOFF = "com.docker.compose.oneoff";
 export const LABEL_ONEOFF_PROJECT = "org.rkl.compose.oneoff-project";
@@ -123,17 +122,7 @@ export async function composeRunCreate(
   }
   // The networks, volumes, configs and secrets `up` makes, without any service.
   const contents = configContents(project);
-  const rec: ComposeRecord = host.store.get<ComposeRecord>("compose", project.name) ?? {
-    schemaVersion: 1,
-    kind: "compose",
-    name: project.name,
-    dir: project.dir,
-    files: project.files,
-    networks: {},
-    volumes: [],
-    services: {},
-    createdAt: host.now().toISOString(),
-  };
+  const rec = projectRecord(host, project);
   host.store.put("compose", rec);
   await ensureNetworks(host, project, rec);
   writeProjectFiles(host, project, rec, contents);
