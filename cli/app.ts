@@ -20,7 +20,10 @@ type Register = (program: Command, ctx: Context) => void;
 
 /** docker's verbs at the top level (cli/commands/docker.ts), in help order. */
 const DOCKER_COMMANDS: [string, string][] = [
-  ["run", "create and start a container from an image, docker's way (YAML: container run FILE)"],
+  [
+    "run",
+    "create and start a container from an image, docker's way (rkl container run FILE takes YAML)",
+  ],
   ["create", "create a container from an image without starting it"],
   ["start", "start created or exited containers"],
   ["stop", "stop containers: the stop signal, then SIGKILL after -t seconds"],
@@ -74,7 +77,8 @@ export const COMMANDS: {
   { name: "compose", description: "run compose applications", module: "compose" },
   {
     name: "kube",
-    description: "play and tear down Kubernetes files (Deployments, Jobs, Services…), as podman",
+    description:
+      "play and tear down Kubernetes files: Pods, Deployments, DaemonSets, Jobs, Services",
     module: "kube",
   },
   { name: "__job-monitor", description: "", hidden: true, module: "kube" },
@@ -124,12 +128,14 @@ export const COMMANDS: {
   { name: "generate", description: "write Kubernetes YAML for what runs", module: "generate" },
   {
     name: "stats",
-    description: "a live table of what containers use (CPU, memory, network, block I/O, pids)",
+    description:
+      "a live table of CPU %, memory, network and block I/O and pids per container, as docker stats",
     module: "stats",
   },
   {
     name: "events",
-    description: "what happened, from the event log; -f style streaming",
+    description:
+      "what happened to containers, pods and the daemon, then what happens (until ^C or --until)",
     module: "events",
   },
   {
