@@ -25,7 +25,6 @@ import type { LoadedPod } from "../spec/pod.ts";
 import type { Host } from "./host.ts";
 import { createPod, getPod, type PodRecord, podView, removePod, runPod, stopPod } from "./pod.ts";
 import { pidLockOwner, takePidLock } from "../sys/pidlock.ts";
-import { cloexecInheritedFds } from "../sys/cloexec.ts";
 import { readTextBounded } from "../sys/readfile.ts";
 
 /** Annotations on every pod a Kubernetes file made. */
@@ -386,26 +385,19 @@ export async function downKube(host: Host, file: string): Promise<string[]> {
 /** Starts a job's monitor in its own session; it outlives this command. */
 export function startJobMonitor(host: Host, name: string): void {
   const argv = host.selfArgv;
-  if (!argv) throw new TypeError("this host cannot start helper processes (no selfArgv)");
+  if (!argv || !host.proc.spawnDetached) {
+    throw new TypeError("this host cannot start helper processes (no selfArgv)");
+  }
   if (pidLockOwner(monitorLock(host, name)) !== undefined) return;
-  cloexecInheritedFds();
-  const child = new Deno.Command("setsid", {
-    args: [
-      ...argv,
-      "--root",
-      host.paths.root,
-      "--run-root",
-      host.paths.runRoot,
-      "__job-monitor",
-      name,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    env: { RUST_BACKTRACE: "0" },
-  }).spawn();
-  child.unref();
-  child.status.catch(() => {});
+  host.proc.spawnDetached([
+    ...argv,
+    "--root",
+    host.paths.root,
+    "--run-root",
+    host.paths.runRoot,
+    "__job-monitor",
+    name,
+  ]);
 }
 
 /** How an ended pod of a job went: all app containers exited 0, or not. */
