@@ -50,11 +50,8 @@ import type { EnvEntry } from "./container.ts";
 import { checkVolumeSources } from "./container.ts";
 import { dirnameOf, joinPath } from "./paths.ts";
 import { type SourceLocation, SpecError } from "../errors.ts";
-
-/** Limits of a pod's resolv.conf (the API server's and kubelet's, ExpandedDNSConfig). */
-export const MAX_NAMESERVERS = 3;
-export const MAX_SEARCHES = 32;
-export const MAX_SEARCH_CHARS = 2048;
+import { MAX_NAMESERVERS, MAX_SEARCH_CHARS, MAX_SEARCHES, nodeCapacity } from "./pod_limits.ts";
+export { MAX_NAMESERVERS, MAX_SEARCH_CHARS, MAX_SEARCHES, nodeCapacity };
 
 const podContainer = z.strictObject({
   ...containerFields,
@@ -984,15 +981,6 @@ export function podFromDoc(
     source: sourceOf(src),
     warnings,
   };
-}
-
-/** The node's capacity, for resourceFieldRef without a limit. */
-export function nodeCapacity(): NodeCapacity {
-  let memoryBytes = 0;
-  try {
-    memoryBytes = Deno.systemMemoryInfo().total;
-  } catch { /* not on Linux */ }
-  return { cpus: navigator.hardwareConcurrency || 1, memoryBytes };
 }
 
 /**
