@@ -26,6 +26,7 @@
  *                p95); the daemon's RSS with 50 CRI pods
  *   containerd   rkl's CRI vs containerd 1.6's, call by call over one pod's life, lists with
  *                20 pods running, and the node's memory (PSS) with them (bench/containerd.ts)
+ *   stats        `rkl stats --no-stream` vs `podman stats --no-stream`, 20 containers each
  *
  * rkl is run as a user runs it from source (`deno run -A cli/main.ts`), so
  * every rkl figure includes Deno's start-up.
@@ -1034,11 +1035,207 @@ async function imageRows(): Promise<void> {
   }
 }
 
+/**
+ * The docker-style commands against podman 4.3 (its own --root/--runroot in
+ * the bench dir, so the host's podman state is not touched): `rkl run -d
+ * busybox sleep` vs `podman run -d`, then `rkl ps` vs `podman ps` with 50
+ * containers each. rkl's busybox comes from a local registry (docker.io
+ * mirror), podman's is the same rootfs imported; both are local before timing.
+ */
+async function dockerRows(): Promise<void> {
+  const { dirTar, pushImage, startRegistry } = await import("../tests/_helpers/oci.ts");
+  const reg = await startRegistry(`${dir}/registry-docker`);
+  const N = 50;
+  const conf = `${dir}/containers-docker.conf`;
+  await Deno.writeTextFile(
+    conf,
+    `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
+      `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
+  );
+  const penv = { CONTAINERS_CONF: conf };
+  const podman = (args: string[]) =>
+    sh("podman", ["--root", `${dir}/podman/root`, "--runroot", `${dir}/podman/run`, ...args], penv);
+  const hasPodman = !!which("podman");
+  try {
+    await pushImage(reg.url, "library/busybox", "latest", {
+      layers: [await dirTar(`${BUSYBOX}/rootfs`)],
+      config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
+    });
+    await Deno.writeTextFile(
+      `${dir}/registries-docker.yaml`,
+      `mirrors:\n  docker.io:\n    endpoint: ["${reg.url}"]\n    fallback: false\n`,
+    );
+    Object.assign(env, { RKL_REGISTRIES_CONFIG: `${dir}/registries-docker.yaml` });
+    await rkl(["pull", "-q", "busybox"]);
+    const pimg = "localhost/rkl-busybox:bench";
+    if (hasPodman) {
+      await sh("sh", [
+        "-c",
+        `tar -C ${BUSYBOX}/rootfs -c . | podman --root ${dir}/podman/root --runroot ${dir}/podman/run import --change "ENV PATH=/bin:/sbin" - ${pimg}`,
+      ], penv);
+    }
+    const rklRun = await series(
+      () => rkl(["run", "-d", "--name", "drun", "--network", "none", "busybox", "sleep", "3600"]),
+      { cleanup: () => rkl(["rm", "-f", "drun"]) },
+    );
+    if (hasPodman) {
+      rows.push({
+        name: "run -d busybox sleep (--network none)",
+        rkl: rklRun,
+        baseline: await series(
+          () => podman(["run", "-d", "--name", "prun", "--network", "none", pimg, "sleep", "3600"]),
+          { cleanup: () => podman(["rm", "-f", "-t", "0", "prun"]) },
+        ),
+        baselineLabel: "podman run -d",
+        goal: 0.5,
+      });
+      // The same while `rkl daemon` runs: it serves a detached run to the thin client.
+      rows.push({
+        name: "run -d busybox sleep (--network none), daemon running",
+        rkl: await whileServing(() =>
+          series(
+            () =>
+              rkl(["run", "-d", "--name", "drun", "--network", "none", "busybox", "sleep", "3600"]),
+            { cleanup: () => rkl(["rm", "-f", "drun"]) },
+          )
+        ),
+        baseline: rows[rows.length - 1].baseline,
+        baselineLabel: "podman run -d",
+        goal: 0.5,
+      });
+    }
+    for (let i = 0; i < N; i++) {
+      await rkl(["run", "-d", "--name", `ps${i}`, "--network", "none", "busybox", "sleep", "3600"]);
+      if (hasPodman) {
+        await podman(["run", "-d", "--name", `ps${i}`, "--network", "none", pimg, "sleep", "3600"]);
+      }
+    }
+    const rklPs = await series(() => rkl(["ps"]));
+    if (hasPodman) {
+      rows.push({
+        name: `ps with ${N} running containers`,
+        rkl: rklPs,
+        baseline: await series(() => podman(["ps"])),
+        baselineLabel: "podman ps",
+        goal: 0.5,
+      });
+      rows.push({
+        name: `ps with ${N} running containers, daemon running`,
+        rkl: await whileServing(() => series(() => rkl(["ps"]))),
+        baseline: rows[rows.length - 1].baseline,
+        baselineLabel: "podman ps",
+        goal: 0.5,
+      });
+    }
+  } finally {
+    for (let i = 0; i < N; i++) {
+      await rkl(["rm", "-f", `ps${i}`]).catch(() => {});
+    }
+    if (hasPodman) {
+      await podman(["rm", "-a", "-f", "-t", "0"]).catch(() => {});
+      await podman(["rmi", "-a", "-f"]).catch(() => {});
+      // podman's overlay mounts under its private root go before the dir does.
+      await sh("sh", ["-c", `umount -R ${dir}/podman/root/overlay 2>/dev/null; true`]);
+    }
+    await reg.stop();
+  }
+}
+
+/**
+ * `rkl stats --no-stream` with 20 running containers against `podman stats
+ * --no-stream` with 20 (podman on a private --root/--runroot with the vfs
+ * driver, so nothing of the host's podman is touched and nothing is mounted).
+ */
+async function statsRows(): Promise<void> {
+  const N = 20;
+  const names = Array.from({ length: N }, (_, i) => `st${i}`);
+  for (const n of names) {
+    await rkl([
+      "container",
+      "run",
+      "--network",
+      "none",
+      await specFile(n, `command: [sleep, "3600"]\n`),
+    ]);
+  }
+  let rklStats: Stat;
+  let servedStats: Stat;
+  try {
+    rklStats = await series(() => rkl(["stats", "--no-stream"]));
+    // The same while `rkl daemon` runs: a thin client it serves.
+    servedStats = await whileServing(() => series(() => rkl(["stats", "--no-stream"])));
+  } finally {
+    for (const n of names) await rkl(["container", "rm", "-f", n]).catch(() => {});
+  }
+  if (!which("podman")) return;
+  const conf = `${dir}/containers.conf`;
+  await Deno.writeTextFile(
+    conf,
+    `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
+      `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
+  );
+  const penv = { CONTAINERS_CONF: conf };
+  const P = [
+    "--root",
+    `${dir}/podman-root`,
+    "--runroot",
+    `${dir}/podman-run`,
+    "--storage-driver",
+    "vfs",
+  ];
+  await sh("sh", [
+    "-c",
+    `tar -C ${BUSYBOX}/rootfs -c . | podman ${
+      P.join(" ")
+    } import --change "ENV PATH=/bin:/sbin" - localhost/rkl-busybox:bench`,
+  ], penv);
+  try {
+    for (const n of names) {
+      await sh("podman", [
+        ...P,
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        `p${n}`,
+        "localhost/rkl-busybox:bench",
+        "sleep",
+        "3600",
+      ], penv);
+    }
+    const podmanStats = await series(() => sh("podman", [...P, "stats", "--no-stream"], penv));
+    rows.push({
+      name: `stats --no-stream, ${N} containers, daemon running`,
+      rkl: servedStats,
+      baseline: podmanStats,
+      baselineLabel: "podman stats --no-stream",
+      goal: 0.5,
+    }, {
+      name: `stats --no-stream, ${N} containers, in-process`,
+      rkl: rklStats,
+      baseline: podmanStats,
+      baselineLabel: "podman stats --no-stream",
+    });
+  } finally {
+    await sh("podman", [...P, "rm", "-a", "-f", "-t", "0"], penv).catch(() => {});
+    await sh("podman", [...P, "rmi", "-a", "-f"], penv).catch(() => {});
+  }
+}
+
 try {
   const runtimes = ["youki", "runc"].filter((r) => which(r));
   const raw = await rawBundle();
   // BENCH_ONLY=images runs just the image rows.
   const only = Deno.env.get("BENCH_ONLY");
+  // BENCH_ONLY=stats runs just `rkl stats --no-stream` vs `podman stats --no-stream`.
+  if (!only || only === "stats") await statsRows();
+  if (only === "stats") throw new Done();
+  // BENCH_ONLY=docker runs just the docker-style rows (run -d, ps with 50 containers).
+  if (only === "docker") {
+    await dockerRows();
+    throw new Done();
+  }
   if (!only || only === "images") await imageRows();
   if (only === "images") throw new Done();
   // BENCH_ONLY=rk8s runs just the row against rk8s's RKL.

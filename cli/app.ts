@@ -18,6 +18,30 @@ export interface Context {
 
 type Register = (program: Command, ctx: Context) => void;
 
+/** docker's verbs at the top level (cli/commands/docker.ts), in help order. */
+const DOCKER_COMMANDS: [string, string][] = [
+  ["run", "create and start a container from an image, docker's way (YAML: container run FILE)"],
+  ["create", "create a container from an image without starting it"],
+  ["start", "start created or exited containers"],
+  ["stop", "stop containers: the stop signal, then SIGKILL after -t seconds"],
+  ["restart", "stop (if running) and start containers again"],
+  ["rm", "remove containers"],
+  ["ps", "list containers (running ones; -a all)"],
+  ["logs", "print a container's output"],
+  ["exec", "run a command in a running container"],
+  ["attach", "join a running container's terminal or output (detach: ctrl-p ctrl-q)"],
+  ["inspect", "a container's state as JSON (images: rkl image inspect)"],
+  ["kill", "send a signal (default SIGKILL) to containers' main process"],
+  ["wait", "wait for containers to exit; print each exit code"],
+  ["port", "list a container's published ports"],
+  ["rename", "rename a container (refused: see the message)"],
+  ["top", "the processes of a container (its cgroup), as ps shows them"],
+  ["cp", "copy files between a container and the host (container paths resolved inside its root)"],
+  ["images", "list images (rkl image ls)"],
+  ["pull", "pull an image (rkl image pull)"],
+  ["rmi", "remove images (rkl image rm)"],
+];
+
 /**
  * The top-level commands, in help order, and the module that defines each.
  * Only the module of the command being run is loaded (a static specifier
@@ -41,6 +65,12 @@ export const COMMANDS: {
     module: "container",
   },
   { name: "pod", alias: "p", description: "run and manage Kubernetes pods", module: "pod" },
+  ...DOCKER_COMMANDS.map(([name, description]) => ({
+    name,
+    description,
+    module: "docker" as const,
+  })),
+  { name: "__rm-on-exit", description: "", hidden: true, module: "docker" },
   { name: "compose", description: "run compose applications", module: "compose" },
   {
     name: "kube",
@@ -93,6 +123,16 @@ export const COMMANDS: {
   },
   { name: "generate", description: "write Kubernetes YAML for what runs", module: "generate" },
   {
+    name: "stats",
+    description: "a live table of what containers use (CPU, memory, network, block I/O, pids)",
+    module: "stats",
+  },
+  {
+    name: "events",
+    description: "what happened, from the event log; -f style streaming",
+    module: "events",
+  },
+  {
     name: "doctor",
     description:
       "check what rkl needs on this host, and what a Kubernetes node still lacks; print what to install",
@@ -113,6 +153,9 @@ export const COMMANDS: {
 ];
 
 const MODULES = {
+  docker: async (): Promise<Register[]> => [
+    (await import("./commands/docker.ts")).registerDocker,
+  ],
   container: async (): Promise<Register[]> => [
     (await import("./commands/container.ts")).registerContainer,
   ],
@@ -142,6 +185,8 @@ const MODULES = {
   generate: async (): Promise<Register[]> => [
     (await import("./commands/generate.ts")).registerGenerate,
   ],
+  stats: async (): Promise<Register[]> => [(await import("./commands/stats.ts")).registerStats],
+  events: async (): Promise<Register[]> => [(await import("./commands/events.ts")).registerEvents],
   host_tools: async (): Promise<Register[]> => [
     (await import("./commands/host_tools.ts")).registerHostTools,
   ],

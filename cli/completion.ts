@@ -15,10 +15,29 @@ interface Node {
   names?: "containers" | "pods" | "projects" | "files";
 }
 
+/** The top-level docker verbs whose arguments are container names (cli/commands/docker.ts). */
+const CONTAINER_VERBS = new Set([
+  "start",
+  "stop",
+  "restart",
+  "rm",
+  "logs",
+  "exec",
+  "attach",
+  "inspect",
+  "kill",
+  "wait",
+  "port",
+  "rename",
+  "top",
+]); // deno-fmt-ignore
+
 function namesFor(path: string, args: string[]): Node["names"] {
   const a = args[0] ?? "";
   if (a === "file" || a === "FILE") return "files";
-  if (path.startsWith("container/") && a === "name") return "containers";
+  if (CONTAINER_VERBS.has(path)) return "containers";
+  if (path.startsWith("container/") && (a === "name" || a === "names")) return "containers";
+  if (path === "stats" && a === "names") return "containers";
   if (path.startsWith("pod/") && (a === "name" || a === "pod")) return "pods";
   if (path === "generate/kube") return "pods";
   return undefined;

@@ -1,5 +1,6 @@
 /** Builds the real Host: the only place real adapters are created. */
 import { realFs } from "../src/sys/fs.ts";
+import { spawnDetached } from "../src/sys/detached.ts";
 import { createWithConmon } from "../src/oci/conmon.ts";
 import { procStat } from "../src/sys/procstat.ts";
 import { ImageService } from "../src/image/service.ts";
@@ -148,6 +149,7 @@ export function realProc(sys: Syscalls): HostProc {
     stat: procStat,
     kill: (pid, signal) => Deno.kill(pid, signal),
     createWithConmon: (o) => createWithConmon(sys, o),
+    spawnDetached,
   };
 }
 
@@ -212,7 +214,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     logRotation: rotation,
     // conmon's own cap, for when no daemon rotates: twice the rotation size.
     logSizeMax: rotation.maxBytes * 2,
-    epoch: runRootEpoch(paths.runRoot),
+    epoch: runRootEpoch(paths.runRoot, realFs),
     subnet: Deno.env.get("RKL_SUBNET"),
     portInUse: (port, protocol) => boundPorts(protocol).has(port),
     warn,

@@ -34,10 +34,69 @@ const SERVED: Record<string, string[]> = {
   // `up` only with -d: attached, it follows logs until ^C.
   compose: ["up", "down", "ps"],
   kube: ["play", "down", "status"],
+  // and `stats --no-stream`, `ps`, `run -d` (servable() decides: they have no verb)
 };
 /** compose's own options (before its verb), each with a value. */
 const COMPOSE_VALUE = ["-f", "--file", "-p", "--project-name", "--profile"];
 const ALIASES: Record<string, string> = { p: "pod", c: "container" };
+/** docker's `run` options that take a value (cli/commands/docker.ts). */
+const RUN_VALUE = new Set([
+  "-p",
+  "--publish",
+  "-e",
+  "--env",
+  "--env-file",
+  "-v",
+  "--volume",
+  "--tmpfs",
+  "-w",
+  "--workdir",
+  "-u",
+  "--user",
+  "--entrypoint",
+  "--cpus",
+  "-m",
+  "--memory",
+  "--pids-limit",
+  "--network",
+  "--hostname",
+  "--restart",
+  "--cap-add",
+  "--cap-drop",
+  "--security-opt",
+  "-l",
+  "--label",
+  "--pull",
+  "--name",
+]); // deno-fmt-ignore
+
+/**
+ * Whether a top-level `run` may be served: detached, nothing read from the
+ * client's terminal, files or environment (a daemon has none of them), and no
+ * helper left to wait for the exit (`--rm`). Options are read up to the image;
+ * what follows it is the container's command.
+ */
+function servableRun(rest: string[]): boolean {
+  let detached = false;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (!a.startsWith("-")) return detached; // the image
+    const [flag, inline] = a.startsWith("--") && a.includes("=")
+      ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
+      : [a, undefined];
+    if (flag === "-d" || flag === "--detach") detached = true;
+    else if (["--read-only", "--init", "--privileged"].includes(flag)) continue;
+    else if (RUN_VALUE.has(flag)) {
+      const value = inline ?? rest[++i];
+      if (value === undefined) return false;
+      // -e NAME copies the client's variable; --env-file and -v name client files.
+      if ((flag === "-e" || flag === "--env") && !value.includes("=")) return false;
+      if (flag === "--env-file") return false;
+      if ((flag === "-v" || flag === "--volume") && !value.startsWith("/")) return false;
+    } else return false; // -i, -t, --rm, clusters such as -dit, anything unknown
+  }
+  return false;
+}
 
 export interface Plan {
   /** Global option values given in argv. */
@@ -68,6 +127,18 @@ export function servable(argv: string[]): Plan | undefined {
     break;
   }
   const command = ALIASES[argv[i]] ?? argv[i];
+  // `stats --no-stream` prints once and ends (the live table streams: in-process).
+  if (command === "stats") {
+    const rest = argv.slice(i + 1);
+    const ok = rest.includes("--no-stream") &&
+      !rest.some((a) => ["-h", "--help", "--"].includes(a));
+    return ok ? { globals, command, verb: "--no-stream" } : undefined;
+  }
+  // docker's top-level verbs: `ps` (it only reads), and `run -d`.
+  if (command === "ps" || (command === "run" && servableRun(argv.slice(i + 1)))) {
+    if (argv.some((a) => a === "-h" || a === "--help" || a === "--")) return undefined;
+    return { globals, command, verb: "" };
+  }
   let v = i + 1;
   if (command === "compose") {
     for (; v < argv.length; v++) {

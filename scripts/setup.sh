@@ -23,7 +23,8 @@ debs=(runc containernetworking-plugins iptables iproute2 busybox-static catatoni
   ca-certificates util-linux systemd patch
   qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
   docker-registry skopeo umoci libdeflate0
-  containerd buildah attr zstd xz-utils openssl)
+  containerd buildah attr zstd xz-utils openssl prometheus
+  tmux)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
@@ -36,6 +37,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   # on a private root and socket: the packaged service is not wanted.
   if [[ " ${missing[*]} " == *" containerd "* ]] && command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now containerd >/dev/null 2>&1 || true
+  fi
+  # prometheus is here for the metrics e2e test, which runs its own with a
+  # private config and data dir: the packaged service is not wanted either.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
 fi
 

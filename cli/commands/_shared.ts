@@ -46,6 +46,12 @@ export function parseSeconds(flag: string, v: string | undefined): number | unde
 export interface ExecFlags {
   interactive?: boolean;
   tty?: boolean;
+  /** `NAME=VALUE` entries over the container's env (docker exec -e). */
+  env?: string[];
+  /** Working directory instead of the container's (docker exec -w). */
+  cwd?: string;
+  /** User and group ids instead of the container's (docker exec -u). */
+  user?: { uid: number; gid: number };
 }
 
 /** Runs `command` in a running container with its cwd and env; returns the exit code. */
@@ -68,6 +74,9 @@ export async function execIn(
     argv: command,
     tty: o.tty ?? false,
     stdin: o.interactive ?? false,
+    env: o.env,
+    cwd: o.cwd,
+    ...(o.user ? { user: { uid: o.user.uid, gid: o.user.gid } } : {}),
   });
 }
 

@@ -31,6 +31,7 @@ import {
   readTextBounded,
 } from "../../src/sys/readfile.ts";
 import { absolute, cwd, environment, stderr } from "../io.ts";
+import { registerComposeVerbs } from "./compose_verbs.ts";
 
 const DEFAULT_FILES = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
 
@@ -151,7 +152,7 @@ function prefixOf(c: ContainerRecord, width: number): string {
 async function followLogs(
   host: Host,
   members: ContainerRecord[],
-  o: { follow?: boolean; tail?: number },
+  o: { follow?: boolean; tail?: number; since?: number; until?: number },
 ): Promise<void> {
   const width = Math.max(
     ...members.map((c) => `${c.labels[LABEL_SERVICE]}-${c.labels[LABEL_NUMBER]}`.length),
@@ -159,6 +160,8 @@ async function followLogs(
   const enc = new TextEncoder();
   await Promise.all(members.map((c) =>
     streamLog(c.dirs.log, (e) => {
+      const t = Date.parse(e.time);
+      if ((o.since !== undefined && t < o.since) || (o.until !== undefined && t > o.until)) return;
       const bytes = enc.encode(formatEntry(e, { prefix: prefixOf(c, width) }));
       (e.stream === "stderr" ? Deno.stderr : Deno.stdout).writeSync(bytes);
     }, {
@@ -189,7 +192,23 @@ export function registerCompose(program: Command, ctx: Context): void {
   c.command("up").argument("[services...]").description("create and start the services")
     .option("-d, --detach", "return once everything runs")
     .option("--remove-orphans", "remove containers of services no longer in the files")
-    .action(async (services: string[], o: { detach?: boolean; removeOrphans?: boolean }) => {
+    .option("--wait", "return once every container runs, and is healthy if it has a healthcheck")
+    .option("--wait-timeout <seconds>", "how long --wait waits (default 60)")
+    .option("--abort-on-container-exit", "stop every container when one exits; exit with its code")
+    .action(async (
+      services: string[],
+      o: {
+        detach?: boolean;
+        removeOrphans?: boolean;
+        wait?: boolean;
+        waitTimeout?: string;
+        abortOnContainerExit?: boolean;
+      },
+    ) => {
+      if (o.abortOnContainerExit && (o.detach || o.wait)) {
+        throw new UsageError("--abort-on-container-exit cannot go with --detach or --wait");
+      }
+      const waitSec = parseSeconds("--wait-timeout", o.waitTimeout);
       const host = ctx.host();
       const project = await loadProject(flags(), ctx.warn);
       await whileCreating(() =>
@@ -200,7 +219,22 @@ export function registerCompose(program: Command, ctx: Context): void {
           log: (m) => stderr(`${m}\n`),
         })
       );
+      if (o.wait) {
+        const { waitReady } = await import("../../src/workloads/compose/verbs.ts");
+        return await waitReady(host, project.name, services, (waitSec ?? 60) * 1000);
+      }
       if (o.detach) return;
+      if (o.abortOnContainerExit) {
+        const { firstExit } = await import("../../src/workloads/compose/verbs.ts");
+        const members = projectContainers(host, project.name);
+        const logs = followLogs(host, members, { follow: true });
+        const first = await firstExit(host, members);
+        stderr(`${first?.name} exited with code ${first?.code}; stopping the others\n`);
+        await composeStop(host, project, []);
+        await logs;
+        ctx.exitCode = first?.code ?? 1;
+        return;
+      }
       // Attached: print every service's output until they all exit; Ctrl-C stops them.
       const stop = () => composeStop(host, project, []).then(() => Deno.exit(130));
       Deno.addSignalListener("SIGINT", stop);
@@ -222,28 +256,52 @@ export function registerCompose(program: Command, ctx: Context): void {
     });
 
   c.command("ps").description("list the project's containers")
+    .option("--services", "print the services' names only")
+    .option(
+      "--status <status>",
+      "only containers in this state (created, running, paused, exited); repeatable",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option("-a, --all", "also stopped ones").option(
       "-o, --output <format>",
       "table or json",
       "table",
     )
-    .action(async (o: { all?: boolean; output: string }) => {
+    .action(async (o: { all?: boolean; output: string; services?: boolean; status?: string[] }) => {
       const host = ctx.host();
       const project = await loadProject(flags(), ctx.warn);
       const { readHealth } = await import("../../src/workloads/health.ts");
+      const { composeStatus } = await import("../../src/workloads/compose/verbs.ts");
+      for (const st of o.status ?? []) {
+        if (!["created", "running", "paused", "exited"].includes(st)) {
+          throw new UsageError(
+            `--status ${JSON.stringify(st)}: created, running, paused or exited`,
+          );
+        }
+      }
       const health = (m: ContainerRecord) =>
         m.healthcheck && m.status === "running" ? readHealth(host, m).status : undefined;
       const members = await Promise.all(
         projectContainers(host, project.name).map((m) => quickRefresh(host, m)),
       );
-      const shown = members.filter((m) => o.all || m.status === "running");
+      const shown = members.filter((m) =>
+        o.status?.length
+          ? o.status.includes(composeStatus(host, m))
+          : o.all || m.status === "running"
+      );
+      if (o.services) {
+        const names = new Set(shown.map((m) => m.labels[LABEL_SERVICE]));
+        return write(
+          project.services.filter((s) => names.has(s.name)).map((s) => `${s.name}\n`).join(""),
+        );
+      }
       if (o.output === "json") {
         return write(
           JSON.stringify(
             shown.map((m) => ({
               name: m.name,
               service: m.labels[LABEL_SERVICE],
-              status: m.status,
+              status: composeStatus(host, m),
               exitCode: m.exitCode ?? null,
               health: health(m) ?? null,
               ip: m.network?.ip ?? null,
@@ -259,7 +317,7 @@ export function registerCompose(program: Command, ctx: Context): void {
         shown.map((m) => [
           m.name,
           m.labels[LABEL_SERVICE],
-          statusText(m, health(m)),
+          composeStatus(host, m) === "paused" ? "paused" : statusText(m, health(m)),
           m.network?.ip ?? "-",
           (m.network?.portMappings ?? []).map((p) =>
             `${p.hostIP ?? "0.0.0.0"}:${p.hostPort}->${p.containerPort}/${p.protocol}`
@@ -276,9 +334,18 @@ export function registerCompose(program: Command, ctx: Context): void {
       "--tail <n>",
       "only the last n lines of each",
     )
-    .action(async (services: string[], o: { follow?: boolean; tail?: string }) => {
+    .option("--since <time>", "only lines since: RFC 3339, Unix seconds or a duration (10m)")
+    .option("--until <time>", "only lines before: the same forms")
+    .action(async (
+      services: string[],
+      o: { follow?: boolean; tail?: string; since?: string; until?: string },
+    ) => {
       const host = ctx.host();
       const project = await loadProject(flags(), ctx.warn);
+      const { parseTimeArg } = await import("../../src/workloads/events.ts");
+      const now = Date.now();
+      const since = o.since === undefined ? undefined : parseTimeArg("--since", o.since, now);
+      const until = o.until === undefined ? undefined : parseTimeArg("--until", o.until, now);
       const members = projectContainers(host, project.name).filter((m) =>
         services.length === 0 || services.includes(m.labels[LABEL_SERVICE])
       );
@@ -286,6 +353,8 @@ export function registerCompose(program: Command, ctx: Context): void {
       await followLogs(host, members, {
         follow: o.follow,
         tail: o.tail === undefined ? undefined : Number(o.tail),
+        since,
+        until,
       });
     });
 
@@ -388,6 +457,8 @@ export function registerCompose(program: Command, ctx: Context): void {
         write(`${file}\n`);
       }
     });
+
+  registerComposeVerbs(c, ctx, () => loadProject(flags(), ctx.warn));
 
   c.command("exec").argument("<service>").argument("<command...>").description(
     "run a command in a service's first container",

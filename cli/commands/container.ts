@@ -16,6 +16,8 @@ import {
   stopContainer,
 } from "../../src/workloads/container.ts";
 import type { Host } from "../../src/workloads/host.ts";
+import { isPaused } from "../../src/workloads/pause.ts";
+import { registerPause } from "./pause.ts";
 
 import { ago, keyValues, table, write } from "../format.ts";
 import type { Context } from "../app.ts";
@@ -46,7 +48,8 @@ export async function loadContainerFile(
   return loaded;
 }
 
-function statusText(r: ContainerRecord): string {
+function statusText(r: ContainerRecord, host?: Host): string {
+  if (host && isPaused(host, r)) return "paused";
   return r.status === "exited" ? `exited (${r.exitCode ?? "?"})` : r.status;
 }
 
@@ -72,7 +75,7 @@ export function containerState(host: Host, r: ContainerRecord) {
   return {
     name: r.name,
     id: r.id,
-    status: r.status,
+    status: isPaused(host, r) ? "paused" : r.status,
     pid: r.pid ?? null,
     exitCode: r.exitCode ?? null,
     /** Why it exited, as the CRI says it (`OOMKilled`, `Completed`, `Error`); null unless exited. */
@@ -154,6 +157,8 @@ export function registerContainer(program: Command, ctx: Context): void {
       write(`${name}\n`);
     });
 
+  registerPause(c, ctx);
+
   c.command("list").alias("ls").description("list containers").option(
     "-o, --output <format>",
     "table or json",
@@ -176,7 +181,7 @@ export function registerContainer(program: Command, ctx: Context): void {
           ["NAME", "STATUS", "PID", "IP", "PORTS", "CREATED", "OWNER"],
           recs.map((r) => [
             r.name,
-            statusText(r),
+            statusText(r, host),
             r.pid ? String(r.pid) : "-",
             r.network?.ip ?? (r.hostNetwork ? "host" : "-"),
             portsText(r) || "-",

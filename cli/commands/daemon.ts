@@ -10,6 +10,7 @@ import {
 } from "../../src/daemon/install.ts";
 import { listPods, type PodRecord } from "../../src/workloads/pod.ts";
 import { UsageError } from "../../src/errors.ts";
+import { parseMetricsAddress, startMetrics } from "../../src/daemon/metrics.ts";
 import type { Context } from "../app.ts";
 import { table, write } from "../format.ts";
 import { networkOption } from "./_shared.ts";
@@ -46,6 +47,11 @@ function addRun(cmd: Command, ctx: Context): void {
       "the CRI sandboxes' pause image, pulled once (\"\": rkl's built-in pause)",
       "registry.k8s.io/pause:3.10",
     )
+    .option(
+      "--metrics <addr>",
+      "serve Prometheus metrics on HOST:PORT (PORT: 127.0.0.1); off by default",
+    )
+    .option("--metrics-allow-remote", "let --metrics listen on an address that is not loopback")
     .action(
       async (
         o: {
@@ -58,6 +64,8 @@ function addRun(cmd: Command, ctx: Context): void {
           cri: boolean;
           cli: boolean;
           pauseImage: string;
+          metrics?: string;
+          metricsAllowRemote?: boolean;
         },
       ) => {
         // The unit's note to the launcher: not for the helpers this daemon starts.
@@ -67,6 +75,9 @@ function addRun(cmd: Command, ctx: Context): void {
         if (!(baseMs >= 0) || !(maxMs >= baseMs)) {
           throw new UsageError("--backoff and --backoff-max must be milliseconds, max >= base");
         }
+        const metricsAt = o.metrics === undefined
+          ? undefined
+          : parseMetricsAddress(o.metrics, o.metricsAllowRemote);
         const host = ctx.host();
         const ac = new AbortController();
         for (const sig of ["SIGINT", "SIGTERM"] as const) {
@@ -80,7 +91,13 @@ function addRun(cmd: Command, ctx: Context): void {
           if (!c.ok) console.error(`rkl daemon: preflight: ${formatCheck(c)}`);
         }
         console.error(`rkl daemon: watching ${manifests}`);
+        const metrics = metricsAt &&
+          startMetrics(host, metricsAt, {
+            version: VERSION,
+            log: (m) => console.error(`rkl daemon: ${m}`),
+          });
         await runDaemon(host, {
+          onCriCall: metrics?.onCriCall,
           manifests,
           network: networkOption(o.network),
           loadPods: await podLoader(),
@@ -98,7 +115,7 @@ function addRun(cmd: Command, ctx: Context): void {
                 log: (m) => console.error(`rkl daemon: ${m}`),
               })
             : undefined,
-        });
+        }).finally(() => metrics?.close());
       },
     );
 }

@@ -103,6 +103,8 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /** Largest request accepted, in bytes (grpc-js's default is 4 MiB). */
   maxMessageBytes?: number;
+  /** Told of every call once answered: method, gRPC status name, seconds (metrics). */
+  onCall?: (method: string, code: string, seconds: number) => void;
 }
 
 export interface CriServer {
@@ -154,6 +156,8 @@ function criServer(
   const server = new grpc.Server({
     "grpc.max_receive_message_length": max,
     "grpc.max_send_message_length": max,
+    // Channelz's per-call counters and traces, read by no one here.
+    "grpc.enable_channelz": 0,
   });
   for (
     const [service, table] of [["RuntimeService", handlers.runtime], [
@@ -176,15 +180,22 @@ function criServer(
             return;
           }
           const stop = new AbortController();
+          const t0 = performance.now();
+          const done = (code: grpc.status) =>
+            options.onCall?.(name, grpc.status[code], (performance.now() - t0) / 1000);
           streaming.add(stop);
           stop.signal.addEventListener("abort", () => streaming.delete(stop), { once: true });
           call.on("cancelled", () => stop.abort());
           call.on("close", () => stop.abort());
           Promise.resolve().then(() => sh(call.request, (msg) => call.write(msg), stop.signal))
             .then(
-              () => call.end(),
+              () => {
+                done(grpc.status.OK);
+                call.end();
+              },
               (e) => {
                 const st = statusOf(e);
+                done(st.code);
                 options.log?.(`cri: ${name}: ${grpc.status[st.code]}: ${st.details}`);
                 call.emit("error", st);
               },
@@ -197,15 +208,23 @@ function criServer(
         cb: grpc.sendUnaryData<Message>,
       ) => {
         if (!h) {
+          options.onCall?.(name, "UNIMPLEMENTED", 0);
           cb({ code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented by rkl` });
           return;
         }
         // Through a promise, so a handler that throws before its first await
         // answers its own status too.
+        const t0 = performance.now();
+        const done = (code: grpc.status) =>
+          options.onCall?.(name, grpc.status[code], (performance.now() - t0) / 1000);
         Promise.resolve().then(() => h(call.request, { cancelled: () => call.cancelled })).then(
-          (res) => cb(null, res),
+          (res) => {
+            done(grpc.status.OK);
+            cb(null, res);
+          },
           (e) => {
             const st = statusOf(e);
+            done(st.code);
             options.log?.(`cri: ${name}: ${grpc.status[st.code]}: ${st.details}`);
             cb(st);
           },

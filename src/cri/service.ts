@@ -13,16 +13,19 @@ import { statsHandlers } from "./server/stats.ts";
 import { execHandlers } from "./server/exec.ts";
 import { containerEvents } from "./server/events.ts";
 import { imageHandlers } from "./server/image.ts";
+import { Removals } from "./server/removals.ts";
 
 export { type CriOptions, DEFAULT_PAUSE_IMAGE, nanos, newId } from "./server/_common.ts";
 export { imageFsInfo, pullAuths } from "./server/image.ts";
 
 export function criHandlers(host: Host, options: CriOptions): CriHandlers {
   const exec = execHandlers(host, options);
+  const removals = new Removals(host, options.log);
+  removals.resume();
   const runtime: Record<string, Handler> = {
     ...runtimeInfoHandlers(options),
-    ...sandboxHandlers(host, options),
-    ...containerHandlers(host),
+    ...sandboxHandlers(host, options, removals),
+    ...containerHandlers(host, removals),
     ...statsHandlers(host),
     ...exec.handlers,
   };
@@ -35,6 +38,7 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
     close: async () => {
       events.close();
       await exec.close();
+      await removals.settled();
     },
   };
 }

@@ -18,6 +18,8 @@ export interface ServeOptions {
    * daemon holds the run root; what it returns is closed when the daemon stops.
    */
   serveCli?: () => Promise<{ close(): Promise<void> }>;
+  /** Told of every CRI call once answered (`--metrics`, src/daemon/metrics.ts). */
+  onCriCall?: (method: string, code: string, seconds: number) => void;
 }
 
 /** Opens the sockets `options` asks for; close() closes them (CLI first, then CRI). */
@@ -43,7 +45,7 @@ export async function serveSockets(
           pauseImage: options.pauseImage,
           log: options.log,
         }),
-        { log: options.log },
+        { log: options.log, onCall: options.onCriCall },
       );
       options.log("CRI: gRPC server loaded (first connection)");
       return served;

@@ -14,6 +14,9 @@ import { DNS1123_LABEL } from "../base/names.ts";
 
 export const SCHEMA_VERSION = 1;
 
+/** How old a records directory's mtime must be before a scan of it is reused (see FsStore). */
+export const RACY_MS = 50;
+
 export type RecordKind = "containers" | "pods" | "compose";
 
 export interface StoredRecord {
@@ -54,7 +57,16 @@ export interface StateStore {
   list<T extends StoredRecord>(kind: RecordKind): T[];
   /** Records of a kind that exist but cannot be used, with the reason. */
   damaged(kind: RecordKind): DamagedRecord[];
-  put<T extends StoredRecord>(kind: RecordKind, record: T): void;
+  /**
+   * Writes the record whole (atomically). `durable: false` leaves out the
+   * syncs (see writeAtomic): for a change whose loss in a power cut leaves a
+   * record that is still right, as the one before it.
+   */
+  put<T extends StoredRecord>(
+    kind: RecordKind,
+    record: T,
+    options?: { durable?: boolean },
+  ): void;
   delete(kind: RecordKind, name: string): void;
   /** Runs `fn` holding the store's exclusive lock. */
   withLock<T>(fn: () => Promise<T>): Promise<T>;
@@ -120,6 +132,16 @@ export class FsStore implements StateStore {
    * the record is deleted or its text fails.
    */
   #checked = new Map<string, string>();
+  /**
+   * Per kind, the last full scan's record texts (sorted by name) and damaged
+   * entries, with the directory's identity at that scan (see `#dirKey`).
+   * While the key is the same, no record was written, renamed in or removed,
+   * by this process or any other: every write of a record is a rename into
+   * the directory and every removal an unlink, and both move its mtime. A
+   * list then costs one stat and a JSON.parse per record instead of a read
+   * and a check of every file (20 containers: 0.31 → 0.06 ms).
+   */
+  #scans = new Map<RecordKind, { key: string; texts: string[]; damaged: DamagedRecord[] }>();
 
   readonly fs: HostFs;
   readonly #lock: FileLock;
@@ -166,8 +188,40 @@ export class FsStore implements StateStore {
     return reason as T;
   }
 
+  /**
+   * The records directory's identity for the scan cache, or undefined when a
+   * scan must read every file: not the real file system (an in-memory tree
+   * keeps no such clock), or a directory changed within the last
+   * RACY_MS. The kernel stamps mtime from a coarse clock (a tick of up to 10
+   * ms), so a change made later in the same tick as the scan would leave
+   * mtime as it was; once mtime is older than the margin, any later change
+   * stamps a later time.
+   */
+  #dirKey(dir: string): string | undefined {
+    if (this.fs !== realFs) return undefined;
+    let st: Deno.FileInfo;
+    try {
+      st = Deno.statSync(dir);
+    } catch {
+      return undefined;
+    }
+    const mtime = st.mtime?.getTime();
+    if (mtime === undefined || Date.now() - mtime < RACY_MS) return undefined;
+    return `${st.dev}:${st.ino}:${mtime}:${st.size}:${st.nlink}`;
+  }
+
   #scan<T extends StoredRecord>(kind: RecordKind): { ok: T[]; damaged: DamagedRecord[] } {
     const dir = `${this.recordsDir}/${kind}`;
+    // Taken before the directory is read: a change made during the scan moves mtime past it.
+    const key = this.#dirKey(dir);
+    const cached = this.#scans.get(kind);
+    if (key !== undefined && cached?.key === key) {
+      return {
+        ok: cached.texts.map((t) => JSON.parse(t) as T),
+        damaged: cached.damaged.map((d) => ({ ...d })),
+      };
+    }
+    this.#scans.delete(kind);
     const ok: T[] = [];
     const damaged: DamagedRecord[] = [];
     let entries: { name: string }[];
@@ -202,6 +256,17 @@ export class FsStore implements StateStore {
     }
     ok.sort((a, b) => a.name.localeCompare(b.name));
     damaged.sort((a, b) => a.name.localeCompare(b.name));
+    if (key !== undefined) {
+      // The texts that passed the checks, in the order of `ok`.
+      const texts = ok.map((r) => this.#checked.get(`${prefix}${r.name}.json`));
+      if (texts.every((t) => t !== undefined)) {
+        this.#scans.set(kind, {
+          key,
+          texts: texts as string[],
+          damaged: damaged.map((d) => ({ ...d })),
+        });
+      }
+    }
     return { ok, damaged };
   }
 
@@ -213,19 +278,28 @@ export class FsStore implements StateStore {
     return this.#scan(kind).damaged;
   }
 
-  put<T extends StoredRecord>(kind: RecordKind, record: T): void {
+  put<T extends StoredRecord>(
+    kind: RecordKind,
+    record: T,
+    options: { durable?: boolean } = {},
+  ): void {
     const path = this.#path(kind, record.name);
+    // Our own writes move the directory's mtime too; dropping the scan here
+    // also covers one made within RACY_MS before it.
+    this.#scans.delete(kind);
     const dir = `${this.recordsDir}/${kind}`;
     this.fs.mkdir(dir, { recursive: true, mode: 0o700 });
     writeAtomic(
       path,
       JSON.stringify({ ...record, schemaVersion: SCHEMA_VERSION }, null, 2) + "\n",
       this.fs,
+      options,
     );
   }
 
   delete(kind: RecordKind, name: string): void {
     this.#checked.delete(this.#path(kind, name));
+    this.#scans.delete(kind);
     try {
       this.fs.remove(this.#path(kind, name));
     } catch (e) {
@@ -283,8 +357,17 @@ export function recordProblem(
  * one. On the real file system the temp file and the directory are synced;
  * another `fs` (an in-memory tree in tests) gets the same create, write and
  * rename, with nothing to sync.
+ *
+ * `durable: false` leaves out both syncs: the file is still whole or absent
+ * for any process, also one that reads it after its writer was killed, but
+ * not after a power loss. For files nothing reads after a reboot.
  */
-export function writeAtomic(path: string, content: string | Uint8Array, fs = realFs): void {
+export function writeAtomic(
+  path: string,
+  content: string | Uint8Array,
+  fs = realFs,
+  options: { durable?: boolean } = {},
+): void {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   if (fs !== realFs) {
@@ -307,7 +390,7 @@ export function writeAtomic(path: string, content: string | Uint8Array, fs = rea
     const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
     let off = 0;
     while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
-    f.syncSync();
+    if (options.durable !== false) f.syncSync();
   } catch (e) {
     f.close();
     Deno.removeSync(tmp);
@@ -315,6 +398,7 @@ export function writeAtomic(path: string, content: string | Uint8Array, fs = rea
   }
   f.close();
   renameOrDrop(realFs, tmp, path);
+  if (options.durable === false) return;
   const d = Deno.openSync(dir, { read: true });
   try {
     d.syncSync();

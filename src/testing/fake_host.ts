@@ -188,6 +188,8 @@ export class FakeHost implements Host {
 
   /** The process port: this process, /proc/PID/stat, kill(2), conmon's spawn. */
   readonly proc: HostProc;
+  /** The argv of every helper started with proc.spawnDetached (none runs). */
+  readonly detached: string[][] = [];
 
   constructor(options: FakeHostOptions = {}) {
     this.fs = new MemFs({ now: () => new Date(this.clock) });
@@ -228,6 +230,7 @@ export class FakeHost implements Host {
       stat: (pid) => this.procs.stat(pid),
       kill: (pid, signal) => this.procs.kill(pid, signal),
       createWithConmon: (o) => fakeConmon(this.#world, o),
+      spawnDetached: (argv) => void this.detached.push([...argv]),
     };
     this.fs.quietly(() => {
       for (const d of ["/fake/etc", "/fake/bundles", "/sys/class/net"]) {

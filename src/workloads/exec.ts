@@ -27,6 +27,7 @@ import { type ExecCaptured, execProcess, killTree } from "../oci/runtime.ts";
 import type { OciProcess } from "../oci/spec.ts";
 import { SeqPacketSocket } from "../sys/seqpacket.ts";
 import type { ContainerRecord } from "./container/types.ts";
+import type { HostFs } from "../sys/fs.ts";
 import type { Host } from "./host.ts";
 
 export interface TermSize {
@@ -127,7 +128,7 @@ export async function execAttached(
 ): Promise<number> {
   const t = targetOf(host, req.container) as ContainerRecord;
   const process = execProcessFor(t, req);
-  const missing = missingExecutable(t.dirs.rootfs, t.dirs.config, process);
+  const missing = missingExecutable(host.fs, t.dirs.rootfs, t.dirs.config, process);
   if (missing) {
     throw new NoExecutableError(`Cannot exec in container ${JSON.stringify(t.name)}: ${missing}`);
   }
@@ -143,6 +144,7 @@ export async function execAttached(
  * undefined when it may be there. Paths under a mount are not judged.
  */
 function missingExecutable(
+  fs: HostFs,
   rootfs: string,
   configPath: string,
   process: { args: string[]; env?: string[] },
@@ -150,7 +152,7 @@ function missingExecutable(
   const cmd = process.args[0];
   let mounts: string[] = [];
   try {
-    const cfg = JSON.parse(Deno.readTextFileSync(configPath)) as {
+    const cfg = JSON.parse(fs.readTextFile(configPath)) as {
       mounts?: { destination?: string }[];
     };
     mounts = (cfg.mounts ?? []).map((m) => m.destination ?? "").filter((d) => d !== "/dev");
@@ -161,7 +163,7 @@ function missingExecutable(
   const exists = (p: string) => {
     if (underMount(p)) return true;
     try {
-      Deno.lstatSync(`${rootfs}${p}`);
+      fs.lstat(`${rootfs}${p}`);
       return true;
     } catch {
       return false;
@@ -190,11 +192,11 @@ export async function execStream(
 }
 
 /** A running exec's process, killed (with what it started) when its client goes. */
-function killExec(p: { pidFile?: string; pid?: number }): void {
+function killExec(host: Host, p: { pidFile?: string; pid?: number }): void {
   if (p.pidFile) killTree(p.pidFile);
   if (p.pid) {
     try {
-      Deno.kill(p.pid, "SIGKILL");
+      host.proc.kill(p.pid, "SIGKILL");
     } catch { /* gone */ }
   }
 }
@@ -231,11 +233,12 @@ async function execPiped(
   const file = `${c.dirs.conmonDir}/exec-${crypto.randomUUID()}.json`;
   const pidFile = `${file}.pid`;
   // The process goes as a 0600 file, never as --env arguments `ps` shows.
-  Deno.writeTextFileSync(file, JSON.stringify(execProcessFor(c, { ...req, tty: false })), {
+  host.fs.writeTextFile(file, JSON.stringify(execProcessFor(c, { ...req, tty: false })), {
     createNew: true,
     mode: 0o600,
   });
   try {
+    // Direct: a child with live pipes to stream both ways; the command port runs to completion.
     const child = new Deno.Command(runtime.exe, {
       args: [...runtime.globalArgs(), "exec", "--pid-file", pidFile, "--process", file, c.id],
       env: QUIET,
@@ -245,7 +248,7 @@ async function execPiped(
     }).spawn();
     let done = false;
     void io.gone.then(() => {
-      if (!done) killExec({ pidFile }); // the client left: so does the process
+      if (!done) killExec(host, { pidFile }); // the client left: so does the process
     });
     const w = io.stdin ? child.stdin.getWriter() : undefined;
     const stdin = w
@@ -263,7 +266,7 @@ async function execPiped(
   } finally {
     for (const f of [file, pidFile]) {
       try {
-        Deno.removeSync(f);
+        host.fs.remove(f);
       } catch { /* gone */ }
     }
   }
@@ -273,6 +276,7 @@ async function execPiped(
 function resizer(ctlPath: string): (s: TermSize) => void {
   let ctl: Promise<Deno.FsFile | undefined> | undefined;
   return (s) => {
+    // Direct: a FIFO held open for writes as sizes come; the fs port has whole-file calls only.
     ctl ??= Deno.open(ctlPath, { write: true }).catch(() => undefined);
     const h = Math.min(s.height, 1000), w = Math.min(s.width, 1000);
     void ctl.then((f) => f?.write(new TextEncoder().encode(`1 ${h} ${w}\n`))).catch(() => {});
@@ -311,10 +315,10 @@ async function execTerminal(
 ): Promise<number> {
   const sid = crypto.randomUUID().replaceAll("-", "");
   const dir = `${c.dirs.conmonDir}/exec-${sid}`;
-  Deno.mkdirSync(dir, { mode: 0o700 });
+  host.fs.mkdir(dir, { mode: 0o700 });
   try {
     const processFile = `${dir}/process.json`;
-    Deno.writeTextFileSync(
+    host.fs.writeTextFile(
       processFile,
       JSON.stringify(execProcessFor(c, { ...req, tty: true })),
       { mode: 0o600 },
@@ -348,7 +352,7 @@ async function execTerminal(
       await joinSocket(sock, io, exited);
       // The client may have gone first: the process goes with it.
       const gone = await Promise.race([exited.then(() => false), io.gone.then(() => true)]);
-      if (gone) killExec({ pid });
+      if (gone) killExec(host, { pid });
       const code = await exited;
       if (code === undefined) {
         throw new RklError(
@@ -362,7 +366,7 @@ async function execTerminal(
     }
   } finally {
     try {
-      Deno.removeSync(dir, { recursive: true });
+      host.fs.remove(dir, { recursive: true });
     } catch { /* gone */ }
   }
 }

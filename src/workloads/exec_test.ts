@@ -7,6 +7,7 @@ import type { ContainerRecord } from "./container.ts";
 import { execAttached, execProcessFor, execSync, NO_EXEC_LIMIT_MS } from "./exec.ts";
 import { runHook } from "./hooks.ts";
 import type { Host } from "./host.ts";
+import { realFs } from "../sys/fs.ts";
 import { containerTarget, runProbe } from "./probes.ts";
 
 type Call =
@@ -63,6 +64,7 @@ function container(name = "web"): ContainerRecord & Disposable {
 function fakeHost(calls: Call[], recs: ContainerRecord[] = [], answer?: Partial<ExecCaptured>) {
   return {
     runtimeFor: () => fakeRuntime(calls, answer),
+    fs: realFs,
     store: { get: (_kind: string, name: string) => recs.find((r) => r.name === name) },
     sleep: () => Promise.resolve(),
   } as unknown as Host;

@@ -36,11 +36,11 @@ const stateFile = healthFile;
 
 /** The recorded health of `rec`'s current process; "starting" when none is recorded yet. */
 export function readHealth(
-  host: Pick<Host, "paths">,
+  host: Pick<Host, "paths" | "fs">,
   rec: Pick<ContainerRecord, "name" | "pidStart">,
 ): HealthState {
   try {
-    const v = JSON.parse(Deno.readTextFileSync(stateFile(host, rec.name)));
+    const v = JSON.parse(host.fs.readTextFile(stateFile(host, rec.name)));
     const ok = v && ["starting", "healthy", "unhealthy"].includes(v.status) &&
       Number.isInteger(v.failingStreak) && Array.isArray(v.log);
     if (ok && v.pidStart === rec.pidStart) return v as HealthState;
@@ -50,14 +50,14 @@ export function readHealth(
 
 function writeHealth(host: Host, name: string, st: HealthState): void {
   const path = stateFile(host, name);
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  Deno.writeTextFileSync(tmp, JSON.stringify(st), { mode: 0o600 });
-  Deno.renameSync(tmp, path);
+  const tmp = `${path}.${host.proc.self}.tmp`;
+  host.fs.writeTextFile(tmp, JSON.stringify(st), { mode: 0o600 });
+  host.fs.rename(tmp, path);
 }
 
-export function removeHealth(host: Pick<Host, "paths">, name: string): void {
+export function removeHealth(host: Pick<Host, "paths" | "fs">, name: string): void {
   try {
-    Deno.removeSync(stateFile(host, name));
+    host.fs.remove(stateFile(host, name));
   } catch { /* none */ }
 }
 
@@ -127,7 +127,7 @@ export async function runHealthMonitor(
   host: Host,
   options: { signal?: AbortSignal; idleExitMs?: number; tickMs?: number } = {},
 ): Promise<void> {
-  Deno.mkdirSync(healthDir(host), { recursive: true, mode: 0o700 });
+  host.fs.mkdir(healthDir(host), { recursive: true, mode: 0o700 });
   let release: () => void;
   try {
     release = takePidLock(

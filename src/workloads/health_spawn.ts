@@ -4,7 +4,6 @@
  * the monitor itself.
  */
 import { pidLockOwner } from "../sys/pidlock.ts";
-import { cloexecInheritedFds } from "../sys/cloexec.ts";
 import type { Host } from "./host.ts";
 
 export function healthDir(host: Pick<Host, "paths">): string {
@@ -17,28 +16,13 @@ export function healthFile(host: Pick<Host, "paths">, name: string): string {
 }
 
 /** Starts the monitor for this run root unless one runs. */
-export function ensureHealthMonitor(host: Host): void {
+export function ensureHealthMonitor(host: Pick<Host, "paths" | "fs" | "proc" | "selfArgv">): void {
   const argv = host.selfArgv;
-  if (!argv) throw new TypeError("this host cannot start helper processes (no selfArgv)");
-  Deno.mkdirSync(healthDir(host), { recursive: true, mode: 0o700 });
+  const spawn = host.proc.spawnDetached;
+  if (!argv || !spawn) {
+    throw new TypeError("this host cannot start helper processes (no selfArgv)");
+  }
+  host.fs.mkdir(healthDir(host), { recursive: true, mode: 0o700 });
   if (pidLockOwner(`${healthDir(host)}/monitor.pid`) !== undefined) return;
-  // It outlives this command: no fd of this process's caller goes along.
-  cloexecInheritedFds();
-  // Its own session (setsid), so the terminal's ^C for `up` does not reach it.
-  const child = new Deno.Command("setsid", {
-    args: [
-      ...argv,
-      "--root",
-      host.paths.root,
-      "--run-root",
-      host.paths.runRoot,
-      "__health-monitor",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    env: { RUST_BACKTRACE: "0" },
-  }).spawn();
-  child.unref();
-  child.status.catch(() => {});
+  spawn([...argv, "--root", host.paths.root, "--run-root", host.paths.runRoot, "__health-monitor"]);
 }

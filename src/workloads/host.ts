@@ -146,6 +146,11 @@ export interface HostProc {
   kill(pid: number, signal: Deno.Signal): void;
   /** conmon + `runtime create` of a bundle (oci/conmon.ts); resolves to the container's pid. */
   createWithConmon(options: ConmonOptions): Promise<number>;
+  /**
+   * Starts a helper that outlives this process (`setsid ARGV`, no stdio, no
+   * inherited fds); absent where helpers cannot be started.
+   */
+  spawnDetached?(argv: string[]): void;
 }
 
 /** Which runtime, and which state dir, a record belongs to. */
@@ -186,24 +191,24 @@ export function containerDirs(
 export type ContainerDirs = ReturnType<typeof containerDirs>;
 
 /** The run root's epoch, made on first use (`boot_id` + a random part, so a wiped /run counts too). */
-export function runRootEpoch(runRoot: string): string {
+export function runRootEpoch(runRoot: string, fs: HostFs): string {
   const path = `${runRoot}/epoch`;
   try {
-    return Deno.readTextFileSync(path).trim();
+    return fs.readTextFile(path).trim();
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   let boot = "";
   try {
-    boot = Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim().slice(0, 8);
+    boot = fs.readTextFile("/proc/sys/kernel/random/boot_id").trim().slice(0, 8);
   } catch { /* not Linux /proc */ }
   const epoch = `${boot}-${crypto.randomUUID().slice(0, 8)}`;
-  Deno.mkdirSync(runRoot, { recursive: true, mode: 0o711 });
+  fs.mkdir(runRoot, { recursive: true, mode: 0o711 });
   try {
-    Deno.writeTextFileSync(path, `${epoch}\n`, { createNew: true, mode: 0o644 });
+    fs.writeTextFile(path, `${epoch}\n`, { createNew: true, mode: 0o644 });
     return epoch;
   } catch (e) {
-    if (e instanceof Deno.errors.AlreadyExists) return Deno.readTextFileSync(path).trim();
+    if (e instanceof Deno.errors.AlreadyExists) return fs.readTextFile(path).trim();
     throw e;
   }
 }

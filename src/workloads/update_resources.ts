@@ -7,6 +7,8 @@
 import type { Host } from "./host.ts";
 import { type ContainerRecord, getContainer, quickRefresh } from "./container.ts";
 import { ConflictError, SpecError } from "../errors.ts";
+import { writeAtomic } from "../store/store.ts";
+import type { OciConfig } from "../oci/spec.ts";
 
 /** New limits; a field left out keeps its value. */
 export interface ResourceUpdate {
@@ -69,9 +71,25 @@ export async function updateContainerResources(
         `Cannot update the resources of container ${JSON.stringify(name)}: it has exited`,
       );
     }
-    host.cgroups.apply(now.cgroupPath, set);
+    if (now.deferred) writeConfigLimits(host, now.dirs.config, set);
+    else host.cgroups.apply(now.cgroupPath, set);
     const rec = { ...now, limits: { ...now.limits, ...set } };
     host.store.put("containers", rec);
     return rec;
   });
+}
+
+/**
+ * A container not launched yet (ContainerRecord.deferred) has no cgroup:
+ * the limits go into its config.json, which the runtime's create reads at
+ * the start.
+ */
+function writeConfigLimits(host: Host, path: string, set: ResourceUpdate): void {
+  const config = JSON.parse(host.fs.readTextFile(path)) as OciConfig;
+  const r = (config.linux ??= {} as OciConfig["linux"]).resources ??= {};
+  if (set.cpuPeriod !== undefined) (r.cpu ??= {}).period = set.cpuPeriod;
+  if (set.cpuQuota !== undefined) (r.cpu ??= {}).quota = set.cpuQuota;
+  if (set.cpuShares !== undefined) (r.cpu ??= {}).shares = set.cpuShares;
+  if (set.memoryLimit !== undefined) (r.memory ??= {}).limit = set.memoryLimit;
+  writeAtomic(path, JSON.stringify(config, null, 2) + "\n", host.fs);
 }

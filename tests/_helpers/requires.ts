@@ -21,7 +21,8 @@ export type Requirement =
   | "crictl"
   | "kubelet"
   | "containerd"
-  | "cc";
+  | "cc"
+  | "prometheus";
 
 const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -66,6 +67,10 @@ function missing(req: Requirement): string | undefined {
       return which("cc")
         ? undefined
         : "cc is not installed (scripts/setup.sh installs build-essential)";
+    case "prometheus":
+      return which("prometheus")
+        ? undefined
+        : "prometheus is not installed (scripts/setup.sh installs it)";
     case "npm":
       return which("npm") ? undefined : "npm is not installed (scripts/setup.sh)";
     case "cni": {

@@ -25,6 +25,23 @@ Deno.test("servable(): the verbs a daemon serves, after global and compose optio
   }
 });
 
+Deno.test("servable(): docker's ps, and run when detached with nothing of the client's", () => {
+  assert.deepEqual(servable(["ps", "-a", "--format", "{{.Names}}"]), {
+    globals: {},
+    command: "ps",
+    verb: "",
+  });
+  for (
+    const argv of [
+      ["run", "-d", "busybox", "sleep", "100"],
+      ["run", "--name", "x", "-d", "-p", "127.0.0.1:8080:80", "-e", "A=1", "busybox"],
+      ["run", "--detach", "--memory=64m", "-v", "/srv:/srv:ro", "busybox", "-t"],
+    ]
+  ) {
+    assert.equal(servable(argv)?.command, "run", argv.join(" "));
+  }
+});
+
 Deno.test("servable(): what needs this process's terminal or streams stays in-process", () => {
   for (
     const argv of [
@@ -36,6 +53,15 @@ Deno.test("servable(): what needs this process's terminal or streams stays in-pr
       ["pod", "exec", "p", "c", "sh"],
       ["pod", "run", "x.yaml", "--help"],
       ["pod", "run", "--", "x.yaml"],
+      // docker's run: attached, a terminal, --rm's waiter, the client's files or variables
+      ["run", "busybox", "sh", "-c", "exec x -d"], // -d is the container's, after the image
+      ["run", "-it", "busybox", "sh"],
+      ["run", "-d", "-t", "busybox"],
+      ["run", "-d", "--rm", "busybox"],
+      ["run", "-d", "-e", "HOME", "busybox"],
+      ["run", "-d", "--env-file", "x.env", "busybox"],
+      ["run", "-d", "-v", "data:/data", "busybox"],
+      ["run", "-d", "--name"],
       ["--root"],
       [],
     ]

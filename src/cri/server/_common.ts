@@ -10,9 +10,11 @@ import type { Host } from "../../workloads/host.ts";
 import type { PodRecord } from "../../workloads/pod.ts";
 import { type ContainerRecord, listExitFiles, quickRefresh } from "../../workloads/container.ts";
 import { containerInfo, isCri, sandboxInfo } from "../metadata.ts";
+import type { RecordSource } from "../../workloads/record_source.ts";
 
 export { containerInfo, sandboxInfo };
 import { CriError, invalid, type Message, notFound, Status } from "../grpc.ts";
+import { DamagedRecordError } from "../../store/store.ts";
 
 export interface CriOptions {
   /** The CNI network sandboxes join (rkl's default network). */
@@ -50,9 +52,9 @@ export function criPods(host: Host): PodRecord[] {
   return host.store.list<PodRecord>("pods").filter(isCri);
 }
 
-/** The container records the CRI made. */
+/** The container records the CRI made, but those being removed (server/removals.ts). */
 export function criContainers(host: Host): ContainerRecord[] {
-  return host.store.list<ContainerRecord>("containers").filter(isCri);
+  return host.store.list<ContainerRecord>("containers").filter((c) => isCri(c) && !c.removing);
 }
 
 /** The one CRI object whose id is `id` or starts with it (crictl's prefixes). */
@@ -65,16 +67,42 @@ function byId<T extends { name: string }>(all: T[], id: string, what: string): T
   return hits[0];
 }
 
+const FULL_ID = /^[0-9a-f]{64}$/;
+
+/**
+ * The record a whole id names, read alone (a kubelet always sends whole
+ * ids: no list of every record for it); undefined when there is none, or it
+ * is damaged, or not the CRI's (as a list would leave it out).
+ */
+function byFullId<T extends { source?: RecordSource; cri?: unknown; removing?: boolean }>(
+  host: Host,
+  kind: "pods" | "containers",
+  id: string,
+): T | undefined {
+  let r: T | undefined;
+  try {
+    r = host.store.get<T & { name: string; schemaVersion: number }>(kind, id);
+  } catch (e) {
+    if (e instanceof DamagedRecordError) return undefined;
+    throw e;
+  }
+  return r && isCri(r) && !r.removing ? r : undefined;
+}
+
 /** The CRI sandbox `id` names; NOT_FOUND when there is none. */
 export function findSandbox(host: Host, id: string): PodRecord {
-  const p = byId(criPods(host), id, "sandbox");
+  const p = FULL_ID.test(id)
+    ? byFullId<PodRecord>(host, "pods", id)
+    : byId(criPods(host), id, "sandbox");
   if (!p) throw notFound(`sandbox ${id} is not found`);
   return p;
 }
 
 /** The CRI container `id` names; NOT_FOUND when there is none. */
 export function findContainer(host: Host, id: string): ContainerRecord {
-  const c = byId(criContainers(host), id, "container");
+  const c = FULL_ID.test(id)
+    ? byFullId<ContainerRecord>(host, "containers", id)
+    : byId(criContainers(host), id, "container");
   if (!c) throw notFound(`container ${id} is not found`);
   return c;
 }

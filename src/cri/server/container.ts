@@ -5,14 +5,14 @@
  * its sandbox's pod record.
  */
 import type { Host } from "../../workloads/host.ts";
-import { addPodContainer, forgetPodContainer } from "../../workloads/pod.ts";
+import { addPodContainer } from "../../workloads/pod.ts";
 import {
   exitReason,
   quickRefresh,
-  removeContainer,
   startCreated,
   stopContainer,
 } from "../../workloads/container.ts";
+import { Removals } from "./removals.ts";
 import { type ResourceUpdate, updateContainerResources } from "../../workloads/update_resources.ts";
 import { reopenLog } from "../../workloads/logrotate.ts";
 import { ConflictError, SpecError } from "../../errors.ts";
@@ -62,7 +62,10 @@ export function resourceUpdateOf(r: Message | null | undefined): ResourceUpdate 
   return out;
 }
 
-export function containerHandlers(host: Host): Record<string, Handler> {
+export function containerHandlers(
+  host: Host,
+  removals: Removals = new Removals(host),
+): Record<string, Handler> {
   return {
     CreateContainer: async (req) => {
       const p = findSandbox(host, req.pod_sandbox_id);
@@ -95,6 +98,9 @@ export function containerHandlers(host: Host): Record<string, Handler> {
       await addPodContainer(host, p.name, loaded, {
         recordName: id,
         logPath,
+        // As containerd: the rootfs mount, conmon and the runtime's create
+        // are StartContainer's (a created container runs nothing either way).
+        deferLaunch: true,
         source: containerSource({
           sandboxId: p.name,
           name: md.name,
@@ -149,8 +155,8 @@ export function containerHandlers(host: Host): Record<string, Handler> {
       // Gone already: done (the kubelet retries; critest's idempotence specs).
       const c = ifExists(() => findContainer(host, req.container_id));
       if (!c) return {};
-      await removeContainer(host, c.name, { force: true });
-      await forgetPodContainer(host, containerInfo(c).sandboxId, c.name);
+      // Gone from every later call once marked; torn down after the answer.
+      await removals.remove(c.name, containerInfo(c).sandboxId);
       return {};
     },
 

@@ -8,6 +8,7 @@ import { createPod, teardownPod } from "../../workloads/pod.ts";
 import { stopSandbox } from "../../workloads/sandbox_ops.ts";
 import { CriError, type Handler, notFound, Status } from "../grpc.ts";
 import { NS, sandboxPod } from "../translate.ts";
+import { Removals } from "./removals.ts";
 import { markNotReady, sandboxSource } from "../metadata.ts";
 import {
   type CriOptions,
@@ -51,7 +52,11 @@ export function pauseImageSource(
   };
 }
 
-export function sandboxHandlers(host: Host, options: CriOptions): Record<string, Handler> {
+export function sandboxHandlers(
+  host: Host,
+  options: CriOptions,
+  removals: Removals = new Removals(host),
+): Record<string, Handler> {
   const pauseImage = pauseImageSource(host, options);
   return {
     RunPodSandbox: async (req) => {
@@ -109,7 +114,9 @@ export function sandboxHandlers(host: Host, options: CriOptions): Record<string,
       // Gone already: done (the kubelet retries; critest's idempotence specs).
       const p = ifExists(() => findSandbox(host, req.pod_sandbox_id));
       if (!p) return {};
-      // Containers still running are removed by force, as the CRI says.
+      // Its containers' removals under way end first; the pod's teardown
+      // then takes any that failed, and those still running by force, as the CRI says.
+      await removals.settled(p.name);
       await host.store.withLock(() => teardownPod(host, p));
       return {};
     },

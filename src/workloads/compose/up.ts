@@ -66,6 +66,8 @@ export interface UpOptions {
   removeOrphans?: boolean;
   warn(message: string): void;
   log?(message: string): void;
+  /** Create the containers but start none (`compose create`). */
+  noStart?: boolean;
 }
 
 /** Brings the project up: networks, volumes, then services in dependency order. */
@@ -102,7 +104,7 @@ export async function composeUp(
 }
 
 /** Named volumes' dirs, then the project's configs and secrets, and the copies services own. */
-function writeProjectFiles(
+export function writeProjectFiles(
   host: Host,
   project: ComposeProject,
   rec: ComposeRecord,
@@ -172,7 +174,9 @@ interface ServiceUp {
 /** One service: its dependencies waited for, stale replicas removed, each replica brought up. */
 async function upService(host: Host, s: ServiceUp, options: UpOptions): Promise<void> {
   const { project, rec, svc } = s;
-  for (const d of svc.dependsOn) await waitCondition(host, project, d.service, d.condition);
+  if (!options.noStart) {
+    for (const d of svc.dependsOn) await waitCondition(host, project, d.service, d.condition);
+  }
   const hash = await serviceHash(project, svc);
   const existing = projectContainers(host, project.name).filter((c) =>
     c.labels[LABEL_SERVICE] === svc.name
@@ -207,7 +211,7 @@ async function upReplica(
   const have = host.store.get<ContainerRecord>("containers", name);
   if (have && have.labels[LABEL_HASH] === hash) {
     const live = await refresh(host, have);
-    if (live.status === "created") await startContainer(host, name);
+    if (live.status === "created" && !options.noStart) await startContainer(host, name);
     else if (live.status === "exited") {
       // compose up starts stopped containers again; ours are recreated (a new create is cheap and clean).
       await removeContainer(host, name, { force: true });
@@ -234,6 +238,11 @@ async function upReplica(
     joinNetwork: joined.join,
     fixed,
   });
+  if (options.noStart) {
+    options.log?.(`created ${c.name}`);
+    writeProjectHosts(host, project.name);
+    return;
+  }
   try {
     await startContainer(host, c.name);
   } catch (e) {

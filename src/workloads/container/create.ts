@@ -68,8 +68,9 @@ async function createContainerNow(
   options: CreateOptions,
 ): Promise<ContainerRecord> {
   trace("create: begin");
-  // The runtime's cgroup attach, 10-30 ms from now, then waits little (see primeAttach).
-  void primeAttach(host.cgroups);
+  // The runtime's cgroup attach, 10-30 ms from now, then waits little (see
+  // primeAttach); a deferred launch primes at its start instead.
+  if (!options.deferLaunch) void primeAttach(host.cgroups);
   const inputs = await gatherInputs(host, loaded, options);
   // Everything this create is going to make. The reservation stores it all
   // (synced) before any of it exists, so an rkl that dies midway leaves a
@@ -250,23 +251,27 @@ async function makeParts(
 ): Promise<void> {
   const { plan } = inputs;
   const d = plan.dirs;
+  // Only an image's layers (their dirs kept in the record) can be mounted later.
+  const deferred = options.deferLaunch === true && !options.thenStart &&
+    inputs.source.imageId !== undefined && inputs.source.lowers.length > 0;
   makeDirs(host, rec, steps.planned, steps.save);
-  rec.resources.overlay = true;
-  checkCancelled();
-  mountOverlay(host.sys, {
-    lower: inputs.source.lowers,
-    upper: d.upper,
-    work: d.work,
-    merged: d.rootfs,
-  });
-
-  trace("create: overlay mounted");
-  if (plan.subPaths.length > 0) {
-    rec.resources.subPaths = true; // rec.subPaths: in the reservation
+  if (!deferred) {
+    rec.resources.overlay = true;
     checkCancelled();
-    stageSubPaths(host, rec, inputs.loaded);
+    mountOverlay(host.sys, {
+      lower: inputs.source.lowers,
+      upper: d.upper,
+      work: d.work,
+      merged: d.rootfs,
+    });
+    trace("create: overlay mounted");
+    if (plan.subPaths.length > 0) {
+      rec.resources.subPaths = true; // rec.subPaths: in the reservation
+      checkCancelled();
+      stageSubPaths(host, rec, inputs.loaded);
+    }
+    trace("create: dirs + overlay");
   }
-  trace("create: dirs + overlay");
   if (options.hostNetwork) {
     for (const f of ["hosts", "hostname", "resolv.conf"]) {
       host.fs.writeTextFile(`${d.etc}/${f}`, readOr(host.fs, `/etc/${f}`));
@@ -274,13 +279,61 @@ async function makeParts(
   } else if (!options.sandbox && !options.joinNetwork) {
     await setUpOwnSandbox(host, rec, plan, inputs.conflist, steps.save, options.fixed);
   }
-  // The store's atomic write (tmp, fsync, rename): the fs port has no fsync.
-  writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n", host.fs);
+  // The store's atomic write (tmp, rename), not synced: nothing reads a
+  // container's config.json after a reboot (a container from an earlier boot
+  // is exited and never started in place), and a killed rkl leaves it whole or absent.
+  writeAtomic(d.config, JSON.stringify(plan.config, null, 2) + "\n", host.fs, {
+    durable: false,
+  });
   trace("create: config written");
+  if (deferred) {
+    // The rest is the start's (launchDeferred): nothing runs until then.
+    rec.status = "created";
+    rec.deferred = true;
+    return;
+  }
   rec.resources.runtime = true;
   checkCancelled();
   await launch(host, rec);
   trace("create: conmon + runtime create");
+}
+
+/**
+ * What a deferred create left for the start: the overlay of the recorded
+ * image layers, the subPaths, conmon and the runtime's create. The record is
+ * saved first without `deferred` and with this process as its owner, so a
+ * teardown from then on looks for every part and lets a conmon that may
+ * still be creating finish first; the owner goes once the launch has ended.
+ */
+export async function launchDeferred(host: Host, rec: ContainerRecord): Promise<void> {
+  const d = rec.dirs;
+  const lowers = rec.lowerDirs ?? [];
+  // The record is read back from disk: its layers must be this image store's.
+  const root = host.images?.store.root;
+  if (
+    !root || lowers.length === 0 ||
+    lowers.some((l) => !l.startsWith(`${root}/`) || l.split("/").includes(".."))
+  ) {
+    throw new RklError(
+      "EIMAGE",
+      `Cannot start container ${JSON.stringify(rec.name)}: its record's lowerDirs are not ` +
+        `layers of the image store`,
+    );
+  }
+  // The runtime's cgroup attach then waits little (see primeAttach).
+  void primeAttach(host.cgroups);
+  rec.deferred = undefined;
+  rec.owner = selfOwner(host);
+  host.store.put("containers", rec);
+  try {
+    mountOverlay(host.sys, { lower: lowers, upper: d.upper, work: d.work, merged: d.rootfs });
+    trace("start: overlay mounted");
+    stageSubPaths(host, rec);
+    await launch(host, rec);
+    trace("start: conmon + runtime create");
+  } finally {
+    rec.owner = undefined;
+  }
 }
 
 /** The container's own dir, claimed exclusively, and the dirs below and beside it. */

@@ -10,7 +10,7 @@ import { ensureHealthMonitor } from "../health_spawn.ts";
 import type { Host } from "../host.ts";
 import { removeAll } from "./_fs.ts";
 import { launch, waitConmonGone } from "./conmon.ts";
-import { createContainer, stageSubPaths } from "./create.ts";
+import { createContainer, launchDeferred, stageSubPaths } from "./create.ts";
 import { getContainer, updateContainer } from "./record.ts";
 import { markExited, quickRefresh, refresh } from "./status.ts";
 import { deleteWithRetry, rollback } from "./teardown.ts";
@@ -24,12 +24,17 @@ import type { ContainerRecord } from "./types.ts";
 export async function restartContainer(host: Host, name: string): Promise<ContainerRecord> {
   return await host.store.withLock(async () => {
     const rec = getContainer(host, name);
-    await deleteWithRetry(host, rec);
-    await waitConmonGone(host, rec.dirs.conmonDir);
-    removeAll(host.fs, `${rec.dirs.exitDir}/${rec.id}`);
-    // Resolved again: the volume may have changed under the subPath since.
-    stageSubPaths(host, rec);
-    await launch(host, rec);
+    if (rec.deferred) {
+      // Stopped before it ever started: nothing of a launch to undo.
+      await launchDeferred(host, rec);
+    } else {
+      await deleteWithRetry(host, rec);
+      await waitConmonGone(host, rec.dirs.conmonDir);
+      removeAll(host.fs, `${rec.dirs.exitDir}/${rec.id}`);
+      // Resolved again: the volume may have changed under the subPath since.
+      stageSubPaths(host, rec);
+      await launch(host, rec);
+    }
     rec.restarts = (rec.restarts ?? 0) + 1;
     rec.exitCode = undefined;
     rec.finishedAt = undefined;
@@ -54,6 +59,16 @@ export async function startCreated(host: Host, rec: ContainerRecord): Promise<Co
       `Cannot start container ${JSON.stringify(rec.name)}: it is ${rec.status}, not created`,
       { hint: rec.status === "exited" ? "remove it and run it again" : undefined },
     );
+  }
+  if (rec.deferred) {
+    try {
+      await launchDeferred(host, rec);
+    } catch (e) {
+      // Saved as it now is (its parts listed for the teardown, no owner):
+      // its status asks the runtime from here on.
+      host.store.put("containers", rec);
+      throw e;
+    }
   }
   await host.runtimeFor(rec.runtime).start(rec.id);
   rec.status = "running";
@@ -123,6 +138,16 @@ export async function stopContainer(
   options: { byUser?: boolean } = {},
 ): Promise<ContainerRecord> {
   let rec = await quickRefresh(host, getContainer(host, name));
+  if (rec.deferred && rec.status === "created") {
+    // Never launched: nothing to signal. It ends as a stopped created one does.
+    const finishedAt = host.now().toISOString();
+    return await updateContainer(host, name, (r) => {
+      if (r.status !== "created" || !r.deferred) return;
+      r.status = "exited";
+      r.finishedAt ??= finishedAt;
+      if (options.byUser) r.stoppedByUser = true;
+    }) ?? rec;
+  }
   if (rec.status !== "running" && rec.status !== "created") {
     if (options.byUser && !rec.stoppedByUser) {
       // An exited container waiting for a restart stays stopped.

@@ -57,6 +57,7 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
     joinNamespaces: sb?.join ??
       { network: options.hostNetwork ? "host" : join?.netns ?? dirs.netns },
     nofileHard: options.host.nofileHard,
+    ...(spec.pidsLimit !== undefined ? { pidsLimit: spec.pidsLimit } : {}),
     bundle: options.bundle,
     annotations: sb
       ? { "org.rkl.kind": "pod-container", "org.rkl.pod": sb.pod, "org.rkl.name": spec.name }

@@ -19,6 +19,7 @@ export async function quickRefresh(
 ): Promise<ContainerRecord> {
   if (rec.status === "creating" || rec.status === "exited") return rec;
   if (fromEarlierBoot(host, rec)) return markBootLost(host, rec);
+  if (rec.deferred) return rec; // not launched: nothing runs, the record is all there is
   const known = exits?.get(rec.dirs.exitDir);
   if (known === undefined || known.has(rec.id)) {
     const exit = readExitCode(rec.dirs.exitDir, rec.id, host.fs);
@@ -76,6 +77,7 @@ export function markExited(
 export async function refresh(host: Host, rec: ContainerRecord): Promise<ContainerRecord> {
   if (rec.status === "creating") return rec;
   if (fromEarlierBoot(host, rec)) return markBootLost(host, rec);
+  if (rec.deferred) return rec;
   const st = await host.runtimeFor(rec.runtime).state(rec.id);
   const exit = readExitCode(rec.dirs.exitDir, rec.id, host.fs);
   if (!st) {

@@ -40,11 +40,15 @@ export async function teardown(
     }
   };
   const d = rec.dirs;
+  // A deferred create made none of the launch's parts (see ContainerRecord.deferred).
+  const launched = !rec.deferred;
   const runtimeDown = async () => {
-    if (!rec.resources.runtime) return;
-    // An interrupted create may still be running in conmon: let it finish,
-    // or the container it makes would appear after this teardown.
-    if (rec.status === "creating") await step(() => settleConmon(host, d.conmonDir));
+    if (!rec.resources.runtime || !launched) return;
+    // An interrupted create or start may still be running in conmon: let it
+    // finish, or the container it makes would appear after this teardown.
+    if (rec.status === "creating" || rec.owner) {
+      await step(() => settleConmon(host, d.conmonDir));
+    }
     await step(() => deleteWithRetry(host, rec));
     trace("teardown: runtime delete");
     await step(() => waitConmonGone(host, d.conmonDir, { kill: true }));
@@ -69,12 +73,12 @@ export async function teardown(
   // netns for it (bridge removes its masquerade rules from inside it).
   const cniFailed = cniErrors.length > 0;
   if (rec.resources.netns && !cniFailed) await step(() => removeNetns(host.sys, d.netns, host.fs));
-  if (rec.resources.subPaths) {
+  if (rec.resources.subPaths && launched) {
     for (const sp of rec.subPaths ?? []) {
       await step(() => unstageSubPath(host.sys, sp.target, host.fs));
     }
   }
-  if (rec.resources.overlay) await step(() => unmount(host.sys, d.rootfs));
+  if (rec.resources.overlay && launched) await step(() => unmount(host.sys, d.rootfs));
   if (rec.resources.dir) {
     // Never recurse into a mount: a bind mount still there would be emptied.
     await step(() => removeUnmounted(host, d.dir));

@@ -81,6 +81,19 @@ export interface ContainerRecord extends StoredRecord {
   owner?: Owner;
   /** The run root's epoch it was made in (host.ts); another one means a reboot came between. */
   epoch?: string;
+  /**
+   * Created with its launch left for the start (the CRI's CreateContainer,
+   * as containerd leaves its task to StartContainer): config.json is
+   * written, but no overlay, subPath, conmon or runtime container exists
+   * yet, and nothing runs. Cleared, and saved, before the start makes them.
+   */
+  deferred?: boolean;
+  /**
+   * Removed through the CRI, its teardown finishing after the answer: no
+   * CRI call sees it any more; its pod's teardown (or the next daemon)
+   * finishes the removal if this one could not.
+   */
+  removing?: boolean;
   /** What has been made so far; teardown undoes these. */
 
   resources: {
@@ -209,6 +222,11 @@ export interface CreateOptions {
   logPath?: string;
   /** The caller starts it at once and saves it then (run): no save as "created" between. */
   thenStart?: boolean;
+  /**
+   * Leave the overlay, subPaths, conmon and the runtime's create to the
+   * start (see ContainerRecord.deferred); an image's rootfs only.
+   */
+  deferLaunch?: boolean;
 }
 
 /** A workload attached to a network, as far as releasing the network goes. */

@@ -404,7 +404,7 @@ export async function addPodContainer(
   host: Host,
   pod: string,
   loaded: LoadedContainer,
-  options: Pick<CreateOptions, "source" | "logPath"> & { recordName: string },
+  options: Pick<CreateOptions, "source" | "logPath" | "deferLaunch"> & { recordName: string },
 ): Promise<ContainerRecord> {
   const member = options.recordName;
   const rec = await host.store.withLock(() => {
@@ -425,6 +425,7 @@ export async function addPodContainer(
       sandbox: sandboxFor(host, rec, member, podJoin(rec), `${rec.cgroupPath}/${member}`),
       source: options.source,
       logPath: options.logPath,
+      deferLaunch: options.deferLaunch,
     });
   } catch (e) {
     await forgetPodContainer(host, pod, member);

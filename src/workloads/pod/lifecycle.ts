@@ -5,6 +5,7 @@ import { DamagedRecordError } from "../../store/store.ts";
 import { trace } from "../../trace.ts";
 import { cancellable } from "../../cancel.ts";
 import {
+  type ContainerRecord,
   getContainer,
   ownerGone,
   refresh,
@@ -91,9 +92,11 @@ export async function stopPod(host: Host, name: string, timeoutSec?: number): Pr
   const rec = getPod(host, name);
   const grace = timeoutSec ?? rec.terminationGracePeriodSeconds;
   await Promise.all(
-    rec.containers.filter((m) => host.store.get("containers", m)).map((m) =>
-      stopContainer(host, m, grace, { byUser: true })
-    ),
+    // One the CRI is removing has stopped, and its record may go any moment.
+    rec.containers.filter((m) => {
+      const c = host.store.get<ContainerRecord>("containers", m);
+      return c && !c.removing;
+    }).map((m) => stopContainer(host, m, grace, { byUser: true })),
   );
   // Sidecars outlive the app containers they serve, and stop after them (the kubelet's order).
   for (const m of [...(rec.sidecars ?? [])].reverse()) {

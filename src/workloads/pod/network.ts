@@ -1,12 +1,13 @@
 /** A pod's network: its netns and CNI attachment, made at create and released at teardown. */
 import { RklError } from "../../errors.ts";
-import { type NetConfList, type PortMapping, resultIPv4 } from "../../net/cni.ts";
+import { hostVeth, type NetConfList, type PortMapping, resultIPv4 } from "../../net/cni.ts";
 import { removeIdlePortmapChains, removeNatRulesFor } from "../../net/portmap.ts";
 import { cniDown, cniUp } from "../../net/attach.ts";
 import { pathExists } from "../../sys/fsutil.ts";
 import { createNetns, removeNetns } from "../../sys/netns.ts";
 import { trace } from "../../trace.ts";
-import { releaseNetworkIfUnused } from "../container.ts";
+import { deleteBridge, releaseNetworkIfUnused, unusedBridge } from "../container.ts";
+import { linkGone } from "../../sys/linkwatch.ts";
 import { cniIdFor, type Host } from "../host.ts";
 import { assertPortsFree } from "../ports.ts";
 import type { PodRecord } from "./types.ts";
@@ -124,7 +125,39 @@ export async function finishPodNetwork(
  */
 export async function releasePodNetwork(host: Host, rec: PodRecord): Promise<void> {
   const errors: unknown[] = [];
-  await downPodNetwork(host, rec, errors);
+  // The caller holds the store lock: whether the bridge is left unused is
+  // known now. It goes beside the DEL, once the pod's veth is gone (the
+  // first thing the bridge plugin's DEL does), as in the pod's teardown:
+  // both hold the kernel's rtnl lock, and DEL's iptables work needs neither.
+  const user = rec.resources.cni && rec.netns && rec.network
+    ? { kind: "pods" as const, name: rec.name, network: rec.network }
+    : undefined;
+  const bridge = user ? unusedBridge(host, user) : undefined;
+  if (!bridge) await downPodNetwork(host, rec, errors);
+  else {
+    let delDone!: () => void;
+    const delEnded = new Promise<void>((r) => delDone = r);
+    let delFailed = false;
+    const veth = hostVeth(rec.network?.result, bridge);
+    const vethGone = veth ? linkGone(veth, delEnded) : undefined;
+    const [ran] = await Promise.all([
+      delPodNetwork(host, rec, errors).then((ran) => {
+        delFailed = errors.length > 0;
+        return ran;
+      }).finally(delDone),
+      (async () => {
+        await (vethGone ?? delEnded);
+        if (delFailed) return; // kept for the retry, as a failed DEL keeps the netns
+        try {
+          await deleteBridge(host, bridge);
+        } catch (e) {
+          errors.push(e);
+        }
+      })(),
+    ]);
+    trace("pod stop: cni del, bridge");
+    await finishPodNetwork(host, rec, ran && errors.length === 0, errors, { bridgeDone: true });
+  }
   if (errors.length > 0) {
     host.store.put("pods", rec);
     const first = errors[0] as Error;

@@ -1,0 +1,236 @@
+/**
+ * `rkl events`: what happened, from two sources.
+ *
+ * - The daemon's event log (ROOT/daemon/events.jsonl, appended by
+ *   `rkl daemon`): its start and stop, static pods created, recreated and
+ *   deleted, containers it restarted, probe results, errors.
+ * - The records in the store, for what happened without a daemon: each
+ *   container's create, start and die (createdAt, startedAt, finishedAt
+ *   and exit code), each pod's create and start. A record keeps only its
+ *   latest start and exit, so older ones are not in this history; while
+ *   streaming, changes are seen as they happen (a record that appears,
+ *   changes status or goes away: destroy).
+ *
+ * Pure parts (parsing, mapping, filtering, time arguments) are here; the CLI
+ * polls. Events are docker-shaped: Type, Action, Actor (ID and attributes),
+ * time.
+ */
+import { UsageError } from "../errors.ts";
+
+export interface RklEvent {
+  /** ISO 8601 time. */
+  time: string;
+  type: "container" | "pod" | "daemon";
+  action: string;
+  /** The container's or pod's name ("rkl" for the daemon). */
+  actor: string;
+  attributes: Record<string, string>;
+}
+
+/** A line of the daemon's event log (src/daemon/daemon.ts DaemonEvent). */
+interface LoggedEvent {
+  time?: unknown;
+  action?: unknown;
+  probe?: unknown;
+  container?: unknown;
+  exitCode?: unknown;
+  pod?: unknown;
+  file?: unknown;
+  hash?: unknown;
+  error?: unknown;
+}
+
+const str = (v: unknown) => typeof v === "string" ? v : undefined;
+
+/**
+ * The events of the daemon log's text; lines that are not JSON objects with
+ * a time and an action (a torn last line, another writer) are skipped.
+ */
+export function parseDaemonLog(text: string): RklEvent[] {
+  const out: RklEvent[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    let e: LoggedEvent;
+    try {
+      e = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (typeof e !== "object" || e === null) continue;
+    const time = str(e.time), action = str(e.action);
+    if (!time || !action || Number.isNaN(Date.parse(time))) continue;
+    const attributes: Record<string, string> = {};
+    for (const k of ["file", "hash", "error", "probe"] as const) {
+      const v = str(e[k]);
+      if (v !== undefined) attributes[k] = v;
+    }
+    if (typeof e.exitCode === "number") attributes.exitCode = String(e.exitCode);
+    const container = str(e.container), pod = str(e.pod);
+    if (container !== undefined) {
+      // A probe result is docker's health_status; a restart is its restart.
+      const act = action === "probe"
+        ? `health_status: ${attributes.error ? "unhealthy" : "healthy"}`
+        : action;
+      out.push({ time, type: "container", action: act, actor: container, attributes });
+    } else if (pod !== undefined) {
+      out.push({ time, type: "pod", action, actor: pod, attributes });
+    } else {
+      out.push({ time, type: "daemon", action, actor: "rkl", attributes });
+    }
+  }
+  return out;
+}
+
+/** What a record says about itself. */
+export interface RecordView {
+  kind: "container" | "pod";
+  name: string;
+  id?: string;
+  image?: string;
+  pod?: string;
+  status: string;
+  createdAt?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  labels?: Record<string, string>;
+}
+
+/** The events a record's times tell: create, start, die. */
+export function recordEvents(r: RecordView): RklEvent[] {
+  const attributes: Record<string, string> = {};
+  if (r.image) attributes.image = r.image;
+  if (r.pod) attributes.pod = r.pod;
+  for (const [k, v] of Object.entries(r.labels ?? {})) {
+    if (k.startsWith("com.docker.compose.")) attributes[k] = v;
+  }
+  const ev = (time: string | undefined, action: string, extra: Record<string, string> = {}) =>
+    time && !Number.isNaN(Date.parse(time))
+      ? [{ time, type: r.kind, action, actor: r.name, attributes: { ...attributes, ...extra } }]
+      : [];
+  return [
+    ...ev(r.createdAt, "create"),
+    ...ev(r.startedAt, "start"),
+    ...(r.status === "exited"
+      ? ev(r.finishedAt, "die", r.exitCode === undefined ? {} : { exitCode: String(r.exitCode) })
+      : []),
+  ];
+}
+
+/** Sorted by time (stable: same-time events keep their order). */
+export function byTime(events: RklEvent[]): RklEvent[] {
+  return events.map((e, i) => ({ e, i, t: Date.parse(e.time) }))
+    .sort((a, b) => a.t - b.t || a.i - b.i).map((x) => x.e);
+}
+
+/** The events that differ between two snapshots (name → view): new, changed, gone. */
+export function diffRecords(
+  before: Map<string, RecordView>,
+  after: Map<string, RecordView>,
+  now: string,
+): RklEvent[] {
+  const out: RklEvent[] = [];
+  for (const [key, r] of after) {
+    const old = before.get(key);
+    const seen = new Set((old ? recordEvents(old) : []).map((e) => `${e.action}@${e.time}`));
+    for (const e of recordEvents(r)) if (!seen.has(`${e.action}@${e.time}`)) out.push(e);
+  }
+  for (const [key, r] of before) {
+    if (!after.has(key)) {
+      out.push({ time: now, type: r.kind, action: "destroy", actor: r.name, attributes: {} });
+    }
+  }
+  return byTime(out);
+}
+
+export interface EventFilter {
+  type: Set<string>;
+  actor: Set<string>;
+  event: Set<string>;
+}
+
+/**
+ * `--filter key=value` (repeatable): type=container|pod|daemon,
+ * container=NAME, pod=NAME, event=ACTION. Values of one key are alternatives
+ * (OR); different keys must all match (AND), as docker's filters.
+ */
+export function parseFilters(args: string[]): EventFilter {
+  const f: EventFilter = { type: new Set(), actor: new Set(), event: new Set() };
+  for (const a of args) {
+    const eq = a.indexOf("=");
+    const k = eq < 0 ? a : a.slice(0, eq);
+    const v = eq < 0 ? "" : a.slice(eq + 1);
+    if (!v) throw new UsageError(`--filter ${JSON.stringify(a)}: give KEY=VALUE`);
+    if (k === "type") {
+      if (!["container", "pod", "daemon"].includes(v)) {
+        throw new UsageError(`--filter type=${v}: the types are container, pod and daemon`);
+      }
+      f.type.add(v);
+    } else if (k === "container" || k === "pod") {
+      f.actor.add(`${k}/${v}`);
+    } else if (k === "event") f.event.add(v);
+    else {
+      throw new UsageError(
+        `--filter ${JSON.stringify(a)}: the keys are type, container, pod and event`,
+      );
+    }
+  }
+  return f;
+}
+
+export function matches(f: EventFilter, e: RklEvent): boolean {
+  if (f.type.size && !f.type.has(e.type)) return false;
+  if (f.event.size && !f.event.has(e.action) && !f.event.has(e.action.split(":")[0])) return false;
+  if (f.actor.size) {
+    const own = f.actor.has(`${e.type}/${e.actor}`);
+    // A pod filter also takes its containers' events.
+    const inPod = e.attributes.pod !== undefined && f.actor.has(`pod/${e.attributes.pod}`);
+    if (!own && !inPod) return false;
+  }
+  return true;
+}
+
+/**
+ * A time argument as docker takes it: RFC 3339 / ISO 8601, Unix seconds
+ * (fractions allowed), or a duration before `now` (`10m`, `1h30m`, `45s`).
+ * Returns ms since the epoch.
+ */
+export function parseTimeArg(flag: string, v: string, now: number): number {
+  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
+  const dur = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$/
+    .exec(v);
+  if (dur && v !== "") {
+    const [, h, m, s, ms] = dur;
+    return now - Math.round(
+      Number(h ?? 0) * 3600e3 + Number(m ?? 0) * 60e3 + Number(s ?? 0) * 1e3 + Number(ms ?? 0),
+    );
+  }
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) {
+    throw new UsageError(
+      `${flag} ${
+        JSON.stringify(v)
+      }: give a time (2024-05-01T10:00:00Z), Unix seconds, or a duration such as 10m`,
+    );
+  }
+  return t;
+}
+
+/** docker's text line: `TIME TYPE ACTION ACTOR (k=v, ...)`. */
+export function formatEvent(e: RklEvent): string {
+  const attrs = Object.entries(e.attributes).sort(([a], [b]) => a.localeCompare(b));
+  const tail = attrs.length ? ` (${attrs.map(([k, v]) => `${k}=${v}`).join(", ")})` : "";
+  return `${e.time} ${e.type} ${e.action} ${e.actor}${tail}`;
+}
+
+/** docker's JSON shape: Type, Action, Actor {ID, Attributes}, time (s), timeNano. */
+export function eventJson(e: RklEvent): Record<string, unknown> {
+  const ms = Date.parse(e.time);
+  return {
+    Type: e.type,
+    Action: e.action,
+    Actor: { ID: e.actor, Attributes: e.attributes },
+    time: Math.floor(ms / 1000),
+    timeNano: ms * 1e6,
+  };
+}
