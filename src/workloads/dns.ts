@@ -7,13 +7,8 @@
  * in the search line. What is cut is said in a note, as the kubelet's
  * DNSConfigForming event says it.
  */
-import {
-  MAX_NAMESERVERS,
-  MAX_SEARCH_CHARS,
-  MAX_SEARCHES,
-  type PodDns,
-  type PodResolv,
-} from "../spec/pod.ts";
+import type { PodDns, PodResolv } from "../spec/pod.ts";
+import { MAX_NAMESERVERS, MAX_SEARCH_CHARS, MAX_SEARCHES } from "../spec/pod_limits.ts";
 
 /** nameserver lines accumulate; the last search and options lines win (as the kubelet reads it). */
 export function parseResolvConf(text: string): PodDns {

@@ -23,7 +23,16 @@ import { ConflictError, SpecError, UsageError } from "../errors.ts";
 import type { KubeJob, LoadedKube, PodOwner } from "../spec/kinds.ts";
 import type { LoadedPod } from "../spec/pod.ts";
 import type { Host } from "./host.ts";
-import { createPod, getPod, type PodRecord, podView, removePod, runPod, stopPod } from "./pod.ts";
+import {
+  createPod,
+  getPod,
+  type PodRecord,
+  podView,
+  removePod,
+  removePods,
+  runPod,
+  stopPod,
+} from "./pod.ts";
 import { pidLockOwner, takePidLock } from "../sys/pidlock.ts";
 import { readTextBounded } from "../sys/readfile.ts";
 
@@ -205,12 +214,7 @@ async function removeJob(host: Host, name: string, file: string): Promise<string
   for (const p of podsOfFile(host, file)) {
     if (p.annotations?.[OWNER_ANNOTATION] === `Job/${name}`) names.add(p.name);
   }
-  const removed: string[] = [];
-  for (const n of names) {
-    if (!host.store.get("pods", n)) continue;
-    await removePod(host, n, { force: true });
-    removed.push(n);
-  }
+  const removed = await removePods(host, [...names]);
   try {
     Deno.removeSync(jobFile(host, name));
   } catch { /* none */ }
@@ -276,11 +280,7 @@ export async function playKube(
       report.kept.push(name);
     }
   }
-  await Promise.all(
-    report.removed.filter((n) => mine.has(n) && host.store.get("pods", n)).map((n) =>
-      removePod(host, n, { force: true })
-    ),
-  );
+  await removePods(host, report.removed.filter((n) => mine.has(n)));
   for (const st of options.replace ? listJobs(host) : []) {
     if (st.file === file && !jobNames.has(st.name)) {
       report.removed.push(...await removeJob(host, st.name, file));
@@ -370,15 +370,8 @@ export async function downKube(host: Host, file: string): Promise<string[]> {
   for (const st of listJobs(host)) {
     if (st.file === file) removed.push(...await removeJob(host, st.name, file));
   }
-  const left = podsOfFile(host, file).filter((p) => host.store.get("pods", p.name));
-  const results = await Promise.allSettled(
-    left.map((p) => removePod(host, p.name, { force: true })),
-  );
-  results.forEach((r, i) => {
-    if (r.status === "fulfilled") removed.push(left[i].name);
-  });
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed) throw failed.reason;
+  // Side by side, under one hold of the store lock (removePods).
+  removed.push(...await removePods(host, podsOfFile(host, file).map((p) => p.name)));
   return removed;
 }
 

@@ -28,6 +28,6 @@ export { addPodContainer, createPod, forgetPodContainer } from "./pod/create.ts"
 export { podInfoOf, podJoin, sandboxFor } from "./pod/sandbox.ts";
 export { dnsResolvConf, writeGroupHosts } from "./pod/etc.ts";
 export { releasePodNetwork } from "./pod/network.ts";
-export { teardownPod } from "./pod/teardown.ts";
+export { teardownPod, teardownPods } from "./pod/teardown.ts";
 export { listPods, podMember, podMembersOnHost, podPhase, podView } from "./pod/status.ts";
-export { removePod, runPod, startPod, stopPod } from "./pod/lifecycle.ts";
+export { removePod, removePods, runPod, startPod, stopPod } from "./pod/lifecycle.ts";

@@ -6,7 +6,6 @@
  * `tcpSocket` and `grpc` to the pod's IP from the host.
  */
 import type { ProbeSpec } from "../spec/schema.ts";
-import { grpcHealthCheck } from "../net/grpc_health.ts";
 import { type ExecResult, execSync, type ExecTarget } from "./exec.ts";
 import type { Host } from "./host.ts";
 
@@ -108,7 +107,11 @@ export interface Action {
 /** Runs one handler against the container: true when it passed. */
 export async function runAction(a: Action, t: ProbeTarget, timeoutMs: number): Promise<boolean> {
   if (a.exec) return (await t.exec(a.exec.command, timeoutMs)) === 0;
-  if (a.grpc) return await grpcHealthCheck(t.ip, a.grpc.port, a.grpc.service ?? "", timeoutMs);
+  if (a.grpc) {
+    // node:http2 costs every command that loads this module ~10 ms: loaded when a probe needs it.
+    const { grpcHealthCheck } = await import("../net/grpc_health.ts");
+    return await grpcHealthCheck(t.ip, a.grpc.port, a.grpc.service ?? "", timeoutMs);
+  }
   const port = probePort((a.httpGet ?? a.tcpSocket)!.port, t.ports);
   if (port === undefined) return false;
   const host = (a.httpGet ?? a.tcpSocket)!.host ?? t.ip;

@@ -1,4 +1,6 @@
 /** Loading Pod manifests: one document into a LoadedPod (podFromDoc), a file of them (loadPods). */
+import { nodeCapacity } from "../pod_limits.ts";
+export { nodeCapacity };
 import type { z } from "zod";
 import {
   checkContainer,
@@ -175,15 +177,6 @@ export function podFromDoc(
     source: sourceOf(src),
     warnings,
   };
-}
-
-/** The node's capacity, for resourceFieldRef without a limit. */
-export function nodeCapacity(): NodeCapacity {
-  let memoryBytes = 0;
-  try {
-    memoryBytes = Deno.systemMemoryInfo().total;
-  } catch { /* not on Linux */ }
-  return { cpus: navigator.hardwareConcurrency || 1, memoryBytes };
 }
 
 /**

@@ -12,10 +12,8 @@ import {
 } from "../schema.ts";
 import { dnsSubdomainError } from "../names.ts";
 
-/** Limits of a pod's resolv.conf (the API server's and kubelet's, ExpandedDNSConfig). */
-export const MAX_NAMESERVERS = 3;
-export const MAX_SEARCHES = 32;
-export const MAX_SEARCH_CHARS = 2048;
+import { MAX_NAMESERVERS, MAX_SEARCH_CHARS, MAX_SEARCHES } from "../pod_limits.ts";
+export { MAX_NAMESERVERS, MAX_SEARCH_CHARS, MAX_SEARCHES };
 
 export const podContainer = z.strictObject({
   ...containerFields,

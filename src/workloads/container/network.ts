@@ -29,12 +29,15 @@ export async function releaseNetworkIfUnused(
  * The bridge of `user`'s network when no other record is on that network
  * (asked under the store lock, so no create can join it meanwhile). A
  * damaged record may still be on it and keeps it (gc removes it later),
- * unless `going` names it: records being removed with `user` (a pod's members).
+ * unless `going` names it: records being removed with `user` (a pod's members;
+ * `goingPods`, other pods removed with it).
  */
 export function unusedBridge(
   host: Host,
   user: NetworkUser,
   going: ReadonlySet<string> = new Set(),
+  /** Pods being removed with `user` (several pods torn down together, kube down). */
+  goingPods: ReadonlySet<string> = new Set(),
 ): string | undefined {
   const bridge = bridgeName(user.network.conflist);
   if (!bridge) return undefined;
@@ -48,6 +51,7 @@ export function unusedBridge(
       .filter((r) =>
         !(kind === user.kind && r.name === user.name) &&
         !(kind === "containers" && going.has(r.name)) &&
+        !(kind === "pods" && goingPods.has(r.name)) &&
         (r.network?.name === user.network.name ||
           (r.extraNetworks ?? []).some((x) => x.name === user.network.name))
       );

@@ -17,7 +17,7 @@ import type { Host } from "../host.ts";
 import { scavengePod } from "../scavenge.ts";
 import { createPod } from "./create.ts";
 import { podMembersOnHost, podView } from "./status.ts";
-import { teardownPod } from "./teardown.ts";
+import { teardownPod, teardownPods } from "./teardown.ts";
 import { getPod, type PodRecord } from "./types.ts";
 
 /** Starts the app containers of a created pod. */
@@ -135,4 +135,48 @@ export async function removePod(
     }
   }
   await host.store.withLock(() => teardownPod(host, rec));
+}
+
+/**
+ * `rm -f` of several pods side by side (`kube down`, the pods a second
+ * `kube play` replaces): their records read and torn down under one hold of
+ * the store lock (see teardownPods), a damaged record cleaned by name after.
+ * A pod that another live process is still creating is refused, the others
+ * go. Returns the names removed (a name with no record is skipped); throws
+ * the first error once every removal has ended.
+ */
+export async function removePods(host: Host, names: string[]): Promise<string[]> {
+  const damaged: string[] = [];
+  const removed: string[] = [];
+  const failures: unknown[] = [];
+  await host.store.withLock(async () => {
+    const recs: PodRecord[] = [];
+    for (const name of names) {
+      try {
+        const rec = host.store.get<PodRecord>("pods", name);
+        if (!rec) continue;
+        trace("pod rm: begin");
+        refuseWhileBeingMade(host, name, "pod", rec.created ? undefined : rec.owner);
+        recs.push(rec);
+      } catch (e) {
+        if (e instanceof DamagedRecordError) damaged.push(name);
+        else failures.push(e);
+      }
+    }
+    const results = await teardownPods(host, recs);
+    results.forEach((r, i) => {
+      if (r.status === "fulfilled") removed.push(recs[i].name);
+      else failures.push(r.reason);
+    });
+  });
+  for (const name of damaged) {
+    try {
+      await removePod(host, name, { force: true });
+      removed.push(name);
+    } catch (e) {
+      failures.push(e);
+    }
+  }
+  if (failures.length > 0) throw failures[0];
+  return removed;
 }

@@ -32,10 +32,109 @@ import { nsDir, podDirs, type PodRecord } from "./types.ts";
  * is left unused cannot change while it runs.
  */
 export function teardownPod(host: Host, rec: PodRecord): Promise<void> {
-  return host.store.withLock(() => teardownPodLocked(host, rec));
+  return host.store.withLock(async () => {
+    const [r] = await teardownPodsLocked(host, [rec]);
+    if (r.status === "rejected") throw r.reason;
+  });
 }
 
-async function teardownPodLocked(host: Host, rec: PodRecord): Promise<void> {
+/**
+ * Several pods torn down side by side under one hold of the store lock
+ * (`kube down`, the pods a second `kube play` replaces): as
+ * {@linkcode teardownPod} each, but a bridge that none but these pods uses
+ * is deleted once all their DELs have deleted its veths, beside the rest of
+ * their DELs, not by the last pod after them. One result per record, in order.
+ */
+export function teardownPods(
+  host: Host,
+  recs: PodRecord[],
+): Promise<PromiseSettledResult<void>[]> {
+  return host.store.withLock(() => teardownPodsLocked(host, recs));
+}
+
+/** A pod's attachment to a network, as unusedBridge asks about it. */
+function networkUser(rec: PodRecord) {
+  return rec.resources.cni && rec.netns && rec.network
+    ? { kind: "pods" as const, name: rec.name, network: rec.network }
+    : undefined;
+}
+
+async function teardownPodsLocked(
+  host: Host,
+  recs: PodRecord[],
+): Promise<PromiseSettledResult<void>[]> {
+  // Whether a bridge is idle is known now: only these pods and their members
+  // (damaged records too) are going, and no create joins while the lock is held.
+  const goingPods = new Set(recs.map((r) => r.name));
+  const going = new Set(
+    recs.flatMap((r) => [...r.containers, ...r.initContainers, ...(r.pause ? [r.pause] : [])]),
+  );
+  const idle = new Map<string, { pod: string; veths: string[]; sure: boolean }>();
+  for (const rec of recs) {
+    const user = networkUser(rec);
+    const bridge = user ? unusedBridge(host, user, going, goingPods) : undefined;
+    if (!bridge) continue;
+    const e = idle.get(bridge) ?? { pod: rec.name, veths: [], sure: true };
+    idle.set(bridge, e);
+    const veth = hostVeth(rec.network?.result, bridge);
+    if (veth) e.veths.push(veth);
+    else e.sure = false;
+  }
+  // Every pod says when its DEL has ended (or it ended before one).
+  const delEnded = new Map<string, () => void>();
+  const dels = Promise.all(
+    recs.map((r) => new Promise<void>((resolve) => delEnded.set(r.name, resolve))),
+  );
+  // A bridge goes once the DELs have deleted its veths (the first thing the
+  // bridge plugin does): both hold the kernel's rtnl lock, and a bridge
+  // deleted first would hold up the rest of the DELs for its whole 35-50 ms.
+  // Its error counts against the pod it is listed with, whose record then
+  // stays for the next rm -f. Subscribed before any DEL starts.
+  const bridgeWork = new Map<string, Promise<unknown[]>>();
+  for (const [bridge, e] of idle) {
+    const gone = Promise.all([
+      ...e.veths.map((v) => linkGone(v, dels)),
+      ...(e.sure ? [] : [dels]), // a veth not known by name: after the DELs
+    ]);
+    const prev = bridgeWork.get(e.pod) ?? Promise.resolve([]);
+    bridgeWork.set(
+      e.pod,
+      prev.then(async (errs) => {
+        await gone;
+        try {
+          await deleteBridge(host, bridge);
+          return errs;
+        } catch (err) {
+          return [...errs, err];
+        }
+      }),
+    );
+  }
+  return await Promise.allSettled(recs.map((rec) =>
+    teardownOne(host, rec, {
+      delEnded: delEnded.get(rec.name)!,
+      bridges: bridgeWork.get(rec.name),
+    })
+  ));
+}
+
+async function teardownOne(
+  host: Host,
+  rec: PodRecord,
+  o: { delEnded: () => void; bridges?: Promise<unknown[]> },
+): Promise<void> {
+  try {
+    await teardownPodBody(host, rec, o);
+  } finally {
+    o.delEnded(); // never leave another pod's bridge waiting
+  }
+}
+
+async function teardownPodBody(
+  host: Host,
+  rec: PodRecord,
+  o: { delEnded: () => void; bridges?: Promise<unknown[]> },
+): Promise<void> {
   const errors: unknown[] = [];
   const step = async (fn: () => unknown | Promise<unknown>) => {
     try {
@@ -58,37 +157,17 @@ async function teardownPodLocked(host: Host, rec: PodRecord): Promise<void> {
   };
   // The members, CNI DEL and the idle bridge go side by side: the netns is a
   // pinned file, so DEL needs none of the members' processes, and neither
-  // DEL nor the members need the bridge. Whether the bridge is idle is known
-  // now: only this pod and its members (damaged records too) are going.
-  const user = rec.resources.cni && rec.netns && rec.network
-    ? { kind: "pods" as const, name: rec.name, network: rec.network }
-    : undefined;
-  const bridge = user
-    ? unusedBridge(host, user, new Set([...members, ...(rec.pause ? [rec.pause] : [])]))
-    : undefined;
+  // DEL nor the members need the bridge.
   const cniErrors: unknown[] = [];
-  // The bridge goes once DEL has deleted the pod's veth (the first thing the
-  // bridge plugin does): both hold the kernel's rtnl lock, and a bridge
-  // deleted first would hold up the rest of DEL for its whole 35-50 ms.
-  const veth = bridge ? hostVeth(rec.network?.result, bridge) : undefined;
-  let delDone!: () => void;
-  const delEnded = new Promise<void>((r) => delDone = r);
-  const vethGone = veth ? linkGone(veth, delEnded) : undefined;
-  const [, cniDone] = await Promise.all([
+  const [, cniDone, bridgeErrors] = await Promise.all([
     (async () => {
       await Promise.all(members.map((m) => step(() => down(m))));
       if (rec.pause) await step(() => down(rec.pause!));
     })(),
-    delPodNetwork(host, rec, cniErrors).finally(delDone),
-    bridge
-      ? (async () => {
-        // A veth not known by name: after the DEL, which deletes it (the
-        // bridge is deleted only once no port of anyone is attached).
-        await (vethGone ?? delEnded);
-        await step(() => deleteBridge(host, bridge));
-      })()
-      : undefined,
+    delPodNetwork(host, rec, cniErrors).finally(o.delEnded),
+    o.bridges,
   ]);
+  errors.push(...bridgeErrors ?? []);
   errors.push(...cniErrors);
   trace("pod teardown: members, cni del, bridge");
   await finishPodNetwork(host, rec, cniDone && cniErrors.length === 0, errors, {

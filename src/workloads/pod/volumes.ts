@@ -5,7 +5,8 @@
  */
 import { RklError } from "../../errors.ts";
 import { fieldValue, type PodInfo } from "../../spec/downward.ts";
-import { nodeCapacity, type PodSpec, type VolumeFile } from "../../spec/pod.ts";
+import type { PodSpec, VolumeFile } from "../../spec/pod.ts";
+import { nodeCapacity } from "../../spec/pod_limits.ts";
 import type { HostFs } from "../../sys/fs.ts";
 import { privateDir } from "../../sys/fsutil.ts";
 import { mountImageLayers } from "../../sys/mounts.ts";
