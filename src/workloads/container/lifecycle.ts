@@ -73,7 +73,8 @@ export async function startCreated(host: Host, rec: ContainerRecord): Promise<Co
   await host.runtimeFor(rec.runtime).start(rec.id);
   rec.status = "running";
   rec.startedAt = host.now().toISOString();
-  host.store.put("containers", rec);
+  // Not synced: a process does not outlive a reboot, and a status is asked of the runtime.
+  host.store.put("containers", rec, { durable: false });
   if (rec.healthcheck && host.selfArgv) ensureHealthMonitor(host);
   const hook = rec.hooks?.postStart;
   if (hook) {

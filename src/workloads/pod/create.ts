@@ -64,8 +64,16 @@ interface PodBuild {
   loaded: LoadedPod;
   rec: PodRecord;
   inputs: PodInputs;
-  /** Stores the record (each step lists what it makes before making it). */
-  save(): void;
+  /**
+   * Stores the record (each step lists what it makes before making it).
+   * `durable: false` for a step that lists only what a reboot removes with
+   * it (a cgroup, namespaces, a mount, an address in a netns): losing that
+   * write in a power cut loses nothing a later rm or gc needs, so it is
+   * written atomically but not synced (see writeAtomic). What outlives a
+   * reboot (the pod's dirs, its IP lease, its members' records) is listed
+   * by a synced write before it is made.
+   */
+  save(durable?: boolean): void;
   /** CNI ADD, while it runs (awaited before the first start, or before a rollback). */
   netUp?: Promise<void>;
   /** Writes the pod's /etc files (and its hosts group's). */
@@ -116,8 +124,8 @@ function podBuild(host: Host, loaded: LoadedPod, rec: PodRecord, inputs: PodInpu
     loaded,
     rec,
     inputs,
-    save: () => {
-      host.store.put("pods", rec);
+    save: (durable = true) => {
+      host.store.put("pods", rec, { durable });
       checkCancelled();
     },
     writeEtc: () => {
@@ -225,7 +233,9 @@ function newPodRecord(
       ) => [v, `${dirs.volumes}/${v}`]),
     ),
     imageVolumes: Object.keys(imageVolumes).length > 0 ? imageVolumes : undefined,
-    resources: {},
+    // Listed by the reservation itself, one synced write fewer: the dirs are
+    // made next, and a teardown takes a dir that was never made as removed.
+    resources: { dir: true },
     static: options.static,
     source: options.source,
     uid: spec.uid ?? crypto.randomUUID(),
@@ -245,12 +255,10 @@ function newPodRecord(
 async function makeSandbox(b: PodBuild): Promise<void> {
   const { host, rec, inputs } = b;
   const spec = b.loaded.spec;
-  rec.resources.dir = true;
-  b.save();
   makePodVolumes(host, spec, rec, b.save);
   trace("pod: dirs");
   rec.resources.cgroup = true;
-  b.save();
+  b.save(false);
   host.cgroups.apply(rec.cgroupPath, rec.limits);
   trace("pod: cgroup");
   if (rec.netns) {
@@ -285,7 +293,7 @@ async function pinNamespaces(b: PodBuild): Promise<Sandbox["join"]> {
   const recordPins = () => {
     rec.nsPins = pins;
     rec.resources.nsPins = true;
-    b.save();
+    b.save(false);
     privateDir(nsDir(host, name), 0o711, host.fs);
   };
   if (inputs.withPause) {

@@ -57,7 +57,8 @@ export async function startPod(
       for (const c of toStart) await startCreated(host, c);
     } else await Promise.all(toStart.map((c) => startCreated(host, c)));
     rec.startedAt ??= host.now().toISOString();
-    host.store.put("pods", rec);
+    // Not synced: after a reboot nothing of the pod runs, whatever this said.
+    host.store.put("pods", rec, { durable: false });
     trace("pod: started");
     return rec;
   });

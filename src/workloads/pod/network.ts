@@ -21,11 +21,16 @@ import type { PodRecord } from "./types.ts";
 export function startPodNetwork(
   host: Host,
   rec: PodRecord,
-  net: { netns: string; conflist?: NetConfList; mappings: PortMapping[]; save: () => void },
+  net: {
+    netns: string;
+    conflist?: NetConfList;
+    mappings: PortMapping[];
+    save: (durable?: boolean) => void;
+  },
 ): Promise<void> {
   host.fs.mkdir(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
   rec.resources.netns = true;
-  net.save();
+  net.save(false); // the netns file is under the run root: a reboot clears it
   createNetns(host.sys, net.netns, host.fs);
   rec.resources.cni = true;
   net.save();
@@ -41,7 +46,7 @@ export function startPodNetwork(
     if (result && rec.network) {
       rec.network.result = result;
       rec.network.ip = resultIPv4(result);
-      net.save();
+      net.save(false); // the lease is the plugin's, keyed by the CNI id already recorded
     }
     trace("pod: netns + cni");
   });
