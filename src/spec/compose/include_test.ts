@@ -203,3 +203,28 @@ Deno.test("enable_ipv6 and an IPv6 or second subnet are refused at their line", 
   assert.equal(e2.line, 8);
   assert.match(e2.message, /is IPv6/);
 });
+
+Deno.test("extends from another file: a bare env_file name and a long-form bind are relative to that file", () => {
+  // docker compose's pkg/e2e/fixtures/interpolation/extends: the same service name in both files.
+  const { project } = load(
+    `services:
+  test:
+    extends: {service: test, file: ../base/compose.yaml}
+    environment: [BAR=BAR-from-extends]
+`,
+    {
+      "/base/compose.yaml": `services:
+  test:
+    image: busybox
+    environment: [BAR=bar_from_environment]
+    env_file: [env_file.env]
+    volumes: [{type: bind, source: data, target: /data}]
+`,
+      "/base/env_file.env": "FOO=foo\n",
+    },
+  );
+  const t = project.services[0];
+  assert.equal(t.image, "busybox");
+  assert.deepEqual(t.environment, { FOO: "foo", BAR: "BAR-from-extends" });
+  assert.equal(t.mounts[0].source, "/base/data");
+});
