@@ -91,6 +91,10 @@ services:
     links:
       - "Web:frontend"
     networks: [front]
+    deploy:
+      resources:
+        limits:
+          pids: 64
     command: ["sleep", "600"]
 networks:
   front:
@@ -193,6 +197,18 @@ test("an include'd sidecar, extends from a file, hooks, tmpfs volume, owned conf
   assert.equal(
     await composeOk(dir, ["exec", "client", "--", "wget", "-qO-", "http://frontend/"]),
     "hello\n",
+  );
+  // deploy.resources.limits.pids is the client's pids cgroup limit.
+  assert.equal(
+    await composeOk(dir, [
+      "exec",
+      "client",
+      "--",
+      "sh",
+      "-c",
+      "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    ]),
+    "64\n",
   );
   // Configs and secrets with their owner and mode.
   assert.equal(

@@ -53,7 +53,17 @@ export function applyIncludes(
         `include: ${detail}`,
       );
     const e = typeof entry === "string" ? { path: entry } : entry;
-    const paths = (Array.isArray(e.path) ? e.path : [e.path]).map((x) => joinPath(workDir, x));
+    const raw = Array.isArray(e.path) ? e.path : [e.path];
+    const remote = raw.find((x) => /^[a-z][a-z0-9+.-]*:\/\/|^git@/i.test(x));
+    if (remote !== undefined) {
+      throw fail(
+        `${
+          JSON.stringify(remote)
+        } is a remote resource (git, oci, http): rkl includes local files only; fetch it and include its path`,
+        typeof entry === "string" ? [] : ["path"],
+      );
+    }
+    const paths = raw.map((x) => joinPath(workDir, x));
     if (paths.length === 0) throw fail("path lists no file", ["path"]);
     // The first file sets the project directory; the others override it.
     const projDir = e.project_directory !== undefined

@@ -101,6 +101,9 @@ Deno.test("include: a missing file, a cycle and a conflicting service are errors
   const missing = err("services: {}\ninclude:\n  - nope.yaml\n");
   assert.equal(missing.line, 3);
   assert.match(missing.message, /include: file "\/p\/nope.yaml" does not exist/);
+  const remote = err("services: {}\ninclude:\n  - path: oci://docker.io/user/app:latest\n");
+  assert.equal(remote.line, 3);
+  assert.match(remote.message, /rkl includes local files only/);
   const cycle = err("include: [a.yaml]\nservices: {}\n", {
     "/p/a.yaml": "include: [compose.yaml]\nservices: {}\n",
   });
@@ -227,4 +230,42 @@ Deno.test("extends from another file: a bare env_file name and a long-form bind 
   assert.equal(t.image, "busybox");
   assert.deepEqual(t.environment, { FOO: "foo", BAR: "BAR-from-extends" });
   assert.equal(t.mounts[0].source, "/base/data");
+});
+
+Deno.test("pids_limit and deploy.resources.limits.pids: -1 is unlimited, 0 the default", () => {
+  const { project } = load(`services:
+  a: {image: busybox, pids_limit: 64}
+  b: {image: busybox, deploy: {resources: {limits: {pids: -1}}}}
+  c: {image: busybox, pids_limit: 0}
+`);
+  assert.deepEqual(project.services.map((s) => [s.name, s.pidsLimit]), [
+    ["a", 64],
+    ["b", 0],
+    ["c", undefined],
+  ]);
+});
+
+Deno.test("deploy.restart_policy sets the restart policy as docker compose maps it; reservations are warned", () => {
+  const { project, warnings } = load(`services:
+  a: {image: busybox, restart: always, deploy: {restart_policy: {condition: none}}}
+  b: {image: busybox, deploy: {restart_policy: {condition: any, max_attempts: 3}}}
+  c:
+    image: busybox
+    deploy:
+      restart_policy: {condition: on-failure}
+      resources:
+        reservations: {memory: 64m}
+`);
+  assert.deepEqual(project.services.map((s) => [s.name, s.restart]), [
+    ["a", "no"],
+    ["b", "always"],
+    ["c", "on-failure"],
+  ]);
+  assert.deepEqual(warnings.map((w) => [w.line, w.path]), [
+    [9, "services.c.deploy.resources.reservations"],
+  ]);
+  const e = err(
+    "services:\n  a:\n    image: busybox\n    deploy:\n      restart_policy: {condition: sometimes}\n",
+  );
+  assert.equal(e.line, 5);
 });

@@ -128,7 +128,7 @@ export const serviceSchema = z.strictObject({
       limits: z.strictObject({
         cpus: z.union([z.number(), z.string()]).optional(),
         memory: z.union([z.number(), z.string()]).optional(),
-        pids: z.number().optional(),
+        pids: z.number().int().min(-1).optional(),
       })
         .optional(),
       reservations: z.strictObject({
@@ -143,6 +143,7 @@ export const serviceSchema = z.strictObject({
     }).optional(),
   }).optional(),
   scale: z.number().int().min(0).optional(),
+  pids_limit: z.number().int().min(-1).optional(),
   configs: z.array(fileRef).optional(),
   secrets: z.array(fileRef).optional(),
   profiles: z.array(z.string()).optional(),

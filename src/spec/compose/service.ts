@@ -93,7 +93,7 @@ export function toService(
     }))
       .filter((d) => ctx.enabledNames.has(d.service) || d.required),
     healthcheck: healthcheck(L, svc, s.healthcheck),
-    restart: (s.restart?.split(":")[0] ?? "no") as ComposeService["restart"],
+    restart: restartOf(ctx, svc, s),
     containerName: s.container_name,
     hostname: s.hostname,
     workingDir: s.working_dir,
@@ -107,6 +107,10 @@ export function toService(
       L,
       at(limits?.memory !== undefined ? "deploy" : "mem_limit"),
       () => dockerBytes(memRaw),
+    ),
+    // docker: -1 is unlimited, 0 leaves the default.
+    ...((p) => p === undefined || p === 0 ? {} : { pidsLimit: p === -1 ? 0 : p })(
+      limits?.pids ?? s.pids_limit,
     ),
     replicas: s.deploy?.mode === "global" ? 1 : s.deploy?.replicas ?? s.scale ?? 1,
     labels: Object.fromEntries(
@@ -392,4 +396,35 @@ function ulimits(L: Located, svc: string, s: RawService): ComposeService["ulimit
     }
     return { type, soft, hard };
   });
+}
+
+/**
+ * `restart`, or `deploy.restart_policy.condition` over it as docker compose
+ * reads it (none → no, any → always; no condition: no); `max_attempts` is
+ * kept by neither here. `deploy.resources.reservations` are warned: rkl sets
+ * limits only.
+ */
+function restartOf(ctx: ServiceContext, svc: string, s: RawService): ComposeService["restart"] {
+  const at = (...p: PathSegment[]) => ["services", svc, "deploy", ...p];
+  if (s.deploy?.resources?.reservations !== undefined) {
+    ctx.warnings.push({
+      ...ctx.L.at(at("resources", "reservations")),
+      message:
+        "deploy.resources.reservations is not applied: rkl sets limits only (use deploy.resources.limits)",
+    });
+  }
+  const policy = s.deploy?.restart_policy;
+  if (policy === undefined) return (s.restart?.split(":")[0] ?? "no") as ComposeService["restart"];
+  const c = policy.condition ?? "";
+  const mapped = ({ "": "no", none: "no", no: "no", any: "always", always: "always" } as Record<
+    string,
+    ComposeService["restart"]
+  >)[c] ?? (c === "on-failure" || c === "unless-stopped" ? c : undefined);
+  if (!mapped) {
+    throw ctx.L.error(
+      at("restart_policy", "condition"),
+      `restart_policy condition ${JSON.stringify(c)} must be none, on-failure or any`,
+    );
+  }
+  return mapped;
 }

@@ -70,6 +70,8 @@ export interface ComposeService {
   /** Kubernetes quantities, for the container spec. */
   cpus?: string;
   memory?: string;
+  /** `pids_limit`, `deploy.resources.limits.pids`: 0 for none (docker's -1). */
+  pidsLimit?: number;
   replicas: number;
   labels: Record<string, string>;
   privileged: boolean;

@@ -193,6 +193,7 @@ export function replicaSpec(
         ...(p.hostIP ? { hostIP: p.hostIP } : {}),
       })),
       resources: Object.keys(limits).length > 0 ? { limits } : {},
+      ...(svc.pidsLimit !== undefined ? { pidsLimit: svc.pidsLimit } : {}),
       mounts,
       securityContext: {
         privileged: svc.privileged,
