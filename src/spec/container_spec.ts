@@ -75,6 +75,8 @@ export interface ContainerSpec {
   sidecar?: boolean;
   /** postStart and preStop hooks, run around start and before the stop signal. */
   lifecycle?: LifecycleSpec;
+  /** Commands run in the container after start and before the stop signal (compose hooks). */
+  execHooks?: { postStart?: ExecHook[]; preStop?: ExecHook[] };
   /** Extra groups of the process (pod securityContext supplementalGroups and fsGroup). */
   supplementalGroups?: number[];
   /** A compose healthcheck, run for as long as the container runs (workloads/health.ts). */
@@ -165,4 +167,19 @@ export function sourceOf(src: SourceDoc, prefix: readonly PathSegment[] = []): S
       return { file: err.file, line: err.line, column: err.column, path: err.path };
     },
   };
+}
+
+/**
+ * A command a hook runs in the container, with what differs from the
+ * container's process (compose `post_start`/`pre_stop`: user, privileged,
+ * working_dir, environment).
+ */
+export interface ExecHook {
+  command: string[];
+  user?: { uid: number; gid: number };
+  /** Every capability the runtime can give, as `docker exec --privileged`. */
+  privileged?: boolean;
+  cwd?: string;
+  /** KEY=VALUE over the container's environment. */
+  env?: string[];
 }

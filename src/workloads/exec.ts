@@ -25,6 +25,7 @@ import { ConflictError, NoExecutableError, NotFoundError, RklError } from "../er
 import { execConmonSession } from "../oci/conmon_exec.ts";
 import { type ExecCaptured, execProcess, killTree } from "../oci/runtime.ts";
 import type { OciProcess } from "../oci/spec.ts";
+import { hostBoundingCaps } from "../oci/generate.ts";
 import { SeqPacketSocket } from "../sys/seqpacket.ts";
 import type { ContainerRecord } from "./container/types.ts";
 import type { HostFs } from "../sys/fs.ts";
@@ -51,6 +52,8 @@ export interface ExecRequest {
   cwd?: string;
   /** User; the container's by default. */
   user?: OciProcess["user"];
+  /** Every capability the runtime can give (`docker exec --privileged`). */
+  privileged?: boolean;
   tty?: boolean;
   /** The process reads stdin (attached and streaming forms). */
   stdin?: boolean;
@@ -103,6 +106,10 @@ export function execProcessFor(
     cwd: req.cwd,
   });
   if (req.user) p.user = req.user;
+  if (req.privileged) {
+    const all = [...hostBoundingCaps()];
+    p.capabilities = { bounding: all, effective: all, permitted: all, inheritable: all };
+  }
   if (req.tty && req.size) p.consoleSize = { height: req.size.height, width: req.size.width };
   return p;
 }

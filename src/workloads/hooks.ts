@@ -7,7 +7,8 @@
  */
 import type { LifecycleHandlerSpec, LifecycleSpec } from "../spec/schema.ts";
 import { containerTarget, runAction } from "./probes.ts";
-import type { ExecTarget } from "./exec.ts";
+import { execSync, type ExecTarget } from "./exec.ts";
+import type { ExecHook } from "../spec/container_spec.ts";
 import type { Host } from "./host.ts";
 
 /** The hooks as a record keeps them: named ports already turned into numbers. */
@@ -18,8 +19,13 @@ import type { StoredHooks } from "./container/types.ts";
 export function storedHooks(
   l: LifecycleSpec | undefined,
   ports: { name?: string; containerPort: number }[],
+  execs?: { postStart?: ExecHook[]; preStop?: ExecHook[] },
 ): StoredHooks | undefined {
-  if (!l?.postStart && !l?.preStop) return undefined;
+  const ex = {
+    ...(execs?.postStart?.length ? { postStartExec: execs.postStart } : {}),
+    ...(execs?.preStop?.length ? { preStopExec: execs.preStop } : {}),
+  };
+  if (!l?.postStart && !l?.preStop) return Object.keys(ex).length ? ex : undefined;
   const fix = (h: LifecycleHandlerSpec | undefined): LifecycleHandlerSpec | undefined => {
     if (!h) return undefined;
     const a = h.httpGet ?? h.tcpSocket;
@@ -31,7 +37,41 @@ export function storedHooks(
       tcpSocket: { ...h.tcpSocket!, port: n },
     };
   };
-  return { postStart: fix(l.postStart), preStop: fix(l.preStop) };
+  return { postStart: fix(l.postStart), preStop: fix(l.preStop), ...ex };
+}
+
+/**
+ * Runs exec hooks in order until one fails (compose runs a service's hooks
+ * one after another); returns why it failed, or undefined. `timeoutMs` is
+ * for all of them together.
+ */
+export async function runExecHooks(
+  host: Host,
+  c: ExecTarget,
+  hooks: ExecHook[] | undefined,
+  timeoutMs: number,
+): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (const h of hooks ?? []) {
+    const left = deadline - Date.now();
+    if (left <= 0) return `${JSON.stringify(h.command.join(" "))} did not run: out of time`;
+    const r = await execSync(host, {
+      container: c,
+      argv: h.command,
+      env: h.env,
+      cwd: h.cwd,
+      user: h.user,
+      privileged: h.privileged,
+      timeoutMs: left,
+    });
+    if (r.code !== 0) {
+      const last = r.output.split("\n").filter(Boolean).pop();
+      return `${JSON.stringify(h.command.join(" "))} exited with code ${r.code}${
+        last ? `: ${last}` : ""
+      }`;
+    }
+  }
+  return undefined;
 }
 
 type HookTarget = ExecTarget & { ip?: string };

@@ -78,26 +78,32 @@ export function resolveExtends(
 
 /**
  * Relative paths of a service from a file that `extends.file` names are
- * relative to that file (compose's rule): bind sources, `env_file`, and a
- * bundle directory as `image`. Made absolute here, in place.
+ * relative to that file (compose's rule), and those of an included project
+ * to its project directory: bind sources, `env_file`, a `seccomp=FILE`
+ * profile, and a bundle directory as `image`. Made absolute here, in place.
  */
-function absolutePaths(s: RawService, dir: string): void {
+export function absolutePaths(s: RawService, dir: string): void {
   const rel = (p: string) => p.startsWith(".") ? joinPath(dir, p) : p;
+  const file = (p: string) => joinPath(dir, p);
   if (s.image !== undefined && isBundlePath(s.image) && s.image.startsWith(".")) {
     s.image = joinPath(dir, s.image);
   }
   s.volumes = s.volumes?.map((v) => {
     if (typeof v !== "string") {
-      return v.type === "bind" && v.source !== undefined ? { ...v, source: rel(v.source) } : v;
+      return v.type === "bind" && v.source !== undefined ? { ...v, source: file(v.source) } : v;
     }
     const parts = v.split(":");
     if (parts.length > 1 && parts[0].startsWith(".")) parts[0] = rel(parts[0]);
     return parts.join(":");
   });
-  if (typeof s.env_file === "string") s.env_file = rel(s.env_file);
+  if (typeof s.env_file === "string") s.env_file = file(s.env_file);
   else if (Array.isArray(s.env_file)) {
     s.env_file = s.env_file.map((f) =>
-      typeof f === "string" ? rel(f) : { ...f, path: rel(f.path) }
+      typeof f === "string" ? file(f) : { ...f, path: file(f.path) }
     );
   }
+  s.security_opt = s.security_opt?.map((o) => {
+    const m = /^seccomp[=:](.+)$/.exec(o);
+    return m && !["unconfined", "builtin"].includes(m[1]) ? `seccomp=${file(m[1])}` : o;
+  });
 }

@@ -10,6 +10,7 @@ import { SpecError } from "../../errors.ts";
 import { interpolate, InterpolationError } from "../interpolate.ts";
 import { locate, type SourceDoc, type Warning } from "../source.ts";
 import { resolveExtends } from "./extends.ts";
+import { applyIncludes } from "./include.ts";
 import { parseOne, prepareFile } from "./files.ts";
 import { type Located, located } from "./located.ts";
 import { deleteIn, mergeService, mergeValue, tagsUnder } from "./merge.ts";
@@ -18,6 +19,7 @@ import type { RawProject, RawService } from "./schema.ts";
 import { toService } from "./service.ts";
 import {
   checkConfigsSecrets,
+  checkNetworksIpv4,
   checkTopLevelNames,
   fileSources,
   projectNetworks,
@@ -40,15 +42,30 @@ export function loadCompose(
 ): { project: ComposeProject; warnings: Warning[] } {
   const warnings: Warning[] = [];
   const srcs = files.map((f) => parseOne(f.text, f.file));
-  const L = located(srcs);
-  const name = projectName(L, srcs, options);
+  const L0 = located(srcs);
+  const name = projectName(L0, srcs, options);
   const env = { ...options.env, COMPOSE_PROJECT_NAME: name };
   const prepared = prepareFiles(files, srcs, { dir: options.dir, env, warnings });
-  const { merged, services } = mergeFiles(prepared, { env, readFile: options.readFile, warnings });
+  const merge = (ps: Prepared[], e: Record<string, string | undefined>) =>
+    mergeFiles(ps, { env: e, readFile: options.readFile, warnings });
+  const included: SourceDoc[] = [];
+  for (const p of prepared) {
+    applyIncludes(p, options.dir, {
+      env,
+      readFile: options.readFile,
+      warnings,
+      merge: (ps) => merge(ps, env),
+      srcs: included,
+    });
+  }
+  // An error in an included service is placed in its own file.
+  const L = included.length ? located([...included, ...srcs]) : L0;
+  const { merged, services } = merge(prepared, env);
   if (Object.keys(services).length === 0) {
     throw L.error(["services"], "the project defines no services");
   }
   checkTopLevelNames(L, merged);
+  checkNetworksIpv4(L, merged);
   const declaredNets = new Set(Object.keys(merged.networks ?? {}));
   const profiles = new Set(options.profiles ?? []);
   const enabled = Object.entries(services).filter(([, s]) =>
@@ -79,6 +96,12 @@ export function loadCompose(
   checkConfigsSecrets(L, merged);
   const configs = fileSources(merged, "configs", options);
   const secrets = fileSources(merged, "secrets", options);
+  const volumes = Object.entries(merged.volumes ?? {}).map(([n, o]) => ({
+    name: n,
+    external: o?.external ?? false,
+    ...volumeDriver(L, n, o),
+  }));
+  tmpfsVolumes(L, volumes, order);
   const fileIndex = (f: string) => files.findIndex((x) => x.file === f);
   warnings.sort((a, b) => fileIndex(a.file) - fileIndex(b.file) || (a.line ?? 0) - (b.line ?? 0));
 
@@ -89,16 +112,53 @@ export function loadCompose(
       files: files.map((f) => f.file),
       services: order,
       networks,
-      volumes: Object.entries(merged.volumes ?? {}).map(([n, o]) => ({
-        name: n,
-        external: o?.external ?? false,
-        ...volumeDriver(L, n, o),
-      })),
+      volumes,
       configs,
       secrets,
     },
     warnings,
   };
+}
+
+/**
+ * A local volume with tmpfs `driver_opts` is a tmpfs where it is mounted.
+ * docker mounts it once and shares it among the containers that use it at
+ * the same time; here each mount is its own tmpfs, so one container only
+ * may use it (more is refused at the volume's line).
+ */
+function tmpfsVolumes(
+  L: Located,
+  volumes: ComposeProject["volumes"],
+  services: ComposeService[],
+): void {
+  for (const v of volumes) {
+    if (!v.tmpfs) continue;
+    const users = services.filter((s) =>
+      s.mounts.some((m) => m.kind === "volume" && m.source === v.name)
+    );
+    const count = users.reduce((n, s) => n + s.replicas, 0);
+    if (count > 1) {
+      throw L.error(
+        ["volumes", v.name, "driver_opts"],
+        `tmpfs volume ${JSON.stringify(v.name)} is used by ${count} containers (${
+          users.map((s) => s.name).join(", ")
+        }): rkl gives each mount its own tmpfs, so it cannot be shared; share a named volume without driver_opts instead`,
+      );
+    }
+    for (const s of users) {
+      s.mounts = s.mounts.map((m) =>
+        m.kind === "volume" && m.source === v.name
+          ? {
+            kind: "tmpfs",
+            source: "",
+            target: m.target,
+            readOnly: m.readOnly || v.tmpfs!.readOnly,
+            options: v.tmpfs!.options,
+          }
+          : m
+      );
+    }
+  }
 }
 
 /**
@@ -130,7 +190,7 @@ function projectName(L: Located, srcs: SourceDoc[], options: LoadComposeOptions)
   return name;
 }
 
-/** Each file prepared on its own; `version` warned about once, `include` refused. */
+/** Each file prepared on its own; `version` warned about once. */
 function prepareFiles(
   files: ComposeFile[],
   srcs: SourceDoc[],
@@ -149,13 +209,6 @@ function prepareFiles(
         path: "version",
         message: "the attribute `version` is obsolete and ignored; remove it",
       });
-    }
-    if (p.raw.include !== undefined) {
-      // Dropping it would drop whole services without a word.
-      throw new SpecError(
-        { file: f.file, ...locate(p.src, ["include"], { key: true }), path: "include" },
-        "include is not supported yet: pass the included files with -f before this one (their relative paths then resolve against the first file's directory)",
-      );
     }
     prepared.push(p);
   });

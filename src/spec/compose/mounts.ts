@@ -108,29 +108,44 @@ export function parseTmpfs(
     if (!target.startsWith("/") || target.split("/").includes("..")) {
       throw L.error(where, `tmpfs target ${JSON.stringify(target)} must be an absolute path`);
     }
-    const flags = new Map([["exec", "noexec"], ["suid", "nosuid"], ["dev", "nodev"]]);
-    const set = new Set(["noexec", "nosuid", "nodev"]);
-    const values: string[] = [];
-    let readOnly = false;
-    for (const o of opts) {
-      const [k, v] = o.includes("=")
-        ? [o.slice(0, o.indexOf("=")), o.slice(o.indexOf("=") + 1)]
-        : [o];
-      if (v === undefined && flags.has(k)) set.delete(flags.get(k)!);
-      else if (v === undefined && [...flags.values()].includes(k)) set.add(k);
-      else if (v === undefined && (k === "ro" || k === "rw")) readOnly = k === "ro";
-      else if (k === "size" && v) values.push(`size=${tmpfsBytes(L, where, v)}`);
-      else if (k === "mode" && v && /^[0-7]{1,4}$/.test(v)) values.push(`mode=${v}`);
-      else if ((k === "uid" || k === "gid") && v && /^\d{1,10}$/.test(v)) values.push(`${k}=${v}`);
-      else {
-        throw L.error(
-          where,
-          `tmpfs option ${
-            JSON.stringify(o)
-          } must be size=SIZE, mode=OCTAL, uid=N, gid=N, ro, rw, exec, noexec, suid, nosuid, dev or nodev`,
-        );
-      }
-    }
-    return { kind: "tmpfs", source: "", target, readOnly, options: [...set, ...values] };
+    const { options, readOnly } = tmpfsOptions(L, where, opts, ["noexec", "nosuid", "nodev"]);
+    return { kind: "tmpfs", source: "", target, readOnly, options };
   });
+}
+
+/**
+ * tmpfs mount options as docker reads them (`--tmpfs`, a local volume's
+ * `driver_opts.o`): a fixed set, turned into mount(2) data, never free text.
+ * `defaults`: the flags set unless an option clears them.
+ */
+export function tmpfsOptions(
+  L: Located,
+  where: PathSegment[],
+  opts: string[],
+  defaults: string[],
+): { options: string[]; readOnly: boolean } {
+  const flags = new Map([["exec", "noexec"], ["suid", "nosuid"], ["dev", "nodev"]]);
+  const set = new Set(defaults);
+  const values: string[] = [];
+  let readOnly = false;
+  for (const o of opts) {
+    const [k, v] = o.includes("=")
+      ? [o.slice(0, o.indexOf("=")), o.slice(o.indexOf("=") + 1)]
+      : [o];
+    if (v === undefined && flags.has(k)) set.delete(flags.get(k)!);
+    else if (v === undefined && [...flags.values()].includes(k)) set.add(k);
+    else if (v === undefined && (k === "ro" || k === "rw")) readOnly = k === "ro";
+    else if (k === "size" && v) values.push(`size=${tmpfsBytes(L, where, v)}`);
+    else if (k === "mode" && v && /^[0-7]{1,4}$/.test(v)) values.push(`mode=${v}`);
+    else if ((k === "uid" || k === "gid") && v && /^\d{1,10}$/.test(v)) values.push(`${k}=${v}`);
+    else {
+      throw L.error(
+        where,
+        `tmpfs option ${
+          JSON.stringify(o)
+        } must be size=SIZE, mode=OCTAL, uid=N, gid=N, ro, rw, exec, noexec, suid, nosuid, dev or nodev`,
+      );
+    }
+  }
+  return { options: [...set, ...values], readOnly };
 }

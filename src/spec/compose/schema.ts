@@ -128,7 +128,7 @@ export const serviceSchema = z.strictObject({
       limits: z.strictObject({
         cpus: z.union([z.number(), z.string()]).optional(),
         memory: z.union([z.number(), z.string()]).optional(),
-        pids: z.number().optional(),
+        pids: z.number().int().min(-1).optional(),
       })
         .optional(),
       reservations: z.strictObject({
@@ -143,6 +143,7 @@ export const serviceSchema = z.strictObject({
     }).optional(),
   }).optional(),
   scale: z.number().int().min(0).optional(),
+  pids_limit: z.number().int().min(-1).optional(),
   configs: z.array(fileRef).optional(),
   secrets: z.array(fileRef).optional(),
   profiles: z.array(z.string()).optional(),
@@ -177,7 +178,14 @@ export const serviceSchema = z.strictObject({
 export const projectSchema = z.strictObject({
   version: z.union([z.string(), z.number()]).optional(),
   name: z.string().optional(),
-  include: z.unknown().optional(),
+  include: z.array(z.union([
+    z.string(),
+    z.strictObject({
+      path: strOrList,
+      project_directory: z.string().optional(),
+      env_file: strOrList.optional(),
+    }),
+  ])).optional(),
   services: z.record(z.string(), z.union([serviceSchema, z.null()])).optional(),
   networks: z.record(
     z.string(),
@@ -188,6 +196,7 @@ export const projectSchema = z.strictObject({
         name: z.string().optional(),
         external: z.boolean().optional(),
         internal: z.boolean().optional(),
+        enable_ipv6: z.boolean().optional(),
         ipam: z.strictObject({
           driver: z.string().optional(),
           config: z.array(z.strictObject({ subnet: z.string().optional() })).optional(),

@@ -15,6 +15,7 @@ import { parseTmpfs, parseVolumes } from "./mounts.ts";
 import { composePullPolicy, healthcheck, securityOpts, sysctlMap } from "./options.ts";
 import { parsePorts } from "./ports.ts";
 import type { RawService } from "./schema.ts";
+import type { ExecHook } from "../container_spec.ts";
 import type { ComposeMount, ComposeService, ServiceContext } from "./types.ts";
 import {
   checkFixedAddresses,
@@ -92,7 +93,7 @@ export function toService(
     }))
       .filter((d) => ctx.enabledNames.has(d.service) || d.required),
     healthcheck: healthcheck(L, svc, s.healthcheck),
-    restart: (s.restart?.split(":")[0] ?? "no") as ComposeService["restart"],
+    restart: restartOf(ctx, svc, s),
     containerName: s.container_name,
     hostname: s.hostname,
     workingDir: s.working_dir,
@@ -106,6 +107,10 @@ export function toService(
       L,
       at(limits?.memory !== undefined ? "deploy" : "mem_limit"),
       () => dockerBytes(memRaw),
+    ),
+    // docker: -1 is unlimited, 0 leaves the default.
+    ...((p) => p === undefined || p === 0 ? {} : { pidsLimit: p === -1 ? 0 : p })(
+      limits?.pids ?? s.pids_limit,
     ),
     replicas: s.deploy?.mode === "global" ? 1 : s.deploy?.replicas ?? s.scale ?? 1,
     labels: Object.fromEntries(
@@ -121,8 +126,8 @@ export function toService(
     tty: s.tty ?? false,
     init: s.init ?? false,
     hooks: {
-      ...(s.post_start ? { postStart: hook(L, svc, "post_start", s.post_start) } : {}),
-      ...(s.pre_stop ? { preStop: hook(L, svc, "pre_stop", s.pre_stop) } : {}),
+      ...(s.post_start?.length ? { postStart: hooks(ctx, svc, "post_start", s.post_start) } : {}),
+      ...(s.pre_stop?.length ? { preStop: hooks(ctx, svc, "pre_stop", s.pre_stop) } : {}),
     },
     links: links.map(([service, alias]) => ({ service, alias })),
     securityOpt: securityOpts(L, svc, s.security_opt, options.dir),
@@ -321,31 +326,56 @@ function cmd(
   }
 }
 
-/** One hook per kind, its command only: rkl runs it as the container's own process runs. */
-function hook(
-  L: Located,
+/**
+ * A service's `post_start` or `pre_stop` hooks (compose-spec lifecycle
+ * hooks): each command run in the container in order, as `docker exec`
+ * would run it with the hook's `user` (UID[:GID], or root), `privileged`,
+ * `working_dir` and `environment` over the container's.
+ */
+function hooks(
+  ctx: ServiceContext,
   svc: string,
   k: "post_start" | "pre_stop",
   list: NonNullable<RawService["post_start"]>,
-): string[] {
-  const at = (...p: PathSegment[]) => ["services", svc, ...p];
-  if (list.length !== 1) {
-    throw L.error(
-      at(k),
-      `${k} with ${list.length} hooks is not supported: give one hook (chain commands with sh -c)`,
-    );
-  }
-  for (const f of ["user", "privileged", "working_dir", "environment"] as const) {
-    if (list[0][f] !== undefined) {
-      throw L.error(
-        at(k, 0, f),
-        `${k} ${f} is not supported: hooks run as the service's process does (use sh -c "cd DIR && VAR=x CMD")`,
-      );
+): ExecHook[] {
+  const { L, options } = ctx;
+  const at = (...p: PathSegment[]) => ["services", svc, k, ...p];
+  return list.map((h, i) => {
+    const argv = cmd(L, h.command, at(i, "command"))!;
+    if (argv.length === 0) throw L.error(at(i, "command"), `${k} command is empty`);
+    const out: ExecHook = { command: argv };
+    if (h.user !== undefined) {
+      const m = /^(\d+|root)(?::(\d+|root))?$/.exec(String(h.user));
+      if (!m) {
+        throw L.error(
+          at(i, "user"),
+          `${k} user ${
+            JSON.stringify(h.user)
+          } must be "UID", "UID:GID" or "root": rkl does not look hook user names up (write the numbers from the image's /etc/passwd)`,
+        );
+      }
+      const id = (x: string) => x === "root" ? 0 : Number(x);
+      out.user = { uid: id(m[1]), gid: m[2] !== undefined ? id(m[2]) : 0 };
     }
-  }
-  const argv = cmd(L, list[0].command, at(k, 0, "command"))!;
-  if (argv.length === 0) throw L.error(at(k, 0, "command"), `${k} command is empty`);
-  return argv;
+    if (h.privileged) out.privileged = true;
+    if (h.working_dir !== undefined) {
+      if (!h.working_dir.startsWith("/")) {
+        throw L.error(at(i, "working_dir"), `${k} working_dir must be an absolute path`);
+      }
+      out.cwd = h.working_dir;
+    }
+    if (h.environment !== undefined) {
+      const env: string[] = [];
+      for (const [name, v] of Object.entries(envMap(h.environment))) {
+        const bad = envNameError(name);
+        if (bad) throw L.error(at(i, "environment"), bad);
+        const value = v ?? options.env[name];
+        if (value !== undefined) env.push(`${name}=${value}`);
+      }
+      out.env = env;
+    }
+    return out;
+  });
 }
 
 /** `ulimits`, as RLIMIT_* with soft and hard values. */
@@ -366,4 +396,35 @@ function ulimits(L: Located, svc: string, s: RawService): ComposeService["ulimit
     }
     return { type, soft, hard };
   });
+}
+
+/**
+ * `restart`, or `deploy.restart_policy.condition` over it as docker compose
+ * reads it (none → no, any → always; no condition: no); `max_attempts` is
+ * kept by neither here. `deploy.resources.reservations` are warned: rkl sets
+ * limits only.
+ */
+function restartOf(ctx: ServiceContext, svc: string, s: RawService): ComposeService["restart"] {
+  const at = (...p: PathSegment[]) => ["services", svc, "deploy", ...p];
+  if (s.deploy?.resources?.reservations !== undefined) {
+    ctx.warnings.push({
+      ...ctx.L.at(at("resources", "reservations")),
+      message:
+        "deploy.resources.reservations is not applied: rkl sets limits only (use deploy.resources.limits)",
+    });
+  }
+  const policy = s.deploy?.restart_policy;
+  if (policy === undefined) return (s.restart?.split(":")[0] ?? "no") as ComposeService["restart"];
+  const c = policy.condition ?? "";
+  const mapped = ({ "": "no", none: "no", no: "no", any: "always", always: "always" } as Record<
+    string,
+    ComposeService["restart"]
+  >)[c] ?? (c === "on-failure" || c === "unless-stopped" ? c : undefined);
+  if (!mapped) {
+    throw ctx.L.error(
+      at("restart_policy", "condition"),
+      `restart_policy condition ${JSON.stringify(c)} must be none, on-failure or any`,
+    );
+  }
+  return mapped;
 }

@@ -108,11 +108,11 @@ export function checkFixedAddresses(
       );
     }
     if (x?.ipv6_address !== undefined) {
-      ctx.warnings.push({
-        ...L.at(at("networks", n, "ipv6_address")),
-        message:
-          "ipv6_address is not applied: rkl's compose networks are IPv4 only; reach the service by its name instead",
-      });
+      // docker wants a network with enable_ipv6 and an IPv6 subnet for it; rkl's have neither.
+      throw L.error(
+        at("networks", n, "ipv6_address"),
+        "ipv6_address is not supported: rkl's compose networks are IPv4 only; remove it and reach the service by its name (or an ipv4_address)",
+      );
     }
   }
 }

@@ -1,6 +1,7 @@
 /** The project's top-level networks, volumes, configs and secrets. */
 import { joinPath } from "../paths.ts";
 import type { Located } from "./located.ts";
+import { tmpfsOptions } from "./mounts.ts";
 import type { RawProject } from "./schema.ts";
 import type { ComposeProject, LoadComposeOptions } from "./types.ts";
 import { COMPOSE_NAME } from "./values.ts";
@@ -41,6 +42,38 @@ export function projectNetworks(
   return networks;
 }
 
+/**
+ * rkl's compose networks are IPv4 bridges with one subnet: `enable_ipv6:
+ * true`, an IPv6 subnet, or a second subnet would be dropped, so each is
+ * refused at its line.
+ */
+export function checkNetworksIpv4(L: Located, merged: RawProject): void {
+  for (const [n, o] of Object.entries(merged.networks ?? {})) {
+    if (o?.enable_ipv6) {
+      throw L.error(
+        ["networks", n, "enable_ipv6"],
+        "enable_ipv6 is not supported: rkl's compose networks are IPv4 only; remove it (services still reach each other by name over IPv4)",
+      );
+    }
+    (o?.ipam?.config ?? []).forEach((c, i) => {
+      if (c.subnet?.includes(":")) {
+        throw L.error(
+          ["networks", n, "ipam", "config", i, "subnet"],
+          `subnet ${
+            JSON.stringify(c.subnet)
+          } is IPv6: rkl's compose networks are IPv4 only; remove it`,
+        );
+      }
+      if (i > 0) {
+        throw L.error(
+          ["networks", n, "ipam", "config", i],
+          "a second ipam config is not supported: an rkl network has one IPv4 subnet; keep one",
+        );
+      }
+    });
+  }
+}
+
 /** Configs and secrets: none external (no swarm), each from exactly one source. */
 export function checkConfigsSecrets(L: Located, merged: RawProject): void {
   for (const kind of ["configs", "secrets"] as const) {
@@ -79,13 +112,14 @@ export function fileSources(
 /**
  * A named volume's driver: `local` only. Its `driver_opts` as docker's local
  * driver reads them for a bind (`type: none`, `o: bind`, `device`: an
- * absolute host directory); a tmpfs or a device mount is refused at its line.
+ * absolute host directory) or a tmpfs (`type: tmpfs`, `o`: its options); a
+ * device or network mount is refused at its line.
  */
 export function volumeDriver(
   L: Located,
   name: string,
   o: NonNullable<RawProject["volumes"]>[string],
-): { device?: string } {
+): { device?: string; tmpfs?: { options: string[]; readOnly: boolean } } {
   if (!o) return {};
   if (o.driver !== undefined && o.driver !== "local") {
     throw L.error(
@@ -106,17 +140,17 @@ export function volumeDriver(
   const type = String(opts.type ?? "");
   const mountOpts = String(opts.o ?? "").split(",").filter(Boolean);
   if (type === "tmpfs") {
-    throw L.error(
-      ["volumes", name, "driver_opts", "type"],
-      "a tmpfs volume is not supported: give the service a tmpfs mount instead (volumes type tmpfs or tmpfs:)",
-    );
+    // The local driver mounts a tmpfs with `o` as its data (`device` is a label).
+    return {
+      tmpfs: tmpfsOptions(L, ["volumes", name, "driver_opts", "o"], mountOpts, ["nosuid", "nodev"]),
+    };
   }
   if (
     (type !== "none" && type !== "") || !mountOpts.includes("bind") || opts.device === undefined
   ) {
     throw L.error(
       ["volumes", name, "driver_opts"],
-      "driver_opts must be a bind ({type: none, o: bind, device: /abs/dir}); rkl mounts no devices or network filesystems",
+      "driver_opts must be a bind ({type: none, o: bind, device: /abs/dir}) or a tmpfs ({type: tmpfs, device: tmpfs, o: size=64m}); rkl mounts no devices or network filesystems",
     );
   }
   const bad = mountOpts.find((x) => x !== "bind" && x !== "rbind");

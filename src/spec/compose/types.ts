@@ -2,6 +2,7 @@
 import type { SourceLocation } from "../../errors.ts";
 import type { PathSegment, SourceDoc } from "../source.ts";
 import type { Warning } from "../source.ts";
+import type { ExecHook } from "../container_spec.ts";
 import type { Located } from "./located.ts";
 import type { RawProject, RawService } from "./schema.ts";
 
@@ -69,6 +70,8 @@ export interface ComposeService {
   /** Kubernetes quantities, for the container spec. */
   cpus?: string;
   memory?: string;
+  /** `pids_limit`, `deploy.resources.limits.pids`: 0 for none (docker's -1). */
+  pidsLimit?: number;
   replicas: number;
   labels: Record<string, string>;
   privileged: boolean;
@@ -81,8 +84,8 @@ export interface ComposeService {
   links: { service: string; alias: string }[];
   /** `security_opt` that rkl applies (docker's `--security-opt`). */
   securityOpt: ComposeSecurityOpt;
-  /** `post_start`, `pre_stop`: a command run in the container after start, before the stop signal. */
-  hooks: { postStart?: string[]; preStop?: string[] };
+  /** `post_start`, `pre_stop`: commands run in the container after start, before the stop signal. */
+  hooks: { postStart?: ExecHook[]; preStop?: ExecHook[] };
   /** `init: true`: catatonit runs as PID 1 in front of the process (docker's `--init`). */
   init: boolean;
   /**
@@ -117,8 +120,16 @@ export interface ComposeProject {
   /** Enabled services, in dependency order (dependencies first). */
   services: ComposeService[];
   networks: { name: string; external: boolean; subnet?: string }[];
-  /** `device`: the local driver's bind (`driver_opts` type none, o bind): this host directory. */
-  volumes: { name: string; external: boolean; device?: string }[];
+  /**
+   * `device`: the local driver's bind (`driver_opts` type none, o bind): this host directory.
+   * `tmpfs`: the local driver's tmpfs (type tmpfs, its `o`): each mount of it is that tmpfs.
+   */
+  volumes: {
+    name: string;
+    external: boolean;
+    device?: string;
+    tmpfs?: { options: string[]; readOnly: boolean };
+  }[];
   configs: { name: string; file?: string; content?: string }[];
   secrets: { name: string; file?: string; content?: string }[];
 }

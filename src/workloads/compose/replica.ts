@@ -193,6 +193,7 @@ export function replicaSpec(
         ...(p.hostIP ? { hostIP: p.hostIP } : {}),
       })),
       resources: Object.keys(limits).length > 0 ? { limits } : {},
+      ...(svc.pidsLimit !== undefined ? { pidsLimit: svc.pidsLimit } : {}),
       mounts,
       securityContext: {
         privileged: svc.privileged,
@@ -213,16 +214,7 @@ export function replicaSpec(
       ...(svc.securityOpt.systemPathsUnconfined ? { maskedPaths: [], readonlyPaths: [] } : {}),
       tty: svc.tty,
       init: initBinary(svc),
-      ...(svc.hooks.postStart || svc.hooks.preStop
-        ? {
-          lifecycle: {
-            ...(svc.hooks.postStart
-              ? { postStart: { exec: { command: svc.hooks.postStart } } }
-              : {}),
-            ...(svc.hooks.preStop ? { preStop: { exec: { command: svc.hooks.preStop } } } : {}),
-          },
-        }
-        : {}),
+      ...(svc.hooks.postStart || svc.hooks.preStop ? { execHooks: svc.hooks } : {}),
       hostname: svc.hostname,
       userNames: svc.user && (svc.user.name || svc.user.group)
         ? {

@@ -115,7 +115,7 @@ export function writeProjectFiles(
   rec: ComposeRecord,
   contents: Map<string, Uint8Array>,
 ): void {
-  const named = project.volumes.filter((v) => !v.external && !v.device).map((v) => {
+  const named = project.volumes.filter((v) => !v.external && !v.device && !v.tmpfs).map((v) => {
     const vdir = volumeDir(host, project.name, v.name);
     assertBelow(`${host.paths.root}/volumes`, vdir, `volume ${v.name}`, host.fs);
     return { name: v.name, vdir };

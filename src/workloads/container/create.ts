@@ -243,7 +243,7 @@ function newRecord(
     terminal: plan.config.process.terminal || undefined,
     stdin: loaded.spec.stdin ? (loaded.spec.stdinOnce ? "once" : "open") : undefined,
     stopSignal: loaded.spec.stopSignal,
-    hooks: storedHooks(loaded.spec.lifecycle, loaded.spec.ports),
+    hooks: storedHooks(loaded.spec.lifecycle, loaded.spec.ports, loaded.spec.execHooks),
     healthcheck: loaded.spec.healthcheck,
     source: options.source,
     resources: planned,

@@ -5,7 +5,7 @@ import type { LoadedContainer } from "../../spec/container.ts";
 import type { StoredRecord } from "../../store/store.ts";
 import { trace } from "../../trace.ts";
 import { cancellable } from "../../cancel.ts";
-import { runHook } from "../hooks.ts";
+import { runExecHooks, runHook } from "../hooks.ts";
 import { ensureHealthMonitor } from "../health_spawn.ts";
 import type { Host } from "../host.ts";
 import { removeAll } from "./_fs.ts";
@@ -77,8 +77,10 @@ export async function startCreated(host: Host, rec: ContainerRecord): Promise<Co
   host.store.put("containers", rec, { durable: false });
   if (rec.healthcheck && host.selfArgv) ensureHealthMonitor(host);
   const hook = rec.hooks?.postStart;
-  if (hook) {
-    const why = await runHook(host, hookTarget(host, rec), hook, HOOK_TIMEOUT_MS);
+  if (hook || rec.hooks?.postStartExec) {
+    const why = hook
+      ? await runHook(host, hookTarget(host, rec), hook, HOOK_TIMEOUT_MS)
+      : await runExecHooks(host, rec, rec.hooks?.postStartExec, HOOK_TIMEOUT_MS);
     if (why !== undefined) {
       // As the kubelet: a failed postStart kills the container; the start failed.
       await signal(host, rec, "SIGKILL");
@@ -166,11 +168,13 @@ export async function stopContainer(
   };
   let graceMs = timeoutSec * 1000;
   const preStop = rec.hooks?.preStop;
-  if (preStop && rec.status === "running") {
+  if ((preStop || rec.hooks?.preStopExec) && rec.status === "running") {
     // Within the grace period; what is left of it (at least 2 s, as the
     // kubelet gives) is the signal's.
     const t0 = Date.now();
-    const why = await runHook(host, hookTarget(host, rec), preStop, graceMs);
+    const why = preStop
+      ? await runHook(host, hookTarget(host, rec), preStop, graceMs)
+      : await runExecHooks(host, rec, rec.hooks?.preStopExec, graceMs);
     if (why !== undefined) {
       host.warn(`container ${JSON.stringify(rec.name)}: preStop hook failed: ${why}`);
     }

@@ -9,6 +9,7 @@ import type { SeccompProfile } from "../../oci/seccomp.ts";
 import type { StoredRecord } from "../../store/store.ts";
 import type { PodInfo } from "../../spec/downward.ts";
 import type { LifecycleHandlerSpec } from "../../spec/schema.ts";
+import type { ExecHook } from "../../spec/container_spec.ts";
 import type { ComposeHealthcheck } from "../../spec/compose.ts";
 import type { ContainerDirs, Host, RuntimeRef } from "../host.ts";
 import type { RecordSource } from "../record_source.ts";
@@ -19,6 +20,9 @@ export type ContainerStatus = "creating" | "created" | "running" | "exited" | "u
 export interface StoredHooks {
   postStart?: LifecycleHandlerSpec;
   preStop?: LifecycleHandlerSpec;
+  /** Commands run, in order, after postStart and after preStop (compose hooks). */
+  postStartExec?: ExecHook[];
+  preStopExec?: ExecHook[];
 }
 
 export interface ContainerRecord extends StoredRecord {

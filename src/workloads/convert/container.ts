@@ -64,10 +64,24 @@ export function convertContainer(cv: ServiceConversion, mounts: Obj[]): Obj {
     container.livenessProbe = probe;
   }
   if (mounts.length > 0) container.volumeMounts = mounts;
+  // A Pod's hook is one command run as the container's process runs.
+  const podHook = (k: "post_start" | "pre_stop", hs: typeof svc.hooks.postStart) => {
+    if (!hs) return undefined;
+    if (hs.length !== 1 || hs[0].user || hs[0].privileged || hs[0].cwd || hs[0].env) {
+      fail(
+        s,
+        [k],
+        "a Pod takes one hook of a command only: chain the commands in one (sh -c) and drop user, privileged, working_dir and environment",
+      );
+    }
+    return { exec: { command: hs[0].command } };
+  };
   if (svc.hooks.postStart || svc.hooks.preStop) {
+    const postStart = podHook("post_start", svc.hooks.postStart);
+    const preStop = podHook("pre_stop", svc.hooks.preStop);
     container.lifecycle = {
-      ...(svc.hooks.postStart ? { postStart: { exec: { command: svc.hooks.postStart } } } : {}),
-      ...(svc.hooks.preStop ? { preStop: { exec: { command: svc.hooks.preStop } } } : {}),
+      ...(postStart ? { postStart } : {}),
+      ...(preStop ? { preStop } : {}),
     };
   }
   return container;
