@@ -174,7 +174,10 @@ spec:
         "x.yaml",
       ),
     (e: Error) =>
-      e instanceof SpecError && /^x\.yaml:6:\d+: .*restartPolicy on a container/.test(e.message),
+      e instanceof SpecError &&
+      /^x\.yaml:6:\d+: spec\.containers\[0\]\.restartPolicy: .*init containers only/.test(
+        e.message,
+      ),
   );
 });
 

@@ -315,7 +315,7 @@ export const containerFields = {
     resourceName: z.string(),
     restartPolicy: z.enum(["NotRequired", "RestartContainer"]),
   })).optional(),
-  /** Refused by pod.ts (Kubernetes 1.34 alpha): per-exit-code restart rules. */
+  /** Read by spec/pod/restart_rules.ts (Kubernetes 1.34): an init container's exit-code rules. */
   restartPolicyRules: z.array(z.unknown()).optional(),
   /** Refused by pod.ts: raw block devices from a claim. */
   volumeDevices: z.array(z.unknown()).optional(),

@@ -16,6 +16,7 @@ import { addObject, emptyObjects, type KubeObjects, OBJECT_KINDS, SERVER_SET } f
 import { dirnameOf, joinPath } from "../paths.ts";
 import {
   parseYamlDocuments,
+  type PathSegment,
   type SourceDoc,
   specErrorAt,
   validate,
@@ -28,6 +29,7 @@ import { refuseAtCreate, refuseContainerFields, refusePodFields } from "./refuse
 import { type podContainer, podSchema } from "./schema.ts";
 import type { ImageVolume, LoadedPod, VolumeFile } from "./types.ts";
 import { memoryDirs, volumeFiles } from "./volumes.ts";
+import { type InitRestart, readRestartRules } from "./restart_rules.ts";
 
 /** One Pod document (or a workload's template made into one, kinds.ts) → a loaded pod. */
 export function podFromDoc(
@@ -73,6 +75,7 @@ export function podFromDoc(
     ? Object.fromEntries(s.securityContext.sysctls.map((x) => [x.name, x.value]))
     : undefined;
   const names = new Map<string, string>();
+  const initRestarts: Record<string, InitRestart> = {};
   const emptyDirs = new Set<string>();
   const load = (kind: "containers" | "initContainers", list: z.output<typeof podContainer>[]) =>
     list.map((c, i): LoadedContainer => {
@@ -86,13 +89,8 @@ export function podFromDoc(
         );
       }
       names.set(c.name, `${kind}[${i}]`);
-      if (kind === "containers" && c.restartPolicy !== undefined) {
-        throw specErrorAt(
-          src,
-          [...at, "restartPolicy"],
-          "restartPolicy on a container is for init containers (sidecars); use spec.restartPolicy",
-        );
-      }
+      const initRestart = containerRestart(src, c, at, kind);
+      if (initRestart) initRestarts[c.name] = initRestart;
       refuseContainerFields(src, c, at);
       checkContainer(src, c, at);
       const mounts = resolveMounts(src, c.volumeMounts ?? [], volumes, {
@@ -169,6 +167,7 @@ export function podFromDoc(
       fileVolumes,
       claims: [...claims],
       ...(Object.keys(imageVolumes).length > 0 ? { imageVolumes } : {}),
+      ...(Object.keys(initRestarts).length > 0 ? { initRestarts } : {}),
       hostAliases: s.hostAliases ?? [],
       fsGroup: s.securityContext?.fsGroup,
       resources: s.resources,
@@ -177,6 +176,56 @@ export function podFromDoc(
     source: sourceOf(src),
     warnings,
   };
+}
+
+/**
+ * A container's own restartPolicy and restartPolicyRules (Kubernetes 1.34). On
+ * an init container: Always makes a sidecar; Never and OnFailure, with or
+ * without rules, say whether a failed run is retried (returned). On an app
+ * container they are refused: app containers follow spec.restartPolicy.
+ */
+function containerRestart(
+  src: SourceDoc,
+  c: z.output<typeof podContainer>,
+  at: PathSegment[],
+  kind: "containers" | "initContainers",
+): InitRestart | undefined {
+  if (kind === "containers") {
+    if (c.restartPolicy !== undefined || c.restartPolicyRules !== undefined) {
+      const field = c.restartPolicy !== undefined ? "restartPolicy" : "restartPolicyRules";
+      throw specErrorAt(
+        src,
+        [...at, field],
+        `a container's own ${field} (Kubernetes 1.34 alpha) is honoured on init containers only: ` +
+          "app containers follow spec.restartPolicy; set the policy there",
+        { key: true },
+      );
+    }
+    return undefined;
+  }
+  if (c.restartPolicyRules === undefined) {
+    return c.restartPolicy === "Never" || c.restartPolicy === "OnFailure"
+      ? { policy: c.restartPolicy, rules: [] }
+      : undefined;
+  }
+  if (c.restartPolicy === undefined) {
+    throw specErrorAt(
+      src,
+      [...at, "restartPolicyRules"],
+      "restartPolicyRules need the container's restartPolicy set (the API server's rule): " +
+        "add restartPolicy: Never (or OnFailure)",
+      { key: true },
+    );
+  }
+  if (c.restartPolicy === "Always") {
+    throw specErrorAt(
+      src,
+      [...at, "restartPolicyRules"],
+      "a sidecar (restartPolicy: Always) is restarted whatever its exit code: remove the rules",
+      { key: true },
+    );
+  }
+  return { policy: c.restartPolicy, rules: readRestartRules(src, c.restartPolicyRules, at) };
 }
 
 /**

@@ -125,9 +125,6 @@ export function refuseContainerFields(
   c: RawContainer,
   at: readonly PathSegment[],
 ): void {
-  if (c.restartPolicyRules) {
-    refuse(src, [...at, "restartPolicyRules"], "not supported: use the pod's restartPolicy");
-  }
   if (c.volumeDevices) {
     refuse(
       src,

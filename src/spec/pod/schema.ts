@@ -17,8 +17,11 @@ export { MAX_NAMESERVERS, MAX_SEARCH_CHARS, MAX_SEARCHES };
 
 export const podContainer = z.strictObject({
   ...containerFields,
-  /** On an init container, `Always` makes it a native sidecar (Kubernetes 1.29+). */
-  restartPolicy: z.literal("Always").optional(),
+  /**
+   * On an init container, `Always` makes it a native sidecar (Kubernetes 1.29+); `Never` and
+   * `OnFailure` (1.34+) say whether a failed run is retried. Refused on app containers (load.ts).
+   */
+  restartPolicy: z.enum(["Always", "OnFailure", "Never"]).optional(),
 });
 
 /**

@@ -3,6 +3,7 @@ import type { z } from "zod";
 import type { LoadedContainer, SpecSource } from "../container.ts";
 import type { resources } from "../schema.ts";
 import type { PathSegment, Warning } from "../source.ts";
+import type { InitRestart } from "./restart_rules.ts";
 
 export type RestartPolicy = "Always" | "OnFailure" | "Never";
 
@@ -34,6 +35,8 @@ export interface PodSpec {
   fileVolumes: Record<string, VolumeFile[]>;
   /** PersistentVolumeClaims mounted by some container (named local volumes). */
   claims: string[];
+  /** Init containers with their own restartPolicy (Never, OnFailure) and rules: name → them. */
+  initRestarts?: Record<string, InitRestart>;
   /** Image volumes: name → the image, pulled by its policy and mounted read-only. */
   imageVolumes?: Record<string, ImageVolume>;
   hostAliases: { ip: string; hostnames: string[] }[];

@@ -9,6 +9,7 @@
 import { ConflictError, locatingFields, RklError } from "../../errors.ts";
 import type { ContainerSpec, LoadedContainer } from "../../spec/container.ts";
 import type { LoadedPod } from "../../spec/pod.ts";
+import { initBackoffMs, initRestarts } from "../../spec/pod/restart_rules.ts";
 import { HOSTS_GROUP } from "../../spec/names.ts";
 import { readExitCode } from "../../oci/conmon.ts";
 import { createNamespaces, pinNamespace } from "../../sys/netns.ts";
@@ -21,6 +22,7 @@ import {
   type CreateOptions,
   refresh,
   refuseLeftovers,
+  restartContainer,
   type Sandbox,
   selfOwner,
   startCreated,
@@ -366,7 +368,21 @@ async function runInitContainers(b: PodBuild, join: Sandbox["join"]): Promise<vo
       b.save();
       continue;
     }
-    const done = await waitExited(host, r);
+    let done = await waitExited(host, r);
+    // The container's own restartPolicy / restartPolicyRules (Kubernetes 1.34) may run a
+    // failed init container again, after the kubelet's back-off (10 s, doubled, 5 min at most).
+    const own = spec.initRestarts?.[c.spec.name];
+    for (let n = 0; own && initRestarts(own, done.exitCode ?? -1); n++) {
+      host.warn(
+        `pod ${JSON.stringify(rec.name)}: init container ${
+          JSON.stringify(c.spec.name)
+        } exited with code ${done.exitCode}; its restart rules run it again in ${
+          initBackoffMs(n) / 1000
+        } s`,
+      );
+      await sleepCancellable(host, initBackoffMs(n));
+      done = await waitExited(host, await restartContainer(host, member));
+    }
     trace("pod: init container done");
     if (done.exitCode !== 0) {
       throw new RklError(
@@ -456,6 +472,14 @@ export function forgetPodContainer(host: Host, pod: string, member: string): Pro
     }
     return Promise.resolve();
   });
+}
+
+/** Sleeps `ms`, interruptible as waitExited is. */
+async function sleepCancellable(host: Host, ms: number): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end;) {
+    checkCancelled();
+    await host.sleep(Math.min(200, end - Date.now()));
+  }
 }
 
 /** Waits for a container to exit (init containers); no deadline, as in Kubernetes. */
