@@ -7,6 +7,7 @@ import type { Host } from "../../src/workloads/host.ts";
 import {
   CACHE_MIN_AGE_MS,
   checkTemplate,
+  type ContainerSample,
   layoutOf,
   parseCache,
   readTextOrUndefined,
@@ -16,7 +17,8 @@ import {
 } from "../../src/workloads/stats.ts";
 import type { Context } from "../app.ts";
 import { write } from "../format.ts";
-import { statsFrames } from "./stats_frames.ts";
+import { statsFrames, type Taken } from "./stats_frames.ts";
+import { trace } from "../../src/trace.ts";
 import { served } from "../io.ts";
 
 export { NO_STREAM_WINDOW_MS, REFRESH_MS, renderFrame } from "./stats_frames.ts";
@@ -31,15 +33,15 @@ export { NO_STREAM_WINDOW_MS, REFRESH_MS, renderFrame } from "./stats_frames.ts"
 const SAMPLE_EVERY_MS = 250;
 const SAMPLE_FOR_MS = 10_000;
 let sampler:
-  | { readings: StatsCache[]; asked: number; timer: number }
+  | { readings: Taken[]; asked: number; timer: number }
   | undefined;
 
-/** The newest daemon reading at least CACHE_MIN_AGE_MS old (starting the sampler if idle). */
-function daemonReading(host: Host, layout: ReturnType<typeof layoutOf>): StatsCache | undefined {
+/** The daemon's readings of every container, oldest first (starting the sampler if idle). */
+function daemonReadings(host: Host, layout: ReturnType<typeof layoutOf>): Taken[] {
   const now = Date.now();
-  const take = () => {
+  const take = (): Taken => {
     const recs = host.store.list<ContainerRecord>("containers");
-    return toCache(sampleContainers(recs, { layout }).samples, Date.now());
+    return { ...sampleContainers(recs, { layout }), at: Date.now() };
   };
   let s = sampler;
   if (!s) {
@@ -60,8 +62,30 @@ function daemonReading(host: Host, layout: ReturnType<typeof layoutOf>): StatsCa
     s = sampler = { readings: [take()], asked: now, timer };
   }
   s.asked = now;
-  const old = s.readings.filter((r) => now - r.at >= CACHE_MIN_AGE_MS);
-  return old.at(-1) ?? s.readings.at(-1);
+  return s.readings;
+}
+
+/** The readings as a kept cache: the newest, with the earlier ones. */
+function asKept(readings: Taken[]): StatsCache | undefined {
+  const caches = readings.map((r) => toCache(r.samples, r.at)).reverse();
+  return caches.length === 0 ? undefined : { ...caches[0], earlier: caches.slice(1) };
+}
+
+/**
+ * The sampler's newest reading of `recs` when it is at most one period old
+ * and an earlier one is old enough to compare with (docker's daemon, too,
+ * answers from its collector's readings); undefined: read them now.
+ */
+function fromSampler(readings: Taken[], recs: ContainerRecord[]): Taken | undefined {
+  const latest = readings.at(-1);
+  if (!latest || Date.now() - latest.at > SAMPLE_EVERY_MS) return undefined;
+  if (!(readings[0].at <= latest.at - CACHE_MIN_AGE_MS)) return undefined;
+  const byId = new Map(latest.samples.map((s) => [s.id, s]));
+  const samples = recs.map((r) => byId.get(r.id));
+  if (!samples.every((x, i) => x !== undefined && x.pidStart === recs[i].pidStart)) {
+    return undefined;
+  }
+  return { samples: samples as ContainerSample[], hostMemory: latest.hostMemory, at: latest.at };
 }
 
 interface StatsFlags {
@@ -110,14 +134,19 @@ export function registerStats(program: Command, ctx: Context): void {
       }
       const host = ctx.host();
       const layout = layoutOf(host.cgroups);
-      const take = async () => {
+      const readings = served() ? daemonReadings(host, layout) : undefined;
+      let first = true;
+      const take = async (): Promise<Taken> => {
         const recs = await chosen(host, names, !!o.all);
-        return { recs, ...sampleContainers(recs, { layout }), at: Date.now() };
+        const kept = first && readings ? fromSampler(readings, recs) : undefined;
+        first = false;
+        trace(kept ? "stats: the sampler's reading" : "stats: chosen");
+        return kept ?? { ...sampleContainers(recs, { layout }), at: Date.now() };
       };
       const cachePath = `${host.paths.runRoot}/stats.json`;
       await statsFrames({
         take,
-        kept: served() ? daemonReading(host, layout) : parseCache(readTextOrUndefined(cachePath)),
+        kept: readings ? asKept(readings) : parseCache(readTextOrUndefined(cachePath)),
         cachePath,
         format: o.format,
         stream: o.stream,

@@ -7,10 +7,11 @@
  *
  * Only the plain case is taken: every record as rkl writes it (the paths it
  * names are the ones its name gives), every running container's process
- * still the one recorded. Anything else (a damaged or foreign record, a
- * container that exited since, a reboot, an unknown flag, a bad filter)
- * returns undefined before anything is printed, and the full command runs,
- * which also writes what it finds back and says what is wrong.
+ * still the one recorded or its exit code written by conmon (then shown
+ * exited, as refresh() would). Anything else (a damaged or foreign record,
+ * a process gone without an exit code, a reboot, an unknown flag, a bad
+ * filter) returns undefined before anything is printed, and the full
+ * command runs and says what is wrong.
  */
 import { DEFAULT_ROOT, rootsOf, writeAll } from "../../remote.ts";
 import type { ContainerRecord } from "../../../src/workloads/container/types.ts";
@@ -158,7 +159,19 @@ async function plainRecords(roots: Roots): Promise<ContainerRecord[] | undefined
     // quickRefresh()'s cases that change nothing; every other one writes the record.
     if (rec.status !== "creating" && rec.status !== "exited" && !rec.deferred) {
       if (rec.epoch !== undefined && rec.epoch !== epoch) return undefined;
-      if (exits.has(rec.id)) return undefined;
+      if (exits.has(rec.id)) {
+        // conmon wrote the exit code: refresh() finds the runtime's state
+        // "stopped" and marks it exited (markExited()), as here.
+        const file = `${roots.root}/exits/${rec.id}`;
+        const code = Number(Deno.readTextFileSync(file).trim() || "x");
+        if (!Number.isInteger(code)) return undefined;
+        rec.status = "exited";
+        rec.pid = undefined;
+        rec.exitCode = code;
+        rec.finishedAt ||= Deno.statSync(file).mtime?.toISOString();
+        out.push(rec);
+        continue;
+      }
       if (rec.pid === undefined || rec.pidStart === undefined) return undefined;
       const s = procStat(rec.pid);
       if (!s || s.state === "Z" || s.startTime !== rec.pidStart) return undefined;
