@@ -23,6 +23,11 @@ if (args[0] === "__netns-connect") {
   const code = await runRemote(args, `${VERSION}+${COMMIT}`);
   if (code !== undefined) Deno.exit(code);
 }
+if (args.includes("ps") || args.includes("stats")) {
+  // `ps` and `stats --no-stream` without the CLI framework or the Host, when plain (light.ts).
+  const code = await (await import("./commands/docker/light.ts")).runLight(args);
+  if (code !== undefined) Deno.exit(code);
+}
 // Before anything is spawned: the caller's fds (a flock, a pipe) must not
 // live on in conmon, the daemon or a monitor (src/sys/cloexec.ts).
 (await import("../src/sys/cloexec.ts")).cloexecInheritedFds();

@@ -1,5 +1,5 @@
 /**
- * `rkl compose run|create|pull|kill|rm|top|port|images|wait|pause|unpause`:
+ * `rkl compose run|create|pull|kill|rm|top|port|images|wait|pause|unpause|cp`:
  * the compose verbs beyond up/down/ps/logs/start/stop/restart/exec
  * (src/workloads/compose/verbs.ts does the work).
  */
@@ -22,14 +22,16 @@ import {
 import {
   type ContainerRecord,
   quickRefresh,
+  refresh,
   removeContainer,
 } from "../../src/workloads/container.ts";
+import { LABEL_NUMBER } from "../../src/workloads/compose/names.ts";
 import type { Host } from "../../src/workloads/host.ts";
 import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
 import { readExitCode } from "../../src/oci/conmon.ts";
 import type { Context } from "../app.ts";
 import { table, write } from "../format.ts";
-import { stderr } from "../io.ts";
+import { cwd, stderr } from "../io.ts";
 import { whileCreating } from "./_shared.ts";
 
 type Load = () => Promise<ComposeProject>;
@@ -269,6 +271,60 @@ export function registerComposeVerbs(c: Command, ctx: Context, load: Load): void
         first ??= code;
       }
       ctx.exitCode = first ?? 1;
+    });
+
+  c.command("cp").argument("<src>", "SERVICE:PATH or a host path").argument(
+    "<dest>",
+    "SERVICE:PATH or a host path",
+  ).description(
+    "copy files between a service's container and the host (container paths resolved inside its root)",
+  )
+    .option("--index <n>", "which replica (from: default 1; to: default every replica)")
+    .option("-L, --follow-link", "follow a symlink at the source (inside the container's root)")
+    .action(async (src: string, dest: string, o: { index?: string; followLink?: boolean }) => {
+      const host = ctx.host();
+      const { splitCpArg, copyFromContainer, copyToContainer } = await import(
+        "../../src/workloads/copy.ts"
+      );
+      const a = splitCpArg(src), b = splitCpArg(dest);
+      if ((a.container === undefined) === (b.container === undefined)) {
+        throw new UsageError("cp copies between a service and the host: one side is SERVICE:PATH");
+      }
+      const index = o.index === undefined ? undefined : Number(o.index);
+      if (index !== undefined && !(Number.isInteger(index) && index >= 1)) {
+        throw new UsageError(`--index ${JSON.stringify(o.index)}: a replica number from 1`);
+      }
+      const service = (a.container ?? b.container)!;
+      const project = await load();
+      checkServices(project, [service]);
+      const members = membersOf(host, project.name, [service]);
+      // From a service: one replica (the first unless --index); into it: each, as docker compose.
+      const chosen = index !== undefined
+        ? members.filter((m) => Number(m.labels[LABEL_NUMBER]) === index)
+        : a.container !== undefined
+        ? members.slice(0, 1)
+        : members;
+      if (chosen.length === 0) {
+        throw new NotFoundError(
+          `Cannot copy: service ${JSON.stringify(service)} has no container${
+            index !== undefined ? ` number ${index}` : ""
+          } (run \`rkl compose up\` first)`,
+        );
+      }
+      const abs = (p: string) => p.startsWith("/") ? p : `${cwd()}/${p}`;
+      for (const m of chosen) {
+        const live = await refresh(host, m);
+        const r = a.container !== undefined
+          ? copyFromContainer(host.sys, live, {
+            path: a.path,
+            dest: abs(b.path),
+            followLink: o.followLink,
+          }, host.fs)
+          : copyToContainer(host.sys, live, { src: abs(a.path), path: b.path }, host.fs);
+        for (const s of r.skipped) {
+          stderr(`warning: skipped ${s}: not a file, directory or link\n`);
+        }
+      }
     });
 
   for (const [verb, on] of [["pause", true], ["unpause", false]] as const) {

@@ -327,11 +327,15 @@ function labels(f: RunFlags): Record<string, string> {
       throw usage("--restart", f.restart, `must be one of ${RESTART_POLICIES.join(", ")}`);
     }
     if (count !== undefined) {
-      throw usage(
-        "--restart",
-        f.restart,
-        "a retry count is not supported: rkl daemon restarts with back-off and no limit",
-      );
+      // docker's on-failure:N: at most N restarts (0: no limit); no other policy takes a count.
+      if (policy !== "on-failure") {
+        throw usage("--restart", f.restart, `a retry count goes only with on-failure`);
+      }
+      if (!/^\d{1,9}$/.test(count)) {
+        throw usage("--restart", f.restart, "the retry count must be a whole number");
+      }
+      out[RESTART_LABEL] = Number(count) === 0 ? policy : `${policy}:${Number(count)}`;
+      return out;
     }
     out[RESTART_LABEL] = policy;
   }

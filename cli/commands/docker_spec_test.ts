@@ -10,6 +10,7 @@ import {
   runSpec,
 } from "./docker_spec.ts";
 import { filterPs, psFilter, renderFormat, signalArg } from "./docker.ts";
+import { argsFromHead } from "./docker/ps_format.ts";
 import type { ContainerRecord } from "../../src/workloads/container.ts";
 
 const inputs = {
@@ -181,4 +182,32 @@ Deno.test("filterPs() keeps the header and the rows whose PID is the container's
   const ps = "UID PID PPID CMD\nroot 1 0 init\nroot 42 1 httpd\nroot 43 1 other\n";
   assert.equal(filterPs(ps, new Set([42])), "UID PID PPID CMD\nroot 42 1 httpd\n");
   assert.throws(() => filterPs("USER CMD\nx y\n", new Set([1])), /PID column/);
+});
+
+Deno.test("runSpec() keeps --restart on-failure:N as the label the daemon reads; a count elsewhere is refused", () => {
+  const labels = (restart: string) =>
+    runSpec(flags({ restart }), "busybox", [], inputs).spec.labels;
+  assert.equal(labels("on-failure:3")?.[RESTART_LABEL], "on-failure:3");
+  assert.equal(labels("on-failure:0")?.[RESTART_LABEL], "on-failure");
+  assert.equal(labels("unless-stopped")?.[RESTART_LABEL], "unless-stopped");
+  assert.throws(() => labels("always:2"), /only with on-failure/);
+  assert.throws(() => labels("on-failure:-1"), /whole number/);
+});
+
+Deno.test("argsFromHead() finds process.args in config.json's first bytes, or says it cannot", () => {
+  const cfg = JSON.stringify(
+    {
+      ociVersion: "1.0.2",
+      process: { terminal: false, user: { uid: 0 }, args: ["sh", "-c", 'echo "]"'] },
+    },
+    null,
+    2,
+  );
+  assert.deepEqual(argsFromHead(cfg), ["sh", "-c", 'echo "]"']);
+  assert.equal(
+    argsFromHead(cfg.slice(0, cfg.indexOf("echo"))),
+    undefined,
+    "cut: the whole file is read",
+  );
+  assert.equal(argsFromHead('{"hooks":{"args":["x"]}}'), undefined);
 });

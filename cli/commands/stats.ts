@@ -5,44 +5,23 @@ import type { ContainerRecord } from "../../src/workloads/container/types.ts";
 import { listContainers, quickRefresh } from "../../src/workloads/container/status.ts";
 import type { Host } from "../../src/workloads/host.ts";
 import {
-  applyTemplate,
   CACHE_MIN_AGE_MS,
   checkTemplate,
+  type ContainerSample,
   layoutOf,
   parseCache,
-  previousFromCache,
   readTextOrUndefined,
-  rowFields,
   sampleContainers,
   type StatsCache,
-  statsRow,
-  TABLE_COLUMNS,
   toCache,
 } from "../../src/workloads/stats.ts";
 import type { Context } from "../app.ts";
-import { table, write } from "../format.ts";
+import { write } from "../format.ts";
+import { statsFrames, type Taken } from "./stats_frames.ts";
+import { trace } from "../../src/trace.ts";
 import { served } from "../io.ts";
 
-/**
- * How far apart the first two readings are when no recent one was kept
- * (CPU % needs a delta; /proc/stat counts in 10 ms ticks per CPU).
- */
-export const NO_STREAM_WINDOW_MS = 100;
-/** How often the live table is redrawn. */
-export const REFRESH_MS = 1000;
-
-/** Keeps this reading for the next `rkl stats` (best effort: a read-only run root just waits). */
-function saveCache(path: string, cache: StatsCache): void {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  try {
-    Deno.writeTextFileSync(tmp, JSON.stringify(cache), { mode: 0o600 });
-    Deno.renameSync(tmp, path);
-  } catch {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* never made */ }
-  }
-}
+export { NO_STREAM_WINDOW_MS, REFRESH_MS, renderFrame } from "./stats_frames.ts";
 
 /**
  * In `rkl daemon`, serving thin clients: readings of every container taken
@@ -54,15 +33,15 @@ function saveCache(path: string, cache: StatsCache): void {
 const SAMPLE_EVERY_MS = 250;
 const SAMPLE_FOR_MS = 10_000;
 let sampler:
-  | { readings: StatsCache[]; asked: number; timer: number }
+  | { readings: Taken[]; asked: number; timer: number }
   | undefined;
 
-/** The newest daemon reading at least CACHE_MIN_AGE_MS old (starting the sampler if idle). */
-function daemonReading(host: Host, layout: ReturnType<typeof layoutOf>): StatsCache | undefined {
+/** The daemon's readings of every container, oldest first (starting the sampler if idle). */
+function daemonReadings(host: Host, layout: ReturnType<typeof layoutOf>): Taken[] {
   const now = Date.now();
-  const take = () => {
+  const take = (): Taken => {
     const recs = host.store.list<ContainerRecord>("containers");
-    return toCache(sampleContainers(recs, { layout }).samples, Date.now());
+    return { ...sampleContainers(recs, { layout }), at: Date.now() };
   };
   let s = sampler;
   if (!s) {
@@ -83,8 +62,30 @@ function daemonReading(host: Host, layout: ReturnType<typeof layoutOf>): StatsCa
     s = sampler = { readings: [take()], asked: now, timer };
   }
   s.asked = now;
-  const old = s.readings.filter((r) => now - r.at >= CACHE_MIN_AGE_MS);
-  return old.at(-1) ?? s.readings.at(-1);
+  return s.readings;
+}
+
+/** The readings as a kept cache: the newest, with the earlier ones. */
+function asKept(readings: Taken[]): StatsCache | undefined {
+  const caches = readings.map((r) => toCache(r.samples, r.at)).reverse();
+  return caches.length === 0 ? undefined : { ...caches[0], earlier: caches.slice(1) };
+}
+
+/**
+ * The sampler's newest reading of `recs` when it is at most one period old
+ * and an earlier one is old enough to compare with (docker's daemon, too,
+ * answers from its collector's readings); undefined: read them now.
+ */
+function fromSampler(readings: Taken[], recs: ContainerRecord[]): Taken | undefined {
+  const latest = readings.at(-1);
+  if (!latest || Date.now() - latest.at > SAMPLE_EVERY_MS) return undefined;
+  if (!(readings[0].at <= latest.at - CACHE_MIN_AGE_MS)) return undefined;
+  const byId = new Map(latest.samples.map((s) => [s.id, s]));
+  const samples = recs.map((r) => byId.get(r.id));
+  if (!samples.every((x, i) => x !== undefined && x.pidStart === recs[i].pidStart)) {
+    return undefined;
+  }
+  return { samples: samples as ContainerSample[], hostMemory: latest.hostMemory, at: latest.at };
 }
 
 interface StatsFlags {
@@ -108,32 +109,8 @@ async function chosen(host: Host, names: string[], all: boolean): Promise<Contai
   }
   const recs = await listContainers(host);
   return recs.filter((r) => all || r.status === "running")
-    .sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** The text of one frame in the chosen format. */
-export function renderFrame(
-  rows: Record<string, string>[],
-  format: string | undefined,
-): string {
-  if (format === undefined || format === "table") {
-    return table(
-      TABLE_COLUMNS.map(([, h]) => h),
-      rows.map((r) => TABLE_COLUMNS.map(([k]) => r[k])),
-    );
-  }
-  if (format === "json") return rows.map((r) => JSON.stringify(r) + "\n").join("");
-  const tmpl = format.startsWith("table ") ? format.slice(6) : format;
-  const lines = rows.map((r) => applyTemplate(tmpl, r) + "\n").join("");
-  if (!format.startsWith("table ")) return lines;
-  // `table {{.Name}}\t{{.CPUPerc}}`: a header of the column names, as docker prints it.
-  const header = applyTemplate(
-    tmpl,
-    Object.fromEntries(
-      TABLE_COLUMNS.map(([k, h]) => [k, h]).concat([["Container", "CONTAINER"]]),
-    ),
-  );
-  return header + "\n" + lines;
+    // Code-point order, as the short path (docker/light.ts) sorts: no ICU collator to load.
+    .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
 export function registerStats(program: Command, ctx: Context): void {
@@ -157,57 +134,24 @@ export function registerStats(program: Command, ctx: Context): void {
       }
       const host = ctx.host();
       const layout = layoutOf(host.cgroups);
-      const take = async () => {
+      const readings = served() ? daemonReadings(host, layout) : undefined;
+      let first = true;
+      const take = async (): Promise<Taken> => {
         const recs = await chosen(host, names, !!o.all);
-        return { recs, ...sampleContainers(recs, { layout }), at: Date.now() };
+        const kept = first && readings ? fromSampler(readings, recs) : undefined;
+        first = false;
+        trace(kept ? "stats: the sampler's reading" : "stats: chosen");
+        return kept ?? { ...sampleContainers(recs, { layout }), at: Date.now() };
       };
-      // CPU % needs an earlier reading: the one the last `rkl stats` kept, when it is
-      // recent and covers these containers, else a second one after a short wait.
       const cachePath = `${host.paths.runRoot}/stats.json`;
-      const kept = served()
-        ? daemonReading(host, layout)
-        : parseCache(readTextOrUndefined(cachePath));
-      let first: Awaited<ReturnType<typeof take>> | undefined = await take();
-      const young = kept ? CACHE_MIN_AGE_MS - (first.at - kept.at) : 0;
-      if (young > 0 && young <= CACHE_MIN_AGE_MS) {
-        // Kept a moment ago: wait only until it is old enough to compare with.
-        await host.sleep(young);
-        first = await take();
-      }
-      const cached = previousFromCache(kept, first.samples, first.at);
-      let prev = cached ?? new Map(first.samples.map((s) => [s.name, s]));
-      if (!cached) {
-        first = undefined;
-        await host.sleep(NO_STREAM_WINDOW_MS);
-      }
-      const interactive = o.stream && Deno.stdout.isTerminal();
-      const stop = new AbortController();
-      const onInt = () => stop.abort();
-      if (o.stream) Deno.addSignalListener("SIGINT", onInt);
-      try {
-        while (true) {
-          const now = first ?? await take();
-          first = undefined;
-          saveCache(cachePath, toCache(now.samples, now.at));
-          const rows = now.samples.map((s) =>
-            rowFields(statsRow(prev.get(s.name), s, now.hostMemory))
-          );
-          const frame = renderFrame(rows, o.format);
-          // A terminal gets the screen redrawn in place; a pipe gets frame after frame.
-          write(interactive ? `\x1b[2J\x1b[H${frame}` : frame);
-          if (!o.stream || stop.signal.aborted) return;
-          prev = new Map(now.samples.map((s) => [s.name, s]));
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, REFRESH_MS);
-            stop.signal.addEventListener("abort", () => {
-              clearTimeout(t);
-              resolve();
-            }, { once: true });
-          });
-          if (stop.signal.aborted) return;
-        }
-      } finally {
-        if (o.stream) Deno.removeSignalListener("SIGINT", onInt);
-      }
+      await statsFrames({
+        take,
+        kept: readings ? asKept(readings) : parseCache(readTextOrUndefined(cachePath)),
+        cachePath,
+        format: o.format,
+        stream: o.stream,
+        sleep: host.sleep,
+        write,
+      });
     });
 }

@@ -28,6 +28,20 @@ export interface ExitedContainer {
   /** When it exited, ms since the epoch. */
   finishedAt: number;
   stoppedByUser: boolean;
+  /** on-failure:N: no restart once `restarts` reached N (docker's maximum retry count). */
+  maxRetries?: number;
+}
+
+/** A restart label's policy and retry count (`on-failure:3`); undefined for one rkl does not know. */
+export function parseRestartLabel(
+  label: string,
+): { policy: RestartPolicy; maxRetries?: number } | undefined {
+  const [policy, count, extra] = label.split(":");
+  const known = ["Always", "OnFailure", "Never", "always", "on-failure", "unless-stopped", "no"];
+  if (!known.includes(policy) || extra !== undefined) return undefined;
+  if (count === undefined) return { policy: policy as RestartPolicy };
+  if (policy !== "on-failure" || !/^\d{1,9}$/.test(count)) return undefined;
+  return Number(count) === 0 ? { policy } : { policy, maxRetries: Number(count) };
 }
 
 /** The time to restart at (ms since the epoch), or null: not to be restarted. */
@@ -37,6 +51,7 @@ export function restartAt(c: ExitedContainer, backoff: Backoff): number | null {
   const restart = c.policy === "Always" || c.policy === "always" || c.policy === "unless-stopped" ||
     ((c.policy === "OnFailure" || c.policy === "on-failure") && failed);
   if (!restart) return null;
+  if (c.maxRetries !== undefined && c.restarts >= c.maxRetries) return null;
   const delay = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(c.restarts, 30));
   return c.finishedAt + delay;
 }

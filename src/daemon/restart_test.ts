@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type ExitedContainer, restartAt } from "./restart.ts";
+import { type ExitedContainer, parseRestartLabel, restartAt } from "./restart.ts";
 
 const B = { baseMs: 10_000, maxMs: 300_000 };
 const c = (over: Partial<ExitedContainer>): ExitedContainer => ({
@@ -31,4 +31,21 @@ Deno.test("restartAt() backs off exponentially up to the cap", () => {
     restartAt(c({ restarts }), B)! - 1_000_000
   );
   assert.deepEqual(delays, [10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000, 300_000]);
+});
+
+Deno.test("restartAt() stops restarting on-failure:N after N restarts (docker's retry count)", () => {
+  const p = { policy: "on-failure" as const, exitCode: 1, maxRetries: 2 };
+  assert.notEqual(restartAt(c({ ...p, restarts: 1 }), B), null);
+  assert.equal(restartAt(c({ ...p, restarts: 2 }), B), null);
+  assert.equal(restartAt(c({ ...p, restarts: 0, exitCode: 0 }), B), null);
+});
+
+Deno.test("parseRestartLabel() reads on-failure:N and refuses counts on other policies", () => {
+  assert.deepEqual(parseRestartLabel("on-failure:3"), { policy: "on-failure", maxRetries: 3 });
+  assert.deepEqual(parseRestartLabel("on-failure"), { policy: "on-failure" });
+  assert.deepEqual(parseRestartLabel("on-failure:0"), { policy: "on-failure" });
+  assert.deepEqual(parseRestartLabel("always"), { policy: "always" });
+  assert.equal(parseRestartLabel("always:3"), undefined);
+  assert.equal(parseRestartLabel("on-failure:x"), undefined);
+  assert.equal(parseRestartLabel("sometimes"), undefined);
 });

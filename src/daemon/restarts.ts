@@ -13,7 +13,14 @@ import {
 import { rotateIfLarge } from "../workloads/logrotate.ts";
 import { containerDirs, type Host } from "../workloads/host.ts";
 import { RESTART_LABEL } from "../spec/names.ts";
-import { type Backoff, failed, type Failures, restartAt, type RestartPolicy } from "./restart.ts";
+import {
+  type Backoff,
+  failed,
+  type Failures,
+  parseRestartLabel,
+  restartAt,
+  type RestartPolicy,
+} from "./restart.ts";
 import type { PodWorker } from "./sync.ts";
 import { appendEvent, type DaemonStatus } from "./status.ts";
 
@@ -32,7 +39,7 @@ export async function restartExited(
   } = {},
 ): Promise<number | undefined> {
   const failures = options.failures ?? new Map();
-  const candidates: { name: string; policy: RestartPolicy }[] = [];
+  const candidates: { name: string; policy: RestartPolicy; maxRetries?: number }[] = [];
   for (const p of host.store.list<PodRecord>("pods")) {
     if (options.workers?.has(p.name)) continue; // its worker is making or removing it
     if (host.epoch && p.epoch !== host.epoch) continue; // from before a reboot: recreated instead
@@ -44,11 +51,12 @@ export async function restartExited(
   for (const c of host.store.list<ContainerRecord>("containers")) {
     // Not restarted in place after a reboot: its netns and pins are gone (recreate it).
     if (fromEarlierBoot(host, c)) continue;
-    const policy = c.labels[RESTART_LABEL] as RestartPolicy | undefined;
-    if (policy && policy !== "no") candidates.push({ name: c.name, policy });
+    const label = c.labels[RESTART_LABEL];
+    const parsed = label === undefined ? undefined : parseRestartLabel(label);
+    if (parsed && parsed.policy !== "no") candidates.push({ name: c.name, ...parsed });
   }
   let next: number | undefined;
-  for (const { name, policy } of candidates) {
+  for (const { name, policy, maxRetries } of candidates) {
     const rec = host.store.get<ContainerRecord>("containers", name);
     if (!rec) continue;
     const live = await quickRefresh(host, rec);
@@ -59,6 +67,7 @@ export async function restartExited(
       restarts: live.restarts ?? 0,
       finishedAt: Date.parse(live.finishedAt ?? host.now().toISOString()),
       stoppedByUser: live.stoppedByUser ?? false,
+      maxRetries,
     }, backoff);
     if (at === null) continue;
     const retry = failures.get(name)?.retryAt ?? 0;

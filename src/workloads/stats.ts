@@ -329,6 +329,30 @@ export interface StatsCache {
   at: number;
   systemNs: number;
   containers: Record<string, { cpuNs: number; pidStart?: number }>;
+  /**
+   * The readings before this one that are at most CACHE_MAX_AGE_MS older,
+   * newest first: back-to-back `--no-stream` runs (each shorter than
+   * CACHE_MIN_AGE_MS) find one old enough among them and need no wait.
+   */
+  earlier?: StatsCache[];
+}
+
+/** At most this many earlier readings are kept. */
+export const CACHE_EARLIER = 8;
+
+/** The kept readings, newest first (the reading, then its earlier ones). */
+export function keptReadings(c: StatsCache | undefined): StatsCache[] {
+  if (!c) return [];
+  const { earlier = [], ...newest } = c;
+  return [newest, ...earlier];
+}
+
+/** `now` to keep, with the readings of `kept` that are at most CACHE_MAX_AGE_MS older. */
+export function withEarlier(now: StatsCache, kept: StatsCache | undefined): StatsCache {
+  const earlier = keptReadings(kept)
+    .filter((r) => r.at < now.at && now.at - r.at <= CACHE_MAX_AGE_MS)
+    .slice(0, CACHE_EARLIER);
+  return earlier.length > 0 ? { ...now, earlier } : now;
 }
 
 /** A reading is used from this old (a shorter delta is all noise)... */
@@ -354,6 +378,16 @@ export function parseCache(text: string | undefined): StatsCache | undefined {
   } catch {
     return undefined;
   }
+  const c = parseReading(v);
+  if (!c) return undefined;
+  const earlier = (v as { earlier?: unknown }).earlier;
+  if (!Array.isArray(earlier)) return c;
+  const kept = earlier.slice(0, CACHE_EARLIER).map(parseReading)
+    .filter((r): r is StatsCache => r !== undefined);
+  return kept.length > 0 ? { ...c, earlier: kept } : c;
+}
+
+function parseReading(v: unknown): StatsCache | undefined {
   const c = v as StatsCache;
   const finite = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n >= 0;
   if (typeof c !== "object" || c === null || !finite(c.at) || !finite(c.systemNs)) return undefined;

@@ -5,6 +5,7 @@ import {
   checkTemplate,
   cpuPercent,
   humanSize,
+  keptReadings,
   parseCache,
   parseNetDev,
   parseProcStat,
@@ -14,6 +15,7 @@ import {
   sampleContainers,
   statsRow,
   toCache,
+  withEarlier,
 } from "./stats.ts";
 
 /** Writes `files` (path → text) under a temp dir and runs `fn` with it. */
@@ -221,4 +223,20 @@ Deno.test("previousFromCache() gives the kept reading only when 100 ms to 2 s ol
     parseCache('{"at":1,"systemNs":2,"containers":{"x":{"cpuNs":"9"},"y":{"cpuNs":3}}}'),
     { at: 1, systemNs: 2, containers: { y: { cpuNs: 3, pidStart: undefined } } },
   );
+});
+
+Deno.test("withEarlier() keeps up to 8 readings at most 2 s older, newest first, and parseCache() reads them back", () => {
+  const r = (at: number) => ({ at, systemNs: at, containers: { a: { cpuNs: at } } });
+  let kept = parseCache(JSON.stringify(withEarlier(r(1000), undefined)));
+  for (const at of [1040, 1080, 1120]) kept = parseCache(JSON.stringify(withEarlier(r(at), kept)));
+  assert.deepEqual(keptReadings(kept).map((x) => x.at), [1120, 1080, 1040, 1000]);
+  // Back to back 40 ms apart: the newest is too recent, one of the earlier ones is old enough.
+  const now = [{ name: "a", id: "a", systemNs: 2e9, onlineCpus: 2, cgroup: { cpuNs: 1200 } }];
+  assert.equal(previousFromCache(keptReadings(kept)[0], now, 1160), undefined);
+  assert.ok(keptReadings(kept).some((x) => previousFromCache(x, now, 1160)));
+  const old = withEarlier(r(5000), kept);
+  assert.equal(old.earlier, undefined, "older than 2 s: dropped");
+  let many: ReturnType<typeof parseCache> = undefined;
+  for (let at = 0; at < 20; at++) many = withEarlier(r(at), many);
+  assert.equal(keptReadings(many).length, 9);
 });

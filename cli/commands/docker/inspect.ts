@@ -10,10 +10,10 @@ import {
   refresh,
 } from "../../../src/workloads/container.ts";
 import { trace } from "../../../src/trace.ts";
-import { table, write } from "../../format.ts";
+import { write } from "../../format.ts";
 import { printLogs } from "../_shared.ts";
 import { containerState } from "../container.ts";
-import { psFields, psFilter, renderFormat } from "./ps_format.ts";
+import { psFilter, type PsFlags, psSelect, psText } from "./ps_format.ts";
 import { collect, type Verb } from "./shared.ts";
 
 /** `rkl top`: the rows of `ps ARGS` whose PID is in the container's cgroup (docker's way). */
@@ -42,52 +42,21 @@ export const INSPECT_VERBS: Record<string, Verb> = {
       .option("--format <template>", "a template ({{.Names}}\\t{{.Status}}), 'table …' or json")
       .option("--no-trunc", "do not cut the COMMAND column")
       .option("-n, --last <n>", "the n most recently created")
-      .action(async (o: {
-        all?: boolean;
-        quiet?: boolean;
-        filter: string[];
-        format?: string;
-        trunc?: boolean;
-        last?: string;
-      }) => {
+      .action(async (o: PsFlags) => {
         const host = ctx.host();
         const keep = psFilter(o.filter);
-        const explicitStatus = o.filter.some((f) => f.startsWith("status="));
         trace("ps: host");
         // One listing of the exit directory for all records (listContainers reads a file each).
         const stored = host.store.list<ContainerRecord>("containers");
         const exits = listExitFiles(host, stored.map((r) => r.dirs.exitDir));
         trace("ps: records read");
-        let recs = (await Promise.all(stored.map((r) => quickRefresh(host, r, exits))))
-          .filter((r) => o.all || explicitStatus || r.status === "running")
-          .filter(keep)
-          .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-        if (o.last !== undefined) recs = recs.slice(0, Number(o.last) || 0);
+        const recs = psSelect(
+          await Promise.all(stored.map((r) => quickRefresh(host, r, exits))),
+          o,
+          keep,
+        );
         trace("ps: refreshed");
-        if (o.quiet) {
-          write(recs.map((r) => `${r.name}\n`).join(""));
-          return;
-        }
-        const now = Date.now();
-        if (o.format) {
-          const command = o.format === "json" || o.format.includes(".Command");
-          write(renderFormat(
-            o.format,
-            recs.map((r) => psFields(r, now, { command })),
-            recs.map((r) => r.labels),
-          ));
-          return;
-        }
-        write(table(
-          ["NAMES", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"],
-          recs.map((r) => {
-            const f = psFields(r, now);
-            const cmd = o.trunc === false || f.Command.length <= 22
-              ? f.Command
-              : `${f.Command.slice(0, 19)}…`;
-            return [f.Names, f.Image, JSON.stringify(cmd), f.RunningFor, f.Status, f.Ports];
-          }),
-        ));
+        write(psText(recs, o));
       });
   },
   logs(program: Command, ctx: Context): void {

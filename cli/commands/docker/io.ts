@@ -50,11 +50,6 @@ export const IO_VERBS: Record<string, Verb> = {
           });
           return;
         }
-        if (o.env.length > 0 || o.workdir || user) {
-          throw new UsageError(
-            "exec -t with -e, -w or -u is not supported yet: run them without -t",
-          );
-        }
         const live = await refresh(host, rec);
         if (live.status !== "running") {
           throw new ConflictError(
@@ -78,6 +73,9 @@ export const IO_VERBS: Record<string, Verb> = {
           ctx.exitCode = await execStream(host, {
             container: live,
             argv: command,
+            env: o.env,
+            cwd: o.workdir,
+            user,
             tty: true,
             stdin: !!o.interactive,
           }, t.io);

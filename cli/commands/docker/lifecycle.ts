@@ -72,7 +72,7 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
           const rec = await refresh(host, getContainer(host, n));
           if (rec.status === "running") return rec;
           if (rec.status === "exited" || rec.status === "unknown") {
-            return await restartContainer(host, n);
+            return await restartContainer(host, n, { byUser: true });
           }
           return await startContainer(host, n);
         };
@@ -123,7 +123,7 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
           if (rec.status === "created") await startContainer(host, n);
           else {
             if (rec.status === "running") await stopContainer(host, n, t, { byUser: true });
-            await restartContainer(host, n);
+            await restartContainer(host, n, { byUser: true });
           }
           write(`${n}\n`);
         });

@@ -21,7 +21,11 @@ import type { ContainerRecord } from "./types.ts";
  * rootfs view, namespaces and cgroup path; a new process, log appended,
  * `restarts` + 1.
  */
-export async function restartContainer(host: Host, name: string): Promise<ContainerRecord> {
+export async function restartContainer(
+  host: Host,
+  name: string,
+  options: { byUser?: boolean } = {},
+): Promise<ContainerRecord> {
   return await host.store.withLock(async () => {
     const rec = getContainer(host, name);
     if (rec.deferred) {
@@ -35,7 +39,8 @@ export async function restartContainer(host: Host, name: string): Promise<Contai
       stageSubPaths(host, rec);
       await launch(host, rec);
     }
-    rec.restarts = (rec.restarts ?? 0) + 1;
+    // A user's start or restart sets the count back to 0, as docker's does.
+    rec.restarts = options.byUser ? 0 : (rec.restarts ?? 0) + 1;
     rec.exitCode = undefined;
     rec.finishedAt = undefined;
     rec.stoppedByUser = false;
