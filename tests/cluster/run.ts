@@ -253,6 +253,78 @@ async function run(c: Cluster): Promise<void> {
       stderr: "piped",
     }).output();
     if (r.code !== 7) throw new Error(`exec exit 7: kubectl exited ${r.code}`);
+    // -it: kubectl on a terminal (script(1) gives it a pty), the shell in the pod on one too.
+    const tty = await sh("script", [
+      "-qec",
+      `${c.bin}/kubectl --kubeconfig=${c.kubeconfig} exec -it web -- sh -c 'tty; stty size; echo tty-ok'`,
+      "/dev/null",
+    ], { stdin: "" });
+    if (!/\/dev\/pts\/\d+/.test(tty) || !/tty-ok/.test(tty)) {
+      throw new Error(`exec -it: ${JSON.stringify(tty.slice(0, 300))}`);
+    }
+    return `-it: the pod's shell on ${/\/dev\/pts\/\d+/.exec(tty)![0]}`;
+  });
+
+  await step("kubectl attach", async () => {
+    const pod = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "echoer" },
+      spec: {
+        restartPolicy: "Never",
+        containers: [{
+          name: "main",
+          image: NODE_IMAGES.busybox,
+          stdin: true,
+          command: ["sh", "-c", "trap 'exit 0' TERM; while read l; do echo \"got $l\"; done"],
+        }],
+      },
+    };
+    await c.kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(pod) });
+    await until(
+      "pod echoer Running",
+      async () => (await phase(c, "echoer")) === "Running",
+      120_000,
+    );
+    const a = new Deno.Command(`${c.bin}/kubectl`, {
+      args: [`--kubeconfig=${c.kubeconfig}`, "attach", "-i", "echoer"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = a.stdin.getWriter();
+    const reader = a.stdout.getReader();
+    let text = "";
+    const deadline = setTimeout(() => {
+      try {
+        a.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 30_000);
+    // Lines are sent until one comes back: the attach may be set up after the first write.
+    const sender = (async () => {
+      for (let i = 0; i < 60 && !text.includes("got ping"); i++) {
+        await w.write(new TextEncoder().encode("ping\n")).catch(() => {});
+        await sleep(500);
+      }
+    })();
+    while (!text.includes("got ping")) {
+      const r = await reader.read();
+      if (r.done) break;
+      text += dec.decode(r.value);
+    }
+    clearTimeout(deadline);
+    try {
+      a.kill("SIGTERM");
+    } catch { /* gone */ }
+    await sender;
+    await w.close().catch(() => {});
+    await a.status;
+    await a.stderr.cancel().catch(() => {});
+    if (!text.includes("got ping")) {
+      throw new Error(`attach: ${JSON.stringify(text.slice(0, 200))}`);
+    }
+    const logs = await c.kubectl(["logs", "echoer"]);
+    if (!logs.includes("got ping")) throw new Error(`logs of echoer: ${JSON.stringify(logs)}`);
   });
 
   await step("kubectl logs and logs -f", async () => {
@@ -395,8 +467,7 @@ async function run(c: Cluster): Promise<void> {
       `--image=${NODE_IMAGES.busybox}`,
       "--restart=Never",
       "--",
-      "sleep",
-      "3600",
+      ...IDLE,
     ]);
     await until(
       "pod client Running",
@@ -547,21 +618,26 @@ async function run(c: Cluster): Promise<void> {
 
   await step("kubectl delete leaves nothing on the host", async () => {
     const t0 = performance.now();
+    const names = (await pods(c)).map((p) => p.metadata.name);
+    const gone = new Map<string, number>();
     await c.kubectl([
       "delete",
-      "pod/web",
-      "pod/ticker",
-      "pod/client",
-      "pod/vols",
+      ...names.map((n) => `pod/${n}`),
       "deployment/sleeper",
       "job/once",
       "svc/websvc",
       "cm/cfg",
       "secret/sec",
-      "--wait=true",
-      "--timeout=120s",
+      "--wait=false",
+      "--ignore-not-found",
     ]);
-    await until("no pods through the API", async () => (await pods(c)).length === 0, t(120_000));
+    await until("no pods through the API", async () => {
+      const left = new Set((await pods(c)).map((p) => p.metadata.name));
+      for (const n of names) if (!left.has(n) && !gone.has(n)) gone.set(n, performance.now() - t0);
+      return left.size === 0;
+    }, t(120_000));
+    const slowest = [...gone].sort((a, b) => b[1] - a[1]).slice(0, 2)
+      .map(([n, ms]) => `${n} ${(ms / 1000).toFixed(1)} s`).join(", ");
     const api = (performance.now() - t0) / 1000;
     let diff: string[] = [];
     await until("the host census to match the one before any pod", async () => {
@@ -570,9 +646,9 @@ async function run(c: Cluster): Promise<void> {
     }, t(150_000)).catch((e) => {
       throw new Error(`${e.message}; left:\n  ${diff.join("\n  ")}`);
     });
-    return `gone through the API in ${api.toFixed(1)} s, from the host in ${
-      ((performance.now() - t0) / 1000).toFixed(1)
-    } s`;
+    return `${names.length} pods gone through the API in ${
+      api.toFixed(1)
+    } s (slowest: ${slowest}), from the host in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
   });
 
   await step(
@@ -582,11 +658,8 @@ async function run(c: Cluster): Promise<void> {
         "create",
         "deployment",
         "steady",
-        `--image=${NODE_IMAGES.busybox}`,
+        `--image=${NODE_IMAGES.agnhost}`,
         "--replicas=10",
-        "--",
-        "sleep",
-        "3600",
       ]);
       await until("10 steady pods ready", async () => {
         const d = await deployment(c, "steady");
@@ -650,6 +723,18 @@ async function run(c: Cluster): Promise<void> {
   );
 }
 
+/** The last step: rkl's CRI answered every call the kubelet's relists make (its log says which failed). */
+async function listsAnswered(c: Cluster): Promise<void> {
+  await step("rkl's CRI answered every ListPodSandbox and ListContainers", () => {
+    const log = Deno.readTextFileSync(c.proc("rkl").log);
+    const failed = log.split("\n").filter((l) => /cri: List(PodSandbox|Containers)\w*: /.test(l));
+    if (failed.length > 0) {
+      throw new Error(`${failed.length} failed:\n  ${failed.slice(0, 5).join("\n  ")}`);
+    }
+    return Promise.resolve();
+  });
+}
+
 async function main(): Promise<number> {
   if (Deno.env.get("RKL_CLUSTER_LOCKED") !== "1") {
     // The whole run under the e2e lock (other root e2e runs share the host).
@@ -678,6 +763,7 @@ async function main(): Promise<number> {
     c = await Cluster.start({ say: (l) => console.log(l) });
     console.log(`cluster: started in ${((performance.now() - t0) / 1000).toFixed(1)} s (${c.dir})`);
     await run(c);
+    await listsAnswered(c);
   } catch (e) {
     failed = e;
     console.error(`\nFAILED: ${e instanceof Error ? e.message : e}`);
