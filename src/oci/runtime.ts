@@ -17,6 +17,15 @@ const QUIET = { RUST_BACKTRACE: "0" };
 /** How youki, runc and crun say that they do not know a container. */
 const NOT_FOUND = /not exist|not found|no such/i;
 
+/**
+ * youki rewrites state.json in place (truncate, then write) at create, start
+ * and kill: a `state` that reads it in between fails to parse it. Such a
+ * failure is retried; it was seen failing a whole CRI ListContainers (the
+ * kubelet's "Failed cleaning pods") while a Deployment scaled up.
+ */
+const TORN_STATE = /could not load state|EOF while parsing/i;
+const TORN_STATE_RETRIES = 4;
+
 export interface OciRuntime {
   readonly name: string;
   readonly binary: string;
@@ -139,11 +148,18 @@ export class RuncCliRuntime implements OciRuntime {
 
   async state(id: string): Promise<OciState | undefined> {
     const argv = [...this.globalArgs(), "state", id];
-    const res = await this.cmd.run(this.exe, {
-      args: argv,
-      env: QUIET,
-      timeoutMs: callTimeoutMs(30_000),
-    });
+    let res;
+    for (let attempt = 0;; attempt++) {
+      res = await this.cmd.run(this.exe, {
+        args: argv,
+        env: QUIET,
+        timeoutMs: callTimeoutMs(30_000),
+      });
+      const text = res.stderr + res.stdout;
+      if (res.code === 0 || NOT_FOUND.test(text) || !TORN_STATE.test(text)) break;
+      if (attempt >= TORN_STATE_RETRIES) break;
+      await new Promise((r) => setTimeout(r, 10 * (attempt + 1)));
+    }
     if (res.code !== 0) {
       if (NOT_FOUND.test(res.stderr + res.stdout)) return undefined;
       throw new RuntimeError(
