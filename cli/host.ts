@@ -24,6 +24,9 @@ import {
 import { NotFoundError, RklError, SpecError } from "../src/errors.ts";
 import { DNS1123_LABEL } from "../src/spec/names.ts";
 import { absolute, cwd } from "./io.ts";
+import { enterRootless } from "./rootless.ts";
+import { rootlessParts, rootlessRuntime } from "./rootless_host.ts";
+import { runningRootless } from "../src/sys/userns.ts";
 import { DEFAULT_ROOT, rootsOf } from "./remote.ts";
 
 export interface GlobalOptions {
@@ -162,10 +165,15 @@ export function requireRoot(): void {
 }
 
 export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host {
+  // A user without root: this command runs again inside the user's namespaces.
+  if (Deno.uid() !== 0) enterRootless();
   requireRoot();
+  const rootless = runningRootless();
   const paths = resolvePaths(opts);
   const cmd = new DenoCommandRunner();
-  const rt = resolveRuntime(opts.runtime ?? Deno.env.get("RKL_RUNTIME"));
+  const rt = resolveRuntime(
+    opts.runtime ?? Deno.env.get("RKL_RUNTIME") ?? (rootless ? rootlessRuntime() : undefined),
+  );
   const conmon = which("conmon");
   if (!conmon) {
     throw new NotFoundError("Cannot find conmon", {
@@ -186,6 +194,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
   const pluginDirs = (Deno.env.get("RKL_CNI_PATH") ?? "/opt/cni/bin:/usr/lib/cni:/usr/libexec/cni")
     .split(":");
   const sys = new LinuxSyscalls();
+  const rl = rootless ? rootlessParts(paths, cmd, sys) : undefined;
   return {
     sys,
     fs: realFs,
@@ -198,11 +207,12 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
       `${paths.root}/rkl.lock`,
       recordValidators({ paths, cgroupParent }),
     ),
-    cgroups: detectCgroups().manager,
+    cgroups: rl?.cgroups ?? detectCgroups().manager,
     runtime: new RuncCliRuntime(rt.name, rt.binary, `${paths.runRoot}/runtime/${rt.name}`, cmd),
     runtimeFor: (ref) => new RuncCliRuntime(ref.name, ref.binary, ref.root, cmd),
 
-    cni: new CniClient(cmd, pluginDirs),
+    cni: rl?.cni ?? new CniClient(cmd, pluginDirs),
+    ...(rl ? { lock: rl.lock, rootless: rl.rootless } : {}),
     images: new ImageService({ root: `${paths.root}/images`, progress: progressFor }),
     paths,
     node: { hostname: () => Deno.hostname(), networkInterfaces: () => Deno.networkInterfaces() },

@@ -210,6 +210,8 @@ export async function runRemote(argv: string[], build: string): Promise<number |
   if (plan.command === "image" && plan.verb === "pull" && Deno.stderr.isTerminal()) {
     return undefined;
   }
+  // A user without root runs rootless (cli/rootless.ts): root's socket is not its to try.
+  if (Deno.uid() !== 0 || env.RKL_ROOTLESS === "1") return undefined;
   const cwd = Deno.cwd();
   const { root, runRoot } = rootsOf(plan.globals, env, cwd);
   let conn: Deno.UnixConn;

@@ -110,11 +110,15 @@ export function registerContainer(program: Command, ctx: Context): void {
     "create and start a container; prints its name",
   )
     .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
-    .action(async (file: string, o: { network?: string }) => {
+    .option("--strict-limits", "rootless: refuse limits that cannot apply instead of warning")
+    .action(async (file: string, o: { network?: string; strictLimits?: boolean }) => {
       const host = ctx.host();
       const spec = await loadContainerFile(file, ctx.warn);
       const rec = await whileCreating(() =>
-        runContainer(host, spec, { network: networkOption(o.network) })
+        runContainer(host, spec, {
+          network: networkOption(o.network),
+          strictLimits: o.strictLimits,
+        })
       );
       write(`${rec.name}\n`);
     });
@@ -123,11 +127,15 @@ export function registerContainer(program: Command, ctx: Context): void {
     "create a container without starting it",
   )
     .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
-    .action(async (file: string, o: { network?: string }) => {
+    .option("--strict-limits", "rootless: refuse limits that cannot apply instead of warning")
+    .action(async (file: string, o: { network?: string; strictLimits?: boolean }) => {
       const host = ctx.host();
       const spec = await loadContainerFile(file, ctx.warn);
       const rec = await whileCreating(() =>
-        createContainer(host, spec, { network: networkOption(o.network) })
+        createContainer(host, spec, {
+          network: networkOption(o.network),
+          strictLimits: o.strictLimits,
+        })
       );
       write(`${rec.name}\n`);
     });

@@ -5,6 +5,7 @@ import { write } from "../format.ts";
 import { VERSION } from "../version.ts";
 import { COMMIT } from "../build_info.ts";
 import { UsageError } from "../../src/errors.ts";
+import { rootlessDoctor } from "../rootless.ts";
 
 export function registerHostTools(program: Command, ctx: Context): void {
   program.command("doctor").description(
@@ -14,6 +15,8 @@ export function registerHostTools(program: Command, ctx: Context): void {
       "../../src/doctor.ts"
     );
     const { nodePaths } = await import("../../src/node/install.ts");
+    // A user without root: what rootless rkl needs (cli/rootless.ts).
+    if (Deno.uid() !== 0) return void (ctx.exitCode = await rootlessDoctor(formatCheck));
     const checks = hostChecks();
     for (const c of checks) write(`${formatCheck(c)}\n`);
     const missing = checks.filter((c) => c.required && !c.ok).length;

@@ -126,11 +126,23 @@ export interface Host {
   subnet?: string;
   /** How to run this rkl again (helper processes such as the health monitor). */
   selfArgv?: string[];
+  /** Set when rkl runs rootless, as root of the user's namespace (src/sys/userns.ts). */
+  rootless?: RootlessHost;
   /** True when something on the host already listens on the port. */
   portInUse(port: number, protocol: "tcp" | "udp", hostIP: string): boolean;
   warn(message: string): void;
   now(): Date;
   sleep(ms: number): Promise<void>;
+}
+
+/** The rootless part of a Host (workloads/container/rootless.ts uses it). */
+export interface RootlessHost {
+  /** Lowest host port the user may bind (net.ipv4.ip_unprivileged_port_start). */
+  unprivilegedPortStart: number;
+  /** Pins a new network namespace with `lo` up at `path` (made by a child process). */
+  createNetns(path: string): void;
+  /** Why limits cannot apply, for the warning ("cgroup v1"). */
+  limitsReason: string;
 }
 
 /**

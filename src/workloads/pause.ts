@@ -51,8 +51,9 @@ export function freezerFile(
 /** True when the cgroup is frozen (or freezing). */
 export function frozen(layout: CgroupLayout, rel: string, read: ReadText = readTextOrUndefined) {
   const f = freezerFile(layout, rel);
-  const t = f && read(f.file)?.trim();
-  return t === f?.freeze || t === "FREEZING";
+  if (f === undefined) return false; // no freezer (a rootless rkl's): never frozen
+  const t = read(f.file)?.trim();
+  return t === f.freeze || t === "FREEZING";
 }
 
 /** Whether the container's cgroup is frozen (false when it is not running). */

@@ -22,7 +22,8 @@ export type Requirement =
   | "kubelet"
   | "containerd"
   | "cc"
-  | "prometheus";
+  | "prometheus"
+  | "rootless";
 
 const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -71,6 +72,12 @@ function missing(req: Requirement): string | undefined {
       return which("prometheus")
         ? undefined
         : "prometheus is not installed (scripts/setup.sh installs it)";
+    case "rootless":
+      // An unprivileged user's rkl (tests/e2e/rootless_test.ts): the uidmap and util-linux tools.
+      for (const t of ["newuidmap", "newgidmap", "slirp4netns", "useradd", "userdel", "setpriv"]) {
+        if (!which(t)) return `${t} is not installed (scripts/setup.sh installs it)`;
+      }
+      return undefined;
     case "npm":
       return which("npm") ? undefined : "npm is not installed (scripts/setup.sh)";
     case "cni": {

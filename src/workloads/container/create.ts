@@ -30,6 +30,7 @@ import { planContainer, portMappings } from "./plan.ts";
 import { prepareHostPaths, readLocalhostSeccomp, rootSource, withResolvedUser } from "./prepare.ts";
 import { locText, selfOwner } from "./record.ts";
 import { setUpOwnSandbox } from "./sandbox.ts";
+import { rootlessPlan } from "./rootless.ts";
 import { rollback } from "./teardown.ts";
 import type {
   ContainerPlan,
@@ -151,6 +152,12 @@ async function gatherInputs(
     sandbox,
     localhostSeccomp: readLocalhostSeccomp(host, loaded),
   });
+  if (host.rootless) {
+    rootlessPlan({ ...host, rootless: host.rootless }, loaded, {
+      plan,
+      strict: options.strictLimits,
+    });
+  }
   if (options.logPath) plan.dirs.log = options.logPath;
   const netOptions = networkOptions(host);
   const conflist = plan.network ? await loadNetwork(plan.network, netOptions) : undefined;

@@ -116,7 +116,7 @@ function hookTarget(host: Host, rec: ContainerRecord) {
 export function runContainer(
   host: Host,
   loaded: LoadedContainer,
-  options: { network: string | null },
+  options: { network: string | null; strictLimits?: boolean },
 ): Promise<ContainerRecord> {
   return cancellable(() => runContainerNow(host, loaded, options));
 }
@@ -124,7 +124,7 @@ export function runContainer(
 async function runContainerNow(
   host: Host,
   loaded: LoadedContainer,
-  options: { network: string | null },
+  options: { network: string | null; strictLimits?: boolean },
 ): Promise<ContainerRecord> {
   const rec = await createContainer(host, loaded, { ...options, thenStart: true });
   try {
@@ -208,7 +208,9 @@ export async function stopContainer(
 /** Sends `sig` to every process of the container; one that exited meanwhile is no error. */
 async function signal(host: Host, rec: ContainerRecord, sig: string): Promise<void> {
   try {
-    await host.runtimeFor(rec.runtime).kill(rec.id, sig, { all: true });
+    // Rootless, the runtime has no cgroup to find every process by; the
+    // container's init is its PID namespace's, whose end ends the rest.
+    await host.runtimeFor(rec.runtime).kill(rec.id, sig, { all: !host.rootless });
   } catch (e) {
     // Exited between our look and the signal: not an error.
     const now = await refresh(host, rec);

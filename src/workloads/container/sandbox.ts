@@ -27,7 +27,8 @@ export async function setUpOwnSandbox(
   rec.resources.netns = true;
   checkCancelled();
   try {
-    createNetns(host.sys, d.netns, host.fs);
+    if (host.rootless) host.rootless.createNetns(d.netns);
+    else createNetns(host.sys, d.netns, host.fs);
   } catch (e) {
     if (e instanceof Deno.errors.AlreadyExists) {
       // Not ours: never unpinned, and no DEL or runtime delete in it either.

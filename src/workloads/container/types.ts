@@ -231,6 +231,8 @@ export interface CreateOptions {
    * start (see ContainerRecord.deferred); an image's rootfs only.
    */
   deferLaunch?: boolean;
+  /** Rootless: refuse limits that cannot apply instead of warning (`--strict-limits`). */
+  strictLimits?: boolean;
 }
 
 /** A workload attached to a network, as far as releasing the network goes. */

@@ -1,0 +1,121 @@
+/**
+ * The parts of the Host that differ when rkl runs rootless (inside the
+ * user's namespaces, see src/sys/userns.ts): no cgroup writes, slirp4netns
+ * instead of CNI's bridge, the host-wide locks under the run root (the user
+ * cannot write /run/lock, and no other user shares this user's networks),
+ * and the network namespace made by a child process.
+ */
+import { flockHostLock, type HostLock } from "../src/net/hostnet.ts";
+import { conflistPath, DEFAULT_NETWORK } from "../src/net/network.ts";
+import { SLIRP_TYPE, SlirpCni, slirpConflist } from "../src/net/slirp.ts";
+import { which } from "../src/oci/runtime.ts";
+import { NoCgroupManager } from "../src/sys/cgroups/none.ts";
+import { detectCgroupLayout } from "../src/sys/cgroups/detect.ts";
+import type { CommandRunner } from "../src/sys/command.ts";
+import type { Syscalls } from "../src/sys/syscalls.ts";
+import { createNetnsByChild } from "../src/sys/userns.ts";
+import type { RklPaths, RootlessHost } from "../src/workloads/host.ts";
+import { NotFoundError } from "../src/errors.ts";
+
+function readOr(path: string, fallback: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return fallback;
+  }
+}
+
+/** net.ipv4.ip_unprivileged_port_start (1024 when unreadable). */
+export function unprivilegedPortStart(text = readOr(
+  "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+  "1024",
+)): number {
+  const n = Number(text.trim());
+  return Number.isInteger(n) && n >= 0 ? n : 1024;
+}
+
+/**
+ * The runtime a rootless rkl uses unless told: runc on cgroup v1. youki
+ * 0.7.0's cgroup v1 manager has no rootless mode (its create fails making
+ * /sys/fs/cgroup/cpu/:youki:ID, EACCES) while runc, run as root of a user
+ * namespace, leaves cgroups alone for a container with no limits; on v2
+ * youki skips what it may not write, and stays the default.
+ */
+export function rootlessRuntime(
+  mountinfo = readOr("/proc/self/mountinfo", ""),
+): string | undefined {
+  return detectCgroupLayout(mountinfo).version === 1 && which("runc") ? "runc" : undefined;
+}
+
+/** A HostLock that keeps /run/lock/NAME as RUN_ROOT/locks/NAME. */
+export function runRootLock(runRoot: string): HostLock {
+  return {
+    hold: (path, exclusive, fn) =>
+      flockHostLock.hold(
+        `${runRoot}/locks/${path.slice(path.lastIndexOf("/") + 1)}`,
+        exclusive,
+        fn,
+      ),
+  };
+}
+
+export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscalls): {
+  cgroups: NoCgroupManager;
+  cni: SlirpCni;
+  lock: HostLock;
+  rootless: RootlessHost;
+} {
+  const slirp = which(SLIRP_TYPE);
+  const version = detectCgroupLayout(readOr("/proc/self/mountinfo", "")).version;
+  // The default network is slirp4netns's.
+  const conf = conflistPath(paths.cniConfDir, DEFAULT_NETWORK);
+  try {
+    Deno.statSync(conf);
+  } catch {
+    Deno.mkdirSync(paths.cniConfDir, { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(conf, JSON.stringify(slirpConflist(DEFAULT_NETWORK), null, 2) + "\n");
+  }
+  return {
+    cgroups: new NoCgroupManager(version),
+    cni: new SlirpCni(cmd, {
+      dir: `${paths.runRoot}/slirp`,
+      get binary(): string {
+        if (!slirp) {
+          throw new NotFoundError("Cannot network a rootless container: no slirp4netns", {
+            hint: "apt-get install slirp4netns, or run it with --network none",
+          });
+        }
+        return slirp;
+      },
+      spawn(argv) {
+        const child = new Deno.Command("setsid", {
+          args: argv,
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        child.unref();
+        child.status.catch(() => {});
+        return child.pid;
+      },
+      kill: (pid, signal) => Deno.kill(pid, signal),
+      cmdline(pid) {
+        try {
+          const t = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+          return t === "" ? undefined : t.replace(/\0$/, "").split("\0");
+        } catch {
+          return undefined;
+        }
+      },
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    }),
+    lock: runRootLock(paths.runRoot),
+    rootless: {
+      unprivilegedPortStart: unprivilegedPortStart(),
+      createNetns: createNetnsByChild,
+      limitsReason: version === 1
+        ? "this host has cgroup v1"
+        : "cgroup v2 delegation is not used yet",
+    },
+  };
+}

@@ -1,0 +1,480 @@
+/**
+ * Rootless rkl (issue 34), end to end: as root, the test makes an
+ * unprivileged user with subordinate id ranges (useradd's own, or appended
+ * to /etc/subuid and /etc/subgid), a home and an XDG_RUNTIME_DIR it owns,
+ * and runs the CLI from source as that user (setpriv, a clean environment).
+ * The user pulls busybox from a local registry (a mirror in
+ * ~/.config/rkl/registries.yaml), runs containers with `--network none` and
+ * with slirp4netns and a published port, uses list/logs/exec/stop/rm, and
+ * the security checks run: uid 0 inside is the user, a file made in a bind
+ * mount belongs to the user or to a subordinate id and never to root, the
+ * container's root cannot write what the user cannot, and it cannot see or
+ * signal the user's other processes. Then everything is removed and a
+ * census shows nothing of the user left: no process (the pause process is
+ * stopped last), no mount or pinned netns in its namespace, no file under
+ * its run root beyond rkl's fixed ones. The user, its ranges, its dirs and
+ * the registry go in the clean-up, also when a step failed.
+ *
+ * /dev/net/tun: slirp4netns opens it as the user. udev makes it 0666; a
+ * host that has it 0600 (this VM) gets 0666 for the test, and its mode back
+ * after.
+ */
+import assert from "node:assert/strict";
+import { REPO, requires } from "../_helpers/requires.ts";
+import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+
+const ready = requires("root", "runc", "conmon", "registry", "bundles", "rootless");
+
+const dec = new TextDecoder();
+
+interface User {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  xdg: string;
+  dir: string;
+  subUid: number;
+}
+
+async function sh(cmd: string, args: string[], input?: string): Promise<string> {
+  const c = new Deno.Command(cmd, {
+    args,
+    stdin: input === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (input !== undefined) {
+    const w = c.stdin.getWriter();
+    await w.write(new TextEncoder().encode(input));
+    await w.close();
+  }
+  const r = await c.output();
+  if (!r.success) {
+    throw new Error(`${cmd} ${args.join(" ")}: ${dec.decode(r.stderr)}`);
+  }
+  return dec.decode(r.stdout);
+}
+
+/** Lines of /etc/subuid or /etc/subgid without `name`'s. */
+function withoutUser(file: string, name: string): void {
+  const text = Deno.readTextFileSync(file);
+  const kept = text.split("\n").filter((l) => l !== "" && !l.startsWith(`${name}:`));
+  Deno.writeTextFileSync(file, kept.length ? kept.join("\n") + "\n" : "");
+}
+
+/** `name`'s range in the file, appending one above every other when there is none. */
+function ensureRange(file: string, name: string): number {
+  const text = Deno.readTextFileSync(file);
+  let top = 100000;
+  for (const l of text.split("\n")) {
+    const f = l.split(":");
+    if (f.length !== 3) continue;
+    if (f[0] === name) return Number(f[1]);
+    top = Math.max(top, Number(f[1]) + Number(f[2]));
+  }
+  Deno.writeTextFileSync(file, `${name}:${top}:65536\n`, { append: true });
+  return top;
+}
+
+async function makeUser(): Promise<User> {
+  const name = `rklrl${Deno.pid % 100000}`;
+  const dir = await Deno.makeTempDir({ prefix: "rkl-rootless-" });
+  Deno.chmodSync(dir, 0o755);
+  await sh("useradd", ["-M", "-d", `${dir}/home`, "-s", "/bin/sh", name]);
+  const uid = Number((await sh("id", ["-u", name])).trim());
+  const gid = Number((await sh("id", ["-g", name])).trim());
+  const subUid = ensureRange("/etc/subuid", name);
+  ensureRange("/etc/subgid", name);
+  const home = `${dir}/home`;
+  const xdg = `${dir}/xdg`;
+  for (const d of [home, xdg, `${home}/.config/rkl`, `${home}/share`]) {
+    Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
+  }
+  // Deno's npm cache for this user (root's is under /root, 0700).
+  const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+  Deno.mkdirSync(`${home}/.deno`);
+  await sh("cp", ["-a", `${denoDir}/npm`, `${home}/.deno/npm`]);
+  await sh("chown", ["-R", `${uid}:${gid}`, home, xdg]);
+  Deno.chmodSync(xdg, 0o700);
+  return { name, uid, gid, home, xdg, dir, subUid };
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command as the user, with only the environment a login would give. */
+async function asUser(
+  u: User,
+  argv: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<Run> {
+  const r = await new Deno.Command("setpriv", {
+    args: [`--reuid=${u.uid}`, `--regid=${u.gid}`, "--init-groups", ...argv],
+    env: {
+      PATH: "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+      HOME: u.home,
+      USER: u.name,
+      LOGNAME: u.name,
+      XDG_RUNTIME_DIR: u.xdg,
+      DENO_DIR: `${u.home}/.deno`,
+      ...extraEnv,
+    },
+    clearEnv: true,
+    cwd: u.home,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+const rklAs = (u: User, args: string[]) =>
+  asUser(u, [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args]);
+
+async function rklOkAs(u: User, args: string[]): Promise<string> {
+  const r = await rklAs(u, args);
+  if (r.code !== 0) throw new Error(`rkl ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function writeAs(u: User, path: string, text: string): void {
+  Deno.writeTextFileSync(path, text);
+  Deno.chownSync(path, u.uid, u.gid);
+}
+
+async function waitFor(what: string, fn: () => boolean | Promise<boolean>, ms = 15_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The user's processes (zombies the host's init has not reaped yet left out). */
+function processesOf(uid: number): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.statSync(`/proc/${e.name}`).uid !== uid) continue;
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ").trim();
+      out.push(`${e.name} ${cmd}`);
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+function pausePid(u: User): number {
+  return Number(Deno.readTextFileSync(`${u.xdg}/rkl/pause.pid`).trim());
+}
+
+/** Mount points of the user's mount namespace below its dirs. */
+function userMounts(u: User): string[] {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(`/proc/${pausePid(u)}/mountinfo`);
+  } catch {
+    return [];
+  }
+  return text.split("\n").map((l) => l.split(" ")[4]).filter((p) => p?.startsWith(u.dir));
+}
+
+/** Files under the run root other than rkl's fixed ones (empty dirs are fine). */
+function leftFiles(dir: string): string[] {
+  const fixed = new Set(["epoch", "pause.pid", "pause.lock"]);
+  const out: string[] = [];
+  const walk = (d: string, rel: string) => {
+    for (const e of Deno.readDirSync(d)) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory) walk(`${d}/${e.name}`, r);
+      else if (!fixed.has(r) && !/^locks\/[^/]+\.lock$/.test(r)) out.push(r);
+    }
+  };
+  walk(dir, "");
+  return out;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+/** An address of this host that is not loopback: slirp4netns forbids the host's 127.0.0.1. */
+function hostAddress(): string | undefined {
+  return Deno.networkInterfaces().find((i) =>
+    i.family === "IPv4" && !i.address.startsWith("127.") && i.name !== "lo"
+  )?.address;
+}
+
+Deno.test({
+  name: "rootless: an unprivileged user pulls, runs, publishes, execs and removes; nothing left",
+  ignore: !ready,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async (t) => {
+    // One root e2e at a time on this host is the caller's flock; the user is ours alone.
+    let u: User | undefined;
+    let registry: Registry | undefined;
+    let tunMode: number | undefined;
+    let outsider: Deno.ChildProcess | undefined;
+    try {
+      u = await makeUser();
+      const user = u;
+      const tun = Deno.statSync("/dev/net/tun").mode! & 0o777;
+      if ((tun & 0o006) !== 0o006) {
+        tunMode = tun;
+        Deno.chmodSync("/dev/net/tun", 0o666);
+      }
+      registry = await startRegistry(`${u.dir}/registry`);
+      await pushImage(registry.url, "library/busybox", "1.36", {
+        layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
+        config: { Cmd: ["sh"], Env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"] },
+      });
+      writeAs(
+        u,
+        `${u.home}/.config/rkl/registries.yaml`,
+        `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
+      );
+
+      await t.step("doctor says the user has what rootless rkl needs", async () => {
+        const r = await rklAs(user, ["doctor"]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /^rootless \(uid \d+\):/);
+        assert.match(r.stdout, /ok +subuid range: \d+-\d+ \(65536 ids\)/);
+        assert.match(r.stdout, /this user can run rootless rkl/);
+      });
+
+      await t.step("image pull: layers in the user's store, owners shifted", async () => {
+        await rklOkAs(user, ["image", "pull", "busybox:1.36"]);
+        const ls = await rklOkAs(user, ["image", "ls"]);
+        assert.match(ls, /docker\.io\/library\/busybox +1\.36/);
+        const layers = `${user.home}/.local/share/rkl/images/layers`;
+        const [layer] = [...Deno.readDirSync(layers)].filter((e) => e.isDirectory);
+        // root:root in the image is the user on the host (uid 0 of its namespace).
+        const st = Deno.statSync(`${layers}/${layer.name}/fs/bin/busybox`);
+        assert.equal(st.uid, user.uid);
+        assert.equal(st.gid, user.gid);
+      });
+
+      await t.step("--network none: uid 0 inside is the user, only lo", async () => {
+        writeAs(
+          user,
+          `${user.home}/id.yaml`,
+          `name: idc\nimage: busybox:1.36\nimagePullPolicy: IfNotPresent\n` +
+            `args: ["sh", "-c", "id; cat /proc/self/uid_map; ls /sys/class/net; sleep 300"]\n`,
+        );
+        await rklOkAs(user, ["container", "run", "--network", "none", "id.yaml"]);
+        await waitFor(
+          "the output",
+          async () => /lo/.test(await rklOkAs(user, ["container", "logs", "idc"])),
+        );
+        const logs = await rklOkAs(user, ["container", "logs", "idc"]);
+        assert.match(logs, /uid=0\(root\) gid=0\(root\)/);
+        assert.match(logs, new RegExp(`^\\s*0\\s+${user.uid}\\s+1$`, "m"));
+        assert.match(logs, new RegExp(`^\\s*1\\s+${user.subUid}\\s+65536$`, "m"));
+        assert.deepEqual(logs.split("\n").filter((l) => /^[a-z]/.test(l) && !/^uid/.test(l)), [
+          "lo",
+        ]);
+        const list = await rklOkAs(user, ["container", "list"]);
+        assert.match(list, /idc +running/);
+        const exec = await rklOkAs(user, ["container", "exec", "idc", "--", "id", "-u"]);
+        assert.equal(exec.trim(), "0");
+        await rklOkAs(user, ["container", "stop", "-t", "1", "idc"]);
+        assert.match(await rklOkAs(user, ["container", "list"]), /idc +exited/);
+        await rklOkAs(user, ["container", "rm", "idc"]);
+      });
+
+      await t.step(
+        "bind mount: files belong to the user or a subordinate id, never root",
+        async () => {
+          const share = `${user.home}/share`;
+          Deno.writeTextFileSync(`${share}/roots`, "root's\n", { mode: 0o644 });
+          Deno.chownSync(`${share}/roots`, 0, 0);
+          writeAs(
+            user,
+            `${user.home}/bind.yaml`,
+            `name: bindc\nimage: busybox:1.36\nimagePullPolicy: IfNotPresent\n` +
+              `volumeMounts:\n  - mountPath: /data\n    hostPath: ${share}\n` +
+              `args: ["sh", "-c", "touch /data/by-root; touch /data/by-1000; chown 1000:1000 /data/by-1000; ` +
+              `echo x >> /data/roots && echo wrote-roots || echo cannot-write-roots; echo done"]\n`,
+          );
+          await rklOkAs(user, ["container", "run", "--network", "none", "bind.yaml"]);
+          await waitFor(
+            "the container to finish",
+            async () => /done/.test(await rklOkAs(user, ["container", "logs", "bindc"])),
+          );
+          const logs = await rklOkAs(user, ["container", "logs", "bindc"]);
+          assert.match(logs, /cannot-write-roots/);
+          assert.equal(Deno.readTextFileSync(`${share}/roots`), "root's\n");
+          const byRoot = Deno.statSync(`${share}/by-root`);
+          assert.equal(byRoot.uid, user.uid);
+          const by1000 = Deno.statSync(`${share}/by-1000`);
+          assert.equal(by1000.uid, user.subUid + 999);
+          assert.notEqual(by1000.uid, 0);
+          await rklOkAs(user, ["container", "rm", "-f", "bindc"]);
+        },
+      );
+
+      await t.step("the container cannot see or signal the user's other processes", async () => {
+        outsider = new Deno.Command("setpriv", {
+          args: [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "sleep", "600"],
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        const pid = outsider.pid;
+        await waitFor(
+          "the outsider",
+          () => processesOf(user.uid).some((p) => p.includes("sleep 600")),
+        );
+        writeAs(
+          user,
+          `${user.home}/kill.yaml`,
+          `name: killc\nimage: busybox:1.36\nimagePullPolicy: IfNotPresent\n` +
+            `args: ["sh", "-c", "ls /proc/${pid} >/dev/null 2>&1 && echo sees || echo blind; ` +
+            `kill -9 ${pid} && echo killed || echo cannot-kill; kill -9 -1; echo done"]\n`,
+        );
+        await rklOkAs(user, ["container", "run", "--network", "none", "kill.yaml"]);
+        await waitFor(
+          "the container to finish",
+          async () => /done/.test(await rklOkAs(user, ["container", "logs", "killc"])),
+        );
+        const logs = await rklOkAs(user, ["container", "logs", "killc"]);
+        assert.match(logs, /blind/);
+        assert.match(logs, /cannot-kill/);
+        assert.ok(processesOf(user.uid).some((p) => p.startsWith(`${pid} `)), "outsider alive");
+        await rklOkAs(user, ["container", "rm", "-f", "killc"]);
+        outsider.kill("SIGKILL");
+        await outsider.status;
+        outsider = undefined;
+      });
+
+      await t.step(
+        "slirp4netns: a published port answers on 127.0.0.1, outbound works",
+        async () => {
+          const port = freePort();
+          const addr = hostAddress();
+          assert.ok(addr, "a non-loopback IPv4 address on this host");
+          const listener = Deno.listen({ hostname: addr, port: 0 });
+          const outPort = (listener.addr as Deno.NetAddr).port;
+          const got = (async () => {
+            const c = await listener.accept();
+            const buf = new Uint8Array(64);
+            const n = await c.read(buf);
+            c.close();
+            return dec.decode(buf.subarray(0, n ?? 0));
+          })();
+          writeAs(
+            user,
+            `${user.home}/web.yaml`,
+            `name: web\nimage: busybox:1.36\nimagePullPolicy: IfNotPresent\n` +
+              `ports:\n  - containerPort: 8080\n    hostPort: ${port}\n` +
+              `resources:\n  limits:\n    memory: 64Mi\n` +
+              `args: ["sh", "-c", "echo hello-rootless > /tmp/index.html; ` +
+              `echo ping | nc -w 5 ${addr} ${outPort}; exec httpd -f -p 8080 -h /tmp"]\n`,
+          );
+          const r = await rklAs(user, ["container", "run", "web.yaml"]);
+          assert.equal(r.code, 0, r.stderr);
+          // The memory limit cannot apply here: one warning names it.
+          const warnings = r.stderr.trim().split("\n").filter(Boolean);
+          assert.equal(warnings.length, 1, r.stderr);
+          assert.match(warnings[0], /web\.yaml:\d+:\d+: resources\.limits\.memory not applied/);
+          assert.equal(await got, "ping\n");
+          listener.close();
+          let body = "";
+          await waitFor("the published port", async () => {
+            try {
+              const res = await fetch(`http://127.0.0.1:${port}/index.html`);
+              body = await res.text();
+              return res.ok;
+            } catch {
+              return false;
+            }
+          });
+          assert.equal(body, "hello-rootless\n");
+          const list = await rklOkAs(user, ["container", "list"]);
+          assert.match(
+            list,
+            new RegExp(`web +running +\\d+ +10\\.0\\.2\\.100 +0\\.0\\.0\\.0:${port}->8080/tcp`),
+          );
+          await rklOkAs(user, ["container", "stop", "-t", "1", "web"]);
+          await rklOkAs(user, ["container", "rm", "web"]);
+          // The port is free again: slirp4netns is gone.
+          await waitFor("the port to close", async () => {
+            try {
+              (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+              return false;
+            } catch {
+              return true;
+            }
+          });
+        },
+      );
+
+      await t.step("--strict-limits and a low port: refused, one line, exit 2", async () => {
+        const strict = await rklAs(user, ["container", "run", "--strict-limits", "web.yaml"]);
+        assert.equal(strict.code, 2, strict.stderr);
+        assert.equal(strict.stderr.trim().split("\n").length, 1, strict.stderr);
+        assert.match(
+          strict.stderr,
+          /web\.yaml:\d+:\d+: .*resources\.limits\.memory cannot be applied rootless/,
+        );
+        writeAs(
+          user,
+          `${user.home}/low.yaml`,
+          `name: low\nimage: busybox:1.36\nimagePullPolicy: IfNotPresent\n` +
+            `ports:\n  - containerPort: 80\n    hostPort: 80\nargs: ["true"]\n`,
+        );
+        const low = await rklAs(user, ["container", "run", "low.yaml"]);
+        assert.equal(low.code, 2, low.stderr);
+        assert.match(
+          low.stderr,
+          /low\.yaml:6:15: .*host port 80 is below net\.ipv4\.ip_unprivileged_port_start/,
+        );
+        assert.equal((await rklOkAs(user, ["container", "list", "-q"])).trim(), "");
+      });
+
+      await t.step("census: nothing of the user is left", async () => {
+        assert.equal((await rklOkAs(user, ["container", "list", "-q"])).trim(), "");
+        await rklOkAs(user, ["image", "rm", "busybox:1.36"]);
+        const pause = pausePid(user);
+        await waitFor("only the pause process", () => {
+          const ps = processesOf(user.uid);
+          return ps.length === 1 && ps[0].startsWith(`${pause} `);
+        });
+        assert.deepEqual(userMounts(user), []);
+        assert.deepEqual([...Deno.readDirSync(`${user.xdg}/rkl/netns`)], []);
+        assert.deepEqual(leftFiles(`${user.xdg}/rkl`), []);
+        // The pause process is stopped as podman's is: by hand, when no container runs.
+        Deno.kill(pause, "SIGKILL");
+        await waitFor("no process of the user", () => processesOf(user.uid).length === 0);
+      });
+    } finally {
+      outsider?.kill("SIGKILL");
+      if (u) {
+        for (const p of processesOf(u.uid)) {
+          try {
+            Deno.kill(Number(p.split(" ")[0]), "SIGKILL");
+          } catch { /* gone */ }
+        }
+        await waitFor("the user's processes to end", () => processesOf(u!.uid).length === 0)
+          .catch(() => {});
+        await new Deno.Command("userdel", { args: [u.name] }).output();
+        withoutUser("/etc/subuid", u.name);
+        withoutUser("/etc/subgid", u.name);
+      }
+      await registry?.stop();
+      if (tunMode !== undefined) Deno.chmodSync("/dev/net/tun", tunMode);
+      if (u) await Deno.remove(u.dir, { recursive: true });
+    }
+  },
+});
