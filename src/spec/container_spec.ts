@@ -8,7 +8,18 @@ import type {
   ResourcesSpec,
   SecurityContextSpec,
 } from "./schema.ts";
-import type { ComposeHealthcheck } from "./compose.ts";
+
+/** A compose healthcheck as the container runs it (workloads/health.ts). */
+export interface ComposeHealthcheck {
+  /** argv run in the container. */
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+  /** How often to check during the start period (compose `start_interval`, default 5 s). */
+  startIntervalMs: number;
+}
 
 /** A container as rkl runs it, with paths resolved against the YAML file. */
 export interface DeviceSpec {

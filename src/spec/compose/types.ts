@@ -2,7 +2,8 @@
 import type { SourceLocation } from "../../errors.ts";
 import type { PathSegment, SourceDoc } from "../source.ts";
 import type { Warning } from "../source.ts";
-import type { ExecHook } from "../container_spec.ts";
+import type { ComposeHealthcheck, ExecHook } from "../container_spec.ts";
+export type { ComposeHealthcheck };
 import type { Located } from "./located.ts";
 import type { RawProject, RawService } from "./schema.ts";
 
@@ -29,17 +30,6 @@ export interface ComposeMount {
   options?: string[];
   /** A config's or secret's own copy: owner and mode (`uid`, `gid`, `mode`). */
   owner?: { uid: number; gid: number; mode: number };
-}
-
-export interface ComposeHealthcheck {
-  /** argv run in the container. */
-  test: string[];
-  intervalMs: number;
-  timeoutMs: number;
-  retries: number;
-  startPeriodMs: number;
-  /** How often to check during the start period (compose `start_interval`, default 5 s). */
-  startIntervalMs: number;
 }
 
 export type DependencyCondition =
