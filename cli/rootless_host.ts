@@ -87,9 +87,10 @@ export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscall
         }
         return slirp;
       },
-      spawn(argv) {
+      spawn(argv, log) {
+        // Its stderr to a file: a pipe to this process would break when rkl exits.
         const child = new Deno.Command("setsid", {
-          args: argv,
+          args: ["sh", "-c", 'exec "$@" 2>"$0"', log, ...argv],
           stdin: "null",
           stdout: "null",
           stderr: "null",
