@@ -63,7 +63,7 @@ export interface SlirpOptions {
   /** Starts a process in its own session, its stderr to `log`; its pid. */
   spawn(argv: string[], log: string): number;
   kill(pid: number, signal: Deno.Signal): void;
-  /** /proc/PID/cmdline split at NUL, undefined once gone. */
+  /** /proc/PID/cmdline split at NUL ([] during an exec), undefined once gone or a zombie. */
   cmdline(pid: number): string[] | undefined;
   sleep(ms: number): Promise<void>;
 }
