@@ -87,9 +87,10 @@ export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscall
         }
         return slirp;
       },
-      spawn(argv) {
+      spawn(argv, log) {
+        // Its stderr to a file: a pipe to this process would break when rkl exits.
         const child = new Deno.Command("setsid", {
-          args: argv,
+          args: ["sh", "-c", 'exec "$@" 2>"$0"', log, ...argv],
           stdin: "null",
           stdout: "null",
           stderr: "null",
@@ -101,8 +102,11 @@ export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscall
       kill: (pid, signal) => Deno.kill(pid, signal),
       cmdline(pid) {
         try {
+          // Empty while an exec is under way (sh becoming slirp4netns): alive all the same.
+          const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+          if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return undefined;
           const t = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-          return t === "" ? undefined : t.replace(/\0$/, "").split("\0");
+          return t === "" ? [] : t.replace(/\0$/, "").split("\0");
         } catch {
           return undefined;
         }

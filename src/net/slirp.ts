@@ -60,10 +60,10 @@ export interface SlirpOptions {
   dir: string;
   /** slirp4netns's path. */
   binary: string;
-  /** Starts a process in its own session; resolves to its pid. */
-  spawn(argv: string[]): number;
+  /** Starts a process in its own session, its stderr to `log`; its pid. */
+  spawn(argv: string[], log: string): number;
   kill(pid: number, signal: Deno.Signal): void;
-  /** /proc/PID/cmdline split at NUL, undefined once gone. */
+  /** /proc/PID/cmdline split at NUL ([] during an exec), undefined once gone or a zombie. */
   cmdline(pid: number): string[] | undefined;
   sleep(ms: number): Promise<void>;
 }
@@ -103,9 +103,10 @@ export class SlirpCni extends CniClient {
     }
   }
 
-  #paths(att: Attachment): { pid: string; socket: string } {
+  #paths(att: Attachment): { pid: string; socket: string; log: string } {
     const k = slirpKey(att.containerId);
-    return { pid: `${this.options.dir}/${k}.pid`, socket: `${this.options.dir}/${k}.sock` };
+    const d = this.options.dir;
+    return { pid: `${d}/${k}.pid`, socket: `${d}/${k}.sock`, log: `${d}/${k}.log` };
   }
 
   override async add(list: NetConfList, att: Attachment): Promise<CniResult> {
@@ -117,10 +118,10 @@ export class SlirpCni extends CniClient {
     try {
       Deno.removeSync(p.socket);
     } catch { /* none */ }
-    const pid = o.spawn(slirpArgv(o.binary, att.netns, p.socket));
+    const pid = o.spawn(slirpArgv(o.binary, att.netns, p.socket), p.log);
     Deno.writeTextFileSync(p.pid, `${pid}\n`, { mode: 0o600 });
     try {
-      await this.#ready(pid, p.socket);
+      await this.#ready(pid, p.socket, p.log);
       for (const m of att.capabilityArgs?.portMappings ?? []) {
         const r = await slirpApi(p.socket, {
           execute: "add_hostfwd",
@@ -153,10 +154,18 @@ export class SlirpCni extends CniClient {
     };
   }
 
-  async #ready(pid: number, socket: string): Promise<void> {
+  async #ready(pid: number, socket: string, log: string): Promise<void> {
     for (let i = 0; i < 250; i++) {
       if (this.options.cmdline(pid) === undefined) {
-        throw new NetworkError(`Cannot start slirp4netns: it exited (pid ${pid})`);
+        let said = "";
+        try {
+          said = Deno.readTextFileSync(log).trim().split("\n").filter((l) =>
+            !l.startsWith("WARNING")
+          ).slice(-2).join("; ");
+        } catch { /* none */ }
+        throw new NetworkError(
+          `Cannot start slirp4netns: it exited (pid ${pid})${said ? `: ${said}` : ""}`,
+        );
       }
       try {
         const r = await slirpApi(socket, { execute: "list_hostfwd" });
@@ -191,7 +200,7 @@ export class SlirpCni extends CniClient {
         } catch { /* gone */ }
       }
     }
-    for (const f of [p.socket, p.pid]) {
+    for (const f of [p.socket, p.pid, p.log]) {
       try {
         Deno.removeSync(f);
       } catch { /* gone */ }

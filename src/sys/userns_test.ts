@@ -4,6 +4,7 @@ import {
   enterArgv,
   idMapArgs,
   isInitialUserNs,
+  privateUserDir,
   rootlessRoots,
   subordinateRange,
   userName,
@@ -86,4 +87,22 @@ Deno.test("enterArgv() enters the user and mount namespaces in the same director
     "rkl",
     "ps",
   ]); // deno-fmt-ignore
+});
+
+Deno.test("privateUserDir() makes a 0700 dir, and refuses one of another owner, open to others, or a file", async () => {
+  const base = await Deno.makeTempDir();
+  try {
+    Deno.mkdirSync(`${base}/a`);
+    const uid = Deno.statSync(`${base}/a`).uid!; // this process's (no sys permission in unit tests)
+    privateUserDir(`${base}/a/rkl`, uid);
+    assert.equal(Deno.statSync(`${base}/a/rkl`).mode! & 0o777, 0o700);
+    assert.throws(() => privateUserDir(`${base}/a/rkl`, uid + 1), /owned by uid/);
+    Deno.mkdirSync(`${base}/open`, { mode: 0o755 });
+    Deno.chmodSync(`${base}/open`, 0o755);
+    assert.throws(() => privateUserDir(`${base}/open`, uid), /mode 0700 \(found a directory/);
+    Deno.writeTextFileSync(`${base}/file`, "");
+    assert.throws(() => privateUserDir(`${base}/file`, uid), /found no directory/);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
 });

@@ -265,6 +265,46 @@ Deno.test({
         assert.equal(st.gid, user.gid);
       });
 
+      await t.step("image import of a docker-archive (skopeo) as the user", async () => {
+        const tar = `${user.home}/imported.tar`;
+        const r = await new Deno.Command("skopeo", {
+          args: [
+            "copy",
+            "--src-tls-verify=false",
+            "--override-arch",
+            "amd64",
+            `docker://${registry!.host}/library/busybox:1.36`,
+            `docker-archive:${tar}:docker.io/library/imported:v1`,
+          ],
+          stdout: "null",
+          stderr: "piped",
+        }).output();
+        assert.ok(r.success, dec.decode(r.stderr));
+        Deno.chownSync(tar, user.uid, user.gid);
+        assert.match(await rklOkAs(user, ["image", "import", tar]), /^sha256:/);
+        assert.match(await rklOkAs(user, ["image", "ls"]), /docker\.io\/library\/imported +v1/);
+        await rklOkAs(user, ["image", "rm", "imported:v1"]);
+        Deno.removeSync(tar);
+      });
+
+      await t.step("docker-style run -d, ps, exec, rm -f as the user", async () => {
+        await rklOkAs(user, [
+          "run",
+          "-d",
+          "--name",
+          "dk",
+          "--network",
+          "none",
+          "busybox:1.36",
+          "sleep",
+          "300",
+        ]); // deno-fmt-ignore
+        assert.match(await rklOkAs(user, ["ps"]), /dk/);
+        assert.equal((await rklOkAs(user, ["exec", "dk", "id", "-u"])).trim(), "0");
+        await rklOkAs(user, ["rm", "-f", "dk"]);
+        assert.doesNotMatch(await rklOkAs(user, ["ps", "-a"]), /dk/);
+      });
+
       await t.step("--network none: uid 0 inside is the user, only lo", async () => {
         writeAs(
           user,
