@@ -193,6 +193,19 @@ test("an include'd sidecar, extends from a file, hooks, tmpfs volume, owned conf
     (await composeOk(dir, ["exec", "probe", "--", "readlink", "/proc/self/ns/net"])).trim(),
     (await inWeb("readlink /proc/self/ns/net")).trim(),
   );
+  // A one-off of the sidecar joins Web's network namespace too (compose run).
+  assert.equal(
+    await composeOk(dir, [
+      "run",
+      "--rm",
+      "--no-deps",
+      "probe",
+      "wget",
+      "-qO-",
+      "http://127.0.0.1:80/",
+    ]),
+    "hello\n",
+  );
   // links: the client reaches Web as frontend.
   assert.equal(
     await composeOk(dir, ["exec", "client", "--", "wget", "-qO-", "http://frontend/"]),
