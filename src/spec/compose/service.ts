@@ -90,6 +90,7 @@ export function toService(
       service: d,
       condition: o.condition ?? "service_started",
       required: o.required ?? true,
+      ...(o.restart ? { restart: true } : {}),
     }))
       .filter((d) => ctx.enabledNames.has(d.service) || d.required),
     healthcheck: healthcheck(L, svc, s.healthcheck),

@@ -59,7 +59,13 @@ export interface ComposeService {
   mounts: ComposeMount[];
   /** `ipv4Address`, `macAddress`: fixed ones (CNI host-local `ips`, bridge `mac`). */
   networks: { name: string; aliases: string[]; ipv4Address?: string; macAddress?: string }[];
-  dependsOn: { service: string; condition: DependencyCondition; required: boolean }[];
+  /** `restart: true`: restarted by `restart` of the dependency, recreated with it by `up`. */
+  dependsOn: {
+    service: string;
+    condition: DependencyCondition;
+    required: boolean;
+    restart?: boolean;
+  }[];
   healthcheck?: ComposeHealthcheck;
   restart: "no" | "always" | "on-failure" | "unless-stopped";
   containerName?: string;
