@@ -86,6 +86,11 @@ services:
     pre_stop:
       - command: ["sh", "-c", "cp /scratch/log /out/log; grep CapEff /proc/self/status > /out/caps-hook"]
         privileged: true
+  console:
+    image: ./bundles/busybox
+    stdin_open: true
+    stop_grace_period: 1s
+    command: ["cat"]
   client:
     image: ./bundles/busybox
     links:
@@ -164,6 +169,8 @@ test("an include'd sidecar, extends from a file, hooks, tmpfs volume, owned conf
   }[];
   assert.deepEqual(list.map((c) => [c.name, c.status]).sort(), [
     ["rw2-client-1", "running"],
+    // stdin_open: cat waits on an open stdin instead of reading end-of-file and exiting.
+    ["rw2-console-1", "running"],
     ["rw2-probe-1", "running"],
     ["rw2-web-1", "running"],
   ]);

@@ -86,6 +86,8 @@ export interface ComposeService {
   readOnly: boolean;
   stopGraceSec: number;
   tty: boolean;
+  /** `stdin_open`: the process's stdin stays open (docker's -i), for attach. */
+  stdinOpen?: boolean;
   /** `links`: SERVICE → extra names it resolves by in this service's /etc/hosts. */
   links: { service: string; alias: string }[];
   /** `security_opt` that rkl applies (docker's `--security-opt`). */
