@@ -12,6 +12,7 @@ import {
   projectContainers,
   requireProject,
   serviceContainer,
+  withRestartDependents,
 } from "../../src/workloads/compose.ts";
 import {
   type ContainerRecord,
@@ -409,6 +410,8 @@ export function registerCompose(program: Command, ctx: Context): void {
     .action(async (services: string[]) => {
       const host = ctx.host();
       const project = await loadProject(flags(), ctx.warn);
+      // Services that depend on these with `restart: true` restart with them.
+      services = withRestartDependents(project, services);
       await composeStop(host, project, services);
       // A stopped rkl container is recreated by up (same config, same names, fresh process).
       await composeUp(host, project, { services, warn: ctx.warn, log: (m) => stderr(`${m}\n`) });

@@ -31,6 +31,7 @@ export {
   requireProject,
   serviceContainer,
   serviceHash,
+  withRestartDependents,
 } from "./compose/names.ts";
 export { projectNetworkName, routedSubnets } from "./compose/networks.ts";
 export { writeProjectHosts } from "./compose/hosts.ts";

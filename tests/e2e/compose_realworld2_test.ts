@@ -86,11 +86,21 @@ services:
     pre_stop:
       - command: ["sh", "-c", "cp /scratch/log /out/log; grep CapEff /proc/self/status > /out/caps-hook"]
         privileged: true
+  console:
+    image: ./bundles/busybox
+    stdin_open: true
+    stop_grace_period: 1s
+    command: ["cat"]
   client:
     image: ./bundles/busybox
     links:
       - "Web:frontend"
+    depends_on:
+      Web:
+        condition: service_started
+        restart: true
     networks: [front]
+    stop_grace_period: 1s
     deploy:
       resources:
         limits:
@@ -130,6 +140,7 @@ const MONITORING = `services:
   probe:
     image: \${PROBE_IMAGE}
     network_mode: "service:Web"
+    stop_grace_period: 1s
     environment:
       TARGET: \${TARGET}
     command: ["sh", "-c", "while true; do wget -qO /tmp/seen http://$$TARGET/ 2>/dev/null; sleep 0.3; done"]
@@ -158,6 +169,8 @@ test("an include'd sidecar, extends from a file, hooks, tmpfs volume, owned conf
   }[];
   assert.deepEqual(list.map((c) => [c.name, c.status]).sort(), [
     ["rw2-client-1", "running"],
+    // stdin_open: cat waits on an open stdin instead of reading end-of-file and exiting.
+    ["rw2-console-1", "running"],
     ["rw2-probe-1", "running"],
     ["rw2-web-1", "running"],
   ]);
@@ -193,6 +206,19 @@ test("an include'd sidecar, extends from a file, hooks, tmpfs volume, owned conf
     (await composeOk(dir, ["exec", "probe", "--", "readlink", "/proc/self/ns/net"])).trim(),
     (await inWeb("readlink /proc/self/ns/net")).trim(),
   );
+  // A one-off of the sidecar joins Web's network namespace too (compose run).
+  assert.equal(
+    await composeOk(dir, [
+      "run",
+      "--rm",
+      "--no-deps",
+      "probe",
+      "wget",
+      "-qO-",
+      "http://127.0.0.1:80/",
+    ]),
+    "hello\n",
+  );
   // links: the client reaches Web as frontend.
   assert.equal(
     await composeOk(dir, ["exec", "client", "--", "wget", "-qO-", "http://frontend/"]),
@@ -225,6 +251,23 @@ test("an include'd sidecar, extends from a file, hooks, tmpfs volume, owned conf
   // security_opt no-new-privileges reaches the process.
   assert.match(await inWeb("grep NoNewPrivs /proc/self/status"), /NoNewPrivs:\s+1/);
   const capsPlain = (await inWeb("grep CapEff /proc/self/status")).trim();
+
+  // restart Web: the client (depends_on restart: true) restarts with it, and the
+  // probe, in Web's network namespace, is made again in the new one.
+  const started = async (svc: string) =>
+    (await composeOk(dir, ["exec", svc, "--", "cut", "-d", " ", "-f", "22", "/proc/1/stat"]))
+      .trim();
+  const clientStart = await started("client");
+  await composeOk(dir, ["restart", "Web"]);
+  assert.notEqual(await started("client"), clientStart);
+  assert.equal(
+    (await composeOk(dir, ["exec", "probe", "--", "readlink", "/proc/self/ns/net"])).trim(),
+    (await inWeb("readlink /proc/self/ns/net")).trim(),
+  );
+  await waitFor("the probe's fetch after the restart", async () => {
+    const r = await compose(dir, ["exec", "probe", "--", "cat", "/tmp/seen"]);
+    return r.code === 0 && r.stdout === "hello\n";
+  });
 
   await composeOk(dir, ["down", "-t", "5"]);
   // pre_stop ran before the stop signal, privileged: more capabilities than the service has.

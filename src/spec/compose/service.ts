@@ -90,6 +90,7 @@ export function toService(
       service: d,
       condition: o.condition ?? "service_started",
       required: o.required ?? true,
+      ...(o.restart ? { restart: true } : {}),
     }))
       .filter((d) => ctx.enabledNames.has(d.service) || d.required),
     healthcheck: healthcheck(L, svc, s.healthcheck),
@@ -124,6 +125,7 @@ export function toService(
     readOnly: s.read_only ?? false,
     stopGraceSec,
     tty: s.tty ?? false,
+    ...(s.stdin_open ? { stdinOpen: true } : {}),
     init: s.init ?? false,
     hooks: {
       ...(s.post_start?.length ? { postStart: hooks(ctx, svc, "post_start", s.post_start) } : {}),

@@ -9,7 +9,10 @@ import type { ComposeService, DependencyCondition, ServiceContext } from "./type
 import { dependsMap, type networksMap } from "./values.ts";
 
 type NetworkMode = ComposeService["networkMode"];
-type Deps = Record<string, { condition?: DependencyCondition; required?: boolean }>;
+type Deps = Record<
+  string,
+  { condition?: DependencyCondition; required?: boolean; restart?: boolean }
+>;
 
 /** `network_mode`: host, none, or another service's or container's namespace. */
 export function networkModeOf(

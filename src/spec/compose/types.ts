@@ -49,7 +49,13 @@ export interface ComposeService {
   mounts: ComposeMount[];
   /** `ipv4Address`, `macAddress`: fixed ones (CNI host-local `ips`, bridge `mac`). */
   networks: { name: string; aliases: string[]; ipv4Address?: string; macAddress?: string }[];
-  dependsOn: { service: string; condition: DependencyCondition; required: boolean }[];
+  /** `restart: true`: restarted by `restart` of the dependency, recreated with it by `up`. */
+  dependsOn: {
+    service: string;
+    condition: DependencyCondition;
+    required: boolean;
+    restart?: boolean;
+  }[];
   healthcheck?: ComposeHealthcheck;
   restart: "no" | "always" | "on-failure" | "unless-stopped";
   containerName?: string;
@@ -70,6 +76,8 @@ export interface ComposeService {
   readOnly: boolean;
   stopGraceSec: number;
   tty: boolean;
+  /** `stdin_open`: the process's stdin stays open (docker's -i), for attach. */
+  stdinOpen?: boolean;
   /** `links`: SERVICE → extra names it resolves by in this service's /etc/hosts. */
   links: { service: string; alias: string }[];
   /** `security_opt` that rkl applies (docker's `--security-opt`). */

@@ -112,7 +112,7 @@ export function networksMap(
 
 export function dependsMap(
   v: RawService["depends_on"],
-): Record<string, { condition?: DependencyCondition; required?: boolean }> {
+): Record<string, { condition?: DependencyCondition; required?: boolean; restart?: boolean }> {
   if (!v) return {};
   if (Array.isArray(v)) {
     return Object.fromEntries(v.map((n) => [n, { condition: "service_started" as const }]));

@@ -47,13 +47,50 @@ export async function sha(text: string): Promise<string> {
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The service's config hash: recreate on up only when this changes. */
+/**
+ * The service's config hash: recreate on up only when this changes. A
+ * dependency with `restart: true` is part of it, so a recreated dependency
+ * recreates the service too (docker compose restarts it after it).
+ */
 export function serviceHash(project: ComposeProject, svc: ComposeService): Promise<string> {
+  const restartWith = (s: ComposeService, seen: Set<string>): ComposeService[] =>
+    s.dependsOn.filter((d) => d.restart && !seen.has(d.service)).flatMap((d) => {
+      const dep = project.services.find((x) => x.name === d.service);
+      if (!dep) return [];
+      seen.add(dep.name);
+      return [dep, ...restartWith(dep, seen)];
+    });
+  const deps = restartWith(svc, new Set([svc.name]));
   // Where things are written (`loc`) is not configuration: moving a line recreates nothing.
   return sha(JSON.stringify(
-    { svc, configs: project.configs, secrets: project.secrets },
+    { svc, configs: project.configs, secrets: project.secrets, ...(deps.length ? { deps } : {}) },
     (k, v) => k === "loc" ? undefined : v,
   ));
+}
+
+/**
+ * `restart SERVICES`: those (as given: an unknown one is refused later) and
+ * the services that depend on one of them with `restart: true` or run in its
+ * network namespace (`network_mode: service:`), transitively. No services:
+ * all of them.
+ */
+export function withRestartDependents(project: ComposeProject, services: string[]): string[] {
+  if (services.length === 0) return services;
+  const out = new Set(services);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const s of project.services) {
+      // rkl's restart recreates a container, netns included: one in its namespace goes along.
+      const joined = s.networkMode === "service" && out.has(s.networkTarget!);
+      if (
+        !out.has(s.name) && (joined || s.dependsOn.some((d) => d.restart && out.has(d.service)))
+      ) {
+        out.add(s.name);
+        grew = true;
+      }
+    }
+  }
+  return [...out];
 }
 
 /** Members of a project, from the container store. */

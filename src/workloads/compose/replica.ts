@@ -213,6 +213,7 @@ export function replicaSpec(
       },
       ...(svc.securityOpt.systemPathsUnconfined ? { maskedPaths: [], readonlyPaths: [] } : {}),
       tty: svc.tty,
+      ...(svc.stdinOpen ? { stdin: true } : {}),
       init: initBinary(svc),
       ...(svc.hooks.postStart || svc.hooks.preStop ? { execHooks: svc.hooks } : {}),
       hostname: svc.hostname,

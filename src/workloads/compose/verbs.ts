@@ -109,13 +109,6 @@ export async function composeRunCreate(
   options: RunOptions,
 ): Promise<ContainerRecord> {
   const svc = findService(project, service);
-  if (svc.networkMode === "service" || svc.networkMode === "container") {
-    throw new UsageError(
-      `Cannot run a one-off of ${
-        JSON.stringify(service)
-      }: its network_mode joins another container, which rkl does not do for one-offs`,
-    );
-  }
   const deps = svc.dependsOn.map((d) => d.service);
   if (deps.length > 0 && !options.noDeps) {
     await composeUp(host, project, { services: deps, warn: options.warn, log: options.log });
@@ -158,9 +151,11 @@ export async function composeRunCreate(
     extraNetworks: nets.slice(1),
     // No fixed ipv4_address: that one is the service's own replica's.
     hostNetwork: svc.networkMode === "host" || joined.hostNetwork,
+    // network_mode service:/container: the one-off joins that container's netns and /etc files.
+    joinNetwork: joined.join,
   });
   try {
-    writeOneOffHosts(host, project.name, c);
+    if (!joined.join) writeOneOffHosts(host, project.name, c);
     await startContainer(host, c.name);
   } catch (e) {
     await removeContainer(host, c.name, { force: true }).catch(() => {});

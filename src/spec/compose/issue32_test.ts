@@ -1,4 +1,4 @@
-/** include:, tmpfs volumes, hooks and IPv6 refusals of issue 32 (the loader on in-memory files). */
+/** Issue 32 round two on the loader (in-memory files): include:, tmpfs volumes, hooks, IPv6, pids, restart_policy, stdin_open. */
 import assert from "node:assert/strict";
 import { SpecError } from "../../errors.ts";
 import { loadCompose } from "./load.ts";
@@ -268,4 +268,11 @@ Deno.test("deploy.restart_policy sets the restart policy as docker compose maps 
     "services:\n  a:\n    image: busybox\n    deploy:\n      restart_policy: {condition: sometimes}\n",
   );
   assert.equal(e.line, 5);
+});
+
+Deno.test("stdin_open is kept for the container's stdin", () => {
+  const { project } = load(
+    "services:\n  a: {image: busybox, stdin_open: true}\n  b: {image: busybox}\n",
+  );
+  assert.deepEqual(project.services.map((s) => s.stdinOpen), [true, undefined]);
 });
