@@ -42,7 +42,11 @@ export class Removals {
 
   #start(name: string, sandboxId: string): void {
     if (this.#pending.has(name)) return;
+    // After a turn of the event loop: the teardown's first steps (reading
+    // the record, spawning the runtime's delete) run synchronously, and
+    // started at once they would hold back the answer that has marked it.
     const done = (async () => {
+      await new Promise((r) => setTimeout(r, 0));
       try {
         await removeContainer(this.host, name, { force: true });
         await forgetPodContainer(this.host, sandboxId, name);
