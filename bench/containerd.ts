@@ -112,6 +112,8 @@ export function memoryOf(pids: number[]): { pssMb: number; rssMb: number } {
 export interface Peer {
   name: "rkl" | "containerd";
   sock: string;
+  /** The daemon stopped alone (its pods keep running) and started again on the same state. */
+  restart(): Promise<Peer>;
   /** The runtime's own processes: the daemon first, then one per container/pod. */
   processes(): number[];
   stop(): Promise<void>;
@@ -170,6 +172,12 @@ export async function startRkl(
   }).spawn();
   await until("rkl's CRI socket", () => isSocket(sock));
   return {
+    restart: async () => {
+      child.kill("SIGTERM");
+      await child.status;
+      await Deno.remove(sock).catch(() => {});
+      return await startRkl(dir, reg, opts);
+    },
     name: "rkl",
     sock,
     processes: () => [child.pid, ...pidsMatching(`${runRoot}/`, "conmon")],
@@ -258,6 +266,13 @@ export async function startContainerd(
   child.stderr.pipeTo(log.writable).catch(() => {});
   await until("containerd's socket", () => isSocket(sock));
   return {
+    restart: async () => {
+      // The shims outlive containerd by design, with their containers.
+      child.kill("SIGTERM");
+      await child.status;
+      await Deno.remove(sock).catch(() => {});
+      return await startContainerd(dir, reg, opts);
+    },
     name: "containerd",
     sock,
     processes: () => [child.pid, ...pidsMatching(sock, "containerd-shim")],
