@@ -15,8 +15,9 @@
  * - ListContainers: each exit directory of the listed containers (conmon
  *   writes a container's exit file there when it ends), and each process a
  *   running container was found alive by (same start time, not a zombie),
- *   checked again on every list: a container whose conmon was killed has no
- *   exit file written, and its end is seen by that check alone.
+ *   checked again on every list (one poll(2) over pidfds of them all, or
+ *   /proc/PID/stat each without FFI): a container whose conmon was killed
+ *   has no exit file written, and its end is seen by that check alone.
  * An answer with a container in an unknown state, or running with no
  * process known, is not kept. Nothing is kept for a store that is not on
  * the real file system (the unit tests' in-memory store).
@@ -27,6 +28,7 @@ import { realFs } from "../../sys/fs.ts";
 import { procStat } from "../../sys/procstat.ts";
 import type { ContainerRecord } from "../../workloads/container.ts";
 import { encodedAs, type Message } from "../grpc.ts";
+import { type PidWatch, watchPids } from "./pidfds.ts";
 
 /** A directory's identity, or undefined when it cannot be trusted (missing, or changed just now). */
 export function dirKey(dir: string, now = Date.now()): string | undefined {
@@ -45,6 +47,8 @@ interface Entry {
   records: string;
   exitDirs: [string, string][];
   alive: [number, number][];
+  /** The processes of `alive` as pidfds, polled at once (src/cri/server/pidfds.ts). */
+  watch?: PidWatch;
   answer: Message;
 }
 
@@ -61,6 +65,7 @@ export class ListCache {
     readonly kind: "pods" | "containers",
     readonly responseType: string,
     readonly probe: (pid: number) => { state: string; startTime: number } | undefined = procStat,
+    readonly watch: (procs: [number, number][]) => PidWatch | undefined = watchPids,
   ) {
     const store = host.store;
     this.#dir = store instanceof FsStore && store.fs === realFs
@@ -85,7 +90,7 @@ export class ListCache {
       this.hits++;
       return kept.answer;
     }
-    this.#entries.delete(key);
+    this.#drop(key);
     const exitsBefore = new Map<string, string | undefined>();
     const { answer, containers } = await make();
     if (records === undefined) return answer;
@@ -107,14 +112,23 @@ export class ListCache {
       exitDirs.push([dir, k]);
     }
     if (dirKey(this.#dir) !== records) return answer; // changed while answering
-    if (this.#entries.size >= MAX_ENTRIES) this.#entries.clear();
+    if (this.#entries.size >= MAX_ENTRIES) {
+      for (const k of [...this.#entries.keys()]) this.#drop(k);
+    }
     const frozen = encodedAs(this.responseType, answer);
-    this.#entries.set(key, { records, exitDirs, alive, answer: frozen });
+    const watch = alive.length > 0 ? this.watch(alive) : undefined;
+    this.#entries.set(key, { records, exitDirs, alive, watch, answer: frozen });
     return frozen;
+  }
+
+  #drop(key: string): void {
+    this.#entries.get(key)?.watch?.close();
+    this.#entries.delete(key);
   }
 
   #valid(e: Entry): boolean {
     for (const [dir, k] of e.exitDirs) if (dirKey(dir) !== k) return false;
+    if (e.watch) return e.watch.allAlive();
     for (const [pid, start] of e.alive) {
       const s = this.probe(pid);
       if (!s || s.state === "Z" || s.startTime !== start) return false;

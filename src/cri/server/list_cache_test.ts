@@ -124,3 +124,49 @@ Deno.test("a records directory changed just now is not trusted, nor an in-memory
     f.cleanup();
   }
 });
+
+Deno.test("with a pidfd watch, the watch alone says whether the processes live, and is closed when dropped", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "rkl-list-cache-" });
+  try {
+    const store = new FsStore(`${root}/records`, `${root}/lock`);
+    store.put("containers", { name: "a", schemaVersion: 1 });
+    Deno.mkdirSync(`${root}/exits`);
+    let alive = true;
+    let closed = 0;
+    let made = 0;
+    const cache = new ListCache(
+      { store } as unknown as Host,
+      "containers",
+      "ListContainersResponse",
+      () => undefined, // /proc says nothing: only the watch is asked
+      (procs) => {
+        assert.deepEqual(procs, [[4242, 77]]);
+        return { allAlive: () => alive, close: () => closed++ };
+      },
+    );
+    const make = () => {
+      made++;
+      return Promise.resolve({
+        answer: { containers: [] },
+        containers: [
+          {
+            status: "running",
+            pid: 4242,
+            pidStart: 77,
+            dirs: { exitDir: `${root}/exits` },
+          } as unknown as ContainerRecord,
+        ],
+      });
+    };
+    await settle();
+    await cache.answer({}, make);
+    await cache.answer({}, make);
+    assert.equal(made, 1);
+    alive = false;
+    await cache.answer({}, make);
+    assert.equal(made, 2);
+    assert.equal(closed, 1);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
