@@ -47,8 +47,12 @@ interface Entry {
   records: string;
   exitDirs: [string, string][];
   alive: [number, number][];
-  /** The processes of `alive` as pidfds, polled at once (src/cri/server/pidfds.ts). */
-  watch?: PidWatch;
+  /**
+   * The processes of `alive` as pidfds, polled at once (src/cri/server/pidfds.ts):
+   * opened at the first reuse, not when the answer is made, so a list made
+   * anew pays no more than before.
+   */
+  watch?: PidWatch | null;
   answer: Message;
 }
 
@@ -116,8 +120,7 @@ export class ListCache {
       for (const k of [...this.#entries.keys()]) this.#drop(k);
     }
     const frozen = encodedAs(this.responseType, answer);
-    const watch = alive.length > 0 ? this.watch(alive) : undefined;
-    this.#entries.set(key, { records, exitDirs, alive, watch, answer: frozen });
+    this.#entries.set(key, { records, exitDirs, alive, answer: frozen });
     return frozen;
   }
 
@@ -128,6 +131,11 @@ export class ListCache {
 
   #valid(e: Entry): boolean {
     for (const [dir, k] of e.exitDirs) if (dirKey(dir) !== k) return false;
+    if (e.watch === undefined && e.alive.length > 0) {
+      // Opening checks each process's start time, as the loop below does.
+      e.watch = this.watch(e.alive) ?? null;
+      if (e.watch) return true;
+    }
     if (e.watch) return e.watch.allAlive();
     for (const [pid, start] of e.alive) {
       const s = this.probe(pid);
