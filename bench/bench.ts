@@ -26,6 +26,8 @@
  *                p95); the daemon's RSS with 50 CRI pods
  *   containerd   rkl's CRI vs containerd 1.6's, call by call over one pod's life, lists with
  *                20 pods running, and the node's memory (PSS) with them (bench/containerd.ts)
+ *   scale        200 CRI pods made 10 at a time on rkl and on containerd: throughput, list
+ *                latency, daemon RSS per pod at 20/50/100/200, relist after a restart (bench/scale.ts)
  *   stats        `rkl stats --no-stream` vs `podman stats --no-stream`, 20 containers each
  *
  * rkl is run as a user runs it from source (`deno run -A cli/main.ts`), so
@@ -38,6 +40,7 @@ import { which } from "../src/oci/runtime.ts";
 import { removeIdlePortmapChains } from "../src/net/portmap.ts";
 import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
 import { containerdRows, type PeerFigures, printPeerFigures } from "./containerd.ts";
+import { printScale, type ScaleFigures, scaleRows } from "./scale.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? "10");
@@ -632,6 +635,7 @@ interface CriFigures {
 }
 let criFigures: CriFigures | undefined;
 let peerFigures: PeerFigures | undefined;
+let scaleFigures: ScaleFigures | undefined;
 
 /**
  * rkl vs rk8s's RKL on the seed pod's whole life. RKL reads the first file
@@ -1254,6 +1258,9 @@ try {
   // BENCH_ONLY=containerd runs just the CRI rows against containerd 1.6 (bench/containerd.ts).
   if (!only || only === "containerd") peerFigures = await containerdRows({ runs: RUNS });
   if (only === "containerd") throw new Done();
+  // BENCH_ONLY=scale runs just 200 CRI pods against containerd's (bench/scale.ts).
+  if (!only || only === "scale") scaleFigures = await scaleRows();
+  if (only === "scale") throw new Done();
   // BENCH_ONLY=cri runs just the CRI rows.
   if (only !== "run") await criRows();
   if (only === "cri") throw new Done();
@@ -1466,6 +1473,11 @@ if (peerFigures) {
   printPeerFigures(peerFigures);
 }
 
+if (scaleFigures) {
+  console.log("\nrkl's CRI vs containerd 1.6's at scale (bench/scale.ts):");
+  printScale(scaleFigures);
+}
+
 if (daemonFigures) {
   const f = daemonFigures;
   console.log(
@@ -1497,6 +1509,7 @@ await Deno.writeTextFile(
       daemon: daemonFigures ?? null,
       cri: criFigures ?? null,
       containerd: peerFigures ?? null,
+      scale: scaleFigures ?? null,
     },
     null,
     2,

@@ -50,13 +50,13 @@ export interface PeerFigures {
   memory: PeerMemory;
 }
 
-function stat(xs: number[]): PeerStat {
+export function stat(xs: number[]): PeerStat {
   const s = [...xs].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
   return { median: at(0.5), p95: at(0.95), runs: s.length };
 }
 
-async function sh(cmd: string, args: string[]): Promise<string> {
+export async function sh(cmd: string, args: string[]): Promise<string> {
   const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   const dec = new TextDecoder();
   if (r.code !== 0) {
@@ -65,7 +65,7 @@ async function sh(cmd: string, args: string[]): Promise<string> {
   return dec.decode(r.stdout);
 }
 
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000) {
+export async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 30_000) {
   const end = performance.now() + ms;
   while (!(await fn())) {
     if (performance.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
@@ -82,7 +82,7 @@ function isSocket(path: string): boolean {
 }
 
 /** The pids whose command line holds `needle` (and whose name is `comm`, when given). */
-function pidsMatching(needle: string, comm?: string): number[] {
+export function pidsMatching(needle: string, comm?: string): number[] {
   const out: number[] = [];
   for (const e of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
@@ -96,7 +96,7 @@ function pidsMatching(needle: string, comm?: string): number[] {
 }
 
 /** PSS and RSS of a set of processes, in MB, from smaps_rollup. */
-function memoryOf(pids: number[]): { pssMb: number; rssMb: number } {
+export function memoryOf(pids: number[]): { pssMb: number; rssMb: number } {
   let pss = 0;
   let rss = 0;
   for (const pid of pids) {
@@ -109,25 +109,34 @@ function memoryOf(pids: number[]): { pssMb: number; rssMb: number } {
   return { pssMb: pss / 1024, rssMb: rss / 1024 };
 }
 
-interface Peer {
+export interface Peer {
   name: "rkl" | "containerd";
   sock: string;
+  /** The daemon stopped alone (its pods keep running) and started again on the same state. */
+  restart(): Promise<Peer>;
   /** The runtime's own processes: the daemon first, then one per container/pod. */
   processes(): number[];
   stop(): Promise<void>;
 }
 
 /** rkl's daemon serving the CRI, on its own root, run root, bridge and subnet. */
-async function startRkl(dir: string, reg: Registry): Promise<Peer> {
+export async function startRkl(
+  dir: string,
+  reg: Registry,
+  opts: { subnet?: string; network?: string } = {},
+): Promise<Peer> {
   const root = `${dir}/root`;
   const runRoot = `${dir}/run`;
-  const network = "rklbcri0";
+  const network = opts.network ?? "rklbcri0";
   Deno.mkdirSync(`${root}/net.d`, { recursive: true });
   Deno.mkdirSync(`${dir}/manifests`, { recursive: true });
   Deno.writeTextFileSync(
     `${root}/net.d/${network}.conflist`,
     JSON.stringify(
-      bridgeConflist(network, { subnet: "10.250.9.0/24", ipamDataDir: `${root}/cni/networks` }),
+      bridgeConflist(network, {
+        subnet: opts.subnet ?? "10.250.9.0/24",
+        ipamDataDir: `${root}/cni/networks`,
+      }),
     ),
   );
   Deno.writeTextFileSync(
@@ -163,6 +172,12 @@ async function startRkl(dir: string, reg: Registry): Promise<Peer> {
   }).spawn();
   await until("rkl's CRI socket", () => isSocket(sock));
   return {
+    restart: async () => {
+      child.kill("SIGTERM");
+      await child.status;
+      await Deno.remove(sock).catch(() => {});
+      return await startRkl(dir, reg, opts);
+    },
     name: "rkl",
     sock,
     processes: () => [child.pid, ...pidsMatching(`${runRoot}/`, "conmon")],
@@ -176,7 +191,11 @@ async function startRkl(dir: string, reg: Registry): Promise<Peer> {
 }
 
 /** containerd 1.6 with its CRI plugin, runc and the CNI bridge plugin, all private to `dir`. */
-async function startContainerd(dir: string, reg: Registry): Promise<Peer> {
+export async function startContainerd(
+  dir: string,
+  reg: Registry,
+  opts: { subnet?: string; network?: string } = {},
+): Promise<Peer> {
   const sock = `${dir}/containerd.sock`;
   const cniBin = ["/usr/lib/cni", "/opt/cni/bin"].find((d) => {
     try {
@@ -190,8 +209,8 @@ async function startContainerd(dir: string, reg: Registry): Promise<Peer> {
   Deno.writeTextFileSync(
     `${dir}/net.d/10-bench.conflist`,
     JSON.stringify(
-      bridgeConflist("ctrdbcri0", {
-        subnet: "10.250.10.0/24",
+      bridgeConflist(opts.network ?? "ctrdbcri0", {
+        subnet: opts.subnet ?? "10.250.10.0/24",
         ipamDataDir: `${dir}/cni-networks`,
       }),
     ),
@@ -247,6 +266,13 @@ async function startContainerd(dir: string, reg: Registry): Promise<Peer> {
   child.stderr.pipeTo(log.writable).catch(() => {});
   await until("containerd's socket", () => isSocket(sock));
   return {
+    restart: async () => {
+      // The shims outlive containerd by design, with their containers.
+      child.kill("SIGTERM");
+      await child.status;
+      await Deno.remove(sock).catch(() => {});
+      return await startContainerd(dir, reg, opts);
+    },
     name: "containerd",
     sock,
     processes: () => [child.pid, ...pidsMatching(sock, "containerd-shim")],
@@ -268,9 +294,9 @@ async function startContainerd(dir: string, reg: Registry): Promise<Peer> {
   };
 }
 
-type Call = (method: string, req: unknown) => Promise<Record<string, unknown>>;
+export type Call = (method: string, req: unknown) => Promise<Record<string, unknown>>;
 
-function clientFor(sock: string): { call: Call; close(): void } {
+export function clientFor(sock: string): { call: Call; close(): void } {
   const Rt = grpc.makeGenericClientConstructor(serviceDefinition("RuntimeService"), "rt");
   const Img = grpc.makeGenericClientConstructor(serviceDefinition("ImageService"), "img");
   const rt = new Rt(`unix://${sock}`, grpc.credentials.createInsecure());
@@ -291,13 +317,13 @@ function clientFor(sock: string): { call: Call; close(): void } {
   };
 }
 
-const podConfig = (name: string, dir: string) => ({
+export const podConfig = (name: string, dir: string) => ({
   metadata: { name, namespace: "bench", uid: `uid-${name}`, attempt: 0 },
   log_directory: `${dir}/logs/${name}`,
   linux: {},
 });
 
-const ctrConfig = (name: string) => ({
+export const ctrConfig = (name: string) => ({
   metadata: { name },
   image: { image: "docker.io/library/busybox:bench" },
   command: ["sleep", "3600"],
@@ -351,12 +377,31 @@ async function podLife(
   return t as Record<(typeof LIFE)[number], number>;
 }
 
-async function removeAll(call: Call): Promise<void> {
+export async function removeAll(call: Call): Promise<void> {
   const { items } = await call("ListPodSandbox", {}) as { items: { id: string }[] };
   for (const p of items ?? []) {
     await call("StopPodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
     await call("RemovePodSandbox", { pod_sandbox_id: p.id });
   }
+}
+
+/** A registry on 127.0.0.1 under `dir` serving busybox:bench and pause:bench from the test bundles. */
+export async function benchRegistry(dir: string): Promise<Registry> {
+  const reg = await startRegistry(`${dir}/registry`);
+  try {
+    await pushImage(reg.url, "library/busybox", "bench", {
+      layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
+      config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
+    });
+    await pushImage(reg.url, "library/pause", "bench", {
+      layers: [await dirTar(`${REPO}/bundles/pause/rootfs`)],
+      config: { Entrypoint: ["/bin/catatonit", "-P"], Cmd: [] },
+    });
+  } catch (e) {
+    await reg.stop();
+    throw e;
+  }
+  return reg;
 }
 
 export interface PeerOptions {
@@ -369,17 +414,9 @@ export async function containerdRows(opts: PeerOptions = {}): Promise<PeerFigure
   const runs = opts.runs ?? Number(Deno.env.get("BENCH_RUNS") ?? "10");
   const pods = opts.pods ?? 20;
   const dir = await Deno.makeTempDir({ prefix: "rkl-bench-ctrd-" });
-  const reg = await startRegistry(`${dir}/registry`);
+  const reg = await benchRegistry(dir);
   const peers: Peer[] = [];
   try {
-    await pushImage(reg.url, "library/busybox", "bench", {
-      layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
-      config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
-    });
-    await pushImage(reg.url, "library/pause", "bench", {
-      layers: [await dirTar(`${REPO}/bundles/pause/rootfs`)],
-      config: { Entrypoint: ["/bin/catatonit", "-P"], Cmd: [] },
-    });
     peers.push(await startRkl(`${dir}/rkl`, reg));
     peers.push(await startContainerd(`${dir}/containerd`, reg));
     const clients = peers.map((p) => clientFor(p.sock));

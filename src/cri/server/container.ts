@@ -13,6 +13,7 @@ import {
   stopContainer,
 } from "../../workloads/container.ts";
 import { Removals } from "./removals.ts";
+import { ListCache } from "./list_cache.ts";
 import { type ResourceUpdate, updateContainerResources } from "../../workloads/update_resources.ts";
 import { reopenLog } from "../../workloads/logrotate.ts";
 import { ConflictError, SpecError } from "../../errors.ts";
@@ -66,6 +67,7 @@ export function containerHandlers(
   host: Host,
   removals: Removals = new Removals(host),
 ): Record<string, Handler> {
+  const lists = new ListCache(host, "containers", "ListContainersResponse");
   return {
     CreateContainer: async (req) => {
       const p = findSandbox(host, req.pod_sandbox_id);
@@ -160,13 +162,15 @@ export function containerHandlers(
       return {};
     },
 
-    ListContainers: async (req) => {
+    ListContainers: (req) => {
       const f = req.filter ?? {};
-      const all = await filteredContainers(host, f);
-      const containers = all.map(containerBrief).filter((c) =>
-        !f.state || c.state === f.state.state
-      );
-      return { containers };
+      return lists.answer(f, async () => {
+        const all = await filteredContainers(host, f);
+        const containers = all.map(containerBrief).filter((c) =>
+          !f.state || c.state === f.state.state
+        );
+        return { answer: { containers }, containers: all };
+      });
     },
 
     ContainerStatus: async (req) => {

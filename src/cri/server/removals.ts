@@ -2,7 +2,7 @@
  * RemoveContainer answers once the container is gone from the CRI's view;
  * its teardown (the runtime's delete, the rootfs unmount, its dirs) ends
  * after the answer, as containerd leaves its snapshots to its garbage
- * collector. The record is first marked `removing` and saved (synced), so
+ * collector. The record is first marked `removing` and saved (unsynced, see `remove`), so
  * no later call lists or finds it, also after a crash; it stays in its pod's
  * member list until the teardown has ended, so that the pod's teardown
  * finishes a removal that failed or was cut short. A daemon that starts
@@ -42,7 +42,11 @@ export class Removals {
 
   #start(name: string, sandboxId: string): void {
     if (this.#pending.has(name)) return;
+    // After a turn of the event loop: the teardown's first steps (reading
+    // the record, spawning the runtime's delete) run synchronously, and
+    // started at once they would hold back the answer that has marked it.
     const done = (async () => {
+      await new Promise((r) => setTimeout(r, 0));
       try {
         await removeContainer(this.host, name, { force: true });
         await forgetPodContainer(this.host, sandboxId, name);

@@ -6,7 +6,8 @@
 import type { Host } from "../../workloads/host.ts";
 import { createPod, teardownPod } from "../../workloads/pod.ts";
 import { stopSandbox } from "../../workloads/sandbox_ops.ts";
-import { CriError, type Handler, notFound, Status } from "../grpc.ts";
+import { CriError, type Handler, type Message, notFound, Status } from "../grpc.ts";
+import { ListCache } from "./list_cache.ts";
 import { NS, sandboxPod } from "../translate.ts";
 import { Removals } from "./removals.ts";
 import { markNotReady, sandboxSource } from "../metadata.ts";
@@ -58,6 +59,7 @@ export function sandboxHandlers(
   removals: Removals = new Removals(host),
 ): Record<string, Handler> {
   const pauseImage = pauseImageSource(host, options);
+  const lists = new ListCache(host, "pods", "ListPodSandboxResponse");
   return {
     RunPodSandbox: async (req) => {
       const config = req.config ?? {};
@@ -157,20 +159,24 @@ export function sandboxHandlers(
 
     ListPodSandbox: (req) => {
       const f = req.filter ?? {};
-      const items = criPods(host).filter((p) =>
-        (!f.id || p.name.startsWith(f.id)) &&
-        (!f.state || (f.state.state === "SANDBOX_READY") === ready(p)) &&
-        labelsMatch(p.labels, f.label_selector)
-      ).map((p) => ({
-        id: p.name,
-        metadata: sandboxMetadata(p),
-        state: ready(p) ? "SANDBOX_READY" : "SANDBOX_NOTREADY",
-        created_at: nanos(p.createdAt),
-        labels: p.labels,
-        annotations: p.annotations,
-        runtime_handler: sandboxInfo(p).runtimeHandler,
-      }));
-      return Promise.resolve({ items });
+      return lists.answer(f, () => Promise.resolve({ answer: listPods(f) }));
     },
   };
+
+  function listPods(f: Message): Message {
+    const items = criPods(host).filter((p) =>
+      (!f.id || p.name.startsWith(f.id)) &&
+      (!f.state || (f.state.state === "SANDBOX_READY") === ready(p)) &&
+      labelsMatch(p.labels, f.label_selector)
+    ).map((p) => ({
+      id: p.name,
+      metadata: sandboxMetadata(p),
+      state: ready(p) ? "SANDBOX_READY" : "SANDBOX_NOTREADY",
+      created_at: nanos(p.createdAt),
+      labels: p.labels,
+      annotations: p.annotations,
+      runtime_handler: sandboxInfo(p).runtimeHandler,
+    }));
+    return { items };
+  }
 }
