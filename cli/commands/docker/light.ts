@@ -309,9 +309,7 @@ export async function runLight(argv: string[], io: LightIo = realIo): Promise<nu
   try {
     const roots = rootsFor(s.globals, io.env(), io.cwd());
     if (!roots) return undefined;
-    text = s.command === "stats"
-      ? await statsNoStream(roots, s.rest)
-      : await ps(roots, s.rest);
+    text = s.command === "stats" ? await statsNoStream(roots, s.rest) : await ps(roots, s.rest);
   } catch {
     // Nothing was printed: the full command runs and reports what went wrong.
     return undefined;
