@@ -111,7 +111,7 @@ async function rklTraced(
 
 const inspect = async (name: string) => JSON.parse(await rklOk(env!, ["inspect", name]))[0];
 
-test("exec -it -e -w -u: the variable, the directory and the ids in a real terminal", async () => {
+test("exec -it -e -w -u: the variable, the directory and the ids in a real terminal; -u by name", async () => {
   await setUp();
   await rklOk(env!, [
     "run",
@@ -130,6 +130,12 @@ test("exec -it -e -w -u: the variable, the directory and the ids in a real termi
   await until("-e, -w and -u applied", /^\[hi-there\] \[\/tmp\] \[1234:567\]\n\/dev\/pts\/\d+$/m);
   await type("exit 6");
   await until("the exec's exit code", /^rc=6$/m);
+  // -u by name: the container's own /etc/passwd and /etc/group.
+  assert.equal(await rklOk(env!, ["exec", "-u", "nobody", "tty3", "id", "-u"]), "65534\n");
+  assert.equal(await rklOk(env!, ["exec", "-u", "nobody:root", "tty3", "id", "-g"]), "0\n");
+  const ghost = await rkl(env!, ["exec", "-u", "ghost", "tty3", "id"]);
+  assert.equal(ghost.code, 2);
+  assert.match(ghost.stderr, /user "ghost" is not in the container's \/etc\/passwd/);
   await rklOk(env!, ["rm", "-f", "tty3"]);
 });
 

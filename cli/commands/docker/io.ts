@@ -2,10 +2,55 @@
 import type { Command } from "commander";
 import type { Context } from "../../app.ts";
 import { ConflictError, UsageError } from "../../../src/errors.ts";
-import { getContainer, refresh } from "../../../src/workloads/container.ts";
+import { type ContainerRecord, getContainer, refresh } from "../../../src/workloads/container.ts";
+import type { Host } from "../../../src/workloads/host.ts";
 import { cwd, stderr } from "../../io.ts";
 import { execIn } from "../_shared.ts";
 import { attachTo, collect, type Verb } from "./shared.ts";
+
+/**
+ * `exec -u USER[:GROUP]`: ids as given; names looked up in the container's
+ * own /etc/passwd and /etc/group (read beneath its root, never following a
+ * link out), as docker does. A user id alone gets group 0 (docker: the
+ * passwd entry's group when there is one).
+ */
+async function execUser(
+  host: Host,
+  rec: ContainerRecord,
+  spec: string,
+): Promise<{ uid: number; gid: number }> {
+  const NAME = "[A-Za-z_][A-Za-z0-9_.-]{0,31}\\$?";
+  const m = new RegExp(`^(\\d{1,10}|${NAME})(?::(\\d{1,10}|${NAME}))?$`).exec(spec);
+  if (!m) {
+    throw new UsageError(`-u ${JSON.stringify(spec)}: use USER[:GROUP] (names or numbers)`);
+  }
+  const num = (x?: string) => x !== undefined && /^\d+$/.test(x) ? Number(x) : undefined;
+  const [uid, gid] = [num(m[1]), num(m[2])];
+  if (uid !== undefined && (m[2] === undefined || gid !== undefined)) return { uid, gid: gid ?? 0 };
+  const [{ readUserFiles, resolveNames }, { containerRoot }] = await Promise.all([
+    import("../../../src/workloads/users.ts"),
+    import("../../../src/workloads/copy.ts"),
+  ]);
+  const live = await refresh(host, rec);
+  const files = readUserFiles(host.sys, containerRoot(live), host.fs);
+  try {
+    return resolveNames(
+      {
+        ...(uid === undefined ? { user: m[1] } : {}),
+        ...(m[2] !== undefined && gid === undefined ? { group: m[2] } : {}),
+        path: [],
+      },
+      { uid, gid },
+      { ...files, where: "" },
+    );
+  } catch (e) {
+    throw new UsageError(
+      `-u ${JSON.stringify(spec)}: ${
+        (e as Error).message.replace(/ \/etc\//, " the container's /etc/")
+      }`,
+    );
+  }
+}
 
 /** exec, attach, cp, by name. */
 export const IO_VERBS: Record<string, Verb> = {
@@ -16,7 +61,7 @@ export const IO_VERBS: Record<string, Verb> = {
       .option("-t, --tty", "allocate a terminal (ctrl-p ctrl-q ends the session)")
       .option("-e, --env <K=V>", "set an environment variable (repeatable)", collect, [])
       .option("-w, --workdir <dir>", "working directory")
-      .option("-u, --user <uid[:gid]>", "user and group ids")
+      .option("-u, --user <user[:group]>", "user and group: names (the container's files) or ids")
       .passThroughOptions()
       .action(async (name: string, command: string[], o: {
         interactive?: boolean;
@@ -35,12 +80,7 @@ export const IO_VERBS: Record<string, Verb> = {
         if (o.workdir !== undefined && !o.workdir.startsWith("/")) {
           throw new UsageError(`-w ${JSON.stringify(o.workdir)}: must be an absolute path`);
         }
-        let user: { uid: number; gid: number } | undefined;
-        if (o.user !== undefined) {
-          const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(o.user);
-          if (!m) throw new UsageError(`-u ${JSON.stringify(o.user)}: use UID[:GID] (numbers)`);
-          user = { uid: Number(m[1]), gid: Number(m[2] ?? 0) };
-        }
+        const user = o.user === undefined ? undefined : await execUser(host, rec, o.user);
         if (!o.tty) {
           ctx.exitCode = await execIn(host, rec, command, {
             interactive: o.interactive,

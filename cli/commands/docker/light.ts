@@ -182,9 +182,12 @@ async function plainRecords(roots: Roots): Promise<ContainerRecord[] | undefined
   return out.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
-function rootsFor(globals: { root?: string; runRoot?: string }): Roots | undefined {
-  const env = Deno.env.toObject();
-  const { root, runRoot } = rootsOf(globals, env, Deno.cwd());
+function rootsFor(
+  globals: { root?: string; runRoot?: string },
+  env: Record<string, string>,
+  cwd: string,
+): Roots | undefined {
+  const { root, runRoot } = rootsOf(globals, env, cwd);
   // Paths the full command refuses (cli/host.ts): it says why.
   if (/[,:\s]/.test(root) || /[,:\s]/.test(runRoot)) return undefined;
   const cgroupParent = env.RKL_CGROUP_PARENT ??
@@ -285,13 +288,26 @@ async function statsNoStream(roots: Roots, rest: string[]): Promise<string | und
 
 class Fallback extends Error {}
 
+/** Where the short path reads its environment and writes its output. */
+export interface LightIo {
+  env(): Record<string, string>;
+  cwd(): string;
+  write(text: string): void;
+}
+
+const realIo: LightIo = {
+  env: () => Deno.env.toObject(),
+  cwd: () => Deno.cwd(),
+  write: (t) => writeAll(Deno.stdout, t),
+};
+
 /** Runs argv on the short path: its exit code, or undefined for the full command. */
-export async function runLight(argv: string[]): Promise<number | undefined> {
+export async function runLight(argv: string[], io: LightIo = realIo): Promise<number | undefined> {
   const s = split(argv);
   if (!s || (s.command !== "ps" && s.command !== "stats")) return undefined;
   let text: string | undefined;
   try {
-    const roots = rootsFor(s.globals);
+    const roots = rootsFor(s.globals, io.env(), io.cwd());
     if (!roots) return undefined;
     text = s.command === "stats" ? await statsNoStream(roots, s.rest) : await ps(roots, s.rest);
   } catch {
@@ -299,7 +315,7 @@ export async function runLight(argv: string[]): Promise<number | undefined> {
     return undefined;
   }
   if (text === undefined) return undefined;
-  writeAll(Deno.stdout, text);
+  io.write(text);
   trace("light: written");
   return 0;
 }
