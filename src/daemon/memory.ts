@@ -68,65 +68,7 @@ function defaultDeps(): CollectorDeps {
     trim: () => {
       try {
         libc().malloc_trim(0n);
-        dropCodePages();
       } catch { /* no FFI: the collection alone */ }
     },
   };
-}
-
-/**
- * The executable's code (its r-xp mappings) is most of an idle daemon's RSS:
- * deno's binary is 100+ MB, and loading modules, the CRI's first call or a
- * pull run through some 25 MB of it that the daemon then rarely runs again
- * (smaps: 37.6 of 61.7 MB once the CRI's modules are loaded, against 23.3
- * MB of anonymous memory). Those pages are clean copies of the file: when
- * quiet the daemon unmaps them (madvise MADV_DONTNEED), the kernel keeps
- * them in the page cache (shared with every other deno process, and
- * reclaimable as before), and the code that runs again faults its pages
- * back in (a minor fault each). A mapping with any private or anonymous
- * page (nothing of a PIE binary's code should have one) is left alone.
- */
-export function codeRanges(smaps: string, exe: string): { start: bigint; length: bigint }[] {
-  const out: { start: bigint; length: bigint }[] = [];
-  let cur: { start: bigint; length: bigint; ok: boolean } | undefined;
-  const flush = () => {
-    if (cur?.ok) out.push({ start: cur.start, length: cur.length });
-    cur = undefined;
-  };
-  for (const line of smaps.split("\n")) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s+(.*)$/.exec(line);
-    if (m) {
-      flush();
-      if (m[3] === "r-xp" && m[4] === exe) {
-        const start = BigInt(`0x${m[1]}`);
-        cur = { start, length: BigInt(`0x${m[2]}`) - start, ok: true };
-      }
-      continue;
-    }
-    if (!cur) continue;
-    const f = /^(Private_Dirty|Anonymous|Swap):\s+(\d+) kB/.exec(line);
-    if (f && f[2] !== "0") cur.ok = false;
-  }
-  flush();
-  return out;
-}
-
-const MADV_DONTNEED = 4;
-let madvise: ((start: bigint, length: bigint) => number) | undefined;
-
-/** Unmaps the executable's clean code pages (see `codeRanges`); the bytes advised. */
-export function dropCodePages(): number {
-  if (!madvise) {
-    const lib = Deno.dlopen("libc.so.6", {
-      madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-    });
-    madvise = (start, length) =>
-      lib.symbols.madvise(Deno.UnsafePointer.create(start), length, MADV_DONTNEED);
-  }
-  const exe = Deno.realPathSync("/proc/self/exe");
-  let bytes = 0;
-  for (const r of codeRanges(Deno.readTextFileSync("/proc/self/smaps"), exe)) {
-    if (madvise(r.start, r.length) === 0) bytes += Number(r.length);
-  }
-  return bytes;
 }
