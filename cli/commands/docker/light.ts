@@ -293,18 +293,24 @@ export interface LightIo {
   env(): Record<string, string>;
   cwd(): string;
   write(text: string): void;
+  /** The caller's uid (a test's io may leave it out: root). */
+  uid?(): number;
 }
 
 const realIo: LightIo = {
   env: () => Deno.env.toObject(),
   cwd: () => Deno.cwd(),
   write: (t) => writeAll(Deno.stdout, t),
+  uid: () => Deno.uid() ?? 0,
 };
 
 /** Runs argv on the short path: its exit code, or undefined for the full command. */
 export async function runLight(argv: string[], io: LightIo = realIo): Promise<number | undefined> {
   const s = split(argv);
   if (!s || (s.command !== "ps" && s.command !== "stats")) return undefined;
+  // A user without root: its roots, and the user namespace its records are read in, are the
+  // full command's (cli/rootless.ts); root's records are never read for it.
+  if ((io.uid?.() ?? 0) !== 0 || io.env().RKL_ROOTLESS === "1") return undefined;
   let text: string | undefined;
   try {
     const roots = rootsFor(s.globals, io.env(), io.cwd());

@@ -128,3 +128,23 @@ Deno.test("runLight() steps aside (undefined, nothing printed) for what only the
   assert.equal(await s.run(["ps", "-a", "--format", "{{.Names}} {{.State}} {{.Status}}"]), 0);
   assert.match(s.out.pop()!, /^c22 exited Exited \(137\) /);
 });
+
+Deno.test("runLight() leaves a user without root to the full command (its own roots, its namespace)", async () => {
+  using s = stateRoot();
+  const rec = JSON.parse(Deno.readTextFileSync(`${s.root}/records/containers/c22.json`));
+  rec.cgroupPath = "rkl-c1/c22";
+  Deno.writeTextFileSync(`${s.root}/records/containers/c22.json`, JSON.stringify(rec));
+  const env = { RKL_ROOT: s.root, RKL_RUN_ROOT: s.runRoot, RKL_CGROUP_PARENT: "rkl-c1" };
+  const io = (uid: number, extra: Record<string, string> = {}) => ({
+    env: () => ({ ...env, ...extra }),
+    cwd: () => "/",
+    write: (t: string) => s.out.push(t),
+    uid: () => uid,
+  });
+  assert.equal(await runLight(["ps", "-aq"], io(0)), 0);
+  assert.equal(s.out.pop(), "c22\nc1\n");
+  assert.equal(await runLight(["ps", "-aq"], io(1000)), undefined);
+  assert.equal(await runLight(["stats", "--no-stream"], io(1000)), undefined);
+  assert.equal(await runLight(["ps", "-aq"], io(0, { RKL_ROOTLESS: "1" })), undefined);
+  assert.equal(s.out.length, 0);
+});
