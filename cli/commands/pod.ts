@@ -58,10 +58,11 @@ function printPod(v: PodView): void {
   write(keyValues(lines, 12));
   write("Containers:\n");
   write(table(
-    ["  NAME", "STATUS", "PID", "EXIT", "REASON", "RESTARTS", "CPU", "MEMORY"],
+    ["  NAME", "STATUS", "READY", "PID", "EXIT", "REASON", "RESTARTS", "CPU", "MEMORY"],
     v.containers.map((c) => [
       `  ${c.name}${c.init ? " (init)" : ""}`,
       c.status,
+      c.ready ? "yes" : "no",
       c.pid ? String(c.pid) : "-",
       c.exitCode === null ? "-" : String(c.exitCode),
       c.reason ?? "-",
