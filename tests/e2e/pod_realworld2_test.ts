@@ -433,6 +433,12 @@ spec:
     await until("restarted", (c) => c.restarts === 1 && c.status === "running", 20_000);
     // The new process made /tmp/healthy again: its readiness probe passes anew.
     await until("ready again", (c) => c.restarts === 1 && c.ready === true, 4_000);
+    // What one monitor costs (printed for docs/pods.md): its memory and CPU time so far.
+    const status = Deno.readTextFileSync(`/proc/${monitor}/status`);
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+    const stat = Deno.readTextFileSync(`/proc/${monitor}/stat`).split(")")[1].trim().split(" ");
+    const cpuTicks = Number(stat[11]) + Number(stat[12]);
+    console.log(`probe monitor: VmRSS ${(rssKb / 1024).toFixed(1)} MiB, CPU ${cpuTicks} ticks`);
     const text = await rklOk(env!, ["pod", "state", "liveness-exec"]);
     assert.match(text, /READY/);
     await rklOk(env!, ["pod", "rm", "-f", "liveness-exec"]);

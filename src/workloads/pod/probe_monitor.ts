@@ -12,7 +12,7 @@
  * - an exited container (stopped so, or ended on its own) is restarted per
  *   the pod's restartPolicy (a sidecar: Always) after the kubelet's
  *   back-off, 10 s doubled with every restart up to 5 min; one stopped by
- *   `pod stop` is not;
+ *   `pod stop` is not, nor one of a Job's pod (its job monitor decides);
  * - each result goes to RUN_ROOT/probes/NAME.json, which `pod state` shows.
  *
  * The monitor ends when its pod record goes (the pod's teardown also
@@ -251,6 +251,8 @@ export async function tick(
 ): Promise<boolean> {
   let busy = false;
   const now = host.now().getTime();
+  // kube.ts's OWNER_ANNOTATION (not imported: this process needs nothing else of kube.ts).
+  const jobPod = rec.annotations?.["kube.rkl.dev/owner"]?.startsWith("Job/") ?? false;
   for (const [member, probes] of Object.entries(rec.probes ?? {})) {
     if (signal?.aborted) return false;
     const c = host.store.get<ContainerRecord>("containers", member);
@@ -259,7 +261,11 @@ export async function tick(
     const name = member.slice(rec.name.length + 1);
     let st = states.containers[name] ?? {};
     if (live.status === "exited") {
-      const at = restartDue(live, probes.sidecar ? "Always" : rec.restartPolicy, now);
+      // A Job's pod is not restarted in place: its job monitor counts the failure and makes the
+      // next pod (workloads/kube.ts).
+      const at = jobPod
+        ? null
+        : restartDue(live, probes.sidecar ? "Always" : rec.restartPolicy, now);
       if (at === null) {
         delete st.restartAt;
         states.containers[name] = st;

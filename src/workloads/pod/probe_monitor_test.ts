@@ -151,3 +151,25 @@ Deno.test("restartPolicy Never: a container a liveness probe stopped stays stopp
   assert.equal(getContainer(host, "liveness-exec_liveness").restarts ?? 0, 0);
   await removePod(host, "liveness-exec", { force: true });
 });
+
+Deno.test("a Job's pod is not restarted in place: its job monitor decides", async () => {
+  const host = new FakeHost();
+  Object.assign(host, { selfArgv: ["/fake/rkl"] });
+  host.addBundle(BUNDLE);
+  host.addPauseBundle();
+  const p = load("OnFailure");
+  p.spec.annotations = { ...p.spec.annotations, "kube.rkl.dev/owner": "Job/batch" };
+  await runPod(host, p, { network: null });
+  const rec = getPod(host, "liveness-exec");
+  const states: PodProbeState = { pod: rec.name, updatedAt: "", containers: {} };
+  for (let i = 0; i < 3; i++) {
+    await tick(host, rec, states);
+    await host.sleep(1000);
+  }
+  assert.equal(getContainer(host, "liveness-exec_liveness").status, "exited");
+  await host.sleep(20_000);
+  await tick(host, rec, states);
+  assert.equal(getContainer(host, "liveness-exec_liveness").restarts ?? 0, 0);
+  assert.equal(states.containers.liveness.restartAt, undefined);
+  await removePod(host, "liveness-exec", { force: true });
+});
