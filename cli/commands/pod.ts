@@ -58,17 +58,17 @@ function printPod(v: PodView): void {
   write(keyValues(lines, 12));
   write("Containers:\n");
   write(table(
-    ["  NAME", "STATUS", "READY", "PID", "EXIT", "REASON", "RESTARTS", "CPU", "MEMORY"],
+    ["  NAME", "STATUS", "PID", "EXIT", "REASON", "RESTARTS", "CPU", "MEMORY", "READY"],
     v.containers.map((c) => [
       `  ${c.name}${c.init ? " (init)" : ""}`,
       c.status,
-      c.ready ? "yes" : "no",
       c.pid ? String(c.pid) : "-",
       c.exitCode === null ? "-" : String(c.exitCode),
       c.reason ?? "-",
       String(c.restarts),
       c.limits.cpuQuota ? `${c.limits.cpuQuota / 100}m` : "-",
       c.limits.memoryLimit ? formatBytes(c.limits.memoryLimit) : "-",
+      c.ready ? "yes" : "no",
     ]),
   ));
 }

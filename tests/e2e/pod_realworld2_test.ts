@@ -440,7 +440,11 @@ spec:
     const cpuTicks = Number(stat[11]) + Number(stat[12]);
     console.log(`probe monitor: VmRSS ${(rssKb / 1024).toFixed(1)} MiB, CPU ${cpuTicks} ticks`);
     const text = await rklOk(env!, ["pod", "state", "liveness-exec"]);
-    assert.match(text, /READY/);
+    assert.match(
+      text,
+      /RESTARTS\s+CPU\s+MEMORY\s+READY\n\s+liveness\s+running\s+\d+\s+-\s+-\s+1\s+\S+\s+\S+\s+yes\n/,
+      text,
+    );
     await rklOk(env!, ["pod", "rm", "-f", "liveness-exec"]);
     assert.throws(() => Deno.statSync(pidFile), Deno.errors.NotFound);
     // It has let its pid file go; its process ends right after.
