@@ -104,6 +104,7 @@ export const COMMANDS: {
     module: "gc",
   },
   { name: "__health-monitor", description: "", hidden: true, module: "gc" },
+  { name: "__pod-probes", description: "", hidden: true, module: "gc" },
   {
     name: "volume",
     description: "named volumes: compose volumes and PersistentVolumeClaims",
@@ -182,7 +183,7 @@ const MODULES = {
   ],
   gc: async (): Promise<Register[]> => {
     const m = await import("./commands/gc.ts");
-    return [m.registerGc, m.registerHealthMonitor];
+    return [m.registerGc, m.registerHealthMonitor, m.registerPodProbes];
   },
   volume: async (): Promise<Register[]> => [
     (await import("./commands/volume.ts")).registerVolume,

@@ -34,3 +34,18 @@ export function registerHealthMonitor(program: Command, ctx: Context): void {
     Deno.exit(0);
   });
 }
+
+/** `rkl __pod-probes NAME`: a pod's probe monitor (started by rkl itself when the pod starts). */
+export function registerPodProbes(program: Command, ctx: Context): void {
+  program.command("__pod-probes", { hidden: true }).argument("<name>").action(
+    async (name: string) => {
+      const { runProbeMonitor } = await import("../../src/workloads/pod/probe_monitor.ts");
+      const stop = new AbortController();
+      for (const sig of ["SIGTERM", "SIGINT"] as const) {
+        Deno.addSignalListener(sig, () => stop.abort());
+      }
+      await runProbeMonitor(ctx.host(), name, { signal: stop.signal });
+      Deno.exit(0);
+    },
+  );
+}

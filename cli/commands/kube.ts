@@ -45,19 +45,7 @@ export async function loadKubeFile(
   for (const w of kube.warnings) say(formatWarning(w));
   const pods = [...kube.pods, ...kube.jobs.map((j) => j.template)];
   for (const p of pods) for (const w of p.warnings) say(formatWarning(w));
-  // Probes need something that watches the pod for its whole life: the daemon.
-  for (const p of pods) {
-    for (const c of [...p.spec.initContainers, ...p.spec.containers]) {
-      for (const kind of ["liveness", "readiness", "startup"] as const) {
-        if (!c.spec.probes?.[kind]) continue;
-        const at = c.source.at([`${kind}Probe`]);
-        say(formatWarning({
-          ...at,
-          message: `run by \`rkl daemon\` for static pods; \`rkl pod run\` does not probe`,
-        }));
-      }
-    }
-  }
+  // Probes are run by the pod's probe monitor (workloads/pod/probe_monitor.ts) once it starts.
   return kube;
 }
 

@@ -58,7 +58,7 @@ function printPod(v: PodView): void {
   write(keyValues(lines, 12));
   write("Containers:\n");
   write(table(
-    ["  NAME", "STATUS", "PID", "EXIT", "REASON", "RESTARTS", "CPU", "MEMORY"],
+    ["  NAME", "STATUS", "PID", "EXIT", "REASON", "RESTARTS", "CPU", "MEMORY", "READY"],
     v.containers.map((c) => [
       `  ${c.name}${c.init ? " (init)" : ""}`,
       c.status,
@@ -68,6 +68,7 @@ function printPod(v: PodView): void {
       String(c.restarts),
       c.limits.cpuQuota ? `${c.limits.cpuQuota / 100}m` : "-",
       c.limits.memoryLimit ? formatBytes(c.limits.memoryLimit) : "-",
+      c.ready ? "yes" : "no",
     ]),
   ));
 }

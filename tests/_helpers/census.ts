@@ -93,6 +93,8 @@ export async function census(scope: CensusScope): Promise<Census> {
       ...walk(`${scope.root}/images/images`, 0, () => true),
       ...walk(`${scope.root}/images/tags`, 0, () => true),
       ...walk(`${scope.root}/images`, 0, (p) => /\/\.import-/.test(p)),
+      // Pod probe monitors' states and pid files (a pod's teardown ends its monitor first).
+      ...walk(`${scope.runRoot}/probes`, 0, () => true),
       // Health states; not the monitor's pid file (it exits on its own a little later).
       ...walk(`${scope.runRoot}/health`, 0, (p) => !p.endsWith("/monitor.pid")),
       // Containers the OCI runtimes still know (one dir per container in each --root).

@@ -359,6 +359,109 @@ spec:
   assert.equal((await rklOk(env!, ["pod", "list", "-q"])).trim(), "");
 });
 
+// kubernetes.io, "Configure Liveness, Readiness and Startup Probes" (pods/probe/exec-liveness.yaml:
+// /tmp/healthy made, removed after 30 s, `cat /tmp/healthy` every 5 s), with shorter times and a
+// readiness probe on the same file, and a grace period of 2 s (sh as PID 1 ignores SIGTERM, so the
+// stop after a failed liveness probe lasts the whole grace period, 30 s by default). CC BY 4.0.
+test("pod run probes without a daemon: ready, then liveness fails, the container restarts; rm ends the monitor", async () => {
+  const file = await manifest(
+    "exec-liveness",
+    `apiVersion: v1
+kind: Pod
+metadata:
+  labels:
+    test: liveness
+  name: liveness-exec
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: liveness
+    image: ./bundles/busybox
+    args:
+    - /bin/sh
+    - -c
+    - touch /tmp/healthy; sleep 4; rm -f /tmp/healthy; sleep 600
+    livenessProbe:
+      exec:
+        command:
+        - cat
+        - /tmp/healthy
+      initialDelaySeconds: 1
+      periodSeconds: 1
+      failureThreshold: 2
+    readinessProbe:
+      exec:
+        command: [cat, /tmp/healthy]
+      periodSeconds: 1
+`,
+  );
+  const r = await run(file);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /does not probe/);
+  const state = async () =>
+    JSON.parse(await rklOk(env!, ["pod", "state", "liveness-exec", "-o", "json"])).containers[0];
+  const until = async (what: string, ok: (c: Record<string, unknown>) => boolean, ms: number) => {
+    const end = Date.now() + ms;
+    let last: Record<string, unknown> = {};
+    while (Date.now() < end) {
+      last = await state();
+      if (ok(last)) return last;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.fail(`${what}: ${JSON.stringify(last)}`);
+  };
+  const pidFile = `${env!.runRoot}/probes/liveness-exec.pid`;
+  try {
+    // Started detached by `pod run`: it takes its pid file once its runtime is up.
+    for (let i = 0; i < 40 && !exists(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
+    const monitor = Number(Deno.readTextFileSync(pidFile).split(" ")[0]);
+    assert.match(Deno.readTextFileSync(`/proc/${monitor}/cmdline`), /__pod-probes\0liveness-exec/);
+    await until("ready", (c) => c.ready === true, 4_000);
+    // /tmp/healthy goes at 4 s: two failures, a stop, then the kubelet's 10 s back-off.
+    const failed = await until("liveness failed", (c) => {
+      const p = c.probes as { lastFailure?: { probe: string } } | null;
+      return p?.lastFailure?.probe === "liveness";
+    }, 12_000);
+    assert.equal(failed.restarts, 0);
+    // Stopped within the 2 s grace period, not ready; the restart waits its back-off.
+    const stopped = await until("stopped", (c) => c.status === "exited", 5_000);
+    assert.equal(stopped.ready, false);
+    const due = await until("restart due", (c) => {
+      return !!(c.probes as { restartAt?: string } | null)?.restartAt;
+    }, 3_000);
+    assert.equal(due.status, "exited");
+    await until("restarted", (c) => c.restarts === 1 && c.status === "running", 20_000);
+    // The new process made /tmp/healthy again: its readiness probe passes anew.
+    await until("ready again", (c) => c.restarts === 1 && c.ready === true, 4_000);
+    // What one monitor costs (printed for docs/pods.md): its memory and CPU time so far.
+    const status = Deno.readTextFileSync(`/proc/${monitor}/status`);
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+    const stat = Deno.readTextFileSync(`/proc/${monitor}/stat`).split(")")[1].trim().split(" ");
+    const cpuTicks = Number(stat[11]) + Number(stat[12]);
+    console.log(`probe monitor: VmRSS ${(rssKb / 1024).toFixed(1)} MiB, CPU ${cpuTicks} ticks`);
+    const text = await rklOk(env!, ["pod", "state", "liveness-exec"]);
+    assert.match(
+      text,
+      /RESTARTS\s+CPU\s+MEMORY\s+READY\n\s+liveness\s+running\s+\d+\s+-\s+-\s+1\s+\S+\s+\S+\s+yes\n/,
+      text,
+    );
+    await rklOk(env!, ["pod", "rm", "-f", "liveness-exec"]);
+    assert.throws(() => Deno.statSync(pidFile), Deno.errors.NotFound);
+    // It has let its pid file go; its process ends right after.
+    const gone = () => {
+      try {
+        return / Z /.test(Deno.readTextFileSync(`/proc/${monitor}/stat`).split(")")[1]);
+      } catch {
+        return true;
+      }
+    };
+    for (let i = 0; i < 20 && !gone(); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(gone(), `monitor ${monitor} still runs`);
+  } finally {
+    await rkl(env!, ["pod", "rm", "-f", "liveness-exec"]);
+  }
+});
+
 cleanupAfterAll(env, async () => {
   await registry?.stop();
 });

@@ -203,6 +203,18 @@ function containerRestart(
     }
     return undefined;
   }
+  if (c.restartPolicy !== "Always") {
+    const probe = (["livenessProbe", "readinessProbe", "startupProbe"] as const).find((k) => c[k]);
+    if (probe) {
+      throw specErrorAt(
+        src,
+        [...at, probe],
+        "probes are for app containers and sidecars (the API server's rule): " +
+          "remove it, or make this init container a sidecar with restartPolicy: Always",
+        { key: true },
+      );
+    }
+  }
   if (c.restartPolicyRules === undefined) {
     return c.restartPolicy === "Never" || c.restartPolicy === "OnFailure"
       ? { policy: c.restartPolicy, rules: [] }

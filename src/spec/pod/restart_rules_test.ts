@@ -96,3 +96,15 @@ Deno.test("restartPolicyRules refused at their line: no policy, a sidecar, a bad
     /^p\.yaml:12:5: spec\.containers\[0\]\.restartPolicyRules: /,
   );
 });
+
+Deno.test("a probe on an init container that is not a sidecar is refused at its line (the API server's rule)", () => {
+  assert.match(
+    err(pod("    livenessProbe: {exec: {command: ['true']}}\n")).message,
+    /^p\.yaml:9:5: spec\.initContainers\[0\]\.livenessProbe: probes are for app containers and sidecars/,
+  );
+  const [p] = loadPods(
+    pod("    restartPolicy: Always\n    readinessProbe: {exec: {command: ['true']}}\n"),
+    "p.yaml",
+  );
+  assert.ok(p.spec.initContainers[0].spec.probes?.readiness);
+});

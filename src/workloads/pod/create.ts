@@ -47,6 +47,7 @@ import {
   type PodRecord,
 } from "./types.ts";
 import { makePodVolumes, writeVolumeFiles } from "./volumes.ts";
+import { memberProbes } from "./probe_monitor.ts";
 
 export function createPod(
   host: Host,
@@ -242,6 +243,10 @@ function newPodRecord(
     source: options.source,
     uid: spec.uid ?? crypto.randomUUID(),
     claims: spec.claims.length > 0 ? spec.claims : undefined,
+    probes: memberProbes(
+      name,
+      [...spec.initContainers.filter((c) => c.spec.sidecar), ...spec.containers].map((c) => c.spec),
+    ),
     owner: selfOwner(host),
     epoch: host.epoch,
   };

@@ -16,6 +16,7 @@ import {
 import type { Host } from "../host.ts";
 import { scavengePod } from "../scavenge.ts";
 import { createPod } from "./create.ts";
+import { ensureProbeMonitor } from "./probe_monitor.ts";
 import { podMembersOnHost, podView } from "./status.ts";
 import { teardownPod, teardownPods } from "./teardown.ts";
 import { getPod, type PodRecord } from "./types.ts";
@@ -60,6 +61,8 @@ export async function startPod(
     // Not synced: after a reboot nothing of the pod runs, whatever this said.
     host.store.put("pods", rec, { durable: false });
     trace("pod: started");
+    // Its probes run for as long as it lives (a static pod's by the daemon).
+    ensureProbeMonitor(host, rec);
     return rec;
   });
 }

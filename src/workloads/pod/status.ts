@@ -10,6 +10,7 @@ import {
 } from "../container.ts";
 import type { Host } from "../host.ts";
 import { recordSource } from "../record_source.ts";
+import { memberReady, readProbeState } from "./probe_monitor.ts";
 import {
   getPod,
   memberName,
@@ -50,6 +51,7 @@ export async function podView(
   rec: PodRecord,
   options: { exact?: boolean } = {},
 ): Promise<PodView> {
+  const probeState = rec.probes ? readProbeState(host, rec.name) : undefined;
   const look = async (m: string, init: boolean): Promise<PodContainerView> => {
     const name = m.slice(rec.name.length + 1);
     let c: ContainerRecord | undefined;
@@ -66,6 +68,8 @@ export async function podView(
         reason: null,
         restarts: 0,
         limits: {},
+        ready: false,
+        probes: null,
       };
     }
     if (!c) {
@@ -78,6 +82,8 @@ export async function podView(
         reason: null,
         restarts: 0,
         limits: {},
+        ready: false,
+        probes: null,
       };
     }
     const r = options.exact ? await refresh(host, c) : await quickRefresh(host, c);
@@ -90,6 +96,8 @@ export async function podView(
       reason: exitReason(host, r) ?? null,
       restarts: r.restarts ?? 0,
       limits: r.limits,
+      ready: memberReady(r.status, rec.probes?.[m], probeState?.containers[name], r.pid ?? null),
+      probes: probeState?.containers[name] ?? null,
     };
   };
   const inits = await Promise.all(rec.initContainers.map((m) => look(m, true)));

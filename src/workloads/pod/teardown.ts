@@ -24,6 +24,7 @@ import type { Host } from "../host.ts";
 import { scavengeContainer } from "../scavenge.ts";
 import { writeGroupHosts } from "./etc.ts";
 import { delPodNetwork, finishPodNetwork } from "./network.ts";
+import { stopProbeMonitor } from "./probe_monitor.ts";
 import { nsDir, podDirs, type PodRecord } from "./types.ts";
 
 /**
@@ -143,6 +144,8 @@ async function teardownPodBody(
       errors.push(e);
     }
   };
+  // The probe monitor first, so that it restarts nothing that is being removed.
+  if (rec.probes) await step(() => stopProbeMonitor(host, rec.name));
   const members = [...rec.containers, ...rec.initContainers];
   const down = async (m: string) => {
     let c: ContainerRecord | undefined;

@@ -7,6 +7,7 @@ import type { CgroupLimits } from "../../sys/cgroups/mod.ts";
 import type { ContainerRecord, Owner } from "../container.ts";
 import type { Host, RuntimeRef } from "../host.ts";
 import type { RecordSource } from "../record_source.ts";
+import type { MemberProbes, MemberProbeState } from "./probe_monitor.ts";
 
 export type PodPhase = "Creating" | "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown";
 
@@ -71,6 +72,11 @@ export interface PodRecord extends StoredRecord {
   uid?: string;
   /** PersistentVolumeClaims it mounts: `rkl volume rm` refuses them while the pod exists. */
   claims?: string[];
+  /**
+   * Members with probes: record name → them. A pod not made by the daemon has them run by its
+   * probe monitor (probe_monitor.ts) for as long as it lives.
+   */
+  probes?: Record<string, MemberProbes>;
   /** Image volumes: name → the image (`rkl image rm` refuses it while the pod exists). */
   imageVolumes?: Record<string, { imageId: string; dir: string }>;
   /** The front end that made it and what it keeps here (opaque to the core). */
@@ -127,6 +133,10 @@ export interface PodContainerView {
   reason: string | null;
   restarts: number;
   limits: ContainerRecord["limits"];
+  /** Running, started and its readiness probe passing (the kubelet's `ready`). */
+  ready: boolean;
+  /** What the pod's probe monitor last saw of it; null when it has no probes or none ran yet. */
+  probes: MemberProbeState | null;
 }
 
 export interface PodView {
