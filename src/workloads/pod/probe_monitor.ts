@@ -33,34 +33,12 @@ import {
   initialState,
   probeDue,
   type ProbeKind,
-  type ProbeState,
   recordResult,
   runProbe,
 } from "../probes.ts";
-import type { PodRecord } from "./types.ts";
+import type { MemberProbes, MemberProbeState, PodRecord } from "./types.ts";
 
-/** One member's probes, as stored on the pod record at create. */
-export interface MemberProbes {
-  liveness?: ProbeSpec;
-  readiness?: ProbeSpec;
-  startup?: ProbeSpec;
-  ports: { name?: string; containerPort: number }[];
-  /** A native sidecar: restarted Always, whatever the pod's policy. */
-  sidecar?: boolean;
-}
-
-/** What the monitor last saw of a member, as `pod state` shows it. */
-export interface MemberProbeState {
-  /** The container process the states are about (a restart starts afresh). */
-  pid?: number;
-  startup?: ProbeState;
-  liveness?: ProbeState;
-  readiness?: ProbeState;
-  /** The last probe that failed past its threshold, and when. */
-  lastFailure?: { probe: ProbeKind; at: string };
-  /** When a restart is due (after the back-off), if one is. */
-  restartAt?: string;
-}
+export type { MemberProbes, MemberProbeState } from "./types.ts";
 
 export interface PodProbeState {
   pod: string;

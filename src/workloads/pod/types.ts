@@ -7,7 +7,8 @@ import type { CgroupLimits } from "../../sys/cgroups/mod.ts";
 import type { ContainerRecord, Owner } from "../container.ts";
 import type { Host, RuntimeRef } from "../host.ts";
 import type { RecordSource } from "../record_source.ts";
-import type { MemberProbes, MemberProbeState } from "./probe_monitor.ts";
+import type { ProbeKind, ProbeState } from "../probes.ts";
+import type { ProbeSpec } from "../../spec/schema.ts";
 
 export type PodPhase = "Creating" | "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown";
 
@@ -159,4 +160,27 @@ export interface PodView {
   /** The front end that made it and its name for the pod (the CRI: NAMESPACE/NAME). */
   source: { kind: RecordSource["kind"]; name: string } | null;
   containers: PodContainerView[];
+}
+
+/** One member's probes, as stored on the pod record at create. */
+export interface MemberProbes {
+  liveness?: ProbeSpec;
+  readiness?: ProbeSpec;
+  startup?: ProbeSpec;
+  ports: { name?: string; containerPort: number }[];
+  /** A native sidecar: restarted Always, whatever the pod's policy. */
+  sidecar?: boolean;
+}
+
+/** What the monitor last saw of a member, as `pod state` shows it. */
+export interface MemberProbeState {
+  /** The container process the states are about (a restart starts afresh). */
+  pid?: number;
+  startup?: ProbeState;
+  liveness?: ProbeState;
+  readiness?: ProbeState;
+  /** The last probe that failed past its threshold, and when. */
+  lastFailure?: { probe: ProbeKind; at: string };
+  /** When a restart is due (after the back-off), if one is. */
+  restartAt?: string;
 }
