@@ -256,10 +256,13 @@ async function makeSandbox(b: PodBuild): Promise<void> {
   if (rec.netns) {
     const { conflist, mappings } = inputs;
     b.netUp = startPodNetwork(host, rec, { netns: rec.netns, conflist, mappings, save: b.save });
+    trace("TMP netUp started");
     if (usesPodIP(spec)) await b.netUp;
   }
   b.writeEtc();
+  trace("TMP etc written");
   const info = podInfoOf(host, rec);
+  trace("TMP podinfo");
   for (const [v, files] of Object.entries(spec.fileVolumes)) {
     writeVolumeFiles(host.fs, rec.emptyDirs[v], files, info, spec.fsGroup);
   }
@@ -324,6 +327,7 @@ async function pinNamespaces(b: PodBuild): Promise<Sandbox["join"]> {
     }
   } else {
     recordPins();
+    trace("TMP pins recorded");
     if (pins.ipc || pins.uts) {
       createNamespaces(
         host.sys,
