@@ -18,7 +18,6 @@ export async function loadKubeFile(
   warn: (m: string) => void,
   configmaps: string[] = [],
 ): Promise<LoadedKube> {
-  trace("TMP host built, action");
   const { text, baseDir } = readSpecFile(file);
   if (!served()) {
     // A command run once checks one file: zod's compiled fast path (a `new Function` per
@@ -26,7 +25,6 @@ export async function loadKubeFile(
     // before the schemas are made; the daemon, which checks many, keeps it.
     (await import("zod")).z.config({ jitless: true });
   }
-  trace("TMP zod loaded");
   const [{ loadKube }, { loadObjects }, { formatWarning }, { emptyObjects }] = await Promise.all([
     import("../../src/spec/kinds.ts"),
     import("../../src/spec/pod.ts"),
