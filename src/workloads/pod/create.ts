@@ -150,8 +150,11 @@ function reservePod(
   inputs: PodInputs,
 ): Promise<PodRecord> {
   const name = loaded.spec.name;
-  return host.store.withLock(() => {
-    if (host.store.get("pods", name)) {
+  return host.store.withLock(async () => {
+    const left = host.store.get<PodRecord>("pods", name);
+    // A removal goes on under the lock from its mark to its end: one seen here was cut short.
+    if (left?.removing) await teardownPod(host, left);
+    else if (left) {
       throw new ConflictError(
         `${locText(loaded, ["metadata", "name"])}: Cannot create pod: name ${
           JSON.stringify(name)
@@ -170,7 +173,7 @@ function reservePod(
     }
     const r = newPodRecord(host, loaded, options, inputs);
     host.store.put("pods", r);
-    return Promise.resolve(r);
+    return r;
   });
 }
 
@@ -256,13 +259,10 @@ async function makeSandbox(b: PodBuild): Promise<void> {
   if (rec.netns) {
     const { conflist, mappings } = inputs;
     b.netUp = startPodNetwork(host, rec, { netns: rec.netns, conflist, mappings, save: b.save });
-    trace("TMP netUp started");
     if (usesPodIP(spec)) await b.netUp;
   }
   b.writeEtc();
-  trace("TMP etc written");
   const info = podInfoOf(host, rec);
-  trace("TMP podinfo");
   for (const [v, files] of Object.entries(spec.fileVolumes)) {
     writeVolumeFiles(host.fs, rec.emptyDirs[v], files, info, spec.fsGroup);
   }
@@ -327,7 +327,6 @@ async function pinNamespaces(b: PodBuild): Promise<Sandbox["join"]> {
     }
   } else {
     recordPins();
-    trace("TMP pins recorded");
     if (pins.ipc || pins.uts) {
       createNamespaces(
         host.sys,
