@@ -270,7 +270,6 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     exitCode: 0,
   };
   await registerCommands(program, ctx, commandWord(argv));
-  (await import("../src/trace.ts")).trace("cli: command loaded");
   for (const sub of program.commands) sub.exitOverride();
 
   try {
