@@ -16,8 +16,9 @@
  *                `container run` of it vs the same spec from the bundle dir and vs podman run
  *   rk8s         `rkl pod run` + `pod rm -f` of the seed pod (one busybox container, bridge
  *                network) vs rk8s's own RKL (../shared/anchors/rk8s-rkl) `pod run` + `pod delete`
- *                of the same pod; /etc/cni/net.d and /opt/cni/bin are set up for it and put back;
- *                a second row times the same while `rkl daemon` runs and serves the commands
+ *                of the same pod, run by run alternately; /etc/cni/net.d and /opt/cni/bin are set
+ *                up for it and put back; a second row times the same while `rkl daemon` runs and
+ *                serves the commands
  *   kube         `rkl kube play` of a 3-replica Deployment (bridge network) vs `podman kube play` of
  *                the same file (podman with a private --root/--runroot), and `kube down` vs
  *                `podman kube down` (BENCH_ONLY=kube runs just these two rows)
