@@ -237,6 +237,8 @@ export async function serveCli(host: Host, o: ServeOptions): Promise<{ close(): 
       } catch { /* closed */ }
       await accepting;
       await Promise.all(active);
+      // A served `pod rm` answers before its teardown ends (src/workloads/pod/lifecycle.ts).
+      await (await import("../src/workloads/pod/lifecycle.ts")).removalsSettled();
       try {
         Deno.removeSync(path);
       } catch { /* gone */ }

@@ -14,6 +14,7 @@ import {
 } from "../../src/workloads/pod.ts";
 import type { Context } from "../app.ts";
 import { ago, keyValues, table, write } from "../format.ts";
+import { served } from "../io.ts";
 import { execIn, parseSeconds, printLogs } from "./_shared.ts";
 import { JOB_BACKOFF_OPTION, type PlayOptions } from "./kube.ts";
 
@@ -130,7 +131,8 @@ export function registerPod(program: Command, ctx: Context): void {
   )
     .option("-f, --force", "remove even when running")
     .action(async (name: string, o: { force?: boolean }) => {
-      await removePod(ctx.host(), name, { force: o.force });
+      // Served, it answers once the pod's containers are gone (lifecycle.ts, removePod).
+      await removePod(ctx.host(), name, { force: o.force, early: served() });
       write(`${name}\n`);
     });
 

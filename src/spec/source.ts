@@ -16,7 +16,7 @@ import {
   Scalar,
   visit,
   type YAMLMap,
-} from "yaml";
+} from "./yaml.ts";
 import type { z } from "zod";
 import { formatLocated, SpecError } from "../errors.ts";
 import { escapeControl } from "./names.ts";

@@ -94,12 +94,38 @@ const symbols = {
 
 export type LibcSymbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
-let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+let table: LibcSymbols | undefined;
+/** The libraries opened (one per symbol): kept, so none is ever collected. */
+const opened: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>[] = [];
 
-/** Opens libc on first use (needs `--allow-ffi`). */
+function bind<K extends keyof typeof symbols>(name: K): LibcSymbols[K] {
+  const one = Deno.dlopen("libc.so.6", { [name]: symbols[name] } as Deno.ForeignLibraryInterface);
+  opened.push(one);
+  return one.symbols[name] as unknown as LibcSymbols[K];
+}
+
+/**
+ * libc's symbols, each bound on its first use (needs `--allow-ffi`): binding
+ * the whole table at once costs 10-12 ms here, one symbol about 0.15, and a
+ * `pod run` uses a handful. `__errno_location` is bound at once, so that no
+ * binding (dlopen may set errno) comes between a failed call and its errno.
+ */
 export function libc(): LibcSymbols {
-  lib ??= Deno.dlopen("libc.so.6", symbols);
-  return lib.symbols;
+  if (table) return table;
+  const t = {} as Record<string, unknown>;
+  for (const name of Object.keys(symbols) as (keyof typeof symbols)[]) {
+    Object.defineProperty(t, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const fn = bind(name);
+        Object.defineProperty(t, name, { value: fn, enumerable: true });
+        return fn;
+      },
+    });
+  }
+  void t.__errno_location; // bound now (see above)
+  return table = t as LibcSymbols;
 }
 
 /**

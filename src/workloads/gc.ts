@@ -230,6 +230,19 @@ async function orphans({ host, dryRun, findings, done, pods }: Pass): Promise<vo
 /** Creates whose process died half-way: undone from their records. */
 async function interruptedCreates({ host, dryRun, findings, done, pods }: Pass): Promise<void> {
   for (const p of pods) {
+    if (p.removing && ownerGone(host, p.remover)) {
+      // A served `pod rm` answered, then its process died before the teardown ended.
+      findings.push({
+        kind: "pod",
+        name: p.name,
+        why: `removal cut short (pid ${p.remover?.pid} gone)`,
+      });
+      if (!dryRun) {
+        await teardownPod(host, p);
+        done.push(`pod ${p.name}: removal finished`);
+      }
+      continue;
+    }
     if (p.created || !ownerGone(host, p.owner)) continue;
     findings.push({
       kind: "pod",

@@ -3,7 +3,7 @@
  * (so errors still point at the right line), its merge tags collected and its
  * schema checked.
  */
-import { type Scalar, visit } from "yaml";
+import { type Scalar, visit } from "../yaml.ts";
 import { SpecError } from "../../errors.ts";
 import { interpolate, InterpolationError } from "../interpolate.ts";
 import { parseYamlDocuments, type SourceDoc, validate, type Warning } from "../source.ts";

@@ -5,7 +5,7 @@
  * each enabled service (service.ts), check across services and order them,
  * then the top-level networks, volumes, configs and secrets.
  */
-import { isMap, isScalar } from "yaml";
+import { isMap, isScalar } from "../yaml.ts";
 import { SpecError } from "../../errors.ts";
 import { interpolate, InterpolationError } from "../interpolate.ts";
 import { locate, type SourceDoc, type Warning } from "../source.ts";

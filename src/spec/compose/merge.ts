@@ -2,7 +2,7 @@
  * compose's merge rules: a later file over an earlier one, a service over the
  * one it `extends`, with the `!reset` and `!override` tags.
  */
-import { isMap, isScalar, isSeq } from "yaml";
+import { isMap, isScalar, isSeq } from "../yaml.ts";
 import type { PathSegment, SourceDoc } from "../source.ts";
 import type { RawService } from "./schema.ts";
 import type { Tags } from "./types.ts";

@@ -1,5 +1,5 @@
 /** What the workload kinds share: the loaded shapes, metadata, selectors, templates. */
-import { Document, isMap, Pair, Scalar, YAMLMap } from "yaml";
+import { Document, isMap, Pair, Scalar, YAMLMap } from "../yaml.ts";
 import { z } from "zod";
 import { locate, type PathSegment, type SourceDoc, specErrorAt, type Warning } from "../source.ts";
 import { SERVER_SET } from "../objects.ts";

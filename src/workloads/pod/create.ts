@@ -161,8 +161,11 @@ function reservePod(
   inputs: PodInputs,
 ): Promise<PodRecord> {
   const name = loaded.spec.name;
-  return host.store.withLock(() => {
-    if (host.store.get("pods", name)) {
+  return host.store.withLock(async () => {
+    const left = host.store.get<PodRecord>("pods", name);
+    // A removal goes on under the lock from its mark to its end: one seen here was cut short.
+    if (left?.removing) await teardownPod(host, left);
+    else if (left) {
       throw new ConflictError(
         `${locText(loaded, ["metadata", "name"])}: Cannot create pod: name ${
           JSON.stringify(name)
@@ -181,7 +184,7 @@ function reservePod(
     }
     const r = newPodRecord(host, loaded, options, inputs);
     host.store.put("pods", r);
-    return Promise.resolve(r);
+    return r;
   });
 }
 

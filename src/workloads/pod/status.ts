@@ -133,7 +133,9 @@ export async function podView(
 }
 
 export function listPods(host: Host): Promise<PodView[]> {
-  return Promise.all(host.store.list<PodRecord>("pods").map((r) => podView(host, r)));
+  return Promise.all(
+    host.store.list<PodRecord>("pods").filter((r) => !r.removing).map((r) => podView(host, r)),
+  );
 }
 
 /** The record name of a pod's container; with one app container the name may be left out. */

@@ -32,9 +32,13 @@ import { nsDir, podDirs, type PodRecord } from "./types.ts";
  * the store lock (taken here if the caller has not), so whether the network
  * is left unused cannot change while it runs.
  */
-export function teardownPod(host: Host, rec: PodRecord): Promise<void> {
+export function teardownPod(
+  host: Host,
+  rec: PodRecord,
+  options: { membersGone?: () => void } = {},
+): Promise<void> {
   return host.store.withLock(async () => {
-    const [r] = await teardownPodsLocked(host, [rec]);
+    const [r] = await teardownPodsLocked(host, [rec], options.membersGone);
     if (r.status === "rejected") throw r.reason;
   });
 }
@@ -63,6 +67,7 @@ function networkUser(rec: PodRecord) {
 async function teardownPodsLocked(
   host: Host,
   recs: PodRecord[],
+  membersGone?: () => void,
 ): Promise<PromiseSettledResult<void>[]> {
   // Whether a bridge is idle is known now: only these pods and their members
   // (damaged records too) are going, and no create joins while the lock is held.
@@ -115,15 +120,19 @@ async function teardownPodsLocked(
     teardownOne(host, rec, {
       delEnded: delEnded.get(rec.name)!,
       bridges: bridgeWork.get(rec.name),
+      membersGone,
     })
   ));
 }
 
-async function teardownOne(
-  host: Host,
-  rec: PodRecord,
-  o: { delEnded: () => void; bridges?: Promise<unknown[]> },
-): Promise<void> {
+interface TeardownOptions {
+  delEnded: () => void;
+  bridges?: Promise<unknown[]>;
+  /** Told once every member is torn down without error (the pod's own parts may remain). */
+  membersGone?: () => void;
+}
+
+async function teardownOne(host: Host, rec: PodRecord, o: TeardownOptions): Promise<void> {
   try {
     await teardownPodBody(host, rec, o);
   } finally {
@@ -131,11 +140,7 @@ async function teardownOne(
   }
 }
 
-async function teardownPodBody(
-  host: Host,
-  rec: PodRecord,
-  o: { delEnded: () => void; bridges?: Promise<unknown[]> },
-): Promise<void> {
+async function teardownPodBody(host: Host, rec: PodRecord, o: TeardownOptions): Promise<void> {
   const errors: unknown[] = [];
   const step = async (fn: () => unknown | Promise<unknown>) => {
     try {
@@ -166,6 +171,8 @@ async function teardownPodBody(
     (async () => {
       await Promise.all(members.map((m) => step(() => down(m))));
       if (rec.pause) await step(() => down(rec.pause!));
+      trace("pod teardown: members gone");
+      if (errors.length === 0) o.membersGone?.();
     })(),
     delPodNetwork(host, rec, cniErrors).finally(o.delEnded),
     o.bridges,
@@ -203,6 +210,8 @@ async function teardownPodBody(
     await step(() => removeUnmounted(host, podDirs(host, rec.name).dir));
   }
   if (errors.length > 0) {
+    // Kept for the next rm -f, and seen again: a removal that ended in errors is no longer under way.
+    rec.removing = rec.remover = undefined;
     host.store.put("pods", rec);
     const first = errors[0] as Error;
     throw new RklError(

@@ -65,6 +65,14 @@ export interface PodRecord extends StoredRecord {
   nsPins?: Record<string, string>;
   /** The process making it, until `created`: a dead owner means interrupted. */
   owner?: Owner;
+  /**
+   * Set once a served `pod rm` has answered while its teardown goes on
+   * (lifecycle.ts, removePod), with the process doing it. Such a pod is gone
+   * to every command; a dead remover means the removal was cut short, and
+   * `pod rm -f`, `pod run` of the name and `gc` finish it.
+   */
+  removing?: boolean;
+  remover?: Owner;
   /** The run root's epoch it was made in; another one means a reboot came between. */
   epoch?: string;
   /** Set for pods `rkl daemon` made from a manifest: the file and its content hash. */
@@ -116,7 +124,7 @@ export interface CreatePodOptions {
 
 export function getPod(host: Host, name: string): PodRecord {
   const rec = host.store.get<PodRecord>("pods", name);
-  if (!rec) {
+  if (!rec || rec.removing) {
     throw new NotFoundError(`Cannot find pod ${JSON.stringify(name)}`, {
       hint: "rkl pod list shows the names",
     });
