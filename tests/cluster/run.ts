@@ -639,6 +639,18 @@ async function run(c: Cluster): Promise<void> {
     const slowest = [...gone].sort((a, b) => b[1] - a[1]).slice(0, 2)
       .map(([n, ms]) => `${n} ${(ms / 1000).toFixed(1)} s`).join(", ");
     const api = (performance.now() - t0) / 1000;
+    // What was still on the host when the API had no pod left (the kubelet removes sandboxes in
+    // its garbage collection, once a minute).
+    const first = censusDiff(baseline, await hostCensus(c, ownPids(c)));
+    const kinds = new Map<string, number>();
+    for (const d of first) {
+      // mounts by where they are: the kubelet's volumes, rkl's root or run root.
+      const k = d.startsWith("mounts: ")
+        ? `mounts in ${d.slice(8 + c.dir.length + 1).split("/").slice(0, 2).join("/")}/`
+        : d.split(":")[0];
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    }
+    const lingering = [...kinds].map(([k, n]) => `${n} ${k}`).join(", ") || "nothing";
     let diff: string[] = [];
     await until("the host census to match the one before any pod", async () => {
       diff = censusDiff(baseline, await hostCensus(c, ownPids(c)));
@@ -648,7 +660,9 @@ async function run(c: Cluster): Promise<void> {
     });
     return `${names.length} pods gone through the API in ${
       api.toFixed(1)
-    } s (slowest: ${slowest}), from the host in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    } s (slowest: ${slowest}), from the host in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s; left when the API showed none: ${lingering}`;
   });
 
   await step(
