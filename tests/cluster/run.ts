@@ -616,6 +616,63 @@ async function run(c: Cluster): Promise<void> {
     return `${want.length} files right; pod cgroup under kubepods/burstable with a 64 MiB limit`;
   });
 
+  await step("bad input: an image that is not there, runAsNonRoot on a root image", async () => {
+    const waiting = async (pod: string) => {
+      const out = await c.kubectl([
+        "get",
+        "pod",
+        pod,
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}",
+      ]);
+      const [reason, ...message] = out.split("|");
+      return { reason, message: message.join("|") };
+    };
+    await c.kubectl([
+      "run",
+      "nopull",
+      "--image=registry.k8s.io/e2e-test-images/no-such-image:1.0",
+      "--restart=Never",
+    ]);
+    let w = { reason: "", message: "" };
+    await until("nopull waiting in ErrImagePull or ImagePullBackOff", async () => {
+      w = await waiting("nopull");
+      return /^(ErrImagePull|ImagePullBackOff)$/.test(w.reason) && w.message !== "";
+    }, t(60_000));
+    // The registry's own words reach the pod's status.
+    if (!/no-such-image/.test(w.message) || !/not found|unknown|404/i.test(w.message)) {
+      throw new Error(`nopull: ${w.reason}: ${w.message}`);
+    }
+    const pull = `${w.reason}: ${w.message.slice(0, 120)}`;
+    const nonRoot = (name: string, image: string) => ({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name },
+      spec: {
+        restartPolicy: "Never",
+        terminationGracePeriodSeconds: 1,
+        securityContext: { runAsNonRoot: true },
+        containers: [{ name: "main", image, command: IDLE }],
+      },
+    });
+    await c.kubectl(["apply", "-f", "-"], {
+      stdin: JSON.stringify(nonRoot("asroot", NODE_IMAGES.busybox)),
+    });
+    await until("asroot refused with CreateContainerConfigError", async () => {
+      w = await waiting("asroot");
+      return w.reason === "CreateContainerConfigError";
+    }, t(60_000));
+    if (!/non-root|runAsNonRoot/i.test(w.message)) throw new Error(`asroot: ${w.message}`);
+    // The same with the nonroot image (USER 1234, from rkl's ImageStatus) runs.
+    await c.kubectl(["apply", "-f", "-"], {
+      stdin: JSON.stringify(nonRoot("asuser", NODE_IMAGES.nonroot)),
+    });
+    await until("asuser Running", async () => (await phase(c, "asuser")) === "Running", t(60_000));
+    const id = (await c.kubectl(["exec", "asuser", "--", "id", "-u"])).trim();
+    if (id !== "1234") throw new Error(`asuser runs as ${id}`);
+    return `${pull}; root image: ${w.message}`;
+  });
+
   await step("kubectl delete leaves nothing on the host", async () => {
     const t0 = performance.now();
     const names = (await pods(c)).map((p) => p.metadata.name);
