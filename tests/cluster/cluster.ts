@@ -207,6 +207,8 @@ export class Proc {
   ) {
     this.child = this.#spawn();
   }
+  /** false once the current process has exited. */
+  running = false;
   #spawn(): Deno.ChildProcess {
     const f = Deno.openSync(this.log, { write: true, create: true, append: true });
     const child = new Deno.Command(this.cmd, {
@@ -221,7 +223,11 @@ export class Proc {
     // Both streams into one file: each chunk is written whole, in arrival order.
     child.stdout.pipeTo(w).catch(() => {});
     child.stderr.pipeTo(new WritableStream({ write: (c) => void f.writeSync(c) })).catch(() => {});
-    child.status.finally(() => setTimeout(() => f.close(), 500));
+    this.running = true;
+    child.status.finally(() => {
+      this.running = false;
+      setTimeout(() => f.close(), 500);
+    });
     return child;
   }
   get pid(): number {
@@ -532,7 +538,20 @@ resolvConf: /etc/resolv.conf
     this.#undo.push(async () => {
       // The kubelet is stopped by now: the pods it left go through the CRI, then the runtime.
       const rt = this.procs.get(this.runtime);
-      if (!rt || !exists(this.sock)) return;
+      if (!rt) return;
+      if (!rt.running) {
+        // Killed (a failed kill -9 step): started again to remove what it runs.
+        rt.restart();
+        await until(
+          `${this.runtime}'s CRI`,
+          async () =>
+            (await sh("crictl", ["-t", "5s", "-r", `unix://${this.sock}`, "version"], {
+              quiet: true,
+            }))
+              .includes("RuntimeName"),
+          60_000,
+        ).catch(() => {});
+      }
       const crictl = (a: string[]) =>
         sh("crictl", ["-t", "60s", "-r", `unix://${this.sock}`, ...a], { quiet: true });
       const pods = (await crictl(["pods", "-q"])).split("\n").filter(Boolean);
