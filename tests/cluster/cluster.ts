@@ -175,6 +175,19 @@ function removeCgroupTrees(name: string): void {
   for (const r of roots) if (exists(`${r}/${name}`)) rm(`${r}/${name}`);
 }
 
+/** containerd's shims for the socket `sock` (their command lines name it). */
+export function shimPids(sock: string): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (!Deno.readTextFileSync(`/proc/${e.name}/comm`).startsWith("containerd-shim")) continue;
+      if (Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(sock)) out.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -194,6 +207,8 @@ export class Proc {
   ) {
     this.child = this.#spawn();
   }
+  /** false once the current process has exited. */
+  running = false;
   #spawn(): Deno.ChildProcess {
     const f = Deno.openSync(this.log, { write: true, create: true, append: true });
     const child = new Deno.Command(this.cmd, {
@@ -208,7 +223,11 @@ export class Proc {
     // Both streams into one file: each chunk is written whole, in arrival order.
     child.stdout.pipeTo(w).catch(() => {});
     child.stderr.pipeTo(new WritableStream({ write: (c) => void f.writeSync(c) })).catch(() => {});
-    child.status.finally(() => setTimeout(() => f.close(), 500));
+    this.running = true;
+    child.status.finally(() => {
+      this.running = false;
+      setTimeout(() => f.close(), 500);
+    });
     return child;
   }
   get pid(): number {
@@ -241,6 +260,8 @@ export class Proc {
 }
 
 export interface ClusterOptions {
+  /** The node's runtime: rkl (default), or containerd 1.6's built-in CRI for side-by-side figures. */
+  runtime?: "rkl" | "containerd";
   /** Called with a line per phase. */
   say?: (line: string) => void;
   /** Kubelet log verbosity. */
@@ -261,12 +282,15 @@ export class Cluster {
   kubeletStarted = 0;
   readonly ports: Record<string, number> = {};
 
+  readonly runtime: "rkl" | "containerd";
+
   private constructor(dir: string, bin: string, opts: ClusterOptions) {
     this.dir = dir;
     this.bin = bin;
     this.root = `${dir}/root`;
     this.runRoot = `${dir}/run`;
-    this.sock = `${this.runRoot}/rkl.sock`;
+    this.runtime = opts.runtime ?? "rkl";
+    this.sock = this.runtime === "rkl" ? `${this.runRoot}/rkl.sock` : `${dir}/containerd.sock`;
     this.kubeconfig = `${dir}/admin.kubeconfig`;
     this.#say = opts.say ?? (() => {});
   }
@@ -509,16 +533,38 @@ resolvConf: /etc/resolv.conf
       ),
     );
     this.#undo.push(() => sh("ip", ["link", "del", NETWORK], { quiet: true }).then(() => {}));
-    this.#startRkl();
+    if (this.runtime === "rkl") this.#startRkl();
+    else this.#startContainerd(reg.url);
     this.#undo.push(async () => {
-      // The kubelet is stopped by now: the pods it left go through rkl's CRI, then the daemon.
-      const rkl = this.procs.get("rkl");
-      if (!rkl || !exists(this.sock)) return;
+      // The kubelet is stopped by now: the pods it left go through the CRI, then the runtime.
+      const rt = this.procs.get(this.runtime);
+      if (!rt) return;
+      if (!rt.running) {
+        // Killed (a failed kill -9 step): started again to remove what it runs.
+        rt.restart();
+        await until(
+          `${this.runtime}'s CRI`,
+          async () =>
+            (await sh("crictl", ["-t", "5s", "-r", `unix://${this.sock}`, "version"], {
+              quiet: true,
+            }))
+              .includes("RuntimeName"),
+          60_000,
+        ).catch(() => {});
+      }
       const crictl = (a: string[]) =>
         sh("crictl", ["-t", "60s", "-r", `unix://${this.sock}`, ...a], { quiet: true });
       const pods = (await crictl(["pods", "-q"])).split("\n").filter(Boolean);
       await Promise.all(pods.map((p) => crictl(["rmp", "-f", p])));
-      await rkl.stop(30_000);
+      await rt.stop(30_000);
+      if (this.runtime === "containerd") {
+        // Shims outlive containerd by design; every pod is gone, so none should be left.
+        for (const pid of shimPids(this.sock)) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch { /* gone */ }
+        }
+      }
     });
 
     this.#say("cluster: etcd, kube-apiserver …");
@@ -592,7 +638,7 @@ resolvConf: /etc/resolv.conf
       await sh(`${b}/kube-proxy`, ["--cleanup", "--proxy-mode=iptables"], { quiet: true });
     });
 
-    await until("rkl's CRI socket", () => exists(this.sock), 60_000);
+    await until(`${this.runtime}'s CRI socket`, () => exists(this.sock), 60_000);
     Deno.writeTextFileSync(`${d}/kubelet.yaml`, this.kubeletConfig());
     this.#say("cluster: kubelet …");
     this.startKubelet(opts.kubeletV ?? 2);
@@ -622,6 +668,57 @@ resolvConf: /etc/resolv.conf
       exists(`${d}/kubelet`)
     );
     return d ? `${d}/kubelet` : "kubelet";
+  }
+
+  /**
+   * containerd 1.6 (Debian's package) with its CRI plugin, runc, the same CNI
+   * plugins, bridge and subnet, and the same images (registry.k8s.io mirrored
+   * to the local registry), all private to the temp dir.
+   */
+  #startContainerd(registry: string): Proc {
+    const d = this.dir;
+    const cniBin = ["/usr/lib/cni", "/opt/cni/bin"].find((b) => exists(`${b}/bridge`));
+    if (!cniBin) throw new Error("cluster: no CNI bridge plugin in /usr/lib/cni or /opt/cni/bin");
+    const cri = `plugins."io.containerd.grpc.v1.cri"`;
+    Deno.writeTextFileSync(
+      `${d}/containerd.toml`,
+      [
+        "version = 2",
+        `root = "${d}/containerd-root"`,
+        `state = "${d}/containerd-state"`,
+        `disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",` +
+        ` "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",` +
+        ` "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]`,
+        "[grpc]",
+        `  address = "${this.sock}"`,
+        "[ttrpc]",
+        `  address = "${this.sock}.ttrpc"`,
+        `[plugins."io.containerd.internal.v1.opt"]`,
+        `  path = "${d}/containerd-root/opt"`,
+        `[${cri}]`,
+        `  sandbox_image = "${NODE_IMAGES.pause}"`,
+        `  stream_server_address = "127.0.0.1"`,
+        `  stream_server_port = "0"`,
+        `  restrict_oom_score_adj = true`,
+        `[${cri}.containerd]`,
+        `  snapshotter = "overlayfs"`,
+        `  default_runtime_name = "runc"`,
+        `[${cri}.containerd.runtimes.runc]`,
+        `  runtime_type = "io.containerd.runc.v2"`,
+        `[${cri}.containerd.runtimes.runc.options]`,
+        `  BinaryName = "runc"`,
+        `  Root = "${d}/runc"`,
+        `  SystemdCgroup = false`,
+        `[${cri}.cni]`,
+        `  bin_dir = "${cniBin}"`,
+        `  conf_dir = "${this.root}/net.d"`,
+        `  max_conf_num = 1`,
+        `[${cri}.registry.mirrors."registry.k8s.io"]`,
+        `  endpoint = ["${registry}"]`,
+        "",
+      ].join("\n"),
+    );
+    return this.#spawn("containerd", "containerd", ["--config", `${d}/containerd.toml`]);
   }
 
   /** Restarts the rkl daemon (same command line, state and socket). */

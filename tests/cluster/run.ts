@@ -186,9 +186,8 @@ function ownPids(c: Cluster): Set<number> {
 }
 
 async function run(c: Cluster): Promise<void> {
-  const t = (ms: number) => ms;
   await step("node Ready", async () => {
-    await until("node Ready", async () => (await nodeReady(c)).status === "True", t(120_000));
+    await until("node Ready", async () => (await nodeReady(c)).status === "True", 120_000);
     const s = (performance.now() - c.kubeletStarted) / 1000;
     // Pods need the default ServiceAccount and kube-root-ca.crt (the controller-manager's).
     await until(
@@ -197,7 +196,7 @@ async function run(c: Cluster): Promise<void> {
         (await c.kubectl(["get", "sa/default", "cm/kube-root-ca.crt", "-o", "name"], {
           quiet: true,
         })).split("\n").filter(Boolean).length === 2,
-      t(60_000),
+      60_000,
     );
     return `Ready ${s.toFixed(1)} s after the kubelet started`;
   });
@@ -214,7 +213,7 @@ async function run(c: Cluster): Promise<void> {
       "netexec",
       "--http-port=8080",
     ]);
-    await until("pod web Running", async () => (await phase(c, "web")) === "Running", t(120_000));
+    await until("pod web Running", async () => (await phase(c, "web")) === "Running", 120_000);
     const s = (performance.now() - t0) / 1000;
     const uid = (await c.kubectl(["get", "pod", "web", "-o", "jsonpath={.metadata.uid}"])).trim();
     const dir = `/sys/fs/cgroup/memory/kubepods/besteffort/pod${uid}`;
@@ -346,7 +345,7 @@ async function run(c: Cluster): Promise<void> {
     await until(
       "web's log line",
       async () => /Started HTTP server on port 8080/.test(await c.kubectl(["logs", "web"])),
-      t(20_000),
+      20_000,
     );
     await until(
       "ticker's first lines",
@@ -390,7 +389,7 @@ async function run(c: Cluster): Promise<void> {
         const r = await fetch(`http://127.0.0.1:${port}/hostname`);
         body = await r.text();
         return r.ok;
-      }, t(30_000));
+      }, 30_000);
       if (body.trim() !== "web") {
         throw new Error(`/hostname through port-forward: ${JSON.stringify(body)}`);
       }
@@ -448,7 +447,7 @@ async function run(c: Cluster): Promise<void> {
       await until(`Deployment sleeper at ${n} ready pods`, async () => {
         const d = await deployment(c, "sleeper");
         return d.ready === n && d.pods === n;
-      }, t(180_000));
+      }, 180_000);
       times.push(`${n} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     return times.join(", ");
@@ -482,7 +481,7 @@ async function run(c: Cluster): Promise<void> {
         { quiet: true },
       );
       return body.trim() === "web";
-    }, t(60_000));
+    }, 60_000);
     // And the address the client came from, as web saw it: the client's pod IP (no SNAT on the bridge).
     const clientIP = (await c.kubectl(["get", "pod", "client", "-o", "jsonpath={.status.podIP}"]))
       .trim();
@@ -514,7 +513,7 @@ async function run(c: Cluster): Promise<void> {
         "once",
         "-o",
         `jsonpath={.status.conditions[?(@.type=="Complete")].status}`,
-      ])).trim() === "True", t(120_000));
+      ])).trim() === "True", 120_000);
     const log = await c.kubectl(["logs", "job/once"]);
     if (log.trim() !== "job-ran-here") throw new Error(`Job log: ${JSON.stringify(log)}`);
     return `complete ${((performance.now() - t0) / 1000).toFixed(1)} s after create`;
@@ -584,7 +583,7 @@ async function run(c: Cluster): Promise<void> {
       },
     };
     await c.kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(pod) });
-    await until("pod vols Running", async () => (await phase(c, "vols")) === "Running", t(120_000));
+    await until("pod vols Running", async () => (await phase(c, "vols")) === "Running", 120_000);
     const cat = (p: string) => c.kubectl(["exec", "vols", "--", "cat", p]);
     const want: [string, (s: string) => boolean][] = [
       ["/cm/color", (s) => s === "teal"],
@@ -616,6 +615,63 @@ async function run(c: Cluster): Promise<void> {
     return `${want.length} files right; pod cgroup under kubepods/burstable with a 64 MiB limit`;
   });
 
+  await step("bad input: an image that is not there, runAsNonRoot on a root image", async () => {
+    const waiting = async (pod: string) => {
+      const out = await c.kubectl([
+        "get",
+        "pod",
+        pod,
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}",
+      ]);
+      const [reason, ...message] = out.split("|");
+      return { reason, message: message.join("|") };
+    };
+    await c.kubectl([
+      "run",
+      "nopull",
+      "--image=registry.k8s.io/e2e-test-images/no-such-image:1.0",
+      "--restart=Never",
+    ]);
+    let w = { reason: "", message: "" };
+    await until("nopull waiting in ErrImagePull or ImagePullBackOff", async () => {
+      w = await waiting("nopull");
+      return /^(ErrImagePull|ImagePullBackOff)$/.test(w.reason) && w.message !== "";
+    }, 60_000);
+    // The registry's own words reach the pod's status.
+    if (!/no-such-image/.test(w.message) || !/not found|unknown|404/i.test(w.message)) {
+      throw new Error(`nopull: ${w.reason}: ${w.message}`);
+    }
+    const pull = `${w.reason}: ${w.message.slice(0, 120)}`;
+    const nonRoot = (name: string, image: string) => ({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name },
+      spec: {
+        restartPolicy: "Never",
+        terminationGracePeriodSeconds: 1,
+        securityContext: { runAsNonRoot: true },
+        containers: [{ name: "main", image, command: IDLE }],
+      },
+    });
+    await c.kubectl(["apply", "-f", "-"], {
+      stdin: JSON.stringify(nonRoot("asroot", NODE_IMAGES.busybox)),
+    });
+    await until("asroot refused with CreateContainerConfigError", async () => {
+      w = await waiting("asroot");
+      return w.reason === "CreateContainerConfigError";
+    }, 60_000);
+    if (!/non-root|runAsNonRoot/i.test(w.message)) throw new Error(`asroot: ${w.message}`);
+    // The same with the nonroot image (USER 1234, from rkl's ImageStatus) runs.
+    await c.kubectl(["apply", "-f", "-"], {
+      stdin: JSON.stringify(nonRoot("asuser", NODE_IMAGES.nonroot)),
+    });
+    await until("asuser Running", async () => (await phase(c, "asuser")) === "Running", 60_000);
+    const id = (await c.kubectl(["exec", "asuser", "--", "id", "-u"])).trim();
+    if (id !== "1234") throw new Error(`asuser runs as ${id}`);
+    return `${pull}; root image: ${w.message}`;
+  });
+
   await step("kubectl delete leaves nothing on the host", async () => {
     const t0 = performance.now();
     const names = (await pods(c)).map((p) => p.metadata.name);
@@ -635,20 +691,34 @@ async function run(c: Cluster): Promise<void> {
       const left = new Set((await pods(c)).map((p) => p.metadata.name));
       for (const n of names) if (!left.has(n) && !gone.has(n)) gone.set(n, performance.now() - t0);
       return left.size === 0;
-    }, t(120_000));
+    }, 120_000);
     const slowest = [...gone].sort((a, b) => b[1] - a[1]).slice(0, 2)
       .map(([n, ms]) => `${n} ${(ms / 1000).toFixed(1)} s`).join(", ");
     const api = (performance.now() - t0) / 1000;
+    // What was still on the host when the API had no pod left (the kubelet removes sandboxes in
+    // its garbage collection, once a minute).
+    const first = censusDiff(baseline, await hostCensus(c, ownPids(c)));
+    const kinds = new Map<string, number>();
+    for (const d of first) {
+      // mounts by where they are: the kubelet's volumes, rkl's root or run root.
+      const k = d.startsWith("mounts: ")
+        ? `mounts in ${d.slice(8 + c.dir.length + 1).split("/").slice(0, 2).join("/")}/`
+        : d.split(":")[0];
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+    }
+    const lingering = [...kinds].map(([k, n]) => `${n} ${k}`).join(", ") || "nothing";
     let diff: string[] = [];
     await until("the host census to match the one before any pod", async () => {
       diff = censusDiff(baseline, await hostCensus(c, ownPids(c)));
       return diff.length === 0;
-    }, t(150_000)).catch((e) => {
+    }, 150_000).catch((e) => {
       throw new Error(`${e.message}; left:\n  ${diff.join("\n  ")}`);
     });
     return `${names.length} pods gone through the API in ${
       api.toFixed(1)
-    } s (slowest: ${slowest}), from the host in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    } s (slowest: ${slowest}), from the host in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s; left when the API showed none: ${lingering}`;
   });
 
   await step(
@@ -664,7 +734,7 @@ async function run(c: Cluster): Promise<void> {
       await until("10 steady pods ready", async () => {
         const d = await deployment(c, "steady");
         return d.ready === 10 && d.pods === 10;
-      }, t(180_000));
+      }, 180_000);
       const ids = (ps: PodJson[]) =>
         new Map(
           ps.map((p) => [p.metadata.name, p.status.containerStatuses?.[0]?.containerID ?? ""]),
@@ -690,7 +760,7 @@ async function run(c: Cluster): Promise<void> {
       await until("a Ready heartbeat from the restarted kubelet", async () => {
         const r = await nodeReady(c);
         return r.status === "True" && new Date(r.heartbeat) > killedAt;
-      }, t(120_000));
+      }, 120_000);
       const ready = (performance.now() - c.kubeletStarted) / 1000;
       // The restarted kubelet relists and syncs every pod; give it time to (wrongly) restart any.
       const t0 = performance.now();
@@ -715,7 +785,7 @@ async function run(c: Cluster): Promise<void> {
         await sleep(2000);
       }
       await c.kubectl(["delete", "deployment/steady", "--wait=true"]);
-      await until("steady pods gone", async () => (await pods(c)).length === 0, t(120_000));
+      await until("steady pods gone", async () => (await pods(c)).length === 0, 120_000);
       return `node Ready ${
         ready.toFixed(1)
       } s after the kubelet restarted; 10 pods, restartCount 0, same container IDs for 20 s`;
