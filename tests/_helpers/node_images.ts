@@ -16,6 +16,8 @@
  * - e2e-test-images/nonroot:1.5: busybox with USER 1234.
  * - e2e-test-images/nonewprivs:1.4: busybox with a setuid-root
  *   /usr/local/bin/nnp printing `Effective uid: N`, CMD ["nnp"].
+ * - e2e-test-images/glibc-dns-testing:2.0.0: busybox (`sh`, `hostname -f`
+ *   answering from /etc/hosts), for the pod hostname/FQDN specs.
  * - pause:3.10.2: catatonit in pause mode as /pause, USER 65535:65535.
  */
 import { appletLayer, buildPrograms, USERS } from "../cri/images.ts";
@@ -32,6 +34,7 @@ export const NODE_IMAGES = {
   nginx: `${E2E}/nginx:1.15-4`,
   nonroot: `${E2E}/nonroot:1.5`,
   nonewprivs: `${E2E}/nonewprivs:1.4`,
+  glibcDnsTesting: `${E2E}/glibc-dns-testing:2.0.0`,
   pause: "registry.k8s.io/pause:3.10.2",
 } as const;
 
@@ -100,6 +103,7 @@ export async function pushNodeImages(url: string, workDir: string): Promise<Push
   };
   await push(NODE_IMAGES.busybox, [], {});
   await push(NODE_IMAGES.nonroot, [], { User: "1234" });
+  await push(NODE_IMAGES.glibcDnsTesting, [], {});
   await push(NODE_IMAGES.nonewprivs, [
     ...dirs("usr/", "usr/local/", "usr/local/bin/"),
     { name: "usr/local/bin/nnp", data: programs.nonewprivs, mode: 0o6755 },
