@@ -92,6 +92,56 @@ async function until(what: string, fn: () => boolean | Promise<boolean>, ms: num
   }
 }
 
+/**
+ * 127.0.0.1:PORT passed on to the node address's PORT. The kubelet listens on
+ * its `address` (the node IP: the suite's API server dials the InternalIP),
+ * and specs hard-code localhost: 10255 (its read-only port: /metrics/cadvisor,
+ * /stats/summary) and 10250. Taken already (another kubelet): said, not fatal.
+ */
+function forwardLocalhost(port: number, log: (m: string) => void): { close(): void } {
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: "127.0.0.1", port });
+  } catch (e) {
+    log(`node-e2e: 127.0.0.1:${port} is not forwarded: ${(e as Error).message}`);
+    return { close() {} };
+  }
+  const conns = new Set<Deno.Conn>();
+  (async () => {
+    for await (const c of listener) {
+      conns.add(c);
+      Deno.connect({ hostname: NODE_IP, port }).then((up) => {
+        conns.add(up);
+        const end = () => {
+          for (const x of [c, up]) {
+            conns.delete(x);
+            try {
+              x.close();
+            } catch { /* closed */ }
+          }
+        };
+        Promise.all([
+          c.readable.pipeTo(up.writable).catch(() => {}),
+          up.readable.pipeTo(c.writable).catch(() => {}),
+        ]).finally(end);
+      }, () => {
+        conns.delete(c);
+        c.close();
+      });
+    }
+  })().catch(() => {});
+  return {
+    close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    },
+  };
+}
+
 const sysctlPath = (s: string) => `/proc/sys/${s.replaceAll(".", "/")}`;
 
 /** The KUBE-* chains and rules in every table, per binary and table. */
@@ -268,6 +318,7 @@ async function main(): Promise<number> {
   const hadPods = exists("/var/log/pods");
   const hadKubepods = exists("/sys/fs/cgroup/memory/kubepods");
   let daemon: Deno.ChildProcess | undefined;
+  const forwards: { close(): void }[] = [];
   const reg = await startRegistry(`${dir}/registry`);
   try {
     console.log("node-e2e: pushing the stand-in images …");
@@ -319,6 +370,7 @@ async function main(): Promise<number> {
     Deno.writeTextFileSync(`${dir}/rkl.pid`, `${daemon.pid}\n`);
     await until("rkl's CRI socket", () => exists(sock), 30_000);
 
+    forwards.push(...[10255, 10250].map((p) => forwardLocalhost(p, console.log)));
     Deno.writeTextFileSync(`${dir}/kubelet-base.yaml`, kubeletBase());
     const work = `${dir}/work`;
     Deno.mkdirSync(work, { recursive: true });
@@ -437,6 +489,7 @@ async function main(): Promise<number> {
       } catch { /* gone */ }
       await daemon.status;
     }
+    for (const f of forwards) f.close();
     await reg.stop();
     await removeKubeRules(rulesBefore);
     for (const [s, v] of before) Deno.writeTextFileSync(sysctlPath(s), `${v}\n`);
