@@ -356,6 +356,10 @@ async function main(): Promise<number> {
         sock,
         "--pause-image",
         NODE_IMAGES.pause,
+        // The RuntimeClass handler the suite's specs name (upstream CI configures
+        // containerd and CRI-O with it too).
+        "--runtime-handlers",
+        "test-handler",
       ],
       env: {
         RKL_ROOT: root,
