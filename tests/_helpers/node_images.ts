@@ -8,7 +8,8 @@
  * - e2e-test-images/busybox:1.37.0-1: busybox, its applets as hard links, `sh`.
  * - e2e-test-images/agnhost:2.63.0: the real agnhost (../shared/k8s, v1.36.3's
  *   test/images/agnhost) as /agnhost, /agnhost-2 linking to it, /uploads,
- *   ENTRYPOINT ["/agnhost"], CMD ["pause"], ports 80 8080 8081 9376. Upstream's
+ *   ENTRYPOINT ["/agnhost"], CMD ["pause"], ports 80 8080 8081 9376, a
+ *   self-signed /localhost.crt and /localhost.key (openssl). Upstream's
  *   Alpine tools are stood in for by busybox applets (nc, ip, wget, nslookup)
  *   and a small curl (tests/cri/src/curl.c); see NODE_IMAGE_GAPS.
  * - e2e-test-images/nginx:1.15-4: tests/cri/src/nginx.c on port 80, CMD
@@ -41,7 +42,6 @@ export const NODE_IMAGES = {
 /** What the stand-ins lack against upstream's images, for the docs and a conformance run's skips. */
 export const NODE_IMAGE_GAPS = [
   "agnhost: no bash, dig, iperf, coredns, ss, netcat-openbsd (busybox nc has no -u/-z/-v); curl is a stand-in for http:// to IP addresses only (no TLS, no DNS names)",
-  "agnhost: no porter TLS files (/localhost.crt, /localhost.key)",
   "nginx: one static server answering every request with a small page (no nginx.conf, no /usr/share/nginx/html)",
   "busybox: Debian's busybox 1.35 applets, not upstream's 1.37.0 (wget -T segfaults: use timeout N wget)",
 ];
@@ -78,6 +78,41 @@ export async function agnhostBinary(): Promise<string> {
 }
 
 const dirs = (...names: string[]): Member[] => names.map((name) => ({ name, type: "dir" }));
+
+/**
+ * The self-signed localhost certificate and key agnhost's image carries as
+ * /localhost.crt and /localhost.key (`netexec --tls-cert-file`: the https
+ * lifecycle hook specs), made here with openssl.
+ */
+async function localhostCert(workDir: string): Promise<{ crt: Uint8Array; key: Uint8Array }> {
+  const crt = `${workDir}/localhost.crt`;
+  const key = `${workDir}/localhost.key`;
+  const r = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      crt,
+      "-days",
+      "30",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`openssl req: ${new TextDecoder().decode(r.stderr).trim()}`);
+  return { crt: Deno.readFileSync(crt), key: Deno.readFileSync(key) };
+}
 
 export interface Pushed {
   ref: string;
@@ -117,8 +152,11 @@ export async function pushNodeImages(url: string, workDir: string): Promise<Push
     ExposedPorts: { "80/tcp": {} },
     StopSignal: "SIGTERM",
   });
+  const tls = await localhostCert(workDir);
   await push(NODE_IMAGES.agnhost, [
     { name: "agnhost", data: Deno.readFileSync(await agnhostBinary()), mode: 0o755 },
+    { name: "localhost.crt", data: tls.crt, mode: 0o644 },
+    { name: "localhost.key", data: tls.key, mode: 0o644 },
     { name: "agnhost-2", type: "symlink", linkname: "agnhost" },
     ...dirs("uploads/", "usr/", "usr/bin/"),
     { name: "usr/bin/curl", data: programs.curl, mode: 0o755 },
