@@ -9,7 +9,8 @@
  * - e2e-test-images/agnhost:2.63.0: the real agnhost (../shared/k8s, v1.36.3's
  *   test/images/agnhost) as /agnhost, /agnhost-2 linking to it, /uploads,
  *   ENTRYPOINT ["/agnhost"], CMD ["pause"], ports 80 8080 8081 9376, a
- *   self-signed /localhost.crt and /localhost.key (openssl). Upstream's
+ *   self-signed /localhost.crt and /localhost.key (openssl), the host's
+ *   /bin/bash with its libraries. Upstream's
  *   Alpine tools are stood in for by busybox applets (nc, ip, wget, nslookup)
  *   and a small curl (tests/cri/src/curl.c); see NODE_IMAGE_GAPS.
  * - e2e-test-images/nginx:1.15-4: tests/cri/src/nginx.c on port 80, CMD
@@ -41,7 +42,7 @@ export const NODE_IMAGES = {
 
 /** What the stand-ins lack against upstream's images, for the docs and a conformance run's skips. */
 export const NODE_IMAGE_GAPS = [
-  "agnhost: no bash, dig, iperf, coredns, ss, netcat-openbsd (busybox nc has no -u/-z/-v); curl is a stand-in for http:// to IP addresses only (no TLS, no DNS names)",
+  "agnhost: no dig, iperf, coredns, ss, netcat-openbsd (busybox nc has no -u/-z/-v); curl is a stand-in for http:// to IP addresses only (no TLS, no DNS names)",
   "nginx: one static server answering every request with a small page (no nginx.conf, no /usr/share/nginx/html)",
   "busybox: Debian's busybox 1.35 applets, not upstream's 1.37.0 (wget -T segfaults: use timeout N wget)",
 ];
@@ -114,6 +115,37 @@ async function localhostCert(workDir: string): Promise<{ crt: Uint8Array; key: U
   return { crt: Deno.readFileSync(crt), key: Deno.readFileSync(key) };
 }
 
+/**
+ * A host program with the shared libraries `ldd` names (their real files
+ * under the paths it gives, and their directories): the host's bash stands in
+ * for Alpine's in agnhost's image (probe specs run `/bin/bash -c`).
+ */
+async function hostProgram(path: string): Promise<Member[]> {
+  const r = await new Deno.Command("ldd", { args: [path], stdout: "piped", stderr: "piped" })
+    .output();
+  if (!r.success) throw new Error(`ldd ${path}: ${new TextDecoder().decode(r.stderr).trim()}`);
+  const libs = [...new TextDecoder().decode(r.stdout).matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]);
+  const out: Member[] = [];
+  const seen = new Set<string>();
+  for (const file of libs) {
+    const parts = file.slice(1).split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const d = parts.slice(0, i).join("/") + "/";
+      if (!seen.has(d) && d !== "bin/") {
+        seen.add(d);
+        out.push({ name: d, type: "dir" });
+      }
+    }
+    out.push({
+      name: file.slice(1),
+      data: Deno.readFileSync(Deno.realPathSync(file)),
+      mode: 0o755,
+    });
+  }
+  out.push({ name: path.slice(1), data: Deno.readFileSync(Deno.realPathSync(path)), mode: 0o755 });
+  return out;
+}
+
 export interface Pushed {
   ref: string;
   digest: string;
@@ -153,10 +185,12 @@ export async function pushNodeImages(url: string, workDir: string): Promise<Push
     StopSignal: "SIGTERM",
   });
   const tls = await localhostCert(workDir);
+  const bash = await hostProgram("/bin/bash");
   await push(NODE_IMAGES.agnhost, [
     { name: "agnhost", data: Deno.readFileSync(await agnhostBinary()), mode: 0o755 },
     { name: "localhost.crt", data: tls.crt, mode: 0o644 },
     { name: "localhost.key", data: tls.key, mode: 0o644 },
+    ...bash,
     { name: "agnhost-2", type: "symlink", linkname: "agnhost" },
     ...dirs("uploads/", "usr/", "usr/bin/"),
     { name: "usr/bin/curl", data: programs.curl, mode: 0o755 },
