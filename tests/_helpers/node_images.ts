@@ -5,7 +5,9 @@
  * rootfs as tests/cri/images.ts builds critest's, and pushed to a local
  * registry under their registry.k8s.io paths (a mirror entry keeps the names):
  *
- * - e2e-test-images/busybox:1.37.0-1: busybox, its applets as hard links, `sh`.
+ * - e2e-test-images/busybox:1.37.0-1: busybox, its applets as hard links, `sh`;
+ *   every busybox-based image here also has an `nmeter` for `%[N]t`
+ *   (tests/node_e2e/nmeter.c), the applet Debian's busybox lacks.
  * - e2e-test-images/agnhost:2.63.0: the real agnhost (../shared/k8s, v1.36.3's
  *   test/images/agnhost) as /agnhost, /agnhost-2 linking to it, /uploads,
  *   ENTRYPOINT ["/agnhost"], CMD ["pause"], ports 80 8080 8081 9376, a
@@ -146,6 +148,18 @@ async function hostProgram(path: string): Promise<Member[]> {
   return out;
 }
 
+/** tests/node_e2e/nmeter.c, static. */
+async function buildNmeter(workDir: string): Promise<Uint8Array> {
+  const bin = `${workDir}/nmeter`;
+  const r = await new Deno.Command("gcc", {
+    args: ["-static", "-O2", "-o", bin, `${REPO}/tests/node_e2e/nmeter.c`],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`gcc nmeter.c: ${new TextDecoder().decode(r.stderr)}`);
+  return Deno.readFileSync(bin);
+}
+
 export interface Pushed {
   ref: string;
   digest: string;
@@ -156,12 +170,14 @@ export async function pushNodeImages(url: string, workDir: string): Promise<Push
   const programs = await buildPrograms(workDir, ["nginx", "nonewprivs", "ipcs", "pgrep", "curl"]);
   const base = await dirTar(`${REPO}/bundles/busybox/rootfs`);
   const applets = appletLayer(programs);
+  // busybox's nmeter, which Debian's busybox lacks (tests/node_e2e/nmeter.c).
+  const nmeter = tarBytes([{ name: "bin/nmeter", data: await buildNmeter(workDir), mode: 0o755 }]);
   const users = tarBytes(USERS);
   const out: Pushed[] = [];
   const push = async (ref: string, extra: Member[], config: Record<string, unknown>) => {
     const [repoPath, tag] = ref.split(/:(?=[^:]+$)/);
     const repo = repoPath.slice(repoPath.indexOf("/") + 1);
-    const layers = [base, applets, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
+    const layers = [base, applets, nmeter, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
     const r = await pushImage(url, repo, tag, {
       layers,
       config: { Env: [PATH], Cmd: ["sh"], ...config },
