@@ -6,7 +6,9 @@
  * runtime is an `rkl daemon` this script starts on a private root, run
  * root, socket, bridge and subnet. Images come from a registry on 127.0.0.1
  * holding the project's stand-ins (tests/_helpers/node_images.ts) under their
- * registry.k8s.io names, behind rkl's mirror config.
+ * registry.k8s.io names, behind rkl's mirror config. The daemon takes the
+ * RuntimeClass handler "test-handler", as upstream CI's containerd and CRI-O
+ * do; 127.0.0.1:10255 and :10250 are forwarded to the kubelet's node address.
  *
  *   deno task test:node-e2e                 the CI subset (SUBSET below: specs from every area)
  *   deno task test:node-e2e --all           [NodeConformance] minus [Serial]/[Slow]/[Flaky]/[Disruptive]
@@ -34,6 +36,9 @@ export const SUBSET = [
   String
     .raw`\[sig-node\] Container Lifecycle Hook when create a pod with lifecycle hook should execute poststart exec hook properly`,
   String.raw`\[sig-node\] Pods should get a host IP`,
+  // common/node, probes: a liveness probe's restart with its own grace period
+  String
+    .raw`\[sig-node\] Probing container should override timeoutGracePeriodSeconds when LivenessProbe field is set`,
   // common/storage
   String.raw`\[sig-storage\] EmptyDir volumes should support \(root,0644,default\)`,
   String.raw`\[sig-storage\] Downward API volume should provide podname only`,
