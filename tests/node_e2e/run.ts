@@ -50,6 +50,9 @@ export const SUBSET = [
     .raw`\[sig-network\] Pod Host IPs \[NodeConformance\] when creating a Pod should add node IPs of all supported families to hostIPs of pod-network pod`,
   String
     .raw`\[sig-node\] Security Context When creating a pod with privileged should run the container as unprivileged when false`,
+  // e2e_node, Containers Lifecycle: init containers in order (their logs stamped by nmeter)
+  String
+    .raw`Containers Lifecycle when Running a pod with init containers and regular containers, restartPolicy=Never when A pod initializes successfully should launch init container serially before a regular container`,
 ];
 
 const NODE_IP = "198.51.100.32";
