@@ -492,7 +492,9 @@ async function main(): Promise<number> {
     // The suite stops its kubelet; what the kubelet left to rkl goes through rkl's CRI.
     if (daemon) {
       const crictl = (a: string[]) =>
-        sh("crictl", ["-r", `unix://${sock}`, "-i", `unix://${sock}`, ...a], { quiet: true });
+        sh("crictl", ["-r", `unix://${sock}`, "-i", `unix://${sock}`, "-t", "60s", ...a], {
+          quiet: true,
+        });
       for (const p of (await crictl(["pods", "-q"])).split("\n").filter(Boolean)) {
         await crictl(["rmp", "-f", p]);
       }
