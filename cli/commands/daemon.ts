@@ -48,6 +48,10 @@ function addRun(cmd: Command, ctx: Context): void {
       "registry.k8s.io/pause:3.10",
     )
     .option(
+      "--runtime-handlers <names>",
+      "more CRI runtime handler names (comma-separated) that run as rkl's own, as a RuntimeClass's handler",
+    )
+    .option(
       "--metrics <addr>",
       "serve Prometheus metrics on HOST:PORT (PORT: 127.0.0.1); off by default",
     )
@@ -64,6 +68,7 @@ function addRun(cmd: Command, ctx: Context): void {
           cri: boolean;
           cli: boolean;
           pauseImage: string;
+          runtimeHandlers?: string;
           metrics?: string;
           metricsAllowRemote?: boolean;
         },
@@ -74,6 +79,13 @@ function addRun(cmd: Command, ctx: Context): void {
         const maxMs = Number(o.backoffMax);
         if (!(baseMs >= 0) || !(maxMs >= baseMs)) {
           throw new UsageError("--backoff and --backoff-max must be milliseconds, max >= base");
+        }
+        const runtimeHandlers = (o.runtimeHandlers ?? "").split(",").filter(Boolean);
+        for (const h of runtimeHandlers) {
+          // A RuntimeClass's handler is a DNS label.
+          if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(h)) {
+            throw new UsageError(`--runtime-handlers: ${JSON.stringify(h)} is not a DNS label`);
+          }
         }
         const metricsAt = o.metrics === undefined
           ? undefined
@@ -107,6 +119,7 @@ function addRun(cmd: Command, ctx: Context): void {
           log: (m) => console.error(`rkl daemon: ${m}`),
           criSocket: o.cri ? criSocketPath(o.criSocket, host.paths.runRoot) : undefined,
           pauseImage: o.pauseImage,
+          runtimeHandlers,
           version: VERSION,
           serveCli: o.cli
             ? async () =>

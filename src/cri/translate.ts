@@ -63,7 +63,8 @@ function ports(list: Message[]): PortMapping[] {
   }).filter((m) => m.hostPort > 0);
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** DNS labels joined by dots, an optional trailing dot. */
+const HOSTNAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\.?$/;
 
 /** A DNS label made of a name: lower case, other characters as '-', at most 63. */
 export function labelFrom(name: string): string {
@@ -122,11 +123,16 @@ export function sandboxPod(id: string, config: Message): LoadedPod {
   const sc = linux.security_context ?? {};
   const nso = sc.namespace_options ?? {};
   const hostNetwork = nso.network === NS.NODE;
-  // A hostname given must be a DNS label; without one the pod's name is made
-  // into one. On the host network the UTS namespace is the host's anyway.
+  // A hostname given must be a DNS name the kernel takes (64 bytes at most):
+  // the kubelet sends FQDNs too (setHostnameAsFQDN, with a trailing dot when
+  // its cluster domain is empty; a hostnameOverride subdomain). Without one
+  // the pod's name is made into a label. On the host network the UTS
+  // namespace is the host's anyway.
   const hostname = config.hostname || labelFrom(md.name);
-  if (hostname.length > 63 || !DNS_LABEL.test(hostname)) {
-    throw invalid(`config.hostname: ${JSON.stringify(hostname)} is not a DNS label`);
+  if (hostname.length > 64 || !HOSTNAME.test(hostname)) {
+    throw invalid(
+      `config.hostname: ${JSON.stringify(hostname)} is not a DNS name of 64 bytes at most`,
+    );
   }
   const dns = config.dns_config;
   const parent = cgroupParentOf(linux.cgroup_parent ?? "", "config.linux.cgroup_parent");

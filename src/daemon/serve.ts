@@ -13,6 +13,8 @@ export interface ServeOptions {
   version?: string;
   /** The CRI sandboxes' pause image ("" for the built-in pause bundle). */
   pauseImage?: string;
+  /** CRI runtime handler names run as rkl's own ("rkl" always is one). */
+  runtimeHandlers?: string[];
   /**
    * Starts serving CLI commands for thin clients (cli/serve.ts), once this
    * daemon holds the run root; what it returns is closed when the daemon stops.
@@ -43,6 +45,7 @@ export async function serveSockets(
           network: options.network,
           version: options.version ?? "",
           pauseImage: options.pauseImage,
+          runtimeHandlers: options.runtimeHandlers,
           log: options.log,
         }),
         { log: options.log, onCall: options.onCriCall },

@@ -5,10 +5,14 @@
  * rootfs as tests/cri/images.ts builds critest's, and pushed to a local
  * registry under their registry.k8s.io paths (a mirror entry keeps the names):
  *
- * - e2e-test-images/busybox:1.37.0-1: busybox, its applets as hard links, `sh`.
+ * - e2e-test-images/busybox:1.37.0-1: busybox, its applets as hard links, `sh`;
+ *   every busybox-based image here also has an `nmeter` for `%[N]t`
+ *   (tests/node_e2e/nmeter.c), the applet Debian's busybox lacks.
  * - e2e-test-images/agnhost:2.63.0: the real agnhost (../shared/k8s, v1.36.3's
  *   test/images/agnhost) as /agnhost, /agnhost-2 linking to it, /uploads,
- *   ENTRYPOINT ["/agnhost"], CMD ["pause"], ports 80 8080 8081 9376. Upstream's
+ *   ENTRYPOINT ["/agnhost"], CMD ["pause"], ports 80 8080 8081 9376, a
+ *   self-signed /localhost.crt and /localhost.key (openssl), the host's
+ *   /bin/bash with its libraries. Upstream's
  *   Alpine tools are stood in for by busybox applets (nc, ip, wget, nslookup)
  *   and a small curl (tests/cri/src/curl.c); see NODE_IMAGE_GAPS.
  * - e2e-test-images/nginx:1.15-4: tests/cri/src/nginx.c on port 80, CMD
@@ -16,6 +20,8 @@
  * - e2e-test-images/nonroot:1.5: busybox with USER 1234.
  * - e2e-test-images/nonewprivs:1.4: busybox with a setuid-root
  *   /usr/local/bin/nnp printing `Effective uid: N`, CMD ["nnp"].
+ * - e2e-test-images/glibc-dns-testing:2.0.0: busybox (`sh`, `hostname -f`
+ *   answering from /etc/hosts), for the pod hostname/FQDN specs.
  * - pause:3.10.2: catatonit in pause mode as /pause, USER 65535:65535.
  */
 import { appletLayer, buildPrograms, USERS } from "../cri/images.ts";
@@ -32,13 +38,13 @@ export const NODE_IMAGES = {
   nginx: `${E2E}/nginx:1.15-4`,
   nonroot: `${E2E}/nonroot:1.5`,
   nonewprivs: `${E2E}/nonewprivs:1.4`,
+  glibcDnsTesting: `${E2E}/glibc-dns-testing:2.0.0`,
   pause: "registry.k8s.io/pause:3.10.2",
 } as const;
 
 /** What the stand-ins lack against upstream's images, for the docs and a conformance run's skips. */
 export const NODE_IMAGE_GAPS = [
-  "agnhost: no bash, dig, iperf, coredns, ss, netcat-openbsd (busybox nc has no -u/-z/-v); curl is a stand-in for http:// to IP addresses only (no TLS, no DNS names)",
-  "agnhost: no porter TLS files (/localhost.crt, /localhost.key)",
+  "agnhost: no dig, iperf, coredns, ss, netcat-openbsd (busybox nc has no -u/-z/-v); curl is a stand-in for http:// to IP addresses only (no TLS, no DNS names)",
   "nginx: one static server answering every request with a small page (no nginx.conf, no /usr/share/nginx/html)",
   "busybox: Debian's busybox 1.35 applets, not upstream's 1.37.0 (wget -T segfaults: use timeout N wget)",
 ];
@@ -76,6 +82,84 @@ export async function agnhostBinary(): Promise<string> {
 
 const dirs = (...names: string[]): Member[] => names.map((name) => ({ name, type: "dir" }));
 
+/**
+ * The self-signed localhost certificate and key agnhost's image carries as
+ * /localhost.crt and /localhost.key (`netexec --tls-cert-file`: the https
+ * lifecycle hook specs), made here with openssl.
+ */
+async function localhostCert(workDir: string): Promise<{ crt: Uint8Array; key: Uint8Array }> {
+  const crt = `${workDir}/localhost.crt`;
+  const key = `${workDir}/localhost.key`;
+  const r = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      crt,
+      "-days",
+      "30",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`openssl req: ${new TextDecoder().decode(r.stderr).trim()}`);
+  return { crt: Deno.readFileSync(crt), key: Deno.readFileSync(key) };
+}
+
+/**
+ * A host program with the shared libraries `ldd` names (their real files
+ * under the paths it gives, and their directories): the host's bash stands in
+ * for Alpine's in agnhost's image (probe specs run `/bin/bash -c`).
+ */
+async function hostProgram(path: string): Promise<Member[]> {
+  const r = await new Deno.Command("ldd", { args: [path], stdout: "piped", stderr: "piped" })
+    .output();
+  if (!r.success) throw new Error(`ldd ${path}: ${new TextDecoder().decode(r.stderr).trim()}`);
+  const libs = [...new TextDecoder().decode(r.stdout).matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]);
+  const out: Member[] = [];
+  const seen = new Set<string>();
+  for (const file of libs) {
+    const parts = file.slice(1).split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const d = parts.slice(0, i).join("/") + "/";
+      if (!seen.has(d) && d !== "bin/") {
+        seen.add(d);
+        out.push({ name: d, type: "dir" });
+      }
+    }
+    out.push({
+      name: file.slice(1),
+      data: Deno.readFileSync(Deno.realPathSync(file)),
+      mode: 0o755,
+    });
+  }
+  out.push({ name: path.slice(1), data: Deno.readFileSync(Deno.realPathSync(path)), mode: 0o755 });
+  return out;
+}
+
+/** tests/node_e2e/nmeter.c, static. */
+async function buildNmeter(workDir: string): Promise<Uint8Array> {
+  const bin = `${workDir}/nmeter`;
+  const r = await new Deno.Command("gcc", {
+    args: ["-static", "-O2", "-o", bin, `${REPO}/tests/node_e2e/nmeter.c`],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`gcc nmeter.c: ${new TextDecoder().decode(r.stderr)}`);
+  return Deno.readFileSync(bin);
+}
+
 export interface Pushed {
   ref: string;
   digest: string;
@@ -86,12 +170,14 @@ export async function pushNodeImages(url: string, workDir: string): Promise<Push
   const programs = await buildPrograms(workDir, ["nginx", "nonewprivs", "ipcs", "pgrep", "curl"]);
   const base = await dirTar(`${REPO}/bundles/busybox/rootfs`);
   const applets = appletLayer(programs);
+  // busybox's nmeter, which Debian's busybox lacks (tests/node_e2e/nmeter.c).
+  const nmeter = tarBytes([{ name: "bin/nmeter", data: await buildNmeter(workDir), mode: 0o755 }]);
   const users = tarBytes(USERS);
   const out: Pushed[] = [];
   const push = async (ref: string, extra: Member[], config: Record<string, unknown>) => {
     const [repoPath, tag] = ref.split(/:(?=[^:]+$)/);
     const repo = repoPath.slice(repoPath.indexOf("/") + 1);
-    const layers = [base, applets, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
+    const layers = [base, applets, nmeter, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
     const r = await pushImage(url, repo, tag, {
       layers,
       config: { Env: [PATH], Cmd: ["sh"], ...config },
@@ -100,6 +186,7 @@ export async function pushNodeImages(url: string, workDir: string): Promise<Push
   };
   await push(NODE_IMAGES.busybox, [], {});
   await push(NODE_IMAGES.nonroot, [], { User: "1234" });
+  await push(NODE_IMAGES.glibcDnsTesting, [], {});
   await push(NODE_IMAGES.nonewprivs, [
     ...dirs("usr/", "usr/local/", "usr/local/bin/"),
     { name: "usr/local/bin/nnp", data: programs.nonewprivs, mode: 0o6755 },
@@ -113,8 +200,13 @@ export async function pushNodeImages(url: string, workDir: string): Promise<Push
     ExposedPorts: { "80/tcp": {} },
     StopSignal: "SIGTERM",
   });
+  const tls = await localhostCert(workDir);
+  const bash = await hostProgram("/bin/bash");
   await push(NODE_IMAGES.agnhost, [
     { name: "agnhost", data: Deno.readFileSync(await agnhostBinary()), mode: 0o755 },
+    { name: "localhost.crt", data: tls.crt, mode: 0o644 },
+    { name: "localhost.key", data: tls.key, mode: 0o644 },
+    ...bash,
     { name: "agnhost-2", type: "symlink", linkname: "agnhost" },
     ...dirs("uploads/", "usr/", "usr/bin/"),
     { name: "usr/bin/curl", data: programs.curl, mode: 0o755 },

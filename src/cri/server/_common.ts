@@ -26,6 +26,11 @@ export interface CriOptions {
    * registry.k8s.io/pause:3.10; "" for rkl's built-in pause bundle).
    */
   pauseImage?: string;
+  /**
+   * Runtime handler names RunPodSandbox takes besides "rkl" (a RuntimeClass's
+   * handler; the node e2e suite's is "test-handler"), run as rkl's own.
+   */
+  runtimeHandlers?: string[];
   /** rkl's version, for Version. */
   version: string;
   /** Where notes go (the daemon's log). */

@@ -149,7 +149,9 @@ export function containerHandlers(
       // Gone already: done (the kubelet retries; critest's idempotence specs).
       const c = ifExists(() => findContainer(host, req.container_id));
       if (!c) return {};
-      await stopContainer(host, c.name, Math.max(0, Number(req.timeout ?? 0)));
+      await stopContainer(host, c.name, Math.max(0, Number(req.timeout ?? 0)), {
+        stopSignalToInitOnly: true,
+      });
       return {};
     },
 

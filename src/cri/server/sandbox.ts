@@ -63,7 +63,10 @@ export function sandboxHandlers(
   return {
     RunPodSandbox: async (req) => {
       const config = req.config ?? {};
-      if (req.runtime_handler && req.runtime_handler !== "rkl") {
+      if (
+        req.runtime_handler && req.runtime_handler !== "rkl" &&
+        !options.runtimeHandlers?.includes(req.runtime_handler)
+      ) {
         throw notFound(`runtime handler ${JSON.stringify(req.runtime_handler)} is not configured`);
       }
       const id = newId();

@@ -143,7 +143,15 @@ export async function stopContainer(
   host: Host,
   name: string,
   timeoutSec = 10,
-  options: { byUser?: boolean } = {},
+  options: {
+    byUser?: boolean;
+    /**
+     * The stop signal goes to the container's init alone, as containerd and
+     * CRI-O send it for the kubelet (a shell that traps SIGTERM keeps its
+     * children until the SIGKILL); the SIGKILL still reaches every process.
+     */
+    stopSignalToInitOnly?: boolean;
+  } = {},
 ): Promise<ContainerRecord> {
   let rec = await quickRefresh(host, getContainer(host, name));
   if (rec.deferred && rec.status === "created") {
@@ -185,7 +193,7 @@ export async function stopContainer(
     }
     graceMs = Math.max(2_000, graceMs - (Date.now() - t0));
   }
-  await signal(host, rec, rec.stopSignal ?? "SIGTERM");
+  await signal(host, rec, rec.stopSignal ?? "SIGTERM", !options.stopSignalToInitOnly);
   if (!(await waitExit(graceMs))) {
     await signal(host, rec, "SIGKILL");
     await waitExit(5_000);
@@ -205,12 +213,20 @@ export async function stopContainer(
   }) ?? rec;
 }
 
-/** Sends `sig` to every process of the container; one that exited meanwhile is no error. */
-async function signal(host: Host, rec: ContainerRecord, sig: string): Promise<void> {
+/**
+ * Sends `sig` to every process of the container (`all`), or to its init; one
+ * that exited meanwhile is no error.
+ */
+async function signal(
+  host: Host,
+  rec: ContainerRecord,
+  sig: string,
+  all = true,
+): Promise<void> {
   try {
     // Rootless, the runtime has no cgroup to find every process by; the
     // container's init is its PID namespace's, whose end ends the rest.
-    await host.runtimeFor(rec.runtime).kill(rec.id, sig, { all: !host.rootless });
+    await host.runtimeFor(rec.runtime).kill(rec.id, sig, { all: all && !host.rootless });
   } catch (e) {
     // Exited between our look and the signal: not an error.
     const now = await refresh(host, rec);

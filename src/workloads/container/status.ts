@@ -86,7 +86,10 @@ export async function refresh(host: Host, rec: ContainerRecord): Promise<Contain
     rec.pid = undefined;
     return rec;
   }
-  if (st.status === "stopped") {
+  // conmon writes the exit file once it has reaped the process: read after
+  // the state, the file wins over a "running" the runtime saw just before
+  // (a zombie it had not reaped yet; a container exiting as it starts).
+  if (st.status === "stopped" || exit !== undefined) {
     markExited(host, rec, exit);
   } else if (st.status === "running" || st.status === "paused" || st.status === "created") {
     rec.status = st.status === "created" ? "created" : "running";

@@ -1,0 +1,33 @@
+/**
+ * A container that exits as it starts: the runtime's `state` may still see
+ * its process (a zombie conmon has not reaped yet) while conmon writes the
+ * exit file right after. The exit file, read after the state, decides: the
+ * CRI reported such a container RUNNING with no start time, and the kubelet
+ * kept that for good (node e2e "runAsNonRoot … image specified user ID",
+ * `id -u` in the nonroot image, timed out waiting for the pod to succeed).
+ */
+import assert from "node:assert/strict";
+import { loadContainer } from "../../spec/container.ts";
+import { FakeHost } from "../../testing/fake_host.ts";
+import { getContainer, runContainer } from "../container.ts";
+import { refresh } from "./status.ts";
+
+Deno.test("refresh(): an exit file written after the runtime said running makes the container exited", async () => {
+  const host = new FakeHost();
+  host.addBundle("/fake/bundles/busybox");
+  const spec = `name: quick\nimage: /fake/bundles/busybox\nargs: ["id", "-u"]\n`;
+  await runContainer(host, loadContainer(spec, "/fake/quick.yaml"), { network: null });
+  const rec = getContainer(host, "quick");
+  assert.equal(rec.status, "running");
+  const rt = host.runtime;
+  const state = rt.state.bind(rt);
+  rt.state = async (id) => {
+    const st = await state(id); // the runtime saw the process …
+    // … and conmon reaped it and wrote its exit file just after.
+    host.fs.writeTextFile(`${rec.dirs.exitDir}/${rec.id}`, "0");
+    return st;
+  };
+  const now = await refresh(host, rec);
+  assert.equal(now.status, "exited");
+  assert.equal(now.exitCode, 0);
+});
