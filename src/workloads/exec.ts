@@ -290,11 +290,20 @@ function resizer(ctlPath: string): (s: TermSize) => void {
   };
 }
 
-/** The client's output and input through an attach socket, until `until` settles or it ends. */
+/** How long a terminal exec's last output may trail its exit (see joinSocket). */
+const EXEC_DRAIN_MS = 1000;
+
+/**
+ * The client's output and input through an attach socket, until `until` settles or it ends.
+ * With `drainMs`, output still on its way when `until` settles (a process that printed and
+ * exited at once: conmon forwards what it left in the terminal after the exit) is read until
+ * conmon closes the socket, for at most that long.
+ */
 async function joinSocket(
   sock: SeqPacketSocket,
   io: ExecStreams,
   until: Promise<unknown>,
+  drainMs = 0,
 ): Promise<void> {
   const output = (async () => {
     for (;;) {
@@ -307,7 +316,20 @@ async function joinSocket(
     }
   })();
   const input = pumpStdin(io, (b) => sock.write(b), () => sock.shutdownWrite());
-  await Promise.race([output, until, io.gone]);
+  const first = await Promise.race([
+    output.then(() => "output", () => "output"),
+    until.then(() => "until", () => "until"),
+    io.gone.then(() => "gone"),
+  ]);
+  if (first === "until" && drainMs > 0) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      output.catch(() => {}),
+      io.gone,
+      new Promise((r) => timer = setTimeout(r, drainMs)),
+    ]);
+    clearTimeout(timer);
+  }
   sock.close();
   io.stdin?.end();
   await Promise.allSettled([output, input]);
@@ -356,7 +378,7 @@ async function execTerminal(
       }
       io.onResize(resizer(session.ctl));
       const exited = session.exited();
-      await joinSocket(sock, io, exited);
+      await joinSocket(sock, io, exited, EXEC_DRAIN_MS);
       // The client may have gone first: the process goes with it.
       const gone = await Promise.race([exited.then(() => false), io.gone.then(() => true)]);
       if (gone) killExec(host, { pid });
