@@ -8,21 +8,11 @@
  * census as it began.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { censusTests, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
-import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+import { busyboxTerminal, tmuxPresent } from "../_helpers/terminal.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
 import { composeTools } from "../_helpers/compose.ts";
-import { which } from "../../src/oci/runtime.ts";
-
-function tmuxPresent(): boolean {
-  if (which("tmux")) return true;
-  if (Deno.env.get("CI") === "true") {
-    throw new Error("tmux is not installed (scripts/setup.sh installs it)");
-  }
-  console.error("skipping: tmux is not installed (scripts/setup.sh installs it)");
-  return false;
-}
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "registry") &&
   tmuxPresent();
@@ -30,71 +20,7 @@ const env = ready ? await makeEnv("dmore", 43) : undefined;
 const { test } = censusTests(ready, () => env!);
 const { projectDir, compose, composeOk } = composeTools(() => env!);
 
-let registry: Registry | undefined;
-const SOCK = `rkl-dmore-${Deno.pid}`;
-
-async function tmux(...args: string[]): Promise<string> {
-  const r = await new Deno.Command("tmux", {
-    args: ["-L", SOCK, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  if (!r.success) throw new Error(`tmux ${args.join(" ")}: ${dec.decode(r.stderr)}`);
-  return dec.decode(r.stdout);
-}
-
-const screen = () => tmux("capture-pane", "-p", "-J", "-t", "t");
-
-async function until(what: string, re: RegExp): Promise<void> {
-  let last = "";
-  try {
-    await waitFor(what, async () => re.test(last = await screen()), 20_000);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}; the screen:\n${last}`);
-  }
-}
-
-async function type(text: string): Promise<void> {
-  await tmux("send-keys", "-t", "t", "-l", text);
-  await tmux("send-keys", "-t", "t", "Enter");
-}
-
-async function setUp(): Promise<void> {
-  if (registry) return;
-  registry = await startRegistry(`${env!.dir}/registry`);
-  await pushImage(registry.url, "library/busybox", "latest", {
-    layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
-    config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
-  });
-  Deno.writeTextFileSync(
-    `${env!.dir}/registries.yaml`,
-    `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
-  );
-  env!.env.RKL_REGISTRIES_CONFIG = `${env!.dir}/registries.yaml`;
-  // Pulled before the first census: the image stays for the file's tests.
-  await rklOk(env!, ["pull", "-q", "busybox"]);
-  const vars = Object.entries(env!.env).map(([k, v]) => `${k}='${v}'`).join(" ");
-  Deno.writeTextFileSync(
-    `${env!.dir}/rkl`,
-    `#!/bin/sh\nexec env ${vars} '${Deno.execPath()}' run -A --quiet '${REPO}/cli/main.ts' "$@"\n`,
-    { mode: 0o755 },
-  );
-  await tmux(
-    "-f",
-    "/dev/null",
-    "new-session",
-    "-d",
-    "-s",
-    "t",
-    "-x",
-    "100",
-    "-y",
-    "30",
-    `env PATH='${env!.dir}:/usr/sbin:/usr/bin:/sbin:/bin' PS1='host$ ' sh`,
-  );
-  await until("the host shell", /host\$/);
-}
+const { until, type } = await busyboxTerminal(ready, env, `rkl-dmore-${Deno.pid}`);
 
 /** `rkl ARGS` with RKL_TRACE=1. */
 async function rklTraced(
@@ -112,7 +38,6 @@ async function rklTraced(
 const inspect = async (name: string) => JSON.parse(await rklOk(env!, ["inspect", name]))[0];
 
 test("exec -it -e -w -u: the variable, the directory and the ids in a real terminal; -u by name", async () => {
-  await setUp();
   await rklOk(env!, [
     "run",
     "-d",
@@ -140,7 +65,6 @@ test("exec -it -e -w -u: the variable, the directory and the ids in a real termi
 });
 
 test("run --restart on-failure:2: the daemon restarts twice, counts it, and start sets the count back", async () => {
-  await setUp();
   const manifests = `${env!.dir}/manifests-restart`;
   Deno.mkdirSync(manifests, { recursive: true });
   const d = startDaemon(env!, manifests, { args: ["--backoff", "200", "--backoff-max", "400"] });
@@ -188,7 +112,6 @@ test("run --restart on-failure:2: the daemon restarts twice, counts it, and star
 });
 
 test("ps and stats --no-stream: the short path prints what the full command prints, and steps aside for an exited container", async () => {
-  await setUp();
   for (const n of ["sp1", "sp2"]) {
     await rklOk(env!, [
       "run",
@@ -299,7 +222,6 @@ test("ps and stats --no-stream: the short path prints what the full command prin
 });
 
 test("compose cp: into every replica and out of one, symlinks resolved inside the container", async () => {
-  await setUp();
   const dir = await projectDir("cpapp", {
     "compose.yaml": `services:
   app:
@@ -340,19 +262,4 @@ test("compose cp: into every replica and out of one, symlinks resolved inside th
   } finally {
     await compose(dir, ["down", "-t", "0"]);
   }
-});
-
-// Before any test takes its census (the pulled image is part of the baseline).
-if (ready) {
-  try {
-    await setUp();
-  } catch (e) {
-    await registry?.stop();
-    throw e;
-  }
-}
-
-cleanupAfterAll(env, async () => {
-  await tmux("kill-server").catch(() => "");
-  await registry?.stop();
 });
