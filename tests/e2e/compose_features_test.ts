@@ -4,35 +4,14 @@
  * mapped to one container port, and `network_mode: service:NAME`.
  */
 import assert from "node:assert/strict";
-import { type Census, census } from "../_helpers/census.ts";
-import { cleanupAfterAll, makeEnv, removeAll, rkl, waitFor } from "../_helpers/env.ts";
+import { cleanupAfterAll, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
-import { composeTools } from "../_helpers/compose.ts";
+import { composeTests, composeTools } from "../_helpers/compose.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
 const env = ready ? await makeEnv("cfeat", 27) : undefined;
 const { projectDir, compose, composeOk } = composeTools(() => env!);
-let baseline: Census | undefined;
-
-function test(name: string, fn: (dirs: string[]) => Promise<void>): void {
-  Deno.test({
-    name,
-    ignore: !ready,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: async () => {
-      const dirs: string[] = [];
-      baseline ??= await census(env!);
-      try {
-        await fn(dirs);
-      } finally {
-        for (const d of dirs) await compose(d, ["down", "-v", "--remove-orphans", "-t", "0"]);
-        await removeAll(env!);
-      }
-      assert.deepEqual(await census(env!), baseline, "the host census changed");
-    },
-  });
-}
+const { test } = composeTests(ready, () => env!, { censusEachTest: true });
 
 test("an upper-case service name resolves; init: true runs catatonit as PID 1; a port range takes its first free port", async (dirs) => {
   const dir = await projectDir("feat", {

@@ -5,15 +5,14 @@
  * `!reset`, service `tmpfs` as a real tmpfs, and a host census left as it was.
  */
 import assert from "node:assert/strict";
-import { type Census, census } from "../_helpers/census.ts";
-import { cleanupAfterAll, makeEnv, removeAll, rkl, waitFor } from "../_helpers/env.ts";
+import { cleanupAfterAll, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { requires } from "../_helpers/requires.ts";
-import { composeTools } from "../_helpers/compose.ts";
+import { composeTests, composeTools } from "../_helpers/compose.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
 const env = ready ? await makeEnv("compload", 26) : undefined;
-const { projectDir, compose, composeResult: composeOk } = composeTools(() => env!);
-let baseline: Census | undefined;
+const { projectDir, composeResult: composeOk } = composeTools(() => env!);
+const { test, assertCensusUnchanged } = composeTests(ready, () => env!);
 
 async function get(url: string): Promise<string | undefined> {
   try {
@@ -23,28 +22,9 @@ async function get(url: string): Promise<string | undefined> {
   }
 }
 
-function test(name: string, fn: (dirs: string[]) => Promise<void>): void {
-  Deno.test({
-    name,
-    ignore: !ready,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: async () => {
-      const dirs: string[] = [];
-      baseline ??= await census(env!);
-      try {
-        await fn(dirs);
-      } finally {
-        for (const d of dirs) await compose(d, ["down", "-v", "--remove-orphans", "-t", "0"]);
-        await removeAll(env!);
-      }
-    },
-  });
-}
-
 async function downAndCensus(dir: string): Promise<void> {
   await composeOk(dir, ["down", "-t", "0"]);
-  assert.deepEqual(await census(env!), baseline, "the host census changed");
+  await assertCensusUnchanged();
 }
 
 const HTTPD = `["sh", "-c", "exec httpd -f -p 80 -h /www"]`;

@@ -14,35 +14,14 @@
  * - files rkl must refuse, one located line each, nothing made.
  */
 import assert from "node:assert/strict";
-import { type Census, census } from "../_helpers/census.ts";
-import { assertRejected, cleanupAfterAll, makeEnv, removeAll, waitFor } from "../_helpers/env.ts";
+import { assertRejected, cleanupAfterAll, makeEnv, waitFor } from "../_helpers/env.ts";
 import { requires } from "../_helpers/requires.ts";
-import { composeTools } from "../_helpers/compose.ts";
+import { composeTests, composeTools } from "../_helpers/compose.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
 const env = ready ? await makeEnv("crw2", 34) : undefined;
 const { projectDir, compose, composeOk } = composeTools(() => env!);
-let baseline: Census | undefined;
-
-function test(name: string, fn: (dirs: string[]) => Promise<void>): void {
-  Deno.test({
-    name,
-    ignore: !ready,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: async () => {
-      const dirs: string[] = [];
-      baseline ??= await census(env!);
-      try {
-        await fn(dirs);
-      } finally {
-        for (const d of dirs) await compose(d, ["down", "-v", "--remove-orphans", "-t", "0"]);
-        await removeAll(env!);
-      }
-      assert.deepEqual(await census(env!), baseline, "the host census changed");
-    },
-  });
-}
+const { test } = composeTests(ready, () => env!, { censusEachTest: true });
 
 const MAIN = `name: rw2
 include:

@@ -5,54 +5,21 @@
  * bad files, and a host census left as it was.
  */
 import assert from "node:assert/strict";
-import { type Census, census } from "../_helpers/census.ts";
-import {
-  assertRejected,
-  cleanupAfterAll,
-  makeEnv,
-  removeAll,
-  rkl,
-  waitFor,
-} from "../_helpers/env.ts";
+import { assertRejected, cleanupAfterAll, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
-import { composeTools } from "../_helpers/compose.ts";
+import { composeTests, composeTools } from "../_helpers/compose.ts";
 import { projectNetworkName } from "../../src/workloads/compose.ts";
 import { shortHash } from "../../src/workloads/host.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
 const env = ready ? await makeEnv("compose", 3) : undefined;
 const { projectDir, compose, composeOk } = composeTools(() => env!);
-/** Taken when this file's first test starts (deno loads every test file before running any). */
-let baseline: Census | undefined;
+const { test, assertCensusUnchanged } = composeTests(ready, () => env!);
 
 async function ps(
   dir: string,
 ): Promise<{ name: string; service: string; status: string; health: string | null; ip: string }[]> {
   return JSON.parse(await composeOk(dir, ["ps", "-a", "-o", "json"]));
-}
-
-async function assertCensusUnchanged(): Promise<void> {
-  assert.deepEqual(await census(env!), baseline, "the host census changed");
-}
-
-/** Like envTest, but cleans up with `compose down -v` in the project dir first. */
-function test(name: string, fn: (dirs: string[]) => Promise<void>): void {
-  Deno.test({
-    name,
-    ignore: !ready,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: async () => {
-      const dirs: string[] = [];
-      baseline ??= await census(env!);
-      try {
-        await fn(dirs);
-      } finally {
-        for (const d of dirs) await compose(d, ["down", "-v", "--remove-orphans", "-t", "0"]);
-        await removeAll(env!);
-      }
-    },
-  });
 }
 
 const RK8S = await Deno.readTextFile(`${REPO}/tests/fixtures/rk8s-compose.yaml`);

@@ -6,34 +6,14 @@
  * and cgroupfs. Leaves the host census as it was.
  */
 import assert from "node:assert/strict";
-import { type Census, census } from "../_helpers/census.ts";
-import { assertRejected, cleanupAfterAll, makeEnv, removeAll, rkl } from "../_helpers/env.ts";
+import { assertRejected, cleanupAfterAll, makeEnv, rkl } from "../_helpers/env.ts";
 import { requires } from "../_helpers/requires.ts";
-import { composeTools } from "../_helpers/compose.ts";
+import { composeTests, composeTools } from "../_helpers/compose.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
 const env = ready ? await makeEnv("cverbs", 29) : undefined;
 const { projectDir, compose, composeOk } = composeTools(() => env!);
-let baseline: Census | undefined;
-
-function test(name: string, fn: (dirs: string[]) => Promise<void>): void {
-  Deno.test({
-    name,
-    ignore: !ready,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn: async () => {
-      const dirs: string[] = [];
-      baseline ??= await census(env!);
-      try {
-        await fn(dirs);
-      } finally {
-        for (const d of dirs) await compose(d, ["down", "-v", "--remove-orphans", "-t", "0"]);
-        await removeAll(env!);
-      }
-    },
-  });
-}
+const { test, assertCensusUnchanged } = composeTests(ready, () => env!);
 
 /** A host port for this file: 28000 + 55 * 10 + k, unlikely to be taken. */
 const PORT = 28550 + (Deno.pid % 40);
@@ -120,7 +100,7 @@ test("create, up --wait, port, ps --services/--status, top, images, pause and un
   assert.equal(until, "");
 
   await composeOk(dir, ["down", "-t", "0"]);
-  assert.deepEqual(await census(env!), baseline);
+  await assertCensusUnchanged();
 });
 
 test("run: a one-off with the service's network, volumes and -e; --rm; exit code passed; -d keeps it", async (dirs) => {
@@ -158,7 +138,7 @@ test("run: a one-off with the service's network, volumes and -e; --rm; exit code
   assert.equal((await rkl(env!, ["container", "rm", "-f", name])).code, 0);
   assertRejected("--rm -d", await compose(dir, ["run", "--rm", "-d", "db"]), /cannot go together/);
   await composeOk(dir, ["down", "-t", "0"]);
-  assert.deepEqual(await census(env!), baseline);
+  await assertCensusUnchanged();
 });
 
 test("kill, wait, rm -s -v, up --abort-on-container-exit and pull", async (dirs) => {
@@ -216,7 +196,7 @@ test("kill, wait, rm -s -v, up --abort-on-container-exit and pull", async (dirs)
   assert.match(pull.stderr, /is a local bundle, nothing to pull/);
   await composeOk(abort, ["down", "-t", "0"]);
   await composeOk(dir, ["down", "-v", "-t", "0"]);
-  assert.deepEqual(await census(env!), baseline);
+  await assertCensusUnchanged();
 });
 
 cleanupAfterAll(env);
