@@ -10,6 +10,8 @@ import { RklError } from "../errors.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
 import { type ConmonChild, readConmonMessage, spawnConmon } from "./conmon.ts";
 import type { OciRuntime } from "./runtime.ts";
+import { removeConmonLinks } from "./conmon_links.ts";
+import { realFs } from "../sys/fs.ts";
 
 export interface ConmonExecOptions {
   conmon: string;
@@ -112,7 +114,7 @@ export async function execConmonSession(
         Deno.kill(conmonPid, "SIGKILL");
       } catch { /* gone */ }
     }
-    removeConmonLinks(o.socketDir, o.sessionId, o.dir);
+    removeConmonLinks(realFs, o.socketDir, o.sessionId, o.dir);
   };
   const go = new TextEncoder().encode("0");
   try {
@@ -145,44 +147,6 @@ export async function execConmonSession(
     },
     close,
   };
-}
-
-/**
- * Removes what conmon made for `id` in its socket directory: an entry named
- * `id`, or a link named by a prefix of it (at least 32 characters) that
- * points at `bundle`. Returns how many it removed.
- */
-export function removeConmonLinks(socketDir: string, id: string, bundle: string): number {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(socketDir)];
-  } catch {
-    return 0;
-  }
-  let removed = 0;
-  for (const e of entries) {
-    const path = `${socketDir}/${e.name}`;
-    if (
-      e.name === id ||
-      (e.isSymlink && e.name.length >= 32 && id.startsWith(e.name) && readLink(path) === bundle)
-    ) {
-      try {
-        Deno.removeSync(path, { recursive: true });
-        removed++;
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-      }
-    }
-  }
-  return removed;
-}
-
-function readLink(path: string): string | undefined {
-  try {
-    return Deno.readLinkSync(path);
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -27,12 +27,3 @@ export function dirExists(fs: HostFs, path: string): boolean {
     return false;
   }
 }
-
-/** A link's target, or undefined when it is not a readable link. */
-export function readLinkOr(fs: HostFs, path: string): string | undefined {
-  try {
-    return fs.readLink(path);
-  } catch {
-    return undefined;
-  }
-}

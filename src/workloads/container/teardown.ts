@@ -9,13 +9,13 @@ import { cniDown } from "../../net/attach.ts";
 import { mountPoints, unmount } from "../../sys/mounts.ts";
 import { unstageSubPath } from "../../sys/subpath.ts";
 import { pathExists } from "../../sys/fsutil.ts";
-import type { FsEntry } from "../../sys/fs.ts";
+import { removeConmonLinks } from "../../oci/conmon_links.ts";
 import { removeNetns } from "../../sys/netns.ts";
 import { trace } from "../../trace.ts";
 import { rotatedLogs } from "../logrotate.ts";
 import { healthFile } from "../health_spawn.ts";
 import { containerDirs, type Host } from "../host.ts";
-import { readLinkOr, removeAll } from "./_fs.ts";
+import { removeAll } from "./_fs.ts";
 import { settleConmon, waitConmonGone } from "./conmon.ts";
 import { releaseNetworkIfUnused } from "./network.ts";
 import { cniContainerId } from "./record.ts";
@@ -238,35 +238,12 @@ export function removeUnmounted(host: Pick<Host, "fs">, path: string): void {
   removeAll(host.fs, path);
 }
 
-/**
- * conmon's link to a bundle in the socket dir is named by the container id,
- * cut short when SOCKET_DIR/ID/attach would not fit in a socket address:
- * removes the link under its full name and any such shortened one (a link
- * of at least 32 characters that `id` starts with and that points at
- * `bundle`, so another container's link is never taken).
- */
+/** conmon's entries for container `id` in its socket dir (src/oci/conmon_links.ts). */
 export function removeAttachLinks(
   host: Pick<Host, "fs">,
   socketDir: string,
   id: string,
   bundle: string,
 ): number {
-  let entries: FsEntry[];
-  try {
-    entries = host.fs.readDir(socketDir);
-  } catch {
-    return 0;
-  }
-  let removed = 0;
-  for (const e of entries) {
-    if (
-      e.name === id ||
-      (e.isSymlink && e.name.length >= 32 && id.startsWith(e.name) &&
-        readLinkOr(host.fs, `${socketDir}/${e.name}`) === bundle)
-    ) {
-      removeAll(host.fs, `${socketDir}/${e.name}`);
-      removed++;
-    }
-  }
-  return removed;
+  return removeConmonLinks(host.fs, socketDir, id, bundle);
 }
