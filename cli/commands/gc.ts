@@ -35,17 +35,22 @@ export function registerHealthMonitor(program: Command, ctx: Context): void {
   });
 }
 
-/** `rkl __pod-probes NAME`: a pod's probe monitor (started by rkl itself when the pod starts). */
+/**
+ * `rkl __pod-probes`: the run root's pod probe monitor (started by rkl itself
+ * when a pod with probes starts). A NAME, as older rkl gave it, is ignored:
+ * the monitor watches every pod of the run root.
+ */
 export function registerPodProbes(program: Command, ctx: Context): void {
-  program.command("__pod-probes", { hidden: true }).argument("<name>").action(
-    async (name: string) => {
-      const { runProbeMonitor } = await import("../../src/workloads/pod/probe_monitor.ts");
-      const stop = new AbortController();
-      for (const sig of ["SIGTERM", "SIGINT"] as const) {
-        Deno.addSignalListener(sig, () => stop.abort());
-      }
-      await runProbeMonitor(ctx.host(), name, { signal: stop.signal });
-      Deno.exit(0);
-    },
-  );
+  program.command("__pod-probes", { hidden: true }).argument("[name]").action(async () => {
+    const { runProbeMonitors } = await import("../../src/workloads/pod/probe_monitor.ts");
+    const stop = new AbortController();
+    for (const sig of ["SIGTERM", "SIGINT"] as const) {
+      Deno.addSignalListener(sig, () => stop.abort());
+    }
+    await runProbeMonitors(ctx.host(), {
+      signal: stop.signal,
+      wake: (fn) => Deno.addSignalListener("SIGUSR1", fn),
+    });
+    Deno.exit(0);
+  });
 }

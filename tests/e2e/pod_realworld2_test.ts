@@ -363,7 +363,7 @@ spec:
 // /tmp/healthy made, removed after 30 s, `cat /tmp/healthy` every 5 s), with shorter times and a
 // readiness probe on the same file, and a grace period of 2 s (sh as PID 1 ignores SIGTERM, so the
 // stop after a failed liveness probe lasts the whole grace period, 30 s by default). CC BY 4.0.
-test("pod run probes without a daemon: ready, then liveness fails, the container restarts; rm ends the monitor", async () => {
+test("pod run probes without a daemon: ready, then liveness fails, the container restarts; one monitor for two pods; rm of the last ends it", async () => {
   const file = await manifest(
     "exec-liveness",
     `apiVersion: v1
@@ -415,8 +415,46 @@ spec:
     // Started detached by `pod run`: it takes its pid file once its runtime is up.
     for (let i = 0; i < 40 && !exists(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
     const monitor = Number(Deno.readTextFileSync(pidFile).split(" ")[0]);
-    assert.match(Deno.readTextFileSync(`/proc/${monitor}/cmdline`), /__pod-probes\0liveness-exec/);
+    assert.match(Deno.readTextFileSync(`/proc/${monitor}/cmdline`), /__pod-probes\0?$/);
     await until("ready", (c) => c.ready === true, 4_000);
+    // A second pod with a probe is watched by the same process, not a new one.
+    const second = await manifest(
+      "readiness-two",
+      `apiVersion: v1
+kind: Pod
+metadata:
+  name: readiness-two
+spec:
+  containers:
+  - name: web
+    image: ./bundles/busybox
+    args: [sleep, "600"]
+    readinessProbe:
+      exec:
+        command: ["true"]
+      periodSeconds: 1
+`,
+    );
+    const r2 = await run(second);
+    assert.equal(r2.code, 0, r2.stderr);
+    const twoPid = `${env!.runRoot}/probes/readiness-two.pid`;
+    for (let i = 0; i < 40 && !exists(twoPid); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(Number(Deno.readTextFileSync(twoPid).split(" ")[0]), monitor);
+    assert.equal(
+      Deno.readTextFileSync(`${env!.runRoot}/probes/monitor.pid`).split(" ")[0],
+      String(monitor),
+    );
+    const monitors = [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).filter(
+      (e) => {
+        try {
+          const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+          return cmd.includes("__pod-probes") && cmd.includes(env!.runRoot);
+        } catch {
+          return false;
+        }
+      },
+    );
+    assert.equal(monitors.length, 1, "one probe monitor for the run root");
     // /tmp/healthy goes at 4 s: two failures, a stop, then the kubelet's 10 s back-off.
     const failed = await until("liveness failed", (c) => {
       const p = c.probes as { lastFailure?: { probe: string } } | null;
@@ -447,7 +485,12 @@ spec:
     );
     await rklOk(env!, ["pod", "rm", "-f", "liveness-exec"]);
     assert.throws(() => Deno.statSync(pidFile), Deno.errors.NotFound);
-    // It has let its pid file go; its process ends right after.
+    // The other pod is still watched by it.
+    assert.equal(Number(Deno.readTextFileSync(twoPid).split(" ")[0]), monitor);
+    const two = JSON.parse(await rklOk(env!, ["pod", "state", "readiness-two", "-o", "json"]));
+    assert.equal(two.containers[0].ready, true);
+    await rklOk(env!, ["pod", "rm", "-f", "readiness-two"]);
+    // The last pod gone, it lets its pid file go and ends.
     const gone = () => {
       try {
         return / Z /.test(Deno.readTextFileSync(`/proc/${monitor}/stat`).split(")")[1]);
@@ -457,8 +500,10 @@ spec:
     };
     for (let i = 0; i < 20 && !gone(); i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(gone(), `monitor ${monitor} still runs`);
+    assert.deepEqual([...Deno.readDirSync(`${env!.runRoot}/probes`)].map((e) => e.name), []);
   } finally {
     await rkl(env!, ["pod", "rm", "-f", "liveness-exec"]);
+    await rkl(env!, ["pod", "rm", "-f", "readiness-two"]);
   }
 });
 

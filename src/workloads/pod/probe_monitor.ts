@@ -1,9 +1,10 @@
 /**
- * The probes of a pod made by `pod run` / `kube play` (not a static pod,
- * whose probes the daemon runs): one small monitor process per pod
- * (`rkl __pod-probes NAME`, started detached when the pod starts, as the
- * compose health monitor is), which runs its containers' startup, liveness
- * and readiness probes for as long as the pod lives, as the kubelet does:
+ * The probes of pods made by `pod run` / `kube play` (not static pods,
+ * whose probes the daemon runs): one monitor process per run root
+ * (`rkl __pod-probes`, started detached by the first pod with probes, as the
+ * compose health monitor is), with one worker per pod, which runs its
+ * containers' startup, liveness and readiness probes for as long as the pod
+ * lives, as the kubelet does:
  *
  * - a startup probe holds liveness and readiness back until it passes; one
  *   that fails `failureThreshold` times in a row, or a liveness probe that
@@ -15,12 +16,20 @@
  *   `pod stop` is not, nor one of a Job's pod (its job monitor decides);
  * - each result goes to RUN_ROOT/probes/NAME.json, which `pod state` shows.
  *
- * The monitor ends when its pod record goes (the pod's teardown also
- * signals it), or when nothing of the pod runs and nothing is to restart.
+ * Files in RUN_ROOT/probes: `monitor.pid` (the monitor's lock), `NAME.pid`
+ * (held by the worker of pod NAME while it runs), `NAME.wake` (the pod has
+ * started: watch it), `NAME.stop` (a teardown's request that the worker
+ * end; no worker starts for the pod while the file is there). A pod's worker
+ * ends when its record goes or is asked to stop, and rests when nothing of
+ * the pod runs and nothing is to restart, until the pod starts again; the
+ * monitor ends once every pod it watches rests. SIGUSR1 makes it look now
+ * rather than at its next pass. One process for all pods, not one per pod:
+ * each deno process costs about 60 MiB.
  */
 import { ConflictError } from "../../errors.ts";
 import type { ProbeSpec } from "../../spec/schema.ts";
 import { pidLockOwner, takePidLock } from "../../sys/pidlock.ts";
+import { pathExists } from "../../sys/fsutil.ts";
 import {
   type ContainerRecord,
   quickRefresh,
@@ -50,9 +59,16 @@ export function probeDir(host: Pick<Host, "paths">): string {
   return `${host.paths.runRoot}/probes`;
 }
 
+const monitorPid = (host: Pick<Host, "paths">) => `${probeDir(host)}/monitor.pid`;
+
 function files(host: Pick<Host, "paths">, pod: string) {
   const dir = probeDir(host);
-  return { state: `${dir}/${pod}.json`, pid: `${dir}/${pod}.pid` };
+  return {
+    state: `${dir}/${pod}.json`,
+    pid: `${dir}/${pod}.pid`,
+    stop: `${dir}/${pod}.stop`,
+    wake: `${dir}/${pod}.wake`,
+  };
 }
 
 /** The kubelet's back-off before restart number `n` (0 first): 10 s doubled, 5 min at most. */
@@ -96,7 +112,12 @@ export function memberProbes(
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
-/** Starts the pod's monitor unless one runs (or the pod has no probes, or is a static pod). */
+/**
+ * Has the run root's monitor watch `rec` (a pod just started): a wake file,
+ * then a signal to the monitor that runs, or a new one. A monitor that lets
+ * its lock go after the check here still sees the wake file before it ends.
+ * A stop request left by an earlier pod of the name is dropped first.
+ */
 export function ensureProbeMonitor(
   host: Pick<Host, "paths" | "fs" | "proc" | "selfArgv" | "warn">,
   rec: PodRecord,
@@ -109,16 +130,20 @@ export function ensureProbeMonitor(
     return;
   }
   host.fs.mkdir(probeDir(host), { recursive: true, mode: 0o700 });
-  if (pidLockOwner(files(host, rec.name).pid) !== undefined) return;
-  spawn([
-    ...argv,
-    "--root",
-    host.paths.root,
-    "--run-root",
-    host.paths.runRoot,
-    "__pod-probes",
-    rec.name,
-  ]);
+  const f = files(host, rec.name);
+  try {
+    host.fs.remove(f.stop);
+  } catch { /* none */ }
+  host.fs.writeTextFile(f.wake, "", { mode: 0o600 });
+  const running = pidLockOwner(monitorPid(host));
+  if (running !== undefined) {
+    try {
+      // It looks at the pods again now, not at its next pass.
+      host.proc.kill(running, "SIGUSR1");
+      return;
+    } catch { /* gone meanwhile: start one */ }
+  }
+  spawn([...argv, "--root", host.paths.root, "--run-root", host.paths.runRoot, "__pod-probes"]);
 }
 
 /** The monitor's last state file for `pod`, if any (damaged: none). */
@@ -134,58 +159,188 @@ export function readProbeState(
 }
 
 /**
- * Ends the pod's monitor (teardown): SIGTERM, up to 2 s for it to go, then
- * SIGKILL; its files removed after, so that nothing writes them again.
+ * Ends the pod's worker (teardown), so that it restarts nothing that is being
+ * removed: a stop request, the monitor woken (SIGUSR1), up to 2 s for the
+ * worker to let its pid file go. A monitor that does not answer in time is
+ * killed (and a new one started for the other pods). A monitor of an older
+ * rkl, one process for this pod alone, gets SIGTERM, then SIGKILL. The pod's
+ * files go after, so that nothing writes them again; the stop request stays
+ * until the pod's record has gone (dropProbeStop).
  */
 export async function stopProbeMonitor(host: Host, pod: string): Promise<void> {
   const f = files(host, pod);
-  let pid = pidLockOwner(f.pid);
-  if (pid !== undefined && pid !== host.proc.self) {
-    try {
-      host.proc.kill(pid, "SIGTERM");
-    } catch { /* gone */ }
-    for (let i = 0; i < 20 && pidLockOwner(f.pid) !== undefined; i++) await host.sleep(100);
-    pid = pidLockOwner(f.pid);
-    if (pid !== undefined) {
+  const owner = pidLockOwner(f.pid);
+  if (owner !== undefined && owner !== host.proc.self) {
+    const shared = pidLockOwner(monitorPid(host)) === owner;
+    const signal = (sig: Deno.Signal) => {
       try {
-        host.proc.kill(pid, "SIGKILL");
+        host.proc.kill(owner, sig);
       } catch { /* gone */ }
+    };
+    if (shared) {
+      host.fs.writeTextFile(f.stop, "", { mode: 0o600 });
+      signal("SIGUSR1");
+    } else signal("SIGTERM");
+    for (let i = 0; i < 40 && pidLockOwner(f.pid) !== undefined; i++) await host.sleep(50);
+    if (pidLockOwner(f.pid) !== undefined) {
+      signal("SIGKILL");
+      for (let i = 0; i < 20 && pidLockOwner(f.pid) !== undefined; i++) await host.sleep(50);
+      const argv = host.selfArgv;
+      if (shared && argv && host.proc.spawnDetached) {
+        host.proc.spawnDetached([
+          ...argv,
+          ...["--root", host.paths.root, "--run-root", host.paths.runRoot, "__pod-probes"],
+        ]);
+      }
     }
   }
-  for (const p of [f.state, f.pid]) {
+  for (const p of [f.state, f.pid, f.wake]) {
     try {
       host.fs.remove(p);
     } catch { /* none */ }
   }
 }
 
-/** Whether the monitor should still watch `rec` (its record is there, made, from this boot). */
-function watched(host: Host, rec: PodRecord | undefined): rec is PodRecord {
-  return !!rec && rec.created && !rec.static && !!rec.probes &&
-    (!host.epoch || !rec.epoch || rec.epoch === host.epoch);
+/** The stop request for `pod`, once its record has gone (the end of its teardown). */
+export function dropProbeStop(host: Pick<Host, "paths" | "fs">, pod: string): void {
+  try {
+    host.fs.remove(files(host, pod).stop);
+  } catch { /* none */ }
 }
 
 /**
- * The monitor's loop (`rkl __pod-probes NAME`). Returns when the pod is gone
- * or done, or when `signal` aborts.
+ * Whether the monitor should watch `rec`: its record is there, made, from
+ * this boot, not being removed, and no stop request is left for it.
+ */
+function watched(host: Host, rec: PodRecord | undefined): rec is PodRecord {
+  return !!rec && rec.created && !rec.static && !!rec.probes && !rec.removing &&
+    (!host.epoch || !rec.epoch || rec.epoch === host.epoch) &&
+    !pathExists(files(host, rec.name).stop, host.fs);
+}
+
+/**
+ * The run root's monitor (`rkl __pod-probes`): a worker for each pod it
+ * should watch, until none is left or `signal` aborts. `wake` registers the
+ * callback that makes it look at the pods now (SIGUSR1: a pod started, or a
+ * stop was asked for).
+ */
+export async function runProbeMonitors(
+  host: Host,
+  options: { signal?: AbortSignal; tickMs?: number; wake?: (fn: () => void) => void } = {},
+): Promise<void> {
+  const dir = probeDir(host);
+  host.fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const lock = () => {
+    try {
+      return takePidLock(monitorPid(host), (pid) => new ConflictError(`probe monitor ${pid} runs`));
+    } catch (e) {
+      if (e instanceof ConflictError) return undefined; // another one does the work
+      throw e;
+    }
+  };
+  let release = lock();
+  if (!release) return;
+  const tickMs = options.tickMs ?? 250;
+  const workers = new Map<string, { stop: AbortController; done: Promise<void> }>();
+  /** Pods whose worker rested (nothing runs, nothing to restart) and that have not started since. */
+  const resting = new Set<string>();
+  let wakeUp: () => void = () => {};
+  options.wake?.(() => wakeUp());
+  /** Takes the wake files: those pods are watched afresh. Whether there was any. */
+  const takeWakes = (): boolean => {
+    let any = false;
+    let entries: { name: string }[] = [];
+    try {
+      entries = host.fs.readDir(dir);
+    } catch { /* none */ }
+    for (const e of entries) {
+      if (!e.name.endsWith(".wake")) continue;
+      any = true;
+      resting.delete(e.name.slice(0, -".wake".length));
+      try {
+        host.fs.remove(`${dir}/${e.name}`);
+      } catch { /* taken */ }
+    }
+    return any;
+  };
+  const scan = (): PodRecord[] => {
+    try {
+      return host.store.list<PodRecord>("pods").filter((r) => watched(host, r));
+    } catch {
+      return []; // a damaged record: its owner sees to it
+    }
+  };
+  try {
+    while (!options.signal?.aborted) {
+      takeWakes();
+      const pods = scan();
+      const names = new Set(pods.map((r) => r.name));
+      for (const name of resting) if (!names.has(name)) resting.delete(name);
+      for (const [name, w] of workers) if (!names.has(name)) w.stop.abort();
+      for (const rec of pods) {
+        if (workers.has(rec.name) || resting.has(rec.name)) continue;
+        // A worker of another process (an older rkl's per-pod monitor) keeps it.
+        const other = pidLockOwner(files(host, rec.name).pid);
+        if (other !== undefined && other !== host.proc.self) continue;
+        const stop = new AbortController();
+        const abort = () => stop.abort();
+        options.signal?.addEventListener("abort", abort, { once: true });
+        const done = runProbeMonitor(host, rec.name, { signal: stop.signal, tickMs })
+          .then((rested) => {
+            if (rested) resting.add(rec.name);
+          })
+          .catch((e) => host.warn(`pod ${rec.name}: probes: ${(e as Error).message}`))
+          .finally(() => {
+            options.signal?.removeEventListener("abort", abort);
+            workers.delete(rec.name);
+          });
+        workers.set(rec.name, { stop, done });
+      }
+      if (workers.size === 0 && pods.every((r) => resting.has(r.name))) {
+        // Let the lock go, then look once more: a pod that started before that has left its
+        // wake file, seen here; one that starts after finds no monitor and starts one.
+        release();
+        release = undefined;
+        if (!takeWakes() && scan().every((r) => resting.has(r.name))) break;
+        release = lock();
+        if (!release) break;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        wakeUp = resolve;
+        host.sleep(tickMs).then(resolve);
+      });
+      wakeUp = () => {};
+    }
+  } finally {
+    for (const w of workers.values()) w.stop.abort();
+    await Promise.all([...workers.values()].map((w) => w.done));
+    release?.();
+  }
+}
+
+/**
+ * The worker of one pod. Returns when the pod is gone (false), when `signal`
+ * aborts (false), or when nothing of it runs and nothing is to restart
+ * (true: it rests until woken).
  */
 export async function runProbeMonitor(
   host: Host,
   pod: string,
   options: { signal?: AbortSignal; tickMs?: number } = {},
-): Promise<void> {
+): Promise<boolean> {
   host.fs.mkdir(probeDir(host), { recursive: true, mode: 0o700 });
   const f = files(host, pod);
   let release: () => void;
   try {
     release = takePidLock(f.pid, (pid) => new ConflictError(`probe monitor ${pid} runs already`));
   } catch (e) {
-    if (e instanceof ConflictError) return;
+    if (e instanceof ConflictError) return false;
     throw e;
   }
   const states: PodProbeState = { pod, updatedAt: "", containers: {} };
   const write = (rec: PodRecord) => {
-    // Never after the pod is gone: its teardown removes the file once this process has ended.
+    // Never after the pod is gone: its teardown removes the file once this worker has ended.
     if (options.signal?.aborted || !host.store.get<PodRecord>("pods", rec.name)) return;
     states.updatedAt = host.now().toISOString();
     const tmp = `${f.state}.${host.proc.self}.tmp`;
@@ -202,12 +357,13 @@ export async function runProbeMonitor(
         await host.sleep(options.tickMs ?? 250);
         continue;
       }
-      if (!watched(host, rec)) break;
+      if (!watched(host, rec)) return false;
       const busy = await tick(host, rec, states, options.signal, () => write(rec!));
       write(rec);
-      if (!busy) break;
+      if (!busy) return true;
       await host.sleep(options.tickMs ?? 250);
     }
+    return false;
   } finally {
     release();
   }

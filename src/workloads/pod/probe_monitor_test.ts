@@ -91,8 +91,10 @@ Deno.test("pod run starts the probe monitor; a liveness probe that fails stops t
     "--run-root",
     host.paths.runRoot,
     "__pod-probes",
-    "liveness-exec",
   ]]);
+  assert.ok(
+    host.fs.readDir(`${host.paths.runRoot}/probes`).some((e) => e.name === "liveness-exec.wake"),
+  );
   const rec = getPod(host, "liveness-exec");
   const states: PodProbeState = { pod: rec.name, updatedAt: "", containers: {} };
   // Every exec probe fails here: two periods, and liveness gives up.

@@ -24,7 +24,7 @@ import type { Host } from "../host.ts";
 import { scavengeContainer } from "../scavenge.ts";
 import { writeGroupHosts } from "./etc.ts";
 import { delPodNetwork, finishPodNetwork } from "./network.ts";
-import { stopProbeMonitor } from "./probe_monitor.ts";
+import { dropProbeStop, stopProbeMonitor } from "./probe_monitor.ts";
 import { nsDir, podDirs, type PodRecord } from "./types.ts";
 
 /**
@@ -221,6 +221,7 @@ async function teardownPodBody(host: Host, rec: PodRecord, o: TeardownOptions): 
     );
   }
   host.store.delete("pods", rec.name);
+  if (rec.probes) dropProbeStop(host, rec.name);
   trace("pod teardown: done");
   const group = rec.annotations?.[HOSTS_GROUP];
   if (group) writeGroupHosts(host, group);
