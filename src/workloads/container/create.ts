@@ -32,6 +32,7 @@ import { locText, selfOwner } from "./record.ts";
 import { setUpOwnSandbox } from "./sandbox.ts";
 import { rootlessPlan } from "./rootless.ts";
 import { rollback } from "./teardown.ts";
+import { chooseId, idHeldByAnother } from "./rename.ts";
 import type {
   ContainerPlan,
   ContainerRecord,
@@ -145,6 +146,7 @@ async function gatherInputs(
   const sandbox = options.sandbox;
   const plan = planContainer(loaded, {
     host,
+    id: sandbox ? undefined : chooseId(host, loaded.spec.name),
     network: options.hostNetwork || options.joinNetwork ? null : options.network,
     hostNetwork: options.hostNetwork,
     joinNetwork: options.joinNetwork,
@@ -197,7 +199,15 @@ async function reserve(
         } is already in use`,
       );
     }
-    refuseLeftovers(host, plan.name, "container");
+    if (plan.id === plan.name ? idHeldByAnother(host, plan.id) : idHeld(host, plan.id)) {
+      // A rename made since the plan took the name as its id.
+      throw new ConflictError(
+        `Cannot create container ${
+          JSON.stringify(plan.name)
+        }: another container was renamed from that name meanwhile; run the command again`,
+      );
+    }
+    refuseLeftovers(host, plan.name, "container", plan.id);
     checkPorts(host, loaded, plan.portMappings, inputs.nat);
     const r = newRecord(host, inputs, options, planned);
     host.store.put("containers", r);
@@ -424,10 +434,15 @@ export function stageSubPaths(host: Host, rec: ContainerRecord, loaded?: LoadedC
  * owns them (a record deleted by hand, a crash before `rkl gc` ran): making
  * the new object would share, and its rollback destroy, the old one's.
  */
-export function refuseLeftovers(host: Host, name: string, what: "container" | "pod"): void {
+export function refuseLeftovers(
+  host: Host,
+  name: string,
+  what: "container" | "pod",
+  id = name,
+): void {
   const paths = what === "container"
     ? (() => {
-      const d = containerDirs(host.paths, name);
+      const d = containerDirs(host.paths, id);
       return [d.dir, d.conmonDir, d.netns];
     })()
     : [
@@ -435,9 +450,9 @@ export function refuseLeftovers(host: Host, name: string, what: "container" | "p
       `${host.paths.runRoot}/netns/p_${name}`,
       `${host.paths.runRoot}/ns/p_${name}`,
     ];
-  const known = what === "container" ? runtimesKnowing(host, name)[0] : undefined;
+  const known = what === "container" ? runtimesKnowing(host, id)[0] : undefined;
   const found = paths.find((p) => pathExists(p, host.fs)) ??
-    (known ? `${known[1]}/${name}` : undefined);
+    (known ? `${known[1]}/${id}` : undefined);
   if (found) {
     throw new ConflictError(
       `Cannot create ${what} ${
@@ -446,6 +461,11 @@ export function refuseLeftovers(host: Host, name: string, what: "container" | "p
       { hint: "rkl gc removes what no record owns (rkl gc --dry-run shows it first)" },
     );
   }
+}
+
+/** True when a container record has `id` as its id. */
+function idHeld(host: Host, id: string): boolean {
+  return host.store.list<ContainerRecord>("containers").some((r) => r.id === id);
 }
 
 /** hostPorts must be free: neither published by another rkl workload nor bound on the host. */
