@@ -84,7 +84,7 @@ test("rename a running container, then a stopped one: logs, exec, inspect, stop,
 
   // A taken name, invalid names, its own name: exit 2, one line, nothing changed.
   assertRejected("taken", await rkl(env!, ["rename", "front", "web"]), /name "web" is in use/);
-  for (const bad of ["../../etc", "Front", "a_b", "x".repeat(64), "-x"]) {
+  for (const bad of ["../../etc", "Front", "a_b", "x".repeat(64), "x-"]) {
     const r = await rkl(env!, ["rename", "front", bad]);
     assertRejected(`rename to ${bad}`, r, /Cannot rename container "front"|DNS label/);
   }
