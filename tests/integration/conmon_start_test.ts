@@ -24,15 +24,16 @@ const runtime = {
 
 /**
  * A conmon stand-in: notes its pid, reads one byte from its start pipe (the
- * inherited fd itself), notes what it read ("EOF" for nothing), answers.
+ * inherited fd itself: bash, as dash takes one-digit fds only), notes what
+ * it read ("EOF" for nothing), answers.
  */
 async function standIn(dir: string): Promise<string> {
   const path = `${dir}/conmon`;
   await Deno.writeTextFile(
     path,
-    `#!/bin/sh
+    `#!/bin/bash
 echo $$ > ${dir}/pid
-got=$(eval "dd bs=1 count=1 status=none <&$_OCI_STARTPIPE")
+IFS= read -r -n 1 -u "$_OCI_STARTPIPE" got
 echo "\${got:-EOF}" > ${dir}/got
 echo '{"data": 4242}' > /proc/self/fd/$_OCI_SYNCPIPE
 `,
