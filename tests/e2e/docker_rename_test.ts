@@ -15,6 +15,7 @@ import {
   makeEnv,
   rkl,
   rklOk,
+  waitFor,
 } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
@@ -120,6 +121,17 @@ test("two renames to one name at once: one wins, the other is refused with exit 
   assert.ok(rows.includes("c a") || rows.includes("c b"), rows.join(" | "));
   await rklOk(env!, ["rm", "-f", ...rows.map((r) => r.split(" ")[0])]);
   assert.deepEqual(await names(), []);
+});
+
+test("run --rm -d, then rename: the container is still removed when it exits", async () => {
+  await setUp();
+  await rklOk(env!, ["run", "-d", "--rm", "--name", "brief", ...net(), "busybox", "sleep", "2"]);
+  await rklOk(env!, ["rename", "brief", "renamed"]);
+  await waitFor(
+    "the renamed --rm container removed",
+    async () => (await names()).length === 0,
+    20_000,
+  );
 });
 
 cleanupAfterAll(env, async () => {
