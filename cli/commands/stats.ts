@@ -147,7 +147,8 @@ export function registerStats(program: Command, ctx: Context): void {
       await statsFrames({
         take,
         kept: readings ? asKept(readings) : parseCache(readTextOrUndefined(cachePath)),
-        cachePath,
+        // Served, the sampler keeps the readings: no file written before the answer.
+        cachePath: readings ? undefined : cachePath,
         format: o.format,
         stream: o.stream,
         sleep: host.sleep,

@@ -80,7 +80,8 @@ export interface Taken {
 export async function statsFrames(o: {
   take: () => Promise<Taken>;
   kept: StatsCache | undefined;
-  cachePath: string;
+  /** Where each reading is kept for the next `rkl stats`; none in the daemon (its sampler keeps them). */
+  cachePath: string | undefined;
   format?: string;
   stream: boolean;
   sleep: (ms: number) => Promise<void>;
@@ -116,7 +117,7 @@ export async function statsFrames(o: {
     while (true) {
       const now = first ?? await o.take();
       first = undefined;
-      saveCache(o.cachePath, withEarlier(toCache(now.samples, now.at), o.kept));
+      if (o.cachePath) saveCache(o.cachePath, withEarlier(toCache(now.samples, now.at), o.kept));
       const rows = now.samples.map((s) => rowFields(statsRow(prev.get(s.name), s, now.hostMemory)));
       const frame = renderFrame(rows, o.format);
       // A terminal gets the screen redrawn in place; a pipe gets frame after frame.

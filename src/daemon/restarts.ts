@@ -100,7 +100,7 @@ export function rotateLogs(host: Host): number {
   for (const c of host.store.list<ContainerRecord>("containers")) {
     if (c.status !== "running" && c.status !== "created") continue;
     // A log a front end placed is rotated by it (the kubelet: ReopenContainerLog).
-    if (c.dirs.log !== containerDirs(host.paths, c.name).log) continue;
+    if (c.dirs.log !== containerDirs(host.paths, c.id).log) continue;
     try {
       if (
         rotateIfLarge(host.sys, { log: c.dirs.log, ctl: `${c.dirs.bundle}/ctl` }, host.logRotation)

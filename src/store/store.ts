@@ -45,6 +45,13 @@ export class DamagedRecordError extends StoreError {
   }
 }
 
+/** A rename's new name is another record's. */
+export class RecordExistsError extends StoreError {
+  constructor(readonly kind: RecordKind, readonly recordName: string) {
+    super(`A record named ${JSON.stringify(recordName)} exists`);
+  }
+}
+
 export interface DamagedRecord {
   name: string;
   reason: string;
@@ -68,6 +75,13 @@ export interface StateStore {
     options?: { durable?: boolean },
   ): void;
   delete(kind: RecordKind, name: string): void;
+  /**
+   * Moves the record stored as `from` to `record.name`, with `record` as its
+   * content: a record of the new name appears whole before the old one goes,
+   * and RecordExistsError when the new name is taken (nothing changed). The
+   * caller holds the lock (see withLock).
+   */
+  rename<T extends StoredRecord>(kind: RecordKind, from: string, record: T): void;
   /** Runs `fn` holding the store's exclusive lock. */
   withLock<T>(fn: () => Promise<T>): Promise<T>;
 }
@@ -309,6 +323,37 @@ export class FsStore implements StateStore {
     }
   }
 
+  rename<T extends StoredRecord>(kind: RecordKind, from: string, record: T): void {
+    const src = this.#path(kind, from);
+    const dst = this.#path(kind, record.name);
+    if (src === dst) throw new RecordExistsError(kind, record.name);
+    this.#scans.delete(kind);
+    const text = JSON.stringify({ ...record, schemaVersion: SCHEMA_VERSION }, null, 2) + "\n";
+    // The new content under a temp name (synced), then a hard link to the new
+    // name: link() makes the name only if it is free, whole at once. Only
+    // then does the old name go. A crash between the two leaves both, the
+    // new one saying `renamedFrom`; gc removes the old one (gc.ts).
+    const tmp = `${dst}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+    writeAtomic(tmp, text, this.fs);
+    try {
+      this.fs.link(tmp, dst);
+    } catch (e) {
+      this.fs.remove(tmp);
+      if (e instanceof Deno.errors.AlreadyExists) throw new RecordExistsError(kind, record.name);
+      throw new StoreError(`Cannot rename record ${from} to ${record.name}`, { cause: e });
+    }
+    this.fs.remove(tmp);
+    this.#checked.delete(src);
+    try {
+      this.fs.remove(src);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new StoreError(`Cannot remove record ${from} after its rename`, { cause: e });
+      }
+    }
+    syncDir(this.fs, dst);
+  }
+
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
     // Re-entrant for the task that holds it (nested calls), exclusive for
     // every other task, in this process (queue) and in others (flock).
@@ -368,7 +413,6 @@ export function writeAtomic(
   fs = realFs,
   options: { durable?: boolean } = {},
 ): void {
-  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   if (fs !== realFs) {
     const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
@@ -399,7 +443,13 @@ export function writeAtomic(
   f.close();
   renameOrDrop(realFs, tmp, path);
   if (options.durable === false) return;
-  const d = Deno.openSync(dir, { read: true });
+  syncDir(realFs, path);
+}
+
+/** fsync of the directory holding `path` (the real file system only). */
+function syncDir(fs: HostFs, path: string): void {
+  if (fs !== realFs) return;
+  const d = Deno.openSync(path.slice(0, path.lastIndexOf("/")) || "/", { read: true });
   try {
     d.syncSync();
   } finally {
@@ -442,6 +492,13 @@ export class MemoryStore implements StateStore {
   }
   delete(kind: RecordKind, name: string): void {
     this.records.delete(`${kind}/${name}`);
+  }
+  rename<T extends StoredRecord>(kind: RecordKind, from: string, record: T): void {
+    checkRecordName(from, kind);
+    checkRecordName(record.name, kind);
+    if (this.records.has(`${kind}/${record.name}`)) throw new RecordExistsError(kind, record.name);
+    this.put(kind, record);
+    this.records.delete(`${kind}/${from}`);
   }
   damaged(_kind: RecordKind): DamagedRecord[] {
     return [];

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { StoreError } from "../errors.ts";
-import { FsStore, MemoryStore, SCHEMA_VERSION, type StoredRecord, writeAtomic } from "./store.ts";
+import {
+  FsStore,
+  MemoryStore,
+  RecordExistsError,
+  SCHEMA_VERSION,
+  type StoredRecord,
+  writeAtomic,
+} from "./store.ts";
 
 async function tempStore(fn: (s: FsStore, dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();
@@ -171,4 +178,46 @@ Deno.test("writeAtomic() removes its temp file when the rename fails (here: a di
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("FsStore.rename() moves a record to a free name, refuses a taken or hostile one, and leaves no temp file", async () => {
+  await tempStore(async (s, dir) => {
+    type R = StoredRecord & { id: string };
+    s.put("containers", { schemaVersion: 0, name: "a", id: "a" } as R);
+    s.put("containers", { schemaVersion: 0, name: "b", id: "b" } as R);
+    assert.deepEqual(s.list("containers").map((r) => r.name), ["a", "b"]); // a scan to cache
+    await s.withLock(() =>
+      Promise.resolve(s.rename("containers", "a", { ...s.get<R>("containers", "a")!, name: "c" }))
+    );
+    assert.equal(s.get("containers", "a"), undefined);
+    assert.equal(s.get<R>("containers", "c")?.id, "a");
+    assert.deepEqual(s.list("containers").map((r) => r.name), ["b", "c"]);
+    // Taken: RecordExistsError, both records as they were.
+    assert.throws(
+      () => s.rename("containers", "c", { ...s.get<R>("containers", "c")!, name: "b" }),
+      RecordExistsError,
+    );
+    assert.equal(s.get<R>("containers", "b")?.id, "b");
+    assert.equal(s.get<R>("containers", "c")?.id, "a");
+    for (const bad of ["../x", "x/y", "", "."]) {
+      assert.throws(
+        () => s.rename("containers", "c", { ...s.get<R>("containers", "c")!, name: bad }),
+        StoreError,
+      );
+    }
+    assert.deepEqual(
+      [...Deno.readDirSync(`${dir}/records/containers`)].map((e) => e.name).sort(),
+      ["b.json", "c.json"],
+    );
+    // MemoryStore: the same contract.
+    const m = new MemoryStore();
+    m.put("containers", { schemaVersion: 0, name: "a" });
+    m.put("containers", { schemaVersion: 0, name: "b" });
+    assert.throws(
+      () => m.rename("containers", "a", { schemaVersion: 0, name: "b" }),
+      RecordExistsError,
+    );
+    m.rename("containers", "a", { schemaVersion: 0, name: "c" });
+    assert.deepEqual(m.list("containers").map((r) => r.name), ["b", "c"]);
+  });
 });

@@ -104,6 +104,12 @@ class FaultyStore implements StateStore {
     }
     this.inner.delete(kind, name);
   }
+  rename<T extends StoredRecord>(kind: RecordKind, from: string, record: T): void {
+    if (this.faults.hit("store.rename", `${kind}/${from}`)) {
+      throw new StoreError(`Cannot rename record ${from}: injected fault`);
+    }
+    this.inner.rename(kind, from, record);
+  }
   withLock<T>(fn: () => Promise<T>): Promise<T> {
     return this.inner.withLock(fn);
   }

@@ -170,6 +170,7 @@ export async function gc(host: Host, options: { dryRun?: boolean } = {}): Promis
       done: [],
       pods: host.store.list<PodRecord>("pods"),
     };
+    interruptedRenames(pass);
     await orphans(pass);
     await interruptedCreates(pass);
     await staleStatuses(pass);
@@ -192,7 +193,9 @@ async function orphans({ host, dryRun, findings, done, pods }: Pass): Promise<vo
   const containers = host.store.list<ContainerRecord>("containers");
   const damagedC = host.store.damaged("containers");
   const damagedP = host.store.damaged("pods");
-  const owned = new Set(containers.map((r) => r.name));
+  // What is on the host is named by a container's id (its name unless renamed).
+  const owned = new Set(containers.flatMap((r) => [r.name, r.id]));
+  const ids = new Set(containers.map((r) => r.id));
   const ownedPods = new Set(pods.map((r) => r.name));
   const onHost = namesOnHost(host);
 
@@ -220,9 +223,37 @@ async function orphans({ host, dryRun, findings, done, pods }: Pass): Promise<vo
   for (const d of damagedC) orphanContainers.set(d.name, `damaged record: ${d.reason}`);
   for (const [name, why] of orphanContainers) {
     findings.push({ kind: "container", name, why });
-    if (!dryRun) {
+    if (!dryRun && ids.has(name)) {
+      // A damaged record whose name a renamed container keeps as its id:
+      // what the host holds under that name is the other one's.
+      host.store.delete("containers", name);
+      done.push(`container ${name}: damaged record removed`);
+    } else if (!dryRun) {
       const made = await scavengeContainer(host, name, { releaseNetworks: false });
       done.push(...made.map((x) => `container ${name}: ${x}`));
+    }
+  }
+}
+
+/**
+ * A rename cut short between its two steps (store.rename) leaves the old
+ * record beside the new one, which says `renamedFrom`: the old one goes.
+ */
+function interruptedRenames({ host, dryRun, findings, done }: Pass): void {
+  const all = host.store.list<ContainerRecord>("containers");
+  for (const r of all) {
+    const old = r.renamedFrom === undefined
+      ? undefined
+      : all.find((o) => o.name === r.renamedFrom && o.id === r.id && o.createdAt === r.createdAt);
+    if (!old) continue;
+    findings.push({
+      kind: "record",
+      name: old.name,
+      why: `renamed to ${r.name}, rename cut short`,
+    });
+    if (!dryRun) {
+      host.store.delete("containers", old.name);
+      done.push(`container ${old.name}: record of its old name removed (now ${r.name})`);
     }
   }
 }

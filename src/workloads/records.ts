@@ -8,6 +8,7 @@
  * keep its state under this run root.
  */
 import type { RecordValidators } from "../store/store.ts";
+import { isDnsLabel } from "../base/names.ts";
 import { containerDirs, type Host } from "./host.ts";
 import { type RecordSource, recordSource as sourceOf } from "./record_source.ts";
 
@@ -137,6 +138,7 @@ export function recordValidators(
       const r = v as Rec & {
         name: string;
         id: string;
+        pod?: string;
         dirs: Record<string, string>;
         runtime: { root: string };
         cgroupPath: string;
@@ -147,10 +149,14 @@ export function recordValidators(
       };
       // Made through the CRI: its log and cgroup are where the kubelet said.
       const viaCri = sourceOf(r)?.kind === "cri";
-      if (r.name !== name || r.id !== name) {
-        return `name ${JSON.stringify(r.name)} is not the file's`;
+      if (r.name !== name) return `name ${JSON.stringify(r.name)} is not the file's`;
+      // Its id names its paths: the name it was made with (a rename keeps
+      // it), or a random one; a single container's, never a pod member's.
+      const idOk = CRI_ID.test(r.id) || isDnsLabel(r.id);
+      if (r.id !== name && (r.pod !== undefined || !idOk)) {
+        return `id ${JSON.stringify(r.id)} is not one rkl makes`;
       }
-      const want = containerDirs(host.paths, name) as Record<string, string>;
+      const want = containerDirs(host.paths, r.id) as Record<string, string>;
       for (const [k, path] of Object.entries(want)) {
         // A CRI container logs where the kubelet said (teardown never removes that file).
         if (k === "log" && viaCri) {
@@ -162,7 +168,9 @@ export function recordValidators(
       if (!runtimeOk(r.runtime)) return `runtime.root ${r.runtime.root} is not under ${runRoot}`;
       if (viaCri) {
         // Below its sandbox's cgroup, which may sit under the kubelet's pod cgroup.
-        if (!criCgroup(r.cgroupPath, name)) return `cgroupPath ${r.cgroupPath} is not its own`;
+        if (r.id !== name || !criCgroup(r.cgroupPath, name)) {
+          return `cgroupPath ${r.cgroupPath} is not its own`;
+        }
       } else if (
         !r.cgroupPath.startsWith(`${host.cgroupParent}/`) || r.cgroupPath.includes("..")
       ) {

@@ -177,23 +177,10 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
   },
   rename(program: Command, ctx: Context): void {
     program.command("rename").argument("<old>").argument("<new>").description(
-      "rename a container (refused: see the message)",
+      "rename a container (running or not); its id stays",
     ).action(async (old: string, next: string) => {
-      const host = ctx.host();
-      const rec = await refresh(host, getContainer(host, old));
-      const { checkName } = await import("../docker_spec.ts");
-      checkName(next);
-      if (host.store.get("containers", next)) {
-        throw new ConflictError(
-          `Cannot rename container ${JSON.stringify(old)}: name ${JSON.stringify(next)} is in use`,
-        );
-      }
-      throw new ConflictError(
-        `Cannot rename container ${
-          JSON.stringify(old)
-        } (${rec.status}): rkl keys a container's directories, runtime id, cgroup, network namespace and log by its name, and cannot move them safely`,
-        { hint: `remove it and run it again with --name ${next}` },
-      );
+      const { renameContainer } = await import("../../../src/workloads/container/rename.ts");
+      await renameContainer(ctx.host(), old, next);
     });
   },
 };

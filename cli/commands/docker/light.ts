@@ -97,12 +97,15 @@ interface Roots {
 function plain(v: unknown, name: string, roots: Roots): v is ContainerRecord {
   const r = v as Partial<ContainerRecord> & { schemaVersion?: unknown };
   if (typeof r !== "object" || r === null || Array.isArray(r)) return false;
-  if (r.schemaVersion !== 1 || r.kind !== "container" || r.name !== name || r.id !== name) {
-    return false;
-  }
+  if (r.schemaVersion !== 1 || r.kind !== "container" || r.name !== name) return false;
+  // Its paths are its id's: its name, or what a renamed one keeps (a single container's).
+  const id = r.id;
+  const idOk = typeof id === "string" &&
+    (/^[0-9a-f]{64}$/.test(id) || (id.length <= 63 && new RegExp(`^${LABEL}$`).test(id)));
+  if (typeof id !== "string" || (id !== name && (r.pod !== undefined || !idOk))) return false;
   const d = r.dirs as Record<string, unknown> | undefined;
   if (typeof d !== "object" || d === null) return false;
-  if (d.config !== `${roots.root}/containers/${name}/config.json`) return false;
+  if (d.config !== `${roots.root}/containers/${id}/config.json`) return false;
   if (d.exitDir !== `${roots.root}/exits`) return false;
   const cg = r.cgroupPath;
   if (

@@ -148,3 +148,10 @@ Deno.test("runLight() leaves a user without root to the full command (its own ro
   assert.equal(await runLight(["ps", "-aq"], io(0, { RKL_ROOTLESS: "1" })), undefined);
   assert.equal(s.out.length, 0);
 });
+
+Deno.test("ps --format with no containers prints nothing, and still refuses an unknown field", async () => {
+  const { renderFormat } = await import("./ps_format.ts");
+  assert.equal(renderFormat("{{.Names}} {{.ID}}", [], []), "");
+  assert.equal(renderFormat("table {{.Names}}", [], []).trim(), "NAMES");
+  assert.throws(() => renderFormat("{{.Nope}}", [], []), /is not supported/);
+});

@@ -175,7 +175,13 @@ export function renderFormat(
   let tpl = format.replaceAll("\\t", "\t").replaceAll("\\n", "\n");
   const isTable = /^table\s/.test(tpl) || tpl === "table";
   if (isTable) tpl = tpl.replace(/^table\s*/, "");
-  const known = Object.keys(rows[0] ?? psFields({} as ContainerRecord));
+  // No rows: the fields of a stand-in record (an empty list still checks the template).
+  const known = Object.keys(
+    rows[0] ??
+      psFields({ status: "created", labels: {}, createdAt: "" } as unknown as ContainerRecord, 0, {
+        command: false,
+      }),
+  );
   const parts: ({ text: string } | { field: string } | { label: string })[] = [];
   let last = 0;
   for (const m of tpl.matchAll(/\{\{(.*?)\}\}/g)) {

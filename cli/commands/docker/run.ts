@@ -99,6 +99,7 @@ function removeOnExit(host: Host, rec: ContainerRecord): void {
     "__rm-on-exit",
     rec.name,
     rec.createdAt,
+    rec.id,
   ]);
 }
 
@@ -168,10 +169,19 @@ export const RUN_VERBS: Record<string, Verb> = {
   },
   "__rm-on-exit"(program: Command, ctx: Context): void {
     program.command("__rm-on-exit", { hidden: true }).argument("<name>").argument("<created>")
-      .action(async (name: string, created: string) => {
+      .argument("[id]", "its id: found by it once renamed")
+      .action(async (first: string, created: string, id?: string) => {
         const host = ctx.host();
+        let name = first;
         for (;;) {
-          const rec = host.store.get<ContainerRecord>("containers", name);
+          let rec = host.store.get<ContainerRecord>("containers", name);
+          if ((!rec || rec.createdAt !== created) && id !== undefined) {
+            // Renamed since: the same container (id and creation time) under its new name.
+            rec = host.store.list<ContainerRecord>("containers").find((r) =>
+              r.id === id && r.createdAt === created
+            );
+            if (rec) name = rec.name;
+          }
           // Gone, or a new container with the name: not ours to remove.
           if (!rec || rec.createdAt !== created) return;
           if (rec.status !== "creating") {

@@ -7,8 +7,16 @@ import { dirExists } from "./_fs.ts";
 import { processAlive } from "./record.ts";
 import type { ContainerRecord } from "./types.ts";
 
-/** conmon + `runtime create` of the container's bundle; sets pid and status "created". */
-export async function launch(host: Host, rec: ContainerRecord): Promise<void> {
+/**
+ * conmon + `runtime create` of the container's bundle; sets pid and status
+ * "created". With `ready`, conmon is spawned now and the create waits for it
+ * (ConmonOptions.ready).
+ */
+export async function launch(
+  host: Host,
+  rec: ContainerRecord,
+  ready?: Promise<unknown>,
+): Promise<void> {
   const d = rec.dirs;
   // Again, in case the wait primed at "create: begin" is over by now.
   void primeAttach(host.cgroups);
@@ -25,6 +33,7 @@ export async function launch(host: Host, rec: ContainerRecord): Promise<void> {
     logSizeMax: host.logSizeMax,
     terminal: rec.terminal,
     stdin: rec.stdin,
+    ...(ready ? { ready } : {}),
   });
   rec.pidStart = host.proc.stat(rec.pid)?.startTime;
   rec.status = "created";

@@ -32,6 +32,7 @@ import { locText, selfOwner } from "./record.ts";
 import { setUpOwnSandbox } from "./sandbox.ts";
 import { rootlessPlan } from "./rootless.ts";
 import { rollback } from "./teardown.ts";
+import { chooseId, idHeldByAnother } from "./rename.ts";
 import type {
   ContainerPlan,
   ContainerRecord,
@@ -90,6 +91,7 @@ async function createContainerNow(
   // primeAttach); a deferred launch primes at its start instead.
   if (!options.deferLaunch) void primeAttach(host.cgroups);
   const inputs = await gatherInputs(host, loaded, options);
+  trace("create: inputs gathered");
   // Everything this create is going to make. The reservation stores it all
   // (synced) before any of it exists, so an rkl that dies midway leaves a
   // record naming every part, and teardown takes a missing part as removed:
@@ -145,6 +147,7 @@ async function gatherInputs(
   const sandbox = options.sandbox;
   const plan = planContainer(loaded, {
     host,
+    id: sandbox ? undefined : chooseId(host, loaded.spec.name),
     network: options.hostNetwork || options.joinNetwork ? null : options.network,
     hostNetwork: options.hostNetwork,
     joinNetwork: options.joinNetwork,
@@ -197,7 +200,15 @@ async function reserve(
         } is already in use`,
       );
     }
-    refuseLeftovers(host, plan.name, "container");
+    if (plan.id === plan.name ? idHeldByAnother(host, plan.id) : idHeld(host, plan.id)) {
+      // A rename made since the plan took the name as its id.
+      throw new ConflictError(
+        `Cannot create container ${
+          JSON.stringify(plan.name)
+        }: another container was renamed from that name meanwhile; run the command again`,
+      );
+    }
+    refuseLeftovers(host, plan.name, "container", plan.id);
     checkPorts(host, loaded, plan.portMappings, inputs.nat);
     const r = newRecord(host, inputs, options, planned);
     host.store.put("containers", r);
@@ -264,7 +275,8 @@ function newRecord(
 /**
  * Makes the parts in order, each marked in `rec.resources` before it is
  * started: dirs, overlay, subPaths, the network sandbox and /etc files,
- * config.json, then conmon and the runtime's create.
+ * config.json, then the runtime's create under conmon (conmon itself
+ * spawned right after the dirs, waiting: see below).
  */
 async function makeParts(
   host: Host,
@@ -273,12 +285,65 @@ async function makeParts(
   options: CreateOptions,
   steps: { planned: Resources; save: () => void },
 ): Promise<void> {
-  const { plan } = inputs;
-  const d = plan.dirs;
   // Only an image's layers (their dirs kept in the record) can be mounted later.
   const deferred = options.deferLaunch === true && !options.thenStart &&
     inputs.source.imageId !== undefined && inputs.source.lowers.length > 0;
   makeDirs(host, rec, steps.planned, steps.save);
+  // conmon is spawned now and waits on its start pipe while the rootfs, the
+  // netns and config.json are made: its exec and set-up overlap them, and
+  // the runtime's create starts as soon as config.json is written.
+  const early = !deferred && !host.rootless;
+  let release!: () => void;
+  let abort!: (e: unknown) => void;
+  let launching: Promise<void> | undefined;
+  if (early) {
+    rec.resources.runtime = true;
+    checkCancelled();
+    const ready = new Promise<void>((resolve, reject) => {
+      release = resolve;
+      abort = reject;
+    });
+    ready.catch(() => {}); // a conmon that failed to spawn never waits on it
+    launching = launch(host, rec, ready);
+    launching.catch(() => {}); // awaited below, or after the abort
+  }
+  try {
+    await prepareBundle(host, rec, inputs, options, steps, deferred);
+  } catch (e) {
+    if (launching) {
+      abort(e);
+      await launching.catch(() => {});
+    }
+    throw e;
+  }
+  if (deferred) {
+    // The rest is the start's (launchDeferred): nothing runs until then.
+    rec.status = "created";
+    rec.deferred = true;
+    return;
+  }
+  if (launching) {
+    release();
+    await launching;
+  } else {
+    rec.resources.runtime = true;
+    checkCancelled();
+    await launch(host, rec);
+  }
+  trace("create: conmon + runtime create");
+}
+
+/** The overlay, subPaths, the network sandbox and /etc files, then config.json (last). */
+async function prepareBundle(
+  host: Host,
+  rec: ContainerRecord,
+  inputs: CreateInputs,
+  options: CreateOptions,
+  steps: { planned: Resources; save: () => void },
+  deferred: boolean,
+): Promise<void> {
+  const { plan } = inputs;
+  const d = plan.dirs;
   if (!deferred) {
     rec.resources.overlay = true;
     checkCancelled();
@@ -310,16 +375,6 @@ async function makeParts(
     durable: false,
   });
   trace("create: config written");
-  if (deferred) {
-    // The rest is the start's (launchDeferred): nothing runs until then.
-    rec.status = "created";
-    rec.deferred = true;
-    return;
-  }
-  rec.resources.runtime = true;
-  checkCancelled();
-  await launch(host, rec);
-  trace("create: conmon + runtime create");
 }
 
 /**
@@ -424,10 +479,15 @@ export function stageSubPaths(host: Host, rec: ContainerRecord, loaded?: LoadedC
  * owns them (a record deleted by hand, a crash before `rkl gc` ran): making
  * the new object would share, and its rollback destroy, the old one's.
  */
-export function refuseLeftovers(host: Host, name: string, what: "container" | "pod"): void {
+export function refuseLeftovers(
+  host: Host,
+  name: string,
+  what: "container" | "pod",
+  id = name,
+): void {
   const paths = what === "container"
     ? (() => {
-      const d = containerDirs(host.paths, name);
+      const d = containerDirs(host.paths, id);
       return [d.dir, d.conmonDir, d.netns];
     })()
     : [
@@ -435,9 +495,9 @@ export function refuseLeftovers(host: Host, name: string, what: "container" | "p
       `${host.paths.runRoot}/netns/p_${name}`,
       `${host.paths.runRoot}/ns/p_${name}`,
     ];
-  const known = what === "container" ? runtimesKnowing(host, name)[0] : undefined;
+  const known = what === "container" ? runtimesKnowing(host, id)[0] : undefined;
   const found = paths.find((p) => pathExists(p, host.fs)) ??
-    (known ? `${known[1]}/${name}` : undefined);
+    (known ? `${known[1]}/${id}` : undefined);
   if (found) {
     throw new ConflictError(
       `Cannot create ${what} ${
@@ -446,6 +506,11 @@ export function refuseLeftovers(host: Host, name: string, what: "container" | "p
       { hint: "rkl gc removes what no record owns (rkl gc --dry-run shows it first)" },
     );
   }
+}
+
+/** True when a container record has `id` as its id. */
+function idHeld(host: Host, id: string): boolean {
+  return host.store.list<ContainerRecord>("containers").some((r) => r.id === id);
 }
 
 /** hostPorts must be free: neither published by another rkl workload nor bound on the host. */

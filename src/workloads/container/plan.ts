@@ -35,8 +35,9 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
   const sb = options.sandbox;
   const spec = sb ? withPodVolumes(loaded.spec, sb.emptyDirs, options.host.paths) : loaded.spec;
   const name = sb?.recordName ?? spec.name;
-  const dirs = containerDirs(options.host.paths, name);
-  const cgroupPath = sb?.cgroupPath ?? `${options.host.cgroupParent}/${spec.name}`;
+  const id = sb ? name : options.id ?? name;
+  const dirs = containerDirs(options.host.paths, id);
+  const cgroupPath = sb?.cgroupPath ?? `${options.host.cgroupParent}/${id}`;
   const join = options.joinNetwork;
   const etc = sb?.etcDir ?? join?.etcDir ?? dirs.etc;
   if (!processArgs(spec, options.bundle)) {
@@ -94,7 +95,7 @@ export function planContainer(loaded: LoadedContainer, options: PlanOptions): Co
   }
   return {
     name,
-    id: name,
+    id,
     network: sb ? null : options.network,
     portMappings: !sb && options.network ? portMappings(spec.ports) : [],
 

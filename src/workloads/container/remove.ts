@@ -11,6 +11,7 @@ import { deleteBridge, unusedBridge } from "./network.ts";
 import { getContainer, ownerGone, refuseWhileBeingMade } from "./record.ts";
 import { refresh } from "./status.ts";
 import { teardown } from "./teardown.ts";
+import { idHeldByAnother } from "./rename.ts";
 import type { ContainerRecord, NetworkUser } from "./types.ts";
 
 /**
@@ -29,6 +30,12 @@ export async function removeContainer(
   } catch (e) {
     // A damaged record: clean by what the host holds under this name.
     if (!(e instanceof DamagedRecordError) || !options.force) throw e;
+    if (idHeldByAnother(host, name)) {
+      // What the host holds under this name is a renamed container's: only the record goes.
+      host.warn(`${e.message}; removing the record (${JSON.stringify(name)} is another's id)`);
+      await host.store.withLock(() => Promise.resolve(host.store.delete("containers", name)));
+      return;
+    }
     host.warn(`${e.message}; removing what the host holds for ${JSON.stringify(name)}`);
     await scavengeContainer(host, name);
     return;

@@ -122,5 +122,7 @@ export function exitReason(
 /** Every container record, each with its status brought up to date. */
 export async function listContainers(host: Host): Promise<ContainerRecord[]> {
   const recs = host.store.list<ContainerRecord>("containers");
-  return await Promise.all(recs.map((r) => quickRefresh(host, r)));
+  // One listing of the exit dir instead of a failed open per running container.
+  const exits = listExitFiles(host, recs.map((r) => r.dirs.exitDir));
+  return await Promise.all(recs.map((r) => quickRefresh(host, r, exits)));
 }

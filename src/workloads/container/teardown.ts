@@ -87,7 +87,7 @@ export async function teardown(
     await step(() => removeAttachLinks(host, d.socketDir, rec.id, d.bundle));
     // A log placed elsewhere by the front end (CreateOptions.logPath; the CRI's, under the
     // kubelet's log directory) is that front end's file: only rkl's own log dir is cleaned.
-    if (d.log === containerDirs(host.paths, rec.name).log) {
+    if (d.log === containerDirs(host.paths, rec.id).log) {
       await step(() => removeAll(host.fs, d.log));
       for (const old of rotatedLogs(d.log, host.fs)) await step(() => removeAll(host.fs, old));
     }

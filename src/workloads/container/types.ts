@@ -27,8 +27,13 @@ export interface StoredHooks {
 
 export interface ContainerRecord extends StoredRecord {
   kind: "container";
-  /** Runtime container id. */
+  /**
+   * Runtime container id, and what its dirs, cgroup, netns and log are named
+   * by: the name it was made with, kept when it is renamed (docker's way).
+   */
   id: string;
+  /** The name it had before its last rename (gc finishes a rename cut short). */
+  renamedFrom?: string;
   status: ContainerStatus;
   specFile: string;
   image: string;
@@ -164,6 +169,12 @@ export interface JoinNetwork {
 
 export interface PlanOptions {
   host: Pick<Host, "paths" | "cgroupParent" | "nofileHard" | "hardLimits">;
+  /**
+   * The id its dirs, cgroup, netns, log and runtime container are named by
+   * (default: its name). Another one when a renamed container keeps that
+   * name as its id (see chooseId).
+   */
+  id?: string;
   /** Run in the host's network namespace (compose `network_mode: host`). */
   hostNetwork?: boolean;
   /** The container's `Localhost` seccomp profile, already read. */
