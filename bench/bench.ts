@@ -42,6 +42,7 @@ import { removeIdlePortmapChains } from "../src/net/portmap.ts";
 import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
 import { containerdRows, type PeerFigures, printPeerFigures } from "./containerd.ts";
 import { printScale, type ScaleFigures, scaleRows } from "./scale.ts";
+import { kubeRows as kubeBench } from "./kube.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? "10");
@@ -561,65 +562,21 @@ async function podRows(runtimes: string[], rawBusybox: string): Promise<void> {
   }
 }
 
-/** A 3-replica Deployment of one busybox container each, as `kube play` benchmarks it. */
-function deploymentFile(image: string): string {
-  return `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: benchweb\nspec:\n  replicas: 3\n` +
-    `  selector:\n    matchLabels: {app: benchweb}\n  template:\n    metadata:\n      labels: {app: benchweb}\n` +
-    `    spec:\n      containers:\n      - name: web\n        image: ${image}\n        command: ["sleep", "3600"]\n`;
-}
-
-/** `rkl kube play`/`down` of a 3-replica Deployment vs podman's, podman in a state dir of its own. */
-async function kubeRows(): Promise<void> {
-  const rklFile = `${dir}/benchdeploy.yaml`;
-  await Deno.writeTextFile(rklFile, deploymentFile(BUSYBOX));
-  const rklUpDown = () =>
-    upDown(
-      () => rkl(["kube", "play", "--network", network, rklFile]),
-      () => rkl(["kube", "down", rklFile]),
-    );
-  const [up, down] = await rklUpDown();
-  // The same two commands while `rkl daemon` runs: thin clients it serves.
-  const [servedUp, servedDown] = await whileServing(rklUpDown);
-  if (!which("podman")) {
-    console.error("bench: no podman: the kube rows are skipped");
-    return;
-  }
-  const pdir = `${dir}/podman-kube`;
-  await Deno.mkdir(pdir, { recursive: true });
-  const conf = `${pdir}/containers.conf`;
-  // As in podRows: rlimits below the hard limits, runc, cgroupfs, events to a file.
-  await Deno.writeTextFile(
-    conf,
-    `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
-      `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
-  );
-  const penv = { CONTAINERS_CONF: conf };
-  const p = ["--root", `${pdir}/root`, "--runroot", `${pdir}/run`];
-  await sh("sh", [
-    "-c",
-    `tar -C ${BUSYBOX}/rootfs -c . | podman ${
-      p.join(" ")
-    } import --change "ENV PATH=/bin:/sbin" - localhost/rkl-busybox:bench`,
-  ], penv);
-  const kube = `${pdir}/deploy.yaml`;
-  await Deno.writeTextFile(kube, deploymentFile("localhost/rkl-busybox:bench"));
-  try {
-    const [pUp, pDown] = await upDown(
-      () => sh("podman", [...p, "kube", "play", kube], penv),
-      () => sh("podman", [...p, "kube", "down", kube], penv),
-    );
-    for (
-      const [name, ours, theirs, label] of [
-        ["kube play, 3-replica Deployment", up, pUp, "podman kube play"],
-        ["kube play, 3-replica Deployment, daemon running", servedUp, pUp, "podman kube play"],
-        ["kube down, 3-replica Deployment", down, pDown, "podman kube down"],
-        ["kube down, 3-replica Deployment, daemon running", servedDown, pDown, "podman kube down"],
-      ] as const
-    ) rows.push({ name, rkl: ours, baseline: theirs, baselineLabel: label, goal: 0.5 });
-  } finally {
-    // Its storage's mounts and files go with it.
-    await sh("podman", [...p, "system", "reset", "--force"], penv).catch(() => {});
-  }
+/** `rkl kube play`/`down` of a 3-replica Deployment vs podman's, alternating (bench/kube.ts). */
+function kubeRows(): Promise<void> {
+  return kubeBench({
+    repo: REPO,
+    runs: RUNS,
+    dir,
+    network,
+    busybox: BUSYBOX,
+    env,
+    sh,
+    whileServing,
+    stat,
+    which,
+    push: (r) => rows.push(r),
+  });
 }
 
 async function specFile(name: string, body: string): Promise<string> {

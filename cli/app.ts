@@ -1,6 +1,6 @@
 /** The CLI: commander wiring, the real Host, error → message + exit code. */
 import { Command, CommanderError } from "commander";
-import { causeChain, RklError } from "../src/errors.ts";
+import { reportError } from "./direct.ts";
 import type { Host } from "../src/workloads/host.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
@@ -282,14 +282,6 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       return e.exitCode === 0 ? 0 : 2;
     }
     const debug = program.opts<GlobalOptions>().debug || Deno.env.get("RKL_DEBUG") === "1";
-    if (e instanceof RklError) {
-      stderr(`rkl: ${e.message}\n`);
-      if (e.hint) stderr(`hint: ${e.hint}\n`);
-      if (debug) { for (const c of causeChain(e).slice(1)) stderr(`  caused by: ${c}\n`); }
-      return e.exitCode;
-    }
-    stderr(`rkl: ${(e as Error)?.message ?? String(e)}\n`);
-    if (debug) stderr(`${(e as Error)?.stack ?? ""}\n`);
-    return 1;
+    return reportError(e, !!debug);
   }
 }

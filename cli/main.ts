@@ -31,6 +31,11 @@ if (args.includes("ps") || args.includes("stats")) {
 // Before anything is spawned: the caller's fds (a flock, a pipe) must not
 // live on in conmon, the daemon or a monitor (src/sys/cloexec.ts).
 (await import("../src/sys/cloexec.ts")).cloexecInheritedFds();
+{
+  // `pod run`, `pod rm`, `kube play`, `kube down` without commander, when plain (direct.ts).
+  const code = await (await import("./direct.ts")).runDirect(args);
+  if (code !== undefined) Deno.exit(code);
+}
 const { main } = await import("./app.ts");
 (await import("../src/trace.ts")).trace("modules loaded");
 Deno.exit(await main(args));

@@ -66,6 +66,7 @@ export async function playFile(
   mode: { start: boolean; replace: boolean },
 ): Promise<void> {
   const host = ctx.host();
+  trace("kube: host built");
   const kube = await loadKubeFile(file, ctx.warn, o.configmap);
   const { playKube } = await import("../../src/workloads/kube.ts");
   const uninstall = served() ? () => {} : installCancelHandlers();
@@ -85,6 +86,13 @@ export async function playFile(
   } finally {
     uninstall();
   }
+}
+
+/** `kube down FILE`: removes every pod and job FILE made; prints their names. */
+export async function downFile(ctx: Context, file: string): Promise<void> {
+  const { downKube } = await import("../../src/workloads/kube.ts");
+  const removed = await downKube(ctx.host(), absolute(file));
+  write(removed.map((n) => `${n}\n`).join(""));
 }
 
 /** `--configmap FILE`, repeatable: ConfigMaps, Secrets and claims the pods refer to. */
@@ -117,11 +125,7 @@ export function registerKube(program: Command, ctx: Context): void {
 
   k.command("down").argument("<file>", "the file given to play (it may have changed since)")
     .description("remove every pod and job FILE made")
-    .action(async (file: string) => {
-      const { downKube } = await import("../../src/workloads/kube.ts");
-      const removed = await downKube(ctx.host(), absolute(file));
-      write(removed.map((n) => `${n}\n`).join(""));
-    });
+    .action((file: string) => downFile(ctx, file));
 
   k.command("status").argument("[file]", "only what this file made")
     .description("the jobs and pods Kubernetes files made: owner, phase, a job's completions")

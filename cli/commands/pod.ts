@@ -74,6 +74,17 @@ function printPod(v: PodView): void {
   ));
 }
 
+/** `pod rm [-f] NAME`: removes the pod; prints its name. */
+export async function removePodCommand(
+  ctx: Context,
+  name: string,
+  o: { force?: boolean },
+): Promise<void> {
+  // Served, it answers once the pod's containers are gone (lifecycle.ts, removePod).
+  await removePod(ctx.host(), name, { force: o.force, early: served() });
+  write(`${name}\n`);
+}
+
 /** `--configmap FILE`, repeatable: ConfigMaps, Secrets and claims the pods refer to. */
 const CONFIGMAP_OPTION = [
   "--configmap <file>",
@@ -130,11 +141,7 @@ export function registerPod(program: Command, ctx: Context): void {
     "remove a pod and everything it holds",
   )
     .option("-f, --force", "remove even when running")
-    .action(async (name: string, o: { force?: boolean }) => {
-      // Served, it answers once the pod's containers are gone (lifecycle.ts, removePod).
-      await removePod(ctx.host(), name, { force: o.force, early: served() });
-      write(`${name}\n`);
-    });
+    .action((name: string, o: { force?: boolean }) => removePodCommand(ctx, name, o));
 
   p.command("list").alias("ls").description("list pods").option(
     "-o, --output <format>",

@@ -45,12 +45,17 @@ export {
 } from "./container_spec.ts";
 export { checkUniqueVolumes, checkVolumeSources, resolveMounts } from "./volume_mounts.ts";
 
-const singleContainer = z.strictObject({
-  ...containerFields,
-  volumes: z.array(hostPathVolume).optional(),
-  restartPolicy: z.enum(["Always", "OnFailure", "Never"]).optional(),
-  labels: labelMap.optional(),
-});
+// Schemas are built on first use: a file without this kind never pays for building them.
+let singleContainerMade: ReturnType<typeof makeSingleContainerSchema> | undefined;
+function makeSingleContainerSchema() {
+  return z.strictObject({
+    ...containerFields,
+    volumes: z.array(hostPathVolume).optional(),
+    restartPolicy: z.enum(["Always", "OnFailure", "Never"]).optional(),
+    labels: labelMap.optional(),
+  });
+}
+const singleContainerSchema = () => singleContainerMade ??= makeSingleContainerSchema();
 
 /** Checks shared by containers in any workload: ports, resources. */
 export function checkContainer(
@@ -136,7 +141,7 @@ export function loadContainer(
   if (src.value === null || typeof src.value !== "object" || Array.isArray(src.value)) {
     throw specErrorAt(src, [], "Cannot load container: the document must be a mapping");
   }
-  const { data, warnings } = validate(src, singleContainer);
+  const { data, warnings } = validate(src, singleContainerSchema());
   const baseDir = options.baseDir ?? dirnameOf(file);
   const volumes = data.volumes ?? [];
   checkUniqueVolumes(src, volumes, ["volumes"]);

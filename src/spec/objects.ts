@@ -27,33 +27,46 @@ const metadata = z.strictObject({
   annotations: z.record(z.string(), z.string()).optional(),
 });
 
-const configMap = z.strictObject({
-  apiVersion: z.literal("v1"),
-  kind: z.literal("ConfigMap"),
-  metadata,
-  data: z.record(key, z.string("values must be strings (quote numbers and booleans)"))
-    .optional(),
-  binaryData: z.record(key, base64).optional(),
-  immutable: z.boolean().optional(),
-});
+// Schemas are built on first use: a file without this kind never pays for building them.
+let configMapMade: ReturnType<typeof makeConfigMapSchema> | undefined;
+function makeConfigMapSchema() {
+  return z.strictObject({
+    apiVersion: z.literal("v1"),
+    kind: z.literal("ConfigMap"),
+    metadata,
+    data: z.record(key, z.string("values must be strings (quote numbers and booleans)"))
+      .optional(),
+    binaryData: z.record(key, base64).optional(),
+    immutable: z.boolean().optional(),
+  });
+}
+const configMapSchema = () => configMapMade ??= makeConfigMapSchema();
 
-const secret = z.strictObject({
-  apiVersion: z.literal("v1"),
-  kind: z.literal("Secret"),
-  metadata,
-  type: z.string().optional(),
-  data: z.record(key, base64).optional(),
-  stringData: z.record(key, z.string("values must be strings (quote numbers and booleans)"))
-    .optional(),
-  immutable: z.boolean().optional(),
-});
+let secretMade: ReturnType<typeof makeSecretSchema> | undefined;
+function makeSecretSchema() {
+  return z.strictObject({
+    apiVersion: z.literal("v1"),
+    kind: z.literal("Secret"),
+    metadata,
+    type: z.string().optional(),
+    data: z.record(key, base64).optional(),
+    stringData: z.record(key, z.string("values must be strings (quote numbers and booleans)"))
+      .optional(),
+    immutable: z.boolean().optional(),
+  });
+}
+const secretSchema = () => secretMade ??= makeSecretSchema();
 
-const claim = z.strictObject({
-  apiVersion: z.literal("v1"),
-  kind: z.literal("PersistentVolumeClaim"),
-  metadata,
-  spec: z.record(z.string(), z.unknown()).optional(),
-});
+let claimMade: ReturnType<typeof makeClaimSchema> | undefined;
+function makeClaimSchema() {
+  return z.strictObject({
+    apiVersion: z.literal("v1"),
+    kind: z.literal("PersistentVolumeClaim"),
+    metadata,
+    spec: z.record(z.string(), z.unknown()).optional(),
+  });
+}
+const claimSchema = () => claimMade ??= makeClaimSchema();
 
 /** One ConfigMap or Secret: its keys and their bytes. */
 export interface KubeObject {
@@ -94,8 +107,12 @@ function decode64(s: string): Uint8Array {
 /** Adds the document's object to `into`; returns its warnings. */
 export function addObject(src: SourceDoc, into: KubeObjects): Warning[] {
   const kind = (src.value as { kind?: unknown }).kind;
-  const schema = kind === "ConfigMap" ? configMap : kind === "Secret" ? secret : claim;
-  const { data, warnings } = validate(src, schema as typeof configMap, {
+  const schema = kind === "ConfigMap"
+    ? configMapSchema()
+    : kind === "Secret"
+    ? secretSchema()
+    : claimSchema();
+  const { data, warnings } = validate(src, schema as ReturnType<typeof configMapSchema>, {
     silent: (k, path) =>
       (path.length === 0 && k === "status") ||
       (path.length === 1 && path[0] === "metadata" && SERVER_SET.has(k)),
@@ -126,11 +143,11 @@ export function addObject(src: SourceDoc, into: KubeObjects): Warning[] {
     entries.set(k, v);
   };
   if (kind === "ConfigMap") {
-    const cm = data as z.output<typeof configMap>;
+    const cm = data as z.output<ReturnType<typeof configMapSchema>>;
     for (const [k, v] of Object.entries(cm.data ?? {})) put(k, enc.encode(v), "data");
     for (const [k, v] of Object.entries(cm.binaryData ?? {})) put(k, decode64(v), "binaryData");
   } else {
-    const s = data as unknown as z.output<typeof secret>;
+    const s = data as unknown as z.output<ReturnType<typeof secretSchema>>;
     for (const [k, v] of Object.entries(s.data ?? {})) put(k, decode64(v), "data");
     // stringData wins over data, as the API server merges them.
     for (const [k, v] of Object.entries(s.stringData ?? {})) entries.set(k, enc.encode(v));

@@ -13,12 +13,38 @@
  * holds more (one byte past `max` is read to tell). No stat-then-open: what
  * is checked is what is read.
  *
- * node:fs is used because Deno.open has no O_NONBLOCK; the CLI and the
- * daemon load it anyway (commander imports it).
+ * The open is libc's open(2) through FFI (Deno.open has no O_NONBLOCK),
+ * the check a stat of /proc/self/fd/N (the opened inode itself), and the
+ * read a Deno file opened through that same /proc/self/fd/N once the inode
+ * is known to be a regular file. node:fs would do the same, but loading it
+ * costs a command 30-50 ms of Deno's Node layer on this 2-core host; it is
+ * used only where FFI is not granted (the unit tests' permission set).
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
+import type { Stats } from "node:fs";
 import { RklError } from "../errors.ts";
 import { concat } from "../bytes.ts";
+import { cstr, errno, libc } from "./libc.ts";
+
+const ffi = (() => {
+  try {
+    return Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  } catch {
+    return false;
+  }
+})();
+/** node:fs, only without FFI (see above). */
+const nodeFs = ffi ? undefined : await import("node:fs");
+
+// Linux's open(2) flags and errnos (the same on x86_64 and aarch64).
+const O_RDONLY = 0, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000, O_NOFOLLOW = 0o400000;
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  6: "ENXIO",
+  13: "EACCES",
+  20: "ENOTDIR",
+  40: "ELOOP",
+};
 
 export const KiB = 1 << 10;
 export const MiB = 1 << 20;
@@ -58,13 +84,73 @@ export function sizeText(n: number): string {
   return `${n} bytes`;
 }
 
-function kindOf(st: Stats): string {
-  if (st.isDirectory()) return "a directory";
-  if (st.isFIFO()) return "a FIFO";
-  if (st.isCharacterDevice()) return "a character device";
-  if (st.isBlockDevice()) return "a block device";
-  if (st.isSocket()) return "a socket";
+/** What an opened inode is: node's Stats or Deno's FileInfo, reduced to what is checked. */
+interface Kind {
+  file: boolean;
+  dir: boolean;
+  fifo: boolean;
+  chr: boolean;
+  blk: boolean;
+  sock: boolean;
+  size: number;
+}
+
+function kindOf(k: Kind): string {
+  if (k.dir) return "a directory";
+  if (k.fifo) return "a FIFO";
+  if (k.chr) return "a character device";
+  if (k.blk) return "a block device";
+  if (k.sock) return "a socket";
   return "not a plain file";
+}
+
+function nodeKind(st: Stats): Kind {
+  return {
+    file: st.isFile(),
+    dir: st.isDirectory(),
+    fifo: st.isFIFO(),
+    chr: st.isCharacterDevice(),
+    blk: st.isBlockDevice(),
+    sock: st.isSocket(),
+    size: st.size,
+  };
+}
+
+/** The inode an fd from libc's open refers to (stat follows /proc's magic link to it). */
+function fdKind(fd: number): Kind {
+  const st = Deno.statSync(`/proc/self/fd/${fd}`);
+  return {
+    file: st.isFile,
+    dir: st.isDirectory,
+    fifo: st.isFifo === true,
+    chr: st.isCharDevice === true,
+    blk: st.isBlockDevice === true,
+    sock: st.isSocket === true,
+    size: st.size,
+  };
+}
+
+/** Opens without blocking: an fd, or the errno's name and a message. */
+function openNonblocking(path: string, follow: boolean): number {
+  if (nodeFs) {
+    const c = nodeFs.constants;
+    return nodeFs.openSync(path, c.O_RDONLY | c.O_NONBLOCK | (follow ? 0 : c.O_NOFOLLOW));
+  }
+  const fd = libc().open(
+    cstr(path),
+    O_RDONLY | O_NONBLOCK | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW),
+    0,
+  );
+  if (fd >= 0) return fd;
+  const n = errno();
+  const code = ERRNO_NAMES[n] ?? `errno ${n}`;
+  throw Object.assign(new Error(`${code}: open failed`), { code });
+}
+
+/** Closes an fd {@linkcode openRegular} gave. */
+export function closeFd(fd: number): void {
+  if (nodeFs) nodeFs.closeSync(fd);
+  else libc().close(fd);
 }
 
 const OPEN_REASONS: Record<string, string> = {
@@ -79,17 +165,15 @@ const OPEN_REASONS: Record<string, string> = {
 /**
  * Opens `path` for reading without blocking and without reading: the fd of
  * a regular file and its size; FileReadError for anything else. The caller
- * closes the fd (node:fs closeSync).
+ * closes the fd ({@linkcode closeFd}).
  */
 export function openRegular(
   path: string,
   options: { follow?: boolean } = {},
 ): { fd: number; size: number } {
-  const flags = constants.O_RDONLY | constants.O_NONBLOCK |
-    (options.follow === false ? constants.O_NOFOLLOW : 0);
   let fd: number;
   try {
-    fd = openSync(path, flags);
+    fd = openNonblocking(path, options.follow !== false);
   } catch (e) {
     const errno = (e as { code?: string }).code;
     const reason = (errno && OPEN_REASONS[errno]) ??
@@ -97,11 +181,11 @@ export function openRegular(
     throw new FileReadError(path, reason, errno, { cause: e });
   }
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new FileReadError(path, `not a regular file (${kindOf(st)})`);
-    return { fd, size: st.size };
+    const k = nodeFs ? nodeKind(nodeFs.fstatSync(fd)) : fdKind(fd);
+    if (!k.file) throw new FileReadError(path, `not a regular file (${kindOf(k)})`);
+    return { fd, size: k.size };
   } catch (e) {
-    closeSync(fd);
+    closeFd(fd);
     throw e;
   }
 }
@@ -117,12 +201,28 @@ export function openRegularFile(path: string, options: { follow?: boolean } = {}
   try {
     return Deno.openSync(`/proc/self/fd/${fd}`, { read: true });
   } finally {
-    closeSync(fd);
+    closeFd(fd);
   }
 }
 
-/** Reads from `fd` (a regular file, at its current offset) at most `max + 1` bytes. */
+/**
+ * Reads from `fd` (a regular file from {@linkcode openRegular}, from its start)
+ * at most `max + 1` bytes.
+ */
 export function readAtMost(fd: number, max: number, sizeHint = 0): Uint8Array {
+  if (nodeFs) {
+    return readWith((b, at) => nodeFs.readSync(fd, b, at, b.length - at, null), max, sizeHint);
+  }
+  // The inode is a regular file (checked): opened again through /proc, no FIFO can block it.
+  using f = Deno.openSync(`/proc/self/fd/${fd}`, { read: true });
+  return readWith((b, at) => f.readSync(b.subarray(at)) ?? 0, max, sizeHint);
+}
+
+function readWith(
+  read: (buf: Uint8Array, at: number) => number,
+  max: number,
+  sizeHint: number,
+): Uint8Array {
   const cap = max + 1;
   let buf = new Uint8Array(Math.min(cap, Math.max(sizeHint + 1, 4 * KiB)));
   let n = 0;
@@ -133,7 +233,7 @@ export function readAtMost(fd: number, max: number, sizeHint = 0): Uint8Array {
       grown.set(buf);
       buf = grown;
     }
-    const r = readSync(fd, buf, n, buf.length - n, null);
+    const r = read(buf, n);
     if (r === 0) break;
     n += r;
   }
@@ -154,7 +254,7 @@ export function readBounded(path: string, options: ReadBoundedOptions): Uint8Arr
     }
     return bytes;
   } finally {
-    closeSync(fd);
+    closeFd(fd);
   }
 }
 

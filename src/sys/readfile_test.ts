@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { closeSync } from "node:fs";
 import {
+  closeFd,
   FileReadError,
   MiB,
   openRegular,
@@ -68,13 +68,13 @@ Deno.test("readAtMost() reads past a stale size hint only up to max + 1 bytes", 
     try {
       assert.equal(readAtMost(fd, 50_000, 0).length, 50_001);
     } finally {
-      closeSync(fd);
+      closeFd(fd);
     }
     const again = openRegular(`${d}/f`);
     try {
       assert.equal(readAtMost(again.fd, 200_000, 0).length, 100_000);
     } finally {
-      closeSync(again.fd);
+      closeFd(again.fd);
     }
   } finally {
     Deno.removeSync(d, { recursive: true });

@@ -19,32 +19,41 @@ const rollout = {
   revisionHistoryLimit: z.number().int().min(0).optional(),
 };
 
-const deployment = z.strictObject({
-  apiVersion: z.literal("apps/v1"),
-  kind: z.literal("Deployment"),
-  metadata,
-  spec: z.strictObject({
-    replicas: z.number().int().min(0).optional(),
-    selector: labelSelector,
-    template,
-    strategy: z.record(z.string(), z.unknown()).optional(),
-    progressDeadlineSeconds: z.number().int().min(1).optional(),
-    paused: z.boolean().optional(),
-    ...rollout,
-  }),
-});
+// Schemas are built on first use: a file without this kind never pays for building them.
+let deploymentMade: ReturnType<typeof makeDeploymentSchema> | undefined;
+function makeDeploymentSchema() {
+  return z.strictObject({
+    apiVersion: z.literal("apps/v1"),
+    kind: z.literal("Deployment"),
+    metadata,
+    spec: z.strictObject({
+      replicas: z.number().int().min(0).optional(),
+      selector: labelSelector,
+      template,
+      strategy: z.record(z.string(), z.unknown()).optional(),
+      progressDeadlineSeconds: z.number().int().min(1).optional(),
+      paused: z.boolean().optional(),
+      ...rollout,
+    }),
+  });
+}
+const deploymentSchema = () => deploymentMade ??= makeDeploymentSchema();
 
-const daemonSet = z.strictObject({
-  apiVersion: z.literal("apps/v1"),
-  kind: z.literal("DaemonSet"),
-  metadata,
-  spec: z.strictObject({
-    selector: labelSelector,
-    template,
-    updateStrategy: z.record(z.string(), z.unknown()).optional(),
-    ...rollout,
-  }),
-});
+let daemonSetMade: ReturnType<typeof makeDaemonSetSchema> | undefined;
+function makeDaemonSetSchema() {
+  return z.strictObject({
+    apiVersion: z.literal("apps/v1"),
+    kind: z.literal("DaemonSet"),
+    metadata,
+    spec: z.strictObject({
+      selector: labelSelector,
+      template,
+      updateStrategy: z.record(z.string(), z.unknown()).optional(),
+      ...rollout,
+    }),
+  });
+}
+const daemonSetSchema = () => daemonSetMade ??= makeDaemonSetSchema();
 
 export function loadWorkload(
   src: SourceDoc,
@@ -53,8 +62,8 @@ export function loadWorkload(
   warnings: Warning[],
 ): (LoadedPod & { owner: PodOwner })[] {
   const res = kind === "Deployment"
-    ? validate(src, deployment, { silent: serverSet })
-    : validate(src, daemonSet, { silent: serverSet });
+    ? validate(src, deploymentSchema(), { silent: serverSet })
+    : validate(src, daemonSetSchema(), { silent: serverSet });
   warnings.push(...res.warnings);
   const d = res.data;
   checkTemplate(src, kind, d.spec.selector, d.spec.template.metadata?.labels ?? {});

@@ -12,36 +12,41 @@ import {
   withNamespace,
 } from "./common.ts";
 
-const job = z.strictObject({
-  apiVersion: z.literal("batch/v1"),
-  kind: z.literal("Job"),
-  metadata,
-  spec: z.strictObject({
-    template,
-    completions: z.number().int().min(0).optional(),
-    parallelism: z.number().int().min(0).optional(),
-    backoffLimit: z.number().int().min(0).optional(),
-    activeDeadlineSeconds: z.number().int().min(1).optional(),
-    ttlSecondsAfterFinished: z.number().int().min(0).optional(),
-    completionMode: z.enum(["NonIndexed", "Indexed"]).optional(),
-    suspend: z.boolean().optional(),
-    selector: labelSelector.optional(),
-    manualSelector: z.boolean().optional(),
-    podReplacementPolicy: z.enum(["TerminatingOrFailed", "Failed"]).optional(),
-    podFailurePolicy: z.unknown().optional(),
-    successPolicy: z.unknown().optional(),
-    backoffLimitPerIndex: z.number().int().min(0).optional(),
-    maxFailedIndexes: z.number().int().min(0).optional(),
-    managedBy: z.string().optional(),
-  }),
-});
+// Schemas are built on first use: a file without this kind never pays for building them.
+let jobMade: ReturnType<typeof makeJobSchema> | undefined;
+function makeJobSchema() {
+  return z.strictObject({
+    apiVersion: z.literal("batch/v1"),
+    kind: z.literal("Job"),
+    metadata,
+    spec: z.strictObject({
+      template,
+      completions: z.number().int().min(0).optional(),
+      parallelism: z.number().int().min(0).optional(),
+      backoffLimit: z.number().int().min(0).optional(),
+      activeDeadlineSeconds: z.number().int().min(1).optional(),
+      ttlSecondsAfterFinished: z.number().int().min(0).optional(),
+      completionMode: z.enum(["NonIndexed", "Indexed"]).optional(),
+      suspend: z.boolean().optional(),
+      selector: labelSelector.optional(),
+      manualSelector: z.boolean().optional(),
+      podReplacementPolicy: z.enum(["TerminatingOrFailed", "Failed"]).optional(),
+      podFailurePolicy: z.unknown().optional(),
+      successPolicy: z.unknown().optional(),
+      backoffLimitPerIndex: z.number().int().min(0).optional(),
+      maxFailedIndexes: z.number().int().min(0).optional(),
+      managedBy: z.string().optional(),
+    }),
+  });
+}
+const jobSchema = () => jobMade ??= makeJobSchema();
 
 export function loadJob(
   src: SourceDoc,
   load: (d: SourceDoc) => LoadedPod,
   warnings: Warning[],
 ): KubeJob {
-  const { data, warnings: w } = validate(src, job, { silent: serverSet });
+  const { data, warnings: w } = validate(src, jobSchema(), { silent: serverSet });
   warnings.push(...w);
   const s = data.spec;
   const refuse = (field: string, why: string) => {

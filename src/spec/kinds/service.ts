@@ -11,25 +11,29 @@ import {
 import type { LoadedPod } from "../pod.ts";
 import { type KubeService, metadata, type PodOwner, selects, serverSet, warnAt } from "./common.ts";
 
-const servicePort = z.strictObject({
-  name: z.string().optional(),
-  protocol: z.enum(["TCP", "UDP", "SCTP"]).optional(),
-  appProtocol: z.string().optional(),
-  port: z.number().int().min(1).max(65535),
-  targetPort: z.union([z.number().int().min(1).max(65535), z.string().min(1)]).optional(),
-  nodePort: z.number().int().min(1).max(65535).optional(),
-});
-
-const service = z.strictObject({
-  apiVersion: z.literal("v1"),
-  kind: z.literal("Service"),
-  metadata,
-  spec: z.object({
-    type: z.enum(["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]).optional(),
-    selector: z.record(z.string(), z.string()).optional(),
-    ports: z.array(servicePort).optional(),
-  }).passthrough(),
-});
+// Schemas are built on first use: a file without this kind never pays for building them.
+let serviceMade: ReturnType<typeof makeServiceSchema> | undefined;
+function makeServiceSchema() {
+  const servicePort = z.strictObject({
+    name: z.string().optional(),
+    protocol: z.enum(["TCP", "UDP", "SCTP"]).optional(),
+    appProtocol: z.string().optional(),
+    port: z.number().int().min(1).max(65535),
+    targetPort: z.union([z.number().int().min(1).max(65535), z.string().min(1)]).optional(),
+    nodePort: z.number().int().min(1).max(65535).optional(),
+  });
+  return z.strictObject({
+    apiVersion: z.literal("v1"),
+    kind: z.literal("Service"),
+    metadata,
+    spec: z.object({
+      type: z.enum(["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]).optional(),
+      selector: z.record(z.string(), z.string()).optional(),
+      ports: z.array(servicePort).optional(),
+    }).passthrough(),
+  });
+}
+const serviceSchema = () => serviceMade ??= makeServiceSchema();
 
 /**
  * A Service's ports, published on the host: `nodePort` when one is given
@@ -44,7 +48,7 @@ export function applyService(
   pods: (LoadedPod & { owner: PodOwner })[],
   warnings: Warning[],
 ): KubeService | undefined {
-  const { data, warnings: w } = validate(src, service, { silent: serverSet });
+  const { data, warnings: w } = validate(src, serviceSchema(), { silent: serverSet });
   warnings.push(...w);
   const name = data.metadata.name;
   const type = data.spec.type ?? "ClusterIP";
