@@ -15,7 +15,7 @@ import type { CommandRunner } from "../src/sys/command.ts";
 import type { Syscalls } from "../src/sys/syscalls.ts";
 import { createNetnsByChild } from "../src/sys/userns.ts";
 import type { RklPaths, RootlessHost } from "../src/workloads/host.ts";
-import { NotFoundError } from "../src/errors.ts";
+import { NotFoundError, RklError } from "../src/errors.ts";
 
 function readOr(path: string, fallback: string): string {
   try {
@@ -57,6 +57,54 @@ export function runRootLock(runRoot: string): HostLock {
         fn,
       ),
   };
+}
+
+/**
+ * New IPC and/or UTS namespaces pinned at their paths (which must not
+ * exist), the hostname set in the UTS one, made by a child (`unshare
+ * --ipc=P --uts=P hostname NAME`): as for the netns, this process could not
+ * setns back into the host's namespaces, which belong to the initial user
+ * namespace. A failure leaves no pin behind.
+ */
+export function createNamespacesByChild(
+  pins: { ipc?: string; uts?: string },
+  hostname?: string,
+): void {
+  const made: string[] = [];
+  const undo = () => {
+    for (const p of made) {
+      new Deno.Command("umount", { args: [p], stdout: "null", stderr: "null" }).outputSync();
+      try {
+        Deno.removeSync(p);
+      } catch { /* gone */ }
+    }
+  };
+  const args: string[] = [];
+  try {
+    for (const [t, p] of Object.entries(pins)) {
+      if (!p) continue;
+      Deno.writeFileSync(p, new Uint8Array(), { createNew: true, mode: 0o444 });
+      made.push(p);
+      args.push(`--${t}=${p}`);
+    }
+    if (args.length === 0) return;
+    const tail = hostname !== undefined && pins.uts ? ["hostname", "--", hostname] : ["true"];
+    const r = new Deno.Command("unshare", {
+      args: [...args, "--", ...tail],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+    if (!r.success) {
+      throw new RklError(
+        "ENETNS",
+        `Cannot make namespaces ${made.join(", ")}: ${new TextDecoder().decode(r.stderr).trim()}`,
+      );
+    }
+  } catch (e) {
+    undo();
+    throw e;
+  }
 }
 
 export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscalls): {
@@ -117,6 +165,7 @@ export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscall
     rootless: {
       unprivilegedPortStart: unprivilegedPortStart(),
       createNetns: createNetnsByChild,
+      createNamespaces: createNamespacesByChild,
       limitsReason: version === 1
         ? "this host has cgroup v1"
         : "cgroup v2 delegation is not used yet",

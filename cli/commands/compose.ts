@@ -196,9 +196,11 @@ export function registerCompose(program: Command, ctx: Context): void {
     .option("--wait", "return once every container runs, and is healthy if it has a healthcheck")
     .option("--wait-timeout <seconds>", "how long --wait waits (default 60)")
     .option("--abort-on-container-exit", "stop every container when one exits; exit with its code")
+    .option("--strict-limits", "rootless: refuse limits that cannot apply instead of warning")
     .action(async (
       services: string[],
       o: {
+        strictLimits?: boolean;
         detach?: boolean;
         removeOrphans?: boolean;
         wait?: boolean;
@@ -211,6 +213,7 @@ export function registerCompose(program: Command, ctx: Context): void {
       }
       const waitSec = parseSeconds("--wait-timeout", o.waitTimeout);
       const host = ctx.host();
+      if (o.strictLimits && host.rootless) host.rootless.strictLimits = true;
       const project = await loadProject(flags(), ctx.warn);
       await whileCreating(() =>
         composeUp(host, project, {

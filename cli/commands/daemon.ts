@@ -198,11 +198,16 @@ export function registerDaemon(program: Command, ctx: Context): void {
       "the rkl binary the unit runs (default: this rkl; from a checkout, deno run)",
     )
     .option("--manifests <dir>", "static pod manifests", DEFAULT_MANIFESTS)
-    .action((o: { bin?: string; manifests: string }) => {
+    .option("--user", "a systemd user unit for this user's rootless rkl (~/.config/systemd/user)")
+    .action(async (o: { bin?: string; manifests: string; user?: boolean }) => {
       if (o.bin !== undefined && !o.bin.startsWith("/")) {
         throw new UsageError(`--bin ${JSON.stringify(o.bin)} must be an absolute path`);
       }
       const bin = o.bin ?? selfArgv();
+      if (o.user) {
+        const { installUserUnit } = await import("../rootless_daemon.ts");
+        return installUserUnit(bin, o.manifests === DEFAULT_MANIFESTS ? undefined : o.manifests);
+      }
       const host = ctx.host();
       const INSTALL_PATHS = installPaths(Deno.env.get("RKL_INSTALL_ROOT"));
       const checks = preflight();
@@ -225,15 +230,18 @@ export function registerDaemon(program: Command, ctx: Context): void {
       if (checks.some((c) => c.required && !c.ok)) ctx.exitCode = 1;
     });
 
-  d.command("uninstall").description("remove what install wrote (the manifests dir stays)").action(
-    () => {
+  d.command("uninstall").description("remove what install wrote (the manifests dir stays)")
+    .option("--user", "the user unit that install --user wrote")
+    .action(async (o: { user?: boolean }) => {
       const paths = installPaths(Deno.env.get("RKL_INSTALL_ROOT"));
-      for (const f of [paths.unit, paths.tmpfiles]) {
+      const user = o.user
+        ? (await import("../../src/daemon/install_user.ts")).userInstallPaths(Deno.env.toObject())
+        : undefined;
+      for (const f of user ? [user.unit] : [paths.unit, paths.tmpfiles]) {
         try {
           Deno.removeSync(f);
           write(`removed ${f}\n`);
         } catch { /* not there */ }
       }
-    },
-  );
+    });
 }

@@ -53,6 +53,8 @@ export interface PlayOptions {
   network?: string;
   configmap: string[];
   jobBackoff?: string;
+  /** Rootless: refuse limits that cannot apply instead of warning (`pod run --strict-limits`). */
+  strictLimits?: boolean;
 }
 
 /**
@@ -67,6 +69,7 @@ export async function playFile(
 ): Promise<void> {
   const host = ctx.host();
   trace("kube: host built");
+  if (o.strictLimits && host.rootless) host.rootless.strictLimits = true;
   const kube = await loadKubeFile(file, ctx.warn, o.configmap);
   const { playKube } = await import("../../src/workloads/kube.ts");
   const uninstall = served() ? () => {} : installCancelHandlers();

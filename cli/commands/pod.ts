@@ -107,6 +107,7 @@ export function registerPod(program: Command, ctx: Context): void {
       .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
       .option(...CONFIGMAP_OPTION)
       .option(...JOB_BACKOFF_OPTION)
+      .option("--strict-limits", "rootless: refuse limits that cannot apply instead of warning")
       // The same code as `rkl kube play` (all or nothing), but a name in use is refused.
       .action(async (file: string, o: PlayOptions) => {
         const { playFile } = await import("./kube.ts");

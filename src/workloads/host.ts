@@ -143,6 +143,10 @@ export interface RootlessHost {
   createNetns(path: string): void;
   /** Why limits cannot apply, for the warning ("cgroup v1"). */
   limitsReason: string;
+  /** Pins new IPC and/or UTS namespaces (with the hostname set), made by a child process. */
+  createNamespaces?(pins: { ipc?: string; uts?: string }, hostname?: string): void;
+  /** `--strict-limits`: refuse limits that cannot apply instead of warning. */
+  strictLimits?: boolean;
 }
 
 /**

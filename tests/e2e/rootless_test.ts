@@ -22,198 +22,24 @@
 import assert from "node:assert/strict";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+import {
+  dec,
+  freePort,
+  hostAddress,
+  leftFiles,
+  makeUser,
+  pausePid,
+  processesOf,
+  rklAs,
+  rklOkAs,
+  type User,
+  userMounts,
+  waitFor,
+  withoutUser,
+  writeAs,
+} from "./rootless_user.ts";
 
 const ready = requires("root", "runc", "conmon", "registry", "bundles", "rootless");
-
-const dec = new TextDecoder();
-
-interface User {
-  name: string;
-  uid: number;
-  gid: number;
-  home: string;
-  xdg: string;
-  dir: string;
-  subUid: number;
-}
-
-async function sh(cmd: string, args: string[], input?: string): Promise<string> {
-  const c = new Deno.Command(cmd, {
-    args,
-    stdin: input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (input !== undefined) {
-    const w = c.stdin.getWriter();
-    await w.write(new TextEncoder().encode(input));
-    await w.close();
-  }
-  const r = await c.output();
-  if (!r.success) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${dec.decode(r.stderr)}`);
-  }
-  return dec.decode(r.stdout);
-}
-
-/** Lines of /etc/subuid or /etc/subgid without `name`'s. */
-function withoutUser(file: string, name: string): void {
-  const text = Deno.readTextFileSync(file);
-  const kept = text.split("\n").filter((l) => l !== "" && !l.startsWith(`${name}:`));
-  Deno.writeTextFileSync(file, kept.length ? kept.join("\n") + "\n" : "");
-}
-
-/** `name`'s range in the file, appending one above every other when there is none. */
-function ensureRange(file: string, name: string): number {
-  const text = Deno.readTextFileSync(file);
-  let top = 100000;
-  for (const l of text.split("\n")) {
-    const f = l.split(":");
-    if (f.length !== 3) continue;
-    if (f[0] === name) return Number(f[1]);
-    top = Math.max(top, Number(f[1]) + Number(f[2]));
-  }
-  Deno.writeTextFileSync(file, `${name}:${top}:65536\n`, { append: true });
-  return top;
-}
-
-async function makeUser(): Promise<User> {
-  const name = `rklrl${Deno.pid % 100000}`;
-  const dir = await Deno.makeTempDir({ prefix: "rkl-rootless-" });
-  Deno.chmodSync(dir, 0o755);
-  await sh("useradd", ["-M", "-d", `${dir}/home`, "-s", "/bin/sh", name]);
-  const uid = Number((await sh("id", ["-u", name])).trim());
-  const gid = Number((await sh("id", ["-g", name])).trim());
-  const subUid = ensureRange("/etc/subuid", name);
-  ensureRange("/etc/subgid", name);
-  const home = `${dir}/home`;
-  const xdg = `${dir}/xdg`;
-  for (const d of [home, xdg, `${home}/.config/rkl`, `${home}/share`]) {
-    Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
-  }
-  // Deno's npm cache for this user (root's is under /root, 0700).
-  const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
-  Deno.mkdirSync(`${home}/.deno`);
-  await sh("cp", ["-a", `${denoDir}/npm`, `${home}/.deno/npm`]);
-  await sh("chown", ["-R", `${uid}:${gid}`, home, xdg]);
-  Deno.chmodSync(xdg, 0o700);
-  return { name, uid, gid, home, xdg, dir, subUid };
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command as the user, with only the environment a login would give. */
-async function asUser(
-  u: User,
-  argv: string[],
-  extraEnv: Record<string, string> = {},
-): Promise<Run> {
-  const r = await new Deno.Command("setpriv", {
-    args: [`--reuid=${u.uid}`, `--regid=${u.gid}`, "--init-groups", ...argv],
-    env: {
-      PATH: "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
-      HOME: u.home,
-      USER: u.name,
-      LOGNAME: u.name,
-      XDG_RUNTIME_DIR: u.xdg,
-      DENO_DIR: `${u.home}/.deno`,
-      ...extraEnv,
-    },
-    clearEnv: true,
-    cwd: u.home,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
-}
-
-const rklAs = (u: User, args: string[]) =>
-  asUser(u, [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args]);
-
-async function rklOkAs(u: User, args: string[]): Promise<string> {
-  const r = await rklAs(u, args);
-  if (r.code !== 0) throw new Error(`rkl ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
-
-function writeAs(u: User, path: string, text: string): void {
-  Deno.writeTextFileSync(path, text);
-  Deno.chownSync(path, u.uid, u.gid);
-}
-
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, ms = 15_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-/** The user's processes (zombies the host's init has not reaped yet left out). */
-function processesOf(uid: number): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      if (Deno.statSync(`/proc/${e.name}`).uid !== uid) continue;
-      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ").trim();
-      out.push(`${e.name} ${cmd}`);
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
-function pausePid(u: User): number {
-  return Number(Deno.readTextFileSync(`${u.xdg}/rkl/pause.pid`).trim());
-}
-
-/** Mount points of the user's mount namespace below its dirs. */
-function userMounts(u: User): string[] {
-  let text = "";
-  try {
-    text = Deno.readTextFileSync(`/proc/${pausePid(u)}/mountinfo`);
-  } catch {
-    return [];
-  }
-  return text.split("\n").map((l) => l.split(" ")[4]).filter((p) => p?.startsWith(u.dir));
-}
-
-/** Files under the run root other than rkl's fixed ones (empty dirs are fine). */
-function leftFiles(dir: string): string[] {
-  const fixed = new Set(["epoch", "pause.pid", "pause.lock"]);
-  const out: string[] = [];
-  const walk = (d: string, rel: string) => {
-    for (const e of Deno.readDirSync(d)) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory) walk(`${d}/${e.name}`, r);
-      else if (!fixed.has(r) && !/^locks\/[^/]+\.lock$/.test(r)) out.push(r);
-    }
-  };
-  walk(dir, "");
-  return out;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
-
-/** An address of this host that is not loopback: slirp4netns forbids the host's 127.0.0.1. */
-function hostAddress(): string | undefined {
-  return Deno.networkInterfaces().find((i) =>
-    i.family === "IPv4" && !i.address.startsWith("127.") && i.name !== "lo"
-  )?.address;
-}
 
 Deno.test({
   name: "rootless: an unprivileged user pulls, runs, publishes, execs and removes; nothing left",

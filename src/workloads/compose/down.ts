@@ -11,6 +11,7 @@ import {
   stopContainer,
 } from "../container.ts";
 import type { Host } from "../host.ts";
+import { rootlessProjectDown } from "../rootless_compose.ts";
 import {
   type ComposeRecord,
   LABEL_SERVICE,
@@ -48,6 +49,8 @@ export async function composeDown(
   // Removed side by side; an idle project bridge goes beside the DELs.
   const removed = await removeContainers(host, going.map((c) => c.name));
   if (!rec) return removed;
+  // Rootless: the project's own netns and slirp4netns (rootless_compose.ts).
+  if (host.rootless) await rootlessProjectDown(host, name);
   for (const n of Object.values(rec.networks)) {
     if (n.external) continue;
     // Names read back from the record are checked again before they reach a path.

@@ -11,6 +11,7 @@ import { FileReadError, MAX_INPUT_BYTES, readBounded } from "../../sys/readfile.
 import {
   type ContainerRecord,
   createContainer,
+  type JoinNetwork,
   refresh,
   removeContainer,
   startContainer,
@@ -31,6 +32,7 @@ import {
   volumeDir,
 } from "./names.ts";
 import { ensureNetworks, fixedAddresses, networkToJoin } from "./networks.ts";
+import { rootlessComposeChecks, rootlessProjectUp } from "../rootless_compose.ts";
 import { configPath, replicaPorts, replicaSpec } from "./replica.ts";
 
 /**
@@ -93,17 +95,22 @@ export async function composeUp(
 ): Promise<ComposeRecord> {
   // Config and secret files are read before anything is made: each a regular file of at most 1 MiB.
   const contents = configContents(project);
+  if (host.rootless) rootlessComposeChecks(host.rootless, project);
   const rec = projectRecord(host, project);
   rec.files = project.files;
   host.store.put("compose", rec);
-  await ensureNetworks(host, project, rec);
+  // Rootless: one netns for the whole project instead of its bridges (rootless_compose.ts).
+  const joinProject = host.rootless
+    ? await rootlessProjectUp(host, host.rootless, project)
+    : undefined;
+  if (!joinProject) await ensureNetworks(host, project, rec);
   writeProjectFiles(host, project, rec, contents);
   host.store.put("compose", rec);
   await orphans(host, project, options);
   const wanted = options.services?.length
     ? withDependencies(project, options.services)
     : project.services;
-  for (const svc of wanted) await upService(host, { project, rec, svc }, options);
+  for (const svc of wanted) await upService(host, { project, rec, svc, joinProject }, options);
   writeProjectHosts(host, project.name);
   return rec;
 }
@@ -174,6 +181,8 @@ interface ServiceUp {
   project: ComposeProject;
   rec: ComposeRecord;
   svc: ComposeService;
+  /** Rootless: the project's one network namespace, which each replica joins. */
+  joinProject?: (svc: ComposeService, n: number) => JoinNetwork;
 }
 
 /** One service: its dependencies waited for, stale replicas removed, each replica brought up. */
@@ -227,20 +236,25 @@ async function upReplica(
   for (const m of spec.spec.mounts) {
     if (m.source.includes("/anon/")) host.fs.mkdir(m.source, { recursive: true });
   }
-  for (const net of svc.networks) {
+  const rootlessJoin = s.joinProject && !svc.networkMode ? s.joinProject(svc, n) : undefined;
+  // Rootless: the project's slirp4netns publishes the ports; names are in its hosts file.
+  if (rootlessJoin) spec.spec.ports = [];
+  for (const net of rootlessJoin ? [] : svc.networks) {
     if (net.aliases.length > 0) {
       spec.spec.labels[`org.rkl.compose.aliases.${rec.networks[net.name].rklName}`] = net
         .aliases.join(",");
     }
   }
   if (joined.id !== undefined) spec.spec.labels[LABEL_NETNS_OF] = joined.id;
-  const nets = svc.networkMode ? [] : svc.networks.map((n) => rec.networks[n.name].rklName);
-  const fixed = await fixedAddresses(host, svc, rec);
+  const nets = svc.networkMode || rootlessJoin
+    ? []
+    : svc.networks.map((n) => rec.networks[n.name].rklName);
+  const fixed = rootlessJoin ? {} : await fixedAddresses(host, svc, rec);
   const c = await createContainer(host, spec, {
     network: nets[0] ?? null,
     extraNetworks: nets.slice(1),
     hostNetwork: svc.networkMode === "host" || joined.hostNetwork,
-    joinNetwork: joined.join,
+    joinNetwork: rootlessJoin ?? joined.join,
     fixed,
   });
   if (options.noStart) {

@@ -48,7 +48,7 @@ export function rootlessPlan(
   if (fields.length > 0) {
     const names = fields.map((f) => f.join(".")).join(", ");
     const where = locText(loaded, fields[0]);
-    if (options.strict) {
+    if (options.strict || rl.strictLimits) {
       throw new SpecError(
         loaded.source.at(fields[0]),
         `${names} cannot be applied rootless (${rl.limitsReason}); --strict-limits refuses it`,

@@ -48,6 +48,7 @@ import {
 } from "./types.ts";
 import { makePodVolumes, writeVolumeFiles } from "./volumes.ts";
 import { memberProbes } from "./probe_monitor.ts";
+import { rootlessPodChecks } from "../rootless.ts";
 
 export function createPod(
   host: Host,
@@ -90,6 +91,7 @@ async function createPodNow(
   loaded: LoadedPod,
   options: CreatePodOptions,
 ): Promise<PodRecord> {
+  if (host.rootless) rootlessPodChecks({ ...host, rootless: host.rootless }, loaded);
   const inputs = await preparePod(host, loaded, options);
   const rec = await reservePod(host, loaded, options, inputs);
   trace("pod: record reserved");
@@ -269,7 +271,8 @@ async function makeSandbox(b: PodBuild): Promise<void> {
   trace("pod: dirs");
   rec.resources.cgroup = true;
   b.save(false);
-  host.cgroups.apply(rec.cgroupPath, rec.limits);
+  // Rootless: no cgroup to write; the limits were warned about (or refused) before.
+  if (!host.rootless) host.cgroups.apply(rec.cgroupPath, rec.limits);
   trace("pod: cgroup");
   if (rec.netns) {
     const { conflist, mappings } = inputs;
@@ -342,7 +345,13 @@ async function pinNamespaces(b: PodBuild): Promise<Sandbox["join"]> {
     }
   } else {
     recordPins();
-    if (pins.ipc || pins.uts) {
+    if ((pins.ipc || pins.uts) && host.rootless?.createNamespaces) {
+      // Rootless: made by a child, which cannot go back to the host's namespaces otherwise.
+      host.rootless.createNamespaces(
+        { ipc: pins.ipc, uts: pins.uts },
+        spec.hostNetwork ? undefined : rec.hostname,
+      );
+    } else if (pins.ipc || pins.uts) {
       createNamespaces(
         host.sys,
         { ipc: pins.ipc, uts: pins.uts },

@@ -31,7 +31,8 @@ export function startPodNetwork(
   host.fs.mkdir(`${host.paths.runRoot}/netns`, { recursive: true, mode: 0o755 });
   rec.resources.netns = true;
   net.save(false); // the netns file is under the run root: a reboot clears it
-  createNetns(host.sys, net.netns, host.fs);
+  if (host.rootless) host.rootless.createNetns(net.netns);
+  else createNetns(host.sys, net.netns, host.fs);
   rec.resources.cni = true;
   net.save();
   const cniId = rec.network?.cniId ?? cniIdFor(host.paths, "p", rec.name);
