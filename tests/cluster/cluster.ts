@@ -161,7 +161,7 @@ async function removeRules(re: RegExp, before: Map<string, string[]>): Promise<v
 }
 
 /** Every cgroup dir named `name` at the top of each hierarchy, removed depth-first. */
-function removeCgroupTrees(name: string): void {
+export function removeCgroupTrees(name: string): void {
   const roots = ["/sys/fs/cgroup"];
   for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
     if (e.isDirectory) roots.push(`/sys/fs/cgroup/${e.name}`);
@@ -188,7 +188,7 @@ export function shimPids(sock: string): number[] {
   return out;
 }
 
-function freePort(): number {
+export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -316,6 +316,16 @@ export class Cluster {
     const p = this.procs.get(name);
     if (!p) throw new Error(`cluster: no process ${name}`);
     return p;
+  }
+
+  /** A background program of this cluster (stopped by stop()), its log in `dir/logs/NAME.log`. */
+  spawn(name: string, cmd: string, args: string[], env?: Record<string, string>): Proc {
+    return this.#spawn(name, cmd, args, env);
+  }
+
+  /** Runs `fn` in stop(), before what was set up earlier (the undo steps run last first). */
+  onStop(fn: () => Promise<void> | void): void {
+    this.#undo.push(fn);
   }
 
   #spawn(name: string, cmd: string, args: string[], env?: Record<string, string>): Proc {
