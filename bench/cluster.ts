@@ -285,7 +285,11 @@ async function main(): Promise<number> {
       );
     }
   }
-  const med = (xs: number[]) => quantile(xs, 0.5);
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  };
   console.log(`\npod startup through the API server, ${n} pods at once, ${rounds} rounds:`);
   for (const [rt, rs] of all) {
     const xs = rs.flatMap((r) => r.startup);

@@ -17,6 +17,7 @@
  * links, the temp dir. Used by tests/cluster/run.ts and bench/cluster.ts.
  */
 import { bridgeConflist } from "../../src/net/network.ts";
+import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../../src/daemon/install.ts";
 import { startRegistry } from "../_helpers/oci.ts";
 import { NODE_IMAGES, pushNodeImages, sharedK8sDir } from "../_helpers/node_images.ts";
 import { REPO } from "../_helpers/requires.ts";
@@ -440,12 +441,17 @@ resolvConf: /etc/resolv.conf
 `;
   }
 
-  /** The rkl daemon's command line: a private root, run root, socket and network. */
+  /**
+   * The rkl daemon's command line: a private root, run root, socket and
+   * network; Deno's flags and the environment (V8 flags, malloc arenas) as
+   * `rkl daemon install`'s unit runs it.
+   */
   #startRkl(): Proc {
     return this.#spawn("rkl", Deno.execPath(), [
       "run",
       "-A",
       "--quiet",
+      ...DAEMON_DENO_FLAGS,
       `${REPO}/cli/main.ts`,
       "daemon",
       "--manifests",
@@ -457,6 +463,7 @@ resolvConf: /etc/resolv.conf
       "--pause-image",
       NODE_IMAGES.pause,
     ], {
+      ...DAEMON_ENV,
       RKL_ROOT: this.root,
       RKL_RUN_ROOT: this.runRoot,
       RKL_REGISTRIES_CONFIG: `${this.dir}/registries.yaml`,

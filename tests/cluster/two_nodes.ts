@@ -15,6 +15,7 @@
 import { NODE_IMAGES } from "../_helpers/node_images.ts";
 import { REPO } from "../_helpers/requires.ts";
 import { bridgeConflist } from "../../src/net/network.ts";
+import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../../src/daemon/install.ts";
 import {
   type Cluster,
   exists,
@@ -150,10 +151,12 @@ current-context: rkl
         bridgeConflist(NETWORK_B, { subnet: POD_CIDR_B, ipamDataDir: `${this.root}/cni/networks` }),
       ),
     );
+    // As node A's: the installed unit's Deno flags and environment.
     this.c.spawn("rkl-b", Deno.execPath(), [
       "run",
       "-A",
       "--quiet",
+      ...DAEMON_DENO_FLAGS,
       `${REPO}/cli/main.ts`,
       "daemon",
       "--manifests",
@@ -165,6 +168,7 @@ current-context: rkl
       "--pause-image",
       NODE_IMAGES.pause,
     ], {
+      ...DAEMON_ENV,
       RKL_ROOT: this.root,
       RKL_RUN_ROOT: this.runRoot,
       RKL_REGISTRIES_CONFIG: `${this.c.dir}/registries.yaml`,
