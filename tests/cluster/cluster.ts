@@ -17,6 +17,7 @@
  * links, the temp dir. Used by tests/cluster/run.ts and bench/cluster.ts.
  */
 import { bridgeConflist } from "../../src/net/network.ts";
+import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../../src/daemon/install.ts";
 import { startRegistry } from "../_helpers/oci.ts";
 import { NODE_IMAGES, pushNodeImages, sharedK8sDir } from "../_helpers/node_images.ts";
 import { REPO } from "../_helpers/requires.ts";
@@ -161,7 +162,7 @@ async function removeRules(re: RegExp, before: Map<string, string[]>): Promise<v
 }
 
 /** Every cgroup dir named `name` at the top of each hierarchy, removed depth-first. */
-function removeCgroupTrees(name: string): void {
+export function removeCgroupTrees(name: string): void {
   const roots = ["/sys/fs/cgroup"];
   for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
     if (e.isDirectory) roots.push(`/sys/fs/cgroup/${e.name}`);
@@ -188,7 +189,7 @@ export function shimPids(sock: string): number[] {
   return out;
 }
 
-function freePort(): number {
+export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -318,6 +319,16 @@ export class Cluster {
     return p;
   }
 
+  /** A background program of this cluster (stopped by stop()), its log in `dir/logs/NAME.log`. */
+  spawn(name: string, cmd: string, args: string[], env?: Record<string, string>): Proc {
+    return this.#spawn(name, cmd, args, env);
+  }
+
+  /** Runs `fn` in stop(), before what was set up earlier (the undo steps run last first). */
+  onStop(fn: () => Promise<void> | void): void {
+    this.#undo.push(fn);
+  }
+
   #spawn(name: string, cmd: string, args: string[], env?: Record<string, string>): Proc {
     const p = new Proc(name, cmd, args, `${this.dir}/logs/${name}.log`, { cwd: this.dir, env });
     this.procs.set(name, p);
@@ -430,12 +441,17 @@ resolvConf: /etc/resolv.conf
 `;
   }
 
-  /** The rkl daemon's command line: a private root, run root, socket and network. */
+  /**
+   * The rkl daemon's command line: a private root, run root, socket and
+   * network; Deno's flags and the environment (V8 flags, malloc arenas) as
+   * `rkl daemon install`'s unit runs it.
+   */
   #startRkl(): Proc {
     return this.#spawn("rkl", Deno.execPath(), [
       "run",
       "-A",
       "--quiet",
+      ...DAEMON_DENO_FLAGS,
       `${REPO}/cli/main.ts`,
       "daemon",
       "--manifests",
@@ -447,6 +463,7 @@ resolvConf: /etc/resolv.conf
       "--pause-image",
       NODE_IMAGES.pause,
     ], {
+      ...DAEMON_ENV,
       RKL_ROOT: this.root,
       RKL_RUN_ROOT: this.runRoot,
       RKL_REGISTRIES_CONFIG: `${this.dir}/registries.yaml`,

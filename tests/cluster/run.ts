@@ -37,6 +37,8 @@ import {
   SYSCTLS,
   until,
 } from "./cluster.ts";
+import { composeSteps } from "./compose_step.ts";
+import { CGROUP_ROOT_B, NETWORK_B, NODE_B_LINK, twoNodeSteps } from "./two_nodes.ts";
 
 const LOCK = "/tmp/rkl-e2e.lock";
 /** A container that idles and ends on SIGTERM (a shell as PID 1 ignores it: 30 s of grace per delete). */
@@ -796,7 +798,9 @@ async function run(c: Cluster): Promise<void> {
 /** The last step: rkl's CRI answered every call the kubelet's relists make (its log says which failed). */
 async function listsAnswered(c: Cluster): Promise<void> {
   await step("rkl's CRI answered every ListPodSandbox and ListContainers", () => {
-    const log = Deno.readTextFileSync(c.proc("rkl").log);
+    // Both nodes' daemons.
+    const log = ["rkl", "rkl-b"].filter((n) => c.procs.has(n))
+      .map((n) => Deno.readTextFileSync(c.proc(n).log)).join("\n");
     const failed = log.split("\n").filter((l) => /cri: List(PodSandbox|Containers)\w*: /.test(l));
     if (failed.length > 0) {
       throw new Error(`${failed.length} failed:\n  ${failed.slice(0, 5).join("\n  ")}`);
@@ -833,6 +837,8 @@ async function main(): Promise<number> {
     c = await Cluster.start({ say: (l) => console.log(l) });
     console.log(`cluster: started in ${((performance.now() - t0) / 1000).toFixed(1)} s (${c.dir})`);
     await run(c);
+    await composeSteps(c, step);
+    await twoNodeSteps(c, step, NODE);
     await listsAnswered(c);
   } catch (e) {
     failed = e;
@@ -854,7 +860,10 @@ async function main(): Promise<number> {
   const rulesAfter = await ruleLines(/KUBE-|CNI-/);
   for (const [k, ls] of rulesAfter) {
     const had = new Set(rulesBefore.get(k) ?? []);
-    const ours = [...ls.filter((l) => /KUBE-/.test(l)), ...ownCniRules(ls)];
+    const ours = [
+      ...ls.filter((l) => /KUBE-/.test(l) || l.includes(`name: \\"${NETWORK_B}\\"`)),
+      ...ownCniRules(ls),
+    ];
     for (const l of ours) if (!had.has(l)) left.push(`${k}: ${l}`);
   }
   const sysAfter = SYSCTLS.map((s) => {
@@ -866,7 +875,13 @@ async function main(): Promise<number> {
   });
   sysAfter.forEach((s, i) => s !== sysBefore[i] && left.push(`sysctl ${s} (was ${sysBefore[i]})`));
   const links = await sh("ip", ["-o", "link"]);
-  for (const l of [NETWORK, "k8sc31n"]) if (links.includes(`: ${l}:`)) left.push(`link ${l}`);
+  for (const l of [NETWORK, "k8sc31n", NETWORK_B, NODE_B_LINK]) {
+    if (links.includes(`: ${l}:`)) left.push(`link ${l}`);
+  }
+  for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+    const d = `/sys/fs/cgroup/${e.name}/${CGROUP_ROOT_B}`;
+    if (exists(d)) left.push(`cgroup ${d}`);
+  }
   if (c && exists(c.dir) && Deno.env.get("CLUSTER_KEEP") !== "1") left.push(`dir ${c.dir}`);
   if (left.length > 0) {
     console.error(`FAILED: the host is not as before:\n  ${left.join("\n  ")}`);

@@ -5,7 +5,7 @@ import { removeImages } from "../../image/manage.ts";
 import { parseReference } from "../../image/reference.ts";
 import { decodeBasicAuth } from "../../image/registries.ts";
 import type { ImageRecord } from "../../image/store.ts";
-import { NotFoundError } from "../../errors.ts";
+import { ImageError, NotFoundError } from "../../errors.ts";
 import {
   CriError,
   type Handler,
@@ -95,6 +95,44 @@ function imageMessage(images: ImageService, rec: ImageRecord) {
   };
 }
 
+/**
+ * PullImage in a child `rkl image pull` (the daemon's own argv, its root and
+ * run root): the download and unpack buffers die with the child instead of
+ * staying in the daemon, which does not give them back to the system (a
+ * pull of agnhost's 64 MB layer in-process: PSS 24 → 99 MB, 89 after a
+ * forced GC; that is most of the gap between the daemon's PSS with 30 pods
+ * and containerd's, bench/cluster.ts). The store is on disk and locked per
+ * blob and layer, so the daemon sees the image as soon as the child is done.
+ * The child's one-line error ("rkl: …", the registry's words) is the answer's.
+ */
+export async function pullInChild(host: Host, argv: string[], ref: string): Promise<string> {
+  const r = await new Deno.Command(argv[0], {
+    args: [
+      ...argv.slice(1),
+      "--root",
+      host.paths.root,
+      "--run-root",
+      host.paths.runRoot,
+      "image",
+      "pull",
+      "--quiet",
+      "--",
+      ref,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  const id = dec.decode(r.stdout).trim().split("\n").pop() ?? "";
+  if (r.success && /^sha256:[a-f0-9]{64}$/.test(id)) return id;
+  const said = dec.decode(r.stderr).split("\n").find((l) => l.startsWith("rkl: "))?.slice(5) ??
+    dec.decode(r.stderr).trim().split("\n")[0];
+  const message = said || `image pull of ${ref} exited with ${r.code}`;
+  if (r.code === 2) throw invalid(message);
+  throw new ImageError(message);
+}
+
 export function imageHandlers(host: Host): Record<string, Handler> {
   return {
     ListImages: (req) => {
@@ -130,6 +168,15 @@ export function imageHandlers(host: Host): Record<string, Handler> {
       if (!text) throw invalid("image.image: must be set");
       const auths = pullAuths(text, req.auth);
       try {
+        parseReference(text);
+      } catch (e) {
+        throw invalid(`image.image: ${(e as Error).message}`);
+      }
+      try {
+        // In a child when the daemon can start one (credentials stay in-process: never on an argv).
+        if (host.selfArgv && !auths && !host.rootless) {
+          return { image_ref: await pullInChild(host, host.selfArgv, text) };
+        }
         const rec = await imageStore(host).pull(text, { quiet: true, auths });
         return { image_ref: rec.id };
       } catch (e) {
