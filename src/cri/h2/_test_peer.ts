@@ -8,8 +8,8 @@ import {
   readFrameHeader,
   settingsPayload,
   u32,
-} from "./frames.ts";
-import { type Header, HpackDecoder, hpackEncode } from "./hpack.ts";
+} from "../../net/h2/frames.ts";
+import { type Header, HpackDecoder, hpackEncode } from "../../net/h2/hpack.ts";
 
 export interface Frame {
   type: number;

@@ -25,8 +25,14 @@ import {
   Setting,
   settingsPayload,
   u32,
-} from "./frames.ts";
-import { type Header, HeaderListTooLarge, HpackDecoder, hpackEncode, HpackError } from "./hpack.ts";
+} from "../../net/h2/frames.ts";
+import {
+  type Header,
+  HeaderListTooLarge,
+  HpackDecoder,
+  hpackEncode,
+  HpackError,
+} from "../../net/h2/hpack.ts";
 
 export interface ConnectionOptions {
   /** Output: bytes to send, in order. */

@@ -9,9 +9,9 @@ import {
   Setting,
   settingsPayload,
   u32,
-} from "./frames.ts";
+} from "../../net/h2/frames.ts";
 import type { ServerStream } from "./connection.ts";
-import { hpackEncode } from "./hpack.ts";
+import { hpackEncode } from "../../net/h2/hpack.ts";
 import { type Frame, goawayCode, TestPeer, u32At } from "./_test_peer.ts";
 
 const of = (frames: Frame[], type: number) => frames.filter((f) => f.type === type);

@@ -10,7 +10,7 @@
  * answered UNIMPLEMENTED. Message coding is the caller's (protobufjs here).
  */
 import type { ServerStream } from "./connection.ts";
-import type { Header } from "./hpack.ts";
+import type { Header } from "../../net/h2/hpack.ts";
 
 /** gRPC status codes (the numbers are the protocol's); Status[code] is its name. */
 export enum Status {

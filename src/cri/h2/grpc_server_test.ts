@@ -1,6 +1,6 @@
 /** gRPC over the HTTP/2 connection, fed bytes: answers, statuses, limits, deadlines, cancel. */
 import assert from "node:assert/strict";
-import { Flag, FrameType, H2Code, u32 } from "./frames.ts";
+import { Flag, FrameType, H2Code, u32 } from "../../net/h2/frames.ts";
 import {
   type GrpcMethod,
   lengthPrefixed,
