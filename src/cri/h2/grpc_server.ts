@@ -67,11 +67,12 @@ export interface GrpcServerOptions {
   maxQueuedBytes?: number;
 }
 
-const RESPONSE_HEADERS: Header[] = [
+const RESPONSE_HEADERS: Header[] = Object.freeze([
   [":status", "200"],
   ["content-type", "application/grpc"],
   ["grpc-accept-encoding", "identity"],
-];
+]) as Header[];
+const OK_TRAILERS: Header[] = Object.freeze([["grpc-status", "0"]]) as Header[];
 
 /** grpc-message's encoding: octets outside printable ASCII, and '%', as %XX of UTF-8. */
 export function percentEncode(s: string): string {
@@ -122,7 +123,21 @@ export function serveGrpcStream(s: ServerStream, options: GrpcServerOptions): vo
   const type = s.headers.get("content-type") ?? "";
   if (!/^application\/grpc($|[+;])/.test(type)) return s.respond([[":status", "415"]], true);
 
-  const abort = new AbortController();
+  // The call's signal, made when a handler asks for it (an abort makes a
+  // DOMException, with its stack: not worth it for every call).
+  let abort: AbortController | undefined;
+  let aborted = false;
+  const cancel = () => {
+    aborted = true;
+    abort?.abort();
+  };
+  const signal = () => {
+    if (!abort) {
+      abort = new AbortController();
+      if (aborted) abort.abort();
+    }
+    return abort.signal;
+  };
   let finished = false;
   let headersSent = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -130,12 +145,14 @@ export function serveGrpcStream(s: ServerStream, options: GrpcServerOptions): vo
     if (finished) return;
     finished = true;
     if (timer !== undefined) clearTimeout(timer);
-    const trailers: Header[] = [["grpc-status", String(code)]];
+    const trailers: Header[] = code === Status.OK && !details
+      ? OK_TRAILERS
+      : [["grpc-status", String(code)]];
     if (details) trailers.push(["grpc-message", percentEncode(details)]);
     if (headersSent) s.end(trailers);
     else s.respond([...RESPONSE_HEADERS, ...trailers], true);
     options.onDone?.(path, code, details, (performance.now() - t0) / 1000);
-    abort.abort();
+    if (code !== Status.OK) cancel(); // the deadline, or a reset: the handler may still run
   };
   s.onreset = () => {
     if (timer !== undefined) clearTimeout(timer);
@@ -143,7 +160,7 @@ export function serveGrpcStream(s: ServerStream, options: GrpcServerOptions): vo
       finished = true;
       options.onDone?.(path, Status.CANCELLED, "cancelled", (performance.now() - t0) / 1000);
     }
-    abort.abort();
+    cancel();
   };
 
   const method = options.lookup(path);
@@ -210,7 +227,9 @@ export function serveGrpcStream(s: ServerStream, options: GrpcServerOptions): vo
   const call = (request: Uint8Array) => {
     const maxQueued = options.maxQueuedBytes ?? 16 * 1024 * 1024;
     const ctx: CallContext = {
-      signal: abort.signal,
+      get signal() {
+        return signal();
+      },
       send: (bytes) => {
         if (finished) return;
         if (!headersSent) {

@@ -88,6 +88,10 @@ export const entrySize = (name: string, value: string) => name.length + value.le
 
 function latin1(b: Uint8Array): string {
   let s = "";
+  if (b.length <= 64) {
+    for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]);
+    return s;
+  }
   for (let i = 0; i < b.length; i += 4096) {
     s += String.fromCharCode(...b.subarray(i, i + 4096));
   }
@@ -239,6 +243,20 @@ function pushStr(out: number[], s: string) {
  * table has it). Names must be lower case; values octets (latin1).
  */
 export function hpackEncode(headers: readonly Header[]): Uint8Array {
+  // A frozen list (a constant: the same response headers on every call) is encoded once.
+  const frozen = Object.isFrozen(headers);
+  if (frozen) {
+    const hit = ENCODED.get(headers);
+    if (hit) return hit;
+  }
+  const block = encode(headers);
+  if (frozen) ENCODED.set(headers, block);
+  return block;
+}
+
+const ENCODED = new WeakMap<readonly Header[], Uint8Array>();
+
+function encode(headers: readonly Header[]): Uint8Array {
   const out: number[] = [];
   for (const [name, value] of headers) {
     const full = STATIC_FULL.get(`${name}\0${value}`);
