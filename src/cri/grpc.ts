@@ -1,18 +1,20 @@
 /**
  * The CRI's gRPC plumbing: the two services of the vendored `runtime.v1`
  * api.proto (src/cri/proto/source.json says where it came from), served by
- * grpc-js on a unix socket. Messages are coded by protobufjs from the parsed
- * proto, so no generated code is kept: a request arrives as a plain object
- * with proto field names (snake_case), int64 as decimal strings and enums as
- * their names; a handler answers the same shape.
+ * rkl's own HTTP/2 server (src/cri/h2/) on a unix socket. Messages are coded
+ * by protobufjs from the parsed proto, so no generated code is kept: a request
+ * arrives as a plain object with proto field names (snake_case), int64 as
+ * decimal strings and enums as their names; a handler answers the same shape.
  */
-import * as grpc from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
 import { serveCriOnDemand } from "./lazy.ts";
-import { connStream } from "./conn_stream.ts";
+import { type GrpcMethod, serveGrpcStream, Status } from "./h2/grpc_server.ts";
+import { type ServedConnection, serveH2Connection } from "./h2/serve.ts";
 import protobuf from "protobufjs";
 import protoText from "./proto/api.proto" with { type: "text" };
 import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
 
+export { Status };
 // deno-lint-ignore no-explicit-any
 export type Message = Record<string, any>;
 export type Handler = (request: Message, call: { cancelled(): boolean }) => Promise<Message>;
@@ -26,29 +28,27 @@ export type StreamHandler = (
 
 /** An answer with a gRPC status other than OK. */
 export class CriError extends Error {
-  constructor(readonly code: grpc.status, message: string) {
+  constructor(readonly code: Status, message: string) {
     super(message);
     this.name = "CriError";
   }
 }
 
-export const Status = grpc.status;
-
-export const invalid = (msg: string) => new CriError(grpc.status.INVALID_ARGUMENT, msg);
-export const notFound = (msg: string) => new CriError(grpc.status.NOT_FOUND, msg);
-export const precondition = (msg: string) => new CriError(grpc.status.FAILED_PRECONDITION, msg);
+export const invalid = (msg: string) => new CriError(Status.INVALID_ARGUMENT, msg);
+export const notFound = (msg: string) => new CriError(Status.NOT_FOUND, msg);
+export const precondition = (msg: string) => new CriError(Status.FAILED_PRECONDITION, msg);
 
 /** The gRPC status an error from rkl's core answers with. */
-export function statusOf(e: unknown): { code: grpc.status; details: string } {
+export function statusOf(e: unknown): { code: Status; details: string } {
   if (e instanceof CriError) return { code: e.code, details: e.message };
   const details = e instanceof Error ? e.message : String(e);
-  if (e instanceof NotFoundError) return { code: grpc.status.NOT_FOUND, details };
-  if (e instanceof ConflictError) return { code: grpc.status.ALREADY_EXISTS, details };
+  if (e instanceof NotFoundError) return { code: Status.NOT_FOUND, details };
+  if (e instanceof ConflictError) return { code: Status.ALREADY_EXISTS, details };
   if (e instanceof SpecError || e instanceof UsageError) {
-    return { code: grpc.status.INVALID_ARGUMENT, details };
+    return { code: Status.INVALID_ARGUMENT, details };
   }
-  if (e instanceof RklError) return { code: grpc.status.UNKNOWN, details };
-  return { code: grpc.status.INTERNAL, details };
+  if (e instanceof RklError) return { code: Status.UNKNOWN, details };
+  return { code: Status.INTERNAL, details };
 }
 
 const DECODE: protobuf.IConversionOptions = {
@@ -67,11 +67,27 @@ export function criRoot(): protobuf.Root {
   return parsed ??= protobuf.parse(protoText, { keepCase: true }).root;
 }
 
-/** A service of the proto as grpc-js wants it: path and codec per method. */
-export function serviceDefinition(service: "RuntimeService" | "ImageService") {
+/**
+ * One method as a gRPC client library takes it (grpc-js's MethodDefinition,
+ * by shape: the tests and the bench drive the server with grpc-js's client).
+ */
+export interface MethodDefinition {
+  path: string;
+  requestStream: boolean;
+  responseStream: boolean;
+  requestSerialize(o: Message): Buffer;
+  requestDeserialize(b: Uint8Array): Message;
+  responseSerialize(o: Message): Buffer;
+  responseDeserialize(b: Uint8Array): Message;
+}
+
+/** A service of the proto: path and codec per method. */
+export function serviceDefinition(
+  service: "RuntimeService" | "ImageService",
+): Record<string, MethodDefinition> {
   const root = criRoot();
   const svc = root.lookupService(`runtime.v1.${service}`);
-  const def: Record<string, grpc.MethodDefinition<Message, Message>> = {};
+  const def: Record<string, MethodDefinition> = {};
   for (const [name, m] of Object.entries(svc.methods)) {
     const req = root.lookupType(m.requestType);
     const res = root.lookupType(m.responseType);
@@ -87,7 +103,7 @@ export function serviceDefinition(service: "RuntimeService" | "ImageService") {
       responseDeserialize: (b: Uint8Array) => res.toObject(res.decode(b), DECODE),
     };
   }
-  return def as grpc.ServiceDefinition;
+  return def;
 }
 
 const ENCODED = Symbol("encoded");
@@ -118,7 +134,7 @@ export interface ServeOptions {
   socket: string;
   /** One line per failed call (method and status). */
   log?: (line: string) => void;
-  /** Largest request accepted, in bytes (grpc-js's default is 4 MiB). */
+  /** Largest message taken or sent, in bytes (the CRI's default, 16 MiB, when unset). */
   maxMessageBytes?: number;
   /** Told of every call once answered: method, gRPC status name, seconds (metrics). */
   onCall?: (method: string, code: string, seconds: number) => void;
@@ -147,117 +163,135 @@ export async function serveCri(handlers: CriHandlers, options: ServeOptions): Pr
 /**
  * The CRI's gRPC server for connections accepted elsewhere (src/cri/lazy.ts
  * listens and loads this module on the first one): `inject` hands it one.
+ * close() sends each connection GOAWAY, ends the streaming calls, waits for
+ * the unary calls under way (10 s at most) and closes the connections.
  */
 export function criInjector(
   handlers: CriHandlers,
   options: Omit<ServeOptions, "socket">,
 ): { inject(connection: Deno.Conn): void; close(): Promise<void> } {
-  const { server, close } = criServer(handlers, options);
-  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const max = options.maxMessageBytes ?? 16 * 1024 * 1024;
+  /** Aborted at close: ends the streaming calls, which would hold their connections open. */
+  const stopping = new AbortController();
+  const methods = criMethods(handlers, options, stopping.signal);
+  const connections = new Set<ServedConnection>();
+  const grpcOptions = {
+    lookup: (path: string) => methods.get(path)?.method,
+    maxMessageBytes: max,
+    onDone: (path: string, code: Status, _details: string, seconds: number) => {
+      const m = methods.get(path);
+      if (m) options.onCall?.(m.name, Status[code], m.implemented ? seconds : 0);
+    },
+  };
+  let closing = false;
   return {
-    inject: (c) => injector.injectConnection(connStream(c)),
+    inject: (conn) => {
+      if (closing) {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+        return;
+      }
+      const served = serveH2Connection(conn, (s) => serveGrpcStream(s, grpcOptions), {
+        log: options.log,
+      });
+      connections.add(served);
+      served.closed.finally(() => connections.delete(served));
+    },
     close: async () => {
-      injector.destroy();
-      await close();
+      closing = true;
+      stopping.abort();
+      const all = [...connections];
+      for (const c of all) c.shutdown();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all(all.map((c) => c.closed)),
+        new Promise((r) => timer = setTimeout(r, 10_000)),
+      ]);
+      clearTimeout(timer);
+      for (const c of all) c.destroy();
+      await Promise.all(all.map((c) => c.closed));
+      await handlers.close?.();
     },
   };
 }
 
-function criServer(
+/** Every method of both services by path, each with its handler or UNIMPLEMENTED. */
+function criMethods(
   handlers: CriHandlers,
   options: Omit<ServeOptions, "socket">,
-): { server: grpc.Server; close(): Promise<void> } {
-  const max = options.maxMessageBytes ?? 16 * 1024 * 1024;
-  /** Open server-streaming calls: ended first at close, or shutdown would wait on them. */
-  const streaming = new Set<AbortController>();
-  const server = new grpc.Server({
-    "grpc.max_receive_message_length": max,
-    "grpc.max_send_message_length": max,
-    // Channelz's per-call counters and traces, read by no one here.
-    "grpc.enable_channelz": 0,
-  });
+  stopping: AbortSignal,
+): Map<string, { name: string; implemented: boolean; method: GrpcMethod }> {
+  const root = criRoot();
+  const out = new Map<string, { name: string; implemented: boolean; method: GrpcMethod }>();
+  const fail = (name: string, e: unknown) => {
+    const st = statusOf(e);
+    options.log?.(`cri: ${name}: ${Status[st.code]}: ${st.details}`);
+    return Promise.reject(st);
+  };
   for (
-    const [service, table] of [["RuntimeService", handlers.runtime], [
-      "ImageService",
-      handlers.image,
-    ]] as const
+    const [service, table] of [
+      ["RuntimeService", handlers.runtime],
+      ["ImageService", handlers.image],
+    ] as const
   ) {
-    const def = serviceDefinition(service);
-    const impl: grpc.UntypedServiceImplementation = {};
-    for (const [name, m] of Object.entries(def)) {
-      const h = table[name];
+    const svc = root.lookupService(`runtime.v1.${service}`);
+    for (const [name, m] of Object.entries(svc.methods)) {
+      const req = root.lookupType(m.requestType);
+      const res = root.lookupType(m.responseType);
+      const path = `/runtime.v1.${service}/${name}`;
+      const decode = (b: Uint8Array): Message => {
+        try {
+          return req.toObject(req.decode(b), DECODE);
+        } catch (e) {
+          throw new CriError(
+            Status.INTERNAL,
+            `cannot decode ${name}'s request: ${(e as Error).message}`,
+          );
+        }
+      };
+      const encode = (o: Message): Uint8Array =>
+        (o as { [ENCODED]?: Uint8Array })[ENCODED] ?? res.encode(res.fromObject(o)).finish();
+      const unimplemented = () =>
+        Promise.reject({
+          code: Status.UNIMPLEMENTED,
+          details: `${name} is not implemented by rkl`,
+        });
       if (m.responseStream) {
         const sh = handlers.streams?.[name];
-        impl[name] = (call: grpc.ServerWritableStream<Message, Message>) => {
-          if (!sh) {
-            call.emit("error", {
-              code: grpc.status.UNIMPLEMENTED,
-              details: `${name} is not implemented by rkl`,
-            });
-            return;
-          }
-          const stop = new AbortController();
-          const t0 = performance.now();
-          const done = (code: grpc.status) =>
-            options.onCall?.(name, grpc.status[code], (performance.now() - t0) / 1000);
-          streaming.add(stop);
-          stop.signal.addEventListener("abort", () => streaming.delete(stop), { once: true });
-          call.on("cancelled", () => stop.abort());
-          call.on("close", () => stop.abort());
-          Promise.resolve().then(() => sh(call.request, (msg) => call.write(msg), stop.signal))
-            .then(
-              () => {
-                done(grpc.status.OK);
-                call.end();
-              },
-              (e) => {
-                const st = statusOf(e);
-                done(st.code);
-                options.log?.(`cri: ${name}: ${grpc.status[st.code]}: ${st.details}`);
-                call.emit("error", st);
-              },
-            );
-        };
+        out.set(path, {
+          name,
+          implemented: !!sh,
+          method: {
+            streaming: true,
+            handle: !sh ? unimplemented : async (b, ctx) => {
+              try {
+                const signal = AbortSignal.any([ctx.signal, stopping]);
+                await sh(decode(b), (msg) => ctx.send(encode(msg)), signal);
+              } catch (e) {
+                return fail(name, e);
+              }
+            },
+          },
+        });
         continue;
       }
-      impl[name] = (
-        call: grpc.ServerUnaryCall<Message, Message>,
-        cb: grpc.sendUnaryData<Message>,
-      ) => {
-        if (!h) {
-          options.onCall?.(name, "UNIMPLEMENTED", 0);
-          cb({ code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented by rkl` });
-          return;
-        }
-        // Through a promise, so a handler that throws before its first await
-        // answers its own status too.
-        const t0 = performance.now();
-        const done = (code: grpc.status) =>
-          options.onCall?.(name, grpc.status[code], (performance.now() - t0) / 1000);
-        Promise.resolve().then(() => h(call.request, { cancelled: () => call.cancelled })).then(
-          (res) => {
-            done(grpc.status.OK);
-            cb(null, res);
+      const h = table[name];
+      out.set(path, {
+        name,
+        implemented: !!h,
+        method: {
+          streaming: false,
+          handle: !h ? unimplemented : async (b, ctx) => {
+            try {
+              return encode(await h(decode(b), { cancelled: () => ctx.signal.aborted }));
+            } catch (e) {
+              return fail(name, e);
+            }
           },
-          (e) => {
-            const st = statusOf(e);
-            done(st.code);
-            options.log?.(`cri: ${name}: ${grpc.status[st.code]}: ${st.details}`);
-            cb(st);
-          },
-        );
-      };
+        },
+      });
     }
-    server.addService(def, impl);
   }
-  return {
-    server,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of [...streaming]) s.abort();
-        server.tryShutdown(() => {
-          void (handlers.close?.() ?? Promise.resolve()).finally(resolve);
-        });
-      }),
-  };
+  return out;
 }

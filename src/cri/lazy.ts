@@ -1,15 +1,15 @@
 /**
- * The CRI socket, with the CRI itself loaded on the first connection. grpc-js,
- * protobufjs and the parsed proto cost a daemon about 10 MB and 100 ms of
- * start-up; a daemon that only runs static pods never pays them, and one a
- * kubelet talks to pays them once, at its first call. The socket is listened on
- * here (mode 0600 from the start, as before), and each connection is handed to
- * grpc-js's server through its connection injector, so nothing is proxied.
+ * The CRI socket, with the CRI itself loaded on the first connection. The gRPC
+ * server (src/cri/h2/), protobufjs and the parsed proto cost a daemon memory
+ * and start-up time; a daemon that only runs static pods never pays them, and
+ * one a kubelet talks to pays them once, at its first call. The socket is
+ * listened on here (mode 0600 from the start, as before), and each connection
+ * is handed to the HTTP/2 server as it is, so nothing is proxied.
  *
  * Connections are accepted by src/sys/accept.ts's loop, which outlives a full
  * descriptor table (EMFILE: it waits and tries again). node:net's server is
  * not used: under Deno 2.9 it stops accepting for good after one failed
- * accept (src/cri/conn_stream.ts).
+ * accept.
  */
 import { acceptLoop } from "../sys/accept.ts";
 

@@ -30,7 +30,7 @@ export async function serveSockets(
   options: ServeOptions,
 ): Promise<{ close(): Promise<void> }> {
   // The CRI: its socket now, its code at the first connection (src/cri/lazy.ts):
-  // grpc-js and the proto parser cost start-up time and memory that a
+  // the gRPC server and the proto parser cost start-up time and memory that a
   // static-pod-only daemon need not pay.
   let cri: { close(): Promise<void> } | undefined;
   if (options.criSocket) {

@@ -1,11 +1,22 @@
 /**
  * The gRPC health-checking protocol (grpc.health.v1.Health/Check), as a
- * Kubernetes `grpc` probe calls it: one unary call over HTTP/2 without TLS.
- * The two messages are small enough to encode by hand: the request's field 1
- * is the service name (a string), the response's field 1 its status (an enum,
- * SERVING = 1).
+ * Kubernetes `grpc` probe calls it: one unary call over HTTP/2 without TLS,
+ * on one connection made for it (the frames and HPACK of src/net/h2/; no
+ * node:http2). The two messages are small enough to encode by hand: the
+ * request's field 1 is the service name (a string), the response's field 1
+ * its status (an enum, SERVING = 1).
  */
-import http2 from "node:http2";
+import {
+  DEFAULT_MAX_FRAME,
+  Flag,
+  frame,
+  FrameType,
+  PREFACE,
+  readFrameHeader,
+  Setting,
+  settingsPayload,
+} from "./h2/frames.ts";
+import { HpackDecoder, hpackEncode } from "./h2/hpack.ts";
 
 /** HealthCheckRequest { string service = 1; } in a gRPC length-prefixed frame. */
 export function encodeHealthRequest(service: string): Uint8Array {
@@ -60,52 +71,130 @@ export function decodeHealthResponse(frame: Uint8Array): number | undefined {
 
 export const SERVING = 1;
 
+/** Most octets of answer (headers and DATA) a probe reads before it calls the server unhealthy. */
+const MAX_ANSWER = 64 * 1024;
+
 /** True when the server at host:port reports `service` ("" = the whole server) SERVING. */
-export function grpcHealthCheck(
+export async function grpcHealthCheck(
   host: string,
   port: number,
   service: string,
   timeoutMs: number,
 ): Promise<boolean> {
-  return new Promise((resolve) => {
-    let done = false;
-    const client = http2.connect(`http://${host.includes(":") ? `[${host}]` : host}:${port}`);
-    const finish = (ok: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      client.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    client.on("error", () => finish(false));
-    const req = client.request({
-      ":method": "POST",
-      ":path": "/grpc.health.v1.Health/Check",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    const chunks: Uint8Array[] = [];
-    let status: number | undefined;
-    req.on("response", (h: Record<string, string | string[] | undefined>) => {
-      // A trailers-only reply carries grpc-status in its headers (an error).
-      if (h["grpc-status"] !== undefined && String(h["grpc-status"]) !== "0") finish(false);
-    });
-    req.on("data", (c: Uint8Array) => chunks.push(c));
-    req.on("trailers", (t: Record<string, string | string[] | undefined>) => {
-      if (String(t["grpc-status"] ?? "") !== "0") finish(false);
-    });
-    req.on("end", () => {
-      const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-      let at = 0;
-      for (const c of chunks) {
-        all.set(c, at);
-        at += c.length;
-      }
-      status = decodeHealthResponse(all);
-      finish(status === SERVING);
-    });
-    req.on("error", () => finish(false));
-    req.end(encodeHealthRequest(service));
+  let conn: Deno.TcpConn | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => {
+      try {
+        conn?.close();
+      } catch { /* closed */ }
+      resolve(false);
+    }, timeoutMs);
   });
+  const check = async (): Promise<boolean> => {
+    conn = await Deno.connect({ hostname: host, port });
+    const authority = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+    const headers = hpackEncode([
+      [":method", "POST"],
+      [":scheme", "http"],
+      [":path", "/grpc.health.v1.Health/Check"],
+      [":authority", authority],
+      ["content-type", "application/grpc"],
+      ["te", "trailers"],
+    ]);
+    await writeAll(
+      conn,
+      concat([
+        PREFACE,
+        frame(FrameType.SETTINGS, 0, 0, settingsPayload([[Setting.ENABLE_PUSH, 0]])),
+        frame(FrameType.HEADERS, Flag.END_HEADERS, 1, headers),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, encodeHealthRequest(service)),
+      ]),
+    );
+    const decoder = new HpackDecoder();
+    let buf: Uint8Array = new Uint8Array(0);
+    let block: Uint8Array[] = [];
+    let blockEnds = false;
+    let grpcStatus: string | undefined;
+    const data: Uint8Array[] = [];
+    let seen = 0;
+    const chunk = new Uint8Array(16 * 1024);
+    for (;;) {
+      const n = await conn.read(chunk);
+      if (n === null) return false;
+      buf = concat([buf, chunk.subarray(0, n)]);
+      seen += n;
+      if (seen > MAX_ANSWER + 1024) return false;
+      while (buf.length >= 9) {
+        const h = readFrameHeader(buf, 0);
+        if (h.length > DEFAULT_MAX_FRAME) return false;
+        if (buf.length < 9 + h.length) break;
+        const p = buf.subarray(9, 9 + h.length);
+        buf = buf.subarray(9 + h.length);
+        if (h.type === FrameType.SETTINGS && !(h.flags & Flag.ACK)) {
+          await writeAll(conn, frame(FrameType.SETTINGS, Flag.ACK, 0));
+        } else if (h.type === FrameType.PING && !(h.flags & Flag.ACK) && p.length === 8) {
+          await writeAll(conn, frame(FrameType.PING, Flag.ACK, 0, p));
+        } else if (h.type === FrameType.GOAWAY) {
+          return false; // stream 1 is the only one: not answered, or it would have ended first
+        } else if (h.stream !== 1) {
+          continue;
+        } else if (h.type === FrameType.RST_STREAM) {
+          return false;
+        } else if (h.type === FrameType.DATA) {
+          data.push(unpad(h.flags, p, 0).slice());
+        } else if (h.type === FrameType.HEADERS || h.type === FrameType.CONTINUATION) {
+          if (h.type === FrameType.HEADERS) {
+            block = [];
+            blockEnds = (h.flags & Flag.END_STREAM) !== 0;
+            block.push(unpad(h.flags, p, h.flags & Flag.PRIORITY ? 5 : 0).slice());
+          } else block.push(p.slice());
+          if (!(h.flags & Flag.END_HEADERS)) continue;
+          // Decoded in order, as the dynamic table needs; grpc-status ends the call.
+          const list = decoder.decode(concat(block), MAX_ANSWER);
+          for (const [name, value] of list) {
+            if (name === "grpc-status") grpcStatus = value;
+            if (name === ":status" && value !== "200") return false;
+          }
+          if (blockEnds) {
+            return grpcStatus === "0" && decodeHealthResponse(concat(data)) === SERVING;
+          }
+          continue;
+        }
+        if (h.type === FrameType.DATA && h.flags & Flag.END_STREAM) {
+          // Ended without trailers: no grpc-status, not a gRPC answer.
+          return false;
+        }
+      }
+    }
+  };
+  try {
+    return await Promise.race([check().catch(() => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch { /* closed */ }
+  }
+}
+
+function unpad(flags: number, p: Uint8Array, extra: number): Uint8Array {
+  if (!(flags & Flag.PADDED)) return p.subarray(extra);
+  const pad = p[0] ?? 0;
+  if (1 + extra + pad > p.length) throw new Error("padding longer than the frame");
+  return p.subarray(1 + extra, p.length - pad);
+}
+
+async function writeAll(conn: Deno.Conn, b: Uint8Array) {
+  for (let off = 0; off < b.length;) off += await conn.write(b.subarray(off));
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
