@@ -41,6 +41,7 @@ const PLAY_FLAGS: Record<string, Flag> = {
   "--network": { key: "network", value: true },
   "--configmap": { key: "configmap", value: true, list: true },
   "--job-backoff": { key: "jobBackoff", value: true },
+  "--strict-limits": { key: "strictLimits", value: false },
 };
 const RM_FLAGS: Record<string, Flag> = {
   "-f": { key: "force", value: false },
@@ -144,6 +145,7 @@ export async function runDirect(argv: string[]): Promise<number | undefined> {
         network: (p.flags.network as string | undefined) ?? "rkl0",
         configmap: (p.flags.configmap as string[] | undefined) ?? [],
         jobBackoff: p.flags.jobBackoff as string | undefined,
+        strictLimits: p.flags.strictLimits === true,
       };
       const { playFile } = await import("./commands/kube.ts");
       await playFile(ctx, p.arg, o, {

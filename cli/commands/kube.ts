@@ -122,6 +122,7 @@ export function registerKube(program: Command, ctx: Context): void {
     .option("--network <name>", "CNI network, or 'none' for loopback only", "rkl0")
     .option(...CONFIGMAP_OPTION)
     .option(...JOB_BACKOFF_OPTION)
+    .option("--strict-limits", "rootless: refuse limits that cannot apply instead of warning")
     .action((file: string, o: PlayOptions) =>
       playFile(ctx, file, o, { start: true, replace: true })
     );
