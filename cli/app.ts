@@ -37,7 +37,7 @@ const DOCKER_COMMANDS: [string, string][] = [
   ["kill", "send a signal (default SIGKILL) to containers' main process"],
   ["wait", "wait for containers to exit; print each exit code"],
   ["port", "list a container's published ports"],
-  ["rename", "rename a container (refused: see the message)"],
+  ["rename", "rename a container (running or not); its id stays"],
   ["top", "the processes of a container (its cgroup), as ps shows them"],
   ["cp", "copy files between a container and the host (container paths resolved inside its root)"],
   ["images", "list images (rkl image ls)"],
