@@ -843,7 +843,7 @@ async function main(): Promise<number> {
   } catch (e) {
     failed = e;
     console.error(`\nFAILED: ${e instanceof Error ? e.message : e}`);
-    for (const name of ["kubelet", "rkl", "kube-apiserver", "kube-proxy"]) {
+    for (const name of ["kubelet", "rkl", "kube-apiserver", "kube-proxy", "kubelet-b", "rkl-b"]) {
       const p = c?.procs.get(name);
       if (p) console.error(`--- ${name} (last lines of ${p.log})\n${p.tail(25)}`);
     }

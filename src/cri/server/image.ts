@@ -98,12 +98,12 @@ function imageMessage(images: ImageService, rec: ImageRecord) {
 /**
  * PullImage in a child `rkl image pull` (the daemon's own argv, its root and
  * run root): the download and unpack buffers die with the child instead of
- * staying in the daemon, which does not give them back to the system (a
- * pull of agnhost's 64 MB layer in-process: PSS 24 → 99 MB, 89 after a
- * forced GC; that is most of the gap between the daemon's PSS with 30 pods
- * and containerd's, bench/cluster.ts). The store is on disk and locked per
- * blob and layer, so the daemon sees the image as soon as the child is done.
- * The child's one-line error ("rkl: …", the registry's words) is the answer's.
+ * staying in the daemon (a pull of agnhost's 64 MB layer in a plain process:
+ * PSS 24 → 99 MB, 89 after a forced GC; in the daemon as its unit runs it,
+ * 14 MB of its PSS with 30 pods: 84 → 70, bench/cluster.ts). The store is on
+ * disk and locked per blob and layer, so the daemon sees the image as soon as
+ * the child is done. The child's one-line error ("rkl: …", the registry's
+ * words) is the answer's.
  */
 export async function pullInChild(host: Host, argv: string[], ref: string): Promise<string> {
   const r = await new Deno.Command(argv[0], {
