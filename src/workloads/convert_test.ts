@@ -104,3 +104,24 @@ volumes: {cache: {}}
   assert.deepEqual(docs[3].spec.ports, [{ name: "tcp-80", port: 8080, targetPort: 80 }]);
   assert.equal(docs[0].data.token, btoa("x"));
 });
+
+Deno.test("convertProject(): --workloads warns of a restart policy only where the file sets one", () => {
+  const { warnings } = convert(
+    `services:
+  quiet:
+    image: /b
+  said:
+    image: /b
+    restart: "no"
+  policy:
+    image: /b
+    deploy: {restart_policy: {condition: on-failure}}
+`,
+    true,
+  );
+  const dropped = warnings.filter((w) => /restart policy is dropped/.test(w.message));
+  assert.deepEqual(dropped.map((w) => [w.path, w.line]), [
+    ["services.said.restart", 6],
+    ["services.policy.deploy.restart_policy", 9],
+  ]);
+});

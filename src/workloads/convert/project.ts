@@ -50,7 +50,11 @@ export function convertProject(project: ComposeProject, options: ConvertOptions)
   const byName = new Map(project.services.map((s) => [s.name, s]));
   const out: Converted["services"] = [];
   for (const svc of project.services) {
-    out.push({ name: svc.name, docs: convertService(project, svc, byName, options, warn, fail) });
+    const has = (key: string[]) => where(svc.name, key) !== undefined;
+    out.push({
+      name: svc.name,
+      docs: convertService(project, svc, byName, options, warn, fail, has),
+    });
   }
   return { services: out, warnings };
 }
@@ -63,6 +67,8 @@ function convertService(
   options: ConvertOptions,
   warn: (svc: string, key: string[], message: string) => void,
   fail: (svc: string, key: string[], message: string) => never,
+  /** Whether the service's files set `key` (not a default of the loader). */
+  has: (key: string[]) => boolean,
 ): Obj[] {
   const cv: ServiceConversion = { project, svc, byName, options, warn, fail };
   const s = svc.name;
@@ -98,8 +104,14 @@ function convertService(
     ...(volumes.length > 0 ? { volumes } : {}),
   });
   if (options.workloads) {
-    if (restartPolicy !== "Always") {
-      warn(s, ["restart"], "a Deployment's pods always restart; the restart policy is dropped");
+    // Compose's default is "no": only a policy the file sets is worth a word.
+    const set = has(["restart"])
+      ? ["restart"]
+      : has(["deploy", "restart_policy"])
+      ? ["deploy", "restart_policy"]
+      : undefined;
+    if (restartPolicy !== "Always" && set) {
+      warn(s, set, "a Deployment's pods always restart; the restart policy is dropped");
     }
     return [...objects, ...workloadObjects(cv, { labels, annotations, claims, podSpec })];
   }
