@@ -66,7 +66,6 @@ export async function playFile(
   mode: { start: boolean; replace: boolean },
 ): Promise<void> {
   const host = ctx.host();
-  trace("kube: host built");
   const kube = await loadKubeFile(file, ctx.warn, o.configmap);
   const { playKube } = await import("../../src/workloads/kube.ts");
   const uninstall = served() ? () => {} : installCancelHandlers();
