@@ -68,7 +68,6 @@ export async function playFile(
   mode: { start: boolean; replace: boolean },
 ): Promise<void> {
   const host = ctx.host();
-  trace("kube: host built");
   if (o.strictLimits && host.rootless) host.rootless.strictLimits = true;
   const kube = await loadKubeFile(file, ctx.warn, o.configmap);
   const { playKube } = await import("../../src/workloads/kube.ts");
