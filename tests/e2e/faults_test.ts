@@ -81,6 +81,16 @@ test("kill -9 at every point of a container and a pod create, then rm -f or gc, 
     const useGc = point % 2 === 0 || !hasRecord;
     const clean = useGc ? await rkl(env!, ["gc"]) : await rkl(env!, [kind, "rm", "-f", name]);
     assert.equal(clean.code, 0, `point ${point}, ${useGc ? "gc" : "rm -f"}: ${clean.stderr}`);
+    if (useGc && (await rklOk(env!, [kind, "list", "-q"])).split("\n").includes(name)) {
+      // gc keeps what a record describes whole (the kill came after the last step that made
+      // something): that is the user's object, and rm -f removes it.
+      // Only a whole one: a half-made one is gc's to remove, and the census below would say so.
+      const line = (await rklOk(env!, [kind, "list"])).split("\n").find((l) =>
+        l.split(/\s+/)[0] === name
+      );
+      assert.match(line ?? "", /\brunning\b/i, `point ${point}: gc kept ${kind} ${name}`);
+      assert.equal((await rkl(env!, [kind, "rm", "-f", name])).code, 0);
+    }
     const now = await census(env!);
     const ok = JSON.stringify(now) === JSON.stringify(baseline());
     count(`kill -9 during ${kind} create (${useGc ? "gc" : "rm -f"})`, ok);
