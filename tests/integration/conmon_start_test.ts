@@ -24,16 +24,15 @@ const runtime = {
 
 /**
  * A conmon stand-in: notes its pid, reads one byte from its start pipe (the
- * inherited fd itself: bash, as dash takes one-digit fds only), notes what
- * it read ("EOF" for nothing), answers.
+ * inherited fd itself), notes what it read ("EOF" for nothing), answers.
  */
 async function standIn(dir: string): Promise<string> {
   const path = `${dir}/conmon`;
   await Deno.writeTextFile(
     path,
-    `#!/bin/bash
+    `#!/bin/sh
 echo $$ > ${dir}/pid
-IFS= read -r -n 1 -u "$_OCI_STARTPIPE" got
+got=$(eval "dd bs=1 count=1 status=none <&$_OCI_STARTPIPE")
 echo "\${got:-EOF}" > ${dir}/got
 echo '{"data": 4242}' > /proc/self/fd/$_OCI_SYNCPIPE
 `,
