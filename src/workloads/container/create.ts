@@ -91,7 +91,6 @@ async function createContainerNow(
   // primeAttach); a deferred launch primes at its start instead.
   if (!options.deferLaunch) void primeAttach(host.cgroups);
   const inputs = await gatherInputs(host, loaded, options);
-  trace("create: inputs gathered");
   // Everything this create is going to make. The reservation stores it all
   // (synced) before any of it exists, so an rkl that dies midway leaves a
   // record naming every part, and teardown takes a missing part as removed:
