@@ -13,7 +13,7 @@
 import { callTimeoutMs } from "../timeouts.ts";
 import { trace } from "../trace.ts";
 import { RuntimeError } from "../errors.ts";
-import { O_RDONLY, O_RDWR, type Syscalls } from "../sys/syscalls.ts";
+import { O_RDWR, type Syscalls } from "../sys/syscalls.ts";
 import { cloexecInheritedFds } from "../sys/cloexec.ts";
 import { type HostFs, realFs } from "../sys/fs.ts";
 import type { OciRuntime } from "./runtime.ts";
@@ -36,23 +36,12 @@ export interface ConmonOptions {
   terminal?: boolean;
   /** A stdin pipe attach can write to; "once": closed when the first attach ends. */
   stdin?: "open" | "once";
-  /**
-   * Spawn conmon at once and let it run the runtime's create only when this
-   * resolves (a "0" on its start pipe), so that its start overlaps the
-   * caller's last steps (the rootfs mount, the netns, config.json). When it
-   * rejects, conmon, still waiting and not yet forked, is killed and the
-   * rejection thrown. Should this process die first, conmon reads EOF and
-   * goes on: the caller writes config.json last, so the runtime's create
-   * then fails, or makes what the caller's record already lists.
-   */
-  ready?: Promise<unknown>;
 }
 
 export interface ConmonPaths {
   pidFile: string;
   conmonPidFile: string;
   syncFifo: string;
-  startFifo: string;
 }
 
 export function conmonPaths(workDir: string): ConmonPaths {
@@ -60,7 +49,6 @@ export function conmonPaths(workDir: string): ConmonPaths {
     pidFile: `${workDir}/pid`,
     conmonPidFile: `${workDir}/conmon.pid`,
     syncFifo: `${workDir}/sync`,
-    startFifo: `${workDir}/start`,
   };
 }
 
@@ -136,12 +124,6 @@ export function spawnConmon(
     args: string[];
     fifos: Partial<Record<ConmonPipe, string>>;
     cwd?: string;
-    /**
-     * conmon's start fd is read-only and rkl's end the only writer: if this
-     * process dies, conmon reads EOF (a create's start pipe; an exec's stays
-     * read-write, as conmon keeps it for attach).
-     */
-    startEof?: boolean;
   },
 ): ConmonChild {
   // conmon lives as long as the container: it must take no fd of this
@@ -166,18 +148,12 @@ export function spawnConmon(
   const env: Record<string, string> = { RUST_BACKTRACE: "0" };
   let child: Deno.ChildProcess;
   try {
-    const eof = (n: ConmonPipe) => n === "start" && o.startEof === true;
-    // Ours first where conmon's end is read-only: a FIFO opened for reading
-    // alone waits for a writer (ours, read-write, never read, so it never waits).
-    for (const n of names.filter(eof)) {
-      pipes[n] = Deno.openSync(o.fifos[n]!, { read: true, write: true });
-    }
     for (const n of names) {
-      const fd = sys.open(o.fifos[n]!, eof(n) ? O_RDONLY : O_RDWR);
+      const fd = sys.open(o.fifos[n]!, O_RDWR);
       inherited.push(fd);
       env[PIPE_ENV[n]] = String(fd);
     }
-    for (const n of names.filter((n) => !eof(n))) {
+    for (const n of names) {
       pipes[n] = Deno.openSync(o.fifos[n]!, n === "start" ? { write: true } : { read: true });
     }
     child = new Deno.Command(o.conmon, {
@@ -266,28 +242,8 @@ export async function createWithConmon(sys: Syscalls, o: ConmonOptions): Promise
   const spawned = spawnConmon(sys, {
     conmon: o.conmon,
     args: conmonArgs(o),
-    fifos: o.ready ? { sync: p.syncFifo, start: p.startFifo } : { sync: p.syncFifo },
-    startEof: true,
+    fifos: { sync: p.syncFifo },
   });
-  if (o.ready) {
-    try {
-      await o.ready;
-    } catch (e) {
-      // Still blocked on its start pipe, before any fork: nothing of it outlives this.
-      try {
-        spawned.child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await spawned.child.status;
-      spawned.close();
-      try {
-        Deno.removeSync(o.workDir, { recursive: true });
-      } catch { /* gone */ }
-      throw e;
-    }
-    const go = new TextEncoder().encode("0");
-    spawned.pipes.start!.writeSync(go);
-    trace("conmon: released");
-  }
   const fifo = spawned.pipes.sync!;
   const timeoutMs = o.timeoutMs ?? callTimeoutMs(60_000);
   let timedOut = false;

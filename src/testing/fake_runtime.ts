@@ -317,8 +317,6 @@ export class FakeRuntime implements OciRuntime {
  * ends (then exits itself).
  */
 export function fakeConmon(world: RuntimeWorld, o: ConmonOptions): Promise<number> {
-  // The real one waits on its start pipe: nothing is created before `ready`.
-  if (o.ready) return o.ready.then(() => fakeConmon(world, { ...o, ready: undefined }));
   const { fs, procs, faults } = world;
   fs.mkdir(o.workDir, { recursive: true, mode: 0o700 });
   const argv = [o.conmon, "-c", o.id];

@@ -241,11 +241,14 @@ async function orphans({ host, dryRun, findings, done, pods }: Pass): Promise<vo
  */
 function interruptedRenames({ host, dryRun, findings, done }: Pass): void {
   const all = host.store.list<ContainerRecord>("containers");
+  const removed = new Set<string>(); // one record of a pair always stays
   for (const r of all) {
+    if (removed.has(r.name)) continue;
     const old = r.renamedFrom === undefined
       ? undefined
       : all.find((o) => o.name === r.renamedFrom && o.id === r.id && o.createdAt === r.createdAt);
-    if (!old) continue;
+    if (!old || removed.has(old.name)) continue;
+    removed.add(old.name);
     findings.push({
       kind: "record",
       name: old.name,

@@ -7,16 +7,8 @@ import { dirExists } from "./_fs.ts";
 import { processAlive } from "./record.ts";
 import type { ContainerRecord } from "./types.ts";
 
-/**
- * conmon + `runtime create` of the container's bundle; sets pid and status
- * "created". With `ready`, conmon is spawned now and the create waits for it
- * (ConmonOptions.ready).
- */
-export async function launch(
-  host: Host,
-  rec: ContainerRecord,
-  ready?: Promise<unknown>,
-): Promise<void> {
+/** conmon + `runtime create` of the container's bundle; sets pid and status "created". */
+export async function launch(host: Host, rec: ContainerRecord): Promise<void> {
   const d = rec.dirs;
   // Again, in case the wait primed at "create: begin" is over by now.
   void primeAttach(host.cgroups);
@@ -33,7 +25,6 @@ export async function launch(
     logSizeMax: host.logSizeMax,
     terminal: rec.terminal,
     stdin: rec.stdin,
-    ...(ready ? { ready } : {}),
   });
   rec.pidStart = host.proc.stat(rec.pid)?.startTime;
   rec.status = "created";

@@ -91,7 +91,6 @@ async function createContainerNow(
   // primeAttach); a deferred launch primes at its start instead.
   if (!options.deferLaunch) void primeAttach(host.cgroups);
   const inputs = await gatherInputs(host, loaded, options);
-  trace("create: inputs gathered");
   // Everything this create is going to make. The reservation stores it all
   // (synced) before any of it exists, so an rkl that dies midway leaves a
   // record naming every part, and teardown takes a missing part as removed:
@@ -275,8 +274,7 @@ function newRecord(
 /**
  * Makes the parts in order, each marked in `rec.resources` before it is
  * started: dirs, overlay, subPaths, the network sandbox and /etc files,
- * config.json, then the runtime's create under conmon (conmon itself
- * spawned right after the dirs, waiting: see below).
+ * config.json, then conmon and the runtime's create.
  */
 async function makeParts(
   host: Host,
@@ -285,65 +283,12 @@ async function makeParts(
   options: CreateOptions,
   steps: { planned: Resources; save: () => void },
 ): Promise<void> {
+  const { plan } = inputs;
+  const d = plan.dirs;
   // Only an image's layers (their dirs kept in the record) can be mounted later.
   const deferred = options.deferLaunch === true && !options.thenStart &&
     inputs.source.imageId !== undefined && inputs.source.lowers.length > 0;
   makeDirs(host, rec, steps.planned, steps.save);
-  // conmon is spawned now and waits on its start pipe while the rootfs, the
-  // netns and config.json are made: its exec and set-up overlap them, and
-  // the runtime's create starts as soon as config.json is written.
-  const early = !deferred && !host.rootless;
-  let release!: () => void;
-  let abort!: (e: unknown) => void;
-  let launching: Promise<void> | undefined;
-  if (early) {
-    rec.resources.runtime = true;
-    checkCancelled();
-    const ready = new Promise<void>((resolve, reject) => {
-      release = resolve;
-      abort = reject;
-    });
-    ready.catch(() => {}); // a conmon that failed to spawn never waits on it
-    launching = launch(host, rec, ready);
-    launching.catch(() => {}); // awaited below, or after the abort
-  }
-  try {
-    await prepareBundle(host, rec, inputs, options, steps, deferred);
-  } catch (e) {
-    if (launching) {
-      abort(e);
-      await launching.catch(() => {});
-    }
-    throw e;
-  }
-  if (deferred) {
-    // The rest is the start's (launchDeferred): nothing runs until then.
-    rec.status = "created";
-    rec.deferred = true;
-    return;
-  }
-  if (launching) {
-    release();
-    await launching;
-  } else {
-    rec.resources.runtime = true;
-    checkCancelled();
-    await launch(host, rec);
-  }
-  trace("create: conmon + runtime create");
-}
-
-/** The overlay, subPaths, the network sandbox and /etc files, then config.json (last). */
-async function prepareBundle(
-  host: Host,
-  rec: ContainerRecord,
-  inputs: CreateInputs,
-  options: CreateOptions,
-  steps: { planned: Resources; save: () => void },
-  deferred: boolean,
-): Promise<void> {
-  const { plan } = inputs;
-  const d = plan.dirs;
   if (!deferred) {
     rec.resources.overlay = true;
     checkCancelled();
@@ -375,6 +320,16 @@ async function prepareBundle(
     durable: false,
   });
   trace("create: config written");
+  if (deferred) {
+    // The rest is the start's (launchDeferred): nothing runs until then.
+    rec.status = "created";
+    rec.deferred = true;
+    return;
+  }
+  rec.resources.runtime = true;
+  checkCancelled();
+  await launch(host, rec);
+  trace("create: conmon + runtime create");
 }
 
 /**

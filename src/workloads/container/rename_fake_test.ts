@@ -159,3 +159,15 @@ Deno.test("records: a container's paths must be its id's; an id that is no name 
   assert.match(check(renamed, "web")!, /name "front" is not the file's/);
   await removeContainer(h, "web", { force: true });
 });
+
+Deno.test("gc keeps one record of two that each say the other was renamed into it", async () => {
+  const h = host();
+  const rec = await runContainer(h, load("web"), { network: null });
+  h.store.put("containers", { ...rec, renamedFrom: "front" });
+  h.store.put("containers", { ...rec, name: "front", renamedFrom: "web" });
+  await gc(h);
+  assert.equal(h.store.list<ContainerRecord>("containers").length, 1);
+  const left = h.store.list<ContainerRecord>("containers")[0];
+  assert.equal(getContainer(h, left.name).status, "running");
+  await removeContainer(h, left.name, { force: true });
+});
