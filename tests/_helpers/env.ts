@@ -86,6 +86,11 @@ export async function rklOk(
 
 /** Removes whatever a failed test left (best effort), then the temp dir. */
 export async function cleanupEnv(e: RklEnv): Promise<void> {
+  // Pods first (a CRI sandbox a failed spec left is one), then what containers are left.
+  const pods = await rkl(e, ["pod", "list", "-q"]);
+  for (const name of pods.stdout.split("\n").filter(Boolean)) {
+    await rkl(e, ["pod", "rm", "-f", name]);
+  }
   const list = await rkl(e, ["container", "list", "-q"]);
   for (const name of list.stdout.split("\n").filter(Boolean)) {
     await rkl(e, ["container", "rm", "-f", name]);

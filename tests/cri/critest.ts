@@ -162,6 +162,8 @@ try {
   if (!(e instanceof Done)) throw e;
   code = 0;
 } finally {
+  // What a failed or timed-out spec left (critest's own clean-up did not run for it).
+  if (daemon) await cleanupCri(`${env.dir}/cri/rkl.sock`).catch(() => {});
   if (daemon) {
     try {
       daemon.kill("SIGTERM");
