@@ -43,6 +43,7 @@ import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
 import { containerdRows, type PeerFigures, printPeerFigures } from "./containerd.ts";
 import { printScale, type ScaleFigures, scaleRows } from "./scale.ts";
 import { kubeRows as kubeBench } from "./kube.ts";
+import { rootlessRows } from "./rootless.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? "10");
@@ -1224,6 +1225,11 @@ try {
   // BENCH_ONLY=rk8s runs just the row against rk8s's RKL.
   if (only === "rk8s" || !only) await rk8sRows();
   if (only === "rk8s") throw new Done();
+  // BENCH_ONLY=rootless runs just rootless rkl against rootless podman (bench/rootless.ts).
+  if (only === "rootless") {
+    rows.push(...await rootlessRows(RUNS));
+    throw new Done();
+  }
   // BENCH_ONLY=kube runs just kube play/down of a Deployment against podman's.
   if (only === "kube") {
     await kubeRows();

@@ -1,0 +1,217 @@
+/**
+ * Rootless rkl against rootless podman (issue 34), as the same unprivileged
+ * user, in one run: `rkl container run` vs `podman run -d` (start to
+ * running) and `rkl container rm -f` vs `podman rm -f -t 0` (running to
+ * removed), with `--network none` and with each tool's default rootless
+ * network (slirp4netns for both). BENCH_ONLY=rootless runs just these rows.
+ *
+ * The user is made for the run (tests/e2e/rootless_user.ts: subordinate
+ * ranges, a home and an XDG_RUNTIME_DIR of its own) and removed after. Both
+ * tools run the same image: busybox's rootfs imported into podman, saved
+ * as a docker-archive and imported into rkl. podman gets a private storage
+ * root and run root under the user's home (`--root`, `--runroot`), runc and
+ * cgroupfs (as the root rows configure it), events to a file; everything it
+ * made is removed with `podman system reset` and the user's dirs. Each
+ * iteration runs podman's command then rkl's (run, then rm), so the two
+ * see the same load on the shared host; the first iteration warms caches
+ * and is not counted.
+ */
+import {
+  asUser,
+  makeUser,
+  openTun,
+  processesOf,
+  removeUser,
+  sh,
+  type User,
+  waitFor,
+  writeAs,
+} from "../tests/e2e/rootless_user.ts";
+
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+export interface RootlessStat {
+  median: number;
+  p95: number;
+  min: number;
+  runs: number;
+}
+
+export interface RootlessRow {
+  name: string;
+  rkl: RootlessStat;
+  baseline: RootlessStat;
+  baselineLabel: string;
+  goal: number;
+}
+
+function stat(xs: number[]): RootlessStat {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
+  return { median: at(0.5), p95: at(0.95), min: s[0], runs: s.length };
+}
+
+async function ok(u: User, argv: string[], env: Record<string, string> = {}): Promise<string> {
+  const r = await asUser(u, argv, env);
+  if (r.code !== 0) {
+    throw new Error(`${argv.join(" ")} (as ${u.name}): exit ${r.code}: ${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
+  let u: User | undefined;
+  let tunMode: number | undefined;
+  const rows: RootlessRow[] = [];
+  const pm = (user: User) => [
+    "podman",
+    "--root",
+    `${user.home}/podman/root`,
+    "--runroot",
+    `${user.xdg}/podman-run`,
+    "--storage-driver",
+    "overlay",
+  ];
+  let penv: Record<string, string> = {};
+  try {
+    u = await makeUser();
+    const user = u;
+    tunMode = openTun();
+    Deno.mkdirSync(`${user.home}/podman`, { recursive: true });
+    const conf = `${user.home}/podman/containers.conf`;
+    writeAs(
+      user,
+      conf,
+      `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n` +
+        `events_logfile_path = "${user.home}/podman/events.log"\n`,
+    );
+    await sh("chown", ["-R", `${user.uid}:${user.gid}`, `${user.home}/podman`]);
+    penv = { CONTAINERS_CONF: conf };
+    // The same image for both: busybox's rootfs into podman, then saved and imported into rkl.
+    const rootfsTar = `${user.home}/busybox-rootfs.tar`;
+    await sh("tar", ["-C", `${REPO}/bundles/busybox/rootfs`, "-cf", rootfsTar, "."]);
+    await sh("chown", [`${user.uid}:${user.gid}`, rootfsTar]);
+    const image = "localhost/rkl-busybox:bench";
+    await ok(user, [
+      ...pm(user),
+      "import",
+      "--change",
+      "ENV PATH=/bin:/sbin",
+      rootfsTar,
+      image,
+    ], penv);
+    const archive = `${user.home}/busybox.tar`;
+    await ok(user, [...pm(user), "save", "--format", "docker-archive", "-o", archive, image], penv);
+    const rkl = (args: string[]) =>
+      ok(user, [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args]);
+    await rkl(["image", "import", archive]);
+    Deno.removeSync(rootfsTar);
+    Deno.removeSync(archive);
+
+    for (const net of ["none", "default"] as const) {
+      const spec = `${user.home}/rb-${net}.yaml`;
+      writeAs(
+        user,
+        spec,
+        `name: rb\nimage: ${image}\nimagePullPolicy: Never\ncommand: [sleep, "3600"]\n`,
+      );
+      const rklNet = net === "none" ? ["--network", "none"] : [];
+      const pmNet = net === "none" ? ["--network", "none"] : [];
+      const pRun: number[] = [], pRm: number[] = [], rRun: number[] = [], rRm: number[] = [];
+      for (let i = 0; i < runs + 1; i++) {
+        const a = await timed(() =>
+          ok(
+            user,
+            [...pm(user), "run", "-d", ...pmNet, "--name", "pb", image, "sleep", "3600"],
+            penv,
+          )
+        );
+        const b = await timed(() => rkl(["container", "run", ...rklNet, spec]));
+        const c = await timed(() => ok(user, [...pm(user), "rm", "-f", "-t", "0", "pb"], penv));
+        const d = await timed(() => rkl(["container", "rm", "-f", "rb"]));
+        if (i === 0) {
+          // The warm-up also checks that both made what is timed (outside the timing).
+          await ok(
+            user,
+            [...pm(user), "run", "-d", ...pmNet, "--name", "pc", image, "sleep", "60"],
+            penv,
+          );
+          const st = await ok(
+            user,
+            [...pm(user), "inspect", "pc", "--format", "{{.State.Status}}"],
+            penv,
+          );
+          if (st.trim() !== "running") throw new Error(`bench: podman's container is ${st.trim()}`);
+          await ok(user, [...pm(user), "rm", "-f", "-t", "0", "pc"], penv);
+          await rkl(["container", "run", ...rklNet, spec]);
+          const list = await rkl(["container", "list"]);
+          if (!/^rb +running/m.test(list)) throw new Error(`bench: rkl's container: ${list}`);
+          await rkl(["container", "rm", "-f", "rb"]);
+        }
+        if (i > 0) {
+          pRun.push(a);
+          rRun.push(b);
+          pRm.push(c);
+          rRm.push(d);
+        }
+      }
+      const what = net === "none" ? "--network none" : "slirp4netns";
+      rows.push({
+        name: `rootless run, ${what} (runc)`,
+        rkl: stat(rRun),
+        baseline: stat(pRun),
+        baselineLabel: "podman run -d (rootless)",
+        goal: 0.5,
+      }, {
+        name: `rootless rm -f, ${what} (runc)`,
+        rkl: stat(rRm),
+        baseline: stat(pRm),
+        baselineLabel: "podman rm -f -t 0 (rootless)",
+        goal: 0.5,
+      });
+    }
+    return rows;
+  } finally {
+    if (u) {
+      const user = u;
+      await asUser(user, [...pm(user), "system", "reset", "--force"], penv).catch(() => {});
+      await asUser(user, [
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--quiet",
+        `${REPO}/cli/main.ts`,
+        "container",
+        "rm",
+        "-f",
+        "rb",
+      ]).catch(() => {});
+      await waitFor(
+        "podman's and rkl's pause processes only",
+        () => processesOf(user.uid).every((p) => / (sleep infinity|catatonit|podman)/.test(p)),
+        5_000,
+      )
+        .catch(() => {});
+      await removeUser(user);
+    }
+    if (tunMode !== undefined) Deno.chmodSync("/dev/net/tun", tunMode);
+  }
+}
+
+if (import.meta.main) {
+  const rows = await rootlessRows(Number(Deno.env.get("BENCH_RUNS") ?? "10"));
+  for (const r of rows) {
+    console.log(
+      `${r.name}: rkl ${r.rkl.median.toFixed(0)} ms (p95 ${r.rkl.p95.toFixed(0)}), ` +
+        `${r.baselineLabel} ${r.baseline.median.toFixed(0)} ms (p95 ${
+          r.baseline.p95.toFixed(0)
+        }): ${(r.rkl.median / r.baseline.median).toFixed(2)}x (goal <= ${r.goal}x)`,
+    );
+  }
+}
