@@ -4,9 +4,10 @@
  * is this checkout with the test's state roots, and busybox pulled from a
  * local registry (before any census, so the image is part of the baseline).
  */
-import { cleanupAfterAll, type RklEnv, rklOk, waitFor } from "./env.ts";
+import { cleanupAfterAll, type RklEnv, waitFor } from "./env.ts";
 import { REPO } from "./requires.ts";
-import { dirTar, pushImage, type Registry, startRegistry } from "./oci.ts";
+import type { Registry } from "./oci.ts";
+import { busyboxMirror } from "./busybox_mirror.ts";
 import { which } from "../../src/oci/runtime.ts";
 
 /** tmux is there; under CI=true its absence is a failure, never a skip. */
@@ -63,17 +64,7 @@ export async function busyboxTerminal(
     await tmux("send-keys", "-t", "t", "Enter");
   };
   const setUp = async (e: RklEnv): Promise<void> => {
-    registry = await startRegistry(`${e.dir}/registry`);
-    await pushImage(registry.url, "library/busybox", "latest", {
-      layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
-      config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
-    });
-    Deno.writeTextFileSync(
-      `${e.dir}/registries.yaml`,
-      `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
-    );
-    e.env.RKL_REGISTRIES_CONFIG = `${e.dir}/registries.yaml`;
-    await rklOk(e, ["pull", "-q", "busybox"]);
+    registry = await busyboxMirror(e);
     // `rkl` in the terminal: this checkout, this test's state roots.
     const vars = Object.entries(e.env).map(([k, v]) => `${k}='${v}'`).join(" ");
     Deno.writeTextFileSync(

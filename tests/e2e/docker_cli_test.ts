@@ -8,8 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
-import { REPO, requires } from "../_helpers/requires.ts";
-import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+import { requires } from "../_helpers/requires.ts";
+import type { Registry } from "../_helpers/oci.ts";
+import { busyboxMirror } from "../_helpers/busybox_mirror.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "registry");
 const env = ready ? await makeEnv("dcli", 47) : undefined;
@@ -19,18 +20,8 @@ let registry: Registry | undefined;
 
 async function setUp(): Promise<void> {
   if (registry) return;
-  registry = await startRegistry(`${env!.dir}/registry`);
-  await pushImage(registry.url, "library/busybox", "latest", {
-    layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
-    config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
-  });
-  Deno.writeTextFileSync(
-    `${env!.dir}/registries.yaml`,
-    `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
-  );
-  env!.env.RKL_REGISTRIES_CONFIG = `${env!.dir}/registries.yaml`;
   // Pulled before the first census: the image stays for the file's tests.
-  await rklOk(env!, ["pull", "-q", "busybox"]);
+  registry = await busyboxMirror(env!);
 }
 
 /** `rkl ARGS` with the test's network in place of docker's default bridge. */

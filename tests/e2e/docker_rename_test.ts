@@ -17,8 +17,9 @@ import {
   rklOk,
   waitFor,
 } from "../_helpers/env.ts";
-import { REPO, requires } from "../_helpers/requires.ts";
-import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+import { requires } from "../_helpers/requires.ts";
+import type { Registry } from "../_helpers/oci.ts";
+import { busyboxMirror } from "../_helpers/busybox_mirror.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "registry");
 const env = ready ? await makeEnv("dren", 46) : undefined;
@@ -28,18 +29,8 @@ let registry: Registry | undefined;
 
 async function setUp(): Promise<void> {
   if (registry) return;
-  registry = await startRegistry(`${env!.dir}/registry`);
-  await pushImage(registry.url, "library/busybox", "latest", {
-    layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
-    config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
-  });
-  Deno.writeTextFileSync(
-    `${env!.dir}/registries.yaml`,
-    `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
-  );
-  env!.env.RKL_REGISTRIES_CONFIG = `${env!.dir}/registries.yaml`;
   // Pulled before the first census: the image stays for the file's tests.
-  await rklOk(env!, ["pull", "-q", "busybox"]);
+  registry = await busyboxMirror(env!);
 }
 
 // Pulled before the first census (taken as the first test starts).

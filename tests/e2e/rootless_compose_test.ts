@@ -14,13 +14,13 @@
 import assert from "node:assert/strict";
 import { REPO, requires } from "../_helpers/requires.ts";
 import {
+  assertUserEmpty,
   bundlesFor,
   filesUnder,
   freePort,
   leftFiles,
   makeUser,
   openTun,
-  pausePid,
   processesOf,
   removeUser,
   rklAs,
@@ -28,7 +28,6 @@ import {
   sh,
   slirpsOf,
   type User,
-  userMounts,
   waitFor,
   writeAs,
 } from "./rootless_user.ts";
@@ -138,22 +137,7 @@ Deno.test({
       await t.step("down: nothing of the user left", async () => {
         await composeOk(["down"]);
         assert.equal((await rklOkAs(user, ["container", "list", "-q"])).trim(), "");
-        await waitFor("the port to close", async () => {
-          try {
-            (await Deno.connect({ hostname: "127.0.0.1", port: back })).close();
-            return false;
-          } catch {
-            return true;
-          }
-        });
-        const pause = pausePid(user);
-        await waitFor("only the pause process", () => {
-          const ps = processesOf(user.uid);
-          return ps.length === 1 && ps[0].startsWith(`${pause} `);
-        });
-        assert.deepEqual(slirpsOf(user), []);
-        assert.deepEqual(userMounts(user), []);
-        assert.deepEqual(filesUnder(`${user.xdg}/rkl/netns`), []);
+        const pause = await assertUserEmpty(user, back);
         assert.deepEqual(leftFiles(`${user.xdg}/rkl`), []);
         const data = `${user.home}/.local/share/rkl`;
         for (const d of ["containers", "compose", "logs", "exits", "net.d"]) {

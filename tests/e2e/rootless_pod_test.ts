@@ -16,6 +16,7 @@
 import assert from "node:assert/strict";
 import { REPO, requires } from "../_helpers/requires.ts";
 import {
+  assertUserEmpty,
   asUser,
   bundlesFor,
   filesUnder,
@@ -23,7 +24,6 @@ import {
   leftFiles,
   makeUser,
   openTun,
-  pausePid,
   processesOf,
   removeUser,
   rklAs,
@@ -31,7 +31,6 @@ import {
   slirpsOf,
   type User,
   userEnv,
-  userMounts,
   waitFor,
   writeAs,
 } from "./rootless_user.ts";
@@ -303,22 +302,7 @@ spec:
         }
         assert.equal((await rklOkAs(user, ["pod", "list", "-q"])).trim(), "");
         assert.equal((await rklOkAs(user, ["container", "list", "-q"])).trim(), "");
-        await waitFor("the port to close", async () => {
-          try {
-            (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-            return false;
-          } catch {
-            return true;
-          }
-        });
-        const pause = pausePid(user);
-        await waitFor("only the pause process", () => {
-          const ps = processesOf(user.uid);
-          return ps.length === 1 && ps[0].startsWith(`${pause} `);
-        });
-        assert.deepEqual(slirpsOf(user), []);
-        assert.deepEqual(userMounts(user), []);
-        assert.deepEqual(filesUnder(`${user.xdg}/rkl/netns`), []);
+        const pause = await assertUserEmpty(user, port);
         // The daemon's last status stays for `rkl daemon status`, as root's does.
         assert.deepEqual(
           leftFiles(`${user.xdg}/rkl`).filter((f) => f !== "daemon/status.json"),

@@ -5,6 +5,7 @@
  * environment; and the census helpers (its processes, its mounts, files left
  * under its run root).
  */
+import assert from "node:assert/strict";
 import { REPO } from "../_helpers/requires.ts";
 
 export const dec = new TextDecoder();
@@ -256,4 +257,29 @@ export function filesUnder(dir: string): string[] {
 /** The user's slirp4netns processes. */
 export function slirpsOf(u: User): string[] {
   return processesOf(u.uid).filter((p) => p.includes("slirp4netns"));
+}
+
+/**
+ * What is left of the user's rkl once every object is removed: `port` closed,
+ * no process but the user's pause process, no slirp4netns, no mount, no
+ * netns file. Returns the pause process's pid.
+ */
+export async function assertUserEmpty(user: User, port: number): Promise<number> {
+  await waitFor("the port to close", async () => {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  const pause = pausePid(user);
+  await waitFor("only the pause process", () => {
+    const ps = processesOf(user.uid);
+    return ps.length === 1 && ps[0].startsWith(`${pause} `);
+  });
+  assert.deepEqual(slirpsOf(user), []);
+  assert.deepEqual(userMounts(user), []);
+  assert.deepEqual(filesUnder(`${user.xdg}/rkl/netns`), []);
+  return pause;
 }
