@@ -320,7 +320,7 @@ export function containerRequest(
     if (!e.key) throw invalid(`config.envs[${i}].key: must be set`);
     const bad = envNameError(e.key);
     if (bad) throw invalid(`config.envs[${i}].key: ${bad}`);
-    return { name: e.key, value: e.value ?? "" };
+    return { name: e.key, value: envValue(e.value) };
   });
   let logPath: string | undefined;
   if (config.log_path) {
@@ -383,4 +383,15 @@ export function containerRequest(
       ...(m.recursive_read_only ? { recursive_read_only: true } : {}),
     })),
   };
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * An env value: KeyValue.value is `bytes` in the CRI's proto (a string from a
+ * caller that builds the object itself), read as UTF-8 as the kubelet writes it.
+ */
+export function envValue(v: unknown): string {
+  if (v instanceof Uint8Array) return utf8.decode(v);
+  return typeof v === "string" ? v : "";
 }

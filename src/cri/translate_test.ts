@@ -268,6 +268,11 @@ Deno.test("forged sandbox names, namespaces, uids, labels and env names are INVA
     name: "my.env-name",
     value: "x",
   }]);
+  // KeyValue.value is `bytes` on the wire: decoded requests carry a Uint8Array.
+  assert.deepEqual(
+    ctr([{ key: "A", value: new TextEncoder().encode("yés") }, { key: "B" }]).loaded.spec.env,
+    [{ name: "A", value: "yés" }, { name: "B", value: "" }],
+  );
 }); // deno-fmt-ignore
 
 Deno.test("an error the core locates in a CRI request names the RPC and the proto field", () => {

@@ -161,7 +161,8 @@ export function readProbeState(
 /**
  * Ends the pod's worker (teardown), so that it restarts nothing that is being
  * removed: a stop request, the monitor woken (SIGUSR1), up to 2 s for the
- * worker to let its pid file go. A monitor that does not answer in time is
+ * worker to let its pid file go (and for the monitor to end, when this was
+ * the last pod with probes). A monitor that does not answer in time is
  * killed (and a new one started for the other pods). A monitor of an older
  * rkl, one process for this pod alone, gets SIGTERM, then SIGKILL. The pod's
  * files go after, so that nothing writes them again; the stop request stays
@@ -169,21 +170,23 @@ export function readProbeState(
  */
 export async function stopProbeMonitor(host: Host, pod: string): Promise<void> {
   const f = files(host, pod);
+  // From here on no worker starts for the pod, also in a monitor that has not seen it yet.
+  host.fs.mkdir(probeDir(host), { recursive: true, mode: 0o700 });
+  host.fs.writeTextFile(f.stop, "", { mode: 0o600 });
+  const monitor = pidLockOwner(monitorPid(host));
   const owner = pidLockOwner(f.pid);
+  const signal = (pid: number, sig: Deno.Signal) => {
+    try {
+      host.proc.kill(pid, sig);
+    } catch { /* gone */ }
+  };
+  if (monitor !== undefined && monitor !== host.proc.self) signal(monitor, "SIGUSR1");
   if (owner !== undefined && owner !== host.proc.self) {
-    const shared = pidLockOwner(monitorPid(host)) === owner;
-    const signal = (sig: Deno.Signal) => {
-      try {
-        host.proc.kill(owner, sig);
-      } catch { /* gone */ }
-    };
-    if (shared) {
-      host.fs.writeTextFile(f.stop, "", { mode: 0o600 });
-      signal("SIGUSR1");
-    } else signal("SIGTERM");
+    const shared = monitor === owner;
+    if (!shared) signal(owner, "SIGTERM");
     for (let i = 0; i < 40 && pidLockOwner(f.pid) !== undefined; i++) await host.sleep(50);
     if (pidLockOwner(f.pid) !== undefined) {
-      signal("SIGKILL");
+      signal(owner, "SIGKILL");
       for (let i = 0; i < 20 && pidLockOwner(f.pid) !== undefined; i++) await host.sleep(50);
       const argv = host.selfArgv;
       if (shared && argv && host.proc.spawnDetached) {
@@ -194,10 +197,26 @@ export async function stopProbeMonitor(host: Host, pod: string): Promise<void> {
       }
     }
   }
+  if (monitor !== undefined && monitor !== host.proc.self && !othersProbed(host, pod)) {
+    // The last pod it watched: it ends now (woken above), and rm returns once it has, so
+    // that nothing of rkl's runs on for a removed pod.
+    for (let i = 0; i < 40 && pidLockOwner(monitorPid(host)) === monitor; i++) await host.sleep(50);
+  }
   for (const p of [f.state, f.pid, f.wake]) {
     try {
       host.fs.remove(p);
     } catch { /* none */ }
+  }
+}
+
+/** Whether a pod other than `pod` has probes the monitor would run. */
+function othersProbed(host: Host, pod: string): boolean {
+  try {
+    return host.store.list<PodRecord>("pods").some((r) =>
+      r.name !== pod && !!r.probes && !r.static && !r.removing
+    );
+  } catch {
+    return true; // a damaged record: do not wait on the monitor
   }
 }
 
@@ -293,6 +312,7 @@ export async function runProbeMonitors(
           .finally(() => {
             options.signal?.removeEventListener("abort", abort);
             workers.delete(rec.name);
+            wakeUp(); // the monitor may be done now
           });
         workers.set(rec.name, { stop, done });
       }
