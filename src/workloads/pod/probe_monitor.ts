@@ -257,14 +257,15 @@ export async function runProbeMonitors(
       throw e;
     }
   };
+  // The wake-up first: a SIGUSR1 that came before its listener would end the process.
+  let wakeUp: () => void = () => {};
+  options.wake?.(() => wakeUp());
   let release = lock();
   if (!release) return;
   const tickMs = options.tickMs ?? 250;
   const workers = new Map<string, { stop: AbortController; done: Promise<void> }>();
   /** Pods whose worker rested (nothing runs, nothing to restart) and that have not started since. */
   const resting = new Set<string>();
-  let wakeUp: () => void = () => {};
-  options.wake?.(() => wakeUp());
   /** Takes the wake files: those pods are watched afresh. Whether there was any. */
   const takeWakes = (): boolean => {
     let any = false;
