@@ -3,6 +3,7 @@
  * Kubernetes Container at the top level, plus optional `volumes` and
  * `restartPolicy`.
  */
+import { lazy } from "../base/lazy.ts";
 import { z } from "zod";
 import { SpecError } from "../errors.ts";
 import {
@@ -45,17 +46,15 @@ export {
 } from "./container_spec.ts";
 export { checkUniqueVolumes, checkVolumeSources, resolveMounts } from "./volume_mounts.ts";
 
-// Schemas are built on first use: a file without this kind never pays for building them.
-let singleContainerMade: ReturnType<typeof makeSingleContainerSchema> | undefined;
-function makeSingleContainerSchema() {
-  return z.strictObject({
+// Schemas are built on first use (lazy): a file without this kind never pays for building them.
+const singleContainerSchema = lazy(() =>
+  z.strictObject({
     ...containerFields,
     volumes: z.array(hostPathVolume).optional(),
     restartPolicy: z.enum(["Always", "OnFailure", "Never"]).optional(),
     labels: labelMap.optional(),
-  });
-}
-const singleContainerSchema = () => singleContainerMade ??= makeSingleContainerSchema();
+  })
+);
 
 /** Checks shared by containers in any workload: ports, resources. */
 export function checkContainer(

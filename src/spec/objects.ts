@@ -4,6 +4,7 @@
  * (as `podman kube play` does) or from files given with `--configmap`.
  * There is no API server: what a pod names must be in those files.
  */
+import { lazy } from "../base/lazy.ts";
 import { z } from "zod";
 import { dnsLabel } from "./schema.ts";
 import { type SourceDoc, specErrorAt, validate, type Warning } from "./source.ts";
@@ -27,10 +28,9 @@ const metadata = z.strictObject({
   annotations: z.record(z.string(), z.string()).optional(),
 });
 
-// Schemas are built on first use: a file without this kind never pays for building them.
-let configMapMade: ReturnType<typeof makeConfigMapSchema> | undefined;
-function makeConfigMapSchema() {
-  return z.strictObject({
+// Schemas are built on first use (lazy): a file without this kind never pays for building them.
+const configMapSchema = lazy(() =>
+  z.strictObject({
     apiVersion: z.literal("v1"),
     kind: z.literal("ConfigMap"),
     metadata,
@@ -38,13 +38,11 @@ function makeConfigMapSchema() {
       .optional(),
     binaryData: z.record(key, base64).optional(),
     immutable: z.boolean().optional(),
-  });
-}
-const configMapSchema = () => configMapMade ??= makeConfigMapSchema();
+  })
+);
 
-let secretMade: ReturnType<typeof makeSecretSchema> | undefined;
-function makeSecretSchema() {
-  return z.strictObject({
+const secretSchema = lazy(() =>
+  z.strictObject({
     apiVersion: z.literal("v1"),
     kind: z.literal("Secret"),
     metadata,
@@ -53,20 +51,17 @@ function makeSecretSchema() {
     stringData: z.record(key, z.string("values must be strings (quote numbers and booleans)"))
       .optional(),
     immutable: z.boolean().optional(),
-  });
-}
-const secretSchema = () => secretMade ??= makeSecretSchema();
+  })
+);
 
-let claimMade: ReturnType<typeof makeClaimSchema> | undefined;
-function makeClaimSchema() {
-  return z.strictObject({
+const claimSchema = lazy(() =>
+  z.strictObject({
     apiVersion: z.literal("v1"),
     kind: z.literal("PersistentVolumeClaim"),
     metadata,
     spec: z.record(z.string(), z.unknown()).optional(),
-  });
-}
-const claimSchema = () => claimMade ??= makeClaimSchema();
+  })
+);
 
 /** One ConfigMap or Secret: its keys and their bytes. */
 export interface KubeObject {

@@ -1,4 +1,5 @@
 /** Deployment and DaemonSet: pods from a template, named by podman's rule. */
+import { lazy } from "../../base/lazy.ts";
 import { z } from "zod";
 import { type SourceDoc, specErrorAt, validate, type Warning } from "../source.ts";
 import type { LoadedPod } from "../pod.ts";
@@ -19,10 +20,9 @@ const rollout = {
   revisionHistoryLimit: z.number().int().min(0).optional(),
 };
 
-// Schemas are built on first use: a file without this kind never pays for building them.
-let deploymentMade: ReturnType<typeof makeDeploymentSchema> | undefined;
-function makeDeploymentSchema() {
-  return z.strictObject({
+// Schemas are built on first use (lazy): a file without this kind never pays for building them.
+const deploymentSchema = lazy(() =>
+  z.strictObject({
     apiVersion: z.literal("apps/v1"),
     kind: z.literal("Deployment"),
     metadata,
@@ -35,13 +35,11 @@ function makeDeploymentSchema() {
       paused: z.boolean().optional(),
       ...rollout,
     }),
-  });
-}
-const deploymentSchema = () => deploymentMade ??= makeDeploymentSchema();
+  })
+);
 
-let daemonSetMade: ReturnType<typeof makeDaemonSetSchema> | undefined;
-function makeDaemonSetSchema() {
-  return z.strictObject({
+const daemonSetSchema = lazy(() =>
+  z.strictObject({
     apiVersion: z.literal("apps/v1"),
     kind: z.literal("DaemonSet"),
     metadata,
@@ -51,9 +49,8 @@ function makeDaemonSetSchema() {
       updateStrategy: z.record(z.string(), z.unknown()).optional(),
       ...rollout,
     }),
-  });
-}
-const daemonSetSchema = () => daemonSetMade ??= makeDaemonSetSchema();
+  })
+);
 
 export function loadWorkload(
   src: SourceDoc,

@@ -1,4 +1,5 @@
 /** Job: its template and its rules, for the job monitor (workloads/kube.ts). */
+import { lazy } from "../../base/lazy.ts";
 import { z } from "zod";
 import { locate, type SourceDoc, specErrorAt, validate, type Warning } from "../source.ts";
 import type { LoadedPod } from "../pod.ts";
@@ -12,10 +13,9 @@ import {
   withNamespace,
 } from "./common.ts";
 
-// Schemas are built on first use: a file without this kind never pays for building them.
-let jobMade: ReturnType<typeof makeJobSchema> | undefined;
-function makeJobSchema() {
-  return z.strictObject({
+// Schemas are built on first use (lazy): a file without this kind never pays for building them.
+const jobSchema = lazy(() =>
+  z.strictObject({
     apiVersion: z.literal("batch/v1"),
     kind: z.literal("Job"),
     metadata,
@@ -37,9 +37,8 @@ function makeJobSchema() {
       maxFailedIndexes: z.number().int().min(0).optional(),
       managedBy: z.string().optional(),
     }),
-  });
-}
-const jobSchema = () => jobMade ??= makeJobSchema();
+  })
+);
 
 export function loadJob(
   src: SourceDoc,

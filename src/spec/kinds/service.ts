@@ -1,4 +1,5 @@
 /** Service: its ports published on the host, to the first pod it selects. */
+import { lazy } from "../../base/lazy.ts";
 import { z } from "zod";
 import {
   locate,
@@ -11,9 +12,8 @@ import {
 import type { LoadedPod } from "../pod.ts";
 import { type KubeService, metadata, type PodOwner, selects, serverSet, warnAt } from "./common.ts";
 
-// Schemas are built on first use: a file without this kind never pays for building them.
-let serviceMade: ReturnType<typeof makeServiceSchema> | undefined;
-function makeServiceSchema() {
+// Schemas are built on first use (lazy): a file without this kind never pays for building them.
+const serviceSchema = lazy(() => {
   const servicePort = z.strictObject({
     name: z.string().optional(),
     protocol: z.enum(["TCP", "UDP", "SCTP"]).optional(),
@@ -32,8 +32,7 @@ function makeServiceSchema() {
       ports: z.array(servicePort).optional(),
     }).passthrough(),
   });
-}
-const serviceSchema = () => serviceMade ??= makeServiceSchema();
+});
 
 /**
  * A Service's ports, published on the host: `nodePort` when one is given
