@@ -21,6 +21,7 @@ import { bridgeConflist } from "../src/net/network.ts";
 import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
 import { serviceDefinition } from "../src/cri/grpc.ts";
 import { dirTar, pushImage, type Registry, startRegistry } from "../tests/_helpers/oci.ts";
+import { containerdConfig } from "../tests/_helpers/containerd.ts";
 import * as grpc from "@grpc/grpc-js";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -215,46 +216,18 @@ export async function startContainerd(
       }),
     ),
   );
-  const cri = `plugins."io.containerd.grpc.v1.cri"`;
   Deno.writeTextFileSync(
     `${dir}/config.toml`,
-    [
-      "version = 2",
-      `root = "${dir}/root"`,
-      `state = "${dir}/state"`,
-      `disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",` +
-      ` "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",` +
-      ` "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]`,
-      "[grpc]",
-      `  address = "${sock}"`,
-      "[ttrpc]",
-      `  address = "${sock}.ttrpc"`,
-      `[plugins."io.containerd.internal.v1.opt"]`,
-      `  path = "${dir}/root/opt"`,
-      `[${cri}]`,
-      `  sandbox_image = "docker.io/library/pause:bench"`,
-      `  stream_server_address = "127.0.0.1"`,
-      `  stream_server_port = "0"`,
-      // This host gives no CAP_SYS_RESOURCE: the pause container's oom_score_adj of -998 would
-      // fail in runc's nsexec; containerd's own option caps it at containerd's value.
-      `  restrict_oom_score_adj = true`,
-      `[${cri}.containerd]`,
-      `  snapshotter = "overlayfs"`,
-      `  default_runtime_name = "runc"`,
-      `[${cri}.containerd.runtimes.runc]`,
-      `  runtime_type = "io.containerd.runc.v2"`,
-      `[${cri}.containerd.runtimes.runc.options]`,
-      `  BinaryName = "runc"`,
-      `  Root = "${dir}/runc"`,
-      `  SystemdCgroup = false`,
-      `[${cri}.cni]`,
-      `  bin_dir = "${cniBin}"`,
-      `  conf_dir = "${dir}/net.d"`,
-      `  max_conf_num = 1`,
-      `[${cri}.registry.mirrors."docker.io"]`,
-      `  endpoint = ["${reg.url}"]`,
-      "",
-    ].join("\n"),
+    containerdConfig({
+      root: `${dir}/root`,
+      state: `${dir}/state`,
+      sock,
+      runcRoot: `${dir}/runc`,
+      sandboxImage: "docker.io/library/pause:bench",
+      cniBin,
+      cniConfDir: `${dir}/net.d`,
+      mirrors: { "docker.io": reg.url },
+    }),
   );
   const log = Deno.openSync(`${dir}/containerd.log`, { write: true, create: true });
   const child = new Deno.Command("containerd", {

@@ -19,6 +19,7 @@
 import { bridgeConflist } from "../../src/net/network.ts";
 import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../../src/daemon/install.ts";
 import { startRegistry } from "../_helpers/oci.ts";
+import { containerdConfig } from "../_helpers/containerd.ts";
 import { NODE_IMAGES, pushNodeImages, sharedK8sDir } from "../_helpers/node_images.ts";
 import { REPO } from "../_helpers/requires.ts";
 
@@ -696,44 +697,18 @@ resolvConf: /etc/resolv.conf
     const d = this.dir;
     const cniBin = ["/usr/lib/cni", "/opt/cni/bin"].find((b) => exists(`${b}/bridge`));
     if (!cniBin) throw new Error("cluster: no CNI bridge plugin in /usr/lib/cni or /opt/cni/bin");
-    const cri = `plugins."io.containerd.grpc.v1.cri"`;
     Deno.writeTextFileSync(
       `${d}/containerd.toml`,
-      [
-        "version = 2",
-        `root = "${d}/containerd-root"`,
-        `state = "${d}/containerd-state"`,
-        `disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",` +
-        ` "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",` +
-        ` "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]`,
-        "[grpc]",
-        `  address = "${this.sock}"`,
-        "[ttrpc]",
-        `  address = "${this.sock}.ttrpc"`,
-        `[plugins."io.containerd.internal.v1.opt"]`,
-        `  path = "${d}/containerd-root/opt"`,
-        `[${cri}]`,
-        `  sandbox_image = "${NODE_IMAGES.pause}"`,
-        `  stream_server_address = "127.0.0.1"`,
-        `  stream_server_port = "0"`,
-        `  restrict_oom_score_adj = true`,
-        `[${cri}.containerd]`,
-        `  snapshotter = "overlayfs"`,
-        `  default_runtime_name = "runc"`,
-        `[${cri}.containerd.runtimes.runc]`,
-        `  runtime_type = "io.containerd.runc.v2"`,
-        `[${cri}.containerd.runtimes.runc.options]`,
-        `  BinaryName = "runc"`,
-        `  Root = "${d}/runc"`,
-        `  SystemdCgroup = false`,
-        `[${cri}.cni]`,
-        `  bin_dir = "${cniBin}"`,
-        `  conf_dir = "${this.root}/net.d"`,
-        `  max_conf_num = 1`,
-        `[${cri}.registry.mirrors."registry.k8s.io"]`,
-        `  endpoint = ["${registry}"]`,
-        "",
-      ].join("\n"),
+      containerdConfig({
+        root: `${d}/containerd-root`,
+        state: `${d}/containerd-state`,
+        sock: this.sock,
+        runcRoot: `${d}/runc`,
+        sandboxImage: NODE_IMAGES.pause,
+        cniBin,
+        cniConfDir: `${this.root}/net.d`,
+        mirrors: { "registry.k8s.io": registry },
+      }),
     );
     return this.#spawn("containerd", "containerd", ["--config", `${d}/containerd.toml`]);
   }
