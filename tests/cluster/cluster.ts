@@ -198,6 +198,80 @@ export function freePort(): number {
 }
 
 /** A background program with its output in LOGS/name.log. */
+/** Mount points below `dir` in this mount namespace, deepest last. */
+export function mountsBelow(dir: string): string[] {
+  return Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+    .map((l) => l.split(" ")[4]).filter((p) => p?.startsWith(`${dir}/`));
+}
+
+/** Lazily unmounts everything below `dir`, deepest first. */
+export async function umountBelow(dir: string): Promise<void> {
+  for (const m of mountsBelow(dir).reverse()) await sh("umount", ["-l", m], { quiet: true });
+}
+
+/** A node's address on an ifb link of its own (this kernel has no dummy links). */
+export async function addNodeLink(link: string, ip: string): Promise<void> {
+  await sh("ip", ["link", "add", link, "type", "ifb"]);
+  await sh("ip", ["addr", "add", `${ip}/32`, "dev", link]);
+  await sh("ip", ["link", "set", link, "up"]);
+}
+
+/** `ROOT/net.d/NAME.conflist`: the node's pod bridge, its leases under ROOT. */
+export function writeNodeNetwork(root: string, name: string, subnet: string): void {
+  Deno.mkdirSync(`${root}/net.d`, { recursive: true });
+  Deno.writeTextFileSync(
+    `${root}/net.d/${name}.conflist`,
+    JSON.stringify(bridgeConflist(name, { subnet, ipamDataDir: `${root}/cni/networks` })),
+  );
+}
+
+/** Removes every pod sandbox a CRI runtime holds, through its socket. */
+export async function removeAllPods(sock: string): Promise<void> {
+  const crictl = (a: string[]) =>
+    sh("crictl", ["-t", "60s", "-r", `unix://${sock}`, ...a], { quiet: true });
+  const pods = (await crictl(["pods", "-q"])).split("\n").filter(Boolean);
+  await Promise.all(pods.map((p) => crictl(["rmp", "-f", p])));
+}
+
+/**
+ * An `rkl daemon` serving a node: Deno's flags and environment as
+ * `rkl daemon install`'s unit runs it, a private root, run root, socket and
+ * network.
+ */
+export function rklDaemonCommand(o: {
+  dir: string;
+  root: string;
+  runRoot: string;
+  sock: string;
+  network: string;
+  registries: string;
+}): { args: string[]; env: Record<string, string> } {
+  return {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      ...DAEMON_DENO_FLAGS,
+      `${REPO}/cli/main.ts`,
+      "daemon",
+      "--manifests",
+      `${o.dir}/manifests`,
+      "--network",
+      o.network,
+      "--cri-socket",
+      o.sock,
+      "--pause-image",
+      NODE_IMAGES.pause,
+    ],
+    env: {
+      ...DAEMON_ENV,
+      RKL_ROOT: o.root,
+      RKL_RUN_ROOT: o.runRoot,
+      RKL_REGISTRIES_CONFIG: o.registries,
+    },
+  };
+}
+
 export class Proc {
   child: Deno.ChildProcess;
   constructor(
@@ -442,33 +516,17 @@ resolvConf: /etc/resolv.conf
 `;
   }
 
-  /**
-   * The rkl daemon's command line: a private root, run root, socket and
-   * network; Deno's flags and the environment (V8 flags, malloc arenas) as
-   * `rkl daemon install`'s unit runs it.
-   */
+  /** The rkl daemon on this node's root, run root, socket and network. */
   #startRkl(): Proc {
-    return this.#spawn("rkl", Deno.execPath(), [
-      "run",
-      "-A",
-      "--quiet",
-      ...DAEMON_DENO_FLAGS,
-      `${REPO}/cli/main.ts`,
-      "daemon",
-      "--manifests",
-      `${this.dir}/manifests`,
-      "--network",
-      NETWORK,
-      "--cri-socket",
-      this.sock,
-      "--pause-image",
-      NODE_IMAGES.pause,
-    ], {
-      ...DAEMON_ENV,
-      RKL_ROOT: this.root,
-      RKL_RUN_ROOT: this.runRoot,
-      RKL_REGISTRIES_CONFIG: `${this.dir}/registries.yaml`,
+    const { args, env } = rklDaemonCommand({
+      dir: this.dir,
+      root: this.root,
+      runRoot: this.runRoot,
+      sock: this.sock,
+      network: NETWORK,
+      registries: `${this.dir}/registries.yaml`,
     });
+    return this.#spawn("rkl", Deno.execPath(), args, env);
   }
 
   async #start(opts: ClusterOptions): Promise<void> {
@@ -520,9 +578,7 @@ resolvConf: /etc/resolv.conf
     });
     this.#undo.push(async () => {
       // The kubelet's volume mounts (secrets, configmaps as tmpfs) under its root dir.
-      const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
-        .map((l) => l.split(" ")[4]).filter((p) => p?.startsWith(`${d}/`)).reverse();
-      for (const m of mounts) await sh("umount", ["-l", m], { quiet: true });
+      await umountBelow(d);
     });
 
     this.#say("cluster: images and certificates …");
@@ -538,18 +594,10 @@ resolvConf: /etc/resolv.conf
 
     // The node's address, on a link of its own.
     this.#undo.push(() => sh("ip", ["link", "del", NODE_LINK], { quiet: true }).then(() => {}));
-    await sh("ip", ["link", "add", NODE_LINK, "type", "ifb"]);
-    await sh("ip", ["addr", "add", `${NODE_IP}/32`, "dev", NODE_LINK]);
-    await sh("ip", ["link", "set", NODE_LINK, "up"]);
+    await addNodeLink(NODE_LINK, NODE_IP);
 
     // rkl: its network's conflist, then the daemon.
-    Deno.mkdirSync(`${this.root}/net.d`, { recursive: true });
-    Deno.writeTextFileSync(
-      `${this.root}/net.d/${NETWORK}.conflist`,
-      JSON.stringify(
-        bridgeConflist(NETWORK, { subnet: POD_CIDR, ipamDataDir: `${this.root}/cni/networks` }),
-      ),
-    );
+    writeNodeNetwork(this.root, NETWORK, POD_CIDR);
     this.#undo.push(() => sh("ip", ["link", "del", NETWORK], { quiet: true }).then(() => {}));
     if (this.runtime === "rkl") this.#startRkl();
     else this.#startContainerd(reg.url);
@@ -570,10 +618,7 @@ resolvConf: /etc/resolv.conf
           60_000,
         ).catch(() => {});
       }
-      const crictl = (a: string[]) =>
-        sh("crictl", ["-t", "60s", "-r", `unix://${this.sock}`, ...a], { quiet: true });
-      const pods = (await crictl(["pods", "-q"])).split("\n").filter(Boolean);
-      await Promise.all(pods.map((p) => crictl(["rmp", "-f", p])));
+      await removeAllPods(this.sock);
       await rt.stop(30_000);
       if (this.runtime === "containerd") {
         // Shims outlive containerd by design; every pod is gone, so none should be left.

@@ -13,18 +13,21 @@
  * kube-proxy's rules serve both nodes' pods. Used by tests/cluster/run.ts.
  */
 import { NODE_IMAGES } from "../_helpers/node_images.ts";
-import { REPO } from "../_helpers/requires.ts";
-import { bridgeConflist } from "../../src/net/network.ts";
-import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../../src/daemon/install.ts";
 import {
+  addNodeLink,
   type Cluster,
   exists,
   freePort,
+  mountsBelow,
   type Proc,
+  removeAllPods,
   removeCgroupTrees,
+  rklDaemonCommand,
   ruleLines,
   sh,
+  umountBelow,
   until,
+  writeNodeNetwork,
 } from "./cluster.ts";
 
 export const NODE_B = "rkl-node-b";
@@ -139,40 +142,20 @@ current-context: rkl
     }
 
     // The node's address on a link of its own.
-    await sh("ip", ["link", "add", NODE_B_LINK, "type", "ifb"]);
-    await sh("ip", ["addr", "add", `${NODE_B_IP}/32`, "dev", NODE_B_LINK]);
-    await sh("ip", ["link", "set", NODE_B_LINK, "up"]);
+    await addNodeLink(NODE_B_LINK, NODE_B_IP);
 
     // rkl: its own network and daemon.
-    Deno.mkdirSync(`${this.root}/net.d`, { recursive: true });
-    Deno.writeTextFileSync(
-      `${this.root}/net.d/${NETWORK_B}.conflist`,
-      JSON.stringify(
-        bridgeConflist(NETWORK_B, { subnet: POD_CIDR_B, ipamDataDir: `${this.root}/cni/networks` }),
-      ),
-    );
+    writeNodeNetwork(this.root, NETWORK_B, POD_CIDR_B);
     // As node A's: the installed unit's Deno flags and environment.
-    this.c.spawn("rkl-b", Deno.execPath(), [
-      "run",
-      "-A",
-      "--quiet",
-      ...DAEMON_DENO_FLAGS,
-      `${REPO}/cli/main.ts`,
-      "daemon",
-      "--manifests",
-      `${d}/manifests`,
-      "--network",
-      NETWORK_B,
-      "--cri-socket",
-      this.sock,
-      "--pause-image",
-      NODE_IMAGES.pause,
-    ], {
-      ...DAEMON_ENV,
-      RKL_ROOT: this.root,
-      RKL_RUN_ROOT: this.runRoot,
-      RKL_REGISTRIES_CONFIG: `${this.c.dir}/registries.yaml`,
+    const { args, env } = rklDaemonCommand({
+      dir: d,
+      root: this.root,
+      runRoot: this.runRoot,
+      sock: this.sock,
+      network: NETWORK_B,
+      registries: `${this.c.dir}/registries.yaml`,
     });
+    this.c.spawn("rkl-b", Deno.execPath(), args, env);
     await until("node B's CRI socket", () => exists(this.sock), 60_000);
 
     // Its kubelet: the first node's config with its own paths, ports, address and cgroup root.
@@ -206,18 +189,13 @@ current-context: rkl
     await this.c.procs.get("kubelet-b")?.stop(20_000);
     const rkl = this.c.procs.get("rkl-b");
     if (rkl?.running) {
-      const crictl = (a: string[]) =>
-        sh("crictl", ["-t", "60s", "-r", `unix://${this.sock}`, ...a], { quiet: true });
-      const pods = (await crictl(["pods", "-q"])).split("\n").filter(Boolean);
-      await Promise.all(pods.map((p) => crictl(["rmp", "-f", p])));
+      await removeAllPods(this.sock);
       await rkl.stop(30_000);
     }
     await this.c.kubectl(["delete", "node", NODE_B, "--ignore-not-found", "--wait=false"], {
       quiet: true,
     }).catch(() => {});
-    const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
-      .map((l) => l.split(" ")[4]).filter((p) => p?.startsWith(`${this.dir}/`)).reverse();
-    for (const m of mounts) await sh("umount", ["-l", m], { quiet: true });
+    await umountBelow(this.dir);
     removeCgroupTrees(CGROUP_ROOT_B);
     for (const l of [NODE_B_LINK, NETWORK_B]) {
       await sh("ip", ["link", "del", l], { quiet: true });
@@ -241,10 +219,7 @@ current-context: rkl
         if (cmd.includes(`${this.dir}/`)) left.push(`process ${e.name} ${cmd.slice(0, 120)}`);
       } catch { /* gone */ }
     }
-    for (const m of Deno.readTextFileSync("/proc/self/mountinfo").split("\n")) {
-      const p = m.split(" ")[4];
-      if (p?.startsWith(`${this.dir}/`)) left.push(`mount ${p}`);
-    }
+    for (const p of mountsBelow(this.dir)) left.push(`mount ${p}`);
     for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
       if (exists(`/sys/fs/cgroup/${e.name}/${CGROUP_ROOT_B}`)) {
         left.push(`cgroup /sys/fs/cgroup/${e.name}/${CGROUP_ROOT_B}`);
