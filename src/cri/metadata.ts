@@ -33,11 +33,6 @@ export interface CriContainerInfo {
   annotations: Record<string, string>;
   /** The image as the request named it (a reference or an image id). */
   image: string;
-  /**
-   * The image as the pod spec names it (ImageSpec.user_specified_image: the
-   * kubelet creates from the pulled image's id and sends the name here).
-   */
-  userImage?: string;
   /** The mounts as asked for, for ContainerStatus. */
   mounts?: CriMount[];
 }

@@ -27,7 +27,7 @@ import {
   Status,
 } from "../grpc.ts";
 import { containerRequest } from "../translate.ts";
-import { containerSource, type CriContainerInfo } from "../metadata.ts";
+import { containerSource } from "../metadata.ts";
 import {
   containerBrief,
   containerInfo,
@@ -61,27 +61,6 @@ export function resourceUpdateOf(r: Message | null | undefined): ResourceUpdate 
     if (n > 0) out[k] = n;
   }
   return out;
-}
-
-/** user_specified_image, kept when it is a plausible image reference. */
-function userImage(v: unknown): { userImage?: string } {
-  return typeof v === "string" && v !== "" && v.length <= 4096 && !/[\s\0]/.test(v)
-    ? { userImage: v }
-    : {};
-}
-
-/**
- * The image ContainerStatus names, which the kubelet shows as the pod's
- * `status.containerStatuses[].image`: the pod spec's name when the kubelet
- * sent it, else the request's text, and for an image id its first tag (as
- * containerd answers), so that a name, not a digest, is shown.
- */
-function statusImage(host: Host, m: CriContainerInfo): string {
-  if (m.userImage) return m.userImage;
-  if (!/^(sha256:)?[0-9a-f]{64}$/.test(m.image)) return m.image;
-  const store = imageStore(host).store;
-  const rec = store.find(m.image);
-  return (rec && store.tagsOf(rec.id)[0]) ?? m.image;
 }
 
 export function containerHandlers(
@@ -131,7 +110,6 @@ export function containerHandlers(
           labels: { ...config.labels },
           annotations: { ...config.annotations },
           image: imageText,
-          ...userImage(config.image?.user_specified_image),
           mounts,
         }),
       });
@@ -200,10 +178,8 @@ export function containerHandlers(
     ContainerStatus: async (req) => {
       const c = await quickRefresh(host, findContainer(host, req.container_id));
       const exited = c.status === "exited";
-      const brief = containerBrief(c);
       const status = {
-        ...brief,
-        image: { ...brief.image, image: statusImage(host, containerInfo(c)) },
+        ...containerBrief(c),
         started_at: nanos(c.startedAt),
         finished_at: exited ? nanos(c.finishedAt) : "0",
         exit_code: exited ? c.exitCode ?? 0 : 0,

@@ -72,37 +72,6 @@ Deno.test("ContainerStatus reports exit code, times, limits and the mounts as as
   }
 });
 
-Deno.test("ContainerStatus names the pod spec's image (user_specified_image), else a tag of an id", async () => {
-  const t = testHost();
-  try {
-    const id = "a".repeat(64);
-    (t.host as { images?: unknown }).images = {
-      store: {
-        find: (ref: string) => ref.endsWith(id) ? { id: `sha256:${id}` } : undefined,
-        tagsOf: (i: string) => i === `sha256:${id}` ? ["registry.k8s.io/busybox:1.37"] : [],
-      },
-    };
-    const put = (n: string, info: Record<string, unknown>) => {
-      const rec = criContainer(t, id64(n), { sandboxId: id64("a"), status: "running" });
-      Object.assign(rec.source!.meta as Record<string, unknown>, info);
-      t.store.put("containers", rec);
-    };
-    put("1", { image: `sha256:${id}`, userImage: "registry.k8s.io/e2e/busybox:1.37.0-1" });
-    put("2", { image: `sha256:${id}` });
-    put("3", { image: `sha256:${"b".repeat(64)}` });
-    put("4", { image: "busybox:1.36" });
-    const h = containerHandlers(t.host);
-    const image = async (n: string) =>
-      (await h.ContainerStatus({ container_id: id64(n) }, never)).status.image.image;
-    assert.equal(await image("1"), "registry.k8s.io/e2e/busybox:1.37.0-1");
-    assert.equal(await image("2"), "registry.k8s.io/busybox:1.37");
-    assert.equal(await image("3"), `sha256:${"b".repeat(64)}`);
-    assert.equal(await image("4"), "busybox:1.36");
-  } finally {
-    t.cleanup();
-  }
-});
-
 Deno.test("UpdateContainerResources writes the cgroup and the record; 0 leaves a setting; bad values name the proto field", async () => {
   const t = testHost();
   try {
