@@ -13,6 +13,7 @@
  *   deno task test:node-e2e                 the CI subset (SUBSET below: specs from every area)
  *   deno task test:node-e2e --all           [NodeConformance] minus [Serial]/[Slow]/[Flaky]/[Disruptive]
  *   deno task test:node-e2e --serial        [NodeConformance] and [Serial] (the second pass)
+ *   … --serial --focus REGEX                those of the [Serial] specs
  *   deno task test:node-e2e --focus REGEX   those specs
  *   … --nodes N                             N ginkgo processes (../shared/cri-tools/ginkgo)
  *
@@ -345,7 +346,11 @@ async function main(): Promise<number> {
   let skip = String.raw`\[Flaky\]|\[Slow\]|\[Disruptive\]|\[Serial\]`;
   if (Deno.args.includes("--all")) focus = [String.raw`\[NodeConformance\]`];
   else if (Deno.args.includes("--serial")) {
-    focus = [String.raw`\[NodeConformance\].*\[Serial\]|\[Serial\].*\[NodeConformance\]`];
+    // With --focus: those of the [Serial] specs (a single one, alone on the node).
+    focus = [
+      arg("--focus") ??
+        String.raw`\[NodeConformance\].*\[Serial\]|\[Serial\].*\[NodeConformance\]`,
+    ];
     skip = String.raw`\[Flaky\]|\[Slow\]|\[Disruptive\]`;
   } else if (arg("--focus")) focus = [arg("--focus")!];
   else focus = SUBSET;
