@@ -164,10 +164,12 @@ async function buildNmeter(workDir: string): Promise<Uint8Array> {
 
 /**
  * `agnhost fake-registry-server`'s content, as upstream's agnhost image has it
- * (test/images/agnhost/fakeregistryserver: images.txt `pause 3.10.1 testing`):
- * /var/registry/NAME/manifests/TAG holding a digest,
- * /var/registry/NAME/manifests/DIGEST the manifest, /var/registry/NAME/blobs/DIGEST
- * its config and layers, readable by any uid (the spec runs it as 5123).
+ * (test/images/agnhost/fakeregistryserver: images.txt `pause 3.10.1 testing`),
+ * in the layout v1.36.3's server reads (seen with strace: docker-registry's
+ * storage paths): /var/registry/NAME/manifests/TAG holding a digest,
+ * /var/registry/NAME/manifests/sha256/XX/HEX/data the manifest and
+ * /var/registry/NAME/blobs/sha256/XX/HEX/data its config and layers, readable
+ * by any uid (the spec runs it as 5123; `--private` asks for user:password).
  * Read back from the registry `ref` was pushed to. The "pull from private
  * registry with secret" spec pulls `localhost:5000/pause:testing` from it.
  */
@@ -203,10 +205,21 @@ async function fakeRegistryTree(
       data: new TextEncoder().encode(`${digest}\n`),
       mode: 0o644,
     },
-    { name: `${root}/manifests/${digest}`, data: manifest, mode: 0o644 },
   ];
+  const seen = new Set<string>();
+  const put = (kind: "manifests" | "blobs", d: string, data: Uint8Array) => {
+    const hex = d.replace(/^sha256:/, "");
+    for (
+      const dir of ["sha256/", `sha256/${hex.slice(0, 2)}/`, `sha256/${hex.slice(0, 2)}/${hex}/`]
+    ) {
+      if (!seen.has(`${kind}/${dir}`)) out.push({ name: `${root}/${kind}/${dir}`, type: "dir" });
+      seen.add(`${kind}/${dir}`);
+    }
+    out.push({ name: `${root}/${kind}/sha256/${hex.slice(0, 2)}/${hex}/data`, data, mode: 0o644 });
+  };
+  put("manifests", digest, manifest);
   for (const d of [m.config.digest, ...m.layers.map((l) => l.digest)]) {
-    out.push({ name: `${root}/blobs/${d}`, data: await get(`blobs/${d}`), mode: 0o644 });
+    put("blobs", d, await get(`blobs/${d}`));
   }
   return out;
 }
