@@ -22,10 +22,12 @@
  *   /usr/local/bin/nnp printing `Effective uid: N`, CMD ["nnp"].
  * - e2e-test-images/glibc-dns-testing:2.0.0: busybox (`sh`, `hostname -f`
  *   answering from /etc/hosts), for the pod hostname/FQDN specs.
+ *   /var/registry/pause holds pause:3.10.2 as `pause:testing` for
+ *   `agnhost fake-registry-server` (the private registry pull spec).
  * - pause:3.10.2: catatonit in pause mode as /pause, USER 65535:65535.
  */
 import { appletLayer, buildPrograms, USERS } from "../cri/images.ts";
-import { dirTar, type Member, pushImage, tarBytes } from "./oci.ts";
+import { dirTar, type Member, pushImage, sha, tarBytes } from "./oci.ts";
 import { REPO } from "./requires.ts";
 import { which } from "../../src/oci/runtime.ts";
 
@@ -160,6 +162,68 @@ async function buildNmeter(workDir: string): Promise<Uint8Array> {
   return Deno.readFileSync(bin);
 }
 
+/**
+ * `agnhost fake-registry-server`'s content, as upstream's agnhost image has it
+ * (test/images/agnhost/fakeregistryserver: images.txt `pause 3.10.1 testing`),
+ * in the layout v1.36.3's server reads (seen with strace: docker-registry's
+ * storage paths): /var/registry/NAME/manifests/TAG holding a digest,
+ * /var/registry/NAME/manifests/sha256/XX/HEX/data the manifest and
+ * /var/registry/NAME/blobs/sha256/XX/HEX/data its config and layers, readable
+ * by any uid (the spec runs it as 5123; `--private` asks for user:password).
+ * Read back from the registry `ref` was pushed to. The "pull from private
+ * registry with secret" spec pulls `localhost:5000/pause:testing` from it.
+ */
+async function fakeRegistryTree(
+  url: string,
+  ref: string,
+  name: string,
+  tag: string,
+): Promise<Member[]> {
+  const [repoPath, refTag] = ref.split(/:(?=[^:]+$)/);
+  const repo = repoPath.slice(repoPath.indexOf("/") + 1);
+  const get = async (path: string, accept?: string) => {
+    const r = await fetch(`${url}/v2/${repo}/${path}`, {
+      headers: accept ? { accept } : {},
+    });
+    if (!r.ok) throw new Error(`GET ${url}/v2/${repo}/${path}: ${r.status}`);
+    return new Uint8Array(await r.arrayBuffer());
+  };
+  const manifest = await get(
+    `manifests/${refTag}`,
+    "application/vnd.oci.image.manifest.v1+json",
+  );
+  const digest = sha(manifest);
+  const m = JSON.parse(new TextDecoder().decode(manifest)) as {
+    config: { digest: string };
+    layers: { digest: string }[];
+  };
+  const root = `var/registry/${name}`;
+  const out: Member[] = [
+    ...dirs("var/", "var/registry/", `${root}/`, `${root}/manifests/`, `${root}/blobs/`),
+    {
+      name: `${root}/manifests/${tag}`,
+      data: new TextEncoder().encode(`${digest}\n`),
+      mode: 0o644,
+    },
+  ];
+  const seen = new Set<string>();
+  const put = (kind: "manifests" | "blobs", d: string, data: Uint8Array) => {
+    const hex = d.replace(/^sha256:/, "");
+    for (
+      const dir of ["sha256/", `sha256/${hex.slice(0, 2)}/`, `sha256/${hex.slice(0, 2)}/${hex}/`]
+    ) {
+      if (!seen.has(`${kind}/${dir}`)) out.push({ name: `${root}/${kind}/${dir}`, type: "dir" });
+      seen.add(`${kind}/${dir}`);
+    }
+    out.push({ name: `${root}/${kind}/sha256/${hex.slice(0, 2)}/${hex}/data`, data, mode: 0o644 });
+  };
+  put("manifests", digest, manifest);
+  for (const d of [m.config.digest, ...m.layers.map((l) => l.digest)]) {
+    put("blobs", d, await get(`blobs/${d}`));
+  }
+  return out;
+}
+
 export interface Pushed {
   ref: string;
   digest: string;
@@ -200,6 +264,12 @@ export async function pushNodeImages(url: string, workDir: string): Promise<Push
     ExposedPorts: { "80/tcp": {} },
     StopSignal: "SIGTERM",
   });
+  // pause first: agnhost's image carries it as its fake registry's content.
+  const catatonit = which("catatonit");
+  if (!catatonit) throw new Error("catatonit is not installed (scripts/setup.sh installs it)");
+  await push(NODE_IMAGES.pause, [
+    { name: "pause", data: Deno.readFileSync(catatonit), mode: 0o755 },
+  ], { Entrypoint: ["/pause", "-P"], Cmd: [], User: "65535:65535" });
   const tls = await localhostCert(workDir);
   const bash = await hostProgram("/bin/bash");
   await push(NODE_IMAGES.agnhost, [
@@ -210,16 +280,12 @@ export async function pushNodeImages(url: string, workDir: string): Promise<Push
     { name: "agnhost-2", type: "symlink", linkname: "agnhost" },
     ...dirs("uploads/", "usr/", "usr/bin/"),
     { name: "usr/bin/curl", data: programs.curl, mode: 0o755 },
+    ...await fakeRegistryTree(url, NODE_IMAGES.pause, "pause", "testing"),
   ], {
     Entrypoint: ["/agnhost"],
     Cmd: ["pause"],
     ExposedPorts: { "80/tcp": {}, "8080/tcp": {}, "8081/tcp": {}, "9376/tcp": {} },
   });
-  const catatonit = which("catatonit");
-  if (!catatonit) throw new Error("catatonit is not installed (scripts/setup.sh installs it)");
-  await push(NODE_IMAGES.pause, [
-    { name: "pause", data: Deno.readFileSync(catatonit), mode: 0o755 },
-  ], { Entrypoint: ["/pause", "-P"], Cmd: [], User: "65535:65535" });
   return out;
 }
 

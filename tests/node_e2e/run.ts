@@ -13,6 +13,7 @@
  *   deno task test:node-e2e                 the CI subset (SUBSET below: specs from every area)
  *   deno task test:node-e2e --all           [NodeConformance] minus [Serial]/[Slow]/[Flaky]/[Disruptive]
  *   deno task test:node-e2e --serial        [NodeConformance] and [Serial] (the second pass)
+ *   … --serial --focus REGEX                those of the [Serial] specs
  *   deno task test:node-e2e --focus REGEX   those specs
  *   … --nodes N                             N ginkgo processes (../shared/cri-tools/ginkgo)
  *
@@ -26,6 +27,7 @@ import { bridgeConflist } from "../../src/net/network.ts";
 import { startRegistry } from "../_helpers/oci.ts";
 import { NODE_IMAGES, pushNodeImages, sharedK8sDir } from "../_helpers/node_images.ts";
 import { REPO } from "../_helpers/requires.ts";
+import { kubeletPids, type StandinEnv } from "./systemctl.ts";
 
 /** At least one spec from each area, a few minutes in all (kept in `test:all`). */
 export const SUBSET = [
@@ -199,14 +201,50 @@ function removeCgroupTrees(name: string): void {
   for (const r of roots) if (exists(`${r}/${name}`)) rm(`${r}/${name}`);
 }
 
-/** A directory of links to /usr/bin's programs but systemd's: the suite then runs the kubelet itself. */
-function pathWithoutSystemd(dir: string): string {
+/**
+ * A directory of links to /usr/bin's programs but systemd's (the suite then
+ * runs the kubelet itself), and two stand-ins, on the suite's PATH only:
+ * `sudo` (the suite runs as root: it runs its arguments, nothing else) and
+ * `systemctl` (tests/node_e2e/systemctl.ts: restarts, stops and signals the
+ * suite's kubelet, the specs' `sudo systemctl restart kubelet-…`).
+ */
+function pathWithoutSystemd(dir: string, standin: StandinEnv): string {
   Deno.mkdirSync(dir, { recursive: true });
   for (const e of Deno.readDirSync("/usr/bin")) {
-    if (!HIDDEN.has(e.name)) Deno.symlinkSync(`/usr/bin/${e.name}`, `${dir}/${e.name}`);
+    if (!HIDDEN.has(e.name) && e.name !== "sudo") {
+      Deno.symlinkSync(`/usr/bin/${e.name}`, `${dir}/${e.name}`);
+    }
   }
+  Deno.writeTextFileSync(`${dir}/sudo`, SUDO, { mode: 0o755 });
+  const q = (s: string) => {
+    if (s.includes("'")) throw new Error(`node-e2e: a path with a quote: ${s}`);
+    return `'${s}'`;
+  };
+  Deno.writeTextFileSync(
+    `${dir}/systemctl`,
+    `#!/bin/sh
+# rkl node e2e harness: systemctl stand-in (tests/node_e2e/systemctl.ts)
+export RKL_E2E_KUBELET=${q(standin.kubelet)} RKL_E2E_KUBELET_MATCH=${q(standin.match)}
+export RKL_E2E_STATE=${q(standin.state)} RKL_E2E_KUBELET_LOG=${q(standin.log)}
+exec ${q(Deno.execPath())} run -A --quiet --no-config ${
+      q(`${REPO}/tests/node_e2e/systemctl.ts`)
+    } "$@"
+`,
+    { mode: 0o755 },
+  );
   return ["/usr/local/sbin", "/usr/local/bin", dir, "/usr/sbin"].join(":");
 }
+
+/** The suite runs as root; upstream's specs still say `sudo CMD …` (kubelet restarts, cgroup writes). */
+const SUDO = `#!/bin/sh
+# rkl node e2e harness: sudo stand-in. The suite runs as root: run the command, nothing else.
+if [ "$(id -u)" != 0 ]; then echo "sudo stand-in: not root" >&2; exit 1; fi
+case "$1" in
+"") echo "usage: sudo COMMAND [ARG...]" >&2; exit 1 ;;
+-*) echo "sudo stand-in: options are not supported: $1" >&2; exit 1 ;;
+esac
+exec "$@"
+`;
 
 function kubeletBase(): string {
   return `apiVersion: kubelet.config.k8s.io/v1beta1
@@ -308,7 +346,11 @@ async function main(): Promise<number> {
   let skip = String.raw`\[Flaky\]|\[Slow\]|\[Disruptive\]|\[Serial\]`;
   if (Deno.args.includes("--all")) focus = [String.raw`\[NodeConformance\]`];
   else if (Deno.args.includes("--serial")) {
-    focus = [String.raw`\[NodeConformance\].*\[Serial\]|\[Serial\].*\[NodeConformance\]`];
+    // With --focus: those of the [Serial] specs (a single one, alone on the node).
+    focus = [
+      arg("--focus") ??
+        String.raw`\[NodeConformance\].*\[Serial\]|\[Serial\].*\[NodeConformance\]`,
+    ];
     skip = String.raw`\[Flaky\]|\[Slow\]|\[Disruptive\]`;
   } else if (arg("--focus")) focus = [arg("--focus")!];
   else focus = SUBSET;
@@ -326,6 +368,7 @@ async function main(): Promise<number> {
   const hadPods = exists("/var/log/pods");
   const hadKubepods = exists("/sys/fs/cgroup/memory/kubepods");
   let daemon: Deno.ChildProcess | undefined;
+  let standin: StandinEnv | undefined;
   const forwards: { close(): void }[] = [];
   const reg = await startRegistry(`${dir}/registry`);
   try {
@@ -386,7 +429,13 @@ async function main(): Promise<number> {
     Deno.writeTextFileSync(`${dir}/kubelet-base.yaml`, kubeletBase());
     const work = `${dir}/work`;
     Deno.mkdirSync(work, { recursive: true });
-    const PATH = pathWithoutSystemd(`${dir}/bin`);
+    standin = {
+      kubelet: `${kubeletDir}/kubelet`,
+      match: `unix://${sock}`,
+      state: `${dir}/systemctl`,
+      log: `${report}/kubelet.log`,
+    };
+    const PATH = pathWithoutSystemd(`${dir}/bin`, standin);
     const suiteArgs = [
       `--container-runtime-endpoint=unix://${sock}`,
       `--image-service-endpoint=unix://${sock}`,
@@ -489,7 +538,18 @@ async function main(): Promise<number> {
     );
     return ran.length === skipped.length || failed.length > 0 ? 1 : 0;
   } finally {
-    // The suite stops its kubelet; what the kubelet left to rkl goes through rkl's CRI.
+    // The suite stops the kubelet it started; one the systemctl stand-in restarted is not its
+    // child any more. What the kubelet left to rkl goes through rkl's CRI.
+    if (standin) {
+      for (const p of kubeletPids(standin.kubelet, standin.match)) {
+        try {
+          Deno.kill(p, "SIGTERM");
+        } catch { /* gone */ }
+      }
+      await until("the kubelet's exit", () => {
+        return kubeletPids(standin!.kubelet, standin!.match).length === 0;
+      }, 30_000).catch((e) => console.log((e as Error).message));
+    }
     if (daemon) {
       const crictl = (a: string[]) =>
         sh("crictl", ["-r", `unix://${sock}`, "-i", `unix://${sock}`, "-t", "60s", ...a], {

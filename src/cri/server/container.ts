@@ -63,6 +63,25 @@ export function resourceUpdateOf(r: Message | null | undefined): ResourceUpdate 
   return out;
 }
 
+/**
+ * The image a container's status names (ContainerStatus and ListContainers'
+ * `image.image`, the pod status's `image`): the name the pod gave
+ * (`user_specified_image`: the kubelet sends the image id as `image` and the
+ * pod's image there), else the request's reference, else for an id the image's
+ * first tag. As containerd and CRI-O answer: a name, not an id (the node e2e
+ * suite's "update during the kubelet restart" spec waits for the new name).
+ */
+export function statusImage(
+  spec: { image?: string; user_specified_image?: string } | undefined,
+  imageId: string,
+  tagsOf: (id: string) => string[],
+): string {
+  const asked = spec?.image ?? "";
+  if (spec?.user_specified_image) return spec.user_specified_image;
+  if (asked !== imageId && !/^(sha256:)?[a-f0-9]{64}$/.test(asked)) return asked;
+  return tagsOf(imageId)[0] ?? asked;
+}
+
 export function containerHandlers(
   host: Host,
   removals: Removals = new Removals(host),
@@ -75,7 +94,8 @@ export function containerHandlers(
       const config = req.config ?? {};
       const imageText: string = config.image?.image ?? "";
       if (!imageText) throw invalid("config.image.image: must be set");
-      const img = imageStore(host).store.find(imageText);
+      const images = imageStore(host).store;
+      const img = images.find(imageText);
       if (!img) throw notFound(`image ${JSON.stringify(imageText)} is not present`);
       const sb = sandboxInfo(p);
       const { loaded, logPath, mounts } = containerRequest(config, {
@@ -109,7 +129,7 @@ export function containerHandlers(
           attempt: md.attempt ?? 0,
           labels: { ...config.labels },
           annotations: { ...config.annotations },
-          image: imageText,
+          image: statusImage(config.image, img.id, (id) => images.tagsOf(id)),
           mounts,
         }),
       });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { containerHandlers, resourceUpdateOf } from "./container.ts";
+import { containerHandlers, resourceUpdateOf, statusImage } from "./container.ts";
 import { criContainer, criSandbox, failsWith, id64, never, testHost } from "./_testing.ts";
 import { Status } from "../grpc.ts";
 import type { ContainerRecord } from "../../workloads/container.ts";
@@ -248,4 +248,32 @@ Deno.test("ReopenContainerLog needs a running container", async () => {
   } finally {
     t.cleanup();
   }
+});
+
+Deno.test("statusImage names the pod's image, not the id the kubelet creates the container from", () => {
+  const id = `sha256:${"ab".repeat(32)}`;
+  const tags = (i: string) =>
+    i === id ? ["registry.k8s.io/e2e-test-images/agnhost:2.63.0", "x:1"] : [];
+  // The kubelet (1.30+): image = the id PullImage answered, user_specified_image = the pod's.
+  assert.equal(
+    statusImage(
+      { image: id, user_specified_image: "registry.k8s.io/e2e-test-images/agnhost:2.63.0" },
+      id,
+      tags,
+    ),
+    "registry.k8s.io/e2e-test-images/agnhost:2.63.0",
+  );
+  // An older kubelet or crictl: the id alone (with or without sha256:) gives the first tag.
+  assert.equal(
+    statusImage({ image: id }, id, tags),
+    "registry.k8s.io/e2e-test-images/agnhost:2.63.0",
+  );
+  assert.equal(
+    statusImage({ image: id.slice(7) }, id, tags),
+    "registry.k8s.io/e2e-test-images/agnhost:2.63.0",
+  );
+  // A name stays as asked; an untagged image keeps the id.
+  assert.equal(statusImage({ image: "busybox:1.36" }, id, tags), "busybox:1.36");
+  const other = `sha256:${"cd".repeat(32)}`;
+  assert.equal(statusImage({ image: other }, other, tags), other);
 });
