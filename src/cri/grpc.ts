@@ -12,6 +12,7 @@ import { type GrpcMethod, serveGrpcStream, Status } from "./h2/grpc_server.ts";
 import { type ServedConnection, serveH2Connection } from "./h2/serve.ts";
 import protobuf from "protobufjs";
 import protoText from "./proto/api.proto" with { type: "text" };
+import { fastEncoder } from "./encode.ts";
 import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
 
 export { Status };
@@ -115,10 +116,25 @@ const ENCODED = Symbol("encoded");
  * handlers' own callers) see the message as it was.
  */
 export function encodedAs(type: string, message: Message): Message {
-  const t = criRoot().lookupType(`runtime.v1.${type}`);
-  const bytes = Buffer.from(t.encode(t.fromObject(message)).finish());
+  const bytes = Buffer.from(encoderOf(criRoot().lookupType(`runtime.v1.${type}`))(message));
   Object.defineProperty(message, ENCODED, { value: bytes });
   return Object.freeze(message);
+}
+
+const encoders = new WeakMap<protobuf.Type, (o: Message) => Uint8Array>();
+
+/**
+ * How an answer of `type` is encoded: src/cri/encode.ts's encoder of plain
+ * objects (the same octets, without protobufjs's fromObject step) where it
+ * takes the type, else protobufjs.
+ */
+export function encoderOf(type: protobuf.Type): (o: Message) => Uint8Array {
+  let enc = encoders.get(type);
+  if (!enc) {
+    enc = fastEncoder(type) ?? ((o: Message) => type.encode(type.fromObject(o)).finish());
+    encoders.set(type, enc);
+  }
+  return enc;
 }
 
 export interface CriHandlers {
@@ -251,7 +267,7 @@ function criMethods(
         }
       };
       const encode = (o: Message): Uint8Array =>
-        (o as { [ENCODED]?: Uint8Array })[ENCODED] ?? res.encode(res.fromObject(o)).finish();
+        (o as { [ENCODED]?: Uint8Array })[ENCODED] ?? encoderOf(res)(o);
       const unimplemented = () =>
         Promise.reject({
           code: Status.UNIMPLEMENTED,
