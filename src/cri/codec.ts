@@ -48,8 +48,9 @@ interface Field {
   names?: Map<number, string>;
   /** message: its type's full name. */
   type?: string;
-  /** map: the key's kind, and the value's field (number 2 of the entry). */
+  /** map: the key's kind and field (number 1 of the entry), and the value's (number 2). */
   key?: Kind;
+  keyField?: Field;
   value?: Field;
 }
 
@@ -98,6 +99,7 @@ function fieldOf(name: string, id: number, type: string, flags: number): Field {
     const [, key, ...value] = type.split(":");
     f.kind = "map";
     f.key = key as Kind;
+    f.keyField = fieldOf("key", 1, key, 0);
     f.value = fieldOf("value", 2, value.join(":"), 0);
   }
   return f;
@@ -314,7 +316,7 @@ function writeMessage(out: Out, t: Type, o: Message) {
         out.varint((f.id << 3) | 2);
         const entry = out.begin();
         out.varint((1 << 3) | WIRE[f.key!]);
-        writeValue(out, { kind: f.key! } as Field, keys[i]);
+        writeValue(out, f.keyField!, keys[i]);
         const val = m[keys[i]];
         if (vf.kind === "message") {
           out.varint((2 << 3) | 2);
@@ -386,15 +388,14 @@ export class DecodeError extends Error {}
 
 class In {
   at = 0;
-  constructor(readonly buf: Uint8Array, readonly endAt = buf.length) {}
+  constructor(readonly buf: Uint8Array) {}
 
-  varint(): number {
-    // Up to 2^53 exactly; the rest of a longer varint is read and dropped
-    // (32-bit fields take the low bits, as protobufjs does).
+  varint(end: number): number {
+    // Up to 2^49 exactly (tags and lengths); the rest of a longer varint is read and dropped.
     let v = 0;
     let mul = 1;
     for (let i = 0; i < 10; i++) {
-      if (this.at >= this.endAt) throw new DecodeError("truncated varint");
+      if (this.at >= end) throw new DecodeError("truncated varint");
       const b = this.buf[this.at++];
       if (i < 7) v += (b & 0x7f) * mul;
       mul *= 128;
@@ -403,11 +404,11 @@ class In {
     throw new DecodeError("varint longer than 10 octets");
   }
 
-  varint64(): bigint {
+  varint64(end: number): bigint {
     let v = 0n;
     let shift = 0n;
     for (let i = 0; i < 10; i++) {
-      if (this.at >= this.endAt) throw new DecodeError("truncated varint");
+      if (this.at >= end) throw new DecodeError("truncated varint");
       const b = this.buf[this.at++];
       v |= BigInt(b & 0x7f) << shift;
       shift += 7n;
@@ -416,11 +417,11 @@ class In {
     throw new DecodeError("varint longer than 10 octets");
   }
 
-  /** The low 32 bits of a varint (int32 and enums may be sent as 10 octets). */
-  varint32(): number {
+  /** The low 32 bits of a varint (int32 and enums may be sent as 10 octets), as protobufjs reads them. */
+  varint32(end: number): number {
     let v = 0;
     for (let i = 0; i < 10; i++) {
-      if (this.at >= this.endAt) throw new DecodeError("truncated varint");
+      if (this.at >= end) throw new DecodeError("truncated varint");
       const b = this.buf[this.at++];
       if (i < 5) v |= (b & 0x7f) << (7 * i);
       if (!(b & 0x80)) return v;
@@ -428,25 +429,23 @@ class In {
     throw new DecodeError("varint longer than 10 octets");
   }
 
-  sub(): In {
-    const len = this.varint();
-    if (this.at + len > this.endAt) throw new DecodeError("length beyond the message");
-    const r = new In(this.buf, this.at + len);
-    r.at = this.at;
-    this.at += len;
-    return r;
+  /** A length-delimited part's end (its octets start at `at`). */
+  sub(end: number): number {
+    const len = this.varint(end);
+    if (this.at + len > end) throw new DecodeError("length beyond the message");
+    return this.at + len;
   }
 
-  skip(wire: number) {
+  skip(wire: number, end: number) {
     switch (wire) {
       case 0:
-        this.varint32();
+        this.varint32(end);
         return;
       case 1:
         this.at += 8;
         break;
       case 2:
-        this.at += this.varint();
+        this.at += this.varint(end);
         break;
       case 5:
         this.at += 4;
@@ -454,7 +453,28 @@ class In {
       default:
         throw new DecodeError(`wire type ${wire} is not taken`);
     }
-    if (this.at > this.endAt) throw new DecodeError("field beyond the message");
+    if (this.at > end) throw new DecodeError("field beyond the message");
+  }
+
+  /** UTF-8 text up to `end`: short ASCII built here, the rest by TextDecoder. */
+  text(end: number): string {
+    const n = end - this.at;
+    if (n <= 32) {
+      let s = "";
+      let i = this.at;
+      for (; i < end; i++) {
+        const c = this.buf[i];
+        if (c > 0x7f) break;
+        s += String.fromCharCode(c);
+      }
+      if (i === end) {
+        this.at = end;
+        return s;
+      }
+    }
+    const s = DECODER.decode(this.buf.subarray(this.at, end));
+    this.at = end;
+    return s;
   }
 }
 
@@ -482,65 +502,65 @@ function defaultOf(f: Field): unknown {
   }
 }
 
-function readValue(r: In, f: Field): unknown {
+function readValue(r: In, f: Field, end: number): unknown {
   switch (f.kind) {
-    case "string": {
-      const s = r.sub();
-      return DECODER.decode(s.buf.subarray(s.at, s.endAt));
-    }
+    case "string":
+      return r.text(r.sub(end));
     case "bytes": {
-      const s = r.sub();
-      return s.buf.slice(s.at, s.endAt);
+      const e = r.sub(end);
+      const b = r.buf.slice(r.at, e);
+      r.at = e;
+      return b;
     }
     case "bool":
-      return r.varint32() !== 0;
+      return r.varint32(end) !== 0;
     case "int32":
-      return r.varint32() | 0;
+      return r.varint32(end) | 0;
     case "uint32":
-      return r.varint32() >>> 0;
+      return r.varint32(end) >>> 0;
     case "int64":
-      return BigInt.asIntN(64, r.varint64()).toString();
+      return BigInt.asIntN(64, r.varint64(end)).toString();
     case "uint64":
-      return r.varint64().toString();
+      return r.varint64(end).toString();
     case "double": {
-      if (r.at + 8 > r.endAt) throw new DecodeError("truncated double");
+      if (r.at + 8 > end) throw new DecodeError("truncated double");
       const v = new DataView(r.buf.buffer, r.buf.byteOffset).getFloat64(r.at, true);
       r.at += 8;
       return v;
     }
     case "enum": {
-      const n = r.varint32() | 0;
+      const n = r.varint32(end) | 0;
       return f.names!.get(n) ?? n;
     }
     case "message":
-      return readMessage(r.sub(), typeOf(f.type!));
+      return readMessage(r, typeOf(f.type!), r.sub(end));
   }
 }
 
-function readMessage(r: In, t: Type): Message {
+function readMessage(r: In, t: Type, end: number): Message {
   const o: Message = {};
   for (const f of t.fields) {
     o[f.name] = f.kind === "map" ? {} : f.repeated ? [] : defaultOf(f);
   }
-  while (r.at < r.endAt) {
-    const tag = r.varint();
+  while (r.at < end) {
+    const tag = r.varint(end);
     const id = Math.floor(tag / 8);
     const wire = tag & 7;
     const f = t.byId.get(id);
     if (!f) {
-      r.skip(wire);
+      r.skip(wire, end);
       continue;
     }
     if (f.kind === "map") {
       if (wire !== 2) throw new DecodeError(`${t.name}.${f.name}: wire type ${wire}`);
-      const e = r.sub();
-      let key: unknown = defaultOf({ kind: f.key! } as Field);
+      const e = r.sub(end);
+      let key: unknown = defaultOf(f.keyField!);
       let value: unknown = defaultOf(f.value!);
-      while (e.at < e.endAt) {
-        const et = e.varint();
-        if (et >>> 3 === 1) key = readValue(e, { kind: f.key! } as Field);
-        else if (et >>> 3 === 2) value = readValue(e, f.value!);
-        else e.skip(et & 7);
+      while (r.at < e) {
+        const et = r.varint(e);
+        if (et === ((1 << 3) | WIRE[f.key!])) key = readValue(r, f.keyField!, e);
+        else if (et === ((2 << 3) | WIRE[f.value!.kind])) value = readValue(r, f.value!, e);
+        else r.skip(et & 7, e);
       }
       (o[f.name] as Message)[String(key)] = value;
       continue;
@@ -548,20 +568,20 @@ function readMessage(r: In, t: Type): Message {
     if (f.repeated) {
       const list = o[f.name] as unknown[];
       if (wire === 2 && WIRE[f.kind] !== 2) {
-        const p = r.sub();
-        while (p.at < p.endAt) list.push(readValue(p, f));
-      } else if (wire === WIRE[f.kind]) list.push(readValue(r, f));
+        const e = r.sub(end);
+        while (r.at < e) list.push(readValue(r, f, e));
+      } else if (wire === WIRE[f.kind]) list.push(readValue(r, f, end));
       else throw new DecodeError(`${t.name}.${f.name}: wire type ${wire}`);
       continue;
     }
     if (wire !== WIRE[f.kind]) throw new DecodeError(`${t.name}.${f.name}: wire type ${wire}`);
-    o[f.name] = readValue(r, f);
+    o[f.name] = readValue(r, f, end);
   }
-  if (r.at !== r.endAt) throw new DecodeError("field beyond the message");
+  if (r.at !== end) throw new DecodeError("field beyond the message");
   return o;
 }
 
 /** `bytes` decoded as the message type `type` (a full name). */
 export function decode(type: string, bytes: Uint8Array): Message {
-  return readMessage(new In(bytes), typeOf(type));
+  return readMessage(new In(bytes), typeOf(type), bytes.length);
 }
