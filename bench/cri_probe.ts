@@ -13,7 +13,6 @@
  * gRPC path and the client. Nothing here needs root or makes containers.
  */
 import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
-import { clientFor, stat } from "./containerd.ts";
 
 const N = Number(Deno.args.find((a) => /^\d+$/.test(a)) ?? "20");
 
@@ -111,6 +110,8 @@ async function serve(dir: string, n: number) {
 }
 
 async function client() {
+  // Here, not at the top: the server (this file too) loads no gRPC client.
+  const { clientFor, stat } = await import("./containerd.ts");
   const dir = Deno.makeTempDirSync({ prefix: "rkl-cri-probe-" });
   const extra = (Deno.env.get("PROBE_V8_FLAGS") ?? "").trim();
   const v8 = DAEMON_ENV.DENO_V8_FLAGS + (extra ? `,${extra}` : "");
