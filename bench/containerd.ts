@@ -154,6 +154,8 @@ export async function startRkl(
     args: [
       "run",
       ...DAEMON_DENO_FLAGS,
+      // More deno flags for the daemon, to look inside it (`--cpu-prof --cpu-prof-dir=DIR`).
+      ...(Deno.env.get("BENCH_RKL_DENO_FLAGS") ?? "").split(" ").filter(Boolean),
       "-A",
       "--quiet",
       `${REPO}/cli/main.ts`,
@@ -322,7 +324,7 @@ const LIFE = [
 ] as const;
 
 /** One pod's whole life, each call timed. */
-async function podLife(
+export async function podLife(
   call: Call,
   name: string,
   dir: string,
