@@ -25,6 +25,7 @@ async function serve(dir: string, n: number) {
   const { criSandbox, criContainer } = await import("../src/cri/server/_testing.ts");
   const { serveCri } = await import("../src/cri/grpc.ts");
   const { criHandlers } = await import("../src/cri/service.ts");
+  type ContainerRecord = import("../src/workloads/container.ts").ContainerRecord;
   const paths = {
     root: `${dir}/root`,
     runRoot: `${dir}/run`,
@@ -97,6 +98,25 @@ async function serve(dir: string, n: number) {
     for (let i = 0; i < 3; i++) (globalThis as { gc?: () => void }).gc?.();
     return Promise.resolve({});
   };
+  // PROBE_FRESH: a new running container's record before each ContainerStatus,
+  // written by this process as StartContainer writes it, with some garbage
+  // made as a start makes it (the bench asks each container's status once).
+  let fresh = 0;
+  const first = store.get<ContainerRecord>("containers", hex(0, "c"))!;
+  handlers.runtime.UpdateRuntimeConfig = () => {
+    const id = hex(0x100000 + fresh++, "d");
+    store.put("containers", {
+      ...first,
+      name: id,
+      id,
+      dirs: { ...containerDirs(paths, id), log: `${dir}/logs/${id}.log` },
+      cgroupPath: `${cgroupParent}/pod-${hex(0, "a")}/${id}`,
+    }, { durable: false });
+    let junk: unknown[] = [];
+    for (let i = 0; i < 20_000; i++) junk.push({ i, s: `x${i}` });
+    junk = [];
+    return Promise.resolve({});
+  };
   const server = await serveCri(handlers, { socket: `${dir}/cri.sock` });
   Deno.writeTextFileSync(`${dir}/ready`, "");
   // The client asks for the figures by a file, and ends us with SIGTERM.
@@ -150,8 +170,14 @@ async function client() {
   ];
   const t: Record<string, number[]> = {};
   const gcEvery = Number(Deno.env.get("PROBE_GC_EVERY") ?? "0");
+  const fresh = Deno.env.get("PROBE_FRESH") === "1";
+  const hex = (i: number, ch: string) => (ch + i.toString(16)).padStart(64, ch).slice(-64);
   for (let round = 0; round < cold + warm; round++) {
     if (gcEvery > 0 && round % gcEvery === 0) await c.call("Status", {});
+    if (fresh) {
+      await c.call("UpdateRuntimeConfig", {});
+      methods[1][1] = { container_id: hex(0x100000 + round, "d") };
+    }
     for (const [m, req] of methods) {
       const t0 = performance.now();
       await c.call(m, req);
