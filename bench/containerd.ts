@@ -42,6 +42,11 @@ export interface PeerRow {
 
 export interface PeerMemory {
   pods: number;
+  /**
+   * The daemon's RSS idle, in MB: after its start, the image pull and one
+   * call of each list, settled (no pods yet).
+   */
+  idle?: { rkl: number; containerd: number };
   rkl: { pssMb: number; rssMb: number; processes: number; daemonRssMb: number };
   containerd: { pssMb: number; rssMb: number; processes: number; daemonRssMb: number };
 }
@@ -149,6 +154,8 @@ export async function startRkl(
     args: [
       "run",
       ...DAEMON_DENO_FLAGS,
+      // More deno flags for the daemon, to look inside it (`--cpu-prof --cpu-prof-dir=DIR`).
+      ...(Deno.env.get("BENCH_RKL_DENO_FLAGS") ?? "").split(" ").filter(Boolean),
       "-A",
       "--quiet",
       `${REPO}/cli/main.ts`,
@@ -317,7 +324,7 @@ const LIFE = [
 ] as const;
 
 /** One pod's whole life, each call timed. */
-async function podLife(
+export async function podLife(
   call: Call,
   name: string,
   dir: string,
@@ -397,6 +404,16 @@ export async function containerdRows(opts: PeerOptions = {}): Promise<PeerFigure
       await c.call("PullImage", { image: { image: "docker.io/library/busybox:bench" } });
       // containerd pulls its sandbox image on the first RunPodSandbox; the warm-up takes it.
     }
+    // The idle daemons: settled after the pull and a list each (rkl's relist
+    // timer is 5 s; its collector runs when quiet).
+    for (let i = 0; i < 3; i++) {
+      for (const c of clients) {
+        await c.call("ListPodSandbox", {});
+        await c.call("ListContainers", {});
+      }
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    const idle = peers.map((p) => memoryOf([p.processes()[0]]).rssMb);
     // Pod life, alternating, one warm-up each.
     const samples = peers.map(() => ({} as Record<string, number[]>));
     for (let i = 0; i <= runs; i++) {
@@ -463,7 +480,15 @@ export async function containerdRows(opts: PeerOptions = {}): Promise<PeerFigure
       await removeAll(c.call);
       c.close();
     }
-    return { rows, memory: { pods, rkl: mem[0], containerd: mem[1] } };
+    return {
+      rows,
+      memory: {
+        pods,
+        idle: { rkl: idle[0], containerd: idle[1] },
+        rkl: mem[0],
+        containerd: mem[1],
+      },
+    };
   } catch (e) {
     // What containerd said (its log goes with the temporary dir).
     try {
@@ -514,6 +539,13 @@ export function printPeerFigures(f: PeerFigures): void {
         m.containerd.daemonRssMb.toFixed(1)
       } MB`,
   );
+  if (m.idle) {
+    console.log(
+      `Idle daemon RSS (after a pull, no pods): rkl ${m.idle.rkl.toFixed(1)} MB (goal ≤ 70: ${
+        m.idle.rkl <= 70 ? "met" : "NOT met"
+      }), containerd ${m.idle.containerd.toFixed(1)} MB`,
+    );
+  }
 }
 
 if (import.meta.main) {

@@ -36,6 +36,11 @@ if (args.includes("ps") || args.includes("stats")) {
   const code = await (await import("./direct.ts")).runDirect(args);
   if (code !== undefined) Deno.exit(code);
 }
+if (args.includes("daemon")) {
+  // `rkl daemon` without commander, when plain (daemon_direct.ts): less for it to keep resident.
+  const code = await (await import("./daemon_direct.ts")).runDaemonDirect(args);
+  if (code !== undefined) Deno.exit(code);
+}
 const { main } = await import("./app.ts");
 (await import("../src/trace.ts")).trace("modules loaded");
 Deno.exit(await main(args));

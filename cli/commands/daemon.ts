@@ -1,6 +1,12 @@
 /** `rkl daemon` (alias `rkl pod daemon`): static pods from a manifests directory, and its install. */
 import type { Command } from "commander";
-import { daemonAlive, DEFAULT_MANIFESTS, readStatus, runDaemon } from "../../src/daemon/daemon.ts";
+import {
+  daemonAlive,
+  DEFAULT_MANIFESTS,
+  type LoadPodsFn,
+  readStatus,
+  runDaemon,
+} from "../../src/daemon/daemon.ts";
 import {
   formatCheck,
   installPaths,
@@ -18,9 +24,17 @@ import { selfArgv } from "../self.ts";
 import { VERSION } from "../version.ts";
 import { COMMIT } from "../build_info.ts";
 
-async function podLoader() {
-  const { loadPods } = await import("../../src/spec/pod.ts");
-  return (text: string, file: string) => loadPods(text, file);
+/** The manifests' parser, its modules loaded at the first manifest (LoadPodsFn's `prepare`). */
+function podLoader(): LoadPodsFn {
+  let load: typeof import("../../src/spec/pod.ts").loadPods | undefined;
+  const fn: LoadPodsFn = (text: string, file: string) => {
+    if (!load) throw new Error("the manifest parser is not loaded yet");
+    return load(text, file);
+  };
+  fn.prepare = async () => {
+    load ??= (await import("../../src/spec/pod.ts")).loadPods;
+  };
+  return fn;
 }
 
 /** The CRI socket: `--cri-socket` (absolute, or `unix://` + absolute), else in the run root. */
@@ -34,18 +48,19 @@ export function criSocketPath(flag: string | undefined, runRoot: string): string
 }
 
 function addRun(cmd: Command, ctx: Context): void {
-  cmd.option("--manifests <dir>", "static pod manifests", DEFAULT_MANIFESTS)
-    .option("--network <name>", "CNI network for the pods", "rkl0")
-    .option("--relist <seconds>", "full rescan interval", "5")
-    .option("--backoff <ms>", "first restart delay, doubled per restart (kubelet: 10 s)", "10000")
-    .option("--backoff-max <ms>", "longest restart delay (kubelet: 5 min)", "300000")
+  const d = DAEMON_DEFAULTS;
+  cmd.option("--manifests <dir>", "static pod manifests", d.manifests)
+    .option("--network <name>", "CNI network for the pods", d.network)
+    .option("--relist <seconds>", "full rescan interval", d.relist)
+    .option("--backoff <ms>", "first restart delay, doubled per restart (kubelet: 10 s)", d.backoff)
+    .option("--backoff-max <ms>", "longest restart delay (kubelet: 5 min)", d.backoffMax)
     .option("--cri-socket <path>", "serve the CRI on this unix socket (default: RUN_ROOT/rkl.sock)")
     .option("--no-cri", "do not serve the CRI")
     .option("--no-cli", "do not serve CLI commands on RUN_ROOT/cli.sock (thin clients)")
     .option(
       "--pause-image <ref>",
       "the CRI sandboxes' pause image, pulled once (\"\": rkl's built-in pause)",
-      "registry.k8s.io/pause:3.10",
+      d.pauseImage,
     )
     .option(
       "--runtime-handlers <names>",
@@ -56,81 +71,93 @@ function addRun(cmd: Command, ctx: Context): void {
       "serve Prometheus metrics on HOST:PORT (PORT: 127.0.0.1); off by default",
     )
     .option("--metrics-allow-remote", "let --metrics listen on an address that is not loopback")
-    .action(
-      async (
-        o: {
-          manifests: string;
-          network?: string;
-          relist: string;
-          backoff: string;
-          backoffMax: string;
-          criSocket?: string;
-          cri: boolean;
-          cli: boolean;
-          pauseImage: string;
-          runtimeHandlers?: string;
-          metrics?: string;
-          metricsAllowRemote?: boolean;
-        },
-      ) => {
-        // The unit's note to the launcher: not for the helpers this daemon starts.
-        Deno.env.delete("RKL_DAEMON_DENO_FLAGS");
-        const baseMs = Number(o.backoff);
-        const maxMs = Number(o.backoffMax);
-        if (!(baseMs >= 0) || !(maxMs >= baseMs)) {
-          throw new UsageError("--backoff and --backoff-max must be milliseconds, max >= base");
-        }
-        const runtimeHandlers = (o.runtimeHandlers ?? "").split(",").filter(Boolean);
-        for (const h of runtimeHandlers) {
-          // A RuntimeClass's handler is a DNS label.
-          if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(h)) {
-            throw new UsageError(`--runtime-handlers: ${JSON.stringify(h)} is not a DNS label`);
-          }
-        }
-        const metricsAt = o.metrics === undefined
-          ? undefined
-          : parseMetricsAddress(o.metrics, o.metricsAllowRemote);
-        const host = ctx.host();
-        const ac = new AbortController();
-        for (const sig of ["SIGINT", "SIGTERM"] as const) {
-          Deno.addSignalListener(sig, () => ac.abort());
-        }
-        const manifests = o.manifests.startsWith("/")
-          ? o.manifests
-          : `${Deno.cwd()}/${o.manifests}`;
-        // The same checks as `rkl doctor`: what is missing is said once, at start.
-        for (const c of preflight()) {
-          if (!c.ok) console.error(`rkl daemon: preflight: ${formatCheck(c)}`);
-        }
-        console.error(`rkl daemon: watching ${manifests}`);
-        const metrics = metricsAt &&
-          startMetrics(host, metricsAt, {
-            version: VERSION,
-            log: (m) => console.error(`rkl daemon: ${m}`),
-          });
-        await runDaemon(host, {
-          onCriCall: metrics?.onCriCall,
-          manifests,
-          network: networkOption(o.network),
-          loadPods: await podLoader(),
-          relistMs: Number(o.relist) * 1000,
-          backoff: { baseMs, maxMs },
-          signal: ac.signal,
+    .action((o: DaemonRunOptions) => runDaemonCommand(ctx, o));
+}
+
+/** `rkl daemon`'s options, as commander (or cli/daemon_direct.ts) parses them. */
+export interface DaemonRunOptions {
+  manifests: string;
+  network?: string;
+  relist: string;
+  backoff: string;
+  backoffMax: string;
+  criSocket?: string;
+  cri: boolean;
+  cli: boolean;
+  pauseImage: string;
+  runtimeHandlers?: string;
+  metrics?: string;
+  metricsAllowRemote?: boolean;
+}
+
+/** The defaults of the options above that have one. */
+export const DAEMON_DEFAULTS = {
+  manifests: DEFAULT_MANIFESTS,
+  network: "rkl0",
+  relist: "5",
+  backoff: "10000",
+  backoffMax: "300000",
+  pauseImage: "registry.k8s.io/pause:3.10",
+  cri: true,
+  cli: true,
+};
+
+/** Runs the daemon until SIGINT or SIGTERM (`rkl daemon`'s action). */
+export async function runDaemonCommand(ctx: Context, o: DaemonRunOptions): Promise<void> {
+  // The unit's note to the launcher: not for the helpers this daemon starts.
+  Deno.env.delete("RKL_DAEMON_DENO_FLAGS");
+  const baseMs = Number(o.backoff);
+  const maxMs = Number(o.backoffMax);
+  if (!(baseMs >= 0) || !(maxMs >= baseMs)) {
+    throw new UsageError("--backoff and --backoff-max must be milliseconds, max >= base");
+  }
+  const runtimeHandlers = (o.runtimeHandlers ?? "").split(",").filter(Boolean);
+  for (const h of runtimeHandlers) {
+    // A RuntimeClass's handler is a DNS label.
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(h)) {
+      throw new UsageError(`--runtime-handlers: ${JSON.stringify(h)} is not a DNS label`);
+    }
+  }
+  const metricsAt = o.metrics === undefined
+    ? undefined
+    : parseMetricsAddress(o.metrics, o.metricsAllowRemote);
+  const host = ctx.host();
+  const ac = new AbortController();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => ac.abort());
+  }
+  const manifests = o.manifests.startsWith("/") ? o.manifests : `${Deno.cwd()}/${o.manifests}`;
+  // The same checks as `rkl doctor`: what is missing is said once, at start.
+  for (const c of preflight()) {
+    if (!c.ok) console.error(`rkl daemon: preflight: ${formatCheck(c)}`);
+  }
+  console.error(`rkl daemon: watching ${manifests}`);
+  const metrics = metricsAt &&
+    startMetrics(host, metricsAt, {
+      version: VERSION,
+      log: (m) => console.error(`rkl daemon: ${m}`),
+    });
+  await runDaemon(host, {
+    onCriCall: metrics?.onCriCall,
+    manifests,
+    network: networkOption(o.network),
+    loadPods: podLoader(),
+    relistMs: Number(o.relist) * 1000,
+    backoff: { baseMs, maxMs },
+    signal: ac.signal,
+    log: (m) => console.error(`rkl daemon: ${m}`),
+    criSocket: o.cri ? criSocketPath(o.criSocket, host.paths.runRoot) : undefined,
+    pauseImage: o.pauseImage,
+    runtimeHandlers,
+    version: VERSION,
+    serveCli: o.cli
+      ? async () =>
+        (await import("../serve.ts")).serveCli(host, {
+          build: `${VERSION}+${COMMIT}`,
           log: (m) => console.error(`rkl daemon: ${m}`),
-          criSocket: o.cri ? criSocketPath(o.criSocket, host.paths.runRoot) : undefined,
-          pauseImage: o.pauseImage,
-          runtimeHandlers,
-          version: VERSION,
-          serveCli: o.cli
-            ? async () =>
-              (await import("../serve.ts")).serveCli(host, {
-                build: `${VERSION}+${COMMIT}`,
-                log: (m) => console.error(`rkl daemon: ${m}`),
-              })
-            : undefined,
-        }).finally(() => metrics?.close());
-      },
-    );
+        })
+      : undefined,
+  }).finally(() => metrics?.close());
 }
 
 export function registerDaemon(program: Command, ctx: Context): void {

@@ -2,16 +2,16 @@
  * The CRI's gRPC plumbing: the two services of the vendored `runtime.v1`
  * api.proto (src/cri/proto/source.json says where it came from), served by
  * rkl's own HTTP/2 server (src/cri/h2/) on a unix socket. Messages are coded
- * by protobufjs from the parsed proto, so no generated code is kept: a request
- * arrives as a plain object with proto field names (snake_case), int64 as
- * decimal strings and enums as their names; a handler answers the same shape.
+ * by src/cri/codec.ts from a descriptor of the proto (no generated code, and
+ * no protobufjs in the daemon): a request arrives as a plain object with
+ * proto field names (snake_case), int64 as decimal strings and enums as their
+ * names; a handler answers the same shape.
  */
 import { Buffer } from "node:buffer";
 import { serveCriOnDemand } from "./lazy.ts";
 import { type GrpcMethod, serveGrpcStream, Status } from "./h2/grpc_server.ts";
 import { type ServedConnection, serveH2Connection } from "./h2/serve.ts";
-import protobuf from "protobufjs";
-import protoText from "./proto/api.proto" with { type: "text" };
+import { decode, encode, services } from "./codec.ts";
 import { ConflictError, NotFoundError, RklError, SpecError, UsageError } from "../errors.ts";
 
 export { Status };
@@ -51,22 +51,6 @@ export function statusOf(e: unknown): { code: Status; details: string } {
   return { code: Status.INTERNAL, details };
 }
 
-const DECODE: protobuf.IConversionOptions = {
-  longs: String,
-  enums: String,
-  bytes: Uint8Array as unknown as protobuf.IConversionOptions["bytes"],
-  defaults: true,
-  arrays: true,
-  objects: true,
-};
-
-let parsed: protobuf.Root | undefined;
-
-/** The parsed proto (parsed once; about 20 ms). */
-export function criRoot(): protobuf.Root {
-  return parsed ??= protobuf.parse(protoText, { keepCase: true }).root;
-}
-
 /**
  * One method as a gRPC client library takes it (grpc-js's MethodDefinition,
  * by shape: the tests and the bench drive the server with grpc-js's client).
@@ -85,22 +69,17 @@ export interface MethodDefinition {
 export function serviceDefinition(
   service: "RuntimeService" | "ImageService",
 ): Record<string, MethodDefinition> {
-  const root = criRoot();
-  const svc = root.lookupService(`runtime.v1.${service}`);
   const def: Record<string, MethodDefinition> = {};
-  for (const [name, m] of Object.entries(svc.methods)) {
-    const req = root.lookupType(m.requestType);
-    const res = root.lookupType(m.responseType);
+  for (const [name, [req, res, responseStream]] of Object.entries(services()[service])) {
     def[name] = {
       path: `/runtime.v1.${service}/${name}`,
-      requestStream: !!m.requestStream,
-      responseStream: !!m.responseStream,
-      requestSerialize: (o: Message) => Buffer.from(req.encode(req.fromObject(o)).finish()),
-      requestDeserialize: (b: Uint8Array) => req.toObject(req.decode(b), DECODE),
+      requestStream: false,
+      responseStream,
+      requestSerialize: (o: Message) => Buffer.from(encode(req, o)),
+      requestDeserialize: (b: Uint8Array) => decode(req, b),
       responseSerialize: (o: Message) =>
-        (o as { [ENCODED]?: Buffer })[ENCODED] ??
-          Buffer.from(res.encode(res.fromObject(o)).finish()),
-      responseDeserialize: (b: Uint8Array) => res.toObject(res.decode(b), DECODE),
+        (o as { [ENCODED]?: Buffer })[ENCODED] ?? Buffer.from(encode(res, o)),
+      responseDeserialize: (b: Uint8Array) => decode(res, b),
     };
   }
   return def;
@@ -115,8 +94,7 @@ const ENCODED = Symbol("encoded");
  * handlers' own callers) see the message as it was.
  */
 export function encodedAs(type: string, message: Message): Message {
-  const t = criRoot().lookupType(`runtime.v1.${type}`);
-  const bytes = Buffer.from(t.encode(t.fromObject(message)).finish());
+  const bytes = Buffer.from(encode(`runtime.v1.${type}`, message));
   Object.defineProperty(message, ENCODED, { value: bytes });
   return Object.freeze(message);
 }
@@ -222,7 +200,6 @@ function criMethods(
   options: Omit<ServeOptions, "socket">,
   stopping: AbortSignal,
 ): Map<string, { name: string; implemented: boolean; method: GrpcMethod }> {
-  const root = criRoot();
   const out = new Map<string, { name: string; implemented: boolean; method: GrpcMethod }>();
   const fail = (name: string, e: unknown) => {
     const st = statusOf(e);
@@ -235,14 +212,11 @@ function criMethods(
       ["ImageService", handlers.image],
     ] as const
   ) {
-    const svc = root.lookupService(`runtime.v1.${service}`);
-    for (const [name, m] of Object.entries(svc.methods)) {
-      const req = root.lookupType(m.requestType);
-      const res = root.lookupType(m.responseType);
+    for (const [name, [req, res, responseStream]] of Object.entries(services()[service])) {
       const path = `/runtime.v1.${service}/${name}`;
-      const decode = (b: Uint8Array): Message => {
+      const decodeRequest = (b: Uint8Array): Message => {
         try {
-          return req.toObject(req.decode(b), DECODE);
+          return decode(req, b);
         } catch (e) {
           throw new CriError(
             Status.INTERNAL,
@@ -250,14 +224,14 @@ function criMethods(
           );
         }
       };
-      const encode = (o: Message): Uint8Array =>
-        (o as { [ENCODED]?: Uint8Array })[ENCODED] ?? res.encode(res.fromObject(o)).finish();
+      const encodeAnswer = (o: Message): Uint8Array =>
+        (o as { [ENCODED]?: Uint8Array })[ENCODED] ?? encode(res, o);
       const unimplemented = () =>
         Promise.reject({
           code: Status.UNIMPLEMENTED,
           details: `${name} is not implemented by rkl`,
         });
-      if (m.responseStream) {
+      if (responseStream) {
         const sh = handlers.streams?.[name];
         out.set(path, {
           name,
@@ -267,7 +241,7 @@ function criMethods(
             handle: !sh ? unimplemented : async (b, ctx) => {
               try {
                 const signal = AbortSignal.any([ctx.signal, stopping]);
-                await sh(decode(b), (msg) => ctx.send(encode(msg)), signal);
+                await sh(decodeRequest(b), (msg) => ctx.send(encodeAnswer(msg)), signal);
               } catch (e) {
                 return fail(name, e);
               }
@@ -284,7 +258,9 @@ function criMethods(
           streaming: false,
           handle: !h ? unimplemented : async (b, ctx) => {
             try {
-              return encode(await h(decode(b), { cancelled: () => ctx.signal.aborted }));
+              return encodeAnswer(
+                await h(decodeRequest(b), { cancelled: () => ctx.signal.aborted }),
+              );
             } catch (e) {
               return fail(name, e);
             }

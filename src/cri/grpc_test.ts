@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import protoText from "./proto/api.proto" with { type: "text" };
 import source from "./proto/source.json" with { type: "json" };
-import { criRoot, invalid, serviceDefinition, Status, statusOf } from "./grpc.ts";
+import { invalid, serviceDefinition, Status, statusOf } from "./grpc.ts";
+import { criRoot } from "./proto/reference.ts";
 import { ConflictError, NotFoundError, SpecError } from "../errors.ts";
 
 Deno.test("the vendored api.proto is the file source.json names, byte for byte", async () => {

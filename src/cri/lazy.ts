@@ -1,6 +1,6 @@
 /**
  * The CRI socket, with the CRI itself loaded on the first connection. The gRPC
- * server (src/cri/h2/), protobufjs and the parsed proto cost a daemon memory
+ * server (src/cri/h2/), the codec and its proto descriptor cost a daemon memory
  * and start-up time; a daemon that only runs static pods never pays them, and
  * one a kubelet talks to pays them once, at its first call. The socket is
  * listened on here (mode 0600 from the start, as before), and each connection

@@ -7,7 +7,7 @@
  * trailers-only answer when there is no message. grpc-timeout is a deadline:
  * past it the call is cancelled and answers DEADLINE_EXCEEDED. Compression is
  * not offered (grpc-accept-encoding: identity), so a compressed message is
- * answered UNIMPLEMENTED. Message coding is the caller's (protobufjs here).
+ * answered UNIMPLEMENTED. Message coding is the caller's (src/cri/codec.ts).
  */
 import type { ServerStream } from "./connection.ts";
 import type { Header } from "../../net/h2/hpack.ts";

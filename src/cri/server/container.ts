@@ -13,6 +13,9 @@ import {
   stopContainer,
 } from "../../workloads/container.ts";
 import { Removals } from "./removals.ts";
+import { pathExists } from "./pidfds.ts";
+import { realFs } from "../../sys/fs.ts";
+import type { ContainerRecord, ExitFiles } from "../../workloads/container.ts";
 import { ListCache } from "./list_cache.ts";
 import { type ResourceUpdate, updateContainerResources } from "../../workloads/update_resources.ts";
 import { reopenLog } from "../../workloads/logrotate.ts";
@@ -80,6 +83,20 @@ export function statusImage(
   if (spec?.user_specified_image) return spec.user_specified_image;
   if (asked !== imageId && !/^(sha256:)?[a-f0-9]{64}$/.test(asked)) return asked;
   return tagsOf(imageId)[0] ?? asked;
+}
+
+/**
+ * `c`'s exit file as quickRefresh takes it (its exit dir's files, as far as
+ * they matter: this one), asked by access(2) rather than by reading it: a
+ * running container has none, and a failed read is an exception. Undefined
+ * (quickRefresh reads the file) where access(2) cannot be asked, or the
+ * store is not on the real file system (the unit tests' in-memory tree).
+ */
+export function exitFileOf(host: Host, c: ContainerRecord): ExitFiles | undefined {
+  if (host.fs !== realFs) return undefined;
+  const exists = pathExists(`${c.dirs.exitDir}/${c.id}`);
+  if (exists === undefined) return undefined;
+  return new Map([[c.dirs.exitDir, new Set(exists ? [c.id] : [])]]);
 }
 
 export function containerHandlers(
@@ -196,7 +213,8 @@ export function containerHandlers(
     },
 
     ContainerStatus: async (req) => {
-      const c = await quickRefresh(host, findContainer(host, req.container_id));
+      const found = findContainer(host, req.container_id);
+      const c = await quickRefresh(host, found, exitFileOf(host, found));
       const exited = c.status === "exited";
       const status = {
         ...containerBrief(c),

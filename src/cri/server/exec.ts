@@ -7,8 +7,8 @@ import type { Host } from "../../workloads/host.ts";
 import { type ContainerRecord, quickRefresh } from "../../workloads/container.ts";
 import { execSync } from "../../workloads/exec.ts";
 import { CriError, type Handler, invalid, type Message, precondition, Status } from "../grpc.ts";
-import { StreamError, StreamingServer } from "../streaming/server.ts";
-import { streamBackend } from "../streams.ts";
+import type { StreamingServer } from "../streaming/server.ts";
+import { StreamError } from "../streaming/types.ts";
 import { type CriOptions, findContainer, findSandbox, ready } from "./_common.ts";
 
 export interface ExecGroup {
@@ -21,10 +21,15 @@ export function execHandlers(
   host: Host,
   options: Pick<CriOptions, "streamingPort" | "log">,
 ): ExecGroup {
-  // The streaming server listens from the first Exec, Attach or PortForward on.
-  let streaming: StreamingServer | undefined;
-  const streams = () =>
-    streaming ??= StreamingServer.start(
+  // The streaming server listens from the first Exec, Attach or PortForward
+  // on, and its code (WebSocket, SPDY: node:crypto and node:zlib) is loaded then.
+  let streaming: Promise<StreamingServer> | undefined;
+  const start = async () => {
+    const [{ StreamingServer }, { streamBackend }] = await Promise.all([
+      import("../streaming/server.ts"),
+      import("../streams.ts"),
+    ]);
+    return StreamingServer.start(
       streamBackend(host, {
         container: async (id) => {
           let c: ContainerRecord;
@@ -48,6 +53,15 @@ export function execHandlers(
       }),
       { port: options.streamingPort ?? 0, log: options.log },
     );
+  };
+  const streams = (): Promise<StreamingServer> => {
+    if (!streaming) {
+      // A start that failed is tried again by the next call, as before.
+      streaming = start();
+      streaming.catch(() => streaming = undefined);
+    }
+    return streaming;
+  };
   /** The running container an Exec or Attach names, checked before a URL is given out. */
   const streamTarget = async (req: Message) => {
     const c = await quickRefresh(host, findContainer(host, req.container_id));
@@ -92,7 +106,7 @@ export function execHandlers(
       const cmd: string[] = req.cmd ?? [];
       if (cmd.length === 0) throw invalid("cmd: must not be empty");
       return {
-        url: streams().exec({
+        url: (await streams()).exec({
           containerId: c.name,
           cmd,
           tty: !!req.tty,
@@ -109,7 +123,7 @@ export function execHandlers(
         throw invalid(`tty: container ${c.name} was created with tty ${!!c.terminal}`);
       }
       return {
-        url: streams().attach({
+        url: (await streams()).attach({
           containerId: c.name,
           tty: !!req.tty,
           stdin: !!req.stdin,
@@ -119,20 +133,20 @@ export function execHandlers(
       };
     },
 
-    PortForward: (req: Message) => {
+    PortForward: async (req: Message) => {
       const p = findSandbox(host, req.pod_sandbox_id);
       if (!ready(p)) throw precondition(`sandbox ${p.name} is not ready`);
       const ports = (req.port ?? []).map(Number);
       if (ports.some((n: number) => !Number.isInteger(n) || n < 1 || n > 65535)) {
         throw invalid("port: every port must be from 1 to 65535");
       }
-      return Promise.resolve({ url: streams().portForward({ sandboxId: p.name, ports }) });
+      return { url: (await streams()).portForward({ sandboxId: p.name, ports }) };
     },
   };
   return {
     handlers,
     close: async () => {
-      await streaming?.close();
+      await (await streaming?.catch(() => undefined))?.close();
     },
   };
 }

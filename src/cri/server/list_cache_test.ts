@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { FsStore, MemoryStore, RACY_MS } from "../../store/store.ts";
 import type { Host } from "../../workloads/host.ts";
 import type { ContainerRecord } from "../../workloads/container.ts";
-import { criRoot, serviceDefinition } from "../grpc.ts";
+import { serviceDefinition } from "../grpc.ts";
+import { criRoot } from "../proto/reference.ts";
 import { ListCache } from "./list_cache.ts";
 
 const settle = () => new Promise((r) => setTimeout(r, RACY_MS + 20));

@@ -105,10 +105,24 @@ export class HpackDecoder {
   /** The size the last update set (starts at the protocol's limit). */
   maxSize: number;
 
+  /** Moves whenever the dynamic table does (an entry added or evicted, a size update). */
+  #generation = 0;
+  /**
+   * Lists of blocks that left the table as it was, by the block's octets: a
+   * client sends the same block for every call of a method once its headers
+   * are in the table (indexed fields only), and decoding it again (Huffman
+   * bit by bit) was half of reading a request here. An entry holds only
+   * while the table is at the generation it was decoded at.
+   */
+  #lists = new Map<string, { generation: number; maxListSize: number; list: Header[] }>();
+
   /** `limit`: SETTINGS_HEADER_TABLE_SIZE as this side announced it. */
   constructor(readonly limit = 4096) {
     this.maxSize = limit;
   }
+
+  /** Blocks decoded from #lists (for the tests). */
+  reused = 0;
 
   /**
    * The header list of one complete block. `maxListSize` bounds the list as
@@ -116,6 +130,26 @@ export class HpackDecoder {
    * the whole block is read, so the dynamic table still matches the peer's.
    */
   decode(block: Uint8Array, maxListSize = Infinity): Header[] {
+    const key = block.length <= 512
+      ? String.fromCharCode.apply(null, block as unknown as number[])
+      : undefined;
+    if (key !== undefined) {
+      const hit = this.#lists.get(key);
+      if (hit && hit.generation === this.#generation && hit.maxListSize === maxListSize) {
+        this.reused++;
+        return hit.list.map(([n, v]) => [n, v]);
+      }
+    }
+    const generation = this.#generation;
+    const list = this.#decode(block, maxListSize);
+    if (key !== undefined && generation === this.#generation) {
+      if (this.#lists.size >= 64) this.#lists.clear();
+      this.#lists.set(key, { generation, maxListSize, list: list.map(([n, v]) => [n, v]) });
+    }
+    return list;
+  }
+
+  #decode(block: Uint8Array, maxListSize: number): Header[] {
     const out: Header[] = [];
     let listSize = 0;
     let pos = 0;
@@ -170,6 +204,7 @@ export class HpackDecoder {
         const size = int(5);
         if (size > this.limit) throw new HpackError(`table size update ${size} over ${this.limit}`);
         this.maxSize = size;
+        this.#generation++;
         this.evict(0);
       } else { // §6.2.2 without indexing, §6.2.3 never indexed
         const idx = int(4);
@@ -199,6 +234,7 @@ export class HpackDecoder {
   }
 
   private add(name: string, value: string) {
+    this.#generation++;
     const size = entrySize(name, value);
     this.evict(size);
     // An entry larger than the table empties it and is not kept (§4.4).

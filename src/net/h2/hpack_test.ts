@@ -250,3 +250,29 @@ Deno.test("hpackEncode() output decodes back, static entries indexed", () => {
   assert.equal(block[0], 0x88);
   assert.deepEqual(new HpackDecoder().decode(block), list);
 });
+
+Deno.test("HPACK: a block decoded again is reused only while the dynamic table is as it was", () => {
+  const d = new HpackDecoder(4096);
+  // Adds custom-key: custom-header (dynamic index 62).
+  d.decode(hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"));
+  // Indexed fields only: :method GET and dynamic 62.
+  const refs = hex("82be");
+  assert.deepEqual(d.decode(refs), [[":method", "GET"], ["custom-key", "custom-header"]]);
+  const again = d.decode(refs);
+  assert.deepEqual(again, [[":method", "GET"], ["custom-key", "custom-header"]]);
+  assert.equal(d.reused, 1);
+  // The caller's copy is its own: changing it changes no later answer.
+  again[1][1] = "changed";
+  assert.deepEqual(d.decode(refs)[1], ["custom-key", "custom-header"]);
+  // A new entry takes index 62: the same octets now name it.
+  d.decode(hex("4003 6f6e 6503 7477 6f")); // one: two, with indexing
+  assert.deepEqual(d.decode(refs), [[":method", "GET"], ["one", "two"]]);
+  // A size update that empties the table: index 62 is gone.
+  d.decode(hex("20"));
+  assert.throws(() => d.decode(refs), HpackError);
+  // A bound on the list applies to a reused block too.
+  d.decode(hex("3fe1 1f")); // back to 4096
+  d.decode(hex("4003 6f6e 6503 7477 6f"));
+  d.decode(refs);
+  assert.throws(() => d.decode(refs, 10), HeaderListTooLarge);
+});
