@@ -64,12 +64,30 @@ Deno.test("valueImports(): type-only imports load nothing", () => {
   );
 });
 
-Deno.test("pod rm's modules (workloads/pod/lifecycle.ts and the CLI's pod command) load neither yaml nor zod", () => {
-  for (const entry of ["src/workloads/pod/lifecycle.ts", "cli/commands/pod.ts"]) {
+Deno.test("pod rm's modules load neither yaml nor zod, and remove.ts not the create path", () => {
+  for (
+    const entry of [
+      "src/workloads/pod/remove.ts",
+      "src/workloads/pod/lifecycle.ts",
+      "cli/commands/pod.ts",
+    ]
+  ) {
     const loaded = staticClosure(entry);
     assert.ok(loaded.has("src/workloads/pod/teardown.ts"), `${entry}: the walk reaches teardown`);
     for (const heavy of ["src/spec/yaml.ts", "yaml", "zod"]) {
       assert.ok(!loaded.has(heavy), `${entry} loads ${heavy} at start`);
     }
+  }
+  // What cli/direct.ts loads for `pod rm`: the teardown, not the creates.
+  const rm = staticClosure("src/workloads/pod/remove.ts");
+  for (
+    const create of [
+      "src/workloads/container/create.ts",
+      "src/workloads/pod/create.ts",
+      "src/workloads/container.ts",
+      "src/oci/generate.ts",
+    ]
+  ) {
+    assert.ok(!rm.has(create), `remove.ts loads ${create} at start`);
   }
 });
