@@ -167,8 +167,12 @@ async function teardownPodBody(host: Host, rec: PodRecord, o: TeardownOptions): 
   };
   // The members, CNI DEL and the idle bridge go side by side: the netns is a
   // pinned file, so DEL needs none of the members' processes, and neither
-  // DEL nor the members need the bridge.
+  // DEL nor the members need the bridge. DEL is started first: its plugin is
+  // spawned in this turn, before the members' synchronous steps (the
+  // runtime's sealed copy, cgroup reads: 15-25 ms here) instead of after
+  // them, and it is the longest of the three (bridge's DEL, 60-95 ms).
   const cniErrors: unknown[] = [];
+  const del = delPodNetwork(host, rec, cniErrors).finally(o.delEnded);
   const [, cniDone, bridgeErrors] = await Promise.all([
     (async () => {
       await Promise.all(members.map((m) => step(() => down(m))));
@@ -176,7 +180,7 @@ async function teardownPodBody(host: Host, rec: PodRecord, o: TeardownOptions): 
       trace("pod teardown: members gone");
       if (errors.length === 0) o.membersGone?.();
     })(),
-    delPodNetwork(host, rec, cniErrors).finally(o.delEnded),
+    del,
     o.bridges,
   ]);
   errors.push(...bridgeErrors ?? []);
