@@ -170,19 +170,27 @@ async function teardownPodBody(host: Host, rec: PodRecord, o: TeardownOptions): 
   // DEL nor the members need the bridge. DEL is started first: its plugin is
   // spawned in this turn, before the members' synchronous steps (the
   // runtime's sealed copy, cgroup reads: 15-25 ms here) instead of after
-  // them, and it is the longest of the three (bridge's DEL, 60-95 ms).
+  // them, and it is the longest of the three (bridge's DEL, 60-95 ms). A
+  // removal that answers once its members are gone (`membersGone`, the
+  // daemon's early answer) starts the members first: its answer waits on them.
   const cniErrors: unknown[] = [];
-  const del = delPodNetwork(host, rec, cniErrors).finally(o.delEnded);
-  const [, cniDone, bridgeErrors] = await Promise.all([
-    (async () => {
-      await Promise.all(members.map((m) => step(() => down(m))));
-      if (rec.pause) await step(() => down(rec.pause!));
-      trace("pod teardown: members gone");
-      if (errors.length === 0) o.membersGone?.();
-    })(),
-    del,
-    o.bridges,
-  ]);
+  const membersDown = async () => {
+    await Promise.all(members.map((m) => step(() => down(m))));
+    if (rec.pause) await step(() => down(rec.pause!));
+    trace("pod teardown: members gone");
+    if (errors.length === 0) o.membersGone?.();
+  };
+  const delNow = () => delPodNetwork(host, rec, cniErrors).finally(o.delEnded);
+  let del: Promise<boolean>;
+  let gone: Promise<void>;
+  if (o.membersGone) {
+    gone = membersDown();
+    del = delNow();
+  } else {
+    del = delNow();
+    gone = membersDown();
+  }
+  const [, cniDone, bridgeErrors] = await Promise.all([gone, del, o.bridges]);
   errors.push(...bridgeErrors ?? []);
   errors.push(...cniErrors);
   trace("pod teardown: members, cni del, bridge");
