@@ -10,6 +10,7 @@ import { cstr, errno, libc } from "./libc.ts";
 const O_RDWR = 2;
 const O_CREAT = 0o100;
 const O_CLOEXEC = 0o2000000;
+const LOCK_SH = 1;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const EWOULDBLOCK = 11;
@@ -24,6 +25,28 @@ export function tryLockExclusive(path: string): (() => void) | undefined {
     l.close(fd);
     if (e === EWOULDBLOCK) return undefined;
     throw new SysError("flock", e, JSON.stringify(path));
+  }
+  return () => void l.close(fd);
+}
+
+/**
+ * flock(LOCK_SH or LOCK_EX | LOCK_NB) on `path` (made if missing, mode 0600):
+ * its release when it was free; undefined when another holds it or when this
+ * process cannot call libc (no FFI), where the caller waits its own way.
+ */
+export function tryLock(path: string, exclusive: boolean): (() => void) | undefined {
+  let fd = -1;
+  let l: ReturnType<typeof libc>;
+  try {
+    l = libc();
+    fd = l.open(cstr(path), O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
+  } catch {
+    return undefined; // no FFI: each symbol is bound (and refused) on first use
+  }
+  if (fd < 0) return undefined;
+  if (l.flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) !== 0) {
+    l.close(fd);
+    return undefined;
   }
   return () => void l.close(fd);
 }

@@ -9,7 +9,6 @@
 import { ConflictError, locatingFields, RklError } from "../../errors.ts";
 import type { ContainerSpec, LoadedContainer } from "../../spec/container.ts";
 import type { LoadedPod } from "../../spec/pod.ts";
-import { initBackoffMs, initRestarts } from "../../spec/pod/restart_rules.ts";
 import { HOSTS_GROUP } from "../../spec/names.ts";
 import { readExitCode } from "../../oci/conmon.ts";
 import { createNamespaces, pinNamespace } from "../../sys/netns.ts";
@@ -389,6 +388,11 @@ async function runInitContainers(b: PodBuild, join: Sandbox["join"]): Promise<vo
     // The container's own restartPolicy / restartPolicyRules (Kubernetes 1.34) may run a
     // failed init container again, after the kubelet's back-off (10 s, doubled, 5 min at most).
     const own = spec.initRestarts?.[c.spec.name];
+    // Loaded only here: restart_rules.ts reaches the YAML parser (its errors are located in the
+    // source), which `pod rm` and a pod without such rules need not load (90 modules).
+    const { initBackoffMs, initRestarts } = own
+      ? await import("../../spec/pod/restart_rules.ts")
+      : { initBackoffMs: () => 0, initRestarts: () => false };
     for (let n = 0; own && initRestarts(own, done.exitCode ?? -1); n++) {
       host.warn(
         `pod ${JSON.stringify(rec.name)}: init container ${

@@ -6,7 +6,7 @@ import { cniDown, cniUp } from "../../net/attach.ts";
 import { pathExists } from "../../sys/fsutil.ts";
 import { createNetns, removeNetns } from "../../sys/netns.ts";
 import { trace } from "../../trace.ts";
-import { deleteBridge, releaseNetworkIfUnused, unusedBridge } from "../container.ts";
+import { deleteBridge, releaseNetworkIfUnused, unusedBridge } from "../container/network.ts";
 import { linkGone } from "../../sys/linkwatch.ts";
 import { cniIdFor, type Host } from "../host.ts";
 import { assertPortsFree } from "../ports.ts";
