@@ -8,7 +8,7 @@
 import { flockHostLock, type HostLock } from "../src/net/hostnet.ts";
 import { conflistPath, DEFAULT_NETWORK } from "../src/net/network.ts";
 import { SLIRP_TYPE, SlirpCni, slirpConflist } from "../src/net/slirp.ts";
-import { which } from "../src/oci/runtime.ts";
+import { RuncCliRuntime, which } from "../src/oci/runtime.ts";
 import { NoCgroupManager } from "../src/sys/cgroups/none.ts";
 import { detectCgroupLayout } from "../src/sys/cgroups/detect.ts";
 import type { CommandRunner } from "../src/sys/command.ts";
@@ -107,9 +107,91 @@ export function createNamespacesByChild(
   }
 }
 
+/** What killFirst() needs of the host: reads, a signal, a short sleep. */
+export interface KillPorts {
+  read(path: string): string | undefined;
+  kill(pid: number, signal: Deno.Signal): void;
+  sleep(ms: number): Promise<void>;
+  now(): number;
+}
+
+/** Field 22 (starttime) and field 3 (state) of a /proc/PID/stat text. */
+function statFields(stat: string): { state: string; start: string } | undefined {
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return f.length > 19 ? { state: f[0], start: f[19] } : undefined;
+}
+
+/**
+ * SIGKILL to a runc container's init, and a wait until it is gone, before
+ * `delete --force`: runc 1.1's forced delete of a running or created
+ * container signals it and then sleeps 100 ms before it looks again
+ * (delete.go killContainer), where the init of a rootless container (no
+ * cgroup to freeze or kill) is gone within a few ms; a delete of a stopped
+ * one destroys at once. The init is taken from runc's own state.json
+ * (`init_process_pid`), and signalled only while /proc/PID's starttime is
+ * `init_process_start` (never a reused pid). Anything unexpected (no state,
+ * another format, EPERM) leaves the work to runc's delete. True when it
+ * killed the init and saw it gone.
+ */
+export async function killFirst(
+  stateJson: string,
+  ports: KillPorts,
+  budgetMs = 1000,
+): Promise<boolean> {
+  let pid: number, start: string;
+  try {
+    const st = JSON.parse(ports.read(stateJson) ?? "") as {
+      init_process_pid?: unknown;
+      init_process_start?: unknown;
+    };
+    if (!Number.isInteger(st.init_process_pid) || (st.init_process_pid as number) <= 1) {
+      return false;
+    }
+    pid = st.init_process_pid as number;
+    start = String(st.init_process_start);
+  } catch {
+    return false;
+  }
+  const alive = () => {
+    const f = statFields(ports.read(`/proc/${pid}/stat`) ?? "");
+    return f !== undefined && f.start === start && f.state !== "Z" && f.state !== "X";
+  };
+  if (!alive()) return false;
+  try {
+    ports.kill(pid, "SIGKILL");
+  } catch {
+    return false;
+  }
+  const end = ports.now() + budgetMs;
+  while (alive()) {
+    if (ports.now() >= end) return false;
+    await ports.sleep(2);
+  }
+  return true;
+}
+
+/** runc as a rootless rkl drives it: a forced delete kills the init itself first (killFirst). */
+export class RootlessRuncRuntime extends RuncCliRuntime {
+  override async delete(
+    id: string,
+    options: { force?: boolean; missingOk?: boolean } = {},
+  ): Promise<void> {
+    if (options.force && this.name === "runc" && /^[A-Za-z0-9_.-]+$/.test(id)) {
+      await killFirst(`${this.root}/${id}/state.json`, {
+        read: (p) => readOr(p, "") || undefined,
+        kill: (pid, sig) => Deno.kill(pid, sig),
+        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+        now: () => performance.now(),
+      });
+    }
+    return super.delete(id, options);
+  }
+}
+
 export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscalls): {
   cgroups: NoCgroupManager;
   cni: SlirpCni;
+  Runtime: typeof RuncCliRuntime;
   lock: HostLock;
   rootless: RootlessHost;
 } {
@@ -125,6 +207,7 @@ export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscall
   }
   return {
     cgroups: new NoCgroupManager(version),
+    Runtime: RootlessRuncRuntime,
     cni: new SlirpCni(cmd, {
       dir: `${paths.runRoot}/slirp`,
       get binary(): string {
