@@ -8,6 +8,13 @@
 import { flockHostLock, type HostLock } from "../src/net/hostnet.ts";
 import { conflistPath, DEFAULT_NETWORK } from "../src/net/network.ts";
 import { SLIRP_TYPE, SlirpCni, slirpConflist } from "../src/net/slirp.ts";
+import {
+  defaultRoute,
+  PASTA_NETWORK,
+  PASTA_TYPE,
+  PastaCni,
+  pastaConflist,
+} from "../src/net/pasta.ts";
 import { RuncCliRuntime, which } from "../src/oci/runtime.ts";
 import { NoCgroupManager } from "../src/sys/cgroups/none.ts";
 import { detectCgroupLayout } from "../src/sys/cgroups/detect.ts";
@@ -197,14 +204,58 @@ export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscall
 } {
   const slirp = which(SLIRP_TYPE);
   const version = detectCgroupLayout(readOr("/proc/self/mountinfo", "")).version;
-  // The default network is slirp4netns's.
-  const conf = conflistPath(paths.cniConfDir, DEFAULT_NETWORK);
-  try {
-    Deno.statSync(conf);
-  } catch {
-    Deno.mkdirSync(paths.cniConfDir, { recursive: true, mode: 0o700 });
-    Deno.writeTextFileSync(conf, JSON.stringify(slirpConflist(DEFAULT_NETWORK), null, 2) + "\n");
+  // The default network is slirp4netns's; `--network pasta` is pasta's (src/net/pasta.ts).
+  for (
+    const [name, list] of [
+      [DEFAULT_NETWORK, slirpConflist(DEFAULT_NETWORK)],
+      [PASTA_NETWORK, pastaConflist()],
+    ] as const
+  ) {
+    const conf = conflistPath(paths.cniConfDir, name);
+    try {
+      Deno.statSync(conf);
+    } catch {
+      Deno.mkdirSync(paths.cniConfDir, { recursive: true, mode: 0o700 });
+      Deno.writeTextFileSync(conf, JSON.stringify(list, null, 2) + "\n");
+    }
   }
+  const cmdline = (pid: number): string[] | undefined => {
+    try {
+      // Empty while an exec is under way (sh becoming slirp4netns): alive all the same.
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return undefined;
+      const t = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+      return t === "" ? [] : t.replace(/\0$/, "").split("\0");
+    } catch {
+      return undefined;
+    }
+  };
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  const pasta = new PastaCni({
+    dir: `${paths.runRoot}/pasta`,
+    get binary(): string {
+      const bin = which(PASTA_TYPE);
+      if (!bin) {
+        throw new NotFoundError("Cannot network a rootless container with pasta: no pasta", {
+          hint: "apt-get install passt, or use slirp4netns (the default network)",
+        });
+      }
+      return bin;
+    },
+    async run(argv) {
+      // In its own session: a ^C to rkl's process group must not reach it.
+      const r = await cmd.run("setsid", { args: argv, timeoutMs: 30_000 });
+      return { code: r.code, stderr: r.stderr };
+    },
+    kill: (pid, signal) => Deno.kill(pid, signal),
+    cmdline,
+    sleep,
+    hostRoute: () =>
+      defaultRoute(
+        readOr("/proc/net/route", ""),
+        Deno.networkInterfaces().map((i) => ({ name: i.name, family: i.family, cidr: i.cidr })),
+      ),
+  });
   return {
     cgroups: new NoCgroupManager(version),
     Runtime: RootlessRuncRuntime,
@@ -231,18 +282,9 @@ export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscall
         return child.pid;
       },
       kill: (pid, signal) => Deno.kill(pid, signal),
-      cmdline(pid) {
-        try {
-          // Empty while an exec is under way (sh becoming slirp4netns): alive all the same.
-          const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-          if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return undefined;
-          const t = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-          return t === "" ? [] : t.replace(/\0$/, "").split("\0");
-        } catch {
-          return undefined;
-        }
-      },
-      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      cmdline,
+      sleep,
+      pasta,
     }),
     lock: runRootLock(paths.runRoot),
     rootless: {

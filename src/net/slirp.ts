@@ -16,6 +16,7 @@
 import { type Attachment, CniClient, type CniResult, type NetConfList } from "./cni.ts";
 import type { CommandRunner } from "../sys/command.ts";
 import { NetworkError } from "../errors.ts";
+import type { PastaCni } from "./pasta.ts";
 
 export const SLIRP_TYPE = "slirp4netns";
 /** slirp4netns's fixed addresses with --configure. */
@@ -66,6 +67,8 @@ export interface SlirpOptions {
   /** /proc/PID/cmdline split at NUL ([] during an exec), undefined once gone or a zombie. */
   cmdline(pid: number): string[] | undefined;
   sleep(ms: number): Promise<void>;
+  /** The `pasta` network's driver (pasta.ts): a conflist of one `pasta` plugin goes to it. */
+  pasta?: PastaCni;
 }
 
 /** One API request over the socket; the reply's JSON. */
@@ -98,9 +101,18 @@ export class SlirpCni extends CniClient {
       throw new NetworkError(
         `Cannot use network ${JSON.stringify(list.name)}: plugin ${
           JSON.stringify(other.type)
-        } needs root; a rootless rkl networks through slirp4netns only`,
+        } needs root; a rootless rkl networks through slirp4netns or pasta only`,
       );
     }
+  }
+
+  /** pasta's driver, when `list` is one `pasta` plugin (pasta.ts). */
+  #pasta(list: NetConfList): PastaCni | undefined {
+    if (list.plugins.length !== 1 || list.plugins[0].type !== "pasta") return undefined;
+    if (!this.options.pasta) {
+      throw new NetworkError(`Cannot use network ${JSON.stringify(list.name)}: no pasta driver`);
+    }
+    return this.options.pasta;
   }
 
   #paths(att: Attachment): { pid: string; socket: string; log: string } {
@@ -110,6 +122,8 @@ export class SlirpCni extends CniClient {
   }
 
   override async add(list: NetConfList, att: Attachment): Promise<CniResult> {
+    const pasta = this.#pasta(list);
+    if (pasta) return await pasta.add(list, att);
     this.#only(list);
     if (list.plugins.length === 0) return {};
     const o = this.options;
@@ -180,6 +194,8 @@ export class SlirpCni extends CniClient {
 
   /** Stops the attachment's slirp4netns (only a process that is one, for this netns). */
   override async del(list: NetConfList, att: Attachment): Promise<void> {
+    const pasta = this.#pasta(list);
+    if (pasta) return await pasta.del(list, att);
     this.#only(list);
     const p = this.#paths(att);
     let text = "";
@@ -211,6 +227,8 @@ export class SlirpCni extends CniClient {
   }
 
   override check(list: NetConfList, att: Attachment): Promise<void> {
+    const pasta = this.#pasta(list);
+    if (pasta) return pasta.check(list, att);
     this.#only(list);
     const text = (() => {
       try {
