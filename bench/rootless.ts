@@ -62,6 +62,16 @@ async function ok(u: User, argv: string[], env: Record<string, string> = {}): Pr
   return r.stdout;
 }
 
+function havePasta(): boolean {
+  return (Deno.env.get("PATH") ?? "").split(":").some((d) => {
+    try {
+      return Deno.statSync(`${d}/pasta`).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
   await fn();
@@ -163,17 +173,19 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
       };
     };
 
+    // pasta: rkl's `--network pasta` against podman's slirp4netns (podman 4.3 has no pasta).
+    const nets = ["none", "default", ...(havePasta() ? ["pasta" as const] : [])] as const;
     for (const served of [false, true]) {
       const daemon = served ? await startDaemon() : undefined;
       try {
-        for (const net of ["none", "default"] as const) {
+        for (const net of nets) {
           const spec = `${user.home}/rb-${net}.yaml`;
           writeAs(
             user,
             spec,
             `name: rb\nimage: ${image}\nimagePullPolicy: Never\ncommand: [sleep, "3600"]\n`,
           );
-          const rklNet = net === "none" ? ["--network", "none"] : [];
+          const rklNet = net === "default" ? [] : ["--network", net];
           const pmNet = net === "none" ? ["--network", "none"] : [];
           const pRun: number[] = [], pRm: number[] = [], rRun: number[] = [], rRm: number[] = [];
           for (let i = 0; i < runs + 1; i++) {
@@ -215,9 +227,13 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
               rRm.push(d);
             }
           }
-          const what = `${net === "none" ? "--network none" : "slirp4netns"}${
-            served ? ", served by the user's daemon" : ""
-          }`;
+          const what = `${
+            net === "none"
+              ? "--network none"
+              : net === "pasta"
+              ? "rkl pasta vs podman slirp4netns"
+              : "slirp4netns"
+          }${served ? ", served by the user's daemon" : ""}`;
           rows.push({
             name: `rootless run, ${what} (runc)`,
             rkl: stat(rRun),
@@ -239,7 +255,9 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
       if (daemon) {
         const log = await daemon.log;
         const n = [...log.matchAll(/cli: served container (run|rm) \(exit 0\)/g)].length;
-        if (n < 4 * (runs + 1)) throw new Error(`bench: the daemon served ${n} commands: ${log}`);
+        if (n < 2 * nets.length * (runs + 1)) {
+          throw new Error(`bench: the daemon served ${n} commands: ${log}`);
+        }
       }
     }
     return rows;
