@@ -14,7 +14,9 @@
  * made is removed with `podman system reset` and the user's dirs. Each
  * iteration runs podman's command then rkl's (run, then rm), so the two
  * see the same load on the shared host; the first iteration warms caches
- * and is not counted.
+ * and is not counted. Then the same with the user's own `rkl daemon`
+ * running (no CRI): rkl's commands are served by it through the thin client
+ * (cli/remote.ts, the user's socket), the "served" rows.
  */
 import {
   asUser,
@@ -24,6 +26,7 @@ import {
   removeUser,
   sh,
   type User,
+  userEnv,
   waitFor,
   writeAs,
 } from "../tests/e2e/rootless_user.ts";
@@ -57,6 +60,16 @@ async function ok(u: User, argv: string[], env: Record<string, string> = {}): Pr
     throw new Error(`${argv.join(" ")} (as ${u.name}): exit ${r.code}: ${r.stderr}`);
   }
   return r.stdout;
+}
+
+function havePasta(): boolean {
+  return (Deno.env.get("PATH") ?? "").split(":").some((d) => {
+    try {
+      return Deno.statSync(`${d}/pasta`).isFile;
+    } catch {
+      return false;
+    }
+  });
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -114,67 +127,138 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
     Deno.removeSync(rootfsTar);
     Deno.removeSync(archive);
 
-    for (const net of ["none", "default"] as const) {
-      const spec = `${user.home}/rb-${net}.yaml`;
-      writeAs(
-        user,
-        spec,
-        `name: rb\nimage: ${image}\nimagePullPolicy: Never\ncommand: [sleep, "3600"]\n`,
-      );
-      const rklNet = net === "none" ? ["--network", "none"] : [];
-      const pmNet = net === "none" ? ["--network", "none"] : [];
-      const pRun: number[] = [], pRm: number[] = [], rRun: number[] = [], rRm: number[] = [];
-      for (let i = 0; i < runs + 1; i++) {
-        const a = await timed(() =>
-          ok(
-            user,
-            [...pm(user), "run", "-d", ...pmNet, "--name", "pb", image, "sleep", "3600"],
-            penv,
-          )
-        );
-        const b = await timed(() => rkl(["container", "run", ...rklNet, spec]));
-        const c = await timed(() => ok(user, [...pm(user), "rm", "-f", "-t", "0", "pb"], penv));
-        const d = await timed(() => rkl(["container", "rm", "-f", "rb"]));
-        if (i === 0) {
-          // The warm-up also checks that both made what is timed (outside the timing).
-          await ok(
-            user,
-            [...pm(user), "run", "-d", ...pmNet, "--name", "pc", image, "sleep", "60"],
-            penv,
-          );
-          const st = await ok(
-            user,
-            [...pm(user), "inspect", "pc", "--format", "{{.State.Status}}"],
-            penv,
-          );
-          if (st.trim() !== "running") throw new Error(`bench: podman's container is ${st.trim()}`);
-          await ok(user, [...pm(user), "rm", "-f", "-t", "0", "pc"], penv);
-          await rkl(["container", "run", ...rklNet, spec]);
-          const list = await rkl(["container", "list"]);
-          if (!/^rb +running/m.test(list)) throw new Error(`bench: rkl's container: ${list}`);
-          await rkl(["container", "rm", "-f", "rb"]);
+    /** The user's own `rkl daemon` (no CRI): the thin client's served path. Stop with stop(). */
+    const startDaemon = async () => {
+      const manifests = `${user.home}/manifests`;
+      Deno.mkdirSync(manifests, { recursive: true });
+      Deno.chownSync(manifests, user.uid, user.gid);
+      const child = new Deno.Command("setsid", {
+        args: [
+          "setpriv",
+          `--reuid=${user.uid}`,
+          `--regid=${user.gid}`,
+          "--init-groups",
+          Deno.execPath(),
+          "run",
+          "-A",
+          "--quiet",
+          `${REPO}/cli/main.ts`,
+          "daemon",
+          "--no-cri",
+          "--manifests",
+          manifests,
+        ],
+        env: userEnv(user),
+        clearEnv: true,
+        cwd: user.home,
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const log = new Response(child.stderr).text();
+      const sock = `${user.xdg}/rkl/cli.sock`;
+      await waitFor("the user's daemon", () => {
+        try {
+          return Deno.lstatSync(sock).isSocket === true;
+        } catch {
+          return false;
         }
-        if (i > 0) {
-          pRun.push(a);
-          rRun.push(b);
-          pRm.push(c);
-          rRm.push(d);
+      }, 60_000);
+      return {
+        log,
+        async stop() {
+          await new Deno.Command("kill", { args: ["-TERM", "--", `-${child.pid}`] }).output();
+          await child.status;
+        },
+      };
+    };
+
+    // pasta: rkl's `--network pasta` against podman's slirp4netns (podman 4.3 has no pasta).
+    const nets = ["none", "default", ...(havePasta() ? ["pasta" as const] : [])] as const;
+    for (const served of [false, true]) {
+      const daemon = served ? await startDaemon() : undefined;
+      try {
+        for (const net of nets) {
+          const spec = `${user.home}/rb-${net}.yaml`;
+          writeAs(
+            user,
+            spec,
+            `name: rb\nimage: ${image}\nimagePullPolicy: Never\ncommand: [sleep, "3600"]\n`,
+          );
+          const rklNet = net === "default" ? [] : ["--network", net];
+          const pmNet = net === "none" ? ["--network", "none"] : [];
+          const pRun: number[] = [], pRm: number[] = [], rRun: number[] = [], rRm: number[] = [];
+          for (let i = 0; i < runs + 1; i++) {
+            const a = await timed(() =>
+              ok(
+                user,
+                [...pm(user), "run", "-d", ...pmNet, "--name", "pb", image, "sleep", "3600"],
+                penv,
+              )
+            );
+            const b = await timed(() => rkl(["container", "run", ...rklNet, spec]));
+            const c = await timed(() => ok(user, [...pm(user), "rm", "-f", "-t", "0", "pb"], penv));
+            const d = await timed(() => rkl(["container", "rm", "-f", "rb"]));
+            if (i === 0) {
+              // The warm-up also checks that both made what is timed (outside the timing).
+              await ok(
+                user,
+                [...pm(user), "run", "-d", ...pmNet, "--name", "pc", image, "sleep", "60"],
+                penv,
+              );
+              const st = await ok(
+                user,
+                [...pm(user), "inspect", "pc", "--format", "{{.State.Status}}"],
+                penv,
+              );
+              if (st.trim() !== "running") {
+                throw new Error(`bench: podman's container is ${st.trim()}`);
+              }
+              await ok(user, [...pm(user), "rm", "-f", "-t", "0", "pc"], penv);
+              await rkl(["container", "run", ...rklNet, spec]);
+              const list = await rkl(["container", "list"]);
+              if (!/^rb +running/m.test(list)) throw new Error(`bench: rkl's container: ${list}`);
+              await rkl(["container", "rm", "-f", "rb"]);
+            }
+            if (i > 0) {
+              pRun.push(a);
+              rRun.push(b);
+              pRm.push(c);
+              rRm.push(d);
+            }
+          }
+          const what = `${
+            net === "none"
+              ? "--network none"
+              : net === "pasta"
+              ? "rkl pasta vs podman slirp4netns"
+              : "slirp4netns"
+          }${served ? ", served by the user's daemon" : ""}`;
+          rows.push({
+            name: `rootless run, ${what} (runc)`,
+            rkl: stat(rRun),
+            baseline: stat(pRun),
+            baselineLabel: "podman run -d (rootless)",
+            goal: 0.5,
+          }, {
+            name: `rootless rm -f, ${what} (runc)`,
+            rkl: stat(rRm),
+            baseline: stat(pRm),
+            baselineLabel: "podman rm -f -t 0 (rootless)",
+            goal: 0.5,
+          });
+        }
+      } finally {
+        await daemon?.stop();
+      }
+      // The served rows must have been served: the daemon says so for each command.
+      if (daemon) {
+        const log = await daemon.log;
+        const n = [...log.matchAll(/cli: served container (run|rm) \(exit 0\)/g)].length;
+        if (n < 2 * nets.length * (runs + 1)) {
+          throw new Error(`bench: the daemon served ${n} commands: ${log}`);
         }
       }
-      const what = net === "none" ? "--network none" : "slirp4netns";
-      rows.push({
-        name: `rootless run, ${what} (runc)`,
-        rkl: stat(rRun),
-        baseline: stat(pRun),
-        baselineLabel: "podman run -d (rootless)",
-        goal: 0.5,
-      }, {
-        name: `rootless rm -f, ${what} (runc)`,
-        rkl: stat(rRm),
-        baseline: stat(pRm),
-        baselineLabel: "podman rm -f -t 0 (rootless)",
-        goal: 0.5,
-      });
     }
     return rows;
   } finally {

@@ -208,8 +208,13 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
       recordValidators({ paths, cgroupParent }),
     ),
     cgroups: rl?.cgroups ?? detectCgroups().manager,
-    runtime: new RuncCliRuntime(rt.name, rt.binary, `${paths.runRoot}/runtime/${rt.name}`, cmd),
-    runtimeFor: (ref) => new RuncCliRuntime(ref.name, ref.binary, ref.root, cmd),
+    runtime: new (rl?.Runtime ?? RuncCliRuntime)(
+      rt.name,
+      rt.binary,
+      `${paths.runRoot}/runtime/${rt.name}`,
+      cmd,
+    ),
+    runtimeFor: (ref) => new (rl?.Runtime ?? RuncCliRuntime)(ref.name, ref.binary, ref.root, cmd),
 
     cni: rl?.cni ?? new CniClient(cmd, pluginDirs),
     ...(rl ? { lock: rl.lock, rootless: rl.rootless } : {}),

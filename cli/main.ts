@@ -23,6 +23,10 @@ if (args[0] === "__netns-connect") {
   const code = await runRemote(args, `${VERSION}+${COMMIT}`);
   if (code !== undefined) Deno.exit(code);
 }
+if (Deno.uid() !== 0) {
+  // A user without root: into its namespaces now, before the CLI loads (cli/rootless_early.ts).
+  await (await import("./rootless_early.ts")).enterEarly(args);
+}
 if (args.includes("ps") || args.includes("stats")) {
   // `ps` and `stats --no-stream` without the CLI framework or the Host, when plain (light.ts).
   const code = await (await import("./commands/docker/light.ts")).runLight(args);

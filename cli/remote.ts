@@ -210,13 +210,23 @@ export async function runRemote(argv: string[], build: string): Promise<number |
   if (plan.command === "image" && plan.verb === "pull" && Deno.stderr.isTerminal()) {
     return undefined;
   }
-  // A user without root runs rootless (cli/rootless.ts): root's socket is not its to try.
-  if (Deno.uid() !== 0 || env.RKL_ROOTLESS === "1") return undefined;
+  // The inner rootless rkl does the work itself.
+  if (env.RKL_ROOTLESS === "1") return undefined;
   const cwd = Deno.cwd();
-  const { root, runRoot } = rootsOf(plan.globals, env, cwd);
+  let root: string, runRoot: string, socket: string;
+  if (Deno.uid() !== 0) {
+    // A user without root: only its own daemon, its socket checked (cli/rootless_early.ts).
+    const own = (await import("./rootless_early.ts"))
+      .ownDaemon(plan.globals, env, cwd, Deno.uid()!, rootsOf);
+    if (!own) return undefined;
+    ({ env, root, runRoot, socket } = own);
+  } else {
+    ({ root, runRoot } = rootsOf(plan.globals, env, cwd));
+    socket = socketPath(runRoot);
+  }
   let conn: Deno.UnixConn;
   try {
-    conn = await Deno.connect({ transport: "unix", path: socketPath(runRoot) });
+    conn = await Deno.connect({ transport: "unix", path: socket });
   } catch {
     return undefined; // no daemon (or a stale socket of a dead one)
   }

@@ -8,7 +8,14 @@
 import { flockHostLock, type HostLock } from "../src/net/hostnet.ts";
 import { conflistPath, DEFAULT_NETWORK } from "../src/net/network.ts";
 import { SLIRP_TYPE, SlirpCni, slirpConflist } from "../src/net/slirp.ts";
-import { which } from "../src/oci/runtime.ts";
+import {
+  defaultRoute,
+  PASTA_NETWORK,
+  PASTA_TYPE,
+  PastaCni,
+  pastaConflist,
+} from "../src/net/pasta.ts";
+import { RuncCliRuntime, which } from "../src/oci/runtime.ts";
 import { NoCgroupManager } from "../src/sys/cgroups/none.ts";
 import { detectCgroupLayout } from "../src/sys/cgroups/detect.ts";
 import type { CommandRunner } from "../src/sys/command.ts";
@@ -107,24 +114,151 @@ export function createNamespacesByChild(
   }
 }
 
+/** What killFirst() needs of the host: reads, a signal, a short sleep. */
+export interface KillPorts {
+  read(path: string): string | undefined;
+  kill(pid: number, signal: Deno.Signal): void;
+  sleep(ms: number): Promise<void>;
+  now(): number;
+}
+
+/** Field 22 (starttime) and field 3 (state) of a /proc/PID/stat text. */
+function statFields(stat: string): { state: string; start: string } | undefined {
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return f.length > 19 ? { state: f[0], start: f[19] } : undefined;
+}
+
+/**
+ * SIGKILL to a runc container's init, and a wait until it is gone, before
+ * `delete --force`: runc 1.1's forced delete of a running or created
+ * container signals it and then sleeps 100 ms before it looks again
+ * (delete.go killContainer), where the init of a rootless container (no
+ * cgroup to freeze or kill) is gone within a few ms; a delete of a stopped
+ * one destroys at once. The init is taken from runc's own state.json
+ * (`init_process_pid`), and signalled only while /proc/PID's starttime is
+ * `init_process_start` (never a reused pid). Anything unexpected (no state,
+ * another format, EPERM) leaves the work to runc's delete. True when it
+ * killed the init and saw it gone.
+ */
+export async function killFirst(
+  stateJson: string,
+  ports: KillPorts,
+  budgetMs = 1000,
+): Promise<boolean> {
+  let pid: number, start: string;
+  try {
+    const st = JSON.parse(ports.read(stateJson) ?? "") as {
+      init_process_pid?: unknown;
+      init_process_start?: unknown;
+    };
+    if (!Number.isInteger(st.init_process_pid) || (st.init_process_pid as number) <= 1) {
+      return false;
+    }
+    pid = st.init_process_pid as number;
+    start = String(st.init_process_start);
+  } catch {
+    return false;
+  }
+  const alive = () => {
+    const f = statFields(ports.read(`/proc/${pid}/stat`) ?? "");
+    return f !== undefined && f.start === start && f.state !== "Z" && f.state !== "X";
+  };
+  if (!alive()) return false;
+  try {
+    ports.kill(pid, "SIGKILL");
+  } catch {
+    return false;
+  }
+  const end = ports.now() + budgetMs;
+  while (alive()) {
+    if (ports.now() >= end) return false;
+    await ports.sleep(2);
+  }
+  return true;
+}
+
+/** runc as a rootless rkl drives it: a forced delete kills the init itself first (killFirst). */
+export class RootlessRuncRuntime extends RuncCliRuntime {
+  override async delete(
+    id: string,
+    options: { force?: boolean; missingOk?: boolean } = {},
+  ): Promise<void> {
+    if (options.force && this.name === "runc" && /^[A-Za-z0-9_.-]+$/.test(id)) {
+      await killFirst(`${this.root}/${id}/state.json`, {
+        read: (p) => readOr(p, "") || undefined,
+        kill: (pid, sig) => Deno.kill(pid, sig),
+        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+        now: () => performance.now(),
+      });
+    }
+    return super.delete(id, options);
+  }
+}
+
 export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscalls): {
   cgroups: NoCgroupManager;
   cni: SlirpCni;
+  Runtime: typeof RuncCliRuntime;
   lock: HostLock;
   rootless: RootlessHost;
 } {
   const slirp = which(SLIRP_TYPE);
   const version = detectCgroupLayout(readOr("/proc/self/mountinfo", "")).version;
-  // The default network is slirp4netns's.
-  const conf = conflistPath(paths.cniConfDir, DEFAULT_NETWORK);
-  try {
-    Deno.statSync(conf);
-  } catch {
-    Deno.mkdirSync(paths.cniConfDir, { recursive: true, mode: 0o700 });
-    Deno.writeTextFileSync(conf, JSON.stringify(slirpConflist(DEFAULT_NETWORK), null, 2) + "\n");
+  // The default network is slirp4netns's; `--network pasta` is pasta's (src/net/pasta.ts).
+  for (
+    const [name, list] of [
+      [DEFAULT_NETWORK, slirpConflist(DEFAULT_NETWORK)],
+      [PASTA_NETWORK, pastaConflist()],
+    ] as const
+  ) {
+    const conf = conflistPath(paths.cniConfDir, name);
+    try {
+      Deno.statSync(conf);
+    } catch {
+      Deno.mkdirSync(paths.cniConfDir, { recursive: true, mode: 0o700 });
+      Deno.writeTextFileSync(conf, JSON.stringify(list, null, 2) + "\n");
+    }
   }
+  const cmdline = (pid: number): string[] | undefined => {
+    try {
+      // Empty while an exec is under way (sh becoming slirp4netns): alive all the same.
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return undefined;
+      const t = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+      return t === "" ? [] : t.replace(/\0$/, "").split("\0");
+    } catch {
+      return undefined;
+    }
+  };
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  const pasta = new PastaCni({
+    dir: `${paths.runRoot}/pasta`,
+    get binary(): string {
+      const bin = which(PASTA_TYPE);
+      if (!bin) {
+        throw new NotFoundError("Cannot network a rootless container with pasta: no pasta", {
+          hint: "apt-get install passt, or use slirp4netns (the default network)",
+        });
+      }
+      return bin;
+    },
+    async run(argv) {
+      // In its own session: a ^C to rkl's process group must not reach it.
+      const r = await cmd.run("setsid", { args: argv, timeoutMs: 30_000 });
+      return { code: r.code, stderr: r.stderr };
+    },
+    kill: (pid, signal) => Deno.kill(pid, signal),
+    cmdline,
+    sleep,
+    hostRoute: () =>
+      defaultRoute(
+        readOr("/proc/net/route", ""),
+        Deno.networkInterfaces().map((i) => ({ name: i.name, family: i.family, cidr: i.cidr })),
+      ),
+  });
   return {
     cgroups: new NoCgroupManager(version),
+    Runtime: RootlessRuncRuntime,
     cni: new SlirpCni(cmd, {
       dir: `${paths.runRoot}/slirp`,
       get binary(): string {
@@ -148,18 +282,9 @@ export function rootlessParts(paths: RklPaths, cmd: CommandRunner, _sys: Syscall
         return child.pid;
       },
       kill: (pid, signal) => Deno.kill(pid, signal),
-      cmdline(pid) {
-        try {
-          // Empty while an exec is under way (sh becoming slirp4netns): alive all the same.
-          const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-          if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) return undefined;
-          const t = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-          return t === "" ? [] : t.replace(/\0$/, "").split("\0");
-        } catch {
-          return undefined;
-        }
-      },
-      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      cmdline,
+      sleep,
+      pasta,
     }),
     lock: runRootLock(paths.runRoot),
     rootless: {

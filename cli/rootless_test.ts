@@ -4,7 +4,7 @@ import { runRootLock, unprivilegedPortStart } from "./rootless_host.ts";
 
 const ROOTS = { root: "/h/.local/share/rkl", runRoot: "/r/rkl", configDir: "/h/.config/rkl" };
 
-Deno.test("innerEnv() gives the inner rkl the user's roots and config, and no daemon", () => {
+Deno.test("innerEnv() gives the inner rkl the user's roots, config and runtime, and no daemon", () => {
   const env = innerEnv({ HOME: "/h", PATH: "/bin" }, ROOTS);
   assert.deepEqual(env, {
     HOME: "/h",
@@ -16,6 +16,7 @@ Deno.test("innerEnv() gives the inner rkl the user's roots and config, and no da
     REGISTRY_AUTH_FILE: "/h/.config/rkl/auth.json",
     RKL_NO_DAEMON: "1",
   });
+  assert.equal(innerEnv({ HOME: "/h" }, ROOTS, "runc").RKL_RUNTIME, "runc");
   // What the user set stays.
   const own = innerEnv({ RKL_ROOT: "/mine", REGISTRY_AUTH_FILE: "/a.json" }, ROOTS);
   assert.equal(own.RKL_ROOT, "/mine");

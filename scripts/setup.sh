@@ -24,7 +24,7 @@ debs=(runc containernetworking-plugins iptables iproute2 busybox-static catatoni
   qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
   docker-registry skopeo umoci libdeflate0
   containerd buildah attr zstd xz-utils openssl prometheus
-  tmux uidmap slirp4netns fuse-overlayfs)
+  tmux uidmap slirp4netns passt fuse-overlayfs)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")

@@ -109,11 +109,18 @@ export function rootlessChecks(h: RootlessView): RootlessCheck[] {
     name: "slirp4netns",
     ok: slirp !== undefined,
     detail: slirp ??
-      `not found${
-        pasta ? ` (pasta is at ${pasta}, but rkl uses slirp4netns)` : ""
-      }; only --network none works`,
+      `not found; the default network does not work${
+        pasta ? " (--network pasta does)" : ", only --network none"
+      }`,
     required: false,
     fix: pkg("slirp4netns", "slirp4netns"),
+  });
+  add({
+    name: "pasta",
+    ok: pasta !== undefined,
+    detail: pasta ? `${pasta} (--network pasta)` : "not found; --network pasta does not work",
+    required: false,
+    fix: pkg("passt", "passt"),
   });
   const tun = h.canOpenRw("/dev/net/tun");
   add({
@@ -123,7 +130,7 @@ export function rootlessChecks(h: RootlessView): RootlessCheck[] {
       ? "open for reading and writing"
       : `this user cannot open it (mode ${
         (h.mode("/dev/net/tun") ?? 0).toString(8).slice(-3)
-      }): slirp4netns cannot make its tap device`,
+      }): slirp4netns and pasta cannot make their tap devices`,
     required: false,
     fix: 'as root: chmod 0666 /dev/net/tun (udev\'s default), or a udev rule MODE="0666"',
   });

@@ -18,6 +18,7 @@ function view(over: Partial<RootlessView> & { files?: Record<string, string> } =
     nsenter: "/usr/bin/nsenter",
     unshare: "/usr/bin/unshare",
     slirp4netns: "/usr/bin/slirp4netns",
+    pasta: "/usr/bin/pasta",
     runc: "/usr/bin/runc",
     conmon: "/usr/bin/conmon",
   };
@@ -75,7 +76,10 @@ Deno.test("rootlessChecks() warns of no slirp4netns, a closed /dev/net/tun, an o
   });
   const slirp = byName(v, "slirp4netns");
   assert.deepEqual([slirp.ok, slirp.required], [false, false]);
-  assert.match(slirp.detail, /only --network none works/);
+  assert.match(slirp.detail, /the default network does not work \(--network pasta does\)/);
+  const pasta = byName(v, "pasta");
+  assert.deepEqual([pasta.ok, pasta.required], [true, false]);
+  assert.match(pasta.detail, /--network pasta/);
   const tun = byName(v, "/dev/net/tun");
   assert.equal(tun.ok, false);
   assert.match(tun.detail, /mode 600/);
