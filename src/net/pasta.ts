@@ -17,7 +17,7 @@
  */
 import type { Attachment, CniResult, NetConfList, PortMapping } from "./cni.ts";
 import { NetworkError } from "../errors.ts";
-import { slirpKey } from "./slirp.ts";
+import { slirpKey } from "./user_net_key.ts";
 
 export const PASTA_TYPE = "pasta";
 export const PASTA_NETWORK = "pasta";

@@ -17,6 +17,9 @@ import { type Attachment, CniClient, type CniResult, type NetConfList } from "./
 import type { CommandRunner } from "../sys/command.ts";
 import { NetworkError } from "../errors.ts";
 import type { PastaCni } from "./pasta.ts";
+import { slirpKey } from "./user_net_key.ts";
+
+export { slirpKey };
 
 export const SLIRP_TYPE = "slirp4netns";
 /** slirp4netns's fixed addresses with --configure. */
@@ -31,13 +34,6 @@ export function slirpConflist(name: string): NetConfList {
     name,
     plugins: [{ type: SLIRP_TYPE, capabilities: { portMappings: true } }],
   };
-}
-
-/** A short stable name for a CNI id (unix socket paths are at most 107 bytes). */
-export function slirpKey(cniId: string): string {
-  let h = 0x811c9dc5;
-  for (const c of new TextEncoder().encode(cniId)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
-  return h.toString(16).padStart(8, "0");
 }
 
 /** The argv of slirp4netns for a namespace pinned at `netns`. */
