@@ -171,6 +171,16 @@ export function recordValidators(
         if (r.id !== name || !criCgroup(r.cgroupPath, name)) {
           return `cgroupPath ${r.cgroupPath} is not its own`;
         }
+      } else if (r.pod !== undefined && name === `${r.pod}__pause`) {
+        // A pod's pause process (a shared PID namespace): in its pod's cgroup,
+        // which for a CRI sandbox sits under the kubelet's pod cgroup.
+        const ownPause = criCgroup(r.cgroupPath, "_pause") &&
+          r.cgroupPath.endsWith(`/${r.pod}/_pause`);
+        const underRkl = r.cgroupPath.startsWith(`${host.cgroupParent}/`) &&
+          !r.cgroupPath.includes("..");
+        if (!ownPause && !underRkl) {
+          return `cgroupPath ${r.cgroupPath} is not its pod's nor under ${host.cgroupParent}`;
+        }
       } else if (
         !r.cgroupPath.startsWith(`${host.cgroupParent}/`) || r.cgroupPath.includes("..")
       ) {

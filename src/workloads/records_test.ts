@@ -53,3 +53,28 @@ Deno.test("only a CRI record may log and sit in a cgroup outside rkl's: another 
     /source\.kind/,
   );
 });
+
+Deno.test("a CRI sandbox's pause process sits in its pod's cgroup under the kubelet's; nothing else outside rkl's", () => {
+  const name = `${POD}__pause`;
+  const pause = (cgroupPath: string) => ({
+    ...criContainer({}),
+    name,
+    id: name,
+    pod: POD,
+    cgroupPath,
+    dirs: containerDirs(paths, name),
+  });
+  assert.equal(
+    check.containers(pause(`kubepods/besteffort/podu/${POD}/_pause`), name),
+    undefined,
+  );
+  assert.equal(check.containers(pause(`rkl/pod-x/_pause`), name), undefined);
+  // Another pod's, a path that climbs, or a pod member that is not the pause: damaged.
+  assert.match(
+    check.containers(pause(`kubepods/besteffort/podu/${"b".repeat(64)}/_pause`), name)!,
+    /cgroupPath/,
+  );
+  assert.match(check.containers(pause(`kubepods/../${POD}/_pause`), name)!, /cgroupPath/);
+  const member = { ...pause(`kubepods/besteffort/podu/${POD}/app`), name: "app", id: "app" };
+  assert.ok(check.containers({ ...member, dirs: containerDirs(paths, "app") }, "app"));
+});

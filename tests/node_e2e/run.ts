@@ -331,6 +331,9 @@ function specFiles(shared: string): Map<string, string> {
   return out;
 }
 
+/** What a run could not remove (its finally block's census): the run fails. */
+const leftBehind: string[] = [];
+
 async function main(): Promise<number> {
   if (Deno.uid() !== 0) throw new Error("node-e2e: run me as root");
   const shared = sharedK8sDir();
@@ -558,6 +561,10 @@ async function main(): Promise<number> {
       for (const p of (await crictl(["pods", "-q"])).split("\n").filter(Boolean)) {
         await crictl(["rmp", "-f", p]);
       }
+      // What rkl's CRI could not remove is a failure of the run, whatever the specs said.
+      for (const p of (await crictl(["pods", "-q"])).split("\n").filter(Boolean)) {
+        leftBehind.push(`sandbox ${p} (rmp -f failed)`);
+      }
       try {
         daemon.kill("SIGTERM");
       } catch { /* gone */ }
@@ -578,7 +585,18 @@ async function main(): Promise<number> {
       Deno.removeSync("/var/lib/kubelet", { recursive: true });
     }
     if (!hadPods && exists("/var/log/pods")) Deno.removeSync("/var/log/pods", { recursive: true });
-    if (!hadKubepods) removeCgroupTrees("kubepods");
+    if (!hadKubepods) {
+      removeCgroupTrees("kubepods");
+      for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+        if (exists(`/sys/fs/cgroup/${e.name}/kubepods`)) {
+          leftBehind.push(`cgroup /sys/fs/cgroup/${e.name}/kubepods`);
+        }
+      }
+    }
+    for (const m of Deno.readTextFileSync("/proc/self/mountinfo").split("\n")) {
+      const p = m.split(" ")[4];
+      if (p?.startsWith(`${dir}/`)) leftBehind.push(`mount ${p}`);
+    }
     if (Deno.env.get("NODE_E2E_KEEP") !== "1") {
       const keep = arg("--report-dir");
       for (const e of Deno.readDirSync(dir)) {
@@ -587,7 +605,13 @@ async function main(): Promise<number> {
         await Deno.remove(`${dir}/${e.name}`, { recursive: true }).catch(() => {});
       }
     }
+    if (leftBehind.length > 0) {
+      console.log(`node-e2e: left behind on the host: ${leftBehind.join("; ")}`);
+    }
   }
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) {
+  const code = await main();
+  Deno.exit(leftBehind.length > 0 ? 1 : code);
+}
