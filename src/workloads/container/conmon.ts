@@ -1,5 +1,5 @@
 /** The container's conmon: started with the runtime's create, waited for, killed when it hangs. */
-import { type CgroupManager, primeAttach, readOptional } from "../../sys/cgroups/mod.ts";
+import { primeAttach } from "../../sys/cgroups/mod.ts";
 import type { HostFs } from "../../sys/fs.ts";
 import { callTimeoutMs } from "../../timeouts.ts";
 import type { Host } from "../host.ts";
@@ -10,71 +10,24 @@ import type { ContainerRecord } from "./types.ts";
 /** conmon + `runtime create` of the container's bundle; sets pid and status "created". */
 export async function launch(host: Host, rec: ContainerRecord): Promise<void> {
   const d = rec.dirs;
-  // Again, in case the wait primed at "create: begin" is over by now, and
-  // until the runtime's create has answered.
-  const primed = keepAttachPrimed(host.cgroups);
-  try {
-    rec.pid = await host.proc.createWithConmon({
-      conmon: host.conmon,
-      runtime: host.runtimeFor(rec.runtime),
-      id: rec.id,
-      name: rec.name,
-      bundle: d.bundle,
-      workDir: d.conmonDir,
-      logPath: d.log,
-      exitDir: d.exitDir,
-      socketDir: d.socketDir,
-      logSizeMax: host.logSizeMax,
-      terminal: rec.terminal,
-      stdin: rec.stdin,
-    });
-  } finally {
-    primed.stop();
-  }
+  // Again, in case the wait primed at "create: begin" is over by now.
+  void primeAttach(host.cgroups);
+  rec.pid = await host.proc.createWithConmon({
+    conmon: host.conmon,
+    runtime: host.runtimeFor(rec.runtime),
+    id: rec.id,
+    name: rec.name,
+    bundle: d.bundle,
+    workDir: d.conmonDir,
+    logPath: d.log,
+    exitDir: d.exitDir,
+    socketDir: d.socketDir,
+    logSizeMax: host.logSizeMax,
+    terminal: rec.terminal,
+    stdin: rec.stdin,
+  });
   rec.pidStart = host.proc.stat(rec.pid)?.startTime;
   rec.status = "created";
-}
-
-/** How often the runtime's attach is primed again while conmon and the runtime create. */
-export const PRIME_EVERY_MS = 2;
-
-/**
- * primeAttach() now and then every PRIME_EVERY_MS until stop(). One prime
- * spares a writer to `cgroup.procs` the RCU grace period only until about
- * one grace period after it (primeAttach); the runtime's first attach comes
- * some 5-15 ms after conmon's spawn (conmon's start, the runtime's start, its
- * config), often after that, and then waited 10-13 ms (strace of `youki
- * create` here). Primed again and again, the window stays open until the
- * create has answered: some 15 writes of this process's pid to the cgroup it
- * is in, each moving nothing (what the kernel's `favordynmods` mount option
- * does for good). Nothing when this host has no such file (rootless, fakes).
- */
-export function keepAttachPrimed(
-  cgroups: CgroupManager,
-  procSelfCgroup: string | undefined = readOptional("/proc/self/cgroup"),
-): { stop(): void; done: Promise<void> } {
-  let stopped = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let wake: (() => void) | undefined;
-  const file = procSelfCgroup === undefined ? undefined : cgroups.ownProcsFile(procSelfCgroup);
-  const done = file === undefined ? Promise.resolve() : (async () => {
-    while (!stopped) {
-      await primeAttach(cgroups, procSelfCgroup);
-      if (stopped) break;
-      await new Promise<void>((r) => {
-        wake = r;
-        timer = setTimeout(r, PRIME_EVERY_MS);
-      });
-    }
-  })();
-  return {
-    stop() {
-      stopped = true;
-      clearTimeout(timer);
-      wake?.();
-    },
-    done,
-  };
 }
 
 /** conmon's pid from its pid file, if it wrote one. */
