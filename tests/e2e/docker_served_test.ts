@@ -4,8 +4,7 @@
  * CLI) prints the table the in-process command prints, twice in a row (the
  * second from the sampler, with the first request's reading kept), and
  * `stats --no-stream NAME` still goes through the full command; a served
- * `run -d` starts its container (the runtime's attach primed until its
- * create answers). The daemon's log says it served each. `busybox` comes
+ * `run -d` starts its container. The daemon's log says it served each. `busybox` comes
  * from a local docker-registry behind a docker.io mirror entry. The test
  * ends with the host census as it began.
  */
