@@ -101,6 +101,35 @@ export function admit(
   return { plan };
 }
 
+/**
+ * `[GLOBALS…] stats --no-stream` and nothing else (servable() read the
+ * globals): the daemon runs it without building the CLI, as the command's
+ * action would (cli/commands/stats.ts showStats), with main()'s error
+ * reporting. Anything else, flags, names or help, goes through main().
+ */
+export function plainStatsNoStream(argv: string[]): boolean {
+  if (argv.at(-2) !== "stats" || argv.at(-1) !== "--no-stream") return false;
+  // Before them, global options only (`stats stats --no-stream` names a container).
+  const before = argv.slice(0, -2);
+  for (let i = 0; i < before.length; i++) {
+    const a = before[i];
+    if (a === "--debug" || /^--(root|run-root|runtime)=/.test(a)) continue;
+    if (!["--root", "--run-root", "--runtime"].includes(a) || ++i >= before.length) return false;
+  }
+  return servable(argv)?.command === "stats";
+}
+
+async function servedStats(host: Host, debug: boolean): Promise<number> {
+  try {
+    const { showStats } = await import("./commands/stats.ts");
+    await showStats(() => host, [], { stream: false });
+    return 0;
+  } catch (e) {
+    const { reportError } = await import("./direct.ts");
+    return reportError(e, debug);
+  }
+}
+
 /** Reads one line (without its newline), at most `max` bytes; undefined at EOF or when too long. */
 async function readLine(conn: Deno.Conn, max: number): Promise<string | undefined> {
   const chunks: Uint8Array[] = [];
@@ -181,6 +210,7 @@ export async function serveCli(host: Host, o: ServeOptions): Promise<{ close(): 
         send({ fallback: admitted.why });
         return;
       }
+      trace("serve: admitted");
       const { plan } = admitted;
       const req = raw as Request;
       // The client sends nothing more: EOF means it went away (^C): cancel the creates.
@@ -200,11 +230,16 @@ export async function serveCli(host: Host, o: ServeOptions): Promise<{ close(): 
         if (!io.closed) ac.abort("the client went away");
       })();
       let code: number;
+      const warn = (m: string) => io.stderr(`warning: ${m}\n`);
+      const run = plainStatsNoStream(req.argv)
+        ? () =>
+          servedStats(
+            { ...host, warn },
+            req.argv.includes("--debug") || Deno.env.get("RKL_DEBUG") === "1",
+          )
+        : () => main(req.argv, { host: (warn) => ({ ...host, warn }) });
       try {
-        code = await withIo(
-          io,
-          () => withAbort(ac.signal, () => main(req.argv, { host: (warn) => ({ ...host, warn }) })),
-        );
+        code = await withIo(io, () => withAbort(ac.signal, run));
       } finally {
         io.closed = true;
       }

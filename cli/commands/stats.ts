@@ -65,6 +65,20 @@ function daemonReadings(host: Host, layout: ReturnType<typeof layoutOf>): Taken[
   return s.readings;
 }
 
+/**
+ * A reading a served request took itself (the sampler had no pair far enough
+ * apart, as in its first 250 ms): kept with the sampler's, so the next
+ * request finds one at once instead of reading every cgroup again.
+ */
+function keepInSampler(t: Taken): void {
+  if (sampler) sampler.readings = withReading(sampler.readings, t);
+}
+
+/** `readings` (oldest first, at most 8) with `t` after them; unchanged when `t` is older than the newest. */
+export function withReading(readings: Taken[], t: Taken): Taken[] {
+  return (readings.at(-1)?.at ?? 0) <= t.at ? [...readings.slice(-7), t] : readings;
+}
+
 /** The readings as a kept cache: the newest, with the earlier ones. */
 function asKept(readings: Taken[]): StatsCache | undefined {
   const caches = readings.map((r) => toCache(r.samples, r.at)).reverse();
@@ -76,7 +90,7 @@ function asKept(readings: Taken[]): StatsCache | undefined {
  * and an earlier one is old enough to compare with (docker's daemon, too,
  * answers from its collector's readings); undefined: read them now.
  */
-function fromSampler(readings: Taken[], recs: ContainerRecord[]): Taken | undefined {
+export function fromSampler(readings: Taken[], recs: ContainerRecord[]): Taken | undefined {
   const latest = readings.at(-1);
   if (!latest || Date.now() - latest.at > SAMPLE_EVERY_MS) return undefined;
   if (!(readings[0].at <= latest.at - CACHE_MIN_AGE_MS)) return undefined;
@@ -88,7 +102,7 @@ function fromSampler(readings: Taken[], recs: ContainerRecord[]): Taken | undefi
   return { samples: samples as ContainerSample[], hostMemory: latest.hostMemory, at: latest.at };
 }
 
-interface StatsFlags {
+export interface StatsFlags {
   stream: boolean;
   format?: string;
   all?: boolean;
@@ -124,35 +138,52 @@ export function registerStats(program: Command, ctx: Context): void {
       "table, json (a JSON object per line), or a template such as '{{.Name}} {{.CPUPerc}}'",
     )
     .option("-a, --all", "also containers that are not running")
-    .action(async (names: string[], o: StatsFlags) => {
-      if (o.format !== undefined && o.format !== "table" && o.format !== "json") {
-        try {
-          checkTemplate(o.format.startsWith("table ") ? o.format.slice(6) : o.format);
-        } catch (e) {
-          throw new UsageError(`--format: ${(e as Error).message}`);
-        }
-      }
-      const host = ctx.host();
-      const layout = layoutOf(host.cgroups);
-      const readings = served() ? daemonReadings(host, layout) : undefined;
-      let first = true;
-      const take = async (): Promise<Taken> => {
-        const recs = await chosen(host, names, !!o.all);
-        const kept = first && readings ? fromSampler(readings, recs) : undefined;
-        first = false;
-        trace(kept ? "stats: the sampler's reading" : "stats: chosen");
-        return kept ?? { ...sampleContainers(recs, { layout }), at: Date.now() };
-      };
-      const cachePath = `${host.paths.runRoot}/stats.json`;
-      await statsFrames({
-        take,
-        kept: readings ? asKept(readings) : parseCache(readTextOrUndefined(cachePath)),
-        // Served, the sampler keeps the readings: no file written before the answer.
-        cachePath: readings ? undefined : cachePath,
-        format: o.format,
-        stream: o.stream,
-        sleep: host.sleep,
-        write,
-      });
-    });
+    .action((names: string[], o: StatsFlags) => showStats(ctx.host, names, o));
+}
+
+/**
+ * `rkl stats` with its flags parsed: what the command runs, and what a
+ * daemon runs for a plain served `stats --no-stream` without the CLI
+ * framework (cli/serve.ts).
+ */
+export async function showStats(
+  hostOf: () => Host,
+  names: string[],
+  o: StatsFlags,
+): Promise<void> {
+  trace("stats: parsed");
+  if (o.format !== undefined && o.format !== "table" && o.format !== "json") {
+    try {
+      checkTemplate(o.format.startsWith("table ") ? o.format.slice(6) : o.format);
+    } catch (e) {
+      throw new UsageError(`--format: ${(e as Error).message}`);
+    }
+  }
+  const host = hostOf();
+  const layout = layoutOf(host.cgroups);
+  const readings = served() ? daemonReadings(host, layout) : undefined;
+  let first = true;
+  const take = async (): Promise<Taken> => {
+    const recs = await chosen(host, names, !!o.all);
+    const kept = first && readings ? fromSampler(readings, recs) : undefined;
+    first = false;
+    trace(kept ? "stats: the sampler's reading" : "stats: chosen");
+    if (kept) return kept;
+    const taken = { ...sampleContainers(recs, { layout }), at: Date.now() };
+    // Every running container, as the sampler reads them: the sampler keeps it too.
+    if (readings && names.length === 0 && !o.all) keepInSampler(taken);
+    return taken;
+  };
+  const cachePath = `${host.paths.runRoot}/stats.json`;
+  await statsFrames({
+    take,
+    kept: readings ? asKept(readings) : parseCache(readTextOrUndefined(cachePath)),
+    // Served, the sampler keeps the readings: no file written before the answer.
+    cachePath: readings ? undefined : cachePath,
+    format: o.format,
+    stream: o.stream,
+    sleep: host.sleep,
+    write,
+  });
+  trace("stats: printed");
 }

@@ -8,9 +8,12 @@ import type { Host } from "../workloads/host.ts";
 
 export interface DaemonEvent {
   time: string;
-  action: Action["kind"] | "error" | "start" | "stop" | "restart" | "probe";
+  action: Action["kind"] | "error" | "start" | "stop" | "restart" | "probe" | "rename";
   probe?: ProbeKind;
   container?: string;
+  /** A rename's old name (`rkl rename` appends it; docker's `oldName` attribute). */
+  oldName?: string;
+  image?: string;
   exitCode?: number;
   pod?: string;
   file?: string;

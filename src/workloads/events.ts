@@ -3,7 +3,9 @@
  *
  * - The daemon's event log (ROOT/daemon/events.jsonl, appended by
  *   `rkl daemon`): its start and stop, static pods created, recreated and
- *   deleted, containers it restarted, probe results, errors.
+ *   deleted, containers it restarted, probe results, errors; and the
+ *   renames `rkl rename` appends, daemon or not (a record's times tell its
+ *   create, start and die, not a rename).
  * - The records in the store, for what happened without a daemon: each
  *   container's create, start and die (createdAt, startedAt, finishedAt
  *   and exit code), each pod's create and start. A record keeps only its
@@ -38,6 +40,8 @@ interface LoggedEvent {
   file?: unknown;
   hash?: unknown;
   error?: unknown;
+  oldName?: unknown;
+  image?: unknown;
 }
 
 const str = (v: unknown) => typeof v === "string" ? v : undefined;
@@ -60,7 +64,7 @@ export function parseDaemonLog(text: string): RklEvent[] {
     const time = str(e.time), action = str(e.action);
     if (!time || !action || Number.isNaN(Date.parse(time))) continue;
     const attributes: Record<string, string> = {};
-    for (const k of ["file", "hash", "error", "probe"] as const) {
+    for (const k of ["file", "hash", "error", "probe", "oldName", "image"] as const) {
       const v = str(e[k]);
       if (v !== undefined) attributes[k] = v;
     }
@@ -123,22 +127,43 @@ export function byTime(events: RklEvent[]): RklEvent[] {
     .sort((a, b) => a.t - b.t || a.i - b.i).map((x) => x.e);
 }
 
-/** The events that differ between two snapshots (name → view): new, changed, gone. */
+/** A record's identity across a rename: its kind, id and creation time (its key is its name). */
+function identity(r: RecordView): string | undefined {
+  return r.id === undefined ? undefined : `${r.kind}/${r.id}@${r.createdAt ?? ""}`;
+}
+
+/**
+ * The events that differ between two snapshots (name → view): new, changed,
+ * gone, matched by id and creation time where the view has an id: a record
+ * found under another name was renamed, not destroyed and made again (the
+ * log has its rename event; its create and start are not told twice), and a
+ * name taken by another container means the first one is gone.
+ */
 export function diffRecords(
   before: Map<string, RecordView>,
   after: Map<string, RecordView>,
   now: string,
 ): RklEvent[] {
   const out: RklEvent[] = [];
+  const beforeById = new Map<string, RecordView>();
+  for (const r of before.values()) {
+    const id = identity(r);
+    if (id !== undefined) beforeById.set(id, r);
+  }
+  const afterIds = new Set<string>();
   for (const [key, r] of after) {
-    const old = before.get(key);
+    const id = identity(r);
+    if (id !== undefined) afterIds.add(id);
+    // Its own earlier view, under this name or (renamed) another; by name alone without an id.
+    const old = id === undefined ? before.get(key) : beforeById.get(id);
     const seen = new Set((old ? recordEvents(old) : []).map((e) => `${e.action}@${e.time}`));
     for (const e of recordEvents(r)) if (!seen.has(`${e.action}@${e.time}`)) out.push(e);
   }
   for (const [key, r] of before) {
-    if (!after.has(key)) {
-      out.push({ time: now, type: r.kind, action: "destroy", actor: r.name, attributes: {} });
-    }
+    const id = identity(r);
+    // Still there (perhaps renamed); a name now another container's: this one is gone.
+    if (id === undefined ? after.has(key) : afterIds.has(id)) continue;
+    out.push({ time: now, type: r.kind, action: "destroy", actor: r.name, attributes: {} });
   }
   return byTime(out);
 }

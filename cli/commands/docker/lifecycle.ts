@@ -180,7 +180,16 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
       "rename a container (running or not); its id stays",
     ).action(async (old: string, next: string) => {
       const { renameContainer } = await import("../../../src/workloads/container/rename.ts");
-      await renameContainer(ctx.host(), old, next);
+      const host = ctx.host();
+      const rec = await renameContainer(host, old, next);
+      // docker's `rename` event (oldName), in the log `rkl events` reads, daemon or not:
+      // a record's times tell its create, start and die, not a rename.
+      const { appendEvent } = await import("../../../src/daemon/status.ts");
+      try {
+        appendEvent(host, { action: "rename", container: next, oldName: old, image: rec.image });
+      } catch (e) {
+        ctx.warn(`renamed, but its event was not logged: ${(e as Error).message}`);
+      }
     });
   },
 };

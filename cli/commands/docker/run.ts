@@ -12,6 +12,7 @@ import {
 import type { Host } from "../../../src/workloads/host.ts";
 import { which } from "../../../src/oci/runtime.ts";
 import { write } from "../../format.ts";
+import { trace } from "../../../src/trace.ts";
 import { cwd, environment, stderr } from "../../io.ts";
 import { readInput, whileCreating } from "../_shared.ts";
 import {
@@ -112,8 +113,10 @@ export const RUN_VERBS: Record<string, Verb> = {
       ).option("-d, --detach", "run in the background and print the name")
         .option("--rm", "remove the container when it exits"),
     ).action(async (image: string, command: string[], f: RunFlags) => {
+      trace("run: parsed");
       const host = ctx.host();
       const loaded = buildSpec(host, f, image, command);
+      trace("run: spec");
       const net = networkChoice(f.network);
       const name = loaded.spec.name;
       if (f.detach) {
