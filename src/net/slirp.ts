@@ -16,7 +16,6 @@
 import { type Attachment, CniClient, type CniResult, type NetConfList } from "./cni.ts";
 import type { CommandRunner } from "../sys/command.ts";
 import { NetworkError } from "../errors.ts";
-import type { PastaCni } from "./pasta.ts";
 import { slirpKey } from "./user_net_key.ts";
 
 export { slirpKey };
@@ -64,7 +63,14 @@ export interface SlirpOptions {
   cmdline(pid: number): string[] | undefined;
   sleep(ms: number): Promise<void>;
   /** The `pasta` network's driver (pasta.ts): a conflist of one `pasta` plugin goes to it. */
-  pasta?: PastaCni;
+  pasta?: NetDriver;
+}
+
+/** What SlirpCni needs of another network's driver (pasta.ts's PastaCni). */
+export interface NetDriver {
+  add(list: NetConfList, att: Attachment): Promise<CniResult>;
+  del(list: NetConfList, att: Attachment): Promise<void>;
+  check(list: NetConfList, att: Attachment): Promise<void>;
 }
 
 /** One API request over the socket; the reply's JSON. */
@@ -103,7 +109,7 @@ export class SlirpCni extends CniClient {
   }
 
   /** pasta's driver, when `list` is one `pasta` plugin (pasta.ts). */
-  #pasta(list: NetConfList): PastaCni | undefined {
+  #pasta(list: NetConfList): NetDriver | undefined {
     if (list.plugins.length !== 1 || list.plugins[0].type !== "pasta") return undefined;
     if (!this.options.pasta) {
       throw new NetworkError(`Cannot use network ${JSON.stringify(list.name)}: no pasta driver`);
