@@ -25,8 +25,8 @@ import {
   processesOf,
   removeUser,
   sh,
+  spawnUserDaemon,
   type User,
-  userEnv,
   waitFor,
   writeAs,
 } from "../tests/e2e/rootless_user.ts";
@@ -132,29 +132,7 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
       const manifests = `${user.home}/manifests`;
       Deno.mkdirSync(manifests, { recursive: true });
       Deno.chownSync(manifests, user.uid, user.gid);
-      const child = new Deno.Command("setsid", {
-        args: [
-          "setpriv",
-          `--reuid=${user.uid}`,
-          `--regid=${user.gid}`,
-          "--init-groups",
-          Deno.execPath(),
-          "run",
-          "-A",
-          "--quiet",
-          `${REPO}/cli/main.ts`,
-          "daemon",
-          "--no-cri",
-          "--manifests",
-          manifests,
-        ],
-        env: userEnv(user),
-        clearEnv: true,
-        cwd: user.home,
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
+      const child = spawnUserDaemon(user, ["--no-cri", "--manifests", manifests]);
       const log = new Response(child.stderr).text();
       const sock = `${user.xdg}/rkl/cli.sock`;
       await waitFor("the user's daemon", () => {

@@ -21,8 +21,8 @@ import {
   removeUser,
   rklAs,
   rklOkAs,
+  spawnUserDaemon,
   type User,
-  userEnv,
   waitFor,
   writeAs,
 } from "./rootless_user.ts";
@@ -131,29 +131,7 @@ Deno.test({
         const manifests = `${user.home}/manifests`;
         Deno.mkdirSync(manifests);
         Deno.chownSync(manifests, user.uid, user.gid);
-        const daemon = new Deno.Command("setsid", {
-          args: [
-            "setpriv",
-            `--reuid=${user.uid}`,
-            `--regid=${user.gid}`,
-            "--init-groups",
-            Deno.execPath(),
-            "run",
-            "-A",
-            "--quiet",
-            `${REPO}/cli/main.ts`,
-            "daemon",
-            "--no-cri",
-            "--manifests",
-            manifests,
-          ],
-          env: userEnv(user),
-          clearEnv: true,
-          cwd: user.home,
-          stdin: "null",
-          stdout: "null",
-          stderr: "piped",
-        }).spawn();
+        const daemon = spawnUserDaemon(user, ["--no-cri", "--manifests", manifests]);
         const said = new Response(daemon.stderr).text();
         try {
           await waitFor("the daemon's cli.sock", () => {

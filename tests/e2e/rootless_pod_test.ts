@@ -29,8 +29,8 @@ import {
   rklAs,
   rklOkAs,
   slirpsOf,
+  spawnUserDaemon,
   type User,
-  userEnv,
   waitFor,
   writeAs,
 } from "./rootless_user.ts";
@@ -244,28 +244,7 @@ spec:
             `apiVersion: v1\nkind: Pod\nmetadata: {name: st}\nspec:\n  containers:\n` +
               `    - name: a\n      image: ${user.home}/bundles/busybox\n      command: [sleep, "3600"]\n`,
           );
-          const daemon = new Deno.Command("setsid", {
-            args: [
-              "setpriv",
-              `--reuid=${user.uid}`,
-              `--regid=${user.gid}`,
-              "--init-groups",
-              Deno.execPath(),
-              "run",
-              "-A",
-              "--quiet",
-              `${REPO}/cli/main.ts`,
-              "daemon",
-              "--manifests",
-              manifests,
-            ],
-            env: userEnv(user),
-            clearEnv: true,
-            cwd: user.home,
-            stdin: "null",
-            stdout: "null",
-            stderr: "piped",
-          }).spawn();
+          const daemon = spawnUserDaemon(user, ["--manifests", manifests]);
           const stderr = new Response(daemon.stderr).text();
           try {
             await waitFor(

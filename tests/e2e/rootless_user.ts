@@ -119,6 +119,34 @@ export async function asUser(
   return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
 }
 
+/**
+ * `rkl daemon ARGS…` as the user in a session of its own (setsid), with a
+ * login's environment; its stderr piped for the caller to read.
+ */
+export function spawnUserDaemon(u: User, args: string[]): Deno.ChildProcess {
+  return new Deno.Command("setsid", {
+    args: [
+      "setpriv",
+      `--reuid=${u.uid}`,
+      `--regid=${u.gid}`,
+      "--init-groups",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--quiet",
+      `${REPO}/cli/main.ts`,
+      "daemon",
+      ...args,
+    ],
+    env: userEnv(u),
+    clearEnv: true,
+    cwd: u.home,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+}
+
 export const rklAs = (u: User, args: string[]) =>
   asUser(u, [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args]);
 
