@@ -5,6 +5,7 @@ import type { Host } from "../src/workloads/host.ts";
 
 import { buildHost, type GlobalOptions } from "./host.ts";
 import { VERSION } from "./version.ts";
+import { DOCKER_COMMANDS } from "./docker_verbs.ts";
 import { stderr, stdout } from "./io.ts";
 
 export interface Context {
@@ -17,33 +18,6 @@ export interface Context {
 }
 
 type Register = (program: Command, ctx: Context) => void;
-
-/** docker's verbs at the top level (cli/commands/docker.ts), in help order. */
-const DOCKER_COMMANDS: [string, string][] = [
-  [
-    "run",
-    "create and start a container from an image, docker's way (rkl container run FILE takes YAML)",
-  ],
-  ["create", "create a container from an image without starting it"],
-  ["start", "start created or exited containers"],
-  ["stop", "stop containers: the stop signal, then SIGKILL after -t seconds"],
-  ["restart", "stop (if running) and start containers again"],
-  ["rm", "remove containers"],
-  ["ps", "list containers (running ones; -a all)"],
-  ["logs", "print a container's output"],
-  ["exec", "run a command in a running container"],
-  ["attach", "join a running container's terminal or output (detach: ctrl-p ctrl-q)"],
-  ["inspect", "a container's state as JSON (images: rkl image inspect)"],
-  ["kill", "send a signal (default SIGKILL) to containers' main process"],
-  ["wait", "wait for containers to exit; print each exit code"],
-  ["port", "list a container's published ports"],
-  ["rename", "rename a container (running or not); its id stays"],
-  ["top", "the processes of a container (its cgroup), as ps shows them"],
-  ["cp", "copy files between a container and the host (container paths resolved inside its root)"],
-  ["images", "list images (rkl image ls)"],
-  ["pull", "pull an image (rkl image pull)"],
-  ["rmi", "remove images (rkl image rm)"],
-];
 
 /**
  * The top-level commands, in help order, and the module that defines each.

@@ -18,6 +18,7 @@
  */
 import { RklError } from "../src/errors.ts";
 import { trace } from "../src/trace.ts";
+import { DOCKER_VERBS } from "./docker_verbs.ts";
 import {
   ensurePause,
   enterArgv,
@@ -31,30 +32,11 @@ import {
 
 /** The command words that build a Host (cli/app.ts's COMMANDS), aliases included. */
 const HOST_COMMANDS = new Set([
+  ...DOCKER_VERBS,
   "container",
   "c",
   "pod",
   "p",
-  "run",
-  "create",
-  "start",
-  "stop",
-  "restart",
-  "rm",
-  "ps",
-  "logs",
-  "exec",
-  "attach",
-  "inspect",
-  "kill",
-  "wait",
-  "port",
-  "rename",
-  "top",
-  "cp",
-  "images",
-  "pull",
-  "rmi",
   "__rm-on-exit",
   "compose",
   "kube",

@@ -12,6 +12,7 @@ import { INSPECT_VERBS } from "./docker/inspect.ts";
 import { IO_VERBS } from "./docker/io.ts";
 import { LIFECYCLE_VERBS } from "./docker/lifecycle.ts";
 import { RUN_VERBS } from "./docker/run.ts";
+import { DOCKER_VERBS } from "../docker_verbs.ts";
 
 export { dockerStatus, psFields, psFilter, renderFormat } from "./docker/ps_format.ts";
 export { signalArg } from "./docker/lifecycle.ts";
@@ -28,29 +29,7 @@ export function registerDocker(program: Command, ctx: Context): void {
     ...IMAGE_VERBS,
   };
   // Registered in help order (cli/app.ts's DOCKER_COMMANDS); __rm-on-exit is hidden.
-  for (
-    const v of [
-      "run",
-      "create",
-      "start",
-      "stop",
-      "restart",
-      "rm",
-      "ps",
-      "logs",
-      "exec",
-      "attach",
-      "inspect",
-      "kill",
-      "wait",
-      "port",
-      "rename",
-      "top",
-      "cp",
-      "images",
-      "pull",
-      "rmi",
-      "__rm-on-exit",
-    ]
-  ) verbs[v](program, ctx);
+  for (const v of [...DOCKER_VERBS, "__rm-on-exit"]) {
+    verbs[v as keyof typeof verbs](program, ctx);
+  }
 }
