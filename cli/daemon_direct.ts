@@ -18,6 +18,7 @@ import type { GlobalOptions } from "./host.ts";
 import type { Host } from "../src/workloads/host.ts";
 import type { DaemonRunOptions } from "./commands/daemon.ts";
 import { reportError } from "./direct.ts";
+import { plainGlobals } from "./globals_argv.ts";
 import { stderr } from "./io.ts";
 
 const VALUE_FLAGS: Record<string, keyof DaemonRunOptions> = {
@@ -41,22 +42,10 @@ const SWITCHES: Record<string, [keyof DaemonRunOptions, boolean]> = {
 export function plainDaemonArgv(
   argv: string[],
 ): { globals: GlobalOptions; flags: Partial<DaemonRunOptions> } | undefined {
-  const globals: GlobalOptions = {};
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--debug") {
-      globals.debug = true;
-      continue;
-    }
-    const m = /^--(root|run-root|runtime)(?:=(.*))?$/.exec(a);
-    if (!m) break;
-    const v = m[2] ?? argv[++i];
-    if (v === undefined || (m[2] === undefined && v.startsWith("-"))) return undefined;
-    if (m[1] === "root") globals.root = v;
-    else if (m[1] === "run-root") globals.runRoot = v;
-    else globals.runtime = v;
-  }
+  const g = plainGlobals(argv);
+  if (!g) return undefined;
+  const globals = g.globals;
+  let i = g.next;
   if (argv[i] === "daemon") i++;
   else if ((argv[i] === "pod" || argv[i] === "p") && argv[i + 1] === "daemon") i += 2;
   else return undefined;

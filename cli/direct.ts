@@ -21,6 +21,9 @@ import type { Host } from "../src/workloads/host.ts";
 import { causeChain, RklError } from "../src/errors.ts";
 import { served, stderr } from "./io.ts";
 import { trace } from "../src/trace.ts";
+import { plainGlobals } from "./globals_argv.ts";
+
+export { plainGlobals };
 
 interface Flag {
   /** The option's key, as commander names it. */
@@ -53,22 +56,9 @@ export function plainArgv(
   argv: string[],
   commands: Record<string, Record<string, Record<string, Flag>>>,
 ): (Plain & { group: string; verb: string }) | undefined {
-  const globals: GlobalOptions = {};
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--debug") {
-      globals.debug = true;
-      continue;
-    }
-    const m = /^--(root|run-root|runtime)(?:=(.*))?$/.exec(a);
-    if (!m) break;
-    const v = m[2] ?? argv[++i];
-    if (v === undefined || (m[2] === undefined && v.startsWith("-"))) return undefined;
-    if (m[1] === "root") globals.root = v;
-    else if (m[1] === "run-root") globals.runRoot = v;
-    else globals.runtime = v;
-  }
+  const g = plainGlobals(argv);
+  if (!g) return undefined;
+  const { globals, next: i } = g;
   const group = argv[i] === "p" ? "pod" : argv[i];
   const verb = argv[i + 1] === "delete" ? "rm" : argv[i + 1];
   const known = Object.hasOwn(commands, group) && Object.hasOwn(commands[group], verb)

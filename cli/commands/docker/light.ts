@@ -16,22 +16,15 @@
 import { DEFAULT_ROOT, rootsOf, writeAll } from "../../remote.ts";
 import type { ContainerRecord } from "../../../src/workloads/container/types.ts";
 import { trace } from "../../../src/trace.ts";
+import { plainGlobals } from "../../globals_argv.ts";
 
 /** argv split into the global options, the command word and what follows it. */
 function split(argv: string[]):
   | { globals: { root?: string; runRoot?: string }; command: string; rest: string[] }
   | undefined {
-  const globals: { root?: string; runRoot?: string } = {};
-  let i = 0;
-  for (; i < argv.length; i++) {
-    if (argv[i] === "--debug") continue;
-    const m = /^--(root|run-root|runtime)(?:=(.*))?$/.exec(argv[i]);
-    if (!m) break;
-    const v = m[2] ?? argv[++i];
-    if (v === undefined) return undefined;
-    if (m[1] === "root") globals.root = v;
-    else if (m[1] === "run-root") globals.runRoot = v;
-  }
+  const g = plainGlobals(argv);
+  if (!g) return undefined;
+  const { globals, next: i } = g;
   if (i >= argv.length) return undefined;
   return { globals, command: argv[i], rest: argv.slice(i + 1) };
 }
