@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { requires } from "../_helpers/requires.ts";
 import {
   assertUserEmpty,
+  bodyWhenUp,
   bundlesFor,
   filesUnder,
   freePort,
@@ -76,16 +77,7 @@ Deno.test({
       await t.step("--network pasta: the host reaches the published port", async () => {
         const r = await rklAs(user, ["container", "run", "--network", "pasta", "web.yaml"]);
         assert.equal(r.code, 0, r.stderr);
-        let body = "";
-        await waitFor("the published port", async () => {
-          try {
-            const res = await fetch(`http://127.0.0.1:${port}/index.html`);
-            body = await res.text();
-            return res.ok;
-          } catch {
-            return false;
-          }
-        });
+        const body = await bodyWhenUp(`http://127.0.0.1:${port}/index.html`);
         assert.equal(body, "hello-pasta\n");
         assert.ok(
           processesOf(user.uid).some((p) => /pasta --config-net/.test(p)),

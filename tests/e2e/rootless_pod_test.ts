@@ -18,6 +18,7 @@ import { REPO, requires } from "../_helpers/requires.ts";
 import {
   assertUserEmpty,
   asUser,
+  bodyWhenUp,
   bundlesFor,
   filesUnder,
   freePort,
@@ -138,16 +139,7 @@ spec:
             return e.code === 0;
           });
           assert.equal(page, "hello from web-pod\n");
-          let body = "";
-          await waitFor("the published port", async () => {
-            try {
-              const res = await fetch(`http://127.0.0.1:${port}/index.html`);
-              body = await res.text();
-              return res.ok;
-            } catch {
-              return false;
-            }
-          });
+          const body = await bodyWhenUp(`http://127.0.0.1:${port}/index.html`);
           assert.equal(body, "hello from web-pod\n");
           assert.match(await rklOkAs(user, ["pod", "logs", "web-pod", "client"]), /client-up/);
           assert.match(await rklOkAs(user, ["pod", "list"]), /web-pod +2\/2/);

@@ -23,6 +23,7 @@ import assert from "node:assert/strict";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
 import {
+  bodyWhenUp,
   dec,
   freePort,
   hostAddress,
@@ -256,16 +257,7 @@ Deno.test({
           assert.match(warnings[0], /web\.yaml:\d+:\d+: resources\.limits\.memory not applied/);
           assert.equal(await got, "ping\n");
           listener.close();
-          let body = "";
-          await waitFor("the published port", async () => {
-            try {
-              const res = await fetch(`http://127.0.0.1:${port}/index.html`);
-              body = await res.text();
-              return res.ok;
-            } catch {
-              return false;
-            }
-          });
+          const body = await bodyWhenUp(`http://127.0.0.1:${port}/index.html`);
           assert.equal(body, "hello-rootless\n");
           const list = await rklOkAs(user, ["container", "list"]);
           assert.match(

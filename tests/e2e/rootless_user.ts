@@ -170,6 +170,21 @@ export async function waitFor(what: string, fn: () => boolean | Promise<boolean>
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** The body of `url` once it answers 2xx (a published port coming up), waited for as waitFor does. */
+export async function bodyWhenUp(url: string): Promise<string> {
+  let body = "";
+  await waitFor("the published port", async () => {
+    try {
+      const res = await fetch(url);
+      body = await res.text();
+      return res.ok;
+    } catch {
+      return false;
+    }
+  });
+  return body;
+}
+
 /** The user's processes (zombies the host's init has not reaped yet left out). */
 export function processesOf(uid: number): string[] {
   const out: string[] = [];
