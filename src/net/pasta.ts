@@ -17,7 +17,7 @@
  */
 import type { Attachment, CniResult, NetConfList, PortMapping } from "./cni.ts";
 import { NetworkError } from "../errors.ts";
-import { slirpKey } from "./user_net_key.ts";
+import { slirpKey, stopHelper } from "./user_net.ts";
 
 export const PASTA_TYPE = "pasta";
 export const PASTA_NETWORK = "pasta";
@@ -135,29 +135,7 @@ export class PastaCni {
   /** Stops the attachment's pasta (only a process that is one, for this netns). */
   async del(_list: NetConfList, att: Attachment): Promise<void> {
     const p = this.#paths(att);
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(p.pid);
-    } catch { /* never started */ }
-    const pid = /^\d+\n?$/.test(text) ? Number(text.trim()) : undefined;
-    if (pid !== undefined && this.#ours(pid, att.netns)) {
-      try {
-        this.options.kill(pid, "SIGTERM");
-      } catch { /* gone */ }
-      for (let i = 0; i < 140 && this.#ours(pid, att.netns); i++) {
-        await this.options.sleep(i < 50 ? 2 : 10);
-      }
-      if (this.#ours(pid, att.netns)) {
-        try {
-          this.options.kill(pid, "SIGKILL");
-        } catch { /* gone */ }
-      }
-    }
-    for (const f of [p.pid, p.log]) {
-      try {
-        Deno.removeSync(f);
-      } catch { /* gone */ }
-    }
+    await stopHelper(p.pid, (pid) => this.#ours(pid, att.netns), this.options, [p.pid, p.log]);
   }
 
   check(list: NetConfList, att: Attachment): Promise<void> {

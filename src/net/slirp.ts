@@ -16,7 +16,7 @@
 import { type Attachment, CniClient, type CniResult, type NetConfList } from "./cni.ts";
 import type { CommandRunner } from "../sys/command.ts";
 import { NetworkError } from "../errors.ts";
-import { slirpKey } from "./user_net_key.ts";
+import { slirpKey, stopHelper } from "./user_net.ts";
 
 export { slirpKey };
 
@@ -200,32 +200,11 @@ export class SlirpCni extends CniClient {
     if (pasta) return await pasta.del(list, att);
     this.#only(list);
     const p = this.#paths(att);
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(p.pid);
-    } catch { /* never started */ }
-    const pid = /^\d+\n?$/.test(text) ? Number(text.trim()) : undefined;
     const ours = (n: number) => {
       const argv = this.options.cmdline(n);
       return argv !== undefined && argv[0]?.endsWith("slirp4netns") && argv.includes(att.netns);
     };
-    if (pid !== undefined && ours(pid)) {
-      try {
-        this.options.kill(pid, "SIGTERM");
-      } catch { /* gone */ }
-      // It ends within a few ms of SIGTERM: 2 ms steps first, then 10 ms; about 1 s in all.
-      for (let i = 0; i < 140 && ours(pid); i++) await this.options.sleep(i < 50 ? 2 : 10);
-      if (ours(pid)) {
-        try {
-          this.options.kill(pid, "SIGKILL");
-        } catch { /* gone */ }
-      }
-    }
-    for (const f of [p.socket, p.pid, p.log]) {
-      try {
-        Deno.removeSync(f);
-      } catch { /* gone */ }
-    }
+    await stopHelper(p.pid, ours, this.options, [p.socket, p.pid, p.log]);
   }
 
   override check(list: NetConfList, att: Attachment): Promise<void> {
