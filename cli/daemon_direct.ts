@@ -13,13 +13,10 @@
  * operand) returns undefined before anything is done, and commander parses
  * the command and says what is wrong.
  */
-import type { Context } from "./app.ts";
 import type { GlobalOptions } from "./host.ts";
-import type { Host } from "../src/workloads/host.ts";
 import type { DaemonRunOptions } from "./commands/daemon.ts";
-import { reportError } from "./direct.ts";
+import { directContext, reportError } from "./direct.ts";
 import { plainGlobals } from "./globals_argv.ts";
-import { stderr } from "./io.ts";
 
 const VALUE_FLAGS: Record<string, keyof DaemonRunOptions> = {
   "--manifests": "manifests",
@@ -75,13 +72,7 @@ export async function runDaemonDirect(argv: string[]): Promise<number | undefine
     import("./host.ts"),
     import("./commands/daemon.ts"),
   ]);
-  let cached: Host | undefined;
-  const ctx: Context = {
-    host: () => cached ??= buildHost(p.globals, ctx.warn),
-    warn: (m) => stderr(`warning: ${m}\n`),
-    options: () => p.globals,
-    exitCode: 0,
-  };
+  const ctx = directContext(p.globals, buildHost);
   try {
     await runDaemonCommand(ctx, { ...DAEMON_DEFAULTS, ...p.flags });
     return ctx.exitCode;

@@ -109,19 +109,28 @@ export function reportError(e: unknown, debug: boolean): number {
   return 1;
 }
 
+/** The Context commander's app would give a command, for a short path: the Host built on first use. */
+export function directContext(
+  globals: GlobalOptions,
+  buildHost: (g: GlobalOptions, warn: (m: string) => void) => Host,
+): Context {
+  let cached: Host | undefined;
+  const ctx: Context = {
+    host: () => cached ??= buildHost(globals, ctx.warn),
+    warn: (m) => stderr(`warning: ${m}\n`),
+    options: () => globals,
+    exitCode: 0,
+  };
+  return ctx;
+}
+
 /** Runs `argv` when it is one of the plain commands above; undefined to let commander do it. */
 export async function runDirect(argv: string[]): Promise<number | undefined> {
   const p = plainArgv(argv, DIRECT_COMMANDS);
   if (!p) return undefined;
   const { buildHost } = await import("./host.ts");
   trace("direct: host's modules");
-  let cached: Host | undefined;
-  const ctx: Context = {
-    host: () => cached ??= buildHost(p.globals, ctx.warn),
-    warn: (m) => stderr(`warning: ${m}\n`),
-    options: () => p.globals,
-    exitCode: 0,
-  };
+  const ctx = directContext(p.globals, buildHost);
   try {
     const command = `${p.group} ${p.verb}`;
     if (command === "kube down") {
