@@ -24,6 +24,8 @@ import {
   openTun,
   processesOf,
   removeUser,
+  rklArgv,
+  rklAs,
   sh,
   spawnUserDaemon,
   type User,
@@ -121,8 +123,7 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
     ], penv);
     const archive = `${user.home}/busybox.tar`;
     await ok(user, [...pm(user), "save", "--format", "docker-archive", "-o", archive, image], penv);
-    const rkl = (args: string[]) =>
-      ok(user, [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args]);
+    const rkl = (args: string[]) => ok(user, rklArgv(args));
     await rkl(["image", "import", archive]);
     Deno.removeSync(rootfsTar);
     Deno.removeSync(archive);
@@ -243,17 +244,7 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
     if (u) {
       const user = u;
       await asUser(user, [...pm(user), "system", "reset", "--force"], penv).catch(() => {});
-      await asUser(user, [
-        Deno.execPath(),
-        "run",
-        "-A",
-        "--quiet",
-        `${REPO}/cli/main.ts`,
-        "container",
-        "rm",
-        "-f",
-        "rb",
-      ]).catch(() => {});
+      await rklAs(user, ["container", "rm", "-f", "rb"]).catch(() => {});
       await waitFor(
         "podman's and rkl's pause processes only",
         () => processesOf(user.uid).every((p) => / (sleep infinity|catatonit|podman)/.test(p)),

@@ -12,9 +12,8 @@
  *   symlink to root's) is never connected to: the command runs in-process.
  */
 import assert from "node:assert/strict";
-import { REPO, requires } from "../_helpers/requires.ts";
+import { requires } from "../_helpers/requires.ts";
 import {
-  asUser,
   bundlesFor,
   makeUser,
   processesOf,
@@ -74,15 +73,7 @@ Deno.test({
       );
 
       await t.step("the outer rkl enters the namespace before loading the CLI", async () => {
-        const r = await asUser(user, [
-          Deno.execPath(),
-          "run",
-          "-A",
-          "--quiet",
-          `${REPO}/cli/main.ts`,
-          "container",
-          "list",
-        ], { RKL_TRACE: "1" });
+        const r = await rklAs(user, ["container", "list"], { RKL_TRACE: "1" });
         assert.equal(r.code, 0, r.stderr);
         const traces = r.stderr.split("\n").filter((l) => l.startsWith("trace: "));
         // One "modules loaded": the inner rkl's. The outer one stops at "rootless: enter".
@@ -158,16 +149,7 @@ Deno.test({
           ]);
           assert.match(id, new RegExp(`^\\s*0\\s+${user.uid}\\s+1\\s*$`, "m"));
           // RKL_NO_DAEMON=1: in-process, and it sees the daemon's container.
-          const own = await asUser(user, [
-            Deno.execPath(),
-            "run",
-            "-A",
-            "--quiet",
-            `${REPO}/cli/main.ts`,
-            "container",
-            "list",
-            "-q",
-          ], { RKL_NO_DAEMON: "1" });
+          const own = await rklAs(user, ["container", "list", "-q"], { RKL_NO_DAEMON: "1" });
           assert.equal(own.stdout.trim(), "fast", own.stderr);
           assert.equal((await rklOkAs(user, ["container", "rm", "-f", "fast"])).trim(), "fast");
           assert.equal((await rklOkAs(user, ["container", "list", "-q"])).trim(), "");

@@ -130,13 +130,7 @@ export function spawnUserDaemon(u: User, args: string[]): Deno.ChildProcess {
       `--reuid=${u.uid}`,
       `--regid=${u.gid}`,
       "--init-groups",
-      Deno.execPath(),
-      "run",
-      "-A",
-      "--quiet",
-      `${REPO}/cli/main.ts`,
-      "daemon",
-      ...args,
+      ...rklArgv(["daemon", ...args]),
     ],
     env: userEnv(u),
     clearEnv: true,
@@ -147,8 +141,19 @@ export function spawnUserDaemon(u: User, args: string[]): Deno.ChildProcess {
   }).spawn();
 }
 
-export const rklAs = (u: User, args: string[]) =>
-  asUser(u, [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args]);
+/** The argv of `rkl ARGS…` from this checkout (deno run). */
+export const rklArgv = (args: string[]): string[] => [
+  Deno.execPath(),
+  "run",
+  "-A",
+  "--quiet",
+  `${REPO}/cli/main.ts`,
+  ...args,
+];
+
+/** `rkl ARGS…` as the user, with `extraEnv` over a login's environment. */
+export const rklAs = (u: User, args: string[], extraEnv: Record<string, string> = {}) =>
+  asUser(u, rklArgv(args), extraEnv);
 
 export async function rklOkAs(u: User, args: string[]): Promise<string> {
   const r = await rklAs(u, args);
