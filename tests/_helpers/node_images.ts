@@ -9,8 +9,9 @@
  *   scripts/busybox.sh (the release tarball, `make defconfig` plus what
  *   docker-library's image sets, no distribution patches), its applets as
  *   hard links in /bin (`busybox --install /bin` in upstream's image),
- *   /usr/bin/env linking to /bin/env, `sh`. Every busybox-based image here is
- *   built on it; the bundles/busybox rootfs (Debian's busybox-static 1.35, whose
+ *   /usr/bin/env linking to /bin/env, `sh`, and tests/node_e2e/nmeter.c over
+ *   its nmeter (youki leaves SIGPIPE ignored in containers: see there).
+ *   Every busybox-based image here is built on it; the bundles/busybox rootfs (Debian's busybox-static 1.35, whose
  *   ash drops environment variables that are not identifiers and whose nc has
  *   no -u) is not used.
  * - e2e-test-images/agnhost:2.63.0: the real agnhost (../shared/k8s, v1.36.3's
@@ -195,6 +196,18 @@ async function busyboxLayer(bin: string): Promise<Uint8Array> {
   return tarBytes(members);
 }
 
+/** tests/node_e2e/nmeter.c, static. */
+async function buildNmeter(workDir: string): Promise<Uint8Array> {
+  const bin = `${workDir}/nmeter`;
+  const r = await new Deno.Command("gcc", {
+    args: ["-static", "-O2", "-o", bin, `${REPO}/tests/node_e2e/nmeter.c`],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(`gcc nmeter.c: ${new TextDecoder().decode(r.stderr)}`);
+  return Deno.readFileSync(bin);
+}
+
 /**
  * `agnhost fake-registry-server`'s content, as upstream's agnhost image has it
  * (test/images/agnhost/fakeregistryserver: images.txt `pause 3.10.1 testing`),
@@ -266,12 +279,14 @@ export interface Pushed {
 export async function pushNodeImages(url: string, workDir: string): Promise<Pushed[]> {
   const programs = await buildPrograms(workDir, ["nginx", "nonewprivs", "curl"]);
   const base = await busyboxLayer(await busyboxBinary());
+  // over upstream's nmeter, which youki's ignored SIGPIPE makes print an error (nmeter.c)
+  const nmeter = tarBytes([{ name: "bin/nmeter", data: await buildNmeter(workDir), mode: 0o755 }]);
   const users = tarBytes(USERS);
   const out: Pushed[] = [];
   const push = async (ref: string, extra: Member[], config: Record<string, unknown>) => {
     const [repoPath, tag] = ref.split(/:(?=[^:]+$)/);
     const repo = repoPath.slice(repoPath.indexOf("/") + 1);
-    const layers = [base, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
+    const layers = [base, nmeter, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
     const r = await pushImage(url, repo, tag, {
       layers,
       config: { Env: [PATH], Cmd: ["sh"], ...config },
