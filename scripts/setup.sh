@@ -24,7 +24,7 @@ debs=(runc containernetworking-plugins iptables iproute2 busybox-static catatoni
   qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross
   docker-registry skopeo umoci libdeflate0
   containerd buildah attr zstd xz-utils openssl prometheus
-  tmux uidmap slirp4netns passt fuse-overlayfs)
+  tmux uidmap slirp4netns passt fuse-overlayfs bzip2 curl)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
@@ -81,6 +81,9 @@ fi
 # 4. Bundles: rootfs trees built from the installed packages.
 bash "$here/bundles/build.sh" busybox "$here/bundles/busybox"
 bash "$here/bundles/build.sh" pause "$here/bundles/pause"
+# Upstream busybox 1.37.0 (static, its pinned release tarball) for the node
+# e2e stand-in images; cached in /var/cache/rkl-busybox, about 45 s once.
+bash "$here/scripts/busybox.sh" >/dev/null
 
 # 5. crictl and critest (cri-tools v1.36.0): no registry here serves them, so
 #    they come from the workplace's shared tools dir (built from the upstream

@@ -1,13 +1,19 @@
 /**
  * Stand-ins for the images the node e2e suite (e2e_node.test, [NodeConformance])
  * pulls, with the upstream names, users and entrypoints (facts from
- * kubernetes' test/images/*\/Dockerfile), built from the busybox bundle's
- * rootfs as tests/cri/images.ts builds critest's, and pushed to a local
+ * kubernetes' test/images/*\/Dockerfile), built on upstream busybox (below)
+ * with tests/cri/images.ts' users and programs, and pushed to a local
  * registry under their registry.k8s.io paths (a mirror entry keeps the names):
  *
- * - e2e-test-images/busybox:1.37.0-1: busybox, its applets as hard links, `sh`;
- *   every busybox-based image here also has an `nmeter` for `%[N]t`
- *   (tests/node_e2e/nmeter.c), the applet Debian's busybox lacks.
+ * - e2e-test-images/busybox:1.37.0-1: upstream busybox 1.37.0 built static by
+ *   scripts/busybox.sh (the release tarball, `make defconfig` plus what
+ *   docker-library's image sets, no distribution patches), its applets as
+ *   hard links in /bin (`busybox --install /bin` in upstream's image),
+ *   /usr/bin/env linking to /bin/env, `sh`, and tests/node_e2e/nmeter.c over
+ *   its nmeter (youki leaves SIGPIPE ignored in containers: see there).
+ *   Every busybox-based image here is built on it; the bundles/busybox rootfs (Debian's busybox-static 1.35, whose
+ *   ash drops environment variables that are not identifiers and whose nc has
+ *   no -u) is not used.
  * - e2e-test-images/agnhost:2.63.0: the real agnhost (../shared/k8s, v1.36.3's
  *   test/images/agnhost) as /agnhost, /agnhost-2 linking to it, /uploads,
  *   ENTRYPOINT ["/agnhost"], CMD ["pause"], ports 80 8080 8081 9376, a
@@ -26,8 +32,8 @@
  *   `agnhost fake-registry-server` (the private registry pull spec).
  * - pause:3.10.2: catatonit in pause mode as /pause, USER 65535:65535.
  */
-import { appletLayer, buildPrograms, USERS } from "../cri/images.ts";
-import { dirTar, type Member, pushImage, sha, tarBytes } from "./oci.ts";
+import { buildPrograms, USERS } from "../cri/images.ts";
+import { type Member, pushImage, sha, tarBytes } from "./oci.ts";
 import { REPO } from "./requires.ts";
 import { which } from "../../src/oci/runtime.ts";
 
@@ -46,9 +52,9 @@ export const NODE_IMAGES = {
 
 /** What the stand-ins lack against upstream's images, for the docs and a conformance run's skips. */
 export const NODE_IMAGE_GAPS = [
-  "agnhost: no dig, iperf, coredns, ss, netcat-openbsd (busybox nc has no -u/-z/-v); curl is a stand-in for http:// to IP addresses only (no TLS, no DNS names)",
+  "agnhost: no dig, iperf, coredns, ss; nc is busybox's (-u, -w, -z, -v, -l; not netcat-openbsd's other flags); curl is a stand-in for http:// to IP addresses only (no TLS, no DNS names)",
   "nginx: one static server answering every request with a small page (no nginx.conf, no /usr/share/nginx/html)",
-  "busybox: Debian's busybox 1.35 applets, not upstream's 1.37.0 (wget -T segfaults: use timeout N wget)",
+  "busybox: upstream 1.37.0 linked statically (upstream's glibc image links it dynamically and carries libc, libnss and getconf); /etc/passwd and /etc/group are the CRI stand-ins' (tests/cri/images.ts USERS), not buildroot's",
 ];
 
 /** Where ../shared/k8s is: RKL_K8S_SHARED, beside the checkout, or the workplace's. */
@@ -150,6 +156,46 @@ async function hostProgram(path: string): Promise<Member[]> {
   return out;
 }
 
+/** The upstream busybox scripts/busybox.sh built (scripts/setup.sh runs it). */
+export async function busyboxBinary(): Promise<string> {
+  const r = await new Deno.Command("bash", {
+    args: [`${REPO}/scripts/busybox.sh`, "--path"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(new TextDecoder().decode(r.stderr).trim());
+  return new TextDecoder().decode(r.stdout).trim();
+}
+
+/**
+ * The busybox image's tree: the usual top-level directories, /bin/busybox
+ * and every applet `busybox --list` names as a hard link to it in /bin (as
+ * upstream's image installs them: masking /bin/ls masks ls, not busybox),
+ * /usr/bin/env linking to /bin/env.
+ */
+async function busyboxLayer(bin: string): Promise<Uint8Array> {
+  const r = await new Deno.Command(bin, { args: ["--list"], stdout: "piped", stderr: "piped" })
+    .output();
+  if (!r.success) throw new Error(`${bin} --list: ${new TextDecoder().decode(r.stderr).trim()}`);
+  const applets = new TextDecoder().decode(r.stdout).split("\n").filter((a) =>
+    a !== "" && a !== "busybox"
+  );
+  if (!applets.includes("sh")) throw new Error(`${bin} --list names no sh`);
+  const members: Member[] = [
+    ...dirs("bin/", "dev/", "etc/", "proc/", "root/", "run/", "sbin/", "sys/"),
+    { name: "tmp/", type: "dir", mode: 0o1777 },
+    ...dirs("usr/", "usr/bin/", "var/", "var/www/"),
+    { name: "bin/busybox", data: Deno.readFileSync(bin), mode: 0o755 },
+  ];
+  for (const a of applets) {
+    if (!/^[\w.\[-]+$/.test(a)) throw new Error(`${bin} --list: unexpected applet name ${a}`);
+    // a link member's mode goes to the file it links (as in containerd): busybox's
+    members.push({ name: `bin/${a}`, type: "link", linkname: "bin/busybox", mode: 0o755 });
+  }
+  members.push({ name: "usr/bin/env", type: "symlink", linkname: "../../bin/env" });
+  return tarBytes(members);
+}
+
 /** tests/node_e2e/nmeter.c, static. */
 async function buildNmeter(workDir: string): Promise<Uint8Array> {
   const bin = `${workDir}/nmeter`;
@@ -231,17 +277,16 @@ export interface Pushed {
 
 /** Builds and pushes every stand-in to the registry at `url`; `workDir` takes the compiled programs. */
 export async function pushNodeImages(url: string, workDir: string): Promise<Pushed[]> {
-  const programs = await buildPrograms(workDir, ["nginx", "nonewprivs", "ipcs", "pgrep", "curl"]);
-  const base = await dirTar(`${REPO}/bundles/busybox/rootfs`);
-  const applets = appletLayer(programs);
-  // busybox's nmeter, which Debian's busybox lacks (tests/node_e2e/nmeter.c).
+  const programs = await buildPrograms(workDir, ["nginx", "nonewprivs", "curl"]);
+  const base = await busyboxLayer(await busyboxBinary());
+  // over upstream's nmeter, which youki's ignored SIGPIPE makes print an error (nmeter.c)
   const nmeter = tarBytes([{ name: "bin/nmeter", data: await buildNmeter(workDir), mode: 0o755 }]);
   const users = tarBytes(USERS);
   const out: Pushed[] = [];
   const push = async (ref: string, extra: Member[], config: Record<string, unknown>) => {
     const [repoPath, tag] = ref.split(/:(?=[^:]+$)/);
     const repo = repoPath.slice(repoPath.indexOf("/") + 1);
-    const layers = [base, applets, nmeter, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
+    const layers = [base, nmeter, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
     const r = await pushImage(url, repo, tag, {
       layers,
       config: { Env: [PATH], Cmd: ["sh"], ...config },

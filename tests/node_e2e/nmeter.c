@@ -1,7 +1,14 @@
 /*
- * A stand-in for busybox's nmeter applet, which Debian's busybox 1.35 lacks
- * and the node e2e suite's "Containers Lifecycle" specs call as
- * `nmeter -d0 '%3t' | head -n1` for a time with milliseconds. Only the time
+ * A stand-in for busybox's nmeter applet in the node e2e stand-in images
+ * (tests/_helpers/node_images.ts), over upstream busybox 1.37.0's own. The
+ * suite's "Containers Lifecycle" specs stamp their log lines with
+ * `date -u +%FT$(nmeter -d0 '%3t' | head -n1)Z`. Under runc a container's
+ * processes start with SIGPIPE at its default, so upstream's nmeter dies
+ * silently when head exits; youki 0.7 (a Rust program: Rust's runtime
+ * ignores SIGPIPE) leaves it ignored in the container's process, and
+ * upstream's nmeter then writes "nmeter: write error: Broken pipe" to stderr,
+ * which lands in the container's log the spec parses. This one ends quietly
+ * on a failed write either way, as upstream's does under runc. Only the time
  * directive is here: `%[N]t`, the local time as HH:MM:SS with N decimals
  * (0..6); text around it is printed as is, `%%` is a percent sign. Any other
  * directive is refused. -dN: a line every N milliseconds (0: as fast as the
