@@ -18,6 +18,7 @@ import {
   labelsMatch,
   sandboxMetadata,
 } from "./_common.ts";
+import { sandboxNetworkUsage } from "./metrics.ts";
 
 const wrap = (v: number | undefined) => v === undefined ? null : { value: String(v) };
 
@@ -109,6 +110,7 @@ export function statsReader(
       linux: {
         cpu: c1,
         memory: memory(u, now),
+        network: sandboxNetworkUsage(host, p, now),
         process: {
           timestamp: now.toString(),
           // The pod's processes live in its members' cgroups, below its own.
