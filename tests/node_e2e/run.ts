@@ -250,6 +250,14 @@ esac
 exec "$@"
 `;
 
+/**
+ * The kubelet's base config. `localStorageCapacityIsolation` keeps its default
+ * (true), as upstream's jobs run it: set false, the kubelet leaves cAdvisor's
+ * disk-usage metrics off (cadvisor_linux.go: DiskUsageMetrics only with it or
+ * legacy stats), so the root cgroup's samples have no filesystems, and every
+ * /stats/summary fails: "failed to get rootFs info: cannot find filesystem
+ * info for device /dev/vda" (cAdvisor's getFsInfoByDeviceName finds none).
+ */
 function kubeletBase(): string {
   return `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -258,7 +266,6 @@ cgroupRoot: /
 cgroupsPerQOS: true
 failCgroupV1: false
 failSwapOn: false
-localStorageCapacityIsolation: false
 address: ${NODE_IP}
 runtimeRequestTimeout: 2m
 evictionHard: {memory.available: "0%", nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%", imagefs.inodesFree: "0%"}
