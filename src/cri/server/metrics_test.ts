@@ -12,6 +12,7 @@ import {
   parseNetDev,
   sandboxNetworkUsage,
 } from "./metrics.ts";
+import { cgroupDirs, readCgroupSample } from "./metrics_cgroup.ts";
 import { statsHandlers } from "./stats.ts";
 import { criContainer, criSandbox, id64, never, type TestHost, testHost } from "./_testing.ts";
 
@@ -429,4 +430,23 @@ Deno.test("parseNetDev: per-interface counters; loopback, veth and docker links 
     txErrors: 3,
     txDropped: 4,
   });
+});
+
+Deno.test("readCgroupSample, v1: cpuacct.stat's ticks where cpuacct.usage_user/usage_sys are not there; a missing cgroup is undefined", () => {
+  const root = Deno.makeTempDirSync({ prefix: "rkl-metrics-v1-" });
+  try {
+    tree(root, {
+      "cpuacct/x/cpuacct.usage": "500000000\n",
+      "cpuacct/x/cpuacct.stat": "user 30\nsystem 12\n",
+    });
+    const cg = new CgroupV1Manager({ cpuacct: `${root}/cpuacct`, memory: `${root}/memory` });
+    const s = readCgroupSample(1, cgroupDirs(cg, "x")!)!;
+    assert.equal(s.cpuUserNs, 300_000_000);
+    assert.equal(s.cpuSystemNs, 120_000_000);
+    assert.equal(s.memoryUsage, undefined); // no memory cgroup: no figure, not 0
+    assert.equal(readCgroupSample(1, cgroupDirs(cg, "gone")!), undefined);
+    assert.equal(readCgroupSample(2, cgroupDirs(new CgroupV2Manager(root), "gone")!), undefined);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
 });
