@@ -12,10 +12,15 @@
 import type { Host } from "../../workloads/host.ts";
 import type { PodRecord } from "../../workloads/pod.ts";
 import type { ContainerRecord } from "../../workloads/container.ts";
-import { readOptional } from "../../sys/cgroups/mod.ts";
+import { type CgroupManager, readOptional } from "../../sys/cgroups/mod.ts";
 import type { Handler, Message } from "../grpc.ts";
 import { containerInfo, criContainers, criPods, diskUse } from "./_common.ts";
-import { cgroupDirs, type CgroupSample, readCgroupSample } from "./metrics_cgroup.ts";
+import {
+  cgroupDirs,
+  cgroupPressure,
+  type CgroupSample,
+  readCgroupSample,
+} from "./metrics_cgroup.ts";
 
 type Kind = "COUNTER" | "GAUGE";
 
@@ -506,5 +511,25 @@ export function metricsHandlers(host: Host, env: MetricsEnv = REAL): Record<stri
       }));
       return Promise.resolve({ pod_metrics });
     },
+  };
+}
+
+/**
+ * ContainerStats' and PodSandboxStats' `cpu`, `memory` and `io` with the
+ * cgroup's PSI (the summary API's `psi`, which the kubelet takes from the CRI
+ * for containers its cAdvisor does not know), from the cgroup v2 tree (on a
+ * hybrid v1 host, its unified mount).
+ */
+export function withPressure(
+  cg: CgroupManager,
+  rel: string,
+  nowNs: bigint,
+  usage: { cpu: Message; memory: Message },
+) {
+  const psi = cgroupPressure(cg, rel);
+  return {
+    cpu: { ...usage.cpu, psi: psi.cpu },
+    memory: { ...usage.memory, psi: psi.memory },
+    io: psi.io ? { timestamp: nowNs.toString(), psi: psi.io } : null,
   };
 }

@@ -239,3 +239,46 @@ function readV2(d: string | undefined): CgroupSample | undefined {
   }
   return out;
 }
+
+/** A PSI file's `some` and `full` lines, in the CRI's PsiStats shape (total in µs). */
+export function parsePressure(text: string | undefined) {
+  const line = (kind: string) => {
+    const m = new RegExp(
+      `^${kind} avg10=([\\d.]+) avg60=([\\d.]+) avg300=([\\d.]+) total=(\\d+)$`,
+      "m",
+    ).exec(text ?? "");
+    return m ? { Total: m[4], Avg10: +m[1], Avg60: +m[2], Avg300: +m[3] } : undefined;
+  };
+  const some = line("some");
+  // cpu.pressure has no `full` line on kernels before 5.13: all zero, as the kernel means.
+  const full = line("full") ?? (some ? { Total: "0", Avg10: 0, Avg60: 0, Avg300: 0 } : undefined);
+  return some && full ? { Full: full, Some: some } : null;
+}
+
+/**
+ * The cgroup v2 directory of `rel`, where PSI lives: on v2 the tree itself;
+ * on a v1 host, the hybrid's cgroup2 mount (the hierarchy with
+ * cgroup.controllers), where runtimes and the kubelet mirror their cgroups.
+ */
+export function unifiedDir(cg: CgroupManager, rel: string): string | undefined {
+  if (cg instanceof CgroupV2Manager) return `${cg.root}/${rel}`;
+  if (cg instanceof CgroupV1Manager) {
+    const root = cg.otherHierarchies.find((h) => {
+      try {
+        return Deno.statSync(`${h}/cgroup.controllers`).isFile;
+      } catch {
+        return false;
+      }
+    });
+    return root === undefined ? undefined : `${root}/${rel}`;
+  }
+  return undefined;
+}
+
+/** `rel`'s CPU, memory and I/O pressure (null each where the kernel or cgroup has none). */
+export function cgroupPressure(cg: CgroupManager, rel: string) {
+  const d = unifiedDir(cg, rel);
+  const read = (k: string) =>
+    d === undefined ? null : parsePressure(readOptional(`${d}/${k}.pressure`));
+  return { cpu: read("cpu"), memory: read("memory"), io: read("io") };
+}

@@ -450,3 +450,57 @@ Deno.test("readCgroupSample, v1: cpuacct.stat's ticks where cpuacct.usage_user/u
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+const PRESSURE = "some avg10=1.50 avg60=0.25 avg300=0.00 total=123456\n" +
+  "full avg10=0.00 avg60=0.00 avg300=0.00 total=789\n";
+
+Deno.test("ContainerStats and PodSandboxStats carry PSI: v2's own files, a hybrid v1 host's unified mount", async () => {
+  for (const version of [2, 1] as const) {
+    const f = fixture((root) =>
+      version === 2 ? new CgroupV2Manager(root) : new CgroupV1Manager(
+        { memory: `${root}/memory` },
+        [`${root}/systemd`, `${root}/unified`],
+      )
+    );
+    try {
+      const base = version === 2 ? `${f.t.root}/cg` : `${f.t.root}/cg/unified`;
+      tree(`${f.t.root}/cg`, {
+        "unified/cgroup.controllers": "",
+        "systemd/tasks": "",
+        "memory/kubepods/poda/ctr1/memory.usage_in_bytes": "1000\n",
+      });
+      for (const k of ["cpu", "memory", "io"]) {
+        tree(base, { [`kubepods/poda/ctr1/${k}.pressure`]: PRESSURE });
+      }
+      // The sandbox's cgroup: cpu.pressure only, without a `full` line (kernels before 5.13).
+      f.t.store.put("pods", {
+        ...f.t.store.get<PodRecord>("pods", id64("a"))!,
+        cgroupPath: "kubepods/poda",
+      });
+      tree(base, { "kubepods/poda/cpu.pressure": PRESSURE.split("\n")[0] + "\n" });
+      const h = statsHandlers(f.t.host);
+      const cs = (await h.ContainerStats({ container_id: id64("1") }, never)).stats;
+      const want = {
+        Full: { Total: "789", Avg10: 0, Avg60: 0, Avg300: 0 },
+        Some: { Total: "123456", Avg10: 1.5, Avg60: 0.25, Avg300: 0 },
+      };
+      assert.deepEqual(cs.cpu.psi, want, `v${version}`);
+      assert.deepEqual(cs.memory.psi, want);
+      assert.deepEqual(cs.io.psi, want);
+      const back = decode(
+        "runtime.v1.ContainerStats",
+        encode("runtime.v1.ContainerStats", cs),
+      ) as { io: { psi: unknown } };
+      assert.deepEqual(back.io.psi, want);
+      const ps = (await h.PodSandboxStats({ pod_sandbox_id: id64("a") }, never)).stats;
+      assert.deepEqual(ps.linux.cpu.psi, {
+        Full: { Total: "0", Avg10: 0, Avg60: 0, Avg300: 0 },
+        Some: want.Some,
+      });
+      assert.equal(ps.linux.memory.psi, null); // no file: none, not zeros
+      assert.equal(ps.linux.io, null);
+    } finally {
+      f.cleanup();
+    }
+  }
+});

@@ -18,7 +18,7 @@ import {
   labelsMatch,
   sandboxMetadata,
 } from "./_common.ts";
-import { sandboxNetworkUsage } from "./metrics.ts";
+import { sandboxNetworkUsage, withPressure } from "./metrics.ts";
 
 const wrap = (v: number | undefined) => v === undefined ? null : { value: String(v) };
 
@@ -86,8 +86,7 @@ export function statsReader(
         labels: m.labels,
         annotations: m.annotations,
       },
-      cpu: c1,
-      memory: memory(u, now),
+      ...withPressure(host.cgroups, c.cgroupPath, now, { cpu: c1, memory: memory(u, now) }),
       writable_layer: {
         timestamp: now.toString(),
         fs_id: { mountpoint: c.dirs.upper },
@@ -108,8 +107,7 @@ export function statsReader(
         annotations: p.annotations,
       },
       linux: {
-        cpu: c1,
-        memory: memory(u, now),
+        ...withPressure(host.cgroups, p.cgroupPath, now, { cpu: c1, memory: memory(u, now) }),
         network: sandboxNetworkUsage(host, p, now),
         process: {
           timestamp: now.toString(),
