@@ -5,6 +5,7 @@ import type { CgroupManager } from "../../sys/cgroups/mod.ts";
 import type { Host } from "../../workloads/host.ts";
 import { decode, encode } from "../codec.ts";
 import type { PodRecord } from "../../workloads/pod.ts";
+import type { ContainerRecord } from "../../workloads/container.ts";
 import {
   DESCRIPTORS,
   type MetricsEnv,
@@ -248,9 +249,11 @@ Deno.test("ListPodSandboxMetrics, cgroup v2: cAdvisor's names and figures from a
       Date.parse("2026-12-07T04:00:00.000Z") / 1000,
     );
     assert.equal(c("container_last_seen"), Date.parse("2026-12-07T05:00:00.000Z") / 1000);
-    // The writable layer's 7 bytes, on whatever device the test's temp dir is.
+    // The writable layer's blocks (a dir and a 7-byte file), on whatever device the temp dir is.
     const fsUse = ctr.filter((m) => m.name === "container_fs_usage_bytes");
-    assert.deepEqual(fsUse.map((m) => m.value.value), ["7"]);
+    const up = f.t.store.get<ContainerRecord>("containers", id64("1"))!.dirs.upper;
+    const used = (Deno.lstatSync(up).blocks! + Deno.lstatSync(`${up}/f`).blocks!) * 512;
+    assert.deepEqual(fsUse.map((m) => m.value.value), [String(used)]);
     const label = ctr.find((m) => m.name === "container_memory_rss")!.label_values;
     assert.deepEqual(label, [id64("1"), "c-1111", "busybox"]);
     for (const n of SPEC_CONTAINER) assert.ok(ctr.some((m) => m.name === n), `missing ${n}`);
