@@ -14,7 +14,7 @@ import type { PodRecord } from "../../workloads/pod.ts";
 import type { ContainerRecord } from "../../workloads/container.ts";
 import { type CgroupManager, readOptional } from "../../sys/cgroups/mod.ts";
 import type { Handler, Message } from "../grpc.ts";
-import { containerInfo, criContainers, criPods, diskUse } from "./_common.ts";
+import { containerInfo, criContainers, criPods, diskUse, filteredContainers } from "./_common.ts";
 import {
   cgroupDirs,
   cgroupPressure,
@@ -497,9 +497,10 @@ export function metricsHandlers(host: Host, env: MetricsEnv = REAL): Record<stri
         })),
       }),
 
-    ListPodSandboxMetrics: () => {
-      // Like ListContainerStats: the containers that have a cgroup (created or running).
-      const containers = criContainers(host).filter((c) =>
+    ListPodSandboxMetrics: async () => {
+      // Like ListContainerStats: the containers that have a cgroup (created or running), refreshed
+      // (a record's "running" may be a container that has exited since: no series for it).
+      const containers = (await filteredContainers(host, {})).filter((c) =>
         c.status === "running" || c.status === "created"
       );
       const pod_metrics = criPods(host).filter((p) => p.created).map((p) => ({
@@ -509,7 +510,7 @@ export function metricsHandlers(host: Host, env: MetricsEnv = REAL): Record<stri
           c,
         ) => ({ container_id: c.name, metrics: containerMetrics(host, c, env) })),
       }));
-      return Promise.resolve({ pod_metrics });
+      return { pod_metrics };
     },
   };
 }

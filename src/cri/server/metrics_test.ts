@@ -351,6 +351,12 @@ Deno.test("ListPodSandboxMetrics: a container whose cgroup is gone, an exited on
       "containers",
       criContainer(f.t, id64("2"), { sandboxId: id64("a"), status: "exited" }),
     );
+    // A record that says running while the runtime knows the container no more.
+    f.t.store.put(
+      "containers",
+      criContainer(f.t, id64("3"), { sandboxId: id64("a"), status: "running" }),
+    );
+    f.t.states.delete(id64("3"));
     Deno.removeSync(`${f.env.proc}/${f.pid}/ns/net`);
     Deno.writeTextFileSync(`${f.env.proc}/${f.pid}/ns/net`, "");
     const res = await metricsHandlers(f.t.host, f.env).ListPodSandboxMetrics({}, never);
