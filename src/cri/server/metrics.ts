@@ -534,3 +534,17 @@ export function withPressure(
     io: psi.io ? { timestamp: nowNs.toString(), psi: psi.io } : null,
   };
 }
+
+/**
+ * The pod's cgroup, which PodSandboxStats reports (as containerd does: the
+ * sandbox's cgroup parent): with the kubelet's `cgroup_parent` rkl makes the
+ * sandbox's own cgroup `PARENT/<sandbox id>` (translate.ts), and PARENT, the
+ * kubelet's `kubepods/…/pod<uid>`, holds the pod's memory limit and, on a
+ * hybrid host, its cgroup v2 twin with PSI. Without one, the sandbox's own.
+ */
+export function podCgroup(p: PodRecord): string {
+  const suffix = `/${p.name}`;
+  return p.cgroupPath.endsWith(suffix) && p.cgroupPath.length > suffix.length
+    ? p.cgroupPath.slice(0, -suffix.length)
+    : p.cgroupPath;
+}

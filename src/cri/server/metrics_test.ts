@@ -11,6 +11,7 @@ import {
   type MetricsEnv,
   metricsHandlers,
   parseNetDev,
+  podCgroup,
   sandboxNetworkUsage,
 } from "./metrics.ts";
 import { cgroupDirs, readCgroupSample } from "./metrics_cgroup.ts";
@@ -511,5 +512,34 @@ Deno.test("ContainerStats and PodSandboxStats carry PSI: v2's own files, a hybri
     } finally {
       f.cleanup();
     }
+  }
+});
+
+Deno.test("PodSandboxStats reports the pod's cgroup (the kubelet's cgroup_parent), where its memory limit is", async () => {
+  assert.equal(
+    podCgroup(criSandbox(id64("a"), { cgroupPath: `kubepods/poda/${id64("a")}` })),
+    "kubepods/poda",
+  );
+  // No cgroup_parent: the sandbox's own cgroup.
+  assert.equal(
+    podCgroup(criSandbox(id64("a"), { cgroupPath: `rkl/pod-${id64("a")}` })),
+    `rkl/pod-${id64("a")}`,
+  );
+  assert.equal(podCgroup(criSandbox(id64("a"), { cgroupPath: id64("a") })), id64("a"));
+  const t = testHost();
+  try {
+    t.store.put("pods", criSandbox(id64("a"), { cgroupPath: `kubepods/poda/${id64("a")}` }));
+    t.usage.set(`kubepods/poda/${id64("a")}`, { memoryBytes: 500, workingSetBytes: 400 });
+    t.usage.set("kubepods/poda", {
+      memoryBytes: 600,
+      workingSetBytes: 500,
+      memoryLimit: 80_000_000,
+    });
+    const s =
+      (await statsHandlers(t.host).PodSandboxStats({ pod_sandbox_id: id64("a") }, never)).stats;
+    assert.deepEqual(s.linux.memory.usage_bytes, { value: "600" });
+    assert.deepEqual(s.linux.memory.available_bytes, { value: String(80_000_000 - 500) });
+  } finally {
+    t.cleanup();
   }
 });

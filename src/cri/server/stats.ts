@@ -18,7 +18,7 @@ import {
   labelsMatch,
   sandboxMetadata,
 } from "./_common.ts";
-import { sandboxNetworkUsage, withPressure } from "./metrics.ts";
+import { podCgroup, sandboxNetworkUsage, withPressure } from "./metrics.ts";
 
 const wrap = (v: number | undefined) => v === undefined ? null : { value: String(v) };
 
@@ -97,7 +97,7 @@ export function statsReader(
   };
   const sandbox = (p: PodRecord) => {
     const now = nowNs();
-    const { u, cpu: c1 } = cpu(p.name, p.cgroupPath, now);
+    const { u, cpu: c1 } = cpu(p.name, podCgroup(p), now);
     const members = criContainers(host).filter((c) => containerInfo(c).sandboxId === p.name);
     return {
       attributes: {
@@ -107,7 +107,7 @@ export function statsReader(
         annotations: p.annotations,
       },
       linux: {
-        ...withPressure(host.cgroups, p.cgroupPath, now, { cpu: c1, memory: memory(u, now) }),
+        ...withPressure(host.cgroups, podCgroup(p), now, { cpu: c1, memory: memory(u, now) }),
         network: sandboxNetworkUsage(host, p, now),
         process: {
           timestamp: now.toString(),
