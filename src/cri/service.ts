@@ -10,6 +10,7 @@ import { runtimeInfoHandlers } from "./server/runtime.ts";
 import { sandboxHandlers } from "./server/sandbox.ts";
 import { containerHandlers } from "./server/container.ts";
 import { statsHandlers } from "./server/stats.ts";
+import { metricsHandlers } from "./server/metrics.ts";
 import { execHandlers } from "./server/exec.ts";
 import { containerEvents } from "./server/events.ts";
 import { imageHandlers } from "./server/image.ts";
@@ -27,6 +28,7 @@ export function criHandlers(host: Host, options: CriOptions): CriHandlers {
     ...sandboxHandlers(host, options, removals),
     ...containerHandlers(host, removals),
     ...statsHandlers(host),
+    ...metricsHandlers(host),
     ...exec.handlers,
   };
   // Wraps the container calls in `runtime` so that each publishes its event.

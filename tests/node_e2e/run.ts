@@ -16,6 +16,10 @@
  *   … --serial --focus REGEX                those of the [Serial] specs
  *   deno task test:node-e2e --focus REGEX   those specs
  *   … --nodes N                             N ginkgo processes (../shared/cri-tools/ginkgo)
+ *   … --cri-stats                           the suite and its kubelet with the feature gate
+ *                                           PodAndContainerStatsFromCRI (KEP-2371: pod and
+ *                                           container stats and /metrics/cadvisor from the CRI,
+ *                                           as upstream's CRI-O jobs with the gate run)
  *
  * The host is put back as it was: the kernel settings the kubelet rewrites,
  * its iptables chains, its cgroups, /var/lib/kubelet and /var/log/pods (if
@@ -246,6 +250,14 @@ esac
 exec "$@"
 `;
 
+/**
+ * The kubelet's base config. `localStorageCapacityIsolation` keeps its default
+ * (true), as upstream's jobs run it: set false, the kubelet leaves cAdvisor's
+ * disk-usage metrics off (cadvisor_linux.go: DiskUsageMetrics only with it or
+ * legacy stats), so the root cgroup's samples have no filesystems, and every
+ * /stats/summary fails: "failed to get rootFs info: cannot find filesystem
+ * info for device /dev/vda" (cAdvisor's getFsInfoByDeviceName finds none).
+ */
 function kubeletBase(): string {
   return `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -254,7 +266,6 @@ cgroupRoot: /
 cgroupsPerQOS: true
 failCgroupV1: false
 failSwapOn: false
-localStorageCapacityIsolation: false
 address: ${NODE_IP}
 runtimeRequestTimeout: 2m
 evictionHard: {memory.available: "0%", nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%", imagefs.inodesFree: "0%"}
@@ -450,6 +461,10 @@ async function main(): Promise<number> {
       `--kubelet-flags=--node-ip=${NODE_IP} --kubelet-cgroups= --system-cgroups= --runtime-cgroups=`,
       "--prepull-images=false",
       `--report-dir=${report}`,
+      // The suite's --feature-gates are its own (its specs skip by them) and its kubelet's.
+      ...(Deno.args.includes("--cri-stats")
+        ? ["--feature-gates=PodAndContainerStatsFromCRI=true"]
+        : []),
     ];
     const timeout = arg("--timeout") ?? "2h";
     // --nodes N: ginkgo's parallel runner, as upstream's `make test-e2e-node` runs it (process 1

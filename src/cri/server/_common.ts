@@ -175,10 +175,29 @@ export function containerBrief(c: ContainerRecord) {
   };
 }
 
-/** Bytes and inodes under `dir`, not following links (a writable layer's use). */
+/**
+ * Disk use of the tree at `dir` as du(1) and containerd's snapshotters count
+ * it: the blocks allocated (st_blocks × 512) and the inodes, `dir` itself
+ * included, each hard-linked inode once, links not followed (a writable
+ * layer's use; the kubelet's ephemeral-storage accounting sums it).
+ */
 export function diskUse(dir: string): { bytes: number; inodes: number } {
   let bytes = 0;
-  let inodes = 0;
+  const seen = new Set<string>();
+  const count = (p: string): boolean => {
+    let st: Deno.FileInfo;
+    try {
+      st = Deno.lstatSync(p);
+    } catch {
+      return false; // gone
+    }
+    const key = `${st.dev}:${st.ino}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      bytes += st.blocks !== null ? st.blocks * 512 : st.size;
+    }
+    return st.isDirectory;
+  };
   const walk = (d: string) => {
     let entries: Deno.DirEntry[];
     try {
@@ -187,16 +206,10 @@ export function diskUse(dir: string): { bytes: number; inodes: number } {
       return;
     }
     for (const e of entries) {
-      inodes++;
       const p = `${d}/${e.name}`;
-      if (e.isDirectory) walk(p);
-      else {
-        try {
-          bytes += Deno.lstatSync(p).size;
-        } catch { /* gone */ }
-      }
+      if (count(p) && e.isDirectory) walk(p);
     }
   };
-  walk(dir);
-  return { bytes, inodes };
+  if (count(dir)) walk(dir);
+  return { bytes, inodes: seen.size };
 }

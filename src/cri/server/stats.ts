@@ -18,6 +18,7 @@ import {
   labelsMatch,
   sandboxMetadata,
 } from "./_common.ts";
+import { podCgroup, sandboxNetworkUsage, withPressure } from "./metrics.ts";
 
 const wrap = (v: number | undefined) => v === undefined ? null : { value: String(v) };
 
@@ -85,8 +86,7 @@ export function statsReader(
         labels: m.labels,
         annotations: m.annotations,
       },
-      cpu: c1,
-      memory: memory(u, now),
+      ...withPressure(host.cgroups, c.cgroupPath, now, { cpu: c1, memory: memory(u, now) }),
       writable_layer: {
         timestamp: now.toString(),
         fs_id: { mountpoint: c.dirs.upper },
@@ -97,7 +97,7 @@ export function statsReader(
   };
   const sandbox = (p: PodRecord) => {
     const now = nowNs();
-    const { u, cpu: c1 } = cpu(p.name, p.cgroupPath, now);
+    const { u, cpu: c1 } = cpu(p.name, podCgroup(p), now);
     const members = criContainers(host).filter((c) => containerInfo(c).sandboxId === p.name);
     return {
       attributes: {
@@ -107,8 +107,8 @@ export function statsReader(
         annotations: p.annotations,
       },
       linux: {
-        cpu: c1,
-        memory: memory(u, now),
+        ...withPressure(host.cgroups, podCgroup(p), now, { cpu: c1, memory: memory(u, now) }),
+        network: sandboxNetworkUsage(host, p, now),
         process: {
           timestamp: now.toString(),
           // The pod's processes live in its members' cgroups, below its own.
