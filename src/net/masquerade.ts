@@ -15,7 +15,17 @@
  */
 import type { CommandRunner } from "../sys/command.ts";
 import { NetworkError } from "../errors.ts";
-import type { CniResult, PluginConf } from "./cni.ts";
+
+/** What is read of a plugin's configuration (cni.ts's PluginConf; not imported: cni.ts imports this file). */
+interface PluginConf {
+  type: string;
+  [key: string]: unknown;
+}
+
+/** What is read of an ADD result (cni.ts's CniResult). */
+interface CniResult {
+  ips?: { address: string }[];
+}
 
 /** Names the rules may carry: what rkl makes (DNS-1123 networks, its CNI ids). */
 const SAFE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
