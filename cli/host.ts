@@ -216,7 +216,7 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
     ),
     runtimeFor: (ref) => new (rl?.Runtime ?? RuncCliRuntime)(ref.name, ref.binary, ref.root, cmd),
 
-    cni: rl?.cni ?? new CniClient(cmd, pluginDirs),
+    cni: rl?.cni ?? new CniClient(cmd, pluginDirs, { masquerade: true }),
     ...(rl ? { lock: rl.lock, rootless: rl.rootless } : {}),
     images: new ImageService({ root: `${paths.root}/images`, progress: progressFor }),
     paths,

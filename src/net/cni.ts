@@ -7,6 +7,7 @@
 import { callTimeoutMs } from "../timeouts.ts";
 import { NetworkError } from "../errors.ts";
 import type { CommandRunner } from "../sys/command.ts";
+import { setUpMasquerade, takesMasquerade, tearDownMasquerade } from "./masquerade.ts";
 
 export const CNI_PLUGIN_DIRS = ["/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"];
 
@@ -59,11 +60,29 @@ export function chainFor(list: NetConfList, att: Attachment): PluginConf[] {
   return list.plugins.filter((p) => p.type !== "portmap" || maps > 0);
 }
 
+export interface CniClientOptions {
+  /**
+   * Make the bridge plugin's IP masquerade here, in one iptables-restore,
+   * instead of by the plugin's nine iptables runs (masquerade.ts).
+   */
+  masquerade?: boolean;
+}
+
 export class CniClient {
   constructor(
     private readonly cmd: CommandRunner,
     readonly pluginDirs: string[] = CNI_PLUGIN_DIRS,
-  ) {}
+    options: CniClientOptions = {},
+  ) {
+    this.#masquerade = options.masquerade === true;
+  }
+
+  readonly #masquerade: boolean;
+
+  /** Whether this client makes `plugin`'s masquerade itself for `att`. */
+  #masq(list: NetConfList, plugin: PluginConf, att: Attachment): boolean {
+    return this.#masquerade && takesMasquerade(plugin, list.name, att.containerId);
+  }
 
   /** Absolute path of a plugin binary. */
   findPlugin(type: string): string {
@@ -145,8 +164,11 @@ export class CniClient {
   ): Promise<CniResult> {
     let prev: CniResult | undefined;
     for (const plugin of chainFor(list, att)) {
-      const run = () => this.#exec("ADD", list, plugin, att, prev);
+      const masq = this.#masq(list, plugin, att);
+      const conf = masq ? { ...plugin, ipMasq: false } : plugin;
+      const run = () => this.#exec("ADD", list, conf, att, prev);
       prev = around ? await around(plugin, run) : await run();
+      if (masq) await setUpMasquerade(this.cmd, list.name, att.containerId, prev ?? {});
     }
     return prev ?? {};
   }
@@ -154,13 +176,26 @@ export class CniClient {
   /** DEL in reverse order. Every plugin is tried; the first error is thrown after all ran. */
   async del(list: NetConfList, att: Attachment, prevResult?: CniResult): Promise<void> {
     let first: unknown;
-    for (const plugin of chainFor(list, att).reverse()) {
-      try {
-        await this.#exec("DEL", list, plugin, att, prevResult);
-      } catch (e) {
-        first ??= e;
+    const chain = chainFor(list, att).reverse();
+    const dels = (async () => {
+      for (const plugin of chain) {
+        const conf = this.#masq(list, plugin, att) ? { ...plugin, ipMasq: false } : plugin;
+        try {
+          await this.#exec("DEL", list, conf, att, prevResult);
+        } catch (e) {
+          first ??= e;
+        }
       }
-    }
+    })();
+    // The masquerade this client made goes beside the plugins' DELs (nothing of
+    // theirs needs it), once the first plugin is spawned: its chain's name
+    // costs a digest, the first of a process loads WebCrypto.
+    const masqs = chain.filter((p) => this.#masq(list, p, att)).map((_) =>
+      tearDownMasquerade(this.cmd, list.name, att.containerId, prevResult).catch((e) => {
+        first ??= e;
+      })
+    );
+    await Promise.all([dels, ...masqs]);
     if (first) throw first;
   }
 
