@@ -19,6 +19,10 @@ import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
 
 const [mode, nArg, ...trees] = Deno.args;
 const N = Number(nArg);
+if (!["run", "stats"].includes(mode) || !(N > 0) || trees.length === 0 || Deno.uid() !== 0) {
+  console.error("usage (as root): deno run -A bench/served_probe.ts run|stats N TREE...");
+  Deno.exit(2);
+}
 const BUSYBOX = new URL("../bundles/busybox", import.meta.url).pathname;
 const dir = await Deno.makeTempDir({ prefix: "rkl-served-probe-" });
 const withPodman = Deno.env.get("PODMAN") === "1";
