@@ -1,4 +1,5 @@
 /** The container's conmon: started with the runtime's create, waited for, killed when it hangs. */
+import { joinUnified } from "../../sys/cgroups/hybrid.ts";
 import { primeAttach } from "../../sys/cgroups/mod.ts";
 import type { HostFs } from "../../sys/fs.ts";
 import { callTimeoutMs } from "../../timeouts.ts";
@@ -28,6 +29,29 @@ export async function launch(host: Host, rec: ContainerRecord): Promise<void> {
   });
   rec.pidStart = host.proc.stat(rec.pid)?.startTime;
   rec.status = "created";
+  joinUnifiedTwin(host, rec);
+}
+
+/**
+ * On a hybrid host, the container's init (stopped in its create state) into
+ * its cgroup's twin in the unified hierarchy, as runc does and youki 0.7 does
+ * not (see sys/cgroups/hybrid.ts): its PSI is read there. Teardown's
+ * removeCgroup removes the twin with the v1 directories. A failure only costs
+ * the container its PSI: a warning, and the container is kept.
+ */
+export function joinUnifiedTwin(
+  host: Pick<Host, "cgroups" | "rootless" | "warn">,
+  rec: Pick<ContainerRecord, "name" | "cgroupPath" | "pid">,
+): void {
+  if (host.rootless || rec.pid === undefined) return;
+  try {
+    joinUnified(host.cgroups, rec.cgroupPath, rec.pid);
+  } catch (e) {
+    host.warn(
+      `Cannot put container ${JSON.stringify(rec.name)} into its cgroup v2 twin ` +
+        `${rec.cgroupPath} (its PSI is not read): ${(e as Error).message}`,
+    );
+  }
 }
 
 /** conmon's pid from its pid file, if it wrote one. */
