@@ -20,8 +20,9 @@
 # that before main) and execs the container's process, and every exec'd one,
 # with it still ignored, so `yes | head` left `yes` failing with EPIPE where
 # runc's containers die of SIGPIPE; they now start with SIGPIPE at its
-# default, other signals as youki's caller left them
-# (libcontainer-sigpipe-default.patch).
+# default, other signals as youki's caller left them but for glibc's internal
+# 32 and 33, which glibc's posix_spawn (Deno's, starting conmon) leaves
+# ignored (libcontainer-sigpipe-default.patch).
 # Everything else is youki as published.
 set -euo pipefail
 version="$1"

@@ -6,7 +6,9 @@
  * one: `yes | head -n1` left `yes` failing with EPIPE instead of being killed
  * by SIGPIPE. runc (and so containerd and CRI-O) start them with SIGPIPE at
  * its default. rkl's patch (scripts/youki/libcontainer-sigpipe-default.patch)
- * restores it right before the exec.
+ * restores it right before the exec, and undoes the ignore of glibc's
+ * internal signals 32 and 33 that glibc's posix_spawn (Deno's, spawning
+ * conmon) leaves behind.
  */
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk } from "../_helpers/env.ts";
@@ -44,6 +46,15 @@ for (const runtime of ["youki", "runc"]) {
         !ignores(exec, SIGPIPE),
         `exec'd process ignores SIGPIPE: SigIgn ${exec.toString(16)}`,
       );
+      if (runtime === "youki") {
+        // glibc's internal 32 and 33, which Deno's posix_spawn leaves ignored in conmon
+        // (runc's Go runtime resets 33, not 32).
+        for (const [what, mask] of [["pid 1", init], ["exec'd process", exec]] as const) {
+          for (const sig of [32, 33]) {
+            assert.ok(!ignores(mask, sig), `${what} ignores ${sig}: SigIgn ${mask.toString(16)}`);
+          }
+        }
+      }
       // What a user sees: the writer of a pipeline whose reader left dies of SIGPIPE (128+13).
       const r = await rkl(env!, [
         "container",
