@@ -16,6 +16,13 @@
 # shared PID namespace (a pod's) on cgroup v1 had youki read the runtime's
 # /proc/<its pid inside the pod>: a missing host pid failed the create, an
 # existing one lent its cgroup path (libcontainer-cgroup-v1-joined-pidns.patch).
+# And youki, a Rust program, starts with SIGPIPE ignored (Rust's runtime does
+# that before main) and execs the container's process, and every exec'd one,
+# with it still ignored, so `yes | head` left `yes` failing with EPIPE where
+# runc's containers die of SIGPIPE; they now start with SIGPIPE at its
+# default, other signals as youki's caller left them but for glibc's internal
+# 32 and 33, which glibc's posix_spawn (Deno's, starting conmon) leaves
+# ignored (libcontainer-sigpipe-default.patch).
 # Everything else is youki as published.
 set -euo pipefail
 version="$1"

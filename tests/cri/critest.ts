@@ -37,11 +37,6 @@ const KNOWN = [
     why:
       "it pulls test-image-digest by the upstream image's digest, which a rebuilt image cannot have",
   },
-  {
-    spec: "runtime should support MaskedPaths",
-    why:
-      "it expects `sh -c ls` to exec the masked /bin/ls; Debian's busybox sh runs its applets in-process (masking itself: tests/e2e/cri_test.ts)",
-  },
 ];
 
 const args = [...Deno.args];

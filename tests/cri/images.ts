@@ -1,13 +1,14 @@
 /**
  * The images critest pulls (../shared/cri-tools/images.txt), rebuilt here
- * from the busybox bundle's rootfs and pushed under their upstream
+ * on upstream busybox (scripts/busybox.sh) and pushed under their upstream
  * repository paths into a local registry, so a mirror entry keeps their
  * names. What each holds follows the upstream Dockerfiles' facts (see the
  * cri-tools README): a file added per test image, USER settings, a web
  * server on port 80 (tests/cri/src/nginx.c stands in for nginx and httpd),
- * a setuid program for no_new_privs and an ipcs (Debian's busybox has none).
+ * a setuid program for no_new_privs, and the ipcs and pgrep the images had
+ * when they were built on Debian's busybox (which has neither).
  */
-import { dirTar, type Member, pushImage, tarBytes } from "../_helpers/oci.ts";
+import { type Member, pushImage, tarBytes } from "../_helpers/oci.ts";
 import { REPO } from "../_helpers/requires.ts";
 import { which } from "../../src/oci/runtime.ts";
 
@@ -57,22 +58,47 @@ export async function buildPrograms(
   return out;
 }
 
+/** The upstream busybox scripts/busybox.sh built (scripts/setup.sh runs it). */
+async function upstreamBusybox(): Promise<string> {
+  const r = await new Deno.Command("bash", {
+    args: [`${REPO}/scripts/busybox.sh`, "--path"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) throw new Error(new TextDecoder().decode(r.stderr).trim());
+  return new TextDecoder().decode(r.stdout).trim();
+}
+
 /**
- * busybox's applets as hard links to one binary (as the upstream busybox
- * image has them, where the bundle has symlinks: masking /bin/ls must mask
- * ls, not busybox), plus an ipcs and a pgrep.
+ * The busybox image's tree on upstream busybox (scripts/busybox.sh), whose
+ * `sh` execs other programs as any shell does, where Debian's runs its
+ * applets in-process: the usual top-level directories, /bin/busybox and
+ * every applet `busybox --list` names as a hard link to it (as the upstream
+ * busybox image has them: masking /bin/ls must mask ls, not busybox), with
+ * tests/cri/src's ipcs and pgrep in place of busybox's.
  */
-export function appletLayer(programs: Record<string, Uint8Array>): Uint8Array {
-  const root = `${REPO}/bundles/busybox/rootfs`;
+export async function appletLayer(programs: Record<string, Uint8Array>): Promise<Uint8Array> {
+  const bin = await upstreamBusybox();
+  const r = await new Deno.Command(bin, { args: ["--list"], stdout: "piped", stderr: "piped" })
+    .output();
+  if (!r.success) throw new Error(`${bin} --list: ${new TextDecoder().decode(r.stderr).trim()}`);
+  const own = new Set(["busybox", "ipcs", "pgrep"]);
+  const applets = new TextDecoder().decode(r.stdout).split("\n").filter((a) =>
+    a !== "" && !own.has(a)
+  );
+  if (!applets.includes("sh")) throw new Error(`${bin} --list names no sh`);
   const members: Member[] = [
-    { name: "bin/", type: "dir" },
-    { name: "bin/busybox", data: Deno.readFileSync(`${root}/bin/busybox`), mode: 0o755 },
+    ..."bin dev etc proc root run sbin sys usr usr/bin var var/www".split(" ").map((d) => ({
+      name: `${d}/`,
+      type: "dir" as const,
+    })),
+    { name: "tmp/", type: "dir", mode: 0o1777 },
+    { name: "bin/busybox", data: Deno.readFileSync(bin), mode: 0o755 },
   ];
-  for (const e of Deno.readDirSync(`${root}/bin`)) {
-    if (e.isSymlink && Deno.readLinkSync(`${root}/bin/${e.name}`) === "busybox") {
-      // a link member's mode goes to the file it links (as in containerd): busybox's
-      members.push({ name: `bin/${e.name}`, type: "link", linkname: "bin/busybox", mode: 0o755 });
-    }
+  for (const a of applets) {
+    if (!/^[\w.\[-]+$/.test(a)) throw new Error(`${bin} --list: unexpected applet name ${a}`);
+    // a link member's mode goes to the file it links (as in containerd): busybox's
+    members.push({ name: `bin/${a}`, type: "link", linkname: "bin/busybox", mode: 0o755 });
   }
   members.push({ name: "bin/ipcs", data: programs.ipcs, mode: 0o755 });
   members.push({ name: "bin/pgrep", data: programs.pgrep, mode: 0o755 });
@@ -82,8 +108,7 @@ export function appletLayer(programs: Record<string, Uint8Array>): Uint8Array {
 /** Pushes every critest image to `url`; answers what was pushed. */
 export async function pushCriTestImages(url: string, workDir: string): Promise<PushedImage[]> {
   const programs = await buildPrograms(workDir);
-  const base = await dirTar(`${REPO}/bundles/busybox/rootfs`);
-  const applets = appletLayer(programs);
+  const applets = await appletLayer(programs);
   const users = tarBytes(USERS);
   const out: PushedImage[] = [];
   const push = async (
@@ -93,7 +118,7 @@ export async function pushCriTestImages(url: string, workDir: string): Promise<P
   ) => {
     const [repoPath, tag] = ref.split(":");
     const repo = repoPath.slice(repoPath.indexOf("/") + 1);
-    const layers = [base, applets, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
+    const layers = [applets, users, ...(extra.length > 0 ? [tarBytes(extra)] : [])];
     const r = await pushImage(url, repo, tag, {
       layers,
       config: { Env: [PATH], Cmd: ["sh"], ...config },
