@@ -143,6 +143,17 @@ export async function waitFor(
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** Waits until `path` is a unix socket (not followed if a link), as a daemon makes it when it serves. */
+export function waitForSocket(what: string, path: string, timeoutMs = 10_000): Promise<void> {
+  return waitFor(what, () => {
+    try {
+      return Deno.lstatSync(path).isSocket === true;
+    } catch {
+      return false;
+    }
+  }, timeoutMs);
+}
+
 /**
  * Removes every pod and container of the env (after a failed test). Nothing
  * to do once cleanupEnv removed the env's dir: an rkl call would make its

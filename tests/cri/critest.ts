@@ -11,7 +11,7 @@
  *   deno task test:cri --focus 'PodSandbox'
  *   deno task test:cri --serve             # only the registry and daemon, for crictl; ^C ends
  */
-import { cleanupEnv, makeEnv, waitFor } from "../_helpers/env.ts";
+import { cleanupEnv, makeEnv, waitForSocket } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { startRegistry } from "../_helpers/oci.ts";
 import { startDaemon } from "../_helpers/daemon.ts";
@@ -83,13 +83,7 @@ try {
       stderr: Deno.env.get("RKL_CRITEST_LOG") ? "inherit" : "null",
     },
   );
-  await waitFor("the CRI socket", () => {
-    try {
-      return Deno.statSync(sock).isSocket === true;
-    } catch {
-      return false;
-    }
-  }, 30_000);
+  await waitForSocket("the CRI socket", sock, 30_000);
   if (serve) {
     console.log(`export CONTAINER_RUNTIME_ENDPOINT=unix://${sock}`);
     console.log(`export IMAGE_SERVICE_ENDPOINT=unix://${sock}`);

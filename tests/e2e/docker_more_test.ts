@@ -8,7 +8,7 @@
  * census as it began.
  */
 import assert from "node:assert/strict";
-import { censusTests, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import { censusTests, makeEnv, rkl, rklOk, waitFor, waitForSocket } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { busyboxTerminal, tmuxPresent } from "../_helpers/terminal.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
@@ -174,13 +174,7 @@ test("ps and stats --no-stream: the short path prints what the full command prin
   Deno.mkdirSync(manifests, { recursive: true });
   const d = startDaemon(env!, manifests);
   try {
-    await waitFor("the daemon's socket", () => {
-      try {
-        return Deno.lstatSync(`${env!.env.RKL_RUN_ROOT}/cli.sock`).isSocket === true;
-      } catch {
-        return false;
-      }
-    });
+    await waitForSocket("the daemon's socket", `${env!.env.RKL_RUN_ROOT}/cli.sock`);
     for (const [i, f] of forms.entries()) {
       const served = await rklOk(env!, f);
       // The clock moved between the two: times (and so the columns' widths) may differ.

@@ -9,7 +9,7 @@
  * ends with the host census as it began.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupAfterAll, makeEnv, rklOk, waitFor } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rklOk, waitForSocket } from "../_helpers/env.ts";
 import { requires } from "../_helpers/requires.ts";
 import type { Registry } from "../_helpers/oci.ts";
 import { busyboxMirror } from "../_helpers/busybox_mirror.ts";
@@ -46,13 +46,7 @@ test("served stats --no-stream and run -d: what the in-process commands print, a
   })();
   let served: string[] = [];
   try {
-    await waitFor("the daemon's socket", () => {
-      try {
-        return Deno.lstatSync(`${env!.env.RKL_RUN_ROOT}/cli.sock`).isSocket === true;
-      } catch {
-        return false;
-      }
-    });
+    await waitForSocket("the daemon's socket", `${env!.env.RKL_RUN_ROOT}/cli.sock`);
     served = [
       await rklOk(env!, ["stats", "--no-stream"]),
       await rklOk(env!, ["stats", "--no-stream"]),

@@ -13,6 +13,7 @@ import {
   makeEnv,
   type RunResult,
   waitFor,
+  waitForSocket,
 } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { type Member, pushImage, type Registry, startRegistry, tarBytes } from "../_helpers/oci.ts";
@@ -592,13 +593,7 @@ if (registryReady) {
         stderr: "null",
       }).spawn();
       try {
-        await waitFor("the daemon's socket", () => {
-          try {
-            return Deno.statSync(`${env!.runRoot}/cli.sock`).isSocket === true;
-          } catch {
-            return false;
-          }
-        }, 30_000);
+        await waitForSocket("the daemon's socket", `${env!.runRoot}/cli.sock`, 30_000);
         await killMidLayer(() => daemon.pid);
       } finally {
         try {

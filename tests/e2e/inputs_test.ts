@@ -20,7 +20,7 @@ import {
   makeEnv,
   rkl,
   type RklEnv,
-  waitFor,
+  waitForSocket,
 } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 
@@ -379,13 +379,7 @@ test("through the thin client: the daemon refuses the same inputs, stays small a
     const log = new Response(daemon.stderr).text();
     const sock = `${env!.runRoot}/cli.sock`;
     try {
-      await waitFor("cli socket", async () => {
-        try {
-          return (await Deno.lstat(sock)).isSocket === true;
-        } catch {
-          return false;
-        }
-      }, 30_000);
+      await waitForSocket("cli socket", sock, 30_000);
       // One served command first: the daemon's modules are loaded, its size settled.
       const warm = await rkl(env!, ["pod", "list", "-q"]);
       assert.equal(warm.code, 0, warm.stderr);

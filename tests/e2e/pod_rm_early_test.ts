@@ -6,7 +6,15 @@
  * daemon killed) is finished by `gc`, `pod rm -f` or `pod run` of the name.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
+import {
+  censusTests,
+  cleanupAfterAll,
+  makeEnv,
+  rkl,
+  rklOk,
+  waitFor,
+  waitForSocket,
+} from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
 
@@ -36,13 +44,7 @@ async function served(fn: () => Promise<void>): Promise<string> {
   const text = new Response(daemon.stderr).text();
   const sock = `${env!.runRoot}/cli.sock`;
   try {
-    await waitFor("cli socket", async () => {
-      try {
-        return (await Deno.lstat(sock)).isSocket === true;
-      } catch {
-        return false;
-      }
-    }, 20_000);
+    await waitForSocket("cli socket", sock, 20_000);
     await fn();
   } finally {
     await stopDaemon(daemon);

@@ -12,6 +12,7 @@
  *   symlink to root's) is never connected to: the command runs in-process.
  */
 import assert from "node:assert/strict";
+import { waitForSocket } from "../_helpers/env.ts";
 import { requires } from "../_helpers/requires.ts";
 import {
   bundlesFor,
@@ -125,13 +126,7 @@ Deno.test({
         const daemon = spawnUserDaemon(user, ["--no-cri", "--manifests", manifests]);
         const said = new Response(daemon.stderr).text();
         try {
-          await waitFor("the daemon's cli.sock", () => {
-            try {
-              return Deno.lstatSync(sock).isSocket === true;
-            } catch {
-              return false;
-            }
-          }, 60_000);
+          await waitForSocket("the daemon's cli.sock", sock, 60_000);
           assert.equal(Deno.lstatSync(sock).uid, user.uid);
           assert.equal(
             (await rklOkAs(user, ["container", "run", "--network", "none", spec])).trim(),
