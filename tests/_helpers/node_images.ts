@@ -32,7 +32,7 @@
  *   `agnhost fake-registry-server` (the private registry pull spec).
  * - pause:3.10.2: catatonit in pause mode as /pause, USER 65535:65535.
  */
-import { buildPrograms, USERS } from "../cri/images.ts";
+import { buildPrograms, upstreamBusybox, USERS } from "../cri/images.ts";
 import { type Member, pushImage, sha, tarBytes } from "./oci.ts";
 import { REPO } from "./requires.ts";
 import { which } from "../../src/oci/runtime.ts";
@@ -156,17 +156,6 @@ async function hostProgram(path: string): Promise<Member[]> {
   return out;
 }
 
-/** The upstream busybox scripts/busybox.sh built (scripts/setup.sh runs it). */
-export async function busyboxBinary(): Promise<string> {
-  const r = await new Deno.Command("bash", {
-    args: [`${REPO}/scripts/busybox.sh`, "--path"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!r.success) throw new Error(new TextDecoder().decode(r.stderr).trim());
-  return new TextDecoder().decode(r.stdout).trim();
-}
-
 /**
  * The busybox image's tree: the usual top-level directories, /bin/busybox
  * and every applet `busybox --list` names as a hard link to it in /bin (as
@@ -278,7 +267,7 @@ export interface Pushed {
 /** Builds and pushes every stand-in to the registry at `url`; `workDir` takes the compiled programs. */
 export async function pushNodeImages(url: string, workDir: string): Promise<Pushed[]> {
   const programs = await buildPrograms(workDir, ["nginx", "nonewprivs", "curl"]);
-  const base = await busyboxLayer(await busyboxBinary());
+  const base = await busyboxLayer(await upstreamBusybox());
   // over upstream's nmeter, which youki's ignored SIGPIPE makes print an error (nmeter.c)
   const nmeter = tarBytes([{ name: "bin/nmeter", data: await buildNmeter(workDir), mode: 0o755 }]);
   const users = tarBytes(USERS);

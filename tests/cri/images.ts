@@ -59,7 +59,7 @@ export async function buildPrograms(
 }
 
 /** The upstream busybox scripts/busybox.sh built (scripts/setup.sh runs it). */
-async function upstreamBusybox(): Promise<string> {
+export async function upstreamBusybox(): Promise<string> {
   const r = await new Deno.Command("bash", {
     args: [`${REPO}/scripts/busybox.sh`, "--path"],
     stdout: "piped",
