@@ -97,11 +97,14 @@ export async function census(scope: CensusScope): Promise<Census> {
       ...walk(`${scope.runRoot}/probes`, 0, () => true),
       // Health states; not the monitor's pid file (it exits on its own a little later).
       ...walk(`${scope.runRoot}/health`, 0, (p) => !p.endsWith("/monitor.pid")),
-      // Containers the OCI runtimes still know (one dir per container in each --root).
+      // Containers the OCI runtimes still know (one dir per container in each --root), but
+      // youki's cache of compiled seccomp filters (scripts/youki/libcontainer-seccomp-cache.patch).
       ...walk(
         `${scope.runRoot}/runtime`,
         1,
-        (p) => p.split("/").length - scope.runRoot.split("/").length === 3,
+        (p) =>
+          p.split("/").length - scope.runRoot.split("/").length === 3 &&
+          !p.endsWith("/.seccomp-cache"),
       ),
     ],
   };

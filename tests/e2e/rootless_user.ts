@@ -229,7 +229,11 @@ export function leftFiles(dir: string): string[] {
     for (const e of Deno.readDirSync(d)) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory) walk(`${d}/${e.name}`, r);
-      else if (!fixed.has(r) && !/^locks\/[^/]+\.lock$/.test(r)) out.push(r);
+      else if (
+        !fixed.has(r) && !/^locks\/[^/]+\.lock$/.test(r) &&
+        // youki's compiled seccomp filters (scripts/youki/libcontainer-seccomp-cache.patch)
+        !/^runtime\/[^/]+\/\.seccomp-cache\/[0-9a-f]{16}\.bpf$/.test(r)
+      ) out.push(r);
     }
   };
   walk(dir, "");
