@@ -221,3 +221,28 @@ Deno.test("settle waits for the exit file while conmon runs, and not once conmon
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("StatusCache without pidfds reads /proc/PID/stat at each reuse, and an ended process is told", async () => {
+  const f = fsHost();
+  try {
+    const id = id64("6");
+    f.store.put("pods", criSandbox(id64("a")));
+    f.procs.set(600, { state: "S", startTime: 1600 });
+    let probes = 0;
+    const statuses = new StatusCache(f.host, () => undefined, (pid) => {
+      probes++;
+      return f.procs.get(pid);
+    });
+    const h = containerHandlers(f.host, new Removals(f.host), statuses);
+    f.store.put("containers", running(f, id, 600));
+    await h.ContainerStatus({ container_id: id }, never);
+    await h.ContainerStatus({ container_id: id }, never);
+    assert.equal(statuses.hits, 1);
+    assert.equal(probes, 1);
+    f.procs.set(600, { state: "Z", startTime: 1600 });
+    assert.deepEqual(statuses.answer(id), { ended: true });
+    assert.equal(statuses.size, 0);
+  } finally {
+    f.t.cleanup();
+  }
+});
