@@ -74,7 +74,8 @@ async function serve(dir: string, n: number) {
     paths,
     cgroupParent,
     cgroups: { version: 1, usage: () => undefined, pids: () => [] },
-    runtimeFor: () => ({ state: () => Promise.resolve(undefined) }),
+    // `start` for PROBE_FRESH's StartContainer: the fake containers' processes run already.
+    runtimeFor: () => ({ state: () => Promise.resolve(undefined), start: () => Promise.resolve() }),
     now: () => new Date(),
     sleep: (ms: number) => new Promise((r) => setTimeout(r, ms)),
     warn: () => {},
@@ -98,15 +99,17 @@ async function serve(dir: string, n: number) {
     for (let i = 0; i < 3; i++) (globalThis as { gc?: () => void }).gc?.();
     return Promise.resolve({});
   };
-  // PROBE_FRESH: a new running container's record before each ContainerStatus,
-  // written by this process as StartContainer writes it, with some garbage
-  // made as a start makes it (the bench asks each container's status once).
+  // PROBE_FRESH: a new container's record before each ContainerStatus, made
+  // "created" here (with some garbage, as a start makes it) and started by
+  // the client's StartContainer, whose handler writes it running as in the
+  // daemon (the bench asks each container's status once, right after).
   let fresh = 0;
   const first = store.get<ContainerRecord>("containers", hex(0, "c"))!;
   handlers.runtime.UpdateRuntimeConfig = () => {
     const id = hex(0x100000 + fresh++, "d");
     store.put("containers", {
       ...first,
+      status: "created",
       name: id,
       id,
       dirs: { ...containerDirs(paths, id), log: `${dir}/logs/${id}.log` },
@@ -176,7 +179,9 @@ async function client() {
     if (gcEvery > 0 && round % gcEvery === 0) await c.call("Status", {});
     if (fresh) {
       await c.call("UpdateRuntimeConfig", {});
-      methods[1][1] = { container_id: hex(0x100000 + round, "d") };
+      const container_id = hex(0x100000 + round, "d");
+      await c.call("StartContainer", { container_id });
+      methods[1][1] = { container_id };
     }
     for (const [m, req] of methods) {
       const t0 = performance.now();

@@ -2,8 +2,11 @@
  * ContainerStatus right after StartContainer, against rkl's daemon and containerd
  * (bench/containerd.ts's peers): the first call of each container, then
  * variants that tell where its time goes: a second call at once, and a first
- * call after a pause. Root; run under the e2e lock.
+ * call after a pause. Root; run under the bench and e2e locks.
  *   deno run -A bench/status_probe.ts [N]
+ * It runs the daemon of the tree it is in (bench/containerd.ts's REPO): to
+ * compare two trees, run it from each in turn (main, branch, main, branch),
+ * each against its own containerd run; PROBE_ONLY=rkl or =containerd runs one.
  */
 import {
   benchRegistry,

@@ -156,6 +156,13 @@ export class FsStore implements StateStore {
    * and a check of every file (20 containers: 0.31 → 0.06 ms).
    */
   #scans = new Map<RecordKind, { key: string; texts: string[]; damaged: DamagedRecord[] }>();
+  /**
+   * The kinds whose writes by this process are kept (see keepOwnWrites), and
+   * per record path the last such write: its text, the file it was written
+   * as, held open, and that file's identity (see pinKey). Oldest first.
+   */
+  #pinKinds = new Set<RecordKind>();
+  #pins = new Map<string, { file: Deno.FsFile; key: string; text: string }>();
 
   readonly fs: HostFs;
   readonly #lock: FileLock;
@@ -177,6 +184,8 @@ export class FsStore implements StateStore {
 
   get<T extends StoredRecord>(kind: RecordKind, name: string): T | undefined {
     const path = this.#path(kind, name);
+    const own = this.#ownText(path);
+    if (own !== undefined) return JSON.parse(own) as T;
     let text: string;
     try {
       text = this.fs.readTextFile(path);
@@ -200,6 +209,55 @@ export class FsStore implements StateStore {
     }
     this.#checked.set(path, text);
     return reason as T;
+  }
+
+  /**
+   * Keeps each record of `kind` this process writes from now on: its text,
+   * and the file it was written as, held open (one file descriptor each, at
+   * most MAX_PINS in all, the oldest let go first). While the record's path
+   * still names that very file, unchanged, `get` and `ownText` answer from
+   * memory after one stat(2) instead of reading and parsing the file.
+   *
+   * Why one stat proves it: every write of a record, by any rkl process, is
+   * a new file renamed over the old one (writeAtomic), so a write by anyone
+   * else leaves another inode at the path. The inode number alone would not
+   * do, as the kernel reuses the number of a deleted file; but ours cannot be
+   * freed, and so cannot be reused, while this process holds it open. The
+   * stat also compares size and mtime (and ctime, to the second) for an edit
+   * made in place, which rkl never makes (an editor's write of the same size
+   * within the same clock tick as ours would pass). For the daemon, which
+   * reads back the records it has just written (ContainerStatus right after
+   * StartContainer; src/cri/server/status_cache.ts).
+   */
+  keepOwnWrites(kind: RecordKind): void {
+    if (this.fs === realFs) this.#pinKinds.add(kind);
+  }
+
+  /**
+   * The text of record `name` when its file is still the one this process
+   * last wrote (see keepOwnWrites), else undefined. One stat(2).
+   */
+  ownText(kind: RecordKind, name: string): string | undefined {
+    return this.#ownText(this.#path(kind, name));
+  }
+
+  #ownText(path: string): string | undefined {
+    const pin = this.#pins.get(path);
+    if (pin === undefined) return undefined;
+    let key: string | undefined;
+    try {
+      key = pinKey(Deno.statSync(path));
+    } catch { /* removed */ }
+    if (key === pin.key) return pin.text;
+    this.#unpin(path);
+    return undefined;
+  }
+
+  #unpin(path: string): void {
+    const pin = this.#pins.get(path);
+    if (pin === undefined) return;
+    this.#pins.delete(path);
+    pin.file.close();
   }
 
   /**
@@ -304,17 +362,34 @@ export class FsStore implements StateStore {
     const dir = `${this.recordsDir}/${kind}`;
     this.fs.mkdir(dir, { recursive: true, mode: 0o700 });
     const text = JSON.stringify({ ...record, schemaVersion: SCHEMA_VERSION }, null, 2) + "\n";
-    writeAtomic(path, text, this.fs, options);
+    this.#unpin(path);
+    const keep = this.#pinKinds.has(kind);
+    const file = writeAtomic(path, text, this.fs, { ...options, keepOpen: keep });
     // Checked once here: the next read of these same bytes (a ContainerStatus
     // right after StartContainer's write) is not checked again. Other bytes
     // found there later (another process's write) are checked as read.
     if (typeof recordProblem(text, kind, record.name, this.validators) === "string") {
       this.#checked.delete(path);
-    } else this.#checked.set(path, text);
+      file?.close();
+      return;
+    }
+    this.#checked.set(path, text);
+    if (file === undefined) return;
+    let key: string;
+    try {
+      // The file as it is after the rename (which moves its ctime).
+      key = pinKey(file.statSync());
+    } catch {
+      file.close();
+      return;
+    }
+    this.#pins.set(path, { file, key, text });
+    if (this.#pins.size > MAX_PINS) this.#unpin(this.#pins.keys().next().value!);
   }
 
   delete(kind: RecordKind, name: string): void {
     this.#checked.delete(this.#path(kind, name));
+    this.#unpin(this.#path(kind, name));
     this.#scans.delete(kind);
     try {
       this.fs.remove(this.#path(kind, name));
@@ -346,6 +421,7 @@ export class FsStore implements StateStore {
     }
     this.fs.remove(tmp);
     this.#checked.delete(src);
+    this.#unpin(src);
     try {
       this.fs.remove(src);
     } catch (e) {
@@ -375,6 +451,14 @@ export class FsStore implements StateStore {
       release();
     }
   }
+}
+
+/** At most this many records' files are held open by FsStore.keepOwnWrites. */
+export const MAX_PINS = 1024;
+
+/** A record file's identity for FsStore's kept writes: the inode, its size and times. */
+function pinKey(st: Deno.FileInfo): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`;
 }
 
 /** The parsed record, or why it cannot be used. */
@@ -408,13 +492,16 @@ export function recordProblem(
  * `durable: false` leaves out both syncs: the file is still whole or absent
  * for any process, also one that reads it after its writer was killed, but
  * not after a power loss. For files nothing reads after a reboot.
+ *
+ * `keepOpen` (the real file system only) returns the file written, open:
+ * its inode is the one at `path` until something replaces it.
  */
 export function writeAtomic(
   path: string,
   content: string | Uint8Array,
   fs = realFs,
-  options: { durable?: boolean } = {},
-): void {
+  options: { durable?: boolean; keepOpen?: boolean } = {},
+): Deno.FsFile | undefined {
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   if (fs !== realFs) {
     const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
@@ -429,7 +516,7 @@ export function writeAtomic(
       throw e;
     }
     renameOrDrop(fs, tmp, path);
-    return;
+    return undefined;
   }
   const f = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
   try {
@@ -442,10 +529,16 @@ export function writeAtomic(
     Deno.removeSync(tmp);
     throw e;
   }
-  f.close();
-  renameOrDrop(realFs, tmp, path);
-  if (options.durable === false) return;
-  syncDir(realFs, path);
+  if (!options.keepOpen) f.close();
+  try {
+    renameOrDrop(realFs, tmp, path);
+    if (options.durable !== false) syncDir(realFs, path);
+  } catch (e) {
+    if (options.keepOpen) f.close();
+    throw e;
+  }
+  // `keepOpen`: the file written, still open (its inode is the one now at `path`).
+  return options.keepOpen ? f : undefined;
 }
 
 /** fsync of the directory holding `path` (the real file system only). */

@@ -17,6 +17,7 @@ import { pathExists } from "./pidfds.ts";
 import { realFs } from "../../sys/fs.ts";
 import type { ContainerRecord, ExitFiles } from "../../workloads/container.ts";
 import { ListCache } from "./list_cache.ts";
+import { settle, StatusCache } from "./status_cache.ts";
 import { type ResourceUpdate, updateContainerResources } from "../../workloads/update_resources.ts";
 import { reopenLog } from "../../workloads/logrotate.ts";
 import { ConflictError, SpecError } from "../../errors.ts";
@@ -99,11 +100,56 @@ export function exitFileOf(host: Host, c: ContainerRecord): ExitFiles | undefine
   return new Map([[c.dirs.exitDir, new Set(exists ? [c.id] : [])]]);
 }
 
+/** ContainerStatus's answer for `c`, brought up to date. */
+export function statusAnswer(host: Host, c: ContainerRecord, verbose: boolean): Message {
+  const exited = c.status === "exited";
+  const status = {
+    ...containerBrief(c),
+    started_at: nanos(c.startedAt),
+    finished_at: exited ? nanos(c.finishedAt) : "0",
+    exit_code: exited ? c.exitCode ?? 0 : 0,
+    reason: exitReason(host, c) ?? "",
+    message: "",
+    mounts: containerInfo(c).mounts ?? [],
+    log_path: c.dirs.log,
+    resources: {
+      linux: {
+        cpu_period: String(c.limits.cpuPeriod ?? 0),
+        cpu_quota: String(c.limits.cpuQuota ?? 0),
+        cpu_shares: String(c.limits.cpuShares ?? 0),
+        memory_limit_in_bytes: String(c.limits.memoryLimit ?? 0),
+      },
+    },
+  };
+  const info = verbose
+    ? {
+      info: JSON.stringify({ pid: c.pid ?? 0, runtime: c.runtime.name, bundle: c.dirs.bundle }),
+    }
+    : {};
+  return { status, info };
+}
+
 export function containerHandlers(
   host: Host,
   removals: Removals = new Removals(host),
+  statuses: StatusCache = new StatusCache(host),
 ): Record<string, Handler> {
   const lists = new ListCache(host, "containers", "ListContainersResponse");
+  /**
+   * The status answer of a container whose record this process has just
+   * written (StartContainer, CreateContainer), made and kept now, so that
+   * the ContainerStatus that follows is answered from memory. The record is
+   * taken as written, so its process is checked here: kept only when its
+   * pidfd opens on the record's process, alive.
+   */
+  const warm = (id: string) => {
+    const text = statuses.version(id);
+    if (text === undefined) return;
+    try {
+      const c = JSON.parse(text) as ContainerRecord;
+      statuses.keep(id, text, c, c, statusAnswer(host, c, false), true);
+    } catch { /* answered anew by the next call */ }
+  };
   return {
     CreateContainer: async (req) => {
       const p = findSandbox(host, req.pod_sandbox_id);
@@ -150,6 +196,7 @@ export function containerHandlers(
           mounts,
         }),
       });
+      warm(id);
       return { container_id: id };
     },
 
@@ -179,6 +226,7 @@ export function containerHandlers(
         }
         await startCreated(host, now);
       });
+      warm(c.name);
       return {};
     },
 
@@ -196,6 +244,7 @@ export function containerHandlers(
       // Gone already: done (the kubelet retries; critest's idempotence specs).
       const c = ifExists(() => findContainer(host, req.container_id));
       if (!c) return {};
+      statuses.drop(c.name);
       // Gone from every later call once marked; torn down after the answer.
       await removals.remove(c.name, containerInfo(c).sandboxId);
       return {};
@@ -213,33 +262,17 @@ export function containerHandlers(
     },
 
     ContainerStatus: async (req) => {
-      const found = findContainer(host, req.container_id);
+      const id = String(req.container_id ?? "");
+      const kept = req.verbose ? { ended: false } : statuses.answer(id);
+      if ("answer" in kept) return kept.answer;
+      const text = req.verbose ? undefined : statuses.version(id);
+      const found = findContainer(host, id);
+      // Its process just ended: the answer waits for conmon's exit code.
+      if (kept.ended) await settle(host, found);
+      const was = { status: found.status, pid: found.pid };
       const c = await quickRefresh(host, found, exitFileOf(host, found));
-      const exited = c.status === "exited";
-      const status = {
-        ...containerBrief(c),
-        started_at: nanos(c.startedAt),
-        finished_at: exited ? nanos(c.finishedAt) : "0",
-        exit_code: exited ? c.exitCode ?? 0 : 0,
-        reason: exitReason(host, c) ?? "",
-        message: "",
-        mounts: containerInfo(c).mounts ?? [],
-        log_path: c.dirs.log,
-        resources: {
-          linux: {
-            cpu_period: String(c.limits.cpuPeriod ?? 0),
-            cpu_quota: String(c.limits.cpuQuota ?? 0),
-            cpu_shares: String(c.limits.cpuShares ?? 0),
-            memory_limit_in_bytes: String(c.limits.memoryLimit ?? 0),
-          },
-        },
-      };
-      const info = req.verbose
-        ? {
-          info: JSON.stringify({ pid: c.pid ?? 0, runtime: c.runtime.name, bundle: c.dirs.bundle }),
-        }
-        : {};
-      return { status, info };
+      const answer = statusAnswer(host, c, !!req.verbose);
+      return req.verbose ? answer : statuses.keep(c.name, text, was, c, answer);
     },
 
     ReopenContainerLog: async (req) => {
