@@ -62,9 +62,13 @@ const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 export class FakeLinks {
   constructor(private readonly fs: MemFs) {}
 
-  /** The bridge plugin's ADD: the bridge, made on first use, and a veth attached to it. */
+  /**
+   * The bridge plugin's ADD: the bridge, made on first use (with its `bridge`
+   * dir, as sysfs has one for a bridge), and a veth attached to it.
+   */
   attach(bridge: string, port: string): void {
     this.fs.quietly(() => {
+      this.fs.mkdir(`${SYS_CLASS_NET}/${bridge}/bridge`, { recursive: true });
       this.fs.mkdir(`${SYS_CLASS_NET}/${bridge}/brif`, { recursive: true });
       this.fs.writeTextFile(`${SYS_CLASS_NET}/${bridge}/brif/${port}`, "");
     });

@@ -18,6 +18,7 @@ import { type Scenario, sweep, type SweepResult } from "../testing/sweep.ts";
 import { createContainer, removeContainer, startContainer } from "./container.ts";
 import { createPod, removePod } from "./pod.ts";
 import { composeDown, composeUp } from "./compose.ts";
+import { gc } from "./gc.ts";
 
 const BUNDLE = "/fake/bundles/busybox";
 const CLAIMS = "/var/lib/rkl-subnets";
@@ -51,15 +52,29 @@ async function withOther(host: FakeHost): Promise<void> {
 
 /**
  * As withOther, after an earlier container came and went on rkl0: what that
- * leaves is the network (its conflist and subnet claim) and host-local's
- * data dir, as on a real host; the bridge went with it.
+ * leaves is the network (its conflist, subnet claim and bridge, idle) and
+ * host-local's data dir, as on a real host.
  */
 async function withOtherAndRkl0(host: FakeHost): Promise<void> {
   await withOther(host);
   await createContainer(host, container("earlier"), { network: "rkl0" });
   await removeContainer(host, "earlier", { force: true });
+  assert.ok(host.fs.exists("/sys/class/net/rkl0/bridge"), "the idle bridge stays with rkl0");
+  assert.deepEqual(host.fs.readDir("/sys/class/net/rkl0/brif"), []);
+}
+
+/** As withOtherAndRkl0, then `rkl gc`, which deletes rkl0's idle bridge (the network stays). */
+async function withOtherAndRkl0NoBridge(host: FakeHost): Promise<void> {
+  await withOtherAndRkl0(host);
+  const r = await gc(host);
+  assert.ok(r.done.includes("deleted bridge rkl0"), r.done.join("\n"));
   assert.ok(!host.fs.exists("/sys/class/net/rkl0"));
 }
+
+const ipLinkDeletes = (host: FakeHost, bridge = "rkl0") =>
+  host.cmd.calls.filter((c) =>
+    c.cmd === "ip" && c.args.join(" ") === `link delete ${bridge} type bridge`
+  ).length;
 
 /** The same for pods: an unrelated pod on no network, and an earlier pod on rkl0, gone. */
 async function withOtherPod(host: FakeHost): Promise<void> {
@@ -70,9 +85,9 @@ async function withOtherPod(host: FakeHost): Promise<void> {
   await removePod(host, "earlier", { force: true });
 }
 
-Deno.test("a container on rkl0 with a published port: the bridge, lease, port and /etc files, and rm takes all back", async () => {
+Deno.test("a container on rkl0 with a published port: the bridge, lease, port and /etc files, and rm takes all back but the bridge, which gc deletes", async () => {
   const host = new FakeHost();
-  await withOtherAndRkl0(host);
+  await withOtherAndRkl0NoBridge(host);
   const before = host.snapshot();
   const rec = await createContainer(host, container("web", PORT), { network: "rkl0" });
   assert.equal(rec.network?.ip, "10.89.0.2");
@@ -89,11 +104,37 @@ Deno.test("a container on rkl0 with a published port: the bridge, lease, port an
     host.fs.readTextFile(`${CLAIMS}/10.89.0.0_24`),
     "/fake/etc/rkl/net.d/rkl0.conflist\n",
   );
+  assert.ok(made.includes("+ files /sys/class/net/rkl0/bridge: dir 0755 0:0"), made.join("\n"));
+  const deletes = ipLinkDeletes(host);
   await removeContainer(host, "web", { force: true });
+  // The bridge is the network's: rm leaves it, idle; gc deletes it.
+  assert.deepEqual(diffSnapshots(before, host.snapshot()), [
+    "+ files /sys/class/net/rkl0: dir 0755 0:0",
+    "+ files /sys/class/net/rkl0/bridge: dir 0755 0:0",
+    "+ files /sys/class/net/rkl0/brif: dir 0755 0:0",
+  ]);
+  assert.equal(ipLinkDeletes(host), deletes);
+  assert.ok((await gc(host)).done.includes("deleted bridge rkl0"));
   assert.deepEqual(diffSnapshots(before, host.snapshot()), []);
-  const cmds = host.cmd.calls.map((c) => [c.cmd, ...c.args].join(" "));
-  assert.ok(cmds.includes("ip link delete rkl0 type bridge"), cmds.join("\n"));
   assert.deepEqual(host.lock.list(), []);
+});
+
+Deno.test("a container on rkl0 with no bridge before: each create step failed in turn leaves no bridge (the rollback deletes the one its ADD made)", async () => {
+  const r = await sweep({
+    setup: withOtherAndRkl0NoBridge,
+    create: (host) => createContainer(host, container("web", PORT), { network: "rkl0" }),
+    // rm leaves the network's bridge; gc takes it back here.
+    teardown: async (host) => {
+      await removeContainer(host, "web", { force: true });
+      await gc(host);
+    },
+  });
+  report("container on rkl0, no bridge before", r);
+  assert.deepEqual(r.problems, []);
+  // Some failed steps came after the ADD had made the bridge.
+  const add = r.steps.findIndex((p) => p.op === "cni.add");
+  assert.ok(add >= 0 && add < r.steps.length - 1, r.steps.map((p) => p.op).join(" "));
+  assert.ok(r.made.includes("+ files /sys/class/net/rkl0/bridge: dir 0755 0:0"), r.made.join("\n"));
 });
 
 Deno.test("a container on rkl0 with a published port: each create step failed in turn leaves nothing; each rm -f step failed leaves a retry that finishes", async () => {
@@ -122,9 +163,11 @@ Deno.test("the first container on rkl0 writes its conflist and claim: each step 
       }
     },
     create: (host) => createContainer(host, container("web"), { network: "rkl0" }),
-    // The network outlives the container: rm, then the network itself is taken back here.
+    // The network outlives the container: rm, then the network itself (its
+    // idle bridge, as gc deletes it, then its files) is taken back here.
     teardown: async (host) => {
       await removeContainer(host, "web", { force: true });
+      await gc(host);
       host.fs.quietly(() => {
         for (const p of [conflist, claim]) {
           if (host.fs.exists(p)) host.fs.remove(p);
@@ -179,6 +222,37 @@ Deno.test("a pod on rkl0 with a published port: each create step failed in turn 
   report("pod on rkl0, port 8081", r);
   assert.deepEqual(r.problems, []);
   assert.ok(r.steps.some((p) => p.op === "cni.add"));
+});
+
+Deno.test("a pod on rkl0 with no bridge before: each create step failed in turn leaves no bridge; rm leaves it, gc deletes it", async () => {
+  const noBridge = async (host: FakeHost) => {
+    await withOtherPod(host);
+    assert.ok(host.fs.exists("/sys/class/net/rkl0/bridge"), "the idle bridge stays with rkl0");
+    await gc(host);
+    assert.ok(!host.fs.exists("/sys/class/net/rkl0"));
+  };
+  const host = new FakeHost();
+  await noBridge(host);
+  const before = host.snapshot();
+  await createPod(host, pod("web"), { network: "rkl0" });
+  await removePod(host, "web", { force: true });
+  assert.deepEqual(diffSnapshots(before, host.snapshot()), [
+    "+ files /sys/class/net/rkl0: dir 0755 0:0",
+    "+ files /sys/class/net/rkl0/bridge: dir 0755 0:0",
+    "+ files /sys/class/net/rkl0/brif: dir 0755 0:0",
+  ]);
+  const r = await sweep({
+    setup: noBridge,
+    create: (host) => createPod(host, pod("web"), { network: "rkl0" }),
+    teardown: async (host) => {
+      await removePod(host, "web", { force: true });
+      await gc(host);
+    },
+  });
+  report("pod on rkl0, no bridge before", r);
+  assert.deepEqual(r.problems, []);
+  const add = r.steps.findIndex((p) => p.op === "cni.add");
+  assert.ok(add >= 0 && add < r.steps.length - 1, r.steps.map((p) => p.op).join(" "));
 });
 
 function project(name: string, port = 8082) {
@@ -284,5 +358,10 @@ Deno.test("another root's rkl0 gets its own bridge and the first subnet nothing 
   );
   assert.deepEqual(host.cni.list(), ["rkl0 10.89.3.2 rdeadbeef-c_web/eth0"]);
   await removeContainer(host, "web", { force: true });
+  assert.ok(
+    host.fs.exists("/sys/class/net/rkl0-deadbeef/bridge"),
+    "rm leaves the network's bridge",
+  );
+  await gc(host);
   assert.ok(!host.fs.exists("/sys/class/net/rkl0-deadbeef"));
 });

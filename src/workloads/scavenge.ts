@@ -168,8 +168,11 @@ export async function scavengeContainer(
   });
   await host.store.withLock(async () => {
     host.store.delete("containers", name);
-    // A pod's or gc's pass releases once, after all of its members.
-    if (options.releaseNetworks ?? true) done.push(...await releaseIdleNetworks(host));
+    // A pod's or gc's pass releases once, after all of its members. Idle
+    // bridges stay, as after any rm (bridgeGoesWith): gc deletes them.
+    if (options.releaseNetworks ?? true) {
+      done.push(...await releaseIdleNetworks(host, { bridges: false }));
+    }
   });
   return done;
 }
@@ -219,7 +222,7 @@ export async function scavengePod(
   }
   await host.store.withLock(async () => {
     host.store.delete("pods", name);
-    done.push(...await releaseIdleNetworks(host));
+    done.push(...await releaseIdleNetworks(host, { bridges: false }));
   });
   return done;
 }
@@ -265,14 +268,19 @@ export function idleBridges(host: Host): string[] {
 }
 
 /**
- * After a scavenge or gc: bridges of rkl networks nobody uses any more and
- * portmap's shared chains once no mapping is left. Nothing is released while
- * a damaged record might still stand for a user.
+ * After a scavenge or gc: portmap's shared chains once no mapping is left,
+ * and (`bridges`, gc's pass) the bridges of rkl networks nobody uses any
+ * more. A scavenge (`rm -f` of a damaged record) leaves bridges, as any rm
+ * does (see bridgeGoesWith in container/network.ts). Nothing is released
+ * while a damaged record might still stand for a user.
  */
-export async function releaseIdleNetworks(host: Host): Promise<string[]> {
+export async function releaseIdleNetworks(
+  host: Host,
+  options: { bridges?: boolean } = {},
+): Promise<string[]> {
   if (host.store.damaged("containers").length + host.store.damaged("pods").length > 0) return [];
   const done: string[] = [];
-  for (const br of idleBridges(host)) {
+  for (const br of (options.bridges ?? true) ? idleBridges(host) : []) {
     // Checked again under the host-wide lock: another root may have attached to it since.
     if (await deleteIdleBridge(host.cmd, br, { fs: host.fs, lock: host.lock }).catch(() => false)) {
       done.push(`deleted bridge ${br}`);

@@ -46,8 +46,11 @@ export async function composeDown(
       }),
     );
   }
-  // Removed side by side; an idle project bridge goes beside the DELs.
-  const removed = await removeContainers(host, going.map((c) => c.name));
+  // Removed side by side; an idle project bridge goes beside the DELs (its network goes below).
+  const networksGoing = new Set(
+    Object.values(rec?.networks ?? {}).filter((n) => !n.external).map((n) => n.rklName),
+  );
+  const removed = await removeContainers(host, going.map((c) => c.name), { networksGoing });
   if (!rec) return removed;
   // Rootless: the project's own netns and slirp4netns (rootless_compose.ts).
   if (host.rootless) await rootlessProjectDown(host, name);

@@ -1,28 +1,69 @@
 /**
- * Releasing a network a container leaves: the bridge plugin makes its bridge
- * on the first ADD and never deletes it, so rkl deletes it (and portmap's
- * shared chains) once no record is on that network any more.
+ * Releasing a network a container leaves: portmap's shared chains once no
+ * mapping is left, and the network's bridge only in the cases
+ * {@linkcode bridgeGoesWith} names (the bridge is the network's, not a
+ * workload's).
  */
-import { bridgeName } from "../../net/network.ts";
+import { DNS1123_LABEL } from "../../base/names.ts";
+import { bridgeName, conflistPath } from "../../net/network.ts";
 import { removeIdlePortmapChains } from "../../net/portmap.ts";
 import { deleteIdleBridge } from "../../net/hostnet.ts";
+import { pathExists } from "../../sys/fsutil.ts";
+import type { NetConfList } from "../../net/cni.ts";
 import type { StoredRecord } from "../../store/store.ts";
 import type { Host } from "../host.ts";
 import type { NetworkUser } from "./types.ts";
 
 /**
- * The bridge plugin creates its bridge on first ADD and never deletes it;
- * like podman, rkl removes it when the last container on the network goes,
- * together with portmap's shared chains once no mapping is left.
+ * After `user` has left its network: portmap's shared chains once no mapping
+ * is left, and the bridge when {@linkcode bridgeGoesWith} says it goes and
+ * no other record is on the network. `rollback`: this is the undo of the
+ * create that attached `user`.
  */
 export async function releaseNetworkIfUnused(
   host: Host,
   user: NetworkUser,
   keepBridges?: ReadonlySet<string>,
+  rollback = false,
 ): Promise<void> {
   if (user.network.portMappings.length > 0) await removeIdlePortmapChains(host.cmd, host.lock);
+  if (!bridgeGoesWith(host, user, rollback)) return;
   const bridge = unusedBridge(host, user);
   if (bridge && !keepBridges?.has(bridge)) await deleteBridge(host, bridge);
+}
+
+/**
+ * Whether the last user's leaving takes the network's bridge with it. The
+ * bridge plugin makes it on the first ADD and never deletes it; rkl keeps it
+ * too, as podman (podman0), docker (docker0) and the kubelet's CNI bridge
+ * (cni0) do: it is part of the network, not of a workload, and deleting it at
+ * every last `rm` cost that `rm` 35-50 ms of the kernel's rtnl lock and the
+ * next create as much again to make it. `rkl gc` deletes idle bridges. Two
+ * leavings still take it:
+ * - the network is gone (its conflist removed, as compose down removes a
+ *   project's): nothing else would ever delete the bridge;
+ * - `rollback` of the create whose ADD made it (`newBridge`: no such link
+ *   before that ADD): a failed command leaves the host as it found it.
+ */
+export function bridgeGoesWith(host: Host, user: NetworkUser, rollback = false): boolean {
+  if (rollback && user.network.newBridge === true) return true;
+  return networkRemoved(host, user.network.name);
+}
+
+/** True when this root's conf dir no longer holds network `name` (a record's name, checked). */
+export function networkRemoved(host: Host, name: string): boolean {
+  if (typeof name !== "string" || !DNS1123_LABEL.test(name) || name.length > 15) return false;
+  return !pathExists(conflistPath(host.paths.cniConfDir, name), host.fs);
+}
+
+/**
+ * Whether the bridge of `conflist` is absent now (asked just before an ADD:
+ * that ADD makes it, and the ADD's rollback may delete it).
+ */
+export function bridgeAbsent(host: Host, conflist: NetConfList | undefined): boolean {
+  const bridge = conflist ? bridgeName(conflist) : undefined;
+  if (!bridge || !/^[A-Za-z0-9_.-]{1,15}$/.test(bridge) || /^\.\.?$/.test(bridge)) return false;
+  return !pathExists(`/sys/class/net/${bridge}`, host.fs);
 }
 
 /**

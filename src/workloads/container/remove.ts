@@ -7,7 +7,7 @@ import { linkGone } from "../../sys/linkwatch.ts";
 import { trace } from "../../trace.ts";
 import { scavengeContainer } from "../scavenge.ts";
 import type { Host } from "../host.ts";
-import { deleteBridge, unusedBridge } from "./network.ts";
+import { bridgeGoesWith, deleteBridge, unusedBridge } from "./network.ts";
 import { getContainer, ownerGone, refuseWhileBeingMade } from "./record.ts";
 import { refresh } from "./status.ts";
 import { teardown } from "./teardown.ts";
@@ -68,14 +68,20 @@ export async function removeContainer(
 
 /**
  * `rm -f` of several containers side by side (compose down). A bridge that
- * none but them uses is deleted as soon as their DELs have deleted its
- * veths, beside the rest of the DELs (their iptables work), not after the
- * last one: the bridge's own deletion takes 35-50 ms of the kernel's rtnl
- * lock, which the veth deletions need too. Runs under the store lock, so no
- * create joins such a network meanwhile. Returns the names removed; throws
- * the first error once every removal has ended.
+ * goes (bridgeGoesWith: its network is gone, or is in `networksGoing`, the
+ * networks the caller removes next) and that none but them uses is deleted
+ * as soon as their DELs have deleted its veths, beside the rest of the DELs
+ * (their iptables work), not after the last one: the bridge's own deletion
+ * takes 35-50 ms of the kernel's rtnl lock, which the veth deletions need
+ * too. Runs under the store lock, so no create joins such a network
+ * meanwhile. Returns the names removed; throws the first error once every
+ * removal has ended.
  */
-export async function removeContainers(host: Host, names: string[]): Promise<string[]> {
+export async function removeContainers(
+  host: Host,
+  names: string[],
+  options: { networksGoing?: ReadonlySet<string> } = {},
+): Promise<string[]> {
   return await host.store.withLock(async () => {
     const going = new Set(names);
     const idle = new Map<string, { user: NetworkUser; veths: string[] }>();
@@ -91,13 +97,20 @@ export async function removeContainers(host: Host, names: string[]): Promise<str
       const attachments = [
         ...(rec.network ? [{ network: rec.network, result: rec.network.result }] : []),
         ...(rec.extraNetworks ?? []).map((x) => ({
-          network: { name: x.name, conflist: x.conflist, portMappings: [] },
+          network: {
+            name: x.name,
+            conflist: x.conflist,
+            portMappings: [],
+            newBridge: x.newBridge,
+          },
           result: x.result,
         })),
       ];
       for (const { network, result } of attachments) {
         const user: NetworkUser = { kind: "containers", name: rec.name, network };
-        const bridge = unusedBridge(host, user, going);
+        const goes = options.networksGoing?.has(network.name) ||
+          bridgeGoesWith(host, user, rec.status === "creating");
+        const bridge = goes ? unusedBridge(host, user, going) : undefined;
         if (!bridge) continue;
         const entry = idle.get(bridge) ?? { user, veths: [] };
         idle.set(bridge, entry);
@@ -124,7 +137,7 @@ export async function removeContainers(host: Host, names: string[]): Promise<str
     const bridgeResults = await Promise.allSettled(watches.map(async (w) => {
       if (await w.gone) return await deleteBridge(host, w.bridge);
       // A veth is still there (its DEL failed): decide once the records are
-      // gone, as a single rm would.
+      // gone, as a single rm would (the caller removes the network next).
       await removals;
       if (unusedBridge(host, w.user)) await deleteBridge(host, w.bridge);
     }));

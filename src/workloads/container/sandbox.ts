@@ -9,6 +9,7 @@ import { assertPortsFree } from "../ports.ts";
 import type { Host } from "../host.ts";
 import { readOr } from "./_fs.ts";
 import { cniContainerId } from "./record.ts";
+import { bridgeAbsent } from "./network.ts";
 import type { ContainerPlan, ContainerRecord, CreateOptions } from "./types.ts";
 
 const RESOLV = "/etc/resolv.conf";
@@ -39,6 +40,9 @@ export async function setUpOwnSandbox(
   }
   trace("create: netns");
   rec.resources.cni = true;
+  // Before the ADDs that may make a bridge: only their rollback deletes it (bridgeGoesWith).
+  if (rec.network && bridgeAbsent(host, conflist)) rec.network.newBridge = true;
+  for (const x of rec.extraNetworks ?? []) if (bridgeAbsent(host, x.conflist)) x.newBridge = true;
   checkCancelled();
   const result = await cniUp(host.cni, {
     cniId: cniContainerId(rec),

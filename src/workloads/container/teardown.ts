@@ -25,12 +25,16 @@ import type { ContainerRecord, NetworkUser } from "./types.ts";
  * Undoes whatever `rec.resources` lists, newest first. Idempotent.
  * `keepBridges`: bridges whose removal the caller has taken over (compose
  * down deletes a project's bridge beside the DELs, as pod teardown does).
+ * `rollback`: the undo of the create that made `rec` (a record still
+ * `creating` is one too, cut short): a bridge that create's ADD made goes
+ * when idle; otherwise the bridge stays with its network (bridgeGoesWith).
  */
 export async function teardown(
   host: Host,
   rec: ContainerRecord,
-  options: { keepBridges?: ReadonlySet<string> } = {},
+  options: { keepBridges?: ReadonlySet<string>; rollback?: boolean } = {},
 ): Promise<void> {
+  const rollback = options.rollback === true || rec.status === "creating";
   const errors: unknown[] = [];
   const step = async (fn: () => unknown | Promise<unknown>) => {
     try {
@@ -116,6 +120,7 @@ export async function teardown(
         name: x.name,
         conflist: x.conflist,
         portMappings: [],
+        newBridge: x.newBridge,
       })),
     ];
     for (const network of nets) {
@@ -123,6 +128,7 @@ export async function teardown(
         host,
         { kind: "containers", name: rec.name, network },
         options.keepBridges,
+        rollback,
       );
     }
     host.store.delete("containers", rec.name);
@@ -132,7 +138,7 @@ export async function teardown(
 
 export async function rollback(host: Host, rec: ContainerRecord, cause: unknown): Promise<void> {
   try {
-    await teardown(host, rec);
+    await teardown(host, rec, { rollback: true });
   } catch (e) {
     host.warn(
       `Cannot roll back container ${JSON.stringify(rec.name)} after "${

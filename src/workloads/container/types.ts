@@ -66,6 +66,8 @@ export interface ContainerRecord extends StoredRecord {
     conflist: NetConfList;
     result?: CniResult;
     portMappings: PortMapping[];
+    /** Its bridge did not exist before this container's ADD (a rollback deletes it when idle). */
+    newBridge?: boolean;
   };
   labels: Record<string, string>;
   /** Further networks (compose services on several networks): eth1, eth2, ... */
@@ -145,6 +147,8 @@ export interface ExtraNetwork {
   conflist: NetConfList;
   result?: CniResult;
   ip?: string;
+  /** Its bridge did not exist before this container's ADD (a rollback deletes it when idle). */
+  newBridge?: boolean;
 }
 
 export interface ContainerPlan {
@@ -250,7 +254,13 @@ export interface CreateOptions {
 export interface NetworkUser {
   kind: "containers" | "pods";
   name: string;
-  network: { name: string; conflist: NetConfList; portMappings: PortMapping[] };
+  network: {
+    name: string;
+    conflist: NetConfList;
+    portMappings: PortMapping[];
+    /** The bridge did not exist before this user's ADD (see bridgeGoesWith). */
+    newBridge?: boolean;
+  };
 }
 
 /**

@@ -108,7 +108,7 @@ async function createPodNow(
     // A CNI ADD still running would attach after the rollback's DEL.
     await b.netUp?.catch(() => {});
     try {
-      await teardownPod(host, rec);
+      await teardownPod(host, rec, { rollback: true });
     } catch (e2) {
       host.warn(
         `Cannot roll back pod ${JSON.stringify(rec.name)} after "${(e as Error).message}": ${

@@ -85,7 +85,7 @@ async function runPodNow(
   try {
     return await startPod(host, rec.name, { justCreated: true });
   } catch (e) {
-    await host.store.withLock(() => teardownPod(host, rec)).catch((e2) =>
+    await host.store.withLock(() => teardownPod(host, rec, { rollback: true })).catch((e2) =>
       host.warn(`Cannot roll back pod ${JSON.stringify(rec.name)}: ${(e2 as Error).message}`)
     );
     throw e;

@@ -6,7 +6,13 @@ import { cniDown, cniUp } from "../../net/attach.ts";
 import { pathExists } from "../../sys/fsutil.ts";
 import { createNetns, removeNetns } from "../../sys/netns.ts";
 import { trace } from "../../trace.ts";
-import { deleteBridge, releaseNetworkIfUnused, unusedBridge } from "../container/network.ts";
+import {
+  bridgeAbsent,
+  bridgeGoesWith,
+  deleteBridge,
+  releaseNetworkIfUnused,
+  unusedBridge,
+} from "../container/network.ts";
 import { linkGone } from "../../sys/linkwatch.ts";
 import { cniIdFor, type Host } from "../host.ts";
 import { assertPortsFree } from "../ports.ts";
@@ -34,6 +40,8 @@ export function startPodNetwork(
   if (host.rootless) host.rootless.createNetns(net.netns);
   else createNetns(host.sys, net.netns, host.fs);
   rec.resources.cni = true;
+  // Listed before the ADD that may make the bridge: only that ADD's rollback deletes it.
+  if (rec.network && bridgeAbsent(host, net.conflist)) rec.network.newBridge = true;
   net.save();
   const cniId = rec.network?.cniId ?? cniIdFor(host.paths, "p", rec.name);
   const netUp = cniUp(host.cni, {
@@ -92,10 +100,10 @@ export async function delPodNetwork(
 }
 
 /**
- * After a DEL: portmap's idle chains and the bridge when no one else uses
- * them (`released` says the DEL ran and succeeded; `bridgeDone`, that the
- * bridge was dealt with already), then the netns, unless an error so far
- * says a retry still needs it.
+ * After a DEL: portmap's idle chains and, when it goes (bridgeGoesWith), the
+ * bridge when no one else uses them (`released` says the DEL ran and
+ * succeeded; `bridgeDone`, that the bridge was dealt with already), then the
+ * netns, unless an error so far says a retry still needs it.
  */
 export async function finishPodNetwork(
   host: Host,
@@ -132,13 +140,14 @@ export async function finishPodNetwork(
 export async function releasePodNetwork(host: Host, rec: PodRecord): Promise<void> {
   const errors: unknown[] = [];
   // The caller holds the store lock: whether the bridge is left unused is
-  // known now. It goes beside the DEL, once the pod's veth is gone (the
-  // first thing the bridge plugin's DEL does), as in the pod's teardown:
-  // both hold the kernel's rtnl lock, and DEL's iptables work needs neither.
+  // known now. The bridge stays with its network (bridgeGoesWith) unless the
+  // network is gone; then it goes beside the DEL, once the pod's veth is
+  // gone (the first thing the bridge plugin's DEL does), as in the pod's
+  // teardown: both hold the kernel's rtnl lock, and DEL's iptables work needs neither.
   const user = rec.resources.cni && rec.netns && rec.network
     ? { kind: "pods" as const, name: rec.name, network: rec.network }
     : undefined;
-  const bridge = user ? unusedBridge(host, user) : undefined;
+  const bridge = user && bridgeGoesWith(host, user) ? unusedBridge(host, user) : undefined;
   if (!bridge) await downPodNetwork(host, rec, errors);
   else {
     let delDone!: () => void;

@@ -1,8 +1,10 @@
 /**
  * removePods(): several pods on one bridge network torn down side by side
- * (kube down). The bridge that none but them uses goes with them, once; one
- * that another pod still uses stays; each teardown step failed in turn
- * leaves a retry that finishes (src/testing/sweep.ts).
+ * (kube down). The bridge is the network's: it stays, idle, when none but
+ * them used it; when their network is gone (its conflist removed), the
+ * bridge goes with them, once; one that another pod still uses stays; each
+ * teardown step failed in turn leaves a retry that finishes
+ * (src/testing/sweep.ts).
  */
 import assert from "node:assert/strict";
 import { loadPods } from "../../spec/pod.ts";
@@ -43,7 +45,7 @@ const bridgeDeletes = (host: FakeHost) =>
   )
     .length;
 
-Deno.test("removePods() of every pod on rkl0 removes them all and the bridge, once", async () => {
+Deno.test("removePods() of every pod on rkl0 removes them all and leaves the network's bridge, idle", async () => {
   const host = new FakeHost();
   await setup(host);
   const before = host.snapshot();
@@ -52,7 +54,18 @@ Deno.test("removePods() of every pod on rkl0 removes them all and the bridge, on
   assert.ok(host.fs.exists("/sys/class/net/rkl0"));
   assert.deepEqual(await removePods(host, [...REPLICAS, "never-made"]), REPLICAS);
   assert.deepEqual(diffSnapshots(before, host.snapshot()), []);
-  assert.ok(!host.fs.exists("/sys/class/net/rkl0"), "the bridge went with its last pods");
+  assert.deepEqual(host.fs.readDir("/sys/class/net/rkl0/brif"), [], "idle");
+  assert.equal(bridgeDeletes(host), deletesBefore);
+});
+
+Deno.test("removePods() of every pod on a network that is gone removes them all and its bridge, once", async () => {
+  const host = new FakeHost();
+  await setup(host);
+  for (const n of REPLICAS) await createPod(host, pod(n), { network: "rkl0" });
+  const deletesBefore = bridgeDeletes(host);
+  host.fs.remove(`${host.paths.cniConfDir}/rkl0.conflist`); // the network removed under its pods
+  assert.deepEqual(await removePods(host, REPLICAS), REPLICAS);
+  assert.ok(!host.fs.exists("/sys/class/net/rkl0"), "the bridge went with its network's last pods");
   assert.equal(bridgeDeletes(host) - deletesBefore, 1);
 });
 

@@ -20,7 +20,7 @@ import {
   removeUnmounted,
   teardown,
 } from "../container/teardown.ts";
-import { deleteBridge, unusedBridge } from "../container/network.ts";
+import { bridgeGoesWith, deleteBridge, unusedBridge } from "../container/network.ts";
 import type { Host } from "../host.ts";
 import { scavengeContainer } from "../scavenge.ts";
 import { writeGroupHosts } from "./etc.ts";
@@ -30,15 +30,18 @@ import { nsDir, podDirs, type PodRecord } from "./types.ts";
 /**
  * Undoes whatever the record lists, containers first. Idempotent. Runs under
  * the store lock (taken here if the caller has not), so whether the network
- * is left unused cannot change while it runs.
+ * is left unused cannot change while it runs. The network's bridge stays
+ * (bridgeGoesWith) unless the network is gone, or this undoes the create
+ * whose ADD made it: `rollback` (a failed `pod run`), or a record whose
+ * create never finished (its rollback cut short, finished here).
  */
 export function teardownPod(
   host: Host,
   rec: PodRecord,
-  options: { membersGone?: () => void } = {},
+  options: { membersGone?: () => void; rollback?: boolean } = {},
 ): Promise<void> {
   return host.store.withLock(async () => {
-    const [r] = await teardownPodsLocked(host, [rec], options.membersGone);
+    const [r] = await teardownPodsLocked(host, [rec], options.membersGone, options.rollback);
     if (r.status === "rejected") throw r.reason;
   });
 }
@@ -46,9 +49,10 @@ export function teardownPod(
 /**
  * Several pods torn down side by side under one hold of the store lock
  * (`kube down`, the pods a second `kube play` replaces): as
- * {@linkcode teardownPod} each, but a bridge that none but these pods uses
- * is deleted once all their DELs have deleted its veths, beside the rest of
- * their DELs, not by the last pod after them. One result per record, in order.
+ * {@linkcode teardownPod} each, but a bridge that goes (its network gone)
+ * and that none but these pods uses is deleted once all their DELs have
+ * deleted its veths, beside the rest of their DELs, not by the last pod
+ * after them. One result per record, in order.
  */
 export function teardownPods(
   host: Host,
@@ -68,6 +72,7 @@ async function teardownPodsLocked(
   host: Host,
   recs: PodRecord[],
   membersGone?: () => void,
+  rollback = false,
 ): Promise<PromiseSettledResult<void>[]> {
   // Whether a bridge is idle is known now: only these pods and their members
   // (damaged records too) are going, and no create joins while the lock is held.
@@ -78,7 +83,8 @@ async function teardownPodsLocked(
   const idle = new Map<string, { pod: string; veths: string[]; sure: boolean }>();
   for (const rec of recs) {
     const user = networkUser(rec);
-    const bridge = user ? unusedBridge(host, user, going, goingPods) : undefined;
+    const goes = user && bridgeGoesWith(host, user, rollback || !rec.created);
+    const bridge = goes ? unusedBridge(host, user, going, goingPods) : undefined;
     if (!bridge) continue;
     const e = idle.get(bridge) ?? { pod: rec.name, veths: [], sure: true };
     idle.set(bridge, e);

@@ -41,6 +41,8 @@ export interface PodRecord extends StoredRecord {
     result?: CniResult;
     ip?: string;
     portMappings: PortMapping[];
+    /** Its bridge did not exist before this pod's ADD (a rollback deletes it when idle). */
+    newBridge?: boolean;
   };
   /** Record names of the pause container, init containers and app containers, in creation order. */
   pause?: string;
