@@ -47,10 +47,46 @@ export interface CensusScope {
   cgroupParent: string;
 }
 
+/**
+ * The bridges that the networks of `root` name (its conflists in
+ * `root/net.d`, where rkl keeps a root's networks outside the default root).
+ */
+export function rootBridges(root: string): string[] {
+  const out: string[] = [];
+  for (const f of walk(`${root}/net.d`, 0, (p) => p.endsWith(".conflist"))) {
+    try {
+      const list = JSON.parse(Deno.readTextFileSync(f));
+      const first = list?.plugins?.[0];
+      if (first?.type !== "bridge") continue;
+      const br = typeof first.bridge === "string" ? first.bridge : "cni0";
+      if (/^[A-Za-z0-9_.-]{1,15}$/.test(br) && !/^\.\.?$/.test(br)) out.push(br);
+    } catch { /* not a conflist rkl can read: its bridge is not excused */ }
+  }
+  return out;
+}
+
+/** True when `bridge` is a bridge with nothing attached (its sysfs `brif` dir is empty). */
+export function idleBridge(bridge: string): boolean {
+  try {
+    Deno.statSync(`/sys/class/net/${bridge}/bridge`);
+    return [...Deno.readDirSync(`/sys/class/net/${bridge}/brif`)].length === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The host's census as seen from `scope`. An idle bridge of one of the
+ * root's own networks is not counted: the bridge is the network's and stays
+ * when its last pod or container goes (as podman's, docker's and cni0 do;
+ * `rkl gc` or the network's removal deletes it), so a test may leave it or
+ * not. A bridge with anything attached, or of any other network, counts.
+ */
 export async function census(scope: CensusScope): Promise<Census> {
+  const own = new Set(rootBridges(scope.root));
   const links = (await out("ip", ["-o", "link"])).split("\n").filter(Boolean).map((l) =>
     l.split(": ")[1].split("@")[0]
-  ).sort();
+  ).filter((l) => !(own.has(l) && idleBridge(l))).sort();
   const nat = (await out("iptables", ["-w", "5", "-t", "nat", "-S"])).split("\n").filter(Boolean)
     .sort();
   const cgroups = walk(

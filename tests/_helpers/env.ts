@@ -1,7 +1,7 @@
 /** A private rkl environment per test file: root, run root, network, subnet, cgroup parent. */
 import { bridgeConflist, conflistPath } from "../../src/net/network.ts";
 import assert from "node:assert/strict";
-import { type Census, census, type CensusScope } from "./census.ts";
+import { type Census, census, type CensusScope, idleBridge, rootBridges } from "./census.ts";
 import { REPO } from "./requires.ts";
 
 export interface RklEnv extends CensusScope {
@@ -95,8 +95,19 @@ export async function cleanupEnv(e: RklEnv): Promise<void> {
   for (const name of list.stdout.split("\n").filter(Boolean)) {
     await rkl(e, ["container", "rm", "-f", name]);
   }
-  await new Deno.Command("ip", { args: ["link", "delete", e.network] }).output();
+  // The env's bridges: rm leaves a network's idle bridge (the census excuses
+  // it), and the env's networks go with it here, so the host's links end as
+  // they began. Only idle ones beside the env's own (another root may share one).
+  for (const br of rootBridges(e.root)) {
+    if (br !== e.network && idleBridge(br)) await deleteLink(br);
+  }
+  await deleteLink(e.network);
   await Deno.remove(e.dir, { recursive: true }).catch(() => {});
+}
+
+/** `ip link delete NAME`, quietly: gone already is fine. */
+async function deleteLink(name: string): Promise<void> {
+  await new Deno.Command("ip", { args: ["link", "delete", name], stderr: "null" }).output();
 }
 
 /**

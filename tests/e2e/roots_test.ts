@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { type Census, census } from "../_helpers/census.ts";
-import { makeEnv, removeAll, rkl, type RklEnv, rklOk, waitFor } from "../_helpers/env.ts";
+import { makeEnv, removeAll, rkl, type RklEnv, rklOk } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { shortHash } from "../../src/workloads/host.ts";
 import { bridgeConflist, conflistPath } from "../../src/net/network.ts";
@@ -83,6 +83,25 @@ async function links(): Promise<string[]> {
     .map((l) => l.split(": ")[1].split("@")[0]);
 }
 
+/** The interfaces attached to `bridge`. */
+function ports(bridge: string): string[] {
+  return [...Deno.readDirSync(`/sys/class/net/${bridge}/brif`)].map((e) => e.name);
+}
+
+/**
+ * `rkl gc` of root `e` deletes its idle bridge `own` (and says so), and
+ * leaves `others` (another root's) where they are.
+ */
+async function gcDeletes(e: RklEnv, own: string, ...others: string[]): Promise<void> {
+  const out = await rklOk(e, ["gc"]);
+  assert.match(out, new RegExp(`deleted bridge ${own.replaceAll(".", "\\.")}\\b`), out);
+  const names = await links();
+  assert.ok(!names.includes(own), `${own} is still there after gc`);
+  for (const o of others) {
+    assert.ok(names.includes(o), `${o}, another root's, was deleted by this root's gc`);
+  }
+}
+
 /** The /24 an IPv4 address is in, and its gateway (.1), as rkl's bridge networks make them. */
 const net24 = (ip: string) => ip.split(".").slice(0, 3).join(".");
 
@@ -100,7 +119,8 @@ function assertRefused(label: string, r: { code: number; stderr: string }, want:
 
 /**
  * A test over roots `envs()` that leaves each root's census (links, nat,
- * cgroups under its parent, mounts, records, leases, files) as it was.
+ * cgroups under its parent, mounts, records, leases, files) as it was, once
+ * each root's `rkl gc` has deleted the idle bridges its networks keep.
  */
 function rootsTest(
   name: string,
@@ -118,6 +138,9 @@ function rootsTest(
         const before: Census[] = [];
         for (const e of roots) before.push(await census(e));
         await fn(roots, bridges);
+        // A root's census counts the other root's bridges: each root's gc
+        // deletes the idle ones its last removals left (they are the networks').
+        for (const e of roots) await rklOk(e, ["gc"]);
         for (const [i, e] of roots.entries()) {
           assert.deepEqual(await census(e), before[i], `the host census of root ${i} changed`);
           const list = await rklOk(e, ["container", "list", "-q"]);
@@ -175,7 +198,7 @@ rootsTest(
 );
 
 rootsTest(
-  "two roots on their default networks: own bridge, subnet, addresses and cgroups; one's last removal leaves the other's gateway",
+  "two roots on their default networks: own bridge, subnet, addresses and cgroups; the last removal leaves each bridge, one root's gc deletes its own only",
   bare,
   async ([a, b], [brA, brB]) => {
     await rklOk(a, ["container", "run", await spec(a, "web.yaml", WEB())]);
@@ -194,14 +217,18 @@ rootsTest(
     }
     assert.notEqual(a.cgroupParent, b.cgroupParent);
     assert.equal(await pingGateway(b, "web", `${net24(sb.ip)}.1`), 0);
-    // A's last container goes, and its bridge with it; B's stays, and B's
+    // A's last container goes; its bridge stays (the network's), idle; B's
     // container still reaches its gateway.
     await rklOk(a, ["container", "rm", "-f", "web"]);
-    await waitFor("A's bridge gone", async () => !(await links()).includes(brA));
+    assert.ok((await links()).includes(brA), "A's bridge went with its last container");
+    assert.deepEqual(ports(brA), [], "A's bridge is idle");
     assert.ok((await links()).includes(brB), "B's bridge was deleted under its container");
     assert.equal(await pingGateway(b, "web", `${net24(sb.ip)}.1`), 0, "B lost its gateway");
     await rklOk(b, ["container", "rm", "-f", "web"]);
-    assert.ok(!(await links()).includes(brB), "B's idle bridge stays");
+    assert.ok((await links()).includes(brB), "B's bridge went with its last container");
+    // Each root's gc deletes its own idle bridge, never the other's.
+    await gcDeletes(a, brA, brB);
+    await gcDeletes(b, brB);
     // Each root's rkl0 claims one subnet host-wide, for as long as its conflist exists.
     assert.equal(claimsOf(a).length, 1);
     assert.equal(claimsOf(b).length, 1);
@@ -210,7 +237,7 @@ rootsTest(
 );
 
 rootsTest(
-  "two roots: pods of the same name; the same hostPort is refused, and one's last pod leaves the other's gateway",
+  "two roots: pods of the same name; the same hostPort is refused; the last pod leaves each bridge, one root's gc deletes its own only",
   bare,
   async ([a, b], [brA, brB]) => {
     const pod = (port?: number) =>
@@ -234,7 +261,8 @@ rootsTest(
     assert.notEqual(net24(ipA), net24(ipB), "two roots' pods share a subnet");
     await rklOk(a, ["pod", "rm", "-f", "db"]);
     const names = await links();
-    assert.ok(!names.includes(brA), "A's idle bridge stays");
+    assert.ok(names.includes(brA), "A's bridge went with its last pod");
+    assert.deepEqual(ports(brA), [], "A's bridge is idle");
     assert.ok(names.includes(brB), "B's bridge was deleted under its pod");
     const ping = await rkl(b, [
       "pod",
@@ -250,8 +278,11 @@ rootsTest(
       `${net24(ipB)}.1`,
     ]);
     assert.equal(ping.code, 0, `B's pod lost its gateway: ${ping.stdout}${ping.stderr}`);
+    // A's gc while B's pod runs: A's idle bridge goes, B's (in use) stays.
+    await gcDeletes(a, brA, brB);
     await rklOk(b, ["pod", "rm", "-f", "db"]);
-    assert.ok(!(await links()).includes(brB), "B's idle bridge stays");
+    assert.ok((await links()).includes(brB), "B's bridge went with its last pod");
+    await gcDeletes(b, brB);
   },
 );
 
@@ -318,7 +349,7 @@ rootsTest(
 );
 
 rootsTest(
-  "two roots sharing one bridge through their own conflists: it goes only once no veth of either is attached",
+  "two roots sharing one bridge through their own conflists: gc deletes it only once no veth of either is attached",
   async () => {
     const a = await makeEnv("roots-a", 17);
     const b = await makeEnv("roots-b", 18);
@@ -347,8 +378,12 @@ rootsTest(
     assert.ok(Number(sb.ip.split(".")[3]) >= 100, sb.ip);
     await rklOk(a, ["container", "rm", "-f", "web"]);
     assert.ok((await links()).includes(bridge), "the shared bridge went with A's last container");
+    // A no longer uses it, but B's veth is on it: A's gc keeps it.
+    assert.doesNotMatch(await rklOk(a, ["gc"]), new RegExp(`deleted bridge ${bridge}\\b`));
+    assert.ok((await links()).includes(bridge), "A's gc deleted the bridge under B's container");
     assert.equal(await pingGateway(b, "web", `${net24(sb.ip)}.1`), 0, "B lost its gateway");
     await rklOk(b, ["container", "rm", "-f", "web"]);
-    assert.ok(!(await links()).includes(bridge), "the idle shared bridge stays");
+    assert.ok((await links()).includes(bridge), "the shared bridge went with B's last container");
+    await gcDeletes(b, bridge);
   },
 );
