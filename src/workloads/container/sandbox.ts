@@ -40,9 +40,15 @@ export async function setUpOwnSandbox(
   }
   trace("create: netns");
   rec.resources.cni = true;
-  // Before the ADDs that may make a bridge: only their rollback deletes it (bridgeGoesWith).
-  if (rec.network && bridgeAbsent(host, conflist)) rec.network.newBridge = true;
-  for (const x of rec.extraNetworks ?? []) if (bridgeAbsent(host, x.conflist)) x.newBridge = true;
+  // Before the ADDs that may make a bridge: only their rollback deletes it
+  // (bridgeGoesWith). Saved before them (only then: the first ADD on a
+  // network), so an `rm -f` after a kill -9 finishes that rollback too.
+  let fresh = false;
+  if (rec.network && bridgeAbsent(host, conflist)) fresh = rec.network.newBridge = true;
+  for (const x of rec.extraNetworks ?? []) {
+    if (bridgeAbsent(host, x.conflist)) fresh = x.newBridge = true;
+  }
+  if (fresh) save();
   checkCancelled();
   const result = await cniUp(host.cni, {
     cniId: cniContainerId(rec),
