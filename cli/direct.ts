@@ -130,6 +130,15 @@ export async function runDirect(argv: string[]): Promise<number | undefined> {
   if (!p) return undefined;
   const { buildHost } = await import("./host.ts");
   trace("direct: host's modules");
+  if (Deno.uid() === 0) {
+    // The runtime's sealed copy, made by a worker thread while the file's modules load
+    // (src/oci/sealed.ts prewarmSealed). A runtime not found is reported by the command.
+    const { resolveRuntime } = await import("../src/oci/runtime.ts");
+    const { prewarmSealed } = await import("../src/oci/sealed.ts");
+    try {
+      prewarmSealed(resolveRuntime(p.globals.runtime ?? Deno.env.get("RKL_RUNTIME")).binary);
+    } catch { /* reported when the runtime is needed */ }
+  }
   const ctx = directContext(p.globals, buildHost);
   try {
     const command = `${p.group} ${p.verb}`;

@@ -7,7 +7,7 @@ import { callTimeoutMs } from "../timeouts.ts";
 import { NotFoundError, RuntimeError } from "../errors.ts";
 import type { CommandRunner } from "../sys/command.ts";
 import type { OciProcess, OciState } from "./spec.ts";
-import { sealedExecutable } from "./sealed.ts";
+import { sealedExecutable, sealedReady } from "./sealed.ts";
 
 export const RUNTIME_PREFERENCE = ["youki", "runc", "crun"] as const;
 
@@ -130,6 +130,7 @@ export class RuncCliRuntime implements OciRuntime {
   }
 
   async #run(args: string[], what: string): Promise<string> {
+    await sealedReady();
     const argv = [...this.globalArgs(), ...args];
     const res = await this.cmd.run(this.exe, {
       args: argv,
@@ -150,6 +151,7 @@ export class RuncCliRuntime implements OciRuntime {
     const argv = [...this.globalArgs(), "state", id];
     let res;
     for (let attempt = 0;; attempt++) {
+      await sealedReady();
       res = await this.cmd.run(this.exe, {
         args: argv,
         env: QUIET,
@@ -240,6 +242,7 @@ export class RuncCliRuntime implements OciRuntime {
         killTree(pidFile);
       }, options.timeoutMs);
       try {
+        await sealedReady();
         const res = await this.cmd.run(this.exe, {
           args,
           env: QUIET,

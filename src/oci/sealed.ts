@@ -69,7 +69,30 @@ export function sealedExecutable(binary: string): string {
 
 /** Makes the sealed memfd; its /proc path, or undefined when this host cannot. */
 export function sealCopy(binary: string, size: number): string | undefined {
-  let c: ReturnType<typeof libc>;
+  const open = openCopy(binary);
+  if (!open) return undefined;
+  const { c, fd, src } = open;
+  let path: string | undefined;
+  try {
+    let copied = 0;
+    for (;;) {
+      const n = Number(c.sendfile(fd, src, null, BigInt(1 << 30)));
+      if (n < 0) return undefined;
+      if (n === 0) break;
+      copied += n;
+    }
+    return path = sealed(c, fd, copied, size);
+  } finally {
+    c.close(src);
+    if (path === undefined) c.close(fd);
+  }
+}
+
+type Libc = ReturnType<typeof libc>;
+
+/** A new memfd for the copy and `binary` opened to read; undefined when this host cannot. */
+function openCopy(binary: string): { c: Libc; fd: number; src: number } | undefined {
+  let c: Libc;
   try {
     c = libc();
   } catch {
@@ -79,33 +102,88 @@ export function sealCopy(binary: string, size: number): string | undefined {
   let fd = c.memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
   if (fd < 0 && errno() === EINVAL) fd = c.memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return undefined;
-  let ok = false;
   const src = c.open(cstr(binary), O_RDONLY_CLOEXEC, 0);
+  if (src < 0) {
+    c.close(fd);
+    return undefined;
+  }
+  return { c, fd, src };
+}
+
+/** Seals the filled memfd; its /proc path, or undefined (the caller closes fd then). */
+function sealed(c: Libc, fd: number, copied: number, size: number): string | undefined {
+  // Changed while it was read: run the binary itself this time.
+  if (copied !== size) return undefined;
+  if (c.fcntl(fd, F_ADD_SEALS, ALL_SEALS) < 0) return undefined;
+  if (c.fcntl(fd, F_GET_SEALS, 0) !== ALL_SEALS) return undefined;
+  // /proc may belong to another pid namespace than this process: use the
+  // path only if it leads back to this very memfd.
+  const path = `/proc/${Deno.pid}/fd/${fd}`;
   try {
-    if (src < 0) return undefined;
+    if (!Deno.readLinkSync(path).startsWith("/memfd:rkl-sealed:")) return undefined;
+  } catch {
+    return undefined;
+  }
+  return path;
+}
+
+/** Copies being made by prewarmSealed, by binary. */
+const pending = new Map<string, Promise<void>>();
+
+/**
+ * Starts the sealed copy of `binary` now, its 11 MB copied by a libc worker
+ * thread, for a one-shot command that is about to spend tens of
+ * milliseconds loading and checking its input before it runs the runtime
+ * (`pod run`, `pod rm`: cli/direct.ts). The copy then costs the command
+ * nothing on its critical path, where made on first use it costs about 8 ms
+ * of the main thread. sealedReady() waits for it; sealedExecutable() uses
+ * it once made (and makes its own if asked before). Best effort.
+ */
+export function prewarmSealed(binary: string): void {
+  if (Deno.build.os !== "linux" || Deno.env.get("RKL_SEALED_RUNTIME") === "0") return;
+  if (pending.has(binary) || copies.has(binary)) return;
+  const done = copyInBackground(binary).catch(() => {}).finally(() => pending.delete(binary));
+  pending.set(binary, done);
+}
+
+/** Resolves once no copy started by prewarmSealed is still being made. */
+export function sealedReady(): Promise<void> {
+  if (pending.size === 0) return Promise.resolve();
+  return Promise.all(pending.values()).then(() => {});
+}
+
+async function copyInBackground(binary: string): Promise<void> {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(binary);
+  } catch {
+    return;
+  }
+  if (!st.isFile) return;
+  const open = openCopy(binary);
+  if (!open) return;
+  const { c, fd, src } = open;
+  let path: string | undefined;
+  try {
     let copied = 0;
     for (;;) {
-      const n = Number(c.sendfile(fd, src, null, BigInt(1 << 30)));
-      if (n < 0) return undefined;
+      const n = Number(await c.sendfile_async(fd, src, null, BigInt(1 << 30)));
+      if (n < 0) return;
       if (n === 0) break;
       copied += n;
     }
-    // Changed while it was read: run the binary itself this time.
-    if (copied !== size) return undefined;
-    if (c.fcntl(fd, F_ADD_SEALS, ALL_SEALS) < 0) return undefined;
-    if (c.fcntl(fd, F_GET_SEALS, 0) !== ALL_SEALS) return undefined;
-    // /proc may belong to another pid namespace than this process: use the
-    // path only if it leads back to this very memfd.
-    const path = `/proc/${Deno.pid}/fd/${fd}`;
-    try {
-      if (!Deno.readLinkSync(path).startsWith("/memfd:rkl-sealed:")) return undefined;
-    } catch {
-      return undefined;
-    }
-    ok = true;
-    return path;
+    path = sealed(c, fd, copied, st.size);
   } finally {
-    if (src >= 0) c.close(src);
-    if (!ok) c.close(fd);
+    c.close(src);
+    if (path === undefined) c.close(fd);
   }
+  if (path === undefined) return;
+  // Kept only if the binary is still the one copied, and no copy was made meanwhile.
+  let now: Deno.FileInfo | undefined;
+  try {
+    now = Deno.statSync(binary);
+  } catch { /* removed */ }
+  if (now && identity(now) === identity(st) && !copies.has(binary)) {
+    copies.set(binary, { key: identity(st), path });
+  } else c.close(fd);
 }

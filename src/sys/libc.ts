@@ -83,6 +83,13 @@ const symbols = {
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
   // ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
   sendfile: { parameters: ["i32", "i32", "pointer", "u64"], result: "i64" },
+  // sendfile(2) on a worker thread: the runtime's sealed copy made while modules load (sealed.ts).
+  sendfile_async: {
+    name: "sendfile",
+    parameters: ["i32", "i32", "pointer", "u64"],
+    result: "i64",
+    nonblocking: true,
+  },
   // int fcntl(int fd, int cmd, ...); (variadic, used with one int argument: in a
   // register as for a plain call on x86_64 and aarch64 Linux)
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },

@@ -1,6 +1,7 @@
 /** The container's conmon: started with the runtime's create, waited for, killed when it hangs. */
 import { joinUnified } from "../../sys/cgroups/hybrid.ts";
 import { primeAttach } from "../../sys/cgroups/mod.ts";
+import { sealedReady } from "../../oci/sealed.ts";
 import type { HostFs } from "../../sys/fs.ts";
 import { callTimeoutMs } from "../../timeouts.ts";
 import type { Host } from "../host.ts";
@@ -13,6 +14,8 @@ export async function launch(host: Host, rec: ContainerRecord): Promise<void> {
   const d = rec.dirs;
   // Again, in case the wait primed at "create: begin" is over by now.
   void primeAttach(host.cgroups);
+  // A copy of the runtime still being made (prewarmSealed, cli/direct.ts) is waited for.
+  await sealedReady();
   rec.pid = await host.proc.createWithConmon({
     conmon: host.conmon,
     runtime: host.runtimeFor(rec.runtime),
