@@ -5,7 +5,7 @@ import { isMounted, mountOverlay, unmount } from "../../src/sys/mounts.ts";
 import { LinuxSyscalls } from "../../src/sys/syscalls.ts";
 import { SysError } from "../../src/errors.ts";
 import { linkGone } from "../../src/sys/linkwatch.ts";
-import { ALL_SEALS, sealedExecutable } from "../../src/oci/sealed.ts";
+import { ALL_SEALS, prewarmSealed, sealedExecutable, sealedReady } from "../../src/oci/sealed.ts";
 import { cstr, libc } from "../../src/sys/libc.ts";
 import { which } from "../../src/oci/runtime.ts";
 import { requires } from "../_helpers/requires.ts";
@@ -187,6 +187,44 @@ Deno.test({
       const out2 = await new Deno.Command(again).output();
       assert.equal(new TextDecoder().decode(out2.stdout), "new\n");
       assert.equal(sealedExecutable(`${dir}/missing`), `${dir}/missing`);
+    }),
+});
+
+Deno.test({
+  name:
+    "prewarmSealed() makes the sealed copy on a worker thread; sealedExecutable() then uses it, and an upgrade meanwhile is not kept",
+  ignore: !ready,
+  fn: () =>
+    inTemp(async (dir) => {
+      const bin = `${dir}/echo2`;
+      Deno.copyFileSync(which("echo")!, bin);
+      Deno.chmodSync(bin, 0o755);
+      prewarmSealed(bin);
+      await sealedReady();
+      // The copy is already made: every later call returns it, the same memfd.
+      const path = sealedExecutable(bin);
+      assert.match(path, new RegExp(`^/proc/${Deno.pid}/fd/\\d+$`));
+      assert.match(Deno.readLinkSync(path), /^\/memfd:rkl-sealed:echo2/);
+      assert.deepEqual(Deno.readFileSync(path), Deno.readFileSync(bin));
+      const fd = libc().open(cstr(path), 0, 0);
+      assert.ok(fd >= 0);
+      try {
+        assert.equal(libc().fcntl(fd, 1034, /* F_GET_SEALS */ 0), ALL_SEALS);
+      } finally {
+        libc().close(fd);
+      }
+      const out = await new Deno.Command(path, { args: ["warm"] }).output();
+      assert.equal(new TextDecoder().decode(out.stdout), "warm\n");
+      // A binary replaced while its copy is made: that copy is dropped, the new one made on use.
+      const bin3 = `${dir}/echo3`;
+      Deno.copyFileSync(which("echo")!, bin3);
+      Deno.chmodSync(bin3, 0o755);
+      prewarmSealed(bin3);
+      Deno.writeFileSync(bin3, new TextEncoder().encode("#!/bin/sh\necho upgraded\n"));
+      await sealedReady();
+      const now = sealedExecutable(bin3);
+      const out3 = await new Deno.Command(now).output();
+      assert.equal(new TextDecoder().decode(out3.stdout), "upgraded\n");
     }),
 });
 
