@@ -1,3 +1,4 @@
+import { REPO } from "./requires.ts";
 /**
  * Test images: tar layers written here byte by byte (so hostile ones can be
  * made too), pushed to a real registry (Debian's docker-registry, started on
@@ -276,4 +277,22 @@ export function pushIndex(
       platform: { os: "linux", architecture: e.architecture },
     })),
   });
+}
+
+/**
+ * The test bundle's busybox rootfs pushed to `reg` as library/busybox:`tag`,
+ * and `dir`/registries.yaml mirroring docker.io to it (no fallback to the
+ * real one); that file's path, for RKL_REGISTRIES_CONFIG.
+ */
+export async function mirrorBusybox(reg: Registry, dir: string, tag = "1.36"): Promise<string> {
+  await pushImage(reg.url, "library/busybox", tag, {
+    layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
+    config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
+  });
+  const file = `${dir}/registries.yaml`;
+  Deno.writeTextFileSync(
+    file,
+    `mirrors:\n  docker.io:\n    endpoint: ["${reg.url}"]\n    fallback: false\n`,
+  );
+  return file;
 }

@@ -9,9 +9,9 @@
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { crictlTools } from "../_helpers/crictl.ts";
-import { REPO, requires } from "../_helpers/requires.ts";
+import { requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
-import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+import { mirrorBusybox, type Registry, startRegistry } from "../_helpers/oci.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "registry", "crictl");
 const env = ready ? await makeEnv("criperf", 51) : undefined;
@@ -25,15 +25,7 @@ const { crictl, crictlOk } = crictlTools(() => env!, sock);
 async function setUp(): Promise<void> {
   if (registry) return;
   registry = await startRegistry(`${env!.dir}/registry`);
-  await pushImage(registry.url, "library/busybox", "1.36", {
-    layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
-    config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
-  });
-  Deno.writeTextFileSync(
-    `${env!.dir}/registries.yaml`,
-    `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
-  );
-  env!.env.RKL_REGISTRIES_CONFIG = `${env!.dir}/registries.yaml`;
+  env!.env.RKL_REGISTRIES_CONFIG = await mirrorBusybox(registry, env!.dir);
   Deno.writeTextFileSync(`${env!.dir}/crictl.yaml`, "debug: false\n");
   Deno.mkdirSync(`${env!.dir}/manifests`, { recursive: true });
   daemon = startDaemon(env!, `${env!.dir}/manifests`, {

@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { crictlTools } from "../_helpers/crictl.ts";
-import { REPO, requires } from "../_helpers/requires.ts";
+import { requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
-import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+import { mirrorBusybox, type Registry, startRegistry } from "../_helpers/oci.ts";
 
 const ready = requires(
   "root",
@@ -61,15 +61,7 @@ function toOldShape(kind: string, id: string): void {
 
 test("CRI records keep the CRI's metadata as their source; old records with a cri field load and go", async () => {
   registry = await startRegistry(`${env!.dir}/registry`);
-  await pushImage(registry.url, "library/busybox", "1.36", {
-    layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
-    config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
-  });
-  Deno.writeTextFileSync(
-    `${env!.dir}/registries.yaml`,
-    `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
-  );
-  env!.env.RKL_REGISTRIES_CONFIG = `${env!.dir}/registries.yaml`;
+  env!.env.RKL_REGISTRIES_CONFIG = await mirrorBusybox(registry, env!.dir);
   await startCriDaemon();
 
   await crictlOk(["pull", "busybox:1.36"]);

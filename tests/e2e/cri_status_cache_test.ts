@@ -10,9 +10,9 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { censusTests, cleanupAfterAll, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
 import { crictlTools } from "../_helpers/crictl.ts";
-import { REPO, requires } from "../_helpers/requires.ts";
+import { requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
-import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+import { mirrorBusybox, type Registry, startRegistry } from "../_helpers/oci.ts";
 import { serviceDefinition } from "../../src/cri/grpc.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "registry", "crictl");
@@ -38,15 +38,7 @@ function call(method: string, req: Msg): Promise<Msg> {
 async function setUp(): Promise<void> {
   if (registry) return;
   registry = await startRegistry(`${env!.dir}/registry`);
-  await pushImage(registry.url, "library/busybox", "1.36", {
-    layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
-    config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
-  });
-  Deno.writeTextFileSync(
-    `${env!.dir}/registries.yaml`,
-    `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
-  );
-  env!.env.RKL_REGISTRIES_CONFIG = `${env!.dir}/registries.yaml`;
+  env!.env.RKL_REGISTRIES_CONFIG = await mirrorBusybox(registry, env!.dir);
   Deno.mkdirSync(`${env!.dir}/manifests`, { recursive: true });
   daemon = startDaemon(env!, `${env!.dir}/manifests`, {
     args: ["--cri-socket", sock()],

@@ -8,9 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, rkl, waitFor } from "../_helpers/env.ts";
-import { REPO, requires } from "../_helpers/requires.ts";
+import { requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
-import { dirTar, pushImage, startRegistry } from "../_helpers/oci.ts";
+import { mirrorBusybox, startRegistry } from "../_helpers/oci.ts";
 
 const ready = requires(
   "root",
@@ -129,14 +129,7 @@ test("a kubelet runs a static pod through rkl's CRI, and removes it with its man
   let kubelet: Deno.ChildProcess | undefined;
   const sock = `${env!.dir}/cri/rkl.sock`;
   try {
-    await pushImage(registry.url, "library/busybox", "1.36", {
-      layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
-      config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
-    });
-    Deno.writeTextFileSync(
-      `${env!.dir}/registries.yaml`,
-      `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
-    );
+    await mirrorBusybox(registry, env!.dir);
     Deno.mkdirSync(`${env!.dir}/rkl-manifests`, { recursive: true });
     daemon = startDaemon(
       { ...env!, env: { ...env!.env, RKL_REGISTRIES_CONFIG: `${env!.dir}/registries.yaml` } },

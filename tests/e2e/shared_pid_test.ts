@@ -15,9 +15,9 @@
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, waitFor } from "../_helpers/env.ts";
 import { crictlTools } from "../_helpers/crictl.ts";
-import { REPO, requires } from "../_helpers/requires.ts";
+import { requires } from "../_helpers/requires.ts";
 import { startDaemon, stopDaemon } from "../_helpers/daemon.ts";
-import { dirTar, pushImage, type Registry, startRegistry } from "../_helpers/oci.ts";
+import { mirrorBusybox, type Registry, startRegistry } from "../_helpers/oci.ts";
 
 const ready = requires(
   "root",
@@ -74,14 +74,7 @@ async function nextPidInPod(member: number, next: number): Promise<void> {
 
 test("20 creates in a shared-PID pod succeed, each container mounted with its own cgroup", async () => {
   registry = await startRegistry(`${env!.dir}/registry`);
-  await pushImage(registry.url, "library/busybox", "1.36", {
-    layers: [await dirTar(`${REPO}/bundles/busybox/rootfs`)],
-    config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
-  });
-  Deno.writeTextFileSync(
-    `${env!.dir}/registries.yaml`,
-    `mirrors:\n  docker.io:\n    endpoint: ["${registry.url}"]\n    fallback: false\n`,
-  );
+  await mirrorBusybox(registry, env!.dir);
   Deno.mkdirSync(`${env!.dir}/manifests`);
   daemon = startDaemon(
     { ...env!, env: { ...env!.env, RKL_REGISTRIES_CONFIG: `${env!.dir}/registries.yaml` } },
