@@ -152,20 +152,38 @@ Deno.test({
   },
 });
 
+/** A copy of echo(1) at `dir`/`name`, executable. */
+function echoCopy(dir: string, name: string): string {
+  const bin = `${dir}/${name}`;
+  Deno.copyFileSync(which("echo")!, bin);
+  Deno.chmodSync(bin, 0o755);
+  return bin;
+}
+
+/** `path` is this process's sealed memfd copy of `bin`, with every seal. */
+function assertSealedCopy(path: string, bin: string): void {
+  assert.match(path, new RegExp(`^/proc/${Deno.pid}/fd/\\d+$`));
+  assert.match(Deno.readLinkSync(path), new RegExp(`^/memfd:rkl-sealed:${bin.split("/").pop()}`));
+  assert.deepEqual(Deno.readFileSync(path), Deno.readFileSync(bin));
+  const fd = libc().open(cstr(path), 0, 0);
+  assert.ok(fd >= 0);
+  try {
+    assert.equal(libc().fcntl(fd, 1034, /* F_GET_SEALS */ 0), ALL_SEALS);
+  } finally {
+    libc().close(fd);
+  }
+}
+
 Deno.test({
   name:
     "sealedExecutable() runs a binary from a sealed memfd copy, made again when the binary changes",
   ignore: !ready,
   fn: () =>
     inTemp(async (dir) => {
-      const bin = `${dir}/echo`;
-      Deno.copyFileSync(which("echo")!, bin);
-      Deno.chmodSync(bin, 0o755);
+      const bin = echoCopy(dir, "echo");
       const path = sealedExecutable(bin);
-      assert.match(path, new RegExp(`^/proc/${Deno.pid}/fd/\\d+$`));
-      assert.match(Deno.readLinkSync(path), /^\/memfd:rkl-sealed:echo/);
+      assertSealedCopy(path, bin);
       assert.equal(sealedExecutable(bin), path, "one copy while the binary stays");
-      assert.deepEqual(Deno.readFileSync(path), Deno.readFileSync(bin));
       const out = await new Deno.Command(path, { args: ["sealed"] }).output();
       assert.equal(new TextDecoder().decode(out.stdout), "sealed\n");
       // Nobody can change it: every write is refused, and the seals are all there.
@@ -173,13 +191,6 @@ Deno.test({
         () => Deno.writeFileSync(path, new Uint8Array([0x7f])),
         /denied|not permitted/i,
       );
-      const fd = libc().open(cstr(path), 0, 0);
-      assert.ok(fd >= 0);
-      try {
-        assert.equal(libc().fcntl(fd, 1034, /* F_GET_SEALS */ 0), ALL_SEALS);
-      } finally {
-        libc().close(fd);
-      }
       // An upgrade on disk gets a copy of its own.
       Deno.writeFileSync(bin, new TextEncoder().encode("#!/bin/sh\necho new\n"));
       const again = sealedExecutable(bin);
@@ -196,29 +207,16 @@ Deno.test({
   ignore: !ready,
   fn: () =>
     inTemp(async (dir) => {
-      const bin = `${dir}/echo2`;
-      Deno.copyFileSync(which("echo")!, bin);
-      Deno.chmodSync(bin, 0o755);
+      const bin = echoCopy(dir, "echo2");
       prewarmSealed(bin);
       await sealedReady();
       // The copy is already made: every later call returns it, the same memfd.
       const path = sealedExecutable(bin);
-      assert.match(path, new RegExp(`^/proc/${Deno.pid}/fd/\\d+$`));
-      assert.match(Deno.readLinkSync(path), /^\/memfd:rkl-sealed:echo2/);
-      assert.deepEqual(Deno.readFileSync(path), Deno.readFileSync(bin));
-      const fd = libc().open(cstr(path), 0, 0);
-      assert.ok(fd >= 0);
-      try {
-        assert.equal(libc().fcntl(fd, 1034, /* F_GET_SEALS */ 0), ALL_SEALS);
-      } finally {
-        libc().close(fd);
-      }
+      assertSealedCopy(path, bin);
       const out = await new Deno.Command(path, { args: ["warm"] }).output();
       assert.equal(new TextDecoder().decode(out.stdout), "warm\n");
       // A binary replaced while its copy is made: that copy is dropped, the new one made on use.
-      const bin3 = `${dir}/echo3`;
-      Deno.copyFileSync(which("echo")!, bin3);
-      Deno.chmodSync(bin3, 0o755);
+      const bin3 = echoCopy(dir, "echo3");
       prewarmSealed(bin3);
       Deno.writeFileSync(bin3, new TextEncoder().encode("#!/bin/sh\necho upgraded\n"));
       await sealedReady();
