@@ -44,6 +44,7 @@ import { containerdRows, type PeerFigures, printPeerFigures } from "./containerd
 import { printScale, type ScaleFigures, scaleRows } from "./scale.ts";
 import { kubeRows as kubeBench } from "./kube.ts";
 import { rootlessRows } from "./rootless.ts";
+import { podmanEnv } from "./podman.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? "10");
@@ -452,14 +453,7 @@ async function podRows(runtimes: string[], rawBusybox: string): Promise<void> {
   let podman: [Stat, Stat] | undefined;
   if (which("podman")) {
     const conf = `${dir}/containers.conf`;
-    // Podman's defaults raise rlimits, which these hosts (no CAP_SYS_RESOURCE) refuse; even
-    // nproc one below the hard limit was refused through podman's process chain, 4096 is not.
-    await Deno.writeTextFile(
-      conf,
-      `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
-        `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
-    );
-    const penv = { CONTAINERS_CONF: conf };
+    const penv = await podmanEnv(conf);
     await sh("sh", [
       "-c",
       `tar -C ${BUSYBOX}/rootfs -c . | podman import --change "ENV PATH=/bin:/sbin" - localhost/rkl-busybox:bench`,
@@ -935,11 +929,7 @@ async function imageRows(): Promise<void> {
     });
     const penv = { CONTAINERS_CONF: `${dir}/containers.conf` };
     if (which("podman")) {
-      await Deno.writeTextFile(
-        penv.CONTAINERS_CONF,
-        `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
-          `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
-      );
+      await podmanEnv(penv.CONTAINERS_CONF);
       const podmanPull = await series(
         () =>
           sh(
@@ -1031,12 +1021,7 @@ async function dockerRows(): Promise<void> {
   const reg = await startRegistry(`${dir}/registry-docker`);
   const N = 50;
   const conf = `${dir}/containers-docker.conf`;
-  await Deno.writeTextFile(
-    conf,
-    `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
-      `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
-  );
-  const penv = { CONTAINERS_CONF: conf };
+  const penv = await podmanEnv(conf);
   const podman = (args: string[]) =>
     sh("podman", ["--root", `${dir}/podman/root`, "--runroot", `${dir}/podman/run`, ...args], penv);
   const hasPodman = !!which("podman");
@@ -1153,12 +1138,7 @@ async function statsRows(): Promise<void> {
   }
   if (!which("podman")) return;
   const conf = `${dir}/containers.conf`;
-  await Deno.writeTextFile(
-    conf,
-    `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
-      `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
-  );
-  const penv = { CONTAINERS_CONF: conf };
+  const penv = await podmanEnv(conf);
   const P = [
     "--root",
     `${dir}/podman-root`,

@@ -11,6 +11,7 @@
  * state roots and network, so that a change's before and after are measured
  * in one run beside the same podman runs.
  */
+import { podmanEnv } from "./podman.ts";
 
 export interface Stat {
   median: number;
@@ -73,13 +74,7 @@ export async function kubeRows(b: KubeBench): Promise<void> {
     const pdir = `${b.dir}/podman-kube`;
     await Deno.mkdir(pdir, { recursive: true });
     const conf = `${pdir}/containers.conf`;
-    // As in bench.ts's podRows: rlimits below the hard limits, runc, cgroupfs, events to a file.
-    await Deno.writeTextFile(
-      conf,
-      `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
-        `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
-    );
-    const penv = { CONTAINERS_CONF: conf };
+    const penv = await podmanEnv(conf);
     const p = ["--root", `${pdir}/root`, "--runroot", `${pdir}/run`];
     await b.sh("sh", [
       "-c",

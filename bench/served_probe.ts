@@ -16,6 +16,7 @@
  */
 import { dirTar, pushImage, startRegistry } from "../tests/_helpers/oci.ts";
 import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
+import { podmanEnv } from "./podman.ts";
 
 const [mode, nArg, ...trees] = Deno.args;
 const N = Number(nArg);
@@ -42,12 +43,7 @@ const reg = await startRegistry(`${dir}/registry`);
 const daemons: Deno.ChildProcess[] = [];
 const P = ["--root", `${dir}/podman/root`, "--runroot", `${dir}/podman/run`];
 const conf = `${dir}/containers.conf`;
-await Deno.writeTextFile(
-  conf,
-  `[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n` +
-    `[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`,
-);
-const penv = { CONTAINERS_CONF: conf };
+const penv = await podmanEnv(conf);
 const podman = (a: string[]) => sh("podman", [...P, ...a], penv);
 const pimg = "localhost/rkl-busybox:bench";
 const STATS_N = 20;

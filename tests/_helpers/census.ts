@@ -145,3 +145,20 @@ export async function census(scope: CensusScope): Promise<Census> {
     ],
   };
 }
+
+/** `dir` and every directory below it (none when `dir` is missing). */
+export function dirsBelow(dir: string): string[] {
+  const out: string[] = [];
+  const walkDirs = (d: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(d)];
+    } catch {
+      return;
+    }
+    out.push(d);
+    for (const e of entries) if (e.isDirectory) walkDirs(`${d}/${e.name}`);
+  };
+  walkDirs(dir);
+  return out;
+}

@@ -49,14 +49,25 @@ export async function makeEnv(label: string, third: number): Promise<RklEnv> {
   };
 }
 
+/** The argv of `rkl ARGS…` from this checkout (deno run). */
+export const rklArgv = (args: string[]): string[] => [
+  Deno.execPath(),
+  "run",
+  "-A",
+  "--quiet",
+  `${REPO}/cli/main.ts`,
+  ...args,
+];
+
 /** Runs the CLI as a user would, from source, with this env. */
 export async function rkl(
   e: RklEnv,
   args: string[],
   options: { cwd?: string; stdin?: string } = {},
 ): Promise<RunResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args],
+  const [cmd, ...argv] = rklArgv(args);
+  const child = new Deno.Command(cmd, {
+    args: argv,
     env: e.env,
     cwd: options.cwd,
     stdin: options.stdin === undefined ? "null" : "piped",

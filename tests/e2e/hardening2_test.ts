@@ -11,6 +11,7 @@ import {
   censusTests,
   cleanupAfterAll,
   makeEnv,
+  rklArgv,
   type RunResult,
   waitFor,
   waitForSocket,
@@ -67,22 +68,9 @@ function asCaller(
 }
 
 async function rklAsCaller(c: Caller, args: string[], cwd?: string): Promise<RunResult> {
-  const r = await asCaller(c, [
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--quiet",
-    `${REPO}/cli/main.ts`,
-    ...args,
-  ], {
-    cwd,
-  }).output();
+  const r = await asCaller(c, rklArgv(args), { cwd }).output();
   const dec = new TextDecoder();
   return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
-}
-
-function rklArgv(args: string[]): string[] {
-  return [Deno.execPath(), "run", "-A", "--quiet", `${REPO}/cli/main.ts`, ...args];
 }
 
 function readOr(path: string): string {

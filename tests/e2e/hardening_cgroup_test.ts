@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk, waitFor } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
+import { dirsBelow } from "../_helpers/census.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki", "runc");
 const env = ready ? await makeEnv("cgro", 16) : undefined;
@@ -50,21 +51,9 @@ function hostDirs(cgroupPath: string): string[] {
 
 /** Every directory below the test's cgroup parent, in every hierarchy. */
 function leftBelowParent(): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(d)];
-    } catch {
-      return;
-    }
-    out.push(d);
-    for (const e of entries) if (e.isDirectory) walk(`${d}/${e.name}`);
-  };
-  for (const h of Deno.readDirSync("/sys/fs/cgroup")) {
-    walk(`/sys/fs/cgroup/${h.name}/${env!.cgroupParent}`);
-  }
-  return out;
+  return [...Deno.readDirSync("/sys/fs/cgroup")].flatMap((h) =>
+    dirsBelow(`/sys/fs/cgroup/${h.name}/${env!.cgroupParent}`)
+  );
 }
 
 const limited = (name: string, command: string, extra = "") =>

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, rklOk } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
+import { dirsBelow } from "../_helpers/census.ts";
 import { detectCgroups } from "../../src/sys/cgroups/detect.ts";
 import { hybridUnifiedRoot } from "../../src/sys/cgroups/hybrid.ts";
 import { cgroupPressure } from "../../src/cri/server/metrics_cgroup.ts";
@@ -28,19 +29,7 @@ cleanupAfterAll(env, () => {
 
 /** Every directory below the env's cgroup parent in the unified hierarchy. */
 function leftInUnified(): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(d)];
-    } catch {
-      return;
-    }
-    out.push(d);
-    for (const e of entries) if (e.isDirectory) walk(`${d}/${e.name}`);
-  };
-  walk(`${unified}/${env!.cgroupParent}`);
-  return out;
+  return dirsBelow(`${unified}/${env!.cgroupParent}`);
 }
 
 /** The `0::` line of /proc/PID/cgroup: the process's cgroup v2 path. */

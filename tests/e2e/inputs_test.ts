@@ -19,6 +19,7 @@ import {
   cleanupAfterAll,
   makeEnv,
   rkl,
+  rklArgv,
   type RklEnv,
   waitForSocket,
 } from "../_helpers/env.ts";
@@ -108,12 +109,7 @@ function rklCommand(cg: string, e: RklEnv, args: string[], extra: Record<string,
     args: [
       "-c",
       `echo $$ > ${cg}/cgroup.procs && exec "$0" "$@"`,
-      Deno.execPath(),
-      "run",
-      "-A",
-      "--quiet",
-      `${REPO}/cli/main.ts`,
-      ...args,
+      ...rklArgv(args),
     ],
     env: { ...e.env, ...extra },
   };

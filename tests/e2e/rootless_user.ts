@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { REPO } from "../_helpers/requires.ts";
+import { rklArgv } from "../_helpers/env.ts";
 
 export const dec = new TextDecoder();
 
@@ -141,15 +142,7 @@ export function spawnUserDaemon(u: User, args: string[]): Deno.ChildProcess {
   }).spawn();
 }
 
-/** The argv of `rkl ARGS…` from this checkout (deno run). */
-export const rklArgv = (args: string[]): string[] => [
-  Deno.execPath(),
-  "run",
-  "-A",
-  "--quiet",
-  `${REPO}/cli/main.ts`,
-  ...args,
-];
+export { rklArgv };
 
 /** `rkl ARGS…` as the user, with `extraEnv` over a login's environment. */
 export const rklAs = (u: User, args: string[], extraEnv: Record<string, string> = {}) =>
