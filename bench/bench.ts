@@ -37,6 +37,7 @@
 import { bridgeConflist } from "../src/net/network.ts";
 import { CniClient, LOOPBACK, type NetConfList } from "../src/net/cni.ts";
 import { DenoCommandRunner } from "../src/sys/command.ts";
+import { pathExists as exists } from "../src/sys/fsutil.ts";
 import { which } from "../src/oci/runtime.ts";
 import { removeIdlePortmapChains } from "../src/net/portmap.ts";
 import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
@@ -638,14 +639,6 @@ async function rk8sRows(): Promise<void> {
   }
   const netd = "/etc/cni/net.d";
   const cniBin = "/opt/cni/bin";
-  const exists = (p: string) => {
-    try {
-      Deno.statSync(p);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   const madeNetd = !exists(netd), madeBin = !exists(cniBin), madeOpt = !exists("/opt/cni");
   const aside = `${dir}/net.d-aside`;
   const moved: string[] = [];

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { hybridUnifiedRoot, joinUnified } from "./hybrid.ts";
 import { CgroupV1Manager } from "./v1.ts";
 import { CgroupV2Manager } from "./v2.ts";
+import { pathExists as exists } from "../fsutil.ts";
 import { joinUnifiedTwin } from "../../workloads/container/conmon.ts";
 import type { Host } from "../../workloads/host.ts";
 
@@ -30,15 +31,6 @@ async function fakeHybrid(
     await Deno.remove(root, { recursive: true });
   }
 }
-
-const exists = (p: string) => {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 Deno.test("joinUnified() on a hybrid host makes the cgroup's twin in unified/ (not in name=systemd) and writes the pid to its cgroup.procs", async () => {
   await fakeHybrid((root, m) => {
