@@ -50,7 +50,7 @@ export class SpecError extends RklError {
   readonly column?: number;
   /** Dotted field path such as `spec.containers[0].image`, empty for the whole file. */
   readonly path: string;
-  /** The bare message without location, e.g. `Invalid input: expected string`. */
+  /** The bare message without location, e.g. `Expected string, received number`. */
   readonly detail: string;
 
   override get exitCode(): number {

@@ -19,12 +19,6 @@ export async function loadKubeFile(
   configmaps: string[] = [],
 ): Promise<LoadedKube> {
   const { text, baseDir } = readSpecFile(file);
-  if (!served()) {
-    // A command run once checks one file: zod's compiled fast path (a `new Function` per
-    // object schema, made on first use) costs it more than it saves, about 7 ms. Set
-    // before the schemas are made; the daemon, which checks many, keeps it.
-    (await import("zod")).z.config({ jitless: true });
-  }
   const [{ loadKube }, { loadObjects }, { formatWarning }, { emptyObjects }] = await Promise.all([
     import("../../src/spec/kinds.ts"),
     import("../../src/spec/pod.ts"),

@@ -381,3 +381,15 @@ Deno.test("loadCompose() refuses an environment name with a newline or '=', in b
   const ok = load('services:\n  web:\n    image: busybox\n    environment: {"my.env-name": x}\n');
   assert.equal(ok.project.services[0].environment["my.env-name"], "x");
 });
+
+Deno.test("loadCompose() refuses YAML's .inf where a number goes, at the value's line", () => {
+  const e = err(
+    "services:\n  web:\n    image: busybox\n    deploy:\n      restart_policy:\n" +
+      "        max_attempts: .inf\n",
+  );
+  assert.match(e.message, /^compose\.yaml:6:23: .*max_attempts: /);
+  assert.match(
+    err("services:\n  web:\n    image: busybox\n    cpus: -.inf\n").message,
+    /:4:11: .*cpus/,
+  );
+});

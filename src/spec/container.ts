@@ -4,7 +4,7 @@
  * `restartPolicy`.
  */
 import { lazy } from "../base/lazy.ts";
-import { z } from "zod";
+import * as z from "./zod.ts";
 import { SpecError } from "../errors.ts";
 import {
   parseYamlDocuments,

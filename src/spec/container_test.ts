@@ -40,8 +40,18 @@ Deno.test("loadContainer() accepts rk8s's example and resolves the bundle agains
 
 Deno.test("loadContainer() reports a wrong type at the value's line and column", () => {
   const e = specError("name: web\nimage: 42\n");
-  assert.equal(e.message, "c.yaml:2:8: image: Invalid input: expected string, received number");
+  assert.equal(e.message, "c.yaml:2:8: image: Expected string, received number");
   assert.equal(e.exitCode, 2);
+});
+
+Deno.test("loadContainer() refuses YAML's .inf and .nan where a number may go, at the value's line", () => {
+  for (const v of [".inf", "-.inf", ".nan"]) {
+    const e = specError(`name: web\nimage: /b\nresources:\n  limits:\n    cpu: ${v}\n`);
+    assert.match(e.message, /^c\.yaml:5:10: resources\.limits\.cpu: /, v);
+    assert.equal(e.exitCode, 2);
+  }
+  const e = specError("name: web\nimage: /b\nports:\n  - containerPort: .inf\n");
+  assert.match(e.message, /^c\.yaml:4:20: ports\[0\]\.containerPort: /);
 });
 
 Deno.test("loadContainer() locates a missing required field at its parent", () => {
@@ -116,7 +126,7 @@ Deno.test("loadContainer() checks ports, paths and protocols", () => {
   assert.match(specError("name: a\nimage: x\nworkingDir: rel/dir\n").detail, /must be absolute/);
   assert.match(
     specError("name: a\nimage: x\nargs: [sleep, 100]\n").message,
-    /args\[1\]: Invalid input: expected string, received number/,
+    /args\[1\]: Expected string, received number/,
   );
 });
 

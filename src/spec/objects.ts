@@ -5,7 +5,7 @@
  * There is no API server: what a pod names must be in those files.
  */
 import { lazy } from "../base/lazy.ts";
-import { z } from "zod";
+import * as z from "./zod.ts";
 import { dnsLabel } from "./schema.ts";
 import { type SourceDoc, specErrorAt, validate, type Warning } from "./source.ts";
 import type { SourceLocation } from "../errors.ts";
@@ -34,7 +34,10 @@ const configMapSchema = lazy(() =>
     apiVersion: z.literal("v1"),
     kind: z.literal("ConfigMap"),
     metadata,
-    data: z.record(key, z.string("values must be strings (quote numbers and booleans)"))
+    data: z.record(
+      key,
+      z.string({ message: "values must be strings (quote numbers and booleans)" }),
+    )
       .optional(),
     binaryData: z.record(key, base64).optional(),
     immutable: z.boolean().optional(),
@@ -48,7 +51,10 @@ const secretSchema = lazy(() =>
     metadata,
     type: z.string().optional(),
     data: z.record(key, base64).optional(),
-    stringData: z.record(key, z.string("values must be strings (quote numbers and booleans)"))
+    stringData: z.record(
+      key,
+      z.string({ message: "values must be strings (quote numbers and booleans)" }),
+    )
       .optional(),
     immutable: z.boolean().optional(),
   })

@@ -3,7 +3,7 @@
  * resources, env, volume mounts, security context. Strict objects: unknown
  * keys become warnings (see source.ts), never silent drops.
  */
-import { z } from "zod";
+import * as z from "./zod.ts";
 import { isNegative, parseQuantity, QuantityError } from "./quantity.ts";
 
 import {
@@ -92,7 +92,7 @@ export const containerPort = z.strictObject({
   containerPort: port,
   protocol: z.enum(["", "TCP", "UDP", "tcp", "udp"]).optional(),
   hostPort: z.number().int().min(0).max(65535).optional(),
-  hostIP: z.union([z.literal(""), z.ipv4()]).optional(),
+  hostIP: z.union([z.literal(""), z.string().ip({ version: "v4" })]).optional(),
 });
 
 const resourceList = z.strictObject({

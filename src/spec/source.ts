@@ -17,7 +17,7 @@ import {
   visit,
   type YAMLMap,
 } from "./yaml.ts";
-import type { z } from "zod";
+import type * as z from "./zod.ts";
 import { formatLocated, SpecError } from "../errors.ts";
 import { escapeControl } from "./names.ts";
 

@@ -255,7 +255,7 @@ test("bad input: each gives one located error, exit code 2, and creates nothing"
     [
       "type",
       `name: a\nimage: ${BUSYBOX}\nargs: sleep\n`,
-      /type\.yaml:3:7: args: Invalid input: expected array, received string/,
+      /type\.yaml:3:7: args: Expected array, received string/,
     ],
     [
       "quantity",

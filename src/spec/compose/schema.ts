@@ -1,5 +1,5 @@
 /** The compose-spec schema (zod), as much of it as rkl reads: what one file may hold. */
-import { z } from "zod";
+import * as z from "../zod.ts";
 
 const strOrList = z.union([z.string(), z.array(z.string())]);
 

@@ -1,6 +1,6 @@
 /** What the workload kinds share: the loaded shapes, metadata, selectors, templates. */
 import { Document, isMap, Pair, Scalar, YAMLMap } from "../yaml.ts";
-import { z } from "zod";
+import * as z from "../zod.ts";
 import { locate, type PathSegment, type SourceDoc, specErrorAt, type Warning } from "../source.ts";
 import { SERVER_SET } from "../objects.ts";
 import { annotationMap, dnsLabel, labelMap } from "../schema.ts";

@@ -1,6 +1,6 @@
 /** Deployment and DaemonSet: pods from a template, named by podman's rule. */
 import { lazy } from "../../base/lazy.ts";
-import { z } from "zod";
+import * as z from "../zod.ts";
 import { type SourceDoc, specErrorAt, validate, type Warning } from "../source.ts";
 import type { LoadedPod } from "../pod.ts";
 import {

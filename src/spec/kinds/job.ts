@@ -1,6 +1,6 @@
 /** Job: its template and its rules, for the job monitor (workloads/kube.ts). */
 import { lazy } from "../../base/lazy.ts";
-import { z } from "zod";
+import * as z from "../zod.ts";
 import { locate, type SourceDoc, specErrorAt, validate, type Warning } from "../source.ts";
 import type { LoadedPod } from "../pod.ts";
 import {

@@ -1,6 +1,6 @@
 /** Service: its ports published on the host, to the first pod it selects. */
 import { lazy } from "../../base/lazy.ts";
-import { z } from "zod";
+import * as z from "../zod.ts";
 import {
   locate,
   type PathSegment,

@@ -1,7 +1,7 @@
 /** Loading Pod manifests: one document into a LoadedPod (podFromDoc), a file of them (loadPods). */
 import { nodeCapacity } from "../pod_limits.ts";
 export { nodeCapacity };
-import type { z } from "zod";
+import type * as z from "../zod.ts";
 import {
   checkContainer,
   checkUniqueVolumes,

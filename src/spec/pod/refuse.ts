@@ -1,5 +1,5 @@
 /** Pod and container fields the schema reads but rkl refuses (or warns about) at their line. */
-import type { z } from "zod";
+import type * as z from "../zod.ts";
 import { locate, type PathSegment, type SourceDoc, specErrorAt, type Warning } from "../source.ts";
 import type { podSchema, RawContainer } from "./schema.ts";
 

@@ -1,5 +1,5 @@
 /** The Pod manifest's schema: which PodSpec, PodSecurityContext and Container keys are read. */
-import { z } from "zod";
+import * as z from "../zod.ts";
 import {
   annotationMap,
   appArmorProfile,
@@ -69,7 +69,7 @@ export const podSchema = z.strictObject({
     ephemeralContainers: z.unknown().optional(),
     volumes: z.array(podVolume).optional(),
     hostAliases: z.array(z.strictObject({
-      ip: z.union([z.ipv4(), z.ipv6()]),
+      ip: z.string().ip(),
       hostnames: z.array(
         z.string().regex(/^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/, {
           message: "must be a host name",
@@ -78,7 +78,7 @@ export const podSchema = z.strictObject({
     })).optional(),
     dnsPolicy: z.enum(["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]).optional(),
     dnsConfig: z.strictObject({
-      nameservers: z.array(z.union([z.ipv4(), z.ipv6()], { message: "must be an IP address" }))
+      nameservers: z.array(z.string().ip({ message: "must be an IP address" }))
         .max(MAX_NAMESERVERS, `at most ${MAX_NAMESERVERS} nameservers (the API server's limit)`)
         .optional(),
       searches: z.array(

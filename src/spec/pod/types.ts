@@ -1,5 +1,5 @@
 /** What loading a Pod manifest gives: the pod's spec and its parts. */
-import type { z } from "zod";
+import type * as z from "../zod.ts";
 import type { LoadedContainer, SpecSource } from "../container.ts";
 import type { resources } from "../schema.ts";
 import type { PathSegment, Warning } from "../source.ts";

@@ -74,7 +74,7 @@ Deno.test("pod rm's modules load neither yaml nor zod, and remove.ts not the cre
   ) {
     const loaded = staticClosure(entry);
     assert.ok(loaded.has("src/workloads/pod/teardown.ts"), `${entry}: the walk reaches teardown`);
-    for (const heavy of ["src/spec/yaml.ts", "yaml", "zod"]) {
+    for (const heavy of ["src/spec/yaml.ts", "yaml", "src/spec/zod.ts", "zod/v3", "zod"]) {
       assert.ok(!loaded.has(heavy), `${entry} loads ${heavy} at start`);
     }
   }
