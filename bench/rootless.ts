@@ -10,7 +10,10 @@
  * tools run the same image: busybox's rootfs imported into podman, saved
  * as a docker-archive and imported into rkl. podman gets a private storage
  * root and run root under the user's home (`--root`, `--runroot`), runc and
- * cgroupfs (as the root rows configure it), events to a file; everything it
+ * cgroupfs (as the root rows configure it), events to a file; rkl runs the
+ * runtime a user's rkl picks (rkl's youki on cgroup v1 when installed, else
+ * runc), or BENCH_ROOTLESS_RUNTIME as its RKL_RUNTIME, named in each row;
+ * everything it
  * made is removed with `podman system reset` and the user's dirs. Each
  * iteration runs podman's command then rkl's (run, then rm), so the two
  * see the same load on the shared host; the first iteration warms caches
@@ -81,6 +84,9 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
+  // BENCH_ROOTLESS_RUNTIME=runc: the user's rkl (and its daemon) with RKL_RUNTIME=runc.
+  const forced = Deno.env.get("BENCH_ROOTLESS_RUNTIME");
+  const rklEnv: Record<string, string> = forced ? { RKL_RUNTIME: forced } : {};
   let u: User | undefined;
   let tunMode: number | undefined;
   const rows: RootlessRow[] = [];
@@ -123,7 +129,7 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
     ], penv);
     const archive = `${user.home}/busybox.tar`;
     await ok(user, [...pm(user), "save", "--format", "docker-archive", "-o", archive, image], penv);
-    const rkl = (args: string[]) => ok(user, rklArgv(args));
+    const rkl = (args: string[]) => ok(user, rklArgv(args), rklEnv);
     await rkl(["image", "import", archive]);
     Deno.removeSync(rootfsTar);
     Deno.removeSync(archive);
@@ -133,7 +139,7 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
       const manifests = `${user.home}/manifests`;
       Deno.mkdirSync(manifests, { recursive: true });
       Deno.chownSync(manifests, user.uid, user.gid);
-      const child = spawnUserDaemon(user, ["--no-cri", "--manifests", manifests]);
+      const child = spawnUserDaemon(user, ["--no-cri", "--manifests", manifests], rklEnv);
       const log = new Response(child.stderr).text();
       const sock = `${user.xdg}/rkl/cli.sock`;
       await waitFor("the user's daemon", () => {
@@ -167,6 +173,7 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
           const rklNet = net === "default" ? [] : ["--network", net];
           const pmNet = net === "none" ? ["--network", "none"] : [];
           const pRun: number[] = [], pRm: number[] = [], rRun: number[] = [], rRm: number[] = [];
+          let rklRuntime = "?";
           for (let i = 0; i < runs + 1; i++) {
             const a = await timed(() =>
               ok(
@@ -197,6 +204,9 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
               await rkl(["container", "run", ...rklNet, spec]);
               const list = await rkl(["container", "list"]);
               if (!/^rb +running/m.test(list)) throw new Error(`bench: rkl's container: ${list}`);
+              // The runtime rkl picked (rkl's youki or runc on cgroup v1), for the rows' names.
+              const state = await rkl(["container", "state", "rb"]);
+              rklRuntime = /^Runtime: +(\S+)$/m.exec(state)?.[1] ?? "?";
               await rkl(["container", "rm", "-f", "rb"]);
             }
             if (i > 0) {
@@ -214,13 +224,13 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
               : "slirp4netns"
           }${served ? ", served by the user's daemon" : ""}`;
           rows.push({
-            name: `rootless run, ${what} (runc)`,
+            name: `rootless run, ${what} (rkl: ${rklRuntime}, podman: runc)`,
             rkl: stat(rRun),
             baseline: stat(pRun),
             baselineLabel: "podman run -d (rootless)",
             goal: 0.5,
           }, {
-            name: `rootless rm -f, ${what} (runc)`,
+            name: `rootless rm -f, ${what} (rkl: ${rklRuntime}, podman: runc)`,
             rkl: stat(rRm),
             baseline: stat(pRm),
             baselineLabel: "podman rm -f -t 0 (rootless)",
@@ -244,7 +254,7 @@ export async function rootlessRows(runs: number): Promise<RootlessRow[]> {
     if (u) {
       const user = u;
       await asUser(user, [...pm(user), "system", "reset", "--force"], penv).catch(() => {});
-      await rklAs(user, ["container", "rm", "-f", "rb"]).catch(() => {});
+      await rklAs(user, ["container", "rm", "-f", "rb"], rklEnv).catch(() => {});
       await waitFor(
         "podman's and rkl's pause processes only",
         () => processesOf(user.uid).every((p) => / (sleep infinity|catatonit|podman)/.test(p)),

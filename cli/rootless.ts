@@ -28,6 +28,7 @@ export async function rootlessDoctor(
   ) => string,
 ): Promise<number> {
   const { rootlessChecks } = await import("../src/sys/userns_checks.ts");
+  const { youkiRunsRootlessOnV1 } = await import("../src/oci/youki_marker.ts");
   const uid = Deno.uid() ?? 0;
   const checks = rootlessChecks({
     read(path) {
@@ -54,6 +55,7 @@ export async function rootlessDoctor(
       }
     },
     kernelRelease: () => Deno.osRelease(),
+    youkiRootlessV1: (binary) => youkiRunsRootlessOnV1(binary),
     uid,
     user: userName(uid),
   });

@@ -19,6 +19,7 @@
 import { RklError } from "../src/errors.ts";
 import { trace } from "../src/trace.ts";
 import { DOCKER_VERBS } from "./docker_verbs.ts";
+import { youkiRunsRootlessOnV1 } from "../src/oci/youki_marker.ts";
 import {
   ensurePause,
   enterArgv,
@@ -88,15 +89,18 @@ export function needsNamespace(argv: string[]): boolean {
 
 /**
  * The runtime a rootless rkl uses unless told, decided by the outer rkl so
- * that the inner one, the user's daemon and its thin client agree: runc on
- * cgroup v1 (youki 0.7.0's v1 manager has no rootless mode, see
- * docs/rootless.md), the usual default on v2. `mountinfo` is
- * /proc/self/mountinfo: a v1 hierarchy with a controller rkl uses means v1
- * (src/sys/cgroups/detect.ts's rule).
+ * that the inner one, the user's daemon and its thin client agree. On
+ * cgroup v1: the youki first on PATH (as its absolute path) when it is
+ * rkl's build with the rootless cgroup v1 patch (the marker setup.sh
+ * writes, src/oci/youki_marker.ts), else runc: youki 0.7.0 as published has
+ * no rootless mode on v1 (docs/rootless.md). On v2: the usual default.
+ * `mountinfo` is /proc/self/mountinfo: a v1 hierarchy with a controller rkl
+ * uses means v1 (src/sys/cgroups/detect.ts's rule).
  */
 export function defaultRootlessRuntime(
   mountinfo: string,
   which: (name: string) => string | undefined,
+  rootlessOnV1: (binary: string) => boolean = youkiRunsRootlessOnV1,
 ): string | undefined {
   const v1 = mountinfo.split("\n").some((line) => {
     const post = line.split(" - ")[1];
@@ -107,7 +111,10 @@ export function defaultRootlessRuntime(
         ["cpu", "cpuacct", "memory", "pids", "cpuset", "blkio", "devices", "freezer"].includes(o)
       );
   });
-  return v1 && which("runc") ? "runc" : undefined;
+  if (!v1) return undefined;
+  const youki = which("youki");
+  if (youki && rootlessOnV1(youki)) return youki;
+  return which("runc") ? "runc" : undefined;
 }
 
 /** The environment of the inner rkl: its roots, its config files, and the rootless mode. */

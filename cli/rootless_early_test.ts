@@ -46,16 +46,28 @@ Deno.test("needsNamespace(): commands that build a Host enter; help, doctor, ins
   ) assert.equal(needsNamespace(argv), false, argv.join(" "));
 });
 
-Deno.test("defaultRootlessRuntime(): runc on cgroup v1 when installed, the usual default on v2", () => {
+Deno.test("defaultRootlessRuntime(): rkl's youki, else runc on cgroup v1; the usual default on v2", () => {
   const v1 = "30 25 0:26 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory\n" +
     "31 25 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
   const v2 = "31 25 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
   const named = "32 25 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n";
-  const have = (n: string) => n === "runc" ? "/usr/sbin/runc" : undefined;
-  assert.equal(defaultRootlessRuntime(v1, have), "runc");
-  assert.equal(defaultRootlessRuntime(v1, () => undefined), undefined);
-  assert.equal(defaultRootlessRuntime(v2, have), undefined);
-  assert.equal(defaultRootlessRuntime(v2 + named, have), undefined);
+  const tools: Record<string, string> = { runc: "/usr/sbin/runc", youki: "/usr/local/bin/youki" };
+  const both = (n: string) => tools[n];
+  const onlyRunc = (n: string) => n === "runc" ? tools.runc : undefined;
+  const ours = (b: string) => b === "/usr/local/bin/youki";
+  const theirs = () => false;
+  // v1: rkl's youki (by its path, the very binary the marker describes), else runc.
+  assert.equal(defaultRootlessRuntime(v1, both, ours), "/usr/local/bin/youki");
+  assert.equal(defaultRootlessRuntime(v1, both, theirs), "runc");
+  assert.equal(defaultRootlessRuntime(v1, onlyRunc, ours), "runc");
+  assert.equal(
+    defaultRootlessRuntime(v1, (n) => n === "youki" ? tools.youki : undefined, ours),
+    tools.youki,
+  );
+  assert.equal(defaultRootlessRuntime(v1, () => undefined, ours), undefined);
+  // v2, or only a named v1 hierarchy: the usual default, whatever youki is.
+  assert.equal(defaultRootlessRuntime(v2, both, ours), undefined);
+  assert.equal(defaultRootlessRuntime(v2 + named, both, ours), undefined);
 });
 
 Deno.test("innerEnv(): the runtime the outer rkl picked, unless the user set one", () => {

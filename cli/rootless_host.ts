@@ -23,6 +23,7 @@ import type { Syscalls } from "../src/sys/syscalls.ts";
 import { createNetnsByChild } from "../src/sys/userns.ts";
 import type { RklPaths, RootlessHost } from "../src/workloads/host.ts";
 import { NotFoundError, RklError } from "../src/errors.ts";
+import { defaultRootlessRuntime, which as earlyWhich } from "./rootless_early.ts";
 
 function readOr(path: string, fallback: string): string {
   try {
@@ -42,16 +43,14 @@ export function unprivilegedPortStart(text = readOr(
 }
 
 /**
- * The runtime a rootless rkl uses unless told: runc on cgroup v1. youki
- * 0.7.0's cgroup v1 manager has no rootless mode (its create fails making
- * /sys/fs/cgroup/cpu/:youki:ID, EACCES) while runc, run as root of a user
- * namespace, leaves cgroups alone for a container with no limits; on v2
- * youki skips what it may not write, and stays the default.
+ * The runtime a rootless rkl uses unless told (when the outer rkl did not
+ * set RKL_RUNTIME): the same rule as the outer rkl's, defaultRootlessRuntime
+ * (rkl's patched youki or runc on cgroup v1, the usual default on v2).
  */
 export function rootlessRuntime(
   mountinfo = readOr("/proc/self/mountinfo", ""),
 ): string | undefined {
-  return detectCgroupLayout(mountinfo).version === 1 && which("runc") ? "runc" : undefined;
+  return defaultRootlessRuntime(mountinfo, (n) => earlyWhich(n));
 }
 
 /** A HostLock that keeps /run/lock/NAME as RUN_ROOT/locks/NAME. */
@@ -177,7 +176,13 @@ export async function killFirst(
   return true;
 }
 
-/** runc as a rootless rkl drives it: a forced delete kills the init itself first (killFirst). */
+/**
+ * The runtime as a rootless rkl drives it. runc: a forced delete kills the
+ * init itself first (killFirst). youki (rkl's build, which runs rootless
+ * on cgroup v1) needs nothing of the kind: its forced delete of a container
+ * without a cgroup signals the init and removes its state at once, with no
+ * wait (libcontainer-rootless-cgroup-v1.patch).
+ */
 export class RootlessRuncRuntime extends RuncCliRuntime {
   override async delete(
     id: string,

@@ -73,6 +73,10 @@ if [ -z "${RKL_SKIP_YOUKI:-}" ]; then
     mkdir -p "$(dirname "$marker")"
     rm -f /usr/local/share/rkl/youki-*
     : >"$marker"
+    # What rkl reads to know that this very file is its build
+    # (src/oci/youki_marker.ts): a rootless rkl on cgroup v1 takes youki
+    # over runc only then. Written only right after the build it describes.
+    bash "$here/scripts/youki/marker.sh" /usr/local/bin/youki /usr/local/share/rkl/youki.json
   else
     log "cargo not found: youki is not installed, rkl will use runc"
   fi

@@ -30,6 +30,26 @@
 # profile, libseccomp's version and the kernel, checksummed) and is loaded
 # with seccomp(2) directly; notify profiles are compiled as before
 # (libcontainer-seccomp-cache.patch).
+# And youki run rootless (euid not 0, or uid 0 of a user namespace without
+# the full map: libcontainer's rootless_required, rkl's user namespace) on a
+# cgroup v1 or hybrid host failed every create making
+# /sys/fs/cgroup/cpu/:youki:ID (EACCES): its v1 manager has no rootless mode.
+# It now does what runc's cgroupfs manager does for a rootless container
+# with no explicit cgroupsPath: a permission error (EACCES, EPERM, EROFS)
+# making or joining the cgroups is not fatal when linux.resources sets
+# nothing (absent, empty, or only unset fields): the container runs in its
+# caller's cgroups, with a warning (shown at --log-level warn). A spec with
+# limits still fails, naming them ("cannot apply linux.resources.memory to
+# a rootless container on cgroup v1: ..."), so no limit is dropped; device
+# rules count as limits here (runc leaves them out rootless, but youki's
+# warnings are not shown at its default log level); an explicit
+# cgroupsPath still fails, as under runc. A process exec'd into such a container skips only a cgroup
+# that does not exist, never one it cannot join; a kill --all or forced
+# delete of a container with no cgroup signals its init (runc does the
+# same), and a stopped one's not at all (its pid may be reused)
+# (libcontainer-rootless-cgroup-v1.patch). scripts/setup.sh then writes
+# /usr/local/share/rkl/youki.json (marker.sh), which a rootless rkl reads
+# to take youki over runc on cgroup v1.
 # Everything else is youki as published.
 set -euo pipefail
 version="$1"

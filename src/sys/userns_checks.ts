@@ -22,6 +22,8 @@ export interface RootlessView {
   /** True when this user can open the file for reading and writing. */
   canOpenRw(path: string): boolean;
   kernelRelease(): string;
+  /** True when the youki at this path is rkl's build that runs rootless on cgroup v1 (src/oci/youki_marker.ts). */
+  youkiRootlessV1?(binary: string): boolean;
   uid: number;
   user: string;
 }
@@ -164,16 +166,19 @@ export function rootlessChecks(h: RootlessView): RootlessCheck[] {
   const v1 = / - cgroup /.test(mounts);
   const runc = h.which("runc");
   const youki = h.which("youki");
+  const ours = youki !== undefined && (h.youkiRootlessV1?.(youki) ?? false);
   add({
     name: "OCI runtime",
-    ok: v1 ? runc !== undefined : (runc ?? youki) !== undefined,
+    ok: v1 ? ours || runc !== undefined : (runc ?? youki) !== undefined,
     detail: v1
-      ? (runc
+      ? (ours
+        ? `youki (${youki}, rkl's build); cgroup v1: limits cannot apply rootless`
+        : runc
         ? `runc (${runc}); cgroup v1: limits cannot apply rootless`
-        : "cgroup v1 needs runc rootless (youki 0.7.0 cannot run rootless on cgroup v1)")
+        : "cgroup v1 needs runc or rkl's youki (youki 0.7.0 as published cannot run rootless on cgroup v1)")
       : (youki ?? runc ?? "neither youki nor runc found"),
     required: true,
-    fix: pkg("runc", "runc"),
+    fix: `${pkg("runc", "runc")}, or scripts/setup.sh (rkl's youki)`,
   });
   const conmon = h.which("conmon");
   add({

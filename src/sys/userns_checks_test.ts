@@ -87,7 +87,25 @@ Deno.test("rootlessChecks() warns of no slirp4netns, a closed /dev/net/tun, an o
   assert.equal(byName(v, "overlay in a user namespace").ok, false);
   const rt = byName(v, "OCI runtime");
   assert.equal(rt.ok, false);
-  assert.match(rt.detail, /youki 0.7.0 cannot run rootless on cgroup v1/);
+  assert.match(rt.detail, /youki 0.7.0 as published cannot run rootless on cgroup v1/);
+});
+
+Deno.test("rootlessChecks(): on cgroup v1, rkl's youki does without runc; another youki does not", () => {
+  const noRunc = (n: string) => n === "runc" ? undefined : `/usr/bin/${n}`;
+  const ours = byName(
+    view({ which: noRunc, youkiRootlessV1: (b) => b === "/usr/bin/youki" }),
+    "OCI runtime",
+  );
+  assert.equal(ours.ok, true);
+  assert.match(ours.detail, /^youki \(\/usr\/bin\/youki, rkl's build\)/);
+  const theirs = byName(view({ which: noRunc, youkiRootlessV1: () => false }), "OCI runtime");
+  assert.equal(theirs.ok, false);
+  // With runc too, rkl's youki is named (it is the one picked).
+  const all = (n: string) => `/usr/bin/${n}`;
+  assert.match(
+    byName(view({ which: all, youkiRootlessV1: () => true }), "OCI runtime").detail,
+    /^youki/,
+  );
 });
 
 Deno.test("kernelVersion() reads major and minor", () => {

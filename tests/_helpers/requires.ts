@@ -5,6 +5,8 @@
  */
 import { which } from "../../src/oci/runtime.ts";
 import { CNI_PLUGIN_DIRS } from "../../src/net/cni.ts";
+import { youkiRunsRootlessOnV1 } from "../../src/oci/youki_marker.ts";
+import { detectCgroupLayout } from "../../src/sys/cgroups/detect.ts";
 
 export type Requirement =
   | "root"
@@ -23,7 +25,8 @@ export type Requirement =
   | "containerd"
   | "cc"
   | "prometheus"
-  | "rootless";
+  | "rootless"
+  | "youki-rootless-v1";
 
 const ROOT_DIR = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -78,6 +81,18 @@ function missing(req: Requirement): string | undefined {
         if (!which(t)) return `${t} is not installed (scripts/setup.sh installs it)`;
       }
       return undefined;
+    case "youki-rootless-v1": {
+      // rkl's youki as the rootless runtime of a cgroup v1 host (tests/e2e/rootless_youki_test.ts).
+      if (detectCgroupLayout(Deno.readTextFileSync("/proc/self/mountinfo")).version !== 1) {
+        return "this host has no cgroup v1 hierarchies";
+      }
+      const youki = which("youki");
+      if (!youki) return "youki is not installed (scripts/setup.sh installs it)";
+      return youkiRunsRootlessOnV1(youki)
+        ? undefined
+        : `${youki} is not rkl's build with libcontainer-rootless-cgroup-v1.patch ` +
+          "(no matching /usr/local/share/rkl/youki.json; scripts/setup.sh builds it)";
+    }
     case "npm":
       return which("npm") ? undefined : "npm is not installed (scripts/setup.sh)";
     case "cni": {

@@ -122,9 +122,13 @@ export async function asUser(
 
 /**
  * `rkl daemon ARGS…` as the user in a session of its own (setsid), with a
- * login's environment; its stderr piped for the caller to read.
+ * login's environment and `extraEnv`; its stderr piped for the caller to read.
  */
-export function spawnUserDaemon(u: User, args: string[]): Deno.ChildProcess {
+export function spawnUserDaemon(
+  u: User,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Deno.ChildProcess {
   return new Deno.Command("setsid", {
     args: [
       "setpriv",
@@ -133,7 +137,7 @@ export function spawnUserDaemon(u: User, args: string[]): Deno.ChildProcess {
       "--init-groups",
       ...rklArgv(["daemon", ...args]),
     ],
-    env: userEnv(u),
+    env: { ...userEnv(u), ...extraEnv },
     clearEnv: true,
     cwd: u.home,
     stdin: "null",
