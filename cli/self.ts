@@ -1,4 +1,4 @@
-import { isDenoExe } from "../src/daemon/install.ts";
+import { isDenoExe } from "../src/daemon/launch.ts";
 
 /**
  * How to start this same rkl again: the self-extracting artifact (RKL_SELF,

@@ -40,7 +40,7 @@ fi
 
 export DENO_DIR="$dir/deno_dir" DENO_NO_UPDATE_CHECK=1 RKL_SELF="$self"
 # RKL_DIST_WRAPPER runs the runtime under an emulator (qemu-aarch64-static), for testing.
-# The daemon's unit sets RKL_DAEMON_DENO_FLAGS=1: src/daemon/install.ts's DAEMON_DENO_FLAGS.
+# The daemon's unit sets RKL_DAEMON_DENO_FLAGS=1: src/daemon/launch.ts's DAEMON_DENO_FLAGS.
 daemon_flags=
 if [ "${RKL_DAEMON_DENO_FLAGS:-}" = 1 ]; then daemon_flags=--no-code-cache; fi
 exec ${RKL_DIST_WRAPPER:-} "$dir/deno" run -A --cached-only --frozen --no-prompt $daemon_flags \

@@ -91,3 +91,12 @@ Deno.test("pod rm's modules load neither yaml nor zod, and remove.ts not the cre
     assert.ok(!rm.has(create), `remove.ts loads ${create} at start`);
   }
 });
+
+Deno.test("the Host's modules (every in-process command) load neither the installer nor doctor", () => {
+  const loaded = staticClosure("cli/host.ts");
+  assert.ok(loaded.has("cli/self.ts"), "the walk reaches self.ts");
+  assert.ok(loaded.has("src/daemon/launch.ts"), "self.ts still finds isDenoExe");
+  for (const heavy of ["src/daemon/install.ts", "src/doctor.ts"]) {
+    assert.ok(!loaded.has(heavy), `cli/host.ts loads ${heavy} at start`);
+  }
+});
