@@ -28,7 +28,7 @@ import { realFs } from "../../sys/fs.ts";
 import { procStat } from "../../sys/procstat.ts";
 import type { ContainerRecord } from "../../workloads/container.ts";
 import { encodedAs, type Message } from "../grpc.ts";
-import { type PidWatch, watchPids } from "./pidfds.ts";
+import { type PidWatch, stillAlive, watchPids } from "./pidfds.ts";
 
 /** A directory's identity, or undefined when it cannot be trusted (missing, or changed just now). */
 export function dirKey(dir: string, now = Date.now()): string | undefined {
@@ -131,16 +131,6 @@ export class ListCache {
 
   #valid(e: Entry): boolean {
     for (const [dir, k] of e.exitDirs) if (dirKey(dir) !== k) return false;
-    if (e.watch === undefined && e.alive.length > 0) {
-      // Opening checks each process's start time, as the loop below does.
-      e.watch = this.watch(e.alive) ?? null;
-      if (e.watch) return true;
-    }
-    if (e.watch) return e.watch.allAlive();
-    for (const [pid, start] of e.alive) {
-      const s = this.probe(pid);
-      if (!s || s.state === "Z" || s.startTime !== start) return false;
-    }
-    return true;
+    return stillAlive(e, e.alive, this.watch, this.probe);
   }
 }

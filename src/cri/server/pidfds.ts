@@ -92,6 +92,31 @@ const F_OK = 0;
 const PATH_ENCODER = new TextEncoder();
 
 /**
+ * Whether every one of `procs` ([pid, start time]) is still the process it
+ * was, for a cached answer that holds while they live (status_cache.ts,
+ * list_cache.ts): a PidWatch opened at the first check and kept on `holder`
+ * (null where pidfds cannot be had), else each pid's /proc stat through
+ * `probe` (not a zombie, same start time).
+ */
+export function stillAlive(
+  holder: { watch?: PidWatch | null },
+  procs: [number, number][],
+  open: (procs: [number, number][]) => PidWatch | undefined,
+  probe: (pid: number) => { state: string; startTime: number } | undefined,
+): boolean {
+  if (holder.watch === undefined && procs.length > 0) {
+    // Opening checks each process's start time, as the probes below do.
+    holder.watch = open(procs) ?? null;
+    if (holder.watch) return true;
+  }
+  if (holder.watch) return holder.watch.allAlive();
+  return procs.every(([pid, start]) => {
+    const s = probe(pid);
+    return s !== undefined && s.state !== "Z" && s.startTime === start;
+  });
+}
+
+/**
  * Whether `path` exists, by access(2), or undefined when that cannot be
  * asked (no FFI, or a NUL in the path). Any failure of access(2) is "no":
  * the exit files it is for are read by readExitCode (src/oci/conmon.ts),

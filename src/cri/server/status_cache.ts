@@ -31,7 +31,7 @@ import { realFs } from "../../sys/fs.ts";
 import type { ContainerRecord } from "../../workloads/container.ts";
 import { encodedAs, type Message } from "../grpc.ts";
 import { isCri } from "../metadata.ts";
-import { pathExists, type PidWatch, watchPids } from "./pidfds.ts";
+import { pathExists, type PidWatch, stillAlive, watchPids } from "./pidfds.ts";
 
 interface Entry {
   /** The record's text the answer was made from. */
@@ -86,7 +86,7 @@ export class StatusCache {
     const e = this.#entries.get(id);
     if (e === undefined) return { ended: false };
     if (this.version(id) === e.text) {
-      if (e.proc === undefined || this.#alive(e)) {
+      if (e.proc === undefined || stillAlive(e, [e.proc], this.watch, this.probe)) {
         this.hits++;
         return { answer: e.answer };
       }
@@ -95,23 +95,6 @@ export class StatusCache {
     }
     this.drop(id);
     return { ended: false };
-  }
-
-  /**
-   * Whether the entry's process still runs. The pidfd is opened here the
-   * first time: opening checks that the pid is still the record's process
-   * (its start time) and not a zombie, so the answer, made while it ran, is
-   * still true; from then on one poll(2) tells.
-   */
-  #alive(e: Entry): boolean {
-    const [pid, start] = e.proc!;
-    if (e.watch === undefined) {
-      e.watch = this.watch([e.proc!]) ?? null;
-      if (e.watch) return true;
-    }
-    if (e.watch) return e.watch.allAlive();
-    const s = this.probe(pid);
-    return s !== undefined && s.state !== "Z" && s.startTime === start;
   }
 
   /**
