@@ -17,7 +17,7 @@ import {
   type RecordView,
   type RklEvent,
 } from "../../src/workloads/events.ts";
-import { daemonPaths } from "../../src/daemon/daemon.ts";
+import { daemonPaths, readEvents } from "../../src/daemon/status.ts";
 import type { Context } from "../app.ts";
 import { write } from "../format.ts";
 
@@ -53,34 +53,6 @@ async function snapshot(host: Host): Promise<Map<string, RecordView>> {
   return out;
 }
 
-/** The daemon log's bytes from `offset` on (the whole file when it shrank: rotated). */
-function readLogFrom(path: string, offset: number): { text: string; size: number } {
-  let f: Deno.FsFile;
-  try {
-    f = Deno.openSync(path, { read: true });
-  } catch {
-    return { text: "", size: 0 };
-  }
-  try {
-    const size = f.statSync().size;
-    const from = size < offset ? 0 : offset;
-    // Only whole lines: a line being appended is read at the next look.
-    const buf = new Uint8Array(Math.min(size - from, 16 << 20));
-    f.seekSync(from, Deno.SeekMode.Start);
-    let got = 0;
-    while (got < buf.length) {
-      const n = f.readSync(buf.subarray(got));
-      if (n === null || n === 0) break;
-      got += n;
-    }
-    const last = buf.subarray(0, got).lastIndexOf(10);
-    const text = new TextDecoder().decode(buf.subarray(0, last + 1));
-    return { text, size: from + last + 1 };
-  } finally {
-    f.close();
-  }
-}
-
 export function registerEvents(program: Command, ctx: Context): void {
   program.command("events").description(
     "what happened to containers, pods and the daemon, then what happens (until ^C or --until)",
@@ -112,7 +84,7 @@ export function registerEvents(program: Command, ctx: Context): void {
         }
       };
       const logPath = daemonPaths(host).events;
-      let { text, size } = readLogFrom(logPath, 0);
+      let { text, cursor } = readEvents(logPath);
       let before = await snapshot(host);
       // The past is printed only when asked for (--since), as docker does.
       if (since !== undefined) {
@@ -133,7 +105,7 @@ export function registerEvents(program: Command, ctx: Context): void {
               resolve();
             }, { once: true });
           });
-          ({ text, size } = readLogFrom(logPath, size));
+          ({ text, cursor } = readEvents(logPath, cursor));
           const after = await snapshot(host);
           print(byTime([
             ...parseDaemonLog(text),
