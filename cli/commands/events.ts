@@ -17,7 +17,7 @@ import {
   type RecordView,
   type RklEvent,
 } from "../../src/workloads/events.ts";
-import { daemonPaths, readEvents } from "../../src/daemon/status.ts";
+import { eventLogPath, readEvents } from "../../src/workloads/event_log.ts";
 import type { Context } from "../app.ts";
 import { write } from "../format.ts";
 
@@ -83,7 +83,7 @@ export function registerEvents(program: Command, ctx: Context): void {
           write(o.format === "json" ? JSON.stringify(eventJson(e)) + "\n" : formatEvent(e) + "\n");
         }
       };
-      const logPath = daemonPaths(host).events;
+      const logPath = eventLogPath(host.paths);
       let { text, cursor } = readEvents(logPath);
       let before = await snapshot(host);
       // The past is printed only when asked for (--since), as docker does.
@@ -108,7 +108,8 @@ export function registerEvents(program: Command, ctx: Context): void {
           ({ text, cursor } = readEvents(logPath, cursor));
           const after = await snapshot(host);
           print(byTime([
-            ...parseDaemonLog(text),
+            // A removal's `destroy` is in the log for the history; the stream has it from the records.
+            ...parseDaemonLog(text).filter((e) => e.action !== "destroy"),
             ...diffRecords(before, after, host.now().toISOString()),
           ]));
           before = after;

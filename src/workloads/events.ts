@@ -1,17 +1,19 @@
 /**
  * `rkl events`: what happened, from two sources.
  *
- * - The daemon's event log (ROOT/daemon/events.jsonl, appended by
- *   `rkl daemon`): its start and stop, static pods created, recreated and
- *   deleted, containers it restarted, probe results, errors; and the
- *   renames `rkl rename` appends, daemon or not (a record's times tell its
- *   create, start and die, not a rename).
+ * - The event log (ROOT/daemon/events.jsonl, src/workloads/event_log.ts):
+ *   the daemon's start and stop, static pods created, recreated and
+ *   deleted, containers it restarted, probe results, errors; and, daemon or
+ *   not, the renames `rkl rename` appends and the `destroy` of every
+ *   container and pod removed (a record's times tell its create, start and
+ *   die, but not its removal once it is gone).
  * - The records in the store, for what happened without a daemon: each
  *   container's create, start and die (createdAt, startedAt, finishedAt
  *   and exit code), each pod's create and start. A record keeps only its
  *   latest start and exit, so older ones are not in this history; while
  *   streaming, changes are seen as they happen (a record that appears,
- *   changes status or goes away: destroy).
+ *   changes status or goes away: destroy, printed from here rather than
+ *   from the log).
  *
  * Pure parts (parsing, mapping, filtering, time arguments) are here; the CLI
  * polls. Events are docker-shaped: Type, Action, Actor (ID and attributes),

@@ -8,6 +8,7 @@ import { loadPods } from "../spec/pod.ts";
 import { diffSnapshots, FakeHost } from "../testing/fake_host.ts";
 import { type Scenario, sweep, type SweepResult } from "../testing/sweep.ts";
 import { createPod, removePod, runPod, stopPod } from "./pod.ts";
+import { eventLogPath } from "./event_log.ts";
 
 const BUNDLE = "/fake/bundles/busybox";
 
@@ -30,6 +31,15 @@ spec:
     resources:
       limits: {cpu: 250m, memory: 32Mi}
 `;
+}
+
+/** The event log's text ("" before anything was logged). */
+function readLog(host: FakeHost): string {
+  try {
+    return host.fs.quietly(() => host.fs.readTextFile(eventLogPath(host.paths)));
+  } catch {
+    return "";
+  }
 }
 
 const load = (name: string, o: { share?: boolean } = {}) =>
@@ -73,8 +83,24 @@ Deno.test("createPod() + rm -f on the FakeHost: rm undoes exactly what create ma
   ) assert.ok(made.some((d) => d.startsWith(want)), `${want}\n${made.join("\n")}`);
   assert.ok(made.some((d) => d.startsWith("+ cgroups ")), made.join("\n"));
   assert.ok(made.some((d) => d.startsWith("+ mounts ")), made.join("\n"));
+  const logged = () => readLog(host).split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  assert.deepEqual(logged().filter((e) => e.action === "destroy"), [], "none before the removal");
   await removePod(host, "web", { force: true });
   assert.deepEqual(diffSnapshots(before, host.snapshot()), []);
+  // The history the records no longer tell: each member's destroy, then the pod's.
+  const gone = logged().filter((e) => e.action === "destroy").map((e) => e.pod ?? e.container);
+  assert.deepEqual(gone.slice(0, 2).sort(), ["web_app", "web_side"]);
+  assert.deepEqual(gone.slice(2), ["web"]);
+});
+
+Deno.test("a pod create that fails and is undone logs no destroy: it was never reported made", async () => {
+  const host = new FakeHost();
+  await withOther(host);
+  const before = readLog(host);
+  host.failAt("runtime.create", 2); // the second member's: the first was made
+  await assert.rejects(createPod(host, load("web"), { network: null }));
+  assert.deepEqual(host.faults.pending(), []);
+  assert.equal(readLog(host), before);
 });
 
 Deno.test("run, stop, rm of a pod on the FakeHost leaves the host as it was", async () => {

@@ -77,14 +77,17 @@ test("a manifest dropped in runs; an edit recreates; a broken edit keeps the old
 
     await Deno.remove(`${dir}/static-web.yaml`);
     await waitFor("pod gone", async () => (await podState("static-web")) === undefined, 20_000);
-    const events = (await Deno.readTextFile(`${env!.root}/daemon/events.jsonl`)).trim().split("\n")
-      .map((l) => JSON.parse(l).action);
-    assert.deepEqual(events.filter((a) => a !== "error"), [
-      "start",
-      "create",
-      "recreate",
-      "delete",
-    ]);
+    const logged = (await Deno.readTextFile(`${env!.root}/daemon/events.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      logged.map((e) => e.action).filter((a) => a !== "error" && a !== "destroy"),
+      ["start", "create", "recreate", "delete"],
+    );
+    // The recreate and the delete each removed the pod's record: docker's destroy, logged once each.
+    assert.deepEqual(
+      logged.filter((e) => e.action === "destroy" && e.pod !== undefined).map((e) => e.pod),
+      ["static-web", "static-web"],
+    );
   } finally {
     await stopDaemon(daemon);
   }

@@ -3,7 +3,8 @@
  * oldName attribute) into the event log `rkl events` reads: in the past
  * (`--since`) and to a streaming `rkl events`, which tells the rename once
  * and neither a destroy of the old name nor a second create/start under the
- * new one. `busybox` comes from a local docker-registry behind a docker.io
+ * new one. `rkl rm` leaves docker's `destroy` in the same log: `--since`
+ * tells it after the record is gone, a stream tells it once. `busybox` comes from a local docker-registry behind a docker.io
  * mirror entry. Each test ends with the host census as it began.
  */
 import assert from "node:assert/strict";
@@ -81,6 +82,48 @@ test("rename: `rkl events` shows docker's container rename event with oldName, i
   assert.equal(ev.Actor.Attributes.oldName, "front");
 
   await rklOk(env!, ["rm", "-f", "back"]);
+});
+
+test("rm: the destroy stays in the past (`--since`) once the record is gone, and a stream tells it once", async () => {
+  const run = (name: string) =>
+    rklOk(env!, ["run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "1000"]);
+  await run("gone");
+  await rklOk(env!, ["rm", "-f", "gone"]);
+  const past = parse(
+    await rklOk(env!, [
+      "events",
+      "--since",
+      "5m",
+      "--until",
+      new Date().toISOString(),
+      "--format",
+      "json",
+      "--filter",
+      "container=gone",
+    ]),
+  );
+  // The record told create, start and die; with it gone, the log still tells the end.
+  assert.deepEqual(past.map((e) => [e.Type, e.Action, e.Actor.ID]), [
+    ["container", "destroy", "gone"],
+  ]);
+  assert.equal(past[0].Actor.Attributes.image, "busybox");
+
+  const until = new Date(Date.now() + 4000).toISOString();
+  const stream = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${REPO}/cli/main.ts`, "events", "--format", "json"]
+      .concat(["--until", until, "--filter", "container=gone2"]),
+    env: env!.env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  await new Promise((r) => setTimeout(r, 1500));
+  await run("gone2");
+  await rklOk(env!, ["rm", "-f", "gone2"]);
+  const out = await stream.output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  // From the records while streaming; the log's copy of the destroy is not printed again.
+  assert.deepEqual(parse(text).filter((e) => e.Action === "destroy").length, 1, text);
 });
 
 cleanupAfterAll(env, async () => {

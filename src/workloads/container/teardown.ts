@@ -12,6 +12,7 @@ import { pathExists } from "../../sys/fsutil.ts";
 import { removeConmonLinks } from "../../oci/conmon_links.ts";
 import { removeNetns } from "../../sys/netns.ts";
 import { trace } from "../../trace.ts";
+import { noteEvent } from "../event_log.ts";
 import { rotatedLogs } from "../logrotate.ts";
 import { healthFile } from "../health_spawn.ts";
 import { containerDirs, type Host } from "../host.ts";
@@ -28,11 +29,12 @@ import type { ContainerRecord, NetworkUser } from "./types.ts";
  * `rollback`: the undo of the create that made `rec` (a record still
  * `creating` is one too, cut short): a bridge that create's ADD made goes
  * when idle; otherwise the bridge stays with its network (bridgeGoesWith).
+ * `quiet`: no `destroy` in the event log (the member of a pod whose create is undone).
  */
 export async function teardown(
   host: Host,
   rec: ContainerRecord,
-  options: { keepBridges?: ReadonlySet<string>; rollback?: boolean } = {},
+  options: { keepBridges?: ReadonlySet<string>; rollback?: boolean; quiet?: boolean } = {},
 ): Promise<void> {
   const rollback = options.rollback === true || rec.status === "creating";
   const errors: unknown[] = [];
@@ -134,6 +136,11 @@ export async function teardown(
     host.store.delete("containers", rec.name);
   });
   trace("teardown: release network");
+  // docker's `destroy`: the record that told this container's history is gone,
+  // so the event log keeps its end (a create undone was never reported made).
+  if (!rollback && !options.quiet) {
+    noteEvent(host, { action: "destroy", container: rec.name, image: rec.image });
+  }
 }
 
 export async function rollback(host: Host, rec: ContainerRecord, cause: unknown): Promise<void> {

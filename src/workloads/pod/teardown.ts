@@ -2,6 +2,7 @@
  * A pod's teardown: undoes whatever the record lists, members first. A
  * failed create, `pod rm` and the cleanup after a crash all come here.
  */
+import { noteEvent } from "../event_log.ts";
 import { RklError } from "../../errors.ts";
 import { hostVeth } from "../../net/cni.ts";
 import { HOSTS_GROUP } from "../../spec/names.ts";
@@ -169,7 +170,8 @@ async function teardownPodBody(host: Host, rec: PodRecord, o: TeardownOptions): 
       await scavengeContainer(host, m);
       return;
     }
-    if (c) await teardown(host, c);
+    // A pod never fully made was never reported made: no destroy for its members either.
+    if (c) await teardown(host, c, { quiet: !rec.created });
   };
   // The members, CNI DEL and the idle bridge go side by side: the netns is a
   // pinned file, so DEL needs none of the members' processes, and neither
@@ -242,6 +244,8 @@ async function teardownPodBody(host: Host, rec: PodRecord, o: TeardownOptions): 
   }
   host.store.delete("pods", rec.name);
   monitor?.dropProbeStop(host, rec.name);
+  // docker's `destroy`, as a container's (container/teardown.ts).
+  if (rec.created) noteEvent(host, { action: "destroy", pod: rec.name });
   trace("pod teardown: done");
   const group = rec.annotations?.[HOSTS_GROUP];
   if (group) writeGroupHosts(host, group);

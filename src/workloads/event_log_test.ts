@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
-import { appendEvent, daemonPaths, readEvents } from "./status.ts";
-import type { Host } from "../workloads/host.ts";
+import { appendEvent, eventLogPath, readEvents } from "./event_log.ts";
+import type { Host } from "./host.ts";
+import { realFs } from "../sys/fs.ts";
 
 function hostAt(root: string, clock: { t: number }): Host {
   return {
     paths: { root, runRoot: `${root}/run` },
     now: () => new Date(clock.t++ * 1000),
+    fs: realFs,
   } as unknown as Host;
 }
 
@@ -19,7 +21,7 @@ Deno.test("appendEvent: one JSON line per event, mode 0600, under ROOT/daemon", 
     const host = hostAt(root, { t: 0 });
     appendEvent(host, { action: "start" });
     appendEvent(host, { action: "rename", container: "b", oldName: "a" });
-    const p = daemonPaths(host).events;
+    const p = eventLogPath(host.paths);
     assert.deepEqual(p, `${root}/daemon/events.jsonl`);
     assert.deepEqual(Deno.statSync(p).mode! & 0o777, 0o600);
     const lines = Deno.readTextFileSync(p).split("\n");
@@ -39,7 +41,7 @@ Deno.test("appendEvent: the log is rotated at the limit into one .1 file, never 
   const root = Deno.makeTempDirSync();
   try {
     const host = hostAt(root, { t: 0 });
-    const p = daemonPaths(host).events;
+    const p = eventLogPath(host.paths);
     const line = JSON.stringify({ time: new Date(0).toISOString(), action: "restart" }).length + 1;
     // Five lines fill a file; 23 appends: four rotations, three lines left.
     for (let i = 0; i < 23; i++) appendEvent(host, { action: "restart" }, 5 * line);
@@ -61,7 +63,7 @@ Deno.test("readEvents: following across a rotation loses no line and reads none 
   try {
     const clock = { t: 0 };
     const host = hostAt(root, clock);
-    const p = daemonPaths(host).events;
+    const p = eventLogPath(host.paths);
     const max = 400;
     let { text, cursor } = readEvents(p); // no log yet
     assert.deepEqual(text, "");
