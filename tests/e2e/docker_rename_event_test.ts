@@ -30,6 +30,20 @@ interface DockerEvent {
 const parse = (out: string): DockerEvent[] =>
   out.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
 
+/** The last five minutes' events that match `filter`, as JSON. */
+const pastEvents = async (filter: string) =>
+  parse(
+    await rklOk(
+      env!,
+      ["events", "--since", "5m", "--until", new Date().toISOString()].concat([
+        "--format",
+        "json",
+        "--filter",
+        filter,
+      ]),
+    ),
+  );
+
 test("rename: `rkl events` shows docker's container rename event with oldName, in the past and while streaming", async () => {
   await rklOk(env!, [
     "run",
@@ -43,19 +57,7 @@ test("rename: `rkl events` shows docker's container rename event with oldName, i
     "1000",
   ]);
   await rklOk(env!, ["rename", "web", "front"]);
-  const past = parse(
-    await rklOk(env!, [
-      "events",
-      "--since",
-      "5m",
-      "--until",
-      new Date().toISOString(),
-      "--format",
-      "json",
-      "--filter",
-      "event=rename",
-    ]),
-  );
+  const past = await pastEvents("event=rename");
   assert.deepEqual(past.map((e) => [e.Type, e.Action, e.Actor.ID, e.Actor.Attributes.oldName]), [
     ["container", "rename", "front", "web"],
   ]);
@@ -89,19 +91,7 @@ test("rm: the destroy stays in the past (`--since`) once the record is gone, and
     rklOk(env!, ["run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "1000"]);
   await run("gone");
   await rklOk(env!, ["rm", "-f", "gone"]);
-  const past = parse(
-    await rklOk(env!, [
-      "events",
-      "--since",
-      "5m",
-      "--until",
-      new Date().toISOString(),
-      "--format",
-      "json",
-      "--filter",
-      "container=gone",
-    ]),
-  );
+  const past = await pastEvents("container=gone");
   // The record told create, start and die; with it gone, the log still tells the end.
   assert.deepEqual(past.map((e) => [e.Type, e.Action, e.Actor.ID]), [
     ["container", "destroy", "gone"],
