@@ -144,7 +144,13 @@ export function readEvents(path: string, cursor?: LogCursor): { text: string; cu
   let text = "";
   let cur = readLines(path, cursor?.offset ?? 0);
   if (cursor === undefined) {
-    text = readLines(`${path}.1`, 0)?.text ?? "";
+    const old = readLines(`${path}.1`, 0);
+    // Rotated between the two reads: the file read as the log is the .1 now,
+    // and the next look reads its rest and the new file (the older .1 is skipped).
+    if (old && cur && old.ino === cur.ino) {
+      return { text: cur.text, cursor: { ino: cur.ino, offset: cur.end } };
+    }
+    text = old?.text ?? "";
   } else if (cursor.ino !== null && cur?.ino !== cursor.ino) {
     // Rotated since the last look: the old file's rest, then the new one whole.
     const old = readLines(`${path}.1`, cursor.offset);

@@ -102,3 +102,19 @@ Deno.test("readEvents: a line still being written is read at the next look", () 
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("readEvents: a rotation between reading the log and its .1 does not repeat the log", () => {
+  const root = Deno.makeTempDirSync();
+  try {
+    const p = `${root}/events.jsonl`;
+    Deno.writeTextFileSync(p, '{"action":"a"}\n{"action":"b"}\n');
+    // What the reader finds when the log is renamed to .1 right after it was read:
+    // the same file (inode) under both names.
+    Deno.linkSync(p, `${p}.1`);
+    const { text, cursor } = readEvents(p);
+    assert.deepEqual(actions(text), ["a", "b"]);
+    assert.deepEqual(cursor, { ino: Deno.statSync(p).ino, offset: Deno.statSync(p).size });
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
