@@ -11,13 +11,22 @@ function hostAt(root: string, clock: { t: number }): Host {
   } as unknown as Host;
 }
 
+/** Runs `fn` with a new temporary directory, removed after. */
+function inTemp(fn: (dir: string) => void): void {
+  const dir = Deno.makeTempDirSync();
+  try {
+    fn(dir);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
 const lines = (text: string) => text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
 const actions = (text: string) => lines(text).map((e) => e.action as string);
 const containers = (text: string) => lines(text).map((e) => e.container as string);
 
-Deno.test("appendEvent: one JSON line per event, mode 0600, under ROOT/daemon", () => {
-  const root = Deno.makeTempDirSync();
-  try {
+Deno.test("appendEvent: one JSON line per event, mode 0600, under ROOT/daemon", () =>
+  inTemp((root) => {
     const host = hostAt(root, { t: 0 });
     appendEvent(host, { action: "start" });
     appendEvent(host, { action: "rename", container: "b", oldName: "a" });
@@ -32,14 +41,10 @@ Deno.test("appendEvent: one JSON line per event, mode 0600, under ROOT/daemon", 
       container: "b",
       oldName: "a",
     });
-  } finally {
-    Deno.removeSync(root, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("appendEvent: the log is rotated at the limit into one .1 file, never growing past it", () => {
-  const root = Deno.makeTempDirSync();
-  try {
+Deno.test("appendEvent: the log is rotated at the limit into one .1 file, never growing past it", () =>
+  inTemp((root) => {
     const host = hostAt(root, { t: 0 });
     const p = eventLogPath(host.paths);
     const line = JSON.stringify({ time: new Date(0).toISOString(), action: "restart" }).length + 1;
@@ -53,14 +58,10 @@ Deno.test("appendEvent: the log is rotated at the limit into one .1 file, never 
     assert.deepEqual(actions(text).length, 8);
     assert.deepEqual(cursor.offset, 3 * line);
     assert.deepEqual(cursor.ino, Deno.statSync(p).ino);
-  } finally {
-    Deno.removeSync(root, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("readEvents: following across a rotation loses no line and reads none twice", () => {
-  const root = Deno.makeTempDirSync();
-  try {
+Deno.test("readEvents: following across a rotation loses no line and reads none twice", () =>
+  inTemp((root) => {
     const clock = { t: 0 };
     const host = hostAt(root, clock);
     const p = eventLogPath(host.paths);
@@ -82,14 +83,10 @@ Deno.test("readEvents: following across a rotation loses no line and reads none 
     assert.deepEqual(seen, Array.from({ length: n }, (_, i) => `c${i}`));
     // Nothing new: nothing read.
     assert.deepEqual(readEvents(p, cursor).text, "");
-  } finally {
-    Deno.removeSync(root, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("readEvents: a line still being written is read at the next look", () => {
-  const root = Deno.makeTempDirSync();
-  try {
+Deno.test("readEvents: a line still being written is read at the next look", () =>
+  inTemp((root) => {
     const p = `${root}/events.jsonl`;
     Deno.writeTextFileSync(p, '{"action":"a"}\n{"action":"b"');
     let { text, cursor } = readEvents(p);
@@ -98,14 +95,10 @@ Deno.test("readEvents: a line still being written is read at the next look", () 
     ({ text, cursor } = readEvents(p, cursor));
     assert.deepEqual(actions(text), ["b"]);
     assert.deepEqual(cursor.offset, Deno.statSync(p).size);
-  } finally {
-    Deno.removeSync(root, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("readEvents: a rotation between reading the log and its .1 does not repeat the log", () => {
-  const root = Deno.makeTempDirSync();
-  try {
+Deno.test("readEvents: a rotation between reading the log and its .1 does not repeat the log", () =>
+  inTemp((root) => {
     const p = `${root}/events.jsonl`;
     Deno.writeTextFileSync(p, '{"action":"a"}\n{"action":"b"}\n');
     // What the reader finds when the log is renamed to .1 right after it was read:
@@ -114,7 +107,4 @@ Deno.test("readEvents: a rotation between reading the log and its .1 does not re
     const { text, cursor } = readEvents(p);
     assert.deepEqual(actions(text), ["a", "b"]);
     assert.deepEqual(cursor, { ino: Deno.statSync(p).ino, offset: Deno.statSync(p).size });
-  } finally {
-    Deno.removeSync(root, { recursive: true });
-  }
-});
+  }));
