@@ -3,7 +3,6 @@
  * status`) and, through the event log (src/workloads/event_log.ts), what it did.
  */
 import type { Host } from "../workloads/host.ts";
-import { eventLogPath } from "../workloads/event_log.ts";
 
 export { appendEvent, type DaemonEvent } from "../workloads/event_log.ts";
 
@@ -24,7 +23,6 @@ export interface DaemonStatus {
 export function daemonPaths(host: Host) {
   return {
     status: `${host.paths.runRoot}/daemon/status.json`,
-    events: eventLogPath(host.paths),
   };
 }
 

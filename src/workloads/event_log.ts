@@ -61,9 +61,16 @@ export function appendEvent(
   maxBytes = EVENTS_MAX_BYTES,
 ): void {
   const p = eventLogPath(host.paths);
-  host.fs.mkdir(p.slice(0, p.lastIndexOf("/")), { recursive: true, mode: 0o700 });
   const line = JSON.stringify({ time: host.now().toISOString(), ...e }) + "\n";
-  host.fs.writeTextFile(p, line, { append: true, create: true, mode: 0o600 });
+  const write = () => host.fs.writeTextFile(p, line, { append: true, create: true, mode: 0o600 });
+  try {
+    write();
+  } catch (err) {
+    // The first event of a state root: its directory is made then, not at every append.
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    host.fs.mkdir(p.slice(0, p.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+    write();
+  }
   const st = host.fs.stat(p);
   if (st.size < maxBytes) return;
   try {

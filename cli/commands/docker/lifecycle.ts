@@ -184,7 +184,7 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
       const rec = await renameContainer(host, old, next);
       // docker's `rename` event (oldName), in the log `rkl events` reads, daemon or not:
       // a record's times tell its create, start and die, not a rename.
-      const { appendEvent } = await import("../../../src/daemon/status.ts");
+      const { appendEvent } = await import("../../../src/workloads/event_log.ts");
       try {
         appendEvent(host, { action: "rename", container: next, oldName: old, image: rec.image });
       } catch (e) {
