@@ -49,6 +49,7 @@ export {
   refresh,
 } from "./container/status.ts";
 export {
+  killContainer,
   restartContainer,
   runContainer,
   startContainer,

@@ -7,8 +7,11 @@ import assert from "node:assert/strict";
 import { loadContainer } from "../spec/container.ts";
 import { diffSnapshots, FakeHost } from "../testing/fake_host.ts";
 import { type Scenario, sweep, type SweepResult } from "../testing/sweep.ts";
+import { ConflictError } from "../errors.ts";
+import { eventLogPath } from "./event_log.ts";
 import {
   createContainer,
+  killContainer,
   removeContainer,
   runContainer,
   startContainer,
@@ -84,6 +87,38 @@ Deno.test("run, stop, rm on the FakeHost: each step of the life cycle, and rm le
   await stopContainer(host, "web", 1);
   await removeContainer(host, "web");
   assert.deepEqual(diffSnapshots(before, host.snapshot()), []);
+});
+
+/** The event log's lines, parsed. */
+function logged(host: FakeHost): Record<string, string>[] {
+  let text = "";
+  try {
+    text = host.fs.quietly(() => host.fs.readTextFile(eventLogPath(host.paths)));
+  } catch { /* no event yet */ }
+  return text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+Deno.test("stop and kill log docker's events: kill with the signal's number, then stop; a refused kill logs none", async () => {
+  const host = new FakeHost();
+  await withOther(host);
+  await runContainer(host, load("web"), { network: null });
+  const mine = () =>
+    logged(host).filter((e) => e.container === "web").map((e) =>
+      [e.action, e.signal, e.image].filter(Boolean).join(" ")
+    );
+  await stopContainer(host, "web", 1);
+  assert.deepEqual(mine(), [`kill 15 ${BUNDLE}`, `stop ${BUNDLE}`]);
+  await assert.rejects(killContainer(host, "web", "SIGKILL"), ConflictError);
+  assert.equal(mine().length, 2, "an exited container is not signalled");
+  // A stop of what is stopped sends nothing and logs nothing.
+  await stopContainer(host, "web", 1);
+  assert.equal(mine().length, 2);
+  await runContainer(host, load("web2"), { network: null });
+  await killContainer(host, "web2", "SIGKILL");
+  const k = logged(host).filter((e) => e.container === "web2");
+  assert.deepEqual(k.map((e) => `${e.action} ${e.signal}`), ["kill 9"]);
+  await removeContainer(host, "web2", { force: true });
+  await removeContainer(host, "web", { force: true });
 });
 
 const single: Scenario = {

@@ -2,9 +2,10 @@
  * The event log: ROOT/daemon/events.jsonl, one JSON line per event, read by
  * `rkl events` (src/workloads/events.ts parses it). The daemon appends its
  * own events (start, stop, static pods, restarts, probes, errors); every
- * command appends the removals (`destroy`) and renames it makes, daemon or
- * not, the parts of the history that the records cannot tell once a record
- * is gone.
+ * command appends, daemon or not, what the records cannot tell: removals
+ * (`destroy`), renames, signals (`kill`, `stop`, `restart`), `pause` and
+ * `unpause`, and what happens to images (`pull`, `import`, `tag`, `untag`,
+ * `delete`).
  */
 import type { ProbeKind } from "./probes.ts";
 import type { Host } from "./host.ts";
@@ -22,8 +23,26 @@ export interface DaemonEvent {
     | "restart"
     | "probe"
     | "rename"
-    | "destroy";
+    | "destroy"
+    // containers, docker's: kill (with its signal), pause, unpause
+    | "kill"
+    | "pause"
+    | "unpause"
+    // images (with `ref`), docker's: pull, import, tag, untag, delete
+    | "pull"
+    | "import"
+    | "tag"
+    | "untag"
+    | "delete";
   probe?: ProbeKind;
+  /** A kill's signal, as its number (docker's `signal` attribute). */
+  signal?: string;
+  /**
+   * An image event's actor: the reference pulled, or the image id (docker's
+   * Actor.ID), with `name` the tag it concerns.
+   */
+  ref?: string;
+  name?: string;
   container?: string;
   /** A rename's old name (`rkl rename` appends it; docker's `oldName` attribute). */
   oldName?: string;
@@ -59,9 +78,10 @@ export function appendEvent(
   host: Pick<Host, "paths" | "now" | "fs">,
   e: Omit<DaemonEvent, "time">,
   maxBytes = EVENTS_MAX_BYTES,
+  at: Date = host.now(),
 ): void {
   const p = eventLogPath(host.paths);
-  const line = JSON.stringify({ time: host.now().toISOString(), ...e }) + "\n";
+  const line = JSON.stringify({ time: at.toISOString(), ...e }) + "\n";
   const write = () => host.fs.writeTextFile(p, line, { append: true, create: true, mode: 0o600 });
   try {
     write();
@@ -84,14 +104,17 @@ export function appendEvent(
 
 /**
  * appendEvent for a command whose work is done: an event log that cannot be
- * written (a full disk) is reported, and the command still succeeds.
+ * written (a full disk) is reported, and the command still succeeds. `at`:
+ * when it happened, if before now (a signal's time is when it was sent, not
+ * when the runtime returned, by which time the container may have died).
  */
 export function noteEvent(
   host: Pick<Host, "paths" | "now" | "fs" | "warn">,
   e: Omit<DaemonEvent, "time">,
+  at?: Date,
 ): void {
   try {
-    appendEvent(host, e);
+    appendEvent(host, e, EVENTS_MAX_BYTES, at);
   } catch (err) {
     host.warn(
       `cannot append to the event log ${eventLogPath(host.paths)}: ${(err as Error).message}`,

@@ -79,10 +79,21 @@ test("a manifest dropped in runs; an edit recreates; a broken edit keeps the old
     await waitFor("pod gone", async () => (await podState("static-web")) === undefined, 20_000);
     const logged = (await Deno.readTextFile(`${env!.root}/daemon/events.jsonl`)).trim().split("\n")
       .map((l) => JSON.parse(l));
+    // The static pods' actions (the containers' own events aside) ...
     assert.deepEqual(
-      logged.map((e) => e.action).filter((a) => a !== "error" && a !== "destroy"),
+      logged.filter((e) => e.container === undefined).map((e) => e.action)
+        .filter((a) => a !== "error" && a !== "destroy"),
       ["start", "create", "recreate", "delete"],
     );
+    // ... and before the recreate and the delete, the old container stopped: signalled, then stop.
+    const stops = logged.filter((e) => e.container !== undefined)
+      .map((e) => e.action === "kill" ? `kill ${e.signal}` : e.action);
+    assert.deepEqual(
+      stops.filter((a) => a === "stop"),
+      ["stop", "stop"],
+      JSON.stringify(stops),
+    );
+    assert.ok(stops[0] === "kill 15", JSON.stringify(stops));
     // The recreate and the delete each removed the pod's record: docker's destroy, logged once each.
     assert.deepEqual(
       logged.filter((e) => e.action === "destroy" && e.pod !== undefined).map((e) => e.pod),

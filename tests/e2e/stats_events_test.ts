@@ -207,10 +207,13 @@ test("rkl events: the records' history with --since/--until, then create, start,
   assert.equal(lines.length, 2, past);
   assert.match(lines[0], /^\S+Z container create ev1 \(image=.*busybox\)$/);
   assert.match(lines[1], /^\S+Z container start ev1 /);
-  // --until before this test: ev1 is not there; what is, is the earlier tests' removals
-  // (their records are gone, the event log keeps their destroy).
+  // --until before this test: ev1 is not there; what is, is the event log's lines of the
+  // earlier tests (signals, stops, pauses, removals): their records, and so the create, start
+  // and die those told, are gone.
   const early = await rklOk(env!, ["events", "--since", "1h", "--until", t0]);
-  for (const l of early.split("\n").filter(Boolean)) assert.match(l, / container destroy /, early);
+  for (const l of early.split("\n").filter(Boolean)) {
+    assert.match(l, / container (kill|stop|pause|unpause|destroy) /, early);
+  }
   assert.equal(
     await rklOk(env!, ["events", "--since", "1h", "--until", t0, "--filter", "container=ev1"]),
     "",
@@ -249,7 +252,7 @@ test("rkl events: the records' history with --since/--until, then create, start,
   assertRejected(
     "bad filter",
     await rkl(env!, ["events", "--filter", "colour=red"]),
-    /keys are type, container, pod and event/,
+    /keys are type, container, pod, image and event/,
   );
   assertRejected(
     "bad time",

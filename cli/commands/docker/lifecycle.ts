@@ -1,9 +1,11 @@
 /** start, stop, restart, rm, kill, wait and rename, docker's way. */
 import type { Command } from "commander";
 import type { Context } from "../../app.ts";
-import { ConflictError, UsageError } from "../../../src/errors.ts";
+import { parseSignal } from "../../../src/workloads/signals.ts";
+import { noteEvent } from "../../../src/workloads/event_log.ts";
 import {
   getContainer,
+  killContainer,
   refresh,
   removeContainer,
   restartContainer,
@@ -14,49 +16,9 @@ import { write } from "../../format.ts";
 import { parseSeconds } from "../_shared.ts";
 import { attachTo, each, names, type Verb, waitExit } from "./shared.ts";
 
-const SIGNALS = [
-  "HUP",
-  "INT",
-  "QUIT",
-  "ILL",
-  "TRAP",
-  "ABRT",
-  "BUS",
-  "FPE",
-  "KILL",
-  "USR1",
-  "SEGV",
-  "USR2",
-  "PIPE",
-  "ALRM",
-  "TERM",
-  "STKFLT",
-  "CHLD",
-  "CONT",
-  "STOP",
-  "TSTP",
-  "TTIN",
-  "TTOU",
-  "URG",
-  "XCPU",
-  "XFSZ",
-  "VTALRM",
-  "PROF",
-  "WINCH",
-  "IO",
-  "PWR",
-  "SYS",
-]; // deno-fmt-ignore
-
 /** A signal by name (`KILL`, `SIGKILL`, `RTMIN+1`) or number 1-64, as the runtime takes it. */
 export function signalArg(s: string): string {
-  if (/^\d{1,2}$/.test(s) && Number(s) >= 1 && Number(s) <= 64) return s;
-  const name = s.toUpperCase().replace(/^SIG/, "");
-  const rt = /^RTM(IN|AX)([+-]\d{1,2})?$/.exec(name);
-  if (!SIGNALS.includes(name) && !(rt && Math.abs(Number(rt[2] ?? 0)) <= 30)) {
-    throw new UsageError(`-s ${JSON.stringify(s)} is not a signal (a name such as TERM, or 1-64)`);
-  }
-  return `SIG${name}`;
+  return parseSignal(s, "-s");
 }
 
 /** start, stop, restart, rm, kill, wait, rename, by name. */
@@ -123,7 +85,9 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
           if (rec.status === "created") await startContainer(host, n);
           else {
             if (rec.status === "running") await stopContainer(host, n, t, { byUser: true });
-            await restartContainer(host, n, { byUser: true });
+            const after = await restartContainer(host, n, { byUser: true });
+            // docker's sequence: kill, die, stop, start, then restart.
+            noteEvent(host, { action: "restart", container: after.name, image: after.image });
           }
           write(`${n}\n`);
         });
@@ -147,13 +111,7 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
         const host = ctx.host();
         const sig = signalArg(o.signal);
         await each(ctx, names(list), async (n) => {
-          const rec = await refresh(host, getContainer(host, n));
-          if (rec.status !== "running") {
-            throw new ConflictError(
-              `Cannot kill container ${JSON.stringify(n)}: it is not running`,
-            );
-          }
-          await host.runtimeFor(rec.runtime).kill(rec.id, sig);
+          await killContainer(host, n, sig);
           write(`${n}\n`);
         });
       });

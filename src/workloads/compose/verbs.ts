@@ -20,6 +20,7 @@ import { RESTART_LABEL } from "../../spec/names.ts";
 import {
   type ContainerRecord,
   createContainer,
+  killContainer,
   quickRefresh,
   removeContainer,
   startContainer,
@@ -28,6 +29,7 @@ import { hostsFile } from "../etc_files.ts";
 import { ensureHealthMonitor, readHealth } from "../health.ts";
 import type { Host } from "../host.ts";
 import { isPaused, pauseContainer, unpauseContainer } from "../pause.ts";
+import { parseSignal } from "../signals.ts";
 import {
   LABEL_CONTAINER_NAME,
   LABEL_HASH,
@@ -197,17 +199,12 @@ export async function composeKill(
   services: string[],
   signal = "SIGKILL",
 ): Promise<string[]> {
-  if (!/^(SIG)?[A-Z0-9+-]+$|^\d+$/.test(signal)) {
-    throw new UsageError(
-      `--signal ${JSON.stringify(signal)}: give a name such as SIGTERM, or a number`,
-    );
-  }
-  const sig = /^\d+$/.test(signal) || signal.startsWith("SIG") ? signal : `SIG${signal}`;
+  const sig = parseSignal(signal, "--signal");
   const done: string[] = [];
   for (const m of membersOf(host, project, services)) {
     const live = await quickRefresh(host, m);
     if (live.status !== "running") continue;
-    await host.runtimeFor(live.runtime).kill(live.id, sig);
+    await killContainer(host, live.name, sig);
     done.push(live.name);
   }
   return done;

@@ -8,6 +8,8 @@ import { cancellable } from "../../cancel.ts";
 import { runExecHooks, runHook } from "../hooks.ts";
 import { ensureHealthMonitor } from "../health_spawn.ts";
 import type { Host } from "../host.ts";
+import { noteEvent } from "../event_log.ts";
+import { signalNumber } from "../signals.ts";
 import { removeAll } from "./_fs.ts";
 import { launch, waitConmonGone } from "./conmon.ts";
 import { createContainer, launchDeferred, stageSubPaths } from "./create.ts";
@@ -198,6 +200,8 @@ export async function stopContainer(
     await signal(host, rec, "SIGKILL");
     await waitExit(5_000);
   }
+  // docker's order: kill (above), die (the record's exit), stop.
+  noteEvent(host, { action: "stop", container: rec.name, image: rec.image });
   // conmon wrote the exit file after it reaped the container: it is stopped,
   // no runtime call needed to say so. Without the file, ask the runtime.
   const code = readExitCode(rec.dirs.exitDir, rec.id, host.fs);
@@ -223,6 +227,7 @@ async function signal(
   sig: string,
   all = true,
 ): Promise<void> {
+  const at = host.now();
   try {
     // Rootless, the runtime has no cgroup to find every process by; the
     // container's init is its PID namespace's, whose end ends the rest.
@@ -231,5 +236,37 @@ async function signal(
     // Exited between our look and the signal: not an error.
     const now = await refresh(host, rec);
     if (now.status === "running" || now.status === "created") throw e;
+    return;
   }
+  noteKill(host, rec, sig, at);
+}
+
+/** docker's `kill` event, with the signal's number as its `signal` attribute. */
+function noteKill(host: Host, rec: ContainerRecord, sig: string, at: Date): void {
+  const n = signalNumber(sig);
+  noteEvent(host, {
+    action: "kill",
+    container: rec.name,
+    image: rec.image,
+    signal: n === undefined ? sig : String(n),
+  }, at);
+}
+
+/**
+ * `rkl kill`, `compose kill`: sends `sig` (as parseSignal gives it) to the
+ * container's main process. Refused when it is not running.
+ */
+export async function killContainer(
+  host: Host,
+  name: string,
+  sig: string,
+): Promise<ContainerRecord> {
+  const rec = await quickRefresh(host, getContainer(host, name));
+  if (rec.status !== "running") {
+    throw new ConflictError(`Cannot kill container ${JSON.stringify(name)}: it is not running`);
+  }
+  const at = host.now();
+  await host.runtimeFor(rec.runtime).kill(rec.id, sig);
+  noteKill(host, rec, sig, at);
+  return rec;
 }
