@@ -11,6 +11,7 @@ import { resolveRuntime, RuncCliRuntime, which } from "../src/oci/runtime.ts";
 import { FsStore } from "../src/store/store.ts";
 import { recordValidators } from "../src/workloads/records.ts";
 import { KUBELET_LOG_ROTATION } from "../src/workloads/logrotate.ts";
+import { noteEvent } from "../src/workloads/event_log.ts";
 import { detectCgroups } from "../src/sys/cgroups/detect.ts";
 import { DenoCommandRunner } from "../src/sys/command.ts";
 import { LinuxSyscalls, type Syscalls } from "../src/sys/syscalls.ts";
@@ -218,7 +219,12 @@ export function buildHost(opts: GlobalOptions, warn: (m: string) => void): Host 
 
     cni: rl?.cni ?? new CniClient(cmd, pluginDirs, { masquerade: true }),
     ...(rl ? { lock: rl.lock, rootless: rl.rootless } : {}),
-    images: new ImageService({ root: `${paths.root}/images`, progress: progressFor }),
+    images: new ImageService({
+      root: `${paths.root}/images`,
+      progress: progressFor,
+      // pull, import, tag, untag and delete, in the log `rkl events` reads.
+      onEvent: (e) => noteEvent({ paths, now: () => new Date(), fs: realFs, warn }, e),
+    }),
     paths,
     node: { hostname: () => Deno.hostname(), networkInterfaces: () => Deno.networkInterfaces() },
     conmon,

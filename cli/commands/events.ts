@@ -1,4 +1,4 @@
-/** `rkl events`: what happened (the daemon's log and the records), then what happens. */
+/** `rkl events`: what happened (the event log and the records), then what happens. */
 import type { Command } from "commander";
 import { UsageError } from "../../src/errors.ts";
 import { listContainers } from "../../src/workloads/container.ts";
@@ -16,6 +16,7 @@ import {
   recordEvents,
   type RecordView,
   type RklEvent,
+  StreamDestroys,
 } from "../../src/workloads/events.ts";
 import { eventLogPath, readEvents } from "../../src/workloads/event_log.ts";
 import type { Context } from "../app.ts";
@@ -55,13 +56,13 @@ async function snapshot(host: Host): Promise<Map<string, RecordView>> {
 
 export function registerEvents(program: Command, ctx: Context): void {
   program.command("events").description(
-    "what happened to containers, pods and the daemon, then what happens (until ^C or --until)",
+    "what happened to containers, pods, images and the daemon, then what happens (until ^C or --until)",
   )
     .option("--since <time>", "show events since: RFC 3339, Unix seconds or a duration (10m)")
     .option("--until <time>", "stop at this time (same forms); in the past: print and exit")
     .option(
       "--filter <key=value>",
-      "type=container|pod|daemon, container=NAME, pod=NAME, event=ACTION (repeatable)",
+      "type=container|pod|daemon|image, container=NAME, pod=NAME, image=REF, event=ACTION (repeatable)",
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .option("--format <format>", "json: one JSON object per line (docker's shape)")
@@ -93,6 +94,7 @@ export function registerEvents(program: Command, ctx: Context): void {
           ...[...before.values()].flatMap(recordEvents),
         ]));
       }
+      const destroys = new StreamDestroys();
       const stop = new AbortController();
       const onInt = () => stop.abort();
       Deno.addSignalListener("SIGINT", onInt);
@@ -107,11 +109,11 @@ export function registerEvents(program: Command, ctx: Context): void {
           });
           ({ text, cursor } = readEvents(logPath, cursor));
           const after = await snapshot(host);
-          print(byTime([
-            // A removal's `destroy` is in the log for the history; the stream has it from the records.
-            ...parseDaemonLog(text).filter((e) => e.action !== "destroy"),
-            ...diffRecords(before, after, host.now().toISOString()),
-          ]));
+          // A removal's `destroy` is in the log and in the records' diff: printed once.
+          print(destroys.look(
+            parseDaemonLog(text),
+            diffRecords(before, after, host.now().toISOString()),
+          ));
           before = after;
         }
       } finally {

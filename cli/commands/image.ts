@@ -137,7 +137,8 @@ export function registerImage(program: Command, ctx: Context): void {
     async (source: string, target: string) => {
       const { notFound } = await import("../../src/image/service.ts");
       const { parseReference, tagName } = await import("../../src/image/reference.ts");
-      const { store } = ctx.host().images!;
+      const images = ctx.host().images!;
+      const { store } = images;
       const rec = store.find(source);
       if (!rec) throw notFound(source);
       let name: string | undefined;
@@ -155,6 +156,7 @@ export function registerImage(program: Command, ctx: Context): void {
         false,
         () => Promise.resolve(store.setTag(name!, rec.id, rec.manifestDigest)),
       );
+      images.note({ action: "tag", ref: rec.id, name });
       write(`${name}\n`);
     },
   );
@@ -189,7 +191,10 @@ export function registerImage(program: Command, ctx: Context): void {
     const { importArchive } = await import("../../src/image/import.ts");
     const host = ctx.host();
     const recs = await importArchive(host.images!.store, archive, name);
-    for (const r of recs) write(`${r.id}\n`);
+    for (const r of recs) {
+      host.images!.note({ action: "import", ref: r.id, name: host.images!.store.tagsOf(r.id)[0] });
+      write(`${r.id}\n`);
+    }
   });
 
   program.command("login").argument("<registry>").description(

@@ -44,6 +44,15 @@ export async function removeImages(
   const store = images.store;
   return await store.withGcLock(true, async () => {
     const out: string[] = [];
+    // Each line said is an event too (docker's untag and delete, the image id as the actor).
+    const untagged = (id: string, tag: string) => {
+      out.push(`Untagged: ${tag}`);
+      images.note({ action: "untag", ref: id, name: tag });
+    };
+    const deleted = (id: string) => {
+      out.push(`Deleted: ${id}`);
+      images.note({ action: "delete", ref: id });
+    };
     for (const n of names) {
       let rec: ImageRecord | undefined;
       try {
@@ -54,10 +63,10 @@ export async function removeImages(
         const id = e.id;
         await host.store.withLock(() => {
           refuseInUse({ id } as ImageRecord, imageUsers(host, id), force);
-          for (const t of store.removeImage({ id } as ImageRecord)) out.push(`Untagged: ${t}`);
+          for (const t of store.removeImage({ id } as ImageRecord)) untagged(id, t);
           return Promise.resolve();
         });
-        out.push(`Deleted: ${id}`);
+        deleted(id);
         continue;
       }
       if (!rec) throw notFound(n);
@@ -72,15 +81,15 @@ export async function removeImages(
       }
       if (tag && tags.includes(tag) && tags.length > 1) {
         store.removeTag(tag);
-        out.push(`Untagged: ${tag}`);
+        untagged(rec.id, tag);
         continue;
       }
       await host.store.withLock(() => {
         refuseInUse(rec, imageUsers(host, rec.id), force);
-        for (const t of store.removeImage(rec)) out.push(`Untagged: ${t}`);
+        for (const t of store.removeImage(rec)) untagged(rec.id, t);
         return Promise.resolve();
       });
-      out.push(`Deleted: ${rec.id}`);
+      deleted(rec.id);
     }
     const freed = sweepUnused(host);
     if (freed.blobs + freed.layers > 0) {
@@ -120,7 +129,10 @@ export async function pruneImages(
       for (const rec of store.listImages()) {
         if (imageUsers(host, rec.id).length > 0) continue;
         if (!all && store.tagsOf(rec.id).length > 0) continue;
-        store.removeImage(rec);
+        for (const t of store.removeImage(rec)) {
+          host.images!.note({ action: "untag", ref: rec.id, name: t });
+        }
+        host.images!.note({ action: "delete", ref: rec.id });
         removed.push(rec.id);
       }
       return Promise.resolve();

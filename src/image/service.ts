@@ -12,7 +12,7 @@ import { type HostFs, realFs } from "../sys/fs.ts";
 import { parsePasswd, readUserFiles, resolveNames } from "./users.ts";
 // The puller (registry client, tar reader, zlib) loads only when a pull happens.
 import type { Progress } from "./pull.ts";
-import { parseReference } from "./reference.ts";
+import { formatReference, parseReference, tagName } from "./reference.ts";
 import { trace } from "../trace.ts";
 import {
   authFilePath,
@@ -26,11 +26,24 @@ import { type ImageConfig, type ImageRecord, ImageStore, notFound } from "./stor
 
 export type PullPolicy = "Always" | "IfNotPresent" | "Never";
 
+/**
+ * What happens to an image, as docker's events tell it: `ref` is the
+ * reference pulled, or the image id (for import, tag, untag, delete), and
+ * `name` the tag it concerns. The workloads' Host writes them to the event
+ * log that `rkl events` reads (src/workloads/event_log.ts).
+ */
+export interface ImageEvent {
+  action: "pull" | "import" | "tag" | "untag" | "delete";
+  ref: string;
+  name?: string;
+}
+
 export interface ImageServiceOptions {
   root: string;
   registriesFile?: string;
   timeoutMs?: number;
   progress?: () => Progress | undefined;
+  onEvent?: (e: ImageEvent) => void;
 }
 
 export interface ImageView {
@@ -77,7 +90,19 @@ export class ImageService {
       progress: o.quiet ? undefined : this.opts.progress?.(),
       pullAuths: o.auths,
     });
-    return await puller.pull(ref);
+    const rec = await puller.pull(ref);
+    let name = ref;
+    try {
+      const r = parseReference(ref);
+      name = tagName(r) ?? formatReference(r);
+    } catch { /* the puller took it: kept as given */ }
+    this.note({ action: "pull", ref: name });
+    return rec;
+  }
+
+  /** Reports an image event (to the Host's event log, when it gave one). */
+  note(e: ImageEvent): void {
+    this.opts.onEvent?.(e);
   }
 
   /** The image for `ref` under `policy` (pulling when it says so), or an error at `loc`. */

@@ -4,9 +4,11 @@
  * - The event log (ROOT/daemon/events.jsonl, src/workloads/event_log.ts):
  *   the daemon's start and stop, static pods created, recreated and
  *   deleted, containers it restarted, probe results, errors; and, daemon or
- *   not, the renames `rkl rename` appends and the `destroy` of every
- *   container and pod removed (a record's times tell its create, start and
- *   die, but not its removal once it is gone).
+ *   not, what commands append: renames, the `destroy` of every container
+ *   and pod removed (a record's times tell its create, start and die, but
+ *   not its removal once it is gone), `kill` (with the signal), `stop`,
+ *   `restart`, `pause`, `unpause`, and the images' `pull`, `import`, `tag`,
+ *   `untag` and `delete`.
  * - The records in the store, for what happened without a daemon: each
  *   container's create, start and die (createdAt, startedAt, finishedAt
  *   and exit code), each pod's create and start. A record keeps only its
@@ -20,18 +22,19 @@
  * time.
  */
 import { UsageError } from "../errors.ts";
+import { formatReference, parseReference, tagName } from "../image/reference.ts";
 
 export interface RklEvent {
   /** ISO 8601 time. */
   time: string;
-  type: "container" | "pod" | "daemon";
+  type: "container" | "pod" | "daemon" | "image";
   action: string;
   /** The container's or pod's name ("rkl" for the daemon). */
   actor: string;
   attributes: Record<string, string>;
 }
 
-/** A line of the daemon's event log (src/daemon/daemon.ts DaemonEvent). */
+/** A line of the event log (src/workloads/event_log.ts DaemonEvent). */
 interface LoggedEvent {
   time?: unknown;
   action?: unknown;
@@ -44,6 +47,9 @@ interface LoggedEvent {
   error?: unknown;
   oldName?: unknown;
   image?: unknown;
+  signal?: unknown;
+  ref?: unknown;
+  name?: unknown;
 }
 
 const str = (v: unknown) => typeof v === "string" ? v : undefined;
@@ -66,13 +72,17 @@ export function parseDaemonLog(text: string): RklEvent[] {
     const time = str(e.time), action = str(e.action);
     if (!time || !action || Number.isNaN(Date.parse(time))) continue;
     const attributes: Record<string, string> = {};
-    for (const k of ["file", "hash", "error", "probe", "oldName", "image"] as const) {
+    for (
+      const k of ["file", "hash", "error", "probe", "oldName", "image", "signal", "name"] as const
+    ) {
       const v = str(e[k]);
       if (v !== undefined) attributes[k] = v;
     }
     if (typeof e.exitCode === "number") attributes.exitCode = String(e.exitCode);
-    const container = str(e.container), pod = str(e.pod);
-    if (container !== undefined) {
+    const container = str(e.container), pod = str(e.pod), ref = str(e.ref);
+    if (ref !== undefined) {
+      out.push({ time, type: "image", action, actor: ref, attributes });
+    } else if (container !== undefined) {
       // A probe result is docker's health_status; a restart is its restart.
       const act = action === "probe"
         ? `health_status: ${attributes.error ? "unhealthy" : "healthy"}`
@@ -170,35 +180,70 @@ export function diffRecords(
   return byTime(out);
 }
 
+/**
+ * The destroys of a stream. The records tell a removal when a record seen at
+ * one look is gone at the next, and the event log has the same destroy: the
+ * stream prints one. The log's copy can come a look later than the records'
+ * (the record goes, then the line is written), so the records' destroys are
+ * counted until their copies come. A container made and removed between two
+ * looks was never seen in the records: its destroy is the log's.
+ */
+export class StreamDestroys {
+  #pending = new Map<string, number>();
+
+  /** One look's events: the log's lines read since the last look, and the records' diff. */
+  look(logged: RklEvent[], diff: RklEvent[]): RklEvent[] {
+    for (const e of diff) {
+      if (e.action === "destroy") this.#pending.set(key(e), (this.#pending.get(key(e)) ?? 0) + 1);
+    }
+    const kept = logged.filter((e) => {
+      if (e.action !== "destroy" || (e.type !== "container" && e.type !== "pod")) return true;
+      const n = this.#pending.get(key(e)) ?? 0;
+      if (n === 0) return true;
+      if (n === 1) this.#pending.delete(key(e));
+      else this.#pending.set(key(e), n - 1);
+      return false;
+    });
+    return byTime([...kept, ...diff]);
+  }
+}
+
+const key = (e: RklEvent) => `${e.type}/${e.actor}`;
+
 export interface EventFilter {
   type: Set<string>;
   actor: Set<string>;
   event: Set<string>;
+  /** `image=REF`: images by reference or id, containers by the image they run. */
+  image: Set<string>;
 }
 
+const TYPES = ["container", "pod", "daemon", "image"];
+
 /**
- * `--filter key=value` (repeatable): type=container|pod|daemon,
- * container=NAME, pod=NAME, event=ACTION. Values of one key are alternatives
- * (OR); different keys must all match (AND), as docker's filters.
+ * `--filter key=value` (repeatable): type=container|pod|daemon|image,
+ * container=NAME, pod=NAME, image=REF, event=ACTION. Values of one key are
+ * alternatives (OR); different keys must all match (AND), as docker's filters.
  */
 export function parseFilters(args: string[]): EventFilter {
-  const f: EventFilter = { type: new Set(), actor: new Set(), event: new Set() };
+  const f: EventFilter = { type: new Set(), actor: new Set(), event: new Set(), image: new Set() };
   for (const a of args) {
     const eq = a.indexOf("=");
     const k = eq < 0 ? a : a.slice(0, eq);
     const v = eq < 0 ? "" : a.slice(eq + 1);
     if (!v) throw new UsageError(`--filter ${JSON.stringify(a)}: give KEY=VALUE`);
     if (k === "type") {
-      if (!["container", "pod", "daemon"].includes(v)) {
-        throw new UsageError(`--filter type=${v}: the types are container, pod and daemon`);
+      if (!TYPES.includes(v)) {
+        throw new UsageError(`--filter type=${v}: the types are container, pod, daemon and image`);
       }
       f.type.add(v);
     } else if (k === "container" || k === "pod") {
       f.actor.add(`${k}/${v}`);
     } else if (k === "event") f.event.add(v);
+    else if (k === "image") f.image.add(imageKey(v));
     else {
       throw new UsageError(
-        `--filter ${JSON.stringify(a)}: the keys are type, container, pod and event`,
+        `--filter ${JSON.stringify(a)}: the keys are type, container, pod, image and event`,
       );
     }
   }
@@ -208,6 +253,10 @@ export function parseFilters(args: string[]): EventFilter {
 export function matches(f: EventFilter, e: RklEvent): boolean {
   if (f.type.size && !f.type.has(e.type)) return false;
   if (f.event.size && !f.event.has(e.action) && !f.event.has(e.action.split(":")[0])) return false;
+  if (f.image.size) {
+    const refs = e.type === "image" ? [e.actor, e.attributes.name] : [e.attributes.image];
+    if (!refs.some((r) => r !== undefined && f.image.has(imageKey(r)))) return false;
+  }
   if (f.actor.size) {
     const own = f.actor.has(`${e.type}/${e.actor}`);
     // A pod filter also takes its containers' events.
@@ -215,6 +264,21 @@ export function matches(f: EventFilter, e: RklEvent): boolean {
     if (!own && !inPod) return false;
   }
   return true;
+}
+
+/**
+ * A reference as the filter compares it: `busybox`, `busybox:latest` and
+ * `docker.io/library/busybox:latest` are one; an id with or without
+ * `sha256:` is the id; anything else as written.
+ */
+function imageKey(ref: string): string {
+  if (/^(sha256:)?[a-f0-9]{64}$/.test(ref)) return ref.replace(/^sha256:/, "");
+  try {
+    const r = parseReference(ref);
+    return tagName(r) ?? formatReference(r);
+  } catch {
+    return ref;
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   parseTimeArg,
   recordEvents,
   type RecordView,
+  StreamDestroys,
 } from "./events.ts";
 import { UsageError } from "../errors.ts";
 
@@ -77,7 +78,7 @@ Deno.test("parseFilters() and matches(): OR within a key, AND across keys; a pod
   const inPod = recordEvents({ ...c1, pod: "p" })[0];
   assert.equal(matches(parseFilters(["pod=p"]), inPod), true);
   assert.throws(() => parseFilters(["type=volume"]), UsageError);
-  assert.throws(() => parseFilters(["label=x"]), /keys are type, container, pod and event/);
+  assert.throws(() => parseFilters(["label=x"]), /keys are type, container, pod, image and event/);
   assert.throws(() => parseFilters(["event"]), /KEY=VALUE/);
 });
 
@@ -93,4 +94,68 @@ Deno.test("parseTimeArg() takes RFC 3339, Unix seconds and durations before now"
     () => parseTimeArg("--until", "yesterday", now),
     /--until "yesterday": give a time/,
   );
+});
+
+Deno.test("parseDaemonLog(): a kill keeps its signal; an image event's actor is the reference or the image id", () => {
+  const id = "sha256:" + "ab".repeat(32);
+  const text = [
+    `{"time":"2026-01-01T00:00:00.000Z","action":"kill","container":"web","image":"busybox","signal":"15"}`,
+    `{"time":"2026-01-01T00:00:01.000Z","action":"stop","container":"web","image":"busybox"}`,
+    `{"time":"2026-01-01T00:00:02.000Z","action":"pull","ref":"docker.io/library/busybox:latest"}`,
+    `{"time":"2026-01-01T00:00:03.000Z","action":"untag","ref":"${id}","name":"docker.io/library/busybox:latest"}`,
+    `{"time":"2026-01-01T00:00:04.000Z","action":"delete","ref":"${id}"}`,
+  ].join("\n");
+  const ev = parseDaemonLog(text);
+  assert.deepEqual(ev.map((e) => `${e.type} ${e.action} ${e.actor}`), [
+    "container kill web",
+    "container stop web",
+    "image pull docker.io/library/busybox:latest",
+    `image untag ${id}`,
+    `image delete ${id}`,
+  ]);
+  assert.equal(
+    formatEvent(ev[0]),
+    "2026-01-01T00:00:00.000Z container kill web (image=busybox, signal=15)",
+  );
+  assert.deepEqual(ev[3].attributes, { name: "docker.io/library/busybox:latest" });
+
+  // image=: images by reference (short or full) or id, containers by the image they run.
+  const busybox = parseFilters(["image=busybox"]);
+  assert.deepEqual(ev.filter((e) => matches(busybox, e)).map((e) => e.action), [
+    "kill",
+    "stop",
+    "pull",
+    "untag",
+  ]);
+  const byId = parseFilters([`image=${id.slice(7)}`]);
+  assert.deepEqual(ev.filter((e) => matches(byId, e)).map((e) => e.action), ["untag", "delete"]);
+  const images = parseFilters(["type=image", "event=pull"]);
+  assert.deepEqual(ev.filter((e) => matches(images, e)).map((e) => e.action), ["pull"]);
+  assert.equal(matches(parseFilters(["image=alpine"]), ev[0]), false);
+  assert.equal(matches(parseFilters(["image=busybox"]), recordEvents(c1)[0]), true);
+});
+
+Deno.test("StreamDestroys: a removal told by the records and the log prints once, whichever look its log line comes in", () => {
+  const ev = (action: string, actor: string, type: "container" | "pod" = "container") => ({
+    time: "2026-01-01T00:00:00.000Z",
+    type,
+    action,
+    actor,
+    attributes: {},
+  });
+  const s = new StreamDestroys();
+  const told = (logged: ReturnType<typeof ev>[], diff: ReturnType<typeof ev>[]) =>
+    s.look(logged, diff).map((e) => `${e.action} ${e.type}/${e.actor}`);
+  // Same look: the records' destroy, not the log's.
+  assert.deepEqual(told([ev("destroy", "a")], [ev("destroy", "a")]), ["destroy container/a"]);
+  // The log's line a look later: not again.
+  assert.deepEqual(told([], [ev("destroy", "b")]), ["destroy container/b"]);
+  assert.deepEqual(told([ev("destroy", "b"), ev("kill", "c")], []), ["kill container/c"]);
+  // Made and removed between two looks: the records never saw it, the log tells it.
+  assert.deepEqual(told([ev("destroy", "d")], []), ["destroy container/d"]);
+  // A name used twice: each destroy of the records takes one line of the log.
+  assert.deepEqual(told([], [ev("destroy", "e", "pod")]), ["destroy pod/e"]);
+  assert.deepEqual(told([], [ev("destroy", "e", "pod")]), ["destroy pod/e"]);
+  assert.deepEqual(told([ev("destroy", "e", "pod"), ev("destroy", "e", "pod")], []), []);
+  assert.deepEqual(told([ev("destroy", "e", "pod")], []), ["destroy pod/e"]);
 });

@@ -4,13 +4,16 @@
  * (`--since`) and to a streaming `rkl events`, which tells the rename once
  * and neither a destroy of the old name nor a second create/start under the
  * new one. `rkl rm` leaves docker's `destroy` in the same log: `--since`
- * tells it after the record is gone, a stream tells it once. `busybox` comes from a local docker-registry behind a docker.io
- * mirror entry. Each test ends with the host census as it began.
+ * tells it after the record is gone, a stream tells it once. `stop`, `kill`,
+ * `pause` and `unpause` and the images' `pull`, `tag`, `untag` and `delete`
+ * are there too, as docker tells them. `busybox` comes from a local
+ * docker-registry behind a docker.io mirror entry. Each test ends with the
+ * host census as it began.
  */
 import assert from "node:assert/strict";
 import { censusTests, cleanupAfterAll, makeEnv, rklOk } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
-import type { Registry } from "../_helpers/oci.ts";
+import { dirTar, pushImage, type Registry } from "../_helpers/oci.ts";
 import { busyboxMirror } from "../_helpers/busybox_mirror.ts";
 
 const ready = requires("root", "conmon", "bundles", "youki", "registry");
@@ -44,6 +47,46 @@ const pastEvents = async (filter: string) =>
     ),
   );
 
+/**
+ * A streaming `rkl events --format json ARGS`, ready once it has printed a
+ * line that `ready` accepts (its history: the marker that says it has taken
+ * its first look), stopped with ^C by `stop()` a second (four polls) later.
+ */
+function streamEvents(args: string[], ready: (e: DockerEvent) => boolean) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${REPO}/cli/main.ts`, "events", "--format", "json", ...args],
+    env: env!.env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  let seen = () => {};
+  const isReady = new Promise<void>((r) => seen = r);
+  const reading = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      if (parse(text.slice(0, text.lastIndexOf("\n") + 1)).some(ready)) seen();
+    }
+  })();
+  const stderr = new Response(child.stderr).text();
+  return {
+    ready: Promise.race([
+      isReady,
+      child.status.then(async () => {
+        throw new Error(`rkl events ended before it was ready: ${text}${await stderr}`);
+      }),
+    ]),
+    async stop(): Promise<DockerEvent[]> {
+      await new Promise((r) => setTimeout(r, 1000));
+      child.kill("SIGINT");
+      const st = await child.status;
+      await reading;
+      assert.equal(st.code, 0, await stderr);
+      return parse(text);
+    },
+  };
+}
+
 test("rename: `rkl events` shows docker's container rename event with oldName, in the past and while streaming", async () => {
   await rklOk(env!, [
     "run",
@@ -56,6 +99,7 @@ test("rename: `rkl events` shows docker's container rename event with oldName, i
     "sleep",
     "1000",
   ]);
+  const t0 = new Date().toISOString();
   await rklOk(env!, ["rename", "web", "front"]);
   const past = await pastEvents("event=rename");
   assert.deepEqual(past.map((e) => [e.Type, e.Action, e.Actor.ID, e.Actor.Attributes.oldName]), [
@@ -63,25 +107,15 @@ test("rename: `rkl events` shows docker's container rename event with oldName, i
   ]);
   assert.equal(past[0].Actor.Attributes.image, "busybox");
 
-  // Streaming: events from now until a time a few seconds ahead; a rename meanwhile.
-  const until = new Date(Date.now() + 4000).toISOString();
-  const stream = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", `${REPO}/cli/main.ts`, "events", "--format", "json"]
-      .concat(["--until", until]),
-    env: env!.env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // Its first look at the records is taken at its start (a second or less here).
-  await new Promise((r) => setTimeout(r, 1500));
+  // Streaming, with the first rename as its history: ready once that is printed.
+  const stream = streamEvents(["--since", t0], (e) => e.Action === "rename");
+  await stream.ready;
   await rklOk(env!, ["rename", "front", "back"]);
-  const out = await stream.output();
-  const text = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const seen = parse(text).map((e) => `${e.Action} ${e.Actor.ID}`);
-  assert.deepEqual(seen, ["rename back"], text);
-  const [ev] = parse(text);
-  assert.equal(ev.Actor.Attributes.oldName, "front");
+  const events = await stream.stop();
+  const seen = events.map((e) => `${e.Action} ${e.Actor.ID}`);
+  // The second rename from the stream: neither a destroy of front nor a create of back.
+  assert.deepEqual(seen, ["rename front", "rename back"], JSON.stringify(events));
+  assert.equal(events[1].Actor.Attributes.oldName, "front");
 
   await rklOk(env!, ["rm", "-f", "back"]);
 });
@@ -89,6 +123,7 @@ test("rename: `rkl events` shows docker's container rename event with oldName, i
 test("rm: the destroy stays in the past (`--since`) once the record is gone, and a stream tells it once", async () => {
   const run = (name: string) =>
     rklOk(env!, ["run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "1000"]);
+  const t0 = new Date().toISOString();
   await run("gone");
   await rklOk(env!, ["rm", "-f", "gone"]);
   const past = await pastEvents("container=gone");
@@ -98,22 +133,87 @@ test("rm: the destroy stays in the past (`--since`) once the record is gone, and
   ]);
   assert.equal(past[0].Actor.Attributes.image, "busybox");
 
-  const until = new Date(Date.now() + 4000).toISOString();
-  const stream = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", `${REPO}/cli/main.ts`, "events", "--format", "json"]
-      .concat(["--until", until, "--filter", "container=gone2"]),
-    env: env!.env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  await new Promise((r) => setTimeout(r, 1500));
+  // Streaming, with gone's destroy as its history: ready once that is printed.
+  const stream = streamEvents(
+    ["--since", t0, "--filter", "container=gone", "--filter", "container=gone2"],
+    (e) => e.Actor.ID === "gone",
+  );
+  await stream.ready;
   await run("gone2");
   await rklOk(env!, ["rm", "-f", "gone2"]);
-  const out = await stream.output();
-  const text = new TextDecoder().decode(out.stdout);
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  // From the records while streaming; the log's copy of the destroy is not printed again.
-  assert.deepEqual(parse(text).filter((e) => e.Action === "destroy").length, 1, text);
+  const events = await stream.stop();
+  // The destroy once: from the records, or from the log when gone2 came and went between two
+  // looks (the stream polls the records every 250 ms; then its create and start are not seen).
+  const mine = events.filter((e) => e.Actor.ID === "gone2").map((e) => e.Action);
+  assert.ok(
+    ["create,start,destroy", "destroy"].includes(mine.join(",")),
+    JSON.stringify(events),
+  );
+});
+
+test("stop, kill, pause: docker's kill (with the signal's number), die and stop, pause and unpause", async () => {
+  const run = (name: string) =>
+    rklOk(env!, ["run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "1000"]);
+  await run("sig");
+  await rklOk(env!, ["container", "pause", "sig"]);
+  await rklOk(env!, ["container", "unpause", "sig"]);
+  // sleep as the namespace's init ignores SIGTERM: after 1 s comes SIGKILL.
+  await rklOk(env!, ["stop", "-t", "1", "sig"]);
+  const past = await pastEvents("container=sig");
+  assert.deepEqual(past.map((e) => [e.Action, e.Actor.Attributes.signal ?? ""]), [
+    ["create", ""],
+    ["start", ""],
+    ["pause", ""],
+    ["unpause", ""],
+    ["kill", "15"],
+    ["kill", "9"],
+    ["die", ""],
+    ["stop", ""],
+  ]);
+  assert.ok(past.every((e) => e.Actor.Attributes.image === "busybox"), JSON.stringify(past));
+
+  await run("sig2");
+  await rklOk(env!, ["kill", "-s", "USR1", "sig2"]);
+  const killed = await pastEvents("container=sig2");
+  assert.deepEqual(
+    killed.filter((e) => e.Action === "kill").map((e) => e.Actor.Attributes.signal),
+    [
+      "10",
+    ],
+  );
+  await rklOk(env!, ["rm", "-f", "sig", "sig2"]);
+});
+
+test("images: pull, tag, untag and delete in `rkl events`, filtered by type=image and by image=", async () => {
+  const dir = await Deno.makeTempDir({ dir: env!.dir });
+  await Deno.writeTextFile(`${dir}/hello`, "hi\n");
+  await pushImage(registry!.url, "library/tiny", "1", {
+    layers: [await dirTar(dir)],
+    config: { Cmd: ["/hello"] },
+  });
+  await rklOk(env!, ["pull", "-q", "tiny:1"]);
+  const id = (await rklOk(env!, ["image", "inspect", "tiny:1"])).match(/sha256:[0-9a-f]{64}/)![0];
+  await rklOk(env!, ["image", "tag", "tiny:1", "tiny:2"]);
+  await rklOk(env!, ["rmi", "tiny:2"]);
+  await rklOk(env!, ["rmi", "tiny:1"]);
+  const past = await pastEvents("type=image");
+  const full = (t: string) => `docker.io/library/tiny:${t}`;
+  assert.deepEqual(
+    past.filter((e) => e.Actor.ID === id || e.Actor.ID.includes("tiny"))
+      .map((e) => [e.Action, e.Actor.ID, e.Actor.Attributes.name ?? ""]),
+    [
+      ["pull", full("1"), ""],
+      ["tag", id, full("2")],
+      ["untag", id, full("2")],
+      ["untag", id, full("1")],
+      ["delete", id, ""],
+    ],
+  );
+  // image= matches the short name, the image's id and the tags an event names.
+  const byName = await pastEvents("image=tiny:2");
+  assert.deepEqual(byName.map((e) => e.Action), ["tag", "untag"]);
+  const byId = await pastEvents(`image=${id}`);
+  assert.deepEqual(byId.map((e) => e.Action), ["tag", "untag", "untag", "delete"]);
 });
 
 cleanupAfterAll(env, async () => {
