@@ -110,7 +110,7 @@ export const COMMANDS: {
   {
     name: "events",
     description:
-      "what happened to containers, pods and the daemon, then what happens (until ^C or --until)",
+      "what happened to containers, pods, images and the daemon, then what happens (until ^C or --until)",
     module: "events",
   },
   {

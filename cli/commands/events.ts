@@ -16,14 +16,93 @@ import {
   recordEvents,
   type RecordView,
   type RklEvent,
-  StreamDestroys,
+  StreamDedup,
 } from "../../src/workloads/events.ts";
 import { eventLogPath, readEvents } from "../../src/workloads/event_log.ts";
 import type { Context } from "../app.ts";
 import { write } from "../format.ts";
 
-/** How often a streaming `rkl events` looks at the log and the records. */
+/** How often a streaming `rkl events` looks at the log and the records, whatever happens. */
 export const POLL_MS = 250;
+/** How long after a change it looks: one step's writes (a record's rename, a log line) settle. */
+const SETTLE_MS = 10;
+
+/**
+ * Wakes a stream when a record, an exit file or the event log changes
+ * (inotify on those directories), so a container that lives a few ms is
+ * still seen made and started; and every POLL_MS whatever happens.
+ */
+export class Waker {
+  #watchers: Deno.FsWatcher[] = [];
+  #changed = false;
+  #wake?: () => void;
+
+  constructor(dirs: string[], private readonly pollMs = POLL_MS) {
+    const watched = new Set(dirs.filter((d) => this.#watch(d, true)));
+    this.#missing = dirs.filter((d) => !watched.has(d));
+    // A directory not made yet (a new state root has no records until its first container):
+    // its parent is watched (once: a second watch of one inode would replace the first), and
+    // the directory from when it appears.
+    for (const parent of new Set(this.#missing.map((d) => d.slice(0, d.lastIndexOf("/"))))) {
+      if (!watched.has(parent)) this.#watch(parent, false);
+    }
+  }
+
+  #missing: string[];
+
+  /** Watches `dir`; false when it cannot (not there). */
+  #watch(dir: string, recursive: boolean): boolean {
+    let w: Deno.FsWatcher;
+    try {
+      w = Deno.watchFs(dir, { recursive });
+    } catch {
+      return false;
+    }
+    this.#watchers.push(w);
+    (async () => {
+      try {
+        for await (const _ of w) {
+          if (this.#missing.length) {
+            this.#missing = this.#missing.filter((d) => !this.#watch(d, true));
+          }
+          this.#changed = true;
+          this.#wake?.();
+        }
+      } catch { /* closed */ }
+    })();
+    return true;
+  }
+
+  /** Until something changed (and SETTLE_MS more), POLL_MS, or the abort; which of them. */
+  async next(signal: AbortSignal): Promise<"changed" | "poll" | "abort"> {
+    let why: "changed" | "poll" | "abort" = "changed";
+    if (!this.#changed && !signal.aborted) {
+      why = await new Promise<"changed" | "poll" | "abort">((resolve) => {
+        const done = (w: "changed" | "poll" | "abort") => {
+          clearTimeout(t);
+          signal.removeEventListener("abort", onAbort);
+          this.#wake = undefined;
+          resolve(w);
+        };
+        const onAbort = () => done("abort");
+        const t = setTimeout(() => done("poll"), this.pollMs);
+        this.#wake = () => done("changed");
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+    } else if (signal.aborted) why = "abort";
+    if (this.#changed) await new Promise((r) => setTimeout(r, SETTLE_MS));
+    this.#changed = false;
+    return why;
+  }
+
+  close(): void {
+    for (const w of this.#watchers) {
+      try {
+        w.close();
+      } catch { /* closed */ }
+    }
+  }
+}
 
 async function snapshot(host: Host): Promise<Map<string, RecordView>> {
   const out = new Map<string, RecordView>();
@@ -84,40 +163,51 @@ export function registerEvents(program: Command, ctx: Context): void {
           write(o.format === "json" ? JSON.stringify(eventJson(e)) + "\n" : formatEvent(e) + "\n");
         }
       };
-      const logPath = eventLogPath(host.paths);
-      let { text, cursor } = readEvents(logPath);
-      let before = await snapshot(host);
-      // The past is printed only when asked for (--since), as docker does.
-      if (since !== undefined) {
-        print(byTime([
-          ...parseDaemonLog(text),
-          ...[...before.values()].flatMap(recordEvents),
-        ]));
-      }
-      const destroys = new StreamDestroys();
-      const stop = new AbortController();
-      const onInt = () => stop.abort();
-      Deno.addSignalListener("SIGINT", onInt);
-      try {
-        while (!stop.signal.aborted && (until === undefined || host.now().getTime() <= until)) {
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, POLL_MS);
-            stop.signal.addEventListener("abort", () => {
-              clearTimeout(t);
-              resolve();
-            }, { once: true });
-          });
-          ({ text, cursor } = readEvents(logPath, cursor));
-          const after = await snapshot(host);
-          // A removal's `destroy` is in the log and in the records' diff: printed once.
-          print(destroys.look(
-            parseDaemonLog(text),
-            diffRecords(before, after, host.now().toISOString()),
-          ));
-          before = after;
-        }
-      } finally {
-        Deno.removeSignalListener("SIGINT", onInt);
-      }
+      await followEvents(host, { since, until, print });
     });
+}
+
+/**
+ * What happened (with `since`: the log and the records from then) and then
+ * what happens, until ^C or `until`, each batch given to `print` (which
+ * filters: a batch may hold events before `since` or after `until`).
+ */
+export async function followEvents(
+  host: Host,
+  o: { since?: number; until?: number; print: (events: RklEvent[]) => void },
+): Promise<void> {
+  const { since, until, print } = o;
+  const logPath = eventLogPath(host.paths);
+  // Watching from before the first look: a change during it wakes the next one.
+  const waker = new Waker([
+    `${host.paths.root}/records`,
+    `${host.paths.root}/exits`,
+    logPath.slice(0, logPath.lastIndexOf("/")),
+  ]);
+  let { text, cursor } = readEvents(logPath);
+  let before = await snapshot(host);
+  const past = [...before.values()].flatMap(recordEvents);
+  const dedup = new StreamDedup();
+  dedup.told(past);
+  // The past is printed only when asked for (--since), as docker does.
+  if (since !== undefined) print(byTime([...parseDaemonLog(text), ...past]));
+  const stop = new AbortController();
+  const onInt = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onInt);
+  try {
+    while (!stop.signal.aborted && (until === undefined || host.now().getTime() <= until)) {
+      await waker.next(stop.signal);
+      ({ text, cursor } = readEvents(logPath, cursor));
+      const after = await snapshot(host);
+      // A removal's `destroy` and an exit's `die` are in the log and the records: printed once.
+      print(dedup.look(
+        parseDaemonLog(text),
+        diffRecords(before, after, host.now().toISOString()),
+      ));
+      before = after;
+    }
+  } finally {
+    waker.close();
+    Deno.removeSignalListener("SIGINT", onInt);
+  }
 }

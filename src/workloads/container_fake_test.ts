@@ -121,6 +121,24 @@ Deno.test("stop and kill log docker's events: kill with the signal's number, the
   await removeContainer(host, "web", { force: true });
 });
 
+Deno.test("rm logs docker's die (at the exit's time, with its code) before destroy; a container never started logs no die", async () => {
+  const host = new FakeHost();
+  await withOther(host);
+  await runContainer(host, load("web"), { network: null });
+  const stopped = await stopContainer(host, "web", 1);
+  await removeContainer(host, "web");
+  const web = logged(host).filter((e) => e.container === "web");
+  assert.deepEqual(web.map((e) => e.action), ["kill", "stop", "die", "destroy"]);
+  const die = web[2];
+  assert.equal(die.exitCode, stopped.exitCode);
+  assert.equal(die.time, stopped.finishedAt, "the exit's own time, not the removal's");
+  await createContainer(host, load("made"), { network: null });
+  await removeContainer(host, "made", { force: true });
+  assert.deepEqual(logged(host).filter((e) => e.container === "made").map((e) => e.action), [
+    "destroy",
+  ]);
+});
+
 const single: Scenario = {
   setup: withOther,
   create: (host) => createContainer(host, load("web"), { network: null }),

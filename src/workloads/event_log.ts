@@ -3,9 +3,9 @@
  * `rkl events` (src/workloads/events.ts parses it). The daemon appends its
  * own events (start, stop, static pods, restarts, probes, errors); every
  * command appends, daemon or not, what the records cannot tell: removals
- * (`destroy`), renames, signals (`kill`, `stop`, `restart`), `pause` and
- * `unpause`, and what happens to images (`pull`, `import`, `tag`, `untag`,
- * `delete`).
+ * (`die` at the exit's time, then `destroy`), renames, signals (`kill`,
+ * `stop`, `restart`), `pause` and `unpause`, and what happens to images
+ * (`pull`, `import`, `tag`, `untag`, `delete`).
  */
 import type { ProbeKind } from "./probes.ts";
 import type { Host } from "./host.ts";
@@ -24,7 +24,8 @@ export interface DaemonEvent {
     | "probe"
     | "rename"
     | "destroy"
-    // containers, docker's: kill (with its signal), pause, unpause
+    // containers, docker's: kill (with its signal), pause, unpause; a removed one's die
+    | "die"
     | "kill"
     | "pause"
     | "unpause"
@@ -43,6 +44,8 @@ export interface DaemonEvent {
    */
   ref?: string;
   name?: string;
+  /** A container's compose labels (com.docker.compose.*): `compose events` picks its project's. */
+  labels?: Record<string, string>;
   container?: string;
   /** A rename's old name (`rkl rename` appends it; docker's `oldName` attribute). */
   oldName?: string;
@@ -52,6 +55,20 @@ export interface DaemonEvent {
   file?: string;
   hash?: string;
   error?: string;
+}
+
+/** What a container event names of it: its name, image and compose labels. */
+export function about(
+  rec: { name: string; image?: string; labels?: Record<string, string> },
+): Pick<DaemonEvent, "container" | "image" | "labels"> {
+  const compose = Object.entries(rec.labels ?? {}).filter(([k]) =>
+    k.startsWith("com.docker.compose.")
+  );
+  return {
+    container: rec.name,
+    image: rec.image,
+    ...(compose.length ? { labels: Object.fromEntries(compose) } : {}),
+  };
 }
 
 /** The event log of a state root. */

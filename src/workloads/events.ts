@@ -50,6 +50,7 @@ interface LoggedEvent {
   signal?: unknown;
   ref?: unknown;
   name?: unknown;
+  labels?: unknown;
 }
 
 const str = (v: unknown) => typeof v === "string" ? v : undefined;
@@ -79,6 +80,11 @@ export function parseDaemonLog(text: string): RklEvent[] {
       if (v !== undefined) attributes[k] = v;
     }
     if (typeof e.exitCode === "number") attributes.exitCode = String(e.exitCode);
+    if (typeof e.labels === "object" && e.labels !== null) {
+      for (const [k, v] of Object.entries(e.labels)) {
+        if (k.startsWith("com.docker.compose.") && typeof v === "string") attributes[k] = v;
+      }
+    }
     const container = str(e.container), pod = str(e.pod), ref = str(e.ref);
     if (ref !== undefined) {
       out.push({ time, type: "image", action, actor: ref, attributes });
@@ -112,14 +118,20 @@ export interface RecordView {
   labels?: Record<string, string>;
 }
 
-/** The events a record's times tell: create, start, die. */
-export function recordEvents(r: RecordView): RklEvent[] {
+/** The attributes of a record's events: its image, pod and compose labels. */
+function attributesOf(r: RecordView): Record<string, string> {
   const attributes: Record<string, string> = {};
   if (r.image) attributes.image = r.image;
   if (r.pod) attributes.pod = r.pod;
   for (const [k, v] of Object.entries(r.labels ?? {})) {
     if (k.startsWith("com.docker.compose.")) attributes[k] = v;
   }
+  return attributes;
+}
+
+/** The events a record's times tell: create, start, die. */
+export function recordEvents(r: RecordView): RklEvent[] {
+  const attributes = attributesOf(r);
   const ev = (time: string | undefined, action: string, extra: Record<string, string> = {}) =>
     time && !Number.isNaN(Date.parse(time))
       ? [{ time, type: r.kind, action, actor: r.name, attributes: { ...attributes, ...extra } }]
@@ -175,33 +187,52 @@ export function diffRecords(
     const id = identity(r);
     // Still there (perhaps renamed); a name now another container's: this one is gone.
     if (id === undefined ? after.has(key) : afterIds.has(id)) continue;
-    out.push({ time: now, type: r.kind, action: "destroy", actor: r.name, attributes: {} });
+    out.push({
+      time: now,
+      type: r.kind,
+      action: "destroy",
+      actor: r.name,
+      attributes: attributesOf(r),
+    });
   }
   return byTime(out);
 }
 
 /**
- * The destroys of a stream. The records tell a removal when a record seen at
- * one look is gone at the next, and the event log has the same destroy: the
- * stream prints one. The log's copy can come a look later than the records'
- * (the record goes, then the line is written), so the records' destroys are
- * counted until their copies come. A container made and removed between two
- * looks was never seen in the records: its destroy is the log's.
+ * What a stream prints once though two sources tell it. A removal: the
+ * records tell it when a record seen at one look is gone at the next, and
+ * the event log has its `destroy`; the log's copy can come a look later
+ * (the record goes, then the line is written), so the records' destroys
+ * are counted until their copies come. An exit: the records tell `die`
+ * when they see the container exited, and the log has it from the removal
+ * (with the exit's own time); a die the records told, or that a record
+ * showed when the stream began, is not printed again from the log. A
+ * container made and removed between two looks was never seen in the
+ * records: its die and destroy are the log's.
  */
-export class StreamDestroys {
-  #pending = new Map<string, number>();
+export class StreamDedup {
+  #destroys = new Map<string, number>();
+  #dies = new Set<string>();
+
+  /** Events of the records before the stream's first look (printed or not: they are past). */
+  told(events: RklEvent[]): void {
+    for (const e of events) if (e.action === "die") this.#dies.add(dieKey(e));
+  }
 
   /** One look's events: the log's lines read since the last look, and the records' diff. */
   look(logged: RklEvent[], diff: RklEvent[]): RklEvent[] {
     for (const e of diff) {
-      if (e.action === "destroy") this.#pending.set(key(e), (this.#pending.get(key(e)) ?? 0) + 1);
+      if (e.action === "destroy") this.#destroys.set(key(e), (this.#destroys.get(key(e)) ?? 0) + 1);
     }
+    this.told(diff);
     const kept = logged.filter((e) => {
-      if (e.action !== "destroy" || (e.type !== "container" && e.type !== "pod")) return true;
-      const n = this.#pending.get(key(e)) ?? 0;
+      if (e.type !== "container" && e.type !== "pod") return true;
+      if (e.action === "die") return !this.#dies.delete(dieKey(e));
+      if (e.action !== "destroy") return true;
+      const n = this.#destroys.get(key(e)) ?? 0;
       if (n === 0) return true;
-      if (n === 1) this.#pending.delete(key(e));
-      else this.#pending.set(key(e), n - 1);
+      if (n === 1) this.#destroys.delete(key(e));
+      else this.#destroys.set(key(e), n - 1);
       return false;
     });
     return byTime([...kept, ...diff]);
@@ -209,6 +240,7 @@ export class StreamDestroys {
 }
 
 const key = (e: RklEvent) => `${e.type}/${e.actor}`;
+const dieKey = (e: RklEvent) => `${key(e)}@${Date.parse(e.time)}`;
 
 export interface EventFilter {
   type: Set<string>;

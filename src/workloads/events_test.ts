@@ -9,7 +9,7 @@ import {
   parseTimeArg,
   recordEvents,
   type RecordView,
-  StreamDestroys,
+  StreamDedup,
 } from "./events.ts";
 import { UsageError } from "../errors.ts";
 
@@ -135,7 +135,7 @@ Deno.test("parseDaemonLog(): a kill keeps its signal; an image event's actor is 
   assert.equal(matches(parseFilters(["image=busybox"]), recordEvents(c1)[0]), true);
 });
 
-Deno.test("StreamDestroys: a removal told by the records and the log prints once, whichever look its log line comes in", () => {
+Deno.test("StreamDedup: a removal told by the records and the log prints once, whichever look its log line comes in", () => {
   const ev = (action: string, actor: string, type: "container" | "pod" = "container") => ({
     time: "2026-01-01T00:00:00.000Z",
     type,
@@ -143,7 +143,7 @@ Deno.test("StreamDestroys: a removal told by the records and the log prints once
     actor,
     attributes: {},
   });
-  const s = new StreamDestroys();
+  const s = new StreamDedup();
   const told = (logged: ReturnType<typeof ev>[], diff: ReturnType<typeof ev>[]) =>
     s.look(logged, diff).map((e) => `${e.action} ${e.type}/${e.actor}`);
   // Same look: the records' destroy, not the log's.
@@ -158,4 +158,25 @@ Deno.test("StreamDestroys: a removal told by the records and the log prints once
   assert.deepEqual(told([], [ev("destroy", "e", "pod")]), ["destroy pod/e"]);
   assert.deepEqual(told([ev("destroy", "e", "pod"), ev("destroy", "e", "pod")], []), []);
   assert.deepEqual(told([ev("destroy", "e", "pod")], []), ["destroy pod/e"]);
+});
+
+Deno.test("StreamDedup: an exit told by the records is not printed again from the log, nor one the records showed at the start", () => {
+  const die = (actor: string, time: string) => ({
+    time,
+    type: "container" as const,
+    action: "die",
+    actor,
+    attributes: { exitCode: "137" },
+  });
+  const s = new StreamDedup();
+  // Exited before the stream began: past, and its die from the log at the removal is not news.
+  s.told([die("old", "2026-01-01T00:00:00.000Z")]);
+  assert.deepEqual(s.look([die("old", "2026-01-01T00:00:00.000Z")], []), []);
+  // Seen exiting by the records, then removed: once.
+  assert.equal(s.look([], [die("a", "2026-01-01T00:00:01.000Z")]).length, 1);
+  assert.equal(s.look([die("a", "2026-01-01T00:00:01.000Z")], []).length, 0);
+  // Exited and removed between two looks: the log's die.
+  assert.equal(s.look([die("b", "2026-01-01T00:00:02.000Z")], []).length, 1);
+  // Another exit of a reused name (another time) is another die.
+  assert.equal(s.look([die("a", "2026-01-01T00:00:05.000Z")], []).length, 1);
 });

@@ -17,7 +17,7 @@ import type { ContainerRecord } from "./container/types.ts";
 import { getContainer } from "./container/record.ts";
 import { quickRefresh } from "./container/status.ts";
 import type { Host } from "./host.ts";
-import { noteEvent } from "./event_log.ts";
+import { about, noteEvent } from "./event_log.ts";
 import { type CgroupLayout, layoutOf, type ReadText, readTextOrUndefined } from "./stats.ts";
 
 /** Reads through the host's file port (cgroupfs on a real host, a MemFs in tests). */
@@ -108,7 +108,7 @@ export async function pauseContainer(host: Host, name: string): Promise<Containe
     throw new ConflictError(`Cannot pause ${JSON.stringify(name)}: it is already paused`);
   }
   await setFrozen(host, rec, true);
-  noteEvent(host, { action: "pause", container: rec.name, image: rec.image });
+  noteEvent(host, { action: "pause", ...about(rec) });
   return rec;
 }
 
@@ -119,7 +119,7 @@ export async function unpauseContainer(host: Host, name: string): Promise<Contai
     throw new ConflictError(`Cannot unpause ${JSON.stringify(name)}: it is not paused`);
   }
   await setFrozen(host, rec, false);
-  noteEvent(host, { action: "unpause", container: rec.name, image: rec.image });
+  noteEvent(host, { action: "unpause", ...about(rec) });
   return rec;
 }
 

@@ -208,11 +208,11 @@ test("rkl events: the records' history with --since/--until, then create, start,
   assert.match(lines[0], /^\S+Z container create ev1 \(image=.*busybox\)$/);
   assert.match(lines[1], /^\S+Z container start ev1 /);
   // --until before this test: ev1 is not there; what is, is the event log's lines of the
-  // earlier tests (signals, stops, pauses, removals): their records, and so the create, start
-  // and die those told, are gone.
+  // earlier tests (signals, stops, pauses, and each removal's die and destroy): their records,
+  // and so the create and start those told, are gone.
   const early = await rklOk(env!, ["events", "--since", "1h", "--until", t0]);
   for (const l of early.split("\n").filter(Boolean)) {
-    assert.match(l, / container (kill|stop|pause|unpause|destroy) /, early);
+    assert.match(l, / container (kill|stop|pause|unpause|die|destroy) /, early);
   }
   assert.equal(
     await rklOk(env!, ["events", "--since", "1h", "--until", t0, "--filter", "container=ev1"]),

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { Context } from "../../app.ts";
 import { parseSignal } from "../../../src/workloads/signals.ts";
-import { noteEvent } from "../../../src/workloads/event_log.ts";
+import { about, noteEvent } from "../../../src/workloads/event_log.ts";
 import {
   getContainer,
   killContainer,
@@ -87,7 +87,7 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
             if (rec.status === "running") await stopContainer(host, n, t, { byUser: true });
             const after = await restartContainer(host, n, { byUser: true });
             // docker's sequence: kill, die, stop, start, then restart.
-            noteEvent(host, { action: "restart", container: after.name, image: after.image });
+            noteEvent(host, { action: "restart", ...about(after) });
           }
           write(`${n}\n`);
         });

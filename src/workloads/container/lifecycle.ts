@@ -8,7 +8,7 @@ import { cancellable } from "../../cancel.ts";
 import { runExecHooks, runHook } from "../hooks.ts";
 import { ensureHealthMonitor } from "../health_spawn.ts";
 import type { Host } from "../host.ts";
-import { noteEvent } from "../event_log.ts";
+import { about, noteEvent } from "../event_log.ts";
 import { signalNumber } from "../signals.ts";
 import { removeAll } from "./_fs.ts";
 import { launch, waitConmonGone } from "./conmon.ts";
@@ -201,7 +201,7 @@ export async function stopContainer(
     await waitExit(5_000);
   }
   // docker's order: kill (above), die (the record's exit), stop.
-  noteEvent(host, { action: "stop", container: rec.name, image: rec.image });
+  noteEvent(host, { action: "stop", ...about(rec) });
   // conmon wrote the exit file after it reaped the container: it is stopped,
   // no runtime call needed to say so. Without the file, ask the runtime.
   const code = readExitCode(rec.dirs.exitDir, rec.id, host.fs);
@@ -246,8 +246,7 @@ function noteKill(host: Host, rec: ContainerRecord, sig: string, at: Date): void
   const n = signalNumber(sig);
   noteEvent(host, {
     action: "kill",
-    container: rec.name,
-    image: rec.image,
+    ...about(rec),
     signal: n === undefined ? sig : String(n),
   }, at);
 }

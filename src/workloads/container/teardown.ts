@@ -10,9 +10,10 @@ import { mountPoints, unmount } from "../../sys/mounts.ts";
 import { unstageSubPath } from "../../sys/subpath.ts";
 import { pathExists } from "../../sys/fsutil.ts";
 import { removeConmonLinks } from "../../oci/conmon_links.ts";
+import { readExitCode } from "../../oci/conmon.ts";
 import { removeNetns } from "../../sys/netns.ts";
 import { trace } from "../../trace.ts";
-import { noteEvent } from "../event_log.ts";
+import { about, noteEvent } from "../event_log.ts";
 import { rotatedLogs } from "../logrotate.ts";
 import { healthFile } from "../health_spawn.ts";
 import { containerDirs, type Host } from "../host.ts";
@@ -74,6 +75,8 @@ export async function teardown(
     await runtimeDown();
     await networkDown();
   }
+  // How it ended, for docker's `die` below: conmon's exit file, read before it is removed.
+  const exit = rollback || options.quiet || !launched ? undefined : endOf(host, rec);
   errors.push(...cniErrors);
   // A failed DEL is retried by the next rm -f, and the plugins need the
   // netns for it (bridge removes its masquerade rules from inside it).
@@ -139,8 +142,39 @@ export async function teardown(
   // docker's `destroy`: the record that told this container's history is gone,
   // so the event log keeps its end (a create undone was never reported made).
   if (!rollback && !options.quiet) {
-    noteEvent(host, { action: "destroy", container: rec.name, image: rec.image });
+    // docker's `die` first, at the time of the exit (a stream that saw it in the record prints it once).
+    if (exit) {
+      noteEvent(host, {
+        action: "die",
+        ...about(rec),
+        exitCode: exit.code,
+      }, exit.at);
+    }
+    noteEvent(host, { action: "destroy", ...about(rec) });
   }
+}
+
+/**
+ * The exit of a container being removed, once its runtime state is gone:
+ * conmon's code and the exit file's time (a record's finishedAt is that
+ * time too), or what the record says; undefined when it never started or
+ * its end is unknown.
+ */
+function endOf(host: Host, rec: ContainerRecord): { code?: number; at?: Date } | undefined {
+  // Created and never started (docker create, then rm): no die, as docker tells none.
+  if (!rec.startedAt) return undefined;
+  const file = `${rec.dirs.exitDir}/${rec.id}`;
+  const code = readExitCode(rec.dirs.exitDir, rec.id, host.fs) ?? rec.exitCode;
+  let at = rec.finishedAt ? new Date(rec.finishedAt) : undefined;
+  if (!at) {
+    try {
+      at = host.fs.stat(file).mtime ?? undefined;
+    } catch { /* no exit file */ }
+  }
+  if (!at || Number.isNaN(at.getTime()) || (code === undefined && rec.status !== "exited")) {
+    return undefined;
+  }
+  return { code, at };
 }
 
 export async function rollback(host: Host, rec: ContainerRecord, cause: unknown): Promise<void> {
