@@ -25,7 +25,7 @@ import {
   refresh,
   removeContainer,
 } from "../../src/workloads/container.ts";
-import { LABEL_NUMBER } from "../../src/workloads/compose/names.ts";
+import { LABEL_NUMBER, LABEL_PROJECT, LABEL_SERVICE } from "../../src/workloads/compose/names.ts";
 import type { Host } from "../../src/workloads/host.ts";
 import { formatEntry, streamLog } from "../../src/workloads/logs.ts";
 import { readExitCode } from "../../src/oci/conmon.ts";
@@ -251,6 +251,41 @@ export function registerComposeVerbs(c: Command, ctx: Context, load: Load): void
         ];
       });
       write(table(["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"], rows));
+    });
+
+  c.command("events").argument("[services...]").description(
+    "what happens to the project's containers, as it happens (until ^C)",
+  ).option("--json", "one JSON object per line (docker compose's shape)")
+    .action(async (services: string[], o: { json?: boolean }) => {
+      const host = ctx.host();
+      const project = await load();
+      checkServices(project, services);
+      const [{ followEvents }, { formatEvent }] = await Promise.all([
+        import("./events.ts"),
+        import("../../src/workloads/events.ts"),
+      ]);
+      await followEvents(host, {
+        print: (events) => {
+          for (const e of events) {
+            // The project's containers by their compose labels, in records and log alike.
+            const service = e.attributes[LABEL_SERVICE];
+            if (e.type !== "container" || e.attributes[LABEL_PROJECT] !== project.name) continue;
+            if (services.length && !services.includes(service)) continue;
+            write(
+              o.json
+                ? JSON.stringify({
+                  time: e.time,
+                  type: e.type,
+                  action: e.action,
+                  id: e.actor,
+                  service,
+                  attributes: e.attributes,
+                }) + "\n"
+                : formatEvent(e) + "\n",
+            );
+          }
+        },
+      });
     });
 
   c.command("wait").argument("<services...>").description(

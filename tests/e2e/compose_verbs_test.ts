@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { assertRejected, cleanupAfterAll, makeEnv, rkl } from "../_helpers/env.ts";
-import { requires } from "../_helpers/requires.ts";
+import { REPO, requires } from "../_helpers/requires.ts";
 import { composeTests, composeTools } from "../_helpers/compose.ts";
 
 const ready = requires("root", "conmon", "cni", "iptables", "ip", "bundles", "youki");
@@ -196,6 +196,41 @@ test("kill, wait, rm -s -v, up --abort-on-container-exit and pull", async (dirs)
   assert.match(pull.stderr, /is a local bundle, nothing to pull/);
   await composeOk(abort, ["down", "-t", "0"]);
   await composeOk(dir, ["down", "-v", "-t", "0"]);
+  await assertCensusUnchanged();
+});
+
+test("events: the project's containers as they are made, signalled, exit and go; --json; nothing of another project", async (dirs) => {
+  const one = `services:\n  app:\n    image: ./bundles/busybox\n    command: ["sleep", "600"]\n`;
+  const dir = await projectDir("cvev", { "compose.yaml": one });
+  const other = await projectDir("cvother", { "compose.yaml": one });
+  dirs.push(dir, other);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", `${REPO}/cli/main.ts`, "compose", "events", "--json"],
+    cwd: dir,
+    env: env!.env,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = new Response(child.stdout).text();
+  const err = new Response(child.stderr).text();
+  // It prints nothing until something happens: its start is given a moment (it loads and
+  // takes its first look of the records, which anything made after is new to).
+  await new Promise((r) => setTimeout(r, 2000));
+  await composeOk(other, ["up", "-d"]);
+  await composeOk(dir, ["up", "-d"]);
+  // SIGKILL: sleep, its PID namespace's init, ignores signals it has no handler for.
+  await composeOk(dir, ["kill", "app"]);
+  await composeOk(dir, ["down", "-t", "0"]);
+  await composeOk(other, ["down", "-t", "0"]);
+  await new Promise((r) => setTimeout(r, 1000));
+  child.kill("SIGINT");
+  assert.equal((await child.status).code, 0, await err);
+  const events = (await out).trim().split("\n").map((l) => JSON.parse(l));
+  assert.ok(events.every((e) => e.id === "cvev-app-1" && e.service === "app"), await out);
+  assert.deepEqual(events.map((e) => e.action), ["create", "start", "kill", "die", "destroy"]);
+  assert.equal(events[2].attributes.signal, "9");
+  assert.equal(events[3].attributes.exitCode, "137");
+  assert.equal(events[0].attributes["com.docker.compose.project"], "cvev");
   await assertCensusUnchanged();
 });
 
