@@ -132,6 +132,15 @@ Deno.test("rm logs docker's die (at the exit's time, with its code) before destr
   const die = web[2];
   assert.equal(die.exitCode, stopped.exitCode);
   assert.equal(die.time, stopped.finishedAt, "the exit's own time, not the removal's");
+  // rm -f of a running one: docker's kill (SIGKILL), its die, destroy.
+  await runContainer(host, load("forced"), { network: null });
+  await removeContainer(host, "forced", { force: true });
+  assert.deepEqual(
+    logged(host).filter((e) => e.container === "forced").map((e) =>
+      `${e.action}${e.signal ? ` ${e.signal}` : ""}`
+    ),
+    ["kill 9", "die", "destroy"],
+  );
   await createContainer(host, load("made"), { network: null });
   await removeContainer(host, "made", { force: true });
   assert.deepEqual(logged(host).filter((e) => e.container === "made").map((e) => e.action), [

@@ -128,12 +128,14 @@ test("rm: the destroy stays in the past (`--since`) once the record is gone, and
   await rklOk(env!, ["rm", "-f", "gone"]);
   const past = await pastEvents("container=gone");
   // The record told create, start and die; with it gone, the log still tells the end: rm -f
-  // killed it (137), then removed it.
+  // killed it (SIGKILL, so 137), then removed it.
   assert.deepEqual(past.map((e) => [e.Type, e.Action, e.Actor.ID]), [
+    ["container", "kill", "gone"],
     ["container", "die", "gone"],
     ["container", "destroy", "gone"],
   ]);
-  assert.equal(past[0].Actor.Attributes.exitCode, "137");
+  assert.equal(past[0].Actor.Attributes.signal, "9");
+  assert.equal(past[1].Actor.Attributes.exitCode, "137");
   assert.equal(past[0].Actor.Attributes.image, "busybox");
 
   // Streaming, with gone's destroy as its history: ready once that is printed.
@@ -145,11 +147,11 @@ test("rm: the destroy stays in the past (`--since`) once the record is gone, and
   await run("gone2");
   await rklOk(env!, ["rm", "-f", "gone2"]);
   const events = await stream.stop();
-  // The die and the destroy once each: from the records, or from the log when gone2 came and
+  // The kill, die and destroy once each: from the records, or from the log when gone2 came and
   // went between two looks (then its create and start are not seen).
   const mine = events.filter((e) => e.Actor.ID === "gone2").map((e) => e.Action);
   assert.ok(
-    ["create,start,die,destroy", "die,destroy"].includes(mine.join(",")),
+    ["create,start,kill,die,destroy", "kill,die,destroy"].includes(mine.join(",")),
     JSON.stringify(events),
   );
 });

@@ -5,6 +5,8 @@ import { DamagedRecordError } from "../../store/store.ts";
 import { pathExists } from "../../sys/fsutil.ts";
 import { linkGone } from "../../sys/linkwatch.ts";
 import { trace } from "../../trace.ts";
+import { readExitCode } from "../../oci/conmon.ts";
+import { about, noteEvent } from "../event_log.ts";
 import { scavengeContainer } from "../scavenge.ts";
 import type { Host } from "../host.ts";
 import { bridgeGoesWith, deleteBridge, unusedBridge } from "./network.ts";
@@ -47,7 +49,11 @@ export async function removeContainer(
     rec.status === "creating" ? rec.owner : undefined,
   );
   if (options.force) {
-    // `<runtime> delete --force` kills whatever still runs, so -f needs no stop step.
+    // `<runtime> delete --force` kills whatever still runs, so -f needs no stop step; a
+    // running one is told killed (SIGKILL), as docker's rm -f tells it, before its die.
+    if (rec.status === "running" && readExitCode(rec.dirs.exitDir, rec.id, host.fs) === undefined) {
+      noteEvent(host, { action: "kill", ...about(rec), signal: "9" });
+    }
     await teardown(host, rec, options);
     trace("rm: teardown");
     return;
