@@ -212,11 +212,12 @@ export function diffRecords(
  */
 export class StreamDedup {
   #destroys = new Map<string, number>();
-  #dies = new Set<string>();
+  /** Each container's last exit the records told: a removal logs that one (a restart's go by). */
+  #dies = new Map<string, number>();
 
   /** Events of the records before the stream's first look (printed or not: they are past). */
   told(events: RklEvent[]): void {
-    for (const e of events) if (e.action === "die") this.#dies.add(dieKey(e));
+    for (const e of events) if (e.action === "die") this.#dies.set(key(e), Date.parse(e.time));
   }
 
   /** One look's events: the log's lines read since the last look, and the records' diff. */
@@ -227,7 +228,11 @@ export class StreamDedup {
     this.told(diff);
     const kept = logged.filter((e) => {
       if (e.type !== "container" && e.type !== "pod") return true;
-      if (e.action === "die") return !this.#dies.delete(dieKey(e));
+      if (e.action === "die") {
+        if (this.#dies.get(key(e)) !== Date.parse(e.time)) return true;
+        this.#dies.delete(key(e));
+        return false;
+      }
       if (e.action !== "destroy") return true;
       const n = this.#destroys.get(key(e)) ?? 0;
       if (n === 0) return true;
@@ -240,7 +245,6 @@ export class StreamDedup {
 }
 
 const key = (e: RklEvent) => `${e.type}/${e.actor}`;
-const dieKey = (e: RklEvent) => `${key(e)}@${Date.parse(e.time)}`;
 
 export interface EventFilter {
   type: Set<string>;

@@ -179,4 +179,8 @@ Deno.test("StreamDedup: an exit told by the records is not printed again from th
   assert.equal(s.look([die("b", "2026-01-01T00:00:02.000Z")], []).length, 1);
   // Another exit of a reused name (another time) is another die.
   assert.equal(s.look([die("a", "2026-01-01T00:00:05.000Z")], []).length, 1);
+  // Restarted twice, then removed: the records told both exits, the log has the last one.
+  assert.equal(s.look([], [die("c", "2026-01-01T00:00:06.000Z")]).length, 1);
+  assert.equal(s.look([], [die("c", "2026-01-01T00:00:07.000Z")]).length, 1);
+  assert.equal(s.look([die("c", "2026-01-01T00:00:07.000Z")], []).length, 0);
 });
