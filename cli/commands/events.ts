@@ -141,7 +141,7 @@ export function registerEvents(program: Command, ctx: Context): void {
     .option("--until <time>", "stop at this time (same forms); in the past: print and exit")
     .option(
       "--filter <key=value>",
-      "type=container|pod|daemon|image, container=NAME, pod=NAME, image=REF, event=ACTION (repeatable)",
+      "type=container|pod|daemon|image, container=NAME, pod=NAME, image=REF, label=KEY[=VALUE], event=ACTION (repeatable)",
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .option("--format <format>", "json: one JSON object per line (docker's shape)")

@@ -44,7 +44,7 @@ export interface DaemonEvent {
    */
   ref?: string;
   name?: string;
-  /** A container's compose labels (com.docker.compose.*): `compose events` picks its project's. */
+  /** A container's labels: attributes of its events, as docker's (`compose events` picks by them). */
   labels?: Record<string, string>;
   container?: string;
   /** A rename's old name (`rkl rename` appends it; docker's `oldName` attribute). */
@@ -57,17 +57,15 @@ export interface DaemonEvent {
   error?: string;
 }
 
-/** What a container event names of it: its name, image and compose labels. */
+/** What a container event names of it: its name, image and labels (docker's attributes). */
 export function about(
   rec: { name: string; image?: string; labels?: Record<string, string> },
 ): Pick<DaemonEvent, "container" | "image" | "labels"> {
-  const compose = Object.entries(rec.labels ?? {}).filter(([k]) =>
-    k.startsWith("com.docker.compose.")
-  );
+  const labels = rec.labels ?? {};
   return {
     container: rec.name,
     image: rec.image,
-    ...(compose.length ? { labels: Object.fromEntries(compose) } : {}),
+    ...(Object.keys(labels).length ? { labels } : {}),
   };
 }
 

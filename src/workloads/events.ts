@@ -73,6 +73,10 @@ export function parseDaemonLog(text: string): RklEvent[] {
     const time = str(e.time), action = str(e.action);
     if (!time || !action || Number.isNaN(Date.parse(time))) continue;
     const attributes: Record<string, string> = {};
+    // A container's labels first, as docker's attributes; rkl's own fields win over a label.
+    if (typeof e.labels === "object" && e.labels !== null && !Array.isArray(e.labels)) {
+      for (const [k, v] of Object.entries(e.labels)) if (typeof v === "string") attributes[k] = v;
+    }
     for (
       const k of ["file", "hash", "error", "probe", "oldName", "image", "signal", "name"] as const
     ) {
@@ -80,11 +84,6 @@ export function parseDaemonLog(text: string): RklEvent[] {
       if (v !== undefined) attributes[k] = v;
     }
     if (typeof e.exitCode === "number") attributes.exitCode = String(e.exitCode);
-    if (typeof e.labels === "object" && e.labels !== null) {
-      for (const [k, v] of Object.entries(e.labels)) {
-        if (k.startsWith("com.docker.compose.") && typeof v === "string") attributes[k] = v;
-      }
-    }
     const container = str(e.container), pod = str(e.pod), ref = str(e.ref);
     if (ref !== undefined) {
       out.push({ time, type: "image", action, actor: ref, attributes });
@@ -118,14 +117,11 @@ export interface RecordView {
   labels?: Record<string, string>;
 }
 
-/** The attributes of a record's events: its image, pod and compose labels. */
+/** The attributes of a record's events, as docker's: its labels, then its image and pod. */
 function attributesOf(r: RecordView): Record<string, string> {
-  const attributes: Record<string, string> = {};
+  const attributes: Record<string, string> = { ...r.labels };
   if (r.image) attributes.image = r.image;
   if (r.pod) attributes.pod = r.pod;
-  for (const [k, v] of Object.entries(r.labels ?? {})) {
-    if (k.startsWith("com.docker.compose.")) attributes[k] = v;
-  }
   return attributes;
 }
 
@@ -252,17 +248,26 @@ export interface EventFilter {
   event: Set<string>;
   /** `image=REF`: images by reference or id, containers by the image they run. */
   image: Set<string>;
+  /** `label=KEY` or `label=KEY=VALUE`: [key, value or undefined]; all must match. */
+  label: [string, string | undefined][];
 }
 
 const TYPES = ["container", "pod", "daemon", "image"];
 
 /**
  * `--filter key=value` (repeatable): type=container|pod|daemon|image,
- * container=NAME, pod=NAME, image=REF, event=ACTION. Values of one key are
- * alternatives (OR); different keys must all match (AND), as docker's filters.
+ * container=NAME, pod=NAME, image=REF, label=KEY[=VALUE], event=ACTION. Values
+ * of one key are alternatives (OR), but every label must match; different keys
+ * must all match (AND), as docker's filters.
  */
 export function parseFilters(args: string[]): EventFilter {
-  const f: EventFilter = { type: new Set(), actor: new Set(), event: new Set(), image: new Set() };
+  const f: EventFilter = {
+    type: new Set(),
+    actor: new Set(),
+    event: new Set(),
+    image: new Set(),
+    label: [],
+  };
   for (const a of args) {
     const eq = a.indexOf("=");
     const k = eq < 0 ? a : a.slice(0, eq);
@@ -277,9 +282,12 @@ export function parseFilters(args: string[]): EventFilter {
       f.actor.add(`${k}/${v}`);
     } else if (k === "event") f.event.add(v);
     else if (k === "image") f.image.add(imageKey(v));
-    else {
+    else if (k === "label") {
+      const eq2 = v.indexOf("=");
+      f.label.push(eq2 < 0 ? [v, undefined] : [v.slice(0, eq2), v.slice(eq2 + 1)]);
+    } else {
       throw new UsageError(
-        `--filter ${JSON.stringify(a)}: the keys are type, container, pod, image and event`,
+        `--filter ${JSON.stringify(a)}: the keys are type, container, pod, image, label and event`,
       );
     }
   }
@@ -289,6 +297,10 @@ export function parseFilters(args: string[]): EventFilter {
 export function matches(f: EventFilter, e: RklEvent): boolean {
   if (f.type.size && !f.type.has(e.type)) return false;
   if (f.event.size && !f.event.has(e.action) && !f.event.has(e.action.split(":")[0])) return false;
+  // Labels as docker's: every one given must be there (with that value, when given).
+  for (const [k, v] of f.label) {
+    if (!Object.hasOwn(e.attributes, k) || (v !== undefined && e.attributes[k] !== v)) return false;
+  }
   if (f.image.size) {
     const refs = e.type === "image" ? [e.actor, e.attributes.name] : [e.attributes.image];
     if (!refs.some((r) => r !== undefined && f.image.has(imageKey(r)))) return false;
@@ -346,7 +358,12 @@ export function parseTimeArg(flag: string, v: string, now: number): number {
 /** docker's text line: `TIME TYPE ACTION ACTOR (k=v, ...)`. */
 export function formatEvent(e: RklEvent): string {
   const attrs = Object.entries(e.attributes).sort(([a], [b]) => a.localeCompare(b));
-  const tail = attrs.length ? ` (${attrs.map(([k, v]) => `${k}=${v}`).join(", ")})` : "";
+  // A label's key or value with a control character (a newline) is quoted: one event, one line.
+  // deno-lint-ignore no-control-regex
+  const safe = (t: string) => /[\x00-\x1f\x7f]/.test(t) ? JSON.stringify(t) : t;
+  const tail = attrs.length
+    ? ` (${attrs.map(([k, v]) => `${safe(k)}=${safe(v)}`).join(", ")})`
+    : "";
   return `${e.time} ${e.type} ${e.action} ${e.actor}${tail}`;
 }
 

@@ -78,7 +78,22 @@ Deno.test("parseFilters() and matches(): OR within a key, AND across keys; a pod
   const inPod = recordEvents({ ...c1, pod: "p" })[0];
   assert.equal(matches(parseFilters(["pod=p"]), inPod), true);
   assert.throws(() => parseFilters(["type=volume"]), UsageError);
-  assert.throws(() => parseFilters(["label=x"]), /keys are type, container, pod, image and event/);
+  assert.throws(
+    () => parseFilters(["colour=x"]),
+    /keys are type, container, pod, image, label and event/,
+  );
+  // label=KEY and label=KEY=VALUE, as docker's: every one given must match.
+  const labelled = recordEvents({ ...c1, labels: { tier: "web", "a=b": "c" } })[0];
+  assert.equal(matches(parseFilters(["label=tier"]), labelled), true);
+  assert.equal(matches(parseFilters(["label=tier=web"]), labelled), true);
+  assert.equal(matches(parseFilters(["label=tier=db"]), labelled), false);
+  assert.equal(matches(parseFilters(["label=tier", "label=zone"]), labelled), false);
+  assert.equal(matches(parseFilters(["label=image"]), labelled), true, "image is an attribute too");
+  // A label's value with a newline cannot make a second line of the text output.
+  const odd =
+    recordEvents({ ...c1, labels: { note: "x\n2026-01-01T00:00:00Z container die y" } })[0];
+  assert.equal(formatEvent(odd).split("\n").length, 1);
+  assert.match(formatEvent(odd), /note="x\\n2026/);
   assert.throws(() => parseFilters(["event"]), /KEY=VALUE/);
 });
 

@@ -185,9 +185,10 @@ test("run --rm: a stream sees a container of a few ms made, started, exited (its
   // the record's change (a life is ~100 ms here): all 10 on a quiet host; a loaded one may
   // delay a look past a life.
   assert.ok(count("create") >= 8 && count("start") >= 8, JSON.stringify(events));
-  // Each life in docker's order.
+  // Each life in docker's order (a start taken before the runtime's, so an exit at once
+  // does not sort before it).
   const lives = events.map((e) => e.Action).join(",").split("destroy").slice(0, -1);
-  for (const l of lives) assert.match(l, /^,?(create,start,)?die,$/, JSON.stringify(events));
+  for (const l of lives) assert.match(l, /^,?(create,)?(start,)?die,$/, JSON.stringify(events));
 });
 
 test("stop, kill, pause: docker's kill (with the signal's number), die and stop, pause and unpause", async () => {

@@ -252,7 +252,7 @@ test("rkl events: the records' history with --since/--until, then create, start,
   assertRejected(
     "bad filter",
     await rkl(env!, ["events", "--filter", "colour=red"]),
-    /keys are type, container, pod, image and event/,
+    /keys are type, container, pod, image, label and event/,
   );
   assertRejected(
     "bad time",

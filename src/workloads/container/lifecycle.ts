@@ -77,9 +77,12 @@ export async function startCreated(host: Host, rec: ContainerRecord): Promise<Co
       throw e;
     }
   }
+  // Taken before the start: a process that exits at once (`true`) must not have died
+  // (conmon's exit file's time) before it started.
+  const startedAt = host.now().toISOString();
   await host.runtimeFor(rec.runtime).start(rec.id);
   rec.status = "running";
-  rec.startedAt = host.now().toISOString();
+  rec.startedAt = startedAt;
   // Not synced: a process does not outlive a reboot, and a status is asked of the runtime.
   host.store.put("containers", rec, { durable: false });
   if (rec.healthcheck && host.selfArgv) ensureHealthMonitor(host);

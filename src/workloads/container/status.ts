@@ -68,9 +68,22 @@ export function markExited(
   if (exitCode !== undefined) rec.exitCode = exitCode;
   if (!rec.finishedAt) {
     try {
-      rec.finishedAt = host.fs.stat(`${rec.dirs.exitDir}/${rec.id}`).mtime?.toISOString();
+      rec.finishedAt = exitTime(host.fs.stat(`${rec.dirs.exitDir}/${rec.id}`).mtime, rec.startedAt)
+        ?.toISOString();
     } catch { /* no exit file yet */ }
   }
+}
+
+/**
+ * When a container exited: its exit file's mtime, but never before it
+ * started. File times come from the kernel's coarse clock, up to a tick
+ * (1-10 ms) behind the time rkl reads, so a process that exits at once
+ * (`true`) has an exit file seemingly older than its start.
+ */
+export function exitTime(mtime: Date | null | undefined, startedAt?: string): Date | undefined {
+  if (!mtime) return undefined;
+  const started = startedAt === undefined ? NaN : Date.parse(startedAt);
+  return started > mtime.getTime() ? new Date(started) : mtime;
 }
 
 /** The record with its status, pid and exit code brought up to date from the runtime. */

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { loadContainer } from "../../spec/container.ts";
 import { FakeHost } from "../../testing/fake_host.ts";
 import { getContainer, runContainer } from "../container.ts";
-import { refresh } from "./status.ts";
+import { exitTime, refresh } from "./status.ts";
 
 Deno.test("refresh(): an exit file written after the runtime said running makes the container exited", async () => {
   const host = new FakeHost();
@@ -30,4 +30,18 @@ Deno.test("refresh(): an exit file written after the runtime said running makes 
   const now = await refresh(host, rec);
   assert.equal(now.status, "exited");
   assert.equal(now.exitCode, 0);
+});
+
+Deno.test("exitTime(): the exit file's mtime, but never before the start (the kernel's coarse file clock)", () => {
+  const started = "2026-01-01T00:00:00.944Z";
+  assert.equal(exitTime(new Date("2026-01-01T00:00:00.943Z"), started)?.toISOString(), started);
+  assert.equal(
+    exitTime(new Date("2026-01-01T00:00:01.000Z"), started)?.toISOString(),
+    "2026-01-01T00:00:01.000Z",
+  );
+  assert.equal(
+    exitTime(new Date("2026-01-01T00:00:00.5Z"))?.toISOString(),
+    "2026-01-01T00:00:00.500Z",
+  );
+  assert.equal(exitTime(null, started), undefined);
 });

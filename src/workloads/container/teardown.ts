@@ -21,6 +21,7 @@ import { removeAll } from "./_fs.ts";
 import { settleConmon, waitConmonGone } from "./conmon.ts";
 import { releaseNetworkIfUnused } from "./network.ts";
 import { cniContainerId } from "./record.ts";
+import { exitTime } from "./status.ts";
 import type { ContainerRecord, NetworkUser } from "./types.ts";
 
 /**
@@ -168,7 +169,7 @@ function endOf(host: Host, rec: ContainerRecord): { code?: number; at?: Date } |
   let at = rec.finishedAt ? new Date(rec.finishedAt) : undefined;
   if (!at) {
     try {
-      at = host.fs.stat(file).mtime ?? undefined;
+      at = exitTime(host.fs.stat(file).mtime, rec.startedAt);
     } catch { /* no exit file */ }
   }
   if (!at || Number.isNaN(at.getTime()) || (code === undefined && rec.status !== "exited")) {
