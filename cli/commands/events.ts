@@ -41,8 +41,8 @@ export class Waker {
     const watched = new Set(dirs.filter((d) => this.#watch(d, true)));
     this.#missing = dirs.filter((d) => !watched.has(d));
     // A directory not made yet (a new state root has no records until its first container):
-    // its parent is watched (once: a second watch of one inode would replace the first), and
-    // the directory from when it appears.
+    // its parent is watched (unless it is watched already), and the directory from when it
+    // appears.
     for (const parent of new Set(this.#missing.map((d) => d.slice(0, d.lastIndexOf("/"))))) {
       if (!watched.has(parent)) this.#watch(parent, false);
     }
@@ -200,12 +200,17 @@ export async function followEvents(
       ({ text, cursor } = readEvents(logPath, cursor));
       const after = await snapshot(host);
       // A removal's `destroy` and an exit's `die` are in the log and the records: printed once.
-      print(dedup.look(
-        parseDaemonLog(text),
-        diffRecords(before, after, host.now().toISOString()),
-      ));
+      const now = host.now();
+      print(
+        dedup.look(
+          parseDaemonLog(text),
+          diffRecords(before, after, now.toISOString()),
+          now.getTime(),
+        ),
+      );
       before = after;
     }
+    print(dedup.flush());
   } finally {
     waker.close();
     Deno.removeSignalListener("SIGINT", onInt);

@@ -57,14 +57,18 @@ export interface DaemonEvent {
   error?: string;
 }
 
-/** What a container event names of it: its name, image and labels (docker's attributes). */
+/**
+ * What a container event names of it: its name, image, pod and labels
+ * (docker's attributes; `--filter pod=` takes a pod's containers by it).
+ */
 export function about(
-  rec: { name: string; image?: string; labels?: Record<string, string> },
-): Pick<DaemonEvent, "container" | "image" | "labels"> {
+  rec: { name: string; image?: string; pod?: string; labels?: Record<string, string> },
+): Pick<DaemonEvent, "container" | "image" | "pod" | "labels"> {
   const labels = rec.labels ?? {};
   return {
     container: rec.name,
     image: rec.image,
+    ...(rec.pod ? { pod: rec.pod } : {}),
     ...(Object.keys(labels).length ? { labels } : {}),
   };
 }

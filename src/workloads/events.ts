@@ -88,6 +88,8 @@ export function parseDaemonLog(text: string): RklEvent[] {
     if (ref !== undefined) {
       out.push({ time, type: "image", action, actor: ref, attributes });
     } else if (container !== undefined) {
+      // A pod's member: its pod an attribute, as the records give it.
+      if (pod !== undefined) attributes.pod = pod;
       // A probe result is docker's health_status; a restart is its restart.
       const act = action === "probe"
         ? `health_status: ${attributes.error ? "unhealthy" : "healthy"}`
@@ -135,10 +137,23 @@ export function recordEvents(r: RecordView): RklEvent[] {
   return [
     ...ev(r.createdAt, "create"),
     ...ev(r.startedAt, "start"),
-    ...(r.status === "exited"
-      ? ev(r.finishedAt, "die", r.exitCode === undefined ? {} : { exitCode: String(r.exitCode) })
+    // A die only once the start is told: a process can exit before the command that started it
+    // has written its start (a stream's look between the two would otherwise tell die, then
+    // start); and never before the start (file times lag a kernel tick, see exitTime).
+    ...(r.status === "exited" && r.startedAt
+      ? ev(
+        laterOf(r.finishedAt, r.startedAt),
+        "die",
+        r.exitCode === undefined ? {} : { exitCode: String(r.exitCode) },
+      )
       : []),
   ];
+}
+
+/** The later of two ISO times (`a` when `b` is missing or not a time). */
+function laterOf(a: string | undefined, b: string): string | undefined {
+  if (a === undefined) return a;
+  return Date.parse(b) > Date.parse(a) ? b : a;
 }
 
 /** Sorted by time (stable: same-time events keep their order). */
@@ -197,17 +212,19 @@ export function diffRecords(
 /**
  * What a stream prints once though two sources tell it. A removal: the
  * records tell it when a record seen at one look is gone at the next, and
- * the event log has its `destroy`; the log's copy can come a look later
- * (the record goes, then the line is written), so the records' destroys
- * are counted until their copies come. An exit: the records tell `die`
- * when they see the container exited, and the log has it from the removal
- * (with the exit's own time); a die the records told, or that a record
- * showed when the stream began, is not printed again from the log. A
- * container made and removed between two looks was never seen in the
- * records: its die and destroy are the log's.
+ * the event log has its `destroy`, written after the record goes and after
+ * the container's `die` (with the exit's own time): the log's lines come at
+ * the same look as the records' destroy or at a later one. So the records'
+ * destroy is held until the log's comes (that one is printed, after its die),
+ * or for HOLD_MS (a removal whose log line could not be written). An exit:
+ * the records tell `die` when they see the container exited; a die the
+ * records told, or that a record showed when the stream began, is not
+ * printed again from the log. A container made and removed between two
+ * looks was never seen in the records: its die and destroy are the log's.
  */
 export class StreamDedup {
-  #destroys = new Map<string, number>();
+  /** The records' destroys waiting for the log's copy, by container or pod. */
+  #held = new Map<string, RklEvent>();
   /** Each container's last exit the records told: a removal logs that one (a restart's go by). */
   #dies = new Map<string, number>();
 
@@ -216,29 +233,46 @@ export class StreamDedup {
     for (const e of events) if (e.action === "die") this.#dies.set(key(e), Date.parse(e.time));
   }
 
-  /** One look's events: the log's lines read since the last look, and the records' diff. */
-  look(logged: RklEvent[], diff: RklEvent[]): RklEvent[] {
+  /**
+   * One look's events: the log's lines read since the last look, and the
+   * records' diff (its destroys timed `now`, the look's time).
+   */
+  look(logged: RklEvent[], diff: RklEvent[], now = Date.now()): RklEvent[] {
+    const out: RklEvent[] = [];
     for (const e of diff) {
-      if (e.action === "destroy") this.#destroys.set(key(e), (this.#destroys.get(key(e)) ?? 0) + 1);
+      if (e.action === "destroy") this.#held.set(key(e), e);
+      else out.push(e);
     }
     this.told(diff);
-    const kept = logged.filter((e) => {
-      if (e.type !== "container" && e.type !== "pod") return true;
-      if (e.action === "die") {
-        if (this.#dies.get(key(e)) !== Date.parse(e.time)) return true;
-        this.#dies.delete(key(e));
-        return false;
+    for (const e of logged) {
+      if (e.type === "container" || e.type === "pod") {
+        if (e.action === "die" && this.#dies.get(key(e)) === Date.parse(e.time)) {
+          this.#dies.delete(key(e));
+          continue;
+        }
+        if (e.action === "destroy") this.#held.delete(key(e));
       }
-      if (e.action !== "destroy") return true;
-      const n = this.#destroys.get(key(e)) ?? 0;
-      if (n === 0) return true;
-      if (n === 1) this.#destroys.delete(key(e));
-      else this.#destroys.set(key(e), n - 1);
-      return false;
-    });
-    return byTime([...kept, ...diff]);
+      out.push(e);
+    }
+    for (const [k, e] of this.#held) {
+      if (now - Date.parse(e.time) >= HOLD_MS) {
+        this.#held.delete(k);
+        out.push(e);
+      }
+    }
+    return byTime(out);
+  }
+
+  /** The destroys still held, when the stream ends. */
+  flush(): RklEvent[] {
+    const out = [...this.#held.values()];
+    this.#held.clear();
+    return byTime(out);
   }
 }
+
+/** How long a stream holds the records' destroy for the log's copy. */
+export const HOLD_MS = 1000;
 
 const key = (e: RklEvent) => `${e.type}/${e.actor}`;
 

@@ -3,6 +3,7 @@ import {
   diffRecords,
   eventJson,
   formatEvent,
+  HOLD_MS,
   matches,
   parseDaemonLog,
   parseFilters,
@@ -133,6 +134,13 @@ Deno.test("parseDaemonLog(): a kill keeps its signal; an image event's actor is 
     "2026-01-01T00:00:00.000Z container kill web (image=busybox, signal=15)",
   );
   assert.deepEqual(ev[3].attributes, { name: "docker.io/library/busybox:latest" });
+  // A pod member's line: a container event, its pod an attribute (so pod= takes it).
+  const [member] = parseDaemonLog(
+    `{"time":"2026-01-01T00:00:05.000Z","action":"die","container":"p_app","pod":"p","exitCode":0}`,
+  );
+  assert.equal(member.type, "container");
+  assert.equal(member.attributes.pod, "p");
+  assert.equal(matches(parseFilters(["pod=p"]), member), true);
 
   // image=: images by reference (short or full) or id, containers by the image they run.
   const busybox = parseFilters(["image=busybox"]);
@@ -150,29 +158,43 @@ Deno.test("parseDaemonLog(): a kill keeps its signal; an image event's actor is 
   assert.equal(matches(parseFilters(["image=busybox"]), recordEvents(c1)[0]), true);
 });
 
-Deno.test("StreamDedup: a removal told by the records and the log prints once, whichever look its log line comes in", () => {
-  const ev = (action: string, actor: string, type: "container" | "pod" = "container") => ({
-    time: "2026-01-01T00:00:00.000Z",
+Deno.test("StreamDedup: a removal told by the records and the log prints once, after its die, whichever look the log's lines come in", () => {
+  const T0 = Date.parse("2026-01-01T00:00:00.000Z");
+  const ev = (action: string, actor: string, ms = 0, type: "container" | "pod" = "container") => ({
+    time: new Date(T0 + ms).toISOString(),
     type,
     action,
     actor,
     attributes: {},
   });
   const s = new StreamDedup();
-  const told = (logged: ReturnType<typeof ev>[], diff: ReturnType<typeof ev>[]) =>
-    s.look(logged, diff).map((e) => `${e.action} ${e.type}/${e.actor}`);
-  // Same look: the records' destroy, not the log's.
-  assert.deepEqual(told([ev("destroy", "a")], [ev("destroy", "a")]), ["destroy container/a"]);
-  // The log's line a look later: not again.
-  assert.deepEqual(told([], [ev("destroy", "b")]), ["destroy container/b"]);
-  assert.deepEqual(told([ev("destroy", "b"), ev("kill", "c")], []), ["kill container/c"]);
+  const told = (logged: ReturnType<typeof ev>[], diff: ReturnType<typeof ev>[], now = T0) =>
+    s.look(logged, diff, now).map((e) => `${e.action} ${e.type}/${e.actor}`);
+  // Same look: the log's die and destroy, the records' destroy dropped.
+  assert.deepEqual(told([ev("die", "a", -5), ev("destroy", "a")], [ev("destroy", "a")]), [
+    "die container/a",
+    "destroy container/a",
+  ]);
+  // The log's lines a look later: the records' destroy held until then, then the log's after its die.
+  assert.deepEqual(told([], [ev("destroy", "b")]), []);
+  assert.deepEqual(
+    told([ev("die", "b", -5), ev("destroy", "b", 2), ev("kill", "c", 3)], [], T0 + 250),
+    [
+      "die container/b",
+      "destroy container/b",
+      "kill container/c",
+    ],
+  );
   // Made and removed between two looks: the records never saw it, the log tells it.
   assert.deepEqual(told([ev("destroy", "d")], []), ["destroy container/d"]);
-  // A name used twice: each destroy of the records takes one line of the log.
-  assert.deepEqual(told([], [ev("destroy", "e", "pod")]), ["destroy pod/e"]);
-  assert.deepEqual(told([], [ev("destroy", "e", "pod")]), ["destroy pod/e"]);
-  assert.deepEqual(told([ev("destroy", "e", "pod"), ev("destroy", "e", "pod")], []), []);
-  assert.deepEqual(told([ev("destroy", "e", "pod")], []), ["destroy pod/e"]);
+  // No log line comes (it could not be written): the records' destroy after HOLD_MS.
+  assert.deepEqual(told([], [ev("destroy", "e", 0, "pod")]), []);
+  assert.deepEqual(told([], [], T0 + HOLD_MS - 1), []);
+  assert.deepEqual(told([], [], T0 + HOLD_MS), ["destroy pod/e"]);
+  // A stream that ends gives what it holds.
+  told([], [ev("destroy", "f")]);
+  assert.deepEqual(s.flush().map((e) => e.actor), ["f"]);
+  assert.deepEqual(s.flush(), []);
 });
 
 Deno.test("StreamDedup: an exit told by the records is not printed again from the log, nor one the records showed at the start", () => {
@@ -198,4 +220,21 @@ Deno.test("StreamDedup: an exit told by the records is not printed again from th
   assert.equal(s.look([], [die("c", "2026-01-01T00:00:06.000Z")]).length, 1);
   assert.equal(s.look([], [die("c", "2026-01-01T00:00:07.000Z")]).length, 1);
   assert.equal(s.look([die("c", "2026-01-01T00:00:07.000Z")], []).length, 0);
+});
+
+Deno.test("recordEvents(): no die before the start is told, and none timed before it", () => {
+  const exited = { ...c1, status: "exited", exitCode: 0 };
+  // Exited before the command that started it wrote the start: the die waits for it.
+  assert.deepEqual(
+    recordEvents({ ...exited, startedAt: undefined, finishedAt: "2026-01-01T00:00:00.500Z" })
+      .map((e) => e.action),
+    ["create"],
+  );
+  // An exit file a kernel tick "older" than the start: the die is at the start.
+  const ev = recordEvents({ ...exited, finishedAt: "2026-01-01T00:00:00.999Z" });
+  assert.deepEqual(ev.map((e) => [e.action, e.time]), [
+    ["create", c1.createdAt],
+    ["start", c1.startedAt],
+    ["die", c1.startedAt],
+  ]);
 });

@@ -88,7 +88,7 @@ Deno.test("createPod() + rm -f on the FakeHost: rm undoes exactly what create ma
   await removePod(host, "web", { force: true });
   assert.deepEqual(diffSnapshots(before, host.snapshot()), []);
   // The history the records no longer tell: each member's destroy, then the pod's.
-  const gone = logged().filter((e) => e.action === "destroy").map((e) => e.pod ?? e.container);
+  const gone = logged().filter((e) => e.action === "destroy").map((e) => e.container ?? e.pod);
   assert.deepEqual(gone.slice(0, 2).sort(), ["web_app", "web_side"]);
   assert.deepEqual(gone.slice(2), ["web"]);
 });

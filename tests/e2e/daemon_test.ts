@@ -96,7 +96,9 @@ test("a manifest dropped in runs; an edit recreates; a broken edit keeps the old
     assert.ok(stops[0] === "kill 15", JSON.stringify(stops));
     // The recreate and the delete each removed the pod's record: docker's destroy, logged once each.
     assert.deepEqual(
-      logged.filter((e) => e.action === "destroy" && e.pod !== undefined).map((e) => e.pod),
+      logged.filter((e) =>
+        e.action === "destroy" && e.pod !== undefined && e.container === undefined
+      ).map((e) => e.pod),
       ["static-web", "static-web"],
     );
   } finally {

@@ -169,9 +169,11 @@ function endOf(host: Host, rec: ContainerRecord): { code?: number; at?: Date } |
   let at = rec.finishedAt ? new Date(rec.finishedAt) : undefined;
   if (!at) {
     try {
-      at = exitTime(host.fs.stat(file).mtime, rec.startedAt);
+      at = host.fs.stat(file).mtime ?? undefined;
     } catch { /* no exit file */ }
   }
+  // As the records tell it (events.ts recordEvents): never before the start.
+  at = exitTime(at, rec.startedAt);
   if (!at || Number.isNaN(at.getTime()) || (code === undefined && rec.status !== "exited")) {
     return undefined;
   }
