@@ -15,7 +15,8 @@ import { RUN_VERBS } from "./docker/run.ts";
 import { DOCKER_VERBS } from "../docker_verbs.ts";
 
 export { dockerStatus, psFields, psFilter, renderFormat } from "./docker/ps_format.ts";
-export { signalArg } from "./docker/lifecycle.ts";
+// `kill -s`: the signal parser kill and compose kill share (its flag defaults to -s).
+export { parseSignal as signalArg } from "../../src/workloads/signals.ts";
 export { filterPs } from "./docker/inspect.ts";
 
 export function registerDocker(program: Command, ctx: Context): void {

@@ -16,11 +16,6 @@ import { write } from "../../format.ts";
 import { parseSeconds } from "../_shared.ts";
 import { attachTo, each, names, type Verb, waitExit } from "./shared.ts";
 
-/** A signal by name (`KILL`, `SIGKILL`, `RTMIN+1`) or number 1-64, as the runtime takes it. */
-export function signalArg(s: string): string {
-  return parseSignal(s, "-s");
-}
-
 /** start, stop, restart, rm, kill, wait, rename, by name. */
 export const LIFECYCLE_VERBS: Record<string, Verb> = {
   start(program: Command, ctx: Context): void {
@@ -109,7 +104,7 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
     ).option("-s, --signal <sig>", "signal name or number", "KILL")
       .action(async (list: string[], o: { signal: string }) => {
         const host = ctx.host();
-        const sig = signalArg(o.signal);
+        const sig = parseSignal(o.signal, "-s");
         await each(ctx, names(list), async (n) => {
           await killContainer(host, n, sig);
           write(`${n}\n`);

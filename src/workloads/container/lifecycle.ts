@@ -244,8 +244,8 @@ async function signal(
   noteKill(host, rec, sig, at);
 }
 
-/** docker's `kill` event, with the signal's number as its `signal` attribute. */
-function noteKill(host: Host, rec: ContainerRecord, sig: string, at: Date): void {
+/** docker's `kill` event, with the signal's number as its `signal` attribute, sent at `at`. */
+export function noteKill(host: Host, rec: ContainerRecord, sig: string, at: Date): void {
   const n = signalNumber(sig);
   noteEvent(host, {
     action: "kill",

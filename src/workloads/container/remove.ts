@@ -6,13 +6,13 @@ import { pathExists } from "../../sys/fsutil.ts";
 import { linkGone } from "../../sys/linkwatch.ts";
 import { trace } from "../../trace.ts";
 import { readExitCode } from "../../oci/conmon.ts";
-import { about, noteEvent } from "../event_log.ts";
 import { scavengeContainer } from "../scavenge.ts";
 import type { Host } from "../host.ts";
 import { bridgeGoesWith, deleteBridge, unusedBridge } from "./network.ts";
 import { getContainer, ownerGone, refuseWhileBeingMade } from "./record.ts";
 import { refresh } from "./status.ts";
 import { teardown } from "./teardown.ts";
+import { noteKill } from "./lifecycle.ts";
 import { idHeldByAnother } from "./rename.ts";
 import type { ContainerRecord, NetworkUser } from "./types.ts";
 
@@ -52,7 +52,7 @@ export async function removeContainer(
     // `<runtime> delete --force` kills whatever still runs, so -f needs no stop step; a
     // running one is told killed (SIGKILL), as docker's rm -f tells it, before its die.
     if (rec.status === "running" && readExitCode(rec.dirs.exitDir, rec.id, host.fs) === undefined) {
-      noteEvent(host, { action: "kill", ...about(rec), signal: "9" });
+      noteKill(host, rec, "SIGKILL", host.now());
     }
     await teardown(host, rec, options);
     trace("rm: teardown");
