@@ -13,9 +13,10 @@
  *   ContainerStatus, ExecSync, StopContainer, RemoveContainer, StopPodSandbox,
  *   RemovePodSandbox, and their sum (the pod's whole life);
  *   with N pods of one container running: ListContainers and ListPodSandbox
- *   latency, and the node's memory: PSS and RSS of the runtime's own processes
- *   (rkl: the daemon and every conmon; containerd: containerd and every
- *   containerd-shim-runc-v2), the containers' processes left out on both sides.
+ *   latency (at least 200 calls of each, alternating), and the node's memory:
+ *   PSS and RSS of the runtime's own processes (rkl: the daemon and every
+ *   conmon; containerd: containerd and every containerd-shim-runc-v2), the
+ *   containers' processes left out on both sides.
  */
 import { bridgeConflist } from "../src/net/network.ts";
 import { DAEMON_DENO_FLAGS, DAEMON_ENV } from "../src/daemon/install.ts";
@@ -445,14 +446,18 @@ export async function containerdRows(opts: PeerOptions = {}): Promise<PeerFigure
         await c.call("StartContainer", { container_id });
       }
     }
-    for (const name of ["ListContainers", "ListPodSandbox"]) {
+    // The calls a kubelet makes between relists take about 1 ms, where the two runtimes differ by
+    // tenths of one: 200 alternating calls at least (35 at BENCH_RUNS=10 moved the ratio by ±0.2
+    // run to run), after 5 warm-up ones; `call` makes one and checks its answer.
+    const steady = async (
+      name: string,
+      call: (k: number, c: (typeof clients)[number], i: number) => Promise<void>,
+    ) => {
       const xs: number[][] = [[], []];
-      for (let i = 0; i < 5 + runs * 3; i++) {
+      for (let i = 0; i < 5 + Math.max(runs * 3, 200); i++) {
         for (const [k, c] of clients.entries()) {
           const t0 = performance.now();
-          const res = await c.call(name, {});
-          const n = ((res.containers ?? res.items) as unknown[]).length;
-          if (n !== pods) throw new Error(`${peers[k].name} ${name}: ${n} listed, ${pods} made`);
+          await call(k, c, i);
           if (i >= 5) xs[k].push(performance.now() - t0);
         }
       }
@@ -462,7 +467,30 @@ export async function containerdRows(opts: PeerOptions = {}): Promise<PeerFigure
         containerd: stat(xs[1]),
         goal: 1,
       });
+    };
+    for (const name of ["ListContainers", "ListPodSandbox"]) {
+      await steady(name, async (k, c) => {
+        const res = await c.call(name, {});
+        const n = ((res.containers ?? res.items) as unknown[]).length;
+        if (n !== pods) throw new Error(`${peers[k].name} ${name}: ${n} listed, ${pods} made`);
+      });
     }
+    // ContainerStatus of the running containers, in turn. The pod life's row has one call a
+    // life, the first after StartContainer (first-call costs on both sides, 10 samples).
+    const ids = await Promise.all(clients.map(async (c) => {
+      const res = await c.call("ListContainers", {}) as { containers?: { id: string }[] };
+      return (res.containers ?? []).map((x) => x.id);
+    }));
+    await steady("ContainerStatus", async (k, c, i) => {
+      const container_id = ids[k][i % ids[k].length];
+      const res = await c.call("ContainerStatus", { container_id }) as {
+        status?: { state?: string | number };
+      };
+      const state = res.status?.state;
+      if (state !== "CONTAINER_RUNNING" && state !== 1) {
+        throw new Error(`${peers[k].name} ContainerStatus ${container_id}: state ${state}`);
+      }
+    });
     // Let both settle as a node does between kubelet relists, then read memory.
     for (let i = 0; i < 10; i++) {
       for (const c of clients) {

@@ -12,6 +12,8 @@
  * which takes a {@linkcode ProcessIO} built here.
  */
 import { SeqPacketSocket } from "../src/sys/seqpacket.ts";
+import type { Syscalls } from "../src/sys/syscalls.ts";
+import { ctlResizer, sendCtl, sizeMessage } from "../src/oci/conmon_ctl.ts";
 import { ChunkQueue } from "../src/cri/streaming/bytes.ts";
 import type { ProcessIO, TermSize } from "../src/cri/streaming/server.ts";
 
@@ -120,26 +122,12 @@ export async function pumpStdin(
   }
 }
 
-/** Writes one terminal size to conmon's control FIFO (never blocks when no conmon reads it). */
-function resizeVia(ctlPath: string): (s: TermSize) => void {
-  let ctl: Deno.FsFile | undefined | null;
-  return (s) => {
-    if (ctl === null) return;
-    try {
-      // O_NONBLOCK: conmon gone means ENXIO, not a hang.
-      ctl ??= Deno.openSync(ctlPath, { write: true, custom: 0o4000 } as Deno.OpenOptions);
-      const h = Math.min(s.height, 1000), w = Math.min(s.width, 1000);
-      ctl.writeSync(new TextEncoder().encode(`1 ${h} ${w}\n`));
-    } catch {
-      ctl = null;
-    }
-  };
-}
-
 export interface AttachOptions {
   /** The container's attach socket and ctl FIFO (in its bundle). */
   socket: string;
   ctl: string;
+  /** Opens the ctl FIFO without blocking (a conmon gone is no reader: ENXIO, not a hang). */
+  sys: Syscalls;
   tty: boolean;
   /** Send what the user types to the process (`-i`, or a container with stdin open). */
   stdin: boolean;
@@ -151,8 +139,18 @@ export interface AttachOptions {
 export class Attachment {
   private constructor(private sock: SeqPacketSocket, private o: AttachOptions) {}
 
+  /**
+   * Connects to the attach socket. With a terminal, the size goes to conmon at once: for a
+   * created container (`run -it`, `start -a`) its PTY then has the size before the process
+   * starts, where it would start at 0x0 until session() sent it (`stty size` failed).
+   */
   static open(o: AttachOptions): Attachment {
-    return new Attachment(SeqPacketSocket.connect(o.socket), o);
+    const att = new Attachment(SeqPacketSocket.connect(o.socket), o);
+    if (o.tty) {
+      const size = terminalSize();
+      if (size) sendCtl(o.sys, o.ctl, sizeMessage(size));
+    }
+    return att;
   }
 
   /**
@@ -162,7 +160,7 @@ export class Attachment {
   async session(): Promise<"exited" | "detached"> {
     const { sock, o } = this;
     const restore = rawMode(o.tty && o.stdin);
-    const stopSize = o.tty ? watchSize(resizeVia(o.ctl)) : () => {};
+    const stopSize = o.tty ? watchSize(ctlResizer(o.sys, o.ctl)) : () => {};
     const outputDone = Promise.withResolvers<void>();
     const output = (async () => {
       try {

@@ -2,6 +2,7 @@
 import { ConflictError, SpecError, UsageError } from "../../src/errors.ts";
 import { readExitCode } from "../../src/oci/conmon.ts";
 import { execAttached } from "../../src/workloads/exec.ts";
+import { withExecEvents } from "../../src/workloads/exec_events.ts";
 import { installCancelHandlers } from "../../src/cancel.ts";
 import { absolute, served } from "../io.ts";
 import { type ContainerRecord, refresh } from "../../src/workloads/container.ts";
@@ -69,15 +70,16 @@ export async function execIn(
   }
   if (command[0] === "--") command = command.slice(1); // `exec NAME -- CMD`, as kubectl writes it
   if (command.length === 0) throw new UsageError("exec needs a command");
-  return await execAttached(host, {
-    container: rec,
-    argv: command,
-    tty: o.tty ?? false,
-    stdin: o.interactive ?? false,
-    env: o.env,
-    cwd: o.cwd,
-    ...(o.user ? { user: { uid: o.user.uid, gid: o.user.gid } } : {}),
-  });
+  return await withExecEvents(host, live, command, () =>
+    execAttached(host, {
+      container: live,
+      argv: command,
+      tty: o.tty ?? false,
+      stdin: o.interactive ?? false,
+      env: o.env,
+      cwd: o.cwd,
+      ...(o.user ? { user: { uid: o.user.uid, gid: o.user.gid } } : {}),
+    }));
 }
 
 export interface LogFlags {

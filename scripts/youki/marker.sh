@@ -20,7 +20,7 @@ if [[ "$bin" =~ [\"\\[:cntrl:]] ]]; then
 fi
 read -r dev ino size mtime < <(stat -L -c '%d %i %s %Y' -- "$bin")
 patches=""
-for p in "$here"/libcontainer-*.patch; do
+for p in "$here"/libcontainer-*.patch "$here"/libcgroups-*.patch; do
   patches="${patches:+$patches,}\"$(basename "$p" .patch)\""
 done
 mkdir -p "$(dirname "$out")"

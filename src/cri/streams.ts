@@ -47,7 +47,7 @@ export function streamBackend(host: Host, lookup: StreamLookup): StreamBackend {
     async attach(p, io) {
       const c = await lookup.container(p.containerId);
       try {
-        await attachStream(c, { tty: p.tty }, io);
+        await attachStream(host, c, { tty: p.tty }, io);
       } catch (e) {
         throw streamError(e);
       }

@@ -6,6 +6,7 @@
 import type { LoadedPod } from "../spec/pod.ts";
 import { FileReadError, MAX_INPUT_BYTES, readTextBounded } from "../sys/readfile.ts";
 import { type DesiredPod, isManifestName } from "./reconcile.ts";
+import { sha256Hex } from "../base/hex.ts";
 
 export const DEFAULT_MANIFESTS = "/etc/rk8s/manifests";
 /** Largest manifest the daemon reads. */
@@ -36,8 +37,7 @@ export type LoadPodsFn = ((text: string, file: string) => LoadedPod[]) & {
 };
 
 async function sha256(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
+  return (await sha256Hex(text)).slice(0, 16);
 }
 
 /**

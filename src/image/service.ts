@@ -9,7 +9,7 @@ import type { BundleDefaults } from "../oci/generate.ts";
 import { lgetxattr } from "../sys/fileattr.ts";
 import type { Syscalls } from "../sys/syscalls.ts";
 import { type HostFs, realFs } from "../sys/fs.ts";
-import { parsePasswd, readUserFiles, resolveNames } from "./users.ts";
+import { parsePasswd, readUserFiles, resolveNames, type UserFiles } from "./users.ts";
 // The puller (registry client, tar reader, zlib) loads only when a pull happens.
 import type { Progress } from "./pull.ts";
 import { formatReference, parseReference, tagName } from "./reference.ts";
@@ -179,8 +179,8 @@ export function layeredUserFiles(
   sys: Syscalls,
   lowers: string[],
   fs: HostFs = realFs,
-): { passwd?: string; group?: string } {
-  const out: { passwd?: string; group?: string } = {};
+): UserFiles {
+  const out: UserFiles = {};
   const seen = new Set<string>();
   for (const dir of lowers) {
     const files = readUserFiles(sys, dir, fs);
@@ -193,6 +193,8 @@ export function layeredUserFiles(
       if (st) {
         seen.add(k);
         if (files[k] !== undefined) out[k] = files[k];
+        const why = files.unreadable?.[k];
+        if (why) out.unreadable = { ...out.unreadable, [k]: why };
       }
     }
     let opaque = false;

@@ -20,6 +20,7 @@ import { FileReadError, readBounded, readTextBounded } from "../sys/readfile.ts"
 import { markTopDir } from "../sys/fileattr.ts";
 import { tryLockExclusive } from "../sys/trylock.ts";
 import { type ImageRef, parseReference, repoName, tagName } from "./reference.ts";
+import { sha256Hex } from "../base/hex.ts";
 
 export interface Descriptor {
   mediaType: string;
@@ -84,12 +85,6 @@ export function digestHex(digest: string): string {
   const m = HEX.exec(digest);
   if (!m) throw new ImageError(`unsupported or malformed digest ${JSON.stringify(digest)}`);
   return m[1];
-}
-
-/** sha256 of `data` in hex, by WebCrypto: the store itself never loads node:crypto. */
-export async function sha256HexAsync(data: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(data)));
-  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**
@@ -231,7 +226,7 @@ export class ImageStore {
   /** Stores small bytes (a manifest, a config) after checking them against `digest`. */
   async putBlob(digest: string, data: Uint8Array): Promise<void> {
     const hex = digestHex(digest);
-    if (await sha256HexAsync(data) !== hex) {
+    if (await sha256Hex(data) !== hex) {
       throw new ImageError(`blob ${digest}: digest mismatch`);
     }
     if (!this.hasBlob(digest)) writeAtomic(this.blobPath(digest), data);

@@ -42,3 +42,18 @@ Deno.test("resolveNames() follows docker: the user's primary group unless a grou
   assert.throws(() => resolveNames({ group: "nope" }, {}, files), /group "nope" is not in/);
   assert.throws(() => resolveNames({ user: "app" }, {}, { where: "/b/rootfs" }), /not in/);
 });
+
+Deno.test("resolveNames(): a file that is there but was not read is named with the reason", () => {
+  const files = {
+    where: "/b/rootfs",
+    group: "staff:x:50:\n",
+    unreadable: { passwd: "not a regular file (a FIFO)" },
+  };
+  assert.throws(
+    () => resolveNames({ user: "app" }, {}, files),
+    (e: unknown) =>
+      e instanceof FieldError &&
+      e.message === 'user "app": /b/rootfs/etc/passwd cannot be read: not a regular file (a FIFO)',
+  );
+  assert.deepEqual(resolveNames({ group: "staff" }, { uid: 3 }, files), { uid: 3, gid: 50 });
+});

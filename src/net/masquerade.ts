@@ -15,6 +15,7 @@
  */
 import type { CommandRunner } from "../sys/command.ts";
 import { NetworkError } from "../errors.ts";
+import { hex } from "../base/hex.ts";
 
 /** What is read of a plugin's configuration (cni.ts's PluginConf; not imported: cni.ts imports this file). */
 interface PluginConf {
@@ -45,8 +46,7 @@ export function takesMasquerade(plugin: PluginConf, network: string, containerId
 /** The chain the bridge plugin names for (network, container id): containernetworking/plugins' utils.FormatChainName. */
 export async function masqChain(network: string, containerId: string): Promise<string> {
   const d = await crypto.subtle.digest("SHA-512", new TextEncoder().encode(network + containerId));
-  const hex = Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
-  return `CNI-${hex}`.slice(0, 28);
+  return `CNI-${hex(d)}`.slice(0, 28);
 }
 
 /** The plugin's comment (utils.FormatComment), quoted as iptables-save prints it. */

@@ -8,6 +8,8 @@
  * code checking `instanceof` behaves the same on both.
  */
 
+import { readTextBounded } from "./readfile.ts";
+
 export interface FsEntry {
   name: string;
   isFile: boolean;
@@ -41,6 +43,12 @@ export interface WriteOptions {
 
 export interface HostFs {
   readTextFile(path: string): string;
+  /**
+   * The text of the regular file at `path` (symlinks followed), at most `max` bytes. Anything
+   * else is a FileReadError, and a FIFO or a device is never opened for reading: a file a
+   * container or an image controls (its /etc/passwd) can neither block nor flood the read.
+   */
+  readRegularText(path: string, max: number): string;
   readFile(path: string): Uint8Array;
   writeTextFile(path: string, data: string, options?: WriteOptions): void;
   writeFile(path: string, data: Uint8Array, options?: WriteOptions): void;
@@ -77,6 +85,7 @@ function info(i: Deno.FileInfo): FsInfo {
 /** The real file system, through Deno's synchronous calls. */
 export const realFs: HostFs = {
   readTextFile: (p) => Deno.readTextFileSync(p),
+  readRegularText: (p, max) => readTextBounded(p, { max }),
   readFile: (p) => Deno.readFileSync(p),
   writeTextFile: (p, d, o) => Deno.writeTextFileSync(p, d, o),
   writeFile: (p, d, o) => Deno.writeFileSync(p, d, o),

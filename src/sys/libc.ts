@@ -60,6 +60,8 @@ const symbols = {
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   // int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen);
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  // int socketpair(int domain, int type, int protocol, int sv[2]);
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   // int shutdown(int fd, int how);
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   // ssize_t read(int fd, void *buf, size_t count), on a worker thread: it may block.

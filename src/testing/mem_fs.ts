@@ -14,6 +14,7 @@
  * EBUSY as the kernel does.
  */
 import type { FsEntry, FsInfo, HostFs, WriteOptions } from "../sys/fs.ts";
+import { FileReadError } from "../sys/readfile.ts";
 
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
@@ -247,6 +248,14 @@ export class MemFs implements HostFs {
   readTextFile(path: string): string {
     this.#hook("readTextFile", path);
     return new TextDecoder().decode(this.#readNoHook(path));
+  }
+
+  readRegularText(path: string, max: number): string {
+    this.#hook("readRegularText", path);
+    const n = this.#existing(path, true, "open");
+    if (n.kind !== "file") throw new FileReadError(path, `not a regular file (a ${n.kind})`);
+    if (n.data.length > max) throw new FileReadError(path, `larger than ${max} bytes`);
+    return new TextDecoder().decode(n.data);
   }
 
   #readNoHook(path: string): Uint8Array {

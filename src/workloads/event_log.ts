@@ -5,7 +5,8 @@
  * command appends, daemon or not, what the records cannot tell: removals
  * (`die` at the exit's time, then `destroy`), renames, signals (`kill`,
  * `stop`, `restart`), `pause` and `unpause`, and what happens to images
- * (`pull`, `import`, `tag`, `untag`, `delete`).
+ * (`pull`, `import`, `tag`, `untag`, `delete`), and a user's exec
+ * (`exec_create`, `exec_start`, `exec_die`).
  */
 import type { ProbeKind } from "./probes.ts";
 import type { Host } from "./host.ts";
@@ -34,7 +35,11 @@ export interface DaemonEvent {
     | "import"
     | "tag"
     | "untag"
-    | "delete";
+    | "delete"
+    // a user's exec (`exec`, `compose exec`), docker's: with its id, the command and, at its end, the code
+    | "exec_create"
+    | "exec_start"
+    | "exec_die";
   probe?: ProbeKind;
   /** A kill's signal, as its number (docker's `signal` attribute). */
   signal?: string;
@@ -47,6 +52,9 @@ export interface DaemonEvent {
   /** A container's labels: attributes of its events, as docker's (`compose events` picks by them). */
   labels?: Record<string, string>;
   container?: string;
+  /** An exec's id (docker's `execID` attribute) and, at its create and start, its command. */
+  execId?: string;
+  command?: string;
   /** A rename's old name (`rkl rename` appends it; docker's `oldName` attribute). */
   oldName?: string;
   image?: string;

@@ -7,8 +7,9 @@
  *   not, what commands append: renames, the `destroy` of every container
  *   and pod removed (a record's times tell its create, start and die, but
  *   not its removal once it is gone), `kill` (with the signal), `stop`,
- *   `restart`, `pause`, `unpause`, and the images' `pull`, `import`, `tag`,
- *   `untag` and `delete`.
+ *   `restart`, `pause`, `unpause`, a user's exec (`exec_create: CMD`,
+ *   `exec_start: CMD`, `exec_die`, each with its `execID`), and the images'
+ *   `pull`, `import`, `tag`, `untag` and `delete`.
  * - The records in the store, for what happened without a daemon: each
  *   container's create, start and die (createdAt, startedAt, finishedAt
  *   and exit code), each pod's create and start. A record keeps only its
@@ -51,6 +52,8 @@ interface LoggedEvent {
   ref?: unknown;
   name?: unknown;
   labels?: unknown;
+  execId?: unknown;
+  command?: unknown;
 }
 
 const str = (v: unknown) => typeof v === "string" ? v : undefined;
@@ -84,15 +87,21 @@ export function parseDaemonLog(text: string): RklEvent[] {
       if (v !== undefined) attributes[k] = v;
     }
     if (typeof e.exitCode === "number") attributes.exitCode = String(e.exitCode);
+    const execId = str(e.execId);
+    if (execId !== undefined) attributes.execID = execId;
     const container = str(e.container), pod = str(e.pod), ref = str(e.ref);
     if (ref !== undefined) {
       out.push({ time, type: "image", action, actor: ref, attributes });
     } else if (container !== undefined) {
       // A pod's member: its pod an attribute, as the records give it.
       if (pod !== undefined) attributes.pod = pod;
-      // A probe result is docker's health_status; a restart is its restart.
+      // A probe result is docker's health_status; a restart is its restart;
+      // an exec's create and start name its command, as docker's do.
+      const command = str(e.command);
       const act = action === "probe"
         ? `health_status: ${attributes.error ? "unhealthy" : "healthy"}`
+        : command !== undefined && (action === "exec_create" || action === "exec_start")
+        ? `${action}: ${command}`
         : action;
       out.push({ time, type: "container", action: act, actor: container, attributes });
     } else if (pod !== undefined) {
@@ -392,13 +401,14 @@ export function parseTimeArg(flag: string, v: string, now: number): number {
 /** docker's text line: `TIME TYPE ACTION ACTOR (k=v, ...)`. */
 export function formatEvent(e: RklEvent): string {
   const attrs = Object.entries(e.attributes).sort(([a], [b]) => a.localeCompare(b));
-  // A label's key or value with a control character (a newline) is quoted: one event, one line.
+  // A label's key or value, or an exec's command in its action, with a control character (a
+  // newline) is quoted: one event, one line.
   // deno-lint-ignore no-control-regex
   const safe = (t: string) => /[\x00-\x1f\x7f]/.test(t) ? JSON.stringify(t) : t;
   const tail = attrs.length
     ? ` (${attrs.map(([k, v]) => `${safe(k)}=${safe(v)}`).join(", ")})`
     : "";
-  return `${e.time} ${e.type} ${e.action} ${e.actor}${tail}`;
+  return `${e.time} ${e.type} ${safe(e.action)} ${safe(e.actor)}${tail}`;
 }
 
 /** docker's JSON shape: Type, Action, Actor {ID, Attributes}, time (s), timeNano. */

@@ -238,3 +238,43 @@ Deno.test("recordEvents(): no die before the start is told, and none timed befor
     ["die", c1.startedAt],
   ]);
 });
+
+Deno.test("parseDaemonLog(): an exec's create and start name its command, its die its code; all its execID", () => {
+  const x = "ef".repeat(32);
+  const text = [
+    `{"time":"2026-01-01T00:00:00.000Z","action":"exec_create","container":"web","image":"busybox","execId":"${x}","command":"sh -c ls"}`,
+    `{"time":"2026-01-01T00:00:00.001Z","action":"exec_start","container":"web","image":"busybox","execId":"${x}","command":"sh -c ls"}`,
+    `{"time":"2026-01-01T00:00:01.000Z","action":"exec_die","container":"web","image":"busybox","execId":"${x}","exitCode":2}`,
+  ].join("\n");
+  const ev = parseDaemonLog(text);
+  assert.deepEqual(ev.map((e) => e.action), [
+    "exec_create: sh -c ls",
+    "exec_start: sh -c ls",
+    "exec_die",
+  ]);
+  assert.deepEqual(ev.map((e) => e.attributes.execID), [x, x, x]);
+  assert.deepEqual(ev[2].attributes, { image: "busybox", execID: x, exitCode: "2" });
+  // docker's event filter takes the action before its colon.
+  const f = parseFilters(["event=exec_start"]);
+  assert.deepEqual(ev.filter((e) => matches(f, e)).map((e) => e.action), ["exec_start: sh -c ls"]);
+});
+
+Deno.test("formatEvent(): an exec's command with a newline stays on its event's line", () => {
+  const [ev] = parseDaemonLog(
+    JSON.stringify({
+      time: "2026-01-01T00:00:00.000Z",
+      action: "exec_create",
+      container: "web",
+      execId: "ab".repeat(32),
+      command: "sh -c echo\n2026-01-01T00:00:01.000Z container destroy web",
+    }),
+  );
+  const line = formatEvent(ev);
+  assert.equal(line.split("\n").length, 1);
+  assert.ok(
+    line.startsWith(
+      `2026-01-01T00:00:00.000Z container "exec_create: sh -c echo\\n2026-01-01T00:00:01.000Z container destroy web" web (`,
+    ),
+    line,
+  );
+});

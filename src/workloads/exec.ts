@@ -23,6 +23,7 @@
  */
 import { ConflictError, NoExecutableError, NotFoundError, RklError } from "../errors.ts";
 import { execConmonSession } from "../oci/conmon_exec.ts";
+import { ctlResizer } from "../oci/conmon_ctl.ts";
 import { type ExecCaptured, execProcess, killTree } from "../oci/runtime.ts";
 import type { OciProcess } from "../oci/spec.ts";
 import { hostBoundingCaps } from "../oci/generate.ts";
@@ -279,17 +280,6 @@ async function execPiped(
   }
 }
 
-/** Sends terminal sizes to a conmon control FIFO. */
-function resizer(ctlPath: string): (s: TermSize) => void {
-  let ctl: Promise<Deno.FsFile | undefined> | undefined;
-  return (s) => {
-    // Direct: a FIFO held open for writes as sizes come; the fs port has whole-file calls only.
-    ctl ??= Deno.open(ctlPath, { write: true }).catch(() => undefined);
-    const h = Math.min(s.height, 1000), w = Math.min(s.width, 1000);
-    void ctl.then((f) => f?.write(new TextEncoder().encode(`1 ${h} ${w}\n`))).catch(() => {});
-  };
-}
-
 /** How long a terminal exec's last output may trail its exit (see joinSocket). */
 const EXEC_DRAIN_MS = 1000;
 
@@ -344,14 +334,26 @@ async function execTerminal(
 ): Promise<number> {
   const sid = crypto.randomUUID().replaceAll("-", "");
   const dir = `${c.dirs.conmonDir}/exec-${sid}`;
+  // The client's sizes: one known now (a terminal's, or one a CRI client sent with its streams)
+  // makes the PTY at that size (consoleSize), so the process never sees 0x0; later ones go to
+  // conmon's control FIFO once the process runs.
+  let size = req.size;
+  let resize: ((s: TermSize) => void) | undefined;
+  io.onResize((s) => {
+    if (resize) resize(s);
+    else size = s;
+  });
   host.fs.mkdir(dir, { mode: 0o700 });
   try {
     const processFile = `${dir}/process.json`;
-    host.fs.writeTextFile(
-      processFile,
-      JSON.stringify(execProcessFor(c, { ...req, tty: true })),
-      { mode: 0o600 },
-    );
+    const writeProcess = () =>
+      host.fs.writeTextFile(
+        processFile,
+        JSON.stringify(execProcessFor(c, { ...req, tty: true, size })),
+        { mode: 0o600 },
+      );
+    writeProcess();
+    const written = size;
     const session = await execConmonSession(host.sys, {
       conmon: host.conmon,
       runtime: host.runtimeFor(c.runtime),
@@ -365,6 +367,9 @@ async function execTerminal(
     });
     try {
       const sock = SeqPacketSocket.connect(session.attachSocket);
+      // A CRI client's first size comes on its resize stream, often while conmon was starting;
+      // the runtime reads the file only once start() lets it run.
+      if (size !== written) writeProcess();
       let pid: number;
       try {
         pid = await session.start();
@@ -376,7 +381,9 @@ async function execTerminal(
           { cause: e },
         );
       }
-      io.onResize(resizer(session.ctl));
+      resize = ctlResizer(host.sys, session.ctl);
+      // Sent again as well: a runtime that ignores consoleSize still gets the size at once.
+      if (size) resize(size);
       const exited = session.exited();
       await joinSocket(sock, io, exited, EXEC_DRAIN_MS);
       // The client may have gone first: the process goes with it.
@@ -402,6 +409,7 @@ async function execTerminal(
 
 /** Joins the container's main process through its conmon (what CRI Attach streams). */
 export async function attachStream(
+  host: Host,
   c: ContainerRecord,
   req: { tty: boolean },
   io: ExecStreams,
@@ -422,7 +430,7 @@ export async function attachStream(
       cause: e,
     });
   }
-  if (c.terminal) io.onResize(resizer(`${c.dirs.bundle}/ctl`));
+  if (c.terminal) io.onResize(ctlResizer(host.sys, `${c.dirs.bundle}/ctl`));
   // Attach ends when the client's stdin does (kubelet), or with the container's output.
   const stdinDone = io.stdin ? io.stdin.whenEnded : new Promise<void>(() => {});
   await joinSocket(sock, io, stdinDone);

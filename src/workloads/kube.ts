@@ -35,6 +35,7 @@ import {
 } from "./pod.ts";
 import { pidLockOwner, takePidLock } from "../sys/pidlock.ts";
 import { readTextBounded } from "../sys/readfile.ts";
+import { sha256Hex } from "../base/hex.ts";
 
 /** Annotations on every pod a Kubernetes file made. */
 export const FILE_ANNOTATION = "kube.rkl.dev/file";
@@ -91,16 +92,11 @@ function jobFile(host: Pick<Host, "paths">, name: string): string {
   return `${jobsDir(host)}/${name}.json`;
 }
 
-async function sha256(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** What a pod is made from (functions and locations dropped), hashed with its network. */
 export function podHash(pod: LoadedPod, network: string | null): Promise<string> {
   const { annotations: _a, ...spec } = pod.spec;
   const containers = (l: LoadedPod["spec"]["containers"]) => l.map((c) => c.spec);
-  return sha256(JSON.stringify({
+  return sha256Hex(JSON.stringify({
     network,
     spec: {
       ...spec,
@@ -113,7 +109,7 @@ export function podHash(pod: LoadedPod, network: string | null): Promise<string>
 
 export function jobHash(job: KubeJob, network: string | null): Promise<string> {
   return podHash(job.template, network).then((h) =>
-    sha256(JSON.stringify([
+    sha256Hex(JSON.stringify([
       h,
       job.completions,
       job.parallelism,

@@ -9,7 +9,8 @@
  * twice the limit, the backstop when no daemon runs: conmon then starts the
  * file afresh rather than fill the disk.
  */
-import { O_CLOEXEC, O_NONBLOCK, O_WRONLY, type Syscalls } from "../sys/syscalls.ts";
+import type { Syscalls } from "../sys/syscalls.ts";
+import { openCtl, REOPEN_LOG, sendCtl, writeCtl } from "../oci/conmon_ctl.ts";
 import { type HostFs, realFs } from "../sys/fs.ts";
 
 export interface LogRotation {
@@ -67,22 +68,11 @@ export function rotateIfLarge(
       } catch { /* no such generation */ }
     }
     fs.rename(o.log, `${o.log}.1`);
-    sys.write(fd, REOPEN);
+    writeCtl(sys, fd, REOPEN_LOG);
   } finally {
     sys.close(fd);
   }
   return true;
-}
-
-const REOPEN = new TextEncoder().encode("2 0 0\n");
-
-/** Non-blocking open of the FIFO's write end: undefined (ENXIO) when conmon is not reading. */
-function openCtl(sys: Syscalls, ctl: string): number | undefined {
-  try {
-    return sys.open(ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -90,12 +80,5 @@ function openCtl(sys: Syscalls, ctl: string): number | undefined {
  * kubelet renamed it). False when no conmon reads the FIFO.
  */
 export function reopenLog(sys: Syscalls, ctl: string): boolean {
-  const fd = openCtl(sys, ctl);
-  if (fd === undefined) return false;
-  try {
-    sys.write(fd, REOPEN);
-  } finally {
-    sys.close(fd);
-  }
-  return true;
+  return sendCtl(sys, ctl, REOPEN_LOG);
 }

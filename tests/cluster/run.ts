@@ -254,16 +254,17 @@ async function run(c: Cluster): Promise<void> {
       stderr: "piped",
     }).output();
     if (r.code !== 7) throw new Error(`exec exit 7: kubectl exited ${r.code}`);
-    // -it: kubectl on a terminal (script(1) gives it a pty), the shell in the pod on one too.
+    // -it: kubectl on a terminal (script(1) gives it a pty, sized here), the shell in the pod on
+    // one too, at kubectl's size as it starts (the first resize through the kubelet).
     const tty = await sh("script", [
       "-qec",
-      `${c.bin}/kubectl --kubeconfig=${c.kubeconfig} exec -it web -- sh -c 'tty; stty size; echo tty-ok'`,
+      `stty rows 31 cols 97; ${c.bin}/kubectl --kubeconfig=${c.kubeconfig} exec -it web -- sh -c 'tty; stty size; echo tty-ok'`,
       "/dev/null",
     ], { stdin: "" });
-    if (!/\/dev\/pts\/\d+/.test(tty) || !/tty-ok/.test(tty)) {
+    if (!/\/dev\/pts\/\d+/.test(tty) || !/(^|\D)31 97\r?$/m.test(tty) || !/tty-ok/.test(tty)) {
       throw new Error(`exec -it: ${JSON.stringify(tty.slice(0, 300))}`);
     }
-    return `-it: the pod's shell on ${/\/dev\/pts\/\d+/.exec(tty)![0]}`;
+    return `-it: the pod's shell on ${/\/dev\/pts\/\d+/.exec(tty)![0]}, 31x97 from the start`;
   });
 
   await step("kubectl attach", async () => {

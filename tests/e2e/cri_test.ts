@@ -258,8 +258,15 @@ test("bad CRI requests get their gRPC status and leave nothing half-made", async
   await crictlOk(["rmi", "busybox:1.36"]);
 });
 
-/** crictl with `input` on its stdin; with `tty`, under script(1) so that crictl has a terminal. */
-async function crictlIn(args: string[], input: string, o: { tty?: boolean; holdMs?: number } = {}) {
+/**
+ * crictl with `input` on its stdin; with `tty`, under script(1) so that crictl has a terminal
+ * (`rows` by `cols` when given: script's own is 0x0 without a terminal of its own).
+ */
+async function crictlIn(
+  args: string[],
+  input: string,
+  o: { tty?: boolean; holdMs?: number; rows?: number; cols?: number } = {},
+) {
   const base = [
     "--config",
     `${env!.dir}/crictl.yaml`,
@@ -270,8 +277,9 @@ async function crictlIn(args: string[], input: string, o: { tty?: boolean; holdM
   ]; // deno-fmt-ignore
   // script(1) takes one shell line: every word goes in single quotes.
   const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
+  const sized = o.rows && o.cols ? `stty rows ${o.rows} cols ${o.cols}; ` : "";
   const [cmd, argv] = o.tty
-    ? ["script", ["-qec", ["crictl", ...base, ...args].map(quote).join(" "), "/dev/null"]]
+    ? ["script", ["-qec", sized + ["crictl", ...base, ...args].map(quote).join(" "), "/dev/null"]]
     : ["crictl", [...base, ...args]];
   const child = new Deno.Command(cmd, {
     args: argv,
@@ -320,12 +328,14 @@ test("crictl streams: exec -it and -i, attach, logs -f, port-forward over SPDY a
 
   for (const transport of ["spdy", "websocket"]) {
     // A terminal: the process sees one, its exit code comes back through crictl.
+    // Its size from the client's first resize, there as it starts (youki's PTY at consoleSize).
     const tty = await crictlIn(
-      ["exec", "-it", "-r", transport, app, "sh", "-c", "tty;exit 4"],
+      ["exec", "-it", "-r", transport, app, "sh", "-c", "tty;stty size;exit 4"],
       "",
-      { tty: true },
+      { tty: true, rows: 33, cols: 101 },
     );
     assert.match(tty.stdout, /\/dev\/pts\/\d+/, transport);
+    assert.match(tty.stdout, /(^|\D)33 101\r?$/m, `${transport}: ${JSON.stringify(tty.stdout)}`);
     assert.match(tty.stdout + tty.stderr, /exit code 4/, transport);
     // No terminal: stdin in, stdout out, exit 0.
     const cat = await crictlIn(["exec", "-i", "-r", transport, app, "cat"], `cat-${transport}\n`);
@@ -517,6 +527,41 @@ test("a shared-PID sandbox's pause comes from registry.k8s.io/pause:3.10, else f
   await crictlOk(["rmp", "-f", pod2]);
   await crictlOk(["rmi", "busybox:1.36"]);
   await crictlOk(["rmi", "registry.k8s.io/pause:3.10"]);
+});
+
+test("an image whose /etc/passwd is a FIFO: run_as_username is refused in one line, the daemon keeps serving", async () => {
+  await setUp();
+  // The FIFO is kept by the unpack (as containerd keeps it); reading it to resolve the name
+  // blocked the daemon's one JavaScript thread for good before (a plain read waits for a writer).
+  await pushImage(registry!.url, "library/fifopasswd", "1", {
+    layers: [
+      await dirTar(`${REPO}/bundles/busybox/rootfs`),
+      tarBytes([{ name: "etc/passwd", type: "fifo" }]),
+    ],
+    config: { Env: ["PATH=/bin:/sbin"], Cmd: ["sh"] },
+  });
+  await crictlOk(["pull", "fifopasswd:1"]);
+  const podFile = podConfig("fifo", "uid-fifo-1");
+  const pod = await crictlOk(["runp", podFile]);
+  const r = await crictl([
+    "create",
+    pod,
+    writeJson("fifo-ctr.json", {
+      ...APP,
+      image: { image: "fifopasswd:1" },
+      linux: { security_context: { run_as_username: "app" } },
+    }),
+    podFile,
+  ]);
+  assert.notEqual(r.code, 0);
+  assert.match(
+    r.stderr,
+    /run_as_username: user \\"app\\": image .*\/etc\/passwd cannot be read: not a regular file \(a FIFO\)/,
+  );
+  assert.equal((await crictl(["version"])).code, 0, "the daemon answers after it");
+  assert.equal(await crictlOk(["ps", "-a", "-q"]), "", "no container half made");
+  await crictlOk(["rmp", "-f", pod]);
+  await crictlOk(["rmi", "fifopasswd:1"]);
 });
 
 test("kill -9 of the daemon stops no CRI pod; the next one answers with the same ids", async () => {

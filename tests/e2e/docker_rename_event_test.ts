@@ -5,13 +5,14 @@
  * and neither a destroy of the old name nor a second create/start under the
  * new one. `rkl rm` leaves docker's `destroy` in the same log: `--since`
  * tells it after the record is gone, a stream tells it once. `stop`, `kill`,
- * `pause` and `unpause` and the images' `pull`, `tag`, `untag` and `delete`
- * are there too, as docker tells them. `busybox` comes from a local
+ * `pause` and `unpause`, a user's exec (`exec_create`, `exec_start`,
+ * `exec_die`) and the images' `pull`, `tag`, `untag` and `delete` are there
+ * too, as docker tells them. `busybox` comes from a local
  * docker-registry behind a docker.io mirror entry. Each test ends with the
  * host census as it began.
  */
 import assert from "node:assert/strict";
-import { censusTests, cleanupAfterAll, makeEnv, rklOk } from "../_helpers/env.ts";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk } from "../_helpers/env.ts";
 import { REPO, requires } from "../_helpers/requires.ts";
 import { dirTar, pushImage, type Registry } from "../_helpers/oci.ts";
 import { busyboxMirror } from "../_helpers/busybox_mirror.ts";
@@ -93,6 +94,8 @@ test("rename: `rkl events` shows docker's container rename event with oldName, i
     "-d",
     "--name",
     "web",
+    "--label",
+    "tier=front",
     "--network",
     "none",
     "busybox",
@@ -106,6 +109,8 @@ test("rename: `rkl events` shows docker's container rename event with oldName, i
     ["container", "rename", "front", "web"],
   ]);
   assert.equal(past[0].Actor.Attributes.image, "busybox");
+  // Its labels, as every container event carries them.
+  assert.equal(past[0].Actor.Attributes.tier, "front");
 
   // Streaming, with the first rename as its history: ready once that is printed.
   const stream = streamEvents(["--since", t0], (e) => e.Action === "rename");
@@ -222,6 +227,39 @@ test("stop, kill, pause: docker's kill (with the signal's number), die and stop,
     ],
   );
   await rklOk(env!, ["rm", "-f", "sig", "sig2"]);
+});
+
+test("exec: docker's exec_create and exec_start with the command, exec_die with the code, one execID", async () => {
+  await rklOk(env!, ["run", "-d", "--name", "ex", "--network", "none", "busybox", "sleep", "1000"]);
+  const r = await rkl(env!, ["exec", "ex", "sh", "-c", "exit 3"]);
+  assert.equal(r.code, 3, r.stderr);
+  await rklOk(env!, ["exec", "ex", "true"]);
+  // Not in the container: exit 127, as a shell gives, and its die says so.
+  assert.equal((await rkl(env!, ["exec", "ex", "nosuch"])).code, 127);
+  const past = (await pastEvents("container=ex")).filter((e) => e.Action.startsWith("exec_"));
+  assert.deepEqual(past.map((e) => [e.Action, e.Actor.Attributes.exitCode ?? ""]), [
+    ["exec_create: sh -c exit 3", ""],
+    ["exec_start: sh -c exit 3", ""],
+    ["exec_die", "3"],
+    ["exec_create: true", ""],
+    ["exec_start: true", ""],
+    ["exec_die", "0"],
+    ["exec_create: nosuch", ""],
+    ["exec_start: nosuch", ""],
+    ["exec_die", "127"],
+  ]);
+  const ids = past.map((e) => e.Actor.Attributes.execID);
+  assert.match(ids[0], /^[0-9a-f]{64}$/);
+  assert.deepEqual(ids.slice(0, 3), [ids[0], ids[0], ids[0]]);
+  assert.notEqual(ids[3], ids[0]);
+  assert.ok(past.every((e) => e.Actor.ID === "ex" && e.Actor.Attributes.image === "busybox"));
+  // docker's filter takes the action before its colon.
+  const dies = await pastEvents("event=exec_die");
+  assert.deepEqual(
+    dies.filter((e) => e.Actor.ID === "ex").map((e) => e.Actor.Attributes.exitCode),
+    ["3", "0", "127"],
+  );
+  await rklOk(env!, ["rm", "-f", "ex"]);
 });
 
 test("images: pull, tag, untag and delete in `rkl events`, filtered by type=image and by image=", async () => {

@@ -103,22 +103,24 @@ export const IO_VERBS: Record<string, Verb> = {
             "the input device is not a TTY: run it from a terminal, or without -t",
           );
         }
-        const [{ execStream }, { terminalIO }] = await Promise.all([
+        const [{ execStream }, { withExecEvents }, { terminalIO }] = await Promise.all([
           import("../../../src/workloads/exec.ts"),
+          import("../../../src/workloads/exec_events.ts"),
           import("../../tty.ts"),
         ]);
         const t = terminalIO({ tty: true, stdin: !!o.interactive });
         try {
           // The core's one exec path, as `container exec` and the CRI's Exec take it.
-          ctx.exitCode = await execStream(host, {
-            container: live,
-            argv: command,
-            env: o.env,
-            cwd: o.workdir,
-            user,
-            tty: true,
-            stdin: !!o.interactive,
-          }, t.io);
+          ctx.exitCode = await withExecEvents(host, live, command, () =>
+            execStream(host, {
+              container: live,
+              argv: command,
+              env: o.env,
+              cwd: o.workdir,
+              user,
+              tty: true,
+              stdin: !!o.interactive,
+            }, t.io));
         } finally {
           t.done();
         }

@@ -137,12 +137,10 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
       const rec = await renameContainer(host, old, next);
       // docker's `rename` event (oldName), in the log `rkl events` reads, daemon or not:
       // a record's times tell its create, start and die, not a rename.
-      const { appendEvent } = await import("../../../src/workloads/event_log.ts");
-      try {
-        appendEvent(host, { action: "rename", container: next, oldName: old, image: rec.image });
-      } catch (e) {
-        ctx.warn(`renamed, but its event was not logged: ${(e as Error).message}`);
-      }
+      // Its labels and pod as every container event's (about); a log that cannot be
+      // written is a warning naming it, the rename stands.
+      const { about, noteEvent } = await import("../../../src/workloads/event_log.ts");
+      noteEvent(host, { action: "rename", ...about(rec), oldName: old });
     });
   },
 };

@@ -54,6 +54,7 @@ export async function attachTo(
   const att = Attachment.open({
     socket: `${rec.dirs.bundle}/attach`,
     ctl: `${rec.dirs.bundle}/ctl`,
+    sys: host.sys,
     tty,
     stdin: o.stdin,
     detachKeys: o.stdin && tty,

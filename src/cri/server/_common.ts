@@ -15,6 +15,7 @@ import type { RecordSource } from "../../workloads/record_source.ts";
 export { containerInfo, sandboxInfo };
 import { CriError, invalid, type Message, notFound, Status } from "../grpc.ts";
 import { DamagedRecordError } from "../../store/store.ts";
+import { randomHexId } from "../../base/hex.ts";
 
 export interface CriOptions {
   /** The CNI network sandboxes join (rkl's default network). */
@@ -41,8 +42,7 @@ export const DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.10";
 
 /** A fresh object id: 64 hex digits from 32 random bytes. */
 export function newId(): string {
-  const b = crypto.getRandomValues(new Uint8Array(32));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return randomHexId();
 }
 
 /** Nanoseconds since the epoch, as the int64 string the proto codec takes. */

@@ -3,11 +3,9 @@
  * the process's streams, the failure a client is told of, and the limits.
  */
 import type { ChunkQueue, Duplex } from "./bytes.ts";
+import type { TermSize } from "../../oci/conmon_ctl.ts";
 
-export interface TermSize {
-  width: number;
-  height: number;
-}
+export type { TermSize };
 
 /** What a backend gets for one exec or attach. */
 export interface ProcessIO {

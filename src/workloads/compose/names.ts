@@ -4,6 +4,7 @@ import type { ComposeProject, ComposeService } from "../../spec/compose.ts";
 import type { StoredRecord } from "../../store/store.ts";
 import type { ContainerRecord } from "../container.ts";
 import type { Host } from "../host.ts";
+import { sha256Hex } from "../../base/hex.ts";
 
 export const LABEL_PROJECT = "com.docker.compose.project";
 export const LABEL_SERVICE = "com.docker.compose.service";
@@ -42,11 +43,6 @@ export function containerName(project: string, svc: ComposeService, n: number): 
   );
 }
 
-export async function sha(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /**
  * The service's config hash: recreate on up only when this changes. A
  * dependency with `restart: true` is part of it, so a recreated dependency
@@ -62,7 +58,7 @@ export function serviceHash(project: ComposeProject, svc: ComposeService): Promi
     });
   const deps = restartWith(svc, new Set([svc.name]));
   // Where things are written (`loc`) is not configuration: moving a line recreates nothing.
-  return sha(JSON.stringify(
+  return sha256Hex(JSON.stringify(
     { svc, configs: project.configs, secrets: project.secrets, ...(deps.length ? { deps } : {}) },
     (k, v) => k === "loc" ? undefined : v,
   ));

@@ -9,7 +9,8 @@ import { conflistSubnets, kernelRoutes, slash24s, writeBridgeNetwork } from "../
 import type { ComposeProject, ComposeService } from "../../spec/compose.ts";
 import type { ContainerRecord, JoinNetwork } from "../container.ts";
 import { type Host, networkOptions, type RklPaths } from "../host.ts";
-import { type ComposeRecord, containerName, sha } from "./names.ts";
+import { type ComposeRecord, containerName } from "./names.ts";
+import { sha256Hex } from "../../base/hex.ts";
 
 /** Subnets routed on the host (any bridge, any rkl root, anything else), from /proc/net/route. */
 export function routedSubnets(routeTable: string): Set<string> {
@@ -26,7 +27,7 @@ export async function projectNetworkName(
   project: string,
   network: string,
 ): Promise<string> {
-  return `cmp-${(await sha(`${paths.tag ?? ""}${project}/${network}`)).slice(0, 10)}`;
+  return `cmp-${(await sha256Hex(`${paths.tag ?? ""}${project}/${network}`)).slice(0, 10)}`;
 }
 
 /**

@@ -18,6 +18,7 @@ import { recordSource } from "../record_source.ts";
 import type { Host } from "../host.ts";
 import { getContainer } from "./record.ts";
 import type { ContainerRecord } from "./types.ts";
+import { randomHexId } from "../../base/hex.ts";
 
 /** docker compose's project label (compose/names.ts), not imported to keep compose unloaded. */
 const COMPOSE_PROJECT = "com.docker.compose.project";
@@ -29,18 +30,12 @@ export function idHeldByAnother(host: Pick<Host, "store">, name: string): boolea
   );
 }
 
-/** A random id of 64 hex digits, as docker's. */
-export function randomId(): string {
-  const b = crypto.getRandomValues(new Uint8Array(32));
-  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-}
-
 /**
  * The id of a new single container named `name`: the name, unless a renamed
  * container keeps it as its id (then a random one).
  */
 export function chooseId(host: Pick<Host, "store">, name: string): string {
-  return idHeldByAnother(host, name) ? randomId() : name;
+  return idHeldByAnother(host, name) ? randomHexId() : name;
 }
 
 /** Why this container cannot be renamed, or undefined. */

@@ -12,6 +12,7 @@ import type { LifecycleHandlerSpec } from "../../spec/schema.ts";
 import type { ExecHook } from "../../spec/container_spec.ts";
 import type { ComposeHealthcheck } from "../../spec/compose.ts";
 import type { ContainerDirs, Host, RuntimeRef } from "../host.ts";
+import type { UserFiles } from "../../image/users.ts";
 import type { RecordSource } from "../record_source.ts";
 
 export type ContainerStatus = "creating" | "created" | "running" | "exited" | "unknown";
@@ -220,7 +221,7 @@ export interface RootSource {
   /** The image's id when the rootfs is an image. */
   imageId?: string;
   /** The /etc/passwd and /etc/group the container will see. */
-  userFiles(): { passwd?: string; group?: string };
+  userFiles(): UserFiles;
   /** How messages name it. */
   where: string;
 }

@@ -29,6 +29,12 @@ class TreeFs implements HostFs {
     this.calls.push(`readTextFile ${p}`);
     return this.text(p);
   }
+  readRegularText(p: string, max: number): string {
+    this.calls.push(`readRegularText ${p}`);
+    const t = this.text(p);
+    if (t.length > max) throw new Deno.errors.InvalidData(p);
+    return t;
+  }
   readFile(p: string): Uint8Array {
     this.calls.push(`readFile ${p}`);
     const b = this.files.get(p);
