@@ -14,7 +14,7 @@ import { removeAll } from "./_fs.ts";
 import { launch, waitConmonGone } from "./conmon.ts";
 import { createContainer, launchDeferred, stageSubPaths } from "./create.ts";
 import { getContainer, updateContainer } from "./record.ts";
-import { markExited, quickRefresh, refresh } from "./status.ts";
+import { markExited, quickRefresh, refresh, signaledAt } from "./status.ts";
 import { deleteWithRetry, rollback } from "./teardown.ts";
 import type { ContainerRecord } from "./types.ts";
 
@@ -216,6 +216,8 @@ export async function stopContainer(
     r.pid = rec.pid;
     r.exitCode = rec.exitCode;
     r.finishedAt ??= finishedAt;
+    // Another look may have timed the exit first, from the file alone: not before the kill.
+    if (rec.signaledAt) signaledAt(r, rec.signaledAt);
     if (options.byUser) r.stoppedByUser = true;
   }) ?? rec;
 }
@@ -246,6 +248,8 @@ async function signal(
 
 /** docker's `kill` event, with the signal's number as its `signal` attribute, sent at `at`. */
 export function noteKill(host: Host, rec: ContainerRecord, sig: string, at: Date): void {
+  // Alive when the signal came: its exit, timed from a coarse file clock, is not put before it.
+  rec.signaledAt = at.toISOString();
   const n = signalNumber(sig);
   noteEvent(host, {
     action: "kill",
@@ -270,5 +274,9 @@ export async function killContainer(
   const at = host.now();
   await host.runtimeFor(rec.runtime).kill(rec.id, sig);
   noteKill(host, rec, sig, at);
+  // Kept, so that whoever sees the exit later does not time it before this kill.
+  await updateContainer(host, name, (r) => {
+    if (r.id === rec.id && r.createdAt === rec.createdAt) signaledAt(r, at.toISOString());
+  });
   return rec;
 }

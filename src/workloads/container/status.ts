@@ -68,22 +68,43 @@ export function markExited(
   if (exitCode !== undefined) rec.exitCode = exitCode;
   if (!rec.finishedAt) {
     try {
-      rec.finishedAt = exitTime(host.fs.stat(`${rec.dirs.exitDir}/${rec.id}`).mtime, rec.startedAt)
-        ?.toISOString();
+      rec.finishedAt = exitTime(
+        host.fs.stat(`${rec.dirs.exitDir}/${rec.id}`).mtime,
+        rec.startedAt,
+        rec.signaledAt,
+      )?.toISOString();
     } catch { /* no exit file yet */ }
   }
 }
 
 /**
  * When a container exited: its exit file's mtime, but never before it
- * started. File times come from the kernel's coarse clock, up to a tick
- * (1-10 ms) behind the time rkl reads, so a process that exits at once
- * (`true`) has an exit file seemingly older than its start.
+ * started nor before a signal it was still alive to receive (`floors`, ISO
+ * times; one that is not a time is ignored). File times come from the
+ * kernel's coarse clock, up to a tick (1-10 ms) behind the time rkl reads,
+ * so a process that exits at once (`true`), or at a SIGKILL, has an exit
+ * file seemingly older than its start or its kill.
  */
-export function exitTime(mtime: Date | null | undefined, startedAt?: string): Date | undefined {
-  if (!mtime) return undefined;
-  const started = startedAt === undefined ? NaN : Date.parse(startedAt);
-  return started > mtime.getTime() ? new Date(started) : mtime;
+export function exitTime(
+  mtime: Date | null | undefined,
+  ...floors: (string | undefined)[]
+): Date | undefined {
+  if (!mtime || Number.isNaN(mtime.getTime())) return undefined;
+  let t = mtime.getTime();
+  for (const f of floors) {
+    const at = f === undefined ? NaN : Date.parse(f);
+    if (at > t) t = at;
+  }
+  return t === mtime.getTime() ? mtime : new Date(t);
+}
+
+/**
+ * A signal the runtime delivered at `at` (ISO): the record keeps it, and an
+ * exit already timed before it (from the file alone) is moved to it.
+ */
+export function signaledAt(rec: ContainerRecord, at: string): void {
+  rec.signaledAt = at;
+  if (rec.finishedAt) rec.finishedAt = exitTime(new Date(rec.finishedAt), at)?.toISOString();
 }
 
 /** The record with its status, pid and exit code brought up to date from the runtime. */

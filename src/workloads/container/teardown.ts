@@ -172,8 +172,8 @@ function endOf(host: Host, rec: ContainerRecord): { code?: number; at?: Date } |
       at = host.fs.stat(file).mtime ?? undefined;
     } catch { /* no exit file */ }
   }
-  // As the records tell it (events.ts recordEvents): never before the start.
-  at = exitTime(at, rec.startedAt);
+  // As the records tell it (events.ts recordEvents): never before the start, nor the kill.
+  at = exitTime(at, rec.startedAt, rec.signaledAt);
   if (!at || Number.isNaN(at.getTime()) || (code === undefined && rec.status !== "exited")) {
     return undefined;
   }

@@ -45,6 +45,11 @@ export interface ContainerRecord extends StoredRecord {
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
+  /**
+   * When rkl last sent it a signal the runtime delivered (it was alive then):
+   * its exit is never timed before that (status.ts exitTime).
+   */
+  signaledAt?: string;
   exitCode?: number;
   pid?: number;
   /** Start time of `pid` (/proc/PID/stat field 22), to tell it from a reused pid. */
