@@ -165,10 +165,44 @@ function laterOf(a: string | undefined, b: string): string | undefined {
   return Date.parse(b) > Date.parse(a) ? b : a;
 }
 
-/** Sorted by time (stable: same-time events keep their order). */
+/**
+ * Where an action falls in a life, for events of one container or pod in one
+ * millisecond: the log's lines (kill, stop, destroy) and the records'
+ * (create, start, die) are merged, and a kill, its die and the stop can all
+ * fall in one. Other actions keep their place among those.
+ */
+const LIFE_ORDER: Record<string, number> = { create: 0, start: 1, die: 3, stop: 4, destroy: 5 };
+
+/**
+ * Sorted by time (stable); where one actor has several events in one
+ * millisecond, those take its life's order (docker's) in the places they hold.
+ */
 export function byTime(events: RklEvent[]): RklEvent[] {
-  return events.map((e, i) => ({ e, i, t: Date.parse(e.time) }))
+  const sorted = events.map((e, i) => ({ e, i, t: Date.parse(e.time) }))
     .sort((a, b) => a.t - b.t || a.i - b.i).map((x) => x.e);
+  const rank = (e: RklEvent) => LIFE_ORDER[e.action] ?? 2;
+  for (let a = 0; a < sorted.length;) {
+    let b = a + 1;
+    const t = Date.parse(sorted[a].time);
+    while (b < sorted.length && Date.parse(sorted[b].time) === t) b++;
+    if (b - a > 1) {
+      const slots = new Map<string, number[]>();
+      for (let k = a; k < b; k++) {
+        const id = `${sorted[k].type}/${sorted[k].actor}`;
+        slots.set(id, [...(slots.get(id) ?? []), k]);
+      }
+      for (const ks of slots.values()) {
+        if (ks.length < 2) continue;
+        const mine = ks.map((k) => sorted[k]);
+        const ordered = mine.map((e, n) => ({ e, n })).sort((x, y) =>
+          rank(x.e) - rank(y.e) || x.n - y.n
+        );
+        ks.forEach((k, n) => sorted[k] = ordered[n].e);
+      }
+    }
+    a = b;
+  }
+  return sorted;
 }
 
 /** A record's identity across a rename: its kind, id and creation time (its key is its name). */

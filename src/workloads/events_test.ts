@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  byTime,
   diffRecords,
   eventJson,
   formatEvent,
@@ -10,6 +11,7 @@ import {
   parseTimeArg,
   recordEvents,
   type RecordView,
+  type RklEvent,
   StreamDedup,
 } from "./events.ts";
 import { UsageError } from "../errors.ts";
@@ -277,4 +279,34 @@ Deno.test("formatEvent(): an exec's command with a newline stays on its event's 
     ),
     line,
   );
+});
+
+Deno.test("byTime(): one container's kill, die and stop in one millisecond keep docker's order; others keep theirs", () => {
+  const at = "2026-01-01T00:00:00.005Z";
+  const ev = (actor: string, action: string, time = at): RklEvent => ({
+    time,
+    type: "container",
+    action,
+    actor,
+    attributes: {},
+  });
+  // As `events --since` merges them: the log's lines first, then the records'.
+  const merged = [
+    ev("a", "kill"),
+    ev("b", "pause"),
+    ev("a", "stop"),
+    ev("a", "destroy", "2026-01-01T00:00:00.006Z"),
+    ev("b", "create", "2026-01-01T00:00:00.001Z"),
+    ev("a", "die"),
+    ev("b", "unpause"),
+  ];
+  assert.deepEqual(byTime(merged).map((e) => `${e.actor}:${e.action}`), [
+    "b:create",
+    "a:kill",
+    "b:pause",
+    "a:die",
+    "a:stop",
+    "b:unpause",
+    "a:destroy",
+  ]);
 });
