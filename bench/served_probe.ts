@@ -6,11 +6,11 @@
  * under both locks:
  *
  *   flock /tmp/rkl-bench.lock flock /tmp/rkl-e2e.lock \
- *     deno run -A bench/served_probe.ts run|stats N TREE... (TREE: a checkout of rkl)
+ *     deno run -A bench/served_probe.ts run|stats|ps N TREE... (TREE: a checkout of rkl)
  *
  * `run`: `rkl run -d --name drun --network none busybox sleep 3600` (then an
  * untimed `rm -f`); `stats`: `rkl stats --no-stream` with 20 running
- * containers. TRACE=1 gives each daemon RKL_TRACE=1 (logs kept in the temp
+ * containers; `ps`: `rkl ps` with 50. TRACE=1 gives each daemon RKL_TRACE=1 (logs kept in the temp
  * dir printed at the end), DFLAGS adds `deno run` flags to the daemons,
  * SAVECONF=1 copies the first container's config.json into the temp dir.
  */
@@ -20,8 +20,8 @@ import { podmanEnv } from "./podman.ts";
 
 const [mode, nArg, ...trees] = Deno.args;
 const N = Number(nArg);
-if (!["run", "stats"].includes(mode) || !(N > 0) || trees.length === 0 || Deno.uid() !== 0) {
-  console.error("usage (as root): deno run -A bench/served_probe.ts run|stats N TREE...");
+if (!["run", "stats", "ps"].includes(mode) || !(N > 0) || trees.length === 0 || Deno.uid() !== 0) {
+  console.error("usage (as root): deno run -A bench/served_probe.ts run|stats|ps N TREE...");
   Deno.exit(2);
 }
 const BUSYBOX = new URL("../bundles/busybox", import.meta.url).pathname;
@@ -46,7 +46,8 @@ const conf = `${dir}/containers.conf`;
 const penv = await podmanEnv(conf);
 const podman = (a: string[]) => sh("podman", [...P, ...a], penv);
 const pimg = "localhost/rkl-busybox:bench";
-const STATS_N = 20;
+/** Containers running while `stats` (20) or `ps` (50) is timed, as the bench rows have them. */
+const STATS_N = mode === "ps" ? 50 : 20;
 try {
   await pushImage(reg.url, "library/busybox", "latest", {
     layers: [await dirTar(`${BUSYBOX}/rootfs`)],
@@ -66,7 +67,7 @@ try {
     sh(deno, ["run", "-A", "--quiet", `${trees[k]}/cli/main.ts`, ...a], envs[k]);
   for (let k = 0; k < trees.length; k++) {
     await rkl(k, ["pull", "-q", "busybox"]);
-    if (mode === "stats") {
+    if (mode !== "run") {
       for (let i = 0; i < STATS_N; i++) {
         await rkl(k, [
           "run",
@@ -123,7 +124,7 @@ try {
         P.join(" ")
       } import --change "ENV PATH=/bin:/sbin" - ${pimg}`,
     ], penv);
-    if (mode === "stats") {
+    if (mode !== "run") {
       for (let i = 0; i < STATS_N; i++) {
         await podman([
           "run",
@@ -156,11 +157,11 @@ try {
           "sleep",
           "3600",
         ]);
-      } else await rkl(j, ["stats", "--no-stream"]);
+      } else await rkl(j, mode === "ps" ? ["ps"] : ["stats", "--no-stream"]);
     } else {
       if (mode === "run") {
         await podman(["run", "-d", "--name", "prun", "--network", "none", pimg, "sleep", "3600"]);
-      } else await podman(["stats", "--no-stream"]);
+      } else await podman(mode === "ps" ? ["ps"] : ["stats", "--no-stream"]);
     }
     const t = performance.now() - t0;
     if (mode === "run") {
