@@ -81,7 +81,8 @@ export const COMMANDS: {
   { name: "__pod-probes", description: "", hidden: true, module: "gc" },
   {
     name: "volume",
-    description: "named volumes: compose volumes and PersistentVolumeClaims",
+    description:
+      "named volumes: docker's (volume create, run -v NAME:/dir), compose's and PersistentVolumeClaims'",
     module: "volume",
   },
   {

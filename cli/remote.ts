@@ -89,10 +89,11 @@ function servableRun(rest: string[]): boolean {
     else if (RUN_VALUE.has(flag)) {
       const value = inline ?? rest[++i];
       if (value === undefined) return false;
-      // -e NAME copies the client's variable; --env-file and -v name client files.
+      // -e NAME copies the client's variable; --env-file and a relative -v name client files
+      // (a named volume, `-v NAME:/dir`, is the daemon's).
       if ((flag === "-e" || flag === "--env") && !value.includes("=")) return false;
       if (flag === "--env-file") return false;
-      if ((flag === "-v" || flag === "--volume") && !value.startsWith("/")) return false;
+      if ((flag === "-v" || flag === "--volume") && value.startsWith(".")) return false;
     } else return false; // -i, -t, --rm, clusters such as -dit, anything unknown
   }
   return false;

@@ -4,6 +4,7 @@
  * the caller passes in what it read (env files, the host's environment, the
  * names in use), so the whole mapping is covered by unit tests.
  */
+import { checkVolumeName } from "../../src/workloads/volumes.ts";
 import type { ContainerSpec, LoadedContainer, ResolvedMount } from "../../src/spec/container.ts";
 import { UsageError } from "../../src/errors.ts";
 import { DNS1123_LABEL, envNameError, RESTART_LABEL } from "../../src/spec/names.ts";
@@ -74,6 +75,8 @@ export interface SpecInputs {
   initBinary?: string;
   /** A free host port, for `-p CTR` and `-p IP::CTR` (docker picks an ephemeral one). */
   freePort: () => number;
+  /** Where the named volume NAME keeps its data (`-v NAME:/dir`). */
+  volumeDir: (name: string) => string;
 }
 
 /** How the network flag maps onto the core's create options. */
@@ -162,25 +165,35 @@ export function parsePublish(v: string, freePort: () => number): ContainerSpec["
   };
 }
 
-/** `-v SRC:DST[:ro|rw]`: a host path (absolute, or ./relative to cwd). */
-export function parseVolume(v: string, cwd: string): ResolvedMount {
+/**
+ * `-v SRC:DST[:ro|rw]`: a host path (absolute, or ./relative to cwd), or a
+ * named volume (SRC a name, as docker tells them apart: no '/' and not
+ * starting with '.'), which the create makes when missing. `volumeDir` says
+ * where a volume keeps its data.
+ */
+export function parseVolume(
+  v: string,
+  cwd: string,
+  volumeDir: (name: string) => string,
+): ResolvedMount {
   const parts = v.split(":");
   if (parts.length < 2 || parts.length > 3) {
     throw usage(
       "-v",
       v,
       parts.length === 1
-        ? "anonymous volumes are not supported: give a host path, -v /host/dir:/container/dir"
-        : "use HOST_PATH:CONTAINER_PATH[:ro]",
+        ? "anonymous volumes are not supported: give a host path or a volume name, -v NAME:/container/dir"
+        : "use HOST_PATH:CONTAINER_PATH[:ro] or VOLUME:CONTAINER_PATH[:ro]",
     );
   }
   const [src, dst, mode = "rw"] = parts;
-  if (!src.startsWith("/") && !src.startsWith(".")) {
-    throw usage(
-      "-v",
-      v,
-      "named volumes are not supported by rkl run: give an absolute host path (or use compose volumes)",
-    );
+  const named = !src.startsWith("/") && !src.startsWith(".");
+  if (named) {
+    try {
+      checkVolumeName(src);
+    } catch (e) {
+      throw usage("-v", v, (e as Error).message);
+    }
   }
   if (!dst.startsWith("/") || dst.split("/").includes("..")) {
     throw usage("-v", v, "the container path must be absolute, without '..'");
@@ -188,6 +201,17 @@ export function parseVolume(v: string, cwd: string): ResolvedMount {
   const opts = mode.split(",");
   if (!opts.every((o) => ["ro", "rw", "z", "Z"].includes(o))) {
     throw usage("-v", v, "options must be ro or rw (no propagation options)");
+  }
+  if (named) {
+    return {
+      source: volumeDir(src),
+      destination: dst,
+      readOnly: opts.includes("ro"),
+      kind: "hostPath",
+      hostPathType: "",
+      namedVolume: src,
+      path: ["-v", v],
+    };
   }
   const source = src.startsWith("/") ? src : `${cwd}/${src}`;
   return {
@@ -412,7 +436,7 @@ export function runSpec(
   ];
   if (!pullPolicy) throw usage("--pull", pull, "must be always, missing or never");
   const mounts = [
-    ...f.volume.map((v) => parseVolume(v, inputs.cwd)),
+    ...f.volume.map((v) => parseVolume(v, inputs.cwd, inputs.volumeDir)),
     ...f.tmpfs.map(parseTmpfsFlag),
   ];
   const seen = new Set<string>();

@@ -20,6 +20,7 @@ const inputs = {
   cwd: "/work",
   initBinary: "/usr/bin/catatonit",
   freePort: () => 40000,
+  volumeDir: (n: string) => `/var/lib/rkl/volumes/${n}/_data`,
 };
 const flags = (f: Partial<RunFlags> = {}): RunFlags => ({ ...RUN_DEFAULTS, ...f });
 
@@ -111,11 +112,27 @@ Deno.test("parsePublish() takes docker's forms and refuses ranges", () => {
   assert.throws(() => parsePublish("80:80/sctp", () => 1), /tcp or udp/);
 });
 
-Deno.test("parseVolume() refuses named and anonymous volumes and relative targets", () => {
-  assert.throws(() => parseVolume("data:/data", "/w"), /named volumes/);
-  assert.throws(() => parseVolume("/data", "/w"), /anonymous volumes/);
-  assert.throws(() => parseVolume("/a:rel", "/w"), /absolute/);
-  assert.throws(() => parseVolume("/a:/b:shared", "/w"), /ro or rw/);
+Deno.test("parseVolume(): a name is a named volume's data dir; anonymous volumes, bad names and relative targets are refused", () => {
+  const vd = inputs.volumeDir;
+  assert.deepEqual(parseVolume("data:/data:ro", "/w", vd), {
+    source: "/var/lib/rkl/volumes/data/_data",
+    destination: "/data",
+    readOnly: true,
+    kind: "hostPath",
+    hostPathType: "",
+    namedVolume: "data",
+    path: ["-v", "data:/data:ro"],
+  });
+  // A path, as docker tells them apart: '/' or '.' first.
+  assert.equal(parseVolume("./data:/data", "/w", vd).namedVolume, undefined);
+  assert.equal(parseVolume("./data:/data", "/w", vd).source, "/w/./data");
+  assert.throws(() => parseVolume("/data", "/w", vd), /anonymous volumes/);
+  assert.throws(() => parseVolume("d:/data", "/w", vd), /two characters/);
+  assert.throws(() => parseVolume("a..b/c:/data", "/w", vd), /not a volume name/);
+  assert.throws(() => parseVolume("-x:/data", "/w", vd), /not a volume name/);
+  assert.throws(() => parseVolume("pvc-db:/data", "/w", vd), /PersistentVolumeClaims/);
+  assert.throws(() => parseVolume("/a:rel", "/w", vd), /absolute/);
+  assert.throws(() => parseVolume("/a:/b:shared", "/w", vd), /ro or rw/);
 });
 
 Deno.test("envEntries() checks names and skips unset -e NAME", () => {

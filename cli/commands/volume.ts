@@ -1,19 +1,55 @@
-/** `rkl volume`: the named volumes (compose volumes and PersistentVolumeClaims). */
+/**
+ * `rkl volume`: the named volumes, docker's (`volume create`, `run -v
+ * NAME:/dir`), compose's and PersistentVolumeClaims'.
+ */
 import type { Command } from "commander";
 import type { Context } from "../app.ts";
 import { table, write } from "../format.ts";
+import { UsageError } from "../../src/errors.ts";
+
+const collect = (v: string, prev: string[]) => prev.concat([v]);
+
+/** `--label K=V` (repeatable) as docker's labels; `K` alone is an empty value. */
+function labelsOf(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of list) {
+    const eq = l.indexOf("=");
+    const k = eq < 0 ? l : l.slice(0, eq);
+    if (!k || /[\0\n]/.test(l)) {
+      throw new UsageError(`--label ${JSON.stringify(l)}: give KEY=VALUE`);
+    }
+    out[k] = eq < 0 ? "" : l.slice(eq + 1);
+  }
+  return out;
+}
 
 export function registerVolume(program: Command, ctx: Context): void {
   const v = program.command("volume").description(
-    "named volumes: compose volumes and PersistentVolumeClaims",
+    "named volumes: docker's (volume create, run -v NAME:/dir), compose's and PersistentVolumeClaims'",
   );
+  v.command("create").argument("[name]", "its name (a random one when left out, as docker's)")
+    .option("-l, --label <key=value>", "a label (repeatable)", collect, [])
+    .description("make a named volume (an existing one is kept, as docker keeps it)")
+    .action(async (name: string | undefined, o: { label: string[] }) => {
+      const { ensureVolume } = await import("../../src/workloads/volumes.ts");
+      const { randomHexId } = await import("../../src/base/hex.ts");
+      const labels = labelsOf(o.label);
+      const host = ctx.host();
+      const n = name ?? randomHexId();
+      await host.store.withLock(() => Promise.resolve(ensureVolume(host, n, labels)));
+      write(`${n}\n`);
+    });
   v.command("ls").alias("list").description("list named volumes").option(
     "-o, --output <format>",
     "table or json",
     "table",
-  ).action(async (o: { output: string }) => {
+  ).option("-q, --quiet", "names only").action(async (o: { output: string; quiet?: boolean }) => {
     const { listVolumes } = await import("../../src/workloads/volumes.ts");
     const list = listVolumes(ctx.host());
+    if (o.quiet) {
+      write(list.map((x) => `${x.name}\n`).join(""));
+      return;
+    }
     if (o.output === "json") {
       write(`${JSON.stringify(list, null, 2)}\n`);
       return;
@@ -23,8 +59,15 @@ export function registerVolume(program: Command, ctx: Context): void {
       list.map((x) => [x.name, x.kind, x.users.join(", ") || "-", x.path]),
     ));
   });
+  v.command("inspect").argument("<names...>").description(
+    "show volumes as docker's volume inspect does (JSON)",
+  ).action(async (names: string[]) => {
+    const { inspectVolume } = await import("../../src/workloads/volumes.ts");
+    const host = ctx.host();
+    write(`${JSON.stringify(names.map((n) => inspectVolume(host, n)), null, 4)}\n`);
+  });
   v.command("rm").alias("remove").argument("<names...>").description(
-    "remove volumes that no pod or compose project uses (their data goes)",
+    "remove volumes that no container, pod or compose project uses (their data goes)",
   ).action(async (names: string[]) => {
     const { removeVolume } = await import("../../src/workloads/volumes.ts");
     const host = ctx.host();
@@ -35,5 +78,22 @@ export function registerVolume(program: Command, ctx: Context): void {
       }
       return Promise.resolve();
     });
+  });
+  v.command("prune").option("-f, --force", "do not ask").description(
+    "remove every volume no container, pod or compose project uses (their data goes)",
+  ).action(async (o: { force?: boolean }) => {
+    if (!o.force) {
+      if (!Deno.stdin.isTerminal()) {
+        throw new UsageError("volume prune removes data: confirm with -f");
+      }
+      const answer = prompt(
+        "WARNING! This will remove all volumes not used by at least one container. Are you sure you want to continue? [y/N]",
+      );
+      if (!/^y(es)?$/i.test(answer?.trim() ?? "")) return;
+    }
+    const { pruneVolumes } = await import("../../src/workloads/volumes.ts");
+    const host = ctx.host();
+    const gone = await host.store.withLock(() => Promise.resolve(pruneVolumes(host)));
+    write(gone.length > 0 ? `Deleted Volumes:\n${gone.map((n) => `${n}\n`).join("")}` : "");
   });
 }

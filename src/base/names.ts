@@ -107,3 +107,23 @@ export function envNameError(s: string): string | undefined {
     } must consist only of printable ASCII characters other than '='`;
   }
 }
+
+/** docker's rule for a volume's name (two characters at least). */
+export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+/**
+ * A docker-style volume's name (`volume create`, `run -v NAME:…`, compose's
+ * `name:` and external volumes): what is wrong with it, or undefined. The
+ * claims' `pvc-NAME` volumes keep their prefix.
+ */
+export function volumeNameError(s: string): string | undefined {
+  if (!VOLUME_NAME.test(s) || s.length > 255) {
+    return `${
+      q(s)
+    } is not a volume name: use letters, digits, '_', '.' or '-', starting with a letter or digit (two characters at least)`;
+  }
+  if (s.startsWith("pvc-")) {
+    return `${q(s)}: names starting with "pvc-" are PersistentVolumeClaims' volumes`;
+  }
+  return undefined;
+}

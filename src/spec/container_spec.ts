@@ -125,6 +125,11 @@ export interface ResolvedMount {
   /** Volume name (emptyDir, files: a dir per pod), or the claim's name. */
   volume?: string;
   /**
+   * A hostPath that is the docker-style named volume of this name (`run -v
+   * NAME:/dir`): `source` is its data dir, which the create makes when missing.
+   */
+  namedVolume?: string;
+  /**
    * Path below `source` to mount instead of the whole volume; resolved at
    * every create and restart without following symlinks (sys/subpath.ts).
    */

@@ -36,6 +36,8 @@ Deno.test("servable(): docker's ps, and run when detached with nothing of the cl
       ["run", "-d", "busybox", "sleep", "100"],
       ["run", "--name", "x", "-d", "-p", "127.0.0.1:8080:80", "-e", "A=1", "busybox"],
       ["run", "--detach", "--memory=64m", "-v", "/srv:/srv:ro", "busybox", "-t"],
+      // a named volume is the daemon's, not a client file
+      ["run", "-d", "-v", "data:/data", "busybox"],
     ]
   ) {
     assert.equal(servable(argv)?.command, "run", argv.join(" "));
@@ -60,7 +62,7 @@ Deno.test("servable(): what needs this process's terminal or streams stays in-pr
       ["run", "-d", "--rm", "busybox"],
       ["run", "-d", "-e", "HOME", "busybox"],
       ["run", "-d", "--env-file", "x.env", "busybox"],
-      ["run", "-d", "-v", "data:/data", "busybox"],
+      ["run", "-d", "-v", "./data:/data", "busybox"],
       ["run", "-d", "--name"],
       ["--root"],
       [],

@@ -1,4 +1,5 @@
 /** `rkl run` and `rkl create`: docker's flags, built into the YAML front end's spec. */
+import { volumeDataDir } from "../../../src/workloads/volumes.ts";
 import { type Command, Option } from "commander";
 import type { Context } from "../../app.ts";
 import {
@@ -33,7 +34,12 @@ function specOptions(c: Command): Command {
     .option("-p, --publish <[ip:]host:ctr[/udp]>", "publish a port (repeatable)", collect, [])
     .option("-e, --env <K=V>", "set an environment variable; K alone copies yours", collect, [])
     .option("--env-file <file>", "read K=V lines from a file (repeatable)", collect, [])
-    .option("-v, --volume <src:dst[:ro]>", "bind-mount a host path (repeatable)", collect, [])
+    .option(
+      "-v, --volume <src:dst[:ro]>",
+      "bind-mount a host path, or mount a named volume (made when missing) (repeatable)",
+      collect,
+      [],
+    )
     .option("--tmpfs <path[:opts]>", "mount a tmpfs (repeatable)", collect, [])
     .option("-w, --workdir <dir>", "working directory in the container")
     .option("-u, --user <user[:group]>", "user and group, names or numbers")
@@ -84,6 +90,7 @@ function buildSpec(host: Host, f: RunFlags, image: string, command: string[]) {
     cwd: cwd(),
     initBinary: f.init ? which("catatonit") : undefined,
     freePort,
+    volumeDir: (n) => volumeDataDir(host, n),
   });
 }
 

@@ -34,6 +34,7 @@ import type {
   ServiceContext,
 } from "./types.ts";
 import { normalizeProjectName } from "./values.ts";
+import { volumeNameError } from "../names.ts";
 
 /** Loads, interpolates, validates and merges compose files into a project. */
 export function loadCompose(
@@ -96,11 +97,19 @@ export function loadCompose(
   checkConfigsSecrets(L, merged);
   const configs = fileSources(merged, "configs", options);
   const secrets = fileSources(merged, "secrets", options);
-  const volumes = Object.entries(merged.volumes ?? {}).map(([n, o]) => ({
-    name: n,
-    external: o?.external ?? false,
-    ...volumeDriver(L, n, o),
-  }));
+  const volumes = Object.entries(merged.volumes ?? {}).map(([n, o]) => {
+    // docker compose's: `name:` is the volume's own name, and an external volume's is its key
+    // unless `name:` says; neither takes the project's prefix.
+    const own = o?.name ?? (o?.external ? n : undefined);
+    const why = own === undefined ? undefined : volumeNameError(own);
+    if (why) throw L.error(["volumes", n, o?.name !== undefined ? "name" : "external"], why);
+    return {
+      name: n,
+      external: o?.external ?? false,
+      ...(own !== undefined ? { volumeName: own } : {}),
+      ...volumeDriver(L, n, o),
+    };
+  });
   tmpfsVolumes(L, volumes, order);
   const fileIndex = (f: string) => files.findIndex((x) => x.file === f);
   warnings.sort((a, b) => fileIndex(a.file) - fileIndex(b.file) || (a.line ?? 0) - (b.line ?? 0));

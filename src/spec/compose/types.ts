@@ -125,6 +125,12 @@ export interface ComposeProject {
   volumes: {
     name: string;
     external: boolean;
+    /**
+     * The volume's own name, not the project's `PROJECT_KEY`: its `name:`, or an external
+     * volume's key. An external volume must exist (`rkl volume create`); up never makes it
+     * and `down -v` never removes it.
+     */
+    volumeName?: string;
     device?: string;
     tmpfs?: { options: string[]; readOnly: boolean };
   }[];

@@ -1,4 +1,6 @@
 /** Taking a compose project down, or stopping it: dependents before their dependencies. */
+import { listVolumes } from "../volumes.ts";
+import { volumeNameError } from "../../base/names.ts";
 import { RklError } from "../../errors.ts";
 import { conflistPath } from "../../net/network.ts";
 import { releaseSubnetClaims } from "../../net/hostnet.ts";
@@ -86,6 +88,29 @@ export async function composeDown(
         );
       }
       removeBelow(`${host.paths.root}/volumes`, volumeDir(host, name, v), `volume ${v}`, host.fs);
+    }
+    // Those with a `name:` of their own that up made; another's use (a container's `run -v`)
+    // keeps one, as docker's down -v refuses a volume in use.
+    const inUse = new Set(
+      listVolumes(host).filter((x) => x.users.some((u) => u !== `compose project ${name}`))
+        .map((x) => x.name),
+    );
+    for (const v of rec.namedVolumes ?? []) {
+      if (typeof v !== "string" || volumeNameError(v) !== undefined) {
+        throw new RklError(
+          "EPATH",
+          `Refusing to remove volume ${JSON.stringify(v)} of project ${
+            JSON.stringify(name)
+          }: not a volume name`,
+        );
+      }
+      if (inUse.has(v)) continue;
+      removeBelow(
+        `${host.paths.root}/volumes`,
+        `${host.paths.root}/volumes/${v}`,
+        `volume ${v}`,
+        host.fs,
+      );
     }
   }
   host.store.delete("compose", name);

@@ -18,7 +18,10 @@ export interface ComposeRecord extends StoredRecord {
   files: string[];
   /** Compose network → rkl network (conflist name, also the bridge). */
   networks: Record<string, { rklName: string; subnet: string; external: boolean }>;
+  /** The project's own volumes, by key (`PROJECT_KEY` under ROOT/volumes). */
   volumes: string[];
+  /** Volumes with a `name:` of their own that up made (by that name): `down -v` removes them. */
+  namedVolumes?: string[];
   /** Service → config hash of what is running. */
   services: Record<string, string>;
   /** Older records kept the last healthcheck result here; now RUN_ROOT/health has it. */
@@ -32,6 +35,17 @@ export function projectDir(host: Host, project: string): string {
 
 export function volumeDir(host: Host, project: string, volume: string): string {
   return `${host.paths.root}/volumes/${project}_${volume}`;
+}
+
+/** A project volume's dir: by its own name (`name:`, external) or as the project's `PROJECT_KEY`. */
+export function projectVolumeDir(
+  host: Host,
+  project: string,
+  v: { name: string; volumeName?: string },
+): string {
+  return v.volumeName !== undefined
+    ? `${host.paths.root}/volumes/${v.volumeName}`
+    : volumeDir(host, project, v.name);
 }
 
 /** A DNS-1123 label from a compose name (`my_app-web-1`). */

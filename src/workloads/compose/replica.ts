@@ -16,7 +16,7 @@ import {
   LABEL_PROJECT,
   LABEL_SERVICE,
   projectDir,
-  volumeDir,
+  projectVolumeDir,
 } from "./names.ts";
 
 /** The host's catatonit, which `init: true` runs in front of the service's process. */
@@ -115,7 +115,8 @@ function replicaMounts(
         };
       case "volume": {
         // driver_opts bind: the directory named by device, which must exist (as docker's local driver).
-        const device = project.volumes.find((v) => v.name === m.source)?.device;
+        const pv = project.volumes.find((v) => v.name === m.source);
+        const device = pv?.device;
         return device
           ? {
             source: device,
@@ -129,10 +130,12 @@ function replicaMounts(
             }),
           }
           : {
-            source: `${volumeDir(host, project.name, m.source)}/_data`,
+            source: `${projectVolumeDir(host, project.name, pv ?? { name: m.source })}/_data`,
             destination: m.target,
             readOnly: m.readOnly,
             kind: "hostPath",
+            // Its own name: the container's record names it (no removal while it is mounted).
+            ...(pv?.volumeName !== undefined ? { namedVolume: pv.volumeName } : {}),
           };
       }
       case "tmpfs":

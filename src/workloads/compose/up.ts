@@ -28,8 +28,8 @@ import {
   LABEL_SERVICE,
   projectContainers,
   projectDir,
+  projectVolumeDir,
   serviceHash,
-  volumeDir,
 } from "./names.ts";
 import { ensureNetworks, fixedAddresses, networkToJoin } from "./networks.ts";
 import { rootlessComposeChecks, rootlessProjectUp } from "../rootless_compose.ts";
@@ -95,6 +95,7 @@ export async function composeUp(
 ): Promise<ComposeRecord> {
   // Config and secret files are read before anything is made: each a regular file of at most 1 MiB.
   const contents = configContents(project);
+  checkExternalVolumes(host, project);
   if (host.rootless) rootlessComposeChecks(host.rootless, project);
   const rec = projectRecord(host, project);
   rec.files = project.files;
@@ -115,6 +116,29 @@ export async function composeUp(
   return rec;
 }
 
+/**
+ * The project's external volumes exist (docker compose's check): up never
+ * makes one. Called before anything of the project is made.
+ */
+export function checkExternalVolumes(host: Host, project: ComposeProject): void {
+  for (const v of project.volumes) {
+    if (!v.external || v.volumeName === undefined) continue;
+    const dir = projectVolumeDir(host, project.name, v);
+    let ok = false;
+    try {
+      ok = host.fs.lstat(dir).isDirectory && host.fs.lstat(`${dir}/_data`).isDirectory;
+    } catch { /* missing */ }
+    if (!ok) {
+      throw new NotFoundError(
+        `${project.files[0] ?? "compose"}: volumes.${v.name}: external volume ${
+          JSON.stringify(v.volumeName)
+        } not found`,
+        { hint: `make it first: rkl volume create ${v.volumeName}` },
+      );
+    }
+  }
+}
+
 /** Named volumes' dirs, then the project's configs and secrets, and the copies services own. */
 export function writeProjectFiles(
   host: Host,
@@ -122,16 +146,21 @@ export function writeProjectFiles(
   rec: ComposeRecord,
   contents: Map<string, Uint8Array>,
 ): void {
+  checkExternalVolumes(host, project);
   const named = project.volumes.filter((v) => !v.external && !v.device && !v.tmpfs).map((v) => {
-    const vdir = volumeDir(host, project.name, v.name);
+    const vdir = projectVolumeDir(host, project.name, v);
     assertBelow(`${host.paths.root}/volumes`, vdir, `volume ${v.name}`, host.fs);
-    return { name: v.name, vdir };
+    return { name: v.name, own: v.volumeName, vdir };
   });
   // The record lists a volume before its directory exists: should the save
   // fail, or rkl die, after the mkdir, `down -v` still knows what to remove.
-  const unlisted = named.filter((v) => !rec.volumes.includes(v.name));
-  if (unlisted.length > 0) {
+  const unlisted = named.filter((v) => v.own === undefined && !rec.volumes.includes(v.name));
+  const ownUnlisted = named.flatMap((v) =>
+    v.own !== undefined && !(rec.namedVolumes ?? []).includes(v.own) ? [v.own] : []
+  );
+  if (unlisted.length > 0 || ownUnlisted.length > 0) {
     rec.volumes.push(...unlisted.map((v) => v.name));
+    if (ownUnlisted.length > 0) rec.namedVolumes = [...(rec.namedVolumes ?? []), ...ownUnlisted];
     host.store.put("compose", rec);
   }
   for (const v of named) {

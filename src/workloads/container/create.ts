@@ -8,6 +8,7 @@
  * process that died half-way (`rm -f` of a "creating" record), so there is
  * one rollback path to test instead of three.
  */
+import { ensureVolume } from "../volumes.ts";
 import { ConflictError, locatingFields, RklError } from "../../errors.ts";
 import type { NetConfList, PortMapping } from "../../net/cni.ts";
 import { loadNetwork } from "../../net/network.ts";
@@ -210,6 +211,15 @@ async function reserve(
     refuseLeftovers(host, plan.name, "container", plan.id);
     checkPorts(host, loaded, plan.portMappings, inputs.nat);
     const r = newRecord(host, inputs, options, planned);
+    // Named volumes (`run -v NAME:/dir`): a missing one is made, as docker makes it, here under
+    // the lock where removals check what names them; the record names those it made, for a
+    // rollback to take them back.
+    const volumes = [...new Set(loaded.spec.mounts.flatMap((m) => m.namedVolume ?? []))];
+    if (volumes.length > 0) {
+      r.volumes = volumes;
+      const made = volumes.filter((v) => ensureVolume(host, v));
+      if (made.length > 0) r.madeVolumes = made;
+    }
     host.store.put("containers", r);
     return Promise.resolve({ ...r, resources: {} });
   });

@@ -59,7 +59,8 @@ export function prepareHostPaths(
 ): string[] {
   const notes: string[] = [];
   for (const m of loaded.spec.mounts) {
-    if (m.kind !== "hostPath" || !m.path) continue;
+    // A named volume (`run -v NAME:…`) is made by the create, under the store lock.
+    if (m.kind !== "hostPath" || !m.path || m.namedVolume !== undefined) continue;
     const path = m.path;
     const type = m.hostPathType ?? "";
     const fail = (why: string): never => {

@@ -3,6 +3,7 @@
  * first, and tolerates what is already gone. The undo of a failed create,
  * the body of `rm`, and the cleanup of an interrupted create all come here.
  */
+import { removeMadeVolumes } from "../volumes.ts";
 import { RklError } from "../../errors.ts";
 import { removeNatRulesFor } from "../../net/portmap.ts";
 import { cniDown } from "../../net/attach.ts";
@@ -138,6 +139,8 @@ export async function teardown(
       );
     }
     host.store.delete("containers", rec.name);
+    // A create undone takes back the named volumes it made (`run -v NAME:…` of a missing one).
+    if (rollback && Array.isArray(rec.madeVolumes)) removeMadeVolumes(host, rec.madeVolumes);
   });
   trace("teardown: release network");
   // docker's `destroy`: the record that told this container's history is gone,

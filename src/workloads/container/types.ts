@@ -54,6 +54,10 @@ export interface ContainerRecord extends StoredRecord {
   pid?: number;
   /** Start time of `pid` (/proc/PID/stat field 22), to tell it from a reused pid. */
   pidStart?: number;
+  /** The named volumes it mounts (`run -v NAME:/dir`): none is removed while it exists. */
+  volumes?: string[];
+  /** Those its create made (they were missing): a create undone removes them again. */
+  madeVolumes?: string[];
   /** How often rkl restarted it in place (restart policies, `rkl daemon`). */
   restarts?: number;
   /** Stopped by a user command: `unless-stopped` and `always` leave it stopped. */

@@ -66,11 +66,14 @@ export function convertMounts(cv: ServiceConversion) {
           claims.push(claim);
           volumes.push({ name: vol, persistentVolumeClaim: { claimName: claim } });
         } else {
-          const device = project.volumes.find((v) => v.name === m.source)?.device;
+          const pv = project.volumes.find((v) => v.name === m.source);
+          const device = pv?.device;
           volumes.push({
             name: vol,
             hostPath: device ? { path: device, type: "Directory" } : {
-              path: `${options.volumesDir}/${project.name}_${m.source}/_data`,
+              path: `${options.volumesDir}/${
+                pv?.volumeName ?? `${project.name}_${m.source}`
+              }/_data`,
               type: "DirectoryOrCreate",
             },
           });

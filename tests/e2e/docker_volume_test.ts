@@ -1,0 +1,129 @@
+/**
+ * Named volumes as docker users type them: `rkl volume create`, `run -v
+ * NAME:/dir` (a missing volume made on the way, as docker makes it), data
+ * kept across containers, `:ro`, `volume ls`/`inspect`/`rm`/`prune`, no
+ * removal while a container mounts it; and compose's volumes by their own
+ * name (`name:`, `external: true`), which `down -v` leaves when external.
+ * `busybox` comes from a local docker-registry behind a docker.io mirror
+ * entry. Each test ends with the host census as it began.
+ */
+import assert from "node:assert/strict";
+import { censusTests, cleanupAfterAll, makeEnv, rkl, rklOk } from "../_helpers/env.ts";
+import { requires } from "../_helpers/requires.ts";
+import type { Registry } from "../_helpers/oci.ts";
+import { busyboxMirror } from "../_helpers/busybox_mirror.ts";
+
+const ready = requires("root", "conmon", "bundles", "youki", "registry");
+const env = ready ? await makeEnv("dvol", 53) : undefined;
+const { test } = censusTests(ready, () => env!);
+
+let registry: Registry | undefined;
+if (ready) registry = await busyboxMirror(env!);
+
+const run = (args: string[]) => rklOk(env!, ["run", "--network", "none", ...args]);
+
+test("run -v NAME:/dir: made when missing, kept across containers, read-only with :ro, kept from rm and prune while mounted", async () => {
+  assert.equal(
+    (await rklOk(env!, ["volume", "create", "--label", "team=db", "data"])).trim(),
+    "data",
+  );
+  // An existing one is kept, as docker keeps it.
+  assert.equal((await rklOk(env!, ["volume", "create", "data"])).trim(), "data");
+  await run(["--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo hello > /data/f"]);
+  assert.equal((await run(["--rm", "-v", "data:/d:ro", "busybox", "cat", "/d/f"])).trim(), "hello");
+  const ro = await rkl(env!, [
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "-v",
+    "data:/d:ro",
+    "busybox",
+    "touch",
+    "/d/x",
+  ]);
+  assert.notEqual(ro.code, 0, "a :ro volume took a write");
+
+  // `auto` does not exist: the run makes it.
+  await run(["-d", "--name", "holder", "-v", "auto:/x", "busybox", "sleep", "1000"]);
+  const ls = await rklOk(env!, ["volume", "ls", "-o", "json"]);
+  const byName = Object.fromEntries(
+    (JSON.parse(ls) as { name: string; users: string[]; kind: string }[]).map((v) => [v.name, v]),
+  );
+  assert.deepEqual(byName.auto.users, ["container holder"]);
+  assert.equal(byName.data.kind, "volume");
+  const rm = await rkl(env!, ["volume", "rm", "auto"]);
+  assert.equal(rm.code, 1);
+  assert.match(rm.stderr, /in use by container holder/);
+
+  const [info] = JSON.parse(await rklOk(env!, ["volume", "inspect", "data"]));
+  assert.equal(info.Name, "data");
+  assert.equal(info.Driver, "local");
+  assert.deepEqual(info.Labels, { team: "db" });
+  assert.equal(await Deno.readTextFile(`${info.Mountpoint}/f`), "hello\n");
+
+  // prune takes only what nothing mounts.
+  const pruned = await rklOk(env!, ["volume", "prune", "-f"]);
+  assert.match(pruned, /^Deleted Volumes:\ndata\n$/);
+  assert.deepEqual((await rklOk(env!, ["volume", "ls", "-q"])).trim().split("\n"), ["auto"]);
+  await rklOk(env!, ["rm", "-f", "holder"]);
+  await rklOk(env!, ["volume", "rm", "auto"]);
+  assert.equal((await rklOk(env!, ["volume", "ls", "-q"])).trim(), "");
+  // A name docker refuses: one line naming the flag.
+  const bad = await rkl(env!, ["run", "--rm", "-v", "a/b:/x", "busybox", "true"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /-v "a\/b:\/x": "a\/b" is not a volume name/);
+});
+
+test("compose: an external volume must exist and outlives down -v; a name: volume is made by its own name", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rkl-dvol-compose-" });
+  try {
+    const file = `${dir}/compose.yaml`;
+    await Deno.writeTextFile(
+      file,
+      `services:
+  app:
+    image: busybox
+    network_mode: none
+    command: ["sh", "-c", "cat /shared/seed > /own/copy; sleep 1000"]
+    volumes: [shared:/shared, own:/own]
+    stop_grace_period: 1s
+volumes:
+  shared:
+    external: true
+  own:
+    name: dvol-own
+`,
+    );
+    const compose = (args: string[]) => rkl(env!, ["compose", "-f", file, "-p", "dvol", ...args]);
+    const missing = await compose(["up", "-d"]);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /volumes\.shared: external volume "shared" not found/);
+    assert.match(missing.stderr, /rkl volume create shared/);
+    assert.equal((await rklOk(env!, ["volume", "ls", "-q"])).trim(), "");
+
+    await rklOk(env!, ["volume", "create", "shared"]);
+    const [shared] = JSON.parse(await rklOk(env!, ["volume", "inspect", "shared"]));
+    await Deno.writeTextFile(`${shared.Mountpoint}/seed`, "seeded\n");
+    const up = await compose(["up", "-d"]);
+    assert.equal(up.code, 0, up.stderr);
+    const [own] = JSON.parse(await rklOk(env!, ["volume", "inspect", "dvol-own"]));
+    for (let i = 0; i < 100; i++) {
+      try {
+        if (await Deno.readTextFile(`${own.Mountpoint}/copy`) === "seeded\n") break;
+      } catch { /* not yet */ }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(await Deno.readTextFile(`${own.Mountpoint}/copy`), "seeded\n");
+    const down = await compose(["down", "-v"]);
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual((await rklOk(env!, ["volume", "ls", "-q"])).trim().split("\n"), ["shared"]);
+    await rklOk(env!, ["volume", "rm", "shared"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+cleanupAfterAll(env, async () => {
+  await registry?.stop();
+});
