@@ -48,6 +48,7 @@ const RUN_VALUE = new Set([
   "--env-file",
   "-v",
   "--volume",
+  "--mount",
   "--tmpfs",
   "-w",
   "--workdir",

@@ -21,6 +21,7 @@ export interface RunFlags {
   env: string[];
   envFile: string[];
   volume: string[];
+  mount: string[];
   tmpfs: string[];
   workdir?: string;
   user?: string;
@@ -52,11 +53,13 @@ export const RUN_DEFAULTS: Pick<
   | "capDrop"
   | "securityOpt"
   | "label"
+  | "mount"
 > = {
   publish: [],
   env: [],
   envFile: [],
   volume: [],
+  mount: [],
   tmpfs: [],
   capAdd: [],
   capDrop: [],
@@ -222,6 +225,97 @@ export function parseVolume(
     hostPathType: "",
     createMissingDir: true, // docker's -v makes a missing source a directory
     path: ["-v", v], // the flag and its value: located at `-v: VALUE` (runSpec's source)
+  };
+}
+
+/**
+ * docker's `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly]`:
+ * a bind's source must be an absolute path that exists (docker's rule, where
+ * `-v` makes a missing one); a volume's is a name (made when missing, as with
+ * `-v`); a tmpfs takes `tmpfs-size` and `tmpfs-mode`. Keys docker has that
+ * rkl does not apply (propagation, volume drivers and options) are refused.
+ */
+export function parseMountFlag(
+  v: string,
+  volumeDir: (name: string) => string,
+): ResolvedMount {
+  const fail = (why: string) => usage("--mount", v, why);
+  const fields = new Map<string, string | undefined>();
+  for (const part of v.split(",")) {
+    if (part === "") continue;
+    const [k, val] = keyValue(part);
+    const key = ({ src: "source", dst: "target", destination: "target", ro: "readonly" } as Record<
+      string,
+      string
+    >)[k] ?? k;
+    if (fields.has(key)) throw fail(`${JSON.stringify(key)} is given twice`);
+    fields.set(key, val);
+  }
+  const type = fields.get("type") ?? "volume";
+  const target = fields.get("target");
+  if (!target || !target.startsWith("/") || target.split("/").includes("..")) {
+    throw fail("give target=/absolute/path (without '..')");
+  }
+  const ro = fields.has("readonly") ? fields.get("readonly") ?? "true" : "false";
+  if (!["true", "false", "1", "0"].includes(ro)) throw fail("readonly must be true or false");
+  const readOnly = ro === "true" || ro === "1";
+  const allowed: Record<string, string[]> = {
+    bind: ["type", "source", "target", "readonly"],
+    volume: ["type", "source", "target", "readonly", "volume-nocopy"],
+    tmpfs: ["type", "target", "readonly", "tmpfs-size", "tmpfs-mode"],
+  };
+  if (!allowed[type]) throw fail(`type must be bind, volume or tmpfs, not ${JSON.stringify(type)}`);
+  for (const k of fields.keys()) {
+    if (!allowed[type].includes(k)) {
+      throw fail(
+        `${JSON.stringify(k)} is not supported for type=${type} (keys: ${
+          allowed[type].join(", ")
+        })`,
+      );
+    }
+  }
+  const source = fields.get("source");
+  if (type === "tmpfs") {
+    const opts = ["noexec", "nosuid", "nodev"];
+    const size = fields.get("tmpfs-size");
+    if (size !== undefined) opts.push(`size=${bytes("--mount", size)}`);
+    const mode = fields.get("tmpfs-mode");
+    if (mode !== undefined) {
+      if (!/^[0-7]{1,4}$/.test(mode)) throw fail("tmpfs-mode must be octal, such as 1777");
+      opts.push(`mode=${mode}`);
+    }
+    return { source: "tmpfs", destination: target, readOnly, kind: "tmpfs", tmpfsOptions: opts };
+  }
+  if (!source) {
+    throw fail(
+      type === "volume" ? "anonymous volumes are not supported: give source=NAME" : "give source=",
+    );
+  }
+  if (type === "volume") {
+    try {
+      checkVolumeName(source);
+    } catch (e) {
+      throw fail((e as Error).message);
+    }
+    return {
+      source: volumeDir(source),
+      destination: target,
+      readOnly,
+      kind: "hostPath",
+      hostPathType: "",
+      namedVolume: source,
+      path: ["--mount", v],
+    };
+  }
+  if (!source.startsWith("/")) throw fail("a bind's source must be an absolute path");
+  return {
+    source: source.replace(/\/+$/, "") || "/",
+    destination: target,
+    readOnly,
+    kind: "hostPath",
+    // docker's --mount: a missing source is an error, not made.
+    hostPathType: "",
+    path: ["--mount", v],
   };
 }
 
@@ -437,12 +531,15 @@ export function runSpec(
   if (!pullPolicy) throw usage("--pull", pull, "must be always, missing or never");
   const mounts = [
     ...f.volume.map((v) => parseVolume(v, inputs.cwd, inputs.volumeDir)),
+    ...f.mount.map((v) => parseMountFlag(v, inputs.volumeDir)),
     ...f.tmpfs.map(parseTmpfsFlag),
   ];
   const seen = new Set<string>();
   for (const m of mounts) {
     if (seen.has(m.destination)) {
-      throw new UsageError(`${JSON.stringify(m.destination)} is mounted twice (-v, --tmpfs)`);
+      throw new UsageError(
+        `${JSON.stringify(m.destination)} is mounted twice (-v, --mount, --tmpfs)`,
+      );
     }
     seen.add(m.destination);
   }

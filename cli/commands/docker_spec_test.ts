@@ -3,6 +3,7 @@ import { RESTART_LABEL } from "../../src/spec/names.ts";
 import {
   envEntries,
   generateName,
+  parseMountFlag,
   parsePublish,
   parseVolume,
   RUN_DEFAULTS,
@@ -227,4 +228,42 @@ Deno.test("argsFromHead() finds process.args in config.json's first bytes, or sa
     "cut: the whole file is read",
   );
   assert.equal(argsFromHead('{"hooks":{"args":["x"]}}'), undefined);
+});
+
+Deno.test("parseMountFlag(): docker's --mount for a bind, a named volume and a tmpfs; what rkl does not apply is refused", () => {
+  const vd = inputs.volumeDir;
+  assert.deepEqual(parseMountFlag("type=bind,src=/srv/www/,dst=/www,readonly", vd), {
+    source: "/srv/www",
+    destination: "/www",
+    readOnly: true,
+    kind: "hostPath",
+    hostPathType: "",
+    path: ["--mount", "type=bind,src=/srv/www/,dst=/www,readonly"],
+  });
+  // The default type is volume, as docker's.
+  const vol = parseMountFlag("source=data,target=/data,volume-nocopy", vd);
+  assert.equal(vol.namedVolume, "data");
+  assert.equal(vol.source, "/var/lib/rkl/volumes/data/_data");
+  assert.equal(vol.readOnly, false);
+  assert.equal(parseMountFlag("type=volume,src=data,dst=/d,readonly=false", vd).readOnly, false);
+  assert.deepEqual(parseMountFlag("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1777", vd), {
+    source: "tmpfs",
+    destination: "/t",
+    readOnly: false,
+    kind: "tmpfs",
+    tmpfsOptions: ["noexec", "nosuid", "nodev", "size=1048576", "mode=1777"],
+  });
+  const refused: [string, RegExp][] = [
+    ["type=bind,src=./rel,dst=/x", /absolute path/],
+    ["type=bind,dst=/x", /give source=/],
+    ["type=volume,dst=/x", /anonymous volumes/],
+    ["type=volume,src=../x,dst=/x", /not a volume name/],
+    ["type=bind,src=/a,dst=rel", /target=\/absolute/],
+    ["type=bind,src=/a,dst=/x,bind-propagation=shared", /"bind-propagation" is not supported/],
+    ["type=npipe,src=/a,dst=/x", /type must be bind, volume or tmpfs/],
+    ["type=bind,src=/a,dst=/x,readonly=maybe", /readonly must be true or false/],
+    ["type=bind,src=/a,src=/b,dst=/x", /"source" is given twice/],
+    ["type=tmpfs,dst=/t,tmpfs-mode=rwx", /octal/],
+  ];
+  for (const [v, why] of refused) assert.throws(() => parseMountFlag(v, vd), why, v);
 });

@@ -31,6 +31,34 @@ test("run -v NAME:/dir: made when missing, kept across containers, read-only wit
   assert.equal((await rklOk(env!, ["volume", "create", "data"])).trim(), "data");
   await run(["--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo hello > /data/f"]);
   assert.equal((await run(["--rm", "-v", "data:/d:ro", "busybox", "cat", "/d/f"])).trim(), "hello");
+  // docker's --mount spelling of the same volume, and of a bind whose source must exist.
+  assert.equal(
+    (await run([
+      "--rm",
+      "--mount",
+      "type=volume,src=data,dst=/m,readonly",
+      "busybox",
+      "cat",
+      "/m/f",
+    ]))
+      .trim(),
+    "hello",
+  );
+  const missing = await rkl(env!, [
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "--mount",
+    `type=bind,src=${env!.dir}/nosuch,dst=/x`,
+    "busybox",
+    "true",
+  ]);
+  assert.equal(missing.code, 2, missing.stderr);
+  assert.match(
+    missing.stderr,
+    /--mount.*nosuch" does not exist \(docker's --mount makes no missing source/,
+  );
   const ro = await rkl(env!, [
     "run",
     "--rm",

@@ -40,6 +40,12 @@ function specOptions(c: Command): Command {
       collect,
       [],
     )
+    .option(
+      "--mount <type=bind|volume|tmpfs,source=…,target=…>",
+      "mount a host path, a named volume or a tmpfs, docker's --mount (repeatable)",
+      collect,
+      [],
+    )
     .option("--tmpfs <path[:opts]>", "mount a tmpfs (repeatable)", collect, [])
     .option("-w, --workdir <dir>", "working directory in the container")
     .option("-u, --user <user[:group]>", "user and group, names or numbers")

@@ -93,9 +93,11 @@ export function prepareHostPaths(
         continue;
       }
       fail(
-        type === ""
-          ? "does not exist (the bind's create_host_path is false)"
-          : `does not exist (type ${type})`,
+        type !== ""
+          ? `does not exist (type ${type})`
+          : path[0] === "--mount"
+          ? "does not exist (docker's --mount makes no missing source; -v does)"
+          : "does not exist (the bind's create_host_path is false)",
       );
     }
     const kind = (st!.mode ?? 0) & S_IFMT;
