@@ -5,6 +5,7 @@
  * names in use), so the whole mapping is covered by unit tests.
  */
 import { checkVolumeName } from "../../src/workloads/volumes.ts";
+import { randomHexId } from "../../src/base/hex.ts";
 import type { ContainerSpec, LoadedContainer, ResolvedMount } from "../../src/spec/container.ts";
 import { UsageError } from "../../src/errors.ts";
 import { DNS1123_LABEL, envNameError, RESTART_LABEL } from "../../src/spec/names.ts";
@@ -178,16 +179,12 @@ export function parseVolume(
   v: string,
   cwd: string,
   volumeDir: (name: string) => string,
+  newName: () => string = randomHexId,
 ): ResolvedMount {
   const parts = v.split(":");
-  if (parts.length < 2 || parts.length > 3) {
-    throw usage(
-      "-v",
-      v,
-      parts.length === 1
-        ? "anonymous volumes are not supported: give a host path or a volume name, -v NAME:/container/dir"
-        : "use HOST_PATH:CONTAINER_PATH[:ro] or VOLUME:CONTAINER_PATH[:ro]",
-    );
+  if (parts.length === 1) return anonymousVolume("-v", v, v, false, volumeDir, newName);
+  if (parts.length > 3) {
+    throw usage("-v", v, "use HOST_PATH:CONTAINER_PATH[:ro] or VOLUME:CONTAINER_PATH[:ro]");
   }
   const [src, dst, mode = "rw"] = parts;
   const named = !src.startsWith("/") && !src.startsWith(".");
@@ -213,6 +210,7 @@ export function parseVolume(
       kind: "hostPath",
       hostPathType: "",
       namedVolume: src,
+      populate: true, // docker's copy of the image's files into an empty volume
       path: ["-v", v],
     };
   }
@@ -229,6 +227,36 @@ export function parseVolume(
 }
 
 /**
+ * An anonymous volume at `target` (`-v /dir`, `--mount type=volume` without
+ * a source): a volume of its own with a new 64-hex name, as docker's, that
+ * `rm -v` and `run --rm` remove with the container.
+ */
+function anonymousVolume(
+  flag: string,
+  v: string,
+  target: string,
+  readOnly: boolean,
+  volumeDir: (name: string) => string,
+  newName: () => string,
+): ResolvedMount {
+  if (!target.startsWith("/") || target.split("/").includes("..")) {
+    throw usage(flag, v, "the container path must be absolute, without '..'");
+  }
+  const name = newName();
+  return {
+    source: volumeDir(name),
+    destination: target,
+    readOnly,
+    kind: "hostPath",
+    hostPathType: "",
+    namedVolume: name,
+    anonymous: true,
+    populate: true,
+    path: [flag, v],
+  };
+}
+
+/**
  * docker's `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly]`:
  * a bind's source must be an absolute path that exists (docker's rule, where
  * `-v` makes a missing one); a volume's is a name (made when missing, as with
@@ -238,6 +266,7 @@ export function parseVolume(
 export function parseMountFlag(
   v: string,
   volumeDir: (name: string) => string,
+  newName: () => string = randomHexId,
 ): ResolvedMount {
   const fail = (why: string) => usage("--mount", v, why);
   const fields = new Map<string, string | undefined>();
@@ -286,11 +315,11 @@ export function parseMountFlag(
     }
     return { source: "tmpfs", destination: target, readOnly, kind: "tmpfs", tmpfsOptions: opts };
   }
-  if (!source) {
-    throw fail(
-      type === "volume" ? "anonymous volumes are not supported: give source=NAME" : "give source=",
-    );
+  if (!source && type === "volume") {
+    const m = anonymousVolume("--mount", v, target, readOnly, volumeDir, newName);
+    return { ...m, populate: !fields.has("volume-nocopy") };
   }
+  if (!source) throw fail("give source=");
   if (type === "volume") {
     try {
       checkVolumeName(source);
@@ -304,6 +333,7 @@ export function parseMountFlag(
       kind: "hostPath",
       hostPathType: "",
       namedVolume: source,
+      populate: !fields.has("volume-nocopy"),
       path: ["--mount", v],
     };
   }

@@ -122,12 +122,23 @@ Deno.test("parseVolume(): a name is a named volume's data dir; anonymous volumes
     kind: "hostPath",
     hostPathType: "",
     namedVolume: "data",
+    populate: true,
     path: ["-v", "data:/data:ro"],
   });
   // A path, as docker tells them apart: '/' or '.' first.
   assert.equal(parseVolume("./data:/data", "/w", vd).namedVolume, undefined);
   assert.equal(parseVolume("./data:/data", "/w", vd).source, "/w/./data");
-  assert.throws(() => parseVolume("/data", "/w", vd), /anonymous volumes/);
+  // `-v /dir`: an anonymous volume of its own, a new 64-hex name each time.
+  const anon = parseVolume("/data", "/w", vd, () => "a".repeat(64));
+  assert.deepEqual(
+    [anon.namedVolume, anon.anonymous, anon.populate, anon.source, anon.destination],
+    ["a".repeat(64), true, true, `/var/lib/rkl/volumes/${"a".repeat(64)}/_data`, "/data"],
+  );
+  assert.notEqual(
+    parseVolume("/data", "/w", vd).namedVolume,
+    parseVolume("/data", "/w", vd).namedVolume,
+  );
+  assert.throws(() => parseVolume("rel", "/w", vd), /absolute/);
   assert.throws(() => parseVolume("d:/data", "/w", vd), /two characters/);
   assert.throws(() => parseVolume("a..b/c:/data", "/w", vd), /not a volume name/);
   assert.throws(() => parseVolume("-x:/data", "/w", vd), /not a volume name/);
@@ -245,6 +256,9 @@ Deno.test("parseMountFlag(): docker's --mount for a bind, a named volume and a t
   assert.equal(vol.namedVolume, "data");
   assert.equal(vol.source, "/var/lib/rkl/volumes/data/_data");
   assert.equal(vol.readOnly, false);
+  // volume-nocopy: the image's files are not copied into it.
+  assert.equal(vol.populate, false);
+  assert.equal(parseMountFlag("src=data,dst=/data", vd).populate, true);
   assert.equal(parseMountFlag("type=volume,src=data,dst=/d,readonly=false", vd).readOnly, false);
   assert.deepEqual(parseMountFlag("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1777", vd), {
     source: "tmpfs",
@@ -253,10 +267,16 @@ Deno.test("parseMountFlag(): docker's --mount for a bind, a named volume and a t
     kind: "tmpfs",
     tmpfsOptions: ["noexec", "nosuid", "nodev", "size=1048576", "mode=1777"],
   });
+  // No source: an anonymous volume; volume-nocopy still applies.
+  const anon = parseMountFlag("type=volume,dst=/x,volume-nocopy", vd, () => "b".repeat(64));
+  assert.deepEqual([anon.namedVolume, anon.anonymous, anon.populate], [
+    "b".repeat(64),
+    true,
+    false,
+  ]);
   const refused: [string, RegExp][] = [
     ["type=bind,src=./rel,dst=/x", /absolute path/],
     ["type=bind,dst=/x", /give source=/],
-    ["type=volume,dst=/x", /anonymous volumes/],
     ["type=volume,src=../x,dst=/x", /not a volume name/],
     ["type=bind,src=/a,dst=rel", /target=\/absolute/],
     ["type=bind,src=/a,dst=/x,bind-propagation=shared", /"bind-propagation" is not supported/],

@@ -130,6 +130,14 @@ export interface ResolvedMount {
    */
   namedVolume?: string;
   /**
+   * A named volume's mount (its `source` a `ROOT/volumes/NAME/_data`) that,
+   * empty when the container is made, gets the image's files at
+   * `destination` first (docker's copy; compose's `nocopy` turns it off).
+   */
+  populate?: boolean;
+  /** The named volume is anonymous (`-v /dir`): made for this container, gone with `rm -v`. */
+  anonymous?: boolean;
+  /**
    * Path below `source` to mount instead of the whole volume; resolved at
    * every create and restart without following symlinks (sys/subpath.ts).
    */

@@ -25,6 +25,9 @@ export interface VolumeView {
   users: string[];
 }
 
+/** A dir under ROOT/volumes as a record may name it (docker's, compose's `PROJECT_KEY`, a claim's). */
+export const VOLUME_DIR_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
 /** The metadata file of a docker-style volume, beside its `_data`. */
 const META = "volume.json";
 
@@ -39,6 +42,14 @@ export function volumeDataDir(host: Pick<Host, "paths">, name: string): string {
   return `${host.paths.root}/volumes/${name}/_data`;
 }
 
+/** The volume whose data dir `source` is (`ROOT/volumes/NAME/_data`), or undefined. */
+export function volumeOfDataDir(host: Pick<Host, "paths">, source: string): string | undefined {
+  const prefix = `${host.paths.root}/volumes/`;
+  if (!source.startsWith(prefix) || !source.endsWith("/_data")) return undefined;
+  const name = source.slice(prefix.length, -"/_data".length);
+  return VOLUME_DIR_NAME.test(name) ? name : undefined;
+}
+
 /**
  * Makes the docker-style volume `name` unless it exists (docker's `volume
  * create` and `run -v NAME:…`); true when this call made it. Call under the
@@ -48,6 +59,7 @@ export function ensureVolume(
   host: Host,
   name: string,
   labels: Record<string, string> = {},
+  options: { anonymous?: boolean } = {},
 ): boolean {
   checkVolumeName(name);
   const root = `${host.paths.root}/volumes`;
@@ -76,7 +88,11 @@ export function ensureVolume(
   host.fs.mkdir(`${dir}/_data`, { mode: 0o755 });
   host.fs.writeTextFile(
     `${dir}/${META}`,
-    JSON.stringify({ createdAt: host.now().toISOString(), labels }) + "\n",
+    JSON.stringify({
+      createdAt: host.now().toISOString(),
+      labels,
+      ...(options.anonymous ? { anonymous: true } : {}),
+    }) + "\n",
     { mode: 0o600 },
   );
   return true;
@@ -187,11 +203,12 @@ export function inspectVolume(host: Host, name: string): VolumeInspect {
 }
 
 /**
- * Removes the volumes a create made (ContainerRecord.madeVolumes) when that
- * create is undone, unless something else names them by now. Call under the
- * store lock, after the record is gone.
+ * Removes docker-style volumes of a container whose record is gone, unless
+ * something else names them by now: those its create made when that create
+ * is undone (ContainerRecord.madeVolumes), its anonymous ones at `rm -v` and
+ * `run --rm`. Call under the store lock, after the record is gone.
  */
-export function removeMadeVolumes(host: Host, names: readonly unknown[]): void {
+export function removeVolumesIfUnused(host: Host, names: readonly unknown[]): void {
   const views = listVolumes(host);
   for (const n of names) {
     if (typeof n !== "string" || !VOLUME_NAME.test(n)) continue;

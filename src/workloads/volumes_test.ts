@@ -96,3 +96,38 @@ Deno.test("volume create: names checked, an existing one kept, hostile metadata 
   host.fs.symlink("/etc", `${host.paths.root}/volumes/evil`);
   await assert.rejects(make("evil"), /not a directory/);
 });
+
+Deno.test("docker's copy into an empty volume: the record names what to fill; a volume with files is left as it is", async () => {
+  const host = new FakeHost();
+  host.addBundle("/fake/bundles/busybox");
+  await host.store.withLock(() => Promise.resolve(ensureVolume(host, "full")));
+  host.fs.writeTextFile(`${volumeDataDir(host, "full")}/mine`, "1");
+  const loaded = withVolume(host, "web", "full");
+  loaded.spec.mounts[0].populate = true;
+  await runContainer(host, loaded, { network: null });
+  assert.deepEqual(getContainer(host, "web").populate, [{ volume: "full", destination: "/data" }]);
+  // Not empty: nothing copied, nothing run, no warning; its file as it was.
+  assert.equal(host.cmd.calls.some((c) => c.cmd === "cp"), false);
+  assert.deepEqual(host.warnings, []);
+  assert.deepEqual(host.fs.readDir(volumeDataDir(host, "full")).map((e) => e.name), ["mine"]);
+});
+
+Deno.test("anonymous volumes (`-v /dir`): made with the container, gone with rm -v, kept by a plain rm", async () => {
+  const host = new FakeHost();
+  host.addBundle("/fake/bundles/busybox");
+  const anon = (name: string, vol: string) => {
+    const loaded = withVolume(host, name, vol);
+    loaded.spec.mounts[0].anonymous = true;
+    return loaded;
+  };
+  const a = "a".repeat(64), b = "b".repeat(64);
+  await runContainer(host, anon("one", a), { network: null });
+  await runContainer(host, anon("two", b), { network: null });
+  assert.deepEqual(getContainer(host, "one").anonymousVolumes, [a]);
+  assert.deepEqual(inspectVolume(host, a).UsedBy, ["container one"]);
+  await removeContainer(host, "one", { force: true, volumes: true });
+  await removeContainer(host, "two", { force: true });
+  // rm -v took one's; a plain rm left two's, unused now, for prune.
+  assert.deepEqual(listVolumes(host).map((v) => [v.name, v.users]), [[b, []]]);
+  assert.deepEqual(pruneVolumes(host), [b]);
+});

@@ -287,7 +287,7 @@ test("bad input: one line, exit 2; a YAML file points at container run", async (
     [["run", "pod.yaml"], /rkl container run pod\.yaml/],
     [["run", "--name", "Bad_Name", "busybox"], /DNS labels/],
     [["run", "-p", "80:99999", "busybox"], /port number/],
-    [["run", "-v", "data:/data", "busybox"], /named volumes are not supported/],
+    [["run", "-v", "a/b:/data", "busybox"], /"a\/b" is not a volume name/],
     [["run", "--restart", "sometimes", "busybox"], /--restart "sometimes"/],
     [["run", "--security-opt", "apparmor=foo", "busybox"], /--security-opt "apparmor=foo"/],
     [["run", "--pull", "often", "busybox"], /often/],

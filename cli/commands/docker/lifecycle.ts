@@ -91,9 +91,10 @@ export const LIFECYCLE_VERBS: Record<string, Verb> = {
   rm(program: Command, ctx: Context): void {
     program.command("rm").argument("<names...>").description("remove containers")
       .option("-f, --force", "kill and remove running ones too")
-      .action(async (list: string[], o: { force?: boolean }) => {
+      .option("-v, --volumes", "remove their anonymous volumes too (named ones stay)")
+      .action(async (list: string[], o: { force?: boolean; volumes?: boolean }) => {
         await each(ctx, names(list), async (n) => {
-          await removeContainer(ctx.host(), n, { force: o.force });
+          await removeContainer(ctx.host(), n, { force: o.force, volumes: o.volumes });
           write(`${n}\n`);
         });
       });

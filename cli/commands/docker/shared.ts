@@ -34,7 +34,8 @@ export async function waitExit(host: Host, name: string): Promise<number> {
 
 export async function removeQuietly(host: Host, name: string): Promise<void> {
   try {
-    await removeContainer(host, name, { force: true });
+    // `--rm` (and a run undone after its create): its anonymous volumes go too, as docker's.
+    await removeContainer(host, name, { force: true, volumes: true });
   } catch (e) {
     stderr(`warning: could not remove ${name}: ${(e as Error).message}\n`);
   }

@@ -72,7 +72,13 @@ export function parseVolumes(
         `volume ${JSON.stringify(source)} is not declared in the top-level volumes`,
       );
     }
-    return { kind: "volume", source, target, readOnly };
+    return {
+      kind: "volume",
+      source,
+      target,
+      readOnly,
+      ...(typeof v !== "string" && v.volume?.nocopy ? { nocopy: true } : {}),
+    };
   });
 }
 

@@ -28,6 +28,8 @@ export interface ComposeMount {
   loc?: SourceLocation;
   /** tmpfs mount options (size=BYTES, mode=OCTAL, uid=, gid=, and flags such as noexec). */
   options?: string[];
+  /** A volume's `volume.nocopy`: the image's files are not copied into it when empty. */
+  nocopy?: boolean;
   /** A config's or secret's own copy: owner and mode (`uid`, `gid`, `mode`). */
   owner?: { uid: number; gid: number; mode: number };
 }

@@ -136,6 +136,8 @@ function replicaMounts(
             kind: "hostPath",
             // Its own name: the container's record names it (no removal while it is mounted).
             ...(pv?.volumeName !== undefined ? { namedVolume: pv.volumeName } : {}),
+            // docker's copy of the image's files into it when empty, unless `volume.nocopy`.
+            populate: !m.nocopy,
           };
       }
       case "tmpfs":

@@ -8,7 +8,8 @@
  * process that died half-way (`rm -f` of a "creating" record), so there is
  * one rollback path to test instead of three.
  */
-import { ensureVolume } from "../volumes.ts";
+import { ensureVolume, volumeOfDataDir } from "../volumes.ts";
+import { populateVolumes } from "./populate.ts";
 import { ConflictError, locatingFields, RklError } from "../../errors.ts";
 import type { NetConfList, PortMapping } from "../../net/cni.ts";
 import { loadNetwork } from "../../net/network.ts";
@@ -215,10 +216,21 @@ async function reserve(
     // the lock where removals check what names them; the record names those it made, for a
     // rollback to take them back.
     const volumes = [...new Set(loaded.spec.mounts.flatMap((m) => m.namedVolume ?? []))];
+    const populate = loaded.spec.mounts.flatMap((m) => {
+      const volume = m.populate ? volumeOfDataDir(host, m.source) : undefined;
+      return volume ? [{ volume, destination: m.destination }] : [];
+    });
+    if (populate.length > 0) r.populate = populate;
     if (volumes.length > 0) {
       r.volumes = volumes;
-      const made = volumes.filter((v) => ensureVolume(host, v));
+      const anonymous = new Set(
+        loaded.spec.mounts.flatMap((m) => m.anonymous && m.namedVolume ? [m.namedVolume] : []),
+      );
+      const made = volumes.filter((v) =>
+        ensureVolume(host, v, {}, { anonymous: anonymous.has(v) })
+      );
       if (made.length > 0) r.madeVolumes = made;
+      if (anonymous.size > 0) r.anonymousVolumes = [...anonymous];
     }
     host.store.put("containers", r);
     return Promise.resolve({ ...r, resources: {} });
@@ -309,6 +321,7 @@ async function makeParts(
       merged: d.rootfs,
     });
     trace("create: overlay mounted");
+    if (rec.populate) await populateVolumes(host, rec);
     if (plan.subPaths.length > 0) {
       rec.resources.subPaths = true; // rec.subPaths: in the reservation
       checkCancelled();
@@ -372,6 +385,7 @@ export async function launchDeferred(host: Host, rec: ContainerRecord): Promise<
   try {
     mountOverlay(host.sys, { lower: lowers, upper: d.upper, work: d.work, merged: d.rootfs });
     trace("start: overlay mounted");
+    if (rec.populate) await populateVolumes(host, rec);
     stageSubPaths(host, rec);
     await launch(host, rec);
     trace("start: conmon + runtime create");

@@ -23,7 +23,12 @@ import type { ContainerRecord, NetworkUser } from "./types.ts";
 export async function removeContainer(
   host: Host,
   name: string,
-  options: { force?: boolean; keepBridges?: ReadonlySet<string> } = {},
+  options: {
+    force?: boolean;
+    keepBridges?: ReadonlySet<string>;
+    /** Its anonymous volumes (`-v /dir`) go too, as docker's `rm -v` and `run --rm`. */
+    volumes?: boolean;
+  } = {},
 ): Promise<void> {
   trace("rm: begin");
   let rec: ContainerRecord;

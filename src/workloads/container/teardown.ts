@@ -3,7 +3,7 @@
  * first, and tolerates what is already gone. The undo of a failed create,
  * the body of `rm`, and the cleanup of an interrupted create all come here.
  */
-import { removeMadeVolumes } from "../volumes.ts";
+import { removeVolumesIfUnused } from "../volumes.ts";
 import { RklError } from "../../errors.ts";
 import { removeNatRulesFor } from "../../net/portmap.ts";
 import { cniDown } from "../../net/attach.ts";
@@ -37,7 +37,13 @@ import type { ContainerRecord, NetworkUser } from "./types.ts";
 export async function teardown(
   host: Host,
   rec: ContainerRecord,
-  options: { keepBridges?: ReadonlySet<string>; rollback?: boolean; quiet?: boolean } = {},
+  options: {
+    keepBridges?: ReadonlySet<string>;
+    rollback?: boolean;
+    quiet?: boolean;
+    /** Its anonymous volumes go too (`rm -v`, `run --rm`). */
+    volumes?: boolean;
+  } = {},
 ): Promise<void> {
   const rollback = options.rollback === true || rec.status === "creating";
   const errors: unknown[] = [];
@@ -139,8 +145,13 @@ export async function teardown(
       );
     }
     host.store.delete("containers", rec.name);
-    // A create undone takes back the named volumes it made (`run -v NAME:…` of a missing one).
-    if (rollback && Array.isArray(rec.madeVolumes)) removeMadeVolumes(host, rec.madeVolumes);
+    // A create undone takes back the named volumes it made (`run -v NAME:…` of a missing one);
+    // `rm -v` and `run --rm` the anonymous ones (`-v /dir`), as docker's.
+    const going = [
+      ...(rollback && Array.isArray(rec.madeVolumes) ? rec.madeVolumes : []),
+      ...(options.volumes && Array.isArray(rec.anonymousVolumes) ? rec.anonymousVolumes : []),
+    ];
+    if (going.length > 0) removeVolumesIfUnused(host, going);
   });
   trace("teardown: release network");
   // docker's `destroy`: the record that told this container's history is gone,

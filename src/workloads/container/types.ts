@@ -58,6 +58,13 @@ export interface ContainerRecord extends StoredRecord {
   volumes?: string[];
   /** Those its create made (they were missing): a create undone removes them again. */
   madeVolumes?: string[];
+  /** Its anonymous volumes (`-v /dir`, 64-hex names): `rm -v` and `run --rm` remove them. */
+  anonymousVolumes?: string[];
+  /**
+   * Volumes (dir names under ROOT/volumes) that get the image's files at
+   * `destination` when empty as the rootfs is mounted (populate.ts).
+   */
+  populate?: { volume: string; destination: string }[];
   /** How often rkl restarted it in place (restart policies, `rkl daemon`). */
   restarts?: number;
   /** Stopped by a user command: `unless-stopped` and `always` leave it stopped. */
