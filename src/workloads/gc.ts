@@ -20,7 +20,7 @@
  * never mistaken for garbage.
  */
 import { checkRecordName } from "../store/store.ts";
-import { readDirOr } from "../sys/fsutil.ts";
+import { readDirOr, removeBelow } from "../sys/fsutil.ts";
 import { healthDir } from "./health_spawn.ts";
 import {
   type ContainerRecord,
@@ -146,6 +146,22 @@ function staleTempFiles(host: Host): string[] {
     for (const e of readDirOr(dir, host.fs)) {
       const m = /\.tmp-(\d+)-[0-9a-f]+$/.exec(e.name);
       if (m && !processAlive(host, Number(m[1]))) out.push(`${dir}/${e.name}`);
+    }
+  }
+  return out;
+}
+
+/** Volume copies (populate.ts) whose copier (pid in the name) is gone. */
+function stalePopulates(host: Host): string[] {
+  const out: string[] = [];
+  const root = `${host.paths.root}/volumes`;
+  for (const v of readDirOr(root, host.fs)) {
+    if (!v.isDirectory) continue;
+    for (const e of readDirOr(`${root}/${v.name}`, host.fs)) {
+      const m = /^\.populate-(\d+)-[0-9a-f]+$/.exec(e.name);
+      if (m && e.isDirectory && !processAlive(host, Number(m[1]))) {
+        out.push(`${root}/${v.name}/${e.name}`);
+      }
     }
   }
   return out;
@@ -336,6 +352,13 @@ function strayFiles({ host, dryRun, findings, done }: Pass): void {
     if (!dryRun) {
       host.fs.remove(f);
       done.push(`removed ${f}`);
+    }
+  }
+  for (const d of stalePopulates(host)) {
+    findings.push({ kind: "file", name: d, why: "a volume's copy cut short" });
+    if (!dryRun) {
+      removeBelow(`${host.paths.root}/volumes`, d, "a volume's copy", host.fs);
+      done.push(`removed ${d}`);
     }
   }
   // The image store's temporaries, when no pull or import runs (a pull

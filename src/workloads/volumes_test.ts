@@ -9,6 +9,7 @@ import { loadContainer } from "../spec/container.ts";
 import type { LoadedContainer } from "../spec/container_spec.ts";
 import { FakeHost } from "../testing/fake_host.ts";
 import { getContainer, removeContainer, runContainer } from "./container.ts";
+import { gc } from "./gc.ts";
 import {
   ensureVolume,
   inspectVolume,
@@ -130,4 +131,24 @@ Deno.test("anonymous volumes (`-v /dir`): made with the container, gone with rm 
   // rm -v took one's; a plain rm left two's, unused now, for prune.
   assert.deepEqual(listVolumes(host).map((v) => [v.name, v.users]), [[b, []]]);
   assert.deepEqual(pruneVolumes(host), [b]);
+});
+
+Deno.test("gc: a volume's copy cut short (its copier gone) is removed; a running one's and the data are not", async () => {
+  const host = new FakeHost();
+  await host.store.withLock(() => Promise.resolve(ensureVolume(host, "www")));
+  const dir = `${host.paths.root}/volumes/www`;
+  const gone = `${dir}/.populate-999999-0123456789abcdef`;
+  const copier = host.procs.spawn("rkl").pid; // another rkl, copying now
+  const live = `${dir}/.populate-${copier}-fedcba9876543210`;
+  for (const d of [gone, live]) host.fs.mkdir(d);
+  host.fs.writeTextFile(`${gone}/half`, "x");
+  const dry = await gc(host, { dryRun: true });
+  assert.ok(dry.findings.some((f) => f.name === gone), JSON.stringify(dry.findings));
+  assert.ok(host.fs.lstat(gone).isDirectory, "a dry run removes nothing");
+  await gc(host);
+  assert.deepEqual(host.fs.readDir(dir).map((e) => e.name).sort(), [
+    `.populate-${copier}-fedcba9876543210`,
+    "_data",
+    "volume.json",
+  ]);
 });

@@ -15,7 +15,8 @@
  *   rename replaces a name and never follows a link another container put
  *   there; with `_data` no longer empty by then, nothing is moved.
  * A copy that fails (a device node rootless) is a warning: the container
- * starts with the volume as it was, and the partial copy goes.
+ * starts with the volume as it was, and the partial copy goes; one cut
+ * short by a kill is gc's (its dir names the copier's pid).
  */
 import { openBeneath } from "../../sys/subpath.ts";
 import { removeAll } from "./_fs.ts";
@@ -61,7 +62,8 @@ async function populateOne(
   } catch {
     return; // not in the image, or through a link: nothing to copy
   }
-  const tmp = `${volumeDir}/.populate-${randomHexId().slice(0, 16)}`;
+  // The copier's pid in the name: gc removes one whose copier died (a kill -9 midway).
+  const tmp = `${volumeDir}/.populate-${host.proc.self}-${randomHexId().slice(0, 16)}`;
   try {
     const src = `/proc/${host.proc.self}/fd/${fd}`;
     const st = host.fs.stat(src);
