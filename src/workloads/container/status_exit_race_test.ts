@@ -65,14 +65,19 @@ function coarseKills(host: FakeHost): void {
   };
 }
 
-Deno.test("stop: the exit is never timed before the kill that ended it (docker's kill, then die)", async () => {
+/** `quick` running `sleep`, its kills coarse; 50 ms later, the time a kill now is sent at. */
+async function sleeperWithCoarseKills(): Promise<{ host: FakeHost; killedAt: string }> {
   const host = new FakeHost();
   host.addBundle("/fake/bundles/busybox");
   const spec = `name: quick\nimage: /fake/bundles/busybox\nargs: ["sleep", "100"]\n`;
   await runContainer(host, loadContainer(spec, "/fake/quick.yaml"), { network: null });
   coarseKills(host);
   host.clock += 50;
-  const killedAt = host.now().toISOString();
+  return { host, killedAt: host.now().toISOString() };
+}
+
+Deno.test("stop: the exit is never timed before the kill that ended it (docker's kill, then die)", async () => {
+  const { host, killedAt } = await sleeperWithCoarseKills();
   const rec = await stopContainer(host, "quick", 1);
   assert.equal(rec.status, "exited");
   assert.equal(rec.finishedAt, killedAt);
@@ -80,13 +85,7 @@ Deno.test("stop: the exit is never timed before the kill that ended it (docker's
 });
 
 Deno.test("kill: a later look at the exit times it no earlier than the kill, and a hostile signaledAt is ignored", async () => {
-  const host = new FakeHost();
-  host.addBundle("/fake/bundles/busybox");
-  const spec = `name: quick\nimage: /fake/bundles/busybox\nargs: ["sleep", "100"]\n`;
-  await runContainer(host, loadContainer(spec, "/fake/quick.yaml"), { network: null });
-  coarseKills(host);
-  host.clock += 50;
-  const killedAt = host.now().toISOString();
+  const { host, killedAt } = await sleeperWithCoarseKills();
   await killContainer(host, "quick", "SIGKILL");
   const later = await refresh(host, getContainer(host, "quick"));
   assert.equal(later.status, "exited");
