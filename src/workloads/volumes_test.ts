@@ -152,3 +152,15 @@ Deno.test("gc: a volume's copy cut short (its copier gone) is removed; a running
     "volume.json",
   ]);
 });
+
+Deno.test("a create whose second volume cannot be made leaves neither volume nor record", async () => {
+  const host = new FakeHost();
+  host.addBundle("/fake/bundles/busybox");
+  host.fs.mkdir(`${host.paths.root}/volumes`, { recursive: true });
+  host.fs.writeTextFile(`${host.paths.root}/volumes/taken`, "a file, not a volume");
+  const loaded = withVolume(host, "web", "first");
+  loaded.spec.mounts.push({ ...loaded.spec.mounts[0], destination: "/t", namedVolume: "taken" });
+  await assert.rejects(runContainer(host, loaded, { network: null }), /taken.*not a directory/);
+  assert.equal(host.store.get("containers", "web"), undefined);
+  assert.deepEqual(listVolumes(host), []);
+});

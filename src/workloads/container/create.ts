@@ -8,7 +8,7 @@
  * process that died half-way (`rm -f` of a "creating" record), so there is
  * one rollback path to test instead of three.
  */
-import { ensureVolume, volumeOfDataDir } from "../volumes.ts";
+import { ensureVolume, removeVolumesIfUnused, volumeOfDataDir } from "../volumes.ts";
 import { populateVolumes } from "./populate.ts";
 import { ConflictError, locatingFields, RklError } from "../../errors.ts";
 import type { NetConfList, PortMapping } from "../../net/cni.ts";
@@ -226,9 +226,16 @@ async function reserve(
       const anonymous = new Set(
         loaded.spec.mounts.flatMap((m) => m.anonymous && m.namedVolume ? [m.namedVolume] : []),
       );
-      const made = volumes.filter((v) =>
-        ensureVolume(host, v, {}, { anonymous: anonymous.has(v) })
-      );
+      const made: string[] = [];
+      try {
+        for (const v of volumes) {
+          if (ensureVolume(host, v, {}, { anonymous: anonymous.has(v) })) made.push(v);
+        }
+      } catch (e) {
+        // One could not be made (its dir taken by a file): none of this create's stays.
+        removeVolumesIfUnused(host, made);
+        throw e;
+      }
       if (made.length > 0) r.madeVolumes = made;
       if (anonymous.size > 0) r.anonymousVolumes = [...anonymous];
     }
