@@ -461,14 +461,20 @@ export function securityOpts(list: string[]): {
   return { sc, unconfinedPaths };
 }
 
-/** The labels: `--label K=V` (and `K`, an empty value) plus the restart policy. */
-function labels(f: RunFlags): Record<string, string> {
+/** `--label K=V` (and `K`, an empty value), repeated: docker's labels. */
+export function parseLabels(list: string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const kv of f.label) {
+  for (const kv of list) {
     const [k, v] = keyValue(kv);
     if (k === "") throw usage("--label", kv, "the key must not be empty");
     out[k] = v ?? "";
   }
+  return out;
+}
+
+/** The labels: `--label K=V` (and `K`, an empty value) plus the restart policy. */
+function labels(f: RunFlags): Record<string, string> {
+  const out = parseLabels(f.label);
   if (f.restart !== undefined) {
     const [policy, count] = f.restart.split(":");
     if (!RESTART_POLICIES.includes(policy)) {

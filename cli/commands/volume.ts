@@ -6,22 +6,8 @@ import type { Command } from "commander";
 import type { Context } from "../app.ts";
 import { table, write } from "../format.ts";
 import { UsageError } from "../../src/errors.ts";
-
-const collect = (v: string, prev: string[]) => prev.concat([v]);
-
-/** `--label K=V` (repeatable) as docker's labels; `K` alone is an empty value. */
-function labelsOf(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const l of list) {
-    const eq = l.indexOf("=");
-    const k = eq < 0 ? l : l.slice(0, eq);
-    if (!k || /[\0\n]/.test(l)) {
-      throw new UsageError(`--label ${JSON.stringify(l)}: give KEY=VALUE`);
-    }
-    out[k] = eq < 0 ? "" : l.slice(eq + 1);
-  }
-  return out;
-}
+import { parseLabels } from "./docker_spec.ts";
+import { collect } from "./docker/shared.ts";
 
 export function registerVolume(program: Command, ctx: Context): void {
   const v = program.command("volume").description(
@@ -33,7 +19,7 @@ export function registerVolume(program: Command, ctx: Context): void {
     .action(async (name: string | undefined, o: { label: string[] }) => {
       const { ensureVolume } = await import("../../src/workloads/volumes.ts");
       const { randomHexId } = await import("../../src/base/hex.ts");
-      const labels = labelsOf(o.label);
+      const labels = parseLabels(o.label);
       const host = ctx.host();
       const n = name ?? randomHexId();
       await host.store.withLock(() => Promise.resolve(ensureVolume(host, n, labels)));

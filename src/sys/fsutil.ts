@@ -6,7 +6,7 @@
  * to be harmless once joined into a path).
  */
 import { RklError } from "../errors.ts";
-import { type FsEntry, type HostFs, realFs } from "./fs.ts";
+import { type FsEntry, type FsInfo, type HostFs, realFs } from "./fs.ts";
 
 /** mkdir -p, then the leaf gets exactly `mode` (mkdir's mode is cut by the umask). */
 export function privateDir(path: string, mode = 0o700, fs: HostFs = realFs): void {
@@ -96,6 +96,16 @@ export function pathExists(path: string, fs: HostFs = realFs): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** What `path` itself is (no link followed), or undefined when it is absent. */
+export function lstatOr(path: string, fs: HostFs = realFs): FsInfo | undefined {
+  try {
+    return fs.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
   }
 }
 

@@ -27,6 +27,7 @@ import {
   type Syscalls,
 } from "../sys/syscalls.ts";
 import { procStat } from "../sys/procstat.ts";
+import { lstatOr } from "../sys/fsutil.ts";
 import { type FsInfo, type HostFs, realFs } from "../sys/fs.ts";
 import type { ContainerRecord } from "./container.ts";
 
@@ -140,15 +141,6 @@ function resolveParent(
   return { root: rootFd, dir, name: parts[parts.length - 1] };
 }
 
-function lstatOr(fs: HostFs, path: string): FsInfo | undefined {
-  try {
-    return fs.lstat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
-}
-
 function closeAll(s: Side): void {
   for (const fd of s.opened.reverse()) {
     try {
@@ -213,10 +205,10 @@ export function copyFromContainer(
     }
     const topInfo = top.name === undefined
       ? fdFs.stat(fdPath(top.dir))
-      : lstatOr(fdFs, fdPath(top.dir, top.name));
+      : lstatOr(fdPath(top.dir, top.name), fdFs);
     if (!topInfo) explain(new SysError("openat2", ENOENT, where), where, rec.name);
     let dest = options.dest;
-    const d = lstatOr(fs, dest);
+    const d = lstatOr(dest, fs);
     if (d && fs.stat(dest).isDirectory) dest = `${dest}/${parts[parts.length - 1] ?? "."}`;
     else if (!d && !options.dest.endsWith("/")) { /* made as dest */ }
     else if (!d) {
@@ -245,7 +237,7 @@ export function copyFromContainer(
         for (
           const e of fdFs.readDir(fdPath(sub)).sort((a, b) => a.name < b.name ? -1 : 1)
         ) {
-          const ci = lstatOr(fdFs, fdPath(sub, e.name));
+          const ci = lstatOr(fdPath(sub, e.name), fdFs);
           if (ci) one(sub, e.name, ci, `${to}/${e.name}`);
         }
         return;
@@ -283,7 +275,7 @@ export function copyToContainer(
 ): CopyResult {
   const s: Side = { sys, rec, opened: [] };
   const r: CopyResult = { files: 0, bytes: 0, skipped: [] };
-  const srcInfo = lstatOr(fs, options.src);
+  const srcInfo = lstatOr(options.src, fs);
   if (!srcInfo) throw new UsageError(`Cannot copy: ${JSON.stringify(options.src)} does not exist`);
   const parts = containerPath(options.path);
   const where = `/${parts.join("/")}`;
@@ -319,7 +311,7 @@ export function copyToContainer(
     }
     const one = (from: string, info: FsInfo, dir: number, name: string) => {
       const to = fdPath(dir, name);
-      const there = lstatOr(fdFs, to);
+      const there = lstatOr(to, fdFs);
       if (info.isDirectory) {
         if (there && !there.isDirectory) fdFs.remove(to);
         if (!there || !there.isDirectory) {
@@ -327,7 +319,7 @@ export function copyToContainer(
         }
         const sub = openIn(s, dir, name, O_PATH | O_DIRECTORY, STEP, name);
         for (const e of fs.readDir(from)) {
-          const ci = lstatOr(fs, `${from}/${e.name}`);
+          const ci = lstatOr(`${from}/${e.name}`, fs);
           if (ci) one(`${from}/${e.name}`, ci, sub, e.name);
         }
         return;

@@ -10,8 +10,7 @@
  * container is being made with.
  */
 import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
-import { assertBelow, privateDir, readDirOr, removeBelow } from "../sys/fsutil.ts";
-import type { FsInfo } from "../sys/fs.ts";
+import { assertBelow, lstatOr, privateDir, readDirOr, removeBelow } from "../sys/fsutil.ts";
 import { VOLUME_NAME, volumeNameError } from "../base/names.ts";
 import type { Host } from "./host.ts";
 import type { StoredRecord } from "../store/store.ts";
@@ -65,7 +64,7 @@ export function ensureVolume(
   const root = `${host.paths.root}/volumes`;
   const dir = `${root}/${name}`;
   assertBelow(root, dir, `volume ${name}`, host.fs);
-  const have = lstatOr(host, dir);
+  const have = lstatOr(dir, host.fs);
   if (have) {
     // A symlink put there is not followed: the volume would be wherever it points.
     if (!have.isDirectory) {
@@ -73,7 +72,7 @@ export function ensureVolume(
         `Cannot use volume ${JSON.stringify(name)}: ${dir} is not a directory`,
       );
     }
-    const data = lstatOr(host, `${dir}/_data`);
+    const data = lstatOr(`${dir}/_data`, host.fs);
     if (data && !data.isDirectory) {
       throw new ConflictError(
         `Cannot use volume ${JSON.stringify(name)}: ${dir}/_data is not a directory`,
@@ -96,14 +95,6 @@ export function ensureVolume(
     { mode: 0o600 },
   );
   return true;
-}
-
-function lstatOr(host: Host, path: string): FsInfo | undefined {
-  try {
-    return host.fs.lstat(path);
-  } catch {
-    return undefined;
-  }
 }
 
 /** A volume's metadata as stored (hostile until checked): what is not a string is dropped. */
@@ -156,7 +147,7 @@ export function listVolumes(host: Host): VolumeView[] {
   const used = users(host);
   return readDirOr(dir, host.fs).filter((e) => e.isDirectory).map((e) => ({
     name: e.name,
-    kind: lstatOr(host, `${dir}/${e.name}/${META}`)?.isFile
+    kind: lstatOr(`${dir}/${e.name}/${META}`, host.fs)?.isFile
       ? "volume" as const
       : e.name.startsWith("pvc-") && (!e.name.includes("_") || used.has(e.name))
       ? "claim" as const
@@ -194,7 +185,7 @@ export function inspectVolume(host: Host, name: string): VolumeInspect {
     CreatedAt: created ?? "",
     Driver: "local",
     Labels: meta?.labels ?? {},
-    Mountpoint: lstatOr(host, data)?.isDirectory ? data : v.path,
+    Mountpoint: lstatOr(data, host.fs)?.isDirectory ? data : v.path,
     Name: v.name,
     Options: {},
     Scope: "local",
@@ -237,7 +228,7 @@ export function pruneVolumes(host: Host): string[] {
 export function removeVolume(host: Host, name: string): void {
   // A claim's name is a DNS-1123 label or a podman volume name (`mariadb_data`, as
   // `podman kube generate` writes it): both fit this pattern.
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) {
+  if (!VOLUME_DIR_NAME.test(name)) {
     throw new UsageError(`${JSON.stringify(name)} is not a volume name`);
   }
   const v = listVolumes(host).find((x) => x.name === name);

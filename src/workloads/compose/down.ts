@@ -92,8 +92,8 @@ export async function composeDown(
     // Those with a `name:` of their own that up made; another's use (a container's `run -v`)
     // keeps one, as docker's down -v refuses a volume in use.
     const inUse = new Set(
-      listVolumes(host).filter((x) => x.users.some((u) => u !== `compose project ${name}`))
-        .map((x) => x.name),
+      (rec.namedVolumes?.length ? listVolumes(host) : [])
+        .filter((x) => x.users.some((u) => u !== `compose project ${name}`)).map((x) => x.name),
     );
     for (const v of rec.namedVolumes ?? []) {
       if (typeof v !== "string" || volumeNameError(v) !== undefined) {

@@ -146,7 +146,6 @@ export function writeProjectFiles(
   rec: ComposeRecord,
   contents: Map<string, Uint8Array>,
 ): void {
-  checkExternalVolumes(host, project);
   const named = project.volumes.filter((v) => !v.external && !v.device && !v.tmpfs).map((v) => {
     const vdir = projectVolumeDir(host, project.name, v);
     assertBelow(`${host.paths.root}/volumes`, vdir, `volume ${v.name}`, host.fs);

@@ -41,7 +41,13 @@ import {
 } from "./names.ts";
 import { ensureNetworks, networkToJoin } from "./networks.ts";
 import { replicaSpec } from "./replica.ts";
-import { composeUp, configContents, projectRecord, writeProjectFiles } from "./up.ts";
+import {
+  checkExternalVolumes,
+  composeUp,
+  configContents,
+  projectRecord,
+  writeProjectFiles,
+} from "./up.ts";
 
 export const LABEL_ONEOFF = "com.docker.compose.oneoff";
 export const LABEL_ONEOFF_PROJECT = "org.rkl.compose.oneoff-project";
@@ -117,6 +123,7 @@ export async function composeRunCreate(
   }
   // The networks, volumes, configs and secrets `up` makes, without any service.
   const contents = configContents(project);
+  checkExternalVolumes(host, project);
   const rec = projectRecord(host, project);
   host.store.put("compose", rec);
   await ensureNetworks(host, project, rec);
