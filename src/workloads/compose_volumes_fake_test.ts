@@ -37,7 +37,7 @@ Deno.test("compose: an external volume must exist; up never makes it, down -v ne
   const before = host.snapshot();
   await assert.rejects(
     composeUp(host, project(FILE), { warn: () => {} }),
-    /compose\.yaml: volumes\.shared: external volume "shared" not found/,
+    /compose\.yaml:11:5: volumes\.shared: external volume "shared" not found/,
   );
   // Nothing made: no record, no volume, no network, no file.
   assert.equal(host.store.get("compose", "app"), undefined);

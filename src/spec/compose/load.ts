@@ -107,6 +107,8 @@ export function loadCompose(
       name: n,
       external: o?.external ?? false,
       ...(own !== undefined ? { volumeName: own } : {}),
+      // Where it is declared: an external one found missing at up is reported there.
+      ...(o?.external ? { loc: L.at(["volumes", n]) } : {}),
       ...volumeDriver(L, n, o),
     };
   });

@@ -133,6 +133,8 @@ export interface ComposeProject {
      * and `down -v` never removes it.
      */
     volumeName?: string;
+    /** Where the volume is declared (external ones, for the error when it is missing). */
+    loc?: SourceLocation;
     device?: string;
     tmpfs?: { options: string[]; readOnly: boolean };
   }[];

@@ -129,10 +129,9 @@ export function checkExternalVolumes(host: Host, project: ComposeProject): void 
       ok = host.fs.lstat(dir).isDirectory && host.fs.lstat(`${dir}/_data`).isDirectory;
     } catch { /* missing */ }
     if (!ok) {
-      throw new NotFoundError(
-        `${project.files[0] ?? "compose"}: volumes.${v.name}: external volume ${
-          JSON.stringify(v.volumeName)
-        } not found`,
+      throw new SpecError(
+        { ...(v.loc ?? { file: project.files[0] ?? "compose" }), path: `volumes.${v.name}` },
+        `external volume ${JSON.stringify(v.volumeName)} not found`,
         { hint: `make it first: rkl volume create ${v.volumeName}` },
       );
     }
